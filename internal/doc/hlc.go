@@ -13,8 +13,10 @@ type Timestamp uint64
 
 const logicalBits = 16
 
-// MakeTimestamp builds a Timestamp from its parts.
+// MakeTimestamp builds a Timestamp from its parts. A wall time before the
+// Unix epoch (a badly set clock) counts as the epoch.
 func MakeTimestamp(wallMillis int64, logical uint16) Timestamp {
+	wallMillis = max(wallMillis, 0)
 	return Timestamp(uint64(wallMillis)<<logicalBits | uint64(logical))
 }
 

@@ -200,6 +200,15 @@ func (d *decoder) uvarint() uint64 {
 		d.fail("varint")
 		return 0
 	}
+	if n > 1 && d.b[n-1] == 0 {
+		// An overlong varint decodes to the same number; refusing it keeps
+		// every version to exactly one encoding.
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: non-minimal varint", ErrBadVersion)
+		}
+		d.b = nil
+		return 0
+	}
 	d.b = d.b[n:]
 	return x
 }
