@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command: house-rule checks, then every test with -race.
+#
+#   bash scripts/test.sh            the default run (what CI runs)
+#   CAIRN_LONG=1 bash scripts/test.sh   also the long soak and scale variants
+#
+# Everything it needs is installed by scripts/tools.sh into .tools/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/tools.sh
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go'; git ls-files --others --exclude-standard '*.go'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+step "go vet"
+go vet ./...
+
+step "staticcheck"
+staticcheck ./...
+
+step "build"
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+go build -race -o "$bin/cairn" ./cmd/cairn
+export CAIRN_BIN="$bin/cairn" # the end-to-end tests run the real binary
+
+step "tests (-race)"
+go test -race -count=1 -timeout 20m ./...
+
+step "tests with the cairndebug tag"
+go test -race -count=1 -tags cairndebug ./internal/streambuf/...
+
+echo; echo "all checks passed"
