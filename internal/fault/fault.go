@@ -1,32 +1,3 @@
-// Package fault is cairn's error model: every error that leaves a package
-// carries a Class (what kind of failure it is) and a Context (where it
-// happened: operation, tenant, key, backend, request id).
-//
-// # Classes
-//
-// The class decides what the rest of the system does with an error: the HTTP
-// status the server answers, whether the retry policy tries again, whether a
-// circuit breaker counts it, whether the reconciler skips a key or stops. All
-// of those decisions read the class with [ClassOf] or [errors.Is] against the
-// class sentinels ([ErrTransient], [ErrNotFound], ...), never by matching
-// error strings. The one table that maps a class to its HTTP status and its
-// action is [Class.Policy].
-//
-// # Context
-//
-// [E] wraps an error with a class and context fields. Wrapping again (with
-// fmt.Errorf("...: %w", err) or another [E]) keeps everything: [ContextOf]
-// walks the chain and merges the fields, the innermost non-empty value of each
-// field winning, because the innermost frame is closest to where the failure
-// happened. A class set by an outer [E] overrides an inner one, so a layer
-// that knows better (the server deciding a missing tenant is NotFound) can
-// reclassify.
-//
-// # Sharp edges
-//
-// An error with no [Error] in its chain has class [Unknown]; [Classify]
-// recognises the common foreign errors (context deadlines, syscall and net
-// errors, JSON syntax errors) so callers at package boundaries can convert.
 package fault
 
 import (
