@@ -1,0 +1,73 @@
+// Package ingest turns NDJSON streams into batches of validated records
+// without copying them: a strict RFC 8259 validator, a zero-copy MarketData
+// decoder (seed 2.1) and a bounded, parallel streaming pipeline (seed 2.2).
+//
+// # Basics
+//
+//   - [Validate] checks one JSON value. The server reuses it for PUT bodies;
+//     errors are *[SyntaxError] with the byte offset.
+//   - [Decoder] decodes one MarketData record into views of its input.
+//   - [Process], [ProcessBytes] and [ProcessFile] stream records to a
+//     [Handler] in [Batch]es, one durable commit per batch.
+//
+// # Strictness
+//
+// Invalid UTF-8 (RFC 8259 §8.1), unescaped control characters, bad escapes,
+// leading zeros, '+' signs, bare '.', trailing data and nesting past the
+// depth limit are rejected. Escaped lone surrogates ("\uD800") are accepted
+// and decoded to U+FFFD, as encoding/json does: the RFC grammar allows them
+// and §8.2 leaves their meaning open, so refusing them would reject
+// documents every other JSON tool accepts; generic records keep their
+// original bytes anyway. MarketData keys match exactly (encoding/json
+// matches case-insensitively); for duplicate keys the last one wins and a
+// repeated metadata object merges, as with encoding/json. Numbers decode to
+// the float64 strconv.ParseFloat returns; volume must be a plain unsigned
+// integer (no sign, fraction or exponent) that fits uint64. Required fields:
+// symbol, price, volume, metadata.exchange, metadata.data_source; a null in
+// a required field is a type error, a null in extra_info or raw_feed is
+// recorded as [Null].
+//
+// # Pipeline
+//
+// A source goroutine fills pooled chunk buffers (or slices a mapped file)
+// with complete lines, carrying a partial line to the next chunk; Workers
+// goroutines decode batches in parallel; the caller's goroutine calls the
+// Handler and merges statistics. Exactly InFlight batches exist, and each is
+// always in one place (free list, source, work queue, worker, done queue,
+// Handler), so memory is InFlight chunks plus arenas whatever the input size,
+// and a slow Handler stalls the source instead of growing a queue.
+//
+// Framing is by line: each line holds one or more whitespace-separated JSON
+// values (NDJSON is one per line). A newline is always a safe point to resume
+// after a malformed value because a valid JSON string cannot hold a raw
+// newline; the price is that one value may not span lines (pretty-printed
+// JSON is rejected line by line). A line longer than MaxRecordSize is
+// rejected as oversize and skipped up to its newline. Malformed and oversize
+// records are counted, the first MaxRejects listed in [Stats] with line,
+// offset and reason, and processing continues.
+//
+// # View lifetimes (the sharp edge)
+//
+// Everything a Handler sees — Batch.Records, Record.Raw, Record.Key, the
+// views in Record.Market, Batch.RawFeed's result — points into the batch's
+// chunk buffer, arena or the mapped file, and is valid only until the
+// Handler returns: the batch is then reset and reused for later input.
+// Copy what must outlive the call (a store that commits synchronously within
+// the Handler needs no copy). Interned exchange and data_source values are
+// the exception: they are permanent. Tests run with -tags cairndebug turn a
+// retained view into a panic (see package streambuf).
+//
+// # Errors and concurrency
+//
+// A Handler error wrapping [ErrSkip] skips the batch; [Batch.Skip] skips
+// single records; [PerRecord] adapts a per-record function. Any other error
+// is fatal: Process stops, returns the statistics of the batches handled
+// before it and the error. Cancelling ctx stops the source, the workers and
+// the Handler calls promptly; Process returns only after every goroutine it
+// started has exited and every batch is back in the pool. One caveat: a
+// Read blocked in the io.Reader cannot be interrupted, so Process waits for
+// it to return (an HTTP request body does once its request is cancelled).
+//
+// Validate, Process, ProcessBytes and ProcessFile are safe for concurrent
+// use. A Decoder is not.
+package ingest

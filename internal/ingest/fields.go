@@ -1,0 +1,87 @@
+package ingest
+
+import "github.com/cairnstore/cairn/internal/streambuf"
+
+// str decodes a required string at b[i]: a view of the input when it has no
+// escapes, else its unescaped form in the arena.
+func (d *Decoder) str(b []byte, i int, f field, depth int) (streambuf.View, int, error) {
+	if b[i] != '"' {
+		return streambuf.View{}, i, d.typeErr(b, i, depth, fieldName[f], "string")
+	}
+	end, esc, c := scanString(b, i+1)
+	if c != ok {
+		return streambuf.View{}, end, syntaxErr(c, end, d.base)
+	}
+	s := b[i+1 : end-1]
+	if !esc {
+		return d.buf.View(s), end, nil
+	}
+	return d.buf.Commit(unescape(d.buf.Grow(len(s)), s)), end, nil
+}
+
+// optStr decodes an optional string: null or a string.
+func (d *Decoder) optStr(b []byte, i int, f field, depth int) (streambuf.View, Presence, int, error) {
+	if b[i] == 'n' {
+		end, c := scanLiteral(b, i)
+		if c != ok {
+			return streambuf.View{}, Absent, end, syntaxErr(c, end, d.base)
+		}
+		return streambuf.View{}, Null, end, nil
+	}
+	v, end, err := d.str(b, i, f, depth)
+	return v, Present, end, err
+}
+
+// internStr decodes a string and interns it, falling back to the view when
+// the interner is full.
+func (d *Decoder) internStr(b []byte, i int, f field) (streambuf.View, int, error) {
+	v, end, err := d.str(b, i, f, 2)
+	if err != nil {
+		return v, end, err
+	}
+	s := v.Bytes()
+	if len(s) == 0 {
+		return streambuf.View{}, end, nil
+	}
+	h := (len(s)*131 + int(s[0])*31 + int(s[len(s)-1])) & (len(d.recent) - 1)
+	if r := d.recent[h]; r == string(s) {
+		return streambuf.Permanent(r), end, nil
+	}
+	if r, ok := d.buf.Intern(s); ok {
+		d.recent[h] = r
+		return streambuf.Permanent(r), end, nil
+	}
+	return v, end, nil
+}
+
+func (d *Decoder) price(b []byte, i int, m *MarketData) (int, error) {
+	if c := b[i]; c != '-' && !isDigit(c) {
+		return i, d.typeErr(b, i, 1, fieldName[fPrice], "number")
+	}
+	end, c := scanNumber(b, i)
+	if c != ok {
+		return end, syntaxErr(c, end, d.base)
+	}
+	f, fits := parseFloat(b[i:end])
+	if !fits {
+		return end, &FieldError{Field: "price", Offset: d.base + int64(i), Msg: "out of float64 range"}
+	}
+	m.Price = f
+	return end, nil
+}
+
+func (d *Decoder) volume(b []byte, i int, m *MarketData) (int, error) {
+	if c := b[i]; c != '-' && !isDigit(c) {
+		return i, d.typeErr(b, i, 1, fieldName[fVolume], "number")
+	}
+	end, c := scanNumber(b, i)
+	if c != ok {
+		return end, syntaxErr(c, end, d.base)
+	}
+	v, ve := parseUint(b[i:end])
+	if ve != volOK {
+		return end, &FieldError{Field: "volume", Offset: d.base + int64(i), Msg: volumeMsg[ve]}
+	}
+	m.Volume = v
+	return end, nil
+}

@@ -1,0 +1,151 @@
+package ingest
+
+// DefaultMaxDepth is the nesting limit of Validate and of the stream decoders
+// when Options.MaxDepth is zero.
+const DefaultMaxDepth = 512
+
+// Validate reports whether b is exactly one valid JSON value (RFC 8259),
+// optionally surrounded by whitespace, nested at most DefaultMaxDepth deep.
+// It returns nil or a *SyntaxError whose Offset is relative to b. It never
+// allocates on valid input and is safe for concurrent use.
+//
+// Strictness: invalid UTF-8 (including encoded surrogates and overlongs),
+// unescaped control characters, bad escapes, leading zeros and trailing data
+// are all rejected. Escaped lone surrogates ("\uD800") are accepted, as the
+// RFC 8259 grammar allows; decoders replace them with U+FFFD (see package doc).
+func Validate(b []byte) error { return ValidateDepth(b, DefaultMaxDepth) }
+
+// ValidateDepth is Validate with a nesting limit (values < 1 mean 1).
+func ValidateDepth(b []byte, maxDepth int) error {
+	end, c := skipValue(b, skipWS(b, 0), maxDepth)
+	if c != ok {
+		return syntaxErr(c, end, 0)
+	}
+	if end = skipWS(b, end); end != len(b) {
+		return syntaxErr(errTrailing, end, 0)
+	}
+	return nil
+}
+
+// depthStack records, per open container, whether it is an array. It is a
+// bitset so typical depths need no allocation.
+type depthStack struct {
+	small [8]uint64 // depth up to 512
+	big   []uint64
+}
+
+func (s *depthStack) bits(maxDepth int) []uint64 {
+	if maxDepth <= 64*len(s.small) {
+		return s.small[:]
+	}
+	s.big = make([]uint64, (maxDepth+63)/64)
+	return s.big
+}
+
+// skipValue validates the value starting at b[i] (no leading whitespace) and
+// returns the index after it. It is iterative: depth is bounded by maxDepth,
+// not by the goroutine stack.
+//
+// It is one long function on purpose: a state machine split into helpers
+// would pass the stack and index back and forth on the hottest path.
+func skipValue(b []byte, i int, maxDepth int) (int, code) {
+	var st depthStack
+	stack := st.bits(max(maxDepth, 1))
+	depth := 0
+	var c code
+value:
+	if i >= len(b) {
+		return i, errEOF
+	}
+	switch ch := b[i]; ch {
+	case '{':
+		if depth >= maxDepth {
+			return i, errDepth
+		}
+		stack[depth>>6] &^= 1 << (depth & 63)
+		depth++
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == '}' {
+			i++
+			depth--
+			goto next
+		}
+		goto key
+	case '[':
+		if depth >= maxDepth {
+			return i, errDepth
+		}
+		stack[depth>>6] |= 1 << (depth & 63)
+		depth++
+		i = skipWS(b, i+1)
+		if i < len(b) && b[i] == ']' {
+			i++
+			depth--
+			goto next
+		}
+		goto value
+	case '"':
+		if i, _, c = scanString(b, i+1); c != ok {
+			return i, c
+		}
+	case 't', 'f', 'n':
+		if i, c = scanLiteral(b, i); c != ok {
+			return i, c
+		}
+	default:
+		if ch != '-' && !isDigit(ch) {
+			return i, errUnexpected
+		}
+		if i, c = scanNumber(b, i); c != ok {
+			return i, c
+		}
+	}
+next:
+	if depth == 0 {
+		return i, ok
+	}
+	i = skipWS(b, i)
+	if i >= len(b) {
+		return i, errEOF
+	}
+	if stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0 { // in an array
+		switch b[i] {
+		case ',':
+			i = skipWS(b, i+1)
+			goto value
+		case ']':
+			i++
+			depth--
+			goto next
+		}
+		return i, errExpectCommaArr
+	}
+	switch b[i] {
+	case ',':
+		i = skipWS(b, i+1)
+		goto key
+	case '}':
+		i++
+		depth--
+		goto next
+	}
+	return i, errExpectCommaObj
+key:
+	if i >= len(b) {
+		return i, errEOF
+	}
+	if b[i] != '"' {
+		return i, errExpectKey
+	}
+	if i, _, c = scanString(b, i+1); c != ok {
+		return i, c
+	}
+	if i = skipWS(b, i); i >= len(b) {
+		return i, errEOF
+	}
+	if b[i] != ':' {
+		return i, errExpectColon
+	}
+	i = skipWS(b, i+1)
+	goto value
+}
