@@ -1,0 +1,54 @@
+//go:build unix
+
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// dirLock is an exclusive flock(2) on dir/LOCK, held for the life of a Store.
+// flock locks belong to the open file description, so a second Open in the
+// same process conflicts exactly like a second process does, and the kernel
+// drops the lock when the process dies (kill -9 included): no stale lock
+// files to clean up.
+type dirLock struct{ f *os.File }
+
+func lockDir(dir string) (*dirLock, error) {
+	name := filepath.Join(dir, "LOCK")
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fault.E(fault.Config, fault.Context{Op: "store.open"},
+			fmt.Errorf("data directory %s: open lock file: %w", dir, err))
+	}
+	err = flockRetryEINTR(f)
+	if errors.Is(err, syscall.EWOULDBLOCK) {
+		f.Close()
+		return nil, fault.New(fault.Config, fault.Context{Op: "store.open"},
+			fmt.Sprintf("data directory %s is in use by another process", dir))
+	}
+	if err != nil {
+		f.Close()
+		return nil, fault.E(fault.Config, fault.Context{Op: "store.open"},
+			fmt.Errorf("data directory %s: lock: %w", dir, err))
+	}
+	return &dirLock{f: f}, nil
+}
+
+func flockRetryEINTR(f *os.File) error {
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err != syscall.EINTR {
+			return err
+		}
+	}
+}
+
+// release unlocks by closing the descriptor; the file stays (removing it
+// would race with a process that just opened it).
+func (l *dirLock) release() error { return l.f.Close() }

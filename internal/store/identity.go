@@ -1,0 +1,116 @@
+package store
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Identity is who this node is. The incarnation keys the node's entries in
+// version vectors; it is random, non-zero, created on the first open of a
+// data directory and kept in it (identity.json), so a node that lost its
+// disk comes back as a new incarnation and never reuses old counters.
+type Identity struct {
+	NodeID      string `json:"node_id"`
+	Incarnation uint64 `json:"incarnation,string"` // a string: JSON readers lose precision above 2^53
+}
+
+const identityFile = "identity.json"
+
+// loadIdentity reads dir/identity.json, or creates it with a new random
+// incarnation when the directory holds no data yet. nodeID, when set, must
+// match a stored one: opening node A's directory as node B is an operator
+// mistake that would mix two nodes' histories.
+func loadIdentity(dir, nodeID string, hasData bool) (Identity, error) {
+	ctx := fault.Context{Op: "store.open"}
+	name := filepath.Join(dir, identityFile)
+	raw, err := os.ReadFile(name)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && hasData:
+		return Identity{}, fault.New(fault.Config, ctx, fmt.Sprintf(
+			"data directory %s holds data but no %s; restore it or start from an empty directory", dir, identityFile))
+	case errors.Is(err, fs.ErrNotExist):
+		return createIdentity(dir, nodeID)
+	case err != nil:
+		return Identity{}, fault.E(fault.Config, ctx, fmt.Errorf("read %s: %w", name, err))
+	}
+	var id Identity
+	if err := json.Unmarshal(raw, &id); err != nil || id.Incarnation == 0 {
+		return Identity{}, fault.New(fault.Corruption, ctx, fmt.Sprintf("%s is malformed: %v", name, err))
+	}
+	if nodeID != "" && nodeID != id.NodeID {
+		return Identity{}, fault.New(fault.Config, ctx, fmt.Sprintf(
+			"data directory %s belongs to node %q, not %q", dir, id.NodeID, nodeID))
+	}
+	return id, nil
+}
+
+func createIdentity(dir, nodeID string) (Identity, error) {
+	id := Identity{NodeID: nodeID, Incarnation: newIncarnation()}
+	if id.NodeID == "" {
+		id.NodeID = fmt.Sprintf("node-%016x", id.Incarnation)
+	}
+	raw, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return Identity{}, err
+	}
+	if err := writeFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
+		return Identity{}, fault.E(fault.Config, fault.Context{Op: "store.open"}, err)
+	}
+	return id, nil
+}
+
+func newIncarnation() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:]) // never fails (crypto/rand panics instead)
+		if x := binary.LittleEndian.Uint64(b[:]); x != 0 {
+			return x
+		}
+	}
+}
+
+// writeFileSync writes name atomically and durably: a temporary file,
+// fsynced, renamed over name, and the directory fsynced so the rename itself
+// survives a crash.
+func writeFileSync(name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func mkdirAll(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fault.E(fault.Config, fault.Context{Op: "store.open"}, fmt.Errorf("data directory %s: %w", dir, err))
+	}
+	return nil
+}

@@ -1,0 +1,307 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Durability says when a write is acknowledged.
+type Durability int
+
+const (
+	// Sync, the default, acknowledges a write only after the write-ahead log
+	// holding it was fsynced. Concurrent writers share one fsync.
+	Sync Durability = iota
+	// Buffered acknowledges a write once it is in Pebble's write-ahead-log
+	// buffer, without waiting for an fsync. Pebble's log writer hands the
+	// buffer to the OS in the background, moments later: a crash of the
+	// machine, and also of the process in that short window, can lose
+	// acknowledged writes. Choose it only by name, for data that can be
+	// rebuilt.
+	Buffered
+)
+
+func (d Durability) String() string {
+	if d == Buffered {
+		return "buffered"
+	}
+	return "sync"
+}
+
+// Limits.
+const (
+	// MaxBody is the largest body the store accepts. Callers enforce their
+	// own, smaller limit (the server's default is 1 MiB); this one only stops
+	// a bug from writing a huge value into the log.
+	MaxBody = 16 << 20
+	// DefaultMaxBatch is the default for Options.MaxBatch.
+	DefaultMaxBatch = 512
+	// maxBatchBytes stops a group from growing past this many body bytes, so
+	// a burst of large bodies does not build one enormous batch.
+	maxBatchBytes = 32 << 20
+)
+
+// Options configure Open. The zero value is a durable store with a random
+// node id.
+type Options struct {
+	// NodeID names the node. It is stored with the identity on first open;
+	// a later open with a different non-empty NodeID fails. Empty means the
+	// stored one, or "node-<incarnation>" for a new directory.
+	NodeID string
+	// Durability is Sync unless Buffered is named.
+	Durability Durability
+	// Wall is the hybrid logical clock's physical clock; nil is time.Now.
+	Wall func() time.Time
+	// FS is the file system Pebble uses, the fault-injection seam (wrap
+	// vfs.Default with vfs/errorfs). nil is vfs.Default. The LOCK and
+	// identity files always use the real file system: flock needs a real
+	// descriptor.
+	FS vfs.FS
+	// OnCommit, if set, is called by the committer goroutine after each
+	// successful group commit with the number of writes in it and how long
+	// the commit (including the fsync) took. It must be quick and must not
+	// call the Store's write methods, which wait for the committer.
+	OnCommit func(batchSize int, dur time.Duration)
+	// MaxBatch caps how many writes share one commit; 0 is DefaultMaxBatch.
+	MaxBatch int
+}
+
+// Errors that callers may test for with errors.Is. Both reach callers
+// wrapped in a *fault.Error with the operation, tenant and key.
+var (
+	// ErrClosed: the store was closed. Class fault.Transient: it happens
+	// during shutdown, and the request may succeed against the restarted
+	// node.
+	ErrClosed = errors.New("store: closed")
+	// ErrFailed: an earlier write to the log failed. The store then refuses
+	// every read and write, because Pebble may already show the failed
+	// batch to readers although it was never acknowledged, and because a
+	// failed fsync cannot be retried safely (the kernel may have dropped the
+	// dirty pages). Close and reopen the store to recover: recovery replays
+	// exactly what reached the log. The class is that of the original
+	// error (Exhausted for ENOSPC, for example).
+	ErrFailed = errors.New("store: failed after a write error; close and reopen it to recover")
+)
+
+// Store is the durable local document store. It is safe for concurrent use.
+type Store struct {
+	dir   string
+	db    *pebble.DB
+	lock  *dirLock
+	id    Identity
+	clock *doc.Clock
+	wopts *pebble.WriteOptions
+
+	onCommit func(int, time.Duration)
+	maxBatch int
+
+	reqs chan *request // to the committer; closed by Close once no sender is left
+	done chan struct{} // closed by the committer goroutine when it returns
+
+	// Owned by the committer goroutine after Open returns.
+	seq     uint64        // highest Seq committed
+	hlcMark doc.Timestamp // highest HLC committed (handed out or observed)
+	group   []*request    // reused between groups
+
+	mu     sync.Mutex // guards closed, active and failed; idle waits on it
+	closed bool       // Close has begun: no new operations
+	active int        // operations in progress (readers and writers)
+	failed error      // non-nil after a write to the log failed; sticky
+	idle   sync.Cond  // signalled when active drops to 0 after closed
+}
+
+// Open opens (creating if needed) the store in dir:
+//
+//	dir/LOCK           flock'ed while open; a second Open fails fast
+//	dir/identity.json  node id and incarnation
+//	dir/pebble/        the Pebble database
+//
+// Errors are of class fault.Config (directory in use, unreadable, wrong
+// node), fault.Corruption (damaged identity or database) or the class of the
+// underlying I/O error.
+func Open(dir string, opts Options) (*Store, error) {
+	const op = "store.open"
+	if err := mkdirAll(dir); err != nil {
+		return nil, err
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := open(dir, lock, opts)
+	if err != nil {
+		lock.release()
+		return nil, fault.E(fault.Unknown, fault.Context{Op: op}, err)
+	}
+	go s.run()
+	return s, nil
+}
+
+func open(dir string, lock *dirLock, opts Options) (*Store, error) {
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	pdir := filepath.Join(dir, "pebble")
+	existing, _ := fs.List(pdir) // an error means absent or unreadable; pebble.Open reports the latter
+	id, err := loadIdentity(dir, opts.NodeID, len(existing) > 0)
+	if err != nil {
+		return nil, err
+	}
+	db, err := pebble.Open(pdir, &pebble.Options{FS: fs, Logger: quietLogger{}})
+	if err != nil {
+		return nil, fault.E(classify(err), fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
+	}
+	s := &Store{
+		dir: dir, db: db, lock: lock, id: id,
+		clock:    doc.NewClock(opts.Wall),
+		wopts:    pebble.Sync,
+		onCommit: opts.OnCommit,
+		maxBatch: opts.MaxBatch,
+		done:     make(chan struct{}),
+	}
+	if opts.Durability == Buffered {
+		s.wopts = pebble.NoSync
+	}
+	if s.maxBatch <= 0 {
+		s.maxBatch = DefaultMaxBatch
+	}
+	s.reqs = make(chan *request, s.maxBatch)
+	s.idle.L = &s.mu
+	if err := s.loadMarks(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// loadMarks restores the Seq and HLC high-water marks. Observing the HLC
+// mark keeps the clock monotonic across a restart even if the wall clock
+// stepped back while the node was down.
+func (s *Store) loadMarks() error {
+	for _, m := range []struct {
+		key []byte
+		dst *uint64
+	}{{metaSeq, &s.seq}, {metaHLC, (*uint64)(&s.hlcMark)}} {
+		val, closer, err := s.db.Get(m.key)
+		if errors.Is(err, pebble.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fault.E(classify(err), fault.Context{}, err)
+		}
+		*m.dst, err = decodeUint64(val)
+		closer.Close()
+		if err != nil {
+			return fault.E(fault.Corruption, fault.Context{}, err)
+		}
+	}
+	s.clock.Observe(s.hlcMark)
+	return nil
+}
+
+// Identity returns the node's identity.
+func (s *Store) Identity() Identity { return s.id }
+
+// Close stops accepting operations, waits for those in progress (queued
+// writes are committed and answered; running List and Changes loops finish),
+// stops the committer, closes Pebble and releases the directory lock. Do not
+// call it from inside a List or Changes loop: it would wait for itself.
+// A second Close returns an error wrapping ErrClosed.
+func (s *Store) Close() error {
+	const op = "store.close"
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return fault.E(fault.Transient, fault.Context{Op: op}, ErrClosed)
+	}
+	s.closed = true
+	for s.active > 0 {
+		s.idle.Wait()
+	}
+	failed := s.failed
+	s.mu.Unlock()
+	close(s.reqs) // no sender is left: every one holds active while sending
+	<-s.done
+	err := s.db.Close()
+	if failed != nil && err != nil {
+		// Pebble reports the same log error again; the caller has seen it.
+		err = nil
+	}
+	err = errors.Join(err, s.lock.release())
+	if err != nil {
+		return fault.E(classify(err), fault.Context{Op: op}, err)
+	}
+	return nil
+}
+
+// acquire registers an operation, or says why none may start.
+func (s *Store) acquire() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return ErrClosed
+	case s.failed != nil:
+		return s.failed
+	}
+	s.active++
+	return nil
+}
+
+func (s *Store) release() {
+	s.mu.Lock()
+	s.active--
+	if s.active == 0 && s.closed {
+		s.idle.Broadcast()
+	}
+	s.mu.Unlock()
+}
+
+// fail records that a write to the log failed; see ErrFailed.
+func (s *Store) fail(cause error) {
+	s.mu.Lock()
+	if s.failed == nil {
+		s.failed = fmt.Errorf("%w (first error: %w)", ErrFailed, cause)
+	}
+	s.mu.Unlock()
+}
+
+// classify maps Pebble's and the store's own errors to a class; anything
+// else keeps the class fault.ClassOf finds (errno values, contexts).
+// It lives here rather than in package fault so that fault's many importers
+// do not link Pebble.
+func classify(err error) fault.Class {
+	switch {
+	case errors.Is(err, ErrClosed), errors.Is(err, pebble.ErrClosed):
+		return fault.Transient
+	case errors.Is(err, errBadValue), pebble.IsCorruptionError(err):
+		return fault.Corruption
+	}
+	return fault.ClassOf(err)
+}
+
+// wrap adds the operation context and class to err (nil stays nil).
+func wrap(op, tenant, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fault.E(classify(err), fault.Context{Op: op, Tenant: tenant, Key: key}, err)
+}
+
+// quietLogger drops Pebble's informational chatter and keeps its errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)           {}
+func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
+func (quietLogger) Fatalf(format string, a ...any) { log.Fatalf("pebble: "+format, a...) }

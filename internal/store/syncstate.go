@@ -1,0 +1,152 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"iter"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// SyncState is what the reconciler last agreed with a backend about one
+// key: the base version of a three-way comparison, and the backend's ETag
+// for the object holding it.
+type SyncState struct {
+	Base       doc.Version
+	RemoteETag string
+}
+
+// SyncRecord is a SyncState with its key, as ListSyncState yields it.
+type SyncRecord struct {
+	Key string
+	SyncState
+}
+
+// SyncState returns the sync state of (tenant, key) with backend; false if
+// there is none.
+func (s *Store) SyncState(backend, tenant, key string) (SyncState, bool, error) {
+	const op = "store.sync_state"
+	if err := validateSync(op, backend, tenant, key); err != nil {
+		return SyncState{}, false, err
+	}
+	val, ok, err := s.getRaw(syncKey(backend, tenant, key))
+	if err != nil || !ok {
+		return SyncState{}, false, wrapSync(op, backend, tenant, key, err)
+	}
+	st, err := decodeSyncValue(val)
+	return st, err == nil, wrapSync(op, backend, tenant, key, err)
+}
+
+// PutSyncState records the sync state of (tenant, key) with backend. It is
+// written outside the document write path: to change it atomically with a
+// document, use Apply's sync argument.
+func (s *Store) PutSyncState(backend, tenant, key string, st SyncState) error {
+	const op = "store.put_sync_state"
+	if err := validateSync(op, backend, tenant, key); err != nil {
+		return err
+	}
+	return s.writeDirect(op, tenant, key, func(b *pebble.Batch) error {
+		return b.Set(syncKey(backend, tenant, key), appendSyncValue(nil, &st), nil)
+	})
+}
+
+// DeleteSyncState forgets the sync state of (tenant, key) with backend
+// (after a tombstone was collected everywhere). Absent is not an error.
+func (s *Store) DeleteSyncState(backend, tenant, key string) error {
+	const op = "store.delete_sync_state"
+	if err := validateSync(op, backend, tenant, key); err != nil {
+		return err
+	}
+	return s.writeDirect(op, tenant, key, func(b *pebble.Batch) error {
+		return b.Delete(syncKey(backend, tenant, key), nil)
+	})
+}
+
+// ListSyncState streams a tenant's sync states with backend, sorted by key,
+// over one consistent snapshot, starting after the key after ("" for the
+// start).
+func (s *Store) ListSyncState(ctx context.Context, backend, tenant, after string) iter.Seq2[SyncRecord, error] {
+	const op = "store.list_sync_state"
+	return func(yield func(SyncRecord, error) bool) {
+		if err := validateSync(op, backend, tenant, ""); err != nil {
+			yield(SyncRecord{}, err)
+			return
+		}
+		prefix := syncKey(backend, tenant, "")
+		lower, upper := prefix, prefixEnd(prefix)
+		if after != "" {
+			lower = syncKey(backend, tenant, after+"\x00")
+		}
+		stream(s, ctx, op, tenant, lower, upper, yield, func(k, v []byte) (SyncRecord, bool, error) {
+			st, err := decodeSyncValue(v)
+			return SyncRecord{Key: string(k[len(prefix):]), SyncState: st}, true, err
+		})
+	}
+}
+
+// Checkpoint returns the reconciler's checkpoint for (backend, tenant), an
+// opaque value; false if there is none.
+func (s *Store) Checkpoint(backend, tenant string) ([]byte, bool, error) {
+	const op = "store.checkpoint"
+	if err := validateSync(op, backend, tenant, ""); err != nil {
+		return nil, false, err
+	}
+	val, ok, err := s.getRaw(checkpointKey(backend, tenant))
+	return val, ok, wrapSync(op, backend, tenant, "", err)
+}
+
+// PutCheckpoint durably replaces the checkpoint for (backend, tenant).
+func (s *Store) PutCheckpoint(backend, tenant string, data []byte) error {
+	const op = "store.put_checkpoint"
+	if err := validateSync(op, backend, tenant, ""); err != nil {
+		return err
+	}
+	return s.writeDirect(op, tenant, "", func(b *pebble.Batch) error {
+		return b.Set(checkpointKey(backend, tenant), data, nil)
+	})
+}
+
+// getRaw returns a copy of the value at k.
+func (s *Store) getRaw(k []byte) ([]byte, bool, error) {
+	if err := s.acquire(); err != nil {
+		return nil, false, err
+	}
+	defer s.release()
+	val, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer closer.Close()
+	return bytes.Clone(val), true, nil
+}
+
+// validateSync checks the names of a sync-state or checkpoint operation;
+// key is checked only when non-empty.
+func validateSync(op, backend, tenant, key string) error {
+	if err := validateBackend(backend); err != nil {
+		return fault.E(fault.Invalid, fault.Context{Op: op, Tenant: tenant, Key: key}, err)
+	}
+	if err := doc.ValidateTenant(tenant); err != nil {
+		return fault.E(fault.Invalid, fault.Context{Op: op, Backend: backend}, err)
+	}
+	if key != "" {
+		if err := doc.ValidateKey(key); err != nil {
+			return fault.E(fault.Invalid, fault.Context{Op: op, Backend: backend, Tenant: tenant}, err)
+		}
+	}
+	return nil
+}
+
+func wrapSync(op, backend, tenant, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fault.E(classify(err), fault.Context{Op: op, Backend: backend, Tenant: tenant, Key: key}, err)
+}

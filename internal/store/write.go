@@ -1,0 +1,122 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Record is one stored version of a document, or a tombstone
+// (Version.Tombstone, Body nil).
+type Record struct {
+	Tenant, Key string
+	// Seq is the node-local commit sequence of this version: strictly
+	// increasing over all writes of the node, across restarts. Two versions
+	// of a key are ordered by it.
+	Seq     uint64
+	Version doc.Version
+	ETag    string // Version.ETag(), quotes included
+	// Body belongs to the caller: the store never modifies it after
+	// returning it, and does not keep a reference.
+	Body []byte
+}
+
+// Put writes body as the new version of (tenant, key) if pre holds against
+// the current version. The new version is derived from the current one
+// (doc.Derive) by this node's incarnation at the clock's current time. The
+// check and the write are atomic with respect to every other write.
+//
+// Outcomes:
+//   - the new Record, durable according to Options.Durability;
+//   - fault.Invalid: bad tenant, key, or a body over MaxBody; nothing written;
+//   - fault.PreconditionFailed: pre did not hold; nothing written;
+//   - the context's class (Canceled or Transient), "not written": ctx ended
+//     while the request was still queued;
+//   - any other error: the commit failed; the write may or may not be in
+//     the log and the store has failed (see ErrFailed).
+func (s *Store) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (Record, error) {
+	if err := validate(opNames[opPut], tenant, key, body); err != nil {
+		return Record{}, err
+	}
+	body = bytes.Clone(body)
+	if body == nil {
+		body = []byte{} // a live document's Body is never nil
+	}
+	return s.submit(&request{ctx: ctx, op: opPut, tenant: tenant, key: key,
+		body: body, hash: doc.HashBody(body), pre: pre})
+}
+
+// Delete writes a tombstone as the new version of (tenant, key) if pre holds.
+// Deleting an absent or already deleted key is fault.NotFound and writes
+// nothing. Other outcomes as for Put.
+func (s *Store) Delete(ctx context.Context, tenant, key string, pre doc.Precondition) (Record, error) {
+	if err := validate(opNames[opDelete], tenant, key, nil); err != nil {
+		return Record{}, err
+	}
+	return s.submit(&request{ctx: ctx, op: opDelete, tenant: tenant, key: key, pre: pre})
+}
+
+// SyncUpdate is a sync-state change written in the same batch as an Apply.
+type SyncUpdate struct {
+	Backend string
+	State   SyncState
+}
+
+// Apply installs v (with body; ignored for a tombstone) as the version of
+// (tenant, key), for the reconciler, if the current version's ID is expect:
+// a compare-and-set, where the zero ID means "no version at all, not even a
+// tombstone". v is installed as given; the HLC observes v.HLC so that later
+// local writes order after it. If sync is set, it is written in the same
+// batch. A live v's Hash must match body.
+//
+// Outcomes as for Put; a failed compare-and-set is fault.PreconditionFailed.
+func (s *Store) Apply(ctx context.Context, tenant, key string, v doc.Version, body []byte, expect doc.ID, sync *SyncUpdate) (Record, error) {
+	if v.Tombstone {
+		body = nil
+	}
+	if err := validate(opNames[opApply], tenant, key, body); err != nil {
+		return Record{}, err
+	}
+	if sync != nil {
+		if err := validateBackend(sync.Backend); err != nil {
+			return Record{}, wrap(opNames[opApply], tenant, key, err)
+		}
+	}
+	body = bytes.Clone(body)
+	if !v.Tombstone && body == nil {
+		body = []byte{}
+	}
+	if h := doc.HashBody(body); !v.Tombstone && h != v.Hash {
+		return Record{}, fault.New(fault.Invalid, fault.Context{Op: opNames[opApply], Tenant: tenant, Key: key},
+			"body does not match the version's content hash")
+	}
+	return s.submit(&request{ctx: ctx, op: opApply, tenant: tenant, key: key,
+		body: body, version: v, expect: expect, sync: sync})
+}
+
+// validate checks a write's names and body size (class fault.Invalid).
+func validate(op, tenant, key string, body []byte) error {
+	ctx := fault.Context{Op: op, Tenant: tenant, Key: key}
+	if err := doc.ValidateTenant(tenant); err != nil {
+		return fault.E(fault.Invalid, fault.Context{Op: ctx.Op}, err)
+	}
+	if err := doc.ValidateKey(key); err != nil {
+		return fault.E(fault.Invalid, fault.Context{Op: ctx.Op, Tenant: tenant}, err)
+	}
+	if len(body) > MaxBody {
+		return fault.New(fault.Invalid, ctx, fmt.Sprintf("body of %d bytes exceeds the store's limit of %d", len(body), MaxBody))
+	}
+	return nil
+}
+
+// validateBackend checks a backend name: 1–255 bytes without NUL, the
+// keyspace separator.
+func validateBackend(b string) error {
+	if b == "" || len(b) > 255 || bytes.IndexByte([]byte(b), sep) >= 0 {
+		return fault.New(fault.Invalid, fault.Context{Backend: b}, fmt.Sprintf("backend name %q: must be 1-255 bytes without NUL", b))
+	}
+	return nil
+}
