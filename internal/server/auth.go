@@ -1,0 +1,162 @@
+package server
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Auth is the bearer-token configuration. Tokens are never stored, only their
+// SHA-256 hashes ([HashToken]), so a leaked config file grants nothing.
+type Auth struct {
+	// Tenants maps a tenant id to the hashes of the tokens that may act on it.
+	Tenants map[string][][32]byte
+	// Admin holds the hashes of tokens that may act on every tenant and on
+	// the admin routes.
+	Admin [][32]byte
+}
+
+// TokenPrefix starts every token made by [NewToken], so that secret
+// scanners can recognise a leaked one.
+const TokenPrefix = "cairn_"
+
+// NewToken returns a fresh random token (256 bits) and its hash, for the
+// configuration. It fails only if the system's random source does.
+func NewToken() (token string, hash [32]byte, err error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", hash, fault.E(fault.Config, fault.Context{Op: "server.newtoken"}, err)
+	}
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashToken(token), nil
+}
+
+// HashToken returns the SHA-256 of a token, the form [Auth] holds.
+func HashToken(token string) [32]byte { return sha256.Sum256([]byte(token)) }
+
+// ParseTokenHash parses the hex form of a token hash (64 hex digits), as
+// given on the command line or in a config file.
+func ParseTokenHash(s string) ([32]byte, error) {
+	var h [32]byte
+	b, err := hex.DecodeString(strings.TrimSpace(s))
+	if err != nil || len(b) != len(h) {
+		return h, fault.New(fault.Config, fault.Context{Op: "server.tokenhash"},
+			"token hash must be 64 hex digits (the SHA-256 of the token)")
+	}
+	copy(h[:], b)
+	return h, nil
+}
+
+// credential is one configured hash with what it grants.
+type credential struct {
+	hash   [32]byte
+	tenant string // "" for admin
+	admin  bool
+}
+
+// verifier checks bearer tokens against every configured hash.
+type verifier struct {
+	creds []credential
+}
+
+func newVerifier(a Auth) (*verifier, error) {
+	v := &verifier{}
+	for t, hashes := range a.Tenants {
+		if err := doc.ValidateTenant(t); err != nil {
+			return nil, fault.E(fault.Config, fault.Context{Op: "server.auth"}, err)
+		}
+		for _, h := range hashes {
+			v.creds = append(v.creds, credential{hash: h, tenant: t})
+		}
+	}
+	for _, h := range a.Admin {
+		v.creds = append(v.creds, credential{hash: h, admin: true})
+	}
+	return v, nil
+}
+
+// grant is what a presented token allows.
+type grant struct {
+	valid  bool // the token matched some configured hash
+	admin  bool // it is an admin token
+	tenant bool // it is a token of the requested tenant
+}
+
+// check hashes the token and compares it with every configured hash in
+// constant time, without stopping at the first match, so the time taken
+// depends only on the number of configured hashes, never on which one (or
+// how much of one) matched.
+func (v *verifier) check(token, tenant string) grant {
+	sum := sha256.Sum256([]byte(token))
+	var valid, admin, ten int
+	for i := range v.creds {
+		c := &v.creds[i]
+		eq := subtle.ConstantTimeCompare(sum[:], c.hash[:])
+		valid |= eq
+		if c.admin {
+			admin |= eq
+		}
+		if c.tenant == tenant && tenant != "" {
+			ten |= eq
+		}
+	}
+	return grant{valid: valid == 1, admin: admin == 1, tenant: ten == 1}
+}
+
+// bearer extracts the token of an "Authorization: Bearer <token>" header.
+// The scheme is case-insensitive (RFC 9110 §11.1).
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const scheme = "bearer "
+	if len(h) <= len(scheme) || !strings.EqualFold(h[:len(scheme)], scheme) {
+		return "", false
+	}
+	tok := strings.TrimSpace(h[len(scheme):])
+	return tok, tok != ""
+}
+
+// authorize decides whether r may act with the given access on tenant.
+// Outcomes:
+//   - nil: allowed;
+//   - Unauthorized: no token, a malformed header or an unknown token (401);
+//   - Forbidden: a valid token that does not cover tenant, or a tenant token
+//     on an admin route (403).
+func (v *verifier) authorize(r *http.Request, access Access, tenant string) error {
+	tok, ok := bearer(r)
+	if !ok {
+		return &httpError{
+			status: http.StatusUnauthorized, code: fault.Unauthorized.String(), challenge: bearerChallenge,
+			err: fault.New(fault.Unauthorized, fault.Context{Op: "auth", Tenant: tenant}, "missing bearer token"),
+		}
+	}
+	g := v.check(tok, tenant)
+	switch {
+	case !g.valid:
+		return &httpError{
+			status: http.StatusUnauthorized, code: fault.Unauthorized.String(), challenge: bearerInvalid,
+			err: fault.New(fault.Unauthorized, fault.Context{Op: "auth", Tenant: tenant}, "invalid bearer token"),
+		}
+	case g.admin:
+		return nil
+	case access == AccessTenant && g.tenant:
+		return nil
+	case access == AccessAdmin:
+		return fault.New(fault.Forbidden, fault.Context{Op: "auth"}, "this route needs an admin token")
+	}
+	return fault.New(fault.Forbidden, fault.Context{Op: "auth", Tenant: tenant},
+		fmt.Sprintf("the token is not valid for tenant %q", tenant))
+}
+
+// WWW-Authenticate challenges (RFC 6750 §3).
+const (
+	bearerChallenge = `Bearer realm="cairn"`
+	bearerInvalid   = `Bearer realm="cairn", error="invalid_token"`
+)

@@ -1,0 +1,224 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
+)
+
+// getDoc serves GET and HEAD of one document. Outcomes: 200 with the body,
+// 304 when If-None-Match matches (weak comparison), 412 when If-Match does
+// not (strong comparison), 400 for a bad key or a malformed header, or the
+// status of the Docs error (404 for an absent document). The hit path does
+// not allocate beyond the headers.
+func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
+	head := r.Method == http.MethodHead
+	if head {
+		if info := reqctx.From(r.Context()); info != nil {
+			info.Op = "doc.head"
+		}
+	}
+	key := r.PathValue("key")
+	if err := doc.ValidateKey(key); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	im, inm := r.Header["If-Match"], r.Header["If-None-Match"]
+	// Check the headers' syntax before the read, so a malformed one is a
+	// 400 whatever the document's state.
+	if err := checkETagSyntax(im, inm); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.docs.Get(r.Context(), TenantOf(r), key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	if len(im) > 0 {
+		if ok, _ := matchETag(im, d.ETag, false); !ok {
+			s.writeError(w, r, fault.New(fault.PreconditionFailed, fault.Context{Op: "doc.get"},
+				"If-Match: the current ETag is "+d.ETag))
+			return
+		}
+	}
+	if len(inm) > 0 {
+		if ok, _ := matchETag(inm, d.ETag, true); ok {
+			h["Etag"] = []string{d.ETag}
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+	}
+	h["Content-Type"] = jsonContentType
+	h["Etag"] = []string{d.ETag}
+	h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	w.WriteHeader(http.StatusOK)
+	if !head {
+		w.Write(d.Body)
+	}
+}
+
+func checkETagSyntax(im, inm []string) error {
+	if _, err := matchETag(im, "", false); err != nil {
+		return invalid("doc.get", "If-Match: "+err.Error())
+	}
+	if _, err := matchETag(inm, "", true); err != nil {
+		return invalid("doc.get", "If-None-Match: "+err.Error())
+	}
+	return nil
+}
+
+// putDoc serves PUT. Outcomes: 201 (created) or 200 (replaced) with the new
+// ETag; 400 for a bad key, a malformed condition, an empty body or a body
+// the validator rejects; 413 for a body over the limit; 412 for a failed
+// condition; or the status of the Docs error. On every 4xx Docs.Put is not
+// called (except 412, which Docs decides atomically), so nothing is stored.
+func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if err := doc.ValidateKey(key); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pre, err := preconditionOf(r, "doc.put")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := s.readBody(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.check(body); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	etag, created, err := s.docs.Put(r.Context(), TenantOf(r), key, body, pre)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h["Etag"] = []string{etag}
+	h["Content-Length"] = []string{"0"}
+	if created {
+		h["Location"] = []string{r.URL.EscapedPath()}
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// deleteDoc serves DELETE. Outcomes: 204; 404 when absent; 412 for a failed
+// condition; 400 for a bad key or a malformed condition.
+func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if err := doc.ValidateKey(key); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pre, err := preconditionOf(r, "doc.delete")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.docs.Delete(r.Context(), TenantOf(r), key, pre); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// preconditionOf reads If-Match and If-None-Match for a write. If-Match keeps
+// W/ tags as sent: under the strong comparison RFC 9110 prescribes they never
+// match, so the write fails with 412. If-None-Match uses the weak comparison,
+// so W/ is stripped. A header that is present but holds no element is a 400
+// rather than silently unconditional.
+func preconditionOf(r *http.Request, op string) (doc.Precondition, error) {
+	var pre doc.Precondition
+	for _, hdr := range [2]string{"If-Match", "If-None-Match"} {
+		lines, ok := r.Header[hdr]
+		if !ok {
+			continue
+		}
+		l, err := parseETagList(lines)
+		if err != nil {
+			return pre, invalid(op, hdr+": "+err.Error())
+		}
+		var tags []string
+		switch {
+		case l.star:
+			tags = []string{"*"}
+		case len(l.tags) == 0:
+			return pre, invalid(op, hdr+": empty list")
+		default:
+			tags = l.tags
+		}
+		if hdr == "If-Match" {
+			pre.IfMatch = tags
+			continue
+		}
+		for i, t := range tags {
+			tags[i] = opaque(t)
+		}
+		pre.IfNoneMatch = tags
+	}
+	return pre, nil
+}
+
+// readBody reads a write's body, refusing one over the limit before reading
+// it when Content-Length says so, and while reading otherwise.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	const op = "doc.put"
+	switch {
+	case r.ContentLength > s.maxBody:
+		return nil, tooLarge(s.maxBody, op)
+	case r.ContentLength == 0 || r.Body == nil:
+		return nil, invalid(op, "empty body: a document is a JSON value")
+	}
+	rd := http.MaxBytesReader(w, r.Body, s.maxBody)
+	var body []byte
+	var err error
+	if r.ContentLength > 0 {
+		body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(rd, body)
+	} else {
+		body, err = io.ReadAll(rd)
+	}
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return nil, tooLarge(s.maxBody, op)
+	case errors.As(err, &ne) && ne.Timeout():
+		return nil, &httpError{status: http.StatusRequestTimeout, code: "timeout",
+			err: fault.E(fault.Transient, fault.Context{Op: op}, err)}
+	case err != nil:
+		return nil, fault.E(fault.Invalid, fault.Context{Op: op}, err)
+	case len(body) == 0:
+		return nil, invalid(op, "empty body: a document is a JSON value")
+	}
+	return body, nil
+}
+
+// check runs the validator and words its error for the client, with the
+// byte offset when the error carries one.
+func (s *Server) check(body []byte) error {
+	err := s.validate(body)
+	if err == nil {
+		return nil
+	}
+	msg := "invalid JSON"
+	if off, ok := offsetOf(err); ok {
+		msg += " at byte " + strconv.FormatInt(off, 10)
+	}
+	msg += ": " + fault.MessageOf(err)
+	return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: "doc.put"}, Msg: msg, Err: err}
+}

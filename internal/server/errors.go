@@ -1,0 +1,198 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// httpError overrides the status and code a fault class would give, for the
+// answers the class table cannot express (413 too_large, 405, 408). It
+// unwraps to the classified cause, so logs and errors.Is still see the class.
+type httpError struct {
+	status    int
+	code      string
+	challenge string // WWW-Authenticate value for 401s
+	allow     string // Allow value for 405s
+	err       error
+}
+
+func (e *httpError) Error() string { return e.err.Error() }
+func (e *httpError) Unwrap() error { return e.err }
+
+// tooLarge is the 413 for a body over the limit.
+func tooLarge(limit int64, op string) error {
+	return &httpError{
+		status: http.StatusRequestEntityTooLarge, code: "too_large",
+		err: fault.New(fault.Invalid, fault.Context{Op: op},
+			"body larger than "+strconv.FormatInt(limit, 10)+" bytes"),
+	}
+}
+
+// invalid is a 400 with a message for the client.
+func invalid(op, msg string) error {
+	return fault.New(fault.Invalid, fault.Context{Op: op}, msg)
+}
+
+// RetryAfterer is implemented by errors that know how long a client should
+// wait before trying again (a rate limiter, a breaker). The server uses it
+// for the Retry-After header of a 503; others get Options.RetryAfter.
+type RetryAfterer interface {
+	RetryAfter() time.Duration
+}
+
+// statusOf returns the HTTP status and the error code for err.
+func statusOf(err error) (status int, code string) {
+	var he *httpError
+	if errors.As(err, &he) {
+		return he.status, he.code
+	}
+	c := fault.ClassOf(err)
+	return c.HTTPStatus(), c.String()
+}
+
+// userMessage is what the error body tells the client. Messages written for
+// users (fault.Error.Msg) are shown; for server faults without one, only the
+// status text, so that internal paths and addresses do not leak. The request
+// id in the body finds the full error in the log.
+func userMessage(err error, status int) string {
+	if status < 500 {
+		return fault.MessageOf(err)
+	}
+	var fe *fault.Error
+	for e := err; errors.As(e, &fe); e = fe.Err {
+		if fe.Msg != "" {
+			return fe.Msg
+		}
+	}
+	return http.StatusText(status)
+}
+
+// writeError answers err as a JSON error, unless the response has started
+// (then nothing can be said; the caller aborts the connection). It records
+// err on the exchange for the log line.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	x := exchangeOf(w)
+	if x != nil {
+		x.failure = err
+		if x.status != 0 {
+			return
+		}
+	}
+	status, code := statusOf(err)
+	h := w.Header()
+	var he *httpError
+	if errors.As(err, &he) {
+		if he.challenge != "" {
+			h.Set("WWW-Authenticate", he.challenge)
+		}
+		if he.allow != "" {
+			h.Set("Allow", he.allow)
+		}
+	}
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		d := s.retryAfter
+		var ra RetryAfterer
+		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+			d = ra.RetryAfter()
+		}
+		secs := int64((d + time.Second - 1) / time.Second)
+		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	}
+	// Headers set for a success (ETag, Content-Length) must not leak into an
+	// error answer.
+	h.Del("ETag")
+	h.Del("Content-Length")
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	var id string
+	if x != nil {
+		id = x.info.ID
+	}
+	w.Write(appendErrorJSON(nil, code, userMessage(err, status), id))
+}
+
+// appendErrorJSON appends {"error":{"code":…,"message":…,"request_id":…}}.
+func appendErrorJSON(b []byte, code, msg, id string) []byte {
+	b = append(b, `{"error":`...)
+	b = appendErrorObject(b, code, msg, id)
+	return append(b, "}\n"...)
+}
+
+func appendErrorObject(b []byte, code, msg, id string) []byte {
+	b = append(b, `{"code":`...)
+	b = appendJSONString(b, code)
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, msg)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, id)
+	return append(b, '}')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
+// (as encoding/json does); <, > and & are escaped so a body sniffed as HTML
+// is harmless; U+2028 and U+2029 are escaped for JavaScript consumers.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// Header values shared by every response; net/http never modifies them and
+// Header.Set replaces the slice rather than writing into it.
+var (
+	jsonContentType = []string{"application/json"}
+	noStore         = []string{"no-store"}
+)

@@ -1,0 +1,208 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
+)
+
+// exchange is the server's record of one request: its identity, what was
+// answered, and how it failed. It is the request's context (it embeds the
+// parent, and answers Value for exchangeKey) and its ResponseWriter, so one
+// allocation serves for both.
+type exchange struct {
+	context.Context
+	w       http.ResponseWriter
+	info    reqctx.Info
+	start   time.Time
+	status  int   // 0 until the header is written
+	bytes   int64 // body bytes written
+	failure error // why the request failed; nil if it did not
+	quiet   bool  // a 4xx/5xx that is an answer, not a failure (/readyz)
+}
+
+type exchangeKey struct{}
+
+func (x *exchange) Value(k any) any {
+	if k == (exchangeKey{}) {
+		return x
+	}
+	return x.Context.Value(k)
+}
+
+// exchangeFrom returns the exchange of a request served by a Server, or nil.
+func exchangeFrom(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return x
+}
+
+// exchangeOf finds the exchange behind w, looking through wrappers that
+// follow the Unwrap convention of http.ResponseController.
+func exchangeOf(w http.ResponseWriter) *exchange {
+	for w != nil {
+		if x, ok := w.(*exchange); ok {
+			return x
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+func (x *exchange) Header() http.Header { return x.w.Header() }
+
+func (x *exchange) WriteHeader(code int) {
+	if x.status == 0 && code >= 200 {
+		x.status = code
+	}
+	x.w.WriteHeader(code)
+}
+
+func (x *exchange) Write(p []byte) (int, error) {
+	if x.status == 0 {
+		x.status = http.StatusOK
+	}
+	n, err := x.w.Write(p)
+	x.bytes += int64(n)
+	return n, err
+}
+
+// Flush sends buffered data to the client; listing streams rely on it.
+func (x *exchange) Flush() {
+	if x.status == 0 {
+		x.status = http.StatusOK
+	}
+	if f, ok := x.w.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines).
+func (x *exchange) Unwrap() http.ResponseWriter { return x.w }
+
+// finish logs the request and turns a panic in a handler into a 500 (or, if
+// the answer has started, into an aborted connection). It must be deferred
+// directly so that recover works.
+func (s *Server) finish(x *exchange, r *http.Request) {
+	p := recover()
+	if p == nil {
+		s.logExchange(x, r)
+		return
+	}
+	if p == http.ErrAbortHandler {
+		if x.failure == nil {
+			x.failure = fault.New(fault.Unknown, fault.Context{}, "response aborted")
+		}
+		s.logExchange(x, r)
+		panic(p)
+	}
+	x.failure = fault.New(fault.Unknown, fault.Context{Op: x.info.Op},
+		fmt.Sprintf("panic: %v\n%s", p, debug.Stack()))
+	if x.status != 0 {
+		s.logExchange(x, r)
+		panic(http.ErrAbortHandler)
+	}
+	s.writeError(x, r, x.failure)
+	s.logExchange(x, r)
+}
+
+// logExchange writes the request's one log line: at Debug for a success (the
+// access log), at Info for a client error, at Error for a server error. A
+// failed request is logged exactly once, here, with its class.
+func (s *Server) logExchange(x *exchange, r *http.Request) {
+	status := x.status
+	if status == 0 {
+		status = http.StatusOK // net/http's answer to a handler that wrote nothing
+	}
+	level, msg := slog.LevelDebug, "request"
+	errStatus := status
+	if x.failure != nil {
+		errStatus, _ = statusOf(x.failure)
+	}
+	if x.failure != nil || (status >= 400 && !x.quiet) {
+		level, msg = slog.LevelInfo, "request failed"
+		if errStatus >= 500 {
+			level = slog.LevelError
+		}
+	}
+	ctx := r.Context()
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := make([]slog.Attr, 0, 12)
+	attrs = append(attrs,
+		slog.String("request_id", x.info.ID),
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", status),
+		slog.String("op", x.info.Op),
+		slog.String("tenant", x.info.Tenant),
+		slog.Duration("duration", s.now().Sub(x.start)),
+		slog.Int64("bytes", x.bytes),
+	)
+	if x.failure != nil {
+		fc := fault.ContextOf(x.failure)
+		attrs = append(attrs,
+			slog.String("class", fault.ClassOf(x.failure).String()),
+			slog.String("error", x.failure.Error()))
+		if fc.Key != "" {
+			attrs = append(attrs, slog.String("key", fc.Key))
+		}
+	}
+	s.log.LogAttrs(ctx, level, msg, attrs...)
+}
+
+// Request ids.
+const maxRequestIDLen = 128
+
+// sanitizeRequestID accepts a client's X-Request-ID if it is 1–128 bytes of
+// visible ASCII (no spaces or control characters, which would make logs
+// ambiguous); otherwise the server generates one.
+func sanitizeRequestID(s string) (string, bool) {
+	if s == "" || len(s) > maxRequestIDLen {
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return "", false
+		}
+	}
+	return s, true
+}
+
+// idGen makes request ids: a random per-process prefix and a counter, so ids
+// are unique across restarts and nodes (with overwhelming probability) and
+// cost one small allocation.
+type idGen struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newIDGen() *idGen {
+	const alphabet = "0123456789abcdefghijklmnopqrstuv"
+	var b [10]byte
+	rand.Read(b[:]) // never fails (crypto/rand panics rather than return an error)
+	for i := range b {
+		b[i] = alphabet[b[i]&31]
+	}
+	return &idGen{prefix: string(b[:]) + "-"}
+}
+
+func (g *idGen) next() string {
+	var buf [32]byte
+	b := append(buf[:0], g.prefix...)
+	b = strconv.AppendUint(b, g.n.Add(1), 36)
+	return string(b)
+}

@@ -1,0 +1,151 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+)
+
+// listDocs serves GET /v1/tenants/{tenant}/docs?prefix=&after=&limit=.
+//
+// The answer is streamed as Docs.List yields rows; the page is never held
+// in memory. Its shape:
+//
+//	{"items":[{"key":"a","etag":"\"…\"","size":12},…],"next":"a"}
+//
+// next is the cursor for the following page (pass it as after), or "" on
+// the last page; the server asks Docs for limit+1 rows to know.
+//
+// An error before the first row is an ordinary JSON error with its status.
+// An error after the 200 header went out cannot change the status, so the
+// server ends the items array, writes "error" with the usual error object,
+// leaves the outer object unterminated and aborts the connection (the
+// chunked body never gets its final chunk, an HTTP/2 stream is reset). Any
+// client therefore sees a failed read or invalid JSON, never a short page
+// that looks complete.
+func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
+	const op = "doc.list"
+	q := r.URL.Query()
+	prefix, after := q.Get("prefix"), q.Get("after")
+	for _, p := range [2][2]string{{"prefix", prefix}, {"after", after}} {
+		if p[1] == "" {
+			continue
+		}
+		if err := doc.ValidateKey(p[1]); err != nil {
+			s.writeError(w, r, invalid(op, p[0]+": "+err.Error()))
+			return
+		}
+	}
+	limit := s.listLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			s.writeError(w, r, invalid(op, "limit: want a whole number from 1 to "+strconv.Itoa(s.maxList)))
+			return
+		}
+		limit = min(n, s.maxList)
+	}
+
+	lw := listWriter{s: s, w: w, r: r}
+	n, last := 0, ""
+	for it, err := range s.docs.List(r.Context(), TenantOf(r), prefix, after, limit+1) {
+		if err != nil {
+			lw.fail(err)
+			return
+		}
+		if n == limit {
+			lw.end(last)
+			return
+		}
+		lw.row(it)
+		last = it.Key
+		n++
+	}
+	lw.end("")
+}
+
+// listWriter streams the listing body.
+type listWriter struct {
+	s         *Server
+	w         http.ResponseWriter
+	r         *http.Request
+	rc        *http.ResponseController
+	buf       []byte
+	started   bool
+	lastFlush time.Time
+}
+
+func (lw *listWriter) start() {
+	lw.started = true
+	h := lw.w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	lw.w.WriteHeader(http.StatusOK)
+	lw.rc = http.NewResponseController(lw.w)
+	lw.buf = append(lw.buf[:0], `{"items":[`...)
+}
+
+// row writes one item. The first row is flushed at once (time to first
+// byte); later ones when flushEvery has passed since the last flush, and in
+// any case whenever net/http's 4 KiB buffer fills, so a slow store shows
+// up as a slow stream rather than a stalled one. Each flush extends the
+// write deadline, so a long listing is not cut by the server's WriteTimeout
+// while it makes progress.
+func (lw *listWriter) row(it Item) {
+	first := !lw.started
+	if first {
+		lw.start()
+	} else {
+		lw.buf = append(lw.buf[:0], ',')
+	}
+	b := append(lw.buf, "\n"+`{"key":`...)
+	b = appendJSONString(b, it.Key)
+	b = append(b, `,"etag":`...)
+	b = appendJSONString(b, it.ETag)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(it.Size), 10)
+	b = append(b, '}')
+	lw.buf = b
+	lw.w.Write(b)
+	if now := lw.s.now(); first || now.Sub(lw.lastFlush) >= lw.s.flushEvery {
+		lw.flush(now)
+	}
+}
+
+func (lw *listWriter) flush(now time.Time) {
+	lw.lastFlush = now
+	lw.rc.SetWriteDeadline(now.Add(lw.s.timeouts.Write)) // ErrNotSupported behind foreign wrappers: keep the server's
+	lw.rc.Flush()
+}
+
+func (lw *listWriter) end(next string) {
+	if !lw.started {
+		lw.start()
+	}
+	b := append(lw.buf[:0], "\n"+`],"next":`...)
+	b = appendJSONString(b, next)
+	b = append(b, "}\n"...)
+	lw.w.Write(b)
+}
+
+// fail reports an error: as a normal error answer if nothing was sent, else
+// in-band and by aborting the connection.
+func (lw *listWriter) fail(err error) {
+	if !lw.started {
+		lw.s.writeError(lw.w, lw.r, err)
+		return
+	}
+	var id string
+	if x := exchangeFrom(lw.r.Context()); x != nil {
+		x.failure = err
+		id = x.info.ID
+	}
+	status, code := statusOf(err)
+	b := append(lw.buf[:0], "\n"+`],"error":`...)
+	b = appendErrorObject(b, code, userMessage(err, status), id)
+	lw.w.Write(b)
+	lw.rc.Flush()
+	panic(http.ErrAbortHandler)
+}

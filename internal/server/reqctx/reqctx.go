@@ -1,0 +1,44 @@
+// Package reqctx carries the identity of one API request — its request id,
+// tenant and operation — in a context.Context, so that code far from the HTTP
+// layer (logging handlers, the docs service, tracing) can label what it does
+// without importing the server.
+//
+// It is a leaf package on purpose: the server sets the value, and a logging
+// handler in another package reads it, without an import cycle.
+//
+// # Sharp edges
+//
+// [From] returns a pointer shared by the whole request. The server fills in
+// Tenant and Op before it calls into the docs service and does not change them
+// afterwards; readers must not modify the Info.
+package reqctx
+
+import "context"
+
+// Info identifies one request.
+type Info struct {
+	ID     string // the X-Request-ID, accepted from the client or generated
+	Tenant string // the tenant named in the path; empty for routes without one
+	Op     string // the operation, e.g. "doc.get", "doc.list"
+}
+
+type key struct{}
+
+// With returns a copy of parent that carries info.
+func With(parent context.Context, info *Info) context.Context {
+	return context.WithValue(parent, key{}, info)
+}
+
+// From returns the Info in ctx, or nil if there is none.
+func From(ctx context.Context) *Info {
+	info, _ := ctx.Value(key{}).(*Info)
+	return info
+}
+
+// RequestID returns the request id in ctx, or "".
+func RequestID(ctx context.Context) string {
+	if info := From(ctx); info != nil {
+		return info.ID
+	}
+	return ""
+}

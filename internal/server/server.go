@@ -1,0 +1,431 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
+)
+
+// Doc is a document as the server reads it.
+type Doc struct {
+	ETag string // strong entity tag, quotes included
+	Body []byte // immutable; written to the response without copying
+}
+
+// Item is one row of a listing.
+type Item struct {
+	Key  string
+	ETag string
+	Size int
+}
+
+// Docs is the document service the server consumes. The node implements it
+// over the cache and the store; servertest.Mem is an in-memory fake.
+//
+// Errors are classified with package fault; the class decides the status.
+type Docs interface {
+	// Get returns the live version of a document, or an error of class
+	// fault.NotFound when it is absent or deleted.
+	Get(ctx context.Context, tenant, key string) (Doc, error)
+	// Put writes body as the new version if pre holds against the current
+	// one, atomically, and reports the new ETag and whether no live version
+	// existed before (created). A failed condition is fault.PreconditionFailed.
+	// Body belongs to Docs after the call; the server never modifies it.
+	Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (etag string, created bool, err error)
+	// Delete removes the live version if pre holds. An absent document is
+	// fault.NotFound (checked before pre, as RFC 9110 §13.2.1 asks); a failed
+	// condition fault.PreconditionFailed.
+	Delete(ctx context.Context, tenant, key string, pre doc.Precondition) error
+	// List yields the live documents of tenant whose keys start with prefix
+	// and sort after the key after, in key order, at most limit of them. It
+	// streams: the server writes each row as it is yielded. An error ends
+	// the sequence.
+	List(ctx context.Context, tenant, prefix, after string, limit int) iter.Seq2[Item, error]
+}
+
+// Access is who may call a route.
+type Access uint8
+
+const (
+	// AccessPublic needs no token (probes, metrics).
+	AccessPublic Access = iota
+	// AccessTenant needs a token of the tenant named by the {tenant} path
+	// wildcard, or an admin token.
+	AccessTenant
+	// AccessAdmin needs an admin token.
+	AccessAdmin
+)
+
+// Route is an endpoint mounted on the server with [Server.Mount] or
+// [Options.Routes]: the seam for the ingest and admin endpoints.
+type Route struct {
+	// Pattern is a ServeMux pattern, e.g. "POST /v1/tenants/{tenant}/ingest".
+	Pattern string
+	// Op names the operation in logs, errors and [reqctx.Info].
+	Op      string
+	Access  Access
+	Handler http.Handler
+}
+
+// Timeouts configure the http.Server made by [Server.HTTPServer]. Zero
+// fields take the defaults in brackets.
+type Timeouts struct {
+	ReadHeader     time.Duration // [5s] to read the request line and headers
+	Read           time.Duration // [30s] to read the whole request, body included
+	Write          time.Duration // [30s] to write a response; a listing extends it as it streams
+	Idle           time.Duration // [120s] a keep-alive connection may wait for the next request
+	MaxHeaderBytes int           // [64 KiB]
+}
+
+// Options configure a [Server]. Only Docs is required.
+type Options struct {
+	Docs Docs
+	Auth Auth
+	// Validate checks a body before it is stored; nil means well-formed JSON
+	// nested at most MaxDepth deep. Its error may carry the byte offset of
+	// the problem, as a json.SyntaxError or through a ByteOffset() int64 or
+	// Offset() int64 method; the 400 message then names it.
+	Validate func(body []byte) error
+	// MaxBodyBytes bounds a document body [1 MiB]; larger bodies get 413.
+	MaxBodyBytes int64
+	// MaxDepth bounds nesting for the default validator [64].
+	MaxDepth int
+	// Logger gets one line per request ([slog.Default] if nil).
+	Logger *slog.Logger
+	// Ready reports whether the node can serve (the store is open); nil
+	// means always. /readyz is 503 until it is true and after SetDraining.
+	Ready func() bool
+	// Middleware wraps every tenant and admin route, first element
+	// outermost. It runs after routing (so [TenantOf] and r.Pattern are
+	// known, the tenant syntactically valid) and before authentication: the
+	// place for load shedding and tracing. It must let a panic with
+	// http.ErrAbortHandler propagate: that is how a failed listing stream
+	// aborts its connection.
+	Middleware []func(http.Handler) http.Handler
+	// Routes are mounted after the built-in ones.
+	Routes []Route
+	// RetryAfter is the Retry-After of a 503 whose error does not say
+	// ([RetryAfterer]) [1s].
+	RetryAfter time.Duration
+	// ListLimit and MaxListLimit are the default and largest page sizes of a
+	// listing [100, 1000].
+	ListLimit, MaxListLimit int
+	Timeouts                Timeouts
+}
+
+// Server is the HTTP API. It is an http.Handler; [Server.HTTPServer] wraps
+// it with the timeouts set. Its methods are safe for concurrent use.
+type Server struct {
+	docs       Docs
+	auth       *verifier
+	validate   func([]byte) error
+	maxBody    int64
+	log        *slog.Logger
+	ready      func() bool
+	middleware []func(http.Handler) http.Handler
+	retryAfter time.Duration
+	listLimit  int
+	maxList    int
+	timeouts   Timeouts
+	mux        *http.ServeMux
+	ids        *idGen
+	draining   atomic.Bool
+
+	now        func() time.Time // the clock; tests replace it
+	flushEvery time.Duration    // a listing flushes when a row comes this long after the last flush
+}
+
+// Defaults.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultMaxDepth     = 64
+	DefaultListLimit    = 100
+	DefaultMaxListLimit = 1000
+)
+
+// New checks o and returns a server with the document routes, /livez and
+// /readyz mounted. Errors are of class fault.Config.
+func New(o Options) (*Server, error) {
+	cfg := func(msg string) error {
+		return fault.New(fault.Config, fault.Context{Op: "server.new"}, msg)
+	}
+	if o.Docs == nil {
+		return nil, cfg("Options.Docs is required")
+	}
+	if o.MaxBodyBytes < 0 || o.MaxDepth < 0 || o.ListLimit < 0 || o.MaxListLimit < 0 || o.RetryAfter < 0 {
+		return nil, cfg("negative limit in Options")
+	}
+	v, err := newVerifier(o.Auth)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		docs:       o.Docs,
+		auth:       v,
+		validate:   o.Validate,
+		maxBody:    or(o.MaxBodyBytes, DefaultMaxBodyBytes),
+		log:        o.Logger,
+		ready:      o.Ready,
+		middleware: o.Middleware,
+		retryAfter: or(o.RetryAfter, time.Second),
+		listLimit:  or(o.ListLimit, DefaultListLimit),
+		maxList:    or(o.MaxListLimit, DefaultMaxListLimit),
+		timeouts:   o.Timeouts,
+		mux:        http.NewServeMux(),
+		ids:        newIDGen(),
+		now:        time.Now,
+		flushEvery: 20 * time.Millisecond,
+	}
+	if s.listLimit > s.maxList {
+		return nil, cfg("Options.ListLimit is larger than MaxListLimit")
+	}
+	if s.validate == nil {
+		s.validate = ValidJSON(or(o.MaxDepth, DefaultMaxDepth))
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	t := &s.timeouts
+	t.ReadHeader = or(t.ReadHeader, 5*time.Second)
+	t.Read = or(t.Read, 30*time.Second)
+	t.Write = or(t.Write, 30*time.Second)
+	t.Idle = or(t.Idle, 120*time.Second)
+	t.MaxHeaderBytes = or(t.MaxHeaderBytes, 64<<10)
+
+	for _, rt := range append(s.builtin(), o.Routes...) {
+		if err := s.Mount(rt); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Paths of the document routes.
+const (
+	docPath  = "/v1/tenants/{tenant}/docs/{key...}"
+	listPath = "/v1/tenants/{tenant}/docs"
+)
+
+func (s *Server) builtin() []Route {
+	return []Route{
+		{Pattern: "GET " + docPath, Op: "doc.get", Access: AccessTenant, Handler: http.HandlerFunc(s.getDoc)},
+		{Pattern: "PUT " + docPath, Op: "doc.put", Access: AccessTenant, Handler: http.HandlerFunc(s.putDoc)},
+		{Pattern: "DELETE " + docPath, Op: "doc.delete", Access: AccessTenant, Handler: http.HandlerFunc(s.deleteDoc)},
+		{Pattern: "GET " + listPath, Op: "doc.list", Access: AccessTenant, Handler: http.HandlerFunc(s.listDocs)},
+		// Method-less patterns catch the other methods on the same paths
+		// (ServeMux prefers the ones with a method), for a JSON 405.
+		{Pattern: docPath, Op: "doc", Access: AccessPublic, Handler: s.notAllowed("GET, HEAD, PUT, DELETE")},
+		{Pattern: listPath, Op: "doc.list", Access: AccessPublic, Handler: s.notAllowed("GET, HEAD")},
+		{Pattern: "GET /livez", Op: "livez", Access: AccessPublic, Handler: http.HandlerFunc(s.livez)},
+		{Pattern: "GET /readyz", Op: "readyz", Access: AccessPublic, Handler: http.HandlerFunc(s.readyz)},
+		{Pattern: "/", Op: "unknown", Access: AccessPublic, Handler: http.HandlerFunc(s.notFound)},
+	}
+}
+
+// Mount adds a route. Call it before serving. It fails (class fault.Config)
+// on a malformed or conflicting pattern, or a tenant route without a
+// {tenant} wildcard.
+func (s *Server) Mount(rt Route) (err error) {
+	cfg := func(msg string) error {
+		return fault.New(fault.Config, fault.Context{Op: "server.mount"}, fmt.Sprintf("route %q: %s", rt.Pattern, msg))
+	}
+	switch {
+	case rt.Handler == nil:
+		return cfg("nil handler")
+	case rt.Op == "":
+		return cfg("empty Op")
+	case rt.Access > AccessAdmin:
+		return cfg("unknown Access")
+	case rt.Access == AccessTenant && !strings.Contains(rt.Pattern, "{tenant}"):
+		return cfg("a tenant route needs a {tenant} wildcard")
+	}
+	defer func() {
+		// ServeMux.Handle panics on a bad or conflicting pattern.
+		if p := recover(); p != nil {
+			err = cfg(fmt.Sprint(p))
+		}
+	}()
+	s.mux.Handle(rt.Pattern, s.wrap(rt))
+	return nil
+}
+
+// wrap puts a route's handler behind tenant validation, the middleware and
+// authentication, in that order.
+func (s *Server) wrap(rt Route) http.Handler {
+	h := rt.Handler
+	if rt.Access != AccessPublic {
+		h = s.authenticate(rt.Access, h)
+		for i := len(s.middleware) - 1; i >= 0; i-- {
+			h = s.middleware[i](h)
+		}
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := reqctx.From(r.Context())
+		if info == nil { // not served through Server.ServeHTTP; cannot happen
+			info = &reqctx.Info{}
+		}
+		info.Op = rt.Op
+		if rt.Access == AccessTenant {
+			t := r.PathValue("tenant")
+			if err := doc.ValidateTenant(t); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			info.Tenant = t
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) authenticate(access Access, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.auth.authorize(r, access, TenantOf(r)); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TenantOf returns the tenant a request addresses: the {tenant} path value of
+// a tenant route, syntactically valid but not yet authenticated. It is ""
+// on other routes and before routing.
+func TenantOf(r *http.Request) string {
+	if info := reqctx.From(r.Context()); info != nil {
+		return info.Tenant
+	}
+	return ""
+}
+
+// ServeHTTP gives the request an id, serves it, and logs it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{Context: r.Context(), w: w, start: s.now()}
+	id, ok := sanitizeRequestID(r.Header.Get("X-Request-Id"))
+	if !ok {
+		id = s.ids.next()
+	}
+	x.info.ID = id
+	w.Header()["X-Request-Id"] = []string{id}
+	r = r.WithContext(reqctx.With(x, &x.info))
+	defer s.finish(x, r)
+
+	if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/v1/") && !canonical(p) {
+		// ServeMux would answer with a redirect to the cleaned path, which
+		// for a document names another key.
+		s.writeError(x, r, invalid("route",
+			"path is not canonical: escape '/' in keys as %2F and '.' as %2E"))
+		return
+	}
+	s.mux.ServeHTTP(x, r)
+}
+
+// canonical reports whether ServeMux would leave an escaped path alone: no
+// empty, "." or ".." segments.
+func canonical(p string) bool {
+	for i := 0; i < len(p); {
+		if p[i] != '/' {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(p) && p[j] != '/' {
+			j++
+		}
+		seg := p[i+1 : j]
+		last := j == len(p)
+		if seg == "." || seg == ".." || (seg == "" && !last) {
+			return false
+		}
+		i = j
+	}
+	return true
+}
+
+// HTTPServer returns an http.Server for s listening on addr, with its
+// timeouts and header limit set and its own errors logged through the
+// server's logger.
+func (s *Server) HTTPServer(addr string) *http.Server {
+	t := s.timeouts
+	return &http.Server{
+		Addr:              addr,
+		Handler:           s,
+		ReadHeaderTimeout: t.ReadHeader,
+		ReadTimeout:       t.Read,
+		WriteTimeout:      t.Write,
+		IdleTimeout:       t.Idle,
+		MaxHeaderBytes:    t.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// SetDraining makes /readyz answer 503 from now on, so load balancers stop
+// sending new requests while in-flight ones finish. It cannot be undone.
+func (s *Server) SetDraining() { s.draining.Store(true) }
+
+// Drain is graceful shutdown: SetDraining, then hs.Shutdown(ctx), which
+// stops accepting connections and waits for in-flight requests until ctx
+// ends. The caller closes the store afterwards.
+func (s *Server) Drain(ctx context.Context, hs *http.Server) error {
+	s.SetDraining()
+	if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fault.E(fault.Unknown, fault.Context{Op: "server.drain"}, err)
+	}
+	return nil
+}
+
+func (s *Server) livez(w http.ResponseWriter, r *http.Request) {
+	w.Header()["Content-Type"] = jsonContentType
+	io.WriteString(w, `{"status":"live"}`+"\n")
+}
+
+// readyz is not logged as a failure when it says 503: that is its job.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if x := exchangeFrom(r.Context()); x != nil {
+		x.quiet = true
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	switch {
+	case s.draining.Load():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"draining"}`+"\n")
+	case s.ready != nil && !s.ready():
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `{"status":"starting"}`+"\n")
+	default:
+		io.WriteString(w, `{"status":"ready"}`+"\n")
+	}
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, fault.New(fault.NotFound, fault.Context{Op: "route"}, "no route for "+r.URL.Path))
+}
+
+func (s *Server) notAllowed(allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &httpError{
+			status: http.StatusMethodNotAllowed, code: "method_not_allowed", allow: allow,
+			err: fault.New(fault.Invalid, fault.Context{Op: "route"}, "method "+r.Method+" not allowed; use "+allow),
+		})
+	})
+}
