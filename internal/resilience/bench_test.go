@@ -1,0 +1,97 @@
+package resilience
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go"
+)
+
+//go:noinline
+func direct(ctx context.Context) error { return ctx.Err() }
+
+func BenchmarkDirect(b *testing.B) {
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := direct(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchPolicy(b *testing.B, cfg Config) {
+	cfg.Backend = "bench"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	p, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := p.Run(ctx, "bench", direct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPolicyDefault(b *testing.B) { benchPolicy(b, Config{}) }
+
+func BenchmarkPolicyNoTimeout(b *testing.B) { benchPolicy(b, Config{AttemptTimeout: -1}) }
+
+// BenchmarkPolicyCallerDeadline: the caller's deadline (5s) comes before the
+// per-attempt timeout (10s), so no attempt context is made.
+func BenchmarkPolicyCallerDeadline(b *testing.B) {
+	p, err := New(Config{Backend: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Run(ctx, "bench", direct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkFailsafeOnly is the full failsafe-go chain without the fast
+// path, to show what the fast path saves.
+func BenchmarkFailsafeOnly(b *testing.B) {
+	p, err := New(Config{Backend: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		_, err := p.exec.WithContext(ctx).GetWithExecution(func(exec failsafe.Execution[struct{}]) (struct{}, error) {
+			return struct{}{}, direct(exec.Context())
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkPolicyParallel(b *testing.B) {
+	p, err := New(Config{Backend: "bench", MaxConcurrent: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := p.Run(ctx, "bench", direct); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
