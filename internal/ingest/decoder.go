@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"errors"
-
 	"github.com/cairnstore/cairn/internal/streambuf"
 )
 
@@ -50,8 +48,7 @@ func (d *Decoder) Decode(b []byte, m *MarketData) error {
 // value still wins, so that "is it JSON?" has one answer everywhere.
 func (d *Decoder) decodeAt(b []byte, i int, m *MarketData) (int, error) {
 	end, err := d.object(b, i, m)
-	var fe *FieldError
-	if err != nil && errors.As(err, &fe) {
+	if _, shape := err.(*FieldError); shape { // a type assertion: errors.As would make every call allocate
 		if e, c := skipValue(b, i, d.maxDepth); c != ok {
 			return e, syntaxErr(c, e, d.base)
 		}
