@@ -44,7 +44,7 @@ type Config struct {
 
 	Observer Observer         // breaker state changes; nil = none
 	Logger   *slog.Logger     // nil = slog.Default()
-	Rand     func() float64   // jitter source in [0, 1); nil = math/rand/v2
+	Rand     func() float64   // jitter source in [0, 1), safe for concurrent use; nil = math/rand/v2
 	Now      func() time.Time // clock of the retry budget; nil = time.Now
 }
 

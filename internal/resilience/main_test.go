@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,8 +21,17 @@ var discard = slog.New(slog.NewTextHandler(io.Discard, nil))
 // It is the only use of time.Sleep in these tests.
 func advance(d time.Duration) { time.Sleep(d) }
 
-// seeded returns a deterministic jitter source.
-func seeded(seed uint64) func() float64 { return rand.New(rand.NewPCG(seed, seed)).Float64 }
+// seeded returns a deterministic jitter source, safe for concurrent use as
+// Config.Rand must be.
+func seeded(seed uint64) func() float64 {
+	var mu sync.Mutex
+	r := rand.New(rand.NewPCG(seed, seed))
+	return func() float64 {
+		mu.Lock()
+		defer mu.Unlock()
+		return r.Float64()
+	}
+}
 
 // recorder is an Observer that keeps the transitions.
 type recorder struct{ got []string }
