@@ -4,6 +4,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -39,3 +40,5 @@ type recorder struct{ got []string }
 func (r *recorder) OnStateChange(backend string, from, to State) {
 	r.got = append(r.got, backend+":"+from.String()+"->"+to.String())
 }
+
+func runtimeGosched() { runtime.Gosched() }

@@ -1,0 +1,54 @@
+package resilience
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Middleware sheds load in front of next: each request is admitted or
+// answered at once with 503 or 429, a Retry-After header and the JSON error
+// body {"error":{"code","message","request_id"}} (code is the fault class
+// name, "exhausted"; request_id is the X-Request-ID header). tenantOf names
+// the request's tenant; an empty tenant shares one bucket (""), so put the
+// middleware after tenant validation, or have tenantOf return a fixed name
+// for unauthenticated requests.
+//
+// The server's access log should wrap this middleware so that shed requests
+// are logged once like every other failed request.
+func (l *Limiter) Middleware(tenantOf func(*http.Request) string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tenant := tenantOf(r)
+		d := l.Acquire(tenant)
+		if !d.Admit {
+			writeShed(w, r, d)
+			return
+		}
+		defer l.Release(tenant)
+		next.ServeHTTP(w, r)
+	})
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+func writeShed(w http.ResponseWriter, r *http.Request, d Decision) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Retry-After", fault.FormatRetryAfter(d.RetryAfter))
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(d.Status)
+	_ = json.NewEncoder(w).Encode(errorBody{Error: errorDetail{
+		Code:      fault.Exhausted.String(),
+		Message:   d.Reason,
+		RequestID: r.Header.Get("X-Request-ID"),
+	}})
+}
