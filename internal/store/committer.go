@@ -44,9 +44,9 @@ type request struct {
 
 	staged  bool   // written into the group's batch
 	expired bool   // answered with its context error before joining a batch
-	rec    Record // the answer
-	err    error
-	reply  chan *request // buffered(1): the committer never blocks on it
+	rec     Record // the answer
+	err     error
+	reply   chan *request // buffered(1): the committer never blocks on it
 }
 
 // submit queues r and waits for its answer. A request still queued when its

@@ -1,0 +1,171 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// fakeWall is a settable wall clock.
+type fakeWall struct{ ms atomic.Int64 }
+
+func (w *fakeWall) now() time.Time { return time.UnixMilli(w.ms.Load()) }
+
+// TestReopen: identity, data, seqs and the HLC survive a restart, and the
+// HLC stays monotonic although the wall clock stepped back an hour across it.
+func TestReopen(t *testing.T) {
+	dir := t.TempDir()
+	wall := &fakeWall{}
+	wall.ms.Store(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	s, err := Open(dir, Options{NodeID: "n1", Wall: wall.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := s.Identity()
+	if id.NodeID != "n1" || id.Incarnation == 0 {
+		t.Fatalf("identity %+v", id)
+	}
+	var last Record
+	for i := range 5 {
+		last = mustPut(t, s, "t", fmt.Sprintf("k%d", i), fmt.Sprint(i))
+	}
+	if err := s.PutCheckpoint("b", "t", []byte("cp")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	wall.ms.Add(-time.Hour.Milliseconds()) // the clock stepped back while down
+	s = openT(t, dir, Options{Wall: wall.now})
+	if s.Identity() != id {
+		t.Fatalf("identity after reopen %+v, want %+v", s.Identity(), id)
+	}
+	for i := range 5 {
+		r, err := s.Get(bg, "t", fmt.Sprintf("k%d", i))
+		if err != nil || string(r.Body) != fmt.Sprint(i) {
+			t.Fatalf("k%d after reopen: %+v, %v", i, r, err)
+		}
+	}
+	if cp, ok, _ := s.Checkpoint("b", "t"); !ok || string(cp) != "cp" {
+		t.Fatalf("checkpoint after reopen: %q %v", cp, ok)
+	}
+	next := mustPut(t, s, "t", "k4", "again")
+	if next.Seq <= last.Seq {
+		t.Fatalf("seq after reopen %d, not after %d", next.Seq, last.Seq)
+	}
+	if next.Version.HLC <= last.Version.HLC {
+		t.Fatalf("HLC after reopen %v, not after %v (wall stepped back)", next.Version.HLC, last.Version.HLC)
+	}
+	if next.Version.Vector.Get(id.Incarnation) != 2 {
+		t.Fatalf("vector after reopen %v", next.Version.Vector)
+	}
+	checkConsistent(t, s)
+}
+
+func TestIdentity(t *testing.T) {
+	a := openT(t, "", Options{})
+	b := openT(t, "", Options{})
+	if a.Identity().Incarnation == b.Identity().Incarnation {
+		t.Fatal("two new directories got the same incarnation")
+	}
+	if !strings.HasPrefix(a.Identity().NodeID, "node-") {
+		t.Fatalf("default node id %q", a.Identity().NodeID)
+	}
+
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NodeID: "n1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "t", "k", "{}")
+	s.Close()
+	_, err = Open(dir, Options{NodeID: "n2"})
+	wantClass(t, "open as another node", err, fault.Config)
+
+	if err := os.Remove(filepath.Join(dir, identityFile)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, Options{})
+	wantClass(t, "open with data but no identity", err, fault.Config)
+
+	if err := os.WriteFile(filepath.Join(dir, identityFile), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, Options{})
+	wantClass(t, "open with a damaged identity", err, fault.Corruption)
+}
+
+func TestLockInProcess(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	_, err := Open(dir, Options{})
+	wantClass(t, "second Open", err, fault.Config)
+	if !strings.Contains(err.Error(), "is in use by another process") {
+		t.Fatalf("error %q does not say the directory is in use", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	openT(t, dir, Options{}) // the lock was released
+}
+
+// TestLockOtherProcess runs a second process against an open directory; it
+// must fail fast with the clear error.
+func TestLockOtherProcess(t *testing.T) {
+	dir := t.TempDir()
+	openT(t, dir, Options{})
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envLockChild+"="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "LOCKED: ") || !strings.Contains(string(out), "in use by another process") {
+		t.Fatalf("child output %q", out)
+	}
+}
+
+// lockChild is the second process of TestLockOtherProcess: exit 0 if Open
+// fails with the expected error.
+func lockChild(dir string) int {
+	s, err := Open(dir, Options{})
+	if err == nil {
+		s.Close()
+		fmt.Println("OPENED: the lock did not hold")
+		return 1
+	}
+	if !errors.Is(err, fault.ErrConfig) {
+		fmt.Println("WRONG CLASS:", err)
+		return 1
+	}
+	fmt.Println("LOCKED:", err)
+	return 0
+}
+
+func TestBufferedDurability(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Durability: Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustPut(t, s, "t", "k", "{}")
+	if err := s.Close(); err != nil { // a clean close flushes the log
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{})
+	if got, err := s.Get(bg, "t", "k"); err != nil || got.ETag != r.ETag {
+		t.Fatalf("after clean close: %+v, %v", got, err)
+	}
+	if Buffered.String() != "buffered" || Sync.String() != "sync" {
+		t.Fatal("durability names")
+	}
+}
