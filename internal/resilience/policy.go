@@ -147,7 +147,7 @@ func (p *Policy) Run(ctx context.Context, op string, fn func(context.Context) er
 	switch {
 	case ran && err == nil:
 		return nil
-	case ran && (!retryable(err) || ctx.Err() != nil):
+	case ran && (p.cfg.MaxAttempts == 1 || !retryable(err) || ctx.Err() != nil):
 		return p.classify(op, err)
 	case ran:
 		// Retryable: the full chain replays this failure as its first
