@@ -36,7 +36,7 @@ type Entry struct {
 
 // entryOverhead approximates the fixed memory cost of one resident entry
 // beyond its variable-length bytes: the node, the Entry header, a map slot
-// and a ring slot. It only has to be in the right range: it keeps a cache of
+// and the ring links. It only has to be in the right range: it keeps a cache of
 // tiny entries from holding millions of them under a small budget.
 const entryOverhead = 208
 
@@ -215,11 +215,12 @@ func (c *Cache) Lease(k Key) Lease {
 // A refused Fill is always safe: the caller still returns what it read, and
 // the next reader goes to the store.
 func (c *Cache) Fill(k Key, l Lease, e *Entry) bool {
-	if e == nil {
-		return false
-	}
 	h := c.hash(k)
 	s := c.shardOf(h)
+	if e == nil {
+		s.fillsRejected.Add(1)
+		return false
+	}
 	s.mu.Lock()
 	ok := s.leases.redeem(k, l.token) && s.installLocked(k, h, e, true)
 	s.mu.Unlock()

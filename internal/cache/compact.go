@@ -99,11 +99,6 @@ func (c *Cache) rebuild(i int) {
 	}
 	s.m, s.side = fresh, nil
 	s.highWater, s.kicked = s.count, false
-	if cap(s.ring) > 2*len(s.ring)+64 {
-		// Slices do not shrink either. Copying pointers is cheap next to
-		// the map copy, but it is done under mu; fine at shard sizes.
-		s.ring = append(make([]*node, 0, len(s.ring)+len(s.ring)/4), s.ring...)
-	}
 	s.mu.Unlock()
 
 	c.compactions.Add(1)

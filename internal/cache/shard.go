@@ -18,9 +18,9 @@ const (
 	minRebuild   = 256
 )
 
-// node is one resident key. key and hash never change; e, size and idx are
-// guarded by the owning shard's mu; ref is the CLOCK reference bit, set by
-// readers without the lock.
+// node is one resident key. key and hash never change; e, size, prev and
+// next are guarded by the owning shard's mu; ref is the CLOCK reference bit,
+// set by readers without the lock.
 //
 // Updating a key replaces n.e in place rather than the node, so a rebuild
 // copying node pointers out of a frozen map (without the lock) always copies
@@ -30,8 +30,9 @@ type node struct {
 	hash uint64
 	e    *Entry
 	size int64
-	idx  int // position in shard.ring
-	ref  atomic.Uint32
+	// prev and next link the shard's CLOCK ring, a circular list.
+	prev, next *node
+	ref        atomic.Uint32
 }
 
 // shard is one lock domain of the cache.
@@ -57,9 +58,10 @@ type shard struct {
 	// first. In-place updates of existing nodes need no entry here.
 	side map[Key]*node
 
-	// ring is the CLOCK ring of resident nodes; hand is the clock hand.
-	ring []*node
-	hand int
+	// hand is the CLOCK hand: a node of the circular list of resident
+	// nodes, nil when the shard is empty. New nodes are linked just behind
+	// it, so they are the last the hand reaches.
+	hand *node
 
 	bytes, budget int64
 	count         int  // resident entries
@@ -127,13 +129,13 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 		return false
 	}
 	s.makeRoomLocked(sz, nil)
-	n = &node{key: k, hash: h, e: e, size: sz, idx: len(s.ring)}
+	n = &node{key: k, hash: h, e: e, size: sz}
 	if s.side != nil {
 		s.side[k] = n
 	} else {
 		s.m[k] = n
 	}
-	s.ring = append(s.ring, n)
+	s.linkLocked(n)
 	s.bytes += sz
 	s.count++
 	if s.count > s.highWater {
@@ -155,16 +157,13 @@ func (s *shard) makeRoomLocked(need int64, keep *node) {
 // false if nothing but keep is left.
 func (s *shard) evictOneLocked(keep *node) bool {
 	for {
-		if len(s.ring) == 0 || (len(s.ring) == 1 && s.ring[0] == keep) {
+		n := s.hand
+		if n == nil || (n == keep && n.next == n) {
 			return false
 		}
-		if s.hand >= len(s.ring) {
-			s.hand = 0
-		}
-		n := s.ring[s.hand]
 		if n == keep || n.ref.Load() != 0 {
 			n.ref.Store(0)
-			s.hand++
+			s.hand = n.next
 			continue
 		}
 		s.raiseGhost(n.hash, n.e.Seq)
@@ -181,21 +180,34 @@ func (s *shard) raiseGhost(h, seq uint64) {
 	}
 }
 
+// linkLocked puts n in the ring just behind the hand.
+func (s *shard) linkLocked(n *node) {
+	if s.hand == nil {
+		n.prev, n.next, s.hand = n, n, n
+		return
+	}
+	p := s.hand.prev
+	p.next, n.prev = n, p
+	n.next, s.hand.prev = s.hand, n
+}
+
 // removeLocked takes n out of the map (or records the removal in side
-// during a rebuild) and out of the ring. The last ring node moves into n's
-// slot, which the hand visits next: CLOCK order is perturbed slightly, which
-// only affects which entry is evicted, never correctness.
+// during a rebuild) and out of the ring.
 func (s *shard) removeLocked(n *node) {
 	if s.side != nil {
 		s.side[n.key] = nil
 	} else {
 		delete(s.m, n.key)
 	}
-	last := len(s.ring) - 1
-	s.ring[n.idx] = s.ring[last]
-	s.ring[n.idx].idx = n.idx
-	s.ring[last] = nil
-	s.ring = s.ring[:last]
+	if n.next == n {
+		s.hand = nil
+	} else {
+		n.prev.next, n.next.prev = n.next, n.prev
+		if s.hand == n {
+			s.hand = n.next
+		}
+	}
+	n.prev, n.next = nil, nil
 	s.bytes -= n.size
 	s.count--
 	s.publishGauges()
