@@ -150,43 +150,52 @@ func TestShedding(t *testing.T) {
 			results <- r
 		})
 	}
-	// The well-behaved tenant first, within its limit; then the storm:
-	// one hog tenant with 150 requests and 30 tenants with 4 each.
+	// In phases, so that which limit answers is deterministic: the
+	// well-behaved tenant (6, within its limit), then the hog up to its
+	// limit (8), then 142 more hog requests (429: the node has room, the
+	// tenant has not), then 30 tenants × 4 (6 admitted, then 503: node full).
 	for i := range 6 {
 		send("good", i)
 	}
 	waitFor(t, func() bool { return inHandler.Load() == 6 })
-	for i := range 150 {
+	for i := range perTenant {
 		send("hog", i)
 	}
+	waitFor(t, func() bool { return inHandler.Load() == 6+perTenant })
+	counts := map[int]int{}
+	// Every request over a limit is answered while the admitted ones are
+	// still held: the limiter queues nothing.
+	collectShed := func(n int) {
+		for range n {
+			r := <-results
+			counts[r.status]++
+			if r.status != 429 && r.status != 503 {
+				t.Fatalf("while held: status %d for %s, want 429 or 503", r.status, r.tenant)
+			}
+			if r.tenant == "good" {
+				t.Errorf("good tenant shed: %+v", r)
+			}
+			if r.ra == "" || r.body.Error.Code != "exhausted" || r.body.Error.RequestID == "" || r.body.Error.Message == "" {
+				t.Errorf("shed response missing Retry-After or JSON fields: %+v", r)
+			}
+		}
+	}
+	for i := range 150 - perTenant {
+		send("hog", perTenant+i)
+	}
+	collectShed(150 - perTenant)
 	for tn := range 30 {
 		for i := range 4 {
 			send(fmt.Sprintf("t%d", tn), i)
 		}
 	}
-	// Every request over a limit is answered while the admitted ones are
-	// still held: the limiter queues nothing.
-	shed := 0
-	counts := map[int]int{}
-	for shed < 6+150+120-maxInFlight {
-		r := <-results
-		counts[r.status]++
-		if r.status != 429 && r.status != 503 {
-			t.Fatalf("while held: status %d for %s, want 429 or 503", r.status, r.tenant)
-		}
-		if r.tenant == "good" {
-			t.Errorf("good tenant shed: %+v", r)
-		}
-		if r.ra == "" || r.body.Error.Code != "exhausted" || r.body.Error.RequestID == "" || r.body.Error.Message == "" {
-			t.Errorf("shed response missing Retry-After or JSON fields: %+v", r)
-		}
-		shed++
+	collectShed(120 - (maxInFlight - 6 - perTenant))
+	if counts[429] != 150-perTenant || counts[503] != 120-(maxInFlight-6-perTenant) {
+		t.Errorf("shed statuses %v, want %d×429 (hog over its limit) and %d×503 (node full)",
+			counts, 150-perTenant, 120-(maxInFlight-6-perTenant))
 	}
 	if got := maxSeen.Load(); got > maxInFlight {
 		t.Errorf("handler saw %d requests at once, want ≤ %d", got, maxInFlight)
-	}
-	if counts[429] == 0 || counts[503] == 0 {
-		t.Errorf("shed statuses %v, want both 429 (hog) and 503 (node full)", counts)
 	}
 	close(hold)
 	wg.Wait()
