@@ -181,10 +181,9 @@ func (s *Store) commit(g *group, reqs []*request) {
 	_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
 	_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
 	start := time.Now()
-	err := g.batch.Commit(s.wopts)
+	err := s.commitBatch(g.batch)
 	dur := time.Since(start)
 	if err != nil {
-		s.fail(err)
 		for _, r := range reqs {
 			if !r.expired {
 				r.rec, r.err = Record{}, wrap(opNames[r.op], r.tenant, r.key, fmt.Errorf("commit: %w", err))

@@ -265,9 +265,5 @@ func (s *Store) writeDirect(op, tenant, key string, fill func(b *pebble.Batch) e
 	if err := fill(b); err != nil {
 		return wrap(op, tenant, key, err)
 	}
-	if err := b.Commit(s.wopts); err != nil {
-		s.fail(err)
-		return wrap(op, tenant, key, err)
-	}
-	return nil
+	return wrap(op, tenant, key, s.commitBatch(b))
 }

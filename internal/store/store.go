@@ -300,8 +300,52 @@ func wrap(op, tenant, key string, err error) error {
 }
 
 // quietLogger drops Pebble's informational chatter and keeps its errors.
+//
+// Fatalf panics with a pebbleFatal instead of exiting. Pebble calls it when
+// it cannot continue, and does not expect it to return: notably when a
+// commit's log write or fsync fails (DB.Apply: "fatal commit error"). The
+// store recovers that panic around its own commits (commitBatch), so the
+// writers get an error and the store fails cleanly instead of the whole
+// process exiting. A Fatalf on one of Pebble's background goroutines is not
+// recovered and still ends the process, as Pebble intends.
 type quietLogger struct{}
 
 func (quietLogger) Infof(string, ...any)           {}
 func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
-func (quietLogger) Fatalf(format string, a ...any) { log.Fatalf("pebble: "+format, a...) }
+func (quietLogger) Fatalf(format string, a ...any) {
+	pf := pebbleFatal{msg: fmt.Sprintf(format, a...)}
+	for _, x := range a {
+		if err, ok := x.(error); ok && pf.cause == nil {
+			pf.cause = err // Pebble formats with %v; keep the chain for classification
+		}
+	}
+	panic(pf)
+}
+
+// pebbleFatal is the panic value of quietLogger.Fatalf.
+type pebbleFatal struct {
+	msg   string
+	cause error // the first error among the arguments, if any
+}
+
+func (p pebbleFatal) Error() string { return p.msg }
+func (p pebbleFatal) Unwrap() error { return p.cause }
+
+// commitBatch commits b with the store's durability. A failure fails the
+// store (see ErrFailed): Pebble's log is then unusable, and the batch may
+// already be visible to readers.
+func (s *Store) commitBatch(b *pebble.Batch) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			pf, ok := r.(pebbleFatal)
+			if !ok {
+				panic(r)
+			}
+			err = pf
+		}
+		if err != nil {
+			s.fail(err)
+		}
+	}()
+	return b.Commit(s.wopts)
+}
