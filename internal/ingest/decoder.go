@@ -35,6 +35,12 @@ func (d *Decoder) Decode(b []byte, m *MarketData) error {
 	d.base = 0
 	end, err := d.decodeAt(b, skipWS(b, 0), m)
 	if err != nil {
+		if _, shape := err.(*FieldError); shape {
+			// Trailing garbage after a wrongly shaped value is still a syntax error.
+			if verr := ValidateDepth(b, d.maxDepth); verr != nil {
+				return verr
+			}
+		}
 		return err
 	}
 	if end = skipWS(b, end); end != len(b) {
@@ -70,11 +76,15 @@ func (d *Decoder) object(b []byte, i int, m *MarketData) (int, error) {
 		return i + 1, d.missing(seen, metaSeen, i)
 	}
 	for {
-		key, j, err := d.key(b, i)
-		if err != nil {
-			return j, err
+		f, j := fastTopKey(b, i)
+		if j == 0 || j >= len(b) { // the slow path reports errors, including EOF
+			key, k, err := d.key(b, i)
+			if err != nil {
+				return k, err
+			}
+			f, j = topField(key), k
 		}
-		f := topField(key)
+		var err error
 		switch f {
 		case fSymbol:
 			m.Symbol, i, err = d.str(b, j, f, 1)
@@ -160,11 +170,15 @@ func (d *Decoder) metadata(b []byte, i int, m *MarketData, seen *uint32) (int, e
 		return i + 1, nil
 	}
 	for {
-		key, j, err := d.key(b, i)
-		if err != nil {
-			return j, err
+		f, j := fastMetaKey(b, i)
+		if j == 0 || j >= len(b) { // the slow path reports errors, including EOF
+			key, k, err := d.key(b, i)
+			if err != nil {
+				return k, err
+			}
+			f, j = metaField(key), k
 		}
-		f := metaField(key)
+		var err error
 		switch f {
 		case fExchange:
 			m.Exchange, i, err = d.internStr(b, j, f)
@@ -187,6 +201,10 @@ func (d *Decoder) metadata(b []byte, i int, m *MarketData, seen *uint32) (int, e
 
 // missing names the first required field that was not seen, or returns nil.
 func (d *Decoder) missing(seen, metaSeen uint32, at int) error {
+	const top, meta = 1<<fSymbol | 1<<fPrice | 1<<fVolume | 1<<fMetadata, 1<<fExchange | 1<<fDataSource
+	if seen&top == top && metaSeen&meta == meta {
+		return nil
+	}
 	for _, f := range [...]field{fSymbol, fPrice, fVolume, fMetadata} {
 		if seen&(1<<f) == 0 {
 			return &FieldError{Field: fieldName[f], Offset: d.base + int64(at), Msg: "required field missing"}

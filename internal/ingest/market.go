@@ -131,3 +131,60 @@ func typeName(c byte) string {
 	}
 	return "number"
 }
+
+// fastTopKey recognises a known key at b[i] == '"' written without escapes
+// and followed directly by ':', the overwhelmingly common shape, with one
+// constant compare (the compiler turns it into word loads) instead of a
+// string scan. It returns the index after the ':' and whitespace, or 0 when
+// the slow path must decide.
+func fastTopKey(b []byte, i int) (field, int) {
+	r := b[i:]
+	if len(r) < 12 || r[0] != '"' {
+		return fieldNone, 0
+	}
+	switch r[1] {
+	case 's':
+		if string(r[1:9]) == `symbol":` {
+			return fSymbol, skipWS(b, i+9)
+		}
+	case 'p':
+		if string(r[1:8]) == `price":` {
+			return fPrice, skipWS(b, i+8)
+		}
+	case 'v':
+		if string(r[1:9]) == `volume":` {
+			return fVolume, skipWS(b, i+9)
+		}
+	case 'm':
+		if string(r[1:11]) == `metadata":` {
+			return fMetadata, skipWS(b, i+11)
+		}
+	case 'r':
+		if string(r[1:11]) == `raw_feed":` {
+			return fRawFeed, skipWS(b, i+11)
+		}
+	}
+	return fieldNone, 0
+}
+
+// fastMetaKey is fastTopKey for the metadata object.
+func fastMetaKey(b []byte, i int) (field, int) {
+	r := b[i:]
+	if len(r) < 15 || r[0] != '"' {
+		return fieldNone, 0
+	}
+	switch r[1] {
+	case 'e':
+		if string(r[1:11]) == `exchange":` {
+			return fExchange, skipWS(b, i+11)
+		}
+		if string(r[1:13]) == `extra_info":` {
+			return fExtraInfo, skipWS(b, i+13)
+		}
+	case 'd':
+		if string(r[1:14]) == `data_source":` {
+			return fDataSource, skipWS(b, i+14)
+		}
+	}
+	return fieldNone, 0
+}

@@ -164,7 +164,7 @@ func TestProcessOversizeLongerThanChunk(t *testing.T) {
 	in := `{"id":"a"}` + "\n" + big + "\n" + `{"id":"b"}` + "\n" + big // last one without newline
 	for _, read := range []bool{true, false} {
 		var c collected
-		opts := Options{KeyField: "id", MaxRecordSize: 100, ChunkSize: 256}
+		opts := Options{KeyField: "id", MaxRecordSize: 100, ChunkSize: 256, Ordered: true}
 		var st Stats
 		var err error
 		if read {
