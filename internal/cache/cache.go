@@ -190,10 +190,10 @@ func (c *Cache) Get(k Key) (*Entry, bool) {
 	return e, true
 }
 
-// Lease grants the right to Fill k. Call it after a Get miss and before
-// reading the store. The lease is invalidated by any Set of k, by a
-// successful Fill of k under another lease of the same generation, and by
-// the shard's lease cap. Outcomes of the later Fill are listed on Fill.
+// Lease grants the right to Fill k while k is absent. Call it after a Get
+// miss and before reading the store. The lease ends at the next Set or Fill
+// of k (whatever their outcome) or when the shard's lease cap drops it.
+// Outcomes of the later Fill are listed on Fill.
 func (c *Cache) Lease(k Key) Lease {
 	s := c.shardOf(c.hash(k))
 	s.mu.Lock()
@@ -205,15 +205,24 @@ func (c *Cache) Lease(k Key) Lease {
 	return Lease{token: tok}
 }
 
-// Fill installs e, which the caller read from the store after taking l. It
-// reports whether e was installed. Outcomes:
-//   - true: the lease was valid and no entry with Seq >= e.Seq was cached.
-//   - false: the lease was never valid, was dropped by the lease cap, or a
-//     Set of k (or another Fill of k) happened since it was granted; or the
-//     cache holds an entry with Seq >= e.Seq; or e does not fit in a shard.
+// Fill offers e, which the caller read from the store after taking l, and
+// reports whether it was installed. Call it after every store read on the
+// read path, even if the caller does not care about the outcome: a Fill is
+// also how the cache learns that a reader has observed e. Outcomes:
+//   - k is cached with Seq < e.Seq: e is installed, lease or not. The store
+//     holds a version newer than the cached one, and a reader is about to
+//     return it; leaving the older entry would let later readers go back in
+//     time (see the package doc). A cached entry's Seq is never below an
+//     acknowledged write's, so a newer one is always safe.
+//   - k is cached with Seq >= e.Seq: refused.
+//   - k is absent: installed iff l is still valid, that is, no Set or Fill
+//     of k happened since l was granted and the cap did not drop it.
+//   - e does not fit in a shard: refused, and an older cached version of k
+//     is dropped.
 //
-// A refused Fill is always safe: the caller still returns what it read, and
-// the next reader goes to the store.
+// Every Fill ends k's lease generation, so the other readers that leased k
+// in that generation are refused. A refused Fill is always safe: the caller
+// still returns what it read, and the next reader goes to the store.
 func (c *Cache) Fill(k Key, l Lease, e *Entry) bool {
 	h := c.hash(k)
 	s := c.shardOf(h)
@@ -222,7 +231,8 @@ func (c *Cache) Fill(k Key, l Lease, e *Entry) bool {
 		return false
 	}
 	s.mu.Lock()
-	ok := s.leases.redeem(k, l.token) && s.installLocked(k, h, e, true)
+	valid := s.leases.redeem(k, l.token)
+	ok := (valid || s.lookupLocked(k) != nil) && s.installLocked(k, h, e, true)
 	s.mu.Unlock()
 	if !ok {
 		s.fillsRejected.Add(1)
@@ -230,15 +240,18 @@ func (c *Cache) Fill(k Key, l Lease, e *Entry) bool {
 	return ok
 }
 
-// Set installs e after the store committed it, and invalidates every
-// outstanding lease on k. It reports whether e was installed. Outcomes:
+// Set installs e after the store committed it, and ends k's lease
+// generation. It reports whether e was installed. Outcomes:
 //   - true: no entry for k was cached, or the cached one has a lower Seq.
 //   - false: the cached entry has Seq >= e.Seq (a newer version won); or k
 //     is absent and an entry with Seq >= e.Seq was evicted from k's ghost
 //     slot (it may have been a newer version of k); or e does not fit.
 //
-// Leases are invalidated in every case, so a reader that read the store
-// before this commit cannot install what it read.
+// The generation ends in every case, so a reader that read the store before
+// this commit cannot install what it read into an absent slot.
+//
+// Sets of one key must be made in commit order: the docs service commits and
+// Sets under its per-key write lock. See "Writers" in the package doc.
 func (c *Cache) Set(k Key, e *Entry) bool {
 	if e == nil {
 		return false

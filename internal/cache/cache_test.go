@@ -136,56 +136,73 @@ func TestSetMonotonic(t *testing.T) {
 
 func TestFillOutcomes(t *testing.T) {
 	k := Key{"t", "k"}
+	// The budget holds one entry, so evict(c) empties k's slot.
+	budget := size(Key{"t", "zz"}, ent(1000, "x"))
+	evict := func(c *Cache) { c.Set(Key{"t", "zz"}, ent(1000, "x")) }
 	tests := []struct {
 		name string
-		run  func(c *Cache) bool // returns Fill's result
+		run  func(c *Cache) bool // returns the last Fill's result
 		want bool
-		seq  uint64 // cached Seq afterwards, 0 = absent
+		seq  uint64 // cached Seq of k afterwards; 0 = absent
 	}{
-		{"valid lease", func(c *Cache) bool {
+		{"absent, valid lease", func(c *Cache) bool {
 			l := c.Lease(k)
 			return c.Fill(k, l, ent(1, "a"))
 		}, true, 1},
-		{"zero lease", func(c *Cache) bool {
+		{"absent, zero lease", func(c *Cache) bool {
 			return c.Fill(k, Lease{}, ent(1, "a"))
 		}, false, 0},
-		{"set since lease", func(c *Cache) bool {
+		{"absent, Set since lease, newer evicted", func(c *Cache) bool {
+			l := c.Lease(k)
+			c.Set(k, ent(2, "b"))
+			evict(c)
+			return c.Fill(k, l, ent(1, "a"))
+		}, false, 0},
+		{"absent, refused Set still ends the lease", func(c *Cache) bool {
+			c.Set(k, ent(5, "e"))
+			evict(c)
+			l := c.Lease(k)
+			c.Set(k, ent(4, "d")) // refused by the ghost
+			return c.Fill(k, l, ent(6, "f"))
+		}, false, 0},
+		{"absent, second fill of a generation", func(c *Cache) bool {
+			l1, l2 := c.Lease(k), c.Lease(k)
+			c.Fill(k, l1, ent(2, "b"))
+			evict(c)
+			return c.Fill(k, l2, ent(3, "c"))
+		}, false, 0},
+		{"absent, refused fill ends the generation", func(c *Cache) bool {
+			l := c.Lease(k)
+			c.Fill(k, Lease{}, ent(5, "e")) // a reader whose lease was dropped
+			return c.Fill(k, l, ent(4, "d"))
+		}, false, 0},
+		{"absent, lease of an old generation", func(c *Cache) bool {
+			l1 := c.Lease(k)
+			c.Set(k, ent(1, "a"))
+			evict(c)
+			c.Lease(k) // new generation
+			return c.Fill(k, l1, ent(2, "b"))
+		}, false, 0},
+		{"present, older refused", func(c *Cache) bool {
 			l := c.Lease(k)
 			c.Set(k, ent(2, "b"))
 			return c.Fill(k, l, ent(1, "a"))
 		}, false, 2},
-		{"refused set still invalidates", func(c *Cache) bool {
-			c.Set(k, ent(5, "e"))
-			l := c.Lease(k)
-			c.Set(k, ent(4, "d")) // refused: older
-			return c.Fill(k, l, ent(6, "f"))
-		}, false, 5},
-		{"cache holds newer", func(c *Cache) bool {
+		{"present, equal refused", func(c *Cache) bool {
 			c.Set(k, ent(3, "c"))
 			l := c.Lease(k)
-			return c.Fill(k, l, ent(2, "b"))
+			return c.Fill(k, l, ent(3, "c"))
 		}, false, 3},
-		{"newer than cached", func(c *Cache) bool {
+		{"present, newer installed", func(c *Cache) bool {
 			c.Set(k, ent(3, "c"))
 			l := c.Lease(k)
 			return c.Fill(k, l, ent(4, "d"))
 		}, true, 4},
-		{"second fill of generation refused", func(c *Cache) bool {
-			l1, l2 := c.Lease(k), c.Lease(k)
-			c.Fill(k, l1, ent(2, "b"))
-			return c.Fill(k, l2, ent(3, "c"))
-		}, false, 2},
-		{"lease reused after fill refused", func(c *Cache) bool {
+		{"present, newer installed without a valid lease", func(c *Cache) bool {
 			l := c.Lease(k)
-			c.Fill(k, l, ent(1, "a"))
+			c.Set(k, ent(1, "a")) // ends l's generation
 			return c.Fill(k, l, ent(2, "b"))
-		}, false, 1},
-		{"old generation refused", func(c *Cache) bool {
-			l1 := c.Lease(k)
-			c.Set(k, ent(1, "a"))
-			c.Lease(k) // new generation
-			return c.Fill(k, l1, ent(2, "b"))
-		}, false, 1},
+		}, true, 2},
 		{"negative fill", func(c *Cache) bool {
 			l := c.Lease(k)
 			return c.Fill(k, l, tomb(0))
@@ -196,7 +213,7 @@ func TestFillOutcomes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newTest(t, 1<<20, hooks{})
+			c := newTest(t, budget, hooks{})
 			if got := tt.run(c); got != tt.want {
 				t.Errorf("Fill = %v, want %v", got, tt.want)
 			}

@@ -64,28 +64,62 @@
 // is evicted (or the shard is full) between W's Set and R's Fill, the cache
 // holds nothing to compare with, and v1 would be installed. So R takes a
 // Lease before reading the store; Set ends every outstanding lease on k, and
-// Fill with an ended lease is refused. That closes the race whatever
-// happened to v2. It is memcache's lease, per key, with no global lock.
+// Fill into an absent slot with an ended lease is refused. That closes the
+// race whatever happened to v2. It is memcache's lease, per key, with no
+// global lock.
 //
-// Two more interleavings shaped the details:
+// The linearizability test found two more interleavings, which shaped the
+// rest of the rules:
 //
-//   - Two readers R1, R2 lease in the same generation; R2 reads v1, the
-//     writer commits v2 (not yet Set), R1 reads v2 and Fills it, v2 is
-//     evicted, R2 Fills v1. R1 has already returned v2, so serving v1 now
-//     would go back in time. Hence the first Fill ends the generation and
-//     R2's Fill is refused.
-//   - Two writers commit v1 then v2 and call Set in the opposite order, with
-//     v2 evicted in between. Set(v1) finds nothing cached. Each shard keeps
-//     ghost slots: the highest Seq evicted from keys hashing to each slot.
-//     Set of an absent key at or below its slot's ghost is refused (a miss
-//     is always safe; at worst a collision costs one store read).
+//	reader R                   writer W                  reader R2
+//	Get(k): miss
+//	Lease(k)
+//	                           Set(k, v1); ack           (v1 cached)
+//	                           store.Commit(k, v2)
+//	store.Read(k) → v2
+//	Fill(k, v2)  ← lease ended by Set(v1), but must install v2
+//	return v2
+//	                                                     Get(k) → v1 ✗
 //
-// Fill does not consult ghosts: a valid lease proves no Set of k happened
-// since the lease was taken, and the store read came after it.
+// R returned v2; if the cache kept v1, R2 would go back in time. So a Fill
+// whose entry is newer than the cached one installs it regardless of the
+// lease. This is safe because a cached entry's Seq is never below any
+// acknowledged write's Seq for that key, so anything newer is newer than
+// every acknowledged write.
+//
+//	reader R1                  reader R2                 writer W
+//	Lease(k)  (generation g)
+//	                           Lease(k)  (g)
+//	                           store.Read(k) → v1
+//	                                                     store.Commit(k, v2)
+//	store.Read(k) → v2
+//	Fill(k, v2) → installed; return v2
+//	(v2 evicted)
+//	                           Fill(k, v1)  ← must be refused
+//
+// Hence any Fill of k, installed or not, ends k's lease generation: R2's
+// lease is dead once R1 has filled, and a Lease taken after R1's Fill reads
+// the store after R1 did.
+//
+// Two writers commit v1 then v2 and could call Set in the opposite order,
+// with v2 evicted in between. Each shard keeps ghost slots: the highest Seq
+// evicted from keys hashing to each slot; Set of an absent key at or below
+// its slot's ghost is refused (a miss is always safe; a collision costs one
+// store read). Fill does not consult ghosts: a valid lease proves no Set of
+// k happened since the lease, and the store read came after it.
 //
 // Leases are bounded: each shard keeps at most Options.MaxLeasesPerShard
 // live lease generations and drops the oldest beyond that. A dropped lease
 // only makes its Fill refused.
+//
+// # Writers
+//
+// Sets of one key must reach the cache in commit order. The docs service
+// already serializes writes to a key (it checks preconditions, then commits)
+// and must call Set before releasing that per-key lock and acknowledging.
+// The cache cannot enforce this: if W1 commits v1, W2 commits v2, a reader
+// returns v2 from the store while the key is absent, and only then W1's
+// Set(v1) arrives, nothing in the cache knows v2 exists.
 //
 // # Caveats
 //
@@ -94,12 +128,12 @@
 // modify an Entry or its slices after passing it to Set or Fill, nor after
 // receiving it from Get. There is no defensive copy, on purpose.
 //
-// The guarantee is "never older than an acknowledged write", given that
-// writers call Set before acknowledging. A reader that reads a committed but
-// not yet Set version from the store and then abandons its lease without
-// calling Fill does not end the lease generation; in that window another
-// reader may install and serve the older version until the writer's Set
-// lands. Always call Fill after a store read, even if its result is ignored.
+// Reads are linearizable with writes given the two rules the docs service
+// must follow: Set in commit order, before acknowledging (see Writers), and
+// Fill after every store read on the read path. A reader that reads a
+// committed but not yet Set version and abandons without calling Fill lets
+// other readers keep serving the previous version until the writer's Set
+// lands: never older than an acknowledged write, but not linearizable.
 //
 // An entry larger than MaxBytes/Shards is never cached. Tombstones are
 // cached and evictable like any entry. Stats counters are read one by one,

@@ -4,10 +4,10 @@ package cache
 // shard. It is guarded by the owning shard's mu.
 //
 // A generation starts when a key with no outstanding lease is leased, and
-// ends when the key is Set, when a Fill redeems any lease of the generation,
-// or when the cap drops it. All leases granted within one generation are
-// valid until it ends; a lease from an earlier generation is not, because
-// tokens only grow and a generation is identified by its first token.
+// ends at the first Set or Fill of the key (whatever their outcome), or when
+// the cap drops it. All leases granted within one generation are valid until
+// it ends; a lease from an earlier generation is not, because tokens only
+// grow and a generation is identified by its first token.
 type leaseTable struct {
 	m    map[Key]uint64 // key → first token of its live generation
 	q    []leaseRec     // generations in grant order; q[head:] is pending, may hold stale records
@@ -69,15 +69,15 @@ func (t *leaseTable) trim() {
 }
 
 // redeem reports whether tok belongs to k's live generation, and ends that
-// generation if so: after one Fill, other leases of the generation are
-// refused (see the package doc for why).
+// generation either way: after any Fill of k, the other leases of the
+// generation are refused (see "The stale-fill race" in the package doc).
 func (t *leaseTable) redeem(k Key, tok uint64) bool {
 	first, ok := t.m[k]
-	if !ok || tok == 0 || tok < first {
+	if !ok {
 		return false
 	}
 	delete(t.m, k)
-	return true
+	return tok != 0 && tok >= first
 }
 
 // invalidate ends k's live generation, if any.

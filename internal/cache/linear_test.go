@@ -1,0 +1,177 @@
+package cache
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Linearizability check: clients Put, Delete and Get through the cache in
+// front of memStore exactly as the docs service will (write: commit, then
+// Set; read: Get, on a miss Lease → store read → Fill), while compaction is
+// forced in a loop and a tiny budget keeps evicting. Every key must behave
+// as a single register.
+
+type regOp uint8
+
+const (
+	opGet regOp = iota
+	opPut
+	opDelete
+)
+
+type regInput struct {
+	op    regOp
+	key   string
+	value string // Put only
+}
+
+// regOutput is what a Get returned; "" means not found.
+type regOutput struct{ value string }
+
+var registerModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range h {
+			k := op.Input.(regInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(byKey))
+		for _, ops := range byKey {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		in := input.(regInput)
+		switch in.op {
+		case opPut:
+			return true, in.value
+		case opDelete:
+			return true, ""
+		default:
+			return output.(regOutput).value == state.(string), state
+		}
+	},
+	Equal: func(a, b any) bool { return a == b },
+	DescribeOperation: func(input, output any) string {
+		in := input.(regInput)
+		switch in.op {
+		case opPut:
+			return fmt.Sprintf("put(%s, %q)", in.key, in.value)
+		case opDelete:
+			return fmt.Sprintf("delete(%s)", in.key)
+		default:
+			return fmt.Sprintf("get(%s) → %q", in.key, output.(regOutput).value)
+		}
+	},
+}
+
+// TestRegisterModelRejectsStaleRead makes sure the model can fail: a get
+// that starts after put(v2) returned must not see v1.
+func TestRegisterModelRejectsStaleRead(t *testing.T) {
+	h := []porcupine.Operation{
+		{ClientId: 0, Input: regInput{opPut, "k", "v1"}, Call: 0, Output: regOutput{}, Return: 1},
+		{ClientId: 0, Input: regInput{opPut, "k", "v2"}, Call: 2, Output: regOutput{}, Return: 3},
+		{ClientId: 1, Input: regInput{opGet, "k", ""}, Call: 4, Output: regOutput{"v1"}, Return: 5},
+	}
+	if porcupine.CheckOperations(registerModel, h) {
+		t.Fatal("model accepted a stale read")
+	}
+}
+
+func TestLinearizable(t *testing.T) {
+	rounds, opsPerClient := 6, 400
+	if os.Getenv("CAIRN_LONG") == "1" {
+		rounds, opsPerClient = 40, 1000
+	}
+	for r := range rounds {
+		t.Run(fmt.Sprint("round", r), func(t *testing.T) { runLinearizable(t, uint64(r), opsPerClient) })
+	}
+}
+
+func runLinearizable(t *testing.T, seed uint64, opsPerClient int) {
+	const clients, nkeys = 6, 6
+	st := newStore()
+	// Two shards, room for about two entries each: constant eviction.
+	c := newCache(Options{
+		MaxBytes: 2 * 2 * size(Key{"t", "k0"}, &Entry{Body: []byte("c0-000")}),
+		Shards:   2, CompactInterval: -1, MaxLeasesPerShard: 2,
+	}, hooks{})
+	defer c.Close()
+	rs := &readSide{c: c, st: st}
+	var yields atomic.Uint64
+	rs.yield = func() { // yield on a pseudo-random half of the steps
+		if yields.Add(1)*0x9E3779B97F4A7C15>>63 == 1 {
+			runtime.Gosched()
+		}
+	}
+
+	stop := make(chan struct{})
+	var bg sync.WaitGroup
+	bg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				c.Compact()
+			}
+		}
+	})
+
+	var clock atomic.Int64
+	hist := make([][]porcupine.Operation, clients)
+	var wg sync.WaitGroup
+	for id := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(seed, uint64(id)))
+			for i := range opsPerClient {
+				k := Key{"t", fmt.Sprintf("k%d", rng.IntN(nkeys))}
+				in := regInput{key: k.Key}
+				var out regOutput
+				call := clock.Add(1)
+				switch p := rng.IntN(100); {
+				case p < 55:
+					in.op = opGet
+					out.value = rs.get(k)
+				case p < 85:
+					in.op, in.value = opPut, fmt.Sprintf("c%d-%03d", id, i%1000)
+					// pause between commit and Set: the stale-fill window
+					st.write(c, k, in.value, false, rs.pause)
+				default:
+					in.op = opDelete
+					st.write(c, k, "", true, rs.pause)
+				}
+				hist[id] = append(hist[id], porcupine.Operation{
+					ClientId: id, Input: in, Call: call, Output: out, Return: clock.Add(1),
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	bg.Wait()
+
+	var all []porcupine.Operation
+	for _, h := range hist {
+		all = append(all, h...)
+	}
+	res, _ := porcupine.CheckOperationsVerbose(registerModel, all, 30*time.Second)
+	if res != porcupine.Ok {
+		t.Fatalf("history of %d operations: %s", len(all), res)
+	}
+	s := c.Stats()
+	if s.Evictions == 0 || s.Compactions == 0 || s.Misses == 0 {
+		t.Fatalf("run did not exercise eviction/compaction/misses: %+v", s)
+	}
+	t.Logf("%d ops ok; stats %+v", len(all), s)
+}
