@@ -116,15 +116,19 @@ func (lw *listWriter) row(it Item) {
 
 func (lw *listWriter) flush(now time.Time) {
 	lw.lastFlush = now
-	lw.rc.SetWriteDeadline(now.Add(lw.s.timeouts.Write)) // ErrNotSupported behind foreign wrappers: keep the server's
+	// The deadline is wall-clock time whatever s.now says. Behind a wrapper
+	// without Unwrap this is ErrNotSupported and the server's deadline stays.
+	lw.rc.SetWriteDeadline(time.Now().Add(lw.s.timeouts.Write))
 	lw.rc.Flush()
 }
 
 func (lw *listWriter) end(next string) {
+	b := lw.buf[:0]
 	if !lw.started {
 		lw.start()
+		b = lw.buf
 	}
-	b := append(lw.buf[:0], "\n"+`],"next":`...)
+	b = append(b, "\n"+`],"next":`...)
 	b = appendJSONString(b, next)
 	b = append(b, "}\n"...)
 	lw.w.Write(b)
