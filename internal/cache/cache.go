@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
 )
 
 // Key names a document: a tenant and a key within it. It is the map key
@@ -93,6 +95,10 @@ type Cache struct {
 	shift  uint // 64 - log2(len(shards)): the top hash bits pick the shard
 	seed   maphash.Seed
 
+	// Read-path counters: striped, because a per-shard counter on a hot
+	// key's shard would be written by every core on every Get.
+	hits, misses *xsync.Counter
+
 	compactions     atomic.Uint64
 	compactionNanos atomic.Uint64
 
@@ -139,6 +145,8 @@ func newCache(opts Options, h hooks) *Cache {
 		shards: make([]shard, opts.Shards),
 		shift:  uint(64 - bits.TrailingZeros(uint(opts.Shards))),
 		seed:   maphash.MakeSeed(),
+		hits:   xsync.NewCounter(),
+		misses: xsync.NewCounter(),
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		hooks:  h,
@@ -166,28 +174,22 @@ func (c *Cache) shardOf(h uint64) *shard {
 	return &c.shards[h>>c.shift]
 }
 
-// Get returns the cached entry for k, tombstones included. It never copies
-// and never allocates; the returned Entry must not be modified. Get waits at
-// most for a shard's lock to be free of writers, never for a rebuild.
+// Get returns the cached entry for k, tombstones included. It never copies,
+// never allocates and never takes a lock: it waits for nothing, neither
+// writers nor rebuilds. The returned Entry must not be modified.
 func (c *Cache) Get(k Key) (*Entry, bool) {
-	s := c.shardOf(c.hash(k))
-	s.mu.RLock()
-	n := s.lookupLocked(k)
-	var e *Entry
-	if n != nil {
-		e = n.e
-	}
-	s.mu.RUnlock()
+	h := c.hash(k)
+	n := c.shardOf(h).lookup(h, k)
 	if n == nil {
-		s.misses.Add(1)
+		c.misses.Inc()
 		return nil, false
 	}
 	// CLOCK reference bit. Load first so that a hot entry costs no write.
 	if n.ref.Load() == 0 {
 		n.ref.Store(1)
 	}
-	s.hits.Add(1)
-	return e, true
+	c.hits.Inc()
+	return n.e.Load(), true
 }
 
 // Lease grants the right to Fill k while k is absent. Call it after a Get
@@ -232,7 +234,7 @@ func (c *Cache) Fill(k Key, l Lease, e *Entry) bool {
 	}
 	s.mu.Lock()
 	valid := s.leases.redeem(k, l.token)
-	ok := (valid || s.lookupLocked(k) != nil) && s.installLocked(k, h, e, true)
+	ok := (valid || s.lookup(h, k) != nil) && s.installLocked(k, h, e, true)
 	s.mu.Unlock()
 	if !ok {
 		s.fillsRejected.Add(1)
@@ -271,13 +273,13 @@ func (c *Cache) Set(k Key, e *Entry) bool {
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	st := Stats{
+		Hits:            uint64(c.hits.Value()),
+		Misses:          uint64(c.misses.Value()),
 		Compactions:     c.compactions.Load(),
 		CompactionNanos: c.compactionNanos.Load(),
 	}
 	for i := range c.shards {
 		s := &c.shards[i]
-		st.Hits += s.hits.Load()
-		st.Misses += s.misses.Load()
 		st.Evictions += s.evictions.Load()
 		st.Bytes += s.bytesGauge.Load()
 		st.Entries += s.entriesGauge.Load()

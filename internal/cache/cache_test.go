@@ -28,31 +28,44 @@ func checkInvariants(t *testing.T, c *Cache) {
 	t.Helper()
 	for i := range c.shards {
 		s := &c.shards[i]
-		s.mu.RLock()
-		if s.side != nil {
-			t.Errorf("shard %d: side map left behind", i)
+		s.mu.Lock()
+		if s.side.Load() != nil {
+			t.Errorf("shard %d: side table left behind", i)
 		}
+		tab := s.tab.Load()
 		ring := ringOf(s)
-		if len(s.m) != s.count || len(ring) != s.count {
-			t.Errorf("shard %d: len(m)=%d len(ring)=%d count=%d", i, len(s.m), len(ring), s.count)
+		if tab.live != s.count || len(ring) != s.count {
+			t.Errorf("shard %d: table live=%d len(ring)=%d count=%d", i, tab.live, len(ring), s.count)
+		}
+		found := 0
+		for j := range tab.slots {
+			if n := tab.slots[j].Load(); n != nil && n != deleted {
+				found++
+				if n.removed || n.next == nil {
+					t.Errorf("shard %d: table holds marker or unlinked node %v", i, n.key)
+				}
+			}
+		}
+		if found != s.count {
+			t.Errorf("shard %d: %d nodes in table, count=%d", i, found, s.count)
 		}
 		var bytes int64
 		for _, n := range ring {
 			if n.next.prev != n || n.prev.next != n {
 				t.Errorf("shard %d: ring links broken at %v", i, n.key)
 			}
-			if s.m[n.key] != n {
+			if got, _ := tab.find(n.hash, n.key); got != n {
 				t.Errorf("shard %d: ring node %v not in map", i, n.key)
 			}
-			if n.size != size(n.key, n.e) {
-				t.Errorf("shard %d: node %v size %d, want %d", i, n.key, n.size, size(n.key, n.e))
+			if n.size != size(n.key, n.e.Load()) {
+				t.Errorf("shard %d: node %v size %d, want %d", i, n.key, n.size, size(n.key, n.e.Load()))
 			}
 			bytes += n.size
 		}
 		if bytes != s.bytes || s.bytes > s.budget {
 			t.Errorf("shard %d: bytes=%d sum=%d budget=%d", i, s.bytes, bytes, s.budget)
 		}
-		s.mu.RUnlock()
+		s.mu.Unlock()
 	}
 }
 

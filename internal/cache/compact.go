@@ -29,9 +29,9 @@ func (c *Cache) compactor(interval time.Duration) {
 			default:
 			}
 			s := &c.shards[i]
-			s.mu.RLock()
+			s.mu.Lock()
 			due := s.shrunkLocked()
-			s.mu.RUnlock()
+			s.mu.Unlock()
 			if due {
 				c.rebuild(i)
 			}
@@ -49,55 +49,71 @@ func (c *Cache) Compact() {
 	}
 }
 
-// rebuild replaces shard i's map with a fresh one sized to its live
-// entries, because a Go map never releases buckets after deletes. Three
-// steps; only the first and last hold mu, and only briefly:
+// rebuild replaces shard i's table with a fresh one sized to its live
+// entries: removals leave deleted slots behind, and a table never shrinks by
+// itself (nor does a Go map). Three steps; only the first and last hold mu,
+// and only briefly:
 //
-//  1. freeze (mu held): from now on nobody writes m. New keys and removals
-//     go to side, which lookups consult first; updates of existing keys
-//     change node.e in place, which the copy does not read.
-//  2. copy (no lock): iterate the frozen m and copy node pointers into a new
-//     map. Concurrent reads of a Go map are safe, and m has no writer.
-//  3. swap (mu held): apply side to the new map, install it, drop side.
-//     This is O(len(side)): the writes made during the copy.
+//  1. freeze (mu held): publish an empty side table. From now on nobody
+//     stores into tab's slots: new keys and removal markers go to side,
+//     which readers search first; updates of existing keys store into
+//     node.e, which both tables share.
+//  2. copy (no lock): read the frozen tab's slots and insert the nodes into
+//     a private fresh table. Readers keep using tab and side meanwhile.
+//  3. swap (mu held): apply side to fresh (insert nodes, drop keys with
+//     removal markers), publish fresh as tab, then drop side. O(len(side)):
+//     the writes made during the copy.
 //
-// Readers wait at most for steps 1 and 3. No write is lost: every write
-// made after the freeze is either in a node the copy carries over, or in
-// side, which step 3 applies.
+// Readers never wait, not even for steps 1 and 3; writers wait at most for
+// those. No write is lost: every write after the freeze is either in a node
+// the copy carries over, or in side, which step 3 applies. tab is published
+// before side is cleared, so a reader that sees no side sees fresh.
 func (c *Cache) rebuild(i int) {
 	s := &c.shards[i]
 	s.mu.Lock()
-	if s.side != nil { // another rebuild of this shard is in its copy step
+	if s.side.Load() != nil { // another rebuild of this shard is in its copy step
 		s.mu.Unlock()
 		return
 	}
 	start := time.Now()
-	frozen := s.m
-	s.side = make(map[Key]*node)
+	frozen := s.tab.Load()
+	s.side.Store(newTable(0))
 	s.mu.Unlock()
 
-	fresh := make(map[Key]*node, len(frozen))
-	half, copied := len(frozen)/2, 0
-	for k, n := range frozen {
-		if copied == half && c.hooks.rebuildPaused != nil {
+	fresh := newTable(frozen.live)
+	half := len(frozen.slots) / 2
+	for j := range frozen.slots {
+		if j == half && c.hooks.rebuildPaused != nil {
 			c.hooks.rebuildPaused(i)
 		}
-		fresh[k] = n
-		copied++
-	}
-	if len(frozen) == 0 && c.hooks.rebuildPaused != nil {
-		c.hooks.rebuildPaused(i)
+		if n := frozen.slots[j].Load(); n != nil && n != deleted {
+			fresh.insert(n)
+		}
 	}
 
 	s.mu.Lock()
-	for k, n := range s.side {
+	side := s.side.Load()
+	for j := range side.slots {
+		n := side.slots[j].Load()
 		if n == nil {
-			delete(fresh, k)
-		} else {
-			fresh[k] = n
+			continue
+		}
+		_, at := fresh.find(n.hash, n.key)
+		switch {
+		case n.removed && at >= 0:
+			fresh.del(at)
+		case n.removed:
+		case at >= 0:
+			fresh.slots[at].Store(n)
+		default:
+			if fresh.full() {
+				fresh = fresh.rehashed()
+			}
+			fresh.insert(n)
 		}
 	}
-	s.m, s.side = fresh, nil
+	s.tab.Store(fresh)
+	s.side.Store(nil)
 	s.highWater, s.kicked = s.count, false
 	s.mu.Unlock()
 

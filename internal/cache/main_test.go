@@ -1,9 +1,25 @@
 package cache
 
 import (
+	"fmt"
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// TestMain fails the run if any goroutine outlives the tests. The shared
+// benchmark fixture's cache is closed first.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if fixture != nil {
+		fixture.cairn.Close()
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}

@@ -9,54 +9,54 @@ import (
 // remembers the highest Seq evicted from keys hashing to it.
 const ghostSlots = 256
 
-// shrinkFactor and minRebuild decide when a shard's map is worth
+// shrinkFactor and minRebuild decide when a shard's table is worth
 // rebuilding: its entry count fell to 1/shrinkFactor of its high-water mark
-// and that mark is at least minRebuild entries (rebuilding small maps saves
-// nothing).
+// and that mark is at least minRebuild entries (rebuilding small tables
+// saves nothing).
 const (
 	shrinkFactor = 4
 	minRebuild   = 256
 )
 
-// node is one resident key. key and hash never change; e, size, prev and
-// next are guarded by the owning shard's mu; ref is the CLOCK reference bit,
-// set by readers without the lock.
+// node is one resident key, or a removal marker in a side table.
 //
-// Updating a key replaces n.e in place rather than the node, so a rebuild
-// copying node pointers out of a frozen map (without the lock) always copies
-// the live node.
+// key, hash and removed never change. e is stored under the shard's mu and
+// loaded by readers without it. size, prev and next are guarded by mu. ref
+// is the CLOCK reference bit, set by readers without the lock.
+//
+// Updating a key stores a new e into the same node, so every table that
+// holds the node (a frozen one and the fresh one a rebuild is filling) sees
+// the update without being written.
 type node struct {
-	key  Key
-	hash uint64
-	e    *Entry
-	size int64
+	key     Key
+	hash    uint64
+	e       atomic.Pointer[Entry]
+	removed bool // marker: key removed while its shard was being rebuilt
+	ref     atomic.Uint32
+	size    int64
 	// prev and next link the shard's CLOCK ring, a circular list.
 	prev, next *node
-	ref        atomic.Uint32
 }
 
 // shard is one lock domain of the cache.
 type shard struct {
-	_ [64]byte // keep the hot head of this shard off the previous shard's cache line
+	_ [64]byte // keep this shard's read-mostly head off the previous shard's lines
 
-	// mu guards every plain field below, and node.e/size/idx of the nodes in
-	// this shard. It is the only lock a cache operation takes, and is never
-	// held across a call out of the package. Readers take it shared; Set,
-	// Fill, Lease, eviction and the two short steps of a rebuild take it
-	// exclusively. The copy step of a rebuild runs without it.
-	mu sync.RWMutex
+	// tab is the table readers search. While side is non-nil a rebuild is
+	// running and tab is frozen: no slot of it is stored to.
+	tab atomic.Pointer[table]
+	// side is non-nil only during a rebuild. It holds nodes inserted and
+	// removal markers for keys removed since tab was frozen; readers search
+	// it first. In-place updates of existing nodes need no entry here.
+	side atomic.Pointer[table]
 
-	// Read-path counters, next to mu, which Get dirties anyway.
-	hits, misses atomic.Uint64
+	_ [48]byte // writers dirty the lines below; readers only touch those above
 
-	// m holds the resident nodes. While side != nil a rebuild is running
-	// and m is frozen: nobody writes it, so the rebuild may iterate it
-	// without mu.
-	m map[Key]*node
-	// side is non-nil only during a rebuild. It records keys inserted
-	// (non-nil node) or removed (nil) since m was frozen. Lookups consult it
-	// first. In-place updates of existing nodes need no entry here.
-	side map[Key]*node
+	// mu serializes writers of this shard: it guards every plain field
+	// below, stores into tab and side (and the tables they point to), and
+	// node.e/size/prev/next. It is the only lock a cache operation takes and
+	// is never held across a call out of the package. Get never takes it.
+	mu sync.Mutex
 
 	// hand is the CLOCK hand: a node of the circular list of resident
 	// nodes, nil when the shard is empty. New nodes are linked just behind
@@ -82,31 +82,34 @@ type shard struct {
 }
 
 func (s *shard) init(budget int64, maxLeases int, kick chan<- struct{}) {
-	s.m = make(map[Key]*node)
+	s.tab.Store(newTable(0))
 	s.budget = budget
 	s.kick = kick
 	s.leases.max = maxLeases
 }
 
-// lookupLocked returns the resident node for k, or nil. s.mu must be held
-// (shared is enough).
-func (s *shard) lookupLocked(k Key) *node {
-	if s.side != nil {
-		if n, ok := s.side[k]; ok {
-			return n // nil: removed during the rebuild
+// lookup returns the resident node for k, or nil. It takes no lock.
+func (s *shard) lookup(h uint64, k Key) *node {
+	if side := s.side.Load(); side != nil {
+		if n, _ := side.find(h, k); n != nil {
+			if n.removed {
+				return nil
+			}
+			return n
 		}
 	}
-	return s.m[k]
+	n, _ := s.tab.Load().find(h, k)
+	return n
 }
 
 // installLocked installs e for k if it is newer than what is cached and, for
 // a Set (fill == false) of an absent key, newer than k's ghost slot. It
-// evicts other entries to make room. s.mu must be held exclusively.
+// evicts other entries to make room. s.mu must be held.
 func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 	sz := size(k, e)
-	n := s.lookupLocked(k)
+	n := s.lookup(h, k)
 	if n != nil {
-		if e.Seq <= n.e.Seq {
+		if e.Seq <= n.e.Load().Seq {
 			return false
 		}
 		if sz > s.budget {
@@ -118,7 +121,8 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 		}
 		s.makeRoomLocked(sz-n.size, n)
 		s.bytes += sz - n.size
-		n.e, n.size = e, sz
+		n.size = sz
+		n.e.Store(e)
 		s.publishGauges()
 		return true
 	}
@@ -129,12 +133,9 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 		return false
 	}
 	s.makeRoomLocked(sz, nil)
-	n = &node{key: k, hash: h, e: e, size: sz}
-	if s.side != nil {
-		s.side[k] = n
-	} else {
-		s.m[k] = n
-	}
+	n = &node{key: k, hash: h, size: sz}
+	n.e.Store(e)
+	s.indexLocked(n)
 	s.linkLocked(n)
 	s.bytes += sz
 	s.count++
@@ -143,6 +144,30 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 	}
 	s.publishGauges()
 	return true
+}
+
+// indexLocked makes n (or a removal marker) findable: in side during a
+// rebuild, replacing whatever side holds for the key; else in tab, whose
+// key must be absent. A full table is replaced by a rehashed copy first;
+// readers still searching the old copy see a consistent, slightly older
+// view.
+func (s *shard) indexLocked(n *node) {
+	p := &s.tab
+	if s.side.Load() != nil {
+		p = &s.side
+	}
+	t := p.Load()
+	if p == &s.side {
+		if _, i := t.find(n.hash, n.key); i >= 0 {
+			t.slots[i].Store(n)
+			return
+		}
+	}
+	if t.full() {
+		t = t.rehashed()
+		p.Store(t)
+	}
+	t.insert(n)
 }
 
 // makeRoomLocked evicts entries other than keep until need more bytes fit.
@@ -166,7 +191,7 @@ func (s *shard) evictOneLocked(keep *node) bool {
 			s.hand = n.next
 			continue
 		}
-		s.raiseGhost(n.hash, n.e.Seq)
+		s.raiseGhost(n.hash, n.e.Load().Seq)
 		s.removeLocked(n)
 		s.evictions.Add(1)
 		return true
@@ -191,13 +216,17 @@ func (s *shard) linkLocked(n *node) {
 	n.next, s.hand.prev = s.hand, n
 }
 
-// removeLocked takes n out of the map (or records the removal in side
-// during a rebuild) and out of the ring.
+// removeLocked makes n unfindable (a removal marker in side during a
+// rebuild, a deleted slot otherwise) and takes it out of the ring. Readers
+// that found n before keep its entry, which was current when they found it.
 func (s *shard) removeLocked(n *node) {
-	if s.side != nil {
-		s.side[n.key] = nil
+	if s.side.Load() != nil {
+		s.indexLocked(&node{key: n.key, hash: n.hash, removed: true})
 	} else {
-		delete(s.m, n.key)
+		t := s.tab.Load()
+		if _, i := t.find(n.hash, n.key); i >= 0 {
+			t.del(i)
+		}
 	}
 	if n.next == n {
 		s.hand = nil
@@ -220,7 +249,7 @@ func (s *shard) removeLocked(n *node) {
 	}
 }
 
-// shrunkLocked reports whether the map is worth rebuilding.
+// shrunkLocked reports whether the table is worth rebuilding.
 func (s *shard) shrunkLocked() bool {
 	return s.highWater >= minRebuild && s.count <= s.highWater/shrinkFactor
 }
