@@ -29,11 +29,14 @@ import (
 // go test -run '^$' -bench 'Put' -benchtime 3s -count 3 ./internal/store/
 func BenchmarkPut(b *testing.B) {
 	body := []byte(`{"name":"` + strings.Repeat("x", 180) + `","n":1}`) // ~200 bytes
-	for _, impl := range []string{"store", "pebble", "bbolt"} {
+	for _, impl := range []string{"store", "store-nolinger", "pebble", "bbolt"} {
 		for _, writers := range []int{1, 16, 64, 256} {
 			b.Run(fmt.Sprintf("%s/writers=%d", impl, writers), func(b *testing.B) {
 				put := map[string]func(testing.TB, int) func(key string){
-					"store": benchStore, "pebble": benchPebble, "bbolt": benchBolt,
+					"store":          func(tb testing.TB, w int) func(string) { return benchStore(tb, Options{}) },
+					"store-nolinger": func(tb testing.TB, w int) func(string) { return benchStore(tb, Options{noLinger: true}) },
+					"pebble":         benchPebble,
+					"bbolt":          benchBolt,
 				}[impl](b, writers)
 				runWriters(b, writers, func(i int) { put(fmt.Sprintf("key-%010d", i)) }, body)
 			})
@@ -63,12 +66,24 @@ func runWriters(b *testing.B, writers int, write func(i int), body []byte) {
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "writes/s")
 }
 
-func benchStore(tb testing.TB, _ int) func(string) {
-	s, err := Open(tb.TempDir(), Options{})
+func benchStore(tb testing.TB, opts Options) func(string) {
+	var commits, writes, nanos atomic.Int64
+	opts.OnCommit = func(n int, d time.Duration) {
+		commits.Add(1)
+		writes.Add(int64(n))
+		nanos.Add(int64(d))
+	}
+	s, err := Open(tb.TempDir(), opts)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.Close() })
+	tb.Cleanup(func() {
+		s.Close()
+		if b, ok := tb.(*testing.B); ok && commits.Load() > 0 {
+			b.ReportMetric(float64(writes.Load())/float64(commits.Load()), "writes/commit")
+			b.ReportMetric(float64(nanos.Load())/float64(commits.Load())/1e3, "µs/commit")
+		}
+	})
 	return func(key string) {
 		if _, err := s.Put(bg, "bench", key, benchBody, doc.Precondition{}); err != nil {
 			tb.Error(err)

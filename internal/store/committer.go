@@ -12,12 +12,16 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
-// The committer: one goroutine (Store.run) owns the document write path.
-// Writers queue a request on Store.reqs and wait on its reply channel. The
-// committer takes every queued request (up to MaxBatch), evaluates each one
-// in order against the current state including the earlier requests of the
-// same group, stages the writes in one Pebble batch, commits it with one
-// fsync, and then answers every request. See doc.go for why.
+// The write path is a two-stage pipeline; see doc.go for why.
+//
+//	writers ──reqs──► committer (run) ──toSync──► syncer (syncLoop) ──reply──► writers
+//
+// The committer owns the document state of the write path (overlay, seq,
+// hlcMark): it evaluates each request in order against the committed state
+// plus everything staged, and stages the writes into the open group's
+// batch. The syncer commits one group at a time with one fsync and answers
+// its requests. While the syncer waits for an fsync, the committer already
+// evaluates the next group, so the CPU work overlaps the disk wait.
 
 type opKind uint8
 
@@ -59,6 +63,8 @@ func (s *Store) submit(r *request) (Record, error) {
 		return Record{}, wrap(op, r.tenant, r.key, err)
 	}
 	defer s.release()
+	s.inflight.Add(1)
+	defer s.inflight.Add(-1)
 	r.reply = make(chan *request, 1)
 	select {
 	case s.reqs <- r:
@@ -74,56 +80,118 @@ func notWritten(op string, r *request, err error) error {
 		fmt.Errorf("not written: %w", err))
 }
 
-// run is the committer goroutine. It returns when Close closes reqs, after
-// answering every request that was queued.
+// run is the committer goroutine. It stages requests into the open group
+// while the syncer commits the previous one, and hands the open group over
+// when the syncer is idle and handOver says so. It stops taking requests
+// while the open group is full. It returns when Close closes reqs, after
+// handing over the last group, and closes toSync so the syncer returns too.
 func (s *Store) run() {
-	defer close(s.done)
-	var carry *request // taken but did not fit in the previous group
+	defer close(s.toSync)
+	var (
+		g       *group // the open group; nil when empty
+		busy    bool   // the syncer has a group
+		linger  = time.NewTimer(time.Hour)
+		waiting bool // linger is running for g
+	)
+	linger.Stop()
+	defer linger.Stop()
 	for {
-		first := carry
-		if first == nil {
-			r, ok := <-s.reqs
+		if g != nil && !busy && s.handOver(g) {
+			linger.Stop()
+			s.toSync <- g // buffered: the idle syncer has room
+			g, busy, waiting = nil, true, false
+			continue
+		}
+		if g != nil && !busy && !waiting {
+			linger.Reset(s.lingerFor())
+			waiting = true
+		}
+		recv := s.reqs
+		if g != nil && g.full(s.maxBatch) {
+			recv = nil
+		}
+		select {
+		case r, ok := <-recv:
 			if !ok {
+				s.finish(g, busy)
 				return
 			}
-			first = r
+			if g == nil {
+				g = s.newGroup()
+			}
+			s.take(g, r)
+		case <-s.syncIdle:
+			busy = false
+		case <-linger.C:
+			s.handOverNow(g)
+			g, busy, waiting = nil, true, false
 		}
-		var group []*request
-		group, carry = s.gather(first)
-		s.process(group)
 	}
 }
 
-// gather takes first and whatever else is queued right now, up to MaxBatch
-// requests and maxBatchBytes of bodies. It never waits for more: group
-// commit comes from requests queuing while the previous fsync runs, so
-// waiting would only add latency. The second result is a request that was
-// taken but did not fit.
-func (s *Store) gather(first *request) (group []*request, carry *request) {
-	group = append(s.group[:0], first)
-	size := len(first.body)
-	for len(group) < s.maxBatch {
-		select {
-		case r, ok := <-s.reqs:
-			if !ok {
-				return group, nil // closed: run sees it on its next receive
-			}
-			if size+len(r.body) > maxBatchBytes {
-				return group, r
-			}
-			size += len(r.body)
-			group = append(group, r)
-		default:
-			return group, nil
-		}
-	}
-	return group, nil
+// handOver decides whether to commit the open group now that the syncer is
+// idle. Group commit needs the group to hold the writers that are about to
+// arrive: the writers just answered by the syncer come straight back with
+// their next write, and handing over before they do splits the writers
+// into two half-size groups, each paying a full fsync. So while more
+// writers are in flight than the group holds, the committer lingers a
+// little (lingerFor) for them, as PostgreSQL's commit_delay does when
+// commit_siblings are active. A lone writer never waits.
+func (s *Store) handOver(g *group) bool {
+	return s.noLinger || g.full(s.maxBatch) || s.inflight.Load() <= int64(len(g.reqs))
 }
 
-// current is what the committer knows of a key: the latest version,
-// committed or staged earlier in the group.
+// lingerFor bounds the wait for more writers: half the last commit's
+// duration, at most a millisecond, so waiting never costs more than the
+// fsync it saves.
+func (s *Store) lingerFor() time.Duration {
+	return min(time.Duration(s.lastCommit.Load())/2, time.Millisecond)
+}
+
+// handOverNow gives g to the idle syncer (linger expired).
+func (s *Store) handOverNow(g *group) { s.toSync <- g }
+
+// finish hands over the last group on Close, once the syncer is idle.
+func (s *Store) finish(g *group, busy bool) {
+	if g == nil {
+		return
+	}
+	if busy {
+		<-s.syncIdle
+	}
+	s.toSync <- g
+}
+
+func (g *group) full(maxBatch int) bool {
+	return len(g.reqs) >= maxBatch || g.bytes >= maxBatchBytes
+}
+
+// take evaluates r into g. Every request joins the group, also those
+// answered with an error now, so that answers go out in order and only
+// after the writes they were decided against have committed.
+func (s *Store) take(g *group, r *request) {
+	g.reqs = append(g.reqs, r)
+	if s.onTake != nil {
+		s.onTake()
+	}
+	if err := r.ctx.Err(); err != nil {
+		r.err, r.expired = notWritten(opNames[r.op], r, err), true
+		return
+	}
+	if err := s.failedErr(); err != nil {
+		r.err = wrap(opNames[r.op], r.tenant, r.key, err)
+		return
+	}
+	if err := s.stage(g, r); err != nil {
+		r.err = wrap(opNames[r.op], r.tenant, r.key, err)
+	}
+}
+
+// current is what the committer knows of a key: its latest version,
+// committed or staged.
 type current struct {
 	exists bool
+	seq    uint64
 	v      doc.Version
 	id     doc.ID
 	etag   string
@@ -131,67 +199,81 @@ type current struct {
 
 func (c *current) live() bool { return c.exists && !c.v.Tombstone }
 
-// group is the state of one group commit being built.
+// group is one group commit: built by the committer, then owned by the
+// syncer.
 type group struct {
-	batch   *pebble.Batch
-	overlay map[string]*current // tenant NUL key → staged state
-	seq     uint64              // last Seq assigned
-	hlc     doc.Timestamp       // highest HLC handed out or observed
-	n       int                 // writes staged
+	batch *pebble.Batch
+	reqs  []*request    // in the order taken, answered in that order
+	seq   uint64        // last Seq staged
+	hlc   doc.Timestamp // HLC high-water mark including this group
+	n     int           // writes staged
+	bytes int           // body bytes staged
 }
 
-// process evaluates, commits and answers one group.
-func (s *Store) process(reqs []*request) {
-	defer func() {
-		for i, r := range reqs {
+// maxOverlay bounds the overlay before newGroup prunes it.
+const maxOverlay = 8192
+
+// newGroup opens a group, first pruning the overlay of committed entries if
+// it grew: a committed entry equals what Pebble returns, so dropping it
+// changes nothing. At most two groups are uncommitted, so pruning leaves at
+// most 2×MaxBatch entries.
+func (s *Store) newGroup() *group {
+	if len(s.overlay) > maxOverlay {
+		committed := s.committed.Load()
+		for k, c := range s.overlay {
+			if c.seq <= committed {
+				delete(s.overlay, k)
+			}
+		}
+	}
+	return &group{batch: s.db.NewBatch(), seq: s.seq, hlc: s.hlcMark}
+}
+
+// syncLoop is the syncer goroutine: it commits the groups the committer
+// hands over, one at a time and in order, then answers their requests. It
+// returns when the committer closes toSync, and closes done.
+func (s *Store) syncLoop() {
+	defer close(s.done)
+	for g := range s.toSync {
+		if g.n > 0 {
+			s.commit(g)
+		}
+		g.batch.Close()
+		for _, r := range g.reqs {
 			r.reply <- r
-			reqs[i] = nil // let the request be collected
 		}
-		s.group = reqs[:0]
-	}()
-	if err := s.failedErr(); err != nil {
-		for _, r := range reqs {
-			r.err = wrap(opNames[r.op], r.tenant, r.key, err)
-		}
-		return
+		s.syncIdle <- struct{}{} // buffered(1): the committer took the previous one before handing g over
 	}
-	g := &group{batch: s.db.NewBatch(), overlay: make(map[string]*current, len(reqs)),
-		seq: s.seq, hlc: s.hlcMark}
-	defer g.batch.Close()
-	for _, r := range reqs {
-		if err := r.ctx.Err(); err != nil {
-			r.err, r.expired = notWritten(opNames[r.op], r, err), true
-			continue
-		}
-		if err := s.stage(g, r); err != nil {
-			r.err = wrap(opNames[r.op], r.tenant, r.key, err)
-		}
-	}
-	if g.n == 0 {
-		return
-	}
-	s.commit(g, reqs)
 }
 
 // commit writes the high-water marks into the group's batch and commits it.
 // On failure every request of the group that was not already answered with
 // its own context error gets the commit error, nothing is acknowledged, and
-// the store fails (see ErrFailed).
-func (s *Store) commit(g *group, reqs []*request) {
-	_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
-	_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
-	start := time.Now()
-	err := s.commitBatch(g.batch)
-	dur := time.Since(start)
+// the store fails (see ErrFailed). A group staged on top of a failed one
+// is not committed: its decisions rest on writes that may not exist.
+func (s *Store) commit(g *group) {
+	err := s.failedErr()
+	var dur time.Duration
+	if err == nil {
+		_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
+		_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
+		start := time.Now()
+		err = s.commitBatch(g.batch)
+		dur = time.Since(start)
+		if err != nil {
+			err = fmt.Errorf("commit: %w", err)
+		}
+	}
 	if err != nil {
-		for _, r := range reqs {
+		for _, r := range g.reqs {
 			if !r.expired {
-				r.rec, r.err = Record{}, wrap(opNames[r.op], r.tenant, r.key, fmt.Errorf("commit: %w", err))
+				r.rec, r.err = Record{}, wrap(opNames[r.op], r.tenant, r.key, err)
 			}
 		}
 		return
 	}
-	s.seq, s.hlcMark = g.seq, g.hlc
+	s.committed.Store(g.seq)
+	s.lastCommit.Store(int64(dur))
 	if s.onCommit != nil {
 		s.onCommit(g.n, dur)
 	}
@@ -207,7 +289,7 @@ func (s *Store) failedErr() error {
 // stages its writes in the group's batch and sets r.rec.
 func (s *Store) stage(g *group, r *request) error {
 	ok := r.tenant + "\x00" + r.key
-	cur, err := s.lookup(g, ok, r.tenant, r.key)
+	cur, err := s.lookup(ok, r.tenant, r.key)
 	if err != nil {
 		return err
 	}
@@ -215,9 +297,11 @@ func (s *Store) stage(g *group, r *request) error {
 	if err != nil {
 		return err
 	}
-	g.hlc = max(g.hlc, v.HLC)
-	g.seq++
+	s.seq++
+	s.hlcMark = max(s.hlcMark, v.HLC)
+	g.seq, g.hlc = s.seq, s.hlcMark
 	g.n++
+	g.bytes += len(r.body)
 	val := appendRecordValue(make([]byte, 0, 96+len(r.body)), g.seq, &v, r.body)
 	_ = g.batch.Set(docKey(r.tenant, r.key), val, nil) // Set on a batch fails only on a closed batch
 	_ = g.batch.Set(changeKey(r.tenant, g.seq), appendChangeValue(nil, r.key, &v), nil)
@@ -226,7 +310,7 @@ func (s *Store) stage(g *group, r *request) error {
 	}
 	id := v.ID()
 	etag := `"` + id.String() + `"`
-	g.overlay[ok] = &current{exists: true, v: v, id: id, etag: etag}
+	s.overlay[ok] = &current{exists: true, seq: g.seq, v: v, id: id, etag: etag}
 	r.staged = true
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: etag, Body: r.body}
 	return nil
@@ -275,11 +359,12 @@ func idOrAbsent(c *current) string {
 	return c.id.String()
 }
 
-// lookup returns the current state of a key: staged earlier in this group,
-// or committed. The committer is the only writer of document rows, so the
-// database plus the overlay is exact.
-func (s *Store) lookup(g *group, ok, tenant, key string) (*current, error) {
-	if c, found := g.overlay[ok]; found {
+// lookup returns the current state of a key: staged (in the overlay) or
+// committed. The committer is the only writer of document rows and every
+// write passes through the overlay, which keeps each entry until it is
+// committed, so the overlay plus the database is exact.
+func (s *Store) lookup(ok, tenant, key string) (*current, error) {
+	if c, found := s.overlay[ok]; found {
 		return c, nil
 	}
 	val, closer, err := s.db.Get(docKey(tenant, key))
@@ -290,10 +375,10 @@ func (s *Store) lookup(g *group, ok, tenant, key string) (*current, error) {
 		return nil, err
 	}
 	defer closer.Close()
-	_, v, _, err := decodeRecordValue(val)
+	seq, v, _, err := decodeRecordValue(val)
 	if err != nil {
 		return nil, err
 	}
 	id := v.ID()
-	return &current{exists: true, v: v, id: id, etag: `"` + id.String() + `"`}, nil
+	return &current{exists: true, seq: seq, v: v, id: id, etag: `"` + id.String() + `"`}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"log"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -68,13 +69,16 @@ type Options struct {
 	// identity files always use the real file system: flock needs a real
 	// descriptor.
 	FS vfs.FS
-	// OnCommit, if set, is called by the committer goroutine after each
+	// OnCommit, if set, is called by the store's syncer goroutine after each
 	// successful group commit with the number of writes in it and how long
 	// the commit (including the fsync) took. It must be quick and must not
 	// call the Store's write methods, which wait for the committer.
 	OnCommit func(batchSize int, dur time.Duration)
 	// MaxBatch caps how many writes share one commit; 0 is DefaultMaxBatch.
 	MaxBatch int
+
+	onTake   func() // test hook, see Store.onTake
+	noLinger bool   // benchmark switch: hand groups over without lingering
 }
 
 // Errors that callers may test for with errors.Is. Both reach callers
@@ -106,13 +110,21 @@ type Store struct {
 	onCommit func(int, time.Duration)
 	maxBatch int
 
-	reqs chan *request // to the committer; closed by Close once no sender is left
-	done chan struct{} // closed by the committer goroutine when it returns
+	reqs     chan *request // writers → committer; closed by Close once no writer is sending
+	toSync   chan *group   // committer → syncer; buffered(1), sent only when the syncer is idle; closed by the committer on exit
+	syncIdle chan struct{} // syncer → committer after answering each group; buffered(1)
+	done     chan struct{} // closed by the syncer when it returns, after the committer
 
 	// Owned by the committer goroutine after Open returns.
-	seq     uint64        // highest Seq committed
-	hlcMark doc.Timestamp // highest HLC committed (handed out or observed)
-	group   []*request    // reused between groups
+	seq      uint64              // highest Seq staged
+	hlcMark  doc.Timestamp       // highest HLC staged (handed out or observed)
+	overlay  map[string]*current // tenant NUL key → latest staged state, until committed and pruned
+	onTake   func()              // test hook: called for each request taken
+	noLinger bool                // see Options.noLinger
+
+	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer
+	lastCommit atomic.Int64  // duration of the last commit in ns; written by the syncer
+	inflight   atomic.Int64  // writers between sending a request and getting its answer
 
 	mu     sync.Mutex // guards closed, active and failed; idle waits on it
 	closed bool       // Close has begun: no new operations
@@ -144,7 +156,9 @@ func Open(dir string, opts Options) (*Store, error) {
 		lock.release()
 		return nil, fault.E(fault.Unknown, fault.Context{Op: op}, err)
 	}
+	s.committed.Store(s.seq)
 	go s.run()
+	go s.syncLoop()
 	return s, nil
 }
 
@@ -168,8 +182,13 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		clock:    doc.NewClock(opts.Wall),
 		wopts:    pebble.Sync,
 		onCommit: opts.OnCommit,
+		onTake:   opts.onTake,
+		noLinger: opts.noLinger,
 		maxBatch: opts.MaxBatch,
+		toSync:   make(chan *group, 1),
+		syncIdle: make(chan struct{}, 1),
 		done:     make(chan struct{}),
+		overlay:  make(map[string]*current),
 	}
 	if opts.Durability == Buffered {
 		s.wopts = pebble.NoSync
@@ -249,7 +268,7 @@ func (s *Store) Close() error {
 	failed := s.failed
 	s.mu.Unlock()
 	close(s.reqs) // no sender is left: every one holds active while sending
-	<-s.done
+	<-s.done      // the committer handed over its last group, the syncer answered it
 	err := s.db.Close()
 	if failed != nil && err != nil {
 		// Pebble reports the same log error again; the caller has seen it.

@@ -568,23 +568,27 @@ func (b *blockCommits) onCommit(n int, _ time.Duration) {
 	<-b.gate
 }
 
-// waitQueued spins until n requests wait in the committer's queue. It does
-// not sleep: the committer is parked in OnCommit, so the count only grows.
+// waitQueued spins until n requests wait in the queue. It does not sleep,
+// and it is only used while the committer cannot take requests (its open
+// group is full and the syncer is parked), so the count only grows.
 func waitQueued(s *Store, n int) {
 	for len(s.reqs) < n {
 		runtime.Gosched()
 	}
 }
 
-// TestGroupCommit queues requests while the committer is busy and checks
-// they commit as one group, evaluated in order: of two create-only writes to
-// one key in the same group, exactly the first succeeds.
+// TestGroupCommit parks the syncer, has requests taken one by one while
+// it is parked, and checks they commit as one group, evaluated in order: of
+// two create-only writes to one key in the same group, exactly the first
+// succeeds, and seqs follow the order taken.
 func TestGroupCommit(t *testing.T) {
 	bc := newBlockCommits()
-	s := openT(t, "", Options{OnCommit: bc.onCommit})
+	taken := make(chan struct{}, 100)
+	s := openT(t, "", Options{OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
 	first := make(chan error, 1)
 	go func() { _, err := s.Put(bg, "t", "first", nil, doc.Precondition{}); first <- err }()
-	<-bc.entered // the committer is parked after committing "first"
+	<-taken
+	<-bc.entered // the syncer is parked after committing "first"
 	const n = 10
 	errs := make([]error, n)
 	recs := make([]Record, n)
@@ -598,7 +602,7 @@ func TestGroupCommit(t *testing.T) {
 			}
 			recs[i], errs[i] = s.Put(bg, "t", key, []byte{byte(i)}, pre)
 		})
-		waitQueued(s, i+1) // fix the queue order
+		<-taken // fix the order
 	}
 	bc.gate <- struct{}{} // release the first commit
 	<-bc.entered          // the group's commit
@@ -618,7 +622,7 @@ func TestGroupCommit(t *testing.T) {
 			t.Fatalf("write %d: %v", i, errs[i])
 		}
 		if i > 0 && recs[i].Seq != recs[i-1].Seq+1 {
-			t.Fatalf("seqs not consecutive in queue order: %d then %d", recs[i-1].Seq, recs[i].Seq)
+			t.Fatalf("seqs not consecutive in the order taken: %d then %d", recs[i-1].Seq, recs[i].Seq)
 		}
 	}
 	wantClass(t, "second create-only write in the group", errs[n-1], fault.PreconditionFailed)
@@ -626,12 +630,18 @@ func TestGroupCommit(t *testing.T) {
 }
 
 // TestContextWhileQueued: a request whose context ends while it waits in
-// the queue is answered with the context error and not written.
+// the queue is answered with the context error and not written. MaxBatch 1
+// and a parked syncer keep it queued: the committer holds a full group it
+// cannot hand over.
 func TestContextWhileQueued(t *testing.T) {
 	bc := newBlockCommits()
-	s := openT(t, "", Options{OnCommit: bc.onCommit})
+	taken := make(chan struct{}, 100)
+	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
 	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
-	<-bc.entered
+	<-bc.entered // syncer parked
+	<-taken
+	go func() { _, _ = s.Put(bg, "t", "filler", nil, doc.Precondition{}) }()
+	<-taken // the committer's group is full
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
 	go func() { _, err := s.Put(ctx, "t", "late", nil, doc.Precondition{}); done <- err }()
@@ -645,6 +655,9 @@ func TestContextWhileQueued(t *testing.T) {
 	}
 	if _, err := s.Get(bg, "t", "late"); !errors.Is(err, fault.ErrNotFound) {
 		t.Fatalf("Get(late) = %v, want NotFound", err)
+	}
+	if _, err := s.Get(bg, "t", "filler"); err != nil {
+		t.Fatalf("Get(filler) = %v", err)
 	}
 	_, err = s.Put(ctx, "t", "late", nil, doc.Precondition{}) // already canceled
 	wantClass(t, "canceled before submit", err, fault.Canceled)
