@@ -328,6 +328,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(reqctx.With(x, &x.info))
 	defer s.finish(x, r)
 
+	if r.RequestURI == "*" || !strings.HasPrefix(r.URL.Path, "/") {
+		// ServeMux would answer with a bare 400.
+		s.writeError(x, r, invalid("route", "the request target must be an absolute path"))
+		return
+	}
 	if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/v1/") && !canonical(p) {
 		// ServeMux would answer with a redirect to the cleaned path, which
 		// for a document names another key.
