@@ -1,0 +1,259 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// The exporter names accepted by [Config.Exporter] and OTEL_TRACES_EXPORTER.
+const (
+	ExporterNone    = "none"    // the no-op provider: no SDK, no spans, zero cost
+	ExporterConsole = "console" // one human-readable line per span on Config.Console (stderr)
+	ExporterJSON    = "json"    // one JSON object per span appended to Config.TraceFile
+	ExporterOTLP    = "otlp"    // OTLP over gRPC or HTTP, set up by the OTEL_EXPORTER_OTLP_* variables
+)
+
+// Config configures [Setup]. The zero value is valid: no tracing, metrics on
+// an own registry.
+type Config struct {
+	// Exporter is one of none, console, json, otlp. Empty means the value of
+	// OTEL_TRACES_EXPORTER, and "none" if that is empty too.
+	Exporter string
+	// TraceFile is the file the json exporter appends to; required for json.
+	TraceFile string
+	// SampleRatio is the share of new (root) traces sampled, in (0, 1]; 0
+	// means 1. A request that arrives with a traceparent follows its
+	// parent's sampled flag whatever the ratio (parent-based sampling).
+	SampleRatio float64
+	// Version is service.version and cairn_build_info's version; empty
+	// means the main module's version from the build info.
+	Version string
+	// NodeID is the resource attribute cairn.node_id.
+	NodeID string
+	// Console receives the console exporter's lines; nil means os.Stderr.
+	Console io.Writer
+	// MaxTenants bounds the per-tenant stats table [1024]; tenants beyond it
+	// are counted together under "_other".
+	MaxTenants int
+	// NoGlobal leaves the otel globals (tracer provider, propagator) alone.
+	// Setup installs them by default so that packages can call otel.Tracer;
+	// tests that run several Telemetry values set it.
+	NoGlobal bool
+	// Getenv reads the OTEL_* variables; nil means os.Getenv. The OTLP
+	// exporters themselves read the process environment.
+	Getenv func(string) string
+}
+
+// Telemetry is one process's tracing and metrics: the tracer provider, the
+// Prometheus registry with cairn's metrics, and the per-tenant table. It is
+// safe for concurrent use.
+type Telemetry struct {
+	// Metrics are cairn's Prometheus metrics, on their own registry.
+	Metrics *Metrics
+
+	exporter string               // resolved exporter name
+	provider trace.TracerProvider // noop.TracerProvider for "none"
+	sdk      *sdktrace.TracerProvider
+	tracer   trace.Tracer // the middleware's tracer
+	tracing  bool         // exporter != none: spans are worth starting
+	closers  []io.Closer  // the json exporter's file
+	red      *red
+}
+
+// propagator is W3C Trace Context, used by the middleware and by
+// InjectTransport regardless of the otel globals, so a Telemetry built with
+// NoGlobal still continues and injects traces.
+var propagator propagation.TextMapPropagator = propagation.TraceContext{}
+
+// instrumentation names the tracer of this package's middleware.
+const instrumentation = "github.com/cairnstore/cairn/internal/telemetry"
+
+// Setup builds the tracer provider named by cfg and the metrics. Errors are
+// of class fault.Config and name the setting. Call Shutdown to flush.
+func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if cfg.Version == "" {
+		cfg.Version = buildVersion()
+	}
+	name := strings.ToLower(strings.TrimSpace(cfg.Exporter))
+	if name == "" {
+		name = strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")))
+	}
+	if name == "" {
+		name = ExporterNone
+	}
+	ratio := cfg.SampleRatio
+	if ratio == 0 {
+		ratio = 1
+	}
+	if !(ratio > 0 && ratio <= 1) { // also refuses NaN
+		return nil, configErr("trace sample ratio %v: must be in (0, 1]", cfg.SampleRatio)
+	}
+
+	t := &Telemetry{exporter: name, Metrics: NewMetrics(cfg.Version, cfg.MaxTenants)}
+	t.red = newRED(t.Metrics)
+	if name == ExporterNone {
+		t.provider = noop.NewTracerProvider()
+	} else {
+		exp, err := t.newExporter(ctx, name, cfg, getenv)
+		if err != nil {
+			return nil, err
+		}
+		res, err := resource.New(ctx,
+			resource.WithTelemetrySDK(),
+			resource.WithAttributes(
+				semconv.ServiceName("cairn"),
+				semconv.ServiceVersion(cfg.Version),
+				attribute.String("cairn.node_id", cfg.NodeID),
+			),
+			resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME override
+		)
+		if err != nil {
+			return nil, configErr("trace resource: %v", err)
+		}
+		t.sdk = sdktrace.NewTracerProvider(
+			sdktrace.WithResource(res),
+			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
+			sdktrace.WithBatcher(exp, batchOptions(name)...),
+		)
+		t.provider = t.sdk
+		t.tracing = true
+	}
+	t.tracer = t.provider.Tracer(instrumentation)
+	if !cfg.NoGlobal {
+		otel.SetTracerProvider(t.provider)
+		otel.SetTextMapPropagator(propagator)
+	}
+	return t, nil
+}
+
+// batchOptions: the console and json exporters are read by people while the
+// node runs, so they flush every second instead of the SDK's five.
+func batchOptions(name string) []sdktrace.BatchSpanProcessorOption {
+	if name == ExporterConsole || name == ExporterJSON {
+		return []sdktrace.BatchSpanProcessorOption{sdktrace.WithBatchTimeout(time.Second)}
+	}
+	return nil
+}
+
+func (t *Telemetry) newExporter(ctx context.Context, name string, cfg Config, getenv func(string) string) (sdktrace.SpanExporter, error) {
+	switch name {
+	case ExporterConsole:
+		w := cfg.Console
+		if w == nil {
+			w = os.Stderr
+		}
+		return newConsoleExporter(w), nil
+	case ExporterJSON:
+		if cfg.TraceFile == "" {
+			return nil, configErr("trace exporter json needs a trace file (--trace-file)")
+		}
+		f, err := os.OpenFile(cfg.TraceFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, configErr("trace file: %v", err)
+		}
+		t.closers = append(t.closers, f)
+		return newJSONExporter(f), nil
+	case ExporterOTLP:
+		return newOTLPExporter(ctx, getenv)
+	}
+	return nil, configErr("trace exporter %q: want none, console, json or otlp", name)
+}
+
+// newOTLPExporter picks the transport from OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
+// or OTEL_EXPORTER_OTLP_PROTOCOL: grpc, or http/protobuf (the specification's
+// default). Endpoint, headers, TLS, compression and timeout come from the
+// standard OTEL_EXPORTER_OTLP_* variables, read by the exporters themselves.
+// Neither constructor dials: an unreachable collector shows up as export
+// errors (logged by otel's error handler), not as a startup failure.
+func newOTLPExporter(ctx context.Context, getenv func(string) string) (sdktrace.SpanExporter, error) {
+	proto := getenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if proto == "" {
+		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	var (
+		exp sdktrace.SpanExporter
+		err error
+	)
+	switch proto {
+	case "grpc":
+		exp, err = otlptracegrpc.New(ctx)
+	case "", "http/protobuf":
+		exp, err = otlptracehttp.New(ctx)
+	default:
+		return nil, configErr("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", proto)
+	}
+	if err != nil {
+		return nil, configErr("otlp exporter: %v", err)
+	}
+	return exp, nil
+}
+
+func configErr(format string, args ...any) error {
+	return fault.New(fault.Config, fault.Context{Op: "telemetry.setup"}, fmt.Sprintf(format, args...))
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+// Exporter returns the resolved exporter name.
+func (t *Telemetry) Exporter() string { return t.exporter }
+
+// TracerProvider returns the provider: the SDK's, or a no-op one for none.
+func (t *Telemetry) TracerProvider() trace.TracerProvider { return t.provider }
+
+// Tracer returns a tracer of the provider for the named package.
+func (t *Telemetry) Tracer(name string, opts ...trace.TracerOption) trace.Tracer {
+	return t.provider.Tracer(name, opts...)
+}
+
+// Shutdown flushes the spans still queued, stops the exporter and closes the
+// trace file. It waits until ctx ends at most. Calling it again is harmless.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	var errs []error
+	if t.sdk != nil {
+		if err := t.sdk.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("telemetry: shutdown tracer provider: %w", err))
+		}
+	}
+	for _, c := range t.closers {
+		if err := c.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
+			errs = append(errs, fmt.Errorf("telemetry: close trace file: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ForceFlush exports every span ended so far. It is a no-op for none.
+func (t *Telemetry) ForceFlush(ctx context.Context) error {
+	if t.sdk == nil {
+		return nil
+	}
+	return t.sdk.ForceFlush(ctx)
+}
