@@ -151,15 +151,13 @@ func TestRequestID(t *testing.T) {
 
 // TestRequestContext: Docs sees the request id, tenant and op in ctx.
 func TestRequestContext(t *testing.T) {
-	var got server.Doc
 	var info []string
-	e := newEnv(t)
 	m := &memDocs{get: func(ctx context.Context, tenant, key string) (server.Doc, error) {
 		i := reqInfo(ctx)
 		info = []string{i.ID, i.Tenant, i.Op}
-		return got, fault.New(fault.NotFound, fault.Context{}, "no")
+		return server.Doc{}, fault.New(fault.NotFound, fault.Context{}, "no")
 	}}
-	e = newEnv(t, func(o *server.Options) { o.Docs = m })
+	e := newEnv(t, func(o *server.Options) { o.Docs = m })
 	e.do(t, req{method: "HEAD", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"X-Request-ID", "rid-1"}})
 	if strings.Join(info, " ") != "rid-1 acme doc.head" {
 		t.Errorf("ctx info = %v", info)
