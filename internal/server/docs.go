@@ -57,8 +57,7 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h["Content-Type"] = jsonContentType
-	h["Etag"] = []string{d.ETag}
-	h["Content-Length"] = []string{strconv.Itoa(len(d.Body))}
+	h["Etag"], h["Content-Length"] = headerValues(w, d.ETag, strconv.Itoa(len(d.Body)))
 	w.WriteHeader(http.StatusOK)
 	if !head {
 		w.Write(d.Body)

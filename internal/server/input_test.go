@@ -251,3 +251,28 @@ func TestHTTPServerTimeouts(t *testing.T) {
 		t.Errorf("http.Server %+v", hs)
 	}
 }
+
+// timeoutReader fails like a connection whose read deadline passed.
+type timeoutReader struct{}
+
+func (timeoutReader) Read([]byte) (int, error) { return 0, timeoutErr{} }
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+// TestBodyReadTimeout: a body that does not arrive in time is a 408 and
+// stores nothing.
+func TestBodyReadTimeout(t *testing.T) {
+	e := newEnv(t)
+	r := httptest.NewRequest("PUT", docURL(tenantA, "k"), timeoutReader{})
+	r.ContentLength = 10
+	r.Header.Set("Authorization", "Bearer "+e.tokA)
+	w := httptest.NewRecorder()
+	e.srv.ServeHTTP(w, r)
+	if w.Code != 408 || decodeError(t, w).Error.Code != "timeout" || e.mem.Writes() != 0 {
+		t.Errorf("%d %s, writes %d", w.Code, w.Body, e.mem.Writes())
+	}
+}

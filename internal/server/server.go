@@ -324,7 +324,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		id = s.ids.next()
 	}
 	x.info.ID = id
-	w.Header()["X-Request-Id"] = []string{id}
+	x.hdr[0] = id
+	w.Header()["X-Request-Id"] = x.hdr[0:1:1]
 	r = r.WithContext(reqctx.With(x, &x.info))
 	defer s.finish(x, r)
 
