@@ -76,7 +76,10 @@ func userMessage(err error, status int) string {
 // (then nothing can be said; the caller aborts the connection). It records
 // err on the exchange for the log line.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	x := exchangeOf(w)
+	x := exchangeFrom(r.Context()) // w may be a middleware's wrapper
+	if x == nil {
+		x = exchangeOf(w)
+	}
 	if x != nil {
 		x.failure = err
 		if x.status != 0 {

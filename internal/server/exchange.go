@@ -104,6 +104,20 @@ func (x *exchange) Flush() {
 	}
 }
 
+// FlushError is Flush that reports a failed write (the client is gone).
+func (x *exchange) FlushError() error {
+	if x.status == 0 {
+		x.status = http.StatusOK
+	}
+	if f, ok := x.w.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	if f, ok := x.w.(http.Flusher); ok {
+		f.Flush()
+	}
+	return nil
+}
+
 // Unwrap lets http.ResponseController reach the connection (deadlines).
 func (x *exchange) Unwrap() http.ResponseWriter { return x.w }
 

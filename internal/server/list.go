@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // listDocs serves GET /v1/tenants/{tenant}/docs?prefix=&after=&limit=.
@@ -59,7 +60,13 @@ func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 			lw.end(last)
 			return
 		}
-		lw.row(it)
+		if err := lw.row(it); err != nil {
+			// The client is gone; stop reading the store for it.
+			if x := exchangeFrom(r.Context()); x != nil {
+				x.failure = fault.E(fault.Canceled, fault.Context{Op: op}, err)
+			}
+			return
+		}
 		last = it.Key
 		n++
 	}
@@ -93,7 +100,7 @@ func (lw *listWriter) start() {
 // up as a slow stream rather than a stalled one. Each flush extends the
 // write deadline, so a long listing is not cut by the server's WriteTimeout
 // while it makes progress.
-func (lw *listWriter) row(it Item) {
+func (lw *listWriter) row(it Item) error {
 	first := !lw.started
 	if first {
 		lw.start()
@@ -108,18 +115,21 @@ func (lw *listWriter) row(it Item) {
 	b = strconv.AppendInt(b, int64(it.Size), 10)
 	b = append(b, '}')
 	lw.buf = b
-	lw.w.Write(b)
-	if now := lw.s.now(); first || now.Sub(lw.lastFlush) >= lw.s.flushEvery {
-		lw.flush(now)
+	if _, err := lw.w.Write(b); err != nil {
+		return err
 	}
+	if now := lw.s.now(); first || now.Sub(lw.lastFlush) >= lw.s.flushEvery {
+		return lw.flush(now)
+	}
+	return nil
 }
 
-func (lw *listWriter) flush(now time.Time) {
+func (lw *listWriter) flush(now time.Time) error {
 	lw.lastFlush = now
 	// The deadline is wall-clock time whatever s.now says. Behind a wrapper
 	// without Unwrap this is ErrNotSupported and the server's deadline stays.
 	lw.rc.SetWriteDeadline(time.Now().Add(lw.s.timeouts.Write))
-	lw.rc.Flush()
+	return lw.rc.Flush()
 }
 
 func (lw *listWriter) end(next string) {

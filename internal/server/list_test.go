@@ -309,3 +309,44 @@ func TestDrain(t *testing.T) {
 	}
 	http.DefaultClient.CloseIdleConnections()
 }
+
+// TestListStopsWhenClientLeaves: once the client hangs up, the server stops
+// pulling rows from Docs.
+func TestListStopsWhenClientLeaves(t *testing.T) {
+	stopped := make(chan int, 1)
+	endless := func(ctx context.Context, _, _, _ string, _ int) iter.Seq2[server.Item, error] {
+		return func(yield func(server.Item, error) bool) {
+			for i := 0; i < 10_000_000; i++ {
+				if !yield(server.Item{Key: fmt.Sprintf("k%09d", i), ETag: `"e"`, Size: i}, nil) {
+					stopped <- i
+					return
+				}
+			}
+			stopped <- -1
+		}
+	}
+	e := newEnv(t, func(o *server.Options) {
+		o.Docs = &memDocs{list: endless}
+		o.MaxListLimit = 10_000_000
+	})
+	ts := httptest.NewServer(e.srv)
+	defer ts.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	r, _ := http.NewRequestWithContext(ctx, "GET", ts.URL+"/v1/tenants/acme/docs?limit=9999999", nil)
+	r.Header.Set("Authorization", "Bearer "+e.tokA)
+	resp, err := http.DefaultClient.Do(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readUntil(t, bufio.NewReader(resp.Body), `"key":"k000000000"`)
+	cancel()
+	resp.Body.Close()
+	select {
+	case n := <-stopped:
+		if n < 0 {
+			t.Error("the listing ran to its end after the client left")
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the listing still runs 20s after the client left")
+	}
+}
