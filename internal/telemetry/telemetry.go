@@ -61,6 +61,11 @@ type Config struct {
 	// Getenv reads the OTEL_* variables; nil means os.Getenv. The OTLP
 	// exporters themselves read the process environment.
 	Getenv func(string) string
+
+	// testExporter, when set, replaces the named exporter (tests and
+	// benchmarks in this package); testSync exports each span as it ends.
+	testExporter sdktrace.SpanExporter
+	testSync     bool
 }
 
 // Telemetry is one process's tracing and metrics: the tracer provider, the
@@ -114,12 +119,23 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 
 	t := &Telemetry{exporter: name, Metrics: NewMetrics(cfg.Version, cfg.MaxTenants)}
 	t.red = newRED(t.Metrics)
-	if name == ExporterNone {
+	if name == ExporterNone && cfg.testExporter == nil {
 		t.provider = noop.NewTracerProvider()
 	} else {
-		exp, err := t.newExporter(ctx, name, cfg, getenv)
-		if err != nil {
-			return nil, err
+		exp := cfg.testExporter
+		if exp == nil {
+			var err error
+			if exp, err = t.newExporter(ctx, name, cfg, getenv); err != nil {
+				return nil, err
+			}
+		}
+		// WithBatcher starts the batcher's goroutine when called, so call
+		// only the one that is used.
+		var process sdktrace.TracerProviderOption
+		if cfg.testSync {
+			process = sdktrace.WithSyncer(exp)
+		} else {
+			process = sdktrace.WithBatcher(exp, batchOptions(name)...)
 		}
 		res, err := resource.New(ctx,
 			resource.WithTelemetrySDK(),
@@ -131,12 +147,15 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 			resource.WithFromEnv(), // OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME override
 		)
 		if err != nil {
+			for _, c := range t.closers {
+				c.Close()
+			}
 			return nil, configErr("trace resource: %v", err)
 		}
 		t.sdk = sdktrace.NewTracerProvider(
 			sdktrace.WithResource(res),
 			sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
-			sdktrace.WithBatcher(exp, batchOptions(name)...),
+			process,
 		)
 		t.provider = t.sdk
 		t.tracing = true
