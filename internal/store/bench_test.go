@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/maphash"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +20,8 @@ import (
 // Durable Put throughput, fsync on everywhere, small bodies, distinct keys.
 //
 //	store:  this package (one committer goroutine, one fsync per group)
+//	store-nolinger: the same without the committer's linger (groups are
+//	        handed to the syncer the moment it is idle)
 //	pebble: the alternative design: each writer locks its key's stripe,
 //	        reads the current version, derives the new one and commits its
 //	        own batch with pebble.Sync, relying on Pebble's commit pipeline
@@ -98,11 +101,12 @@ func benchPebble(tb testing.TB, _ int) func(string) {
 	}
 	tb.Cleanup(func() { db.Close() })
 	var stripes [256]sync.Mutex // per-key locks for the read-check-write
+	seed := maphash.MakeSeed()
 	var seq atomic.Uint64
 	clock := doc.NewClock(nil)
 	return func(key string) {
 		k := docKey("bench", key)
-		mu := &stripes[k[len(k)-1]]
+		mu := &stripes[maphash.Bytes(seed, k)%uint64(len(stripes))]
 		mu.Lock()
 		defer mu.Unlock()
 		var parent *doc.Version

@@ -35,24 +35,38 @@
 //
 // # Concurrency model
 //
-// One goroutine, the committer (committer.go), owns the document write path.
-// It is started by Open, stopped by Close (which closes its request channel
-// once no caller is sending) and waited for by Close. A writer queues a
-// request and waits for its answer. The committer takes every request queued
-// at that moment (up to Options.MaxBatch), evaluates each precondition in
-// order against the committed state plus the writes staged earlier in the
-// same group, derives the versions, assigns seqs, writes each document, its
-// change-log entry and the high-water marks into one Pebble batch, commits it
-// with one fsync, and then answers every request. So:
+// The document write path is a two-stage pipeline of goroutines, both
+// started by Open, stopped by Close and waited for by Close (committer.go):
+//
+//	writers ──reqs──► committer ──toSync──► syncer ──reply──► writers
+//
+// A writer queues a request and waits for its answer. The committer owns
+// the write-side state (the overlay of staged versions, the next Seq, the
+// HLC mark): it takes each request as it arrives, evaluates its
+// precondition against the committed state plus everything staged before
+// it, derives the version, assigns the Seq and stages the document, its
+// change-log entry and the high-water marks into the open group's Pebble
+// batch. When the syncer is idle the committer hands the group over; the
+// syncer commits it with one fsync and answers its requests in order. So:
 //
 //   - a read-check-write on a key is atomic without per-key locks: only the
-//     committer writes documents;
-//   - concurrent writers share one fsync (group commit): requests queue
-//     while the previous fsync runs and all go into the next one;
+//     committer decides and writes documents;
+//   - concurrent writers share one fsync (group commit), and the committer's
+//     CPU work for the next group overlaps the current group's fsync;
 //   - a document and its change-log entry are never apart, even after a
 //     crash, because they are in the same batch;
-//   - Seq order is commit order, so the change log has no holes that fill in
-//     later.
+//   - Seq order is commit order (groups commit one at a time, in order), so
+//     the change log has no holes that fill in later;
+//   - no answer goes out before the writes it was decided against are
+//     durable: a 412 caused by a staged write waits for that write's commit.
+//
+// Group size: the writers answered by a commit usually come straight back
+// with their next write. Handing the open group over the moment the syncer
+// is idle would leave them out and split the writers into two half-size
+// groups, each paying an fsync. So while more writers are in flight than the
+// open group holds, the committer lingers for them, at most half the last
+// commit's duration and at most 1 ms (PostgreSQL's commit_delay with
+// commit_siblings is the same idea). A lone writer never waits.
 //
 // Readers do not go through the committer: Get reads Pebble's latest
 // published state, List and Changes each read one Pebble iterator, which is
@@ -62,24 +76,31 @@
 //
 // Store.mu guards the lifecycle: closed, the count of operations in
 // progress, and the sticky failure. Every operation registers itself first,
-// so Close can wait for all of them before closing Pebble.
+// so Close can wait for all of them before closing Pebble. It is the only
+// mutex; the pipeline's state is owned by its goroutines.
 //
 // # Sharp edges
 //
-//   - Context: a write whose context ends while it is still queued is
-//     answered with the context error and not written. Once the committer has
-//     taken it, the caller waits for the commit, however long the fsync
-//     takes, so that every answer is definite.
+//   - Context: a write whose context ended before the committer took it is
+//     answered with the context error ("not written") and is not written.
+//     The committer takes requests as they arrive, so this mostly happens
+//     when it is backed up. Once taken, the caller waits for the commit,
+//     however long the fsync takes, so that every answer is definite.
 //   - A failed commit (a failed write or fsync of the log) fails the whole
-//     group: every writer in it gets the error, nothing is acknowledged, and
-//     the store refuses every later operation with [ErrFailed]. Pebble
-//     already shows the failed batch to readers, and a failed fsync cannot
-//     be retried safely; reopening replays exactly what reached the log. A
-//     write that got an error therefore has an unknown outcome, as over a
-//     network: after reopening it may or may not be there.
+//     group, and the group staged behind it: every writer in them gets the
+//     error, nothing is acknowledged, and the store refuses every later
+//     operation with [ErrFailed]. Pebble already shows the failed batch to
+//     readers, and a failed fsync cannot be retried safely; reopening replays
+//     exactly what reached the log. A write that got an error therefore has
+//     an unknown outcome, as over a network: after reopening it may or may
+//     not be there. Pebble treats a failed commit as fatal (it calls
+//     Logger.Fatalf, which by default exits the process); the store's logger
+//     turns that into a panic that it recovers around its own commits only.
+//     A fatal error on one of Pebble's background goroutines still ends the
+//     process.
 //   - Close waits for List and Changes loops in progress: do not call it
 //     from inside one.
-//   - Options.OnCommit runs on the committer goroutine; a slow hook slows
+//   - Options.OnCommit runs on the syncer goroutine; a slow hook slows
 //     every writer, and a hook that writes to the store deadlocks.
 //   - [Buffered] durability acknowledges before the log reaches the OS;
 //     a crash, even of the process alone, can lose the last writes.
