@@ -8,7 +8,11 @@ func (d *Decoder) str(b []byte, i int, f field, depth int) (streambuf.View, int,
 	if b[i] != '"' {
 		return streambuf.View{}, i, d.typeErr(b, i, depth, fieldName[f], "string")
 	}
-	end, esc, c := scanString(b, i+1)
+	j := plainRun(b, i+1)
+	if j < len(b) && b[j] == '"' {
+		return d.buf.View(b[i+1 : j]), j + 1, nil
+	}
+	end, esc, c := scanString(b, j) // plainRun saw no escape before j
 	if c != ok {
 		return streambuf.View{}, end, syntaxErr(c, end, d.base)
 	}

@@ -14,7 +14,7 @@ import (
 var isSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
 
 func skipWS(b []byte, i int) int {
-	for i < len(b) && isSpace[b[i]] {
+	for i < len(b) && b[i] <= ' ' && isSpace[b[i]] { // the first test settles the usual case
 		i++
 	}
 	return i
@@ -25,14 +25,20 @@ const (
 	msb = 0x8080808080808080
 )
 
-// special returns a mask with the high bit set in (at least) the lowest byte
-// of w that needs attention inside a string: '"', '\\', a control character
-// (< 0x20) or a non-ASCII byte. Bytes above the lowest flagged one may be
-// falsely flagged (borrow propagation), so only the lowest is trusted.
+// special returns a mask whose lowest set bit is the high bit of the lowest
+// byte of w that needs attention inside a string: '"', '\\', a control
+// character (< 0x20) or a non-ASCII byte. Bytes above that one may be falsely
+// flagged (borrow propagation), so only the lowest is trusted.
+//
+// It is the classic has-zero test without its "&^ x" terms: x-0x01 sets a
+// byte's high bit when the byte is 0 (here: '"' or '\\') or at least 0x81,
+// and w-0x20 when the byte is below 0x20 or at least 0xA0. The false hits
+// are all bytes >= 0x80, flagged anyway by "| w". A borrow only starts at a
+// truly flagged byte, so nothing below the lowest one is disturbed.
 func special(w uint64) uint64 {
 	q := w ^ (lsb * '"')
 	s := w ^ (lsb * '\\')
-	return (((q - lsb) &^ q) | ((s - lsb) &^ s) | ((w - lsb*0x20) &^ w) | w) & msb
+	return ((q - lsb) | (s - lsb) | (w - lsb*0x20) | w) & msb
 }
 
 // needsCare is the scalar form of special.
@@ -49,14 +55,21 @@ var needsCare = func() (t [256]bool) {
 func scanString(b []byte, i int) (int, bool, code) {
 	esc := false
 	for {
-		// Eight bytes at a time until something needs a closer look.
+		// Eight bytes at a time until something needs a closer look; a
+		// closing quote found this way returns at once.
 		for i+8 <= len(b) {
-			m := special(binary.LittleEndian.Uint64(b[i:]))
-			if m != 0 {
-				i += bits.TrailingZeros64(m) >> 3
-				break
+			w := binary.LittleEndian.Uint64(b[i:])
+			m := special(w)
+			if m == 0 {
+				i += 8
+				continue
 			}
-			i += 8
+			k := bits.TrailingZeros64(m)
+			i += k >> 3
+			if byte(w>>(k&^7)) == '"' {
+				return i + 1, esc, ok
+			}
+			break
 		}
 		for i < len(b) && !needsCare[b[i]] {
 			i++
@@ -224,4 +237,19 @@ func scanLiteral(b []byte, i int) (int, code) {
 		return i, errBadLiteral
 	}
 	return end, ok
+}
+
+// plainRun advances over string bytes that need no care, eight at a time,
+// from b[i] (inside a string), and returns where it stopped: at the first
+// special byte, or with fewer than eight bytes left. Callers finish a string
+// whose closing quote is there and hand anything else to scanString. Small
+// enough to be inlined, it saves the hot loops a call per string.
+func plainRun(b []byte, i int) int {
+	for i+8 <= len(b) {
+		if m := special(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	return i
 }

@@ -85,7 +85,9 @@ value:
 		}
 		goto value
 	case '"':
-		if i, _, c = scanString(b, i+1); c != ok {
+		if i = plainRun(b, i+1); i < len(b) && b[i] == '"' {
+			i++
+		} else if i, _, c = scanString(b, i); c != ok {
 			return i, c
 		}
 	case 't', 'f', 'n':
@@ -137,7 +139,9 @@ key:
 	if b[i] != '"' {
 		return i, errExpectKey
 	}
-	if i, _, c = scanString(b, i+1); c != ok {
+	if i = plainRun(b, i+1); i < len(b) && b[i] == '"' {
+		i++
+	} else if i, _, c = scanString(b, i); c != ok {
 		return i, c
 	}
 	if i = skipWS(b, i); i >= len(b) {
