@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+
+	"github.com/cairnstore/cairn/client"
+)
+
+// clientFlags are the connection settings every client command shares.
+type clientFlags struct {
+	url, token, tenant string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.url, "url", "http://127.0.0.1:7070", "the node's `URL`")
+	fs.StringVar(&c.token, "token", "", "bearer `token` (prefer CAIRN_TOKEN: flags show in ps)")
+	fs.StringVar(&c.tenant, "tenant", "demo", "the `tenant` to act on")
+}
+
+const clientUsage = `Usage:
+  cairn put [flags] KEY [FILE|-]   store a JSON document (body from FILE, stdin with -, or --data)
+  cairn get [flags] KEY            print a document's body to stdout
+  cairn del [flags] KEY            delete a document
+  cairn ls  [flags]                list keys (with --long: ETag and size)
+
+Connection settings come from flags or CAIRN_URL, CAIRN_TOKEN, CAIRN_TENANT.
+
+Flags:
+`
+
+func clientCommand(ctx context.Context, cmd string, args []string, env Env) int {
+	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() { fmt.Fprint(env.Stderr, clientUsage); fs.PrintDefaults() }
+	var cf clientFlags
+	cf.register(fs)
+	data := fs.String("data", "", "put: the document `JSON` itself")
+	ifMatch := fs.String("if-match", "", "put/del: only if the current ETag is `etag`")
+	create := fs.Bool("create-only", false, "put: only if the document does not exist")
+	prefix := fs.String("prefix", "", "ls: only keys starting with `prefix`")
+	long := fs.Bool("long", false, "ls: also print ETag and size")
+	args, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
+		return exitUsage
+	}
+	if cf.token == "" {
+		fmt.Fprintf(env.Stderr, "cairn %s: no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token\n", cmd)
+		return exitUsage
+	}
+	c := client.New(cf.url, cf.token)
+	var conds []client.Condition
+	if *ifMatch != "" {
+		conds = append(conds, client.IfMatch(*ifMatch))
+	}
+	if *create {
+		conds = append(conds, client.CreateOnly())
+	}
+	switch cmd {
+	case "put":
+		err = put(ctx, c, cf.tenant, args, *data, conds, env)
+	case "get":
+		err = get(ctx, c, cf.tenant, args, env)
+	case "del", "delete":
+		err = del(ctx, c, cf.tenant, args, conds)
+	case "ls", "list":
+		err = list(ctx, c, cf.tenant, args, *prefix, *long, env)
+	}
+	return report(cmd, err, env)
+}
+
+// usageError is a command line the command cannot run.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func report(cmd string, err error, env Env) int {
+	var ue usageError
+	var ce *client.Error
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "cairn %s: %v (see cairn %s --help)\n", cmd, err, cmd)
+		return exitUsage
+	case errors.As(err, &ce):
+		fmt.Fprintf(env.Stderr, "cairn %s: %s (HTTP %d, %s, request %s)\n", cmd, ce.Message, ce.Status, ce.Code, ce.RequestID)
+	default:
+		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
+	}
+	return exitFail
+}
+
+func oneKey(args []string, max int) (string, error) {
+	if len(args) == 0 {
+		return "", usageError("missing KEY")
+	}
+	if len(args) > max {
+		return "", usageError(fmt.Sprintf("unexpected argument %q", args[max]))
+	}
+	return args[0], nil
+}
+
+func put(ctx context.Context, c *client.Client, tenant string, args []string, data string, conds []client.Condition, env Env) error {
+	key, err := oneKey(args, 2)
+	if err != nil {
+		return err
+	}
+	body := []byte(data)
+	switch {
+	case len(args) == 2 && data != "":
+		return usageError("give the body as FILE or --data, not both")
+	case len(args) == 2 && args[1] == "-":
+		body, err = io.ReadAll(env.Stdin)
+	case len(args) == 2:
+		body, err = os.ReadFile(args[1])
+	case data == "":
+		return usageError("missing body: give FILE, - for stdin, or --data")
+	}
+	if err != nil {
+		return err
+	}
+	res, err := c.Put(ctx, tenant, key, body, conds...)
+	if err != nil {
+		return err
+	}
+	verb := "replaced"
+	if res.Created {
+		verb = "created"
+	}
+	fmt.Fprintf(env.Stdout, "%s %s %s\n", verb, key, res.ETag)
+	return nil
+}
+
+func get(ctx context.Context, c *client.Client, tenant string, args []string, env Env) error {
+	key, err := oneKey(args, 1)
+	if err != nil {
+		return err
+	}
+	d, err := c.Get(ctx, tenant, key)
+	if err != nil {
+		return err
+	}
+	env.Stdout.Write(d.Body)
+	if len(d.Body) > 0 && d.Body[len(d.Body)-1] != '\n' {
+		fmt.Fprintln(env.Stdout)
+	}
+	return nil
+}
+
+func del(ctx context.Context, c *client.Client, tenant string, args []string, conds []client.Condition) error {
+	key, err := oneKey(args, 1)
+	if err != nil {
+		return err
+	}
+	return c.Delete(ctx, tenant, key, conds...)
+}
+
+func list(ctx context.Context, c *client.Client, tenant string, args []string, prefix string, long bool, env Env) error {
+	if len(args) > 0 {
+		return usageError(fmt.Sprintf("unexpected argument %q (use --prefix)", args[0]))
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
+	defer tw.Flush()
+	for it, err := range c.List(ctx, tenant, client.Prefix(prefix)) {
+		if err != nil {
+			return err
+		}
+		if long {
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", it.Key, it.ETag, it.Size)
+		} else {
+			fmt.Fprintln(tw, it.Key)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,261 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// serveFlags are the settings of 'cairn serve'.
+type serveFlags struct {
+	config        string
+	dataDir       string
+	listen        string
+	adminListen   string
+	tenants       listFlag
+	adminHash     listFlag
+	nodeID        string
+	durability    string
+	cacheBytes    byteSize
+	maxBody       byteSize
+	logLevel      string
+	logFormat     string
+	drainTimeout  time.Duration
+	demoToken     string // the development token, when usingDevToken
+	usingDevToken bool
+}
+
+func newServeFlags() (*flag.FlagSet, *serveFlags) {
+	f := &serveFlags{cacheBytes: 256 << 20, maxBody: 1 << 20}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.StringVar(&f.config, "config", "", "read settings from this JSON `file` (keys are the flag names)")
+	fs.StringVar(&f.dataDir, "data-dir", "./cairn-data", "the node's data `directory` (locked while serving)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API `address`")
+	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, pprof); empty disables it")
+	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable")
+	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name` (default: kept in the data directory)")
+	fs.StringVar(&f.durability, "durability", "sync", "`mode`: sync (fsync before every reply) or buffered (may lose recent writes on a crash)")
+	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, e.g. 256MiB)")
+	fs.Var(&f.maxBody, "max-body-bytes", "largest document accepted (`size`)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (debug includes the access log)")
+	fs.StringVar(&f.logFormat, "log-format", "json", "`format`: json or text")
+	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
+	return fs, f
+}
+
+func serve(ctx context.Context, args []string, env Env) int {
+	fs, f := newServeFlags()
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, "Usage: cairn serve [flags]\n\nRuns a node. Every flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR)\nand a key in the --config file. With no --tenant, serve creates the demo tenant\nand prints its token; that insecure default listens on loopback only.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(env.Stderr, "cairn serve: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if err := settle(fs, env.Getenv, "config"); err != nil {
+		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
+		return exitUsage
+	}
+	cfg, err := f.nodeConfig(env)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
+		return exitUsage
+	}
+	n, err := node.Start(cfg)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
+		return exitFail
+	}
+	f.printWelcome(env, n)
+	return waitAndDrain(ctx, env, n, f.drainTimeout)
+}
+
+func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duration) int {
+	code := exitOK
+	select {
+	case <-ctx.Done():
+	case sig := <-env.Signals:
+		fmt.Fprintf(env.Stderr, "cairn: %v: draining for up to %v\n", sig, drain)
+	case err := <-n.Err():
+		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
+		code = exitFail
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	if err := n.Shutdown(sctx); err != nil {
+		fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %v\n", err)
+		return exitFail
+	}
+	return code
+}
+
+// nodeConfig checks the settings and turns them into a node.Config. Every
+// error names the setting at fault.
+func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
+	cfg := node.Config{
+		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, NodeID: f.nodeID,
+		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody),
+		Auth: server.Auth{Tenants: map[string][][32]byte{}},
+	}
+	switch f.durability {
+	case "sync":
+		cfg.Durability = store.Sync
+	case "buffered":
+		cfg.Durability = store.Buffered
+	default:
+		return cfg, fmt.Errorf("--durability %q: want sync or buffered", f.durability)
+	}
+	if f.maxBody <= 0 || f.maxBody > store.MaxBody {
+		return cfg, fmt.Errorf("--max-body-bytes %d: want 1 to %d", f.maxBody, store.MaxBody)
+	}
+	log, err := newLogger(env, f.logLevel, f.logFormat)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Logger = log
+	for _, h := range f.adminHash.vals {
+		sum, err := server.ParseTokenHash(h)
+		if err != nil {
+			return cfg, fmt.Errorf("--admin-token-sha256: %v", err)
+		}
+		cfg.Auth.Admin = append(cfg.Auth.Admin, sum)
+	}
+	for _, t := range f.tenants.vals {
+		name, sum, err := parseTenantFlag(t)
+		if err != nil {
+			return cfg, err
+		}
+		cfg.Auth.Tenants[name] = append(cfg.Auth.Tenants[name], sum)
+	}
+	if len(cfg.Auth.Tenants) == 0 {
+		if err := f.useDevToken(&cfg); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+func parseTenantFlag(s string) (string, [32]byte, error) {
+	name, hexsum, ok := strings.Cut(s, ":")
+	if !ok {
+		return "", [32]byte{}, fmt.Errorf("--tenant %q: want NAME:TOKEN_SHA256", s)
+	}
+	if err := doc.ValidateTenant(name); err != nil {
+		return "", [32]byte{}, fmt.Errorf("--tenant %q: %v", s, err)
+	}
+	sum, err := server.ParseTokenHash(hexsum)
+	if err != nil {
+		return "", [32]byte{}, fmt.Errorf("--tenant %q: %v", s, err)
+	}
+	return name, sum, nil
+}
+
+// useDevToken configures the demo tenant with a development token kept in
+// the data directory, so it survives restarts, and refuses to serve it
+// beyond loopback.
+func (f *serveFlags) useDevToken(cfg *node.Config) error {
+	for _, l := range []struct{ flag, addr string }{{"--listen", f.listen}, {"--admin-listen", f.adminListen}} {
+		if l.addr != "" && !isLoopback(l.addr) {
+			return fmt.Errorf("%s %s: with no --tenant configured, cairn serves an insecure development token and listens on loopback only; configure --tenant NAME:TOKEN_SHA256 (and --admin-token-sha256) to listen on %s", l.flag, l.addr, l.addr)
+		}
+	}
+	tok, err := devToken(f.dataDir)
+	if err != nil {
+		return fmt.Errorf("--data-dir %s: development token: %v", f.dataDir, err)
+	}
+	cfg.Auth.Tenants["demo"] = [][32]byte{server.HashToken(tok)}
+	f.usingDevToken = true
+	f.demoToken = tok
+	return nil
+}
+
+// devToken reads the development token from dir/dev-token, creating both if
+// missing.
+func devToken(dir string) (string, error) {
+	path := filepath.Join(dir, "dev-token")
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	tok, _, err := server.NewToken()
+	if err != nil {
+		return "", err
+	}
+	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return devToken(dir) // another process made it first
+	} else if err != nil {
+		return "", err
+	}
+	_, err = fmt.Fprintln(fh, tok)
+	return tok, errors.Join(err, fh.Sync(), fh.Close())
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (f *serveFlags) printWelcome(env Env, n *node.Node) {
+	url := "http://" + n.Addr()
+	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), url, orNone(n.AdminAddr()), f.dataDir)
+	if !f.usingDevToken {
+		return
+	}
+	fmt.Fprintf(env.Stderr, "no --tenant configured: the demo tenant has a development token (kept in %s/dev-token).\n", f.dataDir)
+	fmt.Fprintf(env.Stderr, "paste these lines into a shell, then try: cairn put hello - <<< '{\"hi\":1}' && cairn get hello\n")
+	fmt.Fprintf(env.Stdout, "CAIRN_URL=%s\nCAIRN_TENANT=demo\nCAIRN_TOKEN=%s\n", url, f.demoToken)
+	fmt.Fprintf(env.Stderr, "or: curl -H \"Authorization: Bearer $CAIRN_TOKEN\" %s/v1/tenants/demo/docs\n", url)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func newLogger(env Env, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(env.Stderr, o)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(env.Stderr, o)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}

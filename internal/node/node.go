@@ -1,0 +1,207 @@
+// Package node wires a cairn node together: the store, the cache in front of
+// it, the HTTP API and the admin listener, and their orderly shutdown.
+//
+// # Lifecycle
+//
+// [Start] opens the store (taking the data directory's lock), starts the
+// cache's compactor, and begins serving on both listeners; it returns once
+// the listeners accept connections. [Node.Shutdown] flips /readyz to 503,
+// drains in-flight requests until its context ends, then closes the cache and
+// the store, in that order, so no request can reach a closed store.
+//
+// # Sharp edges
+//
+// The default configuration has no credentials of its own: the caller (the
+// CLI) creates a development token for the demo tenant, and refuses to listen
+// beyond loopback with it. Node does not make that choice; it serves whatever
+// Auth it is given.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/cache"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// Config is everything a node needs. The CLI fills it from flags, the
+// environment and a config file.
+type Config struct {
+	DataDir      string
+	Listen       string // the API address
+	AdminListen  string // metrics, pprof, health; "" disables it
+	NodeID       string
+	Durability   store.Durability
+	CacheBytes   int64
+	MaxBodyBytes int64
+	Auth         server.Auth
+	Logger       *slog.Logger
+}
+
+// Node is a running cairn node.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+	cache *cache.Cache
+	api   *server.Server
+	ready atomic.Bool // false until started and again once Shutdown begins
+
+	apiSrv, adminSrv *http.Server
+	apiLn, adminLn   net.Listener
+	serving          sync.WaitGroup // the Serve goroutines
+	serveErr         chan error     // the first unexpected Serve error
+}
+
+// Start opens the store and serves the API and admin listeners.
+func Start(cfg Config) (n *Node, err error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	n.store, err = store.Open(cfg.DataDir, store.Options{NodeID: cfg.NodeID, Durability: cfg.Durability})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			n.closeData()
+		}
+	}()
+	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
+	n.api, err = server.New(server.Options{
+		Docs:         NewDocs(n.store, n.cache),
+		Auth:         cfg.Auth,
+		Validate:     validateBody,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Logger:       log,
+		Ready:        n.ready.Load,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	n.ready.Store(true)
+	id := n.store.Identity()
+	log.Info("cairn node started", "node_id", id.NodeID, "incarnation", fmt.Sprintf("%016x", id.Incarnation),
+		"api", n.Addr(), "admin", n.AdminAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability.String())
+	return n, nil
+}
+
+func (n *Node) listen() error {
+	var err error
+	if n.apiLn, err = net.Listen("tcp", n.cfg.Listen); err != nil {
+		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--listen %s: %w", n.cfg.Listen, err))
+	}
+	n.apiSrv = n.api.HTTPServer(n.cfg.Listen)
+	n.serve(n.apiSrv, n.apiLn)
+	if n.cfg.AdminListen == "" {
+		return nil
+	}
+	if n.adminLn, err = net.Listen("tcp", n.cfg.AdminListen); err != nil {
+		n.apiSrv.Close()
+		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--admin-listen %s: %w", n.cfg.AdminListen, err))
+	}
+	n.adminSrv = &http.Server{
+		Handler:           n.adminHandler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       time.Minute,
+	}
+	n.serve(n.adminSrv, n.adminLn)
+	return nil
+}
+
+func (n *Node) serve(srv *http.Server, ln net.Listener) {
+	n.serving.Add(1)
+	go func() {
+		defer n.serving.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Error("listener failed", "addr", ln.Addr().String(), "err", err)
+			select {
+			case n.serveErr <- err:
+			default:
+			}
+		}
+	}()
+}
+
+// adminHandler serves health and profiling on the admin listener, which is
+// loopback by default.
+func (n *Node) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if !n.ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Addr is the API listener's address (useful with port 0).
+func (n *Node) Addr() string { return n.apiLn.Addr().String() }
+
+// AdminAddr is the admin listener's address, or "".
+func (n *Node) AdminAddr() string {
+	if n.adminLn == nil {
+		return ""
+	}
+	return n.adminLn.Addr().String()
+}
+
+// Identity is the store's node identity.
+func (n *Node) Identity() store.Identity { return n.store.Identity() }
+
+// Err delivers a listener's failure while serving.
+func (n *Node) Err() <-chan error { return n.serveErr }
+
+// Shutdown stops accepting requests, waits for in-flight ones until ctx
+// ends, then closes the cache and the store. It returns the first error.
+func (n *Node) Shutdown(ctx context.Context) error {
+	n.ready.Store(false)
+	var errs []error
+	for _, srv := range []*http.Server{n.apiSrv, n.adminSrv} {
+		if srv == nil {
+			continue
+		}
+		if err := srv.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
+			srv.Close() // the drain timed out: cut what is left
+		}
+	}
+	n.serving.Wait()
+	errs = append(errs, n.closeData())
+	return errors.Join(errs...)
+}
+
+func (n *Node) closeData() error {
+	var errs []error
+	if n.cache != nil {
+		errs = append(errs, n.cache.Close())
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}

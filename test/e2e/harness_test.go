@@ -1,0 +1,169 @@
+// Package e2e runs the real cairn binary as a user would: started as a
+// process on loopback, driven over HTTP, killed with SIGKILL.
+//
+// The binary comes from $CAIRN_BIN (scripts/test.sh builds it with -race);
+// without it, TestMain builds one into a temporary directory.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var cairnBin string
+
+// httpClient keeps enough idle connections for every test writer, so the
+// tests measure the node, not TCP handshakes.
+var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
+
+func TestMain(m *testing.M) {
+	cairnBin = os.Getenv("CAIRN_BIN")
+	if cairnBin == "" {
+		dir, err := os.MkdirTemp("", "cairn-e2e-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cairnBin = filepath.Join(dir, "cairn")
+		build := exec.Command("go", "build", "-o", cairnBin, "github.com/cairnstore/cairn/cmd/cairn")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: building cairn:", err)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// proc is a running 'cairn serve'.
+type proc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	URL    string // http://127.0.0.1:PORT
+	Token  string // the demo tenant's development token
+	stderr *syncBuffer
+	exited chan error
+}
+
+// startNode runs 'cairn serve' on dataDir with ports chosen by the kernel and
+// waits until it printed its address and token.
+func startNode(t testing.TB, dataDir string, args ...string) *proc {
+	t.Helper()
+	args = append([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
+		"--admin-listen", "127.0.0.1:0", "--log-level", "warn"}, args...)
+	cmd := exec.Command(cairnBin, args...)
+	cmd.Env = append(os.Environ(), "GORACE=halt_on_error=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting cairn: %v", err)
+	}
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		io.Copy(io.Discard, stdout)
+	}()
+	deadline := time.After(30 * time.Second)
+	for p.URL == "" || p.Token == "" {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				err := cmd.Wait()
+				t.Fatalf("cairn exited before it was ready (%v):\n%s", err, p.stderr)
+			}
+			if v, ok := strings.CutPrefix(line, "CAIRN_URL="); ok {
+				p.URL = v
+			}
+			if v, ok := strings.CutPrefix(line, "CAIRN_TOKEN="); ok {
+				p.Token = v
+			}
+		case <-deadline:
+			cmd.Process.Kill()
+			t.Fatalf("cairn did not print its URL and token within 30s:\n%s", p.stderr)
+		}
+	}
+	go func() { p.exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			p.kill()
+		}
+	})
+	return p
+}
+
+// kill sends SIGKILL and waits for the process to be gone.
+func (p *proc) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.exited
+}
+
+// stop sends SIGTERM and returns the exit error after the drain.
+func (p *proc) stop() error {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		return err
+	case <-time.After(60 * time.Second):
+		p.cmd.Process.Kill()
+		return fmt.Errorf("cairn did not exit within 60s of SIGTERM")
+	}
+}
+
+// do sends an authenticated request to the demo tenant.
+func (p *proc) do(ctx context.Context, method, key, body string, hdr ...string) (*http.Response, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, p.URL+"/v1/tenants/demo/docs/"+key, strings.NewReader(body))
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.Token)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp, b, err
+}
+
+// syncBuffer collects a process's stderr while tests may read it.
+type syncBuffer struct {
+	mu sync.Mutex // guards b
+	b  strings.Builder
+}
+
+func (w *syncBuffer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+func (w *syncBuffer) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
+}
