@@ -106,7 +106,7 @@ func appendConsoleValue(b []byte, v attribute.Value) []byte {
 		}
 		return append(b, s...)
 	}
-	return append(b, v.Emit()...)
+	return append(b, v.String()...)
 }
 
 func needsQuote(s string) bool {

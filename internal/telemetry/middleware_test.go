@@ -85,7 +85,7 @@ func TestMiddlewareSpans(t *testing.T) {
 	for _, s := range spans {
 		res := map[string]string{}
 		for _, kv := range s.Resource.Attributes() {
-			res[string(kv.Key)] = kv.Value.Emit()
+			res[string(kv.Key)] = kv.Value.String()
 		}
 		if res["service.name"] != "cairn" || res["service.version"] != "v-test" || res["cairn.node_id"] != "n1" {
 			t.Errorf("span %s resource = %v, want service.name=cairn service.version=v-test cairn.node_id=n1", s.Name, res)
