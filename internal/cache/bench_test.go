@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,9 @@ func benchData(b *testing.B) *benchFixture {
 			panic(fmt.Sprintf("cairn holds %d entries, want %d", st.Entries, benchKeys))
 		}
 		fixture = f
+		// Collect the garbage of building the fixture now, so that no
+		// benchmark pays for marking a multi-GB heap it did not allocate.
+		runtime.GC()
 	})
 	b.ResetTimer()
 	return fixture
