@@ -34,7 +34,8 @@ const (
 var opNames = [...]string{opPut: "store.put", opDelete: "store.delete", opApply: "store.apply"}
 
 // request is one queued write. The caller fills the inputs and waits on
-// reply; the committer fills rec or err and sends once.
+// reply; the committer (or, for a failed commit, the syncer) fills rec or
+// err, and the syncer sends it back once.
 type request struct {
 	ctx         context.Context
 	op          opKind
@@ -46,11 +47,10 @@ type request struct {
 	expect      doc.ID      // opApply: the current version's ID; zero = absent
 	sync        *SyncUpdate // opApply: optional base update
 
-	staged  bool   // written into the group's batch
 	expired bool   // answered with its context error before joining a batch
 	rec     Record // the answer
 	err     error
-	reply   chan *request // buffered(1): the committer never blocks on it
+	reply   chan *request // buffered(1): the syncer never blocks on it
 }
 
 // submit queues r and waits for its answer. A request still queued when its
@@ -311,7 +311,6 @@ func (s *Store) stage(g *group, r *request) error {
 	id := v.ID()
 	etag := `"` + id.String() + `"`
 	s.overlay[ok] = &current{exists: true, seq: g.seq, v: v, id: id, etag: etag}
-	r.staged = true
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: etag, Body: r.body}
 	return nil
 }
