@@ -119,7 +119,9 @@ func Start(t testing.TB) *Jaeger {
 }
 
 // config is a minimal all-in-one configuration: OTLP in, memory storage,
-// query API; Jaeger's own metrics off so that nothing binds a fixed port.
+// query API; Jaeger's own metrics off so that nothing binds a fixed port, and
+// its own tracing off: otherwise it exports to 127.0.0.1:4317 and its
+// shutdown waits 10s for that export to time out.
 func config(j *Jaeger, queryGRPC int) string {
 	return fmt.Sprintf(`service:
   extensions: [jaeger_storage, jaeger_query]
@@ -135,6 +137,7 @@ func config(j *Jaeger, queryGRPC int) string {
       level: warn
 extensions:
   jaeger_query:
+    enable_tracing: false
     storage:
       traces: mem
     http:
