@@ -208,7 +208,20 @@ func numEnd(b []byte, i int) code {
 
 func isDigit(c byte) bool { return c-'0' < 10 }
 
+// skipDigits returns the index of the first non-digit at or after b[i]. It
+// tests eight bytes at a time: w-'0' sets a byte's high bit when the byte is
+// below '0' (borrow) or at least 0xB0, and w+0x46 when it is in ':'..0xB9;
+// together they flag every non-digit. Borrows and carries start only at a
+// flagged byte, so the lowest flag is exact (the bytes above it do not
+// matter).
 func skipDigits(b []byte, i int) int {
+	for i+8 <= len(b) {
+		w := binary.LittleEndian.Uint64(b[i:])
+		if m := ((w - lsb*'0') | (w + lsb*0x46)) & msb; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
 	for i < len(b) && isDigit(b[i]) {
 		i++
 	}

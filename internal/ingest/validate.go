@@ -47,11 +47,15 @@ func (s *depthStack) bits(maxDepth int) []uint64 {
 // not by the goroutine stack.
 //
 // It is one long function on purpose: a state machine split into helpers
-// would pass the stack and index back and forth on the hottest path.
+// would pass the stack and index back and forth on the hottest path. For the
+// same reason whitespace is not skipped eagerly between tokens: each state
+// dispatches on the byte it expects and treats whitespace as one more (rare)
+// case, so compact input pays nothing for it.
 func skipValue(b []byte, i int, maxDepth int) (int, code) {
 	var st depthStack
 	stack := st.bits(max(maxDepth, 1))
 	depth := 0
+	inArray := false // the innermost open container is an array (bit depth-1 of stack)
 	var c code
 value:
 	if i >= len(b) {
@@ -64,11 +68,11 @@ value:
 		}
 		stack[depth>>6] &^= 1 << (depth & 63)
 		depth++
+		inArray = false
 		i = skipWS(b, i+1)
 		if i < len(b) && b[i] == '}' {
 			i++
-			depth--
-			goto next
+			goto closed
 		}
 		goto key
 	case '[':
@@ -77,11 +81,11 @@ value:
 		}
 		stack[depth>>6] |= 1 << (depth & 63)
 		depth++
+		inArray = true
 		i = skipWS(b, i+1)
 		if i < len(b) && b[i] == ']' {
 			i++
-			depth--
-			goto next
+			goto closed
 		}
 		goto value
 	case '"':
@@ -94,6 +98,9 @@ value:
 		if i, c = scanLiteral(b, i); c != ok {
 			return i, c
 		}
+	case ' ', '\t', '\n', '\r':
+		i = skipWS(b, i+1)
+		goto value
 	default:
 		if ch != '-' && !isDigit(ch) {
 			return i, errUnexpected
@@ -102,41 +109,51 @@ value:
 			return i, c
 		}
 	}
-next:
+next: // after a value
 	if depth == 0 {
 		return i, ok
 	}
-	i = skipWS(b, i)
 	if i >= len(b) {
 		return i, errEOF
 	}
-	if stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0 { // in an array
-		switch b[i] {
-		case ',':
-			i = skipWS(b, i+1)
-			goto value
-		case ']':
-			i++
-			depth--
-			goto next
-		}
-		return i, errExpectCommaArr
-	}
 	switch b[i] {
 	case ',':
-		i = skipWS(b, i+1)
-		goto key
-	case '}':
 		i++
-		depth--
+		if inArray {
+			goto value
+		}
+		goto key
+	case ']':
+		if inArray {
+			i++
+			goto closed
+		}
+	case '}':
+		if !inArray {
+			i++
+			goto closed
+		}
+	case ' ', '\t', '\n', '\r':
+		i = skipWS(b, i+1)
 		goto next
 	}
+	if inArray {
+		return i, errExpectCommaArr
+	}
 	return i, errExpectCommaObj
-key:
+closed: // after the ']' or '}' that closed the container at depth
+	depth--
+	inArray = depth > 0 && stack[(depth-1)>>6]&(1<<((depth-1)&63)) != 0
+	goto next
+key: // after '{' and its whitespace, or after ','
 	if i >= len(b) {
 		return i, errEOF
 	}
 	if b[i] != '"' {
+		if isSpace[b[i]] {
+			i = skipWS(b, i+1)
+			goto key
+		}
 		return i, errExpectKey
 	}
 	if i = plainRun(b, i+1); i < len(b) && b[i] == '"' {
@@ -144,12 +161,16 @@ key:
 	} else if i, _, c = scanString(b, i); c != ok {
 		return i, c
 	}
+	if i < len(b) && b[i] == ':' {
+		i++
+		goto value
+	}
 	if i = skipWS(b, i); i >= len(b) {
 		return i, errEOF
 	}
 	if b[i] != ':' {
 		return i, errExpectColon
 	}
-	i = skipWS(b, i+1)
+	i++
 	goto value
 }
