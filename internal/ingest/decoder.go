@@ -103,6 +103,10 @@ func (d *Decoder) object(b []byte, i int, m *MarketData) (int, error) {
 			return i, err
 		}
 		seen |= 1 << f
+		if i < len(b) && b[i] == ',' { // the usual case, without a call
+			i = skipWS(b, i+1)
+			continue
+		}
 		if i, err = d.next(b, i); err != nil || b[i-1] == '}' {
 			if err == nil {
 				err = d.missing(seen, metaSeen, i-1)
@@ -193,6 +197,10 @@ func (d *Decoder) metadata(b []byte, i int, m *MarketData, seen *uint32) (int, e
 			return i, err
 		}
 		*seen |= 1 << f
+		if i < len(b) && b[i] == ',' {
+			i = skipWS(b, i+1)
+			continue
+		}
 		if i, err = d.next(b, i); err != nil || b[i-1] == '}' {
 			return i, err
 		}

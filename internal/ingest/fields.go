@@ -58,7 +58,14 @@ func (d *Decoder) internStr(b []byte, i int, f field) (streambuf.View, int, erro
 	return v, end, nil
 }
 
+// price decodes the price at b[i]. A plain decimal ("187.25", "-0.5", "42")
+// is validated and converted in the same pass (see fastFloat); anything else
+// (an exponent, many digits, a syntax error) takes the general path.
 func (d *Decoder) price(b []byte, i int, m *MarketData) (int, error) {
+	if f, end := fastFloat(b, i); end > 0 {
+		m.Price = f
+		return end, nil
+	}
 	if c := b[i]; c != '-' && !isDigit(c) {
 		return i, d.typeErr(b, i, 1, fieldName[fPrice], "number")
 	}
@@ -74,7 +81,14 @@ func (d *Decoder) price(b []byte, i int, m *MarketData) (int, error) {
 	return end, nil
 }
 
+// volume decodes the volume at b[i]: a plain integer of up to 19 digits
+// (which always fits uint64) in one pass, anything else on the general path,
+// which also explains why a number is not a valid volume.
 func (d *Decoder) volume(b []byte, i int, m *MarketData) (int, error) {
+	if v, end := fastUint(b, i); end > 0 {
+		m.Volume = v
+		return end, nil
+	}
 	if c := b[i]; c != '-' && !isDigit(c) {
 		return i, d.typeErr(b, i, 1, fieldName[fVolume], "number")
 	}
