@@ -11,7 +11,7 @@ import (
 	"github.com/puzpuzpuz/xsync/v4"
 )
 
-// Key names a document: a tenant and a key within it. It is the map key
+// Key names a document: a tenant and a key within it. It is the index key
 // itself; the two strings are hashed separately, never concatenated, so a
 // lookup allocates nothing.
 type Key struct{ Tenant, Key string }
@@ -37,7 +37,7 @@ type Entry struct {
 }
 
 // entryOverhead approximates the fixed memory cost of one resident entry
-// beyond its variable-length bytes: the node, the Entry header, a map slot
+// beyond its variable-length bytes: the node, the Entry header, a table slot
 // and the ring links. It only has to be in the right range: it keeps a cache of
 // tiny entries from holding millions of them under a small budget.
 const entryOverhead = 208
@@ -56,7 +56,7 @@ type Options struct {
 	// Shards is the number of shards, a power of two. 0 means 64*GOMAXPROCS
 	// rounded up to a power of two.
 	Shards int
-	// CompactInterval is how often the compactor looks for shards whose map
+	// CompactInterval is how often the compactor looks for shards whose table
 	// has shrunk well below its high-water mark. 0 means one minute; a
 	// negative value disables the periodic check (the compactor still runs
 	// when evictions shrink a shard, and Compact always works).
@@ -113,7 +113,7 @@ type Cache struct {
 // hooks are test seams; all nil in production.
 type hooks struct {
 	// rebuildPaused runs in the middle of a shard rebuild, after half of the
-	// frozen map was copied, with no lock held.
+	// frozen table was copied, with no lock held.
 	rebuildPaused func(shard int)
 }
 

@@ -5,7 +5,7 @@ import (
 )
 
 // compactor is the Cache's one background goroutine. It rebuilds shards
-// whose maps have shrunk, on a timer and when a shard signals on kick. It
+// whose tables have shrunk, on a timer and when a shard signals on kick. It
 // returns when stop is closed; Close waits for it.
 func (c *Cache) compactor(interval time.Duration) {
 	defer c.wg.Done()

@@ -24,28 +24,50 @@
 // # Concurrency model
 //
 // Keys are spread over a power-of-two number of shards by a hash of both
-// strings (never concatenated). Each shard has one sync.RWMutex, the only
-// lock any operation takes (so there is no lock order to respect). Get takes
-// it shared, copies one pointer and releases it; everything else takes it
-// exclusively for a short, allocation-light critical section.
+// strings (never concatenated). Each shard has an index, a sync.Mutex and
+// the eviction state.
+//
+// Get takes no lock and writes nothing shared in the common case. A shard's
+// index is an open-addressing table whose slots are atomic pointers to
+// nodes; a node's current *Entry is an atomic pointer too. Readers load the
+// table pointer, probe, and load the entry; writers (Set, Fill, Lease,
+// eviction) serialize on the shard's mutex and publish with atomic stores.
+// Updating a key stores the new *Entry into its existing node; removing one
+// marks its slot deleted (slots never return to empty, so a probe in flight
+// is never cut short). A reader that found a node just before it was
+// evicted returns the entry it found, which was current when it found it.
+// Hit and miss counts go to striped counters (xsync.Counter): a per-shard
+// counter would be written by every core on every hit of a hot key, and
+// that cache-line traffic, like a shared RWMutex reader count, is what made
+// the first version of this package (a Go map per shard under a
+// sync.RWMutex) about three times slower than otter on a Zipf workload in
+// our benchmark; see docs/benchmarks-cache.md.
+//
+// The mutex is the only lock any operation takes (there is no lock order to
+// respect) and it is never held across a call out of the package.
 //
 // Eviction is CLOCK, per shard. A hit sets a per-entry reference bit with
-// one atomic store (skipped when already set), so the read path stays under
-// the shared lock and writes nothing in the common case. LRU would need a
-// list move under the exclusive lock on every hit; sampled LRU a timestamp
-// store on every hit; S3-FIFO a better hit ratio on scan-heavy traces, but
-// two queues and a ghost queue for a gain we have not measured as needed.
-// CLOCK approximates LRU well for the skewed access cairn expects.
+// one atomic store (skipped when already set, so a hot entry costs no
+// write); the hand, under the mutex, clears set bits and evicts the first
+// entry whose bit is clear; new entries are linked just behind the hand.
+// LRU would need a list move under the mutex on every hit; sampled LRU a
+// timestamp store on every hit; S3-FIFO has a better hit ratio on scans but
+// needs two queues and a ghost queue for a gain not measured as needed.
+// CLOCK approximates LRU well for the skewed access cairn expects and keeps
+// the read path lock-free.
 //
-// One goroutine, owned by the Cache, compacts: Go maps never return memory
-// after deletes, so a shard whose entry count fell to a quarter of its
-// high-water mark is rebuilt into a right-sized map. The rebuild freezes the
-// shard's map, sends inserts and removals made meanwhile to a small side map
-// that lookups consult first, copies the frozen map without any lock, and
-// swaps under the lock after applying the side map. Readers never wait for
-// the copy, only for the freeze and swap steps; no write made during the
-// rebuild is lost. Close stops the compactor and waits for it. Compact runs
-// one pass on demand.
+// One goroutine, owned by the Cache, compacts. Removals leave deleted slots
+// and a table never shrinks by itself (nor would a Go map), so a shard whose
+// entry count fell to a quarter of its high-water mark is rebuilt into a
+// right-sized table. The rebuild freezes the shard's table (no slot of it is
+// stored to), sends inserts and removals made meanwhile to a small side
+// table that lookups search first, copies the frozen table without any
+// lock, and, under the mutex, applies the side table and swaps. Readers
+// never wait for any of it; writers wait only for the freeze and the swap;
+// no write made during the rebuild is lost. (A table that fills up on insert
+// is rehashed inline under the mutex, like a map growing: writers of that
+// shard wait, readers keep using the old copy.) Close stops the compactor
+// and waits for it. Compact runs one pass on demand.
 //
 // # The stale-fill race
 //

@@ -230,6 +230,29 @@ func TestNoWriteLostUnderCompaction(t *testing.T) {
 			}
 		}
 	})
+	// Readers run lock-free against the same shards and check that no key
+	// ever goes back to an older Seq.
+	var readers sync.WaitGroup
+	var backwards atomic.Int64
+	for r := range 2 {
+		readers.Go(func() {
+			seen := map[Key]uint64{}
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := Key{fmt.Sprint((i + r) % writers), fmt.Sprint(i % keys)}
+				if e, ok := c.Get(k); ok {
+					if e.Seq < seen[k] {
+						backwards.Add(1)
+					}
+					seen[k] = e.Seq
+				}
+			}
+		})
+	}
 	var wg sync.WaitGroup
 	for w := range writers {
 		last[w] = make([]uint64, keys)
@@ -250,6 +273,10 @@ func TestNoWriteLostUnderCompaction(t *testing.T) {
 	wg.Wait()
 	close(stop)
 	compactor.Wait()
+	readers.Wait()
+	if n := backwards.Load(); n > 0 {
+		t.Errorf("readers saw a key go back to an older version %d times", n)
+	}
 	for w := range writers {
 		for i := range keys {
 			e, ok := c.Get(Key{fmt.Sprint(w), fmt.Sprint(i)})
