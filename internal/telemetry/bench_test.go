@@ -21,6 +21,8 @@ import (
 //	bare     no instrumentation
 //	none     Middleware with the none exporter (RED metrics + tenant table)
 //	sampled  Middleware with the SDK, ratio 1, batching to a no-op exporter
+//	none-pooled  as none, but the writer is no StatusRecorder, so the
+//	         middleware wraps it in a pooled statusWriter
 //
 //	go test -run '^$' -bench Middleware -benchmem -count 10 ./internal/telemetry/
 var (
@@ -59,27 +61,59 @@ func benchMux(mw func(http.Handler) http.Handler) *http.ServeMux {
 	return mux
 }
 
-// discardWriter is a reusable ResponseWriter, so that the benchmark measures
-// the request path and not httptest.ResponseRecorder's allocations.
-type discardWriter struct {
-	h    http.Header
-	code int
+// exchangeWriter is a reusable ResponseWriter that records status and body
+// size the way the server's exchange does, so that the benchmark measures
+// the request path and not httptest.ResponseRecorder's allocations. It
+// implements StatusRecorder, as the exchange will (see docs/observability.md).
+type exchangeWriter struct {
+	h      http.Header
+	status int
+	bytes  int64
 }
 
-func (w *discardWriter) Header() http.Header         { return w.h }
-func (w *discardWriter) WriteHeader(code int)        { w.code = code }
-func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *exchangeWriter) Header() http.Header { return w.h }
+func (w *exchangeWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+func (w *exchangeWriter) Write(p []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.bytes += int64(len(p))
+	return len(p), nil
+}
+func (w *exchangeWriter) Status() int         { return w.status }
+func (w *exchangeWriter) BytesWritten() int64 { return w.bytes }
+
+// plainWriter hides StatusRecorder: the middleware wraps it (pooled).
+type plainWriter struct{ *exchangeWriter }
+
+func (w plainWriter) Header() http.Header         { return w.exchangeWriter.Header() }
+func (w plainWriter) WriteHeader(code int)        { w.exchangeWriter.WriteHeader(code) }
+func (w plainWriter) Write(p []byte) (int, error) { return w.exchangeWriter.Write(p) }
 
 func BenchmarkMiddleware(b *testing.B) {
-	for _, v := range benchVariants(b) {
+	variants := benchVariants(b)
+	variants = append(variants, struct {
+		name string
+		mw   func(http.Handler) http.Handler
+	}{"none-pooled", variants[1].mw})
+	for _, v := range variants {
 		b.Run(v.name, func(b *testing.B) {
 			mux := benchMux(v.mw)
 			info := &reqctx.Info{ID: "bench"}
 			req := httptest.NewRequest("GET", benchTarget, nil).WithContext(reqctx.With(context.Background(), info))
-			w := &discardWriter{h: http.Header{}}
+			ew := &exchangeWriter{h: http.Header{}}
+			var w http.ResponseWriter = ew
+			if v.name == "none-pooled" {
+				w = plainWriter{ew}
+			}
 			b.ReportAllocs()
 			for b.Loop() {
-				clear(w.h)
+				clear(ew.h)
+				ew.status, ew.bytes = 0, 0
 				info.Tenant, info.Op = "acme", "doc.get" // as server.wrap does
 				mux.ServeHTTP(w, req)
 			}
