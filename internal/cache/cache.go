@@ -31,13 +31,9 @@ type Entry struct {
 	// Get returns tombstones like any other entry; callers treat them as
 	// "not found".
 	Tombstone bool
-	// Pending marks a write that is being committed: the entry holds no
-	// version, only the Seq that orders it. The cache treats it like any
-	// entry; callers read the store instead of serving it (see node.Docs).
-	Pending bool
-	ETag    string // opaque to the cache
-	Version []byte // encoded version metadata, opaque to the cache
-	Body    []byte // the document bytes, returned without copying
+	ETag      string // opaque to the cache
+	Version   []byte // encoded version metadata, opaque to the cache
+	Body      []byte // the document bytes, returned without copying
 }
 
 // entryOverhead approximates the fixed memory cost of one resident entry

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +14,10 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // serveFlags are the settings of 'cairn serve'.
@@ -34,6 +35,15 @@ type serveFlags struct {
 	logLevel      string
 	logFormat     string
 	drainTimeout  time.Duration
+	traceExporter string
+	traceFile     string
+	traceRatio    float64
+	reqTimeout    time.Duration
+	maxReqTimeout time.Duration
+	maxInFlight   int
+	tenantInFl    int
+	tenantRate    float64
+	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
 }
@@ -54,6 +64,14 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (debug includes the access log)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "`format`: json or text")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.StringVar(&f.traceExporter, "trace-exporter", "", "`name`: none, console, json or otlp (empty: $OTEL_TRACES_EXPORTER, else none)")
+	fs.StringVar(&f.traceFile, "trace-file", "", "`file` the json trace exporter appends to")
+	fs.Float64Var(&f.traceRatio, "trace-sample-ratio", 1, "share of new traces sampled, in (0, 1]")
+	fs.DurationVar(&f.reqTimeout, "request-timeout", 5*time.Second, "default deadline of a request")
+	fs.DurationVar(&f.maxReqTimeout, "max-request-timeout", 30*time.Second, "longest deadline a client may ask for with X-Request-Timeout")
+	fs.IntVar(&f.maxInFlight, "max-in-flight", 4096, "requests in flight on the node; beyond it: 503 with Retry-After")
+	fs.IntVar(&f.tenantInFl, "tenant-max-in-flight", 1024, "requests in flight per tenant; beyond it: 429 with Retry-After")
+	fs.Float64Var(&f.tenantRate, "tenant-rate", 100000, "requests per second per tenant (burst: twice that); beyond it: 429")
 	return fs, f
 }
 
@@ -127,11 +145,30 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	if f.maxBody <= 0 || f.maxBody > store.MaxBody {
 		return cfg, fmt.Errorf("--max-body-bytes %d: want 1 to %d", f.maxBody, store.MaxBody)
 	}
-	log, err := newLogger(env, f.logLevel, f.logFormat)
+	f.logLevelVar = new(slog.LevelVar)
+	if err := f.logLevelVar.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+	}
+	log, err := telemetry.NewLogger(env.Stderr, f.logFormat, f.logLevelVar)
 	if err != nil {
-		return cfg, err
+		return cfg, fmt.Errorf("--log-format %q: want json or text", f.logFormat)
 	}
 	cfg.Logger = log
+	if f.traceRatio <= 0 || f.traceRatio > 1 {
+		return cfg, fmt.Errorf("--trace-sample-ratio %v: want a number in (0, 1]", f.traceRatio)
+	}
+	cfg.Trace = telemetry.Config{Exporter: f.traceExporter, TraceFile: f.traceFile, SampleRatio: f.traceRatio,
+		Version: version(), Console: env.Stderr, Getenv: env.Getenv}
+	if f.reqTimeout <= 0 || f.maxReqTimeout < f.reqTimeout {
+		return cfg, fmt.Errorf("--request-timeout %v, --max-request-timeout %v: want 0 < request-timeout <= max-request-timeout", f.reqTimeout, f.maxReqTimeout)
+	}
+	cfg.RequestTimeout, cfg.MaxRequestTimeout = f.reqTimeout, f.maxReqTimeout
+	if f.maxInFlight < 1 || f.tenantInFl < 1 || f.tenantRate <= 0 {
+		return cfg, fmt.Errorf("--max-in-flight, --tenant-max-in-flight and --tenant-rate must be positive")
+	}
+	cfg.Limits = resilience.DefaultLimiterConfig()
+	cfg.Limits.MaxInFlight, cfg.Limits.TenantMaxInFlight = f.maxInFlight, f.tenantInFl
+	cfg.Limits.TenantRate, cfg.Limits.TenantBurst = f.tenantRate, int(2*f.tenantRate)
 	for _, h := range f.adminHash.vals {
 		sum, err := server.ParseTokenHash(h)
 		if err != nil {
@@ -174,7 +211,7 @@ func parseTenantFlag(s string) (string, [32]byte, error) {
 // beyond loopback.
 func (f *serveFlags) useDevToken(cfg *node.Config) error {
 	for _, l := range []struct{ flag, addr string }{{"--listen", f.listen}, {"--admin-listen", f.adminListen}} {
-		if l.addr != "" && !isLoopback(l.addr) {
+		if l.addr != "" && !node.IsLoopback(l.addr) {
 			return fmt.Errorf("%s %s: with no --tenant configured, cairn serves an insecure development token and listens on loopback only; configure --tenant NAME:TOKEN_SHA256 (and --admin-token-sha256) to listen on %s", l.flag, l.addr, l.addr)
 		}
 	}
@@ -214,18 +251,6 @@ func devToken(dir string) (string, error) {
 	return tok, errors.Join(err, fh.Sync(), fh.Close())
 }
 
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
-
 func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	url := "http://" + n.Addr()
 	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), url, orNone(n.AdminAddr()), f.dataDir)
@@ -243,19 +268,4 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
-}
-
-func newLogger(env Env, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
-	}
-	o := &slog.HandlerOptions{Level: lv}
-	switch format {
-	case "json":
-		return slog.New(slog.NewJSONHandler(env.Stderr, o)), nil
-	case "text":
-		return slog.New(slog.NewTextHandler(env.Stderr, o)), nil
-	}
-	return nil, fmt.Errorf("--log-format %q: want json or text", format)
 }

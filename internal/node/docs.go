@@ -4,67 +4,104 @@ import (
 	"context"
 	"iter"
 
+	"go.opentelemetry.io/otel/attribute"
+
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // Docs is the document service the HTTP server calls: the cache in front of
-// the store, cache-aside on reads and write-through after every commit.
+// the store, kept linearizable with it.
 //
-// Ordering: a write updates the cache only after its commit returned, with
-// the commit's Seq, and the cache refuses to replace a higher Seq, so two
-// racing writers leave the later commit cached whatever order their Set calls
-// run in. A read that misses takes a lease before it reads the store; the
-// lease dies with any Set of the key, so a read that saw the older version
-// cannot install it after a writer cached the newer one (the stale-fill race;
-// see package cache).
+// # How the cache follows the store
+//
+// Reads are cache-aside: a miss takes a lease, reads the store and offers
+// what it read with Fill, which the cache refuses if a newer version was
+// installed meanwhile or the lease ended (the stale-fill race; see package
+// cache).
+//
+// Writes never touch the cache from the writer's goroutine. Docs is the
+// store's Watcher: the store's syncer calls Committed for each write once
+// its group is durable and before any answer that depends on it leaves the
+// store. Had the writer updated the cache after Put returned, there would be
+// a window in which a concurrent Delete already answered "not found" (or a
+// conditional Put 412) from the store's state while a Get still served the
+// old version from the cache: new, then old. TestLinearizableCacheAndStore
+// finds that anomaly within a second when the writer updates the cache.
 type Docs struct {
 	st *store.Store
 	c  *cache.Cache
 }
 
-var _ server.Docs = (*Docs)(nil)
+var (
+	_ server.Docs   = (*Docs)(nil)
+	_ store.Watcher = (*Docs)(nil)
+)
 
-// NewDocs returns the service over st with c in front.
+// NewDocs returns the service over st with c in front. The store must have
+// been opened with the returned Docs as its Watcher, so open it in this
+// order: d := NewDocs(nil, c); st := store.Open(…, Watcher: d); d.SetStore(st).
 func NewDocs(st *store.Store, c *cache.Cache) *Docs { return &Docs{st: st, c: c} }
+
+// SetStore sets the store, for the order NewDocs describes.
+func (d *Docs) SetStore(st *store.Store) { d.st = st }
+
+// Committed implements store.Watcher.
+func (d *Docs) Committed(rec *store.Record) {
+	d.c.Set(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
+}
 
 // Get returns the current live version of (tenant, key).
 func (d *Docs) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
 	k := cache.Key{Tenant: tenant, Key: key}
-	if e, ok := d.c.Get(k); ok {
+	_, span := telemetry.StartChild(ctx, "cache.get")
+	e, hit := d.c.Get(k)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Bool("cairn.cache.hit", hit))
+	}
+	span.End()
+	if hit {
 		return docOf(e, tenant, key)
 	}
 	lease := d.c.Lease(k)
+	ctx, span = telemetry.StartChild(ctx, "store.get")
 	rec, err := d.st.Get(ctx, tenant, key)
+	span.End()
 	if err != nil {
 		return server.Doc{}, err
 	}
-	e := entryOf(&rec)
+	e = entryOf(&rec)
 	d.c.Fill(k, lease, e)
 	return docOf(e, tenant, key)
 }
 
-// Put commits body and caches the new version.
+// Put commits body; the cache learns of it through the Watcher.
 func (d *Docs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (etag string, created bool, err error) {
+	ctx, span := telemetry.StartChild(ctx, "store.commit")
+	defer span.End()
 	rec, err := d.st.Put(ctx, tenant, key, body, pre)
 	if err != nil {
 		return "", false, err
 	}
-	d.c.Set(cache.Key{Tenant: tenant, Key: key}, entryOf(&rec))
-	return rec.ETag, rec.Version.Parent.IsZero(), nil
+	if span.IsRecording() {
+		span.SetAttributes(attribute.Int("cairn.store.group_size", rec.Group), attribute.Int64("cairn.store.seq", int64(rec.Seq)))
+	}
+	return rec.ETag, rec.Created, nil
 }
 
-// Delete commits a tombstone and caches it, so reads answer 404 from memory.
+// Delete commits a tombstone; reads then answer 404 from the cache.
 func (d *Docs) Delete(ctx context.Context, tenant, key string, pre doc.Precondition) error {
+	ctx, span := telemetry.StartChild(ctx, "store.commit")
+	defer span.End()
 	rec, err := d.st.Delete(ctx, tenant, key, pre)
-	if err != nil {
-		return err
+	if err == nil && span.IsRecording() {
+		span.SetAttributes(attribute.Int("cairn.store.group_size", rec.Group), attribute.Int64("cairn.store.seq", int64(rec.Seq)))
 	}
-	d.c.Set(cache.Key{Tenant: tenant, Key: key}, entryOf(&rec))
-	return nil
+	return err
 }
 
 // List streams the live documents of tenant from one store snapshot. It

@@ -24,15 +24,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // Config is everything a node needs. The CLI fills it from flags, the
@@ -47,6 +48,15 @@ type Config struct {
 	MaxBodyBytes int64
 	Auth         server.Auth
 	Logger       *slog.Logger
+	// Trace configures tracing and metrics; the zero value traces nothing
+	// (unless OTEL_TRACES_EXPORTER says otherwise) and keeps metrics.
+	Trace telemetry.Config
+	// Limits bound requests in flight, globally and per tenant, and each
+	// tenant's request rate; with MaxInFlight 0, resilience's defaults.
+	Limits resilience.LimiterConfig
+	// RequestTimeout is the default deadline of a request [5s]; a client may
+	// ask for less (or up to MaxRequestTimeout) with X-Request-Timeout.
+	RequestTimeout, MaxRequestTimeout time.Duration
 }
 
 // Node is a running cairn node.
@@ -55,6 +65,8 @@ type Node struct {
 	log   *slog.Logger
 	store *store.Store
 	cache *cache.Cache
+	docs  *Docs
+	tel   *telemetry.Telemetry
 	api   *server.Server
 	ready atomic.Bool // false until started and again once Shutdown begins
 
@@ -70,26 +82,33 @@ func Start(cfg Config) (n *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
-	n.store, err = store.Open(cfg.DataDir, store.Options{NodeID: cfg.NodeID, Durability: cfg.Durability})
-	if err != nil {
+	if err := checkAdminExposure(cfg); err != nil {
 		return nil, err
 	}
+	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			n.closeData()
 		}
 	}()
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
-	n.api, err = server.New(server.Options{
-		Docs:         NewDocs(n.store, n.cache),
-		Auth:         cfg.Auth,
-		Validate:     validateBody,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Logger:       log,
-		Ready:        n.ready.Load,
+	n.docs = &Docs{c: n.cache}
+	n.store, err = store.Open(cfg.DataDir, store.Options{
+		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs,
+		OnCommit: func(size int, d time.Duration) {
+			if n.tel != nil {
+				n.tel.Metrics.OnCommit(size, d)
+			}
+		},
 	})
 	if err != nil {
+		return nil, err
+	}
+	n.docs.st = n.store
+	if err := n.setupTelemetry(); err != nil {
+		return nil, err
+	}
+	if n.api, err = n.newAPI(); err != nil {
 		return nil, err
 	}
 	if err := n.listen(); err != nil {
@@ -98,8 +117,64 @@ func Start(cfg Config) (n *Node, err error) {
 	n.ready.Store(true)
 	id := n.store.Identity()
 	log.Info("cairn node started", "node_id", id.NodeID, "incarnation", fmt.Sprintf("%016x", id.Incarnation),
-		"api", n.Addr(), "admin", n.AdminAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability.String())
+		"api", n.Addr(), "admin", n.AdminAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
+		"trace_exporter", n.tel.Exporter())
 	return n, nil
+}
+
+func (n *Node) setupTelemetry() error {
+	tc := n.cfg.Trace
+	tc.NodeID = n.store.Identity().NodeID
+	tel, err := telemetry.Setup(context.Background(), tc)
+	if err != nil {
+		return err
+	}
+	n.tel = tel
+	return tel.Metrics.RegisterCache(func() telemetry.CacheStats { return telemetry.CacheStats(n.cache.Stats()) })
+}
+
+// newAPI builds the HTTP API with its middleware, outermost first: tracing
+// and RED metrics (so shed requests are seen), load shedding, then the
+// request deadline.
+func (n *Node) newAPI() (*server.Server, error) {
+	limiter, err := resilience.NewLimiter(n.cfg.limits())
+	if err != nil {
+		return nil, err
+	}
+	deadlines := resilience.Deadlines{Default: n.cfg.RequestTimeout, Max: n.cfg.MaxRequestTimeout}
+	return server.New(server.Options{
+		Docs:         n.docs,
+		Auth:         n.cfg.Auth,
+		Validate:     validateBody,
+		MaxBodyBytes: n.cfg.MaxBodyBytes,
+		Logger:       n.log,
+		Ready:        n.ready.Load,
+		Routes:       []server.Route{n.ingestRoute()}, // ingest.go
+		Middleware: []func(http.Handler) http.Handler{
+			n.tel.Middleware(nil),
+			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
+			deadlineMiddleware(deadlines),
+		},
+	})
+}
+
+func (c *Config) limits() resilience.LimiterConfig {
+	if c.Limits.MaxInFlight == 0 {
+		return resilience.DefaultLimiterConfig()
+	}
+	return c.Limits
+}
+
+// deadlineMiddleware bounds each request by its deadline, which reaches the
+// store (a queued write gives up) and, later, the backends.
+func deadlineMiddleware(d resilience.Deadlines) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx, cancel := d.Context(r)
+			defer cancel()
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
 }
 
 func (n *Node) listen() error {
@@ -139,8 +214,9 @@ func (n *Node) serve(srv *http.Server, ln net.Listener) {
 	}()
 }
 
-// adminHandler serves health and profiling on the admin listener, which is
-// loopback by default.
+// adminHandler serves health, metrics, profiling and per-tenant figures on
+// the admin listener. Beyond loopback every admin route needs the admin
+// token (checkAdminExposure made sure one is configured).
 func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -151,15 +227,16 @@ func (n *Node) adminHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "ok")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	mux.Handle("GET /metrics", n.tel.MetricsHandler())
+	mux.Handle("/debug/pprof/", telemetry.PprofHandler())
+	mux.Handle("GET /v1/admin/tenants", n.tel.TenantStatsHandler())
+	if IsLoopback(n.cfg.AdminListen) {
+		return mux
+	}
+	return requireAdmin(n.cfg.Auth.Admin, mux)
 }
 
-// Addr is the API listener's address (useful with port 0).
+// Addr is the API// Addr is the API listener's address (useful with port 0).
 func (n *Node) Addr() string { return n.apiLn.Addr().String() }
 
 // AdminAddr is the admin listener's address, or "".
@@ -192,6 +269,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	n.serving.Wait()
 	errs = append(errs, n.closeData())
+	if n.tel != nil {
+		errs = append(errs, n.tel.Shutdown(ctx))
+	}
 	return errors.Join(errs...)
 }
 

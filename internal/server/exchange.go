@@ -235,3 +235,10 @@ func (g *idGen) next() string {
 	b = strconv.AppendUint(b, g.n.Add(1), 36)
 	return string(b)
 }
+
+// Status is the response status written so far (0 before the header), for
+// instrumentation middleware (telemetry.StatusRecorder).
+func (x *exchange) Status() int { return x.status }
+
+// BytesWritten is the number of body bytes written so far.
+func (x *exchange) BytesWritten() int64 { return x.bytes }

@@ -47,6 +47,8 @@ type request struct {
 	expect      doc.ID      // opApply: the current version's ID; zero = absent
 	sync        *SyncUpdate // opApply: optional base update
 
+	members []*request // PutBatch: the writes taken together in one group (batch.go)
+
 	expired bool   // answered with its context error before joining a batch
 	rec     Record // the answer
 	err     error
@@ -170,6 +172,10 @@ func (g *group) full(maxBatch int) bool {
 // answered with an error now, so that answers go out in order and only
 // after the writes they were decided against have committed.
 func (s *Store) take(g *group, r *request) {
+	if r.members != nil {
+		s.takeBatch(g, r) // batch.go: the members join g, not r
+		return
+	}
 	g.reqs = append(g.reqs, r)
 	if s.onTake != nil {
 		s.onTake()
@@ -240,6 +246,9 @@ func (s *Store) syncLoop() {
 		}
 		g.batch.Close()
 		for _, r := range g.reqs {
+			if r.err == nil && !r.expired {
+				r.rec.Group = g.n
+			}
 			r.reply <- r
 		}
 		s.syncIdle <- struct{}{} // buffered(1): the committer took the previous one before handing g over
@@ -273,9 +282,22 @@ func (s *Store) commit(g *group) {
 		return
 	}
 	s.committed.Store(g.seq)
+	s.watch(g)
 	s.lastCommit.Store(int64(dur))
 	if s.onCommit != nil {
 		s.onCommit(g.n, dur)
+	}
+}
+
+// watch tells the watcher, if any, about every write committed in g.
+func (s *Store) watch(g *group) {
+	if s.watcher == nil {
+		return
+	}
+	for _, r := range g.reqs {
+		if !r.expired && r.err == nil {
+			s.watcher.Committed(&r.rec)
+		}
 	}
 }
 
@@ -311,7 +333,8 @@ func (s *Store) stage(g *group, r *request) error {
 	id := v.ID()
 	etag := `"` + id.String() + `"`
 	s.overlay[ok] = &current{exists: true, seq: g.seq, v: v, id: id, etag: etag}
-	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: etag, Body: r.body}
+	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: etag, Body: r.body,
+		Created: !v.Tombstone && !cur.live()}
 	return nil
 }
 

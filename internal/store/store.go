@@ -76,9 +76,29 @@ type Options struct {
 	OnCommit func(batchSize int, dur time.Duration)
 	// MaxBatch caps how many writes share one commit; 0 is DefaultMaxBatch.
 	MaxBatch int
+	// Watcher, if set, is told of every committed write before its writer
+	// is answered; it keeps a cache in front of the store linearizable.
+	Watcher Watcher
 
 	onTake   func() // test hook, see Store.onTake
 	noLinger bool   // benchmark switch: hand groups over without lingering
+}
+
+// Watcher is told of every write once its group commit is durable, before
+// any writer of the group is answered. Committed is called by the syncer
+// goroutine, one write at a time in commit order; it must be quick and must
+// not call the Store's methods. The Record and its Body must not be
+// modified. If a commit fails, Committed is not called and the store fails
+// (see ErrFailed).
+//
+// Why here and not after Put returns: every answer that depends on a write
+// (its own reply, a 412 or "not found" decided against it) leaves the store
+// only after this call. A cache updated by the writer after Put returned
+// would, in between, serve the old version to one client while another
+// already holds an answer based on the new one: see node.Docs and its
+// linearizability test, which finds that anomaly within a second.
+type Watcher interface {
+	Committed(rec *Record)
 }
 
 // Errors that callers may test for with errors.Is. Both reach callers
@@ -108,6 +128,7 @@ type Store struct {
 	wopts *pebble.WriteOptions
 
 	onCommit func(int, time.Duration)
+	watcher  Watcher
 	maxBatch int
 
 	reqs     chan *request // writers → committer; closed by Close once no writer is sending
@@ -182,6 +203,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		clock:    doc.NewClock(opts.Wall),
 		wopts:    pebble.Sync,
 		onCommit: opts.OnCommit,
+		watcher:  opts.Watcher,
 		onTake:   opts.onTake,
 		noLinger: opts.noLinger,
 		maxBatch: opts.MaxBatch,

@@ -22,6 +22,12 @@ type Record struct {
 	// Body belongs to the caller: the store never modifies it after
 	// returning it, and does not keep a reference.
 	Body []byte
+	// Created is set on a write that found no live version before it (the
+	// key was absent or deleted): HTTP's 201 rather than 200.
+	Created bool
+	// Group is, on a write, the number of writes that shared its group
+	// commit (and its fsync); 0 on reads.
+	Group int
 }
 
 // Put writes body as the new version of (tenant, key) if pre holds against

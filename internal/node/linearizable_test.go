@@ -1,0 +1,216 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+
+	"github.com/cairnstore/cairn/internal/cache"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// regInput is one operation on one key's register.
+type regInput struct {
+	op    byte // 'p'ut, 'g'et, 'd'elete
+	key   string
+	value string
+}
+
+// regOutput is what the operation returned. found is false for a get or
+// delete of an absent document.
+type regOutput struct {
+	value string
+	found bool
+}
+
+// registerModel is a map of registers partitioned by key; "" is absent.
+var registerModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(regInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		var out [][]porcupine.Operation
+		for _, ops := range byKey {
+			out = append(out, ops)
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(string), input.(regInput), output.(regOutput)
+		switch in.op {
+		case 'p':
+			return true, in.value
+		case 'g':
+			return out.found == (st != "") && out.value == st, st
+		default:
+			return out.found == (st != ""), ""
+		}
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(regInput), output.(regOutput)
+		return fmt.Sprintf("%c(%s,%s) → %q found=%v", in.op, in.key, in.value, out.value, out.found)
+	},
+}
+
+// TestLinearizableCacheAndStore records concurrent Put/Get/Delete histories
+// against the real store with the cache in front, under a budget small
+// enough to evict constantly and with compaction forced throughout, and
+// checks them with porcupine.
+func TestLinearizableCacheAndStore(t *testing.T) {
+	c := cache.New(cache.Options{MaxBytes: 600, Shards: 1, CompactInterval: -1}) // room for two of the four keys
+	defer c.Close()
+	d := NewDocs(nil, c)
+	st, err := store.Open(t.TempDir(), store.Options{Durability: store.Buffered, Watcher: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	d.SetStore(st)
+
+	const clients, opsPerClient, keys = 8, 300, 4
+	start := time.Now()
+	stopCompact := make(chan struct{})
+	compacted := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stopCompact:
+				compacted <- n
+				return
+			default:
+				c.Compact()
+				n++
+			}
+		}
+	}()
+	var (
+		mu      sync.Mutex // guards history
+		history []porcupine.Operation
+		wg      sync.WaitGroup
+	)
+	for id := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(id), 7))
+			for i := range opsPerClient {
+				in := regInput{key: fmt.Sprintf("k%d", rng.IntN(keys))}
+				switch r := rng.IntN(10); {
+				case r < 3:
+					in.op, in.value = 'p', fmt.Sprintf(`{"c":%d,"i":%d}`, id, i)
+				case r < 4:
+					in.op = 'd'
+				default:
+					in.op = 'g'
+				}
+				call := time.Since(start).Nanoseconds()
+				out := apply(t, d, in)
+				ret := time.Since(start).Nanoseconds()
+				mu.Lock()
+				history = append(history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(stopCompact)
+	if n := <-compacted; n == 0 {
+		t.Fatal("no compaction ran during the history")
+	}
+	if s := c.Stats(); s.Evictions == 0 {
+		t.Errorf("no evictions: the budget is too large to exercise eviction (stats %+v)", s)
+	}
+	res, info := porcupine.CheckOperationsVerbose(registerModel, history, time.Minute)
+	if res != porcupine.Ok {
+		explain(t, history)
+		if path := os.Getenv("CAIRN_LIN_VIZ"); path != "" {
+			if f, err := os.Create(path); err == nil {
+				porcupine.Visualize(registerModel, info, f)
+				f.Close()
+			}
+		}
+		t.Fatalf("history of %d operations is not linearizable (%v)", len(history), res)
+	}
+}
+
+func apply(t *testing.T, d *Docs, in regInput) regOutput {
+	ctx := context.Background()
+	var err error
+	switch in.op {
+	case 'p':
+		_, _, err = d.Put(ctx, "lin", in.key, []byte(in.value), doc.Precondition{})
+	case 'd':
+		err = d.Delete(ctx, "lin", in.key, doc.Precondition{})
+		if errors.Is(err, fault.ErrNotFound) {
+			return regOutput{}
+		}
+	default:
+		var got struct{ Body []byte }
+		g, gerr := d.Get(ctx, "lin", in.key)
+		got.Body, err = g.Body, gerr
+		if errors.Is(err, fault.ErrNotFound) {
+			return regOutput{}
+		}
+		if err == nil {
+			return regOutput{value: string(got.Body), found: true}
+		}
+	}
+	if err != nil {
+		t.Errorf("%c %s: %v", in.op, in.key, err)
+	}
+	return regOutput{found: true}
+}
+
+// TestLinearizabilityCheckerCatchesStaleRead makes sure the model can fail:
+// a read of an overwritten value after the overwrite returned is illegal.
+func TestLinearizabilityCheckerCatchesStaleRead(t *testing.T) {
+	h := []porcupine.Operation{
+		{Input: regInput{op: 'p', key: "k", value: "v1"}, Call: 0, Return: 1, Output: regOutput{}},
+		{Input: regInput{op: 'p', key: "k", value: "v2"}, Call: 2, Return: 3, Output: regOutput{}},
+		{Input: regInput{op: 'g', key: "k"}, Call: 4, Return: 5, Output: regOutput{value: "v1", found: true}},
+	}
+	if porcupine.CheckOperations(registerModel, h) {
+		t.Fatal("a stale read passed the checker")
+	}
+}
+
+// explain logs the shortest failing prefix (by call time) of the first
+// non-linearizable key's history, which usually shows the anomaly in its
+// last few lines.
+func explain(t *testing.T, history []porcupine.Operation) {
+	for _, part := range registerModel.Partition(history) {
+		if porcupine.CheckOperations(registerModel, part) {
+			continue
+		}
+		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
+		lo, hi := 1, len(part)
+		for lo < hi {
+			if mid := (lo + hi) / 2; porcupine.CheckOperations(registerModel, part[:mid]) {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		t.Logf("shortest failing prefix: %d of %d operations on this key; its end:", lo, len(part))
+		for _, op := range part[max(0, lo-12):lo] {
+			t.Logf("  client %d [%d, %d]µs %s", op.ClientId, op.Call/1000, op.Return/1000,
+				registerModel.DescribeOperation(op.Input, op.Output))
+		}
+		return
+	}
+}

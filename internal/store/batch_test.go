@@ -1,0 +1,165 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+func batchItems(n int, prefix string) []Item {
+	items := make([]Item, n)
+	for i := range items {
+		items[i] = Item{Key: fmt.Sprintf("%s%03d", prefix, i), Body: fmt.Appendf(nil, `{"i":%d}`, i)}
+	}
+	return items
+}
+
+// TestPutBatch: a batch larger than MaxBatch commits as one group, each item
+// a write of its own with consecutive seqs, a repeated key deriving from
+// its earlier item, bodies copied, and the change log complete.
+func TestPutBatch(t *testing.T) {
+	var mu sync.Mutex // guards sizes
+	var sizes []int
+	s := openT(t, "", Options{MaxBatch: 4, OnCommit: func(n int, _ time.Duration) {
+		mu.Lock()
+		sizes = append(sizes, n)
+		mu.Unlock()
+	}})
+	items := batchItems(20, "k")
+	items = append(items, Item{Key: "k000", Body: []byte(`"again"`)})
+	recs, err := s.PutBatch(bg, "t", items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	items[0].Body[0] = 'X' // the store copied it
+	mu.Lock()
+	got := slices.Clone(sizes)
+	mu.Unlock()
+	if want := []int{len(items)}; !slices.Equal(got, want) {
+		t.Fatalf("group sizes %v, want %v (one group despite MaxBatch 4)", got, want)
+	}
+	if len(recs) != len(items) {
+		t.Fatalf("%d records, want %d", len(recs), len(items))
+	}
+	for i, r := range recs {
+		if r.Key != items[i].Key {
+			t.Fatalf("record %d is %q, want %q (order of items)", i, r.Key, items[i].Key)
+		}
+		if i > 0 && r.Seq != recs[i-1].Seq+1 {
+			t.Fatalf("seqs %d then %d, want consecutive", recs[i-1].Seq, r.Seq)
+		}
+	}
+	if last := recs[len(recs)-1]; last.Version.Parent != recs[0].Version.ID() {
+		t.Errorf("repeated key's parent = %s, want the batch's earlier version %s", last.Version.Parent, recs[0].Version.ID())
+	}
+	for i, it := range items[1:20] {
+		r, err := s.Get(bg, "t", it.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(r.Body), fmt.Sprintf(`{"i":%d}`, i+1); got != want {
+			t.Errorf("Get(%s) = %s, want %s", it.Key, got, want)
+		}
+	}
+	if r, err := s.Get(bg, "t", "k000"); err != nil || string(r.Body) != `"again"` {
+		t.Errorf(`Get(k000) = %q, %v; want "again" (the later item wins)`, r.Body, err)
+	}
+	if n := count(t, s.Changes(bg, "t", 0, 0)); n != len(items) {
+		t.Errorf("%d change-log entries, want %d", n, len(items))
+	}
+	checkConsistent(t, s)
+}
+
+// TestPutBatchNotInterleaved parks the syncer and queues a Put, a batch and
+// a Put in that order: the batch joins the open group whole, between them,
+// with consecutive seqs.
+func TestPutBatchNotInterleaved(t *testing.T) {
+	bc := newBlockCommits()
+	taken := make(chan struct{}, 100)
+	s := openT(t, "", Options{MaxBatch: 2, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
+	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
+	<-taken
+	<-bc.entered // parked after committing "first"
+	var wg sync.WaitGroup
+	var before, after Record
+	var recs []Record
+	var errs [3]error
+	wg.Go(func() { before, errs[0] = s.Put(bg, "t", "before", []byte("1"), doc.Precondition{}) })
+	<-taken
+	wg.Go(func() { recs, errs[1] = s.PutBatch(bg, "t", batchItems(10, "b")) })
+	<-taken
+	wg.Go(func() { after, errs[2] = s.Put(bg, "t", "after", []byte("2"), doc.Precondition{}) })
+	// MaxBatch 2 and a group of 11: "after" waits for the next group.
+	waitQueued(s, 1)
+	close(bc.gate)
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	bc.mu.Lock()
+	sizes := slices.Clone(bc.sizes)
+	bc.mu.Unlock()
+	if want := []int{1, 11, 1}; !slices.Equal(sizes, want) {
+		t.Fatalf("group sizes %v, want %v", sizes, want)
+	}
+	if recs[0].Seq != before.Seq+1 || after.Seq != recs[len(recs)-1].Seq+1 {
+		t.Fatalf("seqs: before %d, batch %d..%d, after %d; want consecutive", before.Seq, recs[0].Seq, recs[len(recs)-1].Seq, after.Seq)
+	}
+}
+
+func TestPutBatchInvalid(t *testing.T) {
+	s := openT(t, "", Options{})
+	items := batchItems(3, "k")
+	items[2].Key = ""
+	_, err := s.PutBatch(bg, "t", items)
+	wantClass(t, "batch with an empty key", err, fault.Invalid)
+	_, err = s.PutBatch(bg, "T!", batchItems(1, "k"))
+	wantClass(t, "bad tenant", err, fault.Invalid)
+	if n := count(t, s.List(bg, "t", ListOptions{})); n != 0 {
+		t.Fatalf("%d documents after refused batches, want 0", n)
+	}
+	if recs, err := s.PutBatch(bg, "t", nil); err != nil || recs != nil {
+		t.Fatalf("empty batch: %v, %v", recs, err)
+	}
+}
+
+// TestPutBatchContext: a batch whose context ended before it was queued is
+// not written.
+func TestPutBatchContext(t *testing.T) {
+	s := openT(t, "", Options{})
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	_, err := s.PutBatch(ctx, "t", batchItems(5, "k"))
+	if err == nil {
+		t.Fatal("PutBatch with a cancelled context succeeded")
+	}
+	if n := count(t, s.List(bg, "t", ListOptions{})); n != 0 {
+		t.Fatalf("%d documents, want 0", n)
+	}
+}
+
+// TestPutBatchCommitFailure: a failed fsync fails every item of the batch
+// and the store.
+func TestPutBatchCommitFailure(t *testing.T) {
+	tog := walFault(syscall.EIO, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo)
+	s := openT(t, "", Options{FS: errorfs.Wrap(vfs.Default, tog)})
+	tog.On()
+	if _, err := s.PutBatch(bg, "t", batchItems(5, "k")); err == nil {
+		t.Fatal("PutBatch succeeded with a failing fsync")
+	}
+	if _, err := s.PutBatch(bg, "t", batchItems(1, "z")); err == nil {
+		t.Fatal("PutBatch on a failed store succeeded")
+	}
+}
