@@ -8,6 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/tools.sh
+# The telemetry end-to-end test reads traces back from a real Jaeger. A cold
+# build takes ~9 minutes on 2 cores; it is kept in .tools/ keyed by version.
+CAIRN_JAEGER_BIN=$(bash scripts/jaeger.sh)
+export CAIRN_JAEGER_BIN
 
 step() { printf '\n== %s\n' "$*"; }
 
