@@ -36,6 +36,7 @@ Usage:
   cairn get KEY                 print a document
   cairn del KEY                 delete a document
   cairn ls [--prefix P]         list keys
+  cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
   cairn version                 print the version
   cairn help [COMMAND]          show help for a command
 
@@ -67,6 +68,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return serve(ctx, rest, env)
 	case "put", "get", "del", "delete", "ls", "list":
 		return clientCommand(ctx, cmd, rest, env)
+	case "ingest":
+		return ingestCommand(ctx, rest, env) // ingest.go
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "cairn", version())
 		return exitOK

@@ -1,0 +1,139 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// IngestOptions say how the server names and checks the records of an
+// Ingest.
+type IngestOptions struct {
+	// KeyField is the top-level member naming each document; KeyPointer an
+	// RFC 6901 pointer to it ("/meta/id"). Exactly one, except with
+	// Schema "marketdata", where documents are named by their symbol.
+	KeyField, KeyPointer string
+	// Schema is "" (any JSON value) or "marketdata".
+	Schema string
+	// Size is the stream's length in bytes if known, sent as
+	// Content-Length; 0 streams it chunked.
+	Size int64
+}
+
+// IngestResult is the server's account of an Ingest.
+type IngestResult struct {
+	// Complete is true when the whole stream was processed. Rejected
+	// records do not make it false; a fatal error does.
+	Complete bool        `json:"complete"`
+	Stats    IngestStats `json:"stats"`
+	// ProcessedBytes: every record starting before this offset was either
+	// stored durably or rejected. Resume a failed ingest from here.
+	ProcessedBytes int64 `json:"processed_bytes"`
+	// LastDurableLine is the line of the last record stored durably.
+	LastDurableLine int64 `json:"last_durable_line"`
+	// Rejects lists the first rejected records (the server lists at most
+	// 100); RejectsOmitted counts the others.
+	Rejects        []IngestReject `json:"rejects"`
+	RejectsOmitted int64          `json:"rejects_omitted"`
+}
+
+// IngestStats are the counts of an Ingest.
+type IngestStats struct {
+	Records        int64   `json:"records"` // Accepted + Rejected
+	Bytes          int64   `json:"bytes"`
+	Accepted       int64   `json:"accepted"`
+	Rejected       int64   `json:"rejected"`
+	Malformed      int64   `json:"malformed"`
+	Oversize       int64   `json:"oversize"`
+	InvalidKey     int64   `json:"invalid_key"`
+	DurationMS     float64 `json:"duration_ms"`
+	ThroughputMBps float64 `json:"throughput_mb_s"`
+	RecordsPerSec  float64 `json:"records_per_s"`
+	Batches        int64   `json:"batches"`
+}
+
+// Duration is the server-side duration.
+func (s IngestStats) Duration() time.Duration {
+	return time.Duration(s.DurationMS * float64(time.Millisecond))
+}
+
+// IngestReject is one record the server did not store.
+type IngestReject struct {
+	Line   int64  `json:"line"`   // 1-based
+	Offset int64  `json:"offset"` // byte offset of the record in the stream
+	Kind   string `json:"kind"`   // malformed, oversize or invalid_key
+	Reason string `json:"reason"`
+}
+
+// Ingest streams r, newline-delimited JSON, to the tenant's ingest
+// endpoint and returns the server's account. r is read as it is sent, never
+// buffered whole, so it may be far larger than memory.
+//
+// A complete stream returns a nil error even if records were rejected:
+// check Stats.Rejected. Otherwise the error is an [*Error] (ErrInvalid for a
+// bad option or a body that broke mid-stream, ErrUnauthorized,
+// ErrForbidden, ErrUnavailable when the server is busy, ErrServer for a
+// store failure) or a transport error; when the server got far enough to
+// say, the IngestResult still carries the partial statistics and
+// ProcessedBytes.
+//
+// Ingest is never retried, whatever the RetryPolicy: r is a one-shot
+// stream that cannot be rewound without buffering it, and a repeat after a
+// partial success would write every accepted document again as a new
+// version. The caller decides, knowing ProcessedBytes.
+func (c *Client) Ingest(ctx context.Context, tenant string, r io.Reader, o IngestOptions) (IngestResult, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"key_field": o.KeyField, "key_pointer": o.KeyPointer, "schema": o.Schema} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/v1/tenants/" + url.PathEscape(tenant) + "/ingest"
+	u := c.base + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, io.NopCloser(r))
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("cairn: ingest: %w", err)
+	}
+	if o.Size > 0 {
+		req.ContentLength = o.Size
+	}
+	h := req.Header
+	if c.token != "" {
+		h.Set("Authorization", "Bearer "+c.token)
+	}
+	h.Set("Accept", "application/json")
+	h.Set("User-Agent", c.agent)
+	h.Set("Content-Type", "application/x-ndjson")
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
+		h.Set("X-Request-ID", id)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("cairn: ingest %s: %w", tenant, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20)) // 100 rejects with their reasons fit easily
+	if err != nil {
+		return IngestResult{}, fmt.Errorf("cairn: ingest %s: reading the reply: %w", tenant, err)
+	}
+	var res IngestResult
+	jerr := json.Unmarshal(raw, &res)
+	if resp.StatusCode/100 == 2 {
+		if jerr != nil {
+			return IngestResult{}, fmt.Errorf("cairn: ingest %s: malformed reply: %w", tenant, jerr)
+		}
+		return res, nil
+	}
+	// A failed stream's reply has the usual error object beside the
+	// statistics; errorFrom reads the former.
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	return res, errorFrom(resp)
+}

@@ -1,0 +1,227 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/cairnstore/cairn/client"
+)
+
+const ingestUsage = `Usage:
+  cairn ingest [flags] FILE|-
+
+Streams newline-delimited JSON (one document per line) from FILE, or stdin
+with -, to the node's ingest endpoint. The file is sent as it is read, never
+held in memory. Each line becomes the document named by its --key-field (or
+--key-pointer); with --schema marketdata, by its symbol.
+
+Every accepted record is durable when the command prints its summary;
+rejected records (invalid JSON, a missing or invalid key, a line larger than
+the node's --max-body-bytes) are stored nowhere, and the first ones are
+printed with their line numbers. The exit status is 1 when anything was
+rejected, unless --allow-rejects; 1 also when the stream failed (the summary
+then says how far it got).
+
+On a terminal, a progress line shows bytes sent, rate, records/s and ETA.
+
+Connection settings come from flags or CAIRN_URL, CAIRN_TOKEN, CAIRN_TENANT.
+
+Flags:
+`
+
+// showRejects is how many rejected records the command prints.
+const showRejects = 10
+
+type ingestFlags struct {
+	clientFlags
+	keyField, keyPointer, schema string
+	allowRejects                 bool
+}
+
+func ingestCommand(ctx context.Context, args []string, env Env) int {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() { fmt.Fprint(env.Stderr, ingestUsage); fs.PrintDefaults() }
+	var f ingestFlags
+	f.register(fs)
+	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
+	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
+	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
+	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
+	args, err := parseInterspersed(fs, args)
+	if err != nil {
+		return exitUsage
+	}
+	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+		fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", err)
+		return exitUsage
+	}
+	if f.token == "" {
+		fmt.Fprintln(env.Stderr, "cairn ingest: no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token")
+		return exitUsage
+	}
+	return report("ingest", f.run(ctx, args, env), env)
+}
+
+// errRejected is the command's failure when records were rejected without
+// --allow-rejects; the summary has already said which.
+var errRejected = errors.New("records were rejected (use --allow-rejects to accept a partial ingest)")
+
+func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
+	if len(args) != 1 {
+		return usageError("want exactly one FILE, or - for stdin")
+	}
+	if f.schema == "" && f.keyField == "" && f.keyPointer == "" {
+		return usageError("give --key-field or --key-pointer (or --schema marketdata)")
+	}
+	in, size, closeIn, err := openInput(args[0], env)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+
+	cr := &countingReader{r: in}
+	stop := func() {}
+	if tty, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
+		stop = startProgress(tty, cr, size, time.Now())
+	}
+	c := client.New(f.url, f.token)
+	res, err := c.Ingest(ctx, f.tenant, cr, client.IngestOptions{
+		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema, Size: size,
+	})
+	stop()
+	if err != nil && res.Stats.Records == 0 && res.ProcessedBytes == 0 {
+		return err // refused or failed before anything was processed: report says why
+	}
+	printSummary(env, res)
+	switch {
+	case err != nil:
+		fmt.Fprintf(env.Stderr, "cairn ingest: stopped after %d bytes; records through line %d are stored\n",
+			res.ProcessedBytes, res.LastDurableLine)
+		return err
+	case res.Stats.Rejected > 0 && !f.allowRejects:
+		return errRejected
+	}
+	return nil
+}
+
+// openInput opens FILE or stdin and returns its size when it is a regular
+// file (0: unknown).
+func openInput(name string, env Env) (io.Reader, int64, func(), error) {
+	if name == "-" {
+		var size int64
+		if f, ok := env.Stdin.(*os.File); ok {
+			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+				size = fi.Size()
+			}
+		}
+		return env.Stdin, size, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	var size int64
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, func() { f.Close() }, nil
+}
+
+func printSummary(env Env, res client.IngestResult) {
+	s := res.Stats
+	fmt.Fprintf(env.Stdout, "ingested %d records (%s) in %v: %d accepted, %d rejected (%d malformed, %d oversize, %d invalid key); %.1f MB/s, %.0f records/s\n",
+		s.Records, human(s.Bytes), s.Duration().Round(time.Millisecond), s.Accepted, s.Rejected,
+		s.Malformed, s.Oversize, s.InvalidKey, s.ThroughputMBps, s.RecordsPerSec)
+	for i, r := range res.Rejects {
+		if i == showRejects {
+			break
+		}
+		fmt.Fprintf(env.Stderr, "  line %d (byte %d): %s: %s\n", r.Line, r.Offset, r.Kind, r.Reason)
+	}
+	if more := s.Rejected - int64(min(len(res.Rejects), showRejects)); more > 0 && len(res.Rejects) > 0 {
+		fmt.Fprintf(env.Stderr, "  … and %d more rejected\n", more)
+	}
+}
+
+// countingReader counts the bytes and newlines read through it, for the
+// progress line. Counting newlines costs one bytes.Count per read, which
+// runs at memory speed.
+type countingReader struct {
+	r            io.Reader
+	bytes, lines atomic.Int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.bytes.Add(int64(n))
+	c.lines.Add(int64(bytes.Count(p[:n], []byte{'\n'})))
+	return n, err
+}
+
+// startProgress redraws one status line on w five times a second until the
+// returned stop is called; stop waits for the drawing goroutine and clears
+// the line.
+func startProgress(w io.Writer, cr *countingReader, size int64, start time.Time) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(w, "\r\033[K")
+				return
+			case now := <-t.C:
+				fmt.Fprint(w, "\r\033[K"+progressLine(cr.bytes.Load(), cr.lines.Load(), size, now.Sub(start)))
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// progressLine renders sent bytes (of size, if known), the byte and record
+// rates and, with a known size, a bar and the ETA. Records are counted as
+// the newlines sent, which is what the server will count as lines.
+func progressLine(sent, lines, size int64, elapsed time.Duration) string {
+	secs := max(elapsed.Seconds(), 1e-3)
+	rate := float64(sent) / secs
+	s := fmt.Sprintf("%s  %.1f MB/s  %.0f records/s", human(sent), rate/1e6, float64(lines)/secs)
+	if size <= 0 {
+		return s
+	}
+	frac := min(float64(sent)/float64(size), 1)
+	const width = 24
+	filled := int(frac * width)
+	bar := bytes.Repeat([]byte{'='}, filled)
+	bar = append(bar, bytes.Repeat([]byte{' '}, width-filled)...)
+	eta := "?"
+	if rate > 0 {
+		eta = time.Duration(float64(size-sent) / rate * float64(time.Second)).Round(time.Second).String()
+	}
+	return fmt.Sprintf("[%s] %3.0f%%  %s / %s  ETA %s", bar, frac*100, s, human(size), eta)
+}
+
+// human formats a byte count with binary units.
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

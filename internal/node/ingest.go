@@ -1,0 +1,366 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/ingest"
+	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// IngestPath is the bulk-ingestion route.
+const IngestPath = "/v1/tenants/{tenant}/ingest"
+
+// Ingest limits.
+const (
+	// MaxIngestRejects is how many rejected records a reply lists (the first
+	// ones, by offset); the counts cover all of them.
+	MaxIngestRejects = 100
+	// maxConcurrentIngests bounds the ingest requests served at once: each
+	// holds a few chunk buffers of twice the record limit, and one stream
+	// already keeps the committer busy. More get 503 with Retry-After.
+	maxConcurrentIngests = 4
+)
+
+// ingestRoute mounts POST /v1/tenants/{tenant}/ingest.
+//
+// Request: Content-Type application/x-ndjson; the body is a stream of JSON
+// values, one per line (see package ingest for the framing). Query:
+//
+//	key_field=NAME      the top-level member that names each document, or
+//	key_pointer=/a/b    an RFC 6901 pointer to it (exactly one of the two);
+//	                    a string (unescaped) or a number's literal text
+//	schema=marketdata   decode and check each record as seed 2.1's
+//	                    MarketData instead of as any JSON value; the
+//	                    document is named by its symbol (key_field may be
+//	                    omitted or must be "symbol"; key_pointer is refused),
+//	                    so a later tick of a symbol replaces the earlier one
+//
+// The body is streamed through ingest.Process in bounded memory, never read
+// whole; it may be any length, but each line must fit the node's
+// MaxBodyBytes. Every batch of the stream is committed with one
+// store.PutBatch (one group commit, one fsync under sync durability) before
+// the next batch is handed over (ordered delivery), so the input is durable
+// in order.
+//
+// Partial success. A record is accepted (stored, durable when the reply
+// arrives) or rejected (stored nowhere): malformed JSON, a MarketData field
+// error, a line over the record limit, a missing key or a key
+// doc.ValidateKey refuses. Rejects do not stop the stream; the reply counts
+// them all and lists the first MaxIngestRejects with line, byte offset and
+// reason. A complete stream is answered 200 whatever was rejected.
+//
+// A fatal error stops the stream: a store failure (5xx), the client going
+// away or its body failing mid-stream, the request context ending. If the
+// connection is still there the reply has the error's status, the usual
+// "error" object, "complete": false, and says how far it got:
+// processed_bytes (every record that starts before it was either committed
+// or rejected) and last_durable_line (the line of the last committed
+// record). Records after processed_bytes were not stored, except that after
+// a failed commit the failing batch's outcome is unknown, as for any write
+// whose commit failed (see package store). The request is not idempotent in
+// general (a replay rewrites every accepted document as a new version), but
+// resuming from processed_bytes is safe.
+func (n *Node) ingestRoute() server.Route {
+	h := &ingestHandler{
+		st:    n.store,
+		api:   func() *server.Server { return n.api },
+		log:   n.log,
+		limit: n.cfg.MaxBodyBytes,
+		slots: make(chan struct{}, maxConcurrentIngests),
+	}
+	return server.Route{Pattern: "POST " + IngestPath, Op: "ingest", Access: server.AccessTenant, Handler: h}
+}
+
+// ingestHandler serves the ingest route. api is looked up per request
+// because the route is built before the server exists.
+type ingestHandler struct {
+	st    *store.Store
+	api   func() *server.Server
+	log   *slog.Logger
+	limit int64         // largest record; 0 is server.DefaultMaxBodyBytes
+	slots chan struct{} // one token per ingest in progress
+}
+
+// ingestReply is the JSON answer. Its Go twin for clients is
+// client.IngestResult.
+type ingestReply struct {
+	Complete        bool           `json:"complete"`
+	Stats           ingestStats    `json:"stats"`
+	ProcessedBytes  int64          `json:"processed_bytes"`
+	LastDurableLine int64          `json:"last_durable_line"`
+	Rejects         []ingestReject `json:"rejects"`
+	RejectsOmitted  int64          `json:"rejects_omitted"` // rejected but not listed
+	Error           *replyError    `json:"error,omitempty"`
+}
+
+type ingestStats struct {
+	Records        int64   `json:"records"` // accepted + rejected
+	Bytes          int64   `json:"bytes"`
+	Accepted       int64   `json:"accepted"`
+	Rejected       int64   `json:"rejected"`
+	Malformed      int64   `json:"malformed"`
+	Oversize       int64   `json:"oversize"`
+	InvalidKey     int64   `json:"invalid_key"`
+	DurationMS     float64 `json:"duration_ms"`
+	ThroughputMBps float64 `json:"throughput_mb_s"` // 10^6 bytes per second
+	RecordsPerSec  float64 `json:"records_per_s"`
+	Batches        int64   `json:"batches"` // store group commits
+}
+
+type ingestReject struct {
+	Line   int64  `json:"line"`
+	Offset int64  `json:"offset"`
+	Kind   string `json:"kind"` // malformed, oversize, invalid_key
+	Reason string `json:"reason"`
+}
+
+type replyError struct {
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	RequestID string `json:"request_id"`
+}
+
+func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	api := h.api()
+	opts, err := h.options(r)
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	select {
+	case h.slots <- struct{}{}:
+		defer func() { <-h.slots }()
+	default:
+		api.WriteError(w, r, fault.New(fault.Exhausted, fault.Context{Op: "ingest"},
+			fmt.Sprintf("%d ingest streams are in progress; try again later", maxConcurrentIngests)))
+		return
+	}
+
+	ctx, cancel := streamContext(r.Context())
+	defer cancel()
+	run := &ingestRun{st: h.st, tenant: server.TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
+		rc: http.NewResponseController(w), timeouts: api.Timeouts()}
+	st, err := ingest.Process(ctx, r.Body, opts, run.handle)
+	reply := run.reply(st)
+	status := http.StatusOK
+	if err != nil {
+		err = run.classify(ctx, err, st)
+		status = fault.ClassOf(err).HTTPStatus()
+		reply.Complete = false
+		reply.Error = &replyError{Code: fault.ClassOf(err).String(), Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
+		h.log.Error("ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
+			"processed_bytes", st.Bytes, "err", err)
+	}
+	b, _ := json.Marshal(reply) // plain structs: cannot fail
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	run.extend()
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// options checks the request and turns its query into ingest options.
+// Errors are fault.Invalid (400).
+func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
+	bad := func(msg string) (ingest.Options, error) {
+		return ingest.Options{}, fault.New(fault.Invalid, fault.Context{Op: "ingest"}, msg)
+	}
+	ct := r.Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/x-ndjson" {
+		return bad(fmt.Sprintf("Content-Type %q: want application/x-ndjson", ct))
+	}
+	q := r.URL.Query()
+	for name := range q {
+		switch name {
+		case "key_field", "key_pointer", "schema":
+		default:
+			return bad(fmt.Sprintf("unknown query parameter %q (want key_field, key_pointer, schema)", name))
+		}
+	}
+	limit := h.limit
+	if limit <= 0 {
+		limit = server.DefaultMaxBodyBytes
+	}
+	o := ingest.Options{
+		KeyField:      q.Get("key_field"),
+		KeyPointer:    q.Get("key_pointer"),
+		MaxRecordSize: int(limit),
+		MaxDepth:      server.DefaultMaxDepth,
+		MaxRejects:    MaxIngestRejects,
+		// Ordered delivery makes the committed records a prefix of the
+		// input, so processed_bytes means something after a failure.
+		Ordered: true,
+	}
+	switch s := q.Get("schema"); s {
+	case "", "generic":
+		switch {
+		case o.KeyField != "" && o.KeyPointer != "":
+			return bad("give key_field or key_pointer, not both")
+		case o.KeyField == "" && o.KeyPointer == "":
+			return bad("key_field or key_pointer is required: it names each document")
+		case o.KeyPointer != "":
+			if err := checkPointer(o.KeyPointer); err != nil {
+				return bad("key_pointer: " + err.Error())
+			}
+		}
+	case "marketdata":
+		if o.KeyPointer != "" || (o.KeyField != "" && o.KeyField != "symbol") {
+			return bad("schema=marketdata names each document by its symbol: omit key_pointer, and key_field must be symbol if given")
+		}
+		o.Schema, o.KeyField = ingest.MarketDataSchema, ""
+	default:
+		return bad(fmt.Sprintf("schema %q: want marketdata or generic", s))
+	}
+	return o, nil
+}
+
+// checkPointer checks RFC 6901 syntax: ingest.Process would refuse a bad
+// pointer too, but only once the body is being read.
+func checkPointer(p string) error {
+	if !strings.HasPrefix(p, "/") {
+		return errors.New("must start with '/'")
+	}
+	for i := 0; i < len(p); i++ {
+		if p[i] == '~' && (i+1 == len(p) || (p[i+1] != '0' && p[i+1] != '1')) {
+			return errors.New("'~' must be followed by 0 or 1")
+		}
+	}
+	return nil
+}
+
+// ingestRun is the state of one ingest request. handle runs on Process's
+// goroutine only, one batch at a time, so nothing here needs a lock.
+type ingestRun struct {
+	st       *store.Store
+	tenant   string
+	market   bool
+	rc       *http.ResponseController
+	timeouts server.Timeouts
+
+	items    []store.Item // reused per batch
+	lastLine int64        // line of the last committed record
+	batches  int64
+	storeErr error // the PutBatch failure that stopped the stream
+}
+
+// handle commits one batch: it names each record, skips those whose key is
+// not a valid document key, and writes the rest with one PutBatch. It
+// returns only after the commit, so the views in b are still valid while
+// the store copies them.
+func (run *ingestRun) handle(ctx context.Context, b *ingest.Batch) error {
+	run.items = run.items[:0]
+	var last int64
+	for i := range b.Records {
+		rec := &b.Records[i]
+		var key string
+		if run.market {
+			key = rec.Market.Symbol.String()
+		} else {
+			key = rec.Key.String()
+		}
+		if err := doc.ValidateKey(key); err != nil {
+			b.Skip(i, err)
+			continue
+		}
+		run.items = append(run.items, store.Item{Key: key, Body: rec.Raw})
+		last = rec.Line
+	}
+	if len(run.items) > 0 {
+		// Every item goes through the store's committer, so the store's
+		// Watcher (the node's cache) sees each one as it sees a Put.
+		if _, err := run.st.PutBatch(ctx, run.tenant, run.items); err != nil {
+			run.storeErr = err
+			return err
+		}
+		run.lastLine = last
+		run.batches++
+	}
+	clear(run.items) // drop the views before the batch is reused
+	run.extend()
+	return nil
+}
+
+// streamContext is the context of an ingest stream: the request's, without
+// its deadline. A stream lasts as long as it makes progress, far beyond the
+// per-request deadline the middleware sets (resilience.Deadlines, meant for
+// single-document requests); stalls are bounded instead by the connection
+// deadlines that extend renews batch by batch. Cancellation still passes:
+// the client going away, or the server cancelling its requests, stops the
+// stream.
+func streamContext(req context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(context.WithoutCancel(req))
+	stop := context.AfterFunc(req, func() {
+		if errors.Is(req.Err(), context.Canceled) {
+			cancel(context.Cause(req))
+		}
+	})
+	return ctx, func() { stop(); cancel(nil) }
+}
+
+// extend pushes the connection's read and write deadlines forward by the
+// server's timeouts: the stream may last far longer than either, and each
+// batch is progress. A connection that stalls for a whole timeout still
+// times out.
+func (run *ingestRun) extend() {
+	now := time.Now()
+	_ = run.rc.SetReadDeadline(now.Add(run.timeouts.Read)) // ErrNotSupported behind a wrapper without Unwrap: the server's deadlines stay
+	_ = run.rc.SetWriteDeadline(now.Add(run.timeouts.Write))
+}
+
+// classify gives a fatal Process error its class: a store failure keeps its
+// own; a stopped context is the client going away (Canceled); anything else
+// is the request body failing mid-stream (Invalid: the client's side).
+func (run *ingestRun) classify(ctx context.Context, err error, st ingest.Stats) error {
+	where := fmt.Sprintf("after %d bytes (through line %d durable)", st.Bytes, run.lastLine)
+	c := fault.Context{Op: "ingest", Tenant: run.tenant}
+	switch {
+	case run.storeErr != nil:
+		return fault.E(fault.ClassOf(run.storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, run.storeErr))
+	case ctx.Err() != nil:
+		return fault.E(fault.Canceled, c, fmt.Errorf("ingest stopped %s: %w", where, ctx.Err()))
+	}
+	return fault.New(fault.Invalid, c, fmt.Sprintf("ingest stopped %s: reading the request body: %v", where, err))
+}
+
+func (run *ingestRun) reply(st ingest.Stats) ingestReply {
+	rejected := st.Malformed + st.Oversize + st.Skipped
+	secs := st.Duration.Seconds()
+	rep := ingestReply{
+		Complete: true,
+		Stats: ingestStats{
+			Records: st.Records + rejected, Bytes: st.Bytes, Accepted: st.Records, Rejected: rejected,
+			Malformed: st.Malformed, Oversize: st.Oversize, InvalidKey: st.Skipped,
+			DurationMS:     float64(st.Duration.Microseconds()) / 1000,
+			ThroughputMBps: st.Throughput() / 1e6,
+			Batches:        run.batches,
+		},
+		ProcessedBytes:  st.Bytes,
+		LastDurableLine: run.lastLine,
+		Rejects:         make([]ingestReject, 0, len(st.Rejects)),
+		RejectsOmitted:  rejected - int64(len(st.Rejects)),
+	}
+	if secs > 0 {
+		rep.Stats.RecordsPerSec = float64(st.Records) / secs
+	}
+	for _, rj := range st.Rejects {
+		kind := rj.Kind.String()
+		if rj.Kind == ingest.KindSkipped {
+			kind = "invalid_key" // the only reason handle skips
+		}
+		rep.Rejects = append(rep.Rejects, ingestReject{Line: rj.Line, Offset: rj.Offset, Kind: kind, Reason: fault.MessageOf(rj.Err)})
+	}
+	return rep
+}

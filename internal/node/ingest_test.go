@@ -1,0 +1,407 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// ingestNode is a real node on loopback with tenants acme and other and an
+// admin token.
+type ingestNode struct {
+	*Node
+	dir                     string
+	acme, other, admin, url string
+}
+
+func startIngestNode(t *testing.T, maxBody int64) *ingestNode {
+	t.Helper()
+	in := &ingestNode{dir: t.TempDir()}
+	auth := server.Auth{Tenants: map[string][][32]byte{}}
+	for _, p := range []struct {
+		tok    *string
+		tenant string
+	}{{&in.acme, "acme"}, {&in.other, "other"}, {&in.admin, ""}} {
+		tok, hash, err := server.NewToken()
+		if err != nil {
+			t.Fatal(err)
+		}
+		*p.tok = tok
+		if p.tenant == "" {
+			auth.Admin = append(auth.Admin, hash)
+		} else {
+			auth.Tenants[p.tenant] = append(auth.Tenants[p.tenant], hash)
+		}
+	}
+	n, err := Start(Config{DataDir: in.dir, Listen: "127.0.0.1:0", MaxBodyBytes: maxBody, Auth: auth,
+		Durability: store.Sync, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.Node, in.url = n, "http://"+n.Addr()
+	t.Cleanup(func() { in.shutdown(t) })
+	return in
+}
+
+func (in *ingestNode) shutdown(t *testing.T) {
+	if in.Node == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := in.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	in.Node = nil
+	http.DefaultClient.CloseIdleConnections()
+}
+
+func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (int, ingestReply) {
+	t.Helper()
+	req, err := http.NewRequest("POST", in.url+"/v1/tenants/"+tenant+"/ingest?"+query, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	var r ingestReply
+	if resp.StatusCode == http.StatusOK {
+		if err := json.Unmarshal(raw, &r); err != nil {
+			t.Fatalf("reply %s: %v", raw, err)
+		}
+	}
+	return resp.StatusCode, r
+}
+
+func (in *ingestNode) get(t *testing.T, tenant, key string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", in.url+"/v1/tenants/"+tenant+"/docs/"+key, nil)
+	req.Header.Set("Authorization", "Bearer "+in.admin)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+type wantReject struct {
+	line   int64
+	kind   string
+	reason string // substring
+}
+
+func checkRejects(t *testing.T, body string, got []ingestReject, want []wantReject) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("rejects %+v, want %d of them", got, len(want))
+	}
+	for i, w := range want {
+		g := got[i]
+		if g.Line != w.line || g.Kind != w.kind || !strings.Contains(g.Reason, w.reason) {
+			t.Errorf("reject %d = %+v, want line %d kind %s reason ~%q", i, g, w.line, w.kind, w.reason)
+		}
+		// The offset is where the record starts: inside line w.line.
+		if lineOf(body, g.Offset) != w.line {
+			t.Errorf("reject %d: offset %d is on line %d, want %d", i, g.Offset, lineOf(body, g.Offset), w.line)
+		}
+	}
+}
+
+func lineOf(body string, off int64) int64 {
+	return int64(strings.Count(body[:off], "\n")) + 1
+}
+
+// TestIngest covers the generic path: accepted records stored with their
+// original bytes, malformed lines and bad keys rejected with line, offset
+// and reason and stored nowhere, counts and the reply's shape.
+func TestIngest(t *testing.T) {
+	in := startIngestNode(t, 0)
+	body := `{"id": "a",  "v": 1}` + "\n" + // original spacing must survive
+		`{"id":"b","v":2}` + "\n" +
+		`{"id":"c","v":` + "\n" + // malformed: line 3
+		"\n" + // blank: nothing
+		`{"id":42} {"id":"d\u00e9"}` + "\n" + // two values on a line; a number key
+		`{"v":5}` + "\n" + // no key: line 6
+		`{"id":""}` + "\n" + // empty key: line 7
+		`{"id":"ctl\u0001"}` + "\n" + // control character: line 8
+		`{"id":"e","v":01}` + "\n" + // leading zero: line 9
+		`{"id":"f"}` // no final newline
+	code, r := in.ingest(t, in.acme, "acme", "key_field=id", body)
+	if code != http.StatusOK {
+		t.Fatalf("status %d", code)
+	}
+	s := r.Stats
+	if !r.Complete || s.Accepted != 5 || s.Rejected != 5 || s.Malformed != 3 || s.InvalidKey != 2 || s.Records != 10 ||
+		s.Bytes != int64(len(body)) || r.ProcessedBytes != int64(len(body)) || r.LastDurableLine != 10 || r.RejectsOmitted != 0 {
+		t.Fatalf("reply %+v", r)
+	}
+	checkRejects(t, body, r.Rejects, []wantReject{
+		{3, "malformed", "invalid JSON"},
+		{6, "malformed", "key not found"},
+		{7, "invalid_key", "empty"},
+		{8, "invalid_key", "control character"},
+		{9, "malformed", "leading zero"},
+	})
+	for key, want := range map[string]string{"a": `{"id": "a",  "v": 1}`, "b": `{"id":"b","v":2}`, "42": `{"id":42}`,
+		"d%C3%A9": `{"id":"d\u00e9"}`, "f": `{"id":"f"}`} {
+		if code, got := in.get(t, "acme", key); code != 200 || got != want {
+			t.Errorf("GET %s = %d %q, want %q", key, code, got, want)
+		}
+	}
+	for _, key := range []string{"c", "e"} {
+		if code, _ := in.get(t, "acme", key); code != http.StatusNotFound {
+			t.Errorf("GET %s (rejected) = %d, want 404", key, code)
+		}
+	}
+}
+
+// TestIngestDurableAndCache: after the reply, every accepted key is
+// readable, a key that was cached before shows the ingested version, and
+// everything is still there after the store is reopened (durable).
+func TestIngestDurableAndCache(t *testing.T) {
+	in := startIngestNode(t, 0)
+	req, _ := http.NewRequest("PUT", in.url+"/v1/tenants/acme/docs/k0", strings.NewReader(`"old"`))
+	req.Header.Set("Authorization", "Bearer "+in.acme)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code, got := in.get(t, "acme", "k0"); code != 200 || got != `"old"` { // now cached
+		t.Fatalf("GET k0 = %d %s", code, got)
+	}
+	var b strings.Builder
+	const n = 20000 // several batches
+	for i := range n {
+		fmt.Fprintf(&b, `{"k":"k%d","pad":"%s"}`+"\n", i, strings.Repeat("x", 100))
+	}
+	code, r := in.ingest(t, in.acme, "acme", "key_field=k", b.String())
+	if code != 200 || r.Stats.Accepted != n {
+		t.Fatalf("status %d, reply %+v", code, r.Stats)
+	}
+	if r.Stats.Batches < 2 {
+		t.Errorf("%d store batches for %d bytes; want several", r.Stats.Batches, b.Len())
+	}
+	for _, i := range []int{0, 1, n / 2, n - 1} {
+		want := fmt.Sprintf(`{"k":"k%d","pad":"%s"}`, i, strings.Repeat("x", 100))
+		if code, got := in.get(t, "acme", fmt.Sprintf("k%d", i)); code != 200 || got != want {
+			t.Errorf("GET k%d = %d %.40q…, want the ingested body", i, code, got)
+		}
+	}
+	in.shutdown(t)
+	st, err := store.Open(in.dir, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	found := 0
+	for rec, err := range st.List(context.Background(), "acme", store.ListOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rec.Version.Tombstone {
+			found++
+		}
+	}
+	if found != n {
+		t.Fatalf("%d documents after reopening, want %d", found, n)
+	}
+}
+
+func TestIngestOversize(t *testing.T) {
+	in := startIngestNode(t, 256)
+	big := `{"id":"big","pad":"` + strings.Repeat("y", 600) + `"}`
+	body := `{"id":"a"}` + "\n" + big + "\n" + `{"id":"b"}` + "\n"
+	code, r := in.ingest(t, in.acme, "acme", "key_field=id", body)
+	if code != 200 || r.Stats.Accepted != 2 || r.Stats.Oversize != 1 {
+		t.Fatalf("status %d, reply %+v", code, r)
+	}
+	checkRejects(t, body, r.Rejects, []wantReject{{2, "oversize", "maximum size"}})
+	if code, _ := in.get(t, "acme", "big"); code != http.StatusNotFound {
+		t.Errorf("GET big = %d, want 404", code)
+	}
+	if code, _ := in.get(t, "acme", "b"); code != 200 {
+		t.Errorf("GET b (after the oversize line) = %d, want 200", code)
+	}
+}
+
+func TestIngestKeyPointer(t *testing.T) {
+	in := startIngestNode(t, 0)
+	body := `{"meta":{"a/b":["x","p1"]}}` + "\n" + `{"meta":{"a/b":["x"]}}` + "\n"
+	code, r := in.ingest(t, in.acme, "acme", "key_pointer=/meta/a~1b/1", body)
+	if code != 200 || r.Stats.Accepted != 1 || r.Stats.Malformed != 1 {
+		t.Fatalf("status %d, reply %+v", code, r)
+	}
+	if code, got := in.get(t, "acme", "p1"); code != 200 || got != `{"meta":{"a/b":["x","p1"]}}` {
+		t.Errorf("GET p1 = %d %s", code, got)
+	}
+}
+
+func TestIngestMarketData(t *testing.T) {
+	in := startIngestNode(t, 0)
+	rec := func(sym, vol string) string {
+		return `{"symbol":"` + sym + `","price":101.25,"volume":` + vol + `,"metadata":{"exchange":"XNAS","data_source":"feed"}}`
+	}
+	body := rec("AAPL", "10") + "\n" + rec("MSFT", "-1") + "\n" + rec("AAPL", "20") + "\n" + `{"id":"x"}` + "\n" + rec("", "5") + "\n"
+	code, r := in.ingest(t, in.acme, "acme", "schema=marketdata", body)
+	if code != 200 || r.Stats.Accepted != 2 || r.Stats.Malformed != 2 || r.Stats.InvalidKey != 1 {
+		t.Fatalf("status %d, reply %+v", code, r)
+	}
+	checkRejects(t, body, r.Rejects, []wantReject{
+		{2, "malformed", "volume"},
+		{4, "malformed", "symbol"},
+		{5, "invalid_key", "empty"},
+	})
+	if code, got := in.get(t, "acme", "AAPL"); code != 200 || got != rec("AAPL", "20") {
+		t.Errorf("GET AAPL = %d %s, want the later tick", code, got)
+	}
+	if code, _ := in.ingest(t, in.acme, "acme", "schema=marketdata&key_field=symbol", rec("IBM", "1")); code != 200 {
+		t.Errorf("key_field=symbol with marketdata: status %d", code)
+	}
+}
+
+// TestIngestRefused: requests refused before the body is read.
+func TestIngestRefused(t *testing.T) {
+	in := startIngestNode(t, 0)
+	body := `{"id":"a"}` + "\n"
+	for _, c := range []struct {
+		name, token, tenant, query string
+		want                       int
+	}{
+		{"no token", "", "acme", "key_field=id", 401},
+		{"other tenant's token", in.other, "acme", "key_field=id", 403},
+		{"admin token", in.admin, "acme", "key_field=id", 200},
+		{"no key", in.acme, "acme", "", 400},
+		{"both keys", in.acme, "acme", "key_field=id&key_pointer=/id", 400},
+		{"bad pointer", in.acme, "acme", "key_pointer=id", 400},
+		{"bad pointer escape", in.acme, "acme", "key_pointer=/a~2", 400},
+		{"marketdata with another key", in.acme, "acme", "schema=marketdata&key_field=id", 400},
+		{"unknown schema", in.acme, "acme", "schema=csv&key_field=id", 400},
+		{"unknown parameter", in.acme, "acme", "key_field=id&dry_run=1", 400},
+		{"bad tenant", in.admin, "Bad!", "key_field=id", 400},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if code, _ := in.ingest(t, c.token, c.tenant, c.query, body); code != c.want {
+				t.Errorf("status %d, want %d", code, c.want)
+			}
+		})
+	}
+	req, _ := http.NewRequest("POST", in.url+"/v1/tenants/acme/ingest?key_field=id", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+in.acme)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("Content-Type application/json: status %d, want 400", resp.StatusCode)
+	}
+}
+
+// failingBody yields data, then fails like a connection cut mid-body.
+type failingBody struct {
+	r io.Reader
+}
+
+func (f *failingBody) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		return n, io.ErrUnexpectedEOF
+	}
+	return n, err
+}
+
+func (f *failingBody) Close() error { return nil }
+
+// serveIngest calls the handler directly, as the server would after
+// routing and authentication.
+func serveIngest(t *testing.T, st *store.Store, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+	t.Helper()
+	api, err := server.New(server.Options{Docs: NewDocs(st, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &ingestHandler{st: st, api: func() *server.Server { return api }, log: slog.New(slog.DiscardHandler),
+		slots: make(chan struct{}, 1)}
+	req := httptest.NewRequest("POST", "/v1/tenants/acme/ingest?key_field=id", body)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req = req.WithContext(reqctx.With(req.Context(), &reqctx.Info{ID: "req-1", Tenant: "acme"}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var r ingestReply
+	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+		t.Fatalf("reply %s: %v", w.Body, err)
+	}
+	return w, r
+}
+
+// TestIngestBodyFails: a body that breaks mid-stream stops the ingest; the
+// reply says how far it got, and what it names as durable is.
+func TestIngestBodyFails(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	body := `{"id":"a"}` + "\n" + `{"id":"b"}` + "\n" + `{"id":"c` // cut inside line 3
+	w, r := serveIngest(t, st, &failingBody{r: strings.NewReader(body)})
+	if w.Code != http.StatusBadRequest || r.Complete || r.Error == nil || r.Error.RequestID != "req-1" {
+		t.Fatalf("status %d, reply %+v", w.Code, r)
+	}
+	if !strings.Contains(r.Error.Message, "reading the request body") {
+		t.Errorf("message %q", r.Error.Message)
+	}
+	// Lines 1 and 2 arrived before the failure; whether they were
+	// committed depends on the read that failed, but what the reply says
+	// is durable must be there.
+	for i, key := range []string{"a", "b"} {
+		_, err := st.Get(context.Background(), "acme", key)
+		if int64(i+1) <= r.LastDurableLine && err != nil {
+			t.Errorf("line %d reported durable, but Get(%s): %v", i+1, key, err)
+		}
+	}
+	if _, err := st.Get(context.Background(), "acme", "c"); err == nil {
+		t.Error("the cut record was stored")
+	}
+}
+
+// TestIngestStoreFails: a store that fails stops the stream with a 5xx
+// that still carries the statistics.
+func TestIngestStoreFails(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close() // every PutBatch now fails
+	w, r := serveIngest(t, st, io.NopCloser(strings.NewReader(`{"id":"a"}`+"\n"+`{"x":1}`+"\n")))
+	if w.Code < 500 || r.Complete || r.Error == nil || r.LastDurableLine != 0 || r.Stats.Accepted != 0 {
+		t.Fatalf("status %d, reply %+v", w.Code, r)
+	}
+	if !bytes.Contains(w.Body.Bytes(), []byte(`"complete":false`)) {
+		t.Errorf("body %s", w.Body)
+	}
+}
