@@ -39,7 +39,7 @@ func checkInvariants(t *testing.T, c *Cache) {
 		}
 		found := 0
 		for j := range tab.slots {
-			if n := tab.slots[j].Load(); n != nil && n != deleted {
+			if n := tab.slots[j].n.Load(); n != nil && n != deleted {
 				found++
 				if n.removed || n.next == nil {
 					t.Errorf("shard %d: table holds marker or unlinked node %v", i, n.key)

@@ -86,7 +86,7 @@ func (c *Cache) rebuild(i int) {
 		if j == half && c.hooks.rebuildPaused != nil {
 			c.hooks.rebuildPaused(i)
 		}
-		if n := frozen.slots[j].Load(); n != nil && n != deleted {
+		if n := frozen.slots[j].n.Load(); n != nil && n != deleted {
 			fresh.insert(n)
 		}
 	}
@@ -94,7 +94,7 @@ func (c *Cache) rebuild(i int) {
 	s.mu.Lock()
 	side := s.side.Load()
 	for j := range side.slots {
-		n := side.slots[j].Load()
+		n := side.slots[j].n.Load()
 		if n == nil {
 			continue
 		}
@@ -104,7 +104,7 @@ func (c *Cache) rebuild(i int) {
 			fresh.del(at)
 		case n.removed:
 		case at >= 0:
-			fresh.slots[at].Store(n)
+			fresh.slots[at].n.Store(n)
 		default:
 			if fresh.full() {
 				fresh = fresh.rehashed()

@@ -159,7 +159,7 @@ func (s *shard) indexLocked(n *node) {
 	t := p.Load()
 	if p == &s.side {
 		if _, i := t.find(n.hash, n.key); i >= 0 {
-			t.slots[i].Store(n)
+			t.slots[i].n.Store(n)
 			return
 		}
 	}

@@ -12,10 +12,21 @@ import "sync/atomic"
 // following is never cut short: a reader either finds the key or reaches a
 // nil slot, which proves the key was absent when the reader passed.
 type table struct {
-	slots []atomic.Pointer[node]
+	slots []slot
 	mask  uint64
 	used  int // slots not nil (live + deleted); owner only
 	live  int // slots holding a node; owner only
+}
+
+// slot keeps the node's hash next to the pointer, so a probe that passes
+// other keys' slots does not dereference their nodes (a cache miss each).
+// Writers store hash before n; hash changes only when a deleted slot is
+// reused. A reader that sees a hash from a reused slot with an older node
+// still compares the node's key, so the worst case is a miss racing a
+// removal or an insert of that key, which is a legal outcome of a race.
+type slot struct {
+	hash atomic.Uint64
+	n    atomic.Pointer[node]
 }
 
 // deleted marks a slot whose node was removed.
@@ -27,38 +38,41 @@ func newTable(n int) *table {
 	for size < 2*n {
 		size <<= 1
 	}
-	return &table{slots: make([]atomic.Pointer[node], size), mask: uint64(size - 1)}
+	return &table{slots: make([]slot, size), mask: uint64(size - 1)}
 }
 
 // find returns the node for k and its slot, or nil and -1. Safe without a
 // lock.
 func (t *table) find(h uint64, k Key) (*node, int) {
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
-		n := t.slots[i].Load()
+		sl := &t.slots[i]
+		n := sl.n.Load()
 		if n == nil {
 			return nil, -1
 		}
-		if n != deleted && n.hash == h && n.key == k {
+		if n != deleted && sl.hash.Load() == h && n.key == k {
 			return n, int(i)
 		}
 	}
 }
 
-// full reports whether one more insert would take the table past 3/4 used,
+// full reports whether one more insert would take the table past 5/8 used,
 // which keeps probe sequences short and guarantees a nil slot exists.
-func (t *table) full() bool { return (t.used+1)*4 > len(t.slots)*3 }
+func (t *table) full() bool { return (t.used+1)*8 > len(t.slots)*5 }
 
 // insert puts n, whose key must be absent, in the first deleted or nil slot
 // of its probe sequence. The table must not be full.
 func (t *table) insert(n *node) {
 	for i := n.hash & t.mask; ; i = (i + 1) & t.mask {
-		cur := t.slots[i].Load()
+		sl := &t.slots[i]
+		cur := sl.n.Load()
 		if cur == nil || cur == deleted {
 			if cur == nil {
 				t.used++
 			}
 			t.live++
-			t.slots[i].Store(n)
+			sl.hash.Store(n.hash)
+			sl.n.Store(n)
 			return
 		}
 	}
@@ -66,7 +80,7 @@ func (t *table) insert(n *node) {
 
 // del empties slot i.
 func (t *table) del(i int) {
-	t.slots[i].Store(deleted)
+	t.slots[i].n.Store(deleted)
 	t.live--
 }
 
@@ -74,7 +88,7 @@ func (t *table) del(i int) {
 func (t *table) rehashed() *table {
 	nt := newTable(t.live + 1)
 	for i := range t.slots {
-		if n := t.slots[i].Load(); n != nil && n != deleted {
+		if n := t.slots[i].n.Load(); n != nil && n != deleted {
 			nt.insert(n)
 		}
 	}
