@@ -9,6 +9,8 @@ package cli
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -81,6 +83,16 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return exitOK
 	}
 	fmt.Fprintf(env.Stderr, "cairn: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+// helpOrUsage is the exit code after a flag parsing error: --help is a
+// successful request for help, anything else a usage error (the flag package
+// has printed it).
+func helpOrUsage(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
 	return exitUsage
 }
 

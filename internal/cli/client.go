@@ -47,7 +47,7 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 	long := fs.Bool("long", false, "ls: also print ETag and size")
 	args, err := parseInterspersed(fs, args)
 	if err != nil {
-		return exitUsage
+		return helpOrUsage(err)
 	}
 	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)

@@ -15,7 +15,6 @@ import (
 // the file.
 type listFlag struct {
 	vals []string
-	set  bool // true once the command line set it, so env and file don't append
 }
 
 func (l *listFlag) String() string { return strings.Join(l.vals, ",") }

@@ -83,7 +83,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
-		return exitUsage
+		return helpOrUsage(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "cairn serve: unexpected argument %q\n", fs.Arg(0))

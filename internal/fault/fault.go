@@ -114,7 +114,11 @@ func (e *Error) Error() string {
 			b.WriteString(e.Key)
 		}
 	}
-	for _, s := range []string{e.Msg, errString(e.Err)} {
+	cause := errString(e.Err)
+	if strings.HasSuffix(e.Msg, cause) {
+		cause = "" // the message already ends with it (a message built from the cause)
+	}
+	for _, s := range []string{e.Msg, cause} {
 		if s == "" {
 			continue
 		}

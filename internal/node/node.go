@@ -86,11 +86,14 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
-	defer func() {
+	defer func(n *Node) { // n, not the result, which a failed return sets to nil
 		if err != nil {
 			n.closeData()
+			if n.tel != nil {
+				n.tel.Shutdown(context.Background())
+			}
 		}
-	}()
+	}(n)
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
 	n.docs = &Docs{c: n.cache}
 	n.store, err = store.Open(cfg.DataDir, store.Options{

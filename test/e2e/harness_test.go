@@ -56,7 +56,8 @@ type proc struct {
 	URL    string // http://127.0.0.1:PORT
 	Token  string // the demo tenant's development token
 	stderr *syncBuffer
-	exited chan error
+	exited chan struct{} // closed once the process was waited for
+	err    error         // its exit error, set before exited is closed
 }
 
 // startNode runs 'cairn serve' on dataDir with ports chosen by the kernel and
@@ -71,7 +72,7 @@ func startNode(t testing.TB, dataDir string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan error, 1)}
+	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting cairn: %v", err)
@@ -104,17 +105,21 @@ func startNode(t testing.TB, dataDir string, args ...string) *proc {
 			t.Fatalf("cairn did not print its URL and token within 30s:\n%s", p.stderr)
 		}
 	}
-	go func() { p.exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.kill()
-		}
-	})
+	go func() {
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(p.kill)
 	return p
 }
 
-// kill sends SIGKILL and waits for the process to be gone.
+// kill sends SIGKILL (unless the process is gone) and waits for it.
 func (p *proc) kill() {
+	select {
+	case <-p.exited:
+		return
+	default:
+	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
 }
@@ -122,12 +127,17 @@ func (p *proc) kill() {
 // stop sends SIGTERM and returns the exit error after the drain.
 func (p *proc) stop() error {
 	p.cmd.Process.Signal(syscall.SIGTERM)
+	return p.wait(60 * time.Second)
+}
+
+// wait waits for the process to exit on its own and returns its exit error.
+func (p *proc) wait(d time.Duration) error {
 	select {
-	case err := <-p.exited:
-		return err
-	case <-time.After(60 * time.Second):
+	case <-p.exited:
+		return p.err
+	case <-time.After(d):
 		p.cmd.Process.Kill()
-		return fmt.Errorf("cairn did not exit within 60s of SIGTERM")
+		return fmt.Errorf("cairn did not exit within %v", d)
 	}
 }
 

@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// run runs the CLI in-process with the given environment.
+func run(t *testing.T, env map[string]string, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code = Run(context.Background(), args, Env{
+		Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb,
+		Getenv: func(k string) string { return env[k] },
+	})
+	return code, out.String(), errb.String()
+}
+
+func TestSettlePrecedence(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "cairn.json")
+	os.WriteFile(cfg, []byte(`{"listen": "127.0.0.1:1", "data-dir": "/from/file", "node-id": "file", "tenant": ["a:x", "b:y"]}`), 0o600)
+	fs, f := newServeFlags()
+	if err := fs.Parse([]string{"--config", cfg, "--listen", "127.0.0.1:3"}); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"CAIRN_LISTEN": "127.0.0.1:2", "CAIRN_DATA_DIR": "/from/env"}
+	if err := settle(fs, func(k string) string { return env[k] }, "config"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{"listen (command line beats env and file)", f.listen, "127.0.0.1:3"},
+		{"data-dir (env beats file)", f.dataDir, "/from/env"},
+		{"node-id (file beats default)", f.nodeID, "file"},
+		{"admin-listen (default)", f.adminListen, "127.0.0.1:7071"},
+		{"tenant (a list in the file)", f.tenants.String(), "a:x,b:y"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %q, want %q", c.name, c.got, c.want)
+		}
+	}
+}
+
+func TestSettleErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	tests := []struct {
+		name, file string
+		env        map[string]string
+		want       string
+	}{
+		{"unknown key", write("u.json", `{"listen":"x","lisen":"y"}`), nil, `unknown setting "lisen"`},
+		{"bad JSON", write("b.json", `{"listen": }`), nil, "invalid JSON at byte"},
+		{"wrong type", write("t.json", `{"listen": {"a":1}}`), nil, `setting "listen"`},
+		{"bad env value", "", map[string]string{"CAIRN_DRAIN_TIMEOUT": "soon"}, "CAIRN_DRAIN_TIMEOUT: invalid value"},
+		{"missing file", filepath.Join(dir, "nope.json"), nil, "no such file"},
+	}
+	for _, tt := range tests {
+		fs, _ := newServeFlags()
+		args := []string{}
+		if tt.file != "" {
+			args = append(args, "--config", tt.file)
+		}
+		fs.Parse(args)
+		err := settle(fs, func(k string) string { return tt.env[k] }, "config")
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: err = %v, want it to contain %q", tt.name, err, tt.want)
+		}
+	}
+}
+
+func TestParseInterspersed(t *testing.T) {
+	tests := []struct {
+		args []string
+		pos  string
+		data string
+	}{
+		{[]string{"k", "--data", "{}"}, "k", "{}"},
+		{[]string{"--data", "{}", "k", "-"}, "k -", "{}"},
+		{[]string{"k", "--", "--data"}, "k --data", ""},
+		{[]string{"a", "b", "--data=x", "c"}, "a b c", "x"},
+	}
+	for _, tt := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		data := fs.String("data", "", "")
+		pos, err := parseInterspersed(fs, tt.args)
+		if err != nil || strings.Join(pos, " ") != tt.pos || *data != tt.data {
+			t.Errorf("parseInterspersed(%q) = %q, data %q, %v; want %q, %q", tt.args, pos, *data, err, tt.pos, tt.data)
+		}
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"1048576", 1 << 20, true}, {"512KiB", 512 << 10, true}, {"256MiB", 256 << 20, true},
+		{"2GiB", 2 << 30, true}, {"10MB", 10e6, true}, {" 3 KiB ", 3 << 10, true},
+		{"", 0, false}, {"-1", 0, false}, {"1.5MiB", 0, false}, {"12XB", 0, false}, {"99999999999GiB", 0, false},
+	}
+	for _, tt := range tests {
+		var b byteSize
+		err := b.Set(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && int64(b) != tt.want) {
+			t.Errorf("Set(%q) = %d, %v; want %d ok=%v", tt.in, b, err, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestServeRefusesBadSettings(t *testing.T) {
+	dir := t.TempDir()
+	tests := []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{[]string{"--listen", "0.0.0.0:0"}, nil, "--listen 0.0.0.0:0: with no --tenant configured"},
+		{[]string{"--admin-listen", ":0"}, nil, "--admin-listen :0: with no --tenant configured"},
+		{[]string{"--durability", "eventually"}, nil, `--durability "eventually"`},
+		{[]string{"--tenant", "Bad:00"}, nil, `--tenant "Bad:00"`},
+		{[]string{"--tenant", "acme:xyz"}, nil, "64 hex digits"},
+		{[]string{"--tenant", "acme"}, nil, "want NAME:TOKEN_SHA256"},
+		{nil, map[string]string{"CAIRN_LOG_LEVEL": "loud"}, `--log-level "loud"`},
+		{[]string{"--trace-sample-ratio", "2"}, nil, "--trace-sample-ratio 2"},
+		{[]string{"--max-body-bytes", "1GiB"}, nil, "--max-body-bytes"},
+		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+	}
+	for _, tt := range tests {
+		args := append([]string{"serve", "--data-dir", dir}, tt.args...)
+		code, _, stderr := run(t, tt.env, "", args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.want) {
+			t.Errorf("cairn %q: exit %d, stderr %q; want exit %d and %q", args, code, stderr, exitUsage, tt.want)
+		}
+	}
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	if code, out, _ := run(t, nil, "", "version"); code != 0 || !strings.HasPrefix(out, "cairn ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+	if code, out, _ := run(t, nil, "", "help"); code != 0 || !strings.Contains(out, "cairn serve") {
+		t.Errorf("help: %d %q", code, out)
+	}
+	if code, _, stderr := run(t, nil, "", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: %d %q", code, stderr)
+	}
+	if code, _, stderr := run(t, nil, "", "serve", "--help"); code != exitOK || !strings.Contains(stderr, "CAIRN_DATA_DIR") {
+		t.Errorf("serve --help: %d %q", code, stderr)
+	}
+}

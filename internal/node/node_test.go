@@ -1,0 +1,110 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+func testConfig(t *testing.T) Config {
+	return Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler)}
+}
+
+// TestStartFailuresReleaseEverything: a node that cannot start (its data
+// directory is locked, its port taken) reports why and leaves no goroutine
+// or lock behind (goleak checks the former; a third start checks the latter).
+func TestStartFailuresReleaseEverything(t *testing.T) {
+	cfg := testConfig(t)
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Start(cfg); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Start on a locked directory: %v", err)
+	}
+	busy := testConfig(t)
+	busy.Listen = n.Addr()
+	if _, err := Start(busy); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--listen") {
+		t.Fatalf("Start on a taken port: %v", err)
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again, err := Start(busy) // the directory of the failed start is free again
+	if err != nil {
+		t.Fatalf("Start after a failed start on the same directory: %v", err)
+	}
+	again.Shutdown(context.Background())
+}
+
+func TestAdminListener(t *testing.T) {
+	cfg := testConfig(t)
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	for path, want := range map[string]string{"/livez": "ok", "/readyz": "ok", "/metrics": "cairn_build_info", "/debug/pprof/": "goroutine"} {
+		resp, err := http.Get("http://" + n.AdminAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("admin %s: %s %.80q; want 200 with %q", path, resp.Status, b, want)
+		}
+	}
+}
+
+func TestAdminBeyondLoopbackNeedsToken(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.AdminListen = "0.0.0.0:0"
+	if _, err := Start(cfg); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--admin-token-sha256") {
+		t.Fatalf("admin beyond loopback without a token: %v", err)
+	}
+	tok, sum, _ := server.NewToken()
+	cfg.Auth.Admin = [][32]byte{sum}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	url := "http://" + n.AdminAddr() + "/metrics"
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {"cairn_wrong", 401}, {tok, 200}} {
+		req, _ := http.NewRequest("GET", url, nil)
+		if c.token != "" {
+			req.Header.Set("Authorization", "Bearer "+c.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("admin /metrics with token %q: %d, want %d", c.token, resp.StatusCode, c.want)
+		}
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7070": true, "[::1]:1": true, "localhost:80": true, "127.1.2.3:9": true,
+		":7070": false, "0.0.0.0:1": false, "10.0.0.1:1": false, "[::]:1": false, "example.com:1": false, "nonsense": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
