@@ -44,7 +44,7 @@ func benchVariants(b *testing.B) []struct {
 	mw   func(http.Handler) http.Handler
 } {
 	none := setup(b, Config{NoGlobal: true, Getenv: func(string) string { return "" }})
-	sampled := setup(b, Config{Exporter: "test", NoGlobal: true, SampleRatio: 1, testExporter: tracetest.NewNoopExporter()})
+	sampled := setup(b, Config{NoGlobal: true, SampleRatio: 1, SpanExporter: tracetest.NewNoopExporter()})
 	return []struct {
 		name string
 		mw   func(http.Handler) http.Handler

@@ -20,8 +20,8 @@ const docRoute = "GET /v1/tenants/{tenant}/docs/{key...}"
 func newTraced(t testing.TB) (*Telemetry, *tracetest.InMemoryExporter) {
 	t.Helper()
 	exp := tracetest.NewInMemoryExporter()
-	tel := setup(t, Config{Exporter: "test", NodeID: "n1", Version: "v-test", NoGlobal: true,
-		testExporter: exp, testSync: true})
+	tel := setup(t, Config{NodeID: "n1", Version: "v-test", NoGlobal: true,
+		SpanExporter: exp, testSync: true})
 	return tel, exp
 }
 

@@ -39,9 +39,11 @@ const (
 
 // NewHandler wraps h so that each record gets the request's identity from
 // its context: trace_id and span_id when the context holds a valid span
-// context (sampled or not), request_id and tenant when it holds a
-// RequestInfo (tenant only when set). Records logged without a context
-// (slog.Info instead of slog.InfoContext) get nothing.
+// context (sampled or not) — or else its RequestInfo names the request's
+// server span — and request_id and tenant when it holds a RequestInfo
+// (tenant only when set; neither when the record already has that key).
+// Records logged without a context (slog.Info instead of slog.InfoContext)
+// get nothing.
 //
 // The attributes are added to the record, so under a WithGroup they land in
 // the group; log request lines from a logger without groups.
@@ -56,8 +58,24 @@ func (h contextHandler) Enabled(ctx context.Context, l slog.Level) bool {
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	sc := trace.SpanContextFromContext(ctx)
 	info := RequestFrom(ctx)
+	if !sc.IsValid() && info != nil {
+		// Logged with a context from above the tracing middleware (the
+		// server's access log): the request's server span.
+		sc = info.Span
+	}
 	if !sc.IsValid() && info == nil {
 		return h.inner.Handle(ctx, r)
+	}
+	// A record that already has request_id or tenant (the server's access
+	// log line sets both) keeps its own: adding them again would write
+	// duplicate keys.
+	var hasID, hasTenant bool
+	if info != nil {
+		r.Attrs(func(a slog.Attr) bool {
+			hasID = hasID || a.Key == LogRequestID
+			hasTenant = hasTenant || a.Key == LogTenant
+			return !(hasID && hasTenant)
+		})
 	}
 	// Records passed by value share their attribute storage; slog panics if
 	// two copies both grow it, so clone before adding.
@@ -66,8 +84,10 @@ func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 		r.AddAttrs(slog.String(LogTraceID, sc.TraceID().String()), slog.String(LogSpanID, sc.SpanID().String()))
 	}
 	if info != nil {
-		r.AddAttrs(slog.String(LogRequestID, info.ID))
-		if info.Tenant != "" {
+		if !hasID {
+			r.AddAttrs(slog.String(LogRequestID, info.ID))
+		}
+		if info.Tenant != "" && !hasTenant {
 			r.AddAttrs(slog.String(LogTenant, info.Tenant))
 		}
 	}

@@ -121,3 +121,41 @@ func TestHandlerConformance(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestLogFromAboveMiddleware: a line logged with the context the server had
+// before the tracing middleware ran (its access log line) gets the trace and
+// span ids of the request's server span through RequestInfo.Span, and a
+// line that already names request_id and tenant does not get them twice.
+func TestLogFromAboveMiddleware(t *testing.T) {
+	tel, exp := newTraced(t)
+	var buf bytes.Buffer
+	log, err := NewLogger(&buf, "json", slog.LevelDebug)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newFakeServer(tel, map[string]http.HandlerFunc{docRoute: func(http.ResponseWriter, *http.Request) {}})
+	info := &RequestInfo{ID: "req-7"}
+	outer := WithRequest(context.Background(), info)
+	req := httptest.NewRequestWithContext(outer, "GET", "/v1/tenants/acme/docs/k", nil)
+	req.Header.Set("traceparent", "00-"+incomingTrace+"-"+incomingSpan+"-01")
+	srv.mux.ServeHTTP(httptest.NewRecorder(), req) // fakeServer.ServeHTTP would make its own Info
+	log.DebugContext(outer, "request", "request_id", info.ID, "tenant", info.Tenant)
+
+	server := spanByName(t, exp.GetSpans(), "GET /v1/tenants/{tenant}/docs/{key...}")
+	line := strings.TrimSpace(buf.String())
+	var rec map[string]any
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatalf("line %q: %v", line, err)
+	}
+	if rec[LogTraceID] != incomingTrace || rec[LogSpanID] != server.SpanContext.SpanID().String() {
+		t.Errorf("trace_id, span_id = %v, %v; want %s, %s", rec[LogTraceID], rec[LogSpanID], incomingTrace, server.SpanContext.SpanID())
+	}
+	for _, k := range []string{LogRequestID, LogTenant} {
+		if n := strings.Count(line, `"`+k+`":`); n != 1 {
+			t.Errorf("%s appears %d times in %s", k, n, line)
+		}
+	}
+	if rec[LogRequestID] != "req-7" || rec[LogTenant] != "acme" {
+		t.Errorf("request_id, tenant = %v, %v", rec[LogRequestID], rec[LogTenant])
+	}
+}

@@ -85,6 +85,9 @@ func (t *Telemetry) serve(next http.Handler, route func(*http.Request) string, w
 			trace.WithTimestamp(start),
 			trace.WithAttributes(e.methodAttr, e.routeAttr))
 		r = r.WithContext(ctx)
+		if info := RequestFrom(ctx); info != nil {
+			info.Span = span.SpanContext() // for the access log, logged from outside this middleware
+		}
 	}
 
 	rec, sw := recorderOf(w)

@@ -30,6 +30,8 @@ const (
 	ExporterConsole = "console" // one human-readable line per span on Config.Console (stderr)
 	ExporterJSON    = "json"    // one JSON object per span appended to Config.TraceFile
 	ExporterOTLP    = "otlp"    // OTLP over gRPC or HTTP, set up by the OTEL_EXPORTER_OTLP_* variables
+
+	exporterCustom = "custom" // Config.SpanExporter; not a name Setup accepts
 )
 
 // Config configures [Setup]. The zero value is valid: no tracing, metrics on
@@ -62,10 +64,15 @@ type Config struct {
 	// exporters themselves read the process environment.
 	Getenv func(string) string
 
-	// testExporter, when set, replaces the named exporter (tests and
-	// benchmarks in this package); testSync exports each span as it ends.
-	testExporter sdktrace.SpanExporter
-	testSync     bool
+	// SpanExporter, when set, replaces the exporter that Exporter names:
+	// spans go to it through the SDK's batcher (Exporter is then ignored and
+	// [Telemetry.Exporter] reports "custom"). It is for tests (an in-memory
+	// exporter, read after [Telemetry.ForceFlush]) and for programs that
+	// embed a node; Shutdown shuts it down.
+	SpanExporter sdktrace.SpanExporter
+
+	// testSync exports each span as it ends (tests in this package).
+	testSync bool
 }
 
 // Telemetry is one process's tracing and metrics: the tracer provider, the
@@ -109,6 +116,9 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if name == "" {
 		name = ExporterNone
 	}
+	if cfg.SpanExporter != nil {
+		name = exporterCustom
+	}
 	ratio := cfg.SampleRatio
 	if ratio == 0 {
 		ratio = 1
@@ -119,10 +129,10 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 
 	t := &Telemetry{exporter: name, Metrics: NewMetrics(cfg.Version, cfg.MaxTenants)}
 	t.red = newRED(t.Metrics)
-	if name == ExporterNone && cfg.testExporter == nil {
+	if name == ExporterNone {
 		t.provider = noop.NewTracerProvider()
 	} else {
-		exp := cfg.testExporter
+		exp := cfg.SpanExporter
 		if exp == nil {
 			var err error
 			if exp, err = t.newExporter(ctx, name, cfg, getenv); err != nil {

@@ -9,17 +9,28 @@
 // # Sharp edges
 //
 // [From] returns a pointer shared by the whole request. The server fills in
-// Tenant and Op before it calls into the docs service and does not change them
-// afterwards; readers must not modify the Info.
+// Tenant and Op, and the tracing middleware Span, before they call into the
+// handler, and nothing changes them afterwards; readers must not modify the
+// Info.
 package reqctx
 
-import "context"
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/trace"
+)
 
 // Info identifies one request.
 type Info struct {
 	ID     string // the X-Request-ID, accepted from the client or generated
 	Tenant string // the tenant named in the path; empty for routes without one
 	Op     string // the operation, e.g. "doc.get", "doc.list"
+	// Span is the request's server span when it is traced (zero otherwise),
+	// set by the tracing middleware. The span itself lives in the contexts
+	// below the middleware; this copy is for code that only has the context
+	// from above it — the server's access log line — so that line carries
+	// the trace id too.
+	Span trace.SpanContext
 }
 
 type key struct{}
