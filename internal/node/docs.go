@@ -52,6 +52,10 @@ func (d *Docs) SetStore(st *store.Store) { d.st = st }
 
 // Committed implements store.Watcher.
 func (d *Docs) Committed(rec *store.Record) {
+	if rec.Bulk { // an ingest: refresh, don't admit (see bulkCommitted in ingest.go)
+		d.bulkCommitted(rec)
+		return
+	}
 	d.c.Set(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
@@ -150,12 +151,18 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	ctx, cancel := streamContext(r.Context())
 	defer cancel()
-	run := &ingestRun{st: h.st, tenant: server.TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
+	run := &ingestRun{ctx: ctx, st: h.st, tenant: server.TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
 		rc: http.NewResponseController(w), timeouts: api.Timeouts()}
 	st, err := ingest.Process(ctx, r.Body, opts, run.handle)
+	if werr := run.wait(); werr != nil && err == nil {
+		err = werr // the last batch's commit failed
+	}
 	reply := run.reply(st)
 	status := http.StatusOK
 	if err != nil {
+		// Batches after the last durable one may have been handled, so
+		// Process's byte count can run ahead of what is stored.
+		reply.ProcessedBytes = run.durableEnd
 		err = run.classify(ctx, err, st)
 		status = fault.ClassOf(err).HTTPStatus()
 		reply.Complete = false
@@ -241,28 +248,44 @@ func checkPointer(p string) error {
 	return nil
 }
 
-// ingestRun is the state of one ingest request. handle runs on Process's
-// goroutine only, one batch at a time, so nothing here needs a lock.
+// ingestRun is the state of one ingest request. handle and wait run on
+// Process's goroutine only (Process calls the Handler from one goroutine),
+// and the handler's reply code runs after Process returned, so nothing here
+// needs a lock.
 type ingestRun struct {
+	// ctx is the stream's context. A queued batch must not use the context
+	// Process passes to the Handler: Process cancels it when it returns,
+	// which would withdraw the last batch, still queued, as "not written".
+	ctx      context.Context
 	st       *store.Store
 	tenant   string
 	market   bool
 	rc       *http.ResponseController
 	timeouts server.Timeouts
 
-	items    []store.Item // reused per batch
-	lastLine int64        // line of the last committed record
-	batches  int64
-	storeErr error // the PutBatch failure that stopped the stream
+	items []store.Item // reused per batch
+
+	// Two batches are in the store at most: pending is queued or being
+	// committed while the next one is prepared. pendLine and pendEnd are
+	// its last record's line and end offset.
+	pending           *store.PendingBatch
+	pendLine, pendEnd int64
+
+	lastLine   int64 // line of the last durable record
+	durableEnd int64 // offset just past it: everything before is durable or rejected
+	batches    int64
+	storeErr   error // the store failure that stopped the stream
 }
 
-// handle commits one batch: it names each record, skips those whose key is
-// not a valid document key, and writes the rest with one PutBatch. It
-// returns only after the commit, so the views in b are still valid while
-// the store copies them.
-func (run *ingestRun) handle(ctx context.Context, b *ingest.Batch) error {
+// handle queues one batch for its group commit: it names each record,
+// skips those whose key is not a valid document key, and hands the rest to
+// StartPutBatch, which copies them, so the views in b may be reused once
+// handle returns. It then waits for the previous batch's commit: the store
+// stages this batch while it fsyncs that one, and a stream never has more
+// than two batches in the store. Records are durable in stream order.
+func (run *ingestRun) handle(_ context.Context, b *ingest.Batch) error {
 	run.items = run.items[:0]
-	var last int64
+	var line, end int64
 	for i := range b.Records {
 		rec := &b.Records[i]
 		var key string
@@ -276,20 +299,43 @@ func (run *ingestRun) handle(ctx context.Context, b *ingest.Batch) error {
 			continue
 		}
 		run.items = append(run.items, store.Item{Key: key, Body: rec.Raw})
-		last = rec.Line
+		line, end = rec.Line, rec.Offset+int64(len(rec.Raw))
 	}
-	if len(run.items) > 0 {
-		// Every item goes through the store's committer, so the store's
-		// Watcher (the node's cache) sees each one as it sees a Put.
-		if _, err := run.st.PutBatch(ctx, run.tenant, run.items); err != nil {
-			run.storeErr = err
-			return err
-		}
-		run.lastLine = last
-		run.batches++
+	defer run.extend()
+	if len(run.items) == 0 {
+		return nil
 	}
+	// Every item goes through the store's committer, so the store's
+	// Watcher (the node's cache) sees each one.
+	p, err := run.st.StartPutBatch(run.ctx, run.tenant, run.items)
 	clear(run.items) // drop the views before the batch is reused
-	run.extend()
+	if err != nil {
+		run.storeErr = err
+		return err
+	}
+	if err := run.wait(); err != nil {
+		// This batch is queued already: wait for it too, so that nothing
+		// is left in flight; it is not reported as durable.
+		_, _ = p.Wait()
+		return err
+	}
+	run.pending, run.pendLine, run.pendEnd = p, line, end
+	return nil
+}
+
+// wait waits for the pending batch, if any, and records it as durable.
+func (run *ingestRun) wait() error {
+	p := run.pending
+	if p == nil {
+		return nil
+	}
+	run.pending = nil
+	if _, err := p.Wait(); err != nil {
+		run.storeErr = err
+		return err
+	}
+	run.lastLine, run.durableEnd = run.pendLine, run.pendEnd
+	run.batches++
 	return nil
 }
 
@@ -324,7 +370,7 @@ func (run *ingestRun) extend() {
 // own; a stopped context is the client going away (Canceled); anything else
 // is the request body failing mid-stream (Invalid: the client's side).
 func (run *ingestRun) classify(ctx context.Context, err error, st ingest.Stats) error {
-	where := fmt.Sprintf("after %d bytes (through line %d durable)", st.Bytes, run.lastLine)
+	where := fmt.Sprintf("after %d bytes (through line %d durable)", run.durableEnd, run.lastLine)
 	c := fault.Context{Op: "ingest", Tenant: run.tenant}
 	switch {
 	case run.storeErr != nil:
@@ -363,4 +409,19 @@ func (run *ingestRun) reply(st ingest.Stats) ingestReply {
 		rep.Rejects = append(rep.Rejects, ingestReject{Line: rj.Line, Offset: rj.Offset, Kind: kind, Reason: fault.MessageOf(rj.Err)})
 	}
 	return rep
+}
+
+// bulkCommitted is Committed for a write of an ingest (store.Record.Bulk).
+// A bulk load must not fill the cache: it would evict the working set for
+// documents nobody asked for, and make the node's memory grow to the cache
+// budget during every large ingest. Fill with no lease does what
+// linearizability needs without admitting anything:
+//   - k is cached (with a lower Seq): the new version replaces it, before
+//     the ingest is answered, exactly as Set would;
+//   - k is absent: nothing is installed, and k's lease generation ends, so
+//     a reader that read the older version from the store before this
+//     commit cannot install it afterwards (the stale-fill race); readers
+//     that come later miss and read the new version from the store.
+func (d *Docs) bulkCommitted(rec *store.Record) {
+	d.c.Fill(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, cache.Lease{}, entryOf(rec))
 }

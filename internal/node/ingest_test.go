@@ -90,6 +90,8 @@ func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (i
 		if err := json.Unmarshal(raw, &r); err != nil {
 			t.Fatalf("reply %s: %v", raw, err)
 		}
+	} else {
+		t.Logf("status %d: %s", resp.StatusCode, raw)
 	}
 	return resp.StatusCode, r
 }

@@ -163,3 +163,36 @@ func TestPutBatchCommitFailure(t *testing.T) {
 		t.Fatal("PutBatch on a failed store succeeded")
 	}
 }
+
+// TestPutBatchOverExisting reopens the store (an empty overlay) so that the
+// batch's current versions come from the database through prefetch: live
+// documents, a tombstone and absent keys must each get the parent lookup
+// would give.
+func TestPutBatchOverExisting(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	live := mustPut(t, s, "t", "live", `1`)
+	mustPut(t, s, "t", "gone", `2`)
+	gone, err := s.Delete(bg, "t", "gone", doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "u", "other-tenant", `3`)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{})
+	recs, err := s.PutBatch(bg, "t", []Item{{"new", []byte(`4`)}, {"live", []byte(`5`)}, {"gone", []byte(`6`)}, {"a", []byte(`7`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []doc.ID{{}, live.Version.ID(), gone.Version.ID(), {}} {
+		if got := recs[i].Version.Parent; got != want {
+			t.Errorf("%s: parent %s, want %s", recs[i].Key, got, want)
+		}
+	}
+	if recs[1].Seq <= gone.Seq {
+		t.Errorf("seq %d not after the earlier writes (%d)", recs[1].Seq, gone.Seq)
+	}
+	checkConsistent(t, s)
+}

@@ -28,6 +28,9 @@ type Record struct {
 	// Group is, on a write, the number of writes that shared its group
 	// commit (and its fsync); 0 on reads.
 	Group int
+	// Bulk marks a write made by PutBatch, so a Watcher can treat bulk
+	// loads differently (node.Docs refreshes, but does not admit, them).
+	Bulk bool
 }
 
 // Put writes body as the new version of (tenant, key) if pre holds against
