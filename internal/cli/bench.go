@@ -82,7 +82,7 @@ func benchCommand(ctx context.Context, cmd string, args []string, env Env) int {
 	fs.StringVar(&f.label, "label", "node", "`name` of the node in the output")
 	fs.BoolVar(&f.tsv, "tsv", false, "print one tab-separated line per target instead of the table")
 	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+		return helpOrUsage(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "cairn bench: unexpected argument %q\n", fs.Arg(0))
@@ -99,15 +99,6 @@ func benchCommand(ctx context.Context, cmd string, args []string, env Env) int {
 		return exitUsage
 	}
 	return report("bench", f.run(ctx, env), env)
-}
-
-// flagExit is the exit code after a flag parsing error, which the flag
-// package has printed: --help is a successful request for help.
-func flagExit(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	return exitUsage
 }
 
 // benchRun is one measured target.
@@ -225,7 +216,7 @@ func benchBare(ctx context.Context, args []string, env Env) int {
 	listen := fs.String("listen", "127.0.0.1:7080", "`address` to serve on (port 0: any free port)")
 	size := fs.Int("size", 200, "document `bytes`, as cairn bench --size")
 	if err := fs.Parse(args); err != nil {
-		return flagExit(err)
+		return helpOrUsage(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(env.Stderr, "cairn bench-bare: unexpected argument %q\n", fs.Arg(0))

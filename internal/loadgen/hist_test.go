@@ -32,16 +32,16 @@ func TestBucketBounds(t *testing.T) {
 func TestQuantileOracle(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	dists := map[string]func() int64{
-		"exact range":  func() int64 { return r.Int64N(256) },
-		"uniform 1ms":  func() int64 { return r.Int64N(int64(time.Millisecond)) },
-		"lognormal":    func() int64 { return int64(math.Exp(r.NormFloat64()*1.5 + 13)) },
+		"exact range": func() int64 { return r.Int64N(256) },
+		"uniform 1ms": func() int64 { return r.Int64N(int64(time.Millisecond)) },
+		"lognormal":   func() int64 { return int64(math.Exp(r.NormFloat64()*1.5 + 13)) },
 		"bimodal tail": func() int64 {
 			if r.IntN(100) < 97 {
 				return 500_000 + r.Int64N(1000)
 			}
 			return 80_000_000 + r.Int64N(1000)
 		},
-		"huge":         func() int64 { return r.Int64N(math.MaxInt64) },
+		"huge": func() int64 { return r.Int64N(math.MaxInt64) },
 	}
 	quantiles := []float64{0, 0.001, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999, 1}
 	for name, gen := range dists {
