@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+// startIngestNode runs a node in-process with tenant demo and returns its URL and
+// token.
+func startIngestNode(t *testing.T) (url, token string) {
+	t.Helper()
+	tok, hash, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(node.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
+		Auth:   server.Auth{Tenants: map[string][][32]byte{"demo": {hash}}},
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	return "http://" + n.Addr(), tok
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	env := Env{Stdin: strings.NewReader(stdin), Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }}
+	code = Run(context.Background(), args, env)
+	return code, out.String(), errb.String()
+}
+
+func TestIngestCommand(t *testing.T) {
+	url, tok := startIngestNode(t)
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.ndjson")
+	bad := filepath.Join(dir, "bad.ndjson")
+	if err := os.WriteFile(good, []byte(`{"id":"a","v":1}`+"\n"+`{"id":"b","v":2}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, []byte(`{"id":"c"}`+"\n"+`{"id":`+"\n"+`{"v":3}`+"\n"+`{"id":"d"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conn := []string{"--url", url, "--token", tok, "--tenant", "demo"}
+	cases := []struct {
+		name     string
+		args     []string
+		stdin    string
+		code     int
+		stdout   []string // substrings
+		stderr   []string
+		noStderr bool
+	}{
+		{name: "all accepted", args: []string{"--key-field", "id", good}, code: 0,
+			stdout: []string{"ingested 2 records", "2 accepted, 0 rejected"}, noStderr: true},
+		{name: "rejects fail", args: []string{"--key-field", "id", bad}, code: 1,
+			stdout: []string{"4 records", "2 accepted, 2 rejected (2 malformed"},
+			stderr: []string{"line 2 (byte 11): malformed", "line 3 (byte 18): malformed", "key not found", "--allow-rejects"}},
+		{name: "rejects allowed", args: []string{"--allow-rejects", "--key-field", "id", bad}, code: 0,
+			stdout: []string{"2 accepted, 2 rejected"}, stderr: []string{"line 2 (byte 11)"}},
+		{name: "stdin, flags after FILE", args: []string{"-", "--key-pointer", "/id"}, stdin: `{"id":"e"}` + "\n", code: 0,
+			stdout: []string{"1 accepted"}},
+		{name: "no key", args: []string{good}, code: 2, stderr: []string{"--key-field"}},
+		{name: "no file", args: []string{"--key-field", "id"}, code: 2, stderr: []string{"FILE"}},
+		{name: "missing file", args: []string{"--key-field", "id", filepath.Join(dir, "nope")}, code: 1, stderr: []string{"no such file"}},
+		{name: "server refuses", args: []string{"--schema", "marketdata", "--key-field", "id", good}, code: 1,
+			stderr: []string{"HTTP 400", "symbol"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errs := runCLI(t, c.stdin, append(append([]string{"ingest"}, conn...), c.args...)...)
+			if code != c.code {
+				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, c.code, out, errs)
+			}
+			for _, s := range c.stdout {
+				if !strings.Contains(out, s) {
+					t.Errorf("stdout %q lacks %q", out, s)
+				}
+			}
+			for _, s := range c.stderr {
+				if !strings.Contains(errs, s) {
+					t.Errorf("stderr %q lacks %q", errs, s)
+				}
+			}
+			if c.noStderr && errs != "" {
+				t.Errorf("stderr %q, want nothing (no progress line when stderr is not a terminal)", errs)
+			}
+		})
+	}
+	code, out, _ := runCLI(t, "", "get", "--url", url, "--token", tok, "d")
+	if code != 0 || strings.TrimSpace(out) != `{"id":"d"}` {
+		t.Errorf("get d after the ingest: exit %d, %q", code, out)
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	for _, c := range []struct {
+		sent, lines, size int64
+		elapsed           time.Duration
+		want              []string
+	}{
+		{50 << 20, 1000, 100 << 20, 2 * time.Second, []string{"[============            ]  50%", "50.0 MiB", "26.2 MB/s", "500 records/s", "/ 100.0 MiB", "ETA 2s"}},
+		{3 << 10, 10, 0, time.Second, []string{"3.0 KiB", "10 records/s"}},
+	} {
+		got := progressLine(c.sent, c.lines, c.size, c.elapsed)
+		for _, w := range c.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("progressLine(%d, %d, %d, %v) = %q, lacks %q", c.sent, c.lines, c.size, c.elapsed, got, w)
+			}
+		}
+	}
+}
