@@ -30,7 +30,7 @@ for size in "${sizes[@]}"; do
 	echo "## $size ($(stat -c %s "$dir/in.ndjson") bytes, $(wc -l <"$dir/in.ndjson") records)"
 	cat "$dir/summary"
 	echo "client: wall $(grep 'Elapsed' "$dir/time" | awk '{print $NF}'), peak RSS $(grep 'Maximum resident' "$dir/time" | awk '{print $NF}') KiB"
-	echo "server: $(grep VmHWM /proc/$spid/status | tr -s ' \t' ' ')"
+	echo "server: $(grep VmHWM /proc/$spid/status | tr -s ' \t' ' '), CPU $(awk '{printf "%.1f s user + %.1f s sys", $14/100, $15/100}' /proc/$spid/stat)"
 	echo "data dir: $(du -sh "$dir/data" | cut -f1)"
 	kill "$spid"; wait "$spid" || true
 	rm -f "$dir/in.ndjson"

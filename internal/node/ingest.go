@@ -50,10 +50,12 @@ const (
 //
 // The body is streamed through ingest.Process in bounded memory, never read
 // whole; it may be any length, but each line must fit the node's
-// MaxBodyBytes. Every batch of the stream is committed with one
-// store.PutBatch (one group commit, one fsync under sync durability) before
-// the next batch is handed over (ordered delivery), so the input is durable
-// in order.
+// MaxBodyBytes. Each batch of the stream is one store group commit (one
+// fsync under sync durability; store.StartPutBatch), in stream order
+// (ordered delivery), with at most two batches in the store at once: the
+// store stages one while it fsyncs the other. The stream is not bound by the
+// per-request deadline (see streamContext); the reply is sent only after the
+// last batch is durable.
 //
 // Partial success. A record is accepted (stored, durable when the reply
 // arrives) or rejected (stored nowhere): malformed JSON, a MarketData field
@@ -70,7 +72,9 @@ const (
 // or rejected) and last_durable_line (the line of the last committed
 // record). Records after processed_bytes were not stored, except that after
 // a failed commit the failing batch's outcome is unknown, as for any write
-// whose commit failed (see package store). The request is not idempotent in
+// whose commit failed (see package store); the counts in "stats" may then
+// include that batch, so trust processed_bytes and last_durable_line. The
+// request is not idempotent in
 // general (a replay rewrites every accepted document as a new version), but
 // resuming from processed_bytes is safe.
 func (n *Node) ingestRoute() server.Route {
@@ -174,6 +178,9 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Content-Type", "application/json")
 	hdr.Set("Cache-Control", "no-store")
+	if status == http.StatusServiceUnavailable {
+		hdr.Set("Retry-After", "1")
+	}
 	run.extend()
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
