@@ -1,6 +1,102 @@
-// Package reconcile is the pure core of cairn's reconciler: for one key it
+// Package reconcile is the pure core of cairn's reconciler. For one key it
 // decides what to do from what the node, a backend and their last synced
-// state hold ([Decide]), resolves conflicting versions under a tenant's
-// policy ([Resolve], [MergeJSON]) and guards against mass deletion
-// ([Guard]). It does no I/O.
+// state hold ([Decide], [Explain]); it resolves conflicting versions under a
+// tenant's policy ([Resolve], [MergeJSON]); it guards against mass deletion
+// ([Guard]). It does no I/O, reads no clock and keeps no state: the engine
+// that lists, reads, writes and checkpoints is built on top of it, and every
+// node that feeds it the same versions gets the same answers.
+//
+// # Deciding
+//
+// The merge-join gives, for each key, a local [Side] (the node's version),
+// a remote Side (the backend's ETag, and its version if the object header
+// was read) and a base Side (store.SyncState: the version last synced and
+// the backend's ETag for it). A nil Side is absent. Deletes are tombstone
+// versions, so a delete travels as an Upload or Download of a tombstone;
+// [Decision.Deletes] marks the actions that turn a live document into one.
+//
+//   - Neither side has the key: InSync without a base, else UpdateBase
+//     (forget the base).
+//   - The remote's ETag equals the base's: the remote holds the base
+//     version; no read is needed. Otherwise, if its version is unknown:
+//     FetchRemote (read it, then decide again).
+//   - A base tombstone is a floor: a side without the key (it collected the
+//     tombstone) or with a version the tombstone dominates (an older copy,
+//     restored from a backup) stands for the tombstone. So an old copy is
+//     deleted again, never copied back. A side without the key while the
+//     base is live lost it: it gets it back (Upload or Download) — a wiped
+//     bucket is refilled, not mirrored as deletions.
+//   - Only one side has the key: Upload or Download.
+//   - Both hold the same version (by ID): InSync when the base is that
+//     version with the remote's ETag, else UpdateBase. (Both holding a
+//     version concurrent with a base tombstone is a Conflict with it.)
+//   - Otherwise the version vectors decide: local After remote → Upload;
+//     Before → Download; Concurrent → Conflict. Equal vectors with
+//     different IDs (see below) → Conflict, which Resolve settles without
+//     a new version.
+//
+// The base thus serves three purposes: recognising an unchanged remote by
+// its ETag, knowing when to record a new base, and remembering deletes.
+// Causality never comes from it: only vectors order versions. The table in
+// decide_test.go is the specification, case by case.
+//
+// # Resolving
+//
+// [Resolve] first checks causality: the same version, or one dominating the
+// other, is Ordered and returned unchanged, so resolving a result against
+// its inputs again is a no-op. Concurrent versions with the same content
+// (two deletes, two identical writes) are Merged. Otherwise the policy
+// decides: LWW picks the winner of [doc.Version.Wins] and reports the loser;
+// Merge runs [MergeJSON] against the ancestor (which must be a live common
+// ancestor) and falls back to LWW or Manual when it cannot merge (no
+// ancestor, a delete against an update, a field changed on both sides, a
+// type clash); Manual keeps both as Siblings, the LWW winner first.
+//
+// # Why resolution is deterministic
+//
+// Two nodes resolving the same conflict must make the same version (the
+// same ID), or their results would conflict with each other and the nodes
+// would resolve forever. So the result is a function of the two versions
+// alone, and of neither node:
+//
+//   - Resolve orders its arguments by last-writer-wins (made total by
+//     comparing IDs last) before looking at them, so Resolve(a, b) and
+//     Resolve(b, a) run the same computation.
+//   - The vector is the pointwise maximum of the two, with no counter
+//     bumped: a bump by the resolving node would differ between nodes. The
+//     maximum dominates both inputs and nothing else.
+//   - The HLC is the larger of the two; the writer is the winner's; the
+//     parent is the winner's ID. No node reads its own clock or writes its
+//     own incarnation.
+//   - A merged body is canonical JSON (object keys sorted by their bytes,
+//     minimal string escaping, numbers as their literal text), so equal
+//     merges are equal bytes, whichever side was which.
+//
+// # Sharp edges
+//
+//   - Without a counter bump, a version no longer owns a unique vector
+//     entry. Resolutions of overlapping conflicts made in different orders
+//     (res(res(a,b),c) on one node, res(a,res(b,c)) on another) can share a
+//     vector and differ in parent or, under Merge, in body. Decide calls
+//     that a Conflict; Resolve keeps the LWW winner unchanged (under any
+//     policy) and reports the loser when its content differed. That is one
+//     more round, never a loop.
+//   - Upload and Download name the version to write in [Decision.Local]
+//     and [Decision.Remote], which is the base tombstone when a side is
+//     floored: the engine writes that tombstone (it has no body) rather
+//     than reading the side, which may not have it.
+//   - Both sides older than a base tombstone: the node gets the tombstone
+//     first (Download), and the backend on the next round.
+//   - A Conflict's Decision.Local or Remote may be the base tombstone; the
+//     engine resolves those versions, not necessarily what the sides hold.
+//   - MergeJSON compares numbers by their text, so 1 and 1.0 differ. It
+//     treats arrays as atomic. A field added on both sides with different
+//     values is a conflict even when both are objects.
+//   - The merge result's HLC is not the time of the merge; a write made
+//     later with a slower clock can still lose LWW to it.
+//   - Resolve verifies every body against its version's hash (SHA-256),
+//     which costs a pass over each body.
+//   - A live copy that a base tombstone dominates is deleted without
+//     asking; the engine should count [Decision.Deletes] into the [Guard]
+//     before applying a round's deletions.
 package reconcile
