@@ -73,11 +73,8 @@ func escaped(c byte) bool { return c == '.' || c == '/' || c >= '~' }
 // produce (a bad or unnecessary escape, a raw byte that should have been
 // escaped), so every stored name has exactly one key.
 func UnescapeKey(enc string) (string, error) {
-	if !strings.ContainsAny(enc, ".~") {
-		if strings.ContainsRune(enc, '/') {
-			return "", fmt.Errorf("backend: bad escaped key %q: raw '/'", enc)
-		}
-		return enc, nil
+	if !strings.ContainsFunc(enc, func(r rune) bool { return r >= '~' || r == '.' || r == '/' }) {
+		return enc, nil // nothing escaped (the common case)
 	}
 	b := make([]byte, 0, len(enc))
 	for i := 0; i < len(enc); i++ {

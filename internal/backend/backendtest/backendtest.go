@@ -371,10 +371,20 @@ func testOrder(t *testing.T, b backend.Backend, s *suite) {
 	}
 	cursors = append(cursors, "", "\x01", "\U0010FFFF")
 	for _, c := range cursors {
-		got := listAll(t, b, tn, backend.ListOptions{StartAfter: c, Limit: 50})
+		// One page is enough: the pages after it are cursors of their own.
+		const limit = 4
+		p, err := b.List(ctx, tn, backend.ListOptions{StartAfter: c, Limit: limit})
+		if err != nil {
+			t.Fatal(err)
+		}
 		want := slices.DeleteFunc(slices.Clone(keys), func(k string) bool { return k <= c })
-		if d := diffKeys(keysOf(got), want); d != "" {
+		more := len(want) > limit
+		want = want[:min(limit, len(want))]
+		if d := diffKeys(keysOf(p.Entries), want); d != "" {
 			t.Fatalf("List after %.40q (%d bytes): %s", c, len(c), d)
+		}
+		if more && !p.More {
+			t.Fatalf("List after %.40q: More is false with keys left", c)
 		}
 	}
 	// Prefixes, with and without a cursor.
