@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -18,6 +20,7 @@ import (
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 	"github.com/cairnstore/cairn/internal/store"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // IngestPath is the bulk-ingestion route.
@@ -79,11 +82,12 @@ const (
 // resuming from processed_bytes is safe.
 func (n *Node) ingestRoute() server.Route {
 	h := &ingestHandler{
-		st:    n.store,
-		api:   func() *server.Server { return n.api },
-		log:   n.log,
-		limit: n.cfg.MaxBodyBytes,
-		slots: make(chan struct{}, maxConcurrentIngests),
+		st:      n.store,
+		api:     func() *server.Server { return n.api },
+		log:     n.log,
+		limit:   n.cfg.MaxBodyBytes,
+		slots:   make(chan struct{}, maxConcurrentIngests),
+		metrics: n.tel.Metrics,
 	}
 	return server.Route{Pattern: "POST " + IngestPath, Op: "ingest", Access: server.AccessTenant, Handler: h}
 }
@@ -91,11 +95,12 @@ func (n *Node) ingestRoute() server.Route {
 // ingestHandler serves the ingest route. api is looked up per request
 // because the route is built before the server exists.
 type ingestHandler struct {
-	st    *store.Store
-	api   func() *server.Server
-	log   *slog.Logger
-	limit int64         // largest record; 0 is server.DefaultMaxBodyBytes
-	slots chan struct{} // one token per ingest in progress
+	st      *store.Store
+	api     func() *server.Server
+	log     *slog.Logger
+	limit   int64              // largest record; 0 is server.DefaultMaxBodyBytes
+	slots   chan struct{}      // one token per ingest in progress
+	metrics *telemetry.Metrics // nil in tests that build the handler alone
 }
 
 // ingestReply is the JSON answer. Its Go twin for clients is
@@ -161,6 +166,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if werr := run.wait(); werr != nil && err == nil {
 		err = werr // the last batch's commit failed
 	}
+	h.countIngest(run.tenant, st)
 	reply := run.reply(st)
 	status := http.StatusOK
 	if err != nil {
@@ -171,7 +177,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status = fault.ClassOf(err).HTTPStatus()
 		reply.Complete = false
 		reply.Error = &replyError{Code: fault.ClassOf(err).String(), Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
-		h.log.Error("ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
+		h.log.ErrorContext(r.Context(), "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
@@ -276,6 +282,7 @@ type ingestRun struct {
 	// committed while the next one is prepared. pendLine and pendEnd are
 	// its last record's line and end offset.
 	pending           *store.PendingBatch
+	pendSpan          trace.Span // its ingest.batch span (ingest_telemetry.go)
 	pendLine, pendEnd int64
 
 	lastLine   int64 // line of the last durable record
@@ -309,7 +316,9 @@ func (run *ingestRun) handle(_ context.Context, b *ingest.Batch) error {
 		line, end = rec.Line, rec.Offset+int64(len(rec.Raw))
 	}
 	defer run.extend()
+	span := run.batchSpan(b, len(run.items))
 	if len(run.items) == 0 {
+		span.End()
 		return nil
 	}
 	// Every item goes through the store's committer, so the store's
@@ -317,16 +326,18 @@ func (run *ingestRun) handle(_ context.Context, b *ingest.Batch) error {
 	p, err := run.st.StartPutBatch(run.ctx, run.tenant, run.items)
 	clear(run.items) // drop the views before the batch is reused
 	if err != nil {
+		endBatchSpan(span, nil, err)
 		run.storeErr = err
 		return err
 	}
 	if err := run.wait(); err != nil {
 		// This batch is queued already: wait for it too, so that nothing
 		// is left in flight; it is not reported as durable.
-		_, _ = p.Wait()
+		recs, werr := p.Wait()
+		endBatchSpan(span, recs, werr)
 		return err
 	}
-	run.pending, run.pendLine, run.pendEnd = p, line, end
+	run.pending, run.pendSpan, run.pendLine, run.pendEnd = p, span, line, end
 	return nil
 }
 
@@ -337,7 +348,9 @@ func (run *ingestRun) wait() error {
 		return nil
 	}
 	run.pending = nil
-	if _, err := p.Wait(); err != nil {
+	recs, err := p.Wait()
+	endBatchSpan(run.pendSpan, recs, err)
+	if err != nil {
 		run.storeErr = err
 		return err
 	}

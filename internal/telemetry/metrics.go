@@ -23,7 +23,7 @@ type Metrics struct {
 
 	httpRequests *prometheus.CounterVec   // route, method, code
 	httpDuration *prometheus.HistogramVec // route, method
-	httpInFlight *prometheus.GaugeVec     // route
+	httpInFlight *inflightVec             // route
 
 	commitDuration prometheus.Histogram
 	commitBatch    prometheus.Histogram
@@ -71,9 +71,8 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		httpRequests: f.counterVec("cairn_http_requests_total",
 			"HTTP requests served, by route pattern, method and status code.", "route", "method", "code"),
 		httpDuration: f.histogramVec("cairn_http_request_duration_seconds",
-			"Time to serve an HTTP request, from routing to the handler's return.", latencyBuckets, "route", "method"),
-		httpInFlight: f.gaugeVec("cairn_http_requests_in_flight",
-			"HTTP requests being served now.", "route"),
+			"Time to serve an HTTP request, from the server taking it to the handler's return.", latencyBuckets, "route", "method"),
+		httpInFlight: newInflightVec(reg, "cairn_http_requests_in_flight", "HTTP requests being served now.", "route"),
 
 		commitDuration: f.histogram("cairn_store_commit_duration_seconds",
 			"Time of one store group commit (write and fsync).", latencyBuckets),

@@ -124,7 +124,7 @@ func TestREDScrape(t *testing.T) {
 		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/tenants/a/docs/slow", nil))
 	}()
 	<-entered
-	if got := testutil.ToFloat64(m.httpInFlight.WithLabelValues(route)); got != 1 {
+	if got := m.httpInFlight.gauge(route).Load(); got != 1 {
 		t.Errorf("in flight during a request = %v, want 1", got)
 	}
 	close(release)

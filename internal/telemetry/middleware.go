@@ -37,7 +37,9 @@ type StatusRecorder interface {
 // Middleware returns HTTP middleware that, for each request:
 //
 //   - counts it in cairn_http_requests_total, _request_duration_seconds and
-//     _requests_in_flight, labelled with route(r) and the method;
+//     _requests_in_flight, labelled with route(r) and the method, timed from
+//     the RequestInfo's Start (when the server took the request) if set,
+//     else from the middleware's start;
 //   - unless the exporter is none: continues an incoming W3C traceparent and
 //     starts a server span named "METHOD route" with http.request.method,
 //     http.route, http.response.status_code, cairn.request_id, cairn.tenant
@@ -62,20 +64,52 @@ func (t *Telemetry) Middleware(route func(*http.Request) string) func(http.Handl
 		route = patternOf
 	}
 	return func(next http.Handler) http.Handler {
+		first := new(atomic.Pointer[seenRoute])
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			t.serve(next, route, w, r)
+			t.serve(next, route, first, w, r)
 		})
 	}
 }
 
 func patternOf(r *http.Request) string { return r.Pattern }
 
+// seenRoute is the first (route, method) a mounted handler served, and its
+// entry.
+type seenRoute struct {
+	route, method string
+	e             *routeEntry
+}
+
+// routeOf returns the entry of (route, method). Mounted per route, one
+// handler nearly always serves one (route, method), so the first one it
+// served is kept and compared first: ServeMux hands out the same pattern
+// string each time, so that is a pointer compare, where the shared map
+// hashes both strings. Only the first is kept (others, like HEAD on a GET
+// route, go to the map), so a handler serving two alternately does not
+// allocate a new seenRoute per request.
+func (t *Telemetry) routeOf(first *atomic.Pointer[seenRoute], route, method string) *routeEntry {
+	if s := first.Load(); s != nil && s.route == route && s.method == method {
+		return s.e
+	}
+	e := t.red.entry(route, method)
+	if first.Load() == nil {
+		first.CompareAndSwap(nil, &seenRoute{route, method, e})
+	}
+	return e
+}
+
 // serve is the middleware's body; a method so that its defer is open-coded
 // (no closure allocation).
-func (t *Telemetry) serve(next http.Handler, route func(*http.Request) string, w http.ResponseWriter, r *http.Request) {
-	e := t.red.entry(route(r), r.Method)
-	start := time.Now()
-	e.inflight.Inc()
+func (t *Telemetry) serve(next http.Handler, route func(*http.Request) string, first *atomic.Pointer[seenRoute], w http.ResponseWriter, r *http.Request) {
+	e := t.routeOf(first, route(r), r.Method)
+	info := RequestFrom(r.Context())
+	var start time.Time
+	if info != nil && !info.Start.IsZero() {
+		start = info.Start // the server's clock read: a clock read is most of this middleware's cost
+	} else {
+		start = time.Now()
+	}
+	e.inflight.Add(1)
 
 	var span trace.Span
 	if t.tracing {
@@ -85,8 +119,8 @@ func (t *Telemetry) serve(next http.Handler, route func(*http.Request) string, w
 			trace.WithTimestamp(start),
 			trace.WithAttributes(e.methodAttr, e.routeAttr))
 		r = r.WithContext(ctx)
-		if info := RequestFrom(ctx); info != nil {
-			info.Span = span.SpanContext() // for the access log, logged from outside this middleware
+		if info != nil {
+			info.Span = span.SpanContext() // for the access log, logged from above this middleware
 		}
 	}
 
@@ -96,7 +130,7 @@ func (t *Telemetry) serve(next http.Handler, route func(*http.Request) string, w
 	}
 	panicked := true
 	defer func() {
-		t.finish(e, r, rec, span, start, panicked)
+		t.finish(e, info, rec, span, start, panicked)
 		if sw != nil && !panicked { // after a panic the writer may still be referenced
 			sw.ResponseWriter = nil
 			writerPool.Put(sw)
@@ -106,7 +140,7 @@ func (t *Telemetry) serve(next http.Handler, route func(*http.Request) string, w
 	panicked = false
 }
 
-func (t *Telemetry) finish(e *routeEntry, r *http.Request, rec StatusRecorder, span trace.Span, start time.Time, panicked bool) {
+func (t *Telemetry) finish(e *routeEntry, info *RequestInfo, rec StatusRecorder, span trace.Span, start time.Time, panicked bool) {
 	end := time.Now()
 	code := rec.Status()
 	switch {
@@ -115,11 +149,10 @@ func (t *Telemetry) finish(e *routeEntry, r *http.Request, rec StatusRecorder, s
 	case code == 0:
 		code = http.StatusOK // net/http answers 200 to a handler that wrote nothing
 	}
-	e.inflight.Dec()
+	e.inflight.Add(-1)
 	e.duration.Observe(end.Sub(start).Seconds())
 	e.requests(code).Inc()
 
-	info := RequestFrom(r.Context())
 	if info != nil && info.Tenant != "" {
 		t.Metrics.tenants.addRequest(info.Tenant, code, rec.BytesWritten())
 	}
@@ -216,7 +249,7 @@ type routeKey struct{ route, method string }
 // computed once so that the request path does no label hashing, string
 // building or attribute allocation.
 type routeEntry struct {
-	inflight   prometheus.Gauge
+	inflight   *atomic.Int64 // the route's in-flight count, shared by its methods; read by inflightVec
 	duration   prometheus.Observer
 	byCode     *prometheus.CounterVec // curried with route and method
 	spanName   string                 // "GET /v1/tenants/{tenant}/docs/{key...}"
@@ -252,7 +285,7 @@ func (r *red) entry(route, method string) *routeEntry {
 	}
 	label := routeLabel(k.route)
 	e := &routeEntry{
-		inflight:   r.m.httpInFlight.WithLabelValues(label),
+		inflight:   r.m.httpInFlight.gauge(label),
 		duration:   r.m.httpDuration.WithLabelValues(label, k.method),
 		byCode:     r.m.httpRequests.MustCurryWith(prometheus.Labels{"route": label, "method": k.method}),
 		spanName:   k.method + " " + label,

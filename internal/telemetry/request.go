@@ -6,12 +6,14 @@ import (
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
-// RequestInfo is the seed's TracingContext: who a request is (request id,
-// tenant, operation). It is the server's [reqctx.Info], not a copy of it: the
-// server already fills one per request, embedded in its per-request
-// exchange, so there is one struct and no extra allocation. The parent span
-// and the timing live in the OTel span that the same context carries
-// ([trace.SpanFromContext]); the start time is the span's.
+// RequestInfo is the seed's TracingContext: request id, tenant, operation,
+// start time and the request's server span. It is the server's
+// [reqctx.Info], not a copy of it: the server already fills one per request,
+// embedded in its per-request exchange, so there is one struct and no extra
+// allocation. The middleware reads Start (so a request costs one clock read
+// of its own, at the end) and sets Span; code below the middleware finds the
+// current span, parent of its child spans, in the context
+// ([trace.SpanFromContext]).
 type RequestInfo = reqctx.Info
 
 // WithRequest returns a copy of ctx carrying info. The server calls it (as

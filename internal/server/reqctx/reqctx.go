@@ -9,13 +9,14 @@
 // # Sharp edges
 //
 // [From] returns a pointer shared by the whole request. The server fills in
-// Tenant and Op, and the tracing middleware Span, before they call into the
-// handler, and nothing changes them afterwards; readers must not modify the
-// Info.
+// ID and Start, then Tenant and Op after routing, and the tracing middleware
+// fills in Span, all before the handler runs; nothing changes them
+// afterwards, and readers must not modify the Info.
 package reqctx
 
 import (
 	"context"
+	"time"
 
 	"go.opentelemetry.io/otel/trace"
 )
@@ -25,6 +26,9 @@ type Info struct {
 	ID     string // the X-Request-ID, accepted from the client or generated
 	Tenant string // the tenant named in the path; empty for routes without one
 	Op     string // the operation, e.g. "doc.get", "doc.list"
+	// Start is when the server took the request (its clock); the tracing
+	// middleware times the request and starts its span from it.
+	Start time.Time
 	// Span is the request's server span when it is traced (zero otherwise),
 	// set by the tracing middleware. The span itself lives in the contexts
 	// below the middleware; this copy is for code that only has the context
