@@ -1,0 +1,384 @@
+// Package s3 is the backend for AWS S3 and S3-compatible servers (MinIO,
+// versitygw, SeaweedFS, Ceph RGW), through minio-go v7.
+//
+// # Naming
+//
+// The object for (tenant, key) is "<prefix><tenant>/<path>", path being
+// backend.KeyPath(key, maxChunks): the escaped key cut into 200-byte
+// components, so that servers that store objects as files (versitygw,
+// MinIO) never meet a component over 255 bytes, a "." or ".." segment, or
+// a file where a directory is needed. S3 names are at most 1024 bytes, so
+// keys whose escaped form exceeds maxChunks components (about 800 bytes;
+// see New) are hashed: they live in one directory per shared 800-byte
+// prefix, listed in hash order. List reads those objects' headers and sorts
+// them by key, so listings come back in key order anyway; such a group is
+// held in memory while it is sorted.
+//
+// # Preconditions
+//
+// Put uses If-Match / If-None-Match: * (SetMatchETag, SetMatchETagExcept),
+// which AWS S3 (since 2024), MinIO and versitygw evaluate atomically. A
+// conditional Delete sends If-Match on DELETE; minio-go has no option for
+// it, so that request is signed here with minio-go's V4 signer. A server
+// that ignores conditional headers silently makes conditional writes
+// unconditional: the conformance suite's racing tests detect that.
+//
+// # ETags
+//
+// ETags are the server's (unquoted), usually the MD5 of the object: opaque,
+// compared with ==, and different from the mem and fs ETags of the same
+// object.
+package s3
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/minio/minio-go/v7/pkg/s3utils"
+	"github.com/minio/minio-go/v7/pkg/signer"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+var (
+	_ backend.Backend   = (*S3)(nil)
+	_ backend.Corrupter = (*S3)(nil)
+)
+
+// Config says where the objects are.
+type Config struct {
+	Bucket   string
+	Prefix   string // "" or a path ending in "/"; New adds the slash
+	Endpoint string // host:port; "" means AWS (s3.amazonaws.com)
+	Region   string // "" lets the client discover it (AWS) or means us-east-1
+	Insecure bool   // plain HTTP, for local servers
+	// Creds, when nil, come from the standard AWS environment variables
+	// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), then
+	// the shared credentials file (AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE).
+	Creds *credentials.Credentials
+}
+
+// ParseURL parses s3://bucket/prefix?endpoint=host:port&region=r&insecure=1.
+// The error is fault.Config and names the problem.
+func ParseURL(raw string) (Config, error) {
+	bad := func(msg string) (Config, error) {
+		return Config{}, fault.New(fault.Config, fault.Context{Op: "backend.s3.config"}, fmt.Sprintf("s3 backend URL %q: %s", raw, msg))
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return bad(err.Error())
+	}
+	if u.Scheme != "s3" {
+		return bad("scheme must be s3")
+	}
+	if u.Host == "" {
+		return bad("no bucket")
+	}
+	if u.User != nil || u.Fragment != "" {
+		return bad("no user info or fragment allowed (credentials come from the AWS environment variables)")
+	}
+	q := u.Query()
+	cfg := Config{Bucket: u.Host, Prefix: strings.TrimPrefix(u.Path, "/"), Endpoint: q.Get("endpoint"), Region: q.Get("region")}
+	switch q.Get("insecure") {
+	case "", "0", "false":
+	case "1", "true":
+		cfg.Insecure = true
+	default:
+		return bad("insecure must be 1 or 0")
+	}
+	for k := range q {
+		if k != "endpoint" && k != "region" && k != "insecure" {
+			return bad("unknown parameter " + k)
+		}
+	}
+	return cfg, nil
+}
+
+// S3 is a backend on one bucket and prefix. Close releases its idle
+// connections.
+type S3 struct {
+	name      string
+	bucket    string
+	prefix    string // "" or ending in "/"
+	region    string
+	maxChunks int
+	client    *minio.Client
+	creds     *credentials.Credentials
+	transport *http.Transport // shared by client and the signed DELETEs
+}
+
+// maxName is S3's limit on object names, in bytes.
+const maxName = 1024
+
+// New returns the backend called name. It does no I/O; CheckBucket does.
+func New(name string, cfg Config) (*S3, error) {
+	ctx := backend.Ctx("backend.s3.config", name, "", "")
+	bad := func(msg string) (*S3, error) { return nil, fault.New(fault.Config, ctx, "s3 backend: "+msg) }
+	if err := s3utils.CheckValidBucketName(cfg.Bucket); err != nil {
+		return bad(fmt.Sprintf("bucket %q: %v", cfg.Bucket, err))
+	}
+	prefix := cfg.Prefix
+	if prefix != "" && !strings.HasSuffix(prefix, "/") {
+		prefix += "/"
+	}
+	// Room for the prefix, the longest tenant and its slash, and a hashed
+	// name (33 bytes) after maxChunks directories of Chunk+2 bytes.
+	maxChunks := (maxName - len(prefix) - doc.MaxTenantLen - 1 - 33) / (backend.Chunk + 2)
+	if maxChunks < 1 {
+		return bad(fmt.Sprintf("prefix %q is too long (%d bytes) to leave room for keys", prefix, len(prefix)))
+	}
+	endpoint, lookup := cfg.Endpoint, minio.BucketLookupPath
+	if endpoint == "" {
+		endpoint, lookup = "s3.amazonaws.com", minio.BucketLookupAuto
+	}
+	creds := cfg.Creds
+	if creds == nil {
+		creds = credentials.NewChainCredentials([]credentials.Provider{
+			&credentials.EnvAWS{}, &credentials.FileAWSCredentials{},
+		})
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	client, err := minio.New(endpoint, &minio.Options{
+		Creds: creds, Secure: !cfg.Insecure, Transport: tr, Region: cfg.Region, BucketLookup: lookup,
+	})
+	if err != nil {
+		return bad(err.Error())
+	}
+	region := cfg.Region
+	if region == "" {
+		region = "us-east-1"
+	}
+	return &S3{name: name, bucket: cfg.Bucket, prefix: prefix, region: region, maxChunks: maxChunks,
+		client: client, creds: creds, transport: tr}, nil
+}
+
+// Name implements backend.Backend.
+func (s *S3) Name() string { return s.name }
+
+// Close closes idle connections. The backend stays usable.
+func (s *S3) Close() error {
+	s.transport.CloseIdleConnections()
+	return nil
+}
+
+// CheckBucket fails with fault.Config when the bucket does not exist or
+// cannot be reached with these credentials: a startup check.
+func (s *S3) CheckBucket(ctx context.Context) error {
+	ok, err := s.client.BucketExists(ctx, s.bucket)
+	if err == nil && !ok {
+		err = fmt.Errorf("bucket %q does not exist", s.bucket)
+	}
+	if err != nil {
+		return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), err)
+	}
+	return nil
+}
+
+func (s *S3) object(tenant, key string) string {
+	p, _ := backend.KeyPath(key, s.maxChunks)
+	return s.prefix + tenant + "/" + p
+}
+
+// fail classifies err and adds the operation's context. S3 error answers
+// are classified by fault.FromS3 from their code and status.
+func (s *S3) fail(op, tenant, key string, err error) error {
+	ctx := backend.Ctx(op, s.name, tenant, key)
+	var er minio.ErrorResponse
+	if errors.As(err, &er) && (er.Code != "" || er.StatusCode != 0) {
+		if ferr := fault.FromS3(er.Code, er.StatusCode, ""); ferr != nil {
+			err = fmt.Errorf("%w: %s", ferr, er.Message)
+		}
+		if er.Code == "ConditionalRequestConflict" {
+			// AWS: another conditional write to the object was in flight.
+			// For the caller it is the same as losing the race.
+			return fault.E(fault.PreconditionFailed, ctx, err)
+		}
+	}
+	return fault.E(fault.Unknown, ctx, err)
+}
+
+// Get implements backend.Backend.
+func (s *S3) Get(ctx context.Context, tenant, key string) (*backend.Object, error) {
+	if err := backend.CheckNames(tenant, key); err != nil {
+		return nil, s.fail(backend.OpGet, tenant, key, err)
+	}
+	raw, etag, err := s.read(ctx, s.object(tenant, key))
+	if err != nil {
+		return nil, s.fail(backend.OpGet, tenant, key, err)
+	}
+	o, err := backend.VerifyObject(raw, tenant, key, etag)
+	if err != nil {
+		return nil, s.fail(backend.OpGet, tenant, key, err)
+	}
+	return o, nil
+}
+
+// read GETs a whole object with its ETag, in one request (minio-go's
+// Client.GetObject makes two — stat, then read with If-Match — and so
+// fails with 412 when a writer lands in between).
+func (s *S3) read(ctx context.Context, name string) ([]byte, string, error) {
+	body, info, _, err := minio.Core{Client: s.client}.GetObject(ctx, s.bucket, name, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, "", err
+	}
+	defer body.Close()
+	if info.Size > backend.MaxObjectSize {
+		return nil, "", fault.New(fault.Corruption, fault.Context{}, fmt.Sprintf("object is %d bytes, over the %d limit", info.Size, backend.MaxObjectSize))
+	}
+	raw, err := io.ReadAll(io.LimitReader(body, backend.MaxObjectSize+1))
+	if err != nil {
+		return nil, "", err
+	}
+	return raw, trimETag(info.ETag), nil
+}
+
+func trimETag(e string) string { return strings.Trim(e, `"`) }
+
+// Stat implements backend.Backend.
+func (s *S3) Stat(ctx context.Context, tenant, key string) (backend.Entry, error) {
+	if err := backend.CheckNames(tenant, key); err != nil {
+		return backend.Entry{}, s.fail(backend.OpStat, tenant, key, err)
+	}
+	info, err := s.client.StatObject(ctx, s.bucket, s.object(tenant, key), minio.StatObjectOptions{})
+	if err != nil {
+		return backend.Entry{}, s.fail(backend.OpStat, tenant, key, err)
+	}
+	return backend.Entry{Key: key, ETag: trimETag(info.ETag), Size: info.Size}, nil
+}
+
+// Put implements backend.Backend.
+func (s *S3) Put(ctx context.Context, tenant, key string, v doc.Version, body []byte, pre backend.Precondition) (string, error) {
+	if err := backend.CheckPut(tenant, key, &v, body); err != nil {
+		return "", s.fail(backend.OpPut, tenant, key, err)
+	}
+	if err := pre.Check("", false); fault.ClassOf(err) == fault.Invalid { // both conditions set
+		return "", s.fail(backend.OpPut, tenant, key, err)
+	}
+	raw := backend.EncodeObject(tenant, key, &v, body)
+	etag, err := s.write(ctx, s.object(tenant, key), raw, pre)
+	if err != nil {
+		err = s.fail(backend.OpPut, tenant, key, err)
+		if pre.IfMatch != "" && fault.ClassOf(err) == fault.NotFound {
+			// S3 answers If-Match on a missing object with 404 NoSuchKey.
+			err = fault.E(fault.PreconditionFailed, backend.Ctx(backend.OpPut, s.name, tenant, key),
+				fmt.Errorf("if-match %s: no object: %w", pre.IfMatch, err))
+		}
+		return "", err
+	}
+	return etag, nil
+}
+
+func (s *S3) write(ctx context.Context, name string, raw []byte, pre backend.Precondition) (string, error) {
+	opts := minio.PutObjectOptions{ContentType: "application/octet-stream"}
+	switch {
+	case pre.IfMatch != "":
+		opts.SetMatchETag(pre.IfMatch)
+	case pre.IfNoneMatch:
+		opts.SetMatchETagExcept("*")
+	}
+	info, err := s.client.PutObject(ctx, s.bucket, name, bytes.NewReader(raw), int64(len(raw)), opts)
+	if err != nil {
+		return "", err
+	}
+	return trimETag(info.ETag), nil
+}
+
+// Delete implements backend.Backend.
+func (s *S3) Delete(ctx context.Context, tenant, key string, pre backend.Precondition) error {
+	if err := backend.CheckNames(tenant, key); err != nil {
+		return s.fail(backend.OpDelete, tenant, key, err)
+	}
+	if pre.IfNoneMatch {
+		return fault.New(fault.Invalid, backend.Ctx(backend.OpDelete, s.name, tenant, key), "if-none-match on a delete")
+	}
+	name := s.object(tenant, key)
+	if pre.IfMatch == "" {
+		// S3 answers 204 for a missing object: deleting is idempotent.
+		if err := s.client.RemoveObject(ctx, s.bucket, name, minio.RemoveObjectOptions{}); err != nil {
+			return s.fail(backend.OpDelete, tenant, key, err)
+		}
+		return nil
+	}
+	// Some servers (versitygw) answer a conditional DELETE of a missing
+	// object with 204, others (AWS) with 404; a HEAD first makes the
+	// missing case PreconditionFailed everywhere. The DELETE itself is
+	// still conditional, so a write between the two is not deleted; only
+	// a delete racing this one can make both succeed.
+	_, err := s.client.StatObject(ctx, s.bucket, name, minio.StatObjectOptions{})
+	if err == nil {
+		err = s.deleteIfMatch(ctx, name, pre.IfMatch)
+	}
+	if fault.ClassOf(s.fail("", "", "", err)) == fault.NotFound {
+		err = fault.New(fault.PreconditionFailed, fault.Context{}, "if-match "+pre.IfMatch+": no object")
+	}
+	if err != nil {
+		return s.fail(backend.OpDelete, tenant, key, err)
+	}
+	return nil
+}
+
+// emptySHA256 is the SHA-256 of an empty payload, which a DELETE has.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// deleteIfMatch sends DELETE with If-Match, signed like minio-go signs its
+// own requests (V4), to the same endpoint and bucket addressing.
+func (s *S3) deleteIfMatch(ctx context.Context, name, etag string) error {
+	u := *s.client.EndpointURL()
+	path := "/" + s.bucket + "/" + name
+	if s.client.EndpointURL().Host == "s3.amazonaws.com" {
+		u.Host = s.bucket + "." + u.Host // AWS: virtual-hosted style
+		path = "/" + name
+	}
+	u.Path, u.RawPath = path, s3utils.EncodePath(path)
+	req, err := http.NewRequestWithContext(ctx, http.MethodDelete, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("If-Match", `"`+etag+`"`)
+	req.Header.Set("X-Amz-Content-Sha256", emptySHA256)
+	cred, err := s.creds.GetWithContext(s.client.CredContext())
+	if err != nil {
+		return err
+	}
+	if !cred.SignerType.IsAnonymous() {
+		req = signer.SignV4(*req, cred.AccessKeyID, cred.SecretAccessKey, cred.SessionToken, s.region)
+	}
+	resp, err := (&http.Client{Transport: s.transport}).Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	er := minio.ErrorResponse{StatusCode: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	_ = xml.Unmarshal(body, &er) // a body-less answer keeps just the status
+	return er
+}
+
+// Corrupt implements backend.Corrupter: it rewrites the object through f
+// with a plain PUT.
+func (s *S3) Corrupt(ctx context.Context, tenant, key string, f func([]byte) []byte) error {
+	name := s.object(tenant, key)
+	raw, _, err := s.read(ctx, name)
+	if err == nil {
+		_, err = s.write(ctx, name, f(slices.Clone(raw)), backend.Precondition{})
+	}
+	if err != nil {
+		return s.fail("backend.corrupt", tenant, key, err)
+	}
+	return nil
+}
