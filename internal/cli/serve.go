@@ -54,7 +54,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.config, "config", "", "read settings from this JSON `file` (keys are the flag names)")
 	fs.StringVar(&f.dataDir, "data-dir", "./cairn-data", "the node's data `directory` (locked while serving)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API `address`")
-	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, pprof); empty disables it")
+	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, /metrics, pprof, tenant stats); empty disables it")
 	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name` (default: kept in the data directory)")
