@@ -12,6 +12,7 @@ source scripts/tools.sh
 # build takes ~9 minutes on 2 cores; it is kept in .tools/ keyed by version.
 CAIRN_JAEGER_BIN=$(bash scripts/jaeger.sh)
 export CAIRN_JAEGER_BIN
+export CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh)
 
 step() { printf '\n== %s\n' "$*"; }
 
