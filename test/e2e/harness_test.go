@@ -15,10 +15,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/proctest"
 )
 
 var cairnBin string
@@ -55,7 +56,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	URL    string // http://127.0.0.1:PORT
 	Token  string // the demo tenant's development token
-	stderr *syncBuffer
+	stderr *proctest.SyncBuffer
 	exited chan struct{} // closed once the process was waited for
 	err    error         // its exit error, set before exited is closed
 }
@@ -72,7 +73,7 @@ func startNode(t testing.TB, dataDir string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{t: t, cmd: cmd, stderr: &syncBuffer{}, exited: make(chan struct{})}
+	p := &proc{t: t, cmd: cmd, stderr: &proctest.SyncBuffer{}, exited: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting cairn: %v", err)
@@ -158,22 +159,4 @@ func (p *proc) do(ctx context.Context, method, key, body string, hdr ...string) 
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return resp, b, err
-}
-
-// syncBuffer collects a process's stderr while tests may read it.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  strings.Builder
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +20,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend/backendtest"
 	"github.com/cairnstore/cairn/internal/backend/s3"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/proctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -57,7 +57,7 @@ func binary() string {
 // gateway is a running versitygw serving a temporary directory.
 type gateway struct {
 	endpoint string
-	logs     *syncBuffer
+	logs     *proctest.SyncBuffer
 }
 
 // startGateway runs versitygw on a free loopback port, waits until it
@@ -79,7 +79,7 @@ func startGateway(t *testing.T, bucket string) *gateway {
 	}
 	addr := l.Addr().String()
 	l.Close() // another process could take the port before versitygw: it then fails with its log
-	g := &gateway{endpoint: addr, logs: &syncBuffer{}}
+	g := &gateway{endpoint: addr, logs: &proctest.SyncBuffer{}}
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--quiet", "--access", accessKey, "--secret", secretKey, "--port", addr, "posix", dir)
 	cmd.Stdout, cmd.Stderr = g.logs, g.logs
@@ -223,23 +223,4 @@ func TestParseURL(t *testing.T) {
 	if _, err := s3.New("s3", s3.Config{Bucket: "bucket", Prefix: long}); fault.ClassOf(err) != fault.Config {
 		t.Errorf("New with an 800-byte prefix: %v, want class config", err)
 	}
-}
-
-// syncBuffer collects the gateway's output; exec's copiers write while a
-// failing test reads.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -14,7 +14,6 @@
 package jaegertest
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -25,9 +24,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/proctest"
 )
 
 // Version is the Jaeger release scripts/jaeger.sh builds.
@@ -41,7 +41,7 @@ type Jaeger struct {
 	QueryURL string
 
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *proctest.SyncBuffer
 	client *http.Client // own transport: its idle connections are closed at stop
 }
 
@@ -90,12 +90,12 @@ func Start(t testing.TB) *Jaeger {
 		}
 		t.Skip(msg)
 	}
-	ports := freePorts(t, 4)
+	ports := proctest.FreePorts(t, 4)
 	j := &Jaeger{
 		OTLPGRPC: "127.0.0.1:" + strconv.Itoa(ports[0]),
 		OTLPHTTP: "127.0.0.1:" + strconv.Itoa(ports[1]),
 		QueryURL: "http://127.0.0.1:" + strconv.Itoa(ports[2]),
-		logs:     &syncBuffer{},
+		logs:     &proctest.SyncBuffer{},
 		client:   &http.Client{Transport: &http.Transport{}, Timeout: 10 * time.Second},
 	}
 	cfg := filepath.Join(t.TempDir(), "jaeger.yaml")
@@ -217,24 +217,6 @@ func (j *Jaeger) stop(t testing.TB, exited <-chan error) {
 	}
 }
 
-func freePorts(t testing.TB, n int) []int {
-	t.Helper()
-	ports := make([]int, n)
-	ls := make([]net.Listener, n)
-	for i := range ls { // all open at once, so the n ports differ
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("jaegertest: free port: %v", err)
-		}
-		ls[i] = l
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	for _, l := range ls {
-		l.Close()
-	}
-	return ports
-}
-
 // Span is a span as Jaeger's query API returns it.
 type Span struct {
 	TraceID       string
@@ -330,23 +312,4 @@ func (j *Jaeger) fetch(ctx context.Context, id string) ([]Span, error) {
 		}
 	}
 	return out, nil
-}
-
-// syncBuffer collects the process's output; the exec copier goroutines
-// write while a failing test reads.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,0 +1,54 @@
+// Package proctest helps tests that run real server processes (the cairn
+// binary, Jaeger, versitygw): a buffer for their output that a failing test
+// may read while the process still writes, and free loopback ports.
+//
+// Sharp edge: a port from FreePorts is free when returned, not reserved; a
+// process started on it can still lose a race with another. Tests start the
+// process right away and fail with its output if it could not listen.
+package proctest
+
+import (
+	"bytes"
+	"net"
+	"sync"
+	"testing"
+)
+
+// SyncBuffer collects a process's output. exec's copier goroutines write
+// while the test may read, so both sides lock.
+type SyncBuffer struct {
+	mu sync.Mutex // guards b
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// FreePorts returns n distinct loopback TCP ports that were free a moment
+// ago: all n listeners are open at once, so the ports differ.
+func FreePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	ls := make([]net.Listener, n)
+	for i := range ls {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("proctest: free port: %v", err)
+		}
+		ls[i] = l
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+	}
+	for _, l := range ls {
+		l.Close()
+	}
+	return ports
+}
