@@ -67,8 +67,10 @@ type Node struct {
 	cache *cache.Cache
 	docs  *Docs
 	tel   *telemetry.Telemetry
-	api   *server.Server
-	ready atomic.Bool // false until started and again once Shutdown begins
+	// limiter sheds load past the configured limits (set by newAPI).
+	limiter *resilience.Limiter
+	api     *server.Server
+	ready   atomic.Bool // false until started and again once Shutdown begins
 
 	apiSrv, adminSrv *http.Server
 	apiLn, adminLn   net.Listener
@@ -144,6 +146,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.limiter = limiter
 	deadlines := resilience.Deadlines{Default: n.cfg.RequestTimeout, Max: n.cfg.MaxRequestTimeout}
 	return server.New(server.Options{
 		Docs:         n.docs,
