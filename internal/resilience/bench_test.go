@@ -13,6 +13,19 @@ import (
 //go:noinline
 func direct(ctx context.Context) error { return ctx.Err() }
 
+// directDone asks for Done, as a real backend does (net/http's Transport
+// selects on it), which costs the attempt context its channel.
+//
+//go:noinline
+func directDone(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	default:
+		return nil
+	}
+}
+
 func BenchmarkDirect(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
@@ -41,6 +54,40 @@ func benchPolicy(b *testing.B, cfg Config) {
 }
 
 func BenchmarkPolicyDefault(b *testing.B) { benchPolicy(b, Config{}) }
+
+// BenchmarkPolicyDefaultDone: defaults, no caller deadline, and the callee
+// asks for Done.
+func BenchmarkPolicyDefaultDone(b *testing.B) {
+	p, err := New(Config{Backend: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Run(ctx, "bench", directDone); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPolicyCancelableParent: defaults, the caller's context can be
+// cancelled but has no deadline (a background loop's context), so the
+// attempt context must also follow the parent.
+func BenchmarkPolicyCancelableParent(b *testing.B) {
+	p, err := New(Config{Backend: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := p.Run(ctx, "bench", direct); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
 
 func BenchmarkPolicyNoTimeout(b *testing.B) { benchPolicy(b, Config{AttemptTimeout: -1}) }
 

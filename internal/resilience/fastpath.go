@@ -15,8 +15,8 @@ import (
 // executor, using the same failsafe policy objects through their public
 // permit APIs (breaker IsClosed/RecordError, bulkhead and rate limiter
 // TryAcquirePermit). failsafe's executor costs ~2.7 µs and 34 allocations
-// per successful call on the reference machine (docs/benchmarks-
-// resilience.md): it rebuilds one executor object per policy per call. The
+// per successful call on the reference machine (docs/benchmarks.md
+// § 5): it rebuilds one executor object per policy per call. The
 // issue's target is < 1 µs and ≤ 2 allocations.
 //
 // The fast path is taken only when it cannot differ from the full chain:
@@ -81,9 +81,10 @@ func (p *Policy) tryFast(ctx context.Context, fn func(context.Context) error) (e
 	return err, true
 }
 
-// attempt calls fn under the per-attempt timeout. A context.WithTimeout
-// costs allocations, so it is skipped when the caller's own deadline comes
-// first anyway.
+// attempt calls fn under the per-attempt timeout. The attempt context is
+// skipped when the caller's own deadline comes first anyway; otherwise it is
+// an attemptCtx rather than context.WithTimeout, for the allocations (see
+// "Per-attempt timeout" in the package doc).
 func (p *Policy) attempt(ctx context.Context, fn func(context.Context) error) error {
 	d := p.cfg.AttemptTimeout
 	if d <= 0 {
@@ -92,10 +93,10 @@ func (p *Policy) attempt(ctx context.Context, fn func(context.Context) error) er
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= d {
 		return fn(ctx)
 	}
-	actx, cancel := context.WithTimeout(ctx, d)
-	err := fn(actx)
-	cancel()
-	if err != nil && ctx.Err() == nil && errors.Is(actx.Err(), context.DeadlineExceeded) {
+	s := p.startAttempt(ctx, d)
+	err := fn(s.ctx)
+	p.release(s)
+	if err != nil && ctx.Err() == nil && errors.Is(s.ctx.Err(), context.DeadlineExceeded) {
 		// Same error as failsafe's timeout policy gives on the full chain.
 		err = fmt.Errorf("%w: %w", timeout.ErrExceeded, err)
 	}

@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
@@ -28,6 +29,8 @@ type Policy struct {
 	// the policy is disabled.
 	rl ratelimiter.RateLimiter[struct{}]
 	bh bulkhead.Bulkhead[struct{}]
+
+	timers sync.Pool // *attemptTimer, idle: the fast path's per-attempt timers
 }
 
 // New builds the policy chain for one backend, or returns a Config-class
