@@ -1,0 +1,302 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// Errors a round ends with besides the store's and the backend's own.
+var (
+	// ErrNeedsConfirm: the round stopped before a deletion that the
+	// mass-deletion guard refused; Confirm lets the next round through.
+	ErrNeedsConfirm = errors.New("reconcile: round stopped by the mass-deletion guard; confirm to continue")
+	// ErrBackendUnavailable: the backend's breaker is open, so the round
+	// was skipped (or ended early) rather than waiting on it.
+	ErrBackendUnavailable = errors.New("reconcile: backend unavailable (breaker open)")
+)
+
+// Observer hears about rounds; *telemetry.Metrics implements it.
+type Observer interface {
+	ReconcileRound(backend string, err error, d time.Duration)
+	ReconcileKeys(backend string, n int)
+	ReconcileAction(backend, action string)
+	ReconcileConflict(backend, policy string)
+}
+
+// Config configures an Engine. Store, Backend and Policy are required.
+type Config struct {
+	Store   *store.Store
+	Backend backend.Backend
+	Policy  *resilience.Policy // every backend call goes through it
+
+	// PolicyFor returns a tenant's conflict policy; nil means LWW for all.
+	PolicyFor func(tenant string) Policy
+	// Guard is the mass-deletion guard; the zero value means DefaultGuard.
+	Guard Guard
+	// PageSize is the listing page size on both sides; 0 means
+	// backend.DefaultLimit.
+	PageSize int
+	// CheckpointEvery is how many keys a round handles between
+	// checkpoints; 0 means 1000.
+	CheckpointEvery int
+	// UploadConcurrency bounds the uploader's concurrent keys; 0 means 8.
+	UploadConcurrency int
+	// Interval is how often Run starts a full pass over the tenants; 0
+	// means only when asked (Trigger, RunRound).
+	Interval time.Duration
+	// InFlight is the set of keys being handled, shared with other engines
+	// of the same store if they must not race; nil means a new one.
+	InFlight *InFlight
+	Observer Observer         // nil: none
+	Now      func() time.Time // round timing; nil is time.Now
+
+	// beforeApply, if set, runs after a key's decision and before it is
+	// applied (tests inject concurrent writes here).
+	beforeApply func(tenant, key string, d Decision)
+}
+
+// Engine replicates one store to one backend: anti-entropy rounds
+// (Round) and the change-log uploader (Upload), both driven by Run.
+// See the package doc, "Engine".
+type Engine struct {
+	cfg      Config
+	st       *store.Store
+	be       backend.Backend
+	name     string
+	inflight *InFlight
+
+	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
+
+	mu       sync.Mutex // guards the following
+	progress map[string]Progress
+	confirm  map[string]bool // tenants whose next round may pass the guard
+	runDone  chan struct{}   // closed when Run returns; nil before Run
+	stop     context.CancelFunc
+
+	// Run's inboxes, read only by the Run goroutine.
+	triggers chan struct{}     // "a pass over every tenant is wanted"
+	requests chan roundRequest // "run this tenant's round now and answer"
+	changed  chan string       // "this tenant's change log grew"
+}
+
+type roundRequest struct {
+	tenant string
+	reply  chan<- roundReply
+}
+
+type roundReply struct {
+	stats Stats
+	err   error
+}
+
+// New returns an engine; it does nothing until Run or a direct call.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Backend == nil || cfg.Policy == nil {
+		return nil, fault.New(fault.Config, fault.Context{Op: "reconcile.new"}, "store, backend and policy are required")
+	}
+	if cfg.Guard == (Guard{}) {
+		cfg.Guard = DefaultGuard
+	}
+	if err := cfg.Guard.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.PageSize <= 0 {
+		cfg.PageSize = backend.DefaultLimit
+	}
+	if cfg.CheckpointEvery <= 0 {
+		cfg.CheckpointEvery = 1000
+	}
+	if cfg.UploadConcurrency <= 0 {
+		cfg.UploadConcurrency = 8
+	}
+	if cfg.InFlight == nil {
+		cfg.InFlight = NewInFlight()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Engine{
+		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
+		progress: map[string]Progress{}, confirm: map[string]bool{},
+		triggers: make(chan struct{}, 1), requests: make(chan roundRequest), changed: make(chan string, 64),
+	}, nil
+}
+
+// Backend returns the backend's name.
+func (e *Engine) Backend() string { return e.name }
+
+func (e *Engine) policyFor(tenant string) Policy {
+	if e.cfg.PolicyFor == nil {
+		return Policy{Strategy: LWW}
+	}
+	return e.cfg.PolicyFor(tenant)
+}
+
+// Confirm lets tenant's next round pass the mass-deletion guard once.
+func (e *Engine) Confirm(tenant string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.confirm[tenant] = true
+}
+
+func (e *Engine) takeConfirm(tenant string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ok := e.confirm[tenant]
+	delete(e.confirm, tenant)
+	return ok
+}
+
+// Trigger asks Run for a pass over every tenant, without waiting. Triggers
+// made while one is pending coalesce.
+func (e *Engine) Trigger() {
+	select {
+	case e.triggers <- struct{}{}:
+	default:
+	}
+}
+
+// Changed tells Run that tenant's change log grew, so the uploader drains
+// it. It never blocks: when the inbox is full the next pass catches up.
+func (e *Engine) Changed(tenant string) {
+	select {
+	case e.changed <- tenant:
+	default:
+		e.Trigger()
+	}
+}
+
+// RunRound asks Run to run tenant's round now and waits for its result.
+func (e *Engine) RunRound(ctx context.Context, tenant string) (Stats, error) {
+	reply := make(chan roundReply, 1)
+	select {
+	case e.requests <- roundRequest{tenant, reply}:
+	case <-ctx.Done():
+		return Stats{}, ctx.Err()
+	}
+	select {
+	case r := <-reply:
+		return r.stats, r.err
+	case <-ctx.Done():
+		return Stats{}, ctx.Err()
+	}
+}
+
+// Run is the engine's loop: it drains change logs as they are reported,
+// runs requested rounds, and on each trigger or interval runs the uploader
+// and a round for every tenant, in tenant order. Rounds and uploads run on
+// this goroutine only, so one engine never races itself. It returns when
+// ctx ends or Close is called.
+func (e *Engine) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	e.mu.Lock()
+	if e.runDone != nil {
+		e.mu.Unlock()
+		cancel()
+		return errors.New("reconcile: Run called twice")
+	}
+	e.runDone, e.stop = done, cancel
+	e.mu.Unlock()
+	defer close(done)
+	defer cancel()
+
+	var tick <-chan time.Time
+	if e.cfg.Interval > 0 {
+		t := time.NewTicker(e.cfg.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case tenant := <-e.changed:
+			_, _ = e.Upload(ctx, tenant)
+		case req := <-e.requests:
+			st, err := e.Round(ctx, req.tenant)
+			req.reply <- roundReply{st, err}
+		case <-e.triggers:
+			e.pass(ctx)
+		case <-tick:
+			e.pass(ctx)
+		}
+	}
+}
+
+// pass uploads and reconciles every tenant once. Errors are in each
+// tenant's Progress.
+func (e *Engine) pass(ctx context.Context) {
+	for tenant, err := range e.st.Tenants(ctx) {
+		if err != nil {
+			return
+		}
+		if _, err := e.Upload(ctx, tenant); err != nil && ctx.Err() != nil {
+			return
+		}
+		if _, err := e.Round(ctx, tenant); errors.Is(err, ErrBackendUnavailable) || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// Close stops Run and waits for it to return. It is safe to call when Run
+// was never called, and more than once.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	done, stop := e.runDone, e.stop
+	e.mu.Unlock()
+	if done == nil {
+		return nil
+	}
+	stop()
+	<-done
+	return nil
+}
+
+// Progress returns tenant's progress: the cursor of the round in progress
+// (or "" between rounds) and the last round's result. Safe to call from
+// any goroutine.
+func (e *Engine) Progress(tenant string) (Progress, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p, ok := e.progress[tenant]
+	return p, ok
+}
+
+// AllProgress returns every tenant's progress seen by this engine.
+func (e *Engine) AllProgress() map[string]Progress {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := make(map[string]Progress, len(e.progress))
+	for k, v := range e.progress {
+		m[k] = v
+	}
+	return m
+}
+
+func (e *Engine) setProgress(tenant string, f func(p *Progress)) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	p := e.progress[tenant]
+	f(&p)
+	e.progress[tenant] = p
+}
+
+// call runs fn on the backend under the policy, refusing at once when the
+// breaker is open.
+func call[R any](ctx context.Context, e *Engine, op string, fn func(context.Context) (R, error)) (R, error) {
+	if e.cfg.Policy.State() == resilience.Open {
+		var zero R
+		return zero, fmt.Errorf("%s %s: %w", op, e.name, ErrBackendUnavailable)
+	}
+	return resilience.Get(ctx, e.cfg.Policy, op, fn)
+}

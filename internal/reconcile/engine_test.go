@@ -1,0 +1,441 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/backend/fs"
+	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+const tenant = "t1"
+
+var bg = context.Background()
+
+func openStore(t testing.TB, node string) *store.Store {
+	t.Helper()
+	s, err := store.Open(t.TempDir(), store.Options{NodeID: node, Durability: store.Buffered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// testPolicy retries nothing and, with breaker false, never opens.
+func testPolicy(t testing.TB, name string, breaker bool) *resilience.Policy {
+	t.Helper()
+	cfg := resilience.Config{Backend: name, MaxAttempts: 1, AttemptTimeout: -1}
+	if breaker {
+		cfg.ConsecutiveFailures = 1
+	} else {
+		cfg.ConsecutiveFailures, cfg.MinCalls = 1<<30, 1<<30
+	}
+	p, err := resilience.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func newEngine(t testing.TB, s *store.Store, b backend.Backend, mod func(*Config)) *Engine {
+	t.Helper()
+	cfg := Config{Store: s, Backend: b, Policy: testPolicy(t, b.Name(), false)}
+	if mod != nil {
+		mod(&cfg)
+	}
+	e, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	return e
+}
+
+func put(t testing.TB, s *store.Store, key, body string) store.Record {
+	t.Helper()
+	rec, err := s.Put(bg, tenant, key, []byte(body), doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func del(t testing.TB, s *store.Store, key string) store.Record {
+	t.Helper()
+	rec, err := s.Delete(bg, tenant, key, doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func runRound(t testing.TB, e *Engine) Stats {
+	t.Helper()
+	st, err := e.Round(bg, tenant)
+	if err != nil {
+		t.Fatalf("Round: %v (stats %+v)", err, st)
+	}
+	return st
+}
+
+// converge runs rounds on the engines in turn until a full turn applies
+// nothing; it fails after max turns.
+func converge(t testing.TB, max int, es ...*Engine) {
+	t.Helper()
+	for range max {
+		n := 0
+		for _, e := range es {
+			st := runRound(t, e)
+			n += st.Applied()
+		}
+		if n == 0 {
+			return
+		}
+	}
+	t.Fatalf("no convergence after %d turns", max)
+}
+
+type docState struct {
+	id   doc.ID
+	tomb bool
+	body string
+}
+
+func localState(t testing.TB, s *store.Store, key string) (docState, bool) {
+	t.Helper()
+	rec, err := s.Get(bg, tenant, key)
+	if fault.ClassOf(err) == fault.NotFound {
+		return docState{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docState{rec.Version.ID(), rec.Version.Tombstone, string(rec.Body)}, true
+}
+
+func remoteState(t testing.TB, b backend.Backend, key string) (docState, bool) {
+	t.Helper()
+	obj, err := b.Get(bg, tenant, key)
+	if fault.ClassOf(err) == fault.NotFound {
+		return docState{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return docState{obj.Version.ID(), obj.Version.Tombstone, string(obj.Body)}, true
+}
+
+func TestUploadAndDownload(t *testing.T) {
+	for _, kind := range []string{"mem", "fs"} {
+		t.Run(kind, func(t *testing.T) {
+			var b backend.Backend = mem.New("b")
+			if kind == "fs" {
+				f, err := fs.Open("b", t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				b = f
+			}
+			a, c := openStore(t, "a"), openStore(t, "c")
+			ea := newEngine(t, a, b, func(c *Config) { c.PageSize = 2 })
+			ec := newEngine(t, c, b, func(c *Config) { c.PageSize = 3 })
+			for i := range 5 {
+				put(t, a, fmt.Sprintf("a%d", i), fmt.Sprintf(`{"a":%d}`, i))
+				put(t, c, fmt.Sprintf("c%d", i), fmt.Sprintf(`{"c":%d}`, i))
+			}
+			if st := runRound(t, ea); st.Actions[Upload] != 5 {
+				t.Fatalf("first round: %+v, want 5 uploads", st)
+			}
+			st := runRound(t, ec)
+			if st.Actions[Upload] != 5 || st.Actions[Download] != 5 {
+				t.Fatalf("second engine: %+v, want 5 uploads and 5 downloads", st)
+			}
+			converge(t, 3, ea, ec)
+			for _, k := range []string{"a0", "a4", "c0", "c4"} {
+				la, _ := localState(t, a, k)
+				lc, _ := localState(t, c, k)
+				r, _ := remoteState(t, b, k)
+				if la != lc || la != r {
+					t.Errorf("%s: a %+v, c %+v, backend %+v", k, la, lc, r)
+				}
+			}
+			for _, e := range []*Engine{ea, ec} {
+				if st := runRound(t, e); st.Applied() != 0 || st.Scanned != 10 {
+					t.Errorf("after convergence: %+v", st)
+				}
+			}
+		})
+	}
+}
+
+func TestTombstonesPropagateAndStay(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, nil), newEngine(t, c, b, nil)
+	old := put(t, a, "x", `{"v":1}`)
+	converge(t, 4, ea, ec)
+
+	// Delete on c: the tombstone reaches the backend and a.
+	del(t, c, "x")
+	converge(t, 4, ec, ea)
+	for _, s := range []*store.Store{a, c} {
+		if l, _ := localState(t, s, "x"); !l.tomb {
+			t.Fatalf("x is %+v, want a tombstone", l)
+		}
+	}
+	// An older copy restored on the backend is deleted again, not copied.
+	if _, err := b.Put(bg, tenant, "x", old.Version, old.Body, backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	st := runRound(t, ea)
+	if st.Actions[Upload] != 1 {
+		t.Fatalf("after restoring an old copy: %+v, want one upload of the tombstone", st)
+	}
+	if r, _ := remoteState(t, b, "x"); !r.tomb {
+		t.Fatalf("backend holds %+v, want the tombstone", r)
+	}
+	converge(t, 3, ea, ec)
+	if l, _ := localState(t, c, "x"); !l.tomb {
+		t.Fatalf("c: x is %+v, want a tombstone", l)
+	}
+
+	// A delete made on a also goes up, and then down to c.
+	put(t, a, "y", `{}`)
+	converge(t, 3, ea, ec)
+	del(t, a, "y")
+	converge(t, 3, ea, ec)
+	if l, _ := localState(t, c, "y"); !l.tomb {
+		t.Fatalf("c: y is %+v, want a tombstone", l)
+	}
+}
+
+func TestLocalWriteDuringRoundIsKept(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	var hooked atomic.Int32
+	ea := newEngine(t, a, b, func(cfg *Config) {
+		cfg.beforeApply = func(tn, key string, d Decision) {
+			if key == "x" && d.Action == Download && hooked.Add(1) == 1 {
+				put(t, a, "x", `{"local":"newer"}`) // between Decide and Apply
+			}
+		}
+	})
+	ec := newEngine(t, c, b, nil)
+	put(t, a, "x", `{"v":1}`)
+	converge(t, 3, ea, ec)
+	put(t, c, "x", `{"v":2}`)
+	runRound(t, ec)
+
+	st := runRound(t, ea)
+	if hooked.Load() != 1 || st.Raced != 1 {
+		t.Fatalf("hook ran %d times, stats %+v: want one raced download", hooked.Load(), st)
+	}
+	if l, _ := localState(t, a, "x"); l.body != `{"local":"newer"}` {
+		t.Fatalf("a: x = %+v: the local write was overwritten", l)
+	}
+	converge(t, 4, ea, ec)
+	la, _ := localState(t, a, "x")
+	lc, _ := localState(t, c, "x")
+	if la != lc {
+		t.Fatalf("after convergence a %+v, c %+v", la, lc)
+	}
+}
+
+func TestConflictResolvesIdenticallyWithoutPingPong(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, nil), newEngine(t, c, b, nil)
+	put(t, a, "x", `{"from":"a"}`)
+	put(t, c, "x", `{"from":"c"}`)
+	put(t, a, "y", `{"from":"a"}`)
+	put(t, c, "y", `{"from":"c"}`)
+	runRound(t, ea)
+	st := runRound(t, ec)
+	if st.Conflicts != 2 || st.Losers != 2 {
+		t.Fatalf("c's round: %+v, want 2 conflicts with 2 losers", st)
+	}
+	converge(t, 3, ea, ec)
+	for _, k := range []string{"x", "y"} {
+		la, _ := localState(t, a, k)
+		lc, _ := localState(t, c, k)
+		r, _ := remoteState(t, b, k)
+		if la != lc || la != r {
+			t.Fatalf("%s: a %+v, c %+v, backend %+v", k, la, lc, r)
+		}
+	}
+	n := 0
+	for rec, err := range c.Conflicts(bg, tenant, "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec.Winner == (doc.ID{}) || rec.Body == nil {
+			t.Errorf("conflict record %+v", rec)
+		}
+		n++
+	}
+	if n != 2 {
+		t.Fatalf("conflict history has %d records, want 2", n)
+	}
+	for range 3 {
+		for _, e := range []*Engine{ea, ec} {
+			if st := runRound(t, e); st.Applied() != 0 {
+				t.Fatalf("ping-pong: %+v", st)
+			}
+		}
+	}
+}
+
+func TestCorruptRemoteSkipped(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, nil), newEngine(t, c, b, nil)
+	put(t, c, "x", `{"v":1}`)
+	put(t, c, "y", `{"v":1}`)
+	runRound(t, ec)
+	if err := b.Corrupt(bg, tenant, "x", func(raw []byte) []byte { raw[len(raw)-2] ^= 1; return raw }); err != nil {
+		t.Fatal(err)
+	}
+	st := runRound(t, ea)
+	if st.Corrupt != 1 || st.Actions[Download] != 1 {
+		t.Fatalf("%+v: want 1 corrupt and 1 download", st)
+	}
+	if _, ok := localState(t, a, "x"); ok {
+		t.Fatal("a corrupt object was applied")
+	}
+}
+
+func TestOpenBreakerSkipsBackend(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	var calls atomic.Int32
+	b.SetFault(func(op, tenant, key string) error {
+		calls.Add(1)
+		return fault.New(fault.Transient, fault.Context{}, "partitioned")
+	})
+	ea := newEngine(t, a, b, func(c *Config) { c.Policy = testPolicy(t, "b", true) })
+	put(t, a, "x", `{}`)
+	if _, err := ea.Round(bg, tenant); err == nil {
+		t.Fatal("round against a failing backend succeeded")
+	}
+	n := calls.Load()
+	_, err := ea.Round(bg, tenant)
+	if !errors.Is(err, ErrBackendUnavailable) {
+		t.Fatalf("round with an open breaker: %v, want ErrBackendUnavailable", err)
+	}
+	if calls.Load() != n {
+		t.Fatalf("the backend was called %d times with the breaker open", calls.Load()-n)
+	}
+	if p, _ := ea.Progress(tenant); !errors.Is(p.LastErr, ErrBackendUnavailable) {
+		t.Fatalf("progress: %+v", p)
+	}
+}
+
+func TestCheckpointResume(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	const n, every, crashAt = 50, 10, 25
+	for i := range n {
+		put(t, a, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	seen := 0
+	e1 := newEngine(t, a, b, func(c *Config) {
+		c.CheckpointEvery, c.PageSize = every, 7
+		c.beforeApply = func(_, _ string, _ Decision) {
+			if seen++; seen == crashAt {
+				cancel() // the "crash": nothing after this is saved
+			}
+		}
+	})
+	if _, err := e1.Round(ctx, tenant); !errors.Is(err, context.Canceled) {
+		t.Fatalf("first round: %v, want canceled", err)
+	}
+	e2 := newEngine(t, a, b, func(c *Config) { c.CheckpointEvery, c.PageSize = every, 7 })
+	st := runRound(t, e2)
+	if st.ResumedAfter != "k19" {
+		t.Fatalf("resumed after %q, want k19", st.ResumedAfter)
+	}
+	if redone := crashAt - 1 - 20; st.Scanned != n-20 || redone > every {
+		t.Fatalf("scanned %d after resuming, want %d", st.Scanned, n-20)
+	}
+	for i := range n {
+		if _, ok := remoteState(t, b, fmt.Sprintf("k%02d", i)); !ok {
+			t.Fatalf("k%02d not uploaded", i)
+		}
+	}
+	if st := runRound(t, e2); st.Applied() != 0 || st.Scanned != n || st.ResumedAfter != "" {
+		t.Fatalf("round after the resumed one: %+v", st)
+	}
+}
+
+func TestUploaderFastPath(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	e := newEngine(t, a, b, func(c *Config) { c.PageSize, c.UploadConcurrency = 4, 3 })
+	for i := range 20 {
+		put(t, a, fmt.Sprintf("k%02d", i), fmt.Sprintf(`{"i":%d}`, i))
+	}
+	put(t, a, "k00", `{"i":"again"}`)
+	st, err := e.Upload(bg, tenant)
+	if err != nil || st.Actions[Upload] != 20 {
+		t.Fatalf("Upload: %+v, %v; want 20 uploads", st, err)
+	}
+	if r, _ := remoteState(t, b, "k00"); r.body != `{"i":"again"}` {
+		t.Fatalf("k00 on the backend: %+v", r)
+	}
+	if st, err := e.Upload(bg, tenant); err != nil || st.Scanned != 0 {
+		t.Fatalf("second Upload: %+v, %v; want nothing", st, err)
+	}
+	del(t, a, "k05")
+	if st, err := e.Upload(bg, tenant); err != nil || st.Actions[Upload] != 1 {
+		t.Fatalf("Upload after a delete: %+v, %v", st, err)
+	}
+	if r, _ := remoteState(t, b, "k05"); !r.tomb {
+		t.Fatalf("k05 on the backend: %+v", r)
+	}
+	if st := runRound(t, e); st.Applied() != 0 {
+		t.Fatalf("round after the uploader: %+v, want nothing to do", st)
+	}
+}
+
+func TestMassDeleteGuard(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, nil), newEngine(t, c, b, nil)
+	for i := range 20 {
+		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	converge(t, 3, ec, ea)
+	for i := range 15 {
+		del(t, c, fmt.Sprintf("k%02d", i))
+	}
+	if _, err := ec.Upload(bg, tenant); err != nil { // the fast path has no guard
+		t.Fatal(err)
+	}
+	_, err := ea.Round(bg, tenant)
+	if !errors.Is(err, ErrNeedsConfirm) {
+		t.Fatalf("round deleting 15 of 20: %v, want ErrNeedsConfirm", err)
+	}
+	ea.Confirm(tenant)
+	st := runRound(t, ea)
+	live := 0
+	for _, err := range a.List(bg, tenant, store.ListOptions{KeysOnly: true}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		live++
+	}
+	if live != 5 || st.ResumedAfter == "" {
+		t.Fatalf("after confirming: %d live, stats %+v", live, st)
+	}
+}

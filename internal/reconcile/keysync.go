@@ -1,0 +1,322 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// keyState is what the engine knows of one key while handling it.
+type keyState struct {
+	tenant, key string
+	local       *store.Record  // the local row (body not loaded), nil if none
+	remote      *backend.Entry // the remote object's entry, nil if none
+	obj         *backend.Object
+	base        *store.SyncState
+}
+
+// remoteVersion is the version the remote actually holds, if known: read,
+// or recognised by the base's ETag.
+func (k *keyState) remoteVersion() *doc.Version {
+	switch {
+	case k.obj != nil:
+		return &k.obj.Version
+	case k.remote != nil && k.base != nil && k.remote.ETag != "" && k.remote.ETag == k.base.RemoteETag:
+		return &k.base.Base
+	}
+	return nil
+}
+
+func (k *keyState) localVersion() *doc.Version {
+	if k.local == nil {
+		return nil
+	}
+	return &k.local.Version
+}
+
+func (k *keyState) sides() (l, r, b *Side) {
+	if k.local != nil {
+		v := k.local.Version
+		l = &Side{Version: &v}
+	}
+	if k.remote != nil {
+		r = &Side{ETag: k.remote.ETag}
+		if k.obj != nil {
+			v := k.obj.Version
+			r.Version = &v
+		}
+	}
+	if k.base != nil {
+		v := k.base.Base
+		b = &Side{Version: &v, ETag: k.base.RemoteETag}
+	}
+	return l, r, b
+}
+
+// errSkip ends a key's handling without an error: it is counted and left
+// for the next round.
+var errSkip = errors.New("skip")
+
+// syncKey decides and applies one key, holding it in the in-flight set.
+// Per-key outcomes (corrupt remote object, a side changed under the
+// decision) are counted in st and return nil; other errors end the round.
+// g is the round's deletion guard, nil for the uploader.
+func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.Record, remote *backend.Entry, st *Stats, g *round) error {
+	release, err := e.inflight.Acquire(ctx, tenant, key)
+	if err != nil {
+		return err
+	}
+	defer release()
+	k := &keyState{tenant: tenant, key: key, local: local, remote: remote}
+	base, ok, err := e.st.SyncState(e.name, tenant, key)
+	if err != nil {
+		return err
+	}
+	if ok {
+		k.base = &base
+	}
+	err = e.decideAndApply(ctx, k, st, g)
+	switch {
+	case errors.Is(err, errSkip):
+		return nil
+	case fault.ClassOf(err) == fault.Corruption && errors.Is(err, errRemote):
+		st.Corrupt++
+		return nil
+	case fault.ClassOf(err) == fault.PreconditionFailed:
+		st.Raced++
+		return nil
+	}
+	return err
+}
+
+// errRemote marks errors from reading the remote object.
+var errRemote = errors.New("remote read")
+
+func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *round) error {
+	for range 3 {
+		d := Explain(k.sides())
+		if d.Action == FetchRemote {
+			st.Actions[FetchRemote]++
+			if err := e.fetch(ctx, k); err != nil {
+				return err
+			}
+			continue
+		}
+		if h := e.cfg.beforeApply; h != nil {
+			h(k.tenant, k.key, d)
+		}
+		if d.Deletes && g != nil {
+			if err := g.allowDelete(ctx); err != nil {
+				return err
+			}
+		}
+		err := e.apply(ctx, k, d, st)
+		if err == nil {
+			st.Actions[d.Action]++
+			if d.Deletes {
+				st.Deletes++
+			}
+			if o := e.cfg.Observer; o != nil && d.Action != InSync {
+				o.ReconcileAction(e.name, d.Action.String())
+			}
+		}
+		return err
+	}
+	return fmt.Errorf("reconcile %s/%s: no decision after reading the remote object", k.tenant, k.key)
+}
+
+// fetch reads the remote object into k (k.remote nil when it is gone).
+func (e *Engine) fetch(ctx context.Context, k *keyState) error {
+	obj, err := call(ctx, e, backend.OpGet, func(ctx context.Context) (*backend.Object, error) {
+		return e.be.Get(ctx, k.tenant, k.key)
+	})
+	switch {
+	case fault.ClassOf(err) == fault.NotFound:
+		k.remote, k.obj = nil, nil
+		return nil
+	case fault.ClassOf(err) == fault.Corruption:
+		return fmt.Errorf("%w: %w", errRemote, err)
+	case err != nil:
+		return e.unavailable(err)
+	}
+	k.obj, k.remote = obj, &obj.Entry
+	return nil
+}
+
+func (e *Engine) apply(ctx context.Context, k *keyState, d Decision, st *Stats) error {
+	switch d.Action {
+	case InSync:
+		return nil
+	case UpdateBase:
+		if k.local == nil && k.remote == nil {
+			return e.st.DeleteSyncState(e.name, k.tenant, k.key)
+		}
+		return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: *d.Local, RemoteETag: k.remote.ETag})
+	case Upload:
+		body, err := e.localBody(ctx, k, d.Local)
+		if err != nil {
+			return err
+		}
+		etag, err := e.put(ctx, k, d.Local, body, st)
+		if err != nil {
+			return err
+		}
+		return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: *d.Local, RemoteETag: etag})
+	case Download:
+		body, err := e.remoteBody(ctx, k, d.Remote)
+		if err != nil {
+			return err
+		}
+		return e.install(ctx, k, d.Remote, body, e.remoteETagFor(k, d.Remote), st)
+	case Conflict:
+		return e.resolve(ctx, k, d, st)
+	}
+	return fmt.Errorf("reconcile %s/%s: unexpected action %v", k.tenant, k.key, d.Action)
+}
+
+// remoteETagFor returns the remote ETag to record with base v: the
+// object's, if it holds v; else "" (which never matches), so that a remote
+// older copy standing in for a tombstone is still examined next time.
+func (e *Engine) remoteETagFor(k *keyState, v *doc.Version) string {
+	if r := k.remoteVersion(); r != nil && k.remote != nil && r.ID() == v.ID() {
+		return k.remote.ETag
+	}
+	return ""
+}
+
+// put writes v to the backend over what the decision saw: if-match its
+// ETag, or if-none-match when there was nothing.
+func (e *Engine) put(ctx context.Context, k *keyState, v *doc.Version, body []byte, st *Stats) (string, error) {
+	pre := backend.Precondition{IfNoneMatch: true}
+	if k.remote != nil {
+		pre = backend.Precondition{IfMatch: k.remote.ETag}
+	}
+	etag, err := call(ctx, e, backend.OpPut, func(ctx context.Context) (string, error) {
+		return e.be.Put(ctx, k.tenant, k.key, *v, body, pre)
+	})
+	if err != nil {
+		return "", e.unavailable(err)
+	}
+	st.BytesUp += int64(len(body))
+	return etag, nil
+}
+
+// install applies v locally with a compare-and-set on the local version the
+// decision saw, recording base (v, etag) in the same batch. A local write
+// made meanwhile fails the CAS (PreconditionFailed): skipped, never
+// overwritten.
+func (e *Engine) install(ctx context.Context, k *keyState, v *doc.Version, body []byte, etag string, st *Stats) error {
+	var expect doc.ID
+	if k.local != nil {
+		expect = k.local.Version.ID()
+	}
+	_, err := e.st.Apply(ctx, k.tenant, k.key, *v, body, expect,
+		&store.SyncUpdate{Backend: e.name, State: store.SyncState{Base: *v, RemoteETag: etag}})
+	if err == nil {
+		st.BytesDown += int64(len(body))
+	}
+	return err
+}
+
+// localBody returns the body of v from the store (nil for a tombstone);
+// errSkip if the store no longer holds v.
+func (e *Engine) localBody(ctx context.Context, k *keyState, v *doc.Version) ([]byte, error) {
+	if v.Tombstone {
+		return nil, nil
+	}
+	rec, err := e.st.Get(ctx, k.tenant, k.key)
+	if fault.ClassOf(err) == fault.NotFound {
+		return nil, errSkip
+	}
+	if err != nil {
+		return nil, err
+	}
+	if rec.Version.ID() != v.ID() {
+		return nil, fault.New(fault.PreconditionFailed, fault.Context{Op: "reconcile.upload", Tenant: k.tenant, Key: k.key}, "written locally since the decision")
+	}
+	return rec.Body, nil
+}
+
+// remoteBody returns the body of v from the backend (nil for a tombstone),
+// reading the object unless it was read already.
+func (e *Engine) remoteBody(ctx context.Context, k *keyState, v *doc.Version) ([]byte, error) {
+	if v.Tombstone {
+		return nil, nil
+	}
+	if k.obj == nil {
+		if err := e.fetch(ctx, k); err != nil {
+			return nil, err
+		}
+	}
+	if k.obj == nil || k.obj.Version.ID() != v.ID() {
+		return nil, fault.New(fault.PreconditionFailed, fault.Context{Op: "reconcile.download", Backend: e.name, Tenant: k.tenant, Key: k.key}, "the backend no longer holds the version decided on")
+	}
+	return k.obj.Body, nil
+}
+
+// resolve settles a conflict under the tenant's policy and writes the
+// result to both sides: the backend first (if-match), then the store (CAS,
+// with the new base in the same batch). The lww loser is recorded in the
+// conflict history first, so it is never lost. Manual siblings are counted
+// and left as they are (not yet stored: see the package doc).
+func (e *Engine) resolve(ctx context.Context, k *keyState, d Decision, st *Stats) error {
+	a, err := e.candidate(ctx, k, d.Local)
+	if err != nil {
+		return err
+	}
+	b, err := e.candidate(ctx, k, d.Remote)
+	if err != nil {
+		return err
+	}
+	pol := e.policyFor(k.tenant)
+	res, err := Resolve(pol, a, b, nil)
+	if err != nil {
+		return err
+	}
+	st.Conflicts++
+	if o := e.cfg.Observer; o != nil {
+		o.ReconcileConflict(e.name, pol.String())
+	}
+	if res.Outcome == Siblings {
+		st.Siblings++
+		return errSkip
+	}
+	if res.Loser != nil {
+		if err := e.st.PutConflict(k.tenant, store.ConflictRecord{Key: k.key, Loser: res.Loser.Version,
+			Body: res.Loser.Body, Winner: res.Result.Version.ID(), Reason: res.Reason}); err != nil {
+			return err
+		}
+		st.Losers++
+	}
+	v, body := &res.Result.Version, res.Result.Body
+	etag := e.remoteETagFor(k, v)
+	if etag == "" {
+		if etag, err = e.put(ctx, k, v, body, st); err != nil {
+			return err
+		}
+	}
+	if lv := k.localVersion(); lv != nil && lv.ID() == v.ID() {
+		return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: *v, RemoteETag: etag})
+	}
+	return e.install(ctx, k, v, body, etag, st)
+}
+
+// candidate returns v with its body, from whichever side holds it.
+func (e *Engine) candidate(ctx context.Context, k *keyState, v *doc.Version) (Candidate, error) {
+	c := Candidate{Version: *v}
+	if v.Tombstone {
+		return c, nil
+	}
+	var err error
+	if lv := k.localVersion(); lv != nil && lv.ID() == v.ID() {
+		c.Body, err = e.localBody(ctx, k, v)
+	} else {
+		c.Body, err = e.remoteBody(ctx, k, v)
+	}
+	return c, err
+}

@@ -1,0 +1,282 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// Round runs one anti-entropy round for tenant: a merge-join of the local
+// listing (tombstones included) and the backend's listing, page by page,
+// deciding and applying each key in order. It resumes after the
+// checkpointed cursor if a previous round did not finish, checkpoints
+// every Config.CheckpointEvery keys, and clears the cursor when it
+// finishes. Memory is one page of each listing, whatever the tenant's size.
+//
+// Errors: ErrBackendUnavailable when the breaker is open (checked before
+// every backend call); ErrNeedsConfirm from the guard; a backend or store
+// error that is not about one key (a key's corrupt object, or a side that
+// changed under it, is counted in Stats and skipped); ctx's error. On every
+// error but ctx's the cursor of the last key fully handled is saved, so
+// the next round continues from there.
+//
+// Round must not run concurrently with itself for one tenant: Run calls it
+// from one goroutine. It may run concurrently with Upload.
+func (e *Engine) Round(ctx context.Context, tenant string) (Stats, error) {
+	st := Stats{Tenant: tenant, Started: e.cfg.Now()}
+	cp, err := e.loadCheckpoint(tenant)
+	if err != nil {
+		return st, err
+	}
+	st.ResumedAfter = cp.cursor
+	e.setProgress(tenant, func(p *Progress) { *p = Progress{Running: true, Cursor: cp.cursor, Last: p.Last, LastErr: p.LastErr} })
+
+	r := &round{e: e, tenant: tenant, st: &st, confirmed: e.takeConfirm(tenant), cursor: cp.cursor}
+	err = r.run(ctx)
+	st.Duration = e.cfg.Now().Sub(st.Started)
+	switch {
+	case err == nil:
+		err = e.saveCursor(tenant, "")
+	case ctx.Err() == nil:
+		_ = e.saveCursor(tenant, r.cursor) // keep the earlier error
+	}
+	e.setProgress(tenant, func(p *Progress) { *p = Progress{Cursor: r.cursor, Last: st, LastErr: err} })
+	if o := e.cfg.Observer; o != nil {
+		o.ReconcileRound(e.name, err, st.Duration)
+		o.ReconcileKeys(e.name, st.Scanned)
+	}
+	return st, err
+}
+
+// round is one Round's state; it lives on the goroutine running it.
+type round struct {
+	e         *Engine
+	tenant    string
+	st        *Stats
+	confirmed bool   // the guard was confirmed for this round
+	cursor    string // the last key fully handled
+	live      int    // live local documents, counted at the first deletion; -1 unknown
+	counted   bool
+	deletes   int // deletions planned so far (applied or about to be)
+}
+
+func (r *round) run(ctx context.Context) error {
+	e := r.e
+	lp := &localPager{st: e.st, tenant: r.tenant, after: r.cursor, limit: e.cfg.PageSize}
+	rp := &remotePager{e: e, tenant: r.tenant, after: r.cursor, limit: e.cfg.PageSize}
+	sinceCheckpoint := 0
+	for {
+		l, err := lp.peek(ctx)
+		if err != nil {
+			return err
+		}
+		rem, err := rp.peek(ctx)
+		if err != nil {
+			return err
+		}
+		if l == nil && rem == nil {
+			return nil
+		}
+		var key string
+		switch {
+		case l == nil:
+			key = rem.Key
+		case rem == nil:
+			key = l.Key
+		default:
+			key = min(l.Key, rem.Key)
+		}
+		var local *store.Record
+		var remote *backend.Entry
+		if l != nil && l.Key == key {
+			local = l
+			lp.i++
+		}
+		if rem != nil && rem.Key == key {
+			remote = rem
+			rp.i++
+		}
+		r.st.Scanned++
+		if err := e.syncKey(ctx, r.tenant, key, local, remote, r.st, r); err != nil {
+			return err
+		}
+		r.cursor = key
+		if sinceCheckpoint++; sinceCheckpoint >= e.cfg.CheckpointEvery {
+			sinceCheckpoint = 0
+			if err := e.saveCursor(r.tenant, key); err != nil {
+				return err
+			}
+			e.setProgress(r.tenant, func(p *Progress) { p.Cursor, p.Scanned = key, r.st.Scanned })
+		}
+	}
+}
+
+// allowDelete is consulted before applying an action that deletes a live
+// document: it counts it and reports whether the guard lets it through.
+// The share is taken of the tenant's live documents: the larger of the
+// live local documents and the live bases (what the node and the backend
+// last agreed on, standing for the backend's documents), counted once per
+// round at its first deletion (store scans, no backend I/O).
+func (r *round) allowDelete(ctx context.Context) error {
+	if r == nil || r.confirmed {
+		return nil
+	}
+	if !r.counted {
+		n := 0
+		for _, err := range r.e.st.List(ctx, r.tenant, store.ListOptions{KeysOnly: true}) {
+			if err != nil {
+				return err
+			}
+			n++
+		}
+		synced := 0
+		for rec, err := range r.e.st.ListSyncState(ctx, r.e.name, r.tenant, "") {
+			if err != nil {
+				return err
+			}
+			if !rec.Base.Tombstone {
+				synced++
+			}
+		}
+		r.live, r.counted = max(n, synced), true
+	}
+	if r.e.cfg.Guard.Stop(r.live, r.deletes+1) {
+		return fmt.Errorf("%w (tenant %s, backend %s: more than %d deletions of %d live documents)",
+			ErrNeedsConfirm, r.tenant, r.e.name, r.deletes, r.live)
+	}
+	r.deletes++
+	return nil
+}
+
+// localPager holds one page of the local listing.
+type localPager struct {
+	st     *store.Store
+	tenant string
+	after  string
+	limit  int
+	page   []store.Record
+	i      int
+	done   bool
+}
+
+func (p *localPager) peek(ctx context.Context) (*store.Record, error) {
+	if p.i < len(p.page) {
+		return &p.page[p.i], nil
+	}
+	if p.done {
+		return nil, nil
+	}
+	p.page, p.i = p.page[:0], 0
+	for rec, err := range p.st.List(ctx, p.tenant, store.ListOptions{After: p.after, Limit: p.limit, Tombstones: true, KeysOnly: true}) {
+		if err != nil {
+			return nil, err
+		}
+		p.page = append(p.page, rec)
+	}
+	if len(p.page) < p.limit {
+		p.done = true
+	}
+	if len(p.page) == 0 {
+		return nil, nil
+	}
+	p.after = p.page[len(p.page)-1].Key
+	return &p.page[0], nil
+}
+
+// remotePager holds one page of the backend's listing.
+type remotePager struct {
+	e      *Engine
+	tenant string
+	after  string
+	limit  int
+	page   []backend.Entry
+	i      int
+	done   bool
+}
+
+func (p *remotePager) peek(ctx context.Context) (*backend.Entry, error) {
+	for p.i >= len(p.page) {
+		if p.done {
+			return nil, nil
+		}
+		page, err := call(ctx, p.e, backend.OpList, func(ctx context.Context) (backend.Page, error) {
+			return p.e.be.List(ctx, p.tenant, backend.ListOptions{StartAfter: p.after, Limit: p.limit})
+		})
+		if err != nil {
+			return nil, p.e.unavailable(err)
+		}
+		p.page, p.i, p.done = page.Entries, 0, !page.More
+		if n := len(page.Entries); n > 0 {
+			p.after = page.Entries[n-1].Key
+		}
+	}
+	return &p.page[p.i], nil
+}
+
+// unavailable maps an error from a backend call made while the breaker is
+// (now) open to ErrBackendUnavailable, keeping the cause.
+func (e *Engine) unavailable(err error) error {
+	if err != nil && !errors.Is(err, ErrBackendUnavailable) && fault.ClassOf(err) == fault.Exhausted && e.cfg.Policy.State() != resilience.Closed {
+		return fmt.Errorf("%w: %w", ErrBackendUnavailable, err)
+	}
+	return err
+}
+
+// checkpoint is the persisted state of one (backend, tenant): the round's
+// cursor ("" between rounds) and the uploader's change-log position.
+type checkpoint struct {
+	cursor    string
+	uploadSeq uint64
+}
+
+const checkpointFormat = 1
+
+func (c checkpoint) encode() []byte {
+	b := []byte{checkpointFormat}
+	b = binary.AppendUvarint(b, c.uploadSeq)
+	return append(b, c.cursor...)
+}
+
+func decodeCheckpoint(b []byte) (checkpoint, error) {
+	if len(b) < 2 || b[0] != checkpointFormat {
+		return checkpoint{}, errors.New("reconcile: malformed checkpoint")
+	}
+	seq, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return checkpoint{}, errors.New("reconcile: malformed checkpoint")
+	}
+	return checkpoint{uploadSeq: seq, cursor: string(b[1+n:])}, nil
+}
+
+func (e *Engine) loadCheckpoint(tenant string) (checkpoint, error) {
+	b, ok, err := e.st.Checkpoint(e.name, tenant)
+	if err != nil || !ok {
+		return checkpoint{}, err
+	}
+	c, err := decodeCheckpoint(b)
+	if err != nil {
+		return checkpoint{}, fault.E(fault.Corruption, fault.Context{Op: "reconcile.checkpoint", Backend: e.name, Tenant: tenant}, err)
+	}
+	return c, nil
+}
+
+func (e *Engine) updateCheckpoint(tenant string, f func(c *checkpoint)) error {
+	e.cpMu.Lock()
+	defer e.cpMu.Unlock()
+	c, err := e.loadCheckpoint(tenant)
+	if err != nil {
+		return err
+	}
+	f(&c)
+	return e.st.PutCheckpoint(e.name, tenant, c.encode())
+}
+
+func (e *Engine) saveCursor(tenant, cursor string) error {
+	return e.updateCheckpoint(tenant, func(c *checkpoint) { c.cursor = cursor })
+}

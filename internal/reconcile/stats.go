@@ -1,0 +1,63 @@
+package reconcile
+
+import "time"
+
+// Stats describe one round, or one uploader drain, for telemetry and the
+// admin endpoint.
+type Stats struct {
+	Tenant  string
+	Started time.Time
+	// Duration is the wall time from start to end.
+	Duration time.Duration
+	// ResumedAfter is the checkpoint cursor the round started after; "" for
+	// a round from the first key.
+	ResumedAfter string
+	// Scanned counts the keys of the merge-join (the uploader: changes).
+	Scanned int
+	// Actions counts the decisions applied, by Action (FetchRemote counts
+	// the reads, each followed by a second decision).
+	Actions [numActions]int
+	// Conflicts counts resolutions; Losers the lww losers recorded in the
+	// conflict history; Siblings the manual conflicts left for a person.
+	Conflicts, Losers, Siblings int
+	// Deletes counts applied actions that deleted a live document.
+	Deletes int
+	// Corrupt counts remote objects that failed verification: skipped,
+	// never applied.
+	Corrupt int
+	// Raced counts keys skipped because one side changed between the
+	// decision and its application (a failed compare-and-set or
+	// precondition): the next round handles them.
+	Raced int
+	// BytesUp and BytesDown count document bytes written to the backend
+	// and to the store.
+	BytesUp, BytesDown int64
+}
+
+// Applied returns the number of actions other than InSync: what a round
+// after convergence should report as 0.
+func (s *Stats) Applied() int {
+	n := 0
+	for a, c := range s.Actions {
+		if Action(a) != InSync {
+			n += c
+		}
+	}
+	return n
+}
+
+// Progress is what an admin endpoint shows for one tenant on one backend.
+type Progress struct {
+	// Running is true while a round is in progress; Cursor is then the
+	// last key fully handled.
+	Running bool
+	Cursor  string
+	// Scanned counts the keys of the round in progress.
+	Scanned int
+	// Last is the last finished round and
+	// LastErr its error.
+	Last    Stats
+	LastErr error
+}
+
+const numActions = int(Conflict) + 1

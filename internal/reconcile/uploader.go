@@ -1,0 +1,142 @@
+package reconcile
+
+import (
+	"context"
+	"sync"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// Upload is the fast path: it drains tenant's change log after the
+// persisted upload position and, for each changed key, syncs the key's
+// latest local version with the backend (Decide against the base and a
+// Stat of the remote; usually an Upload). Keys are handled up to
+// Config.UploadConcurrency at once, a page of the log at a time; the
+// position is saved after each page, once every key in it is handled, so
+// a crash redoes at most one page (and the actions are idempotent). Keys
+// taken by a round wait for it (InFlight).
+//
+// The uploader does not consult the mass-deletion guard: each deletion it
+// carries was made by a client, one at a time. It stops at the first error
+// that is not about one key, with ErrBackendUnavailable when the breaker
+// is open.
+func (e *Engine) Upload(ctx context.Context, tenant string) (Stats, error) {
+	st := Stats{Tenant: tenant, Started: e.cfg.Now()}
+	cp, err := e.loadCheckpoint(tenant)
+	if err != nil {
+		return st, err
+	}
+	after := cp.uploadSeq
+	batch := make([]store.Change, 0, e.cfg.PageSize)
+	for {
+		batch = batch[:0]
+		for c, err := range e.st.Changes(ctx, tenant, after, e.cfg.PageSize) {
+			if err != nil {
+				return st, err
+			}
+			batch = append(batch, c)
+		}
+		if len(batch) == 0 {
+			st.Duration = e.cfg.Now().Sub(st.Started)
+			return st, nil
+		}
+		if err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
+			st.Duration = e.cfg.Now().Sub(st.Started)
+			return st, err
+		}
+		after = batch[len(batch)-1].Seq
+		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.uploadSeq = max(c.uploadSeq, after) }); err != nil {
+			return st, err
+		}
+	}
+}
+
+// uploadPage syncs the distinct keys of one page of changes with bounded
+// concurrency; it returns the first error that ends the drain.
+func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Change, st *Stats) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu       sync.Mutex // guards st and first
+		first    error
+		wg       sync.WaitGroup
+		sem      = make(chan struct{}, e.cfg.UploadConcurrency)
+		seen     = make(map[string]bool, len(batch))
+		stopping bool
+	)
+	for _, c := range batch {
+		if seen[c.Key] {
+			continue // a later change of the same key: one sync covers both
+		}
+		seen[c.Key] = true
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			stopping = true
+		}
+		if stopping {
+			break
+		}
+		wg.Add(1)
+		go func(key string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var ks Stats
+			err := e.uploadKey(ctx, tenant, key, &ks)
+			mu.Lock()
+			defer mu.Unlock()
+			st.Scanned++
+			st.add(&ks)
+			if err != nil && first == nil {
+				first = err
+				cancel()
+			}
+		}(c.Key)
+	}
+	wg.Wait()
+	if first == nil && stopping {
+		first = context.Cause(ctx)
+	}
+	return first
+}
+
+// uploadKey syncs one key from its latest local version and a Stat of the
+// remote.
+func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) error {
+	var local *store.Record
+	rec, err := e.st.Get(ctx, tenant, key)
+	switch {
+	case err == nil:
+		rec.Body = nil
+		local = &rec
+	case fault.ClassOf(err) != fault.NotFound:
+		return err
+	}
+	ent, err := call(ctx, e, backend.OpStat, func(ctx context.Context) (backend.Entry, error) {
+		return e.be.Stat(ctx, tenant, key)
+	})
+	var remote *backend.Entry
+	switch {
+	case err == nil:
+		remote = &ent
+	case fault.ClassOf(err) != fault.NotFound:
+		return e.unavailable(err)
+	}
+	return e.syncKey(ctx, tenant, key, local, remote, st, nil)
+}
+
+func (s *Stats) add(o *Stats) {
+	s.Conflicts += o.Conflicts
+	s.Losers += o.Losers
+	s.Siblings += o.Siblings
+	s.Deletes += o.Deletes
+	s.Corrupt += o.Corrupt
+	s.Raced += o.Raced
+	s.BytesUp += o.BytesUp
+	s.BytesDown += o.BytesDown
+	for i := range s.Actions {
+		s.Actions[i] += o.Actions[i]
+	}
+}
