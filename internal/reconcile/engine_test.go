@@ -439,3 +439,35 @@ func TestMassDeleteGuard(t *testing.T) {
 		t.Fatalf("after confirming: %d live, stats %+v", live, st)
 	}
 }
+
+func TestRunLoop(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	e := newEngine(t, a, b, nil)
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	put(t, a, "x", `{}`)
+	st, err := e.RunRound(bg, tenant)
+	if err != nil || st.Actions[Upload] != 1 {
+		t.Fatalf("RunRound: %+v, %v", st, err)
+	}
+	put(t, a, "y", `{}`)
+	e.Changed(tenant)
+	// RunRound is served after the change in Run's inbox or in the same
+	// select: either way, once it answers, y is on the backend.
+	if _, err := e.RunRound(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := remoteState(t, b, "y"); !ok {
+		t.Fatal("y not replicated")
+	}
+	if p, ok := e.Progress(tenant); !ok || p.Running || p.LastErr != nil || p.Last.Scanned != 2 {
+		t.Fatalf("progress %+v", p)
+	}
+	e.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+}
