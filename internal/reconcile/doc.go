@@ -1,10 +1,11 @@
-// Package reconcile is the pure core of cairn's reconciler. For one key it
+// Package reconcile is cairn's reconciler. Its pure core, for one key,
 // decides what to do from what the node, a backend and their last synced
 // state hold ([Decide], [Explain]); it resolves conflicting versions under a
 // tenant's policy ([Resolve], [MergeJSON]); it guards against mass deletion
-// ([Guard]). It does no I/O, reads no clock and keeps no state: the engine
-// that lists, reads, writes and checkpoints is built on top of it, and every
-// node that feeds it the same versions gets the same answers.
+// ([Guard]). The core does no I/O, reads no clock and keeps no state, so
+// every node that feeds it the same versions gets the same answers. The
+// [Engine] (see "Engine" below) lists, reads, writes and checkpoints on top
+// of it.
 //
 // # Deciding
 //
@@ -71,6 +72,63 @@
 //   - A merged body is canonical JSON (object keys sorted by their bytes,
 //     minimal string escaping, numbers as their literal text), so equal
 //     merges are equal bytes, whichever side was which.
+//
+// # Engine
+//
+// [Engine] is the I/O on top: one per (store, backend) pair. [Engine.Round]
+// merge-joins the store's listing (tombstones included) with the backend's,
+// one page of each in memory, and for each key reads the base
+// (store.SyncState), decides, and applies:
+//
+//   - Upload: backend.Put if-match the listed ETag (if-none-match when there
+//     was nothing), then the new base. The body is read from the store and
+//     must still be the decided version.
+//   - Download: backend.Get (unless already read), then store.Apply with a
+//     compare-and-set on the local version the decision saw and the new base
+//     in the same batch. A local write made meanwhile fails the CAS: the key
+//     is skipped (Stats.Raced) and the next round sees the write.
+//   - Conflict: [Resolve] under the tenant's policy (Config.PolicyFor, lww by
+//     default); the loser is written to the store's conflict history first;
+//     then the result goes to the backend (if-match) and to the store (CAS).
+//   - A remote object that fails verification (fault.Corruption) is counted
+//     (Stats.Corrupt) and skipped, never applied.
+//
+// Keys are handled one at a time, in order, so "the last key fully handled"
+// is exact: it is checkpointed every Config.CheckpointEvery keys
+// (store.PutCheckpoint), kept when a round fails, and cleared when a round
+// finishes. A round after a crash resumes after it, redoing at most one
+// interval; every action is idempotent (an upload already made is found in
+// sync, or only its base is recorded).
+//
+// Every backend call goes through the resilience.Policy; while its breaker
+// is open the round ends at once with [ErrBackendUnavailable].
+//
+// The mass-deletion guard is checked as the round goes: before each action
+// that deletes a live document, against the larger of the tenant's live
+// local documents and live bases (counted once, at the round's first
+// deletion). The round stops at the first deletion the [Guard] refuses,
+// with [ErrNeedsConfirm]; deletions before it, within the guard's
+// allowance, are applied. [Engine.Confirm] lets the next round through.
+// (A dry-run pass would know the total first but would list the backend
+// twice.)
+//
+// [Engine.Upload] is the fast path: it drains the tenant's change log
+// after a position kept in the same checkpoint row, syncing each changed
+// key (store.Get, backend.Stat, Decide, apply as above) with bounded
+// concurrency, a page at a time. It does not consult the guard.
+//
+// Concurrency: [Engine.Run] is the one goroutine that runs rounds and
+// drains, fed by three inboxes: triggers (a pass over every tenant),
+// requests ([Engine.RunRound]) and changed ([Engine.Changed]). [InFlight]
+// is the key set the reconciler and the uploader both take before deciding
+// on a key, so they never act on one key at once. [Engine.Progress] is
+// safe from any goroutine.
+//
+// Not yet: per-backend semaphore and rate limits across engines, fairness
+// and backpressure beyond "one key at a time"; ancestors for Merge (the
+// base's body is not kept, so Merge falls back); storing Manual siblings
+// (they are counted and left); collecting tombstones; trimming the change
+// log (it needs every backend's position); spans.
 //
 // # Sharp edges
 //
