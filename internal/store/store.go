@@ -230,14 +230,17 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 // pebbleOptions tunes Pebble for this workload. Every write first looks up
 // the key's current version, and most new keys are absent: without bloom
 // filters each such miss reads a data block of every level and Get took
-// about half the CPU of a write-heavy run. A larger memtable and block
-// cache cut flushes and repeated block decoding.
+// about half the CPU of a write-heavy run. The memtable (two while one
+// flushes) and the block cache are most of a node's memory beside the
+// document cache: at 64 MiB each a 1 GiB ingest peaked at 319 MiB RSS, at
+// 32 MiB each at 255 MiB, for 6% less ingest throughput (docs/benchmarks.md
+// § 4b).
 func pebbleOptions(fs vfs.FS) *pebble.Options {
 	o := &pebble.Options{
 		FS:           fs,
 		Logger:       quietLogger{},
-		MemTableSize: 64 << 20,
-		CacheSize:    64 << 20,
+		MemTableSize: 32 << 20,
+		CacheSize:    32 << 20,
 	}
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // later levels inherit it
 	return o
