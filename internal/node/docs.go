@@ -35,6 +35,9 @@ import (
 type Docs struct {
 	st *store.Store
 	c  *cache.Cache
+	// changed, if set, is told the tenant of every commit, on the
+	// committer's goroutine: it must not block (changeFeed.mark).
+	changed func(tenant string)
 }
 
 var (
@@ -52,6 +55,9 @@ func (d *Docs) SetStore(st *store.Store) { d.st = st }
 
 // Committed implements store.Watcher.
 func (d *Docs) Committed(rec *store.Record) {
+	if d.changed != nil {
+		d.changed(rec.Tenant)
+	}
 	if rec.Bulk { // an ingest: refresh, don't admit (see bulkCommitted in ingest.go)
 		d.bulkCommitted(rec)
 		return

@@ -4,10 +4,12 @@
 // # Lifecycle
 //
 // [Start] opens the store (taking the data directory's lock), starts the
-// cache's compactor, and begins serving on both listeners; it returns once
+// cache's compactor, opens the backends and runs their reconcile engines
+// (see [Replication]), and begins serving on both listeners; it returns once
 // the listeners accept connections. [Node.Shutdown] flips /readyz to 503,
-// drains in-flight requests until its context ends, then closes the cache and
-// the store, in that order, so no request can reach a closed store.
+// drains in-flight requests until its context ends, then stops the engines,
+// closes the cache and the store, in that order, so no request and no round
+// can reach a closed store.
 //
 // # Sharp edges
 //
@@ -57,6 +59,8 @@ type Config struct {
 	// RequestTimeout is the default deadline of a request [5s]; a client may
 	// ask for less (or up to MaxRequestTimeout) with X-Request-Timeout.
 	RequestTimeout, MaxRequestTimeout time.Duration
+	// Replication names the backends to replicate to (replicate.go).
+	Replication Replication
 }
 
 // Node is a running cairn node.
@@ -66,6 +70,7 @@ type Node struct {
 	store *store.Store
 	cache *cache.Cache
 	docs  *Docs
+	repl  *replicator // nil until the store is open; see replicate.go
 	tel   *telemetry.Telemetry
 	// limiter sheds load past the configured limits (set by newAPI).
 	limiter *resilience.Limiter
@@ -78,7 +83,8 @@ type Node struct {
 	serveErr         chan error     // the first unexpected Serve error
 }
 
-// Start opens the store and serves the API and admin listeners.
+// Start opens the store, starts replication to the configured backends and
+// serves the API and admin listeners.
 func Start(cfg Config) (n *Node, err error) {
 	log := cfg.Logger
 	if log == nil {
@@ -97,7 +103,8 @@ func Start(cfg Config) (n *Node, err error) {
 		}
 	}(n)
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
-	n.docs = &Docs{c: n.cache}
+	feed := newChangeFeed()
+	n.docs = &Docs{c: n.cache, changed: feed.mark}
 	n.store, err = store.Open(cfg.DataDir, store.Options{
 		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs,
 		OnCommit: func(size int, d time.Duration) {
@@ -111,6 +118,9 @@ func Start(cfg Config) (n *Node, err error) {
 	}
 	n.docs.st = n.store
 	if err := n.setupTelemetry(); err != nil {
+		return nil, err
+	}
+	if err := n.startReplication(feed); err != nil {
 		return nil, err
 	}
 	if n.api, err = n.newAPI(); err != nil {
@@ -244,6 +254,8 @@ func (n *Node) adminHandler() http.Handler {
 	mux.Handle("GET /metrics", n.tel.MetricsHandler())
 	mux.Handle("/debug/pprof/", telemetry.PprofHandler())
 	mux.Handle("GET /v1/admin/tenants", n.tel.TenantStatsHandler())
+	mux.HandleFunc("GET /v1/admin/reconcile", n.reconcileStatus) // replicate_admin.go
+	mux.HandleFunc("POST /v1/admin/reconcile/run", n.reconcileRun)
 	if IsLoopback(n.cfg.AdminListen) {
 		return mux
 	}
@@ -289,8 +301,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// closeData stops replication, then closes the cache and the store: the
+// engines read and write the store until Close returns.
 func (n *Node) closeData() error {
 	var errs []error
+	errs = append(errs, n.repl.close())
 	if n.cache != nil {
 		errs = append(errs, n.cache.Close())
 	}

@@ -1,0 +1,284 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/backend/fs"
+	"github.com/cairnstore/cairn/internal/backend/s3"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/reconcile"
+	"github.com/cairnstore/cairn/internal/resilience"
+)
+
+// Replication configures the backends a node replicates to. The zero value
+// replicates nowhere.
+//
+// # Lifecycle
+//
+// Start opens every backend after the store (an S3 bucket that is missing
+// or cannot be reached is a configuration error: the node does not start,
+// and the error names the --backend), then gives each backend one
+// resilience.Policy and one reconcile.Engine, and runs them. Shutdown stops
+// the engines (Close waits for a round in progress to notice) after the
+// listeners have drained and before the cache and the store close, so no
+// round can touch a closed store. A backend that goes down after the start
+// is not an error: its breaker opens and its rounds are skipped until it
+// answers again; local reads and writes never wait on a backend.
+//
+// # Change notification
+//
+// The store's Watcher (Docs.Committed, on the committer's goroutine) marks
+// the tenant dirty in a set and wakes the feed goroutine without blocking;
+// the feed tells every engine (Engine.Changed, itself non-blocking), so the
+// uploader drains the change log promptly. Commits of one tenant while the
+// feed is busy coalesce into one notification.
+type Replication struct {
+	// Backends, in the order they are reconciled. Each is a spec as
+	// --backend takes it (ParseBackendSpec), or an open Backend (tests).
+	Backends []BackendSpec
+	// Policies maps a tenant to its conflict policy; absent tenants use lww.
+	Policies map[string]reconcile.Policy
+	// Interval between full passes over every tenant; 0 means only on
+	// demand (the admin endpoint) and on changes.
+	Interval time.Duration
+	// Resilience is the template of each backend's policy (Backend and
+	// Observer are set per backend); the zero value means resilience's
+	// defaults.
+	Resilience resilience.Config
+	// Guard is the mass-deletion guard; zero means reconcile.DefaultGuard.
+	Guard reconcile.Guard
+}
+
+// BackendSpec names one backend: NAME=fs:/path or NAME=s3://bucket/prefix?….
+type BackendSpec struct {
+	Name string
+	URL  string
+	// Backend, if set, is used as is instead of opening URL.
+	Backend backend.Backend
+}
+
+// ParseBackendSpec parses NAME=fs:/path or NAME=s3://bucket/prefix?endpoint=
+// host:port&region=r&insecure=1, checking its syntax but doing no I/O. The
+// error is fault.Config and names the --backend flag.
+func ParseBackendSpec(s string) (BackendSpec, error) {
+	bad := func(msg string) (BackendSpec, error) {
+		return BackendSpec{}, fault.New(fault.Config, fault.Context{Op: "node.config"}, fmt.Sprintf("--backend %q: %s", s, msg))
+	}
+	name, url, ok := strings.Cut(s, "=")
+	if !ok {
+		return bad("want NAME=fs:/path or NAME=s3://bucket/prefix?endpoint=host:port")
+	}
+	// Backend names are metric labels and path-like identifiers: the tenant
+	// syntax ([a-z0-9][a-z0-9-]*) fits.
+	if err := doc.ValidateTenant(name); err != nil {
+		return bad(fmt.Sprintf("name %q: want lower-case letters, digits and '-'", name))
+	}
+	switch {
+	case strings.HasPrefix(url, "fs:"):
+		if strings.TrimPrefix(url, "fs:") == "" {
+			return bad("fs: needs a directory")
+		}
+	case strings.HasPrefix(url, "s3://"):
+		if _, err := s3.ParseURL(url); err != nil {
+			return bad(err.Error())
+		}
+	default:
+		return bad("want fs:/path or s3://bucket/prefix")
+	}
+	return BackendSpec{Name: name, URL: url}, nil
+}
+
+// open opens the backend, checking an S3 bucket exists and answers.
+func (b BackendSpec) open(ctx context.Context) (backend.Backend, func() error, error) {
+	none := func() error { return nil }
+	if b.Backend != nil {
+		return b.Backend, none, nil
+	}
+	wrap := func(err error) error {
+		return fault.E(fault.Config, fault.Context{Op: "node.start", Backend: b.Name}, fmt.Errorf("--backend %s=%s: %w", b.Name, b.URL, err))
+	}
+	if dir, ok := strings.CutPrefix(b.URL, "fs:"); ok {
+		f, err := fs.Open(b.Name, dir)
+		if err != nil {
+			return nil, nil, wrap(err)
+		}
+		return f, none, nil
+	}
+	cfg, err := s3.ParseURL(b.URL)
+	if err != nil {
+		return nil, nil, wrap(err)
+	}
+	s, err := s3.New(b.Name, cfg)
+	if err != nil {
+		return nil, nil, wrap(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := s.CheckBucket(ctx); err != nil {
+		s.Close()
+		return nil, nil, wrap(err)
+	}
+	return s, s.Close, nil
+}
+
+// replicator owns the engines, their goroutines and the change feed.
+type replicator struct {
+	engines  []*reconcile.Engine
+	policies []*resilience.Policy // parallel to engines
+	closers  []func() error       // backends to close after the engines stop
+	feed     *changeFeed
+	stop     context.CancelFunc
+	running  sync.WaitGroup // the engines' Run goroutines and the feed's
+}
+
+// startReplication opens the backends and runs one engine per backend.
+// The feed must be the one the store's Watcher marks.
+func (n *Node) startReplication(feed *changeFeed) error {
+	rc := n.cfg.Replication
+	r := &replicator{feed: feed}
+	n.repl = r // set first, so a failure below is cleaned up by closeData
+	seen := map[string]bool{}
+	for _, spec := range rc.Backends {
+		be, closer, err := spec.open(context.Background())
+		if err != nil {
+			return err
+		}
+		r.closers = append(r.closers, closer)
+		name := be.Name()
+		if seen[name] {
+			return fault.New(fault.Config, fault.Context{Op: "node.start"}, fmt.Sprintf("--backend %s: named twice", name))
+		}
+		seen[name] = true
+		pc := rc.Resilience
+		pc.Backend, pc.Observer, pc.Logger = name, n.tel.Metrics, n.log
+		pol, err := resilience.New(pc)
+		if err != nil {
+			return err
+		}
+		n.tel.Metrics.AddBackend(name)
+		eng, err := reconcile.New(reconcile.Config{
+			Store: n.store, Backend: be, Policy: pol,
+			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval,
+			Observer: n.tel.Metrics,
+		})
+		if err != nil {
+			return err
+		}
+		r.engines = append(r.engines, eng)
+		r.policies = append(r.policies, pol)
+	}
+	if len(r.engines) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	for _, e := range r.engines {
+		r.running.Go(func() {
+			if err := e.Run(ctx); err != nil {
+				n.log.Error("reconcile engine stopped", "backend", e.Backend(), "err", err)
+			}
+		})
+		e.Trigger() // a first pass: catch up with what changed while down
+	}
+	r.running.Go(func() { r.feedLoop(ctx) })
+	return nil
+}
+
+func policyFor(m map[string]reconcile.Policy) func(string) reconcile.Policy {
+	return func(tenant string) reconcile.Policy { return m[tenant] } // zero Policy is lww
+}
+
+// feedLoop tells every engine of the tenants the store committed to.
+func (r *replicator) feedLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.feed.wake:
+			for _, t := range r.feed.take() {
+				for _, e := range r.engines {
+					e.Changed(t)
+				}
+			}
+		}
+	}
+}
+
+// close stops the engines and the feed, waits for them, then closes the
+// backends. Safe on a partly started replicator and on nil.
+func (r *replicator) close() error {
+	if r == nil {
+		return nil
+	}
+	if r.stop != nil {
+		r.stop()
+	}
+	for _, e := range r.engines {
+		e.Close()
+	}
+	r.running.Wait()
+	var first error
+	for _, c := range r.closers {
+		if err := c(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// engine returns the engine of backend name, or nil.
+func (r *replicator) engine(name string) (*reconcile.Engine, *resilience.Policy) {
+	for i, e := range r.engines {
+		if e.Backend() == name {
+			return e, r.policies[i]
+		}
+	}
+	return nil, nil
+}
+
+// changeFeed is the set of tenants committed to since the feed last looked.
+// mark is called by the store's committer and must never block it: it
+// takes a short lock and pokes wake without waiting.
+type changeFeed struct {
+	wake chan struct{} // capacity 1: "dirty is not empty"
+
+	mu    sync.Mutex // guards dirty
+	dirty map[string]struct{}
+}
+
+func newChangeFeed() *changeFeed {
+	return &changeFeed{wake: make(chan struct{}, 1), dirty: map[string]struct{}{}}
+}
+
+func (f *changeFeed) mark(tenant string) {
+	f.mu.Lock()
+	_, had := f.dirty[tenant]
+	if !had {
+		f.dirty[tenant] = struct{}{}
+	}
+	f.mu.Unlock()
+	if had {
+		return // the feed has not taken it yet: it will
+	}
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (f *changeFeed) take() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ts := make([]string, 0, len(f.dirty))
+	for t := range f.dirty {
+		ts = append(ts, t)
+	}
+	clear(f.dirty)
+	return ts
+}

@@ -1,0 +1,197 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/reconcile"
+)
+
+// ReconcileStatus is the body of GET /v1/admin/reconcile.
+type ReconcileStatus struct {
+	Backends []BackendStatus `json:"backends"`
+}
+
+// BackendStatus is one backend's breaker and its tenants' progress.
+type BackendStatus struct {
+	Name    string           `json:"name"`
+	Breaker string           `json:"breaker"` // closed, open or half_open
+	Tenants []TenantProgress `json:"tenants"` // tenants the engine has worked on, by name
+}
+
+// TenantProgress is one tenant's progress on one backend.
+type TenantProgress struct {
+	Tenant  string `json:"tenant"`
+	Running bool   `json:"running"`
+	// Cursor is the last key fully handled by the round in progress.
+	Cursor  string `json:"cursor,omitempty"`
+	Scanned int    `json:"scanned"`
+	// Last is the last finished round, LastError its error ("" if none).
+	Last      *RoundResult `json:"last,omitempty"`
+	LastError string       `json:"last_error,omitempty"`
+}
+
+// RoundResult is reconcile.Stats as JSON.
+type RoundResult struct {
+	Backend      string         `json:"backend,omitempty"`
+	Tenant       string         `json:"tenant"`
+	Started      time.Time      `json:"started"`
+	DurationMS   float64        `json:"duration_ms"`
+	ResumedAfter string         `json:"resumed_after,omitempty"`
+	Scanned      int            `json:"scanned"`
+	Applied      int            `json:"applied"` // actions other than in_sync
+	Actions      map[string]int `json:"actions,omitempty"`
+	Conflicts    int            `json:"conflicts"`
+	Losers       int            `json:"losers"`
+	Siblings     int            `json:"siblings"`
+	Deletes      int            `json:"deletes"`
+	Corrupt      int            `json:"corrupt"`
+	Raced        int            `json:"raced"`
+	BytesUp      int64          `json:"bytes_up"`
+	BytesDown    int64          `json:"bytes_down"`
+	// Error and NeedsConfirm are set in a run's answer only.
+	Error        string `json:"error,omitempty"`
+	NeedsConfirm bool   `json:"needs_confirm,omitempty"`
+}
+
+// ReconcileRun is the body of POST /v1/admin/reconcile/run.
+type ReconcileRun struct {
+	// Triggered is true when the rounds were only started (no wait=1).
+	Triggered bool          `json:"triggered"`
+	Rounds    []RoundResult `json:"rounds,omitempty"`
+}
+
+func resultOf(st reconcile.Stats) *RoundResult {
+	r := &RoundResult{
+		Tenant: st.Tenant, Started: st.Started, DurationMS: float64(st.Duration) / float64(time.Millisecond),
+		ResumedAfter: st.ResumedAfter, Scanned: st.Scanned, Applied: st.Applied(),
+		Conflicts: st.Conflicts, Losers: st.Losers, Siblings: st.Siblings, Deletes: st.Deletes,
+		Corrupt: st.Corrupt, Raced: st.Raced, BytesUp: st.BytesUp, BytesDown: st.BytesDown,
+	}
+	for a, c := range st.Actions {
+		if c > 0 {
+			if r.Actions == nil {
+				r.Actions = map[string]int{}
+			}
+			r.Actions[reconcile.Action(a).String()] = c
+		}
+	}
+	return r
+}
+
+// reconcileStatus serves GET /v1/admin/reconcile.
+func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
+	out := ReconcileStatus{Backends: []BackendStatus{}}
+	if n.repl != nil {
+		for i, e := range n.repl.engines {
+			bs := BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(), Tenants: []TenantProgress{}}
+			for tenant, p := range e.AllProgress() {
+				tp := TenantProgress{Tenant: tenant, Running: p.Running, Cursor: p.Cursor, Scanned: p.Scanned}
+				if !p.Last.Started.IsZero() {
+					tp.Last = resultOf(p.Last)
+				}
+				if p.LastErr != nil {
+					tp.LastError = p.LastErr.Error()
+				}
+				bs.Tenants = append(bs.Tenants, tp)
+			}
+			slices.SortFunc(bs.Tenants, func(a, b TenantProgress) int { return strings.Compare(a.Tenant, b.Tenant) })
+			out.Backends = append(out.Backends, bs)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// reconcileRun serves POST /v1/admin/reconcile/run?backend=B&tenant=T&
+// confirm=1&wait=1. backend and tenant narrow the run (default: all).
+// confirm=1 lets the next round of the tenant (every tenant when none is
+// named) pass the mass-deletion guard once. With wait=1 the rounds run one
+// after another and the answer holds their results (200, even when a round
+// failed: each result carries its error); without it every selected engine
+// is triggered for a pass over all its tenants (202) and
+// GET /v1/admin/reconcile shows the outcome.
+func (n *Node) reconcileRun(w http.ResponseWriter, r *http.Request) {
+	if n.repl == nil || len(n.repl.engines) == 0 {
+		http.Error(w, "no backends configured (--backend)", http.StatusConflict)
+		return
+	}
+	q := r.URL.Query()
+	engines := n.repl.engines
+	if name := q.Get("backend"); name != "" {
+		e, _ := n.repl.engine(name)
+		if e == nil {
+			http.Error(w, fmt.Sprintf("no backend %q", name), http.StatusNotFound)
+			return
+		}
+		engines = []*reconcile.Engine{e}
+	}
+	tenants, err := n.runTenants(r, q.Get("tenant"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	confirm, wait := q.Get("confirm") == "1", q.Get("wait") == "1"
+	for _, e := range engines {
+		for _, t := range tenants {
+			if confirm {
+				e.Confirm(t)
+			}
+		}
+	}
+	if !wait {
+		for _, e := range engines {
+			e.Trigger()
+		}
+		writeJSON(w, http.StatusAccepted, ReconcileRun{Triggered: true})
+		return
+	}
+	out := ReconcileRun{Rounds: []RoundResult{}}
+	for _, e := range engines {
+		for _, t := range tenants {
+			st, err := e.RunRound(r.Context(), t)
+			if r.Context().Err() != nil {
+				return // the client left
+			}
+			res := resultOf(st)
+			res.Backend, res.Tenant = e.Backend(), t
+			if err != nil {
+				res.Error = err.Error()
+				res.NeedsConfirm = errors.Is(err, reconcile.ErrNeedsConfirm)
+			}
+			out.Rounds = append(out.Rounds, *res)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// runTenants is the named tenant, or every tenant of the store.
+func (n *Node) runTenants(r *http.Request, tenant string) ([]string, error) {
+	if tenant != "" {
+		if err := doc.ValidateTenant(tenant); err != nil {
+			return nil, fmt.Errorf("tenant %q: %v", tenant, err)
+		}
+		return []string{tenant}, nil
+	}
+	var ts []string
+	for t, err := range n.store.Tenants(r.Context()) {
+		if err != nil {
+			return nil, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
+}

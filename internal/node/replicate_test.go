@@ -1,0 +1,261 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+// replNode is a started node with one tenant, acme, and its token.
+type replNode struct {
+	*Node
+	token string
+}
+
+func startReplNode(t *testing.T, specs ...BackendSpec) replNode {
+	t.Helper()
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
+	cfg.Replication = Replication{Backends: specs}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	return replNode{n, tok}
+}
+
+func (n replNode) do(t *testing.T, method, key, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+n.Addr()+"/v1/tenants/acme/docs/"+key, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+n.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// run asks the admin endpoint for a waited round of acme on every backend.
+func (n replNode) run(t *testing.T, query string) ReconcileRun {
+	t.Helper()
+	resp, err := http.Post("http://"+n.AdminAddr()+"/v1/admin/reconcile/run?wait=1&tenant=acme"+query, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out ReconcileRun
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("run: %s %s", resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (n replNode) status(t *testing.T) ReconcileStatus {
+	t.Helper()
+	resp, err := http.Get("http://" + n.AdminAddr() + "/v1/admin/reconcile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out ReconcileStatus
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestReplicateThroughSharedFS: two nodes with their own data directories
+// share one fs backend directory; a write and then a delete on A reach B
+// after a round on each, and the admin endpoint reports the rounds.
+func TestReplicateThroughSharedFS(t *testing.T) {
+	dir := t.TempDir()
+	spec, err := ParseBackendSpec("shared=fs:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := startReplNode(t, spec), startReplNode(t, spec)
+
+	if code, body := a.do(t, "PUT", "k1", `{"v":1}`); code != 201 {
+		t.Fatalf("PUT on A: %d %s", code, body)
+	}
+	a.run(t, "")
+	rb := b.run(t, "")
+	if len(rb.Rounds) != 1 || rb.Rounds[0].Error != "" || rb.Rounds[0].Actions["download"] != 1 {
+		t.Fatalf("round on B: %+v; want one download", rb.Rounds)
+	}
+	if code, body := b.do(t, "GET", "k1", ""); code != 200 || body != `{"v":1}` {
+		t.Fatalf("GET on B after the rounds: %d %q; want 200 {\"v\":1}", code, body)
+	}
+
+	if code, body := a.do(t, "DELETE", "k1", ""); code != 204 && code != 200 {
+		t.Fatalf("DELETE on A: %d %s", code, body)
+	}
+	a.run(t, "")
+	b.run(t, "")
+	if code, _ := b.do(t, "GET", "k1", ""); code != 404 {
+		t.Fatalf("GET on B after the delete replicated: %d, want 404", code)
+	}
+	// One more round on each finds nothing to do.
+	for name, n := range map[string]replNode{"A": a, "B": b} {
+		if r := n.run(t, ""); r.Rounds[0].Applied != 0 {
+			t.Errorf("round on %s after convergence applied %d actions (%v), want 0", name, r.Rounds[0].Applied, r.Rounds[0].Actions)
+		}
+	}
+
+	st := b.status(t)
+	if len(st.Backends) != 1 || st.Backends[0].Name != "shared" || st.Backends[0].Breaker != "closed" {
+		t.Fatalf("status: %+v; want backend shared, breaker closed", st)
+	}
+	var found bool
+	for _, tp := range st.Backends[0].Tenants {
+		if tp.Tenant == "acme" {
+			found = true
+			if tp.Last == nil || tp.Last.Scanned != 1 || tp.LastError != "" || tp.Running {
+				t.Errorf("acme's progress: %+v (last %+v); want a finished round that scanned 1 key", tp, tp.Last)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("status has no progress for acme: %+v", st)
+	}
+}
+
+// TestUploaderFastPath: a commit reaches the backend through the change feed
+// and the uploader, without a round being asked for.
+func TestUploaderFastPath(t *testing.T) {
+	be := mem.New("m")
+	a := startReplNode(t, BackendSpec{Name: "m", Backend: be})
+	if code, body := a.do(t, "PUT", "fast", `{"v":1}`); code != 201 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	// The uploader runs on the engine's goroutine: poll with a deadline.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := be.Stat(context.Background(), "acme", "fast"); err == nil {
+			break
+		} else if !errors.Is(err, fault.ErrNotFound) || time.Now().After(deadline) {
+			t.Fatalf("the backend never got the write: %v", err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBackendDownNeverBlocksLocalIO: with a backend whose every call fails,
+// writes and reads answer at once, rounds report the failure, and the node
+// shuts down promptly.
+func TestBackendDownNeverBlocksLocalIO(t *testing.T) {
+	be := mem.New("down")
+	be.SetFault(func(op, tenant, key string) error {
+		return fault.New(fault.Transient, fault.Context{}, "injected: backend down")
+	})
+	n := startReplNode(t, BackendSpec{Name: "down", Backend: be})
+	for i := range 50 {
+		start := time.Now()
+		key := fmt.Sprintf("k%d", i)
+		if code, body := n.do(t, "PUT", key, `{"i":1}`); code != 201 {
+			t.Fatalf("PUT %s: %d %s", key, code, body)
+		}
+		if code, _ := n.do(t, "GET", key, ""); code != 200 {
+			t.Fatalf("GET %s: %d", key, code)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Fatalf("PUT+GET %s took %v with the backend down", key, d)
+		}
+	}
+	r := n.run(t, "&backend=down")
+	if len(r.Rounds) != 1 || r.Rounds[0].Error == "" {
+		t.Fatalf("round against a down backend: %+v; want an error", r.Rounds)
+	}
+	if st := n.status(t); len(st.Backends) != 1 || st.Backends[0].Name != "down" {
+		t.Fatalf("status: %+v", st)
+	}
+	start := time.Now()
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Shutdown took %v with the backend down", d)
+	}
+}
+
+func TestReconcileRunErrors(t *testing.T) {
+	n := startReplNode(t)
+	resp, err := http.Post("http://"+n.AdminAddr()+"/v1/admin/reconcile/run", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Errorf("run with no backends: %d, want 409", resp.StatusCode)
+	}
+	m := startReplNode(t, BackendSpec{Name: "m", Backend: mem.New("m")})
+	for q, want := range map[string]int{"?backend=nope": 404, "?tenant=Bad!": 400, "?tenant=acme": 202} {
+		resp, err := http.Post("http://"+m.AdminAddr()+"/v1/admin/reconcile/run"+q, "", bytes.NewReader(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("run%s: %d, want %d", q, resp.StatusCode, want)
+		}
+	}
+}
+
+func TestParseBackendSpec(t *testing.T) {
+	for _, tt := range []struct{ in, err string }{
+		{"a=fs:/tmp/x", ""},
+		{"b=s3://bucket/prefix?endpoint=127.0.0.1:9000&insecure=1", ""},
+		{"nofs", "want NAME=fs:/path"},
+		{"Bad=fs:/x", `name "Bad"`},
+		{"a=fs:", "needs a directory"},
+		{"a=http://x", "want fs:/path or s3://"},
+		{"a=s3://bucket?what=1", "unknown parameter what"},
+	} {
+		_, err := ParseBackendSpec(tt.in)
+		switch {
+		case tt.err == "" && err != nil:
+			t.Errorf("ParseBackendSpec(%q): %v", tt.in, err)
+		case tt.err != "" && (err == nil || !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), "--backend")):
+			t.Errorf("ParseBackendSpec(%q) = %v; want a config error naming --backend and %q", tt.in, err, tt.err)
+		}
+	}
+}
+
+// TestMissingBucketFailsStart: an S3 backend that cannot be reached at
+// start is a configuration error naming the flag.
+func TestMissingBucketFailsStart(t *testing.T) {
+	spec, err := ParseBackendSpec("b=s3://nobucket/p?endpoint=127.0.0.1:1&insecure=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "k")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+	cfg := testConfig(t)
+	cfg.Replication.Backends = []BackendSpec{spec}
+	_, err = Start(cfg)
+	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--backend b=s3://nobucket") {
+		t.Fatalf("Start with an unreachable bucket: %v; want a config error naming --backend", err)
+	}
+}
