@@ -39,6 +39,7 @@ Usage:
   cairn del KEY                 delete a document
   cairn ls [--prefix P]         list keys
   cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
+  cairn reconcile status|run     replication: show progress, start rounds (--wait, --confirm)
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
   cairn version                 print the version
   cairn help [COMMAND]          show help for a command
@@ -73,6 +74,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return clientCommand(ctx, cmd, rest, env)
 	case "ingest":
 		return ingestCommand(ctx, rest, env) // ingest.go
+	case "reconcile":
+		return reconcileCommand(ctx, rest, env) // reconcile.go
 	case "bench", "bench-bare":
 		return benchCommand(ctx, cmd, rest, env) // bench.go
 	case "version", "--version":

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
@@ -43,6 +44,9 @@ type serveFlags struct {
 	maxInFlight   int
 	tenantInFl    int
 	tenantRate    float64
+	backends      listFlag
+	policies      listFlag
+	reconcileIvl  time.Duration
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -72,6 +76,9 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.maxInFlight, "max-in-flight", 4096, "requests in flight on the node; beyond it: 503 with Retry-After")
 	fs.IntVar(&f.tenantInFl, "tenant-max-in-flight", 1024, "requests in flight per tenant; beyond it: 429 with Retry-After")
 	fs.Float64Var(&f.tenantRate, "tenant-rate", 100000, "requests per second per tenant (burst: twice that); beyond it: 429")
+	fs.Var(&f.backends, "backend", "replicate to a backend, `NAME=fs:/path` or NAME=s3://bucket/prefix?endpoint=host:port&insecure=1 (credentials: AWS_* env); repeatable")
+	fs.Var(&f.policies, "conflict-policy", "a tenant's conflict policy, `TENANT=lww|merge|merge/manual|manual` (default lww); repeatable")
+	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
 	return fs, f
 }
 
@@ -183,12 +190,47 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		}
 		cfg.Auth.Tenants[name] = append(cfg.Auth.Tenants[name], sum)
 	}
+	if err := f.replication(&cfg); err != nil {
+		return cfg, err
+	}
 	if len(cfg.Auth.Tenants) == 0 {
 		if err := f.useDevToken(&cfg); err != nil {
 			return cfg, err
 		}
 	}
 	return cfg, nil
+}
+
+// replication checks --backend, --conflict-policy and --reconcile-interval.
+// Opening the backends (and checking an S3 bucket) is left to node.Start.
+func (f *serveFlags) replication(cfg *node.Config) error {
+	if f.reconcileIvl < 0 {
+		return fmt.Errorf("--reconcile-interval %v: want 0 (on demand) or more", f.reconcileIvl)
+	}
+	r := node.Replication{Interval: f.reconcileIvl, Policies: map[string]reconcile.Policy{}}
+	for _, s := range f.backends.vals {
+		spec, err := node.ParseBackendSpec(s)
+		if err != nil {
+			return err
+		}
+		r.Backends = append(r.Backends, spec)
+	}
+	for _, s := range f.policies.vals {
+		tenant, name, ok := strings.Cut(s, "=")
+		if !ok {
+			return fmt.Errorf("--conflict-policy %q: want TENANT=lww|merge|merge/manual|manual", s)
+		}
+		if err := doc.ValidateTenant(tenant); err != nil {
+			return fmt.Errorf("--conflict-policy %q: %v", s, err)
+		}
+		p, err := reconcile.ParsePolicy(name)
+		if err != nil {
+			return fmt.Errorf("--conflict-policy %q: %v", s, err)
+		}
+		r.Policies[tenant] = p
+	}
+	cfg.Replication = r
+	return nil
 }
 
 func parseTenantFlag(s string) (string, [32]byte, error) {
