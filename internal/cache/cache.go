@@ -153,7 +153,7 @@ func newCache(opts Options, h hooks) *Cache {
 	}
 	per := opts.MaxBytes / int64(opts.Shards)
 	for i := range c.shards {
-		c.shards[i].init(per, opts.MaxLeasesPerShard, c.kick)
+		c.shards[i].init(c.seed, per, opts.MaxLeasesPerShard, c.kick)
 	}
 	c.wg.Add(1)
 	go c.compactor(opts.CompactInterval)
@@ -163,8 +163,10 @@ func newCache(opts Options, h hooks) *Cache {
 // hash mixes the hashes of both strings. Hashing them separately (rather
 // than tenant+"/"+key) avoids an allocation; the multiply keeps {a,b} and
 // {b,a} apart.
-func (c *Cache) hash(k Key) uint64 {
-	return maphash.String(c.seed, k.Tenant)*0x9E3779B97F4A7C15 ^ maphash.String(c.seed, k.Key)
+func (c *Cache) hash(k Key) uint64 { return hashKey(c.seed, k) }
+
+func hashKey(seed maphash.Seed, k Key) uint64 {
+	return maphash.String(seed, k.Tenant)*0x9E3779B97F4A7C15 ^ maphash.String(seed, k.Key)
 }
 
 func (c *Cache) shardOf(h uint64) *shard {

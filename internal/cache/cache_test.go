@@ -54,13 +54,10 @@ func checkInvariants(t *testing.T, c *Cache) {
 			if n.next.prev != n || n.prev.next != n {
 				t.Errorf("shard %d: ring links broken at %v", i, n.key)
 			}
-			if got, _ := tab.find(n.hash, n.key); got != n {
+			if got, _ := tab.find(c.hash(n.key), n.key); got != n {
 				t.Errorf("shard %d: ring node %v not in map", i, n.key)
 			}
-			if n.size != size(n.key, n.e.Load()) {
-				t.Errorf("shard %d: node %v size %d, want %d", i, n.key, n.size, size(n.key, n.e.Load()))
-			}
-			bytes += n.size
+			bytes += n.size()
 		}
 		if bytes != s.bytes || s.bytes > s.budget {
 			t.Errorf("shard %d: bytes=%d sum=%d budget=%d", i, s.bytes, bytes, s.budget)

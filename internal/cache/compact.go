@@ -87,7 +87,7 @@ func (c *Cache) rebuild(i int) {
 			c.hooks.rebuildPaused(i)
 		}
 		if n := frozen.slots[j].n.Load(); n != nil && n != deleted {
-			fresh.insert(n)
+			fresh.insert(frozen.slots[j].hash.Load(), n)
 		}
 	}
 
@@ -98,7 +98,8 @@ func (c *Cache) rebuild(i int) {
 		if n == nil {
 			continue
 		}
-		_, at := fresh.find(n.hash, n.key)
+		h := side.slots[j].hash.Load()
+		_, at := fresh.find(h, n.key)
 		switch {
 		case n.removed && at >= 0:
 			fresh.del(at)
@@ -109,7 +110,7 @@ func (c *Cache) rebuild(i int) {
 			if fresh.full() {
 				fresh = fresh.rehashed()
 			}
-			fresh.insert(n)
+			fresh.insert(h, n)
 		}
 	}
 	s.tab.Store(fresh)

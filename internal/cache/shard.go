@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 )
@@ -20,23 +21,33 @@ const (
 
 // node is one resident key, or a removal marker in a side table.
 //
-// key, hash and removed never change. e is stored under the shard's mu and
-// loaded by readers without it. size, prev and next are guarded by mu. ref
-// is the CLOCK reference bit, set by readers without the lock.
+// key and removed never change. e is stored under the shard's mu and loaded
+// by readers without it. prev and next are guarded by mu. ref is the CLOCK
+// reference bit, set by readers without the lock.
 //
 // Updating a key stores a new e into the same node, so every table that
 // holds the node (a frozen one and the fresh one a rebuild is filling) sees
 // the update without being written.
+//
+// A node is exactly 64 bytes, so it is allocated from Go's 64-byte size
+// class and always sits in one cache line: a Get that reaches it reads key,
+// e and ref with one miss. (At 80 or 96 bytes, half the nodes straddled two
+// lines.) That is why it holds neither its hash (the table slots hold it,
+// and the shard recomputes it on the rare paths that start from a node:
+// eviction and removal) nor its size (size(key, e) is a pure function of
+// what it holds). TestNodeSize keeps it at 64.
 type node struct {
 	key     Key
-	hash    uint64
 	e       atomic.Pointer[Entry]
-	removed bool // marker: key removed while its shard was being rebuilt
 	ref     atomic.Uint32
-	size    int64
+	removed bool // marker: key removed while its shard was being rebuilt
 	// prev and next link the shard's CLOCK ring, a circular list.
 	prev, next *node
 }
+
+// size is the number of bytes n is charged. s.mu must be held (n.e changes
+// only under it).
+func (n *node) size() int64 { return size(n.key, n.e.Load()) }
 
 // shard is one lock domain of the cache.
 type shard struct {
@@ -63,6 +74,9 @@ type shard struct {
 	// it, so they are the last the hand reaches.
 	hand *node
 
+	// seed is the Cache's hash seed, to recompute a node's hash (see node).
+	seed maphash.Seed
+
 	bytes, budget int64
 	count         int  // resident entries
 	highWater     int  // max count since the last rebuild
@@ -81,8 +95,9 @@ type shard struct {
 	bytesGauge, entriesGauge                              atomic.Int64
 }
 
-func (s *shard) init(budget int64, maxLeases int, kick chan<- struct{}) {
+func (s *shard) init(seed maphash.Seed, budget int64, maxLeases int, kick chan<- struct{}) {
 	s.tab.Store(newTable(0))
+	s.seed = seed
 	s.budget = budget
 	s.kick = kick
 	s.leases.max = maxLeases
@@ -116,12 +131,12 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 			// Too large to keep: drop the old version too (the ghost
 			// remembers e.Seq), rather than keep serving it.
 			s.raiseGhost(h, e.Seq)
-			s.removeLocked(n)
+			s.removeLockedHash(h, n)
 			return false
 		}
-		s.makeRoomLocked(sz-n.size, n)
-		s.bytes += sz - n.size
-		n.size = sz
+		old := n.size()
+		s.makeRoomLocked(sz-old, n)
+		s.bytes += sz - old
 		n.e.Store(e)
 		s.publishGauges()
 		return true
@@ -133,9 +148,9 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 		return false
 	}
 	s.makeRoomLocked(sz, nil)
-	n = &node{key: k, hash: h, size: sz}
+	n = &node{key: k}
 	n.e.Store(e)
-	s.indexLocked(n)
+	s.indexLocked(h, n)
 	s.linkLocked(n)
 	s.bytes += sz
 	s.count++
@@ -151,14 +166,14 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 // key must be absent. A full table is replaced by a rehashed copy first;
 // readers still searching the old copy see a consistent, slightly older
 // view.
-func (s *shard) indexLocked(n *node) {
+func (s *shard) indexLocked(h uint64, n *node) {
 	p := &s.tab
 	if s.side.Load() != nil {
 		p = &s.side
 	}
 	t := p.Load()
 	if p == &s.side {
-		if _, i := t.find(n.hash, n.key); i >= 0 {
+		if _, i := t.find(h, n.key); i >= 0 {
 			t.slots[i].n.Store(n)
 			return
 		}
@@ -167,7 +182,7 @@ func (s *shard) indexLocked(n *node) {
 		t = t.rehashed()
 		p.Store(t)
 	}
-	t.insert(n)
+	t.insert(h, n)
 }
 
 // makeRoomLocked evicts entries other than keep until need more bytes fit.
@@ -191,8 +206,9 @@ func (s *shard) evictOneLocked(keep *node) bool {
 			s.hand = n.next
 			continue
 		}
-		s.raiseGhost(n.hash, n.e.Load().Seq)
-		s.removeLocked(n)
+		h := hashKey(s.seed, n.key)
+		s.raiseGhost(h, n.e.Load().Seq)
+		s.removeLockedHash(h, n)
 		s.evictions.Add(1)
 		return true
 	}
@@ -219,12 +235,15 @@ func (s *shard) linkLocked(n *node) {
 // removeLocked makes n unfindable (a removal marker in side during a
 // rebuild, a deleted slot otherwise) and takes it out of the ring. Readers
 // that found n before keep its entry, which was current when they found it.
-func (s *shard) removeLocked(n *node) {
+func (s *shard) removeLocked(n *node) { s.removeLockedHash(hashKey(s.seed, n.key), n) }
+
+// removeLockedHash is removeLocked for callers that know n's hash h.
+func (s *shard) removeLockedHash(h uint64, n *node) {
 	if s.side.Load() != nil {
-		s.indexLocked(&node{key: n.key, hash: n.hash, removed: true})
+		s.indexLocked(h, &node{key: n.key, removed: true})
 	} else {
 		t := s.tab.Load()
-		if _, i := t.find(n.hash, n.key); i >= 0 {
+		if _, i := t.find(h, n.key); i >= 0 {
 			t.del(i)
 		}
 	}
@@ -237,7 +256,7 @@ func (s *shard) removeLocked(n *node) {
 		}
 	}
 	n.prev, n.next = nil, nil
-	s.bytes -= n.size
+	s.bytes -= n.size()
 	s.count--
 	s.publishGauges()
 	if !s.kicked && s.shrunkLocked() {

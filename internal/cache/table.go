@@ -60,10 +60,10 @@ func (t *table) find(h uint64, k Key) (*node, int) {
 // which keeps probe sequences short and guarantees a nil slot exists.
 func (t *table) full() bool { return (t.used+1)*8 > len(t.slots)*5 }
 
-// insert puts n, whose key must be absent, in the first deleted or nil slot
-// of its probe sequence. The table must not be full.
-func (t *table) insert(n *node) {
-	for i := n.hash & t.mask; ; i = (i + 1) & t.mask {
+// insert puts n, whose key must be absent and hash h, in the first deleted
+// or nil slot of its probe sequence. The table must not be full.
+func (t *table) insert(h uint64, n *node) {
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		sl := &t.slots[i]
 		cur := sl.n.Load()
 		if cur == nil || cur == deleted {
@@ -71,7 +71,7 @@ func (t *table) insert(n *node) {
 				t.used++
 			}
 			t.live++
-			sl.hash.Store(n.hash)
+			sl.hash.Store(h)
 			sl.n.Store(n)
 			return
 		}
@@ -89,7 +89,7 @@ func (t *table) rehashed() *table {
 	nt := newTable(t.live + 1)
 	for i := range t.slots {
 		if n := t.slots[i].n.Load(); n != nil && n != deleted {
-			nt.insert(n)
+			nt.insert(t.slots[i].hash.Load(), n)
 		}
 	}
 	return nt

@@ -3,6 +3,7 @@ package cache
 import (
 	"fmt"
 	"testing"
+	"unsafe"
 )
 
 func TestTable(t *testing.T) {
@@ -12,11 +13,11 @@ func TestTable(t *testing.T) {
 	const h = 5
 	nodes := make([]*node, 5)
 	for i := range nodes {
-		nodes[i] = &node{key: Key{"t", fmt.Sprint(i)}, hash: h}
+		nodes[i] = &node{key: Key{"t", fmt.Sprint(i)}}
 		if tab.full() {
 			t.Fatalf("table full after %d inserts", i)
 		}
-		tab.insert(nodes[i])
+		tab.insert(h, nodes[i])
 	}
 	find := func(i int) *node { n, _ := tab.find(h, nodes[i].key); return n }
 	for i := range nodes {
@@ -38,8 +39,8 @@ func TestTable(t *testing.T) {
 		t.Errorf("live=%d used=%d, want 4, 5", tab.live, tab.used)
 	}
 	// A new node reuses the deleted slot.
-	extra := &node{key: Key{"t", "x"}, hash: h}
-	tab.insert(extra)
+	extra := &node{key: Key{"t", "x"}}
+	tab.insert(h, extra)
 	if tab.used != 5 || tab.live != 5 {
 		t.Errorf("after reuse live=%d used=%d, want 5, 5", tab.live, tab.used)
 	}
@@ -52,5 +53,13 @@ func TestTable(t *testing.T) {
 	}
 	if n, _ := tab.find(h, Key{"t", "absent"}); n != nil {
 		t.Error("found an absent key")
+	}
+}
+
+// TestNodeSize keeps node in Go's 64-byte size class, one cache line (see
+// the node doc).
+func TestNodeSize(t *testing.T) {
+	if got := unsafe.Sizeof(node{}); got != 64 {
+		t.Errorf("unsafe.Sizeof(node{}) = %d, want 64", got)
 	}
 }
