@@ -41,8 +41,8 @@
 // that cache-line traffic, like a shared RWMutex reader count, is what made
 // the first version of this package (a Go map per shard under a
 // sync.RWMutex) about three times slower than otter on a Zipf workload in
-// our benchmark; see docs/benchmarks.md §1. Both are exact: the metrics
-// built on them (cairn_cache_hits_total) are compared with exact counts. A
+// our benchmark; see docs/benchmarks.md §1. Both are exact counts, as
+// cairn_cache_hits_total and cairn_cache_misses_total promise. A
 // hit reads its slot, then its node, which is sized to one cache line: two
 // dependent memory loads and no write in the common case.
 //
