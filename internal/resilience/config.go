@@ -73,43 +73,22 @@ func Defaults() Config {
 // withDefaults fills the zero fields from Defaults.
 func (c Config) withDefaults() Config {
 	d := Defaults()
-	fill := func(dst *time.Duration, v time.Duration) {
-		if *dst == 0 {
-			*dst = v
-		}
-	}
-	fill(&c.BaseDelay, d.BaseDelay)
-	fill(&c.MaxDelay, d.MaxDelay)
-	fill(&c.MaxElapsed, d.MaxElapsed)
-	fill(&c.AttemptTimeout, d.AttemptTimeout)
-	fill(&c.MaxRetryAfter, d.MaxRetryAfter)
-	fill(&c.BudgetWindow, d.BudgetWindow)
-	fill(&c.FailureWindow, d.FailureWindow)
-	fill(&c.OpenDelay, d.OpenDelay)
-	if c.MaxAttempts == 0 {
-		c.MaxAttempts = d.MaxAttempts
-	}
-	if c.BudgetShare == 0 {
-		c.BudgetShare = d.BudgetShare
-	}
-	if c.BudgetMinRetries == 0 {
-		c.BudgetMinRetries = d.BudgetMinRetries
-	}
-	if c.ConsecutiveFailures == 0 {
-		c.ConsecutiveFailures = d.ConsecutiveFailures
-	}
-	if c.FailureRate == 0 {
-		c.FailureRate = d.FailureRate
-	}
-	if c.MinCalls == 0 {
-		c.MinCalls = d.MinCalls
-	}
-	if c.HalfOpenProbes == 0 {
-		c.HalfOpenProbes = d.HalfOpenProbes
-	}
-	if c.MaxConcurrent == 0 {
-		c.MaxConcurrent = d.MaxConcurrent
-	}
+	orDefault(&c.BaseDelay, d.BaseDelay)
+	orDefault(&c.MaxDelay, d.MaxDelay)
+	orDefault(&c.MaxElapsed, d.MaxElapsed)
+	orDefault(&c.AttemptTimeout, d.AttemptTimeout)
+	orDefault(&c.MaxRetryAfter, d.MaxRetryAfter)
+	orDefault(&c.BudgetWindow, d.BudgetWindow)
+	orDefault(&c.FailureWindow, d.FailureWindow)
+	orDefault(&c.OpenDelay, d.OpenDelay)
+	orDefault(&c.MaxAttempts, d.MaxAttempts)
+	orDefault(&c.BudgetShare, d.BudgetShare)
+	orDefault(&c.BudgetMinRetries, d.BudgetMinRetries)
+	orDefault(&c.ConsecutiveFailures, d.ConsecutiveFailures)
+	orDefault(&c.FailureRate, d.FailureRate)
+	orDefault(&c.MinCalls, d.MinCalls)
+	orDefault(&c.HalfOpenProbes, d.HalfOpenProbes)
+	orDefault(&c.MaxConcurrent, d.MaxConcurrent)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -150,4 +129,13 @@ func (c Config) validate() error {
 		return bad("MaxConcurrent", "must be positive, or -1 for unlimited")
 	}
 	return nil
+}
+
+// orDefault sets *dst to def when it holds its type's zero value: a zero
+// setting means "the default" throughout this package's configs.
+func orDefault[T comparable](dst *T, def T) {
+	var zero T
+	if *dst == zero {
+		*dst = def
+	}
 }

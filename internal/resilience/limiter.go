@@ -77,24 +77,12 @@ func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 
 func (c LimiterConfig) withDefaults() LimiterConfig {
 	d := DefaultLimiterConfig()
-	if c.MaxInFlight == 0 {
-		c.MaxInFlight = d.MaxInFlight
-	}
-	if c.TenantMaxInFlight == 0 {
-		c.TenantMaxInFlight = d.TenantMaxInFlight
-	}
-	if c.TenantRate == 0 {
-		c.TenantRate = d.TenantRate
-	}
-	if c.TenantBurst == 0 {
-		c.TenantBurst = d.TenantBurst
-	}
-	if c.MaxTenants == 0 {
-		c.MaxTenants = d.MaxTenants
-	}
-	if c.BusyRetryAfter == 0 {
-		c.BusyRetryAfter = d.BusyRetryAfter
-	}
+	orDefault(&c.MaxInFlight, d.MaxInFlight)
+	orDefault(&c.TenantMaxInFlight, d.TenantMaxInFlight)
+	orDefault(&c.TenantRate, d.TenantRate)
+	orDefault(&c.TenantBurst, d.TenantBurst)
+	orDefault(&c.MaxTenants, d.MaxTenants)
+	orDefault(&c.BusyRetryAfter, d.BusyRetryAfter)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
