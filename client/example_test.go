@@ -132,7 +132,7 @@ func ExampleError() {
 	_, err = client.New(url, "wrong-token").Get(context.Background(), "demo", "x")
 	fmt.Println("unauthorized:", errors.Is(err, client.ErrUnauthorized))
 	// Output:
-	// 400 invalid invalid JSON at byte 8: invalid character '}' looking for beginning of object key string
+	// 400 invalid invalid JSON at byte 7: expected a string object key
 	// invalid: true
 	// unauthorized: true
 }

@@ -161,7 +161,6 @@ func (n *Node) newAPI() (*server.Server, error) {
 	return server.New(server.Options{
 		Docs:         n.docs,
 		Auth:         n.cfg.Auth,
-		Validate:     validateBody,
 		MaxBodyBytes: n.cfg.MaxBodyBytes,
 		Logger:       n.log,
 		Ready:        n.ready.Load,

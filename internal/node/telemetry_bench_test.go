@@ -160,7 +160,7 @@ func benchServer(b *testing.B, n *Node, tel *telemetry.Telemetry) *server.Server
 		func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
 		deadlineMiddleware(resilience.Deadlines{Default: 5 * time.Second, Max: 30 * time.Second}))
 	s, err := server.New(server.Options{
-		Docs: n.docs, Auth: n.cfg.Auth, Validate: validateBody, Logger: n.log,
+		Docs: n.docs, Auth: n.cfg.Auth, Logger: n.log,
 		Ready: n.ready.Load, Middleware: mw,
 	})
 	if err != nil {

@@ -214,10 +214,5 @@ func (s *Server) check(body []byte) error {
 	if err == nil {
 		return nil
 	}
-	msg := "invalid JSON"
-	if off, ok := offsetOf(err); ok {
-		msg += " at byte " + strconv.FormatInt(off, 10)
-	}
-	msg += ": " + fault.MessageOf(err)
-	return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: "doc.put"}, Msg: msg, Err: err}
+	return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: "doc.put"}, Msg: describeInvalid(err), Err: err}
 }

@@ -14,12 +14,12 @@ import (
 	"github.com/cairnstore/cairn/internal/server"
 )
 
-// offsetErr is a validator error that reports its offset by method, as the
-// node's strict validator does.
+// offsetErr is a validator error that reports its offset by method, as a
+// validator given in Options.Validate may.
 type offsetErr struct{ off int64 }
 
-func (e offsetErr) Error() string { return "unexpected byte" }
-func (e offsetErr) Offset() int64 { return e.off }
+func (e offsetErr) Error() string     { return "unexpected byte" }
+func (e offsetErr) ByteOffset() int64 { return e.off }
 
 // TestBadInputStoresNothing: every rejected write is a 4xx naming the
 // problem, and Docs never sees it.
@@ -45,10 +45,10 @@ func TestBadInputStoresNothing(t *testing.T) {
 		{name: "long key", path: docURL(tenantA, strings.Repeat("k", 1025)), body: strings.NewReader("{}"), status: 400, code: "invalid", msg: "longer than 1024"},
 		{name: "empty body", path: docURL(tenantA, "k"), body: strings.NewReader(""), status: 400, code: "invalid", msg: "empty body"},
 		{name: "empty chunked body", path: docURL(tenantA, "k"), body: strings.NewReader(""), clen: -1, status: 400, code: "invalid", msg: "empty body"},
-		{name: "invalid JSON", path: docURL(tenantA, "k"), body: strings.NewReader(`{"a":1,}`), status: 400, code: "invalid", msg: "at byte 8"},
+		{name: "invalid JSON", path: docURL(tenantA, "k"), body: strings.NewReader(`{"a":1,}`), status: 400, code: "invalid", msg: "at byte 7"},
 		{name: "truncated JSON", path: docURL(tenantA, "k"), body: strings.NewReader(`{"a":`), status: 400, code: "invalid", msg: "invalid JSON at byte"},
 		{name: "two values", path: docURL(tenantA, "k"), body: strings.NewReader(`{} {}`), status: 400, code: "invalid", msg: "at byte"},
-		{name: "too deep", path: docURL(tenantA, "k"), body: strings.NewReader(deep), status: 400, code: "invalid", msg: "nested deeper than 4 levels"},
+		{name: "too deep", path: docURL(tenantA, "k"), body: strings.NewReader(deep), status: 400, code: "invalid", msg: "invalid JSON at byte 4: nesting too deep"},
 		{name: "validator offset", path: docURL(tenantA, "k"), body: strings.NewReader(`{}`), validate: func([]byte) error { return offsetErr{17} }, status: 400, code: "invalid", msg: "at byte 17: unexpected byte"},
 		{name: "over limit by length", path: docURL(tenantA, "k"), body: strings.NewReader(`"` + strings.Repeat("x", limit) + `"`), status: 413, code: "too_large", msg: "64 bytes"},
 		{name: "over limit chunked", path: docURL(tenantA, "k"), body: strings.NewReader(`"` + strings.Repeat("x", limit) + `"`), clen: -1, status: 413, code: "too_large"},

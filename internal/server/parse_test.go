@@ -121,29 +121,6 @@ func TestAppendJSONString(t *testing.T) {
 	}
 }
 
-func TestCheckDepth(t *testing.T) {
-	for _, tc := range []struct {
-		in  string
-		max int
-		off int64 // -1: ok
-	}{
-		{`[[1]]`, 2, -1},
-		{`[[[1]]]`, 2, 2},
-		{`{"a":{"b":[]}}`, 3, -1},
-		{`{"a":{"b":[]}}`, 2, 10},
-		{`["[[[[", "\"[[["]`, 1, -1},
-	} {
-		err := checkDepth([]byte(tc.in), tc.max)
-		var off int64 = -1
-		if err != nil {
-			off = err.(*DepthError).ByteOffset()
-		}
-		if off != tc.off {
-			t.Errorf("checkDepth(%s, %d): offset %d, want %d (%v)", tc.in, tc.max, off, tc.off, err)
-		}
-	}
-}
-
 // FuzzETagList: the scanner never panics, parse and match agree, and every
 // element parsed is well formed.
 func FuzzETagList(f *testing.F) {

@@ -92,10 +92,11 @@ type Timeouts struct {
 type Options struct {
 	Docs Docs
 	Auth Auth
-	// Validate checks a body before it is stored; nil means well-formed JSON
-	// nested at most MaxDepth deep. Its error may carry the byte offset of
-	// the problem, as a json.SyntaxError or through a ByteOffset() int64 or
-	// Offset() int64 method; the 400 message then names it.
+	// Validate checks a body before it is stored; nil means strict RFC 8259
+	// JSON (ingest.ValidateDepth) nested at most MaxDepth deep. Its error
+	// may carry the byte offset of the problem, as an *ingest.SyntaxError, a
+	// *json.SyntaxError or through a ByteOffset() int64 method; the 400
+	// message then names it.
 	Validate func(body []byte) error
 	// MaxBodyBytes bounds a document body [1 MiB]; larger bodies get 413.
 	MaxBodyBytes int64
@@ -191,7 +192,7 @@ func New(o Options) (*Server, error) {
 		return nil, cfg("Options.ListLimit is larger than MaxListLimit")
 	}
 	if s.validate == nil {
-		s.validate = ValidJSON(or(o.MaxDepth, DefaultMaxDepth))
+		s.validate = strictJSON(or(o.MaxDepth, DefaultMaxDepth))
 	}
 	if s.log == nil {
 		s.log = slog.Default()

@@ -4,83 +4,34 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+
+	"github.com/cairnstore/cairn/internal/ingest"
 )
 
-// ValidJSON returns the default body validator: the body must be one
-// well-formed JSON value nested at most maxDepth arrays and objects deep.
-// Its errors carry the byte offset of the problem ([json.SyntaxError], or a
-// ByteOffset method for the depth limit). The node supplies a faster strict
-// validator; this one keeps the server usable on its own.
-func ValidJSON(maxDepth int) func([]byte) error {
-	return func(b []byte) error {
-		if !json.Valid(b) {
-			// Valid says no; Unmarshal checks validity first and reports
-			// where, without decoding anything.
-			var v struct{}
-			if err := json.Unmarshal(b, &v); err != nil {
-				return err
-			}
-			return errors.New("not valid JSON")
-		}
-		return checkDepth(b, maxDepth)
-	}
+// strictJSON returns the default body validator: ingest's strict RFC 8259
+// validator (it also refuses invalid UTF-8, which encoding/json lets
+// through) with a nesting limit of maxDepth. It is the validator ingestion
+// uses too, so a document accepted by PUT and one accepted by ingest obey
+// the same rules.
+func strictJSON(maxDepth int) func([]byte) error {
+	return func(b []byte) error { return ingest.ValidateDepth(b, maxDepth) }
 }
 
-// DepthError is a body nested deeper than the limit.
-type DepthError struct {
-	Offset int64 // of the bracket that went too deep
-	Max    int
-}
-
-func (e *DepthError) Error() string {
-	return "nested deeper than " + strconv.Itoa(e.Max) + " levels"
-}
-
-// ByteOffset is the position of the offending bracket.
-func (e *DepthError) ByteOffset() int64 { return e.Offset }
-
-// checkDepth scans well-formed JSON for the nesting depth.
-func checkDepth(b []byte, max int) error {
-	depth, inString := 0, false
-	for i := 0; i < len(b); i++ {
-		c := b[i]
-		if inString {
-			switch c {
-			case '\\':
-				i++ // skip the escaped byte; \u sequences are hex digits only
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		switch c {
-		case '"':
-			inString = true
-		case '{', '[':
-			depth++
-			if depth > max {
-				return &DepthError{Offset: int64(i), Max: max}
-			}
-		case '}', ']':
-			depth--
-		}
-	}
-	return nil
-}
-
-// offsetOf finds the byte offset a validation error carries, if any.
-func offsetOf(err error) (int64, bool) {
-	var se *json.SyntaxError
+// describeInvalid words a validation error for the client: the byte offset
+// when the error carries one, and the reason without the validator's own
+// prefix.
+func describeInvalid(err error) string {
+	var se *ingest.SyntaxError
 	if errors.As(err, &se) {
-		return se.Offset, true
+		return "invalid JSON at byte " + strconv.FormatInt(se.Offset, 10) + ": " + se.Msg
+	}
+	var je *json.SyntaxError
+	if errors.As(err, &je) {
+		return "invalid JSON at byte " + strconv.FormatInt(je.Offset, 10) + ": " + je.Error()
 	}
 	var bo interface{ ByteOffset() int64 }
 	if errors.As(err, &bo) {
-		return bo.ByteOffset(), true
+		return "invalid JSON at byte " + strconv.FormatInt(bo.ByteOffset(), 10) + ": " + err.Error()
 	}
-	var o interface{ Offset() int64 }
-	if errors.As(err, &o) {
-		return o.Offset(), true
-	}
-	return 0, false
+	return "invalid JSON: " + err.Error()
 }
