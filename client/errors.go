@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // Sentinels for errors.Is. Every non-2xx answer is an [*Error], which
@@ -63,6 +65,7 @@ var byCode = map[string]error{
 	"transient":           ErrUnavailable,
 	"exhausted":           ErrUnavailable,
 	"timeout":             ErrUnavailable,
+	"corruption":          ErrServer, // a stored copy is damaged: repeating the read cannot help
 }
 
 // sentinel is the sentinel e matches.
@@ -141,18 +144,9 @@ func errorFrom(resp *http.Response) *Error {
 	return e
 }
 
-// retryAfter parses a Retry-After value: delay-seconds or an HTTP-date.
+// retryAfter parses a Retry-After value (delay-seconds or an HTTP-date),
+// capped as the server side caps it, so a huge value cannot overflow.
 func retryAfter(v string) time.Duration {
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil && secs >= 0 {
-		return time.Duration(secs) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d
-		}
-	}
-	return 0
+	d, _ := fault.ParseRetryAfter(v, time.Now())
+	return d
 }

@@ -83,9 +83,10 @@ func (c *Client) retryable(ctx context.Context, err error, write bool) bool {
 		switch apiErr.Status {
 		case http.StatusTooManyRequests:
 			return true
-		case http.StatusRequestTimeout, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
-			return !write
-		case 0: // reported inside a listing stream
+		case http.StatusRequestTimeout, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout, 0:
+			// The server's code decides where it sent one (a 502 may be
+			// corruption, which repeating cannot fix); 0 is an error
+			// reported inside a listing stream.
 			return !write && errors.Is(apiErr, ErrUnavailable)
 		}
 		return false
@@ -103,10 +104,11 @@ func (c *Client) wait(ctx context.Context, attempt int, retryAfter time.Duration
 	if attempt >= p.MaxAttempts || retryAfter > p.MaxRetryAfter {
 		return false
 	}
-	ceiling := p.MaxDelay
-	if shift := attempt - 1; shift < 32 {
-		ceiling = min(p.MaxDelay, p.BaseDelay<<shift)
+	ceiling := p.BaseDelay // doubled per attempt up to MaxDelay, never shifted past it (no overflow)
+	for i := 1; i < attempt && ceiling < p.MaxDelay; i++ {
+		ceiling *= 2
 	}
+	ceiling = min(ceiling, p.MaxDelay)
 	d := max(time.Duration(c.jit(int64(ceiling)+1)), retryAfter)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		return false

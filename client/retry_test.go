@@ -69,6 +69,35 @@ func codeFor(status int) string {
 // reset closes the connection without answering.
 func reset(w http.ResponseWriter, r *http.Request) { panic(http.ErrAbortHandler) }
 
+// coded answers status with cairn's JSON error of the given code.
+func coded(code int, errCode string) func(http.ResponseWriter, *http.Request) {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(code)
+		fmt.Fprintf(w, `{"error":{"code":%q,"message":"m","request_id":"rid"}}`, errCode)
+	}
+}
+
+// TestRetryAfterHugeValue: a Retry-After too large for a Duration is capped,
+// not wrapped negative (which would have retried at once).
+func TestRetryAfterHugeValue(t *testing.T) {
+	if d := retryAfter("99999999999999"); d <= 0 || d > 24*time.Hour {
+		t.Fatalf("retryAfter(huge) = %v, want a positive capped delay", d)
+	}
+}
+
+// TestBackoffLargeBase: doubling a large BaseDelay never overflows.
+func TestBackoffLargeBase(t *testing.T) {
+	c, waits := testClient(t, "http://unused", RetryPolicy{MaxAttempts: 100, BaseDelay: 10 * time.Second, MaxDelay: time.Minute})
+	for attempt := 1; attempt < 40; attempt++ {
+		c.wait(t.Context(), attempt, 0)
+	}
+	for i, w := range *waits {
+		if w < 0 || w > time.Minute {
+			t.Fatalf("wait %d = %v, want within [0, 1m]", i+1, w)
+		}
+	}
+}
+
 // testClient returns a client whose waits are recorded, not slept, and
 // whose jitter is the largest possible delay.
 func testClient(t *testing.T, url string, p RetryPolicy) (*Client, *[]time.Duration) {
@@ -101,6 +130,7 @@ func TestRetryRules(t *testing.T) {
 		{"write reset not retried", []step{reset, status(200)}, true, 1, nil},
 		{"write 429 retried", []step{status(429), status(200)}, true, 2, nil},
 		{"write 412 not retried", []step{status(412), status(200)}, true, 1, ErrPreconditionFailed},
+		{"read of a corrupt copy not retried", []step{coded(502, "corruption"), status(200)}, false, 1, ErrServer},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
