@@ -12,7 +12,10 @@ source scripts/tools.sh
 # build takes ~9 minutes on 2 cores; it is kept in .tools/ keyed by version.
 CAIRN_JAEGER_BIN=$(bash scripts/jaeger.sh)
 export CAIRN_JAEGER_BIN
-export CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh)
+# Assigned, then exported: `export X=$(cmd)` would hide a failed build from
+# set -e, and the S3 tests would then skip outside CI.
+CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh)
+export CAIRN_VERSITYGW_BIN
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -32,8 +32,11 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 	for round := range rounds {
 		p := startNode(t, dir)
 		verify(t, p, acked, round)
-		killAfter := time.Duration(50+rng.IntN(450)) * time.Millisecond
+		killAfter := time.Duration(150+rng.IntN(450)) * time.Millisecond // long enough for some writes even under -race
 		got := writeUntilKilled(t, p, round, killAfter)
+		if len(got) == 0 {
+			t.Fatalf("round %d: no write was acknowledged in %v: the test would check nothing\n%s", round, killAfter, p.stderr)
+		}
 		for k, v := range got {
 			acked[k] = v
 		}
