@@ -261,7 +261,7 @@ func (n *Node) adminHandler() http.Handler {
 	return requireAdmin(n.cfg.Auth.Admin, mux)
 }
 
-// Addr is the API// Addr is the API listener's address (useful with port 0).
+// Addr is the API listener's address (useful with port 0).
 func (n *Node) Addr() string { return n.apiLn.Addr().String() }
 
 // AdminAddr is the admin listener's address, or "".

@@ -2,6 +2,7 @@ package node
 
 import (
 	"bufio"
+	"encoding/json"
 	"context"
 	"fmt"
 	"net"
@@ -47,7 +48,20 @@ func TestShedsPastItsLimits(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp.Body.Close()
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
+			// A shed answer names the request id the server gave it (none
+			// was sent), like every other error.
+			var body struct {
+				Error struct {
+					RequestID string `json:"request_id"`
+				} `json:"error"`
+			}
+			json.NewDecoder(resp.Body).Decode(&body)
+			if id := resp.Header.Get("X-Request-Id"); id == "" || body.Error.RequestID != id {
+				t.Errorf("shed %d: body request_id %q, header %q; want the same, non-empty", resp.StatusCode, body.Error.RequestID, id)
+			}
+		}
 		return resp.StatusCode, resp.Header.Get("Retry-After")
 	}
 	// waitInFlight polls the limiter until the held requests were admitted:

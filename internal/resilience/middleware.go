@@ -5,12 +5,13 @@ import (
 	"net/http"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
 // Middleware sheds load in front of next: each request is admitted or
 // answered at once with 503 or 429, a Retry-After header and the JSON error
 // body {"error":{"code","message","request_id"}} (code is the fault class
-// name, "exhausted"; request_id is the X-Request-ID header). tenantOf names
+// name, "exhausted"; request_id is the server's request id from reqctx, or the X-Request-ID header outside a cairn server). tenantOf names
 // the request's tenant; an empty tenant shares one bucket (""), so put the
 // middleware after tenant validation, or have tenantOf return a fixed name
 // for unauthenticated requests.
@@ -46,9 +47,13 @@ func writeShed(w http.ResponseWriter, r *http.Request, d Decision) {
 	h.Set("Retry-After", fault.FormatRetryAfter(d.RetryAfter))
 	h.Set("Cache-Control", "no-store")
 	w.WriteHeader(d.Status)
+	id := reqctx.RequestID(r.Context()) // the server's id: it may have made one
+	if id == "" {
+		id = r.Header.Get("X-Request-ID") // the middleware used outside a cairn server
+	}
 	_ = json.NewEncoder(w).Encode(errorBody{Error: errorDetail{
 		Code:      fault.Exhausted.String(),
 		Message:   d.Reason,
-		RequestID: r.Header.Get("X-Request-ID"),
+		RequestID: id,
 	}})
 }

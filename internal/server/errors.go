@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/internal/fault"
@@ -36,13 +35,6 @@ func tooLarge(limit int64, op string) error {
 // invalid is a 400 with a message for the client.
 func invalid(op, msg string) error {
 	return fault.New(fault.Invalid, fault.Context{Op: op}, msg)
-}
-
-// RetryAfterer is implemented by errors that know how long a client should
-// wait before trying again (a rate limiter, a breaker). The server uses it
-// for the Retry-After header of a 503; others get Options.RetryAfter.
-type RetryAfterer interface {
-	RetryAfter() time.Duration
 }
 
 // statusOf returns the HTTP status and the error code for err.
@@ -98,13 +90,14 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		// An error that knows how long to wait (fault.WithRetryAfter, or a
+		// RetryAfter method: a breaker, a limiter) says so; others get
+		// Options.RetryAfter.
 		d := s.retryAfter
-		var ra RetryAfterer
-		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
-			d = ra.RetryAfter()
+		if ra, ok := fault.RetryAfter(err); ok && ra > 0 {
+			d = ra
 		}
-		secs := int64((d + time.Second - 1) / time.Second)
-		h.Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+		h.Set("Retry-After", fault.FormatRetryAfter(d))
 	}
 	// Headers set for a success (ETag, Content-Length) must not leak into an
 	// error answer.

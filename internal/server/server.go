@@ -117,7 +117,7 @@ type Options struct {
 	// Routes are mounted after the built-in ones.
 	Routes []Route
 	// RetryAfter is the Retry-After of a 503 whose error does not say
-	// ([RetryAfterer]) [1s].
+	// (fault.RetryAfter: fault.WithRetryAfter or a RetryAfter method) [1s].
 	RetryAfter time.Duration
 	// ListLimit and MaxListLimit are the default and largest page sizes of a
 	// listing [100, 1000].
