@@ -345,6 +345,7 @@ func (f *FS) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 	}
 	path := f.Path(tenant, key)
 	var removed bool
+	var changed string // the deepest directory left after the removal
 	err := f.withLock(tenant, func() error {
 		if !pre.IsZero() {
 			etag, exists, err := current(path, key)
@@ -363,20 +364,20 @@ func (f *FS) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 		}
 		removed = true
 		// Empty chunk directories go too, under the lock, so that no Put is
-		// between its mkdirs and its rename. A non-empty one stops the climb.
+		// between its mkdirs and its rename. A non-empty one stops the climb;
+		// it holds the last removal, so it is the directory to fsync.
 		tdir := filepath.Join(f.root, tenant)
-		for d := filepath.Dir(path); d != tdir && strings.HasPrefix(d, tdir); d = filepath.Dir(d) {
+		changed = filepath.Dir(path)
+		for d := changed; d != tdir && strings.HasPrefix(d, tdir); d = filepath.Dir(d) {
 			if os.Remove(d) != nil {
 				break
 			}
+			changed = filepath.Dir(d)
 		}
 		return nil
 	})
 	if err == nil && removed {
-		err = syncDir(filepath.Dir(path))
-		if errors.Is(err, iofs.ErrNotExist) { // the climb removed it; its parent has the entry
-			err = nil
-		}
+		err = syncDir(changed)
 	}
 	if err != nil {
 		return f.fail(backend.OpDelete, tenant, key, err)

@@ -118,10 +118,14 @@ func (l *lister) flush() error {
 	if len(l.group) == 0 {
 		return nil
 	}
-	group := l.group
+	listed := l.group
 	l.group, l.groupDir = nil, ""
-	for i, e := range group {
+	group := listed[:0]
+	for _, e := range listed {
 		raw, _, err := l.s.read(l.ctx, e.Key)
+		if errors.Is(err, fault.ErrNotFound) {
+			continue // deleted since the listing; the fs backend skips it too
+		}
 		if err != nil {
 			return err
 		}
@@ -129,7 +133,8 @@ func (l *lister) flush() error {
 		if err != nil {
 			return fault.E(fault.Corruption, fault.Context{}, errors.New("hashed object "+e.Key+": "+err.Error()))
 		}
-		group[i].Key = h.Key
+		e.Key = h.Key
+		group = append(group, e)
 	}
 	slices.SortFunc(group, func(a, b backend.Entry) int { return strings.Compare(a.Key, b.Key) })
 	for _, e := range group {
