@@ -95,10 +95,16 @@ func (b *Budget) TryRetry() bool {
 func (b *Budget) refund() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	cur := b.advanceLocked()
-	if cur.retries > 0 {
-		cur.retries--
-		b.retries--
+	b.advanceLocked()
+	// The retry may have been taken in an earlier bucket of the window:
+	// give it back to the newest bucket that holds one, so the window total
+	// and the buckets stay equal.
+	for age := int64(0); age < budgetBuckets; age++ {
+		if bk := &b.buckets[(b.epoch-age)%budgetBuckets]; bk.retries > 0 {
+			bk.retries--
+			b.retries--
+			return
+		}
 	}
 }
 

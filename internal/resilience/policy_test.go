@@ -499,3 +499,24 @@ func TestGetAndFallback(t *testing.T) {
 		}
 	})
 }
+
+// TestBudgetRefundAcrossBuckets: a retry taken in one bucket and refunded
+// after the clock moved to the next is given back (the window total drops)
+// and never goes negative when the first bucket expires.
+func TestBudgetRefundAcrossBuckets(t *testing.T) {
+	now := time.Unix(1000, 0)
+	b := NewBudget(1, 0, 10*time.Second, func() time.Time { return now })
+	b.RecordFirst()
+	if !b.TryRetry() {
+		t.Fatal("TryRetry refused with budget left")
+	}
+	now = now.Add(10 * time.Second / budgetBuckets) // the next bucket
+	b.refund()
+	if _, retries := b.Counts(); retries != 0 {
+		t.Fatalf("after the refund the window holds %d retries, want 0", retries)
+	}
+	now = now.Add(10 * time.Second) // every bucket expires
+	if firsts, retries := b.Counts(); firsts != 0 || retries != 0 {
+		t.Fatalf("after the window: firsts %d retries %d, want 0 0", firsts, retries)
+	}
+}
