@@ -19,7 +19,7 @@ type Key struct{ Tenant, Key string }
 // Entry is one version of a document, as committed to the store.
 //
 // An Entry is immutable once it has been passed to the cache: neither the
-// cache nor any caller may change a field or write into Body, Version or the
+// cache nor any caller may change a field or write into Body or the
 // bytes behind ETag. Get returns the stored pointer, so a mutation would be
 // visible to every concurrent reader and would corrupt the byte accounting.
 type Entry struct {
@@ -32,7 +32,6 @@ type Entry struct {
 	// "not found".
 	Tombstone bool
 	ETag      string // opaque to the cache
-	Version   []byte // encoded version metadata, opaque to the cache
 	Body      []byte // the document bytes, returned without copying
 }
 
@@ -44,7 +43,7 @@ const entryOverhead = 208
 
 // size is the number of bytes charged against the budget for e under k.
 func size(k Key, e *Entry) int64 {
-	return int64(len(e.Body)+len(e.Version)+len(e.ETag)+len(k.Tenant)+len(k.Key)) + entryOverhead
+	return int64(len(e.Body)+len(e.ETag)+len(k.Tenant)+len(k.Key)) + entryOverhead
 }
 
 // Options configures a Cache. The zero value is usable: 64 MiB, default
@@ -241,6 +240,21 @@ func (c *Cache) Fill(k Key, l Lease, e *Entry) bool {
 	if !ok {
 		s.fillsRejected.Add(1)
 	}
+	return ok
+}
+
+// Refresh is Set for a write the cache should not admit (a bulk load):
+// it installs e only if k is cached, with a lower Seq, and ends k's lease
+// generation whatever the outcome, so a reader that read the older version
+// before this commit cannot install it afterwards. It counts nothing as
+// rejected: leaving an absent key absent is its purpose.
+func (c *Cache) Refresh(k Key, e *Entry) bool {
+	h := c.hash(k)
+	s := c.shardOf(h)
+	s.mu.Lock()
+	s.leases.invalidate(k)
+	ok := s.lookup(h, k) != nil && s.installLocked(k, h, e, false)
+	s.mu.Unlock()
 	return ok
 }
 

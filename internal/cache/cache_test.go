@@ -465,7 +465,7 @@ func TestCompactorPeriodic(t *testing.T) {
 		s.mu.Lock()
 		s.kicked = true // suppress the shrink signal
 		for s.count > 50 {
-			s.removeLocked(s.hand)
+			s.removeLockedHash(hashKey(s.seed, s.hand.key), s.hand)
 		}
 		s.mu.Unlock()
 		time.Sleep(time.Second)
@@ -494,4 +494,37 @@ func TestCompactPreservesEverything(t *testing.T) {
 		}
 	}
 	checkInvariants(t, c)
+}
+
+// TestRefresh: a bulk write replaces a cached older version, admits nothing
+// absent, ends the key's lease generation either way, and is not counted as
+// a rejected fill.
+func TestRefresh(t *testing.T) {
+	c := New(Options{CompactInterval: -1})
+	defer c.Close()
+	cached, absent := Key{"t", "cached"}, Key{"t", "absent"}
+	c.Set(cached, ent(1, "old"))
+
+	lease := c.Lease(absent) // a reader about to fill the pre-ingest version
+	if c.Refresh(absent, ent(2, "bulk")) {
+		t.Fatal("Refresh admitted an absent key")
+	}
+	if _, ok := c.Get(absent); ok {
+		t.Fatal("absent key cached by Refresh")
+	}
+	if c.Fill(absent, lease, ent(1, "pre-ingest")) {
+		t.Fatal("a fill with a lease taken before the bulk write was installed")
+	}
+	if !c.Refresh(cached, ent(3, "bulk")) {
+		t.Fatal("Refresh did not replace the cached older version")
+	}
+	if e, _ := c.Get(cached); e.Seq != 3 {
+		t.Fatalf("cached Seq %d after Refresh, want 3", e.Seq)
+	}
+	if c.Refresh(cached, ent(2, "older")) {
+		t.Fatal("Refresh installed an older version")
+	}
+	if got := c.Stats().FillsRejected; got != 1 { // the stale fill above, only
+		t.Fatalf("FillsRejected = %d, want 1", got)
+	}
 }

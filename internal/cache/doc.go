@@ -18,7 +18,7 @@
 // node. The cache is version-monotonic: it never replaces an entry with one
 // of lower or equal Seq, and it refuses installs that could be stale even
 // when the newer entry has left the cache (see below). Memory is bounded by
-// Options.MaxBytes, charged per entry as len(Body)+len(Version)+len(ETag)+
+// Options.MaxBytes, charged per entry as len(Body)+len(ETag)+
 // len(Tenant)+len(Key) plus a fixed overhead, split evenly across shards.
 //
 // # Concurrency model
@@ -148,8 +148,8 @@
 //
 // # Caveats
 //
-// Entries are immutable. Get returns the stored *Entry; Body, Version and
-// ETag are shared with every other reader, never copied. Callers must not
+// Entries are immutable. Get returns the stored *Entry; Body and ETag
+// are shared with every other reader, never copied. Callers must not
 // modify an Entry or its slices after passing it to Set or Fill, nor after
 // receiving it from Get. There is no defensive copy, on purpose.
 //

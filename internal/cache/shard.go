@@ -232,12 +232,10 @@ func (s *shard) linkLocked(n *node) {
 	n.next, s.hand.prev = s.hand, n
 }
 
-// removeLocked makes n unfindable (a removal marker in side during a
-// rebuild, a deleted slot otherwise) and takes it out of the ring. Readers
-// that found n before keep its entry, which was current when they found it.
-func (s *shard) removeLocked(n *node) { s.removeLockedHash(hashKey(s.seed, n.key), n) }
-
-// removeLockedHash is removeLocked for callers that know n's hash h.
+// removeLockedHash makes n, whose hash is h, unfindable (a removal marker in
+// side during a rebuild, a deleted slot otherwise) and takes it out of the
+// ring. Readers that found n before keep its entry, which was current when
+// they found it.
 func (s *shard) removeLockedHash(h uint64, n *node) {
 	if s.side.Load() != nil {
 		s.indexLocked(h, &node{key: n.key, removed: true})

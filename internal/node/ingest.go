@@ -434,8 +434,8 @@ func (run *ingestRun) reply(st ingest.Stats) ingestReply {
 // bulkCommitted is Committed for a write of an ingest (store.Record.Bulk).
 // A bulk load must not fill the cache: it would evict the working set for
 // documents nobody asked for, and make the node's memory grow to the cache
-// budget during every large ingest. Fill with no lease does what
-// linearizability needs without admitting anything:
+// budget during every large ingest. Refresh does what linearizability
+// needs without admitting anything:
 //   - k is cached (with a lower Seq): the new version replaces it, before
 //     the ingest is answered, exactly as Set would;
 //   - k is absent: nothing is installed, and k's lease generation ends, so
@@ -443,5 +443,5 @@ func (run *ingestRun) reply(st ingest.Stats) ingestReply {
 //     commit cannot install it afterwards (the stale-fill race); readers
 //     that come later miss and read the new version from the store.
 func (d *Docs) bulkCommitted(rec *store.Record) {
-	d.c.Fill(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, cache.Lease{}, entryOf(rec))
+	d.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }
