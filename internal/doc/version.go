@@ -43,7 +43,11 @@ func (v *Version) ID() ID {
 }
 
 // ETag returns the strong HTTP entity tag for the version, quotes included.
-func (v *Version) ETag() string { return `"` + v.ID().String() + `"` }
+func (v *Version) ETag() string { return v.ID().ETag() }
+
+// ETag is the strong HTTP entity tag of the version with this ID, quotes
+// included: callers that already hold the ID need not hash the version again.
+func (id ID) ETag() string { return `"` + id.String() + `"` }
 
 // Compare returns the causal relation of v to o by their vectors.
 func (v *Version) Compare(o *Version) Ordering { return Compare(v.Vector, o.Vector) }

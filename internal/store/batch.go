@@ -202,8 +202,7 @@ func (s *Store) prefetch(tenant string, members []*request) {
 			if err != nil {
 				return // lookup reports it for this key
 			}
-			id := v.ID()
-			cur = &current{exists: true, seq: seq, v: v, id: id, etag: `"` + id.String() + `"`}
+			cur = currentOf(seq, v, v.ID())
 		} else if it.Error() != nil {
 			return
 		}

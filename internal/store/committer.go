@@ -330,10 +330,9 @@ func (s *Store) stage(g *group, r *request) error {
 	if r.sync != nil {
 		_ = g.batch.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
 	}
-	id := v.ID()
-	etag := `"` + id.String() + `"`
-	s.overlay[ok] = &current{exists: true, seq: g.seq, v: v, id: id, etag: etag}
-	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: etag, Body: r.body,
+	next := currentOf(g.seq, v, v.ID())
+	s.overlay[ok] = next
+	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
 	return nil
 }
@@ -401,6 +400,11 @@ func (s *Store) lookup(ok, tenant, key string) (*current, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := v.ID()
-	return &current{exists: true, seq: seq, v: v, id: id, etag: `"` + id.String() + `"`}, nil
+	return currentOf(seq, v, v.ID()), nil
+}
+
+// currentOf is the live-or-tombstone current state of a key holding v
+// (whose ID is id) at seq.
+func currentOf(seq uint64, v doc.Version, id doc.ID) *current {
+	return &current{exists: true, seq: seq, v: v, id: id, etag: id.ETag()}
 }

@@ -75,3 +75,23 @@ func TestWatcherSeesEveryWriteBeforeItsAnswer(t *testing.T) {
 		t.Fatalf("watcher saw %d writes, want %d", before, 16*20)
 	}
 }
+
+// TestCreated: a write is Created when no live version preceded it — a
+// first write, or one after a delete — and not when it replaced one.
+func TestCreated(t *testing.T) {
+	s := openT(t, t.TempDir(), Options{})
+	ctx := context.Background()
+	step := func(what string, want bool) {
+		t.Helper()
+		rec, err := s.Put(ctx, "t", "k", []byte(`{}`), doc.Precondition{})
+		if err != nil || rec.Created != want {
+			t.Fatalf("%s: Created %v, %v; want %v", what, rec.Created, err, want)
+		}
+	}
+	step("first write", true)
+	step("replacement", false)
+	if _, err := s.Delete(ctx, "t", "k", doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	step("write after delete", true)
+}
