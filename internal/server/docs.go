@@ -9,7 +9,6 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
-	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
 // getDoc serves GET and HEAD of one document. Outcomes: 200 with the body,
@@ -19,11 +18,6 @@ import (
 // not allocate beyond the headers.
 func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 	head := r.Method == http.MethodHead
-	if head {
-		if info := reqctx.From(r.Context()); info != nil {
-			info.Op = "doc.head"
-		}
-	}
 	key := r.PathValue("key")
 	if err := doc.ValidateKey(key); err != nil {
 		s.writeError(w, r, err)

@@ -229,6 +229,9 @@ const (
 func (s *Server) builtin() []Route {
 	return []Route{
 		{Pattern: "GET " + docPath, Op: "doc.get", Access: AccessTenant, Handler: http.HandlerFunc(s.getDoc)},
+		// HEAD has its own route so that its op is known before the
+		// handler runs (spans, logs and limits all read it from reqctx).
+		{Pattern: "HEAD " + docPath, Op: "doc.head", Access: AccessTenant, Handler: http.HandlerFunc(s.getDoc)},
 		{Pattern: "PUT " + docPath, Op: "doc.put", Access: AccessTenant, Handler: http.HandlerFunc(s.putDoc)},
 		{Pattern: "DELETE " + docPath, Op: "doc.delete", Access: AccessTenant, Handler: http.HandlerFunc(s.deleteDoc)},
 		{Pattern: "GET " + listPath, Op: "doc.list", Access: AccessTenant, Handler: http.HandlerFunc(s.listDocs)},
