@@ -35,6 +35,8 @@ type TenantProgress struct {
 	// Last is the last finished round, LastError its error ("" if none).
 	Last      *RoundResult `json:"last,omitempty"`
 	LastError string       `json:"last_error,omitempty"`
+	// LastUploadError is the last fast-path upload's error ("" if none).
+	LastUploadError string `json:"last_upload_error,omitempty"`
 }
 
 // RoundResult is reconcile.Stats as JSON.
@@ -98,6 +100,9 @@ func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 				}
 				if p.LastErr != nil {
 					tp.LastError = p.LastErr.Error()
+				}
+				if p.LastUploadErr != nil {
+					tp.LastUploadError = p.LastUploadErr.Error()
 				}
 				bs.Tenants = append(bs.Tenants, tp)
 			}

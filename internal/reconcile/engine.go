@@ -233,7 +233,7 @@ func (e *Engine) Run(ctx context.Context) error {
 }
 
 // pass uploads and reconciles every tenant once. Errors are in each
-// tenant's Progress.
+// tenant's Progress (LastUploadErr, LastErr).
 func (e *Engine) pass(ctx context.Context) {
 	for tenant, err := range e.st.Tenants(ctx) {
 		if err != nil {

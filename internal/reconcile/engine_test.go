@@ -338,6 +338,14 @@ func TestOpenBreakerSkipsBackend(t *testing.T) {
 	if p, _ := ea.Progress(tenant); !errors.Is(p.LastErr, ErrBackendUnavailable) {
 		t.Fatalf("progress: %+v", p)
 	}
+	// The fast path's failures show in the progress too (it runs on its
+	// own, with no caller to return them to).
+	if _, err := ea.Upload(bg, tenant); !errors.Is(err, ErrBackendUnavailable) {
+		t.Fatalf("upload with an open breaker: %v", err)
+	}
+	if p, _ := ea.Progress(tenant); !errors.Is(p.LastUploadErr, ErrBackendUnavailable) {
+		t.Fatalf("progress after a failed upload: %+v", p)
+	}
 }
 
 func TestCheckpointResume(t *testing.T) {

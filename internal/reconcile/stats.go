@@ -58,6 +58,10 @@ type Progress struct {
 	// LastErr its error.
 	Last    Stats
 	LastErr error
+	// LastUploadErr is the error of the last fast-path upload (nil if it
+	// succeeded): the uploader runs on its own, so this is where its
+	// failures show.
+	LastUploadErr error
 }
 
 const numActions = int(Conflict) + 1

@@ -23,6 +23,12 @@ import (
 // that is not about one key, with ErrBackendUnavailable when the breaker
 // is open.
 func (e *Engine) Upload(ctx context.Context, tenant string) (Stats, error) {
+	st, err := e.upload(ctx, tenant)
+	e.setProgress(tenant, func(p *Progress) { p.LastUploadErr = err })
+	return st, err
+}
+
+func (e *Engine) upload(ctx context.Context, tenant string) (Stats, error) {
 	st := Stats{Tenant: tenant, Started: e.cfg.Now()}
 	cp, err := e.loadCheckpoint(tenant)
 	if err != nil {
