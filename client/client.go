@@ -200,6 +200,19 @@ func (c *Client) Delete(ctx context.Context, tenant, key string, conds ...Condit
 	return nil
 }
 
+// setHeaders sets the headers every request carries: credentials, Accept,
+// User-Agent and the caller's request id.
+func (c *Client) setHeaders(ctx context.Context, h http.Header) {
+	if c.token != "" {
+		h.Set("Authorization", "Bearer "+c.token)
+	}
+	h.Set("Accept", "application/json")
+	h.Set("User-Agent", c.agent)
+	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
+		h.Set("X-Request-ID", id)
+	}
+}
+
 // send makes one attempt of cl.
 func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 	u := c.base + cl.path
@@ -215,16 +228,9 @@ func (c *Client) send(ctx context.Context, cl *call) (*http.Response, error) {
 		return nil, fmt.Errorf("cairn: %s %s: %w", cl.method, u, err)
 	}
 	h := req.Header
-	if c.token != "" {
-		h.Set("Authorization", "Bearer "+c.token)
-	}
-	h.Set("Accept", "application/json")
-	h.Set("User-Agent", c.agent)
+	c.setHeaders(ctx, h)
 	if cl.body != nil {
 		h.Set("Content-Type", "application/json")
-	}
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
-		h.Set("X-Request-ID", id)
 	}
 	for _, cd := range cl.conds {
 		h.Add(cd.header, cd.value)

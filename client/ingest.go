@@ -105,16 +105,8 @@ func (c *Client) Ingest(ctx context.Context, tenant string, r io.Reader, o Inges
 	if o.Size > 0 {
 		req.ContentLength = o.Size
 	}
-	h := req.Header
-	if c.token != "" {
-		h.Set("Authorization", "Bearer "+c.token)
-	}
-	h.Set("Accept", "application/json")
-	h.Set("User-Agent", c.agent)
-	h.Set("Content-Type", "application/x-ndjson")
-	if id, ok := ctx.Value(requestIDKey{}).(string); ok && id != "" {
-		h.Set("X-Request-ID", id)
-	}
+	c.setHeaders(ctx, req.Header)
+	req.Header.Set("Content-Type", "application/x-ndjson")
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return IngestResult{}, fmt.Errorf("cairn: ingest %s: %w", tenant, err)

@@ -221,8 +221,10 @@ const maxOverlay = 8192
 
 // newGroup opens a group, first pruning the overlay of committed entries if
 // it grew: a committed entry equals what Pebble returns, so dropping it
-// changes nothing. At most two groups are uncommitted, so pruning leaves at
-// most 2×MaxBatch entries.
+// changes nothing. At most two groups are uncommitted, so pruning leaves
+// the entries of two groups: 2×MaxBatch for single writes, more when a
+// PutBatch (which is never split) or its prefetch of absent keys made a
+// group larger.
 func (s *Store) newGroup() *group {
 	if len(s.overlay) > maxOverlay {
 		committed := s.committed.Load()

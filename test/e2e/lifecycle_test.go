@@ -43,8 +43,10 @@ func TestSIGTERMDrains(t *testing.T) {
 	body := `{"drained": true}`
 	fmt.Fprintf(conn, "PUT /v1/tenants/demo/docs/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", p.Token, len(body), body[:5])
-	// The request is in flight once the server is reading its body; a
-	// readyz probe on a second connection is answered only after that.
+	// Whether or not the server has read the header yet, the drain keeps
+	// this connection: http.Server.Shutdown waits for active connections
+	// and treats a new one as idle only after 5 s. The readyz probe only
+	// makes sure the node is serving before the signal.
 	waitHTTP(t, p.URL+"/readyz", http.StatusOK)
 
 	p.cmd.Process.Signal(syscall.SIGTERM)
