@@ -14,18 +14,25 @@ dir=${BENCH_DIR:-/tmp/cairn-ingest-bench}
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || sizes=(100MiB 1GiB)
 mkdir -p "$dir"
-trap 'rm -rf "$dir"' EXIT
+spid=
+trap '[ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -rf "$dir"' EXIT
 go build -o "$dir/cairn" ./cmd/cairn
 go build -o "$dir/gen" ./scripts/gen-ndjson
 echo "# $(date -u +%FT%TZ) $(go version) nproc=$(nproc) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for size in "${sizes[@]}"; do
 	"$dir/gen" -size "$size" -out "$dir/in.ndjson" 2>/dev/null
 	rm -rf "$dir/data"
-	"$dir/cairn" serve --data-dir "$dir/data" --listen 127.0.0.1:17170 --admin-listen 127.0.0.1:17171 \
+	# Ports of the kernel's choosing; the node prints its URL and token.
+	"$dir/cairn" serve --data-dir "$dir/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
 		>"$dir/serve.out" 2>"$dir/serve.err" &
 	spid=$!
-	for _ in $(seq 50); do grep -q CAIRN_TOKEN "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
-	export CAIRN_URL=http://127.0.0.1:17170 CAIRN_TOKEN=$(grep CAIRN_TOKEN "$dir/serve.out" | cut -d= -f2)
+	for _ in $(seq 100); do grep -q CAIRN_TOKEN "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
+	CAIRN_URL=$(grep '^CAIRN_URL=' "$dir/serve.out" | cut -d= -f2)
+	CAIRN_TOKEN=$(grep '^CAIRN_TOKEN=' "$dir/serve.out" | cut -d= -f2)
+	if [ -z "$CAIRN_URL" ] || [ -z "$CAIRN_TOKEN" ]; then
+		echo "bench-ingest: the node did not start:" >&2; cat "$dir/serve.err" >&2; exit 1
+	fi
+	export CAIRN_URL CAIRN_TOKEN
 	/usr/bin/time -v "$dir/cairn" ingest --key-field symbol "$dir/in.ndjson" >"$dir/summary" 2>"$dir/time"
 	echo "## $size ($(stat -c %s "$dir/in.ndjson") bytes, $(wc -l <"$dir/in.ndjson") records)"
 	cat "$dir/summary"
@@ -33,5 +40,6 @@ for size in "${sizes[@]}"; do
 	echo "server: $(grep VmHWM /proc/$spid/status | tr -s ' \t' ' '), CPU $(awk '{printf "%.1f s user + %.1f s sys", $14/100, $15/100}' /proc/$spid/stat)"
 	echo "data dir: $(du -sh "$dir/data" | cut -f1)"
 	kill "$spid"; wait "$spid" || true
+	spid=
 	rm -f "$dir/in.ndjson"
 done
