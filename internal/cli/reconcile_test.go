@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/server"
 )
 
@@ -87,11 +88,33 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--conflict-policy", "acme=newest"}, nil, `--conflict-policy "acme=newest"`},
 		{[]string{"--conflict-policy", "Acme=lww"}, nil, `--conflict-policy "Acme=lww"`},
 		{[]string{"--reconcile-interval", "-1s"}, nil, "--reconcile-interval -1s"},
+		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "b=4"}, nil, `--backend-concurrency "b=4": no --backend named "b"`},
+		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "a=0"}, nil, `--backend-concurrency "a=0": want a whole number`},
+		{[]string{"--backend", "a=fs:/tmp/a", "--backend-ops", "a"}, nil, `--backend-ops "a": want NAME=VALUE`},
+		{[]string{"--backend", "a=fs:/tmp/a", "--backend-ops", "a=-3"}, nil, `--backend-ops "a=-3": want calls per second`},
+		{[]string{"--backend", "a=fs:/tmp/a"}, map[string]string{"CAIRN_BACKEND_BYTES": "a=20MiB,a=lots"}, `--backend-bytes "a=lots": want bytes per second`},
 	} {
 		args := append([]string{"serve", "--data-dir", dir}, tt.args...)
 		code, _, stderr := run(t, tt.env, "", args...)
 		if code != exitUsage || !strings.Contains(stderr, tt.want) {
 			t.Errorf("cairn %q (env %v): exit %d, stderr %q; want exit %d and %q", args, tt.env, code, stderr, exitUsage, tt.want)
 		}
+	}
+}
+
+func TestBackendLimitFlags(t *testing.T) {
+	fs, f := newServeFlags()
+	if err := fs.Parse([]string{"--backend", "a=fs:/tmp/a", "--backend", "b=fs:/tmp/b",
+		"--backend-concurrency", "a=4", "--backend-ops", "a=250.5", "--backend-bytes", "a=20MiB", "--backend-ops", "b=10"}); err != nil {
+		t.Fatal(err)
+	}
+	var cfg node.Config
+	if err := f.replication(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Replication.Limits
+	want := map[string]reconcile.Limits{"a": {Concurrency: 4, OpsPerSec: 250.5, BytesPerSec: 20 << 20}, "b": {OpsPerSec: 10}}
+	if len(got) != len(want) || got["a"] != want["a"] || got["b"] != want["b"] {
+		t.Fatalf("limits %+v, want %+v", got, want)
 	}
 }

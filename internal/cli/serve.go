@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -47,6 +49,9 @@ type serveFlags struct {
 	backends      listFlag
 	policies      listFlag
 	reconcileIvl  time.Duration
+	beConc        listFlag // NAME=N
+	beOps         listFlag // NAME=RATE
+	beBytes       listFlag // NAME=SIZE
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -78,6 +83,9 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Float64Var(&f.tenantRate, "tenant-rate", 100000, "requests per second per tenant (burst: twice that); beyond it: 429")
 	fs.Var(&f.backends, "backend", "replicate to a backend, `NAME=fs:/path` or NAME=s3://bucket/prefix?endpoint=host:port&insecure=1 (credentials: AWS_* env); repeatable")
 	fs.Var(&f.policies, "conflict-policy", "a tenant's conflict policy, `TENANT=lww|merge|merge/manual|manual` (default lww); repeatable")
+	fs.Var(&f.beConc, "backend-concurrency", "at most N reconciler calls in flight to a backend, `NAME=N` (default 16); repeatable")
+	fs.Var(&f.beOps, "backend-ops", "at most RATE reconciler calls per second to a backend, `NAME=RATE` (default unlimited); repeatable")
+	fs.Var(&f.beBytes, "backend-bytes", "at most SIZE document bytes per second to and from a backend, `NAME=SIZE` e.g. s3=20MiB (default unlimited); repeatable")
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
 	return fs, f
 }
@@ -229,8 +237,69 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 		}
 		r.Policies[tenant] = p
 	}
+	limits, err := f.backendLimits(r.Backends)
+	if err != nil {
+		return err
+	}
+	r.Limits = limits
 	cfg.Replication = r
 	return nil
+}
+
+// backendLimits reads --backend-concurrency, --backend-ops and
+// --backend-bytes, each NAME=VALUE for a NAME given to --backend.
+func (f *serveFlags) backendLimits(specs []node.BackendSpec) (map[string]reconcile.Limits, error) {
+	names := map[string]bool{}
+	for _, s := range specs {
+		names[s.Name] = true
+	}
+	m := map[string]reconcile.Limits{}
+	for _, fl := range []struct {
+		name string
+		vals []string
+		set  func(l *reconcile.Limits, v string) error
+	}{
+		{"backend-concurrency", f.beConc.vals, func(l *reconcile.Limits, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return errors.New("want a whole number of calls, 1 or more")
+			}
+			l.Concurrency = n
+			return nil
+		}},
+		{"backend-ops", f.beOps.vals, func(l *reconcile.Limits, v string) error {
+			r, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(r > 0) || math.IsInf(r, 0) {
+				return errors.New("want calls per second, more than 0")
+			}
+			l.OpsPerSec = r
+			return nil
+		}},
+		{"backend-bytes", f.beBytes.vals, func(l *reconcile.Limits, v string) error {
+			var b byteSize
+			if err := b.Set(v); err != nil || b == 0 {
+				return errors.New("want bytes per second such as 20MiB, more than 0")
+			}
+			l.BytesPerSec = float64(b)
+			return nil
+		}},
+	} {
+		for _, s := range fl.vals {
+			name, v, ok := strings.Cut(s, "=")
+			if !ok {
+				return nil, fmt.Errorf("--%s %q: want NAME=VALUE", fl.name, s)
+			}
+			if !names[name] {
+				return nil, fmt.Errorf("--%s %q: no --backend named %q", fl.name, s, name)
+			}
+			l := m[name]
+			if err := fl.set(&l, v); err != nil {
+				return nil, fmt.Errorf("--%s %q: %v", fl.name, s, err)
+			}
+			m[name] = l
+		}
+	}
+	return m, nil
 }
 
 func parseTenantFlag(s string) (string, [32]byte, error) {

@@ -53,6 +53,11 @@ type Replication struct {
 	Resilience resilience.Config
 	// Guard is the mass-deletion guard; zero means reconcile.DefaultGuard.
 	Guard reconcile.Guard
+	// Limits maps a backend name to the bounds on the load the reconciler
+	// puts on it (concurrent calls, ops/s, bytes/s); an absent backend
+	// gets the zero Limits: reconcile.DefaultConcurrency calls at once, no
+	// rate limit.
+	Limits map[string]reconcile.Limits
 }
 
 // BackendSpec names one backend: NAME=fs:/path or NAME=s3://bucket/prefix?….
@@ -165,13 +170,18 @@ func (n *Node) startReplication(feed *changeFeed) error {
 		eng, err := reconcile.New(reconcile.Config{
 			Store: n.store, Backend: be, Policy: pol,
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval,
-			Observer: n.tel.Metrics,
+			Limits: rc.Limits[name], Observer: n.tel.Metrics,
 		})
 		if err != nil {
 			return err
 		}
 		r.engines = append(r.engines, eng)
 		r.policies = append(r.policies, pol)
+	}
+	for name := range rc.Limits {
+		if !seen[name] {
+			return fault.New(fault.Config, fault.Context{Op: "node.start"}, fmt.Sprintf("backend limits for %q: no --backend of that name", name))
+		}
 	}
 	if len(r.engines) == 0 {
 		return nil

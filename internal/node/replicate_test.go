@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/server"
 )
 
@@ -257,5 +258,28 @@ func TestMissingBucketFailsStart(t *testing.T) {
 	_, err = Start(cfg)
 	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--backend b=s3://nobucket") {
 		t.Fatalf("Start with an unreachable bucket: %v; want a config error naming --backend", err)
+	}
+}
+
+// TestBackendLimitsConfig: limits for a backend that is not configured,
+// or out of range, stop the start with a configuration error.
+func TestBackendLimitsConfig(t *testing.T) {
+	for _, tt := range []struct {
+		limits map[string]reconcile.Limits
+		want   string
+	}{
+		{map[string]reconcile.Limits{"nope": {Concurrency: 2}}, `backend limits for "nope"`},
+		{map[string]reconcile.Limits{"m": {OpsPerSec: -1}}, "ops/s -1"},
+	} {
+		cfg := testConfig(t)
+		cfg.Replication.Backends = []BackendSpec{{Name: "m", Backend: mem.New("m")}}
+		cfg.Replication.Limits = tt.limits
+		n, err := Start(cfg)
+		if err == nil {
+			n.Shutdown(context.Background())
+		}
+		if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Start with limits %v: %v; want a config error with %q", tt.limits, err, tt.want)
+		}
 	}
 }

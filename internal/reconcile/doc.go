@@ -124,8 +124,16 @@
 // on a key, so they never act on one key at once. [Engine.Progress] is
 // safe from any goroutine.
 //
-// Not yet: per-backend semaphore and rate limits across engines, fairness
-// and backpressure beyond "one key at a time"; ancestors for Merge (the
+// Limits: every backend call of an engine (round and uploader alike) takes
+// one of Config.Limits.Concurrency slots (DefaultConcurrency by default)
+// and, when set, a token of an ops/s bucket; document bytes pass a bytes/s
+// bucket (a write before it is sent, a read after it arrives). The waits
+// honour the caller's context and happen outside the resilience policy, so
+// a throttled call never times out an attempt or trips the breaker. One
+// engine per backend (as the node runs them) makes these per-backend
+// limits.
+//
+// Not yet: fairness and backpressure beyond "one key at a time"; ancestors for Merge (the
 // base's body is not kept, so Merge falls back); storing Manual siblings
 // (they are counted and left); collecting tombstones; trimming the change
 // log (it needs every backend's position); spans.

@@ -49,6 +49,10 @@ type Config struct {
 	CheckpointEvery int
 	// UploadConcurrency bounds the uploader's concurrent keys; 0 means 8.
 	UploadConcurrency int
+	// Limits bound the engine's calls to the backend (concurrency, ops/s,
+	// bytes/s), shared by rounds and the uploader; the zero value means
+	// DefaultConcurrency calls at once and no rate limits.
+	Limits Limits
 	// Interval is how often Run starts a full pass over the tenants; 0
 	// means only when asked (Trigger, RunRound).
 	Interval time.Duration
@@ -72,6 +76,7 @@ type Engine struct {
 	be       backend.Backend
 	name     string
 	inflight *InFlight
+	lim      *limiter
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
 
@@ -108,6 +113,9 @@ func New(cfg Config) (*Engine, error) {
 	if err := cfg.Guard.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.Limits.Validate(); err != nil {
+		return nil, err
+	}
 	if cfg.PageSize <= 0 {
 		cfg.PageSize = backend.DefaultLimit
 	}
@@ -125,7 +133,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
-		progress: map[string]Progress{}, confirm: map[string]bool{},
+		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, confirm: map[string]bool{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest), changed: make(chan string, 64),
 	}, nil
 }
@@ -292,11 +300,19 @@ func (e *Engine) setProgress(tenant string, f func(p *Progress)) {
 }
 
 // call runs fn on the backend under the policy, refusing at once when the
-// breaker is open.
+// breaker is open. It holds one of the backend's call slots (Limits) for
+// the whole call, retries included, after taking an ops token: the wait
+// happens outside the policy, so time spent waiting on the limiter never
+// counts against an attempt's timeout or the breaker.
 func call[R any](ctx context.Context, e *Engine, op string, fn func(context.Context) (R, error)) (R, error) {
+	var zero R
 	if e.cfg.Policy.State() == resilience.Open {
-		var zero R
 		return zero, fmt.Errorf("%s %s: %w", op, e.name, ErrBackendUnavailable)
 	}
+	release, err := e.lim.acquire(ctx)
+	if err != nil {
+		return zero, err
+	}
+	defer release()
 	return resilience.Get(ctx, e.cfg.Policy, op, fn)
 }

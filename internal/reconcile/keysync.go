@@ -135,6 +135,11 @@ func (e *Engine) fetch(ctx context.Context, k *keyState) error {
 	obj, err := call(ctx, e, backend.OpGet, func(ctx context.Context) (*backend.Object, error) {
 		return e.be.Get(ctx, k.tenant, k.key)
 	})
+	if err == nil {
+		if err := e.lim.charge(ctx, len(obj.Body)); err != nil {
+			return err
+		}
+	}
 	switch {
 	case fault.ClassOf(err) == fault.NotFound:
 		k.remote, k.obj = nil, nil
@@ -195,6 +200,9 @@ func (e *Engine) put(ctx context.Context, k *keyState, v *doc.Version, body []by
 	pre := backend.Precondition{IfNoneMatch: true}
 	if k.remote != nil {
 		pre = backend.Precondition{IfMatch: k.remote.ETag}
+	}
+	if err := e.lim.charge(ctx, len(body)); err != nil {
+		return "", err
 	}
 	etag, err := call(ctx, e, backend.OpPut, func(ctx context.Context) (string, error) {
 		return e.be.Put(ctx, k.tenant, k.key, *v, body, pre)
