@@ -61,6 +61,11 @@ type Config struct {
 	InFlight *InFlight
 	Observer Observer         // nil: none
 	Now      func() time.Time // round timing; nil is time.Now
+	// Failpoint, if set, is called around applying each decision that
+	// changes something (not InSync): "reconcile.apply.before" before it,
+	// "reconcile.apply.after" once it succeeded, before the key can be
+	// checkpointed. The chaos package's failpoints kill the process there.
+	Failpoint func(name string)
 
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).

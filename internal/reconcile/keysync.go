@@ -115,7 +115,14 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 				return err
 			}
 		}
+		fp := e.cfg.Failpoint
+		if fp != nil && d.Action != InSync {
+			fp("reconcile.apply.before")
+		}
 		err := e.apply(ctx, k, d, st)
+		if fp != nil && d.Action != InSync && err == nil {
+			fp("reconcile.apply.after")
+		}
 		if err == nil {
 			st.Actions[d.Action]++
 			if d.Deletes {

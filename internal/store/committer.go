@@ -268,6 +268,9 @@ func (s *Store) commit(g *group) {
 	if err == nil {
 		_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
 		_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
+		if s.failAt != nil {
+			s.failAt("store.commit.before-sync")
+		}
 		start := time.Now()
 		err = s.commitBatch(g.batch)
 		dur = time.Since(start)
@@ -282,6 +285,9 @@ func (s *Store) commit(g *group) {
 			}
 		}
 		return
+	}
+	if s.failAt != nil {
+		s.failAt("store.commit.after-sync")
 	}
 	s.committed.Store(g.seq)
 	s.watch(g)

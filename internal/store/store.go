@@ -79,6 +79,12 @@ type Options struct {
 	// Watcher, if set, is told of every committed write before its writer
 	// is answered; it keeps a cache in front of the store linearizable.
 	Watcher Watcher
+	// Failpoint, if set, is called by the syncer at the crash points of a
+	// group commit: "store.commit.before-sync" before the group is written
+	// and fsynced, "store.commit.after-sync" once it is durable and before
+	// any of its writers is answered. The chaos package's failpoints kill
+	// the process there; nil (chaos off) costs one branch per group.
+	Failpoint func(name string)
 
 	onTake   func() // test hook, see Store.onTake
 	noLinger bool   // benchmark switch: hand groups over without lingering
@@ -140,6 +146,7 @@ type Store struct {
 	seq      uint64              // highest Seq staged
 	hlcMark  doc.Timestamp       // highest HLC staged (handed out or observed)
 	overlay  map[string]*current // tenant NUL key → latest staged state, until committed and pruned
+	failAt   func(string)        // Options.Failpoint
 	onTake   func()              // test hook: called for each request taken
 	noLinger bool                // see Options.noLinger
 
@@ -205,6 +212,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		onCommit: opts.OnCommit,
 		watcher:  opts.Watcher,
 		onTake:   opts.onTake,
+		failAt:   opts.Failpoint,
 		noLinger: opts.noLinger,
 		maxBatch: opts.MaxBatch,
 		toSync:   make(chan *group, 1),

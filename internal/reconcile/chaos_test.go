@@ -1,0 +1,122 @@
+package reconcile
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/chaos"
+)
+
+// TestNeverAppliesCorruptObject runs rounds over a chaos-wrapped backend
+// whose reads come back damaged (a flipped bit or a cut-short object). The
+// engine must skip and count every damaged read and install nothing that
+// differs from what the writer wrote; once the damage stops, it converges.
+func TestNeverAppliesCorruptObject(t *testing.T) {
+	for _, p := range []chaos.Profile{{CorruptFlip: 1}, {CorruptTruncate: 1}, {CorruptFlip: 0.3, CorruptTruncate: 0.2, Seed: 4}} {
+		t.Run(fmt.Sprintf("flip%v-truncate%v", p.CorruptFlip, p.CorruptTruncate), func(t *testing.T) {
+			m := mem.New("b")
+			writer, reader := openStore(t, "w"), openStore(t, "r")
+			ew := newEngine(t, writer, m, nil)
+			bodies := map[string]string{}
+			for i := range 30 {
+				k, body := fmt.Sprintf("k%02d", i), fmt.Sprintf(`{"i":%d}`, i)
+				put(t, writer, k, body)
+				bodies[k] = body
+			}
+			runRound(t, ew)
+
+			cb := chaos.Wrap(m, 1, nil)
+			if err := cb.SetProfile(p); err != nil {
+				t.Fatal(err)
+			}
+			er := newEngine(t, reader, cb, nil)
+			st := runRound(t, er)
+			injected := cb.Injected()["corrupt_flip"] + cb.Injected()["corrupt_truncate"]
+			if injected == 0 || int64(st.Corrupt) != injected {
+				t.Fatalf("round: %d corrupt skipped, %d injected (stats %+v)", st.Corrupt, injected, st)
+			}
+			if st.Actions[Download]+st.Corrupt != 30 {
+				t.Fatalf("round: %d downloads + %d corrupt, want 30", st.Actions[Download], st.Corrupt)
+			}
+			check := func() int {
+				n := 0
+				for k, body := range bodies {
+					l, ok := localState(t, reader, k)
+					if !ok {
+						continue
+					}
+					n++
+					if l.body != body || l.tomb {
+						t.Fatalf("%s installed as %+v, want %s", k, l, body)
+					}
+				}
+				return n
+			}
+			if got := check(); got != st.Actions[Download] {
+				t.Fatalf("%d keys installed, %d downloads", got, st.Actions[Download])
+			}
+
+			cb.Heal()
+			converge(t, 3, er)
+			if got := check(); got != 30 {
+				t.Fatalf("after the heal: %d of 30 keys", got)
+			}
+		})
+	}
+}
+
+// TestAmbiguousUploadsConverge: uploads that were applied although the
+// engine was told they failed (fail_after) are found on the next round and
+// recorded, not written again as something else.
+func TestAmbiguousUploadsConverge(t *testing.T) {
+	m := mem.New("b")
+	s := openStore(t, "a")
+	cb := chaos.Wrap(m, 9, nil)
+	if err := cb.SetProfile(chaos.Profile{FailAfter: 1, Ops: []string{"put"}}); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, s, cb, nil)
+	for i := range 5 {
+		put(t, s, fmt.Sprintf("k%d", i), fmt.Sprintf(`{"i":%d}`, i))
+	}
+	for range 5 { // each round fails at its upload, which did land
+		if _, err := e.Round(bg, tenant); err == nil {
+			t.Fatal("a round with every upload failing succeeded")
+		}
+	}
+	for i := range 5 {
+		k := fmt.Sprintf("k%d", i)
+		l, _ := localState(t, s, k)
+		r, ok := remoteState(t, m, k)
+		if !ok || r != l {
+			t.Fatalf("%s: backend %+v (present %v), local %+v: the failed upload was applied", k, r, ok, l)
+		}
+	}
+	cb.Heal()
+	st := runRound(t, e)
+	if st.Actions[Upload] != 0 {
+		t.Fatalf("after the heal: %+v, want no upload (all were applied)", st)
+	}
+	converge(t, 2, e)
+}
+
+// TestFailpointHook: the hook brackets each applied action, and a round
+// that applies nothing does not hit it.
+func TestFailpointHook(t *testing.T) {
+	var hits []string
+	s := openStore(t, "a")
+	e := newEngine(t, s, mem.New("b"), func(c *Config) { c.Failpoint = func(name string) { hits = append(hits, name) } })
+	put(t, s, "k1", `{}`)
+	put(t, s, "k2", `{}`)
+	runRound(t, e)
+	want := []string{chaos.ReconcileApplyBefore, chaos.ReconcileApplyAfter, chaos.ReconcileApplyBefore, chaos.ReconcileApplyAfter}
+	if fmt.Sprint(hits) != fmt.Sprint(want) {
+		t.Fatalf("hits %v, want %v", hits, want)
+	}
+	hits = nil
+	runRound(t, e)
+	if len(hits) != 0 {
+		t.Fatalf("a round in sync hit %v", hits)
+	}
+}
