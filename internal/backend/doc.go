@@ -35,18 +35,24 @@
 //
 // # Naming
 //
-// fs and s3 name an object by [KeyPath]: the key escaped with prefix-free
+// Both fs and s3 name an object by its escaped key ([EscapeKey]): prefix-free
 // codes that increase with the byte ('.' and '/' become ".2E" and ".2F";
-// '~' and every byte from 0x7F become "~XX"; other bytes stay), then cut
-// into 200-byte path components, all but the last marked as directories
-// with a trailing '+'. An escaped key never contains '/' and no component
-// is "." or "..", so with tenants validated as [a-z0-9][a-z0-9-]* no name
-// can leave its tenant's directory or prefix. Byte order of the names is
-// byte order of the keys: the codes preserve it, and cutting every key at
-// the same offsets compares the same bytes (a file name is at most 200
-// bytes, a directory name 201, so a key that is a prefix of longer ones
-// sorts first). The result is ASCII, valid as an S3 name and on any file
-// system that is case-sensitive.
+// '~' and every byte from 0x7F become "~XX"; other bytes stay), so byte
+// order of the names is byte order of the keys, and an escaped key never
+// contains '/' and is never "." or "..". With tenants validated as
+// [a-z0-9][a-z0-9-]* no name can leave its tenant's directory or prefix.
+// The result is ASCII, valid as an S3 name and on any file system that is
+// case-sensitive.
+//
+// s3 names an object by [KeyPath]: the escaped key cut into 200-byte path
+// components, all but the last marked as directories with a trailing '+'
+// (servers that store objects as files need components under 255 bytes);
+// cutting every key at the same offsets compares the same bytes (a file
+// name is at most 200 bytes, a directory name 201, so a key that is a
+// prefix of longer ones sorts first). fs keeps a tenant's objects in leaf
+// directories of bounded size, each file named by its escaped key (or a
+// hash of a key too long for a file name), and lists through an index of
+// the leaves (see package fs).
 //
 // # Sharp edges
 //
@@ -55,8 +61,10 @@
 // hashes the rare keys whose escape exceeds about 800 bytes (see KeyPath);
 // they sit in one directory per shared 800-byte escaped prefix, in the
 // right place relative to every other key, and List sorts each such group
-// by the keys in the objects' headers, holding the group in memory. The fs
-// backend has no such limit and never hashes.
+// by the keys in the objects' headers (a ranged read of each header),
+// holding the group in memory. The fs backend hashes the names of keys
+// whose escape exceeds 240 bytes inside their leaf, and sorts each leaf
+// as it lists it.
 //
 // ETags are opaque and per backend: the mem and fs ETag is derived from the
 // object's checksum (equal bytes, equal ETag), the s3 ETag is the server's.

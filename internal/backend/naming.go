@@ -7,10 +7,10 @@ import (
 	"strings"
 )
 
-// Key naming: how a key becomes a relative object path, the same for the fs
-// backend (a file path under the tenant's directory) and the s3 backend (an
-// object name under "<prefix>/<tenant>/"). See the package documentation for
-// why each step preserves order.
+// Key naming: how a key becomes a relative object path for the s3 backend
+// (an object name under "<prefix>/<tenant>/"); the fs backend uses step 1
+// only, as file names inside its leaf directories. See the package
+// documentation for why each step preserves order.
 //
 // Step 1, escaping (EscapeKey): every byte maps to a code; the codes are
 // prefix-free and increase with the byte, so the escaped strings sort like

@@ -1,36 +1,73 @@
-// Package fs is the local-directory backend: one file per object under
-// <root>/<tenant>/, named by backend.KeyPath with no chunk limit, so every
-// key keeps its byte order on disk and no key can name a path outside its
-// tenant's directory.
+// Package fs is the local-directory backend: one file per object, in
+// leaf directories that each hold one range of a tenant's keys, so that a
+// listing reads only the leaves its page covers and a full listing of N
+// keys reads every directory entry about twice (O(N) in all, one or two
+// leaves in memory at a time), however many keys a tenant has.
+//
+// # Layout
+//
+//	<root>/.layout                  "cairn-fs 2": the layout's version
+//	<root>/.tmp/                    writes in progress
+//	<root>/.locks/<tenant>          the tenant's lock file
+//	<root>/<tenant>/index           the tenant's leaves, by lower bound
+//	<root>/<tenant>/L<16 hex>/<name>  one object
+//
+// The index is a text file: the line "cairn-fs-index 1", then one line per
+// leaf, "<leaf directory> <lower bound>", the lower bound being an escaped
+// key (backend.EscapeKey, which preserves order; "" for the first leaf), in
+// ascending order. A leaf holds the keys from its bound up to the next
+// leaf's. An object's name is its escaped key, or, when that is longer than
+// 240 bytes (NAME_MAX is 255), "~L" and 32 hex digits of a hash of it,
+// which no escaped key can be; the key is then read from the object's
+// header. Escaping keeps every name inside its leaf (no '/', no "." or
+// "..").
+//
+// A leaf that grows past 2048 objects is split in two under the tenant's
+// lock: the upper half is hard-linked into a new leaf, the index is
+// replaced (write, fsync, rename) by one naming the new leaf, then the upper
+// half is unlinked from the old leaf. Readers take no lock: a reader that
+// used the old index and finds the file gone sees the index changed and
+// reads it again. Leaves are never merged: deleting keys leaves small or
+// empty leaves behind.
+//
+// This layout replaced one file per key directly under <root>/<tenant>/,
+// whose listing read the whole tenant directory for every page (quadratic
+// in the tenant's size). Open refuses a root in that older layout (objects
+// but no .layout file): there is no conversion; there were no users.
 //
 // # Writes
 //
 // A write goes to a temporary file in <root>/.tmp, is fsynced, then — under
 // the tenant's lock — the precondition is checked against the current file
 // and the temporary file is renamed over it; after the lock is released the
-// parent directory (and any directory the write created) is fsynced, before
-// Put returns. A reader sees the old or the new object, never a mix.
+// leaf directory is fsynced, before Put returns. A reader sees the old or
+// the new object, never a mix.
 //
 // # Locking
 //
 // Preconditions must hold across processes sharing a root, so the lock is
-// flock(2) on <root>/.locks/<tenant>, taken for every write and delete of
-// the tenant (unconditional writes too: otherwise one could land between
-// another writer's check and its rename, and that writer's if-match would
-// have been checked against a version it then silently replaced). Each
-// operation opens its own descriptor, so goroutines of one process exclude
-// each other the same way processes do. Only the check and the rename run
-// under the lock; writing and fsyncing the data does not.
+// flock(2) on <root>/.locks/<tenant>, taken for every write, delete and
+// split of the tenant (unconditional writes too: otherwise one could land
+// between another writer's check and its rename, and that writer's
+// if-match would have been checked against a version it then silently
+// replaced). Each operation opens its own descriptor, so goroutines of one
+// process exclude each other the same way processes do. Only the check, the
+// rename and a split run under the lock; writing and fsyncing the data does
+// not. Each process caches parsed indexes (one stat per operation tells
+// whether the file changed) and, as a hint for when to split, the size of
+// the leaves it wrote to.
 //
 // # Sharp edges
 //
 // A listing reads each listed file's header for its ETag: a page of n
-// entries is n small reads, and each page reads its whole directory (files
-// in one tenant directory are not indexed). Temporary files of a process
-// that crashed mid-write stay in <root>/.tmp. The root must be on a
-// case-sensitive file system (keys "A" and "a" are different files), and
-// its path short enough that root + the longest key path (about 3.2 KB)
-// stays under PATH_MAX.
+// entries is n small reads, and the leaves it covers are read whole. A
+// hashed object whose header is damaged is left out of listings (its key
+// is unknown); Get by its key reports the damage. Temporary files of a
+// process that crashed mid-write stay in <root>/.tmp, and a split that
+// crashed can leave an unreferenced leaf, or stale links in the old leaf
+// (never read; removed by that leaf's next split). The root must be on a
+// case-sensitive file system (keys "A" and "a" are different files) that
+// supports hard links.
 package fs
 
 import (
@@ -40,7 +77,7 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
-	"strings"
+	"sync"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/doc"
@@ -54,20 +91,31 @@ var (
 
 // FS is a backend storing objects as files under a root directory.
 type FS struct {
-	name string
-	root string
+	name    string
+	root    string
+	leafMax int
+	// afterIndex, if set, runs in unlocked reads between reading the index
+	// and opening the file (tests move the file there).
+	afterIndex func()
+
+	mu      sync.Mutex        // guards the following
+	indexes map[string]*index // tenant → the last index read
+	counts  map[string]int    // "tenant/leaf" → objects in it (a hint, see noteCreatedLocked)
 }
 
 const (
-	tmpDir  = ".tmp"
-	lockDir = ".locks"
+	tmpDir     = ".tmp"
+	lockDir    = ".locks"
+	layoutFile = ".layout"
+	layout     = "cairn-fs 2\n"
 	// headerRead is how much of a file Stat and List read for the header;
 	// a header with a larger version vector is read whole.
 	headerRead = 4096
 )
 
 // Open returns the backend called name storing under root, creating root
-// and its internal directories if needed. The error is fault.Config.
+// and its internal directories if needed. The error is fault.Config, also
+// for a root in another layout (see the package documentation).
 func Open(name, root string) (*FS, error) {
 	ctx := backend.Ctx("backend.open", name, "", "")
 	if root == "" {
@@ -82,7 +130,44 @@ func Open(name, root string) (*FS, error) {
 			return nil, fault.E(fault.Config, ctx, fmt.Errorf("fs backend root %q: %w", root, err))
 		}
 	}
-	return &FS{name: name, root: abs}, nil
+	f := &FS{name: name, root: abs, leafMax: defaultLeafMax, indexes: map[string]*index{}, counts: map[string]int{}}
+	if err := f.checkLayout(); err != nil {
+		return nil, fault.E(fault.Config, ctx, fmt.Errorf("fs backend root %q: %w", root, err))
+	}
+	return f, nil
+}
+
+// checkLayout accepts a root marked with this layout, and marks a root
+// that holds no tenant yet.
+func (f *FS) checkLayout() error {
+	raw, err := os.ReadFile(filepath.Join(f.root, layoutFile))
+	if err == nil {
+		if string(raw) != layout {
+			return fmt.Errorf("unknown layout %q in %s", raw, layoutFile)
+		}
+		return nil
+	}
+	if !errors.Is(err, iofs.ErrNotExist) {
+		return err
+	}
+	ents, err := os.ReadDir(f.root)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if n := e.Name(); n != tmpDir && n != lockDir {
+			return fmt.Errorf("holds %q but no %s: objects of the older one-file-per-key layout, which this version cannot read (move them away)", n, layoutFile)
+		}
+	}
+	tmp, err := f.writeTemp([]byte(layout))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, filepath.Join(f.root, layoutFile)); err != nil {
+		return err
+	}
+	return syncDir(f.root)
 }
 
 // Name implements backend.Backend.
@@ -91,11 +176,14 @@ func (f *FS) Name() string { return f.name }
 // Root is the root directory.
 func (f *FS) Root() string { return f.root }
 
-// Path returns the file that holds (tenant, key), for tests and tools.
-// Tenant and key must be valid.
-func (f *FS) Path(tenant, key string) string {
-	p, _ := backend.KeyPath(key, 0)
-	return filepath.Join(f.root, tenant, filepath.FromSlash(p))
+// Path returns the file that holds (tenant, key) now, for tests and tools
+// ("" when the tenant has no objects). Tenant and key must be valid.
+func (f *FS) Path(tenant, key string) (string, error) {
+	ix, err := f.loadIndex(tenant)
+	if err != nil {
+		return "", err
+	}
+	return f.locate(tenant, ix, key), nil
 }
 
 func (f *FS) fail(op, tenant, key string, err error) error {
@@ -107,7 +195,11 @@ func (f *FS) Get(ctx context.Context, tenant, key string) (*backend.Object, erro
 	if err := begin(ctx, tenant, key); err != nil {
 		return nil, f.fail(backend.OpGet, tenant, key, err)
 	}
-	raw, err := readFile(f.Path(tenant, key))
+	var raw []byte
+	err := f.read(tenant, key, func(path string) (err error) {
+		raw, err = readFile(path)
+		return err
+	})
 	if err != nil {
 		return nil, f.fail(backend.OpGet, tenant, key, err)
 	}
@@ -148,8 +240,8 @@ func readFile(path string) ([]byte, error) {
 	return raw[:n], err
 }
 
-// notFound turns ENOENT (and ENOTDIR, met when a chunk directory on the
-// way is missing in a damaged tree) into fault.NotFound.
+// notFound turns ENOENT (and ENOTDIR, met in a damaged tree) into
+// fault.NotFound.
 func notFound(err error) error {
 	if errors.Is(err, iofs.ErrNotExist) {
 		return fault.E(fault.NotFound, fault.Context{}, errors.New("no object"))
@@ -197,7 +289,11 @@ func (f *FS) Stat(ctx context.Context, tenant, key string) (backend.Entry, error
 	if err := begin(ctx, tenant, key); err != nil {
 		return backend.Entry{}, f.fail(backend.OpStat, tenant, key, err)
 	}
-	e, err := statFile(f.Path(tenant, key), key)
+	var e backend.Entry
+	err := f.read(tenant, key, func(path string) (err error) {
+		e, err = statFile(path, key)
+		return err
+	})
 	if err != nil {
 		return backend.Entry{}, f.fail(backend.OpStat, tenant, key, err)
 	}
@@ -244,9 +340,15 @@ func (f *FS) replace(ctx context.Context, tenant, key string, raw []byte, pre ba
 	}
 	defer os.Remove(tmp) // a no-op once renamed
 
-	path := f.Path(tenant, key)
-	var created []string
+	var leafDir string
 	err = f.withLock(tenant, func() error {
+		ix, err := f.indexForWriteLocked(tenant)
+		if err != nil {
+			return err
+		}
+		i := ix.find(backend.EscapeKey(key))
+		path := f.locate(tenant, ix, key)
+		leafDir = filepath.Dir(path)
 		etag, exists, err := current(path, key)
 		if err != nil {
 			return err
@@ -259,24 +361,22 @@ func (f *FS) replace(ctx context.Context, tenant, key string, raw []byte, pre ba
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if created, err = f.mkdirs(tenant, filepath.Dir(path)); err != nil {
+		if err := os.Rename(tmp, path); err != nil {
 			return err
 		}
-		return os.Rename(tmp, path)
+		if exists {
+			return nil
+		}
+		// The split fsyncs the leaves it changes, this rename's included.
+		return f.noteCreatedLocked(tenant, ix, i)
 	})
 	if err != nil {
 		return err
 	}
-	// Durability of the rename, and of every directory entry it needed.
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return err
-	}
-	for _, d := range created {
-		if err := syncDir(filepath.Dir(d)); err != nil {
-			return err
-		}
-	}
-	return nil
+	// Durability of the rename. (After a split the file may be in the new
+	// leaf, which the split made durable; the old leaf's fsync is then
+	// merely redundant.)
+	return syncDir(leafDir)
 }
 
 func (f *FS) writeTemp(raw []byte) (string, error) {
@@ -296,31 +396,6 @@ func (f *FS) writeTemp(raw []byte) (string, error) {
 		return "", err
 	}
 	return fh.Name(), nil
-}
-
-// mkdirs creates dir (inside the tenant's directory) and its missing
-// parents, returning the ones it created, outermost first.
-func (f *FS) mkdirs(tenant, dir string) ([]string, error) {
-	var missing []string
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(d); err == nil {
-			break
-		} else if !errors.Is(err, iofs.ErrNotExist) {
-			return nil, err
-		}
-		missing = append(missing, d)
-		if d == filepath.Join(f.root, tenant) {
-			break
-		}
-	}
-	var created []string
-	for i := len(missing) - 1; i >= 0; i-- {
-		if err := os.Mkdir(missing[i], 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
-			return created, err
-		}
-		created = append(created, missing[i])
-	}
-	return created, nil
 }
 
 func syncDir(dir string) error {
@@ -343,12 +418,18 @@ func (f *FS) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 	if pre.IfNoneMatch {
 		return fault.New(fault.Invalid, backend.Ctx(backend.OpDelete, f.name, tenant, key), "if-none-match on a delete")
 	}
-	path := f.Path(tenant, key)
-	var removed bool
-	var changed string // the deepest directory left after the removal
+	var removed string // the leaf directory changed
 	err := f.withLock(tenant, func() error {
+		ix, err := f.loadIndex(tenant)
+		if err != nil {
+			return err
+		}
+		path := f.locate(tenant, ix, key)
 		if !pre.IsZero() {
-			etag, exists, err := current(path, key)
+			etag, exists, err := "", false, error(nil)
+			if path != "" {
+				etag, exists, err = current(path, key)
+			}
 			if err != nil {
 				return err
 			}
@@ -356,28 +437,21 @@ func (f *FS) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 				return err
 			}
 		}
+		if path == "" {
+			return nil
+		}
 		if err := os.Remove(path); err != nil {
 			if errors.Is(err, iofs.ErrNotExist) {
 				return nil
 			}
 			return err
 		}
-		removed = true
-		// Empty chunk directories go too, under the lock, so that no Put is
-		// between its mkdirs and its rename. A non-empty one stops the climb;
-		// it holds the last removal, so it is the directory to fsync.
-		tdir := filepath.Join(f.root, tenant)
-		changed = filepath.Dir(path)
-		for d := changed; d != tdir && strings.HasPrefix(d, tdir); d = filepath.Dir(d) {
-			if os.Remove(d) != nil {
-				break
-			}
-			changed = filepath.Dir(d)
-		}
+		removed = filepath.Dir(path)
+		f.noteRemoved(tenant, filepath.Base(removed))
 		return nil
 	})
-	if err == nil && removed {
-		err = syncDir(changed)
+	if err == nil && removed != "" {
+		err = syncDir(removed)
 	}
 	if err != nil {
 		return f.fail(backend.OpDelete, tenant, key, err)
@@ -388,8 +462,15 @@ func (f *FS) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 // Corrupt implements backend.Corrupter: it rewrites the file through f,
 // atomically and under the tenant's lock, with no checks.
 func (f *FS) Corrupt(ctx context.Context, tenant, key string, fn func([]byte) []byte) error {
-	path := f.Path(tenant, key)
 	err := f.withLock(tenant, func() error {
+		ix, err := f.loadIndex(tenant)
+		if err != nil {
+			return err
+		}
+		if ix == nil {
+			return notFound(iofs.ErrNotExist)
+		}
+		path := f.locate(tenant, ix, key)
 		raw, err := os.ReadFile(path)
 		if err != nil {
 			return notFound(err)

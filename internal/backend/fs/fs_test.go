@@ -3,12 +3,15 @@ package fs_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	iofs "io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cairnstore/cairn/internal/backend"
@@ -36,6 +39,17 @@ func open(t *testing.T, root string) *fs.FS {
 
 func TestConformance(t *testing.T) {
 	backendtest.Run(t, func(t *testing.T) backend.Backend { return open(t, t.TempDir()) })
+}
+
+// TestConformanceSplits runs the suite with leaves of at most 3 objects, so
+// that nearly every write of a new key splits a leaf, concurrently with
+// other writers, readers and listings.
+func TestConformanceSplits(t *testing.T) {
+	backendtest.Run(t, func(t *testing.T) backend.Backend {
+		b := open(t, t.TempDir())
+		fs.SetLeafMax(b, 3)
+		return b
+	})
 }
 
 func TestOpenConfigError(t *testing.T) {
@@ -85,7 +99,7 @@ func TestNoEscape(t *testing.T) {
 		switch {
 		case p == root || rel == "." || rel == ".tmp" || rel == ".locks" || rel == "t":
 			return nil
-		case rel == filepath.Join(".locks", "t"):
+		case rel == filepath.Join(".locks", "t") || rel == ".layout":
 			return nil
 		case !strings.HasPrefix(p, tdir+string(filepath.Separator)):
 			return fmt.Errorf("%s is outside the tenant directory", p)
@@ -100,8 +114,8 @@ func TestNoEscape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if files != len(keys) {
-		t.Fatalf("%d files under the tenant directory, want %d (one per key)", files, len(keys))
+	if files != len(keys)+1 {
+		t.Fatalf("%d files under the tenant directory, want %d (one per key, and the index)", files, len(keys)+1)
 	}
 	tmp, _ := os.ReadDir(filepath.Join(root, "store", ".tmp"))
 	if len(tmp) != 0 {
@@ -109,27 +123,186 @@ func TestNoEscape(t *testing.T) {
 	}
 }
 
-// TestLongKeySplit checks that a key too long for one path component is
-// split into chunk directories, and that deleting it removes them.
-func TestLongKeySplit(t *testing.T) {
+// TestLongKeyHashed checks that a key too long for one file name is stored
+// under a hashed name in its leaf, lists in order, and is removed by Delete.
+func TestLongKeyHashed(t *testing.T) {
 	b := open(t, t.TempDir())
 	ctx := context.Background()
-	key := strings.Repeat("/", 1024) // 3072 escaped bytes, 16 components
-	v := backendtest.Version([]byte("{}"), 1, 1, false)
-	if _, err := b.Put(ctx, "t", key, v, []byte("{}"), backend.Precondition{}); err != nil {
+	long := strings.Repeat("/", 1024) // 3072 escaped bytes
+	keys := []string{"-", long, "0"}  // '-' < '/' < '0'
+	for _, k := range keys {
+		v := backendtest.Version([]byte("{}"), 1, 1, false)
+		if _, err := b.Put(ctx, "t", k, v, []byte("{}"), backend.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := b.Path("t", long)
+	if err != nil {
 		t.Fatal(err)
 	}
-	rel, _ := filepath.Rel(filepath.Join(b.Root(), "t"), b.Path("t", key))
-	comps := strings.Split(rel, string(filepath.Separator))
-	if len(comps) != 16 {
-		t.Fatalf("key path has %d components, want 16", len(comps))
+	if name := filepath.Base(p); !strings.HasPrefix(name, "~L") || len(name) != 34 {
+		t.Fatalf("long key stored as %q, want ~L and 32 hex digits", name)
 	}
-	if err := b.Delete(ctx, "t", key, backend.Precondition{}); err != nil {
+	page, err := b.List(ctx, "t", backend.ListOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
-	left, _ := os.ReadDir(filepath.Join(b.Root(), "t"))
-	if len(left) != 0 {
-		t.Fatalf("chunk directories left after delete: %v", left)
+	if len(page.Entries) != 3 || page.Entries[1].Key != long {
+		t.Fatalf("List = %d entries, want the long key second of 3", len(page.Entries))
+	}
+	if err := b.Delete(ctx, "t", long, backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p); !errors.Is(err, iofs.ErrNotExist) {
+		t.Fatalf("the long key's file is left after Delete: %v", err)
+	}
+}
+
+// TestOldLayoutRefused: a root holding objects but no layout marker is the
+// older one-file-per-key layout, which Open refuses with a config error.
+func TestOldLayoutRefused(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "demo"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "demo", "k"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Open("fs", root); fault.ClassOf(err) != fault.Config || !strings.Contains(err.Error(), "older") {
+		t.Fatalf("Open of an old-layout root = %v, want a config error naming the older layout", err)
+	}
+	// A fresh root is marked, and opens again.
+	fresh := t.TempDir()
+	open(t, fresh)
+	open(t, fresh)
+}
+
+// TestSplitUnderReaders writes keys into leaves of at most 4 objects while
+// readers Get and List keys written before: no reader may miss one, though
+// their files move to new leaves under them (and the readers take no lock).
+func TestSplitUnderReaders(t *testing.T) {
+	b := open(t, t.TempDir())
+	fs.SetLeafMax(b, 4)
+	ctx := context.Background()
+	put := func(k string) {
+		v := backendtest.Version([]byte("{}"), 1, 1, false)
+		if _, err := b.Put(ctx, "t", k, v, []byte("{}"), backend.Precondition{}); err != nil {
+			t.Error(err)
+		}
+	}
+	// Stable keys, in every leaf-to-be: "s<i>" and the writers' keys "w<i>"
+	// interleave ('s' < 'w', and both spread over the range by a digit).
+	var stable []string
+	for i := range 40 {
+		k := fmt.Sprintf("%d-s%02d", i%10, i)
+		stable = append(stable, k)
+		put(k)
+	}
+	slices.Sort(stable)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for i := range 120 {
+			put(fmt.Sprintf("%d-w%03d", i%10, i))
+		}
+	})
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				for _, k := range stable {
+					if _, err := b.Get(ctx, "t", k); err != nil {
+						t.Errorf("Get(%s) during splits: %v", k, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			var got []string
+			opts := backend.ListOptions{Limit: 7}
+			for {
+				p, err := b.List(ctx, "t", opts)
+				if err != nil {
+					t.Errorf("List during splits: %v", err)
+					return
+				}
+				for _, e := range p.Entries {
+					if strings.Contains(e.Key, "-s") {
+						got = append(got, e.Key)
+					}
+				}
+				if !p.More {
+					break
+				}
+				opts.StartAfter = p.Entries[len(p.Entries)-1].Key
+			}
+			if !slices.Equal(got, stable) {
+				t.Errorf("a listing during splits saw %d of the %d stable keys", len(got), len(stable))
+				return
+			}
+		}
+	})
+	wg.Wait()
+	leaves, _ := os.ReadDir(filepath.Join(b.Root(), "t"))
+	if len(leaves) < 20 {
+		t.Fatalf("%d entries in the tenant directory after 160 keys in leaves of 4: the leaves did not split", len(leaves))
+	}
+}
+
+// TestReadAcrossSplit moves the file a Get is about to open: between the
+// Get's reading of the index and its opening of the file, other writes
+// split the leaf and the key's file goes to a new leaf. The Get must see
+// the index changed and find it there, not report it missing.
+func TestReadAcrossSplit(t *testing.T) {
+	b := open(t, t.TempDir())
+	fs.SetLeafMax(b, 2)
+	ctx := context.Background()
+	put := func(k string) {
+		v := backendtest.Version([]byte("{}"), 1, 1, false)
+		if _, err := b.Put(ctx, "t", k, v, []byte("{}"), backend.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("a")
+	put("z") // the leaf holds a and z: full
+	before, _ := b.Path("t", "z")
+	// Each hook call splits the leaf holding z with a new key before it:
+	// m makes [a] [m z], then n makes [m] [n z].
+	next, moves, armed := []string{"m", "n"}, 0, false
+	fs.SetAfterIndex(b, func() {
+		if armed {
+			armed = false
+			put(next[moves])
+			moves++
+		}
+	})
+	for i, get := range []func() error{
+		func() error { _, err := b.Get(ctx, "t", "z"); return err },
+		func() error { _, err := b.Stat(ctx, "t", "z"); return err },
+	} {
+		armed = true
+		if err := get(); err != nil {
+			t.Fatalf("read %d across a split: %v", i, err)
+		}
+		if moves != i+1 {
+			t.Fatalf("read %d: the hook split %d times, want %d", i, moves, i+1)
+		}
+	}
+	if after, _ := b.Path("t", "z"); after == before {
+		t.Fatalf("z is still in %s: no split moved it", before)
 	}
 }
 

@@ -6,19 +6,23 @@ import (
 	iofs "io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
-// List implements backend.Backend. It walks the tenant's directory depth
-// first with each directory's entries sorted by name, which visits the
-// paths in byte order (a file name is at most backend.Chunk bytes and a
-// directory name exactly one byte more, so a file never sorts after a
-// directory it is a prefix of), and byte order of paths is byte order of
-// keys (backend.KeyPath). Subtrees entirely before the cursor or outside
-// the prefix are not read.
+// List implements backend.Backend. It reads the index, then the leaves
+// from the one whose range holds the first candidate (the cursor or the
+// prefix), each whole and sorted by escaped key (which is key order, see
+// backend.EscapeKey), until the page is full or the leaves leave the
+// prefix. A page thus reads one or two leaves, and a full listing reads
+// each leaf about twice, however many keys the tenant has.
+//
+// A leaf is used only if the index did not change while it was read: a
+// split that finished meanwhile may have unlinked part of it, and the
+// listing then reads the new index and goes on from where it was.
 func (f *FS) List(ctx context.Context, tenant string, opts backend.ListOptions) (backend.Page, error) {
 	if err := backend.CheckTenant(tenant); err != nil {
 		return backend.Page{}, f.fail(backend.OpList, tenant, "", err)
@@ -27,88 +31,80 @@ func (f *FS) List(ctx context.Context, tenant string, opts backend.ListOptions) 
 	if limit <= 0 {
 		limit = backend.DefaultLimit
 	}
-	w := walker{ctx: ctx, dir: filepath.Join(f.root, tenant), limit: limit}
-	w.prefix, _ = backend.PrefixPath(opts.Prefix, 0)
-	if opts.StartAfter != "" {
-		w.after, _ = backend.KeyPath(opts.StartAfter, 0)
-	}
-	err := w.walk("")
-	if errors.Is(err, errFull) {
-		w.page.More, err = true, nil
-	}
+	page, err := f.list(ctx, tenant, backend.EscapeKey(opts.Prefix), backend.EscapeKey(opts.StartAfter), limit)
 	if err != nil {
 		return backend.Page{}, f.fail(backend.OpList, tenant, "", err)
 	}
-	return w.page, nil
+	return page, nil
 }
 
-var errFull = errors.New("page full")
-
-type walker struct {
-	ctx    context.Context
-	dir    string // the tenant's directory
-	prefix string // paths must start with it
-	after  string // paths must be greater than it
-	limit  int
-	page   backend.Page
-}
-
-// walk lists the directory rel ("" or ending in "/") under the tenant's.
-func (w *walker) walk(rel string) error {
-	if err := w.ctx.Err(); err != nil {
-		return err
+// list lists escaped keys with prefix pp after the escaped cursor after.
+func (f *FS) list(ctx context.Context, tenant, pp, after string, limit int) (backend.Page, error) {
+	var page backend.Page
+	ix, err := f.loadIndex(tenant)
+	if ix == nil || err != nil {
+		return page, err // nil index: a tenant with no objects yet
 	}
-	ents, err := os.ReadDir(filepath.Join(w.dir, filepath.FromSlash(rel)))
-	if err != nil {
-		if rel == "" && errors.Is(err, iofs.ErrNotExist) {
-			return nil // a tenant with no objects yet
+	for i := ix.find(max(after, pp)); i < len(ix.leaves); {
+		if err := ctx.Err(); err != nil {
+			return page, err
 		}
-		return err
-	}
-	for _, e := range ents {
-		p := rel + e.Name()
-		if e.IsDir() {
-			d := p + "/"
-			inPrefix := strings.HasPrefix(d, w.prefix) || strings.HasPrefix(w.prefix, d)
-			before := d < w.after && !strings.HasPrefix(w.after, d) // every path inside is ≤ after
-			if !inPrefix || before {
-				continue
+		if lo := ix.leaves[i].lo; lo > pp && !strings.HasPrefix(lo, pp) {
+			break // this leaf and all after it are past the prefix
+		}
+		dir := filepath.Join(f.tenantDir(tenant), ix.leaves[i].dir)
+		items, err := readLeaf(dir)
+		if err != nil {
+			return page, err
+		}
+		if moved, err := f.changed(tenant, ix); err != nil || moved {
+			if err != nil {
+				return page, err
 			}
-			if err := w.walk(d); err != nil {
-				return err
+			if ix, err = f.loadIndex(tenant); ix == nil || err != nil {
+				return page, err
 			}
+			i = ix.find(max(after, pp))
 			continue
 		}
-		if !strings.HasPrefix(p, w.prefix) || p <= w.after {
-			continue
+		items = slices.DeleteFunc(items, func(it leafItem) bool {
+			return !ix.inRange(i, it.enc) || it.enc <= after || !strings.HasPrefix(it.enc, pp)
+		})
+		slices.SortFunc(items, func(a, b leafItem) int { return strings.Compare(a.enc, b.enc) })
+		for _, it := range items {
+			if len(page.Entries) == limit {
+				page.More = true
+				return page, nil
+			}
+			e, ok, err := listEntry(filepath.Join(dir, it.name), it)
+			if err != nil {
+				return page, err
+			}
+			if ok {
+				page.Entries = append(page.Entries, e)
+			}
+			after = it.enc
 		}
-		if err := w.add(p); err != nil {
-			return err
-		}
+		i++
 	}
-	return nil
+	return page, nil
 }
 
-func (w *walker) add(p string) error {
-	key, _, err := backend.ParsePath(p, 0)
+// listEntry reads the entry of one listed file; ok is false when it was
+// deleted since its leaf was read.
+func listEntry(path string, it leafItem) (backend.Entry, bool, error) {
+	key, err := backend.UnescapeKey(it.enc)
 	if err != nil {
-		return fault.E(fault.Corruption, fault.Context{}, err)
+		return backend.Entry{}, false, fault.E(fault.Corruption, fault.Context{}, err) // a foreign file in a leaf
 	}
-	if len(w.page.Entries) == w.limit {
-		return errFull
-	}
-	fh, err := os.Open(filepath.Join(w.dir, filepath.FromSlash(p)))
+	fh, err := os.Open(path)
 	if errors.Is(err, iofs.ErrNotExist) {
-		return nil // deleted since the directory was read
+		return backend.Entry{}, false, nil
 	}
 	if err != nil {
-		return err
+		return backend.Entry{}, false, err
 	}
 	defer fh.Close()
 	e, err := entry(fh, key)
-	if err != nil {
-		return err
-	}
-	w.page.Entries = append(w.page.Entries, e)
-	return nil
+	return e, err == nil, err
 }

@@ -3,6 +3,7 @@ package s3
 import (
 	"context"
 	"errors"
+	"io"
 	"path"
 	"slices"
 	"strings"
@@ -112,8 +113,9 @@ func (l *lister) add(e backend.Entry) error {
 	return nil
 }
 
-// flush reads the keys of the collected group from the objects' headers,
-// sorts the group by key and adds it.
+// flush reads the keys of the collected group from the objects' headers
+// (a ranged GET of the header each, not the whole object), sorts the group
+// by key and adds it.
 func (l *lister) flush() error {
 	if len(l.group) == 0 {
 		return nil
@@ -122,14 +124,13 @@ func (l *lister) flush() error {
 	l.group, l.groupDir = nil, ""
 	group := listed[:0]
 	for _, e := range listed {
-		raw, _, err := l.s.read(l.ctx, e.Key)
-		if errors.Is(err, fault.ErrNotFound) {
+		h, err := l.s.readHeader(l.ctx, e.Key)
+		if fault.ClassOf(l.s.fail("", "", "", err)) == fault.NotFound {
 			continue // deleted since the listing; the fs backend skips it too
 		}
-		if err != nil {
+		if err != nil && fault.ClassOf(err) != fault.Corruption {
 			return err
 		}
-		h, err := backend.ParseHeader(raw)
 		if err != nil {
 			return fault.E(fault.Corruption, fault.Context{}, errors.New("hashed object "+e.Key+": "+err.Error()))
 		}
@@ -143,4 +144,35 @@ func (l *lister) flush() error {
 		}
 	}
 	return nil
+}
+
+// headerRead is how much of an object readHeader asks for first: enough
+// for any header but one with a very large version vector.
+const headerRead = 4096
+
+// readHeader reads the header of object name with a ranged GET, and the
+// whole object only when the header is longer than headerRead. The error
+// is the server's, or fault.Corruption for a bad header.
+func (s *S3) readHeader(ctx context.Context, name string) (backend.Header, error) {
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetRange(0, headerRead-1); err != nil {
+		return backend.Header{}, err
+	}
+	body, _, _, err := minio.Core{Client: s.client}.GetObject(ctx, s.bucket, name, opts)
+	if err != nil {
+		return backend.Header{}, err
+	}
+	raw, err := io.ReadAll(io.LimitReader(body, headerRead))
+	body.Close()
+	if err != nil {
+		return backend.Header{}, err
+	}
+	h, err := backend.ParseHeader(raw)
+	if err != nil && backend.IsShortHeader(err) && len(raw) == headerRead {
+		if raw, _, err = s.read(ctx, name); err != nil {
+			return backend.Header{}, err
+		}
+		h, err = backend.ParseHeader(raw)
+	}
+	return h, err
 }
