@@ -5,137 +5,32 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 	"go.uber.org/goleak"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/backendtest"
 	"github.com/cairnstore/cairn/internal/backend/s3"
+	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
 	"github.com/cairnstore/cairn/internal/fault"
-	"github.com/cairnstore/cairn/internal/proctest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// versitygwVersion is the release scripts/versitygw.sh builds.
-const versitygwVersion = "v1.8.0"
+type gateway struct{ *s3test.Gateway }
 
-const accessKey, secretKey = "cairn-test-access", "cairn-test-secret-key"
+func startGateway(t *testing.T, bucket string) gateway { return gateway{s3test.Start(t, bucket)} }
 
-// binary returns the versitygw binary: $CAIRN_VERSITYGW_BIN, or the one
-// scripts/versitygw.sh builds under the module root, or "".
-func binary() string {
-	if p := os.Getenv("CAIRN_VERSITYGW_BIN"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	for err == nil {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, ".tools", "versitygw-"+versitygwVersion, "versitygw")
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
-				return p
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-	return ""
-}
+const accessKey = s3test.AccessKey
 
-// gateway is a running versitygw serving a temporary directory.
-type gateway struct {
-	endpoint string
-	logs     *proctest.SyncBuffer
-}
+func creds() *credentials.Credentials { return s3test.Creds() }
 
-// startGateway runs versitygw on a free loopback port, waits until it
-// accepts connections, and creates bucket. Without the binary it fails
-// under CI=true and skips otherwise.
-func startGateway(t *testing.T, bucket string) *gateway {
+func (g gateway) backend(t *testing.T, bucket, prefix string) *s3.S3 {
 	t.Helper()
-	bin := binary()
-	if bin == "" {
-		msg := "no versitygw binary; build it with `bash scripts/versitygw.sh` (or set CAIRN_VERSITYGW_BIN)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // another process could take the port before versitygw: it then fails with its log
-	g := &gateway{endpoint: addr, logs: &proctest.SyncBuffer{}}
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "--quiet", "--access", accessKey, "--secret", secretKey, "--port", addr, "posix", dir)
-	cmd.Stdout, cmd.Stderr = g.logs, g.logs
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("versitygw output:\n%s", g.logs.String())
-		}
-	})
-	// Poll across the process boundary until it accepts connections.
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("versitygw not listening on %s after 30s\n%s", addr, g.logs.String())
-		}
-		select {
-		case err := <-exited:
-			t.Fatalf("versitygw exited: %v\n%s", err, g.logs.String())
-		case <-tick.C:
-		}
-	}
-	tr := &http.Transport{}
-	defer tr.CloseIdleConnections()
-	mc, err := minio.New(addr, &minio.Options{Creds: creds(), Transport: tr, BucketLookup: minio.BucketLookupPath})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := mc.MakeBucket(context.Background(), bucket, minio.MakeBucketOptions{}); err != nil {
-		t.Fatalf("make bucket: %v\n%s", err, g.logs.String())
-	}
-	return g
-}
-
-func creds() *credentials.Credentials { return credentials.NewStaticV4(accessKey, secretKey, "") }
-
-func (g *gateway) backend(t *testing.T, bucket, prefix string) *s3.S3 {
-	t.Helper()
-	b, err := s3.New("s3", s3.Config{Bucket: bucket, Prefix: prefix, Endpoint: g.endpoint, Insecure: true, Creds: creds()})
+	b, err := s3.New("s3", s3.Config{Bucket: bucket, Prefix: prefix, Endpoint: g.Endpoint, Insecure: true, Creds: creds()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +59,7 @@ func TestCheckBucket(t *testing.T) {
 		t.Fatalf("Get in a missing bucket: %v, want class config", err)
 	}
 	// Bad credentials.
-	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: g.endpoint, Insecure: true,
+	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: g.Endpoint, Insecure: true,
 		Creds: credentials.NewStaticV4(accessKey, "wrong", "")})
 	if err != nil {
 		t.Fatal(err)
