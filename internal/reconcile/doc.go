@@ -90,6 +90,10 @@
 //   - Conflict: [Resolve] under the tenant's policy (Config.PolicyFor, lww by
 //     default); the loser is written to the store's conflict history first;
 //     then the result goes to the backend (if-match) and to the store (CAS).
+//     Under merge, the ancestor is the base: every base recorded for a
+//     merge tenant keeps the version's body (store.SyncState.Body), and
+//     Resolve gets it when it is live and a common ancestor of both sides
+//     (ancestor.go says what that costs).
 //   - A remote object that fails verification (fault.Corruption) is counted
 //     (Stats.Corrupt) and skipped, never applied.
 //
@@ -133,10 +137,9 @@
 // engine per backend (as the node runs them) makes these per-backend
 // limits.
 //
-// Not yet: fairness and backpressure beyond "one key at a time"; ancestors for Merge (the
-// base's body is not kept, so Merge falls back); storing Manual siblings
-// (they are counted and left); collecting tombstones; trimming the change
-// log (it needs every backend's position); spans.
+// Not yet: fairness and backpressure beyond "one key at a time"; storing
+// Manual siblings (they are counted and left); collecting tombstones;
+// trimming the change log (it needs every backend's position); spans.
 //
 // # Sharp edges
 //
@@ -160,6 +163,10 @@
 //     values is a conflict even when both are objects.
 //   - The merge result's HLC is not the time of the merge; a write made
 //     later with a slower clock can still lose LWW to it.
+//   - Two nodes that find the same conflict with different bases (one kept
+//     the ancestor, one did not, as after a switch to merge) make different
+//     results with equal vectors: one more Conflict, settled by LWW between
+//     the two results (see the first sharp edge).
 //   - Resolve verifies every body against its version's hash (SHA-256),
 //     which costs a pass over each body.
 //   - A live copy that a base tombstone dominates is deleted without

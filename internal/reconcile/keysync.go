@@ -168,7 +168,14 @@ func (e *Engine) apply(ctx context.Context, k *keyState, d Decision, st *Stats) 
 		if k.local == nil && k.remote == nil {
 			return e.st.DeleteSyncState(e.name, k.tenant, k.key)
 		}
-		return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: *d.Local, RemoteETag: k.remote.ETag})
+		var body []byte
+		if e.keepsAncestors(k.tenant) {
+			var err error
+			if body, err = e.localBody(ctx, k, d.Local); err != nil {
+				return err
+			}
+		}
+		return e.st.PutSyncState(e.name, k.tenant, k.key, e.newBase(k.tenant, d.Local, k.remote.ETag, body))
 	case Upload:
 		body, err := e.localBody(ctx, k, d.Local)
 		if err != nil {
@@ -178,7 +185,7 @@ func (e *Engine) apply(ctx context.Context, k *keyState, d Decision, st *Stats) 
 		if err != nil {
 			return err
 		}
-		return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: *d.Local, RemoteETag: etag})
+		return e.st.PutSyncState(e.name, k.tenant, k.key, e.newBase(k.tenant, d.Local, etag, body))
 	case Download:
 		body, err := e.remoteBody(ctx, k, d.Remote)
 		if err != nil {
@@ -231,7 +238,7 @@ func (e *Engine) install(ctx context.Context, k *keyState, v *doc.Version, body 
 		expect = k.local.Version.ID()
 	}
 	_, err := e.st.Apply(ctx, k.tenant, k.key, *v, body, expect,
-		&store.SyncUpdate{Backend: e.name, State: store.SyncState{Base: *v, RemoteETag: etag}})
+		&store.SyncUpdate{Backend: e.name, State: e.newBase(k.tenant, v, etag, body)})
 	if err == nil {
 		st.BytesDown += int64(len(body))
 	}
@@ -289,7 +296,7 @@ func (e *Engine) resolve(ctx context.Context, k *keyState, d Decision, st *Stats
 		return err
 	}
 	pol := e.policyFor(k.tenant)
-	res, err := Resolve(pol, a, b, nil)
+	res, err := Resolve(pol, a, b, e.ancestor(k, pol, &a.Version, &b.Version))
 	if err != nil {
 		return err
 	}
@@ -316,7 +323,7 @@ func (e *Engine) resolve(ctx context.Context, k *keyState, d Decision, st *Stats
 		}
 	}
 	if lv := k.localVersion(); lv != nil && lv.ID() == v.ID() {
-		return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: *v, RemoteETag: etag})
+		return e.st.PutSyncState(e.name, k.tenant, k.key, e.newBase(k.tenant, v, etag, body))
 	}
 	return e.install(ctx, k, v, body, etag, st)
 }

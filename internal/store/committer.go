@@ -29,9 +29,10 @@ const (
 	opPut opKind = iota
 	opDelete
 	opApply
+	opCollect
 )
 
-var opNames = [...]string{opPut: "store.put", opDelete: "store.delete", opApply: "store.apply"}
+var opNames = [...]string{opPut: "store.put", opDelete: "store.delete", opApply: "store.apply", opCollect: "store.collect"}
 
 // request is one queued write. The caller fills the inputs and waits on
 // reply; the committer (or, for a failed commit, the syncer) fills rec or
@@ -44,8 +45,9 @@ type request struct {
 	hash        doc.Hash // of body, computed by the caller off the committer
 	pre         doc.Precondition
 	version     doc.Version // opApply: the version to install
-	expect      doc.ID      // opApply: the current version's ID; zero = absent
+	expect      doc.ID      // opApply: the current version's ID, zero = absent; opCollect: the tombstone's ID
 	sync        *SyncUpdate // opApply: optional base update
+	backends    []string    // opCollect: the backends whose sync state goes too
 
 	members []*request // PutBatch: the writes taken together in one group (batch.go)
 
@@ -303,7 +305,9 @@ func (s *Store) watch(g *group) {
 		return
 	}
 	for _, r := range g.reqs {
-		if !r.expired && r.err == nil {
+		// A collection changes nothing a reader sees (a tombstone and no
+		// row both read as not found), so the watcher is not told.
+		if !r.expired && r.err == nil && r.op != opCollect {
 			s.watcher.Committed(&r.rec)
 		}
 	}
@@ -326,6 +330,10 @@ func (s *Store) stage(g *group, r *request) error {
 	v, err := s.decide(cur, r)
 	if err != nil {
 		return err
+	}
+	if r.op == opCollect {
+		s.stageCollect(g, r, ok, cur)
+		return nil
 	}
 	s.seq++
 	s.hlcMark = max(s.hlcMark, v.HLC)
@@ -362,6 +370,18 @@ func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 		// off this goroutine, so pass nil and fill the hash in.
 		v := doc.Derive(parent, s.id.Incarnation, s.clock.Now(), nil, false)
 		v.Hash = r.hash
+		if parent == nil {
+			// A key without a version may be one whose tombstone was
+			// collected (Collect), and that tombstone may live on elsewhere
+			// (another node, a backend not yet collected). Counting from 1
+			// would make this write older than it, and the floor rule would
+			// delete it. Starting at the Seq it gets instead puts this
+			// node's counter above every counter it ever gave the key (each
+			// of its writes took a Seq, and counters grow by one a write),
+			// so the write is never dominated by an old version of the key:
+			// at worst concurrent with it, which a conflict policy settles.
+			v.Vector[0].Counter = s.seq + 1
+		}
 		return v, nil
 	case opDelete:
 		if !cur.live() {
@@ -371,6 +391,12 @@ func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 			return doc.Version{}, err
 		}
 		return doc.Derive(parent, s.id.Incarnation, s.clock.Now(), nil, true), nil
+	case opCollect:
+		if cur.exists && (!cur.v.Tombstone || cur.id != r.expect) {
+			return doc.Version{}, fault.New(fault.PreconditionFailed, fault.Context{}, fmt.Sprintf(
+				"collect: current version is %s, not the tombstone %s", idOrAbsent(cur), r.expect))
+		}
+		return cur.v, nil
 	default: // opApply
 		if cur.id != r.expect {
 			return doc.Version{}, fault.New(fault.PreconditionFailed, fault.Context{}, fmt.Sprintf(
@@ -379,6 +405,24 @@ func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 		s.clock.Observe(r.version.HLC)
 		return r.version, nil
 	}
+}
+
+// stageCollect stages the removal of a collected tombstone's row (if the
+// key still has one) and of the key's sync states. It takes a Seq although
+// it writes no change-log entry: the overlay entry recording the key's
+// absence needs one, so that newGroup prunes it only once it is committed.
+func (s *Store) stageCollect(g *group, r *request, ok string, cur *current) {
+	s.seq++
+	g.seq = s.seq
+	g.n++
+	if cur.exists {
+		_ = g.batch.Delete(docKey(r.tenant, r.key), nil)
+	}
+	for _, b := range r.backends {
+		_ = g.batch.Delete(syncKey(b, r.tenant, r.key), nil)
+	}
+	s.overlay[ok] = &current{seq: g.seq}
+	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: cur.v}
 }
 
 func idOrAbsent(c *current) string {

@@ -13,7 +13,13 @@
 // tenant's documents sorted by key over one snapshot; [Store.Changes]
 // streams the change log in commit order; [Store.Apply] installs a version
 // made elsewhere, for the reconciler, with a compare-and-set on the local
-// one.
+// one; [Store.Collect] removes a tombstone for good, with its sync state,
+// once the reconciler's collector finds every backend holds it.
+//
+// A key's first version (or its first after its tombstone was collected)
+// starts this node's vector counter at its Seq rather than at 1, so that
+// it is never dominated by a collected tombstone that lives on elsewhere
+// (committer.go, decide).
 //
 // # Layout
 //
@@ -29,7 +35,8 @@
 //
 //	'd' tenant 0 key              document: seq, version, body
 //	'c' tenant 0 seq(BE64)        change log: key, version
-//	's' backend 0 tenant 0 key    sync state: base version, remote ETag
+//	's' backend 0 tenant 0 key    sync state: base version, remote ETag,
+//	                              base body (kept for three-way merges)
 //	'k' backend 0 tenant          reconciler checkpoint
 //	'm' "seq" | "hlc"             high-water marks, rewritten by every commit
 //

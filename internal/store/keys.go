@@ -145,22 +145,45 @@ func decodeChangeValue(val []byte) (key string, v doc.Version, err error) {
 	return key, v, nil
 }
 
-// syncValue: format, base version, remote ETag (the rest).
+// syncValue, without a base body: format, base version, remote ETag (the
+// rest). With one (syncFormatBody): the format byte syncFormatBody, base
+// version, uvarint ETag length, ETag, body (the rest). Rows without a body
+// keep the first form, so they cost nothing more than before bodies existed.
+const syncFormatBody = 2
+
 func appendSyncValue(b []byte, st *SyncState) []byte {
-	b = append(b, valueFormat)
+	if st.Body == nil {
+		b = append(b, valueFormat)
+		b = st.Base.AppendBinary(b)
+		return append(b, st.RemoteETag...)
+	}
+	b = append(b, syncFormatBody)
 	b = st.Base.AppendBinary(b)
-	return append(b, st.RemoteETag...)
+	b = binary.AppendUvarint(b, uint64(len(st.RemoteETag)))
+	b = append(b, st.RemoteETag...)
+	return append(b, st.Body...)
 }
 
+// decodeSyncValue decodes a sync-state row. Body aliases val (non-nil,
+// possibly empty, when the row has one); callers copy.
 func decodeSyncValue(val []byte) (SyncState, error) {
-	if len(val) < 1 || val[0] != valueFormat {
+	if len(val) < 1 || (val[0] != valueFormat && val[0] != syncFormatBody) {
 		return SyncState{}, fmt.Errorf("%w: sync state format", errBadValue)
 	}
 	v, n, err := doc.DecodeVersion(val[1:])
 	if err != nil {
 		return SyncState{}, fmt.Errorf("%w: %w", errBadValue, err)
 	}
-	return SyncState{Base: v, RemoteETag: string(val[1+n:])}, nil
+	rest := val[1+n:]
+	if val[0] == valueFormat {
+		return SyncState{Base: v, RemoteETag: string(rest)}, nil
+	}
+	l, w := binary.Uvarint(rest)
+	if w <= 0 || l > uint64(len(rest)-w) {
+		return SyncState{}, fmt.Errorf("%w: sync state etag", errBadValue)
+	}
+	rest = rest[w:]
+	return SyncState{Base: v, RemoteETag: string(rest[:l]), Body: rest[l:len(rest):len(rest)]}, nil
 }
 
 func encodeUint64(x uint64) []byte { return binary.BigEndian.AppendUint64(nil, x) }

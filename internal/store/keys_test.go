@@ -59,6 +59,16 @@ func TestValueCodecs(t *testing.T) {
 	if err != nil || st.RemoteETag != "e" || st.Base.ID() != v.ID() {
 		t.Fatalf("sync round trip: %+v %v", st, err)
 	}
+	st, err = decodeSyncValue(appendSyncValue(nil, &SyncState{Base: v, RemoteETag: "e", Body: []byte("body")}))
+	if err != nil || st.RemoteETag != "e" || st.Base.ID() != v.ID() || string(st.Body) != "body" {
+		t.Fatalf("sync round trip with a body: %+v %v", st, err)
+	}
+	withBody := appendSyncValue(nil, &SyncState{Base: v, RemoteETag: "etag", Body: []byte{}})
+	for _, bad := range [][]byte{{3}, withBody[:len(withBody)-4]} {
+		if _, err := decodeSyncValue(bad); !errors.Is(err, errBadValue) {
+			t.Errorf("decodeSyncValue(%x) = %v", bad, err)
+		}
+	}
 	for _, bad := range [][]byte{nil, {2}, {valueFormat}, {valueFormat, 1, 1}} {
 		if _, _, _, err := decodeRecordValue(bad); !errors.Is(err, errBadValue) {
 			t.Errorf("decodeRecordValue(%x) = %v", bad, err)

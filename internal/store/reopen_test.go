@@ -65,7 +65,7 @@ func TestReopen(t *testing.T) {
 	if next.Version.HLC <= last.Version.HLC {
 		t.Fatalf("HLC after reopen %v, not after %v (wall stepped back)", next.Version.HLC, last.Version.HLC)
 	}
-	if next.Version.Vector.Get(id.Incarnation) != 2 {
+	if next.Version.Vector.Get(id.Incarnation) != last.Version.Vector.Get(id.Incarnation)+1 || next.Version.Parent != last.Version.ID() {
 		t.Fatalf("vector after reopen %v", next.Version.Vector)
 	}
 	checkConsistent(t, s)

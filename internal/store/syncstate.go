@@ -13,11 +13,16 @@ import (
 )
 
 // SyncState is what the reconciler last agreed with a backend about one
-// key: the base version of a three-way comparison, and the backend's ETag
-// for the object holding it.
+// key: the base version of a three-way comparison, the backend's ETag for
+// the object holding it and, when the reconciler keeps it, the base's body.
 type SyncState struct {
 	Base       doc.Version
 	RemoteETag string
+	// Body is the base version's body, kept as the common ancestor of a
+	// three-way merge (the reconciler keeps it for tenants whose policy is
+	// merge); nil when not kept. The store stores it as given and does not
+	// check it against Base.Hash: the reader does (reconcile.Resolve).
+	Body []byte
 }
 
 // SyncRecord is a SyncState with its key, as ListSyncState yields it.
@@ -68,7 +73,9 @@ func (s *Store) DeleteSyncState(backend, tenant, key string) error {
 
 // ListSyncState streams a tenant's sync states with backend, sorted by key,
 // over one consistent snapshot, starting after the key after ("" for the
-// start).
+// start). Listings are for scans (the deletion guard's count, the tombstone
+// collector): they leave Body nil, so a scan does not copy the ancestors;
+// SyncState returns a key's body.
 func (s *Store) ListSyncState(ctx context.Context, backend, tenant, after string) iter.Seq2[SyncRecord, error] {
 	const op = "store.list_sync_state"
 	return func(yield func(SyncRecord, error) bool) {
@@ -83,6 +90,7 @@ func (s *Store) ListSyncState(ctx context.Context, backend, tenant, after string
 		}
 		stream(s, ctx, op, tenant, lower, upper, yield, func(k, v []byte) (SyncRecord, bool, error) {
 			st, err := decodeSyncValue(v)
+			st.Body = nil // aliases the iterator's buffer; see the doc comment
 			return SyncRecord{Key: string(k[len(prefix):]), SyncState: st}, true, err
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -104,6 +105,36 @@ func (s *Store) Apply(ctx context.Context, tenant, key string, v doc.Version, bo
 	}
 	return s.submit(&request{ctx: ctx, op: opApply, tenant: tenant, key: key,
 		body: body, version: v, expect: expect, sync: sync})
+}
+
+// Collect physically removes the tombstone of (tenant, key) whose version
+// ID is id, together with the key's sync state with each of backends, in
+// one atomic batch. It is the last step of collecting a delete that every
+// backend holds (reconcile.Collector decides when); afterwards Get reports
+// fault.NotFound. If the key has no row (collected already), only the sync
+// states are removed.
+//
+// No change-log entry is written (there is nothing to replicate) and the
+// Watcher is not told (a cached tombstone reads as not found, like no row).
+// A later write to the key starts a new version history; see decide for
+// why it cannot be older than the collected tombstone.
+//
+// Outcomes: nil; fault.PreconditionFailed when the key holds anything but
+// that tombstone (a live version, another tombstone): nothing is removed;
+// fault.Invalid for bad names; otherwise as for Put.
+func (s *Store) Collect(ctx context.Context, tenant, key string, id doc.ID, backends []string) error {
+	op := opNames[opCollect]
+	if err := validate(op, tenant, key, nil); err != nil {
+		return err
+	}
+	for _, b := range backends {
+		if err := validateBackend(b); err != nil {
+			return wrap(op, tenant, key, err)
+		}
+	}
+	_, err := s.submit(&request{ctx: ctx, op: opCollect, tenant: tenant, key: key, expect: id,
+		backends: slices.Clone(backends)})
+	return err
 }
 
 // validate checks a write's names and body size (class fault.Invalid).
