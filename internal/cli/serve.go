@@ -49,9 +49,10 @@ type serveFlags struct {
 	backends      listFlag
 	policies      listFlag
 	reconcileIvl  time.Duration
-	beConc        listFlag // NAME=N
-	beOps         listFlag // NAME=RATE
-	beBytes       listFlag // NAME=SIZE
+	beConc        listFlag   // NAME=N
+	beOps         listFlag   // NAME=RATE
+	beBytes       listFlag   // NAME=SIZE
+	chaos         chaosFlags // serve_chaos.go
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -87,6 +88,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.beOps, "backend-ops", "at most RATE reconciler calls per second to a backend, `NAME=RATE` (default unlimited); repeatable")
 	fs.Var(&f.beBytes, "backend-bytes", "at most SIZE document bytes per second to and from a backend, `NAME=SIZE` e.g. s3=20MiB (default unlimited); repeatable")
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
+	f.chaos.register(fs)
 	return fs, f
 }
 
@@ -199,6 +201,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		cfg.Auth.Tenants[name] = append(cfg.Auth.Tenants[name], sum)
 	}
 	if err := f.replication(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.chaos.config(&cfg); err != nil {
 		return cfg, err
 	}
 	if len(cfg.Auth.Tenants) == 0 {

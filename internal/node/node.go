@@ -17,6 +17,12 @@
 // CLI) creates a development token for the demo tenant, and refuses to listen
 // beyond loopback with it. Node does not make that choice; it serves whatever
 // Auth it is given.
+//
+// Config.Chaos (cairn serve --enable-chaos) wraps every backend in the
+// fault simulator of package chaos, arms the failpoints of the store and
+// the engines, and adds the chaos control routes to the admin listener
+// (chaos.go). Those routes demand the admin token even on loopback, and a
+// node without one answers them 403. Off, none of it exists.
 package node
 
 import (
@@ -61,6 +67,8 @@ type Config struct {
 	RequestTimeout, MaxRequestTimeout time.Duration
 	// Replication names the backends to replicate to (replicate.go).
 	Replication Replication
+	// Chaos, when not nil, turns on the fault simulator (chaos.go).
+	Chaos *Chaos
 }
 
 // Node is a running cairn node.
@@ -76,6 +84,7 @@ type Node struct {
 	limiter *resilience.Limiter
 	api     *server.Server
 	ready   atomic.Bool // false until started and again once Shutdown begins
+	chaos   *chaosState // nil unless Config.Chaos; see chaos.go
 
 	apiSrv, adminSrv *http.Server
 	apiLn, adminLn   net.Listener
@@ -102,11 +111,14 @@ func Start(cfg Config) (n *Node, err error) {
 			}
 		}
 	}(n)
+	if err := n.setupChaos(); err != nil {
+		return nil, err
+	}
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
 	feed := newChangeFeed()
 	n.docs = &Docs{c: n.cache, changed: feed.mark}
 	n.store, err = store.Open(cfg.DataDir, store.Options{
-		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs,
+		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs, Failpoint: n.failpoint(),
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
 				n.tel.Metrics.OnCommit(size, d)
@@ -145,6 +157,9 @@ func (n *Node) setupTelemetry() error {
 		return err
 	}
 	n.tel = tel
+	if n.chaos != nil {
+		tel.Metrics.SetChaosBallast(int64(len(n.chaos.ballast)))
+	}
 	return tel.Metrics.RegisterCache(func() telemetry.CacheStats { return telemetry.CacheStats(n.cache.Stats()) })
 }
 
@@ -255,6 +270,7 @@ func (n *Node) adminHandler() http.Handler {
 	mux.Handle("GET /v1/admin/tenants", n.tel.TenantStatsHandler())
 	mux.HandleFunc("GET /v1/admin/reconcile", n.reconcileStatus) // replicate_admin.go
 	mux.HandleFunc("POST /v1/admin/reconcile/run", n.reconcileRun)
+	n.chaosRoutes(mux) // chaos.go: only with --enable-chaos
 	if IsLoopback(n.cfg.AdminListen) {
 		return mux
 	}
@@ -297,6 +313,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.tel != nil {
 		errs = append(errs, n.tel.Shutdown(ctx))
 	}
+	n.keepBallast()
 	return errors.Join(errs...)
 }
 

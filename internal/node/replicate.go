@@ -160,6 +160,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 			return fault.New(fault.Config, fault.Context{Op: "node.start"}, fmt.Sprintf("--backend %s: named twice", name))
 		}
 		seen[name] = true
+		be = n.wrapChaos(be) // chaos.go: with --enable-chaos only
 		pc := rc.Resilience
 		pc.Backend, pc.Observer, pc.Logger = name, n.tel.Metrics, n.log
 		pol, err := resilience.New(pc)
@@ -170,7 +171,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 		eng, err := reconcile.New(reconcile.Config{
 			Store: n.store, Backend: be, Policy: pol,
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval,
-			Limits: rc.Limits[name], Observer: n.tel.Metrics,
+			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 		})
 		if err != nil {
 			return err

@@ -47,6 +47,9 @@ type Metrics struct {
 	reconcileConflicts     *prometheus.CounterVec   // backend, policy
 	replicationLag         *prometheus.GaugeVec     // backend
 
+	chaosInjected *prometheus.CounterVec // backend, fault (chaos.go)
+	chaosBallast  prometheus.Gauge
+
 	tenants *tenantTable
 }
 
@@ -112,6 +115,7 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 
 		tenants: newTenantTable(maxTenants),
 	}
+	m.registerChaos(f)
 	build := f.gaugeVec("cairn_build_info", "Always 1; the labels name the build.", "version", "goversion")
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	reg.MustRegister(
