@@ -5,7 +5,8 @@
 // ([Guard]). The core does no I/O, reads no clock and keeps no state, so
 // every node that feeds it the same versions gets the same answers. The
 // [Engine] (see "Engine" below) lists, reads, writes and checkpoints on top
-// of it.
+// of it; the [Collector] removes tombstones every backend has and the
+// change log every backend has read (see "Collecting tombstones").
 //
 // # Deciding
 //
@@ -138,8 +139,52 @@
 // limits.
 //
 // Not yet: fairness and backpressure beyond "one key at a time"; storing
-// Manual siblings (they are counted and left); collecting tombstones;
-// trimming the change log (it needs every backend's position); spans.
+// Manual siblings (they are counted and left); spans.
+//
+// # Collecting tombstones
+//
+// A delete is a tombstone version, kept until every backend has it. The
+// [Collector] (one per node, over all of its engines, since it needs every
+// backend's base) removes a tombstone t when
+//
+//   - the node holds t, or nothing (an earlier collection got halfway);
+//   - every backend's base for the key is t with the backend's ETag
+//     recorded: each backend has acknowledged t;
+//   - t's HLC time is more than the grace period ago
+//     (CollectorConfig.Grace, DefaultGrace 24h; cairn serve --gc-grace).
+//
+// It deletes each backend's object if-match the recorded ETag (an object
+// already gone counts as deleted: another node sharing the backend
+// collected it first; any other object is a newer write, and the key
+// waits for the rounds), then the node's row and every base in one store
+// batch (store.Collect). A failure in between is harmless: by the floor
+// rule a side without the key while the base is the tombstone stands for
+// the tombstone, so rounds find the key in sync, and the next pass goes on.
+//
+// The grace period is the whole defence of the nodes that have not yet
+// seen the delete. Such a node (its base still the live version) learns
+// the delete from the backend's tombstone at its next round over that
+// backend. Once the backend's copy is collected, the node would instead
+// find "the backend lost the key" and upload its live copy back: the
+// delete undone. Within the grace period nothing is removed anywhere, so
+// the rule is: the grace period must exceed the longest time a node
+// sharing a backend may go without a round over it — the longest
+// partition you tolerate, plus the reconcile interval. A node kept away
+// longer must rejoin with an empty data directory, not its old one.
+// (Clock skew between the deleting node and a collecting node eats into
+// the grace period, which is measured against the tombstone's HLC.)
+//
+// A key written again after its tombstone was collected starts a new
+// history. Other nodes may still hold the tombstone until their own pass;
+// the store starts a first version's vector counter at its commit
+// sequence, above any counter the node gave the key before, so the new
+// write is never dominated by the old tombstone (at worst concurrent with
+// it, settled by the tenant's policy), and the floor rule cannot delete it.
+//
+// The same passes trim the change log: entries at or below the smallest
+// upload position (the uploader's checkpoint) over every engine go, so a
+// backend that is down, or new (position 0), keeps them until its
+// uploader has passed them. With no backends the whole log goes.
 //
 // # Sharp edges
 //
@@ -169,6 +214,12 @@
 //     the two results (see the first sharp edge).
 //   - Resolve verifies every body against its version's hash (SHA-256),
 //     which costs a pass over each body.
+//   - A collector pass reads the first engine's sync states (without
+//     backends: every document) of every tenant; the interval between
+//     passes (--gc-interval) is what bounds that cost. A tenant whose
+//     documents were all collected drops out of store.Tenants, so log
+//     entries an uploader had not yet passed then stay until it writes
+//     again.
 //   - A live copy that a base tombstone dominates is deleted without
 //     asking; the engine should count [Decision.Deletes] into the [Guard]
 //     before applying a round's deletions.
