@@ -89,11 +89,13 @@ func (d *Docs) Get(ctx context.Context, tenant, key string) (server.Doc, error) 
 	return docOf(e, tenant, key)
 }
 
-// Put commits body; the cache learns of it through the Watcher.
+// Put commits body; the cache learns of it through the Watcher. Body is
+// handed to the store without a copy (server.Docs: it belongs to Docs after
+// the call), and the cache entry holds it.
 func (d *Docs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (etag string, created bool, err error) {
 	ctx, span := telemetry.StartChild(ctx, "store.commit")
 	defer span.End()
-	rec, err := d.st.Put(ctx, tenant, key, body, pre)
+	rec, err := d.st.PutOwned(ctx, tenant, key, body, pre)
 	if err != nil {
 		return "", false, err
 	}

@@ -80,6 +80,9 @@ func (s *Store) StartPutBatch(ctx context.Context, tenant string, items []Item) 
 		}
 		reqs[i] = request{ctx: ctx, op: opPut, tenant: tenant, key: it.Key,
 			body: body, hash: doc.HashBody(body), reply: p.reply}
+		// No read here: takeBatch prefetches the whole batch's current
+		// versions with one iterator, which is cheaper than a Get per item.
+		s.prepare(&reqs[i], false)
 		p.members[i] = &reqs[i]
 	}
 	if len(items) == 0 {
@@ -171,7 +174,7 @@ func (s *Store) takeBatch(g *group, lead *request) {
 func (s *Store) prefetch(tenant string, members []*request) {
 	keys := make([]string, 0, len(members))
 	for _, r := range members {
-		if _, ok := s.overlay[tenant+"\x00"+r.key]; !ok {
+		if _, ok := s.overlay[r.ok]; !ok {
 			keys = append(keys, r.key)
 		}
 	}
@@ -206,6 +209,6 @@ func (s *Store) prefetch(tenant string, members []*request) {
 		} else if it.Error() != nil {
 			return
 		}
-		s.overlay[tenant+"\x00"+k] = cur
+		s.overlay[overlayKey(tenant, k)] = cur
 	}
 }

@@ -49,6 +49,13 @@ type request struct {
 	sync        *SyncUpdate // opApply: optional base update
 	backends    []string    // opCollect: the backends whose sync state goes too
 
+	// Prepared by the caller off the committer (prepare), so that the
+	// committer's serial work per write is only what needs the order.
+	ok     string   // the overlay key (overlayKey)
+	dk     []byte   // the document row's Pebble key
+	seen   *current // the key's committed state as the caller read it; nil if not read
+	seenAt uint64   // Store.committed before that read (see lookup)
+
 	members []*request // PutBatch: the writes taken together in one group (batch.go)
 
 	expired bool   // answered with its context error before joining a batch
@@ -67,6 +74,12 @@ func (s *Store) submit(r *request) (Record, error) {
 		return Record{}, wrap(op, r.tenant, r.key, err)
 	}
 	defer s.release()
+	s.prepare(r, true)
+	return s.send(op, r)
+}
+
+// send queues a prepared r and waits for its answer (see submit).
+func (s *Store) send(op string, r *request) (Record, error) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	r.reply = make(chan *request, 1)
@@ -78,6 +91,33 @@ func (s *Store) submit(r *request) (Record, error) {
 	<-r.reply
 	return r.rec, r.err
 }
+
+// prepare does, on the caller's goroutine, the part of a write's work that
+// does not depend on the writes queued before it: the keys, and (if read)
+// the key's committed state, which is what the committer would otherwise
+// look up itself with a Pebble Get, one write at a time.
+//
+// Why the committer may use the state read here (lookup): it is read after
+// loading committed (seenAt), so it reflects every write with Seq ≤ seenAt.
+// Every later write to the key is still in the overlay when the committer
+// takes r, unless newGroup pruned it, and newGroup prunes only entries with
+// Seq ≤ the committed mark of that moment (prunedAt). So when the key is not
+// in the overlay and prunedAt ≤ seenAt, no write to the key is missing from
+// what was read; otherwise lookup reads again.
+func (s *Store) prepare(r *request, read bool) {
+	r.ok = overlayKey(r.tenant, r.key)
+	r.dk = docKey(r.tenant, r.key)
+	if !read {
+		return
+	}
+	r.seenAt = s.committed.Load()
+	if c, err := s.readCurrent(r.dk); err == nil {
+		r.seen = c // on an error, lookup reads again and reports it
+	}
+}
+
+// overlayKey is the overlay's key for (tenant, key).
+func overlayKey(tenant, key string) string { return tenant + "\x00" + key }
 
 func notWritten(op string, r *request, err error) error {
 	return fault.E(fault.Unknown, fault.Context{Op: op, Tenant: r.tenant, Key: r.key},
@@ -235,6 +275,7 @@ func (s *Store) newGroup() *group {
 				delete(s.overlay, k)
 			}
 		}
+		s.prunedAt = committed // see prepare
 	}
 	return &group{batch: s.db.NewBatch(), seq: s.seq, hlc: s.hlcMark}
 }
@@ -313,7 +354,12 @@ func (s *Store) watch(g *group) {
 	}
 }
 
+// failedErr returns the sticky failure, if any. The committer asks for every
+// request, so the common case (no failure) reads an atomic, not s.mu.
 func (s *Store) failedErr() error {
+	if !s.hasFailed.Load() {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.failed
@@ -322,8 +368,7 @@ func (s *Store) failedErr() error {
 // stage evaluates r against the current state and, if it may proceed,
 // stages its writes in the group's batch and sets r.rec.
 func (s *Store) stage(g *group, r *request) error {
-	ok := r.tenant + "\x00" + r.key
-	cur, err := s.lookup(ok, r.tenant, r.key)
+	cur, err := s.lookup(r)
 	if err != nil {
 		return err
 	}
@@ -332,7 +377,7 @@ func (s *Store) stage(g *group, r *request) error {
 		return err
 	}
 	if r.op == opCollect {
-		s.stageCollect(g, r, ok, cur)
+		s.stageCollect(g, r, cur)
 		return nil
 	}
 	s.seq++
@@ -340,14 +385,24 @@ func (s *Store) stage(g *group, r *request) error {
 	g.seq, g.hlc = s.seq, s.hlcMark
 	g.n++
 	g.bytes += len(r.body)
-	val := appendRecordValue(make([]byte, 0, 96+len(r.body)), g.seq, &v, r.body)
-	_ = g.batch.Set(docKey(r.tenant, r.key), val, nil) // Set on a batch fails only on a closed batch
-	_ = g.batch.Set(changeKey(r.tenant, g.seq), appendChangeValue(nil, r.key, &v), nil)
+	// The document row's value is written straight into the batch: its
+	// header, then the body, so the body is copied once, by the batch.
+	// Set on a batch fails only on a closed batch.
+	hdr := appendRecordHeader(s.scratch[:0], g.seq, &v)
+	op := g.batch.SetDeferred(len(r.dk), len(hdr)+len(r.body))
+	copy(op.Key, r.dk)
+	copy(op.Value[copy(op.Value, hdr):], r.body)
+	_ = op.Finish()
+	// The change-log entry and sync state go through Set, which copies, so
+	// the scratch buffer is reused for them.
+	ck := appendChangeKey(hdr[:0], r.tenant, g.seq)
+	s.scratch = appendChangeValue(ck, r.key, &v)
+	_ = g.batch.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
 	if r.sync != nil {
 		_ = g.batch.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
 	}
 	next := currentOf(g.seq, v, v.ID())
-	s.overlay[ok] = next
+	s.overlay[r.ok] = next
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
 	return nil
@@ -357,20 +412,13 @@ func (s *Store) stage(g *group, r *request) error {
 // Outcomes: the new version; fault.NotFound (delete of an absent or deleted
 // key); fault.PreconditionFailed (a precondition or the CAS did not hold).
 func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
-	var parent *doc.Version
-	if cur.exists {
-		parent = &cur.v
-	}
 	switch r.op {
 	case opPut:
 		if err := r.pre.Check(cur.etag, cur.live()); err != nil {
 			return doc.Version{}, err
 		}
-		// Derive hashes the body it is given; the caller already hashed it
-		// off this goroutine, so pass nil and fill the hash in.
-		v := doc.Derive(parent, s.id.Incarnation, s.clock.Now(), nil, false)
-		v.Hash = r.hash
-		if parent == nil {
+		v := s.derive(cur, r.hash, false)
+		if !cur.exists {
 			// A key without a version may be one whose tombstone was
 			// collected (Collect), and that tombstone may live on elsewhere
 			// (another node, a backend not yet collected). Counting from 1
@@ -390,7 +438,7 @@ func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 		if err := r.pre.Check(cur.etag, true); err != nil {
 			return doc.Version{}, err
 		}
-		return doc.Derive(parent, s.id.Incarnation, s.clock.Now(), nil, true), nil
+		return s.derive(cur, emptyHash, true), nil
 	case opCollect:
 		if cur.exists && (!cur.v.Tombstone || cur.id != r.expect) {
 			return doc.Version{}, fault.New(fault.PreconditionFailed, fault.Context{}, fmt.Sprintf(
@@ -411,18 +459,37 @@ func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 // key still has one) and of the key's sync states. It takes a Seq although
 // it writes no change-log entry: the overlay entry recording the key's
 // absence needs one, so that newGroup prunes it only once it is committed.
-func (s *Store) stageCollect(g *group, r *request, ok string, cur *current) {
+func (s *Store) stageCollect(g *group, r *request, cur *current) {
 	s.seq++
 	g.seq = s.seq
 	g.n++
 	if cur.exists {
-		_ = g.batch.Delete(docKey(r.tenant, r.key), nil)
+		_ = g.batch.Delete(r.dk, nil)
 	}
 	for _, b := range r.backends {
 		_ = g.batch.Delete(syncKey(b, r.tenant, r.key), nil)
 	}
-	s.overlay[ok] = &current{seq: g.seq}
+	s.overlay[r.ok] = &current{seq: g.seq}
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: cur.v}
+}
+
+// emptyHash is the content hash of a tombstone (doc.Derive's).
+var emptyHash = doc.HashBody(nil)
+
+// derive is doc.Derive for the committer: the new version written by this
+// node now, on top of cur. It takes the content hash the caller computed off
+// the committer, and cur's ID, which the committer already holds, instead of
+// hashing the body and the parent again (TestDeriveMatchesDoc).
+func (s *Store) derive(cur *current, hash doc.Hash, tombstone bool) doc.Version {
+	inc := s.id.Incarnation
+	v := doc.Version{HLC: s.clock.Now(), Writer: inc, Hash: hash, Tombstone: tombstone}
+	if cur.exists {
+		v.Vector = cur.v.Vector.Increment(inc)
+		v.Parent = cur.id
+	} else {
+		v.Vector = doc.Vector{{Replica: inc, Counter: 1}}
+	}
+	return v
 }
 
 func idOrAbsent(c *current) string {
@@ -432,15 +499,26 @@ func idOrAbsent(c *current) string {
 	return c.id.String()
 }
 
-// lookup returns the current state of a key: staged (in the overlay) or
+// lookup returns the current state of r's key: staged (in the overlay) or
 // committed. The committer is the only writer of document rows and every
 // write passes through the overlay, which keeps each entry until it is
-// committed, so the overlay plus the database is exact.
-func (s *Store) lookup(ok, tenant, key string) (*current, error) {
-	if c, found := s.overlay[ok]; found {
+// committed, so the overlay plus the database is exact. The committed state
+// comes from the caller's read (prepare says why that is exact) or, when
+// that may be stale, from Pebble now.
+func (s *Store) lookup(r *request) (*current, error) {
+	if c, found := s.overlay[r.ok]; found {
 		return c, nil
 	}
-	val, closer, err := s.db.Get(docKey(tenant, key))
+	if r.seen != nil && r.seenAt >= s.prunedAt {
+		return r.seen, nil
+	}
+	return s.readCurrent(r.dk)
+}
+
+// readCurrent reads the committed state of the document row dk from Pebble.
+// It is safe on any goroutine.
+func (s *Store) readCurrent(dk []byte) (*current, error) {
+	val, closer, err := s.db.Get(dk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return &current{}, nil
 	}

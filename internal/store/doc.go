@@ -47,9 +47,11 @@
 //
 //	writers ──reqs──► committer ──toSync──► syncer ──reply──► writers
 //
-// A writer queues a request and waits for its answer. The committer owns
-// the write-side state (the overlay of staged versions, the next Seq, the
-// HLC mark): it takes each request as it arrives, evaluates its
+// A writer prepares its request (keys, content hash, and a Pebble read of
+// the key's committed state) on its own goroutine, queues it and waits for
+// its answer. The committer owns the write-side state (the overlay of
+// staged versions, the next Seq, the HLC mark, and when the overlay was last
+// pruned): it takes each request as it arrives, evaluates its
 // precondition against the committed state plus everything staged before
 // it, derives the version, assigns the Seq and stages the document, its
 // change-log entry and the high-water marks into the open group's Pebble
@@ -60,6 +62,11 @@
 //     committer decides and writes documents;
 //   - concurrent writers share one fsync (group commit), and the committer's
 //     CPU work for the next group overlaps the current group's fsync;
+//   - the committer is one goroutine, so its work per write bounds the
+//     store's throughput and lengthens every group's wait for its last
+//     writers: what does not need the order (hashing, keys, the read of the
+//     committed state, which the committer checks is still exact) is done
+//     by the writers, in parallel, before they queue;
 //   - a document and its change-log entry are never apart, even after a
 //     crash, because they are in the same batch;
 //   - Seq order is commit order (groups commit one at a time, in order), so
@@ -112,5 +119,7 @@
 //   - [Buffered] durability acknowledges before the log reaches the OS;
 //     a crash, even of the process alone, can lose the last writes.
 //   - Records returned to callers own their bodies; the store keeps no
-//     reference and never modifies them.
+//     reference and never modifies them. [Store.PutOwned] is the exception
+//     by name: it keeps the caller's buffer instead of copying it, and the
+//     caller must not touch it again.
 package store

@@ -65,6 +65,14 @@ func changeKey(tenant string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(tenantPrefix(tableChange, tenant), seq)
 }
 
+// appendChangeKey appends changeKey(tenant, seq) to b.
+func appendChangeKey(b []byte, tenant string, seq uint64) []byte {
+	b = append(b, tableChange)
+	b = append(b, tenant...)
+	b = append(b, sep)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
 func syncKey(backend, tenant, key string) []byte {
 	b := make([]byte, 0, 3+len(backend)+len(tenant)+len(key))
 	b = append(b, tableSync)
@@ -98,10 +106,14 @@ func prefixEnd(p []byte) []byte {
 
 // recordValue: format, uvarint seq, version (self-delimiting), body.
 func appendRecordValue(b []byte, seq uint64, v *doc.Version, body []byte) []byte {
+	return append(appendRecordHeader(b, seq, v), body...)
+}
+
+// appendRecordHeader appends a record value up to its body.
+func appendRecordHeader(b []byte, seq uint64, v *doc.Version) []byte {
 	b = append(b, valueFormat)
 	b = binary.AppendUvarint(b, seq)
-	b = v.AppendBinary(b)
-	return append(b, body...)
+	return v.AppendBinary(b)
 }
 
 // decodeRecordValue decodes a document row. body aliases val; callers copy.

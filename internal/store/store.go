@@ -147,6 +147,8 @@ type Store struct {
 	hlcMark  doc.Timestamp       // highest HLC staged (handed out or observed)
 	overlay  map[string]*current // tenant NUL key → latest staged state, until committed and pruned
 	failAt   func(string)        // Options.Failpoint
+	prunedAt uint64              // the committed mark of the last overlay prune (see prepare)
+	scratch  []byte              // encoding buffer for values the batch copies
 	onTake   func()              // test hook: called for each request taken
 	noLinger bool                // see Options.noLinger
 
@@ -159,6 +161,10 @@ type Store struct {
 	active int        // operations in progress (readers and writers)
 	failed error      // non-nil after a write to the log failed; sticky
 	idle   sync.Cond  // signalled when active drops to 0 after closed
+
+	// hasFailed is set with failed (under mu), so that failedErr need not
+	// lock mu while there is no failure.
+	hasFailed atomic.Bool
 }
 
 // Open opens (creating if needed) the store in dir:
@@ -351,6 +357,7 @@ func (s *Store) fail(cause error) {
 	s.mu.Lock()
 	if s.failed == nil {
 		s.failed = fmt.Errorf("%w (first error: %w)", ErrFailed, cause)
+		s.hasFailed.Store(true)
 	}
 	s.mu.Unlock()
 }

@@ -51,7 +51,24 @@ func (s *Store) Put(ctx context.Context, tenant, key string, body []byte, pre do
 	if err := validate(opNames[opPut], tenant, key, body); err != nil {
 		return Record{}, err
 	}
-	body = bytes.Clone(body)
+	return s.put(ctx, tenant, key, bytes.Clone(body), pre)
+}
+
+// PutOwned is Put for a caller that hands body over to the store: the
+// caller must not modify or reuse body after the call, whatever the outcome.
+// The store keeps it instead of a copy: the returned Record's Body, and the
+// one the Watcher sees, is body itself. It saves one copy of every body on a
+// path that already made its own (the HTTP server reads each body into a
+// fresh buffer).
+func (s *Store) PutOwned(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (Record, error) {
+	if err := validate(opNames[opPut], tenant, key, body); err != nil {
+		return Record{}, err
+	}
+	return s.put(ctx, tenant, key, body, pre)
+}
+
+// put queues a validated Put of body, which the store owns.
+func (s *Store) put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (Record, error) {
 	if body == nil {
 		body = []byte{} // a live document's Body is never nil
 	}
