@@ -74,6 +74,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -94,6 +95,7 @@ type FS struct {
 	name    string
 	root    string
 	leafMax int
+	noSync  bool
 	// afterIndex, if set, runs in unlocked reads between reading the index
 	// and opening the file (tests move the file there).
 	afterIndex func()
@@ -113,10 +115,22 @@ const (
 	headerRead = 4096
 )
 
+// Options are OpenWith's settings; the zero value is Open's.
+type Options struct {
+	// NoSync skips every fsync: a write survives the process crashing but
+	// not the machine (the operating system may lose it, or its directory
+	// entry). For bulk loads and benchmarks, never for a replica that
+	// counts.
+	NoSync bool
+}
+
 // Open returns the backend called name storing under root, creating root
 // and its internal directories if needed. The error is fault.Config, also
 // for a root in another layout (see the package documentation).
-func Open(name, root string) (*FS, error) {
+func Open(name, root string) (*FS, error) { return OpenWith(name, root, Options{}) }
+
+// OpenWith is Open with options.
+func OpenWith(name, root string, o Options) (*FS, error) {
 	ctx := backend.Ctx("backend.open", name, "", "")
 	if root == "" {
 		return nil, fault.New(fault.Config, ctx, "fs backend: empty root directory")
@@ -130,7 +144,7 @@ func Open(name, root string) (*FS, error) {
 			return nil, fault.E(fault.Config, ctx, fmt.Errorf("fs backend root %q: %w", root, err))
 		}
 	}
-	f := &FS{name: name, root: abs, leafMax: defaultLeafMax, indexes: map[string]*index{}, counts: map[string]int{}}
+	f := &FS{name: name, root: abs, leafMax: defaultLeafMax, noSync: o.NoSync, indexes: map[string]*index{}, counts: map[string]int{}}
 	if err := f.checkLayout(); err != nil {
 		return nil, fault.E(fault.Config, ctx, fmt.Errorf("fs backend root %q: %w", root, err))
 	}
@@ -167,7 +181,7 @@ func (f *FS) checkLayout() error {
 	if err := os.Rename(tmp, filepath.Join(f.root, layoutFile)); err != nil {
 		return err
 	}
-	return syncDir(f.root)
+	return f.syncDir(f.root)
 }
 
 // Name implements backend.Backend.
@@ -252,27 +266,33 @@ func notFound(err error) error {
 // entry reads the header of the file at path (already open as fh) for its
 // ETag. A damaged header gives the ETag of the whole file, as
 // backend.ETagOf does, so that it still changes when the file is replaced.
+// A file shorter than headerRead (a small document) is read whole by the
+// first read, which then also tells its size: no stat.
 func entry(fh *os.File, key string) (backend.Entry, error) {
-	fi, err := fh.Stat()
-	if err != nil {
+	buf := make([]byte, headerRead)
+	n, err := fh.ReadAt(buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
 		return backend.Entry{}, err
 	}
-	buf := make([]byte, min(fi.Size(), headerRead))
-	n, err := fh.ReadAt(buf, 0)
-	if n < len(buf) {
-		return backend.Entry{}, err
+	buf, size := buf[:n], int64(n)
+	if n == headerRead {
+		fi, err := fh.Stat()
+		if err != nil {
+			return backend.Entry{}, err
+		}
+		size = fi.Size()
 	}
 	h, err := backend.ParseHeader(buf)
 	if err != nil {
-		if fi.Size() > int64(len(buf)) && fi.Size() <= backend.MaxObjectSize {
-			buf = make([]byte, fi.Size())
+		if size > int64(len(buf)) && size <= backend.MaxObjectSize {
+			buf = make([]byte, size)
 			if n, err := fh.ReadAt(buf, 0); n < len(buf) {
 				return backend.Entry{}, err
 			}
 		}
-		return backend.Entry{Key: key, ETag: backend.ETagOf(buf), Size: fi.Size()}, nil
+		return backend.Entry{Key: key, ETag: backend.ETagOf(buf), Size: size}, nil
 	}
-	return backend.Entry{Key: key, ETag: h.ETag(), Size: fi.Size()}, nil
+	return backend.Entry{Key: key, ETag: h.ETag(), Size: size}, nil
 }
 
 func statFile(path, key string) (backend.Entry, error) {
@@ -376,7 +396,7 @@ func (f *FS) replace(ctx context.Context, tenant, key string, raw []byte, pre ba
 	// Durability of the rename. (After a split the file may be in the new
 	// leaf, which the split made durable; the old leaf's fsync is then
 	// merely redundant.)
-	return syncDir(leafDir)
+	return f.syncDir(leafDir)
 }
 
 func (f *FS) writeTemp(raw []byte) (string, error) {
@@ -386,7 +406,9 @@ func (f *FS) writeTemp(raw []byte) (string, error) {
 	}
 	_, err = fh.Write(raw)
 	if err == nil {
-		err = fh.Sync()
+		if !f.noSync {
+			err = fh.Sync()
+		}
 	}
 	if cerr := fh.Close(); err == nil {
 		err = cerr
@@ -398,7 +420,10 @@ func (f *FS) writeTemp(raw []byte) (string, error) {
 	return fh.Name(), nil
 }
 
-func syncDir(dir string) error {
+func (f *FS) syncDir(dir string) error {
+	if f.noSync {
+		return nil
+	}
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -451,7 +476,7 @@ func (f *FS) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 		return nil
 	})
 	if err == nil && removed != "" {
-		err = syncDir(removed)
+		err = f.syncDir(removed)
 	}
 	if err != nil {
 		return f.fail(backend.OpDelete, tenant, key, err)

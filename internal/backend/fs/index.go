@@ -232,7 +232,7 @@ func (f *FS) writeIndexLocked(tenant string, ix *index) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if err := syncDir(f.tenantDir(tenant)); err != nil {
+	if err := f.syncDir(f.tenantDir(tenant)); err != nil {
 		return err
 	}
 	_, err = f.loadIndex(tenant)
@@ -254,7 +254,7 @@ func (f *FS) newLeafLocked(tenant string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return name, syncDir(f.tenantDir(tenant))
+		return name, f.syncDir(f.tenantDir(tenant))
 	}
 }
 
@@ -268,7 +268,7 @@ func (f *FS) indexForWriteLocked(tenant string) (*index, error) {
 	if err := os.Mkdir(f.tenantDir(tenant), 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return nil, err
 	}
-	if err := syncDir(f.root); err != nil {
+	if err := f.syncDir(f.root); err != nil {
 		return nil, err
 	}
 	dir, err := f.newLeafLocked(tenant)
@@ -429,7 +429,7 @@ func (f *FS) splitLocked(tenant string, ix *index, i int) error {
 			return err
 		}
 	}
-	if err := syncDir(filepath.Join(tdir, dir)); err != nil {
+	if err := f.syncDir(filepath.Join(tdir, dir)); err != nil {
 		return err
 	}
 	next := &index{leaves: slices.Insert(slices.Clone(ix.leaves), i+1, leaf{dir: dir, lo: items[mid].enc})}
@@ -445,5 +445,5 @@ func (f *FS) splitLocked(tenant string, ix *index, i int) error {
 	f.counts[tenant+"/"+ix.leaves[i].dir] = mid
 	f.counts[tenant+"/"+dir] = len(items) - mid
 	f.mu.Unlock()
-	return syncDir(old)
+	return f.syncDir(old)
 }

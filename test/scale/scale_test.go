@@ -1,0 +1,295 @@
+// Package scale measures reconciliation at scale (issue 6): the time and
+// peak RSS of a full in-sync round over one tenant's documents, at two
+// sizes, against the fs backend and against an S3 server (versitygw), and
+// the rounds it takes to converge after documents changed on the backend.
+//
+// Every phase runs in a child process (this test binary, re-executed), so
+// each peak RSS (VmHWM) is that phase's alone: the fill of the store and
+// the backend does not count against the round. The default run is a
+// short version (thousands of keys) that checks the outcomes; CAIRN_LONG=1
+// runs the issue's sizes (100,000 and 1,000,000 documents, 10,000 changed;
+// S3: 100,000). scripts/bench-reconcile.sh runs it and prints the table.
+package scale
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/backend/fs"
+	"github.com/cairnstore/cairn/internal/backend/s3"
+	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/reconcile"
+	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+const childEnv = "CAIRN_SCALE_CHILD"
+
+func TestMain(m *testing.M) {
+	if arg := os.Getenv(childEnv); arg != "" {
+		os.Exit(child(arg))
+	}
+	os.Exit(m.Run())
+}
+
+const tenant = "bench"
+
+// job is what a child process does; result is what it reports.
+type job struct {
+	Mode     string // fill, round, change
+	Store    string // the store's directory
+	Backend  string // fs:/dir or s3:host:port
+	From, To int    // fill: the keys [From, To); change: the key range
+	Changed  int    // change: how many documents, spread over [From, To)
+	Profile  string // round: a CPU profile file, or ""
+}
+
+type result struct {
+	Seconds float64        `json:"seconds"`
+	Scanned int            `json:"scanned"`
+	Applied int            `json:"applied"`
+	Actions map[string]int `json:"actions"`
+	CPU     float64        `json:"cpu"`     // user + system seconds of the child
+	HWMKiB  int64          `json:"hwm_kib"` // the child's VmHWM at the end
+	Err     string         `json:"err,omitempty"`
+}
+
+func key(i int) string { return fmt.Sprintf("doc-%07d", i) }
+
+// run runs j in a child process and returns its result.
+func run(t *testing.T, j job) result {
+	t.Helper()
+	arg, _ := json.Marshal(j)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(arg))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("child %s: %v\n%s", j.Mode, err, stderr.String())
+	}
+	var r result
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "RESULT "); ok {
+			if err := json.Unmarshal([]byte(v), &r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r.Err != "" {
+		t.Fatalf("child %s: %s", j.Mode, r.Err)
+	}
+	return r
+}
+
+func mib(kib int64) float64 { return float64(kib) / 1024 }
+
+func TestReconcileScale(t *testing.T) {
+	small, large, changed, s3Keys := 1000, 3000, 200, 1000
+	if os.Getenv("CAIRN_LONG") == "1" {
+		small, large, changed, s3Keys = 100_000, 1_000_000, 10_000, 100_000
+	}
+	if v := os.Getenv("CAIRN_SCALE_KEYS"); v != "" { // large size only, for trying
+		large, _ = strconv.Atoi(v)
+	}
+	profile := os.Getenv("CAIRN_SCALE_PROFILE") // a directory for CPU profiles of the rounds
+	dir := t.TempDir()
+	st, fsDir := filepath.Join(dir, "store"), "fs:"+filepath.Join(dir, "fs")
+	report := func(what string, n int, r result) {
+		t.Logf("%-34s keys %8d  %8.2f s (CPU %7.2f s)  peak RSS %6.1f MiB  scanned %d applied %d %v",
+			what, n, r.Seconds, r.CPU, mib(r.HWMKiB), r.Scanned, r.Applied, r.Actions)
+	}
+	prof := func(name string) string {
+		if profile == "" {
+			return ""
+		}
+		return filepath.Join(profile, name+".pprof")
+	}
+	inSync := func(what string, n int, be, p string) result {
+		t.Helper()
+		r := run(t, job{Mode: "round", Store: st, Backend: be, Profile: p})
+		report(what, n, r)
+		if r.Scanned != n || r.Applied != 0 {
+			t.Fatalf("%s: scanned %d applied %d, want %d scanned and nothing applied", what, r.Scanned, r.Applied, n)
+		}
+		return r
+	}
+
+	r := run(t, job{Mode: "fill", Store: st, Backend: fsDir, From: 0, To: small})
+	report("fill + first round (fs, no fsync)", small, r)
+	r1 := inSync("in-sync round, fs", small, fsDir, prof("fs-small"))
+	r = run(t, job{Mode: "fill", Store: st, Backend: fsDir, From: small, To: large})
+	report("fill + first round (fs, no fsync)", large, r)
+	r2 := inSync("in-sync round, fs", large, fsDir, prof("fs-large"))
+	t.Logf("peak RSS at %d keys / at %d keys: %.2f", large, small, float64(r2.HWMKiB)/float64(r1.HWMKiB))
+
+	r = run(t, job{Mode: "change", Backend: fsDir, From: 0, To: large, Changed: changed})
+	report("documents changed on the backend", changed, r)
+	r = run(t, job{Mode: "round", Store: st, Backend: fsDir, Profile: prof("fs-converge")})
+	report("converging round, fs", large, r)
+	// Each changed document is read (fetch_remote, counted as applied) and
+	// downloaded; the round after it finds everything in sync.
+	if r.Actions["download"] != changed || r.Applied != 2*changed {
+		t.Fatalf("converging round applied %v, want %d downloads and nothing else", r.Actions, changed)
+	}
+	inSync("round after it, fs", large, fsDir, "")
+
+	g := s3test.Start(t, "scale")
+	s3Store := filepath.Join(dir, "store-s3")
+	be := "s3:" + g.Endpoint
+	r = run(t, job{Mode: "fill", Store: s3Store, Backend: be, From: 0, To: s3Keys})
+	report("fill + first round (s3)", s3Keys, r)
+	st = s3Store
+	inSync("in-sync round, s3 (versitygw)", s3Keys, be, prof("s3"))
+}
+
+// child runs one job and prints its result; the exit code is 0 unless the
+// job could not be read.
+func child(arg string) int {
+	var j job
+	if err := json.Unmarshal([]byte(arg), &j); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	start := time.Now()
+	r, err := j.run()
+	r.Seconds = time.Since(start).Seconds()
+	r.HWMKiB = vmHWM()
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
+		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+	}
+	if err != nil {
+		r.Err = err.Error()
+	}
+	b, _ := json.Marshal(r)
+	fmt.Printf("RESULT %s\n", b)
+	return 0
+}
+
+func (j job) openBackend() (backend.Backend, error) {
+	if dir, ok := strings.CutPrefix(j.Backend, "fs:"); ok {
+		// Only the fill and the changes skip fsync; rounds run as a node does.
+		return fs.OpenWith("fs", dir, fs.Options{NoSync: j.Mode != "round"})
+	}
+	endpoint := strings.TrimPrefix(j.Backend, "s3:")
+	return s3.New("s3", s3.Config{Bucket: "scale", Endpoint: endpoint, Insecure: true, Creds: s3test.Creds()})
+}
+
+func (j job) run() (result, error) {
+	ctx := context.Background()
+	be, err := j.openBackend()
+	if err != nil {
+		return result{}, err
+	}
+	if j.Mode == "change" {
+		return result{}, j.change(ctx, be)
+	}
+	// The fill writes the store without fsync (bulk load); rounds use the
+	// node's default durability, so their downloads are fsynced.
+	dur := store.Sync
+	if j.Mode == "fill" {
+		dur = store.Buffered
+	}
+	s, err := store.Open(j.Store, store.Options{NodeID: "scale", Durability: dur})
+	if err != nil {
+		return result{}, err
+	}
+	defer s.Close()
+	if j.Mode == "fill" {
+		if err := j.fill(ctx, s); err != nil {
+			return result{}, err
+		}
+	}
+	pol, err := resilience.New(resilience.Config{Backend: be.Name()})
+	if err != nil {
+		return result{}, err
+	}
+	e, err := reconcile.New(reconcile.Config{Store: s, Backend: be, Policy: pol})
+	if err != nil {
+		return result{}, err
+	}
+	defer e.Close()
+	if j.Profile != "" {
+		f, err := os.Create(j.Profile)
+		if err != nil {
+			return result{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return result{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	stats, err := e.Round(ctx, tenant)
+	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}}
+	for a, n := range stats.Actions {
+		if n > 0 {
+			r.Actions[reconcile.Action(a).String()] = n
+		}
+	}
+	return r, err
+}
+
+// fill writes the documents [From, To) to the store, 1000 to a batch.
+func (j job) fill(ctx context.Context, s *store.Store) error {
+	items := make([]store.Item, 0, 1000)
+	for i := j.From; i < j.To; i++ {
+		items = append(items, store.Item{Key: key(i), Body: fmt.Appendf(nil, `{"n":%d,"v":0,"pad":"small document"}`, i)})
+		if len(items) == cap(items) || i == j.To-1 {
+			if _, err := s.PutBatch(ctx, tenant, items); err != nil {
+				return err
+			}
+			items = items[:0]
+		}
+	}
+	return nil
+}
+
+// change writes a new version of Changed documents spread over [From, To)
+// to the backend, as another node would: derived from the version there,
+// so the node's round downloads them.
+func (j job) change(ctx context.Context, be backend.Backend) error {
+	step := (j.To - j.From) / j.Changed
+	ts := doc.MakeTimestamp(time.Now().UnixMilli(), 0)
+	for c := range j.Changed {
+		k := key(j.From + c*step)
+		o, err := be.Get(ctx, tenant, k)
+		if err != nil {
+			return err
+		}
+		body := fmt.Appendf(nil, `{"n":%d,"v":1,"pad":"changed elsewhere"}`, j.From+c*step)
+		v := doc.Derive(&o.Version, 77, ts, body, false)
+		if _, err := be.Put(ctx, tenant, k, v, body, backend.Precondition{IfMatch: o.ETag}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// vmHWM is this process's peak resident set size, in KiB.
+func vmHWM() int64 {
+	raw, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
+}
