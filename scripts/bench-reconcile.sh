@@ -10,13 +10,16 @@
 #   bash scripts/bench-reconcile.sh
 #
 # Settings (environment): BENCH_DIR (default /tmp) holds the data (about
-# 5 GB at 1M documents; deleted at the end); PROFILE=DIR keeps CPU
-# profiles of the rounds there; CAIRN_SCALE_KEYS=N replaces the 1,000,000.
+# 5 GB at 1M documents; deleted at the end); PROFILE=DIR keeps CPU and
+# heap profiles of the rounds there; CAIRN_SCALE_KEYS=N replaces the
+# 1,000,000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d "${BENCH_DIR:-/tmp}/cairn-scale.XXXXXX")
 trap 'rm -rf "$dir"' EXIT
 go test -c -o "$dir/scale.test" ./test/scale/
+CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh) # assigned, then exported: a failed build stops the script
+export CAIRN_VERSITYGW_BIN
 echo "# $(date -u +%FT%TZ) $(go version) nproc=$(nproc) load: $(cut -d' ' -f1-3 /proc/loadavg)"
 cd test/scale # the test finds versitygw under the module root from here
 TMPDIR=$dir CAIRN_LONG=1 CAIRN_SCALE_PROFILE=${PROFILE:-} \

@@ -107,7 +107,7 @@ func TestReconcileScale(t *testing.T) {
 	if v := os.Getenv("CAIRN_SCALE_KEYS"); v != "" { // large size only, for trying
 		large, _ = strconv.Atoi(v)
 	}
-	profile := os.Getenv("CAIRN_SCALE_PROFILE") // a directory for CPU profiles of the rounds
+	profile := os.Getenv("CAIRN_SCALE_PROFILE") // a directory for CPU and heap profiles of the rounds
 	dir := t.TempDir()
 	st, fsDir := filepath.Join(dir, "store"), "fs:"+filepath.Join(dir, "fs")
 	report := func(what string, n int, r result) {
@@ -237,6 +237,11 @@ func (j job) run() (result, error) {
 		defer pprof.StopCPUProfile()
 	}
 	stats, err := e.Round(ctx, tenant)
+	if j.Profile != "" {
+		if err := writeHeapProfile(strings.TrimSuffix(j.Profile, ".pprof") + ".heap"); err != nil {
+			return result{}, err
+		}
+	}
 	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}}
 	for a, n := range stats.Actions {
 		if n > 0 {
@@ -280,6 +285,15 @@ func (j job) change(ctx context.Context, be backend.Backend) error {
 		}
 	}
 	return nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("heap").WriteTo(f, 0)
 }
 
 // vmHWM is this process's peak resident set size, in KiB.

@@ -296,6 +296,9 @@ func entry(fh *os.File, key string) (backend.Entry, error) {
 }
 
 func statFile(path, key string) (backend.Entry, error) {
+	if etag, size, ok, err := etagAttrOf(path); ok || err != nil {
+		return backend.Entry{Key: key, ETag: etag, Size: size}, err
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return backend.Entry{}, notFound(err)
@@ -359,6 +362,9 @@ func (f *FS) replace(ctx context.Context, tenant, key string, raw []byte, pre ba
 		return err
 	}
 	defer os.Remove(tmp) // a no-op once renamed
+	if h, err := backend.ParseHeader(raw); err == nil {
+		setETagAttr(tmp, h.ETag(), int64(len(raw)))
+	}
 
 	var leafDir string
 	err = f.withLock(tenant, func() error {

@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cairnstore/cairn/internal/backend"
@@ -415,4 +417,41 @@ func helper(root string) int {
 		}
 	}
 	return 0
+}
+
+// TestETagAttr: on Linux a write records the object's ETag on the file, and
+// Stat and List report the header's ETag whether or not the record is there
+// (a file Corrupt rewrote has none).
+func TestETagAttr(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("extended attributes are used on Linux only")
+	}
+	b := open(t, t.TempDir())
+	ctx := context.Background()
+	v := backendtest.Version([]byte(`{"a":1}`), 1, 1, false)
+	etag, err := b.Put(ctx, "t", "k", v, []byte(`{"a":1}`), backend.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, _ := b.Path("t", "k")
+	buf := make([]byte, 80)
+	n, err := syscall.Getxattr(p, "user.cairn.etag", buf)
+	if err != nil {
+		t.Skipf("no user extended attributes here (%v): the header is read instead", err)
+	}
+	if got := string(buf[:n]); !strings.HasPrefix(got, etag+" ") {
+		t.Fatalf("recorded %q, want the ETag %s and the size", got, etag)
+	}
+	// Without the record, the header gives the same answer.
+	if err := syscall.Removexattr(p, "user.cairn.etag"); err != nil {
+		t.Fatal(err)
+	}
+	e, err := b.Stat(ctx, "t", "k")
+	if err != nil || e.ETag != etag {
+		t.Fatalf("Stat without the record = %+v, %v; want ETag %s", e, err, etag)
+	}
+	pg, err := b.List(ctx, "t", backend.ListOptions{})
+	if err != nil || len(pg.Entries) != 1 || pg.Entries[0] != e {
+		t.Fatalf("List without the record = %+v, %v; want %+v", pg, err, e)
+	}
 }

@@ -97,6 +97,15 @@ func listEntry(path string, it leafItem) (backend.Entry, bool, error) {
 	if err != nil {
 		return backend.Entry{}, false, fault.E(fault.Corruption, fault.Context{}, err) // a foreign file in a leaf
 	}
+	etag, size, ok, err := etagAttrOf(path)
+	switch {
+	case ok:
+		return backend.Entry{Key: key, ETag: etag, Size: size}, true, nil
+	case fault.ClassOf(err) == fault.NotFound:
+		return backend.Entry{}, false, nil // deleted since its leaf was read
+	case err != nil:
+		return backend.Entry{}, false, err
+	}
 	fh, err := os.Open(path)
 	if errors.Is(err, iofs.ErrNotExist) {
 		return backend.Entry{}, false, nil
