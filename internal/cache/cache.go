@@ -31,8 +31,12 @@ type Entry struct {
 	// Get returns tombstones like any other entry; callers treat them as
 	// "not found".
 	Tombstone bool
-	ETag      string // opaque to the cache
-	Body      []byte // the document bytes, returned without copying
+	// Siblings marks a document with open siblings: Body holds them, not a
+	// document (doc.Version.Siblings). Opaque to the cache, like ETag; it
+	// is here so that a hit answers "conflict" without a store read.
+	Siblings bool
+	ETag     string // opaque to the cache
+	Body     []byte // the document bytes, returned without copying
 }
 
 // entryOverhead approximates the fixed memory cost of one resident entry

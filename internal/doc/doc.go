@@ -18,6 +18,11 @@
 // compact, self-delimiting binary form ([Version.AppendBinary]) that is stored
 // locally and in every remote object header.
 //
+// A version may be a sibling set ([MakeSiblings]): concurrent versions kept
+// for a person to resolve, whose body holds them all; its vector is their
+// pointwise maximum, and it is a pure function of them. A document with
+// open siblings is answered with a [ConflictError] naming them.
+//
 // Causality comes from the vector alone ([Compare]): one version dominates,
 // is dominated by, equals, or is concurrent with another. The HLC only breaks
 // ties between concurrent versions.

@@ -33,6 +33,10 @@ type Version struct {
 	Hash      Hash      // of the body; the empty body's hash for tombstones
 	Parent    ID        // the version it was derived from; zero for a first write
 	Tombstone bool
+	// Siblings marks a sibling set: the body is not a document but the
+	// concurrent versions kept for a person to resolve ([MakeSiblings],
+	// [DecodeSiblings]). Never set together with Tombstone.
+	Siblings bool
 }
 
 // ID returns the version's identifier.
@@ -68,7 +72,7 @@ func (v *Version) Wins(o *Version) bool {
 // Encoding, version 1:
 //
 //	byte     format (1)
-//	byte     flags: bit 0 tombstone, bit 1 has parent
+//	byte     flags: bit 0 tombstone, bit 1 has parent, bit 2 sibling set
 //	uvarint  HLC
 //	uvarint  writer
 //	32 bytes content hash
@@ -82,6 +86,7 @@ const (
 	formatV1      = 1
 	flagTombstone = 1 << 0
 	flagParent    = 1 << 1
+	flagSiblings  = 1 << 2
 	maxDots       = 1 << 16 // more nodes than any cluster has; bounds decoding
 )
 
@@ -96,6 +101,9 @@ func (v *Version) AppendBinary(b []byte) []byte {
 	}
 	if !v.Parent.IsZero() {
 		flags |= flagParent
+	}
+	if v.Siblings {
+		flags |= flagSiblings
 	}
 	b = append(b, formatV1, flags)
 	b = binary.AppendUvarint(b, uint64(v.HLC))
@@ -139,10 +147,13 @@ func (v *Version) decode(b []byte) (int, error) {
 		return 0, fmt.Errorf("%w: unknown format %d", ErrBadVersion, f)
 	}
 	flags := d.byte()
-	if flags&^(flagTombstone|flagParent) != 0 && d.err == nil {
+	if flags&^(flagTombstone|flagParent|flagSiblings) != 0 && d.err == nil {
 		return 0, fmt.Errorf("%w: unknown flags %#x", ErrBadVersion, flags)
 	}
-	*v = Version{Tombstone: flags&flagTombstone != 0}
+	if flags&flagTombstone != 0 && flags&flagSiblings != 0 && d.err == nil {
+		return 0, fmt.Errorf("%w: a tombstone cannot be a sibling set", ErrBadVersion)
+	}
+	*v = Version{Tombstone: flags&flagTombstone != 0, Siblings: flags&flagSiblings != 0}
 	v.HLC = Timestamp(d.uvarint())
 	v.Writer = d.uvarint()
 	copy(v.Hash[:], d.bytes(len(v.Hash)))

@@ -138,6 +138,7 @@ func entryOf(rec *store.Record) *cache.Entry {
 	return &cache.Entry{
 		Seq:       rec.Seq,
 		Tombstone: rec.Version.Tombstone,
+		Siblings:  rec.Version.Siblings,
 		ETag:      rec.ETag,
 		Body:      rec.Body,
 	}
@@ -146,6 +147,11 @@ func entryOf(rec *store.Record) *cache.Entry {
 func docOf(e *cache.Entry, tenant, key string) (server.Doc, error) {
 	if e.Tombstone {
 		return server.Doc{}, fault.New(fault.NotFound, fault.Context{Op: "docs.get", Tenant: tenant, Key: key}, "no such document (deleted)")
+	}
+	if e.Siblings {
+		// The cached entry is the sibling set itself (the store's document
+		// row), so a hit can never serve one sibling as the document.
+		return server.Doc{}, doc.ConflictError("docs.get", tenant, key, e.ETag, e.Body)
 	}
 	return server.Doc{ETag: e.ETag, Body: e.Body}, nil
 }

@@ -26,6 +26,12 @@ type replNode struct {
 
 func startReplNode(t *testing.T, specs ...BackendSpec) replNode {
 	t.Helper()
+	return startReplNodeWith(t, nil, specs...)
+}
+
+// startReplNodeWith is startReplNode with mod applied to the config.
+func startReplNodeWith(t *testing.T, mod func(*Config), specs ...BackendSpec) replNode {
+	t.Helper()
 	tok, sum, err := server.NewToken()
 	if err != nil {
 		t.Fatal(err)
@@ -33,6 +39,9 @@ func startReplNode(t *testing.T, specs ...BackendSpec) replNode {
 	cfg := testConfig(t)
 	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
 	cfg.Replication = Replication{Backends: specs}
+	if mod != nil {
+		mod(&cfg)
+	}
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

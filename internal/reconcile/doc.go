@@ -52,7 +52,24 @@
 // Merge runs [MergeJSON] against the ancestor (which must be a live common
 // ancestor) and falls back to LWW or Manual when it cannot merge (no
 // ancestor, a delete against an update, a field changed on both sides, a
-// type clash); Manual keeps both as Siblings, the LWW winner first.
+// type clash); Manual keeps both as Siblings.
+//
+// # Siblings
+//
+// Kept siblings are a version of their own: a sibling set
+// (doc.MakeSiblings), whose body holds every kept version, LWW winner
+// first, and whose vector is their pointwise maximum. The engine writes it
+// to the backend and the store like any resolution, so every node comes to
+// hold the same set (a node holding one sibling downloads the set, which
+// dominates it) and answers 409 for the document until a person resolves
+// it. A version concurrent with a set joins it, whatever the policy says
+// now: Resolve returns the set of the union, dropping members that another
+// member dominates, so sets made from the same versions in any order are
+// the same version. A person resolves by writing over the set (store.Put
+// naming a sibling in If-Match; the server's /conflicts routes): that
+// version derives from the set, so it dominates every sibling and travels
+// as an ordinary Upload or Download; what it did not keep goes to the
+// conflict history (store: siblings.go).
 //
 // # Why resolution is deterministic
 //
@@ -90,7 +107,8 @@
 //     is skipped (Stats.Raced) and the next round sees the write.
 //   - Conflict: [Resolve] under the tenant's policy (Config.PolicyFor, lww by
 //     default); the loser is written to the store's conflict history first;
-//     then the result goes to the backend (if-match) and to the store (CAS).
+//     then the result (a sibling set, when siblings are kept) goes to the
+//     backend (if-match) and to the store (CAS).
 //     Under merge, the ancestor is the base: every base recorded for a
 //     merge tenant keeps the version's body (store.SyncState.Body), and
 //     Resolve gets it when it is live and a common ancestor of both sides
@@ -138,8 +156,7 @@
 // engine per backend (as the node runs them) makes these per-backend
 // limits.
 //
-// Not yet: fairness and backpressure beyond "one key at a time"; storing
-// Manual siblings (they are counted and left); spans.
+// Not yet: fairness and backpressure beyond "one key at a time"; spans.
 //
 // # Collecting tombstones
 //
@@ -213,7 +230,9 @@
 //     results with equal vectors: one more Conflict, settled by LWW between
 //     the two results (see the first sharp edge).
 //   - Resolve verifies every body against its version's hash (SHA-256),
-//     which costs a pass over each body.
+//     which costs a pass over each body (and each sibling's, in a set).
+//   - A sibling set holds every sibling's body, so its object is their sum;
+//     nothing bounds how many concurrent versions join one set.
 //   - A collector pass reads the first engine's sync states (without
 //     backends: every document) of every tenant; the interval between
 //     passes (--gc-interval) is what bounds that cost. A tenant whose

@@ -284,8 +284,9 @@ func (e *Engine) remoteBody(ctx context.Context, k *keyState, v *doc.Version) ([
 // resolve settles a conflict under the tenant's policy and writes the
 // result to both sides: the backend first (if-match), then the store (CAS,
 // with the new base in the same batch). The lww loser is recorded in the
-// conflict history first, so it is never lost. Manual siblings are counted
-// and left as they are (not yet stored: see the package doc).
+// conflict history first, so it is never lost. Siblings travel the same
+// way: the result is the sibling set, which every node then holds (and
+// answers 409 for) until a person resolves it.
 func (e *Engine) resolve(ctx context.Context, k *keyState, d Decision, st *Stats) error {
 	a, err := e.candidate(ctx, k, d.Local)
 	if err != nil {
@@ -306,7 +307,6 @@ func (e *Engine) resolve(ctx context.Context, k *keyState, d Decision, st *Stats
 	}
 	if res.Outcome == Siblings {
 		st.Siblings++
-		return errSkip
 	}
 	if res.Loser != nil {
 		if err := e.st.PutConflict(k.tenant, store.ConflictRecord{Key: k.key, Loser: res.Loser.Version,

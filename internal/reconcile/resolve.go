@@ -92,7 +92,10 @@ const (
 	// Merged: Result is a new version whose body combines both sides: a
 	// three-way merge, or two sides that wrote the same content.
 	Merged
-	// Siblings: both are kept (Manual, or Merge's fallback), in Siblings.
+	// Siblings: both are kept (Manual, Merge's fallback, or a side that
+	// already held open siblings): Result is the sibling set, a new
+	// version whose body holds them all (doc.MakeSiblings), and Siblings
+	// lists them.
 	Siblings
 )
 
@@ -109,13 +112,13 @@ func (o Outcome) String() string {
 // the candidates given to Resolve.
 type Resolution struct {
 	Outcome Outcome
-	// Result is what both sides should hold: set unless Outcome is
-	// Siblings.
+	// Result is what both sides should hold.
 	Result Candidate
 	// Loser is, when Outcome is Picked, the version that lost; nil when its
 	// content equals the result's (nothing was lost).
 	Loser *Candidate
-	// Siblings holds both versions when Outcome is Siblings: the
+	// Siblings holds the kept versions when Outcome is Siblings (two or
+	// more: a side that was a sibling set contributes its members): the
 	// last-writer-wins winner first, so a reader that must show one shows
 	// the same one on every node.
 	Siblings []Candidate
@@ -170,18 +173,24 @@ func Resolve(p Policy, a, b Candidate, ancestor *Candidate) (Resolution, error) 
 	if sameContent(&w, &l) {
 		return joined(w, l, w.Body, w.Version.Tombstone, Merged, "both sides wrote the same content"), nil
 	}
+	if w.Version.Siblings || l.Version.Siblings {
+		// Open siblings wait for a person whatever the policy says now
+		// (it may have changed since they were kept): a concurrent version
+		// joins them rather than deciding them.
+		return siblings(w, l, "joined open siblings")
+	}
 	switch p.Strategy {
 	case LWW:
 		return pick(w, l, "last writer wins"), nil
 	case Manual:
-		return siblings(w, l, "manual policy"), nil
+		return siblings(w, l, "manual policy")
 	}
 	body, why := merge(w, l, ancestor)
 	if why == "" {
 		return joined(w, l, body, false, Merged, "three-way merge"), nil
 	}
 	if p.Fallback == Manual {
-		return siblings(w, l, "merge: "+why+"; kept siblings"), nil
+		return siblings(w, l, "merge: "+why+"; kept siblings")
 	}
 	return pick(w, l, "merge: "+why+"; last writer wins"), nil
 }
@@ -195,6 +204,8 @@ func merge(w, l Candidate, anc *Candidate) (body []byte, why string) {
 		return nil, "no common ancestor"
 	case anc.Version.Tombstone:
 		return nil, "the ancestor is a tombstone"
+	case anc.Version.Siblings:
+		return nil, "the ancestor is a sibling set"
 	case !descends(&w.Version, &anc.Version) || !descends(&l.Version, &anc.Version):
 		return nil, "the ancestor is not a common ancestor"
 	}
@@ -239,10 +250,6 @@ func pick(w, l Candidate, why string) Resolution {
 	return r
 }
 
-func siblings(w, l Candidate, why string) Resolution {
-	return Resolution{Outcome: Siblings, Siblings: []Candidate{w, l}, Reason: why}
-}
-
 // wins is doc.Version.Wins made total: two different versions with the same
 // HLC, writer and hash (they differ in vector or parent) are ordered by ID.
 func wins(a, b *doc.Version) bool {
@@ -276,6 +283,9 @@ func (c *Candidate) check() error {
 	}
 	if doc.HashBody(c.Body) != c.Version.Hash {
 		return fmt.Errorf("reconcile: body of version %s does not match its hash", c.Version.ID())
+	}
+	if c.Version.Siblings {
+		return checkSiblings(c)
 	}
 	return nil
 }

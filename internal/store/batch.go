@@ -79,7 +79,7 @@ func (s *Store) StartPutBatch(ctx context.Context, tenant string, items []Item) 
 			body = []byte{}
 		}
 		reqs[i] = request{ctx: ctx, op: opPut, tenant: tenant, key: it.Key,
-			body: body, hash: doc.HashBody(body), reply: p.reply}
+			body: body, hash: doc.HashBody(body), reply: p.reply, bulk: true}
 		// No read here: takeBatch prefetches the whole batch's current
 		// versions with one iterator, which is cheaper than a Get per item.
 		s.prepare(&reqs[i], false)
@@ -201,11 +201,9 @@ func (s *Store) prefetch(tenant string, members []*request) {
 			if err != nil {
 				return
 			}
-			seq, v, _, err := decodeRecordValue(val)
-			if err != nil {
+			if cur, err = currentOfValue(val); err != nil {
 				return // lookup reports it for this key
 			}
-			cur = currentOf(seq, v, v.ID())
 		} else if it.Error() != nil {
 			return
 		}

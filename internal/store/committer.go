@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -48,6 +49,7 @@ type request struct {
 	expect      doc.ID      // opApply: the current version's ID, zero = absent; opCollect: the tombstone's ID
 	sync        *SyncUpdate // opApply: optional base update
 	backends    []string    // opCollect: the backends whose sync state goes too
+	bulk        bool        // a PutBatch member: unconditional, it replaces open siblings too
 
 	// Prepared by the caller off the committer (prepare), so that the
 	// committer's serial work per write is only what needs the order.
@@ -243,6 +245,7 @@ type current struct {
 	v      doc.Version
 	id     doc.ID
 	etag   string
+	set    []byte // the sibling-set body when v.Siblings (siblings.go), else nil
 }
 
 func (c *current) live() bool { return c.exists && !c.v.Tombstone }
@@ -402,6 +405,9 @@ func (s *Store) stage(g *group, r *request) error {
 		_ = g.batch.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
 	}
 	next := currentOf(g.seq, v, v.ID())
+	if v.Siblings || cur.v.Siblings {
+		stageSiblings(g.batch, r, cur, next) // siblings.go
+	}
 	s.overlay[r.ok] = next
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
@@ -414,7 +420,7 @@ func (s *Store) stage(g *group, r *request) error {
 func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 	switch r.op {
 	case opPut:
-		if err := r.pre.Check(cur.etag, cur.live()); err != nil {
+		if err := cur.check(r); err != nil {
 			return doc.Version{}, err
 		}
 		v := s.derive(cur, r.hash, false)
@@ -435,7 +441,7 @@ func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 		if !cur.live() {
 			return doc.Version{}, fault.New(fault.NotFound, fault.Context{}, "document not found")
 		}
-		if err := r.pre.Check(cur.etag, true); err != nil {
+		if err := cur.check(r); err != nil {
 			return doc.Version{}, err
 		}
 		return s.derive(cur, emptyHash, true), nil
@@ -526,11 +532,20 @@ func (s *Store) readCurrent(dk []byte) (*current, error) {
 		return nil, err
 	}
 	defer closer.Close()
-	seq, v, _, err := decodeRecordValue(val)
+	return currentOfValue(val)
+}
+
+// currentOfValue is the current state of a key whose document row is val.
+func currentOfValue(val []byte) (*current, error) {
+	seq, v, body, err := decodeRecordValue(val)
 	if err != nil {
 		return nil, err
 	}
-	return currentOf(seq, v, v.ID()), nil
+	c := currentOf(seq, v, v.ID())
+	if v.Siblings {
+		c.set = bytes.Clone(body) // val belongs to Pebble
+	}
+	return c, nil
 }
 
 // currentOf is the live-or-tombstone current state of a key holding v

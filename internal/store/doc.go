@@ -21,6 +21,13 @@
 // it is never dominated by a collected tombstone that lives on elsewhere
 // (committer.go, decide).
 //
+// A document whose concurrent versions are kept for a person holds a
+// sibling set (doc.Version.Siblings) as its version; Put and Delete over
+// one must name a sibling in If-Match, and then resolve it ([Store.Siblings]
+// lists them; siblings.go has the rules). What a resolution or the
+// last-writer-wins policy discarded is kept in the conflict history
+// ([Store.Conflicts]).
+//
 // # Layout
 //
 //	dir/LOCK           flock(2)'ed while open: a second process (or a second
@@ -38,6 +45,8 @@
 //	's' backend 0 tenant 0 key    sync state: base version, remote ETag,
 //	                              base body (kept for three-way merges)
 //	'k' backend 0 tenant          reconciler checkpoint
+//	'x' tenant 0 key 0 loserID    conflict history (conflicts.go)
+//	'o' tenant 0 key              open siblings index (siblings.go)
 //	'm' "seq" | "hlc"             high-water marks, rewritten by every commit
 //
 // # Concurrency model
