@@ -172,6 +172,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 			Store: n.store, Backend: be, Policy: pol,
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
+			Logger: n.log,
 		})
 		if err != nil {
 			return err

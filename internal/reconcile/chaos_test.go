@@ -1,7 +1,10 @@
 package reconcile
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/cairnstore/cairn/internal/backend/mem"
@@ -118,5 +121,30 @@ func TestFailpointHook(t *testing.T) {
 	runRound(t, e)
 	if len(hits) != 0 {
 		t.Fatalf("a round in sync hit %v", hits)
+	}
+}
+
+// TestRoundLogs: a skipped corrupt object and a failed round each leave a
+// warning an operator can search for.
+func TestRoundLogs(t *testing.T) {
+	var logs bytes.Buffer
+	m := mem.New("b")
+	writer, reader := openStore(t, "w"), openStore(t, "r")
+	put(t, writer, "k1", `{}`)
+	runRound(t, newEngine(t, writer, m, nil))
+	cb := chaos.Wrap(m, 1, nil)
+	cb.SetProfile(chaos.Profile{CorruptFlip: 1})
+	e := newEngine(t, reader, cb, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
+	runRound(t, e)
+	if !strings.Contains(logs.String(), `"msg":"reconcile: corrupt remote object skipped","backend":"b","tenant":"t1","key":"k1"`) {
+		t.Fatalf("no corrupt-object warning in %s", logs.String())
+	}
+	cb.SetProfile(chaos.Profile{FailBefore: 1})
+	if _, err := e.Round(bg, tenant); err == nil {
+		t.Fatal("a round with every call failing succeeded")
+	}
+	if !strings.Contains(logs.String(), `"msg":"reconcile: round failed","backend":"b","tenant":"t1"`) ||
+		!strings.Contains(logs.String(), `"class":"transient"`) {
+		t.Fatalf("no round-failed warning in %s", logs.String())
 	}
 }

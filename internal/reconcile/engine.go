@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -66,6 +67,10 @@ type Config struct {
 	// "reconcile.apply.after" once it succeeded, before the key can be
 	// checkpointed. The chaos package's failpoints kill the process there.
 	Failpoint func(name string)
+	// Logger, if set, gets a warning for each failed round ("reconcile:
+	// round failed", or "reconcile: round stopped by the mass-deletion
+	// guard") and each corrupt remote object skipped; nil logs nothing.
+	Logger *slog.Logger
 
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).

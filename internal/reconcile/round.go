@@ -51,7 +51,23 @@ func (e *Engine) Round(ctx context.Context, tenant string) (Stats, error) {
 		o.ReconcileRound(e.name, err, st.Duration)
 		o.ReconcileKeys(e.name, st.Scanned)
 	}
+	e.logRound(ctx, &st, r.cursor, err)
 	return st, err
+}
+
+// logRound warns of a round that failed (not one its caller cancelled).
+func (e *Engine) logRound(ctx context.Context, st *Stats, cursor string, err error) {
+	l := e.cfg.Logger
+	if l == nil || err == nil || ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, ErrNeedsConfirm) {
+		l.WarnContext(ctx, "reconcile: round stopped by the mass-deletion guard", "backend", e.name,
+			"tenant", st.Tenant, "cursor", cursor, "deletes", st.Deletes)
+		return
+	}
+	l.WarnContext(ctx, "reconcile: round failed", "backend", e.name, "tenant", st.Tenant, "cursor", cursor,
+		"class", fault.ClassOf(err).String(), "err", err)
 }
 
 // round is one Round's state; it lives on the goroutine running it.

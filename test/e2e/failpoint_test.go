@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -104,4 +105,72 @@ func killedBySIGKILL(err error) bool {
 	}
 	ws, ok := ee.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled() && ws.Signal() == syscall.SIGKILL
+}
+
+// TestReconcileFailpointKillResumes arms reconcile.apply.after on a node
+// replicating to an fs backend: the node SIGKILLs itself after its N-th
+// applied upload, while clients write. Restarted without chaos, it
+// finishes the job: a second node on the same backend ends up with every
+// write the first acknowledged, with the same ETag.
+func TestReconcileFailpointKillResumes(t *testing.T) {
+	shared := t.TempDir()
+	backendArgs := []string{"--backend", "shared=fs:" + shared, "--reconcile-interval", "0"}
+	dir := t.TempDir()
+	a := startNode(t, dir, append(backendArgs, "--enable-chaos", "--failpoints", "reconcile.apply.after=kill@20")...)
+	acked := writeUntilDead(t, a, 0)
+	if !killedBySIGKILL(a.err) || !strings.Contains(a.stderr.String(), "reconcile.apply.after") {
+		t.Fatalf("the node exited with %v, want SIGKILL by reconcile.apply.after\n%s", a.err, a.stderr)
+	}
+	if len(acked) == 0 {
+		t.Fatal("no write was acknowledged")
+	}
+	t.Logf("killed after the 20th upload with %d writes acknowledged", len(acked))
+	a = startNode(t, dir, backendArgs...)
+	b := startNode(t, t.TempDir(), backendArgs...)
+	runRounds := func(p *proc) {
+		t.Helper()
+		resp, err := httpClient.Post("http://"+adminAddr(t, p)+"/v1/admin/reconcile/run?wait=1&tenant=demo", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("reconcile run: %s", resp.Status)
+		}
+	}
+	runRounds(a)
+	runRounds(b)
+	verify(t, b, acked, 1)
+	for _, p := range []*proc{a, b} {
+		if err := p.stop(); err != nil {
+			t.Errorf("clean shutdown: %v\n%s", err, p.stderr)
+		}
+	}
+}
+
+// TestMemoryBallast: a node under a tight GOMEMLIMIT with a chaos ballast
+// starts, reports the ballast and the limit, and serves writes.
+func TestMemoryBallast(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "192MiB")
+	p := startNode(t, t.TempDir(), "--enable-chaos", "--chaos-ballast", "64MiB")
+	if !strings.Contains(p.stderr.String(), `"gomemlimit":201326592`) || !strings.Contains(p.stderr.String(), `"ballast_bytes":67108864`) {
+		t.Fatalf("the start-up log does not show the limit and the ballast:\n%s", p.stderr)
+	}
+	for i := range 50 {
+		if resp, _, err := p.do(context.Background(), http.MethodPut, fmt.Sprintf("k%d", i), `{"x":1}`); err != nil || resp.StatusCode != 201 {
+			t.Fatalf("PUT under memory pressure: %v %v", resp, err)
+		}
+	}
+	resp, err := httpClient.Get("http://" + adminAddr(t, p) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(body), "cairn_chaos_ballast_bytes 6.7108864e+07") {
+		t.Fatalf("no cairn_chaos_ballast_bytes in the metrics")
+	}
+	if err := p.stop(); err != nil {
+		t.Errorf("clean shutdown: %v\n%s", err, p.stderr)
+	}
 }
