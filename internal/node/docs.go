@@ -127,7 +127,7 @@ func (d *Docs) List(ctx context.Context, tenant, prefix, after string, limit int
 				yield(server.Item{}, err)
 				return
 			}
-			if !yield(server.Item{Key: rec.Key, ETag: rec.ETag, Size: len(rec.Body)}, nil) {
+			if !yield(server.Item{Key: rec.Key, ETag: rec.ETag, Size: len(rec.Body), Conflict: rec.Version.Siblings}, nil) {
 				return
 			}
 		}

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"strings"
@@ -73,13 +74,60 @@ func TestSiblingsOverHTTP(t *testing.T) {
 	// 409 must come through the cache too.
 	a.do(t, "PUT", "k", `{"from":"a"}`)
 	b.do(t, "PUT", "k", `{"from":"b"}`)
+	a.do(t, "PUT", "j/1", `{"from":"a"}`)
+	b.do(t, "PUT", "j/1", `{"from":"b"}`)
 	_, ha, _ := a.doH(t, "GET", "/v1/tenants/acme/docs/k", "", nil)
 	_, hb, _ := b.doH(t, "GET", "/v1/tenants/acme/docs/k", "", nil)
 	settle(t, a, b)
 
+	// Both nodes list both conflicts.
+	for name, n := range map[string]replNode{"a": a, "b": b} {
+		code, _, body := n.doH(t, "GET", "/v1/tenants/acme/conflicts", "", nil)
+		var page struct {
+			Items []struct {
+				Key      string
+				Siblings []struct{ ETag string }
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &page); err != nil || code != 200 || len(page.Items) != 2 ||
+			page.Items[0].Key != "j/1" || page.Items[1].Key != "k" || len(page.Items[1].Siblings) != 2 {
+			t.Fatalf("conflicts on %s: %d %s", name, code, body)
+		}
+	}
+	// One is resolved through the API on a by choosing b's version.
+	code, _, body := a.doH(t, "GET", "/v1/tenants/acme/conflicts/j%2F1", "", nil)
+	var cf struct {
+		Siblings []struct {
+			ETag string
+			Body json.RawMessage
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &cf); err != nil || code != 200 || len(cf.Siblings) != 2 {
+		t.Fatalf("conflict j/1: %d %s", code, body)
+	}
+	var fromB string
+	for _, s := range cf.Siblings {
+		if string(s.Body) == `{"from":"b"}` {
+			fromB = s.ETag
+		}
+	}
+	choose, _ := json.Marshal(map[string]string{"choose": fromB})
+	if code, _, body := a.doH(t, "POST", "/v1/tenants/acme/conflicts/j%2F1/resolve", string(choose), nil); code != 200 {
+		t.Fatalf("resolve j/1: %d %s", code, body)
+	}
+	settle(t, a, b)
+	for name, n := range map[string]replNode{"a": a, "b": b} {
+		if code, body := n.do(t, "GET", "j%2F1", ""); code != 200 || body != `{"from":"b"}` {
+			t.Fatalf("GET j/1 on %s after the resolution: %d %s", name, code, body)
+		}
+	}
+
 	for name, n := range map[string]replNode{"a": a, "b": b} {
 		for range 2 { // a miss, then a hit
-			code, _, body := n.doH(t, "GET", "/v1/tenants/acme/docs/k", "", nil)
+			code, h, body := n.doH(t, "GET", "/v1/tenants/acme/docs/k", "", nil)
+			if sibs := h.Get("X-Cairn-Siblings"); !strings.Contains(sibs, ha.Get("Etag")) || !strings.Contains(sibs, hb.Get("Etag")) {
+				t.Fatalf("GET on %s: X-Cairn-Siblings %q", name, sibs)
+			}
 			if code != http.StatusConflict || !strings.Contains(body, strings.Trim(ha.Get("Etag"), `"`)) || !strings.Contains(body, strings.Trim(hb.Get("Etag"), `"`)) {
 				t.Fatalf("GET on %s: %d %s; want 409 naming both siblings", name, code, body)
 			}
@@ -88,7 +136,7 @@ func TestSiblingsOverHTTP(t *testing.T) {
 	if code, _, body := a.doH(t, "PUT", "/v1/tenants/acme/docs/k", `{"blind":1}`, nil); code != http.StatusConflict {
 		t.Fatalf("blind PUT: %d %s; want 409", code, body)
 	}
-	code, _, body := b.doH(t, "PUT", "/v1/tenants/acme/docs/k", `{"merged":1}`, map[string]string{"If-Match": ha.Get("Etag")})
+	code, _, body = b.doH(t, "PUT", "/v1/tenants/acme/docs/k", `{"merged":1}`, map[string]string{"If-Match": ha.Get("Etag")})
 	if code != http.StatusOK {
 		t.Fatalf("resolving PUT: %d %s", code, body)
 	}

@@ -22,6 +22,9 @@ func TestAuthMatrix(t *testing.T) {
 		{"put", "PUT", docURL(tenantA, "k"), `{"v":1}`, 200},
 		{"list", "GET", "/v1/tenants/acme/docs", "", 200},
 		{"delete", "DELETE", docURL(tenantA, "k"), "", 204},
+		{"conflicts", "GET", "/v1/tenants/acme/conflicts", "", 200},
+		{"conflict", "GET", conflictURL(tenantA, "c"), "", 200},
+		{"resolve", "POST", conflictURL(tenantA, "c") + "/resolve", `{"choose":"s1"}`, 200},
 	}
 	callers := []struct {
 		name, token string
@@ -38,7 +41,8 @@ func TestAuthMatrix(t *testing.T) {
 	for _, c := range callers {
 		for _, rt := range routes {
 			t.Run(c.name+"/"+rt.name, func(t *testing.T) {
-				e.put(t, tenantA, "k", `{}`) // an earlier DELETE may have removed it
+				e.put(t, tenantA, "k", `{}`)                 // an earlier DELETE may have removed it
+				e.mem.SetConflict(tenantA, twoSiblings("c")) // an earlier resolve may have resolved it
 				writes := e.mem.Writes()
 				w := e.do(t, req{method: rt.method, path: rt.path, token: c.token, body: rt.body})
 				want := c.status

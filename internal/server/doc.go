@@ -8,6 +8,9 @@
 //	HEAD   /v1/tenants/{tenant}/docs/{key...}  as GET, without the body
 //	DELETE /v1/tenants/{tenant}/docs/{key...}  204
 //	GET    /v1/tenants/{tenant}/docs?prefix=&after=&limit=  streamed listing
+//	GET    /v1/tenants/{tenant}/conflicts?prefix=&after=&limit=  streamed listing of open siblings
+//	GET    /v1/tenants/{tenant}/conflicts/{key...}  one conflict, bodies included
+//	POST   /v1/tenants/{tenant}/conflicts/{key...}/resolve  {"choose"|"body"|"delete"}
 //	GET    /livez   200 while the process serves
 //	GET    /readyz  200 when Options.Ready says so, 503 before and after SetDraining
 //
@@ -25,6 +28,18 @@
 // GET and HEAD a matching If-None-Match gives 304 and a failing If-Match
 // 412. A malformed list, or an empty one on a write, is a 400.
 //
+// # Conflicts
+//
+// A document whose concurrent versions were kept as siblings (the manual
+// conflict policy) answers GET, HEAD and a write that does not name one of
+// them with 409 conflict; the error object adds "etag" (the sibling set's)
+// and "siblings" (their ETags, last writer first), and X-Cairn-Siblings
+// lists them too. A PUT or DELETE with If-Match naming the set or a sibling
+// resolves the conflict; so does POST .../resolve, which writes the chosen
+// or given body (or a delete) If-Match the set's ETag, and so gets 412 if
+// another version joined the siblings meanwhile. The conflict routes need
+// a [Docs] that also implements [Conflicts]; otherwise they answer 404.
+//
 // # Errors
 //
 // Every error answer is JSON:
@@ -35,8 +50,8 @@
 // code where the class table has no row: too_large (413),
 // method_not_allowed (405), timeout (408). The status comes from
 // fault.Class.HTTPStatus: 400 invalid, 401 unauthorized (with
-// WWW-Authenticate: Bearer), 403 forbidden, 404 not_found, 412
-// precondition_failed, 503 transient or exhausted (with Retry-After), 500
+// WWW-Authenticate: Bearer), 403 forbidden, 404 not_found, 409 conflict,
+// 412 precondition_failed, 503 transient or exhausted (with Retry-After), 500
 // otherwise. 5xx messages show only what a fault.Error's Msg says, never a
 // raw cause.
 //

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
@@ -89,6 +91,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			h.Set("Allow", he.allow)
 		}
 	}
+	var se *doc.SiblingsError
+	if errors.As(err, &se) {
+		// A document with open siblings: name them, in the If-Match list
+		// syntax, so a client can resolve without parsing the body.
+		h.Set("X-Cairn-Siblings", strings.Join(se.Siblings, ", "))
+	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		// An error that knows how long to wait (fault.WithRetryAfter, or a
 		// RetryAfter method: a breaker, a limiter) says so; others get
@@ -113,7 +121,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if x != nil {
 		id = x.info.ID
 	}
-	w.Write(appendErrorJSON(nil, code, userMessage(err, status), id))
+	b := appendErrorJSON(nil, code, userMessage(err, status), id)
+	if se != nil {
+		b = append(appendSiblingsError(b[:len(b)-3], se), "}}\n"...) // inside the error object
+	}
+	w.Write(b)
 }
 
 // appendErrorJSON appends {"error":{"code":…,"message":…,"request_id":…}}.

@@ -28,25 +28,10 @@ import (
 // that looks complete.
 func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 	const op = "doc.list"
-	q := r.URL.Query()
-	prefix, after := q.Get("prefix"), q.Get("after")
-	for _, p := range [2][2]string{{"prefix", prefix}, {"after", after}} {
-		if p[1] == "" {
-			continue
-		}
-		if err := doc.ValidateKey(p[1]); err != nil {
-			s.writeError(w, r, invalid(op, p[0]+": "+err.Error()))
-			return
-		}
-	}
-	limit := s.listLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			s.writeError(w, r, invalid(op, "limit: want a whole number from 1 to "+strconv.Itoa(s.maxList)))
-			return
-		}
-		limit = min(n, s.maxList)
+	prefix, after, limit, err := s.pageOf(r, op)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 
 	lw := listWriter{s: s, w: w, r: r}
@@ -73,6 +58,29 @@ func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 	lw.end("")
 }
 
+// pageOf reads a listing's prefix, after and limit query parameters.
+func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit int, err error) {
+	q := r.URL.Query()
+	prefix, after = q.Get("prefix"), q.Get("after")
+	for _, p := range [2][2]string{{"prefix", prefix}, {"after", after}} {
+		if p[1] == "" {
+			continue
+		}
+		if err := doc.ValidateKey(p[1]); err != nil {
+			return "", "", 0, invalid(op, p[0]+": "+err.Error())
+		}
+	}
+	limit = s.listLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return "", "", 0, invalid(op, "limit: want a whole number from 1 to "+strconv.Itoa(s.maxList))
+		}
+		limit = min(n, s.maxList)
+	}
+	return prefix, after, limit, nil
+}
+
 // listWriter streams the listing body.
 type listWriter struct {
 	s         *Server
@@ -94,26 +102,38 @@ func (lw *listWriter) start() {
 	lw.buf = append(lw.buf[:0], `{"items":[`...)
 }
 
-// row writes one item. The first row is flushed at once (time to first
+// row writes one item (see write).
+//
+// write: the first row is flushed at once (time to first
 // byte); later ones when flushEvery has passed since the last flush, and in
 // any case whenever net/http's 4 KiB buffer fills, so a slow store shows
 // up as a slow stream rather than a stalled one. Each flush extends the
 // write deadline, so a long listing is not cut by the server's WriteTimeout
 // while it makes progress.
 func (lw *listWriter) row(it Item) error {
+	return lw.write(func(b []byte) []byte {
+		b = append(b, `{"key":`...)
+		b = appendJSONString(b, it.Key)
+		b = append(b, `,"etag":`...)
+		b = appendJSONString(b, it.ETag)
+		b = append(b, `,"size":`...)
+		b = strconv.AppendInt(b, int64(it.Size), 10)
+		if it.Conflict {
+			b = append(b, `,"conflict":true`...)
+		}
+		return append(b, '}')
+	})
+}
+
+// write writes one row, which appendRow appends to its argument.
+func (lw *listWriter) write(appendRow func([]byte) []byte) error {
 	first := !lw.started
 	if first {
 		lw.start()
 	} else {
 		lw.buf = append(lw.buf[:0], ',')
 	}
-	b := append(lw.buf, "\n"+`{"key":`...)
-	b = appendJSONString(b, it.Key)
-	b = append(b, `,"etag":`...)
-	b = appendJSONString(b, it.ETag)
-	b = append(b, `,"size":`...)
-	b = strconv.AppendInt(b, int64(it.Size), 10)
-	b = append(b, '}')
+	b := appendRow(append(lw.buf, '\n'))
 	lw.buf = b
 	if _, err := lw.w.Write(b); err != nil {
 		return err

@@ -28,6 +28,9 @@ type Item struct {
 	Key  string
 	ETag string
 	Size int
+	// Conflict marks a document with open siblings: ETag and Size are
+	// the sibling set's, and a GET answers 409.
+	Conflict bool
 }
 
 // Docs is the document service the server consumes. The node implements it
@@ -36,7 +39,10 @@ type Item struct {
 // Errors are classified with package fault; the class decides the status.
 type Docs interface {
 	// Get returns the live version of a document, or an error of class
-	// fault.NotFound when it is absent or deleted.
+	// fault.NotFound when it is absent or deleted, or fault.Conflict with
+	// a *doc.SiblingsError in its chain when it has open siblings. Put and
+	// Delete answer that conflict too, for a write that does not name the
+	// siblings in If-Match (see [Conflicts]).
 	Get(ctx context.Context, tenant, key string) (Doc, error)
 	// Put writes body as the new version if pre holds against the current
 	// one, atomically, and reports the new ETag and whether no live version
@@ -227,7 +233,7 @@ const (
 )
 
 func (s *Server) builtin() []Route {
-	return []Route{
+	return append(s.conflictRoutes(), []Route{
 		{Pattern: "GET " + docPath, Op: "doc.get", Access: AccessTenant, Handler: http.HandlerFunc(s.getDoc)},
 		// HEAD has its own route so that its op is known before the
 		// handler runs (spans, logs and limits all read it from reqctx).
@@ -242,7 +248,7 @@ func (s *Server) builtin() []Route {
 		{Pattern: "GET /livez", Op: "livez", Access: AccessPublic, Handler: http.HandlerFunc(s.livez)},
 		{Pattern: "GET /readyz", Op: "readyz", Access: AccessPublic, Handler: http.HandlerFunc(s.readyz)},
 		{Pattern: "/", Op: "unknown", Access: AccessPublic, Handler: http.HandlerFunc(s.notFound)},
-	}
+	}...) // conflicts.go
 }
 
 // Mount adds a route. Call it before serving. It fails (class fault.Config)

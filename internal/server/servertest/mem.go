@@ -21,7 +21,7 @@ var _ server.Docs = (*Mem)(nil)
 
 // Call is one recorded call.
 type Call struct {
-	Op          string // "get", "put", "delete", "list"
+	Op          string // "get", "put", "delete", "list", "conflicts", "conflict"
 	Tenant, Key string // Key is the prefix for "list"
 }
 
@@ -31,6 +31,9 @@ type Mem struct {
 	docs  map[string]map[string]server.Doc // tenant → key → live document
 	seq   int                              // last ETag number handed out
 	calls []Call
+	// conflicts: tenant → key → open siblings (conflicts.go); the key's
+	// entry in docs is then the sibling set.
+	conflicts map[string]map[string]server.Conflict
 }
 
 func (m *Mem) record(c Call) {
@@ -73,6 +76,9 @@ func (m *Mem) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.record(Call{"get", tenant, key})
+	if cf, ok := m.conflicts[tenant][key]; ok {
+		return server.Doc{}, conflictErr("mem.get", tenant, &cf)
+	}
 	d, ok := m.docs[tenant][key]
 	if !ok {
 		return server.Doc{}, notFound("mem.get", tenant, key)
@@ -86,6 +92,10 @@ func (m *Mem) Put(ctx context.Context, tenant, key string, body []byte, pre doc.
 	defer m.mu.Unlock()
 	m.record(Call{"put", tenant, key})
 	cur, live := m.docs[tenant][key]
+	pre, err := m.conflictPreLocked("mem.put", tenant, key, pre)
+	if err != nil {
+		return "", false, err
+	}
 	if err := pre.Check(cur.ETag, live); err != nil {
 		return "", false, fault.E(fault.Unknown, fault.Context{Op: "mem.put", Tenant: tenant, Key: key}, err)
 	}
@@ -98,6 +108,7 @@ func (m *Mem) Put(ctx context.Context, tenant, key string, body []byte, pre doc.
 	m.seq++
 	etag := `"` + strconv.Itoa(m.seq) + `"`
 	m.docs[tenant][key] = server.Doc{ETag: etag, Body: body}
+	delete(m.conflicts[tenant], key)
 	return etag, !live, nil
 }
 
@@ -110,10 +121,15 @@ func (m *Mem) Delete(ctx context.Context, tenant, key string, pre doc.Preconditi
 	if !live {
 		return notFound("mem.delete", tenant, key)
 	}
+	pre, err := m.conflictPreLocked("mem.delete", tenant, key, pre)
+	if err != nil {
+		return err
+	}
 	if err := pre.Check(cur.ETag, live); err != nil {
 		return fault.E(fault.Unknown, fault.Context{Op: "mem.delete", Tenant: tenant, Key: key}, err)
 	}
 	delete(m.docs[tenant], key)
+	delete(m.conflicts[tenant], key)
 	return nil
 }
 
@@ -125,7 +141,8 @@ func (m *Mem) List(ctx context.Context, tenant, prefix, after string, limit int)
 		var items []server.Item
 		for k, d := range m.docs[tenant] {
 			if strings.HasPrefix(k, prefix) && k > after {
-				items = append(items, server.Item{Key: k, ETag: d.ETag, Size: len(d.Body)})
+				_, conflict := m.conflicts[tenant][k]
+				items = append(items, server.Item{Key: k, ETag: d.ETag, Size: len(d.Body), Conflict: conflict})
 			}
 		}
 		m.mu.Unlock()

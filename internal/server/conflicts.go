@@ -1,0 +1,358 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Conflicts is the optional part of a [Docs] behind the conflict routes:
+// the documents whose concurrent versions were kept as siblings (the
+// manual conflict policy). A Docs without it answers those routes 404.
+type Conflicts interface {
+	// Conflicts yields tenant's documents with open siblings whose keys
+	// start with prefix and sort after after, in key order, at most limit
+	// of them, without the siblings' bodies. It streams, as List does.
+	Conflicts(ctx context.Context, tenant, prefix, after string, limit int) iter.Seq2[Conflict, error]
+	// Conflict returns one document's open siblings with their bodies;
+	// fault.NotFound when the document has none (or does not exist).
+	Conflict(ctx context.Context, tenant, key string) (Conflict, error)
+}
+
+// Conflict is a document with open siblings.
+type Conflict struct {
+	Key string
+	// ETag is the sibling set's: a write with If-Match of it (or of one
+	// sibling) resolves exactly these siblings, and fails with 412 if
+	// another version joined them meanwhile.
+	ETag     string
+	Siblings []Sibling // last writer first
+}
+
+// Sibling is one of a conflict's versions.
+type Sibling struct {
+	ETag    string
+	Deleted bool      // a delete against an update
+	Writer  uint64    // the node incarnation that wrote it
+	Time    time.Time // its hybrid logical clock time, for people
+	Size    int       // of the body
+	Body    []byte    // nil in listings
+}
+
+// Paths of the conflict routes.
+const (
+	conflictsPath = "/v1/tenants/{tenant}/conflicts"
+	conflictPath  = "/v1/tenants/{tenant}/conflicts/{key...}"
+	resolveSuffix = "/resolve"
+)
+
+func (s *Server) conflictRoutes() []Route {
+	return []Route{
+		{Pattern: "GET " + conflictsPath, Op: "conflict.list", Access: AccessTenant, Handler: http.HandlerFunc(s.listConflicts)},
+		{Pattern: "GET " + conflictPath, Op: "conflict.get", Access: AccessTenant, Handler: http.HandlerFunc(s.getConflict)},
+		// {key...} must end a pattern, so .../{key...}/resolve is matched
+		// here and the suffix taken off the escaped path (resolveKey).
+		{Pattern: "POST " + conflictPath, Op: "conflict.resolve", Access: AccessTenant, Handler: http.HandlerFunc(s.resolveConflict)},
+		{Pattern: conflictsPath, Op: "conflict.list", Access: AccessPublic, Handler: s.notAllowed("GET, HEAD")},
+		{Pattern: conflictPath, Op: "conflict", Access: AccessPublic, Handler: s.notAllowed("GET, HEAD, POST")},
+	}
+}
+
+func (s *Server) conflicts(op string) (Conflicts, error) {
+	c, ok := s.docs.(Conflicts)
+	if !ok {
+		return nil, fault.New(fault.NotFound, fault.Context{Op: op}, "this server keeps no conflicts")
+	}
+	return c, nil
+}
+
+// listConflicts serves GET /v1/tenants/{tenant}/conflicts?prefix=&after=&limit=,
+// streamed like the document listing:
+//
+//	{"items":[{"key":"a","etag":"\"…\"","siblings":[{"etag":"\"…\"","deleted":false,"writer":"…","time":"…","size":12},…]},…],"next":"a"}
+func (s *Server) listConflicts(w http.ResponseWriter, r *http.Request) {
+	const op = "conflict.list"
+	c, err := s.conflicts(op)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	prefix, after, limit, err := s.pageOf(r, op)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	lw := listWriter{s: s, w: w, r: r}
+	n, last := 0, ""
+	for it, err := range c.Conflicts(r.Context(), TenantOf(r), prefix, after, limit+1) {
+		if err != nil {
+			lw.fail(err)
+			return
+		}
+		if n == limit {
+			lw.end(last)
+			return
+		}
+		if err := lw.write(func(b []byte) []byte { return appendConflict(b, &it) }); err != nil {
+			if x := exchangeFrom(r.Context()); x != nil {
+				x.failure = fault.E(fault.Canceled, fault.Context{Op: op}, err)
+			}
+			return
+		}
+		last = it.Key
+		n++
+	}
+	lw.end("")
+}
+
+// getConflict serves GET /v1/tenants/{tenant}/conflicts/{key...}: one
+// conflict as a listing row, with each sibling's body as "body" (null for
+// a delete).
+func (s *Server) getConflict(w http.ResponseWriter, r *http.Request) {
+	const op = "conflict.get"
+	c, err := s.conflicts(op)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key := r.PathValue("key")
+	if err := doc.ValidateKey(key); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	cf, err := c.Conflict(r.Context(), TenantOf(r), key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
+	w.Write(append(appendConflict(nil, &cf), '\n'))
+}
+
+// resolveRequest is the body of a resolution: exactly one member.
+type resolveRequest struct {
+	Choose *string         `json:"choose"` // a sibling's ETag, quotes optional
+	Body   json.RawMessage `json:"body"`   // a new document
+	Delete *bool           `json:"delete"` // true: resolve by deleting
+}
+
+// resolveConflict serves POST /v1/tenants/{tenant}/conflicts/{key...}/resolve
+// with {"choose":"<etag>"}, {"body":<document>} or {"delete":true}. The
+// resolution is an ordinary write over the sibling set, If-Match its ETag,
+// so it dominates every sibling and replicates like any write; the
+// siblings it does not keep go to the node's conflict history. Outcomes:
+// 200 {"key","etag"} (204 when it deleted); 400 for a bad request body
+// (naming what is wrong) or an ETag that is not a sibling's; 404 when the
+// key has no open siblings; 412 when another version joined the siblings
+// since they were read; 413 for a body over the limit.
+func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
+	const op = "conflict.resolve"
+	c, err := s.conflicts(op)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	key, err := resolveKey(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req, err := s.readResolve(w, r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tenant := TenantOf(r)
+	cf, err := c.Conflict(r.Context(), tenant, key)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pre := doc.Precondition{IfMatch: []string{cf.ETag}}
+	body, del := []byte(req.Body), req.Delete != nil
+	if req.Choose != nil {
+		sib, ok := chosen(&cf, *req.Choose)
+		if !ok {
+			s.writeError(w, r, invalid(op, "choose: "+strconv.Quote(*req.Choose)+" is not the ETag of one of the siblings ("+siblingETags(&cf)+")"))
+			return
+		}
+		body, del = sib.Body, sib.Deleted
+	}
+	if del {
+		if err := s.docs.Delete(r.Context(), tenant, key, pre); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	etag, _, err := s.docs.Put(r.Context(), tenant, key, body, pre)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h := w.Header()
+	h["Content-Type"] = jsonContentType
+	h["Etag"] = []string{etag}
+	b := appendJSONString([]byte(`{"key":`), key)
+	b = append(b, `,"etag":`...)
+	b = appendJSONString(b, etag)
+	w.Write(append(b, "}\n"...))
+}
+
+// resolveKey takes the key out of .../conflicts/{key...}/resolve. It works
+// on the escaped path, so that a key ending in "/resolve" (escaped as
+// %2Fresolve) is not mistaken for the suffix.
+func resolveKey(r *http.Request) (string, error) {
+	const op = "conflict.resolve"
+	p := r.URL.EscapedPath()
+	prefix := "/v1/tenants/" + TenantOf(r) + "/conflicts/"
+	esc, ok := strings.CutPrefix(p, prefix)
+	if ok {
+		esc, ok = strings.CutSuffix(esc, resolveSuffix)
+	}
+	if !ok || esc == "" {
+		return "", invalid(op, "POST the resolution to /v1/tenants/{tenant}/conflicts/{key}/resolve")
+	}
+	key, err := url.PathUnescape(esc)
+	if err != nil {
+		return "", invalid(op, "key: "+err.Error())
+	}
+	if err := doc.ValidateKey(key); err != nil {
+		return "", err
+	}
+	return key, nil
+}
+
+// readResolve reads and checks a resolution's request body.
+func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (resolveRequest, error) {
+	const op = "conflict.resolve"
+	var req resolveRequest
+	// The document inside may be as large as a PUT's, plus the wrapping.
+	limit := s.maxBody + 1024
+	if r.ContentLength > limit {
+		return req, tooLarge(s.maxBody, op)
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return req, tooLarge(s.maxBody, op)
+	case err != nil:
+		return req, fault.E(fault.Invalid, fault.Context{Op: op}, err)
+	case len(bytes.TrimSpace(raw)) == 0:
+		return req, invalid(op, `empty body: want {"choose":"<sibling ETag>"}, {"body":<document>} or {"delete":true}`)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, invalid(op, "request body: "+strings.TrimPrefix(err.Error(), "json: "))
+	}
+	if dec.More() {
+		return req, invalid(op, "request body: more than one JSON value")
+	}
+	n := 0
+	for _, set := range []bool{req.Choose != nil, req.Body != nil, req.Delete != nil} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n != 1:
+		return req, invalid(op, `request body: give exactly one of "choose", "body" and "delete"`)
+	case req.Delete != nil && !*req.Delete:
+		return req, invalid(op, `"delete" must be true`)
+	case req.Body != nil && string(req.Body) == "null":
+		return req, invalid(op, `"body" must be a document, not null (to delete, send {"delete":true})`)
+	case int64(len(req.Body)) > s.maxBody:
+		return req, tooLarge(s.maxBody, op)
+	case req.Body != nil:
+		if err := s.check(req.Body); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
+}
+
+// chosen finds the sibling whose ETag is etag, with or without its quotes.
+func chosen(cf *Conflict, etag string) (*Sibling, bool) {
+	if !strings.HasPrefix(etag, `"`) {
+		etag = `"` + etag + `"`
+	}
+	for i := range cf.Siblings {
+		if cf.Siblings[i].ETag == etag {
+			return &cf.Siblings[i], true
+		}
+	}
+	return nil, false
+}
+
+func siblingETags(cf *Conflict) string {
+	tags := make([]string, len(cf.Siblings))
+	for i, s := range cf.Siblings {
+		tags[i] = s.ETag
+	}
+	return strings.Join(tags, ", ")
+}
+
+// appendConflict appends cf as JSON, with bodies when they are set.
+func appendConflict(b []byte, cf *Conflict) []byte {
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, cf.Key)
+	b = append(b, `,"etag":`...)
+	b = appendJSONString(b, cf.ETag)
+	b = append(b, `,"siblings":[`...)
+	for i, sib := range cf.Siblings {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"etag":`...)
+		b = appendJSONString(b, sib.ETag)
+		b = append(b, `,"deleted":`...)
+		b = strconv.AppendBool(b, sib.Deleted)
+		b = append(b, `,"writer":"`...)
+		b = strconv.AppendUint(b, sib.Writer, 16)
+		b = append(b, `","time":`...)
+		b = appendJSONString(b, sib.Time.UTC().Format(time.RFC3339Nano))
+		b = append(b, `,"size":`...)
+		b = strconv.AppendInt(b, int64(sib.Size), 10)
+		if sib.Body != nil || sib.Deleted {
+			b = append(b, `,"body":`...)
+			if sib.Deleted {
+				b = append(b, "null"...)
+			} else {
+				b = append(b, sib.Body...)
+			}
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendSiblingsError adds the siblings of a 409 to the error object's
+// members: ,"etag":…,"siblings":[…].
+func appendSiblingsError(b []byte, se *doc.SiblingsError) []byte {
+	b = append(b, `,"etag":`...)
+	b = appendJSONString(b, se.ETag)
+	b = append(b, `,"siblings":[`...)
+	for i, t := range se.Siblings {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t)
+	}
+	return append(b, ']')
+}
