@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/reconcile"
@@ -88,6 +89,9 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--conflict-policy", "acme=newest"}, nil, `--conflict-policy "acme=newest"`},
 		{[]string{"--conflict-policy", "Acme=lww"}, nil, `--conflict-policy "Acme=lww"`},
 		{[]string{"--reconcile-interval", "-1s"}, nil, "--reconcile-interval -1s"},
+		{[]string{"--gc-interval", "-1s"}, nil, "--gc-interval -1s: want 0 (never) or more"},
+		{[]string{"--gc-grace", "30s"}, nil, "--gc-grace 30s: want more than --reconcile-interval (30s)"},
+		{[]string{"--reconcile-interval", "2h", "--gc-grace", "1h"}, nil, "--gc-grace 1h0m0s: want more than --reconcile-interval (2h0m0s)"},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "b=4"}, nil, `--backend-concurrency "b=4": no --backend named "b"`},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "a=0"}, nil, `--backend-concurrency "a=0": want a whole number`},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-ops", "a"}, nil, `--backend-ops "a": want NAME=VALUE`},
@@ -111,6 +115,9 @@ func TestBackendLimitFlags(t *testing.T) {
 	var cfg node.Config
 	if err := f.replication(&cfg); err != nil {
 		t.Fatal(err)
+	}
+	if r := cfg.Replication; r.GCGrace != reconcile.DefaultGrace || r.GCInterval != 10*time.Minute {
+		t.Fatalf("collector defaults: grace %v, interval %v; want %v and 10m", r.GCGrace, r.GCInterval, reconcile.DefaultGrace)
 	}
 	got := cfg.Replication.Limits
 	want := map[string]reconcile.Limits{"a": {Concurrency: 4, OpsPerSec: 250.5, BytesPerSec: 20 << 20}, "b": {OpsPerSec: 10}}

@@ -49,6 +49,8 @@ type serveFlags struct {
 	backends      listFlag
 	policies      listFlag
 	reconcileIvl  time.Duration
+	gcGrace       time.Duration
+	gcInterval    time.Duration
 	beConc        listFlag   // NAME=N
 	beOps         listFlag   // NAME=RATE
 	beBytes       listFlag   // NAME=SIZE
@@ -88,6 +90,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.beOps, "backend-ops", "at most RATE reconciler calls per second to a backend, `NAME=RATE` (default unlimited); repeatable")
 	fs.Var(&f.beBytes, "backend-bytes", "at most SIZE document bytes per second to and from a backend, `NAME=SIZE` e.g. s3=20MiB (default unlimited); repeatable")
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
+	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval")
+	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	return fs, f
 }
@@ -214,13 +218,23 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	return cfg, nil
 }
 
-// replication checks --backend, --conflict-policy and --reconcile-interval.
-// Opening the backends (and checking an S3 bucket) is left to node.Start.
+// replication checks --backend, --conflict-policy, --reconcile-interval
+// and the collector's --gc-grace and --gc-interval. Opening the backends
+// (and checking an S3 bucket) is left to node.Start.
 func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.reconcileIvl < 0 {
 		return fmt.Errorf("--reconcile-interval %v: want 0 (on demand) or more", f.reconcileIvl)
 	}
-	r := node.Replication{Interval: f.reconcileIvl, Policies: map[string]reconcile.Policy{}}
+	if f.gcInterval < 0 {
+		return fmt.Errorf("--gc-interval %v: want 0 (never) or more", f.gcInterval)
+	}
+	// A grace period a node can miss between two rounds lets the collector
+	// remove a delete that node has not seen: it would upload its copy back.
+	if f.gcGrace <= f.reconcileIvl {
+		return fmt.Errorf("--gc-grace %v: want more than --reconcile-interval (%v), and more than the longest partition you tolerate", f.gcGrace, f.reconcileIvl)
+	}
+	r := node.Replication{Interval: f.reconcileIvl, Policies: map[string]reconcile.Policy{},
+		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)
 		if err != nil {

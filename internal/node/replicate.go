@@ -31,6 +31,11 @@ import (
 // is not an error: its breaker opens and its rounds are skipped until it
 // answers again; local reads and writes never wait on a backend.
 //
+// One reconcile.Collector runs over all the engines (and with none): each
+// GCInterval it removes tombstones every backend holds once GCGrace has
+// passed, and trims the change log below every backend's upload position.
+// Shutdown stops it with the engines.
+//
 // # Change notification
 //
 // The store's Watcher (Docs.Committed, on the committer's goroutine) marks
@@ -58,6 +63,17 @@ type Replication struct {
 	// gets the zero Limits: reconcile.DefaultConcurrency calls at once, no
 	// rate limit.
 	Limits map[string]reconcile.Limits
+	// GCGrace is how long a tombstone is kept after its delete before the
+	// collector may remove it from the node and every backend; 0 means
+	// reconcile.DefaultGrace. It must exceed the longest time a node
+	// sharing a backend may go without a round (reconcile's package doc,
+	// "Collecting tombstones").
+	GCGrace time.Duration
+	// GCInterval is the time between the collector's passes (tombstones
+	// and change-log trimming, over every tenant); 0 means none.
+	GCInterval time.Duration
+
+	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
 
 // BackendSpec names one backend: NAME=fs:/path or NAME=s3://bucket/prefix?….
@@ -134,12 +150,13 @@ func (b BackendSpec) open(ctx context.Context) (backend.Backend, func() error, e
 
 // replicator owns the engines, their goroutines and the change feed.
 type replicator struct {
-	engines  []*reconcile.Engine
-	policies []*resilience.Policy // parallel to engines
-	closers  []func() error       // backends to close after the engines stop
-	feed     *changeFeed
-	stop     context.CancelFunc
-	running  sync.WaitGroup // the engines' Run goroutines and the feed's
+	engines   []*reconcile.Engine
+	collector *reconcile.Collector // runs with or without engines
+	policies  []*resilience.Policy // parallel to engines
+	closers   []func() error       // backends to close after the engines stop
+	feed      *changeFeed
+	stop      context.CancelFunc
+	running   sync.WaitGroup // the engines', the collector's and the feed's goroutines
 }
 
 // startReplication opens the backends and runs one engine per backend.
@@ -185,11 +202,24 @@ func (n *Node) startReplication(feed *changeFeed) error {
 			return fault.New(fault.Config, fault.Context{Op: "node.start"}, fmt.Sprintf("backend limits for %q: no --backend of that name", name))
 		}
 	}
+	col, err := reconcile.NewCollector(reconcile.CollectorConfig{
+		Store: n.store, Engines: r.engines, Grace: rc.GCGrace, Interval: rc.GCInterval,
+		Observer: n.tel.Metrics, Logger: n.log, Now: rc.gcNow,
+	})
+	if err != nil {
+		return err
+	}
+	r.collector = col
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	r.running.Go(func() {
+		if err := col.Run(ctx); err != nil {
+			n.log.Error("collector stopped", "err", err)
+		}
+	})
 	if len(r.engines) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.stop = cancel
 	for _, e := range r.engines {
 		r.running.Go(func() {
 			if err := e.Run(ctx); err != nil {
@@ -230,6 +260,9 @@ func (r *replicator) close() error {
 	}
 	if r.stop != nil {
 		r.stop()
+	}
+	if r.collector != nil {
+		r.collector.Close()
 	}
 	for _, e := range r.engines {
 		e.Close()

@@ -46,6 +46,7 @@ type Metrics struct {
 	reconcileActions       *prometheus.CounterVec   // backend, action
 	reconcileConflicts     *prometheus.CounterVec   // backend, policy
 	replicationLag         *prometheus.GaugeVec     // backend
+	collect                collectMetrics           // collect.go
 
 	chaosInjected *prometheus.CounterVec // backend, fault (chaos.go)
 	chaosBallast  prometheus.Gauge
@@ -113,6 +114,7 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		replicationLag: f.gaugeVec("cairn_replication_lag_seconds",
 			"Age of the oldest local change not yet on the backend.", "backend"),
 
+		collect: newCollectMetrics(f),
 		tenants: newTenantTable(maxTenants),
 	}
 	m.registerChaos(f)
