@@ -27,6 +27,15 @@
 // Transport failures are returned wrapped, so errors.Is(err,
 // context.DeadlineExceeded) works.
 //
+// # Conflicts
+//
+// Under a tenant's manual conflict policy, concurrent versions of a document
+// are kept as siblings: Get, Head and a Put or Delete without an IfMatch
+// naming one of them fail with [ErrConflict], and the [*Error]'s Siblings
+// lists their ETags. [Client.Conflicts] lists such documents,
+// [Client.Conflict] shows one with the siblings' bodies, and
+// [Client.Resolve] (or a write with IfMatch of a sibling) resolves it.
+//
 // # Retries
 //
 // Reads are retried on transport errors and on 408/429/502/503/504; writes

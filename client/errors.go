@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
@@ -35,6 +36,12 @@ type Error struct {
 	Message    string // what the server said
 	RequestID  string // the request's X-Request-ID, to find it in the server's log
 	RetryAfter time.Duration
+	// Siblings, on an ErrConflict for a document with open siblings (the
+	// manual conflict policy), are their ETags, last writer first, and
+	// SiblingSet is the ETag of the set. Write with IfMatch of one of them
+	// (or Resolve) to resolve the conflict.
+	Siblings   []string
+	SiblingSet string
 }
 
 func (e *Error) Error() string {
@@ -108,9 +115,11 @@ func (e *Error) Is(target error) bool {
 
 // wireError is the server's JSON error object.
 type wireError struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
+	Code      string   `json:"code"`
+	Message   string   `json:"message"`
+	RequestID string   `json:"request_id"`
+	ETag      string   `json:"etag"`     // a sibling set's, on a 409
+	Siblings  []string `json:"siblings"` // on a 409
 }
 
 // errorFrom builds the Error for a non-2xx response and closes its body.
@@ -127,9 +136,13 @@ func errorFrom(resp *http.Response) *Error {
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &body) == nil && body.Error != nil {
 		e.Code, e.Message = body.Error.Code, body.Error.Message
+		e.Siblings, e.SiblingSet = body.Error.Siblings, body.Error.ETag
 		if body.Error.RequestID != "" {
 			e.RequestID = body.Error.RequestID
 		}
+	}
+	if h := resp.Header.Get("X-Cairn-Siblings"); h != "" && len(e.Siblings) == 0 {
+		e.Siblings = strings.Split(h, ", ") // a HEAD: no body; ETags hold no commas
 	}
 	if e.Code == "" {
 		if resp.StatusCode == http.StatusNotModified {

@@ -16,6 +16,9 @@ type Item struct {
 	Key  string `json:"key"`
 	ETag string `json:"etag"`
 	Size int    `json:"size"`
+	// Conflict marks a document with open siblings: reading it is
+	// ErrConflict until it is resolved (see Conflicts).
+	Conflict bool `json:"conflict"`
 }
 
 // ListOption configures List.
@@ -41,17 +44,24 @@ func PageSize(n int) ListOption { return func(o *listOpts) { o.pageSize = n } }
 // first error, which it yields with a zero Item; a page that fails midway
 // is retried from the last row yielded (see [RetryPolicy]).
 func (c *Client) List(ctx context.Context, tenant string, opts ...ListOption) iter.Seq2[Item, error] {
+	return listRows(c, ctx, "/v1/tenants/"+url.PathEscape(tenant)+"/docs", opts, func(it *Item) string { return it.Key })
+}
+
+// listRows iterates over the rows of the listing at path, each a T whose
+// key (the cursor) keyOf returns.
+func listRows[T any](c *Client, ctx context.Context, path string, opts []ListOption, keyOf func(*T) string) iter.Seq2[T, error] {
 	var o listOpts
 	for _, f := range opts {
 		f(&o)
 	}
-	return func(yield func(Item, error) bool) {
+	return func(yield func(T, error) bool) {
+		var zero T
 		cursor := o.after
 		for {
-			next, err := c.listPage(ctx, tenant, o, &cursor, yield)
+			next, err := listPage(c, ctx, path, o, &cursor, keyOf, yield)
 			if err != nil {
 				if err != errStop {
-					yield(Item{}, err)
+					yield(zero, err)
 				}
 				return
 			}
@@ -68,7 +78,7 @@ var errStop = fmt.Errorf("cairn: list: stopped")
 
 // listPage fetches and yields one page starting after *cursor, retrying
 // it from the last yielded key. It returns the next cursor ("" at the end).
-func (c *Client) listPage(ctx context.Context, tenant string, o listOpts, cursor *string, yield func(Item, error) bool) (string, error) {
+func listPage[T any](c *Client, ctx context.Context, path string, o listOpts, cursor *string, keyOf func(*T) string, yield func(T, error) bool) (string, error) {
 	for attempt := 1; ; attempt++ {
 		q := url.Values{}
 		if o.prefix != "" {
@@ -80,8 +90,8 @@ func (c *Client) listPage(ctx context.Context, tenant string, o listOpts, cursor
 		if o.pageSize > 0 {
 			q.Set("limit", strconv.Itoa(o.pageSize))
 		}
-		cl := &call{method: http.MethodGet, path: "/v1/tenants/" + url.PathEscape(tenant) + "/docs", query: q}
-		next, hint, err := c.readPage(ctx, cl, cursor, yield)
+		cl := &call{method: http.MethodGet, path: path, query: q}
+		next, hint, err := readPage(c, ctx, cl, cursor, keyOf, yield)
 		if err == nil || err == errStop {
 			return next, err
 		}
@@ -93,7 +103,7 @@ func (c *Client) listPage(ctx context.Context, tenant string, o listOpts, cursor
 
 // readPage makes one attempt at a page, yielding rows as they decode and
 // moving *cursor past each.
-func (c *Client) readPage(ctx context.Context, cl *call, cursor *string, yield func(Item, error) bool) (next string, hint time.Duration, err error) {
+func readPage[T any](c *Client, ctx context.Context, cl *call, cursor *string, keyOf func(*T) string, yield func(T, error) bool) (next string, hint time.Duration, err error) {
 	resp, err := c.send(ctx, cl)
 	if err != nil {
 		return "", 0, err
@@ -122,11 +132,11 @@ func (c *Client) readPage(ctx context.Context, cl *call, cursor *string, yield f
 				return fail("reading items", err)
 			}
 			for dec.More() {
-				var it Item
+				var it T
 				if err := dec.Decode(&it); err != nil {
 					return fail("reading items", err)
 				}
-				*cursor = it.Key
+				*cursor = keyOf(&it)
 				if !yield(it, nil) {
 					return "", 0, errStop
 				}

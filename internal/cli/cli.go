@@ -1,5 +1,5 @@
 // Package cli is the cairn command line: the serve command that runs a node,
-// and the client commands (put, get, del, ls) that talk to one. cmd/cairn's
+// and the client commands (put, get, del, ls, conflicts) that talk to one. cmd/cairn's
 // main only calls [Run], so every command is testable in-process.
 //
 // Every serve flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR) and
@@ -38,6 +38,7 @@ Usage:
   cairn get KEY                 print a document
   cairn del KEY                 delete a document
   cairn ls [--prefix P]         list keys
+  cairn conflicts ls|show|resolve  open siblings (manual policy): list, show, resolve (--choose ETAG|--body FILE|--delete)
   cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
   cairn reconcile status|run     replication: show progress, start rounds (--wait, --confirm)
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
@@ -76,6 +77,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return ingestCommand(ctx, rest, env) // ingest.go
 	case "reconcile":
 		return reconcileCommand(ctx, rest, env) // reconcile.go
+	case "conflicts":
+		return conflictsCommand(ctx, rest, env) // conflicts.go
 	case "bench", "bench-bare":
 		return benchCommand(ctx, cmd, rest, env) // bench.go
 	case "version", "--version":

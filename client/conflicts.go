@@ -1,0 +1,108 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"net/http"
+	"net/url"
+	"time"
+)
+
+// Conflict is a document whose concurrent versions were kept as siblings
+// (the tenant's conflict policy is manual): reading it is ErrConflict until
+// a person resolves it.
+type Conflict struct {
+	Key string `json:"key"`
+	// ETag is the sibling set's: a write with IfMatch of it, or of one
+	// sibling, resolves exactly these siblings.
+	ETag     string    `json:"etag"`
+	Siblings []Sibling `json:"siblings"` // last writer first
+}
+
+// Sibling is one of a conflict's versions.
+type Sibling struct {
+	ETag    string    `json:"etag"`
+	Deleted bool      `json:"deleted"` // a delete against an update
+	Writer  string    `json:"writer"`  // the writing node's incarnation, hex
+	Time    time.Time `json:"time"`    // when it was written (its hybrid logical clock)
+	Size    int       `json:"size"`
+	// Body is the sibling's document: set by Conflict, nil in Conflicts
+	// listings and for a deleted sibling.
+	Body json.RawMessage `json:"body"`
+}
+
+func conflictsPath(tenant string) string {
+	return "/v1/tenants/" + url.PathEscape(tenant) + "/conflicts"
+}
+
+// Conflicts iterates over tenant's documents with open siblings in key
+// order (without the siblings' bodies), like List: Prefix, After and
+// PageSize apply, a failed page is retried from the last row.
+func (c *Client) Conflicts(ctx context.Context, tenant string, opts ...ListOption) iter.Seq2[Conflict, error] {
+	return listRows(c, ctx, conflictsPath(tenant), opts, func(cf *Conflict) string { return cf.Key })
+}
+
+// Conflict returns one document's open siblings with their bodies.
+// Errors: ErrNotFound when it has none, and those of Get.
+func (c *Client) Conflict(ctx context.Context, tenant, key string) (Conflict, error) {
+	resp, err := c.do(ctx, &call{method: http.MethodGet, path: conflictsPath(tenant) + "/" + escapeKey(key)})
+	if err != nil {
+		return Conflict{}, err
+	}
+	defer resp.Body.Close()
+	var cf Conflict
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<30)).Decode(&cf); err != nil {
+		return Conflict{}, fmt.Errorf("cairn: conflict %s/%s: reading body: %w", tenant, key, err)
+	}
+	for i := range cf.Siblings {
+		if cf.Siblings[i].Deleted {
+			cf.Siblings[i].Body = nil // the wire says null
+		}
+	}
+	return cf, nil
+}
+
+// Resolution says how to resolve a conflict: set exactly one field.
+type Resolution struct {
+	Choose string          // keep this sibling (its ETag)
+	Body   json.RawMessage // or write this new document
+	Delete bool            // or delete the document
+}
+
+// Resolve resolves tenant/key's open siblings. The resolution is a new
+// version that supersedes every sibling and replicates like any write.
+// It returns the new ETag ("" when the resolution deleted the document).
+// Errors: ErrInvalid (a bad resolution, or Choose is not a sibling's ETag;
+// the message names the problem), ErrNotFound (no open siblings),
+// ErrPreconditionFailed (another version joined the siblings meanwhile:
+// look again), ErrTooLarge, and those of Put. Like Put, it is not retried
+// after the request may have reached the server.
+func (c *Client) Resolve(ctx context.Context, tenant, key string, r Resolution) (string, error) {
+	var req struct {
+		Choose *string         `json:"choose,omitempty"`
+		Body   json.RawMessage `json:"body,omitempty"`
+		Delete *bool           `json:"delete,omitempty"`
+	}
+	if r.Choose != "" {
+		req.Choose = &r.Choose
+	}
+	req.Body = r.Body
+	if r.Delete {
+		req.Delete = &r.Delete
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return "", fmt.Errorf("cairn: resolve %s/%s: %w", tenant, key, err)
+	}
+	resp, err := c.do(ctx, &call{method: http.MethodPost, path: conflictsPath(tenant) + "/" + escapeKey(key) + "/resolve",
+		body: body, write: true})
+	if err != nil {
+		return "", err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.Header.Get("ETag"), nil
+}

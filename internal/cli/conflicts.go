@@ -1,0 +1,158 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cairnstore/cairn/client"
+)
+
+const conflictsUsage = `Usage:
+  cairn conflicts ls [--prefix P]       list documents with open siblings (manual conflict policy)
+  cairn conflicts show KEY              print each sibling: ETag, writer, time, then its body
+  cairn conflicts resolve KEY --choose ETAG | --body FILE|- | --data JSON | --delete
+                                        resolve: keep one sibling, write a new document, or delete
+
+Connection settings as for put/get: flags or CAIRN_URL, CAIRN_TOKEN, CAIRN_TENANT.
+
+Flags:
+`
+
+// conflictsCommand runs 'cairn conflicts ls|show|resolve'.
+func conflictsCommand(ctx context.Context, args []string, env Env) int {
+	fs := flag.NewFlagSet("conflicts", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	fs.Usage = func() { fmt.Fprint(env.Stderr, conflictsUsage); fs.PrintDefaults() }
+	var cf clientFlags
+	cf.register(fs)
+	prefix := fs.String("prefix", "", "ls: only keys starting with `prefix`")
+	var r resolveFlags
+	fs.StringVar(&r.choose, "choose", "", "resolve: keep the sibling with this `etag`")
+	fs.StringVar(&r.body, "body", "", "resolve: write the document in `FILE` (- for stdin)")
+	fs.StringVar(&r.data, "data", "", "resolve: write this document `JSON`")
+	fs.BoolVar(&r.delete, "delete", false, "resolve: delete the document")
+	args, err := parseInterspersed(fs, args)
+	if err != nil {
+		return helpOrUsage(err)
+	}
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, conflictsUsage)
+		return exitUsage
+	}
+	sub, args := args[0], args[1:]
+	cmd := "conflicts " + sub
+	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
+		return exitUsage
+	}
+	if cf.token == "" {
+		fmt.Fprintf(env.Stderr, "cairn %s: no token: set CAIRN_TOKEN or --token\n", cmd)
+		return exitUsage
+	}
+	c := client.New(cf.url, cf.token)
+	switch sub {
+	case "ls", "list":
+		err = listConflicts(ctx, c, cf.tenant, args, *prefix, env)
+	case "show":
+		err = showConflict(ctx, c, cf.tenant, args, env)
+	case "resolve":
+		err = resolveConflict(ctx, c, cf.tenant, args, r, env)
+	default:
+		err = usageError(fmt.Sprintf("unknown subcommand %q: want ls, show or resolve", sub))
+	}
+	return report(cmd, err, env)
+}
+
+func listConflicts(ctx context.Context, c *client.Client, tenant string, args []string, prefix string, env Env) error {
+	if len(args) > 0 {
+		return usageError(fmt.Sprintf("unexpected argument %q (use --prefix)", args[0]))
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
+	defer tw.Flush()
+	for cf, err := range c.Conflicts(ctx, tenant, client.Prefix(prefix)) {
+		if err != nil {
+			return err
+		}
+		tags := make([]string, len(cf.Siblings))
+		for i, s := range cf.Siblings {
+			tags[i] = s.ETag
+		}
+		fmt.Fprintf(tw, "%s\t%d siblings\t%s\n", cf.Key, len(cf.Siblings), strings.Join(tags, " "))
+	}
+	return nil
+}
+
+func showConflict(ctx context.Context, c *client.Client, tenant string, args []string, env Env) error {
+	key, err := oneKey(args, 1)
+	if err != nil {
+		return err
+	}
+	cf, err := c.Conflict(ctx, tenant, key)
+	if err != nil {
+		return err
+	}
+	for _, s := range cf.Siblings {
+		what := fmt.Sprintf("%d bytes", s.Size)
+		if s.Deleted {
+			what = "deleted"
+		}
+		fmt.Fprintf(env.Stdout, "%s  writer %s  %s  %s\n", s.ETag, s.Writer, s.Time.UTC().Format(time.RFC3339Nano), what)
+		if !s.Deleted {
+			fmt.Fprintf(env.Stdout, "  %s\n", s.Body)
+		}
+	}
+	return nil
+}
+
+type resolveFlags struct {
+	choose, body, data string
+	delete             bool
+}
+
+func resolveConflict(ctx context.Context, c *client.Client, tenant string, args []string, f resolveFlags, env Env) error {
+	key, err := oneKey(args, 1)
+	if err != nil {
+		return err
+	}
+	n := 0
+	for _, set := range []bool{f.choose != "", f.body != "", f.data != "", f.delete} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return usageError("give exactly one of --choose, --body, --data and --delete")
+	}
+	r := client.Resolution{Choose: f.choose, Delete: f.delete}
+	switch {
+	case f.data != "":
+		r.Body = json.RawMessage(f.data)
+	case f.body == "-":
+		r.Body, err = io.ReadAll(env.Stdin)
+	case f.body != "":
+		r.Body, err = os.ReadFile(f.body)
+	}
+	if err != nil {
+		return err
+	}
+	if r.Body != nil && !json.Valid(r.Body) {
+		return usageError("the new document is not valid JSON")
+	}
+	etag, err := c.Resolve(ctx, tenant, key, r)
+	if err != nil {
+		return err
+	}
+	if etag == "" {
+		fmt.Fprintf(env.Stdout, "resolved %s: deleted\n", key)
+		return nil
+	}
+	fmt.Fprintf(env.Stdout, "resolved %s %s\n", key, etag)
+	return nil
+}
