@@ -59,9 +59,12 @@
 //
 // # Sharp edges
 //
-// A listing reads each listed file's header for its ETag: a page of n
-// entries is n small reads, and the leaves it covers are read whole. A
-// hashed object whose header is damaged is left out of listings (its key
+// A listing learns each listed file's ETag and size from an extended
+// attribute the write set on it (user.cairn.etag, Linux; one getxattr per
+// entry), or, where there is none, from the file's header (open and read);
+// the leaves a page covers are read whole. The attribute is trusted: a
+// file changed in place by anything but this backend lists with a stale
+// ETag (Get still verifies the content). A hashed object whose header is damaged is left out of listings (its key
 // is unknown); Get by its key reports the damage. Temporary files of a
 // process that crashed mid-write stay in <root>/.tmp, and a split that
 // crashed can leave an unreferenced leaf, or stale links in the old leaf
