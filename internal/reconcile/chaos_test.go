@@ -2,10 +2,13 @@ package reconcile
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/chaos"
@@ -146,5 +149,57 @@ func TestRoundLogs(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"reconcile: round failed","backend":"b","tenant":"t1"`) ||
 		!strings.Contains(logs.String(), `"class":"transient"`) {
 		t.Fatalf("no round-failed warning in %s", logs.String())
+	}
+}
+
+// actionObserver records ReconcileAction calls.
+type actionObserver struct {
+	mu      sync.Mutex
+	actions map[string]int
+}
+
+func (o *actionObserver) ReconcileRound(string, error, time.Duration) {}
+func (o *actionObserver) ReconcileKeys(string, int)                   {}
+func (o *actionObserver) ReconcileConflict(string, string)            {}
+func (o *actionObserver) ReconcileAction(_, action string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.actions[action]++
+}
+
+func (o *actionObserver) count(action string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.actions[action]
+}
+
+// TestCorruptAndGuardStopAreCounted: both are actions an alert can see.
+func TestCorruptAndGuardStopAreCounted(t *testing.T) {
+	var logs bytes.Buffer
+	obs := &actionObserver{actions: map[string]int{}}
+	m := mem.New("b")
+	writer, reader := openStore(t, "w"), openStore(t, "r")
+	for i := range 10 {
+		put(t, writer, fmt.Sprintf("k%d", i), `{}`)
+	}
+	ew := newEngine(t, writer, m, func(c *Config) {
+		c.Observer, c.Guard = obs, Guard{MaxShare: 0.1, Floor: 1}
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	runRound(t, ew)
+	for i := range 5 {
+		del(t, writer, fmt.Sprintf("k%d", i))
+	}
+	if _, err := ew.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+		t.Fatalf("round deleting half the tenant: %v, want ErrNeedsConfirm", err)
+	}
+	if obs.count(ActionGuardStop) != 1 || !strings.Contains(logs.String(), `"msg":"reconcile: round stopped by the mass-deletion guard"`) {
+		t.Fatalf("guard stop: counted %d, logs %s", obs.count(ActionGuardStop), logs.String())
+	}
+	cb := chaos.Wrap(m, 1, nil)
+	cb.SetProfile(chaos.Profile{CorruptTruncate: 1})
+	st := runRound(t, newEngine(t, reader, cb, func(c *Config) { c.Observer = obs }))
+	if st.Corrupt == 0 || obs.count(ActionCorrupt) != st.Corrupt {
+		t.Fatalf("corrupt: %d skipped, %d counted", st.Corrupt, obs.count(ActionCorrupt))
 	}
 }

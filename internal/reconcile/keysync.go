@@ -86,6 +86,9 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 		return nil
 	case fault.ClassOf(err) == fault.Corruption && errors.Is(err, errRemote):
 		st.Corrupt++
+		if o := e.cfg.Observer; o != nil {
+			o.ReconcileAction(e.name, ActionCorrupt)
+		}
 		if l := e.cfg.Logger; l != nil {
 			l.WarnContext(ctx, "reconcile: corrupt remote object skipped", "backend", e.name,
 				"tenant", tenant, "key", key, "err", err)

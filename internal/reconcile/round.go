@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -55,13 +56,29 @@ func (e *Engine) Round(ctx context.Context, tenant string) (Stats, error) {
 	return st, err
 }
 
-// logRound warns of a round that failed (not one its caller cancelled).
+// Observer.ReconcileAction values for what a round meets besides its
+// decisions, so that an alert can be written on them.
+const (
+	// ActionCorrupt: a remote object failed verification and was skipped.
+	ActionCorrupt = "corrupt"
+	// ActionGuardStop: the mass-deletion guard stopped a round.
+	ActionGuardStop = "guard_stop"
+)
+
+// logRound warns of a round that failed (not one its caller cancelled),
+// and counts a guard stop.
 func (e *Engine) logRound(ctx context.Context, st *Stats, cursor string, err error) {
-	l := e.cfg.Logger
-	if l == nil || err == nil || ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil {
 		return
 	}
+	l := e.cfg.Logger
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
 	if errors.Is(err, ErrNeedsConfirm) {
+		if o := e.cfg.Observer; o != nil {
+			o.ReconcileAction(e.name, ActionGuardStop)
+		}
 		l.WarnContext(ctx, "reconcile: round stopped by the mass-deletion guard", "backend", e.name,
 			"tenant", st.Tenant, "cursor", cursor, "deletes", st.Deletes)
 		return
