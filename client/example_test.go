@@ -136,3 +136,42 @@ func ExampleError() {
 	// invalid: true
 	// unauthorized: true
 }
+
+// Resolving a conflict kept under the manual policy: a read names the
+// siblings; a person looks at them and keeps one (or writes a new body).
+func ExampleClient_Resolve() {
+	token, hash, _ := server.NewToken()
+	mem := &servertest.Mem{}
+	// A node under the manual policy would have kept these two versions
+	// written concurrently on two nodes; the in-memory store is told so.
+	mem.SetConflict("demo", server.Conflict{Key: "users/42", ETag: `"set"`, Siblings: []server.Sibling{
+		{ETag: `"a"`, Body: []byte(`{"name":"Ada"}`), Size: 14},
+		{ETag: `"b"`, Body: []byte(`{"name":"Ada L."}`), Size: 16},
+	}})
+	srv, _ := server.New(server.Options{Docs: mem, Auth: server.Auth{Tenants: map[string][][32]byte{"demo": {hash}}},
+		Logger: slog.New(slog.DiscardHandler)})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	ctx := context.Background()
+	c := client.New(ts.URL, token)
+
+	_, err := c.Get(ctx, "demo", "users/42")
+	var e *client.Error
+	if errors.As(err, &e) && errors.Is(err, client.ErrConflict) {
+		fmt.Println("siblings:", e.Siblings)
+	}
+	cf, _ := c.Conflict(ctx, "demo", "users/42")
+	for _, s := range cf.Siblings {
+		fmt.Println(s.ETag, string(s.Body))
+	}
+	if _, err := c.Resolve(ctx, "demo", "users/42", client.Resolution{Choose: cf.Siblings[1].ETag}); err != nil {
+		panic(err)
+	}
+	d, _ := c.Get(ctx, "demo", "users/42")
+	fmt.Println("resolved:", string(d.Body))
+	// Output:
+	// siblings: ["a" "b"]
+	// "a" {"name":"Ada"}
+	// "b" {"name":"Ada L."}
+	// resolved: {"name":"Ada L."}
+}
