@@ -203,3 +203,31 @@ func TestCorruptAndGuardStopAreCounted(t *testing.T) {
 		t.Fatalf("corrupt: %d skipped, %d counted", st.Corrupt, obs.count(ActionCorrupt))
 	}
 }
+
+// TestStaleListingIsRaced: a listing that omits a key the backend holds
+// makes the engine upload it create-only, which fails: the key is counted
+// as raced and left, never overwritten blindly, and the next round after
+// the listing catches up uploads it.
+func TestStaleListingIsRaced(t *testing.T) {
+	obs := &actionObserver{actions: map[string]int{}}
+	m := mem.New("b")
+	s := openStore(t, "a")
+	cb := chaos.Wrap(m, 1, nil)
+	cb.SetProfile(chaos.Profile{StaleList: 1, StaleMS: 3_600_000})
+	e := newEngine(t, s, cb, func(c *Config) { c.Observer = obs })
+	put(t, s, "k1", `{"v":1}`)
+	runRound(t, e)
+	v2 := put(t, s, "k1", `{"v":2}`)
+	st := runRound(t, e)
+	if st.Raced != 1 || obs.count(ActionRaced) != 1 {
+		t.Fatalf("round over a stale listing: %+v, %d raced counted; want 1", st, obs.count(ActionRaced))
+	}
+	if r, _ := remoteState(t, m, "k1"); r.body != `{"v":1}` {
+		t.Fatalf("the backend holds %+v after the stale round, want v1", r)
+	}
+	cb.Heal()
+	runRound(t, e)
+	if r, _ := remoteState(t, m, "k1"); r.id != v2.Version.ID() {
+		t.Fatalf("after the heal the backend holds %+v, want v2", r)
+	}
+}

@@ -96,6 +96,9 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 		return nil
 	case fault.ClassOf(err) == fault.PreconditionFailed:
 		st.Raced++
+		if o := e.cfg.Observer; o != nil {
+			o.ReconcileAction(e.name, ActionRaced)
+		}
 		return nil
 	}
 	return err

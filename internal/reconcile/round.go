@@ -63,6 +63,10 @@ const (
 	ActionCorrupt = "corrupt"
 	// ActionGuardStop: the mass-deletion guard stopped a round.
 	ActionGuardStop = "guard_stop"
+	// ActionRaced: a side changed between a key's decision and its
+	// application (a failed compare-and-set or precondition, or a stale
+	// listing); the key was left for the next round.
+	ActionRaced = "raced"
 )
 
 // logRound warns of a round that failed (not one its caller cancelled),
