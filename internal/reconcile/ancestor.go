@@ -33,11 +33,12 @@ func (e *Engine) keepsAncestors(tenant string) bool {
 
 // newBase is the sync state recording v (held by the backend under etag)
 // as the base, with body as the ancestor when the tenant keeps ancestors
-// and v is live. body is v's body (nil for a tombstone, and allowed to be
-// nil when the tenant keeps no ancestors).
+// and v is a document (not a tombstone, nor a sibling set, whose body is
+// not a document and cannot be merged against). body is v's body (allowed
+// to be nil when it is not kept).
 func (e *Engine) newBase(tenant string, v *doc.Version, etag string, body []byte) store.SyncState {
 	st := store.SyncState{Base: *v, RemoteETag: etag}
-	if !v.Tombstone && e.keepsAncestors(tenant) {
+	if !v.Tombstone && !v.Siblings && e.keepsAncestors(tenant) {
 		st.Body = body
 		if st.Body == nil {
 			st.Body = []byte{}
@@ -52,7 +53,7 @@ func (e *Engine) newBase(tenant string, v *doc.Version, etag string, body []byte
 // descends from it). Otherwise nil, and Merge falls back.
 func (e *Engine) ancestor(k *keyState, pol Policy, a, b *doc.Version) *Candidate {
 	base := k.base
-	if pol.Strategy != Merge || base == nil || base.Body == nil || base.Base.Tombstone {
+	if pol.Strategy != Merge || base == nil || base.Body == nil || base.Base.Tombstone || base.Base.Siblings {
 		return nil
 	}
 	if !descends(a, &base.Base) || !descends(b, &base.Base) {

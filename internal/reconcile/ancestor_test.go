@@ -121,6 +121,11 @@ func TestMergeSameFieldFallsBack(t *testing.T) {
 		if st := runRound(t, ec); st.Conflicts != 1 || st.Siblings != 1 || st.Losers != 0 {
 			t.Fatalf("c's round: %+v; want siblings", st)
 		}
+		// The sibling set is the new base, without a body: it is not a
+		// document a later merge could start from.
+		if st, ok, err := c.SyncState("b", tenant, "x"); err != nil || !ok || !st.Base.Siblings || st.Body != nil {
+			t.Fatalf("c's base after the siblings: %+v, %v, %v; want the set, no body", st, ok, err)
+		}
 	})
 }
 

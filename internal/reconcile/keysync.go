@@ -179,7 +179,7 @@ func (e *Engine) apply(ctx context.Context, k *keyState, d Decision, st *Stats) 
 			return e.st.DeleteSyncState(e.name, k.tenant, k.key)
 		}
 		var body []byte
-		if e.keepsAncestors(k.tenant) {
+		if e.keepsAncestors(k.tenant) && !d.Local.Siblings {
 			var err error
 			if body, err = e.localBody(ctx, k, d.Local); err != nil {
 				return err
