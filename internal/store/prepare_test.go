@@ -116,3 +116,60 @@ func TestPutOwned(t *testing.T) {
 		t.Fatal("PutOwned accepted a bad key")
 	}
 }
+
+// readCurrent's two ways to read (DB.Get, and an iterator using the L6
+// bloom filters) must agree, in the memtable and in L6, for present, absent
+// and deleted keys; and it must switch between them with the workload.
+func TestReadCurrentPaths(t *testing.T) {
+	s := openT(t, "", Options{})
+	live := mustPut(t, s, "t", "live", `{"a":1}`)
+	mustPut(t, s, "t", "gone", `{}`)
+	gone, err := s.Delete(bg, "t", "gone", doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(where string) {
+		t.Helper()
+		for _, tc := range []struct {
+			key  string
+			want Record
+		}{{"live", live}, {"gone", gone}, {"absent", Record{}}, {"liv", Record{}}, {"live2", Record{}}} {
+			var got [2]*current
+			for i, score := range []int64{missScoreMax, -missScoreMax} {
+				s.missScore.Store(score)
+				c, err := s.readCurrent(docKey("t", tc.key))
+				if err != nil {
+					t.Fatalf("%s %s: %v", where, tc.key, err)
+				}
+				got[i] = c
+			}
+			if !reflect.DeepEqual(got[0], got[1]) {
+				t.Fatalf("%s %s: iterator read %+v, Get read %+v", where, tc.key, got[0], got[1])
+			}
+			if c := got[0]; c.exists != (tc.want.Seq != 0) || c.seq != tc.want.Seq || c.etag != tc.want.ETag {
+				t.Fatalf("%s %s: read %+v, want %+v", where, tc.key, c, tc.want)
+			}
+		}
+	}
+	check("memtable")
+	if err := s.db.Compact(bg, []byte{0}, []byte{0xff}, true); err != nil {
+		t.Fatal(err)
+	}
+	if m := s.db.Metrics(); m.Levels[6].TablesCount == 0 {
+		t.Fatalf("no table in L6 after a full compaction:\n%s", m)
+	}
+	check("L6")
+
+	s.missScore.Store(0)
+	for i := range missScoreMax + 1 {
+		if _, err := s.readCurrent(docKey("t", "live")); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 && s.missScore.Load() != -1 {
+			t.Fatalf("score %d after a hit, want -1", s.missScore.Load())
+		}
+	}
+	if got := s.missScore.Load(); got != -missScoreMax {
+		t.Fatalf("score %d after many hits, want the bound %d", got, -missScoreMax)
+	}
+}

@@ -155,6 +155,7 @@ type Store struct {
 	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer
 	lastCommit atomic.Int64  // duration of the last commit in ns; written by the syncer
 	inflight   atomic.Int64  // writers between sending a request and getting its answer
+	missScore  atomic.Int64  // recent readCurrent misses minus hits, in ±missScoreMax
 
 	mu     sync.Mutex // guards closed, active and failed; idle waits on it
 	closed bool       // Close has begun: no new operations
