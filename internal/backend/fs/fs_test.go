@@ -313,10 +313,13 @@ const helperEnv = "CAIRN_FS_BACKEND_HELPER"
 // TestTwoProcesses runs two copies of this test binary against one root:
 // both race create-only writes on the same keys (exactly one may win each)
 // and if-match increments of one counter (no increment may be lost). The
-// processes start together when the test closes their stdin.
+// processes start together when the test closes their stdin. Leaves hold
+// at most 3 objects, so both processes split leaves under each other's
+// lock-free reads, and each finds its cached index stale.
 func TestTwoProcesses(t *testing.T) {
 	root := t.TempDir()
 	b := open(t, root)
+	fs.SetLeafMax(b, 3)
 	ctx := context.Background()
 	v := backendtest.Version([]byte("0"), 1, 1, false)
 	if _, err := b.Put(ctx, "t", "counter", v, []byte("0"), backend.Precondition{}); err != nil {
@@ -370,6 +373,29 @@ func TestTwoProcesses(t *testing.T) {
 	if got, want := string(o.Body), fmt.Sprint(procs*helperIncrements); got != want {
 		t.Fatalf("counter = %s, want %s: an if-match increment was lost across processes", got, want)
 	}
+	// After the splits, the listing holds every key once, in order.
+	want := []string{"counter"}
+	for r := range helperRounds {
+		want = append(want, fmt.Sprintf("race-%d", r))
+	}
+	slices.Sort(want)
+	var got []string
+	for opts := (backend.ListOptions{Limit: 4}); ; {
+		p, err := b.List(ctx, "t", opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range p.Entries {
+			got = append(got, e.Key)
+		}
+		if !p.More {
+			break
+		}
+		opts.StartAfter = p.Entries[len(p.Entries)-1].Key
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("listing after two processes split the leaves: %q, want %q", got, want)
+	}
 }
 
 const helperRounds, helperIncrements = 20, 30
@@ -381,6 +407,7 @@ func helper(root string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	fs.SetLeafMax(b, 3)
 	bufio.NewReader(os.Stdin).ReadString('\n') // wait for the start (EOF)
 	ctx := context.Background()
 	pid := os.Getpid()
