@@ -106,3 +106,39 @@ func (c *Client) Resolve(ctx context.Context, tenant, key string, r Resolution) 
 	resp.Body.Close()
 	return resp.Header.Get("ETag"), nil
 }
+
+// Lost is a version of a document that a conflict resolution discarded: a
+// last-writer-wins loser, or a sibling a resolution did not keep.
+type Lost struct {
+	Sibling
+	Winner string `json:"winner"` // the ETag of the version that replaced it
+	Reason string `json:"reason"`
+}
+
+// History iterates over what conflict resolutions discarded of tenant/key,
+// with the bodies (Body nil for a delete), on the node asked: restore one
+// with Put. It is one page; a failure before the first row is retried as
+// reads are, one after it is yielded.
+func (c *Client) History(ctx context.Context, tenant, key string) iter.Seq2[Lost, error] {
+	cl := &call{method: http.MethodGet, path: conflictsPath(tenant) + "/" + escapeKey(key), query: url.Values{"history": {"1"}}}
+	return func(yield func(Lost, error) bool) {
+		var cursor string // unused: the history is not paginated
+		for attempt := 1; ; attempt++ {
+			rows := 0
+			_, hint, err := readPage(c, ctx, cl, &cursor, func(*Lost) string { return "" }, func(l Lost, _ error) bool {
+				rows++
+				if l.Deleted {
+					l.Body = nil // the wire says null
+				}
+				return yield(l, nil)
+			})
+			if err == nil || err == errStop {
+				return
+			}
+			if rows > 0 || !c.retryable(ctx, err, false) || !c.wait(ctx, attempt, hint) {
+				yield(Lost{}, err)
+				return
+			}
+		}
+	}
+}

@@ -85,6 +85,20 @@ func TestConflicts(t *testing.T) {
 	if _, err := c.Get(ctx, "demo", "c"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("after resolving by a delete: %v", err)
 	}
+	f.docs.AddHistory("demo", "b/1", server.Lost{Winner: `"w"`, Reason: "lww", Sibling: server.Sibling{
+		ETag: `"l1"`, Writer: 0xa, Size: 7, Body: []byte(`{"a":1}`)}})
+	f.docs.AddHistory("demo", "b/1", server.Lost{Winner: `"w"`, Reason: "r", Sibling: server.Sibling{ETag: `"l2"`, Deleted: true}})
+	var lost []client.Lost
+	for l, err := range c.History(ctx, "demo", "b/1") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost = append(lost, l)
+	}
+	if len(lost) != 2 || string(lost[0].Body) != `{"a":1}` || lost[0].Winner != `"w"` || lost[0].Reason != "lww" ||
+		lost[0].Writer != "a" || !lost[1].Deleted || lost[1].Body != nil {
+		t.Fatalf("History: %+v", lost)
+	}
 	setConflict(f, "d")
 	for _, r := range []client.Resolution{{}, {Choose: `"s9"`}, {Choose: `"s1"`, Delete: true}} {
 		if _, err := c.Resolve(ctx, "demo", "d", r); !errors.Is(err, client.ErrInvalid) {

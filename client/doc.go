@@ -35,6 +35,7 @@
 // lists their ETags. [Client.Conflicts] lists such documents,
 // [Client.Conflict] shows one with the siblings' bodies, and
 // [Client.Resolve] (or a write with IfMatch of a sibling) resolves it.
+// [Client.History] shows what resolutions discarded, to restore with Put.
 //
 // # Retries
 //

@@ -38,7 +38,7 @@ Usage:
   cairn get KEY                 print a document
   cairn del KEY                 delete a document
   cairn ls [--prefix P]         list keys
-  cairn conflicts ls|show|resolve  open siblings (manual policy): list, show, resolve (--choose ETAG|--body FILE|--delete)
+  cairn conflicts ls|show|resolve|history  open siblings (manual policy): list, show, resolve (--choose ETAG|--body FILE|--delete); what resolutions discarded
   cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
   cairn reconcile status|run     replication: show progress, start rounds (--wait, --confirm)
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)

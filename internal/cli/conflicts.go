@@ -17,6 +17,7 @@ import (
 const conflictsUsage = `Usage:
   cairn conflicts ls [--prefix P]       list documents with open siblings (manual conflict policy)
   cairn conflicts show KEY              print each sibling: ETag, writer, time, then its body
+  cairn conflicts history KEY           what resolutions discarded of KEY (restore one with put)
   cairn conflicts resolve KEY --choose ETAG | --body FILE|- | --data JSON | --delete
                                         resolve: keep one sibling, write a new document, or delete
 
@@ -64,8 +65,10 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 		err = showConflict(ctx, c, cf.tenant, args, env)
 	case "resolve":
 		err = resolveConflict(ctx, c, cf.tenant, args, r, env)
+	case "history":
+		err = conflictHistory(ctx, c, cf.tenant, args, env)
 	default:
-		err = usageError(fmt.Sprintf("unknown subcommand %q: want ls, show or resolve", sub))
+		err = usageError(fmt.Sprintf("unknown subcommand %q: want ls, show, resolve or history", sub))
 	}
 	return report(cmd, err, env)
 }
@@ -99,14 +102,34 @@ func showConflict(ctx context.Context, c *client.Client, tenant string, args []s
 		return err
 	}
 	for _, s := range cf.Siblings {
-		what := fmt.Sprintf("%d bytes", s.Size)
-		if s.Deleted {
-			what = "deleted"
+		printSibling(env, &s, "")
+	}
+	return nil
+}
+
+// printSibling prints a header line for s (with extra after it), then its
+// body indented.
+func printSibling(env Env, s *client.Sibling, extra string) {
+	what := fmt.Sprintf("%d bytes", s.Size)
+	if s.Deleted {
+		what = "deleted"
+	}
+	fmt.Fprintf(env.Stdout, "%s  writer %s  %s  %s%s\n", s.ETag, s.Writer, s.Time.UTC().Format(time.RFC3339Nano), what, extra)
+	if !s.Deleted {
+		fmt.Fprintf(env.Stdout, "  %s\n", s.Body)
+	}
+}
+
+func conflictHistory(ctx context.Context, c *client.Client, tenant string, args []string, env Env) error {
+	key, err := oneKey(args, 1)
+	if err != nil {
+		return err
+	}
+	for l, err := range c.History(ctx, tenant, key) {
+		if err != nil {
+			return err
 		}
-		fmt.Fprintf(env.Stdout, "%s  writer %s  %s  %s\n", s.ETag, s.Writer, s.Time.UTC().Format(time.RFC3339Nano), what)
-		if !s.Deleted {
-			fmt.Fprintf(env.Stdout, "  %s\n", s.Body)
-		}
+		printSibling(env, &l.Sibling, fmt.Sprintf("  replaced by %s (%s)", l.Winner, l.Reason))
 	}
 	return nil
 }

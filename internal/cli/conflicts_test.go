@@ -105,6 +105,9 @@ func TestConflictsCommands(t *testing.T) {
 		must(b, "reconcile", "run", "--wait")
 	}
 	for _, env := range []map[string]string{a, b} {
+		if got := must(env, "conflicts", "history", "k"); !strings.Contains(got, `{"from":"a"}`) || !strings.Contains(got, "replaced by") {
+			t.Fatalf("conflicts history: %q", got)
+		}
 		if got := must(env, "get", "k"); got != "{\"from\":\"b\"}\n" {
 			t.Fatalf("get after the resolution: %q", got)
 		}

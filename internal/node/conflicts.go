@@ -63,3 +63,21 @@ func conflictOf(rec *store.Record, bodies bool) (server.Conflict, error) {
 	}
 	return cf, nil
 }
+
+// History implements server.Conflicts from the store's conflict history.
+func (d *Docs) History(ctx context.Context, tenant, key string) iter.Seq2[server.Lost, error] {
+	return func(yield func(server.Lost, error) bool) {
+		for c, err := range d.st.Conflicts(ctx, tenant, key) {
+			if err != nil {
+				yield(server.Lost{}, err)
+				return
+			}
+			v := &c.Loser
+			l := server.Lost{Winner: c.Winner.ETag(), Reason: c.Reason, Sibling: server.Sibling{
+				ETag: v.ETag(), Deleted: v.Tombstone, Writer: v.Writer, Time: v.HLC.Time(), Size: len(c.Body), Body: c.Body}}
+			if !yield(l, nil) {
+				return
+			}
+		}
+	}
+}

@@ -121,6 +121,21 @@ func TestSiblingsOverHTTP(t *testing.T) {
 			t.Fatalf("GET j/1 on %s after the resolution: %d %s", name, code, body)
 		}
 	}
+	// What the resolution did not keep (a's version) is in the history of
+	// both nodes, with its body.
+	for name, n := range map[string]replNode{"a": a, "b": b} {
+		code, _, body := n.doH(t, "GET", "/v1/tenants/acme/conflicts/j%2F1?history", "", nil)
+		var h struct {
+			Items []struct {
+				Body   json.RawMessage
+				Winner string
+			}
+		}
+		if err := json.Unmarshal([]byte(body), &h); err != nil || code != 200 || len(h.Items) != 1 ||
+			string(h.Items[0].Body) != `{"from":"a"}` || h.Items[0].Winner == "" {
+			t.Fatalf("history of j/1 on %s: %d %s", name, code, body)
+		}
+	}
 
 	for name, n := range map[string]replNode{"a": a, "b": b} {
 		for range 2 { // a miss, then a hit

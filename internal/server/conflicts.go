@@ -28,6 +28,17 @@ type Conflicts interface {
 	// Conflict returns one document's open siblings with their bodies;
 	// fault.NotFound when the document has none (or does not exist).
 	Conflict(ctx context.Context, tenant, key string) (Conflict, error)
+	// History yields the versions of key that conflict resolutions
+	// discarded (last-writer-wins losers, siblings a resolution did not
+	// keep), with their bodies, so they can be looked at and restored.
+	History(ctx context.Context, tenant, key string) iter.Seq2[Lost, error]
+}
+
+// Lost is a version a conflict resolution discarded.
+type Lost struct {
+	Sibling
+	Winner string // the ETag of the version that replaced it
+	Reason string
 }
 
 // Conflict is a document with open siblings.
@@ -118,7 +129,10 @@ func (s *Server) listConflicts(w http.ResponseWriter, r *http.Request) {
 
 // getConflict serves GET /v1/tenants/{tenant}/conflicts/{key...}: one
 // conflict as a listing row, with each sibling's body as "body" (null for
-// a delete).
+// a delete). With ?history it lists instead what resolutions of key's
+// conflicts discarded, as a one-page listing:
+//
+//	{"items":[{"etag":…,"deleted":…,"writer":…,"time":…,"size":…,"body":…,"winner":…,"reason":…},…],"next":""}
 func (s *Server) getConflict(w http.ResponseWriter, r *http.Request) {
 	const op = "conflict.get"
 	c, err := s.conflicts(op)
@@ -131,6 +145,10 @@ func (s *Server) getConflict(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if r.URL.Query().Has("history") {
+		s.history(w, r, c, key)
+		return
+	}
 	cf, err := c.Conflict(r.Context(), TenantOf(r), key)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -140,6 +158,33 @@ func (s *Server) getConflict(w http.ResponseWriter, r *http.Request) {
 	h["Content-Type"] = jsonContentType
 	h["Cache-Control"] = noStore
 	w.Write(append(appendConflict(nil, &cf), '\n'))
+}
+
+// history streams key's conflict history. It is not paginated: it grows
+// only with the conflicts of one key.
+func (s *Server) history(w http.ResponseWriter, r *http.Request, c Conflicts, key string) {
+	lw := listWriter{s: s, w: w, r: r}
+	for l, err := range c.History(r.Context(), TenantOf(r), key) {
+		if err != nil {
+			lw.fail(err)
+			return
+		}
+		err := lw.write(func(b []byte) []byte {
+			b = appendSibling(b, &l.Sibling)
+			b = append(b[:len(b)-1], `,"winner":`...) // reopen the object
+			b = appendJSONString(b, l.Winner)
+			b = append(b, `,"reason":`...)
+			b = appendJSONString(b, l.Reason)
+			return append(b, '}')
+		})
+		if err != nil {
+			if x := exchangeFrom(r.Context()); x != nil {
+				x.failure = fault.E(fault.Canceled, fault.Context{Op: "conflict.history"}, err)
+			}
+			return
+		}
+	}
+	lw.end("")
 }
 
 // resolveRequest is the body of a resolution: exactly one member.
@@ -315,31 +360,37 @@ func appendConflict(b []byte, cf *Conflict) []byte {
 	b = append(b, `,"etag":`...)
 	b = appendJSONString(b, cf.ETag)
 	b = append(b, `,"siblings":[`...)
-	for i, sib := range cf.Siblings {
+	for i := range cf.Siblings {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"etag":`...)
-		b = appendJSONString(b, sib.ETag)
-		b = append(b, `,"deleted":`...)
-		b = strconv.AppendBool(b, sib.Deleted)
-		b = append(b, `,"writer":"`...)
-		b = strconv.AppendUint(b, sib.Writer, 16)
-		b = append(b, `","time":`...)
-		b = appendJSONString(b, sib.Time.UTC().Format(time.RFC3339Nano))
-		b = append(b, `,"size":`...)
-		b = strconv.AppendInt(b, int64(sib.Size), 10)
-		if sib.Body != nil || sib.Deleted {
-			b = append(b, `,"body":`...)
-			if sib.Deleted {
-				b = append(b, "null"...)
-			} else {
-				b = append(b, sib.Body...)
-			}
-		}
-		b = append(b, '}')
+		b = appendSibling(b, &cf.Siblings[i])
 	}
 	return append(b, "]}"...)
+}
+
+// appendSibling appends sib as a JSON object, with "body" when it is set
+// (null for a delete).
+func appendSibling(b []byte, sib *Sibling) []byte {
+	b = append(b, `{"etag":`...)
+	b = appendJSONString(b, sib.ETag)
+	b = append(b, `,"deleted":`...)
+	b = strconv.AppendBool(b, sib.Deleted)
+	b = append(b, `,"writer":"`...)
+	b = strconv.AppendUint(b, sib.Writer, 16)
+	b = append(b, `","time":`...)
+	b = appendJSONString(b, sib.Time.UTC().Format(time.RFC3339Nano))
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(sib.Size), 10)
+	if sib.Body != nil || sib.Deleted {
+		b = append(b, `,"body":`...)
+		if sib.Deleted {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, sib.Body...)
+		}
+	}
+	return append(b, '}')
 }
 
 // appendSiblingsError adds the siblings of a 409 to the error object's

@@ -219,3 +219,23 @@ func TestResolveBadInput(t *testing.T) {
 		t.Errorf("PUT on a conflict: %d", w.Code)
 	}
 }
+
+func TestConflictHistory(t *testing.T) {
+	e := newEnv(t)
+	t0 := time.UnixMilli(1700000000000)
+	e.mem.AddHistory(tenantA, "k", server.Lost{Winner: `"w"`, Reason: "lww", Sibling: server.Sibling{
+		ETag: `"l1"`, Writer: 0xa, Time: t0, Size: 7, Body: []byte(`{"a":1}`)}})
+	e.mem.AddHistory(tenantA, "k", server.Lost{Winner: `"w"`, Reason: "resolved", Sibling: server.Sibling{
+		ETag: `"l2"`, Deleted: true, Time: t0}})
+	w := e.do(t, req{method: "GET", path: conflictURL(tenantA, "k") + "?history", token: e.tokA})
+	want := `{"items":[` + "\n" + `{"etag":"\"l1\"","deleted":false,"writer":"a","time":"2023-11-14T22:13:20Z","size":7,"body":{"a":1},"winner":"\"w\"","reason":"lww"},` +
+		"\n" + `{"etag":"\"l2\"","deleted":true,"writer":"0","time":"2023-11-14T22:13:20Z","size":0,"body":null,"winner":"\"w\"","reason":"resolved"}` +
+		"\n" + `],"next":""}` + "\n"
+	if w.Code != 200 || w.Body.String() != want {
+		t.Fatalf("history: %d\n%s\nwant\n%s", w.Code, w.Body, want)
+	}
+	w = e.do(t, req{method: "GET", path: conflictURL(tenantA, "none") + "?history=1", token: e.tokA})
+	if w.Code != 200 || w.Body.String() != "{\"items\":[\n],\"next\":\"\"}\n" {
+		t.Fatalf("empty history: %d %q", w.Code, w.Body)
+	}
+}

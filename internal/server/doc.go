@@ -9,7 +9,7 @@
 //	DELETE /v1/tenants/{tenant}/docs/{key...}  204
 //	GET    /v1/tenants/{tenant}/docs?prefix=&after=&limit=  streamed listing
 //	GET    /v1/tenants/{tenant}/conflicts?prefix=&after=&limit=  streamed listing of open siblings
-//	GET    /v1/tenants/{tenant}/conflicts/{key...}  one conflict, bodies included
+//	GET    /v1/tenants/{tenant}/conflicts/{key...}  one conflict, bodies included; ?history: what resolutions discarded
 //	POST   /v1/tenants/{tenant}/conflicts/{key...}/resolve  {"choose"|"body"|"delete"}
 //	GET    /livez   200 while the process serves
 //	GET    /readyz  200 when Options.Ready says so, 503 before and after SetDraining

@@ -101,3 +101,28 @@ func (m *Mem) Conflict(ctx context.Context, tenant, key string) (server.Conflict
 	}
 	return cf, nil
 }
+
+// AddHistory adds l to the conflict history of tenant's key.
+func (m *Mem) AddHistory(tenant, key string, l server.Lost) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.history == nil {
+		m.history = make(map[string][]server.Lost)
+	}
+	m.history[tenant+"\x00"+key] = append(m.history[tenant+"\x00"+key], l)
+}
+
+// History implements server.Conflicts.
+func (m *Mem) History(ctx context.Context, tenant, key string) iter.Seq2[server.Lost, error] {
+	return func(yield func(server.Lost, error) bool) {
+		m.mu.Lock()
+		m.record(Call{"history", tenant, key})
+		h := slices.Clone(m.history[tenant+"\x00"+key])
+		m.mu.Unlock()
+		for _, l := range h {
+			if !yield(l, nil) {
+				return
+			}
+		}
+	}
+}

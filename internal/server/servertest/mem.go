@@ -34,6 +34,7 @@ type Mem struct {
 	// conflicts: tenant → key → open siblings (conflicts.go); the key's
 	// entry in docs is then the sibling set.
 	conflicts map[string]map[string]server.Conflict
+	history   map[string][]server.Lost // tenant 0 key → conflict history
 }
 
 func (m *Mem) record(c Call) {
