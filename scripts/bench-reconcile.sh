@@ -12,7 +12,9 @@
 # Settings (environment): BENCH_DIR (default /tmp) holds the data (about
 # 5 GB at 1M documents; deleted at the end); PROFILE=DIR keeps CPU and
 # heap profiles of the rounds there; CAIRN_SCALE_KEYS=N replaces the
-# 1,000,000.
+# 1,000,000; CAIRN_SCALE_DIR=DIR keeps the store and fs backend there
+# (not deleted), and CAIRN_SCALE_REUSE=1 with it reruns only the 1M
+# in-sync round over that data.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d "${BENCH_DIR:-/tmp}/cairn-scale.XXXXXX")
