@@ -172,7 +172,12 @@ func (f *FS) checkLayout() error {
 		return err
 	}
 	for _, e := range ents {
-		if n := e.Name(); n != tmpDir && n != lockDir {
+		if n := e.Name(); n != tmpDir && n != lockDir && n != layoutFile {
+			// Another process may have marked the root and written
+			// since the marker was read: look once more.
+			if raw, err := os.ReadFile(filepath.Join(f.root, layoutFile)); err == nil && string(raw) == layout {
+				return nil
+			}
 			return fmt.Errorf("holds %q but no %s: objects of the older one-file-per-key layout, which this version cannot read (move them away)", n, layoutFile)
 		}
 	}
