@@ -190,10 +190,12 @@ func (n *Node) startReplication(feed *changeFeed) error {
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Logger: n.log,
+			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
 		})
 		if err != nil {
 			return err
 		}
+		n.tel.Metrics.ReplicationLagFunc(name, eng.ReplicationLag)
 		r.engines = append(r.engines, eng)
 		r.policies = append(r.policies, pol)
 	}

@@ -161,6 +161,7 @@ type actionObserver struct {
 func (o *actionObserver) ReconcileRound(string, error, time.Duration) {}
 func (o *actionObserver) ReconcileKeys(string, int)                   {}
 func (o *actionObserver) ReconcileConflict(string, string)            {}
+func (o *actionObserver) ReconcileBytes(string, int64, int64)         {}
 func (o *actionObserver) ReconcileAction(_, action string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()

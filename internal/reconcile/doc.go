@@ -147,6 +147,22 @@
 // on a key, so they never act on one key at once. [Engine.Progress] is
 // safe from any goroutine.
 //
+// Fairness: a pass interleaves tenants. Each turn drains up to
+// Config.TurnKeys changes of a tenant's log, or once it is drained handles
+// up to TurnKeys keys of its round, then goes to the back of the queue; a
+// round waits between turns as its state (cursor, stats), not its pages.
+// A small tenant's round ends a few turns into the pass, however big the
+// tenants before it. A round's Stats.Duration is its wall time, other
+// tenants' turns included. RunRound of a tenant whose round the pass has
+// started carries that round to its end.
+//
+// Backpressure: keys are handled one at a time, in order, and a page of
+// either listing is read only when the previous one is used up, so a slow
+// backend slows the listing; the uploader holds one page of the change
+// log. Run's inboxes are bounded: a full changed inbox turns into a
+// pending pass (which drains every tenant), triggers coalesce, RunRound
+// waits. Nothing queues without bound.
+//
 // Limits: every backend call of an engine (round and uploader alike) takes
 // one of Config.Limits.Concurrency slots (DefaultConcurrency by default)
 // and, when set, a token of an ops/s bucket; document bytes pass a bytes/s
@@ -156,7 +172,23 @@
 // engine per backend (as the node runs them) makes these per-backend
 // limits.
 //
-// Not yet: fairness and backpressure beyond "one key at a time"; spans.
+// Open breaker: a call is refused without reaching the backend while the
+// breaker is open and its delay has not passed (resilience.Policy.OpenFor;
+// after the delay the call goes through and is the half-open probe). A
+// pass that meets it stops: started rounds are paused with their cursors
+// saved, later tenants are skipped, and Run comes back when the breaker
+// lets a probe through, with or without Config.Interval. An upload refused
+// the same way arms the same retry.
+//
+// Observability: the Observer hears of rounds, keys (at each checkpoint
+// and turn), applied actions (in_sync included), conflicts and bytes;
+// [Engine.ReplicationLag] is the age of the oldest change not yet uploaded
+// (known from Changed, or from the log once Upload has read it; 0 when
+// drained), read at scrape time. With Config.Tracer each round is a span
+// (reconcile.round: tenant, backend, resumed_after, scanned, actions,
+// conflicts, bytes) and its decisions children (reconcile.decision: key,
+// action, reason): every action but InSync, and one InSync in
+// Config.SampleInSync. The uploader makes no spans.
 //
 // # Collecting tombstones
 //

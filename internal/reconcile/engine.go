@@ -12,6 +12,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Errors a round ends with besides the store's and the backend's own.
@@ -24,12 +25,23 @@ var (
 	ErrBackendUnavailable = errors.New("reconcile: backend unavailable (breaker open)")
 )
 
-// Observer hears about rounds; *telemetry.Metrics implements it.
+// Observer hears about rounds; *telemetry.Metrics implements it. Calls
+// come from the engine's goroutines (Run's and the uploader's) and must
+// not block.
 type Observer interface {
+	// ReconcileRound: a round ended, with err (nil: it finished), after d.
 	ReconcileRound(backend string, err error, d time.Duration)
+	// ReconcileKeys: n more keys scanned by a round's merge-join, reported
+	// at each checkpoint and turn, so the count moves during a long round.
 	ReconcileKeys(backend string, n int)
+	// ReconcileAction: one decision applied (in_sync included), by a round
+	// or the uploader.
 	ReconcileAction(backend, action string)
+	// ReconcileConflict: concurrent versions resolved under policy.
 	ReconcileConflict(backend, policy string)
+	// ReconcileBytes: document bytes written to the backend (up) and to
+	// the store (down).
+	ReconcileBytes(backend string, up, down int64)
 }
 
 // Config configures an Engine. Store, Backend and Policy are required.
@@ -57,6 +69,15 @@ type Config struct {
 	// Interval is how often Run starts a full pass over the tenants; 0
 	// means only when asked (Trigger, RunRound).
 	Interval time.Duration
+	// TurnKeys is how many keys a tenant's round handles in one turn of a
+	// pass before the next tenant's turn (see Run); 0 means
+	// CheckpointEvery.
+	TurnKeys int
+	// Tracer, if set, makes a span per round and sampled child spans per
+	// decision: every action but InSync, and one InSync in SampleInSync
+	// (0 means DefaultSampleInSync).
+	Tracer       trace.Tracer
+	SampleInSync int
 	// InFlight is the set of keys being handled, shared with other engines
 	// of the same store if they must not race; nil means a new one.
 	InFlight *InFlight
@@ -92,8 +113,9 @@ type Engine struct {
 
 	mu       sync.Mutex // guards the following
 	progress map[string]Progress
-	confirm  map[string]bool // tenants whose next round may pass the guard
-	runDone  chan struct{}   // closed when Run returns; nil before Run
+	pending  map[string]time.Time // tenant → its oldest change not yet uploaded (ReplicationLag)
+	confirm  map[string]bool      // tenants whose next round may pass the guard
+	runDone  chan struct{}        // closed when Run returns; nil before Run
 	stop     context.CancelFunc
 
 	// Run's inboxes, read only by the Run goroutine.
@@ -104,6 +126,7 @@ type Engine struct {
 
 type roundRequest struct {
 	tenant string
+	parent trace.SpanContext // the caller's span: the round's span is its child
 	reply  chan<- roundReply
 }
 
@@ -135,6 +158,12 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.UploadConcurrency <= 0 {
 		cfg.UploadConcurrency = 8
 	}
+	if cfg.TurnKeys <= 0 {
+		cfg.TurnKeys = cfg.CheckpointEvery
+	}
+	if cfg.SampleInSync <= 0 {
+		cfg.SampleInSync = DefaultSampleInSync
+	}
 	if cfg.InFlight == nil {
 		cfg.InFlight = NewInFlight()
 	}
@@ -143,7 +172,7 @@ func New(cfg Config) (*Engine, error) {
 	}
 	return &Engine{
 		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
-		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, confirm: map[string]bool{},
+		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, confirm: map[string]bool{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest), changed: make(chan string, 64),
 	}, nil
 }
@@ -185,6 +214,11 @@ func (e *Engine) Trigger() {
 // Changed tells Run that tenant's change log grew, so the uploader drains
 // it. It never blocks: when the inbox is full the next pass catches up.
 func (e *Engine) Changed(tenant string) {
+	e.mu.Lock()
+	if _, ok := e.pending[tenant]; !ok {
+		e.pending[tenant] = e.cfg.Now()
+	}
+	e.mu.Unlock()
 	select {
 	case e.changed <- tenant:
 	default:
@@ -193,10 +227,11 @@ func (e *Engine) Changed(tenant string) {
 }
 
 // RunRound asks Run to run tenant's round now and waits for its result.
+// The round's span (Config.Tracer) is a child of the span in ctx, if any.
 func (e *Engine) RunRound(ctx context.Context, tenant string) (Stats, error) {
 	reply := make(chan roundReply, 1)
 	select {
-	case e.requests <- roundRequest{tenant, reply}:
+	case e.requests <- roundRequest{tenant, trace.SpanContextFromContext(ctx), reply}:
 	case <-ctx.Done():
 		return Stats{}, ctx.Err()
 	}
@@ -209,10 +244,14 @@ func (e *Engine) RunRound(ctx context.Context, tenant string) (Stats, error) {
 }
 
 // Run is the engine's loop: it drains change logs as they are reported,
-// runs requested rounds, and on each trigger or interval runs the uploader
-// and a round for every tenant, in tenant order. Rounds and uploads run on
-// this goroutine only, so one engine never races itself. It returns when
-// ctx ends or Close is called.
+// runs requested rounds, and on each trigger or interval runs a pass: the
+// uploader and a round for every tenant, the rounds interleaved a turn of
+// Config.TurnKeys keys at a time (see sched.go), so a tenant with a
+// million keys does not hold up a small one for its whole round. Between
+// turns Run answers its inboxes. Rounds and uploads run on this goroutine
+// only, so one engine never races itself. A pass stopped by an open
+// breaker is retried when the breaker lets a probe through. Run returns
+// when ctx ends or Close is called.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -233,35 +272,47 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	s := &sched{e: e}
+	defer s.stop(ctx)
 	for {
+		if s.busy() {
+			// A pass is in progress: answer what is waiting, else take
+			// the next turn.
+			select {
+			case <-ctx.Done():
+				return nil
+			case tenant := <-e.changed:
+				s.upload(ctx, tenant)
+			case req := <-e.requests:
+				s.serve(ctx, req)
+			case <-e.triggers:
+				s.again = true
+			case <-tick:
+				s.again = true
+			case <-s.retryC():
+				s.again = true
+			default:
+				s.turn(ctx)
+			}
+			continue
+		}
+		if s.again {
+			s.start(ctx)
+			continue
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case tenant := <-e.changed:
-			_, _ = e.Upload(ctx, tenant)
+			s.upload(ctx, tenant)
 		case req := <-e.requests:
-			st, err := e.Round(ctx, req.tenant)
-			req.reply <- roundReply{st, err}
+			s.serve(ctx, req)
 		case <-e.triggers:
-			e.pass(ctx)
+			s.start(ctx)
 		case <-tick:
-			e.pass(ctx)
-		}
-	}
-}
-
-// pass uploads and reconciles every tenant once. Errors are in each
-// tenant's Progress (LastUploadErr, LastErr).
-func (e *Engine) pass(ctx context.Context) {
-	for tenant, err := range e.st.Tenants(ctx) {
-		if err != nil {
-			return
-		}
-		if _, err := e.Upload(ctx, tenant); err != nil && ctx.Err() != nil {
-			return
-		}
-		if _, err := e.Round(ctx, tenant); errors.Is(err, ErrBackendUnavailable) || ctx.Err() != nil {
-			return
+			s.start(ctx)
+		case <-s.retryC():
+			s.start(ctx)
 		}
 	}
 }
@@ -316,7 +367,10 @@ func (e *Engine) setProgress(tenant string, f func(p *Progress)) {
 // counts against an attempt's timeout or the breaker.
 func call[R any](ctx context.Context, e *Engine, op string, fn func(context.Context) (R, error)) (R, error) {
 	var zero R
-	if e.cfg.Policy.State() == resilience.Open {
+	// OpenFor, not State: an open breaker whose delay has passed reports
+	// Open until a call asks it for a permit, which is what turns it
+	// half-open; refusing on State alone would never probe again.
+	if e.cfg.Policy.OpenFor() > 0 {
 		return zero, fmt.Errorf("%s %s: %w", op, e.name, ErrBackendUnavailable)
 	}
 	release, err := e.lim.acquire(ctx)

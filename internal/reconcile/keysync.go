@@ -112,6 +112,9 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 		d := Explain(k.sides())
 		if d.Action == FetchRemote {
 			st.Actions[FetchRemote]++
+			if o := e.cfg.Observer; o != nil {
+				o.ReconcileAction(e.name, FetchRemote.String())
+			}
 			if err := e.fetch(ctx, k); err != nil {
 				return err
 			}
@@ -129,6 +132,8 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 		if fp != nil && d.Action != InSync {
 			fp("reconcile.apply.before")
 		}
+		span := e.decisionSpan(ctx, g, k, d)
+		up, down := st.BytesUp, st.BytesDown
 		err := e.apply(ctx, k, d, st)
 		if fp != nil && d.Action != InSync && err == nil {
 			fp("reconcile.apply.after")
@@ -138,9 +143,19 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 			if d.Deletes {
 				st.Deletes++
 			}
-			if o := e.cfg.Observer; o != nil && d.Action != InSync {
+		}
+		if o := e.cfg.Observer; o != nil {
+			if err == nil {
 				o.ReconcileAction(e.name, d.Action.String())
 			}
+			if st.BytesUp != up || st.BytesDown != down {
+				o.ReconcileBytes(e.name, st.BytesUp-up, st.BytesDown-down)
+			}
+		}
+		if errors.Is(err, errSkip) {
+			endDecisionSpan(span, nil) // left on purpose, not failed
+		} else {
+			endDecisionSpan(span, err)
 		}
 		return err
 	}

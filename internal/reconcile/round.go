@@ -11,6 +11,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/store"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Round runs one anti-entropy round for tenant: a merge-join of the local
@@ -30,28 +31,55 @@ import (
 // Round must not run concurrently with itself for one tenant: Run calls it
 // from one goroutine. It may run concurrently with Upload.
 func (e *Engine) Round(ctx context.Context, tenant string) (Stats, error) {
-	st := Stats{Tenant: tenant, Started: e.cfg.Now()}
+	r, err := e.startRound(ctx, tenant)
+	if err != nil {
+		return Stats{Tenant: tenant, Started: e.cfg.Now()}, err
+	}
+	_, err = r.step(ctx, 0)
+	return e.finishRound(ctx, r, err)
+}
+
+// startRound loads tenant's cursor and starts a round after it: the state
+// that Run's passes step through a turn at a time (see turn).
+func (e *Engine) startRound(ctx context.Context, tenant string) (*round, error) {
 	cp, err := e.loadCheckpoint(tenant)
 	if err != nil {
-		return st, err
+		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
+		return nil, err
 	}
-	st.ResumedAfter = cp.cursor
-	e.setProgress(tenant, func(p *Progress) { *p = Progress{Running: true, Cursor: cp.cursor, Last: p.Last, LastErr: p.LastErr} })
+	r := &round{e: e, tenant: tenant, confirmed: e.takeConfirm(tenant), cursor: cp.cursor,
+		st: Stats{Tenant: tenant, Started: e.cfg.Now(), ResumedAfter: cp.cursor}}
+	r.span = e.startRoundSpan(ctx, r)
+	e.setProgress(tenant, func(p *Progress) {
+		*p = Progress{Running: true, Started: r.st.Started, Cursor: cp.cursor, ResumedAfter: cp.cursor,
+			Estimate: p.Estimate, Last: p.Last, LastErr: p.LastErr, LastUploadErr: p.LastUploadErr}
+	})
+	return r, nil
+}
 
-	r := &round{e: e, tenant: tenant, st: &st, confirmed: e.takeConfirm(tenant), cursor: cp.cursor}
-	err = r.run(ctx)
+// finishRound saves or clears the cursor after err (the round's outcome),
+// and publishes the round's stats.
+func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, error) {
+	st := r.st
 	st.Duration = e.cfg.Now().Sub(st.Started)
 	switch {
 	case err == nil:
-		err = e.saveCursor(tenant, "")
+		err = e.saveCursor(r.tenant, "")
 	case ctx.Err() == nil:
-		_ = e.saveCursor(tenant, r.cursor) // keep the earlier error
+		_ = e.saveCursor(r.tenant, r.cursor) // keep the earlier error
 	}
-	e.setProgress(tenant, func(p *Progress) { *p = Progress{Cursor: r.cursor, Last: st, LastErr: err} })
+	e.setProgress(r.tenant, func(p *Progress) {
+		est := p.Estimate
+		if err == nil && st.ResumedAfter == "" {
+			est = st.Scanned // a whole round: the tenant's size, for percent done
+		}
+		*p = Progress{Cursor: r.cursor, Estimate: est, Last: st, LastErr: err, LastUploadErr: p.LastUploadErr}
+	})
+	r.report()
 	if o := e.cfg.Observer; o != nil {
 		o.ReconcileRound(e.name, err, st.Duration)
-		o.ReconcileKeys(e.name, st.Scanned)
 	}
+	endRoundSpan(r.span, &st, err)
 	e.logRound(ctx, &st, r.cursor, err)
 	return st, err
 }
@@ -91,34 +119,48 @@ func (e *Engine) logRound(ctx context.Context, st *Stats, cursor string, err err
 		"class", fault.ClassOf(err).String(), "err", err)
 }
 
-// round is one Round's state; it lives on the goroutine running it.
+// round is one Round's state. It lives on the goroutine running it, and
+// between the turns of a pass in Run's queue.
 type round struct {
 	e         *Engine
 	tenant    string
-	st        *Stats
+	st        Stats
+	span      trace.Span
 	confirmed bool   // the guard was confirmed for this round
 	cursor    string // the last key fully handled
 	live      int    // live local documents, counted at the first deletion; -1 unknown
 	counted   bool
 	deletes   int // deletions planned so far (applied or about to be)
+
+	sinceCheckpoint int // keys handled since the last checkpoint
+	reported        int // st.Scanned last reported to the observer
+	inSync          int // InSync decisions seen, for span sampling
 }
 
-func (r *round) run(ctx context.Context) error {
+// step handles up to n keys after r.cursor (n 0: to the end) and reports
+// whether the round is done. The listings are read afresh from the cursor
+// at each step, so a round between turns holds no page.
+func (r *round) step(ctx context.Context, n int) (done bool, err error) {
 	e := r.e
+	ctx = trace.ContextWithSpan(ctx, r.span)
 	lp := &localPager{st: e.st, tenant: r.tenant, after: r.cursor, limit: e.cfg.PageSize}
 	rp := &remotePager{e: e, tenant: r.tenant, after: r.cursor, limit: e.cfg.PageSize}
-	sinceCheckpoint := 0
-	for {
+	if n > 0 {
+		// Pages no longer than the turn: a turn lists no more than it uses.
+		lp.limit, rp.limit = min(lp.limit, n), min(rp.limit, n)
+	}
+	defer r.publish()
+	for handled := 0; n == 0 || handled < n; handled++ {
 		l, err := lp.peek(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		rem, err := rp.peek(ctx)
 		if err != nil {
-			return err
+			return false, err
 		}
 		if l == nil && rem == nil {
-			return nil
+			return true, nil
 		}
 		var key string
 		switch {
@@ -140,18 +182,33 @@ func (r *round) run(ctx context.Context) error {
 			rp.i++
 		}
 		r.st.Scanned++
-		if err := e.syncKey(ctx, r.tenant, key, local, remote, r.st, r); err != nil {
-			return err
+		if err := e.syncKey(ctx, r.tenant, key, local, remote, &r.st, r); err != nil {
+			return false, err
 		}
 		r.cursor = key
-		if sinceCheckpoint++; sinceCheckpoint >= e.cfg.CheckpointEvery {
-			sinceCheckpoint = 0
+		if r.sinceCheckpoint++; r.sinceCheckpoint >= e.cfg.CheckpointEvery {
+			r.sinceCheckpoint = 0
 			if err := e.saveCursor(r.tenant, key); err != nil {
-				return err
+				return false, err
 			}
-			e.setProgress(r.tenant, func(p *Progress) { p.Cursor, p.Scanned = key, r.st.Scanned })
+			r.publish()
 		}
 	}
+	return false, nil
+}
+
+// publish shows the round's position in Progress and reports the keys
+// scanned since the last report to the observer.
+func (r *round) publish() {
+	r.e.setProgress(r.tenant, func(p *Progress) { p.Cursor, p.Scanned = r.cursor, r.st.Scanned })
+	r.report()
+}
+
+func (r *round) report() {
+	if o := r.e.cfg.Observer; o != nil && r.st.Scanned > r.reported {
+		o.ReconcileKeys(r.e.name, r.st.Scanned-r.reported)
+	}
+	r.reported = r.st.Scanned
 }
 
 // allowDelete is consulted before applying an action that deletes a live

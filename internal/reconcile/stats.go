@@ -49,11 +49,18 @@ func (s *Stats) Applied() int {
 // Progress is what an admin endpoint shows for one tenant on one backend.
 type Progress struct {
 	// Running is true while a round is in progress; Cursor is then the
-	// last key fully handled.
-	Running bool
-	Cursor  string
-	// Scanned counts the keys of the round in progress.
+	// last key fully handled, Started when it started and ResumedAfter
+	// the cursor it resumed after ("" from the first key).
+	Running      bool
+	Cursor       string
+	Started      time.Time
+	ResumedAfter string
+	// Scanned counts the keys of the round in progress, updated at each
+	// checkpoint and turn.
 	Scanned int
+	// Estimate is the number of keys the last whole round (not resumed,
+	// no error) scanned: the expected size of the next one; 0 unknown.
+	Estimate int
 	// Last is the last finished round and
 	// LastErr its error.
 	Last    Stats

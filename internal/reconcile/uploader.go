@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -23,40 +24,55 @@ import (
 // that is not about one key, with ErrBackendUnavailable when the breaker
 // is open.
 func (e *Engine) Upload(ctx context.Context, tenant string) (Stats, error) {
-	st, err := e.upload(ctx, tenant)
-	e.setProgress(tenant, func(p *Progress) { p.LastUploadErr = err })
+	st, _, err := e.uploadSome(ctx, tenant, 0)
 	return st, err
 }
 
-func (e *Engine) upload(ctx context.Context, tenant string) (Stats, error) {
-	st := Stats{Tenant: tenant, Started: e.cfg.Now()}
+// uploadSome drains up to n changes of tenant's log (0: all of it), whole
+// pages at a time, and reports whether changes may remain: Run's passes
+// drain a big log a turn at a time, like rounds (see sched).
+func (e *Engine) uploadSome(ctx context.Context, tenant string, n int) (Stats, bool, error) {
+	st, more, err := e.upload(ctx, tenant, n)
+	e.setProgress(tenant, func(p *Progress) { p.LastUploadErr = err })
+	return st, more, err
+}
+
+func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, more bool, err error) {
+	st = Stats{Tenant: tenant, Started: e.cfg.Now()}
+	defer func() { st.Duration = e.cfg.Now().Sub(st.Started) }() // named results: set on every return
 	cp, err := e.loadCheckpoint(tenant)
 	if err != nil {
-		return st, err
+		return st, false, err
 	}
 	after := cp.uploadSeq
 	batch := make([]store.Change, 0, e.cfg.PageSize)
-	for {
+	for done := 0; n == 0 || done < n; done += len(batch) {
+		limit := e.cfg.PageSize
+		if n > 0 {
+			limit = min(limit, n-done)
+		}
 		batch = batch[:0]
-		for c, err := range e.st.Changes(ctx, tenant, after, e.cfg.PageSize) {
+		read := e.cfg.Now() // before the read: see caughtUp
+		for c, err := range e.st.Changes(ctx, tenant, after, limit) {
 			if err != nil {
-				return st, err
+				return st, false, err
 			}
 			batch = append(batch, c)
 		}
 		if len(batch) == 0 {
-			st.Duration = e.cfg.Now().Sub(st.Started)
-			return st, nil
+			e.caughtUp(tenant, read)
+			return st, false, nil
 		}
+		e.behind(tenant, batch[0].Version.HLC.Time())
 		if err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
-			st.Duration = e.cfg.Now().Sub(st.Started)
-			return st, err
+			return st, false, err
 		}
 		after = batch[len(batch)-1].Seq
 		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.uploadSeq = max(c.uploadSeq, after) }); err != nil {
-			return st, err
+			return st, false, err
 		}
 	}
+	return st, true, nil
 }
 
 // uploadPage syncs the distinct keys of one page of changes with bounded
@@ -145,4 +161,45 @@ func (s *Stats) add(o *Stats) {
 	for i := range s.Actions {
 		s.Actions[i] += o.Actions[i]
 	}
+}
+
+// behind records that tenant's oldest change not yet uploaded was written
+// at t (its HLC time), for ReplicationLag.
+func (e *Engine) behind(tenant string, t time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.pending[tenant] = t
+}
+
+// caughtUp records that tenant's change log was found drained by a read
+// that started at read. A change committed after that read was announced
+// by Changed at a later time, so only an older mark is cleared.
+func (e *Engine) caughtUp(tenant string, read time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if t, ok := e.pending[tenant]; ok && t.Before(read) {
+		delete(e.pending, tenant)
+	}
+}
+
+// ReplicationLag is the age of the oldest change of any tenant not yet
+// uploaded to the backend, as far as the engine knows: 0 when caught up.
+// A change is known from Changed (at the time it is told) or from the
+// change log (its HLC time) once Upload has read it; after a restart the
+// changes waiting from before are known from the tenant's first upload in
+// the first pass on. Safe to call from any goroutine (metrics read it at
+// scrape time).
+func (e *Engine) ReplicationLag() time.Duration {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var oldest time.Time
+	for _, t := range e.pending {
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+	}
+	if oldest.IsZero() {
+		return 0
+	}
+	return max(0, e.cfg.Now().Sub(oldest))
 }

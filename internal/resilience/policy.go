@@ -128,6 +128,16 @@ func countsAsFailure(_ struct{}, err error) bool {
 // State returns the backend's breaker state.
 func (p *Policy) State() State { return p.brk.state() }
 
+// OpenFor is how long the breaker stays open before it lets a probe
+// through; 0 when it is not open. A caller that skipped the backend can
+// come back then instead of polling.
+func (p *Policy) OpenFor() time.Duration {
+	if p.State() != Open {
+		return 0
+	}
+	return p.brk.remaining()
+}
+
 // Budget returns the backend's retry budget (for metrics and tests).
 func (p *Policy) Budget() *Budget { return p.budget }
 

@@ -267,6 +267,9 @@ func TestBreakerCycle(t *testing.T) {
 		if ra, ok := fault.RetryAfter(err); !ok || ra != 1500*time.Millisecond {
 			t.Errorf("open breaker Retry-After = %v, %v; want 1.5s (remaining delay)", ra, ok)
 		}
+		if d := p.OpenFor(); d != 1500*time.Millisecond {
+			t.Errorf("OpenFor = %v, want 1.5s", d)
+		}
 
 		// After the delay: half-open, two good probes close it.
 		advance(1500 * time.Millisecond)
@@ -278,6 +281,9 @@ func TestBreakerCycle(t *testing.T) {
 		}
 		if p.State() != Closed {
 			t.Fatalf("after 2 good probes: state %v, want closed", p.State())
+		}
+		if d := p.OpenFor(); d != 0 {
+			t.Errorf("OpenFor of a closed breaker = %v, want 0", d)
 		}
 
 		// Open again; a failed probe sends it back to open.

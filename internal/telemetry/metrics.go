@@ -45,7 +45,8 @@ type Metrics struct {
 	reconcileKeys          *prometheus.CounterVec   // backend
 	reconcileActions       *prometheus.CounterVec   // backend, action
 	reconcileConflicts     *prometheus.CounterVec   // backend, policy
-	replicationLag         *prometheus.GaugeVec     // backend
+	reconcileBytes         *prometheus.CounterVec   // backend, direction
+	replicationLag         *lagGauge                // backend
 	collect                collectMetrics           // collect.go
 
 	chaosInjected *prometheus.CounterVec // backend, fault (chaos.go)
@@ -108,11 +109,12 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		reconcileKeys: f.counterVec("cairn_reconcile_keys_total",
 			"Keys examined by the reconciler's merge-join (its progress).", "backend"),
 		reconcileActions: f.counterVec("cairn_reconcile_actions_total",
-			"Reconciliation decisions, by backend and action (in_sync, upload, download, delete, conflict).", "backend", "action"),
+			"Reconciliation decisions applied, by backend and action (in_sync, update_base, fetch_remote, upload, download, conflict).", "backend", "action"),
 		reconcileConflicts: f.counterVec("cairn_reconcile_conflicts_total",
 			"Concurrent versions found, by backend and the policy that resolved them.", "backend", "policy"),
-		replicationLag: f.gaugeVec("cairn_replication_lag_seconds",
-			"Age of the oldest local change not yet on the backend.", "backend"),
+		reconcileBytes: f.counterVec("cairn_reconcile_bytes_total",
+			"Document bytes the reconciler moved, by backend and direction (up: to the backend, down: to the store).", "backend", "direction"),
+		replicationLag: newLagGauge(reg),
 
 		collect: newCollectMetrics(f),
 		tenants: newTenantTable(maxTenants),
@@ -262,10 +264,28 @@ func (m *Metrics) ReconcileConflict(backend, policy string) {
 	m.reconcileConflicts.WithLabelValues(backend, policy).Inc()
 }
 
-// SetReplicationLag sets the age of backend's oldest unreplicated change; 0
-// when it is caught up.
+// ReconcileBytes adds document bytes moved by the reconciler: up to the
+// backend, down to the store.
+func (m *Metrics) ReconcileBytes(backend string, up, down int64) {
+	if up > 0 {
+		m.reconcileBytes.WithLabelValues(backend, "up").Add(float64(up))
+	}
+	if down > 0 {
+		m.reconcileBytes.WithLabelValues(backend, "down").Add(float64(down))
+	}
+}
+
+// ReplicationLagFunc makes cairn_replication_lag_seconds{backend} read f
+// at each scrape: the age of backend's oldest change not yet uploaded (0
+// when caught up). A later call for the same backend replaces f.
+func (m *Metrics) ReplicationLagFunc(backend string, f func() time.Duration) {
+	m.replicationLag.set(backend, f)
+}
+
+// SetReplicationLag sets backend's lag to a fixed value (tests, or a
+// caller that computes it itself).
 func (m *Metrics) SetReplicationLag(backend string, lag time.Duration) {
-	m.replicationLag.WithLabelValues(backend).Set(lag.Seconds())
+	m.replicationLag.set(backend, func() time.Duration { return lag })
 }
 
 func outcome(err error) string {

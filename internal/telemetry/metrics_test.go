@@ -36,6 +36,7 @@ func exercise(t *testing.T, tel *Telemetry) {
 	m.ReconcileKeys("s3", 100)
 	m.ReconcileAction("s3", "upload")
 	m.ReconcileConflict("s3", "lww")
+	m.ReconcileBytes("s3", 2048, 512)
 	m.SetReplicationLag("s3", 1500*time.Millisecond)
 }
 
@@ -69,7 +70,9 @@ func TestMetricsValues(t *testing.T) {
 		{"breaker open", testutil.ToFloat64(m.breakerState.WithLabelValues("s3", "open")), 1},
 		{"breaker closed", testutil.ToFloat64(m.breakerState.WithLabelValues("s3", "closed")), 0},
 		{"retries", testutil.ToFloat64(m.retries.WithLabelValues("s3")), 1},
-		{"lag", testutil.ToFloat64(m.replicationLag.WithLabelValues("s3")), 1.5},
+		{"lag", testutil.ToFloat64(m.replicationLag), 1.5},
+		{"bytes up", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "up")), 2048},
+		{"bytes down", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "down")), 512},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)

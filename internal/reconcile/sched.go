@@ -1,0 +1,180 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+)
+
+// sched is Run's pass scheduler. It lives on Run's goroutine and is never
+// shared.
+//
+// A pass gives every tenant turns in round-robin order: each turn handles
+// up to Config.TurnKeys changes of the tenant's change log (the uploader)
+// until it is drained, then up to TurnKeys keys of its round, and puts the
+// tenant at the back of the queue, until its round is done. The round's state (cursor, stats, guard
+// counts, span) waits in the queue between turns; its listing pages do not
+// (each turn lists afresh from the cursor), so a waiting tenant costs a few
+// hundred bytes however large it is. A small tenant's round thus finishes
+// within a few turns of the pass's start, whatever the size of the tenants
+// before it.
+//
+// Backpressure: a turn lists a page only when it has handled the previous
+// one, and handles one key at a time, each waiting for its backend calls
+// (and the backend's Limits); a slow backend slows the listing, nothing
+// queues up behind it. The only queues are Run's inboxes, all bounded:
+// triggers (1, coalescing), changed (64; when full, Changed turns into a
+// trigger, i.e. a pass, which drains every tenant) and requests
+// (unbuffered: RunRound waits).
+//
+// An open breaker ends the pass: the rounds started are paused (their
+// cursors saved, Progress showing ErrBackendUnavailable), the tenants not
+// reached are skipped, and a timer brings the pass back when the breaker
+// lets a probe through (Policy.OpenFor), whatever Config.Interval is.
+type sched struct {
+	e     *Engine
+	queue []*turn     // the pass in progress: tenants waiting for a turn, next first
+	again bool        // a pass was asked for while one was in progress
+	retry *time.Timer // armed when an open breaker stopped a pass or an upload
+}
+
+// turn is one tenant's place in a pass.
+type turn struct {
+	tenant   string
+	uploaded bool   // its change log was drained (or failed to be)
+	r        *round // nil until its round starts
+}
+
+// minRetry is the shortest wait before retrying a backend found
+// unavailable, for when the breaker cannot say how long it stays open.
+const minRetry = 100 * time.Millisecond
+
+func (s *sched) busy() bool { return len(s.queue) > 0 }
+
+func (s *sched) retryC() <-chan time.Time {
+	if s.retry == nil {
+		return nil
+	}
+	return s.retry.C
+}
+
+// start begins a pass over every tenant of the store.
+func (s *sched) start(ctx context.Context) {
+	s.again = false
+	s.queue = s.queue[:0]
+	for tenant, err := range s.e.st.Tenants(ctx) {
+		if err != nil {
+			break // the tenants listed so far still get their turns
+		}
+		s.queue = append(s.queue, &turn{tenant: tenant})
+	}
+}
+
+// turn gives the tenant at the head of the queue one turn.
+func (s *sched) turn(ctx context.Context) {
+	e, t := s.e, s.queue[0]
+	s.queue = slices.Delete(s.queue, 0, 1)
+	if !t.uploaded {
+		_, more, err := e.uploadSome(ctx, t.tenant, e.cfg.TurnKeys)
+		if ctx.Err() != nil || s.unavailable(ctx, err) {
+			return
+		}
+		if more && err == nil {
+			s.queue = append(s.queue, t)
+			return
+		}
+		t.uploaded = true // an error is in its Progress; the round goes on
+	}
+	if t.r == nil {
+		r, err := e.startRound(ctx, t.tenant)
+		if err != nil {
+			return // in the tenant's Progress; the others go on
+		}
+		t.r = r
+	}
+	done, err := t.r.step(ctx, e.cfg.TurnKeys)
+	if !done && err == nil {
+		s.queue = append(s.queue, t)
+		return
+	}
+	_, err = e.finishRound(ctx, t.r, err)
+	s.unavailable(ctx, err)
+}
+
+// serve runs a requested round now and answers it. A round of the tenant
+// already started by the pass is carried to its end (with a confirmation
+// given since it started) rather than started over; either way the pass
+// gives the tenant no more turns.
+func (s *sched) serve(ctx context.Context, req roundRequest) {
+	e := s.e
+	var r *round
+	if i := slices.IndexFunc(s.queue, func(t *turn) bool { return t.tenant == req.tenant }); i >= 0 {
+		r = s.queue[i].r
+		s.queue = slices.Delete(s.queue, i, i+1)
+	}
+	var st Stats
+	var err error
+	if r == nil {
+		rctx := ctx
+		if req.parent.IsValid() {
+			rctx = trace.ContextWithRemoteSpanContext(ctx, req.parent)
+		}
+		st, err = e.Round(rctx, req.tenant)
+	} else {
+		r.confirmed = r.confirmed || e.takeConfirm(req.tenant)
+		_, err = r.step(ctx, 0)
+		st, err = e.finishRound(ctx, r, err)
+	}
+	req.reply <- roundReply{st, err}
+	s.unavailable(ctx, err)
+}
+
+// upload drains tenant's change log, as Changed asked.
+func (s *sched) upload(ctx context.Context, tenant string) {
+	_, err := s.e.Upload(ctx, tenant)
+	if errors.Is(err, ErrBackendUnavailable) {
+		s.armRetry() // the change waits for the backend: come back for it
+	}
+}
+
+// unavailable ends the pass if err says the backend's breaker is open, and
+// arms the retry; it reports whether it did.
+func (s *sched) unavailable(ctx context.Context, err error) bool {
+	if !errors.Is(err, ErrBackendUnavailable) {
+		return false
+	}
+	for _, t := range s.queue {
+		if t.r != nil {
+			s.e.finishRound(ctx, t.r, err)
+		}
+	}
+	s.queue = s.queue[:0]
+	s.armRetry()
+	return true
+}
+
+func (s *sched) armRetry() {
+	d := max(s.e.cfg.Policy.OpenFor(), minRetry)
+	if s.retry == nil {
+		s.retry = time.NewTimer(d)
+		return
+	}
+	s.retry.Reset(d)
+}
+
+// stop ends the rounds a pass left started (ctx is done: their cursors
+// stay at their last checkpoint) and the retry timer.
+func (s *sched) stop(ctx context.Context) {
+	for _, t := range s.queue {
+		if t.r != nil {
+			s.e.finishRound(ctx, t.r, ctx.Err())
+		}
+	}
+	s.queue = nil
+	if s.retry != nil {
+		s.retry.Stop()
+	}
+}

@@ -1,0 +1,392 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// roundObserver is an Observer that calls onRound at the end of each round
+// (on the goroutine that ran it) and ignores the rest.
+type roundObserver struct {
+	onRound func(err error)
+}
+
+func (o *roundObserver) ReconcileRound(_ string, err error, _ time.Duration) { o.onRound(err) }
+func (o *roundObserver) ReconcileKeys(string, int)                           {}
+func (o *roundObserver) ReconcileAction(string, string)                      {}
+func (o *roundObserver) ReconcileConflict(string, string)                    {}
+func (o *roundObserver) ReconcileBytes(string, int64, int64)                 {}
+
+func putIn(t testing.TB, s *store.Store, tenant, key string) {
+	t.Helper()
+	if _, err := s.Put(bg, tenant, key, []byte(`{}`), doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runEngine runs e.Run until the test ends.
+func runEngine(t *testing.T, e *Engine) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(bg)
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
+// TestPassIsFairAcrossTenants: a pass interleaves tenants a turn at a
+// time, so a small tenant listed after a big one finishes its round while
+// the big one is mid-round (a pass that ran whole rounds in tenant order
+// would finish the big one first).
+func TestPassIsFairAcrossTenants(t *testing.T) {
+	const big, small = 300, 5
+	a := openStore(t, "a")
+	b := mem.New("b")
+	for i := range big {
+		putIn(t, a, "a-big", fmt.Sprintf("k%03d", i))
+	}
+	// The big tenant's documents are on the backend already (its change
+	// log drained): its round has 300 keys to scan.
+	if _, err := newEngine(t, a, b, nil).Upload(bg, "a-big"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range small {
+		putIn(t, a, "b-small", fmt.Sprintf("k%d", i))
+	}
+	type snap struct{ small, big Progress }
+	var (
+		e      *Engine
+		mu     sync.Mutex // guards snaps
+		snaps  []snap
+		rounds = make(chan struct{}, 2)
+	)
+	e = newEngine(t, a, b, func(c *Config) {
+		c.CheckpointEvery, c.PageSize = 10, 10
+		c.Observer = &roundObserver{onRound: func(err error) {
+			if err != nil {
+				t.Errorf("round: %v", err)
+			}
+			s, _ := e.Progress("b-small")
+			b, _ := e.Progress("a-big")
+			mu.Lock()
+			snaps = append(snaps, snap{s, b})
+			mu.Unlock()
+			rounds <- struct{}{}
+		}}
+	})
+	runEngine(t, e)
+	e.Trigger()
+	<-rounds
+	<-rounds
+	mu.Lock()
+	defer mu.Unlock()
+	first := snaps[0]
+	if first.small.Running || first.small.Last.Scanned != small {
+		t.Fatalf("the first round to finish was not the small tenant's: small %+v", first.small)
+	}
+	if !first.big.Running || first.big.Scanned == 0 || first.big.Scanned >= big {
+		t.Fatalf("when the small tenant finished, the big one: %+v; want mid-round", first.big)
+	}
+	if last := snaps[1].big; last.Running || last.Last.Scanned != big || last.Last.Actions[InSync] != big {
+		t.Fatalf("big tenant's round: %+v", last)
+	}
+	// Its whole round was one round, over many turns: the size estimate
+	// for percent done comes from it.
+	if snaps[1].big.Estimate != big {
+		t.Fatalf("estimate %d, want %d", snaps[1].big.Estimate, big)
+	}
+}
+
+// TestPassUploadsAreFair: a tenant with a long change log drains it a
+// turn at a time too, so a small tenant after it is replicated before the
+// big one's log is.
+func TestPassUploadsAreFair(t *testing.T) {
+	const big, small = 300, 5
+	a := openStore(t, "a")
+	b := mem.New("b")
+	for i := range big {
+		putIn(t, a, "a-big", fmt.Sprintf("k%03d", i))
+	}
+	for i := range small {
+		putIn(t, a, "b-small", fmt.Sprintf("k%d", i))
+	}
+	onBackend := func(tn string) int {
+		p, err := b.List(bg, tn, backend.ListOptions{Limit: 1000})
+		if err != nil {
+			t.Error(err)
+		}
+		return len(p.Entries)
+	}
+	first := make(chan [2]int, 2)
+	e := newEngine(t, a, b, func(c *Config) {
+		c.CheckpointEvery, c.PageSize = 10, 10
+		c.Observer = &roundObserver{onRound: func(error) { first <- [2]int{onBackend("b-small"), onBackend("a-big")} }}
+	})
+	runEngine(t, e)
+	e.Trigger()
+	got := <-first
+	<-first
+	if got[0] != small || got[1] >= big {
+		t.Fatalf("at the first round's end: %d of %d small and %d of %d big documents on the backend; want all small, not all big",
+			got[0], small, got[1], big)
+	}
+	if n := onBackend("a-big"); n != big {
+		t.Fatalf("after the pass: %d of %d big documents on the backend", n, big)
+	}
+}
+
+// TestRunRoundAdoptsPassRound: a round asked for while the pass has the
+// tenant's round under way carries that round to its end (one round, all
+// keys) instead of starting another.
+func TestRunRoundAdoptsPassRound(t *testing.T) {
+	const n = 100
+	a := openStore(t, "a")
+	b := mem.New("b")
+	for i := range n {
+		putIn(t, a, tenant, fmt.Sprintf("k%03d", i))
+	}
+	if _, err := newEngine(t, a, b, nil).Upload(bg, tenant); err != nil { // the pass goes straight to the round
+		t.Fatal(err)
+	}
+	var (
+		rounds  atomic.Int32
+		asked   = make(chan struct{})
+		answers = make(chan Stats, 1)
+		e       *Engine
+	)
+	e = newEngine(t, a, b, func(c *Config) {
+		c.CheckpointEvery, c.PageSize = 10, 10
+		c.Observer = &roundObserver{onRound: func(error) { rounds.Add(1) }}
+		c.beforeApply = func(_, key string, _ Decision) {
+			if key == "k030" { // mid-round, on Run's goroutine: ask from another
+				go func() {
+					st, err := e.RunRound(bg, tenant)
+					if err != nil {
+						t.Errorf("RunRound: %v", err)
+					}
+					answers <- st
+				}()
+				close(asked)
+			}
+		}
+	})
+	runEngine(t, e)
+	e.Trigger()
+	<-asked
+	st := <-answers
+	if st.Scanned != n || st.ResumedAfter != "" || st.Actions[InSync] != n {
+		t.Fatalf("RunRound's answer: %+v; want the pass's round, all %d keys", st, n)
+	}
+	if got := rounds.Load(); got != 1 {
+		t.Fatalf("%d rounds ran, want 1", got)
+	}
+}
+
+// TestSlowBackendSlowsListing: the round lists a page of the backend only
+// after handling the previous one, however slow the backend is: nothing
+// runs ahead of the writes.
+func TestSlowBackendSlowsListing(t *testing.T) {
+	const n, page = 30, 5
+	shared := mem.New("b")
+	c := openStore(t, "c")
+	for i := range n {
+		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	runRound(t, newEngine(t, c, shared, nil))
+	g := newLister(shared)
+	a := openStore(t, "a")
+	e := newEngine(t, a, g, func(c *Config) { c.PageSize = page })
+	done := make(chan error, 1)
+	go func() { _, err := e.Round(bg, tenant); done <- err }()
+	for {
+		select {
+		case <-g.entered:
+			// A call is held inside the backend: the listing may be at
+			// most one page ahead of the keys read so far.
+			if l, r := g.lists.Load(), g.gets.Load(); l > r/page+1 {
+				t.Fatalf("%d pages listed with %d keys read (page %d): the listing ran ahead", l, r, page)
+			}
+			g.gate <- struct{}{}
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g.gets.Load() != n {
+				t.Fatalf("%d reads, want %d", g.gets.Load(), n)
+			}
+			return
+		}
+	}
+}
+
+// newLister is a gated backend that also counts lists and reads.
+func newLister(b backend.Backend) *listCounter {
+	return &listCounter{gatedBackend: newGated(b)}
+}
+
+type listCounter struct {
+	*gatedBackend
+	lists, gets atomic.Int64
+}
+
+func (l *listCounter) List(ctx context.Context, tenant string, o backend.ListOptions) (backend.Page, error) {
+	l.lists.Add(1)
+	return l.gatedBackend.List(ctx, tenant, o)
+}
+
+func (l *listCounter) Get(ctx context.Context, tenant, key string) (*backend.Object, error) {
+	l.gets.Add(1)
+	return l.gatedBackend.Get(ctx, tenant, key)
+}
+
+// TestChangedInboxIsBounded: change notifications beyond the inbox's room
+// coalesce into one pending pass, which still reaches every tenant.
+func TestChangedInboxIsBounded(t *testing.T) {
+	const tenants = 100
+	a := openStore(t, "a")
+	b := mem.New("b")
+	rounds := make(chan struct{}, tenants)
+	e := newEngine(t, a, b, func(c *Config) {
+		c.Observer = &roundObserver{onRound: func(error) { rounds <- struct{}{} }}
+	})
+	for i := range tenants {
+		tn := fmt.Sprintf("t%03d", i)
+		putIn(t, a, tn, "k")
+		e.Changed(tn)
+	}
+	if len(e.changed) != cap(e.changed) || len(e.triggers) != 1 {
+		t.Fatalf("inbox %d of %d, triggers %d; want full and one pass pending", len(e.changed), cap(e.changed), len(e.triggers))
+	}
+	runEngine(t, e)
+	for range tenants {
+		<-rounds
+	}
+	for i := range tenants {
+		if _, err := b.Stat(bg, fmt.Sprintf("t%03d", i), "k"); err != nil {
+			t.Fatalf("t%03d/k not replicated: %v", i, err)
+		}
+	}
+}
+
+// TestOpenBreakerPassRetriedLater: a pass that meets an open breaker stops
+// (the tenants after it are not touched), and the engine comes back on its
+// own when the breaker lets a probe through, with no trigger and no
+// interval.
+func TestOpenBreakerPassRetriedLater(t *testing.T) {
+	b := mem.New("b")
+	var failing atomic.Bool
+	var calls atomic.Int32
+	failing.Store(true)
+	b.SetFault(func(op, tenant, key string) error {
+		calls.Add(1)
+		if failing.Load() {
+			return fault.New(fault.Transient, fault.Context{}, "partitioned")
+		}
+		return nil
+	})
+	pol, err := resilience.New(resilience.Config{Backend: "b", MaxAttempts: 1, AttemptTimeout: -1,
+		ConsecutiveFailures: 1, MinCalls: 1 << 30, OpenDelay: 300 * time.Millisecond, HalfOpenProbes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openStore(t, "a")
+	for _, tn := range []string{"t1", "t2", "t3"} {
+		putIn(t, a, tn, "k")
+	}
+	var (
+		mu   sync.Mutex // guards errs
+		errs []error
+		ok   = make(chan struct{}, 3)
+		fail = make(chan struct{}, 10)
+	)
+	e := newEngine(t, a, b, func(c *Config) {
+		c.Policy = pol
+		c.Observer = &roundObserver{onRound: func(err error) {
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
+			if err == nil {
+				ok <- struct{}{}
+			} else {
+				fail <- struct{}{}
+			}
+		}}
+	})
+	runEngine(t, e)
+	e.Trigger()
+	<-fail
+	// The first pass: one call failed and opened the breaker; the round
+	// ended unavailable without another call; t2 and t3 were skipped.
+	mu.Lock()
+	first := errs[0]
+	mu.Unlock()
+	if !errors.Is(first, ErrBackendUnavailable) || calls.Load() != 1 {
+		t.Fatalf("first round: %v after %d backend calls; want unavailable after 1", first, calls.Load())
+	}
+	for _, tn := range []string{"t2", "t3"} {
+		if p, ok := e.Progress(tn); ok {
+			t.Fatalf("%s was not skipped: %+v", tn, p)
+		}
+	}
+	failing.Store(false)
+	for range 3 {
+		<-ok
+	}
+	for _, tn := range []string{"t1", "t2", "t3"} {
+		if _, err := b.Stat(bg, tn, "k"); err != nil {
+			t.Fatalf("%s/k after the retry: %v", tn, err)
+		}
+	}
+	if pol.State() != resilience.Closed {
+		t.Fatalf("breaker %v after the retry, want closed", pol.State())
+	}
+}
+
+// TestReplicationLag: a change not yet uploaded ages; an upload that
+// drains the log brings the lag back to 0, and a failed one does not.
+func TestReplicationLag(t *testing.T) {
+	var skew atomic.Int64 // added to the wall clock: the test's "later"
+	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	b := mem.New("b")
+	a := openStore(t, "a")
+	e := newEngine(t, a, b, func(c *Config) { c.Now = now })
+	if lag := e.ReplicationLag(); lag != 0 {
+		t.Fatalf("lag %v with nothing written", lag)
+	}
+	put(t, a, "x", `{}`)
+	e.Changed(tenant)
+	skew.Store(int64(10 * time.Second))
+	if lag := e.ReplicationLag(); lag < 10*time.Second || lag > 15*time.Second {
+		t.Fatalf("lag %v ten seconds after a change, want about 10s", lag)
+	}
+	b.SetFault(func(op, _, _ string) error { return fault.New(fault.Transient, fault.Context{}, "down") })
+	if _, err := e.Upload(bg, tenant); err == nil {
+		t.Fatal("upload to a failing backend succeeded")
+	}
+	if lag := e.ReplicationLag(); lag < 10*time.Second {
+		t.Fatalf("lag %v after a failed upload, want ≥ 10s", lag)
+	}
+	b.SetFault(nil)
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if lag := e.ReplicationLag(); lag != 0 {
+		t.Fatalf("lag %v after the upload, want 0", lag)
+	}
+}
