@@ -22,7 +22,11 @@ import (
 //     Set allocates a fresh *Entry with a new Seq in every implementation.
 //
 // Peers are keyed by tenant+"/"+key precomputed; this cache by the Key
-// struct precomputed. ns/op is per operation (Get or Set).
+// struct precomputed, whose two strings are substrings of that very
+// string, so every implementation hashes and compares the same bytes in
+// the same memory. (Tenant and key used to be separate allocations here:
+// one more cold cache line per Get for this cache than for its peers.)
+// ns/op is per operation (Get or Set).
 
 const (
 	benchKeys  = 1 << 20
@@ -58,8 +62,9 @@ func benchData(b *testing.B) *benchFixture {
 			body:    make([]byte, 64),
 		}
 		for i := range f.keys {
-			f.keys[i] = Key{fmt.Sprintf("tenant-%02d", i%64), fmt.Sprintf("doc-%07d", i)}
-			f.strKeys[i] = f.keys[i].Tenant + "/" + f.keys[i].Key
+			s := fmt.Sprintf("tenant-%02d/doc-%07d", i%64, i)
+			f.strKeys[i] = s
+			f.keys[i] = Key{s[:9], s[10:]}
 		}
 		z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.01, 1, benchKeys-1)
 		perm := rand.New(rand.NewPCG(3, 4)).Perm(benchKeys) // hot keys spread over shards

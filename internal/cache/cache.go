@@ -7,8 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/puzpuzpuz/xsync/v4"
 )
 
 // Key names a document: a tenant and a key within it. It is the index key
@@ -100,7 +98,7 @@ type Cache struct {
 
 	// Read-path counters: striped, because a per-shard counter on a hot
 	// key's shard would be written by every core on every Get.
-	hits, misses *xsync.Counter
+	hits, misses *counter
 
 	compactions     atomic.Uint64
 	compactionNanos atomic.Uint64
@@ -148,8 +146,8 @@ func newCache(opts Options, h hooks) *Cache {
 		shards: make([]shard, opts.Shards),
 		shift:  uint(64 - bits.TrailingZeros(uint(opts.Shards))),
 		seed:   maphash.MakeSeed(),
-		hits:   xsync.NewCounter(),
-		misses: xsync.NewCounter(),
+		hits:   new(counter),
+		misses: new(counter),
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		hooks:  h,
@@ -186,14 +184,14 @@ func (c *Cache) Get(k Key) (*Entry, bool) {
 	h := c.hash(k)
 	n := c.shardOf(h).lookup(h, k)
 	if n == nil {
-		c.misses.Inc()
+		c.misses.inc()
 		return nil, false
 	}
 	// CLOCK reference bit. Load first so that a hot entry costs no write.
 	if n.ref.Load() == 0 {
 		n.ref.Store(1)
 	}
-	c.hits.Inc()
+	c.hits.inc()
 	return n.e.Load(), true
 }
 
@@ -293,8 +291,8 @@ func (c *Cache) Set(k Key, e *Entry) bool {
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	st := Stats{
-		Hits:            uint64(c.hits.Value()),
-		Misses:          uint64(c.misses.Value()),
+		Hits:            c.hits.value(),
+		Misses:          c.misses.value(),
 		Compactions:     c.compactions.Load(),
 		CompactionNanos: c.compactionNanos.Load(),
 	}

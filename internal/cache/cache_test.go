@@ -2,6 +2,7 @@ package cache
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -526,5 +527,29 @@ func TestRefresh(t *testing.T) {
 	}
 	if got := c.Stats().FillsRejected; got != 1 { // the stale fill above, only
 		t.Fatalf("FillsRejected = %d, want 1", got)
+	}
+}
+
+// TestCountsExactUnderConcurrency checks that the striped hit and miss
+// counters lose no increment when many goroutines, on every core, count at
+// once (cairn_cache_hits_total is documented as an exact count).
+func TestCountsExactUnderConcurrency(t *testing.T) {
+	c := newCache(Options{MaxBytes: 1 << 20, CompactInterval: -1}, hooks{})
+	defer c.Close()
+	hit, miss := Key{"tenant", "doc-1"}, Key{"tenant", "doc-2"}
+	c.Set(hit, ent(1, "body"))
+	const goroutines, each = 16, 2000
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for range each {
+				c.Get(hit)
+				c.Get(miss)
+			}
+		})
+	}
+	wg.Wait()
+	if st := c.Stats(); st.Hits != goroutines*each || st.Misses != goroutines*each {
+		t.Fatalf("hits, misses = %d, %d; want %d each", st.Hits, st.Misses, goroutines*each)
 	}
 }
