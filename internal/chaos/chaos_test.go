@@ -446,3 +446,21 @@ func TestBallast(t *testing.T) {
 		t.Fatal("Ballast(0) allocated")
 	}
 }
+
+// TestDrawIsUniform: the draws over ordinals, and over seeds, are spread
+// evenly, so a probability in a profile is the rate a run sees.
+func TestDrawIsUniform(t *testing.T) {
+	const n = 100_000
+	var byOrdinal, bySeed [10]int
+	for i := range uint64(n) {
+		byOrdinal[int(unit(draw(42, backend.OpStat, tenant, "k", i, "fail_before"))*10)]++
+		bySeed[int(unit(draw(i, backend.OpStat, tenant, "k", 0, "fail_before"))*10)]++
+	}
+	for d := range 10 {
+		for name, h := range map[string][10]int{"ordinals": byOrdinal, "seeds": bySeed} {
+			if h[d] < n/10*95/100 || h[d] > n/10*105/100 {
+				t.Errorf("over %s, decile %d holds %d of %d draws", name, d, h[d], n)
+			}
+		}
+	}
+}
