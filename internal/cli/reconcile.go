@@ -105,6 +105,7 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 	if err := a.do(ctx, http.MethodGet, "/v1/admin/reconcile", &st); err != nil {
 		return err
 	}
+	defer printCollector(w, st.Collector)
 	if len(st.Backends) == 0 {
 		fmt.Fprintln(w, "no backends configured")
 		return nil
@@ -134,6 +135,22 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 		}
 	}
 	return tw.Flush()
+}
+
+// printCollector adds the tombstone collector's line under the table.
+func printCollector(w io.Writer, c *node.CollectorStatus) {
+	if c == nil {
+		return
+	}
+	fmt.Fprintf(w, "\ncollector: grace %s, every %s", c.Grace, c.Interval)
+	if p := c.LastPass; p != nil {
+		fmt.Fprintf(w, "; last pass %s (%s): %d tombstones collected, %d waiting for a backend, %d log entries trimmed",
+			p.Started.Local().Format(time.DateTime), fmtMillis(p.DurationMS), p.Collected, p.Waiting, p.Trimmed)
+		if p.Error != "" {
+			fmt.Fprintf(w, "; error: %s", p.Error)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 func reconcileRun(ctx context.Context, a adminClient, q url.Values, w io.Writer) error {

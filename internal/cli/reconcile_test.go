@@ -49,7 +49,7 @@ func TestReconcileCommands(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"reconcile", "run", "--wait", "--tenant", "acme"}, 0, []string{"BACKEND", "local", "acme"}, ""},
-		{[]string{"reconcile", "status"}, 0, []string{"BREAKER", "local", "closed", "acme", "idle"}, ""},
+		{[]string{"reconcile", "status"}, 0, []string{"BREAKER", "local", "closed", "acme", "idle", "collector: grace 24h0m0s, every 0s"}, ""},
 		{[]string{"reconcile", "run", "--wait", "--backend", "local", "--confirm"}, 0, []string{"local  ", "acme"}, ""},
 		{[]string{"reconcile", "run"}, 0, []string{"triggered"}, ""},
 		{[]string{"reconcile", "run", "--backend", "nope"}, exitFail, nil, "HTTP 404"},

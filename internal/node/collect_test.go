@@ -134,6 +134,11 @@ func TestCollectorThroughSharedFS(t *testing.T) {
 	if n, _ := b.collect(t); n != 1 {
 		t.Fatalf("B collected %d, want its tombstone", n)
 	}
+	cs := b.status(t).Collector
+	if cs == nil || cs.Grace != "1h0m0s" || cs.Interval != "0s" || cs.LastPass == nil ||
+		cs.LastPass.Collected != 1 || cs.LastPass.Examined != 1 || cs.LastPass.Error != "" {
+		t.Fatalf("B's collector status: %+v (last pass %+v)", cs, lastPass(cs))
+	}
 	for _, n := range []replNode{a, b} {
 		if code, _ := n.do(t, "GET", "k1", ""); code != 404 {
 			t.Fatalf("GET k1 after the collections: %d, want 404", code)
@@ -166,6 +171,13 @@ func TestCollectorWithoutBackends(t *testing.T) {
 	if code, _ := n.do(t, "PUT", "b", `{"again":1}`); code != 201 {
 		t.Fatalf("PUT after the collection: %d, want 201", code)
 	}
+}
+
+func lastPass(cs *CollectorStatus) any {
+	if cs == nil {
+		return nil
+	}
+	return cs.LastPass
 }
 
 func grepLines(s, substr string) string {

@@ -15,7 +15,8 @@ import (
 
 // ReconcileStatus is the body of GET /v1/admin/reconcile.
 type ReconcileStatus struct {
-	Backends []BackendStatus `json:"backends"`
+	Backends  []BackendStatus  `json:"backends"`
+	Collector *CollectorStatus `json:"collector,omitempty"` // collect_admin.go
 }
 
 // BackendStatus is one backend's breaker and its tenants' progress.
@@ -89,7 +90,7 @@ func resultOf(st reconcile.Stats) *RoundResult {
 
 // reconcileStatus serves GET /v1/admin/reconcile.
 func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
-	out := ReconcileStatus{Backends: []BackendStatus{}}
+	out := ReconcileStatus{Backends: []BackendStatus{}, Collector: n.collectorStatus()}
 	if n.repl != nil {
 		for i, e := range n.repl.engines {
 			bs := BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(), Tenants: []TenantProgress{}}

@@ -87,6 +87,29 @@ type Collector struct {
 	mu      sync.Mutex // guards the following
 	runDone chan struct{}
 	stop    context.CancelFunc
+	last    CollectPass // the last finished Pass; Started zero before one
+}
+
+// CollectPass is the outcome of one Pass, for an admin endpoint.
+type CollectPass struct {
+	Started  time.Time
+	Duration time.Duration
+	Stats    CollectStats // the sum over the tenants
+	Err      error
+}
+
+// Grace returns the grace period in force (the default filled in).
+func (c *Collector) Grace() time.Duration { return c.cfg.Grace }
+
+// Interval returns the time between Run's passes; 0: none.
+func (c *Collector) Interval() time.Duration { return c.cfg.Interval }
+
+// Last returns the last finished Pass (Run's, or a direct call's); false
+// before the first. Safe from any goroutine.
+func (c *Collector) Last() (CollectPass, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last, !c.last.Started.IsZero()
 }
 
 // NewCollector returns a collector; it does nothing until Run or Pass.
@@ -176,7 +199,13 @@ func (c *Collector) Close() error {
 // Pass collects and trims every tenant once and returns the sum. It goes
 // on past a tenant's error (a backend that is down stops only the
 // collection of tombstones, not the trimming) and returns the first.
-func (c *Collector) Pass(ctx context.Context) (CollectStats, error) {
+func (c *Collector) Pass(ctx context.Context) (sum CollectStats, first error) {
+	start := c.cfg.Now()
+	defer func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.last = CollectPass{Started: start, Duration: c.cfg.Now().Sub(start), Stats: sum, Err: first}
+	}()
 	var tenants []string
 	for t, err := range c.st.Tenants(ctx) {
 		if err != nil {
@@ -184,8 +213,6 @@ func (c *Collector) Pass(ctx context.Context) (CollectStats, error) {
 		}
 		tenants = append(tenants, t)
 	}
-	var sum CollectStats
-	var first error
 	for _, t := range tenants {
 		st, err := c.Collect(ctx, t)
 		sum.add(st)
