@@ -102,6 +102,9 @@ type FS struct {
 	// afterIndex, if set, runs in unlocked reads between reading the index
 	// and opening the file (tests move the file there).
 	afterIndex func()
+	// afterLeaf, if set, runs in List after a leaf was read and found
+	// current, before its objects' entries are read (tests split it there).
+	afterLeaf func()
 
 	mu      sync.Mutex        // guards the following
 	indexes map[string]*index // tenant → the last index read

@@ -22,7 +22,10 @@ import (
 //
 // A leaf is used only if the index did not change while it was read: a
 // split that finished meanwhile may have unlinked part of it, and the
-// listing then reads the new index and goes on from where it was.
+// listing then reads the new index and goes on from where it was. So does
+// a listing that finds an object gone while the index changed: a split that
+// finished after the check unlinked it from this leaf, and it is in the
+// new one.
 func (f *FS) List(ctx context.Context, tenant string, opts backend.ListOptions) (backend.Page, error) {
 	if err := backend.CheckTenant(tenant); err != nil {
 		return backend.Page{}, f.fail(backend.OpList, tenant, "", err)
@@ -67,10 +70,14 @@ func (f *FS) list(ctx context.Context, tenant, pp, after string, limit int) (bac
 			i = ix.find(max(after, pp))
 			continue
 		}
+		if f.afterLeaf != nil {
+			f.afterLeaf()
+		}
 		items = slices.DeleteFunc(items, func(it leafItem) bool {
 			return !ix.inRange(i, it.enc) || it.enc <= after || !strings.HasPrefix(it.enc, pp)
 		})
 		slices.SortFunc(items, func(a, b leafItem) int { return strings.Compare(a.enc, b.enc) })
+		moved := false
 		for _, it := range items {
 			if len(page.Entries) == limit {
 				page.More = true
@@ -80,10 +87,32 @@ func (f *FS) list(ctx context.Context, tenant, pp, after string, limit int) (bac
 			if err != nil {
 				return page, err
 			}
-			if ok {
-				page.Entries = append(page.Entries, e)
+			if !ok {
+				// Gone since the leaf was read: deleted, or moved by a
+				// split that finished after the check above (its step 3
+				// unlinks the upper half of this leaf). A split changes
+				// the index before it unlinks, so if the index is the
+				// same the object was deleted; otherwise go on from the
+				// last key handled, under the new index, or the rest of
+				// the moved half would be skipped.
+				if moved, err = f.changed(tenant, ix); err != nil {
+					return page, err
+				}
+				if moved {
+					break
+				}
+				after = it.enc
+				continue
 			}
+			page.Entries = append(page.Entries, e)
 			after = it.enc
+		}
+		if moved {
+			if ix, err = f.loadIndex(tenant); ix == nil || err != nil {
+				return page, err
+			}
+			i = ix.find(max(after, pp))
+			continue
 		}
 		i++
 	}
