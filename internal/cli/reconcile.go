@@ -17,10 +17,12 @@ import (
 )
 
 const reconcileUsage = `Usage:
-  cairn reconcile status                      per backend and tenant: breaker, cursor, last round
+  cairn reconcile status                      per backend and tenant: breaker, lag, cursor, percent
+                                              done and ETA of a round in progress, last round
   cairn reconcile run [--backend B] [--tenant T] [--wait] [--confirm]
                                               start a round (all backends, all tenants by default);
-                                              --wait runs them now and prints their results,
+                                              --wait runs them now, shows their progress on stderr
+                                              (a bar on a terminal) and prints their results,
                                               --confirm lets a round past the mass-deletion guard
 
 They talk to the node's admin listener: --admin-url or CAIRN_ADMIN_URL
@@ -68,7 +70,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		if *confirm {
 			q.Set("confirm", "1")
 		}
-		err = reconcileRun(ctx, a, q, env.Stdout)
+		err = reconcileRun(ctx, a, q, env.Stdout, newProgress(env.Stderr))
 	}
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "cairn reconcile %s: %v\n", args[0], err)
@@ -111,10 +113,11 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "BACKEND\tBREAKER\tTENANT\tSTATE\tCURSOR\tSCANNED\tLAST ROUND\tTOOK\tAPPLIED\tERROR")
+	fmt.Fprintln(tw, "BACKEND\tBREAKER\tLAG\tTENANT\tSTATE\tCURSOR\tSCANNED\tDONE\tETA\tLAST ROUND\tTOOK\tAPPLIED\tERROR")
 	for _, b := range st.Backends {
+		lag := fmtSeconds(b.LagSeconds)
 		if len(b.Tenants) == 0 {
-			fmt.Fprintf(tw, "%s\t%s\t-\t-\t\t\t\t\t\t\n", b.Name, b.Breaker)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t-\t-\t\t\t\t\t\t\t\t\n", b.Name, b.Breaker, lag)
 		}
 		for _, t := range b.Tenants {
 			state := "idle"
@@ -130,8 +133,15 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 				took = fmtMillis(t.Last.DurationMS)
 				applied = fmt.Sprint(t.Last.Applied)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n",
-				b.Name, b.Breaker, t.Tenant, state, t.Cursor, scanned, last, took, applied, t.LastError)
+			done, eta := "-", "-"
+			if t.PercentDone != nil {
+				done = fmt.Sprintf("%.0f%%", *t.PercentDone)
+			}
+			if t.ETASeconds != nil {
+				eta = fmtSeconds(*t.ETASeconds)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				b.Name, b.Breaker, lag, t.Tenant, state, t.Cursor, scanned, done, eta, last, took, applied, t.LastError)
 		}
 	}
 	return tw.Flush()
@@ -153,9 +163,25 @@ func printCollector(w io.Writer, c *node.CollectorStatus) {
 	fmt.Fprintln(w)
 }
 
-func reconcileRun(ctx context.Context, a adminClient, q url.Values, w io.Writer) error {
+func reconcileRun(ctx context.Context, a adminClient, q url.Values, w io.Writer, prog *progress) error {
 	var out node.ReconcileRun
-	if err := a.do(ctx, http.MethodPost, "/v1/admin/reconcile/run?"+q.Encode(), &out); err != nil {
+	var err error
+	if q.Get("wait") == "1" {
+		// The rounds run while the request is outstanding: show their
+		// progress from the status endpoint meanwhile.
+		pctx, stop := context.WithCancel(ctx)
+		polled := make(chan struct{})
+		go func() {
+			defer close(polled)
+			prog.poll(pctx, a, q.Get("backend"), q.Get("tenant"))
+		}()
+		err = a.do(ctx, http.MethodPost, "/v1/admin/reconcile/run?"+q.Encode(), &out)
+		stop()
+		<-polled
+	} else {
+		err = a.do(ctx, http.MethodPost, "/v1/admin/reconcile/run?"+q.Encode(), &out)
+	}
+	if err != nil {
 		return err
 	}
 	if out.Triggered {
@@ -205,4 +231,12 @@ func fmtMillis(ms float64) string {
 		return d.Round(time.Microsecond).String()
 	}
 	return d.Round(time.Millisecond).String()
+}
+
+func fmtSeconds(sec float64) string {
+	d := time.Duration(sec * float64(time.Second))
+	if d < time.Second {
+		return d.Round(time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -124,4 +125,88 @@ func TestBackendLimitFlags(t *testing.T) {
 	if len(got) != len(want) || got["a"] != want["a"] || got["b"] != want["b"] {
 		t.Fatalf("limits %+v, want %+v", got, want)
 	}
+}
+
+func TestRoundsLine(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	st := node.ReconcileStatus{Backends: []node.BackendStatus{
+		{Name: "local", Tenants: []node.TenantProgress{
+			{Tenant: "acme", Running: true, Scanned: 250, Estimate: 1000, PercentDone: f(25), KeysPerSecond: 125, ETASeconds: f(6)},
+			{Tenant: "idle", Scanned: 7},
+			{Tenant: "new", Running: true, Scanned: 40, KeysPerSecond: 20},
+		}},
+		{Name: "s3", Tenants: []node.TenantProgress{{Tenant: "acme", Running: true, Scanned: 1}}},
+	}}
+	for _, tt := range []struct {
+		backend, tenant string
+		bar             bool
+		want            string
+	}{
+		{"local", "acme", true, "local/acme [#####---------------] 25% 250/1000 keys 125/s ETA 6s"},
+		{"local", "acme", false, "local/acme 25% 250/1000 keys 125/s ETA 6s"},
+		{"", "new", false, "local/new 40 keys 20/s"},
+		{"", "acme", false, "local/acme 25% 250/1000 keys 125/s ETA 6s; s3/acme 1 keys"},
+		{"local", "idle", false, ""},
+	} {
+		if got := roundsLine(st, tt.backend, tt.tenant, tt.bar); got != tt.want {
+			t.Errorf("roundsLine(%q, %q, bar %v) = %q, want %q", tt.backend, tt.tenant, tt.bar, got, tt.want)
+		}
+	}
+}
+
+// TestRunWaitShowsProgress: a second node over the same backend
+// downloads the first node's documents at 100 ops/s, so its round lasts a
+// while; run --wait prints its progress (plain lines: stderr is not a
+// terminal) before the results, and status shows the estimate after.
+func TestRunWaitShowsProgress(t *testing.T) {
+	progressEvery = 20 * time.Millisecond
+	defer func() { progressEvery = 500 * time.Millisecond }()
+	dir := t.TempDir()
+	envA := startNodeOn(t, dir, reconcile.Limits{})
+	for i := range 100 {
+		if code, _, stderr := run(t, envA, "", "put", fmt.Sprintf("k%03d", i), "--data", `{}`); code != 0 {
+			t.Fatalf("put: %s", stderr)
+		}
+	}
+	if code, _, stderr := run(t, envA, "", "reconcile", "run", "--wait"); code != 0 {
+		t.Fatalf("run on A: %s", stderr)
+	}
+	envB := startNodeOn(t, dir, reconcile.Limits{OpsPerSec: 100})
+	code, stdout, stderr := run(t, envB, "", "reconcile", "run", "--wait", "--tenant", "acme")
+	if code != 0 || !strings.Contains(stdout, "download=100") {
+		t.Fatalf("run on B: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "local/acme ") || !strings.Contains(stderr, " keys") || strings.Contains(stderr, "\r") {
+		t.Fatalf("run --wait progress on stderr: %q; want plain lines naming local/acme", stderr)
+	}
+	_, stdout, _ = run(t, envB, "", "reconcile", "status")
+	if !strings.Contains(stdout, "DONE") || !strings.Contains(stdout, "ETA") || !strings.Contains(stdout, "LAG") {
+		t.Fatalf("status: %q", stdout)
+	}
+}
+
+// startNodeOn runs a node in-process with tenant acme replicating to the
+// fs backend in dir under limits.
+func startNodeOn(t *testing.T, dir string, limits reconcile.Limits) map[string]string {
+	t.Helper()
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := node.ParseBackendSpec("local=fs:" + dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(node.Config{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
+		Replication: node.Replication{Backends: []node.BackendSpec{spec},
+			Limits: map[string]reconcile.Limits{"local": limits}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	return map[string]string{"CAIRN_URL": "http://" + n.Addr(), "CAIRN_TOKEN": tok, "CAIRN_TENANT": "acme",
+		"CAIRN_ADMIN_URL": "http://" + n.AdminAddr()}
 }

@@ -21,9 +21,12 @@ type ReconcileStatus struct {
 
 // BackendStatus is one backend's breaker and its tenants' progress.
 type BackendStatus struct {
-	Name    string           `json:"name"`
-	Breaker string           `json:"breaker"` // closed, open or half_open
-	Tenants []TenantProgress `json:"tenants"` // tenants the engine has worked on, by name
+	Name    string `json:"name"`
+	Breaker string `json:"breaker"` // closed, open or half_open
+	// LagSeconds is the replication lag: the age of the oldest change not
+	// yet uploaded to the backend (reconcile.Engine.ReplicationLag).
+	LagSeconds float64          `json:"lag_seconds"`
+	Tenants    []TenantProgress `json:"tenants"` // tenants the engine has worked on, by name
 }
 
 // TenantProgress is one tenant's progress on one backend.
@@ -33,6 +36,20 @@ type TenantProgress struct {
 	// Cursor is the last key fully handled by the round in progress.
 	Cursor  string `json:"cursor,omitempty"`
 	Scanned int    `json:"scanned"`
+	// Started and ResumedAfter describe the round in progress.
+	Started      *time.Time `json:"started,omitempty"`
+	ResumedAfter string     `json:"resumed_after,omitempty"`
+	// Estimate is the number of keys the last whole round scanned: the
+	// expected size of this one (absent before a first whole round).
+	Estimate int `json:"estimate,omitempty"`
+	// PercentDone is Scanned of Estimate while a round runs, below 100
+	// until it ends (a resumed round counts only the keys since its
+	// cursor, so it reads low); KeysPerSecond is the round's rate so far,
+	// and ETASeconds the rest of the estimate at that rate. Each is absent
+	// when it cannot be known.
+	PercentDone   *float64 `json:"percent_done,omitempty"`
+	KeysPerSecond float64  `json:"keys_per_second,omitempty"`
+	ETASeconds    *float64 `json:"eta_seconds,omitempty"`
 	// Last is the last finished round, LastError its error ("" if none).
 	Last      *RoundResult `json:"last,omitempty"`
 	LastError string       `json:"last_error,omitempty"`
@@ -93,9 +110,14 @@ func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 	out := ReconcileStatus{Backends: []BackendStatus{}, Collector: n.collectorStatus()}
 	if n.repl != nil {
 		for i, e := range n.repl.engines {
-			bs := BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(), Tenants: []TenantProgress{}}
+			bs := BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(),
+				LagSeconds: e.ReplicationLag().Seconds(), Tenants: []TenantProgress{}}
+			now := time.Now()
 			for tenant, p := range e.AllProgress() {
-				tp := TenantProgress{Tenant: tenant, Running: p.Running, Cursor: p.Cursor, Scanned: p.Scanned}
+				tp := TenantProgress{Tenant: tenant, Running: p.Running, Cursor: p.Cursor, Scanned: p.Scanned, Estimate: p.Estimate}
+				if p.Running {
+					tp.fillRunning(p, now)
+				}
 				if !p.Last.Started.IsZero() {
 					tp.Last = resultOf(p.Last)
 				}
@@ -112,6 +134,26 @@ func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+}
+
+// fillRunning sets the fields of a round in progress: percent done from
+// the keys scanned against the last whole round's size, and the ETA at
+// the round's rate so far.
+func (tp *TenantProgress) fillRunning(p reconcile.Progress, now time.Time) {
+	started := p.Started
+	tp.Started, tp.ResumedAfter = &started, p.ResumedAfter
+	if el := now.Sub(p.Started).Seconds(); el > 0 && p.Scanned > 0 {
+		tp.KeysPerSecond = float64(p.Scanned) / el
+	}
+	if p.Estimate <= 0 {
+		return
+	}
+	pct := min(99.9, 100*float64(p.Scanned)/float64(p.Estimate))
+	tp.PercentDone = &pct
+	if left := p.Estimate - p.Scanned; left > 0 && tp.KeysPerSecond > 0 {
+		eta := float64(left) / tp.KeysPerSecond
+		tp.ETASeconds = &eta
+	}
 }
 
 // reconcileRun serves POST /v1/admin/reconcile/run?backend=B&tenant=T&

@@ -292,3 +292,61 @@ func TestBackendLimitsConfig(t *testing.T) {
 		}
 	}
 }
+
+func TestFillRunning(t *testing.T) {
+	start := time.Date(2026, 11, 27, 2, 0, 0, 0, time.UTC)
+	now := start.Add(10 * time.Second)
+	f := func(v float64) *float64 { return &v }
+	for _, tt := range []struct {
+		name     string
+		p        reconcile.Progress
+		pct, eta *float64
+		rate     float64
+	}{
+		{"no estimate", reconcile.Progress{Running: true, Started: start, Scanned: 50}, nil, nil, 5},
+		{"a quarter", reconcile.Progress{Running: true, Started: start, Scanned: 250, Estimate: 1000}, f(25), f(30), 25},
+		{"grown past the estimate", reconcile.Progress{Running: true, Started: start, Scanned: 1200, Estimate: 1000}, f(99.9), nil, 120},
+		{"nothing scanned yet", reconcile.Progress{Running: true, Started: start, Estimate: 1000}, f(0), nil, 0},
+	} {
+		var tp TenantProgress
+		tp.fillRunning(tt.p, now)
+		eq := func(a, b *float64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
+		if !eq(tp.PercentDone, tt.pct) || !eq(tp.ETASeconds, tt.eta) || tp.KeysPerSecond != tt.rate || tp.Started == nil {
+			t.Errorf("%s: percent %v, eta %v, rate %v; want %v, %v, %v", tt.name, ptr(tp.PercentDone), ptr(tp.ETASeconds),
+				tp.KeysPerSecond, ptr(tt.pct), ptr(tt.eta), tt.rate)
+		}
+	}
+}
+
+func ptr(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestReconcileStatusEstimateAndLag: after a whole round the status
+// carries the tenant's size (the next round's percent base) and the
+// backend's replication lag.
+func TestReconcileStatusEstimateAndLag(t *testing.T) {
+	n := startReplNode(t, BackendSpec{Name: "m", Backend: mem.New("m")})
+	for i := range 3 {
+		if code, body := n.do(t, "PUT", fmt.Sprintf("k%d", i), `{}`); code/100 != 2 {
+			t.Fatalf("PUT: %d %s", code, body)
+		}
+	}
+	if r := n.run(t, ""); len(r.Rounds) != 1 || r.Rounds[0].Error != "" {
+		t.Fatalf("run: %+v", r)
+	}
+	st := n.status(t)
+	if len(st.Backends) != 1 || len(st.Backends[0].Tenants) != 1 {
+		t.Fatalf("status %+v", st)
+	}
+	b := st.Backends[0]
+	if tp := b.Tenants[0]; tp.Estimate != 3 || tp.Running || tp.PercentDone != nil {
+		t.Fatalf("tenant progress %+v; want estimate 3, idle", tp)
+	}
+	if b.LagSeconds < 0 {
+		t.Fatalf("lag %v", b.LagSeconds)
+	}
+}
