@@ -378,3 +378,33 @@ func TestCollectorRun(t *testing.T) {
 		t.Fatalf("negative grace: %v, want a configuration error", err)
 	}
 }
+
+// TestStaleListingDoesNotReuploadCollected: a round whose listing still
+// shows a local tombstone that was collected before the round acted on it
+// leaves the key alone rather than uploading the tombstone again.
+func TestStaleListingDoesNotReuploadCollected(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	var collected atomic.Int32
+	ea := newEngine(t, a, b, func(cfg *Config) {
+		cfg.beforeApply = func(tn, key string, d Decision) {
+			if key == "x" && d.Action == Upload && d.Local.Tombstone && collected.Add(1) == 1 {
+				if err := a.Collect(bg, tn, key, d.Local.ID(), []string{"b"}); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	put(t, a, "x", `{}`)
+	del(t, a, "x")
+	st := runRound(t, ea)
+	if collected.Load() != 1 {
+		t.Fatalf("the hook ran %d times, want once", collected.Load())
+	}
+	if r, ok := remoteState(t, b, "x"); ok {
+		t.Fatalf("the collected tombstone was uploaded from a stale listing: %+v (round %+v)", r, st)
+	}
+	if st := runRound(t, ea); st.Applied() != 0 {
+		t.Fatalf("a round after: %+v, want nothing to do", st)
+	}
+}

@@ -272,8 +272,14 @@ func (e *Engine) install(ctx context.Context, k *keyState, v *doc.Version, body 
 
 // localBody returns the body of v from the store (nil for a tombstone);
 // errSkip if the store no longer holds v.
+//
+// A tombstone has no body, but unless it is the base's tombstone standing
+// for a local side without the key (the floor rule), the store must still
+// hold it: the listing the decision came from may predate the collector
+// removing it, and uploading it again would bring back an object the
+// collector just deleted.
 func (e *Engine) localBody(ctx context.Context, k *keyState, v *doc.Version) ([]byte, error) {
-	if v.Tombstone {
+	if v.Tombstone && (k.local == nil || k.local.Version.ID() != v.ID()) {
 		return nil, nil
 	}
 	rec, err := e.st.Get(ctx, k.tenant, k.key)
