@@ -65,7 +65,9 @@
 // the leaves a page covers are read whole. The attribute is trusted: a
 // file changed in place by anything but this backend lists with a stale
 // ETag (Get still verifies the content). A hashed object whose header is damaged is left out of listings (its key
-// is unknown); Get by its key reports the damage. Temporary files of a
+// is unknown); Get by its key reports the damage. One that cannot be read
+// (an I/O error) fails the listing, or the split, which then fails the Put
+// that started it although that Put's object was written. Temporary files of a
 // process that crashed mid-write stay in <root>/.tmp, and a split that
 // crashed can leave an unreferenced leaf, or stale links in the old leaf
 // (never read; removed by that leaf's next split). The root must be on a

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	iofs "io/fs"
 	"os"
 	"path/filepath"
@@ -288,8 +289,11 @@ type leafItem struct {
 
 // readLeaf returns the objects of leaf dir with their escaped keys,
 // unsorted. A hashed name's key is read from the object's header; one
-// whose header cannot be read is left out (Get still finds it by key and
-// reports the damage).
+// whose header is damaged is left out (Get still finds it by key and
+// reports the damage), and so is one deleted since the directory was read.
+// Any other failure to read a header (an I/O error, too many open files)
+// is returned: a split that left such an object out would move its range
+// to the new leaf without it, and the object would be lost.
 func readLeaf(dir string) ([]leafItem, error) {
 	d, err := os.Open(dir)
 	if err != nil {
@@ -307,13 +311,20 @@ func readLeaf(dir string) ([]leafItem, error) {
 			continue
 		}
 		key, err := headerKey(filepath.Join(dir, n))
-		if err != nil {
+		if errors.Is(err, errBadHeader) || errors.Is(err, iofs.ErrNotExist) {
 			continue
+		}
+		if err != nil {
+			return nil, err
 		}
 		items = append(items, leafItem{enc: backend.EscapeKey(key), name: n})
 	}
 	return items, nil
 }
+
+// errBadHeader wraps headerKey's error for an object whose header does not
+// parse (a damaged object), as opposed to one that could not be read.
+var errBadHeader = errors.New("fs backend: damaged object header")
 
 // headerKey reads the key from the header of the object file at path.
 func headerKey(path string) (string, error) {
@@ -333,10 +344,10 @@ func headerKey(path string) (string, error) {
 		h, perr = backend.ParseHeader(raw)
 	}
 	if perr != nil {
-		if err != nil && n == 0 {
+		if err != nil && n == 0 && !errors.Is(err, io.EOF) {
 			return "", err
 		}
-		return "", perr
+		return "", fmt.Errorf("%w: %w", errBadHeader, perr)
 	}
 	return h.Key, nil
 }
