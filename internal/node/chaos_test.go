@@ -10,11 +10,15 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
 	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/chaos"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // chaosNode starts a node replicating to one mem backend "b", with the
@@ -188,4 +192,46 @@ func TestChaosBadFailpoints(t *testing.T) {
 	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "CAIRN_FAILPOINTS") {
 		t.Fatalf("Start with a bad failpoint: %v", err)
 	}
+}
+
+// TestChaosFaultSpanEvent: a fault injected in a reconciliation round is an
+// event "chaos.fault" on the round's span.
+func TestChaosFaultSpanEvent(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	tok, sum, _ := server.NewToken()
+	cfg := testConfig(t)
+	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
+	cfg.Replication = Replication{Backends: []BackendSpec{{Name: "b", Backend: mem.New("b")}},
+		Resilience: resilience.Config{MaxAttempts: 1}}
+	cfg.Trace = telemetry.Config{SpanExporter: spans, NoGlobal: true, SampleRatio: 1}
+	cfg.Chaos = &Chaos{Seed: 3}
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	if err := n.chaos.backends["b"].SetProfile(chaos.Profile{FailBefore: 1, Ops: []string{"list"}}); err != nil {
+		t.Fatal(err)
+	}
+	rn := replNode{n, tok}
+	rn.run(t, "")
+	if err := n.tel.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range spans.GetSpans() {
+		if s.Name != "reconcile.round" {
+			continue
+		}
+		for _, ev := range s.Events {
+			if ev.Name != "chaos.fault" {
+				continue
+			}
+			for _, a := range ev.Attributes {
+				if a.Key == "chaos.fault" && a.Value.AsString() == "fail_before" {
+					return
+				}
+			}
+		}
+	}
+	t.Fatalf("no chaos.fault event with fail_before on a reconcile.round span among %d spans", len(spans.GetSpans()))
 }
