@@ -100,7 +100,7 @@ func run(t *testing.T, j job) result {
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
 func TestReconcileScale(t *testing.T) {
-	small, large, changed, s3Keys := 1000, 3000, 200, 1000
+	small, large, changed, s3Keys := 500, 1500, 100, 500
 	if os.Getenv("CAIRN_LONG") == "1" {
 		small, large, changed, s3Keys = 100_000, 1_000_000, 10_000, 100_000
 	}
