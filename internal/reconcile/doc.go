@@ -154,7 +154,8 @@
 // A small tenant's round ends a few turns into the pass, however big the
 // tenants before it. A round's Stats.Duration is its wall time, other
 // tenants' turns included. RunRound of a tenant whose round the pass has
-// started carries that round to its end.
+// started carries that round to its end. A drain asked for by Changed is
+// a turn too: a longer log goes back to the end of the inbox.
 //
 // Backpressure: keys are handled one at a time, in order, and a page of
 // either listing is read only when the previous one is used up, so a slow

@@ -132,11 +132,17 @@ func (s *sched) serve(ctx context.Context, req roundRequest) {
 	s.unavailable(ctx, err)
 }
 
-// upload drains tenant's change log, as Changed asked.
+// upload drains up to TurnKeys changes of tenant's log, as Changed asked.
+// A longer log goes back to the end of the changed inbox (Changed, which
+// never blocks: a full inbox turns into a pass), so a tenant that wrote a
+// million documents holds Run for one turn at a time, like a round.
 func (s *sched) upload(ctx context.Context, tenant string) {
-	_, err := s.e.Upload(ctx, tenant)
-	if errors.Is(err, ErrBackendUnavailable) {
+	_, more, err := s.e.uploadSome(ctx, tenant, s.e.cfg.TurnKeys)
+	switch {
+	case errors.Is(err, ErrBackendUnavailable):
 		s.armRetry() // the change waits for the backend: come back for it
+	case more && err == nil:
+		s.e.Changed(tenant)
 	}
 }
 

@@ -37,7 +37,9 @@ func putIn(t testing.TB, s *store.Store, tenant, key string) {
 }
 
 // runEngine runs e.Run until the test ends.
-func runEngine(t *testing.T, e *Engine) {
+func runEngine(t *testing.T, e *Engine) { runEngineB(t, e) }
+
+func runEngineB(t testing.TB, e *Engine) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
@@ -388,5 +390,36 @@ func TestReplicationLag(t *testing.T) {
 	}
 	if lag := e.ReplicationLag(); lag != 0 {
 		t.Fatalf("lag %v after the upload, want 0", lag)
+	}
+}
+
+// TestChangedDrainsATurnAtATime: a tenant's long change log, announced by
+// Changed, is drained a turn at a time, so a round asked for meanwhile is
+// answered before the whole log is uploaded.
+func TestChangedDrainsATurnAtATime(t *testing.T) {
+	const n = 500
+	a := openStore(t, "a")
+	b := mem.New("b")
+	for i := range n {
+		putIn(t, a, "big", fmt.Sprintf("k%03d", i))
+	}
+	putIn(t, a, "small", "k")
+	e := newEngine(t, a, b, func(c *Config) { c.CheckpointEvery, c.PageSize = 10, 10 })
+	e.Changed("big")
+	runEngine(t, e)
+	st, err := e.RunRound(bg, "small")
+	if err != nil || st.Actions[Upload] != 1 {
+		t.Fatalf("small's round: %+v, %v", st, err)
+	}
+	p, err := b.List(bg, "big", backend.ListOptions{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Entries) >= n {
+		t.Fatalf("all %d of big's changes were uploaded before small's round was answered", len(p.Entries))
+	}
+	// The rest follows on its own.
+	if st, err := e.RunRound(bg, "big"); err != nil || st.Scanned != n {
+		t.Fatalf("big's round: %+v, %v", st, err)
 	}
 }
