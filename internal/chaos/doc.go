@@ -67,4 +67,6 @@
 //   - A "hang" partition holds goroutines until their contexts end: a
 //     caller without a deadline hangs until the heal.
 //   - The schedule keeps the first 100 000 injections; the counts go on.
+//   - Report logs every injection at Warn: a high fault rate on a busy
+//     node is a lot of log lines, on purpose (each is a fault to find).
 package chaos
