@@ -1,9 +1,12 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -209,4 +212,36 @@ func startNodeOn(t *testing.T, dir string, limits reconcile.Limits) map[string]s
 	t.Cleanup(func() { n.Shutdown(context.Background()) })
 	return map[string]string{"CAIRN_URL": "http://" + n.Addr(), "CAIRN_TOKEN": tok, "CAIRN_TENANT": "acme",
 		"CAIRN_ADMIN_URL": "http://" + n.AdminAddr()}
+}
+
+// TestProgressOnTerminal: on a terminal the line is drawn in place (\r and
+// erase-line), redrawn only when it changes, and cleared at the end. The
+// status comes from a test server (the rendering loop is under test).
+func TestProgressOnTerminal(t *testing.T) {
+	progressEvery = 5 * time.Millisecond
+	defer func() { progressEvery = 500 * time.Millisecond }()
+	polls := make(chan struct{}, 100)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"backends":[{"name":"local","breaker":"closed","tenants":[
+			{"tenant":"acme","running":true,"scanned":500,"estimate":1000,"percent_done":50,"keys_per_second":100,"eta_seconds":5}]}]}`)
+		select {
+		case polls <- struct{}{}:
+		default:
+		}
+	}))
+	defer srv.Close()
+	var buf bytes.Buffer
+	p := &progress{w: &buf, tty: true}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.poll(ctx, adminClient{base: srv.URL}, "", "") }()
+	for range 3 {
+		<-polls
+	}
+	cancel()
+	<-done
+	want := "\r\033[Klocal/acme [##########----------] 50% 500/1000 keys 100/s ETA 5s\r\033[K"
+	if got := buf.String(); got != want {
+		t.Fatalf("terminal output %q, want %q (drawn once, then cleared)", got, want)
+	}
 }
