@@ -55,6 +55,7 @@ type serveFlags struct {
 	beOps         listFlag   // NAME=RATE
 	beBytes       listFlag   // NAME=SIZE
 	chaos         chaosFlags // serve_chaos.go
+	checkpointN   int
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -93,6 +94,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval")
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
+	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	return fs, f
 }
 
@@ -233,7 +235,10 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.gcGrace <= f.reconcileIvl {
 		return fmt.Errorf("--gc-grace %v: want more than --reconcile-interval (%v), and more than the longest partition you tolerate", f.gcGrace, f.reconcileIvl)
 	}
-	r := node.Replication{Interval: f.reconcileIvl, Policies: map[string]reconcile.Policy{},
+	if f.checkpointN < 1 {
+		return fmt.Errorf("--reconcile-checkpoint-every %d: want 1 or more", f.checkpointN)
+	}
+	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
 		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)

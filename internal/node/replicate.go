@@ -72,6 +72,9 @@ type Replication struct {
 	// GCInterval is the time between the collector's passes (tombstones
 	// and change-log trimming, over every tenant); 0 means none.
 	GCInterval time.Duration
+	// CheckpointEvery is how many keys a round handles between
+	// checkpoints; 0 means reconcile's default.
+	CheckpointEvery int
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -187,7 +190,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 		n.tel.Metrics.AddBackend(name)
 		eng, err := reconcile.New(reconcile.Config{
 			Store: n.store, Backend: be, Policy: pol,
-			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval,
+			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Logger: n.log,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),

@@ -72,6 +72,7 @@ type RoundResult struct {
 	Siblings     int            `json:"siblings"`
 	Deletes      int            `json:"deletes"`
 	Corrupt      int            `json:"corrupt"`
+	Repaired     int            `json:"repaired"`
 	Raced        int            `json:"raced"`
 	BytesUp      int64          `json:"bytes_up"`
 	BytesDown    int64          `json:"bytes_down"`
@@ -92,7 +93,7 @@ func resultOf(st reconcile.Stats) *RoundResult {
 		Tenant: st.Tenant, Started: st.Started, DurationMS: float64(st.Duration) / float64(time.Millisecond),
 		ResumedAfter: st.ResumedAfter, Scanned: st.Scanned, Applied: st.Applied(),
 		Conflicts: st.Conflicts, Losers: st.Losers, Siblings: st.Siblings, Deletes: st.Deletes,
-		Corrupt: st.Corrupt, Raced: st.Raced, BytesUp: st.BytesUp, BytesDown: st.BytesDown,
+		Corrupt: st.Corrupt, Repaired: st.Repaired, Raced: st.Raced, BytesUp: st.BytesUp, BytesDown: st.BytesDown,
 	}
 	for a, c := range st.Actions {
 		if c > 0 {

@@ -139,7 +139,7 @@ func TestRoundLogs(t *testing.T) {
 	cb.SetProfile(chaos.Profile{CorruptFlip: 1})
 	e := newEngine(t, reader, cb, func(c *Config) { c.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	runRound(t, e)
-	if !strings.Contains(logs.String(), `"msg":"reconcile: corrupt remote object skipped","backend":"b","tenant":"t1","key":"k1"`) {
+	if !strings.Contains(logs.String(), `"msg":"reconcile: corrupt remote object","backend":"b","tenant":"t1","key":"k1","repair":false`) {
 		t.Fatalf("no corrupt-object warning in %s", logs.String())
 	}
 	cb.SetProfile(chaos.Profile{FailBefore: 1})

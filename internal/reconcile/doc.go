@@ -114,7 +114,8 @@
 //     Resolve gets it when it is live and a common ancestor of both sides
 //     (ancestor.go says what that costs).
 //   - A remote object that fails verification (fault.Corruption) is counted
-//     (Stats.Corrupt) and skipped, never applied.
+//     (Stats.Corrupt) and never applied; when the node has the key, its copy
+//     overwrites the damaged object (if-match; Stats.Repaired).
 //
 // Keys are handled one at a time, in order, so "the last key fully handled"
 // is exact: it is checkpointed every Config.CheckpointEvery keys

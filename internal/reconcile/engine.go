@@ -90,7 +90,7 @@ type Config struct {
 	Failpoint func(name string)
 	// Logger, if set, gets a warning for each failed round ("reconcile:
 	// round failed", or "reconcile: round stopped by the mass-deletion
-	// guard") and each corrupt remote object skipped; nil logs nothing.
+	// guard") and each corrupt remote object (repaired or left); nil logs nothing.
 	Logger *slog.Logger
 
 	// beforeApply, if set, runs after a key's decision and before it is
@@ -378,5 +378,18 @@ func call[R any](ctx context.Context, e *Engine, op string, fn func(context.Cont
 		return zero, err
 	}
 	defer release()
-	return resilience.Get(ctx, e.cfg.Policy, op, fn)
+	start := time.Now()
+	r, err := resilience.Get(ctx, e.cfg.Policy, op, fn)
+	if o, ok := e.cfg.Observer.(BackendObserver); ok {
+		o.ObserveBackend(e.name, op, err, time.Since(start))
+	}
+	return r, err
+}
+
+// BackendObserver is an optional capability of an Observer: it hears about
+// every backend call, after its retries (cairn_backend_operations_total).
+// A call refused because the breaker is open, or that never got a call
+// slot, is not a call.
+type BackendObserver interface {
+	ObserveBackend(backend, op string, err error, d time.Duration)
 }

@@ -90,10 +90,10 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 			o.ReconcileAction(e.name, ActionCorrupt)
 		}
 		if l := e.cfg.Logger; l != nil {
-			l.WarnContext(ctx, "reconcile: corrupt remote object skipped", "backend", e.name,
-				"tenant", tenant, "key", key, "err", err)
+			l.WarnContext(ctx, "reconcile: corrupt remote object", "backend", e.name,
+				"tenant", tenant, "key", key, "repair", k.local != nil, "err", err)
 		}
-		return nil
+		return e.repair(ctx, k, st)
 	case fault.ClassOf(err) == fault.PreconditionFailed:
 		st.Raced++
 		if o := e.cfg.Observer; o != nil {
@@ -102,6 +102,37 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 		return nil
 	}
 	return err
+}
+
+// repair overwrites a remote object that failed verification with the
+// node's own copy of the key, if it has one (if-match the damaged object's
+// ETag). The damaged object is never applied: nothing can be learnt from
+// it, and a node that wrote a newer version still holds that version and
+// uploads it again when it sees the repaired object (its ETag changed), so
+// the repair cannot lose a write. Without a local copy the object is left
+// for a node that has one; counted in Stats.Corrupt either way.
+func (e *Engine) repair(ctx context.Context, k *keyState, st *Stats) error {
+	if k.local == nil || k.remote == nil {
+		return nil
+	}
+	v := k.local.Version
+	body, err := e.localBody(ctx, k, &v)
+	if errors.Is(err, errSkip) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	etag, err := e.put(ctx, k, &v, body, st)
+	switch {
+	case fault.ClassOf(err) == fault.PreconditionFailed:
+		st.Raced++ // replaced meanwhile: the next round reads the new object
+		return nil
+	case err != nil:
+		return err
+	}
+	st.Repaired++
+	return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: v, RemoteETag: etag})
 }
 
 // errRemote marks errors from reading the remote object.

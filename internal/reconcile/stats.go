@@ -22,9 +22,9 @@ type Stats struct {
 	Conflicts, Losers, Siblings int
 	// Deletes counts applied actions that deleted a live document.
 	Deletes int
-	// Corrupt counts remote objects that failed verification: skipped,
-	// never applied.
-	Corrupt int
+	// Corrupt counts remote objects that failed verification: never
+	// applied. Repaired counts those overwritten with the local copy.
+	Corrupt, Repaired int
 	// Raced counts keys skipped because one side changed between the
 	// decision and its application (a failed compare-and-set or
 	// precondition): the next round handles them.

@@ -155,6 +155,7 @@ func (s *Stats) add(o *Stats) {
 	s.Siblings += o.Siblings
 	s.Deletes += o.Deletes
 	s.Corrupt += o.Corrupt
+	s.Repaired += o.Repaired
 	s.Raced += o.Raced
 	s.BytesUp += o.BytesUp
 	s.BytesDown += o.BytesDown
