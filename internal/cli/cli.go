@@ -42,6 +42,8 @@ Usage:
   cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
   cairn reconcile status|run     replication: show progress, start rounds (--wait, --confirm)
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
+  cairn chaos run [--scenario NAME|all] [--seed N] [--duration D] [--nodes N]
+                                run the chaos scenarios on a local cluster and report
   cairn version                 print the version
   cairn help [COMMAND]          show help for a command
 
@@ -81,6 +83,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return conflictsCommand(ctx, rest, env) // conflicts.go
 	case "bench", "bench-bare":
 		return benchCommand(ctx, cmd, rest, env) // bench.go
+	case "chaos":
+		return chaosCommand(ctx, rest, env) // chaos.go
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "cairn", version())
 		return exitOK

@@ -1,0 +1,356 @@
+package chaosrun
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// Op is one client operation as the load driver saw it.
+type Op struct {
+	Client int    `json:"client"`
+	Node   int    `json:"node"` // index of the node it was sent to
+	Kind   byte   `json:"kind"` // 'p'ut, 'd'elete, 'g'et
+	Key    string `json:"key"`
+	// Value is the body written (put) or read (get; "" when absent).
+	Value string `json:"value,omitempty"`
+	// Found: the document existed (get, delete).
+	Found bool `json:"found,omitempty"`
+	// OK: the node answered and the answer is definite (2xx, or 404 for a
+	// get or delete). A write with OK is acknowledged.
+	OK bool `json:"ok"`
+	// Unknown: a write whose outcome is not known (transport error,
+	// timeout, 5xx): it may or may not have taken effect.
+	Unknown bool `json:"unknown,omitempty"`
+	// Status is the HTTP status; 0 for a transport error or timeout.
+	Status int `json:"status"`
+	// Call and Return are offsets from the start of the run.
+	Call   time.Duration `json:"call"`
+	Return time.Duration `json:"return"`
+	// RequestID names the request in the node's log; TraceID its trace.
+	RequestID string `json:"request_id,omitempty"`
+	TraceID   string `json:"trace_id,omitempty"`
+}
+
+func (o Op) write() bool { return o.Kind == 'p' || o.Kind == 'd' }
+
+// Anomaly is one invariant violation a checker found.
+type Anomaly struct {
+	Check  string `json:"check"`
+	Key    string `json:"key,omitempty"`
+	Detail string `json:"detail"`
+}
+
+func (a Anomaly) String() string {
+	if a.Key == "" {
+		return a.Check + ": " + a.Detail
+	}
+	return fmt.Sprintf("%s: key %q: %s", a.Check, a.Key, a.Detail)
+}
+
+// LostWrites checks that no acknowledged write was lost: final maps each
+// key to its value at the end ("" or absent: no document). For every key
+// with an acknowledged write, let M be the acknowledged write called last;
+// the final value must be M's, or that of a write that may have taken
+// effect after M started (one that returned after M's call, or whose
+// outcome is unknown). Anything else is an older value: M was lost.
+func LostWrites(history []Op, final map[string]string) []Anomaly {
+	byKey := map[string][]Op{}
+	for _, o := range history {
+		if o.write() && (o.OK || o.Unknown) {
+			byKey[o.Key] = append(byKey[o.Key], o)
+		}
+	}
+	var out []Anomaly
+	for _, key := range sortedKeys(byKey) {
+		ops := byKey[key]
+		var last *Op
+		for i := range ops {
+			if ops[i].OK && (last == nil || ops[i].Call > last.Call) {
+				last = &ops[i]
+			}
+		}
+		if last == nil {
+			continue
+		}
+		got := final[key]
+		allowed := false
+		for _, o := range ops {
+			if o.OK && o.Call != last.Call && o.Return < last.Call {
+				continue // acknowledged before M began: M must supersede it
+			}
+			if writtenValue(o) == got {
+				allowed = true
+				break
+			}
+		}
+		if !allowed {
+			out = append(out, Anomaly{Check: "lost-write", Key: key,
+				Detail: fmt.Sprintf("final value %q; the last acknowledged write (%c %q at %v, request %s) is gone", got, last.Kind, writtenValue(*last), last.Call, last.RequestID)})
+		}
+	}
+	return out
+}
+
+// writtenValue is the value a write leaves: its body, or "" for a delete.
+func writtenValue(o Op) string {
+	if o.Kind == 'd' {
+		return ""
+	}
+	return o.Value
+}
+
+// Divergence checks that every replica holds the same value for every key
+// (a key missing from a replica counts as "").
+func Divergence(replicas []map[string]string) []Anomaly {
+	keys := map[string]bool{}
+	for _, r := range replicas {
+		for k := range r {
+			keys[k] = true
+		}
+	}
+	var out []Anomaly
+	for _, k := range sortedKeys(keys) {
+		for i := 1; i < len(replicas); i++ {
+			if replicas[i][k] != replicas[0][k] {
+				out = append(out, Anomaly{Check: "divergence", Key: k,
+					Detail: fmt.Sprintf("replica 0 has %q, replica %d has %q", short(replicas[0][k]), i, short(replicas[i][k]))})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// PingPong checks the versions a key showed in successive observations
+// after the heal (ETags, one per round): a version that comes back after
+// another replaced it is conflict ping-pong. Repeats of the same version
+// are fine; so is one change (the conflict being resolved).
+func PingPong(seq map[string][]string) []Anomaly {
+	var out []Anomaly
+	for _, k := range sortedKeys(seq) {
+		seen := map[string]int{}
+		prev := ""
+		for i, v := range seq[k] {
+			if i > 0 && v == prev {
+				continue
+			}
+			if j, ok := seen[v]; ok {
+				out = append(out, Anomaly{Check: "ping-pong", Key: k,
+					Detail: fmt.Sprintf("version %s came back at observation %d after being replaced (first at %d): %v", v, i, j, seq[k])})
+				break
+			}
+			seen[v] = i
+			prev = v
+		}
+	}
+	return out
+}
+
+// CorruptServed checks that every successful read returned a body some
+// client wrote: anything else is a damaged copy served as valid.
+func CorruptServed(history []Op) []Anomaly {
+	written := map[string]bool{}
+	for _, o := range history {
+		if o.Kind == 'p' {
+			written[o.Value] = true
+		}
+	}
+	var out []Anomaly
+	for _, o := range history {
+		if o.Kind == 'g' && o.OK && o.Found && !written[o.Value] {
+			out = append(out, Anomaly{Check: "corrupt-served", Key: o.Key,
+				Detail: fmt.Sprintf("node %d served %q, which no client wrote (request %s)", o.Node, short(o.Value), o.RequestID)})
+		}
+	}
+	return out
+}
+
+// ErrorCounts are the client-visible outcomes of a run.
+type ErrorCounts struct {
+	Total  int `json:"total"`
+	Errors int `json:"errors"` // 5xx other than 503, transport errors, timeouts
+	Shed   int `json:"shed"`   // 429 and 503: the node shed load, as designed
+}
+
+// Rate is the share of requests that failed (shed excluded).
+func (c ErrorCounts) Rate() float64 {
+	if c.Total == 0 {
+		return 0
+	}
+	return float64(c.Errors) / float64(c.Total)
+}
+
+// CountErrors classifies the outcomes in history.
+func CountErrors(history []Op) ErrorCounts {
+	var c ErrorCounts
+	for _, o := range history {
+		c.Total++
+		switch {
+		case o.Status == 429 || o.Status == 503:
+			c.Shed++
+		case o.Status == 0 || o.Status >= 500:
+			c.Errors++
+		}
+	}
+	return c
+}
+
+// ErrorRate checks the client-visible error rate against max (e.g. 0.001).
+func ErrorRate(c ErrorCounts, max float64) []Anomaly {
+	if c.Rate() <= max {
+		return nil
+	}
+	return []Anomaly{{Check: "error-rate", Detail: fmt.Sprintf("%d of %d requests failed (%.3f%%), above %.3f%% (shed: %d, not counted)", c.Errors, c.Total, 100*c.Rate(), 100*max, c.Shed)}}
+}
+
+// Fault is one injected fault and what made it visible.
+type Fault struct {
+	Kind   string        `json:"kind"`   // latency, timeout, reset_peer, bandwidth, down, kill, corrupt, ballast…
+	Target string        `json:"target"` // the link, node or object it hit
+	At     time.Duration `json:"at"`     // offset from the start of the scenario
+	For    time.Duration `json:"for,omitempty"`
+	// Metric names the series that moved while the fault was on, and by
+	// how much; TraceID is a trace the fault shows up in.
+	Metric  string `json:"metric"`
+	TraceID string `json:"trace_id"`
+}
+
+// FaultsVisible checks that every fault type injected moved a metric and
+// left a trace. One fault of a type that shows both is enough for the type:
+// a short fault can fall between two requests.
+func FaultsVisible(faults []Fault) []Anomaly {
+	type seen struct{ metric, trace bool }
+	kinds := map[string]*seen{}
+	for _, f := range faults {
+		s := kinds[f.Kind]
+		if s == nil {
+			s = &seen{}
+			kinds[f.Kind] = s
+		}
+		s.metric = s.metric || f.Metric != ""
+		s.trace = s.trace || f.TraceID != ""
+	}
+	var out []Anomaly
+	for _, k := range sortedKeys(kinds) {
+		s := kinds[k]
+		if !s.metric {
+			out = append(out, Anomaly{Check: "fault-visible", Detail: fmt.Sprintf("fault %s moved no metric", k)})
+		}
+		if !s.trace {
+			out = append(out, Anomaly{Check: "fault-visible", Detail: fmt.Sprintf("fault %s left no trace id", k)})
+		}
+	}
+	return out
+}
+
+// Linearizable checks, with porcupine, that each key's history on node is
+// linearizable as a register (put, get, delete). Failed reads are left
+// out; a write with an unknown outcome may take effect at any point after
+// its call. A check that exceeds timeout is reported as such.
+func Linearizable(history []Op, node int, timeout time.Duration) []Anomaly {
+	var ops []porcupine.Operation
+	for _, o := range history {
+		if o.Node != node || !(o.OK || (o.Unknown && o.write())) {
+			continue
+		}
+		ret := int64(o.Return)
+		if o.Unknown {
+			ret = math.MaxInt64
+		}
+		ops = append(ops, porcupine.Operation{ClientId: o.Client, Input: regInput{op: o.Kind, key: o.Key, value: o.Value},
+			Output: regOutput{value: o.Value, found: o.Found, unknown: o.Unknown}, Call: int64(o.Call), Return: ret})
+	}
+	switch porcupine.CheckOperationsTimeout(registerModel, ops, timeout) {
+	case porcupine.Ok:
+		return nil
+	case porcupine.Unknown:
+		return []Anomaly{{Check: "linearizable", Detail: fmt.Sprintf("node %d: check did not finish within %v (%d ops)", node, timeout, len(ops))}}
+	}
+	// Name the keys whose histories fail, checking each alone.
+	byKey := map[string][]porcupine.Operation{}
+	for _, op := range ops {
+		k := op.Input.(regInput).key
+		byKey[k] = append(byKey[k], op)
+	}
+	var out []Anomaly
+	for _, k := range sortedKeys(byKey) {
+		if porcupine.CheckOperationsTimeout(registerModel, byKey[k], timeout) == porcupine.Illegal {
+			out = append(out, Anomaly{Check: "linearizable", Key: k, Detail: fmt.Sprintf("node %d: the key's %d operations have no linearization", node, len(byKey[k]))})
+		}
+	}
+	return out
+}
+
+type regInput struct {
+	op         byte
+	key, value string
+}
+
+type regOutput struct {
+	value   string
+	found   bool
+	unknown bool
+}
+
+// registerModel is a map of registers partitioned by key; "" is absent.
+var registerModel = porcupine.Model{
+	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
+		byKey := map[string][]porcupine.Operation{}
+		for _, op := range history {
+			k := op.Input.(regInput).key
+			byKey[k] = append(byKey[k], op)
+		}
+		out := make([][]porcupine.Operation, 0, len(byKey))
+		for _, k := range sortedKeys(byKey) {
+			out = append(out, byKey[k])
+		}
+		return out
+	},
+	Init: func() any { return "" },
+	Step: func(state, input, output any) (bool, any) {
+		st, in, out := state.(string), input.(regInput), output.(regOutput)
+		switch in.op {
+		case 'p':
+			return true, in.value
+		case 'g':
+			return out.found == (st != "") && out.value == st, st
+		default:
+			return out.unknown || out.found == (st != ""), ""
+		}
+	},
+	DescribeOperation: func(input, output any) string {
+		in, out := input.(regInput), output.(regOutput)
+		return fmt.Sprintf("%c(%s,%s) → %q found=%v", in.op, in.key, short(in.value), short(out.value), out.found)
+	},
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+func short(s string) string {
+	if len(s) > 60 {
+		return s[:60] + "…"
+	}
+	return s
+}
+
+// percentile returns the p-th percentile (0..1) of ds, sorting it.
+func percentile(ds []time.Duration, p float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	slices.Sort(ds)
+	i := int(math.Ceil(p*float64(len(ds)))) - 1
+	return ds[max(0, min(i, len(ds)-1))]
+}

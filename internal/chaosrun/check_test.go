@@ -1,0 +1,151 @@
+package chaosrun
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+func put(client int, key, v string, call, ret int) Op {
+	return Op{Client: client, Kind: 'p', Key: key, Value: v, OK: true, Status: 200, Call: ms(call), Return: ms(ret)}
+}
+
+func get(client int, key, v string, call, ret int) Op {
+	return Op{Client: client, Kind: 'g', Key: key, Value: v, Found: v != "", OK: true, Status: 200, Call: ms(call), Return: ms(ret)}
+}
+
+// wantOne fails unless got holds exactly one anomaly of check about key.
+func wantOne(t *testing.T, got []Anomaly, check, key string) {
+	t.Helper()
+	if len(got) != 1 || got[0].Check != check || got[0].Key != key {
+		t.Fatalf("got %v, want one %s anomaly on %q", got, check, key)
+	}
+}
+
+func TestLostWrites(t *testing.T) {
+	h := []Op{
+		put(1, "a", "a1", 0, 10), put(1, "a", "a2", 20, 30), // a2 acknowledged last
+		put(1, "b", "b1", 0, 10), put(2, "b", "b2", 5, 15), // concurrent: either may win
+		put(1, "c", "c1", 0, 10), {Kind: 'p', Key: "c", Value: "c2", Unknown: true, Call: ms(20), Return: ms(25)},
+		put(1, "d", "d1", 0, 10), {Kind: 'd', Key: "d", OK: true, Found: true, Status: 204, Call: ms(20), Return: ms(30)},
+	}
+	ok := map[string]string{"a": "a2", "b": "b1", "c": "c2", "d": ""}
+	if got := LostWrites(h, ok); len(got) != 0 {
+		t.Fatalf("clean history: %v", got)
+	}
+	ok["c"] = "c1" // the unknown write may not have happened
+	if got := LostWrites(h, ok); len(got) != 0 {
+		t.Fatalf("unknown write not applied: %v", got)
+	}
+	planted := map[string]string{"a": "a1", "b": "b2", "c": "c1", "d": ""} // a2 lost
+	wantOne(t, LostWrites(h, planted), "lost-write", "a")
+	planted = map[string]string{"a": "a2", "b": "b2", "c": "c1", "d": "d1"} // the delete undone
+	wantOne(t, LostWrites(h, planted), "lost-write", "d")
+}
+
+func TestDivergence(t *testing.T) {
+	r0 := map[string]string{"a": "1", "b": "2"}
+	if got := Divergence([]map[string]string{r0, {"a": "1", "b": "2"}}); len(got) != 0 {
+		t.Fatalf("equal replicas: %v", got)
+	}
+	wantOne(t, Divergence([]map[string]string{r0, {"a": "1", "b": "3"}}), "divergence", "b")
+	wantOne(t, Divergence([]map[string]string{r0, {"a": "1"}}), "divergence", "b")
+	wantOne(t, Divergence([]map[string]string{r0, {"a": "1", "b": "2", "c": "4"}}), "divergence", "c")
+}
+
+func TestPingPong(t *testing.T) {
+	fine := map[string][]string{"a": {"x", "x", "y", "y", "y"}, "b": {"z"}}
+	if got := PingPong(fine); len(got) != 0 {
+		t.Fatalf("one resolution: %v", got)
+	}
+	wantOne(t, PingPong(map[string][]string{"a": {"x", "y", "x"}, "b": {"z"}}), "ping-pong", "a")
+	wantOne(t, PingPong(map[string][]string{"a": {"x", "y", "y", "z", "y"}}), "ping-pong", "a")
+}
+
+func TestCorruptServed(t *testing.T) {
+	h := []Op{put(1, "a", `{"v":1}`, 0, 10), get(2, "a", `{"v":1}`, 20, 30), get(2, "a", "", 40, 50)}
+	if got := CorruptServed(h); len(got) != 0 {
+		t.Fatalf("clean reads: %v", got)
+	}
+	h = append(h, get(3, "a", `{"v":3}`, 60, 70)) // a flipped bit: 1 → 3
+	wantOne(t, CorruptServed(h), "corrupt-served", "a")
+}
+
+func TestErrorRate(t *testing.T) {
+	var h []Op
+	for range 2000 {
+		h = append(h, Op{OK: true, Status: 200})
+	}
+	h = append(h, Op{Status: 503}, Op{Status: 429}, Op{Status: 0}) // two shed, one timeout
+	c := CountErrors(h)
+	if c.Total != 2003 || c.Errors != 1 || c.Shed != 2 {
+		t.Fatalf("counts %+v", c)
+	}
+	if got := ErrorRate(c, 0.001); len(got) != 0 {
+		t.Fatalf("1 in 2003: %v", got)
+	}
+	h = append(h, Op{Status: 500}, Op{Status: 502}, Op{Status: 0})
+	if got := ErrorRate(CountErrors(h), 0.001); len(got) != 1 || !strings.Contains(got[0].Detail, "4 of 2006") {
+		t.Fatalf("4 in 2006: %v", got)
+	}
+}
+
+func TestFaultsVisible(t *testing.T) {
+	fs := []Fault{
+		{Kind: "latency", Metric: "m", TraceID: "t"},
+		{Kind: "kill"}, {Kind: "kill", Metric: "m", TraceID: "t"}, // one visible kill is enough
+	}
+	if got := FaultsVisible(fs); len(got) != 0 {
+		t.Fatalf("visible faults: %v", got)
+	}
+	got := FaultsVisible(append(fs, Fault{Kind: "reset_peer", Metric: "m"}))
+	if len(got) != 1 || !strings.Contains(got[0].Detail, "reset_peer left no trace") {
+		t.Fatalf("planted invisible fault: %v", got)
+	}
+}
+
+func TestLinearizable(t *testing.T) {
+	h := []Op{
+		put(1, "a", "1", 0, 10), get(2, "a", "1", 5, 15), put(1, "a", "2", 20, 30),
+		get(2, "a", "2", 40, 50), put(3, "b", "x", 0, 100), get(2, "b", "", 10, 20), // concurrent: may read nothing
+		{Client: 4, Kind: 'p', Key: "b", Value: "y", Unknown: true, Call: ms(110), Return: ms(120)},
+		get(2, "b", "y", 200, 210), // the unknown write took effect
+	}
+	if got := Linearizable(h, 0, 5*time.Second); len(got) != 0 {
+		t.Fatalf("linearizable history: %v", got)
+	}
+	stale := append(h, get(2, "a", "1", 60, 70)) // reads the overwritten value after the ack
+	wantOne(t, Linearizable(stale, 0, 5*time.Second), "linearizable", "a")
+	other := append(h, Op{Node: 1, Kind: 'g', Key: "a", Value: "1", Found: true, OK: true, Call: ms(60), Return: ms(70)})
+	if got := Linearizable(other, 0, 5*time.Second); len(got) != 0 {
+		t.Fatalf("another node's reads are not node 0's history: %v", got)
+	}
+}
+
+func TestScheduleReplays(t *testing.T) {
+	a := Schedule(42, time.Minute, 3, NetKinds)
+	b := Schedule(42, time.Minute, 3, NetKinds)
+	if len(a) < len(NetKinds) {
+		t.Fatalf("a minute holds %d faults, want every kind: %v", len(a), a)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Fatalf("seed 42 twice: event %d is %v then %v", i, a[i], b[i])
+		}
+	}
+	for i, k := range NetKinds {
+		if a[i].Kind != k {
+			t.Errorf("event %d is %s, want %s (every kind first)", i, a[i].Kind, k)
+		}
+	}
+	for i := 1; i < len(a); i++ {
+		if a[i].At < a[i-1].At+a[i-1].For || a[i].At+a[i].For > time.Minute {
+			t.Fatalf("event %d %v overlaps %v or ends after the run", i, a[i], a[i-1])
+		}
+	}
+	if c := Schedule(43, time.Minute, 3, NetKinds); c[0] == a[0] && c[1] == a[1] {
+		t.Errorf("seeds 42 and 43 give the same start: %v", c[:2])
+	}
+}

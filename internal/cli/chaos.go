@@ -1,0 +1,136 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/chaosrun"
+)
+
+const chaosUsage = `Usage: cairn chaos run [flags]
+
+Starts a local cluster on loopback (a versitygw S3 server, a toxiproxy proxy
+per node→S3 link, and node processes of this binary), drives load, injects
+faults on a schedule derived from the seed, heals, and checks the invariants.
+Prints a table and writes the report as JSON. Exit status 1 if any invariant
+failed. See docs/chaos.md for how to read the report.
+
+Scenarios: %s
+
+Flags:
+`
+
+func chaosCommand(ctx context.Context, args []string, env Env) int {
+	if len(args) == 0 || args[0] != "run" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+			fmt.Fprintf(env.Stdout, chaosUsage, scenarioNames())
+			return exitOK
+		}
+		fmt.Fprintf(env.Stderr, "cairn chaos: want 'cairn chaos run [flags]'\n")
+		return exitUsage
+	}
+	fs := flag.NewFlagSet("chaos run", flag.ContinueOnError)
+	fs.SetOutput(env.Stderr)
+	scenario := fs.String("scenario", "all", "`name` of the scenario to run, or all")
+	seed := fs.Uint64("seed", 0, "seed of the fault schedule and the load (0: a random one, printed)")
+	duration := fs.Duration("duration", 30*time.Second, "length of each scenario's load `phase`")
+	nodes := fs.Int("nodes", 3, "nodes in the multi-node scenarios (at least 2)")
+	jsonOut := fs.String("json", "chaos-report.json", "write the report as JSON to this `file` (empty: none)")
+	dir := fs.String("dir", "", "scratch `directory` for data, the bucket and traces (default: a temporary one, removed unless --keep)")
+	keep := fs.Bool("keep", false, "keep the scratch directory")
+	gw := fs.String("versitygw", "", "versitygw `binary` (default: $CAIRN_VERSITYGW_BIN or .tools/versitygw-*/ above the working directory)")
+	converge := fs.Duration("converge-within", time.Minute, "the convergence invariant's bound, from the heal until every replica is equal")
+	fs.Usage = func() {
+		fmt.Fprintf(env.Stderr, chaosUsage, scenarioNames())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return helpOrUsage(err)
+	}
+	var run []chaosrun.Scenario
+	if *scenario == "all" {
+		run = chaosrun.Scenarios
+	} else {
+		for _, name := range strings.Split(*scenario, ",") {
+			s, ok := chaosrun.Lookup(name)
+			if !ok {
+				fmt.Fprintf(env.Stderr, "cairn chaos run: --scenario %q: want one of %s, or all\n", name, scenarioNames())
+				return exitUsage
+			}
+			run = append(run, s)
+		}
+	}
+	if *nodes < 2 || *duration < time.Second {
+		fmt.Fprintf(env.Stderr, "cairn chaos run: want --nodes ≥ 2 and --duration ≥ 1s\n")
+		return exitUsage
+	}
+	if *gw == "" {
+		*gw = chaosrun.FindVersitygw()
+	}
+	if *gw == "" {
+		fmt.Fprintf(env.Stderr, "cairn chaos run: no versitygw binary: pass --versitygw, set CAIRN_VERSITYGW_BIN, or build it with scripts/versitygw.sh\n")
+		return exitFail
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "cairn chaos run: %v\n", err)
+		return exitFail
+	}
+	if *seed == 0 {
+		*seed = rand.Uint64N(1<<31) + 1
+	}
+	scratch := *dir
+	if scratch == "" {
+		scratch, err = os.MkdirTemp("", "cairn-chaos-")
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "cairn chaos run: %v\n", err)
+			return exitFail
+		}
+		if !*keep {
+			defer os.RemoveAll(scratch)
+		}
+	}
+	cmdline := fmt.Sprintf("cairn chaos run --scenario %s --seed %d --duration %v --nodes %d", *scenario, *seed, *duration, *nodes)
+	fmt.Fprintf(env.Stderr, "%s (scratch %s)\n", cmdline, scratch)
+	rp := chaosrun.Report{Command: cmdline, Seed: *seed, Started: time.Now().UTC(), Duration: duration.String()}
+	for _, s := range run {
+		e := chaosrun.Env{Bin: bin, Gateway: *gw, Dir: scratch, Seed: *seed, Duration: *duration, Nodes: *nodes,
+			Log: env.Stderr, ConvergeWithin: *converge}
+		rp.Results = append(rp.Results, s.Run(ctx, e))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	rp.Table(env.Stdout)
+	if *jsonOut != "" {
+		f, err := os.Create(*jsonOut)
+		if err == nil {
+			err = rp.JSON(f)
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "cairn chaos run: writing %s: %v\n", *jsonOut, err)
+			return exitFail
+		}
+		fmt.Fprintf(env.Stderr, "report written to %s\n", *jsonOut)
+	}
+	if !rp.OK() {
+		return exitFail
+	}
+	return exitOK
+}
+
+func scenarioNames() string {
+	var names []string
+	for _, s := range chaosrun.Scenarios {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}

@@ -1,0 +1,98 @@
+// Package chaos runs the five chaos scenarios of internal/chaosrun in short
+// form against real processes: versitygw, the cairn binary ($CAIRN_BIN,
+// built with -race by scripts/test.sh; otherwise built here) and toxiproxy
+// in the test process. Each test fails when one of its scenario's
+// invariants does not hold, and logs the report table.
+//
+// CAIRN_CHAOS_SEED sets the seed (default 1); CAIRN_LONG=1 runs each
+// scenario's load for 60s instead of the short form's few seconds.
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/chaosrun"
+)
+
+var cairnBin string
+
+func TestMain(m *testing.M) {
+	cairnBin = os.Getenv("CAIRN_BIN")
+	if cairnBin == "" {
+		dir, err := os.MkdirTemp("", "cairn-chaos-bin")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		cairnBin = filepath.Join(dir, "cairn")
+		build := exec.Command("go", "build", "-o", cairnBin, "github.com/cairnstore/cairn/cmd/cairn")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "chaos: building cairn:", err)
+			os.Exit(1)
+		}
+		code := m.Run()
+		os.RemoveAll(dir)
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// short is each scenario's load phase in the default run: the five
+// together stay under five minutes on 2 cores with a -race binary.
+var short = map[string]time.Duration{
+	"load": 8 * time.Second, "partition": 8 * time.Second, "node-failure": 8 * time.Second,
+	"corruption": 4 * time.Second, "memory": 6 * time.Second,
+}
+
+func run(t *testing.T, name string) {
+	gw := chaosrun.FindVersitygw()
+	if gw == "" {
+		msg := "no versitygw binary; build it with `bash scripts/versitygw.sh` (or set CAIRN_VERSITYGW_BIN)"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	seed := uint64(1)
+	if s := os.Getenv("CAIRN_CHAOS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("CAIRN_CHAOS_SEED=%q: %v", s, err)
+		}
+		seed = v
+	}
+	d := short[name]
+	if os.Getenv("CAIRN_LONG") == "1" {
+		d = time.Minute
+	}
+	sc, ok := chaosrun.Lookup(name)
+	if !ok {
+		t.Fatalf("no scenario %q", name)
+	}
+	var log bytes.Buffer
+	env := chaosrun.Env{Bin: cairnBin, Gateway: gw, Dir: t.TempDir(), Seed: seed, Duration: d, Nodes: 2, Log: &log,
+		ConvergeWithin: 60 * time.Second}
+	r := sc.Run(context.Background(), env)
+	rp := chaosrun.Report{Command: "go test ./test/chaos -run " + t.Name(), Seed: seed, Results: []chaosrun.Result{r}}
+	var table bytes.Buffer
+	rp.Table(&table)
+	t.Logf("%s\n%s", log.String(), table.String())
+	if !rp.OK() {
+		t.Fatalf("scenario %s failed (seed %d); the table above says which invariant", name, seed)
+	}
+}
+
+func TestLoad(t *testing.T)        { run(t, "load") }
+func TestPartition(t *testing.T)   { run(t, "partition") }
+func TestNodeFailure(t *testing.T) { run(t, "node-failure") }
+func TestCorruption(t *testing.T)  { run(t, "corruption") }
+func TestMemory(t *testing.T)      { run(t, "memory") }
