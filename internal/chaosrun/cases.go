@@ -48,6 +48,13 @@ func perNode(env Env, name string, clients, keys, putPct, delPct int, pause time
 	return loads, prefixes
 }
 
+// keysFor scales a scenario's key count with the run's length (one base
+// set per 30s, at most 4000 keys), so that a long run's per-key histories
+// stay short enough for porcupine while the total grows.
+func keysFor(env Env, base int) int {
+	return min(4000, base*max(1, int(env.Duration/(30*time.Second))))
+}
+
 // longPause slows each client in long runs, so that the history porcupine
 // checks stays within what it can search.
 func longPause(env Env) time.Duration {
@@ -64,7 +71,7 @@ func runLoad(ctx context.Context, env Env, r *Result) error {
 		return err
 	}
 	defer c.Close()
-	const keys = 40
+	keys := keysFor(env, 40)
 	loads, prefixes := perNode(env, "load", 64, keys, 40, 10, longPause(env))
 	r.Schedule = Schedule(env.Seed, env.Duration, env.Nodes, NetKinds)
 	rec := NewRecorder()
@@ -103,7 +110,7 @@ func runPartition(ctx context.Context, env Env, r *Result) error {
 	// Every client writes the same keys, half through node 0 and half
 	// through node 1: during the partition each side acknowledges writes
 	// the other cannot see, so the same keys get concurrent versions.
-	const keys = 24
+	keys := keysFor(env, 24)
 	both := []Load{
 		{Clients: 16, Keys: keys, Prefix: "part-", Nodes: []int{0}, PutPct: 60, DelPct: 5, Seed: env.Seed, Pause: longPause(env)},
 		{Clients: 16, Keys: keys, Prefix: "part-", Nodes: []int{1}, PutPct: 60, DelPct: 5, Seed: env.Seed + 1, Pause: longPause(env)},
@@ -177,7 +184,7 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 	if _, err := c.Nodes[0].Reconcile(ctx); err != nil {
 		return fail(c, err)
 	}
-	const keys = 40
+	keys := keysFor(env, 40)
 	loads, prefixes := perNode(env, "fail", 32, keys, 50, 10, longPause(env))
 	// The victim's engine runs its uploader and its rounds on one
 	// goroutine, and an upload pass drains the change log until it is
