@@ -503,14 +503,16 @@ func corruptFS(p string) error {
 const memLimit = 128 << 20
 
 // rssSlack is what RSS may exceed GOMEMLIMIT by: the limit bounds the Go
-// heap and runtime, not Pebble's C-free but mmapped tables, thread stacks
-// or the binary's text. Under -race the race detector's shadow memory,
-// several times the heap, comes on top.
+// heap and runtime, not Pebble's mmapped tables and caches outside the
+// heap, thread stacks or the binary's text (measured: 179-187 MiB peak
+// without -race). Under -race the detector's shadow memory comes on top;
+// the Go documentation puts a race build's memory at 5-10x, so the bound
+// there is 8x the limit (measured: 174-407 MiB).
 func rssSlack(bin string) int64 {
 	if isRace(bin) {
-		return 256 << 20
+		return 7 * memLimit
 	}
-	return 96 << 20
+	return 128 << 20
 }
 
 func isRace(bin string) bool {
