@@ -119,7 +119,10 @@ type Engine struct {
 	stop     context.CancelFunc
 
 	// Run's inboxes, read only by the Run goroutine.
-	triggers chan struct{}     // "a pass over every tenant is wanted"
+	triggers chan struct{} // "a pass over every tenant is wanted"
+	// requests holds one request, so that a request made while Run is busy
+	// is seen at Run's next look at its inboxes (between turns), not only
+	// if the caller happens to be blocked in the send at that moment.
 	requests chan roundRequest // "run this tenant's round now and answer"
 	changed  chan string       // "this tenant's change log grew"
 }
@@ -173,7 +176,7 @@ func New(cfg Config) (*Engine, error) {
 	return &Engine{
 		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
 		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, confirm: map[string]bool{},
-		triggers: make(chan struct{}, 1), requests: make(chan roundRequest), changed: make(chan string, 64),
+		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
 	}, nil
 }
 

@@ -184,6 +184,12 @@ func TestRunRoundAdoptsPassRound(t *testing.T) {
 					}
 					answers <- st
 				}()
+				// Hold the round until the request is queued, so that Run
+				// sees it between this turn and the next (without the wait
+				// the round could finish first and RunRound start another).
+				for len(e.requests) == 0 {
+					time.Sleep(time.Millisecond)
+				}
 				close(asked)
 			}
 		}
