@@ -66,14 +66,14 @@ func longPause(env Env) time.Duration {
 
 func runLoad(ctx context.Context, env Env, r *Result) error {
 	r.Nodes = env.Nodes
-	c, err := startCluster(ctx, env, Options{Nodes: env.Nodes})
+	c, err := startCluster(ctx, env, Options{Nodes: env.Nodes, Chaos: true, Seed: env.Seed})
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	keys := keysFor(env, 40)
 	loads, prefixes := perNode(env, "load", 64, keys, 40, 10, longPause(env))
-	r.Schedule = Schedule(env.Seed, env.Duration, env.Nodes, NetKinds)
+	r.Schedule = Schedule(env.Seed, env.Duration, env.Nodes, append(append([]string{}, NetKinds...), SimKinds...))
 	rec := NewRecorder()
 	// The load runs for Duration and on until the last fault is healed:
 	// on a loaded machine the schedule's measurements push it late.

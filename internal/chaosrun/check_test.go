@@ -148,4 +148,11 @@ func TestScheduleReplays(t *testing.T) {
 	if c := Schedule(43, time.Minute, 3, NetKinds); c[0] == a[0] && c[1] == a[1] {
 		t.Errorf("seeds 42 and 43 give the same start: %v", c[:2])
 	}
+	// The load scenario's short form: every kind fits in 10s.
+	all := append(append([]string{}, NetKinds...), SimKinds...)
+	for seed := range uint64(50) {
+		if s := Schedule(seed, 10*time.Second, 2, all); len(s) < len(all) {
+			t.Fatalf("seed %d: %d faults in 10s, want every one of %v: %v", seed, len(s), all, s)
+		}
+	}
 }

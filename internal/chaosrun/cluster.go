@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -40,6 +42,10 @@ type Options struct {
 	// environment (GOMEMLIMIT=…).
 	Args []string
 	Env  []string
+	// Chaos starts the nodes with the fault simulator on (--enable-chaos,
+	// seeded with Seed, and an admin token for its routes): see SimInject.
+	Chaos bool
+	Seed  uint64
 }
 
 // Bucket, prefix and credentials of the cluster's S3 server.
@@ -49,6 +55,7 @@ const (
 	accessKey           = "chaos-access"
 	secretKey           = "chaos-secret-key"
 	tenant              = "demo"
+	adminToken          = "chaos-harness-admin-token" // for the simulator's routes
 	versitygwVersion    = "v1.8.0"
 	defaultReconcileIvl = "1s"
 )
@@ -147,6 +154,11 @@ func Start(ctx context.Context, o Options) (c *Cluster, err error) {
 			"--backend", fmt.Sprintf("s3=s3://%s/%s?endpoint=%s&insecure=1", bucket, prefix, p.Listen)}
 		if o.FS {
 			n.args = append(n.args, "--backend", "disk=fs:"+c.FSDir)
+		}
+		if o.Chaos {
+			sum := sha256.Sum256([]byte(adminToken))
+			n.args = append(n.args, "--enable-chaos", "--chaos-seed", fmt.Sprint(o.Seed+uint64(i)+1),
+				"--admin-token-sha256", hex.EncodeToString(sum[:]))
 		}
 		n.args = append(n.args, o.Args...)
 		n.env = append([]string{"AWS_ACCESS_KEY_ID=" + accessKey, "AWS_SECRET_ACCESS_KEY=" + secretKey, "AWS_REGION=us-east-1"}, o.Env...)
@@ -386,10 +398,16 @@ func (n *Node) Output() string { return n.proc.out.String() }
 
 // adminDo sends an admin request and decodes a JSON answer into out.
 func (n *Node) adminDo(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, n.Admin+path, nil)
+	return n.adminBody(ctx, method, path, nil, out)
+}
+
+// adminBody is adminDo with a request body, sent with the admin token.
+func (n *Node) adminBody(ctx context.Context, method, path string, body []byte, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, n.Admin+path, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := n.hc.Do(req)
 	if err != nil {
 		return err

@@ -10,7 +10,8 @@
 //   - [Cluster]: the processes and the proxy. Each node replicates to
 //     s3=s3://BUCKET/chaos/?endpoint=PROXY (its own proxy in front of the one
 //     gateway) and, when asked, to a second backend disk=fs:DIR shared by
-//     all nodes.
+//     all nodes. With Options.Chaos the nodes also run their own fault
+//     simulator (--enable-chaos), driven through PUT /v1/admin/chaos/s3.
 //   - [Schedule]: the fault schedule, a pure function of the seed, so the
 //     same seed replays the same faults at the same offsets.
 //   - The checkers ([LostWrites], [Divergence], [PingPong], [CorruptServed],
@@ -32,5 +33,14 @@
 //
 // toxiproxy picks which connections a toxic with toxicity < 1 hits with its
 // own unseeded random source; the harness only uses toxicity 1, so the
-// schedule alone decides what is injected and when.
+// schedule alone decides what is injected and when. (The simulator's
+// per-call draws are seeded: --chaos-seed is derived from the run's seed.)
+// Wall-clock timing is not replayed: on a loaded machine the same schedule
+// meets different requests.
+//
+// Reconciliation rounds are traced, but a fault's sample trace is a
+// client request the faulted node served while the fault was on (the
+// harness names its trace id in a traceparent header and finds it in the
+// node's json trace file): it proves the node was serving, and where the
+// fault failed requests, which ones.
 package chaosrun

@@ -41,6 +41,32 @@ func (c *Cluster) Inject(i int, kind string, param int) error {
 	return nil
 }
 
+// SimKinds are the faults the node's own simulator injects into its s3
+// backend (cairn serve --enable-chaos, PUT /v1/admin/chaos/s3): failures
+// before the call reaches S3, and SlowDown throttling.
+var SimKinds = []string{"sim-fail", "sim-throttle"}
+
+// simProfiles are the simulator's profiles for SimKinds.
+var simProfiles = map[string]string{
+	"sim-fail":     `{"fail_before":0.5}`,
+	"sim-throttle": `{"throttle":0.5,"retry_after_s":0.2}`,
+}
+
+// SimInject sets node i's s3 simulator profile for kind (a SimKinds
+// name); SimHeal clears it. The nodes must run with Options.Chaos.
+func (c *Cluster) SimInject(ctx context.Context, i int, kind string) error {
+	p, ok := simProfiles[kind]
+	if !ok {
+		return fmt.Errorf("chaosrun: unknown simulator fault %q", kind)
+	}
+	return c.Nodes[i].adminBody(ctx, "PUT", "/v1/admin/chaos/s3", []byte(p), nil)
+}
+
+// SimHeal clears node i's s3 simulator profile.
+func (c *Cluster) SimHeal(ctx context.Context, i int) error {
+	return c.Nodes[i].adminBody(ctx, "DELETE", "/v1/admin/chaos/s3", nil, nil)
+}
+
 // Heal removes every fault from node i's link.
 func (c *Cluster) Heal(i int) error {
 	p := c.links[i]

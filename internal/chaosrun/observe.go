@@ -76,14 +76,15 @@ var faultSignals = []string{
 	"cairn_reconcile_actions_total", "cairn_http_requests_total", "cairn_chaos_injected_total", "process_start_time_seconds",
 }
 
-// Moved names the fault signal that moved most between two scrapes, as
-// "name{labels} +delta", or "" when none did. Successful backend calls and
-// 2xx requests are not signals; in_sync decisions neither.
+// Moved names the fault signal that rose most between two scrapes, as
+// "name{labels} +delta", or "" when none did; signals earlier in
+// faultSignals win. Successful backend calls, absent objects and 2xx
+// requests are not signals; in_sync decisions neither.
 func Moved(before, after Metrics) string {
 	best, bestDelta, bestRank := "", 0.0, len(faultSignals)
 	for k, v := range after {
 		d := v - before[k]
-		if d == 0 || strings.Contains(k, "outcome=ok") || strings.Contains(k, "outcome=not_found") ||
+		if d <= 0 || // a fault raises a counter, the lag, a start time strings.Contains(k, "outcome=ok") || strings.Contains(k, "outcome=not_found") ||
 			strings.Contains(k, "outcome=precondition_failed") || strings.Contains(k, "action=in_sync") ||
 			(strings.HasPrefix(k, "cairn_http_requests_total") && !strings.Contains(k, "code=5") && !strings.Contains(k, "code=429")) {
 			continue

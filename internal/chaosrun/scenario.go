@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 )
@@ -137,18 +138,34 @@ func runFaults(ctx context.Context, c *Cluster, rec *Recorder, sched []Event) []
 		n := c.Nodes[e.Target]
 		before, _ := n.Scrape(ctx)
 		f := Fault{Kind: e.Kind, Target: fmt.Sprintf("node%d→s3", e.Target), At: rec.Since(), For: e.For}
-		if err := c.Inject(e.Target, e.Kind, e.Param); err != nil {
+		sim := strings.HasPrefix(e.Kind, "sim-")
+		var err error
+		if sim {
+			err = c.SimInject(ctx, e.Target, e.Kind)
+		} else {
+			err = c.Inject(e.Target, e.Kind, e.Param)
+		}
+		if err != nil {
 			f.Metric = "inject failed: " + err.Error()
 			out = append(out, f)
 			continue
 		}
 		sleepUntil(ctx, rec, f.At+e.For)
-		_ = c.Heal(e.Target)
+		if sim {
+			_ = c.SimHeal(context.WithoutCancel(ctx), e.Target)
+		} else {
+			_ = c.Heal(e.Target)
+		}
 		// A backend call is counted when it ends, after its retries: give
 		// the calls the fault held up a moment to finish before scraping.
 		time.Sleep(300 * time.Millisecond)
 		after, _ := n.Scrape(context.WithoutCancel(ctx))
 		f.Metric = Moved(before, after)
+		if sim { // the simulator's own counter names the fault it injected
+			if m := Moved(only(before, "cairn_chaos_injected_total"), only(after, "cairn_chaos_injected_total")); m != "" {
+				f.Metric = m
+			}
+		}
 		out = append(out, f)
 	}
 	return out

@@ -30,8 +30,8 @@ var NetKinds = []string{"latency", "timeout", "reset_peer", "bandwidth"}
 func Schedule(seed uint64, total time.Duration, targets int, kinds []string) []Event {
 	rng := rand.New(rand.NewPCG(seed, 0x63616972_6e636861)) // "cairncha"
 	var out []Event
-	// Each fault lasts 5–15% of the run and is followed by a gap as long,
-	// so a short run still sees every kind and a long one sees many.
+	// Each fault lasts 5–10% of the run and is followed by a gap of
+	// 2.5–5%, so a short run still sees every kind and a long one many.
 	unit := total / 20
 	if unit < 100*time.Millisecond {
 		unit = 100 * time.Millisecond
@@ -40,7 +40,7 @@ func Schedule(seed uint64, total time.Duration, targets int, kinds []string) []E
 	for i := 0; at+unit < total-unit; i++ {
 		e := Event{
 			At:     at,
-			For:    unit + time.Duration(rng.Int64N(int64(2*unit))),
+			For:    unit + time.Duration(rng.Int64N(int64(unit))),
 			Kind:   kinds[i%len(kinds)], // every kind early, in order
 			Target: rng.IntN(targets),
 		}
@@ -59,7 +59,7 @@ func Schedule(seed uint64, total time.Duration, targets int, kinds []string) []E
 			e.For = end - e.At
 		}
 		out = append(out, e)
-		at += e.For + unit + time.Duration(rng.Int64N(int64(unit)))
+		at += e.For + unit/2 + time.Duration(rng.Int64N(int64(unit/2)))
 	}
 	return out
 }

@@ -49,7 +49,7 @@ func TestMain(m *testing.M) {
 // short is each scenario's load phase in the default run: the five
 // together stay under five minutes on 2 cores with a -race binary.
 var short = map[string]time.Duration{
-	"load": 8 * time.Second, "partition": 8 * time.Second, "node-failure": 8 * time.Second,
+	"load": 10 * time.Second, "partition": 8 * time.Second, "node-failure": 8 * time.Second,
 	"corruption": 4 * time.Second, "memory": 6 * time.Second,
 }
 
