@@ -156,3 +156,28 @@ func TestScheduleReplays(t *testing.T) {
 		}
 	}
 }
+
+func TestMoved(t *testing.T) {
+	before := Metrics{
+		`cairn_backend_operations_total{backend=s3,op=backend.put,outcome=ok}`:        10,
+		`cairn_backend_operations_total{backend=s3,op=backend.put,outcome=transient}`: 1,
+		`cairn_replication_lag_seconds{backend=s3}`:                                   5,
+	}
+	after := Metrics{
+		`cairn_backend_operations_total{backend=s3,op=backend.put,outcome=ok}`:        500, // successes are not a fault
+		`cairn_backend_operations_total{backend=s3,op=backend.put,outcome=transient}`: 4,
+		`cairn_backend_operations_total{backend=s3,op=backend.get,outcome=not_found}`: 9, // nor absent objects
+		`cairn_replication_lag_seconds{backend=s3}`:                                   7,
+	}
+	if got, want := Moved(before, after), `cairn_backend_operations_total{backend=s3,op=backend.put,outcome=transient} +3`; got != want {
+		t.Errorf("Moved = %q, want %q (a failed call outranks the lag)", got, want)
+	}
+	delete(after, `cairn_backend_operations_total{backend=s3,op=backend.put,outcome=transient}`)
+	if got, want := Moved(before, after), `cairn_replication_lag_seconds{backend=s3} +2`; got != want {
+		t.Errorf("Moved = %q, want %q", got, want)
+	}
+	after[`cairn_replication_lag_seconds{backend=s3}`] = 1 // the lag fell
+	if got := Moved(before, after); got != "" {
+		t.Errorf("only successes moved and the lag fell: Moved = %q, want none", got)
+	}
+}

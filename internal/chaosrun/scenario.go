@@ -42,7 +42,7 @@ type Scenario struct {
 
 // Scenarios are the seed's five, in order.
 var Scenarios = []Scenario{
-	{"load", "mixed CRUD from 64 clients while the S3 links suffer latency, timeouts, resets and bandwidth limits; each node's per-key history is linearizable", runLoad},
+	{"load", "mixed CRUD from 64 clients while the S3 links suffer latency, timeouts, resets and bandwidth limits (toxiproxy) and the nodes' simulators fail and throttle S3 calls; each node's per-key history is linearizable", runLoad},
 	{"partition", "two nodes lose the shared backend (and so each other) while clients write conflicting updates to both; after the heal they converge without ping-pong", runPartition},
 	{"node-failure", "kill -9 a node in the middle of a reconciliation round under load, restart it: no acknowledged write is lost and the round resumes from its checkpoint", runNodeFailure},
 	{"corruption", "damage objects on S3 and files in the shared fs backend: each is detected by its hash, counted, never served, and repaired from a node's copy", runCorruption},
