@@ -94,9 +94,13 @@
 // # Engine
 //
 // [Engine] is the I/O on top: one per (store, backend) pair. [Engine.Round]
-// merge-joins the store's listing (tombstones included) with the backend's,
-// one page of each in memory, and for each key reads the base
-// (store.SyncState), decides, and applies:
+// merge-joins the store's listing (tombstones included) with the backend's
+// and with the bases (store.ListSyncState), one page of each in memory, and
+// for each key takes its base, decides, and applies. A listed base is used
+// only if no sync-state row was written since its page was read
+// (store.SyncUnchanged, checked holding the key's in-flight slot);
+// otherwise, and for merge tenants (whose bases carry bodies the listing
+// leaves out), the base is looked up (store.SyncState):
 //
 //   - Upload: backend.Put if-match the listed ETag (if-none-match when there
 //     was nothing), then the new base. The body is read from the store and

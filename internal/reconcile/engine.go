@@ -96,6 +96,9 @@ type Config struct {
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).
 	beforeApply func(tenant, key string, d Decision)
+	// onBaseLookup, if set, runs before each point lookup of a base (a
+	// key the round's base listing could not answer for).
+	onBaseLookup func(tenant, key string)
 }
 
 // Engine replicates one store to one backend: anti-entropy rounds

@@ -73,12 +73,8 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 	}
 	defer release()
 	k := &keyState{tenant: tenant, key: key, local: local, remote: remote}
-	base, ok, err := e.st.SyncState(e.name, tenant, key)
-	if err != nil {
+	if k.base, err = e.base(ctx, tenant, key, g); err != nil {
 		return err
-	}
-	if ok {
-		k.base = &base
 	}
 	err = e.decideAndApply(ctx, k, st, g)
 	switch {
@@ -102,6 +98,27 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 		return nil
 	}
 	return err
+}
+
+// base returns key's base (nil if none), taken from round g's base
+// listing when it can answer (see basePager), else looked up. Tenants that
+// keep ancestors always look it up: listings leave the body out. The caller
+// holds key's in-flight slot.
+func (e *Engine) base(ctx context.Context, tenant, key string, g *round) (*store.SyncState, error) {
+	if g != nil && g.bases != nil && !e.keepsAncestors(tenant) {
+		b, ok, err := g.bases.lookup(ctx, key)
+		if err != nil || ok {
+			return b, err
+		}
+	}
+	if h := e.cfg.onBaseLookup; h != nil {
+		h(tenant, key)
+	}
+	base, ok, err := e.st.SyncState(e.name, tenant, key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return &base, nil
 }
 
 // repair overwrites a remote object that failed verification with the

@@ -132,6 +132,8 @@ type round struct {
 	counted   bool
 	deletes   int // deletions planned so far (applied or about to be)
 
+	bases *basePager // the step's base listing; nil between steps
+
 	sinceCheckpoint int // keys handled since the last checkpoint
 	reported        int // st.Scanned last reported to the observer
 	inSync          int // InSync decisions seen, for span sampling
@@ -149,6 +151,8 @@ func (r *round) step(ctx context.Context, n int) (done bool, err error) {
 		// Pages no longer than the turn: a turn lists no more than it uses.
 		lp.limit, rp.limit = min(lp.limit, n), min(rp.limit, n)
 	}
+	r.bases = &basePager{st: e.st, backend: e.name, tenant: r.tenant, after: r.cursor, max: lp.limit, limit: lp.limit}
+	defer func() { r.bases = nil }()
 	defer r.publish()
 	for handled := 0; n == 0 || handled < n; handled++ {
 		l, err := lp.peek(ctx)
@@ -281,6 +285,89 @@ func (p *localPager) peek(ctx context.Context) (*store.Record, error) {
 	}
 	p.after = p.page[len(p.page)-1].Key
 	return &p.page[0], nil
+}
+
+// basePager holds one page of the sync-state listing: the bases, the
+// third stream of the round's merge-join, read a page at a time instead of
+// with one point lookup per key.
+//
+// A listed base can be stale by the time its key is handled: the uploader,
+// the collector and other rounds' applies write sync states while a round
+// runs. So a page is used only while Store.SyncUnchanged holds for the
+// generation taken before it was read, checked when the key is handled
+// (holding its in-flight slot); otherwise the caller looks the base up.
+// Any sync-state write invalidates the page, including the round's own
+// applies: after one, the page is read again from the next key, shorter
+// (minBasePage) and doubling with each read back to a full page, so a
+// stretch of keys that all write costs a short listing each, and a long
+// stretch in sync costs full pages again.
+type basePager struct {
+	st      *store.Store
+	backend string
+	tenant  string
+	after   string // the page is read after this key
+	limit   int    // the next page's size
+	max     int    // a full page
+	gen     uint64 // Store.SyncGen before the page was read
+	page    []store.SyncRecord
+	i       int
+	read    bool // page holds a listing (done and page are meaningful)
+	done    bool // the listing ended with this page
+}
+
+// minBasePage is the size of the first page read after a sync-state write
+// invalidated the previous one.
+const minBasePage = 32
+
+// lookup returns key's base from the listing, and whether the listing can
+// answer for key (false: the caller must look it up). Keys must be asked
+// for in ascending order.
+func (p *basePager) lookup(ctx context.Context, key string) (base *store.SyncState, usable bool, err error) {
+	for {
+		if !p.read || (p.i >= len(p.page) && !p.done) {
+			if err := p.next(ctx); err != nil {
+				return nil, false, err
+			}
+		}
+		for p.i < len(p.page) && p.page[p.i].Key < key {
+			p.i++
+		}
+		if p.i < len(p.page) || p.done {
+			break
+		}
+	}
+	if !p.st.SyncUnchanged(p.gen) {
+		// Start over after key with a fresh generation, from a short page.
+		p.after, p.read, p.page, p.limit = key, false, p.page[:0], min(p.max, minBasePage)
+		return nil, false, nil
+	}
+	if p.i < len(p.page) && p.page[p.i].Key == key {
+		st := p.page[p.i].SyncState
+		return &st, true, nil
+	}
+	return nil, true, nil
+}
+
+// next reads the page after p.after.
+func (p *basePager) next(ctx context.Context) error {
+	if p.read && len(p.page) > 0 {
+		p.after = p.page[len(p.page)-1].Key
+	}
+	p.gen = p.st.SyncGen() // before the listing takes its snapshot
+	p.page, p.i = p.page[:0], 0
+	n := 0
+	for rec, err := range p.st.ListSyncState(ctx, p.backend, p.tenant, p.after) {
+		if err != nil {
+			return err
+		}
+		p.page = append(p.page, rec)
+		if n++; n == p.limit {
+			break
+		}
+	}
+	p.read, p.done = true, n < p.limit
+	p.limit = min(p.limit*2, p.max)
+	return nil
 }
 
 // remotePager holds one page of the backend's listing.

@@ -175,3 +175,50 @@ func TestSyncStateBody(t *testing.T) {
 		t.Fatalf("base after Apply: %+v", got)
 	}
 }
+
+// Every write of sync-state rows moves the sync generation; other writes
+// do not.
+func TestSyncGen(t *testing.T) {
+	s := openT(t, "", Options{})
+	rec := mustPut(t, s, "t", "k", `{"a":1}`)
+	changes := func(name string, want bool, f func() error) {
+		t.Helper()
+		gen := s.SyncGen()
+		if err := f(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := !s.SyncUnchanged(gen); got != want {
+			t.Fatalf("%s: sync states changed = %v, want %v", name, got, want)
+		}
+	}
+	changes("Put", false, func() error { _, err := s.Put(bg, "t", "k2", []byte(`{}`), doc.Precondition{}); return err })
+	changes("PutCheckpoint", false, func() error { return s.PutCheckpoint("b", "t", []byte("x")) })
+	changes("PutSyncState", true, func() error { return s.PutSyncState("b", "t", "k", SyncState{Base: rec.Version}) })
+	changes("DeleteSyncState", true, func() error { return s.DeleteSyncState("b", "t", "k") })
+	v := doc.Derive(&rec.Version, 2, 1, []byte(`{"a":2}`), false)
+	changes("Apply without a SyncUpdate", false, func() error {
+		_, err := s.Apply(bg, "t", "k", v, []byte(`{"a":2}`), rec.Version.ID(), nil)
+		return err
+	})
+	v3 := doc.Derive(&v, 3, 1, []byte(`{"a":3}`), false)
+	changes("Apply with a SyncUpdate", true, func() error {
+		_, err := s.Apply(bg, "t", "k", v3, []byte(`{"a":3}`), v.ID(), &SyncUpdate{Backend: "b", State: SyncState{Base: v3}})
+		return err
+	})
+	tomb, err := s.Delete(bg, "t", "k", doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes("Collect", true, func() error { return s.Collect(bg, "t", "k", tomb.Version.ID(), []string{"b"}) })
+
+	// A write in progress counts as a change until it is visible.
+	gen := s.SyncGen()
+	done := s.syncWrite()
+	if s.SyncUnchanged(gen) {
+		t.Fatal("SyncUnchanged during a sync-state write")
+	}
+	done()
+	if s.SyncUnchanged(gen) {
+		t.Fatal("SyncUnchanged after a sync-state write")
+	}
+}

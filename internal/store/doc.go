@@ -95,7 +95,10 @@
 // published state, List and Changes each read one Pebble iterator, which is
 // a consistent point-in-time view. Sync state, checkpoints and change-log
 // trims are written directly (they do not depend on the documents), except
-// that Apply may carry a sync-state update in its own batch.
+// that Apply may carry a sync-state update in its own batch. Every write
+// of sync-state rows is bracketed for [Store.SyncUnchanged], so that a
+// reader of a ListSyncState page can tell whether a row it holds may have
+// changed since (the reconciler's round reads its bases that way).
 //
 // Store.mu guards the lifecycle: closed, the count of operations in
 // progress, and the sticky failure. Every operation registers itself first,

@@ -267,3 +267,25 @@ func (s *Store) writeDirect(op, tenant, key string, fill func(b *pebble.Batch) e
 	}
 	return wrap(op, tenant, key, s.commitBatch(b))
 }
+
+// MemoryStats is Pebble's share of a node's memory at one moment, for
+// measuring where the memory goes (test/scale reports it with each round).
+// The block cache and the memtables are allocated outside the Go heap.
+type MemoryStats struct {
+	BlockCacheBytes int64  // blocks held by the block cache (at most its size less the memtables' reservation)
+	BlockCacheCount int64  // blocks held
+	MemTableBytes   uint64 // allocated by memtables, including ones being flushed
+	FileCacheTables int64  // open sstables (their readers hold no blocks: those are in the block cache)
+	Tables          int64  // sstables in the LSM, all levels
+}
+
+// MemoryStats returns the store's current MemoryStats.
+func (s *Store) MemoryStats() MemoryStats {
+	m := s.db.Metrics()
+	var tables int64
+	for i := range m.Levels {
+		tables += m.Levels[i].TablesCount
+	}
+	return MemoryStats{BlockCacheBytes: m.BlockCache.Size, BlockCacheCount: m.BlockCache.Count,
+		MemTableBytes: m.MemTable.Size, FileCacheTables: m.FileCache.TableCount, Tables: tables}
+}

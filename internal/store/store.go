@@ -85,6 +85,10 @@ type Options struct {
 	// any of its writers is answered. The chaos package's failpoints kill
 	// the process there; nil (chaos off) costs one branch per group.
 	Failpoint func(name string)
+	// CacheSize is Pebble's block cache in bytes (the memtables are
+	// charged to it; see pebbleOptions); 0 is DefaultCacheSize. For
+	// measuring memory (test/scale); nodes use the default.
+	CacheSize int64
 
 	onTake   func() // test hook, see Store.onTake
 	noLinger bool   // benchmark switch: hand groups over without lingering
@@ -157,6 +161,12 @@ type Store struct {
 	inflight   atomic.Int64  // writers between sending a request and getting its answer
 	missScore  atomic.Int64  // recent readCurrent misses minus hits, in ±missScoreMax
 
+	// Sync-state write tracking, for SyncGen/SyncUnchanged: syncWriting
+	// counts writes of sync-state rows in progress (raised before the write
+	// can be visible), syncGen counts those finished (bumped after it is).
+	syncWriting atomic.Int64
+	syncGen     atomic.Uint64
+
 	mu     sync.Mutex // guards closed, active and failed; idle waits on it
 	closed bool       // Close has begun: no new operations
 	active int        // operations in progress (readers and writers)
@@ -208,7 +218,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(pdir, pebbleOptions(fs))
+	db, err := pebble.Open(pdir, pebbleOptions(fs, opts.CacheSize))
 	if err != nil {
 		return nil, fault.E(classify(err), fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
 	}
@@ -242,6 +252,9 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	return s, nil
 }
 
+// DefaultCacheSize is Pebble's block cache size when Options.CacheSize is 0.
+const DefaultCacheSize = 32 << 20
+
 // pebbleOptions tunes Pebble for this workload. Every write first looks up
 // the key's current version, and most new keys are absent: without bloom
 // filters each such miss reads a data block of every level and Get took
@@ -259,12 +272,15 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 // per durable PUT. An 8 MiB memtable (two while one flushes) leaves the
 // cache 16–24 MiB, which keeps those blocks (93% hits), and lowers the
 // peak memory rather than raising it (docs/benchmarks.md § 3).
-func pebbleOptions(fs vfs.FS) *pebble.Options {
+func pebbleOptions(fs vfs.FS, cacheSize int64) *pebble.Options {
+	if cacheSize <= 0 {
+		cacheSize = DefaultCacheSize
+	}
 	o := &pebble.Options{
 		FS:           fs,
 		Logger:       quietLogger{},
 		MemTableSize: 8 << 20,
-		CacheSize:    32 << 20,
+		CacheSize:    cacheSize,
 	}
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // later levels inherit it
 	return o

@@ -54,6 +54,7 @@ func (s *Store) PutSyncState(backend, tenant, key string, st SyncState) error {
 	if err := validateSync(op, backend, tenant, key); err != nil {
 		return err
 	}
+	defer s.syncWrite()()
 	return s.writeDirect(op, tenant, key, func(b *pebble.Batch) error {
 		return b.Set(syncKey(backend, tenant, key), appendSyncValue(nil, &st), nil)
 	})
@@ -66,6 +67,7 @@ func (s *Store) DeleteSyncState(backend, tenant, key string) error {
 	if err := validateSync(op, backend, tenant, key); err != nil {
 		return err
 	}
+	defer s.syncWrite()()
 	return s.writeDirect(op, tenant, key, func(b *pebble.Batch) error {
 		return b.Delete(syncKey(backend, tenant, key), nil)
 	})
@@ -93,6 +95,43 @@ func (s *Store) ListSyncState(ctx context.Context, backend, tenant, after string
 			st.Body = nil // aliases the iterator's buffer; see the doc comment
 			return SyncRecord{Key: string(k[len(prefix):]), SyncState: st}, true, err
 		})
+	}
+}
+
+// SyncGen returns the sync-state generation: a token for SyncUnchanged.
+// Take it before reading sync states (ListSyncState) to find out later
+// whether what was read is still current.
+func (s *Store) SyncGen() uint64 { return s.syncGen.Load() }
+
+// SyncUnchanged reports whether no write of sync-state rows (of any
+// backend or tenant: PutSyncState, DeleteSyncState, Apply with a
+// SyncUpdate, Collect with backends) has become visible since SyncGen
+// returned gen, and none is in progress. When it reports true, a point
+// lookup (SyncState) made now would return what a listing started after
+// taking gen returned; a caller that excludes writers of a key by other
+// means (the reconciler's in-flight slot) can then use the listed row
+// instead of looking it up.
+//
+// Why both counts: a write raises syncWriting before it can be visible and
+// bumps syncGen after it is. A write that became visible after the listing
+// read its snapshot either is still in progress now (syncWriting > 0) or
+// has bumped syncGen since gen was taken (its bump follows its commit, which
+// follows the snapshot, which follows gen). syncWriting is read first: a
+// writer found finished there has bumped syncGen already. False reports are
+// possible (a write that became visible before the snapshot, any other
+// key's write): they cost the caller a lookup, never a stale row.
+func (s *Store) SyncUnchanged(gen uint64) bool {
+	return s.syncWriting.Load() == 0 && s.syncGen.Load() == gen
+}
+
+// syncWrite brackets a write of sync-state rows: call it before the write
+// can become visible and call the function it returns once it is (or has
+// failed).
+func (s *Store) syncWrite() func() {
+	s.syncWriting.Add(1)
+	return func() {
+		s.syncGen.Add(1)
+		s.syncWriting.Add(-1)
 	}
 }
 

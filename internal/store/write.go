@@ -120,6 +120,9 @@ func (s *Store) Apply(ctx context.Context, tenant, key string, v doc.Version, bo
 		return Record{}, fault.New(fault.Invalid, fault.Context{Op: opNames[opApply], Tenant: tenant, Key: key},
 			"body does not match the version's content hash")
 	}
+	if sync != nil {
+		defer s.syncWrite()()
+	}
 	return s.submit(&request{ctx: ctx, op: opApply, tenant: tenant, key: key,
 		body: body, version: v, expect: expect, sync: sync})
 }
@@ -148,6 +151,9 @@ func (s *Store) Collect(ctx context.Context, tenant, key string, id doc.ID, back
 		if err := validateBackend(b); err != nil {
 			return wrap(op, tenant, key, err)
 		}
+	}
+	if len(backends) > 0 {
+		defer s.syncWrite()()
 	}
 	_, err := s.submit(&request{ctx: ctx, op: opCollect, tenant: tenant, key: key, expect: id,
 		backends: slices.Clone(backends)})

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -65,7 +66,12 @@ type result struct {
 	Actions map[string]int `json:"actions"`
 	CPU     float64        `json:"cpu"`     // user + system seconds of the child
 	HWMKiB  int64          `json:"hwm_kib"` // the child's VmHWM at the end
-	Err     string         `json:"err,omitempty"`
+	// Where the memory is at the end of a round (not a fill): Pebble's
+	// (outside the Go heap) and the Go runtime's.
+	Pebble    store.MemoryStats `json:"pebble"`
+	GoHeap    uint64            `json:"go_heap"`    // live and unswept heap objects
+	GoRuntime uint64            `json:"go_runtime"` // all memory the Go runtime mapped, less released
+	Err       string            `json:"err,omitempty"`
 }
 
 func key(i int) string { return fmt.Sprintf("doc-%07d", i) }
@@ -120,6 +126,11 @@ func TestReconcileScale(t *testing.T) {
 	report := func(what string, n int, r result) {
 		t.Logf("%-34s keys %8d  %8.2f s (CPU %7.2f s)  peak RSS %6.1f MiB  scanned %d applied %d %v",
 			what, n, r.Seconds, r.CPU, mib(r.HWMKiB), r.Scanned, r.Applied, r.Actions)
+		if p := r.Pebble; r.GoRuntime > 0 {
+			t.Logf("%-34s memory at the end: block cache %.1f MiB (%d blocks), memtables %.1f MiB, %d of %d tables open; Go heap %.1f MiB, Go runtime %.1f MiB",
+				"", float64(p.BlockCacheBytes)/(1<<20), p.BlockCacheCount, float64(p.MemTableBytes)/(1<<20),
+				p.FileCacheTables, p.Tables, float64(r.GoHeap)/(1<<20), float64(r.GoRuntime)/(1<<20))
+		}
 	}
 	prof := func(name string) string {
 		if profile == "" {
@@ -220,7 +231,8 @@ func (j job) run() (result, error) {
 	if j.Mode == "fill" {
 		dur = store.Buffered
 	}
-	s, err := store.Open(j.Store, store.Options{NodeID: "scale", Durability: dur})
+	cache, _ := strconv.ParseInt(os.Getenv("CAIRN_SCALE_CACHE_MIB"), 10, 64) // block cache; default if unset
+	s, err := store.Open(j.Store, store.Options{NodeID: "scale", Durability: dur, CacheSize: cache << 20})
 	if err != nil {
 		return result{}, err
 	}
@@ -256,7 +268,8 @@ func (j job) run() (result, error) {
 			return result{}, err
 		}
 	}
-	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}}
+	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}, Pebble: s.MemoryStats()}
+	r.GoHeap, r.GoRuntime = goMemory()
 	for a, n := range stats.Actions {
 		if n > 0 {
 			r.Actions[reconcile.Action(a).String()] = n
@@ -320,4 +333,13 @@ func vmHWM() int64 {
 		}
 	}
 	return 0
+}
+
+// goMemory returns the Go heap's objects (live and not yet swept) and all
+// memory the Go runtime holds mapped, less what it released to the OS.
+func goMemory() (heap, total uint64) {
+	ms := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/total:bytes"},
+		{Name: "/memory/classes/heap/released:bytes"}}
+	metrics.Read(ms)
+	return ms[0].Value.Uint64(), ms[1].Value.Uint64() - ms[2].Value.Uint64()
 }
