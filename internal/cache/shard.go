@@ -271,7 +271,15 @@ func (s *shard) shrunkLocked() bool {
 	return s.highWater >= minRebuild && s.count <= s.highWater/shrinkFactor
 }
 
+// publishGauges copies bytes and count to the gauges Stats reads. It
+// stores only what changed: an atomic store is a locked instruction on
+// amd64, and the common Set (a new version of a resident key, of the same
+// size) changes neither.
 func (s *shard) publishGauges() {
-	s.bytesGauge.Store(s.bytes)
-	s.entriesGauge.Store(int64(s.count))
+	if s.bytesGauge.Load() != s.bytes {
+		s.bytesGauge.Store(s.bytes)
+	}
+	if c := int64(s.count); s.entriesGauge.Load() != c {
+		s.entriesGauge.Store(c)
+	}
 }
