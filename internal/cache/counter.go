@@ -22,9 +22,9 @@ const counterStripes = 128
 // CPUs: on a two-CPU machine both Ps draw the same stripe half of the time,
 // and the pool, emptied at every GC, redraws it. Nor a stripe per P from
 // the runtime's procPin (by linkname): the two calls cost more than they
-// save. Measured with BenchmarkVersus (docs/benchmarks.md §1): Get at
-// 1.16-1.19x otter's time with xsync.Counter, 1.08-1.20x with procPin,
-// 0.85-0.99x with this.
+// save. Measured with BenchmarkVersus at load 16-26 (docs/benchmarks.md
+// §1, run F): Get at 1.16-1.29x otter's time with xsync.Counter,
+// 0.99-1.13x with procPin, 0.85-0.99x with this.
 //
 // Allocate it with new: an 8 KiB object is page aligned, so every stripe
 // sits in its own line and none shares a line with a reader's data.
