@@ -71,6 +71,7 @@ type result struct {
 	Pebble    store.MemoryStats `json:"pebble"`
 	GoHeap    uint64            `json:"go_heap"`    // live and unswept heap objects
 	GoRuntime uint64            `json:"go_runtime"` // all memory the Go runtime mapped, less released
+	RSS       rssParts          `json:"rss"`        // the resident set at the end, by kind of mapping
 	Err       string            `json:"err,omitempty"`
 }
 
@@ -130,6 +131,9 @@ func TestReconcileScale(t *testing.T) {
 			t.Logf("%-34s memory at the end: block cache %.1f MiB (%d blocks), memtables %.1f MiB, %d of %d tables open; Go heap %.1f MiB, Go runtime %.1f MiB",
 				"", float64(p.BlockCacheBytes)/(1<<20), p.BlockCacheCount, float64(p.MemTableBytes)/(1<<20),
 				p.FileCacheTables, p.Tables, float64(r.GoHeap)/(1<<20), float64(r.GoRuntime)/(1<<20))
+			m := r.RSS
+			t.Logf("%-34s RSS at the end %.1f MiB: anonymous %.1f (of which the brk heap %.1f), files %.1f",
+				"", mib(m.Total), mib(m.Anon), mib(m.Brk), mib(m.File))
 		}
 	}
 	prof := func(name string) string {
@@ -270,6 +274,7 @@ func (j job) run() (result, error) {
 	}
 	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}, Pebble: s.MemoryStats()}
 	r.GoHeap, r.GoRuntime = goMemory()
+	r.RSS = readRSS()
 	for a, n := range stats.Actions {
 		if n > 0 {
 			r.Actions[reconcile.Action(a).String()] = n
@@ -342,4 +347,46 @@ func goMemory() (heap, total uint64) {
 		{Name: "/memory/classes/heap/released:bytes"}}
 	metrics.Read(ms)
 	return ms[0].Value.Uint64(), ms[1].Value.Uint64() - ms[2].Value.Uint64()
+}
+
+// rssParts splits the resident set (KiB) by kind of mapping, from
+// /proc/self/smaps: anonymous memory (the Go runtime's, and C malloc's,
+// where Pebble's block cache and memtables live when built with cgo), of
+// which the C heap grown by brk ([heap], glibc's main arena), and file
+// mappings (the binary). The Go heap's own addresses are randomized, so
+// the Go share is taken from runtime/metrics (result.GoRuntime) instead.
+type rssParts struct {
+	Total, Anon, Brk, File int64
+}
+
+func readRSS() rssParts {
+	var p rssParts
+	raw, _ := os.ReadFile("/proc/self/smaps")
+	var brk, file bool
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if strings.Contains(f[0], "-") && len(f) >= 5 { // a mapping's header
+			brk = len(f) >= 6 && f[5] == "[heap]"
+			file = len(f) >= 6 && !strings.HasPrefix(f[5], "[")
+			continue
+		}
+		if f[0] != "Rss:" {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		p.Total += n
+		switch {
+		case file:
+			p.File += n
+		case brk:
+			p.Brk += n
+			p.Anon += n
+		default:
+			p.Anon += n
+		}
+	}
+	return p
 }
