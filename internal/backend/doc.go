@@ -31,7 +31,10 @@
 // format 1, tenant, key, the doc.Version encoding, body length, and a
 // SHA-256 checksum of the header and the body. Reads verify the checksum,
 // the version's content hash and the tenant and key; any failure is a
-// fault.Corruption error with the backend, tenant and key in its context.
+// fault.Corruption error with the backend, tenant and key in its context,
+// and, when the object was read, a [Damaged] in its chain holding the
+// stored bytes (at most [MaxDamagedRaw]) so the reconciler can quarantine
+// them before a repair. They are never returned as an Object.
 //
 // # Naming
 //

@@ -203,14 +203,15 @@ func DecodeObject(raw []byte) (Header, []byte, error) {
 
 // VerifyObject decodes raw as the object stored for (tenant, key) and
 // returns it with etag. An object that verifies but names another tenant
-// or key (misplaced, or a name collision) is corruption too.
+// or key (misplaced, or a name collision) is corruption too. A failure
+// has a [Damaged] holding raw in its chain.
 func VerifyObject(raw []byte, tenant, key, etag string) (*Object, error) {
 	h, body, err := DecodeObject(raw)
-	if err != nil {
-		return nil, err
+	if err == nil && (h.Tenant != tenant || h.Key != key) {
+		err = corrupt(fmt.Sprintf("object holds %s/%q, not the key it is stored under", h.Tenant, h.Key), nil)
 	}
-	if h.Tenant != tenant || h.Key != key {
-		return nil, corrupt(fmt.Sprintf("object holds %s/%q, not the key it is stored under", h.Tenant, h.Key), nil)
+	if err != nil {
+		return nil, &Damaged{Raw: raw[:min(len(raw), MaxDamagedRaw)], Size: int64(len(raw)), Err: err}
 	}
 	if etag == "" {
 		etag = h.ETag()
@@ -220,4 +221,31 @@ func VerifyObject(raw []byte, tenant, key, etag string) (*Object, error) {
 		Version: h.Version,
 		Body:    body,
 	}, nil
+}
+
+// MaxDamagedRaw bounds the bytes of a damaged object that a [Damaged]
+// error keeps: enough to inspect any document-sized object, small enough
+// that a garbage object cannot make quarantine hold megabytes per key.
+const MaxDamagedRaw = 1 << 20
+
+// Damaged is in the chain of a Get error for an object that was read but
+// failed verification: it carries the stored bytes (at most MaxDamagedRaw
+// of them; Size is the full length), so a caller can quarantine what it
+// found before repairing it. Get never returns the bytes as an Object.
+type Damaged struct {
+	Raw  []byte
+	Size int64
+	Err  error // the verification failure (fault.Corruption)
+}
+
+func (d *Damaged) Error() string { return d.Err.Error() }
+func (d *Damaged) Unwrap() error { return d.Err }
+
+// DamagedOf returns the Damaged in err's chain, or nil.
+func DamagedOf(err error) *Damaged {
+	var d *Damaged
+	if errors.As(err, &d) {
+		return d
+	}
+	return nil
 }

@@ -270,6 +270,8 @@ func (n *Node) adminHandler() http.Handler {
 	mux.Handle("GET /v1/admin/tenants", n.tel.TenantStatsHandler())
 	mux.HandleFunc("GET /v1/admin/reconcile", n.reconcileStatus) // replicate_admin.go
 	mux.HandleFunc("POST /v1/admin/reconcile/run", n.reconcileRun)
+	// quarantine_admin.go: damaged remote objects found before repair.
+	mux.HandleFunc("GET /v1/admin/quarantine", n.quarantineList)
 	n.chaosRoutes(mux) // chaos.go: only with --enable-chaos
 	if IsLoopback(n.cfg.AdminListen) {
 		return mux

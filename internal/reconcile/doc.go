@@ -118,8 +118,13 @@
 //     Resolve gets it when it is live and a common ancestor of both sides
 //     (ancestor.go says what that costs).
 //   - A remote object that fails verification (fault.Corruption) is counted
-//     (Stats.Corrupt) and never applied; when the node has the key, its copy
-//     overwrites the damaged object (if-match; Stats.Repaired).
+//     (Stats.Corrupt) and never applied; when the node has the key, the
+//     damaged object is first quarantined (store.PutQuarantine: its ETag,
+//     the verification error, and the first backend.MaxDamagedRaw bytes
+//     the backend returned with the error, backend.Damaged; Stats.
+//     Quarantined), then its copy overwrites the damaged object (if-match;
+//     Stats.Repaired). A node without the key records nothing: the damaged
+//     object stays in place for one that has it.
 //
 // Keys are handled one at a time, in order, so "the last key fully handled"
 // is exact: it is checkpointed every Config.CheckpointEvery keys

@@ -1,9 +1,11 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 
@@ -312,6 +314,11 @@ func TestCorruptRemoteSkipped(t *testing.T) {
 	if _, ok := localState(t, a, "x"); ok {
 		t.Fatal("a corrupt object was applied")
 	}
+	// Without a local copy there is no repair, so nothing is quarantined:
+	// the damaged object stays on the backend for a node that has one.
+	if rows := quarantineRows(t, a); len(rows) != 0 {
+		t.Fatalf("quarantine without a repair: %+v", rows)
+	}
 }
 
 // TestCorruptRemoteRepaired: a node that holds the key overwrites the
@@ -326,18 +333,64 @@ func TestCorruptRemoteRepaired(t *testing.T) {
 	// the node that synced it sees a changed remote and reads it. (A flip
 	// in the body alone keeps the ETag; only a read finds it.)
 	body := len(`{"v":1}`)
-	if err := b.Corrupt(bg, tenant, "x", func(raw []byte) []byte { raw[len(raw)-body-backend.ChecksumSize] ^= 1; return raw }); err != nil {
+	var damaged []byte
+	if err := b.Corrupt(bg, tenant, "x", func(raw []byte) []byte {
+		raw[len(raw)-body-backend.ChecksumSize] ^= 1
+		damaged = bytes.Clone(raw)
+		return raw
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if st := runRound(t, ec); st.Corrupt != 1 || st.Repaired != 1 {
-		t.Fatalf("%+v: want 1 corrupt, 1 repaired", st)
+	damagedETag := backend.ETagOf(damaged)
+	if st := runRound(t, ec); st.Corrupt != 1 || st.Repaired != 1 || st.Quarantined != 1 {
+		t.Fatalf("%+v: want 1 corrupt, 1 quarantined, 1 repaired", st)
+	}
+	// The damaged object is in c's quarantine, bytes and all, and the
+	// backend holds a good object again.
+	rows := quarantineRows(t, c)
+	if len(rows) != 1 {
+		t.Fatalf("quarantine: %d rows, want 1: %+v", len(rows), rows)
+	}
+	rows = nil
+	for r, err := range c.QuarantineOf(bg, "b", tenant, "x") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
+	if len(rows) != 1 {
+		t.Fatalf("quarantine of b/x: %d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	if r.Backend != "b" || r.Tenant != tenant || r.Key != "x" || r.ETag != damagedETag ||
+		!bytes.Equal(r.Raw, damaged) || r.Size != int64(len(damaged)) ||
+		!strings.Contains(r.Reason, "checksum") || r.Time.IsZero() {
+		t.Fatalf("quarantine row %+v (reason %q), want b/%s/x etag %s with the %d damaged bytes", r, r.Reason, tenant, damagedETag, len(damaged))
+	}
+	if _, err := b.Get(bg, tenant, "x"); err != nil {
+		t.Fatalf("after the repair: %v", err)
 	}
 	if st := runRound(t, ea); st.Corrupt != 0 || st.Actions[Download] != 1 {
 		t.Fatalf("%+v: want the repaired object downloaded", st)
 	}
-	if st := runRound(t, ec); st.Applied() != 0 {
+	if st := runRound(t, ec); st.Applied() != 0 || st.Quarantined != 0 {
 		t.Fatalf("after the repair: %+v", st)
 	}
+	if n := len(quarantineRows(t, c)) + len(quarantineRows(t, a)); n != 1 {
+		t.Fatalf("after more rounds: %d quarantine rows, want the 1", n)
+	}
+}
+
+func quarantineRows(t *testing.T, s *store.Store) []store.QuarantineRecord {
+	t.Helper()
+	var rows []store.QuarantineRecord
+	for r, err := range s.Quarantine(bg) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
+	return rows
 }
 
 func TestOpenBreakerSkipsBackend(t *testing.T) {

@@ -89,7 +89,7 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 			l.WarnContext(ctx, "reconcile: corrupt remote object", "backend", e.name,
 				"tenant", tenant, "key", key, "repair", k.local != nil, "err", err)
 		}
-		return e.repair(ctx, k, st)
+		return e.repair(ctx, k, err, st)
 	case fault.ClassOf(err) == fault.PreconditionFailed:
 		st.Raced++
 		if o := e.cfg.Observer; o != nil {
@@ -128,9 +128,17 @@ func (e *Engine) base(ctx context.Context, tenant, key string, g *round) (*store
 // uploads it again when it sees the repaired object (its ETag changed), so
 // the repair cannot lose a write. Without a local copy the object is left
 // for a node that has one; counted in Stats.Corrupt either way.
-func (e *Engine) repair(ctx context.Context, k *keyState, st *Stats) error {
+//
+// Before overwriting, the damaged object is quarantined: a store row with
+// its ETag, the verification error and (when the backend returned them)
+// its bytes. The row is written first and its failure ends the round, so a
+// damaged object is never overwritten without its record.
+func (e *Engine) repair(ctx context.Context, k *keyState, cause error, st *Stats) error {
 	if k.local == nil || k.remote == nil {
 		return nil
+	}
+	if err := e.quarantine(k, cause, st); err != nil {
+		return err
 	}
 	v := k.local.Version
 	body, err := e.localBody(ctx, k, &v)

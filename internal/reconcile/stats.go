@@ -25,6 +25,9 @@ type Stats struct {
 	// Corrupt counts remote objects that failed verification: never
 	// applied. Repaired counts those overwritten with the local copy.
 	Corrupt, Repaired int
+	// Quarantined counts damaged objects recorded in the store's
+	// quarantine before their repair (see Engine.repair).
+	Quarantined int
 	// Raced counts keys skipped because one side changed between the
 	// decision and its application (a failed compare-and-set or
 	// precondition): the next round handles them.

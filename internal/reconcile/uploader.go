@@ -156,6 +156,7 @@ func (s *Stats) add(o *Stats) {
 	s.Deletes += o.Deletes
 	s.Corrupt += o.Corrupt
 	s.Repaired += o.Repaired
+	s.Quarantined += o.Quarantined
 	s.Raced += o.Raced
 	s.BytesUp += o.BytesUp
 	s.BytesDown += o.BytesDown

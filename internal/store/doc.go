@@ -47,6 +47,9 @@
 //	'k' backend 0 tenant          reconciler checkpoint
 //	'x' tenant 0 key 0 loserID    conflict history (conflicts.go)
 //	'o' tenant 0 key              open siblings index (siblings.go)
+//	'q' backend 0 tenant 0 key 0 etag  quarantine: damaged remote objects
+//	                              the reconciler found before repairing
+//	                              them (quarantine.go; never deleted)
 //	'm' "seq" | "hlc"             high-water marks, rewritten by every commit
 //
 // # Concurrency model

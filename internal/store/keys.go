@@ -16,6 +16,7 @@ import (
 //	's' backend 0x00 tenant 0x00 key       → sync state (syncValue)
 //	'k' backend 0x00 tenant                → reconciler checkpoint (opaque bytes)
 //	'm' name                               → store metadata (high-water marks)
+//	'q' backend 0x00 tenant 0x00 key 0x00 etag → quarantine row (quarantine.go)
 //
 // Why NUL: tenant ids are [a-z0-9][a-z0-9-]*, keys and backend names never
 // contain NUL, so 0x00 sorts below every byte that can follow a name. Two

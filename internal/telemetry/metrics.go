@@ -46,6 +46,7 @@ type Metrics struct {
 	reconcileActions       *prometheus.CounterVec   // backend, action
 	reconcileConflicts     *prometheus.CounterVec   // backend, policy
 	reconcileBytes         *prometheus.CounterVec   // backend, direction
+	reconcileQuarantined   *prometheus.CounterVec   // backend
 	replicationLag         *lagGauge                // backend
 	collect                collectMetrics           // collect.go
 
@@ -112,6 +113,8 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 			"Reconciliation decisions applied, by backend and action (in_sync, update_base, fetch_remote, upload, download, conflict).", "backend", "action"),
 		reconcileConflicts: f.counterVec("cairn_reconcile_conflicts_total",
 			"Concurrent versions found, by backend and the policy that resolved them.", "backend", "policy"),
+		reconcileQuarantined: f.counterVec("cairn_reconcile_quarantined_total",
+			"Damaged remote objects recorded in the store's quarantine before their repair, by backend.", "backend"),
 		reconcileBytes: f.counterVec("cairn_reconcile_bytes_total",
 			"Document bytes the reconciler moved, by backend and direction (up: to the backend, down: to the store).", "backend", "direction"),
 		replicationLag: newLagGauge(reg),
@@ -262,6 +265,12 @@ func (m *Metrics) ReconcileAction(backend, action string) {
 // manual).
 func (m *Metrics) ReconcileConflict(backend, policy string) {
 	m.reconcileConflicts.WithLabelValues(backend, policy).Inc()
+}
+
+// ReconcileQuarantined counts one damaged remote object quarantined
+// before its repair (reconcile.QuarantineObserver).
+func (m *Metrics) ReconcileQuarantined(backend string) {
+	m.reconcileQuarantined.WithLabelValues(backend).Inc()
 }
 
 // ReconcileBytes adds document bytes moved by the reconciler: up to the

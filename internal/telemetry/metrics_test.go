@@ -37,6 +37,7 @@ func exercise(t *testing.T, tel *Telemetry) {
 	m.ReconcileAction("s3", "upload")
 	m.ReconcileConflict("s3", "lww")
 	m.ReconcileBytes("s3", 2048, 512)
+	m.ReconcileQuarantined("s3")
 	m.SetReplicationLag("s3", 1500*time.Millisecond)
 }
 
@@ -73,6 +74,7 @@ func TestMetricsValues(t *testing.T) {
 		{"lag", testutil.ToFloat64(m.replicationLag), 1.5},
 		{"bytes up", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "up")), 2048},
 		{"bytes down", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "down")), 512},
+		{"quarantined", testutil.ToFloat64(m.reconcileQuarantined.WithLabelValues("s3")), 1},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)

@@ -632,11 +632,16 @@ func testCorruption(t *testing.T, b backend.Backend, s *suite) {
 	for i, d := range damage {
 		key := fmt.Sprintf("k%d/%s", i, d.name)
 		mustPut(t, b, tn, key, `{"some":"document body"}`)
-		if err := c.Corrupt(ctx, tn, key, d.f); err != nil {
+		var stored []byte
+		if err := c.Corrupt(ctx, tn, key, func(r []byte) []byte { stored = bytes.Clone(d.f(r)); return stored }); err != nil {
 			t.Fatalf("%s: Corrupt: %v", d.name, err)
 		}
 		_, err := b.Get(ctx, tn, key)
 		wantClass(t, b, err, fault.Corruption, backend.OpGet, tn, key)
+		// The damaged bytes come back with the error, for quarantine.
+		if dm := backend.DamagedOf(err); dm == nil || !bytes.Equal(dm.Raw, stored) || dm.Size != int64(len(stored)) {
+			t.Fatalf("%s: Get error %v: Damaged %+v, want the %d stored bytes", d.name, err, dm, len(stored))
+		}
 		// The damaged object can be replaced (repair from a healthy copy).
 		mustPut(t, b, tn, key, `{"some":"document body"}`)
 		if _, err := b.Get(ctx, tn, key); err != nil {
