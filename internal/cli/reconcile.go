@@ -24,6 +24,9 @@ const reconcileUsage = `Usage:
                                               --wait runs them now, shows their progress on stderr
                                               (a bar on a terminal) and prints their results,
                                               --confirm lets a round past the mass-deletion guard
+  cairn reconcile quarantine                  the damaged remote objects this node recorded before
+                                              repairing them (bytes: GET /v1/admin/quarantine
+                                              ?backend=B&tenant=T&key=K on the admin listener)
 
 They talk to the node's admin listener: --admin-url or CAIRN_ADMIN_URL
 (default http://127.0.0.1:7071), with CAIRN_ADMIN_TOKEN when it needs one.
@@ -31,7 +34,7 @@ They talk to the node's admin listener: --admin-url or CAIRN_ADMIN_URL
 Flags:
 `
 
-// reconcileCommand runs 'cairn reconcile status|run'.
+// reconcileCommand runs 'cairn reconcile status|run|quarantine'.
 func reconcileCommand(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.SetOutput(env.Stderr)
@@ -50,14 +53,17 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn reconcile: %v\n", err)
 		return exitUsage
 	}
-	if len(args) != 1 || (args[0] != "status" && args[0] != "run") {
-		fmt.Fprint(env.Stderr, "cairn reconcile: want status or run\n\n", reconcileUsage)
+	if len(args) != 1 || (args[0] != "status" && args[0] != "run" && args[0] != "quarantine") {
+		fmt.Fprint(env.Stderr, "cairn reconcile: want status, run or quarantine\n\n", reconcileUsage)
 		return exitUsage
 	}
 	a := adminClient{base: strings.TrimSuffix(*adminURL, "/"), token: *token}
-	if args[0] == "status" {
+	switch args[0] {
+	case "status":
 		err = reconcileStatus(ctx, a, env.Stdout)
-	} else {
+	case "quarantine":
+		err = reconcileQuarantine(ctx, a, env.Stdout)
+	default:
 		q := url.Values{}
 		for k, v := range map[string]string{"backend": *be, "tenant": *tenant} {
 			if v != "" {
@@ -143,6 +149,24 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
 				b.Name, b.Breaker, lag, t.Tenant, state, t.Cursor, scanned, done, eta, last, took, applied, t.LastError)
 		}
+	}
+	return tw.Flush()
+}
+
+func reconcileQuarantine(ctx context.Context, a adminClient, w io.Writer) error {
+	var out node.QuarantineList
+	if err := a.do(ctx, http.MethodGet, "/v1/admin/quarantine", &out); err != nil {
+		return err
+	}
+	if len(out.Rows) == 0 {
+		fmt.Fprintln(w, "no damaged objects quarantined")
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BACKEND\tTENANT\tKEY\tETAG\tFOUND\tSIZE\tREASON")
+	for _, r := range out.Rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.Backend, r.Tenant, r.Key, r.ETag,
+			r.Time.Local().Format(time.DateTime), r.Size, r.Reason)
 	}
 	return tw.Flush()
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/server"
@@ -57,8 +59,9 @@ func TestReconcileCommands(t *testing.T) {
 		{[]string{"reconcile", "run", "--wait", "--backend", "local", "--confirm"}, 0, []string{"local  ", "acme"}, ""},
 		{[]string{"reconcile", "run"}, 0, []string{"triggered"}, ""},
 		{[]string{"reconcile", "run", "--backend", "nope"}, exitFail, nil, "HTTP 404"},
-		{[]string{"reconcile"}, exitUsage, nil, "want status or run"},
-		{[]string{"reconcile", "sideways"}, exitUsage, nil, "want status or run"},
+		{[]string{"reconcile", "quarantine"}, 0, []string{"no damaged objects quarantined"}, ""},
+		{[]string{"reconcile"}, exitUsage, nil, "want status, run or quarantine"},
+		{[]string{"reconcile", "sideways"}, exitUsage, nil, "want status, run or quarantine"},
 	}
 	for _, s := range steps {
 		code, stdout, stderr := run(t, env, "", s.args...)
@@ -243,5 +246,50 @@ func TestProgressOnTerminal(t *testing.T) {
 	want := "\r\033[Klocal/acme [##########----------] 50% 500/1000 keys 100/s ETA 5s\r\033[K"
 	if got := buf.String(); got != want {
 		t.Fatalf("terminal output %q, want %q (drawn once, then cleared)", got, want)
+	}
+}
+
+// TestReconcileQuarantine: an object damaged on the backend is repaired
+// by a round, and 'cairn reconcile quarantine' lists what was damaged.
+func TestReconcileQuarantine(t *testing.T) {
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := mem.New("m")
+	n, err := node.Start(node.Config{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		Auth:        server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
+		Replication: node.Replication{Backends: []node.BackendSpec{{Name: "m", Backend: be}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Shutdown(context.Background()) })
+	env := map[string]string{"CAIRN_URL": "http://" + n.Addr(), "CAIRN_TOKEN": tok, "CAIRN_TENANT": "acme",
+		"CAIRN_ADMIN_URL": "http://" + n.AdminAddr()}
+	if code, _, stderr := run(t, env, "", "put", "a", "--data", `{"n":1}`); code != 0 {
+		t.Fatalf("put: %d %s", code, stderr)
+	}
+	if code, _, stderr := run(t, env, "", "reconcile", "run", "--wait"); code != 0 {
+		t.Fatalf("run: %d %s", code, stderr)
+	}
+	var etag string
+	if err := be.Corrupt(context.Background(), "acme", "a", func(raw []byte) []byte {
+		h, _ := backend.ParseHeader(raw)
+		raw[h.Len-backend.ChecksumSize] ^= 1 // in the ETag: the round reads it
+		etag = backend.ETagOf(raw)
+		return raw
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, env, "", "reconcile", "run", "--wait"); code != 0 {
+		t.Fatalf("run: %d %s", code, stderr)
+	}
+	code, stdout, stderr := run(t, env, "", "reconcile", "quarantine")
+	for _, want := range []string{"BACKEND", "m ", "acme", " a ", etag, "checksum"} {
+		if code != 0 || !strings.Contains(stdout, want) {
+			t.Fatalf("quarantine: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
+		}
 	}
 }
