@@ -9,7 +9,11 @@ package proctest
 
 import (
 	"bytes"
+	"fmt"
 	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -51,4 +55,33 @@ func FreePorts(t testing.TB, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// MainWithCairn is the TestMain of a package that tests the real cairn
+// binary. It sets *bin to $CAIRN_BIN (scripts/test.sh builds it with -race)
+// or, when that is unset, builds cmd/cairn into a temporary directory it
+// removes afterwards; then it runs the tests and exits with their status.
+// name prefixes the build's error message.
+func MainWithCairn(m *testing.M, bin *string, name string) {
+	os.Exit(mainWithCairn(m, bin, name))
+}
+
+func mainWithCairn(m *testing.M, bin *string, name string) int {
+	if *bin = os.Getenv("CAIRN_BIN"); *bin != "" {
+		return m.Run()
+	}
+	dir, err := os.MkdirTemp("", "cairn-"+name+"-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	*bin = filepath.Join(dir, "cairn")
+	build := exec.Command("go", "build", "-o", *bin, "github.com/cairnstore/cairn/cmd/cairn")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: building cairn: %v\n", name, err)
+		return 1
+	}
+	return m.Run()
 }

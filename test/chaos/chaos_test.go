@@ -11,40 +11,18 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/chaosrun"
+	"github.com/cairnstore/cairn/internal/proctest"
 )
 
 var cairnBin string
 
-func TestMain(m *testing.M) {
-	cairnBin = os.Getenv("CAIRN_BIN")
-	if cairnBin == "" {
-		dir, err := os.MkdirTemp("", "cairn-chaos-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		cairnBin = filepath.Join(dir, "cairn")
-		build := exec.Command("go", "build", "-o", cairnBin, "github.com/cairnstore/cairn/cmd/cairn")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "chaos: building cairn:", err)
-			os.Exit(1)
-		}
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { proctest.MainWithCairn(m, &cairnBin, "chaos") }
 
 // short is each scenario's load phase in the default run: the five
 // together stay under five minutes on 2 cores with a -race binary.

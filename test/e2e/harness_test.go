@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,27 +27,7 @@ var cairnBin string
 // tests measure the node, not TCP handshakes.
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 
-func TestMain(m *testing.M) {
-	cairnBin = os.Getenv("CAIRN_BIN")
-	if cairnBin == "" {
-		dir, err := os.MkdirTemp("", "cairn-e2e-bin")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-		cairnBin = filepath.Join(dir, "cairn")
-		build := exec.Command("go", "build", "-o", cairnBin, "github.com/cairnstore/cairn/cmd/cairn")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: building cairn:", err)
-			os.Exit(1)
-		}
-		code := m.Run()
-		os.RemoveAll(dir)
-		os.Exit(code)
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { proctest.MainWithCairn(m, &cairnBin, "e2e") }
 
 // proc is a running 'cairn serve'.
 type proc struct {
