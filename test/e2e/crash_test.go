@@ -53,22 +53,41 @@ func TestCrashLosesNoAcknowledgedWrite(t *testing.T) {
 // is killed; it returns what was acknowledged (2xx with an ETag).
 func writeUntilKilled(t *testing.T, p *proc, round int, after time.Duration) map[string]string {
 	t.Helper()
-	var (
-		mu    sync.Mutex // guards acked
-		acked = map[string]string{}
-		wg    sync.WaitGroup
-		first = make(chan struct{}) // closed at the first acknowledgement
-		once  sync.Once
-	)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	for w := range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+	w := startWriters(ctx, t, p, round)
+	// The kill moment is counted from the first acknowledged write, not from
+	// the start: on a loaded machine the race-built node can take longer than
+	// the whole delay to answer its first PUT, and a round that acknowledged
+	// nothing would check nothing.
+	select {
+	case <-w.first:
+	case <-time.After(30 * time.Second):
+		t.Errorf("round %d: no write acknowledged within 30s\n%s", round, p.stderr)
+	}
+	time.Sleep(after) // the kill moment is the point of the test, not a wait for a condition
+	p.kill()
+	cancel()
+	return w.wait()
+}
+
+// writers are 32 goroutines writing fresh keys of one round to a node until
+// their context ends or the node stops answering.
+type writers struct {
+	first chan struct{} // closed at the first acknowledgement
+	wg    sync.WaitGroup
+	mu    sync.Mutex        // guards acked
+	acked map[string]string // key → ETag acknowledged
+}
+
+func startWriters(ctx context.Context, t *testing.T, p *proc, round int) *writers {
+	w := &writers{first: make(chan struct{}), acked: map[string]string{}}
+	var once sync.Once
+	for n := range 32 {
+		w.wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				key := fmt.Sprintf("r%02d/w%02d/%06d", round, w, i)
-				resp, _, err := p.do(ctx, http.MethodPut, key, fmt.Sprintf(`{"round":%d,"writer":%d,"i":%d}`, round, w, i))
+				key := fmt.Sprintf("r%02d/w%02d/%06d", round, n, i)
+				resp, _, err := p.do(ctx, http.MethodPut, key, fmt.Sprintf(`{"round":%d,"writer":%d,"i":%d}`, round, n, i))
 				if err != nil {
 					return // the process is gone
 				}
@@ -76,27 +95,20 @@ func writeUntilKilled(t *testing.T, p *proc, round int, after time.Duration) map
 					t.Errorf("PUT %s: %s", key, resp.Status)
 					return
 				}
-				mu.Lock()
-				acked[key] = resp.Header.Get("ETag")
-				mu.Unlock()
-				once.Do(func() { close(first) })
+				w.mu.Lock()
+				w.acked[key] = resp.Header.Get("ETag")
+				w.mu.Unlock()
+				once.Do(func() { close(w.first) })
 			}
-		}()
+		})
 	}
-	// The kill moment is counted from the first acknowledged write, not from
-	// the start: on a loaded machine the race-built node can take longer than
-	// the whole delay to answer its first PUT, and a round that acknowledged
-	// nothing would check nothing.
-	select {
-	case <-first:
-	case <-time.After(30 * time.Second):
-		t.Errorf("round %d: no write acknowledged within 30s\n%s", round, p.stderr)
-	}
-	time.Sleep(after) // the kill moment is the point of the test, not a wait for a condition
-	p.kill()
-	cancel()
-	wg.Wait()
-	return acked
+	return w
+}
+
+// wait waits for every writer to stop and returns what was acknowledged.
+func (w *writers) wait() map[string]string {
+	w.wg.Wait()
+	return w.acked
 }
 
 // verify checks every acknowledged write is present with its exact ETag,

@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -66,32 +65,9 @@ func TestFailpointKillLosesNoAcknowledgedWrite(t *testing.T) {
 // answering, waits for it to exit, and returns what it acknowledged.
 func writeUntilDead(t *testing.T, p *proc, round int) map[string]string {
 	t.Helper()
-	var (
-		mu    sync.Mutex // guards acked
-		acked = map[string]string{}
-		wg    sync.WaitGroup
-	)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for w := range 32 {
-		wg.Go(func() {
-			for i := 0; ctx.Err() == nil; i++ {
-				key := fmt.Sprintf("r%02d/w%02d/%06d", round, w, i)
-				resp, _, err := p.do(ctx, http.MethodPut, key, fmt.Sprintf(`{"round":%d,"writer":%d,"i":%d}`, round, w, i))
-				if err != nil {
-					return // the process is gone
-				}
-				if resp.StatusCode/100 != 2 || resp.Header.Get("ETag") == "" {
-					t.Errorf("PUT %s: %s", key, resp.Status)
-					return
-				}
-				mu.Lock()
-				acked[key] = resp.Header.Get("ETag")
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
+	acked := startWriters(ctx, t, p, round).wait()
 	if err := p.wait(30 * time.Second); err == nil {
 		t.Fatalf("round %d: the node exited cleanly; the failpoint did not fire\n%s", round, p.stderr)
 	}
