@@ -105,26 +105,8 @@ func (s *Server) listConflicts(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lw := listWriter{s: s, w: w, r: r}
-	n, last := 0, ""
-	for it, err := range c.Conflicts(r.Context(), TenantOf(r), prefix, after, limit+1) {
-		if err != nil {
-			lw.fail(err)
-			return
-		}
-		if n == limit {
-			lw.end(last)
-			return
-		}
-		if err := lw.write(func(b []byte) []byte { return appendConflict(b, &it) }); err != nil {
-			if x := exchangeFrom(r.Context()); x != nil {
-				x.failure = fault.E(fault.Canceled, fault.Context{Op: op}, err)
-			}
-			return
-		}
-		last = it.Key
-		n++
-	}
-	lw.end("")
+	streamPage(&lw, op, c.Conflicts(r.Context(), TenantOf(r), prefix, after, limit+1), limit,
+		func(cf *Conflict) string { return cf.Key }, appendConflict)
 }
 
 // getConflict serves GET /v1/tenants/{tenant}/conflicts/{key...}: one
@@ -178,9 +160,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, c Conflicts, ke
 			return append(b, '}')
 		})
 		if err != nil {
-			if x := exchangeFrom(r.Context()); x != nil {
-				x.failure = fault.E(fault.Canceled, fault.Context{Op: "conflict.history"}, err)
-			}
+			lw.gone("conflict.history", err)
 			return
 		}
 	}

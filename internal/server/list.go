@@ -1,6 +1,7 @@
 package server
 
 import (
+	"iter"
 	"net/http"
 	"strconv"
 	"time"
@@ -35,8 +36,16 @@ func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 	}
 
 	lw := listWriter{s: s, w: w, r: r}
+	streamPage(&lw, op, s.docs.List(r.Context(), TenantOf(r), prefix, after, limit+1), limit,
+		func(it *Item) string { return it.Key }, appendItem)
+}
+
+// streamPage streams one page of a listing through lw: at most limit rows
+// of seq, which was asked for limit+1 so that a further row means there is
+// a next page, whose cursor is the key of the last row sent.
+func streamPage[T any](lw *listWriter, op string, seq iter.Seq2[T, error], limit int, key func(*T) string, appendRow func([]byte, *T) []byte) {
 	n, last := 0, ""
-	for it, err := range s.docs.List(r.Context(), TenantOf(r), prefix, after, limit+1) {
+	for it, err := range seq {
 		if err != nil {
 			lw.fail(err)
 			return
@@ -45,14 +54,11 @@ func (s *Server) listDocs(w http.ResponseWriter, r *http.Request) {
 			lw.end(last)
 			return
 		}
-		if err := lw.row(it); err != nil {
-			// The client is gone; stop reading the store for it.
-			if x := exchangeFrom(r.Context()); x != nil {
-				x.failure = fault.E(fault.Canceled, fault.Context{Op: op}, err)
-			}
+		if err := lw.write(func(b []byte) []byte { return appendRow(b, &it) }); err != nil {
+			lw.gone(op, err)
 			return
 		}
-		last = it.Key
+		last = key(&it)
 		n++
 	}
 	lw.end("")
@@ -102,30 +108,27 @@ func (lw *listWriter) start() {
 	lw.buf = append(lw.buf[:0], `{"items":[`...)
 }
 
-// row writes one item (see write).
-//
-// write: the first row is flushed at once (time to first
-// byte); later ones when flushEvery has passed since the last flush, and in
-// any case whenever net/http's 4 KiB buffer fills, so a slow store shows
-// up as a slow stream rather than a stalled one. Each flush extends the
-// write deadline, so a long listing is not cut by the server's WriteTimeout
-// while it makes progress.
-func (lw *listWriter) row(it Item) error {
-	return lw.write(func(b []byte) []byte {
-		b = append(b, `{"key":`...)
-		b = appendJSONString(b, it.Key)
-		b = append(b, `,"etag":`...)
-		b = appendJSONString(b, it.ETag)
-		b = append(b, `,"size":`...)
-		b = strconv.AppendInt(b, int64(it.Size), 10)
-		if it.Conflict {
-			b = append(b, `,"conflict":true`...)
-		}
-		return append(b, '}')
-	})
+// appendItem appends a document listing's row.
+func appendItem(b []byte, it *Item) []byte {
+	b = append(b, `{"key":`...)
+	b = appendJSONString(b, it.Key)
+	b = append(b, `,"etag":`...)
+	b = appendJSONString(b, it.ETag)
+	b = append(b, `,"size":`...)
+	b = strconv.AppendInt(b, int64(it.Size), 10)
+	if it.Conflict {
+		b = append(b, `,"conflict":true`...)
+	}
+	return append(b, '}')
 }
 
-// write writes one row, which appendRow appends to its argument.
+// write writes one row, which appendRow appends to its argument. The
+// first row is flushed at once (time to first byte); later ones when
+// flushEvery has passed since the last flush, and in any case whenever
+// net/http's 4 KiB buffer fills, so a slow store shows up as a slow stream
+// rather than a stalled one. Each flush extends the write deadline, so a
+// long listing is not cut by the server's WriteTimeout while it makes
+// progress.
 func (lw *listWriter) write(appendRow func([]byte) []byte) error {
 	first := !lw.started
 	if first {
@@ -162,6 +165,14 @@ func (lw *listWriter) end(next string) {
 	b = appendJSONString(b, next)
 	b = append(b, "}\n"...)
 	lw.w.Write(b)
+}
+
+// gone records that writing a row failed: the client is gone, and the
+// handler stops reading the store for it.
+func (lw *listWriter) gone(op string, err error) {
+	if x := exchangeFrom(lw.r.Context()); x != nil {
+		x.failure = fault.E(fault.Canceled, fault.Context{Op: op}, err)
+	}
 }
 
 // fail reports an error: as a normal error answer if nothing was sent, else
