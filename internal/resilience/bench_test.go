@@ -36,76 +36,51 @@ func BenchmarkDirect(b *testing.B) {
 	}
 }
 
-func benchPolicy(b *testing.B, cfg Config) {
+// benchPolicy runs fn through a Policy made from cfg, with the caller's
+// context ctx.
+func benchPolicy(b *testing.B, cfg Config, ctx context.Context, fn func(context.Context) error) {
 	cfg.Backend = "bench"
 	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	p, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		if err := p.Run(ctx, "bench", direct); err != nil {
+		if err := p.Run(ctx, "bench", fn); err != nil {
 			b.Fatal(err)
 		}
 	}
 }
 
-func BenchmarkPolicyDefault(b *testing.B) { benchPolicy(b, Config{}) }
+func BenchmarkPolicyDefault(b *testing.B) { benchPolicy(b, Config{}, context.Background(), direct) }
 
 // BenchmarkPolicyDefaultDone: defaults, no caller deadline, and the callee
 // asks for Done.
 func BenchmarkPolicyDefaultDone(b *testing.B) {
-	p, err := New(Config{Backend: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.Run(ctx, "bench", directDone); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchPolicy(b, Config{}, context.Background(), directDone)
 }
 
 // BenchmarkPolicyCancelableParent: defaults, the caller's context can be
 // cancelled but has no deadline (a background loop's context), so the
 // attempt context must also follow the parent.
 func BenchmarkPolicyCancelableParent(b *testing.B) {
-	p, err := New(Config{Backend: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.Run(ctx, "bench", direct); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchPolicy(b, Config{}, ctx, direct)
 }
 
-func BenchmarkPolicyNoTimeout(b *testing.B) { benchPolicy(b, Config{AttemptTimeout: -1}) }
+func BenchmarkPolicyNoTimeout(b *testing.B) {
+	benchPolicy(b, Config{AttemptTimeout: -1}, context.Background(), direct)
+}
 
 // BenchmarkPolicyCallerDeadline: the caller's deadline (5s) comes before the
 // per-attempt timeout (10s), so no attempt context is made.
 func BenchmarkPolicyCallerDeadline(b *testing.B) {
-	p, err := New(Config{Backend: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	b.ReportAllocs()
-	for b.Loop() {
-		if err := p.Run(ctx, "bench", direct); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchPolicy(b, Config{}, ctx, direct)
 }
 
 // BenchmarkFailsafeOnly is the full failsafe-go chain without the fast
