@@ -41,17 +41,23 @@ func checkAdminExposure(cfg Config) error {
 // constant time, without stopping at the first match.
 func requireAdmin(hashes [][32]byte, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(tok))
-		match := 0
-		for _, h := range hashes {
-			match |= subtle.ConstantTimeCompare(sum[:], h[:])
-		}
-		if !ok || match == 0 {
+		if !adminTokenOK(hashes, r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cairn-admin"`)
 			http.Error(w, "admin token required", http.StatusUnauthorized)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// adminTokenOK reports whether r bears one of the admin tokens whose
+// SHA-256 hashes are given. Every hash is compared, in constant time.
+func adminTokenOK(hashes [][32]byte, r *http.Request) bool {
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sum := sha256.Sum256([]byte(tok))
+	match := 0
+	for _, h := range hashes {
+		match |= subtle.ConstantTimeCompare(sum[:], h[:])
+	}
+	return ok && match != 0
 }

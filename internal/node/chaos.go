@@ -3,7 +3,6 @@ package node
 import (
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -160,13 +159,7 @@ func (n *Node) requireChaosAdmin(next http.Handler) http.Handler {
 				"chaos control needs an admin token: start the node with --admin-token-sha256")
 			return
 		}
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		sum := sha256.Sum256([]byte(tok))
-		match := 0
-		for _, h := range hashes {
-			match |= subtle.ConstantTimeCompare(sum[:], h[:])
-		}
-		if !ok || match == 0 {
+		if !adminTokenOK(hashes, r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="cairn-admin"`)
 			adminError(w, r, http.StatusUnauthorized, "unauthorized", "admin token required (Authorization: Bearer TOKEN)")
 			return
