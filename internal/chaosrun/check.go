@@ -271,16 +271,13 @@ func Linearizable(history []Op, node int, timeout time.Duration) []Anomaly {
 	case porcupine.Unknown:
 		return []Anomaly{{Check: "linearizable", Detail: fmt.Sprintf("node %d: check did not finish within %v (%d ops)", node, timeout, len(ops))}}
 	}
-	// Name the keys whose histories fail, checking each alone.
-	byKey := map[string][]porcupine.Operation{}
-	for _, op := range ops {
-		k := op.Input.(regInput).key
-		byKey[k] = append(byKey[k], op)
-	}
+	// Name the keys whose histories fail, checking each alone (the model's
+	// own partition, in key order).
 	var out []Anomaly
-	for _, k := range sortedKeys(byKey) {
-		if porcupine.CheckOperationsTimeout(registerModel, byKey[k], timeout) == porcupine.Illegal {
-			out = append(out, Anomaly{Check: "linearizable", Key: k, Detail: fmt.Sprintf("node %d: the key's %d operations have no linearization", node, len(byKey[k]))})
+	for _, part := range registerModel.Partition(ops) {
+		if porcupine.CheckOperationsTimeout(registerModel, part, timeout) == porcupine.Illegal {
+			k := part[0].Input.(regInput).key
+			out = append(out, Anomaly{Check: "linearizable", Key: k, Detail: fmt.Sprintf("node %d: the key's %d operations have no linearization", node, len(part))})
 		}
 	}
 	return out
