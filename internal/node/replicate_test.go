@@ -52,15 +52,8 @@ func startReplNodeWith(t *testing.T, mod func(*Config), specs ...BackendSpec) re
 
 func (n replNode) do(t *testing.T, method, key, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, "http://"+n.Addr()+"/v1/tenants/acme/docs/"+key, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+n.token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, _, b := n.doH(t, method, "/v1/tenants/acme/docs/"+key, body, nil)
+	return code, b
 }
 
 // run asks the admin endpoint for a waited round of acme on every backend.

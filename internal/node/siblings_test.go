@@ -18,7 +18,13 @@ func (n replNode) doH(t *testing.T, method, path, body string, hdr map[string]st
 	for k, v := range hdr {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	return send(t, http.DefaultClient, req)
+}
+
+// send does req with hc and returns the status, headers and body.
+func send(t *testing.T, hc *http.Client, req *http.Request) (int, http.Header, string) {
+	t.Helper()
+	resp, err := hc.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

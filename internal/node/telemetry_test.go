@@ -98,13 +98,8 @@ func (tn *tracedNode) do(t *testing.T, method, path, body string, hdr ...string)
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
-	resp, err := tn.hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	code, _, b := send(t, tn.hc, req)
+	return code, b
 }
 
 // flush returns the spans ended so far and forgets them. Every span of a
