@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -75,8 +76,8 @@ func (s *Store) QuarantineOf(ctx context.Context, backend, tenant, key string) i
 func (s *Store) quarantine(ctx context.Context, op string, prefix []byte, withRaw bool) iter.Seq2[QuarantineRecord, error] {
 	return func(yield func(QuarantineRecord, error) bool) {
 		stream(s, ctx, op, "", prefix, prefixEnd(prefix), yield, func(k, v []byte) (QuarantineRecord, bool, error) {
-			f := splitSep(k[1:], 4)
-			if f == nil {
+			f := bytes.SplitN(k[1:], []byte{sep}, 4) // the ETag, last, may hold anything
+			if len(f) != 4 {
 				return QuarantineRecord{}, false, fmt.Errorf("%w: quarantine key", errBadValue)
 			}
 			r, err := decodeQuarantineValue(v, withRaw)
@@ -84,30 +85,6 @@ func (s *Store) quarantine(ctx context.Context, op string, prefix []byte, withRa
 			return r, err == nil, err
 		})
 	}
-}
-
-// splitSep splits b into n fields at the first n-1 separators (the last
-// field may hold anything), or returns nil.
-func splitSep(b []byte, n int) [][]byte {
-	out := make([][]byte, 0, n)
-	for len(out) < n-1 {
-		i := indexSep(b)
-		if i < 0 {
-			return nil
-		}
-		out = append(out, b[:i])
-		b = b[i+1:]
-	}
-	return append(out, b)
-}
-
-func indexSep(b []byte) int {
-	for i, c := range b {
-		if c == sep {
-			return i
-		}
-	}
-	return -1
 }
 
 // quarantineValue: format, time (int64 unix nanos, BE), uvarint size,
