@@ -7,10 +7,9 @@
 // missing, [Start] fails the test under CI=true and skips it otherwise,
 // saying how to build it.
 //
-// Each [Gateway] gets a free port (found by listening on 127.0.0.1:0 and
-// closing, so another process could take it first: Start then fails with
-// the gateway's log) and is stopped (SIGINT, then SIGKILL after 10s) and
-// waited for in t.Cleanup.
+// Each [Gateway] gets a free port (from [proctest.FreePorts], so another
+// process could take it first: Start then fails with the gateway's log) and
+// is stopped (SIGINT, then SIGKILL after 10s) and waited for in t.Cleanup.
 package s3test
 
 import (
@@ -20,6 +19,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -80,12 +80,7 @@ func Start(t testing.TB, bucket string) *Gateway {
 		}
 		t.Skip(msg)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
+	addr := "127.0.0.1:" + strconv.Itoa(proctest.FreePorts(t, 1)[0])
 	g := &Gateway{Endpoint: addr, Logs: &proctest.SyncBuffer{}}
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "--quiet", "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)
