@@ -30,16 +30,14 @@ func (s *Store) Get(ctx context.Context, tenant, key string) (Record, error) {
 		return Record{}, wrap(op, tenant, key, err)
 	}
 	defer s.release()
-	val, closer, err := s.db.Get(docKey(tenant, key))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return Record{}, fault.New(fault.NotFound, fault.Context{Op: op, Tenant: tenant, Key: key}, "document not found")
-	}
+	rec, ok, err := getRecord(s.db, tenant, key)
 	if err != nil {
 		return Record{}, wrap(op, tenant, key, err)
 	}
-	defer closer.Close()
-	rec, err := makeRecord(tenant, key, val, true)
-	return rec, wrap(op, tenant, key, err)
+	if !ok {
+		return Record{}, fault.New(fault.NotFound, fault.Context{Op: op, Tenant: tenant, Key: key}, "document not found")
+	}
+	return rec, nil
 }
 
 // makeRecord decodes a document row, copying the body if withBody.
