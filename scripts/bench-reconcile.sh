@@ -23,7 +23,7 @@ go test -c -o "$dir/scale.test" ./test/scale/
 CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh) # assigned, then exported: a failed build stops the script
 export CAIRN_VERSITYGW_BIN
 echo "# $(date -u +%FT%TZ) $(go version) nproc=$(nproc) load: $(cut -d' ' -f1-3 /proc/loadavg)"
-cd test/scale # the test finds versitygw under the module root from here
+cd test/scale # run from the package directory, as go test would
 TMPDIR=$dir CAIRN_LONG=1 CAIRN_SCALE_PROFILE=${PROFILE:-} \
 	"$dir/scale.test" -test.run '^TestReconcileScale$' -test.v -test.timeout 120m
 echo "# done $(date -u +%FT%TZ) load: $(cut -d' ' -f1-3 /proc/loadavg)"
