@@ -235,6 +235,12 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 	if err := <-errc; !errors.Is(err, context.Canceled) {
 		t.Fatalf("Upload waiting for a slot, canceled: %v", err)
 	}
+	// The Upload above may see the cancellation before it reaches the slot
+	// wait; asking the limiter itself, with its one slot still held,
+	// exercises that wait every time (it would block if it ignored ctx).
+	if _, err := e2.lim.acquire(ctx2); !errors.Is(err, context.Canceled) {
+		t.Fatalf("acquire with the slot held, canceled: %v", err)
+	}
 	g.free.Store(true) // let the rest of the round through ungated
 	g.gate <- struct{}{}
 	if err := <-held; err != nil {
