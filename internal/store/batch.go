@@ -173,10 +173,16 @@ func (s *Store) takeBatch(g *group, lead *request) {
 // database for them. Any error leaves the rest to lookup.
 func (s *Store) prefetch(tenant string, members []*request) {
 	keys := make([]string, 0, len(members))
+	f := s.filter.Load()
 	for _, r := range members {
-		if _, ok := s.overlay[r.ok]; !ok {
-			keys = append(keys, r.key)
+		if _, ok := s.overlay[r.ok]; ok {
+			continue
 		}
+		if f != nil && !f.mayHave(r.ok) {
+			s.overlay[r.ok] = &current{} // keyfilter.go: certainly no row
+			continue
+		}
+		keys = append(keys, r.key)
 	}
 	if len(keys) == 0 {
 		return

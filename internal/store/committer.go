@@ -169,6 +169,8 @@ func (s *Store) run() {
 			s.take(g, r)
 		case <-s.syncIdle:
 			busy = false
+		case m := <-s.filterCh:
+			s.applyFilterMsg(m)
 		case <-linger.C:
 			s.handOverNow(g)
 			g, busy, waiting = nil, true, false
@@ -272,7 +274,7 @@ const maxOverlay = 8192
 // PutBatch (which is never split) or its prefetch of absent keys made a
 // group larger.
 func (s *Store) newGroup() *group {
-	if len(s.overlay) > maxOverlay {
+	if len(s.overlay) > s.maxOverlay {
 		committed := s.committed.Load()
 		for k, c := range s.overlay {
 			if c.seq <= committed {
@@ -409,6 +411,7 @@ func (s *Store) stage(g *group, r *request) error {
 	if v.Siblings || cur.v.Siblings {
 		stageSiblings(g.batch, r, cur, next) // siblings.go
 	}
+	s.filterStaged(r.ok, !cur.exists)
 	s.overlay[r.ok] = next
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
@@ -537,6 +540,9 @@ func (s *Store) lookup(r *request) (*current, error) {
 // 7.1–8.0 with Get. So readCurrent uses the iterator while recent lookups
 // mostly missed and Get while they mostly hit (missScore).
 func (s *Store) readCurrent(dk []byte) (*current, error) {
+	if f := s.filter.Load(); f != nil && !f.mayHaveRow(dk) {
+		return &current{}, nil // keyfilter.go: certainly no row
+	}
 	var val []byte
 	var closer io.Closer
 	var err error

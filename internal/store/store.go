@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log"
@@ -90,8 +91,18 @@ type Options struct {
 	// measuring memory (test/scale); nodes use the default.
 	CacheSize int64
 
-	onTake   func() // test hook, see Store.onTake
-	noLinger bool   // benchmark switch: hand groups over without lingering
+	// KeyFilterBytes caps the in-memory filter of document keys that spares
+	// a PUT creating a document its Pebble lookup (keyfilter.go): 0 is
+	// DefaultKeyFilterBytes, negative turns the filter off. It is sized
+	// for the documents present (10 bits each, at least 1.25 MiB) and
+	// grows up to the cap; past twice the cap's capacity it is dropped.
+	KeyFilterBytes int64
+
+	onTake     func()             // test hook, see Store.onTake
+	noLinger   bool               // benchmark switch: hand groups over without lingering
+	filterMin  int64              // test switch: the smallest filter's capacity (keys); 0 is filterMinKeys
+	maxOverlay int                // test switch: prune the overlay beyond this many entries; 0 is maxOverlay
+	filterHook func(stage string) // test hook: keepFilter's progress ("activated", "published", "dropped")
 }
 
 // Watcher is told of every write once its group commit is durable, before
@@ -147,14 +158,15 @@ type Store struct {
 	done     chan struct{} // closed by the syncer when it returns, after the committer
 
 	// Owned by the committer goroutine after Open returns.
-	seq      uint64              // highest Seq staged
-	hlcMark  doc.Timestamp       // highest HLC staged (handed out or observed)
-	overlay  map[string]*current // tenant NUL key → latest staged state, until committed and pruned
-	failAt   func(string)        // Options.Failpoint
-	prunedAt uint64              // the committed mark of the last overlay prune (see prepare)
-	scratch  []byte              // encoding buffer for values the batch copies
-	onTake   func()              // test hook: called for each request taken
-	noLinger bool                // see Options.noLinger
+	seq        uint64              // highest Seq staged
+	hlcMark    doc.Timestamp       // highest HLC staged (handed out or observed)
+	overlay    map[string]*current // tenant NUL key → latest staged state, until committed and pruned
+	failAt     func(string)        // Options.Failpoint
+	prunedAt   uint64              // the committed mark of the last overlay prune (see prepare)
+	maxOverlay int                 // maxOverlay, or Options.maxOverlay
+	scratch    []byte              // encoding buffer for values the batch copies
+	onTake     func()              // test hook: called for each request taken
+	noLinger   bool                // see Options.noLinger
 
 	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer
 	lastCommit atomic.Int64  // duration of the last commit in ns; written by the syncer
@@ -176,6 +188,19 @@ type Store struct {
 	// hasFailed is set with failed (under mu), so that failedErr need not
 	// lock mu while there is no failure.
 	hasFailed atomic.Bool
+
+	// The key filter (keyfilter.go). filter is the published one, nil
+	// while none is ready; filters, owned by the committer, are those it
+	// adds every staged key to (the published one and one being built).
+	filter     atomic.Pointer[keyFilter]
+	filters    []*keyFilter
+	filterCh   chan filterMsg // keepFilter → committer
+	filterGrow chan struct{}  // committer → keepFilter, buffered(1): the published filter is full
+	filterStop context.CancelFunc
+	filterDone chan struct{} // closed when keepFilter returns
+	filterMax  int64
+	filterMin  int64
+	filterHook func(string)
 }
 
 // Open opens (creating if needed) the store in dir:
@@ -202,8 +227,15 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fault.E(fault.Unknown, fault.Context{Op: op}, err)
 	}
 	s.committed.Store(s.seq)
+	ctx, stop := context.WithCancel(context.Background())
+	s.filterStop, s.filterDone = stop, make(chan struct{})
 	go s.run()
 	go s.syncLoop()
+	if s.filterMax > 0 {
+		go s.keepFilter(ctx, int64(s.seq)) // Seq counts every write: an upper bound on the rows
+	} else {
+		close(s.filterDone)
+	}
 	return s, nil
 }
 
@@ -236,6 +268,24 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		syncIdle: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		overlay:  make(map[string]*current),
+
+		filterCh:   make(chan filterMsg),
+		filterGrow: make(chan struct{}, 1),
+		filterMax:  opts.KeyFilterBytes,
+		filterMin:  opts.filterMin,
+		filterHook: opts.filterHook,
+	}
+	switch {
+	case s.filterMax == 0:
+		s.filterMax = DefaultKeyFilterBytes
+	case s.filterMax < 0:
+		s.filterMax = 0
+	}
+	if s.maxOverlay = opts.maxOverlay; s.maxOverlay <= 0 {
+		s.maxOverlay = maxOverlay
+	}
+	if s.filterMin <= 0 {
+		s.filterMin = filterMinKeys
 	}
 	if opts.Durability == Buffered {
 		s.wopts = pebble.NoSync
@@ -332,8 +382,10 @@ func (s *Store) Close() error {
 	}
 	failed := s.failed
 	s.mu.Unlock()
-	close(s.reqs) // no sender is left: every one holds active while sending
-	<-s.done      // the committer handed over its last group, the syncer answered it
+	s.filterStop()
+	<-s.filterDone // before the committer stops: keepFilter may be waiting for it
+	close(s.reqs)  // no sender is left: every one holds active while sending
+	<-s.done       // the committer handed over its last group, the syncer answered it
 	err := s.db.Close()
 	if failed != nil && err != nil {
 		// Pebble reports the same log error again; the caller has seen it.
