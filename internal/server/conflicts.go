@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"iter"
 	"net/http"
@@ -272,12 +271,9 @@ func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (resolveReq
 		return req, tooLarge(s.maxBody, op)
 	}
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe):
-		return req, tooLarge(s.maxBody, op)
 	case err != nil:
-		return req, fault.E(fault.Invalid, fault.Context{Op: op}, err)
+		return req, bodyReadError(op, s.maxBody, err)
 	case len(bytes.TrimSpace(raw)) == 0:
 		return req, invalid(op, `empty body: want {"choose":"<sibling ETag>"}, {"body":<document>} or {"delete":true}`)
 	}

@@ -185,20 +185,30 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 	} else {
 		body, err = io.ReadAll(rd)
 	}
-	var mbe *http.MaxBytesError
-	var ne net.Error
 	switch {
-	case errors.As(err, &mbe):
-		return nil, tooLarge(s.maxBody, op)
-	case errors.As(err, &ne) && ne.Timeout():
-		return nil, &httpError{status: http.StatusRequestTimeout, code: "timeout",
-			err: fault.E(fault.Transient, fault.Context{Op: op}, err)}
 	case err != nil:
-		return nil, fault.E(fault.Invalid, fault.Context{Op: op}, err)
+		return nil, bodyReadError(op, s.maxBody, err)
 	case len(body) == 0:
 		return nil, invalid(op, "empty body: a document is a JSON value")
 	}
 	return body, nil
+}
+
+// bodyReadError words a failure to read a request body: 413 past the
+// limit, 408 when the client was too slow (the server's ReadTimeout), 400
+// otherwise (a body cut short).
+func bodyReadError(op string, maxBody int64, err error) error {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge(maxBody, op)
+	case errors.As(err, &ne) && ne.Timeout():
+		return &httpError{status: http.StatusRequestTimeout, code: "timeout",
+			err: fault.E(fault.Transient, fault.Context{Op: op}, err)}
+	default:
+		return fault.E(fault.Invalid, fault.Context{Op: op}, err)
+	}
 }
 
 // check runs the validator and words its error for the client, with the

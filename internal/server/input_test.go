@@ -264,15 +264,20 @@ func (timeoutErr) Timeout() bool   { return true }
 func (timeoutErr) Temporary() bool { return true }
 
 // TestBodyReadTimeout: a body that does not arrive in time is a 408 and
-// stores nothing.
+// stores nothing, on every route that reads a document.
 func TestBodyReadTimeout(t *testing.T) {
 	e := newEnv(t)
-	r := httptest.NewRequest("PUT", docURL(tenantA, "k"), timeoutReader{})
-	r.ContentLength = 10
-	r.Header.Set("Authorization", "Bearer "+e.tokA)
-	w := httptest.NewRecorder()
-	e.srv.ServeHTTP(w, r)
-	if w.Code != 408 || decodeError(t, w).Error.Code != "timeout" || e.mem.Writes() != 0 {
-		t.Errorf("%d %s, writes %d", w.Code, w.Body, e.mem.Writes())
+	for _, route := range []struct{ method, url string }{
+		{"PUT", docURL(tenantA, "k")},
+		{"POST", "/v1/tenants/" + tenantA + "/conflicts/k/resolve"},
+	} {
+		r := httptest.NewRequest(route.method, route.url, timeoutReader{})
+		r.ContentLength = 10
+		r.Header.Set("Authorization", "Bearer "+e.tokA)
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, r)
+		if w.Code != 408 || decodeError(t, w).Error.Code != "timeout" || e.mem.Writes() != 0 {
+			t.Errorf("%s %s: %d %s, writes %d", route.method, route.url, w.Code, w.Body, e.mem.Writes())
+		}
 	}
 }
