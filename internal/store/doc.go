@@ -94,6 +94,13 @@
 // commit's duration and at most 1 ms (PostgreSQL's commit_delay with
 // commit_siblings is the same idea). A lone writer never waits.
 //
+// The key filter (keyfilter.go): most writes create a document, and asking
+// Pebble for a row that is not there costs a seek through every memtable
+// and level. An in-memory Bloom filter of every document row's key, built
+// by a goroutine Open starts (and Close stops) and fed by the committer for
+// every row it stages, answers "certainly absent" for those without Pebble,
+// for the writers' reads, the committer's and ingest's prefetch alike.
+//
 // Readers do not go through the committer: Get reads Pebble's latest
 // published state, List and Changes each read one Pebble iterator, which is
 // a consistent point-in-time view. Sync state, checkpoints and change-log
@@ -127,6 +134,14 @@
 //     turns that into a panic that it recovers around its own commits only.
 //     A fatal error on one of Pebble's background goroutines still ends the
 //     process.
+//   - Document rows must be written by the committer only: a row put into
+//     Pebble any other way while the store is open is invisible to the key
+//     filter, which would make the next write of that key forget its
+//     history. The filter costs 10 bits per document in memory (at least
+//     1.25 MiB, at most Options.KeyFilterBytes, 16 MiB by default, which
+//     covers ~13 million documents and serves up to twice that); past that
+//     it is dropped and every lookup goes to Pebble, as before it was
+//     built.
 //   - Close waits for List and Changes loops in progress: do not call it
 //     from inside one.
 //   - Options.OnCommit runs on the syncer goroutine; a slow hook slows
