@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"hash/maphash"
+	"runtime"
+	"slices"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -16,46 +18,48 @@ import (
 // answers that with an iterator and a seek through every memtable (which
 // have no bloom filters) and the bloom filters of every level: in a durable
 // PUT run over HTTP that lookup was 11% of the node's CPU, the largest part
-// the store owned (docs/benchmarks.md § 2c). The filter is a blocked Bloom
-// filter of every document row's key, kept in memory: a lookup of a key it
-// has never seen costs one hash and one cache line.
+// the store owned (docs/benchmarks.md § 2c). The filter is a set of blocked
+// Bloom filters (stages) holding every document row's key, kept in memory:
+// a lookup of a key it has never seen costs one hash and a cache line per
+// stage.
 //
 // Why it is exact enough: a false positive costs the Pebble lookup the
 // store made before; a false negative would make a write forget the
 // document's history, so the filter must hold every key that has a row.
 //
 //   - Every document row is written by the committer's stage, which adds the
-//     key to every filter it keeps before the write can commit. Reading the
-//     filter is therefore like reading Pebble at that moment, and prepare's
-//     argument (committer.go) holds for it as it does for a read.
-//   - A filter is built by keepFilter: the committer first starts adding to
-//     it every key it stages, and every key in its overlay (staged, maybe
-//     not yet committed); then keepFilter scans the document rows through an
-//     iterator created after that, which holds every row committed before
-//     (a key staged earlier and no longer in the overlay was committed when
-//     it was pruned). Only then is the filter published for lookups.
+//     key to the filter before the write can commit. Reading the filter is
+//     therefore like reading Pebble at that moment, and prepare's argument
+//     (committer.go) holds for it as it does for a read.
+//   - The filter is built by buildFilter, once, at Open: the committer
+//     first starts adding to it every key it stages, and every key in its
+//     overlay (staged, maybe not yet committed); then buildFilter scans the
+//     document rows through an iterator created after that, which holds
+//     every row committed before (a key staged earlier and no longer in the
+//     overlay was committed when it was pruned). Only then does the
+//     committer publish the filter for lookups.
 //   - Collected rows stay in the filter: a false positive.
-//
-// The filter grows: when the keys it was given (rows scanned plus documents
-// created) pass its capacity, keepFilter builds one of twice the size, and
-// the old one serves until the new one is published. At the size cap
-// (Options.KeyFilterBytes) it serves up to twice its capacity, then is
-// dropped and every lookup goes to Pebble again.
+//   - Growing never rescans: when the newest stage has been given as many
+//     keys as it was sized for, the committer adds a stage of twice the size
+//     for the keys to come, and a lookup asks every stage. (An earlier
+//     version rebuilt a bigger filter from a scan of every row; during a
+//     1 GiB ingest those scans cost 20% more CPU and ~35 MB more RSS.)
+//   - At the size cap (Options.KeyFilterBytes) the newest stage serves up to
+//     twice its capacity; past that the filter is dropped for good (until
+//     the next Open) and every lookup goes to Pebble again.
 type keyFilter struct {
 	seed     maphash.Seed
 	words    []atomic.Uint64
 	blocks   uint64
 	capacity int64
-	limit    int64        // keys beyond which the committer asks for a bigger filter
 	keys     atomic.Int64 // keys added as new: rows scanned plus documents created
-	asked    bool         // the committer has asked to replace this filter; committer-owned
 }
 
 const (
 	filterBitsPerKey = 10      // ~1–2% false positives at capacity
 	filterBlockWords = 8       // a block is one 64-byte cache line
 	filterProbes     = 7       // bits set per key, all in the key's block
-	filterMinKeys    = 1 << 20 // 1.25 MiB: rebuilds are rare below a million keys
+	filterMinKeys    = 1 << 20 // the first stage: 1.25 MiB
 	// DefaultKeyFilterBytes caps the key filter: 16 MiB covers ~13 million
 	// documents (and serves up to twice that).
 	DefaultKeyFilterBytes = 16 << 20
@@ -63,17 +67,23 @@ const (
 
 func newKeyFilter(capacity int64) *keyFilter {
 	blocks := (uint64(capacity)*filterBitsPerKey + 511) / 512
-	return &keyFilter{
+	words, free := filterWords(int(blocks * filterBlockWords))
+	f := &keyFilter{
 		seed:     maphash.MakeSeed(),
-		words:    make([]atomic.Uint64, blocks*filterBlockWords),
+		words:    words,
 		blocks:   blocks,
 		capacity: capacity,
-		limit:    capacity,
 	}
+	// The bits may be outside the heap (filterWords): they are freed once
+	// nothing reaches f, so every use of f.words ends with KeepAlive(f).
+	runtime.AddCleanup(f, func(free func()) { free() }, free)
+	return f
 }
 
-// filterCapacity is the capacity of a filter of size bytes.
-func filterCapacity(bytes int64) int64 { return bytes * 8 / filterBitsPerKey }
+// filterCapacity is the capacity of the largest stage within bytes.
+func filterCapacity(bytes int64) int64 {
+	return bytes / (filterBlockWords * 8) * 512 / filterBitsPerKey // whole blocks only
+}
 
 // locate returns the block of the key with hash h and the bits to probe in
 // it (filterProbes 9-bit positions).
@@ -91,18 +101,22 @@ func (f *keyFilter) insert(h uint64) {
 		block[p>>6].Or(1 << (p & 63))
 		x >>= 9
 	}
+	runtime.KeepAlive(f)
 }
 
 func (f *keyFilter) has(h uint64) bool {
 	block, x := f.locate(h)
+	found := true
 	for range filterProbes {
 		p := x & 511
 		if block[p>>6].Load()&(1<<(p&63)) == 0 {
-			return false
+			found = false
+			break
 		}
 		x >>= 9
 	}
-	return true
+	runtime.KeepAlive(f)
+	return found
 }
 
 // The filter's key is the overlay key (tenant NUL key), which is the
@@ -112,122 +126,192 @@ func (f *keyFilter) add(ok string)             { f.insert(maphash.String(f.seed,
 func (f *keyFilter) addRow(dk []byte)          { f.insert(maphash.Bytes(f.seed, dk[1:])) }
 func (f *keyFilter) mayHaveRow(dk []byte) bool { return f.has(maphash.Bytes(f.seed, dk[1:])) }
 func (f *keyFilter) mayHave(ok string) bool    { return f.has(maphash.String(f.seed, ok)) }
-func (f *keyFilter) full() bool                { return f.keys.Load() > f.limit }
 
-// filterMsg is keepFilter's request to the committer: start adding to add
-// (answering on done once the overlay is in it), or stop adding to retire.
+// filterSet is the key filter: its stages, oldest first. A key is added to
+// the newest stage only; a lookup asks them all. A set is never modified
+// but by adding bits: growing makes a new set.
+type filterSet struct {
+	stages []*keyFilter
+	limit  int64 // keys the newest stage may take before the set grows or is dropped
+	budget int64 // bits' bytes the stages may still use (Options.KeyFilterBytes)
+}
+
+func (fs *filterSet) newest() *keyFilter { return fs.stages[len(fs.stages)-1] }
+
+// mayHaveRow reports whether the document row with Pebble key dk may exist.
+// The stages share one seed, so the key is hashed once.
+func (fs *filterSet) mayHaveRow(dk []byte) bool {
+	return fs.has(maphash.Bytes(fs.stages[0].seed, dk[1:]))
+}
+
+// mayHave is mayHaveRow by overlay key.
+func (fs *filterSet) mayHave(ok string) bool {
+	return fs.has(maphash.String(fs.stages[0].seed, ok))
+}
+
+func (fs *filterSet) has(h uint64) bool {
+	for _, f := range fs.stages {
+		if f.has(h) {
+			return true
+		}
+	}
+	return false
+}
+
+// newFilterSet is a set of one stage sized for capacity keys within budget
+// bytes (filterBytes), or nil if not even a small stage fits.
+func newFilterSet(capacity, budget int64) *filterSet {
+	capacity = min(capacity, filterCapacity(budget))
+	if capacity <= 0 {
+		return nil
+	}
+	f := newKeyFilter(capacity)
+	fs := &filterSet{stages: []*keyFilter{f}, budget: budget - filterBytes(capacity)}
+	fs.limit = fs.limitFor(capacity)
+	return fs
+}
+
+// limitFor is how many keys a newest stage of capacity keys takes: its
+// capacity while a stage of at least that size still fits the budget,
+// twice that once none does (more false positives rather than none of the
+// filter).
+func (fs *filterSet) limitFor(capacity int64) int64 {
+	if filterCapacity(fs.budget) >= capacity {
+		return capacity
+	}
+	return 2 * capacity
+}
+
+// filterBytes is the size of the bits of a stage of capacity keys.
+func filterBytes(capacity int64) int64 {
+	return int64((uint64(capacity)*filterBitsPerKey+511)/512) * filterBlockWords * 8
+}
+
+// grown is fs with one more stage, of twice the newest's capacity or what
+// is left of the budget, whichever is smaller; nil when none fits (limitFor
+// made sure that only happens past twice the newest's capacity).
+func (fs *filterSet) grown() *filterSet {
+	capacity := min(2*fs.newest().capacity, filterCapacity(fs.budget))
+	if capacity < fs.newest().capacity {
+		return nil
+	}
+	f := newKeyFilter(capacity)
+	f.seed = fs.stages[0].seed
+	next := &filterSet{
+		stages: append(slices.Clip(fs.stages), f),
+		budget: fs.budget - filterBytes(capacity),
+	}
+	next.limit = next.limitFor(capacity)
+	return next
+}
+
+// filterMsg is buildFilter's request to the committer: start a filter of
+// one stage of capacity keys and answer it on started (once the overlay is
+// in it); or publish the filter, whose first stage scanned rows went into.
 type filterMsg struct {
-	add, retire *keyFilter
-	done        chan struct{}
+	capacity int64
+	started  chan *filterSet
+	publish  bool
+	scanned  int64
 }
 
 // applyFilterMsg runs on the committer goroutine.
 func (s *Store) applyFilterMsg(m filterMsg) {
-	if m.add != nil {
-		s.filters = append(s.filters, m.add)
-		for ok := range s.overlay {
-			m.add.add(ok)
-		}
-	}
-	if m.retire != nil {
-		for i, f := range s.filters {
-			if f == m.retire {
-				s.filters = append(s.filters[:i], s.filters[i+1:]...)
-				break
+	switch {
+	case m.started != nil:
+		s.fset = newFilterSet(m.capacity, s.filterMax)
+		if s.fset != nil {
+			for ok := range s.overlay {
+				s.fset.newest().add(ok)
 			}
 		}
-	}
-	if m.done != nil {
-		close(m.done)
+		m.started <- s.fset
+	case m.publish:
+		if s.fset == nil {
+			return // dropped while the rows were scanned
+		}
+		s.fset.stages[0].keys.Add(m.scanned)
+		s.filter.Store(s.fset)
+		s.filterEvent("published")
+		s.checkFilter()
 	}
 }
 
-// filterStaged tells the committer's filters of a staged document row;
-// created says the key had none.
+// filterStaged tells the filter of a staged document row; created says the
+// key had none. It runs on the committer goroutine.
 func (s *Store) filterStaged(ok string, created bool) {
-	for _, f := range s.filters {
-		f.add(ok)
-		if created {
-			f.keys.Add(1)
-		}
+	if s.fset == nil {
+		return
 	}
-	if f := s.filter.Load(); f != nil && !f.asked && f.full() {
-		f.asked = true
-		select {
-		case s.filterGrow <- struct{}{}:
-		default:
-		}
+	f := s.fset.newest()
+	f.add(ok)
+	if created {
+		f.keys.Add(1)
+		s.checkFilter()
 	}
 }
 
-// keepFilter is the filter's builder goroutine: it builds the first filter,
-// then a bigger one each time the committer says the published one is
-// full, until ctx is canceled (Close). It closes filterDone when it returns.
-func (s *Store) keepFilter(ctx context.Context, rows int64) {
-	defer close(s.filterDone)
-	maxKeys := filterCapacity(s.filterMax)
-	capacity := min(max(s.filterMin, 2*rows), maxKeys)
-	var serving *keyFilter
-	for {
-		f := newKeyFilter(capacity)
-		if capacity == maxKeys {
-			f.limit = 2 * capacity // cannot grow: serve with more false positives
-		}
-		if !s.sendFilterMsg(ctx, filterMsg{add: f, done: make(chan struct{})}) {
-			return
-		}
-		if s.filterHook != nil {
-			s.filterHook("activated")
-		}
-		n, err := s.scanRows(ctx, f)
-		if err != nil {
-			// Canceled, or Pebble failed to read: lookups keep going to
-			// Pebble (or to the filter serving now, which stays right).
-			s.sendFilterMsg(ctx, filterMsg{retire: f})
-			return
-		}
-		f.keys.Add(n)
-		s.filter.Store(f)
-		if serving != nil {
-			s.sendFilterMsg(ctx, filterMsg{retire: serving})
-		}
-		serving = f
-		if s.filterHook != nil {
-			s.filterHook("published")
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.filterGrow:
-		}
-		if serving.capacity >= maxKeys {
-			// Too many documents for the cap: back to Pebble for every
-			// lookup rather than a filter that answers "maybe" to most.
-			s.filter.Store(nil)
-			s.sendFilterMsg(ctx, filterMsg{retire: serving})
-			if s.filterHook != nil {
-				s.filterHook("dropped")
-			}
-			return
-		}
-		capacity = min(2*serving.keys.Load(), maxKeys)
+// checkFilter grows or drops the filter once its newest stage is full.
+// Only a published filter changes: until then the scan's count is missing.
+func (s *Store) checkFilter() {
+	if s.filter.Load() != s.fset || s.fset.newest().keys.Load() <= s.fset.limit {
+		return
 	}
+	if next := s.fset.grown(); next != nil {
+		s.fset = next
+		s.filter.Store(next)
+		s.filterEvent("grown")
+		return
+	}
+	s.fset = nil
+	s.filter.Store(nil)
+	s.filterEvent("dropped")
+}
+
+func (s *Store) filterEvent(stage string) {
+	if s.filterHook != nil {
+		s.filterHook(stage)
+	}
+}
+
+// buildFilter is the filter's builder goroutine, started by Open: it has
+// the committer start a filter sized for the rows the store may hold (Seq
+// counts every write, an upper bound), scans the rows into it and has the
+// committer publish it. It returns early if ctx is canceled (Close), and
+// closes filterDone when it returns.
+func (s *Store) buildFilter(ctx context.Context, rows int64) {
+	defer close(s.filterDone)
+	s.filterEvent("starting")
+	started := make(chan *filterSet, 1)
+	if !s.sendFilterMsg(ctx, filterMsg{capacity: max(s.filterMin, 2*rows), started: started}) {
+		return
+	}
+	var fs *filterSet
+	select {
+	case fs = <-started:
+	case <-ctx.Done():
+		return
+	}
+	if fs == nil {
+		return // no stage fits Options.KeyFilterBytes
+	}
+	s.filterEvent("activated")
+	n, err := s.scanRows(ctx, fs.stages[0])
+	if err != nil {
+		// Canceled, or Pebble failed to read: the filter is never
+		// published, and lookups keep going to Pebble.
+		return
+	}
+	s.sendFilterMsg(ctx, filterMsg{publish: true, scanned: n})
 }
 
 func (s *Store) sendFilterMsg(ctx context.Context, m filterMsg) bool {
 	select {
 	case s.filterCh <- m:
+		return true
 	case <-ctx.Done():
 		return false
 	}
-	if m.done != nil {
-		select {
-		case <-m.done:
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return true
 }
 
 // scanRows adds the key of every document row to f, through an iterator

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -39,13 +40,14 @@ func TestKeyFilterBits(t *testing.T) {
 	t.Logf("false positive rate at capacity: %.4f", float64(fp)/n)
 }
 
-// filterEvents counts keepFilter's hook calls and lets a test hold it at
+// filterEvents counts the filter's hook calls and lets a test hold it at
 // "activated" (between the committer starting to add keys to a new filter
 // and the scan of the rows).
 type filterEvents struct {
 	mu     sync.Mutex
 	counts map[string]int
 	hold   chan struct{} // if non-nil, "activated" waits for it to close
+	start  chan struct{} // if non-nil, "starting" waits for it to close
 	seen   chan string   // every event, if non-nil (buffered; dropped when full)
 }
 
@@ -55,7 +57,7 @@ func (e *filterEvents) hook(stage string) {
 		e.counts = map[string]int{}
 	}
 	e.counts[stage]++
-	hold := e.hold
+	hold, start := e.hold, e.start
 	e.mu.Unlock()
 	if e.seen != nil {
 		select {
@@ -65,6 +67,9 @@ func (e *filterEvents) hook(stage string) {
 	}
 	if stage == "activated" && hold != nil {
 		<-hold
+	}
+	if stage == "starting" && start != nil {
+		<-start
 	}
 }
 
@@ -84,7 +89,7 @@ func waitEvent(t *testing.T, seen chan string, want string) {
 				return
 			}
 		case <-timeout:
-			t.Fatalf("keepFilter never reached %q", want)
+			t.Fatalf("the filter never reached %q", want)
 		}
 	}
 }
@@ -134,7 +139,7 @@ func TestKeyFilterBuildWindow(t *testing.T) {
 	}
 	// 500 rows scanned, 100 created; those created in the window are also
 	// scanned, and counted twice (the count errs high, never low).
-	if got := f.keys.Load(); got < 600 || got > 700 {
+	if got := f.keys(); got < 600 || got > 700 {
 		t.Errorf("filter counts %d keys, want 600–700", got)
 	}
 	for k := range prev {
@@ -169,18 +174,28 @@ func checkParent(t *testing.T, key string, prev, rec Record) {
 	}
 }
 
-// Writers create, update and delete keys while the filter is rebuilt again
-// and again (a tiny minimum capacity), across a reopen: every write must
-// see its key's previous version, and Created must be exact.
-func TestKeyFilterRebuildsUnderWrites(t *testing.T) {
+// Writers create, update and delete keys while the filter grows stage after
+// stage (a tiny first stage), across a reopen (whose build scans the rows
+// while they write): every write must see its key's previous version, and
+// Created must be exact.
+func TestKeyFilterUnderWrites(t *testing.T) {
 	dir := t.TempDir()
 	const writers, keysPer, ops = 8, 300, 1500
 	prev := make([]map[string]Record, writers)
 	for w := range prev {
 		prev[w] = map[string]Record{}
 	}
-	for round := range 2 { // the second round reopens over the first's rows
+	for round := range 4 { // later rounds reopen over the earlier rounds' rows
+		// From the second round on, the filter is built while the writers
+		// write: it starts once they are under way, so that the committer's
+		// overlay holds staged writes when it starts adding to the filter.
 		ev := &filterEvents{}
+		var started sync.Once
+		release := func() {}
+		if round > 0 {
+			ev.start = make(chan struct{})
+			release = func() { started.Do(func() { close(ev.start) }) }
+		}
 		// An overlay of 16 entries is pruned all the time, so that most
 		// lookups go past it to the filter and Pebble.
 		s := openT(t, dir, Options{filterMin: 64, maxOverlay: 16, filterHook: ev.hook})
@@ -188,10 +203,14 @@ func TestKeyFilterRebuildsUnderWrites(t *testing.T) {
 		var failed atomic.Bool
 		for w := range writers {
 			wg.Go(func() {
+				defer release()
 				rng := rand.New(rand.NewPCG(uint64(round), uint64(w)))
 				for i := range ops {
 					if failed.Load() {
 						return
+					}
+					if w == 0 && i == 100 {
+						release()
 					}
 					if err := filterOp(s, rng, w, keysPer, i, prev[w]); err != nil {
 						failed.Store(true)
@@ -205,8 +224,9 @@ func TestKeyFilterRebuildsUnderWrites(t *testing.T) {
 		if t.Failed() {
 			return
 		}
-		if round == 0 && ev.count("published") < 2 {
-			t.Errorf("round %d: the filter was published %d times, want rebuilds", round, ev.count("published"))
+		if ev.count("published") != 1 || round == 0 && ev.count("grown") < 2 {
+			t.Errorf("round %d: the filter was published %d times and grew %d times, want once and (round 0) twice or more",
+				round, ev.count("published"), ev.count("grown"))
 		}
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
@@ -293,5 +313,68 @@ func TestKeyFilterCloseDuringBuild(t *testing.T) {
 	}
 	if _, err := s.Put(bg, "t", "k", []byte("{}"), doc.Precondition{}); !errors.Is(err, ErrClosed) && fault.ClassOf(err) != fault.Transient {
 		t.Fatalf("Put after Close: %v", err)
+	}
+}
+
+// Filters whose bits live outside the heap are unmapped once unreachable,
+// and never while reachable: many come and go across collections while one
+// stays in use.
+func TestKeyFilterFreed(t *testing.T) {
+	kept := newKeyFilter(1 << 12)
+	kept.add("t\x00kept")
+	for i := range 200 {
+		f := newKeyFilter(1 << 16)
+		f.add(fmt.Sprint("t\x00", i))
+		if !f.mayHave(fmt.Sprint("t\x00", i)) {
+			t.Fatal("false negative")
+		}
+		if i%20 == 0 {
+			runtime.GC()
+		}
+	}
+	runtime.GC()
+	runtime.GC()
+	if !kept.mayHave("t\x00kept") {
+		t.Fatal("a reachable filter lost its bits")
+	}
+}
+
+// keys is how many keys the set's stages were given.
+func (fs *filterSet) keys() int64 {
+	var n int64
+	for _, f := range fs.stages {
+		n += f.keys.Load()
+	}
+	return n
+}
+
+// Stages double until the budget is spent; the newest then takes twice its
+// capacity, and the set is dropped after that.
+func TestFilterSetGrowth(t *testing.T) {
+	fs := newFilterSet(1000, 4096)
+	caps := []int64{fs.newest().capacity}
+	for {
+		next := fs.grown()
+		if next == nil {
+			break
+		}
+		if next.stages[0] != fs.stages[0] || len(next.stages) != len(fs.stages)+1 {
+			t.Fatal("a grown set must keep its stages")
+		}
+		fs = next
+		caps = append(caps, fs.newest().capacity)
+	}
+	if fmt.Sprint(caps) != "[1000 2000]" || fs.limit != 4000 {
+		t.Fatalf("capacities %v, last limit %d; want [1000 2000] and 4000 within 4096 bytes", caps, fs.limit)
+	}
+	var used int64
+	for _, f := range fs.stages {
+		used += int64(len(f.words)) * 8
+	}
+	if used > 4096 {
+		t.Fatalf("stages use %d bytes of a 4096-byte budget", used)
+	}
+	if newFilterSet(1000, 32) != nil {
+		t.Fatal("a set in a budget too small for one block")
 	}
 }

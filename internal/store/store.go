@@ -102,7 +102,7 @@ type Options struct {
 	noLinger   bool               // benchmark switch: hand groups over without lingering
 	filterMin  int64              // test switch: the smallest filter's capacity (keys); 0 is filterMinKeys
 	maxOverlay int                // test switch: prune the overlay beyond this many entries; 0 is maxOverlay
-	filterHook func(stage string) // test hook: keepFilter's progress ("activated", "published", "dropped")
+	filterHook func(stage string) // test hook: the filter's progress ("starting", "activated", "published", "grown", "dropped")
 }
 
 // Watcher is told of every write once its group commit is durable, before
@@ -190,14 +190,14 @@ type Store struct {
 	hasFailed atomic.Bool
 
 	// The key filter (keyfilter.go). filter is the published one, nil
-	// while none is ready; filters, owned by the committer, are those it
-	// adds every staged key to (the published one and one being built).
-	filter     atomic.Pointer[keyFilter]
-	filters    []*keyFilter
-	filterCh   chan filterMsg // keepFilter → committer
-	filterGrow chan struct{}  // committer → keepFilter, buffered(1): the published filter is full
+	// while none is ready or after it was dropped; fset, owned by the
+	// committer, is the one it adds every staged key to (published or
+	// being built), nil when there is none.
+	filter     atomic.Pointer[filterSet]
+	fset       *filterSet
+	filterCh   chan filterMsg // buildFilter → committer
 	filterStop context.CancelFunc
-	filterDone chan struct{} // closed when keepFilter returns
+	filterDone chan struct{} // closed when buildFilter returns
 	filterMax  int64
 	filterMin  int64
 	filterHook func(string)
@@ -232,7 +232,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	go s.run()
 	go s.syncLoop()
 	if s.filterMax > 0 {
-		go s.keepFilter(ctx, int64(s.seq)) // Seq counts every write: an upper bound on the rows
+		go s.buildFilter(ctx, int64(s.seq))
 	} else {
 		close(s.filterDone)
 	}
@@ -270,7 +270,6 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		overlay:  make(map[string]*current),
 
 		filterCh:   make(chan filterMsg),
-		filterGrow: make(chan struct{}, 1),
 		filterMax:  opts.KeyFilterBytes,
 		filterMin:  opts.filterMin,
 		filterHook: opts.filterHook,
@@ -383,7 +382,7 @@ func (s *Store) Close() error {
 	failed := s.failed
 	s.mu.Unlock()
 	s.filterStop()
-	<-s.filterDone // before the committer stops: keepFilter may be waiting for it
+	<-s.filterDone // before the committer stops: buildFilter may be waiting for it
 	close(s.reqs)  // no sender is left: every one holds active while sending
 	<-s.done       // the committer handed over its last group, the syncer answered it
 	err := s.db.Close()
