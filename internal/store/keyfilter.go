@@ -43,7 +43,8 @@ import (
 //     keys as it was sized for, the committer adds a stage of twice the size
 //     for the keys to come, and a lookup asks every stage. (An earlier
 //     version rebuilt a bigger filter from a scan of every row; during a
-//     1 GiB ingest those scans cost 20% more CPU and ~35 MB more RSS.)
+//     1 GiB ingest those scans cost up to 20% more CPU and ~40 MB more peak
+//     RSS, docs/benchmarks.md § 2c.)
 //   - At the size cap (Options.KeyFilterBytes) the newest stage serves up to
 //     twice its capacity; past that the filter is dropped for good (until
 //     the next Open) and every lookup goes to Pebble again.
