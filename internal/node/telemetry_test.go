@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnstore/cairn/client"
+	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
@@ -45,7 +44,7 @@ type tracedNode struct {
 	url   string
 	token string // tenant acme's
 	spans *tracetest.InMemoryExporter
-	logs  *lockedBuffer
+	logs  *proctest.SyncBuffer
 	hc    *http.Client
 }
 
@@ -53,7 +52,7 @@ type tracedNode struct {
 // so auth) so that a restart on the same directory serves the same tenant.
 func startTracedNode(t *testing.T, dir, token string, hash [32]byte) *tracedNode {
 	t.Helper()
-	tn := &tracedNode{token: token, spans: tracetest.NewInMemoryExporter(), logs: &lockedBuffer{},
+	tn := &tracedNode{token: token, spans: tracetest.NewInMemoryExporter(), logs: &proctest.SyncBuffer{},
 		hc: &http.Client{Transport: &http.Transport{}}}
 	log, err := telemetry.NewLogger(tn.logs, "json", slog.LevelDebug)
 	if err != nil {
@@ -579,29 +578,4 @@ func histSum(f *dto.MetricFamily) float64 {
 		return -1
 	}
 	return f.GetMetric()[0].Histogram.GetSampleSum()
-}
-
-// lockedBuffer is the log's destination: the node's goroutines write while
-// the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
-func (w *lockedBuffer) Reset() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.b.Reset()
 }

@@ -18,8 +18,9 @@ import (
 	"testing"
 )
 
-// SyncBuffer collects a process's output. exec's copier goroutines write
-// while the test may read, so both sides lock.
+// SyncBuffer collects a process's output, or a logger's. exec's copier
+// goroutines (or the logging goroutines) write while the test may read, so
+// both sides lock.
 type SyncBuffer struct {
 	mu sync.Mutex // guards b
 	b  bytes.Buffer
@@ -35,6 +36,13 @@ func (s *SyncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Reset empties the buffer.
+func (s *SyncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
 }
 
 // FreePorts returns n distinct loopback TCP ports that were free a moment
