@@ -56,15 +56,18 @@ func (t *leaseTable) trim() {
 		clear(t.q[n:])
 		t.q, t.head = t.q[:n], 0
 	}
-	if len(t.q) > 2*t.max+16 {
+	if len(t.q)-t.head > 2*t.max+16 {
+		// Only the pending records q[head:] are kept, moved to the front,
+		// so head starts over. (Filtering all of q and keeping head left
+		// head beyond the shorter q, and the next trim sliced out of range.)
 		live := t.q[:0]
-		for _, r := range t.q {
+		for _, r := range t.q[t.head:] {
 			if cur, ok := t.m[r.k]; ok && cur == r.tok {
 				live = append(live, r)
 			}
 		}
 		clear(t.q[len(live):])
-		t.q = live
+		t.q, t.head = live, 0
 	}
 }
 
