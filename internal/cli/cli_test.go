@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -160,5 +163,30 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if code, _, stderr := run(t, nil, "", "serve", "--help"); code != exitOK || !strings.Contains(stderr, "CAIRN_DATA_DIR") {
 		t.Errorf("serve --help: %d %q", code, stderr)
+	}
+}
+
+// --key-filter-bytes reaches the node: a size, the default, or 0 for off
+// (the store's negative).
+func TestKeyFilterSetting(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want int64
+	}{
+		{nil, store.DefaultKeyFilterBytes},
+		{[]string{"--key-filter-bytes", "4MiB"}, 4 << 20},
+		{[]string{"--key-filter-bytes", "0"}, -1},
+	} {
+		fs, f := newServeFlags()
+		if err := fs.Parse(c.args); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if cfg.KeyFilterBytes != c.want {
+			t.Errorf("%q: KeyFilterBytes %d, want %d", c.args, cfg.KeyFilterBytes, c.want)
+		}
 	}
 }

@@ -34,6 +34,7 @@ type serveFlags struct {
 	nodeID        string
 	durability    string
 	cacheBytes    byteSize
+	keyFilter     byteSize
 	maxBody       byteSize
 	logLevel      string
 	logFormat     string
@@ -62,7 +63,7 @@ type serveFlags struct {
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
-	f := &serveFlags{cacheBytes: 256 << 20, maxBody: 1 << 20}
+	f := &serveFlags{cacheBytes: 256 << 20, keyFilter: store.DefaultKeyFilterBytes, maxBody: 1 << 20}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&f.config, "config", "", "read settings from this JSON `file` (keys are the flag names)")
 	fs.StringVar(&f.dataDir, "data-dir", "./cairn-data", "the node's data `directory` (locked while serving)")
@@ -73,6 +74,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name` (default: kept in the data directory)")
 	fs.StringVar(&f.durability, "durability", "sync", "`mode`: sync (fsync before every reply) or buffered (may lose recent writes on a crash)")
 	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, e.g. 256MiB)")
+	fs.Var(&f.keyFilter, "key-filter-bytes", "cap of the in-memory filter of document keys that spares a PUT creating a document its disk lookup (`size`; 10 bits a document, so 16MiB covers ~13 million, and serves up to twice that); 0 turns it off")
 	fs.Var(&f.maxBody, "max-body-bytes", "largest document accepted (`size`)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (debug includes the access log)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "`format`: json or text")
@@ -154,7 +156,7 @@ func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duratio
 func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	cfg := node.Config{
 		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, NodeID: f.nodeID,
-		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody),
+		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
 		Auth: server.Auth{Tenants: map[string][][32]byte{}},
 	}
 	switch f.durability {
@@ -164,6 +166,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		cfg.Durability = store.Buffered
 	default:
 		return cfg, fmt.Errorf("--durability %q: want sync or buffered", f.durability)
+	}
+	if f.keyFilter == 0 {
+		cfg.KeyFilterBytes = -1 // store.Options: negative is off, 0 the default
 	}
 	if f.maxBody <= 0 || f.maxBody > store.MaxBody {
 		return cfg, fmt.Errorf("--max-body-bytes %d: want 1 to %d", f.maxBody, store.MaxBody)

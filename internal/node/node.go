@@ -54,8 +54,11 @@ type Config struct {
 	Durability   store.Durability
 	CacheBytes   int64
 	MaxBodyBytes int64
-	Auth         server.Auth
-	Logger       *slog.Logger
+	// KeyFilterBytes caps the store's key filter (store.Options.KeyFilterBytes:
+	// 0 is the default, negative turns it off).
+	KeyFilterBytes int64
+	Auth           server.Auth
+	Logger         *slog.Logger
 	// Trace configures tracing and metrics; the zero value traces nothing
 	// (unless OTEL_TRACES_EXPORTER says otherwise) and keeps metrics.
 	Trace telemetry.Config
@@ -119,6 +122,7 @@ func Start(cfg Config) (n *Node, err error) {
 	n.docs = &Docs{c: n.cache, changed: feed.mark}
 	n.store, err = store.Open(cfg.DataDir, store.Options{
 		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs, Failpoint: n.failpoint(),
+		KeyFilterBytes: cfg.KeyFilterBytes,
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
 				n.tel.Metrics.OnCommit(size, d)
