@@ -43,6 +43,22 @@ func TestLostWrites(t *testing.T) {
 	wantOne(t, LostWrites(h, planted), "lost-write", "a")
 	planted = map[string]string{"a": "a2", "b": "b2", "c": "c1", "d": "d1"} // the delete undone
 	wantOne(t, LostWrites(h, planted), "lost-write", "d")
+
+	// A put to another node acknowledged within the clock's millisecond
+	// before a delete was called may carry the later timestamp and win;
+	// one to the same node, or a whole millisecond earlier, may not.
+	near := func(node int, ret time.Duration) []Op {
+		return []Op{
+			{Node: node, Kind: 'p', Key: "e", Value: "e1", OK: true, Status: 201, Call: ret - time.Millisecond, Return: ret},
+			{Node: 0, Kind: 'd', Key: "e", OK: true, Found: true, Status: 204, Call: 100 * time.Millisecond, Return: 101 * time.Millisecond},
+		}
+	}
+	final := map[string]string{"e": "e1"}
+	if got := LostWrites(near(1, 99_700*time.Microsecond), final); len(got) != 0 {
+		t.Fatalf("a write to another node 0.3 ms before the delete: %v", got)
+	}
+	wantOne(t, LostWrites(near(0, 99_700*time.Microsecond), final), "lost-write", "e")
+	wantOne(t, LostWrites(near(1, 98_900*time.Microsecond), final), "lost-write", "e")
 }
 
 func TestDivergence(t *testing.T) {
