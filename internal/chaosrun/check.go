@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
+
+	"github.com/cairnstore/cairn/internal/register"
 )
 
 // Op is one client operation as the load driver saw it.
@@ -288,10 +290,10 @@ func Linearizable(history []Op, node int, timeout time.Duration) []Anomaly {
 		if o.Unknown {
 			ret = math.MaxInt64
 		}
-		ops = append(ops, porcupine.Operation{ClientId: o.Client, Input: regInput{op: o.Kind, key: o.Key, value: o.Value},
-			Output: regOutput{value: o.Value, found: o.Found, unknown: o.Unknown}, Call: int64(o.Call), Return: ret})
+		ops = append(ops, porcupine.Operation{ClientId: o.Client, Input: register.Input{Op: o.Kind, Key: o.Key, Value: o.Value},
+			Output: register.Output{Value: o.Value, Found: o.Found, Unknown: o.Unknown}, Call: int64(o.Call), Return: ret})
 	}
-	switch porcupine.CheckOperationsTimeout(registerModel, ops, timeout) {
+	switch porcupine.CheckOperationsTimeout(register.Model, ops, timeout) {
 	case porcupine.Ok:
 		return nil
 	case porcupine.Unknown:
@@ -300,56 +302,13 @@ func Linearizable(history []Op, node int, timeout time.Duration) []Anomaly {
 	// Name the keys whose histories fail, checking each alone (the model's
 	// own partition, in key order).
 	var out []Anomaly
-	for _, part := range registerModel.Partition(ops) {
-		if porcupine.CheckOperationsTimeout(registerModel, part, timeout) == porcupine.Illegal {
-			k := part[0].Input.(regInput).key
+	for _, part := range register.Model.Partition(ops) {
+		if porcupine.CheckOperationsTimeout(register.Model, part, timeout) == porcupine.Illegal {
+			k := part[0].Input.(register.Input).Key
 			out = append(out, Anomaly{Check: "linearizable", Key: k, Detail: fmt.Sprintf("node %d: the key's %d operations have no linearization", node, len(part))})
 		}
 	}
 	return out
-}
-
-type regInput struct {
-	op         byte
-	key, value string
-}
-
-type regOutput struct {
-	value   string
-	found   bool
-	unknown bool
-}
-
-// registerModel is a map of registers partitioned by key; "" is absent.
-var registerModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(regInput).key
-			byKey[k] = append(byKey[k], op)
-		}
-		out := make([][]porcupine.Operation, 0, len(byKey))
-		for _, k := range sortedKeys(byKey) {
-			out = append(out, byKey[k])
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(string), input.(regInput), output.(regOutput)
-		switch in.op {
-		case 'p':
-			return true, in.value
-		case 'g':
-			return out.found == (st != "") && out.value == st, st
-		default:
-			return out.unknown || out.found == (st != ""), ""
-		}
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		return fmt.Sprintf("%c(%s,%s) → %q found=%v", in.op, in.key, short(in.value), short(out.value), out.found)
-	},
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -17,54 +17,9 @@ import (
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/register"
 	"github.com/cairnstore/cairn/internal/store"
 )
-
-// regInput is one operation on one key's register.
-type regInput struct {
-	op    byte // 'p'ut, 'g'et, 'd'elete
-	key   string
-	value string
-}
-
-// regOutput is what the operation returned. found is false for a get or
-// delete of an absent document.
-type regOutput struct {
-	value string
-	found bool
-}
-
-// registerModel is a map of registers partitioned by key; "" is absent.
-var registerModel = porcupine.Model{
-	Partition: func(history []porcupine.Operation) [][]porcupine.Operation {
-		byKey := map[string][]porcupine.Operation{}
-		for _, op := range history {
-			k := op.Input.(regInput).key
-			byKey[k] = append(byKey[k], op)
-		}
-		var out [][]porcupine.Operation
-		for _, ops := range byKey {
-			out = append(out, ops)
-		}
-		return out
-	},
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		st, in, out := state.(string), input.(regInput), output.(regOutput)
-		switch in.op {
-		case 'p':
-			return true, in.value
-		case 'g':
-			return out.found == (st != "") && out.value == st, st
-		default:
-			return out.found == (st != ""), ""
-		}
-	},
-	DescribeOperation: func(input, output any) string {
-		in, out := input.(regInput), output.(regOutput)
-		return fmt.Sprintf("%c(%s,%s) → %q found=%v", in.op, in.key, in.value, out.value, out.found)
-	},
-}
 
 // TestLinearizableCacheAndStore records concurrent Put/Get/Delete histories
 // against the real store with the cache in front, under a budget small
@@ -109,14 +64,14 @@ func TestLinearizableCacheAndStore(t *testing.T) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(id), 7))
 			for i := range opsPerClient {
-				in := regInput{key: fmt.Sprintf("k%d", rng.IntN(keys))}
+				in := register.Input{Key: fmt.Sprintf("k%d", rng.IntN(keys))}
 				switch r := rng.IntN(10); {
 				case r < 3:
-					in.op, in.value = 'p', fmt.Sprintf(`{"c":%d,"i":%d}`, id, i)
+					in.Op, in.Value = 'p', fmt.Sprintf(`{"c":%d,"i":%d}`, id, i)
 				case r < 4:
-					in.op = 'd'
+					in.Op = 'd'
 				default:
-					in.op = 'g'
+					in.Op = 'g'
 				}
 				call := time.Since(start).Nanoseconds()
 				out := apply(t, d, in)
@@ -135,12 +90,12 @@ func TestLinearizableCacheAndStore(t *testing.T) {
 	if s := c.Stats(); s.Evictions == 0 {
 		t.Errorf("no evictions: the budget is too large to exercise eviction (stats %+v)", s)
 	}
-	res, info := porcupine.CheckOperationsVerbose(registerModel, history, time.Minute)
+	res, info := porcupine.CheckOperationsVerbose(register.Model, history, time.Minute)
 	if res != porcupine.Ok {
 		explain(t, history)
 		if path := os.Getenv("CAIRN_LIN_VIZ"); path != "" {
 			if f, err := os.Create(path); err == nil {
-				porcupine.Visualize(registerModel, info, f)
+				porcupine.Visualize(register.Model, info, f)
 				f.Close()
 			}
 		}
@@ -148,59 +103,46 @@ func TestLinearizableCacheAndStore(t *testing.T) {
 	}
 }
 
-func apply(t *testing.T, d *Docs, in regInput) regOutput {
+func apply(t *testing.T, d *Docs, in register.Input) register.Output {
 	ctx := context.Background()
 	var err error
-	switch in.op {
+	switch in.Op {
 	case 'p':
-		_, _, err = d.Put(ctx, "lin", in.key, []byte(in.value), doc.Precondition{})
+		_, _, err = d.Put(ctx, "lin", in.Key, []byte(in.Value), doc.Precondition{})
 	case 'd':
-		err = d.Delete(ctx, "lin", in.key, doc.Precondition{})
+		err = d.Delete(ctx, "lin", in.Key, doc.Precondition{})
 		if errors.Is(err, fault.ErrNotFound) {
-			return regOutput{}
+			return register.Output{}
 		}
 	default:
 		var got struct{ Body []byte }
-		g, gerr := d.Get(ctx, "lin", in.key)
+		g, gerr := d.Get(ctx, "lin", in.Key)
 		got.Body, err = g.Body, gerr
 		if errors.Is(err, fault.ErrNotFound) {
-			return regOutput{}
+			return register.Output{}
 		}
 		if err == nil {
-			return regOutput{value: string(got.Body), found: true}
+			return register.Output{Value: string(got.Body), Found: true}
 		}
 	}
 	if err != nil {
-		t.Errorf("%c %s: %v", in.op, in.key, err)
+		t.Errorf("%c %s: %v", in.Op, in.Key, err)
 	}
-	return regOutput{found: true}
-}
-
-// TestLinearizabilityCheckerCatchesStaleRead makes sure the model can fail:
-// a read of an overwritten value after the overwrite returned is illegal.
-func TestLinearizabilityCheckerCatchesStaleRead(t *testing.T) {
-	h := []porcupine.Operation{
-		{Input: regInput{op: 'p', key: "k", value: "v1"}, Call: 0, Return: 1, Output: regOutput{}},
-		{Input: regInput{op: 'p', key: "k", value: "v2"}, Call: 2, Return: 3, Output: regOutput{}},
-		{Input: regInput{op: 'g', key: "k"}, Call: 4, Return: 5, Output: regOutput{value: "v1", found: true}},
-	}
-	if porcupine.CheckOperations(registerModel, h) {
-		t.Fatal("a stale read passed the checker")
-	}
+	return register.Output{Found: true}
 }
 
 // explain logs the shortest failing prefix (by call time) of the first
 // non-linearizable key's history, which usually shows the anomaly in its
 // last few lines.
 func explain(t *testing.T, history []porcupine.Operation) {
-	for _, part := range registerModel.Partition(history) {
-		if porcupine.CheckOperations(registerModel, part) {
+	for _, part := range register.Model.Partition(history) {
+		if porcupine.CheckOperations(register.Model, part) {
 			continue
 		}
 		slices.SortFunc(part, func(a, b porcupine.Operation) int { return cmp.Compare(a.Call, b.Call) })
 		lo, hi := 1, len(part)
 		for lo < hi {
-			if mid := (lo + hi) / 2; porcupine.CheckOperations(registerModel, part[:mid]) {
+			if mid := (lo + hi) / 2; porcupine.CheckOperations(register.Model, part[:mid]) {
 				lo = mid + 1
 			} else {
 				hi = mid
@@ -209,7 +151,7 @@ func explain(t *testing.T, history []porcupine.Operation) {
 		t.Logf("shortest failing prefix: %d of %d operations on this key; its end:", lo, len(part))
 		for _, op := range part[max(0, lo-12):lo] {
 			t.Logf("  client %d [%d, %d]µs %s", op.ClientId, op.Call/1000, op.Return/1000,
-				registerModel.DescribeOperation(op.Input, op.Output))
+				register.Model.DescribeOperation(op.Input, op.Output))
 		}
 		return
 	}
