@@ -49,7 +49,6 @@ import (
 //     twice its capacity; past that the filter is dropped for good (until
 //     the next Open) and every lookup goes to Pebble again.
 type keyFilter struct {
-	seed     maphash.Seed
 	words    []atomic.Uint64
 	blocks   uint64
 	capacity int64
@@ -67,10 +66,9 @@ const (
 )
 
 func newKeyFilter(capacity int64) *keyFilter {
-	blocks := (uint64(capacity)*filterBitsPerKey + 511) / 512
+	blocks := filterBlocks(capacity)
 	words, free := filterWords(int(blocks * filterBlockWords))
 	f := &keyFilter{
-		seed:     maphash.MakeSeed(),
 		words:    words,
 		blocks:   blocks,
 		capacity: capacity,
@@ -79,6 +77,11 @@ func newKeyFilter(capacity int64) *keyFilter {
 	// nothing reaches f, so every use of f.words ends with KeepAlive(f).
 	runtime.AddCleanup(f, func(free func()) { free() }, free)
 	return f
+}
+
+// filterBlocks is how many blocks a stage of capacity keys has.
+func filterBlocks(capacity int64) uint64 {
+	return (uint64(capacity)*filterBitsPerKey + 511) / 512
 }
 
 // filterCapacity is the capacity of the largest stage within bytes.
@@ -120,18 +123,15 @@ func (f *keyFilter) has(h uint64) bool {
 	return found
 }
 
-// The filter's key is the overlay key (tenant NUL key), which is the
-// document row's Pebble key without its table byte.
-
-func (f *keyFilter) add(ok string)             { f.insert(maphash.String(f.seed, ok)) }
-func (f *keyFilter) addRow(dk []byte)          { f.insert(maphash.Bytes(f.seed, dk[1:])) }
-func (f *keyFilter) mayHaveRow(dk []byte) bool { return f.has(maphash.Bytes(f.seed, dk[1:])) }
-func (f *keyFilter) mayHave(ok string) bool    { return f.has(maphash.String(f.seed, ok)) }
-
 // filterSet is the key filter: its stages, oldest first. A key is added to
 // the newest stage only; a lookup asks them all. A set is never modified
 // but by adding bits: growing makes a new set.
+//
+// The filter's key is the overlay key (tenant NUL key), which is the
+// document row's Pebble key without its table byte. The stages share one
+// seed, so a key is hashed once.
 type filterSet struct {
+	seed   maphash.Seed
 	stages []*keyFilter
 	limit  int64 // keys the newest stage may take before the set grows or is dropped
 	budget int64 // bits' bytes the stages may still use (Options.KeyFilterBytes)
@@ -140,15 +140,13 @@ type filterSet struct {
 func (fs *filterSet) newest() *keyFilter { return fs.stages[len(fs.stages)-1] }
 
 // mayHaveRow reports whether the document row with Pebble key dk may exist.
-// The stages share one seed, so the key is hashed once.
-func (fs *filterSet) mayHaveRow(dk []byte) bool {
-	return fs.has(maphash.Bytes(fs.stages[0].seed, dk[1:]))
-}
+func (fs *filterSet) mayHaveRow(dk []byte) bool { return fs.has(maphash.Bytes(fs.seed, dk[1:])) }
 
 // mayHave is mayHaveRow by overlay key.
-func (fs *filterSet) mayHave(ok string) bool {
-	return fs.has(maphash.String(fs.stages[0].seed, ok))
-}
+func (fs *filterSet) mayHave(ok string) bool { return fs.has(maphash.String(fs.seed, ok)) }
+
+// add puts the key ok in the newest stage.
+func (fs *filterSet) add(ok string) { fs.newest().insert(maphash.String(fs.seed, ok)) }
 
 func (fs *filterSet) has(h uint64) bool {
 	for _, f := range fs.stages {
@@ -166,8 +164,7 @@ func newFilterSet(capacity, budget int64) *filterSet {
 	if capacity <= 0 {
 		return nil
 	}
-	f := newKeyFilter(capacity)
-	fs := &filterSet{stages: []*keyFilter{f}, budget: budget - filterBytes(capacity)}
+	fs := &filterSet{seed: maphash.MakeSeed(), stages: []*keyFilter{newKeyFilter(capacity)}, budget: budget - filterBytes(capacity)}
 	fs.limit = fs.limitFor(capacity)
 	return fs
 }
@@ -185,7 +182,7 @@ func (fs *filterSet) limitFor(capacity int64) int64 {
 
 // filterBytes is the size of the bits of a stage of capacity keys.
 func filterBytes(capacity int64) int64 {
-	return int64((uint64(capacity)*filterBitsPerKey+511)/512) * filterBlockWords * 8
+	return int64(filterBlocks(capacity)) * filterBlockWords * 8
 }
 
 // grown is fs with one more stage, of twice the newest's capacity or what
@@ -196,10 +193,9 @@ func (fs *filterSet) grown() *filterSet {
 	if capacity < fs.newest().capacity {
 		return nil
 	}
-	f := newKeyFilter(capacity)
-	f.seed = fs.stages[0].seed
 	next := &filterSet{
-		stages: append(slices.Clip(fs.stages), f),
+		seed:   fs.seed,
+		stages: append(slices.Clip(fs.stages), newKeyFilter(capacity)),
 		budget: fs.budget - filterBytes(capacity),
 	}
 	next.limit = next.limitFor(capacity)
@@ -223,7 +219,7 @@ func (s *Store) applyFilterMsg(m filterMsg) {
 		s.fset = newFilterSet(m.capacity, s.filterMax)
 		if s.fset != nil {
 			for ok := range s.overlay {
-				s.fset.newest().add(ok)
+				s.fset.add(ok)
 			}
 		}
 		m.started <- s.fset
@@ -244,10 +240,9 @@ func (s *Store) filterStaged(ok string, created bool) {
 	if s.fset == nil {
 		return
 	}
-	f := s.fset.newest()
-	f.add(ok)
+	s.fset.add(ok)
 	if created {
-		f.keys.Add(1)
+		s.fset.newest().keys.Add(1)
 		s.checkFilter()
 	}
 }
@@ -297,7 +292,7 @@ func (s *Store) buildFilter(ctx context.Context, rows int64) {
 		return // no stage fits Options.KeyFilterBytes
 	}
 	s.filterEvent("activated")
-	n, err := s.scanRows(ctx, fs.stages[0])
+	n, err := s.scanRows(ctx, fs)
 	if err != nil {
 		// Canceled, or Pebble failed to read: the filter is never
 		// published, and lookups keep going to Pebble.
@@ -315,9 +310,11 @@ func (s *Store) sendFilterMsg(ctx context.Context, m filterMsg) bool {
 	}
 }
 
-// scanRows adds the key of every document row to f, through an iterator
-// created now (after the committer started adding to f).
-func (s *Store) scanRows(ctx context.Context, f *keyFilter) (int64, error) {
+// scanRows adds the key of every document row to fs's first stage (whose
+// count publish adds the result to), through an iterator created now
+// (after the committer started adding to fs).
+func (s *Store) scanRows(ctx context.Context, fs *filterSet) (int64, error) {
+	f := fs.stages[0]
 	it, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{tableDoc},
 		UpperBound: []byte{tableDoc + 1},
@@ -327,7 +324,7 @@ func (s *Store) scanRows(ctx context.Context, f *keyFilter) (int64, error) {
 	}
 	var n int64
 	for valid := it.First(); valid; valid = it.Next() {
-		f.addRow(it.Key())
+		f.insert(maphash.Bytes(fs.seed, it.Key()[1:]))
 		n++
 		if n%4096 == 0 && ctx.Err() != nil {
 			it.Close()

@@ -18,7 +18,10 @@ import (
 // few keys it was not given.
 func TestKeyFilterBits(t *testing.T) {
 	const n = 100_000
-	f := newKeyFilter(n)
+	f := newFilterSet(n, filterBytes(n))
+	if f.newest().capacity != n {
+		t.Fatalf("capacity %d, want %d", f.newest().capacity, n)
+	}
 	for i := range n {
 		f.add(fmt.Sprintf("t\x00key-%d", i))
 	}
@@ -320,10 +323,10 @@ func TestKeyFilterCloseDuringBuild(t *testing.T) {
 // and never while reachable: many come and go across collections while one
 // stays in use.
 func TestKeyFilterFreed(t *testing.T) {
-	kept := newKeyFilter(1 << 12)
+	kept := newFilterSet(1<<12, filterBytes(1<<12))
 	kept.add("t\x00kept")
 	for i := range 200 {
-		f := newKeyFilter(1 << 16)
+		f := newFilterSet(1<<16, filterBytes(1<<16))
 		f.add(fmt.Sprint("t\x00", i))
 		if !f.mayHave(fmt.Sprint("t\x00", i)) {
 			t.Fatal("false negative")
