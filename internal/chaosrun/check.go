@@ -59,20 +59,7 @@ func (a Anomaly) String() string {
 // with an acknowledged write, let M be the acknowledged write called last;
 // the final value must be M's, or that of a write that may have taken
 // effect after M started (one that returned after M's call, or whose
-// outcome is unknown), or that of a write to another node that returned
-// less than hlcResolution before M's call. Anything else is an older
-// value: M was lost.
-//
-// Why the last exception: nodes meet only through backends, so a write to
-// another node that M's node had not yet received is concurrent with M,
-// and last-writer-wins orders the two by their hybrid logical clocks. The
-// clock's physical part counts milliseconds, and within one millisecond
-// its logical part counts the node's own writes, so a write acknowledged
-// by a busy node just before M was called can carry the later timestamp
-// and win, rightly. A write to M's own node is ordered before M by M's
-// version vector, and one to another node that returned a whole
-// millisecond earlier has an earlier timestamp (the nodes share the
-// machine's clock), so both must lose to M.
+// outcome is unknown). Anything else is an older value: M was lost.
 func LostWrites(history []Op, final map[string]string) []Anomaly {
 	byKey := map[string][]Op{}
 	for _, o := range history {
@@ -95,8 +82,7 @@ func LostWrites(history []Op, final map[string]string) []Anomaly {
 		got := final[key]
 		allowed := false
 		for _, o := range ops {
-			sameTick := o.Node != last.Node && o.Return > last.Call-hlcResolution
-			if o.OK && o.Call != last.Call && o.Return < last.Call && !sameTick {
+			if o.OK && o.Call != last.Call && o.Return < last.Call {
 				continue // acknowledged before M began: M must supersede it
 			}
 			if writtenValue(o) == got {
@@ -120,9 +106,6 @@ func LostWrites(history []Op, final map[string]string) []Anomaly {
 	}
 	return out
 }
-
-// hlcResolution is the unit of the physical part of doc.Clock's timestamps.
-const hlcResolution = time.Millisecond
 
 // writtenValue is the value a write leaves: its body, or "" for a delete.
 func writtenValue(o Op) string {
