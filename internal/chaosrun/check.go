@@ -40,6 +40,13 @@ type Op struct {
 
 func (o Op) write() bool { return o.Kind == 'p' || o.Kind == 'd' }
 
+// noop reports a delete the node answered 404: the node held no live
+// version of the key, so it wrote nothing (store.Delete's contract) and the
+// answer is a read of absence. Between nodes that is normal: a put
+// acknowledged by another node a few milliseconds earlier may not have
+// reached this one yet, and when it does it is the newest version, rightly.
+func (o Op) noop() bool { return o.Kind == 'd' && o.OK && !o.Found }
+
 // Anomaly is one invariant violation a checker found.
 type Anomaly struct {
 	Check  string `json:"check"`
@@ -59,11 +66,12 @@ func (a Anomaly) String() string {
 // with an acknowledged write, let M be the acknowledged write called last;
 // the final value must be M's, or that of a write that may have taken
 // effect after M started (one that returned after M's call, or whose
-// outcome is unknown). Anything else is an older value: M was lost.
+// outcome is unknown). Anything else is an older value: M was lost. A
+// delete answered 404 wrote nothing (see Op.noop) and is not a write here.
 func LostWrites(history []Op, final map[string]string) []Anomaly {
 	byKey := map[string][]Op{}
 	for _, o := range history {
-		if o.write() && (o.OK || o.Unknown) {
+		if o.write() && (o.OK || o.Unknown) && !o.noop() {
 			byKey[o.Key] = append(byKey[o.Key], o)
 		}
 	}
