@@ -86,10 +86,17 @@ func (s *Store) send(op string, r *request) (Record, error) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	r.reply = make(chan *request, 1)
+	// Try the queue before asking for ctx.Done: a request context may make
+	// its channel (and timer) only when asked (resilience.Deadlines), and
+	// the committer checks ctx.Err when it takes the request anyway.
 	select {
 	case s.reqs <- r:
-	case <-r.ctx.Done():
-		return Record{}, notWritten(op, r, r.ctx.Err())
+	default:
+		select {
+		case s.reqs <- r:
+		case <-r.ctx.Done():
+			return Record{}, notWritten(op, r, r.ctx.Err())
+		}
 	}
 	<-r.reply
 	return r.rec, r.err

@@ -1,0 +1,152 @@
+package resilience
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// requestDeadline returns Deadlines{Default: d}.Context of a request whose
+// context is parent.
+func requestDeadline(parent context.Context, d time.Duration) (*lazyDeadline, context.CancelFunc) {
+	r := httptest.NewRequest("PUT", "/", nil).WithContext(parent)
+	ctx, cancel := Deadlines{Default: d}.Context(r)
+	return ctx.(*lazyDeadline), cancel
+}
+
+// closed reports whether ch is closed, without waiting.
+func closed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// The request context behaves as context.WithTimeout's whether or not
+// anyone asked for Done before the deadline, and makes no timer until then.
+func TestRequestDeadlineExpires(t *testing.T) {
+	for _, armEarly := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := requestDeadline(context.Background(), time.Second)
+			defer cancel()
+			if dl, ok := ctx.Deadline(); !ok || dl != time.Now().Add(time.Second) {
+				t.Fatalf("Deadline() = %v, %v", dl, ok)
+			}
+			var done <-chan struct{}
+			if armEarly {
+				done = ctx.Done()
+			}
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("Err before the deadline: %v", err)
+			}
+			if !armEarly && ctx.armed.Load() != nil {
+				t.Fatal("Err made the timer")
+			}
+			advance(time.Second)
+			synctest.Wait()
+			if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Err after the deadline: %v", err)
+			}
+			if err := context.Cause(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Cause after the deadline: %v", err)
+			}
+			if done == nil {
+				done = ctx.Done()
+			}
+			if !closed(done) {
+				t.Fatal("Done is not closed after the deadline")
+			}
+		})
+	}
+}
+
+func TestRequestDeadlineFollowsParent(t *testing.T) {
+	for _, armEarly := range []bool{false, true} {
+		parent, stop := context.WithCancelCause(context.Background())
+		ctx, cancel := requestDeadline(parent, time.Hour)
+		if armEarly {
+			ctx.Done()
+		}
+		why := errors.New("client went away")
+		stop(why)
+		if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+			t.Fatalf("armed %v: Err after the parent's cancel: %v", armEarly, err)
+		}
+		if err := context.Cause(ctx); err != why {
+			t.Fatalf("armed %v: Cause = %v, want the parent's", armEarly, err)
+		}
+		if !closed(ctx.Done()) {
+			t.Fatalf("armed %v: Done not closed", armEarly)
+		}
+		cancel()
+	}
+
+	// A sooner deadline on the parent is the one reported.
+	parent, stop := context.WithTimeout(context.Background(), time.Millisecond)
+	defer stop()
+	want, _ := parent.Deadline()
+	ctx, cancel := requestDeadline(parent, time.Hour)
+	defer cancel()
+	if got, _ := ctx.Deadline(); !got.Equal(want) {
+		t.Fatalf("Deadline() = %v, want the parent's %v", got, want)
+	}
+}
+
+func TestRequestDeadlineCancel(t *testing.T) {
+	// Cancelled before anyone asked for Done: no timer, a closed Done.
+	ctx, cancel := requestDeadline(context.Background(), time.Hour)
+	cancel()
+	if ctx.armed.Load() != nil {
+		t.Fatal("cancel made the timer")
+	}
+	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Err after cancel: %v", err)
+	}
+	if !closed(ctx.Done()) {
+		t.Fatal("Done not closed after cancel")
+	}
+
+	// A context derived from it is cancelled with it.
+	ctx, cancel = requestDeadline(context.Background(), time.Hour)
+	child, stopChild := context.WithCancel(ctx)
+	defer stopChild()
+	cancel()
+	if !closed(child.Done()) || !errors.Is(child.Err(), context.Canceled) {
+		t.Fatalf("derived context not cancelled: %v", child.Err())
+	}
+
+	// Done racing with cancel: whichever runs first, the context ends
+	// cancelled, with Done closed (run under -race).
+	for range 1000 {
+		ctx, cancel := requestDeadline(context.Background(), time.Hour)
+		var wg sync.WaitGroup
+		var done <-chan struct{}
+		wg.Go(func() { done = ctx.Done() })
+		wg.Go(cancel)
+		wg.Wait()
+		if !closed(done) || !errors.Is(ctx.Err(), context.Canceled) {
+			t.Fatalf("Done racing cancel: closed %v, Err %v", closed(done), ctx.Err())
+		}
+	}
+}
+
+// A request that never waits on Done costs two allocations (the context
+// and its cancel func) and no timer; context.WithTimeout cost four and a
+// timer.
+func TestRequestDeadlineAllocs(t *testing.T) {
+	r := httptest.NewRequest("PUT", "/", nil)
+	d := Deadlines{Default: time.Second}
+	if n := testing.AllocsPerRun(1000, func() {
+		ctx, cancel := d.Context(r)
+		_ = ctx.Err()
+		cancel()
+	}); n > 2 {
+		t.Fatalf("%v allocations per request, want 2", n)
+	}
+}
