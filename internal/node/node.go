@@ -187,8 +187,10 @@ func (n *Node) newAPI() (*server.Server, error) {
 		Middleware: []func(http.Handler) http.Handler{
 			n.tel.Middleware(nil),
 			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
-			deadlineMiddleware(deadlines),
 		},
+		// Each write's deadline reaches the store (a queued write gives
+		// up) and, later, the backends.
+		Deadline: deadlines.Context,
 	})
 }
 
@@ -197,26 +199,6 @@ func (c *Config) limits() resilience.LimiterConfig {
 		return resilience.DefaultLimiterConfig()
 	}
 	return c.Limits
-}
-
-// deadlineMiddleware bounds each write by its deadline, which reaches the
-// store (a queued write gives up) and, later, the backends. Reads (GET,
-// HEAD) get none: a cache hit cannot block, a store read is not
-// cancellable, and a listing is bounded by the server's write timeout,
-// which its flushes extend; the timer and the request copy a deadline costs
-// were 8% of a cached GET's CPU.
-func deadlineMiddleware(d resilience.Deadlines) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodGet || r.Method == http.MethodHead {
-				next.ServeHTTP(w, r)
-				return
-			}
-			ctx, cancel := d.Context(r)
-			defer cancel()
-			next.ServeHTTP(w, r.WithContext(ctx))
-		})
-	}
 }
 
 func (n *Node) listen() error {

@@ -179,7 +179,7 @@ func (s *Store) prefetch(tenant string, members []*request) {
 			continue
 		}
 		if f != nil && !f.mayHave(r.ok) {
-			s.overlay[r.ok] = &current{} // keyfilter.go: certainly no row
+			s.overlay[r.ok] = noRow // keyfilter.go: certainly no row
 			continue
 		}
 		keys = append(keys, r.key)
@@ -201,7 +201,7 @@ func (s *Store) prefetch(tenant string, members []*request) {
 	prefix := len(dk)
 	for _, k := range keys {
 		dk = append(dk[:prefix], k...)
-		cur := &current{}
+		cur := noRow
 		if it.SeekGE(dk) && bytes.Equal(it.Key(), dk) {
 			val, err := it.ValueAndErr()
 			if err != nil {

@@ -260,6 +260,10 @@ type current struct {
 
 func (c *current) live() bool { return c.exists && !c.v.Tombstone }
 
+// noRow is the state of a key with no document row. It is shared, so a
+// current is never modified once made (a new state is a new current).
+var noRow = &current{}
+
 // group is one group commit: built by the committer, then owned by the
 // syncer.
 type group struct {
@@ -548,7 +552,7 @@ func (s *Store) lookup(r *request) (*current, error) {
 // mostly missed and Get while they mostly hit (missScore).
 func (s *Store) readCurrent(dk []byte) (*current, error) {
 	if f := s.filter.Load(); f != nil && !f.mayHaveRow(dk) {
-		return &current{}, nil // keyfilter.go: certainly no row
+		return noRow, nil // keyfilter.go: certainly no row
 	}
 	var val []byte
 	var closer io.Closer
@@ -562,7 +566,7 @@ func (s *Store) readCurrent(dk []byte) (*current, error) {
 		if s.missScore.Load() < missScoreMax {
 			s.missScore.Add(1)
 		}
-		return &current{}, nil
+		return noRow, nil
 	}
 	if err != nil {
 		return nil, err
