@@ -11,7 +11,7 @@
 #   CONNS=64      connections, one closed-loop client each
 #   SIZE=200      document bytes
 #   REPEAT=3      rounds; the table shows the median of each column
-#   WRK=auto      auto: also measure GET with wrk when it is installed, or
+#   WRK=auto      auto: also measure GET and PUT with wrk when it is installed, or
 #                 installable (as root, with apt-get); no: skip wrk
 #   PROFILE=      a directory: take a CPU profile of the node during the
 #                 first round's GET run and write pprof -top there
@@ -134,7 +134,8 @@ failed() { awk -F'\t' -v l="$1" -v o="$2" '$1 == l && $2 == o { s += $11 } END {
 	echo "Targets (issue 2): cairn GET >= 0.70 of bare GET; cairn durable PUT >= 20000 req/s."
 } | tee "$OUT/table.txt"
 
-# The same GET comparison with wrk, whose numbers the issue quotes.
+# The same comparisons with wrk, whose numbers the issue quotes: GET of one
+# cached key, and durable PUTs of new keys (scripts/wrk-put.lua).
 if [[ $WRK != no ]] && ! command -v wrk >/dev/null; then
 	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
 		echo "installing wrk..." >&2
@@ -143,33 +144,42 @@ if [[ $WRK != no ]] && ! command -v wrk >/dev/null; then
 fi
 if [[ $WRK != no ]] && command -v wrk >/dev/null; then
 	key=v1/tenants/demo/docs/bench/http/k0 # seeded by the GET runs above
+	# wrk_row TARGET OP: Requests/sec, then the 50%, 90% and 99% latencies
+	# in µs and the non-2xx count of the last wrk run, as a wrk.tsv line.
+	wrk_row() {
+		awk -v t="$1" -v op="$2" '
+			function us(s) { if (s ~ /us$/) return s + 0; if (s ~ /ms$/) return s * 1000; if (s ~ /s$/) return s * 1e6; return s }
+			/Requests\/sec/ { rps = $2 }
+			$1 == "50%" { p50 = us($2) } $1 == "90%" { p90 = us($2) } $1 == "99%" { p99 = us($2) }
+			/Non-2xx/ { bad = $NF }
+			END { printf "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%d\n", t, op, rps, p50, p90, p99, bad }' "$tmp/wrk.txt" | tee -a "$OUT/wrk.tsv" >&2
+	}
 	: >"$OUT/wrk.tsv"
 	for round in $(seq "$REPEAT"); do
 		for target in bare cairn; do
 			url=$BARE_URL
 			[[ $target == cairn ]] && url=$CAIRN_URL
 			wrk -t2 -c"$CONNS" -d"$DURATION" --latency -H "Authorization: Bearer $CAIRN_TOKEN" "$url/$key" >"$tmp/wrk.txt"
-			# Requests/sec, then the 50% and 99% latencies in µs.
-			awk -v t=$target '
-				function us(s) { if (s ~ /us$/) return s + 0; if (s ~ /ms$/) return s * 1000; if (s ~ /s$/) return s * 1e6; return s }
-				/Requests\/sec/ { rps = $2 }
-				$1 == "50%" { p50 = us($2) } $1 == "90%" { p90 = us($2) } $1 == "99%" { p99 = us($2) }
-				/Non-2xx/ { bad = $NF }
-				END { printf "%s\tget\t%.0f\t%.0f\t%.0f\t%.0f\t%d\n", t, rps, p50, p90, p99, bad }' "$tmp/wrk.txt" | tee -a "$OUT/wrk.tsv" >&2
+			wrk_row $target get
+			PREFIX=wrk-$round SIZE=$SIZE wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s scripts/wrk-put.lua "$url" >"$tmp/wrk.txt"
+			wrk_row $target put
 		done
 	done
 	{
 		echo
-		echo "wrk -t2 -c$CONNS -d$DURATION --latency, one cached key; medians of $REPEAT rounds, latency in µs:"
-		printf '%-6s %9s %8s %8s %8s %7s %8s\n' target req/s p50 p90 p99 non-2xx "of bare"
-		wmed() { awk -F'\t' -v c="$1" -v l="$2" '$1 == l { print $c }' "$OUT/wrk.tsv" | sort -g |
+		echo "wrk -t2 -c$CONNS -d$DURATION --latency: GET of one cached key, PUT of new keys (scripts/wrk-put.lua);"
+		echo "medians of $REPEAT rounds, latency in µs:"
+		printf '%-6s %-4s %9s %8s %8s %8s %7s %8s\n' target op req/s p50 p90 p99 non-2xx "of bare"
+		wmed() { awk -F'\t' -v c="$1" -v l="$2" -v o="$3" '$1 == l && $2 == o { print $c }' "$OUT/wrk.tsv" | sort -g |
 			awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-		bare=$(wmed 3 bare)
-		for target in bare cairn; do
-			rps=$(wmed 3 $target)
-			printf '%-6s %9.0f %8s %8s %8s %7s %8s\n' $target "$rps" "$(wmed 4 $target)" "$(wmed 5 $target)" "$(wmed 6 $target)" \
-				"$(awk -F'\t' -v l=$target '$1 == l { s += $7 } END { print s + 0 }' "$OUT/wrk.tsv")" \
-				"$(awk -v a="$rps" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')"
+		for op in get put; do
+			bare=$(wmed 3 bare $op)
+			for target in bare cairn; do
+				rps=$(wmed 3 $target $op)
+				printf '%-6s %-4s %9.0f %8s %8s %8s %7s %8s\n' $target $op "$rps" "$(wmed 4 $target $op)" "$(wmed 5 $target $op)" "$(wmed 6 $target $op)" \
+					"$(awk -F'\t' -v l=$target -v o=$op '$1 == l && $2 == o { s += $7 } END { print s + 0 }' "$OUT/wrk.tsv")" \
+					"$(awk -v a="$rps" -v b="$bare" 'BEGIN { printf "%.2f", a / b }')"
+			done
 		done
 	} | tee -a "$OUT/table.txt"
 else

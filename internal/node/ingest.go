@@ -361,7 +361,7 @@ func (run *ingestRun) wait() error {
 
 // streamContext is the context of an ingest stream: the request's, without
 // its deadline. A stream lasts as long as it makes progress, far beyond the
-// per-request deadline the middleware sets (resilience.Deadlines, meant for
+// per-request deadline the server sets (resilience.Deadlines, meant for
 // single-document requests); stalls are bounded instead by the connection
 // deadlines that extend renews batch by batch. Cancellation still passes:
 // the client going away, or the server cancelling its requests, stops the
