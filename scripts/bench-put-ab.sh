@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Paired A/B comparison of durable PUT throughput between two cairn
+# binaries (or one binary under two environments), for a shared, noisy
+# machine. Both nodes run at once, each on its own fresh data directory,
+# and short wrk slices alternate between them (A then B, B then A, ...), so
+# a change of the host's speed over minutes hits both alike and both stores
+# grow alike. Never run by CI.
+#
+# Usage: scripts/bench-put-ab.sh BIN_A BIN_B      (from anywhere in the repository)
+#
+# Settings (environment):
+#   PAIRS=16     slices per node
+#   SLICE=3s     length of each wrk slice (64 connections, 2 threads)
+#   ENVA, ENVB   extra environment of node A / B, e.g. ENVB=GOGC=200
+#
+# Prints one line per slice (node, req/s, node CPU ticks in the slice),
+# then each node's median, the ratio of the medians and the median of the
+# per-pair ratios B/A. Needs wrk; scripts/wrk-put.lua makes the requests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+A=$(realpath "$1")
+B=$(realpath "$2")
+PAIRS=${PAIRS:-16}
+SLICE=${SLICE:-3s}
+command -v wrk >/dev/null || { echo "bench-put-ab: needs wrk" >&2; exit 2; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+# start NAME BIN ENV: a node on loopback ports of the kernel's choosing.
+start() {
+	mkdir -p "$tmp/$1"
+	# shellcheck disable=SC2086 # ENV is a list of assignments
+	env ${3:-} "$2" serve --data-dir "$tmp/$1/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+		>"$tmp/$1/out" 2>"$tmp/$1/err" &
+	pids+=($!)
+	echo $! >"$tmp/$1/pid"
+	for _ in $(seq 200); do
+		grep -q '^CAIRN_TOKEN=' "$tmp/$1/out" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "bench-put-ab: node $1 did not start:" >&2
+	cat "$tmp/$1/err" >&2
+	exit 1
+}
+start A "$A" "${ENVA:-}"
+start B "$B" "${ENVB:-}"
+
+# slice NAME PREFIX: one wrk run against node NAME; prints NAME req/s ticks.
+slice() {
+	local url tok pid t0 t1 rps
+	url=$(sed -n 's/^CAIRN_URL=//p' "$tmp/$1/out")
+	tok=$(sed -n 's/^CAIRN_TOKEN=//p' "$tmp/$1/out")
+	pid=$(cat "$tmp/$1/pid")
+	t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	rps=$(CAIRN_TOKEN=$tok PREFIX=$2 wrk -t2 -c64 -d"$SLICE" -s scripts/wrk-put.lua "$url" | awk '/Requests\/sec/ { print $2 }')
+	t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
+	echo "$1 $rps $((t1 - t0))"
+}
+
+uptime >&2
+for i in $(seq "$PAIRS"); do
+	if ((i % 2)); then
+		slice A "p$i"
+		slice B "p$i"
+	else
+		slice B "p$i"
+		slice A "p$i"
+	fi
+done | tee "$tmp/slices.txt"
+uptime >&2
+
+awk '
+	{ v[$1, ++n[$1]] = $2 }
+	function median(name,   i, j, k, t, a) {
+		k = n[name]
+		for (i = 1; i <= k; i++) a[i] = v[name, i]
+		for (i = 2; i <= k; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+		return k % 2 ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2
+	}
+	END {
+		ma = median("A"); mb = median("B")
+		for (i = 1; i <= n["A"]; i++) v["R", ++n["R"]] = v["B", i] / v["A", i]
+		printf "median req/s: A %.0f, B %.0f; B/A of medians %.3f; median of pair ratios %.3f\n", ma, mb, mb / ma, median("R")
+	}' "$tmp/slices.txt"
