@@ -305,6 +305,8 @@ func (s *Store) syncLoop() {
 	for g := range s.toSync {
 		if g.n > 0 {
 			s.commit(g)
+			next := make(chan struct{})
+			close(*s.durable.Swap(&next)) // after commit's committed.Store: see waitDurable
 		}
 		g.batch.Close()
 		for _, r := range g.reqs {
@@ -367,6 +369,36 @@ func (s *Store) watch(g *group) {
 		// row both read as not found), so the watcher is not told.
 		if !r.expired && r.err == nil && r.op != opCollect {
 			s.watcher.Committed(&r.rec)
+		}
+	}
+}
+
+// waitDurable returns once the write at seq is durable, for a reader that
+// found it in Pebble. Pebble makes a batch visible to readers as soon as it
+// is in the memtable, before its WAL fsync completes (its commit pipeline
+// says so, and leaves it to the application): a read returning such a
+// version would show a client a write that a crash can still take away,
+// while the writer is not yet answered. So a reader that meets a version
+// newer than committed waits for the group commit in flight, at most one
+// fsync; versions already durable, nearly all of them, cost one atomic load.
+// It fails if the store failed (the write may never be durable) or ctx
+// ends.
+//
+// No wakeup is lost: the syncer stores committed before it closes the
+// channel, and the reader loads the channel before it reads committed.
+func (s *Store) waitDurable(ctx context.Context, seq uint64) error {
+	for {
+		ch := s.durable.Load()
+		if seq <= s.committed.Load() {
+			return nil
+		}
+		if err := s.failedErr(); err != nil {
+			return err
+		}
+		select {
+		case <-*ch:
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 }

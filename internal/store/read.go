@@ -31,6 +31,9 @@ func (s *Store) Get(ctx context.Context, tenant, key string) (Record, error) {
 	}
 	defer s.release()
 	rec, ok, err := getRecord(s.db, tenant, key)
+	if err == nil && ok {
+		err = s.waitDurable(ctx, rec.Seq)
+	}
 	if err != nil {
 		return Record{}, wrap(op, tenant, key, err)
 	}
@@ -91,6 +94,9 @@ func (s *Store) List(ctx context.Context, tenant string, o ListOptions) iter.Seq
 				return Record{}, false, errStop
 			}
 			rec, err := makeRecord(tenant, string(k[skip:]), v, !o.KeysOnly)
+			if err == nil {
+				err = s.waitDurable(ctx, rec.Seq) // also for a tombstone it skips
+			}
 			if err != nil || (rec.Version.Tombstone && !o.Tombstones) {
 				return rec, false, err
 			}
@@ -185,6 +191,9 @@ func (s *Store) Changes(ctx context.Context, tenant string, afterSeq uint64, lim
 				return Change{}, false, err
 			}
 			key, ver, err := decodeChangeValue(v)
+			if err == nil {
+				err = s.waitDurable(ctx, seq) // an uploader must not ship a write a crash can lose
+			}
 			n++
 			return Change{Seq: seq, Key: key, Version: ver}, true, err
 		})

@@ -144,6 +144,9 @@ func (s *Store) Siblings(ctx context.Context, tenant string, o ListOptions) iter
 			}
 			key := string(it.Key()[skip:])
 			rec, ok, err := getRecord(snap, tenant, key)
+			if err == nil && ok {
+				err = s.waitDurable(ctx, rec.Seq)
+			}
 			if err != nil {
 				fail(err)
 				return

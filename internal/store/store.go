@@ -169,10 +169,14 @@ type Store struct {
 	onTake     func()              // test hook: called for each request taken
 	noLinger   bool                // see Options.noLinger
 
-	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer
+	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer and by readers (waitDurable)
 	lastCommit atomic.Int64  // duration of the last commit in ns; written by the syncer
 	inflight   atomic.Int64  // writers between sending a request and getting its answer
 	missScore  atomic.Int64  // recent readCurrent misses minus hits, in ±missScoreMax
+	// durable is closed, and replaced, by the syncer after each group's
+	// commit succeeds or fails: readers that met a version not yet durable
+	// wait on it (waitDurable).
+	durable atomic.Pointer[chan struct{}]
 
 	// Sync-state write tracking, for SyncGen/SyncUnchanged: syncWriting
 	// counts writes of sync-state rows in progress (raised before the write
@@ -228,6 +232,8 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fault.E(fault.Unknown, fault.Context{Op: op}, err)
 	}
 	s.committed.Store(s.seq)
+	durable := make(chan struct{})
+	s.durable.Store(&durable)
 	ctx, stop := context.WithCancel(context.Background())
 	s.filterStop, s.filterDone = stop, make(chan struct{})
 	go s.run()
