@@ -18,16 +18,6 @@ func requestDeadline(parent context.Context, d time.Duration) (*lazyDeadline, co
 	return ctx.(*lazyDeadline), cancel
 }
 
-// closed reports whether ch is closed, without waiting.
-func closed(ch <-chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
-}
-
 // The request context behaves as context.WithTimeout's whether or not
 // anyone asked for Done before the deadline, and makes no timer until then.
 func TestRequestDeadlineExpires(t *testing.T) {
@@ -59,7 +49,7 @@ func TestRequestDeadlineExpires(t *testing.T) {
 			if done == nil {
 				done = ctx.Done()
 			}
-			if !closed(done) {
+			if !isClosed(done) {
 				t.Fatal("Done is not closed after the deadline")
 			}
 		})
@@ -81,7 +71,7 @@ func TestRequestDeadlineFollowsParent(t *testing.T) {
 		if err := context.Cause(ctx); err != why {
 			t.Fatalf("armed %v: Cause = %v, want the parent's", armEarly, err)
 		}
-		if !closed(ctx.Done()) {
+		if !isClosed(ctx.Done()) {
 			t.Fatalf("armed %v: Done not closed", armEarly)
 		}
 		cancel()
@@ -108,7 +98,7 @@ func TestRequestDeadlineCancel(t *testing.T) {
 	if err := ctx.Err(); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Err after cancel: %v", err)
 	}
-	if !closed(ctx.Done()) {
+	if !isClosed(ctx.Done()) {
 		t.Fatal("Done not closed after cancel")
 	}
 
@@ -117,7 +107,7 @@ func TestRequestDeadlineCancel(t *testing.T) {
 	child, stopChild := context.WithCancel(ctx)
 	defer stopChild()
 	cancel()
-	if !closed(child.Done()) || !errors.Is(child.Err(), context.Canceled) {
+	if !isClosed(child.Done()) || !errors.Is(child.Err(), context.Canceled) {
 		t.Fatalf("derived context not cancelled: %v", child.Err())
 	}
 
@@ -130,8 +120,8 @@ func TestRequestDeadlineCancel(t *testing.T) {
 		wg.Go(func() { done = ctx.Done() })
 		wg.Go(cancel)
 		wg.Wait()
-		if !closed(done) || !errors.Is(ctx.Err(), context.Canceled) {
-			t.Fatalf("Done racing cancel: closed %v, Err %v", closed(done), ctx.Err())
+		if !isClosed(done) || !errors.Is(ctx.Err(), context.Canceled) {
+			t.Fatalf("Done racing cancel: closed %v, Err %v", isClosed(done), ctx.Err())
 		}
 	}
 }
