@@ -2,6 +2,7 @@ package resilience
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -52,24 +53,33 @@ func (d Deadlines) Context(r *http.Request) (context.Context, context.CancelFunc
 
 // lazyDeadline is a context with a deadline whose context.WithDeadline is
 // made on first use of Done (arm). Before that, Err is computed from the
-// parent and the clock; after, everything defers to the armed context, so
-// that Err is non-nil exactly when Done is closed. context.Cause works on
-// it: Cause asks Err first, and a parent without a cause makes it return
-// Err. Deriving a context from it arms it (context asks the parent for
-// Done).
+// parent and the clock, and the first error it reports (or cancel's) is
+// recorded and kept, as a context's must be; arm then makes a context that
+// has already ended that way. Once armed, everything defers to the armed
+// context, so that Err is non-nil exactly when Done is closed.
+// context.Cause works on it (Cause asks Err first, and a parent without a
+// cause makes it return Err), with attemptCtx's sharp edge: after it ends
+// unarmed, a parent cancelled later with a cause lends Cause that cause.
+// Deriving a context from it arms it (context asks the parent for Done).
 type lazyDeadline struct {
 	context.Context // the parent
 	deadline        time.Time
 
-	mu       sync.Mutex                    // orders arm against cancel
-	armed    atomic.Pointer[armedDeadline] // set by arm, once
-	canceled atomic.Bool                   // cancel has run
+	mu    sync.Mutex                    // orders arm, end and cancel
+	armed atomic.Pointer[armedDeadline] // set once, by arm
+	ended atomic.Pointer[error]         // how it ended before arm; set once
 }
 
 type armedDeadline struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 }
+
+// The errors a lazyDeadline records, as pointers that cost no allocation.
+var (
+	errCanceled = context.Canceled
+	errDeadline = context.DeadlineExceeded
+)
 
 func (c *lazyDeadline) arm() *armedDeadline {
 	if a := c.armed.Load(); a != nil {
@@ -80,13 +90,26 @@ func (c *lazyDeadline) arm() *armedDeadline {
 	if a := c.armed.Load(); a != nil {
 		return a
 	}
-	ctx, cancel := context.WithDeadline(c.Context, c.deadline)
-	if c.canceled.Load() {
-		cancel()
+	a := new(armedDeadline)
+	if e := c.ended.Load(); e != nil {
+		a.ctx, a.cancel = endedContext(c.Context, *e)
+	} else {
+		a.ctx, a.cancel = context.WithDeadline(c.Context, c.deadline)
 	}
-	a := &armedDeadline{ctx, cancel}
 	c.armed.Store(a)
 	return a
+}
+
+// endedContext returns a context, with parent's values, that has already
+// ended with err: what Done stands for after Err reported err.
+func endedContext(parent context.Context, err error) (context.Context, context.CancelFunc) {
+	base := context.WithoutCancel(parent)
+	if errors.Is(err, context.DeadlineExceeded) {
+		return context.WithDeadline(base, time.Time{}) // long past: ended at once
+	}
+	ctx, cancel := context.WithCancelCause(base)
+	cancel(context.Cause(parent)) // nil (so Canceled) unless the parent has a cause
+	return ctx, func() { cancel(nil) }
 }
 
 func (c *lazyDeadline) Deadline() (time.Time, bool) {
@@ -102,16 +125,40 @@ func (c *lazyDeadline) Err() error {
 	if a := c.armed.Load(); a != nil {
 		return a.ctx.Err()
 	}
-	if c.canceled.Load() {
-		return context.Canceled
+	if e := c.ended.Load(); e != nil {
+		return *e
 	}
-	if err := c.Context.Err(); err != nil {
-		return err
+	err := c.Context.Err()
+	if err == nil && !time.Now().Before(c.deadline) {
+		err = context.DeadlineExceeded
 	}
-	if !time.Now().Before(c.deadline) {
-		return context.DeadlineExceeded
+	if err == nil {
+		return nil
 	}
-	return nil
+	return c.end(err)
+}
+
+// end records err as how the context ended, unless it has already ended or
+// been armed, and returns the context's error.
+func (c *lazyDeadline) end(err error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if a := c.armed.Load(); a != nil {
+		return a.ctx.Err()
+	}
+	if e := c.ended.Load(); e != nil {
+		return *e
+	}
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		c.ended.Store(&errDeadline)
+	case errors.Is(err, context.Canceled):
+		c.ended.Store(&errCanceled)
+	default: // a parent of another kind
+		e := err
+		c.ended.Store(&e)
+	}
+	return *c.ended.Load()
 }
 
 // Value defers to the armed context once there is one, so that context's
@@ -124,12 +171,15 @@ func (c *lazyDeadline) Value(key any) any {
 	return c.Context.Value(key)
 }
 
-// cancel ends the context. Unarmed, it only records that; the mutex makes
-// an arm racing with it either see the record or be seen by it.
+// cancel ends the context with Canceled, unless it has already ended.
+// Unarmed, it only records that; the mutex makes an arm racing with it
+// either see the record or be seen by it.
 func (c *lazyDeadline) cancel() {
 	c.mu.Lock()
-	c.canceled.Store(true)
 	a := c.armed.Load()
+	if a == nil && c.ended.Load() == nil {
+		c.ended.Store(&errCanceled)
+	}
 	c.mu.Unlock()
 	if a != nil {
 		a.cancel()

@@ -126,6 +126,67 @@ func TestRequestDeadlineCancel(t *testing.T) {
 	}
 }
 
+// Once Err has reported an error it reports the same one, whatever
+// happens next (cancel, the parent's end, Done arming the context), as
+// context.WithTimeout's does.
+func TestRequestDeadlineErrSticks(t *testing.T) {
+	type step func(ctx *lazyDeadline, cancel context.CancelFunc, stopParent func())
+	var (
+		cancelIt  step = func(_ *lazyDeadline, cancel context.CancelFunc, _ func()) { cancel() }
+		endParent step = func(_ *lazyDeadline, _ context.CancelFunc, stop func()) { stop() }
+		arm       step = func(ctx *lazyDeadline, _ context.CancelFunc, _ func()) {
+			if !isClosed(ctx.Done()) {
+				t.Error("Done not closed after Err reported an error")
+			}
+		}
+		expire step = func(*lazyDeadline, context.CancelFunc, func()) { advance(time.Second) }
+	)
+	for _, tc := range []struct {
+		name  string
+		first step
+		want  error
+		then  []step
+	}{
+		{"deadline, then cancel and Done", expire, context.DeadlineExceeded, []step{cancelIt, arm}},
+		{"deadline, then the parent ends", expire, context.DeadlineExceeded, []step{endParent, arm}},
+		{"cancel, then the deadline", cancelIt, context.Canceled, []step{expire, arm}},
+		{"the parent ends, then the deadline and cancel", endParent, context.Canceled, []step{expire, cancelIt, arm}},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			parent, stop := context.WithCancel(context.Background())
+			defer stop()
+			ctx, cancel := requestDeadline(parent, time.Second)
+			defer cancel()
+			tc.first(ctx, cancel, stop)
+			if err := ctx.Err(); !errors.Is(err, tc.want) {
+				t.Fatalf("%s: Err = %v, want %v", tc.name, err, tc.want)
+			}
+			for i, s := range tc.then {
+				s(ctx, cancel, stop)
+				if err := ctx.Err(); !errors.Is(err, tc.want) {
+					t.Fatalf("%s: after step %d Err = %v, want %v still", tc.name, i+1, err, tc.want)
+				}
+			}
+		})
+	}
+
+	// A parent with a sooner deadline ends it with DeadlineExceeded, and
+	// so does the armed context.
+	synctest.Test(t, func(t *testing.T) {
+		parent, stop := context.WithTimeout(context.Background(), time.Millisecond)
+		defer stop()
+		ctx, cancel := requestDeadline(parent, time.Hour)
+		defer cancel()
+		advance(time.Second)
+		if err := ctx.Err(); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Err = %v, want the parent's DeadlineExceeded", err)
+		}
+		if !isClosed(ctx.Done()) || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Fatalf("armed: Err = %v", ctx.Err())
+		}
+	})
+}
+
 // A request that never waits on Done costs two allocations (the context
 // and its cancel func) and no timer; context.WithTimeout cost four and a
 // timer.

@@ -85,6 +85,9 @@ func (s *Store) submit(r *request) (Record, error) {
 func (s *Store) send(op string, r *request) (Record, error) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
+	if err := r.ctx.Err(); err != nil {
+		return Record{}, notWritten(op, r, err)
+	}
 	r.reply = make(chan *request, 1)
 	// Try the queue before asking for ctx.Done: a request context may make
 	// its channel (and timer) only when asked (resilience.Deadlines), and

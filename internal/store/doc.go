@@ -85,12 +85,16 @@
 //     the change log has no holes that fill in later;
 //   - no answer goes out before the writes it was decided against are
 //     durable: a 412 caused by a staged write waits for that write's commit;
-//   - no read returns a version before it is durable. Pebble shows a batch
-//     to readers once it is in the memtable, before its fsync completes,
-//     so Get, List, Siblings and Changes check each version's Seq against
-//     the committed mark and wait for the commit in flight when it is
-//     newer (waitDurable). Otherwise a client could read a write that a
-//     crash then takes away, which no order of events explains.
+//   - no document read returns a version before it is durable. Pebble
+//     shows a batch to readers once it is in the memtable, before its
+//     fsync completes, so Get, List, Siblings and Changes check each
+//     version's Seq against the committed mark and wait for the commit in
+//     flight when it is newer (waitDurable). Otherwise a client could read
+//     a write that a crash then takes away, which no order of events
+//     explains. Rows without a Seq are not covered: a conflict-history
+//     entry, or the open-siblings index losing a key, can show before the
+//     write that made it is durable, and so can a collected tombstone's
+//     row disappearing (which reads as it did: not found).
 //
 // Group size: the writers answered by a commit usually come straight back
 // with their next write. Handing the open group over the moment the syncer
