@@ -112,8 +112,9 @@
 // [Deadlines.Context] bounds every write request the server serves, so its
 // cost is paid per request. It returns a lazyDeadline: the deadline and
 // the parent, and nothing else until someone asks for Done. Err compares
-// the clock with the deadline; Done makes the context.WithDeadline that
-// then stands for it (arm). A PUT that finds room in the store's queue
+// the clock with the deadline, and keeps the first error it reports; Done
+// makes the context.WithDeadline that then stands for it (arm), or one
+// that has already ended as Err said (TestRequestDeadlineErrSticks). A PUT that finds room in the store's queue
 // never asks (the store checks Err when it takes the write), so it costs
 // two allocations and no timer, against context.WithTimeout's four and a
 // timer, which was 3.7% of a node's CPU under durable PUTs
