@@ -178,7 +178,9 @@ func TestKeyFilterSetting(t *testing.T) {
 		{[]string{"--key-filter-bytes", "0"}, -1},
 	} {
 		fs, f := newServeFlags()
-		if err := fs.Parse(c.args); err != nil {
+		// nodeConfig writes the demo tenant's token into the data
+		// directory: never the default one, in the source tree.
+		if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, c.args...)); err != nil {
 			t.Fatal(err)
 		}
 		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
