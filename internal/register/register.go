@@ -24,7 +24,9 @@ type Input struct {
 
 // Output is what the operation returned: for a get, the value read and
 // whether the document was found; for a delete, whether it was found
-// (false: not found), or Unknown when the client never learnt the outcome.
+// (false: not found), or Unknown when the client did not learn that (its
+// outcome is unknown, or the delete is blind: the cache's tests write a
+// tombstone whatever is there).
 type Output struct {
 	Value   string
 	Found   bool
