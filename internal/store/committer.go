@@ -390,6 +390,9 @@ func (s *Store) watch(g *group) {
 // No wakeup is lost: the syncer stores committed before it closes the
 // channel, and the reader loads the channel before it reads committed.
 func (s *Store) waitDurable(ctx context.Context, seq uint64) error {
+	if seq <= s.committed.Load() {
+		return nil
+	}
 	for {
 		ch := s.durable.Load()
 		if seq <= s.committed.Load() {
