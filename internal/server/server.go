@@ -124,11 +124,12 @@ type Options struct {
 	// the request's context with its deadline (resilience.Deadlines.Context)
 	// and the cancel to call when the request ends. nil means no deadline.
 	// Reads get none: a cache hit cannot block, a store read waits at most
-	// for the commit in flight, and a listing is bounded by the server's write timeout,
-	// which its flushes extend; the timer and the request copy a deadline
-	// cost were 8% of a cached GET's CPU. It is applied as the server gives
-	// the request its id, so the one request copy it makes carries both (a
-	// second copy was 0.5% of a durable PUT's CPU in a profile).
+	// for the commit in flight, and a listing is bounded by the server's
+	// write timeout, which its flushes extend; the timer and the request
+	// copy a deadline cost were 8% of a cached GET's CPU. It is applied as
+	// the server gives the request its id, so the one request copy it makes
+	// carries both (a second copy was 0.5% of a durable PUT's CPU in a
+	// profile).
 	Deadline func(*http.Request) (context.Context, context.CancelFunc)
 	// Routes are mounted after the built-in ones.
 	Routes []Route
