@@ -75,9 +75,15 @@ func newKeyFilter(capacity int64) *keyFilter {
 	}
 	// The bits may be outside the heap (filterWords): they are freed once
 	// nothing reaches f, so every use of f.words ends with KeepAlive(f).
-	runtime.AddCleanup(f, func(free func()) { free() }, free)
+	runtime.AddCleanup(f, func(free func()) {
+		free()
+		filtersFreed.Add(1)
+	}, free)
 	return f
 }
+
+// filtersFreed counts the stages whose bits were freed (TestKeyFilterFreed).
+var filtersFreed atomic.Int64
 
 // filterBlocks is how many blocks a stage of capacity keys has.
 func filterBlocks(capacity int64) uint64 {
