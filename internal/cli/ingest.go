@@ -62,7 +62,7 @@ func ingestCommand(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return exitUsage
 	}
-	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", err)
 		return exitUsage
 	}
@@ -95,7 +95,10 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 	if tty, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
 		stop = startProgress(tty, cr, size, time.Now())
 	}
-	c := client.New(f.url, f.token)
+	c, err := f.newClient()
+	if err != nil {
+		return err
+	}
 	res, err := c.Ingest(ctx, f.tenant, cr, client.IngestOptions{
 		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema, Size: size,
 	})

@@ -9,7 +9,7 @@ import (
 // tlsMetrics follow the certificate a node serves (cairn serve --tls-cert).
 type tlsMetrics struct {
 	reloads  *prometheus.CounterVec // outcome
-	notAfter *prometheus.GaugeVec // no labels: a series only once set
+	notAfter *prometheus.GaugeVec   // no labels: a series only once set
 }
 
 func newTLSMetrics(f factory) tlsMetrics {
