@@ -77,11 +77,13 @@ func TestTLSBothListeners(t *testing.T) {
 		}
 		plain := "http://" + strings.TrimPrefix(url, "https://")
 		resp, err := http.Get(plain)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Errorf("plain HTTP to %s: %s, want 400 or a failed request", plain, resp.Status)
-			}
+		if err != nil {
+			t.Fatalf("plain HTTP to %s: %v; want a 400 saying to use HTTPS", plain, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "HTTPS") {
+			t.Errorf("plain HTTP to %s: %s %q; want a 400 saying to use HTTPS", plain, resp.Status, b)
 		}
 	}
 

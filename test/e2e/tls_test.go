@@ -43,12 +43,13 @@ func TestTLSOnTheBinary(t *testing.T) {
 			t.Errorf("GET https://%s/livez: %d %s", addr, code, body)
 		}
 		resp, err := http.Get("http://" + addr + "/livez")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Errorf("plain HTTP to the TLS port %s: %s %q; want 400 or a failed request", addr, resp.Status, b)
-			}
+		if err != nil {
+			t.Fatalf("plain HTTP to the TLS port %s: %v; want a 400 saying to use HTTPS", addr, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "HTTPS") {
+			t.Errorf("plain HTTP to the TLS port %s: %s %q; want a 400 saying to use HTTPS", addr, resp.Status, b)
 		}
 		old := ca.ClientConfig()
 		old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
