@@ -89,15 +89,15 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer closeIn()
+	c, err := f.newClient()
+	if err != nil {
+		return err
+	}
 
 	cr := &countingReader{r: in}
 	stop := func() {}
 	if tty, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
 		stop = startProgress(tty, cr, size, time.Now())
-	}
-	c, err := f.newClient()
-	if err != nil {
-		return err
 	}
 	res, err := c.Ingest(ctx, f.tenant, cr, client.IngestOptions{
 		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema, Size: size,

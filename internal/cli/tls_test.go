@@ -39,21 +39,25 @@ func TestClientCommandsOverTLS(t *testing.T) {
 	steps := []struct {
 		env    map[string]string
 		args   []string
+		stdin  string
 		code   int
 		stdout string // substring
 		stderr string // substring
 	}{
-		{nil, append([]string{"put", "a", "--data", `{"n":1}`, "--ca-cert", ca.PEMFile}, conn...), 0, "created a", ""},
-		{withCA, append([]string{"get", "a"}, conn...), 0, `{"n":1}`, ""},
-		{withCA, append([]string{"ls"}, conn...), 0, "a\n", ""},
-		{nil, append([]string{"get", "a"}, conn...), exitFail, "", "certificate signed by unknown authority"},
-		{nil, append([]string{"get", "a", "--ca-cert", filepath.Join(dir, "missing.pem")}, conn...), exitUsage, "", "--ca-cert"},
-		{nil, append([]string{"get", "a", "--ca-cert", keyFile}, conn...), exitUsage, "", "no PEM certificate"},
-		{withCA, append([]string{"reconcile", "status"}, admin...), 0, "no backends configured", ""},
-		{nil, append([]string{"reconcile", "status"}, admin...), exitFail, "", "certificate signed by unknown authority"},
+		{nil, append([]string{"put", "a", "--data", `{"n":1}`, "--ca-cert", ca.PEMFile}, conn...), "", 0, "created a", ""},
+		{withCA, append([]string{"get", "a"}, conn...), "", 0, `{"n":1}`, ""},
+		{withCA, append([]string{"ls"}, conn...), "", 0, "a\n", ""},
+		{withCA, append([]string{"ingest", "-", "--key-field", "id"}, conn...), `{"id":"b"}` + "\n", 0, "", ""},
+		{withCA, append([]string{"get", "b"}, conn...), "", 0, `"id":"b"`, ""},
+		{withCA, append([]string{"conflicts", "ls"}, conn...), "", 0, "", ""},
+		{nil, append([]string{"get", "a"}, conn...), "", exitFail, "", "certificate signed by unknown authority"},
+		{nil, append([]string{"get", "a", "--ca-cert", filepath.Join(dir, "missing.pem")}, conn...), "", exitUsage, "", "--ca-cert"},
+		{nil, append([]string{"get", "a", "--ca-cert", keyFile}, conn...), "", exitUsage, "", "no PEM certificate"},
+		{withCA, append([]string{"reconcile", "status"}, admin...), "", 0, "no backends configured", ""},
+		{nil, append([]string{"reconcile", "status"}, admin...), "", exitFail, "", "certificate signed by unknown authority"},
 	}
 	for _, s := range steps {
-		code, stdout, stderr := run(t, s.env, "", s.args...)
+		code, stdout, stderr := run(t, s.env, s.stdin, s.args...)
 		if code != s.code || !strings.Contains(stdout, s.stdout) || !strings.Contains(stderr, s.stderr) {
 			t.Errorf("cairn %q: exit %d, stdout %q, stderr %q; want exit %d, stdout ∋ %q, stderr ∋ %q",
 				s.args, code, stdout, stderr, s.code, s.stdout, s.stderr)
