@@ -3,10 +3,13 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 )
@@ -17,6 +20,7 @@ type Client struct {
 	token  string
 	hc     *http.Client
 	wraps  []func(http.RoundTripper) http.RoundTripper
+	roots  *x509.CertPool // nil: the system's
 	policy RetryPolicy
 	agent  string
 
@@ -31,6 +35,27 @@ type Option func(*Client)
 // transport, TLS settings, proxy). The default is an http.Client on
 // http.DefaultTransport that does not follow redirects. hc is not modified.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithRootCAs makes the client trust only the certificate authorities in
+// pool when it talks to an https URL, as a node with a self-signed or
+// private CA needs (see [CertPool]); verification stays on. It applies to
+// the default transport or to the *http.Transport of a client given by
+// WithHTTPClient (a clone: hc is not modified); any other RoundTripper is a
+// programmer error and New panics.
+func WithRootCAs(pool *x509.CertPool) Option { return func(c *Client) { c.roots = pool } }
+
+// CertPool reads the PEM certificates of a CA file, for [WithRootCAs].
+func CertPool(pemFile string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(pemFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s: no PEM certificate in it", pemFile)
+	}
+	return pool, nil
+}
 
 // WithTransport wraps the transport of the client's http.Client, e.g. to
 // inject W3C traceparent headers or to record requests. Wrappers apply in
@@ -66,6 +91,9 @@ func New(baseURL, token string, opts ...Option) *Client {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		}
 	}
+	if c.roots != nil {
+		c.hc = withRoots(c.hc, c.roots)
+	}
 	if len(c.wraps) > 0 {
 		hc := *c.hc
 		rt := hc.Transport
@@ -79,6 +107,26 @@ func New(baseURL, token string, opts ...Option) *Client {
 		c.hc = &hc
 	}
 	return c
+}
+
+// withRoots returns a copy of hc whose transport trusts only roots.
+func withRoots(hc *http.Client, roots *x509.CertPool) *http.Client {
+	var tr *http.Transport
+	switch rt := hc.Transport.(type) {
+	case nil:
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	case *http.Transport:
+		tr = rt.Clone()
+	default:
+		panic(fmt.Sprintf("cairn: WithRootCAs needs an *http.Transport, not a %T", rt))
+	}
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{}
+	}
+	tr.TLSClientConfig.RootCAs = roots
+	cp := *hc
+	cp.Transport = tr
+	return &cp
 }
 
 type requestIDKey struct{}

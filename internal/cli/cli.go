@@ -24,6 +24,9 @@ type Env struct {
 	Getenv         func(string) string
 	// Signals delivers SIGINT/SIGTERM to serve; nil means never.
 	Signals <-chan os.Signal
+	// Hangup delivers SIGHUP to serve, which reads its TLS certificate
+	// files again; nil means never.
+	Hangup <-chan os.Signal
 }
 
 // Version is set at build time with -ldflags "-X .../internal/cli.Version=v1.2.3";

@@ -15,12 +15,27 @@ import (
 // clientFlags are the connection settings every client command shares.
 type clientFlags struct {
 	url, token, tenant string
+	caCert             string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "url", "http://127.0.0.1:7070", "the node's `URL`")
 	fs.StringVar(&c.token, "token", "", "bearer `token` (prefer CAIRN_TOKEN: flags show in ps)")
 	fs.StringVar(&c.tenant, "tenant", "demo", "the `tenant` to act on")
+	fs.StringVar(&c.caCert, "ca-cert", "", "trust only the CA certificates in this PEM `file` for an https URL (a node with a self-signed or private CA)")
+}
+
+// newClient is the client the flags describe.
+func (c *clientFlags) newClient() (*client.Client, error) {
+	var opts []client.Option
+	if c.caCert != "" {
+		pool, err := client.CertPool(c.caCert)
+		if err != nil {
+			return nil, usageError(fmt.Sprintf("--ca-cert: %v", err))
+		}
+		opts = append(opts, client.WithRootCAs(pool))
+	}
+	return client.New(c.url, c.token, opts...), nil
 }
 
 const clientUsage = `Usage:
@@ -29,7 +44,8 @@ const clientUsage = `Usage:
   cairn del [flags] KEY            delete a document
   cairn ls  [flags]                list keys (with --long: ETag and size)
 
-Connection settings come from flags or CAIRN_URL, CAIRN_TOKEN, CAIRN_TENANT.
+Connection settings come from flags or CAIRN_URL, CAIRN_TOKEN, CAIRN_TENANT
+and CAIRN_CA_CERT.
 
 Flags:
 `
@@ -49,7 +65,7 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 	if err != nil {
 		return helpOrUsage(err)
 	}
-	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitUsage
 	}
@@ -57,7 +73,10 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 		fmt.Fprintf(env.Stderr, "cairn %s: no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token\n", cmd)
 		return exitUsage
 	}
-	c := client.New(cf.url, cf.token)
+	c, err := cf.newClient()
+	if err != nil {
+		return report(cmd, err, env)
+	}
 	var conds []client.Condition
 	if *ifMatch != "" {
 		conds = append(conds, client.IfMatch(*ifMatch))

@@ -49,7 +49,7 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	}
 	sub, args := args[0], args[1:]
 	cmd := "conflicts " + sub
-	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitUsage
 	}
@@ -57,7 +57,10 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn %s: no token: set CAIRN_TOKEN or --token\n", cmd)
 		return exitUsage
 	}
-	c := client.New(cf.url, cf.token)
+	c, err := cf.newClient()
+	if err != nil {
+		return report(cmd, err, env)
+	}
 	switch sub {
 	case "ls", "list":
 		err = listConflicts(ctx, c, cf.tenant, args, *prefix, env)

@@ -62,7 +62,7 @@ func ingestCommand(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return exitUsage
 	}
-	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", err)
 		return exitUsage
 	}
@@ -89,13 +89,16 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer closeIn()
+	c, err := f.newClient()
+	if err != nil {
+		return err
+	}
 
 	cr := &countingReader{r: in}
 	stop := func() {}
 	if tty, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
 		stop = startProgress(tty, cr, size, time.Now())
 	}
-	c := client.New(f.url, f.token)
 	res, err := c.Ingest(ctx, f.tenant, cr, client.IngestOptions{
 		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema, Size: size,
 	})

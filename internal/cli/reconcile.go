@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cairnstore/cairn/client"
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/reconcile"
 )
@@ -29,7 +31,8 @@ const reconcileUsage = `Usage:
                                               ?backend=B&tenant=T&key=K on the admin listener)
 
 They talk to the node's admin listener: --admin-url or CAIRN_ADMIN_URL
-(default http://127.0.0.1:7071), with CAIRN_ADMIN_TOKEN when it needs one.
+(default http://127.0.0.1:7071), with CAIRN_ADMIN_TOKEN when it needs one, and
+CAIRN_CA_CERT (--ca-cert) for an https URL whose certificate a private CA signed.
 
 Flags:
 `
@@ -41,6 +44,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 	fs.Usage = func() { fmt.Fprint(env.Stderr, reconcileUsage); fs.PrintDefaults() }
 	adminURL := fs.String("admin-url", "http://127.0.0.1:7071", "the node's admin `URL`")
 	token := fs.String("admin-token", "", "admin bearer `token` (prefer CAIRN_ADMIN_TOKEN: flags show in ps)")
+	caCert := fs.String("ca-cert", "", "trust only the CA certificates in this PEM `file` for an https admin URL")
 	be := fs.String("backend", "", "run: only this `backend`")
 	tenant := fs.String("tenant", "", "run: only this `tenant`")
 	wait := fs.Bool("wait", false, "run: run the rounds now and print their results")
@@ -49,7 +53,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 	if err != nil {
 		return helpOrUsage(err)
 	}
-	if err := settle(fs, env.Getenv, "", "admin-url", "admin-token"); err != nil {
+	if err := settle(fs, env.Getenv, "", "admin-url", "admin-token", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn reconcile: %v\n", err)
 		return exitUsage
 	}
@@ -58,6 +62,16 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		return exitUsage
 	}
 	a := adminClient{base: strings.TrimSuffix(*adminURL, "/"), token: *token}
+	if *caCert != "" {
+		pool, err := client.CertPool(*caCert)
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "cairn reconcile: --ca-cert: %v\n", err)
+			return exitUsage
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		a.hc = &http.Client{Transport: tr}
+	}
 	switch args[0] {
 	case "status":
 		err = reconcileStatus(ctx, a, env.Stdout)
@@ -86,7 +100,10 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 }
 
 // adminClient calls the admin listener's JSON endpoints.
-type adminClient struct{ base, token string }
+type adminClient struct {
+	base, token string
+	hc          *http.Client // nil: http.DefaultClient
+}
 
 func (a adminClient) do(ctx context.Context, method, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, method, a.base+path, nil)
@@ -96,7 +113,11 @@ func (a adminClient) do(ctx context.Context, method, path string, out any) error
 	if a.token != "" {
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	hc := a.hc
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,8 @@ type serveFlags struct {
 	beBytes       listFlag   // NAME=SIZE
 	chaos         chaosFlags // serve_chaos.go
 	checkpointN   int
+	tlsCert       string
+	tlsKey        string
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -97,6 +99,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
 	return fs, f
 }
 
@@ -217,6 +221,13 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	if err := f.chaos.config(&cfg); err != nil {
 		return cfg, err
 	}
+	if (f.tlsCert == "") != (f.tlsKey == "") {
+		return cfg, fmt.Errorf("--tls-cert %q, --tls-key %q: give both (a certificate and its key) or neither", f.tlsCert, f.tlsKey)
+	}
+	if f.tlsCert != "" {
+		cfg.TLS = &node.TLS{CertFile: f.tlsCert, KeyFile: f.tlsKey}
+	}
+	cfg.Reload = env.Hangup
 	if len(cfg.Auth.Tenants) == 0 {
 		if err := f.useDevToken(&cfg); err != nil {
 			return cfg, err
@@ -392,7 +403,7 @@ func devToken(dir string) (string, error) {
 }
 
 func (f *serveFlags) printWelcome(env Env, n *node.Node) {
-	url := "http://" + n.Addr()
+	url := n.URL()
 	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), url, orNone(n.AdminAddr()), f.dataDir)
 	if !f.usingDevToken {
 		return

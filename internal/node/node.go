@@ -32,6 +32,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,7 @@ import (
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
+	"github.com/cairnstore/cairn/internal/tlscert"
 )
 
 // Config is everything a node needs. The CLI fills it from flags, the
@@ -72,6 +74,11 @@ type Config struct {
 	Replication Replication
 	// Chaos, when not nil, turns on the fault simulator (chaos.go).
 	Chaos *Chaos
+	// TLS, when not nil, serves both listeners over TLS 1.2 or later (tls.go).
+	TLS *TLS
+	// Reload, when not nil, delivers requests to read the TLS certificate
+	// files again (the CLI passes SIGHUP).
+	Reload <-chan os.Signal
 }
 
 // Node is a running cairn node.
@@ -89,9 +96,14 @@ type Node struct {
 	ready   atomic.Bool // false until started and again once Shutdown begins
 	chaos   *chaosState // nil unless Config.Chaos; see chaos.go
 
+	certs *tlscert.Reloader // nil unless Config.TLS; see tls.go
+	// reloadCtx ends when Shutdown begins; it stops watchReload (tls.go).
+	reloadCtx  context.Context
+	stopReload context.CancelFunc
+
 	apiSrv, adminSrv *http.Server
 	apiLn, adminLn   net.Listener
-	serving          sync.WaitGroup // the Serve goroutines
+	serving          sync.WaitGroup // the Serve goroutines and watchReload
 	serveErr         chan error     // the first unexpected Serve error
 }
 
@@ -142,9 +154,14 @@ func Start(cfg Config) (n *Node, err error) {
 	if n.api, err = n.newAPI(); err != nil {
 		return nil, err
 	}
+	if err := n.setupTLS(); err != nil { // tls.go
+		return nil, err
+	}
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	n.watchReload()
+	n.warnCleartext()
 	n.ready.Store(true)
 	id := n.store.Identity()
 	log.Info("cairn node started", "node_id", id.NodeID, "incarnation", fmt.Sprintf("%016x", id.Incarnation),
@@ -206,6 +223,7 @@ func (n *Node) listen() error {
 	if n.apiLn, err = net.Listen("tcp", n.cfg.Listen); err != nil {
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--listen %s: %w", n.cfg.Listen, err))
 	}
+	n.apiLn = n.secure(n.apiLn)
 	n.apiSrv = n.api.HTTPServer(n.cfg.Listen)
 	n.serve(n.apiSrv, n.apiLn)
 	if n.cfg.AdminListen == "" {
@@ -215,10 +233,12 @@ func (n *Node) listen() error {
 		n.apiSrv.Close()
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--admin-listen %s: %w", n.cfg.AdminListen, err))
 	}
+	n.adminLn = n.secure(n.adminLn)
 	n.adminSrv = &http.Server{
 		Handler:           n.adminHandler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
+		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn), // failed TLS handshakes
 	}
 	n.serve(n.adminSrv, n.adminLn)
 	return nil
@@ -286,6 +306,9 @@ func (n *Node) Err() <-chan error { return n.serveErr }
 // ends, then closes the cache and the store. It returns the first error.
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.ready.Store(false)
+	if n.stopReload != nil {
+		n.stopReload()
+	}
 	var errs []error
 	for _, srv := range []*http.Server{n.apiSrv, n.adminSrv} {
 		if srv == nil {

@@ -53,6 +53,8 @@ type Metrics struct {
 	chaosInjected *prometheus.CounterVec // backend, fault (chaos.go)
 	chaosBallast  prometheus.Gauge
 
+	tls tlsMetrics // tls.go
+
 	tenants *tenantTable
 }
 
@@ -120,6 +122,7 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		replicationLag: newLagGauge(reg),
 
 		collect: newCollectMetrics(f),
+		tls:     newTLSMetrics(f),
 		tenants: newTenantTable(maxTenants),
 	}
 	m.registerChaos(f)

@@ -1,0 +1,91 @@
+package cli
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/tlscert/tlscerttest"
+)
+
+// TestClientCommandsOverTLS: with --ca-cert or CAIRN_CA_CERT naming the CA
+// that signed a node's certificate, the client commands and cairn
+// reconcile talk to its https URLs; without it they fail verification.
+func TestClientCommandsOverTLS(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlscerttest.NewCA(t, dir)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, 1, certFile, keyFile)
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.Start(node.Config{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
+		Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
+		TLS:  &node.TLS{CertFile: certFile, KeyFile: keyFile},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	conn := []string{"--url", n.URL(), "--token", tok, "--tenant", "acme"}
+	withCA := map[string]string{"CAIRN_CA_CERT": ca.PEMFile}
+	admin := []string{"--admin-url", "https://" + n.AdminAddr()}
+	steps := []struct {
+		env    map[string]string
+		args   []string
+		stdin  string
+		code   int
+		stdout string // substring
+		stderr string // substring
+	}{
+		{nil, append([]string{"put", "a", "--data", `{"n":1}`, "--ca-cert", ca.PEMFile}, conn...), "", 0, "created a", ""},
+		{withCA, append([]string{"get", "a"}, conn...), "", 0, `{"n":1}`, ""},
+		{withCA, append([]string{"ls"}, conn...), "", 0, "a\n", ""},
+		{withCA, append([]string{"ingest", "-", "--key-field", "id"}, conn...), `{"id":"b"}` + "\n", 0, "", ""},
+		{withCA, append([]string{"get", "b"}, conn...), "", 0, `"id":"b"`, ""},
+		{withCA, append([]string{"conflicts", "ls"}, conn...), "", 0, "", ""},
+		{nil, append([]string{"get", "a"}, conn...), "", exitFail, "", "certificate signed by unknown authority"},
+		{nil, append([]string{"get", "a", "--ca-cert", filepath.Join(dir, "missing.pem")}, conn...), "", exitUsage, "", "--ca-cert"},
+		{nil, append([]string{"get", "a", "--ca-cert", keyFile}, conn...), "", exitUsage, "", "no PEM certificate"},
+		{withCA, append([]string{"reconcile", "status"}, admin...), "", 0, "no backends configured", ""},
+		{nil, append([]string{"reconcile", "status"}, admin...), "", exitFail, "", "certificate signed by unknown authority"},
+	}
+	for _, s := range steps {
+		code, stdout, stderr := run(t, s.env, s.stdin, s.args...)
+		if code != s.code || !strings.Contains(stdout, s.stdout) || !strings.Contains(stderr, s.stderr) {
+			t.Errorf("cairn %q: exit %d, stdout %q, stderr %q; want exit %d, stdout ∋ %q, stderr ∋ %q",
+				s.args, code, stdout, stderr, s.code, s.stdout, s.stderr)
+		}
+	}
+}
+
+// TestServeTLSFlags: --tls-cert and --tls-key (or their environment twins)
+// go together, and a pair that does not load stops serve naming the flags.
+func TestServeTLSFlags(t *testing.T) {
+	dir := t.TempDir()
+	ca := tlscerttest.NewCA(t, dir)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, 1, certFile, keyFile)
+	base := []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", ""}
+	for _, c := range []struct {
+		env  map[string]string
+		args []string
+		code int
+		want string
+	}{
+		{nil, []string{"--tls-cert", certFile}, exitUsage, "--tls-key \"\": give both"},
+		{map[string]string{"CAIRN_TLS_KEY": keyFile}, nil, exitUsage, "--tls-cert \"\", --tls-key \"" + keyFile},
+		{map[string]string{"CAIRN_TLS_CERT": keyFile, "CAIRN_TLS_KEY": keyFile}, nil, exitFail, "--tls-cert " + keyFile},
+	} {
+		code, _, stderr := run(t, c.env, "", append(base, c.args...)...)
+		if code != c.code || !strings.Contains(stderr, c.want) {
+			t.Errorf("serve %q with env %v: exit %d, stderr %q; want exit %d naming %q", c.args, c.env, code, stderr, c.code, c.want)
+		}
+	}
+}

@@ -1,0 +1,187 @@
+package tlscert_test
+
+import (
+	"bytes"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/cairnstore/cairn/internal/tlscert"
+	"github.com/cairnstore/cairn/internal/tlscert/tlscerttest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// fixture is a reloader on a certificate of serial 1, a clock the test
+// moves, and a record of its log and OnReload calls.
+type fixture struct {
+	ca                *tlscerttest.CA
+	certFile, keyFile string
+	now               time.Time
+	log               bytes.Buffer
+	outcomes          []error
+	r                 *tlscert.Reloader
+}
+
+func newFixture(t *testing.T) *fixture {
+	dir := t.TempDir()
+	f := &fixture{ca: tlscerttest.NewCA(t, dir), certFile: filepath.Join(dir, "cert.pem"),
+		keyFile: filepath.Join(dir, "key.pem"), now: time.Unix(1_800_000_000, 0)}
+	f.ca.Issue(t, 1, f.certFile, f.keyFile)
+	r, err := tlscert.New(tlscert.Options{CertFile: f.certFile, KeyFile: f.keyFile, CheckEvery: 5 * time.Second,
+		Now:      func() time.Time { return f.now },
+		Logger:   slog.New(slog.NewTextHandler(&f.log, nil)),
+		OnReload: func(_ *x509.Certificate, err error) { f.outcomes = append(f.outcomes, err) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r = r
+	return f
+}
+
+// touch gives both files a modification time of their own, so a change is
+// seen whatever the file system's timestamp resolution.
+func (f *fixture) touch(t *testing.T, at time.Time) {
+	for _, p := range []string{f.certFile, f.keyFile} {
+		if err := os.Chtimes(p, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (f *fixture) served(t *testing.T) int64 {
+	t.Helper()
+	c, err := f.r.GetCertificate(&tls.ClientHelloInfo{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Leaf.SerialNumber.Int64()
+}
+
+// TestReloadOnFileChange: replaced files are served from the first
+// handshake after CheckEvery, not before.
+func TestReloadOnFileChange(t *testing.T) {
+	f := newFixture(t)
+	f.ca.Issue(t, 2, f.certFile, f.keyFile)
+	f.touch(t, f.now.Add(time.Hour))
+	f.now = f.now.Add(time.Second)
+	if got := f.served(t); got != 1 {
+		t.Fatalf("1s after the files changed: serial %d, want 1 (the files are looked at every 5s)", got)
+	}
+	f.now = f.now.Add(5 * time.Second)
+	if got := f.served(t); got != 2 {
+		t.Fatalf("after CheckEvery: serial %d, want 2", got)
+	}
+	if len(f.outcomes) != 1 || f.outcomes[0] != nil {
+		t.Errorf("OnReload outcomes %v, want one success", f.outcomes)
+	}
+	f.now = f.now.Add(time.Minute)
+	f.served(t)
+	if len(f.outcomes) != 1 {
+		t.Errorf("unchanged files were loaded again: outcomes %v", f.outcomes)
+	}
+}
+
+// TestReloadKeepsCertificateOnFailure: a bad key file, by Reload or by a
+// change of the files, keeps the previous certificate, logs an error and
+// reports it; a half-replaced pair is retried when the other file lands.
+func TestReloadKeepsCertificateOnFailure(t *testing.T) {
+	f := newFixture(t)
+	if err := os.WriteFile(f.keyFile, []byte("not a key"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.r.Reload(); err == nil {
+		t.Fatal("Reload with a garbage key file succeeded")
+	}
+	if got := f.served(t); got != 1 {
+		t.Fatalf("after a failed reload: serial %d, want 1", got)
+	}
+	if !strings.Contains(f.log.String(), "level=ERROR") || !strings.Contains(f.log.String(), "TLS certificate reload failed") {
+		t.Errorf("no error logged for the failed reload:\n%s", f.log.String())
+	}
+
+	// The certificate replaced, the key not yet: the pair does not match.
+	dir := t.TempDir()
+	nextCert, nextKey := filepath.Join(dir, "c"), filepath.Join(dir, "k")
+	f.ca.Issue(t, 3, nextCert, nextKey)
+	copyFile(t, nextCert, f.certFile)
+	f.touch(t, f.now.Add(time.Hour))
+	f.now = f.now.Add(10 * time.Second)
+	if got := f.served(t); got != 1 {
+		t.Fatalf("with a mismatched pair: serial %d, want 1", got)
+	}
+	f.now = f.now.Add(10 * time.Second)
+	f.served(t) // the same broken files are not tried again
+	copyFile(t, nextKey, f.keyFile)
+	f.touch(t, f.now.Add(2*time.Hour))
+	f.now = f.now.Add(10 * time.Second)
+	if got := f.served(t); got != 3 {
+		t.Fatalf("once the key landed too: serial %d, want 3", got)
+	}
+	if len(f.outcomes) != 3 || f.outcomes[0] == nil || f.outcomes[1] == nil || f.outcomes[2] != nil {
+		t.Errorf("OnReload outcomes %v, want failure, failure, success", f.outcomes)
+	}
+}
+
+func TestNewNamesMissingFile(t *testing.T) {
+	_, err := tlscert.New(tlscert.Options{CertFile: "/nonexistent/cert.pem", KeyFile: "/nonexistent/key.pem"})
+	if err == nil || !strings.Contains(err.Error(), "/nonexistent/cert.pem") {
+		t.Fatalf("New on a missing file: %v; want an error naming it", err)
+	}
+}
+
+// TestConfigVersions: a real handshake with Config's settings succeeds with
+// TLS 1.2 and 1.3 and is refused below 1.2.
+func TestConfigVersions(t *testing.T) {
+	f := newFixture(t)
+	for _, c := range []struct {
+		max uint16
+		ok  bool
+	}{{tls.VersionTLS10, false}, {tls.VersionTLS11, false}, {tls.VersionTLS12, true}, {tls.VersionTLS13, true}} {
+		cc := f.ca.ClientConfig()
+		cc.MinVersion, cc.MaxVersion = tls.VersionTLS10, c.max
+		cc.ServerName = "127.0.0.1"
+		cerr, serr := handshake(f.r.Config(), cc)
+		if (cerr == nil) != c.ok || (serr == nil) != c.ok {
+			t.Errorf("client up to %s: client %v, server %v; want success %v", tls.VersionName(c.max), cerr, serr, c.ok)
+		}
+	}
+}
+
+// handshake runs a TLS handshake over an in-memory connection and returns
+// both sides' errors.
+func handshake(server, client *tls.Config) (cerr, serr error) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		serr = tls.Server(a, server).Handshake()
+		a.Close() // a refused client is waiting for an answer
+	})
+	cerr = tls.Client(b, client).Handshake()
+	b.Close()
+	wg.Wait()
+	return cerr, serr
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
