@@ -55,16 +55,18 @@ func TestStrangersCannotSpendTenantBudget(t *testing.T) {
 		{"GET", "/v1/tenants/a/conflicts", ""},
 		{"POST", "/v1/tenants/a/ingest?key_field=id", `{"id":"x"}` + "\n"},
 	}
-	counts := map[int]int{}
+	counts, wrong429 := map[int]int{}, 0
 	for range 20 {
 		for _, rt := range routes {
 			for _, tok := range []string{"", "cairn_not-a-token", tokB} {
 				code, h, body := do(rt.method, rt.path, tok, rt.body)
 				counts[code]++
-				if code == http.StatusTooManyRequests {
-					if _, msg := apiError(t, body); !strings.Contains(msg, "fail authentication") || h.Get("Retry-After") == "" {
-						t.Fatalf("stranger's 429: %q, Retry-After %q; want the failed-authentication budget named", msg, h.Get("Retry-After"))
-					}
+				if code != http.StatusTooManyRequests {
+					continue
+				}
+				if _, msg := apiError(t, body); (!strings.Contains(msg, "fail authentication") || h.Get("Retry-After") == "") && wrong429 == 0 {
+					wrong429++
+					t.Errorf("stranger's 429: %q, Retry-After %q; want the failed-authentication budget named", msg, h.Get("Retry-After"))
 				}
 			}
 		}
@@ -149,10 +151,14 @@ func TestStrangersGetNoTenantRow(t *testing.T) {
 	if anon.Requests != strangers || anon.ClientErrors != strangers {
 		t.Errorf("_unauthenticated row: %+v, want %d requests, all client errors", anon, strangers)
 	}
+	var others []string
 	for name := range table.Tenants {
 		if name != "acme" && name != "_unauthenticated" {
-			t.Errorf("row %q: only authenticated tenants get a row", name)
+			others = append(others, name)
 		}
+	}
+	if len(others) > 0 {
+		t.Errorf("%d rows besides acme's and _unauthenticated, e.g. %q: only authenticated tenants get a row", len(others), others[0])
 	}
 }
 
