@@ -132,6 +132,10 @@ type Options struct {
 	// or not, with how long until it is: the request is then answered 429
 	// with that Retry-After. It bounds unauthenticated traffic node-wide,
 	// apart from every tenant's budget (resilience.Limiter.AuthFailed).
+	// It is asked only once the token was checked, never instead of the
+	// check, so a valid token is not refused because others failed; the
+	// check itself is cheap whatever the request sends (one SHA-256 of at
+	// most [MaxTokenBytes]).
 	AuthFailed func() (ok bool, retryAfter time.Duration)
 	// Deadline bounds every request that is not a GET or HEAD: it returns
 	// the request's context with its deadline (resilience.Deadlines.Context)
