@@ -1,9 +1,7 @@
 package node
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/chaos"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
 // Chaos turns on the fault simulator (cairn serve --enable-chaos). Off by
@@ -152,20 +151,13 @@ func (n *Node) chaosRoutes(mux *http.ServeMux) {
 // loopback admin listener, where the other admin routes are open: they
 // break things on purpose. A node without an admin token answers 403.
 func (n *Node) requireChaosAdmin(next http.Handler) http.Handler {
-	hashes := n.cfg.Auth.Admin
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(hashes) == 0 {
+	if len(n.cfg.Auth.Admin) == 0 {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			adminError(w, r, http.StatusForbidden, "forbidden",
 				"chaos control needs an admin token: start the node with --admin-token-sha256")
-			return
-		}
-		if !adminTokenOK(hashes, r) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="cairn-admin"`)
-			adminError(w, r, http.StatusUnauthorized, "unauthorized", "admin token required (Authorization: Bearer TOKEN)")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+		})
+	}
+	return n.api.RequireAdmin(next)
 }
 
 // chaosBackend returns the wrapper named by the path, or answers 404.
@@ -247,20 +239,13 @@ func (n *Node) chaosSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 // adminError answers with the API's error body,
-// {"error":{"code","message","request_id"}}; the request id is the
-// client's X-Request-Id or a new one.
+// {"error":{"code","message","request_id"}}; the request id is the one the
+// admin listener gave the request (server.AdminHandler), as on the API.
 func adminError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	id := r.Header.Get("X-Request-Id")
-	if id == "" || len(id) > 128 {
-		var b [8]byte
-		rand.Read(b[:])
-		id = hex.EncodeToString(b[:])
-	}
 	type body struct {
 		Code      string `json:"code"`
 		Message   string `json:"message"`
 		RequestID string `json:"request_id"`
 	}
-	w.Header().Set("X-Request-Id", id)
-	writeJSON(w, status, map[string]body{"error": {code, msg, id}})
+	writeJSON(w, status, map[string]body{"error": {code, msg, reqctx.RequestID(r.Context())}})
 }

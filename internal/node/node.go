@@ -185,8 +185,12 @@ func (n *Node) setupTelemetry() error {
 }
 
 // newAPI builds the HTTP API with its middleware, outermost first: tracing
-// and RED metrics (so shed requests are seen), load shedding, then the
-// request deadline.
+// and RED metrics (so refused and shed requests are seen), authentication,
+// then load shedding, so that only a tenant's authenticated requests spend
+// its budget. An admin token acting on a tenant is charged to that tenant:
+// it is work done on the tenant's data. Requests that fail authentication
+// are bounded node-wide by the limiter's own budget (AuthFailed). The
+// request deadline is set before all of it, as the server takes the request.
 func (n *Node) newAPI() (*server.Server, error) {
 	limiter, err := resilience.NewLimiter(n.cfg.limits())
 	if err != nil {
@@ -201,10 +205,11 @@ func (n *Node) newAPI() (*server.Server, error) {
 		Logger:       n.log,
 		Ready:        n.ready.Load,
 		Routes:       []server.Route{n.ingestRoute()}, // ingest.go
-		Middleware: []func(http.Handler) http.Handler{
-			n.tel.Middleware(nil),
+		Middleware:   []func(http.Handler) http.Handler{n.tel.Middleware(nil)},
+		Admission: []func(http.Handler) http.Handler{
 			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
 		},
+		AuthFailed: limiter.AuthFailed,
 		// Each write's deadline reaches the store (a queued write gives
 		// up) and, later, the backends.
 		Deadline: deadlines.Context,
@@ -279,10 +284,8 @@ func (n *Node) adminHandler() http.Handler {
 	// quarantine_admin.go: damaged remote objects found before repair.
 	mux.HandleFunc("GET /v1/admin/quarantine", n.quarantineList)
 	n.chaosRoutes(mux) // chaos.go: only with --enable-chaos
-	if IsLoopback(n.cfg.AdminListen) {
-		return mux
-	}
-	return requireAdmin(n.cfg.Auth.Admin, mux)
+	// Request ids, the token check and its JSON errors are the API's.
+	return n.api.AdminHandler(mux, !IsLoopback(n.cfg.AdminListen))
 }
 
 // Addr is the API listener's address (useful with port 0).

@@ -79,21 +79,33 @@ func TestAdminBeyondLoopbackNeedsToken(t *testing.T) {
 	}
 	defer n.Shutdown(context.Background())
 	url := "http://" + n.AdminAddr() + "/metrics"
+	// The token is parsed as on the API: the scheme in any case, spaces
+	// around the token. A refusal is the API's JSON error with the request
+	// id the response names.
 	for _, c := range []struct {
-		token string
-		want  int
-	}{{"", 401}, {"cairn_wrong", 401}, {tok, 200}} {
+		header string
+		want   int
+	}{
+		{"", 401}, {"Bearer cairn_wrong", 401}, {"Basic " + tok, 401},
+		{"Bearer " + tok, 200}, {"bearer " + tok, 200}, {"BEARER   " + tok + "  ", 200},
+	} {
 		req, _ := http.NewRequest("GET", url, nil)
-		if c.token != "" {
-			req.Header.Set("Authorization", "Bearer "+c.token)
+		if c.header != "" {
+			req.Header.Set("Authorization", c.header)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, h, body := send(t, http.DefaultClient, req)
+		if code != c.want {
+			t.Errorf("admin /metrics with Authorization %q: %d, want %d", c.header, code, c.want)
+			continue
 		}
-		resp.Body.Close()
-		if resp.StatusCode != c.want {
-			t.Errorf("admin /metrics with token %q: %d, want %d", c.token, resp.StatusCode, c.want)
+		if code != 401 {
+			continue
+		}
+		if ec, _ := apiError(t, body); ec != "unauthorized" || h.Get("Content-Type") != "application/json" {
+			t.Errorf("refusal: code %q, Content-Type %q", ec, h.Get("Content-Type"))
+		}
+		if id := h.Get("X-Request-Id"); id == "" || !strings.Contains(body, `"request_id":"`+id+`"`) {
+			t.Errorf("refusal names request id %q? %s", id, body)
 		}
 	}
 }

@@ -156,11 +156,12 @@ func benchServer(b *testing.B, n *Node, tel *telemetry.Telemetry) *server.Server
 	if tel != nil {
 		mw = append(mw, tel.Middleware(nil))
 	}
-	mw = append(mw, func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) })
 	s, err := server.New(server.Options{
 		Docs: n.docs, Auth: n.cfg.Auth, Logger: n.log,
 		Ready: n.ready.Load, Middleware: mw,
-		Deadline: resilience.Deadlines{Default: 5 * time.Second, Max: 30 * time.Second}.Context,
+		Admission:  []func(http.Handler) http.Handler{func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) }},
+		AuthFailed: limiter.AuthFailed,
+		Deadline:   resilience.Deadlines{Default: 5 * time.Second, Max: 30 * time.Second}.Context,
 	})
 	if err != nil {
 		b.Fatal(err)

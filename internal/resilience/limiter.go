@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
@@ -19,7 +21,11 @@ type LimiterConfig struct {
 	TenantBurst       int           // token bucket depth
 	MaxTenants        int           // per-tenant states kept (LRU); bounds memory
 	BusyRetryAfter    time.Duration // Retry-After of a 503 or a concurrency 429
-	Now               func() time.Time
+	// AuthFailureRate and AuthFailureBurst bound the requests that fail
+	// authentication, node-wide (token bucket, see [Limiter.AuthFailed]).
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	Now              func() time.Time
 }
 
 // DefaultLimiterConfig returns the defaults.
@@ -31,6 +37,8 @@ func DefaultLimiterConfig() LimiterConfig {
 		TenantBurst:       400,
 		MaxTenants:        10000,
 		BusyRetryAfter:    time.Second,
+		AuthFailureRate:   100,
+		AuthFailureBurst:  200,
 	}
 }
 
@@ -47,10 +55,15 @@ type Decision struct {
 // bucket (429). Per-tenant state lives in an LRU of MaxTenants entries, so
 // memory is bounded whatever tenant ids clients send.
 //
+// It is meant for authenticated requests: charged before authentication,
+// anyone who can name a tenant could spend its budget. Requests that fail
+// authentication have a node-wide budget of their own ([Limiter.AuthFailed]).
+//
 // Limiter is safe for concurrent use.
 type Limiter struct {
 	cfg      LimiterConfig
-	inFlight atomic.Int64 // node-wide requests admitted and not yet released
+	inFlight atomic.Int64  // node-wide requests admitted and not yet released
+	failed   *rate.Limiter // requests that failed authentication; safe for concurrent use
 
 	mu      sync.Mutex // guards tenants and lru, and every tenantState
 	tenants map[string]*list.Element
@@ -68,11 +81,12 @@ type tenantState struct {
 func NewLimiter(cfg LimiterConfig) (*Limiter, error) {
 	c := cfg.withDefaults()
 	if c.MaxInFlight < 1 || c.TenantMaxInFlight < 1 || c.TenantRate <= 0 || c.TenantBurst < 1 ||
-		c.MaxTenants < 1 || c.BusyRetryAfter < 0 {
+		c.MaxTenants < 1 || c.BusyRetryAfter < 0 || c.AuthFailureRate <= 0 || c.AuthFailureBurst < 1 {
 		return nil, fault.New(fault.Config, fault.Context{Op: "resilience.newlimiter"},
 			"resilience: LimiterConfig limits must be positive")
 	}
-	return &Limiter{cfg: c, tenants: make(map[string]*list.Element), lru: list.New()}, nil
+	return &Limiter{cfg: c, tenants: make(map[string]*list.Element), lru: list.New(),
+		failed: rate.NewLimiter(rate.Limit(c.AuthFailureRate), c.AuthFailureBurst)}, nil
 }
 
 func (c LimiterConfig) withDefaults() LimiterConfig {
@@ -83,6 +97,8 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 	orDefault(&c.TenantBurst, d.TenantBurst)
 	orDefault(&c.MaxTenants, d.MaxTenants)
 	orDefault(&c.BusyRetryAfter, d.BusyRetryAfter)
+	orDefault(&c.AuthFailureRate, d.AuthFailureRate)
+	orDefault(&c.AuthFailureBurst, d.AuthFailureBurst)
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -155,6 +171,23 @@ func (l *Limiter) stateLocked(tenant string, now time.Time) *tenantState {
 	ts := &tenantState{name: tenant, tokens: float64(l.cfg.TenantBurst), last: now}
 	l.tenants[tenant] = l.lru.PushFront(ts)
 	return ts
+}
+
+// AuthFailed charges one request that failed authentication to the
+// node-wide budget of such requests, which no tenant's budget shares, and
+// reports whether it was within it. Outcomes:
+//   - true: within budget; answer the request's 401 or 403;
+//   - false, with the time until the budget has room again: answer 429
+//     with that Retry-After, so clients that keep failing back off.
+//
+// It costs one token-bucket update under the bucket's lock, no allocation.
+func (l *Limiter) AuthFailed() (ok bool, retryAfter time.Duration) {
+	now := l.cfg.Now()
+	if l.failed.AllowN(now, 1) {
+		return true, 0
+	}
+	wait := (1 - l.failed.TokensAt(now)) / l.cfg.AuthFailureRate
+	return false, time.Duration(wait * float64(time.Second))
 }
 
 // Release ends a request admitted by Acquire.

@@ -274,3 +274,24 @@ func FuzzParseTimeout(f *testing.F) {
 		}
 	})
 }
+
+// TestLimiterAuthFailed: failed authentications have a node-wide token
+// bucket of their own; no tenant's budget is touched.
+func TestLimiterAuthFailed(t *testing.T) {
+	l, now := newLimiter(t, LimiterConfig{TenantRate: 1, TenantBurst: 1, AuthFailureRate: 4, AuthFailureBurst: 2})
+	for i := range 2 {
+		if ok, _ := l.AuthFailed(); !ok {
+			t.Fatalf("failure %d within the burst refused", i)
+		}
+	}
+	if ok, wait := l.AuthFailed(); ok || wait != 250*time.Millisecond {
+		t.Errorf("failure past the burst: ok %v, Retry-After %v; want refused, 250ms", ok, wait)
+	}
+	if d := l.Acquire("a"); !d.Admit {
+		t.Errorf("tenant a after the failures: %+v, want admitted (budgets apart)", d)
+	}
+	*now = now.Add(250 * time.Millisecond)
+	if ok, _ := l.AuthFailed(); !ok {
+		t.Error("failure after the refill refused")
+	}
+}

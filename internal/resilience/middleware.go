@@ -12,9 +12,9 @@ import (
 // answered at once with 503 or 429, a Retry-After header and the JSON error
 // body {"error":{"code","message","request_id"}} (code is the fault class
 // name, "exhausted"; request_id is the server's request id from reqctx, or the X-Request-ID header outside a cairn server). tenantOf names
-// the request's tenant; an empty tenant shares one bucket (""), so put the
-// middleware after tenant validation, or have tenantOf return a fixed name
-// for unauthenticated requests.
+// the request's tenant; an empty tenant shares one bucket (""). Put the
+// middleware after authentication (server.Options.Admission), so that only
+// a tenant's own requests (or an admin's acting on it) spend its budget.
 //
 // The server's access log should wrap this middleware so that shed requests
 // are logged once like every other failed request.

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -113,6 +114,12 @@ func (v *verifier) check(token, tenant string) grant {
 	return grant{valid: valid == 1, admin: admin == 1, tenant: ten == 1}
 }
 
+// MaxTokenBytes bounds a presented bearer token. A longer one is refused
+// before it is hashed, so an unauthenticated request costs the hash of at
+// most this many bytes whatever header it sends. Tokens made by [NewToken]
+// are 49 bytes.
+const MaxTokenBytes = 256
+
 // bearer extracts the token of an "Authorization: Bearer <token>" header.
 // The scheme is case-insensitive (RFC 9110 §11.1).
 func bearer(r *http.Request) (string, bool) {
@@ -139,6 +146,13 @@ func (v *verifier) authorize(r *http.Request, access Access, tenant string) erro
 			err: fault.New(fault.Unauthorized, fault.Context{Op: "auth", Tenant: tenant}, "missing bearer token"),
 		}
 	}
+	if len(tok) > MaxTokenBytes {
+		return &httpError{
+			status: http.StatusUnauthorized, code: fault.Unauthorized.String(), challenge: bearerInvalid,
+			err: fault.New(fault.Unauthorized, fault.Context{Op: "auth", Tenant: tenant},
+				fmt.Sprintf("bearer token longer than %d bytes", MaxTokenBytes)),
+		}
+	}
 	g := v.check(tok, tenant)
 	switch {
 	case !g.valid:
@@ -155,6 +169,17 @@ func (v *verifier) authorize(r *http.Request, access Access, tenant string) erro
 	}
 	return fault.New(fault.Forbidden, fault.Context{Op: "auth", Tenant: tenant},
 		fmt.Sprintf("the token is not valid for tenant %q", tenant))
+}
+
+// authBudgetSpent turns the refusal err of a request that failed
+// authentication into a 429 when the node has answered too many of those:
+// the client is told to back off, and why it failed.
+func authBudgetSpent(err error, wait time.Duration) error {
+	return &httpError{
+		status: http.StatusTooManyRequests, code: fault.Exhausted.String(),
+		err: fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: "auth", Tenant: fault.ContextOf(err).Tenant},
+			fault.MessageOf(err)+"; too many requests fail authentication on this node, retry later"), wait),
+	}
 }
 
 // WWW-Authenticate challenges (RFC 6750 §3).

@@ -115,11 +115,28 @@ type Options struct {
 	Ready func() bool
 	// Middleware wraps every tenant and admin route, first element
 	// outermost. It runs after routing (so [TenantOf] and r.Pattern are
-	// known, the tenant syntactically valid) and before authentication: the
-	// place for load shedding and tracing. It must let a panic with
-	// http.ErrAbortHandler propagate: that is how a failed listing stream
-	// aborts its connection.
+	// known, the tenant syntactically valid) and before authentication, so
+	// it sees the requests authentication refuses: the place for tracing and
+	// metrics. It must let a panic with http.ErrAbortHandler propagate: that
+	// is how a failed listing stream aborts its connection.
 	Middleware []func(http.Handler) http.Handler
+	// Admission wraps the same routes inside authentication, first element
+	// outermost: it sees only requests that authenticated, and [TenantOf]
+	// names a tenant the caller may act on. The place for per-tenant load
+	// shedding, so that no one but a tenant (or an admin acting on it) can
+	// spend the tenant's budget. The same panic rule applies.
+	Admission []func(http.Handler) http.Handler
+	// AuthFailed, if set, is told of each request that fails
+	// authentication, before it is answered. It reports whether the node
+	// is within its budget of such requests (answer 401 or 403 as usual)
+	// or not, with how long until it is: the request is then answered 429
+	// with that Retry-After. It bounds unauthenticated traffic node-wide,
+	// apart from every tenant's budget (resilience.Limiter.AuthFailed).
+	// It is asked only once the token was checked, never instead of the
+	// check, so a valid token is not refused because others failed; the
+	// check itself is cheap whatever the request sends (one SHA-256 of at
+	// most [MaxTokenBytes]).
+	AuthFailed func() (ok bool, retryAfter time.Duration)
 	// Deadline bounds every request that is not a GET or HEAD: it returns
 	// the request's context with its deadline (resilience.Deadlines.Context)
 	// and the cancel to call when the request ends. nil means no deadline.
@@ -152,6 +169,8 @@ type Server struct {
 	log        *slog.Logger
 	ready      func() bool
 	middleware []func(http.Handler) http.Handler
+	admission  []func(http.Handler) http.Handler
+	authFailed func() (bool, time.Duration)
 	deadline   func(*http.Request) (context.Context, context.CancelFunc)
 	retryAfter time.Duration
 	listLimit  int
@@ -197,6 +216,8 @@ func New(o Options) (*Server, error) {
 		log:        o.Logger,
 		ready:      o.Ready,
 		middleware: o.Middleware,
+		admission:  o.Admission,
+		authFailed: o.AuthFailed,
 		deadline:   o.Deadline,
 		retryAfter: or(o.RetryAfter, time.Second),
 		listLimit:  or(o.ListLimit, DefaultListLimit),
@@ -291,11 +312,14 @@ func (s *Server) Mount(rt Route) (err error) {
 	return nil
 }
 
-// wrap puts a route's handler behind tenant validation, the middleware and
-// authentication, in that order.
+// wrap puts a route's handler behind tenant validation, the middleware,
+// authentication and the admission middleware, in that order.
 func (s *Server) wrap(rt Route) http.Handler {
 	h := rt.Handler
 	if rt.Access != AccessPublic {
+		for i := len(s.admission) - 1; i >= 0; i-- {
+			h = s.admission[i](h)
+		}
 		h = s.authenticate(rt.Access, h)
 		for i := len(s.middleware) - 1; i >= 0; i-- {
 			h = s.middleware[i](h)
@@ -319,19 +343,32 @@ func (s *Server) wrap(rt Route) http.Handler {
 	})
 }
 
+// authenticate serves next only to requests allowed the access, and marks
+// them authenticated in their reqctx.Info (telemetry gives only those a
+// tenant row of their own).
 func (s *Server) authenticate(access Access, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := reqctx.From(r.Context())
 		if err := s.auth.authorize(r, access, TenantOf(r)); err != nil {
+			if s.authFailed != nil {
+				if ok, wait := s.authFailed(); !ok {
+					err = authBudgetSpent(err, wait)
+				}
+			}
 			s.writeError(w, r, err)
 			return
+		}
+		if info != nil {
+			info.Authenticated = true
 		}
 		next.ServeHTTP(w, r)
 	})
 }
 
 // TenantOf returns the tenant a request addresses: the {tenant} path value of
-// a tenant route, syntactically valid but not yet authenticated. It is ""
-// on other routes and before routing.
+// a tenant route, syntactically valid; authenticated only inside
+// [Options.Admission] and the handler. It is "" on other routes and before
+// routing.
 func TenantOf(r *http.Request) string {
 	if info := reqctx.From(r.Context()); info != nil {
 		return info.Tenant
@@ -347,16 +384,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = s.deadline(r)
 		defer cancel()
 	}
-	x := &exchange{Context: ctx, w: w, start: s.now()}
-	id, ok := sanitizeRequestID(r.Header.Get("X-Request-Id"))
-	if !ok {
-		id = s.ids.next()
-	}
-	x.info.ID = id
-	x.info.Start = x.start // for the tracing middleware: one clock read per request, not two
-	x.hdr[0] = id
-	w.Header()["X-Request-Id"] = x.hdr[0:1:1]
-	r = r.WithContext(reqctx.With(x, &x.info))
+	x, r := s.begin(ctx, w, r)
 	defer s.finish(x, r)
 
 	if r.RequestURI == "*" || !strings.HasPrefix(r.URL.Path, "/") {
@@ -372,6 +400,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mux.ServeHTTP(x, r)
+}
+
+// begin makes the exchange of a request whose context is ctx: it gives the
+// request its id (the client's X-Request-ID if sane, else a new one),
+// echoes it in X-Request-Id, and returns r with the exchange as its context.
+// Both listeners begin requests here, so their ids follow one rule.
+func (s *Server) begin(ctx context.Context, w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
+	x := &exchange{Context: ctx, w: w, start: s.now()}
+	id, ok := sanitizeRequestID(r.Header.Get("X-Request-Id"))
+	if !ok {
+		id = s.ids.next()
+	}
+	x.info.ID = id
+	x.info.Start = x.start // for the tracing middleware: one clock read per request, not two
+	x.hdr[0] = id
+	w.Header()["X-Request-Id"] = x.hdr[0:1:1]
+	return x, r.WithContext(reqctx.With(x, &x.info))
 }
 
 // canonical reports whether ServeMux would leave an escaped path alone: no

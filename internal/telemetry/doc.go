@@ -31,7 +31,9 @@
 // No metric label holds a tenant id or a key. Routes are ServeMux patterns,
 // methods outside the standard nine are _OTHER, and both the route table
 // (256 route/method pairs) and the tenant table ([Config.MaxTenants]) are
-// bounded, with an overflow row.
+// bounded, with an overflow row. Only requests that authenticated for their
+// tenant (RequestInfo.Authenticated) get a tenant row; the others share one,
+// so names made up by strangers cannot fill the table.
 //
 // # Caveats
 //

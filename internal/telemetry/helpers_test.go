@@ -51,7 +51,7 @@ func newFakeServer(tel *Telemetry, routes map[string]http.HandlerFunc) *fakeServ
 	s := &fakeServer{mux: http.NewServeMux()}
 	mw := tel.Middleware(nil)
 	for pattern, h := range routes {
-		inner := mw(h)
+		inner := mw(fakeAuth(h))
 		s.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			info := reqctx.From(r.Context())
 			info.Op = "doc.get"
@@ -60,6 +60,20 @@ func newFakeServer(tel *Telemetry, routes map[string]http.HandlerFunc) *fakeServ
 		}))
 	}
 	return s
+}
+
+// fakeAuth stands for the server's authentication, which runs inside the
+// middleware: a request with "X-Fake-Auth: fail" is refused with 401, the
+// others are marked authenticated for the tenant they name.
+func fakeAuth(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Fake-Auth") == "fail" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		reqctx.From(r.Context()).Authenticated = true
+		h.ServeHTTP(w, r)
+	})
 }
 
 func (s *fakeServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -45,7 +45,9 @@ type StatusRecorder interface {
 //     http.route, http.response.status_code, cairn.request_id, cairn.tenant
 //     and cairn.op, status Error on a 5xx or a panic; the span is in the
 //     request's context for child spans and logs;
-//   - adds it to the tenant table when the request names a tenant.
+//   - adds it to the tenant table when the request names a tenant: to the
+//     tenant's row if it authenticated for it (RequestInfo.Authenticated),
+//     else to the shared "_unauthenticated" row.
 //
 // route names the route pattern; nil means r.Pattern, which is set once
 // net/http's ServeMux has routed the request — so mount the middleware
@@ -154,7 +156,8 @@ func (t *Telemetry) finish(e *routeEntry, info *RequestInfo, rec StatusRecorder,
 	e.requests(code).Inc()
 
 	if info != nil && info.Tenant != "" {
-		t.Metrics.tenants.addRequest(info.Tenant, code, rec.BytesWritten())
+		// Read after the handler: authentication runs inside this middleware.
+		t.Metrics.tenants.addRequest(info.Tenant, info.Authenticated, code, rec.BytesWritten())
 	}
 	if span == nil {
 		return

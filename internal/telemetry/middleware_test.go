@@ -3,6 +3,7 @@ package telemetry
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -187,6 +188,13 @@ func TestTenantTable(t *testing.T) {
 		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/tenants/"+p, nil))
 	}
 	tel.Metrics.AddIngest("a", IngestCounts{Records: 10, Bytes: 100, Malformed: 1, Oversize: 2})
+	// Requests that fail authentication share one row, whatever tenant they
+	// name: strangers cannot fill the table.
+	for i := range 3 {
+		r := httptest.NewRequest("GET", fmt.Sprintf("/v1/tenants/made-up-%d/docs/k", i), nil)
+		r.Header.Set("X-Fake-Auth", "fail")
+		srv.ServeHTTP(httptest.NewRecorder(), r)
+	}
 
 	rec := httptest.NewRecorder()
 	tel.TenantStatsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/admin/tenants", nil))
@@ -195,9 +203,10 @@ func TestTenantTable(t *testing.T) {
 		t.Fatalf("decode %s: %v", rec.Body, err)
 	}
 	want := TenantTable{Limit: 2, Tenants: map[string]TenantStats{
-		"a":      {Requests: 2, ClientErrors: 1, ResponseBytes: 5 + int64(len("404 page not found\n")), IngestRecords: 10, IngestBytes: 100, IngestSkipped: 3},
-		"b":      {Requests: 1, ResponseBytes: 5},
-		"_other": {Requests: 2, ResponseBytes: 10},
+		"a":                {Requests: 2, ClientErrors: 1, ResponseBytes: 5 + int64(len("404 page not found\n")), IngestRecords: 10, IngestBytes: 100, IngestSkipped: 3},
+		"b":                {Requests: 1, ResponseBytes: 5},
+		"_other":           {Requests: 2, ResponseBytes: 10},
+		"_unauthenticated": {Requests: 3, ClientErrors: 3, ResponseBytes: 3 * int64(len("unauthorized\n"))},
 	}}
 	gotJSON, _ := json.Marshal(got)
 	wantJSON, _ := json.Marshal(want)

@@ -7,15 +7,22 @@ import (
 	"sync/atomic"
 )
 
-// overflowTenant collects the tenants that arrive after the table is full.
-// Tenant ids are [a-z0-9][a-z0-9-]*, so it cannot name a real tenant.
-const overflowTenant = "_other"
+// Rows that are not a tenant's. Tenant ids are [a-z0-9][a-z0-9-]*, so
+// neither can name a real tenant.
+const (
+	// overflowTenant collects the tenants that arrive after the table is full.
+	overflowTenant = "_other"
+	// unauthenticatedTenant collects the requests that did not authenticate
+	// for the tenant they name: anyone can make up a name in a path, so
+	// giving each one a row would let strangers fill the table.
+	unauthenticatedTenant = "_unauthenticated"
+)
 
 // tenantTable holds per-tenant counters: the figures that must not become
 // Prometheus labels (one series per tenant is unbounded cardinality). It is
-// bounded: the first max tenants seen get a row each, later ones share the
-// _other row until the process restarts. Rows are never evicted, so a
-// counter never goes backwards while the process lives.
+// bounded: the first max authenticated tenants seen get a row each, later
+// ones share the _other row until the process restarts. Rows are never
+// evicted, so a counter never goes backwards while the process lives.
 //
 // Reads on the request path are an atomic load and a map lookup (no lock, no
 // allocation: a sync.Map would box the string key); only the first request of
@@ -24,6 +31,7 @@ type tenantTable struct {
 	max  int
 	rows atomic.Pointer[map[string]*tenantRow] // copy-on-write; never modified once stored
 	of   *tenantRow                            // the _other row
+	anon *tenantRow                            // the _unauthenticated row
 
 	mu sync.Mutex // serialises inserts into rows
 }
@@ -42,7 +50,7 @@ func newTenantTable(max int) *tenantTable {
 	if max <= 0 {
 		max = 1024
 	}
-	t := &tenantTable{max: max, of: &tenantRow{}}
+	t := &tenantTable{max: max, of: &tenantRow{}, anon: &tenantRow{}}
 	t.rows.Store(&map[string]*tenantRow{})
 	return t
 }
@@ -74,8 +82,13 @@ func (t *tenantTable) row(tenant string) *tenantRow {
 	return r
 }
 
-func (t *tenantTable) addRequest(tenant string, code int, bytes int64) {
-	r := t.row(tenant)
+// addRequest counts a request that named tenant; authenticated says whether
+// it passed authentication for it (reqctx.Info.Authenticated).
+func (t *tenantTable) addRequest(tenant string, authenticated bool, code int, bytes int64) {
+	r := t.anon
+	if authenticated {
+		r = t.row(tenant)
+	}
 	r.Requests.Add(1)
 	switch {
 	case code >= 500:
@@ -112,7 +125,8 @@ type TenantTable struct {
 	// Limit is the number of tenants with a row of their own.
 	Limit int `json:"limit"`
 	// Tenants maps a tenant id to its counters; "_other" holds the tenants
-	// that came after the table was full.
+	// that came after the table was full, "_unauthenticated" the requests
+	// that did not authenticate for the tenant they named.
 	Tenants map[string]TenantStats `json:"tenants"`
 }
 
@@ -138,6 +152,9 @@ func (m *Metrics) Tenants() TenantTable {
 	}
 	if s := t.of.snapshot(); s != (TenantStats{}) {
 		out.Tenants[overflowTenant] = s
+	}
+	if s := t.anon.snapshot(); s != (TenantStats{}) {
+		out.Tenants[unauthenticatedTenant] = s
 	}
 	return out
 }

@@ -9,9 +9,11 @@
 // # Sharp edges
 //
 // [From] returns a pointer shared by the whole request. The server fills in
-// ID and Start, then Tenant and Op after routing, and the tracing middleware
-// fills in Span, all before the handler runs; nothing changes them
-// afterwards, and readers must not modify the Info.
+// ID and Start, then Tenant and Op after routing, and Authenticated once the
+// token was checked; the tracing middleware fills in Span; all before the
+// handler runs. Nothing changes them afterwards, and readers must not modify
+// the Info. Middleware that runs before authentication reads Authenticated
+// only after calling the next handler.
 package reqctx
 
 import (
@@ -26,6 +28,11 @@ type Info struct {
 	ID     string // the X-Request-ID, accepted from the client or generated
 	Tenant string // the tenant named in the path; empty for routes without one
 	Op     string // the operation, e.g. "doc.get", "doc.list"
+	// Authenticated is set once the request passed authentication: its
+	// token may act on Tenant (a tenant's own or an admin's) or on the
+	// admin route it asked for. Until then Tenant is only what the path
+	// names, which anyone can make up.
+	Authenticated bool
 	// Start is when the server took the request (its clock); the tracing
 	// middleware times the request and starts its span from it.
 	Start time.Time
