@@ -9,12 +9,12 @@ package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
+	"runtime"
+
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // Env is what a command may touch of the process.
@@ -48,8 +48,8 @@ Usage:
   cairn help [COMMAND]          show help for a command
 
 The client commands read CAIRN_URL (default http://127.0.0.1:7070),
-CAIRN_TOKEN and CAIRN_TENANT (default demo). 'cairn serve' prints ready-to-paste
-lines for all three.
+CAIRN_TOKEN and CAIRN_TENANT (default demo). 'cairn serve' prints export
+lines for all three, ready to paste into a shell.
 `
 
 // exitCode is returned by commands; 2 is a usage error.
@@ -86,10 +86,12 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case "chaos":
 		return chaosCommand(ctx, rest, env) // chaos.go
 	case "version", "--version":
-		fmt.Fprintln(env.Stdout, "cairn", version())
+		fmt.Fprintln(env.Stdout, "cairn", versionLine())
 		return exitOK
 	case "help", "-h", "--help":
-		if len(rest) > 0 {
+		// Help about help is this usage: asking a command for its help
+		// with "help" or a help flag as the command would ask again.
+		if len(rest) > 0 && !isHelp(rest[0]) {
 			return Run(ctx, []string{rest[0], "--help"}, env)
 		}
 		fmt.Fprint(env.Stdout, usage)
@@ -99,22 +101,38 @@ func Run(ctx context.Context, args []string, env Env) int {
 	return exitUsage
 }
 
-// helpOrUsage is the exit code after a flag parsing error: --help is a
-// successful request for help, anything else a usage error (the flag package
-// has printed it).
-func helpOrUsage(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
 	}
-	return exitUsage
+	return false
 }
 
 func version() string {
 	if Version != "" {
 		return Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	if v := telemetry.ReadBuild().Version; v != "" {
+		return v
 	}
 	return "dev"
+}
+
+// versionLine is what 'cairn version' prints: the version, then the
+// commit it was built from and that commit's time when the build recorded
+// them, and the Go release.
+func versionLine() string {
+	b := telemetry.ReadBuild()
+	s := version()
+	if b.Revision != "" {
+		s += " revision " + b.Revision
+		if b.Modified {
+			s += " (modified)"
+		}
+	}
+	if b.Time != "" {
+		s += " from " + b.Time
+	}
+	return s + " " + runtime.Version()
 }

@@ -50,17 +50,16 @@ type ingestFlags struct {
 
 func ingestCommand(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, ingestUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), ingestUsage); fs.PrintDefaults() }
 	var f ingestFlags
 	f.register(fs)
 	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
 	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
 	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
-	args, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	args, code, ok := parseArgs(fs, args, true, env)
+	if !ok {
+		return code
 	}
 	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", err)

@@ -74,6 +74,7 @@ func startNode(t testing.TB, dataDir string, args ...string) *proc {
 				err := cmd.Wait()
 				t.Fatalf("cairn exited before it was ready (%v):\n%s", err, p.stderr)
 			}
+			line = strings.TrimPrefix(line, "export ")
 			if v, ok := strings.CutPrefix(line, "CAIRN_URL="); ok {
 				p.URL = v
 			}
