@@ -86,7 +86,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case "chaos":
 		return chaosCommand(ctx, rest, env) // chaos.go
 	case "version", "--version":
-		fmt.Fprintln(env.Stdout, "cairn", versionLine())
+		fmt.Fprintln(env.Stdout, "cairn", versionLine(telemetry.ReadBuild()))
 		return exitOK
 	case "help", "-h", "--help":
 		// Help about help is this usage: asking a command for its help
@@ -109,12 +109,14 @@ func isHelp(arg string) bool {
 	return false
 }
 
-func version() string {
-	if Version != "" {
+func version() string { return versionOf(telemetry.ReadBuild()) }
+
+func versionOf(b telemetry.Build) string {
+	switch {
+	case Version != "":
 		return Version
-	}
-	if v := telemetry.ReadBuild().Version; v != "" {
-		return v
+	case b.Version != "":
+		return b.Version
 	}
 	return "dev"
 }
@@ -122,9 +124,8 @@ func version() string {
 // versionLine is what 'cairn version' prints: the version, then the
 // commit it was built from and that commit's time when the build recorded
 // them, and the Go release.
-func versionLine() string {
-	b := telemetry.ReadBuild()
-	s := version()
+func versionLine(b telemetry.Build) string {
+	s := versionOf(b)
 	if b.Revision != "" {
 		s += " revision " + b.Revision
 		if b.Modified {

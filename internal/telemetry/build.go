@@ -18,11 +18,17 @@ type Build struct {
 
 // ReadBuild reads the build info of the running binary.
 func ReadBuild() Build {
-	var b Build
 	bi, ok := debug.ReadBuildInfo()
 	if !ok {
-		return b
+		return Build{}
 	}
+	return BuildFrom(bi)
+}
+
+// BuildFrom reads bi, the build info of this or another binary
+// (debug/buildinfo reads a file's).
+func BuildFrom(bi *debug.BuildInfo) Build {
+	var b Build
 	if v := bi.Main.Version; v != "(devel)" {
 		b.Version = v
 	}
