@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -115,7 +114,7 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 	if res.Stats.Rejected > 0 {
 		rejErr = f.rejected(args[0], res, rj)
 		if err == nil && f.allowRejects {
-			fmt.Fprintf(env.Stderr, "cairn ingest: %v\n  %s\n", rejErr, rejErr.(hinted).hint)
+			report("ingest", rejErr, env) // says what was stored; the exit status is 0 all the same
 			rejErr = nil
 		}
 	}
@@ -143,8 +142,15 @@ func (f *ingestFlags) rejected(input string, res client.IngestResult, rj *reject
 	again := fmt.Sprintf("sending %s again would store each accepted record again as a new version", input)
 	msg := fmt.Sprintf("%d records stored, %d rejected", s.Accepted, s.Rejected)
 	if rj == nil {
-		return hinted{errors.New(msg + " (the first are listed above)"), fmt.Sprintf(
-			"%s; send only the rejected lines, fixed: --rejects FILE writes them out for the next ingest (--allow-rejects: exit 0 when records are rejected)", again)}
+		listed := "listed above"
+		if s.Rejected > showRejects {
+			listed = fmt.Sprintf("the first %d listed above", min(showRejects, len(res.Rejects)))
+		}
+		hint := again + ": send only the rejected lines, fixed (--rejects FILE writes them to FILE, ready to ingest)"
+		if !f.allowRejects {
+			hint += "; --allow-rejects makes an ingest with rejects exit 0"
+		}
+		return hinted{fmt.Errorf("%s (%s)", msg, listed), hint}
 	}
 	n, err := rj.write(res.Rejects)
 	if err != nil {

@@ -403,9 +403,14 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	url, elsewhere := openableURL(n.Addr())
 	where := url
 	if elsewhere != "" {
-		where += " on every interface (from other machines: " + elsewhere + ")"
+		where += " on every interface, from other machines " + elsewhere
 	}
-	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), where, orNone(n.AdminAddr()), f.dataDir)
+	admin := n.AdminAddr()
+	if admin != "" {
+		u, _ := openableURL(admin)
+		admin = strings.TrimPrefix(u, "http://")
+	}
+	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), where, orNone(admin), f.dataDir)
 	if !f.usingDevToken {
 		return
 	}
