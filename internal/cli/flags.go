@@ -63,13 +63,19 @@ func (o origins) named(name string, v any) string {
 	if s, ok := v.(string); ok {
 		val = strconv.Quote(s)
 	}
-	switch src := o[name]; {
-	case strings.HasPrefix(src, "CAIRN_"):
-		return src + "=" + val
-	case src != "":
-		return src + " " + val
+	if strings.HasPrefix(o[name], "CAIRN_") {
+		return o[name] + "=" + val
 	}
-	return "--" + name + " " + val
+	return o.setting(name) + " " + val
+}
+
+// setting is how an error names setting name without its value: --name,
+// CAIRN_NAME or config FILE: name.
+func (o origins) setting(name string) string {
+	if src := o[name]; src != "" {
+		return src
+	}
+	return "--" + name
 }
 
 // settle fills every flag the command line did not set, first from its

@@ -208,7 +208,7 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	for _, h := range f.adminHash.vals {
 		sum, err := server.ParseTokenHash(h)
 		if err != nil {
-			return cfg, fmt.Errorf("%s: %v", f.origin.named("admin-token-sha256", h), err)
+			return cfg, fmt.Errorf("%s: %v", f.origin.setting("admin-token-sha256"), err) // no value: it may be a token given by mistake
 		}
 		cfg.Auth.Admin = append(cfg.Auth.Admin, sum)
 	}
