@@ -2,9 +2,10 @@
 // and the client commands (put, get, del, ls, conflicts) that talk to one. cmd/cairn's
 // main only calls [Run], so every command is testable in-process.
 //
-// Every serve flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR) and
-// a config-file key (data-dir). Precedence: command line, environment, file,
-// default.
+// Every serve flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR;
+// --tenant's is CAIRN_TENANTS, see envTwin) and a config-file key
+// (data-dir). Precedence: command line, environment, file, default. An error
+// about a setting names it as it was given (see origins).
 package cli
 
 import (
