@@ -183,8 +183,12 @@ func openInput(name string, env Env) (io.Reader, int64, func(), error) {
 	if name == "-" {
 		var size int64
 		if f, ok := env.Stdin.(*os.File); ok {
+			// A file on stdin may have been read from already: what is
+			// left is what will be sent.
 			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				size = fi.Size()
+				if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
+					size = fi.Size() - pos
+				}
 			}
 		}
 		return env.Stdin, size, func() {}, nil
