@@ -35,9 +35,9 @@ func envName(flagName string) string {
 // envTwin returns the environment variable that holds flag name of fs and
 // its value. serve's --tenant is the exception to envName: its twin is
 // CAIRN_TENANTS, because CAIRN_TENANT is the client commands' tenant, which
-// a shell that talks to a node has set. CAIRN_TENANT is still read for
+// a shell that talks to a node has set. CAIRN_TENANT is also read for
 // serve when it holds the NAME:TOKEN_SHA256 form (a tenant name has no
-// colon), as it was before the rename.
+// colon), so deployments that configure serve's tenants there keep working.
 func envTwin(fs *flag.FlagSet, name string, getenv func(string) string) (string, string) {
 	if fs.Name() == "serve" && name == "tenant" {
 		if v := getenv("CAIRN_TENANTS"); v != "" {
