@@ -66,9 +66,9 @@ wait_for() {
 "$tmp/cairn" serve --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
 pids+=($!)
-wait_for "$tmp/serve.out" '^CAIRN_TOKEN='
-CAIRN_URL=$(sed -n 's/^CAIRN_URL=//p' "$tmp/serve.out")
-CAIRN_TOKEN=$(sed -n 's/^CAIRN_TOKEN=//p' "$tmp/serve.out")
+wait_for "$tmp/serve.out" '^export CAIRN_TOKEN='
+CAIRN_URL=$(sed -n 's/^export CAIRN_URL=//p' "$tmp/serve.out")
+CAIRN_TOKEN=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/serve.out")
 ADMIN=$(sed -n 's/.*(admin \([^)]*\)).*/\1/p' "$tmp/serve.err" | head -1)
 export CAIRN_URL CAIRN_TOKEN CAIRN_TENANT=demo
 

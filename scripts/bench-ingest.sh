@@ -27,8 +27,8 @@ for size in "${sizes[@]}"; do
 		>"$dir/serve.out" 2>"$dir/serve.err" &
 	spid=$!
 	for _ in $(seq 100); do grep -q CAIRN_TOKEN "$dir/serve.out" 2>/dev/null && break; sleep 0.1; done
-	CAIRN_URL=$(grep '^CAIRN_URL=' "$dir/serve.out" | cut -d= -f2)
-	CAIRN_TOKEN=$(grep '^CAIRN_TOKEN=' "$dir/serve.out" | cut -d= -f2)
+	CAIRN_URL=$(grep '^export CAIRN_URL=' "$dir/serve.out" | cut -d= -f2)
+	CAIRN_TOKEN=$(grep '^export CAIRN_TOKEN=' "$dir/serve.out" | cut -d= -f2)
 	if [ -z "$CAIRN_URL" ] || [ -z "$CAIRN_TOKEN" ]; then
 		echo "bench-ingest: the node did not start:" >&2; cat "$dir/serve.err" >&2; exit 1
 	fi

@@ -42,7 +42,7 @@ start() {
 	pids+=($!)
 	echo $! >"$tmp/$1/pid"
 	for _ in $(seq 200); do
-		grep -q '^CAIRN_TOKEN=' "$tmp/$1/out" 2>/dev/null && return 0
+		grep -q '^export CAIRN_TOKEN=' "$tmp/$1/out" 2>/dev/null && return 0
 		sleep 0.1
 	done
 	echo "bench-put-ab: node $1 did not start:" >&2
@@ -55,8 +55,8 @@ start B "$B" "${ENVB:-}"
 # slice NAME PREFIX: one wrk run against node NAME; prints NAME req/s ticks.
 slice() {
 	local url tok pid t0 t1 rps
-	url=$(sed -n 's/^CAIRN_URL=//p' "$tmp/$1/out")
-	tok=$(sed -n 's/^CAIRN_TOKEN=//p' "$tmp/$1/out")
+	url=$(sed -n 's/^export CAIRN_URL=//p' "$tmp/$1/out")
+	tok=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$1/out")
 	pid=$(cat "$tmp/$1/pid")
 	t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
 	rps=$(CAIRN_TOKEN=$tok PREFIX=$2 wrk -t2 -c64 -d"$SLICE" -s scripts/wrk-put.lua "$url" | awk '/Requests\/sec/ { print $2 }')

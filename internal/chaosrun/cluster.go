@@ -342,6 +342,7 @@ func (n *Node) start(ctx context.Context, bin string) error {
 				<-p.exited
 				return fmt.Errorf("chaosrun: node%d exited before it was ready (%v):\n%s", n.Index, p.err, p.out)
 			}
+			line = strings.TrimPrefix(line, "export ")
 			if v, ok := strings.CutPrefix(line, "CAIRN_URL="); ok {
 				n.URL = v
 			}

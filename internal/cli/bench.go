@@ -64,8 +64,7 @@ func benchCommand(ctx context.Context, cmd string, args []string, env Env) int {
 		return benchBare(ctx, args, env)
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, benchUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), benchUsage); fs.PrintDefaults() }
 	var f benchFlags
 	f.register(fs)
 	fs.StringVar(&f.op, "op", "get", "`workload`: get, put or mixed")
@@ -81,11 +80,12 @@ func benchCommand(ctx context.Context, cmd string, args []string, env Env) int {
 	fs.StringVar(&f.cfg.Prefix, "prefix", "", "key `prefix` (default: bench/ and a fresh suffix)")
 	fs.StringVar(&f.label, "label", "node", "`name` of the node in the output")
 	fs.BoolVar(&f.tsv, "tsv", false, "print one tab-separated line per target instead of the table")
-	if err := fs.Parse(args); err != nil {
-		return helpOrUsage(err)
+	args, code, ok := parseArgs(fs, args, false, env)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "cairn bench: unexpected argument %q\n", fs.Arg(0))
+	if len(args) > 0 {
+		fmt.Fprintf(env.Stderr, "cairn bench: unexpected argument %q\n", args[0])
 		return exitUsage
 	}
 	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
@@ -215,15 +215,15 @@ func fmtLatency(d time.Duration) string {
 // per-request connection deadlines.
 func benchBare(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("bench-bare", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, benchBareUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), benchBareUsage); fs.PrintDefaults() }
 	listen := fs.String("listen", "127.0.0.1:7080", "`address` to serve on (port 0: any free port)")
 	size := fs.Int("size", 200, "document `bytes`, as cairn bench --size")
-	if err := fs.Parse(args); err != nil {
-		return helpOrUsage(err)
+	args, code, ok := parseArgs(fs, args, false, env)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "cairn bench-bare: unexpected argument %q\n", fs.Arg(0))
+	if len(args) > 0 {
+		fmt.Fprintf(env.Stderr, "cairn bench-bare: unexpected argument %q\n", args[0])
 		return exitUsage
 	}
 	ln, err := net.Listen("tcp", *listen)

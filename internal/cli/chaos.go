@@ -35,7 +35,6 @@ func chaosCommand(ctx context.Context, args []string, env Env) int {
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("chaos run", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
 	scenario := fs.String("scenario", "all", "`name` of the scenario to run, or all")
 	seed := fs.Uint64("seed", 0, "seed of the fault schedule and the load (0: a random one, printed)")
 	duration := fs.Duration("duration", 30*time.Second, "length of each scenario's load `phase`")
@@ -46,11 +45,11 @@ func chaosCommand(ctx context.Context, args []string, env Env) int {
 	gw := fs.String("versitygw", "", "versitygw `binary` (default: $CAIRN_VERSITYGW_BIN or .tools/versitygw-*/ above the working directory)")
 	converge := fs.Duration("converge-within", time.Minute, "the convergence invariant's bound, from the heal until every replica is equal")
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, chaosUsage, scenarioNames())
+		fmt.Fprintf(fs.Output(), chaosUsage, scenarioNames())
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return helpOrUsage(err)
+	if _, code, ok := parseArgs(fs, args[1:], false, env); !ok {
+		return code
 	}
 	var run []chaosrun.Scenario
 	if *scenario == "all" {

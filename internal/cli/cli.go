@@ -2,19 +2,20 @@
 // and the client commands (put, get, del, ls, conflicts) that talk to one. cmd/cairn's
 // main only calls [Run], so every command is testable in-process.
 //
-// Every serve flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR) and
-// a config-file key (data-dir). Precedence: command line, environment, file,
-// default.
+// Every serve flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR;
+// --tenant's is CAIRN_TENANTS, see envTwin) and a config-file key
+// (data-dir). Precedence: command line, environment, file, default. An error
+// about a setting names it as it was given (see origins).
 package cli
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
+	"runtime"
+
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // Env is what a command may touch of the process.
@@ -51,8 +52,8 @@ Usage:
   cairn help [COMMAND]          show help for a command
 
 The client commands read CAIRN_URL (default http://127.0.0.1:7070),
-CAIRN_TOKEN and CAIRN_TENANT (default demo). 'cairn serve' prints ready-to-paste
-lines for all three.
+CAIRN_TOKEN and CAIRN_TENANT (default demo). 'cairn serve' prints export
+lines for all three, ready to paste into a shell.
 `
 
 // exitCode is returned by commands; 2 is a usage error.
@@ -89,10 +90,12 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case "chaos":
 		return chaosCommand(ctx, rest, env) // chaos.go
 	case "version", "--version":
-		fmt.Fprintln(env.Stdout, "cairn", version())
+		fmt.Fprintln(env.Stdout, "cairn", versionLine(telemetry.ReadBuild()))
 		return exitOK
 	case "help", "-h", "--help":
-		if len(rest) > 0 {
+		// Help about help is this usage: asking a command for its help
+		// with "help" or a help flag as the command would ask again.
+		if len(rest) > 0 && !isHelp(rest[0]) {
 			return Run(ctx, []string{rest[0], "--help"}, env)
 		}
 		fmt.Fprint(env.Stdout, usage)
@@ -102,22 +105,39 @@ func Run(ctx context.Context, args []string, env Env) int {
 	return exitUsage
 }
 
-// helpOrUsage is the exit code after a flag parsing error: --help is a
-// successful request for help, anything else a usage error (the flag package
-// has printed it).
-func helpOrUsage(err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+func isHelp(arg string) bool {
+	switch arg {
+	case "help", "-h", "-help", "--help":
+		return true
 	}
-	return exitUsage
+	return false
 }
 
-func version() string {
-	if Version != "" {
+func version() string { return versionOf(telemetry.ReadBuild()) }
+
+func versionOf(b telemetry.Build) string {
+	switch {
+	case Version != "":
 		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
+	case b.Version != "":
+		return b.Version
 	}
 	return "dev"
+}
+
+// versionLine is what 'cairn version' prints: the version, then the
+// commit it was built from and that commit's time when the build recorded
+// them, and the Go release.
+func versionLine(b telemetry.Build) string {
+	s := versionOf(b)
+	if b.Revision != "" {
+		s += " revision " + b.Revision
+		if b.Modified {
+			s += " (modified)"
+		}
+	}
+	if b.Time != "" {
+		s += " from " + b.Time
+	}
+	return s + " " + runtime.Version()
 }

@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"testing"
 
 	"go.uber.org/goleak"
 
 	"github.com/cairnstore/cairn/internal/store"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -67,7 +70,8 @@ func TestSettleErrors(t *testing.T) {
 		{"unknown key", write("u.json", `{"listen":"x","lisen":"y"}`), nil, `unknown setting "lisen"`},
 		{"bad JSON", write("b.json", `{"listen": }`), nil, "invalid JSON at byte"},
 		{"wrong type", write("t.json", `{"listen": {"a":1}}`), nil, `setting "listen"`},
-		{"bad env value", "", map[string]string{"CAIRN_DRAIN_TIMEOUT": "soon"}, "CAIRN_DRAIN_TIMEOUT: invalid value"},
+		{"bad env value", "", map[string]string{"CAIRN_DRAIN_TIMEOUT": "soon"}, `CAIRN_DRAIN_TIMEOUT="soon": want a duration such as 30s`},
+		{"bad file value", write("d.json", `{"drain-timeout": "soon"}`), nil, `config ` + filepath.Join(dir, "d.json") + `: drain-timeout "soon": want a duration such as 30s`},
 		{"missing file", filepath.Join(dir, "nope.json"), nil, "no such file"},
 	}
 	for _, tt := range tests {
@@ -137,7 +141,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--tenant", "Bad:00"}, nil, `--tenant "Bad:00"`},
 		{[]string{"--tenant", "acme:xyz"}, nil, "64 hex digits"},
 		{[]string{"--tenant", "acme"}, nil, "want NAME:TOKEN_SHA256"},
-		{nil, map[string]string{"CAIRN_LOG_LEVEL": "loud"}, `--log-level "loud"`},
+		{nil, map[string]string{"CAIRN_LOG_LEVEL": "loud"}, `CAIRN_LOG_LEVEL="loud": want debug`},
 		{[]string{"--trace-sample-ratio", "2"}, nil, "--trace-sample-ratio 2"},
 		{[]string{"--max-body-bytes", "1GiB"}, nil, "--max-body-bytes"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
@@ -161,8 +165,46 @@ func TestVersionAndHelp(t *testing.T) {
 	if code, _, stderr := run(t, nil, "", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: %d %q", code, stderr)
 	}
-	if code, _, stderr := run(t, nil, "", "serve", "--help"); code != exitOK || !strings.Contains(stderr, "CAIRN_DATA_DIR") {
-		t.Errorf("serve --help: %d %q", code, stderr)
+	if code, out, _ := run(t, nil, "", "serve", "--help"); code != exitOK || !strings.Contains(out, "CAIRN_DATA_DIR") {
+		t.Errorf("serve --help: %d %q", code, out)
+	}
+}
+
+// TestVersionLine: the version names the commit and its time when the
+// build recorded them.
+func TestVersionLine(t *testing.T) {
+	b := telemetry.BuildFrom(&debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}, Settings: []debug.BuildSetting{
+		{Key: "vcs.revision", Value: "0123abcd"}, {Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: "true"},
+	}})
+	want := "v1.2.3 revision 0123abcd (modified) from 2026-12-01T10:00:00Z " + runtime.Version()
+	if got := versionLine(b); got != want {
+		t.Errorf("versionLine = %q, want %q", got, want)
+	}
+	if got, want := versionLine(telemetry.BuildFrom(&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}})), "dev "+runtime.Version(); got != want {
+		t.Errorf("versionLine of a build without version or VCS = %q, want %q", got, want)
+	}
+}
+
+// TestServeTenantsFromEnvironment: serve's list of tenants comes from
+// CAIRN_TENANTS; CAIRN_TENANT, the client commands' tenant, is read only in
+// the NAME:TOKEN_SHA256 form it had for serve before.
+func TestServeTenantsFromEnvironment(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"CAIRN_TENANTS": "a:x,b:y", "CAIRN_TENANT": "demo"}, "a:x,b:y"},
+		{map[string]string{"CAIRN_TENANT": "demo"}, ""},
+		{map[string]string{"CAIRN_TENANT": "a:x"}, "a:x"},
+		{map[string]string{"CAIRN_TENANTS": "a:x", "CAIRN_TENANT": "b:y"}, "a:x"},
+	} {
+		fs, f := newServeFlags()
+		if err := settle(fs, func(k string) string { return c.env[k] }, "config"); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.tenants.String(); got != c.want {
+			t.Errorf("%v: tenants %q, want %q", c.env, got, c.want)
+		}
 	}
 }
 

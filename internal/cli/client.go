@@ -6,7 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
+	"strings"
+	"syscall"
 	"text/tabwriter"
 
 	"github.com/cairnstore/cairn/client"
@@ -52,8 +56,7 @@ Flags:
 
 func clientCommand(ctx context.Context, cmd string, args []string, env Env) int {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, clientUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), clientUsage); fs.PrintDefaults() }
 	var cf clientFlags
 	cf.register(fs)
 	data := fs.String("data", "", "put: the document `JSON` itself")
@@ -61,9 +64,9 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 	create := fs.Bool("create-only", false, "put: only if the document does not exist")
 	prefix := fs.String("prefix", "", "ls: only keys starting with `prefix`")
 	long := fs.Bool("long", false, "ls: also print ETag and size")
-	args, err := parseInterspersed(fs, args)
-	if err != nil {
-		return helpOrUsage(err)
+	args, code, ok := parseArgs(fs, args, true, env)
+	if !ok {
+		return code
 	}
 	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
@@ -90,11 +93,37 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 	case "get":
 		err = get(ctx, c, cf.tenant, args, env)
 	case "del", "delete":
-		err = del(ctx, c, cf.tenant, args, conds)
+		err = del(ctx, c, cf.tenant, args, conds, env)
 	case "ls", "list":
 		err = list(ctx, c, cf.tenant, args, *prefix, *long, env)
 	}
-	return report(cmd, err, env)
+	if errors.Is(err, client.ErrConflict) && len(args) > 0 {
+		err = hinted{err, fmt.Sprintf("the document has open siblings: see them with 'cairn conflicts show %s', then keep one with 'cairn conflicts resolve %[1]s --choose ETAG' (or --body FILE, --delete)", args[0])}
+	}
+	return report(cmd, reachable(err, cf.url, "CAIRN_URL or --url"), env)
+}
+
+// hinted is an error with what the user can do about it, printed on the
+// line after it.
+type hinted struct {
+	err  error
+	hint string
+}
+
+func (h hinted) Error() string { return h.err.Error() }
+func (h hinted) Unwrap() error { return h.err }
+
+// reachable turns a request that found no node at url into an error that
+// says which URL was tried and where it is set; other errors pass.
+func reachable(err error, url, setting string) error {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("no cairn node answers at %s (connection refused): check that 'cairn serve' runs there, or set %s", url, setting)
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return fmt.Errorf("no cairn node at %s (no such host %q): set %s", url, dnsErr.Name, setting)
+	}
+	return err
 }
 
 // usageError is a command line the command cannot run.
@@ -113,8 +142,17 @@ func report(cmd string, err error, env Env) int {
 		return exitUsage
 	case errors.As(err, &ce):
 		fmt.Fprintf(env.Stderr, "cairn %s: %s (HTTP %d, %s, request %s)\n", cmd, ce.Message, ce.Status, ce.Code, ce.RequestID)
+		if ce.Status == http.StatusForbidden && !errors.As(err, new(hinted)) {
+			err = hinted{err, "the token is for another tenant: set CAIRN_TENANT (or --tenant) to the tenant the token was made for"}
+		}
 	default:
-		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
+		// The client's errors begin with its own "cairn: ", which the
+		// command's prefix already says.
+		fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, strings.TrimPrefix(err.Error(), "cairn: "))
+	}
+	var h hinted
+	if errors.As(err, &h) {
+		fmt.Fprintf(env.Stderr, "  %s\n", h.hint)
 	}
 	return exitFail
 }
@@ -176,12 +214,16 @@ func get(ctx context.Context, c *client.Client, tenant string, args []string, en
 	return nil
 }
 
-func del(ctx context.Context, c *client.Client, tenant string, args []string, conds []client.Condition) error {
+func del(ctx context.Context, c *client.Client, tenant string, args []string, conds []client.Condition, env Env) error {
 	key, err := oneKey(args, 1)
 	if err != nil {
 		return err
 	}
-	return c.Delete(ctx, tenant, key, conds...)
+	if err := c.Delete(ctx, tenant, key, conds...); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stdout, "deleted %s\n", key)
+	return nil
 }
 
 func list(ctx context.Context, c *client.Client, tenant string, args []string, prefix string, long bool, env Env) error {

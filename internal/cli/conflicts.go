@@ -29,8 +29,7 @@ Flags:
 // conflictsCommand runs 'cairn conflicts ls|show|resolve'.
 func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("conflicts", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, conflictsUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), conflictsUsage); fs.PrintDefaults() }
 	var cf clientFlags
 	cf.register(fs)
 	prefix := fs.String("prefix", "", "ls: only keys starting with `prefix`")
@@ -39,9 +38,9 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&r.body, "body", "", "resolve: write the document in `FILE` (- for stdin)")
 	fs.StringVar(&r.data, "data", "", "resolve: write this document `JSON`")
 	fs.BoolVar(&r.delete, "delete", false, "resolve: delete the document")
-	args, err := parseInterspersed(fs, args)
-	if err != nil {
-		return helpOrUsage(err)
+	args, code, ok := parseArgs(fs, args, true, env)
+	if !ok {
+		return code
 	}
 	if len(args) == 0 {
 		fmt.Fprint(env.Stderr, conflictsUsage)
@@ -73,7 +72,7 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	default:
 		err = usageError(fmt.Sprintf("unknown subcommand %q: want ls, show, resolve or history", sub))
 	}
-	return report(cmd, err, env)
+	return report(cmd, reachable(err, cf.url, "CAIRN_URL or --url"), env)
 }
 
 func listConflicts(ctx context.Context, c *client.Client, tenant string, args []string, prefix string, env Env) error {

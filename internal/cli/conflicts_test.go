@@ -75,8 +75,9 @@ func TestConflictsCommands(t *testing.T) {
 	if fromB == "" || !strings.Contains(show, `{"from":"a"}`) {
 		t.Fatalf("conflicts show: %q", show)
 	}
-	if code, _, stderr := run(t, a, "", "get", "k"); code != exitFail || !strings.Contains(stderr, "HTTP 409") {
-		t.Fatalf("get of a conflict: %d %s", code, stderr)
+	if code, _, stderr := run(t, a, "", "get", "k"); code != exitFail || !strings.Contains(stderr, "HTTP 409") ||
+		!strings.Contains(stderr, "'cairn conflicts show k'") || !strings.Contains(stderr, "'cairn conflicts resolve k --choose ETAG'") {
+		t.Fatalf("get of a conflict: %d %s; want HTTP 409 and the conflicts commands that resolve it", code, stderr)
 	}
 	steps := []struct {
 		args   []string

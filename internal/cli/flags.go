@@ -5,9 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // listFlag is a repeatable string flag. Its env twin and config-file form
@@ -29,67 +32,225 @@ func envName(flagName string) string {
 	return "CAIRN_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
+// envTwin returns the environment variable that holds flag name of fs and
+// its value. serve's --tenant is the exception to envName: its twin is
+// CAIRN_TENANTS, because CAIRN_TENANT is the client commands' tenant, which
+// a shell that talks to a node has set. CAIRN_TENANT is also read for
+// serve when it holds the NAME:TOKEN_SHA256 form (a tenant name has no
+// colon), so deployments that configure serve's tenants there keep working.
+func envTwin(fs *flag.FlagSet, name string, getenv func(string) string) (string, string) {
+	if fs.Name() == "serve" && name == "tenant" {
+		if v := getenv("CAIRN_TENANTS"); v != "" {
+			return "CAIRN_TENANTS", v
+		}
+		if v := getenv("CAIRN_TENANT"); strings.Contains(v, ":") {
+			return "CAIRN_TENANT", v
+		}
+		return "CAIRN_TENANTS", ""
+	}
+	return envName(name), getenv(envName(name))
+}
+
+// origins say where each flag's value came from, so that an error about a
+// value names the setting the user wrote: --tenant, CAIRN_TENANTS or the
+// config file's key.
+type origins map[string]string
+
+// named is how an error names setting name holding v: --name "v",
+// CAIRN_NAME="v" or config FILE: name "v". Strings are quoted.
+func (o origins) named(name string, v any) string {
+	val := fmt.Sprint(v)
+	if s, ok := v.(string); ok {
+		val = strconv.Quote(s)
+	}
+	if strings.HasPrefix(o[name], "CAIRN_") {
+		return o[name] + "=" + val
+	}
+	return o.setting(name) + " " + val
+}
+
+// setting is how an error names setting name without its value: --name,
+// CAIRN_NAME or config FILE: name.
+func (o origins) setting(name string) string {
+	if src := o[name]; src != "" {
+		return src
+	}
+	return "--" + name
+}
+
 // settle fills every flag the command line did not set, first from its
 // CAIRN_* environment twin, then from the config file (if the flag named by
 // configFlag is set), so the order of precedence is: command line, environment,
 // file, default. Unknown keys in the file are an error naming the key. If
 // withEnv names flags, only those have environment twins.
 func settle(fs *flag.FlagSet, getenv func(string) string, configFlag string, withEnv ...string) error {
+	_, err := settleOrigins(fs, getenv, configFlag, withEnv...)
+	return err
+}
+
+// settleOrigins is settle that also says where each value came from.
+func settleOrigins(fs *flag.FlagSet, getenv func(string) string, configFlag string, withEnv ...string) (origins, error) {
 	fromCmdline := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { fromCmdline[f.Name] = true })
-	fromEnv := map[string]bool{}
+	from := origins{}
 	var err error
 	fs.VisitAll(func(f *flag.Flag) {
 		if err != nil || fromCmdline[f.Name] || (len(withEnv) > 0 && !slices.Contains(withEnv, f.Name)) {
 			return
 		}
-		v := getenv(envName(f.Name))
+		name, v := envTwin(fs, f.Name, getenv)
 		if v == "" {
 			return
 		}
-		fromEnv[f.Name] = true
-		err = setValue(fs, f, strings.Split(v, ","), envName(f.Name))
+		from[f.Name] = name
+		err = setValue(fs, f, strings.Split(v, ","), func(v, want string) error {
+			return fmt.Errorf("%s=%q: %s", name, v, want)
+		})
 	})
 	if err != nil || configFlag == "" {
-		return err
+		return from, err
 	}
 	path := fs.Lookup(configFlag).Value.String()
 	if path == "" {
-		return nil
+		return from, nil
 	}
 	file, err := readConfig(path)
 	if err != nil {
-		return err
+		return from, err
 	}
 	for name, raw := range file {
 		f := fs.Lookup(name)
 		if f == nil || name == configFlag {
-			return fmt.Errorf("config %s: unknown setting %q (settings are the serve flags without --)", path, name)
+			return from, fmt.Errorf("config %s: unknown setting %q (settings are the serve flags without --)", path, name)
 		}
-		if fromCmdline[name] || fromEnv[name] {
+		if fromCmdline[name] || from[name] != "" {
 			continue
 		}
 		vals, err := configValues(raw)
 		if err != nil {
-			return fmt.Errorf("config %s: setting %q: %v", path, name, err)
+			return from, fmt.Errorf("config %s: setting %q: %v", path, name, err)
 		}
-		if err := setValue(fs, f, vals, "config "+path+": "+name); err != nil {
-			return err
+		from[name] = "config " + path + ": " + name
+		if err := setValue(fs, f, vals, func(v, want string) error {
+			return fmt.Errorf("config %s: %s %q: %s", path, name, v, want)
+		}); err != nil {
+			return from, err
+		}
+	}
+	return from, nil
+}
+
+// setValue sets f to vals; bad(v, want) makes the error for a value v the
+// flag refuses, want saying what it takes.
+func setValue(fs *flag.FlagSet, f *flag.Flag, vals []string, bad func(v, want string) error) error {
+	if _, ok := f.Value.(*listFlag); !ok && len(vals) > 1 {
+		vals = []string{strings.Join(vals, ",")}
+	}
+	for _, v := range vals {
+		v = strings.TrimSpace(v)
+		if err := fs.Set(f.Name, v); err != nil {
+			return bad(v, wantOf(f.Value, err))
 		}
 	}
 	return nil
 }
 
-func setValue(fs *flag.FlagSet, f *flag.Flag, vals []string, source string) error {
-	if _, ok := f.Value.(*listFlag); !ok && len(vals) > 1 {
-		vals = []string{strings.Join(vals, ",")}
-	}
-	for _, v := range vals {
-		if err := fs.Set(f.Name, strings.TrimSpace(v)); err != nil {
-			return fmt.Errorf("%s: invalid value %q: %v", source, v, err)
+// wantOf says what a flag whose Set failed with err wants. The flag
+// package's own values fail with a bare "parse error"; cairn's values say
+// what they want in their error.
+func wantOf(v flag.Value, err error) string {
+	if g, ok := v.(flag.Getter); ok {
+		switch g.Get().(type) {
+		case time.Duration:
+			return "want a duration such as 30s"
+		case bool:
+			return "want true or false"
+		case int, int64:
+			return "want a whole number"
+		case uint, uint64:
+			return "want a whole number, 0 or more"
+		case float64:
+			return "want a number"
 		}
 	}
-	return nil
+	return err.Error()
+}
+
+// parseArgs parses a command's flags. With interspersed, flags may follow
+// positional arguments (see parseInterspersed). It answers --help with the
+// command's usage on stdout, exit 0, and a bad flag with one line on stderr
+// naming the flag and what it wants, exit 2: the usage of a command with
+// many flags would bury that line. ok is false when the command should
+// exit with code.
+func parseArgs(fs *flag.FlagSet, args []string, interspersed bool, env Env) (pos []string, code int, ok bool) {
+	var bad *badValue
+	restore := recordBadValues(fs, &bad)
+	usage := fs.Usage
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	var err error
+	if interspersed {
+		pos, err = parseInterspersed(fs, args)
+	} else if err = fs.Parse(args); err == nil {
+		pos = fs.Args()
+	}
+	restore()
+	fs.Usage = usage
+	fs.SetOutput(env.Stderr)
+	switch {
+	case err == nil:
+		return pos, exitOK, true
+	case errors.Is(err, flag.ErrHelp):
+		fs.SetOutput(env.Stdout)
+		fs.Usage()
+		fs.SetOutput(env.Stderr)
+		return nil, exitOK, false
+	}
+	msg := err.Error() // the flag package's one line: an unknown flag, a missing value
+	if bad != nil {
+		msg = fmt.Sprintf("--%s %q: %s", bad.name, bad.value, bad.want)
+	}
+	fmt.Fprintf(env.Stderr, "cairn %s: %s (see cairn help %s)\n", fs.Name(), msg, strings.Fields(fs.Name())[0])
+	return nil, exitUsage, false
+}
+
+// badValue is the first value a flag refused while parsing.
+type badValue struct{ name, value, want string }
+
+// recordBadValues wraps every flag of fs so that the first refused value is
+// recorded in *bad: the flag package's error is a sentence without the
+// flag's name in a form a message can reuse. restore puts the flags back.
+func recordBadValues(fs *flag.FlagSet, bad **badValue) (restore func()) {
+	orig := map[*flag.Flag]flag.Value{}
+	fs.VisitAll(func(f *flag.Flag) {
+		orig[f] = f.Value
+		f.Value = &recordingValue{Value: f.Value, name: f.Name, bad: bad}
+	})
+	return func() {
+		for f, v := range orig {
+			f.Value = v
+		}
+	}
+}
+
+type recordingValue struct {
+	flag.Value
+	name string
+	bad  **badValue
+}
+
+func (r *recordingValue) Set(s string) error {
+	err := r.Value.Set(s)
+	if err != nil && *r.bad == nil {
+		*r.bad = &badValue{name: r.name, value: s, want: wantOf(r.Value, err)}
+	}
+	return err
+}
+
+// IsBoolFlag keeps a wrapped boolean flag usable without a value (--long).
+func (r *recordingValue) IsBoolFlag() bool {
+	b, ok := r.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func readConfig(path string) (map[string]json.RawMessage, error) {

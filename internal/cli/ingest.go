@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -28,7 +27,10 @@ held in memory. Each line becomes the document named by its --key-field (or
 Every accepted record is durable when the command prints its summary;
 rejected records (invalid JSON, a missing or invalid key, a line larger than
 the node's --max-body-bytes) are stored nowhere, and the first ones are
-printed with their line numbers. The exit status is 1 when anything was
+printed with their line numbers. With --rejects FILE the rejected lines are
+written to FILE as they were read: fix them there and ingest FILE, which
+sends only them (sending the whole input again would store every accepted
+record again as a new version). The exit status is 1 when anything was
 rejected, unless --allow-rejects; 1 also when the stream failed (the summary
 then says how far it got).
 
@@ -46,21 +48,22 @@ type ingestFlags struct {
 	clientFlags
 	keyField, keyPointer, schema string
 	allowRejects                 bool
+	rejects                      string // file for the rejected lines
 }
 
 func ingestCommand(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, ingestUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), ingestUsage); fs.PrintDefaults() }
 	var f ingestFlags
 	f.register(fs)
 	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
 	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
 	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
-	args, err := parseInterspersed(fs, args)
-	if err != nil {
-		return exitUsage
+	fs.StringVar(&f.rejects, "rejects", "", "write the rejected lines, as they were read, to `FILE` (only when there are some), to fix and ingest again")
+	args, code, ok := parseArgs(fs, args, true, env)
+	if !ok {
+		return code
 	}
 	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", err)
@@ -72,10 +75,6 @@ func ingestCommand(ctx context.Context, args []string, env Env) int {
 	}
 	return report("ingest", f.run(ctx, args, env), env)
 }
-
-// errRejected is the command's failure when records were rejected without
-// --allow-rejects; the summary has already said which.
-var errRejected = errors.New("records were rejected (use --allow-rejects to accept a partial ingest)")
 
 func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 	if len(args) != 1 {
@@ -93,6 +92,13 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
+	var rj *rejectsFile
+	if f.rejects != "" {
+		if rj, in, err = newRejectsFile(f.rejects, in); err != nil {
+			return err
+		}
+		defer rj.discard()
+	}
 
 	cr := &countingReader{r: in}
 	stop := func() {}
@@ -107,15 +113,71 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 		return err // refused or failed before anything was processed: report says why
 	}
 	printSummary(env, res)
+	var rejErr error
+	if res.Stats.Rejected > 0 {
+		rejErr = f.rejected(args[0], res, rj)
+		if err == nil && f.allowRejects {
+			report("ingest", rejErr, env) // says what was stored; the exit status is 0 all the same
+			rejErr = nil
+		}
+	}
 	switch {
 	case err != nil:
 		fmt.Fprintf(env.Stderr, "cairn ingest: stopped after %d bytes; records through line %d are stored\n",
 			res.ProcessedBytes, res.LastDurableLine)
+		if rejErr != nil {
+			fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", rejErr)
+		}
 		return err
-	case res.Stats.Rejected > 0 && !f.allowRejects:
-		return errRejected
 	}
-	return nil
+	return rejErr
+}
+
+// rejected says what was stored and how to send only the rejected lines
+// again, writing them to the --rejects file if there is one. Sending the
+// whole input again is what it steers away from: every accepted record
+// would be stored again as a new version.
+func (f *ingestFlags) rejected(input string, res client.IngestResult, rj *rejectsFile) error {
+	s := res.Stats
+	if input == "-" {
+		input = "the input"
+	}
+	again := fmt.Sprintf("sending %s again would store each accepted record again as a new version", input)
+	msg := fmt.Sprintf("%d records stored, %d rejected", s.Accepted, s.Rejected)
+	if rj == nil {
+		listed := "listed above"
+		if s.Rejected > showRejects {
+			listed = fmt.Sprintf("the first %d listed above", min(showRejects, len(res.Rejects)))
+		}
+		hint := again + ": send only the rejected lines, fixed (--rejects FILE writes them to FILE, ready to ingest)"
+		if !f.allowRejects {
+			hint += "; --allow-rejects makes an ingest with rejects exit 0"
+		}
+		return hinted{fmt.Errorf("%s (%s)", msg, listed), hint}
+	}
+	n, err := rj.write(res.Rejects)
+	if err != nil {
+		return fmt.Errorf("%s; writing them to %s: %w", msg, f.rejects, err)
+	}
+	hint := fmt.Sprintf("fix them there, then send only them: %s (%s)", f.resendCommand(), again)
+	if missing := s.Rejected - int64(n); missing > 0 {
+		last := res.Rejects[len(res.Rejects)-1].Line
+		hint += fmt.Sprintf("; the node listed only the first %d: the other %d rejected lines come after line %d of %s and are not in %s",
+			n, missing, last, input, f.rejects)
+	}
+	return hinted{fmt.Errorf("%s: the rejected lines are in %s", msg, f.rejects), hint}
+}
+
+// resendCommand is the ingest of the --rejects file with this ingest's
+// record options.
+func (f *ingestFlags) resendCommand() string {
+	cmd := "cairn ingest"
+	for _, o := range []struct{ name, v string }{{"key-field", f.keyField}, {"key-pointer", f.keyPointer}, {"schema", f.schema}} {
+		if o.v != "" {
+			cmd += " --" + o.name + " " + shellQuote(o.v)
+		}
+	}
+	return cmd + " " + shellQuote(f.rejects)
 }
 
 // openInput opens FILE or stdin and returns its size when it is a regular
@@ -124,8 +186,12 @@ func openInput(name string, env Env) (io.Reader, int64, func(), error) {
 	if name == "-" {
 		var size int64
 		if f, ok := env.Stdin.(*os.File); ok {
+			// A file on stdin may have been read from already: what is
+			// left is what will be sent.
 			if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
-				size = fi.Size()
+				if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
+					size = fi.Size() - pos
+				}
 			}
 		}
 		return env.Stdin, size, func() {}, nil

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/client"
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/server"
 )
@@ -124,5 +126,65 @@ func TestProgressLine(t *testing.T) {
 				t.Errorf("progressLine(%d, %d, %d, %v) = %q, lacks %q", c.sent, c.lines, c.size, c.elapsed, got, w)
 			}
 		}
+	}
+}
+
+// TestIngestRejectsFromStdinFile: the rejected lines are read back from a
+// file given as stdin, at offsets counted from where stdin was positioned;
+// --rejects naming the input itself is refused before anything is sent.
+func TestIngestRejectsFromStdinFile(t *testing.T) {
+	url, tok := startIngestNode(t)
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	const skipped = "already sent\n"
+	if err := os.WriteFile(in, []byte(skipped+`{"id":"a"}`+"\n"+`{"id":`+"\n"+`{"id":"b"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Seek(int64(len(skipped)), 0); err != nil {
+		t.Fatal(err)
+	}
+	rejects := filepath.Join(dir, "rejects.ndjson")
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"ingest", "--url", url, "--token", tok, "--key-field", "id", "--rejects", rejects, "-"},
+		Env{Stdin: f, Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+	if got, err := os.ReadFile(rejects); code != 1 || err != nil || string(got) != `{"id":`+"\n" {
+		t.Errorf("exit %d, rejects file %q (%v), want 1 and the one rejected line\n%s%s", code, got, err, out.String(), errb.String())
+	}
+	if code, _, stderr := runCLI(t, "", "ingest", "--url", url, "--token", tok, "--key-field", "id", "--rejects", in, in); code != exitUsage || !strings.Contains(stderr, "is the input") {
+		t.Errorf("--rejects the input: exit %d, %s", code, stderr)
+	}
+}
+
+// TestRejectedBeyondTheList: when the node lists only the first rejects,
+// the message says how many the rejects file lacks and where they are.
+func TestRejectedBeyondTheList(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.ndjson")
+	if err := os.WriteFile(in, []byte("{\"id\":\"a\"}\nbad1\nbad2\nbad3\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.Open(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	f := &ingestFlags{keyField: "id", rejects: filepath.Join(dir, "rejects")}
+	rj, _, err := newRejectsFile(f.rejects, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := client.IngestResult{Stats: client.IngestStats{Records: 4, Accepted: 1, Rejected: 3},
+		Rejects: []client.IngestReject{{Line: 2, Offset: 11, Kind: "malformed"}}, RejectsOmitted: 2}
+	var h hinted
+	if err := f.rejected(in, res, rj); !errors.As(err, &h) || !strings.Contains(h.hint, "the other 2 rejected lines come after line 2 of "+in) {
+		t.Errorf("rejected = %v (hint %q), want it to say which rejected lines the file lacks", err, h.hint)
+	}
+	if got, err := os.ReadFile(f.rejects); err != nil || string(got) != "bad1\n" {
+		t.Errorf("rejects file %q, %v; want the listed line", got, err)
 	}
 }

@@ -40,8 +40,7 @@ Flags:
 // reconcileCommand runs 'cairn reconcile status|run|quarantine'.
 func reconcileCommand(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
-	fs.SetOutput(env.Stderr)
-	fs.Usage = func() { fmt.Fprint(env.Stderr, reconcileUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(fs.Output(), reconcileUsage); fs.PrintDefaults() }
 	adminURL := fs.String("admin-url", "http://127.0.0.1:7071", "the node's admin `URL`")
 	token := fs.String("admin-token", "", "admin bearer `token` (prefer CAIRN_ADMIN_TOKEN: flags show in ps)")
 	caCert := fs.String("ca-cert", "", "trust only the CA certificates in this PEM `file` for an https admin URL")
@@ -49,9 +48,9 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 	tenant := fs.String("tenant", "", "run: only this `tenant`")
 	wait := fs.Bool("wait", false, "run: run the rounds now and print their results")
 	confirm := fs.Bool("confirm", false, "run: let the next round pass the mass-deletion guard")
-	args, err := parseInterspersed(fs, args)
-	if err != nil {
-		return helpOrUsage(err)
+	args, code, ok := parseArgs(fs, args, true, env)
+	if !ok {
+		return code
 	}
 	if err := settle(fs, env.Getenv, "", "admin-url", "admin-token", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn reconcile: %v\n", err)
@@ -72,6 +71,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
 		a.hc = &http.Client{Transport: tr}
 	}
+	var err error
 	switch args[0] {
 	case "status":
 		err = reconcileStatus(ctx, a, env.Stdout)
@@ -93,7 +93,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		err = reconcileRun(ctx, a, q, env.Stdout, newProgress(env.Stderr))
 	}
 	if err != nil {
-		fmt.Fprintf(env.Stderr, "cairn reconcile %s: %v\n", args[0], err)
+		fmt.Fprintf(env.Stderr, "cairn reconcile %s: %v\n", args[0], reachable(err, *adminURL, "CAIRN_ADMIN_URL or --admin-url"))
 		return exitFail
 	}
 	return exitOK

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"math"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -62,6 +63,7 @@ type serveFlags struct {
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
+	origin        origins // where each setting came from, for errors
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
@@ -71,7 +73,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.dataDir, "data-dir", "./cairn-data", "the node's data `directory` (locked while serving)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API `address`")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, /metrics, pprof, tenant stats); empty disables it")
-	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable")
+	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable (environment: CAIRN_TENANTS, comma-separated)")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name` (default: kept in the data directory)")
 	fs.StringVar(&f.durability, "durability", "sync", "`mode`: sync (fsync before every reply) or buffered (may lose recent writes on a crash)")
@@ -106,22 +108,24 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 
 func serve(ctx context.Context, args []string, env Env) int {
 	fs, f := newServeFlags()
-	fs.SetOutput(env.Stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(env.Stderr, "Usage: cairn serve [flags]\n\nRuns a node. Every flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR)\nand a key in the --config file. With no --tenant, serve creates the demo tenant\nand prints its token; that insecure default listens on loopback only.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nRuns a node. Every flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR;\n--tenant's is CAIRN_TENANTS) and a key in the --config file. With no --tenant,\nserve creates the demo tenant and prints its token; that insecure default\nlistens on loopback only.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return helpOrUsage(err)
+	args, code, ok := parseArgs(fs, args, false, env)
+	if !ok {
+		return code
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(env.Stderr, "cairn serve: unexpected argument %q\n", fs.Arg(0))
+	if len(args) > 0 {
+		fmt.Fprintf(env.Stderr, "cairn serve: unexpected argument %q (see cairn help serve)\n", args[0])
 		return exitUsage
 	}
-	if err := settle(fs, env.Getenv, "config"); err != nil {
+	origin, err := settleOrigins(fs, env.Getenv, "config")
+	if err != nil {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
 		return exitUsage
 	}
+	f.origin = origin
 	cfg, err := f.nodeConfig(env)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
@@ -133,10 +137,13 @@ func serve(ctx context.Context, args []string, env Env) int {
 		return exitFail
 	}
 	f.printWelcome(env, n)
-	return waitAndDrain(ctx, env, n, f.drainTimeout)
+	return waitAndDrain(ctx, env, n, f.drainTimeout, cfg.Logger)
 }
 
-func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duration) int {
+// waitAndDrain serves until ctx ends, a signal arrives or the node fails,
+// then shuts the node down. Its last log line is "stopped", so whoever
+// reads the log knows the process ended on purpose and with which code.
+func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duration, log *slog.Logger) int {
 	code := exitOK
 	select {
 	case <-ctx.Done():
@@ -150,8 +157,9 @@ func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duratio
 	defer cancel()
 	if err := n.Shutdown(sctx); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %v\n", err)
-		return exitFail
+		code = exitFail
 	}
+	log.Info("stopped", "exit_code", code)
 	return code
 }
 
@@ -169,30 +177,30 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	case "buffered":
 		cfg.Durability = store.Buffered
 	default:
-		return cfg, fmt.Errorf("--durability %q: want sync or buffered", f.durability)
+		return cfg, fmt.Errorf("%s: want sync or buffered", f.origin.named("durability", f.durability))
 	}
 	if f.keyFilter == 0 {
 		cfg.KeyFilterBytes = -1 // store.Options: negative is off, 0 the default
 	}
 	if f.maxBody <= 0 || f.maxBody > store.MaxBody {
-		return cfg, fmt.Errorf("--max-body-bytes %d: want 1 to %d", f.maxBody, store.MaxBody)
+		return cfg, fmt.Errorf("%s: want 1 to %d", f.origin.named("max-body-bytes", int64(f.maxBody)), store.MaxBody)
 	}
 	f.logLevelVar = new(slog.LevelVar)
 	if err := f.logLevelVar.UnmarshalText([]byte(f.logLevel)); err != nil {
-		return cfg, fmt.Errorf("--log-level %q: want debug, info, warn or error", f.logLevel)
+		return cfg, fmt.Errorf("%s: want debug, info, warn or error", f.origin.named("log-level", f.logLevel))
 	}
 	log, err := telemetry.NewLogger(env.Stderr, f.logFormat, f.logLevelVar)
 	if err != nil {
-		return cfg, fmt.Errorf("--log-format %q: want json or text", f.logFormat)
+		return cfg, fmt.Errorf("%s: want json or text", f.origin.named("log-format", f.logFormat))
 	}
 	cfg.Logger = log
 	if f.traceRatio <= 0 || f.traceRatio > 1 {
-		return cfg, fmt.Errorf("--trace-sample-ratio %v: want a number in (0, 1]", f.traceRatio)
+		return cfg, fmt.Errorf("%s: want a number in (0, 1]", f.origin.named("trace-sample-ratio", f.traceRatio))
 	}
 	cfg.Trace = telemetry.Config{Exporter: f.traceExporter, TraceFile: f.traceFile, SampleRatio: f.traceRatio,
 		Version: version(), Console: env.Stderr, Getenv: env.Getenv}
 	if f.reqTimeout <= 0 || f.maxReqTimeout < f.reqTimeout {
-		return cfg, fmt.Errorf("--request-timeout %v, --max-request-timeout %v: want 0 < request-timeout <= max-request-timeout", f.reqTimeout, f.maxReqTimeout)
+		return cfg, fmt.Errorf("%s, %s: want 0 < request-timeout <= max-request-timeout", f.origin.named("request-timeout", f.reqTimeout), f.origin.named("max-request-timeout", f.maxReqTimeout))
 	}
 	cfg.RequestTimeout, cfg.MaxRequestTimeout = f.reqTimeout, f.maxReqTimeout
 	if f.maxInFlight < 1 || f.tenantInFl < 1 || f.tenantRate <= 0 {
@@ -204,12 +212,12 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	for _, h := range f.adminHash.vals {
 		sum, err := server.ParseTokenHash(h)
 		if err != nil {
-			return cfg, fmt.Errorf("--admin-token-sha256: %v", err)
+			return cfg, fmt.Errorf("%s: %v", f.origin.setting("admin-token-sha256"), err) // no value: it may be a token given by mistake
 		}
 		cfg.Auth.Admin = append(cfg.Auth.Admin, sum)
 	}
 	for _, t := range f.tenants.vals {
-		name, sum, err := parseTenantFlag(t)
+		name, sum, err := parseTenantFlag(t, f.origin)
 		if err != nil {
 			return cfg, err
 		}
@@ -241,18 +249,18 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 // (and checking an S3 bucket) is left to node.Start.
 func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.reconcileIvl < 0 {
-		return fmt.Errorf("--reconcile-interval %v: want 0 (on demand) or more", f.reconcileIvl)
+		return fmt.Errorf("%s: want 0 (on demand) or more", f.origin.named("reconcile-interval", f.reconcileIvl))
 	}
 	if f.gcInterval < 0 {
-		return fmt.Errorf("--gc-interval %v: want 0 (never) or more", f.gcInterval)
+		return fmt.Errorf("%s: want 0 (never) or more", f.origin.named("gc-interval", f.gcInterval))
 	}
 	// A grace period a node can miss between two rounds lets the collector
 	// remove a delete that node has not seen: it would upload its copy back.
 	if f.gcGrace <= f.reconcileIvl {
-		return fmt.Errorf("--gc-grace %v: want more than --reconcile-interval (%v), and more than the longest partition you tolerate", f.gcGrace, f.reconcileIvl)
+		return fmt.Errorf("%s: want more than --reconcile-interval (%v), and more than the longest partition you tolerate", f.origin.named("gc-grace", f.gcGrace), f.reconcileIvl)
 	}
 	if f.checkpointN < 1 {
-		return fmt.Errorf("--reconcile-checkpoint-every %d: want 1 or more", f.checkpointN)
+		return fmt.Errorf("%s: want 1 or more", f.origin.named("reconcile-checkpoint-every", f.checkpointN))
 	}
 	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
 		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
@@ -266,14 +274,14 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	for _, s := range f.policies.vals {
 		tenant, name, ok := strings.Cut(s, "=")
 		if !ok {
-			return fmt.Errorf("--conflict-policy %q: want TENANT=lww|merge|merge/manual|manual", s)
+			return fmt.Errorf("%s: want TENANT=lww|merge|merge/manual|manual", f.origin.named("conflict-policy", s))
 		}
 		if err := doc.ValidateTenant(tenant); err != nil {
-			return fmt.Errorf("--conflict-policy %q: %v", s, err)
+			return fmt.Errorf("%s: %v", f.origin.named("conflict-policy", s), err)
 		}
 		p, err := reconcile.ParsePolicy(name)
 		if err != nil {
-			return fmt.Errorf("--conflict-policy %q: %v", s, err)
+			return fmt.Errorf("%s: %v", f.origin.named("conflict-policy", s), err)
 		}
 		r.Policies[tenant] = p
 	}
@@ -327,14 +335,14 @@ func (f *serveFlags) backendLimits(specs []node.BackendSpec) (map[string]reconci
 		for _, s := range fl.vals {
 			name, v, ok := strings.Cut(s, "=")
 			if !ok {
-				return nil, fmt.Errorf("--%s %q: want NAME=VALUE", fl.name, s)
+				return nil, fmt.Errorf("%s: want NAME=VALUE", f.origin.named(fl.name, s))
 			}
 			if !names[name] {
-				return nil, fmt.Errorf("--%s %q: no --backend named %q", fl.name, s, name)
+				return nil, fmt.Errorf("%s: no --backend named %q", f.origin.named(fl.name, s), name)
 			}
 			l := m[name]
 			if err := fl.set(&l, v); err != nil {
-				return nil, fmt.Errorf("--%s %q: %v", fl.name, s, err)
+				return nil, fmt.Errorf("%s: %v", f.origin.named(fl.name, s), err)
 			}
 			m[name] = l
 		}
@@ -342,17 +350,17 @@ func (f *serveFlags) backendLimits(specs []node.BackendSpec) (map[string]reconci
 	return m, nil
 }
 
-func parseTenantFlag(s string) (string, [32]byte, error) {
+func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
 	name, hexsum, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", [32]byte{}, fmt.Errorf("--tenant %q: want NAME:TOKEN_SHA256", s)
+		return "", [32]byte{}, fmt.Errorf("%s: want NAME:TOKEN_SHA256", origin.named("tenant", s))
 	}
 	if err := doc.ValidateTenant(name); err != nil {
-		return "", [32]byte{}, fmt.Errorf("--tenant %q: %v", s, err)
+		return "", [32]byte{}, fmt.Errorf("%s: %v", origin.named("tenant", s), err)
 	}
 	sum, err := server.ParseTokenHash(hexsum)
 	if err != nil {
-		return "", [32]byte{}, fmt.Errorf("--tenant %q: %v", s, err)
+		return "", [32]byte{}, fmt.Errorf("%s: %v", origin.named("tenant", s), err)
 	}
 	return name, sum, nil
 }
@@ -403,15 +411,58 @@ func devToken(dir string) (string, error) {
 }
 
 func (f *serveFlags) printWelcome(env Env, n *node.Node) {
-	url := n.URL()
-	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), url, orNone(n.AdminAddr()), f.dataDir)
+	url, elsewhere := openableURL(n.URL())
+	where := url
+	if elsewhere != "" {
+		where += " on every interface, from other machines " + elsewhere
+	}
+	admin := n.AdminAddr()
+	if admin != "" {
+		u, _ := openableURL("http://" + admin)
+		admin = strings.TrimPrefix(u, "http://")
+	}
+	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), where, orNone(admin), f.dataDir)
 	if !f.usingDevToken {
 		return
 	}
 	fmt.Fprintf(env.Stderr, "no --tenant configured: the demo tenant has a development token (kept in %s/dev-token).\n", f.dataDir)
 	fmt.Fprintf(env.Stderr, "paste these lines into a shell, then try: cairn put hello - <<< '{\"hi\":1}' && cairn get hello\n")
-	fmt.Fprintf(env.Stdout, "CAIRN_URL=%s\nCAIRN_TENANT=demo\nCAIRN_TOKEN=%s\n", url, f.demoToken)
+	fmt.Fprintf(env.Stdout, "export CAIRN_URL=%s\nexport CAIRN_TENANT=demo\nexport CAIRN_TOKEN=%s\n", shellQuote(url), shellQuote(f.demoToken))
 	fmt.Fprintf(env.Stderr, "or: curl -H \"Authorization: Bearer $CAIRN_TOKEN\" %s/v1/tenants/demo/docs\n", url)
+}
+
+// openableURL turns a listener's URL (scheme://host:port) into one a person
+// can open. A wildcard address (0.0.0.0, [::]) is not one: it becomes the
+// loopback URL, which works on this machine, and elsewhere is the URL by
+// host name, for other machines.
+func openableURL(u string) (url, elsewhere string) {
+	scheme, addr, ok := strings.Cut(u, "://")
+	if !ok {
+		return u, ""
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return u, ""
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsUnspecified() {
+		return u, ""
+	}
+	url = scheme + "://" + net.JoinHostPort("127.0.0.1", port)
+	if name, err := os.Hostname(); err == nil && name != "" {
+		elsewhere = scheme + "://" + net.JoinHostPort(name, port)
+	}
+	return url, elsewhere
+}
+
+// shellQuote quotes s for a POSIX shell when it has characters the shell
+// would interpret (an IPv6 URL's brackets are a glob).
+func shellQuote(s string) string {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_-.,:/@%+=", r)) {
+			return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+		}
+	}
+	return s
 }
 
 func orNone(s string) string {

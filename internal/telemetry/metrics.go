@@ -3,6 +3,7 @@ package telemetry
 import (
 	"net/http"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -126,8 +127,10 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		tenants: newTenantTable(maxTenants),
 	}
 	m.registerChaos(f)
-	build := f.gaugeVec("cairn_build_info", "Always 1; the labels name the build.", "version", "goversion")
-	build.WithLabelValues(version, runtime.Version()).Set(1)
+	b := ReadBuild()
+	build := f.gaugeVec("cairn_build_info", "Always 1; the labels name the build: version, Go release, and the commit it was built from (empty when the build did not record it).",
+		"version", "goversion", "revision", "revision_time", "modified")
+	build.WithLabelValues(version, runtime.Version(), b.Revision, b.Time, strconv.FormatBool(b.Modified)).Set(1)
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),

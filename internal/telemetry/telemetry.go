@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -245,8 +244,8 @@ func configErr(format string, args ...any) error {
 }
 
 func buildVersion() string {
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	if v := ReadBuild().Version; v != "" {
+		return v
 	}
 	return "dev"
 }

@@ -35,6 +35,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	URL    string // http://127.0.0.1:PORT
 	Token  string // the demo tenant's development token
+	stdout string // what it printed on stdout until it was ready
 	stderr *proctest.SyncBuffer
 	exited chan struct{} // closed once the process was waited for
 	err    error         // its exit error, set before exited is closed
@@ -74,6 +75,8 @@ func startNode(t testing.TB, dataDir string, args ...string) *proc {
 				err := cmd.Wait()
 				t.Fatalf("cairn exited before it was ready (%v):\n%s", err, p.stderr)
 			}
+			p.stdout += line + "\n"
+			line = strings.TrimPrefix(line, "export ")
 			if v, ok := strings.CutPrefix(line, "CAIRN_URL="); ok {
 				p.URL = v
 			}

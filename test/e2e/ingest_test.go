@@ -85,3 +85,50 @@ func TestIngestFile(t *testing.T) {
 	p.kill()
 	check(startNode(t, filepath.Join(dir, "data")))
 }
+
+// TestIngestRejectsFile: with --rejects, the rejected lines are written as
+// they were read, from a file or from a pipe, and the message says what was
+// stored and how to send only them; ingesting that file, fixed, stores them.
+func TestIngestRejectsFile(t *testing.T) {
+	dir := t.TempDir()
+	p := startNode(t, filepath.Join(dir, "data"))
+	good := []string{`{"id":"g1","v":1}`, `{"id":"g2","v":2}`, `{"id":"g3","v":3}`}
+	bad := []string{`{"id":"b1","v":`, `{"v":"no id"}`, `{"id":"b3", "v": [1, 2,}`}
+	input := strings.Join([]string{good[0], bad[0], good[1], bad[1], good[2], bad[2]}, "\n") // the last line has no newline
+	file := filepath.Join(dir, "in.ndjson")
+	if err := os.WriteFile(file, []byte(input), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	wantRejects := strings.Join(bad, "\n") + "\n"
+	for _, c := range []struct{ name, arg, stdin string }{{"file", file, ""}, {"pipe", "-", input}} {
+		rejects := filepath.Join(dir, c.name+".rejects")
+		code, out, stderr := cairnRun(t, clientEnv(p), c.stdin, "ingest", "--key-field", "id", "--rejects", rejects, c.arg)
+		if code != 1 || !strings.Contains(out, "3 accepted, 3 rejected") {
+			t.Fatalf("%s: exit %d, stdout %q; want 1 and the summary\n%s", c.name, code, out, stderr)
+		}
+		resend := "cairn ingest --key-field id " + rejects
+		if !strings.Contains(stderr, "3 records stored, 3 rejected: the rejected lines are in "+rejects) ||
+			!strings.Contains(stderr, resend) || strings.Contains(stderr, "accept a partial ingest") {
+			t.Errorf("%s: stderr\n%s\nwant what was stored and %q", c.name, stderr, resend)
+		}
+		if got, err := os.ReadFile(rejects); err != nil || string(got) != wantRejects {
+			t.Errorf("%s: rejects file %q, %v; want\n%s", c.name, got, err, wantRejects)
+		}
+	}
+	code, _, stderr := cairnRun(t, clientEnv(p), "", "ingest", "--key-field", "id", file)
+	if code != 1 || !strings.Contains(stderr, "3 records stored, 3 rejected") || !strings.Contains(stderr, "--rejects FILE") ||
+		strings.Contains(stderr, "accept a partial ingest") {
+		t.Errorf("without --rejects: exit %d, stderr\n%s\nwant what was stored and a pointer to --rejects", code, stderr)
+	}
+
+	fixed := filepath.Join(dir, "file.rejects")
+	os.WriteFile(fixed, []byte(`{"id":"b1","v":1}`+"\n"+`{"id":"b2","v":"now an id"}`+"\n"+`{"id":"b3","v":[1,2]}`+"\n"), 0o600)
+	if code, out, stderr := cairnRun(t, clientEnv(p), "", "ingest", "--key-field", "id", fixed); code != 0 || !strings.Contains(out, "3 accepted, 0 rejected") {
+		t.Fatalf("the fixed rejects: exit %d\n%s%s", code, out, stderr)
+	}
+	for _, k := range []string{"b1", "b2", "b3"} {
+		if resp, _, err := p.do(context.Background(), "GET", k, ""); err != nil || resp.StatusCode != 200 {
+			t.Errorf("GET %s after sending the fixed rejects: %v %v", k, resp, err)
+		}
+	}
+}
