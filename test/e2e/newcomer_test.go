@@ -193,7 +193,7 @@ func TestWildcardListenURL(t *testing.T) {
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
 	}()
-	re := regexp.MustCompile(`serving (\S+)`)
+	re := regexp.MustCompile(`cairn \S+ serving (\S+)`)
 	deadline := time.Now().Add(30 * time.Second) // across processes: poll with a deadline
 	var m []string
 	for m == nil && time.Now().Before(deadline) {
