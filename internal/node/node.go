@@ -207,7 +207,7 @@ func (n *Node) listen() error {
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--listen %s: %w", n.cfg.Listen, err))
 	}
 	n.apiSrv = n.api.HTTPServer(n.cfg.Listen)
-	n.serve(n.apiSrv, n.apiLn)
+	n.serve(n.apiSrv, n.api.Listener(n.apiLn)) // net/http's own 400s as JSON too
 	if n.cfg.AdminListen == "" {
 		return nil
 	}
@@ -220,7 +220,7 @@ func (n *Node) listen() error {
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 	}
-	n.serve(n.adminSrv, n.adminLn)
+	n.serve(n.adminSrv, server.JSONRawErrors(n.adminLn, n.log))
 	return nil
 }
 
