@@ -35,7 +35,7 @@ func TestClientDeadlineExceeded(t *testing.T) {
 			}
 			ctx, cancel := tc.d.Context(r)
 			defer cancel()
-			derived := context.WithValue(ctx, struct{}{}, 1) // what handlers below see
+			derived := context.WithValue(ctx, derivedKey{}, 1) // what handlers below see
 			if tc.want {
 				<-derived.Done() // the deadline's timer fires
 			}
@@ -48,3 +48,5 @@ func TestClientDeadlineExceeded(t *testing.T) {
 		t.Error("a context without a deadline")
 	}
 }
+
+type derivedKey struct{}
