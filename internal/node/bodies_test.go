@@ -93,6 +93,21 @@ func TestRawErrorsJSONOnBothListeners(t *testing.T) {
 	}
 }
 
+// TestAdminErrorsJSON: the admin listener's own errors are the JSON error
+// body with a request id.
+func TestAdminErrorsJSON(t *testing.T) {
+	n, _ := startBodiesNode(t)
+	resp, b := doReq(t, "GET", "http://"+n.AdminAddr()+"/no/such/route", "", "")
+	var e errorBody
+	if err := json.Unmarshal(b, &e); err != nil || resp.StatusCode != 404 || e.Error.Code != "not_found" ||
+		e.Error.RequestID == "" || e.Error.RequestID != resp.Header.Get("X-Request-Id") {
+		t.Errorf("%s %q (%v)", resp.Status, b, err)
+	}
+	if resp, b := doReq(t, "GET", "http://"+n.AdminAddr()+"/livez", "", ""); resp.StatusCode != 200 || string(b) != "ok\n" {
+		t.Errorf("livez: %s %q", resp.Status, b)
+	}
+}
+
 // TestClientDeadlineOnNode: X-Request-Timeout: 1ns on a PUT to a real node
 // is the client's deadline: 408, nothing written, counted as a 4xx.
 func TestClientDeadlineOnNode(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/chaos"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 // Chaos turns on the fault simulator (cairn serve --enable-chaos). Off by
@@ -247,11 +248,15 @@ func (n *Node) chaosSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 // adminError answers with the API's error body,
-// {"error":{"code","message","request_id"}}; the request id is the
-// client's X-Request-Id or a new one.
+// {"error":{"code","message","request_id"}}; the request id is the one
+// server.JSONErrors gave the request, else the client's X-Request-Id when
+// valid, else a new one.
 func adminError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	id := r.Header.Get("X-Request-Id")
-	if id == "" || len(id) > 128 {
+	id := w.Header().Get("X-Request-Id")
+	if id == "" {
+		id = r.Header.Get("X-Request-Id")
+	}
+	if !server.ValidRequestID(id) {
 		var b [8]byte
 		rand.Read(b[:])
 		id = hex.EncodeToString(b[:])

@@ -216,7 +216,7 @@ func (n *Node) listen() error {
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--admin-listen %s: %w", n.cfg.AdminListen, err))
 	}
 	n.adminSrv = &http.Server{
-		Handler:           n.adminHandler(),
+		Handler:           server.JSONErrors(n.adminHandler()), // http.Error answers as JSON, with a request id
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       time.Minute,
 	}

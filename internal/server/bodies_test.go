@@ -393,3 +393,50 @@ func TestJSONRawErrorsLogger(t *testing.T) {
 		t.Errorf("logs %v", recs)
 	}
 }
+
+// TestJSONErrors: a handler's http.Error answers, ServeMux's 404 and 405
+// among them, become the JSON error with a request id; other answers pass.
+func TestJSONErrors(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /text", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("GET /denied", func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "admin token required", http.StatusUnauthorized)
+	})
+	mux.HandleFunc("GET /json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		io.WriteString(w, `{"error":{"code":"conflict","message":"mine","request_id":"`+w.Header().Get("X-Request-Id")+`"}}`)
+	})
+	h := server.JSONErrors(mux)
+	for _, tc := range []struct {
+		method, path, sentID string
+		status               int
+		code, msg            string // "" for an answer that passes through
+	}{
+		{"GET", "/text", "", 200, "", ""},
+		{"GET", "/json", "", 409, "conflict", "mine"},
+		{"GET", "/denied", "", 401, "unauthorized", "admin token required"},
+		{"GET", "/nope", "rid-1", 404, "not_found", "404 page not found"},
+		{"POST", "/text", "bad id!", 405, "method_not_allowed", "Method Not Allowed"},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		if tc.sentID != "" {
+			r.Header.Set("X-Request-Id", tc.sentID)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		id := w.Header().Get("X-Request-Id")
+		if w.Code != tc.status || id == "" || (tc.sentID == "rid-1") != (id == "rid-1") {
+			t.Errorf("%s %s: %d, id %q", tc.method, tc.path, w.Code, id)
+		}
+		if tc.code == "" {
+			if w.Body.String() != "ok\n" {
+				t.Errorf("%s %s: body %q", tc.method, tc.path, w.Body)
+			}
+			continue
+		}
+		if e := decodeError(t, w); e.Error.Code != tc.code || e.Error.Message != tc.msg {
+			t.Errorf("%s %s: %+v, want %q %q", tc.method, tc.path, e.Error, tc.code, tc.msg)
+		}
+	}
+}

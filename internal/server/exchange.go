@@ -226,6 +226,13 @@ func sanitizeRequestID(s string) (string, bool) {
 	return s, true
 }
 
+// ValidRequestID reports whether a client's X-Request-ID is one the server
+// keeps (see sanitizeRequestID), for handlers outside a Server that echo it.
+func ValidRequestID(id string) bool {
+	_, ok := sanitizeRequestID(id)
+	return ok
+}
+
 // Bounds on what a log line or an error message copies from a request.
 const (
 	maxLogField = 256  // a path, a key, a header value

@@ -7,6 +7,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // Listener returns ln with its connections' raw errors answered as JSON;
@@ -148,4 +151,80 @@ func rawErrorMessage(status int, detail string) (code, msg string) {
 	}
 	return "invalid", "malformed request: the request line or a header could not be parsed " +
 		"(in the path, '%' must begin an escape of two hex digits, such as %25 for '%' itself)"
+}
+
+// JSONErrors wraps h, a handler that answers its errors with http.Error
+// (the admin listener's handlers, and ServeMux's own 404 and 405), so that
+// every request gets an X-Request-ID (the client's when it is valid, see
+// [ValidRequestID]) and every such error the JSON error body with that id,
+// as the API's errors have. The code is the class of the status
+// (fault.ClassOfHTTPStatus), the message http.Error's text. Answers that
+// are not plain-text errors, successes and JSON errors alike, pass through
+// as they are.
+func JSONErrors(h http.Handler) http.Handler {
+	ids := newIDGen()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := sanitizeRequestID(r.Header.Get("X-Request-Id"))
+		if !ok {
+			id = ids.next()
+		}
+		w.Header().Set("X-Request-Id", id)
+		ew := &textErrorWriter{ResponseWriter: w, id: id}
+		h.ServeHTTP(ew, r)
+		ew.finish()
+	})
+}
+
+// textErrorWriter holds back a plain-text error answer (status 400 or more
+// with Content-Type text/plain, which is what http.Error writes) and writes
+// it as the JSON error when the handler returns.
+type textErrorWriter struct {
+	http.ResponseWriter
+	id      string
+	started bool   // the header went out as the handler wrote it
+	status  int    // a held-back error's status; 0 when none
+	msg     []byte // its text, bounded
+}
+
+func (w *textErrorWriter) WriteHeader(code int) {
+	switch {
+	case w.started || w.status != 0:
+		return // net/http ignores a second WriteHeader too
+	case code >= 400 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain"):
+		w.status = code
+		return
+	case code >= 200:
+		w.started = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *textErrorWriter) Write(p []byte) (int, error) {
+	if !w.started && w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.status == 0 {
+		return w.ResponseWriter.Write(p)
+	}
+	w.msg = append(w.msg, p[:min(len(p), max(0, maxLogError-len(w.msg)))]...)
+	return len(p), nil
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *textErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *textErrorWriter) finish() {
+	if w.status == 0 {
+		return
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	code := fault.ClassOfHTTPStatus(w.status).String()
+	if w.status == http.StatusMethodNotAllowed {
+		code = "method_not_allowed"
+	}
+	w.ResponseWriter.WriteHeader(w.status)
+	w.ResponseWriter.Write(appendErrorJSON(nil, code, strings.TrimSpace(string(w.msg)), w.id))
 }
