@@ -132,8 +132,10 @@ func withRoots(hc *http.Client, roots *x509.CertPool) *http.Client {
 type requestIDKey struct{}
 
 // ContextWithRequestID returns a context whose requests carry id as their
-// X-Request-ID (every attempt of a retried call sends the same id). Without
-// one the server generates an id; either way it is in [Error.RequestID].
+// X-Request-ID (every attempt of a retried call sends the same id). The
+// server keeps an id of 1–64 bytes of letters, digits and "._:-"; without
+// one, or for another, it generates an id; either way it is in
+// [Error.RequestID].
 func ContextWithRequestID(ctx context.Context, id string) context.Context {
 	return context.WithValue(ctx, requestIDKey{}, id)
 }

@@ -144,6 +144,12 @@ type replyError struct {
 
 func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	api := h.api()
+	body, err := server.DecodedBody(r, "ingest") // gzip or identity, else 415
+	if err != nil {
+		api.WriteError(w, r, err)
+		return
+	}
+	r.Body = body
 	opts, err := h.options(r)
 	if err != nil {
 		api.WriteError(w, r, err)

@@ -230,7 +230,7 @@ func (n *Node) listen() error {
 	}
 	n.apiLn = n.secure(n.apiLn)
 	n.apiSrv = n.api.HTTPServer(n.cfg.Listen)
-	n.serve(n.apiSrv, n.apiLn)
+	n.serve(n.apiSrv, n.api.Listener(n.apiLn)) // net/http's own 400s as JSON too
 	if n.cfg.AdminListen == "" {
 		return nil
 	}
@@ -245,7 +245,7 @@ func (n *Node) listen() error {
 		IdleTimeout:       time.Minute,
 		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn), // failed TLS handshakes
 	}
-	n.serve(n.adminSrv, n.adminLn)
+	n.serve(n.adminSrv, server.JSONRawErrors(n.adminLn, n.log))
 	return nil
 }
 
@@ -284,8 +284,10 @@ func (n *Node) adminHandler() http.Handler {
 	// quarantine_admin.go: damaged remote objects found before repair.
 	mux.HandleFunc("GET /v1/admin/quarantine", n.quarantineList)
 	n.chaosRoutes(mux) // chaos.go: only with --enable-chaos
-	// Request ids, the token check and its JSON errors are the API's.
-	return n.api.AdminHandler(mux, !IsLoopback(n.cfg.AdminListen))
+	// Request ids, the token check and its JSON errors are the API's;
+	// JSONErrors turns the http.Error answers of the routes and of the mux
+	// itself (404, 405) into the same JSON body with the same id.
+	return n.api.AdminHandler(server.JSONErrors(mux), !IsLoopback(n.cfg.AdminListen))
 }
 
 // Addr is the API listener's address (useful with port 0).

@@ -188,7 +188,7 @@ func TestNodeSpans(t *testing.T) {
 			}, nil}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			reqID := "req-" + strings.ReplaceAll(tc.name, " ", "-")
+			reqID := "req-" + strings.NewReplacer(" ", "-", ",", "").Replace(tc.name) // a sane X-Request-ID
 			hdr := []string{"X-Request-Id", reqID, "Content-Type", "application/x-ndjson"}
 			if tc.traceparent != "" {
 				hdr = append(hdr, "traceparent", tc.traceparent)

@@ -43,13 +43,32 @@ func (d Deadlines) Context(r *http.Request) (context.Context, context.CancelFunc
 	if limit <= 0 {
 		limit = def
 	}
-	t := def
+	t, client := def, false
 	if v, ok := ParseTimeout(r.Header.Get(TimeoutHeader)); ok {
-		t = min(v, limit)
+		t, client = min(v, limit), v <= limit
 	}
-	c := &lazyDeadline{Context: r.Context(), deadline: time.Now().Add(t)}
+	c := &lazyDeadline{Context: r.Context(), deadline: time.Now().Add(t), client: client}
 	return c, c.cancel
 }
+
+// ClientDeadlineExceeded reports whether ctx, made by [Deadlines.Context]
+// or derived from such a context, has ended because the deadline the
+// client asked for in TimeoutHeader passed: the client's own choice, as
+// opposed to the server's default or maximum, which bound a request the
+// client left open or asked too much for. The server answers the first as
+// a client error and the second as its own failure to finish in time.
+func ClientDeadlineExceeded(ctx context.Context) bool {
+	c, _ := ctx.Value(lazyDeadlineKey{}).(*lazyDeadline)
+	if c == nil || !c.client || !errors.Is(c.Err(), context.DeadlineExceeded) {
+		return false
+	}
+	// A sooner deadline of the parent's is not the client's.
+	d, ok := c.Context.Deadline()
+	return !ok || !d.Before(c.deadline)
+}
+
+// lazyDeadlineKey finds the lazyDeadline among a context's ancestors.
+type lazyDeadlineKey struct{}
 
 // lazyDeadline is a context with a deadline whose context.WithDeadline is
 // made on first use of Done (arm). Before that, Err is computed from the
@@ -64,6 +83,7 @@ func (d Deadlines) Context(r *http.Request) (context.Context, context.CancelFunc
 type lazyDeadline struct {
 	context.Context // the parent
 	deadline        time.Time
+	client          bool // the deadline is the one the client asked for
 
 	mu    sync.Mutex                    // orders arm, end and cancel
 	armed atomic.Pointer[armedDeadline] // set once, by arm
@@ -165,6 +185,9 @@ func (c *lazyDeadline) end(err error) error {
 // own lookups (a derived context finding its parent's cancellation, Cause)
 // see the context that is actually cancelled.
 func (c *lazyDeadline) Value(key any) any {
+	if key == (lazyDeadlineKey{}) {
+		return c
+	}
 	if a := c.armed.Load(); a != nil {
 		return a.ctx.Value(key)
 	}

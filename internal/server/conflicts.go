@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"iter"
 	"net/http"
 	"net/url"
@@ -266,14 +265,10 @@ func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (resolveReq
 	const op = "conflict.resolve"
 	var req resolveRequest
 	// The document inside may be as large as a PUT's, plus the wrapping.
-	limit := s.maxBody + 1024
-	if r.ContentLength > limit {
-		return req, tooLarge(s.maxBody, op)
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	raw, err := s.readEncoded(w, r, op, s.maxBody+1024)
 	switch {
 	case err != nil:
-		return req, bodyReadError(op, s.maxBody, err)
+		return req, err
 	case len(bytes.TrimSpace(raw)) == 0:
 		return req, invalid(op, `empty body: want {"choose":"<sibling ETag>"}, {"body":<document>} or {"delete":true}`)
 	}

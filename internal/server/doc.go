@@ -48,12 +48,22 @@
 //
 // code is the fault class name (fault.Class.String), or a more specific
 // code where the class table has no row: too_large (413),
-// method_not_allowed (405), timeout (408). The status comes from
+// method_not_allowed (405), timeout (408), unsupported_encoding (415, with
+// Accept-Encoding). The status comes from
 // fault.Class.HTTPStatus: 400 invalid, 401 unauthorized (with
 // WWW-Authenticate: Bearer), 403 forbidden, 404 not_found, 409 conflict,
 // 412 precondition_failed, 503 transient or exhausted (with Retry-After), 500
 // otherwise. 5xx messages show only what a fault.Error's Msg says, never a
 // raw cause.
+//
+// A write whose deadline passes before it is made answers 408 timeout when
+// the deadline was the client's own (X-Request-Timeout; a client error,
+// logged at Info) and 503 when it was the node's (its failure to finish in
+// time); both say nothing was written ([resilience.ClientDeadlineExceeded]).
+// A body that stopped arriving is 408 too. The requests net/http answers
+// before any handler (a malformed percent-escape in the path, a missing
+// Host) get the same JSON error when the listener is wrapped with
+// [Server.Listener] or [JSONRawErrors].
 //
 // # Authentication
 //
@@ -69,22 +79,30 @@
 // A bad tenant or key is a 400 naming it; an empty body 400; a body over
 // Options.MaxBodyBytes 413, refused from Content-Length before reading when
 // possible; a body the validator rejects 400 with the byte offset. In every
-// such case Docs is not called, so nothing is stored.
+// such case Docs is not called, so nothing is stored. A body is read into
+// memory that grows as bytes arrive (at most twice what arrived, plus 4
+// KiB), never sized from Content-Length alone. Content-Encoding gzip is
+// decoded, the decoded body bounded by MaxBodyBytes too; identity is no
+// coding; any other coding, or more than one, is 415 naming it.
 //
 // # Listing
 //
-// Rows are written as Docs yields them, with next
-// as the cursor; a failure after the header went out is reported in an
+// limit is a whole number from 1 to Options.MaxListLimit in plain decimal
+// digits; anything else (a sign, an empty value, a larger number however
+// large) is a 400 stating that rule. Rows are written as Docs yields them,
+// with next as the cursor; a failure after the header went out is reported in an
 // "error" member and the connection is aborted, so it cannot pass for a
 // complete page.
 //
 // # Request context and logs
 //
-// Every response carries X-Request-ID: the client's if it is 1–128 visible
-// ASCII bytes, else a generated one. The id, tenant and operation are in the
+// Every response carries X-Request-ID: the client's if it is 1–64 bytes of
+// [A-Za-z0-9._:-], else a generated one. The id, tenant and operation are in the
 // request context as a [reqctx.Info]. Each request is logged once: at Debug
 // when it succeeded (the access log), at Info for a 4xx and Error for a 5xx
-// or an aborted stream, with its class, op and tenant.
+// or an aborted stream, with its class, op and tenant. What a line copies
+// from the request is bounded (path and key 256 bytes, error 1 KiB), so a
+// client cannot make a line as large as its request.
 //
 // # Shutdown
 //

@@ -1,9 +1,6 @@
 package server
 
 import (
-	"errors"
-	"io"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -164,51 +161,6 @@ func preconditionOf(r *http.Request, op string) (doc.Precondition, error) {
 		pre.IfNoneMatch = tags
 	}
 	return pre, nil
-}
-
-// readBody reads a write's body, refusing one over the limit before reading
-// it when Content-Length says so, and while reading otherwise.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	const op = "doc.put"
-	switch {
-	case r.ContentLength > s.maxBody:
-		return nil, tooLarge(s.maxBody, op)
-	case r.ContentLength == 0 || r.Body == nil:
-		return nil, invalid(op, "empty body: a document is a JSON value")
-	}
-	rd := http.MaxBytesReader(w, r.Body, s.maxBody)
-	var body []byte
-	var err error
-	if r.ContentLength > 0 {
-		body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(rd, body)
-	} else {
-		body, err = io.ReadAll(rd)
-	}
-	switch {
-	case err != nil:
-		return nil, bodyReadError(op, s.maxBody, err)
-	case len(body) == 0:
-		return nil, invalid(op, "empty body: a document is a JSON value")
-	}
-	return body, nil
-}
-
-// bodyReadError words a failure to read a request body: 413 past the
-// limit, 408 when the client was too slow (the server's ReadTimeout), 400
-// otherwise (a body cut short).
-func bodyReadError(op string, maxBody int64, err error) error {
-	var mbe *http.MaxBytesError
-	var ne net.Error
-	switch {
-	case errors.As(err, &mbe):
-		return tooLarge(maxBody, op)
-	case errors.As(err, &ne) && ne.Timeout():
-		return &httpError{status: http.StatusRequestTimeout, code: "timeout",
-			err: fault.E(fault.Transient, fault.Context{Op: op}, err)}
-	default:
-		return fault.E(fault.Invalid, fault.Context{Op: op}, err)
-	}
 }
 
 // check runs the validator and words its error for the client, with the

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strconv"
@@ -9,16 +10,18 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 )
 
 // httpError overrides the status and code a fault class would give, for the
-// answers the class table cannot express (413 too_large, 405, 408). It
+// answers the class table cannot express (413 too_large, 405, 408, 415). It
 // unwraps to the classified cause, so logs and errors.Is still see the class.
 type httpError struct {
 	status    int
 	code      string
 	challenge string // WWW-Authenticate value for 401s
 	allow     string // Allow value for 405s
+	accept    string // Accept-Encoding value for 415s
 	err       error
 }
 
@@ -66,10 +69,38 @@ func userMessage(err error, status int) string {
 	return http.StatusText(status)
 }
 
+// deadlineAnswer words a write whose request deadline passed before the
+// write was made. The store gives a write up only before staging it (a
+// staged write always completes), so nothing was written. Outcomes:
+//   - the deadline the client asked for (resilience.TimeoutHeader): 408
+//     timeout, a client error, logged below Error: the client chose a
+//     time in which the write could not be made;
+//   - the node's own deadline (Options.Deadline's default or maximum): 503
+//     with Retry-After, the node's failure to finish in time;
+//   - anything else (a read, a timeout inside the node while the request
+//     still had time): err unchanged.
+func deadlineAnswer(r *http.Request, err error) error {
+	ctx := r.Context()
+	if r.Method == http.MethodGet || r.Method == http.MethodHead ||
+		!errors.Is(err, context.DeadlineExceeded) || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return err
+	}
+	op := fault.ContextOf(err).Op
+	if resilience.ClientDeadlineExceeded(ctx) {
+		return &httpError{status: http.StatusRequestTimeout, code: "timeout",
+			err: &fault.Error{Class: fault.Canceled, Context: fault.Context{Op: op},
+				Msg: "the request's deadline (" + resilience.TimeoutHeader + ": " + bound(r.Header.Get(resilience.TimeoutHeader), 32) +
+					") passed before the write was made; nothing was written", Err: err}}
+	}
+	return &fault.Error{Class: fault.Transient, Context: fault.Context{Op: op},
+		Msg: "the node did not make the write within its request deadline; nothing was written", Err: err}
+}
+
 // writeError answers err as a JSON error, unless the response has started
 // (then nothing can be said; the caller aborts the connection). It records
 // err on the exchange for the log line.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	err = deadlineAnswer(r, err)
 	x := exchangeFrom(r.Context()) // w may be a middleware's wrapper
 	if x == nil {
 		x = exchangeOf(w)
@@ -89,6 +120,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		if he.allow != "" {
 			h.Set("Allow", he.allow)
+		}
+		if he.accept != "" {
+			h.Set("Accept-Encoding", he.accept)
 		}
 	}
 	var se *doc.SiblingsError

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
@@ -33,6 +34,9 @@ type exchange struct {
 	// header. Each value is handed out as a slice with cap 1, so an
 	// Header.Add appends to a new array rather than into this one.
 	hdr [3]string
+	// stack is a panic's stack, logged whole: it is the server's text,
+	// not the client's, so it is not bounded as request data is.
+	stack []byte
 }
 
 // headerValues returns two one-element slices for header values, from the
@@ -137,8 +141,8 @@ func (s *Server) finish(x *exchange, r *http.Request) {
 		s.logExchange(x, r)
 		panic(p)
 	}
-	x.failure = fault.New(fault.Unknown, fault.Context{Op: x.info.Op},
-		fmt.Sprintf("panic: %v\n%s", p, debug.Stack()))
+	x.failure = fault.New(fault.Unknown, fault.Context{Op: x.info.Op}, fmt.Sprintf("panic: %v", p))
+	x.stack = debug.Stack()
 	if x.status != 0 {
 		s.logExchange(x, r)
 		panic(http.ErrAbortHandler)
@@ -170,11 +174,14 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
-	attrs := make([]slog.Attr, 0, 12)
+	// What comes from the request (the path, a key, an error quoting
+	// them) is bounded, so a client cannot make one log line as large as
+	// its request.
+	attrs := make([]slog.Attr, 0, 13)
 	attrs = append(attrs,
 		slog.String("request_id", x.info.ID),
 		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
+		slog.String("path", bound(r.URL.Path, maxLogField)),
 		slog.Int("status", status),
 		slog.String("op", x.info.Op),
 		slog.String("tenant", x.info.Tenant),
@@ -185,30 +192,64 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 		fc := fault.ContextOf(x.failure)
 		attrs = append(attrs,
 			slog.String("class", fault.ClassOf(x.failure).String()),
-			slog.String("error", x.failure.Error()))
+			slog.String("error", bound(x.failure.Error(), maxLogError)))
 		if fc.Key != "" {
-			attrs = append(attrs, slog.String("key", fc.Key))
+			attrs = append(attrs, slog.String("key", bound(fc.Key, maxLogField)))
 		}
+	}
+	if x.stack != nil {
+		attrs = append(attrs, slog.String("stack", string(x.stack)))
 	}
 	s.log.LogAttrs(ctx, level, msg, attrs...)
 }
 
 // Request ids.
-const maxRequestIDLen = 128
+const maxRequestIDLen = 64
 
-// sanitizeRequestID accepts a client's X-Request-ID if it is 1–128 bytes of
-// visible ASCII (no spaces or control characters, which would make logs
-// ambiguous); otherwise the server generates one.
+// sanitizeRequestID accepts a client's X-Request-ID if it is 1–64 bytes of
+// letters, digits and "._:-": enough for UUIDs, W3C trace ids and the ids
+// of common proxies, and nothing that could make a log line or a header
+// ambiguous (spaces, quotes, '=', control characters). Otherwise the server
+// generates one.
 func sanitizeRequestID(s string) (string, bool) {
 	if s == "" || len(s) > maxRequestIDLen {
 		return "", false
 	}
 	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
+		c := s[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '.' || c == '_' || c == ':' || c == '-'
+		if !ok {
 			return "", false
 		}
 	}
 	return s, true
+}
+
+// ValidRequestID reports whether a client's X-Request-ID is one the server
+// keeps (see sanitizeRequestID), for handlers outside a Server that echo it.
+func ValidRequestID(id string) bool {
+	_, ok := sanitizeRequestID(id)
+	return ok
+}
+
+// Bounds on what a log line or an error message copies from a request.
+const (
+	maxLogField = 256  // a path, a key, a header value
+	maxLogError = 1024 // an error's text, which may quote a key or a path
+)
+
+// bound returns s cut to at most n bytes, on a UTF-8 boundary, with a
+// marker giving its full length; s itself when it is short enough.
+func bound(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // idGen makes request ids: a random per-process prefix and a counter, so ids

@@ -108,16 +108,19 @@ func (c *countingReader) Read(p []byte) (int, error) { c.n += len(p); return len
 
 func TestRequestID(t *testing.T) {
 	e := newEnv(t)
-	long := strings.Repeat("x", 129)
+	long := strings.Repeat("x", 65)
 	for _, tc := range []struct {
 		name, sent string
 		echoed     bool
 	}{
 		{"accepted", "abc-123_XYZ.9:z", true},
-		{"max length", strings.Repeat("y", 128), true},
+		{"UUID", "0f8fad5b-d9cb-469f-a165-70867728950e", true},
+		{"max length", strings.Repeat("y", 64), true},
 		{"too long", long, false},
 		{"space", "a b", false},
 		{"non-ASCII", "idé", false},
+		{"quote", `a"b`, false},
+		{"slash and equals", "a/b=", false},
 		{"none", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

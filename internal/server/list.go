@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"iter"
 	"net/http"
 	"strconv"
@@ -77,14 +78,34 @@ func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit
 		}
 	}
 	limit = s.listLimit
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return "", "", 0, invalid(op, "limit: want a whole number from 1 to "+strconv.Itoa(s.maxList))
+	if q.Has("limit") {
+		if limit, err = parseLimit(q.Get("limit"), s.maxList); err != nil {
+			return "", "", 0, invalid(op, err.Error())
 		}
-		limit = min(n, s.maxList)
 	}
 	return prefix, after, limit, nil
+}
+
+// parseLimit reads a listing's limit by one rule: a whole number from 1 to
+// max in plain decimal digits. A sign, a fraction, an empty value and any
+// number above max (however large) are refused alike, so a client learns
+// the page size it gets instead of receiving fewer rows than it asked for.
+func parseLimit(v string, maxLimit int) (int, error) {
+	n := 0
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c < '0' || c > '9' {
+			n = -1
+			break
+		}
+		if n <= maxLimit { // stop growing past the bound: huge numbers cannot overflow
+			n = n*10 + int(c-'0')
+		}
+	}
+	if v == "" || n < 1 || n > maxLimit {
+		return 0, fmt.Errorf("limit %s: want a whole number from 1 to %d in plain digits", strconv.Quote(bound(v, 32)), maxLimit)
+	}
+	return n, nil
 }
 
 // listWriter streams the listing body.

@@ -119,7 +119,17 @@ func TestListQueryValidation(t *testing.T) {
 	}{
 		{"", 200, 101},
 		{"limit=1", 200, 2},
-		{"limit=5000", 200, 1001},
+		{"limit=1000", 200, 1001},
+		{"limit=007", 200, 8},
+		// One rule: plain digits from 1 to the maximum; above it, however
+		// far, is refused like any other bad value.
+		{"limit=1001", 400, 0},
+		{"limit=5000", 400, 0},
+		{"limit=99999999999999999999999999", 400, 0},
+		{"limit=%2B5", 400, 0},
+		{"limit=", 400, 0},
+		{"limit=5.0", 400, 0},
+		{"limit=%205", 400, 0},
 		{"limit=0", 400, 0},
 		{"limit=-3", 400, 0},
 		{"limit=ten", 400, 0},
@@ -131,6 +141,11 @@ func TestListQueryValidation(t *testing.T) {
 		w := e.do(t, req{method: "GET", path: "/v1/tenants/acme/docs?" + tc.query, token: e.tokA})
 		if w.Code != tc.status || gotLimit != tc.wantLimit {
 			t.Errorf("%q: status %d, Docs limit %d; want %d, %d", tc.query, w.Code, gotLimit, tc.status, tc.wantLimit)
+		}
+		if w.Code == 400 && strings.HasPrefix(tc.query, "limit") {
+			if msg := decodeError(t, w).Error.Message; !strings.Contains(msg, "from 1 to 1000 in plain digits") {
+				t.Errorf("%q: message %q does not state the rule", tc.query, msg)
+			}
 		}
 	}
 }

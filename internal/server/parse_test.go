@@ -78,13 +78,17 @@ func TestSanitizeRequestID(t *testing.T) {
 	for in, ok := range map[string]bool{
 		"abc":                     true,
 		"0af7651916cd43dd8448eb2": true,
-		strings.Repeat("a", 128):  true,
-		strings.Repeat("a", 129):  false,
+		"A.b_c:d-9":               true,
+		strings.Repeat("a", 64):   true,
+		strings.Repeat("a", 65):   false,
 		"":                        false,
 		"a b":                     false,
 		"a\tb":                    false,
 		"é":                       false,
 		"a\x7f":                   false,
+		"a/b":                     false,
+		"a+b=":                    false,
+		"<a>":                     false,
 	} {
 		if got, gotOK := sanitizeRequestID(in); gotOK != ok || (ok && got != in) {
 			t.Errorf("sanitize(%q) = %q, %v; want ok=%v", in, got, gotOK, ok)

@@ -499,7 +499,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.writeError(w, r, fault.New(fault.NotFound, fault.Context{Op: "route"}, "no route for "+r.URL.Path))
+	s.writeError(w, r, fault.New(fault.NotFound, fault.Context{Op: "route"}, "no route for "+bound(r.URL.Path, maxLogField)))
 }
 
 func (s *Server) notAllowed(allow string) http.Handler {

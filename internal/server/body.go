@@ -1,0 +1,220 @@
+package server
+
+import (
+	"compress/flate"
+	"compress/gzip"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// firstChunk is the most a body's buffer holds before bytes arrive: memory
+// follows what a client sent, not what its Content-Length promised, so a
+// connection that declares a large body and trickles it costs about what
+// net/http's own per-connection buffers cost. A body up to this size is
+// read into one allocation of exactly its length.
+const firstChunk = 4 << 10
+
+// readBody reads a document write's body. Outcomes: those of readEncoded,
+// and 400 when the body is empty.
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	const op = "doc.put"
+	if r.ContentLength == 0 || r.Body == nil {
+		return nil, invalid(op, "empty body: a document is a JSON value")
+	}
+	body, err := s.readEncoded(w, r, op, s.maxBody)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(body) == 0:
+		return nil, invalid(op, "empty body: a document is a JSON value")
+	}
+	return body, nil
+}
+
+// readEncoded reads a request body of at most limit bytes, decoded as its
+// Content-Encoding says. Outcomes: the body; 415 for a coding other than
+// gzip or identity; 413 when the body, on the wire or decoded, is over
+// limit (refused from Content-Length before reading when it says so; the
+// message names Options.MaxBodyBytes, the limit a client configures for);
+// 400 when it is shorter than its Content-Length or not valid gzip; 408
+// when it stopped arriving.
+func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, limit int64) ([]byte, error) {
+	gz, err := contentCoding(r, op)
+	if err != nil {
+		return nil, err
+	}
+	if r.ContentLength > limit {
+		return nil, tooLarge(s.maxBody, op)
+	}
+	if r.Body == nil {
+		return nil, nil
+	}
+	var rd io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	want := r.ContentLength
+	if gz {
+		zr, err := gzip.NewReader(rd)
+		if err != nil {
+			return nil, gzipError(op, s.maxBody, err)
+		}
+		// The decoded size is bounded as the wire size is: a small body
+		// may inflate to any size.
+		rd, want = http.MaxBytesReader(w, zr, limit), -1
+	}
+	body, err := readAll(rd, want)
+	switch {
+	case err != nil && gz:
+		return nil, gzipError(op, s.maxBody, err)
+	case err != nil:
+		return nil, bodyReadError(op, s.maxBody, err)
+	}
+	return body, nil
+}
+
+// readAll reads rd to its end, or, when want is not negative, exactly want
+// bytes (io.ErrUnexpectedEOF if it ends sooner). The buffer starts at
+// firstChunk bytes at most and doubles as it fills, never past want, so
+// memory is at most twice what arrived (plus firstChunk), and a body whose
+// length was declared truthfully ends in a slice of exactly its size.
+func readAll(rd io.Reader, want int64) ([]byte, error) {
+	if want < 0 {
+		return io.ReadAll(rd) // grows as bytes arrive
+	}
+	buf := make([]byte, 0, min(want, firstChunk))
+	for int64(len(buf)) < want {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(want, 2*int64(cap(buf))))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := rd.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case int64(len(buf)) == want:
+			return buf, nil
+		case err == io.EOF:
+			return buf, io.ErrUnexpectedEOF
+		case err != nil:
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// acceptEncoding is what the server decodes, for the Accept-Encoding of a
+// 415 (RFC 7694).
+const acceptEncoding = "gzip, identity"
+
+// contentCoding reads a request's Content-Encoding. Outcomes: false for no
+// coding or identity; true for gzip (or its alias x-gzip); 415 naming the
+// coding for any other, or for more than one (a body coded twice is not
+// something a client of this API needs, and decoding layers multiplies the
+// work a small body can cause).
+func contentCoding(r *http.Request, op string) (gzip bool, err error) {
+	lines, ok := r.Header["Content-Encoding"]
+	if !ok {
+		return false, nil
+	}
+	var codings []string
+	for _, l := range lines {
+		for c := range strings.SplitSeq(l, ",") {
+			c = strings.TrimSpace(c)
+			if c != "" && !strings.EqualFold(c, "identity") {
+				codings = append(codings, c)
+			}
+		}
+	}
+	switch {
+	case len(codings) == 0:
+		return false, nil
+	case len(codings) > 1:
+		return false, unsupportedCoding(op, strings.Join(codings, ", "), "more than one coding")
+	case strings.EqualFold(codings[0], "gzip"), strings.EqualFold(codings[0], "x-gzip"):
+		return true, nil
+	}
+	return false, unsupportedCoding(op, codings[0], "not supported")
+}
+
+func unsupportedCoding(op, coding, why string) error {
+	return &httpError{
+		status: http.StatusUnsupportedMediaType, code: "unsupported_encoding", accept: acceptEncoding,
+		err: fault.New(fault.Invalid, fault.Context{Op: op},
+			"Content-Encoding "+strconv.Quote(bound(coding, 64))+": "+why+"; send the body with gzip or identity"),
+	}
+}
+
+// gzipError words a failure to read a gzip body: bodyReadError's answers
+// for the size limit and a stalled client, 400 for a stream that is not
+// gzip or is cut short.
+func gzipError(op string, maxBody int64, err error) error {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	if errors.As(err, &mbe) || (errors.As(err, &ne) && ne.Timeout()) {
+		return bodyReadError(op, maxBody, err)
+	}
+	return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
+		Msg: "Content-Encoding gzip: the body is not a whole gzip stream (" + gzipReason(err) + ")", Err: err}
+}
+
+// gzipReason names what compress/gzip and compress/flate found, without
+// any text of a network error.
+func gzipReason(err error) string {
+	var ce flate.CorruptInputError
+	switch {
+	case errors.Is(err, gzip.ErrHeader):
+		return "bad header"
+	case errors.Is(err, gzip.ErrChecksum):
+		return "bad checksum"
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
+		return "cut short"
+	case errors.As(err, &ce):
+		return "corrupt data"
+	}
+	return "unreadable"
+}
+
+// bodyReadError words a failure to read a request body: 413 past the
+// limit, 408 when the client was too slow (the server's ReadTimeout), 400
+// otherwise (a body cut short). The messages never carry the cause's text:
+// a network error names socket addresses. The log line has the cause.
+func bodyReadError(op string, maxBody int64, err error) error {
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge(maxBody, op)
+	case errors.As(err, &ne) && ne.Timeout():
+		return &httpError{status: http.StatusRequestTimeout, code: "timeout",
+			err: &fault.Error{Class: fault.Transient, Context: fault.Context{Op: op},
+				Msg: "request body stopped arriving (timeout); nothing was stored", Err: err}}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
+			Msg: "request body ended before its Content-Length; nothing was stored", Err: err}
+	default:
+		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
+			Msg: "request body could not be read; nothing was stored", Err: err}
+	}
+}
+
+// DecodedBody returns r's body decoded as its Content-Encoding says, for a
+// mounted route that streams its body (ingest): gzip decompressed, no
+// coding or identity as it is. Its error goes to [Server.WriteError]: 415
+// for another coding or more than one, 400 for a body that does not start
+// as gzip, 408 for one that stopped arriving. The decoded stream is not
+// bounded here; a streaming route bounds what it holds at once.
+func DecodedBody(r *http.Request, op string) (io.ReadCloser, error) {
+	gz, err := contentCoding(r, op)
+	if err != nil || !gz || r.Body == nil || r.Body == http.NoBody {
+		return r.Body, err
+	}
+	zr, err := gzip.NewReader(r.Body)
+	if err != nil {
+		return nil, gzipError(op, 0, err)
+	}
+	return zr, nil // net/http closes r.Body; gzip.Reader.Close does not
+}

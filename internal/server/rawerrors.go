@@ -1,0 +1,235 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
+)
+
+// Listener returns ln with its connections' raw errors answered as JSON;
+// serve the API through it. See [JSONRawErrors].
+func (s *Server) Listener(ln net.Listener) net.Listener {
+	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids}
+}
+
+// JSONRawErrors wraps ln so that the answers net/http writes by itself,
+// before any handler runs, are the server's JSON error body with a request
+// id (in the body and in X-Request-ID), like every other error, and are
+// logged at Info. These are the requests net/http cannot parse: a request
+// line or target it refuses (a path with a malformed percent-escape such as
+// "%zz"), a missing or malformed Host, a bad header or Content-Length (400),
+// headers over the size limit (431), an unknown transfer coding (501), an
+// unsupported HTTP version (505). log gets the lines; nil means
+// slog.Default.
+//
+// It recognises net/http's answer by its exact shape, written in one Write
+// on the connection: a status line, then "Content-Type: text/plain;
+// charset=utf-8" and "Connection: close" in that order, then the body. No
+// answer of a handler has it: net/http writes a handler's headers sorted
+// (Connection before Content-Type) and adds Date.
+//
+// Sharp edge: the wrapper must see plaintext HTTP/1.x. Under TLS it must
+// wrap the connections tls.NewListener returns, not the ones TLS reads
+// from; net/http then does not see a *tls.Conn, so r.TLS is nil and HTTP/2
+// is not negotiated. Wrapped below TLS it never matches and changes
+// nothing.
+func JSONRawErrors(ln net.Listener, log *slog.Logger) net.Listener {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &rawErrorListener{Listener: ln, log: log, ids: newIDGen()}
+}
+
+type rawErrorListener struct {
+	net.Listener
+	log *slog.Logger
+	ids *idGen
+}
+
+func (l *rawErrorListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &rawErrorConn{Conn: c, l: l}, nil
+}
+
+// rawErrorConn rewrites net/http's own error answers on one connection.
+type rawErrorConn struct {
+	net.Conn
+	l *rawErrorListener
+}
+
+// CloseWrite lets net/http half-close the connection after an error answer
+// (it then waits for the client to see it before closing), as it does on a
+// bare *net.TCPConn.
+func (c *rawErrorConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+func (c *rawErrorConn) Write(p []byte) (int, error) {
+	status, detail, ok := parseRawError(p)
+	if !ok {
+		return c.Conn.Write(p)
+	}
+	id := c.l.ids.next()
+	code, msg := rawErrorMessage(status, detail)
+	body := appendErrorJSON(nil, code, msg, id)
+	b := make([]byte, 0, 256+len(body))
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nCache-Control: no-store\r\nConnection: close\r\nContent-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\nContent-Type: application/json\r\nX-Request-Id: "...)
+	b = append(b, id...)
+	b = append(b, "\r\n\r\n"...)
+	b = append(b, body...)
+	c.l.log.LogAttrs(context.Background(), slog.LevelInfo, "request failed",
+		slog.String("request_id", id),
+		slog.Int("status", status),
+		slog.String("op", "http.parse"),
+		slog.String("class", "invalid"),
+		slog.String("error", bound(msg, maxLogError)))
+	if _, err := c.Conn.Write(b); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// netHTTPErrorHeaders are the headers of net/http's own error answers
+// (net/http.conn.serve).
+const netHTTPErrorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+
+// parseRawError recognises p as one of net/http's own error answers,
+// "HTTP/1.1 " status netHTTPErrorHeaders body, and returns its status and
+// net/http's detail (the text after "Status Text: ", if any).
+func parseRawError(p []byte) (status int, detail string, ok bool) {
+	const proto = "HTTP/1.1 "
+	if len(p) < len(proto)+3 || !bytes.HasPrefix(p, []byte(proto)) || (p[len(proto)] != '4' && p[len(proto)] != '5') {
+		return 0, "", false
+	}
+	line := p[len(proto):]
+	end := bytes.IndexByte(line, '\r')
+	if end < 3 || !bytes.HasPrefix(line[end:], []byte(netHTTPErrorHeaders)) {
+		return 0, "", false
+	}
+	line = line[:end]
+	status, err := strconv.Atoi(string(line[:3]))
+	if err != nil {
+		return 0, "", false
+	}
+	if _, d, found := bytes.Cut(line, []byte(": ")); found {
+		detail = string(d)
+	}
+	return status, detail, true
+}
+
+// rawErrorMessage words net/http's error for the client. net/http's
+// details are its own fixed texts, never the client's bytes.
+func rawErrorMessage(status int, detail string) (code, msg string) {
+	switch status {
+	case http.StatusRequestHeaderFieldsTooLarge:
+		return "too_large", "request headers are larger than the server accepts"
+	case http.StatusNotImplemented:
+		return "invalid", "unsupported Transfer-Encoding: send the body with a Content-Length or chunked"
+	case http.StatusHTTPVersionNotSupported:
+		return "invalid", "unsupported HTTP version: use HTTP/1.1"
+	}
+	if detail != "" {
+		return "invalid", "malformed request: " + detail
+	}
+	return "invalid", "malformed request: the request line or a header could not be parsed " +
+		"(in the path, '%' must begin an escape of two hex digits, such as %25 for '%' itself)"
+}
+
+// JSONErrors wraps h, a handler that answers its errors with http.Error
+// (the admin listener's handlers, and ServeMux's own 404 and 405), so that
+// every request gets an X-Request-ID (the client's when it is valid, see
+// [ValidRequestID]) and every such error the JSON error body with that id,
+// as the API's errors have. Under [Server.AdminHandler] the id is the one
+// it gave the request (from [reqctx]). The code is the class of the status
+// (fault.ClassOfHTTPStatus), the message http.Error's text. Answers that
+// are not plain-text errors, successes and JSON errors alike, pass through
+// as they are.
+func JSONErrors(h http.Handler) http.Handler {
+	ids := newIDGen()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := reqctx.RequestID(r.Context())
+		if id == "" {
+			var ok bool
+			if id, ok = sanitizeRequestID(r.Header.Get("X-Request-Id")); !ok {
+				id = ids.next()
+			}
+		}
+		w.Header().Set("X-Request-Id", id)
+		ew := &textErrorWriter{ResponseWriter: w, id: id}
+		h.ServeHTTP(ew, r)
+		ew.finish()
+	})
+}
+
+// textErrorWriter holds back a plain-text error answer (status 400 or more
+// with Content-Type text/plain, which is what http.Error writes) and writes
+// it as the JSON error when the handler returns.
+type textErrorWriter struct {
+	http.ResponseWriter
+	id      string
+	started bool   // the header went out as the handler wrote it
+	status  int    // a held-back error's status; 0 when none
+	msg     []byte // its text, bounded
+}
+
+func (w *textErrorWriter) WriteHeader(code int) {
+	switch {
+	case w.started || w.status != 0:
+		return // net/http ignores a second WriteHeader too
+	case code >= 400 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain"):
+		w.status = code
+		return
+	case code >= 200:
+		w.started = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *textErrorWriter) Write(p []byte) (int, error) {
+	if !w.started && w.status == 0 {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.status == 0 {
+		return w.ResponseWriter.Write(p)
+	}
+	w.msg = append(w.msg, p[:min(len(p), max(0, maxLogError-len(w.msg)))]...)
+	return len(p), nil
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *textErrorWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *textErrorWriter) finish() {
+	if w.status == 0 {
+		return
+	}
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	code := fault.ClassOfHTTPStatus(w.status).String()
+	if w.status == http.StatusMethodNotAllowed {
+		code = "method_not_allowed"
+	}
+	w.ResponseWriter.WriteHeader(w.status)
+	w.ResponseWriter.Write(appendErrorJSON(nil, code, strings.TrimSpace(string(w.msg)), w.id))
+}
