@@ -3,6 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,11 +38,12 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 // answer of a handler has it: net/http writes a handler's headers sorted
 // (Connection before Content-Type) and adds Date.
 //
-// Sharp edge: the wrapper must see plaintext HTTP/1.x. Under TLS it must
-// wrap the connections tls.NewListener returns, not the ones TLS reads
-// from; net/http then does not see a *tls.Conn, so r.TLS is nil and HTTP/2
-// is not negotiated. Wrapped below TLS it never matches and changes
-// nothing.
+// Under TLS it wraps the connections tls.NewListener returns, so that it
+// sees plaintext; a client speaking plain HTTP to that port then gets the
+// same JSON 400 (telling it to use HTTPS), where net/http would answer in
+// plain text. Sharp edge: net/http does not see a *tls.Conn, so r.TLS is
+// nil and HTTP/2 is not negotiated (cairn serves HTTP/1.1 only). Wrapped
+// below TLS it never matches and changes nothing.
 func JSONRawErrors(ln net.Listener, log *slog.Logger) net.Listener {
 	if log == nil {
 		log = slog.Default()
@@ -77,13 +81,45 @@ func (c *rawErrorConn) CloseWrite() error {
 	return nil
 }
 
+// Read answers a plain-HTTP request to a TLS port, which the handshake
+// refuses with a tls.RecordHeaderError carrying the underlying connection.
+func (c *rawErrorConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	var rh tls.RecordHeaderError
+	if err != nil && errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
+		c.answer(rh.Conn, http.StatusBadRequest, "invalid",
+			"this port speaks HTTPS: the client sent a plain HTTP request; use an https:// URL")
+	}
+	return n, err
+}
+
+// looksLikeHTTP reports whether a TLS record header is the start of an
+// HTTP/1.x request line instead.
+func looksLikeHTTP(h []byte) bool {
+	for _, m := range []string{"GET /", "HEAD ", "POST ", "PUT /", "DELET", "OPTIO", "PATCH"} {
+		if bytes.HasPrefix(h, []byte(m)) {
+			return true
+		}
+	}
+	return false
+}
+
 func (c *rawErrorConn) Write(p []byte) (int, error) {
 	status, detail, ok := parseRawError(p)
 	if !ok {
 		return c.Conn.Write(p)
 	}
-	id := c.l.ids.next()
 	code, msg := rawErrorMessage(status, detail)
+	if err := c.answer(c.Conn, status, code, msg); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// answer writes the JSON error on w, with "Connection: close" (net/http
+// closes the connection after a raw error), and logs it.
+func (c *rawErrorConn) answer(w io.Writer, status int, code, msg string) error {
+	id := c.l.ids.next()
 	body := appendErrorJSON(nil, code, msg, id)
 	b := make([]byte, 0, 256+len(body))
 	b = append(b, "HTTP/1.1 "...)
@@ -102,10 +138,8 @@ func (c *rawErrorConn) Write(p []byte) (int, error) {
 		slog.String("op", "http.parse"),
 		slog.String("class", "invalid"),
 		slog.String("error", bound(msg, maxLogError)))
-	if _, err := c.Conn.Write(b); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+	_, err := w.Write(b)
+	return err
 }
 
 // netHTTPErrorHeaders are the headers of net/http's own error answers
