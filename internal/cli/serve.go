@@ -60,6 +60,9 @@ type serveFlags struct {
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
+
+	memoryLimit byteSize // serve_memory.go
+	cacheSet    bool     // --cache-bytes was given (flag, environment or config)
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
@@ -97,6 +100,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
+	f.registerMemory(fs) // serve_memory.go
 	return fs, f
 }
 
@@ -118,6 +122,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
 		return exitUsage
 	}
+	f.markSet(fs)
 	cfg, err := f.nodeConfig(env)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
@@ -215,6 +220,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		return cfg, err
 	}
 	if err := f.chaos.config(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.memory(&cfg, env); err != nil {
 		return cfg, err
 	}
 	if len(cfg.Auth.Tenants) == 0 {

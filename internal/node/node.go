@@ -72,6 +72,11 @@ type Config struct {
 	Replication Replication
 	// Chaos, when not nil, turns on the fault simulator (chaos.go).
 	Chaos *Chaos
+
+	// MemoryLimit, when positive, is the whole process's memory limit: the
+	// node divides it between the Go heap, Pebble and the key filter, and
+	// derives the document cache's default from it (memory.go).
+	MemoryLimit int64
 }
 
 // Node is a running cairn node.
@@ -93,6 +98,8 @@ type Node struct {
 	apiLn, adminLn   net.Listener
 	serving          sync.WaitGroup // the Serve goroutines
 	serveErr         chan error     // the first unexpected Serve error
+
+	budget *MemoryBudget // nil without Config.MemoryLimit; see memory.go
 }
 
 // Start opens the store, starts replication to the configured backends and
@@ -117,12 +124,16 @@ func Start(cfg Config) (n *Node, err error) {
 	if err := n.setupChaos(); err != nil {
 		return nil, err
 	}
+	if err := n.applyMemoryLimit(); err != nil {
+		return nil, err
+	}
+	cfg = n.cfg
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
 	feed := newChangeFeed()
 	n.docs = &Docs{c: n.cache, changed: feed.mark}
 	n.store, err = store.Open(cfg.DataDir, store.Options{
 		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs, Failpoint: n.failpoint(),
-		KeyFilterBytes: cfg.KeyFilterBytes,
+		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
 				n.tel.Metrics.OnCommit(size, d)
