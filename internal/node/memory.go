@@ -38,14 +38,13 @@ import (
 // In a build without cgo Pebble's memory is on the Go heap: then it is
 // counted twice, and the node stays further under its limit.
 type MemoryBudget struct {
-	Limit        int64 `json:"limit"`
-	Fixed        int64 `json:"fixed"`
-	Pebble       int64 `json:"pebble_cache"`
-	MemTable     int64 `json:"memtable"`
-	KeyFilter    int64 `json:"key_filter"`
-	Go           int64 `json:"go"`
-	Cache        int64 `json:"document_cache"`
-	CacheFromCfg bool  `json:"-"` // Cache is the operator's --cache-bytes
+	Limit     int64
+	Fixed     int64
+	Pebble    int64 // Pebble's block cache, memtables included
+	MemTable  int64 // one memtable
+	KeyFilter int64 // the key filter's cap
+	Go        int64 // the Go runtime's limit
+	Cache     int64 // the document cache
 }
 
 // memoryFixed is MemoryBudget.Fixed; minMemoryLimit the smallest limit
@@ -66,13 +65,13 @@ func MemoryBudgetFor(limit, cacheBytes int64) (MemoryBudget, error) {
 	b := MemoryBudget{Limit: limit, Fixed: memoryFixed, Pebble: limit / 8, KeyFilter: limit / 64}
 	b.MemTable = b.Pebble / 4
 	b.Go = limit - b.Fixed - b.Pebble - b.KeyFilter
-	b.Cache, b.CacheFromCfg = b.Go/3, false
+	b.Cache = b.Go / 3
 	if cacheBytes > 0 {
 		if cacheBytes > b.Go/2 {
 			return MemoryBudget{}, fault.E(fault.Config, fault.Context{Op: "node.memory"},
 				fmt.Errorf("--cache-bytes %s: want at most %s, half of the Go heap's share of --memory-limit (or GOMEMLIMIT) %s; leave it unset for %s", mib(cacheBytes), mib(b.Go/2), mib(limit), mib(b.Cache)))
 		}
-		b.Cache, b.CacheFromCfg = cacheBytes, true
+		b.Cache = cacheBytes
 	}
 	return b, nil
 }
