@@ -8,7 +8,7 @@ import (
 )
 
 func (f *serveFlags) registerMemory(fs *flag.FlagSet) {
-	fs.Var(&f.memoryLimit, "memory-limit", "the node's whole memory limit (`size`, e.g. 1GiB; default: $GOMEMLIMIT, else none): divided between the Go heap, Pebble's cache and memtables and the key filter, and the document cache defaults to a share of it (docs/configuration.md)")
+	fs.Var(&f.memoryLimit, "memory-limit", "the node's whole memory limit (`size`, e.g. 1GiB; default: $GOMEMLIMIT, else none): divided between the Go heap, Pebble's cache and memtables and the key filter, and the document cache defaults to a share of it (README, Memory)")
 }
 
 // markSet notes which settings were given, once flags, environment and
