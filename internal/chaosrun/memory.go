@@ -145,7 +145,7 @@ func runMemory(ctx context.Context, env Env, r *Result) error {
 	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), fmt.Sprintf("at the load the node is sized for (%d clients, %d ingest streams): %s", memClients, memIngests, errorRateDetail(r.Counts)))
 	r.assert("excess shed", shedAttempts > 0, fmt.Sprintf("overload (%d clients for %v): %d attempts shed with 429/503 (limits: --max-in-flight %d, --tenant-max-in-flight %d); after retries %d of %d requests failed (%.1f%%)",
 		memOverload, overFor.Round(time.Millisecond), shedAttempts, memMaxInFlight, memTenantInFlight, oc.Errors, oc.Total, 100*oc.Rate()))
-	r.assert("RSS bounded", peak > 0 && peak <= bound, fmt.Sprintf("peak RSS (VmHWM) %.1f MiB ≤ %.1f MiB, %s the %d MiB limit (race build: %v; Go's share of the limit: %s)",
+	r.assert("RSS bounded", peak > 0 && peak <= bound, fmt.Sprintf("peak RSS (VmHWM) %.1f MiB, bound %.1f MiB: %s the %d MiB limit (race build: %v; Go's share of the limit: %s)",
 		float64(peak)/(1<<20), float64(bound)/(1<<20), map[bool]string{false: "1.1 ×", true: "8 ×"}[race], memLimit>>20, race, goLimit(after)))
 	r.assert("file descriptors bounded", samp.fds > 0 && samp.fds <= fdBound, fmt.Sprintf("peak %d open descriptors ≤ %d (clients + ingests + 256)", samp.fds, fdBound))
 	r.check("no corrupt body served", CorruptServed(append(ops, overOps...)), "every read returned a body some client wrote")
