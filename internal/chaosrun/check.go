@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,6 +35,9 @@ type Op struct {
 	// Retried names the cause of each attempt the client library made and
 	// retried before the final one ("503", "connection refused", …).
 	Retried []string `json:"retried,omitempty"`
+	// Cause names a failure that has no status: "timeout", "connection
+	// reset", "incomplete ingest", …
+	Cause string `json:"cause,omitempty"`
 	// Call and Return are offsets from the start of the run.
 	Call   time.Duration `json:"call"`
 	Return time.Duration `json:"return"`
@@ -210,6 +214,9 @@ type ErrorCounts struct {
 	// Absorbed the requests that succeeded after one or more of them.
 	Retried  map[string]int `json:"retried,omitempty"`
 	Absorbed int            `json:"absorbed"`
+	// Causes counts the errors by cause: the status, or the kind of
+	// transport failure.
+	Causes map[string]int `json:"causes,omitempty"`
 }
 
 // Rate is the share of requests that failed, shed included.
@@ -240,18 +247,21 @@ func (c ErrorCounts) RetriedTotal() int {
 
 // RetriedString lists the retried attempts by cause, most first:
 // "503 ×12, connection refused ×3"; "none" when there were none.
-func (c ErrorCounts) RetriedString() string {
-	if len(c.Retried) == 0 {
+func (c ErrorCounts) RetriedString() string { return byCause(c.Retried) }
+
+// byCause lists counts by cause, most first, "none" when empty.
+func byCause(m map[string]int) string {
+	if len(m) == 0 {
 		return "none"
 	}
-	causes := sortedKeys(c.Retried)
-	sort.SliceStable(causes, func(i, j int) bool { return c.Retried[causes[i]] > c.Retried[causes[j]] })
+	causes := sortedKeys(m)
+	sort.SliceStable(causes, func(i, j int) bool { return m[causes[i]] > m[causes[j]] })
 	var b strings.Builder
 	for i, k := range causes {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "%s ×%d", k, c.Retried[k])
+		fmt.Fprintf(&b, "%s ×%d", k, m[k])
 	}
 	return b.String()
 }
@@ -279,6 +289,14 @@ func CountErrors(history []Op) ErrorCounts {
 			if shed(o.Status) {
 				c.Shed++
 			}
+			cause := o.Cause
+			if o.Status != 0 || cause == "" {
+				cause = strconv.Itoa(o.Status)
+			}
+			if c.Causes == nil {
+				c.Causes = map[string]int{}
+			}
+			c.Causes[cause]++
 		}
 		for _, cause := range o.Retried {
 			if c.Retried == nil {
@@ -305,8 +323,8 @@ func ErrorRate(c ErrorCounts, max float64) []Anomaly {
 
 // errorRateDetail is the error-rate check's line when it holds.
 func errorRateDetail(c ErrorCounts) string {
-	return fmt.Sprintf("%d errors in %d requests (%.3f%%), %d of them shed (without sheds %.3f%%); the client's retries absorbed %d requests' failures (attempts retried: %s)",
-		c.Errors, c.Total, 100*c.Rate(), c.Shed, 100*c.RateWithoutShed(), c.Absorbed, c.RetriedString())
+	return fmt.Sprintf("%d errors in %d requests (%.3f%%; by cause: %s), %d of them shed (without sheds %.3f%%); the client's retries absorbed %d requests' failures (attempts retried: %s)",
+		c.Errors, c.Total, 100*c.Rate(), byCause(c.Causes), c.Shed, 100*c.RateWithoutShed(), c.Absorbed, c.RetriedString())
 }
 
 // Fault is one injected fault and what made it visible.

@@ -133,13 +133,16 @@ func TestErrorRate(t *testing.T) {
 	}
 	// A shed request is an error the client saw: two of them, with a 408
 	// and a timeout, are 4 in 2008, above 0.1%; without the sheds 0.1%.
-	h = append(h, Op{Status: 503}, Op{Status: 408}, Op{Status: 0})
+	h = append(h, Op{Status: 503}, Op{Status: 408}, Op{Status: 0, Cause: "timeout"})
 	c = CountErrors(h)
 	if c.Errors != 4 || c.Shed != 2 {
 		t.Fatalf("counts %+v", c)
 	}
 	if got := ErrorRate(c, 0.001); len(got) != 1 || !strings.Contains(got[0].Detail, "4 of 2008") {
 		t.Fatalf("4 in 2008: %v", got)
+	}
+	if got, want := byCause(c.Causes), "408 ×1, 429 ×1, 503 ×1, timeout ×1"; got != want {
+		t.Errorf("errors by cause %q, want %q", got, want)
 	}
 	if got, want := c.RateWithoutShed(), 2.0/2008; got != want {
 		t.Errorf("rate without sheds %v, want %v", got, want)

@@ -141,7 +141,7 @@ func (c *Cluster) do(ctx context.Context, n *Node, o Op, timeout time.Duration, 
 			o.Value = ""
 		}
 	default: // transport error or timeout
-		o.Unknown = o.write()
+		o.Unknown, o.Cause = o.write(), attemptCause(nil, err)
 		if o.Kind == 'g' {
 			o.Value = ""
 		}

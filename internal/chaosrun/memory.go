@@ -214,6 +214,10 @@ func ingestLoop(ctx context.Context, n *Node, rec *Recorder, streams int) {
 					o.OK, o.Status = true, 200
 				case errors.As(err, &ce):
 					o.Status = ce.Status
+				case err != nil:
+					o.Cause = attemptCause(nil, err)
+				default:
+					o.Cause = "incomplete ingest"
 				}
 				rec.add(o)
 			}
