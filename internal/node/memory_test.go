@@ -1,11 +1,18 @@
 package node
 
 import (
+	"context"
 	"errors"
+	"log/slog"
+	"runtime/debug"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/proctest"
+	"github.com/cairnstore/cairn/internal/store"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // TestMemoryBudget: a memory limit is divided so that the parts outside
@@ -43,5 +50,38 @@ func TestMemoryBudget(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || !errors.Is(err, fault.ErrConfig) {
 			t.Errorf("%d MiB, cache %d: got %v, want a configuration error with %q", c.limit/mi, c.cache/mi, err, c.want)
 		}
+	}
+}
+
+// TestMemoryLimitApplied: a node started with a memory limit gives the Go
+// runtime its share, sizes the document cache and the key filter from it,
+// and says so in its log.
+func TestMemoryLimitApplied(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	logs := &proctest.SyncBuffer{} // the node logs from its goroutines
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MemoryLimit: 128 << 20, KeyFilterBytes: store.DefaultKeyFilterBytes,
+		Logger: slog.New(slog.NewTextHandler(logs, nil)), Trace: telemetry.Config{NoGlobal: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	if got, want := debug.SetMemoryLimit(-1), int64(70<<20); got != want {
+		t.Errorf("Go's memory limit %d, want %d", got, want)
+	}
+	if got, want := n.cfg.CacheBytes, int64(70<<20)/3; got != want {
+		t.Errorf("document cache %d, want %d", got, want)
+	}
+	if got, want := n.cfg.KeyFilterBytes, int64(2<<20); got != want {
+		t.Errorf("key filter cap %d, want %d", got, want)
+	}
+	if !strings.Contains(logs.String(), "memory limit divided") {
+		t.Errorf("no division logged:\n%s", logs.String())
 	}
 }
