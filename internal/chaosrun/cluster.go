@@ -356,7 +356,7 @@ func (n *Node) start(ctx context.Context, bin string) error {
 				<-p.exited
 				return fmt.Errorf("chaosrun: node%d exited before it was ready (%v):\n%s", n.Index, p.err, p.out)
 			}
-			line = strings.TrimPrefix(line, "export ")
+			line = strings.TrimPrefix(line, "export ") // the lines are for pasting into a shell
 			if v, ok := strings.CutPrefix(line, "CAIRN_URL="); ok {
 				n.URL = v
 			}
