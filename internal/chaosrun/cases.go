@@ -3,14 +3,11 @@ package chaosrun
 import (
 	"bytes"
 	"context"
-	"debug/buildinfo"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -71,8 +68,10 @@ func runLoad(ctx context.Context, env Env, r *Result) error {
 		return err
 	}
 	defer c.Close()
+	defer func() { r.PeakRSS = c.PeakRSS() }() // before Close
 	keys := keysFor(env, 40)
-	loads, prefixes := perNode(env, "load", 64, keys, 40, 10, longPause(env))
+	r.Clients = 64
+	loads, prefixes := perNode(env, "load", r.Clients, keys, 40, 10, longPause(env))
 	r.Schedule = Schedule(env.Seed, env.Duration, env.Nodes, append(append([]string{}, NetKinds...), SimKinds...))
 	rec := NewRecorder()
 	// The load runs for Duration and on until the last fault is healed:
@@ -86,7 +85,7 @@ func runLoad(ctx context.Context, env Env, r *Result) error {
 	summarize(r, ops, 0)
 	traceFaults(c, faults, ops, targetNode)
 	r.Faults = faults
-	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), fmt.Sprintf("%d errors in %d requests; %d shed", r.Counts.Errors, r.Counts.Total, r.Counts.Shed))
+	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), errorRateDetail(r.Counts))
 	var lin []Anomaly
 	for i := range env.Nodes {
 		lin = append(lin, Linearizable(ops, i, 2*time.Minute)...)
@@ -107,10 +106,12 @@ func runPartition(ctx context.Context, env Env, r *Result) error {
 		return err
 	}
 	defer c.Close()
+	defer func() { r.PeakRSS = c.PeakRSS() }() // before Close
 	// Every client writes the same keys, half through node 0 and half
 	// through node 1: during the partition each side acknowledges writes
 	// the other cannot see, so the same keys get concurrent versions.
 	keys := keysFor(env, 24)
+	r.Clients = 32
 	both := []Load{
 		{Clients: 16, Keys: keys, Prefix: "part-", Nodes: []int{0}, PutPct: 60, DelPct: 5, Seed: env.Seed, Pause: longPause(env)},
 		{Clients: 16, Keys: keys, Prefix: "part-", Nodes: []int{1}, PutPct: 60, DelPct: 5, Seed: env.Seed + 1, Pause: longPause(env)},
@@ -143,7 +144,7 @@ func runPartition(ctx context.Context, env Env, r *Result) error {
 	traceFaults(c, faults, ops, targetNode)
 	r.Faults = faults
 	r.note("partition from %v to %v: nodes 0 and 1 cannot reach S3 (their proxies refuse connections); nodes do not talk to each other, so this is also their split", at.Round(time.Millisecond), healed.Round(time.Millisecond))
-	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), fmt.Sprintf("%d errors in %d requests; %d shed", r.Counts.Errors, r.Counts.Total, r.Counts.Shed))
+	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), errorRateDetail(r.Counts))
 	r.check("no corrupt body served", CorruptServed(ops), "every read returned a body some client wrote")
 	conflicting := 0
 	for _, o := range ops {
@@ -169,6 +170,7 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 		return err
 	}
 	defer c.Close()
+	defer func() { r.PeakRSS = c.PeakRSS() }() // before Close
 	victim := c.Nodes[1]
 	// A backlog the victim must download: bulk documents ingested on node
 	// 0 and uploaded to S3. Downloads happen only in rounds, one key at a
@@ -185,7 +187,8 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 		return fail(c, err)
 	}
 	keys := keysFor(env, 40)
-	loads, prefixes := perNode(env, "fail", 32, keys, 50, 10, longPause(env))
+	r.Clients = 32
+	loads, prefixes := perNode(env, "fail", r.Clients, keys, 50, 10, longPause(env))
 	// The victim's engine runs its uploader and its rounds on one
 	// goroutine, and an upload pass drains the change log until it is
 	// empty: over the slowed link, a full share of the write load keeps
@@ -261,7 +264,11 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 		r.assert("resumed from checkpoint", false, "the round passed no checkpoint within a minute: resumption was not tested (last seen: "+seen+")")
 	}
 	r.check("no corrupt body served", CorruptServed(ops), "every read returned a body some client wrote")
-	r.note("requests to node1 while it was down fail by design; the error-rate invariant is for backend faults only (%d errors in %d requests)", r.Counts.Errors, r.Counts.Total)
+	// Requests to node1 while it is down are refused; the client library
+	// retries them until it is back on its address. A write in flight when
+	// the node died may have been applied, so it is not repeated: those
+	// are the errors clients still see.
+	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), errorRateDetail(r.Counts))
 	if err := convergenceChecks(ctx, env, c, r, ops, prefixes, keys); err != nil {
 		return err
 	}
@@ -334,6 +341,7 @@ func runCorruption(ctx context.Context, env Env, r *Result) error {
 		return err
 	}
 	defer c.Close()
+	defer func() { r.PeakRSS = c.PeakRSS() }() // before Close
 	const keys, damaged = 30, 5
 	rec := NewRecorder()
 	for i := range keys {
@@ -379,6 +387,7 @@ func runCorruption(ctx context.Context, env Env, r *Result) error {
 		faults = append(faults, Fault{Kind: "corrupt-fs", Target: "disk:" + p, At: rec.Since()})
 	}
 	// Clients read the damaged keys while the nodes find and repair them.
+	r.Clients = 16
 	loads := []Load{
 		{Clients: 8, Keys: keys, Prefix: "cor-", Nodes: []int{0}, Seed: env.Seed},
 		{Clients: 8, Keys: keys, Prefix: "cor-", Nodes: []int{1}, Seed: env.Seed + 1},
@@ -436,6 +445,7 @@ func runCorruption(ctx context.Context, env Env, r *Result) error {
 		}
 	}
 	r.assert("repaired from a healthy copy", bad == 0, fmt.Sprintf("%d of %d damaged objects still fail verification after the rounds %v", bad, 2*damaged, why))
+	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), errorRateDetail(r.Counts))
 	r.check("no corrupt body served", CorruptServed(ops), fmt.Sprintf("%d reads of the damaged keys returned only bodies clients wrote", len(ops)))
 	r.check("convergence", Divergence(vals), fmt.Sprintf("both nodes agree on all %d keys", keys))
 	r.check("no lost acknowledged writes", LostWrites(ops, finalOf(vals)), "every seeded document kept its value")
@@ -497,156 +507,4 @@ func corruptFS(p string) error {
 		return err
 	}
 	return os.Rename(tmp, p)
-}
-
-// memLimit is the memory scenario's GOMEMLIMIT.
-const memLimit = 128 << 20
-
-// rssSlack is what RSS may exceed GOMEMLIMIT by: the limit bounds the Go
-// heap and runtime, not Pebble's mmapped tables and caches outside the
-// heap, thread stacks or the binary's text (measured: 179-187 MiB peak
-// without -race). Under -race the detector's shadow memory comes on top;
-// the Go documentation puts a race build's memory at 5-10x, so the bound
-// there is 8x the limit (measured: 174-407 MiB).
-func rssSlack(bin string) int64 {
-	if isRace(bin) {
-		return 7 * memLimit
-	}
-	return 128 << 20
-}
-
-func isRace(bin string) bool {
-	bi, err := buildinfo.ReadFile(bin)
-	if err != nil {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" && s.Value == "true" {
-			return true
-		}
-	}
-	return false
-}
-
-func runMemory(ctx context.Context, env Env, r *Result) error {
-	r.Nodes = 1
-	const clients, ingests = 256, 4
-	c, err := startCluster(ctx, env, Options{Nodes: 1,
-		Env:  []string{"GOMEMLIMIT=128MiB"},
-		Args: []string{"--max-in-flight", "96", "--tenant-max-in-flight", "64", "--cache-bytes", "32MiB"}})
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	n := c.Nodes[0]
-	before, _ := n.Scrape(ctx)
-	rec := NewRecorder()
-	lctx, cancel := context.WithTimeout(ctx, env.Duration)
-	defer cancel()
-	wait, _ := drive(ctx, c, rec, env.Duration, Load{Clients: clients, Keys: 200, Prefix: "mem-", PutPct: 50, Seed: env.Seed})
-	ingestDone := make(chan struct{})
-	go func() {
-		defer close(ingestDone)
-		ingestLoop(lctx, n, rec, ingests)
-	}()
-	var maxRSS int64
-	maxFDs := 0
-	tick := time.NewTicker(100 * time.Millisecond)
-	for lctx.Err() == nil {
-		select {
-		case <-lctx.Done():
-		case <-tick.C:
-			if rss, err := procRSS(n.Pid()); err == nil {
-				maxRSS = max(maxRSS, rss)
-			}
-			if fds, err := procFDs(n.Pid()); err == nil {
-				maxFDs = max(maxFDs, fds)
-			}
-		}
-	}
-	tick.Stop()
-	wait()
-	<-ingestDone
-	alive := n.Alive()
-	after, _ := n.Scrape(context.WithoutCancel(ctx))
-	ops := rec.Ops()
-	summarize(r, ops, env.Duration)
-	// The metric of this fault is the shed requests' counter.
-	f := Fault{Kind: "memory-pressure", Target: "node0", At: 0, For: env.Duration,
-		Metric: Moved(only(before, "cairn_http_requests_total"), only(after, "cairn_http_requests_total"))}
-	faults := []Fault{f}
-	// The sample trace is a shed request's.
-	tr := n.Traces()
-	for _, o := range ops {
-		if (o.Status == 429 || o.Status == 503) && len(tr[o.TraceID]) > 0 {
-			faults[0].TraceID = o.TraceID
-			break
-		}
-	}
-	r.Faults = faults
-	slack := rssSlack(env.Bin)
-	fdBound := clients + ingests + 256
-	r.assert("node survived", alive, fmt.Sprintf("the node is alive after %v of %d clients and %d concurrent ingests under GOMEMLIMIT=128MiB", env.Duration, clients, ingests))
-	r.assert("load shed", r.Counts.Shed > 0, fmt.Sprintf("%d requests shed with 429/503 (limits: --max-in-flight 96, --tenant-max-in-flight 64)", r.Counts.Shed))
-	r.assert("RSS bounded", maxRSS > 0 && maxRSS <= memLimit+slack, fmt.Sprintf("peak RSS %d MiB ≤ GOMEMLIMIT 128 MiB + slack %d MiB (race build: %v)", maxRSS>>20, slack>>20, isRace(env.Bin)))
-	r.assert("file descriptors bounded", maxFDs > 0 && maxFDs <= fdBound, fmt.Sprintf("peak %d open descriptors ≤ %d (clients + ingests + 256)", maxFDs, fdBound))
-	r.check("no corrupt body served", CorruptServed(ops), "every read returned a body some client wrote")
-	r.check("every fault visible", FaultsVisible(faults), "shedding moved the request counter and a shed request was traced")
-	r.note("client errors other than shedding: %d of %d (%.3f%%): timeouts of a saturated node, reported, not asserted (the 0.1%% invariant is for backend faults)", r.Counts.Errors, r.Counts.Total, 100*r.Counts.Rate())
-	return nil
-}
-
-// ingestLoop runs streams concurrent ingests of ~4 MiB each until ctx
-// ends, recording each as an operation ('i').
-func ingestLoop(ctx context.Context, n *Node, rec *Recorder, streams int) {
-	done := make(chan struct{}, streams)
-	for s := range streams {
-		go func() {
-			defer func() { done <- struct{}{} }()
-			for i := 0; ctx.Err() == nil; i++ {
-				var b bytes.Buffer
-				pad := strings.Repeat("m", 1000)
-				for j := range 4000 {
-					fmt.Fprintf(&b, `{"id":"big-%d-%d-%04d","pad":"%s"}`+"\n", s, i%4, j, pad)
-				}
-				o := Op{Client: 1000 + s, Kind: 'i', Key: fmt.Sprintf("big-%d", s), TraceID: newTraceID(), Call: rec.Since()}
-				ictx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(ctx), traceKey{}, o.TraceID), 30*time.Second)
-				res, err := n.Client().Ingest(ictx, tenant, &b, client.IngestOptions{KeyField: "id"})
-				cancel()
-				o.Return = rec.Since()
-				var ce *client.Error
-				switch {
-				case err == nil && res.Complete:
-					o.OK, o.Status = true, 200
-				case errors.As(err, &ce):
-					o.Status = ce.Status
-				}
-				rec.add(o)
-			}
-		}()
-	}
-	for range streams {
-		<-done
-	}
-}
-
-// procRSS reads a process's resident set size from /proc.
-func procRSS(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
-}
-
-// procFDs counts a process's open file descriptors.
-func procFDs(pid int) (int, error) {
-	es, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
-	return len(es), err
 }

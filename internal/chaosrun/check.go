@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/anishathalye/porcupine"
@@ -30,6 +32,12 @@ type Op struct {
 	Unknown bool `json:"unknown,omitempty"`
 	// Status is the HTTP status; 0 for a transport error or timeout.
 	Status int `json:"status"`
+	// Retried names the cause of each attempt the client library made and
+	// retried before the final one ("503", "connection refused", …).
+	Retried []string `json:"retried,omitempty"`
+	// Cause names a failure that has no status: "timeout", "connection
+	// reset", "incomplete ingest", …
+	Cause string `json:"cause,omitempty"`
 	// Call and Return are offsets from the start of the run.
 	Call   time.Duration `json:"call"`
 	Return time.Duration `json:"return"`
@@ -190,13 +198,28 @@ func CorruptServed(history []Op) []Anomaly {
 }
 
 // ErrorCounts are the client-visible outcomes of a run.
+//
+// An error is any answer a healthy node would not give: a 5xx, a 408, a
+// 429, a timeout, a connection error, an incomplete ingest. Shed requests
+// (429 and 503) are errors too: the client did not get what it asked for.
+// A 404 for an absent key, a 412 for a lost compare-and-set and a 409 for
+// siblings under the manual policy are answers, not errors. A request
+// counts once, by its final outcome, after the client library's retries.
 type ErrorCounts struct {
 	Total  int `json:"total"`
-	Errors int `json:"errors"` // 5xx other than 503, transport errors, timeouts
-	Shed   int `json:"shed"`   // 429 and 503: the node shed load, as designed
+	Errors int `json:"errors"` // every failure, shed included
+	Shed   int `json:"shed"`   // of Errors: 429 and 503
+	// Retried counts the attempts the client library retried, by cause
+	// ("503", "429", "connection refused", …), over every request;
+	// Absorbed the requests that succeeded after one or more of them.
+	Retried  map[string]int `json:"retried,omitempty"`
+	Absorbed int            `json:"absorbed"`
+	// Causes counts the errors by cause: the status, or the kind of
+	// transport failure.
+	Causes map[string]int `json:"causes,omitempty"`
 }
 
-// Rate is the share of requests that failed (shed excluded).
+// Rate is the share of requests that failed, shed included.
 func (c ErrorCounts) Rate() float64 {
 	if c.Total == 0 {
 		return 0
@@ -204,27 +227,104 @@ func (c ErrorCounts) Rate() float64 {
 	return float64(c.Errors) / float64(c.Total)
 }
 
+// RateWithoutShed is the share of requests that failed other than by
+// being shed.
+func (c ErrorCounts) RateWithoutShed() float64 {
+	if c.Total == 0 {
+		return 0
+	}
+	return float64(c.Errors-c.Shed) / float64(c.Total)
+}
+
+// RetriedTotal is the number of attempts retried.
+func (c ErrorCounts) RetriedTotal() int {
+	n := 0
+	for _, v := range c.Retried {
+		n += v
+	}
+	return n
+}
+
+// RetriedString lists the retried attempts by cause, most first:
+// "503 ×12, connection refused ×3"; "none" when there were none.
+func (c ErrorCounts) RetriedString() string { return byCause(c.Retried) }
+
+// byCause lists counts by cause, most first, "none" when empty.
+func byCause(m map[string]int) string {
+	if len(m) == 0 {
+		return "none"
+	}
+	causes := sortedKeys(m)
+	sort.SliceStable(causes, func(i, j int) bool { return m[causes[i]] > m[causes[j]] })
+	var b strings.Builder
+	for i, k := range causes {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%s ×%d", k, m[k])
+	}
+	return b.String()
+}
+
+// failed reports whether o's outcome is an error (see ErrorCounts).
+func (o Op) failed() bool {
+	switch {
+	case o.OK:
+		return false
+	case o.Status == 404, o.Status == 409, o.Status == 412:
+		return false
+	}
+	return true
+}
+
+func shed(status int) bool { return status == 429 || status == 503 }
+
 // CountErrors classifies the outcomes in history.
 func CountErrors(history []Op) ErrorCounts {
 	var c ErrorCounts
 	for _, o := range history {
 		c.Total++
-		switch {
-		case o.Status == 429 || o.Status == 503:
-			c.Shed++
-		case o.Status == 0 || o.Status >= 500:
+		if o.failed() {
 			c.Errors++
+			if shed(o.Status) {
+				c.Shed++
+			}
+			cause := o.Cause
+			if o.Status != 0 || cause == "" {
+				cause = strconv.Itoa(o.Status)
+			}
+			if c.Causes == nil {
+				c.Causes = map[string]int{}
+			}
+			c.Causes[cause]++
+		}
+		for _, cause := range o.Retried {
+			if c.Retried == nil {
+				c.Retried = map[string]int{}
+			}
+			c.Retried[cause]++
+		}
+		if len(o.Retried) > 0 && !o.failed() {
+			c.Absorbed++
 		}
 	}
 	return c
 }
 
-// ErrorRate checks the client-visible error rate against max (e.g. 0.001).
+// ErrorRate checks the client-visible error rate, shed included, against
+// max (e.g. 0.001).
 func ErrorRate(c ErrorCounts, max float64) []Anomaly {
-	if c.Rate() <= max {
+	if c.Errors == 0 || c.Rate() < max {
 		return nil
 	}
-	return []Anomaly{{Check: "error-rate", Detail: fmt.Sprintf("%d of %d requests failed (%.3f%%), above %.3f%% (shed: %d, not counted)", c.Errors, c.Total, 100*c.Rate(), 100*max, c.Shed)}}
+	return []Anomaly{{Check: "error-rate", Detail: fmt.Sprintf("%d of %d requests failed (%.3f%%, %d of them shed; %.3f%% without), not below %.3f%%",
+		c.Errors, c.Total, 100*c.Rate(), c.Shed, 100*c.RateWithoutShed(), 100*max)}}
+}
+
+// errorRateDetail is the error-rate check's line when it holds.
+func errorRateDetail(c ErrorCounts) string {
+	return fmt.Sprintf("%d errors in %d requests (%.3f%%; by cause: %s), %d of them shed (without sheds %.3f%%); the client's retries absorbed %d requests' failures (attempts retried: %s)",
+		c.Errors, c.Total, 100*c.Rate(), byCause(c.Causes), c.Shed, 100*c.RateWithoutShed(), c.Absorbed, c.RetriedString())
 }
 
 // Fault is one injected fault and what made it visible.

@@ -107,22 +107,45 @@ func TestCorruptServed(t *testing.T) {
 	wantOne(t, CorruptServed(h), "corrupt-served", "a")
 }
 
+// TestErrorRate: the rate is what the clients saw. Shed requests (429,
+// 503), 408s and transport errors count; a 404 for an absent key, a 412
+// for a lost compare-and-set and a 409 for siblings do not; a request that
+// succeeded after retries counts as a success, and its retried attempts are
+// reported by cause.
 func TestErrorRate(t *testing.T) {
 	var h []Op
 	for range 2000 {
 		h = append(h, Op{OK: true, Status: 200})
 	}
-	h = append(h, Op{Status: 503}, Op{Status: 429}, Op{Status: 0}) // two shed, one timeout
+	h = append(h,
+		Op{Kind: 'p', Status: 412}, Op{Kind: 'p', Status: 409}, Op{Kind: 'g', OK: true, Status: 404}, // answers
+		Op{OK: true, Status: 200, Retried: []string{"503", "connection refused"}}, // absorbed
+		Op{Status: 429, Retried: []string{"429"}})                                 // shed, after a retry
 	c := CountErrors(h)
-	if c.Total != 2003 || c.Errors != 1 || c.Shed != 2 {
+	if c.Total != 2005 || c.Errors != 1 || c.Shed != 1 || c.Absorbed != 1 || c.RetriedTotal() != 3 {
 		t.Fatalf("counts %+v", c)
 	}
-	if got := ErrorRate(c, 0.001); len(got) != 0 {
-		t.Fatalf("1 in 2003: %v", got)
+	if got, want := c.RetriedString(), "429 ×1, 503 ×1, connection refused ×1"; got != want {
+		t.Errorf("retried %q, want %q", got, want)
 	}
-	h = append(h, Op{Status: 500}, Op{Status: 502}, Op{Status: 0})
-	if got := ErrorRate(CountErrors(h), 0.001); len(got) != 1 || !strings.Contains(got[0].Detail, "4 of 2006") {
-		t.Fatalf("4 in 2006: %v", got)
+	if got := ErrorRate(c, 0.001); len(got) != 0 {
+		t.Fatalf("1 in 2005: %v", got)
+	}
+	// A shed request is an error the client saw: two of them, with a 408
+	// and a timeout, are 4 in 2008, above 0.1%; without the sheds 0.1%.
+	h = append(h, Op{Status: 503}, Op{Status: 408}, Op{Status: 0, Cause: "timeout"})
+	c = CountErrors(h)
+	if c.Errors != 4 || c.Shed != 2 {
+		t.Fatalf("counts %+v", c)
+	}
+	if got := ErrorRate(c, 0.001); len(got) != 1 || !strings.Contains(got[0].Detail, "4 of 2008") {
+		t.Fatalf("4 in 2008: %v", got)
+	}
+	if got, want := byCause(c.Causes), "408 ×1, 429 ×1, 503 ×1, timeout ×1"; got != want {
+		t.Errorf("errors by cause %q, want %q", got, want)
+	}
+	if got, want := c.RateWithoutShed(), 2.0/2008; got != want {
+		t.Errorf("rate without sheds %v, want %v", got, want)
 	}
 }
 

@@ -229,6 +229,20 @@ func (c *Cluster) Close() {
 	c.hc.CloseIdleConnections()
 }
 
+// PeakRSS is the highest peak resident set (VmHWM) of the nodes running
+// now; 0 if none could be read.
+func (c *Cluster) PeakRSS() int64 {
+	var peak int64
+	for _, n := range c.Nodes {
+		if n.Alive() {
+			if v, err := procStatus(n.Pid(), "VmHWM:"); err == nil {
+				peak = max(peak, v)
+			}
+		}
+	}
+	return peak
+}
+
 // Logs returns every node's stderr, for a failed run.
 func (c *Cluster) Logs() string {
 	var b strings.Builder
@@ -342,7 +356,7 @@ func (n *Node) start(ctx context.Context, bin string) error {
 				<-p.exited
 				return fmt.Errorf("chaosrun: node%d exited before it was ready (%v):\n%s", n.Index, p.err, p.out)
 			}
-			line = strings.TrimPrefix(line, "export ")
+			line = strings.TrimPrefix(line, "export ") // the lines are for pasting into a shell
 			if v, ok := strings.CutPrefix(line, "CAIRN_URL="); ok {
 				n.URL = v
 			}
@@ -366,9 +380,11 @@ func (n *Node) start(ctx context.Context, bin string) error {
 		}
 	}
 	n.Admin = "http://" + m[1]
-	// No retries: the history must show what each request did.
-	n.client.Store(client.New(n.URL, n.Token, client.WithHTTPClient(&http.Client{Transport: traceparent{n.hc.Transport}}),
-		client.WithRetry(client.RetryPolicy{MaxAttempts: 1})))
+	// The client library retries what it may (harnessRetry); each
+	// attempt is recorded (countAttempts), so the history shows the
+	// failures the retries absorbed as well as the requests' outcomes.
+	n.client.Store(client.New(n.URL, n.Token, client.WithHTTPClient(&http.Client{Transport: countAttempts{traceparent{n.hc.Transport}}}),
+		client.WithRetry(harnessRetry)))
 	return nil
 }
 
@@ -382,9 +398,19 @@ func (n *Node) Kill() {
 	}
 }
 
-// Restart starts the node again on its data directory (after Kill).
+// Restart starts the node again on its data directory (after Kill), on
+// the addresses it had, as a supervisor restarts a node: clients that
+// retry reach the new process.
 func (n *Node) Restart(ctx context.Context, bin string) error {
 	n.Kill()
+	for i := 0; i+1 < len(n.args); i++ {
+		switch n.args[i] {
+		case "--listen":
+			n.args[i+1] = strings.TrimPrefix(n.URL, "http://")
+		case "--admin-listen":
+			n.args[i+1] = strings.TrimPrefix(n.Admin, "http://")
+		}
+	}
 	return n.start(ctx, bin)
 }
 

@@ -38,6 +38,11 @@
 // Wall-clock timing is not replayed: on a loaded machine the same schedule
 // meets different requests.
 //
+// The load clients use the client package with its retry rules (and
+// enough attempts to outlast a node's restart); every attempt is recorded,
+// so the error rate is what callers of the client library see and the
+// report says which failures the retries absorbed.
+//
 // Reconciliation rounds are traced, but a fault's sample trace is a
 // client request the faulted node served while the fault was on (the
 // harness names its trace id in a traceparent header and finds it in the

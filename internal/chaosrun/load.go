@@ -4,8 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cairnstore/cairn/client"
@@ -20,7 +26,7 @@ type Load struct {
 	PutPct  int    // share of puts, in percent
 	DelPct  int    // share of deletes; the rest are gets
 	Seed    uint64
-	Timeout time.Duration // per request [5s]
+	Timeout time.Duration // per request, retries included [10s]
 	// Pause between one client's requests (0: none): keeps a long run's
 	// history small enough to check.
 	Pause time.Duration
@@ -55,7 +61,7 @@ func (r *Recorder) Ops() []Op {
 // Drive runs l's clients until ctx ends, recording every operation.
 func (c *Cluster) Drive(ctx context.Context, l Load, rec *Recorder) {
 	if l.Timeout == 0 {
-		l.Timeout = 5 * time.Second
+		l.Timeout = 10 * time.Second
 	}
 	if len(l.Nodes) == 0 {
 		for i := range c.Nodes {
@@ -94,7 +100,8 @@ func (c *Cluster) do(ctx context.Context, n *Node, o Op, timeout time.Duration, 
 	o.TraceID = newTraceID()
 	// The run's end cancels ctx; a request in flight then still gets its
 	// answer, so the history has no cut-off writes of unknown outcome.
-	rctx, cancel := context.WithTimeout(context.WithValue(context.WithoutCancel(ctx), traceKey{}, o.TraceID), timeout)
+	att := &attempts{}
+	rctx, cancel := context.WithTimeout(context.WithValue(context.WithValue(context.WithoutCancel(ctx), traceKey{}, o.TraceID), attemptsKey{}, att), timeout)
 	defer cancel()
 	cl := n.Client()
 	o.Call = rec.Since()
@@ -112,6 +119,7 @@ func (c *Cluster) do(ctx context.Context, n *Node, o Op, timeout time.Duration, 
 		o.Value, o.Found = string(d.Body), err == nil
 	}
 	o.Return = rec.Since()
+	o.Retried = att.retried()
 	var ce *client.Error
 	switch {
 	case err == nil:
@@ -121,16 +129,19 @@ func (c *Cluster) do(ctx context.Context, n *Node, o Op, timeout time.Duration, 
 		switch {
 		case ce.Status == 404 && o.Kind != 'p':
 			o.OK, o.Found = true, false
-		case ce.Status == 429 || ce.Status == 503:
+		case ce.Status == 429:
 			// Shed before the handler ran: not applied.
-		case ce.Status >= 500:
+		case ce.Status >= 500 || ce.Status == 408:
+			// A 503 may come from the handler (a store that is closing), not
+			// only from the limiter in front of it: the write may have
+			// been applied.
 			o.Unknown = o.write()
 		}
 		if o.Kind == 'g' {
 			o.Value = ""
 		}
 	default: // transport error or timeout
-		o.Unknown = o.write()
+		o.Unknown, o.Cause = o.write(), attemptCause(nil, err)
 		if o.Kind == 'g' {
 			o.Value = ""
 		}
@@ -156,4 +167,56 @@ func (c *Cluster) ReadAll(ctx context.Context, n *Node, prefix string, keys int)
 		}
 	}
 	return vals, tags, nil
+}
+
+// harnessRetry is the load clients' retry policy: the client library's
+// rules (which requests may be repeated) with enough attempts to outlast a
+// node's restart (kill, start, open the store: seconds on a loaded
+// machine) within the request's timeout.
+var harnessRetry = client.RetryPolicy{MaxAttempts: 30, BaseDelay: 50 * time.Millisecond, MaxDelay: time.Second, MaxRetryAfter: 5 * time.Second}
+
+// attemptsKey carries a request's *attempts in its context.
+type attemptsKey struct{}
+
+// attempts records the outcome of each attempt of one client call; the
+// attempts of a call are sequential, so it needs no lock.
+type attempts struct{ causes []string }
+
+// retried is the causes of the attempts that were followed by another:
+// every attempt but the last.
+func (a *attempts) retried() []string {
+	if len(a.causes) < 2 {
+		return nil
+	}
+	return a.causes[:len(a.causes)-1]
+}
+
+// countAttempts records each attempt's outcome in the request's
+// *attempts: the status of an answer, or the kind of transport error.
+type countAttempts struct{ next http.RoundTripper }
+
+func (t countAttempts) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(r)
+	if a, ok := r.Context().Value(attemptsKey{}).(*attempts); ok {
+		a.causes = append(a.causes, attemptCause(resp, err))
+	}
+	return resp, err
+}
+
+// attemptCause names an attempt's outcome for the report.
+func attemptCause(resp *http.Response, err error) string {
+	var op *net.OpError
+	switch {
+	case err == nil:
+		return strconv.Itoa(resp.StatusCode)
+	case errors.Is(err, context.DeadlineExceeded), os.IsTimeout(err):
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "connection reset"
+	case errors.As(err, &op):
+		return "network: " + op.Op
+	}
+	return "transport"
 }

@@ -22,7 +22,10 @@ type Result struct {
 	Seed     uint64        `json:"seed"`
 	Nodes    int           `json:"nodes"`
 	Wall     time.Duration `json:"wall_ns"`
-	Ops      int           `json:"ops"`
+	// Clients is the offered load: closed-loop clients, each with one
+	// request in flight.
+	Clients int `json:"clients"`
+	Ops     int `json:"ops"`
 	// Throughput is client operations per second of load; P50 and P99
 	// the latency of the acknowledged ones.
 	Throughput  float64       `json:"ops_per_s"`
@@ -30,11 +33,16 @@ type Result struct {
 	P99         time.Duration `json:"p99_ns"`
 	Counts      ErrorCounts   `json:"requests"`
 	Convergence time.Duration `json:"convergence_ns"` // from the heal to all replicas equal
-	Faults      []Fault       `json:"faults"`
-	Schedule    []Event       `json:"schedule,omitempty"`
-	Checks      []Check       `json:"checks"`
-	Notes       []string      `json:"notes,omitempty"`
-	Error       string        `json:"error,omitempty"` // the harness failed to run it
+	// PeakRSS is the highest peak resident set (VmHWM) of the node
+	// processes running at the end; MemLimit the limit they ran under (0:
+	// none).
+	PeakRSS  int64    `json:"peak_rss_bytes,omitempty"`
+	MemLimit int64    `json:"memory_limit_bytes,omitempty"`
+	Faults   []Fault  `json:"faults"`
+	Schedule []Event  `json:"schedule,omitempty"`
+	Checks   []Check  `json:"checks"`
+	Notes    []string `json:"notes,omitempty"`
+	Error    string   `json:"error,omitempty"` // the harness failed to run it
 }
 
 // OK reports whether the scenario ran and every check passed.
@@ -110,16 +118,16 @@ func (rp *Report) JSON(w io.Writer) error {
 func (rp *Report) Table(w io.Writer) {
 	fmt.Fprintf(w, "command: %s\nseed: %d\n\n", rp.Command, rp.Seed)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SCENARIO\tRESULT\tOPS\tOPS/S\tP50\tP99\tERRORS\tSHED\tCONVERGED\tFAULTS\tWALL")
+	fmt.Fprintln(tw, "SCENARIO\tRESULT\tCLIENTS\tOPS\tOPS/S\tP50\tP99\tERRORS\tW/O SHED\tSHED\tRETRIED\tABSORBED\tPEAK RSS\tCONVERGED\tFAULTS\tWALL")
 	for i := range rp.Results {
 		r := &rp.Results[i]
 		verdict := "PASS"
 		if !r.OK() {
 			verdict = "FAIL"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%.0f\t%v\t%v\t%d (%.3f%%)\t%d\t%v\t%d\t%v\n", r.Scenario, verdict, r.Ops, r.Throughput,
-			r.P50.Round(time.Microsecond*10), r.P99.Round(time.Microsecond*10), r.Counts.Errors, 100*r.Counts.Rate(), r.Counts.Shed,
-			r.Convergence.Round(time.Millisecond), len(r.Faults), r.Wall.Round(100*time.Millisecond))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%.0f\t%v\t%v\t%d (%.3f%%)\t%.3f%%\t%d\t%d\t%d\t%s\t%v\t%d\t%v\n", r.Scenario, verdict, r.Clients, r.Ops, r.Throughput,
+			r.P50.Round(time.Microsecond*10), r.P99.Round(time.Microsecond*10), r.Counts.Errors, 100*r.Counts.Rate(), 100*r.Counts.RateWithoutShed(),
+			r.Counts.Shed, r.Counts.RetriedTotal(), r.Counts.Absorbed, rssOf(r), r.Convergence.Round(time.Millisecond), len(r.Faults), r.Wall.Round(100*time.Millisecond))
 	}
 	tw.Flush()
 	for i := range rp.Results {
@@ -147,6 +155,17 @@ func (rp *Report) Table(w io.Writer) {
 			fmt.Fprintf(w, "  note: %s\n", n)
 		}
 	}
+}
+
+// rssOf is a result's peak RSS, against its limit if it had one.
+func rssOf(r *Result) string {
+	switch {
+	case r.PeakRSS == 0:
+		return "-"
+	case r.MemLimit > 0:
+		return fmt.Sprintf("%d/%d MiB", r.PeakRSS>>20, r.MemLimit>>20)
+	}
+	return fmt.Sprintf("%d MiB", r.PeakRSS>>20)
 }
 
 func orDash(s string) string {

@@ -234,3 +234,43 @@ func TestKeyFilterSetting(t *testing.T) {
 		}
 	}
 }
+
+// The node's memory limit is --memory-limit, else GOMEMLIMIT; with one,
+// the document cache takes its share unless --cache-bytes is given, and
+// a bad GOMEMLIMIT or a cache too large for the limit is named.
+func TestMemoryLimitSetting(t *testing.T) {
+	for _, c := range []struct {
+		args         []string
+		gomemlimit   string
+		limit, cache int64
+		wantErr      string
+	}{
+		{nil, "", 0, 256 << 20, ""},
+		{nil, "128MiB", 128 << 20, 0, ""},
+		{[]string{"--memory-limit", "1GiB"}, "128MiB", 1 << 30, 0, ""},
+		{[]string{"--cache-bytes", "16MiB"}, "128MiB", 128 << 20, 16 << 20, ""},
+		{nil, "off", 0, 256 << 20, ""},
+		{nil, "lots", 0, 0, `GOMEMLIMIT "lots"`},
+		{[]string{"--cache-bytes", "256MiB"}, "128MiB", 0, 0, "--cache-bytes 256MiB: want at most"},
+	} {
+		fs, f := newServeFlags()
+		if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, c.args...)); err != nil {
+			t.Fatal(err)
+		}
+		f.markSet(fs)
+		env := map[string]string{"GOMEMLIMIT": c.gomemlimit}
+		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(k string) string { return env[k] }})
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("%q GOMEMLIMIT=%q: got %v, want an error with %q", c.args, c.gomemlimit, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q GOMEMLIMIT=%q: %v", c.args, c.gomemlimit, err)
+		}
+		if cfg.MemoryLimit != c.limit || cfg.CacheBytes != c.cache {
+			t.Errorf("%q GOMEMLIMIT=%q: MemoryLimit %d, CacheBytes %d; want %d, %d", c.args, c.gomemlimit, cfg.MemoryLimit, cfg.CacheBytes, c.limit, c.cache)
+		}
+	}
+}

@@ -64,6 +64,9 @@ type serveFlags struct {
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
 	origin        origins // where each setting came from, for errors
+
+	memoryLimit byteSize // serve_memory.go
+	cacheSet    bool     // --cache-bytes was given (flag, environment or config)
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
@@ -77,7 +80,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name` (default: kept in the data directory)")
 	fs.StringVar(&f.durability, "durability", "sync", "`mode`: sync (fsync before every reply) or buffered (may lose recent writes on a crash)")
-	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, e.g. 256MiB)")
+	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, e.g. 256MiB; with a memory limit, a third of the Go heap's share of it unless given)")
 	fs.Var(&f.keyFilter, "key-filter-bytes", "cap of the in-memory filter of document keys that spares a PUT creating a document its disk lookup (`size`; 10 bits a document, so 16MiB covers ~13 million, and serves up to twice that); 0 turns it off")
 	fs.Var(&f.maxBody, "max-body-bytes", "largest document accepted (`size`)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (debug includes the access log)")
@@ -103,6 +106,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
+	f.registerMemory(fs) // serve_memory.go
 	return fs, f
 }
 
@@ -126,6 +130,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 		return exitUsage
 	}
 	f.origin = origin
+	f.markSet(fs)
 	cfg, err := f.nodeConfig(env)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
@@ -236,6 +241,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		cfg.TLS = &node.TLS{CertFile: f.tlsCert, KeyFile: f.tlsKey}
 	}
 	cfg.Reload = env.Hangup
+	if err := f.memory(&cfg, env); err != nil {
+		return cfg, err
+	}
 	if len(cfg.Auth.Tenants) == 0 {
 		if err := f.useDevToken(&cfg); err != nil {
 			return cfg, err

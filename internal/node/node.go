@@ -79,6 +79,11 @@ type Config struct {
 	// Reload, when not nil, delivers requests to read the TLS certificate
 	// files again (the CLI passes SIGHUP).
 	Reload <-chan os.Signal
+
+	// MemoryLimit, when positive, is the whole process's memory limit: the
+	// node divides it between the Go heap, Pebble and the key filter, and
+	// derives the document cache's default from it (memory.go).
+	MemoryLimit int64
 }
 
 // Node is a running cairn node.
@@ -105,6 +110,8 @@ type Node struct {
 	apiLn, adminLn   net.Listener
 	serving          sync.WaitGroup // the Serve goroutines and watchReload
 	serveErr         chan error     // the first unexpected Serve error
+
+	budget *MemoryBudget // nil without Config.MemoryLimit; see memory.go
 }
 
 // Start opens the store, starts replication to the configured backends and
@@ -129,12 +136,16 @@ func Start(cfg Config) (n *Node, err error) {
 	if err := n.setupChaos(); err != nil {
 		return nil, err
 	}
+	if err := n.applyMemoryLimit(); err != nil {
+		return nil, err
+	}
+	cfg = n.cfg
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
 	feed := newChangeFeed()
 	n.docs = &Docs{c: n.cache, changed: feed.mark}
 	n.store, err = store.Open(cfg.DataDir, store.Options{
 		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs, Failpoint: n.failpoint(),
-		KeyFilterBytes: cfg.KeyFilterBytes,
+		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
 				n.tel.Metrics.OnCommit(size, d)

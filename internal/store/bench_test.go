@@ -114,7 +114,7 @@ func benchStore(tb testing.TB, opts Options) func(string) {
 }
 
 func benchPebble(tb testing.TB, _ int) func(string) {
-	db, err := pebble.Open(filepath.Join(tb.TempDir(), "pebble"), pebbleOptions(nil, 0))
+	db, err := pebble.Open(filepath.Join(tb.TempDir(), "pebble"), pebbleOptions(nil, 0, 0))
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -88,9 +88,13 @@ type Options struct {
 	// the process there; nil (chaos off) costs one branch per group.
 	Failpoint func(name string)
 	// CacheSize is Pebble's block cache in bytes (the memtables are
-	// charged to it; see pebbleOptions); 0 is DefaultCacheSize. For
-	// measuring memory (test/scale); nodes use the default.
+	// charged to it; see pebbleOptions); 0 is DefaultCacheSize. A node
+	// with a memory limit derives it from the limit (node.MemoryBudget).
 	CacheSize int64
+	// MemTableSize is the size of one Pebble memtable; 0 is
+	// DefaultMemTableSize. It must be well under CacheSize, which the
+	// memtables are charged to.
+	MemTableSize int64
 
 	// KeyFilterBytes caps the in-memory filter of document keys that spares
 	// a PUT creating a document its Pebble lookup (keyfilter.go): 0 is
@@ -257,7 +261,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(pdir, pebbleOptions(fs, opts.CacheSize))
+	db, err := pebble.Open(pdir, pebbleOptions(fs, opts.CacheSize, opts.MemTableSize))
 	if err != nil {
 		return nil, fault.E(classify(err), fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
 	}
@@ -311,6 +315,10 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 // DefaultCacheSize is Pebble's block cache size when Options.CacheSize is 0.
 const DefaultCacheSize = 32 << 20
 
+// DefaultMemTableSize is a Pebble memtable's size when
+// Options.MemTableSize is 0; pebbleOptions says why 8 MiB.
+const DefaultMemTableSize = 8 << 20
+
 // pebbleOptions tunes Pebble for this workload. Every write first looks up
 // the key's current version, and most new keys are absent: without bloom
 // filters each such miss reads a data block of every level and Get took
@@ -328,14 +336,17 @@ const DefaultCacheSize = 32 << 20
 // per durable PUT. An 8 MiB memtable (two while one flushes) leaves the
 // cache 16–24 MiB, which keeps those blocks (93% hits), and lowers the
 // peak memory rather than raising it (docs/benchmarks.md § 3).
-func pebbleOptions(fs vfs.FS, cacheSize int64) *pebble.Options {
+func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 	if cacheSize <= 0 {
 		cacheSize = DefaultCacheSize
+	}
+	if memTableSize <= 0 {
+		memTableSize = DefaultMemTableSize
 	}
 	o := &pebble.Options{
 		FS:           fs,
 		Logger:       quietLogger{},
-		MemTableSize: 8 << 20,
+		MemTableSize: uint64(memTableSize),
 		CacheSize:    cacheSize,
 	}
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // later levels inherit it
