@@ -49,6 +49,7 @@ type Metrics struct {
 	reconcileQuarantined   *prometheus.CounterVec   // backend
 	replicationLag         *lagGauge                // backend
 	collect                collectMetrics           // collect.go
+	node                   nodeMetrics              // node.go
 
 	chaosInjected *prometheus.CounterVec // backend, fault (chaos.go)
 	chaosBallast  prometheus.Gauge
@@ -120,6 +121,7 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		replicationLag: newLagGauge(reg),
 
 		collect: newCollectMetrics(f),
+		node:    newNodeMetrics(f),
 		tenants: newTenantTable(maxTenants),
 	}
 	m.registerChaos(f)
