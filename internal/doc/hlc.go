@@ -47,11 +47,10 @@ type Clock struct {
 	last Timestamp
 
 	// Set by Watch; see there. prevWall and prevElapsed are the readings
-	// of the previous Now, valid once watched is true.
+	// of the previous Now (or of Watch).
 	watch       func(Jump)
 	threshold   time.Duration
 	elapsed     func() time.Duration
-	watched     bool
 	prevWall    time.Time
 	prevElapsed time.Duration
 }
@@ -101,17 +100,20 @@ func (c *Clock) Now() Timestamp {
 //
 // A step is the wall's movement between two readings of Now minus the time
 // that elapsed (nil elapsed: the process's monotonic clock), so a step
-// forward is told apart from a long pause between writes. f runs on the
-// goroutine that called Now, after the clock's lock is released; it must
-// be quick. Call Watch before the clock is used.
+// forward is told apart from a long pause between writes. The first
+// reading is compared with one Watch takes. f runs on the goroutine that
+// called Now, after the clock's lock is released; it must be quick. Call
+// Watch before the clock is used.
 func (c *Clock) Watch(threshold time.Duration, elapsed func() time.Duration, f func(Jump)) {
 	if elapsed == nil {
 		start := time.Now()
 		elapsed = func() time.Duration { return time.Since(start) }
 	}
+	w, el := c.wall().Round(0), elapsed()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.watch, c.threshold, c.elapsed, c.watched = f, threshold, elapsed, false
+	c.watch, c.threshold, c.elapsed = f, threshold, elapsed
+	c.prevWall, c.prevElapsed = w, el
 }
 
 // checkLocked compares the wall reading w with the previous one; ts is the
@@ -122,9 +124,8 @@ func (c *Clock) checkLocked(w time.Time, ts Timestamp) (Jump, bool) {
 	}
 	w, el := w.Round(0), c.elapsed() // Round(0): compare wall readings, not monotonic ones
 	step := w.Sub(c.prevWall) - (el - c.prevElapsed)
-	first := !c.watched
-	c.watched, c.prevWall, c.prevElapsed = true, w, el
-	if first || (step <= c.threshold && step >= -c.threshold) {
+	c.prevWall, c.prevElapsed = w, el
+	if step <= c.threshold && step >= -c.threshold {
 		return Jump{}, false
 	}
 	return Jump{Step: step, Wall: w, Ahead: max(0, ts.Time().Sub(w))}, true

@@ -9,8 +9,7 @@ import (
 // than the threshold, back or forward, and nothing for small steps or for a
 // long pause between readings (the wall and the elapsed time move alike).
 func TestClockWatchReportsJumps(t *testing.T) {
-	base := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	var wall time.Time
+	wall := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	var elapsed time.Duration
 	c := NewClock(func() time.Time { return wall })
 	var jumps []Jump
@@ -19,16 +18,19 @@ func TestClockWatchReportsJumps(t *testing.T) {
 		wall, elapsed = wall.Add(wallBy), elapsed+elapsedBy
 		c.Now()
 	}
-	wall = base
-	c.Now()
+	tick(-2*time.Second, 0)                 // before the first reading: compared with Watch's
 	tick(time.Hour, time.Hour)              // a pause: no jump
 	tick(500*time.Millisecond, 0)           // within the threshold: an NTP step
 	tick(-time.Minute, time.Millisecond)    // back
 	tick(48*time.Hour, 10*time.Millisecond) // far forward
 	tick(-48*time.Hour+time.Minute, 0)      // set right again
-	if len(jumps) != 3 {
-		t.Fatalf("jumps %+v, want 3", jumps)
+	if len(jumps) != 4 {
+		t.Fatalf("jumps %+v, want 4", jumps)
 	}
+	if jumps[0].Step != -2*time.Second {
+		t.Errorf("the step before the first reading: %v, want -2s", jumps[0].Step)
+	}
+	jumps = jumps[1:]
 	for i, want := range []time.Duration{-time.Minute - time.Millisecond, 48*time.Hour - 10*time.Millisecond, -48*time.Hour + time.Minute} {
 		if jumps[i].Step != want {
 			t.Errorf("jump %d: step %v, want %v", i, jumps[i].Step, want)
