@@ -43,8 +43,25 @@ func (t Timestamp) String() string {
 type Clock struct {
 	wall func() time.Time // the physical clock, injected for tests
 
-	mu   sync.Mutex // guards last
+	mu   sync.Mutex // guards last and the watch fields below
 	last Timestamp
+
+	// Set by Watch; see there. prevWall and prevElapsed are the readings
+	// of the previous Now (or of Watch).
+	watch       func(Jump)
+	threshold   time.Duration
+	elapsed     func() time.Duration
+	prevWall    time.Time
+	prevElapsed time.Duration
+}
+
+// Jump is a step of the wall clock that a watched Clock noticed between two
+// readings: the wall moved by Step more (or, negative, less) than the time
+// that passed.
+type Jump struct {
+	Step  time.Duration // positive: the wall jumped forward; negative: back
+	Wall  time.Time     // the wall reading after the step
+	Ahead time.Duration // how far the clock's readings are ahead of Wall (0 if not)
 }
 
 // NewClock returns a clock reading wall (time.Now if nil).
@@ -58,11 +75,71 @@ func NewClock(wall func() time.Time) *Clock {
 // Now returns a timestamp greater than every one this clock returned or
 // observed before.
 func (c *Clock) Now() Timestamp {
-	pt := MakeTimestamp(c.wall().UnixMilli(), 0)
+	w := c.wall()
+	pt := MakeTimestamp(w.UnixMilli(), 0)
+	c.mu.Lock()
+	c.last = next(c.last, pt)
+	ts := c.last
+	j, jumped := c.checkLocked(w, ts)
+	watch := c.watch
+	c.mu.Unlock()
+	if jumped {
+		watch(j)
+	}
+	return ts
+}
+
+// Watch makes the clock report, to f, every step of the wall clock larger
+// than threshold in either direction. The clock itself stays correct
+// through any step (its readings only increase); what a step changes is
+// what its readings mean. After a step back the readings run ahead of the
+// wall, so this node's writes win last-writer-wins ties they would lose by
+// the wall; after a far step forward they carry the wrong date, and keep
+// running ahead once the wall is set right. An operator needs to hear of
+// both.
+//
+// A step is the wall's movement between two readings of Now minus the time
+// that elapsed (nil elapsed: the process's monotonic clock), so a step
+// forward is told apart from a long pause between writes. The first
+// reading is compared with one Watch takes. f runs on the goroutine that
+// called Now, after the clock's lock is released; it must be quick. Call
+// Watch before the clock is used.
+func (c *Clock) Watch(threshold time.Duration, elapsed func() time.Duration, f func(Jump)) {
+	if elapsed == nil {
+		start := time.Now()
+		elapsed = func() time.Duration { return time.Since(start) }
+	}
+	w, el := c.wall().Round(0), elapsed()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.last = next(c.last, pt)
-	return c.last
+	c.watch, c.threshold, c.elapsed = f, threshold, elapsed
+	c.prevWall, c.prevElapsed = w, el
+}
+
+// checkLocked compares the wall reading w with the previous one; ts is the
+// reading Now returns.
+func (c *Clock) checkLocked(w time.Time, ts Timestamp) (Jump, bool) {
+	if c.watch == nil {
+		return Jump{}, false
+	}
+	w, el := w.Round(0), c.elapsed() // Round(0): compare wall readings, not monotonic ones
+	step := w.Sub(c.prevWall) - (el - c.prevElapsed)
+	c.prevWall, c.prevElapsed = w, el
+	if step <= c.threshold && step >= -c.threshold {
+		return Jump{}, false
+	}
+	return Jump{Step: step, Wall: w, Ahead: max(0, ts.Time().Sub(w))}, true
+}
+
+// Ahead is how far the clock's latest reading is ahead of the wall clock
+// now: 0 normally, positive after the wall stepped back or a version from a
+// node whose clock runs ahead was observed.
+func (c *Clock) Ahead() time.Duration {
+	w := c.wall()
+	c.mu.Lock()
+	last := c.last
+	c.mu.Unlock()
+	return max(0, last.Time().Sub(w))
 }
 
 // Observe folds in a timestamp received from elsewhere (a remote version),

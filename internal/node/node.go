@@ -37,6 +37,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/resilience"
@@ -84,6 +86,13 @@ type Config struct {
 	// node divides it between the Go heap, Pebble and the key filter, and
 	// derives the document cache's default from it (memory.go).
 	MemoryLimit int64
+
+	// Test seams (health_test.go): the store's file system (nil: the real
+	// one) and the clocks under its hybrid logical clock (nil: time.Now
+	// and the monotonic clock).
+	storeFS vfs.FS
+	wall    func() time.Time
+	elapsed func() time.Duration
 }
 
 // Node is a running cairn node.
@@ -151,9 +160,10 @@ func Start(cfg Config) (n *Node, err error) {
 				n.tel.Metrics.OnCommit(size, d)
 			}
 		},
+		FS: cfg.storeFS, Clock: n.newClock(), OnFail: n.storeFailed, // health.go
 	})
 	if err != nil {
-		return nil, err
+		return nil, n.storeOpenFailed(err)
 	}
 	n.docs.st = n.store
 	if err := n.setupTelemetry(); err != nil {
@@ -191,6 +201,9 @@ func (n *Node) setupTelemetry() error {
 	n.tel = tel
 	if n.chaos != nil {
 		tel.Metrics.SetChaosBallast(int64(len(n.chaos.ballast)))
+	}
+	if err := tel.Metrics.RegisterClock(n.store.ClockAhead); err != nil {
+		return err
 	}
 	return tel.Metrics.RegisterCache(func() telemetry.CacheStats { return telemetry.CacheStats(n.cache.Stats()) })
 }

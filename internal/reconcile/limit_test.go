@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
@@ -118,36 +119,80 @@ func (g *gatedBackend) Put(ctx context.Context, tenant, key string, v doc.Versio
 // and an 8-wide upload of another on one engine with Limits.Concurrency 3:
 // never more than 3 backend calls are inside at once, and 3 are (the
 // bound, not the workload, is what held them).
+//
+// It runs in a synctest bubble so that the count is taken, not hoped for:
+// each step waits until every goroutine is durably blocked (a call held at
+// the gate or waiting for a slot, or finished), counts the calls inside,
+// and only then lets them go. The uploader alone wants 8 calls at once, so
+// the first such step finds the bound full; a limiter that let a fourth
+// call through would be seen at that same step.
 func TestConcurrencyBoundSharedByRoundAndUploader(t *testing.T) {
-	const limit = 3
-	g := newGated(mem.New("b"))
-	a := openStore(t, "a")
-	e := newEngine(t, a, g, func(c *Config) { c.UploadConcurrency, c.Limits = 8, Limits{Concurrency: limit} })
-	for i := range 20 {
-		if _, err := a.Put(bg, "up", fmt.Sprintf("k%02d", i), []byte(`{}`), doc.Precondition{}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := a.Put(bg, "round", fmt.Sprintf("k%02d", i), []byte(`{}`), doc.Precondition{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	done := make(chan error, 2)
-	go func() { _, err := e.Upload(bg, "up"); done <- err }()
-	go func() { _, err := e.Round(bg, "round"); done <- err }()
-	for finished := 0; finished < 2; {
-		select {
-		case <-g.entered:
-			g.gate <- struct{}{}
-		case err := <-done:
-			if err != nil {
+	synctest.Test(t, func(t *testing.T) {
+		const limit = 3
+		g := newGated(mem.New("b"))
+		a := openStore(t, "a")
+		e := newEngine(t, a, g, func(c *Config) { c.UploadConcurrency, c.Limits = 8, Limits{Concurrency: limit} })
+		for i := range 20 {
+			if _, err := a.Put(bg, "up", fmt.Sprintf("k%02d", i), []byte(`{}`), doc.Precondition{}); err != nil {
 				t.Fatal(err)
 			}
-			finished++
+			if _, err := a.Put(bg, "round", fmt.Sprintf("k%02d", i), []byte(`{}`), doc.Precondition{}); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	if g.peak != limit {
-		t.Fatalf("peak concurrent backend calls %d, want %d (calls %d)", g.peak, limit, g.calls.Load())
-	}
+		done := make(chan error, 2)
+		go func() { _, err := e.Upload(bg, "up"); done <- err }()
+		go func() { _, err := e.Round(bg, "round"); done <- err }()
+		finished := 0
+		// drain lets every call through and waits for both to end, so that
+		// a failed check still leaves no goroutine behind in the bubble.
+		drain := func() {
+			g.free.Store(true)
+			for finished < 2 {
+				select {
+				case <-g.entered:
+					g.gate <- struct{}{}
+				case <-done:
+					finished++
+				}
+			}
+		}
+		defer drain()
+		peak := 0
+		for finished < 2 {
+			synctest.Wait()
+			g.mu.Lock()
+			inside := g.cur
+			g.mu.Unlock()
+			if inside > limit {
+				t.Fatalf("%d backend calls inside at once, want at most %d", inside, limit)
+			}
+			peak = max(peak, inside)
+			for range inside {
+				<-g.entered
+				g.gate <- struct{}{}
+			}
+			ended := 0
+			for drained := false; !drained; {
+				select {
+				case err := <-done:
+					ended++
+					finished++
+					if err != nil {
+						t.Fatal(err)
+					}
+				default:
+					drained = true
+				}
+			}
+			if inside == 0 && ended == 0 {
+				t.Fatal("no backend call inside and neither the round nor the upload ended: both are stuck")
+			}
+		}
+		if peak != limit {
+			t.Fatalf("peak concurrent backend calls %d, want %d (calls %d)", peak, limit, g.calls.Load())
+		}
+	})
 }
 
 // TestOpsPerSecond: calls are spaced by the ops/s bucket (a lower bound

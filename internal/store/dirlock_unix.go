@@ -29,8 +29,8 @@ func lockDir(dir string) (*dirLock, error) {
 	err = flockRetryEINTR(f)
 	if errors.Is(err, syscall.EWOULDBLOCK) {
 		f.Close()
-		return nil, fault.New(fault.Config, fault.Context{Op: "store.open"},
-			fmt.Sprintf("data directory %s is in use by another process", dir))
+		return nil, fault.E(fault.Config, fault.Context{Op: "store.open"},
+			fmt.Errorf("data directory %s is %w", dir, ErrLocked))
 	}
 	if err != nil {
 		f.Close()

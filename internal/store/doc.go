@@ -31,7 +31,7 @@
 // # Layout
 //
 //	dir/LOCK           flock(2)'ed while open: a second process (or a second
-//	                   Open in this one) fails fast with a fault.Config error
+//	                   Open in this one) fails fast with ErrLocked (fault.Config)
 //	dir/identity.json  node id and random incarnation, created on first open
 //	dir/pebble/        the database
 //

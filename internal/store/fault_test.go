@@ -47,7 +47,8 @@ func TestLogFailure(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			tog := walFault(c.err, c.kinds...)
-			s, err := Open(dir, Options{FS: errorfs.Wrap(vfs.Default, tog)})
+			var failures []error // OnFail runs on the syncer; read after its writers were answered
+			s, err := Open(dir, Options{FS: errorfs.Wrap(vfs.Default, tog), OnFail: func(err error) { failures = append(failures, err) }})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -67,6 +68,9 @@ func TestLogFailure(t *testing.T) {
 					t.Fatalf("writer %d was acknowledged although the log failed", i)
 				}
 				wantClass(t, fmt.Sprintf("writer %d", i), err, c.class)
+			}
+			if len(failures) != 1 || !errors.Is(failures[0], c.err) {
+				t.Fatalf("OnFail calls %v, want one with %v", failures, c.err)
 			}
 			// Failed: no reads (Pebble would show the failed batch), no writes.
 			if _, err := s.Get(bg, "t", "k0"); !errors.Is(err, ErrFailed) {

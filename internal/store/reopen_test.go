@@ -109,8 +109,8 @@ func TestLockInProcess(t *testing.T) {
 	s := openT(t, dir, Options{})
 	_, err := Open(dir, Options{})
 	wantClass(t, "second Open", err, fault.Config)
-	if !strings.Contains(err.Error(), "is in use by another process") {
-		t.Fatalf("error %q does not say the directory is in use", err)
+	if !strings.Contains(err.Error(), "is in use by another process") || !errors.Is(err, ErrLocked) {
+		t.Fatalf("error %q does not say the directory is in use (ErrLocked)", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -167,5 +167,43 @@ func TestBufferedDurability(t *testing.T) {
 	}
 	if Buffered.String() != "buffered" || Sync.String() != "sync" {
 		t.Fatal("durability names")
+	}
+}
+
+// TestOpenCorruptStore: a damaged manifest (the file that lists the
+// database's tables) is found at Open and reported as corruption, so the
+// node refuses to start instead of serving from part of its data.
+func TestOpenCorruptStore(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	mustPut(t, s, "t", "k", `{}`)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	corruptManifest(t, dir)
+	_, err := Open(dir, Options{})
+	wantClass(t, "Open of a store with a damaged manifest", err, fault.Corruption)
+	t.Log(err)
+}
+
+// corruptManifest flips every byte of the store's manifest after its first
+// 16 (closed store only).
+func corruptManifest(t *testing.T, dir string) {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "pebble", "MANIFEST-*"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no manifest in %s: %v", dir, err)
+	}
+	for _, name := range names {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 16; i < len(b); i++ {
+			b[i] ^= 0xff
+		}
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

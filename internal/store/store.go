@@ -66,6 +66,16 @@ type Options struct {
 	Durability Durability
 	// Wall is the hybrid logical clock's physical clock; nil is time.Now.
 	Wall func() time.Time
+	// Clock, if set, is the hybrid logical clock itself (Wall is then
+	// unused): the caller keeps it to watch for wall clock jumps
+	// (doc.Clock.Watch) and to read how far it runs ahead.
+	Clock *doc.Clock
+	// OnFail, if set, is called once, when the store fails (see ErrFailed),
+	// with the error that failed it. It runs on the goroutine whose commit
+	// failed (the syncer, before the failed group's writers are answered,
+	// or a writer of sync state); it must be quick and must not call the
+	// Store's methods.
+	OnFail func(err error)
 	// FS is the file system Pebble uses, the fault-injection seam (wrap
 	// vfs.Default with vfs/errorfs). nil is vfs.Default. The LOCK and
 	// identity files always use the real file system: flock needs a real
@@ -142,6 +152,9 @@ var (
 	// exactly what reached the log. The class is that of the original
 	// error (Exhausted for ENOSPC, for example).
 	ErrFailed = errors.New("store: failed after a write error; close and reopen it to recover")
+	// ErrLocked: Open found the data directory locked by another process
+	// (or another Open in this one). Class fault.Config.
+	ErrLocked = errors.New("in use by another process")
 )
 
 // Store is the durable local document store. It is safe for concurrent use.
@@ -154,6 +167,7 @@ type Store struct {
 	wopts *pebble.WriteOptions
 
 	onCommit func(int, time.Duration)
+	onFail   func(error)
 	watcher  Watcher
 	maxBatch int
 
@@ -267,9 +281,10 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	}
 	s := &Store{
 		dir: dir, db: db, lock: lock, id: id,
-		clock:    doc.NewClock(opts.Wall),
+		clock:    opts.Clock,
 		wopts:    pebble.Sync,
 		onCommit: opts.OnCommit,
+		onFail:   opts.OnFail,
 		watcher:  opts.Watcher,
 		onTake:   opts.onTake,
 		failAt:   opts.Failpoint,
@@ -284,6 +299,9 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		filterMax:  opts.KeyFilterBytes,
 		filterMin:  opts.filterMin,
 		filterHook: opts.filterHook,
+	}
+	if s.clock == nil {
+		s.clock = doc.NewClock(opts.Wall)
 	}
 	switch {
 	case s.filterMax == 0:
@@ -387,6 +405,10 @@ func (s *Store) loadMarks() error {
 	return nil
 }
 
+// ClockAhead is how far the store's hybrid logical clock runs ahead of the
+// wall clock (doc.Clock.Ahead).
+func (s *Store) ClockAhead() time.Duration { return s.clock.Ahead() }
+
 // Identity returns the node's identity.
 func (s *Store) Identity() Identity { return s.id }
 
@@ -450,11 +472,15 @@ func (s *Store) release() {
 // fail records that a write to the log failed; see ErrFailed.
 func (s *Store) fail(cause error) {
 	s.mu.Lock()
-	if s.failed == nil {
+	first := s.failed == nil
+	if first {
 		s.failed = fmt.Errorf("%w (first error: %w)", ErrFailed, cause)
 		s.hasFailed.Store(true)
 	}
 	s.mu.Unlock()
+	if first && s.onFail != nil {
+		s.onFail(cause)
+	}
 }
 
 // classify maps Pebble's and the store's own errors to a class; anything

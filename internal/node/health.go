@@ -1,0 +1,91 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// The node's own failures, each with a log line of a fixed message (the
+// runbook's entries name them, and operators grep for them) and the title
+// of its entry in docs/runbook.md, which the log line carries as "runbook"
+// and the CLI prints for the failures that keep the node from starting.
+const (
+	msgStoreFailed  = "store: failed; refusing every request until the node restarts"
+	msgStoreLocked  = "store: data directory locked"
+	msgStoreCorrupt = "store: local store corrupt"
+	msgClockJumped  = "clock: wall clock jumped"
+
+	runbookDiskFull  = "Disk full"
+	runbookWriteFail = "Log write or fsync failure"
+	runbookCorrupt   = "Corrupt local store"
+	runbookLocked    = "Data directory locked"
+	runbookClockJump = "Clock jump"
+	runbookPath      = "docs/runbook.md"
+)
+
+// clockJumpMinStep is the smallest wall clock step reported. NTP slews an
+// offset below 128 ms and steps a larger one; steps of up to a second are
+// ordinary corrections that the hybrid logical clock absorbs. Beyond that
+// the time source is wrong or was changed by hand, and the timestamps this
+// node gives its writes (which decide last-writer-wins conflicts) are off
+// by as much.
+const clockJumpMinStep = time.Second
+
+// newClock is the store's hybrid logical clock, watched for wall clock
+// jumps.
+func (n *Node) newClock() *doc.Clock {
+	c := doc.NewClock(n.cfg.wall)
+	c.Watch(clockJumpMinStep, n.cfg.elapsed, n.clockJumped)
+	return c
+}
+
+// clockJumped runs on the store's committer goroutine when the wall clock
+// stepped between two writes.
+func (n *Node) clockJumped(j doc.Jump) {
+	dir := "forward"
+	if j.Step < 0 {
+		dir = "backward"
+	}
+	if n.tel != nil {
+		n.tel.Metrics.ClockJumped(j.Step)
+	}
+	n.log.Warn(msgClockJumped, "direction", dir, "step", j.Step.String(), "wall", j.Wall,
+		"hlc_ahead", j.Ahead.String(), "runbook", runbookClockJump)
+}
+
+// storeFailed runs once, when the store failed a write of its log: from
+// then on it refuses every request until the node restarts.
+func (n *Node) storeFailed(err error) {
+	cause, entry := "io_error", runbookWriteFail
+	if n.tel != nil {
+		cause = n.tel.Metrics.StoreFailed(err)
+	}
+	if fault.ClassOf(err) == fault.Exhausted {
+		entry = runbookDiskFull
+	}
+	n.log.Error(msgStoreFailed, "cause", cause, "class", fault.ClassOf(err).String(),
+		"data_dir", n.cfg.DataDir, "err", err, "runbook", entry)
+}
+
+// storeOpenFailed logs why the store did not open and, for the failures an
+// operator must act on before the node can start, says what to do in the
+// error the CLI prints. The error keeps err's class.
+func (n *Node) storeOpenFailed(err error) error {
+	dir := n.cfg.DataDir
+	switch {
+	case errors.Is(err, store.ErrLocked):
+		n.log.Error(msgStoreLocked, "data_dir", dir, "err", err, "runbook", runbookLocked)
+		return fmt.Errorf("%w: is another cairn serve running on --data-dir %s? See %q in %s",
+			err, dir, runbookLocked, runbookPath)
+	case fault.ClassOf(err) == fault.Corruption:
+		n.log.Error(msgStoreCorrupt, "data_dir", dir, "err", err, "runbook", runbookCorrupt)
+		return fmt.Errorf("%w: the local store in --data-dir %s is damaged and the node will not serve from it; see %q in %s",
+			err, dir, runbookCorrupt, runbookPath)
+	}
+	return err
+}
