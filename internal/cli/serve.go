@@ -57,6 +57,7 @@ type serveFlags struct {
 	beBytes       listFlag   // NAME=SIZE
 	chaos         chaosFlags // serve_chaos.go
 	checkpointN   int
+	ingest        serveIngestFlags
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -96,6 +97,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval")
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
+	f.ingest.register(fs) // serve_ingest.go
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	return fs, f
 }
@@ -215,6 +217,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		return cfg, err
 	}
 	if err := f.chaos.config(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.ingest.config(&cfg); err != nil {
 		return cfg, err
 	}
 	if len(cfg.Auth.Tenants) == 0 {
