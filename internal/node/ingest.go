@@ -63,9 +63,7 @@ const MaxIngestRejects = 100
 // reason. A complete stream is answered 200 whatever was rejected.
 //
 // A fatal error stops the stream: a store failure (5xx), the client going
-// away or its body failing mid-stream (400), its body stopping (408
-// timeout) or arriving slower than the minimum rate (408 too_slow), the
-// request context ending. If the
+// away or its body failing mid-stream, the request context ending. If the
 // connection is still there the reply has the error's status, the usual
 // "error" object, "complete": false, and says how far it got:
 // processed_bytes (every record that starts before it was either committed
@@ -77,6 +75,10 @@ const MaxIngestRejects = 100
 // request is not idempotent in
 // general (a replay rewrites every accepted document as a new version), but
 // resuming from processed_bytes is safe.
+//
+// A body that stops arriving is answered 408 timeout, as for PUT, and one
+// that arrives slower than the minimum rate 408 too_slow, both with the
+// reply above.
 func (n *Node) ingestRoute() server.Route {
 	limits := n.cfg.Ingest.withDefaults()
 	h := &ingestHandler{

@@ -86,7 +86,7 @@ func (s *ingestSlots) acquire(tenant string) (release func(), err error) {
 	switch {
 	case s.byTenant[tenant] >= s.perTenant:
 		return nil, server.WithStatus(http.StatusTooManyRequests, fault.Exhausted.String(), fault.New(fault.Exhausted, c,
-			fmt.Sprintf("tenant %s has %d ingest streams in progress, its share of the node's %d; try again when one ends",
+			fmt.Sprintf("tenant %s already has %d of the node's %d ingest streams, its share; try again when one ends",
 				tenant, s.byTenant[tenant], s.limit)))
 	case s.inUse >= s.limit:
 		return nil, fault.New(fault.Exhausted, c,
