@@ -56,8 +56,8 @@ type serveFlags struct {
 	beOps         listFlag   // NAME=RATE
 	beBytes       listFlag   // NAME=SIZE
 	chaos         chaosFlags // serve_chaos.go
-	checkpointN   int
 	ingest        serveIngestFlags
+	checkpointN   int
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -216,10 +216,10 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	if err := f.replication(&cfg); err != nil {
 		return cfg, err
 	}
-	if err := f.chaos.config(&cfg); err != nil {
+	if err := f.ingest.config(&cfg); err != nil {
 		return cfg, err
 	}
-	if err := f.ingest.config(&cfg); err != nil {
+	if err := f.chaos.config(&cfg); err != nil {
 		return cfg, err
 	}
 	if len(cfg.Auth.Tenants) == 0 {
