@@ -405,7 +405,9 @@ func (run *ingestRun) extend() {
 }
 
 // classify gives a fatal Process error its class. Outcomes, first match:
-//   - a store failure keeps its own class;
+//   - a store failure keeps its own class, unless it is the stream's context
+//     ending (a batch given up as "not written"): that is a consequence,
+//     and its cause is classified below;
 //   - a body sent slower than the minimum rate: 408 too_slow;
 //   - a body that stopped arriving (the connection's read deadline): 408
 //     timeout, as server.BodyReadError words it for every route, even
@@ -421,8 +423,9 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 	stopped := func(class fault.Class, cause error, why string) error {
 		return &fault.Error{Class: class, Context: c, Msg: "ingest stopped " + where + ": " + why, Err: cause}
 	}
+	givenUp := ctx.Err() != nil && errors.Is(run.storeErr, ctx.Err())
 	switch {
-	case run.storeErr != nil:
+	case run.storeErr != nil && !givenUp:
 		return fault.E(fault.ClassOf(run.storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, run.storeErr))
 	case run.body.slow != nil:
 		return server.WithStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
