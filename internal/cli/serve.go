@@ -57,6 +57,7 @@ type serveFlags struct {
 	beOps         listFlag   // NAME=RATE
 	beBytes       listFlag   // NAME=SIZE
 	chaos         chaosFlags // serve_chaos.go
+	ingest        serveIngestFlags
 	checkpointN   int
 	tlsCert       string
 	tlsKey        string
@@ -103,6 +104,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval")
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
+	f.ingest.register(fs) // serve_ingest.go
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
@@ -229,6 +231,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		cfg.Auth.Tenants[name] = append(cfg.Auth.Tenants[name], sum)
 	}
 	if err := f.replication(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := f.ingest.config(&cfg); err != nil {
 		return cfg, err
 	}
 	if err := f.chaos.config(&cfg); err != nil {

@@ -37,14 +37,17 @@
 // Handler), so memory is InFlight chunks plus arenas whatever the input size,
 // and a slow Handler stalls the source instead of growing a queue.
 //
-// Framing is by line: each line holds one or more whitespace-separated JSON
-// values (NDJSON is one per line). A newline is always a safe point to resume
-// after a malformed value because a valid JSON string cannot hold a raw
-// newline; the price is that one value may not span lines (pretty-printed
-// JSON is rejected line by line). A line longer than MaxRecordSize is
-// rejected as oversize and skipped up to its newline. Malformed and oversize
-// records are counted, the first MaxRejects listed in [Stats] with line,
-// offset and reason, and processing continues.
+// Framing is NDJSON: each line holds one JSON value, with optional
+// whitespace around it; blank lines are skipped. A line is accepted or
+// rejected whole: a value followed by anything but whitespace ({"a":1}},
+// {"a":1}"tail", {"a":1}{"b":2}) is malformed ("trailing data"), as the same
+// bytes are for [Validate], so no part of a rejected line is ever delivered.
+// A newline is always a safe point to resume after a malformed line because
+// a valid JSON string cannot hold a raw newline; the price is that one value
+// may not span lines (pretty-printed JSON is rejected line by line). A line
+// longer than MaxRecordSize is rejected as oversize and skipped up to its
+// newline. Malformed and oversize records are counted, the first MaxRejects
+// listed in [Stats] with line, offset and reason, and processing continues.
 //
 // # View lifetimes (the sharp edge)
 //

@@ -51,31 +51,42 @@ func (p *pipeline) decodeBatch(d *Decoder, kf *keyFinder, b *Batch) {
 	}
 }
 
-// decodeLine decodes the values of one line. After a malformed value the
-// rest of the line is skipped.
+// decodeLine decodes the one JSON value of a line (NDJSON). A line is
+// accepted or rejected as a whole: a value followed by anything but
+// whitespace makes the line malformed, so that no part of a rejected line is
+// stored and a client may send its rejected lines again without writing
+// anything twice. Blank lines are skipped.
 func (p *pipeline) decodeLine(d *Decoder, kf *keyFinder, b *Batch, ln []byte, line, off int64) {
-	for i := skipWS(ln, 0); i < len(ln); {
-		b.Records = append(b.Records, Record{})
-		rec := &b.Records[len(b.Records)-1]
-		d.base = off
-		end, err := p.decodeValue(d, kf, ln, i, rec)
-		if err == nil && end < len(ln) && !isSpace[ln[end]] && !endsDelimited(ln[end-1]) {
-			err = &SyntaxError{Offset: off + int64(end), Msg: "values must be separated by whitespace"}
-		}
-		if err != nil {
-			b.Records = b.Records[:len(b.Records)-1]
-			b.malformed++
-			p.reject(b, Reject{Line: line, Offset: off + int64(i), Kind: KindMalformed, Err: err})
-			return
-		}
-		rec.Line, rec.Offset, rec.Raw = line, off+int64(i), ln[i:end:end]
-		i = skipWS(ln, end)
+	i := skipWS(ln, 0)
+	if i == len(ln) {
+		return
 	}
+	b.Records = append(b.Records, Record{})
+	rec := &b.Records[len(b.Records)-1]
+	d.base = off
+	end, err := p.decodeValue(d, kf, ln, i, rec)
+	switch err.(type) { // a type switch: errors.As would make every call allocate
+	case nil:
+		if t := skipWS(ln, end); t < len(ln) {
+			err = syntaxErr(errTrailing, t, off)
+		}
+	case *FieldError:
+		// Trailing data is a syntax error, and "is it JSON?" is answered
+		// before "is it the right shape?", as Decode and PUT do.
+		if e, c := skipValue(ln, i, d.maxDepth); c == ok {
+			if t := skipWS(ln, e); t < len(ln) {
+				err = syntaxErr(errTrailing, t, off)
+			}
+		}
+	}
+	if err != nil {
+		b.Records = b.Records[:len(b.Records)-1]
+		b.malformed++
+		p.reject(b, Reject{Line: line, Offset: off + int64(i), Kind: KindMalformed, Err: err})
+		return
+	}
+	rec.Line, rec.Offset, rec.Raw = line, off+int64(i), ln[i:end:end]
 }
-
-// endsDelimited reports whether a value ending in c needs no whitespace
-// before the next one ({}{} is unambiguous, 1 2 is not without the space).
-func endsDelimited(c byte) bool { return c == '}' || c == ']' || c == '"' }
 
 func (p *pipeline) decodeValue(d *Decoder, kf *keyFinder, ln []byte, i int, rec *Record) (int, error) {
 	if p.opts.Schema == MarketDataSchema {

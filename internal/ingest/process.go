@@ -134,9 +134,8 @@ func (s Stats) RecordsPerSecond() float64 {
 	return float64(s.Records) / s.Duration.Seconds()
 }
 
-// Process reads a stream of JSON values separated by whitespace (one or more
-// per line; NDJSON is the common case), decodes them in parallel and hands
-// them to h in batches. See the package doc for the pipeline, the error
+// Process reads an NDJSON stream (one JSON value per line), decodes the
+// lines in parallel and hands the records to h in batches. See the package doc for the pipeline, the error
 // classes and view lifetimes.
 //
 // It returns the statistics of what was processed and: nil at end of input;

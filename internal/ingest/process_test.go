@@ -54,7 +54,7 @@ func rejectString(rs []Reject) string {
 }
 
 const genericSample = "{\"id\":\"a\",\"v\":1}\n" +
-	"{\"id\":\"b\\u0041\",\"v\":[1,2]}  {\"v\":{},\"id\":3}\r\n" +
+	"{\"id\":\"b\\u0041\",\"v\":[1,2]}  \r\n" +
 	"\n" +
 	"   {\"id\":\"bad\",\"v\":01}\n" +
 	"{\"id\":\"c\"}{\"id\":\"d\"}\n" +
@@ -62,6 +62,7 @@ const genericSample = "{\"id\":\"a\",\"v\":1}\n" +
 	"\"just a string\"\n" +
 	"{\"id\":\"e\",\"pad\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n" +
 	"{\"id\":\"f\"} 1 2\n" +
+	"{\"v\":{},\"id\":3}\n" +
 	"{\"id\":\"last\"}"
 
 func TestProcessGeneric(t *testing.T) {
@@ -71,24 +72,92 @@ func TestProcessGeneric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantKeys := "a bA 3 c d f last"
+	wantKeys := "a bA 3 last"
 	if got := strings.Join(c.keys, " "); got != wantKeys {
 		t.Errorf("keys = %q, want %q", got, wantKeys)
 	}
-	if st.Records != 7 || st.Malformed != 4 || st.Oversize != 1 || st.Bytes != int64(len(genericSample)) {
+	if st.Records != 4 || st.Malformed != 5 || st.Oversize != 1 || st.Bytes != int64(len(genericSample)) {
 		t.Errorf("stats = %+v", st)
 	}
-	want := "4@66 malformed: ingest: invalid JSON at byte 82: number has a leading zero\n" +
-		"6@107 malformed: ingest: field id at byte 107: key not found\n" +
-		"7@122 malformed: ingest: field id at byte 122: key not found\n" +
-		"8@138 oversize: ingest: record exceeds the maximum size\n" +
-		"9@243 malformed: ingest: field id at byte 243: key not found\n"
+	want := "4@51 malformed: ingest: invalid JSON at byte 67: number has a leading zero\n" +
+		"5@71 malformed: ingest: invalid JSON at byte 81: trailing data after the JSON value\n" +
+		"6@92 malformed: ingest: field id at byte 92: key not found\n" +
+		"7@107 malformed: ingest: field id at byte 107: key not found\n" +
+		"8@123 oversize: ingest: record exceeds the maximum size\n" +
+		"9@217 malformed: ingest: invalid JSON at byte 228: trailing data after the JSON value\n"
 	if got := rejectString(st.Rejects); got != want {
 		t.Errorf("rejects:\n%s\nwant:\n%s", got, want)
 	}
 	if c.raws[1] != `{"id":"b\u0041","v":[1,2]}` {
 		t.Errorf("raw bytes re-encoded: %q", c.raws[1])
 	}
+}
+
+// TestProcessTrailingData: a line whose value is followed by anything but
+// whitespace is rejected whole, for either schema, with the offset of the
+// first trailing byte; no part of it reaches the Handler.
+func TestProcessTrailingData(t *testing.T) {
+	md := `{"symbol":"S","price":1,"volume":2,"metadata":{"exchange":"X","data_source":"d"}}`
+	for _, c := range []struct {
+		name, line string
+		opts       Options
+		at         int // offset of the trailing byte in line
+	}{
+		{"extra brace", `{"id":"j3","x":1}}`, Options{KeyField: "id"}, 17},
+		{"string after", `{"id":"j5"}"tail"`, Options{KeyField: "id"}, 11},
+		{"number after", `{"id":"j6"}123`, Options{KeyField: "id"}, 11},
+		{"second object", `{"id":"j7"}{"id":"j8"}`, Options{KeyField: "id"}, 11},
+		{"after whitespace", "{\"id\":\"j9\"} \t x", Options{KeyField: "id"}, 14},
+		{"no key, trailing", `{"v":1}]`, Options{KeyField: "id"}, 7},
+		{"marketdata", md + `}`, Options{Schema: MarketDataSchema}, len(md)},
+		{"marketdata, bad shape", `{"symbol":1}"x"`, Options{Schema: MarketDataSchema}, 12},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			in := `{"id":"ok","symbol":"OK","price":1,"volume":2,"metadata":{"exchange":"X","data_source":"d"}}` + "\n" + c.line + "\n"
+			var got collected
+			st, err := ProcessBytes(context.Background(), []byte(in), c.opts, got.handler())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got.raws) != 1 || st.Records != 1 || st.Malformed != 1 {
+				t.Fatalf("records %q, stats %+v; want only line 1", got.raws, st)
+			}
+			lineOff := strings.IndexByte(in, '\n') + 1
+			want := fmt.Sprintf("2@%d malformed: ingest: invalid JSON at byte %d: trailing data after the JSON value\n", lineOff, lineOff+c.at)
+			if r := rejectString(st.Rejects); r != want {
+				t.Errorf("rejects %q, want %q", r, want)
+			}
+		})
+	}
+}
+
+// FuzzProcessLine: a line is delivered whole or not at all. Whenever
+// Validate rejects the line's bytes, nothing of the line reaches the
+// Handler; whenever the Handler sees a record, it is the line's value,
+// trimmed of whitespace, and the line is valid JSON.
+func FuzzProcessLine(f *testing.F) {
+	for _, s := range []string{`{"id":"a"}`, `{"id":"j3","x":1}}`, `{"id":"j5"}"tail"`, `{"id":"j6"}123`, `{"id":1} {"id":2}`, ` {"id":"b"} `} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if bytes.IndexByte(line, '\n') >= 0 {
+			return // one line only
+		}
+		var got collected
+		st, err := ProcessBytes(context.Background(), line, Options{KeyField: "id"}, got.handler())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Validate(line) != nil && len(got.raws) != 0 {
+			t.Fatalf("%q: invalid JSON, yet %q was delivered", line, got.raws)
+		}
+		if len(got.raws) > 1 || st.Records+st.Malformed+st.Oversize > 1 {
+			t.Fatalf("%q: one line gave %d records, stats %+v", line, len(got.raws), st)
+		}
+		if len(got.raws) == 1 && got.raws[0] != string(bytes.Trim(line, " \t\r")) {
+			t.Fatalf("%q: delivered %q, not the whole value", line, got.raws[0])
+		}
+	})
 }
 
 func TestProcessKeyPointer(t *testing.T) {

@@ -26,16 +26,9 @@ import (
 // IngestPath is the bulk-ingestion route.
 const IngestPath = "/v1/tenants/{tenant}/ingest"
 
-// Ingest limits.
-const (
-	// MaxIngestRejects is how many rejected records a reply lists (the first
-	// ones, by offset); the counts cover all of them.
-	MaxIngestRejects = 100
-	// maxConcurrentIngests bounds the ingest requests served at once: each
-	// holds a few chunk buffers of twice the record limit, and one stream
-	// already keeps the committer busy. More get 503 with Retry-After.
-	maxConcurrentIngests = 4
-)
+// MaxIngestRejects is how many rejected records a reply lists (the first
+// ones, by offset); the counts cover all of them.
+const MaxIngestRejects = 100
 
 // ingestRoute mounts POST /v1/tenants/{tenant}/ingest.
 //
@@ -58,7 +51,9 @@ const (
 // (ordered delivery), with at most two batches in the store at once: the
 // store stages one while it fsyncs the other. The stream is not bound by the
 // per-request deadline (see streamContext); the reply is sent only after the
-// last batch is durable.
+// last batch is durable. Config.Ingest bounds the streams served at once, per
+// node and per tenant, and the slowest rate at which a stream may send
+// (ingest_limits.go).
 //
 // Partial success. A record is accepted (stored, durable when the reply
 // arrives) or rejected (stored nowhere): malformed JSON, a MarketData field
@@ -80,13 +75,19 @@ const (
 // request is not idempotent in
 // general (a replay rewrites every accepted document as a new version), but
 // resuming from processed_bytes is safe.
+//
+// A body that stops arriving is answered 408 timeout, as for PUT, and one
+// that arrives slower than the minimum rate 408 too_slow, both with the
+// reply above.
 func (n *Node) ingestRoute() server.Route {
+	limits := n.cfg.Ingest.withDefaults()
 	h := &ingestHandler{
 		st:      n.store,
 		api:     func() *server.Server { return n.api },
 		log:     n.log,
 		limit:   n.cfg.MaxBodyBytes,
-		slots:   make(chan struct{}, maxConcurrentIngests),
+		limits:  limits,
+		slots:   newIngestSlots(limits),
 		metrics: n.tel.Metrics,
 	}
 	return server.Route{Pattern: "POST " + IngestPath, Op: "ingest", Access: server.AccessTenant, Handler: h}
@@ -99,7 +100,9 @@ type ingestHandler struct {
 	api     func() *server.Server
 	log     *slog.Logger
 	limit   int64              // largest record; 0 is server.DefaultMaxBodyBytes
-	slots   chan struct{}      // one token per ingest in progress
+	limits  IngestLimits       // defaults filled in
+	slots   *ingestSlots       // the streams in progress
+	now     func() time.Time   // the clock of the rate limit; nil is time.Now
 	metrics *telemetry.Metrics // nil in tests that build the handler alone
 }
 
@@ -155,20 +158,23 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, r, err)
 		return
 	}
-	select {
-	case h.slots <- struct{}{}:
-		defer func() { <-h.slots }()
-	default:
-		api.WriteError(w, r, fault.New(fault.Exhausted, fault.Context{Op: "ingest"},
-			fmt.Sprintf("%d ingest streams are in progress; try again later", maxConcurrentIngests)))
+	release, err := h.slots.acquire(server.TenantOf(r))
+	if err != nil {
+		api.WriteError(w, r, err)
 		return
 	}
+	defer release()
 
 	ctx, cancel := streamContext(r.Context())
 	defer cancel()
+	now := h.now
+	if now == nil {
+		now = time.Now
+	}
 	run := &ingestRun{ctx: ctx, st: h.st, tenant: server.TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
-		rc: http.NewResponseController(w), timeouts: api.Timeouts()}
-	st, err := ingest.Process(ctx, r.Body, opts, run.handle)
+		rc: http.NewResponseController(w), timeouts: api.Timeouts(),
+		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
+	st, err := ingest.Process(ctx, run.body, opts, run.handle)
 	if werr := run.wait(); werr != nil && err == nil {
 		err = werr // the last batch's commit failed
 	}
@@ -179,11 +185,16 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Batches after the last durable one may have been handled, so
 		// Process's byte count can run ahead of what is stored.
 		reply.ProcessedBytes = run.durableEnd
-		err = run.classify(ctx, err, st)
-		status = fault.ClassOf(err).HTTPStatus()
+		err = run.classify(ctx, err)
+		var code string
+		status, code = server.StatusOf(err)
 		reply.Complete = false
-		reply.Error = &replyError{Code: fault.ClassOf(err).String(), Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
-		h.log.ErrorContext(r.Context(), "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
+		reply.Error = &replyError{Code: code, Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
+		level := slog.LevelError
+		if status < 500 {
+			level = slog.LevelWarn // the client's doing: a body that stopped, came too slowly or broke
+		}
+		h.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
@@ -194,6 +205,12 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Retry-After", "1")
 	}
 	run.extend()
+	if run.body.err != nil {
+		// The rest of the body will not be read. Without this, net/http
+		// would read up to 256 KiB of it after the reply, waiting on the
+		// very client that was too slow, before closing the connection.
+		_ = run.rc.SetReadDeadline(time.Now())
+	}
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 }
@@ -281,6 +298,7 @@ type ingestRun struct {
 	market   bool
 	rc       *http.ResponseController
 	timeouts server.Timeouts
+	body     *pacedBody // the request body as Process reads it
 
 	items []store.Item // reused per batch
 
@@ -392,19 +410,42 @@ func (run *ingestRun) extend() {
 	_ = run.rc.SetWriteDeadline(now.Add(run.timeouts.Write))
 }
 
-// classify gives a fatal Process error its class: a store failure keeps its
-// own; a stopped context is the client going away (Canceled); anything else
-// is the request body failing mid-stream (Invalid: the client's side).
-func (run *ingestRun) classify(ctx context.Context, err error, st ingest.Stats) error {
+// classify gives a fatal Process error its class. Outcomes, first match:
+//   - a store failure keeps its own class, unless it is the stream's context
+//     ending (a batch given up as "not written"): that is a consequence,
+//     and its cause is classified below;
+//   - a body sent slower than the minimum rate: 408 too_slow;
+//   - a body that stopped arriving (the connection's read deadline): 408
+//     timeout, as server.BodyReadError words it for every route, even
+//     though the failed read also cancelled the request's context;
+//   - a stopped context: the client going away (Canceled);
+//   - a body that broke otherwise: 400.
+//
+// The messages say how far the stream got and never carry the read error's
+// text, which names socket addresses; the log line has it.
+func (run *ingestRun) classify(ctx context.Context, err error) error {
 	where := fmt.Sprintf("after %d bytes (through line %d durable)", run.durableEnd, run.lastLine)
 	c := fault.Context{Op: "ingest", Tenant: run.tenant}
+	stopped := func(class fault.Class, cause error, why string) error {
+		return &fault.Error{Class: class, Context: c, Msg: "ingest stopped " + where + ": " + why, Err: cause}
+	}
+	givenUp := ctx.Err() != nil && errors.Is(run.storeErr, ctx.Err())
 	switch {
-	case run.storeErr != nil:
+	case run.storeErr != nil && !givenUp:
 		return fault.E(fault.ClassOf(run.storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, run.storeErr))
-	case ctx.Err() != nil:
+	case run.body.slow != nil:
+		return server.WithStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
+	case run.body.err != nil:
+		berr := server.BodyReadError("ingest", run.body.err)
+		if status, code := server.StatusOf(berr); status == http.StatusRequestTimeout {
+			return server.WithStatus(status, code,
+				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
+		}
+	}
+	if ctx.Err() != nil {
 		return fault.E(fault.Canceled, c, fmt.Errorf("ingest stopped %s: %w", where, ctx.Err()))
 	}
-	return fault.New(fault.Invalid, c, fmt.Sprintf("ingest stopped %s: reading the request body: %v", where, err))
+	return stopped(fault.Invalid, err, "reading the request body failed")
 }
 
 func (run *ingestRun) reply(st ingest.Stats) ingestReply {

@@ -145,19 +145,20 @@ func TestIngest(t *testing.T) {
 		`{"id":"b","v":2}` + "\n" +
 		`{"id":"c","v":` + "\n" + // malformed: line 3
 		"\n" + // blank: nothing
-		`{"id":42} {"id":"d\u00e9"}` + "\n" + // two values on a line; a number key
+		`{"id":42} ` + "\n" + // a number key; whitespace after the value
 		`{"v":5}` + "\n" + // no key: line 6
 		`{"id":""}` + "\n" + // empty key: line 7
 		`{"id":"ctl\u0001"}` + "\n" + // control character: line 8
 		`{"id":"e","v":01}` + "\n" + // leading zero: line 9
-		`{"id":"f"}` // no final newline
+		`{"id":"f"}` + "\n" +
+		`{"id":"d\u00e9"}` // an escaped key; no final newline
 	code, r := in.ingest(t, in.acme, "acme", "key_field=id", body)
 	if code != http.StatusOK {
 		t.Fatalf("status %d", code)
 	}
 	s := r.Stats
 	if !r.Complete || s.Accepted != 5 || s.Rejected != 5 || s.Malformed != 3 || s.InvalidKey != 2 || s.Records != 10 ||
-		s.Bytes != int64(len(body)) || r.ProcessedBytes != int64(len(body)) || r.LastDurableLine != 10 || r.RejectsOmitted != 0 {
+		s.Bytes != int64(len(body)) || r.ProcessedBytes != int64(len(body)) || r.LastDurableLine != 11 || r.RejectsOmitted != 0 {
 		t.Fatalf("reply %+v", r)
 	}
 	checkRejects(t, body, r.Rejects, []wantReject{
@@ -177,6 +178,49 @@ func TestIngest(t *testing.T) {
 		if code, _ := in.get(t, "acme", key); code != http.StatusNotFound {
 			t.Errorf("GET %s (rejected) = %d, want 404", key, code)
 		}
+	}
+}
+
+// TestIngestTrailingData: a line whose value is followed by anything but
+// whitespace is rejected whole, with the same words PUT uses for the same
+// bytes, and nothing of it is stored, so sending the rejected lines again
+// writes nothing twice.
+func TestIngestTrailingData(t *testing.T) {
+	in := startIngestNode(t, 0)
+	bad := []string{`{"id":"j3","x":1}}`, `{"id":"j5"}"tail"`, `{"id":"j6"}123`, `{"id":"j7"}{"id":"j8"}`}
+	body := `{"id":"j1"}` + "\n" + strings.Join(bad, "\n") + "\n" + `{"id":"j9"}` + "\n"
+	code, r := in.ingest(t, in.acme, "acme", "key_field=id", body)
+	if code != http.StatusOK || r.Stats.Accepted != 2 || r.Stats.Malformed != int64(len(bad)) {
+		t.Fatalf("status %d, reply %+v", code, r)
+	}
+	var want []wantReject
+	for i, line := range bad {
+		at := strings.Index(body, line) + strings.IndexAny(line[1:], "}") + 2 // just past the first object
+		want = append(want, wantReject{int64(i + 2), "malformed",
+			fmt.Sprintf("invalid JSON at byte %d: trailing data after the JSON value", at)})
+	}
+	checkRejects(t, body, r.Rejects, want)
+	for _, key := range []string{"j3", "j5", "j6", "j7", "j8"} {
+		if code, got := in.get(t, "acme", key); code != http.StatusNotFound {
+			t.Errorf("GET %s = %d %s, want 404: a rejected line stored nothing", key, code, got)
+		}
+	}
+	for _, key := range []string{"j1", "j9"} {
+		if code, _ := in.get(t, "acme", key); code != http.StatusOK {
+			t.Errorf("GET %s = %d, want 200", key, code)
+		}
+	}
+	// PUT says the same of the same bytes.
+	req, _ := http.NewRequest("PUT", in.url+"/v1/tenants/acme/docs/j3", strings.NewReader(bad[0]))
+	req.Header.Set("Authorization", "Bearer "+in.acme)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "trailing data after the JSON value") {
+		t.Errorf("PUT %s = %d %s, want 400 trailing data", bad[0], resp.StatusCode, raw)
 	}
 }
 
@@ -339,26 +383,45 @@ func (f *failingBody) Read(p []byte) (int, error) {
 
 func (f *failingBody) Close() error { return nil }
 
-// serveIngest calls the handler directly, as the server would after
-// routing and authentication.
-func serveIngest(t *testing.T, st *store.Store, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+// newTestIngestHandler builds the handler alone, as the node would, with
+// limits (defaults filled in) and the rate limit's clock (nil: time.Now).
+func newTestIngestHandler(t *testing.T, st *store.Store, limits IngestLimits, now func() time.Time) *ingestHandler {
 	t.Helper()
 	api, err := server.New(server.Options{Docs: NewDocs(st, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &ingestHandler{st: st, api: func() *server.Server { return api }, log: slog.New(slog.DiscardHandler),
-		slots: make(chan struct{}, 1)}
-	req := httptest.NewRequest("POST", "/v1/tenants/acme/ingest?key_field=id", body)
+	limits = limits.withDefaults()
+	return &ingestHandler{st: st, api: func() *server.Server { return api }, log: slog.New(slog.DiscardHandler),
+		limits: limits, slots: newIngestSlots(limits), now: now}
+}
+
+// serve calls the handler directly, as the server would after routing and
+// authentication of tenant, and decodes the reply.
+func (h *ingestHandler) serve(t *testing.T, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+	t.Helper()
+	return h.serveCtx(t, context.Background(), tenant, body)
+}
+
+// serveCtx is serve with the request's context.
+func (h *ingestHandler) serveCtx(t *testing.T, ctx context.Context, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+	t.Helper()
+	req := httptest.NewRequestWithContext(ctx, "POST", "/v1/tenants/"+tenant+"/ingest?key_field=id", body)
 	req.Header.Set("Content-Type", "application/x-ndjson")
-	req = req.WithContext(reqctx.With(req.Context(), &reqctx.Info{ID: "req-1", Tenant: "acme"}))
+	req = req.WithContext(reqctx.With(req.Context(), &reqctx.Info{ID: "req-1", Tenant: tenant}))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
 	var r ingestReply
 	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
-		t.Fatalf("reply %s: %v", w.Body, err)
+		t.Errorf("reply %s: %v", w.Body, err)
 	}
 	return w, r
+}
+
+// serveIngest serves one stream of tenant acme with the default limits.
+func serveIngest(t *testing.T, st *store.Store, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+	t.Helper()
+	return newTestIngestHandler(t, st, IngestLimits{}, nil).serve(t, "acme", body)
 }
 
 // TestIngestBodyFails: a body that breaks mid-stream stops the ingest; the

@@ -69,6 +69,8 @@ type Config struct {
 	// Limits bound requests in flight, globally and per tenant, and each
 	// tenant's request rate; with MaxInFlight 0, resilience's defaults.
 	Limits resilience.LimiterConfig
+	// Ingest bounds the bulk-ingestion streams (ingest_limits.go).
+	Ingest IngestLimits
 	// RequestTimeout is the default deadline of a request [5s]; a client may
 	// ask for less (or up to MaxRequestTimeout) with X-Request-Timeout.
 	RequestTimeout, MaxRequestTimeout time.Duration

@@ -1,0 +1,44 @@
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/node"
+)
+
+// serveIngestFlags are the bounds of 'cairn serve' on bulk-ingestion streams
+// (node.IngestLimits; docs/ingest.md).
+type serveIngestFlags struct {
+	streams       int
+	tenantStreams int
+	minRate       byteSize
+	rateWindow    time.Duration
+}
+
+func (f *serveIngestFlags) register(fs *flag.FlagSet) {
+	f.minRate = node.DefaultIngestMinRate
+	fs.IntVar(&f.streams, "ingest-streams", node.DefaultIngestStreams, "ingest streams the node serves at once; beyond it: 503 with Retry-After")
+	fs.IntVar(&f.tenantStreams, "ingest-tenant-streams", 0, "ingest streams one tenant may hold at once (0: half of --ingest-streams, rounded up); beyond it: 429 with Retry-After")
+	fs.Var(&f.minRate, "ingest-min-rate", "slowest an ingest stream may send its body, in bytes (`size`) per second of waiting for the client, averaged over --ingest-rate-window; a slower stream is ended with 408 too_slow; 0 turns the minimum off")
+	fs.DurationVar(&f.rateWindow, "ingest-rate-window", node.DefaultIngestRateWindow, "waiting for the client over which --ingest-min-rate is averaged")
+}
+
+// config sets cfg.Ingest.
+func (f *serveIngestFlags) config(cfg *node.Config) error {
+	switch {
+	case f.streams < 1:
+		return fmt.Errorf("--ingest-streams %d: want 1 or more", f.streams)
+	case f.tenantStreams < 0 || f.tenantStreams > f.streams:
+		return fmt.Errorf("--ingest-tenant-streams %d: want 0 (half of --ingest-streams) to --ingest-streams (%d)", f.tenantStreams, f.streams)
+	case f.rateWindow <= 0:
+		return fmt.Errorf("--ingest-rate-window %v: want a duration such as 10s", f.rateWindow)
+	}
+	cfg.Ingest = node.IngestLimits{Streams: f.streams, TenantStreams: f.tenantStreams,
+		MinRate: int64(f.minRate), RateWindow: f.rateWindow}
+	if f.minRate == 0 {
+		cfg.Ingest.MinRate = -1 // node.IngestLimits: negative is off, 0 the default
+	}
+	return nil
+}
