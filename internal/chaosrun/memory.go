@@ -29,7 +29,9 @@ import (
 // The load it is sized for is what its limits admit: the tenant may have
 // memTenantInFlight requests in flight, a closed-loop client has one, so
 // memClients clients and memIngests ingest streams fill the tenant's limit
-// without exceeding it. At that load the node should shed nothing the
+// without exceeding it; the node lets this one tenant use all of its
+// ingest streams (--ingest-tenant-streams), as a node serving one tenant is
+// configured. At that load the node should shed nothing the
 // client library's retries do not absorb (a client's next request can
 // reach the limiter a moment before its previous one has left it). The
 // overload phase then offers memOverload clients, four times as many: the
@@ -74,7 +76,7 @@ func runMemory(ctx context.Context, env Env, r *Result) error {
 	c, err := startCluster(ctx, env, Options{Nodes: 1,
 		Env: []string{fmt.Sprintf("GOMEMLIMIT=%dMiB", memLimit>>20)},
 		Args: []string{"--max-in-flight", fmt.Sprint(memMaxInFlight), "--tenant-max-in-flight", fmt.Sprint(memTenantInFlight),
-			"--max-body-bytes", fmt.Sprint(memMaxBody)}})
+			"--max-body-bytes", fmt.Sprint(memMaxBody), "--ingest-tenant-streams", fmt.Sprint(memIngests)}})
 	if err != nil {
 		return err
 	}
