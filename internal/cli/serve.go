@@ -57,6 +57,7 @@ type serveFlags struct {
 	beBytes       listFlag   // NAME=SIZE
 	chaos         chaosFlags // serve_chaos.go
 	checkpointN   int
+	serveCatchUp  bool // --serve-while-catching-up
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -97,6 +98,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
+	fs.BoolVar(&f.serveCatchUp, "serve-while-catching-up", false, "answer /readyz 200 while tenants are still restoring from a backend (a node with an empty or older data directory); risk: until a tenant's first round completes, its listings miss documents not yet fetched and unconditional writes may be replaced by the backend's newer versions (reads of missing documents read through; conditional writes answer 503)")
 	return fs, f
 }
 
@@ -157,7 +159,8 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	cfg := node.Config{
 		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, NodeID: f.nodeID,
 		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
-		Auth: server.Auth{Tenants: map[string][][32]byte{}},
+		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
+		ServeWhileCatchingUp: f.serveCatchUp,
 	}
 	switch f.durability {
 	case "sync":

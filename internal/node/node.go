@@ -70,6 +70,11 @@ type Config struct {
 	RequestTimeout, MaxRequestTimeout time.Duration
 	// Replication names the backends to replicate to (replicate.go).
 	Replication Replication
+	// ServeWhileCatchingUp makes /readyz answer 200 while tenants are
+	// still catching up with a backend (catchup.go), so that a load
+	// balancer sends requests to a node that may not hold every document
+	// yet: reads of those read through, conditional writes answer 503.
+	ServeWhileCatchingUp bool
 	// Chaos, when not nil, turns on the fault simulator (chaos.go).
 	Chaos *Chaos
 }
@@ -183,7 +188,10 @@ func (n *Node) newAPI() (*server.Server, error) {
 		MaxBodyBytes: n.cfg.MaxBodyBytes,
 		Logger:       n.log,
 		Ready:        n.ready.Load,
-		Routes:       []server.Route{n.ingestRoute()}, // ingest.go
+		// catchup.go: readiness waits for the tenants restoring from a backend.
+		CatchingUp:           n.catchingUpAtStart,
+		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
+		Routes:               []server.Route{n.ingestRoute()}, // ingest.go
 		Middleware: []func(http.Handler) http.Handler{
 			n.tel.Middleware(nil),
 			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
@@ -247,6 +255,16 @@ func (n *Node) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if !n.ready.Load() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		if ts := n.catchingUpAtStart(); len(ts) > 0 {
+			status, code := "catching_up", http.StatusServiceUnavailable
+			if n.cfg.ServeWhileCatchingUp {
+				status, code = "ready", http.StatusOK
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			w.Write(server.ReadyzBody(status, ts))
 			return
 		}
 		fmt.Fprintln(w, "ok")

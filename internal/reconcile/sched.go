@@ -61,14 +61,13 @@ func (s *sched) retryC() <-chan time.Time {
 	return s.retry.C
 }
 
-// start begins a pass over every tenant of the store.
+// start begins a pass over every tenant the engine serves: configured,
+// in the store, or in the backend (Discover).
 func (s *sched) start(ctx context.Context) {
 	s.again = false
 	s.queue = s.queue[:0]
-	for tenant, err := range s.e.st.Tenants(ctx) {
-		if err != nil {
-			break // the tenants listed so far still get their turns
-		}
+	tenants, _ := s.e.Discover(ctx) // on an error, the tenants known so far still get their turns
+	for _, tenant := range tenants {
 		s.queue = append(s.queue, &turn{tenant: tenant})
 	}
 }
