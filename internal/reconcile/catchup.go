@@ -56,6 +56,20 @@ func (e *Engine) localTenants(ctx context.Context) ([]string, error) {
 	return ts, nil
 }
 
+// knownTenants learns the local tenants (configured and in the store) and
+// returns every tenant known, sorted, without calling the backend.
+func (e *Engine) knownTenants(ctx context.Context) ([]string, error) {
+	local, err := e.localTenants(ctx)
+	e.learn(ctx, local, nil, false)
+	return e.sortedTenants(), err
+}
+
+func (e *Engine) sortedTenants() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Sorted(maps.Keys(e.tenants))
+}
+
 // Discover lists the tenants the engine serves, sorted: the configured
 // ones, the store's, and the backend's (listed now, through the policy and
 // Limits). On an error (the store's, or the backend listing's) it still
@@ -64,10 +78,7 @@ func (e *Engine) Discover(ctx context.Context) ([]string, error) {
 	local, lerr := e.localTenants(ctx)
 	remote, listed, rerr := e.listRemote(ctx)
 	e.learn(ctx, local, remote, listed && rerr == nil)
-	e.mu.Lock()
-	ts := slices.Sorted(maps.Keys(e.tenants))
-	e.mu.Unlock()
-	return ts, errors.Join(lerr, rerr)
+	return e.sortedTenants(), errors.Join(lerr, rerr)
 }
 
 // listRemote lists the backend's tenants; listed is false when the

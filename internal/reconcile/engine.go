@@ -349,14 +349,15 @@ func (e *Engine) Close() error {
 }
 
 // Progress returns tenant's progress: the cursor of the round in progress
-// (or "" between rounds) and the last round's result. Safe to call from
-// any goroutine.
+// (or "" between rounds), the last round's result, and whether it is
+// catching up; false when the engine has not worked on it yet. Safe to
+// call from any goroutine.
 func (e *Engine) Progress(tenant string) (Progress, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, ok := e.progress[tenant]
 	if s, known := e.tenants[tenant]; known {
-		p.CatchingUp, ok = s.catchingUp(), true
+		p.CatchingUp = s.catchingUp()
 	}
 	return p, ok
 }

@@ -46,6 +46,9 @@ type turn struct {
 	tenant   string
 	uploaded bool   // its change log was drained (or failed to be)
 	r        *round // nil until its round starts
+	// discover, when not nil, makes this the pass's discover turn: the
+	// tenants the pass already covers.
+	discover []string
 }
 
 // minRetry is the shortest wait before retrying a backend found
@@ -62,13 +65,31 @@ func (s *sched) retryC() <-chan time.Time {
 }
 
 // start begins a pass over every tenant the engine serves: configured,
-// in the store, or in the backend (Discover).
+// in the store, or found in the backend. The backend's tenants are listed
+// in the pass's last turn (discover), so a pass that an unavailable
+// backend stops makes no more calls than its rounds; the tenants that
+// listing finds for the first time get their turns in the same pass.
 func (s *sched) start(ctx context.Context) {
 	s.again = false
 	s.queue = s.queue[:0]
-	tenants, _ := s.e.Discover(ctx) // on an error, the tenants known so far still get their turns
+	tenants, _ := s.e.knownTenants(ctx) // on an error, the tenants known so far still get their turns
 	for _, tenant := range tenants {
 		s.queue = append(s.queue, &turn{tenant: tenant})
+	}
+	s.queue = append(s.queue, &turn{discover: tenants})
+}
+
+// discover lists the backend's tenants and queues those the pass did not
+// include.
+func (s *sched) discover(ctx context.Context, t *turn) {
+	found, err := s.e.Discover(ctx)
+	if s.unavailable(ctx, err) {
+		return
+	}
+	for _, tenant := range found {
+		if !slices.Contains(t.discover, tenant) {
+			s.queue = append(s.queue, &turn{tenant: tenant})
+		}
 	}
 }
 
@@ -76,6 +97,10 @@ func (s *sched) start(ctx context.Context) {
 func (s *sched) turn(ctx context.Context) {
 	e, t := s.e, s.queue[0]
 	s.queue = slices.Delete(s.queue, 0, 1)
+	if t.discover != nil {
+		s.discover(ctx, t)
+		return
+	}
 	if !t.uploaded {
 		_, more, err := e.uploadSome(ctx, t.tenant, e.cfg.TurnKeys)
 		if ctx.Err() != nil || s.unavailable(ctx, err) {
