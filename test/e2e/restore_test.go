@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -63,15 +64,15 @@ func TestRestoreProcedure(t *testing.T) {
 	}
 	resp, body, err := b.do(ctx, "PUT", "doc0", `{"n":"new"}`, "If-None-Match", "*")
 	if err != nil || resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"catching_up"`) {
-		t.Errorf("create-only PUT while catching up: %v %v %s; want 503 catching_up with Retry-After", err, resp, body)
+		t.Errorf("create-only PUT while catching up: %v %s %s; want 503 catching_up with Retry-After", err, brief(resp), body)
 	}
 	resp, body, err = b.do(ctx, "GET", "doc1", "")
 	if err != nil || resp.StatusCode != 200 || string(body) != `{"n":1}` || resp.Header.Get("ETag") != etags["doc1"] ||
 		resp.Header.Get("X-Cairn-Read-Through") != "shared" {
-		t.Errorf("GET doc1 while catching up: %v %v %s; want 200 {\"n\":1}, ETag %s, X-Cairn-Read-Through: shared", err, resp, body, etags["doc1"])
+		t.Errorf("GET doc1 while catching up: %v %s %s; want 200 {\"n\":1}, ETag %s, X-Cairn-Read-Through: shared", err, brief(resp), body, etags["doc1"])
 	}
 	if resp, _, err := b.do(ctx, "GET", "absent", ""); err != nil || resp.StatusCode != 404 {
-		t.Errorf("GET of a key absent everywhere while catching up: %v %v; want 404", err, resp)
+		t.Errorf("GET of a key absent everywhere while catching up: %v %s; want 404", err, brief(resp))
 	}
 	if out := reconcileCLI(t, adminB, "status"); !strings.Contains(out, "catching up") || !strings.Contains(out, "demo") {
 		t.Errorf("cairn reconcile status while catching up:\n%s", out)
@@ -100,16 +101,25 @@ func TestRestoreProcedure(t *testing.T) {
 	for key, etag := range etags {
 		resp, _, err := b.do(ctx, "GET", key, "")
 		if err != nil || resp.StatusCode != 200 || resp.Header.Get("ETag") != etag || resp.Header.Get("X-Cairn-Read-Through") != "" {
-			t.Errorf("GET %s after the catch-up: %v %v; want 200, ETag %s, from the node", key, err, resp, etag)
+			t.Errorf("GET %s after the catch-up: %v %s; want 200, ETag %s, from the node", key, err, brief(resp), etag)
 		}
 	}
 	resp, body, err = b.do(ctx, "PUT", "doc0", `{"n":"new"}`, "If-None-Match", "*")
 	if err != nil || resp.StatusCode != 412 {
-		t.Errorf("create-only PUT of an existing key after the catch-up: %v %v %s; want 412", err, resp, body)
+		t.Errorf("create-only PUT of an existing key after the catch-up: %v %s %s; want 412", err, brief(resp), body)
 	}
 	if err := b.stop(); err != nil {
 		t.Errorf("stopping B: %v\n%s", err, b.stderr)
 	}
+}
+
+// brief is a response's status and the headers the test looks at.
+func brief(resp *http.Response) string {
+	if resp == nil {
+		return "no response"
+	}
+	return fmt.Sprintf("%d (ETag %s, Retry-After %q, X-Cairn-Read-Through %q)", resp.StatusCode,
+		resp.Header.Get("ETag"), resp.Header.Get("Retry-After"), resp.Header.Get("X-Cairn-Read-Through"))
 }
 
 func httpGet(t *testing.T, url string) (int, string) {
