@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -290,6 +293,62 @@ func TestReconcileQuarantine(t *testing.T) {
 	for _, want := range []string{"BACKEND", "m ", "acme", " a ", etag, "checksum"} {
 		if code != 0 || !strings.Contains(stdout, want) {
 			t.Fatalf("quarantine: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
+		}
+	}
+}
+
+// TestReconcileStatusShowsCatchingUp: 'cairn reconcile status' names the
+// tenants /readyz waits for and shows a tenant catching up with the
+// documents seen and downloaded so far.
+func TestReconcileStatusShowsCatchingUp(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"catching_up":["acme"],"backends":[{"name":"local","breaker":"closed","tenants":[
+			{"tenant":"acme","running":true,"catching_up":true,"scanned":40,"downloaded":37}]}]}`)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := reconcileStatus(context.Background(), adminClient{base: srv.URL}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"catching up (/readyz waits for them): acme\n", "catching up, running, 37 downloaded", " 40 "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestServeWhileCatchingUpSetting: the flag, its environment twin and its
+// config key set node.Config.ServeWhileCatchingUp.
+func TestServeWhileCatchingUpSetting(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "cairn.json")
+	if err := os.WriteFile(cfgFile, []byte(`{"serve-while-catching-up": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		"default": {want: false},
+		"flag":    {args: []string{"--serve-while-catching-up"}, want: true},
+		"env":     {env: map[string]string{"CAIRN_SERVE_WHILE_CATCHING_UP": "true"}, want: true},
+		"config":  {args: []string{"--config", cfgFile}, want: true},
+	} {
+		fs, f := newServeFlags()
+		if err := fs.Parse(append([]string{"--data-dir", dir}, c.args...)); err != nil {
+			t.Fatal(err)
+		}
+		getenv := func(k string) string { return c.env[k] }
+		if err := settle(fs, getenv, "config"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: getenv})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cfg.ServeWhileCatchingUp != c.want {
+			t.Errorf("%s: ServeWhileCatchingUp %v, want %v", name, cfg.ServeWhileCatchingUp, c.want)
 		}
 	}
 }
