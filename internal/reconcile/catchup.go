@@ -126,8 +126,12 @@ func (e *Engine) learn(ctx context.Context, local, remote []string, listed bool)
 	if !listed {
 		return
 	}
+	inRemote := make(map[string]bool, len(remote))
+	for _, t := range remote {
+		inRemote[t] = true
+	}
 	for t, s := range e.tenants {
-		s.remote = slices.Contains(remote, t)
+		s.remote = inRemote[t]
 	}
 	e.listed = true
 }

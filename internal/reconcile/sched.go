@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // sched is Run's pass scheduler. It lives on Run's goroutine and is never
@@ -85,6 +87,10 @@ func (s *sched) discover(ctx context.Context, t *turn) {
 	found, err := s.e.Discover(ctx)
 	if s.unavailable(ctx, err) {
 		return
+	}
+	if err != nil && ctx.Err() == nil && s.e.cfg.Logger != nil {
+		s.e.cfg.Logger.WarnContext(ctx, "reconcile: listing the backend's tenants failed", "backend", s.e.name,
+			"class", fault.ClassOf(err).String(), "err", err)
 	}
 	for _, tenant := range found {
 		if !slices.Contains(t.discover, tenant) {
