@@ -98,7 +98,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
-	fs.BoolVar(&f.serveCatchUp, "serve-while-catching-up", false, "answer /readyz 200 while tenants are still restoring from a backend (a node with an empty or older data directory); risk: until a tenant's first round completes, its listings miss documents not yet fetched and unconditional writes may be replaced by the backend's newer versions (reads of missing documents read through; conditional writes answer 503)")
+	fs.BoolVar(&f.serveCatchUp, "serve-while-catching-up", false, "answer /readyz 200 while tenants are still restoring from a backend (a node with an empty or older data directory); risk: until a tenant's first round completes, its listings miss documents not fetched yet and an unconditional write of one is settled against the backend's version by the tenant's conflict policy (reads of missing documents read through; conditional writes answer 503)")
 	return fs, f
 }
 
