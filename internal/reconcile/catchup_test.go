@@ -25,35 +25,42 @@ func fillBackend(t *testing.T, b *mem.Mem, tenant string, n int) {
 
 // TestPassRestoresTenantsTheStoreLacks: a pass reconciles the tenants the
 // backend holds and the configured ones, not only those with rows in the
-// store, so a node with an empty store restores them.
+// store, so a node with an empty store restores them; with no tenant
+// configured too.
 func TestPassRestoresTenantsTheStoreLacks(t *testing.T) {
-	b := mem.New("b")
-	fillBackend(t, b, "in-backend", 3)
-	fillBackend(t, b, "configured", 2)
-	empty := openStore(t, "empty")
-	rounds := make(chan string, 4)
-	e := newEngine(t, empty, b, func(c *Config) {
-		c.Tenants = []string{"configured", "nothing-yet"}
-		c.Observer = &roundObserver{onRound: func(err error) {
-			if err != nil {
-				t.Errorf("round: %v", err)
-			}
-			rounds <- ""
-		}}
-	})
-	runEngine(t, e)
-	e.Trigger()
-	for range 3 { // in-backend, configured, nothing-yet
-		select {
-		case <-rounds:
-		case <-time.After(time.Minute): // a failure, not a wait: the rounds take milliseconds
-			t.Fatal("no round of the tenants the store lacks within a minute")
+	for _, configured := range [][]string{nil, {"configured", "nothing-yet"}} {
+		b := mem.New("b")
+		fillBackend(t, b, "in-backend", 3)
+		fillBackend(t, b, "configured", 2)
+		empty := openStore(t, "empty")
+		rounds := make(chan string, 4)
+		e := newEngine(t, empty, b, func(c *Config) {
+			c.Tenants = configured
+			c.Observer = &roundObserver{onRound: func(err error) {
+				if err != nil {
+					t.Errorf("round: %v", err)
+				}
+				rounds <- ""
+			}}
+		})
+		runEngine(t, e)
+		e.Trigger()
+		want := 2 // in-backend and configured, both in the backend
+		if configured != nil {
+			want++ // nothing-yet
 		}
-	}
-	for tn, n := range map[string]int{"in-backend": 3, "configured": 2} {
-		for i := range n {
-			if _, err := empty.Get(bg, tn, fmt.Sprintf("k%02d", i)); err != nil {
-				t.Errorf("after a pass, %s/k%02d: %v", tn, i, err)
+		for range want {
+			select {
+			case <-rounds:
+			case <-time.After(time.Minute): // a failure, not a wait: the rounds take milliseconds
+				t.Fatalf("configured %q: no round of the tenants the store lacks within a minute", configured)
+			}
+		}
+		for tn, n := range map[string]int{"in-backend": 3, "configured": 2} {
+			for i := range n {
+				if _, err := empty.Get(bg, tn, fmt.Sprintf("k%02d", i)); err != nil {
+					t.Errorf("configured %q: after a pass, %s/k%02d: %v", configured, tn, i, err)
+				}
 			}
 		}
 	}

@@ -48,9 +48,10 @@ type turn struct {
 	tenant   string
 	uploaded bool   // its change log was drained (or failed to be)
 	r        *round // nil until its round starts
-	// discover, when not nil, makes this the pass's discover turn: the
-	// tenants the pass already covers.
-	discover []string
+	// discover marks the pass's last turn, which lists the backend's
+	// tenants; covered holds the tenants the pass queued before it.
+	discover bool
+	covered  map[string]bool
 }
 
 // minRetry is the shortest wait before retrying a backend found
@@ -75,10 +76,12 @@ func (s *sched) start(ctx context.Context) {
 	s.again = false
 	s.queue = s.queue[:0]
 	tenants, _ := s.e.knownTenants(ctx) // on an error, the tenants known so far still get their turns
+	covered := make(map[string]bool, len(tenants))
 	for _, tenant := range tenants {
 		s.queue = append(s.queue, &turn{tenant: tenant})
+		covered[tenant] = true
 	}
-	s.queue = append(s.queue, &turn{discover: tenants})
+	s.queue = append(s.queue, &turn{discover: true, covered: covered})
 }
 
 // discover lists the backend's tenants and queues those the pass did not
@@ -93,7 +96,7 @@ func (s *sched) discover(ctx context.Context, t *turn) {
 			"class", fault.ClassOf(err).String(), "err", err)
 	}
 	for _, tenant := range found {
-		if !slices.Contains(t.discover, tenant) {
+		if !t.covered[tenant] {
 			s.queue = append(s.queue, &turn{tenant: tenant})
 		}
 	}
@@ -103,7 +106,7 @@ func (s *sched) discover(ctx context.Context, t *turn) {
 func (s *sched) turn(ctx context.Context) {
 	e, t := s.e, s.queue[0]
 	s.queue = slices.Delete(s.queue, 0, 1)
-	if t.discover != nil {
+	if t.discover {
 		s.discover(ctx, t)
 		return
 	}
