@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -189,7 +191,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 		}
 		n.tel.Metrics.AddBackend(name)
 		eng, err := reconcile.New(reconcile.Config{
-			Store: n.store, Backend: be, Policy: pol, Tenants: n.cfg.Auth.TenantNames(),
+			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Logger: n.log,

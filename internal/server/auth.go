@@ -7,9 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"maps"
 	"net/http"
-	"slices"
 	"strings"
 
 	"github.com/cairnstore/cairn/internal/doc"
@@ -25,9 +23,6 @@ type Auth struct {
 	// the admin routes.
 	Admin [][32]byte
 }
-
-// TenantNames returns the configured tenants, sorted.
-func (a Auth) TenantNames() []string { return slices.Sorted(maps.Keys(a.Tenants)) }
 
 // TokenPrefix starts every token made by [NewToken], so that secret
 // scanners can recognise a leaked one.
