@@ -54,7 +54,9 @@ func (s *S3) Tenants(ctx context.Context) ([]string, error) {
 			ts = append(ts, t)
 		}
 	}
-	return ts, nil // S3 lists in name order
+	// S3 sorts the prefixes with their '/': "a-b/" before "a/".
+	slices.Sort(ts)
+	return ts, nil
 }
 
 var errFull = errors.New("page full")
