@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,12 +20,16 @@ import (
 
 // holdList makes b's listings of tenant wait until the returned release
 // is called, so that a node's round cannot complete while a test looks at
-// it catching up. Reads (Get) and the listing of tenants go through.
-func holdList(b *mem.Mem, tenant string) (release func()) {
+// it catching up. Reads (Get) and the listing of tenants go through, but
+// for a Get of a key in broken, which fails as a server error would.
+func holdList(b *mem.Mem, tenant string, broken ...string) (release func()) {
 	gate := make(chan struct{})
 	b.SetFault(func(op, tn, key string) error {
-		if op == backend.OpList && tn == tenant {
+		switch {
+		case op == backend.OpList && tn == tenant:
 			<-gate
+		case op == backend.OpGet && slices.Contains(broken, key):
+			return fault.New(fault.Transient, fault.Context{}, "injected: the backend answered 500")
 		}
 		return nil
 	})
@@ -66,10 +71,11 @@ func TestEmptyNodeCatchesUp(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	release := holdList(b, "acme")
+	release := holdList(b, "acme", "k2")
 	defer release()
 	bn := startReplNodeWith(t, func(c *Config) {
 		noTimeout(c)
+		c.Replication.Resilience.MaxAttempts = 1
 		c.Auth = a.cfg.Auth // the same --tenant
 	}, spec)
 	bn.token = a.token
@@ -94,6 +100,12 @@ func TestEmptyNodeCatchesUp(t *testing.T) {
 		t.Errorf("GET k1 while catching up: %d %s ETag %s X-Cairn-Read-Through %q; want 200 with A's ETag %s, read through shared",
 			code, body, h.Get("ETag"), h.Get("X-Cairn-Read-Through"), etags["k1"])
 	}
+	// A backend that cannot be read: 503, not a 404 that may be wrong.
+	if code, h, body := bn.doH(t, "GET", "/v1/tenants/acme/docs/k2", "", nil); code != 503 || h.Get("Retry-After") == "" ||
+		!strings.Contains(body, `"catching_up"`) || strings.Contains(body, "injected") {
+		t.Errorf("GET of a document the backend fails to read while catching up: %d Retry-After %q %s; want 503 catching_up",
+			code, h.Get("Retry-After"), body)
+	}
 	if code, _, body := bn.doH(t, "GET", "/v1/tenants/acme/docs/absent", "", nil); code != 404 {
 		t.Errorf("GET of a key absent everywhere while catching up: %d %s; want 404", code, body)
 	}
@@ -107,6 +119,7 @@ func TestEmptyNodeCatchesUp(t *testing.T) {
 	}
 
 	release()
+	b.SetFault(nil)
 	run := bn.runAll(t)
 	if len(run.Rounds) != 1 || run.Rounds[0].Tenant != "acme" || run.Rounds[0].Error != "" {
 		t.Fatalf("run over every tenant: %+v; want acme's round", run)
