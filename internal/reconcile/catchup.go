@@ -117,10 +117,14 @@ func (e *Engine) learn(ctx context.Context, local, remote []string, listed bool)
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Before the backend's tenants were first listed, a tenant may be
+	// there; after, one that is new here is taken not to be until a
+	// listing finds it (the pass's discover turn), so that a tenant first
+	// written on this node does not turn to catching up.
 	startup := !e.listed
 	for _, t := range fresh {
 		if _, ok := e.tenants[t]; !ok {
-			e.tenants[t] = &tenantState{done: done[t], remote: true, startup: startup}
+			e.tenants[t] = &tenantState{done: done[t], remote: !e.listed, startup: startup}
 		}
 	}
 	if !listed {

@@ -122,12 +122,19 @@ func TestCatchingUpUntilARoundCompletes(t *testing.T) {
 
 // TestTenantFoundLaterDoesNotHoldReadiness: a tenant that appears in the
 // backend after the engine first listed it catches up, but is not among
-// those readiness waits for.
+// those readiness waits for; one first written on the node does not
+// catch up.
 func TestTenantFoundLaterDoesNotHoldReadiness(t *testing.T) {
 	b := mem.New("b")
-	e := newEngine(t, openStore(t, "n"), b, nil)
+	st := openStore(t, "n")
+	e := newEngine(t, st, b, nil)
 	if _, err := e.Discover(bg); err != nil {
 		t.Fatal(err)
+	}
+	// A tenant first written on this node is not catching up.
+	putIn(t, st, "mine", "k")
+	if _, err := e.knownTenants(bg); err != nil || e.CatchingUp("mine") {
+		t.Fatalf("a tenant written here: catching up %v (%v)", e.CatchingUp("mine"), err)
 	}
 	fillBackend(t, b, "later", 1)
 	if _, err := e.Discover(bg); err != nil {
