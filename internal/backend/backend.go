@@ -118,6 +118,32 @@ type Corrupter interface {
 	Corrupt(ctx context.Context, tenant, key string, f func(raw []byte) []byte) error
 }
 
+// TenantLister is an optional capability: Tenants lists the tenants that
+// have objects in the backend, sorted, so that a node with an empty store
+// learns which tenants to restore. A tenant whose objects were all
+// removed may still be listed. Errors are fault errors with Op OpTenants.
+type TenantLister interface {
+	Tenants(ctx context.Context) ([]string, error)
+}
+
+// ListTenants lists b's tenants, looking through wrappers that have an
+// Unwrap() Backend method (the chaos simulator) for a [TenantLister].
+// ok is false when no backend in the chain can list its tenants.
+func ListTenants(ctx context.Context, b Backend) (tenants []string, ok bool, err error) {
+	for b != nil {
+		if tl, is := b.(TenantLister); is {
+			ts, err := tl.Tenants(ctx)
+			return ts, true, err
+		}
+		u, is := b.(interface{ Unwrap() Backend })
+		if !is {
+			break
+		}
+		b = u.Unwrap()
+	}
+	return nil, false, nil
+}
+
 // CheckNames validates a tenant and key as every backend does before it
 // touches storage; the errors are fault.Invalid.
 func CheckNames(tenant, key string) error {
@@ -151,9 +177,10 @@ func Ctx(op, backend, tenant, key string) fault.Context {
 
 // Operation names, as they appear in fault.Context.Op.
 const (
-	OpList   = "backend.list"
-	OpGet    = "backend.get"
-	OpStat   = "backend.stat"
-	OpPut    = "backend.put"
-	OpDelete = "backend.delete"
+	OpList    = "backend.list"
+	OpGet     = "backend.get"
+	OpStat    = "backend.stat"
+	OpPut     = "backend.put"
+	OpDelete  = "backend.delete"
+	OpTenants = "backend.tenants"
 )

@@ -20,7 +20,8 @@ import (
 
 const reconcileUsage = `Usage:
   cairn reconcile status                      per backend and tenant: breaker, lag, cursor, percent
-                                              done and ETA of a round in progress, last round
+                                              done and ETA of a round in progress, last round;
+                                              tenants still catching up (restoring) and their progress
   cairn reconcile run [--backend B] [--tenant T] [--wait] [--confirm]
                                               start a round (all backends, all tenants by default);
                                               --wait runs them now, shows their progress on stderr
@@ -135,6 +136,9 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 		return err
 	}
 	defer printCollector(w, st.Collector)
+	if len(st.CatchingUp) > 0 {
+		fmt.Fprintf(w, "catching up (/readyz waits for them): %s\n", strings.Join(st.CatchingUp, ", "))
+	}
 	if len(st.Backends) == 0 {
 		fmt.Fprintln(w, "no backends configured")
 		return nil
@@ -150,6 +154,10 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 			state := "idle"
 			if t.Running {
 				state = "running"
+			}
+			if t.CatchingUp {
+				// Restoring: SCANNED counts the documents seen so far.
+				state = fmt.Sprintf("catching up, %s, %d downloaded", state, t.Downloaded)
 			}
 			last, took, applied, scanned := "-", "", "", t.Scanned
 			if t.Last != nil {

@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -163,7 +166,10 @@ func TestRoundsLine(t *testing.T) {
 // TestRunWaitShowsProgress: a second node over the same backend
 // downloads the first node's documents at 100 ops/s, so its round lasts a
 // while; run --wait prints its progress (plain lines: stderr is not a
-// terminal) before the results, and status shows the estimate after.
+// terminal) before the results, and status shows the estimate after. The
+// node's first pass at start restores the tenant too: the waited round
+// either does the downloads or carries that pass's round to its end and
+// finds them done.
 func TestRunWaitShowsProgress(t *testing.T) {
 	progressEvery = 20 * time.Millisecond
 	defer func() { progressEvery = 500 * time.Millisecond }()
@@ -179,7 +185,7 @@ func TestRunWaitShowsProgress(t *testing.T) {
 	}
 	envB := startNodeOn(t, dir, reconcile.Limits{OpsPerSec: 100})
 	code, stdout, stderr := run(t, envB, "", "reconcile", "run", "--wait", "--tenant", "acme")
-	if code != 0 || !strings.Contains(stdout, "download=100") {
+	if code != 0 || !strings.Contains(stdout, "download=100") && !strings.Contains(stdout, "in_sync=100") {
 		t.Fatalf("run on B: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if !strings.Contains(stderr, "local/acme ") || !strings.Contains(stderr, " keys") || strings.Contains(stderr, "\r") {
@@ -290,6 +296,62 @@ func TestReconcileQuarantine(t *testing.T) {
 	for _, want := range []string{"BACKEND", "m ", "acme", " a ", etag, "checksum"} {
 		if code != 0 || !strings.Contains(stdout, want) {
 			t.Fatalf("quarantine: exit %d, stdout %q, stderr %q; want %q", code, stdout, stderr, want)
+		}
+	}
+}
+
+// TestReconcileStatusShowsCatchingUp: 'cairn reconcile status' names the
+// tenants /readyz waits for and shows a tenant catching up with the
+// documents seen and downloaded so far.
+func TestReconcileStatusShowsCatchingUp(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"catching_up":["acme"],"backends":[{"name":"local","breaker":"closed","tenants":[
+			{"tenant":"acme","running":true,"catching_up":true,"scanned":40,"downloaded":37}]}]}`)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := reconcileStatus(context.Background(), adminClient{base: srv.URL}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"catching up (/readyz waits for them): acme\n", "catching up, running, 37 downloaded", " 40 "} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+// TestServeWhileCatchingUpSetting: the flag, its environment twin and its
+// config key set node.Config.ServeWhileCatchingUp.
+func TestServeWhileCatchingUpSetting(t *testing.T) {
+	dir := t.TempDir()
+	cfgFile := filepath.Join(dir, "cairn.json")
+	if err := os.WriteFile(cfgFile, []byte(`{"serve-while-catching-up": true}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		args []string
+		env  map[string]string
+		want bool
+	}{
+		"default": {want: false},
+		"flag":    {args: []string{"--serve-while-catching-up"}, want: true},
+		"env":     {env: map[string]string{"CAIRN_SERVE_WHILE_CATCHING_UP": "true"}, want: true},
+		"config":  {args: []string{"--config", cfgFile}, want: true},
+	} {
+		fs, f := newServeFlags()
+		if err := fs.Parse(append([]string{"--data-dir", dir}, c.args...)); err != nil {
+			t.Fatal(err)
+		}
+		getenv := func(k string) string { return c.env[k] }
+		if err := settle(fs, getenv, "config"); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: getenv})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if cfg.ServeWhileCatchingUp != c.want {
+			t.Errorf("%s: ServeWhileCatchingUp %v, want %v", name, cfg.ServeWhileCatchingUp, c.want)
 		}
 	}
 }

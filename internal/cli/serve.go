@@ -61,6 +61,7 @@ type serveFlags struct {
 	checkpointN   int
 	tlsCert       string
 	tlsKey        string
+	serveCatchUp  bool // --serve-while-catching-up
 	logLevelVar   *slog.LevelVar
 	demoToken     string // the development token, when usingDevToken
 	usingDevToken bool
@@ -109,6 +110,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
 	f.registerMemory(fs) // serve_memory.go
+	fs.BoolVar(&f.serveCatchUp, "serve-while-catching-up", false, "answer /readyz 200 while tenants are still restoring from a backend (a node with an empty or older data directory); risk: until a tenant's first round completes, its listings miss documents not fetched yet and an unconditional write of one is settled against the backend's version by the tenant's conflict policy (reads of missing documents read through; conditional writes answer 503)")
 	return fs, f
 }
 
@@ -176,7 +178,8 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	cfg := node.Config{
 		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, NodeID: f.nodeID,
 		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
-		Auth: server.Auth{Tenants: map[string][][32]byte{}},
+		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
+		ServeWhileCatchingUp: f.serveCatchUp,
 	}
 	switch f.durability {
 	case "sync":

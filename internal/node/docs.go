@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"iter"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -9,6 +10,7 @@ import (
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
@@ -38,6 +40,9 @@ type Docs struct {
 	// changed, if set, is told the tenant of every commit, on the
 	// committer's goroutine: it must not block (changeFeed.mark).
 	changed func(tenant string)
+	// catchingUp, if set, returns the engines whose backends tenant is
+	// catching up with (catchup.go); none means the store's answers stand.
+	catchingUp func(tenant string) []*reconcile.Engine
 }
 
 var (
@@ -82,6 +87,11 @@ func (d *Docs) Get(ctx context.Context, tenant, key string) (server.Doc, error) 
 	rec, err := d.st.Get(ctx, tenant, key)
 	span.End()
 	if err != nil {
+		// Absent, not deleted (a tombstone is a record): while the tenant
+		// catches up, the backend may have it.
+		if es := d.catchingUpWith(tenant); len(es) > 0 && errors.Is(err, fault.ErrNotFound) {
+			return readThrough(ctx, es, tenant, key)
+		}
 		return server.Doc{}, err
 	}
 	e = entryOf(&rec)
@@ -93,6 +103,9 @@ func (d *Docs) Get(ctx context.Context, tenant, key string) (server.Doc, error) 
 // handed to the store without a copy (server.Docs: it belongs to Docs after
 // the call), and the cache entry holds it.
 func (d *Docs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (etag string, created bool, err error) {
+	if err := d.undecidable(tenant, pre); err != nil {
+		return "", false, err
+	}
 	ctx, span := telemetry.StartChild(ctx, "store.commit")
 	defer span.End()
 	rec, err := d.st.PutOwned(ctx, tenant, key, body, pre)
@@ -107,9 +120,16 @@ func (d *Docs) Put(ctx context.Context, tenant, key string, body []byte, pre doc
 
 // Delete commits a tombstone; reads then answer 404 from the cache.
 func (d *Docs) Delete(ctx context.Context, tenant, key string, pre doc.Precondition) error {
+	if err := d.undecidable(tenant, pre); err != nil {
+		return err
+	}
 	ctx, span := telemetry.StartChild(ctx, "store.commit")
 	defer span.End()
 	rec, err := d.st.Delete(ctx, tenant, key, pre)
+	if errors.Is(err, fault.ErrNotFound) && len(d.catchingUpWith(tenant)) > 0 {
+		return &server.CatchingUpError{Tenant: tenant, Err: err,
+			Msg: "the node does not hold this document yet, so it cannot say whether it exists"}
+	}
 	if err == nil && span.IsRecording() {
 		span.SetAttributes(attribute.Int("cairn.store.group_size", rec.Group), attribute.Int64("cairn.store.seq", int64(rec.Seq)))
 	}

@@ -59,8 +59,10 @@ func (n *Node) clockJumped(j doc.Jump) {
 }
 
 // storeFailed runs once, when the store failed a write of its log: from
-// then on it refuses every request until the node restarts.
+// then on it refuses every request until the node restarts, so /readyz
+// answers 503 and a load balancer sends clients elsewhere.
 func (n *Node) storeFailed(err error) {
+	n.storeDown.Store(true)
 	cause, entry := "io_error", runbookWriteFail
 	if n.tel != nil {
 		cause = n.tel.Metrics.StoreFailed(err)
@@ -89,3 +91,7 @@ func (n *Node) storeOpenFailed(err error) error {
 	}
 	return err
 }
+
+// isReady is what /readyz reports on both listeners before tenants are
+// considered: started, not shutting down, and the store still writing.
+func (n *Node) isReady() bool { return n.ready.Load() && !n.storeDown.Load() }

@@ -180,6 +180,16 @@ func TestStoreFailureDiagnosed(t *testing.T) {
 			if v := h.metric(t, "cairn_store_failed"); v != 1 {
 				t.Errorf("cairn_store_failed = %v, want 1", v)
 			}
+			for _, addr := range []string{h.Addr(), h.AdminAddr()} {
+				resp, err := http.Get("http://" + addr + "/readyz")
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusServiceUnavailable {
+					t.Errorf("GET %s/readyz after the failure: %d, want 503", addr, resp.StatusCode)
+				}
+			}
 			rec := wantLog(t, h.logs.String(), msgStoreFailed, "ERROR", "cause", c.cause, "runbook", c.entry)
 			if err, _ := rec["err"].(string); !strings.Contains(err, c.err.Error()) {
 				t.Errorf("log err %q does not name %q", err, c.err)

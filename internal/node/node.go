@@ -76,6 +76,11 @@ type Config struct {
 	RequestTimeout, MaxRequestTimeout time.Duration
 	// Replication names the backends to replicate to (replicate.go).
 	Replication Replication
+	// ServeWhileCatchingUp makes /readyz answer 200 while tenants are
+	// still catching up with a backend (catchup.go), so that a load
+	// balancer sends requests to a node that may not hold every document
+	// yet: reads of those read through, conditional writes answer 503.
+	ServeWhileCatchingUp bool
 	// Chaos, when not nil, turns on the fault simulator (chaos.go).
 	Chaos *Chaos
 	// TLS, when not nil, serves both listeners over TLS 1.2 or later (tls.go).
@@ -110,7 +115,10 @@ type Node struct {
 	limiter *resilience.Limiter
 	api     *server.Server
 	ready   atomic.Bool // false until started and again once Shutdown begins
-	chaos   *chaosState // nil unless Config.Chaos; see chaos.go
+	// storeDown is set when the store failed and refuses every request
+	// until a restart (health.go).
+	storeDown atomic.Bool
+	chaos     *chaosState // nil unless Config.Chaos; see chaos.go
 
 	certs *tlscert.Reloader // nil unless Config.TLS; see tls.go
 	// reloadCtx ends when Shutdown begins; it stops watchReload (tls.go).
@@ -229,9 +237,12 @@ func (n *Node) newAPI() (*server.Server, error) {
 		Auth:         n.cfg.Auth,
 		MaxBodyBytes: n.cfg.MaxBodyBytes,
 		Logger:       n.log,
-		Ready:        n.ready.Load,
-		Routes:       []server.Route{n.ingestRoute()}, // ingest.go
-		Middleware:   []func(http.Handler) http.Handler{n.tel.Middleware(nil)},
+		Ready:        n.isReady, // health.go
+		// catchup.go: readiness waits for the tenants restoring from a backend.
+		CatchingUp:           n.catchingUpAtStart,
+		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
+		Routes:               []server.Route{n.ingestRoute()}, // ingest.go
+		Middleware:           []func(http.Handler) http.Handler{n.tel.Middleware(nil)},
 		Admission: []func(http.Handler) http.Handler{
 			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
 		},
@@ -296,8 +307,18 @@ func (n *Node) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.ready.Load() {
+		if !n.isReady() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		if ts := n.catchingUpAtStart(); len(ts) > 0 {
+			status, code := "catching_up", http.StatusServiceUnavailable
+			if n.cfg.ServeWhileCatchingUp {
+				status, code = "ready", http.StatusOK
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(code)
+			w.Write(server.ReadyzBody(status, ts))
 			return
 		}
 		fmt.Fprintln(w, "ok")

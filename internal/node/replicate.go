@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -189,7 +191,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 		}
 		n.tel.Metrics.AddBackend(name)
 		eng, err := reconcile.New(reconcile.Config{
-			Store: n.store, Backend: be, Policy: pol,
+			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Logger: n.log,
@@ -199,6 +201,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 			return err
 		}
 		n.tel.Metrics.ReplicationLagFunc(name, eng.ReplicationLag)
+		n.discover(eng)
 		r.engines = append(r.engines, eng)
 		r.policies = append(r.policies, pol)
 	}
@@ -225,6 +228,7 @@ func (n *Node) startReplication(feed *changeFeed) error {
 	if len(r.engines) == 0 {
 		return nil
 	}
+	n.docs.catchingUp = r.catchingUp // catchup.go
 	for _, e := range r.engines {
 		r.running.Go(func() {
 			if err := e.Run(ctx); err != nil {
@@ -236,6 +240,22 @@ func (n *Node) startReplication(feed *changeFeed) error {
 	r.running.Go(func() { r.feedLoop(ctx) })
 	return nil
 }
+
+// discover lists the backend's tenants before the node serves, so that
+// the tenants to restore from it are catching up from the first request.
+// A backend that does not answer in time is no reason not to start: every
+// tenant the node knows of without a completed round then catches up, and
+// the first pass lists the backend again.
+func (n *Node) discover(e *reconcile.Engine) {
+	ctx, cancel := context.WithTimeout(context.Background(), discoverTimeout)
+	defer cancel()
+	if _, err := e.Discover(ctx); err != nil {
+		n.log.Warn("reconcile: the backend's tenants could not be listed at start", "backend", e.Backend(), "err", err)
+	}
+}
+
+// discoverTimeout bounds the listing of a backend's tenants at start.
+const discoverTimeout = 15 * time.Second
 
 func policyFor(m map[string]reconcile.Policy) func(string) reconcile.Policy {
 	return func(tenant string) reconcile.Policy { return m[tenant] } // zero Policy is lww

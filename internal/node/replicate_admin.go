@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,8 +16,10 @@ import (
 
 // ReconcileStatus is the body of GET /v1/admin/reconcile.
 type ReconcileStatus struct {
-	Backends  []BackendStatus  `json:"backends"`
-	Collector *CollectorStatus `json:"collector,omitempty"` // collect_admin.go
+	Backends []BackendStatus `json:"backends"`
+	// CatchingUp names the tenants /readyz waits for (catchup.go).
+	CatchingUp []string         `json:"catching_up"`
+	Collector  *CollectorStatus `json:"collector,omitempty"` // collect_admin.go
 }
 
 // BackendStatus is one backend's breaker and its tenants' progress.
@@ -26,13 +29,18 @@ type BackendStatus struct {
 	// LagSeconds is the replication lag: the age of the oldest change not
 	// yet uploaded to the backend (reconcile.Engine.ReplicationLag).
 	LagSeconds float64          `json:"lag_seconds"`
-	Tenants    []TenantProgress `json:"tenants"` // tenants the engine has worked on, by name
+	Tenants    []TenantProgress `json:"tenants"` // tenants the engine serves or has worked on, by name
 }
 
 // TenantProgress is one tenant's progress on one backend.
 type TenantProgress struct {
 	Tenant  string `json:"tenant"`
 	Running bool   `json:"running"`
+	// CatchingUp: no round of the tenant has completed and the backend
+	// may hold documents the node does not; Scanned and Downloaded are the
+	// catch-up's progress while its round runs.
+	CatchingUp bool `json:"catching_up"`
+	Downloaded int  `json:"downloaded,omitempty"`
 	// Cursor is the last key fully handled by the round in progress.
 	Cursor  string `json:"cursor,omitempty"`
 	Scanned int    `json:"scanned"`
@@ -108,14 +116,18 @@ func resultOf(st reconcile.Stats) *RoundResult {
 
 // reconcileStatus serves GET /v1/admin/reconcile.
 func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
-	out := ReconcileStatus{Backends: []BackendStatus{}, Collector: n.collectorStatus()}
+	out := ReconcileStatus{Backends: []BackendStatus{}, CatchingUp: n.catchingUpAtStart(), Collector: n.collectorStatus()}
+	if out.CatchingUp == nil {
+		out.CatchingUp = []string{}
+	}
 	if n.repl != nil {
 		for i, e := range n.repl.engines {
 			bs := BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(),
 				LagSeconds: e.ReplicationLag().Seconds(), Tenants: []TenantProgress{}}
 			now := time.Now()
 			for tenant, p := range e.AllProgress() {
-				tp := TenantProgress{Tenant: tenant, Running: p.Running, Cursor: p.Cursor, Scanned: p.Scanned, Estimate: p.Estimate}
+				tp := TenantProgress{Tenant: tenant, Running: p.Running, CatchingUp: p.CatchingUp, Downloaded: p.Downloaded,
+					Cursor: p.Cursor, Scanned: p.Scanned, Estimate: p.Estimate}
 				if p.Running {
 					tp.fillRunning(p, now)
 				}
@@ -180,14 +192,20 @@ func (n *Node) reconcileRun(w http.ResponseWriter, r *http.Request) {
 		}
 		engines = []*reconcile.Engine{e}
 	}
-	tenants, err := n.runTenants(r, q.Get("tenant"))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+	tenant := q.Get("tenant")
+	if tenant != "" {
+		if err := doc.ValidateTenant(tenant); err != nil {
+			http.Error(w, fmt.Sprintf("tenant %q: %v", tenant, err), http.StatusBadRequest)
+			return
+		}
+	}
+	tenants := make([][]string, len(engines)) // per engine
+	for i, e := range engines {
+		tenants[i] = runTenants(r.Context(), e, tenant)
 	}
 	confirm, wait := q.Get("confirm") == "1", q.Get("wait") == "1"
-	for _, e := range engines {
-		for _, t := range tenants {
+	for i, e := range engines {
+		for _, t := range tenants[i] {
 			if confirm {
 				e.Confirm(t)
 			}
@@ -201,8 +219,8 @@ func (n *Node) reconcileRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := ReconcileRun{Rounds: []RoundResult{}}
-	for _, e := range engines {
-		for _, t := range tenants {
+	for i, e := range engines {
+		for _, t := range tenants[i] {
 			st, err := e.RunRound(r.Context(), t)
 			if r.Context().Err() != nil {
 				return // the client left
@@ -219,22 +237,15 @@ func (n *Node) reconcileRun(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// runTenants is the named tenant, or every tenant of the store.
-func (n *Node) runTenants(r *http.Request, tenant string) ([]string, error) {
+// runTenants is the named tenant, or every tenant e serves: configured,
+// in the store or in its backend (a backend that cannot be listed leaves
+// the tenants known so far; the rounds then report its error).
+func runTenants(ctx context.Context, e *reconcile.Engine, tenant string) []string {
 	if tenant != "" {
-		if err := doc.ValidateTenant(tenant); err != nil {
-			return nil, fmt.Errorf("tenant %q: %v", tenant, err)
-		}
-		return []string{tenant}, nil
+		return []string{tenant}
 	}
-	var ts []string
-	for t, err := range n.store.Tenants(r.Context()) {
-		if err != nil {
-			return nil, err
-		}
-		ts = append(ts, t)
-	}
-	return ts, nil
+	ts, _ := e.Discover(ctx)
+	return ts
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

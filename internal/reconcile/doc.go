@@ -136,6 +136,13 @@
 // Every backend call goes through the resilience.Policy; while its breaker
 // is open the round ends at once with [ErrBackendUnavailable].
 //
+// A pass covers every tenant the node serves ([Engine.Discover]): the
+// configured ones (Config.Tenants), those with rows in the store, and those
+// the backend holds. A tenant is catching up until one of its rounds has
+// completed, which its checkpoint then records ([Engine.CatchingUp],
+// catchup.go): until then the node may lack documents the backend has, and
+// [Engine.ReadThrough] reads one for a client without storing it.
+//
 // The mass-deletion guard is checked as the round goes: before each action
 // that deletes a live document, against the larger of the tenant's live
 // local documents and live bases (counted once, at the round's first

@@ -66,6 +66,10 @@ type Config struct {
 	// bytes/s), shared by rounds and the uploader; the zero value means
 	// DefaultConcurrency calls at once and no rate limits.
 	Limits Limits
+	// Tenants are the tenants the node serves by configuration: each pass
+	// reconciles them even when neither the store nor the backend holds
+	// anything of them yet, and they catch up (see Engine.CatchingUp).
+	Tenants []string
 	// Interval is how often Run starts a full pass over the tenants; 0
 	// means only when asked (Trigger, RunRound).
 	Interval time.Duration
@@ -116,9 +120,11 @@ type Engine struct {
 
 	mu       sync.Mutex // guards the following
 	progress map[string]Progress
-	pending  map[string]time.Time // tenant → its oldest change not yet uploaded (ReplicationLag)
-	confirm  map[string]bool      // tenants whose next round may pass the guard
-	runDone  chan struct{}        // closed when Run returns; nil before Run
+	pending  map[string]time.Time    // tenant → its oldest change not yet uploaded (ReplicationLag)
+	confirm  map[string]bool         // tenants whose next round may pass the guard
+	tenants  map[string]*tenantState // every tenant served, for catching up (catchup.go)
+	listed   bool                    // the backend's tenants were listed once
+	runDone  chan struct{}           // closed when Run returns; nil before Run
 	stop     context.CancelFunc
 
 	// Run's inboxes, read only by the Run goroutine.
@@ -176,11 +182,16 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Engine{
+	e := &Engine{
 		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
 		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, confirm: map[string]bool{},
+		tenants:  map[string]*tenantState{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
-	}, nil
+	}
+	if err := e.seedTenants(context.Background()); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 // Backend returns the backend's name.
@@ -338,22 +349,32 @@ func (e *Engine) Close() error {
 }
 
 // Progress returns tenant's progress: the cursor of the round in progress
-// (or "" between rounds) and the last round's result. Safe to call from
-// any goroutine.
+// (or "" between rounds), the last round's result, and whether it is
+// catching up; false when the engine has not worked on it yet. Safe to
+// call from any goroutine.
 func (e *Engine) Progress(tenant string) (Progress, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, ok := e.progress[tenant]
+	if s, known := e.tenants[tenant]; known {
+		p.CatchingUp = s.catchingUp()
+	}
 	return p, ok
 }
 
-// AllProgress returns every tenant's progress seen by this engine.
+// AllProgress returns the progress of every tenant the engine serves or
+// has worked on.
 func (e *Engine) AllProgress() map[string]Progress {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	m := make(map[string]Progress, len(e.progress))
 	for k, v := range e.progress {
 		m[k] = v
+	}
+	for t, s := range e.tenants {
+		p := m[t]
+		p.CatchingUp = s.catchingUp()
+		m[t] = p
 	}
 	return m
 }

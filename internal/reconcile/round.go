@@ -64,7 +64,10 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	st.Duration = e.cfg.Now().Sub(st.Started)
 	switch {
 	case err == nil:
-		err = e.saveCursor(r.tenant, "")
+		err = e.updateCheckpoint(r.tenant, func(c *checkpoint) { c.cursor, c.caughtUp = "", true })
+		if err == nil {
+			e.roundCompleted(r.tenant)
+		}
 	case ctx.Err() == nil:
 		_ = e.saveCursor(r.tenant, r.cursor) // keep the earlier error
 	}
@@ -204,7 +207,9 @@ func (r *round) step(ctx context.Context, n int) (done bool, err error) {
 // publish shows the round's position in Progress and reports the keys
 // scanned since the last report to the observer.
 func (r *round) publish() {
-	r.e.setProgress(r.tenant, func(p *Progress) { p.Cursor, p.Scanned = r.cursor, r.st.Scanned })
+	r.e.setProgress(r.tenant, func(p *Progress) {
+		p.Cursor, p.Scanned, p.Downloaded = r.cursor, r.st.Scanned, r.st.Actions[Download]
+	})
 	r.report()
 }
 
@@ -410,29 +415,52 @@ func (e *Engine) unavailable(err error) error {
 }
 
 // checkpoint is the persisted state of one (backend, tenant): the round's
-// cursor ("" between rounds) and the uploader's change-log position.
+// cursor ("" between rounds), the uploader's change-log position, and
+// whether a round has ever completed (the tenant is no longer catching up;
+// see catchup.go).
 type checkpoint struct {
 	cursor    string
 	uploadSeq uint64
+	caughtUp  bool
 }
 
-const checkpointFormat = 1
+// Checkpoint formats: 1 is format, uvarint upload position, cursor; 2 adds
+// a flags byte after the format. A format 1 checkpoint predates catching
+// up and says nothing of a completed round: its tenant catches up once.
+const (
+	checkpointFormat1 = 1
+	checkpointFormat  = 2
+	flagCaughtUp      = 1
+)
 
 func (c checkpoint) encode() []byte {
-	b := []byte{checkpointFormat}
+	var flags byte
+	if c.caughtUp {
+		flags |= flagCaughtUp
+	}
+	b := []byte{checkpointFormat, flags}
 	b = binary.AppendUvarint(b, c.uploadSeq)
 	return append(b, c.cursor...)
 }
 
 func decodeCheckpoint(b []byte) (checkpoint, error) {
-	if len(b) < 2 || b[0] != checkpointFormat {
-		return checkpoint{}, errors.New("reconcile: malformed checkpoint")
+	bad := errors.New("reconcile: malformed checkpoint")
+	var c checkpoint
+	switch {
+	case len(b) >= 2 && b[0] == checkpointFormat1:
+		b = b[1:]
+	case len(b) >= 3 && b[0] == checkpointFormat:
+		c.caughtUp = b[1]&flagCaughtUp != 0
+		b = b[2:]
+	default:
+		return checkpoint{}, bad
 	}
-	seq, n := binary.Uvarint(b[1:])
+	seq, n := binary.Uvarint(b)
 	if n <= 0 {
-		return checkpoint{}, errors.New("reconcile: malformed checkpoint")
+		return checkpoint{}, bad
 	}
-	return checkpoint{uploadSeq: seq, cursor: string(b[1+n:])}, nil
+	c.uploadSeq, c.cursor = seq, string(b[n:])
+	return c, nil
 }
 
 func (e *Engine) loadCheckpoint(tenant string) (checkpoint, error) {

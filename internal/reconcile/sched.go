@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // sched is Run's pass scheduler. It lives on Run's goroutine and is never
@@ -46,6 +48,10 @@ type turn struct {
 	tenant   string
 	uploaded bool   // its change log was drained (or failed to be)
 	r        *round // nil until its round starts
+	// discover marks the pass's last turn, which lists the backend's
+	// tenants; covered holds the tenants the pass queued before it.
+	discover bool
+	covered  map[string]bool
 }
 
 // minRetry is the shortest wait before retrying a backend found
@@ -61,15 +67,38 @@ func (s *sched) retryC() <-chan time.Time {
 	return s.retry.C
 }
 
-// start begins a pass over every tenant of the store.
+// start begins a pass over every tenant the engine serves: configured,
+// in the store, or found in the backend. The backend's tenants are listed
+// in the pass's last turn (discover), so a pass that an unavailable
+// backend stops makes no more calls than its rounds; the tenants that
+// listing finds for the first time get their turns in the same pass.
 func (s *sched) start(ctx context.Context) {
 	s.again = false
 	s.queue = s.queue[:0]
-	for tenant, err := range s.e.st.Tenants(ctx) {
-		if err != nil {
-			break // the tenants listed so far still get their turns
-		}
+	tenants, _ := s.e.knownTenants(ctx) // on an error, the tenants known so far still get their turns
+	covered := make(map[string]bool, len(tenants))
+	for _, tenant := range tenants {
 		s.queue = append(s.queue, &turn{tenant: tenant})
+		covered[tenant] = true
+	}
+	s.queue = append(s.queue, &turn{discover: true, covered: covered})
+}
+
+// discover lists the backend's tenants and queues those the pass did not
+// include.
+func (s *sched) discover(ctx context.Context, t *turn) {
+	found, err := s.e.Discover(ctx)
+	if s.unavailable(ctx, err) {
+		return
+	}
+	if err != nil && ctx.Err() == nil && s.e.cfg.Logger != nil {
+		s.e.cfg.Logger.WarnContext(ctx, "reconcile: listing the backend's tenants failed", "backend", s.e.name,
+			"class", fault.ClassOf(err).String(), "err", err)
+	}
+	for _, tenant := range found {
+		if !t.covered[tenant] {
+			s.queue = append(s.queue, &turn{tenant: tenant})
+		}
 	}
 }
 
@@ -77,6 +106,10 @@ func (s *sched) start(ctx context.Context) {
 func (s *sched) turn(ctx context.Context) {
 	e, t := s.e, s.queue[0]
 	s.queue = slices.Delete(s.queue, 0, 1)
+	if t.discover {
+		s.discover(ctx, t)
+		return
+	}
 	if !t.uploaded {
 		_, more, err := e.uploadSome(ctx, t.tenant, e.cfg.TurnKeys)
 		if ctx.Err() != nil || s.unavailable(ctx, err) {

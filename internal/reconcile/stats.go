@@ -61,6 +61,14 @@ type Progress struct {
 	// Scanned counts the keys of the round in progress, updated at each
 	// checkpoint and turn.
 	Scanned int
+	// Downloaded counts the versions the round in progress has written to
+	// the store from the backend, updated with Scanned.
+	Downloaded int
+	// CatchingUp is true while no round of the tenant has completed and
+	// the backend may hold documents the node does not (see
+	// Engine.CatchingUp); Scanned and Downloaded then show the catch-up's
+	// progress.
+	CatchingUp bool
 	// Estimate is the number of keys the last whole round (not resumed,
 	// no error) scanned: the expected size of the next one; 0 unknown.
 	Estimate int

@@ -12,7 +12,8 @@
 //	GET    /v1/tenants/{tenant}/conflicts/{key...}  one conflict, bodies included; ?history: what resolutions discarded
 //	POST   /v1/tenants/{tenant}/conflicts/{key...}/resolve  {"choose"|"body"|"delete"}
 //	GET    /livez   200 while the process serves
-//	GET    /readyz  200 when Options.Ready says so, 503 before and after SetDraining
+//	GET    /readyz  200 when Options.Ready says so, 503 before and after SetDraining,
+//	                and while Options.CatchingUp names tenants (unless ServeWhileCatchingUp)
 //
 // Keys are path-unescaped; a key holding "/" sequences that ServeMux would
 // clean ("a//b", "a/./b", "..") must escape them (%2F, %2E): such paths get
@@ -49,7 +50,9 @@
 // code is the fault class name (fault.Class.String), or a more specific
 // code where the class table has no row: too_large (413),
 // method_not_allowed (405), timeout (408), unsupported_encoding (415, with
-// Accept-Encoding). The status comes from
+// Accept-Encoding), catching_up (503 with Retry-After: a CatchingUpError, a
+// request the node cannot decide before it holds the tenant's documents).
+// The status comes from
 // fault.Class.HTTPStatus: 400 invalid, 401 unauthorized (with
 // WWW-Authenticate: Bearer), 403 forbidden, 404 not_found, 409 conflict,
 // 412 precondition_failed, 503 transient or exhausted (with Retry-After), 500

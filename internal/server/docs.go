@@ -11,8 +11,9 @@ import (
 // getDoc serves GET and HEAD of one document. Outcomes: 200 with the body,
 // 304 when If-None-Match matches (weak comparison), 412 when If-Match does
 // not (strong comparison), 400 for a bad key or a malformed header, or the
-// status of the Docs error (404 for an absent document). The hit path does
-// not allocate beyond the headers.
+// status of the Docs error (404 for an absent document). A document read
+// through from a backend (Doc.ReadThrough) is named in X-Cairn-Read-Through.
+// The hit path does not allocate beyond the headers.
 func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 	head := r.Method == http.MethodHead
 	key := r.PathValue("key")
@@ -33,6 +34,9 @@ func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
+	if d.ReadThrough != "" {
+		h.Set("X-Cairn-Read-Through", d.ReadThrough)
+	}
 	if len(im) > 0 {
 		if ok, _ := matchETag(im, d.ETag, false); !ok {
 			s.writeError(w, r, fault.New(fault.PreconditionFailed, fault.Context{Op: "doc.get"},

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/internal/doc"
@@ -42,11 +43,47 @@ func invalid(op, msg string) error {
 	return fault.New(fault.Invalid, fault.Context{Op: op}, msg)
 }
 
+// CatchingUpError is the answer to a request a node cannot decide while
+// its tenant is catching up with a backend (it may lack the document the
+// request is about): 503 with the code "catching_up" and Retry-After.
+// Err, the cause, is classified (fault.Transient when nothing else).
+type CatchingUpError struct {
+	Tenant string
+	Msg    string        // what could not be decided, for the client
+	Wait   time.Duration // Retry-After; 0 means Options.RetryAfter
+	Err    error
+}
+
+func (e *CatchingUpError) Error() string {
+	m := "tenant " + e.Tenant + " is catching up with its backends: " + e.Msg
+	if e.Err != nil {
+		m += ": " + e.Err.Error()
+	}
+	return m
+}
+
+func (e *CatchingUpError) Unwrap() error {
+	switch {
+	case e.Err == nil:
+		return fault.New(fault.Transient, fault.Context{Tenant: e.Tenant}, e.Msg)
+	case fault.ClassOf(e.Err) == fault.Unknown:
+		return fault.E(fault.Transient, fault.Context{Tenant: e.Tenant}, e.Err)
+	}
+	return e.Err
+}
+
+// RetryAfter implements the hint fault.RetryAfter looks for.
+func (e *CatchingUpError) RetryAfter() time.Duration { return e.Wait }
+
 // statusOf returns the HTTP status and the error code for err.
 func statusOf(err error) (status int, code string) {
 	var he *httpError
 	if errors.As(err, &he) {
 		return he.status, he.code
+	}
+	var ce *CatchingUpError
+	if errors.As(err, &ce) {
+		return http.StatusServiceUnavailable, "catching_up"
 	}
 	c := fault.ClassOf(err)
 	return c.HTTPStatus(), c.String()
@@ -59,6 +96,10 @@ func statusOf(err error) (status int, code string) {
 func userMessage(err error, status int) string {
 	if status < 500 {
 		return fault.MessageOf(err)
+	}
+	var ce *CatchingUpError
+	if errors.As(err, &ce) {
+		return "tenant " + ce.Tenant + " is catching up with its backends: " + ce.Msg
 	}
 	var fe *fault.Error
 	for e := err; errors.As(e, &fe); e = fe.Err {

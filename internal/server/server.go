@@ -21,6 +21,10 @@ import (
 type Doc struct {
 	ETag string // strong entity tag, quotes included
 	Body []byte // immutable; written to the response without copying
+	// ReadThrough names the backend the document was read from, for a
+	// node catching up that does not hold it yet; "" when it was read
+	// locally. The answer says so in X-Cairn-Read-Through.
+	ReadThrough string
 }
 
 // Item is one row of a listing.
@@ -113,6 +117,12 @@ type Options struct {
 	// Ready reports whether the node can serve (the store is open); nil
 	// means always. /readyz is 503 until it is true and after SetDraining.
 	Ready func() bool
+	// CatchingUp, if set, returns the tenants (sorted) still restoring
+	// from a backend after the node started. While it returns any, /readyz
+	// answers 503 with status "catching_up" and their names, unless
+	// ServeWhileCatchingUp, when it answers 200 and still names them.
+	CatchingUp           func() []string
+	ServeWhileCatchingUp bool
 	// Middleware wraps every tenant and admin route, first element
 	// outermost. It runs after routing (so [TenantOf] and r.Pattern are
 	// known, the tenant syntactically valid) and before authentication, so
@@ -168,6 +178,8 @@ type Server struct {
 	maxBody    int64
 	log        *slog.Logger
 	ready      func() bool
+	catchingUp func() []string
+	serveCU    bool // ServeWhileCatchingUp
 	middleware []func(http.Handler) http.Handler
 	admission  []func(http.Handler) http.Handler
 	authFailed func() (bool, time.Duration)
@@ -215,6 +227,8 @@ func New(o Options) (*Server, error) {
 		maxBody:    or(o.MaxBodyBytes, DefaultMaxBodyBytes),
 		log:        o.Logger,
 		ready:      o.Ready,
+		catchingUp: o.CatchingUp,
+		serveCU:    o.ServeWhileCatchingUp,
 		middleware: o.Middleware,
 		admission:  o.Admission,
 		authFailed: o.AuthFailed,
@@ -494,8 +508,37 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		io.WriteString(w, `{"status":"starting"}`+"\n")
 	default:
-		io.WriteString(w, `{"status":"ready"}`+"\n")
+		var ts []string
+		if s.catchingUp != nil {
+			ts = s.catchingUp()
+		}
+		if len(ts) == 0 {
+			io.WriteString(w, `{"status":"ready"}`+"\n")
+			return
+		}
+		status := "catching_up"
+		if s.serveCU {
+			status = "ready"
+		} else {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		w.Write(ReadyzBody(status, ts))
 	}
+}
+
+// ReadyzBody is the /readyz body of a node with tenants catching up:
+// {"status":…,"catching_up":[…]}. The admin listener's /readyz says the
+// same.
+func ReadyzBody(status string, catchingUp []string) []byte {
+	b := append([]byte(`{"status":`), appendJSONString(nil, status)...)
+	b = append(b, `,"catching_up":[`...)
+	for i, t := range catchingUp {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, t)
+	}
+	return append(b, "]}\n"...)
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {

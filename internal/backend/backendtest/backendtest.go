@@ -9,7 +9,8 @@
 // whose tenants no other subtest uses: every subtest uses its own tenant
 // names, prefixed by a random run id, so backends that share a bucket
 // between subtests work too). The corruption tests run when the backend
-// implements backend.Corrupter and are skipped otherwise.
+// implements backend.Corrupter, the tenant listing test when it implements
+// backend.TenantLister; they are skipped otherwise.
 package backendtest
 
 import (
@@ -51,6 +52,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 	run("RacingIfMatch", testRacingIfMatch)
 	run("Corruption", testCorruption)
 	run("Canceled", testCanceled)
+	run("Tenants", testTenants)
 }
 
 // suite holds per-subtest state: a run id that makes tenant names unique.
@@ -681,5 +683,39 @@ func testCanceled(t *testing.T, b backend.Backend, s *suite) {
 	}
 	if _, err := b.Stat(context.Background(), tn, "k"); fault.ClassOf(err) != fault.NotFound {
 		t.Fatalf("a canceled Put stored the object: Stat = %v", err)
+	}
+}
+
+// testTenants: a TenantLister lists every tenant that holds an object,
+// sorted, tenants that are prefixes of each other included, and no tenant
+// that holds none. Other subtests' tenants may be listed too (a shared
+// bucket), so only this run's are compared.
+func testTenants(t *testing.T, b backend.Backend, s *suite) {
+	if _, ok := b.(backend.TenantLister); !ok {
+		t.Skip("not a backend.TenantLister")
+	}
+	ctx := context.Background()
+	want := []string{s.tenant("a"), s.tenant("a-b"), s.tenant("ab")}
+	for _, tn := range want {
+		mustPut(t, b, tn, "k", "{}")
+	}
+	if _, err := b.Get(ctx, s.tenant("never"), "k"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("Get of a tenant never written: %v, want not found", err)
+	}
+	all, ok, err := backend.ListTenants(ctx, b)
+	if err != nil || !ok {
+		t.Fatalf("ListTenants: %v, %v", ok, err)
+	}
+	if !slices.IsSorted(all) {
+		t.Errorf("tenants not sorted: %q", all)
+	}
+	var got []string
+	for _, tn := range all {
+		if strings.HasPrefix(tn, "t"+s.id+"-") {
+			got = append(got, tn)
+		}
+	}
+	if d := diffKeys(got, want); d != "" {
+		t.Fatalf("tenants: %s", d)
 	}
 }

@@ -91,8 +91,9 @@ import (
 )
 
 var (
-	_ backend.Backend   = (*FS)(nil)
-	_ backend.Corrupter = (*FS)(nil)
+	_ backend.Backend      = (*FS)(nil)
+	_ backend.Corrupter    = (*FS)(nil)
+	_ backend.TenantLister = (*FS)(nil)
 )
 
 // FS is a backend storing objects as files under a root directory.
@@ -202,6 +203,27 @@ func (f *FS) Name() string { return f.name }
 
 // Root is the root directory.
 func (f *FS) Root() string { return f.root }
+
+// Tenants implements backend.TenantLister: the tenant directories under
+// the root (a tenant's directory appears with its first object and is
+// never removed). Names that are not tenants (.tmp, .locks, .layout) are
+// not listed.
+func (f *FS) Tenants(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, f.fail(backend.OpTenants, "", "", err)
+	}
+	ents, err := os.ReadDir(f.root)
+	if err != nil {
+		return nil, f.fail(backend.OpTenants, "", "", err)
+	}
+	var ts []string
+	for _, e := range ents {
+		if e.IsDir() && doc.ValidateTenant(e.Name()) == nil {
+			ts = append(ts, e.Name())
+		}
+	}
+	return ts, nil // ReadDir sorts by name
+}
 
 // Path returns the file that holds (tenant, key) now, for tests and tools
 // ("" when the tenant has no objects). Tenant and key must be valid.

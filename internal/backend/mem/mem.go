@@ -16,8 +16,9 @@ import (
 )
 
 var (
-	_ backend.Backend   = (*Mem)(nil)
-	_ backend.Corrupter = (*Mem)(nil)
+	_ backend.Backend      = (*Mem)(nil)
+	_ backend.Corrupter    = (*Mem)(nil)
+	_ backend.TenantLister = (*Mem)(nil)
 )
 
 // Fault decides whether an operation fails: a non-nil error is returned
@@ -103,6 +104,31 @@ func (m *Mem) List(ctx context.Context, tenant string, opts backend.ListOptions)
 		p.Entries = append(p.Entries, backend.Entry{Key: keys[i], ETag: etagOf(raw), Size: int64(len(raw))})
 	}
 	return p, nil
+}
+
+// Tenants implements backend.TenantLister: the tenants holding objects.
+func (m *Mem) Tenants(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, m.wrap(backend.OpTenants, "", "", err)
+	}
+	m.mu.Lock()
+	f := m.fault
+	m.mu.Unlock()
+	if f != nil {
+		if err := f(backend.OpTenants, "", ""); err != nil {
+			return nil, m.wrap(backend.OpTenants, "", "", err)
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ts []string
+	for t, objs := range m.tenants {
+		if len(objs) > 0 {
+			ts = append(ts, t)
+		}
+	}
+	slices.Sort(ts)
+	return ts, nil
 }
 
 func etagOf(raw []byte) string { return backend.ETagOf(raw) }

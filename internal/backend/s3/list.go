@@ -11,6 +11,7 @@ import (
 	"github.com/minio/minio-go/v7"
 
 	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
@@ -35,6 +36,27 @@ func (s *S3) List(ctx context.Context, tenant string, opts backend.ListOptions) 
 		return backend.Page{}, s.fail(backend.OpList, tenant, "", err)
 	}
 	return l.page, nil
+}
+
+// Tenants implements backend.TenantLister with one delimited listing of
+// the prefix: each common prefix "<prefix><tenant>/" is a tenant. Names
+// that are not tenants are skipped.
+func (s *S3) Tenants(ctx context.Context) ([]string, error) {
+	var ts []string
+	lo := minio.ListObjectsOptions{Prefix: s.prefix, Recursive: false}
+	for obj := range s.client.ListObjectsIter(ctx, s.bucket, lo) {
+		if obj.Err != nil {
+			return nil, s.fail(backend.OpTenants, "", "", obj.Err)
+		}
+		rel, ok := strings.CutPrefix(obj.Key, s.prefix)
+		t, dir := strings.CutSuffix(rel, "/")
+		if ok && dir && doc.ValidateTenant(t) == nil {
+			ts = append(ts, t)
+		}
+	}
+	// S3 sorts the prefixes with their '/': "a-b/" before "a/".
+	slices.Sort(ts)
+	return ts, nil
 }
 
 var errFull = errors.New("page full")

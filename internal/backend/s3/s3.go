@@ -53,8 +53,9 @@ import (
 )
 
 var (
-	_ backend.Backend   = (*S3)(nil)
-	_ backend.Corrupter = (*S3)(nil)
+	_ backend.Backend      = (*S3)(nil)
+	_ backend.Corrupter    = (*S3)(nil)
+	_ backend.TenantLister = (*S3)(nil)
 )
 
 // Config says where the objects are.

@@ -1,0 +1,195 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/resilience"
+)
+
+// Catching up. An engine serves every tenant it knows of: the configured
+// ones (Config.Tenants), those with rows in the store and those the backend
+// holds (backend.TenantLister). A tenant is catching up with the backend
+// until a round of it has completed once: from then on the node holds what
+// the backend held when that round listed it, so a "not found" or a failed
+// condition decided by the node is an answer; before, it may only mean the
+// node has not fetched the document yet. The completed round is kept in the
+// tenant's checkpoint, so a restart does not catch up again. A tenant the
+// backend holds nothing of has nothing to catch up, once the backend's
+// tenants have been listed; until then every known tenant without a
+// completed round is taken to be catching up.
+
+// tenantState is what the engine knows of one tenant's catch-up.
+type tenantState struct {
+	done   bool // a round has completed (kept in the checkpoint)
+	remote bool // the backend holds objects of it, or its tenants were never listed
+	// startup: the tenant was known before the backend's tenants were
+	// first listed, or at that listing; CatchingUpAtStart reports it.
+	startup bool
+}
+
+func (s *tenantState) catchingUp() bool { return !s.done && s.remote }
+
+// seedTenants learns the configured tenants and those of the store, before
+// the engine runs, so that catching up shows from the start.
+func (e *Engine) seedTenants(ctx context.Context) error {
+	local, err := e.localTenants(ctx)
+	if err != nil {
+		return err
+	}
+	e.learn(ctx, local, nil, false)
+	return nil
+}
+
+func (e *Engine) localTenants(ctx context.Context) ([]string, error) {
+	ts := slices.Clone(e.cfg.Tenants)
+	for t, err := range e.st.Tenants(ctx) {
+		if err != nil {
+			return ts, err
+		}
+		ts = append(ts, t)
+	}
+	return ts, nil
+}
+
+// knownTenants learns the local tenants (configured and in the store) and
+// returns every tenant known, sorted, without calling the backend.
+func (e *Engine) knownTenants(ctx context.Context) ([]string, error) {
+	local, err := e.localTenants(ctx)
+	e.learn(ctx, local, nil, false)
+	return e.sortedTenants(), err
+}
+
+func (e *Engine) sortedTenants() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Sorted(maps.Keys(e.tenants))
+}
+
+// Discover lists the tenants the engine serves, sorted: the configured
+// ones, the store's, and the backend's (listed now, through the policy and
+// Limits). On an error (the store's, or the backend listing's) it still
+// returns every tenant known so far, and the error.
+func (e *Engine) Discover(ctx context.Context) ([]string, error) {
+	local, lerr := e.localTenants(ctx)
+	remote, listed, rerr := e.listRemote(ctx)
+	e.learn(ctx, local, remote, listed && rerr == nil)
+	return e.sortedTenants(), errors.Join(lerr, rerr)
+}
+
+// listRemote lists the backend's tenants; listed is false when the
+// backend cannot list them.
+func (e *Engine) listRemote(ctx context.Context) (ts []string, listed bool, err error) {
+	type result struct {
+		ts []string
+		ok bool
+	}
+	r, err := call(ctx, e, backend.OpTenants, func(ctx context.Context) (result, error) {
+		ts, ok, err := backend.ListTenants(ctx, e.be)
+		return result{ts, ok}, err
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("reconcile: listing the tenants of backend %s: %w", e.name, e.unavailable(err))
+	}
+	return r.ts, r.ok, nil
+}
+
+// learn records tenants: local ones (configured or in the store) and, when
+// listed is true, exactly the backend's. The checkpoints of tenants not
+// known before are read to find whether a round of them has completed.
+func (e *Engine) learn(ctx context.Context, local, remote []string, listed bool) {
+	e.mu.Lock()
+	var fresh []string
+	for _, t := range slices.Concat(local, remote) {
+		if _, ok := e.tenants[t]; !ok && !slices.Contains(fresh, t) {
+			fresh = append(fresh, t)
+		}
+	}
+	e.mu.Unlock()
+	done := make(map[string]bool, len(fresh))
+	for _, t := range fresh {
+		cp, err := e.loadCheckpoint(t)
+		done[t] = err == nil && cp.caughtUp // an unreadable checkpoint: catch up again
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	// Before the backend's tenants were first listed, a tenant may be
+	// there; after, one that is new here is taken not to be until a
+	// listing finds it (the pass's discover turn), so that a tenant first
+	// written on this node does not turn to catching up.
+	startup := !e.listed
+	for _, t := range fresh {
+		if _, ok := e.tenants[t]; !ok {
+			e.tenants[t] = &tenantState{done: done[t], remote: !e.listed, startup: startup}
+		}
+	}
+	if !listed {
+		return
+	}
+	inRemote := make(map[string]bool, len(remote))
+	for _, t := range remote {
+		inRemote[t] = true
+	}
+	for t, s := range e.tenants {
+		s.remote = inRemote[t]
+	}
+	e.listed = true
+}
+
+// roundCompleted records that a round of tenant completed.
+func (e *Engine) roundCompleted(tenant string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if s, ok := e.tenants[tenant]; ok {
+		s.done = true
+		return
+	}
+	e.tenants[tenant] = &tenantState{done: true}
+}
+
+// CatchingUp reports whether tenant is catching up with the backend: the
+// backend may hold documents of it that the node does not hold yet.
+func (e *Engine) CatchingUp(tenant string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, ok := e.tenants[tenant]
+	return ok && s.catchingUp()
+}
+
+// CatchingUpAtStart returns, sorted, the tenants still catching up among
+// those the engine knew when it started (the configured ones, the store's,
+// and the backend's at its first listing): a node is not ready until they
+// are done. A tenant that appears in the backend later catches up without
+// holding up the node's readiness, so that every node sharing a backend
+// does not turn unready at once when a tenant is added.
+func (e *Engine) CatchingUpAtStart() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var ts []string
+	for t, s := range e.tenants {
+		if s.startup && s.catchingUp() {
+			ts = append(ts, t)
+		}
+	}
+	slices.Sort(ts)
+	return ts
+}
+
+// ReadThrough reads tenant's key from the backend, verified, for a node
+// that does not hold it yet; it stores nothing (the round will). It goes
+// through the resilience policy (an open breaker refuses at once with
+// ErrBackendUnavailable) but not Limits, which bound the reconciler's own
+// load: a client's read must not wait behind the round it is standing in
+// for. Outcomes are backend.Get's.
+func (e *Engine) ReadThrough(ctx context.Context, tenant, key string) (*backend.Object, error) {
+	if e.cfg.Policy.OpenFor() > 0 {
+		return nil, fmt.Errorf("%s %s: %w", backend.OpGet, e.name, ErrBackendUnavailable)
+	}
+	return resilience.Get(ctx, e.cfg.Policy, backend.OpGet, func(ctx context.Context) (*backend.Object, error) {
+		return e.be.Get(ctx, tenant, key)
+	})
+}

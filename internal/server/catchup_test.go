@@ -1,0 +1,88 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+// TestReadyzCatchingUp: /readyz answers 503 "catching_up" naming the
+// tenants while any is catching up, 200 naming them with
+// ServeWhileCatchingUp, and 200 "ready" once none is.
+func TestReadyzCatchingUp(t *testing.T) {
+	pending := []string{"acme", "beta"}
+	for _, serve := range []bool{false, true} {
+		e := newEnv(t, func(o *server.Options) {
+			o.CatchingUp = func() []string { return pending }
+			o.ServeWhileCatchingUp = serve
+		})
+		w := e.do(t, req{method: "GET", path: "/readyz"})
+		var body struct {
+			Status     string   `json:"status"`
+			CatchingUp []string `json:"catching_up"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+			t.Fatalf("body %q: %v", w.Body, err)
+		}
+		wantCode, wantStatus := 503, "catching_up"
+		if serve {
+			wantCode, wantStatus = 200, "ready"
+		}
+		if w.Code != wantCode || body.Status != wantStatus || strings.Join(body.CatchingUp, ",") != "acme,beta" {
+			t.Errorf("serve while catching up %v: %d %s; want %d %s naming acme and beta", serve, w.Code, w.Body, wantCode, wantStatus)
+		}
+	}
+	e := newEnv(t, func(o *server.Options) { o.CatchingUp = func() []string { return nil } })
+	if w := e.do(t, req{method: "GET", path: "/readyz"}); w.Code != 200 || !strings.Contains(w.Body.String(), `"ready"`) {
+		t.Errorf("nothing catching up: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestCatchingUpErrorAnswer: a Docs error CatchingUpError is a 503 with
+// the code catching_up, a message naming the tenant, and Retry-After.
+func TestCatchingUpErrorAnswer(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) {
+		o.Docs = &memDocs{get: func(ctx context.Context, tenant, key string) (server.Doc, error) {
+			return server.Doc{}, &server.CatchingUpError{Tenant: tenant, Msg: "cannot tell yet", Wait: 3 * time.Second,
+				Err: fault.New(fault.Corruption, fault.Context{}, "bad object")}
+		}}
+	})
+	w := e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA})
+	got := decodeError(t, w)
+	if w.Code != 503 || got.Error.Code != "catching_up" || w.Header().Get("Retry-After") != "3" ||
+		!strings.Contains(got.Error.Message, "tenant acme is catching up") || strings.Contains(got.Error.Message, "bad object") {
+		t.Fatalf("answer: %d Retry-After %q %s", w.Code, w.Header().Get("Retry-After"), w.Body)
+	}
+}
+
+// TestReadThroughHeader: a document read through from a backend says so
+// in X-Cairn-Read-Through, on GET, HEAD and a 304; a local one does not.
+func TestReadThroughHeader(t *testing.T) {
+	const etag = `"abc"`
+	e := newEnv(t, func(o *server.Options) {
+		o.Docs = &memDocs{get: func(ctx context.Context, tenant, key string) (server.Doc, error) {
+			if key == "local" {
+				return server.Doc{ETag: etag, Body: []byte(`{}`)}, nil
+			}
+			return server.Doc{ETag: etag, Body: []byte(`{"remote":1}`), ReadThrough: "s3"}, nil
+		}}
+	})
+	for _, q := range []req{
+		{method: "GET", path: docURL(tenantA, "k"), token: e.tokA},
+		{method: "HEAD", path: docURL(tenantA, "k"), token: e.tokA},
+		{method: "GET", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"If-None-Match", etag}},
+	} {
+		w := e.do(t, q)
+		if w.Code/100 > 3 || w.Header().Get("X-Cairn-Read-Through") != "s3" || w.Header().Get("ETag") != etag {
+			t.Errorf("%s %v: %d X-Cairn-Read-Through %q ETag %q", q.method, q.hdr, w.Code, w.Header().Get("X-Cairn-Read-Through"), w.Header().Get("ETag"))
+		}
+	}
+	if w := e.do(t, req{method: "GET", path: docURL(tenantA, "local"), token: e.tokA}); w.Header().Get("X-Cairn-Read-Through") != "" {
+		t.Errorf("a local document: X-Cairn-Read-Through %q", w.Header().Get("X-Cairn-Read-Through"))
+	}
+}
