@@ -6,13 +6,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/store/storetest"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
@@ -274,7 +274,7 @@ func TestStartRefusedDiagnosed(t *testing.T) {
 		if err := n.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		corruptManifest(t, cfg.DataDir)
+		storetest.CorruptManifest(t, cfg.DataDir)
 		_, err = Start(cfg)
 		if !errors.Is(err, fault.ErrCorruption) || !strings.Contains(err.Error(), runbookCorrupt) ||
 			!strings.Contains(err.Error(), runbookPath) {
@@ -282,26 +282,4 @@ func TestStartRefusedDiagnosed(t *testing.T) {
 		}
 		wantLog(t, logs.String(), msgStoreCorrupt, "ERROR", "data_dir", cfg.DataDir, "runbook", runbookCorrupt)
 	})
-}
-
-// corruptManifest flips every byte after the first 16 of the manifest of
-// the closed store in dataDir: the file that lists the database's tables.
-func corruptManifest(t *testing.T, dataDir string) {
-	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dataDir, "pebble", "MANIFEST-*"))
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no manifest in %s: %v", dataDir, err)
-	}
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 16; i < len(b); i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(name, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

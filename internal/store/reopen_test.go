@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/store/storetest"
+
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
@@ -180,30 +182,8 @@ func TestOpenCorruptStore(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	corruptManifest(t, dir)
+	storetest.CorruptManifest(t, dir)
 	_, err := Open(dir, Options{})
 	wantClass(t, "Open of a store with a damaged manifest", err, fault.Corruption)
 	t.Log(err)
-}
-
-// corruptManifest flips every byte of the store's manifest after its first
-// 16 (closed store only).
-func corruptManifest(t *testing.T, dir string) {
-	t.Helper()
-	names, err := filepath.Glob(filepath.Join(dir, "pebble", "MANIFEST-*"))
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no manifest in %s: %v", dir, err)
-	}
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 16; i < len(b); i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(name, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
 }

@@ -6,11 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/internal/store/storetest"
 )
 
 // refusedServe runs 'cairn serve' on dataDir, which must not start, and
@@ -74,22 +74,7 @@ func TestCorruptStoreDiagnosed(t *testing.T) {
 	if err := p.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	names, err := filepath.Glob(filepath.Join(dir, "pebble", "MANIFEST-*"))
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no manifest in %s: %v", dir, err)
-	}
-	for _, name := range names {
-		b, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i := 16; i < len(b); i++ {
-			b[i] ^= 0xff
-		}
-		if err := os.WriteFile(name, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	storetest.CorruptManifest(t, dir)
 	stderr := refusedServe(t, dir, "is damaged", `"Corrupt local store"`, "docs/runbook.md")
 	wantLogMsg(t, stderr, "store: local store corrupt")
 }
