@@ -76,7 +76,7 @@ type Decision struct {
 	Action Action
 	// Local and Remote are the versions compared: as given; the base's
 	// version for a remote recognised by its ETag; or the base's tombstone
-	// standing for a side that has collected it (see the package doc). Nil
+	// standing for a side that has collected it (docs/design/reconcile.md). Nil
 	// means absent, or for Remote under FetchRemote, not known.
 	Local, Remote *doc.Version
 	// Order is Local's causal relation to Remote when both are set.
