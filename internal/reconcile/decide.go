@@ -92,7 +92,8 @@ type Decision struct {
 
 // Decide returns the action for one key of the merge-join given what the
 // node (local), the backend (remote) and the last synced state (base) hold.
-// It is Explain(local, remote, base).Action.
+// It is Explain(local, remote, base).Action. The table of TestDecideTable
+// (decide_test.go) is its specification, case by case.
 func Decide(local, remote, base *Side) Action {
 	return Explain(local, remote, base).Action
 }
