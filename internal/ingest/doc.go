@@ -13,10 +13,10 @@
 //
 // # Strictness
 //
-// Validation is strict RFC 8259, with the exceptions encoding/json also
-// makes: an escaped lone surrogate decodes to U+FFFD, and for duplicate
-// keys the last one wins. docs/ingest.md, "What is valid", lists every rule
-// and the MarketData schema's required fields.
+// Validation is strict RFC 8259; where the RFC leaves a choice, the
+// decoder reads as encoding/json does (an escaped lone surrogate decodes to
+// U+FFFD; of duplicate keys the last one wins). docs/ingest.md, "What is
+// valid", lists every rule and the MarketData schema's required fields.
 //
 // # Pipeline
 //
