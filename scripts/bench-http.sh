@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # HTTP throughput and latency of a durable cairn node beside a bare net/http
 # handler serving the same bytes, measured by the same load generator in the
-# same run (issue 2, third benchmark). Never run by CI: it takes minutes and
+# same run (docs/performance.md). Never run by CI: it takes minutes and
 # its numbers depend on the machine.
 #
 # Usage: scripts/bench-http.sh            (from anywhere in the repository)
@@ -131,10 +131,10 @@ failed() { awk -F'\t' -v l="$1" -v o="$2" '$1 == l && $2 == o { s += $11 } END {
 		done
 	done
 	echo
-	echo "Targets (issue 2): cairn GET >= 0.70 of bare GET; cairn durable PUT >= 20000 req/s."
+	echo "Targets: cairn GET >= 0.70 of bare GET; cairn durable PUT >= 20000 req/s."
 } | tee "$OUT/table.txt"
 
-# The same comparisons with wrk, whose numbers the issue quotes: GET of one
+# The same comparisons with wrk, a generator other stores' figures use: GET of one
 # cached key, and durable PUTs of new keys (scripts/wrk-put.lua).
 if [[ $WRK != no ]] && ! command -v wrk >/dev/null; then
 	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reconciliation at scale (issue 6): test/scale's TestReconcileScale with
+# Reconciliation at scale (docs/performance.md): test/scale's TestReconcileScale with
 # CAIRN_LONG=1 — fill one tenant with 100,000 then 1,000,000 small
 # documents replicated to an fs backend, time a full in-sync round at each
 # size with its peak RSS (each phase is its own child process), change

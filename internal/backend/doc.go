@@ -38,43 +38,25 @@
 //
 // # Naming
 //
-// Both fs and s3 name an object by its escaped key ([EscapeKey]): prefix-free
-// codes that increase with the byte ('.' and '/' become ".2E" and ".2F";
-// '~' and every byte from 0x7F become "~XX"; other bytes stay), so byte
-// order of the names is byte order of the keys, and an escaped key never
-// contains '/' and is never "." or "..". With tenants validated as
-// [a-z0-9][a-z0-9-]* no name can leave its tenant's directory or prefix.
-// The result is ASCII, valid as an S3 name and on any file system that is
-// case-sensitive.
-//
-// s3 names an object by [KeyPath]: the escaped key cut into 200-byte path
-// components, all but the last marked as directories with a trailing '+'
-// (servers that store objects as files need components under 255 bytes);
-// cutting every key at the same offsets compares the same bytes (a file
-// name is at most 200 bytes, a directory name 201, so a key that is a
-// prefix of longer ones sorts first). fs keeps a tenant's objects in leaf
-// directories of bounded size, each file named by its escaped key (or a
-// hash of a key too long for a file name), and lists through an index of
-// the leaves (see package fs).
+// Both fs and s3 name an object by its escaped key ([EscapeKey]): codes that
+// increase with the byte, so the names sort like the keys, contain no '/'
+// and are never "." or "..". With tenants validated as [a-z0-9][a-z0-9-]*
+// no name can leave its tenant's directory or prefix. s3 cuts the escaped
+// key into path components ([KeyPath]); fs keeps a tenant's objects in
+// leaf directories of bounded size listed through an index (package fs).
+// naming.go says why each step preserves order.
 //
 // # Sharp edges
 //
-// S3 object names are at most 1024 bytes, and a 1024-byte key escapes to as
-// much as 3072: no order-preserving injective naming fits. The s3 backend
-// hashes the rare keys whose escape exceeds about 800 bytes (see KeyPath);
-// they sit in one directory per shared 800-byte escaped prefix, in the
-// right place relative to every other key, and List sorts each such group
-// by the keys in the objects' headers (a ranged read of each header),
-// holding the group in memory. The fs backend hashes the names of keys
-// whose escape exceeds 240 bytes inside their leaf, and sorts each leaf
-// as it lists it.
-//
-// ETags are opaque and per backend: the mem and fs ETag is derived from the
-// object's checksum (equal bytes, equal ETag), the s3 ETag is the server's.
-// Compare them only with ETags from the same backend.
-//
-// A precondition is about the stored object: a tombstone is an object, so
-// create-only fails on it; replacing a tombstone takes if-match.
+//   - S3 names are at most 1024 bytes and a 1024-byte key escapes to as
+//     much as 3072, so s3 hashes the rare keys whose escape exceeds about
+//     800 bytes, and fs those past 240 bytes; listing such a group costs a
+//     read of each object's header, and the group is sorted in memory.
+//   - ETags are opaque and per backend (mem and fs derive theirs from the
+//     object's checksum, s3's is the server's): compare them only with
+//     ETags from the same backend.
+//   - A precondition is about the stored object: a tombstone is an object,
+//     so create-only fails on it; replacing a tombstone takes if-match.
 //
 // # Concurrency
 //

@@ -9,8 +9,8 @@ import (
 
 // Key naming: how a key becomes a relative object path for the s3 backend
 // (an object name under "<prefix>/<tenant>/"); the fs backend uses step 1
-// only, as file names inside its leaf directories. See the package
-// documentation for why each step preserves order.
+// only, as file names inside its leaf directories. Each step preserves
+// the keys' byte order, as it says.
 //
 // Step 1, escaping (EscapeKey): every byte maps to a code; the codes are
 // prefix-free and increase with the byte, so the escaped strings sort like

@@ -217,7 +217,7 @@ func (c *Cache) Lease(k Key) Lease {
 //   - k is cached with Seq < e.Seq: e is installed, lease or not. The store
 //     holds a version newer than the cached one, and a reader is about to
 //     return it; leaving the older entry would let later readers go back in
-//     time (see the package doc). A cached entry's Seq is never below an
+//     time (docs/design/cache.md). A cached entry's Seq is never below an
 //     acknowledged write's, so a newer one is always safe.
 //   - k is cached with Seq >= e.Seq: refused.
 //   - k is absent: installed iff l is still valid, that is, no Set or Fill
@@ -270,8 +270,10 @@ func (c *Cache) Refresh(k Key, e *Entry) bool {
 // The generation ends in every case, so a reader that read the store before
 // this commit cannot install what it read into an absent slot.
 //
-// Sets of one key must be made in commit order: the docs service commits and
-// Sets under its per-key write lock. See "Writers" in the package doc.
+// Sets of one key must be made in commit order, before the write is
+// acknowledged: cairn's docs service Sets from the store's Watcher, which
+// the store calls in commit order before answering (package doc, "Rules
+// for the caller").
 func (c *Cache) Set(k Key, e *Entry) bool {
 	if e == nil {
 		return false

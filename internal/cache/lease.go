@@ -73,7 +73,7 @@ func (t *leaseTable) trim() {
 
 // redeem reports whether tok belongs to k's live generation, and ends that
 // generation either way: after any Fill of k, the other leases of the
-// generation are refused (see "The stale-fill race" in the package doc).
+// generation are refused (docs/design/cache.md, "The stale-fill race").
 func (t *leaseTable) redeem(k Key, tok uint64) bool {
 	first, ok := t.m[k]
 	if !ok {

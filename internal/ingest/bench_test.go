@@ -16,7 +16,7 @@ import (
 )
 
 // The benchmarks share one input: 100,000 generated MarketData records.
-// Run them all in one go (see docs/benchmarks-ingest.md):
+// Run them all in one go (docs/performance.md, ingest decoding):
 //
 //	GOEXPERIMENT=jsonv2 go test -tags simdjson -run '^$' -bench MarketData -benchmem ./internal/ingest/
 

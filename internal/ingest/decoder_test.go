@@ -191,7 +191,7 @@ func TestDecodeDoesNotAllocate(t *testing.T) {
 	}
 }
 
-// refMarket is the seed's allocating struct, for encoding/json.
+// refMarket is MarketData as an ordinary allocating struct, for encoding/json.
 type refMarket struct {
 	Symbol   string  `json:"symbol"`
 	Price    float64 `json:"price"`

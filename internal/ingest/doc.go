@@ -1,6 +1,7 @@
 // Package ingest turns NDJSON streams into batches of validated records
-// without copying them: a strict RFC 8259 validator, a zero-copy MarketData
-// decoder (seed 2.1) and a bounded, parallel streaming pipeline (seed 2.2).
+// without copying them: a strict RFC 8259 validator, a zero-copy decoder of
+// MarketData records (symbol, price, volume, exchange metadata: the schema
+// docs/ingest.md describes) and a bounded, parallel streaming pipeline.
 //
 // # Basics
 //
@@ -12,20 +13,10 @@
 //
 // # Strictness
 //
-// Invalid UTF-8 (RFC 8259 §8.1), unescaped control characters, bad escapes,
-// leading zeros, '+' signs, bare '.', trailing data and nesting past the
-// depth limit are rejected. Escaped lone surrogates ("\uD800") are accepted
-// and decoded to U+FFFD, as encoding/json does: the RFC grammar allows them
-// and §8.2 leaves their meaning open, so refusing them would reject
-// documents every other JSON tool accepts; generic records keep their
-// original bytes anyway. MarketData keys match exactly (encoding/json
-// matches case-insensitively); for duplicate keys the last one wins and a
-// repeated metadata object merges, as with encoding/json. Numbers decode to
-// the float64 strconv.ParseFloat returns; volume must be a plain unsigned
-// integer (no sign, fraction or exponent) that fits uint64. Required fields:
-// symbol, price, volume, metadata.exchange, metadata.data_source; a null in
-// a required field is a type error, a null in extra_info or raw_feed is
-// recorded as [Null].
+// Validation is strict RFC 8259; where the RFC leaves a choice, the
+// decoder reads as encoding/json does (an escaped lone surrogate decodes to
+// U+FFFD; of duplicate keys the last one wins). docs/ingest.md, "What is
+// valid", lists every rule and the MarketData schema's required fields.
 //
 // # Pipeline
 //

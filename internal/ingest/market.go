@@ -18,7 +18,7 @@ const (
 	Present
 )
 
-// MarketData is seed 2.1's record, flattened (metadata's fields sit in the
+// MarketData is the MarketData schema's record (docs/ingest.md), flattened (metadata's fields sit in the
 // struct) and decoded without copying. Symbol, ExtraInfo and the raw feed are
 // views into the input or, when they held escapes, into the batch arena:
 // valid until the batch's Buffer is Reset (for Process: until the Handler

@@ -16,7 +16,7 @@ import (
 )
 
 // DefaultGrace is how long a tombstone is kept, by default, after the
-// delete that made it: see "Collecting tombstones" in the package doc.
+// delete that made it: see "Collecting tombstones" in docs/design/reconcile.md.
 const DefaultGrace = 24 * time.Hour
 
 // CollectorConfig configures a Collector. Store is required.
@@ -28,7 +28,7 @@ type CollectorConfig struct {
 	Engines []*Engine
 	// Grace is how long after a delete (by its HLC time) its tombstone is
 	// kept; 0 means DefaultGrace. It must exceed the longest time a node
-	// sharing a backend may go without a round: see the package doc.
+	// sharing a backend may go without a round: see docs/design/reconcile.md.
 	Grace time.Duration
 	// Interval is how often Run starts a pass; 0 means only when asked
 	// (Pass).
@@ -75,7 +75,7 @@ func (s *CollectStats) add(o CollectStats) {
 // backends: tombstones every backend holds, after a grace period, and the
 // change-log entries every backend's uploader has passed. It is one per
 // node, over all of its engines, since both decisions need every
-// backend's state. See "Collecting tombstones" in the package doc.
+// backend's state. See "Collecting tombstones" in docs/design/reconcile.md.
 type Collector struct {
 	cfg     CollectorConfig
 	st      *store.Store

@@ -76,7 +76,7 @@ type Decision struct {
 	Action Action
 	// Local and Remote are the versions compared: as given; the base's
 	// version for a remote recognised by its ETag; or the base's tombstone
-	// standing for a side that has collected it (see the package doc). Nil
+	// standing for a side that has collected it (docs/design/reconcile.md). Nil
 	// means absent, or for Remote under FetchRemote, not known.
 	Local, Remote *doc.Version
 	// Order is Local's causal relation to Remote when both are set.
@@ -92,7 +92,8 @@ type Decision struct {
 
 // Decide returns the action for one key of the merge-join given what the
 // node (local), the backend (remote) and the last synced state (base) hold.
-// It is Explain(local, remote, base).Action.
+// It is Explain(local, remote, base).Action. The table of TestDecideTable
+// (decide_test.go) is its specification, case by case.
 func Decide(local, remote, base *Side) Action {
 	return Explain(local, remote, base).Action
 }

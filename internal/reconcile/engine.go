@@ -107,7 +107,7 @@ type Config struct {
 
 // Engine replicates one store to one backend: anti-entropy rounds
 // (Round) and the change-log uploader (Upload), both driven by Run.
-// See the package doc, "Engine".
+// See docs/design/reconcile.md, "Engine".
 type Engine struct {
 	cfg      Config
 	st       *store.Store

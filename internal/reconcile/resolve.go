@@ -131,7 +131,7 @@ type Resolution struct {
 // it. Resolve is a pure function of its arguments and is symmetric:
 // Resolve(p, a, b, x) and Resolve(p, b, a, x) return the same resolution,
 // byte for byte, so every node that resolves a conflict makes the same
-// version. The package doc explains how the result's version is made.
+// version. docs/design/reconcile.md explains how the result's version is made.
 //
 // Errors: an invalid policy (class fault.Invalid); a candidate whose body
 // does not match its hash, or a tombstone with a body (fault.Corruption).
@@ -162,7 +162,7 @@ func Resolve(p Policy, a, b Candidate, ancestor *Candidate) (Resolution, error) 
 		return Resolution{Outcome: Ordered, Result: l, Reason: "one version dominates"}, nil
 	case doc.Equal:
 		// Two different resolutions of overlapping conflicts can share a
-		// vector (see the package doc). Widening cannot separate them, so
+		// vector (docs/design/reconcile.md). Widening cannot separate them, so
 		// the winner is kept as it is: resolving again is a no-op.
 		r := Resolution{Outcome: Picked, Result: w, Reason: "equal vectors: kept the last writer"}
 		if !sameContent(&w, &l) {

@@ -9,8 +9,8 @@ import (
 
 // attemptCtx is the fast path's per-attempt context: context.WithTimeout's
 // behaviour at one allocation instead of four (five once Done is called).
-// See "Per-attempt timeout" in the package doc for why it exists and for
-// its sharp edges.
+// See "Per-attempt timeout" in docs/design/resilience.md for why it exists
+// and for its sharp edges.
 //
 // It is never pooled: the callee may keep it (a goroutine it started, a
 // request it queued) after the attempt returns, and must then see it

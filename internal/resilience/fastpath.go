@@ -84,7 +84,7 @@ func (p *Policy) tryFast(ctx context.Context, fn func(context.Context) error) (e
 // attempt calls fn under the per-attempt timeout. The attempt context is
 // skipped when the caller's own deadline comes first anyway; otherwise it is
 // an attemptCtx rather than context.WithTimeout, for the allocations (see
-// "Per-attempt timeout" in the package doc).
+// "Per-attempt timeout" in docs/design/resilience.md).
 func (p *Policy) attempt(ctx context.Context, fn func(context.Context) error) error {
 	d := p.cfg.AttemptTimeout
 	if d <= 0 {

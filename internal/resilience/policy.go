@@ -43,7 +43,7 @@ func New(cfg Config) (*Policy, error) {
 	p := &Policy{cfg: c, budget: NewBudget(c.BudgetShare, max(c.BudgetMinRetries, 0), c.BudgetWindow, c.Now)}
 	p.brk = newBreaker(c, countsAsFailure)
 
-	// Outermost first; see "Policy order" in the package doc.
+	// Outermost first; see "Policy order" in docs/design/resilience.md.
 	chain := []failsafe.Policy[struct{}]{p.retryPolicy(), replay{}, p.brk.consec, p.brk.rate}
 	if c.RatePerSecond > 0 {
 		p.rl = ratelimiter.NewSmoothBuilder[struct{}](c.RatePerSecond, time.Second).

@@ -159,9 +159,9 @@ func (s *Store) takeBatch(g *group, lead *request) {
 // prefetch loads the current version of every member's key that the
 // overlay does not hold, with one iterator seeking in key order, and puts
 // it in the overlay, where stage's lookup finds it. Staging a batch with a
-// point Get per key cost ~8 µs a key in Pebble's Get path (a fresh level
-// iterator stack each time), most of the committer's time; sorted seeks on
-// one iterator reuse its loaded blocks.
+// point Get per key builds a fresh level iterator stack in Pebble each
+// time, which would be most of the committer's work; sorted seeks on one
+// iterator reuse its loaded blocks.
 //
 // Why the overlay may hold what was read: lookup returns overlay-or-database
 // and the committer is the only writer of document rows, so the database

@@ -37,8 +37,8 @@ import (
 // in ascending order, the best case for a B+tree (every insert lands on its
 // rightmost leaf, so a bbolt transaction rewrites a handful of pages however
 // many writes it holds) and a case document keys rarely follow. Both are
-// reported; docs/benchmarks.md § 2 says which one the target is read
-// against and why.
+// reported in docs/performance.md; the target is read against BenchmarkPut,
+// the order documents arrive in.
 //
 // go test -run '^$' -bench 'Put' -benchtime 3s -count 3 ./internal/store/
 func BenchmarkPut(b *testing.B) {

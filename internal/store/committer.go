@@ -14,7 +14,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
-// The write path is a two-stage pipeline; see doc.go for why.
+// The write path is a two-stage pipeline; docs/design/store.md says why.
 //
 //	writers ──reqs──► committer (run) ──toSync──► syncer (syncLoop) ──reply──► writers
 //
@@ -582,12 +582,9 @@ func (s *Store) lookup(r *request) (*current, error) {
 // a Get of a new key, the common case of a PUT that creates, reads and
 // searches an L6 data block, from disk when the block cache does not hold
 // it. An iterator with UseL6Filters skips that block on a filter miss, but
-// costs more to set up when the key exists. BenchmarkLookup (200,000
-// documents, docs/benchmarks.md § 2b): an absent key took 1.5–1.6 µs of CPU
-// with the iterator, 1.8–2.6 with Get (and 4.7 vs 14 µs of wall time in
-// one run, the block reads); a present key 7.9–8.0 with the iterator,
-// 7.1–8.0 with Get. So readCurrent uses the iterator while recent lookups
-// mostly missed and Get while they mostly hit (missScore).
+// costs more to set up when the key exists (BenchmarkLookup measures both;
+// docs/performance.md). So readCurrent uses the iterator while recent
+// lookups mostly missed and Get while they mostly hit (missScore).
 func (s *Store) readCurrent(dk []byte) (*current, error) {
 	if f := s.filter.Load(); f != nil && !f.mayHaveRow(dk) {
 		return noRow, nil // keyfilter.go: certainly no row

@@ -16,9 +16,8 @@ import (
 // Every write first needs the key's current version (its parent), and a PUT
 // that creates a document asks Pebble for a row that is not there. Pebble
 // answers that with an iterator and a seek through every memtable (which
-// have no bloom filters) and the bloom filters of every level: in a durable
-// PUT run over HTTP that lookup was 11% of the node's CPU, the largest part
-// the store owned (docs/benchmarks.md § 2c). The filter is a set of blocked
+// have no bloom filters) and the bloom filters of every level, the largest
+// share of the store's CPU per durable PUT. The filter is a set of blocked
 // Bloom filters (stages) holding every document row's key, kept in memory:
 // a lookup of a key it has never seen costs one hash and a cache line per
 // stage.
@@ -41,10 +40,9 @@ import (
 //   - Collected rows stay in the filter: a false positive.
 //   - Growing never rescans: when the newest stage has been given as many
 //     keys as it was sized for, the committer adds a stage of twice the size
-//     for the keys to come, and a lookup asks every stage. (An earlier
-//     version rebuilt a bigger filter from a scan of every row; during a
-//     1 GiB ingest those scans cost up to 20% more CPU and ~40 MB more peak
-//     RSS, docs/benchmarks.md § 2c.)
+//     for the keys to come, and a lookup asks every stage. Rebuilding a
+//     bigger filter from a scan of every row instead would cost a bulk
+//     ingest a scan of all its rows at every doubling, in CPU and memory.
 //   - At the size cap (Options.KeyFilterBytes) the newest stage serves up to
 //     twice its capacity; past that the filter is dropped for good (until
 //     the next Open) and every lookup goes to Pebble again.

@@ -11,8 +11,7 @@ import (
 // filterWords allocates a filter's bits outside the Go heap, in anonymous
 // memory mapped for it. On the heap they would count as live data, and the
 // collector lets the heap grow to twice the live data before it runs: a
-// 10 MiB filter would cost ~20 MiB of resident memory, and did (a 1 GiB
-// ingest peaked ~40 MB higher, docs/benchmarks.md § 2c). free unmaps them;
+// 10 MiB filter would cost ~20 MiB of resident memory. free unmaps them;
 // newKeyFilter calls it once the filter is unreachable. The race detector
 // accepts atomics outside the heap (it does not track them).
 func filterWords(n int) (words []atomic.Uint64, free func()) {

@@ -339,21 +339,18 @@ const DefaultMemTableSize = 8 << 20
 
 // pebbleOptions tunes Pebble for this workload. Every write first looks up
 // the key's current version, and most new keys are absent: without bloom
-// filters each such miss reads a data block of every level and Get took
-// about half the CPU of a write-heavy run. The memtable (two while one
-// flushes) and the block cache are most of a node's memory beside the
-// document cache: at 64 MiB each a 1 GiB ingest peaked at 319 MiB RSS, at
-// 32 MiB each at 255 MiB, for 6% less ingest throughput (docs/benchmarks.md
-// § 4b).
+// filters each such miss reads a data block of every level. The memtable
+// (two while one flushes) and the block cache are most of a node's memory
+// beside the document cache, so both are kept small enough for a bulk
+// ingest to run in a bounded footprint.
 //
 // Pebble charges its memtables to the block cache (Cache.Reserve): the
-// cache holds blocks only in CacheSize minus the memtables' size. With a
-// 32 MiB memtable in a 32 MiB cache the cache held nothing (0 entries,
-// 0% hits), so every lookup of a new key read and checksummed the tables'
-// filter and index blocks with pread, about 14 µs of the committer's time
-// per durable PUT. An 8 MiB memtable (two while one flushes) leaves the
-// cache 16–24 MiB, which keeps those blocks (93% hits), and lowers the
-// peak memory rather than raising it (docs/benchmarks.md § 3).
+// cache holds blocks only in CacheSize minus the memtables' size. A
+// memtable as large as the cache leaves it holding nothing, so every lookup
+// of a new key would read and checksum the tables' filter and index blocks
+// from disk. An 8 MiB memtable (two while one flushes) leaves a 32 MiB
+// cache 16–24 MiB, which keeps those blocks, and lowers the peak memory
+// rather than raising it.
 func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 	if cacheSize <= 0 {
 		cacheSize = DefaultCacheSize
@@ -370,9 +367,8 @@ func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // later levels inherit it
 	// Compress only the last level. The levels above it hold a small share
 	// of the data and are rewritten by compactions soon after they are
-	// written, so compressing them mostly costs CPU: 800,000 durable writes
-	// took 29.0–31.1 s of CPU this way against 30.9–35.5 s with Snappy on
-	// every level (docs/benchmarks.md § 2c).
+	// written, so compressing them mostly costs CPU (docs/performance.md,
+	// durable store Put).
 	for i := range len(o.Levels) - 1 {
 		o.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}

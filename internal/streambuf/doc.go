@@ -19,21 +19,16 @@
 //     slice of the N most recent items. Everything in this region is valid
 //     until the next [Buffer.Reset], which reuses the memory.
 //
-// # The seed's 'config: 'cache bound in Go
+// # Lifetimes
 //
-// The Rust seed writes StreamingBuffer<'cache, 'config> where 'config: 'cache:
-// configuration data outlives cached data, and the compiler rejects a
-// program that keeps a 'cache reference past its region. Go has no lifetime
-// parameters, and it does not need them for memory safety: the garbage
-// collector keeps any referenced array alive, so a view can never dangle.
-// What Go cannot prevent is *reuse*: after Reset the short region's memory is
-// overwritten by the next batch, and a retained view silently reads the new
-// batch's bytes. The bound therefore becomes:
+// The garbage collector keeps any referenced array alive, so a view never
+// dangles. What Go cannot prevent is reuse: after Reset the short region's
+// memory is overwritten by the next batch, and a retained view silently
+// reads the new batch's bytes. So:
 //
-//   - 'config → Go strings from the long-lived region. They are immutable and
-//     GC-owned, so they trivially outlive every short-lived view ('config:
-//     'cache holds by construction) and may be stored anywhere.
-//   - 'cache → [View], valid until the next Reset of the Buffer that made it.
+//   - Strings from the long-lived region are immutable and GC-owned: they
+//     outlive every short-lived view and may be stored anywhere.
+//   - A [View] is valid until the next Reset of the Buffer that made it.
 //     Code that needs the data longer copies it ([View.String], or
 //     append(dst, v.Bytes()...)) or interns it.
 //

@@ -21,10 +21,12 @@
 //
 // With the none exporter no SDK is built: the provider is the OTel no-op one
 // and the middleware does not even parse traceparent, so per request it
-// costs two clock reads, three atomic metric updates and three map lookups,
-// and allocates nothing (docs/observability.md has the measurements). Metric
-// children are resolved once per (route, method) and status code, on first
-// use, into copy-on-write maps read without locks.
+// costs one clock read of its own (it times from the server's), two atomic
+// adds to the route's in-flight count, a histogram observation, a counter
+// increment and the status-code and tenant-table lookups, and allocates
+// nothing (docs/performance.md). Metric children are resolved once per
+// (route, method) and status code, on first use, into copy-on-write maps
+// read without locks.
 //
 // # Cardinality
 //

@@ -6,7 +6,7 @@ import (
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
-// RequestInfo is the seed's TracingContext: request id, tenant, operation,
+// RequestInfo is a request's tracing context: request id, tenant, operation,
 // start time and the request's server span. It is the server's
 // [reqctx.Info], not a copy of it: the server already fills one per request,
 // embedded in its per-request exchange, so there is one struct and no extra

@@ -1,6 +1,7 @@
 // Command gen-ndjson writes a deterministic MarketData-shaped NDJSON file for
-// ingest tests and benchmarks: ~180-byte records (seed 2.1's fields), each
-// with a unique symbol, so every record is its own document.
+// ingest tests and benchmarks: ~180-byte records with the MarketData
+// schema's fields, each with a unique symbol, so every record is its own
+// document.
 //
 //	go run ./scripts/gen-ndjson -size 1GiB -out /tmp/md.ndjson
 //	go run ./scripts/gen-ndjson -size 1MiB -bad 1000 -out /tmp/small.ndjson

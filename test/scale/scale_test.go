@@ -1,4 +1,4 @@
-// Package scale measures reconciliation at scale (issue 6): the time and
+// Package scale measures reconciliation at scale: the time and
 // peak RSS of a full in-sync round over one tenant's documents, at two
 // sizes, against the fs backend and against an S3 server (versitygw), and
 // the rounds it takes to converge after documents changed on the backend.
@@ -7,8 +7,9 @@
 // each peak RSS (VmHWM) is that phase's alone: the fill of the store and
 // the backend does not count against the round. The default run is a
 // short version (thousands of keys) that checks the outcomes; CAIRN_LONG=1
-// runs the issue's sizes (100,000 and 1,000,000 documents, 10,000 changed;
-// S3: 100,000). scripts/bench-reconcile.sh runs it and prints the table.
+// runs the sizes docs/performance.md reports (100,000 and 1,000,000
+// documents, 10,000 changed; S3: 100,000). scripts/bench-reconcile.sh runs
+// it and prints the table.
 package scale
 
 import (
