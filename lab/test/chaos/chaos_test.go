@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/chaosrun"
 	"github.com/cairnstore/cairn/internal/proctest"
+	"github.com/cairnstore/cairn/lab/internal/chaosrun"
 )
 
 var cairnBin string
