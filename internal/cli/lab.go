@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // labName is the command that holds the chaos harness and the load
@@ -34,6 +35,9 @@ func labCommand(ctx context.Context, cmd string, args []string, env Env) int {
 	c := exec.Command(lab, append([]string{cmd}, args...)...)
 	c.Stdin, c.Stdout, c.Stderr = env.Stdin, env.Stdout, env.Stderr
 	c.Env = append(os.Environ(), "CAIRN_BIN="+self)
+	// A Stdin that is not a file is copied by a goroutine that Wait waits
+	// for; once cairn-lab has exited, its input no longer matters.
+	c.WaitDelay = time.Second
 	if err := c.Start(); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitFail
