@@ -56,6 +56,9 @@ Usage:
 The client commands read CAIRN_URL (default http://127.0.0.1:7070),
 CAIRN_TOKEN and CAIRN_TENANT (default demo). 'cairn serve' prints export
 lines for all three, ready to paste into a shell.
+
+bench and chaos run the separate command cairn-lab, found beside cairn or
+on PATH.
 `
 
 // exitCode is returned by commands; 2 is a usage error.
