@@ -46,8 +46,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building cairn..." >&2
+echo "building cairn and cairn-lab..." >&2
 go build -o "$tmp/cairn" ./cmd/cairn
+go build -C lab -o "$tmp/cairn-lab" ./cmd/cairn-lab # 'cairn bench' runs the cairn-lab beside it
 
 # wait_for FILE PATTERN: poll (across processes) until FILE has a line
 # matching PATTERN, for at most 20 s.

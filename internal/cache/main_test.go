@@ -8,13 +8,9 @@ import (
 	"go.uber.org/goleak"
 )
 
-// TestMain fails the run if any goroutine outlives the tests. The shared
-// benchmark fixture's cache is closed first.
+// TestMain fails the run if any goroutine outlives the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if fixture != nil {
-		fixture.cairn.Close()
-	}
 	if code == 0 {
 		if err := goleak.Find(); err != nil {
 			fmt.Fprintln(os.Stderr, "goleak:", err)

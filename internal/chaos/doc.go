@@ -58,6 +58,23 @@
 // group and per applied key. A firing failpoint logs "chaos: failpoint
 // kill" and SIGKILLs the process.
 //
+// # Where chaos lives
+//
+// The product side, linked into cairn and inert without --enable-chaos:
+//
+//   - this package: the simulator, the failpoints, the ballast;
+//   - internal/cli (serve_chaos.go): the serve flags and their CAIRN_*
+//     twins;
+//   - internal/server: PUT /v1/admin/chaos/{backend} on the admin
+//     listener;
+//   - internal/telemetry (chaos.go): cairn_chaos_injected_total and
+//     cairn_chaos_ballast_bytes.
+//
+// The harness, which is not in the serving binary: the cairn-lab command
+// of the lab module (lab/cmd/cairn-lab, which 'cairn chaos run' runs), its
+// scenarios, cluster, checkers and report in lab/internal/chaosrun, and
+// the scenarios in short form as tests in lab/test/chaos.
+//
 // # Sharp edges
 //
 //   - SetProfile restarts the ordinals: replay counts calls from the

@@ -1,6 +1,8 @@
 // Package cli is the cairn command line: the serve command that runs a node,
 // and the client commands (put, get, del, ls, conflicts) that talk to one. cmd/cairn's
-// main only calls [Run], so every command is testable in-process.
+// main only calls [Run], so every command is testable in-process. The chaos
+// harness and the load generator are a separate command, cairn-lab (in the
+// lab module); 'cairn chaos' and 'cairn bench' run it (see labCommand).
 //
 // Every serve flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR;
 // --tenant's is CAIRN_TENANTS, see envTwin) and a config-file key
@@ -54,6 +56,9 @@ Usage:
 The client commands read CAIRN_URL (default http://127.0.0.1:7070),
 CAIRN_TOKEN and CAIRN_TENANT (default demo). 'cairn serve' prints export
 lines for all three, ready to paste into a shell.
+
+bench and chaos run the separate command cairn-lab, found beside cairn or
+on PATH.
 `
 
 // exitCode is returned by commands; 2 is a usage error.
@@ -85,10 +90,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return reconcileCommand(ctx, rest, env) // reconcile.go
 	case "conflicts":
 		return conflictsCommand(ctx, rest, env) // conflicts.go
-	case "bench", "bench-bare":
-		return benchCommand(ctx, cmd, rest, env) // bench.go
-	case "chaos":
-		return chaosCommand(ctx, rest, env) // chaos.go
+	case "bench", "bench-bare", "chaos":
+		return labCommand(ctx, cmd, rest, env) // lab.go
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "cairn", versionLine(telemetry.ReadBuild()))
 		return exitOK

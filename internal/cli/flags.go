@@ -310,3 +310,18 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = rest[1:]
 	}
 }
+
+// ParseArgs parses the flags of a command that another binary of the
+// repository (cairn-lab) serves under cairn's name, so that its --help and
+// its bad flags answer as cairn's own commands do: see parseArgs. Flags
+// may not follow positional arguments.
+func ParseArgs(fs *flag.FlagSet, args []string, env Env) (pos []string, code int, ok bool) {
+	return parseArgs(fs, args, false, env)
+}
+
+// SettleEnv fills the flags named that the command line did not set from
+// their CAIRN_* environment twins (--url ↔ CAIRN_URL), as cairn's client
+// commands do.
+func SettleEnv(fs *flag.FlagSet, getenv func(string) string, names ...string) error {
+	return settle(fs, getenv, "", names...)
+}

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -71,25 +72,63 @@ func FreePorts(t testing.TB, n int) []int {
 // removes afterwards; then it runs the tests and exits with their status.
 // name prefixes the build's error message.
 func MainWithCairn(m *testing.M, bin *string, name string) {
-	os.Exit(mainWithCairn(m, bin, name))
+	os.Exit(mainWithCairn(m, bin, name, false))
 }
 
-func mainWithCairn(m *testing.M, bin *string, name string) int {
-	if *bin = os.Getenv("CAIRN_BIN"); *bin != "" {
-		return m.Run()
-	}
+// MainWithCairnLab is MainWithCairn for tests that also run the commands
+// cairn hands to cairn-lab (chaos, bench): unless $CAIRN_LAB_BIN is set or
+// a cairn-lab is beside the cairn binary (scripts/test.sh builds both into
+// one directory), it builds cairn-lab from the lab module into a temporary
+// directory and sets $CAIRN_LAB_BIN, which the processes the tests start
+// inherit.
+func MainWithCairnLab(m *testing.M, bin *string, name string) {
+	os.Exit(mainWithCairn(m, bin, name, true))
+}
+
+func mainWithCairn(m *testing.M, bin *string, name string, lab bool) int {
 	dir, err := os.MkdirTemp("", "cairn-"+name+"-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	*bin = filepath.Join(dir, "cairn")
-	build := exec.Command("go", "build", "-o", *bin, "github.com/cairnstore/cairn/cmd/cairn")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintf(os.Stderr, "%s: building cairn: %v\n", name, err)
-		return 1
+	if *bin = os.Getenv("CAIRN_BIN"); *bin == "" {
+		*bin = filepath.Join(dir, "cairn")
+		if err := goBuild("", *bin, "github.com/cairnstore/cairn/cmd/cairn"); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: building cairn: %v\n", name, err)
+			return 1
+		}
+	}
+	if lab && os.Getenv("CAIRN_LAB_BIN") == "" {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(*bin), "cairn-lab")); err != nil {
+			labBin := filepath.Join(dir, "cairn-lab")
+			if err := buildLab(labBin); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: building cairn-lab: %v\n", name, err)
+				return 1
+			}
+			os.Setenv("CAIRN_LAB_BIN", labBin)
+		}
 	}
 	return m.Run()
+}
+
+// buildLab builds cmd/cairn-lab of the lab module, which sits in the lab
+// directory of the main module's root.
+func buildLab(out string) error {
+	gomod, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return err
+	}
+	root := filepath.Dir(strings.TrimSpace(string(gomod)))
+	if filepath.Base(root) != "lab" {
+		root = filepath.Join(root, "lab")
+	}
+	return goBuild(root, out, "./cmd/cairn-lab")
+}
+
+func goBuild(dir, out, pkg string) error {
+	build := exec.Command("go", "build", "-o", out, pkg)
+	build.Dir = dir
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	return build.Run()
 }

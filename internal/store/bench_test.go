@@ -1,7 +1,6 @@
 package store
 
 import (
-	"encoding/binary"
 	"fmt"
 	"hash/maphash"
 	"path/filepath"
@@ -14,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/cairnstore/cairn/internal/doc"
 )
@@ -28,17 +26,16 @@ import (
 //	        reads the current version, derives the new one and commits its
 //	        own batch with pebble.Sync, relying on Pebble's commit pipeline
 //	        to share fsyncs. (It cannot keep Seq equal to commit order.)
-//	bbolt:  DB.Batch with MaxBatchSize = writers, MaxBatchDelay default
-//	        (10ms), the document and a change-log entry per write.
+//
+// The bench module's BenchmarkPut measures bbolt beside this store.
 //
 // BenchmarkPut writes keys in no particular order, as documents named by
 // ids (UUIDs, hashes, user names) arrive: key i is i times an odd constant,
 // a bijection on uint64, printed in hex. BenchmarkPutAscending writes them
 // in ascending order, the best case for a B+tree (every insert lands on its
-// rightmost leaf, so a bbolt transaction rewrites a handful of pages however
-// many writes it holds) and a case document keys rarely follow. Both are
-// reported in docs/performance.md; the target is read against BenchmarkPut,
-// the order documents arrive in.
+// rightmost leaf, so a B+tree transaction rewrites a handful of pages
+// however many writes it holds) and a case document keys rarely follow.
+// Both are reported in docs/performance.md.
 //
 // go test -run '^$' -bench 'Put' -benchtime 3s -count 3 ./internal/store/
 func BenchmarkPut(b *testing.B) {
@@ -51,14 +48,13 @@ func BenchmarkPutAscending(b *testing.B) {
 
 func benchPut(b *testing.B, keyOf func(int) string) {
 	body := []byte(`{"name":"` + strings.Repeat("x", 180) + `","n":1}`) // ~200 bytes
-	for _, impl := range []string{"store", "store-nolinger", "pebble", "bbolt"} {
+	for _, impl := range []string{"store", "store-nolinger", "pebble"} {
 		for _, writers := range []int{1, 16, 64, 256} {
 			b.Run(fmt.Sprintf("%s/writers=%d", impl, writers), func(b *testing.B) {
 				put := map[string]func(testing.TB, int) func(key string){
 					"store":          func(tb testing.TB, w int) func(string) { return benchStore(tb, Options{}) },
 					"store-nolinger": func(tb testing.TB, w int) func(string) { return benchStore(tb, Options{noLinger: true}) },
 					"pebble":         benchPebble,
-					"bbolt":          benchBolt,
 				}[impl](b, writers)
 				runWriters(b, writers, func(i int) { put(keyOf(i)) }, body)
 			})
@@ -144,39 +140,6 @@ func benchPebble(tb testing.TB, _ int) func(string) {
 			tb.Error(err)
 		}
 		batch.Close()
-	}
-}
-
-func benchBolt(tb testing.TB, writers int) func(string) {
-	db, err := bolt.Open(filepath.Join(tb.TempDir(), "bolt.db"), 0o600, nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { db.Close() })
-	db.MaxBatchSize = writers // its fair setting; MaxBatchDelay stays at the 10ms default
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range []string{"docs", "changes"} {
-			if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	var seq atomic.Uint64
-	return func(key string) {
-		n := seq.Add(1)
-		err := db.Batch(func(tx *bolt.Tx) error {
-			if err := tx.Bucket([]byte("docs")).Put([]byte(key), benchBody); err != nil {
-				return err
-			}
-			return tx.Bucket([]byte("changes")).Put(binary.BigEndian.AppendUint64(nil, n), []byte(key))
-		})
-		if err != nil {
-			tb.Error(err)
-		}
 	}
 }
 

@@ -27,7 +27,7 @@ var cairnBin string
 // tests measure the node, not TCP handshakes.
 var httpClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128}}
 
-func TestMain(m *testing.M) { proctest.MainWithCairn(m, &cairnBin, "e2e") }
+func TestMain(m *testing.M) { proctest.MainWithCairnLab(m, &cairnBin, "e2e") }
 
 // proc is a running 'cairn serve'.
 type proc struct {

@@ -1,4 +1,4 @@
-// Package chaos runs the five chaos scenarios of internal/chaosrun in short
+// Package chaos runs the five chaos scenarios of lab/internal/chaosrun in short
 // form against real processes: versitygw, the cairn binary ($CAIRN_BIN,
 // built with -race by scripts/test.sh; otherwise built here) and toxiproxy
 // in the test process. Each test fails when one of its scenario's
@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/chaosrun"
 	"github.com/cairnstore/cairn/internal/proctest"
+	"github.com/cairnstore/cairn/lab/internal/chaosrun"
 )
 
 var cairnBin string

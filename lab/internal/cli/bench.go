@@ -13,7 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/loadgen"
+	cairncli "github.com/cairnstore/cairn/internal/cli"
+	"github.com/cairnstore/cairn/lab/internal/loadgen"
 )
 
 const benchUsage = `Usage:
@@ -58,11 +59,8 @@ type benchFlags struct {
 	tsv    bool
 }
 
-// benchCommand runs 'cairn bench' or the hidden 'cairn bench-bare'.
-func benchCommand(ctx context.Context, cmd string, args []string, env Env) int {
-	if cmd == "bench-bare" {
-		return benchBare(ctx, args, env)
-	}
+// benchCommand runs 'cairn bench'.
+func benchCommand(ctx context.Context, args []string, env Env) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), benchUsage); fs.PrintDefaults() }
 	var f benchFlags
@@ -80,7 +78,7 @@ func benchCommand(ctx context.Context, cmd string, args []string, env Env) int {
 	fs.StringVar(&f.cfg.Prefix, "prefix", "", "key `prefix` (default: bench/ and a fresh suffix)")
 	fs.StringVar(&f.label, "label", "node", "`name` of the node in the output")
 	fs.BoolVar(&f.tsv, "tsv", false, "print one tab-separated line per target instead of the table")
-	args, code, ok := parseArgs(fs, args, false, env)
+	args, code, ok := parseArgs(fs, args, env)
 	if !ok {
 		return code
 	}
@@ -88,7 +86,7 @@ func benchCommand(ctx context.Context, cmd string, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn bench: unexpected argument %q\n", args[0])
 		return exitUsage
 	}
-	if err := settle(fs, env.Getenv, "", "url", "token", "tenant"); err != nil {
+	if err := cairncli.SettleEnv(fs, env.Getenv, "url", "token", "tenant"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn bench: %v\n", err)
 		return exitUsage
 	}
@@ -218,7 +216,7 @@ func benchBare(ctx context.Context, args []string, env Env) int {
 	fs.Usage = func() { fmt.Fprint(fs.Output(), benchBareUsage); fs.PrintDefaults() }
 	listen := fs.String("listen", "127.0.0.1:7080", "`address` to serve on (port 0: any free port)")
 	size := fs.Int("size", 200, "document `bytes`, as cairn bench --size")
-	args, code, ok := parseArgs(fs, args, false, env)
+	args, code, ok := parseArgs(fs, args, env)
 	if !ok {
 		return code
 	}

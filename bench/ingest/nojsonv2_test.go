@@ -1,6 +1,6 @@
 //go:build !goexperiment.jsonv2
 
-package ingest
+package ingest_test
 
 import "testing"
 

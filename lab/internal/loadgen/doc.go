@@ -1,7 +1,8 @@
 // Package loadgen is cairn's HTTP load generator: closed-loop clients, each
 // on its own keep-alive connection, that send GETs, PUTs or a mix to a node
 // (or to [Bare], the baseline handler) and record every request's latency
-// in a log-linear [Histogram]. 'cairn bench' is its command line.
+// in a log-linear [Histogram]. 'cairn bench' (which runs 'cairn-lab
+// bench') is its command line.
 //
 // # Closed loop
 //

@@ -6,16 +6,19 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/chaosrun"
+	"github.com/cairnstore/cairn/lab/internal/chaosrun"
 )
 
 const chaosUsage = `Usage: cairn chaos run [flags]
 
 Starts a local cluster on loopback (a versitygw S3 server, a toxiproxy proxy
-per node→S3 link, and node processes of this binary), drives load, injects
+per node→S3 link, and node processes of the cairn binary: --cairn, or the
+cairn that runs this command), drives load, injects
 faults on a schedule derived from the seed, heals, and checks the invariants.
 Prints a table and writes the report as JSON. Exit status 1 if any invariant
 failed. See docs/chaos.md for how to read the report.
@@ -43,12 +46,13 @@ func chaosCommand(ctx context.Context, args []string, env Env) int {
 	dir := fs.String("dir", "", "scratch `directory` for data, the bucket and traces (default: a temporary one, removed unless --keep)")
 	keep := fs.Bool("keep", false, "keep the scratch directory")
 	gw := fs.String("versitygw", "", "versitygw `binary` (default: $CAIRN_VERSITYGW_BIN or .tools/versitygw-*/ above the working directory)")
+	cairnBin := fs.String("cairn", "", "cairn `binary` the nodes run (default: $CAIRN_BIN, which cairn sets to itself, else cairn beside this command or on PATH)")
 	converge := fs.Duration("converge-within", time.Minute, "the convergence invariant's bound, from the heal until every replica is equal")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), chaosUsage, scenarioNames())
 		fs.PrintDefaults()
 	}
-	if _, code, ok := parseArgs(fs, args[1:], false, env); !ok {
+	if _, code, ok := parseArgs(fs, args[1:], env); !ok {
 		return code
 	}
 	var run []chaosrun.Scenario
@@ -75,11 +79,15 @@ func chaosCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn chaos run: no versitygw binary: pass --versitygw, set CAIRN_VERSITYGW_BIN, or build it with scripts/versitygw.sh\n")
 		return exitFail
 	}
-	bin, err := os.Executable()
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "cairn chaos run: %v\n", err)
+	bin := *cairnBin
+	if bin == "" {
+		bin = findCairn(env.Getenv)
+	}
+	if bin == "" {
+		fmt.Fprintf(env.Stderr, "cairn chaos run: no cairn binary: pass --cairn, set CAIRN_BIN, or run it as 'cairn chaos run'\n")
 		return exitFail
 	}
+	var err error
 	if *seed == 0 {
 		*seed = rand.Uint64N(1<<31) + 1
 	}
@@ -132,4 +140,23 @@ func scenarioNames() string {
 		names = append(names, s.Name)
 	}
 	return strings.Join(names, ", ")
+}
+
+// findCairn returns the cairn binary for the nodes: $CAIRN_BIN (cairn sets
+// it to itself when it runs this command), else cairn beside this
+// executable, else the first on PATH, else "".
+func findCairn(getenv func(string) string) string {
+	if p := getenv("CAIRN_BIN"); p != "" {
+		return p
+	}
+	if self, err := os.Executable(); err == nil {
+		beside := filepath.Join(filepath.Dir(self), "cairn")
+		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
+			return beside
+		}
+	}
+	if p, err := exec.LookPath("cairn"); err == nil {
+		return p
+	}
+	return ""
 }

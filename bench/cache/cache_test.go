@@ -1,4 +1,6 @@
-package cache
+// Package cache_test compares cairn's document cache (internal/cache)
+// with otter/v2, xsync/v4 Map and sync.Map.
+package cache_test
 
 import (
 	"fmt"
@@ -10,6 +12,8 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/puzpuzpuz/xsync/v4"
+
+	"github.com/cairnstore/cairn/internal/cache"
 )
 
 // Benchmarks compare this cache with otter/v2, xsync/v4 Map and sync.Map on
@@ -34,15 +38,15 @@ const (
 )
 
 type benchFixture struct {
-	keys    []Key
+	keys    []cache.Key
 	strKeys []string
 	trace   []uint32
 	body    []byte
 	seq     atomic.Uint64
 
-	cairn *Cache
-	otter *otter.Cache[string, *Entry]
-	xsync *xsync.Map[string, *Entry]
+	cairn *cache.Cache
+	otter *otter.Cache[string, *cache.Entry]
+	xsync *xsync.Map[string, *cache.Entry]
 	sm    sync.Map
 }
 
@@ -56,7 +60,7 @@ var (
 func benchData(b *testing.B) *benchFixture {
 	fixtureOnce.Do(func() {
 		f := &benchFixture{
-			keys:    make([]Key, benchKeys),
+			keys:    make([]cache.Key, benchKeys),
 			strKeys: make([]string, benchKeys),
 			trace:   make([]uint32, benchTrace),
 			body:    make([]byte, 64),
@@ -64,20 +68,20 @@ func benchData(b *testing.B) *benchFixture {
 		for i := range f.keys {
 			s := fmt.Sprintf("tenant-%02d/doc-%07d", i%64, i)
 			f.strKeys[i] = s
-			f.keys[i] = Key{s[:9], s[10:]}
+			f.keys[i] = cache.Key{Tenant: s[:9], Key: s[10:]}
 		}
 		z := rand.NewZipf(rand.New(rand.NewPCG(1, 2)), 1.01, 1, benchKeys-1)
 		perm := rand.New(rand.NewPCG(3, 4)).Perm(benchKeys) // hot keys spread over shards
 		for i := range f.trace {
 			f.trace[i] = uint32(perm[z.Uint64()])
 		}
-		f.cairn = New(Options{MaxBytes: 1 << 30, CompactInterval: -1})
-		oc, err := otter.New(&otter.Options[string, *Entry]{MaximumSize: 2 * benchKeys, InitialCapacity: benchKeys})
+		f.cairn = cache.New(cache.Options{MaxBytes: 1 << 30, CompactInterval: -1})
+		oc, err := otter.New(&otter.Options[string, *cache.Entry]{MaximumSize: 2 * benchKeys, InitialCapacity: benchKeys})
 		if err != nil {
 			panic(err)
 		}
 		f.otter = oc
-		f.xsync = xsync.NewMap[string, *Entry](xsync.WithPresize(benchKeys))
+		f.xsync = xsync.NewMap[string, *cache.Entry](xsync.WithPresize(benchKeys))
 		for i := range f.keys {
 			e := f.newEntry()
 			f.cairn.Set(f.keys[i], e)
@@ -97,8 +101,8 @@ func benchData(b *testing.B) *benchFixture {
 	return fixture
 }
 
-func (f *benchFixture) newEntry() *Entry {
-	return &Entry{Seq: f.seq.Add(1), ETag: "etag", Body: f.body}
+func (f *benchFixture) newEntry() *cache.Entry {
+	return &cache.Entry{Seq: f.seq.Add(1), ETag: "etag", Body: f.body}
 }
 
 // impl is one implementation under test: get and set by trace index.

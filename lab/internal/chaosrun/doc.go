@@ -3,7 +3,10 @@
 // (embedded as a library), and node processes of the real cairn binary, all
 // on loopback. It drives load through the public client package, injects
 // faults on a seeded schedule, heals, and checks the invariants; `cairn
-// chaos run` and the tests in test/chaos are its two front ends.
+// chaos run` (which runs `cairn-lab chaos run`) and the tests in
+// lab/test/chaos are its two front ends. It is part of the lab module, so
+// the serving binary links neither it nor toxiproxy; the fault simulator
+// it drives inside the nodes is internal/chaos.
 //
 // # Parts
 //

@@ -1,6 +1,4 @@
-//go:build simdjson
-
-package ingest
+package ingest_test
 
 import (
 	"testing"

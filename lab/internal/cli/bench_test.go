@@ -4,45 +4,50 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/cairnstore/cairn/internal/loadgen"
-	"github.com/cairnstore/cairn/internal/node"
-	"github.com/cairnstore/cairn/internal/resilience"
-	"github.com/cairnstore/cairn/internal/server"
-	"github.com/cairnstore/cairn/internal/store"
+	cairncli "github.com/cairnstore/cairn/internal/cli"
+	"github.com/cairnstore/cairn/internal/proctest"
+	"github.com/cairnstore/cairn/lab/internal/loadgen"
 )
 
-// startBenchNode runs a durable node in-process with the limits 'cairn
-// serve' has by default (the node package's own defaults allow a tenant
-// 200 requests a second), and returns the client environment for it.
+// startBenchNode runs 'cairn serve' in-process with its defaults (a
+// durable node, and the limits serve has by default: the node package's
+// own defaults allow a tenant 200 requests a second) on a free port, and
+// returns the client environment it prints for the demo tenant.
 func startBenchNode(t *testing.T) map[string]string {
 	t.Helper()
-	tok, sum, err := server.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs, f := newServeFlags()
-	if err := fs.Parse(nil); err != nil {
-		t.Fatal(err)
-	}
-	limits := resilience.DefaultLimiterConfig()
-	limits.MaxInFlight, limits.TenantMaxInFlight = f.maxInFlight, f.tenantInFl
-	limits.TenantRate, limits.TenantBurst = f.tenantRate, int(2*f.tenantRate)
-	n, err := node.Start(node.Config{
-		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Durability: store.Sync, Limits: limits,
-		Logger: slog.New(slog.DiscardHandler),
-		Auth:   server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	stderr := &proctest.SyncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- cairncli.Run(ctx, []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0",
+			"--admin-listen", "", "--log-level", "warn"},
+			Env{Stdout: pw, Stderr: stderr, Getenv: func(string) string { return "" }})
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("serve exit %d; stderr:\n%s", code, stderr)
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
+	env := map[string]string{}
+	sc := bufio.NewScanner(pr)
+	for env["CAIRN_URL"] == "" || env["CAIRN_TOKEN"] == "" || env["CAIRN_TENANT"] == "" {
+		if !sc.Scan() {
+			t.Fatalf("serve stopped before printing its client settings; stderr:\n%s", stderr)
+		}
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok && strings.HasPrefix(k, "CAIRN_") {
+			env[k] = v
+		}
 	}
-	t.Cleanup(func() { n.Shutdown(context.Background()) })
-	return map[string]string{"CAIRN_URL": "http://" + n.Addr(), "CAIRN_TOKEN": tok, "CAIRN_TENANT": "acme"}
+	go io.Copy(io.Discard, pr)
+	return env
 }
 
 // TestBench runs every op of 'cairn bench' for a moment against a real
@@ -76,7 +81,7 @@ func TestBench(t *testing.T) {
 		})
 	}
 	// The PUTs were stored: the first key of worker 0 reads back.
-	if code, stdout, stderr := run(t, env, "", "get", "t/p/w0/0"); code != exitOK || !strings.HasPrefix(stdout, `{"pad":"`) {
+	if code, stdout, stderr := cairnRun(env, "get", "t/p/w0/0"); code != exitOK || !strings.HasPrefix(stdout, `{"pad":"`) {
 		t.Errorf("get t/p/w0/0 = %d %q (stderr %q), want the benchmark's document", code, stdout, stderr)
 	}
 	http.DefaultClient.CloseIdleConnections()
@@ -155,4 +160,13 @@ func TestBenchBare(t *testing.T) {
 	if code := <-done; code != exitOK {
 		t.Errorf("bench-bare exit %d, want 0; stderr:\n%s", code, stderr.String())
 	}
+}
+
+// cairnRun runs a cairn command in-process with env as its environment.
+func cairnRun(env map[string]string, args ...string) (code int, stdout, stderr string) {
+	var out, errb strings.Builder
+	code = cairncli.Run(context.Background(), args, Env{
+		Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] },
+	})
+	return code, out.String(), errb.String()
 }

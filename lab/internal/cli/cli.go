@@ -1,0 +1,101 @@
+// Package cli is the cairn-lab command line: 'chaos run' (the chaos
+// harness, package chaosrun) and 'bench' and 'bench-bare' (the load
+// generator, package loadgen). cairn runs cairn-lab for its own chaos,
+// bench and bench-bare commands, so the usages and messages speak of
+// 'cairn chaos' and 'cairn bench': that is what the user typed. Flags are
+// parsed by cairn's own rules (cli.ParseArgs), so --help and a bad flag
+// answer as any cairn command does.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	cairncli "github.com/cairnstore/cairn/internal/cli"
+)
+
+// Env is what a command may touch of the process, as for cairn's commands.
+type Env = cairncli.Env
+
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+const usage = `cairn-lab — cairn's chaos harness and load generator
+
+Usage:
+  cairn-lab chaos run [flags]   run the chaos scenarios on a local cluster and report (also: cairn chaos run)
+  cairn-lab bench [flags]       measure a node's HTTP req/s and latency (also: cairn bench)
+  cairn-lab bench-bare [flags]  serve the bare baseline handler of bench --bare
+
+'cairn chaos', 'cairn bench' and 'cairn bench-bare' run this command when it
+is beside the cairn executable or on PATH.
+`
+
+// Run runs the command in args (without the program name) and returns the
+// process exit code.
+func Run(ctx context.Context, args []string, env Env) int {
+	if env.Getenv == nil {
+		env.Getenv = os.Getenv
+	}
+	if len(args) == 0 {
+		fmt.Fprint(env.Stderr, usage)
+		return exitUsage
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "bench":
+		return benchCommand(ctx, rest, env) // bench.go
+	case "bench-bare":
+		return benchBare(ctx, rest, env) // bench.go
+	case "chaos":
+		return chaosCommand(ctx, rest, env) // chaos.go
+	case "help", "-h", "--help":
+		fmt.Fprint(env.Stdout, usage)
+		return exitOK
+	}
+	fmt.Fprintf(env.Stderr, "cairn-lab: unknown command %q\n\n%s", cmd, usage)
+	return exitUsage
+}
+
+func parseArgs(fs *flag.FlagSet, args []string, env Env) (pos []string, code int, ok bool) {
+	return cairncli.ParseArgs(fs, args, env)
+}
+
+// clientFlags are the connection flags of cairn's client commands that
+// bench takes.
+type clientFlags struct {
+	url, token, tenant string
+	caCert             string
+}
+
+func (c *clientFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.url, "url", "http://127.0.0.1:7070", "the node's `URL`")
+	fs.StringVar(&c.token, "token", "", "bearer `token` (prefer CAIRN_TOKEN: flags show in ps)")
+	fs.StringVar(&c.tenant, "tenant", "demo", "the `tenant` to act on")
+	fs.StringVar(&c.caCert, "ca-cert", "", "trust only the CA certificates in this PEM `file` for an https URL (a node with a self-signed or private CA)")
+}
+
+// usageError is an error in how the command was called: exit status 2.
+type usageError string
+
+func (e usageError) Error() string { return string(e) }
+
+func report(cmd string, err error, env Env) int {
+	var ue usageError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(env.Stderr, "cairn %s: %v (see cairn %s --help)\n", cmd, err, cmd)
+		return exitUsage
+	}
+	fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, strings.TrimPrefix(err.Error(), "cairn: "))
+	return exitFail
+}
