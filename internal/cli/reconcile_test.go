@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/node"
@@ -138,13 +139,13 @@ func TestBackendLimitFlags(t *testing.T) {
 
 func TestRoundsLine(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
-	st := node.ReconcileStatus{Backends: []node.BackendStatus{
-		{Name: "local", Tenants: []node.TenantProgress{
+	st := api.ReconcileStatus{Backends: []api.BackendStatus{
+		{Name: "local", Tenants: []api.TenantProgress{
 			{Tenant: "acme", Running: true, Scanned: 250, Estimate: 1000, PercentDone: f(25), KeysPerSecond: 125, ETASeconds: f(6)},
 			{Tenant: "idle", Scanned: 7},
 			{Tenant: "new", Running: true, Scanned: 40, KeysPerSecond: 20},
 		}},
-		{Name: "s3", Tenants: []node.TenantProgress{{Tenant: "acme", Running: true, Scanned: 1}}},
+		{Name: "s3", Tenants: []api.TenantProgress{{Tenant: "acme", Running: true, Scanned: 1}}},
 	}}
 	for _, tt := range []struct {
 		backend, tenant string

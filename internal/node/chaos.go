@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairnstore/cairn/api/chaosapi"
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/chaos"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -108,32 +109,6 @@ func nameSeed(name string) uint64 {
 	return x
 }
 
-// ChaosProfile is the answer of PUT and DELETE /v1/admin/chaos/{backend}.
-type ChaosProfile struct {
-	Backend string        `json:"backend"`
-	Profile chaos.Profile `json:"profile"`
-}
-
-// ChaosStatus is the body of GET /v1/admin/chaos.
-type ChaosStatus struct {
-	Seed       uint64                        `json:"seed"`
-	Failpoints string                        `json:"failpoints,omitempty"`
-	Backends   map[string]ChaosBackendStatus `json:"backends"`
-}
-
-// ChaosBackendStatus is one backend's profile and injection counts.
-type ChaosBackendStatus struct {
-	Profile  chaos.Profile    `json:"profile"`
-	Injected map[string]int64 `json:"injected"`
-}
-
-// ChaosSchedule is the body of GET /v1/admin/chaos/{backend}/schedule.
-type ChaosSchedule struct {
-	Backend    string            `json:"backend"`
-	Injections []chaos.Injection `json:"injections"`
-	Dropped    int               `json:"dropped"`
-}
-
 // chaosRoutes adds the chaos control routes to the admin mux; they exist
 // only with chaos on (otherwise 404).
 func (n *Node) chaosRoutes(mux *http.ServeMux) {
@@ -193,7 +168,7 @@ func (n *Node) chaosSet(w http.ResponseWriter, r *http.Request) {
 	}
 	pj, _ := json.Marshal(p)
 	n.log.WarnContext(r.Context(), "chaos: profile set", "backend", name, "profile", string(pj))
-	writeJSON(w, http.StatusOK, ChaosProfile{Backend: name, Profile: p})
+	writeJSON(w, http.StatusOK, chaosapi.Profile{Backend: name, Profile: p})
 }
 
 // chaosHeal serves DELETE /v1/admin/chaos/{backend}: the profile is
@@ -205,12 +180,12 @@ func (n *Node) chaosHeal(w http.ResponseWriter, r *http.Request) {
 	}
 	cb.Heal()
 	n.log.WarnContext(r.Context(), "chaos: healed", "backend", name)
-	writeJSON(w, http.StatusOK, ChaosProfile{Backend: name, Profile: chaos.Profile{}})
+	writeJSON(w, http.StatusOK, chaosapi.Profile{Backend: name, Profile: chaos.Profile{}})
 }
 
 // chaosStatus serves GET /v1/admin/chaos.
 func (n *Node) chaosStatus(w http.ResponseWriter, r *http.Request) {
-	out := ChaosStatus{Seed: n.chaos.cfg.Seed, Backends: map[string]ChaosBackendStatus{}}
+	out := chaosapi.Status{Seed: n.chaos.cfg.Seed, Backends: map[string]chaosapi.BackendStatus{}}
 	if n.chaos.fp != nil {
 		out.Failpoints = n.chaos.fp.String()
 	}
@@ -219,7 +194,7 @@ func (n *Node) chaosStatus(w http.ResponseWriter, r *http.Request) {
 		if inj == nil {
 			inj = map[string]int64{}
 		}
-		out.Backends[name] = ChaosBackendStatus{Profile: cb.Profile(), Injected: inj}
+		out.Backends[name] = chaosapi.BackendStatus{Profile: cb.Profile(), Injected: inj}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -235,7 +210,7 @@ func (n *Node) chaosSchedule(w http.ResponseWriter, r *http.Request) {
 	if s == nil {
 		s = []chaos.Injection{}
 	}
-	writeJSON(w, http.StatusOK, ChaosSchedule{Backend: name, Injections: s, Dropped: cb.Dropped()})
+	writeJSON(w, http.StatusOK, chaosapi.Schedule{Backend: name, Injections: s, Dropped: cb.Dropped()})
 }
 
 // adminError answers with the API's error body,

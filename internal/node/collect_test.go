@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend/fs"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
@@ -173,7 +174,7 @@ func TestCollectorWithoutBackends(t *testing.T) {
 	}
 }
 
-func lastPass(cs *CollectorStatus) any {
+func lastPass(cs *api.CollectorStatus) any {
 	if cs == nil {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -25,10 +26,6 @@ import (
 
 // IngestPath is the bulk-ingestion route.
 const IngestPath = "/v1/tenants/{tenant}/ingest"
-
-// MaxIngestRejects is how many rejected records a reply lists (the first
-// ones, by offset); the counts cover all of them.
-const MaxIngestRejects = 100
 
 // ingestRoute mounts POST /v1/tenants/{tenant}/ingest.
 //
@@ -59,7 +56,7 @@ const MaxIngestRejects = 100
 // arrives) or rejected (stored nowhere): malformed JSON, a MarketData field
 // error, a line over the record limit, a missing key or a key
 // doc.ValidateKey refuses. Rejects do not stop the stream; the reply counts
-// them all and lists the first MaxIngestRejects with line, byte offset and
+// them all and lists the first api.MaxIngestRejects with line, byte offset and
 // reason. A complete stream is answered 200 whatever was rejected.
 //
 // A fatal error stops the stream: a store failure (5xx), the client going
@@ -106,61 +103,22 @@ type ingestHandler struct {
 	metrics *telemetry.Metrics // nil in tests that build the handler alone
 }
 
-// ingestReply is the JSON answer. Its Go twin for clients is
-// client.IngestResult.
-type ingestReply struct {
-	Complete        bool           `json:"complete"`
-	Stats           ingestStats    `json:"stats"`
-	ProcessedBytes  int64          `json:"processed_bytes"`
-	LastDurableLine int64          `json:"last_durable_line"`
-	Rejects         []ingestReject `json:"rejects"`
-	RejectsOmitted  int64          `json:"rejects_omitted"` // rejected but not listed
-	Error           *replyError    `json:"error,omitempty"`
-}
-
-type ingestStats struct {
-	Records        int64   `json:"records"` // accepted + rejected
-	Bytes          int64   `json:"bytes"`
-	Accepted       int64   `json:"accepted"`
-	Rejected       int64   `json:"rejected"`
-	Malformed      int64   `json:"malformed"`
-	Oversize       int64   `json:"oversize"`
-	InvalidKey     int64   `json:"invalid_key"`
-	DurationMS     float64 `json:"duration_ms"`
-	ThroughputMBps float64 `json:"throughput_mb_s"` // 10^6 bytes per second
-	RecordsPerSec  float64 `json:"records_per_s"`
-	Batches        int64   `json:"batches"` // store group commits
-}
-
-type ingestReject struct {
-	Line   int64  `json:"line"`
-	Offset int64  `json:"offset"`
-	Kind   string `json:"kind"` // malformed, oversize, invalid_key
-	Reason string `json:"reason"`
-}
-
-type replyError struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
-}
-
 func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	api := h.api()
+	srv := h.api()
 	body, err := server.DecodedBody(r, "ingest") // gzip or identity, else 415
 	if err != nil {
-		api.WriteError(w, r, err)
+		srv.WriteError(w, r, err)
 		return
 	}
 	r.Body = body
 	opts, err := h.options(r)
 	if err != nil {
-		api.WriteError(w, r, err)
+		srv.WriteError(w, r, err)
 		return
 	}
 	release, err := h.slots.acquire(server.TenantOf(r))
 	if err != nil {
-		api.WriteError(w, r, err)
+		srv.WriteError(w, r, err)
 		return
 	}
 	defer release()
@@ -172,7 +130,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		now = time.Now
 	}
 	run := &ingestRun{ctx: ctx, st: h.st, tenant: server.TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
-		rc: http.NewResponseController(w), timeouts: api.Timeouts(),
+		rc: http.NewResponseController(w), timeouts: srv.Timeouts(),
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
 	st, err := ingest.Process(ctx, run.body, opts, run.handle)
 	if werr := run.wait(); werr != nil && err == nil {
@@ -189,7 +147,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var code string
 		status, code = server.StatusOf(err)
 		reply.Complete = false
-		reply.Error = &replyError{Code: code, Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
+		reply.Error = &api.Error{Code: code, Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
 		level := slog.LevelError
 		if status < 500 {
 			level = slog.LevelWarn // the client's doing: a body that stopped, came too slowly or broke
@@ -242,7 +200,7 @@ func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
 		KeyPointer:    q.Get("key_pointer"),
 		MaxRecordSize: int(limit),
 		MaxDepth:      server.DefaultMaxDepth,
-		MaxRejects:    MaxIngestRejects,
+		MaxRejects:    api.MaxIngestRejects,
 		// Ordered delivery makes the committed records a prefix of the
 		// input, so processed_bytes means something after a failure.
 		Ordered: true,
@@ -448,12 +406,12 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 	return stopped(fault.Invalid, err, "reading the request body failed")
 }
 
-func (run *ingestRun) reply(st ingest.Stats) ingestReply {
+func (run *ingestRun) reply(st ingest.Stats) api.IngestResult {
 	rejected := st.Malformed + st.Oversize + st.Skipped
 	secs := st.Duration.Seconds()
-	rep := ingestReply{
+	rep := api.IngestResult{
 		Complete: true,
-		Stats: ingestStats{
+		Stats: api.IngestStats{
 			Records: st.Records + rejected, Bytes: st.Bytes, Accepted: st.Records, Rejected: rejected,
 			Malformed: st.Malformed, Oversize: st.Oversize, InvalidKey: st.Skipped,
 			DurationMS:     float64(st.Duration.Microseconds()) / 1000,
@@ -462,7 +420,7 @@ func (run *ingestRun) reply(st ingest.Stats) ingestReply {
 		},
 		ProcessedBytes:  st.Bytes,
 		LastDurableLine: run.lastLine,
-		Rejects:         make([]ingestReject, 0, len(st.Rejects)),
+		Rejects:         make([]api.IngestReject, 0, len(st.Rejects)),
 		RejectsOmitted:  rejected - int64(len(st.Rejects)),
 	}
 	if secs > 0 {
@@ -473,7 +431,7 @@ func (run *ingestRun) reply(st ingest.Stats) ingestReply {
 		if rj.Kind == ingest.KindSkipped {
 			kind = "invalid_key" // the only reason handle skips
 		}
-		rep.Rejects = append(rep.Rejects, ingestReject{Line: rj.Line, Offset: rj.Offset, Kind: kind, Reason: fault.MessageOf(rj.Err)})
+		rep.Rejects = append(rep.Rejects, api.IngestReject{Line: rj.Line, Offset: rj.Offset, Kind: kind, Reason: fault.MessageOf(rj.Err)})
 	}
 	return rep
 }

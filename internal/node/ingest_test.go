@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 	"github.com/cairnstore/cairn/internal/store"
@@ -69,7 +70,7 @@ func (in *ingestNode) shutdown(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
-func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (int, ingestReply) {
+func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (int, api.IngestResult) {
 	t.Helper()
 	req, err := http.NewRequest("POST", in.url+"/v1/tenants/"+tenant+"/ingest?"+query, strings.NewReader(body))
 	if err != nil {
@@ -85,7 +86,7 @@ func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (i
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var r ingestReply
+	var r api.IngestResult
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(raw, &r); err != nil {
 			t.Fatalf("reply %s: %v", raw, err)
@@ -115,7 +116,7 @@ type wantReject struct {
 	reason string // substring
 }
 
-func checkRejects(t *testing.T, body string, got []ingestReject, want []wantReject) {
+func checkRejects(t *testing.T, body string, got []api.IngestReject, want []wantReject) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("rejects %+v, want %d of them", got, len(want))
@@ -398,20 +399,20 @@ func newTestIngestHandler(t *testing.T, st *store.Store, limits IngestLimits, no
 
 // serve calls the handler directly, as the server would after routing and
 // authentication of tenant, and decodes the reply.
-func (h *ingestHandler) serve(t *testing.T, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+func (h *ingestHandler) serve(t *testing.T, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, api.IngestResult) {
 	t.Helper()
 	return h.serveCtx(t, context.Background(), tenant, body)
 }
 
 // serveCtx is serve with the request's context.
-func (h *ingestHandler) serveCtx(t *testing.T, ctx context.Context, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+func (h *ingestHandler) serveCtx(t *testing.T, ctx context.Context, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, api.IngestResult) {
 	t.Helper()
 	req := httptest.NewRequestWithContext(ctx, "POST", "/v1/tenants/"+tenant+"/ingest?key_field=id", body)
 	req.Header.Set("Content-Type", "application/x-ndjson")
 	req = req.WithContext(reqctx.With(req.Context(), &reqctx.Info{ID: "req-1", Tenant: tenant}))
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, req)
-	var r ingestReply
+	var r api.IngestResult
 	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
 		t.Errorf("reply %s: %v", w.Body, err)
 	}
@@ -419,7 +420,7 @@ func (h *ingestHandler) serveCtx(t *testing.T, ctx context.Context, tenant strin
 }
 
 // serveIngest serves one stream of tenant acme with the default limits.
-func serveIngest(t *testing.T, st *store.Store, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
+func serveIngest(t *testing.T, st *store.Store, body io.ReadCloser) (*httptest.ResponseRecorder, api.IngestResult) {
 	t.Helper()
 	return newTestIngestHandler(t, st, IngestLimits{}, nil).serve(t, "acme", body)
 }

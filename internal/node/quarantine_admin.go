@@ -2,29 +2,10 @@ package node
 
 import (
 	"net/http"
-	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/fault"
 )
-
-// QuarantineRow is one damaged remote object the reconciler recorded
-// before repairing it (store.QuarantineRecord). Raw, the damaged bytes
-// (base64 in JSON), is filled only when one key is asked for.
-type QuarantineRow struct {
-	Backend string    `json:"backend"`
-	Tenant  string    `json:"tenant"`
-	Key     string    `json:"key"`
-	ETag    string    `json:"etag"`
-	Time    time.Time `json:"time"`
-	Reason  string    `json:"reason"`
-	Size    int64     `json:"size"`
-	Raw     []byte    `json:"raw,omitempty"`
-}
-
-// QuarantineList is the body of GET /v1/admin/quarantine.
-type QuarantineList struct {
-	Rows []QuarantineRow `json:"rows"`
-}
 
 // quarantineList serves GET /v1/admin/quarantine: every row, without the
 // damaged bytes; with backend, tenant and key all given, only that key's
@@ -43,7 +24,7 @@ func (n *Node) quarantineList(w http.ResponseWriter, r *http.Request) {
 	if one {
 		rows = n.store.QuarantineOf(r.Context(), be, tenant, key)
 	}
-	out := QuarantineList{Rows: []QuarantineRow{}}
+	out := api.QuarantineList{Rows: []api.QuarantineRow{}}
 	for rec, err := range rows {
 		if fault.ClassOf(err) == fault.Invalid {
 			adminError(w, r, http.StatusBadRequest, "invalid", fault.MessageOf(err))
@@ -53,7 +34,7 @@ func (n *Node) quarantineList(w http.ResponseWriter, r *http.Request) {
 			adminError(w, r, http.StatusInternalServerError, "internal", "reading the quarantine: "+err.Error())
 			return
 		}
-		out.Rows = append(out.Rows, QuarantineRow{Backend: rec.Backend, Tenant: rec.Tenant, Key: rec.Key,
+		out.Rows = append(out.Rows, api.QuarantineRow{Backend: rec.Backend, Tenant: rec.Tenant, Key: rec.Key,
 			ETag: rec.ETag, Time: rec.Time, Reason: rec.Reason, Size: rec.Size, Raw: rec.Raw})
 	}
 	writeJSON(w, http.StatusOK, out)

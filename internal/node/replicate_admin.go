@@ -10,94 +10,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/reconcile"
 )
 
-// ReconcileStatus is the body of GET /v1/admin/reconcile.
-type ReconcileStatus struct {
-	Backends []BackendStatus `json:"backends"`
-	// CatchingUp names the tenants /readyz waits for (catchup.go).
-	CatchingUp []string         `json:"catching_up"`
-	Collector  *CollectorStatus `json:"collector,omitempty"` // collect_admin.go
-}
-
-// BackendStatus is one backend's breaker and its tenants' progress.
-type BackendStatus struct {
-	Name    string `json:"name"`
-	Breaker string `json:"breaker"` // closed, open or half_open
-	// LagSeconds is the replication lag: the age of the oldest change not
-	// yet uploaded to the backend (reconcile.Engine.ReplicationLag).
-	LagSeconds float64          `json:"lag_seconds"`
-	Tenants    []TenantProgress `json:"tenants"` // tenants the engine serves or has worked on, by name
-}
-
-// TenantProgress is one tenant's progress on one backend.
-type TenantProgress struct {
-	Tenant  string `json:"tenant"`
-	Running bool   `json:"running"`
-	// CatchingUp: no round of the tenant has completed and the backend
-	// may hold documents the node does not; Scanned and Downloaded are the
-	// catch-up's progress while its round runs.
-	CatchingUp bool `json:"catching_up"`
-	Downloaded int  `json:"downloaded,omitempty"`
-	// Cursor is the last key fully handled by the round in progress.
-	Cursor  string `json:"cursor,omitempty"`
-	Scanned int    `json:"scanned"`
-	// Started and ResumedAfter describe the round in progress.
-	Started      *time.Time `json:"started,omitempty"`
-	ResumedAfter string     `json:"resumed_after,omitempty"`
-	// Estimate is the number of keys the last whole round scanned: the
-	// expected size of this one (absent before a first whole round).
-	Estimate int `json:"estimate,omitempty"`
-	// PercentDone is Scanned of Estimate while a round runs, below 100
-	// until it ends (a resumed round counts only the keys since its
-	// cursor, so it reads low); KeysPerSecond is the round's rate so far,
-	// and ETASeconds the rest of the estimate at that rate. Each is absent
-	// when it cannot be known.
-	PercentDone   *float64 `json:"percent_done,omitempty"`
-	KeysPerSecond float64  `json:"keys_per_second,omitempty"`
-	ETASeconds    *float64 `json:"eta_seconds,omitempty"`
-	// Last is the last finished round, LastError its error ("" if none).
-	Last      *RoundResult `json:"last,omitempty"`
-	LastError string       `json:"last_error,omitempty"`
-	// LastUploadError is the last fast-path upload's error ("" if none).
-	LastUploadError string `json:"last_upload_error,omitempty"`
-}
-
-// RoundResult is reconcile.Stats as JSON.
-type RoundResult struct {
-	Backend      string         `json:"backend,omitempty"`
-	Tenant       string         `json:"tenant"`
-	Started      time.Time      `json:"started"`
-	DurationMS   float64        `json:"duration_ms"`
-	ResumedAfter string         `json:"resumed_after,omitempty"`
-	Scanned      int            `json:"scanned"`
-	Applied      int            `json:"applied"` // actions other than in_sync
-	Actions      map[string]int `json:"actions,omitempty"`
-	Conflicts    int            `json:"conflicts"`
-	Losers       int            `json:"losers"`
-	Siblings     int            `json:"siblings"`
-	Deletes      int            `json:"deletes"`
-	Corrupt      int            `json:"corrupt"`
-	Repaired     int            `json:"repaired"`
-	Raced        int            `json:"raced"`
-	BytesUp      int64          `json:"bytes_up"`
-	BytesDown    int64          `json:"bytes_down"`
-	// Error and NeedsConfirm are set in a run's answer only.
-	Error        string `json:"error,omitempty"`
-	NeedsConfirm bool   `json:"needs_confirm,omitempty"`
-}
-
-// ReconcileRun is the body of POST /v1/admin/reconcile/run.
-type ReconcileRun struct {
-	// Triggered is true when the rounds were only started (no wait=1).
-	Triggered bool          `json:"triggered"`
-	Rounds    []RoundResult `json:"rounds,omitempty"`
-}
-
-func resultOf(st reconcile.Stats) *RoundResult {
-	r := &RoundResult{
+func resultOf(st reconcile.Stats) *api.RoundResult {
+	r := &api.RoundResult{
 		Tenant: st.Tenant, Started: st.Started, DurationMS: float64(st.Duration) / float64(time.Millisecond),
 		ResumedAfter: st.ResumedAfter, Scanned: st.Scanned, Applied: st.Applied(),
 		Conflicts: st.Conflicts, Losers: st.Losers, Siblings: st.Siblings, Deletes: st.Deletes,
@@ -116,20 +35,20 @@ func resultOf(st reconcile.Stats) *RoundResult {
 
 // reconcileStatus serves GET /v1/admin/reconcile.
 func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
-	out := ReconcileStatus{Backends: []BackendStatus{}, CatchingUp: n.catchingUpAtStart(), Collector: n.collectorStatus()}
+	out := api.ReconcileStatus{Backends: []api.BackendStatus{}, CatchingUp: n.catchingUpAtStart(), Collector: n.collectorStatus()}
 	if out.CatchingUp == nil {
 		out.CatchingUp = []string{}
 	}
 	if n.repl != nil {
 		for i, e := range n.repl.engines {
-			bs := BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(),
-				LagSeconds: e.ReplicationLag().Seconds(), Tenants: []TenantProgress{}}
+			bs := api.BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(),
+				LagSeconds: e.ReplicationLag().Seconds(), Tenants: []api.TenantProgress{}}
 			now := time.Now()
 			for tenant, p := range e.AllProgress() {
-				tp := TenantProgress{Tenant: tenant, Running: p.Running, CatchingUp: p.CatchingUp, Downloaded: p.Downloaded,
+				tp := api.TenantProgress{Tenant: tenant, Running: p.Running, CatchingUp: p.CatchingUp, Downloaded: p.Downloaded,
 					Cursor: p.Cursor, Scanned: p.Scanned, Estimate: p.Estimate}
 				if p.Running {
-					tp.fillRunning(p, now)
+					fillRunning(&tp, p, now)
 				}
 				if !p.Last.Started.IsZero() {
 					tp.Last = resultOf(p.Last)
@@ -142,7 +61,7 @@ func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 				}
 				bs.Tenants = append(bs.Tenants, tp)
 			}
-			slices.SortFunc(bs.Tenants, func(a, b TenantProgress) int { return strings.Compare(a.Tenant, b.Tenant) })
+			slices.SortFunc(bs.Tenants, func(a, b api.TenantProgress) int { return strings.Compare(a.Tenant, b.Tenant) })
 			out.Backends = append(out.Backends, bs)
 		}
 	}
@@ -152,7 +71,7 @@ func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 // fillRunning sets the fields of a round in progress: percent done from
 // the keys scanned against the last whole round's size, and the ETA at
 // the round's rate so far.
-func (tp *TenantProgress) fillRunning(p reconcile.Progress, now time.Time) {
+func fillRunning(tp *api.TenantProgress, p reconcile.Progress, now time.Time) {
 	started := p.Started
 	tp.Started, tp.ResumedAfter = &started, p.ResumedAfter
 	if el := now.Sub(p.Started).Seconds(); el > 0 && p.Scanned > 0 {
@@ -215,10 +134,10 @@ func (n *Node) reconcileRun(w http.ResponseWriter, r *http.Request) {
 		for _, e := range engines {
 			e.Trigger()
 		}
-		writeJSON(w, http.StatusAccepted, ReconcileRun{Triggered: true})
+		writeJSON(w, http.StatusAccepted, api.ReconcileRun{Triggered: true})
 		return
 	}
-	out := ReconcileRun{Rounds: []RoundResult{}}
+	out := api.ReconcileRun{Rounds: []api.RoundResult{}}
 	for i, e := range engines {
 		for _, t := range tenants[i] {
 			st, err := e.RunRound(r.Context(), t)

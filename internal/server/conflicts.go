@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 )
@@ -165,13 +166,6 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, c Conflicts, ke
 	lw.end("")
 }
 
-// resolveRequest is the body of a resolution: exactly one member.
-type resolveRequest struct {
-	Choose *string         `json:"choose"` // a sibling's ETag, quotes optional
-	Body   json.RawMessage `json:"body"`   // a new document
-	Delete *bool           `json:"delete"` // true: resolve by deleting
-}
-
 // resolveConflict serves POST /v1/tenants/{tenant}/conflicts/{key...}/resolve
 // with {"choose":"<etag>"}, {"body":<document>} or {"delete":true}. The
 // resolution is an ordinary write over the sibling set, If-Match its ETag,
@@ -261,9 +255,9 @@ func resolveKey(r *http.Request) (string, error) {
 }
 
 // readResolve reads and checks a resolution's request body.
-func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (resolveRequest, error) {
+func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (api.ResolveRequest, error) {
 	const op = "conflict.resolve"
-	var req resolveRequest
+	var req api.ResolveRequest
 	// The document inside may be as large as a PUT's, plus the wrapping.
 	raw, err := s.readEncoded(w, r, op, s.maxBody+1024)
 	switch {
