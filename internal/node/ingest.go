@@ -447,6 +447,6 @@ func (run *ingestRun) reply(st ingest.Stats) api.IngestResult {
 //     a reader that read the older version from the store before this
 //     commit cannot install it afterwards (the stale-fill race); readers
 //     that come later miss and read the new version from the store.
-func (d *Docs) bulkCommitted(rec *store.Record) {
-	d.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
+func (f *follower) bulkCommitted(rec *store.Record) {
+	f.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }

@@ -161,9 +161,8 @@ func Start(cfg Config) (n *Node, err error) {
 	cfg = n.cfg
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
 	feed := newChangeFeed()
-	n.docs = &Docs{c: n.cache, changed: feed.mark}
 	n.store, err = store.Open(cfg.DataDir, store.Options{
-		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs, Failpoint: n.failpoint(),
+		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: newFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
 		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
@@ -175,7 +174,7 @@ func Start(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, n.storeOpenFailed(err)
 	}
-	n.docs.st = n.store
+	n.docs = NewDocs(n.store, n.cache)
 	if err := n.setupTelemetry(); err != nil {
 		return nil, err
 	}
