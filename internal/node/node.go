@@ -114,7 +114,8 @@ type Node struct {
 	// limiter sheds load past the configured limits (set by newAPI).
 	limiter *resilience.Limiter
 	api     *server.Server
-	ready   atomic.Bool // false until started and again once Shutdown begins
+	admin   *server.Server // the admin listener's routes
+	ready   atomic.Bool    // false until started and again once Shutdown begins
 	// storeDown is set when the store failed and refuses every request
 	// until a restart (health.go).
 	storeDown atomic.Bool
@@ -182,6 +183,9 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	if n.api, err = n.newAPI(); err != nil {
+		return nil, err
+	}
+	if n.admin, err = n.newAdmin(); err != nil { // admin.go
 		return nil, err
 	}
 	if err := n.setupTLS(); err != nil { // tls.go
@@ -275,13 +279,8 @@ func (n *Node) listen() error {
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--admin-listen %s: %w", n.cfg.AdminListen, err))
 	}
 	n.adminLn = n.secure(n.adminLn)
-	n.adminSrv = &http.Server{
-		Handler:           n.adminHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn), // failed TLS handshakes
-	}
-	n.serve(n.adminSrv, server.JSONRawErrors(n.adminLn, n.log))
+	n.adminSrv = n.admin.HTTPServer(n.cfg.AdminListen)
+	n.serve(n.adminSrv, n.admin.Listener(n.adminLn))
 	return nil
 }
 
@@ -297,43 +296,6 @@ func (n *Node) serve(srv *http.Server, ln net.Listener) {
 			}
 		}
 	}()
-}
-
-// adminHandler serves health, metrics, profiling and per-tenant figures on
-// the admin listener. Beyond loopback every admin route needs the admin
-// token (checkAdminExposure made sure one is configured).
-func (n *Node) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.isReady() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		if ts := n.catchingUpAtStart(); len(ts) > 0 {
-			status, code := "catching_up", http.StatusServiceUnavailable
-			if n.cfg.ServeWhileCatchingUp {
-				status, code = "ready", http.StatusOK
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(code)
-			w.Write(server.ReadyzBody(status, ts))
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.Handle("GET /metrics", n.tel.MetricsHandler())
-	mux.Handle("/debug/pprof/", telemetry.PprofHandler())
-	mux.Handle("GET /v1/admin/tenants", n.tel.TenantStatsHandler())
-	mux.HandleFunc("GET /v1/admin/reconcile", n.reconcileStatus) // replicate_admin.go
-	mux.HandleFunc("POST /v1/admin/reconcile/run", n.reconcileRun)
-	// quarantine_admin.go: damaged remote objects found before repair.
-	mux.HandleFunc("GET /v1/admin/quarantine", n.quarantineList)
-	n.chaosRoutes(mux) // chaos.go: only with --enable-chaos
-	// Request ids, the token check and its JSON errors are the API's;
-	// JSONErrors turns the http.Error answers of the routes and of the mux
-	// itself (404, 405) into the same JSON body with the same id.
-	return n.api.AdminHandler(server.JSONErrors(mux), !IsLoopback(n.cfg.AdminListen))
 }
 
 // Addr is the API listener's address (useful with port 0).

@@ -8,6 +8,7 @@ import (
 	"iter"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -191,6 +192,8 @@ type Server struct {
 	mux        *http.ServeMux
 	ids        *idGen
 	draining   atomic.Bool
+	routes     []RouteInfo // as mounted, in order
+	errorsOnly bool        // log only failed requests (the admin listener)
 
 	now        func() time.Time // the clock; tests replace it
 	flushEvery time.Duration    // a listing flushes when a row comes this long after the last flush
@@ -323,8 +326,20 @@ func (s *Server) Mount(rt Route) (err error) {
 		}
 	}()
 	s.mux.Handle(rt.Pattern, s.wrap(rt))
+	s.routes = append(s.routes, RouteInfo{Pattern: rt.Pattern, Op: rt.Op, Access: rt.Access})
 	return nil
 }
+
+// RouteInfo describes a mounted route.
+type RouteInfo struct {
+	Pattern string
+	Op      string
+	Access  Access
+}
+
+// Routes returns the server's routes in the order they were mounted, for
+// tests and documentation that walk every route.
+func (s *Server) Routes() []RouteInfo { return slices.Clone(s.routes) }
 
 // wrap puts a route's handler behind tenant validation, the middleware,
 // authentication and the admission middleware, in that order.

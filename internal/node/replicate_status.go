@@ -2,17 +2,16 @@ package node
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/api"
-	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/reconcile"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 func resultOf(st reconcile.Stats) *api.RoundResult {
@@ -33,8 +32,18 @@ func resultOf(st reconcile.Stats) *api.RoundResult {
 	return r
 }
 
-// reconcileStatus serves GET /v1/admin/reconcile.
-func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
+// adminView is the node as the admin routes see it (server.Reconciler,
+// server.Quarantine, server.Chaos).
+type adminView struct{ n *Node }
+
+var (
+	_ server.Reconciler = adminView{}
+	_ server.Quarantine = adminView{}
+)
+
+// ReconcileStatus implements server.Reconciler.
+func (a adminView) ReconcileStatus() api.ReconcileStatus {
+	n := a.n
 	out := api.ReconcileStatus{Backends: []api.BackendStatus{}, CatchingUp: n.catchingUpAtStart(), Collector: n.collectorStatus()}
 	if out.CatchingUp == nil {
 		out.CatchingUp = []string{}
@@ -65,7 +74,7 @@ func (n *Node) reconcileStatus(w http.ResponseWriter, r *http.Request) {
 			out.Backends = append(out.Backends, bs)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
 // fillRunning sets the fields of a round in progress: percent done from
@@ -88,61 +97,47 @@ func fillRunning(tp *api.TenantProgress, p reconcile.Progress, now time.Time) {
 	}
 }
 
-// reconcileRun serves POST /v1/admin/reconcile/run?backend=B&tenant=T&
-// confirm=1&wait=1. backend and tenant narrow the run (default: all).
-// confirm=1 lets the next round of the tenant (every tenant when none is
-// named) pass the mass-deletion guard once. With wait=1 the rounds run one
-// after another and the answer holds their results (200, even when a round
-// failed: each result carries its error); without it every selected engine
-// is triggered for a pass over all its tenants (202) and
-// GET /v1/admin/reconcile shows the outcome.
-func (n *Node) reconcileRun(w http.ResponseWriter, r *http.Request) {
+// RunReconcile implements server.Reconciler. With req.Wait the rounds run
+// one after another, and a failed round's result carries its error;
+// without it every selected engine is triggered for a pass over all its
+// tenants.
+func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest) (api.ReconcileRun, error) {
+	n := a.n
+	op := fault.Context{Op: "admin.reconcile.run"}
 	if n.repl == nil || len(n.repl.engines) == 0 {
-		http.Error(w, "no backends configured (--backend)", http.StatusConflict)
-		return
+		return api.ReconcileRun{}, fault.New(fault.Conflict, op, "no backends configured (--backend)")
 	}
-	q := r.URL.Query()
 	engines := n.repl.engines
-	if name := q.Get("backend"); name != "" {
-		e, _ := n.repl.engine(name)
+	if req.Backend != "" {
+		e, _ := n.repl.engine(req.Backend)
 		if e == nil {
-			http.Error(w, fmt.Sprintf("no backend %q", name), http.StatusNotFound)
-			return
+			return api.ReconcileRun{}, fault.New(fault.NotFound, op, fmt.Sprintf("no backend %q", req.Backend))
 		}
 		engines = []*reconcile.Engine{e}
 	}
-	tenant := q.Get("tenant")
-	if tenant != "" {
-		if err := doc.ValidateTenant(tenant); err != nil {
-			http.Error(w, fmt.Sprintf("tenant %q: %v", tenant, err), http.StatusBadRequest)
-			return
-		}
-	}
 	tenants := make([][]string, len(engines)) // per engine
 	for i, e := range engines {
-		tenants[i] = runTenants(r.Context(), e, tenant)
+		tenants[i] = runTenants(ctx, e, req.Tenant)
 	}
-	confirm, wait := q.Get("confirm") == "1", q.Get("wait") == "1"
 	for i, e := range engines {
 		for _, t := range tenants[i] {
-			if confirm {
+			if req.Confirm {
 				e.Confirm(t)
 			}
 		}
 	}
-	if !wait {
+	if !req.Wait {
 		for _, e := range engines {
 			e.Trigger()
 		}
-		writeJSON(w, http.StatusAccepted, api.ReconcileRun{Triggered: true})
-		return
+		return api.ReconcileRun{Triggered: true}, nil
 	}
 	out := api.ReconcileRun{Rounds: []api.RoundResult{}}
 	for i, e := range engines {
 		for _, t := range tenants[i] {
-			st, err := e.RunRound(r.Context(), t)
-			if r.Context().Err() != nil {
-				return // the client left
+			st, err := e.RunRound(ctx, t)
+			if ctx.Err() != nil {
+				return api.ReconcileRun{}, ctx.Err() // the client left
 			}
 			res := resultOf(st)
 			res.Backend, res.Tenant = e.Backend(), t
@@ -153,7 +148,7 @@ func (n *Node) reconcileRun(w http.ResponseWriter, r *http.Request) {
 			out.Rounds = append(out.Rounds, *res)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
 }
 
 // runTenants is the named tenant, or every tenant e serves: configured,
@@ -165,12 +160,4 @@ func runTenants(ctx context.Context, e *reconcile.Engine, tenant string) []strin
 	}
 	ts, _ := e.Discover(ctx)
 	return ts
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(v)
 }
