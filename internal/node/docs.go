@@ -71,7 +71,7 @@ func (f *follower) Committed(rec *store.Record) {
 	if f.changed != nil {
 		f.changed(rec.Tenant)
 	}
-	if rec.Bulk { // an ingest: refresh, don't admit (see bulkCommitted in ingest.go)
+	if rec.Bulk { // an ingest: refresh, don't admit (see bulkCommitted)
 		f.bulkCommitted(rec)
 		return
 	}
@@ -182,4 +182,19 @@ func docOf(e *cache.Entry, tenant, key string) (server.Doc, error) {
 		return server.Doc{}, doc.ConflictError("docs.get", tenant, key, e.ETag, e.Body)
 	}
 	return server.Doc{ETag: e.ETag, Body: e.Body}, nil
+}
+
+// bulkCommitted is Committed for a write of an ingest (store.Record.Bulk).
+// A bulk load must not fill the cache: it would evict the working set for
+// documents nobody asked for, and make the node's memory grow to the cache
+// budget during every large ingest. Refresh does what linearizability
+// needs without admitting anything:
+//   - k is cached (with a lower Seq): the new version replaces it, before
+//     the ingest is answered, exactly as Set would;
+//   - k is absent: nothing is installed, and k's lease generation ends, so
+//     a reader that read the older version from the store before this
+//     commit cannot install it afterwards (the stale-fill race); readers
+//     that come later miss and read the new version from the store.
+func (f *follower) bulkCommitted(rec *store.Record) {
+	f.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }

@@ -41,6 +41,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
@@ -69,8 +70,8 @@ type Config struct {
 	// Limits bound requests in flight, globally and per tenant, and each
 	// tenant's request rate; with MaxInFlight 0, resilience's defaults.
 	Limits resilience.LimiterConfig
-	// Ingest bounds the bulk-ingestion streams (ingest_limits.go).
-	Ingest IngestLimits
+	// Ingest bounds the bulk-ingestion streams.
+	Ingest server.IngestLimits
 	// RequestTimeout is the default deadline of a request [5s]; a client may
 	// ask for less (or up to MaxRequestTimeout) with X-Request-Timeout.
 	RequestTimeout, MaxRequestTimeout time.Duration
@@ -244,7 +245,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 		// catchup.go: readiness waits for the tenants restoring from a backend.
 		CatchingUp:           n.catchingUpAtStart,
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
-		Routes:               []server.Route{n.ingestRoute()}, // ingest.go
+		Ingest:               &server.IngestOptions{Writer: n.store, Limits: n.cfg.Ingest, Counted: n.countIngest},
 		Middleware:           []func(http.Handler) http.Handler{n.tel.Middleware(nil)},
 		Admission: []func(http.Handler) http.Handler{
 			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
@@ -254,6 +255,13 @@ func (n *Node) newAPI() (*server.Server, error) {
 		// up) and, later, the backends.
 		Deadline: deadlines.Context,
 	})
+}
+
+// countIngest adds a finished ingest stream to the metrics and the tenant
+// table.
+func (n *Node) countIngest(tenant string, st ingest.Stats) {
+	n.tel.Metrics.AddIngest(tenant, telemetry.IngestCounts{
+		Records: st.Records, Bytes: st.Bytes, Malformed: st.Malformed, Oversize: st.Oversize})
 }
 
 func (c *Config) limits() resilience.LimiterConfig {

@@ -3,18 +3,21 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"iter"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/api/chaosapi"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 // TestEveryRouteErrorsAlike walks every route of both listeners (the API's
@@ -26,7 +29,7 @@ import (
 // X-Request-Id, and that id must follow the one rule: the client's sane
 // X-Request-ID kept, anything else replaced by a new id.
 func TestEveryRouteErrorsAlike(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *server.Options) { o.Ingest = &server.IngestOptions{Writer: failingWriter{}} })
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok\n") })
 	listeners := map[string]*server.Server{"api": e.srv}
 	for _, require := range []bool{true, false} {
@@ -41,6 +44,12 @@ func TestEveryRouteErrorsAlike(t *testing.T) {
 		listeners[fmt.Sprintf("admin (token required: %v)", require)] = s
 	}
 
+	// The walk covers the routes that moved in from the node.
+	for name, want := range map[string]string{"api": "POST " + server.IngestPath, "admin (token required: true)": "PUT /v1/admin/chaos/{backend}"} {
+		if !slices.ContainsFunc(listeners[name].Routes(), func(r server.RouteInfo) bool { return r.Pattern == want }) {
+			t.Errorf("%s: no route %q in %v", name, want, listeners[name].Routes())
+		}
+	}
 	n := 0
 	for name, s := range listeners {
 		routes := s.Routes()
@@ -115,6 +124,14 @@ func routeRequest(pattern string) (method, path string) {
 	}
 	path = strings.NewReplacer("{tenant}", tenantA, "{key...}", "k", "{backend}", "b").Replace(path)
 	return method, path
+}
+
+// failingWriter refuses every batch: the walk never sends a stream that
+// reaches it.
+type failingWriter struct{}
+
+func (failingWriter) StartPutBatch(context.Context, string, []store.Item) (*store.PendingBatch, error) {
+	return nil, errors.New("failingWriter: no store")
 }
 
 type fakeReconciler struct{}

@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -14,18 +14,31 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnstore/cairn/api"
-	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
-	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 	"github.com/cairnstore/cairn/internal/store"
-	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // IngestPath is the bulk-ingestion route.
 const IngestPath = "/v1/tenants/{tenant}/ingest"
+
+// BatchWriter is the store as an ingest stream writes to it: each batch is
+// one group commit, queued while the previous one is made durable
+// (store.StartPutBatch). *store.Store implements it.
+type BatchWriter interface {
+	StartPutBatch(ctx context.Context, tenant string, items []store.Item) (*store.PendingBatch, error)
+}
+
+// IngestOptions mount the ingest route ([Options.Ingest]).
+type IngestOptions struct {
+	Writer BatchWriter
+	Limits IngestLimits
+	// Counted, if set, is told of each finished stream, with what it
+	// counted (the node's ingest metrics and tenant table).
+	Counted func(tenant string, st ingest.Stats)
+}
 
 // ingestRoute mounts POST /v1/tenants/{tenant}/ingest.
 //
@@ -35,21 +48,21 @@ const IngestPath = "/v1/tenants/{tenant}/ingest"
 //	key_field=NAME      the top-level member that names each document, or
 //	key_pointer=/a/b    an RFC 6901 pointer to it (exactly one of the two);
 //	                    a string (unescaped) or a number's literal text
-//	schema=marketdata   decode and check each record as seed 2.1's
-//	                    MarketData instead of as any JSON value; the
+//	schema=marketdata   decode and check each record as a market data tick
+//	                    (ingest.MarketData) instead of as any JSON value; the
 //	                    document is named by its symbol (key_field may be
 //	                    omitted or must be "symbol"; key_pointer is refused),
 //	                    so a later tick of a symbol replaces the earlier one
 //
 // The body is streamed through ingest.Process in bounded memory, never read
-// whole; it may be any length, but each line must fit the node's
-// MaxBodyBytes. Each batch of the stream is one store group commit (one
+// whole; it may be any length, but each line must fit
+// Options.MaxBodyBytes. Each batch of the stream is one store group commit (one
 // fsync under sync durability; store.StartPutBatch), in stream order
 // (ordered delivery), with at most two batches in the store at once: the
 // store stages one while it fsyncs the other. The stream is not bound by the
 // per-request deadline (see streamContext); the reply is sent only after the
-// last batch is durable. Config.Ingest bounds the streams served at once, per
-// node and per tenant, and the slowest rate at which a stream may send
+// last batch is durable. IngestOptions.Limits bound the streams served at
+// once, per node and per tenant, and the slowest rate at which a stream may send
 // (ingest_limits.go).
 //
 // Partial success. A record is accepted (stored, durable when the reply
@@ -76,49 +89,48 @@ const IngestPath = "/v1/tenants/{tenant}/ingest"
 // A body that stops arriving is answered 408 timeout, as for PUT, and one
 // that arrives slower than the minimum rate 408 too_slow, both with the
 // reply above.
-func (n *Node) ingestRoute() server.Route {
-	limits := n.cfg.Ingest.withDefaults()
-	h := &ingestHandler{
-		st:      n.store,
-		api:     func() *server.Server { return n.api },
-		log:     n.log,
-		limit:   n.cfg.MaxBodyBytes,
-		limits:  limits,
-		slots:   newIngestSlots(limits),
-		metrics: n.tel.Metrics,
-	}
-	return server.Route{Pattern: "POST " + IngestPath, Op: "ingest", Access: server.AccessTenant, Handler: h}
+func (s *Server) ingestRoute(o *IngestOptions) Route {
+	return Route{Pattern: "POST " + IngestPath, Op: "ingest", Access: AccessTenant, Handler: s.newIngestHandler(o)}
 }
 
-// ingestHandler serves the ingest route. api is looked up per request
-// because the route is built before the server exists.
+func (s *Server) newIngestHandler(o *IngestOptions) *ingestHandler {
+	limits := o.Limits.withDefaults()
+	return &ingestHandler{
+		s:       s,
+		w:       o.Writer,
+		limit:   s.maxBody,
+		limits:  limits,
+		slots:   newIngestSlots(limits),
+		counted: o.Counted,
+	}
+}
+
+// ingestHandler serves the ingest route.
 type ingestHandler struct {
-	st      *store.Store
-	api     func() *server.Server
-	log     *slog.Logger
-	limit   int64              // largest record; 0 is server.DefaultMaxBodyBytes
-	limits  IngestLimits       // defaults filled in
-	slots   *ingestSlots       // the streams in progress
-	now     func() time.Time   // the clock of the rate limit; nil is time.Now
-	metrics *telemetry.Metrics // nil in tests that build the handler alone
+	s       *Server
+	w       BatchWriter
+	limit   int64            // largest record
+	limits  IngestLimits     // defaults filled in
+	slots   *ingestSlots     // the streams in progress
+	now     func() time.Time // the clock of the rate limit; nil is time.Now
+	counted func(tenant string, st ingest.Stats)
 }
 
 func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	srv := h.api()
-	body, err := server.DecodedBody(r, "ingest") // gzip or identity, else 415
+	body, err := DecodedBody(r, "ingest") // gzip or identity, else 415
 	if err != nil {
-		srv.WriteError(w, r, err)
+		h.s.writeError(w, r, err)
 		return
 	}
 	r.Body = body
 	opts, err := h.options(r)
 	if err != nil {
-		srv.WriteError(w, r, err)
+		h.s.writeError(w, r, err)
 		return
 	}
-	release, err := h.slots.acquire(server.TenantOf(r))
+	release, err := h.slots.acquire(TenantOf(r))
 	if err != nil {
-		srv.WriteError(w, r, err)
+		h.s.writeError(w, r, err)
 		return
 	}
 	defer release()
@@ -129,8 +141,8 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now == nil {
 		now = time.Now
 	}
-	run := &ingestRun{ctx: ctx, st: h.st, tenant: server.TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
-		rc: http.NewResponseController(w), timeouts: srv.Timeouts(),
+	run := &ingestRun{ctx: ctx, st: h.w, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
+		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
 	st, err := ingest.Process(ctx, run.body, opts, run.handle)
 	if werr := run.wait(); werr != nil && err == nil {
@@ -145,14 +157,14 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply.ProcessedBytes = run.durableEnd
 		err = run.classify(ctx, err)
 		var code string
-		status, code = server.StatusOf(err)
+		status, code = statusOf(err)
 		reply.Complete = false
 		reply.Error = &api.Error{Code: code, Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
 		level := slog.LevelError
 		if status < 500 {
 			level = slog.LevelWarn // the client's doing: a body that stopped, came too slowly or broke
 		}
-		h.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
+		h.s.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
@@ -192,14 +204,11 @@ func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
 		}
 	}
 	limit := h.limit
-	if limit <= 0 {
-		limit = server.DefaultMaxBodyBytes
-	}
 	o := ingest.Options{
 		KeyField:      q.Get("key_field"),
 		KeyPointer:    q.Get("key_pointer"),
 		MaxRecordSize: int(limit),
-		MaxDepth:      server.DefaultMaxDepth,
+		MaxDepth:      DefaultMaxDepth,
 		MaxRejects:    api.MaxIngestRejects,
 		// Ordered delivery makes the committed records a prefix of the
 		// input, so processed_bytes means something after a failure.
@@ -251,11 +260,11 @@ type ingestRun struct {
 	// Process passes to the Handler: Process cancels it when it returns,
 	// which would withdraw the last batch, still queued, as "not written".
 	ctx      context.Context
-	st       *store.Store
+	st       BatchWriter
 	tenant   string
 	market   bool
 	rc       *http.ResponseController
-	timeouts server.Timeouts
+	timeouts Timeouts
 	body     *pacedBody // the request body as Process reads it
 
 	items []store.Item // reused per batch
@@ -343,7 +352,7 @@ func (run *ingestRun) wait() error {
 
 // streamContext is the context of an ingest stream: the request's, without
 // its deadline. A stream lasts as long as it makes progress, far beyond the
-// per-request deadline the server sets (resilience.Deadlines, meant for
+// per-request deadline the server sets (Options.Deadline, meant for
 // single-document requests); stalls are bounded instead by the connection
 // deadlines that extend renews batch by batch. Cancellation still passes:
 // the client going away, or the server cancelling its requests, stops the
@@ -392,11 +401,11 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 	case run.storeErr != nil && !givenUp:
 		return fault.E(fault.ClassOf(run.storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, run.storeErr))
 	case run.body.slow != nil:
-		return server.WithStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
+		return WithStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
 	case run.body.err != nil:
-		berr := server.BodyReadError("ingest", run.body.err)
-		if status, code := server.StatusOf(berr); status == http.StatusRequestTimeout {
-			return server.WithStatus(status, code,
+		berr := BodyReadError("ingest", run.body.err)
+		if status, code := statusOf(berr); status == http.StatusRequestTimeout {
+			return WithStatus(status, code,
 				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
 		}
 	}
@@ -434,19 +443,4 @@ func (run *ingestRun) reply(st ingest.Stats) api.IngestResult {
 		rep.Rejects = append(rep.Rejects, api.IngestReject{Line: rj.Line, Offset: rj.Offset, Kind: kind, Reason: fault.MessageOf(rj.Err)})
 	}
 	return rep
-}
-
-// bulkCommitted is Committed for a write of an ingest (store.Record.Bulk).
-// A bulk load must not fill the cache: it would evict the working set for
-// documents nobody asked for, and make the node's memory grow to the cache
-// budget during every large ingest. Refresh does what linearizability
-// needs without admitting anything:
-//   - k is cached (with a lower Seq): the new version replaces it, before
-//     the ingest is answered, exactly as Set would;
-//   - k is absent: nothing is installed, and k's lease generation ends, so
-//     a reader that read the older version from the store before this
-//     commit cannot install it afterwards (the stale-fill race); readers
-//     that come later miss and read the new version from the store.
-func (f *follower) bulkCommitted(rec *store.Record) {
-	f.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }
