@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -127,10 +126,10 @@ type Node struct {
 	reloadCtx  context.Context
 	stopReload context.CancelFunc
 
-	apiSrv, adminSrv *http.Server
-	apiLn, adminLn   net.Listener
-	serving          sync.WaitGroup // the Serve goroutines and watchReload
-	serveErr         chan error     // the first unexpected Serve error
+	servers        []*server.Server // those serving, API first
+	apiLn, adminLn net.Listener
+	serving        sync.WaitGroup // the Serve goroutines and watchReload
+	serveErr       chan error     // the first unexpected Serve error
 
 	budget *MemoryBudget // nil without Config.MemoryLimit; see memory.go
 }
@@ -246,11 +245,8 @@ func (n *Node) newAPI() (*server.Server, error) {
 		CatchingUp:           n.catchingUpAtStart,
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
 		Ingest:               &server.IngestOptions{Writer: n.store, Limits: n.cfg.Ingest, Counted: n.countIngest},
-		Middleware:           []func(http.Handler) http.Handler{n.tel.Middleware(nil)},
-		Admission: []func(http.Handler) http.Handler{
-			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
-		},
-		AuthFailed: limiter.AuthFailed,
+		Middleware:           []server.Middleware{n.tel.Middleware(nil)},
+		Limiter:              limiter, // its AuthFailed too
 		// Each write's deadline reaches the store (a queued write gives
 		// up) and, later, the backends.
 		Deadline: deadlines.Context,
@@ -277,26 +273,27 @@ func (n *Node) listen() error {
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--listen %s: %w", n.cfg.Listen, err))
 	}
 	n.apiLn = n.secure(n.apiLn)
-	n.apiSrv = n.api.HTTPServer(n.cfg.Listen)
-	n.serve(n.apiSrv, n.api.Listener(n.apiLn)) // net/http's own 400s as JSON too
+	n.serve(n.api, n.apiLn)
 	if n.cfg.AdminListen == "" {
 		return nil
 	}
 	if n.adminLn, err = net.Listen("tcp", n.cfg.AdminListen); err != nil {
-		n.apiSrv.Close()
+		n.api.Close()
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--admin-listen %s: %w", n.cfg.AdminListen, err))
 	}
 	n.adminLn = n.secure(n.adminLn)
-	n.adminSrv = n.admin.HTTPServer(n.cfg.AdminListen)
-	n.serve(n.adminSrv, n.admin.Listener(n.adminLn))
+	n.serve(n.admin, n.adminLn)
 	return nil
 }
 
-func (n *Node) serve(srv *http.Server, ln net.Listener) {
+// serve runs srv on ln until Shutdown; a listener that fails otherwise
+// is reported on Err.
+func (n *Node) serve(srv *server.Server, ln net.Listener) {
+	n.servers = append(n.servers, srv)
 	n.serving.Add(1)
 	go func() {
 		defer n.serving.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil {
 			n.log.Error("listener failed", "addr", ln.Addr().String(), "err", err)
 			select {
 			case n.serveErr <- err:
@@ -331,13 +328,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.stopReload()
 	}
 	var errs []error
-	for _, srv := range []*http.Server{n.apiSrv, n.adminSrv} {
-		if srv == nil {
-			continue
-		}
+	for _, srv := range n.servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
-			srv.Close() // the drain timed out: cut what is left
 		}
 	}
 	n.serving.Wait()
