@@ -254,7 +254,7 @@ func (s *Server) quarantineList(qt Quarantine) http.Handler {
 				return
 			}
 			if err != nil {
-				s.writeError(w, r, WithStatus(http.StatusInternalServerError, "internal",
+				s.writeError(w, r, withStatus(http.StatusInternalServerError, "internal",
 					&fault.Error{Class: fault.Unknown, Context: fault.Context{Op: op}, Msg: "reading the quarantine: " + err.Error(), Err: err}))
 				return
 			}

@@ -201,13 +201,13 @@ func bodyReadError(op string, maxBody int64, err error) error {
 	}
 }
 
-// DecodedBody returns r's body decoded as its Content-Encoding says, for a
-// mounted route that streams its body (ingest): gzip decompressed, no
-// coding or identity as it is. Its error goes to [Server.WriteError]: 415
+// decodedBody returns r's body decoded as its Content-Encoding says, for a
+// route that streams its body (ingest): gzip decompressed, no coding or
+// identity as it is. Its error goes to writeError: 415
 // for another coding or more than one, 400 for a body that does not start
 // as gzip, 408 for one that stopped arriving. The decoded stream is not
 // bounded here; a streaming route bounds what it holds at once.
-func DecodedBody(r *http.Request, op string) (io.ReadCloser, error) {
+func decodedBody(r *http.Request, op string) (io.ReadCloser, error) {
 	gz, err := contentCoding(r, op)
 	if err != nil || !gz || r.Body == nil || r.Body == http.NoBody {
 		return r.Body, err

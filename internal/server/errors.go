@@ -283,3 +283,11 @@ var (
 	jsonContentType = []string{"application/json"}
 	noStore         = []string{"no-store"}
 )
+
+// withStatus makes writeError and statusOf answer err with status and
+// code, for an answer a fault class cannot express (a 429 for one tenant's
+// share of a resource, a 408 for a body sent too slowly). err keeps its
+// class for logs and errors.Is.
+func withStatus(status int, code string, err error) error {
+	return &httpError{status: status, code: code, err: err}
+}

@@ -117,7 +117,7 @@ type ingestHandler struct {
 }
 
 func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := DecodedBody(r, "ingest") // gzip or identity, else 415
+	body, err := decodedBody(r, "ingest") // gzip or identity, else 415
 	if err != nil {
 		h.s.writeError(w, r, err)
 		return
@@ -383,7 +383,7 @@ func (run *ingestRun) extend() {
 //     and its cause is classified below;
 //   - a body sent slower than the minimum rate: 408 too_slow;
 //   - a body that stopped arriving (the connection's read deadline): 408
-//     timeout, as server.BodyReadError words it for every route, even
+//     timeout, as bodyReadError words it for every route, even
 //     though the failed read also cancelled the request's context;
 //   - a stopped context: the client going away (Canceled);
 //   - a body that broke otherwise: 400.
@@ -401,11 +401,11 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 	case run.storeErr != nil && !givenUp:
 		return fault.E(fault.ClassOf(run.storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, run.storeErr))
 	case run.body.slow != nil:
-		return WithStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
+		return withStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
 	case run.body.err != nil:
-		berr := BodyReadError("ingest", run.body.err)
+		berr := bodyReadError("ingest", 0, run.body.err)
 		if status, code := statusOf(berr); status == http.StatusRequestTimeout {
-			return WithStatus(status, code,
+			return withStatus(status, code,
 				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
 		}
 	}

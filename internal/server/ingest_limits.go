@@ -84,7 +84,7 @@ func (s *ingestSlots) acquire(tenant string) (release func(), err error) {
 	defer s.mu.Unlock()
 	switch {
 	case s.byTenant[tenant] >= s.perTenant:
-		return nil, WithStatus(http.StatusTooManyRequests, fault.Exhausted.String(), fault.New(fault.Exhausted, c,
+		return nil, withStatus(http.StatusTooManyRequests, fault.Exhausted.String(), fault.New(fault.Exhausted, c,
 			fmt.Sprintf("tenant %s already has %d of the node's %d ingest streams, its share; try again when one ends",
 				tenant, s.byTenant[tenant], s.limit)))
 	case s.inUse >= s.limit:
