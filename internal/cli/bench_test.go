@@ -33,7 +33,7 @@ func startBenchNode(t *testing.T) map[string]string {
 	limits := resilience.DefaultLimiterConfig()
 	limits.MaxInFlight, limits.TenantMaxInFlight = f.maxInFlight, f.tenantInFl
 	limits.TenantRate, limits.TenantBurst = f.tenantRate, int(2*f.tenantRate)
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Durability: store.Sync, Limits: limits,
 		Logger: slog.New(slog.DiscardHandler),
 		Auth:   server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},

@@ -34,7 +34,7 @@ func startReplicatingNode(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth:        server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 		Replication: node.Replication{Backends: []node.BackendSpec{spec}},
@@ -210,7 +210,7 @@ func startNodeOn(t *testing.T, dir string, limits reconcile.Limits) map[string]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 		Replication: node.Replication{Backends: []node.BackendSpec{spec},
@@ -264,7 +264,7 @@ func TestReconcileQuarantine(t *testing.T) {
 		t.Fatal(err)
 	}
 	be := mem.New("m")
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth:        server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 		Replication: node.Replication{Backends: []node.BackendSpec{{Name: "m", Backend: be}}},

@@ -38,7 +38,7 @@ func chaosNode(t *testing.T, ch *Chaos, withAdmin bool) (replNode, *mem.Mem, str
 	cfg.Replication = Replication{Backends: []BackendSpec{{Name: "b", Backend: m}},
 		Resilience: resilience.Config{MaxAttempts: 1}}
 	cfg.Chaos = ch
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestChaosAdminInjects(t *testing.T) {
 func TestChaosBadFailpoints(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Chaos = &Chaos{Failpoints: "store.commit=kill"}
-	_, err := Start(cfg)
+	_, err := Start(context.Background(), cfg)
 	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "CAIRN_FAILPOINTS") {
 		t.Fatalf("Start with a bad failpoint: %v", err)
 	}
@@ -200,7 +200,7 @@ func TestChaosFaultSpanEvent(t *testing.T) {
 		Resilience: resilience.Config{MaxAttempts: 1}}
 	cfg.Trace = telemetry.Config{SpanExporter: spans, NoGlobal: true, SampleRatio: 1}
 	cfg.Chaos = &Chaos{Seed: 3}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,7 +27,7 @@ func startCollectingNode(t *testing.T, skew *atomic.Int64, specs ...BackendSpec)
 	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
 	cfg.Replication = Replication{Backends: specs, GCGrace: time.Hour,
 		gcNow: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func startIngestNode(t *testing.T, maxBody int64) *ingestNode {
 			auth.Tenants[p.tenant] = append(auth.Tenants[p.tenant], hash)
 		}
 	}
-	n, err := Start(Config{DataDir: in.dir, Listen: "127.0.0.1:0", MaxBodyBytes: maxBody, Auth: auth,
+	n, err := Start(context.Background(), Config{DataDir: in.dir, Listen: "127.0.0.1:0", MaxBodyBytes: maxBody, Auth: auth,
 		Durability: store.Sync, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

@@ -1,28 +1,3 @@
-// Package node wires a cairn node together: the store, the cache in front of
-// it, the HTTP API and the admin listener, and their orderly shutdown.
-//
-// # Lifecycle
-//
-// [Start] opens the store (taking the data directory's lock), starts the
-// cache's compactor, opens the backends and runs their reconcile engines
-// (see [Replication]), and begins serving on both listeners; it returns once
-// the listeners accept connections. [Node.Shutdown] flips /readyz to 503,
-// drains in-flight requests until its context ends, then stops the engines,
-// closes the cache and the store, in that order, so no request and no round
-// can reach a closed store.
-//
-// # Sharp edges
-//
-// The default configuration has no credentials of its own: the caller (the
-// CLI) creates a development token for the demo tenant, and refuses to listen
-// beyond loopback with it. Node does not make that choice; it serves whatever
-// Auth it is given.
-//
-// Config.Chaos (cairn serve --enable-chaos) wraps every backend in the
-// fault simulator of package chaos, arms the failpoints of the store and
-// the engines, and adds the chaos control routes to the admin listener
-// (chaos.go). Those routes demand the admin token even on loopback, and a
-// node without one answers them 403. Off, none of it exists.
 package node
 
 import (
@@ -135,8 +110,11 @@ type Node struct {
 }
 
 // Start opens the store, starts replication to the configured backends and
-// serves the API and admin listeners.
-func Start(cfg Config) (n *Node, err error) {
+// serves the API and admin listeners, in that order. ctx bounds the start
+// (opening the backends, which checks an S3 bucket, and the telemetry
+// exporters); once Start returns, the node runs until Shutdown whatever
+// ctx does.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -176,10 +154,10 @@ func Start(cfg Config) (n *Node, err error) {
 		return nil, n.storeOpenFailed(err)
 	}
 	n.docs = NewDocs(n.store, n.cache)
-	if err := n.setupTelemetry(); err != nil {
+	if err := n.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
-	if err := n.startReplication(feed); err != nil {
+	if err := n.startReplication(ctx, feed); err != nil {
 		return nil, err
 	}
 	if n.api, err = n.newAPI(); err != nil {
@@ -204,10 +182,10 @@ func Start(cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) setupTelemetry() error {
+func (n *Node) setupTelemetry(ctx context.Context) error {
 	tc := n.cfg.Trace
 	tc.NodeID = n.store.Identity().NodeID
-	tel, err := telemetry.Setup(context.Background(), tc)
+	tel, err := telemetry.Setup(ctx, tc)
 	if err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func startReplNodeWith(t *testing.T, mod func(*Config), specs ...BackendSpec) re
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +258,7 @@ func TestMissingBucketFailsStart(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
 	cfg := testConfig(t)
 	cfg.Replication.Backends = []BackendSpec{spec}
-	_, err = Start(cfg)
+	_, err = Start(context.Background(), cfg)
 	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--backend b=s3://nobucket") {
 		t.Fatalf("Start with an unreachable bucket: %v; want a config error naming --backend", err)
 	}
@@ -277,7 +277,7 @@ func TestBackendLimitsConfig(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Replication.Backends = []BackendSpec{{Name: "m", Backend: mem.New("m")}}
 		cfg.Replication.Limits = tt.limits
-		n, err := Start(cfg)
+		n, err := Start(context.Background(), cfg)
 		if err == nil {
 			n.Shutdown(context.Background())
 		}

@@ -16,6 +16,18 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
+// Conflicts.
+//
+// A document whose concurrent versions were kept as siblings (the manual
+// conflict policy) answers GET, HEAD and a write that does not name one of
+// them with 409 conflict; the error object adds "etag" (the sibling set's)
+// and "siblings" (their ETags, last writer first), and X-Cairn-Siblings
+// lists them too. A PUT or DELETE with If-Match naming the set or a sibling
+// resolves the conflict; so does POST .../resolve, which writes the chosen
+// or given body (or a delete) If-Match the set's ETag, and so gets 412 if
+// another version joined the siblings meanwhile. The conflict routes need
+// a [Docs] that also implements [Conflicts]; otherwise they answer 404.
+
 // Conflicts is the optional part of a [Docs] behind the conflict routes:
 // the documents whose concurrent versions were kept as siblings (the
 // manual conflict policy). A Docs without it answers those routes 404.

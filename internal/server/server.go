@@ -158,11 +158,10 @@ type Options struct {
 	// and the cancel to call when the request ends. nil means no deadline.
 	// Reads get none: a cache hit cannot block, a store read waits at most
 	// for the commit in flight, and a listing is bounded by the server's
-	// write timeout, which its flushes extend; the timer and the request
-	// copy a deadline cost were 8% of a cached GET's CPU. It is applied as
-	// the server gives the request its id, so the one request copy it makes
-	// carries both (a second copy was 0.5% of a durable PUT's CPU in a
-	// profile).
+	// write timeout, which its flushes extend; a deadline's timer and
+	// request copy would be a large share of a cached GET's small cost
+	// (docs/performance.md). It is applied as the server gives the request
+	// its id, so the one request copy made there carries both.
 	Deadline func(*http.Request) (context.Context, context.CancelFunc)
 	// Ingest, when not nil, mounts the bulk-ingestion route
 	// (POST /v1/tenants/{tenant}/ingest; ingest.go).
