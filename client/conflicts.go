@@ -8,31 +8,19 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/cairnstore/cairn/api"
 )
 
 // Conflict is a document whose concurrent versions were kept as siblings
 // (the tenant's conflict policy is manual): reading it is ErrConflict until
 // a person resolves it.
-type Conflict struct {
-	Key string `json:"key"`
-	// ETag is the sibling set's: a write with IfMatch of it, or of one
-	// sibling, resolves exactly these siblings.
-	ETag     string    `json:"etag"`
-	Siblings []Sibling `json:"siblings"` // last writer first
-}
+type Conflict = api.Conflict
 
-// Sibling is one of a conflict's versions.
-type Sibling struct {
-	ETag    string    `json:"etag"`
-	Deleted bool      `json:"deleted"` // a delete against an update
-	Writer  string    `json:"writer"`  // the writing node's incarnation, hex
-	Time    time.Time `json:"time"`    // when it was written (its hybrid logical clock)
-	Size    int       `json:"size"`
-	// Body is the sibling's document: set by Conflict, nil in Conflicts
-	// listings and for a deleted sibling.
-	Body json.RawMessage `json:"body"`
-}
+// Sibling is one of a conflict's versions. Its Body is set by
+// [Client.Conflict], nil in [Client.Conflicts] listings and for a deleted
+// sibling.
+type Sibling = api.Sibling
 
 func conflictsPath(tenant string) string {
 	return "/v1/tenants/" + url.PathEscape(tenant) + "/conflicts"
@@ -81,11 +69,7 @@ type Resolution struct {
 // look again), ErrTooLarge, and those of Put. Like Put, it is not retried
 // after the request may have reached the server.
 func (c *Client) Resolve(ctx context.Context, tenant, key string, r Resolution) (string, error) {
-	var req struct {
-		Choose *string         `json:"choose,omitempty"`
-		Body   json.RawMessage `json:"body,omitempty"`
-		Delete *bool           `json:"delete,omitempty"`
-	}
+	var req api.ResolveRequest
 	if r.Choose != "" {
 		req.Choose = &r.Choose
 	}
@@ -109,11 +93,7 @@ func (c *Client) Resolve(ctx context.Context, tenant, key string, r Resolution) 
 
 // Lost is a version of a document that a conflict resolution discarded: a
 // last-writer-wins loser, or a sibling a resolution did not keep.
-type Lost struct {
-	Sibling
-	Winner string `json:"winner"` // the ETag of the version that replaced it
-	Reason string `json:"reason"`
-}
+type Lost = api.Lost
 
 // History iterates over what conflict resolutions discarded of tenant/key,
 // with the bodies (Body nil for a delete), on the node asked: restore one

@@ -49,4 +49,10 @@
 // [WithHTTPClient] replaces the http.Client; [WithTransport] wraps its
 // RoundTripper (tracing headers, metrics); [ContextWithRequestID] sets the
 // X-Request-ID of a call.
+//
+// # Types
+//
+// The bodies the server sends ([Item], [Conflict], [IngestResult], …) are
+// package api's, named here by aliases: the client and the server share one
+// definition of each.
 package client

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
@@ -113,15 +114,6 @@ func (e *Error) Is(target error) bool {
 	return s != nil && s == target
 }
 
-// wireError is the server's JSON error object.
-type wireError struct {
-	Code      string   `json:"code"`
-	Message   string   `json:"message"`
-	RequestID string   `json:"request_id"`
-	ETag      string   `json:"etag"`     // a sibling set's, on a 409
-	Siblings  []string `json:"siblings"` // on a 409
-}
-
 // errorFrom builds the Error for a non-2xx response and closes its body.
 func errorFrom(resp *http.Response) *Error {
 	defer resp.Body.Close()
@@ -130,9 +122,7 @@ func errorFrom(resp *http.Response) *Error {
 		RequestID:  resp.Header.Get("X-Request-ID"),
 		RetryAfter: retryAfter(resp.Header.Get("Retry-After")),
 	}
-	var body struct {
-		Error *wireError `json:"error"`
-	}
+	var body api.ErrorBody
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(raw, &body) == nil && body.Error != nil {
 		e.Code, e.Message = body.Error.Code, body.Error.Message

@@ -8,7 +8,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"time"
+
+	"github.com/cairnstore/cairn/api"
 )
 
 // IngestOptions say how the server names and checks the records of an
@@ -25,50 +26,14 @@ type IngestOptions struct {
 	Size int64
 }
 
-// IngestResult is the server's account of an Ingest.
-type IngestResult struct {
-	// Complete is true when the whole stream was processed. Rejected
-	// records do not make it false; a fatal error does.
-	Complete bool        `json:"complete"`
-	Stats    IngestStats `json:"stats"`
-	// ProcessedBytes: every record starting before this offset was either
-	// stored durably or rejected. Resume a failed ingest from here.
-	ProcessedBytes int64 `json:"processed_bytes"`
-	// LastDurableLine is the line of the last record stored durably.
-	LastDurableLine int64 `json:"last_durable_line"`
-	// Rejects lists the first rejected records (the server lists at most
-	// 100); RejectsOmitted counts the others.
-	Rejects        []IngestReject `json:"rejects"`
-	RejectsOmitted int64          `json:"rejects_omitted"`
-}
+// IngestResult is the server's account of an Ingest (see [api.IngestResult]).
+type IngestResult = api.IngestResult
 
 // IngestStats are the counts of an Ingest.
-type IngestStats struct {
-	Records        int64   `json:"records"` // Accepted + Rejected
-	Bytes          int64   `json:"bytes"`
-	Accepted       int64   `json:"accepted"`
-	Rejected       int64   `json:"rejected"`
-	Malformed      int64   `json:"malformed"`
-	Oversize       int64   `json:"oversize"`
-	InvalidKey     int64   `json:"invalid_key"`
-	DurationMS     float64 `json:"duration_ms"`
-	ThroughputMBps float64 `json:"throughput_mb_s"`
-	RecordsPerSec  float64 `json:"records_per_s"`
-	Batches        int64   `json:"batches"`
-}
-
-// Duration is the server-side duration.
-func (s IngestStats) Duration() time.Duration {
-	return time.Duration(s.DurationMS * float64(time.Millisecond))
-}
+type IngestStats = api.IngestStats
 
 // IngestReject is one record the server did not store.
-type IngestReject struct {
-	Line   int64  `json:"line"`   // 1-based
-	Offset int64  `json:"offset"` // byte offset of the record in the stream
-	Kind   string `json:"kind"`   // malformed, oversize or invalid_key
-	Reason string `json:"reason"`
-}
+type IngestReject = api.IngestReject
 
 // Ingest streams r, newline-delimited JSON, to the tenant's ingest
 // endpoint and returns the server's account. r is read as it is sent, never

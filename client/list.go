@@ -9,17 +9,12 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/cairnstore/cairn/api"
 )
 
 // Item is one row of a listing.
-type Item struct {
-	Key  string `json:"key"`
-	ETag string `json:"etag"`
-	Size int    `json:"size"`
-	// Conflict marks a document with open siblings: reading it is
-	// ErrConflict until it is resolved (see Conflicts).
-	Conflict bool `json:"conflict"`
-}
+type Item = api.Item
 
 // ListOption configures List.
 type ListOption func(*listOpts)
@@ -149,7 +144,7 @@ func readPage[T any](c *Client, ctx context.Context, cl *call, cursor *string, k
 				return fail("reading next", err)
 			}
 		case "error":
-			var we wireError
+			var we api.Error
 			if err := dec.Decode(&we); err != nil {
 				return fail("reading error", err)
 			}

@@ -19,7 +19,7 @@ func startNode(t *testing.T) (env map[string]string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 	})

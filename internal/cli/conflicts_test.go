@@ -25,7 +25,7 @@ func startManualNodes(t *testing.T) (a, b map[string]string) {
 		t.Fatal(err)
 	}
 	start := func() map[string]string {
-		n, err := node.Start(node.Config{
+		n, err := node.Start(context.Background(), node.Config{
 			DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 			Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 			Replication: node.Replication{Backends: []node.BackendSpec{spec},

@@ -24,7 +24,7 @@ func startIngestNode(t *testing.T) (url, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(node.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
+	n, err := node.Start(context.Background(), node.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0",
 		Auth:   server.Auth{Tenants: map[string][][32]byte{"demo": {hash}}},
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

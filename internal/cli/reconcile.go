@@ -13,8 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/client"
-	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/reconcile"
 )
 
@@ -131,7 +131,7 @@ func (a adminClient) do(ctx context.Context, method, path string, out any) error
 }
 
 func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
-	var st node.ReconcileStatus
+	var st api.ReconcileStatus
 	if err := a.do(ctx, http.MethodGet, "/v1/admin/reconcile", &st); err != nil {
 		return err
 	}
@@ -183,7 +183,7 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 }
 
 func reconcileQuarantine(ctx context.Context, a adminClient, w io.Writer) error {
-	var out node.QuarantineList
+	var out api.QuarantineList
 	if err := a.do(ctx, http.MethodGet, "/v1/admin/quarantine", &out); err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func reconcileQuarantine(ctx context.Context, a adminClient, w io.Writer) error 
 }
 
 // printCollector adds the tombstone collector's line under the table.
-func printCollector(w io.Writer, c *node.CollectorStatus) {
+func printCollector(w io.Writer, c *api.CollectorStatus) {
 	if c == nil {
 		return
 	}
@@ -217,7 +217,7 @@ func printCollector(w io.Writer, c *node.CollectorStatus) {
 }
 
 func reconcileRun(ctx context.Context, a adminClient, q url.Values, w io.Writer, prog *progress) error {
-	var out node.ReconcileRun
+	var out api.ReconcileRun
 	var err error
 	if q.Get("wait") == "1" {
 		// The rounds run while the request is outstanding: show their

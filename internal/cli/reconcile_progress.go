@@ -11,7 +11,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/api"
 )
 
 // progressEvery is how often 'reconcile run --wait' polls the status while
@@ -47,7 +47,7 @@ func (p *progress) poll(ctx context.Context, a adminClient, backend, tenant stri
 			return
 		case <-t.C:
 		}
-		var st node.ReconcileStatus
+		var st api.ReconcileStatus
 		if err := a.do(ctx, http.MethodGet, "/v1/admin/reconcile", &st); err != nil {
 			continue
 		}
@@ -70,7 +70,7 @@ func (p *progress) poll(ctx context.Context, a adminClient, backend, tenant stri
 // 250/1000 keys 125/s ETA 6s", without the bar (bar false), or without
 // the percent and ETA before the tenant's first whole round gives a size.
 // "" when none runs.
-func roundsLine(st node.ReconcileStatus, backend, tenant string, bar bool) string {
+func roundsLine(st api.ReconcileStatus, backend, tenant string, bar bool) string {
 	var parts []string
 	for _, b := range st.Backends {
 		if backend != "" && b.Name != backend {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/node"
@@ -33,7 +34,7 @@ func startReplicatingNode(t *testing.T) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth:        server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 		Replication: node.Replication{Backends: []node.BackendSpec{spec}},
@@ -138,13 +139,13 @@ func TestBackendLimitFlags(t *testing.T) {
 
 func TestRoundsLine(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
-	st := node.ReconcileStatus{Backends: []node.BackendStatus{
-		{Name: "local", Tenants: []node.TenantProgress{
+	st := api.ReconcileStatus{Backends: []api.BackendStatus{
+		{Name: "local", Tenants: []api.TenantProgress{
 			{Tenant: "acme", Running: true, Scanned: 250, Estimate: 1000, PercentDone: f(25), KeysPerSecond: 125, ETASeconds: f(6)},
 			{Tenant: "idle", Scanned: 7},
 			{Tenant: "new", Running: true, Scanned: 40, KeysPerSecond: 20},
 		}},
-		{Name: "s3", Tenants: []node.TenantProgress{{Tenant: "acme", Running: true, Scanned: 1}}},
+		{Name: "s3", Tenants: []api.TenantProgress{{Tenant: "acme", Running: true, Scanned: 1}}},
 	}}
 	for _, tt := range []struct {
 		backend, tenant string
@@ -209,7 +210,7 @@ func startNodeOn(t *testing.T, dir string, limits reconcile.Limits) map[string]s
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 		Replication: node.Replication{Backends: []node.BackendSpec{spec},
@@ -263,7 +264,7 @@ func TestReconcileQuarantine(t *testing.T) {
 		t.Fatal(err)
 	}
 	be := mem.New("m")
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth:        server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 		Replication: node.Replication{Backends: []node.BackendSpec{{Name: "m", Backend: be}}},

@@ -140,7 +140,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
 		return exitUsage
 	}
-	n, err := node.Start(cfg)
+	n, err := node.Start(ctx, cfg)
 	if err != nil {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
 		return exitFail

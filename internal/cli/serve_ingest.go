@@ -6,10 +6,11 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 // serveIngestFlags are the bounds of 'cairn serve' on bulk-ingestion streams
-// (node.IngestLimits; docs/ingest.md).
+// (server.IngestLimits; docs/ingest.md).
 type serveIngestFlags struct {
 	streams       int
 	tenantStreams int
@@ -18,11 +19,11 @@ type serveIngestFlags struct {
 }
 
 func (f *serveIngestFlags) register(fs *flag.FlagSet) {
-	f.minRate = node.DefaultIngestMinRate
-	fs.IntVar(&f.streams, "ingest-streams", node.DefaultIngestStreams, "ingest streams the node serves at once; beyond it: 503 with Retry-After")
+	f.minRate = server.DefaultIngestMinRate
+	fs.IntVar(&f.streams, "ingest-streams", server.DefaultIngestStreams, "ingest streams the node serves at once; beyond it: 503 with Retry-After")
 	fs.IntVar(&f.tenantStreams, "ingest-tenant-streams", 0, "ingest streams one tenant may hold at once (0: half of --ingest-streams, rounded up); beyond it: 429 with Retry-After")
 	fs.Var(&f.minRate, "ingest-min-rate", "slowest an ingest stream may send its body, in bytes (`size`) per second of waiting for the client, averaged over --ingest-rate-window; a slower stream is ended with 408 too_slow; 0 turns the minimum off")
-	fs.DurationVar(&f.rateWindow, "ingest-rate-window", node.DefaultIngestRateWindow, "waiting for the client over which --ingest-min-rate is averaged")
+	fs.DurationVar(&f.rateWindow, "ingest-rate-window", server.DefaultIngestRateWindow, "waiting for the client over which --ingest-min-rate is averaged")
 }
 
 // config sets cfg.Ingest.
@@ -35,10 +36,10 @@ func (f *serveIngestFlags) config(cfg *node.Config) error {
 	case f.rateWindow <= 0:
 		return fmt.Errorf("--ingest-rate-window %v: want a duration such as 10s", f.rateWindow)
 	}
-	cfg.Ingest = node.IngestLimits{Streams: f.streams, TenantStreams: f.tenantStreams,
+	cfg.Ingest = server.IngestLimits{Streams: f.streams, TenantStreams: f.tenantStreams,
 		MinRate: int64(f.minRate), RateWindow: f.rateWindow}
 	if f.minRate == 0 {
-		cfg.Ingest.MinRate = -1 // node.IngestLimits: negative is off, 0 the default
+		cfg.Ingest.MinRate = -1 // server.IngestLimits: negative is off, 0 the default
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 // The ingest limits reach the node: the defaults, sizes and durations as
@@ -15,13 +15,13 @@ func TestIngestSettings(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		env  map[string]string
-		want node.IngestLimits
+		want server.IngestLimits
 	}{
-		{nil, nil, node.IngestLimits{Streams: 4, MinRate: 500, RateWindow: 10 * time.Second}},
+		{nil, nil, server.IngestLimits{Streams: 4, MinRate: 500, RateWindow: 10 * time.Second}},
 		{[]string{"--ingest-streams", "8", "--ingest-tenant-streams", "3", "--ingest-min-rate", "1KiB", "--ingest-rate-window", "30s"}, nil,
-			node.IngestLimits{Streams: 8, TenantStreams: 3, MinRate: 1024, RateWindow: 30 * time.Second}},
-		{[]string{"--ingest-min-rate", "0"}, nil, node.IngestLimits{Streams: 4, MinRate: -1, RateWindow: 10 * time.Second}},
-		{nil, map[string]string{"CAIRN_INGEST_STREAMS": "2"}, node.IngestLimits{Streams: 2, MinRate: 500, RateWindow: 10 * time.Second}},
+			server.IngestLimits{Streams: 8, TenantStreams: 3, MinRate: 1024, RateWindow: 30 * time.Second}},
+		{[]string{"--ingest-min-rate", "0"}, nil, server.IngestLimits{Streams: 4, MinRate: -1, RateWindow: 10 * time.Second}},
+		{nil, map[string]string{"CAIRN_INGEST_STREAMS": "2"}, server.IngestLimits{Streams: 2, MinRate: 500, RateWindow: 10 * time.Second}},
 	} {
 		fs, f := newServeFlags()
 		if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, c.args...)); err != nil {

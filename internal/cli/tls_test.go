@@ -24,7 +24,7 @@ func TestClientCommandsOverTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := node.Start(node.Config{
+	n, err := node.Start(context.Background(), node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler),
 		Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}},
 		TLS:  &node.TLS{CertFile: certFile, KeyFile: keyFile},

@@ -32,7 +32,7 @@ func TestStrangersCannotSpendTenantBudget(t *testing.T) {
 	cfg.Limits.TenantRate, cfg.Limits.TenantBurst = 20, 20
 	cfg.Limits.AuthFailureRate, cfg.Limits.AuthFailureBurst = 20, 50
 	cfg.Limits.Now = func() time.Time { return frozen }
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +106,7 @@ func TestStrangersGetNoTenantRow(t *testing.T) {
 	tokB, sumB, _ := server.NewToken()
 	cfg := testConfig(t)
 	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sumA}, "beta": {sumB}}}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func startBodiesNode(t *testing.T) (n *Node, token string) {
 	}
 	cfg := testConfig(t)
 	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {hash}}}
-	if n, err = Start(cfg); err != nil {
+	if n, err = Start(context.Background(), cfg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -177,7 +178,7 @@ func TestRunWithoutTenantCoversConfiguredTenants(t *testing.T) {
 }
 
 // runAll asks for a waited round of every tenant on every backend.
-func (n replNode) runAll(t *testing.T) ReconcileRun {
+func (n replNode) runAll(t *testing.T) api.ReconcileRun {
 	t.Helper()
 	resp, err := http.Post("http://"+n.AdminAddr()+"/v1/admin/reconcile/run?wait=1", "", nil)
 	if err != nil {
@@ -185,7 +186,7 @@ func (n replNode) runAll(t *testing.T) ReconcileRun {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var out ReconcileRun
+	var out api.ReconcileRun
 	if resp.StatusCode != 200 || json.Unmarshal(b, &out) != nil {
 		t.Fatalf("run: %s %s", resp.Status, b)
 	}

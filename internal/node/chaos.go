@@ -2,19 +2,15 @@ package node
 
 import (
 	"crypto/sha256"
-	"encoding/json"
-	"fmt"
-	"io"
-	"net/http"
 	"runtime"
 	"runtime/debug"
 	"slices"
-	"strings"
 
+	"github.com/cairnstore/cairn/api/chaosapi"
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/chaos"
 	"github.com/cairnstore/cairn/internal/fault"
-	"github.com/cairnstore/cairn/internal/server/reqctx"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 // Chaos turns on the fault simulator (cairn serve --enable-chaos). Off by
@@ -23,7 +19,7 @@ import (
 //
 // With it, every backend is wrapped in a chaos.Backend whose fault profile
 // the admin listener sets (PUT /v1/admin/chaos/{backend}, admin token
-// required even on loopback), the failpoints named in Failpoints are armed
+// required even on loopback; package server, chaos.go), the failpoints named in Failpoints are armed
 // in the store and the reconcilers, and Ballast bytes are held for the
 // node's life.
 type Chaos struct {
@@ -108,144 +104,29 @@ func nameSeed(name string) uint64 {
 	return x
 }
 
-// ChaosProfile is the answer of PUT and DELETE /v1/admin/chaos/{backend}.
-type ChaosProfile struct {
-	Backend string        `json:"backend"`
-	Profile chaos.Profile `json:"profile"`
-}
+var _ server.Chaos = (*chaosState)(nil)
 
-// ChaosStatus is the body of GET /v1/admin/chaos.
-type ChaosStatus struct {
-	Seed       uint64                        `json:"seed"`
-	Failpoints string                        `json:"failpoints,omitempty"`
-	Backends   map[string]ChaosBackendStatus `json:"backends"`
-}
-
-// ChaosBackendStatus is one backend's profile and injection counts.
-type ChaosBackendStatus struct {
-	Profile  chaos.Profile    `json:"profile"`
-	Injected map[string]int64 `json:"injected"`
-}
-
-// ChaosSchedule is the body of GET /v1/admin/chaos/{backend}/schedule.
-type ChaosSchedule struct {
-	Backend    string            `json:"backend"`
-	Injections []chaos.Injection `json:"injections"`
-	Dropped    int               `json:"dropped"`
-}
-
-// chaosRoutes adds the chaos control routes to the admin mux; they exist
-// only with chaos on (otherwise 404).
-func (n *Node) chaosRoutes(mux *http.ServeMux) {
-	if n.chaos == nil {
-		return
+// ChaosStatus implements server.Chaos.
+func (cs *chaosState) ChaosStatus() chaosapi.Status {
+	out := chaosapi.Status{Seed: cs.cfg.Seed, Backends: map[string]chaosapi.BackendStatus{}}
+	if cs.fp != nil {
+		out.Failpoints = cs.fp.String()
 	}
-	guard := func(h http.HandlerFunc) http.Handler { return n.requireChaosAdmin(h) }
-	mux.Handle("GET /v1/admin/chaos", guard(n.chaosStatus))
-	mux.Handle("PUT /v1/admin/chaos/{backend}", guard(n.chaosSet))
-	mux.Handle("DELETE /v1/admin/chaos/{backend}", guard(n.chaosHeal))
-	mux.Handle("GET /v1/admin/chaos/{backend}/schedule", guard(n.chaosSchedule))
-}
-
-// requireChaosAdmin demands the admin token on the chaos routes even on a
-// loopback admin listener, where the other admin routes are open: they
-// break things on purpose. A node without an admin token answers 403.
-func (n *Node) requireChaosAdmin(next http.Handler) http.Handler {
-	if len(n.cfg.Auth.Admin) == 0 {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			adminError(w, r, http.StatusForbidden, "forbidden",
-				"chaos control needs an admin token: start the node with --admin-token-sha256")
-		})
-	}
-	return n.api.RequireAdmin(next)
-}
-
-// chaosBackend returns the wrapper named by the path, or answers 404.
-func (n *Node) chaosBackend(w http.ResponseWriter, r *http.Request) (string, *chaos.Backend) {
-	name := r.PathValue("backend")
-	cb := n.chaos.backends[name]
-	if cb == nil {
-		adminError(w, r, http.StatusNotFound, "not_found",
-			fmt.Sprintf("no backend %q (configured: %s)", name, strings.Join(n.chaos.names, ", ")))
-	}
-	return name, cb
-}
-
-// chaosSet serves PUT /v1/admin/chaos/{backend}: the body is a
-// chaos.Profile, which replaces the backend's profile.
-func (n *Node) chaosSet(w http.ResponseWriter, r *http.Request) {
-	name, cb := n.chaosBackend(w, r)
-	if cb == nil {
-		return
-	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
-	if err != nil {
-		adminError(w, r, http.StatusBadRequest, "invalid", "reading the body: "+err.Error())
-		return
-	}
-	p, err := chaos.ParseProfile(body)
-	if err == nil {
-		err = cb.SetProfile(p)
-	}
-	if err != nil {
-		adminError(w, r, http.StatusBadRequest, "invalid", fault.MessageOf(err))
-		return
-	}
-	pj, _ := json.Marshal(p)
-	n.log.WarnContext(r.Context(), "chaos: profile set", "backend", name, "profile", string(pj))
-	writeJSON(w, http.StatusOK, ChaosProfile{Backend: name, Profile: p})
-}
-
-// chaosHeal serves DELETE /v1/admin/chaos/{backend}: the profile is
-// cleared, and calls held by a "hang" partition go on.
-func (n *Node) chaosHeal(w http.ResponseWriter, r *http.Request) {
-	name, cb := n.chaosBackend(w, r)
-	if cb == nil {
-		return
-	}
-	cb.Heal()
-	n.log.WarnContext(r.Context(), "chaos: healed", "backend", name)
-	writeJSON(w, http.StatusOK, ChaosProfile{Backend: name, Profile: chaos.Profile{}})
-}
-
-// chaosStatus serves GET /v1/admin/chaos.
-func (n *Node) chaosStatus(w http.ResponseWriter, r *http.Request) {
-	out := ChaosStatus{Seed: n.chaos.cfg.Seed, Backends: map[string]ChaosBackendStatus{}}
-	if n.chaos.fp != nil {
-		out.Failpoints = n.chaos.fp.String()
-	}
-	for name, cb := range n.chaos.backends {
+	for name, cb := range cs.backends {
 		inj := cb.Injected()
 		if inj == nil {
 			inj = map[string]int64{}
 		}
-		out.Backends[name] = ChaosBackendStatus{Profile: cb.Profile(), Injected: inj}
+		out.Backends[name] = chaosapi.BackendStatus{Profile: cb.Profile(), Injected: inj}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out
 }
 
-// chaosSchedule serves GET /v1/admin/chaos/{backend}/schedule: the faults
-// injected since the start, in canonical order, to compare two runs.
-func (n *Node) chaosSchedule(w http.ResponseWriter, r *http.Request) {
-	name, cb := n.chaosBackend(w, r)
+// ChaosBackend implements server.Chaos.
+func (cs *chaosState) ChaosBackend(name string) (server.ChaosBackend, []string) {
+	cb := cs.backends[name]
 	if cb == nil {
-		return
+		return nil, cs.names // a nil interface, not a nil *chaos.Backend in one
 	}
-	s := cb.Schedule()
-	if s == nil {
-		s = []chaos.Injection{}
-	}
-	writeJSON(w, http.StatusOK, ChaosSchedule{Backend: name, Injections: s, Dropped: cb.Dropped()})
-}
-
-// adminError answers with the API's error body,
-// {"error":{"code","message","request_id"}}; the request id is the one the
-// admin listener gave the request (server.AdminHandler), as on the API.
-func adminError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	type body struct {
-		Code      string `json:"code"`
-		Message   string `json:"message"`
-		RequestID string `json:"request_id"`
-	}
-	writeJSON(w, status, map[string]body{"error": {code, msg, reqctx.RequestID(r.Context())}})
+	return cb, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
+	"github.com/cairnstore/cairn/api/chaosapi"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/chaos"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -37,7 +38,7 @@ func chaosNode(t *testing.T, ch *Chaos, withAdmin bool) (replNode, *mem.Mem, str
 	cfg.Replication = Replication{Backends: []BackendSpec{{Name: "b", Backend: m}},
 		Resilience: resilience.Config{MaxAttempts: 1}}
 	cfg.Chaos = ch
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestChaosAdminBadInput(t *testing.T) {
 func TestChaosAdminInjects(t *testing.T) {
 	n, m, adminTok, logs := chaosNode(t, &Chaos{Seed: 7}, true)
 	code, body := adminDo(t, n, "PUT", "/v1/admin/chaos/b", adminTok, `{"fail_before":1,"ops":["put"]}`)
-	var set ChaosProfile
+	var set chaosapi.Profile
 	if json.Unmarshal([]byte(body), &set); code != 200 || set.Backend != "b" || set.Profile.FailBefore != 1 {
 		t.Fatalf("PUT profile: %d %s", code, body)
 	}
@@ -145,7 +146,7 @@ func TestChaosAdminInjects(t *testing.T) {
 	}
 
 	code, body = adminDo(t, n, "GET", "/v1/admin/chaos", adminTok, "")
-	var st ChaosStatus
+	var st chaosapi.Status
 	if err := json.Unmarshal([]byte(body), &st); code != 200 || err != nil {
 		t.Fatalf("GET status: %d %s", code, body)
 	}
@@ -161,7 +162,7 @@ func TestChaosAdminInjects(t *testing.T) {
 		t.Errorf("no injection log line in:\n%s", logs)
 	}
 	code, body = adminDo(t, n, "GET", "/v1/admin/chaos/b/schedule", adminTok, "")
-	var sch ChaosSchedule
+	var sch chaosapi.Schedule
 	if json.Unmarshal([]byte(body), &sch); code != 200 || len(sch.Injections) == 0 || sch.Injections[0].Key != "k1" {
 		t.Fatalf("schedule: %d %s", code, body)
 	}
@@ -182,7 +183,7 @@ func TestChaosAdminInjects(t *testing.T) {
 func TestChaosBadFailpoints(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Chaos = &Chaos{Failpoints: "store.commit=kill"}
-	_, err := Start(cfg)
+	_, err := Start(context.Background(), cfg)
 	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "CAIRN_FAILPOINTS") {
 		t.Fatalf("Start with a bad failpoint: %v", err)
 	}
@@ -199,7 +200,7 @@ func TestChaosFaultSpanEvent(t *testing.T) {
 		Resilience: resilience.Config{MaxAttempts: 1}}
 	cfg.Trace = telemetry.Config{SpanExporter: spans, NoGlobal: true, SampleRatio: 1}
 	cfg.Chaos = &Chaos{Seed: 3}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

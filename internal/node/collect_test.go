@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend/fs"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
@@ -26,7 +27,7 @@ func startCollectingNode(t *testing.T, skew *atomic.Int64, specs ...BackendSpec)
 	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
 	cfg.Replication = Replication{Backends: specs, GCGrace: time.Hour,
 		gcNow: func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +174,7 @@ func TestCollectorWithoutBackends(t *testing.T) {
 	}
 }
 
-func lastPass(cs *CollectorStatus) any {
+func lastPass(cs *api.CollectorStatus) any {
 	if cs == nil {
 		return nil
 	}

@@ -26,48 +26,56 @@ import (
 // installed meanwhile or the lease ended (the stale-fill race; see package
 // cache).
 //
-// Writes never touch the cache from the writer's goroutine. Docs is the
-// store's Watcher: the store's syncer calls Committed for each write once
-// its group is durable and before any answer that depends on it leaves the
-// store. Had the writer updated the cache after Put returned, there would be
-// a window in which a concurrent Delete already answered "not found" (or a
+// Writes never touch the cache from the writer's goroutine. The store's
+// Watcher (a [follower], given to the store before it opens) updates the
+// cache: the store's syncer calls it for each write once its group is
+// durable and before any answer that depends on it leaves the store. Had
+// the writer updated the cache after Put returned, there would be a window
+// in which a concurrent Delete already answered "not found" (or a
 // conditional Put 412) from the store's state while a Get still served the
 // old version from the cache: new, then old. TestLinearizableCacheAndStore
 // finds that anomaly within a second when the writer updates the cache.
 type Docs struct {
 	st *store.Store
 	c  *cache.Cache
-	// changed, if set, is told the tenant of every commit, on the
-	// committer's goroutine: it must not block (changeFeed.mark).
-	changed func(tenant string)
 	// catchingUp, if set, returns the engines whose backends tenant is
 	// catching up with (catchup.go); none means the store's answers stand.
 	catchingUp func(tenant string) []*reconcile.Engine
 }
 
-var (
-	_ server.Docs   = (*Docs)(nil)
-	_ store.Watcher = (*Docs)(nil)
-)
+var _ server.Docs = (*Docs)(nil)
 
-// NewDocs returns the service over st with c in front. The store must have
-// been opened with the returned Docs as its Watcher, so open it in this
-// order: d := NewDocs(nil, c); st := store.Open(…, Watcher: d); d.SetStore(st).
+// NewDocs returns the service over st with c in front. st must have been
+// opened with newFollower(c) as its Watcher, so that c follows it.
 func NewDocs(st *store.Store, c *cache.Cache) *Docs { return &Docs{st: st, c: c} }
 
-// SetStore sets the store, for the order NewDocs describes.
-func (d *Docs) SetStore(st *store.Store) { d.st = st }
+// follower is the store's Watcher: it keeps the cache in step with the
+// store's commits and tells the change feed which tenants changed. It
+// needs only the cache, so it exists before the store opens and the store
+// takes it in its Options; the Docs over the store is made after.
+type follower struct {
+	c *cache.Cache
+	// changed, if set, is told the tenant of every commit, on the
+	// committer's goroutine: it must not block (changeFeed.mark).
+	changed func(tenant string)
+}
+
+var _ store.Watcher = (*follower)(nil)
+
+func newFollower(c *cache.Cache, changed func(tenant string)) *follower {
+	return &follower{c: c, changed: changed}
+}
 
 // Committed implements store.Watcher.
-func (d *Docs) Committed(rec *store.Record) {
-	if d.changed != nil {
-		d.changed(rec.Tenant)
+func (f *follower) Committed(rec *store.Record) {
+	if f.changed != nil {
+		f.changed(rec.Tenant)
 	}
-	if rec.Bulk { // an ingest: refresh, don't admit (see bulkCommitted in ingest.go)
-		d.bulkCommitted(rec)
+	if rec.Bulk { // an ingest: refresh, don't admit (see bulkCommitted)
+		f.bulkCommitted(rec)
 		return
 	}
-	d.c.Set(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
+	f.c.Set(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }
 
 // Get returns the current live version of (tenant, key).
@@ -174,4 +182,19 @@ func docOf(e *cache.Entry, tenant, key string) (server.Doc, error) {
 		return server.Doc{}, doc.ConflictError("docs.get", tenant, key, e.ETag, e.Body)
 	}
 	return server.Doc{ETag: e.ETag, Body: e.Body}, nil
+}
+
+// bulkCommitted is Committed for a write of an ingest (store.Record.Bulk).
+// A bulk load must not fill the cache: it would evict the working set for
+// documents nobody asked for, and make the node's memory grow to the cache
+// budget during every large ingest. Refresh does what linearizability
+// needs without admitting anything:
+//   - k is cached (with a lower Seq): the new version replaces it, before
+//     the ingest is answered, exactly as Set would;
+//   - k is absent: nothing is installed, and k's lease generation ends, so
+//     a reader that read the older version from the store before this
+//     commit cannot install it afterwards (the stale-fill race); readers
+//     that come later miss and read the new version from the store.
+func (f *follower) bulkCommitted(rec *store.Record) {
+	f.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }

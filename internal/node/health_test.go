@@ -57,7 +57,7 @@ func startHealthNode(t *testing.T, mod func(*Config)) *healthNode {
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func TestStartRefusedDiagnosed(t *testing.T) {
 		first := startHealthNode(t, nil)
 		logs := &proctest.SyncBuffer{}
 		cfg, _ := healthConfig(t, first.cfg.DataDir, logs)
-		_, err := Start(cfg)
+		_, err := Start(context.Background(), cfg)
 		if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), runbookLocked) ||
 			!strings.Contains(err.Error(), runbookPath) {
 			t.Fatalf("Start on a locked directory: %v; want a config error naming %q in %s", err, runbookLocked, runbookPath)
@@ -267,7 +267,7 @@ func TestStartRefusedDiagnosed(t *testing.T) {
 	t.Run("corrupt", func(t *testing.T) {
 		logs := &proctest.SyncBuffer{}
 		cfg, _ := healthConfig(t, t.TempDir(), logs)
-		n, err := Start(cfg)
+		n, err := Start(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -275,7 +275,7 @@ func TestStartRefusedDiagnosed(t *testing.T) {
 			t.Fatal(err)
 		}
 		storetest.CorruptManifest(t, cfg.DataDir)
-		_, err = Start(cfg)
+		_, err = Start(context.Background(), cfg)
 		if !errors.Is(err, fault.ErrCorruption) || !strings.Contains(err.Error(), runbookCorrupt) ||
 			!strings.Contains(err.Error(), runbookPath) {
 			t.Fatalf("Start on a damaged store: %v; want a corruption error naming %q in %s", err, runbookCorrupt, runbookPath)

@@ -1,21 +1,18 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/server"
-	"github.com/cairnstore/cairn/internal/server/reqctx"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -46,7 +43,7 @@ func startIngestNode(t *testing.T, maxBody int64) *ingestNode {
 			auth.Tenants[p.tenant] = append(auth.Tenants[p.tenant], hash)
 		}
 	}
-	n, err := Start(Config{DataDir: in.dir, Listen: "127.0.0.1:0", MaxBodyBytes: maxBody, Auth: auth,
+	n, err := Start(context.Background(), Config{DataDir: in.dir, Listen: "127.0.0.1:0", MaxBodyBytes: maxBody, Auth: auth,
 		Durability: store.Sync, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -69,7 +66,7 @@ func (in *ingestNode) shutdown(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
-func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (int, ingestReply) {
+func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (int, api.IngestResult) {
 	t.Helper()
 	req, err := http.NewRequest("POST", in.url+"/v1/tenants/"+tenant+"/ingest?"+query, strings.NewReader(body))
 	if err != nil {
@@ -85,7 +82,7 @@ func (in *ingestNode) ingest(t *testing.T, token, tenant, query, body string) (i
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	var r ingestReply
+	var r api.IngestResult
 	if resp.StatusCode == http.StatusOK {
 		if err := json.Unmarshal(raw, &r); err != nil {
 			t.Fatalf("reply %s: %v", raw, err)
@@ -115,7 +112,7 @@ type wantReject struct {
 	reason string // substring
 }
 
-func checkRejects(t *testing.T, body string, got []ingestReject, want []wantReject) {
+func checkRejects(t *testing.T, body string, got []api.IngestReject, want []wantReject) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("rejects %+v, want %d of them", got, len(want))
@@ -365,108 +362,5 @@ func TestIngestRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("Content-Type application/json: status %d, want 400", resp.StatusCode)
-	}
-}
-
-// failingBody yields data, then fails like a connection cut mid-body.
-type failingBody struct {
-	r io.Reader
-}
-
-func (f *failingBody) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	if errors.Is(err, io.EOF) {
-		return n, io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-func (f *failingBody) Close() error { return nil }
-
-// newTestIngestHandler builds the handler alone, as the node would, with
-// limits (defaults filled in) and the rate limit's clock (nil: time.Now).
-func newTestIngestHandler(t *testing.T, st *store.Store, limits IngestLimits, now func() time.Time) *ingestHandler {
-	t.Helper()
-	api, err := server.New(server.Options{Docs: NewDocs(st, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	limits = limits.withDefaults()
-	return &ingestHandler{st: st, api: func() *server.Server { return api }, log: slog.New(slog.DiscardHandler),
-		limits: limits, slots: newIngestSlots(limits), now: now}
-}
-
-// serve calls the handler directly, as the server would after routing and
-// authentication of tenant, and decodes the reply.
-func (h *ingestHandler) serve(t *testing.T, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
-	t.Helper()
-	return h.serveCtx(t, context.Background(), tenant, body)
-}
-
-// serveCtx is serve with the request's context.
-func (h *ingestHandler) serveCtx(t *testing.T, ctx context.Context, tenant string, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
-	t.Helper()
-	req := httptest.NewRequestWithContext(ctx, "POST", "/v1/tenants/"+tenant+"/ingest?key_field=id", body)
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	req = req.WithContext(reqctx.With(req.Context(), &reqctx.Info{ID: "req-1", Tenant: tenant}))
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	var r ingestReply
-	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
-		t.Errorf("reply %s: %v", w.Body, err)
-	}
-	return w, r
-}
-
-// serveIngest serves one stream of tenant acme with the default limits.
-func serveIngest(t *testing.T, st *store.Store, body io.ReadCloser) (*httptest.ResponseRecorder, ingestReply) {
-	t.Helper()
-	return newTestIngestHandler(t, st, IngestLimits{}, nil).serve(t, "acme", body)
-}
-
-// TestIngestBodyFails: a body that breaks mid-stream stops the ingest; the
-// reply says how far it got, and what it names as durable is.
-func TestIngestBodyFails(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	body := `{"id":"a"}` + "\n" + `{"id":"b"}` + "\n" + `{"id":"c` // cut inside line 3
-	w, r := serveIngest(t, st, &failingBody{r: strings.NewReader(body)})
-	if w.Code != http.StatusBadRequest || r.Complete || r.Error == nil || r.Error.RequestID != "req-1" {
-		t.Fatalf("status %d, reply %+v", w.Code, r)
-	}
-	if !strings.Contains(r.Error.Message, "reading the request body") {
-		t.Errorf("message %q", r.Error.Message)
-	}
-	// Lines 1 and 2 arrived before the failure; whether they were
-	// committed depends on the read that failed, but what the reply says
-	// is durable must be there.
-	for i, key := range []string{"a", "b"} {
-		_, err := st.Get(context.Background(), "acme", key)
-		if int64(i+1) <= r.LastDurableLine && err != nil {
-			t.Errorf("line %d reported durable, but Get(%s): %v", i+1, key, err)
-		}
-	}
-	if _, err := st.Get(context.Background(), "acme", "c"); err == nil {
-		t.Error("the cut record was stored")
-	}
-}
-
-// TestIngestStoreFails: a store that fails stops the stream with a 5xx
-// that still carries the statistics.
-func TestIngestStoreFails(t *testing.T) {
-	st, err := store.Open(t.TempDir(), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.Close() // every PutBatch now fails
-	w, r := serveIngest(t, st, io.NopCloser(strings.NewReader(`{"id":"a"}`+"\n"+`{"x":1}`+"\n")))
-	if w.Code < 500 || r.Complete || r.Error == nil || r.LastDurableLine != 0 || r.Stats.Accepted != 0 {
-		t.Fatalf("status %d, reply %+v", w.Code, r)
-	}
-	if !bytes.Contains(w.Body.Bytes(), []byte(`"complete":false`)) {
-		t.Errorf("body %s", w.Body)
 	}
 }

@@ -28,13 +28,12 @@ import (
 func TestLinearizableCacheAndStore(t *testing.T) {
 	c := cache.New(cache.Options{MaxBytes: 600, Shards: 1, CompactInterval: -1}) // room for two of the four keys
 	defer c.Close()
-	d := NewDocs(nil, c)
-	st, err := store.Open(t.TempDir(), store.Options{Durability: store.Buffered, Watcher: d})
+	st, err := store.Open(t.TempDir(), store.Options{Durability: store.Buffered, Watcher: newFollower(c, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	d.SetStore(st)
+	d := NewDocs(st, c)
 
 	const clients, opsPerClient, keys = 8, 300, 4
 	start := time.Now()

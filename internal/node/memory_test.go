@@ -60,7 +60,7 @@ func TestMemoryLimitApplied(t *testing.T) {
 	prev := debug.SetMemoryLimit(-1)
 	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
 	logs := &proctest.SyncBuffer{} // the node logs from its goroutines
-	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MemoryLimit: 128 << 20, KeyFilterBytes: store.DefaultKeyFilterBytes,
+	n, err := Start(context.Background(), Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", MemoryLimit: 128 << 20, KeyFilterBytes: store.DefaultKeyFilterBytes,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), Trace: telemetry.Config{NoGlobal: true}})
 	if err != nil {
 		t.Fatal(err)

@@ -1,28 +1,3 @@
-// Package node wires a cairn node together: the store, the cache in front of
-// it, the HTTP API and the admin listener, and their orderly shutdown.
-//
-// # Lifecycle
-//
-// [Start] opens the store (taking the data directory's lock), starts the
-// cache's compactor, opens the backends and runs their reconcile engines
-// (see [Replication]), and begins serving on both listeners; it returns once
-// the listeners accept connections. [Node.Shutdown] flips /readyz to 503,
-// drains in-flight requests until its context ends, then stops the engines,
-// closes the cache and the store, in that order, so no request and no round
-// can reach a closed store.
-//
-// # Sharp edges
-//
-// The default configuration has no credentials of its own: the caller (the
-// CLI) creates a development token for the demo tenant, and refuses to listen
-// beyond loopback with it. Node does not make that choice; it serves whatever
-// Auth it is given.
-//
-// Config.Chaos (cairn serve --enable-chaos) wraps every backend in the
-// fault simulator of package chaos, arms the failpoints of the store and
-// the engines, and adds the chaos control routes to the admin listener
-// (chaos.go). Those routes demand the admin token even on loopback, and a
-// node without one answers them 403. Off, none of it exists.
 package node
 
 import (
@@ -31,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -41,6 +15,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
@@ -69,8 +44,8 @@ type Config struct {
 	// Limits bound requests in flight, globally and per tenant, and each
 	// tenant's request rate; with MaxInFlight 0, resilience's defaults.
 	Limits resilience.LimiterConfig
-	// Ingest bounds the bulk-ingestion streams (ingest_limits.go).
-	Ingest IngestLimits
+	// Ingest bounds the bulk-ingestion streams.
+	Ingest server.IngestLimits
 	// RequestTimeout is the default deadline of a request [5s]; a client may
 	// ask for less (or up to MaxRequestTimeout) with X-Request-Timeout.
 	RequestTimeout, MaxRequestTimeout time.Duration
@@ -114,7 +89,8 @@ type Node struct {
 	// limiter sheds load past the configured limits (set by newAPI).
 	limiter *resilience.Limiter
 	api     *server.Server
-	ready   atomic.Bool // false until started and again once Shutdown begins
+	admin   *server.Server // the admin listener's routes
+	ready   atomic.Bool    // false until started and again once Shutdown begins
 	// storeDown is set when the store failed and refuses every request
 	// until a restart (health.go).
 	storeDown atomic.Bool
@@ -125,17 +101,20 @@ type Node struct {
 	reloadCtx  context.Context
 	stopReload context.CancelFunc
 
-	apiSrv, adminSrv *http.Server
-	apiLn, adminLn   net.Listener
-	serving          sync.WaitGroup // the Serve goroutines and watchReload
-	serveErr         chan error     // the first unexpected Serve error
+	servers        []*server.Server // those serving, API first
+	apiLn, adminLn net.Listener
+	serving        sync.WaitGroup // the Serve goroutines and watchReload
+	serveErr       chan error     // the first unexpected Serve error
 
 	budget *MemoryBudget // nil without Config.MemoryLimit; see memory.go
 }
 
 // Start opens the store, starts replication to the configured backends and
-// serves the API and admin listeners.
-func Start(cfg Config) (n *Node, err error) {
+// serves the API and admin listeners, in that order. ctx bounds the start
+// (opening the backends, which checks an S3 bucket, and the telemetry
+// exporters); once Start returns, the node runs until Shutdown whatever
+// ctx does.
+func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -161,9 +140,8 @@ func Start(cfg Config) (n *Node, err error) {
 	cfg = n.cfg
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
 	feed := newChangeFeed()
-	n.docs = &Docs{c: n.cache, changed: feed.mark}
 	n.store, err = store.Open(cfg.DataDir, store.Options{
-		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: n.docs, Failpoint: n.failpoint(),
+		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: newFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
 		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
@@ -175,14 +153,17 @@ func Start(cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, n.storeOpenFailed(err)
 	}
-	n.docs.st = n.store
-	if err := n.setupTelemetry(); err != nil {
+	n.docs = NewDocs(n.store, n.cache)
+	if err := n.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
-	if err := n.startReplication(feed); err != nil {
+	if err := n.startReplication(ctx, feed); err != nil {
 		return nil, err
 	}
 	if n.api, err = n.newAPI(); err != nil {
+		return nil, err
+	}
+	if n.admin, err = n.newAdmin(); err != nil { // admin.go
 		return nil, err
 	}
 	if err := n.setupTLS(); err != nil { // tls.go
@@ -201,10 +182,10 @@ func Start(cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
-func (n *Node) setupTelemetry() error {
+func (n *Node) setupTelemetry(ctx context.Context) error {
 	tc := n.cfg.Trace
 	tc.NodeID = n.store.Identity().NodeID
-	tel, err := telemetry.Setup(context.Background(), tc)
+	tel, err := telemetry.Setup(ctx, tc)
 	if err != nil {
 		return err
 	}
@@ -241,16 +222,20 @@ func (n *Node) newAPI() (*server.Server, error) {
 		// catchup.go: readiness waits for the tenants restoring from a backend.
 		CatchingUp:           n.catchingUpAtStart,
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
-		Routes:               []server.Route{n.ingestRoute()}, // ingest.go
-		Middleware:           []func(http.Handler) http.Handler{n.tel.Middleware(nil)},
-		Admission: []func(http.Handler) http.Handler{
-			func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) },
-		},
-		AuthFailed: limiter.AuthFailed,
+		Ingest:               &server.IngestOptions{Writer: n.store, Limits: n.cfg.Ingest, Counted: n.countIngest},
+		Middleware:           []server.Middleware{n.tel.Middleware(nil)},
+		Limiter:              limiter, // its AuthFailed too
 		// Each write's deadline reaches the store (a queued write gives
 		// up) and, later, the backends.
 		Deadline: deadlines.Context,
 	})
+}
+
+// countIngest adds a finished ingest stream to the metrics and the tenant
+// table.
+func (n *Node) countIngest(tenant string, st ingest.Stats) {
+	n.tel.Metrics.AddIngest(tenant, telemetry.IngestCounts{
+		Records: st.Records, Bytes: st.Bytes, Malformed: st.Malformed, Oversize: st.Oversize})
 }
 
 func (c *Config) limits() resilience.LimiterConfig {
@@ -266,31 +251,27 @@ func (n *Node) listen() error {
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--listen %s: %w", n.cfg.Listen, err))
 	}
 	n.apiLn = n.secure(n.apiLn)
-	n.apiSrv = n.api.HTTPServer(n.cfg.Listen)
-	n.serve(n.apiSrv, n.api.Listener(n.apiLn)) // net/http's own 400s as JSON too
+	n.serve(n.api, n.apiLn)
 	if n.cfg.AdminListen == "" {
 		return nil
 	}
 	if n.adminLn, err = net.Listen("tcp", n.cfg.AdminListen); err != nil {
-		n.apiSrv.Close()
+		n.api.Close()
 		return fault.E(fault.Config, fault.Context{Op: "node.listen"}, fmt.Errorf("--admin-listen %s: %w", n.cfg.AdminListen, err))
 	}
 	n.adminLn = n.secure(n.adminLn)
-	n.adminSrv = &http.Server{
-		Handler:           n.adminHandler(),
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
-		ErrorLog:          slog.NewLogLogger(n.log.Handler(), slog.LevelWarn), // failed TLS handshakes
-	}
-	n.serve(n.adminSrv, server.JSONRawErrors(n.adminLn, n.log))
+	n.serve(n.admin, n.adminLn)
 	return nil
 }
 
-func (n *Node) serve(srv *http.Server, ln net.Listener) {
+// serve runs srv on ln until Shutdown; a listener that fails otherwise
+// is reported on Err.
+func (n *Node) serve(srv *server.Server, ln net.Listener) {
+	n.servers = append(n.servers, srv)
 	n.serving.Add(1)
 	go func() {
 		defer n.serving.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := srv.Serve(ln); err != nil {
 			n.log.Error("listener failed", "addr", ln.Addr().String(), "err", err)
 			select {
 			case n.serveErr <- err:
@@ -298,43 +279,6 @@ func (n *Node) serve(srv *http.Server, ln net.Listener) {
 			}
 		}
 	}()
-}
-
-// adminHandler serves health, metrics, profiling and per-tenant figures on
-// the admin listener. Beyond loopback every admin route needs the admin
-// token (checkAdminExposure made sure one is configured).
-func (n *Node) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if !n.isReady() {
-			http.Error(w, "not ready", http.StatusServiceUnavailable)
-			return
-		}
-		if ts := n.catchingUpAtStart(); len(ts) > 0 {
-			status, code := "catching_up", http.StatusServiceUnavailable
-			if n.cfg.ServeWhileCatchingUp {
-				status, code = "ready", http.StatusOK
-			}
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(code)
-			w.Write(server.ReadyzBody(status, ts))
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})
-	mux.Handle("GET /metrics", n.tel.MetricsHandler())
-	mux.Handle("/debug/pprof/", telemetry.PprofHandler())
-	mux.Handle("GET /v1/admin/tenants", n.tel.TenantStatsHandler())
-	mux.HandleFunc("GET /v1/admin/reconcile", n.reconcileStatus) // replicate_admin.go
-	mux.HandleFunc("POST /v1/admin/reconcile/run", n.reconcileRun)
-	// quarantine_admin.go: damaged remote objects found before repair.
-	mux.HandleFunc("GET /v1/admin/quarantine", n.quarantineList)
-	n.chaosRoutes(mux) // chaos.go: only with --enable-chaos
-	// Request ids, the token check and its JSON errors are the API's;
-	// JSONErrors turns the http.Error answers of the routes and of the mux
-	// itself (404, 405) into the same JSON body with the same id.
-	return n.api.AdminHandler(server.JSONErrors(mux), !IsLoopback(n.cfg.AdminListen))
 }
 
 // Addr is the API listener's address (useful with port 0).
@@ -362,13 +306,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.stopReload()
 	}
 	var errs []error
-	for _, srv := range []*http.Server{n.apiSrv, n.adminSrv} {
-		if srv == nil {
-			continue
-		}
+	for _, srv := range n.servers {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
-			srv.Close() // the drain timed out: cut what is left
 		}
 	}
 	n.serving.Wait()

@@ -23,22 +23,22 @@ func testConfig(t *testing.T) Config {
 // or lock behind (goleak checks the former; a third start checks the latter).
 func TestStartFailuresReleaseEverything(t *testing.T) {
 	cfg := testConfig(t)
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Start(cfg); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "in use") {
+	if _, err := Start(context.Background(), cfg); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("second Start on a locked directory: %v", err)
 	}
 	busy := testConfig(t)
 	busy.Listen = n.Addr()
-	if _, err := Start(busy); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--listen") {
+	if _, err := Start(context.Background(), busy); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--listen") {
 		t.Fatalf("Start on a taken port: %v", err)
 	}
 	if err := n.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	again, err := Start(busy) // the directory of the failed start is free again
+	again, err := Start(context.Background(), busy) // the directory of the failed start is free again
 	if err != nil {
 		t.Fatalf("Start after a failed start on the same directory: %v", err)
 	}
@@ -47,7 +47,7 @@ func TestStartFailuresReleaseEverything(t *testing.T) {
 
 func TestAdminListener(t *testing.T) {
 	cfg := testConfig(t)
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +68,12 @@ func TestAdminListener(t *testing.T) {
 func TestAdminBeyondLoopbackNeedsToken(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.AdminListen = "0.0.0.0:0"
-	if _, err := Start(cfg); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--admin-token-sha256") {
+	if _, err := Start(context.Background(), cfg); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--admin-token-sha256") {
 		t.Fatalf("admin beyond loopback without a token: %v", err)
 	}
 	tok, sum, _ := server.NewToken()
 	cfg.Auth.Admin = [][32]byte{sum}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 )
@@ -39,7 +40,7 @@ func TestQuarantineAdmin(t *testing.T) {
 		t.Fatalf("not repaired: %v", err)
 	}
 
-	get := func(query string, wantCode int) QuarantineList {
+	get := func(query string, wantCode int) api.QuarantineList {
 		t.Helper()
 		resp, err := http.Get("http://" + a.AdminAddr() + "/v1/admin/quarantine" + query)
 		if err != nil {
@@ -50,7 +51,7 @@ func TestQuarantineAdmin(t *testing.T) {
 		if resp.StatusCode != wantCode {
 			t.Fatalf("GET quarantine%s: %s %s, want %d", query, resp.Status, b, wantCode)
 		}
-		var out QuarantineList
+		var out api.QuarantineList
 		if wantCode == 200 {
 			if err := json.Unmarshal(b, &out); err != nil {
 				t.Fatalf("%v: %s", err, b)

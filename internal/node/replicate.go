@@ -166,13 +166,13 @@ type replicator struct {
 
 // startReplication opens the backends and runs one engine per backend.
 // The feed must be the one the store's Watcher marks.
-func (n *Node) startReplication(feed *changeFeed) error {
+func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	rc := n.cfg.Replication
 	r := &replicator{feed: feed}
 	n.repl = r // set first, so a failure below is cleaned up by closeData
 	seen := map[string]bool{}
 	for _, spec := range rc.Backends {
-		be, closer, err := spec.open(context.Background())
+		be, closer, err := spec.open(start)
 		if err != nil {
 			return err
 		}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/reconcile"
@@ -42,7 +43,7 @@ func startReplNodeWith(t *testing.T, mod func(*Config), specs ...BackendSpec) re
 	if mod != nil {
 		mod(&cfg)
 	}
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +58,14 @@ func (n replNode) do(t *testing.T, method, key, body string) (int, string) {
 }
 
 // run asks the admin endpoint for a waited round of acme on every backend.
-func (n replNode) run(t *testing.T, query string) ReconcileRun {
+func (n replNode) run(t *testing.T, query string) api.ReconcileRun {
 	t.Helper()
 	resp, err := http.Post("http://"+n.AdminAddr()+"/v1/admin/reconcile/run?wait=1&tenant=acme"+query, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out ReconcileRun
+	var out api.ReconcileRun
 	if resp.StatusCode != 200 {
 		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("run: %s %s", resp.Status, b)
@@ -75,14 +76,14 @@ func (n replNode) run(t *testing.T, query string) ReconcileRun {
 	return out
 }
 
-func (n replNode) status(t *testing.T) ReconcileStatus {
+func (n replNode) status(t *testing.T) api.ReconcileStatus {
 	t.Helper()
 	resp, err := http.Get("http://" + n.AdminAddr() + "/v1/admin/reconcile")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out ReconcileStatus
+	var out api.ReconcileStatus
 	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestMissingBucketFailsStart(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
 	cfg := testConfig(t)
 	cfg.Replication.Backends = []BackendSpec{spec}
-	_, err = Start(cfg)
+	_, err = Start(context.Background(), cfg)
 	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--backend b=s3://nobucket") {
 		t.Fatalf("Start with an unreachable bucket: %v; want a config error naming --backend", err)
 	}
@@ -276,7 +277,7 @@ func TestBackendLimitsConfig(t *testing.T) {
 		cfg := testConfig(t)
 		cfg.Replication.Backends = []BackendSpec{{Name: "m", Backend: mem.New("m")}}
 		cfg.Replication.Limits = tt.limits
-		n, err := Start(cfg)
+		n, err := Start(context.Background(), cfg)
 		if err == nil {
 			n.Shutdown(context.Background())
 		}
@@ -301,8 +302,8 @@ func TestFillRunning(t *testing.T) {
 		{"grown past the estimate", reconcile.Progress{Running: true, Started: start, Scanned: 1200, Estimate: 1000}, f(99.9), nil, 120},
 		{"nothing scanned yet", reconcile.Progress{Running: true, Started: start, Estimate: 1000}, f(0), nil, 0},
 	} {
-		var tp TenantProgress
-		tp.fillRunning(tt.p, now)
+		var tp api.TenantProgress
+		fillRunning(&tp, tt.p, now)
 		eq := func(a, b *float64) bool { return (a == nil) == (b == nil) && (a == nil || *a == *b) }
 		if !eq(tp.PercentDone, tt.pct) || !eq(tp.ETASeconds, tt.eta) || tp.KeysPerSecond != tt.rate || tp.Started == nil {
 			t.Errorf("%s: percent %v, eta %v, rate %v; want %v, %v, %v", tt.name, ptr(tp.PercentDone), ptr(tp.ETASeconds),

@@ -26,7 +26,7 @@ func TestShedsPastItsLimits(t *testing.T) {
 	cfg.Auth.Tenants = map[string][][32]byte{"a": {sumA}, "b": {sumB}}
 	cfg.Limits = resilience.DefaultLimiterConfig()
 	cfg.Limits.MaxInFlight, cfg.Limits.TenantMaxInFlight = 3, 2
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

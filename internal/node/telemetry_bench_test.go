@@ -96,7 +96,7 @@ type benchVariant struct {
 // returns the three handlers, each checked to answer 200 with the body.
 func benchVariants(b *testing.B) []benchVariant {
 	tok, hash := newTokenB(b)
-	n, err := Start(Config{
+	n, err := Start(context.Background(), Config{
 		DataDir: b.TempDir(), Listen: "127.0.0.1:0", Durability: store.Buffered,
 		Logger: slog.New(slog.DiscardHandler), // the access log is at debug: off
 		Auth:   server.Auth{Tenants: map[string][][32]byte{"acme": {hash}}},

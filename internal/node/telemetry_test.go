@@ -58,7 +58,7 @@ func startTracedNode(t *testing.T, dir, token string, hash [32]byte) *tracedNode
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := Start(Config{
+	n, err := Start(context.Background(), Config{
 		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", NodeID: "n1",
 		Durability: store.Sync, Logger: log,
 		Auth:  server.Auth{Tenants: map[string][][32]byte{"acme": {hash}}},

@@ -63,7 +63,7 @@ func TestTLSBothListeners(t *testing.T) {
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	cfg.TLS = &TLS{CertFile: certFile, KeyFile: keyFile}
 	cfg.Reload = make(chan os.Signal) // its watcher must stop with the node (goleak)
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func TestTLSRefusesOldVersions(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.TLS = &TLS{CertFile: filepath.Join(dir, "cert.pem"), KeyFile: filepath.Join(dir, "key.pem")}
 	ca.Issue(t, 1, cfg.TLS.CertFile, cfg.TLS.KeyFile)
-	n, err := Start(cfg)
+	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func TestTLSBadFilesFailStart(t *testing.T) {
 	} {
 		cfg := testConfig(t)
 		cfg.TLS = &c
-		n, err := Start(cfg)
+		n, err := Start(context.Background(), cfg)
 		if err == nil {
 			n.Shutdown(context.Background())
 			t.Fatalf("Start with %+v succeeded", c)
@@ -180,7 +180,7 @@ func TestCleartextBeyondLoopbackWarns(t *testing.T) {
 		if c.tls {
 			cfg.TLS = &TLS{CertFile: certFile, KeyFile: keyFile}
 		}
-		n, err := Start(cfg)
+		n, err := Start(context.Background(), cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,35 +1,275 @@
 package server
 
-import "net/http"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"iter"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
 
-// AdminHandler returns next, the handler of the node's admin listener
-// (health, metrics, profiles, admin routes), under the API's rules: each
-// request gets its id as the API's do (the client's X-Request-ID if sane,
-// else a new one; echoed in X-Request-Id and carried in a [reqctx.Info]),
-// errors written with [Server.WriteError] carry it, and such an error is
-// logged as the API logs one. With requireAdmin, only requests bearing an
-// admin token reach next, checked as on the API ([Server.RequireAdmin]).
-func (s *Server) AdminHandler(next http.Handler, requireAdmin bool) http.Handler {
-	if requireAdmin {
-		next = s.RequireAdmin(next)
+	"github.com/cairnstore/cairn/api"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Reconciler is what the admin routes read of replication and ask of it.
+// The node implements it over its reconcile engines.
+type Reconciler interface {
+	// ReconcileStatus is every backend's breaker and its tenants'
+	// progress, the tenants catching up and the tombstone collector.
+	ReconcileStatus() api.ReconcileStatus
+	// RunReconcile runs or triggers rounds (see [ReconcileRequest]).
+	// Outcomes: the rounds run (wait) or triggered; fault.Conflict when no
+	// backend is configured; fault.NotFound for an unknown backend; the
+	// context's error when the client left while rounds ran.
+	RunReconcile(ctx context.Context, req ReconcileRequest) (api.ReconcileRun, error)
+}
+
+// ReconcileRequest is a POST /v1/admin/reconcile/run.
+type ReconcileRequest struct {
+	Backend, Tenant string // "" for every one; Tenant is valid
+	// Confirm lets the next round of the tenant (every tenant when none
+	// is named) pass the mass-deletion guard once.
+	Confirm bool
+	// Wait runs the rounds one after another and answers their results;
+	// otherwise every selected engine is only triggered.
+	Wait bool
+}
+
+// Quarantine is the table of damaged remote objects the reconciler found.
+// The node's store implements it.
+type Quarantine interface {
+	// QuarantineRows yields every row without the damaged bytes when
+	// backend, tenant and key are all "", else only that key's rows, with
+	// them. An error of class fault.Invalid is the request's fault.
+	QuarantineRows(ctx context.Context, backend, tenant, key string) iter.Seq2[api.QuarantineRow, error]
+}
+
+// AdminOptions configure the admin listener's [Server] made by [NewAdmin].
+// Handlers left nil are not mounted (their paths answer 404).
+type AdminOptions struct {
+	Auth Auth
+	// RequireToken makes every route need an admin token: the node sets
+	// it when the admin listener is beyond loopback.
+	RequireToken bool
+	// AuthFailed is as in [Options]: the admin listener's refusals share
+	// the API's budget of them.
+	AuthFailed func() (ok bool, retryAfter time.Duration)
+	Logger     *slog.Logger
+	// Ready and CatchingUp decide /readyz as on the API, which the admin
+	// listener answers in plain text ("ok") for probes that compare bodies.
+	Ready                func() bool
+	CatchingUp           func() []string
+	ServeWhileCatchingUp bool
+
+	Metrics     http.Handler // GET /metrics
+	Pprof       http.Handler // /debug/pprof/
+	TenantStats http.Handler // GET /v1/admin/tenants
+	Reconciler  Reconciler   // GET /v1/admin/reconcile, POST /v1/admin/reconcile/run
+	Quarantine  Quarantine   // GET /v1/admin/quarantine
+	// Chaos, when not nil, mounts the fault simulator's routes (chaos.go).
+	Chaos Chaos
+}
+
+// NewAdmin returns the server of the admin listener: health, metrics,
+// profiles, per-tenant figures, reconciliation and, with chaos on, the
+// fault simulator's controls. Its requests get their ids, their token check
+// and their error body exactly as the API's do; only its failures are
+// logged (its successes are probes and scrapes, not an access log anyone
+// reads).
+func NewAdmin(o AdminOptions) (*Server, error) {
+	v, err := newVerifier(o.Auth)
+	if err != nil {
+		return nil, err
 	}
+	s := &Server{
+		auth:       v,
+		log:        o.Logger,
+		ready:      o.Ready,
+		catchingUp: o.CatchingUp,
+		serveCU:    o.ServeWhileCatchingUp,
+		authFailed: o.AuthFailed,
+		retryAfter: time.Second,
+		// No read or write timeout: a CPU profile streams for as long as
+		// it was asked to run.
+		timeouts:   Timeouts{ReadHeader: 5 * time.Second, Read: -1, Write: -1, Idle: time.Minute, MaxHeaderBytes: http.DefaultMaxHeaderBytes},
+		mux:        http.NewServeMux(),
+		ids:        newIDGen(),
+		now:        time.Now,
+		errorsOnly: true,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	for _, rt := range adminRoutes(s, o) {
+		if err := s.Mount(rt); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// adminRoutes lists the admin listener's routes, each path also answering
+// its other methods with a JSON 405, then the catch-all 404.
+func adminRoutes(s *Server, o AdminOptions) []Route {
+	access := AccessPublic
+	if o.RequireToken {
+		access = AccessAdmin
+	}
+	var rts []Route
+	add := func(pattern, op string, h http.Handler) {
+		if h != nil {
+			rts = append(rts, Route{Pattern: pattern, Op: op, Access: access, Handler: h})
+		}
+	}
+	add("GET /livez", "livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
+	add("GET /readyz", "readyz", JSONErrors(http.HandlerFunc(s.adminReadyz)))
+	if o.Metrics != nil {
+		add("GET /metrics", "metrics", JSONErrors(o.Metrics))
+	}
+	if o.Pprof != nil {
+		add("/debug/pprof/", "pprof", JSONErrors(o.Pprof))
+	}
+	if o.TenantStats != nil {
+		add("GET /v1/admin/tenants", "admin.tenants", JSONErrors(o.TenantStats))
+	}
+	if rc := o.Reconciler; rc != nil {
+		add("GET /v1/admin/reconcile", "admin.reconcile", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeIndentedJSON(w, http.StatusOK, rc.ReconcileStatus())
+		}))
+		add("POST /v1/admin/reconcile/run", "admin.reconcile.run", s.reconcileRun(rc))
+	}
+	if o.Quarantine != nil {
+		add("GET /v1/admin/quarantine", "admin.quarantine", s.quarantineList(o.Quarantine))
+	}
+	rts = append(rts, s.chaosRoutes(o)...) // chaos.go
+	rts = append(rts, methodGuards(s, rts, access)...)
+	return append(rts, Route{Pattern: "/", Op: "unknown", Access: access, Handler: http.HandlerFunc(s.notFound)})
+}
+
+// methodGuards returns, for each path of rts mounted with a method, a
+// method-less route answering the other methods with a JSON 405 and the
+// Allow header (ServeMux prefers the patterns with a method).
+func methodGuards(s *Server, rts []Route, access Access) []Route {
+	allow := map[string][]string{}
+	var paths []string
+	for _, rt := range rts {
+		method, path, ok := strings.Cut(rt.Pattern, " ")
+		if !ok {
+			continue
+		}
+		if _, seen := allow[path]; !seen {
+			paths = append(paths, path)
+		}
+		allow[path] = append(allow[path], method)
+		if method == http.MethodGet {
+			allow[path] = append(allow[path], http.MethodHead)
+		}
+	}
+	var guards []Route
+	for _, p := range paths {
+		guards = append(guards, Route{Pattern: p, Op: "unknown", Access: access, Handler: s.notAllowed(strings.Join(allow[p], ", "))})
+	}
+	return guards
+}
+
+// adminReadyz answers the admin listener's /readyz: "ok", a plain 503
+// "not ready" (made JSON by JSONErrors, and not logged: saying 503 is its
+// job), or the API's catching-up body.
+func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
+	if s.ready != nil && !s.ready() {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	var ts []string
+	if s.catchingUp != nil {
+		ts = s.catchingUp()
+	}
+	if len(ts) == 0 {
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	status, code := "catching_up", http.StatusServiceUnavailable
+	if s.serveCU {
+		status, code = "ready", http.StatusOK
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(ReadyzBody(status, ts))
+}
+
+// reconcileRun serves POST /v1/admin/reconcile/run?backend=B&tenant=T&
+// confirm=1&wait=1. backend and tenant narrow the run (default: all).
+// With wait=1 the answer holds the rounds' results (200, even when a round
+// failed: each result carries its error); without it the rounds are only
+// triggered (202) and GET /v1/admin/reconcile shows the outcome.
+func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		x, r := s.begin(r.Context(), w, r)
-		next.ServeHTTP(x, r)
-		// Only errors are logged: the admin listener's successes (metrics
-		// scrapes, probes) are not an access log anyone reads.
-		if x.failure != nil {
-			s.logExchange(x, r)
+		q := r.URL.Query()
+		req := ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant"),
+			Confirm: q.Get("confirm") == "1", Wait: q.Get("wait") == "1"}
+		if req.Tenant != "" {
+			if err := doc.ValidateTenant(req.Tenant); err != nil {
+				s.writeError(w, r, fault.New(fault.Invalid, fault.Context{Op: "admin.reconcile.run"},
+					fmt.Sprintf("tenant %q: %v", req.Tenant, err)))
+				return
+			}
+		}
+		out, err := rc.RunReconcile(r.Context(), req)
+		switch {
+		case r.Context().Err() != nil:
+			return // the client left
+		case err != nil:
+			s.writeError(w, r, err)
+		case out.Triggered:
+			writeIndentedJSON(w, http.StatusAccepted, out)
+		default:
+			writeIndentedJSON(w, http.StatusOK, out)
 		}
 	})
 }
 
-// RequireAdmin serves next only to requests bearing an admin token, parsed
-// and checked as the API checks one (the scheme in any case, spaces around
-// the token, constant-time comparison with every configured hash). Others
-// get the API's JSON 401 or 403, and count against [Options.AuthFailed].
-// Serve it under [Server.AdminHandler] or the API, so the answer has a
-// request id.
-func (s *Server) RequireAdmin(next http.Handler) http.Handler {
-	return s.authenticate(AccessAdmin, next)
+// quarantineList serves GET /v1/admin/quarantine: every row, without the
+// damaged bytes; with backend, tenant and key all given, only that key's
+// rows, with their bytes. It reads the whole table: rows exist only for
+// objects found damaged, so it stays small unless a backend is rotting,
+// which is what an operator is here to see.
+func (s *Server) quarantineList(qt Quarantine) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		const op = "admin.quarantine"
+		q := r.URL.Query()
+		be, tenant, key := q.Get("backend"), q.Get("tenant"), q.Get("key")
+		one := be != "" || tenant != "" || key != ""
+		if one && (be == "" || tenant == "" || key == "") {
+			s.writeError(w, r, invalid(op, "give backend, tenant and key together (one key's rows, with their bytes), or none (every row)"))
+			return
+		}
+		out := api.QuarantineList{Rows: []api.QuarantineRow{}}
+		for row, err := range qt.QuarantineRows(r.Context(), be, tenant, key) {
+			if fault.ClassOf(err) == fault.Invalid {
+				s.writeError(w, r, invalid(op, fault.MessageOf(err)))
+				return
+			}
+			if err != nil {
+				s.writeError(w, r, withStatus(http.StatusInternalServerError, "internal",
+					&fault.Error{Class: fault.Unknown, Context: fault.Context{Op: op}, Msg: "reading the quarantine: " + err.Error(), Err: err}))
+				return
+			}
+			out.Rows = append(out.Rows, row)
+		}
+		writeIndentedJSON(w, http.StatusOK, out)
+	})
+}
+
+// writeIndentedJSON answers v indented: the admin routes are read by
+// people with curl as much as by programs.
+func writeIndentedJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v)
 }

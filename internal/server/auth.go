@@ -15,6 +15,15 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
+// Authentication.
+//
+// Bearer tokens, configured as SHA-256 hashes ([Auth]). Every presented
+// token is hashed and compared in constant time with every configured hash.
+// No token or an unknown one is 401; a valid token of another tenant is
+// 403; an admin token may act on every tenant. The order on a tenant route
+// is: tenant syntax (400), [Options.Middleware], authentication (401/403),
+// then the handler (key syntax 400, …).
+
 // Auth is the bearer-token configuration. Tokens are never stored, only their
 // SHA-256 hashes ([HashToken]), so a leaked config file grants nothing.
 type Auth struct {

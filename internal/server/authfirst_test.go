@@ -116,6 +116,17 @@ func TestOversizeTokenRefusedUnhashed(t *testing.T) {
 	}
 }
 
+// newAdmin returns an admin listener's server with the env's tokens, serving
+// h as its metrics and tenant figures.
+func (e *env) newAdmin(t *testing.T, requireToken bool, h http.Handler) *server.Server {
+	t.Helper()
+	s, err := server.NewAdmin(server.AdminOptions{Auth: e.auth, RequireToken: requireToken, Metrics: h, TenantStats: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 // TestAdminHandler: the admin listener's handler gives every request an id
 // as the API does and checks the admin token with the API's parser: the
 // scheme in any case, spaces around the token; refusals are the API's JSON
@@ -128,7 +139,7 @@ func TestAdminHandler(t *testing.T) {
 		}
 		w.WriteHeader(204)
 	})
-	guarded := e.srv.AdminHandler(inner, true)
+	guarded := e.newAdmin(t, true, inner)
 	for _, tc := range []struct {
 		name, header string
 		want         int
@@ -167,7 +178,7 @@ func TestAdminHandler(t *testing.T) {
 	r := httptest.NewRequest("GET", "/metrics", nil)
 	r.Header.Set("X-Request-Id", "scrape-1")
 	w := httptest.NewRecorder()
-	e.srv.AdminHandler(inner, false).ServeHTTP(w, r)
+	e.newAdmin(t, false, inner).ServeHTTP(w, r)
 	if w.Code != 204 || w.Header().Get("X-Request-Id") != "scrape-1" {
 		t.Errorf("open admin route: %d, X-Request-Id %q", w.Code, w.Header().Get("X-Request-Id"))
 	}

@@ -13,6 +13,17 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
+// Bad input.
+//
+// A bad tenant or key is a 400 naming it; an empty body 400; a body over
+// Options.MaxBodyBytes 413, refused from Content-Length before reading when
+// possible; a body the validator rejects 400 with the byte offset. In every
+// such case Docs is not called, so nothing is stored. A body is read into
+// memory that grows as bytes arrive (at most twice what arrived, plus 4
+// KiB), never sized from Content-Length alone. Content-Encoding gzip is
+// decoded, the decoded body bounded by MaxBodyBytes too; identity is no
+// coding; any other coding, or more than one, is 415 naming it.
+
 // firstChunk is the most a body's buffer holds before bytes arrive: memory
 // follows what a client sent, not what its Content-Length promised, so a
 // connection that declares a large body and trickles it costs about what
@@ -201,13 +212,13 @@ func bodyReadError(op string, maxBody int64, err error) error {
 	}
 }
 
-// DecodedBody returns r's body decoded as its Content-Encoding says, for a
-// mounted route that streams its body (ingest): gzip decompressed, no
-// coding or identity as it is. Its error goes to [Server.WriteError]: 415
+// decodedBody returns r's body decoded as its Content-Encoding says, for a
+// route that streams its body (ingest): gzip decompressed, no coding or
+// identity as it is. Its error goes to writeError: 415
 // for another coding or more than one, 400 for a body that does not start
 // as gzip, 408 for one that stopped arriving. The decoded stream is not
 // bounded here; a streaming route bounds what it holds at once.
-func DecodedBody(r *http.Request, op string) (io.ReadCloser, error) {
+func decodedBody(r *http.Request, op string) (io.ReadCloser, error) {
 	gz, err := contentCoding(r, op)
 	if err != nil || !gz || r.Body == nil || r.Body == http.NoBody {
 		return r.Body, err

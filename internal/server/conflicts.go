@@ -11,9 +11,22 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 )
+
+// Conflicts.
+//
+// A document whose concurrent versions were kept as siblings (the manual
+// conflict policy) answers GET, HEAD and a write that does not name one of
+// them with 409 conflict; the error object adds "etag" (the sibling set's)
+// and "siblings" (their ETags, last writer first), and X-Cairn-Siblings
+// lists them too. A PUT or DELETE with If-Match naming the set or a sibling
+// resolves the conflict; so does POST .../resolve, which writes the chosen
+// or given body (or a delete) If-Match the set's ETag, and so gets 412 if
+// another version joined the siblings meanwhile. The conflict routes need
+// a [Docs] that also implements [Conflicts]; otherwise they answer 404.
 
 // Conflicts is the optional part of a [Docs] behind the conflict routes:
 // the documents whose concurrent versions were kept as siblings (the
@@ -165,13 +178,6 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, c Conflicts, ke
 	lw.end("")
 }
 
-// resolveRequest is the body of a resolution: exactly one member.
-type resolveRequest struct {
-	Choose *string         `json:"choose"` // a sibling's ETag, quotes optional
-	Body   json.RawMessage `json:"body"`   // a new document
-	Delete *bool           `json:"delete"` // true: resolve by deleting
-}
-
 // resolveConflict serves POST /v1/tenants/{tenant}/conflicts/{key...}/resolve
 // with {"choose":"<etag>"}, {"body":<document>} or {"delete":true}. The
 // resolution is an ordinary write over the sibling set, If-Match its ETag,
@@ -261,9 +267,9 @@ func resolveKey(r *http.Request) (string, error) {
 }
 
 // readResolve reads and checks a resolution's request body.
-func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (resolveRequest, error) {
+func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (api.ResolveRequest, error) {
 	const op = "conflict.resolve"
-	var req resolveRequest
+	var req api.ResolveRequest
 	// The document inside may be as large as a PUT's, plus the wrapping.
 	raw, err := s.readEncoded(w, r, op, s.maxBody+1024)
 	switch {

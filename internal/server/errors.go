@@ -14,6 +14,33 @@ import (
 	"github.com/cairnstore/cairn/internal/resilience"
 )
 
+// Error answers.
+//
+// Every error answer is JSON:
+//
+//	{"error":{"code":"not_found","message":"…","request_id":"…"}}
+//
+// code is the fault class name (fault.Class.String), or a more specific
+// code where the class table has no row: too_large (413),
+// method_not_allowed (405), timeout (408), unsupported_encoding (415, with
+// Accept-Encoding), catching_up (503 with Retry-After: a CatchingUpError, a
+// request the node cannot decide before it holds the tenant's documents).
+// The status comes from
+// fault.Class.HTTPStatus: 400 invalid, 401 unauthorized (with
+// WWW-Authenticate: Bearer), 403 forbidden, 404 not_found, 409 conflict,
+// 412 precondition_failed, 503 transient or exhausted (with Retry-After), 500
+// otherwise. 5xx messages show only what a fault.Error's Msg says, never a
+// raw cause.
+//
+// A write whose deadline passes before it is made answers 408 timeout when
+// the deadline was the client's own (X-Request-Timeout; a client error,
+// logged at Info) and 503 when it was the node's (its failure to finish in
+// time); both say nothing was written ([resilience.ClientDeadlineExceeded]).
+// A body that stopped arriving is 408 too. The requests net/http answers
+// before any handler (a malformed percent-escape in the path, a missing
+// Host) get the same JSON error when the listener is wrapped with
+// [Server.Listener] or [JSONRawErrors].
+
 // httpError overrides the status and code a fault class would give, for the
 // answers the class table cannot express (413 too_large, 405, 408, 415). It
 // unwraps to the classified cause, so logs and errors.Is still see the class.
@@ -283,3 +310,11 @@ var (
 	jsonContentType = []string{"application/json"}
 	noStore         = []string{"no-store"}
 )
+
+// withStatus makes writeError and statusOf answer err with status and
+// code, for an answer a fault class cannot express (a 429 for one tenant's
+// share of a resource, a 408 for a body sent too slowly). err keeps its
+// class for logs and errors.Is.
+func withStatus(status int, code string, err error) error {
+	return &httpError{status: status, code: code, err: err}
+}

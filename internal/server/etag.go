@@ -5,6 +5,15 @@ import (
 	"strconv"
 )
 
+// Conditional requests.
+//
+// ETags are strong. If-Match uses the strong comparison (a W/ tag never
+// matches), If-None-Match the weak one (RFC 9110 §8.8.3.2). On PUT and
+// DELETE both are passed to Docs as a [doc.Precondition] and evaluated
+// atomically with the write; "If-None-Match: *" makes a PUT create-only. On
+// GET and HEAD a matching If-None-Match gives 304 and a failing If-Match
+// 412. A malformed list, or an empty one on a write, is a 400.
+
 // This file parses the entity-tag lists of If-Match and If-None-Match
 // (RFC 9110 §8.8.3, §13.1.1–2):
 //

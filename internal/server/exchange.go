@@ -170,6 +170,9 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 			level = slog.LevelError
 		}
 	}
+	if s.errorsOnly && level == slog.LevelDebug {
+		return
+	}
 	ctx := r.Context()
 	if !s.log.Enabled(ctx, level) {
 		return

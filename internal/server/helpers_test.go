@@ -25,6 +25,7 @@ type env struct {
 	srv                  *server.Server
 	mem                  *servertest.Mem
 	tokA, tokB, tokAdmin string
+	auth                 server.Auth // the tokens' hashes, for NewAdmin
 	logs                 *logSink
 }
 
@@ -52,6 +53,7 @@ func newEnv(t testing.TB, tweak ...func(*server.Options)) *env {
 	for _, f := range tweak {
 		f(&o)
 	}
+	e.auth = o.Auth
 	if e.srv, err = server.New(o); err != nil {
 		t.Fatal(err)
 	}

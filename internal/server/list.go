@@ -11,6 +11,15 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
+// Listing.
+//
+// limit is a whole number from 1 to Options.MaxListLimit in plain decimal
+// digits; anything else (a sign, an empty value, a larger number however
+// large) is a 400 stating that rule. Rows are written as Docs yields them,
+// with next as the cursor; a failure after the header went out is reported in an
+// "error" member and the connection is aborted, so it cannot pass for a
+// complete page.
+
 // listDocs serves GET /v1/tenants/{tenant}/docs?prefix=&after=&limit=.
 //
 // The answer is streamed as Docs.List yields rows; the page is never held

@@ -16,13 +16,15 @@ import (
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
-// Listener returns ln with its connections' raw errors answered as JSON;
-// serve the API through it. See [JSONRawErrors].
+// Listener returns ln with its connections' raw errors answered as JSON,
+// with the server's request ids and logger; [Server.Serve] serves through
+// it. See [JSONRawErrors].
 func (s *Server) Listener(ln net.Listener) net.Listener {
 	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids}
 }
 
-// JSONRawErrors wraps ln so that the answers net/http writes by itself,
+// JSONRawErrors is [Server.Listener] for a listener whose handler is not a
+// Server. It wraps ln so that the answers net/http writes by itself,
 // before any handler runs, are the server's JSON error body with a request
 // id (in the body and in X-Request-ID), like every other error, and are
 // logged at Info. These are the requests net/http cannot parse: a request
@@ -189,11 +191,12 @@ func rawErrorMessage(status int, detail string) (code, msg string) {
 }
 
 // JSONErrors wraps h, a handler that answers its errors with http.Error
-// (the admin listener's handlers, and ServeMux's own 404 and 405), so that
-// every request gets an X-Request-ID (the client's when it is valid, see
-// [ValidRequestID]) and every such error the JSON error body with that id,
-// as the API's errors have. Under [Server.AdminHandler] the id is the one
-// it gave the request (from [reqctx]). The code is the class of the status
+// (the handlers the admin listener mounts from other packages: metrics,
+// profiles, tenant figures; or a bare ServeMux's own 404 and 405), so that
+// every request gets an X-Request-ID (the client's when it is valid) and
+// every such error the JSON error body with that id, as the API's errors
+// have. Under a [Server] the id is the one it gave the request (from
+// [reqctx]). The code is the class of the status
 // (fault.ClassOfHTTPStatus), the message http.Error's text. Answers that
 // are not plain-text errors, successes and JSON errors alike, pass through
 // as they are.

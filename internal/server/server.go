@@ -7,8 +7,11 @@ import (
 	"io"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -129,13 +132,16 @@ type Options struct {
 	// it sees the requests authentication refuses: the place for tracing and
 	// metrics. It must let a panic with http.ErrAbortHandler propagate: that
 	// is how a failed listing stream aborts its connection.
-	Middleware []func(http.Handler) http.Handler
+	Middleware []Middleware
 	// Admission wraps the same routes inside authentication, first element
 	// outermost: it sees only requests that authenticated, and [TenantOf]
 	// names a tenant the caller may act on. The place for per-tenant load
 	// shedding, so that no one but a tenant (or an admin acting on it) can
 	// spend the tenant's budget. The same panic rule applies.
-	Admission []func(http.Handler) http.Handler
+	Admission []Middleware
+	// Limiter, if set, is the last of Admission: it sheds each tenant's
+	// load past its limits, and is AuthFailed unless that is set.
+	Limiter Limiter
 	// AuthFailed, if set, is told of each request that fails
 	// authentication, before it is answered. It reports whether the node
 	// is within its budget of such requests (answer 401 or 403 as usual)
@@ -152,12 +158,14 @@ type Options struct {
 	// and the cancel to call when the request ends. nil means no deadline.
 	// Reads get none: a cache hit cannot block, a store read waits at most
 	// for the commit in flight, and a listing is bounded by the server's
-	// write timeout, which its flushes extend; the timer and the request
-	// copy a deadline cost were 8% of a cached GET's CPU. It is applied as
-	// the server gives the request its id, so the one request copy it makes
-	// carries both (a second copy was 0.5% of a durable PUT's CPU in a
-	// profile).
+	// write timeout, which its flushes extend; a deadline's timer and
+	// request copy would be a large share of a cached GET's small cost
+	// (docs/performance.md). It is applied as the server gives the request
+	// its id, so the one request copy made there carries both.
 	Deadline func(*http.Request) (context.Context, context.CancelFunc)
+	// Ingest, when not nil, mounts the bulk-ingestion route
+	// (POST /v1/tenants/{tenant}/ingest; ingest.go).
+	Ingest *IngestOptions
 	// Routes are mounted after the built-in ones.
 	Routes []Route
 	// RetryAfter is the Retry-After of a 503 whose error does not say
@@ -167,6 +175,18 @@ type Options struct {
 	// listing [100, 1000].
 	ListLimit, MaxListLimit int
 	Timeouts                Timeouts
+}
+
+// Middleware wraps a handler: see [Options.Middleware].
+type Middleware = func(http.Handler) http.Handler
+
+// Limiter sheds load per tenant (resilience.Limiter).
+type Limiter interface {
+	// Middleware serves next within the limits of the tenant tenantOf
+	// names, and answers 429 or 503 beyond them.
+	Middleware(tenantOf func(*http.Request) string, next http.Handler) http.Handler
+	// AuthFailed is as [Options.AuthFailed].
+	AuthFailed() (ok bool, retryAfter time.Duration)
 }
 
 // Server is the HTTP API. It is an http.Handler; [Server.HTTPServer] wraps
@@ -191,6 +211,10 @@ type Server struct {
 	mux        *http.ServeMux
 	ids        *idGen
 	draining   atomic.Bool
+	routes     []RouteInfo // as mounted, in order
+	hsOnce     sync.Once
+	hs         *http.Server // set once by httpServer
+	errorsOnly bool         // log only failed requests (the admin listener)
 
 	now        func() time.Time // the clock; tests replace it
 	flushEvery time.Duration    // a listing flushes when a row comes this long after the last flush
@@ -242,6 +266,12 @@ func New(o Options) (*Server, error) {
 		now:        time.Now,
 		flushEvery: 20 * time.Millisecond,
 	}
+	if l := o.Limiter; l != nil {
+		s.admission = append(slices.Clip(s.admission), func(h http.Handler) http.Handler { return l.Middleware(TenantOf, h) })
+		if s.authFailed == nil {
+			s.authFailed = l.AuthFailed
+		}
+	}
 	if s.listLimit > s.maxList {
 		return nil, cfg("Options.ListLimit is larger than MaxListLimit")
 	}
@@ -258,7 +288,14 @@ func New(o Options) (*Server, error) {
 	t.Idle = or(t.Idle, 120*time.Second)
 	t.MaxHeaderBytes = or(t.MaxHeaderBytes, 64<<10)
 
-	for _, rt := range append(s.builtin(), o.Routes...) {
+	routes := s.builtin()
+	if o.Ingest != nil {
+		if o.Ingest.Writer == nil {
+			return nil, cfg("Options.Ingest.Writer is required")
+		}
+		routes = append(routes, s.ingestRoute(o.Ingest))
+	}
+	for _, rt := range append(routes, o.Routes...) {
 		if err := s.Mount(rt); err != nil {
 			return nil, err
 		}
@@ -323,8 +360,20 @@ func (s *Server) Mount(rt Route) (err error) {
 		}
 	}()
 	s.mux.Handle(rt.Pattern, s.wrap(rt))
+	s.routes = append(s.routes, RouteInfo{Pattern: rt.Pattern, Op: rt.Op, Access: rt.Access})
 	return nil
 }
+
+// RouteInfo describes a mounted route.
+type RouteInfo struct {
+	Pattern string
+	Op      string
+	Access  Access
+}
+
+// Routes returns the server's routes in the order they were mounted, for
+// tests and documentation that walk every route.
+func (s *Server) Routes() []RouteInfo { return slices.Clone(s.routes) }
 
 // wrap puts a route's handler behind tenant validation, the middleware,
 // authentication and the admission middleware, in that order.
@@ -470,6 +519,42 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		MaxHeaderBytes:    t.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+}
+
+// Serve accepts connections on ln and serves them, through [Server.Listener],
+// with the http.Server of [Server.HTTPServer], until [Server.Shutdown] or
+// [Server.Close]; it then returns nil. Any other error is the listener's
+// failure. Call it once per server.
+func (s *Server) Serve(ln net.Listener) error {
+	err := s.httpServer(ln.Addr().String()).Serve(s.Listener(ln))
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and waits for the requests in
+// flight until ctx ends; if it ends first, the connections left are
+// closed and ctx's error is returned. It may be called before Serve, which
+// then returns at once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	hs := s.httpServer("")
+	if err := hs.Shutdown(ctx); err != nil {
+		hs.Close() // the drain timed out: cut what is left
+		return err
+	}
+	return nil
+}
+
+// Close closes the listener and every connection at once, for a node that
+// fails to start after it began serving.
+func (s *Server) Close() error { return s.httpServer("").Close() }
+
+// httpServer is the one http.Server of Serve and Shutdown, made by the
+// first of them to run.
+func (s *Server) httpServer(addr string) *http.Server {
+	s.hsOnce.Do(func() { s.hs = s.HTTPServer(addr) })
+	return s.hs
 }
 
 // SetDraining makes /readyz answer 503 from now on, so load balancers stop

@@ -188,7 +188,7 @@ func position(t *testing.T, cursor string) int {
 	return i + 1
 }
 
-// RoundResultJSON is the part of node.RoundResult the test reads.
+// RoundResultJSON is the part of api.RoundResult the test reads.
 type RoundResultJSON struct {
 	ResumedAfter string         `json:"resumed_after"`
 	Scanned      int            `json:"scanned"`

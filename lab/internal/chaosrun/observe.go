@@ -16,7 +16,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/api"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -130,8 +130,8 @@ func abs(f float64) float64 {
 
 // Reconcile runs a round for the demo tenant on every backend of the node
 // and waits for it.
-func (n *Node) Reconcile(ctx context.Context) ([]node.RoundResult, error) {
-	var run node.ReconcileRun
+func (n *Node) Reconcile(ctx context.Context) ([]api.RoundResult, error) {
+	var run api.ReconcileRun
 	if err := n.adminDo(ctx, "POST", "/v1/admin/reconcile/run?wait=1&tenant="+tenant, &run); err != nil {
 		return nil, fmt.Errorf("node%d reconcile: %w", n.Index, err)
 	}
@@ -139,8 +139,8 @@ func (n *Node) Reconcile(ctx context.Context) ([]node.RoundResult, error) {
 }
 
 // Status is the node's reconcile status.
-func (n *Node) Status(ctx context.Context) (node.ReconcileStatus, error) {
-	var st node.ReconcileStatus
+func (n *Node) Status(ctx context.Context) (api.ReconcileStatus, error) {
+	var st api.ReconcileStatus
 	err := n.adminDo(ctx, "GET", "/v1/admin/reconcile", &st)
 	return st, err
 }

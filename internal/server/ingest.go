@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"context"
@@ -13,22 +13,32 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/cairnstore/cairn/internal/cache"
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
-	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 	"github.com/cairnstore/cairn/internal/store"
-	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // IngestPath is the bulk-ingestion route.
 const IngestPath = "/v1/tenants/{tenant}/ingest"
 
-// MaxIngestRejects is how many rejected records a reply lists (the first
-// ones, by offset); the counts cover all of them.
-const MaxIngestRejects = 100
+// BatchWriter is the store as an ingest stream writes to it: each batch is
+// one group commit, queued while the previous one is made durable
+// (store.StartPutBatch). *store.Store implements it.
+type BatchWriter interface {
+	StartPutBatch(ctx context.Context, tenant string, items []store.Item) (*store.PendingBatch, error)
+}
+
+// IngestOptions mount the ingest route ([Options.Ingest]).
+type IngestOptions struct {
+	Writer BatchWriter
+	Limits IngestLimits
+	// Counted, if set, is told of each finished stream, with what it
+	// counted (the node's ingest metrics and tenant table).
+	Counted func(tenant string, st ingest.Stats)
+}
 
 // ingestRoute mounts POST /v1/tenants/{tenant}/ingest.
 //
@@ -38,28 +48,28 @@ const MaxIngestRejects = 100
 //	key_field=NAME      the top-level member that names each document, or
 //	key_pointer=/a/b    an RFC 6901 pointer to it (exactly one of the two);
 //	                    a string (unescaped) or a number's literal text
-//	schema=marketdata   decode and check each record as seed 2.1's
-//	                    MarketData instead of as any JSON value; the
+//	schema=marketdata   decode and check each record as a market data tick
+//	                    (ingest.MarketData) instead of as any JSON value; the
 //	                    document is named by its symbol (key_field may be
 //	                    omitted or must be "symbol"; key_pointer is refused),
 //	                    so a later tick of a symbol replaces the earlier one
 //
 // The body is streamed through ingest.Process in bounded memory, never read
-// whole; it may be any length, but each line must fit the node's
-// MaxBodyBytes. Each batch of the stream is one store group commit (one
+// whole; it may be any length, but each line must fit
+// Options.MaxBodyBytes. Each batch of the stream is one store group commit (one
 // fsync under sync durability; store.StartPutBatch), in stream order
 // (ordered delivery), with at most two batches in the store at once: the
 // store stages one while it fsyncs the other. The stream is not bound by the
 // per-request deadline (see streamContext); the reply is sent only after the
-// last batch is durable. Config.Ingest bounds the streams served at once, per
-// node and per tenant, and the slowest rate at which a stream may send
+// last batch is durable. IngestOptions.Limits bound the streams served at
+// once, per node and per tenant, and the slowest rate at which a stream may send
 // (ingest_limits.go).
 //
 // Partial success. A record is accepted (stored, durable when the reply
 // arrives) or rejected (stored nowhere): malformed JSON, a MarketData field
 // error, a line over the record limit, a missing key or a key
 // doc.ValidateKey refuses. Rejects do not stop the stream; the reply counts
-// them all and lists the first MaxIngestRejects with line, byte offset and
+// them all and lists the first api.MaxIngestRejects with line, byte offset and
 // reason. A complete stream is answered 200 whatever was rejected.
 //
 // A fatal error stops the stream: a store failure (5xx), the client going
@@ -79,88 +89,48 @@ const MaxIngestRejects = 100
 // A body that stops arriving is answered 408 timeout, as for PUT, and one
 // that arrives slower than the minimum rate 408 too_slow, both with the
 // reply above.
-func (n *Node) ingestRoute() server.Route {
-	limits := n.cfg.Ingest.withDefaults()
-	h := &ingestHandler{
-		st:      n.store,
-		api:     func() *server.Server { return n.api },
-		log:     n.log,
-		limit:   n.cfg.MaxBodyBytes,
+func (s *Server) ingestRoute(o *IngestOptions) Route {
+	return Route{Pattern: "POST " + IngestPath, Op: "ingest", Access: AccessTenant, Handler: s.newIngestHandler(o)}
+}
+
+func (s *Server) newIngestHandler(o *IngestOptions) *ingestHandler {
+	limits := o.Limits.withDefaults()
+	return &ingestHandler{
+		s:       s,
+		w:       o.Writer,
+		limit:   s.maxBody,
 		limits:  limits,
 		slots:   newIngestSlots(limits),
-		metrics: n.tel.Metrics,
+		counted: o.Counted,
 	}
-	return server.Route{Pattern: "POST " + IngestPath, Op: "ingest", Access: server.AccessTenant, Handler: h}
 }
 
-// ingestHandler serves the ingest route. api is looked up per request
-// because the route is built before the server exists.
+// ingestHandler serves the ingest route.
 type ingestHandler struct {
-	st      *store.Store
-	api     func() *server.Server
-	log     *slog.Logger
-	limit   int64              // largest record; 0 is server.DefaultMaxBodyBytes
-	limits  IngestLimits       // defaults filled in
-	slots   *ingestSlots       // the streams in progress
-	now     func() time.Time   // the clock of the rate limit; nil is time.Now
-	metrics *telemetry.Metrics // nil in tests that build the handler alone
-}
-
-// ingestReply is the JSON answer. Its Go twin for clients is
-// client.IngestResult.
-type ingestReply struct {
-	Complete        bool           `json:"complete"`
-	Stats           ingestStats    `json:"stats"`
-	ProcessedBytes  int64          `json:"processed_bytes"`
-	LastDurableLine int64          `json:"last_durable_line"`
-	Rejects         []ingestReject `json:"rejects"`
-	RejectsOmitted  int64          `json:"rejects_omitted"` // rejected but not listed
-	Error           *replyError    `json:"error,omitempty"`
-}
-
-type ingestStats struct {
-	Records        int64   `json:"records"` // accepted + rejected
-	Bytes          int64   `json:"bytes"`
-	Accepted       int64   `json:"accepted"`
-	Rejected       int64   `json:"rejected"`
-	Malformed      int64   `json:"malformed"`
-	Oversize       int64   `json:"oversize"`
-	InvalidKey     int64   `json:"invalid_key"`
-	DurationMS     float64 `json:"duration_ms"`
-	ThroughputMBps float64 `json:"throughput_mb_s"` // 10^6 bytes per second
-	RecordsPerSec  float64 `json:"records_per_s"`
-	Batches        int64   `json:"batches"` // store group commits
-}
-
-type ingestReject struct {
-	Line   int64  `json:"line"`
-	Offset int64  `json:"offset"`
-	Kind   string `json:"kind"` // malformed, oversize, invalid_key
-	Reason string `json:"reason"`
-}
-
-type replyError struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
+	s       *Server
+	w       BatchWriter
+	limit   int64            // largest record
+	limits  IngestLimits     // defaults filled in
+	slots   *ingestSlots     // the streams in progress
+	now     func() time.Time // the clock of the rate limit; nil is time.Now
+	counted func(tenant string, st ingest.Stats)
 }
 
 func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	api := h.api()
-	body, err := server.DecodedBody(r, "ingest") // gzip or identity, else 415
+	body, err := decodedBody(r, "ingest") // gzip or identity, else 415
 	if err != nil {
-		api.WriteError(w, r, err)
+		h.s.writeError(w, r, err)
 		return
 	}
 	r.Body = body
 	opts, err := h.options(r)
 	if err != nil {
-		api.WriteError(w, r, err)
+		h.s.writeError(w, r, err)
 		return
 	}
-	release, err := h.slots.acquire(server.TenantOf(r))
+	release, err := h.slots.acquire(TenantOf(r))
 	if err != nil {
-		api.WriteError(w, r, err)
+		h.s.writeError(w, r, err)
 		return
 	}
 	defer release()
@@ -171,8 +141,8 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now == nil {
 		now = time.Now
 	}
-	run := &ingestRun{ctx: ctx, st: h.st, tenant: server.TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
-		rc: http.NewResponseController(w), timeouts: api.Timeouts(),
+	run := &ingestRun{ctx: ctx, st: h.w, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
+		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
 	st, err := ingest.Process(ctx, run.body, opts, run.handle)
 	if werr := run.wait(); werr != nil && err == nil {
@@ -187,14 +157,14 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply.ProcessedBytes = run.durableEnd
 		err = run.classify(ctx, err)
 		var code string
-		status, code = server.StatusOf(err)
+		status, code = statusOf(err)
 		reply.Complete = false
-		reply.Error = &replyError{Code: code, Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
+		reply.Error = &api.Error{Code: code, Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
 		level := slog.LevelError
 		if status < 500 {
 			level = slog.LevelWarn // the client's doing: a body that stopped, came too slowly or broke
 		}
-		h.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
+		h.s.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
@@ -234,15 +204,12 @@ func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
 		}
 	}
 	limit := h.limit
-	if limit <= 0 {
-		limit = server.DefaultMaxBodyBytes
-	}
 	o := ingest.Options{
 		KeyField:      q.Get("key_field"),
 		KeyPointer:    q.Get("key_pointer"),
 		MaxRecordSize: int(limit),
-		MaxDepth:      server.DefaultMaxDepth,
-		MaxRejects:    MaxIngestRejects,
+		MaxDepth:      DefaultMaxDepth,
+		MaxRejects:    api.MaxIngestRejects,
 		// Ordered delivery makes the committed records a prefix of the
 		// input, so processed_bytes means something after a failure.
 		Ordered: true,
@@ -293,11 +260,11 @@ type ingestRun struct {
 	// Process passes to the Handler: Process cancels it when it returns,
 	// which would withdraw the last batch, still queued, as "not written".
 	ctx      context.Context
-	st       *store.Store
+	st       BatchWriter
 	tenant   string
 	market   bool
 	rc       *http.ResponseController
-	timeouts server.Timeouts
+	timeouts Timeouts
 	body     *pacedBody // the request body as Process reads it
 
 	items []store.Item // reused per batch
@@ -385,7 +352,7 @@ func (run *ingestRun) wait() error {
 
 // streamContext is the context of an ingest stream: the request's, without
 // its deadline. A stream lasts as long as it makes progress, far beyond the
-// per-request deadline the server sets (resilience.Deadlines, meant for
+// per-request deadline the server sets (Options.Deadline, meant for
 // single-document requests); stalls are bounded instead by the connection
 // deadlines that extend renews batch by batch. Cancellation still passes:
 // the client going away, or the server cancelling its requests, stops the
@@ -416,7 +383,7 @@ func (run *ingestRun) extend() {
 //     and its cause is classified below;
 //   - a body sent slower than the minimum rate: 408 too_slow;
 //   - a body that stopped arriving (the connection's read deadline): 408
-//     timeout, as server.BodyReadError words it for every route, even
+//     timeout, as bodyReadError words it for every route, even
 //     though the failed read also cancelled the request's context;
 //   - a stopped context: the client going away (Canceled);
 //   - a body that broke otherwise: 400.
@@ -434,11 +401,11 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 	case run.storeErr != nil && !givenUp:
 		return fault.E(fault.ClassOf(run.storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, run.storeErr))
 	case run.body.slow != nil:
-		return server.WithStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
+		return withStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
 	case run.body.err != nil:
-		berr := server.BodyReadError("ingest", run.body.err)
-		if status, code := server.StatusOf(berr); status == http.StatusRequestTimeout {
-			return server.WithStatus(status, code,
+		berr := bodyReadError("ingest", 0, run.body.err)
+		if status, code := statusOf(berr); status == http.StatusRequestTimeout {
+			return withStatus(status, code,
 				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
 		}
 	}
@@ -448,12 +415,12 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 	return stopped(fault.Invalid, err, "reading the request body failed")
 }
 
-func (run *ingestRun) reply(st ingest.Stats) ingestReply {
+func (run *ingestRun) reply(st ingest.Stats) api.IngestResult {
 	rejected := st.Malformed + st.Oversize + st.Skipped
 	secs := st.Duration.Seconds()
-	rep := ingestReply{
+	rep := api.IngestResult{
 		Complete: true,
-		Stats: ingestStats{
+		Stats: api.IngestStats{
 			Records: st.Records + rejected, Bytes: st.Bytes, Accepted: st.Records, Rejected: rejected,
 			Malformed: st.Malformed, Oversize: st.Oversize, InvalidKey: st.Skipped,
 			DurationMS:     float64(st.Duration.Microseconds()) / 1000,
@@ -462,7 +429,7 @@ func (run *ingestRun) reply(st ingest.Stats) ingestReply {
 		},
 		ProcessedBytes:  st.Bytes,
 		LastDurableLine: run.lastLine,
-		Rejects:         make([]ingestReject, 0, len(st.Rejects)),
+		Rejects:         make([]api.IngestReject, 0, len(st.Rejects)),
 		RejectsOmitted:  rejected - int64(len(st.Rejects)),
 	}
 	if secs > 0 {
@@ -473,22 +440,7 @@ func (run *ingestRun) reply(st ingest.Stats) ingestReply {
 		if rj.Kind == ingest.KindSkipped {
 			kind = "invalid_key" // the only reason handle skips
 		}
-		rep.Rejects = append(rep.Rejects, ingestReject{Line: rj.Line, Offset: rj.Offset, Kind: kind, Reason: fault.MessageOf(rj.Err)})
+		rep.Rejects = append(rep.Rejects, api.IngestReject{Line: rj.Line, Offset: rj.Offset, Kind: kind, Reason: fault.MessageOf(rj.Err)})
 	}
 	return rep
-}
-
-// bulkCommitted is Committed for a write of an ingest (store.Record.Bulk).
-// A bulk load must not fill the cache: it would evict the working set for
-// documents nobody asked for, and make the node's memory grow to the cache
-// budget during every large ingest. Refresh does what linearizability
-// needs without admitting anything:
-//   - k is cached (with a lower Seq): the new version replaces it, before
-//     the ingest is answered, exactly as Set would;
-//   - k is absent: nothing is installed, and k's lease generation ends, so
-//     a reader that read the older version from the store before this
-//     commit cannot install it afterwards (the stale-fill race); readers
-//     that come later miss and read the new version from the store.
-func (d *Docs) bulkCommitted(rec *store.Record) {
-	d.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }

@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"errors"
@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
-	"github.com/cairnstore/cairn/internal/server"
 )
 
 // IngestLimits bound a node's bulk-ingestion streams, so that slow or many
@@ -85,7 +84,7 @@ func (s *ingestSlots) acquire(tenant string) (release func(), err error) {
 	defer s.mu.Unlock()
 	switch {
 	case s.byTenant[tenant] >= s.perTenant:
-		return nil, server.WithStatus(http.StatusTooManyRequests, fault.Exhausted.String(), fault.New(fault.Exhausted, c,
+		return nil, withStatus(http.StatusTooManyRequests, fault.Exhausted.String(), fault.New(fault.Exhausted, c,
 			fmt.Sprintf("tenant %s already has %d of the node's %d ingest streams, its share; try again when one ends",
 				tenant, s.byTenant[tenant], s.limit)))
 	case s.inUse >= s.limit:

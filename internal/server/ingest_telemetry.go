@@ -1,4 +1,4 @@
-package node
+package server
 
 import (
 	"go.opentelemetry.io/otel/attribute"
@@ -42,13 +42,11 @@ func endBatchSpan(span trace.Span, recs []store.Record, err error) {
 	span.End()
 }
 
-// countIngest adds a finished stream to the ingest metrics and the tenant
-// table. Counting per stream keeps the hot loop free of metric updates;
-// a long stream shows up when it ends.
+// countIngest tells IngestOptions.Counted of a finished stream. Counting
+// per stream keeps the hot loop free of metric updates; a long stream
+// shows up when it ends.
 func (h *ingestHandler) countIngest(tenant string, st ingest.Stats) {
-	if h.metrics == nil {
-		return
+	if h.counted != nil {
+		h.counted(tenant, st)
 	}
-	h.metrics.AddIngest(tenant, telemetry.IngestCounts{
-		Records: st.Records, Bytes: st.Bytes, Malformed: st.Malformed, Oversize: st.Oversize})
 }

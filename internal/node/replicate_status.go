@@ -1,0 +1,163 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/api"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/reconcile"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+func resultOf(st reconcile.Stats) *api.RoundResult {
+	r := &api.RoundResult{
+		Tenant: st.Tenant, Started: st.Started, DurationMS: float64(st.Duration) / float64(time.Millisecond),
+		ResumedAfter: st.ResumedAfter, Scanned: st.Scanned, Applied: st.Applied(),
+		Conflicts: st.Conflicts, Losers: st.Losers, Siblings: st.Siblings, Deletes: st.Deletes,
+		Corrupt: st.Corrupt, Repaired: st.Repaired, Raced: st.Raced, BytesUp: st.BytesUp, BytesDown: st.BytesDown,
+	}
+	for a, c := range st.Actions {
+		if c > 0 {
+			if r.Actions == nil {
+				r.Actions = map[string]int{}
+			}
+			r.Actions[reconcile.Action(a).String()] = c
+		}
+	}
+	return r
+}
+
+// adminView is the node as the admin routes see it (server.Reconciler,
+// server.Quarantine, server.Chaos).
+type adminView struct{ n *Node }
+
+var (
+	_ server.Reconciler = adminView{}
+	_ server.Quarantine = adminView{}
+)
+
+// ReconcileStatus implements server.Reconciler.
+func (a adminView) ReconcileStatus() api.ReconcileStatus {
+	n := a.n
+	out := api.ReconcileStatus{Backends: []api.BackendStatus{}, CatchingUp: n.catchingUpAtStart(), Collector: n.collectorStatus()}
+	if out.CatchingUp == nil {
+		out.CatchingUp = []string{}
+	}
+	if n.repl != nil {
+		for i, e := range n.repl.engines {
+			bs := api.BackendStatus{Name: e.Backend(), Breaker: n.repl.policies[i].State().String(),
+				LagSeconds: e.ReplicationLag().Seconds(), Tenants: []api.TenantProgress{}}
+			now := time.Now()
+			for tenant, p := range e.AllProgress() {
+				tp := api.TenantProgress{Tenant: tenant, Running: p.Running, CatchingUp: p.CatchingUp, Downloaded: p.Downloaded,
+					Cursor: p.Cursor, Scanned: p.Scanned, Estimate: p.Estimate}
+				if p.Running {
+					fillRunning(&tp, p, now)
+				}
+				if !p.Last.Started.IsZero() {
+					tp.Last = resultOf(p.Last)
+				}
+				if p.LastErr != nil {
+					tp.LastError = p.LastErr.Error()
+				}
+				if p.LastUploadErr != nil {
+					tp.LastUploadError = p.LastUploadErr.Error()
+				}
+				bs.Tenants = append(bs.Tenants, tp)
+			}
+			slices.SortFunc(bs.Tenants, func(a, b api.TenantProgress) int { return strings.Compare(a.Tenant, b.Tenant) })
+			out.Backends = append(out.Backends, bs)
+		}
+	}
+	return out
+}
+
+// fillRunning sets the fields of a round in progress: percent done from
+// the keys scanned against the last whole round's size, and the ETA at
+// the round's rate so far.
+func fillRunning(tp *api.TenantProgress, p reconcile.Progress, now time.Time) {
+	started := p.Started
+	tp.Started, tp.ResumedAfter = &started, p.ResumedAfter
+	if el := now.Sub(p.Started).Seconds(); el > 0 && p.Scanned > 0 {
+		tp.KeysPerSecond = float64(p.Scanned) / el
+	}
+	if p.Estimate <= 0 {
+		return
+	}
+	pct := min(99.9, 100*float64(p.Scanned)/float64(p.Estimate))
+	tp.PercentDone = &pct
+	if left := p.Estimate - p.Scanned; left > 0 && tp.KeysPerSecond > 0 {
+		eta := float64(left) / tp.KeysPerSecond
+		tp.ETASeconds = &eta
+	}
+}
+
+// RunReconcile implements server.Reconciler. With req.Wait the rounds run
+// one after another, and a failed round's result carries its error;
+// without it every selected engine is triggered for a pass over all its
+// tenants.
+func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest) (api.ReconcileRun, error) {
+	n := a.n
+	op := fault.Context{Op: "admin.reconcile.run"}
+	if n.repl == nil || len(n.repl.engines) == 0 {
+		return api.ReconcileRun{}, fault.New(fault.Conflict, op, "no backends configured (--backend)")
+	}
+	engines := n.repl.engines
+	if req.Backend != "" {
+		e, _ := n.repl.engine(req.Backend)
+		if e == nil {
+			return api.ReconcileRun{}, fault.New(fault.NotFound, op, fmt.Sprintf("no backend %q", req.Backend))
+		}
+		engines = []*reconcile.Engine{e}
+	}
+	tenants := make([][]string, len(engines)) // per engine
+	for i, e := range engines {
+		tenants[i] = runTenants(ctx, e, req.Tenant)
+	}
+	for i, e := range engines {
+		for _, t := range tenants[i] {
+			if req.Confirm {
+				e.Confirm(t)
+			}
+		}
+	}
+	if !req.Wait {
+		for _, e := range engines {
+			e.Trigger()
+		}
+		return api.ReconcileRun{Triggered: true}, nil
+	}
+	out := api.ReconcileRun{Rounds: []api.RoundResult{}}
+	for i, e := range engines {
+		for _, t := range tenants[i] {
+			st, err := e.RunRound(ctx, t)
+			if ctx.Err() != nil {
+				return api.ReconcileRun{}, ctx.Err() // the client left
+			}
+			res := resultOf(st)
+			res.Backend, res.Tenant = e.Backend(), t
+			if err != nil {
+				res.Error = err.Error()
+				res.NeedsConfirm = errors.Is(err, reconcile.ErrNeedsConfirm)
+			}
+			out.Rounds = append(out.Rounds, *res)
+		}
+	}
+	return out, nil
+}
+
+// runTenants is the named tenant, or every tenant e serves: configured,
+// in the store or in its backend (a backend that cannot be listed leaves
+// the tenants known so far; the rounds then report its error).
+func runTenants(ctx context.Context, e *reconcile.Engine, tenant string) []string {
+	if tenant != "" {
+		return []string{tenant}
+	}
+	ts, _ := e.Discover(ctx)
+	return ts
+}
