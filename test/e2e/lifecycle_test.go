@@ -43,11 +43,11 @@ func TestSIGTERMDrains(t *testing.T) {
 	body := `{"drained": true}`
 	fmt.Fprintf(conn, "PUT /v1/tenants/demo/docs/slow HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", p.Token, len(body), body[:5])
-	// Whether or not the server has read the header yet, the drain keeps
-	// this connection: http.Server.Shutdown waits for active connections
-	// and treats a new one as idle only after 5 s. The readyz probe only
-	// makes sure the node is serving before the signal.
-	waitHTTP(t, p.URL+"/readyz", http.StatusOK)
+	// The signal must come while the PUT is in flight: http.Server.Shutdown
+	// waits for active connections, but treats a connection whose request
+	// it has not read yet as idle after 5 s, which a loaded machine can
+	// reach. So wait until the node counts the request as being served.
+	waitInFlight(t, "http://"+adminAddr(t, p)+"/metrics")
 
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	waitHTTPGone(t, p.URL+"/livez") // the listener closed: draining
@@ -86,6 +86,27 @@ func waitHTTP(t *testing.T, url string, want int) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("%s did not answer %d within 10s", url, want)
+}
+
+// waitInFlight polls a node's metrics (across processes, with a deadline)
+// until some request is being served.
+func waitInFlight(t *testing.T, metricsURL string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := httpClient.Get(metricsURL)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			for _, line := range strings.Split(string(b), "\n") {
+				if strings.HasPrefix(line, "cairn_http_requests_in_flight{") && !strings.HasSuffix(line, " 0") {
+					return
+				}
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("no request in flight at %s within 10s", metricsURL)
 }
 
 // waitHTTPGone polls url until connections to it are refused.
