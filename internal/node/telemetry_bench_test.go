@@ -18,8 +18,8 @@ import (
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
-// BenchmarkNodeGet is issue 5's "request path (in-process HTTP GET of a
-// cached document)" on the real stack: the server's handler (request id,
+// BenchmarkNodeGet measures the request path of an in-process HTTP GET of a
+// cached document on the real stack, to show what telemetry costs there: the server's handler (request id,
 // routing, tenant check, the limiter middleware, the write deadline, token check),
 // the docs service and a cache hit of a 1 KiB document, served in-process
 // into a reusable ResponseWriter. The variants differ only in the telemetry

@@ -26,10 +26,9 @@ import (
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
-// Issue 5's proof on the real node: the spans, logs and metrics of PUT, GET
-// (cache miss and hit) and ingest, served over loopback by node.Start with
-// the telemetry it wires (middleware order, store and cache hooks, admin
-// listener).
+// These tests check the spans, logs and metrics of PUT, GET (cache miss and
+// hit) and ingest, served over loopback by node.Start with the telemetry it
+// wires (middleware order, store and cache hooks, admin listener).
 
 // Route names as the server span and the http.route label show them.
 const (
