@@ -70,24 +70,6 @@ func TestSIGTERMDrains(t *testing.T) {
 	}
 }
 
-// waitHTTP polls url (across processes, so polling with a deadline) until it
-// answers want.
-func waitHTTP(t *testing.T, url string, want int) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := httpClient.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == want {
-				return
-			}
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer %d within 10s", url, want)
-}
-
 // waitInFlight polls a node's metrics (across processes, with a deadline)
 // until some request is being served.
 func waitInFlight(t *testing.T, metricsURL string) {
