@@ -36,17 +36,12 @@
 // marks its slot deleted (slots never return to empty, so a probe in flight
 // is never cut short). A reader that found a node just before it was
 // evicted returns the entry it found, which was current when it found it.
-// Hit and miss counts go to striped counters (see counter): a per-shard
-// counter would be written by every core on every hit of a hot key, and
-// that cache-line traffic, like a shared RWMutex reader count, is what made
-// the first version of this package (a Go map per shard under a
-// sync.RWMutex) about three times slower than otter on a Zipf workload in
-// our benchmark; see docs/benchmarks.md §1. The stripe is picked from the
-// caller's stack address, so two cores rarely share one. Both are exact
-// counts, as cairn_cache_hits_total and cairn_cache_misses_total promise. A
-// hit reads its slot, then its node, which is sized to one cache line: two
-// dependent memory loads, and one atomic add to a stripe that is almost
-// always the calling core's alone.
+// Hit and miss counts are two atomic counters of the Cache, on a cache line
+// of their own, not per shard: a per-shard counter would put the write on
+// the line a hot key's readers read. Both are exact counts, as
+// cairn_cache_hits_total and cairn_cache_misses_total promise. A hit reads
+// its slot, then its node, which is sized to one cache line: two dependent
+// memory loads, and one atomic add.
 //
 // The mutex is the only lock any operation takes (there is no lock order to
 // respect) and it is never held across a call out of the package.
