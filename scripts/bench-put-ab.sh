@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Paired A/B comparison of durable PUT throughput between two cairn
+# Paired A/B comparison of durable PUT (or cached GET) throughput between two cairn
 # binaries (or one binary under two environments), for a shared, noisy
 # machine. Both nodes run at once, each on its own fresh data directory,
 # and short wrk slices alternate between them (A then B, B then A, ...), so
@@ -12,6 +12,7 @@
 #   PAIRS=16     slices per node
 #   SLICE=3s     length of each wrk slice (64 connections, 2 threads)
 #   ENVA, ENVB   extra environment of node A / B, e.g. ENVB=GOGC=200
+#   OP=put       put: new keys (scripts/wrk-put.lua); get: one cached key
 #
 # Prints one line per slice (node, req/s, node CPU ticks in the slice),
 # then each node's median, the ratio of the medians and the median of the
@@ -22,6 +23,7 @@ A=$(realpath "$1")
 B=$(realpath "$2")
 PAIRS=${PAIRS:-16}
 SLICE=${SLICE:-3s}
+OP=${OP:-put}
 command -v wrk >/dev/null || { echo "bench-put-ab: needs wrk" >&2; exit 2; }
 
 tmp=$(mktemp -d)
@@ -51,6 +53,13 @@ start() {
 }
 start A "$A" "${ENVA:-}"
 start B "$B" "${ENVB:-}"
+if [[ $OP == get ]]; then # the key every GET reads, cached by its PUT
+	for n in A B; do
+		curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$n/out")" \
+			-H 'Content-Type: application/json' --data "{\"v\":\"$(printf '%0192d' 0)\"}" \
+			"$(sed -n 's/^export CAIRN_URL=//p' "$tmp/$n/out")/v1/tenants/demo/docs/ab/k0"
+	done
+fi
 
 # slice NAME PREFIX: one wrk run against node NAME; prints NAME req/s ticks.
 slice() {
@@ -59,7 +68,11 @@ slice() {
 	tok=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$1/out")
 	pid=$(cat "$tmp/$1/pid")
 	t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-	rps=$(CAIRN_TOKEN=$tok PREFIX=$2 wrk -t2 -c64 -d"$SLICE" -s scripts/wrk-put.lua "$url" | awk '/Requests\/sec/ { print $2 }')
+	if [[ $OP == get ]]; then
+		rps=$(wrk -t2 -c64 -d"$SLICE" -H "Authorization: Bearer $tok" "$url/v1/tenants/demo/docs/ab/k0" | awk '/Requests\/sec/ { print $2 }')
+	else
+		rps=$(CAIRN_TOKEN=$tok PREFIX=$2 wrk -t2 -c64 -d"$SLICE" -s scripts/wrk-put.lua "$url" | awk '/Requests\/sec/ { print $2 }')
+	fi
 	t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
 	echo "$1 $rps $((t1 - t0))"
 }
