@@ -13,6 +13,9 @@
 #   SLICE=3s     length of each wrk slice (64 connections, 2 threads)
 #   ENVA, ENVB   extra environment of node A / B, e.g. ENVB=GOGC=200
 #   OP=put       put: new keys (scripts/wrk-put.lua); get: one cached key
+#   ARGS         extra flags of both nodes' 'cairn serve'; @DIR@ stands for
+#                each node's own scratch directory, e.g.
+#                ARGS='--backend fs=fs:@DIR@/backend'
 #
 # Prints one line per slice (node, req/s, node CPU ticks in the slice),
 # then each node's median, the ratio of the medians and the median of the
@@ -24,6 +27,7 @@ B=$(realpath "$2")
 PAIRS=${PAIRS:-16}
 SLICE=${SLICE:-3s}
 OP=${OP:-put}
+ARGS=${ARGS:-}
 command -v wrk >/dev/null || { echo "bench-put-ab: needs wrk" >&2; exit 2; }
 
 tmp=$(mktemp -d)
@@ -38,9 +42,9 @@ trap cleanup EXIT
 # start NAME BIN ENV: a node on loopback ports of the kernel's choosing.
 start() {
 	mkdir -p "$tmp/$1"
-	# shellcheck disable=SC2086 # ENV is a list of assignments
+	# shellcheck disable=SC2086 # ENV is a list of assignments, ARGS of flags
 	env ${3:-} "$2" serve --data-dir "$tmp/$1/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-		>"$tmp/$1/out" 2>"$tmp/$1/err" &
+		${ARGS//@DIR@/$tmp/$1} >"$tmp/$1/out" 2>"$tmp/$1/err" &
 	pids+=($!)
 	echo $! >"$tmp/$1/pid"
 	for _ in $(seq 200); do

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -94,4 +95,20 @@ func BenchmarkPolicyParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRequestDeadline is what the server pays per write request for
+// its deadline: the context, one Err check (the store's, when it takes
+// the write) and the cancel at the end.
+func BenchmarkRequestDeadline(b *testing.B) {
+	r := httptest.NewRequest("PUT", "/", nil)
+	d := Deadlines{Default: 5 * time.Second}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx, cancel := d.Context(r)
+		if err := ctx.Err(); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
 }
