@@ -19,7 +19,7 @@
 #
 # Prints one line per slice (node, req/s, node CPU ticks in the slice),
 # then each node's median, the ratio of the medians and the median of the
-# per-pair ratios B/A. Needs wrk; scripts/wrk-put.lua makes the requests.
+# per-pair ratios B/A, of req/s and of requests per node CPU tick. Needs wrk; scripts/wrk-put.lua makes the requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$(realpath "$1")
@@ -94,7 +94,7 @@ done | tee "$tmp/slices.txt"
 uptime >&2
 
 awk '
-	{ v[$1, ++n[$1]] = $2 }
+	{ v[$1, ++n[$1]] = $2; c[$1, n[$1]] = $3 }
 	function median(name,   i, j, k, t, a) {
 		k = n[name]
 		for (i = 1; i <= k; i++) a[i] = v[name, i]
@@ -104,5 +104,9 @@ awk '
 	END {
 		ma = median("A"); mb = median("B")
 		for (i = 1; i <= n["A"]; i++) v["R", ++n["R"]] = v["B", i] / v["A", i]
+		# Requests per CPU tick of the node: what a request costs the node,
+		# which a host busy with other work disturbs less than req/s.
+		for (i = 1; i <= n["A"]; i++) if (c["A", i] > 0 && c["B", i] > 0) v["E", ++n["E"]] = (v["B", i] / c["B", i]) / (v["A", i] / c["A", i])
 		printf "median req/s: A %.0f, B %.0f; B/A of medians %.3f; median of pair ratios %.3f\n", ma, mb, mb / ma, median("R")
+		printf "median of pair ratios of requests per node CPU tick, B/A: %.3f\n", median("E")
 	}' "$tmp/slices.txt"

@@ -36,8 +36,7 @@ import "C"
 // threads that touched the cache rather than with the cache's size: in
 // the chaos memory scenario (a node at GOMEMLIMIT=128MiB), the peak RSS is
 // about 14 MiB higher without the limit, within 6% of the scenario's
-// bound of 1.1 × the limit (docs/performance-mechanisms.md). The node's
-// memory budget (node.MemoryBudget) counts on one arena.
+// bound of 1.1 × the limit, where one arena leaves 18% (docs/performance.md).
 //
 // It is set here, in the command, because it is a setting of the whole
 // process: a library must not change malloc for the program that links

@@ -162,9 +162,7 @@
 //     reference and never modifies them. [Store.PutOwned] is the exception
 //     by name: it keeps the caller's buffer instead of copying it, and the
 //     caller must not touch it again.
-//   - Linking the package (linux, cgo, glibc) limits the whole process to
-//     one glibc malloc arena, from a C constructor, unless MALLOC_ARENA_MAX
-//     is set: Pebble's cache blocks are C allocations, and per-thread
-//     arenas kept ~20 MiB of freed blocks resident after a 1M-key scan
-//     (malloc_cgo.go). Other cgo code in the process shares that arena.
+//   - In a cgo build Pebble's cache blocks are C allocations, so how the
+//     C allocator keeps freed memory shows in the process's RSS; cmd/cairn
+//     limits glibc to one malloc arena for that reason.
 package store
