@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Paired A/B comparison of durable PUT throughput between two cairn
+# Paired A/B comparison of durable PUT (or cached GET) throughput between two cairn
 # binaries (or one binary under two environments), for a shared, noisy
 # machine. Both nodes run at once, each on its own fresh data directory,
 # and short wrk slices alternate between them (A then B, B then A, ...), so
@@ -12,16 +12,22 @@
 #   PAIRS=16     slices per node
 #   SLICE=3s     length of each wrk slice (64 connections, 2 threads)
 #   ENVA, ENVB   extra environment of node A / B, e.g. ENVB=GOGC=200
+#   OP=put       put: new keys (scripts/wrk-put.lua); get: one cached key
+#   ARGS         extra flags of both nodes' 'cairn serve'; @DIR@ stands for
+#                each node's own scratch directory, e.g.
+#                ARGS='--backend fs=fs:@DIR@/backend'
 #
 # Prints one line per slice (node, req/s, node CPU ticks in the slice),
 # then each node's median, the ratio of the medians and the median of the
-# per-pair ratios B/A. Needs wrk; scripts/wrk-put.lua makes the requests.
+# per-pair ratios B/A, of req/s and of requests per node CPU tick. Needs wrk; scripts/wrk-put.lua makes the requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$(realpath "$1")
 B=$(realpath "$2")
 PAIRS=${PAIRS:-16}
 SLICE=${SLICE:-3s}
+OP=${OP:-put}
+ARGS=${ARGS:-}
 command -v wrk >/dev/null || { echo "bench-put-ab: needs wrk" >&2; exit 2; }
 
 tmp=$(mktemp -d)
@@ -36,9 +42,9 @@ trap cleanup EXIT
 # start NAME BIN ENV: a node on loopback ports of the kernel's choosing.
 start() {
 	mkdir -p "$tmp/$1"
-	# shellcheck disable=SC2086 # ENV is a list of assignments
+	# shellcheck disable=SC2086 # ENV is a list of assignments, ARGS of flags
 	env ${3:-} "$2" serve --data-dir "$tmp/$1/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-		>"$tmp/$1/out" 2>"$tmp/$1/err" &
+		${ARGS//@DIR@/$tmp/$1} >"$tmp/$1/out" 2>"$tmp/$1/err" &
 	pids+=($!)
 	echo $! >"$tmp/$1/pid"
 	for _ in $(seq 200); do
@@ -51,6 +57,13 @@ start() {
 }
 start A "$A" "${ENVA:-}"
 start B "$B" "${ENVB:-}"
+if [[ $OP == get ]]; then # the key every GET reads, cached by its PUT
+	for n in A B; do
+		curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$n/out")" \
+			-H 'Content-Type: application/json' --data "{\"v\":\"$(printf '%0192d' 0)\"}" \
+			"$(sed -n 's/^export CAIRN_URL=//p' "$tmp/$n/out")/v1/tenants/demo/docs/ab/k0"
+	done
+fi
 
 # slice NAME PREFIX: one wrk run against node NAME; prints NAME req/s ticks.
 slice() {
@@ -59,7 +72,11 @@ slice() {
 	tok=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$1/out")
 	pid=$(cat "$tmp/$1/pid")
 	t0=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
-	rps=$(CAIRN_TOKEN=$tok PREFIX=$2 wrk -t2 -c64 -d"$SLICE" -s scripts/wrk-put.lua "$url" | awk '/Requests\/sec/ { print $2 }')
+	if [[ $OP == get ]]; then
+		rps=$(wrk -t2 -c64 -d"$SLICE" -H "Authorization: Bearer $tok" "$url/v1/tenants/demo/docs/ab/k0" | awk '/Requests\/sec/ { print $2 }')
+	else
+		rps=$(CAIRN_TOKEN=$tok PREFIX=$2 wrk -t2 -c64 -d"$SLICE" -s scripts/wrk-put.lua "$url" | awk '/Requests\/sec/ { print $2 }')
+	fi
 	t1=$(awk '{ print $14 + $15 }' "/proc/$pid/stat")
 	echo "$1 $rps $((t1 - t0))"
 }
@@ -77,7 +94,7 @@ done | tee "$tmp/slices.txt"
 uptime >&2
 
 awk '
-	{ v[$1, ++n[$1]] = $2 }
+	{ v[$1, ++n[$1]] = $2; c[$1, n[$1]] = $3 }
 	function median(name,   i, j, k, t, a) {
 		k = n[name]
 		for (i = 1; i <= k; i++) a[i] = v[name, i]
@@ -87,5 +104,9 @@ awk '
 	END {
 		ma = median("A"); mb = median("B")
 		for (i = 1; i <= n["A"]; i++) v["R", ++n["R"]] = v["B", i] / v["A", i]
+		# Requests per CPU tick of the node: what a request costs the node,
+		# which a host busy with other work disturbs less than req/s.
+		for (i = 1; i <= n["A"]; i++) if (c["A", i] > 0 && c["B", i] > 0) v["E", ++n["E"]] = (v["B", i] / c["B", i]) / (v["A", i] / c["A", i])
 		printf "median req/s: A %.0f, B %.0f; B/A of medians %.3f; median of pair ratios %.3f\n", ma, mb, mb / ma, median("R")
+		printf "median of pair ratios of requests per node CPU tick, B/A: %.3f\n", median("E")
 	}' "$tmp/slices.txt"

@@ -96,9 +96,12 @@ type Cache struct {
 	shift  uint // 64 - log2(len(shards)): the top hash bits pick the shard
 	seed   maphash.Seed
 
-	// Read-path counters: striped, because a per-shard counter on a hot
-	// key's shard would be written by every core on every Get.
-	hits, misses *counter
+	// Read-path counters, one pair per cache rather than per shard, so a
+	// hot key's shard is not written on every Get; the padding keeps their
+	// writes off the line of the fields above, which every Get reads.
+	_            [64]byte
+	hits, misses atomic.Uint64
+	_            [64]byte
 
 	compactions     atomic.Uint64
 	compactionNanos atomic.Uint64
@@ -146,8 +149,6 @@ func newCache(opts Options, h hooks) *Cache {
 		shards: make([]shard, opts.Shards),
 		shift:  uint(64 - bits.TrailingZeros(uint(opts.Shards))),
 		seed:   maphash.MakeSeed(),
-		hits:   new(counter),
-		misses: new(counter),
 		kick:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		hooks:  h,
@@ -184,14 +185,14 @@ func (c *Cache) Get(k Key) (*Entry, bool) {
 	h := c.hash(k)
 	n := c.shardOf(h).lookup(h, k)
 	if n == nil {
-		c.misses.inc()
+		c.misses.Add(1)
 		return nil, false
 	}
 	// CLOCK reference bit. Load first so that a hot entry costs no write.
 	if n.ref.Load() == 0 {
 		n.ref.Store(1)
 	}
-	c.hits.inc()
+	c.hits.Add(1)
 	return n.e.Load(), true
 }
 
@@ -293,8 +294,8 @@ func (c *Cache) Set(k Key, e *Entry) bool {
 // Stats returns a snapshot of the counters.
 func (c *Cache) Stats() Stats {
 	st := Stats{
-		Hits:            c.hits.value(),
-		Misses:          c.misses.value(),
+		Hits:            c.hits.Load(),
+		Misses:          c.misses.Load(),
 		Compactions:     c.compactions.Load(),
 		CompactionNanos: c.compactionNanos.Load(),
 	}

@@ -530,7 +530,7 @@ func TestRefresh(t *testing.T) {
 	}
 }
 
-// TestCountsExactUnderConcurrency checks that the striped hit and miss
+// TestCountsExactUnderConcurrency checks that the hit and miss
 // counters lose no increment when many goroutines, on every core, count at
 // once (cairn_cache_hits_total is documented as an exact count).
 func TestCountsExactUnderConcurrency(t *testing.T) {

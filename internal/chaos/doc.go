@@ -37,17 +37,13 @@
 //
 // # Replay
 //
-// No decision uses a shared random stream, whose numbers would go to
-// concurrent calls in whatever order they arrived. Each is a hash of the
-// seed, the operation, the tenant and key, the call's ordinal among the
-// calls of that operation on that key since the profile was set, and the
-// fault's name. So the schedule is a pure function of the seed and of each
-// key's sequence of calls: two runs with the same seed that make the same
-// calls per key inject the same faults on the same calls, however their
-// goroutines interleave. [Backend.Schedule] returns it in a canonical order
-// for comparison. What a stale listing leaves out depends on timing (what
-// was written in the window), so that count is a log note, not part of
-// the schedule.
+// Each decision is a hash of the seed, the operation, the tenant and key,
+// the call's ordinal among that key's calls of that operation since the
+// profile was set, and the fault's name: never a shared random stream. Two
+// runs with the same seed that make the same calls per key inject the same
+// faults, however their goroutines interleave ([Backend.Schedule] lists
+// them). What a stale listing leaves out depends on timing, so it is a log
+// note, not part of the schedule.
 //
 // # Failpoints
 //
@@ -60,15 +56,10 @@
 //
 // # Where chaos lives
 //
-// The product side, linked into cairn and inert without --enable-chaos:
-//
-//   - this package: the simulator, the failpoints, the ballast;
-//   - internal/cli (serve_chaos.go): the serve flags and their CAIRN_*
-//     twins;
-//   - internal/server: PUT /v1/admin/chaos/{backend} on the admin
-//     listener;
-//   - internal/telemetry (chaos.go): cairn_chaos_injected_total and
-//     cairn_chaos_ballast_bytes.
+// In the serving binary, inert without --enable-chaos: this package (the
+// simulator, failpoints, ballast), the serve flags (internal/cli,
+// serve_chaos.go), the admin route PUT /v1/admin/chaos/{backend}
+// (internal/server) and the chaos metrics (internal/telemetry, chaos.go).
 //
 // The harness, which is not in the serving binary: the cairn-lab command
 // of the lab module (lab/cmd/cairn-lab, which 'cairn chaos run' runs), its

@@ -4,17 +4,16 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/failsafe-go/failsafe-go"
 )
 
 //go:noinline
 func direct(ctx context.Context) error { return ctx.Err() }
 
 // directDone asks for Done, as a real backend does (net/http's Transport
-// selects on it), which costs the attempt context its channel.
+// selects on it).
 //
 //go:noinline
 func directDone(ctx context.Context) error {
@@ -63,8 +62,7 @@ func BenchmarkPolicyDefaultDone(b *testing.B) {
 }
 
 // BenchmarkPolicyCancelableParent: defaults, the caller's context can be
-// cancelled but has no deadline (a background loop's context), so the
-// attempt context must also follow the parent.
+// cancelled but has no deadline (a background loop's context).
 func BenchmarkPolicyCancelableParent(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -76,30 +74,11 @@ func BenchmarkPolicyNoTimeout(b *testing.B) {
 }
 
 // BenchmarkPolicyCallerDeadline: the caller's deadline (5s) comes before the
-// per-attempt timeout (10s), so no attempt context is made.
+// per-attempt timeout (10s).
 func BenchmarkPolicyCallerDeadline(b *testing.B) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	benchPolicy(b, Config{}, ctx, direct)
-}
-
-// BenchmarkFailsafeOnly is the full failsafe-go chain without the fast
-// path, to show what the fast path saves.
-func BenchmarkFailsafeOnly(b *testing.B) {
-	p, err := New(Config{Backend: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		_, err := p.exec.WithContext(ctx).GetWithExecution(func(exec failsafe.Execution[struct{}]) (struct{}, error) {
-			return struct{}{}, direct(exec.Context())
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 func BenchmarkPolicyParallel(b *testing.B) {
@@ -116,4 +95,20 @@ func BenchmarkPolicyParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRequestDeadline is what the server pays per write request for
+// its deadline: the context, one Err check (the store's, when it takes
+// the write) and the cancel at the end.
+func BenchmarkRequestDeadline(b *testing.B) {
+	r := httptest.NewRequest("PUT", "/", nil)
+	d := Deadlines{Default: 5 * time.Second}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx, cancel := d.Context(r)
+		if err := ctx.Err(); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
 }

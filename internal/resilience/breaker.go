@@ -45,8 +45,9 @@ func (f ObserverFunc) OnStateChange(backend string, from, to State) { f(backend,
 
 // breaker is the per-backend circuit breaker: two failsafe-go breakers
 // composed, because one failsafe breaker thresholds either on a count
-// (consecutive failures) or on a rate over a time window, and the issue asks
-// for both. Either one opening makes the backend open; the state reported
+// (consecutive failures) or on a rate over a time window, and a backend
+// must open on either: a burst of failures in a row, or a steady share of
+// them. Either one opening makes the backend open; the state reported
 // is the worst of the two.
 type breaker struct {
 	backend string

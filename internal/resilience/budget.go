@@ -18,9 +18,9 @@ const budgetBuckets = 10
 // failsafe-go has a budget too, but it bounds the share of retries among the
 // executions in flight at one instant, not over a window of time, so a
 // steady trickle of failing calls could still retry every one of them. The
-// issue asks for the windowed bound (as in gRPC retry throttling and
-// Finagle's RetryBudget), so this one is ours; it plugs into failsafe's
-// retry policy through its public AbortIf hook.
+// bound here is over a window (as in gRPC retry throttling and Finagle's
+// RetryBudget), so this one is ours; it plugs into failsafe's retry
+// policy through its public AbortIf hook.
 //
 // Budget is safe for concurrent use.
 type Budget struct {

@@ -36,10 +36,8 @@
 //
 // Policy, Budget and Limiter are safe for concurrent use. Budget and
 // Limiter each have one mutex; the breaker's reporting mutex is taken
-// before a failsafe breaker's own; attemptCtx has one, never held while its
-// AfterFunc callbacks run. Nothing here starts a goroutine that outlives a
-// call: a per-attempt timer that fires runs its callback in a goroutine
-// time.AfterFunc starts, which only cancels a context.
+// before a failsafe breaker's own. Nothing here starts a goroutine that
+// outlives a call.
 //
 // # Sharp edges
 //
@@ -50,13 +48,6 @@
 //     must not call back into the Policy.
 //   - MaxElapsed bounds when a retry may start, not how long an attempt in
 //     flight runs; the caller's context bounds the whole call.
-//   - A Policy's pooled timers belong to the synctest bubble (or the
-//     outside) where they were made: build and use a Policy in the same
-//     bubble. The runtime aborts when a bubbled timer is stopped or reset
-//     from outside.
-//   - context.Cause of an attempt context that timed out reports the
-//     parent's cause if the parent is cancelled later; Err stays
-//     DeadlineExceeded.
 //   - A tenant evicted from the Limiter's LRU comes back with a full token
 //     bucket: bounded memory's price.
 package resilience

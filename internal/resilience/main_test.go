@@ -42,3 +42,12 @@ func (r *recorder) OnStateChange(backend string, from, to State) {
 }
 
 func runtimeGosched() { runtime.Gosched() }
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

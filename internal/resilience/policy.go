@@ -3,7 +3,6 @@ package resilience
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
@@ -24,13 +23,6 @@ type Policy struct {
 	budget *Budget
 	brk    *breaker
 	exec   failsafe.Executor[struct{}] // the composed chain; WithContext per call
-
-	// The fast path's handles on the same policies as in exec; nil when
-	// the policy is disabled.
-	rl ratelimiter.RateLimiter[struct{}]
-	bh bulkhead.Bulkhead[struct{}]
-
-	timers sync.Pool // *attemptTimer, idle: the fast path's per-attempt timers
 }
 
 // New builds the policy chain for one backend, or returns a Config-class
@@ -44,16 +36,14 @@ func New(cfg Config) (*Policy, error) {
 	p.brk = newBreaker(c, countsAsFailure)
 
 	// Outermost first; see "Policy order" in docs/design/resilience.md.
-	chain := []failsafe.Policy[struct{}]{p.retryPolicy(), replay{}, p.brk.consec, p.brk.rate}
+	chain := []failsafe.Policy[struct{}]{p.retryPolicy(), p.brk.consec, p.brk.rate}
 	if c.RatePerSecond > 0 {
-		p.rl = ratelimiter.NewSmoothBuilder[struct{}](c.RatePerSecond, time.Second).
-			WithMaxWaitTime(c.QueueWait).Build()
-		chain = append(chain, p.rl)
+		chain = append(chain, ratelimiter.NewSmoothBuilder[struct{}](c.RatePerSecond, time.Second).
+			WithMaxWaitTime(c.QueueWait).Build())
 	}
 	if c.MaxConcurrent > 0 {
-		p.bh = bulkhead.NewBuilder[struct{}](uint(c.MaxConcurrent)).
-			WithMaxWaitTime(c.QueueWait).Build()
-		chain = append(chain, p.bh)
+		chain = append(chain, bulkhead.NewBuilder[struct{}](uint(c.MaxConcurrent)).
+			WithMaxWaitTime(c.QueueWait).Build())
 	}
 	if c.AttemptTimeout > 0 {
 		chain = append(chain, timeout.New[struct{}](c.AttemptTimeout))
@@ -156,20 +146,9 @@ func (p *Policy) Budget() *Budget { return p.budget }
 //   - Transient wrapping timeout.ErrExceeded: the last attempt timed out.
 //   - Canceled: ctx was cancelled.
 func (p *Policy) Run(ctx context.Context, op string, fn func(context.Context) error) error {
-	err, ran := p.tryFast(ctx, fn)
-	switch {
-	case ran && err == nil:
-		return nil
-	case ran && (p.cfg.MaxAttempts == 1 || !retryable(err) || ctx.Err() != nil):
-		return p.classify(op, err)
-	case ran:
-		// Retryable: the full chain replays this failure as its first
-		// attempt and retries from there.
-		ctx = context.WithValue(ctx, replayKey{}, err)
-	}
-	_, err = p.exec.WithContext(ctx).GetWithExecution(func(exec failsafe.Execution[struct{}]) (struct{}, error) {
+	_, err := p.exec.WithContext(ctx).GetWithExecution(func(exec failsafe.Execution[struct{}]) (struct{}, error) {
 		if exec.IsFirstAttempt() {
-			p.budget.RecordFirst() // never reached on a replay: replay answers attempt 1
+			p.budget.RecordFirst()
 		}
 		return struct{}{}, fn(exec.Context())
 	})

@@ -352,7 +352,7 @@ func TestAttemptTimeoutCancelsAttempt(t *testing.T) {
 				hang := func(ctx context.Context) error {
 					n := calls.Add(1)
 					if path == "full" && n == 1 {
-						return errTransient // first attempt on the fast path; the retry hangs on the full chain
+						return errTransient // the first attempt fails at once; the retry hangs
 					}
 					<-ctx.Done()
 					sawCancel.Add(1)

@@ -17,11 +17,9 @@ import (
 )
 
 // exchange is the server's record of one request: its identity, what was
-// answered, and how it failed. It is the request's context (it embeds the
-// parent, and answers Value for exchangeKey) and its ResponseWriter, so one
-// allocation serves for both.
+// answered, and how it failed. It is the request's ResponseWriter, and the
+// request's context carries it under exchangeKey.
 type exchange struct {
-	context.Context
 	w       http.ResponseWriter
 	info    reqctx.Info
 	start   time.Time
@@ -50,13 +48,6 @@ func headerValues(w http.ResponseWriter, a, b string) ([]string, []string) {
 }
 
 type exchangeKey struct{}
-
-func (x *exchange) Value(k any) any {
-	if k == (exchangeKey{}) {
-		return x
-	}
-	return x.Context.Value(k)
-}
 
 // exchangeFrom returns the exchange of a request served by a Server, or nil.
 func exchangeFrom(ctx context.Context) *exchange {

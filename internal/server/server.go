@@ -467,10 +467,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // begin makes the exchange of a request whose context is ctx: it gives the
 // request its id (the client's X-Request-ID if sane, else a new one),
-// echoes it in X-Request-Id, and returns r with the exchange as its context.
+// echoes it in X-Request-Id, and returns r with a context carrying the
+// exchange.
 // Both listeners begin requests here, so their ids follow one rule.
 func (s *Server) begin(ctx context.Context, w http.ResponseWriter, r *http.Request) (*exchange, *http.Request) {
-	x := &exchange{Context: ctx, w: w, start: s.now()}
+	x := &exchange{w: w, start: s.now()}
 	id, ok := sanitizeRequestID(r.Header.Get("X-Request-Id"))
 	if !ok {
 		id = s.ids.next()
@@ -479,7 +480,7 @@ func (s *Server) begin(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	x.info.Start = x.start // for the tracing middleware: one clock read per request, not two
 	x.hdr[0] = id
 	w.Header()["X-Request-Id"] = x.hdr[0:1:1]
-	return x, r.WithContext(reqctx.With(x, &x.info))
+	return x, r.WithContext(reqctx.With(context.WithValue(ctx, exchangeKey{}, x), &x.info))
 }
 
 // canonical reports whether ServeMux would leave an escaped path alone: no

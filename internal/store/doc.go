@@ -52,6 +52,7 @@
 //   - The key filter costs 10 bits per document in memory, up to
 //     Options.KeyFilterBytes; past twice what that covers it is dropped and
 //     every lookup goes to Pebble.
-//   - Linking the package (linux, cgo, glibc) limits the whole process to
-//     one glibc malloc arena unless MALLOC_ARENA_MAX is set (malloc_cgo.go).
+//   - Pebble allocates its block cache and memtables with the C allocator
+//     (in a cgo build); how many malloc arenas a process keeps is the
+//     command's setting (cmd/cairn), not this package's.
 package store

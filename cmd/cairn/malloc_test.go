@@ -1,4 +1,4 @@
-package store
+package main
 
 import (
 	"bytes"
@@ -7,13 +7,13 @@ import (
 	"testing"
 )
 
-// On linux with cgo and glibc the store limits malloc's arenas (see
+// On linux with cgo and glibc the command limits malloc's arenas (see
 // malloc_cgo.go); elsewhere there is nothing to limit.
 func TestMallocArenasLimited(t *testing.T) {
 	if runtime.GOOS != "linux" || os.Getenv("MALLOC_ARENA_MAX") != "" {
 		t.Skip("only on linux, without MALLOC_ARENA_MAX set")
 	}
-	if !cgoEnabled || !glibc() {
+	if !cgoBuild || !glibc() {
 		t.Skip("needs cgo and glibc")
 	}
 	if !arenasLimited {
