@@ -9,7 +9,6 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/cairnstore/cairn/client"
@@ -20,9 +19,7 @@ import (
 // over https with that CA trusted, and refused without it.
 func TestWithRootCAs(t *testing.T) {
 	dir := t.TempDir()
-	ca := tlscerttest.NewCA(t, dir)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Issue(t, 1, certFile, keyFile)
+	ca, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, dir)
 	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)

@@ -17,9 +17,7 @@ import (
 // reconcile talk to its https URLs; without it they fail verification.
 func TestClientCommandsOverTLS(t *testing.T) {
 	dir := t.TempDir()
-	ca := tlscerttest.NewCA(t, dir)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Issue(t, 1, certFile, keyFile)
+	ca, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, dir)
 	tok, sum, err := server.NewToken()
 	if err != nil {
 		t.Fatal(err)
@@ -69,9 +67,7 @@ func TestClientCommandsOverTLS(t *testing.T) {
 // go together, and a pair that does not load stops serve naming the flags.
 func TestServeTLSFlags(t *testing.T) {
 	dir := t.TempDir()
-	ca := tlscerttest.NewCA(t, dir)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Issue(t, 1, certFile, keyFile)
+	_, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, dir)
 	base := []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", ""}
 	for _, c := range []struct {
 		env  map[string]string

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
@@ -10,29 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
+	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/tlscert/tlscerttest"
 )
-
-// syncBuffer is a log sink written by the node's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // tlsGet makes a fresh connection (so a fresh handshake) trusting only ca
 // and returns the status, body and the serial of the certificate served.
@@ -55,10 +36,8 @@ func tlsGet(t *testing.T, ca *tlscerttest.CA, url string) (int, string, int64) {
 // counts it.
 func TestTLSBothListeners(t *testing.T) {
 	dir := t.TempDir()
-	ca := tlscerttest.NewCA(t, dir)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Issue(t, 1, certFile, keyFile)
-	var logs syncBuffer
+	ca, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, dir)
+	var logs proctest.SyncBuffer
 	cfg := testConfig(t)
 	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	cfg.TLS = &TLS{CertFile: certFile, KeyFile: keyFile}
@@ -165,15 +144,13 @@ func TestTLSBadFilesFailStart(t *testing.T) {
 // logs a warning naming it; on loopback, or with TLS, none.
 func TestCleartextBeyondLoopbackWarns(t *testing.T) {
 	dir := t.TempDir()
-	ca := tlscerttest.NewCA(t, dir)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Issue(t, 1, certFile, keyFile)
+	_, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, dir)
 	for _, c := range []struct {
 		listen string
 		tls    bool
 		warn   bool
 	}{{"127.0.0.1:0", false, false}, {"0.0.0.0:0", false, true}, {"0.0.0.0:0", true, false}} {
-		var logs syncBuffer
+		var logs proctest.SyncBuffer
 		cfg := testConfig(t)
 		cfg.Listen, cfg.AdminListen = c.listen, ""
 		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))

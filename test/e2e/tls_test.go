@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -20,9 +19,7 @@ import (
 // and a broken replacement keeps the certificate, logs an error and counts.
 func TestTLSOnTheBinary(t *testing.T) {
 	dir := t.TempDir()
-	ca := tlscerttest.NewCA(t, dir)
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	ca.Issue(t, 1, certFile, keyFile)
+	ca, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, dir)
 	p := startNode(t, t.TempDir(), "--tls-cert", certFile, "--tls-key", keyFile)
 	if !strings.HasPrefix(p.URL, "https://") {
 		t.Fatalf("serve printed URL %q, want https://", p.URL)

@@ -26,6 +26,17 @@ type CA struct {
 	PEMFile string // the CA certificate, for --ca-cert and CAIRN_CA_CERT
 }
 
+// NewCAWithLeaf makes a CA in dir (NewCA) and a first leaf it signs with
+// serial 1, written as cert.pem and key.pem in dir, the way most tests
+// start.
+func NewCAWithLeaf(t testing.TB, dir string) (ca *CA, certFile, keyFile string) {
+	t.Helper()
+	ca = NewCA(t, dir)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	ca.Issue(t, 1, certFile, keyFile)
+	return ca, certFile, keyFile
+}
+
 // NewCA makes a CA and writes its certificate to ca.pem in dir.
 func NewCA(t testing.TB, dir string) *CA {
 	t.Helper()
