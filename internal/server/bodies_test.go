@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -357,17 +356,18 @@ func TestRawErrorsAreJSON(t *testing.T) {
 	}
 }
 
-// TestJSONRawErrorsLogger: the standalone wrapper (the admin listener's)
-// answers the same way and logs to the logger given.
-func TestJSONRawErrorsLogger(t *testing.T) {
-	var logs logSink
+// TestRawErrorsLogged: a raw error is logged to the server's logger with
+// the request id it was answered with.
+func TestRawErrorsLogged(t *testing.T) {
+	e := newEnv(t)
+	logs := e.logs
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: http.NotFoundHandler()}
 	done := make(chan error, 1)
-	go func() { done <- hs.Serve(server.JSONRawErrors(ln, slog.New(slog.NewJSONHandler(&logs, nil)))) }()
+	go func() { done <- hs.Serve(e.srv.Listener(ln)) }()
 	defer func() {
 		hs.Close()
 		<-done

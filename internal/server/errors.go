@@ -39,7 +39,7 @@ import (
 // A body that stopped arriving is 408 too. The requests net/http answers
 // before any handler (a malformed percent-escape in the path, a missing
 // Host) get the same JSON error when the listener is wrapped with
-// [Server.Listener] or [JSONRawErrors].
+// [Server.Listener].
 
 // httpError overrides the status and code a fault class would give, for the
 // answers the class table cannot express (413 too_large, 405, 408, 415). It

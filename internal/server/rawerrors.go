@@ -16,23 +16,15 @@ import (
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
-// Listener returns ln with its connections' raw errors answered as JSON,
-// with the server's request ids and logger; [Server.Serve] serves through
-// it. See [JSONRawErrors].
-func (s *Server) Listener(ln net.Listener) net.Listener {
-	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids}
-}
-
-// JSONRawErrors is [Server.Listener] for a listener whose handler is not a
-// Server. It wraps ln so that the answers net/http writes by itself,
+// Listener wraps ln so that the answers net/http writes by itself,
 // before any handler runs, are the server's JSON error body with a request
 // id (in the body and in X-Request-ID), like every other error, and are
 // logged at Info. These are the requests net/http cannot parse: a request
 // line or target it refuses (a path with a malformed percent-escape such as
 // "%zz"), a missing or malformed Host, a bad header or Content-Length (400),
 // headers over the size limit (431), an unknown transfer coding (501), an
-// unsupported HTTP version (505). log gets the lines; nil means
-// slog.Default.
+// unsupported HTTP version (505). The lines go to the server's logger, with
+// the server's request ids; [Server.Serve] serves through it.
 //
 // It recognises net/http's answer by its exact shape, written in one Write
 // on the connection: a status line, then "Content-Type: text/plain;
@@ -46,11 +38,8 @@ func (s *Server) Listener(ln net.Listener) net.Listener {
 // plain text. Sharp edge: net/http does not see a *tls.Conn, so r.TLS is
 // nil and HTTP/2 is not negotiated (cairn serves HTTP/1.1 only). Wrapped
 // below TLS it never matches and changes nothing.
-func JSONRawErrors(ln net.Listener, log *slog.Logger) net.Listener {
-	if log == nil {
-		log = slog.Default()
-	}
-	return &rawErrorListener{Listener: ln, log: log, ids: newIDGen()}
+func (s *Server) Listener(ln net.Listener) net.Listener {
+	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids}
 }
 
 type rawErrorListener struct {
