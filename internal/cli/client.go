@@ -131,6 +131,15 @@ type usageError string
 
 func (e usageError) Error() string { return string(e) }
 
+// UsageError is a command line the command cannot run: [Report] answers
+// it with exit status 2. cairn-lab's commands return it too.
+type UsageError = usageError
+
+// Report prints a command's error as cairn's commands do (the API error's
+// code and request id, a hint where one helps) and returns the exit
+// status: 0 for nil, 2 for a [UsageError], 1 otherwise.
+func Report(cmd string, err error, env Env) int { return report(cmd, err, env) }
+
 func report(cmd string, err error, env Env) int {
 	var ue usageError
 	var ce *client.Error

@@ -9,11 +9,9 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 
 	cairncli "github.com/cairnstore/cairn/internal/cli"
 )
@@ -83,19 +81,7 @@ func (c *clientFlags) register(fs *flag.FlagSet) {
 }
 
 // usageError is an error in how the command was called: exit status 2.
-type usageError string
+type usageError = cairncli.UsageError
 
-func (e usageError) Error() string { return string(e) }
-
-func report(cmd string, err error, env Env) int {
-	var ue usageError
-	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &ue):
-		fmt.Fprintf(env.Stderr, "cairn %s: %v (see cairn %s --help)\n", cmd, err, cmd)
-		return exitUsage
-	}
-	fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, strings.TrimPrefix(err.Error(), "cairn: "))
-	return exitFail
-}
+// report prints err as cairn's commands do and returns the exit status.
+func report(cmd string, err error, env Env) int { return cairncli.Report(cmd, err, env) }
