@@ -46,12 +46,13 @@ type Clock struct {
 	mu   sync.Mutex // guards last and the watch fields below
 	last Timestamp
 
-	// Set by Watch; see there. prevWall and prevElapsed are the readings
-	// of the previous Now (or of Watch).
+	// Set by Watch; see there. prev and prevElapsed are the readings of the
+	// previous Now (or of Watch); prev keeps its monotonic reading, which
+	// measures the time elapsed when elapsed is nil.
 	watch       func(Jump)
 	threshold   time.Duration
 	elapsed     func() time.Duration
-	prevWall    time.Time
+	prev        time.Time
 	prevElapsed time.Duration
 }
 
@@ -99,21 +100,22 @@ func (c *Clock) Now() Timestamp {
 // both.
 //
 // A step is the wall's movement between two readings of Now minus the time
-// that elapsed (nil elapsed: the process's monotonic clock), so a step
+// that elapsed (nil elapsed: the monotonic readings time.Now carries, so a
+// watched clock's wall must be time.Now; tests inject both), so a step
 // forward is told apart from a long pause between writes. The first
 // reading is compared with one Watch takes. f runs on the goroutine that
 // called Now, after the clock's lock is released; it must be quick. Call
 // Watch before the clock is used.
 func (c *Clock) Watch(threshold time.Duration, elapsed func() time.Duration, f func(Jump)) {
-	if elapsed == nil {
-		start := time.Now()
-		elapsed = func() time.Duration { return time.Since(start) }
+	w := c.wall()
+	var el time.Duration
+	if elapsed != nil {
+		el = elapsed()
 	}
-	w, el := c.wall().Round(0), elapsed()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.watch, c.threshold, c.elapsed = f, threshold, elapsed
-	c.prevWall, c.prevElapsed = w, el
+	c.prev, c.prevElapsed = w, el
 }
 
 // checkLocked compares the wall reading w with the previous one; ts is the
@@ -122,9 +124,18 @@ func (c *Clock) checkLocked(w time.Time, ts Timestamp) (Jump, bool) {
 	if c.watch == nil {
 		return Jump{}, false
 	}
-	w, el := w.Round(0), c.elapsed() // Round(0): compare wall readings, not monotonic ones
-	step := w.Sub(c.prevWall) - (el - c.prevElapsed)
-	c.prevWall, c.prevElapsed = w, el
+	// Round(0) compares wall readings; w.Sub(c.prev) uses the monotonic
+	// ones when both carry them, so no second clock read is needed.
+	step := w.Round(0).Sub(c.prev.Round(0))
+	if c.elapsed != nil {
+		el := c.elapsed()
+		step -= el - c.prevElapsed
+		c.prevElapsed = el
+	} else {
+		step -= w.Sub(c.prev)
+	}
+	c.prev = w
+	w = w.Round(0)
 	if step <= c.threshold && step >= -c.threshold {
 		return Jump{}, false
 	}
