@@ -176,29 +176,26 @@ func methodGuards(s *Server, rts []Route, access Access) []Route {
 	return guards
 }
 
-// adminReadyz answers the admin listener's /readyz: "ok", a plain 503
-// "not ready" (made JSON by JSONErrors, and not logged: saying 503 is its
-// job), or the API's catching-up body.
+// adminReadyz answers the admin listener's /readyz with the API's
+// decision (readiness): "ok" when ready with nothing catching up, a plain
+// 503 "not ready" (made JSON by JSONErrors) while starting or draining,
+// else the API's catching-up body. Like the API's, it is not logged as a
+// failure when it says 503.
 func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
-	if s.ready != nil && !s.ready() {
-		http.Error(w, "not ready", http.StatusServiceUnavailable)
-		return
+	if x := exchangeFrom(r.Context()); x != nil {
+		x.quiet = true
 	}
-	var ts []string
-	if s.catchingUp != nil {
-		ts = s.catchingUp()
-	}
-	if len(ts) == 0 {
+	status, code, ts := s.readiness()
+	switch {
+	case ts != nil:
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(code)
+		w.Write(readyzBody(status, ts))
+	case code != http.StatusOK:
+		http.Error(w, "not ready", code)
+	default:
 		fmt.Fprintln(w, "ok")
-		return
 	}
-	status, code := "catching_up", http.StatusServiceUnavailable
-	if s.serveCU {
-		status, code = "ready", http.StatusOK
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(ReadyzBody(status, ts))
 }
 
 // reconcileRun serves POST /v1/admin/reconcile/run?backend=B&tenant=T&

@@ -3,6 +3,9 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -84,5 +87,35 @@ func TestReadThroughHeader(t *testing.T) {
 	}
 	if w := e.do(t, req{method: "GET", path: docURL(tenantA, "local"), token: e.tokA}); w.Header().Get("X-Cairn-Read-Through") != "" {
 		t.Errorf("a local document: X-Cairn-Read-Through %q", w.Header().Get("X-Cairn-Read-Through"))
+	}
+}
+
+// TestAdminReadyzNotLogged: the admin listener's /readyz answers a node
+// that is starting or catching up with 503 as the API's does, and, like
+// the API's, does not log that answer as a failed request: a probe every
+// few seconds would fill the log with errors.
+func TestAdminReadyzNotLogged(t *testing.T) {
+	for _, c := range []struct {
+		name       string
+		ready      bool
+		catchingUp []string
+	}{{"starting", false, nil}, {"catching up", true, []string{"acme"}}} {
+		var logs logSink
+		s, err := server.NewAdmin(server.AdminOptions{
+			Logger:     slog.New(slog.NewJSONHandler(&logs, nil)),
+			Ready:      func() bool { return c.ready },
+			CatchingUp: func() []string { return c.catchingUp },
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		if w.Code != http.StatusServiceUnavailable {
+			t.Errorf("%s: /readyz %d %s, want 503", c.name, w.Code, w.Body)
+		}
+		if recs := logs.records(t); len(recs) != 0 {
+			t.Errorf("%s: /readyz's 503 logged: %v", c.name, recs)
+		}
 	}
 }

@@ -578,44 +578,49 @@ func (s *Server) livez(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `{"status":"live"}`+"\n")
 }
 
+// readiness is what /readyz says on both listeners: "draining" or
+// "starting" (503), "catching_up" (503, or 200 with ServeWhileCatchingUp)
+// with the tenants still catching up, or "ready".
+func (s *Server) readiness() (status string, code int, catchingUp []string) {
+	switch {
+	case s.draining.Load():
+		return "draining", http.StatusServiceUnavailable, nil
+	case s.ready != nil && !s.ready():
+		return "starting", http.StatusServiceUnavailable, nil
+	}
+	if s.catchingUp != nil {
+		catchingUp = s.catchingUp()
+	}
+	switch {
+	case len(catchingUp) == 0:
+		return "ready", http.StatusOK, nil
+	case s.serveCU:
+		return "ready", http.StatusOK, catchingUp
+	}
+	return "catching_up", http.StatusServiceUnavailable, catchingUp
+}
+
 // readyz is not logged as a failure when it says 503: that is its job.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	if x := exchangeFrom(r.Context()); x != nil {
 		x.quiet = true
 	}
+	status, code, ts := s.readiness()
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["Cache-Control"] = noStore
-	switch {
-	case s.draining.Load():
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, `{"status":"draining"}`+"\n")
-	case s.ready != nil && !s.ready():
-		w.WriteHeader(http.StatusServiceUnavailable)
-		io.WriteString(w, `{"status":"starting"}`+"\n")
-	default:
-		var ts []string
-		if s.catchingUp != nil {
-			ts = s.catchingUp()
-		}
-		if len(ts) == 0 {
-			io.WriteString(w, `{"status":"ready"}`+"\n")
-			return
-		}
-		status := "catching_up"
-		if s.serveCU {
-			status = "ready"
-		} else {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		w.Write(ReadyzBody(status, ts))
+	w.WriteHeader(code)
+	if ts == nil {
+		io.WriteString(w, `{"status":"`+status+`"}`+"\n")
+		return
 	}
+	w.Write(readyzBody(status, ts))
 }
 
-// ReadyzBody is the /readyz body of a node with tenants catching up:
+// readyzBody is the /readyz body of a node with tenants catching up:
 // {"status":…,"catching_up":[…]}. The admin listener's /readyz says the
 // same.
-func ReadyzBody(status string, catchingUp []string) []byte {
+func readyzBody(status string, catchingUp []string) []byte {
 	b := append([]byte(`{"status":`), appendJSONString(nil, status)...)
 	b = append(b, `,"catching_up":[`...)
 	for i, t := range catchingUp {
