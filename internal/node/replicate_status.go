@@ -115,13 +115,19 @@ func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest
 		}
 		engines = []*reconcile.Engine{e}
 	}
+	if !req.Wait && !req.Confirm {
+		// A trigger needs no tenant list: each engine's pass finds its
+		// tenants itself, without holding up this answer on a listing.
+		for _, e := range engines {
+			e.Trigger()
+		}
+		return api.ReconcileRun{Triggered: true}, nil
+	}
 	tenants := make([][]string, len(engines)) // per engine
 	for i, e := range engines {
 		tenants[i] = runTenants(ctx, e, req.Tenant)
-	}
-	for i, e := range engines {
-		for _, t := range tenants[i] {
-			if req.Confirm {
+		if req.Confirm {
+			for _, t := range tenants[i] {
 				e.Confirm(t)
 			}
 		}
