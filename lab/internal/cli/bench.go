@@ -90,10 +90,6 @@ func benchCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn bench: %v\n", err)
 		return exitUsage
 	}
-	if f.caCert != "" {
-		fmt.Fprintln(env.Stderr, "cairn bench: --ca-cert: the load generator speaks plain HTTP/1.1 only")
-		return exitUsage
-	}
 	f.cfg.URL, f.cfg.Token, f.cfg.Tenant = f.url, f.token, f.tenant
 	f.cfg.Op, f.cfg.Client = loadgen.Op(f.op), loadgen.Client(f.client)
 	if f.token == "" {

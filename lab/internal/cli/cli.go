@@ -67,17 +67,16 @@ func parseArgs(fs *flag.FlagSet, args []string, env Env) (pos []string, code int
 }
 
 // clientFlags are the connection flags of cairn's client commands that
-// bench takes.
+// bench takes. There is no --ca-cert: the load generator speaks plain
+// HTTP/1.1 only and refuses an https URL.
 type clientFlags struct {
 	url, token, tenant string
-	caCert             string
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.url, "url", "http://127.0.0.1:7070", "the node's `URL`")
 	fs.StringVar(&c.token, "token", "", "bearer `token` (prefer CAIRN_TOKEN: flags show in ps)")
 	fs.StringVar(&c.tenant, "tenant", "demo", "the `tenant` to act on")
-	fs.StringVar(&c.caCert, "ca-cert", "", "trust only the CA certificates in this PEM `file` for an https URL (a node with a self-signed or private CA)")
 }
 
 // usageError is an error in how the command was called: exit status 2.
