@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/cairnstore/cairn/internal/backend"
-	"github.com/cairnstore/cairn/internal/resilience"
 )
 
 // Catching up. An engine serves every tenant it knows of: the configured
@@ -77,12 +76,20 @@ func (e *Engine) sortedTenants() []string {
 func (e *Engine) Discover(ctx context.Context) ([]string, error) {
 	local, lerr := e.localTenants(ctx)
 	remote, listed, rerr := e.listRemote(ctx)
-	e.learn(ctx, local, remote, listed && rerr == nil)
+	e.learn(ctx, local, remote, listed)
 	return e.sortedTenants(), errors.Join(lerr, rerr)
 }
 
+// discoverRemote is Discover for a pass, which read the local tenants
+// when it started (knownTenants): it lists only the backend's.
+func (e *Engine) discoverRemote(ctx context.Context) ([]string, error) {
+	remote, listed, err := e.listRemote(ctx)
+	e.learn(ctx, nil, remote, listed)
+	return e.sortedTenants(), err
+}
+
 // listRemote lists the backend's tenants; listed is false when the
-// backend cannot list them.
+// backend cannot list them, or the listing failed.
 func (e *Engine) listRemote(ctx context.Context) (ts []string, listed bool, err error) {
 	type result struct {
 		ts []string
@@ -184,12 +191,10 @@ func (e *Engine) CatchingUpAtStart() []string {
 // through the resilience policy (an open breaker refuses at once with
 // ErrBackendUnavailable) but not Limits, which bound the reconciler's own
 // load: a client's read must not wait behind the round it is standing in
-// for. Outcomes are backend.Get's.
+// for. It is counted among the backend calls (BackendObserver). Outcomes
+// are backend.Get's.
 func (e *Engine) ReadThrough(ctx context.Context, tenant, key string) (*backend.Object, error) {
-	if e.cfg.Policy.OpenFor() > 0 {
-		return nil, fmt.Errorf("%s %s: %w", backend.OpGet, e.name, ErrBackendUnavailable)
-	}
-	return resilience.Get(ctx, e.cfg.Policy, backend.OpGet, func(ctx context.Context) (*backend.Object, error) {
+	return callUnlimited(ctx, e, backend.OpGet, func(ctx context.Context) (*backend.Object, error) {
 		return e.be.Get(ctx, tenant, key)
 	})
 }

@@ -394,10 +394,7 @@ func (e *Engine) setProgress(tenant string, f func(p *Progress)) {
 // counts against an attempt's timeout or the breaker.
 func call[R any](ctx context.Context, e *Engine, op string, fn func(context.Context) (R, error)) (R, error) {
 	var zero R
-	// OpenFor, not State: an open breaker whose delay has passed reports
-	// Open until a call asks it for a permit, which is what turns it
-	// half-open; refusing on State alone would never probe again.
-	if e.cfg.Policy.OpenFor() > 0 {
+	if e.cfg.Policy.OpenFor() > 0 { // refuse before waiting for a slot
 		return zero, fmt.Errorf("%s %s: %w", op, e.name, ErrBackendUnavailable)
 	}
 	release, err := e.lim.acquire(ctx)
@@ -405,6 +402,19 @@ func call[R any](ctx context.Context, e *Engine, op string, fn func(context.Cont
 		return zero, err
 	}
 	defer release()
+	return callUnlimited(ctx, e, op, fn)
+}
+
+// callUnlimited is call without the backend's limits (Limits): for a
+// client's read that must not queue behind the reconciler's own load.
+func callUnlimited[R any](ctx context.Context, e *Engine, op string, fn func(context.Context) (R, error)) (R, error) {
+	var zero R
+	// OpenFor, not State: an open breaker whose delay has passed reports
+	// Open until a call asks it for a permit, which is what turns it
+	// half-open; refusing on State alone would never probe again.
+	if e.cfg.Policy.OpenFor() > 0 {
+		return zero, fmt.Errorf("%s %s: %w", op, e.name, ErrBackendUnavailable)
+	}
 	start := time.Now()
 	r, err := resilience.Get(ctx, e.cfg.Policy, op, fn)
 	if o, ok := e.cfg.Observer.(BackendObserver); ok {

@@ -87,7 +87,7 @@ func (s *sched) start(ctx context.Context) {
 // discover lists the backend's tenants and queues those the pass did not
 // include.
 func (s *sched) discover(ctx context.Context, t *turn) {
-	found, err := s.e.Discover(ctx)
+	found, err := s.e.discoverRemote(ctx)
 	if s.unavailable(ctx, err) {
 		return
 	}
