@@ -110,6 +110,12 @@ func New(baseURL, token string, opts ...Option) *Client {
 }
 
 // withRoots returns a copy of hc whose transport trusts only roots.
+// HTTPClientTrusting returns an http.Client that trusts only the CA
+// certificates in pool, as [WithRootCAs] makes the Client's: for calls this
+// package does not make (the admin listener's API) to a node whose
+// certificate a private CA signed.
+func HTTPClientTrusting(pool *x509.CertPool) *http.Client { return withRoots(&http.Client{}, pool) }
+
 func withRoots(hc *http.Client, roots *x509.CertPool) *http.Client {
 	var tr *http.Transport
 	switch rt := hc.Transport.(type) {

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -68,9 +67,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 			fmt.Fprintf(env.Stderr, "cairn reconcile: --ca-cert: %v\n", err)
 			return exitUsage
 		}
-		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
-		a.hc = &http.Client{Transport: tr}
+		a.hc = client.HTTPClientTrusting(pool)
 	}
 	var err error
 	switch args[0] {
