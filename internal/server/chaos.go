@@ -89,9 +89,9 @@ func (s *Server) chaosSet(c Chaos) http.HandlerFunc {
 		if cb == nil {
 			return
 		}
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxChaosProfile))
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxChaosProfile))
 		if err != nil {
-			s.writeError(w, r, invalid("admin.chaos.set", "reading the body: "+err.Error()))
+			s.writeError(w, r, bodyReadError("admin.chaos.set", maxChaosProfile, err))
 			return
 		}
 		p, err := chaos.ParseProfile(body)
