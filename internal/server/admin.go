@@ -251,8 +251,10 @@ func (s *Server) quarantineList(qt Quarantine) http.Handler {
 				return
 			}
 			if err != nil {
-				s.writeError(w, r, withStatus(http.StatusInternalServerError, "internal",
-					&fault.Error{Class: fault.Unknown, Context: fault.Context{Op: op}, Msg: "reading the quarantine: " + err.Error(), Err: err}))
+				// The class decides the status (a 5xx) and the message
+				// stays the fixed one; the cause goes to the log only.
+				s.writeError(w, r, &fault.Error{Class: fault.ClassOf(err), Context: fault.Context{Op: op},
+					Msg: "reading the quarantine failed", Err: err})
 				return
 			}
 			out.Rows = append(out.Rows, row)
