@@ -180,41 +180,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	status, code := statusOf(err)
-	h := w.Header()
-	var he *httpError
-	if errors.As(err, &he) {
-		if he.challenge != "" {
-			h.Set("WWW-Authenticate", he.challenge)
-		}
-		if he.allow != "" {
-			h.Set("Allow", he.allow)
-		}
-		if he.accept != "" {
-			h.Set("Accept-Encoding", he.accept)
-		}
-	}
-	var se *doc.SiblingsError
-	if errors.As(err, &se) {
-		// A document with open siblings: name them, in the If-Match list
-		// syntax, so a client can resolve without parsing the body.
-		h.Set("X-Cairn-Siblings", strings.Join(se.Siblings, ", "))
-	}
-	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
-		// An error that knows how long to wait (fault.WithRetryAfter, or a
-		// RetryAfter method: a breaker, a limiter) says so; others get
-		// Options.RetryAfter.
-		d := s.retryAfter
-		if ra, ok := fault.RetryAfter(err); ok && ra > 0 {
-			d = ra
-		}
-		h.Set("Retry-After", fault.FormatRetryAfter(d))
-	}
-	// Headers set for a success (ETag, Content-Length) must not leak into an
-	// error answer.
-	h.Del("ETag")
-	h.Del("Content-Length")
-	h["Content-Type"] = jsonContentType
-	h["Cache-Control"] = noStore
+	s.errorHeaders(w.Header(), err, status)
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
@@ -224,7 +190,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		id = x.info.ID
 	}
 	b := appendErrorJSON(nil, code, userMessage(err, status), id)
-	if se != nil {
+	if se := (*doc.SiblingsError)(nil); errors.As(err, &se) {
 		b = append(appendSiblingsError(b[:len(b)-3], se), "}}\n"...) // inside the error object
 	}
 	w.Write(b)
@@ -317,4 +283,45 @@ var (
 // class for logs and errors.Is.
 func withStatus(status int, code string, err error) error {
 	return &httpError{status: status, code: code, err: err}
+}
+
+// errorHeaders sets the headers of an error answer of status for err: the
+// challenge, Allow or Accept-Encoding it names, the siblings of a
+// conflict, Retry-After on a 503 or 429, the JSON content type, no-store;
+// and drops those a success had set (ETag, Content-Length).
+func (s *Server) errorHeaders(h http.Header, err error, status int) {
+	var he *httpError
+	if errors.As(err, &he) {
+		if he.challenge != "" {
+			h.Set("WWW-Authenticate", he.challenge)
+		}
+		if he.allow != "" {
+			h.Set("Allow", he.allow)
+		}
+		if he.accept != "" {
+			h.Set("Accept-Encoding", he.accept)
+		}
+	}
+	var se *doc.SiblingsError
+	if errors.As(err, &se) {
+		// A document with open siblings: name them, in the If-Match list
+		// syntax, so a client can resolve without parsing the body.
+		h.Set("X-Cairn-Siblings", strings.Join(se.Siblings, ", "))
+	}
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		// An error that knows how long to wait (fault.WithRetryAfter, or a
+		// RetryAfter method: a breaker, a limiter) says so; others get
+		// Options.RetryAfter.
+		d := s.retryAfter
+		if ra, ok := fault.RetryAfter(err); ok && ra > 0 {
+			d = ra
+		}
+		h.Set("Retry-After", fault.FormatRetryAfter(d))
+	}
+	// Headers set for a success (ETag, Content-Length) must not leak into an
+	// error answer.
+	h.Del("ETag")
+	h.Del("Content-Length")
+	h["Content-Type"] = jsonContentType
+	h["Cache-Control"] = noStore
 }

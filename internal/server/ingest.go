@@ -159,7 +159,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var code string
 		status, code = statusOf(err)
 		reply.Complete = false
-		reply.Error = &api.Error{Code: code, Message: fault.MessageOf(err), RequestID: reqctx.RequestID(r.Context())}
+		reply.Error = &api.Error{Code: code, Message: userMessage(err, status), RequestID: reqctx.RequestID(r.Context())}
 		level := slog.LevelError
 		if status < 500 {
 			level = slog.LevelWarn // the client's doing: a body that stopped, came too slowly or broke
@@ -168,11 +168,11 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
-	hdr := w.Header()
-	hdr.Set("Content-Type", "application/json")
-	hdr.Set("Cache-Control", "no-store")
-	if status == http.StatusServiceUnavailable {
-		hdr.Set("Retry-After", "1")
+	if err != nil {
+		h.s.errorHeaders(w.Header(), err, status)
+	} else {
+		w.Header()["Content-Type"] = jsonContentType
+		w.Header()["Cache-Control"] = noStore
 	}
 	run.extend()
 	if run.body.err != nil {
