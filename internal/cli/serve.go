@@ -236,7 +236,7 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	if err := f.replication(&cfg); err != nil {
 		return cfg, err
 	}
-	if err := f.ingest.config(&cfg); err != nil {
+	if err := f.ingest.config(&cfg, f.origin); err != nil {
 		return cfg, err
 	}
 	if err := f.chaos.config(&cfg); err != nil {

@@ -26,15 +26,16 @@ func (f *serveIngestFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.rateWindow, "ingest-rate-window", server.DefaultIngestRateWindow, "waiting for the client over which --ingest-min-rate is averaged")
 }
 
-// config sets cfg.Ingest.
-func (f *serveIngestFlags) config(cfg *node.Config) error {
+// config sets cfg.Ingest; an error names each setting where it came from.
+func (f *serveIngestFlags) config(cfg *node.Config, o origins) error {
 	switch {
 	case f.streams < 1:
-		return fmt.Errorf("--ingest-streams %d: want 1 or more", f.streams)
+		return fmt.Errorf("%s: want 1 or more", o.named("ingest-streams", f.streams))
 	case f.tenantStreams < 0 || f.tenantStreams > f.streams:
-		return fmt.Errorf("--ingest-tenant-streams %d: want 0 (half of --ingest-streams) to --ingest-streams (%d)", f.tenantStreams, f.streams)
+		return fmt.Errorf("%s: want 0 (half of %s) to %s (%d)", o.named("ingest-tenant-streams", f.tenantStreams),
+			o.setting("ingest-streams"), o.setting("ingest-streams"), f.streams)
 	case f.rateWindow <= 0:
-		return fmt.Errorf("--ingest-rate-window %v: want a duration such as 10s", f.rateWindow)
+		return fmt.Errorf("%s: want a duration such as 10s", o.named("ingest-rate-window", f.rateWindow))
 	}
 	cfg.Ingest = server.IngestLimits{Streams: f.streams, TenantStreams: f.tenantStreams,
 		MinRate: int64(f.minRate), RateWindow: f.rateWindow}
