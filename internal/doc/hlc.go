@@ -65,6 +65,14 @@ type Jump struct {
 	Ahead time.Duration // how far the clock's readings are ahead of Wall (0 if not)
 }
 
+// Direction is "forward" or "backward", the way the step went.
+func (j Jump) Direction() string {
+	if j.Step < 0 {
+		return "backward"
+	}
+	return "forward"
+}
+
 // NewClock returns a clock reading wall (time.Now if nil).
 func NewClock(wall func() time.Time) *Clock {
 	if wall == nil {

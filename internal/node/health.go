@@ -8,6 +8,7 @@ import (
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/store"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // The node's own failures, each with a log line of a fixed message (the
@@ -47,14 +48,10 @@ func (n *Node) newClock() *doc.Clock {
 // clockJumped runs on the store's committer goroutine when the wall clock
 // stepped between two writes.
 func (n *Node) clockJumped(j doc.Jump) {
-	dir := "forward"
-	if j.Step < 0 {
-		dir = "backward"
-	}
 	if n.tel != nil {
-		n.tel.Metrics.ClockJumped(j.Step)
+		n.tel.Metrics.ClockJumped(j.Direction())
 	}
-	n.log.Warn(msgClockJumped, "direction", dir, "step", j.Step.String(), "wall", j.Wall,
+	n.log.Warn(msgClockJumped, "direction", j.Direction(), "step", j.Step.String(), "wall", j.Wall,
 		"hlc_ahead", j.Ahead.String(), "runbook", runbookClockJump)
 }
 
@@ -63,12 +60,12 @@ func (n *Node) clockJumped(j doc.Jump) {
 // answers 503 and a load balancer sends clients elsewhere.
 func (n *Node) storeFailed(err error) {
 	n.storeDown.Store(true)
-	cause, entry := "io_error", runbookWriteFail
-	if n.tel != nil {
-		cause = n.tel.Metrics.StoreFailed(err)
-	}
+	cause, entry := telemetry.CauseIOError, runbookWriteFail
 	if fault.ClassOf(err) == fault.Exhausted {
-		entry = runbookDiskFull
+		cause, entry = telemetry.CauseDiskFull, runbookDiskFull
+	}
+	if n.tel != nil {
+		n.tel.Metrics.StoreFailed(cause)
 	}
 	n.log.Error(msgStoreFailed, "cause", cause, "class", fault.ClassOf(err).String(),
 		"data_dir", n.cfg.DataDir, "err", err, "runbook", entry)

@@ -14,6 +14,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/cairnstore/cairn/internal/cache"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/resilience"
@@ -83,6 +84,7 @@ type Node struct {
 	log   *slog.Logger
 	store *store.Store
 	cache *cache.Cache
+	clock *doc.Clock // the store's hybrid logical clock, watched (health.go)
 	docs  *Docs
 	repl  *replicator // nil until the store is open; see replicate.go
 	tel   *telemetry.Telemetry
@@ -139,6 +141,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	cfg = n.cfg
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
+	n.clock = n.newClock()
 	feed := newChangeFeed()
 	n.store, err = store.Open(cfg.DataDir, store.Options{
 		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: newFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
@@ -148,7 +151,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 				n.tel.Metrics.OnCommit(size, d)
 			}
 		},
-		FS: cfg.storeFS, Clock: n.newClock(), OnFail: n.storeFailed, // health.go
+		FS: cfg.storeFS, Clock: n.clock, OnFail: n.storeFailed, // health.go
 	})
 	if err != nil {
 		return nil, n.storeOpenFailed(err)
@@ -193,7 +196,7 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	if n.chaos != nil {
 		tel.Metrics.SetChaosBallast(int64(len(n.chaos.ballast)))
 	}
-	if err := tel.Metrics.RegisterClock(n.store.ClockAhead); err != nil {
+	if err := tel.Metrics.RegisterClock(n.clock.Ahead); err != nil {
 		return err
 	}
 	return tel.Metrics.RegisterCache(func() telemetry.CacheStats { return telemetry.CacheStats(n.cache.Stats()) })

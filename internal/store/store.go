@@ -401,10 +401,6 @@ func (s *Store) loadMarks() error {
 	return nil
 }
 
-// ClockAhead is how far the store's hybrid logical clock runs ahead of the
-// wall clock (doc.Clock.Ahead).
-func (s *Store) ClockAhead() time.Duration { return s.clock.Ahead() }
-
 // Identity returns the node's identity.
 func (s *Store) Identity() Identity { return s.id }
 

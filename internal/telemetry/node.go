@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // nodeMetrics are the node's own failures, beside the backends' (see
@@ -22,9 +20,10 @@ type nodeMetrics struct {
 // The values of cairn_store_failures_total's cause label: disk_full when the
 // write failed for want of space (ENOSPC, EDQUOT: fault.Exhausted),
 // io_error for any other failed write or fsync of the log.
+// The causes of cairn_store_failures_total.
 const (
-	causeDiskFull = "disk_full"
-	causeIOError  = "io_error"
+	CauseDiskFull = "disk_full"
+	CauseIOError  = "io_error"
 )
 
 func newNodeMetrics(f factory) nodeMetrics {
@@ -36,7 +35,7 @@ func newNodeMetrics(f factory) nodeMetrics {
 		clockJumps: f.counterVec("cairn_clock_jumps_total",
 			"Steps of the wall clock larger than a second seen between two readings of the hybrid logical clock, by direction (backward, forward).", "direction"),
 	}
-	for _, c := range []string{causeDiskFull, causeIOError} {
+	for _, c := range []string{CauseDiskFull, CauseIOError} {
 		m.storeFailures.WithLabelValues(c)
 	}
 	for _, d := range []string{"backward", "forward"} {
@@ -45,26 +44,17 @@ func newNodeMetrics(f factory) nodeMetrics {
 	return m
 }
 
-// StoreFailed records that the local store failed with err and now refuses
-// every request. It returns the cause label it counted under, for the log
-// line that goes with it.
-func (m *Metrics) StoreFailed(err error) string {
-	cause := causeIOError
-	if fault.ClassOf(err) == fault.Exhausted {
-		cause = causeDiskFull
-	}
+// StoreFailed records that the local store failed, for cause (CauseDiskFull
+// or CauseIOError), and now refuses every request.
+func (m *Metrics) StoreFailed(cause string) {
 	m.node.storeFailures.WithLabelValues(cause).Inc()
 	m.node.storeFailed.Set(1)
-	return cause
 }
 
-// ClockJumped counts one step of the wall clock (negative: backward).
-func (m *Metrics) ClockJumped(step time.Duration) {
-	d := "forward"
-	if step < 0 {
-		d = "backward"
-	}
-	m.node.clockJumps.WithLabelValues(d).Inc()
+// ClockJumped counts one step of the wall clock in direction (doc.Jump's
+// Direction: backward or forward).
+func (m *Metrics) ClockJumped(direction string) {
+	m.node.clockJumps.WithLabelValues(direction).Inc()
 }
 
 // RegisterClock exposes cairn_hlc_ahead_seconds, read from ahead at scrape
