@@ -52,11 +52,15 @@ func (m *Mem) SetFault(f Fault) {
 	m.fault = f
 }
 
-// begin validates names and consults the fault hook.
+// begin validates names (those op takes) and consults the fault hook.
 func (m *Mem) begin(ctx context.Context, op, tenant, key string) error {
-	check := backend.CheckNames(tenant, key)
-	if op == backend.OpList {
+	var check error
+	switch op {
+	case backend.OpTenants:
+	case backend.OpList:
 		check = backend.CheckTenant(tenant)
+	default:
+		check = backend.CheckNames(tenant, key)
 	}
 	if check != nil {
 		return check
@@ -108,16 +112,8 @@ func (m *Mem) List(ctx context.Context, tenant string, opts backend.ListOptions)
 
 // Tenants implements backend.TenantLister: the tenants holding objects.
 func (m *Mem) Tenants(ctx context.Context) ([]string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.begin(ctx, backend.OpTenants, "", ""); err != nil {
 		return nil, m.wrap(backend.OpTenants, "", "", err)
-	}
-	m.mu.Lock()
-	f := m.fault
-	m.mu.Unlock()
-	if f != nil {
-		if err := f(backend.OpTenants, "", ""); err != nil {
-			return nil, m.wrap(backend.OpTenants, "", "", err)
-		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
