@@ -73,10 +73,8 @@ func (p *pipeline) decodeLine(d *Decoder, kf *keyFinder, b *Batch, ln []byte, li
 	case *FieldError:
 		// Trailing data is a syntax error, and "is it JSON?" is answered
 		// before "is it the right shape?", as Decode and PUT do.
-		if e, c := skipValue(ln, i, d.maxDepth); c == ok {
-			if t := skipWS(ln, e); t < len(ln) {
-				err = syntaxErr(errTrailing, t, off)
-			}
+		if verr := wholeValue(ln, i, d.maxDepth, off); verr != nil {
+			err = verr
 		}
 	}
 	if err != nil {

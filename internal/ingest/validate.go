@@ -17,12 +17,18 @@ func Validate(b []byte) error { return ValidateDepth(b, DefaultMaxDepth) }
 
 // ValidateDepth is Validate with a nesting limit (values < 1 mean 1).
 func ValidateDepth(b []byte, maxDepth int) error {
-	end, c := skipValue(b, skipWS(b, 0), maxDepth)
+	return wholeValue(b, skipWS(b, 0), maxDepth, 0)
+}
+
+// wholeValue checks that b[i:] is one JSON value followed by nothing but
+// whitespace; offsets in its error are relative to base.
+func wholeValue(b []byte, i, maxDepth int, base int64) error {
+	end, c := skipValue(b, i, maxDepth)
 	if c != ok {
-		return syntaxErr(c, end, 0)
+		return syntaxErr(c, end, base)
 	}
 	if end = skipWS(b, end); end != len(b) {
-		return syntaxErr(errTrailing, end, 0)
+		return syntaxErr(errTrailing, end, base)
 	}
 	return nil
 }
