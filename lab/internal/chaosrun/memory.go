@@ -58,7 +58,9 @@ func memBound(race bool) int64 {
 	return memLimit + memLimit/10
 }
 
-func isRace(bin string) bool {
+// IsRace reports whether the binary at bin was built with -race (false
+// when its build settings cannot be read).
+func IsRace(bin string) bool {
 	bi, err := buildinfo.ReadFile(bin)
 	if err != nil {
 		return false
@@ -139,7 +141,7 @@ func runMemory(ctx context.Context, env Env, r *Result) error {
 	faults := []Fault{f}
 	r.Faults = faults
 	shedAttempts := oc.Shed + oc.Retried["429"] + oc.Retried["503"]
-	race := isRace(env.Bin)
+	race := IsRace(env.Bin)
 	bound := memBound(race)
 	fdBound := memOverload + memIngests + 256
 	r.assert("node survived", alive, fmt.Sprintf("the node is alive after %v of %d clients and %d concurrent ingests, then %v of %d clients, under GOMEMLIMIT=%dMiB",

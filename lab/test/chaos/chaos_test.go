@@ -15,7 +15,6 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"debug/buildinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,7 +63,7 @@ func run(t *testing.T, name string) {
 		t.Fatalf("no scenario %q", name)
 	}
 	bin := cairnBin
-	if name == "memory" && isRace(t, bin) {
+	if name == "memory" && chaosrun.IsRace(bin) {
 		bin = buildPlain(t)
 	}
 	var log bytes.Buffer
@@ -85,19 +84,6 @@ func TestPartition(t *testing.T)   { run(t, "partition") }
 func TestNodeFailure(t *testing.T) { run(t, "node-failure") }
 func TestCorruption(t *testing.T)  { run(t, "corruption") }
 func TestMemory(t *testing.T)      { run(t, "memory") }
-
-func isRace(t *testing.T, bin string) bool {
-	bi, err := buildinfo.ReadFile(bin)
-	if err != nil {
-		t.Fatalf("reading the build settings of %s: %v", bin, err)
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" && s.Value == "true" {
-			return true
-		}
-	}
-	return false
-}
 
 // buildPlain builds the cairn binary without -race into the test's
 // temporary directory.
