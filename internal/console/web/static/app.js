@@ -88,7 +88,7 @@ const fmt = {
   json(v) { return JSON.stringify(v, null, 2); },
 };
 
-function stat(label, value, id) { return h("div", { class: "card stat" }, h("div", { class: "label" }, label), h("div", { class: "value", id }, value)); }
+function stat(label, value, id, small) { return h("div", { class: "card stat" }, h("div", { class: "label" }, label), h("div", { class: small ? "value small" : "value", id }, value)); }
 
 function table(headers, rows, empty) {
   if (!rows.length) return h("div", { class: "empty" }, empty);
@@ -120,7 +120,7 @@ function overview() {
       h("td", { class: "num hide-narrow" }, fmt.n(r.requests_total, 0))));
     setContent(
       h("div", { class: "grid" },
-        stat("Node", o.node_id), stat("Version", o.version), stat("Uptime", fmt.dur(o.uptime_seconds)),
+        stat("Node", o.node_id, null, true), stat("Version", o.version, null, true), stat("Uptime", fmt.dur(o.uptime_seconds)),
         stat("Requests/s", fmt.n(o.request_rate), "ov-rate"), stat("Errors/s (5xx)", fmt.n(o.error_rate, 2)),
         stat("Shed/s (429, 503)", fmt.n(o.shed_rate, 2)), stat("Shed total", fmt.n(o.shed_total, 0)),
         stat("Cache hit ratio", fmt.pct(o.cache_hit_ratio)), stat("Cache size", fmt.bytes(o.cache_bytes) + " · " + fmt.n(o.cache_entries, 0)),
@@ -184,7 +184,7 @@ async function documents() {
   const form = h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); st.prefix = prefix.value; st.after = ""; back.length = 0; load(); } },
     tenantPicker(names, st.tenant, v => { st.tenant = v; st.after = ""; st.key = ""; back.length = 0; load(); }),
     h("div", {}, h("label", { for: "prefix" }, "Prefix"), prefix),
-    h("button", { type: "submit", class: "primary" }, "Browse"));
+    h("button", { type: "submit", class: "primary", id: "browse" }, "Browse"));
   setContent(h("div", { class: "card" }, form), list, detail);
 
   async function load() {
@@ -225,7 +225,7 @@ async function documents() {
           h("dt", {}, "HLC"), h("dd", { class: "mono" }, d.hlc),
           h("dt", {}, "Writer"), h("dd", { class: "mono" }, d.writer)),
         d.body !== null ? h("pre", { id: "doc-body" }, fmt.json(d.body)) : null),
-        h("div", { class: "card" }, h("h2", {}, "Conflict history"),
+        h("div", { class: "card", id: "history" }, h("h2", {}, "Conflict history"),
           table([{ t: "discarded etag" }, { t: "reason" }, { t: "winner" }, { t: "time", cls: "hide-narrow" }], hist, "No conflict of this document was ever resolved.")));
     } catch (e) { detail.replaceChildren(h("div", { class: "banner error" }, "Could not read “" + st.key + "”: " + e.message)); }
   }
@@ -334,11 +334,11 @@ function replication() {
     const cards = r.status.backends.map(b => {
       const rows = b.tenants.map(t => {
         const l = t.last, pct = t.percent_done;
-        return h("tr", { class: "tenant-progress", "data-backend": b.name, "data-tenant": t.tenant },
+        return h("tr", { class: "tenant-progress", "data-backend": b.name, "data-tenant": t.tenant, "data-started": l ? l.started : "" },
           h("td", {}, t.tenant),
           h("td", {}, t.running ? h("span", { class: "pill ok round-running" }, "running") : t.catching_up ? h("span", { class: "pill warn" }, "catching up") : h("span", { class: "pill" }, "idle")),
           h("td", {}, t.running ? h("div", {}, h("div", { class: "bar" }, h("span", { style: null, "data-pct": pct })), h("span", { class: "muted" }, fmt.n(t.scanned, 0) + (t.estimate ? " of ~" + fmt.n(t.estimate, 0) : "") + " keys" + (t.eta_seconds !== undefined ? ", ETA " + fmt.dur(t.eta_seconds) : ""))) : "–"),
-          h("td", { class: "mono last-round" }, l ? "scanned " + l.scanned + ", applied " + l.applied + ", conflicts " + l.conflicts + ", deletes " + l.deletes + ", corrupt " + l.corrupt : "none yet"),
+          h("td", { class: "mono last-round" }, l ? new Date(l.started).toLocaleTimeString("en-GB") + ": scanned " + l.scanned + ", applied " + l.applied + ", conflicts " + l.conflicts + ", deletes " + l.deletes + ", corrupt " + l.corrupt : "none yet"),
           h("td", { class: "hide-narrow" }, t.last_error ? h("span", { class: "pill bad" }, t.last_error) : ""));
       });
       const br = b.breaker === "closed" ? "ok" : b.breaker === "open" ? "bad" : "warn";
