@@ -79,7 +79,10 @@ func startNode(t *testing.T, adminHost string, args ...string) *node {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r1, err1 := http.Get(n.API + "/readyz")
-		r2, err2 := http.Get(n.Admin + "/livez")
+		// Beyond loopback the admin listener's probes need the token too.
+		req, _ := http.NewRequest("GET", n.Admin+"/livez", nil)
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		r2, err2 := http.DefaultClient.Do(req)
 		if err1 == nil && err2 == nil && r1.StatusCode == 200 && r2.StatusCode == 200 {
 			r1.Body.Close()
 			r2.Body.Close()
