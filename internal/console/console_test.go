@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -292,6 +294,36 @@ func TestHeaders(t *testing.T) {
 		_, page := f.req("GET", "/console/"+p, local, ck, "", nil)
 		if regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]`).MatchString(page) || strings.Contains(page, " on") && regexp.MustCompile(`\son[a-z]+=`).MatchString(page) {
 			t.Errorf("%s has inline script:\n%s", p, page)
+		}
+	}
+}
+
+// TestRoutesListed: every route Routes lists is served (for the API's
+// description, which is checked against it).
+func TestRoutesListed(t *testing.T) {
+	f := newFixture(t, nil)
+	ck, csrf := f.signIn(t, local, admin)
+	rts := Routes()
+	// Sign-out last: it ends the session the others use.
+	last := func(rt string) int {
+		if strings.HasSuffix(rt, "/signout") {
+			return 1
+		}
+		return 0
+	}
+	slices.SortStableFunc(rts, func(a, b string) int { return cmp.Compare(last(a), last(b)) })
+	for _, rt := range rts {
+		method, path, _ := strings.Cut(rt, " ")
+		path = strings.Replace(path, "{file}", "app.js", 1)
+		target := path + "?tenant=acme&key=k&backend=b"
+		resp, body := f.req(method, target, local, ck, "{}", map[string]string{"X-CSRF-Token": csrf})
+		refused := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
+		if rt == "POST /console/signin" {
+			refused = false // a sign-in without a token is a 401: served all the same
+		}
+		if refused || resp.StatusCode == http.StatusMethodNotAllowed ||
+			resp.StatusCode == http.StatusNotFound && strings.Contains(body, "no console page") {
+			t.Errorf("%s: %d %s", rt, resp.StatusCode, body)
 		}
 	}
 }
