@@ -108,6 +108,8 @@ type Console struct {
 	pages *template.Template
 	sess  *sessions
 	rates *rates
+	// tenantRows caches the tenants page's rows (data.go).
+	tenantRows tenantRows
 }
 
 // New checks o and returns the console.

@@ -28,9 +28,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 const admin = "cairn_unit-test-admin-token"
 
 // fakeNode is a Node with one tenant.
-type fakeNode struct{}
+type fakeNode struct{ counted *int }
 
-func (fakeNode) Tenants(context.Context) ([]Tenant, error) {
+func (n fakeNode) Tenants(context.Context) ([]Tenant, error) {
+	if n.counted != nil {
+		*n.counted++
+	}
 	return []Tenant{{Name: "acme", Policy: "manual", Docs: 1}}, nil
 }
 func (fakeNode) Document(_ context.Context, tenant, key string) (Document, error) {
@@ -325,5 +328,30 @@ func TestRoutesListed(t *testing.T) {
 			resp.StatusCode == http.StatusNotFound && strings.Contains(body, "no console page") {
 			t.Errorf("%s: %d %s", rt, resp.StatusCode, body)
 		}
+	}
+}
+
+// TestTenantsCounted: the tenant rows are counted once per 10 s however
+// often the page polls.
+func TestTenantsCounted(t *testing.T) {
+	counted := 0
+	f := newFixture(t, func(o *Options) { o.Node = fakeNode{counted: &counted} })
+	ck, _ := f.signIn(t, local, admin)
+	poll := func() {
+		t.Helper()
+		if resp, body := f.req("GET", "/console/api/tenants", local, ck, "", nil); resp.StatusCode != 200 || !strings.Contains(body, `"acme"`) {
+			t.Fatalf("tenants: %d %s", resp.StatusCode, body)
+		}
+	}
+	poll()
+	f.clock.add(9 * time.Second)
+	poll()
+	if counted != 1 {
+		t.Fatalf("counted %d times within 10 s, want 1", counted)
+	}
+	f.clock.add(time.Second)
+	poll()
+	if counted != 2 {
+		t.Fatalf("counted %d times after 10 s, want 2", counted)
 	}
 }

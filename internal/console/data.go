@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/api"
@@ -61,8 +62,36 @@ type TenantRow struct {
 	Requests int64 `json:"requests_total"`
 }
 
-func (c *Console) tenants(w http.ResponseWriter, r *http.Request, _ *session) {
+// tenantsTTL is how long the tenant list and its document counts are
+// reused: counting costs a scan of up to MaxCount keys per tenant, which
+// every open tenants page would otherwise pay every poll.
+const tenantsTTL = 10 * time.Second
+
+// tenantRows caches Node.Tenants for tenantsTTL.
+type tenantRows struct {
+	mu   sync.Mutex // guards at and rows; held across the Node call, so concurrent polls count once
+	at   time.Time
+	rows []Tenant
+}
+
+func (c *Console) tenantList(r *http.Request) ([]Tenant, error) {
+	tc := &c.tenantRows
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	now := c.o.Now()
+	if tc.rows != nil && now.Sub(tc.at) < tenantsTTL {
+		return tc.rows, nil
+	}
 	ts, err := c.o.Node.Tenants(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	tc.at, tc.rows = now, ts
+	return ts, nil
+}
+
+func (c *Console) tenants(w http.ResponseWriter, r *http.Request, _ *session) {
+	ts, err := c.tenantList(r)
 	if err != nil {
 		c.fail(w, r, err)
 		return

@@ -33,9 +33,10 @@
 //
 // # Concurrency
 //
-// A Console is safe for concurrent use. The session table and the rate
-// samples each have their own mutex, never held together nor across a
-// call into the node. No goroutine is started: expired sessions are swept
+// A Console is safe for concurrent use. The session table, the rate
+// samples and the tenant rows each have their own mutex, never held
+// together; only the tenant rows' is held across a call into the node
+// (Node.Tenants), so that concurrent polls count once. No goroutine is started: expired sessions are swept
 // as new ones are made.
 //
 // # Sharp edges
@@ -43,7 +44,8 @@
 //   - Rates (requests/s, errors/s) are differences between two polls of the
 //     registry, so the first poll after start shows none.
 //   - A tenant's document count stops at [MaxCount]; the page says "at
-//     least" past it, as counting every key on each poll would cost a scan.
+//     least" past it. Counting costs a scan, so the tenant rows are
+//     reused for 10 s: a count may be that old.
 //   - The common ancestor of a conflict's siblings is not kept, so the
 //     structural diff compares the siblings with each other.
 package console

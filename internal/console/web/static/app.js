@@ -214,7 +214,7 @@ async function documents() {
       const d = await call("GET", "/console/api/doc?" + q);
       const vec = Object.entries(d.vector || {}).map(([k, v]) => k + ": " + v).join(", ");
       const hist = d.history.map(l => h("tr", {},
-        h("td", { class: "mono" }, l.etag), h("td", {}, l.reason), h("td", { class: "mono" }, l.winner),
+        h("td", { class: "mono" }, l.etag), h("td", {}, l.reason), h("td", { class: "mono hide-narrow" }, l.winner),
         h("td", { class: "hide-narrow" }, new Date(l.time).toISOString())));
       detail.replaceChildren(h("div", { class: "card" },
         h("h2", { class: "mono" }, d.key),
@@ -226,7 +226,7 @@ async function documents() {
           h("dt", {}, "Writer"), h("dd", { class: "mono" }, d.writer)),
         d.body !== null ? h("pre", { id: "doc-body" }, fmt.json(d.body)) : null),
         h("div", { class: "card", id: "history" }, h("h2", {}, "Conflict history"),
-          table([{ t: "discarded etag" }, { t: "reason" }, { t: "winner" }, { t: "time", cls: "hide-narrow" }], hist, "No conflict of this document was ever resolved.")));
+          table([{ t: "discarded etag" }, { t: "reason" }, { t: "winner", cls: "hide-narrow" }, { t: "time", cls: "hide-narrow" }], hist, "No conflict of this document was ever resolved.")));
     } catch (e) { detail.replaceChildren(h("div", { class: "banner error" }, "Could not read “" + st.key + "”: " + e.message)); }
   }
   load();
