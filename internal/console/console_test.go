@@ -62,7 +62,7 @@ type fixture struct {
 	spent int // failed authentications counted
 }
 
-func newFixture(t *testing.T, edit func(*Options)) *fixture {
+func newFixture(t testing.TB, edit func(*Options)) *fixture {
 	t.Helper()
 	f := &fixture{mem: &servertest.Mem{}, clock: &clock{t: time.Unix(1_700_000_000, 0)}}
 	auth := server.Auth{Admin: [][32]byte{server.HashToken(admin)}}
