@@ -135,7 +135,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	shoot(t, ctx, "overview")
 
 	run(t, ctx, "tenants", chromedp.Navigate(a.Admin+"/console/tenants"),
-		until(`document.body.textContent.includes("manual")`))
+		until(`document.body.textContent.includes("manual")`),
+		// The request rate, from the second poll on: live, no reload.
+		until(`document.querySelector("td.rate") && document.querySelector("td.rate").textContent !== "–"`))
 	shoot(t, ctx, "tenants")
 
 	// Browse to a document.

@@ -151,7 +151,7 @@ function tenants() {
         h("td", {}, h("a", { href: "/console/documents?tenant=" + encodeURIComponent(x.name) }, x.name)),
         h("td", {}, h("span", { class: "pill" + (x.policy === "manual" ? " warn" : "") }, x.policy)),
         h("td", { class: "num" }, (x.docs_at_least ? "≥ " : "") + fmt.n(x.docs, 0)),
-        h("td", { class: "num" }, rate === null ? "–" : fmt.n(rate)),
+        h("td", { class: "num rate" }, rate === null ? "–" : fmt.n(rate)),
         h("td", { class: "num hide-narrow" }, fmt.n(x.requests_total, 0)));
     });
     prev = Object.fromEntries(t.tenants.map(x => [x.name, x.requests_total])); prevAt = now;
