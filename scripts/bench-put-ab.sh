@@ -16,6 +16,10 @@
 #   ARGS         extra flags of both nodes' 'cairn serve'; @DIR@ stands for
 #                each node's own scratch directory, e.g.
 #                ARGS='--backend fs=fs:@DIR@/backend'
+#   WATCHB=1     node B's web console is open throughout: a loop signs in
+#                (the development node lets loopback in without a token)
+#                and fetches what its overview, tenants and replication
+#                pages poll, every second, as three open tabs would
 #
 # Prints one line per slice (node, req/s, node CPU ticks in the slice),
 # then each node's median, the ratio of the medians and the median of the
@@ -57,6 +61,21 @@ start() {
 }
 start A "$A" "${ENVA:-}"
 start B "$B" "${ENVB:-}"
+if [[ ${WATCHB:-} == 1 ]]; then
+	admin=$(sed -n 's/.*(admin \([^)]*\)).*/\1/p' "$tmp/B/err" | head -1)
+	jar="$tmp/B/console-cookies"
+	curl -sf -o /dev/null -c "$jar" -X POST --data 'next=/console/overview' "http://$admin/console/signin" ||
+		{ echo "bench-put-ab: cannot sign in to node B's console at $admin" >&2; exit 1; }
+	(
+		while :; do
+			for p in overview tenants replication; do
+				curl -sf -o /dev/null -b "$jar" "http://$admin/console/api/$p" || echo "bench-put-ab: console poll $p failed" >&2
+			done
+			sleep 1
+		done
+	) &
+	pids+=($!)
+fi
 if [[ $OP == get ]]; then # the key every GET reads, cached by its PUT
 	for n in A B; do
 		curl -sf -o /dev/null -X PUT -H "Authorization: Bearer $(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$n/out")" \

@@ -16,6 +16,10 @@ export CAIRN_JAEGER_BIN
 # set -e, and the S3 tests would then skip outside CI.
 CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh)
 export CAIRN_VERSITYGW_BIN
+# The console's browser tests (lab/test/console) drive Debian's chromium,
+# installed with apt-get when missing.
+CAIRN_CHROMIUM_BIN=$(bash scripts/chromium.sh)
+export CAIRN_CHROMIUM_BIN
 
 step() { printf '\n== %s\n' "$*"; }
 

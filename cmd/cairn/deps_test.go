@@ -25,6 +25,8 @@ var harness = []string{
 	"github.com/cairnstore/cairn/internal/loadgen",
 	"github.com/cairnstore/cairn/internal/register",
 	"github.com/cairnstore/cairn/internal/proctest",
+	// The console's browser tests drive Chromium with chromedp (lab module).
+	"github.com/chromedp/",
 }
 
 // peers are the modules the benchmarks compare cairn with; they live in
@@ -90,7 +92,7 @@ func TestModuleRequiresNoPeers(t *testing.T) {
 	if mod.Module.Path != "github.com/cairnstore/cairn" || len(mod.Require) == 0 {
 		t.Fatalf("../../go.mod is module %q with %d requirements, want cairn's", mod.Module.Path, len(mod.Require))
 	}
-	banned := append([]string{"github.com/Shopify/toxiproxy/", "github.com/gorilla/mux", "github.com/rs/zerolog"}, peers...)
+	banned := append([]string{"github.com/Shopify/toxiproxy/", "github.com/gorilla/mux", "github.com/rs/zerolog", "github.com/chromedp/"}, peers...)
 	for _, r := range mod.Require {
 		for _, bad := range banned {
 			if matches(r.Path, bad) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"net"
+	"time"
 
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -58,6 +59,11 @@ func (n *Node) newAdmin() (*server.Server, error) {
 	if n.chaos != nil {
 		o.Chaos = n.chaos // chaos.go
 	}
+	c, err := n.newConsole(time.Now()) // console.go
+	if err != nil {
+		return nil, err
+	}
+	o.Console = c
 	return server.NewAdmin(o)
 }
 

@@ -72,6 +72,9 @@ type AdminOptions struct {
 	Quarantine  Quarantine   // GET /v1/admin/quarantine
 	// Chaos, when not nil, mounts the fault simulator's routes (chaos.go).
 	Chaos Chaos
+	// Console, when not nil, is mounted on /console/ (it signs its users
+	// in itself, so it is public to the token check), and / redirects to it.
+	Console http.Handler
 }
 
 // NewAdmin returns the server of the admin listener: health, metrics,
@@ -147,6 +150,11 @@ func adminRoutes(s *Server, o AdminOptions) []Route {
 	}
 	rts = append(rts, s.chaosRoutes(o)...) // chaos.go
 	rts = append(rts, methodGuards(s, rts, access)...)
+	if o.Console != nil {
+		rts = append(rts,
+			Route{Pattern: "/console/", Op: "console", Access: AccessPublic, Handler: o.Console},
+			Route{Pattern: "GET /{$}", Op: "console", Access: AccessPublic, Handler: http.RedirectHandler("/console/", http.StatusSeeOther)})
+	}
 	return append(rts, Route{Pattern: "/", Op: "unknown", Access: access, Handler: http.HandlerFunc(s.notFound)})
 }
 

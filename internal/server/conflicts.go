@@ -189,8 +189,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, c Conflicts, ke
 // since they were read; 413 for a body over the limit.
 func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
 	const op = "conflict.resolve"
-	c, err := s.conflicts(op)
-	if err != nil {
+	if _, err := s.conflicts(op); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -199,38 +198,18 @@ func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	req, err := s.readResolve(w, r)
+	req, err := s.ReadResolve(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	tenant := TenantOf(r)
-	cf, err := c.Conflict(r.Context(), tenant, key)
-	if err != nil {
+	etag, err := s.Resolve(r.Context(), TenantOf(r), key, req, "")
+	switch {
+	case err != nil:
 		s.writeError(w, r, err)
 		return
-	}
-	pre := doc.Precondition{IfMatch: []string{cf.ETag}}
-	body, del := []byte(req.Body), req.Delete != nil
-	if req.Choose != nil {
-		sib, ok := chosen(&cf, *req.Choose)
-		if !ok {
-			s.writeError(w, r, invalid(op, "choose: "+strconv.Quote(*req.Choose)+" is not the ETag of one of the siblings ("+siblingETags(&cf)+")"))
-			return
-		}
-		body, del = sib.Body, sib.Deleted
-	}
-	if del {
-		if err := s.docs.Delete(r.Context(), tenant, key, pre); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	case etag == "":
 		w.WriteHeader(http.StatusNoContent)
-		return
-	}
-	etag, _, err := s.docs.Put(r.Context(), tenant, key, body, pre)
-	if err != nil {
-		s.writeError(w, r, err)
 		return
 	}
 	h := w.Header()
@@ -240,6 +219,44 @@ func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
 	b = append(b, `,"etag":`...)
 	b = appendJSONString(b, etag)
 	w.Write(append(b, "}\n"...))
+}
+
+// Resolve resolves key's open siblings with req, a request body
+// [Server.ReadResolve] checked: the write the resolve route makes, over
+// the sibling set If-Match its ETag. setETag, when not "", is the set's
+// ETag the caller saw (the console's page): a set that changed since is
+// fault.PreconditionFailed, as is another version joining the siblings
+// while the resolution is written. Outcomes: the new ETag, "" after a
+// delete; fault.NotFound when the key has no open siblings; fault.Invalid
+// for a chosen ETag that is not a sibling's.
+func (s *Server) Resolve(ctx context.Context, tenant, key string, req api.ResolveRequest, setETag string) (string, error) {
+	const op = "conflict.resolve"
+	c, err := s.conflicts(op)
+	if err != nil {
+		return "", err
+	}
+	cf, err := c.Conflict(ctx, tenant, key)
+	if err != nil {
+		return "", err
+	}
+	if setETag != "" && setETag != cf.ETag {
+		return "", fault.New(fault.PreconditionFailed, fault.Context{Op: op, Tenant: tenant, Key: key},
+			"the siblings changed since they were read: look at them again")
+	}
+	pre := doc.Precondition{IfMatch: []string{cf.ETag}}
+	body, del := []byte(req.Body), req.Delete != nil
+	if req.Choose != nil {
+		sib, ok := chosen(&cf, *req.Choose)
+		if !ok {
+			return "", invalid(op, "choose: "+strconv.Quote(*req.Choose)+" is not the ETag of one of the siblings ("+siblingETags(&cf)+")")
+		}
+		body, del = sib.Body, sib.Deleted
+	}
+	if del {
+		return "", s.docs.Delete(ctx, tenant, key, pre)
+	}
+	etag, _, err := s.docs.Put(ctx, tenant, key, body, pre)
+	return etag, err
 }
 
 // resolveKey takes the key out of .../conflicts/{key...}/resolve. It works
@@ -266,8 +283,10 @@ func resolveKey(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// readResolve reads and checks a resolution's request body.
-func (s *Server) readResolve(w http.ResponseWriter, r *http.Request) (api.ResolveRequest, error) {
+// ReadResolve reads and checks a resolution's request body (bounded, gzip
+// allowed, exactly one member, a valid document); its errors are 4xx
+// naming the problem.
+func (s *Server) ReadResolve(w http.ResponseWriter, r *http.Request) (api.ResolveRequest, error) {
 	const op = "conflict.resolve"
 	var req api.ResolveRequest
 	// The document inside may be as large as a PUT's, plus the wrapping.

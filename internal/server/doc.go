@@ -1,7 +1,8 @@
 // Package server is every HTTP handler of a cairn node: the API listener
 // (documents, conflicts, bulk ingest, probes) and the admin listener
 // (health, metrics, profiles, reconciliation, quarantine, the fault
-// simulator's controls). Both are a [Server], built by [New] and
+// simulator's controls, and the web console of package console mounted on
+// /console/). Both are a [Server], built by [New] and
 // [NewAdmin], and share one middleware chain, one token check, one error
 // body and one request-id rule; what they serve comes from interfaces the
 // package defines and the node implements: [Docs] (and [Conflicts]),

@@ -164,6 +164,13 @@ func deadlineAnswer(r *http.Request, err error) error {
 		Msg: "the node did not make the write within its request deadline; nothing was written", Err: err}
 }
 
+// WriteError answers err as every handler of the server does: the status
+// and code from its fault class, the JSON error body with the request's
+// id. It is for handlers mounted from other packages (the console).
+func (s *Server) WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	s.writeError(w, r, err)
+}
+
 // writeError answers err as a JSON error, unless the response has started
 // (then nothing can be said; the caller aborts the connection). It records
 // err on the exchange for the log line.

@@ -1,0 +1,422 @@
+package console
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairnstore/cairn/api"
+	"github.com/cairnstore/cairn/api/chaosapi"
+	"github.com/cairnstore/cairn/internal/chaos"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+// The JSON endpoints the pages poll. Each reads the node through the
+// interfaces the API and admin routes use; bad input is a 400 naming it.
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
+
+func invalid(op, msg string) error {
+	return fault.New(fault.Invalid, fault.Context{Op: op}, msg)
+}
+
+// tenantKey reads and checks the tenant (and, with needKey, key) query
+// parameters.
+func tenantKey(r *http.Request, op string, needKey bool) (tenant, key string, err error) {
+	q := r.URL.Query()
+	tenant, key = q.Get("tenant"), q.Get("key")
+	if err := doc.ValidateTenant(tenant); err != nil {
+		return "", "", invalid(op, fmt.Sprintf("tenant %q: %s", tenant, fault.MessageOf(err)))
+	}
+	if needKey {
+		if err := doc.ValidateKey(key); err != nil {
+			return "", "", invalid(op, fmt.Sprintf("key %q: %s", key, fault.MessageOf(err)))
+		}
+	}
+	return tenant, key, nil
+}
+
+// pageLimit is the rows per page of the console's listings.
+const pageLimit = 50
+
+// TenantsBody is the body of GET /console/api/tenants.
+type TenantsBody struct {
+	Tenants []TenantRow `json:"tenants"`
+	Limits  Limits      `json:"limits"`
+}
+
+// TenantRow is a tenant with its requests so far.
+type TenantRow struct {
+	Tenant
+	Requests int64 `json:"requests_total"`
+}
+
+// tenantsTTL is how long the tenant list and its document counts are
+// reused: counting costs a scan of up to MaxCount keys per tenant, which
+// every open tenants page would otherwise pay every poll.
+const tenantsTTL = 10 * time.Second
+
+// tenantRows caches Node.Tenants for tenantsTTL.
+type tenantRows struct {
+	mu   sync.Mutex // guards at and rows; held across the Node call, so concurrent polls count once
+	at   time.Time
+	rows []Tenant
+}
+
+func (c *Console) tenantList(r *http.Request) ([]Tenant, error) {
+	tc := &c.tenantRows
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	now := c.o.Now()
+	if tc.rows != nil && now.Sub(tc.at) < tenantsTTL {
+		return tc.rows, nil
+	}
+	ts, err := c.o.Node.Tenants(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	tc.at, tc.rows = now, ts
+	return ts, nil
+}
+
+func (c *Console) tenants(w http.ResponseWriter, r *http.Request, _ *session) {
+	ts, err := c.tenantList(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	var reqs map[string]int64
+	if c.o.TenantRequests != nil {
+		reqs = c.o.TenantRequests()
+	}
+	out := TenantsBody{Tenants: []TenantRow{}, Limits: c.o.Limits}
+	for _, t := range ts {
+		out.Tenants = append(out.Tenants, TenantRow{Tenant: t, Requests: reqs[t.Name]})
+	}
+	writeJSON(w, out)
+}
+
+// DocsBody is the body of GET /console/api/docs.
+type DocsBody struct {
+	Items []ItemRow `json:"items"`
+	Next  string    `json:"next"` // the after of the next page; "" on the last
+}
+
+func (c *Console) listDocs(w http.ResponseWriter, r *http.Request, _ *session) {
+	const op = "console.docs"
+	tenant, _, err := tenantKey(r, op, false)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	out := DocsBody{Items: []ItemRow{}}
+	for it, err := range c.o.Docs.List(r.Context(), tenant, q.Get("prefix"), q.Get("after"), pageLimit+1) {
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		if len(out.Items) == pageLimit {
+			out.Next = out.Items[pageLimit-1].Key
+			break
+		}
+		out.Items = append(out.Items, ItemRow{Key: it.Key, ETag: it.ETag, Size: it.Size, Conflict: it.Conflict})
+	}
+	writeJSON(w, out)
+}
+
+// ItemRow is a row of the documents listing.
+type ItemRow struct {
+	Key      string `json:"key"`
+	ETag     string `json:"etag"`
+	Size     int    `json:"size"`
+	Conflict bool   `json:"conflict"`
+}
+
+// DocBody is the body of GET /console/api/doc.
+type DocBody struct {
+	Document
+	Body    json.RawMessage `json:"body"` // null for a delete or a sibling set
+	History []LostRow       `json:"history"`
+}
+
+// LostRow is a version a conflict resolution discarded.
+type LostRow struct {
+	SiblingRow
+	Winner string `json:"winner"`
+	Reason string `json:"reason"`
+}
+
+func (c *Console) getDoc(w http.ResponseWriter, r *http.Request, _ *session) {
+	const op = "console.doc"
+	tenant, key, err := tenantKey(r, op, true)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d, err := c.o.Node.Document(r.Context(), tenant, key)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	out := DocBody{Document: d, Body: json.RawMessage("null"), History: []LostRow{}}
+	if !d.Deleted && !d.Siblings && len(d.Body) > 0 {
+		out.Body = d.Body
+	}
+	if cf, ok := c.o.Docs.(server.Conflicts); ok {
+		for l, err := range cf.History(r.Context(), tenant, key) {
+			if err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			out.History = append(out.History, LostRow{SiblingRow: siblingRow(&l.Sibling), Winner: l.Winner, Reason: l.Reason})
+		}
+	}
+	writeJSON(w, out)
+}
+
+// SiblingRow is a sibling as JSON.
+type SiblingRow struct {
+	ETag    string          `json:"etag"`
+	Deleted bool            `json:"deleted"`
+	Writer  string          `json:"writer"`
+	Time    time.Time       `json:"time"`
+	Size    int             `json:"size"`
+	Body    json.RawMessage `json:"body,omitempty"`
+}
+
+func siblingRow(s *server.Sibling) SiblingRow {
+	row := SiblingRow{ETag: s.ETag, Deleted: s.Deleted, Writer: strconv.FormatUint(s.Writer, 16), Time: s.Time, Size: s.Size}
+	if s.Body != nil && !s.Deleted {
+		row.Body = s.Body
+	}
+	return row
+}
+
+// ConflictRow is a conflict as JSON.
+type ConflictRow struct {
+	Key      string       `json:"key"`
+	ETag     string       `json:"etag"`
+	Siblings []SiblingRow `json:"siblings"`
+}
+
+func conflictRow(cf *server.Conflict) ConflictRow {
+	row := ConflictRow{Key: cf.Key, ETag: cf.ETag, Siblings: []SiblingRow{}}
+	for i := range cf.Siblings {
+		row.Siblings = append(row.Siblings, siblingRow(&cf.Siblings[i]))
+	}
+	return row
+}
+
+// ConflictsBody is the body of GET /console/api/conflicts.
+type ConflictsBody struct {
+	Items []ConflictRow `json:"items"`
+	Next  string        `json:"next"`
+}
+
+func (c *Console) conflictsOf(op string) (server.Conflicts, error) {
+	cf, ok := c.o.Docs.(server.Conflicts)
+	if !ok {
+		return nil, fault.New(fault.NotFound, fault.Context{Op: op}, "this node keeps no conflicts")
+	}
+	return cf, nil
+}
+
+func (c *Console) listConflicts(w http.ResponseWriter, r *http.Request, _ *session) {
+	const op = "console.conflicts"
+	tenant, _, err := tenantKey(r, op, false)
+	if err == nil {
+		var cs server.Conflicts
+		if cs, err = c.conflictsOf(op); err == nil {
+			q := r.URL.Query()
+			out := ConflictsBody{Items: []ConflictRow{}}
+			for cf, err := range cs.Conflicts(r.Context(), tenant, q.Get("prefix"), q.Get("after"), pageLimit+1) {
+				if err != nil {
+					c.fail(w, r, err)
+					return
+				}
+				if len(out.Items) == pageLimit {
+					out.Next = out.Items[pageLimit-1].Key
+					break
+				}
+				out.Items = append(out.Items, conflictRow(&cf))
+			}
+			writeJSON(w, out)
+			return
+		}
+	}
+	c.fail(w, r, err)
+}
+
+func (c *Console) getConflict(w http.ResponseWriter, r *http.Request, _ *session) {
+	const op = "console.conflict"
+	tenant, key, err := tenantKey(r, op, true)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	cs, err := c.conflictsOf(op)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	cf, err := cs.Conflict(r.Context(), tenant, key)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	writeJSON(w, conflictRow(&cf))
+}
+
+// resolve serves POST /console/api/resolve?tenant=&key= with the API's
+// resolution body ({"choose"}, {"body"} or {"delete"}) and If-Match the
+// sibling set's ETag the page showed: the API's resolve path, which
+// answers 412 when the siblings changed since.
+func (c *Console) resolve(w http.ResponseWriter, r *http.Request, _ *session) {
+	const op = "console.resolve"
+	tenant, key, err := tenantKey(r, op, true)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	req, err := c.o.API.ReadResolve(w, r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	etag, err := c.o.API.Resolve(r.Context(), tenant, key, req, r.Header.Get("If-Match"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	writeJSON(w, map[string]any{"key": key, "etag": etag, "deleted": etag == ""})
+}
+
+// ReplicationBody is the body of GET /console/api/replication.
+type ReplicationBody struct {
+	Configured  bool                `json:"configured"`
+	Status      api.ReconcileStatus `json:"status"`
+	Quarantined []api.QuarantineRow `json:"quarantined"`
+}
+
+// maxQuarantineRows bounds the quarantined objects the page lists.
+const maxQuarantineRows = 100
+
+func (c *Console) replication(w http.ResponseWriter, r *http.Request, _ *session) {
+	out := ReplicationBody{Quarantined: []api.QuarantineRow{}}
+	if c.o.Reconciler != nil {
+		out.Status = c.o.Reconciler.ReconcileStatus()
+		out.Configured = len(out.Status.Backends) > 0
+	}
+	if c.o.Quarantine != nil {
+		for row, err := range c.o.Quarantine.QuarantineRows(r.Context(), "", "", "") {
+			if err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			out.Quarantined = append(out.Quarantined, row)
+			if len(out.Quarantined) == maxQuarantineRows {
+				break
+			}
+		}
+	}
+	writeJSON(w, out)
+}
+
+// reconcile serves POST /console/api/reconcile?backend=&tenant=&confirm=1:
+// it triggers the rounds, as POST /v1/admin/reconcile/run does without
+// wait=1, and answers 202; the replication page shows their progress.
+func (c *Console) reconcile(w http.ResponseWriter, r *http.Request, _ *session) {
+	const op = "console.reconcile"
+	if c.o.Reconciler == nil {
+		c.fail(w, r, fault.New(fault.Conflict, fault.Context{Op: op}, "no backend is configured"))
+		return
+	}
+	q := r.URL.Query()
+	req := server.ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant"), Confirm: q.Get("confirm") == "1"}
+	if req.Tenant != "" {
+		if err := doc.ValidateTenant(req.Tenant); err != nil {
+			c.fail(w, r, invalid(op, fmt.Sprintf("tenant %q: %s", req.Tenant, fault.MessageOf(err))))
+			return
+		}
+	}
+	out, err := c.o.Reconciler.RunReconcile(r.Context(), req)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	json.NewEncoder(w).Encode(out)
+}
+
+// ChaosBody is the body of GET /console/api/chaos.
+type ChaosBody struct {
+	Enabled bool `json:"enabled"`
+	// Controllable is false on a node without an admin token, whose
+	// simulator cannot be driven (the API refuses it too).
+	Controllable bool             `json:"controllable"`
+	Status       *chaosapi.Status `json:"status,omitempty"`
+}
+
+func (c *Console) chaosStatus(w http.ResponseWriter, r *http.Request, _ *session) {
+	out := ChaosBody{Enabled: c.o.Chaos != nil, Controllable: c.o.Chaos != nil && !c.o.Open}
+	if c.o.Chaos != nil {
+		st := c.o.Chaos.ChaosStatus()
+		out.Status = &st
+	}
+	writeJSON(w, out)
+}
+
+// maxProfile bounds a chaos profile's body, as the admin route does.
+const maxProfile = 64 << 10
+
+// chaosSet serves POST /console/api/chaos?backend=B with a chaos profile
+// (as PUT /v1/admin/chaos/B), or with heal=1 and no body (as its DELETE).
+func (c *Console) chaosSet(w http.ResponseWriter, r *http.Request, _ *session) {
+	const op = "console.chaos"
+	if c.o.Chaos == nil {
+		c.fail(w, r, fault.New(fault.NotFound, fault.Context{Op: op}, "chaos is off: start the node with --enable-chaos"))
+		return
+	}
+	if c.o.Open {
+		c.fail(w, r, fault.New(fault.Forbidden, fault.Context{Op: op}, "chaos control needs an admin token: start the node with --admin-token-sha256"))
+		return
+	}
+	name := r.URL.Query().Get("backend")
+	cb, names := c.o.Chaos.ChaosBackend(name)
+	if cb == nil {
+		c.fail(w, r, fault.New(fault.NotFound, fault.Context{Op: op}, fmt.Sprintf("no backend %q (configured: %s)", name, strings.Join(names, ", "))))
+		return
+	}
+	if r.URL.Query().Get("heal") == "1" {
+		cb.Heal()
+		writeJSON(w, map[string]any{"backend": name, "profile": chaos.Profile{}})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxProfile))
+	if err != nil {
+		c.fail(w, r, invalid(op, fmt.Sprintf("profile: reading the body: %v (at most %d bytes)", err, maxProfile)))
+		return
+	}
+	p, err := chaos.ParseProfile(bytes.TrimSpace(body))
+	if err == nil {
+		err = cb.SetProfile(p)
+	}
+	if err != nil {
+		c.fail(w, r, invalid(op, "profile: "+fault.MessageOf(err)))
+		return
+	}
+	writeJSON(w, map[string]any{"backend": name, "profile": p})
+}

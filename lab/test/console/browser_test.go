@@ -1,0 +1,217 @@
+package console
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// browser starts headless Chromium at desktop width and returns its
+// context; the browser is closed when the test ends.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // the tests may run as root, which Chromium's sandbox refuses
+		chromedp.WindowSize(1280, 900),
+	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancelCtx := chromedp.NewContext(alloc, chromedp.WithLogf(t.Logf))
+	ctx, cancelTimeout := context.WithTimeout(ctx, 4*time.Minute)
+	t.Cleanup(func() { cancelTimeout(); cancelCtx(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil { // starts the browser
+		t.Fatalf("starting chromium: %v", err)
+	}
+	return ctx
+}
+
+// run runs actions, failing the test with what it was doing.
+func run(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	step, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(step, actions...); err != nil {
+		loc, _ := chromedp.Run(ctx, chromedp.Location())
+		text, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, text)
+	}
+}
+
+// until waits for a JavaScript expression to be truthy.
+func until(expr string) chromedp.Action[chromedp.Void] {
+	return chromedp.Poll[chromedp.Void](expr, chromedp.WithPollingInterval(50*time.Millisecond))
+}
+
+// get runs one action that returns a value.
+func get[T any](t *testing.T, ctx context.Context, what string, a chromedp.Action[T]) T {
+	t.Helper()
+	step, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(step, a)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return v
+}
+
+// shoot writes a screenshot of the page at 1280 px and at 390 px width.
+func shoot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := artifacts(t)
+	for _, w := range []struct {
+		width, height int64
+	}{{1280, 900}, {390, 844}} {
+		run(t, ctx, "viewport for "+name, chromedp.EmulateViewport(w.width, w.height))
+		png := get(t, ctx, "screenshot "+name, chromedp.FullScreenshot(100))
+		file := filepath.Join(dir, name+"-"+strconv.FormatInt(w.width, 10)+".png")
+		if err := os.WriteFile(file, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, ctx, "back to desktop width", chromedp.EmulateViewport(1280, 900))
+}
+
+// TestConsoleInBrowser drives the console of two nodes sharing a backend
+// under the manual policy: sign in, browse to a document, resolve a
+// conflict from the page (seen through the API of both nodes), start a
+// round from the page and see it finish, set a chaos profile; with a
+// screenshot of every page.
+func TestConsoleInBrowser(t *testing.T) {
+	ctx := browser(t)
+	shared := "shared=fs:" + t.TempDir()
+	args := []string{"--backend", shared, "--conflict-policy", "demo=manual", "--reconcile-interval", "0"}
+	a := startNode(t, "127.0.0.1", append(args, "--enable-chaos", "--chaos-seed", "7")...)
+	b := startNode(t, "127.0.0.1", args...)
+
+	a.put(t, "greeting", `{"hello":"world","from":"the console test"}`)
+	for i := range 3 {
+		a.put(t, "users/"+strconv.Itoa(i), `{"name":"user `+strconv.Itoa(i)+`","admin":false}`)
+	}
+	// The same key written on both nodes before either saw the other's
+	// version: concurrent versions, kept as siblings under manual.
+	b.put(t, "order-42", `{"item":"lamp","qty":1,"from":"b"}`)
+	a.put(t, "order-42", `{"item":"lamp","qty":2,"from":"a","note":"rush"}`)
+	settle(t, a, b)
+	var fromB string
+	for name, n := range map[string]*node{"a": a, "b": b} {
+		code, out := do(t, "GET", n.API+"/v1/tenants/demo/conflicts/order-42", "")
+		var cf struct {
+			Siblings []struct {
+				ETag string
+				Body json.RawMessage
+			}
+		}
+		if err := json.Unmarshal([]byte(out), &cf); code != 200 || err != nil || len(cf.Siblings) != 2 {
+			t.Fatalf("the conflict on %s: %d %s", name, code, out)
+		}
+		for _, s := range cf.Siblings {
+			if strings.Contains(string(s.Body), `"from":"b"`) {
+				fromB = s.ETag
+			}
+		}
+	}
+
+	// Sign in.
+	run(t, ctx, "open the console", chromedp.Navigate(a.Admin+"/"), chromedp.WaitVisible(chromedp.CSS("#token")))
+	shoot(t, ctx, "signin")
+	run(t, ctx, "sign in",
+		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
+		chromedp.Submit(chromedp.CSS("#token")),
+		chromedp.WaitVisible(chromedp.CSS("#ov-rate")))
+	html := get(t, ctx, "read the overview", chromedp.OuterHTML(chromedp.CSS("html")))
+	if strings.Contains(html, adminToken) {
+		t.Fatal("the overview page contains the admin token")
+	}
+	// Live: the request rate appears on a later poll without a reload.
+	run(t, ctx, "see the overview's rates",
+		until(`document.querySelector("h2 .muted") && document.querySelector("h2 .muted").textContent.includes("over the last")`))
+	shoot(t, ctx, "overview")
+
+	run(t, ctx, "tenants", chromedp.Navigate(a.Admin+"/console/tenants"),
+		until(`document.body.textContent.includes("manual")`),
+		// The request rate, from the second poll on: live, no reload.
+		until(`document.querySelector("td.rate") && document.querySelector("td.rate").textContent !== "–"`))
+	shoot(t, ctx, "tenants")
+
+	// Browse to a document.
+	run(t, ctx, "documents", chromedp.Navigate(a.Admin+"/console/documents?tenant=demo"),
+		chromedp.WaitVisible(chromedp.CSS(`a.doc-link[data-key="greeting"]`)),
+		chromedp.Click(chromedp.CSS(`a.doc-link[data-key="greeting"]`)),
+		until(`document.querySelector("#doc-body") && document.querySelector("#doc-body").textContent.includes("the console test")`))
+	shoot(t, ctx, "document")
+	run(t, ctx, "page through a prefix",
+		chromedp.SetValue(chromedp.CSS("#prefix"), "users/"),
+		chromedp.Click(chromedp.CSS("#browse")),
+		until(`document.querySelectorAll("a.doc-link").length === 3 && !document.querySelector('a.doc-link[data-key="greeting"]')`))
+
+	// Resolve the conflict from the page, choosing b's version.
+	run(t, ctx, "conflicts", chromedp.Navigate(a.Admin+"/console/conflicts?tenant=demo&key=order-42"),
+		chromedp.WaitVisible(chromedp.CSS(`button.choose`)))
+	shoot(t, ctx, "conflict")
+	run(t, ctx, "resolve",
+		chromedp.Click(chromedp.CSS(`button.choose[data-etag='`+fromB+`']`)),
+		until(`document.querySelector("#banner.ok") && document.querySelector("#banner").textContent.includes("Resolved")`))
+	shoot(t, ctx, "conflicts-resolved")
+	settle(t, a, b)
+	for name, n := range map[string]*node{"a": a, "b": b} {
+		if code, out := do(t, "GET", n.API+"/v1/tenants/demo/docs/order-42", ""); code != 200 || !strings.Contains(out, `"from":"b"`) {
+			t.Fatalf("order-42 on %s after the resolution from the page: %d %s", name, code, out)
+		}
+	}
+	run(t, ctx, "the resolution in the document's history",
+		chromedp.Navigate(a.Admin+"/console/documents?tenant=demo&key=order-42"),
+		until(`document.querySelectorAll("#history tbody tr").length === 1 && document.querySelector("#doc-body").textContent.includes("lamp")`))
+	shoot(t, ctx, "document-history")
+
+	// Start a round from the page and see it on the page.
+	code, out := do(t, "GET", a.Admin+"/v1/admin/reconcile", "")
+	var st struct {
+		Backends []struct {
+			Tenants []struct {
+				Tenant string
+				Last   *struct{ Started string }
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); code != 200 || err != nil || len(st.Backends) != 1 {
+		t.Fatalf("reconcile status: %d %s", code, out)
+	}
+	before := ""
+	for _, tp := range st.Backends[0].Tenants {
+		if tp.Tenant == "demo" && tp.Last != nil {
+			before = tp.Last.Started
+		}
+	}
+	row := `document.querySelector('tr.tenant-progress[data-backend="shared"][data-tenant="demo"]')`
+	run(t, ctx, "replication", chromedp.Navigate(a.Admin+"/console/replication"),
+		until(row+` !== null`))
+	run(t, ctx, "start a round",
+		chromedp.Click(chromedp.CSS("#run-round")),
+		until(`document.querySelector("#banner").textContent.includes("Round started")`),
+		until(row+`.dataset.started !== "" && `+row+`.dataset.started !== `+strconv.Quote(before)))
+	shoot(t, ctx, "replication")
+
+	// Chaos: set a profile from the page and see it through the admin API.
+	run(t, ctx, "chaos", chromedp.Navigate(a.Admin+"/console/chaos"),
+		chromedp.WaitVisible(chromedp.CSS("#chaos-profile")),
+		chromedp.SetValue(chromedp.CSS("#chaos-profile"), `{"latency":{"p":0.5,"mean_ms":1}}`),
+		chromedp.Click(chromedp.CSS("#chaos-apply")),
+		until(`document.querySelector("#banner").textContent.includes("set")`))
+	if code, out := do(t, "GET", a.Admin+"/v1/admin/chaos", ""); code != 200 || !strings.Contains(out, `"mean_ms": 1`) {
+		t.Fatalf("chaos status after the page set a profile: %d %s", code, out)
+	}
+	shoot(t, ctx, "chaos")
+	run(t, ctx, "heal", chromedp.Click(chromedp.CSS("#chaos-heal")),
+		until(`document.querySelector("#banner").textContent.includes("Healed")`))
+
+	// Sign out: the pages are closed again.
+	run(t, ctx, "sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.Navigate(a.Admin+"/console/overview"), chromedp.WaitVisible(chromedp.CSS("#token")))
+}
