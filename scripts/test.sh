@@ -16,6 +16,10 @@ export CAIRN_JAEGER_BIN
 # set -e, and the S3 tests would then skip outside CI.
 CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh)
 export CAIRN_VERSITYGW_BIN
+# promtool, systemd-analyze, zsh and fish, for the checks of deploy/ and of
+# the shell completion scripts (CAIRN_PROMTOOL_BIN=… lines; see the script).
+deploy_env=$(bash scripts/deploy-tools.sh)
+while IFS= read -r line; do export "${line?}"; done <<<"$deploy_env"
 
 step() { printf '\n== %s\n' "$*"; }
 
