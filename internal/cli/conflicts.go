@@ -50,7 +50,7 @@ func newConflictsFlags() (*flag.FlagSet, *conflictsFlags) {
 // conflictsCommand runs 'cairn conflicts ls|show|resolve'.
 func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	fs, f := newConflictsFlags()
-	cf, prefix, r := &f.clientFlags, &f.prefix, f.resolve
+	cf, prefix, r := &f.clientFlags, &f.prefix, &f.resolve
 	args, code, ok := parseArgs(fs, args, true, env)
 	if !ok {
 		return code
@@ -79,7 +79,7 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	case "show":
 		err = showConflict(ctx, c, cf.tenant, args, env)
 	case "resolve":
-		err = resolveConflict(ctx, c, cf.tenant, args, r, env)
+		err = resolveConflict(ctx, c, cf.tenant, args, *r, env)
 	case "history":
 		err = conflictHistory(ctx, c, cf.tenant, args, env)
 	default:
