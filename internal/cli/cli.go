@@ -8,6 +8,10 @@
 // --tenant's is CAIRN_TENANTS, see envTwin) and a config-file key
 // (data-dir). Precedence: command line, environment, file, default. An error
 // about a setting names it as it was given (see origins).
+//
+// 'cairn completion' and 'cairn config example' are written from the same
+// flag tables the commands parse with (the commands table in completion.go,
+// newServeFlags), so neither can name a flag the commands lack or miss one.
 package cli
 
 import (
