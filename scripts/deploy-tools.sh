@@ -35,7 +35,7 @@ if [ ! -x "$promdir/promtool" ]; then
 	echo "deploy-tools.sh: unpacking promtool from Debian's prometheus package into $promdir" >&2
 	apt_update
 	tmp=$(mktemp -d)
-	chmod 755 "$tmp" # apt-get download writes as the _apt user
+	chmod 777 "$tmp" # apt-get download writes as the _apt user when it can
 	trap 'rm -rf "$tmp"' EXIT
 	(cd "$tmp" && apt-get download -qq "prometheus=$PROMETHEUS_DEB_VERSION*" >&2 ||
 		apt-get download -qq prometheus >&2)
