@@ -5,7 +5,8 @@
 //
 // The package has no behaviour beyond encoding/json tags and a few
 // accessors. Document bodies are not here: they are the tenant's JSON,
-// carried as raw bytes.
+// carried as raw bytes. [OpenAPI] describes every route of both listeners
+// in OpenAPI 3.1, for clients in other languages.
 //
 // # Sharp edges
 //

@@ -20,6 +20,10 @@ export CAIRN_VERSITYGW_BIN
 # installed with apt-get when missing.
 CAIRN_CHROMIUM_BIN=$(bash scripts/chromium.sh)
 export CAIRN_CHROMIUM_BIN
+# promtool, systemd-analyze, zsh and fish, for the checks of deploy/ and of
+# the shell completion scripts (CAIRN_PROMTOOL_BIN=… lines; see the script).
+deploy_env=$(bash scripts/deploy-tools.sh)
+while IFS= read -r line; do export "${line?}"; done <<<"$deploy_env"
 
 step() { printf '\n== %s\n' "$*"; }
 

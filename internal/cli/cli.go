@@ -8,6 +8,10 @@
 // --tenant's is CAIRN_TENANTS, see envTwin) and a config-file key
 // (data-dir). Precedence: command line, environment, file, default. An error
 // about a setting names it as it was given (see origins).
+//
+// 'cairn completion' and 'cairn config example' are written from the same
+// flag tables the commands parse with (the commands table in completion.go,
+// newServeFlags), so neither can name a flag the commands lack or miss one.
 package cli
 
 import (
@@ -50,6 +54,8 @@ Usage:
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
   cairn chaos run [--scenario NAME|all] [--seed N] [--duration D] [--nodes N]
                                 run the chaos scenarios on a local cluster and report
+  cairn completion bash|zsh|fish  print a shell completion script
+  cairn config example          print a configuration file with every serve setting at its default
   cairn version                 print the version
   cairn help [COMMAND]          show help for a command
 
@@ -90,6 +96,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return reconcileCommand(ctx, rest, env) // reconcile.go
 	case "conflicts":
 		return conflictsCommand(ctx, rest, env) // conflicts.go
+	case "completion":
+		return completionCommand(rest, env) // completion.go
+	case "config":
+		return configCommand(rest, env) // config_example.go
 	case "bench", "bench-bare", "chaos":
 		return labCommand(ctx, cmd, rest, env) // lab.go
 	case "version", "--version":

@@ -54,16 +54,31 @@ and CAIRN_CA_CERT.
 Flags:
 `
 
-func clientCommand(ctx context.Context, cmd string, args []string, env Env) int {
+// docFlags are the settings of put, get, del and ls.
+type docFlags struct {
+	clientFlags
+	data, ifMatch, prefix string
+	create, long          bool
+}
+
+// newDocFlags is the flag table of put, get, del and ls (they share one).
+func newDocFlags(cmd string) (*flag.FlagSet, *docFlags) {
 	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), clientUsage); fs.PrintDefaults() }
-	var cf clientFlags
-	cf.register(fs)
-	data := fs.String("data", "", "put: the document `JSON` itself")
-	ifMatch := fs.String("if-match", "", "put/del: only if the current ETag is `etag`")
-	create := fs.Bool("create-only", false, "put: only if the document does not exist")
-	prefix := fs.String("prefix", "", "ls: only keys starting with `prefix`")
-	long := fs.Bool("long", false, "ls: also print ETag and size")
+	var f docFlags
+	f.register(fs)
+	fs.StringVar(&f.data, "data", "", "put: the document `JSON` itself")
+	fs.StringVar(&f.ifMatch, "if-match", "", "put/del: only if the current ETag is `etag`")
+	fs.BoolVar(&f.create, "create-only", false, "put: only if the document does not exist")
+	fs.StringVar(&f.prefix, "prefix", "", "ls: only keys starting with `prefix`")
+	fs.BoolVar(&f.long, "long", false, "ls: also print ETag and size")
+	return fs, &f
+}
+
+func clientCommand(ctx context.Context, cmd string, args []string, env Env) int {
+	fs, f := newDocFlags(cmd)
+	cf := &f.clientFlags
+	data, ifMatch, create, prefix, long := &f.data, &f.ifMatch, &f.create, &f.prefix, &f.long
 	args, code, ok := parseArgs(fs, args, true, env)
 	if !ok {
 		return code

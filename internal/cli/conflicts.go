@@ -26,18 +26,31 @@ Connection settings as for put/get: flags or CAIRN_URL, CAIRN_TOKEN, CAIRN_TENAN
 Flags:
 `
 
-// conflictsCommand runs 'cairn conflicts ls|show|resolve'.
-func conflictsCommand(ctx context.Context, args []string, env Env) int {
+// conflictsFlags are the settings of 'cairn conflicts'.
+type conflictsFlags struct {
+	clientFlags
+	prefix  string
+	resolve resolveFlags
+}
+
+func newConflictsFlags() (*flag.FlagSet, *conflictsFlags) {
 	fs := flag.NewFlagSet("conflicts", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), conflictsUsage); fs.PrintDefaults() }
-	var cf clientFlags
-	cf.register(fs)
-	prefix := fs.String("prefix", "", "ls: only keys starting with `prefix`")
-	var r resolveFlags
+	var f conflictsFlags
+	f.register(fs)
+	fs.StringVar(&f.prefix, "prefix", "", "ls: only keys starting with `prefix`")
+	r := &f.resolve
 	fs.StringVar(&r.choose, "choose", "", "resolve: keep the sibling with this `etag`")
 	fs.StringVar(&r.body, "body", "", "resolve: write the document in `FILE` (- for stdin)")
 	fs.StringVar(&r.data, "data", "", "resolve: write this document `JSON`")
 	fs.BoolVar(&r.delete, "delete", false, "resolve: delete the document")
+	return fs, &f
+}
+
+// conflictsCommand runs 'cairn conflicts ls|show|resolve'.
+func conflictsCommand(ctx context.Context, args []string, env Env) int {
+	fs, f := newConflictsFlags()
+	cf, prefix, r := &f.clientFlags, &f.prefix, &f.resolve
 	args, code, ok := parseArgs(fs, args, true, env)
 	if !ok {
 		return code
@@ -66,7 +79,7 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	case "show":
 		err = showConflict(ctx, c, cf.tenant, args, env)
 	case "resolve":
-		err = resolveConflict(ctx, c, cf.tenant, args, r, env)
+		err = resolveConflict(ctx, c, cf.tenant, args, *r, env)
 	case "history":
 		err = conflictHistory(ctx, c, cf.tenant, args, env)
 	default:

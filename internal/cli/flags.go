@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tailscale/hujson"
 )
 
 // listFlag is a repeatable string flag. Its env twin and config-file form
@@ -258,8 +260,14 @@ func readConfig(path string) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	// Comments and trailing commas are blanked out in place, so a JSON
+	// error's offset still points into the file as written.
+	std, err := hujson.Standardize(b)
+	if err != nil { // a syntax error, named by line and column
+		return nil, fmt.Errorf("config %s: invalid JSON at %s", path, strings.TrimPrefix(err.Error(), "hujson: "))
+	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
+	if err := json.Unmarshal(std, &m); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
 			return nil, fmt.Errorf("config %s: invalid JSON at byte %d: %v", path, se.Offset, err)

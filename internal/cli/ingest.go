@@ -51,7 +51,7 @@ type ingestFlags struct {
 	rejects                      string // file for the rejected lines
 }
 
-func ingestCommand(ctx context.Context, args []string, env Env) int {
+func newIngestFlags() (*flag.FlagSet, *ingestFlags) {
 	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), ingestUsage); fs.PrintDefaults() }
 	var f ingestFlags
@@ -61,6 +61,11 @@ func ingestCommand(ctx context.Context, args []string, env Env) int {
 	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
 	fs.StringVar(&f.rejects, "rejects", "", "write the rejected lines, as they were read, to `FILE` (only when there are some), to fix and ingest again")
+	return fs, &f
+}
+
+func ingestCommand(ctx context.Context, args []string, env Env) int {
+	fs, f := newIngestFlags()
 	args, code, ok := parseArgs(fs, args, true, env)
 	if !ok {
 		return code

@@ -38,16 +38,29 @@ Flags:
 `
 
 // reconcileCommand runs 'cairn reconcile status|run|quarantine'.
-func reconcileCommand(ctx context.Context, args []string, env Env) int {
+// reconcileFlags are the settings of 'cairn reconcile'.
+type reconcileFlags struct {
+	adminURL, token, caCert, backend, tenant string
+	wait, confirm                            bool
+}
+
+func newReconcileFlags() (*flag.FlagSet, *reconcileFlags) {
 	fs := flag.NewFlagSet("reconcile", flag.ContinueOnError)
 	fs.Usage = func() { fmt.Fprint(fs.Output(), reconcileUsage); fs.PrintDefaults() }
-	adminURL := fs.String("admin-url", "http://127.0.0.1:7071", "the node's admin `URL`")
-	token := fs.String("admin-token", "", "admin bearer `token` (prefer CAIRN_ADMIN_TOKEN: flags show in ps)")
-	caCert := fs.String("ca-cert", "", "trust only the CA certificates in this PEM `file` for an https admin URL")
-	be := fs.String("backend", "", "run: only this `backend`")
-	tenant := fs.String("tenant", "", "run: only this `tenant`")
-	wait := fs.Bool("wait", false, "run: run the rounds now and print their results")
-	confirm := fs.Bool("confirm", false, "run: let the next round pass the mass-deletion guard")
+	var f reconcileFlags
+	fs.StringVar(&f.adminURL, "admin-url", "http://127.0.0.1:7071", "the node's admin `URL`")
+	fs.StringVar(&f.token, "admin-token", "", "admin bearer `token` (prefer CAIRN_ADMIN_TOKEN: flags show in ps)")
+	fs.StringVar(&f.caCert, "ca-cert", "", "trust only the CA certificates in this PEM `file` for an https admin URL")
+	fs.StringVar(&f.backend, "backend", "", "run: only this `backend`")
+	fs.StringVar(&f.tenant, "tenant", "", "run: only this `tenant`")
+	fs.BoolVar(&f.wait, "wait", false, "run: run the rounds now and print their results")
+	fs.BoolVar(&f.confirm, "confirm", false, "run: let the next round pass the mass-deletion guard")
+	return fs, &f
+}
+
+func reconcileCommand(ctx context.Context, args []string, env Env) int {
+	fs, f := newReconcileFlags()
+	adminURL, token, caCert, be, tenant, wait, confirm := &f.adminURL, &f.token, &f.caCert, &f.backend, &f.tenant, &f.wait, &f.confirm
 	args, code, ok := parseArgs(fs, args, true, env)
 	if !ok {
 		return code

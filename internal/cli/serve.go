@@ -74,7 +74,7 @@ type serveFlags struct {
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	f := &serveFlags{cacheBytes: 256 << 20, keyFilter: store.DefaultKeyFilterBytes, maxBody: 1 << 20}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.StringVar(&f.config, "config", "", "read settings from this JSON `file` (keys are the flag names)")
+	fs.StringVar(&f.config, "config", "", "read settings from this JSON `file` (keys are the flag names; comments allowed; cairn config example prints one)")
 	fs.StringVar(&f.dataDir, "data-dir", "./cairn-data", "the node's data `directory` (locked while serving)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API `address`")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, /metrics, pprof, tenant stats); empty disables it")

@@ -130,6 +130,7 @@ func adminRoutes(s *Server, o AdminOptions) []Route {
 	}
 	add("GET /livez", "livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
 	add("GET /readyz", "readyz", JSONErrors(http.HandlerFunc(s.adminReadyz)))
+	add("GET "+OpenAPIPath, "openapi", http.HandlerFunc(serveOpenAPI))
 	if o.Metrics != nil {
 		add("GET /metrics", "metrics", JSONErrors(o.Metrics))
 	}

@@ -332,6 +332,7 @@ func (s *Server) builtin() []Route {
 		{Pattern: listPath, Op: "doc.list", Access: AccessPublic, Handler: s.notAllowed("GET, HEAD")},
 		{Pattern: "GET /livez", Op: "livez", Access: AccessPublic, Handler: http.HandlerFunc(s.livez)},
 		{Pattern: "GET /readyz", Op: "readyz", Access: AccessPublic, Handler: http.HandlerFunc(s.readyz)},
+		{Pattern: "GET " + OpenAPIPath, Op: "openapi", Access: AccessPublic, Handler: http.HandlerFunc(serveOpenAPI)},
 		{Pattern: "/", Op: "unknown", Access: AccessPublic, Handler: http.HandlerFunc(s.notFound)},
 	}...) // conflicts.go
 }
