@@ -229,8 +229,9 @@ func (n *Node) newAPI() (*server.Server, error) {
 		Middleware:           []server.Middleware{n.tel.Middleware(nil)},
 		Limiter:              limiter, // its AuthFailed too
 		// Each write's deadline reaches the store (a queued write gives
-		// up) and, later, the backends.
-		Deadline: deadlines.Context,
+		// up), carried as a value: a write that does not wait arms no
+		// timer (package deadline).
+		Deadline: deadlines.Carry,
 	})
 }
 

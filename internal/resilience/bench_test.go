@@ -7,6 +7,8 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/deadline"
 )
 
 //go:noinline
@@ -107,6 +109,22 @@ func BenchmarkRequestDeadline(b *testing.B) {
 	for b.Loop() {
 		ctx, cancel := d.Context(r)
 		if err := ctx.Err(); err != nil {
+			b.Fatal(err)
+		}
+		cancel()
+	}
+}
+
+// BenchmarkRequestDeadlineCarried is BenchmarkRequestDeadline for the
+// deadline the node uses, carried as a value and checked as the store
+// checks it.
+func BenchmarkRequestDeadlineCarried(b *testing.B) {
+	r := httptest.NewRequest("PUT", "/", nil)
+	d := Deadlines{Default: 5 * time.Second}
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx, cancel := d.Carry(r)
+		if err := deadline.Err(ctx); err != nil {
 			b.Fatal(err)
 		}
 		cancel()

@@ -18,6 +18,8 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
+
+	"github.com/cairnstore/cairn/internal/deadline"
 )
 
 // oneByte is a body that sends one byte and ends, whatever its request's
@@ -236,6 +238,54 @@ func TestClientDeadline(t *testing.T) {
 				t.Errorf("%d writes", d.Writes())
 			}
 		})
+	}
+}
+
+// carriedDeadlineDocs is deadlineDocs for a deadline carried as a value
+// (resilience.Deadlines.Carry): its writes check it as the store does.
+type carriedDeadlineDocs struct{ memDocs }
+
+func (d *carriedDeadlineDocs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (string, bool, error) {
+	if err := deadline.Err(ctx); err != nil {
+		return "", false, fault.E(fault.Unknown, fault.Context{Op: "store.put", Tenant: tenant, Key: key}, fmt.Errorf("not written: %w", err))
+	}
+	return d.memDocs.Put(ctx, tenant, key, body, pre)
+}
+
+// TestClientDeadlineCarried is TestClientDeadline with the deadline the
+// node uses, carried as a value: the server tells the client's from its
+// own the same way.
+func TestClientDeadlineCarried(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		d       resilience.Deadlines
+		timeout string
+		status  int
+		code    string
+	}{
+		{"client's", resilience.Deadlines{}, "1ns", 408, "timeout"},
+		{"node's default", resilience.Deadlines{Default: 1}, "", 503, "transient"},
+		{"client's clamped to the node's maximum", resilience.Deadlines{Default: 1, Max: 1}, "10s", 503, "transient"},
+		{"in time", resilience.Deadlines{}, "1h", 201, ""},
+	} {
+		d := &carriedDeadlineDocs{}
+		e := newEnv(t, func(o *server.Options) {
+			o.Docs = d
+			o.Deadline = tc.d.Carry
+		})
+		var hdr []string
+		if tc.timeout != "" {
+			hdr = []string{resilience.TimeoutHeader, tc.timeout}
+		}
+		w := e.do(t, req{method: "PUT", path: docURL(tenantA, "k"), token: e.tokA, body: `{}`, hdr: hdr})
+		if w.Code != tc.status {
+			t.Fatalf("%s: status %d %s, want %d", tc.name, w.Code, w.Body, tc.status)
+		}
+		if tc.code != "" {
+			if ae := decodeError(t, w); ae.Error.Code != tc.code || !strings.Contains(ae.Error.Message, "nothing was written") {
+				t.Errorf("%s: error %+v, want code %q saying nothing was written", tc.name, ae.Error, tc.code)
+			}
+		}
 	}
 }
 

@@ -154,8 +154,12 @@ type Options struct {
 	// most [MaxTokenBytes]).
 	AuthFailed func() (ok bool, retryAfter time.Duration)
 	// Deadline bounds every request that is not a GET or HEAD: it returns
-	// the request's context with its deadline (resilience.Deadlines.Context)
-	// and the cancel to call when the request ends. nil means no deadline.
+	// the request's context with its deadline and the cancel to call when
+	// the request ends; nil means no deadline. The deadline may be a
+	// standard one (resilience.Deadlines.Context) or carried as a value
+	// that the store checks and that code which waits turns into a timer
+	// (resilience.Deadlines.Carry, package deadline): the server reads it
+	// either way.
 	// Reads get none: a cache hit cannot block, a store read waits at most
 	// for the commit in flight, and a listing is bounded by the server's
 	// write timeout, which its flushes extend; a deadline's timer and

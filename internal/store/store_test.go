@@ -14,6 +14,8 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+
+	"github.com/cairnstore/cairn/internal/deadline"
 )
 
 func TestPutGet(t *testing.T) {
@@ -661,6 +663,63 @@ func TestContextWhileQueued(t *testing.T) {
 	}
 	_, err = s.Put(ctx, "t", "late", nil, doc.Precondition{}) // already canceled
 	wantClass(t, "canceled before submit", err, fault.Canceled)
+}
+
+// TestCarriedDeadlineWhileQueued: a write whose context carries its
+// deadline as a value (package deadline, no timer) and whose deadline
+// passes while it waits in the queue is answered DeadlineExceeded and not
+// written, as one with a standard deadline is.
+func TestCarriedDeadlineWhileQueued(t *testing.T) {
+	bc := newBlockCommits()
+	taken := make(chan struct{}, 100)
+	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
+	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
+	<-bc.entered // syncer parked
+	<-taken
+	go func() { _, _ = s.Put(bg, "t", "filler", nil, doc.Precondition{}) }()
+	<-taken // the committer's group is full
+	ctx := deadline.With(bg, time.Now().Add(50*time.Millisecond), false)
+	done := make(chan error, 1)
+	go func() { _, err := s.Put(ctx, "t", "late", nil, doc.Precondition{}); done <- err }()
+	waitQueued(s, 1)
+	expired, cancel := deadline.Bound(ctx) // the test waits for the deadline itself
+	<-expired.Done()
+	cancel()
+	close(bc.gate)
+	err := <-done
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not written") {
+		t.Fatalf("expired while queued: %v, want DeadlineExceeded, not written", err)
+	}
+	if _, err := s.Get(bg, "t", "late"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("Get(late) = %v, want NotFound", err)
+	}
+	_, err = s.Put(ctx, "t", "late", nil, doc.Precondition{}) // already expired
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired before submit: %v", err)
+	}
+}
+
+// TestCarriedDeadlineQueueFull: a writer that finds the queue full waits
+// for room only until its carried deadline.
+func TestCarriedDeadlineQueueFull(t *testing.T) {
+	bc := newBlockCommits()
+	taken := make(chan struct{}, 1<<16)
+	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
+	defer close(bc.gate)
+	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
+	<-bc.entered // syncer parked
+	<-taken
+	go func() { _, _ = s.Put(bg, "t", "filler", nil, doc.Precondition{}) }()
+	<-taken // the committer's group is full
+	for i := range cap(s.reqs) {
+		go func() { _, _ = s.Put(bg, "t", fmt.Sprintf("q%d", i), nil, doc.Precondition{}) }()
+	}
+	waitQueued(s, cap(s.reqs))
+	ctx := deadline.With(bg, time.Now().Add(50*time.Millisecond), false)
+	_, err := s.Put(ctx, "t", "late", nil, doc.Precondition{})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not written") {
+		t.Fatalf("queue full until the deadline: %v, want DeadlineExceeded, not written", err)
+	}
 }
 
 func TestClose(t *testing.T) {
