@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/docs"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/resilience"
@@ -85,7 +86,7 @@ type Node struct {
 	store *store.Store
 	cache *cache.Cache
 	clock *doc.Clock // the store's hybrid logical clock, watched (health.go)
-	docs  *Docs
+	docs  *docs.Service
 	repl  *replicator // nil until the store is open; see replicate.go
 	tel   *telemetry.Telemetry
 	// limiter sheds load past the configured limits (set by newAPI).
@@ -144,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.clock = n.newClock()
 	feed := newChangeFeed()
 	n.store, err = store.Open(cfg.DataDir, store.Options{
-		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: newFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
+		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: docs.NewFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
 		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
@@ -156,13 +157,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, n.storeOpenFailed(err)
 	}
-	n.docs = NewDocs(n.store, n.cache)
 	if err := n.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.startReplication(ctx, feed); err != nil {
 		return nil, err
 	}
+	n.docs = docs.New(n.store, n.cache, n.repl.catchingUpWith()) // catchup.go
 	if n.api, err = n.newAPI(); err != nil {
 		return nil, err
 	}
