@@ -203,13 +203,13 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	return tel.Metrics.RegisterCache(func() telemetry.CacheStats { return telemetry.CacheStats(n.cache.Stats()) })
 }
 
-// newAPI builds the HTTP API with its middleware, outermost first: tracing
-// and RED metrics (so refused and shed requests are seen), authentication,
-// then load shedding, so that only a tenant's authenticated requests spend
-// its budget. An admin token acting on a tenant is charged to that tenant:
-// it is work done on the tenant's data. Requests that fail authentication
-// are bounded node-wide by the limiter's own budget (AuthFailed). The
-// request deadline is set before all of it, as the server takes the request.
+// newAPI builds the HTTP API: tracing and RED metrics outermost (so refused
+// and shed requests are seen), then the server's admission in its one
+// order (server.Admission) with the limiter: failed authentications
+// against the node's budget of them, then the node's and the tenant's
+// limits. An admin token acting on a tenant is charged to that tenant: it
+// is work done on the tenant's data. The request deadline is set before
+// all of it, as the server takes the request.
 func (n *Node) newAPI() (*server.Server, error) {
 	limiter, err := resilience.NewLimiter(n.cfg.limits())
 	if err != nil {
@@ -228,7 +228,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
 		Ingest:               &server.IngestOptions{Writer: n.store, Limits: n.cfg.Ingest, Counted: n.countIngest},
 		Middleware:           []server.Middleware{n.tel.Middleware(nil)},
-		Limiter:              limiter, // its AuthFailed too
+		Admission:            server.Admission{Limiter: limiter}, // its AuthFailed too
 		// Each write's deadline reaches the store (a queued write gives
 		// up), carried as a value: a write that does not wait arms no
 		// timer (package deadline).
