@@ -43,6 +43,23 @@ func FreePorts(t testing.TB, n int) []int {
 	return ports
 }
 
+// Deps returns what the command in the current directory links: the
+// import paths go list -deps prints. It fails t unless the list is a whole
+// binary's closure, so that a test of what a binary must not link cannot
+// pass on an empty list.
+func Deps(t testing.TB) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps listed %d packages, want the binary's whole closure", len(deps))
+	}
+	return deps
+}
+
 // MainWithCairn is the TestMain of a package that tests the real cairn
 // binary. It sets *bin to $CAIRN_BIN (scripts/test.sh builds it with -race)
 // or, when that is unset, builds cmd/cairn into a temporary directory it

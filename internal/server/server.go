@@ -101,6 +101,17 @@ type Timeouts struct {
 	MaxHeaderBytes int           // [64 KiB]
 }
 
+// DefaultTimeouts are the API server's timeouts where [Options.Timeouts]
+// leaves them zero. The load generator's bare baseline server uses them
+// too, so that both pay for the same connection deadlines.
+var DefaultTimeouts = Timeouts{
+	ReadHeader:     5 * time.Second,
+	Read:           30 * time.Second,
+	Write:          30 * time.Second,
+	Idle:           120 * time.Second,
+	MaxHeaderBytes: 64 << 10,
+}
+
 // Options configure a [Server]. Only Docs is required.
 type Options struct {
 	Docs Docs
@@ -295,12 +306,12 @@ func New(o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	t := &s.timeouts
-	t.ReadHeader = or(t.ReadHeader, 5*time.Second)
-	t.Read = or(t.Read, 30*time.Second)
-	t.Write = or(t.Write, 30*time.Second)
-	t.Idle = or(t.Idle, 120*time.Second)
-	t.MaxHeaderBytes = or(t.MaxHeaderBytes, 64<<10)
+	t, d := &s.timeouts, DefaultTimeouts
+	t.ReadHeader = or(t.ReadHeader, d.ReadHeader)
+	t.Read = or(t.Read, d.Read)
+	t.Write = or(t.Write, d.Write)
+	t.Idle = or(t.Idle, d.Idle)
+	t.MaxHeaderBytes = or(t.MaxHeaderBytes, d.MaxHeaderBytes)
 
 	routes := s.builtin()
 	if o.Ingest != nil {

@@ -631,19 +631,32 @@ func TestGroupCommit(t *testing.T) {
 	close(bc.gate) // later commits pass
 }
 
-// TestContextWhileQueued: a request whose context ends while it waits in
-// the queue is answered with the context error and not written. MaxBatch 1
-// and a parked syncer keep it queued: the committer holds a full group it
-// cannot hand over.
-func TestContextWhileQueued(t *testing.T) {
+// openStalled opens a store with MaxBatch 1 whose syncer is parked on its
+// first commit and whose committer holds a full group it cannot hand over,
+// so that what is queued next stays queued until bc.gate is closed.
+func openStalled(t *testing.T) (*Store, *blockCommits) {
 	bc := newBlockCommits()
-	taken := make(chan struct{}, 100)
-	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
+	taken := make(chan struct{}, 2)
+	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() {
+		select {
+		case taken <- struct{}{}:
+		default: // only the first two are waited for
+		}
+	}})
 	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
 	<-bc.entered // syncer parked
 	<-taken
 	go func() { _, _ = s.Put(bg, "t", "filler", nil, doc.Precondition{}) }()
 	<-taken // the committer's group is full
+	return s, bc
+}
+
+// TestContextWhileQueued: a request whose context ends while it waits in
+// the queue is answered with the context error and not written. MaxBatch 1
+// and a parked syncer keep it queued: the committer holds a full group it
+// cannot hand over.
+func TestContextWhileQueued(t *testing.T) {
+	s, bc := openStalled(t)
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
 	go func() { _, err := s.Put(ctx, "t", "late", nil, doc.Precondition{}); done <- err }()
@@ -670,14 +683,7 @@ func TestContextWhileQueued(t *testing.T) {
 // passes while it waits in the queue is answered DeadlineExceeded and not
 // written, as one with a standard deadline is.
 func TestCarriedDeadlineWhileQueued(t *testing.T) {
-	bc := newBlockCommits()
-	taken := make(chan struct{}, 100)
-	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
-	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
-	<-bc.entered // syncer parked
-	<-taken
-	go func() { _, _ = s.Put(bg, "t", "filler", nil, doc.Precondition{}) }()
-	<-taken // the committer's group is full
+	s, bc := openStalled(t)
 	ctx := deadline.With(bg, time.Now().Add(50*time.Millisecond), false)
 	done := make(chan error, 1)
 	go func() { _, err := s.Put(ctx, "t", "late", nil, doc.Precondition{}); done <- err }()
@@ -702,15 +708,8 @@ func TestCarriedDeadlineWhileQueued(t *testing.T) {
 // TestCarriedDeadlineQueueFull: a writer that finds the queue full waits
 // for room only until its carried deadline.
 func TestCarriedDeadlineQueueFull(t *testing.T) {
-	bc := newBlockCommits()
-	taken := make(chan struct{}, 1<<16)
-	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
+	s, bc := openStalled(t)
 	defer close(bc.gate)
-	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
-	<-bc.entered // syncer parked
-	<-taken
-	go func() { _, _ = s.Put(bg, "t", "filler", nil, doc.Precondition{}) }()
-	<-taken // the committer's group is full
 	for i := range cap(s.reqs) {
 		go func() { _, _ = s.Put(bg, "t", fmt.Sprintf("q%d", i), nil, doc.Precondition{}) }()
 	}

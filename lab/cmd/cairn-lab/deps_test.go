@@ -1,9 +1,10 @@
 package main
 
 import (
-	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/internal/proctest"
 )
 
 // TestBinaryLinksNoTesting: cairn-lab is a command users run (cairn chaos
@@ -11,15 +12,7 @@ import (
 // package nor cairn's test-support packages (named …test), which would
 // register test flags and pull in what only tests need.
 func TestBinaryLinksNoTesting(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	deps := strings.Fields(string(out))
-	if len(deps) < 50 {
-		t.Fatalf("go list -deps listed %d packages, want the binary's whole closure", len(deps))
-	}
-	for _, p := range deps {
+	for _, p := range proctest.Deps(t) {
 		if p == "testing" || strings.HasPrefix(p, "testing/") {
 			t.Errorf("cairn-lab links %s", p)
 		}
