@@ -15,9 +15,10 @@ import (
 const TimeoutHeader = "X-Request-Timeout"
 
 // Deadlines derives each request's deadline from the server's default,
-// its maximum and the client's TimeoutHeader. The server calls [Deadlines.Carry]
-// (or [Deadlines.Context]) as it takes a write and passes the result down: the store and
-// whatever waits below it stop when it expires.
+// its maximum and the client's TimeoutHeader. The server calls
+// [Deadlines.Carry] (or [Deadlines.Context]) as it takes a write and
+// passes the result down: the store and whatever waits below it stop when
+// it expires.
 type Deadlines struct {
 	Default time.Duration // when the client asks for none; 0 = 5s
 	Max     time.Duration // a client's request is clamped to this; 0 = Default
@@ -28,9 +29,9 @@ type Deadlines struct {
 // than Max, else Default. It arms no timer: the store checks the deadline
 // when it takes a write (deadline.Err), and code that waits makes the
 // timer where it waits (deadline.Bound). A durable PUT that finds room in
-// the store's queue never waits, and a timer per request cost it about 4%
-// of its throughput (docs/performance.md). The cancel does nothing; it is
-// there so that Carry and Context are interchangeable.
+// the store's queue never waits, so it pays for no timer, which is a
+// measurable share of its cost (docs/performance.md). The cancel does
+// nothing; it is there so that Carry and Context are interchangeable.
 func (d Deadlines) Carry(r *http.Request) (context.Context, context.CancelFunc) {
 	at, client := d.at(r)
 	return deadline.With(r.Context(), at, client), func() {}

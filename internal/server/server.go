@@ -101,15 +101,18 @@ type Timeouts struct {
 	MaxHeaderBytes int           // [64 KiB]
 }
 
-// DefaultTimeouts are the API server's timeouts where [Options.Timeouts]
-// leaves them zero. The load generator's bare baseline server uses them
-// too, so that both pay for the same connection deadlines.
-var DefaultTimeouts = Timeouts{
-	ReadHeader:     5 * time.Second,
-	Read:           30 * time.Second,
-	Write:          30 * time.Second,
-	Idle:           120 * time.Second,
-	MaxHeaderBytes: 64 << 10,
+// DefaultTimeouts returns the API server's timeouts where
+// [Options.Timeouts] leaves them zero. The load generator's bare baseline
+// server uses them too, so that both pay for the same connection
+// deadlines.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		ReadHeader:     5 * time.Second,
+		Read:           30 * time.Second,
+		Write:          30 * time.Second,
+		Idle:           120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+	}
 }
 
 // Options configure a [Server]. Only Docs is required.
@@ -306,7 +309,7 @@ func New(o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	t, d := &s.timeouts, DefaultTimeouts
+	t, d := &s.timeouts, DefaultTimeouts()
 	t.ReadHeader = or(t.ReadHeader, d.ReadHeader)
 	t.Read = or(t.Read, d.Read)
 	t.Write = or(t.Write, d.Write)

@@ -226,7 +226,7 @@ func benchBare(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn bench-bare: %v\n", err)
 		return exitFail
 	}
-	t := server.DefaultTimeouts
+	t := server.DefaultTimeouts()
 	srv := &http.Server{
 		Handler:           loadgen.Bare(*size),
 		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read,
