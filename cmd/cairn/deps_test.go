@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+
+	"github.com/cairnstore/cairn/internal/proctest"
 )
 
 // harness are the import paths, or their prefixes, that the serving binary
@@ -54,15 +56,7 @@ func matches(p, prefix string) bool {
 // not the harness that tests it nor the peers it is measured against, nor
 // any test-support package of cairn (named …test).
 func TestBinaryLinksNoHarness(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	deps := strings.Fields(string(out))
-	if len(deps) < 50 {
-		t.Fatalf("go list -deps listed %d packages, want the binary's whole closure", len(deps))
-	}
-	for _, p := range deps {
+	for _, p := range proctest.Deps(t) {
 		for _, bad := range append(harness, peers...) {
 			if matches(p, bad) {
 				t.Errorf("cmd/cairn links %s (matches %s)", p, bad)

@@ -37,8 +37,8 @@
 //     on the read path, even when the result does not matter: a Fill is how
 //     the cache learns a reader has observed a version.
 //   - Sets of one key must arrive in commit order, before the write is
-//     acknowledged. The cache cannot enforce this; node.Docs meets it by
-//     being the store's Watcher, which the syncer calls one write at a time
+//     acknowledged. The cache cannot enforce this; docs.Follower meets it
+//     by being the store's Watcher, which the syncer calls one write at a time
 //     in commit order before answering any writer.
 //
 // # Sharp edges

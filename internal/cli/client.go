@@ -23,10 +23,17 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.url, "url", "http://127.0.0.1:7070", "the node's `URL`")
-	fs.StringVar(&c.token, "token", "", "bearer `token` (prefer CAIRN_TOKEN: flags show in ps)")
-	fs.StringVar(&c.tenant, "tenant", "demo", "the `tenant` to act on")
+	ConnectionFlags(fs, &c.url, &c.token, &c.tenant)
 	fs.StringVar(&c.caCert, "ca-cert", "", "trust only the CA certificates in this PEM `file` for an https URL (a node with a self-signed or private CA)")
+}
+
+// ConnectionFlags registers --url, --token and --tenant, which say what
+// node and tenant a command acts on, as every client command takes them
+// (cairn bench too, in cairn-lab).
+func ConnectionFlags(fs *flag.FlagSet, url, token, tenant *string) {
+	fs.StringVar(url, "url", "http://127.0.0.1:7070", "the node's `URL`")
+	fs.StringVar(token, "token", "", "bearer `token` (prefer CAIRN_TOKEN: flags show in ps)")
+	fs.StringVar(tenant, "tenant", "demo", "the `tenant` to act on")
 }
 
 // newClient is the client the flags describe.

@@ -80,16 +80,30 @@ func labCommand(ctx context.Context, cmd string, args []string, env Env) int {
 // beside the cairn executable self, else the first on PATH. Its error is
 // one line that says how to build it.
 func findLab(self string, getenv func(string) string) (string, error) {
-	if p := getenv("CAIRN_LAB_BIN"); p != "" {
-		return p, nil
-	}
-	beside := filepath.Join(filepath.Dir(self), labName)
-	if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
-		return beside, nil
-	}
-	if p, err := exec.LookPath(labName); err == nil {
+	if p, ok := FindCommand(labName, "CAIRN_LAB_BIN", self, getenv); ok {
 		return p, nil
 	}
 	return "", fmt.Errorf("%s is not beside %s nor on PATH; build it from the repository with: go build -C lab -o %s ./cmd/%s",
-		labName, self, beside, labName)
+		labName, self, filepath.Join(filepath.Dir(self), labName), labName)
+}
+
+// FindCommand returns the executable of the command name that one of the
+// repository's binaries runs: the path in the environment variable envVar
+// if it is set, else name beside the executable self (unless self is ""),
+// else the first name on PATH. ok is false when there is none. cairn finds
+// cairn-lab this way, and cairn-lab the cairn its chaos nodes run.
+func FindCommand(name, envVar, self string, getenv func(string) string) (path string, ok bool) {
+	if p := getenv(envVar); p != "" {
+		return p, true
+	}
+	if self != "" {
+		beside := filepath.Join(filepath.Dir(self), name)
+		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
+			return beside, true
+		}
+	}
+	if p, err := exec.LookPath(name); err == nil {
+		return p, true
+	}
+	return "", false
 }

@@ -1,103 +1,18 @@
 package node
 
 import (
-	"context"
-	"errors"
 	"slices"
 
-	"go.opentelemetry.io/otel/attribute"
-
-	"github.com/cairnstore/cairn/internal/backend"
-	"github.com/cairnstore/cairn/internal/doc"
-	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/reconcile"
-	"github.com/cairnstore/cairn/internal/server"
-	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
-// Catching up: a tenant is catching up with a backend until one of its
-// rounds with it has completed (reconcile.Engine.CatchingUp). Meanwhile the
-// node may lack documents the backend holds, so it does not decide what
-// depends on their absence:
-//   - /readyz on both listeners answers 503 "catching_up" naming the
-//     tenants the node found catching up when it started, unless
-//     Config.ServeWhileCatchingUp;
-//   - a conditional write (If-Match, If-None-Match) to the tenant, and a
-//     DELETE of a document the node does not hold, answer 503 with
-//     Retry-After (server.CatchingUpError);
-//   - a read of a document the node does not hold reads it through from
-//     the backends (readThrough), without storing it: the round will.
-
-// catchingUpWith returns the engines tenant is catching up with.
-func (d *Docs) catchingUpWith(tenant string) []*reconcile.Engine {
-	if d.catchingUp == nil {
+// catchingUpWith returns what the document service asks for the engines a
+// tenant is catching up with (docs.New): nil without engines.
+func (r *replicator) catchingUpWith() func(tenant string) []*reconcile.Engine {
+	if r == nil || len(r.engines) == 0 {
 		return nil
 	}
-	return d.catchingUp(tenant)
-}
-
-// undecidable refuses a conditional write while tenant catches up: its
-// condition would be checked against a store that may lack the document.
-func (d *Docs) undecidable(tenant string, pre doc.Precondition) error {
-	if pre.IsZero() || len(d.catchingUpWith(tenant)) == 0 {
-		return nil
-	}
-	return &server.CatchingUpError{Tenant: tenant,
-		Msg: "a conditional write (If-Match or If-None-Match) cannot be decided before the node holds the tenant's documents; retry later"}
-}
-
-// readThrough reads key from the backends es for a node that does not hold
-// it. Outcomes: the document, its ETag the version's (the one the node will
-// serve once the round has stored it) and ReadThrough naming the backend;
-// when several backends hold it, the newest version (by vector, then
-// last-writer-wins); fault.NotFound when none holds it or the newest is a
-// tombstone; the conflict of a sibling set; a server.CatchingUpError (503)
-// when none holds it and a backend could not be read, since its absence
-// there is then unknown.
-func readThrough(ctx context.Context, es []*reconcile.Engine, tenant, key string) (server.Doc, error) {
-	ctx, span := telemetry.StartChild(ctx, "backend.read_through")
-	defer span.End()
-	var best *backend.Object
-	var from string
-	var failed error
-	for _, e := range es {
-		o, err := e.ReadThrough(ctx, tenant, key)
-		switch {
-		case err == nil:
-			if best == nil || newer(&o.Version, &best.Version) {
-				best, from = o, e.Backend()
-			}
-		case !errors.Is(err, fault.ErrNotFound):
-			failed = errors.Join(failed, err)
-		}
-	}
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("cairn.backend", from), attribute.Bool("cairn.found", best != nil))
-	}
-	ctxf := fault.Context{Op: "docs.get", Tenant: tenant, Key: key}
-	switch {
-	case best == nil && failed != nil:
-		return server.Doc{}, &server.CatchingUpError{Tenant: tenant, Err: failed,
-			Msg: "the node does not hold this document yet and a backend could not be read"}
-	case best == nil:
-		return server.Doc{}, fault.New(fault.NotFound, ctxf, "document not found (on the node or its backends)")
-	case best.Version.Tombstone:
-		return server.Doc{}, fault.New(fault.NotFound, ctxf, "no such document (deleted)")
-	case best.Version.Siblings:
-		return server.Doc{}, doc.ConflictError("docs.get", tenant, key, best.Version.ETag(), best.Body)
-	}
-	return server.Doc{ETag: best.Version.ETag(), Body: best.Body, ReadThrough: from}, nil
-}
-
-// newer reports whether a is to be served rather than b.
-func newer(a, b *doc.Version) bool {
-	switch a.Compare(b) {
-	case doc.After:
-		return true
-	case doc.Concurrent:
-		return a.Wins(b)
-	}
-	return false
+	return r.catchingUp
 }
 
 // catchingUp returns the engines tenant is catching up with.

@@ -3,9 +3,9 @@
 // reconcile engines, builds the API and admin servers of package server
 // over them, serves both listeners, and shuts all of it down in order. It
 // handles no request itself: every handler is in package server, behind
-// the interfaces server defines, which node implements over the store, the
-// cache and the engines ([Docs], and the admin views in admin.go,
-// replicate_status.go and chaos.go).
+// the interfaces server defines: the document service of package docs,
+// over the store and the cache, and the admin views node implements over
+// the engines (admin.go, replicate_status.go and chaos.go).
 //
 // # Use
 //
@@ -16,7 +16,7 @@
 // # Order
 //
 // [Start] opens the store (taking the data directory's lock) with a
-// follower of the cache as its Watcher, so the cache learns of each write
+// follower of the cache (docs.Follower) as its Watcher, so the cache learns of each write
 // after its fsync and before any writer is answered; it then sets up
 // telemetry, opens the backends and runs their engines (see
 // [Replication]), builds both servers and serves, and returns once the

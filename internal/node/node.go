@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/cache"
 	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/docs"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/resilience"
@@ -85,7 +86,7 @@ type Node struct {
 	store *store.Store
 	cache *cache.Cache
 	clock *doc.Clock // the store's hybrid logical clock, watched (health.go)
-	docs  *Docs
+	docs  *docs.Service
 	repl  *replicator // nil until the store is open; see replicate.go
 	tel   *telemetry.Telemetry
 	// limiter sheds load past the configured limits (set by newAPI).
@@ -144,7 +145,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.clock = n.newClock()
 	feed := newChangeFeed()
 	n.store, err = store.Open(cfg.DataDir, store.Options{
-		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: newFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
+		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: docs.NewFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
 		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
 		OnCommit: func(size int, d time.Duration) {
 			if n.tel != nil {
@@ -156,13 +157,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, n.storeOpenFailed(err)
 	}
-	n.docs = NewDocs(n.store, n.cache)
 	if err := n.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.startReplication(ctx, feed); err != nil {
 		return nil, err
 	}
+	n.docs = docs.New(n.store, n.cache, n.repl.catchingUpWith()) // catchup.go
 	if n.api, err = n.newAPI(); err != nil {
 		return nil, err
 	}
@@ -202,13 +203,13 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 	return tel.Metrics.RegisterCache(func() telemetry.CacheStats { return telemetry.CacheStats(n.cache.Stats()) })
 }
 
-// newAPI builds the HTTP API with its middleware, outermost first: tracing
-// and RED metrics (so refused and shed requests are seen), authentication,
-// then load shedding, so that only a tenant's authenticated requests spend
-// its budget. An admin token acting on a tenant is charged to that tenant:
-// it is work done on the tenant's data. Requests that fail authentication
-// are bounded node-wide by the limiter's own budget (AuthFailed). The
-// request deadline is set before all of it, as the server takes the request.
+// newAPI builds the HTTP API: tracing and RED metrics outermost (so refused
+// and shed requests are seen), then the server's admission in its one
+// order (server.Admission) with the limiter: failed authentications
+// against the node's budget of them, then the node's and the tenant's
+// limits. An admin token acting on a tenant is charged to that tenant: it
+// is work done on the tenant's data. The request deadline is set before
+// all of it, as the server takes the request.
 func (n *Node) newAPI() (*server.Server, error) {
 	limiter, err := resilience.NewLimiter(n.cfg.limits())
 	if err != nil {
@@ -227,10 +228,11 @@ func (n *Node) newAPI() (*server.Server, error) {
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
 		Ingest:               &server.IngestOptions{Writer: n.store, Limits: n.cfg.Ingest, Counted: n.countIngest},
 		Middleware:           []server.Middleware{n.tel.Middleware(nil)},
-		Limiter:              limiter, // its AuthFailed too
+		Admission:            server.Admission{Limiter: limiter}, // its AuthFailed too
 		// Each write's deadline reaches the store (a queued write gives
-		// up) and, later, the backends.
-		Deadline: deadlines.Context,
+		// up), carried as a value: a write that does not wait arms no
+		// timer (package deadline).
+		Deadline: deadlines.Carry,
 	})
 }
 

@@ -228,7 +228,6 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	if len(r.engines) == 0 {
 		return nil
 	}
-	n.docs.catchingUp = r.catchingUp // catchup.go
 	for _, e := range r.engines {
 		r.running.Go(func() {
 			if err := e.Run(ctx); err != nil {

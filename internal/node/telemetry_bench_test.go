@@ -159,9 +159,8 @@ func benchServer(b *testing.B, n *Node, tel *telemetry.Telemetry) *server.Server
 	s, err := server.New(server.Options{
 		Docs: n.docs, Auth: n.cfg.Auth, Logger: n.log,
 		Ready: n.ready.Load, Middleware: mw,
-		Admission:  []func(http.Handler) http.Handler{func(h http.Handler) http.Handler { return limiter.Middleware(server.TenantOf, h) }},
-		AuthFailed: limiter.AuthFailed,
-		Deadline:   resilience.Deadlines{Default: 5 * time.Second, Max: 30 * time.Second}.Context,
+		Admission: server.Admission{Limiter: limiter},
+		Deadline:  resilience.Deadlines{Default: 5 * time.Second, Max: 30 * time.Second}.Context,
 	})
 	if err != nil {
 		b.Fatal(err)

@@ -8,43 +8,20 @@
 package proctest
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/cairnstore/cairn/internal/procout"
 )
 
-// SyncBuffer collects a process's output, or a logger's. exec's copier
-// goroutines (or the logging goroutines) write while the test may read, so
-// both sides lock.
-type SyncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// Reset empties the buffer.
-func (s *SyncBuffer) Reset() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.b.Reset()
-}
+// SyncBuffer collects a process's output, or a logger's, for reading while
+// it still writes (package procout, which code outside tests links).
+type SyncBuffer = procout.Buffer
 
 // FreePorts returns n distinct loopback TCP ports that were free a moment
 // ago: all n listeners are open at once, so the ports differ.
@@ -64,6 +41,23 @@ func FreePorts(t testing.TB, n int) []int {
 		l.Close()
 	}
 	return ports
+}
+
+// Deps returns what the command in the current directory links: the
+// import paths go list -deps prints. It fails t unless the list is a whole
+// binary's closure, so that a test of what a binary must not link cannot
+// pass on an empty list.
+func Deps(t testing.TB) []string {
+	t.Helper()
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 50 {
+		t.Fatalf("go list -deps listed %d packages, want the binary's whole closure", len(deps))
+	}
+	return deps
 }
 
 // MainWithCairn is the TestMain of a package that tests the real cairn

@@ -2,32 +2,52 @@ package resilience
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/deadline"
 )
 
 // TimeoutHeader lets a client ask for a shorter deadline than the server's
 // default: a Go duration ("250ms", "2s") or a number of seconds ("1.5").
 const TimeoutHeader = "X-Request-Timeout"
 
-// Deadlines derives each request's deadline. The server calls Context at
-// the top of every handler and passes the result down: the store, the
-// cache and the backends all stop when it expires; a backend attempt ends
-// at this deadline or at its Policy's per-attempt timeout, whichever is
-// sooner.
+// Deadlines derives each request's deadline from the server's default,
+// its maximum and the client's TimeoutHeader. The server calls
+// [Deadlines.Carry] (or [Deadlines.Context]) as it takes a write and
+// passes the result down: the store and whatever waits below it stop when
+// it expires.
 type Deadlines struct {
 	Default time.Duration // when the client asks for none; 0 = 5s
 	Max     time.Duration // a client's request is clamped to this; 0 = Default
 }
 
-// Context returns r's context bounded by the client's TimeoutHeader (if it
-// parses and is shorter than Max) or by Default, made with
-// context.WithDeadline. A deadline already on the context that is sooner
-// stays. Call cancel when the request ends.
+// Carry returns r's context carrying its deadline as a value
+// (deadline.With): the client's TimeoutHeader if it parses and is shorter
+// than Max, else Default. It arms no timer: the store checks the deadline
+// when it takes a write (deadline.Err), and code that waits makes the
+// timer where it waits (deadline.Bound). A durable PUT that finds room in
+// the store's queue never waits, so it pays for no timer, which is a
+// measurable share of its cost (docs/performance.md). The cancel does
+// nothing; it is there so that Carry and Context are interchangeable.
+func (d Deadlines) Carry(r *http.Request) (context.Context, context.CancelFunc) {
+	at, client := d.at(r)
+	return deadline.With(r.Context(), at, client), func() {}
+}
+
+// Context is Carry with the standard deadline made at once
+// (context.WithDeadline): for a caller that waits on Done. A deadline
+// already on r's context that is sooner stays. Call cancel when the
+// request ends.
 func (d Deadlines) Context(r *http.Request) (context.Context, context.CancelFunc) {
+	at, client := d.at(r)
+	return context.WithDeadline(deadline.With(r.Context(), at, client), at)
+}
+
+// at returns r's deadline and whether it is the one the client asked for.
+func (d Deadlines) at(r *http.Request) (time.Time, bool) {
 	def := d.Default
 	if def <= 0 {
 		def = 5 * time.Second
@@ -40,36 +60,17 @@ func (d Deadlines) Context(r *http.Request) (context.Context, context.CancelFunc
 	if v, ok := ParseTimeout(r.Header.Get(TimeoutHeader)); ok {
 		t, client = min(v, limit), v <= limit
 	}
-	parent, dl := r.Context(), time.Now().Add(t)
-	ctx, cancel := context.WithDeadline(parent, dl)
-	if client {
-		// A sooner deadline of the parent's is not the client's.
-		if pd, ok := parent.Deadline(); !ok || !pd.Before(dl) {
-			ctx = context.WithValue(ctx, clientDeadlineKey{}, clientDeadline{ctx})
-		}
-	}
-	return ctx, cancel
+	return time.Now().Add(t), client
 }
 
-// ClientDeadlineExceeded reports whether ctx, made by [Deadlines.Context]
-// or derived from such a context, has ended because the deadline the
-// client asked for in TimeoutHeader passed: the client's own choice, as
-// opposed to the server's default or maximum, which bound a request the
-// client left open or asked too much for. The server answers the first as
-// a client error and the second as its own failure to finish in time.
-func ClientDeadlineExceeded(ctx context.Context) bool {
-	c, ok := ctx.Value(clientDeadlineKey{}).(clientDeadline)
-	return ok && errors.Is(c.ctx.Err(), context.DeadlineExceeded)
-}
-
-// clientDeadlineKey marks a request context whose deadline is the one the
-// client asked for; its value is a clientDeadline.
-type clientDeadlineKey struct{}
-
-// clientDeadline is the context.WithDeadline that carries the client's
-// deadline, so a context derived from it with a sooner deadline of its own
-// is not mistaken for the client's.
-type clientDeadline struct{ ctx context.Context }
+// ClientDeadlineExceeded reports whether ctx, made by [Deadlines.Carry] or
+// [Deadlines.Context] or derived from such a context, has ended because the
+// deadline the client asked for in TimeoutHeader passed: the client's own
+// choice, as opposed to the server's default or maximum, which bound a
+// request the client left open or asked too much for. The server answers
+// the first as a client error and the second as its own failure to finish
+// in time.
+func ClientDeadlineExceeded(ctx context.Context) bool { return deadline.ClientExceeded(ctx) }
 
 // ParseTimeout parses a TimeoutHeader value: a positive Go duration or a
 // positive number of seconds, at most 24h. It reports false otherwise. The

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/deadline"
 )
 
 // requestDeadline returns Deadlines{Default: d}.Context of a request whose
@@ -180,4 +182,42 @@ func TestRequestDeadlineErrSticks(t *testing.T) {
 			t.Fatalf("armed: Err = %v", ctx.Err())
 		}
 	})
+}
+
+// Carry arms no timer: the deadline travels as a value (package deadline)
+// that the store checks, the one Context would have set.
+func TestRequestDeadlineCarried(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		d      Deadlines
+		header string
+		want   time.Duration
+		client bool
+	}{
+		{name: "default", d: Deadlines{Default: time.Second}, want: time.Second},
+		{name: "client's", d: Deadlines{Default: time.Second, Max: time.Minute}, header: "10s", want: 10 * time.Second, client: true},
+		{name: "clamped", d: Deadlines{Default: time.Second}, header: "10s", want: time.Second},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			r := httptest.NewRequest("PUT", "/", nil)
+			if tc.header != "" {
+				r.Header.Set(TimeoutHeader, tc.header)
+			}
+			ctx, cancel := tc.d.Carry(r)
+			defer cancel()
+			if _, ok := ctx.Deadline(); ok || ctx.Done() != nil {
+				t.Fatalf("%s: Carry armed a standard deadline", tc.name)
+			}
+			if at, ok := deadline.At(ctx); !ok || !at.Equal(time.Now().Add(tc.want)) {
+				t.Fatalf("%s: carried deadline %v, %v; want in %v", tc.name, at, ok, tc.want)
+			}
+			advance(tc.want)
+			if err := deadline.Err(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("%s: Err after the deadline: %v", tc.name, err)
+			}
+			if got := ClientDeadlineExceeded(ctx); got != tc.client {
+				t.Fatalf("%s: ClientDeadlineExceeded = %v, want %v", tc.name, got, tc.client)
+			}
+		})
+	}
 }

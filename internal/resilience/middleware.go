@@ -13,7 +13,7 @@ import (
 // body {"error":{"code","message","request_id"}} (code is the fault class
 // name, "exhausted"; request_id is the server's request id from reqctx, or the X-Request-ID header outside a cairn server). tenantOf names
 // the request's tenant; an empty tenant shares one bucket (""). Put the
-// middleware after authentication (server.Options.Admission), so that only
+// middleware after authentication (server.Admission.Limiter), so that only
 // a tenant's own requests (or an admin's acting on it) spend its budget.
 //
 // The server's access log should wrap this middleware so that shed requests

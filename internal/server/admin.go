@@ -55,8 +55,8 @@ type AdminOptions struct {
 	// RequireToken makes every route need an admin token: the node sets
 	// it when the admin listener is beyond loopback.
 	RequireToken bool
-	// AuthFailed is as in [Options]: the admin listener's refusals share
-	// the API's budget of them.
+	// AuthFailed is as [Admission.AuthFailed]: the admin listener's
+	// refusals share the API's budget of them.
 	AuthFailed func() (ok bool, retryAfter time.Duration)
 	Logger     *slog.Logger
 	// Ready and CatchingUp decide /readyz as on the API, which the admin

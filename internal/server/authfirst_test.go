@@ -12,9 +12,9 @@ import (
 )
 
 // TestAdmissionAfterAuthentication: Options.Middleware sees every request
-// (tracing must see the refused ones), Options.Admission only those that
-// authenticated for the tenant they name, so a per-tenant limiter there
-// cannot be spent by strangers. An admin acting on a tenant is admitted as
+// (tracing must see the refused ones), the Admission's Limiter only those
+// that authenticated for the tenant they name, so a per-tenant limiter
+// there cannot be spent by strangers. An admin acting on a tenant is admitted as
 // that tenant.
 func TestAdmissionAfterAuthentication(t *testing.T) {
 	var outer, admitted []string
@@ -29,7 +29,7 @@ func TestAdmissionAfterAuthentication(t *testing.T) {
 	}
 	e := newEnv(t, func(o *server.Options) {
 		o.Middleware = []func(http.Handler) http.Handler{record(&outer)}
-		o.Admission = []func(http.Handler) http.Handler{record(&admitted)}
+		o.Admission.Limiter = recordLimiter{record(&admitted)}
 	})
 	for _, tok := range []string{"", "cairn_nope", e.tokB} { // 401, 401, 403
 		if w := e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: tok}); w.Code != 401 && w.Code != 403 {
@@ -56,6 +56,17 @@ func TestAdmissionAfterAuthentication(t *testing.T) {
 	}
 }
 
+// recordLimiter is a Limiter that admits every request through mw and
+// never refuses a failed authentication.
+type recordLimiter struct {
+	mw func(http.Handler) http.Handler
+}
+
+func (l recordLimiter) Middleware(_ func(*http.Request) string, next http.Handler) http.Handler {
+	return l.mw(next)
+}
+func (recordLimiter) AuthFailed() (bool, time.Duration) { return true, 0 }
+
 func boolWord(b bool) string {
 	if b {
 		return "yes"
@@ -63,14 +74,14 @@ func boolWord(b bool) string {
 	return "no"
 }
 
-// TestAuthFailureBudget: once Options.AuthFailed says the node's budget of
+// TestAuthFailureBudget: once Admission.AuthFailed says the node's budget of
 // failed authentications is spent, a failing request is answered 429 with
 // its Retry-After and the reason it failed; a valid token is still served.
 func TestAuthFailureBudget(t *testing.T) {
 	budget := 2
 	calls := 0
 	e := newEnv(t, func(o *server.Options) {
-		o.AuthFailed = func() (bool, time.Duration) {
+		o.Admission.AuthFailed = func() (bool, time.Duration) {
 			calls++
 			if budget == 0 {
 				return false, 1500 * time.Millisecond

@@ -18,6 +18,8 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
+
+	"github.com/cairnstore/cairn/internal/deadline"
 )
 
 // oneByte is a body that sends one byte and ends, whatever its request's
@@ -175,11 +177,12 @@ func TestResolveContentEncoding(t *testing.T) {
 }
 
 // deadlineDocs is a Docs whose writes give up when the request's context
-// has ended, as the store does before it stages a write.
+// has ended or its carried deadline passed, as the store does before it
+// stages a write.
 type deadlineDocs struct{ memDocs }
 
 func (d *deadlineDocs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (string, bool, error) {
-	if err := ctx.Err(); err != nil {
+	if err := deadline.Err(ctx); err != nil {
 		return "", false, fault.E(fault.Unknown, fault.Context{Op: "store.put", Tenant: tenant, Key: key}, fmt.Errorf("not written: %w", err))
 	}
 	return d.memDocs.Put(ctx, tenant, key, body, pre)
@@ -188,7 +191,15 @@ func (d *deadlineDocs) Put(ctx context.Context, tenant, key string, body []byte,
 // TestClientDeadline: a deadline the client asked for that passes before
 // the write is the client's: 408 saying nothing was written, logged at
 // Info. The node's own deadline passing is its failure: 503, at Error.
+// Both with a standard deadline (Deadlines.Context) and with one carried
+// as a value (Deadlines.Carry, what the node uses).
 func TestClientDeadline(t *testing.T) {
+	for _, carried := range []bool{false, true} {
+		testClientDeadline(t, carried)
+	}
+}
+
+func testClientDeadline(t *testing.T, carried bool) {
 	for _, tc := range []struct {
 		name     string
 		d        resilience.Deadlines
@@ -205,11 +216,14 @@ func TestClientDeadline(t *testing.T) {
 		{"client's clamped to the node's maximum", resilience.Deadlines{Default: 1, Max: 1}, "10s", 503, "transient", "ERROR",
 			[]string{"request deadline", "nothing was written"}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/carried=%v", tc.name, carried), func(t *testing.T) {
 			d := &deadlineDocs{}
 			e := newEnv(t, func(o *server.Options) {
 				o.Docs = d
 				o.Deadline = tc.d.Context
+				if carried {
+					o.Deadline = tc.d.Carry
+				}
 			})
 			var hdr []string
 			if tc.timeout != "" {
@@ -269,7 +283,7 @@ func TestLogLinesBounded(t *testing.T) {
 	e := newEnv(t)
 	long := strings.Repeat("k", 60<<10)
 	for _, path := range []string{docURL(tenantA, long), "/" + long} {
-		e.logs.buf.Reset()
+		e.logs.Reset()
 		w := e.do(t, req{method: "PUT", path: path, token: e.tokA, body: `{}`})
 		if w.Code != 400 && w.Code != 404 {
 			t.Fatalf("status %d", w.Code)
@@ -277,7 +291,7 @@ func TestLogLinesBounded(t *testing.T) {
 		if n := w.Body.Len(); n > 2048 {
 			t.Errorf("%.40s…: error body of %d bytes", path, n)
 		}
-		if n := e.logs.buf.Len(); n == 0 || n > 4096 {
+		if n := len(e.logs.String()); n == 0 || n > 4096 {
 			t.Errorf("%.40s…: %d bytes of log", path, n)
 		}
 		recs := e.logs.records(t)

@@ -41,7 +41,8 @@
 // (errors.go). Each request is logged once, its failures with their class
 // (the admin listener logs only failures). A tenant route checks, in
 // order: tenant syntax (400), [Options.Middleware], the token (401/403,
-// auth.go), [Options.Admission], then the handler.
+// auth.go, or 429 past [Admission.AuthFailed]), [Admission.Limiter]
+// (429/503), then the handler; [Admission] says it in full.
 //
 // # Concurrency
 //

@@ -9,6 +9,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cairnstore/cairn/internal/deadline"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/resilience"
@@ -150,7 +151,7 @@ func userMessage(err error, status int) string {
 func deadlineAnswer(r *http.Request, err error) error {
 	ctx := r.Context()
 	if r.Method == http.MethodGet || r.Method == http.MethodHead ||
-		!errors.Is(err, context.DeadlineExceeded) || !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		!errors.Is(err, context.DeadlineExceeded) || !errors.Is(deadline.Err(ctx), context.DeadlineExceeded) {
 		return err
 	}
 	op := fault.ContextOf(err).Op

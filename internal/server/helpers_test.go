@@ -8,11 +8,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/servertest"
+
+	"github.com/cairnstore/cairn/internal/procout"
 )
 
 const (
@@ -121,24 +122,13 @@ func decodeError(t testing.TB, w *httptest.ResponseRecorder) apiError {
 }
 
 // logSink collects JSON log lines.
-type logSink struct {
-	mu  sync.Mutex // guards buf
-	buf bytes.Buffer
-}
-
-func (l *logSink) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
+type logSink struct{ procout.Buffer }
 
 // records returns the log records, each as a map.
 func (l *logSink) records(t testing.TB) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	var out []map[string]any
-	for _, line := range bytes.Split(bytes.TrimSpace(l.buf.Bytes()), []byte("\n")) {
+	for _, line := range bytes.Split(bytes.TrimSpace([]byte(l.String())), []byte("\n")) {
 		if len(line) == 0 {
 			continue
 		}

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnstore/cairn/api"
+	"github.com/cairnstore/cairn/internal/deadline"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
@@ -351,14 +352,15 @@ func (run *ingestRun) wait() error {
 }
 
 // streamContext is the context of an ingest stream: the request's, without
-// its deadline. A stream lasts as long as it makes progress, far beyond the
+// its deadline (a standard one or one carried as a value, package
+// deadline). A stream lasts as long as it makes progress, far beyond the
 // per-request deadline the server sets (Options.Deadline, meant for
 // single-document requests); stalls are bounded instead by the connection
 // deadlines that extend renews batch by batch. Cancellation still passes:
 // the client going away, or the server cancelling its requests, stops the
 // stream.
 func streamContext(req context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancelCause(context.WithoutCancel(req))
+	ctx, cancel := context.WithCancelCause(deadline.Without(context.WithoutCancel(req)))
 	stop := context.AfterFunc(req, func() {
 		if errors.Is(req.Err(), context.Canceled) {
 			cancel(context.Cause(req))

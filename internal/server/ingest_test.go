@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/api"
+	"github.com/cairnstore/cairn/internal/deadline"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 	"github.com/cairnstore/cairn/internal/store"
@@ -116,6 +117,26 @@ func TestIngestBodyFails(t *testing.T) {
 	}
 	if _, err := st.Get(context.Background(), "acme", "c"); err == nil {
 		t.Error("the cut record was stored")
+	}
+}
+
+// TestIngestOutlivesCarriedDeadline: a stream lasts beyond the request
+// deadline, also one carried as a value (resilience.Deadlines.Carry), which
+// the store would otherwise check batch by batch.
+func TestIngestOutlivesCarriedDeadline(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	ctx := deadline.With(context.Background(), time.Now().Add(-time.Second), false) // passed already
+	body := `{"id":"a"}` + "\n" + `{"id":"b"}` + "\n"
+	w, r := newTestIngestHandler(t, st, IngestLimits{}, nil).serveCtx(t, ctx, "acme", io.NopCloser(strings.NewReader(body)))
+	if w.Code != http.StatusOK || !r.Complete {
+		t.Fatalf("status %d, reply %+v", w.Code, r)
+	}
+	if _, err := st.Get(context.Background(), "acme", "b"); err != nil {
+		t.Fatalf("Get(b): %v", err)
 	}
 }
 

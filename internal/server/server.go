@@ -101,6 +101,20 @@ type Timeouts struct {
 	MaxHeaderBytes int           // [64 KiB]
 }
 
+// DefaultTimeouts returns the API server's timeouts where
+// [Options.Timeouts] leaves them zero. The load generator's bare baseline
+// server uses them too, so that both pay for the same connection
+// deadlines.
+func DefaultTimeouts() Timeouts {
+	return Timeouts{
+		ReadHeader:     5 * time.Second,
+		Read:           30 * time.Second,
+		Write:          30 * time.Second,
+		Idle:           120 * time.Second,
+		MaxHeaderBytes: 64 << 10,
+	}
+}
+
 // Options configure a [Server]. Only Docs is required.
 type Options struct {
 	Docs Docs
@@ -133,29 +147,16 @@ type Options struct {
 	// metrics. It must let a panic with http.ErrAbortHandler propagate: that
 	// is how a failed listing stream aborts its connection.
 	Middleware []Middleware
-	// Admission wraps the same routes inside authentication, first element
-	// outermost: it sees only requests that authenticated, and [TenantOf]
-	// names a tenant the caller may act on. The place for per-tenant load
-	// shedding, so that no one but a tenant (or an admin acting on it) can
-	// spend the tenant's budget. The same panic rule applies.
-	Admission []Middleware
-	// Limiter, if set, is the last of Admission: it sheds each tenant's
-	// load past its limits, and is AuthFailed unless that is set.
-	Limiter Limiter
-	// AuthFailed, if set, is told of each request that fails
-	// authentication, before it is answered. It reports whether the node
-	// is within its budget of such requests (answer 401 or 403 as usual)
-	// or not, with how long until it is: the request is then answered 429
-	// with that Retry-After. It bounds unauthenticated traffic node-wide,
-	// apart from every tenant's budget (resilience.Limiter.AuthFailed).
-	// It is asked only once the token was checked, never instead of the
-	// check, so a valid token is not refused because others failed; the
-	// check itself is cheap whatever the request sends (one SHA-256 of at
-	// most [MaxTokenBytes]).
-	AuthFailed func() (ok bool, retryAfter time.Duration)
+	// Admission decides which authenticated requests are served and
+	// bounds the requests that fail authentication (see [Admission]).
+	Admission Admission
 	// Deadline bounds every request that is not a GET or HEAD: it returns
-	// the request's context with its deadline (resilience.Deadlines.Context)
-	// and the cancel to call when the request ends. nil means no deadline.
+	// the request's context with its deadline and the cancel to call when
+	// the request ends; nil means no deadline. The deadline may be a
+	// standard one (resilience.Deadlines.Context) or carried as a value
+	// that the store checks and that code which waits turns into a timer
+	// (resilience.Deadlines.Carry, package deadline): the server reads it
+	// either way.
 	// Reads get none: a cache hit cannot block, a store read waits at most
 	// for the commit in flight, and a listing is bounded by the server's
 	// write timeout, which its flushes extend; a deadline's timer and
@@ -180,12 +181,42 @@ type Options struct {
 // Middleware wraps a handler: see [Options.Middleware].
 type Middleware = func(http.Handler) http.Handler
 
-// Limiter sheds load per tenant (resilience.Limiter).
+// Admission is which requests a server takes on once it has routed them
+// and checked the tenant's syntax and the token, in this order (after
+// [Options.Middleware], which sees every request):
+//
+//  1. A request that fails authentication is counted by AuthFailed, the
+//     node's budget of such requests: within it the answer is 401 or 403,
+//     past it 429 with the Retry-After AuthFailed gives. It is asked only
+//     once the token was checked, never instead of the check, so a valid
+//     token is not refused because others failed; the check itself is
+//     cheap whatever the request sends (one SHA-256 of at most
+//     [MaxTokenBytes]).
+//  2. An authenticated request passes the Limiter: the node's requests in
+//     flight (503, node busy) and the tenant's requests in flight and
+//     request rate (429), each with Retry-After (resilience.Limiter). Only
+//     requests that authenticated for the tenant they name (a tenant's own
+//     token or an admin's acting on it) reach it, so no one else can spend
+//     a tenant's budget.
+//  3. The handler.
+//
+// The zero value admits every request and bounds nothing.
+type Admission struct {
+	// AuthFailed is told of each request that fails authentication, and
+	// reports whether the node is within its budget of them (ok) or how
+	// long until it is. nil: the Limiter's, or no budget without one.
+	AuthFailed func() (ok bool, retryAfter time.Duration)
+	// Limiter sheds the load of authenticated requests past the node's
+	// and the tenant's limits; nil admits them all.
+	Limiter Limiter
+}
+
+// Limiter sheds load per tenant and node-wide (resilience.Limiter).
 type Limiter interface {
 	// Middleware serves next within the limits of the tenant tenantOf
 	// names, and answers 429 or 503 beyond them.
 	Middleware(tenantOf func(*http.Request) string, next http.Handler) http.Handler
-	// AuthFailed is as [Options.AuthFailed].
+	// AuthFailed is as [Admission.AuthFailed].
 	AuthFailed() (ok bool, retryAfter time.Duration)
 }
 
@@ -201,8 +232,8 @@ type Server struct {
 	catchingUp func() []string
 	serveCU    bool // ServeWhileCatchingUp
 	middleware []func(http.Handler) http.Handler
-	admission  []func(http.Handler) http.Handler
-	authFailed func() (bool, time.Duration)
+	limiter    Limiter                      // Admission.Limiter; nil admits all
+	authFailed func() (bool, time.Duration) // Admission.AuthFailed, or the Limiter's
 	deadline   func(*http.Request) (context.Context, context.CancelFunc)
 	retryAfter time.Duration
 	listLimit  int
@@ -254,8 +285,8 @@ func New(o Options) (*Server, error) {
 		catchingUp: o.CatchingUp,
 		serveCU:    o.ServeWhileCatchingUp,
 		middleware: o.Middleware,
-		admission:  o.Admission,
-		authFailed: o.AuthFailed,
+		limiter:    o.Admission.Limiter,
+		authFailed: o.Admission.AuthFailed,
 		deadline:   o.Deadline,
 		retryAfter: or(o.RetryAfter, time.Second),
 		listLimit:  or(o.ListLimit, DefaultListLimit),
@@ -266,11 +297,8 @@ func New(o Options) (*Server, error) {
 		now:        time.Now,
 		flushEvery: 20 * time.Millisecond,
 	}
-	if l := o.Limiter; l != nil {
-		s.admission = append(slices.Clip(s.admission), func(h http.Handler) http.Handler { return l.Middleware(TenantOf, h) })
-		if s.authFailed == nil {
-			s.authFailed = l.AuthFailed
-		}
+	if s.authFailed == nil && s.limiter != nil {
+		s.authFailed = s.limiter.AuthFailed
 	}
 	if s.listLimit > s.maxList {
 		return nil, cfg("Options.ListLimit is larger than MaxListLimit")
@@ -281,12 +309,12 @@ func New(o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	t := &s.timeouts
-	t.ReadHeader = or(t.ReadHeader, 5*time.Second)
-	t.Read = or(t.Read, 30*time.Second)
-	t.Write = or(t.Write, 30*time.Second)
-	t.Idle = or(t.Idle, 120*time.Second)
-	t.MaxHeaderBytes = or(t.MaxHeaderBytes, 64<<10)
+	t, d := &s.timeouts, DefaultTimeouts()
+	t.ReadHeader = or(t.ReadHeader, d.ReadHeader)
+	t.Read = or(t.Read, d.Read)
+	t.Write = or(t.Write, d.Write)
+	t.Idle = or(t.Idle, d.Idle)
+	t.MaxHeaderBytes = or(t.MaxHeaderBytes, d.MaxHeaderBytes)
 
 	routes := s.builtin()
 	if o.Ingest != nil {
@@ -381,8 +409,8 @@ func (s *Server) Routes() []RouteInfo { return slices.Clone(s.routes) }
 func (s *Server) wrap(rt Route) http.Handler {
 	h := rt.Handler
 	if rt.Access != AccessPublic {
-		for i := len(s.admission) - 1; i >= 0; i-- {
-			h = s.admission[i](h)
+		if s.limiter != nil {
+			h = s.limiter.Middleware(TenantOf, h)
 		}
 		h = s.authenticate(rt.Access, h)
 		for i := len(s.middleware) - 1; i >= 0; i-- {
@@ -431,7 +459,7 @@ func (s *Server) authenticate(access Access, next http.Handler) http.Handler {
 
 // TenantOf returns the tenant a request addresses: the {tenant} path value of
 // a tenant route, syntactically valid; authenticated only inside
-// [Options.Admission] and the handler. It is "" on other routes and before
+// [Admission.Limiter] and the handler. It is "" on other routes and before
 // routing.
 func TenantOf(r *http.Request) string {
 	if info := reqctx.From(r.Context()); info != nil {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cairnstore/cairn/internal/deadline"
 	"github.com/cairnstore/cairn/internal/doc"
 )
 
@@ -95,14 +96,12 @@ func (s *Store) StartPutBatch(ctx context.Context, tenant string, items []Item) 
 	// arrives whole, so there is nothing more of it to wait for.
 	s.inflight.Add(1)
 	lead := &request{ctx: ctx, op: opPut, tenant: tenant, members: p.members}
-	select {
-	case s.reqs <- lead:
-		return p, nil
-	case <-ctx.Done():
+	if err := s.enqueue(ctx, lead); err != nil {
 		s.inflight.Add(-1)
 		s.release()
-		return nil, notWritten(op, lead, ctx.Err())
+		return nil, notWritten(op, lead, err)
 	}
+	return p, nil
 }
 
 // Wait waits for the batch's commit and returns its Records in the order
@@ -136,7 +135,7 @@ func (s *Store) takeBatch(g *group, lead *request) {
 	if s.onTake != nil {
 		s.onTake()
 	}
-	ctxErr, failed := lead.ctx.Err(), s.failedErr()
+	ctxErr, failed := deadline.Err(lead.ctx), s.failedErr()
 	if ctxErr == nil && failed == nil {
 		s.prefetch(lead.tenant, lead.members)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/cairnstore/cairn/internal/deadline"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 )
@@ -85,24 +86,36 @@ func (s *Store) submit(r *request) (Record, error) {
 func (s *Store) send(op string, r *request) (Record, error) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
-	if err := r.ctx.Err(); err != nil {
+	if err := deadline.Err(r.ctx); err != nil {
 		return Record{}, notWritten(op, r, err)
 	}
 	r.reply = make(chan *request, 1)
-	// Try the queue before asking for ctx.Done: a request context may make
-	// its channel (and timer) only when asked (resilience.Deadlines), and
-	// the committer checks ctx.Err when it takes the request anyway.
-	select {
-	case s.reqs <- r:
-	default:
-		select {
-		case s.reqs <- r:
-		case <-r.ctx.Done():
-			return Record{}, notWritten(op, r, r.ctx.Err())
-		}
+	if err := s.enqueue(r.ctx, r); err != nil {
+		return Record{}, notWritten(op, r, err)
 	}
 	<-r.reply
 	return r.rec, r.err
+}
+
+// enqueue puts r on the committer's queue, or returns the error of ctx if
+// it ends first. A request context may carry its deadline as a value
+// (package deadline) rather than a timer: the committer checks it when it
+// takes the request, so a timer is made only when the queue is full and
+// the writer must be woken at the deadline.
+func (s *Store) enqueue(ctx context.Context, r *request) error {
+	select {
+	case s.reqs <- r:
+		return nil
+	default:
+	}
+	wctx, cancel := deadline.Bound(ctx)
+	defer cancel()
+	select {
+	case s.reqs <- r:
+		return nil
+	case <-wctx.Done():
+		return wctx.Err()
+	}
 }
 
 // prepare does, on the caller's goroutine, the part of a write's work that
@@ -237,7 +250,7 @@ func (s *Store) take(g *group, r *request) {
 	if s.onTake != nil {
 		s.onTake()
 	}
-	if err := r.ctx.Err(); err != nil {
+	if err := deadline.Err(r.ctx); err != nil {
 		r.err, r.expired = notWritten(opNames[r.op], r, err), true
 		return
 	}
@@ -393,6 +406,8 @@ func (s *Store) waitDurable(ctx context.Context, seq uint64) error {
 	if seq <= s.committed.Load() {
 		return nil
 	}
+	ctx, cancel := deadline.Bound(ctx) // it waits: a carried deadline needs its timer
+	defer cancel()
 	for {
 		ch := s.durable.Load()
 		if seq <= s.committed.Load() {

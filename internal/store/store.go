@@ -131,7 +131,7 @@ type Options struct {
 // (its own reply, a 412 or "not found" decided against it) leaves the store
 // only after this call. A cache updated by the writer after Put returned
 // would, in between, serve the old version to one client while another
-// already holds an answer based on the new one: see node.Docs and its
+// already holds an answer based on the new one: see docs.Service and its
 // linearizability test, which finds that anomaly within a second.
 type Watcher interface {
 	Committed(rec *Record)

@@ -14,6 +14,8 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+
+	"github.com/cairnstore/cairn/internal/deadline"
 )
 
 func TestPutGet(t *testing.T) {
@@ -629,19 +631,32 @@ func TestGroupCommit(t *testing.T) {
 	close(bc.gate) // later commits pass
 }
 
-// TestContextWhileQueued: a request whose context ends while it waits in
-// the queue is answered with the context error and not written. MaxBatch 1
-// and a parked syncer keep it queued: the committer holds a full group it
-// cannot hand over.
-func TestContextWhileQueued(t *testing.T) {
+// openStalled opens a store with MaxBatch 1 whose syncer is parked on its
+// first commit and whose committer holds a full group it cannot hand over,
+// so that what is queued next stays queued until bc.gate is closed.
+func openStalled(t *testing.T) (*Store, *blockCommits) {
 	bc := newBlockCommits()
-	taken := make(chan struct{}, 100)
-	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() { taken <- struct{}{} }})
+	taken := make(chan struct{}, 2)
+	s := openT(t, "", Options{MaxBatch: 1, OnCommit: bc.onCommit, onTake: func() {
+		select {
+		case taken <- struct{}{}:
+		default: // only the first two are waited for
+		}
+	}})
 	go func() { _, _ = s.Put(bg, "t", "first", nil, doc.Precondition{}) }()
 	<-bc.entered // syncer parked
 	<-taken
 	go func() { _, _ = s.Put(bg, "t", "filler", nil, doc.Precondition{}) }()
 	<-taken // the committer's group is full
+	return s, bc
+}
+
+// TestContextWhileQueued: a request whose context ends while it waits in
+// the queue is answered with the context error and not written. MaxBatch 1
+// and a parked syncer keep it queued: the committer holds a full group it
+// cannot hand over.
+func TestContextWhileQueued(t *testing.T) {
+	s, bc := openStalled(t)
 	ctx, cancel := context.WithCancel(bg)
 	done := make(chan error, 1)
 	go func() { _, err := s.Put(ctx, "t", "late", nil, doc.Precondition{}); done <- err }()
@@ -661,6 +676,49 @@ func TestContextWhileQueued(t *testing.T) {
 	}
 	_, err = s.Put(ctx, "t", "late", nil, doc.Precondition{}) // already canceled
 	wantClass(t, "canceled before submit", err, fault.Canceled)
+}
+
+// TestCarriedDeadlineWhileQueued: a write whose context carries its
+// deadline as a value (package deadline, no timer) and whose deadline
+// passes while it waits in the queue is answered DeadlineExceeded and not
+// written, as one with a standard deadline is.
+func TestCarriedDeadlineWhileQueued(t *testing.T) {
+	s, bc := openStalled(t)
+	ctx := deadline.With(bg, time.Now().Add(50*time.Millisecond), false)
+	done := make(chan error, 1)
+	go func() { _, err := s.Put(ctx, "t", "late", nil, doc.Precondition{}); done <- err }()
+	waitQueued(s, 1)
+	expired, cancel := deadline.Bound(ctx) // the test waits for the deadline itself
+	<-expired.Done()
+	cancel()
+	close(bc.gate)
+	err := <-done
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not written") {
+		t.Fatalf("expired while queued: %v, want DeadlineExceeded, not written", err)
+	}
+	if _, err := s.Get(bg, "t", "late"); !errors.Is(err, fault.ErrNotFound) {
+		t.Fatalf("Get(late) = %v, want NotFound", err)
+	}
+	_, err = s.Put(ctx, "t", "late", nil, doc.Precondition{}) // already expired
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("expired before submit: %v", err)
+	}
+}
+
+// TestCarriedDeadlineQueueFull: a writer that finds the queue full waits
+// for room only until its carried deadline.
+func TestCarriedDeadlineQueueFull(t *testing.T) {
+	s, bc := openStalled(t)
+	defer close(bc.gate)
+	for i := range cap(s.reqs) {
+		go func() { _, _ = s.Put(bg, "t", fmt.Sprintf("q%d", i), nil, doc.Precondition{}) }()
+	}
+	waitQueued(s, cap(s.reqs))
+	ctx := deadline.With(bg, time.Now().Add(50*time.Millisecond), false)
+	_, err := s.Put(ctx, "t", "late", nil, doc.Precondition{})
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "not written") {
+		t.Fatalf("queue full until the deadline: %v, want DeadlineExceeded, not written", err)
+	}
 }
 
 func TestClose(t *testing.T) {

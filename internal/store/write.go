@@ -30,7 +30,7 @@ type Record struct {
 	// commit (and its fsync); 0 on reads.
 	Group int
 	// Bulk marks a write made by PutBatch, so a Watcher can treat bulk
-	// loads differently (node.Docs refreshes, but does not admit, them).
+	// loads differently (docs.Follower refreshes, but does not admit, them).
 	Bulk bool
 }
 

@@ -26,7 +26,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cairnstore/cairn/client"
-	"github.com/cairnstore/cairn/internal/proctest"
+	"github.com/cairnstore/cairn/internal/procout"
 )
 
 // Options configure a [Cluster].
@@ -260,13 +260,13 @@ func (c *Cluster) Logs() string {
 // process is a child process whose output is kept.
 type process struct {
 	cmd    *exec.Cmd
-	out    *proctest.SyncBuffer
+	out    *procout.Buffer
 	exited chan struct{}
 	err    error // set before exited is closed
 }
 
 func newProcess(cmd *exec.Cmd) *process {
-	p := &process{cmd: cmd, out: &proctest.SyncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: cmd, out: &procout.Buffer{}, exited: make(chan struct{})}
 	if cmd.Stdout == nil {
 		cmd.Stdout = p.out
 	}

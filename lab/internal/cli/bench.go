@@ -14,6 +14,7 @@ import (
 	"time"
 
 	cairncli "github.com/cairnstore/cairn/internal/cli"
+	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/lab/internal/loadgen"
 )
 
@@ -225,10 +226,11 @@ func benchBare(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn bench-bare: %v\n", err)
 		return exitFail
 	}
+	t := server.DefaultTimeouts()
 	srv := &http.Server{
 		Handler:           loadgen.Bare(*size),
-		ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: 30 * time.Second, IdleTimeout: 120 * time.Second,
+		ReadHeaderTimeout: t.ReadHeader, ReadTimeout: t.Read,
+		WriteTimeout: t.Write, IdleTimeout: t.Idle, MaxHeaderBytes: t.MaxHeaderBytes,
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

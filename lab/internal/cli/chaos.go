@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
+	cairncli "github.com/cairnstore/cairn/internal/cli"
 	"github.com/cairnstore/cairn/lab/internal/chaosrun"
 )
 
@@ -146,17 +145,7 @@ func scenarioNames() string {
 // it to itself when it runs this command), else cairn beside this
 // executable, else the first on PATH, else "".
 func findCairn(getenv func(string) string) string {
-	if p := getenv("CAIRN_BIN"); p != "" {
-		return p
-	}
-	if self, err := os.Executable(); err == nil {
-		beside := filepath.Join(filepath.Dir(self), "cairn")
-		if fi, err := os.Stat(beside); err == nil && !fi.IsDir() {
-			return beside
-		}
-	}
-	if p, err := exec.LookPath("cairn"); err == nil {
-		return p
-	}
-	return ""
+	self, _ := os.Executable() // "": look on PATH only
+	p, _ := cairncli.FindCommand("cairn", "CAIRN_BIN", self, getenv)
+	return p
 }

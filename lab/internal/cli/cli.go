@@ -74,9 +74,7 @@ type clientFlags struct {
 }
 
 func (c *clientFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.url, "url", "http://127.0.0.1:7070", "the node's `URL`")
-	fs.StringVar(&c.token, "token", "", "bearer `token` (prefer CAIRN_TOKEN: flags show in ps)")
-	fs.StringVar(&c.tenant, "tenant", "demo", "the `tenant` to act on")
+	cairncli.ConnectionFlags(fs, &c.url, &c.token, &c.tenant)
 }
 
 // usageError is an error in how the command was called: exit status 2.

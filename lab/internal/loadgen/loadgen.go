@@ -44,7 +44,7 @@ type Config struct {
 	Warmup   time.Duration // unmeasured time before it (0: none)
 	Size     int           // body bytes of a PUT and of each seeded document [200]
 	Keys     int           // keys read by get and mixed, seeded first [1000]
-	GetRatio float64       // share of GETs in mixed [0.9]
+	GetRatio float64       // share of GETs in mixed, in [0, 1]; 0 is all overwrites (cairn bench's default is 0.9)
 	Client   Client        // [ClientRaw]
 	// NoSeed skips seeding: the keys exist already (a second run against
 	// the same node), or the target serves any path (the bare handler).
@@ -69,9 +69,6 @@ func (c *Config) fill() error {
 	}
 	if c.Keys == 0 {
 		c.Keys = 1000
-	}
-	if c.GetRatio == 0 {
-		c.GetRatio = 0.9
 	}
 	if c.Client == "" {
 		c.Client = ClientRaw

@@ -130,6 +130,26 @@ func TestPutsAreUniqueAndWhole(t *testing.T) {
 	}
 }
 
+// TestMixedGetRatioZero: a get ratio of 0 in a mixed run means what it
+// says, every request an overwrite, not the CLI's default.
+func TestMixedGetRatioZero(t *testing.T) {
+	c, srv := newCounter(t, 64)
+	res, err := Run(context.Background(), Config{URL: srv.URL, Token: "tok", Op: OpMixed, Conns: 2,
+		Duration: 100 * time.Millisecond, Size: 64, Keys: 5, GetRatio: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	puts := 0
+	for _, n := range c.puts {
+		puts += n
+	}
+	if gets := c.requests.Load() - int64(puts); gets != 0 || res.Status[201] == 0 {
+		t.Errorf("%d GETs and %d answered PUTs (statuses %v), want only PUTs", gets, res.Status[201], res.Status)
+	}
+}
+
 // TestConnectionErrors: a server that drops every third connection's
 // request without answering; the generator counts errors and redials.
 func TestConnectionErrors(t *testing.T) {

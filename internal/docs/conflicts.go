@@ -1,4 +1,4 @@
-package node
+package docs
 
 import (
 	"context"
@@ -10,11 +10,11 @@ import (
 	"github.com/cairnstore/cairn/internal/store"
 )
 
-var _ server.Conflicts = (*Docs)(nil)
+var _ server.Conflicts = (*Service)(nil)
 
 // Conflicts implements server.Conflicts from the store's index of open
 // siblings (one snapshot, like List; the cache is not involved).
-func (d *Docs) Conflicts(ctx context.Context, tenant, prefix, after string, limit int) iter.Seq2[server.Conflict, error] {
+func (d *Service) Conflicts(ctx context.Context, tenant, prefix, after string, limit int) iter.Seq2[server.Conflict, error] {
 	return func(yield func(server.Conflict, error) bool) {
 		o := store.ListOptions{Prefix: prefix, After: after, Limit: limit}
 		for rec, err := range d.st.Siblings(ctx, tenant, o) {
@@ -36,7 +36,7 @@ func (d *Docs) Conflicts(ctx context.Context, tenant, prefix, after string, limi
 // Conflict implements server.Conflicts. It reads the store, not the cache:
 // a resolution is a person's action, and the store is where the write that
 // resolves it will check the set's ETag anyway.
-func (d *Docs) Conflict(ctx context.Context, tenant, key string) (server.Conflict, error) {
+func (d *Service) Conflict(ctx context.Context, tenant, key string) (server.Conflict, error) {
 	rec, err := d.st.Get(ctx, tenant, key)
 	if err != nil {
 		return server.Conflict{}, err
@@ -65,7 +65,7 @@ func conflictOf(rec *store.Record, bodies bool) (server.Conflict, error) {
 }
 
 // History implements server.Conflicts from the store's conflict history.
-func (d *Docs) History(ctx context.Context, tenant, key string) iter.Seq2[server.Lost, error] {
+func (d *Service) History(ctx context.Context, tenant, key string) iter.Seq2[server.Lost, error] {
 	return func(yield func(server.Lost, error) bool) {
 		for c, err := range d.st.Conflicts(ctx, tenant, key) {
 			if err != nil {

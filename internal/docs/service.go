@@ -1,4 +1,4 @@
-package node
+package docs
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
-// Docs is the document service the HTTP server calls: the cache in front of
-// the store, kept linearizable with it.
+// Service is the document service the HTTP server calls: the cache in
+// front of the store, kept linearizable with it.
 //
 // # How the cache follows the store
 //
@@ -27,7 +27,7 @@ import (
 // cache).
 //
 // Writes never touch the cache from the writer's goroutine. The store's
-// Watcher (a [follower], given to the store before it opens) updates the
+// Watcher (a [Follower], given to the store before it opens) updates the
 // cache: the store's syncer calls it for each write once its group is
 // durable and before any answer that depends on it leaves the store. Had
 // the writer updated the cache after Put returned, there would be a window
@@ -35,7 +35,7 @@ import (
 // conditional Put 412) from the store's state while a Get still served the
 // old version from the cache: new, then old. TestLinearizableCacheAndStore
 // finds that anomaly within a second when the writer updates the cache.
-type Docs struct {
+type Service struct {
 	st *store.Store
 	c  *cache.Cache
 	// catchingUp, if set, returns the engines whose backends tenant is
@@ -43,31 +43,40 @@ type Docs struct {
 	catchingUp func(tenant string) []*reconcile.Engine
 }
 
-var _ server.Docs = (*Docs)(nil)
+var _ server.Docs = (*Service)(nil)
 
-// NewDocs returns the service over st with c in front. st must have been
-// opened with newFollower(c) as its Watcher, so that c follows it.
-func NewDocs(st *store.Store, c *cache.Cache) *Docs { return &Docs{st: st, c: c} }
+// New returns the service over st with c in front. st must have been
+// opened with NewFollower(c, …) as its Watcher, so that c follows it.
+// catchingUp, if not nil, returns the engines whose backends tenant is
+// catching up with (package reconcile, Engine.CatchingUp); while there are
+// any, the service reads through to them and refuses what it cannot
+// decide (catchup.go).
+func New(st *store.Store, c *cache.Cache, catchingUp func(tenant string) []*reconcile.Engine) *Service {
+	return &Service{st: st, c: c, catchingUp: catchingUp}
+}
 
-// follower is the store's Watcher: it keeps the cache in step with the
+// Follower is the store's Watcher: it keeps the cache in step with the
 // store's commits and tells the change feed which tenants changed. It
 // needs only the cache, so it exists before the store opens and the store
-// takes it in its Options; the Docs over the store is made after.
-type follower struct {
+// takes it in its Options; the Service over the store is made after.
+type Follower struct {
 	c *cache.Cache
 	// changed, if set, is told the tenant of every commit, on the
-	// committer's goroutine: it must not block (changeFeed.mark).
+	// committer's goroutine: it must not block.
 	changed func(tenant string)
 }
 
-var _ store.Watcher = (*follower)(nil)
+var _ store.Watcher = (*Follower)(nil)
 
-func newFollower(c *cache.Cache, changed func(tenant string)) *follower {
-	return &follower{c: c, changed: changed}
+// NewFollower returns the Watcher that keeps c in step with the store;
+// changed, if not nil, is told the tenant of every commit, on the store's
+// committer goroutine, and must not block.
+func NewFollower(c *cache.Cache, changed func(tenant string)) *Follower {
+	return &Follower{c: c, changed: changed}
 }
 
 // Committed implements store.Watcher.
-func (f *follower) Committed(rec *store.Record) {
+func (f *Follower) Committed(rec *store.Record) {
 	if f.changed != nil {
 		f.changed(rec.Tenant)
 	}
@@ -79,7 +88,7 @@ func (f *follower) Committed(rec *store.Record) {
 }
 
 // Get returns the current live version of (tenant, key).
-func (d *Docs) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
+func (d *Service) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
 	k := cache.Key{Tenant: tenant, Key: key}
 	_, span := telemetry.StartChild(ctx, "cache.get")
 	e, hit := d.c.Get(k)
@@ -108,9 +117,9 @@ func (d *Docs) Get(ctx context.Context, tenant, key string) (server.Doc, error) 
 }
 
 // Put commits body; the cache learns of it through the Watcher. Body is
-// handed to the store without a copy (server.Docs: it belongs to Docs after
-// the call), and the cache entry holds it.
-func (d *Docs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (etag string, created bool, err error) {
+// handed to the store without a copy (server.Docs: it belongs to the
+// service after the call), and the cache entry holds it.
+func (d *Service) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (etag string, created bool, err error) {
 	if err := d.undecidable(tenant, pre); err != nil {
 		return "", false, err
 	}
@@ -127,7 +136,7 @@ func (d *Docs) Put(ctx context.Context, tenant, key string, body []byte, pre doc
 }
 
 // Delete commits a tombstone; reads then answer 404 from the cache.
-func (d *Docs) Delete(ctx context.Context, tenant, key string, pre doc.Precondition) error {
+func (d *Service) Delete(ctx context.Context, tenant, key string, pre doc.Precondition) error {
 	if err := d.undecidable(tenant, pre); err != nil {
 		return err
 	}
@@ -147,7 +156,7 @@ func (d *Docs) Delete(ctx context.Context, tenant, key string, pre doc.Precondit
 // List streams the live documents of tenant from one store snapshot. It
 // bypasses the cache: a listing wants a consistent view, which only the
 // snapshot gives.
-func (d *Docs) List(ctx context.Context, tenant, prefix, after string, limit int) iter.Seq2[server.Item, error] {
+func (d *Service) List(ctx context.Context, tenant, prefix, after string, limit int) iter.Seq2[server.Item, error] {
 	return func(yield func(server.Item, error) bool) {
 		o := store.ListOptions{Prefix: prefix, After: after, Limit: limit}
 		for rec, err := range d.st.List(ctx, tenant, o) {
@@ -195,6 +204,6 @@ func docOf(e *cache.Entry, tenant, key string) (server.Doc, error) {
 //     a reader that read the older version from the store before this
 //     commit cannot install it afterwards (the stale-fill race); readers
 //     that come later miss and read the new version from the store.
-func (f *follower) bulkCommitted(rec *store.Record) {
+func (f *Follower) bulkCommitted(rec *store.Record) {
 	f.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
 }

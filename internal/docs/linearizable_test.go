@@ -1,4 +1,4 @@
-package node
+package docs
 
 import (
 	"cmp"
@@ -28,12 +28,12 @@ import (
 func TestLinearizableCacheAndStore(t *testing.T) {
 	c := cache.New(cache.Options{MaxBytes: 600, Shards: 1, CompactInterval: -1}) // room for two of the four keys
 	defer c.Close()
-	st, err := store.Open(t.TempDir(), store.Options{Durability: store.Buffered, Watcher: newFollower(c, nil)})
+	st, err := store.Open(t.TempDir(), store.Options{Durability: store.Buffered, Watcher: NewFollower(c, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	d := NewDocs(st, c)
+	d := New(st, c, nil)
 
 	const clients, opsPerClient, keys = 8, 300, 4
 	start := time.Now()
@@ -102,7 +102,7 @@ func TestLinearizableCacheAndStore(t *testing.T) {
 	}
 }
 
-func apply(t *testing.T, d *Docs, in register.Input) register.Output {
+func apply(t *testing.T, d *Service, in register.Input) register.Output {
 	ctx := context.Background()
 	var err error
 	switch in.Op {
