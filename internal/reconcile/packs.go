@@ -69,45 +69,13 @@ func (c *PackConfig) fill() {
 	}
 }
 
-// blobStore is the backend capability packs are kept in: the methods of
-// backend.Blobs.
-type blobStore interface {
-	PutBlob(ctx context.Context, name string, data []byte, pre backend.Precondition) (etag string, err error)
-	GetBlob(ctx context.Context, name string) (data []byte, etag string, err error)
-	ListBlobs(ctx context.Context, prefix, startAfter string, limit int) (backend.Page, error)
-	DeleteBlob(ctx context.Context, name string, pre backend.Precondition) error
-}
-
-// Blob operation names (backend.OpPutBlob etc.).
-const (
-	opPutBlob    = "backend.put_blob"
-	opGetBlob    = "backend.get_blob"
-	opListBlobs  = "backend.list_blobs"
-	opDeleteBlob = "backend.delete_blob"
-)
-
-// blobsOf returns b's blob store, looking through wrappers.
-func blobsOf(b backend.Backend) (blobStore, bool) {
-	for b != nil {
-		if bl, is := b.(blobStore); is {
-			return bl, true
-		}
-		u, is := b.(interface{ Unwrap() backend.Backend })
-		if !is {
-			break
-		}
-		b = u.Unwrap()
-	}
-	return nil, false
-}
-
 // generations lists tenant's pack generations, oldest first, and whether
 // each is complete (has its manifest).
-func (e *Engine) generations(ctx context.Context, bl blobStore, tenant string) (gens []string, complete map[string]bool, err error) {
+func (e *Engine) generations(ctx context.Context, bl backend.Blobs, tenant string) (gens []string, complete map[string]bool, err error) {
 	complete = map[string]bool{}
 	after := ""
 	for {
-		page, err := call(ctx, e, opListBlobs, func(ctx context.Context) (backend.Page, error) {
+		page, err := call(ctx, e, backend.OpListBlobs, func(ctx context.Context) (backend.Page, error) {
 			return bl.ListBlobs(ctx, pack.Prefix(tenant), after, 0)
 		})
 		if err != nil {
@@ -138,7 +106,7 @@ func (e *Engine) wantPack(tenant string, n int) {
 	if e.cfg.Packs.Every <= 0 || n < e.cfg.Packs.MinDocs {
 		return
 	}
-	if _, ok := blobsOf(e.be); !ok {
+	if _, ok := backend.BlobsOf(e.be); !ok {
 		return
 	}
 	e.mu.Lock()
@@ -184,7 +152,7 @@ func (e *Engine) packLoop(ctx context.Context) {
 // call; a generation left incomplete by an error is deleted by a later
 // writer's retention.
 func (e *Engine) WritePack(ctx context.Context, tenant string, force bool) (*pack.Manifest, error) {
-	bl, ok := blobsOf(e.be)
+	bl, ok := backend.BlobsOf(e.be)
 	if !ok {
 		return nil, fault.New(fault.Config, fault.Context{Op: "reconcile.pack", Backend: e.name, Tenant: tenant}, "the backend cannot keep blobs")
 	}
@@ -217,7 +185,7 @@ func newestComplete(gens []string, complete map[string]bool) string {
 
 // writeGeneration streams tenant's in-sync documents into parts of gen,
 // then its manifest (create-only). Memory is one part.
-func (e *Engine) writeGeneration(ctx context.Context, bl blobStore, tenant, gen string) (*pack.Manifest, error) {
+func (e *Engine) writeGeneration(ctx context.Context, bl backend.Blobs, tenant, gen string) (*pack.Manifest, error) {
 	m := &pack.Manifest{Tenant: tenant, Generation: gen, Backend: e.name, Created: e.cfg.Now().UTC()}
 	w := pack.NewPartWriter(e.cfg.Packs.PartSize)
 	first := ""
@@ -230,7 +198,7 @@ func (e *Engine) writeGeneration(ctx context.Context, bl blobStore, tenant, gen 
 		if err := e.lim.charge(ctx, len(data)); err != nil {
 			return err
 		}
-		if _, err := call(ctx, e, opPutBlob, func(ctx context.Context) (string, error) {
+		if _, err := call(ctx, e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
 			return bl.PutBlob(ctx, name, data, backend.Precondition{})
 		}); err != nil {
 			return e.unavailable(err)
@@ -266,7 +234,7 @@ func (e *Engine) writeGeneration(ctx context.Context, bl blobStore, tenant, gen 
 	if err != nil {
 		return nil, err
 	}
-	if _, err := call(ctx, e, opPutBlob, func(ctx context.Context) (string, error) {
+	if _, err := call(ctx, e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
 		return bl.PutBlob(ctx, pack.ManifestName(tenant, gen), data, backend.Precondition{IfNoneMatch: true})
 	}); err != nil {
 		return nil, e.unavailable(err)
@@ -314,7 +282,7 @@ func (e *Engine) inSync(ctx context.Context, tenant string) iter.Seq2[pack.Entry
 // complete generation has existed for Packs.Keep, every generation older
 // than it, complete or not. A node still restoring from a deleted one
 // finds a part missing and starts over from the newest (restore.go).
-func (e *Engine) pruneGenerations(ctx context.Context, bl blobStore, tenant string, gens []string, complete map[string]bool) error {
+func (e *Engine) pruneGenerations(ctx context.Context, bl backend.Blobs, tenant string, gens []string, complete map[string]bool) error {
 	newest := newestComplete(gens, complete)
 	t, ok := pack.GenerationTime(newest)
 	if !ok || e.cfg.Now().Sub(t) < e.cfg.Packs.Keep {
@@ -332,9 +300,9 @@ func (e *Engine) pruneGenerations(ctx context.Context, bl blobStore, tenant stri
 
 // deleteGeneration deletes gen's manifest first (so no reader starts on
 // it), then its parts.
-func (e *Engine) deleteGeneration(ctx context.Context, bl blobStore, tenant, gen string) error {
+func (e *Engine) deleteGeneration(ctx context.Context, bl backend.Blobs, tenant, gen string) error {
 	del := func(name string) error {
-		_, err := call(ctx, e, opDeleteBlob, func(ctx context.Context) (struct{}, error) {
+		_, err := call(ctx, e, backend.OpDeleteBlob, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, bl.DeleteBlob(ctx, name, backend.Precondition{})
 		})
 		return e.unavailable(err)
@@ -344,7 +312,7 @@ func (e *Engine) deleteGeneration(ctx context.Context, bl blobStore, tenant, gen
 	}
 	prefix := pack.Prefix(tenant) + gen + "/"
 	for {
-		page, err := call(ctx, e, opListBlobs, func(ctx context.Context) (backend.Page, error) {
+		page, err := call(ctx, e, backend.OpListBlobs, func(ctx context.Context) (backend.Page, error) {
 			return bl.ListBlobs(ctx, prefix, "", 0)
 		})
 		if err != nil {

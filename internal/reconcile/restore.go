@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/pack"
@@ -43,7 +44,7 @@ type RestoreStats struct {
 // restoreWanted reports whether tenant is to be restored from a pack now
 // (see above), and its checkpoint.
 func (e *Engine) restoreWanted(ctx context.Context, tenant string) (bool, checkpoint, error) {
-	if _, ok := blobsOf(e.be); !ok || !e.CatchingUp(tenant) {
+	if _, ok := backend.BlobsOf(e.be); !ok || !e.CatchingUp(tenant) {
 		return false, checkpoint{}, nil
 	}
 	cp, err := e.loadCheckpoint(tenant)
@@ -76,7 +77,7 @@ func (e *Engine) Restore(ctx context.Context, tenant string) (RestoreStats, erro
 	if err != nil || !ok {
 		return RestoreStats{}, err
 	}
-	bl, _ := blobsOf(e.be)
+	bl, _ := backend.BlobsOf(e.be)
 	st, err := e.restore(ctx, bl, tenant, cp)
 	if errors.Is(err, errPackGone) {
 		// Retention removed the generation under us: start over from the
@@ -116,7 +117,7 @@ func (e *Engine) logRestore(ctx context.Context, tenant string, st *RestoreStats
 
 // restore applies the parts of cp's generation from cp.packPart on (or of
 // the newest complete one, from the first).
-func (e *Engine) restore(ctx context.Context, bl blobStore, tenant string, cp checkpoint) (RestoreStats, error) {
+func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, cp checkpoint) (RestoreStats, error) {
 	gen, first := cp.packGen, cp.packPart
 	if gen == "" {
 		gens, complete, err := e.generations(ctx, bl, tenant)
@@ -177,7 +178,7 @@ type fetched struct {
 // and delivers them in order on the returned channel, which it closes
 // after the last (or when ctx ends). At most Parallel parts wait for the
 // applier: the channel's buffer and the reads in flight are bounded by it.
-func (e *Engine) fetchParts(ctx context.Context, bl blobStore, tenant string, m *pack.Manifest, first int) <-chan fetched {
+func (e *Engine) fetchParts(ctx context.Context, bl backend.Blobs, tenant string, m *pack.Manifest, first int) <-chan fetched {
 	out := make(chan fetched)
 	n := e.cfg.Packs.Parallel
 	slots := make(chan chan fetched, n) // in part order; each is filled once
@@ -212,8 +213,8 @@ func (e *Engine) fetchParts(ctx context.Context, bl blobStore, tenant string, m 
 	return out
 }
 
-func (e *Engine) getBlob(ctx context.Context, bl blobStore, name string) ([]byte, error) {
-	data, err := call(ctx, e, opGetBlob, func(ctx context.Context) ([]byte, error) {
+func (e *Engine) getBlob(ctx context.Context, bl backend.Blobs, name string) ([]byte, error) {
+	data, err := call(ctx, e, backend.OpGetBlob, func(ctx context.Context) ([]byte, error) {
 		b, _, err := bl.GetBlob(ctx, name)
 		return b, err
 	})

@@ -4,34 +4,30 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
-	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/pack"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
-// blobMem is a mem backend with blobs kept in a map, counting the calls:
-// the tests' stand-in for a backend's Blobs.
+// blobMem is a mem backend that counts document and blob reads, and can
+// fail a blob read.
 type blobMem struct {
 	*mem.Mem
-	mu      sync.Mutex // guards the following
-	blobs   map[string][]byte
+	mu      sync.Mutex     // guards the following
 	gets    map[string]int // GetBlob calls by name
 	objGets int            // Get calls (documents)
 	failGet func(name string) error
 }
 
 func newBlobMem(name string) *blobMem {
-	return &blobMem{Mem: mem.New(name), blobs: map[string][]byte{}, gets: map[string]int{}}
+	return &blobMem{Mem: mem.New(name), gets: map[string]int{}}
 }
 
 func (b *blobMem) Get(ctx context.Context, tenant, key string) (*backend.Object, error) {
@@ -41,73 +37,47 @@ func (b *blobMem) Get(ctx context.Context, tenant, key string) (*backend.Object,
 	return b.Mem.Get(ctx, tenant, key)
 }
 
-func (b *blobMem) PutBlob(_ context.Context, name string, data []byte, pre backend.Precondition) (string, error) {
+func (b *blobMem) GetBlob(ctx context.Context, name string) ([]byte, string, error) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
-	old, ok := b.blobs[name]
-	if err := pre.Check(blobETag(old), ok); err != nil {
-		return "", err
-	}
-	b.blobs[name] = slices.Clone(data)
-	return blobETag(data), nil
-}
-
-func (b *blobMem) GetBlob(_ context.Context, name string) ([]byte, string, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.gets[name]++
-	if b.failGet != nil {
-		if err := b.failGet(name); err != nil {
+	fail := b.failGet
+	b.mu.Unlock()
+	if fail != nil {
+		if err := fail(name); err != nil {
 			return nil, "", err
 		}
 	}
-	data, ok := b.blobs[name]
-	if !ok {
-		return nil, "", fault.New(fault.NotFound, fault.Context{Key: name}, "no blob")
-	}
-	return slices.Clone(data), blobETag(data), nil
+	return b.Mem.GetBlob(ctx, name)
 }
-
-func (b *blobMem) ListBlobs(_ context.Context, prefix, after string, limit int) (backend.Page, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if limit <= 0 {
-		limit = backend.DefaultLimit
-	}
-	var p backend.Page
-	for _, n := range slices.Sorted(maps.Keys(b.blobs)) {
-		if !strings.HasPrefix(n, prefix) || n <= after {
-			continue
-		}
-		if len(p.Entries) == limit {
-			p.More = true
-			break
-		}
-		p.Entries = append(p.Entries, backend.Entry{Key: n, ETag: blobETag(b.blobs[n]), Size: int64(len(b.blobs[n]))})
-	}
-	return p, nil
-}
-
-func (b *blobMem) DeleteBlob(_ context.Context, name string, _ backend.Precondition) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	delete(b.blobs, name)
-	return nil
-}
-
-func blobETag(data []byte) string { return fmt.Sprintf("%x", doc.HashBody(data)) }
 
 func (b *blobMem) names(prefix string) []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var ns []string
-	for n := range b.blobs {
-		if strings.HasPrefix(n, prefix) {
-			ns = append(ns, n)
+	after := ""
+	for {
+		p, err := b.ListBlobs(bg, prefix, after, 0)
+		if err != nil {
+			panic(err)
 		}
+		for _, e := range p.Entries {
+			ns = append(ns, e.Key)
+		}
+		if !p.More {
+			return ns
+		}
+		after = ns[len(ns)-1]
 	}
-	slices.Sort(ns)
-	return ns
+}
+
+func (b *blobMem) damage(t *testing.T, name string, f func([]byte)) {
+	t.Helper()
+	data, _, err := b.Mem.GetBlob(bg, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(data)
+	if _, err := b.PutBlob(bg, name, data, backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // packedTenant fills b with n documents of tenant written on an origin
@@ -263,7 +233,7 @@ func TestRestoreDamagedPack(t *testing.T) {
 	b := newBlobMem("b")
 	origin, m := packedTenant(t, b, 100)
 	name := pack.PartName(tenant, m.Generation, 2)
-	b.blobs[name][40] ^= 1
+	b.damage(t, name, func(d []byte) { d[40] ^= 1 })
 	st := openStore(t, "empty")
 	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
 	if _, err := e.Discover(bg); err != nil {
@@ -311,7 +281,9 @@ func TestPackRetention(t *testing.T) {
 	// A generation a crashed writer left without a manifest.
 	now = now.Add(time.Minute)
 	abandoned := pack.NewGeneration(now, 1)
-	b.blobs[pack.PartName(tenant, abandoned, 1)] = []byte("x")
+	if _, err := b.PutBlob(bg, pack.PartName(tenant, abandoned, 1), []byte("x"), backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
 	now = now.Add(30 * time.Minute)
 	if m, err := e.WritePack(bg, tenant, false); err != nil || m != nil {
 		t.Fatalf("WritePack with a pack 31 minutes old = %+v, %v; want none written", m, err)
