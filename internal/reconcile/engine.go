@@ -90,7 +90,9 @@ type Config struct {
 	// Failpoint, if set, is called around applying each decision that
 	// changes something (not InSync): "reconcile.apply.before" before it,
 	// "reconcile.apply.after" once it succeeded, before the key can be
-	// checkpointed. The chaos package's failpoints kill the process there.
+	// checkpointed; and "reconcile.restore.part" once a part of a catch-up
+	// pack is applied and checkpointed. The chaos package's failpoints
+	// kill the process there.
 	Failpoint func(name string)
 	// Logger, if set, gets a warning for each failed round ("reconcile:
 	// round failed", or "reconcile: round stopped by the mass-deletion

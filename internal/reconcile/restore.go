@@ -165,6 +165,9 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packPart = i + 1 }); err != nil {
 			return st, err
 		}
+		if fp := e.cfg.Failpoint; fp != nil {
+			fp("reconcile.restore.part")
+		}
 	}
 	return st, nil
 }
