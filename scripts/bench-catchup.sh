@@ -12,7 +12,9 @@
 # Settings (environment): BENCH_DIR (default /tmp) holds the data (deleted
 # at the end); CAIRN_CATCHUP_KEYS=N replaces the 100,000 (1000000 for the
 # million); CAIRN_CATCHUP_BASELINE=0 skips today's way (a few hundred
-# documents a second: about half an hour at a million).
+# documents a second: about half an hour at a million);
+# CAIRN_CATCHUP_BACKEND=fs replaces versitygw with an fs backend (filling
+# versitygw with a million documents takes over an hour).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir=$(mktemp -d "${BENCH_DIR:-/tmp}/cairn-catchup.XXXXXX")
