@@ -130,6 +130,9 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 	}
 	st := RestoreStats{Generation: gen}
 	data, err := e.getBlob(ctx, bl, pack.ManifestName(tenant, gen))
+	if fault.ClassOf(err) == fault.NotFound {
+		return st, packErr(tenant, gen, errPackGone) // deleted since the checkpoint named it
+	}
 	if err != nil {
 		return st, err
 	}

@@ -333,3 +333,26 @@ func TestPackLeavesOutUnsynced(t *testing.T) {
 		t.Fatalf("pack = %+v, %v; want only b", m, err)
 	}
 }
+
+// TestRestoreGenerationGone: a restore resuming on a generation that
+// retention deleted meanwhile starts over from the newest one.
+func TestRestoreGenerationGone(t *testing.T) {
+	b := newBlobMem("b")
+	_, m := packedTenant(t, b, 100)
+	st := openStore(t, "empty")
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	gone := pack.NewGeneration(time.Unix(1, 0), 1) // named by the checkpoint, absent from the backend
+	if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packGen, c.packPart = gone, 3 }); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.Restore(bg, tenant)
+	if err != nil || rs.Generation != m.Generation || rs.Applied != 100 {
+		t.Fatalf("Restore resuming a deleted generation = %+v, %v; want all of %s", rs, err, m.Generation)
+	}
+	if cp, err := e.loadCheckpoint(tenant); err != nil || !cp.packDone || cp.packGen != "" {
+		t.Fatalf("checkpoint after the restore: %+v, %v", cp, err)
+	}
+}
