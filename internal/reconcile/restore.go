@@ -28,8 +28,13 @@ import (
 // bases) and fetches whatever changed since the pack was written; the
 // tenant stops catching up when that round completes.
 
-// applyBatch is how many pack entries one store batch applies.
-const applyBatch = 1024
+// A store batch of a restore applies up to applyBatch entries, and stops
+// taking more once their bodies reach applyBytes: the store copies each
+// body it is handed, so the batch's bytes are held twice until it commits.
+const (
+	applyBatch = 1024
+	applyBytes = 4 << 20
+)
 
 // RestoreStats is what a restore from a pack did.
 type RestoreStats struct {
@@ -237,7 +242,7 @@ func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest,
 	// The items point into bases: it never grows past its capacity (a
 	// batch is flushed at applyBatch entries), so the pointers hold.
 	bases := make([]store.SyncUpdate, 0, applyBatch)
-	n := 0
+	n, size := 0, 0
 	flush := func() error {
 		if len(items) == 0 {
 			return nil
@@ -279,7 +284,7 @@ func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest,
 		if o := e.cfg.Observer; o != nil && down > 0 {
 			o.ReconcileBytes(e.name, 0, down)
 		}
-		items, bases = items[:0], bases[:0]
+		items, bases, size = items[:0], bases[:0], 0
 		return nil
 	}
 	err := pack.DecodePart(data, func(en *pack.Entry) error {
@@ -287,7 +292,7 @@ func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest,
 		v := en.Version
 		bases = append(bases, store.SyncUpdate{Backend: e.name, State: e.newBase(tenant, &v, en.ETag, en.Body)})
 		items = append(items, store.ApplyItem{Key: en.Key, Version: v, Body: en.Body, Expect: doc.ID{}, Sync: &bases[len(bases)-1]})
-		if len(items) == applyBatch {
+		if size += len(en.Body); len(items) == applyBatch || size >= applyBytes {
 			return flush()
 		}
 		return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -354,5 +355,49 @@ func TestRestoreGenerationGone(t *testing.T) {
 	}
 	if cp, err := e.loadCheckpoint(tenant); err != nil || !cp.packDone || cp.packGen != "" {
 		t.Fatalf("checkpoint after the restore: %+v, %v", cp, err)
+	}
+}
+
+// TestRestoreBatchBytes: a restore's store batches stop at applyBytes of
+// bodies, so large documents are not held a thousand at a time.
+func TestRestoreBatchBytes(t *testing.T) {
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	body := `{"pad":"` + strings.Repeat("x", 600<<10) + `"}`
+	const n = 20
+	for i := range n {
+		put(t, origin, fmt.Sprintf("big%02d", i), body)
+	}
+	oe := newEngine(t, origin, b, nil)
+	if _, err := oe.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oe.WritePack(bg, tenant, true); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	largest := 0
+	st, err := store.Open(t.TempDir(), store.Options{NodeID: "empty", Durability: store.Buffered,
+		OnCommit: func(size int, _ time.Duration) {
+			mu.Lock()
+			largest = max(largest, size)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.Restore(bg, tenant)
+	if err != nil || rs.Applied != n {
+		t.Fatalf("Restore = %+v, %v", rs, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := applyBytes/len(body) + 1; largest > want {
+		t.Fatalf("a restore batch committed %d documents of %d bytes; want at most %d", largest, len(body), want)
 	}
 }
