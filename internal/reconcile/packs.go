@@ -136,9 +136,18 @@ func (e *Engine) packLoop(ctx context.Context) {
 		e.mu.Unlock()
 		slices.Sort(tenants)
 		for _, t := range tenants {
-			if _, err := e.WritePack(ctx, t, false); err != nil && ctx.Err() == nil && e.cfg.Logger != nil {
-				e.cfg.Logger.WarnContext(ctx, "reconcile: writing a catch-up pack failed", "backend", e.name,
+			start := time.Now()
+			m, err := e.WritePack(ctx, t, false)
+			l := e.cfg.Logger
+			switch {
+			case l == nil || ctx.Err() != nil:
+			case err != nil:
+				l.WarnContext(ctx, "reconcile: writing a catch-up pack failed", "backend", e.name,
 					"tenant", t, "class", fault.ClassOf(err).String(), "err", err)
+			case m != nil:
+				l.InfoContext(ctx, "reconcile: wrote a catch-up pack", "backend", e.name, "tenant", t,
+					"generation", m.Generation, "docs", m.Docs, "parts", len(m.Parts), "bytes", m.Bytes,
+					"duration", time.Since(start))
 			}
 		}
 	}
