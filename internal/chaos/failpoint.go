@@ -25,10 +25,13 @@ const (
 	// ReconcileApplyAfter: the decision was applied to both sides, and the
 	// round's checkpoint does not yet include the key.
 	ReconcileApplyAfter = "reconcile.apply.after"
+	// ReconcileRestorePart: a part of a catch-up pack was applied and the
+	// restore's checkpoint records it; the parts after it are not applied.
+	ReconcileRestorePart = "reconcile.restore.part"
 )
 
 // FailpointNames lists the failpoints cairn has.
-var FailpointNames = []string{StoreCommitBeforeSync, StoreCommitAfterSync, ReconcileApplyBefore, ReconcileApplyAfter}
+var FailpointNames = []string{StoreCommitBeforeSync, StoreCommitAfterSync, ReconcileApplyBefore, ReconcileApplyAfter, ReconcileRestorePart}
 
 // Failpoints are the armed crash points of a process, parsed from
 // CAIRN_FAILPOINTS. Hit is safe for concurrent use.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/pack"
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
@@ -59,6 +60,9 @@ type serveFlags struct {
 	chaos         chaosFlags // serve_chaos.go
 	ingest        serveIngestFlags
 	checkpointN   int
+	packEvery     time.Duration
+	packMinDocs   int
+	packPart      byteSize
 	tlsCert       string
 	tlsKey        string
 	serveCatchUp  bool // --serve-while-catching-up
@@ -107,6 +111,9 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	f.chaos.register(fs)
 	f.ingest.register(fs) // serve_ingest.go
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
+	fs.DurationVar(&f.packEvery, "pack-interval", time.Hour, "write a catch-up pack of a tenant (its documents in a few large objects, from which an empty node restores it) after a completed round when the newest pack is older than this; 0: write none")
+	fs.IntVar(&f.packMinDocs, "pack-min-docs", reconcile.DefaultPackMinDocs, "fewest `documents` of a tenant for which catch-up packs are written")
+	fs.Var(&f.packPart, "pack-part-bytes", "size of a catch-up pack's part (`size`, default 8MiB): a restore holds a few in memory; smaller parts mean more backend requests")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
 	f.registerMemory(fs) // serve_memory.go
@@ -278,8 +285,17 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.checkpointN < 1 {
 		return fmt.Errorf("%s: want 1 or more", f.origin.named("reconcile-checkpoint-every", f.checkpointN))
 	}
+	if f.packEvery < 0 {
+		return fmt.Errorf("%s: want 0 (no packs) or more", f.origin.named("pack-interval", f.packEvery))
+	}
+	if f.packPart < 0 || f.packPart > pack.MaxPart {
+		return fmt.Errorf("%s: want at most %d bytes", f.origin.named("pack-part-bytes", f.packPart), pack.MaxPart)
+	}
+	if f.packMinDocs < 1 {
+		return fmt.Errorf("%s: want 1 or more", f.origin.named("pack-min-docs", f.packMinDocs))
+	}
 	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
-		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
+		GCGrace: f.gcGrace, GCInterval: f.gcInterval, Packs: reconcile.PackConfig{Every: f.packEvery, MinDocs: f.packMinDocs, PartSize: int(f.packPart)}}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)
 		if err != nil {

@@ -23,7 +23,7 @@ type chaosFlags struct {
 func (c *chaosFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.enable, "enable-chaos", false, "turn on the fault simulator: backends wrapped, PUT /v1/admin/chaos/{backend} on the admin listener (admin token required), failpoints; never in production")
 	fs.Uint64Var(&c.seed, "chaos-seed", 0, "`seed` of every injected fault and probabilistic failpoint (0: random, printed at start)")
-	fs.StringVar(&c.failpoints, "failpoints", "", "crash points to arm, `spec`: name=kill@N (SIGKILL on the N-th hit) or name=kill%P (each hit with probability P), comma-separated; names: store.commit.before-sync, store.commit.after-sync, reconcile.apply.before, reconcile.apply.after")
+	fs.StringVar(&c.failpoints, "failpoints", "", "crash points to arm, `spec`: name=kill@N (SIGKILL on the N-th hit) or name=kill%P (each hit with probability P), comma-separated; names: store.commit.before-sync, store.commit.after-sync, reconcile.apply.before, reconcile.apply.after, reconcile.restore.part")
 	fs.Var(&c.ballast, "chaos-ballast", "memory to allocate and hold at start, for memory-pressure runs with GOMEMLIMIT (`size`)")
 }
 

@@ -77,6 +77,9 @@ type Replication struct {
 	// CheckpointEvery is how many keys a round handles between
 	// checkpoints; 0 means reconcile's default.
 	CheckpointEvery int
+	// Packs configures the catch-up packs each engine writes and restores
+	// from (reconcile.PackConfig; the zero value writes none).
+	Packs reconcile.PackConfig
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -194,7 +197,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
-			Logger: n.log,
+			Logger: n.log, Packs: rc.Packs,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
 		})
 		if err != nil {

@@ -170,8 +170,17 @@ func TestCheckpointFormat1(t *testing.T) {
 	if err != nil || c.uploadSeq != 7 || c.cursor != "k" || c.caughtUp {
 		t.Fatalf("format 1: %+v, %v", c, err)
 	}
-	in := checkpoint{cursor: "x", uploadSeq: 300, caughtUp: true}
-	if out, err := decodeCheckpoint(in.encode()); err != nil || out != in {
-		t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
+	for _, in := range []checkpoint{
+		{cursor: "x", uploadSeq: 300, caughtUp: true},
+		{cursor: "k9", uploadSeq: 1, packGen: "0000000000000001-00000002", packPart: 7},
+		{packDone: true},
+	} {
+		if out, err := decodeCheckpoint(in.encode()); err != nil || out != in {
+			t.Fatalf("round trip: %+v, %v; want %+v", out, err, in)
+		}
+	}
+	// Format 2 (before packs) still decodes.
+	if c, err := decodeCheckpoint([]byte{2, flagCaughtUp, 5, 'k'}); err != nil || !c.caughtUp || c.uploadSeq != 5 || c.cursor != "k" {
+		t.Fatalf("format 2: %+v, %v", c, err)
 	}
 }

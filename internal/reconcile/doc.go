@@ -19,7 +19,10 @@
 // the bases, deciding and applying key by key (the safety net), and
 // [Engine.Run] runs both for every tenant the node serves. A [Collector]
 // over all of a node's engines removes tombstones every backend holds, past
-// a grace period, and trims the change log every uploader has passed.
+// a grace period, and trims the change log every uploader has passed. A
+// completed round may write a catch-up pack of the tenant ([PackConfig],
+// [Engine.WritePack]), from which an empty node restores it before its
+// first round ([Engine.Restore]; docs/design/replication.md).
 //
 // # Concurrency
 //
@@ -52,4 +55,6 @@
 //     concurrent versions join one set.
 //   - Until one of its rounds has completed, a tenant is catching up
 //     ([Engine.CatchingUp]): the node may lack documents the backend has.
+//   - A restore from a pack runs within one turn of Run: the engine's
+//     other tenants and its uploader wait for it.
 package reconcile

@@ -90,12 +90,16 @@ type Config struct {
 	// Failpoint, if set, is called around applying each decision that
 	// changes something (not InSync): "reconcile.apply.before" before it,
 	// "reconcile.apply.after" once it succeeded, before the key can be
-	// checkpointed. The chaos package's failpoints kill the process there.
+	// checkpointed; and "reconcile.restore.part" once a part of a catch-up
+	// pack is applied and checkpointed. The chaos package's failpoints
+	// kill the process there.
 	Failpoint func(name string)
 	// Logger, if set, gets a warning for each failed round ("reconcile:
 	// round failed", or "reconcile: round stopped by the mass-deletion
 	// guard") and each corrupt remote object (repaired or left); nil logs nothing.
 	Logger *slog.Logger
+	// Packs configures catch-up packs (packs.go, restore.go).
+	Packs PackConfig
 
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).
@@ -134,6 +138,9 @@ type Engine struct {
 	// if the caller happens to be blocked in the send at that moment.
 	requests chan roundRequest // "run this tenant's round now and answer"
 	changed  chan string       // "this tenant's change log grew"
+
+	packWant map[string]bool // guarded by mu: tenants the pack goroutine is to consider
+	packKick chan struct{}   // "packWant grew", to the pack goroutine
 }
 
 type roundRequest struct {
@@ -182,11 +189,13 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Packs.fill()
 	e := &Engine{
 		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
 		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, confirm: map[string]bool{},
 		tenants:  map[string]*tenantState{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
+		packWant: map[string]bool{}, packKick: make(chan struct{}, 1),
 	}
 	if err := e.seedTenants(context.Background()); err != nil {
 		return nil, err
@@ -281,7 +290,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.runDone, e.stop = done, cancel
 	e.mu.Unlock()
 	defer close(done)
+	var packs sync.WaitGroup
+	defer packs.Wait()
 	defer cancel()
+	packs.Go(func() { e.packLoop(ctx) })
 
 	var tick <-chan time.Time
 	if e.cfg.Interval > 0 {

@@ -67,6 +67,7 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 		err = e.updateCheckpoint(r.tenant, func(c *checkpoint) { c.cursor, c.caughtUp = "", true })
 		if err == nil {
 			e.roundCompleted(r.tenant)
+			e.wantPack(r.tenant, st.Scanned)
 		}
 	case ctx.Err() == nil:
 		_ = e.saveCursor(r.tenant, r.cursor) // keep the earlier error
@@ -415,22 +416,31 @@ func (e *Engine) unavailable(err error) error {
 }
 
 // checkpoint is the persisted state of one (backend, tenant): the round's
-// cursor ("" between rounds), the uploader's change-log position, and
-// whether a round has ever completed (the tenant is no longer catching up;
-// see catchup.go).
+// cursor ("" between rounds), the uploader's change-log position, whether
+// a round has ever completed (the tenant is no longer catching up; see
+// catchup.go), and a restore from a catch-up pack (restore.go): the
+// generation being restored and the next part to apply, or packDone once
+// the restore is over (or there was no pack), so it is not tried again.
 type checkpoint struct {
 	cursor    string
 	uploadSeq uint64
 	caughtUp  bool
+	packDone  bool
+	packGen   string
+	packPart  int
 }
 
 // Checkpoint formats: 1 is format, uvarint upload position, cursor; 2 adds
-// a flags byte after the format. A format 1 checkpoint predates catching
-// up and says nothing of a completed round: its tenant catches up once.
+// a flags byte after the format; 3 adds, after the upload position, the
+// restore's generation (uvarint length, bytes) and next part (uvarint). A
+// format 1 checkpoint predates catching up and says nothing of a completed
+// round: its tenant catches up once.
 const (
 	checkpointFormat1 = 1
-	checkpointFormat  = 2
+	checkpointFormat2 = 2
+	checkpointFormat  = 3
 	flagCaughtUp      = 1
+	flagPackDone      = 2
 )
 
 func (c checkpoint) encode() []byte {
@@ -438,19 +448,30 @@ func (c checkpoint) encode() []byte {
 	if c.caughtUp {
 		flags |= flagCaughtUp
 	}
+	if c.packDone {
+		flags |= flagPackDone
+	}
 	b := []byte{checkpointFormat, flags}
 	b = binary.AppendUvarint(b, c.uploadSeq)
+	b = binary.AppendUvarint(b, uint64(len(c.packGen)))
+	b = append(b, c.packGen...)
+	b = binary.AppendUvarint(b, uint64(c.packPart))
 	return append(b, c.cursor...)
 }
 
 func decodeCheckpoint(b []byte) (checkpoint, error) {
 	bad := errors.New("reconcile: malformed checkpoint")
 	var c checkpoint
+	format := byte(0)
+	if len(b) > 0 {
+		format = b[0]
+	}
 	switch {
-	case len(b) >= 2 && b[0] == checkpointFormat1:
+	case len(b) >= 2 && format == checkpointFormat1:
 		b = b[1:]
-	case len(b) >= 3 && b[0] == checkpointFormat:
+	case len(b) >= 3 && (format == checkpointFormat2 || format == checkpointFormat):
 		c.caughtUp = b[1]&flagCaughtUp != 0
+		c.packDone = b[1]&flagPackDone != 0
 		b = b[2:]
 	default:
 		return checkpoint{}, bad
@@ -459,7 +480,20 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	if n <= 0 {
 		return checkpoint{}, bad
 	}
-	c.uploadSeq, c.cursor = seq, string(b[n:])
+	c.uploadSeq, b = seq, b[n:]
+	if format == checkpointFormat {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > uint64(len(b)-n) {
+			return checkpoint{}, bad
+		}
+		c.packGen, b = string(b[n:n+int(l)]), b[n+int(l):]
+		part, n := binary.Uvarint(b)
+		if n <= 0 || part > 1<<30 {
+			return checkpoint{}, bad
+		}
+		c.packPart, b = int(part), b[n:]
+	}
+	c.cursor = string(b)
 	return c, nil
 }
 

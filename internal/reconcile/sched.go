@@ -47,6 +47,7 @@ type sched struct {
 type turn struct {
 	tenant   string
 	uploaded bool   // its change log was drained (or failed to be)
+	restored bool   // a restore from a pack was tried (restore.go)
 	r        *round // nil until its round starts
 	// discover marks the pass's last turn, which lists the backend's
 	// tenants; covered holds the tenants the pass queued before it.
@@ -120,6 +121,15 @@ func (s *sched) turn(ctx context.Context) {
 			return
 		}
 		t.uploaded = true // an error is in its Progress; the round goes on
+	}
+	if t.r == nil && !t.restored {
+		// An empty tenant is restored from a catch-up pack before its
+		// first round, in this one turn (restore.go).
+		t.restored = true
+		_, err := e.Restore(ctx, t.tenant)
+		if ctx.Err() != nil || s.unavailable(ctx, err) {
+			return
+		}
 	}
 	if t.r == nil {
 		r, err := e.startRound(ctx, t.tenant)

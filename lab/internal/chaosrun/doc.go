@@ -20,7 +20,8 @@
 //   - The checkers ([LostWrites], [Divergence], [PingPong], [CorruptServed],
 //     [Linearizable], [ErrorRate], [FaultsVisible]): pure functions of
 //     recorded histories, each unit-tested on planted anomalies.
-//   - [Scenarios]: load, partition, node-failure, corruption, memory.
+//   - [Scenarios]: load, partition, node-failure, corruption, memory,
+//     node-replace.
 //   - [Report]: the table and the JSON form.
 //
 // # Sharp edges

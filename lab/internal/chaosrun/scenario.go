@@ -40,13 +40,14 @@ type Scenario struct {
 	run   func(ctx context.Context, env Env, r *Result) error
 }
 
-// Scenarios are the seed's five, in order.
+// Scenarios are the seed's five, in order, and node-replace.
 var Scenarios = []Scenario{
 	{"load", "mixed CRUD from 64 clients while the S3 links suffer latency, timeouts, resets and bandwidth limits (toxiproxy) and the nodes' simulators fail and throttle S3 calls; each node's per-key history is linearizable", runLoad},
 	{"partition", "two nodes lose the shared backend (and so each other) while clients write conflicting updates to both; after the heal they converge without ping-pong", runPartition},
 	{"node-failure", "kill -9 a node in the middle of a reconciliation round under load, restart it: no acknowledged write is lost and the round resumes from its checkpoint", runNodeFailure},
 	{"corruption", "damage objects on S3 and files in the shared fs backend: each is detected by its hash, counted, never served, and repaired from a node's copy", runCorruption},
 	{"memory", "GOMEMLIMIT=128MiB: the load the node is sized for (60 clients, 4 large ingests) sees < 0.1% errors, an overload of 256 clients is shed (429/503) instead of killing the node; peak RSS stays within 1.1x the limit, descriptors bounded", runMemory},
+	{"node-replace", "kill -9 a node under load and wipe its data directory; restarted on the same backends it restores from a catch-up pack and its round, and every invariant holds", runNodeReplace},
 }
 
 // Lookup returns the scenario called name.

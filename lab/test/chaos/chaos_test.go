@@ -30,11 +30,11 @@ var cairnBin string
 
 func TestMain(m *testing.M) { proctest.MainWithCairn(m, &cairnBin, "chaos") }
 
-// short is each scenario's load phase in the default run: the five
+// short is each scenario's load phase in the default run: the six
 // together stay under five minutes on 2 cores with a -race binary.
 var short = map[string]time.Duration{
 	"load": 10 * time.Second, "partition": 8 * time.Second, "node-failure": 8 * time.Second,
-	"corruption": 4 * time.Second, "memory": 6 * time.Second,
+	"corruption": 4 * time.Second, "memory": 6 * time.Second, "node-replace": 8 * time.Second,
 }
 
 func run(t *testing.T, name string) {
@@ -84,6 +84,7 @@ func TestPartition(t *testing.T)   { run(t, "partition") }
 func TestNodeFailure(t *testing.T) { run(t, "node-failure") }
 func TestCorruption(t *testing.T)  { run(t, "corruption") }
 func TestMemory(t *testing.T)      { run(t, "memory") }
+func TestNodeReplace(t *testing.T) { run(t, "node-replace") }
 
 // buildPlain builds the cairn binary without -race into the test's
 // temporary directory.

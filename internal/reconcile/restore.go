@@ -1,0 +1,311 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/pack"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// Restoring from a catch-up pack. A tenant that is catching up, of which
+// the store holds nothing and whose round has not started, is first
+// restored from the newest complete pack of it in the backend: its parts
+// are read a few at a time (Packs.Parallel ahead of the one applied) and
+// applied in order, a store batch (ApplyBatch) of applyBatch entries at a
+// time, each entry an Apply expecting no local version and recording the
+// pack's version and ETag as the base, so nothing restored is uploaded
+// again. The checkpoint records the generation and the next part after
+// each part, so a restore interrupted by a crash resumes at the part it
+// was in (the entries of it already applied fail their compare-and-set
+// and are skipped). The tenant's round follows as usual: it finds the
+// restored keys in sync without reading them (their ETags match their
+// bases) and fetches whatever changed since the pack was written; the
+// tenant stops catching up when that round completes.
+
+// A store batch of a restore applies up to applyBatch entries, and stops
+// taking more once their bodies reach applyBytes: the store copies each
+// body it is handed, so the batch's bytes are held twice until it commits.
+const (
+	applyBatch = 1024
+	applyBytes = 4 << 20
+)
+
+// RestoreStats is what a restore from a pack did.
+type RestoreStats struct {
+	Generation string
+	Parts      int   // parts applied by this call
+	Applied    int   // entries installed
+	Skipped    int   // entries whose key the store held already
+	Bytes      int64 // part bytes read
+	Duration   time.Duration
+}
+
+// restoreWanted reports whether tenant is to be restored from a pack now
+// (see above), and its checkpoint.
+func (e *Engine) restoreWanted(ctx context.Context, tenant string) (bool, checkpoint, error) {
+	if _, ok := backend.BlobsOf(e.be); !ok || !e.CatchingUp(tenant) {
+		return false, checkpoint{}, nil
+	}
+	cp, err := e.loadCheckpoint(tenant)
+	if err != nil || cp.packDone || cp.caughtUp {
+		return false, cp, err
+	}
+	if cp.packGen != "" {
+		return true, cp, nil // resume
+	}
+	if cp.cursor != "" {
+		return false, cp, nil // a round is under way: let it finish
+	}
+	for _, err := range e.st.List(ctx, tenant, store.ListOptions{Tombstones: true, KeysOnly: true, Limit: 1}) {
+		return false, cp, err // the store holds something of it (or failed)
+	}
+	return true, cp, nil
+}
+
+// Restore restores tenant from the newest complete pack if it is catching
+// up with nothing local (or resumes a restore under way); it returns what
+// it did, zero when there was nothing to do. Run calls it before a
+// tenant's round; it must not run concurrently with the tenant's round.
+// Errors: ErrBackendUnavailable; fault.Corruption for a damaged part or
+// manifest (the restore is abandoned and the round fetches everything);
+// the store's; ctx's. On an error but ctx's and a broken pack, the next
+// call resumes at the part that failed.
+func (e *Engine) Restore(ctx context.Context, tenant string) (RestoreStats, error) {
+	start := time.Now()
+	ok, cp, err := e.restoreWanted(ctx, tenant)
+	if err != nil || !ok {
+		return RestoreStats{}, err
+	}
+	bl, _ := backend.BlobsOf(e.be)
+	st, err := e.restore(ctx, bl, tenant, cp)
+	if errors.Is(err, errPackGone) {
+		// Retention removed the generation under us: start over from the
+		// newest; what was applied stays and is skipped.
+		cp.packGen, cp.packPart = "", 0
+		var again RestoreStats
+		again, err = e.restore(ctx, bl, tenant, cp)
+		again.Applied, again.Skipped = again.Applied+st.Applied, again.Skipped+st.Skipped
+		st = again
+	}
+	st.Duration = time.Since(start)
+	switch {
+	case err == nil, fault.ClassOf(err) == fault.Corruption, errors.Is(err, errPackGone):
+		// Done, or a pack that cannot be used: the round does the rest.
+		if uerr := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packDone, c.packGen, c.packPart = true, "", 0 }); uerr != nil {
+			return st, errors.Join(err, uerr)
+		}
+	}
+	e.logRestore(ctx, tenant, &st, err)
+	return st, err
+}
+
+func (e *Engine) logRestore(ctx context.Context, tenant string, st *RestoreStats, err error) {
+	l := e.cfg.Logger
+	if l == nil || (st.Generation == "" && err == nil) {
+		return
+	}
+	if err != nil {
+		l.WarnContext(ctx, "reconcile: restore from a catch-up pack failed", "backend", e.name, "tenant", tenant,
+			"generation", st.Generation, "applied", st.Applied, "class", fault.ClassOf(err).String(), "err", err)
+		return
+	}
+	l.InfoContext(ctx, "reconcile: restored from a catch-up pack", "backend", e.name, "tenant", tenant,
+		"generation", st.Generation, "parts", st.Parts, "applied", st.Applied, "skipped", st.Skipped,
+		"bytes", st.Bytes, "duration", st.Duration)
+}
+
+// restore applies the parts of cp's generation from cp.packPart on (or of
+// the newest complete one, from the first).
+func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, cp checkpoint) (RestoreStats, error) {
+	gen, first := cp.packGen, cp.packPart
+	if gen == "" {
+		gens, complete, err := e.generations(ctx, bl, tenant)
+		if err != nil {
+			return RestoreStats{}, err
+		}
+		if gen, first = newestComplete(gens, complete), 0; gen == "" {
+			return RestoreStats{}, nil // no pack: the round does it all
+		}
+	}
+	st := RestoreStats{Generation: gen}
+	data, err := e.getBlob(ctx, bl, pack.ManifestName(tenant, gen))
+	if fault.ClassOf(err) == fault.NotFound {
+		return st, packErr(tenant, gen, errPackGone) // deleted since the checkpoint named it
+	}
+	if err != nil {
+		return st, err
+	}
+	m, err := pack.DecodeManifest(data)
+	if err != nil {
+		return st, packErr(tenant, gen, err)
+	}
+	if m.Tenant != tenant || m.Generation != gen {
+		return st, fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
+			fmt.Sprintf("manifest of %s/%s names %s/%s", tenant, gen, m.Tenant, m.Generation))
+	}
+	if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packGen, c.packPart = gen, first }); err != nil {
+		return st, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	parts := e.fetchParts(ctx, bl, tenant, m, first)
+	defer func() {
+		cancel()
+		for range parts { // let the fetchers finish and drop their parts
+		}
+	}()
+	for i := first; i < len(m.Parts); i++ {
+		f := <-parts
+		if f.err != nil {
+			return st, f.err
+		}
+		st.Bytes += int64(len(f.data))
+		if err := e.applyPart(ctx, tenant, m, i, f.data, &st); err != nil {
+			return st, err
+		}
+		st.Parts++
+		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packPart = i + 1 }); err != nil {
+			return st, err
+		}
+		if fp := e.cfg.Failpoint; fp != nil {
+			fp("reconcile.restore.part")
+		}
+	}
+	return st, nil
+}
+
+type fetched struct {
+	data []byte
+	err  error
+}
+
+// fetchParts reads parts first.. of m with Packs.Parallel reads in flight
+// and delivers them in order on the returned channel, which it closes
+// after the last (or when ctx ends). At most Parallel parts wait for the
+// applier: the channel's buffer and the reads in flight are bounded by it.
+func (e *Engine) fetchParts(ctx context.Context, bl backend.Blobs, tenant string, m *pack.Manifest, first int) <-chan fetched {
+	out := make(chan fetched)
+	n := e.cfg.Packs.Parallel
+	slots := make(chan chan fetched, n) // in part order; each is filled once
+	go func() {
+		defer close(slots)
+		for i := first; i < len(m.Parts); i++ {
+			ch := make(chan fetched, 1)
+			select {
+			case slots <- ch:
+			case <-ctx.Done():
+				return
+			}
+			go func(i int) {
+				data, err := e.getBlob(ctx, bl, pack.PartName(tenant, m.Generation, i+1))
+				if fault.ClassOf(err) == fault.NotFound {
+					err = packErr(tenant, m.Generation, errPackGone)
+				}
+				ch <- fetched{data, err}
+			}(i)
+		}
+	}()
+	go func() {
+		defer close(out)
+		for ch := range slots {
+			f := <-ch
+			select {
+			case out <- f:
+			case <-ctx.Done():
+			}
+		}
+	}()
+	return out
+}
+
+func (e *Engine) getBlob(ctx context.Context, bl backend.Blobs, name string) ([]byte, error) {
+	data, err := call(ctx, e, backend.OpGetBlob, func(ctx context.Context) ([]byte, error) {
+		b, _, err := bl.GetBlob(ctx, name)
+		return b, err
+	})
+	if err != nil {
+		return nil, e.unavailable(err)
+	}
+	return data, e.lim.charge(ctx, len(data))
+}
+
+// applyPart applies part i of m, a store batch at a time, each key held
+// in the in-flight set while its batch is applied.
+func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest, i int, data []byte, st *RestoreStats) error {
+	items := make([]store.ApplyItem, 0, applyBatch)
+	// The items point into bases: it never grows past its capacity (a
+	// batch is flushed at applyBatch entries), so the pointers hold.
+	bases := make([]store.SyncUpdate, 0, applyBatch)
+	n, size := 0, 0
+	flush := func() error {
+		if len(items) == 0 {
+			return nil
+		}
+		releases := make([]func(), 0, len(items))
+		defer func() {
+			for _, r := range releases {
+				r()
+			}
+		}()
+		for _, it := range items {
+			r, err := e.inflight.Acquire(ctx, tenant, it.Key)
+			if err != nil {
+				return err
+			}
+			releases = append(releases, r)
+		}
+		errs, err := e.st.ApplyBatch(ctx, tenant, items)
+		if fault.ClassOf(err) == fault.Invalid {
+			// A body that does not match its version: a pack writer's bug
+			// or damage the checksum missed; the pack cannot be trusted.
+			return packErr(tenant, m.Generation, fault.E(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant}, err))
+		}
+		if err != nil {
+			return err
+		}
+		var down int64
+		for j, err := range errs {
+			switch {
+			case err == nil:
+				st.Applied++
+				down += int64(len(items[j].Body))
+			case fault.ClassOf(err) == fault.PreconditionFailed:
+				st.Skipped++ // the store holds the key: the round decides it
+			default:
+				return err
+			}
+		}
+		if o := e.cfg.Observer; o != nil && down > 0 {
+			o.ReconcileBytes(e.name, 0, down)
+		}
+		items, bases, size = items[:0], bases[:0], 0
+		return nil
+	}
+	err := pack.DecodePart(data, func(en *pack.Entry) error {
+		n++
+		v := en.Version
+		bases = append(bases, store.SyncUpdate{Backend: e.name, State: e.newBase(tenant, &v, en.ETag, en.Body)})
+		items = append(items, store.ApplyItem{Key: en.Key, Version: v, Body: en.Body, Expect: doc.ID{}, Sync: &bases[len(bases)-1]})
+		if size += len(en.Body); len(items) == applyBatch || size >= applyBytes {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err == nil && n != m.Parts[i].Docs {
+		err = fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
+			fmt.Sprintf("part %d holds %d entries, its manifest says %d", i+1, n, m.Parts[i].Docs))
+	}
+	if pack.Corrupt(err) {
+		return packErr(tenant, m.Generation, err)
+	}
+	return err
+}

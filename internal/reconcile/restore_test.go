@@ -1,0 +1,403 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/pack"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// blobMem is a mem backend that counts document and blob reads, and can
+// fail a blob read.
+type blobMem struct {
+	*mem.Mem
+	mu      sync.Mutex     // guards the following
+	gets    map[string]int // GetBlob calls by name
+	objGets int            // Get calls (documents)
+	failGet func(name string) error
+}
+
+func newBlobMem(name string) *blobMem {
+	return &blobMem{Mem: mem.New(name), gets: map[string]int{}}
+}
+
+func (b *blobMem) Get(ctx context.Context, tenant, key string) (*backend.Object, error) {
+	b.mu.Lock()
+	b.objGets++
+	b.mu.Unlock()
+	return b.Mem.Get(ctx, tenant, key)
+}
+
+func (b *blobMem) GetBlob(ctx context.Context, name string) ([]byte, string, error) {
+	b.mu.Lock()
+	b.gets[name]++
+	fail := b.failGet
+	b.mu.Unlock()
+	if fail != nil {
+		if err := fail(name); err != nil {
+			return nil, "", err
+		}
+	}
+	return b.Mem.GetBlob(ctx, name)
+}
+
+func (b *blobMem) names(prefix string) []string {
+	var ns []string
+	after := ""
+	for {
+		p, err := b.ListBlobs(bg, prefix, after, 0)
+		if err != nil {
+			panic(err)
+		}
+		for _, e := range p.Entries {
+			ns = append(ns, e.Key)
+		}
+		if !p.More {
+			return ns
+		}
+		after = ns[len(ns)-1]
+	}
+}
+
+func (b *blobMem) damage(t *testing.T, name string, f func([]byte)) {
+	t.Helper()
+	data, _, err := b.Mem.GetBlob(bg, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f(data)
+	if _, err := b.PutBlob(bg, name, data, backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// packedTenant fills b with n documents of tenant written on an origin
+// node (every fifth one deleted), brought in sync by a round, and writes a
+// pack of small parts. It returns the origin's store and the manifest.
+func packedTenant(t *testing.T, b *blobMem, n int) (*store.Store, *pack.Manifest) {
+	t.Helper()
+	origin := openStore(t, "origin")
+	for i := range n {
+		put(t, origin, fmt.Sprintf("k%04d", i), fmt.Sprintf(`{"i":%d}`, i))
+		if i%5 == 4 {
+			del(t, origin, fmt.Sprintf("k%04d", i))
+		}
+	}
+	e := newEngine(t, origin, b, func(c *Config) { c.Packs.PartSize = 2048 })
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	runRound(t, e)
+	m, err := e.WritePack(bg, tenant, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m == nil || m.Docs != int64(n) || len(m.Parts) < 3 {
+		t.Fatalf("pack of %d documents: %+v", n, m)
+	}
+	return origin, m
+}
+
+// TestRestoreFromPack: an empty node restores a tenant from the pack
+// without reading a document object; every document, tombstone and base
+// matches the origin's; the round that follows reads only what changed
+// since the pack (one key rewritten by the origin), and nothing restored is
+// uploaded again.
+func TestRestoreFromPack(t *testing.T) {
+	b := newBlobMem("b")
+	origin, m := packedTenant(t, b, 200)
+	changed := put(t, origin, "k0007", `{"changed":true}`)
+	oe := newEngine(t, origin, b, nil)
+	if _, err := oe.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+
+	st := openStore(t, "empty")
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	b.objGets = 0
+	rs, err := e.Restore(bg, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs.Generation != m.Generation || rs.Applied != 200 || rs.Parts != len(m.Parts) || b.objGets != 0 {
+		t.Fatalf("Restore = %+v with %d document reads; want %d entries of %s from %d parts, no reads", rs, b.objGets, 200, m.Generation, len(m.Parts))
+	}
+	if !e.CatchingUp(tenant) {
+		t.Fatal("a restored tenant stopped catching up before its round")
+	}
+	if again, err := e.Restore(bg, tenant); err != nil || again.Generation != "" {
+		t.Fatalf("second Restore = %+v, %v; want nothing done", again, err)
+	}
+	rst := runRound(t, e)
+	if rst.Actions[Download] != 1 || b.objGets != 1 {
+		t.Fatalf("round after the restore: %d downloads, %d document reads; want 1 each (the changed key)", rst.Actions[Download], b.objGets)
+	}
+	if e.CatchingUp(tenant) {
+		t.Fatal("still catching up after the round")
+	}
+	for i := range 200 {
+		k := fmt.Sprintf("k%04d", i)
+		got, gok := localState(t, st, k)
+		want, wok := localState(t, origin, k)
+		if gok != wok || got != want {
+			t.Fatalf("%s: restored %+v %v, origin %+v %v", k, got, gok, want, wok)
+		}
+		if k == "k0007" && got.id != changed.Version.ID() {
+			t.Fatalf("k0007 is %v after the round, want the origin's rewrite", got.id)
+		}
+	}
+	up, err := e.Upload(bg, tenant)
+	if err != nil || up.Actions[Upload] != 0 {
+		t.Fatalf("upload after restore: %+v, %v; want nothing uploaded", up.Actions, err)
+	}
+	if rst := runRound(t, e); rst.Applied() != 0 {
+		t.Fatalf("a further round applied %d", rst.Applied())
+	}
+}
+
+// TestRestoreResumes: a restore that fails in the middle resumes at the
+// part that failed: the parts applied before are not read again.
+func TestRestoreResumes(t *testing.T) {
+	b := newBlobMem("b")
+	_, m := packedTenant(t, b, 200)
+	broken := pack.PartName(tenant, m.Generation, 3)
+	b.failGet = func(name string) error {
+		if name == broken {
+			return fault.New(fault.Transient, fault.Context{Key: name}, "injected")
+		}
+		return nil
+	}
+	st := openStore(t, "empty")
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant}; c.Packs.Parallel = 1 })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.Restore(bg, tenant)
+	if fault.ClassOf(err) != fault.Transient || rs.Parts != 2 {
+		t.Fatalf("Restore with part 3 failing = %+v, %v; want 2 parts then the transient error", rs, err)
+	}
+	cp, err := e.loadCheckpoint(tenant)
+	if err != nil || cp.packGen != m.Generation || cp.packPart != 2 || cp.packDone {
+		t.Fatalf("checkpoint after the failure: %+v, %v", cp, err)
+	}
+	b.mu.Lock()
+	b.failGet = nil
+	clear(b.gets)
+	b.mu.Unlock()
+	// A new engine on the same store: the restart after a crash.
+	e2 := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
+	if _, err := e2.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	rs, err = e2.Restore(bg, tenant)
+	if err != nil || rs.Parts != len(m.Parts)-2 || rs.Applied+rs.Skipped != int(m.Docs)-m.Parts[0].Docs-m.Parts[1].Docs {
+		t.Fatalf("resumed Restore = %+v, %v; want the %d parts after the first two", rs, err, len(m.Parts)-2)
+	}
+	for i := 1; i <= 2; i++ {
+		if n := b.gets[pack.PartName(tenant, m.Generation, i)]; n != 0 {
+			t.Fatalf("part %d read %d times by the resumed restore", i, n)
+		}
+	}
+	if n := count(t, st, tenant); n != 200 {
+		t.Fatalf("%d keys after the resumed restore, want 200", n)
+	}
+}
+
+func count(t *testing.T, st *store.Store, tenant string) int {
+	t.Helper()
+	n := 0
+	for _, err := range st.List(bg, tenant, store.ListOptions{Tombstones: true, KeysOnly: true}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	return n
+}
+
+// TestRestoreDamagedPack: a damaged part ends the restore as Corruption
+// and is not tried again; the round restores the rest from the objects.
+func TestRestoreDamagedPack(t *testing.T) {
+	b := newBlobMem("b")
+	origin, m := packedTenant(t, b, 100)
+	name := pack.PartName(tenant, m.Generation, 2)
+	b.damage(t, name, func(d []byte) { d[40] ^= 1 })
+	st := openStore(t, "empty")
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.Restore(bg, tenant)
+	if !errors.Is(err, fault.ErrCorruption) || rs.Parts != 1 {
+		t.Fatalf("Restore of a damaged part 2 = %+v, %v; want part 1 applied, then Corruption", rs, err)
+	}
+	if again, err := e.Restore(bg, tenant); err != nil || again.Generation != "" {
+		t.Fatalf("Restore after a damaged pack = %+v, %v; want it not tried again", again, err)
+	}
+	runRound(t, e)
+	for i := range 100 {
+		k := fmt.Sprintf("k%04d", i)
+		got, _ := localState(t, st, k)
+		want, _ := localState(t, origin, k)
+		if got != want {
+			t.Fatalf("%s: %+v, want %+v", k, got, want)
+		}
+	}
+}
+
+// TestPackRetention: a pack is written only when the newest is older than
+// Packs.Every; a superseded generation, and an incomplete one, are deleted
+// once a newer complete one has existed for Packs.Keep, not before.
+func TestPackRetention(t *testing.T) {
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	for i := range 10 {
+		put(t, origin, fmt.Sprintf("k%d", i), `{}`)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	e := newEngine(t, origin, b, func(c *Config) {
+		c.Now = func() time.Time { return now }
+		c.Packs = PackConfig{Every: time.Hour, Keep: 10 * time.Minute, MinDocs: 1}
+	})
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	m1, err := e.WritePack(bg, tenant, false)
+	if err != nil || m1 == nil || m1.Docs != 10 {
+		t.Fatalf("first WritePack = %+v, %v", m1, err)
+	}
+	// A generation a crashed writer left without a manifest.
+	now = now.Add(time.Minute)
+	abandoned := pack.NewGeneration(now, 1)
+	if _, err := b.PutBlob(bg, pack.PartName(tenant, abandoned, 1), []byte("x"), backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(30 * time.Minute)
+	if m, err := e.WritePack(bg, tenant, false); err != nil || m != nil {
+		t.Fatalf("WritePack with a pack 31 minutes old = %+v, %v; want none written", m, err)
+	}
+	now = now.Add(time.Hour)
+	m2, err := e.WritePack(bg, tenant, false)
+	if err != nil || m2 == nil {
+		t.Fatalf("WritePack with a pack older than Every = %+v, %v", m2, err)
+	}
+	gens := func() []string {
+		var gs []string
+		for _, n := range b.names(pack.Prefix(tenant)) {
+			if g, _, ok := pack.ParseName(tenant, n); ok && !slices.Contains(gs, g) {
+				gs = append(gs, g)
+			}
+		}
+		return gs
+	}
+	if g := gens(); len(g) != 3 {
+		t.Fatalf("generations right after the second pack: %v; want all 3 kept for Keep", g)
+	}
+	now = now.Add(10 * time.Minute)
+	if m, err := e.WritePack(bg, tenant, false); err != nil || m != nil {
+		t.Fatalf("WritePack = %+v, %v; want retention only", m, err)
+	}
+	if g := gens(); !slices.Equal(g, []string{m2.Generation}) {
+		t.Fatalf("generations after Keep: %v; want only %s", g, m2.Generation)
+	}
+}
+
+// TestPackLeavesOutUnsynced: a pack holds only what the node and the
+// backend agree on: not a key rewritten since its upload, nor one never
+// uploaded.
+func TestPackLeavesOutUnsynced(t *testing.T) {
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	put(t, origin, "a", `{}`)
+	put(t, origin, "b", `{}`)
+	e := newEngine(t, origin, b, nil)
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	put(t, origin, "a", `{"v":2}`)
+	put(t, origin, "c", `{}`)
+	m, err := e.WritePack(bg, tenant, true)
+	if err != nil || m.Docs != 1 || m.Parts[0].First != "b" || m.Parts[0].Last != "b" {
+		t.Fatalf("pack = %+v, %v; want only b", m, err)
+	}
+}
+
+// TestRestoreGenerationGone: a restore resuming on a generation that
+// retention deleted meanwhile starts over from the newest one.
+func TestRestoreGenerationGone(t *testing.T) {
+	b := newBlobMem("b")
+	_, m := packedTenant(t, b, 100)
+	st := openStore(t, "empty")
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	gone := pack.NewGeneration(time.Unix(1, 0), 1) // named by the checkpoint, absent from the backend
+	if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packGen, c.packPart = gone, 3 }); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.Restore(bg, tenant)
+	if err != nil || rs.Generation != m.Generation || rs.Applied != 100 {
+		t.Fatalf("Restore resuming a deleted generation = %+v, %v; want all of %s", rs, err, m.Generation)
+	}
+	if cp, err := e.loadCheckpoint(tenant); err != nil || !cp.packDone || cp.packGen != "" {
+		t.Fatalf("checkpoint after the restore: %+v, %v", cp, err)
+	}
+}
+
+// TestRestoreBatchBytes: a restore's store batches stop at applyBytes of
+// bodies, so large documents are not held a thousand at a time.
+func TestRestoreBatchBytes(t *testing.T) {
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	body := `{"pad":"` + strings.Repeat("x", 600<<10) + `"}`
+	const n = 20
+	for i := range n {
+		put(t, origin, fmt.Sprintf("big%02d", i), body)
+	}
+	oe := newEngine(t, origin, b, nil)
+	if _, err := oe.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := oe.WritePack(bg, tenant, true); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	largest := 0
+	st, err := store.Open(t.TempDir(), store.Options{NodeID: "empty", Durability: store.Buffered,
+		OnCommit: func(size int, _ time.Duration) {
+			mu.Lock()
+			largest = max(largest, size)
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant} })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := e.Restore(bg, tenant)
+	if err != nil || rs.Applied != n {
+		t.Fatalf("Restore = %+v, %v", rs, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if want := applyBytes/len(body) + 1; largest > want {
+		t.Fatalf("a restore batch committed %d documents of %d bytes; want at most %d", largest, len(body), want)
+	}
+}

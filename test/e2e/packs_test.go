@@ -1,0 +1,155 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestPackRestoreResumesAfterKill: node A takes n documents on an fs
+// backend and, after its round, writes a catch-up pack of small parts.
+// Node B starts on an empty data directory with the failpoint
+// reconcile.restore.part armed to SIGKILL it once its third part is
+// applied and checkpointed. Restarted, B resumes the restore at the fourth
+// part (its log names the parts it applied: all but the first three),
+// becomes ready, serves every document with A's ETag, and has read no
+// document object from the backend: the pack brought them all.
+func TestPackRestoreResumesAfterKill(t *testing.T) {
+	const n = 3000
+	dir := t.TempDir()
+	beDir := filepath.Join(dir, "backend")
+	common := []string{"--backend", "b=fs:" + beDir, "--reconcile-interval", "0"}
+	a := startNode(t, filepath.Join(dir, "a"), append(common, "--pack-min-docs", "1", "--pack-part-bytes", "16KiB")...)
+	var nd strings.Builder
+	for i := range n {
+		fmt.Fprintf(&nd, `{"k":"k%05d","i":%d,"pad":"%s"}`+"\n", i, i, strings.Repeat("x", 40))
+	}
+	file := filepath.Join(dir, "in.ndjson")
+	if err := os.WriteFile(file, []byte(nd.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ingestFile(t, a, "--key-field", "k", file)
+	reconcileCLI(t, "http://"+adminAddr(t, a), "run", "--wait", "--tenant", "demo")
+	want := nodeETags(t, a)
+	if len(want) != n {
+		t.Fatalf("A lists %d documents, want %d", len(want), n)
+	}
+	parts := waitForPack(t, filepath.Join(beDir, "_cairn", "pack", "demo"))
+	if parts < 5 {
+		t.Fatalf("A's pack has %d parts; the test wants at least 5", parts)
+	}
+	if err := a.stop(); err != nil {
+		t.Fatalf("stopping A: %v\n%s", err, a.stderr)
+	}
+
+	dataB := filepath.Join(dir, "b")
+	b := startNode(t, dataB, append(common, "--enable-chaos", "--chaos-seed", "1",
+		"--failpoints", "reconcile.restore.part=kill@3")...)
+	if err := b.wait(2 * time.Minute); !killedBySIGKILL(err) {
+		t.Fatalf("B exited with %v, want SIGKILL at the failpoint\n%s", err, b.stderr)
+	}
+	b = startNode(t, dataB, append(common, "--log-level", "info")...)
+	admin := "http://" + adminAddr(t, b)
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		code, _ := httpGet(t, admin+"/readyz")
+		if code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("B not ready 2 minutes after its restart\n%s", b.stderr)
+		}
+		time.Sleep(20 * time.Millisecond) // polling another process
+	}
+	restored := restoreLog(t, b.stderr.String())
+	if restored.Parts != parts-3 || restored.Applied == 0 || restored.Applied >= n {
+		t.Fatalf("the restart's restore: %+v; want the %d parts after the first 3 of %d", restored, parts-3, parts)
+	}
+	got := nodeETags(t, b)
+	if len(got) != n {
+		t.Fatalf("B lists %d documents, want %d", len(got), n)
+	}
+	for k, etag := range want {
+		if got[k] != etag {
+			t.Fatalf("%s: B has ETag %s, A had %s", k, got[k], etag)
+		}
+	}
+	if gets := metricSum(t, admin, `cairn_backend_operations_total{backend="b",op="backend.get"`); gets != 0 {
+		t.Errorf("B read %v document objects from the backend; the pack should have brought them all", gets)
+	}
+	if err := b.stop(); err != nil {
+		t.Errorf("stopping B: %v\n%s", err, b.stderr)
+	}
+}
+
+// restoreLine is the log record of a finished restore.
+type restoreLine struct {
+	Msg        string `json:"msg"`
+	Generation string `json:"generation"`
+	Parts      int    `json:"parts"`
+	Applied    int    `json:"applied"`
+	Skipped    int    `json:"skipped"`
+}
+
+func restoreLog(t *testing.T, stderr string) restoreLine {
+	t.Helper()
+	sc := bufio.NewScanner(strings.NewReader(stderr))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var l restoreLine
+		if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "reconcile: restored from a catch-up pack" {
+			return l
+		}
+	}
+	t.Fatalf("no restore in the log:\n%s", stderr)
+	return restoreLine{}
+}
+
+// waitForPack waits for a complete pack generation under dir (an fs
+// backend's pack directory of a tenant) and returns its number of parts.
+func waitForPack(t *testing.T, dir string) int {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ms, _ := filepath.Glob(filepath.Join(dir, "*", "manifest"))
+		if len(ms) > 0 {
+			ps, err := filepath.Glob(filepath.Join(filepath.Dir(ms[0]), "part-*"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(ps)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no complete pack under %s within a minute", dir)
+		}
+		time.Sleep(20 * time.Millisecond) // polling another process
+	}
+}
+
+// metricSum adds the values of the admin /metrics series whose text starts
+// with prefix.
+func metricSum(t *testing.T, admin, prefix string) float64 {
+	t.Helper()
+	_, body := httpGet(t, admin+"/metrics")
+	sum := 0.0
+	line := regexp.MustCompile(`^(\S+) (\S+)$`)
+	for _, l := range strings.Split(body, "\n") {
+		m := line.FindStringSubmatch(l)
+		if m == nil || !strings.HasPrefix(m[1], prefix) {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			t.Fatalf("metric line %q: %v", l, err)
+		}
+		sum += v
+	}
+	return sum
+}
