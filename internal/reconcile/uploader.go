@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -12,8 +13,8 @@ import (
 
 // Upload is the fast path: it drains tenant's change log after the
 // persisted upload position and, for each changed key, syncs the key's
-// latest local version with the backend (Decide against the base and a
-// Stat of the remote; usually an Upload). Keys are handled up to
+// latest local version with the backend (usually one conditional put:
+// see uploadKey). Keys are handled up to
 // Config.UploadConcurrency at once, a page of the log at a time; the
 // position is saved after each page, once every key in it is handled, so
 // a crash redoes at most one page (and the actions are idempotent). Keys
@@ -124,8 +125,19 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 	return first
 }
 
-// uploadKey syncs one key from its latest local version and a Stat of the
-// remote.
+// uploadKey syncs one key from its latest local version in one backend
+// request when nothing changed remotely: the remote is taken to be the
+// base (the object last synced, by its ETag; absent without a base), and
+// when Decide on that says Upload the put goes straight out, if-match the
+// base's ETag (if-none-match without a base). If the backend answers 412
+// the remote did change: it is read and the key settles through
+// decideAndApply as a round would (conflict, download, upload over the
+// new object, or a base update when it already holds the local version,
+// as after a crash between an upload and its base). When local and base
+// agree there is nothing to upload and no request is made: what peers
+// wrote is the rounds' (and the feed's) to bring. Anything else (no
+// usable base ETag, a decision other than Upload) reads the remote's
+// entry first, as a round's key would be.
 func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) error {
 	var local *store.Record
 	rec, err := e.st.Get(ctx, tenant, key)
@@ -136,18 +148,74 @@ func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) e
 	case fault.ClassOf(err) != fault.NotFound:
 		return err
 	}
+	release, err := e.inflight.Acquire(ctx, tenant, key)
+	if err != nil {
+		return err
+	}
+	defer release()
+	k := &keyState{tenant: tenant, key: key, local: local}
+	if k.base, err = e.base(ctx, tenant, key, nil); err != nil {
+		return err
+	}
+	if k.base == nil || k.base.RemoteETag != "" {
+		k.assumed = true
+		if k.base != nil {
+			k.remote = &backend.Entry{Key: key, ETag: k.base.RemoteETag}
+		}
+		switch Explain(k.sides()).Action {
+		case InSync:
+			return nil
+		case Upload:
+			err := e.decideAndApply(ctx, k, st, nil)
+			if errors.Is(err, errStaleBase) {
+				k.assumed = false
+				err = e.fetch(ctx, k)
+				if fault.ClassOf(err) == fault.Corruption {
+					err = e.statDamaged(ctx, k, err)
+				}
+				if err == nil {
+					err = e.decideAndApply(ctx, k, st, nil)
+				}
+			}
+			return e.settle(ctx, k, err, st)
+		}
+		k.assumed, k.remote = false, nil
+	}
 	ent, err := call(ctx, e, backend.OpStat, func(ctx context.Context) (backend.Entry, error) {
 		return e.be.Stat(ctx, tenant, key)
 	})
-	var remote *backend.Entry
 	switch {
 	case err == nil:
-		remote = &ent
+		k.remote = &ent
 	case fault.ClassOf(err) != fault.NotFound:
 		return e.unavailable(err)
 	}
-	return e.syncKey(ctx, tenant, key, local, remote, st, nil)
+	return e.settle(ctx, k, e.decideAndApply(ctx, k, st, nil), st)
 }
+
+// statDamaged learns the ETag of k's remote object, which failed
+// verification with cause when read, so that its quarantine row names it
+// and the repair overwrites only it (a Get that fails verification
+// returns no entry). It returns cause once k.remote is that entry, nil
+// when the object is gone (k.remote nil: decide again).
+func (e *Engine) statDamaged(ctx context.Context, k *keyState, cause error) error {
+	ent, err := call(ctx, e, backend.OpStat, func(ctx context.Context) (backend.Entry, error) {
+		return e.be.Stat(ctx, k.tenant, k.key)
+	})
+	switch {
+	case err == nil:
+		k.remote = &ent
+		return cause
+	case fault.ClassOf(err) == fault.NotFound:
+		k.remote, k.obj = nil, nil
+		return nil
+	}
+	return e.unavailable(err)
+}
+
+// errStaleBase marks a put that assumed the remote was the base's object
+// and found otherwise (412): the remote changed since the base.
+var errStaleBase = errors.New("remote changed since the base")
 
 func (s *Stats) add(o *Stats) {
 	s.Conflicts += o.Conflicts
