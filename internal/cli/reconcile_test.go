@@ -101,6 +101,8 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--conflict-policy", "Acme=lww"}, nil, `--conflict-policy "Acme=lww"`},
 		{[]string{"--reconcile-interval", "-1s"}, nil, "--reconcile-interval -1s"},
 		{[]string{"--gc-interval", "-1s"}, nil, "--gc-interval -1s: want 0 (never) or more"},
+		{[]string{"--coalesce-window", "-5ms"}, nil, "--coalesce-window -5ms: want 0 (none) or more"},
+		{nil, map[string]string{"CAIRN_COALESCE_WINDOW": "soon"}, "CAIRN_COALESCE_WINDOW"},
 		{[]string{"--gc-grace", "30s"}, nil, "--gc-grace 30s: want more than --reconcile-interval (30s)"},
 		{[]string{"--reconcile-interval", "2h", "--gc-grace", "1h"}, nil, "--gc-grace 1h0m0s: want more than --reconcile-interval (2h0m0s)"},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "b=4"}, nil, `--backend-concurrency "b=4": no --backend named "b"`},

@@ -53,7 +53,7 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 			limit = min(limit, n-done)
 		}
 		batch = batch[:0]
-		read := e.cfg.Now() // before the read: see caughtUp
+		read := e.reading(tenant) // before the read: see caughtUp
 		for c, err := range e.st.Changes(ctx, tenant, after, limit) {
 			if err != nil {
 				return st, false, err
@@ -71,6 +71,13 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 		after = batch[len(batch)-1].Seq
 		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.uploadSeq = max(c.uploadSeq, after) }); err != nil {
 			return st, false, err
+		}
+		if len(batch) < limit {
+			// The read found the log's end: changes made since were told
+			// by Changed and get a drain of their own, after the
+			// coalescing window (sched.changed), not this one.
+			e.caughtUp(tenant, read)
+			return st, false, nil
 		}
 	}
 	return st, true, nil
@@ -241,14 +248,31 @@ func (e *Engine) behind(tenant string, t time.Time) {
 	e.pending[tenant] = t
 }
 
+// reading notes that a read of tenant's change log begins now, and
+// returns the time.
+func (e *Engine) reading(tenant string) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.told, tenant)
+	return e.cfg.Now()
+}
+
 // caughtUp records that tenant's change log was found drained by a read
 // that started at read. A change committed after that read was announced
-// by Changed at a later time, so only an older mark is cleared.
+// by Changed at a later time, so only an older mark is cleared; and a
+// change told since the read began (which found the old mark and so left
+// none of its own) becomes the mark: it waits for the next drain, a
+// coalescing window away.
 func (e *Engine) caughtUp(tenant string, read time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if t, ok := e.pending[tenant]; ok && t.Before(read) {
 		delete(e.pending, tenant)
+	}
+	if t, ok := e.told[tenant]; ok {
+		if p, marked := e.pending[tenant]; !marked || t.Before(p) {
+			e.pending[tenant] = t
+		}
 	}
 }
 

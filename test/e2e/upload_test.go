@@ -3,11 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/minio/minio-go/v7"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -93,4 +96,53 @@ func backendOps(t *testing.T, admin string) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// TestUploadCoalescesHotKey: on the real binary against versitygw, one key
+// rewritten back to back for two seconds (hundreds of writes a second) is
+// uploaded at most once per --coalesce-window (50ms: 20 a second), and the
+// backend ends at the last version written.
+func TestUploadCoalescesHotKey(t *testing.T) {
+	g := s3test.Start(t, "cairn-e2e-hot")
+	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
+	p := startNode(t, t.TempDir(), "--backend", "remote=s3://cairn-e2e-hot/n?endpoint="+g.Endpoint+"&insecure=1",
+		"--reconcile-interval", "0", "--coalesce-window", "50ms")
+	admin := "http://" + adminAddr(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	before := backendOps(t, admin)
+	start := time.Now()
+	writes, last := 0, ""
+	for ; time.Since(start) < 2*time.Second; writes++ {
+		last = fmt.Sprintf(`{"n":%d}`, writes)
+		if resp, body, err := p.do(ctx, http.MethodPut, "hot", last); err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("PUT hot: %v %v %s", err, resp, body)
+		}
+	}
+	elapsed := time.Since(start)
+	// The last write's upload comes at most a window later: wait for the
+	// backend to hold it (polled across processes).
+	mc := g.Client(t)
+	for {
+		if obj, err := mc.GetObject(ctx, "cairn-e2e-hot", "n/demo/hot", minio.GetObjectOptions{}); err == nil {
+			raw, err := io.ReadAll(obj)
+			obj.Close()
+			if err == nil && strings.HasSuffix(string(raw), last) {
+				break
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("the backend never held the last write %s", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	after := backendOps(t, admin)
+	puts := after["backend.put"] - before["backend.put"]
+	// One upload a window, one at the start, one for the last write.
+	if limit := elapsed.Seconds()/0.05 + 2; puts > limit {
+		t.Errorf("%v uploads for %d writes of one key in %v, want at most %.0f (one a window)", puts, writes, elapsed, limit)
+	}
+	t.Logf("%d writes, %v uploads in %v", writes, puts, elapsed)
 }
