@@ -22,6 +22,7 @@ type keyState struct {
 	// uploader's one-request write); a put that finds otherwise fails
 	// with errStaleBase.
 	assumed bool
+	sent    *Uploaded // the last object put for the key, if any
 }
 
 // remoteVersion is the version the remote actually holds, if known: read,
@@ -319,6 +320,7 @@ func (e *Engine) put(ctx context.Context, k *keyState, v *doc.Version, body []by
 	if err != nil {
 		return "", e.unavailable(err)
 	}
+	k.sent = &Uploaded{Key: k.key, Version: *v, ETag: etag}
 	st.BytesUp += int64(len(body))
 	return etag, nil
 }

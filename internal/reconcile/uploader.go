@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/store"
 )
@@ -65,7 +66,7 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 			return st, false, nil
 		}
 		e.behind(tenant, batch[0].Version.HLC.Time())
-		if err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
+		if _, err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
 			return st, false, err
 		}
 		after = batch[len(batch)-1].Seq
@@ -83,13 +84,23 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 	return st, true, nil
 }
 
+// Uploaded is an object the uploader wrote: its key, the version it holds
+// and the backend's ETag for it.
+type Uploaded struct {
+	Key     string
+	Version doc.Version
+	ETag    string
+}
+
 // uploadPage syncs the distinct keys of one page of changes with bounded
-// concurrency; it returns the first error that ends the drain.
-func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Change, st *Stats) error {
+// concurrency. It returns what it wrote to the backend, in no particular
+// order, and the first error that ends the drain.
+func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Change, st *Stats) ([]Uploaded, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu       sync.Mutex // guards st and first
+		mu       sync.Mutex // guards st, sent and first
+		sent     []Uploaded
 		first    error
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, e.cfg.UploadConcurrency)
@@ -114,11 +125,14 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 			defer wg.Done()
 			defer func() { <-sem }()
 			var ks Stats
-			err := e.uploadKey(ctx, tenant, key, &ks)
+			up, err := e.uploadKey(ctx, tenant, key, &ks)
 			mu.Lock()
 			defer mu.Unlock()
 			st.Scanned++
 			st.add(&ks)
+			if up != nil {
+				sent = append(sent, *up)
+			}
 			if err != nil && first == nil {
 				first = err
 				cancel()
@@ -129,7 +143,7 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 	if first == nil && stopping {
 		first = context.Cause(ctx)
 	}
-	return first
+	return sent, first
 }
 
 // uploadKey syncs one key from its latest local version in one backend
@@ -145,7 +159,7 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 // wrote is the rounds' (and the feed's) to bring. Anything else (no
 // usable base ETag, a decision other than Upload) reads the remote's
 // entry first, as a round's key would be.
-func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) error {
+func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) (*Uploaded, error) {
 	var local *store.Record
 	rec, err := e.st.Get(ctx, tenant, key)
 	switch {
@@ -153,16 +167,16 @@ func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) e
 		rec.Body = nil
 		local = &rec
 	case fault.ClassOf(err) != fault.NotFound:
-		return err
+		return nil, err
 	}
 	release, err := e.inflight.Acquire(ctx, tenant, key)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer release()
 	k := &keyState{tenant: tenant, key: key, local: local}
 	if k.base, err = e.base(ctx, tenant, key, nil); err != nil {
-		return err
+		return nil, err
 	}
 	if k.base == nil || k.base.RemoteETag != "" {
 		k.assumed = true
@@ -171,7 +185,7 @@ func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) e
 		}
 		switch Explain(k.sides()).Action {
 		case InSync:
-			return nil
+			return nil, nil
 		case Upload:
 			err := e.decideAndApply(ctx, k, st, nil)
 			if errors.Is(err, errStaleBase) {
@@ -184,7 +198,8 @@ func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) e
 					err = e.decideAndApply(ctx, k, st, nil)
 				}
 			}
-			return e.settle(ctx, k, err, st)
+			err = e.settle(ctx, k, err, st) // before k.sent: a repair puts
+			return k.sent, err
 		}
 		k.assumed, k.remote = false, nil
 	}
@@ -195,9 +210,10 @@ func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) e
 	case err == nil:
 		k.remote = &ent
 	case fault.ClassOf(err) != fault.NotFound:
-		return e.unavailable(err)
+		return nil, e.unavailable(err)
 	}
-	return e.settle(ctx, k, e.decideAndApply(ctx, k, st, nil), st)
+	err = e.settle(ctx, k, e.decideAndApply(ctx, k, st, nil), st)
+	return k.sent, err
 }
 
 // statDamaged learns the ETag of k's remote object, which failed

@@ -322,3 +322,38 @@ func countConflicts(t *testing.T, s *store.Store, key string) int {
 	}
 	return n
 }
+
+// TestUploadPageReportsWhatItWrote: uploadPage returns each object it put,
+// with the version and the backend's ETag, and nothing for a key it had
+// nothing to upload for.
+func TestUploadPageReportsWhatItWrote(t *testing.T) {
+	s := openStore(t, "a")
+	m := mem.New("b")
+	e := newEngine(t, s, m, nil)
+	put(t, s, "same", `{"v":1}`)
+	upload(t, e)
+	want := map[string]store.Record{"a": put(t, s, "a", `{"a":1}`), "b": put(t, s, "b", `{"b":1}`)}
+	want["b"] = del(t, s, "b")
+	var batch []store.Change
+	for c, err := range s.Changes(bg, tenant, 0, 100) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch = append(batch, c)
+	}
+	var st Stats
+	sent, err := e.uploadPage(bg, tenant, batch, &st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sent) != len(want) {
+		t.Fatalf("uploadPage reported %+v, want %d objects", sent, len(want))
+	}
+	for _, u := range sent {
+		rec, ok := want[u.Key]
+		ent, err := m.Stat(bg, tenant, u.Key)
+		if !ok || err != nil || u.Version.ID() != rec.Version.ID() || u.ETag != ent.ETag {
+			t.Errorf("reported %s %v %s; want version %v, backend ETag %s (%v)", u.Key, u.Version.ID(), u.ETag, rec.Version.ID(), ent.ETag, err)
+		}
+	}
+}
