@@ -61,6 +61,10 @@ func replbenchCommand(ctx context.Context, args []string, env Env) int {
 		}
 		o.Binaries = append(o.Binaries, replbench.Binary{Label: label, Path: path})
 	}
+	if o.Docs < 1 || o.Duration <= 0 || o.HotRate < 1 || o.FlowRate < 1 || o.ProbeEvery < 1 || o.ProbeTimeout <= 0 {
+		fmt.Fprintf(env.Stderr, "cairn-lab bench-replication: --docs, --duration, --hot-rate, --flow-rate, --probe-every and --probe-timeout: want more than 0\n")
+		return exitUsage
+	}
 	for _, r := range strings.Split(*rows, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n < 1 || n >= len(replbench.Rows) {
