@@ -104,6 +104,8 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--pack-interval", "-1s"}, nil, "--pack-interval -1s: want 0 (no packs) or more"},
 		{[]string{"--pack-min-docs", "0"}, nil, "--pack-min-docs 0: want 1 or more"},
 		{[]string{"--pack-part-bytes", "1GiB"}, nil, "want at most 67108864 bytes"},
+		{[]string{"--coalesce-window", "-5ms"}, nil, "--coalesce-window -5ms: want 0 (none) or more"},
+		{nil, map[string]string{"CAIRN_COALESCE_WINDOW": "soon"}, "CAIRN_COALESCE_WINDOW"},
 		{[]string{"--gc-grace", "30s"}, nil, "--gc-grace 30s: want more than --reconcile-interval (30s)"},
 		{[]string{"--reconcile-interval", "2h", "--gc-grace", "1h"}, nil, "--gc-grace 1h0m0s: want more than --reconcile-interval (2h0m0s)"},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "b=4"}, nil, `--backend-concurrency "b=4": no --backend named "b"`},

@@ -52,6 +52,7 @@ type serveFlags struct {
 	backends      listFlag
 	policies      listFlag
 	reconcileIvl  time.Duration
+	coalesce      time.Duration
 	gcGrace       time.Duration
 	gcInterval    time.Duration
 	beConc        listFlag   // NAME=N
@@ -106,6 +107,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.beOps, "backend-ops", "at most RATE reconciler calls per second to a backend, `NAME=RATE` (default unlimited); repeatable")
 	fs.Var(&f.beBytes, "backend-bytes", "at most SIZE document bytes per second to and from a backend, `NAME=SIZE` e.g. s3=20MiB (default unlimited); repeatable")
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
+	fs.DurationVar(&f.coalesce, "coalesce-window", reconcile.DefaultCoalesceWindow, "least time between two uploads of a tenant's changes: a key rewritten within it is uploaded once, at its latest version, and a change waits at most this long more; 0: upload every change at once")
 	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval")
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
@@ -277,6 +279,9 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.gcInterval < 0 {
 		return fmt.Errorf("%s: want 0 (never) or more", f.origin.named("gc-interval", f.gcInterval))
 	}
+	if f.coalesce < 0 {
+		return fmt.Errorf("%s: want 0 (none) or more", f.origin.named("coalesce-window", f.coalesce))
+	}
 	// A grace period a node can miss between two rounds lets the collector
 	// remove a delete that node has not seen: it would upload its copy back.
 	if f.gcGrace <= f.reconcileIvl {
@@ -294,7 +299,7 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.packMinDocs < 1 {
 		return fmt.Errorf("%s: want 1 or more", f.origin.named("pack-min-docs", f.packMinDocs))
 	}
-	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
+	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, CoalesceWindow: f.coalesce, Policies: map[string]reconcile.Policy{},
 		GCGrace: f.gcGrace, GCInterval: f.gcInterval, Packs: reconcile.PackConfig{Every: f.packEvery, MinDocs: f.packMinDocs, PartSize: int(f.packPart)}}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)

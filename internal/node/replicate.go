@@ -80,6 +80,9 @@ type Replication struct {
 	// Packs configures the catch-up packs each engine writes and restores
 	// from (reconcile.PackConfig; the zero value writes none).
 	Packs reconcile.PackConfig
+	// CoalesceWindow is reconcile.Config.CoalesceWindow: the least time
+	// between two uploads of a tenant's changes; 0 means none.
+	CoalesceWindow time.Duration
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -196,7 +199,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		eng, err := reconcile.New(reconcile.Config{
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
-			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
+			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Logger: n.log, Packs: rc.Packs,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
 		})

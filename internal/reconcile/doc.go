@@ -15,7 +15,8 @@
 //
 // An [Engine] ([New]) does the I/O for one (store, backend) pair:
 // [Engine.Upload] drains a tenant's change log to the backend (the fast
-// path), [Engine.Round] merge-joins the store's listing, the backend's and
+// path: one conditional put per changed key, coalesced by
+// Config.CoalesceWindow under Run), [Engine.Round] merge-joins the store's listing, the backend's and
 // the bases, deciding and applying key by key (the safety net), and
 // [Engine.Run] runs both for every tenant the node serves. A [Collector]
 // over all of a node's engines removes tombstones every backend holds, past

@@ -15,6 +15,11 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
+// DefaultCoalesceWindow is cairn serve's --coalesce-window: a key
+// rewritten continuously is uploaded at most 20 times a second, and a
+// change waits at most 50 ms longer to be uploaded.
+const DefaultCoalesceWindow = 50 * time.Millisecond
+
 // Errors a round ends with besides the store's and the backend's own.
 var (
 	// ErrNeedsConfirm: the round stopped before a deletion that the
@@ -62,6 +67,12 @@ type Config struct {
 	CheckpointEvery int
 	// UploadConcurrency bounds the uploader's concurrent keys; 0 means 8.
 	UploadConcurrency int
+	// CoalesceWindow is the least time between two drains of a tenant's
+	// change log that Changed asks for: changes told within it wait for
+	// its end and are drained together, each key uploaded once at its
+	// latest version (see sched.changed). 0 means none: every Changed
+	// drains at once. DefaultCoalesceWindow is what serve uses.
+	CoalesceWindow time.Duration
 	// Limits bound the engine's calls to the backend (concurrency, ops/s,
 	// bytes/s), shared by rounds and the uploader; the zero value means
 	// DefaultConcurrency calls at once and no rate limits.
@@ -125,6 +136,7 @@ type Engine struct {
 	mu       sync.Mutex // guards the following
 	progress map[string]Progress
 	pending  map[string]time.Time    // tenant → its oldest change not yet uploaded (ReplicationLag)
+	told     map[string]time.Time    // tenant → its first change told by Changed since its log was last read
 	confirm  map[string]bool         // tenants whose next round may pass the guard
 	tenants  map[string]*tenantState // every tenant served, for catching up (catchup.go)
 	listed   bool                    // the backend's tenants were listed once
@@ -192,7 +204,8 @@ func New(cfg Config) (*Engine, error) {
 	cfg.Packs.fill()
 	e := &Engine{
 		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
-		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, confirm: map[string]bool{},
+		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, told: map[string]time.Time{},
+		confirm:  map[string]bool{},
 		tenants:  map[string]*tenantState{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
 		packWant: map[string]bool{}, packKick: make(chan struct{}, 1),
@@ -241,8 +254,12 @@ func (e *Engine) Trigger() {
 // it. It never blocks: when the inbox is full the next pass catches up.
 func (e *Engine) Changed(tenant string) {
 	e.mu.Lock()
+	now := e.cfg.Now()
 	if _, ok := e.pending[tenant]; !ok {
-		e.pending[tenant] = e.cfg.Now()
+		e.pending[tenant] = now
+	}
+	if _, ok := e.told[tenant]; !ok {
+		e.told[tenant] = now
 	}
 	e.mu.Unlock()
 	select {
@@ -311,7 +328,9 @@ func (e *Engine) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case tenant := <-e.changed:
-				s.upload(ctx, tenant)
+				s.changed(ctx, tenant)
+			case <-s.dueC():
+				s.drainDue(ctx)
 			case req := <-e.requests:
 				s.serve(ctx, req)
 			case <-e.triggers:
@@ -333,7 +352,9 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case tenant := <-e.changed:
-			s.upload(ctx, tenant)
+			s.changed(ctx, tenant)
+		case <-s.dueC():
+			s.drainDue(ctx)
 		case req := <-e.requests:
 			s.serve(ctx, req)
 		case <-e.triggers:

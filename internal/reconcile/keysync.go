@@ -18,6 +18,11 @@ type keyState struct {
 	remote      *backend.Entry // the remote object's entry, nil if none
 	obj         *backend.Object
 	base        *store.SyncState
+	// assumed: remote is not read but taken to be the base's object (the
+	// uploader's one-request write); a put that finds otherwise fails
+	// with errStaleBase.
+	assumed bool
+	sent    *Uploaded // the last object put for the key, if any
 }
 
 // remoteVersion is the version the remote actually holds, if known: read,
@@ -76,7 +81,14 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 	if k.base, err = e.base(ctx, tenant, key, g); err != nil {
 		return err
 	}
-	err = e.decideAndApply(ctx, k, st, g)
+	return e.settle(ctx, k, e.decideAndApply(ctx, k, st, g), st)
+}
+
+// settle ends a key's handling with the outcome err of deciding and
+// applying it: per-key outcomes (skipped, corrupt remote, raced) are
+// counted in st and return nil; other errors are returned.
+func (e *Engine) settle(ctx context.Context, k *keyState, err error, st *Stats) error {
+	tenant, key := k.tenant, k.key
 	switch {
 	case errors.Is(err, errSkip):
 		return nil
@@ -302,9 +314,13 @@ func (e *Engine) put(ctx context.Context, k *keyState, v *doc.Version, body []by
 	etag, err := call(ctx, e, backend.OpPut, func(ctx context.Context) (string, error) {
 		return e.be.Put(ctx, k.tenant, k.key, *v, body, pre)
 	})
+	if k.assumed && fault.ClassOf(err) == fault.PreconditionFailed {
+		return "", fmt.Errorf("%w: %w", errStaleBase, err)
+	}
 	if err != nil {
 		return "", e.unavailable(err)
 	}
+	k.sent = &Uploaded{Key: k.key, Version: *v, ETag: etag}
 	st.BytesUp += int64(len(body))
 	return etag, nil
 }

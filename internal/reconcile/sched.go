@@ -41,6 +41,14 @@ type sched struct {
 	queue []*turn     // the pass in progress: tenants waiting for a turn, next first
 	again bool        // a pass was asked for while one was in progress
 	retry *time.Timer // armed when an open breaker stopped a pass or an upload
+
+	// Coalescing (Config.CoalesceWindow): drained holds when each
+	// tenant's last drain for Changed began; due the tenants whose next
+	// drain waits for the window's end, and when it may begin; dueTimer
+	// fires at the earliest of those.
+	drained  map[string]time.Time
+	due      map[string]time.Time
+	dueTimer *time.Timer
 }
 
 // turn is one tenant's place in a pass.
@@ -175,16 +183,101 @@ func (s *sched) serve(ctx context.Context, req roundRequest) {
 	s.unavailable(ctx, err)
 }
 
+// changed handles Changed's news of tenant: a drain now, or, within
+// Config.CoalesceWindow of the tenant's last drain, one at the window's
+// end. Every change told meanwhile rides on that one drain, which uploads
+// each key of a page once, at its latest version: a key rewritten
+// continuously is uploaded at most once a window, and a change waits at
+// most a window longer than it would without coalescing (the first
+// change after a quiet window is drained at once).
+func (s *sched) changed(ctx context.Context, tenant string) {
+	w := s.e.cfg.CoalesceWindow
+	if w <= 0 {
+		s.upload(ctx, tenant)
+		return
+	}
+	if _, waiting := s.due[tenant]; waiting {
+		return // the drain at the window's end reads this change too
+	}
+	now := time.Now()
+	if at := s.drained[tenant].Add(w); now.Before(at) {
+		s.wait(tenant, at)
+		return
+	}
+	s.drain(ctx, tenant, now)
+}
+
+// drain drains tenant now and notes when, for the window.
+func (s *sched) drain(ctx context.Context, tenant string, now time.Time) {
+	if s.drained == nil {
+		s.drained = map[string]time.Time{}
+	}
+	s.drained[tenant] = now
+	s.upload(ctx, tenant)
+}
+
+// wait schedules tenant's drain at at.
+func (s *sched) wait(tenant string, at time.Time) {
+	if s.due == nil {
+		s.due = map[string]time.Time{}
+	}
+	s.due[tenant] = at
+	s.armDue()
+}
+
+func (s *sched) dueC() <-chan time.Time {
+	if s.dueTimer == nil || len(s.due) == 0 {
+		return nil
+	}
+	return s.dueTimer.C
+}
+
+// armDue sets the timer to the earliest scheduled drain.
+func (s *sched) armDue() {
+	var first time.Time
+	for _, at := range s.due {
+		if first.IsZero() || at.Before(first) {
+			first = at
+		}
+	}
+	if first.IsZero() {
+		return
+	}
+	d := time.Until(first)
+	if s.dueTimer == nil {
+		s.dueTimer = time.NewTimer(d)
+		return
+	}
+	s.dueTimer.Reset(d)
+}
+
+// drainDue drains the tenants whose window has ended.
+func (s *sched) drainDue(ctx context.Context) {
+	now := time.Now()
+	for tenant, at := range s.due {
+		if !now.Before(at) {
+			delete(s.due, tenant)
+			s.drain(ctx, tenant, now)
+		}
+	}
+	s.armDue()
+}
+
 // upload drains up to TurnKeys changes of tenant's log, as Changed asked.
 // A longer log goes back to the end of the changed inbox (Changed, which
 // never blocks: a full inbox turns into a pass), so a tenant that wrote a
-// million documents holds Run for one turn at a time, like a round.
+// million documents holds Run for one turn at a time, like a round; its
+// next turn does not wait for a coalescing window (a backlog is not a hot
+// key).
 func (s *sched) upload(ctx context.Context, tenant string) {
 	_, more, err := s.e.uploadSome(ctx, tenant, s.e.cfg.TurnKeys)
 	switch {
 	case errors.Is(err, ErrBackendUnavailable):
 		s.armRetry() // the change waits for the backend: come back for it
 	case more && err == nil:
+		if s.drained != nil {
+			delete(s.drained, tenant)
+		}
 		s.e.Changed(tenant)
 	}
 }
@@ -225,5 +318,8 @@ func (s *sched) stop(ctx context.Context) {
 	s.queue = nil
 	if s.retry != nil {
 		s.retry.Stop()
+	}
+	if s.dueTimer != nil {
+		s.dueTimer.Stop()
 	}
 }

@@ -2,18 +2,20 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
 // Upload is the fast path: it drains tenant's change log after the
 // persisted upload position and, for each changed key, syncs the key's
-// latest local version with the backend (Decide against the base and a
-// Stat of the remote; usually an Upload). Keys are handled up to
+// latest local version with the backend (usually one conditional put:
+// see uploadKey). Keys are handled up to
 // Config.UploadConcurrency at once, a page of the log at a time; the
 // position is saved after each page, once every key in it is handled, so
 // a crash redoes at most one page (and the actions are idempotent). Keys
@@ -52,7 +54,7 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 			limit = min(limit, n-done)
 		}
 		batch = batch[:0]
-		read := e.cfg.Now() // before the read: see caughtUp
+		read := e.reading(tenant) // before the read: see caughtUp
 		for c, err := range e.st.Changes(ctx, tenant, after, limit) {
 			if err != nil {
 				return st, false, err
@@ -64,24 +66,41 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 			return st, false, nil
 		}
 		e.behind(tenant, batch[0].Version.HLC.Time())
-		if err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
+		if _, err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
 			return st, false, err
 		}
 		after = batch[len(batch)-1].Seq
 		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.uploadSeq = max(c.uploadSeq, after) }); err != nil {
 			return st, false, err
 		}
+		if len(batch) < limit {
+			// The read found the log's end: changes made since were told
+			// by Changed and get a drain of their own, after the
+			// coalescing window (sched.changed), not this one.
+			e.caughtUp(tenant, read)
+			return st, false, nil
+		}
 	}
 	return st, true, nil
 }
 
+// Uploaded is an object the uploader wrote: its key, the version it holds
+// and the backend's ETag for it.
+type Uploaded struct {
+	Key     string
+	Version doc.Version
+	ETag    string
+}
+
 // uploadPage syncs the distinct keys of one page of changes with bounded
-// concurrency; it returns the first error that ends the drain.
-func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Change, st *Stats) error {
+// concurrency. It returns what it wrote to the backend, in no particular
+// order, and the first error that ends the drain.
+func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Change, st *Stats) ([]Uploaded, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
-		mu       sync.Mutex // guards st and first
+		mu       sync.Mutex // guards st, sent and first
+		sent     []Uploaded
 		first    error
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, e.cfg.UploadConcurrency)
@@ -106,11 +125,14 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 			defer wg.Done()
 			defer func() { <-sem }()
 			var ks Stats
-			err := e.uploadKey(ctx, tenant, key, &ks)
+			up, err := e.uploadKey(ctx, tenant, key, &ks)
 			mu.Lock()
 			defer mu.Unlock()
 			st.Scanned++
 			st.add(&ks)
+			if up != nil {
+				sent = append(sent, *up)
+			}
 			if err != nil && first == nil {
 				first = err
 				cancel()
@@ -121,12 +143,23 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 	if first == nil && stopping {
 		first = context.Cause(ctx)
 	}
-	return first
+	return sent, first
 }
 
-// uploadKey syncs one key from its latest local version and a Stat of the
-// remote.
-func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) error {
+// uploadKey syncs one key from its latest local version in one backend
+// request when nothing changed remotely: the remote is taken to be the
+// base (the object last synced, by its ETag; absent without a base), and
+// when Decide on that says Upload the put goes straight out, if-match the
+// base's ETag (if-none-match without a base). If the backend answers 412
+// the remote did change: it is read and the key settles through
+// decideAndApply as a round would (conflict, download, upload over the
+// new object, or a base update when it already holds the local version,
+// as after a crash between an upload and its base). When local and base
+// agree there is nothing to upload and no request is made: what peers
+// wrote is the rounds' (and the feed's) to bring. Anything else (no
+// usable base ETag, a decision other than Upload) reads the remote's
+// entry first, as a round's key would be.
+func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) (*Uploaded, error) {
 	var local *store.Record
 	rec, err := e.st.Get(ctx, tenant, key)
 	switch {
@@ -134,20 +167,78 @@ func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) e
 		rec.Body = nil
 		local = &rec
 	case fault.ClassOf(err) != fault.NotFound:
-		return err
+		return nil, err
+	}
+	release, err := e.inflight.Acquire(ctx, tenant, key)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	k := &keyState{tenant: tenant, key: key, local: local}
+	if k.base, err = e.base(ctx, tenant, key, nil); err != nil {
+		return nil, err
+	}
+	if k.base == nil || k.base.RemoteETag != "" {
+		k.assumed = true
+		if k.base != nil {
+			k.remote = &backend.Entry{Key: key, ETag: k.base.RemoteETag}
+		}
+		switch Explain(k.sides()).Action {
+		case InSync:
+			return nil, nil
+		case Upload:
+			err := e.decideAndApply(ctx, k, st, nil)
+			if errors.Is(err, errStaleBase) {
+				k.assumed = false
+				err = e.fetch(ctx, k)
+				if fault.ClassOf(err) == fault.Corruption {
+					err = e.statDamaged(ctx, k, err)
+				}
+				if err == nil {
+					err = e.decideAndApply(ctx, k, st, nil)
+				}
+			}
+			err = e.settle(ctx, k, err, st) // before k.sent: a repair puts
+			return k.sent, err
+		}
+		k.assumed, k.remote = false, nil
 	}
 	ent, err := call(ctx, e, backend.OpStat, func(ctx context.Context) (backend.Entry, error) {
 		return e.be.Stat(ctx, tenant, key)
 	})
-	var remote *backend.Entry
 	switch {
 	case err == nil:
-		remote = &ent
+		k.remote = &ent
 	case fault.ClassOf(err) != fault.NotFound:
-		return e.unavailable(err)
+		return nil, e.unavailable(err)
 	}
-	return e.syncKey(ctx, tenant, key, local, remote, st, nil)
+	err = e.settle(ctx, k, e.decideAndApply(ctx, k, st, nil), st)
+	return k.sent, err
 }
+
+// statDamaged learns the ETag of k's remote object, which failed
+// verification with cause when read, so that its quarantine row names it
+// and the repair overwrites only it (a Get that fails verification
+// returns no entry). It returns cause once k.remote is that entry, nil
+// when the object is gone (k.remote nil: decide again).
+func (e *Engine) statDamaged(ctx context.Context, k *keyState, cause error) error {
+	ent, err := call(ctx, e, backend.OpStat, func(ctx context.Context) (backend.Entry, error) {
+		return e.be.Stat(ctx, k.tenant, k.key)
+	})
+	switch {
+	case err == nil:
+		k.remote = &ent
+		return cause
+	case fault.ClassOf(err) == fault.NotFound:
+		k.remote, k.obj = nil, nil
+		return nil
+	}
+	return e.unavailable(err)
+}
+
+// errStaleBase marks a put that assumed the remote was the base's object
+// and found otherwise (412): the remote changed since the base.
+var errStaleBase = errors.New("remote changed since the base")
 
 func (s *Stats) add(o *Stats) {
 	s.Conflicts += o.Conflicts
@@ -173,14 +264,31 @@ func (e *Engine) behind(tenant string, t time.Time) {
 	e.pending[tenant] = t
 }
 
+// reading notes that a read of tenant's change log begins now, and
+// returns the time.
+func (e *Engine) reading(tenant string) time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.told, tenant)
+	return e.cfg.Now()
+}
+
 // caughtUp records that tenant's change log was found drained by a read
 // that started at read. A change committed after that read was announced
-// by Changed at a later time, so only an older mark is cleared.
+// by Changed at a later time, so only an older mark is cleared; and a
+// change told since the read began (which found the old mark and so left
+// none of its own) becomes the mark: it waits for the next drain, a
+// coalescing window away.
 func (e *Engine) caughtUp(tenant string, read time.Time) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if t, ok := e.pending[tenant]; ok && t.Before(read) {
 		delete(e.pending, tenant)
+	}
+	if t, ok := e.told[tenant]; ok {
+		if p, marked := e.pending[tenant]; !marked || t.Before(p) {
+			e.pending[tenant] = t
+		}
 	}
 }
 

@@ -31,6 +31,8 @@ Usage:
   cairn-lab chaos run [flags]   run the chaos scenarios on a local cluster and report (also: cairn chaos run)
   cairn-lab bench [flags]       measure a node's HTTP req/s and latency (also: cairn bench)
   cairn-lab bench-bare [flags]  serve the bare baseline handler of bench --bare
+  cairn-lab bench-replication [flags] LABEL=BINARY...
+                                measure replication between nodes sharing S3 (scripts/bench-replication.sh)
 
 'cairn chaos', 'cairn bench' and 'cairn bench-bare' run this command when it
 is beside the cairn executable or on PATH.
@@ -52,6 +54,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return benchCommand(ctx, rest, env) // bench.go
 	case "bench-bare":
 		return benchBare(ctx, rest, env) // bench.go
+	case "bench-replication":
+		return replbenchCommand(ctx, rest, env) // replbench.go
 	case "chaos":
 		return chaosCommand(ctx, rest, env) // chaos.go
 	case "help", "-h", "--help":
