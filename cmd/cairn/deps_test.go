@@ -11,8 +11,8 @@ import (
 // must not link: the chaos harness and the load generator (the cairn-lab
 // command, in the lab module) with what they bring (toxiproxy, which brings
 // gorilla/mux and zerolog; porcupine through register), the test-support
-// packages, the testing package, and the benchmark peers (the bench
-// module).
+// packages, the testing package, the client library of the RESP front's
+// tests, and the benchmark peers (the bench module).
 var harness = []string{
 	"testing",
 	"github.com/Shopify/toxiproxy/",
@@ -25,6 +25,7 @@ var harness = []string{
 	"github.com/cairnstore/cairn/internal/loadgen",
 	"github.com/cairnstore/cairn/internal/register",
 	"github.com/cairnstore/cairn/internal/proctest",
+	"github.com/redis/go-redis/", // the RESP front's tests' client
 }
 
 // peers are the modules the benchmarks compare cairn with; they live in
