@@ -16,6 +16,10 @@ export CAIRN_JAEGER_BIN
 # set -e, and the S3 tests would then skip outside CI.
 CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh)
 export CAIRN_VERSITYGW_BIN
+# redis-cli and redis-benchmark, unpacked from Debian's redis-tools, drive
+# the RESP front in the end-to-end tests.
+CAIRN_REDIS_TOOLS=$(bash scripts/redis-tools.sh)
+export CAIRN_REDIS_TOOLS
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -439,7 +439,11 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 		u, _ := openableURL("http://" + admin)
 		admin = strings.TrimPrefix(u, "http://")
 	}
-	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), where, orNone(admin), f.dataDir)
+	resp := ""
+	if a := n.RESPAddr(); a != "" {
+		resp = ", resp " + a
+	}
+	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s%s), data in %s\n", version(), where, orNone(admin), resp, f.dataDir)
 	if !f.usingDevToken {
 		return
 	}
@@ -447,6 +451,11 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	fmt.Fprintf(env.Stderr, "paste these lines into a shell, then try: cairn put hello - <<< '{\"hi\":1}' && cairn get hello\n")
 	fmt.Fprintf(env.Stdout, "export CAIRN_URL=%s\nexport CAIRN_TENANT=demo\nexport CAIRN_TOKEN=%s\n", shellQuote(url), shellQuote(f.demoToken))
 	fmt.Fprintf(env.Stderr, "or: curl -H \"Authorization: Bearer $CAIRN_TOKEN\" %s/v1/tenants/demo/docs\n", url)
+	if a := n.RESPAddr(); a != "" {
+		if host, port, err := net.SplitHostPort(a); err == nil {
+			fmt.Fprintf(env.Stderr, "or: redis-cli -h %s -p %s --user demo --pass \"$CAIRN_TOKEN\" get hello\n", host, port)
+		}
+	}
 }
 
 // openableURL turns a listener's URL (scheme://host:port) into one a person
