@@ -38,6 +38,10 @@ type limitConn struct {
 	writeTimeout time.Duration
 	read         int64 // bytes read from the client
 	consumed     int64 // bytes of the commands handed to the handler
+	// now is the time the last command began (handle sets it); the write
+	// deadline is moved from it at most once a second, as setting one is
+	// a clock read and a poller call per write otherwise.
+	now, deadlineFrom time.Time
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
@@ -61,8 +65,13 @@ func (c *limitConn) done(n int) {
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {
-	if c.writeTimeout > 0 {
-		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
+	if c.writeTimeout > 0 && (c.now.IsZero() || c.now.Sub(c.deadlineFrom) > time.Second) {
+		from := c.now
+		if from.IsZero() {
+			from = time.Now()
+		}
+		_ = c.Conn.SetWriteDeadline(from.Add(c.writeTimeout))
+		c.deadlineFrom = from
 	}
 	return c.Conn.Write(p)
 }

@@ -111,8 +111,11 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 		met.outcome(fault.Exhausted).Inc()
 		return
 	}
-	defer s.inflight.Done()
+	defer s.end()
 	start := time.Now()
+	if ss.lc != nil {
+		ss.lc.now = start
+	}
 	res := s.dispatch(c, ss, cmd, met, rc.Args)
 	met.duration.Observe(time.Since(start).Seconds())
 	if res.err {

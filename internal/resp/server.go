@@ -72,12 +72,20 @@ type Server struct {
 	started  time.Time
 	nextID   atomic.Uint64 // connection ids, from 1
 
-	mu       sync.Mutex     // guards draining and the Add of inflight
-	draining bool           // Shutdown began: commands are refused
-	inflight sync.WaitGroup // commands being executed
-	conns    sync.WaitGroup // connection goroutines (redcon's), Add in accept
-	ln       net.Listener   // set by Serve
-	served   chan struct{}  // closed when Serve returns
+	// Draining: a command counts itself in inflight, then checks
+	// draining; Shutdown sets draining, then checks inflight. Whichever
+	// comes second sees the other, so no command starts unseen after
+	// Shutdown checked, and the last one out closes idle.
+	draining atomic.Bool
+	inflight atomic.Int64
+	idle     chan struct{} // closed once draining and no command is in flight
+	idleOnce sync.Once
+
+	conns  sync.WaitGroup // connection goroutines (redcon's), Add in accept
+	served chan struct{}  // closed when Serve returns
+
+	mu sync.Mutex   // guards ln
+	ln net.Listener // set by Serve
 }
 
 // New returns a Server, or a Config-class error naming what is missing.
@@ -101,7 +109,7 @@ func New(opt Options) (*Server, error) {
 		opt.RequestTimeout = 5 * time.Second
 	}
 	s := &Server{opt: opt, validate: opt.Validate, log: opt.Logger, cursors: newCursors(maxCursors),
-		started: time.Now(), served: make(chan struct{})}
+		started: time.Now(), served: make(chan struct{}), idle: make(chan struct{})}
 	if s.validate == nil {
 		depth := opt.MaxDepth
 		s.validate = func(b []byte) error { return ingest.ValidateDepth(b, depth) }
@@ -123,9 +131,8 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	s.ln = &limitListener{Listener: ln, max: s.opt.MaxBodyBytes + commandSlack, writeTimeout: s.opt.WriteTimeout}
 	ln = s.ln
-	draining := s.draining
 	s.mu.Unlock()
-	if draining {
+	if s.draining.Load() {
 		ln.Close()
 		return nil
 	}
@@ -142,15 +149,16 @@ func (s *Server) Serve(ln net.Listener) error {
 // flight are answered or ctx ends, then closes the listener and every
 // connection and waits for their goroutines.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	if s.inflight.Load() == 0 {
+		s.idleOnce.Do(func() { close(s.idle) })
+	}
 	s.mu.Lock()
-	s.draining = true
 	ln := s.ln
 	s.mu.Unlock()
-	done := make(chan struct{})
-	go func() { s.inflight.Wait(); close(done) }()
 	var err error
 	select {
-	case <-done:
+	case <-s.idle:
 	case <-ctx.Done():
 		err = ctx.Err()
 	}
@@ -159,8 +167,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	ln.Close()
 	<-s.served // redcon closes every connection as Serve returns
-	s.conns.Wait()
-	<-done // the commands cut short by the closed connections return
+	s.conns.Wait() // every command has returned: they run on these goroutines
 	return err
 }
 
@@ -193,14 +200,20 @@ func (s *Server) closed(c redcon.Conn, err error) {
 }
 
 // begin counts a command in flight, or reports that the server drains.
+// A command begun must call end.
 func (s *Server) begin() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.draining {
+	s.inflight.Add(1)
+	if s.draining.Load() {
+		s.end()
 		return false
 	}
-	s.inflight.Add(1)
 	return true
+}
+
+func (s *Server) end() {
+	if s.inflight.Add(-1) == 0 && s.draining.Load() {
+		s.idleOnce.Do(func() { close(s.idle) })
+	}
 }
 
 // requestID names a command in logs and spans: the connection and the
