@@ -166,7 +166,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return err
 	}
 	ln.Close()
-	<-s.served // redcon closes every connection as Serve returns
+	<-s.served     // redcon closes every connection as Serve returns
 	s.conns.Wait() // every command has returned: they run on these goroutines
 	return err
 }
