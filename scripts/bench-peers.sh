@@ -34,6 +34,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# TABLE=DIR prints the table of an earlier run's DIR/results.tsv and stops.
+if [[ -n ${TABLE:-} ]]; then
+	sed -n '/^# --- the table/,/^}$/p' "$0" >"${TMPDIR:-/tmp}/bench-peers-table.$$"
+	# shellcheck disable=SC1090
+	source "${TMPDIR:-/tmp}/bench-peers-table.$$"
+	rm -f "${TMPDIR:-/tmp}/bench-peers-table.$$"
+	table "$TABLE/results.tsv"
+	exit
+fi
 SHORT=${SHORT:-}
 DURATION=${DURATION:-$([[ -n $SHORT ]] && echo 2s || echo 10s)}
 REPEAT=${REPEAT:-$([[ -n $SHORT ]] && echo 1 || echo 3)}
@@ -136,6 +145,7 @@ log "redis $redis_port, cairn $CAIRN_URL resp $RESP, bare $BARE_URL, postgres $p
 
 # --- throughput runs: one line per run in results.tsv (name, req/s)
 : >"$OUT/results.tsv"
+: >"$OUT/load.txt"
 record() { printf '%s\t%s\n' "$1" "$2" | tee -a "$OUT/results.tsv" >&2; }
 rb() { # NAME HOST PORT [AUTH...] -- COMMAND...: redis-benchmark for about DURATION
 	local name=$1 host=$2 port=$3 n opts=()
@@ -155,7 +165,7 @@ cairn_auth=(--user demo -a "$CAIRN_TOKEN")
 redis-benchmark -h 127.0.0.1 -p "$redis_port" -c "$CONNS" -r "$KEYS" -n $((KEYS * 5)) -q SET 'key:__rand_int__' "$value" >/dev/null 2>&1
 redis-benchmark -h "$rhost" -p "$rport" "${cairn_auth[@]}" -c "$CONNS" -r "$KEYS" -n $((KEYS * 5)) -q SET 'key:__rand_int__' "$value" >/dev/null 2>&1
 for round in $(seq "$REPEAT"); do
-	log "round $round: $(cut -d' ' -f1-3 /proc/loadavg)"
+	log "round $round: load $(cut -d' ' -f1-3 /proc/loadavg | tee -a "$OUT/load.txt")"
 	rb redis-get 127.0.0.1 "$redis_port" -- GET 'key:__rand_int__'
 	rb resp-get "$rhost" "$rport" "${cairn_auth[@]}" -- GET 'key:__rand_int__'
 	rb redis-set 127.0.0.1 "$redis_port" -- SET 'key:__rand_int__' "$value"
@@ -200,21 +210,30 @@ CAIRN_URL=$(sed -n 's/^export CAIRN_URL=//p' "$tmp/ingest-serve.out") CAIRN_TOKE
 	"$tmp/cairn" ingest --key-field symbol "$tmp/bulk.ndjson" >"$OUT/ingest.txt"
 t1=$(date +%s.%N)
 ingest_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+record bulk-records "$records"
 record bulk-copy-seconds "$copy_s"
 record bulk-ingest-seconds "$ingest_s"
 
 # --- the table
-median() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$OUT/results.tsv" | sort -g |
-	awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-row() { # WORK CAIRN-NAME PEER-NAME PEER-LABEL TARGET
-	local c p
-	c=$(median "$2") p=$(median "$3")
-	printf '%-34s %10.0f %10.0f  %-26s %6.2f  %s\n' "$1" "$c" "$p" "$4" "$(awk -v a="$c" -v b="$p" 'BEGIN { print (b ? a / b : 0) }')" "$5"
-}
-{
-	echo
-	echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo); $REPEAT round(s) of $DURATION, $CONNS clients, 200-byte MarketData values; medians"
-	printf '%-34s %10s %10s  %-26s %6s  %s\n' work cairn peer "peer is" ratio target
+# Each ratio is the median of the rounds' ratios: a round measures cairn and
+# its peer back to back, so on a shared machine the pairs see the same load
+# where the medians of each column need not.
+table() {
+	local res=$1
+	local records copy_s ingest_s
+	records=$(awk -F'\t' '$1 == "bulk-records" { print $2 }' "$res")
+	copy_s=$(awk -F'\t' '$1 == "bulk-copy-seconds" { print $2 }' "$res")
+	ingest_s=$(awk -F'\t' '$1 == "bulk-ingest-seconds" { print $2 }' "$res")
+	median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+	col() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$res"; }
+	row() { # WORK CAIRN-NAME PEER-NAME PEER-LABEL TARGET
+		local c p r
+		c=$(col "$2" | median) p=$(col "$3" | median)
+		r=$(paste <(col "$2") <(col "$3") | awk '$2 > 0 { print $1 / $2 }' | median)
+		printf '%-34s %9.0f %9.0f  %-26s %5.2f %s  %s\n' "$1" "$c" "$p" "$4" "$r" \
+			"$(paste <(col "$2") <(col "$3") | awk '$2 > 0 { printf "%s%.2f", (NR > 1 ? "," : "("), $1 / $2 } END { print ")" }')" "$5"
+	}
+	printf '%-34s %9s %9s  %-26s %s  %s\n' work cairn peer "peer is" "ratio (each round's)" target
 	row "RESP GET (redis-benchmark)" resp-get redis-get "redis-server" ">= 0.8"
 	row "RESP durable SET (redis-benchmark)" resp-set redis-set "redis-server fsync always" ">= 0.6"
 	row "HTTP cached GET (cairn bench)" http-cairn-get http-bare-get "bare net/http handler" ">= 0.9"
@@ -223,7 +242,15 @@ row() { # WORK CAIRN-NAME PEER-NAME PEER-LABEL TARGET
 	row "HTTP PUT vs pgbench upsert" http-cairn-put pg-upsert "PostgreSQL upsert, sync" ""
 	row "RESP GET vs pgbench select" resp-get pg-select "PostgreSQL select by key" ""
 	row "RESP SET vs pgbench upsert" resp-set pg-upsert "PostgreSQL upsert, sync" ""
-	printf '%-34s %9ss %9ss  %-26s %6.2f  %s\n' "bulk load, $records records" "$ingest_s" "$copy_s" "PostgreSQL \\copy, jsonb+pk" \
-		"$(awk -v a="$ingest_s" -v b="$copy_s" 'BEGIN { print b / a }')" ">= 1.0 (COPY time / ingest time)"
+	if [[ -n $ingest_s ]]; then
+		printf '%-34s %8ss %8ss  %-26s %5.2f  %s\n' "bulk load, $records records" "$ingest_s" "$copy_s" "PostgreSQL \\copy, jsonb+pk" \
+			"$(awk -v a="$ingest_s" -v b="$copy_s" 'BEGIN { print b / a }')" ">= 1.0 (COPY time / ingest time)"
+	fi
+}
+{
+	echo
+	echo "$(nproc) cores, $(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo); $REPEAT round(s) of $DURATION, $CONNS clients, 200-byte MarketData values"
+	echo "load average at each round: $(paste -sd';' "$OUT/load.txt")"
+	table "$OUT/results.tsv"
 } | tee "$OUT/table.txt"
 log "raw results in $OUT"
