@@ -29,6 +29,18 @@ const (
 // the RESP front on a loopback port and two tenants, acme and beta.
 func startNode(t *testing.T, edit func(*node.Config)) *node.Node {
 	t.Helper()
+	n := startNodeOnly(t, edit)
+	t.Cleanup(func() {
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return n
+}
+
+// startNodeOnly is startNode for a test that shuts the node down itself.
+func startNodeOnly(t *testing.T, edit func(*node.Config)) *node.Node {
+	t.Helper()
 	cfg := node.Config{
 		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", RespListen: "127.0.0.1:0",
 		Logger: slog.New(slog.DiscardHandler),
@@ -45,11 +57,6 @@ func startNode(t *testing.T, edit func(*node.Config)) *node.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := n.Shutdown(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
 	return n
 }
 
