@@ -28,7 +28,7 @@ func TestSpans(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range s.Attributes {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["cairn.tenant"] != "acme" || attrs["cairn.op"] == "" || attrs["cairn.request_id"] == "" {
 			t.Errorf("span %s attributes %v", s.Name, attrs)
