@@ -24,6 +24,10 @@ export CAIRN_CHROMIUM_BIN
 # the shell completion scripts (CAIRN_PROMTOOL_BIN=… lines; see the script).
 deploy_env=$(bash scripts/deploy-tools.sh)
 while IFS= read -r line; do export "${line?}"; done <<<"$deploy_env"
+# redis-cli and redis-benchmark, unpacked from Debian's redis-tools, drive
+# the RESP front in the end-to-end tests.
+CAIRN_REDIS_TOOLS=$(bash scripts/redis-tools.sh)
+export CAIRN_REDIS_TOOLS
 
 step() { printf '\n== %s\n' "$*"; }
 

@@ -13,8 +13,8 @@ import (
 // must not link: the chaos harness and the load generator (the cairn-lab
 // command, in the lab module) with what they bring (toxiproxy, which brings
 // gorilla/mux and zerolog; porcupine through register), the test-support
-// packages, the testing package, and the benchmark peers (the bench
-// module).
+// packages, the testing package, the client library of the RESP front's
+// tests, and the benchmark peers (the bench module).
 var harness = []string{
 	"testing",
 	"github.com/Shopify/toxiproxy/",
@@ -32,6 +32,7 @@ var harness = []string{
 	// The OpenAPI validator of the conformance tests: the binary serves
 	// the description as bytes and never reads it.
 	"github.com/getkin/kin-openapi",
+	"github.com/redis/go-redis/", // the RESP front's tests' client
 }
 
 // peers are the modules the benchmarks compare cairn with; they live in

@@ -31,6 +31,7 @@ type serveFlags struct {
 	dataDir       string
 	listen        string
 	adminListen   string
+	respListen    string
 	tenants       listFlag
 	adminHash     listFlag
 	nodeID        string
@@ -83,6 +84,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.dataDir, "data-dir", "./cairn-data", "the node's data `directory` (locked while serving)")
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API `address`")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, /metrics, pprof, tenant stats); empty disables it")
+	fs.StringVar(&f.respListen, "resp-listen", "", "Redis-protocol (RESP2/RESP3) `address` (AUTH tenant token; docs/resp.md); empty disables it")
 	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable (environment: CAIRN_TENANTS, comma-separated)")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name` (default: kept in the data directory)")
@@ -185,7 +187,7 @@ func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duratio
 // error names the setting at fault.
 func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	cfg := node.Config{
-		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, NodeID: f.nodeID,
+		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, RespListen: f.respListen, NodeID: f.nodeID,
 		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
 		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
 		ServeWhileCatchingUp: f.serveCatchUp,
@@ -406,7 +408,7 @@ func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
 // the data directory, so it survives restarts, and refuses to serve it
 // beyond loopback.
 func (f *serveFlags) useDevToken(cfg *node.Config) error {
-	for _, l := range []struct{ flag, addr string }{{"--listen", f.listen}, {"--admin-listen", f.adminListen}} {
+	for _, l := range []struct{ flag, addr string }{{"--listen", f.listen}, {"--admin-listen", f.adminListen}, {"--resp-listen", f.respListen}} {
 		if l.addr != "" && !node.IsLoopback(l.addr) {
 			return fmt.Errorf("%s %s: with no --tenant configured, cairn serves an insecure development token and listens on loopback only; configure --tenant NAME:TOKEN_SHA256 (and --admin-token-sha256) to listen on %s", l.flag, l.addr, l.addr)
 		}
@@ -458,7 +460,11 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 		u, _ := openableURL("http://" + admin)
 		admin = strings.TrimPrefix(u, "http://")
 	}
-	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s), data in %s\n", version(), where, orNone(admin), f.dataDir)
+	resp := ""
+	if a := n.RESPAddr(); a != "" {
+		resp = ", resp " + a
+	}
+	fmt.Fprintf(env.Stderr, "cairn %s serving %s (admin %s%s), data in %s\n", version(), where, orNone(admin), resp, f.dataDir)
 	if !f.usingDevToken {
 		return
 	}
@@ -466,6 +472,11 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	fmt.Fprintf(env.Stderr, "paste these lines into a shell, then try: cairn put hello - <<< '{\"hi\":1}' && cairn get hello\n")
 	fmt.Fprintf(env.Stdout, "export CAIRN_URL=%s\nexport CAIRN_TENANT=demo\nexport CAIRN_TOKEN=%s\n", shellQuote(url), shellQuote(f.demoToken))
 	fmt.Fprintf(env.Stderr, "or: curl -H \"Authorization: Bearer $CAIRN_TOKEN\" %s/v1/tenants/demo/docs\n", url)
+	if a := n.RESPAddr(); a != "" {
+		if host, port, err := net.SplitHostPort(a); err == nil {
+			fmt.Fprintf(env.Stderr, "or: redis-cli -h %s -p %s --user demo --pass \"$CAIRN_TOKEN\" get hello\n", host, port)
+		}
+	}
 }
 
 // openableURL turns a listener's URL (scheme://host:port) into one a person

@@ -19,6 +19,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/resp"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
@@ -31,6 +32,7 @@ type Config struct {
 	DataDir      string
 	Listen       string // the API address
 	AdminListen  string // metrics, pprof, health; "" disables it
+	RespListen   string // the Redis-protocol front (resp.go); "" disables it
 	NodeID       string
 	Durability   store.Durability
 	CacheBytes   int64
@@ -105,6 +107,8 @@ type Node struct {
 	stopReload context.CancelFunc
 
 	servers        []*server.Server // those serving, API first
+	resp           *resp.Server     // nil unless Config.RespListen (resp.go)
+	respLn         net.Listener
 	apiLn, adminLn net.Listener
 	serving        sync.WaitGroup // the Serve goroutines and watchReload
 	serveErr       chan error     // the first unexpected Serve error
@@ -176,12 +180,18 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.listen(); err != nil {
 		return nil, err
 	}
+	if err := n.startRESP(); err != nil { // resp.go
+		for _, srv := range n.servers {
+			srv.Close()
+		}
+		return nil, err
+	}
 	n.watchReload()
 	n.warnCleartext()
 	n.ready.Store(true)
 	id := n.store.Identity()
 	log.Info("cairn node started", "node_id", id.NodeID, "incarnation", fmt.Sprintf("%016x", id.Incarnation),
-		"api", n.Addr(), "admin", n.AdminAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
+		"api", n.Addr(), "admin", n.AdminAddr(), "resp", n.RESPAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
 		"trace_exporter", n.tel.Exporter())
 	return n, nil
 }
@@ -315,6 +325,9 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		if err := srv.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := n.shutdownRESP(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	n.serving.Wait()
 	errs = append(errs, n.closeData())

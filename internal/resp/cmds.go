@@ -1,0 +1,281 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/ingest"
+)
+
+// The connection commands.
+
+func cmdPing(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
+	switch len(args) {
+	case 1:
+		c.WriteString("PONG")
+	case 2:
+		c.WriteBulk(args[1])
+	default:
+		c.WriteError(errWrongArg + "ping' command")
+		return failed(fault.Invalid)
+	}
+	return ok
+}
+
+func cmdEcho(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
+	c.WriteBulk(args[1])
+	return ok
+}
+
+// cmdAuth is AUTH tenant token: Redis 6's AUTH username password, so that
+// every client's username and password settings carry the tenant and its
+// token.
+func cmdAuth(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	if len(args) != 3 {
+		c.WriteError("ERR AUTH takes a tenant and a token: AUTH tenant token (Redis 6 form: the username is the tenant, the password its token)")
+		return failed(fault.Invalid)
+	}
+	if res, ok := s.authenticate(c, ss, args[1], args[2]); !ok {
+		return res
+	}
+	c.WriteString("OK")
+	return ok
+}
+
+// authenticate checks tenant and token and, when they pass, makes tenant
+// the session's. A failure is answered here (WRONGPASS, or TRYAGAIN once
+// the node's budget of failed attempts is spent) and leaves the session as
+// it was, as Redis does.
+func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) (result, bool) {
+	t := string(tenant)
+	valid, allowed := s.opt.Auth.Check(string(token), t)
+	if allowed && doc.ValidateTenant(t) == nil {
+		ss.tenant = t
+		return ok, true
+	}
+	if s.opt.Limiter != nil {
+		if within, wait := s.opt.Limiter.AuthFailed(); !within {
+			c.WriteError("TRYAGAIN too many commands fail authentication on this node; retry after " + wait.String())
+			return failed(fault.Exhausted), false
+		}
+	}
+	if valid {
+		c.WriteError("WRONGPASS the token is not valid for tenant " + strconv.Quote(truncate(tenant)))
+		return failed(fault.Forbidden), false
+	}
+	c.WriteError("WRONGPASS invalid tenant-token pair")
+	return failed(fault.Unauthorized), false
+}
+
+// cmdHello is HELLO [protover [AUTH tenant token] [SETNAME name]].
+func cmdHello(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	proto := ss.proto
+	if len(args) > 1 {
+		switch string(args[1]) {
+		case "2":
+			proto = 2
+		case "3":
+			proto = 3
+		default:
+			c.WriteError("NOPROTO unsupported protocol version: cairn speaks RESP2 and RESP3")
+			return failed(fault.Invalid)
+		}
+	}
+	var name []byte
+	setName := false
+	for i := 2; i < len(args); i++ {
+		switch lower(string(args[i])) {
+		case "auth":
+			if i+2 >= len(args) {
+				c.WriteError(errSyntax + ": HELLO … AUTH tenant token")
+				return failed(fault.Invalid)
+			}
+			if res, ok := s.authenticate(c, ss, args[i+1], args[i+2]); !ok {
+				return res
+			}
+			i += 2
+		case "setname":
+			if i+1 >= len(args) {
+				c.WriteError(errSyntax + ": HELLO … SETNAME name")
+				return failed(fault.Invalid)
+			}
+			name, setName = args[i+1], true
+			i++
+		default:
+			c.WriteError(errSyntax + " in HELLO option '" + truncate(args[i]) + "'")
+			return failed(fault.Invalid)
+		}
+	}
+	if ss.tenant == "" {
+		c.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <tenant> <token> option can be used")
+		return failed(fault.Unauthorized)
+	}
+	if setName {
+		if msg := checkName(name); msg != "" {
+			c.WriteError(msg)
+			return failed(fault.Invalid)
+		}
+		ss.name = string(name)
+	}
+	ss.proto = proto
+	writeMap(c, ss, 7)
+	c.WriteBulkString("server")
+	c.WriteBulkString("cairn")
+	c.WriteBulkString("version")
+	c.WriteBulkString(s.version())
+	c.WriteBulkString("proto")
+	c.WriteInt(proto)
+	c.WriteBulkString("id")
+	c.WriteUint64(ss.id)
+	c.WriteBulkString("mode")
+	c.WriteBulkString("standalone")
+	c.WriteBulkString("role")
+	c.WriteBulkString("master")
+	c.WriteBulkString("modules")
+	c.WriteArray(0)
+	return ok
+}
+
+func (s *Server) version() string {
+	if s.opt.Version != "" {
+		return s.opt.Version
+	}
+	return "dev"
+}
+
+// checkName applies Redis's rule for connection names: no spaces or
+// newlines.
+func checkName(b []byte) string {
+	for _, ch := range b {
+		if ch <= ' ' || ch > '~' {
+			return "ERR Client names cannot contain spaces, newlines or special characters."
+		}
+	}
+	return ""
+}
+
+// cmdClient serves what clients send as they connect: SETNAME, GETNAME,
+// ID, INFO, SETINFO.
+func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	sub := lower(string(args[1]))
+	switch {
+	case sub == "setname" && len(args) == 3:
+		if msg := checkName(args[2]); msg != "" {
+			c.WriteError(msg)
+			return failed(fault.Invalid)
+		}
+		ss.name = string(args[2])
+		c.WriteString("OK")
+	case sub == "getname" && len(args) == 2:
+		if ss.name == "" {
+			writeNull(c, ss)
+		} else {
+			c.WriteBulkString(ss.name)
+		}
+	case sub == "id" && len(args) == 2:
+		c.WriteUint64(ss.id)
+	case sub == "info" && len(args) == 2:
+		c.WriteBulkString("id=" + strconv.FormatUint(ss.id, 10) + " addr=" + ss.addr + " name=" + ss.name +
+			" db=0 user=" + ss.tenant + " resp=" + strconv.Itoa(ss.proto) + "\n")
+	case sub == "setinfo" && len(args) == 4:
+		c.WriteString("OK") // the library's name and version: accepted, not kept
+	default:
+		c.WriteError("ERR unknown or malformed CLIENT subcommand '" + truncate(args[1]) + "': cairn serves SETNAME, GETNAME, ID, INFO and SETINFO")
+		return failed(fault.Invalid)
+	}
+	return ok
+}
+
+func cmdQuit(_ *Server, c redcon.Conn, _ *session, _ [][]byte) result {
+	c.WriteString("OK")
+	// redcon does not flush the replies of a connection closed by its
+	// handler.
+	_ = redcon.BaseWriter(c).Flush()
+	c.Close()
+	return ok
+}
+
+func cmdReset(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
+	ss.tenant, ss.name, ss.proto = "", "", 2
+	c.WriteString("RESET")
+	return ok
+}
+
+func cmdSelect(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
+	if string(args[1]) != "0" {
+		c.WriteError("ERR cairn has one database per tenant: only SELECT 0 is served")
+		return failed(fault.Invalid)
+	}
+	c.WriteString("OK")
+	return ok
+}
+
+// cmdInfo answers a small server section. redis_version is the protocol
+// level the front speaks, for clients that gate features on it.
+func cmdInfo(s *Server, c redcon.Conn, _ *session, _ [][]byte) result {
+	var b strings.Builder
+	b.WriteString("# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\ncairn_version:")
+	b.WriteString(s.version())
+	b.WriteString("\r\nos:" + runtime.GOOS + " " + runtime.GOARCH)
+	b.WriteString("\r\nprocess_id:" + strconv.Itoa(os.Getpid()))
+	b.WriteString("\r\nuptime_in_seconds:" + strconv.FormatInt(int64(time.Since(s.started).Seconds()), 10))
+	b.WriteString("\r\n")
+	c.WriteBulkString(b.String())
+	return ok
+}
+
+// cmdCommand answers COMMAND (and its subcommands, which redis-cli asks on
+// start for hints) with an empty list: the commands are in docs/resp.md.
+func cmdCommand(_ *Server, c redcon.Conn, _ *session, _ [][]byte) result {
+	c.WriteArray(0)
+	return ok
+}
+
+// Argument checks shared by the document commands.
+
+// key returns a document key, or answers why it is not one.
+func key(c redcon.Conn, b []byte) (string, bool) {
+	k := string(b)
+	if err := doc.ValidateKey(k); err != nil {
+		c.WriteError("ERR " + fault.MessageOf(err))
+		return "", false
+	}
+	return k, true
+}
+
+// value checks a document body exactly as a PUT's is checked, or answers
+// why it is refused.
+func (s *Server) value(c redcon.Conn, b []byte) bool {
+	if int64(len(b)) > s.opt.MaxBodyBytes {
+		c.WriteError("ERR value of " + strconv.Itoa(len(b)) + " bytes is larger than the limit of " +
+			strconv.FormatInt(s.opt.MaxBodyBytes, 10) + " bytes (--max-body-bytes)")
+		return false
+	}
+	if err := s.validate(b); err != nil {
+		c.WriteError("ERR value is not a JSON document: " + describeInvalid(err))
+		return false
+	}
+	return true
+}
+
+func describeInvalid(err error) string {
+	var se *ingest.SyntaxError
+	if errors.As(err, &se) {
+		return "invalid JSON at byte " + strconv.FormatInt(se.Offset, 10) + ": " + se.Msg
+	}
+	return "invalid JSON: " + err.Error()
+}
+
+// writeCtx is the context of one write: the node's request deadline.
+func (s *Server) writeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), s.opt.RequestTimeout)
+}

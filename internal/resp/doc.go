@@ -1,0 +1,42 @@
+// Package resp is cairn's Redis-protocol front: RESP2 and RESP3 (HELLO 3)
+// over the same document service, tokens, limits, metrics, traces and
+// logs as the HTTP API (package server). Values are JSON documents,
+// checked exactly as a PUT's body; a write is answered once durable. The
+// commands, the AUTH and compare-and-set forms, the errors and the limits
+// are in docs/resp.md.
+//
+// # Use
+//
+//	s, err := resp.New(resp.Options{Docs: docs, Auth: verifier, Limiter: limiter})
+//	go s.Serve(ln)     // returns nil after Shutdown
+//	…
+//	s.Shutdown(ctx)    // refuses new commands, waits for those in flight
+//
+// # Protocol
+//
+// github.com/tidwall/redcon reads commands (pipelines included: the
+// replies of one read's commands are flushed together) and writes RESP2;
+// the RESP3 types a HELLO 3 client expects (null, map) are written raw
+// (reply.go). Below redcon, each connection is a limitConn (conn.go): it
+// bounds what a client may send ahead of its last complete command, which
+// redcon would buffer whole, and gives every write a deadline. redcon's
+// idle close is the deadline to send a whole command.
+//
+// # Concurrency
+//
+// redcon runs one goroutine per connection, which reads, runs each
+// command in turn (handle.go) and writes; a session is touched by it
+// alone. Server state shared by connections: the SCAN cursor table
+// (scan.go, under its own mutex) and the draining flag (Server.mu).
+// Shutdown waits for the commands in flight, then closes the listener and
+// every connection and waits for their goroutines.
+//
+// # Sharp edges
+//
+//   - Shedding and node-side failures answer TRYAGAIN, which clients
+//     retry; a write answered so may or may not have been made, as an HTTP
+//     503's.
+//   - MSET and DEL of several keys are a write per key, not atomic.
+//   - A SCAN cursor names a key kept in a bounded table: an old one may
+//     have expired (the client starts again from 0).
+package resp

@@ -1,0 +1,304 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+// The document commands. Reads run without a deadline, as over HTTP (a
+// cache hit cannot block; a store read waits at most for the commit in
+// flight); writes get the node's request deadline and are answered once
+// durable.
+
+func (s *Server) get(c redcon.Conn, ss *session, op string, b []byte) (server.Doc, bool, result) {
+	k, okKey := key(c, b)
+	if !okKey {
+		return server.Doc{}, false, failed(fault.Invalid)
+	}
+	d, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+	if errors.Is(err, fault.ErrNotFound) {
+		return d, false, ok
+	}
+	if err != nil {
+		return d, false, s.fail(c, ss, op, err)
+	}
+	return d, true, ok
+}
+
+func cmdGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	d, found, res := s.get(c, ss, "GET", args[1])
+	switch {
+	case res.err:
+	case found:
+		c.WriteBulk(d.Body)
+	default:
+		writeNull(c, ss)
+	}
+	return res
+}
+
+// cmdGetETag is GETETAG key: the document and its ETag (the HTTP ETag
+// without its quotes) read together, for a later SET … IFMATCH etag.
+func cmdGetETag(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	d, found, res := s.get(c, ss, "GETETAG", args[1])
+	switch {
+	case res.err:
+	case found:
+		c.WriteArray(2)
+		c.WriteBulk(d.Body)
+		c.WriteBulkString(strings.Trim(d.ETag, `"`))
+	default:
+		writeNull(c, ss)
+	}
+	return res
+}
+
+func cmdType(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	_, found, res := s.get(c, ss, "TYPE", args[1])
+	switch {
+	case res.err:
+	case found:
+		c.WriteString("string")
+	default:
+		c.WriteString("none")
+	}
+	return res
+}
+
+// cmdSet is SET key value [NX | XX | IFMATCH etag]. A condition that does
+// not hold is a null reply, as Redis answers a SET NX that found the key.
+func cmdSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	var pre doc.Precondition
+	for i := 3; i < len(args); i++ {
+		opt := lower(string(args[i]))
+		switch opt {
+		case "nx", "xx", "ifmatch":
+			if !pre.IsZero() {
+				c.WriteError(errSyntax + ": SET takes one of NX, XX and IFMATCH etag")
+				return failed(fault.Invalid)
+			}
+		}
+		switch opt {
+		case "nx":
+			pre.IfNoneMatch = []string{"*"}
+		case "xx":
+			pre.IfMatch = []string{"*"}
+		case "ifmatch":
+			if i+1 >= len(args) || len(args[i+1]) == 0 {
+				c.WriteError(errSyntax + ": IFMATCH needs the ETag GETETAG answered")
+				return failed(fault.Invalid)
+			}
+			i++
+			pre.IfMatch = []string{quoteETag(args[i])}
+		case "ex", "px", "exat", "pxat", "keepttl", "persist":
+			c.WriteError("ERR SET " + strings.ToUpper(opt) + " is not supported: cairn documents do not expire")
+			return failed(fault.Invalid)
+		case "get":
+			c.WriteError("ERR SET GET is not supported: read with GETETAG, then SET … IFMATCH etag")
+			return failed(fault.Invalid)
+		default:
+			c.WriteError(errSyntax + ": unknown SET option '" + truncate(args[i]) + "'")
+			return failed(fault.Invalid)
+		}
+	}
+	return s.put(c, ss, "SET", args[1], args[2], pre)
+}
+
+// quoteETag turns the ETag a client holds (with or without the HTTP
+// quotes) into the strong ETag the store compares.
+func quoteETag(b []byte) string {
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' {
+		return string(b)
+	}
+	return `"` + string(b) + `"`
+}
+
+func (s *Server) put(c redcon.Conn, ss *session, op string, kb, body []byte, pre doc.Precondition) result {
+	k, okKey := key(c, kb)
+	if !okKey || !s.value(c, body) {
+		return failed(fault.Invalid)
+	}
+	ctx, cancel := s.writeCtx()
+	_, _, err := s.opt.Docs.Put(ctx, ss.tenant, k, body, pre)
+	cancel()
+	switch {
+	case err == nil:
+		c.WriteString("OK")
+		return ok
+	case errors.Is(err, fault.ErrPreconditionFailed):
+		writeNull(c, ss)
+		return ok
+	}
+	return s.fail(c, ss, op, err)
+}
+
+// cmdDel deletes each key in turn and answers how many existed. Every key
+// is checked before any is deleted.
+func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	keys, okKeys := keysOf(c, args[1:])
+	if !okKeys {
+		return failed(fault.Invalid)
+	}
+	n := 0
+	for _, k := range keys {
+		ctx, cancel := s.writeCtx()
+		err := s.opt.Docs.Delete(ctx, ss.tenant, k, doc.Precondition{})
+		cancel()
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, fault.ErrNotFound):
+		default:
+			return s.fail(c, ss, "DEL", err)
+		}
+	}
+	c.WriteInt(n)
+	return ok
+}
+
+func keysOf(c redcon.Conn, args [][]byte) ([]string, bool) {
+	keys := make([]string, len(args))
+	for i, a := range args {
+		k, okKey := key(c, a)
+		if !okKey {
+			return nil, false
+		}
+		keys[i] = k
+	}
+	return keys, true
+}
+
+// cmdExists counts the keys that hold a document; one with open siblings
+// exists.
+func cmdExists(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	keys, okKeys := keysOf(c, args[1:])
+	if !okKeys {
+		return failed(fault.Invalid)
+	}
+	n := 0
+	for _, k := range keys {
+		_, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+		switch {
+		case err == nil, errors.Is(err, fault.ErrConflict):
+			n++
+		case errors.Is(err, fault.ErrNotFound):
+		default:
+			return s.fail(c, ss, "EXISTS", err)
+		}
+	}
+	c.WriteInt(n)
+	return ok
+}
+
+// cmdMGet answers a null for an absent key and for one with open
+// siblings, as Redis answers a null for a key that holds no string.
+func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	keys, okKeys := keysOf(c, args[1:])
+	if !okKeys {
+		return failed(fault.Invalid)
+	}
+	bodies := make([][]byte, len(keys))
+	for i, k := range keys {
+		d, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+		switch {
+		case err == nil:
+			bodies[i] = d.Body
+		case errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrConflict):
+		default:
+			return s.fail(c, ss, "MGET", err)
+		}
+	}
+	c.WriteArray(len(bodies))
+	for _, b := range bodies {
+		if b == nil {
+			writeNull(c, ss)
+		} else {
+			c.WriteBulk(b)
+		}
+	}
+	return ok
+}
+
+// cmdMSet checks every key and value, then writes them in order, each as
+// its own durable write: unlike Redis's, it is not atomic, and a failure
+// leaves the pairs before it written.
+func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	if len(args)%2 != 1 {
+		c.WriteError(errWrongArg + "mset' command")
+		return failed(fault.Invalid)
+	}
+	keys := make([]string, 0, len(args)/2)
+	for i := 1; i < len(args); i += 2 {
+		k, okKey := key(c, args[i])
+		if !okKey || !s.value(c, args[i+1]) {
+			return failed(fault.Invalid)
+		}
+		keys = append(keys, k)
+	}
+	for j, k := range keys {
+		ctx, cancel := s.writeCtx()
+		_, _, err := s.opt.Docs.Put(ctx, ss.tenant, k, args[2+2*j], doc.Precondition{})
+		cancel()
+		if err != nil {
+			return s.fail(c, ss, "MSET", err)
+		}
+	}
+	c.WriteString("OK")
+	return ok
+}
+
+// rootPath reports whether p names the whole document in RedisJSON's
+// syntax: "$" (JSONPath) or "." (the legacy path).
+func rootPath(p []byte) bool { return string(p) == "$" || string(p) == "." }
+
+const errRootOnly = "ERR cairn serves JSON.GET and JSON.SET on the root path only ($ or .)"
+
+// cmdJSONGet is JSON.GET key [path]: with "$" the document in a one-element
+// array, as RedisJSON answers a JSONPath; with "." or no path the
+// document.
+func cmdJSONGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	if len(args) > 3 || (len(args) == 3 && !rootPath(args[2])) {
+		c.WriteError(errRootOnly)
+		return failed(fault.Invalid)
+	}
+	d, found, res := s.get(c, ss, "JSON.GET", args[1])
+	switch {
+	case res.err:
+	case !found:
+		writeNull(c, ss)
+	case len(args) == 3 && string(args[2]) == "$":
+		b := make([]byte, 0, len(d.Body)+2)
+		b = append(append(append(b, '['), d.Body...), ']')
+		c.WriteBulk(b)
+	default:
+		c.WriteBulk(d.Body)
+	}
+	return res
+}
+
+// cmdJSONSet is JSON.SET key path value [NX | XX].
+func cmdJSONSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	if !rootPath(args[2]) {
+		c.WriteError(errRootOnly)
+		return failed(fault.Invalid)
+	}
+	var pre doc.Precondition
+	switch {
+	case len(args) == 4:
+	case len(args) == 5 && lower(string(args[4])) == "nx":
+		pre.IfNoneMatch = []string{"*"}
+	case len(args) == 5 && lower(string(args[4])) == "xx":
+		pre.IfMatch = []string{"*"}
+	default:
+		c.WriteError(errSyntax + ": JSON.SET key path value [NX | XX]")
+		return failed(fault.Invalid)
+	}
+	return s.put(c, ss, "JSON.SET", args[1], args[3], pre)
+}

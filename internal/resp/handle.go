@@ -1,0 +1,206 @@
+package resp
+
+import (
+	"context"
+	"time"
+
+	"github.com/tidwall/redcon"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/telemetry"
+)
+
+// command is one entry of the command table.
+type command struct {
+	name string // upper case, as in metrics and spans
+	// arity is the number of arguments with the name, as Redis counts it:
+	// n exactly, or -n for at least n.
+	arity int
+	// public commands run before AUTH: the connection handshake.
+	public bool
+	// data commands act on the tenant's documents: they pass the limiter
+	// and get a span.
+	data bool
+	run  func(s *Server, c redcon.Conn, ss *session, args [][]byte) result
+	idx  int // its place in the table, which indexes a Server's metrics
+}
+
+// result is what a command did, for metrics and logs: the fault class of
+// its error reply, if it sent one.
+type result struct {
+	class fault.Class
+	err   bool
+}
+
+var ok = result{}
+
+func failed(c fault.Class) result { return result{class: c, err: true} }
+
+// commands is the table, keyed by lower-case name (the dispatcher lowers
+// the client's name in place). Filled in init: the entries refer to
+// functions that refer to the table (COMMAND).
+var commands map[string]*command
+
+func init() {
+	list := []*command{
+		{name: "PING", arity: -1, run: cmdPing},
+		{name: "ECHO", arity: 2, run: cmdEcho},
+		{name: "AUTH", arity: -2, public: true, run: cmdAuth},
+		{name: "HELLO", arity: -1, public: true, run: cmdHello},
+		{name: "CLIENT", arity: -2, public: true, run: cmdClient},
+		{name: "QUIT", arity: -1, public: true, run: cmdQuit},
+		{name: "RESET", arity: 1, public: true, run: cmdReset},
+		{name: "SELECT", arity: 2, run: cmdSelect},
+		{name: "INFO", arity: -1, run: cmdInfo},
+		{name: "COMMAND", arity: -1, run: cmdCommand},
+		{name: "GET", arity: 2, data: true, run: cmdGet},
+		{name: "GETETAG", arity: 2, data: true, run: cmdGetETag},
+		{name: "SET", arity: -3, data: true, run: cmdSet},
+		{name: "DEL", arity: -2, data: true, run: cmdDel},
+		{name: "UNLINK", arity: -2, data: true, run: cmdDel},
+		{name: "EXISTS", arity: -2, data: true, run: cmdExists},
+		{name: "MGET", arity: -2, data: true, run: cmdMGet},
+		{name: "MSET", arity: -3, data: true, run: cmdMSet},
+		{name: "SCAN", arity: -2, data: true, run: cmdScan},
+		{name: "TYPE", arity: 2, data: true, run: cmdType},
+		{name: "JSON.GET", arity: -2, data: true, run: cmdJSONGet},
+		{name: "JSON.SET", arity: -4, data: true, run: cmdJSONSet},
+	}
+	commands = make(map[string]*command, len(list))
+	for i, cmd := range list {
+		cmd.idx = i
+		commands[lower(cmd.name)] = cmd
+	}
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	lowerInPlace(b)
+	return string(b)
+}
+
+func lowerInPlace(b []byte) {
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+}
+
+// handle runs one command; redcon calls it on the connection's goroutine
+// for each command of a pipeline in turn and flushes the replies once the
+// pipeline is done.
+func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
+	ss := c.Context().(*session)
+	if ss.lc != nil {
+		ss.lc.done(len(rc.Raw))
+	}
+	ss.seq++
+	lowerInPlace(rc.Args[0])
+	cmd := commands[string(rc.Args[0])]
+	if cmd == nil {
+		s.met.unknown.Inc()
+		c.WriteError("ERR unknown command '" + truncate(rc.Args[0]) + "', with args beginning with: " + argsPreview(rc.Args[1:]))
+		return
+	}
+	met := s.met.cmds[cmd.idx]
+	if !s.begin() {
+		c.WriteError("TRYAGAIN the node is shutting down")
+		met.outcome(fault.Exhausted).Inc()
+		return
+	}
+	defer s.end()
+	start := time.Now()
+	if ss.lc != nil {
+		ss.lc.now = start
+	}
+	res := s.dispatch(c, ss, cmd, met, rc.Args)
+	met.duration.Observe(time.Since(start).Seconds())
+	if res.err {
+		met.outcome(res.class).Inc()
+	} else {
+		met.ok.Inc()
+	}
+}
+
+// dispatch checks the arity, the session's authentication and the tenant's
+// limits, then runs cmd, in a span when tracing.
+func (s *Server) dispatch(c redcon.Conn, ss *session, cmd *command, met *cmdMetrics, args [][]byte) result {
+	if n := len(args); (cmd.arity > 0 && n != cmd.arity) || (cmd.arity < 0 && n < -cmd.arity) {
+		c.WriteError(errWrongArg + lower(cmd.name) + "' command")
+		return failed(fault.Invalid)
+	}
+	if !cmd.public && ss.tenant == "" {
+		c.WriteError(errNoAuth)
+		return failed(fault.Unauthorized)
+	}
+	if !cmd.data {
+		return cmd.run(s, c, ss, args)
+	}
+	if s.opt.Limiter != nil {
+		d := s.opt.Limiter.Acquire(ss.tenant)
+		if !d.Admit {
+			c.WriteError("TRYAGAIN " + d.Reason + "; retry after " + d.RetryAfter.String())
+			return failed(fault.Exhausted)
+		}
+		defer s.opt.Limiter.Release(ss.tenant)
+	}
+	if s.opt.Tracer == nil {
+		return cmd.run(s, c, ss, args)
+	}
+	_, span := s.opt.Tracer.Start(context.Background(), met.spanName, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(telemetry.AttrTenant.String(ss.tenant), telemetry.AttrOp.String(cmd.name),
+			telemetry.AttrRequestID.String(ss.requestID())))
+	res := cmd.run(s, c, ss, args)
+	if res.err {
+		span.SetAttributes(attrOutcome.String(res.class.String()))
+		if serverSide(res.class) {
+			span.SetStatus(codes.Error, res.class.String())
+		}
+	}
+	span.End()
+	return res
+}
+
+// serverSide reports whether an error reply of class c is the node's
+// failure rather than the client's.
+func serverSide(c fault.Class) bool {
+	switch c {
+	case fault.Unknown, fault.Transient, fault.Corruption, fault.Config:
+		return true
+	}
+	return false
+}
+
+// fail answers err as an error reply and logs it when it is the node's
+// failure.
+func (s *Server) fail(c redcon.Conn, ss *session, cmd string, err error) result {
+	msg, class := errorReply(err)
+	c.WriteError(msg)
+	if serverSide(class) {
+		s.log.Error("resp command failed", "request_id", ss.requestID(), "tenant", ss.tenant, "op", cmd,
+			"class", class.String(), "err", err)
+	}
+	return failed(class)
+}
+
+// truncate quotes at most 128 bytes of a client's argument in an error.
+func truncate(b []byte) string {
+	if len(b) > 128 {
+		return string(b[:128]) + "…"
+	}
+	return string(b)
+}
+
+func argsPreview(args [][]byte) string {
+	out := ""
+	for i, a := range args {
+		if i == 3 {
+			break
+		}
+		out += "'" + truncate(a) + "' "
+	}
+	return out
+}

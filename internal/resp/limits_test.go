@@ -1,0 +1,79 @@
+package resp_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/resp"
+	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/server/servertest"
+)
+
+// TestShedding: past the tenant's rate, commands are answered -TRYAGAIN
+// (which go-redis would retry; here retries are off), another tenant is
+// not affected, and the metrics count both outcomes by command.
+func TestShedding(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.Limits.TenantRate, c.Limits.TenantBurst = 0.001, 3 })
+	ctx := context.Background()
+	acme := client(t, n, "acme", acmeToken, 3)
+	var last error
+	for range 5 {
+		last = acme.Get(ctx, "k").Err()
+	}
+	if last == nil || !strings.HasPrefix(last.Error(), "TRYAGAIN") {
+		t.Fatalf("GET past the tenant's rate: %v, want TRYAGAIN", last)
+	}
+	if err := client(t, n, "beta", betaToken, 3).Get(ctx, "k").Err(); err != redis.Nil {
+		t.Fatalf("another tenant's GET: %v", err)
+	}
+	res, err := http.Get("http://" + n.AdminAddr() + "/metrics")
+	must(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, want := range []string{
+		`cairn_resp_commands_total{command="GET",outcome="ok"} 4`,
+		`cairn_resp_commands_total{command="GET",outcome="exhausted"} 2`,
+		`cairn_resp_connections 2`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+// TestIdleClose: a connection that sends no complete command within the
+// idle limit is closed, whether it sends nothing or dribbles a command.
+func TestIdleClose(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{})
+	must(t, err)
+	s, err := resp.New(resp.Options{Docs: &servertest.Mem{}, Auth: auth, Idle: 100 * time.Millisecond})
+	must(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	defer func() {
+		must(t, s.Shutdown(context.Background()))
+		must(t, <-served)
+	}()
+	for _, send := range []string{"", "*2\r\n$3\r\nGET\r\n$1"} {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		must(t, err)
+		c.Write([]byte(send))
+		c.SetReadDeadline(time.Now().Add(20 * time.Second)) // far beyond the idle limit: only a bug reaches it
+		start := time.Now()
+		_, err = c.Read(make([]byte, 16))
+		c.Close()
+		if err != io.EOF {
+			t.Fatalf("after sending %q and waiting %v: %v, want the server to close (EOF)", send, time.Since(start), err)
+		}
+	}
+}

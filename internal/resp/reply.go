@@ -1,0 +1,68 @@
+package resp
+
+import (
+	"errors"
+	"strconv"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// Replies. redcon writes RESP2; the few RESP3 types a client that said
+// HELLO 3 expects (null, map) are written raw here.
+
+func writeNull(c redcon.Conn, ss *session) {
+	if ss.proto == 3 {
+		c.WriteRaw(resp3Null)
+		return
+	}
+	c.WriteNull()
+}
+
+var resp3Null = []byte("_\r\n")
+
+// writeMap starts a map of n pairs: a RESP3 map, or a flat array of 2n
+// elements in RESP2.
+func writeMap(c redcon.Conn, ss *session, n int) {
+	if ss.proto == 3 {
+		c.WriteRaw([]byte("%" + strconv.Itoa(n) + "\r\n"))
+		return
+	}
+	c.WriteArray(2 * n)
+}
+
+// Error replies. The first word is the code clients match on.
+const (
+	errNoAuth   = "NOAUTH Authentication required: send AUTH tenant token"
+	errWrongArg = "ERR wrong number of arguments for '"
+	errSyntax   = "ERR syntax error"
+)
+
+// errorReply words err for the client, Redis style: the code a client
+// acts on, then the message. Shedding and node-side failures are TRYAGAIN,
+// which clients (go-redis, redis-py, Lettuce, Jedis' cluster client) treat
+// as retryable; BUSY would mean a script is running, and -ERR would not be
+// retried.
+func errorReply(err error) (msg string, class fault.Class) {
+	class = fault.ClassOf(err)
+	text := fault.MessageOf(err)
+	switch class {
+	case fault.Invalid:
+		return "ERR " + text, class
+	case fault.Exhausted, fault.Transient:
+		return "TRYAGAIN " + text, class
+	case fault.Conflict:
+		var se *doc.SiblingsError
+		if errors.As(err, &se) {
+			return "CONFLICT " + text + "; resolve it with SET key value IFMATCH etag of a sibling, or over HTTP", class
+		}
+		return "CONFLICT " + text, class
+	case fault.Unauthorized, fault.Forbidden:
+		return "WRONGPASS " + text, class
+	case fault.Canceled:
+		return "ERR timeout: " + text, class
+	}
+	return "ERR internal error: " + text, class
+}

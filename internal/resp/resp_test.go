@@ -1,0 +1,442 @@
+package resp_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+const (
+	acmeToken  = "cairn_acme-token"
+	betaToken  = "cairn_beta-token"
+	adminToken = "cairn_admin-token"
+)
+
+// startNode runs a real node (Pebble, the cache, sync durability) with
+// the RESP front on a loopback port and two tenants, acme and beta.
+func startNode(t *testing.T, edit func(*node.Config)) *node.Node {
+	t.Helper()
+	n := startNodeOnly(t, edit)
+	t.Cleanup(func() {
+		if err := n.Shutdown(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	return n
+}
+
+// startNodeOnly is startNode for a test that shuts the node down itself.
+func startNodeOnly(t *testing.T, edit func(*node.Config)) *node.Node {
+	t.Helper()
+	cfg := node.Config{
+		DataDir: t.TempDir(), Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", RespListen: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler),
+		Auth: server.Auth{
+			Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}, "beta": {server.HashToken(betaToken)}},
+			Admin:   [][32]byte{server.HashToken(adminToken)},
+		},
+		Limits: resilience.LimiterConfig{MaxInFlight: 4096, TenantMaxInFlight: 1024, TenantRate: 1e6, TenantBurst: 2e6},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	n, err := node.Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// client is a go-redis client of tenant with token, speaking proto.
+func client(t *testing.T, n *node.Node, tenant, token string, proto int) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), Username: tenant, Password: token, Protocol: proto,
+		MaxRetries: -1, DisableIdentity: false})
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestCommands(t *testing.T) {
+	n := startNode(t, nil)
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
+			ctx := context.Background()
+			c := client(t, n, "acme", acmeToken, proto)
+			p := fmt.Sprintf("p%d:", proto)
+			must(t, c.Ping(ctx).Err())
+			if got := c.Set(ctx, p+"a", `{"n":1}`, 0).Val(); got != "OK" {
+				t.Fatalf("SET: %q", got)
+			}
+			if got := c.Get(ctx, p+"a").Val(); got != `{"n":1}` {
+				t.Fatalf("GET: %q", got)
+			}
+			if err := c.Get(ctx, p+"missing").Err(); err != redis.Nil {
+				t.Fatalf("GET of an absent key: %v, want redis.Nil", err)
+			}
+			// NX and XX.
+			if ok, err := c.SetNX(ctx, p+"a", `{"n":2}`, 0).Result(); ok || err != nil {
+				t.Fatalf("SET NX on an existing key: %v %v", ok, err)
+			}
+			if ok, err := c.SetXX(ctx, p+"b", `{"n":2}`, 0).Result(); ok || err != nil {
+				t.Fatalf("SET XX on an absent key: %v %v", ok, err)
+			}
+			if ok := c.SetNX(ctx, p+"b", `{"n":2}`, 0).Val(); !ok {
+				t.Fatal("SET NX on an absent key failed")
+			}
+			if ok := c.SetXX(ctx, p+"b", `{"n":3}`, 0).Val(); !ok {
+				t.Fatal("SET XX on an existing key failed")
+			}
+			// Compare-and-set.
+			ge := c.Do(ctx, "GETETAG", p+"b")
+			pair, err := ge.Slice()
+			if err != nil || len(pair) != 2 || pair[0] != `{"n":3}` {
+				t.Fatalf("GETETAG: %v %v", pair, err)
+			}
+			etag := pair[1].(string)
+			if got, err := c.Do(ctx, "SET", p+"b", `{"n":4}`, "IFMATCH", etag).Result(); got != "OK" || err != nil {
+				t.Fatalf("SET IFMATCH current: %v %v", got, err)
+			}
+			if err := c.Do(ctx, "SET", p+"b", `{"n":5}`, "IFMATCH", etag).Err(); err != redis.Nil {
+				t.Fatalf("SET IFMATCH stale: %v, want redis.Nil", err)
+			}
+			if got := c.Get(ctx, p+"b").Val(); got != `{"n":4}` {
+				t.Fatalf("after a failed CAS: %q", got)
+			}
+			if err := c.Do(ctx, "GETETAG", p+"missing").Err(); err != redis.Nil {
+				t.Fatalf("GETETAG of an absent key: %v", err)
+			}
+			// EXISTS, TYPE, MGET, MSET, DEL.
+			if got := c.Exists(ctx, p+"a", p+"b", p+"missing").Val(); got != 2 {
+				t.Fatalf("EXISTS: %d", got)
+			}
+			if got := c.Type(ctx, p+"a").Val(); got != "string" {
+				t.Fatalf("TYPE: %q", got)
+			}
+			if got := c.Type(ctx, p+"missing").Val(); got != "none" {
+				t.Fatalf("TYPE of an absent key: %q", got)
+			}
+			must(t, c.MSet(ctx, p+"c", `[1]`, p+"d", `"s"`).Err())
+			vals, err := c.MGet(ctx, p+"c", p+"missing", p+"d").Result()
+			if err != nil || !slices.Equal(vals, []any{"[1]", nil, `"s"`}) {
+				t.Fatalf("MGET: %#v %v", vals, err)
+			}
+			if got := c.Del(ctx, p+"c", p+"d", p+"missing").Val(); got != 2 {
+				t.Fatalf("DEL: %d", got)
+			}
+			if got := c.Exists(ctx, p+"c").Val(); got != 0 {
+				t.Fatalf("EXISTS after DEL: %d", got)
+			}
+			// JSON.GET and JSON.SET on the root.
+			if got := c.Do(ctx, "JSON.SET", p+"j", "$", `{"x":[1,2]}`).Val(); got != "OK" {
+				t.Fatalf("JSON.SET: %v", got)
+			}
+			if got := c.Do(ctx, "JSON.GET", p+"j").Val(); got != `{"x":[1,2]}` {
+				t.Fatalf("JSON.GET: %v", got)
+			}
+			if got := c.Do(ctx, "JSON.GET", p+"j", "$").Val(); got != `[{"x":[1,2]}]` {
+				t.Fatalf("JSON.GET $: %v", got)
+			}
+			if err := c.Do(ctx, "JSON.SET", p+"j", "$", `{}`, "NX").Err(); err != redis.Nil {
+				t.Fatalf("JSON.SET NX on an existing key: %v", err)
+			}
+			if err := c.Do(ctx, "JSON.GET", p+"j", "$.x").Err(); err == nil || !strings.Contains(err.Error(), "root path") {
+				t.Fatalf("JSON.GET of a sub-path: %v", err)
+			}
+			// CLIENT SETNAME, GETNAME, ID, INFO; INFO; HELLO; SELECT; ECHO.
+			conn := c.Conn()
+			defer conn.Close()
+			must(t, conn.ClientSetName(ctx, "worker-1").Err())
+			if got := conn.ClientGetName(ctx).Val(); got != "worker-1" {
+				t.Fatalf("CLIENT GETNAME: %q", got)
+			}
+			if id := conn.ClientID(ctx).Val(); id <= 0 {
+				t.Fatalf("CLIENT ID: %d", id)
+			}
+			if info := conn.Do(ctx, "CLIENT", "INFO").Val(); !strings.Contains(fmt.Sprint(info), "user=acme") {
+				t.Fatalf("CLIENT INFO: %v", info)
+			}
+			if info := c.Info(ctx).Val(); !strings.Contains(info, "# Server") || !strings.Contains(info, "cairn_version:") {
+				t.Fatalf("INFO: %q", info)
+			}
+			hello, err := conn.Do(ctx, "HELLO", proto).Result()
+			if err != nil || !strings.Contains(fmt.Sprint(hello), "cairn") {
+				t.Fatalf("HELLO: %v %v", hello, err)
+			}
+			must(t, conn.Select(ctx, 0).Err())
+			if got := c.Echo(ctx, "hi").Val(); got != "hi" {
+				t.Fatalf("ECHO: %q", got)
+			}
+		})
+	}
+}
+
+func TestScan(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 3)
+	var want []string
+	for i := range 25 {
+		k := fmt.Sprintf("user:%02d", i)
+		want = append(want, k)
+		must(t, c.Set(ctx, k, `{}`, 0).Err())
+	}
+	must(t, c.Set(ctx, "other", `{}`, 0).Err())
+	var got []string
+	iter := c.Scan(ctx, 0, "user:*", 7).Iterator()
+	for iter.Next(ctx) {
+		got = append(got, iter.Val())
+	}
+	must(t, iter.Err())
+	if !slices.Equal(got, want) {
+		t.Fatalf("SCAN MATCH user:* got %v, want %v", got, want)
+	}
+	keys, cur, err := c.Scan(ctx, 0, "*", 1000).Result()
+	if err != nil || cur != 0 || len(keys) != 26 {
+		t.Fatalf("SCAN *: %d keys, cursor %d, %v", len(keys), cur, err)
+	}
+	for _, bad := range []string{"user:?", "*user", "us*er*", "[a]*"} {
+		if err := c.Scan(ctx, 0, bad, 10).Err(); err == nil || !strings.Contains(err.Error(), "prefix") {
+			t.Errorf("SCAN MATCH %q: %v, want an error naming the prefix limit", bad, err)
+		}
+	}
+	if err := c.Scan(ctx, 12345, "", 10).Err(); err == nil || !strings.Contains(err.Error(), "cursor") {
+		t.Errorf("SCAN with an unknown cursor: %v", err)
+	}
+	// A cursor is its tenant's only.
+	_, cur, err = c.Scan(ctx, 0, "user:*", 5).Result()
+	must(t, err)
+	beta := client(t, n, "beta", betaToken, 3)
+	if err := beta.Scan(ctx, cur, "", 5).Err(); err == nil || !strings.Contains(err.Error(), "cursor") {
+		t.Errorf("another tenant's cursor: %v", err)
+	}
+}
+
+func TestAuth(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+
+	// No AUTH: every data command is NOAUTH, and the connection stays.
+	anon := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1, PoolSize: 1})
+	defer anon.Close()
+	for _, cmd := range [][]any{{"GET", "k"}, {"SET", "k", "{}"}, {"PING"}, {"SCAN", "0"}} {
+		if err := anon.Do(ctx, cmd...).Err(); err == nil || !strings.HasPrefix(err.Error(), "NOAUTH") {
+			t.Errorf("%v without AUTH: %v, want NOAUTH", cmd, err)
+		}
+	}
+	// The one-argument form says which form to use.
+	if err := anon.Do(ctx, "AUTH", acmeToken).Err(); err == nil || !strings.Contains(err.Error(), "AUTH tenant token") {
+		t.Errorf("AUTH token: %v", err)
+	}
+	for _, tc := range []struct{ tenant, token, want string }{
+		{"acme", "wrong", "WRONGPASS"},
+		{"acme", betaToken, "WRONGPASS"},
+		{"nosuch", acmeToken, "WRONGPASS"},
+		{"Bad Tenant", acmeToken, "WRONGPASS"},
+	} {
+		c := client(t, n, tc.tenant, tc.token, 3)
+		if err := c.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("AUTH %s %s: %v, want %s", tc.tenant, tc.token, err, tc.want)
+		}
+	}
+	// An admin token acts on any tenant.
+	admin := client(t, n, "beta", adminToken, 2)
+	must(t, admin.Set(ctx, "k", `{"by":"admin"}`, 0).Err())
+	// The connection survives errors and AUTH switches tenant.
+	conn := anon.Conn()
+	defer conn.Close()
+	if err := conn.Do(ctx, "AUTH", "acme", "wrong").Err(); err == nil {
+		t.Fatal("bad AUTH accepted")
+	}
+	must(t, conn.Do(ctx, "AUTH", "acme", acmeToken).Err())
+	must(t, conn.Ping(ctx).Err())
+}
+
+func TestAuthFailureBudget(t *testing.T) {
+	n := startNode(t, func(c *node.Config) {
+		c.Limits.AuthFailureRate, c.Limits.AuthFailureBurst = 1, 3
+	})
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1, PoolSize: 1})
+	defer c.Close()
+	var last error
+	for range 10 {
+		last = c.Do(ctx, "AUTH", "acme", "wrong").Err()
+	}
+	if last == nil || !strings.HasPrefix(last.Error(), "TRYAGAIN") {
+		t.Fatalf("AUTH failures past the budget: %v, want TRYAGAIN", last)
+	}
+	// A valid token is never refused because others failed.
+	must(t, c.Do(ctx, "AUTH", "acme", acmeToken).Err())
+}
+
+func TestTenantIsolation(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	acme := client(t, n, "acme", acmeToken, 3)
+	beta := client(t, n, "beta", betaToken, 2)
+	must(t, acme.Set(ctx, "shared", `{"owner":"acme"}`, 0).Err())
+	if err := beta.Get(ctx, "shared").Err(); err != redis.Nil {
+		t.Fatalf("beta reads acme's key: %v", err)
+	}
+	must(t, beta.Set(ctx, "shared", `{"owner":"beta"}`, 0).Err())
+	if got := acme.Get(ctx, "shared").Val(); got != `{"owner":"acme"}` {
+		t.Fatalf("acme's document after beta's write: %q", got)
+	}
+	if got := beta.Del(ctx, "shared").Val(); got != 1 {
+		t.Fatal("beta's DEL")
+	}
+	if got := acme.Exists(ctx, "shared").Val(); got != 1 {
+		t.Fatal("beta's DEL removed acme's document")
+	}
+	keys, _, err := beta.Scan(ctx, 0, "*", 100).Result()
+	if err != nil || len(keys) != 0 {
+		t.Fatalf("beta's SCAN: %v %v", keys, err)
+	}
+	// And over HTTP: the same tenants and documents.
+	req, _ := http.NewRequest("GET", "http://"+n.Addr()+"/v1/tenants/acme/docs/shared", nil)
+	req.Header.Set("Authorization", "Bearer "+acmeToken)
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(body) != `{"owner":"acme"}` {
+		t.Fatalf("HTTP GET of a RESP write: %d %q", res.StatusCode, body)
+	}
+}
+
+func TestPipeline(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 3)
+	const count = 200
+	cmds, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range count {
+			p.Set(ctx, fmt.Sprintf("k%03d", i), fmt.Sprintf(`{"i":%d}`, i), 0)
+		}
+		p.Set(ctx, "bad", "not json", 0) // an error in the middle does not end the pipeline
+		for i := range count {
+			p.Get(ctx, fmt.Sprintf("k%03d", i))
+		}
+		return nil
+	})
+	if err == nil {
+		t.Fatal("the pipeline's bad SET did not fail")
+	}
+	if len(cmds) != 2*count+1 {
+		t.Fatalf("%d replies, want %d", len(cmds), 2*count+1)
+	}
+	for i, cmd := range cmds {
+		switch {
+		case i < count:
+			if cmd.Err() != nil {
+				t.Fatalf("SET %d: %v", i, cmd.Err())
+			}
+		case i == count:
+			if cmd.Err() == nil || !strings.Contains(cmd.Err().Error(), "JSON") {
+				t.Fatalf("bad SET: %v", cmd.Err())
+			}
+		default:
+			j := i - count - 1
+			if got := cmd.(*redis.StringCmd).Val(); got != fmt.Sprintf(`{"i":%d}`, j) {
+				t.Fatalf("GET %d: %q", j, got)
+			}
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.MaxBodyBytes = 1024 })
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 3)
+	conn := c.Conn()
+	defer conn.Close()
+	for _, tc := range []struct {
+		cmd  []any
+		want string
+	}{
+		{[]any{"SET", "k", "not json"}, "ERR value is not a JSON document: invalid JSON at byte 0"},
+		{[]any{"SET", "k", `{"a":1`}, "ERR value is not a JSON document"},
+		{[]any{"SET", "k", `{"a":1} x`}, "ERR value is not a JSON document"},
+		{[]any{"SET", "k", "\"\xff\""}, "ERR value is not a JSON document"},
+		{[]any{"SET", "k", `{"a":"` + strings.Repeat("x", 1100) + `"}`}, "larger than the limit of 1024 bytes"},
+		{[]any{"MSET", "k1", `{}`, "k2", `nope`}, "ERR value is not a JSON document"},
+		{[]any{"SET", "k", `{}`, "EX", "10"}, "do not expire"},
+		{[]any{"SET", "k", `{}`, "NX", "XX"}, "one of NX, XX and IFMATCH"},
+		{[]any{"SET", "k", `{}`, "IFMATCH"}, "IFMATCH needs"},
+		{[]any{"SET", "k", `{}`, "BOGUS"}, "unknown SET option"},
+		{[]any{"SET", "k"}, "wrong number of arguments for 'set'"},
+		{[]any{"GET"}, "wrong number of arguments for 'get'"},
+		{[]any{"GET", "a\x00b"}, "ERR key"},
+		{[]any{"GET", strings.Repeat("k", 1025)}, "ERR key"},
+		{[]any{"MSET", "k1", `{}`, "k2"}, "wrong number of arguments for 'mset'"},
+		{[]any{"FLUSHALL"}, "ERR unknown command 'flushall'"},
+		{[]any{"HSET", "h", "f", "v"}, "ERR unknown command 'hset'"},
+		{[]any{"SCAN", "0", "COUNT", "zero"}, "COUNT must be"},
+		{[]any{"SCAN", "0", "MATCH"}, "syntax error"},
+		{[]any{"SELECT", "1"}, "one database per tenant"},
+		{[]any{"HELLO", "4"}, "NOPROTO"},
+		{[]any{"CLIENT", "KILL", "x"}, "CLIENT subcommand"},
+		{[]any{"JSON.SET", "k", "$.a", `1`}, "root path"},
+	} {
+		err := conn.Do(ctx, tc.cmd...).Err()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%.40q: %v, want an error containing %q", tc.cmd, err, tc.want)
+		}
+	}
+	// Nothing was stored, and the connection still serves.
+	if got := conn.Exists(ctx, "k", "k1", "k2").Val(); got != 0 {
+		t.Fatalf("bad input stored %d documents", got)
+	}
+	must(t, conn.Ping(ctx).Err())
+}
+
+// TestCommandTooLarge: a command announcing more than the body limit (plus
+// the slack for its framing) is refused with an error, before the server
+// buffers it, and the connection is closed.
+func TestCommandTooLarge(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.MaxBodyBytes = 1024 })
+	nc, err := net.Dial("tcp", n.RESPAddr())
+	must(t, err)
+	defer nc.Close()
+	fmt.Fprintf(nc, "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$%d\r\n", 100<<20)
+	chunk := []byte(strings.Repeat("x", 64<<10))
+	var reply []byte
+	buf := make([]byte, 512)
+	for range 100 { // 6.4 MiB at most; the server stops reading after ~65 KiB
+		if _, err := nc.Write(chunk); err != nil {
+			break
+		}
+	}
+	for {
+		m, err := nc.Read(buf)
+		reply = append(reply, buf[:m]...)
+		if err != nil {
+			break
+		}
+	}
+	if !strings.HasPrefix(string(reply), "-ERR command larger than") {
+		t.Fatalf("reply to an oversize command: %q", reply)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var _ = errors.New

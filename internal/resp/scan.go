@@ -1,0 +1,154 @@
+package resp
+
+import (
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// SCAN's cursor is a number to every client (go-redis parses it as a
+// uint64), but the listing resumes after a key of up to 1 KiB. So the
+// server keeps the key: a cursor is a random number naming a (tenant, key)
+// pair in a table of the most recent maxCursors, shared by the node's
+// connections (a client's pool may send each SCAN on another one). A
+// cursor pushed out of the table, or another tenant's, is an error telling
+// the client to start again from 0.
+
+// maxCursors bounds the table: at most about 1 KiB each.
+const maxCursors = 8192
+
+type cursorEntry struct {
+	tenant, after string
+}
+
+type cursors struct {
+	mu   sync.Mutex // guards all below
+	m    map[uint64]cursorEntry
+	ring []uint64 // insertion order; the oldest is replaced
+	next int      // the ring's slot to fill next
+}
+
+func newCursors(n int) *cursors {
+	return &cursors{m: make(map[uint64]cursorEntry, n), ring: make([]uint64, n)}
+}
+
+func (cs *cursors) put(e cursorEntry) uint64 {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	id := rand.Uint64()
+	for _, taken := cs.m[id]; id == 0 || taken; _, taken = cs.m[id] {
+		id = rand.Uint64()
+	}
+	delete(cs.m, cs.ring[cs.next])
+	cs.ring[cs.next] = id
+	cs.next = (cs.next + 1) % len(cs.ring)
+	cs.m[id] = e
+	return id
+}
+
+func (cs *cursors) get(id uint64, tenant string) (string, bool) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	e, ok := cs.m[id]
+	if !ok || e.tenant != tenant {
+		return "", false
+	}
+	return e.after, true
+}
+
+// The page sizes of SCAN's COUNT: Redis's default, and the HTTP listing's
+// largest page. COUNT is a hint: a larger one is served as the largest.
+const (
+	scanCount    = 10
+	maxScanCount = 1000
+)
+
+// cmdScan is SCAN cursor [MATCH prefix*] [COUNT n] [TYPE string].
+func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	after := ""
+	if cur := string(args[1]); cur != "0" {
+		id, err := strconv.ParseUint(cur, 10, 64)
+		var found bool
+		if err == nil {
+			after, found = s.cursors.get(id, ss.tenant)
+		}
+		if !found {
+			c.WriteError("ERR invalid or expired cursor '" + truncate(args[1]) + "': start the scan again from 0")
+			return failed(fault.Invalid)
+		}
+	}
+	prefix, count := "", scanCount
+	for i := 2; i < len(args); i += 2 {
+		if i+1 >= len(args) {
+			c.WriteError(errSyntax)
+			return failed(fault.Invalid)
+		}
+		v := args[i+1]
+		switch lower(string(args[i])) {
+		case "match":
+			p, okPat := prefixOf(string(v))
+			if !okPat {
+				c.WriteError("ERR MATCH '" + truncate(v) + "': cairn matches prefixes only, a pattern 'prefix*' with no *, ?, [ or \\ before the final *")
+				return failed(fault.Invalid)
+			}
+			prefix = p
+		case "count":
+			n, err := strconv.Atoi(string(v))
+			if err != nil || n < 1 {
+				c.WriteError("ERR COUNT must be a positive whole number")
+				return failed(fault.Invalid)
+			}
+			count = min(n, maxScanCount)
+		case "type":
+			if lower(string(v)) != "string" {
+				c.WriteError("ERR TYPE '" + truncate(v) + "': every cairn document is of type string")
+				return failed(fault.Invalid)
+			}
+		default:
+			c.WriteError(errSyntax + ": unknown SCAN option '" + truncate(args[i]) + "'")
+			return failed(fault.Invalid)
+		}
+	}
+	if after != "" && after < prefix {
+		after = "" // the client changed MATCH mid-scan: list the new prefix from its start
+	}
+	keys := make([]string, 0, count)
+	more := false
+	for it, err := range s.opt.Docs.List(context.Background(), ss.tenant, prefix, after, count+1) {
+		if err != nil {
+			return s.fail(c, ss, "SCAN", err)
+		}
+		if len(keys) == count {
+			more = true
+			break
+		}
+		keys = append(keys, it.Key)
+	}
+	next := "0"
+	if more {
+		next = strconv.FormatUint(s.cursors.put(cursorEntry{tenant: ss.tenant, after: keys[len(keys)-1]}), 10)
+	}
+	c.WriteArray(2)
+	c.WriteBulkString(next)
+	c.WriteArray(len(keys))
+	for _, k := range keys {
+		c.WriteBulkString(k)
+	}
+	return ok
+}
+
+// prefixOf returns the prefix a MATCH pattern selects: "*" all, "p*" the
+// keys starting with p. Any other glob is refused.
+func prefixOf(pat string) (string, bool) {
+	p, found := strings.CutSuffix(pat, "*")
+	if !found || strings.ContainsAny(p, `*?[\`) {
+		return "", false
+	}
+	return p, true
+}

@@ -1,0 +1,223 @@
+package resp
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/tidwall/redcon"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/ingest"
+	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+// Limiter admits or sheds one command of a tenant (resilience.Limiter),
+// and bounds the failed AUTH attempts node-wide, as it does HTTP requests.
+type Limiter interface {
+	Acquire(tenant string) resilience.Decision
+	Release(tenant string)
+	AuthFailed() (ok bool, retryAfter time.Duration)
+}
+
+// Options configure a [Server]. Docs and Auth are required.
+type Options struct {
+	Docs server.Docs
+	Auth *server.Verifier
+	// Limiter sheds each tenant's commands past its limits; nil admits all.
+	Limiter Limiter
+	// Validate checks a value before it is stored; nil means strict JSON
+	// nested at most MaxDepth deep, the HTTP server's default.
+	Validate func([]byte) error
+	// MaxBodyBytes bounds a value [1 MiB]; a whole command may be 64 KiB
+	// more (keys, the command's framing), past which the connection is
+	// answered an error and closed.
+	MaxBodyBytes int64
+	MaxDepth     int // [64]
+	// Idle closes a connection that sends no complete command for this
+	// long [5m]: an idle client, or a slow one dribbling a command.
+	Idle time.Duration
+	// WriteTimeout bounds each write of replies to a client [30s], so a
+	// client that stops reading cannot hold a goroutine forever.
+	WriteTimeout time.Duration
+	// RequestTimeout is the deadline of each write command [5s].
+	RequestTimeout time.Duration
+	Logger         *slog.Logger
+	// Registerer gets the front's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Tracer, when not nil, gets one span per command.
+	Tracer trace.Tracer
+	// Version is reported by HELLO and INFO.
+	Version string
+}
+
+// commandSlack is what a command may carry beyond its largest value.
+const commandSlack = 64 << 10
+
+// Server serves RESP connections. Its methods are safe for concurrent use.
+type Server struct {
+	opt      Options
+	validate func([]byte) error
+	log      *slog.Logger
+	met      *metrics
+	cursors  *cursors
+	started  time.Time
+	nextID   atomic.Uint64 // connection ids, from 1
+
+	// Draining: a command counts itself in inflight, then checks
+	// draining; Shutdown sets draining, then checks inflight. Whichever
+	// comes second sees the other, so no command starts unseen after
+	// Shutdown checked, and the last one out closes idle.
+	draining atomic.Bool
+	inflight atomic.Int64
+	idle     chan struct{} // closed once draining and no command is in flight
+	idleOnce sync.Once
+
+	conns  sync.WaitGroup // connection goroutines (redcon's), Add in accept
+	served chan struct{}  // closed when Serve returns
+
+	mu sync.Mutex   // guards ln
+	ln net.Listener // set by Serve
+}
+
+// New returns a Server, or a Config-class error naming what is missing.
+func New(opt Options) (*Server, error) {
+	if opt.Docs == nil || opt.Auth == nil {
+		return nil, fault.New(fault.Config, fault.Context{Op: "resp.new"}, "resp: Options.Docs and Options.Auth are required")
+	}
+	if opt.MaxBodyBytes <= 0 {
+		opt.MaxBodyBytes = 1 << 20
+	}
+	if opt.MaxDepth <= 0 {
+		opt.MaxDepth = 64
+	}
+	if opt.Idle <= 0 {
+		opt.Idle = 5 * time.Minute
+	}
+	if opt.WriteTimeout <= 0 {
+		opt.WriteTimeout = 30 * time.Second
+	}
+	if opt.RequestTimeout <= 0 {
+		opt.RequestTimeout = 5 * time.Second
+	}
+	s := &Server{opt: opt, validate: opt.Validate, log: opt.Logger, cursors: newCursors(maxCursors),
+		started: time.Now(), served: make(chan struct{}), idle: make(chan struct{})}
+	if s.validate == nil {
+		depth := opt.MaxDepth
+		s.validate = func(b []byte) error { return ingest.ValidateDepth(b, depth) }
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	var err error
+	if s.met, err = newMetrics(opt.Registerer); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Serve accepts connections on ln until Shutdown; it returns nil then, or
+// the listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	defer close(s.served)
+	s.mu.Lock()
+	s.ln = &limitListener{Listener: ln, max: s.opt.MaxBodyBytes + commandSlack, writeTimeout: s.opt.WriteTimeout}
+	ln = s.ln
+	s.mu.Unlock()
+	if s.draining.Load() {
+		ln.Close()
+		return nil
+	}
+	rs := redcon.NewServerNetwork("tcp", "", s.handle, s.accept, s.closed)
+	rs.SetIdleClose(s.opt.Idle)
+	err := rs.Serve(ln)
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown refuses new commands (-TRYAGAIN), waits until the commands in
+// flight are answered or ctx ends, then closes the listener and every
+// connection and waits for their goroutines.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	if s.inflight.Load() == 0 {
+		s.idleOnce.Do(func() { close(s.idle) })
+	}
+	s.mu.Lock()
+	ln := s.ln
+	s.mu.Unlock()
+	var err error
+	select {
+	case <-s.idle:
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if ln == nil { // Serve never ran
+		return err
+	}
+	ln.Close()
+	<-s.served     // redcon closes every connection as Serve returns
+	s.conns.Wait() // every command has returned: they run on these goroutines
+	return err
+}
+
+// session is one connection's state, used only by its goroutine.
+type session struct {
+	id     uint64
+	addr   string
+	lc     *limitConn
+	proto  int    // 2 or 3 (HELLO 3)
+	tenant string // "" until AUTH
+	name   string // CLIENT SETNAME
+	seq    uint64 // commands served, for request ids
+}
+
+func (s *Server) accept(c redcon.Conn) bool {
+	lc, _ := c.NetConn().(*limitConn)
+	ss := &session{id: s.nextID.Add(1), addr: c.RemoteAddr(), lc: lc, proto: 2}
+	c.SetContext(ss)
+	s.conns.Add(1)
+	s.met.conns.Inc()
+	return true
+}
+
+func (s *Server) closed(c redcon.Conn, err error) {
+	s.met.conns.Dec()
+	if err != nil && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errTooLarge) {
+		s.log.Debug("resp connection closed", "remote", c.RemoteAddr(), "err", err)
+	}
+	s.conns.Done()
+}
+
+// begin counts a command in flight, or reports that the server drains.
+// A command begun must call end.
+func (s *Server) begin() bool {
+	s.inflight.Add(1)
+	if s.draining.Load() {
+		s.end()
+		return false
+	}
+	return true
+}
+
+func (s *Server) end() {
+	if s.inflight.Add(-1) == 0 && s.draining.Load() {
+		s.idleOnce.Do(func() { close(s.idle) })
+	}
+}
+
+// requestID names a command in logs and spans: the connection and the
+// command's number on it.
+func (ss *session) requestID() string {
+	return "resp-" + strconv.FormatUint(ss.id, 10) + "-" + strconv.FormatUint(ss.seq, 10)
+}

@@ -1,0 +1,27 @@
+package server
+
+// Verifier checks a token against an [Auth] for fronts other than HTTP
+// (the RESP front), with the same rule as a bearer token: the token hashed
+// once and compared in constant time with every configured hash.
+type Verifier struct{ v *verifier }
+
+// NewVerifier returns the Verifier of a, or a Config-class error naming a
+// bad tenant id.
+func NewVerifier(a Auth) (*Verifier, error) {
+	v, err := newVerifier(a)
+	if err != nil {
+		return nil, err
+	}
+	return &Verifier{v}, nil
+}
+
+// Check reports whether token is a configured token at all (valid) and
+// whether it may act on tenant (allowed: the tenant's own token or an admin
+// token). A token longer than [MaxTokenBytes] is invalid and not hashed.
+func (v *Verifier) Check(token, tenant string) (valid, allowed bool) {
+	if len(token) > MaxTokenBytes {
+		return false, false
+	}
+	g := v.v.check(token, tenant)
+	return g.valid, g.admin || g.tenant
+}
