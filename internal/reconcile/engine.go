@@ -96,6 +96,9 @@ type Config struct {
 	// round failed", or "reconcile: round stopped by the mass-deletion
 	// guard") and each corrupt remote object (repaired or left); nil logs nothing.
 	Logger *slog.Logger
+	// Feed configures the change feed through the backend's blobs (feed.go);
+	// the zero value turns it off.
+	Feed FeedConfig
 
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).
@@ -115,6 +118,7 @@ type Engine struct {
 	name     string
 	inflight *InFlight
 	lim      *limiter
+	feed     *feed // nil when the feed is off
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
 
@@ -191,6 +195,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.seedTenants(context.Background()); err != nil {
 		return nil, err
 	}
+	e.feed = newFeed(e)
 	return e, nil
 }
 
@@ -267,8 +272,10 @@ func (e *Engine) RunRound(ctx context.Context, tenant string) (Stats, error) {
 // million keys does not hold up a small one for its whole round. Between
 // turns Run answers its inboxes. Rounds and uploads run on this goroutine
 // only, so one engine never races itself. A pass stopped by an open
-// breaker is retried when the breaker lets a probe through. Run returns
-// when ctx ends or Close is called.
+// breaker is retried when the breaker lets a probe through. With the
+// change feed on (Config.Feed), Run also owns the feed's publisher and
+// tailer goroutines, and waits for them. Run returns when ctx ends or
+// Close is called.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -288,6 +295,11 @@ func (e *Engine) Run(ctx context.Context) error {
 		t := time.NewTicker(e.cfg.Interval)
 		defer t.Stop()
 		tick = t.C
+	}
+	if e.feed != nil {
+		var feedDone sync.WaitGroup
+		feedDone.Go(func() { e.feed.run(ctx) })
+		defer func() { cancel(); feedDone.Wait() }()
 	}
 	s := &sched{e: e}
 	defer s.stop(ctx)
