@@ -58,6 +58,13 @@
 //   - A precondition is about the stored object: a tombstone is an object,
 //     so create-only fails on it; replacing a tombstone takes if-match.
 //
+// # Blobs
+//
+// [Blobs] is an optional capability every shipped backend has: named
+// objects outside the tenants' documents ("_cairn/<name>" on fs and s3),
+// where replication keeps its change feed, packs and digests. Their bytes
+// are opaque to the backend; their formats carry their own checksums.
+//
 // # Concurrency
 //
 // Every Backend method is safe for concurrent use. A Get returns the

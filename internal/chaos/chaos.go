@@ -175,7 +175,7 @@ func (b *Backend) end(ctx context.Context, c *call, err error) error {
 
 func (b *Backend) err(c *call, class fault.Class, cause error) error {
 	key := c.key
-	if c.op == backend.OpList {
+	if c.op == backend.OpList || c.op == backend.OpListBlobs {
 		key = "" // as the backends report a listing's errors
 	}
 	return fault.E(class, backend.Ctx(c.op, b.name, c.tenant, key), cause)

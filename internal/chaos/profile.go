@@ -49,7 +49,8 @@ type Profile struct {
 	StaleList float64 `json:"stale_list,omitempty"`
 	StaleMS   int     `json:"stale_ms,omitempty"`
 	// Ops limits the faults to these operations: list, get, stat, put,
-	// delete. Empty means all.
+	// delete, and the blob operations put_blob, get_blob, list_blobs,
+	// delete_blob. Empty means all.
 	Ops []string `json:"ops,omitempty"`
 }
 
@@ -75,6 +76,8 @@ const DefaultStale = time.Second
 var opNames = map[string]string{
 	"list": backend.OpList, "get": backend.OpGet, "stat": backend.OpStat,
 	"put": backend.OpPut, "delete": backend.OpDelete,
+	"put_blob": backend.OpPutBlob, "get_blob": backend.OpGetBlob,
+	"list_blobs": backend.OpListBlobs, "delete_blob": backend.OpDeleteBlob,
 }
 
 // IsZero reports whether p injects nothing.
@@ -123,7 +126,7 @@ func (p *Profile) Validate() error {
 	}
 	for _, op := range p.Ops {
 		if _, ok := opNames[op]; !ok {
-			return invalid("ops: %q (want list, get, stat, put or delete)", op)
+			return invalid("ops: %q (want list, get, stat, put, delete, put_blob, get_blob, list_blobs or delete_blob)", op)
 		}
 	}
 	return nil

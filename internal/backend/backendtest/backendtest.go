@@ -10,7 +10,8 @@
 // names, prefixed by a random run id, so backends that share a bucket
 // between subtests work too). The corruption tests run when the backend
 // implements backend.Corrupter, the tenant listing test when it implements
-// backend.TenantLister; they are skipped otherwise.
+// backend.TenantLister, the blob tests when it has backend.Blobs; they are
+// skipped otherwise.
 package backendtest
 
 import (
@@ -53,6 +54,11 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend) {
 	run("Corruption", testCorruption)
 	run("Canceled", testCanceled)
 	run("Tenants", testTenants)
+	run("Blobs", testBlobs)
+	run("BlobOrder", testBlobOrder)
+	run("BlobPreconditions", testBlobPreconditions)
+	run("BlobInvalidNames", testBlobInvalidNames)
+	run("RacingBlobCreate", testRacingBlobCreate)
 }
 
 // suite holds per-subtest state: a run id that makes tenant names unique.

@@ -19,6 +19,7 @@ var (
 	_ backend.Backend      = (*Mem)(nil)
 	_ backend.Corrupter    = (*Mem)(nil)
 	_ backend.TenantLister = (*Mem)(nil)
+	_ backend.Blobs        = (*Mem)(nil)
 )
 
 // Fault decides whether an operation fails: a non-nil error is returned
@@ -33,12 +34,14 @@ type Mem struct {
 	mu      sync.Mutex                   // guards the following
 	tenants map[string]map[string][]byte // tenant → key → stored object
 	sorted  map[string][]string          // tenant → keys, ascending
+	blobs   map[string][]byte            // name → data
+	names   []string                     // blob names, ascending
 	fault   Fault
 }
 
 // New returns an empty backend called name.
 func New(name string) *Mem {
-	return &Mem{name: name, tenants: map[string]map[string][]byte{}, sorted: map[string][]string{}}
+	return &Mem{name: name, tenants: map[string]map[string][]byte{}, sorted: map[string][]string{}, blobs: map[string][]byte{}}
 }
 
 // Name implements backend.Backend.
@@ -59,6 +62,10 @@ func (m *Mem) begin(ctx context.Context, op, tenant, key string) error {
 	case backend.OpTenants:
 	case backend.OpList:
 		check = backend.CheckTenant(tenant)
+	case backend.OpListBlobs:
+		check = backend.ValidateBlobPrefix(key)
+	case backend.OpPutBlob, backend.OpGetBlob, backend.OpDeleteBlob:
+		check = backend.ValidateBlobName(key)
 	default:
 		check = backend.CheckNames(tenant, key)
 	}

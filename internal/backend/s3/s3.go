@@ -304,13 +304,17 @@ func (s *S3) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 	if pre.IfNoneMatch {
 		return fault.New(fault.Invalid, backend.Ctx(backend.OpDelete, s.name, tenant, key), "if-none-match on a delete")
 	}
-	name := s.object(tenant, key)
+	if err := s.remove(ctx, s.object(tenant, key), pre); err != nil {
+		return s.fail(backend.OpDelete, tenant, key, err)
+	}
+	return nil
+}
+
+// remove deletes the named object if pre (if-match or none) holds.
+func (s *S3) remove(ctx context.Context, name string, pre backend.Precondition) error {
 	if pre.IfMatch == "" {
 		// S3 answers 204 for a missing object: deleting is idempotent.
-		if err := s.client.RemoveObject(ctx, s.bucket, name, minio.RemoveObjectOptions{}); err != nil {
-			return s.fail(backend.OpDelete, tenant, key, err)
-		}
-		return nil
+		return s.client.RemoveObject(ctx, s.bucket, name, minio.RemoveObjectOptions{})
 	}
 	// Some servers (versitygw) answer a conditional DELETE of a missing
 	// object with 204, others (AWS) with 404; a HEAD first makes the
@@ -324,10 +328,7 @@ func (s *S3) Delete(ctx context.Context, tenant, key string, pre backend.Precond
 	if fault.ClassOf(s.fail("", "", "", err)) == fault.NotFound {
 		err = fault.New(fault.PreconditionFailed, fault.Context{}, "if-match "+pre.IfMatch+": no object")
 	}
-	if err != nil {
-		return s.fail(backend.OpDelete, tenant, key, err)
-	}
-	return nil
+	return err
 }
 
 // emptySHA256 is the SHA-256 of an empty payload, which a DELETE has.
