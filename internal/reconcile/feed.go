@@ -68,37 +68,6 @@ const (
 	feedMaxMarks = 64
 )
 
-// blobStore is backend.Blobs: named objects beside the documents.
-type blobStore interface {
-	PutBlob(ctx context.Context, name string, data []byte, pre backend.Precondition) (etag string, err error)
-	GetBlob(ctx context.Context, name string) (data []byte, etag string, err error)
-	ListBlobs(ctx context.Context, prefix, startAfter string, limit int) (backend.Page, error)
-	DeleteBlob(ctx context.Context, name string, pre backend.Precondition) error
-}
-
-// blobsOf finds b's blobs, looking through wrappers with Unwrap.
-func blobsOf(b backend.Backend) (blobStore, bool) {
-	for b != nil {
-		if bl, ok := b.(blobStore); ok {
-			return bl, true
-		}
-		u, ok := b.(interface{ Unwrap() backend.Backend })
-		if !ok {
-			break
-		}
-		b = u.Unwrap()
-	}
-	return nil, false
-}
-
-// Blob operation names (backend.OpPutBlob …).
-const (
-	opPutBlob    = "backend.put_blob"
-	opGetBlob    = "backend.get_blob"
-	opListBlobs  = "backend.list_blobs"
-	opDeleteBlob = "backend.delete_blob"
-)
-
 // FeedObserver is an optional capability of an Observer: it hears about
 // the change feed.
 type FeedObserver interface {
@@ -116,7 +85,7 @@ type FeedObserver interface {
 // waits for (runFeed).
 type feed struct {
 	e     *Engine
-	blobs blobStore
+	blobs backend.Blobs
 	self  string // this node's id in hex, as in its feed objects' names
 	cfg   FeedConfig
 	wake  chan struct{} // a tenant's pending entries filled an object
@@ -173,9 +142,9 @@ func newFeed(e *Engine) *feed {
 	if cfg.NodeID == "" {
 		return nil
 	}
-	bl, ok := blobsOf(e.be)
-	if !ok {
-		return nil
+	bl, ok := backend.BlobsOf(e.be)
+	if !ok || len(nodeHex(cfg.NodeID)) > backend.MaxBlobSegment {
+		return nil // no blobs, or a node id too long to name objects by: news waits for rounds
 	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultFeedPoll
@@ -319,7 +288,7 @@ func (f *feed) nextAfter(ctx context.Context, tenant, node string, seq uint64) (
 	if seq > 0 {
 		after = feedName(tenant, node, seq)
 	}
-	page, err := call(ctx, f.e, opListBlobs, func(ctx context.Context) (backend.Page, error) {
+	page, err := call(ctx, f.e, backend.OpListBlobs, func(ctx context.Context) (backend.Page, error) {
 		return f.blobs.ListBlobs(ctx, prefix, after, 1)
 	})
 	if err != nil {
@@ -441,7 +410,7 @@ func (f *feed) publish(ctx context.Context, tenant string) error {
 	for tries := 0; ; tries++ {
 		obj.seq = seq
 		name := feedName(tenant, f.self, seq)
-		_, err = call(ctx, f.e, opPutBlob, func(ctx context.Context) (string, error) {
+		_, err = call(ctx, f.e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
 			return f.blobs.PutBlob(ctx, name, obj.encode(), backend.Precondition{IfNoneMatch: true})
 		})
 		if fault.ClassOf(err) != fault.PreconditionFailed || tries == 3 {
@@ -529,7 +498,7 @@ func (f *feed) trimDue(ctx context.Context) {
 func (f *feed) trim(ctx context.Context, tenant string, upTo uint64) error {
 	prefix := feedPeerPrefix(tenant, f.self)
 	for {
-		page, err := call(ctx, f.e, opListBlobs, func(ctx context.Context) (backend.Page, error) {
+		page, err := call(ctx, f.e, backend.OpListBlobs, func(ctx context.Context) (backend.Page, error) {
 			return f.blobs.ListBlobs(ctx, prefix, "", f.e.cfg.PageSize)
 		})
 		if err != nil {
@@ -556,7 +525,7 @@ func (f *feed) trim(ctx context.Context, tenant string, upTo uint64) error {
 }
 
 func (f *feed) deleteBlob(ctx context.Context, name string) error {
-	_, err := call(ctx, f.e, opDeleteBlob, func(ctx context.Context) (struct{}, error) {
+	_, err := call(ctx, f.e, backend.OpDeleteBlob, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, f.blobs.DeleteBlob(ctx, name, backend.Precondition{})
 	})
 	return err
@@ -635,7 +604,7 @@ func (f *feed) pollWith(ctx context.Context, tenant string, g *round) error {
 func (f *feed) discover(ctx context.Context, tenant string, ft *feedTenant) error {
 	after := ""
 	for range 10000 {
-		page, err := call(ctx, f.e, opListBlobs, func(ctx context.Context) (backend.Page, error) {
+		page, err := call(ctx, f.e, backend.OpListBlobs, func(ctx context.Context) (backend.Page, error) {
 			return f.blobs.ListBlobs(ctx, feedTenantPrefix(tenant), after, 1)
 		})
 		if err != nil {
@@ -675,7 +644,7 @@ func (f *feed) tailPeer(ctx context.Context, tenant string, ft *feedTenant, peer
 		if cur > 0 {
 			after = feedName(tenant, peer, cur)
 		}
-		page, err := call(ctx, f.e, opListBlobs, func(ctx context.Context) (backend.Page, error) {
+		page, err := call(ctx, f.e, backend.OpListBlobs, func(ctx context.Context) (backend.Page, error) {
 			return f.blobs.ListBlobs(ctx, prefix, after, feedReadPerPoll-read)
 		})
 		if err != nil {
@@ -707,7 +676,7 @@ func (f *feed) tailPeer(ctx context.Context, tenant string, ft *feedTenant, peer
 // cursor past it.
 func (f *feed) readObject(ctx context.Context, tenant string, ft *feedTenant, peer, name string, seq uint64, g *round) (gap string, err error) {
 	type got struct{ data []byte }
-	r, err := call(ctx, f.e, opGetBlob, func(ctx context.Context) (got, error) {
+	r, err := call(ctx, f.e, backend.OpGetBlob, func(ctx context.Context) (got, error) {
 		data, _, err := f.blobs.GetBlob(ctx, name)
 		return got{data}, err
 	})

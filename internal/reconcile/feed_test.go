@@ -42,7 +42,7 @@ func (f *blobFake) Unwrap() backend.Backend { return f.Backend }
 func (f *blobFake) PutBlob(_ context.Context, name string, data []byte, pre backend.Precondition) (string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls[opPutBlob]++
+	f.calls[backend.OpPutBlob]++
 	old, exists := f.blobs[name]
 	if err := pre.Check(etagOf(old), exists); err != nil {
 		return "", err
@@ -64,10 +64,10 @@ func etagOf(b []byte) string { h := doc.HashBody(b); return hex.EncodeToString(h
 func (f *blobFake) GetBlob(_ context.Context, name string) ([]byte, string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls[opGetBlob]++
+	f.calls[backend.OpGetBlob]++
 	b, ok := f.blobs[name]
 	if !ok || f.hidden[name] {
-		return nil, "", fault.New(fault.NotFound, fault.Context{Op: opGetBlob, Key: name}, "no blob")
+		return nil, "", fault.New(fault.NotFound, fault.Context{Op: backend.OpGetBlob, Key: name}, "no blob")
 	}
 	return bytes.Clone(b), etagOf(b), nil
 }
@@ -75,7 +75,7 @@ func (f *blobFake) GetBlob(_ context.Context, name string) ([]byte, string, erro
 func (f *blobFake) ListBlobs(_ context.Context, prefix, after string, limit int) (backend.Page, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls[opListBlobs]++
+	f.calls[backend.OpListBlobs]++
 	var names []string
 	for n := range f.blobs {
 		if strings.HasPrefix(n, prefix) && n > after && !f.hidden[n] {
@@ -99,7 +99,7 @@ func (f *blobFake) ListBlobs(_ context.Context, prefix, after string, limit int)
 func (f *blobFake) DeleteBlob(_ context.Context, name string, pre backend.Precondition) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls[opDeleteBlob]++
+	f.calls[backend.OpDeleteBlob]++
 	old, exists := f.blobs[name]
 	if !pre.IsZero() {
 		if err := pre.Check(etagOf(old), exists); err != nil {
@@ -504,12 +504,12 @@ func TestFeedLastSeq(t *testing.T) {
 		for s := tc.from; s <= tc.to && tc.to > 0; s++ {
 			shared.blobs[feedName(tenant, "ab", s)] = []byte("x")
 		}
-		before := shared.count(opListBlobs)
+		before := shared.count(backend.OpListBlobs)
 		got, err := e.feed.lastSeq(bg, tenant, "ab")
 		if err != nil || got != tc.to {
 			t.Fatalf("lastSeq over %d..%d = %d, %v", tc.from, tc.to, got, err)
 		}
-		if n := shared.count(opListBlobs) - before; n > 25 {
+		if n := shared.count(backend.OpListBlobs) - before; n > 25 {
 			t.Errorf("lastSeq over %d..%d took %d listings", tc.from, tc.to, n)
 		}
 	}
