@@ -67,6 +67,9 @@ type serveFlags struct {
 	usingDevToken bool
 	origin        origins // where each setting came from, for errors
 
+	feedPoll      time.Duration
+	feedRetention time.Duration
+
 	memoryLimit byteSize // serve_memory.go
 	cacheSet    bool     // --cache-bytes was given (flag, environment or config)
 }
@@ -103,6 +106,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.beBytes, "backend-bytes", "at most SIZE document bytes per second to and from a backend, `NAME=SIZE` e.g. s3=20MiB (default unlimited); repeatable")
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
 	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval")
+	fs.DurationVar(&f.feedPoll, "feed-poll", reconcile.DefaultFeedPoll, "how often a node reads its peers' change feeds of each tenant (news of their writes); 0 turns the feed off (news waits for --reconcile-interval)")
+	fs.DurationVar(&f.feedRetention, "feed-retention", 0, "how long a node keeps its own change-feed objects in a backend; never less than --gc-grace (0: --gc-grace)")
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	f.ingest.register(fs) // serve_ingest.go
@@ -278,8 +283,14 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.checkpointN < 1 {
 		return fmt.Errorf("%s: want 1 or more", f.origin.named("reconcile-checkpoint-every", f.checkpointN))
 	}
+	if f.feedPoll < 0 {
+		return fmt.Errorf("%s: want 0 (off) or more", f.origin.named("feed-poll", f.feedPoll))
+	}
+	if f.feedRetention < 0 {
+		return fmt.Errorf("%s: want 0 (--gc-grace) or more", f.origin.named("feed-retention", f.feedRetention))
+	}
 	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
-		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
+		GCGrace: f.gcGrace, GCInterval: f.gcInterval, FeedPoll: f.feedPoll, FeedOff: f.feedPoll == 0, FeedRetention: f.feedRetention}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // Replication configures the backends a node replicates to. The zero value
@@ -77,6 +78,15 @@ type Replication struct {
 	// CheckpointEvery is how many keys a round handles between
 	// checkpoints; 0 means reconcile's default.
 	CheckpointEvery int
+	// FeedPoll is how often the peers' change feeds are read; 0 means
+	// reconcile.DefaultFeedPoll. FeedOff turns the feed off: news then
+	// travels by rounds only.
+	FeedPoll time.Duration
+	FeedOff  bool
+	// FeedRetention is how long the node keeps its own feed objects; the
+	// node keeps them at least GCGrace (a feed object must outlive any
+	// tombstone it may announce), so 0 means GCGrace.
+	FeedRetention time.Duration
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -196,6 +206,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Logger: n.log,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
+			Feed:   rc.feed(n.store.Identity().NodeID),
 		})
 		if err != nil {
 			return err
@@ -256,6 +267,21 @@ func (n *Node) discover(e *reconcile.Engine) {
 
 // discoverTimeout bounds the listing of a backend's tenants at start.
 const discoverTimeout = 15 * time.Second
+
+// The engines report the change feed to the node's metrics.
+var _ reconcile.FeedObserver = (*telemetry.Metrics)(nil)
+
+// feed is the engines' change-feed configuration.
+func (rc *Replication) feed(nodeID string) reconcile.FeedConfig {
+	if rc.FeedOff {
+		return reconcile.FeedConfig{}
+	}
+	grace := rc.GCGrace
+	if grace <= 0 {
+		grace = reconcile.DefaultGrace
+	}
+	return reconcile.FeedConfig{NodeID: nodeID, Poll: rc.FeedPoll, Retention: max(rc.FeedRetention, grace)}
+}
 
 func policyFor(m map[string]reconcile.Policy) func(string) reconcile.Policy {
 	return func(tenant string) reconcile.Policy { return m[tenant] } // zero Policy is lww

@@ -73,8 +73,9 @@ const (
 type FeedObserver interface {
 	// FeedPublished: one feed object with entries entries was written.
 	FeedPublished(backend string, entries int)
-	// FeedRead: one peer's feed object was read and its entries applied.
-	FeedRead(backend string, entries int)
+	// FeedRead: one feed object of peer (its node id) was read and its
+	// entries applied, lag after its publication.
+	FeedRead(backend, peer string, entries int, lag time.Duration)
 	// FeedFallback: a gap in a peer's feed made the tenant fall back to a
 	// round.
 	FeedFallback(backend string)
@@ -706,7 +707,7 @@ func (f *feed) readObject(ctx context.Context, tenant string, ft *feedTenant, pe
 	ft.state.cursors[peer] = max(ft.state.cursors[peer], seq)
 	ft.peer[peer] = PeerFeed{Cursor: seq, Lag: max(0, now.Sub(obj.published)), Read: now}
 	if o, ok := f.e.cfg.Observer.(FeedObserver); ok {
-		o.FeedRead(f.e.name, len(obj.entries))
+		o.FeedRead(f.e.name, obj.node, len(obj.entries), ft.peer[peer].Lag)
 	}
 	return "", f.saveLocked(tenant, ft)
 }
