@@ -297,6 +297,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		tick = t.C
 	}
 	if e.feed != nil {
+		e.feed.prime(ctx) // before the first pass (feed.go)
 		var feedDone sync.WaitGroup
 		feedDone.Go(func() { e.feed.run(ctx) })
 		defer func() { cancel(); feedDone.Wait() }()

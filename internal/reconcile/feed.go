@@ -60,7 +60,7 @@ const (
 	feedReadPerPoll = 100
 	// feedDiscoverEvery is how many polls of a tenant pass between
 	// listings for new peers.
-	feedDiscoverEvery = 20
+	feedDiscoverEvery = 4
 	// feedFallbackRetry is the least time between two rounds asked for
 	// by one gap (a round the guard stopped waits for a confirmation).
 	feedFallbackRetry = 5 * time.Second
@@ -758,10 +758,34 @@ func (f *feed) apply(ctx context.Context, tenant string, obj *feedObject, g *rou
 	return nil
 }
 
-// startFallback probes every peer's last seq, then waits for a round of
-// tenant that starts after the probe: it covers every change those objects
-// announce, so the cursors may then skip to the probed seqs.
-func (f *feed) startFallback(ctx context.Context, tenant string, ft *feedTenant, reason string) error {
+// prime runs before the engine's first pass: for each tenant catching up
+// it probes the peers' last seqs now, before the catch-up round starts,
+// so that round covers what they published and the cursors skip to the
+// probed seqs once it completes; news published after the probe is read
+// from the feed. (A probe made while the round runs would leave what was
+// published between its start and the probe, about keys it had passed,
+// to a second round.)
+func (f *feed) prime(ctx context.Context) {
+	for _, tenant := range f.e.sortedTenants() {
+		if !f.e.CatchingUp(tenant) {
+			continue
+		}
+		ft, err := f.load(ctx, tenant)
+		if err == nil {
+			err = f.discover(ctx, tenant, ft)
+		}
+		if err == nil {
+			err = f.probe(ctx, tenant, ft, "catching up: the catch-up round covers what the peers published")
+		}
+		if err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil {
+			f.e.cfg.Logger.WarnContext(ctx, "reconcile: probing the peers' feeds before catching up failed", "backend", f.e.name,
+				"tenant", tenant, "err", err)
+		}
+	}
+}
+
+// probe records a gap of tenant: every known peer's last seq, probed now.
+func (f *feed) probe(ctx context.Context, tenant string, ft *feedTenant, reason string) error {
 	gap := &feedGap{probed: f.e.cfg.Now(), hi: map[string]uint64{}, reason: reason}
 	f.mu.Lock()
 	peers := slices.Sorted(maps.Keys(ft.peers))
@@ -776,12 +800,25 @@ func (f *feed) startFallback(ctx context.Context, tenant string, ft *feedTenant,
 	f.mu.Lock()
 	ft.gap = gap
 	f.mu.Unlock()
+	return nil
+}
+
+// startFallback probes every peer's last seq, then waits for a round of
+// tenant that starts after the probe: it covers every change those objects
+// announce, so the cursors may then skip to the probed seqs.
+func (f *feed) startFallback(ctx context.Context, tenant string, ft *feedTenant, reason string) error {
+	if err := f.probe(ctx, tenant, ft, reason); err != nil {
+		return err
+	}
 	if o, ok := f.e.cfg.Observer.(FeedObserver); ok {
 		o.FeedFallback(f.e.name)
 	}
 	if l := f.e.cfg.Logger; l != nil {
 		l.InfoContext(ctx, "reconcile: feed gap; the tenant falls back to a round", "backend", f.e.name, "tenant", tenant, "reason", reason)
 	}
+	f.mu.Lock()
+	gap := ft.gap
+	f.mu.Unlock()
 	return f.fallback(ctx, tenant, ft, gap)
 }
 
