@@ -106,11 +106,11 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.beBytes, "backend-bytes", "at most SIZE document bytes per second to and from a backend, `NAME=SIZE` e.g. s3=20MiB (default unlimited); repeatable")
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
 	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval")
-	fs.DurationVar(&f.feedPoll, "feed-poll", reconcile.DefaultFeedPoll, "how often a node reads its peers' change feeds of each tenant (news of their writes); 0 turns the feed off (news waits for --reconcile-interval)")
-	fs.DurationVar(&f.feedRetention, "feed-retention", 0, "how long a node keeps its own change-feed objects in a backend; never less than --gc-grace (0: --gc-grace)")
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	f.ingest.register(fs) // serve_ingest.go
+	fs.DurationVar(&f.feedPoll, "feed-poll", reconcile.DefaultFeedPoll, "how often a node reads its peers' change feeds of each tenant (news of their writes); 0 turns the feed off (news waits for --reconcile-interval)")
+	fs.DurationVar(&f.feedRetention, "feed-retention", 0, "how long a node keeps its own change-feed objects in a backend; never less than --gc-grace (0: --gc-grace)")
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
@@ -265,6 +265,18 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	return cfg, nil
 }
 
+// feed checks --feed-poll and --feed-retention.
+func (f *serveFlags) feed(r *node.Replication) error {
+	if f.feedPoll < 0 {
+		return fmt.Errorf("%s: want 0 (off) or more", f.origin.named("feed-poll", f.feedPoll))
+	}
+	if f.feedRetention < 0 {
+		return fmt.Errorf("%s: want 0 (--gc-grace) or more", f.origin.named("feed-retention", f.feedRetention))
+	}
+	r.FeedPoll, r.FeedOff, r.FeedRetention = f.feedPoll, f.feedPoll == 0, f.feedRetention
+	return nil
+}
+
 // replication checks --backend, --conflict-policy, --reconcile-interval
 // and the collector's --gc-grace and --gc-interval. Opening the backends
 // (and checking an S3 bucket) is left to node.Start.
@@ -283,14 +295,11 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.checkpointN < 1 {
 		return fmt.Errorf("%s: want 1 or more", f.origin.named("reconcile-checkpoint-every", f.checkpointN))
 	}
-	if f.feedPoll < 0 {
-		return fmt.Errorf("%s: want 0 (off) or more", f.origin.named("feed-poll", f.feedPoll))
-	}
-	if f.feedRetention < 0 {
-		return fmt.Errorf("%s: want 0 (--gc-grace) or more", f.origin.named("feed-retention", f.feedRetention))
-	}
 	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
-		GCGrace: f.gcGrace, GCInterval: f.gcInterval, FeedPoll: f.feedPoll, FeedOff: f.feedPoll == 0, FeedRetention: f.feedRetention}
+		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
+	if err := f.feed(&r); err != nil {
+		return err
+	}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)
 		if err != nil {

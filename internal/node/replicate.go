@@ -75,9 +75,6 @@ type Replication struct {
 	// GCInterval is the time between the collector's passes (tombstones
 	// and change-log trimming, over every tenant); 0 means none.
 	GCInterval time.Duration
-	// CheckpointEvery is how many keys a round handles between
-	// checkpoints; 0 means reconcile's default.
-	CheckpointEvery int
 	// FeedPoll is how often the peers' change feeds are read; 0 means
 	// reconcile.DefaultFeedPoll. FeedOff turns the feed off: news then
 	// travels by rounds only.
@@ -87,6 +84,9 @@ type Replication struct {
 	// node keeps them at least GCGrace (a feed object must outlive any
 	// tombstone it may announce), so 0 means GCGrace.
 	FeedRetention time.Duration
+	// CheckpointEvery is how many keys a round handles between
+	// checkpoints; 0 means reconcile's default.
+	CheckpointEvery int
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -200,13 +200,13 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			return err
 		}
 		n.tel.Metrics.AddBackend(name)
-		eng, err := reconcile.New(reconcile.Config{
+		feedCfg := rc.feed(n.store.Identity().NodeID)
+		eng, err := reconcile.New(reconcile.Config{Feed: feedCfg,
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Logger: n.log,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
-			Feed:   rc.feed(n.store.Identity().NodeID),
 		})
 		if err != nil {
 			return err
