@@ -297,9 +297,6 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	}
 	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
 		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
-	if err := f.feed(&r); err != nil {
-		return err
-	}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)
 		if err != nil {
@@ -320,6 +317,9 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 			return fmt.Errorf("%s: %v", f.origin.named("conflict-policy", s), err)
 		}
 		r.Policies[tenant] = p
+	}
+	if err := f.feed(&r); err != nil {
+		return err
 	}
 	limits, err := f.backendLimits(r.Backends)
 	if err != nil {

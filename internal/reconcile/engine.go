@@ -70,6 +70,9 @@ type Config struct {
 	// reconciles them even when neither the store nor the backend holds
 	// anything of them yet, and they catch up (see Engine.CatchingUp).
 	Tenants []string
+	// Feed configures the change feed through the backend's blobs (feed.go);
+	// the zero value turns it off.
+	Feed FeedConfig
 	// Interval is how often Run starts a full pass over the tenants; 0
 	// means only when asked (Trigger, RunRound).
 	Interval time.Duration
@@ -96,9 +99,6 @@ type Config struct {
 	// round failed", or "reconcile: round stopped by the mass-deletion
 	// guard") and each corrupt remote object (repaired or left); nil logs nothing.
 	Logger *slog.Logger
-	// Feed configures the change feed through the backend's blobs (feed.go);
-	// the zero value turns it off.
-	Feed FeedConfig
 
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).
@@ -117,8 +117,8 @@ type Engine struct {
 	be       backend.Backend
 	name     string
 	inflight *InFlight
-	lim      *limiter
 	feed     *feed // nil when the feed is off
+	lim      *limiter
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
 
@@ -289,18 +289,18 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Unlock()
 	defer close(done)
 	defer cancel()
+	if e.feed != nil {
+		e.feed.prime(ctx) // before the first pass (feed.go)
+		var feedDone sync.WaitGroup
+		feedDone.Go(func() { e.feed.run(ctx) })
+		defer func() { cancel(); feedDone.Wait() }()
+	}
 
 	var tick <-chan time.Time
 	if e.cfg.Interval > 0 {
 		t := time.NewTicker(e.cfg.Interval)
 		defer t.Stop()
 		tick = t.C
-	}
-	if e.feed != nil {
-		e.feed.prime(ctx) // before the first pass (feed.go)
-		var feedDone sync.WaitGroup
-		feedDone.Go(func() { e.feed.run(ctx) })
-		defer func() { cancel(); feedDone.Wait() }()
 	}
 	s := &sched{e: e}
 	defer s.stop(ctx)
