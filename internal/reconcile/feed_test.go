@@ -555,3 +555,52 @@ func TestFeedGuard(t *testing.T) {
 		t.Errorf("still falling back: %+v", s)
 	}
 }
+
+// feedObserver signals each feed object read.
+type feedObserver struct {
+	actionObserver
+	read chan string // the reading node's peer, per object
+}
+
+func (o *feedObserver) FeedPublished(string, int) {}
+func (o *feedObserver) FeedFallback(string)       {}
+func (o *feedObserver) FeedRead(_, peer string, _ int, _ time.Duration) {
+	o.read <- peer
+}
+
+// TestFeedRun: with Run, a write on A reaches B through the feed's own
+// goroutines (the publisher's flush, the tailer's poll), without a round;
+// Close stops them (TestMain checks for leaks).
+func TestFeedRun(t *testing.T) {
+	shared := newBlobFake(mem.New("b"))
+	a := feedEngine(t, "na", shared, nil, func(c *Config) { c.Feed.Poll, c.Feed.Flush = 10*time.Millisecond, 10*time.Millisecond })
+	obs := &feedObserver{actionObserver: actionObserver{actions: map[string]int{}}, read: make(chan string, 16)}
+	b := feedEngine(t, "nb", shared, nil, func(c *Config) {
+		c.Feed.Poll, c.Feed.Flush, c.Observer = 10*time.Millisecond, 10*time.Millisecond, obs
+	})
+	runRound(t, b) // caught up: no fallback round is due
+	b.feed.round = b.RunRound
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	for _, e := range []*Engine{a, b} {
+		go e.Run(ctx)
+	}
+	put(t, a.st, "k", `{"v":1}`)
+	a.Changed(tenant)
+	select {
+	case peer := <-obs.read:
+		if peer != "na" {
+			t.Fatalf("read a feed object of %q", peer)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("B read no feed object in 30s")
+	}
+	if l, _ := localState(t, b.st, "k"); l.body != `{"v":1}` {
+		t.Fatalf("B holds %+v", l)
+	}
+	if n := obs.count(Download.String()); n != 1 { // Run passes only when triggered: no round ran
+		t.Fatalf("B downloaded %d times", n)
+	}
+	a.Close()
+	b.Close()
+}
