@@ -377,7 +377,7 @@ func (f *feed) publishDue(ctx context.Context) {
 	f.mu.Unlock()
 	slices.Sort(due)
 	for _, t := range due {
-		if err := f.publish(ctx, t); err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil {
+		if err := f.publish(ctx, t); err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil && !errors.Is(err, ErrBackendUnavailable) {
 			f.e.cfg.Logger.WarnContext(ctx, "reconcile: writing a feed object failed; its entries wait for the next", "backend", f.e.name,
 				"tenant", t, "class", fault.ClassOf(err).String(), "err", err)
 		}
@@ -734,28 +734,71 @@ func (f *feed) apply(ctx context.Context, tenant string, obj *feedObject, g *rou
 		defer span.End()
 	}
 	g.span = trace.SpanFromContext(ctx)
+	// The last entry of a key stands for the earlier ones: the backend
+	// held it after them.
+	last := make(map[string]int, len(obj.entries))
 	for i := range obj.entries {
-		en := &obj.entries[i]
-		var local *store.Record
-		rec, err := e.st.Get(ctx, tenant, en.key)
-		switch {
-		case err == nil:
-			rec.Body = nil
-			local = &rec
-		case fault.ClassOf(err) != fault.NotFound:
-			return err
-		}
-		remote := &backend.Entry{Key: en.key, ETag: en.etag}
-		var known *backend.Object
-		if en.inline {
-			known = &backend.Object{Entry: *remote, Version: en.version, Body: en.body}
-		}
-		g.st.Scanned++
-		if err := e.syncKeyKnown(ctx, tenant, en.key, local, remote, known, &g.st, g); err != nil {
-			return err
-		}
+		last[obj.entries[i].key] = i
 	}
-	return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex // guards g.st and first
+		first error
+		wg    sync.WaitGroup
+		sem   = make(chan struct{}, e.cfg.UploadConcurrency)
+	)
+	// Keys are applied UploadConcurrency at a time, as the uploader does,
+	// so that their store commits share fsyncs.
+	for i := range obj.entries {
+		if last[obj.entries[i].key] != i {
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			var st Stats
+			err := f.applyEntry(ctx, tenant, &obj.entries[i], &st, g)
+			mu.Lock()
+			defer mu.Unlock()
+			g.st.Scanned++
+			g.st.add(&st)
+			if err != nil && first == nil {
+				first = err
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// applyEntry syncs one entry's key with the remote side known from it.
+func (f *feed) applyEntry(ctx context.Context, tenant string, en *feedEntry, st *Stats, g *round) error {
+	var local *store.Record
+	rec, err := f.e.st.Get(ctx, tenant, en.key)
+	switch {
+	case err == nil:
+		rec.Body = nil
+		local = &rec
+	case fault.ClassOf(err) != fault.NotFound:
+		return err
+	}
+	remote := &backend.Entry{Key: en.key, ETag: en.etag}
+	var known *backend.Object
+	if en.inline {
+		known = &backend.Object{Entry: *remote, Version: en.version, Body: en.body}
+	}
+	return f.e.syncKeyKnown(ctx, tenant, en.key, local, remote, known, st, g)
 }
 
 // prime runs before the engine's first pass: for each tenant catching up
