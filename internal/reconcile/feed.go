@@ -64,6 +64,9 @@ const (
 	// feedFallbackRetry is the least time between two rounds asked for
 	// by one gap (a round the guard stopped waits for a confirmation).
 	feedFallbackRetry = 5 * time.Second
+	// feedApplyConcurrency is how many keys of a feed object are applied
+	// at once.
+	feedApplyConcurrency = 64
 	// feedMaxMarks bounds the publish-time marks kept for retention.
 	feedMaxMarks = 64
 )
@@ -746,10 +749,11 @@ func (f *feed) apply(ctx context.Context, tenant string, obj *feedObject, g *rou
 		mu    sync.Mutex // guards g.st and first
 		first error
 		wg    sync.WaitGroup
-		sem   = make(chan struct{}, e.cfg.UploadConcurrency)
+		sem   = make(chan struct{}, max(e.cfg.UploadConcurrency, feedApplyConcurrency))
 	)
-	// Keys are applied UploadConcurrency at a time, as the uploader does,
-	// so that their store commits share fsyncs.
+	// Keys are applied many at a time so that their store commits share
+	// fsyncs: an object's entries need no backend call unless a body is
+	// not inline, so this is bounded by the store, not the backend.
 	for i := range obj.entries {
 		if last[obj.entries[i].key] != i {
 			continue
