@@ -51,6 +51,30 @@ type TenantProgress struct {
 	LastError string       `json:"last_error,omitempty"`
 	// LastUploadError is the last fast-path upload's error ("" if none).
 	LastUploadError string `json:"last_upload_error,omitempty"`
+	// Feed is the tenant's change feed on this backend; absent when the
+	// feed is off.
+	Feed *FeedStatus `json:"feed,omitempty"`
+}
+
+// FeedStatus is one tenant's change feed on one backend: what this node
+// published and how far it has read each peer's.
+type FeedStatus struct {
+	Published uint64 `json:"published"` // this node's last feed seq
+	Pending   int    `json:"pending"`   // uploaded changes waiting for a feed object
+	// Peers maps a peer's node id to the last seq read of its feed.
+	Peers map[string]PeerFeed `json:"peers"`
+	// Fallback says why a round is awaited to cover a gap in a peer's
+	// feed ("" when tailing).
+	Fallback string `json:"fallback,omitempty"`
+}
+
+// PeerFeed is how far a node has read one peer's feed.
+type PeerFeed struct {
+	Cursor uint64 `json:"cursor"`
+	// LagSeconds is from the publication of the last object read to its
+	// application; ReadAt is when it was applied (absent before one).
+	LagSeconds float64    `json:"lag_seconds"`
+	ReadAt     *time.Time `json:"read_at,omitempty"`
 }
 
 // RoundResult is one reconciliation round of one tenant on one backend.

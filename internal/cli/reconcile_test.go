@@ -106,6 +106,8 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--pack-part-bytes", "1GiB"}, nil, "want at most 67108864 bytes"},
 		{[]string{"--coalesce-window", "-5ms"}, nil, "--coalesce-window -5ms: want 0 (none) or more"},
 		{nil, map[string]string{"CAIRN_COALESCE_WINDOW": "soon"}, "CAIRN_COALESCE_WINDOW"},
+		{[]string{"--feed-poll", "-1s"}, nil, "--feed-poll -1s: want 0 (off) or more"},
+		{nil, map[string]string{"CAIRN_FEED_RETENTION": "-5m"}, "CAIRN_FEED_RETENTION=-5m0s: want 0 (--gc-grace) or more"},
 		{[]string{"--gc-grace", "30s"}, nil, "--gc-grace 30s: want more than --reconcile-interval (30s)"},
 		{[]string{"--reconcile-interval", "2h", "--gc-grace", "1h"}, nil, "--gc-grace 1h0m0s: want more than --reconcile-interval (2h0m0s)"},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "b=4"}, nil, `--backend-concurrency "b=4": no --backend named "b"`},

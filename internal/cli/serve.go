@@ -73,6 +73,9 @@ type serveFlags struct {
 	usingDevToken bool
 	origin        origins // where each setting came from, for errors
 
+	feedPoll      time.Duration
+	feedRetention time.Duration
+
 	memoryLimit byteSize // serve_memory.go
 	cacheSet    bool     // --cache-bytes was given (flag, environment or config)
 }
@@ -114,6 +117,8 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	f.ingest.register(fs) // serve_ingest.go
+	fs.DurationVar(&f.feedPoll, "feed-poll", reconcile.DefaultFeedPoll, "how often a node reads its peers' change feeds of each tenant (news of their writes); 0 turns the feed off (news waits for --reconcile-interval)")
+	fs.DurationVar(&f.feedRetention, "feed-retention", 0, "how long a node keeps its own change-feed objects in a backend; never less than --gc-grace (0: --gc-grace)")
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.DurationVar(&f.packEvery, "pack-interval", time.Hour, "write a catch-up pack of a tenant (its documents in a few large objects, from which an empty node restores it) after a completed round when the newest pack is older than this; 0: write none")
 	fs.IntVar(&f.packMinDocs, "pack-min-docs", reconcile.DefaultPackMinDocs, "fewest `documents` of a tenant for which catch-up packs are written")
@@ -271,6 +276,18 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	return cfg, nil
 }
 
+// feed checks --feed-poll and --feed-retention.
+func (f *serveFlags) feed(r *node.Replication) error {
+	if f.feedPoll < 0 {
+		return fmt.Errorf("%s: want 0 (off) or more", f.origin.named("feed-poll", f.feedPoll))
+	}
+	if f.feedRetention < 0 {
+		return fmt.Errorf("%s: want 0 (--gc-grace) or more", f.origin.named("feed-retention", f.feedRetention))
+	}
+	r.FeedPoll, r.FeedOff, r.FeedRetention = f.feedPoll, f.feedPoll == 0, f.feedRetention
+	return nil
+}
+
 // replication checks --backend, --conflict-policy, --reconcile-interval
 // and the collector's --gc-grace and --gc-interval. Opening the backends
 // (and checking an S3 bucket) is left to node.Start.
@@ -323,6 +340,9 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 			return fmt.Errorf("%s: %v", f.origin.named("conflict-policy", s), err)
 		}
 		r.Policies[tenant] = p
+	}
+	if err := f.feed(&r); err != nil {
+		return err
 	}
 	limits, err := f.backendLimits(r.Backends)
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // Replication configures the backends a node replicates to. The zero value
@@ -74,6 +75,15 @@ type Replication struct {
 	// GCInterval is the time between the collector's passes (tombstones
 	// and change-log trimming, over every tenant); 0 means none.
 	GCInterval time.Duration
+	// FeedPoll is how often the peers' change feeds are read; 0 means
+	// reconcile.DefaultFeedPoll. FeedOff turns the feed off: news then
+	// travels by rounds only.
+	FeedPoll time.Duration
+	FeedOff  bool
+	// FeedRetention is how long the node keeps its own feed objects; the
+	// node keeps them at least GCGrace (a feed object must outlive any
+	// tombstone it may announce), so 0 means GCGrace.
+	FeedRetention time.Duration
 	// CheckpointEvery is how many keys a round handles between
 	// checkpoints; 0 means reconcile's default.
 	CheckpointEvery int
@@ -196,7 +206,8 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			return err
 		}
 		n.tel.Metrics.AddBackend(name)
-		eng, err := reconcile.New(reconcile.Config{
+		feedCfg := rc.feed(n.store.Identity().NodeID)
+		eng, err := reconcile.New(reconcile.Config{Feed: feedCfg,
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
@@ -261,6 +272,21 @@ func (n *Node) discover(e *reconcile.Engine) {
 
 // discoverTimeout bounds the listing of a backend's tenants at start.
 const discoverTimeout = 15 * time.Second
+
+// The engines report the change feed to the node's metrics.
+var _ reconcile.FeedObserver = (*telemetry.Metrics)(nil)
+
+// feed is the engines' change-feed configuration.
+func (rc *Replication) feed(nodeID string) reconcile.FeedConfig {
+	if rc.FeedOff {
+		return reconcile.FeedConfig{}
+	}
+	grace := rc.GCGrace
+	if grace <= 0 {
+		grace = reconcile.DefaultGrace
+	}
+	return reconcile.FeedConfig{NodeID: nodeID, Poll: rc.FeedPoll, Retention: max(rc.FeedRetention, grace)}
+}
 
 func policyFor(m map[string]reconcile.Policy) func(string) reconcile.Policy {
 	return func(tenant string) reconcile.Policy { return m[tenant] } // zero Policy is lww

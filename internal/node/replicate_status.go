@@ -68,11 +68,30 @@ func (a adminView) ReconcileStatus() api.ReconcileStatus {
 				if p.LastUploadErr != nil {
 					tp.LastUploadError = p.LastUploadErr.Error()
 				}
+				tp.Feed = feedStatus(e, tenant)
 				bs.Tenants = append(bs.Tenants, tp)
 			}
 			slices.SortFunc(bs.Tenants, func(a, b api.TenantProgress) int { return strings.Compare(a.Tenant, b.Tenant) })
 			out.Backends = append(out.Backends, bs)
 		}
+	}
+	return out
+}
+
+// feedStatus is tenant's change feed on e, nil when the feed is off.
+func feedStatus(e *reconcile.Engine, tenant string) *api.FeedStatus {
+	fs, ok := e.FeedStatus(tenant)
+	if !ok {
+		return nil
+	}
+	out := &api.FeedStatus{Published: fs.Published, Pending: fs.Pending, Fallback: fs.Fallback, Peers: map[string]api.PeerFeed{}}
+	for p, pf := range fs.Peers {
+		ap := api.PeerFeed{Cursor: pf.Cursor, LagSeconds: pf.Lag.Seconds()}
+		if !pf.Read.IsZero() {
+			r := pf.Read
+			ap.ReadAt = &r
+		}
+		out.Peers[p] = ap
 	}
 	return out
 }

@@ -18,7 +18,10 @@
 // path: one conditional put per changed key, coalesced by
 // Config.CoalesceWindow under Run), [Engine.Round] merge-joins the store's listing, the backend's and
 // the bases, deciding and applying key by key (the safety net), and
-// [Engine.Run] runs both for every tenant the node serves. A [Collector]
+// [Engine.Run] runs both for every tenant the node serves. With
+// Config.Feed, the engine also publishes what it writes to the backend as
+// feed objects and applies its peers' through the same one-key sync
+// (docs/design/replication.md, "Change feed"). A [Collector]
 // over all of a node's engines removes tombstones every backend holds, past
 // a grace period, and trims the change log every uploader has passed. A
 // completed round may write a catch-up pack of the tenant ([PackConfig],
@@ -35,7 +38,9 @@
 // so they never act on one key at once. Every backend call goes through the
 // engine's resilience.Policy and takes one of its concurrency slots and
 // rate tokens. Progress, CatchingUp and ReplicationLag are safe from any
-// goroutine. Close stops Run and waits for it.
+// goroutine. The feed's publisher and tailer are two goroutines Run
+// starts and waits for; a gap's fallback round goes through RunRound.
+// Close stops Run and waits for it.
 //
 // # Sharp edges
 //

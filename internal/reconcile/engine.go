@@ -81,6 +81,9 @@ type Config struct {
 	// reconciles them even when neither the store nor the backend holds
 	// anything of them yet, and they catch up (see Engine.CatchingUp).
 	Tenants []string
+	// Feed configures the change feed through the backend's blobs (feed.go);
+	// the zero value turns it off.
+	Feed FeedConfig
 	// Interval is how often Run starts a full pass over the tenants; 0
 	// means only when asked (Trigger, RunRound).
 	Interval time.Duration
@@ -129,6 +132,7 @@ type Engine struct {
 	be       backend.Backend
 	name     string
 	inflight *InFlight
+	feed     *feed // nil when the feed is off
 	lim      *limiter
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
@@ -213,6 +217,7 @@ func New(cfg Config) (*Engine, error) {
 	if err := e.seedTenants(context.Background()); err != nil {
 		return nil, err
 	}
+	e.feed = newFeed(e)
 	return e, nil
 }
 
@@ -293,8 +298,10 @@ func (e *Engine) RunRound(ctx context.Context, tenant string) (Stats, error) {
 // million keys does not hold up a small one for its whole round. Between
 // turns Run answers its inboxes. Rounds and uploads run on this goroutine
 // only, so one engine never races itself. A pass stopped by an open
-// breaker is retried when the breaker lets a probe through. Run returns
-// when ctx ends or Close is called.
+// breaker is retried when the breaker lets a probe through. With the
+// change feed on (Config.Feed), Run also owns the feed's publisher and
+// tailer goroutines, and waits for them. Run returns when ctx ends or
+// Close is called.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -311,6 +318,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer packs.Wait()
 	defer cancel()
 	packs.Go(func() { e.packLoop(ctx) })
+	if e.feed != nil {
+		e.feed.prime(ctx) // before the first pass (feed.go)
+		var feedDone sync.WaitGroup
+		feedDone.Go(func() { e.feed.run(ctx) })
+		defer func() { cancel(); feedDone.Wait() }()
+	}
 
 	var tick <-chan time.Time
 	if e.cfg.Interval > 0 {

@@ -72,12 +72,19 @@ var errSkip = errors.New("skip")
 // decision) are counted in st and return nil; other errors end the round.
 // g is the round's deletion guard, nil for the uploader.
 func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.Record, remote *backend.Entry, st *Stats, g *round) error {
+	return e.syncKeyKnown(ctx, tenant, key, local, remote, nil, st, g)
+}
+
+// syncKeyKnown is syncKey with the remote object already known (obj, with
+// its version and body, for remote's ETag; nil: read it if the decision
+// needs it), as a feed entry tells it.
+func (e *Engine) syncKeyKnown(ctx context.Context, tenant, key string, local *store.Record, remote *backend.Entry, obj *backend.Object, st *Stats, g *round) error {
 	release, err := e.inflight.Acquire(ctx, tenant, key)
 	if err != nil {
 		return err
 	}
 	defer release()
-	k := &keyState{tenant: tenant, key: key, local: local, remote: remote}
+	k := &keyState{tenant: tenant, key: key, local: local, remote: remote, obj: obj}
 	if k.base, err = e.base(ctx, tenant, key, g); err != nil {
 		return err
 	}
@@ -322,6 +329,7 @@ func (e *Engine) put(ctx context.Context, k *keyState, v *doc.Version, body []by
 	}
 	k.sent = &Uploaded{Key: k.key, Version: *v, ETag: etag}
 	st.BytesUp += int64(len(body))
+	e.feed.note(k.tenant, k.key, v, etag, body) // what the backend now holds is news for the peers
 	return etag, nil
 }
 

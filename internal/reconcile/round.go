@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -132,9 +133,12 @@ type round struct {
 	span      trace.Span
 	confirmed bool   // the guard was confirmed for this round
 	cursor    string // the last key fully handled
-	live      int    // live local documents, counted at the first deletion; -1 unknown
-	counted   bool
-	deletes   int // deletions planned so far (applied or about to be)
+	// mu guards live, counted, deletes and inSync: the feed applies a
+	// feed object's entries concurrently under one round's guard (feed.go).
+	mu      sync.Mutex
+	live    int // live local documents, counted at the first deletion; -1 unknown
+	counted bool
+	deletes int // deletions planned so far (applied or about to be)
 
 	bases *basePager // the step's base listing; nil between steps
 
@@ -231,6 +235,8 @@ func (r *round) allowDelete(ctx context.Context) error {
 	if r == nil || r.confirmed {
 		return nil
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if !r.counted {
 		n := 0
 		for _, err := range r.e.st.List(ctx, r.tenant, store.ListOptions{KeysOnly: true}) {

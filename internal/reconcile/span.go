@@ -71,8 +71,11 @@ func (e *Engine) decisionSpan(ctx context.Context, g *round, k *keyState, d Deci
 		return nil
 	}
 	if d.Action == InSync {
+		g.mu.Lock()
 		g.inSync++
-		if (g.inSync-1)%e.cfg.SampleInSync != 0 {
+		skip := (g.inSync-1)%e.cfg.SampleInSync != 0
+		g.mu.Unlock()
+		if skip {
 			return nil
 		}
 	}

@@ -50,6 +50,7 @@ type Metrics struct {
 	reconcileQuarantined   *prometheus.CounterVec   // backend
 	replicationLag         *lagGauge                // backend
 	collect                collectMetrics           // collect.go
+	feed                   feedMetrics              // feed.go
 	node                   nodeMetrics              // node.go
 
 	chaosInjected *prometheus.CounterVec // backend, fault (chaos.go)
@@ -124,6 +125,7 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		replicationLag: newLagGauge(reg),
 
 		collect: newCollectMetrics(f),
+		feed:    newFeedMetrics(f),
 		tls:     newTLSMetrics(f),
 		node:    newNodeMetrics(f),
 		tenants: newTenantTable(maxTenants),
