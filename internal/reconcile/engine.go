@@ -97,6 +97,19 @@ type Config struct {
 	// guard") and each corrupt remote object (repaired or left); nil logs nothing.
 	Logger *slog.Logger
 
+	// Digests turns on anti-entropy digests (docs/design/replication.md,
+	// "Anti-entropy digests") when the backend keeps blobs: a round of a
+	// tenant that has caught up lists only the key ranges whose digests
+	// differ, and every write keeps this node's delta of the backend's
+	// digest. Changes made to the backend behind the nodes' backs (a
+	// damaged or deleted object) are then found by the scrub, not by the
+	// next round. Off: every round lists everything.
+	Digests bool
+	// ScrubRate is how many objects a second the scrub reads and verifies,
+	// walking every tenant's objects in a cycle (see scrub.go); 0 means no
+	// scrub.
+	ScrubRate float64
+
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).
 	beforeApply func(tenant, key string, d Decision)
@@ -115,6 +128,7 @@ type Engine struct {
 	name     string
 	inflight *InFlight
 	lim      *limiter
+	dig      digests
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
 
@@ -188,6 +202,10 @@ func New(cfg Config) (*Engine, error) {
 		tenants:  map[string]*tenantState{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
 	}
+	if cfg.Digests {
+		e.dig.bl, _ = backend.BlobsOf(cfg.Backend)
+	}
+	e.dig.tenants = map[string]*tenantDigest{}
 	if err := e.seedTenants(context.Background()); err != nil {
 		return nil, err
 	}
@@ -289,6 +307,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	var scrub <-chan time.Time
+	sc := &scrubber{e: e}
+	if e.cfg.ScrubRate > 0 {
+		t := time.NewTicker(scrubTick)
+		defer t.Stop()
+		scrub = t.C
+	}
 	s := &sched{e: e}
 	defer s.stop(ctx)
 	for {
@@ -298,6 +323,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-scrub:
+				sc.turn(ctx)
 			case tenant := <-e.changed:
 				s.upload(ctx, tenant)
 			case req := <-e.requests:
@@ -320,6 +347,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-scrub:
+			sc.turn(ctx)
 		case tenant := <-e.changed:
 			s.upload(ctx, tenant)
 		case req := <-e.requests:

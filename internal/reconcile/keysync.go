@@ -76,7 +76,13 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 	if k.base, err = e.base(ctx, tenant, key, g); err != nil {
 		return err
 	}
-	err = e.decideAndApply(ctx, k, st, g)
+	err = nil
+	if g != nil && g.verify && remote != nil {
+		err = e.fetch(ctx, k) // a scrub reads every object, to verify it
+	}
+	if err == nil {
+		err = e.decideAndApply(ctx, k, st, g)
+	}
 	switch {
 	case errors.Is(err, errSkip):
 		return nil
@@ -305,6 +311,7 @@ func (e *Engine) put(ctx context.Context, k *keyState, v *doc.Version, body []by
 	if err != nil {
 		return "", e.unavailable(err)
 	}
+	e.wrote(k.tenant, k.key, pre.IfMatch, etag)
 	st.BytesUp += int64(len(body))
 	return etag, nil
 }
