@@ -348,4 +348,3 @@ func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (s
 	}
 	return sum, dirty, nil
 }
-

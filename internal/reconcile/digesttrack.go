@@ -21,12 +21,12 @@ type segTrack struct {
 	fromStart bool // the round lists from the first key
 	started   bool // a segment was begun
 	cur       int  // segment being listed; -1 none
-	lst      uint64
-	count    int
-	complete bool // its listing started at its lower bound
-	marks    int  // raced + corrupt keys when it started
-	listed   map[int]uint64
-	oversize bool
+	lst       uint64
+	count     int
+	complete  bool // its listing started at its lower bound
+	marks     int  // raced + corrupt keys when it started
+	listed    map[int]uint64
+	oversize  bool
 
 	cand *cutLayout // nil unless the round lists from the first key
 }
