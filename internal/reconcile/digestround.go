@@ -243,6 +243,7 @@ func (e *Engine) plan(ctx context.Context, tenant string, full bool) (*digestPla
 	d.mu.Lock()
 	td := d.tenant(tenant)
 	td.use(lay, g.etag)
+	lay = td.lay // the one kept, if the same
 	full = full || td.forceFull
 	td.forceFull = false
 	d.mu.Unlock()
