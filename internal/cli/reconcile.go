@@ -21,11 +21,13 @@ const reconcileUsage = `Usage:
   cairn reconcile status                      per backend and tenant: breaker, lag, cursor, percent
                                               done and ETA of a round in progress, last round;
                                               tenants still catching up (restoring) and their progress
-  cairn reconcile run [--backend B] [--tenant T] [--wait] [--confirm]
+  cairn reconcile run [--backend B] [--tenant T] [--wait] [--confirm] [--scrub]
                                               start a round (all backends, all tenants by default);
                                               --wait runs them now, shows their progress on stderr
                                               (a bar on a terminal) and prints their results,
-                                              --confirm lets a round past the mass-deletion guard
+                                              --confirm lets a round past the mass-deletion guard,
+                                              --scrub (with --wait) reads and verifies every object
+                                              now instead, as the background scrub does
   cairn reconcile quarantine                  the damaged remote objects this node recorded before
                                               repairing them (bytes: GET /v1/admin/quarantine
                                               ?backend=B&tenant=T&key=K on the admin listener)
@@ -48,6 +50,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 	tenant := fs.String("tenant", "", "run: only this `tenant`")
 	wait := fs.Bool("wait", false, "run: run the rounds now and print their results")
 	confirm := fs.Bool("confirm", false, "run: let the next round pass the mass-deletion guard")
+	scrub := fs.Bool("scrub", false, "run: with --wait, scrub now: read and verify every object, repairing what is damaged or missing")
 	args, code, ok := parseArgs(fs, args, true, env)
 	if !ok {
 		return code
@@ -87,6 +90,9 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		}
 		if *confirm {
 			q.Set("confirm", "1")
+		}
+		if *scrub {
+			q.Set("scrub", "1")
 		}
 		err = reconcileRun(ctx, a, q, env.Stdout, newProgress(env.Stderr))
 	}

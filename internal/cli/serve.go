@@ -53,6 +53,7 @@ type serveFlags struct {
 	reconcileIvl  time.Duration
 	gcGrace       time.Duration
 	gcInterval    time.Duration
+	scrubRate     float64
 	beConc        listFlag   // NAME=N
 	beOps         listFlag   // NAME=RATE
 	beBytes       listFlag   // NAME=SIZE
@@ -106,6 +107,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
 	f.chaos.register(fs)
 	f.ingest.register(fs) // serve_ingest.go
+	fs.Float64Var(&f.scrubRate, "scrub-rate", 100, "`objects` per second the scrub reads and verifies on each backend, walking every object in a cycle (it finds damage done behind the nodes' backs); 0: no scrub")
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
@@ -278,7 +280,10 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.checkpointN < 1 {
 		return fmt.Errorf("%s: want 1 or more", f.origin.named("reconcile-checkpoint-every", f.checkpointN))
 	}
-	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, Policies: map[string]reconcile.Policy{},
+	if !(f.scrubRate >= 0) || math.IsInf(f.scrubRate, 1) { // !(>=) also refuses NaN
+		return fmt.Errorf("%s: want 0 (no scrub) or a positive number of objects per second", f.origin.named("scrub-rate", f.scrubRate))
+	}
+	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, ScrubRate: f.scrubRate, Policies: map[string]reconcile.Policy{},
 		GCGrace: f.gcGrace, GCInterval: f.gcInterval}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)

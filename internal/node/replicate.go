@@ -77,6 +77,11 @@ type Replication struct {
 	// CheckpointEvery is how many keys a round handles between
 	// checkpoints; 0 means reconcile's default.
 	CheckpointEvery int
+	// ScrubRate is how many objects a second the scrub reads and verifies
+	// on each backend (reconcile.Config.ScrubRate); 0 means no scrub.
+	// Rounds compare digests and skip what no node changed, so damage done
+	// to a backend behind the nodes' backs is found by the scrub.
+	ScrubRate float64
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -194,6 +199,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
+			Digests: true, ScrubRate: rc.ScrubRate,
 			Logger: n.log,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
 		})

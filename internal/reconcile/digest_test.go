@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/fs"
@@ -288,4 +289,54 @@ func TestDigestRoundsS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	digestScenario(t, b, nil)
+}
+
+// scrubObserver signals each quarantined object and counts scrubbed ones.
+type scrubObserver struct {
+	roundObserver
+	quarantined chan struct{}
+	scrubbed    chan int
+}
+
+func (o *scrubObserver) ReconcileQuarantined(string) { o.quarantined <- struct{}{} }
+func (o *scrubObserver) ScrubObjects(_ string, n int) {
+	select {
+	case o.scrubbed <- n:
+	default:
+	}
+}
+func (o *scrubObserver) ScrubCycle(string, time.Duration) {}
+
+// TestScrubInRun: Run's background scrub finds an object damaged behind
+// the node's back, which digest rounds skip, and repairs it.
+func TestScrubInRun(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	obs := &scrubObserver{roundObserver: roundObserver{onRound: func(error) {}}, quarantined: make(chan struct{}, 1), scrubbed: make(chan int, 1)}
+	ea := newEngine(t, a, b, func(c *Config) { c.Digests, c.ScrubRate, c.Observer = true, 1000, obs })
+	fill(t, a, 50)
+	if _, err := ea.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	runRound(t, ea) // lays out
+	if err := b.Corrupt(bg, tenant, digestKey(7), func(raw []byte) []byte { raw[len(raw)-2] ^= 1; return raw }); err != nil {
+		t.Fatal(err)
+	}
+	if st := runRound(t, ea); st.Listed != 0 {
+		t.Fatalf("digest round: %+v, want nothing listed", st)
+	}
+	runEngine(t, ea)
+	select {
+	case <-obs.quarantined:
+	case <-time.After(time.Minute):
+		t.Fatal("the scrub did not find the damaged object")
+	}
+	select {
+	case n := <-obs.scrubbed:
+		if n <= 0 {
+			t.Fatalf("scrubbed %d objects", n)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("no objects counted as scrubbed")
+	}
 }
