@@ -123,19 +123,20 @@ func (e *Engine) publish(ctx context.Context, tenant string, fix []uint64) error
 		d.mu.Unlock()
 		return nil
 	}
-	lay, add := td.lay, slices.Clone(td.pending)
+	lay, pend := td.lay, slices.Clone(td.pending)
 	clear(td.pending)
 	known, own, ownETag := td.ownKnown, slices.Clone(td.own), td.ownETag
 	d.mu.Unlock()
-	restore := func() {
+	restore := func() { // the writes are published next time; fix is dropped
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		if td.lay == lay {
-			for i, x := range add {
+			for i, x := range pend {
 				td.pending[i] ^= x
 			}
 		}
 	}
+	add := slices.Clone(pend)
 	for i, x := range fix {
 		add[i] ^= x
 	}

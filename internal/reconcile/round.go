@@ -103,7 +103,7 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
 		est := p.Estimate
-		if err == nil && st.ResumedAfter == "" {
+		if err == nil && st.ResumedAfter == "" && !r.partial() {
 			est = st.Scanned // a whole round: the tenant's size, for percent done
 		}
 		*p = Progress{Cursor: r.cursor, Estimate: est, Last: st, LastErr: err, LastUploadErr: p.LastUploadErr}
