@@ -13,6 +13,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/backend/s3"
 	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
+	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -251,7 +252,8 @@ func digestScenario(t *testing.T, b backend.Backend, lists *atomic.Int64) {
 
 // TestDigestRelayout: a tenant that grows past relayoutFactor segments'
 // worth of keys in one segment is laid out again, and rounds after it
-// list nothing.
+// list nothing. The writes before the tenant's first round, made before
+// any layout was known, reach the digest too.
 func TestDigestRelayout(t *testing.T) {
 	b := mem.New("b")
 	a := openStore(t, "a")
@@ -266,9 +268,8 @@ func TestDigestRelayout(t *testing.T) {
 	if err := ea.PublishDigests(bg); err != nil {
 		t.Fatal(err)
 	}
-	if st := runRound(t, ea); st.Listed != n { // one segment, oversize: the next round lists all and lays out again
-		t.Fatalf("round over the grown segment: %+v", st)
-	}
+	// The bases show a segment past relayoutFactor × segmentKeys: the
+	// round lists everything and lays the tenant out again.
 	if st := runRound(t, ea); st.Listed != n {
 		t.Fatalf("relayout round: %+v, want a full listing", st)
 	}
@@ -338,5 +339,66 @@ func TestScrubInRun(t *testing.T) {
 		}
 	case <-time.After(time.Minute):
 		t.Fatal("no objects counted as scrubbed")
+	}
+}
+
+// TestFailedPublishKeepsTheWrites: a delta publish that fails keeps the
+// writes for the next publish, which a peer's round then finds.
+func TestFailedPublishKeepsTheWrites(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := digestEngine(t, a, b), digestEngine(t, c, b)
+	fill(t, a, 100)
+	if _, err := ea.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	runRound(t, ea)
+	runRound(t, ec)
+	put(t, c, digestKey(5), `{"by":"c"}`)
+	if _, err := ec.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	b.SetFault(func(op, _, _ string) error {
+		if op == backend.OpPutBlob {
+			return fault.New(fault.Transient, fault.Context{}, "down")
+		}
+		return nil
+	})
+	if err := ec.PublishDigests(bg); err == nil {
+		t.Fatal("publish succeeded through a failing backend")
+	}
+	b.SetFault(nil)
+	if err := ec.PublishDigests(bg); err != nil {
+		t.Fatal(err)
+	}
+	if st := runRound(t, ea); st.Actions[Download] != 1 {
+		t.Fatalf("a's round after the publish: %+v, want the write downloaded", st)
+	}
+}
+
+// TestWritesBeforeTheFirstRound: a restarted node uploads before its first
+// round has read the layout; the writes are kept until it does, so its
+// round lists nothing and a peer's round finds them.
+func TestWritesBeforeTheFirstRound(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := digestEngine(t, a, b), digestEngine(t, c, b)
+	fill(t, a, 100)
+	if _, err := ea.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	runRound(t, ea)
+	runRound(t, ec)
+	ec.Close()
+	ec2 := digestEngine(t, c, b)
+	put(t, c, digestKey(50), `{"by":"c"}`)
+	if _, err := ec2.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if st := runRound(t, ec2); st.Listed != 0 {
+		t.Fatalf("the writer's first round: %+v, want nothing listed", st)
+	}
+	if st := runRound(t, ea); st.Actions[Download] != 1 {
+		t.Fatalf("the peer's round: %+v, want the write downloaded", st)
 	}
 }

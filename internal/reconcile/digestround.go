@@ -34,9 +34,21 @@ type tenantDigest struct {
 	ownETag   string   // "" : no blob yet
 	ownKnown  bool
 	pending   []uint64 // written, not yet published
+	early     []keyDelta // written before any layout was known (bounded by maxEarly)
 	touched   []uint64 // writes per segment, for corrections
 	forceFull bool     // a segment outgrew the layout: the next round lists everything
 }
+
+// keyDelta is one write's change to its segment's digest, kept until the
+// segment is known.
+type keyDelta struct {
+	key string
+	x   uint64
+}
+
+// maxEarly bounds the writes kept before a tenant's layout is known; past
+// it they are dropped, and the node's next round corrects their segments.
+const maxEarly = 1 << 16
 
 func (d *digests) tenant(t string) *tenantDigest {
 	td := d.tenants[t]
@@ -55,13 +67,20 @@ func (td *tenantDigest) use(lay *layout, etag string) {
 		return
 	}
 	n := lay.segments()
+	early := td.early
 	*td = tenantDigest{lay: lay, layETag: etag, pending: make([]uint64, n), touched: make([]uint64, n), forceFull: td.forceFull}
+	for _, w := range early {
+		i := lay.segment(w.key)
+		td.pending[i] ^= w.x
+		td.touched[i]++
+	}
 }
 
 // wrote records that key's object went from oldETag ("" : none) to newETag
 // ("" : removed) in this node's pending delta. Without a layout known yet
-// the change is not recorded: the node's next round finds its local digest
-// differing from the backend's and corrects it (see correct).
+// it is kept until a round reads one (up to maxEarly writes; beyond, the
+// node's next round finds its local digest differing from the backend's
+// and corrects it, see correct).
 func (e *Engine) wrote(tenant, key, oldETag, newETag string) {
 	d := &e.dig
 	if d.bl == nil {
@@ -76,8 +95,15 @@ func (e *Engine) wrote(tenant, key, oldETag, newETag string) {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	td := d.tenants[tenant]
-	if td == nil || td.lay == nil {
+	td := d.tenant(tenant)
+	if td.lay == nil {
+		// No layout read yet (the uploader ran before the tenant's first
+		// round): keep the write for the layout the round reads.
+		if len(td.early) < maxEarly {
+			td.early = append(td.early, keyDelta{key, x})
+		} else {
+			td.early = nil
+		}
 		return
 	}
 	i := td.lay.segment(key)
@@ -139,6 +165,10 @@ func (e *Engine) publish(ctx context.Context, tenant string, fix []uint64) error
 	add := slices.Clone(pend)
 	for i, x := range fix {
 		add[i] ^= x
+	}
+	if !slices.ContainsFunc(add, func(x uint64) bool { return x != 0 }) {
+		restore() // nothing to write (writes that cancelled out stay cancelled)
+		return nil
 	}
 	name := deltaBlob(tenant, lay.gen, e.st.Identity().NodeID)
 	for attempt := 0; ; attempt++ {
@@ -248,6 +278,11 @@ func (e *Engine) plan(ctx context.Context, tenant string, full bool) (*digestPla
 	full = full || td.forceFull
 	td.forceFull = false
 	d.mu.Unlock()
+	// The node's own writes go into the backend's digest first, so that
+	// they do not make their segments differ.
+	if err := e.publish(ctx, tenant, nil); err != nil {
+		return nil, err
+	}
 	before, own, ownETag, err := e.backendDigest(ctx, tenant, lay)
 	if err != nil {
 		return nil, err
@@ -265,9 +300,12 @@ func (e *Engine) plan(ctx context.Context, tenant string, full bool) (*digestPla
 	if full {
 		return p, nil
 	}
-	local, dirty, err := e.localDigest(ctx, tenant, lay)
+	local, dirty, grown, err := e.localDigest(ctx, tenant, lay)
 	if err != nil {
 		return nil, err
+	}
+	if grown {
+		return p, nil // a segment outgrew the layout: list everything and lay it out again
 	}
 	p.ranges = []int{}
 	for i := range local {
@@ -316,23 +354,28 @@ func (e *Engine) backendDigest(ctx context.Context, tenant string, lay *layout) 
 // of entryHash(key, base ETag) over the bases. A segment is dirty when a
 // local document and its base disagree (a change not uploaded, a key
 // without a base): the round must look at it whatever the digests say.
-func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (sum []uint64, dirty []bool, err error) {
+// grown reports a segment holding more bases than a relayout allows.
+func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (sum []uint64, dirty []bool, grown bool, err error) {
 	sum, dirty = make([]uint64, lay.segments()), make([]bool, lay.segments())
+	count := make([]int, lay.segments())
 	locals, stop := iter.Pull2(e.st.List(ctx, tenant, store.ListOptions{Tombstones: true, KeysOnly: true}))
 	defer stop()
 	lrec, lerr, lok := locals()
 	for b, err := range e.st.ListSyncState(ctx, e.name, tenant, "") {
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, false, err
 		}
 		for ; lok && lerr == nil && lrec.Key < b.Key; lrec, lerr, lok = locals() {
 			dirty[lay.segment(lrec.Key)] = true // no base
 		}
 		if lerr != nil {
-			return nil, nil, lerr
+			return nil, nil, false, lerr
 		}
 		i := lay.segment(b.Key)
 		sum[i] ^= entryHash(b.Key, b.RemoteETag)
+		if count[i]++; count[i] > relayoutFactor*segmentKeys {
+			grown = true
+		}
 		if !lok || lrec.Key != b.Key {
 			dirty[i] = true // a base without a local document
 			continue
@@ -344,9 +387,9 @@ func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (s
 	}
 	for ; lok; lrec, lerr, lok = locals() {
 		if lerr != nil {
-			return nil, nil, lerr
+			return nil, nil, false, lerr
 		}
 		dirty[lay.segment(lrec.Key)] = true
 	}
-	return sum, dirty, nil
+	return sum, dirty, grown, nil
 }

@@ -239,6 +239,7 @@ func (e *Engine) relayout(ctx context.Context, tenant string, p *digestPlan, can
 	}
 	d.mu.Lock()
 	td := d.tenant(tenant)
+	td.early = nil // the listing saw those writes
 	td.use(lay, etag)
 	td.forceFull = false
 	d.mu.Unlock()
