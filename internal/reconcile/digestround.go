@@ -33,10 +33,10 @@ type tenantDigest struct {
 	own       []uint64 // this node's published delta; valid when ownKnown
 	ownETag   string   // "" : no blob yet
 	ownKnown  bool
-	pending   []uint64 // written, not yet published
+	pending   []uint64   // written, not yet published
 	early     []keyDelta // written before any layout was known (bounded by maxEarly)
-	touched   []uint64 // writes per segment, for corrections
-	forceFull bool     // a segment outgrew the layout: the next round lists everything
+	touched   []uint64   // writes per segment, for corrections
+	forceFull bool       // a segment outgrew the layout: the next round lists everything
 }
 
 // keyDelta is one write's change to its segment's digest, kept until the
