@@ -39,16 +39,23 @@ type scrubber struct {
 	tenants []string // the cycle's tenants not walked yet, next first
 	r       *round   // the walk of tenants[0]; nil before it starts
 	started time.Time
+	credit  float64 // objects allowed and not yet walked, below one
 }
 
 // turn walks up to ScrubRate × scrubTick objects.
 func (s *scrubber) turn(ctx context.Context) {
 	e := s.e
-	budget := max(1, int(e.cfg.ScrubRate*scrubTick.Seconds()))
+	s.credit += e.cfg.ScrubRate * scrubTick.Seconds() // rates below one a tick add up over ticks
+	budget := int(s.credit)
+	s.credit -= float64(budget)
+	cycled := false // at most one new cycle a turn: small tenants are not read over and over
 	for budget > 0 && ctx.Err() == nil {
 		if s.r == nil {
-			if len(s.tenants) == 0 && !s.newCycle(ctx) {
-				return
+			if len(s.tenants) == 0 {
+				if cycled || !s.newCycle(ctx) {
+					return
+				}
+				cycled = true
 			}
 			r, err := e.startRoundMode(ctx, s.tenants[0], true)
 			if err != nil {
