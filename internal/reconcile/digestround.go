@@ -241,6 +241,7 @@ type digestPlan struct {
 	own     []uint64 // this node's delta within before
 	touched []uint64 // td.touched when before was read
 	ranges  []int    // segments to list, ascending; nil for a full round
+	size    int      // the tenant's bases, counted by the compare (ranges set)
 }
 
 // plan reads tenant's layout and digests from the backend and compares
@@ -300,14 +301,14 @@ func (e *Engine) plan(ctx context.Context, tenant string, full bool) (*digestPla
 	if full {
 		return p, nil
 	}
-	local, dirty, grown, err := e.localDigest(ctx, tenant, lay)
+	local, dirty, grown, size, err := e.localDigest(ctx, tenant, lay)
 	if err != nil {
 		return nil, err
 	}
 	if grown {
 		return p, nil // a segment outgrew the layout: list everything and lay it out again
 	}
-	p.ranges = []int{}
+	p.ranges, p.size = []int{}, size
 	for i := range local {
 		if dirty[i] || local[i] != before[i] {
 			p.ranges = append(p.ranges, i)
@@ -354,8 +355,9 @@ func (e *Engine) backendDigest(ctx context.Context, tenant string, lay *layout) 
 // of entryHash(key, base ETag) over the bases. A segment is dirty when a
 // local document and its base disagree (a change not uploaded, a key
 // without a base): the round must look at it whatever the digests say.
-// grown reports a segment holding more bases than a relayout allows.
-func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (sum []uint64, dirty []bool, grown bool, err error) {
+// grown reports a segment holding more bases than a relayout allows; size
+// counts the bases.
+func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (sum []uint64, dirty []bool, grown bool, size int, err error) {
 	sum, dirty = make([]uint64, lay.segments()), make([]bool, lay.segments())
 	count := make([]int, lay.segments())
 	locals, stop := iter.Pull2(e.st.List(ctx, tenant, store.ListOptions{Tombstones: true, KeysOnly: true}))
@@ -363,16 +365,17 @@ func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (s
 	lrec, lerr, lok := locals()
 	for b, err := range e.st.ListSyncState(ctx, e.name, tenant, "") {
 		if err != nil {
-			return nil, nil, false, err
+			return nil, nil, false, 0, err
 		}
 		for ; lok && lerr == nil && lrec.Key < b.Key; lrec, lerr, lok = locals() {
 			dirty[lay.segment(lrec.Key)] = true // no base
 		}
 		if lerr != nil {
-			return nil, nil, false, lerr
+			return nil, nil, false, 0, lerr
 		}
 		i := lay.segment(b.Key)
 		sum[i] ^= entryHash(b.Key, b.RemoteETag)
+		size++
 		if count[i]++; count[i] > relayoutFactor*segmentKeys {
 			grown = true
 		}
@@ -387,9 +390,9 @@ func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (s
 	}
 	for ; lok; lrec, lerr, lok = locals() {
 		if lerr != nil {
-			return nil, nil, false, lerr
+			return nil, nil, false, 0, lerr
 		}
 		dirty[lay.segment(lrec.Key)] = true
 	}
-	return sum, dirty, grown, nil
+	return sum, dirty, grown, size, nil
 }

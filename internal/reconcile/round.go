@@ -50,28 +50,34 @@ func (e *Engine) startRound(ctx context.Context, tenant string) (*round, error) 
 
 func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool) (*round, error) {
 	cp, err := e.loadCheckpoint(tenant)
-	if err == nil && verify {
-		cp.cursor = "" // a scrub walks from the first key; the round's cursor is not its own
-	}
-	var p *digestPlan
-	if err == nil {
-		p, err = e.plan(ctx, tenant, verify || cp.cursor != "" || !cp.caughtUp)
-	}
 	if err != nil {
 		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
 		return nil, err
 	}
-	r := &round{e: e, tenant: tenant, confirmed: e.takeConfirm(tenant), cursor: cp.cursor, plan: p, verify: verify,
+	if verify {
+		cp.cursor = "" // a scrub walks from the first key; the round's cursor is not its own
+	}
+	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify,
 		st: Stats{Tenant: tenant, Started: e.cfg.Now(), ResumedAfter: cp.cursor}}
-	r.track = newSegTrack(e, tenant, p, cp.cursor == "")
-	if p != nil && p.ranges != nil {
-		r.st.Skipped = p.lay.segments() - len(p.ranges)
+	r.span = noSpan // a scrub's walk shows in neither Progress nor traces
+	if !verify {
+		r.span = e.startRoundSpan(ctx, r)
+	}
+	// The digests are read within the round's span: their calls are the round's.
+	r.plan, err = e.plan(trace.ContextWithSpan(ctx, r.span), tenant, verify || cp.cursor != "" || !cp.caughtUp)
+	if err != nil {
+		endRoundSpan(r.span, &r.st, err)
+		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
+		return nil, err
+	}
+	r.confirmed = !verify && e.takeConfirm(tenant)
+	r.track = newSegTrack(e, tenant, r.plan, cp.cursor == "")
+	if r.partial() {
+		r.st.Skipped = r.plan.lay.segments() - len(r.plan.ranges)
 	}
 	if verify {
-		r.span = noSpan // a scrub's walk shows in neither Progress nor traces
 		return r, nil
 	}
-	r.span = e.startRoundSpan(ctx, r)
 	e.setProgress(tenant, func(p *Progress) {
 		*p = Progress{Running: true, Started: r.st.Started, Cursor: cp.cursor, ResumedAfter: cp.cursor,
 			Estimate: p.Estimate, Last: p.Last, LastErr: p.LastErr, LastUploadErr: p.LastUploadErr}
@@ -103,7 +109,10 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
 		est := p.Estimate
-		if err == nil && st.ResumedAfter == "" && !r.partial() {
+		switch {
+		case err == nil && r.partial():
+			est = r.plan.size // the bases counted by the digest compare
+		case err == nil && st.ResumedAfter == "":
 			est = st.Scanned // a whole round: the tenant's size, for percent done
 		}
 		*p = Progress{Cursor: r.cursor, Estimate: est, Last: st, LastErr: err, LastUploadErr: p.LastUploadErr}
