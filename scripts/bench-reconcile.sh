@@ -4,15 +4,20 @@
 # documents replicated to an fs backend, time a full in-sync round at each
 # size with its peak RSS (each phase is its own child process), change
 # 10,000 documents on the backend and time the converging round, then the
-# in-sync round of 100,000 documents against versitygw. The fill takes
-# most of the time (about 10 minutes on a quiet 2-vCPU machine).
+# in-sync rounds against versitygw. Each in-sync round runs twice: listing
+# everything, and as a node runs it, comparing the digests of key ranges
+# first (docs/design/replication.md, "Anti-entropy digests"). The fill takes
+# most of the time (about 10 minutes on a quiet 2-vCPU machine for fs; the
+# S3 fill goes at the gateway's pace).
 #
 #   bash scripts/bench-reconcile.sh
 #
 # Settings (environment): BENCH_DIR (default /tmp) holds the data (about
 # 5 GB at 1M documents; deleted at the end); PROFILE=DIR keeps CPU and
 # heap profiles of the rounds there; CAIRN_SCALE_KEYS=N replaces the
-# 1,000,000; CAIRN_SCALE_DIR=DIR keeps the store and fs backend there
+# 1,000,000; CAIRN_SCALE_S3_KEYS=N the S3 phases' 1,000,000;
+# CAIRN_SCALE_ONLY=fs or s3 runs only that backend's phases;
+# CAIRN_SCALE_DIR=DIR keeps the store and fs backend there
 # (not deleted), and CAIRN_SCALE_REUSE=1 with it reruns only the 1M
 # in-sync round over that data.
 set -euo pipefail

@@ -21,11 +21,13 @@ const reconcileUsage = `Usage:
   cairn reconcile status                      per backend and tenant: breaker, lag, cursor, percent
                                               done and ETA of a round in progress, last round;
                                               tenants still catching up (restoring) and their progress
-  cairn reconcile run [--backend B] [--tenant T] [--wait] [--confirm]
+  cairn reconcile run [--backend B] [--tenant T] [--wait] [--confirm] [--scrub]
                                               start a round (all backends, all tenants by default);
                                               --wait runs them now, shows their progress on stderr
                                               (a bar on a terminal) and prints their results,
-                                              --confirm lets a round past the mass-deletion guard
+                                              --confirm lets a round past the mass-deletion guard,
+                                              --scrub (with --wait) reads and verifies every object
+                                              now instead, as the background scrub does
   cairn reconcile quarantine                  the damaged remote objects this node recorded before
                                               repairing them (bytes: GET /v1/admin/quarantine
                                               ?backend=B&tenant=T&key=K on the admin listener)
@@ -41,7 +43,7 @@ Flags:
 // reconcileFlags are the settings of 'cairn reconcile'.
 type reconcileFlags struct {
 	adminURL, token, caCert, backend, tenant string
-	wait, confirm                            bool
+	wait, confirm, scrub                     bool
 }
 
 func newReconcileFlags() (*flag.FlagSet, *reconcileFlags) {
@@ -55,12 +57,13 @@ func newReconcileFlags() (*flag.FlagSet, *reconcileFlags) {
 	fs.StringVar(&f.tenant, "tenant", "", "run: only this `tenant`")
 	fs.BoolVar(&f.wait, "wait", false, "run: run the rounds now and print their results")
 	fs.BoolVar(&f.confirm, "confirm", false, "run: let the next round pass the mass-deletion guard")
+	fs.BoolVar(&f.scrub, "scrub", false, "run: with --wait, scrub now: read and verify every object, repairing what is damaged or missing")
 	return fs, &f
 }
 
 func reconcileCommand(ctx context.Context, args []string, env Env) int {
 	fs, f := newReconcileFlags()
-	adminURL, token, caCert, be, tenant, wait, confirm := &f.adminURL, &f.token, &f.caCert, &f.backend, &f.tenant, &f.wait, &f.confirm
+	adminURL, token, caCert, be, tenant, wait, confirm, scrub := &f.adminURL, &f.token, &f.caCert, &f.backend, &f.tenant, &f.wait, &f.confirm, &f.scrub
 	args, code, ok := parseArgs(fs, args, true, env)
 	if !ok {
 		return code
@@ -100,6 +103,9 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		}
 		if *confirm {
 			q.Set("confirm", "1")
+		}
+		if *scrub {
+			q.Set("scrub", "1")
 		}
 		err = reconcileRun(ctx, a, q, env.Stdout, newProgress(env.Stderr))
 	}

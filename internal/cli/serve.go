@@ -56,6 +56,7 @@ type serveFlags struct {
 	coalesce      time.Duration
 	gcGrace       time.Duration
 	gcInterval    time.Duration
+	scrubRate     float64
 	beConc        listFlag   // NAME=N
 	beOps         listFlag   // NAME=RATE
 	beBytes       listFlag   // NAME=SIZE
@@ -119,6 +120,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	f.ingest.register(fs) // serve_ingest.go
 	fs.DurationVar(&f.feedPoll, "feed-poll", reconcile.DefaultFeedPoll, "how often a node reads its peers' change feeds of each tenant (news of their writes); 0 turns the feed off (news waits for --reconcile-interval)")
 	fs.DurationVar(&f.feedRetention, "feed-retention", 0, "how long a node keeps its own change-feed objects in a backend; never less than --gc-grace (0: --gc-grace)")
+	fs.Float64Var(&f.scrubRate, "scrub-rate", 100, "`objects` per second the scrub reads and verifies on each backend, walking every object in a cycle (it finds damage done behind the nodes' backs); 0: no scrub")
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.DurationVar(&f.packEvery, "pack-interval", time.Hour, "write a catch-up pack of a tenant (its documents in a few large objects, from which an empty node restores it) after a completed round when the newest pack is older than this; 0: write none")
 	fs.IntVar(&f.packMinDocs, "pack-min-docs", reconcile.DefaultPackMinDocs, "fewest `documents` of a tenant for which catch-up packs are written")
@@ -318,7 +320,10 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 	if f.packMinDocs < 1 {
 		return fmt.Errorf("%s: want 1 or more", f.origin.named("pack-min-docs", f.packMinDocs))
 	}
-	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, CoalesceWindow: f.coalesce, Policies: map[string]reconcile.Policy{},
+	if !(f.scrubRate >= 0) || math.IsInf(f.scrubRate, 1) { // !(>=) also refuses NaN
+		return fmt.Errorf("%s: want 0 (no scrub) or a positive number of objects per second", f.origin.named("scrub-rate", f.scrubRate))
+	}
+	r := node.Replication{Interval: f.reconcileIvl, CheckpointEvery: f.checkpointN, CoalesceWindow: f.coalesce, ScrubRate: f.scrubRate, Policies: map[string]reconcile.Policy{},
 		GCGrace: f.gcGrace, GCInterval: f.gcInterval, Packs: reconcile.PackConfig{Every: f.packEvery, MinDocs: f.packMinDocs, PartSize: int(f.packPart)}}
 	for _, s := range f.backends.vals {
 		spec, err := node.ParseBackendSpec(s)

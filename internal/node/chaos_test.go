@@ -190,7 +190,8 @@ func TestChaosBadFailpoints(t *testing.T) {
 }
 
 // TestChaosFaultSpanEvent: a fault injected in a reconciliation round is an
-// event "chaos.fault" on the round's span.
+// event "chaos.fault" on the round's span (the round reads the tenant's
+// digest layout, get_blob, and lists only when the digests differ).
 func TestChaosFaultSpanEvent(t *testing.T) {
 	spans := tracetest.NewInMemoryExporter()
 	tok, sum, _ := server.NewToken()
@@ -205,7 +206,7 @@ func TestChaosFaultSpanEvent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Shutdown(context.Background())
-	if err := n.chaos.backends["b"].SetProfile(chaos.Profile{FailBefore: 1, Ops: []string{"list"}}); err != nil {
+	if err := n.chaos.backends["b"].SetProfile(chaos.Profile{FailBefore: 1, Ops: []string{"list", "get_blob"}}); err != nil {
 		t.Fatal(err)
 	}
 	rn := replNode{n, tok}

@@ -93,6 +93,11 @@ type Replication struct {
 	// CoalesceWindow is reconcile.Config.CoalesceWindow: the least time
 	// between two uploads of a tenant's changes; 0 means none.
 	CoalesceWindow time.Duration
+	// ScrubRate is how many objects a second the scrub reads and verifies
+	// on each backend (reconcile.Config.ScrubRate); 0 means no scrub.
+	// Rounds compare digests and skip what no node changed, so damage done
+	// to a backend behind the nodes' backs is found by the scrub.
+	ScrubRate float64
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -211,6 +216,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
+			Digests: true, ScrubRate: rc.ScrubRate,
 			Logger: n.log, Packs: rc.Packs,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
 		})

@@ -160,7 +160,11 @@ func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest
 	out := api.ReconcileRun{Rounds: []api.RoundResult{}}
 	for i, e := range engines {
 		for _, t := range tenants[i] {
-			st, err := e.RunRound(ctx, t)
+			run := e.RunRound
+			if req.Scrub {
+				run = e.Scrub
+			}
+			st, err := run(ctx, t)
 			if ctx.Err() != nil {
 				return api.ReconcileRun{}, ctx.Err() // the client left
 			}

@@ -136,8 +136,9 @@ func TestReplicateThroughSharedFS(t *testing.T) {
 	for _, tp := range st.Backends[0].Tenants {
 		if tp.Tenant == "acme" {
 			found = true
-			if tp.Last == nil || tp.Last.Scanned != 1 || tp.LastError != "" || tp.Running {
-				t.Errorf("acme's progress: %+v (last %+v); want a finished round that scanned 1 key", tp, tp.Last)
+			// Scanned 0: the digests matched and the round listed nothing.
+			if tp.Last == nil || tp.Last.Scanned > 1 || tp.LastError != "" || tp.Running {
+				t.Errorf("acme's progress: %+v (last %+v); want a finished round that scanned at most 1 key", tp, tp.Last)
 			}
 		}
 	}

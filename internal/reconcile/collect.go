@@ -397,6 +397,9 @@ func (e *Engine) deleteRemote(ctx context.Context, tenant, key, etag string) err
 	_, err := call(ctx, e, backend.OpDelete, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, e.be.Delete(ctx, tenant, key, backend.Precondition{IfMatch: etag})
 	})
+	if err == nil {
+		e.wrote(tenant, key, etag, "")
+	}
 	if fault.ClassOf(err) != fault.PreconditionFailed {
 		return e.unavailable(err)
 	}

@@ -63,4 +63,10 @@
 //     ([Engine.CatchingUp]): the node may lack documents the backend has.
 //   - A restore from a pack runs within one turn of Run: the engine's
 //     other tenants and its uploader wait for it.
+//   - With Config.Digests a round lists only the key ranges whose digests
+//     differ (docs/design/replication.md): an object damaged or removed
+//     behind the nodes' backs is found by the scrub (Config.ScrubRate,
+//     [Engine.Scrub]), not by the next round. A write whose digest delta
+//     was not published yet is skipped by other nodes' rounds until its
+//     writer publishes or corrects it.
 package reconcile

@@ -115,6 +115,19 @@ type Config struct {
 	// Packs configures catch-up packs (packs.go, restore.go).
 	Packs PackConfig
 
+	// Digests turns on anti-entropy digests (docs/design/replication.md,
+	// "Anti-entropy digests") when the backend keeps blobs: a round of a
+	// tenant that has caught up lists only the key ranges whose digests
+	// differ, and every write keeps this node's delta of the backend's
+	// digest. Changes made to the backend behind the nodes' backs (a
+	// damaged or deleted object) are then found by the scrub, not by the
+	// next round. Off: every round lists everything.
+	Digests bool
+	// ScrubRate is how many objects a second the scrub reads and verifies,
+	// walking every tenant's objects in a cycle (see scrub.go); 0 means no
+	// scrub.
+	ScrubRate float64
+
 	// beforeApply, if set, runs after a key's decision and before it is
 	// applied (tests inject concurrent writes here).
 	beforeApply func(tenant, key string, d Decision)
@@ -134,6 +147,7 @@ type Engine struct {
 	inflight *InFlight
 	feed     *feed // nil when the feed is off
 	lim      *limiter
+	dig      digests
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
 
@@ -214,6 +228,10 @@ func New(cfg Config) (*Engine, error) {
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
 		packWant: map[string]bool{}, packKick: make(chan struct{}, 1),
 	}
+	if cfg.Digests {
+		e.dig.bl, _ = backend.BlobsOf(cfg.Backend)
+	}
+	e.dig.tenants = map[string]*tenantDigest{}
 	if err := e.seedTenants(context.Background()); err != nil {
 		return nil, err
 	}
@@ -331,6 +349,13 @@ func (e *Engine) Run(ctx context.Context) error {
 		defer t.Stop()
 		tick = t.C
 	}
+	var scrub <-chan time.Time
+	sc := &scrubber{e: e}
+	if e.cfg.ScrubRate > 0 {
+		t := time.NewTicker(scrubTick)
+		defer t.Stop()
+		scrub = t.C
+	}
 	s := &sched{e: e}
 	defer s.stop(ctx)
 	for {
@@ -340,6 +365,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			select {
 			case <-ctx.Done():
 				return nil
+			case <-scrub:
+				sc.turn(ctx)
 			case tenant := <-e.changed:
 				s.changed(ctx, tenant)
 			case <-s.dueC():
@@ -364,6 +391,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-scrub:
+			sc.turn(ctx)
 		case tenant := <-e.changed:
 			s.changed(ctx, tenant)
 		case <-s.dueC():

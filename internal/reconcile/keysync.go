@@ -88,7 +88,14 @@ func (e *Engine) syncKeyKnown(ctx context.Context, tenant, key string, local *st
 	if k.base, err = e.base(ctx, tenant, key, g); err != nil {
 		return err
 	}
-	return e.settle(ctx, k, e.decideAndApply(ctx, k, st, g), st)
+	err = nil
+	if g != nil && g.verify && remote != nil {
+		err = e.fetch(ctx, k) // a scrub reads every object, to verify it
+	}
+	if err == nil {
+		err = e.decideAndApply(ctx, k, st, g)
+	}
+	return e.settle(ctx, k, err, st)
 }
 
 // settle ends a key's handling with the outcome err of deciding and
@@ -328,6 +335,7 @@ func (e *Engine) put(ctx context.Context, k *keyState, v *doc.Version, body []by
 		return "", e.unavailable(err)
 	}
 	k.sent = &Uploaded{Key: k.key, Version: *v, ETag: etag}
+	e.wrote(k.tenant, k.key, pre.IfMatch, etag)
 	st.BytesUp += int64(len(body))
 	e.feed.note(k.tenant, k.key, v, etag, body) // what the backend now holds is news for the peers
 	return etag, nil

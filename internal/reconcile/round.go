@@ -41,16 +41,44 @@ func (e *Engine) Round(ctx context.Context, tenant string) (Stats, error) {
 }
 
 // startRound loads tenant's cursor and starts a round after it: the state
-// that Run's passes step through a turn at a time (see turn).
+// that Run's passes step through a turn at a time (see turn). A round from
+// the first key of a tenant that has caught up compares digests first and
+// lists only the segments that differ (see plan); verify makes it a scrub's
+// round, reading every object listed.
 func (e *Engine) startRound(ctx context.Context, tenant string) (*round, error) {
+	return e.startRoundMode(ctx, tenant, false)
+}
+
+func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool) (*round, error) {
 	cp, err := e.loadCheckpoint(tenant)
 	if err != nil {
 		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
 		return nil, err
 	}
-	r := &round{e: e, tenant: tenant, confirmed: e.takeConfirm(tenant), cursor: cp.cursor,
+	if verify {
+		cp.cursor = "" // a scrub walks from the first key; the round's cursor is not its own
+	}
+	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify,
 		st: Stats{Tenant: tenant, Started: e.cfg.Now(), ResumedAfter: cp.cursor}}
-	r.span = e.startRoundSpan(ctx, r)
+	r.span = noSpan // a scrub's walk shows in neither Progress nor traces
+	if !verify {
+		r.span = e.startRoundSpan(ctx, r)
+	}
+	// The digests are read within the round's span: their calls are the round's.
+	r.plan, err = e.plan(trace.ContextWithSpan(ctx, r.span), tenant, verify || cp.cursor != "" || !cp.caughtUp)
+	if err != nil {
+		endRoundSpan(r.span, &r.st, err)
+		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
+		return nil, err
+	}
+	r.confirmed = !verify && e.takeConfirm(tenant)
+	r.track = newSegTrack(e, tenant, r.plan, cp.cursor == "")
+	if r.partial() {
+		r.st.Skipped = r.plan.lay.segments() - len(r.plan.ranges)
+	}
+	if verify {
+		return r, nil
+	}
 	e.setProgress(tenant, func(p *Progress) {
 		*p = Progress{Running: true, Started: r.st.Started, Cursor: cp.cursor, ResumedAfter: cp.cursor,
 			Estimate: p.Estimate, Last: p.Last, LastErr: p.LastErr, LastUploadErr: p.LastUploadErr}
@@ -58,24 +86,35 @@ func (e *Engine) startRound(ctx context.Context, tenant string) (*round, error) 
 	return r, nil
 }
 
+// partial reports whether r lists only some segments (digests said the
+// others are in sync): its position is not a cursor a full round could
+// resume from.
+func (r *round) partial() bool { return r.plan != nil && r.plan.ranges != nil }
+
 // finishRound saves or clears the cursor after err (the round's outcome),
 // and publishes the round's stats.
 func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, error) {
 	st := r.st
 	st.Duration = e.cfg.Now().Sub(st.Started)
 	switch {
+	case err == nil && r.verify:
+		e.digestsAfter(ctx, r)
 	case err == nil:
 		err = e.updateCheckpoint(r.tenant, func(c *checkpoint) { c.cursor, c.caughtUp = "", true })
 		if err == nil {
 			e.roundCompleted(r.tenant)
 			e.wantPack(r.tenant, st.Scanned)
+			e.digestsAfter(ctx, r)
 		}
-	case ctx.Err() == nil:
+	case ctx.Err() == nil && !r.partial() && !r.verify:
 		_ = e.saveCursor(r.tenant, r.cursor) // keep the earlier error
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
 		est := p.Estimate
-		if err == nil && st.ResumedAfter == "" {
+		switch {
+		case err == nil && r.partial():
+			est = r.plan.size // the bases counted by the digest compare
+		case err == nil && st.ResumedAfter == "":
 			est = st.Scanned // a whole round: the tenant's size, for percent done
 		}
 		*p = Progress{Cursor: r.cursor, Estimate: est, Last: st, LastErr: err, LastUploadErr: p.LastUploadErr}
@@ -101,6 +140,20 @@ const (
 	// listing); the key was left for the next round.
 	ActionRaced = "raced"
 )
+
+// digestsAfter brings the backend's digests up to date after a round that
+// completed (see segTrack.finish). A failure there is logged, not the
+// round's: the next round finds the digests differing and lists again.
+func (e *Engine) digestsAfter(ctx context.Context, r *round) {
+	err := r.track.finish(ctx)
+	if err == nil || ctx.Err() != nil || errors.Is(err, ErrBackendUnavailable) {
+		return
+	}
+	if l := e.cfg.Logger; l != nil {
+		l.WarnContext(ctx, "reconcile: updating the digests failed", "backend", e.name, "tenant", r.tenant,
+			"class", fault.ClassOf(err).String(), "err", err)
+	}
+}
 
 // logRound warns of a round that failed (not one its caller cancelled),
 // and counts a guard stop.
@@ -142,6 +195,12 @@ type round struct {
 
 	bases *basePager // the step's base listing; nil between steps
 
+	plan    *digestPlan // the tenant's digests; nil without a layout
+	track   *segTrack
+	ri      int  // partial round: index in plan.ranges of the segment listed
+	inRange bool // partial round: that segment's listing has begun
+	verify  bool // a scrub's round: read and verify every object listed
+
 	sinceCheckpoint int // keys handled since the last checkpoint
 	reported        int // st.Scanned last reported to the observer
 	inSync          int // InSync decisions seen, for span sampling
@@ -149,39 +208,76 @@ type round struct {
 
 // step handles up to n keys after r.cursor (n 0: to the end) and reports
 // whether the round is done. The listings are read afresh from the cursor
-// at each step, so a round between turns holds no page.
+// at each step, so a round between turns holds no page. A partial round
+// lists its segments one after the other.
 func (r *round) step(ctx context.Context, n int) (done bool, err error) {
-	e := r.e
 	ctx = trace.ContextWithSpan(ctx, r.span)
-	lp := &localPager{st: e.st, tenant: r.tenant, after: r.cursor, limit: e.cfg.PageSize}
-	rp := &remotePager{e: e, tenant: r.tenant, after: r.cursor, limit: e.cfg.PageSize}
+	defer r.publish()
+	if !r.partial() {
+		_, done, err := r.scan(ctx, r.cursor, "", true, n)
+		if done {
+			r.track.done(&r.st)
+		}
+		return done, err
+	}
+	handled := 0
+	for r.ri < len(r.plan.ranges) {
+		if n > 0 && handled >= n {
+			return false, nil
+		}
+		i := r.plan.ranges[r.ri]
+		after, last, open := r.plan.lay.span(i)
+		if !r.inRange {
+			r.track.begin(i, true, &r.st)
+			r.inRange, r.cursor = true, after
+		}
+		h, done, err := r.scan(ctx, r.cursor, last, open, max(0, n-handled))
+		handled += h
+		if err != nil || !done {
+			return false, err
+		}
+		r.track.end(&r.st)
+		r.inRange = false
+		r.ri++
+	}
+	return true, nil
+}
+
+// scan merge-joins the keys after after, up to and including last (open:
+// to the end), handling up to n of them (0: all); done reports that it
+// reached the end of the window.
+func (r *round) scan(ctx context.Context, after, last string, open bool, n int) (handled int, done bool, err error) {
+	e := r.e
+	lp := &localPager{st: e.st, tenant: r.tenant, after: after, limit: e.cfg.PageSize}
+	rp := &remotePager{e: e, tenant: r.tenant, after: after, limit: e.cfg.PageSize}
 	if n > 0 {
 		// Pages no longer than the turn: a turn lists no more than it uses.
 		lp.limit, rp.limit = min(lp.limit, n), min(rp.limit, n)
 	}
-	r.bases = &basePager{st: e.st, backend: e.name, tenant: r.tenant, after: r.cursor, max: lp.limit, limit: lp.limit}
+	r.bases = &basePager{st: e.st, backend: e.name, tenant: r.tenant, after: after, max: lp.limit, limit: lp.limit}
 	defer func() { r.bases = nil }()
-	defer r.publish()
-	for handled := 0; n == 0 || handled < n; handled++ {
+	for ; n == 0 || handled < n; handled++ {
 		l, err := lp.peek(ctx)
 		if err != nil {
-			return false, err
+			return handled, false, err
 		}
 		rem, err := rp.peek(ctx)
 		if err != nil {
-			return false, err
-		}
-		if l == nil && rem == nil {
-			return true, nil
+			return handled, false, err
 		}
 		var key string
 		switch {
+		case l == nil && rem == nil:
+			return handled, true, nil
 		case l == nil:
 			key = rem.Key
 		case rem == nil:
 			key = l.Key
 		default:
 			key = min(l.Key, rem.Key)
+		}
+		if !open && key > last {
+			return handled, true, nil
 		}
 		var local *store.Record
 		var remote *backend.Entry
@@ -195,23 +291,30 @@ func (r *round) step(ctx context.Context, n int) (done bool, err error) {
 		}
 		r.st.Scanned++
 		if err := e.syncKey(ctx, r.tenant, key, local, remote, &r.st, r); err != nil {
-			return false, err
+			return handled, false, err
 		}
+		r.track.key(key, remote, &r.st, !r.partial()) // the listed entry: syncKey does not change it
 		r.cursor = key
+		if r.partial() || r.verify {
+			continue // no cursor to save: a failed partial round or scrub is redone whole
+		}
 		if r.sinceCheckpoint++; r.sinceCheckpoint >= e.cfg.CheckpointEvery {
 			r.sinceCheckpoint = 0
 			if err := e.saveCursor(r.tenant, key); err != nil {
-				return false, err
+				return handled, false, err
 			}
 			r.publish()
 		}
 	}
-	return false, nil
+	return handled, false, nil
 }
 
 // publish shows the round's position in Progress and reports the keys
 // scanned since the last report to the observer.
 func (r *round) publish() {
+	if r.verify {
+		return
+	}
 	r.e.setProgress(r.tenant, func(p *Progress) {
 		p.Cursor, p.Scanned, p.Downloaded = r.cursor, r.st.Scanned, r.st.Actions[Download]
 	})
@@ -219,6 +322,9 @@ func (r *round) publish() {
 }
 
 func (r *round) report() {
+	if r.verify {
+		return
+	}
 	if o := r.e.cfg.Observer; o != nil && r.st.Scanned > r.reported {
 		o.ReconcileKeys(r.e.name, r.st.Scanned-r.reported)
 	}

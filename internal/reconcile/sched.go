@@ -111,8 +111,11 @@ func (s *sched) discover(ctx context.Context, t *turn) {
 	}
 }
 
-// turn gives the tenant at the head of the queue one turn.
+// turn gives the tenant at the head of the queue one turn, then publishes
+// the digest changes of the writes made (a failed publish is kept for the
+// next).
 func (s *sched) turn(ctx context.Context) {
+	defer func() { _ = s.e.PublishDigests(ctx) }()
 	e, t := s.e, s.queue[0]
 	s.queue = slices.Delete(s.queue, 0, 1)
 	if t.discover {
@@ -142,7 +145,8 @@ func (s *sched) turn(ctx context.Context) {
 	if t.r == nil {
 		r, err := e.startRound(ctx, t.tenant)
 		if err != nil {
-			return // in the tenant's Progress; the others go on
+			s.unavailable(ctx, err) // else in the tenant's Progress; the others go on
+			return
 		}
 		t.r = r
 	}
@@ -271,6 +275,7 @@ func (s *sched) drainDue(ctx context.Context) {
 // key).
 func (s *sched) upload(ctx context.Context, tenant string) {
 	_, more, err := s.e.uploadSome(ctx, tenant, s.e.cfg.TurnKeys)
+	_ = s.e.PublishDigests(ctx) // a failed publish is kept for the next
 	switch {
 	case errors.Is(err, ErrBackendUnavailable):
 		s.armRetry() // the change waits for the backend: come back for it

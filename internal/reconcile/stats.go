@@ -35,6 +35,10 @@ type Stats struct {
 	// BytesUp and BytesDown count document bytes written to the backend
 	// and to the store.
 	BytesUp, BytesDown int64
+	// Listed counts the remote objects a round listed; Skipped the
+	// segments of the tenant's layout it did not list because their
+	// digests matched (docs/design/replication.md).
+	Listed, Skipped int
 }
 
 // Applied returns the number of actions other than InSync: what a round

@@ -37,6 +37,9 @@ type ReconcileRequest struct {
 	// Wait runs the rounds one after another and answers their results;
 	// otherwise every selected engine is only triggered.
 	Wait bool
+	// Scrub (with Wait) reads and verifies every object of the selected
+	// tenants now, as the background scrub does, instead of a round.
+	Scrub bool
 }
 
 // Quarantine is the table of damaged remote objects the reconciler found.
@@ -208,7 +211,8 @@ func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // reconcileRun serves POST /v1/admin/reconcile/run?backend=B&tenant=T&
-// confirm=1&wait=1. backend and tenant narrow the run (default: all).
+// confirm=1&wait=1&scrub=1. backend and tenant narrow the run (default:
+// all); scrub=1 (with wait=1) scrubs instead of running rounds.
 // With wait=1 the answer holds the rounds' results (200, even when a round
 // failed: each result carries its error); without it the rounds are only
 // triggered (202) and GET /v1/admin/reconcile shows the outcome.
@@ -216,7 +220,12 @@ func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
 		req := ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant"),
-			Confirm: q.Get("confirm") == "1", Wait: q.Get("wait") == "1"}
+			Confirm: q.Get("confirm") == "1", Wait: q.Get("wait") == "1", Scrub: q.Get("scrub") == "1"}
+		if req.Scrub && !req.Wait {
+			s.writeError(w, r, fault.New(fault.Invalid, fault.Context{Op: "admin.reconcile.run"},
+				"scrub=1 needs wait=1: a scrub runs now, or in the background at --scrub-rate"))
+			return
+		}
 		if req.Tenant != "" {
 			if err := doc.ValidateTenant(req.Tenant); err != nil {
 				s.writeError(w, r, fault.New(fault.Invalid, fault.Context{Op: "admin.reconcile.run"},

@@ -48,6 +48,8 @@ type Metrics struct {
 	reconcileConflicts     *prometheus.CounterVec   // backend, policy
 	reconcileBytes         *prometheus.CounterVec   // backend, direction
 	reconcileQuarantined   *prometheus.CounterVec   // backend
+	scrubObjects           *prometheus.CounterVec   // backend
+	scrubCycle             *prometheus.GaugeVec     // backend
 	replicationLag         *lagGauge                // backend
 	collect                collectMetrics           // collect.go
 	feed                   feedMetrics              // feed.go
@@ -120,6 +122,10 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 			"Concurrent versions found, by backend and the policy that resolved them.", "backend", "policy"),
 		reconcileQuarantined: f.counterVec("cairn_reconcile_quarantined_total",
 			"Damaged remote objects recorded in the store's quarantine before their repair, by backend.", "backend"),
+		scrubObjects: f.counterVec("cairn_scrub_objects_total",
+			"Objects the scrub read and verified, by backend.", "backend"),
+		scrubCycle: f.gaugeVec("cairn_scrub_cycle_seconds",
+			"Time the scrub's last whole cycle over every tenant's objects took, by backend.", "backend"),
 		reconcileBytes: f.counterVec("cairn_reconcile_bytes_total",
 			"Document bytes the reconciler moved, by backend and direction (up: to the backend, down: to the store).", "backend", "direction"),
 		replicationLag: newLagGauge(reg),
@@ -281,6 +287,16 @@ func (m *Metrics) ReconcileConflict(backend, policy string) {
 // before its repair (reconcile.QuarantineObserver).
 func (m *Metrics) ReconcileQuarantined(backend string) {
 	m.reconcileQuarantined.WithLabelValues(backend).Inc()
+}
+
+// ScrubObjects counts objects the scrub verified (reconcile.ScrubObserver).
+func (m *Metrics) ScrubObjects(backend string, n int) {
+	m.scrubObjects.WithLabelValues(backend).Add(float64(n))
+}
+
+// ScrubCycle records how long the scrub's last whole cycle took.
+func (m *Metrics) ScrubCycle(backend string, d time.Duration) {
+	m.scrubCycle.WithLabelValues(backend).Set(d.Seconds())
 }
 
 // ReconcileBytes adds document bytes moved by the reconciler: up to the

@@ -38,6 +38,8 @@ func exercise(t *testing.T, tel *Telemetry) {
 	m.ReconcileConflict("s3", "lww")
 	m.ReconcileBytes("s3", 2048, 512)
 	m.ReconcileQuarantined("s3")
+	m.ScrubObjects("s3", 40)
+	m.ScrubCycle("s3", 90*time.Second)
 	m.SetReplicationLag("s3", 1500*time.Millisecond)
 }
 
@@ -75,6 +77,8 @@ func TestMetricsValues(t *testing.T) {
 		{"bytes up", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "up")), 2048},
 		{"bytes down", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "down")), 512},
 		{"quarantined", testutil.ToFloat64(m.reconcileQuarantined.WithLabelValues("s3")), 1},
+		{"scrubbed", testutil.ToFloat64(m.scrubObjects.WithLabelValues("s3")), 40},
+		{"scrub cycle", testutil.ToFloat64(m.scrubCycle.WithLabelValues("s3")), 90},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)

@@ -53,9 +53,10 @@ func TestServeS3Backend(t *testing.T) {
 		if obj.Err != nil {
 			t.Fatal(obj.Err)
 		}
-		if !strings.HasPrefix(obj.Key, "nodes/a/_cairn/") { // replication's blobs: the change feed
-			names = append(names, obj.Key)
+		if strings.HasPrefix(obj.Key, "nodes/a/_cairn/") {
+			continue // replication's own objects (feed, digests, packs), not documents
 		}
+		names = append(names, obj.Key)
 	}
 	// Names are the escaped keys under <prefix>/<tenant>/ ('/' is ".2F").
 	want := []string{"nodes/a/demo/dir.2Fdoc2", "nodes/a/demo/doc1", "nodes/a/demo/doc3"}
@@ -108,8 +109,10 @@ func TestServeS3Backend(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(st.Backends) != 1 || st.Backends[0].Name != "remote" || st.Backends[0].Breaker != "closed" ||
-		len(st.Backends[0].Tenants) != 1 || st.Backends[0].Tenants[0].Last == nil || st.Backends[0].Tenants[0].Last.Scanned != 3 {
-		t.Errorf("GET /v1/admin/reconcile = %+v, want backend remote, closed, tenant demo with a round of 3 keys", st)
+		len(st.Backends[0].Tenants) != 1 || st.Backends[0].Tenants[0].Last == nil ||
+		st.Backends[0].Tenants[0].Last.Scanned != 3 && st.Backends[0].Tenants[0].Last.Scanned != 0 {
+		// 0: a round after the startup pass's found the digests equal and listed nothing.
+		t.Errorf("GET /v1/admin/reconcile = %+v, want backend remote, closed, tenant demo with a round of 3 keys (or none, digests equal)", st)
 	}
 	if err := p.stop(); err != nil {
 		t.Errorf("SIGTERM: %v\n%s", err, p.stderr)

@@ -58,6 +58,7 @@ type job struct {
 	From, To int    // fill: the keys [From, To); change: the key range
 	Changed  int    // change: how many documents, spread over [From, To)
 	Profile  string // round: a CPU profile file, or ""
+	Digests  bool   // round: compare digests first (the node's default); fill: lay the tenant out
 }
 
 type result struct {
@@ -74,6 +75,8 @@ type result struct {
 	GoRuntime uint64            `json:"go_runtime"` // all memory the Go runtime mapped, less released
 	RSS       rssParts          `json:"rss"`        // the resident set at the end, by kind of mapping
 	Err       string            `json:"err,omitempty"`
+	Listed    int               `json:"listed"`  // remote objects the round listed
+	Skipped   int               `json:"skipped"` // segments its digests let it skip
 }
 
 func key(i int) string { return fmt.Sprintf("doc-%07d", i) }
@@ -108,9 +111,12 @@ func run(t *testing.T, j job) result {
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
 func TestReconcileScale(t *testing.T) {
-	small, large, changed, s3Keys := 500, 1500, 100, 500
+	small, large, changed, s3Keys := 500, 2500, 100, 2500
 	if os.Getenv("CAIRN_LONG") == "1" {
-		small, large, changed, s3Keys = 100_000, 1_000_000, 10_000, 100_000
+		small, large, changed, s3Keys = 100_000, 1_000_000, 10_000, 1_000_000
+	}
+	if v := os.Getenv("CAIRN_SCALE_S3_KEYS"); v != "" {
+		s3Keys, _ = strconv.Atoi(v)
 	}
 	if v := os.Getenv("CAIRN_SCALE_KEYS"); v != "" { // large size only, for trying
 		large, _ = strconv.Atoi(v)
@@ -126,8 +132,8 @@ func TestReconcileScale(t *testing.T) {
 	}
 	st, fsDir := filepath.Join(dir, "store"), "fs:"+filepath.Join(dir, "fs")
 	report := func(what string, n int, r result) {
-		t.Logf("%-34s keys %8d  %8.2f s (CPU %7.2f s)  peak RSS %6.1f MiB  scanned %d applied %d %v",
-			what, n, r.Seconds, r.CPU, mib(r.HWMKiB), r.Scanned, r.Applied, r.Actions)
+		t.Logf("%-34s keys %8d  %8.2f s (CPU %7.2f s)  peak RSS %6.1f MiB  scanned %d listed %d skipped %d applied %d %v",
+			what, n, r.Seconds, r.CPU, mib(r.HWMKiB), r.Scanned, r.Listed, r.Skipped, r.Applied, r.Actions)
 		if p := r.Pebble; r.GoRuntime > 0 {
 			t.Logf("%-34s memory at the end: block cache %.1f MiB (%d blocks), memtables %.1f MiB, %d of %d tables open; Go heap %.1f MiB, Go runtime %.1f MiB",
 				"", float64(p.BlockCacheBytes)/(1<<20), p.BlockCacheCount, float64(p.MemTableBytes)/(1<<20),
@@ -152,6 +158,18 @@ func TestReconcileScale(t *testing.T) {
 		}
 		return r
 	}
+	// digestInSync: the same round as a node runs it, comparing the
+	// digests the fill laid out: it lists nothing.
+	digestInSync := func(what string, n int, be string) result {
+		t.Helper()
+		r := run(t, job{Mode: "round", Store: st, Backend: be, Digests: true})
+		report(what, n, r)
+		if r.Listed > n/100 || r.Applied != 0 || r.Skipped == 0 {
+			t.Fatalf("%s: listed %d of %d, applied %d, skipped %d segments; want under 1%% listed, nothing applied", what, r.Listed, n, r.Applied, r.Skipped)
+		}
+		return r
+	}
+	only := os.Getenv("CAIRN_SCALE_ONLY") // fs or s3: run only that backend's phases
 
 	if os.Getenv("CAIRN_SCALE_REUSE") == "1" {
 		inSync("in-sync round, fs (reused data)", large, fsDir, prof("fs-reuse"))
@@ -160,13 +178,36 @@ func TestReconcileScale(t *testing.T) {
 	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
 		t.Fatalf("%s is not empty: a full run needs an empty directory (CAIRN_SCALE_REUSE=1 reuses one)", dir)
 	}
-	r := run(t, job{Mode: "fill", Store: st, Backend: fsDir, From: 0, To: small})
+	if only != "s3" {
+		fsPhases(t, run, report, inSync, digestInSync, prof, st, fsDir, small, large, changed)
+	}
+	if only == "fs" {
+		return
+	}
+	g := s3test.Start(t, "scale")
+	s3Store := filepath.Join(dir, "store-s3")
+	be := "s3:" + g.Endpoint
+	r := run(t, job{Mode: "fill", Store: s3Store, Backend: be, From: 0, To: s3Keys, Digests: true})
+	report("fill + first round (s3)", s3Keys, r)
+	st = s3Store
+	inSync("in-sync round, s3 (versitygw)", s3Keys, be, prof("s3"))
+	digestInSync("in-sync round with digests, s3", s3Keys, be)
+}
+
+// fsPhases are the fs backend's phases: fills, in-sync rounds (listing
+// everything, and with digests), a converging round.
+func fsPhases(t *testing.T, run func(*testing.T, job) result, report func(string, int, result),
+	inSync func(string, int, string, string) result, digestInSync func(string, int, string) result,
+	prof func(string) string, st, fsDir string, small, large, changed int) {
+	r := run(t, job{Mode: "fill", Store: st, Backend: fsDir, From: 0, To: small, Digests: true})
 	report("fill + first round (fs, no fsync)", small, r)
 	r1 := inSync("in-sync round, fs", small, fsDir, prof("fs-small"))
-	r = run(t, job{Mode: "fill", Store: st, Backend: fsDir, From: small, To: large})
+	digestInSync("in-sync round with digests, fs", small, fsDir)
+	r = run(t, job{Mode: "fill", Store: st, Backend: fsDir, From: small, To: large, Digests: true})
 	report("fill + first round (fs, no fsync)", large, r)
 	r2 := inSync("in-sync round, fs", large, fsDir, prof("fs-large"))
 	t.Logf("peak RSS at %d keys / at %d keys: %.2f", large, small, float64(r2.HWMKiB)/float64(r1.HWMKiB))
+	digestInSync("in-sync round with digests, fs", large, fsDir)
 
 	r = run(t, job{Mode: "change", Backend: fsDir, From: 0, To: large, Changed: changed})
 	report("documents changed on the backend", changed, r)
@@ -178,14 +219,6 @@ func TestReconcileScale(t *testing.T) {
 		t.Fatalf("converging round applied %v, want %d downloads and nothing else", r.Actions, changed)
 	}
 	inSync("round after it, fs", large, fsDir, "")
-
-	g := s3test.Start(t, "scale")
-	s3Store := filepath.Join(dir, "store-s3")
-	be := "s3:" + g.Endpoint
-	r = run(t, job{Mode: "fill", Store: s3Store, Backend: be, From: 0, To: s3Keys})
-	report("fill + first round (s3)", s3Keys, r)
-	st = s3Store
-	inSync("in-sync round, s3 (versitygw)", s3Keys, be, prof("s3"))
 }
 
 // child runs one job and prints its result; the exit code is 0 unless the
@@ -254,11 +287,19 @@ func (j job) run() (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	e, err := reconcile.New(reconcile.Config{Store: s, Backend: be, Policy: pol})
+	e, err := reconcile.New(reconcile.Config{Store: s, Backend: be, Policy: pol, Digests: j.Digests})
 	if err != nil {
 		return result{}, err
 	}
 	defer e.Close()
+	if j.Mode == "fill" {
+		// The uploader carries the new documents, as on a node; the round
+		// after it then finds them in sync (and, with digests, lays the
+		// tenant out).
+		if _, err := e.Upload(ctx, tenant); err != nil {
+			return result{}, err
+		}
+	}
 	if j.Profile != "" {
 		f, err := os.Create(j.Profile)
 		if err != nil {
@@ -276,7 +317,8 @@ func (j job) run() (result, error) {
 			return result{}, err
 		}
 	}
-	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}, Pebble: s.MemoryStats()}
+	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}, Pebble: s.MemoryStats(),
+		Listed: stats.Listed, Skipped: stats.Skipped}
 	r.GoHeap, r.GoRuntime = goMemory()
 	r.RSS = readRSS()
 	for a, n := range stats.Actions {
