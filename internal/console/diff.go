@@ -131,7 +131,7 @@ func diffValue(out []Change, path string, a, b any) []Change {
 func compact(v any) json.RawMessage {
 	var b bytes.Buffer
 	e := json.NewEncoder(&b)
-	e.SetEscapeHTML(false) // the page shows values as text: "<" stays "<"
+	e.SetEscapeHTML(false)              // the page shows values as text: "<" stays "<"
 	if err := e.Encode(v); err != nil { // cannot happen: v was decoded from JSON
 		return json.RawMessage(strconv.Quote(err.Error()))
 	}
