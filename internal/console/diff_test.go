@@ -107,3 +107,36 @@ func TestConflictAncestor(t *testing.T) {
 		})
 	}
 }
+
+// FuzzDiff: for any two inputs Diff fails exactly when one is not a JSON
+// value, a document differs from itself nowhere, and every change it
+// reports is well formed and in path order.
+func FuzzDiff(f *testing.F) {
+	f.Add(`{"a":1,"b":[1,2]}`, `{"a":2,"c":{"d":null}}`)
+	f.Add(`[1,[2,[3]]]`, `[1,[2]]`)
+	f.Add(`{"a/b~":"x"}`, `"x"`)
+	f.Add(`{`, `{}`)
+	f.Add(`1e400`, `1E400`)
+	f.Fuzz(func(t *testing.T, a, b string) {
+		got, err := Diff([]byte(a), []byte(b))
+		_, errA := decodeJSON([]byte(a))
+		_, errB := decodeJSON([]byte(b))
+		if (err != nil) != (errA != nil || errB != nil) {
+			t.Fatalf("Diff(%q, %q): %v; the inputs: %v, %v", a, b, err, errA, errB)
+		}
+		if err != nil {
+			return
+		}
+		if same, err := Diff([]byte(a), []byte(a)); err != nil || len(same) != 0 {
+			t.Fatalf("Diff(%q, itself) = %s, %v", a, js(same), err)
+		}
+		for i, c := range got {
+			ok := (c.Op == "added" && c.From == nil && json.Valid(c.To)) ||
+				(c.Op == "removed" && c.To == nil && json.Valid(c.From)) ||
+				(c.Op == "changed" && json.Valid(c.From) && json.Valid(c.To))
+			if !ok || (i > 0 && got[i-1].Path > c.Path) {
+				t.Fatalf("Diff(%q, %q): change %d malformed or out of order: %s", a, b, i, js(got))
+			}
+		}
+	})
+}
