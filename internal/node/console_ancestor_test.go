@@ -67,7 +67,9 @@ func TestNearestCommon(t *testing.T) {
 	dead := v1
 	dead.Tombstone, dead.Hash = true, doc.HashBody(nil)
 	sibs := []doc.Sibling{{Version: a}, {Version: b}}
-	c := func(v doc.Version, b string) ancestorCandidate { return ancestorCandidate{v: v, body: body(b), source: b} }
+	c := func(v doc.Version, b string) ancestorCandidate {
+		return ancestorCandidate{v: v, body: body(b), source: b}
+	}
 	for _, tc := range []struct {
 		name  string
 		cands []ancestorCandidate

@@ -132,14 +132,9 @@ func (n *node) putIn(t *testing.T, tenant, key, body string) {
 	}
 }
 
-// round runs a reconciliation round of every tenant on every backend and
-// waits for it; it returns the keys it applied actions to.
-func (n *node) round(t *testing.T) int {
-	t.Helper()
-	return n.roundOn(t, "")
-}
-
-// roundOn is round on one backend ("" for every one).
+// roundOn runs a reconciliation round of every tenant on backend (""
+// for every one) and waits for it; it returns the keys it applied
+// actions to.
 func (n *node) roundOn(t *testing.T, backend string) int {
 	t.Helper()
 	code, out := do(t, "POST", n.Admin+"/v1/admin/reconcile/run?wait=1&backend="+url.QueryEscape(backend), "")
