@@ -31,6 +31,27 @@ type Node interface {
 	Document(ctx context.Context, tenant, key string) (Document, error)
 	// StoreBytes is the size of the node's data directory on disk.
 	StoreBytes() int64
+	// Ancestor returns a common ancestor of key's open siblings whose
+	// body the node still holds (a base kept for a three-way merge, or
+	// the siblings' shared parent in the conflict history): a live
+	// version every sibling descends from, the nearest such when several
+	// are known. ok is false when none is known; fault.NotFound when the
+	// document has no open siblings.
+	Ancestor(ctx context.Context, tenant, key string) (a Ancestor, ok bool, err error)
+}
+
+// Ancestor is a common ancestor of a sibling set, with its body.
+type Ancestor struct {
+	// SetETag is the ETag of the sibling set it was found for: the page
+	// shows it only against that set.
+	SetETag string
+	ETag    string
+	Writer  uint64
+	Time    time.Time
+	// Source says where the node kept it, for people: "the base recorded
+	// with backend b" or "the conflict history".
+	Source string
+	Body   []byte
 }
 
 // MaxCount bounds the documents counted per tenant (see the package doc).

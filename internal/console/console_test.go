@@ -27,8 +27,12 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 const admin = "cairn_unit-test-admin-token"
 
-// fakeNode is a Node with one tenant.
-type fakeNode struct{ counted *int }
+// fakeNode is a Node with one tenant, and anc as every conflict's
+// ancestor when set.
+type fakeNode struct {
+	counted *int
+	anc     *Ancestor
+}
 
 func (n fakeNode) Tenants(context.Context) ([]Tenant, error) {
 	if n.counted != nil {
@@ -40,6 +44,12 @@ func (fakeNode) Document(_ context.Context, tenant, key string) (Document, error
 	return Document{}, fault.New(fault.NotFound, fault.Context{Op: "fake", Tenant: tenant, Key: key}, "document not found")
 }
 func (fakeNode) StoreBytes() int64 { return 42 }
+func (n fakeNode) Ancestor(context.Context, string, string) (Ancestor, bool, error) {
+	if n.anc == nil {
+		return Ancestor{}, false, nil
+	}
+	return *n.anc, true, nil
+}
 
 // clock is a settable clock.
 type clock struct {

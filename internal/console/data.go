@@ -276,7 +276,60 @@ func (c *Console) getConflict(w http.ResponseWriter, r *http.Request, _ *session
 		c.fail(w, r, err)
 		return
 	}
-	writeJSON(w, conflictRow(&cf))
+	out, err := c.conflictBody(r, tenant, &cf)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	writeJSON(w, out)
+}
+
+// ConflictBody is the body of GET /console/api/conflict: the conflict
+// and, when the node knows a common ancestor of its siblings, the
+// ancestor and each sibling's changes against it (a three-way view).
+type ConflictBody struct {
+	ConflictRow
+	Ancestor *AncestorRow `json:"ancestor"` // null: no common ancestor known
+	// Changes holds each sibling's changes against the ancestor, in the
+	// order of Siblings; null without an ancestor.
+	Changes [][]Change `json:"changes"`
+}
+
+// AncestorRow is a conflict's common ancestor as JSON.
+type AncestorRow struct {
+	ETag   string          `json:"etag"`
+	Writer string          `json:"writer"`
+	Time   time.Time       `json:"time"`
+	Source string          `json:"source"`
+	Body   json.RawMessage `json:"body"`
+}
+
+// conflictBody adds the common ancestor to cf, when the node knows one
+// for exactly the set cf shows (a set that changed in between gets none:
+// the page reads it again on its next look).
+func (c *Console) conflictBody(r *http.Request, tenant string, cf *server.Conflict) (ConflictBody, error) {
+	out := ConflictBody{ConflictRow: conflictRow(cf)}
+	a, ok, err := c.o.Node.Ancestor(r.Context(), tenant, cf.Key)
+	if fault.ClassOf(err) == fault.NotFound || (err == nil && (!ok || a.SetETag != cf.ETag)) {
+		return out, nil
+	}
+	if err != nil {
+		return out, err
+	}
+	changes := make([][]Change, len(cf.Siblings))
+	for i := range cf.Siblings {
+		s := &cf.Siblings[i]
+		var body []byte
+		if !s.Deleted {
+			body = s.Body
+		}
+		if changes[i], err = Diff(a.Body, body); err != nil {
+			return out, fault.E(fault.Corruption, fault.Context{Op: "console.conflict", Tenant: tenant, Key: cf.Key}, err)
+		}
+	}
+	out.Ancestor = &AncestorRow{ETag: a.ETag, Writer: strconv.FormatUint(a.Writer, 16), Time: a.Time, Source: a.Source, Body: a.Body}
+	out.Changes = changes
+	return out, nil
 }
 
 // resolve serves POST /console/api/resolve?tenant=&key= with the API's

@@ -46,6 +46,8 @@
 //   - A tenant's document count stops at [MaxCount]; the page says "at
 //     least" past it. Counting costs a scan, so the tenant rows are
 //     reused for 10 s: a count may be that old.
-//   - The common ancestor of a conflict's siblings is not kept, so the
-//     structural diff compares the siblings with each other.
+//   - A conflict's common ancestor is shown only where the node still
+//     holds its body ([Node.Ancestor]: a merge tenant's base, or a shared
+//     parent in the conflict history); otherwise the structural diff
+//     compares the siblings with each other.
 package console

@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -81,14 +82,22 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 // TestConsoleInBrowser drives the console of two nodes sharing a backend
 // under the manual policy: sign in, browse to a document, resolve a
 // conflict from the page (seen through the API of both nodes), start a
-// round from the page and see it finish, set a chaos profile; with a
-// screenshot of every page.
+// round from the page and see it finish, see a slowed round's progress
+// and ETA, set a chaos profile, and see a conflict's changes against its
+// common ancestor; with a screenshot of every page.
 func TestConsoleInBrowser(t *testing.T) {
 	ctx := browser(t)
 	shared := "shared=fs:" + t.TempDir()
-	args := []string{"--backend", shared, "--conflict-policy", "demo=manual", "--reconcile-interval", "0"}
-	a := startNode(t, "127.0.0.1", append(args, "--enable-chaos", "--chaos-seed", "7")...)
-	b := startNode(t, "127.0.0.1", args...)
+	// shop merges, falling back to siblings: its bases keep their bodies,
+	// the ancestors the conflicts page shows.
+	args := []string{"--backend", shared, "--conflict-policy", "demo=manual", "--conflict-policy", "shop=merge/manual",
+		"--tenant", "shop:" + sum(shopToken), "--reconcile-interval", "0", "--enable-chaos", "--chaos-seed", "7"}
+	// a checkpoints (and so shows its progress) every 20 keys: a round of
+	// a few hundred keys shows it running.
+	a := startNode(t, "127.0.0.1", append(args, "--reconcile-checkpoint-every", "20")...)
+	// b has a second backend of its own, which the ancestor scenario
+	// below cuts off: its base keeps the ancestor after the siblings form.
+	b := startNode(t, "127.0.0.1", append(args, "--backend", "solo=fs:"+t.TempDir())...)
 
 	a.put(t, "greeting", `{"hello":"world","from":"the console test"}`)
 	for i := range 3 {
@@ -151,9 +160,12 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#browse")),
 		until(`document.querySelectorAll("a.doc-link").length === 3 && !document.querySelector('a.doc-link[data-key="greeting"]')`))
 
-	// Resolve the conflict from the page, choosing b's version.
+	// Resolve the conflict from the page, choosing b's version. Both
+	// siblings are first writes: no common ancestor exists.
 	run(t, ctx, "conflicts", chromedp.Navigate(a.Admin+"/console/conflicts?tenant=demo&key=order-42"),
-		chromedp.WaitVisible(chromedp.CSS(`button.choose`)))
+		chromedp.WaitVisible(chromedp.CSS(`button.choose`)),
+		until(`document.querySelector("#no-ancestor") && document.querySelector("#no-ancestor").textContent.includes("No common ancestor known")`+
+			` && !document.querySelector("#three-way") && document.querySelector("#no-ancestor td.changed")`))
 	shoot(t, ctx, "conflict")
 	run(t, ctx, "resolve",
 		chromedp.Click(chromedp.CSS(`button.choose[data-etag='`+fromB+`']`)),
@@ -198,6 +210,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		until(row+`.dataset.started !== "" && `+row+`.dataset.started !== `+strconv.Quote(before)))
 	shoot(t, ctx, "replication")
 
+	// A round slowed by the chaos latency profile (every listing call of
+	// the shared backend waits), over enough keys that the page catches it
+	// running: progress against the last round's size, and an ETA.
+	for i := range 300 {
+		a.put(t, fmt.Sprintf("bulk/%03d", i), `{"n":`+strconv.Itoa(i)+`}`)
+	}
+	a.roundOn(t, "shared") // a whole round: the next one's estimate
+	if code, out := do(t, "PUT", a.Admin+"/v1/admin/chaos/shared", `{"latency":{"p":1,"mean_ms":300},"ops":["list"]}`); code != 200 {
+		t.Fatalf("slowing the backend: %d %s", code, out)
+	}
+	running := row + ` && ` + row + `.querySelector(".round-running")`
+	run(t, ctx, "start a slow round and see its progress",
+		chromedp.Click(chromedp.CSS("#run-round")),
+		until(running+` && /\d+ of ~\d+ keys, ETA \d/.test(`+row+`.textContent)`+
+			` && parseFloat(`+row+`.querySelector(".bar > span").style.width) > 0`))
+	shoot(t, ctx, "replication-running")
+	if code, out := do(t, "DELETE", a.Admin+"/v1/admin/chaos/shared", ""); code != 200 {
+		t.Fatalf("healing the backend: %d %s", code, out)
+	}
+	run(t, ctx, "see the slow round finish", until(row+` && !`+row+`.querySelector(".round-running")`))
+
 	// Chaos: set a profile from the page and see it through the admin API.
 	run(t, ctx, "chaos", chromedp.Navigate(a.Admin+"/console/chaos"),
 		chromedp.WaitVisible(chromedp.CSS("#chaos-profile")),
@@ -211,7 +244,63 @@ func TestConsoleInBrowser(t *testing.T) {
 	run(t, ctx, "heal", chromedp.Click(chromedp.CSS("#chaos-heal")),
 		until(`document.querySelector("#banner").textContent.includes("Healed")`))
 
+	ancestorView(t, ctx, a, b)
+
 	// Sign out: the pages are closed again.
 	run(t, ctx, "sign out", chromedp.Click(chromedp.CSS(".signout button")), chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.Navigate(a.Admin+"/console/overview"), chromedp.WaitVisible(chromedp.CSS("#token")))
+}
+
+// ancestorView makes siblings of a merge tenant's document whose common
+// ancestor b still holds, and checks b's conflicts page shows each
+// sibling's changes against it, while a, which holds no ancestor, says so.
+func ancestorView(t *testing.T, ctx context.Context, a, b *node) {
+	t.Helper()
+	a.putIn(t, "shop", "cart", `{"items":["lamp"],"qty":1,"note":"the ancestor"}`)
+	settle(t, a, b) // b holds it, with its body kept as the base of both its backends
+	// Cut b's own backend off: its base stays the ancestor.
+	if code, out := do(t, "PUT", b.Admin+"/v1/admin/chaos/solo", `{"partition":"fail"}`); code != 200 {
+		t.Fatalf("cutting solo off: %d %s", code, out)
+	}
+	// qty changed on both sides: no merge, so siblings.
+	b.putIn(t, "shop", "cart", `{"items":["lamp"],"qty":3,"note":"the ancestor"}`)
+	a.putIn(t, "shop", "cart", `{"items":["lamp","desk"],"qty":2,"note":"the ancestor"}`)
+	settleOn(t, "shared", a, b)
+	for name, n := range map[string]*node{"a": a, "b": b} {
+		if code, out := do(t, "GET", n.API+"/v1/tenants/shop/conflicts/cart", ""); code != 200 || strings.Count(out, `"etag"`) < 2 {
+			t.Fatalf("the shop conflict on %s: %d %s", name, code, out)
+		}
+	}
+
+	run(t, ctx, "a's conflict has no ancestor", chromedp.Navigate(a.Admin+"/console/conflicts?tenant=shop&key=cart"),
+		until(`document.querySelector("#no-ancestor") !== null`))
+	run(t, ctx, "sign in to b", chromedp.Navigate(b.Admin+"/console/conflicts?tenant=shop&key=cart"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
+		chromedp.Submit(chromedp.CSS("#token")),
+		chromedp.WaitVisible(chromedp.CSS("#tenant")),
+		// The sign-in leads back to the page, not to its query.
+		chromedp.Navigate(b.Admin+"/console/conflicts?tenant=shop&key=cart"),
+		chromedp.WaitVisible(chromedp.CSS("button.choose")))
+	// Which sibling is which follows the last-writer order: find a's by
+	// its body, and read the row of each path.
+	cell := func(path, what string) string {
+		return `(() => { const rows = [...document.querySelectorAll("#three-way tr.change")];
+			const r = rows.find(r => r.querySelector("td.path").textContent === ` + strconv.Quote(path) + `);
+			if (!r) return null; const tds = r.querySelectorAll("td");
+			const ia = [...document.querySelectorAll(".sibling pre")].findIndex(p => p.textContent.includes("desk"));
+			return ` + what + `; })()`
+	}
+	run(t, ctx, "b's conflict against its ancestor",
+		until(`document.querySelector("#three-way") && !document.querySelector("#no-ancestor")`+
+			` && document.querySelector("#ancestor-body").textContent.includes("the ancestor")`+
+			` && document.querySelector("#three-way").textContent.includes("backend solo")`),
+		// qty: changed by both, from 1.
+		until(cell("/qty", `tds[1].textContent === "1" && tds[2].dataset.op === "changed" && tds[3].dataset.op === "changed"`)),
+		// items/1: added by a's sibling only.
+		until(cell("/items/1", `ia >= 0 && tds[1].textContent === "(absent)" && tds[2 + ia].dataset.op === "added"`+
+			` && tds[2 + ia].textContent.includes("desk") && tds[3 - ia].textContent === "unchanged"`)),
+		// note: changed by neither, so not listed.
+		until(cell("/note", `false`)+` === null`))
+	shoot(t, ctx, "conflict-ancestor")
 }

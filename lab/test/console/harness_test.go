@@ -34,6 +34,7 @@ func TestMain(m *testing.M) { proctest.MainWithCairn(m, &cairnBin, "console") }
 const (
 	adminToken  = "cairn_console-test-admin-token-0123456789abcdef"
 	tenantToken = "cairn_console-test-tenant-token-0123456789abcdef"
+	shopToken   = "cairn_console-test-shop-token-0123456789abcdef"
 )
 
 func sum(tok string) string {
@@ -121,16 +122,22 @@ func do(t *testing.T, method, u, body string) (int, string) {
 
 func (n *node) put(t *testing.T, key, body string) {
 	t.Helper()
-	if code, out := do(t, "PUT", n.API+"/v1/tenants/demo/docs/"+url.PathEscape(key), body); code != 200 && code != 201 {
-		t.Fatalf("PUT %s: %d %s", key, code, out)
+	n.putIn(t, "demo", key, body)
+}
+
+func (n *node) putIn(t *testing.T, tenant, key, body string) {
+	t.Helper()
+	if code, out := do(t, "PUT", n.API+"/v1/tenants/"+tenant+"/docs/"+url.PathEscape(key), body); code != 200 && code != 201 {
+		t.Fatalf("PUT %s/%s: %d %s", tenant, key, code, out)
 	}
 }
 
-// round runs a reconciliation round of every tenant on every backend and
-// waits for it; it returns the keys it applied actions to.
-func (n *node) round(t *testing.T) int {
+// roundOn runs a reconciliation round of every tenant on backend (""
+// for every one) and waits for it; it returns the keys it applied
+// actions to.
+func (n *node) roundOn(t *testing.T, backend string) int {
 	t.Helper()
-	code, out := do(t, "POST", n.Admin+"/v1/admin/reconcile/run?wait=1", "")
+	code, out := do(t, "POST", n.Admin+"/v1/admin/reconcile/run?wait=1&backend="+url.QueryEscape(backend), "")
 	if code != 200 {
 		t.Fatalf("reconcile: %d %s", code, out)
 	}
@@ -157,10 +164,16 @@ func (n *node) round(t *testing.T) int {
 // applies nothing.
 func settle(t *testing.T, ns ...*node) {
 	t.Helper()
+	settleOn(t, "", ns...)
+}
+
+// settleOn is settle with rounds on one backend ("" for every one).
+func settleOn(t *testing.T, backend string, ns ...*node) {
+	t.Helper()
 	for turn := range 8 {
 		applied := 0
 		for _, n := range ns {
-			applied += n.round(t)
+			applied += n.roundOn(t, backend)
 		}
 		if applied == 0 && turn > 0 {
 			return

@@ -242,6 +242,37 @@ function flatten(v, path, out) {
   return out;
 }
 
+// threeWay shows the common ancestor and, path by path, what each sibling
+// did to it (the server's structural diff: added, removed, changed).
+function threeWay(c) {
+  const a = c.ancestor;
+  const byPath = new Map();
+  c.changes.forEach((cs, i) => cs.forEach(ch => {
+    if (!byPath.has(ch.path)) byPath.set(ch.path, { from: ch.from, sibs: [] });
+    byPath.get(ch.path).sibs[i] = ch;
+  }));
+  const show = v => v === undefined ? "(absent)" : JSON.stringify(v);
+  const rows = [...byPath.keys()].sort().map(p => {
+    const r = byPath.get(p);
+    return h("tr", { class: "change" }, h("td", { class: "path" }, p || "(whole document)"),
+      h("td", { class: "mono ancestor-value" }, show(r.from)),
+      c.siblings.map((s, i) => {
+        const ch = r.sibs[i];
+        if (!ch) return h("td", { class: "mono same" }, "unchanged");
+        return h("td", { class: "mono " + ch.op, "data-op": ch.op }, h("span", { class: "op" }, ch.op), " ", ch.op === "removed" ? "" : show(ch.to));
+      }));
+  });
+  return h("div", { class: "card", id: "three-way" },
+    h("h2", {}, "Changes since the common ancestor"),
+    h("dl", { class: "kv" }, h("dt", {}, "Ancestor"), h("dd", { class: "mono", id: "ancestor-etag" }, a.etag),
+      h("dt", {}, "Writer"), h("dd", { class: "mono" }, a.writer), h("dt", {}, "Time"), h("dd", {}, new Date(a.time).toISOString()),
+      h("dt", {}, "Kept in"), h("dd", {}, a.source)),
+    h("details", {}, h("summary", {}, "Ancestor's body"), h("pre", { id: "ancestor-body" }, fmt.json(a.body))),
+    rows.length ? h("div", { class: "table-wrap diff" }, h("table", {},
+      h("thead", {}, h("tr", {}, h("th", {}, "path"), h("th", {}, "ancestor"), c.siblings.map((s, i) => h("th", {}, "sibling " + (i + 1))))),
+      h("tbody", {}, rows))) : h("div", { class: "empty" }, "No sibling changed the ancestor's content."));
+}
+
 // diffTable lines the siblings' leaves up by path and marks where they
 // differ: the structural diff of the siblings against each other.
 function diffTable(sibs) {
@@ -290,7 +321,8 @@ async function conflicts() {
       h("div", { class: "row" }, h("button", { class: "primary choose", "data-etag": s.etag, onclick: () => resolve(c, { choose: s.etag }) }, "Keep sibling " + (i + 1)))));
     detail.replaceChildren(
       h("div", { class: "siblings" }, cards),
-      h("div", { class: "card" }, h("h2", {}, "Differences"), diffTable(c.siblings)),
+      c.ancestor ? threeWay(c) : h("div", { class: "card", id: "no-ancestor" }, h("h2", {}, "Differences"),
+        h("p", { class: "muted" }, "No common ancestor known: the siblings are compared with each other."), diffTable(c.siblings)),
       h("div", { class: "card" }, h("h2", {}, "Resolve with a merged document"), merged,
         h("div", { class: "row" },
           h("button", { class: "primary", id: "save-merged", onclick: () => {
