@@ -134,6 +134,21 @@ func writtenValue(o Op) string {
 // Divergence checks that every replica holds the same value for every key
 // (a key missing from a replica counts as "").
 func Divergence(replicas []map[string]string) []Anomaly {
+	return differ("divergence", replicas)
+}
+
+// Unsettled checks that every replica answers the same version (its ETag)
+// for every key. Equal values do not make replicas equal: a last-writer-
+// wins resolution is a new version carrying the winner's body, so the node
+// that wrote the winner shows that body under the old version until it
+// downloads the resolution, which its next round does. Checks made after
+// convergence (no transfer in later rounds) need both equal.
+func Unsettled(etags []map[string]string) []Anomaly {
+	return differ("unsettled", etags)
+}
+
+// differ reports, as check, each key whose entry differs between replicas.
+func differ(check string, replicas []map[string]string) []Anomaly {
 	keys := map[string]bool{}
 	for _, r := range replicas {
 		for k := range r {
@@ -144,7 +159,7 @@ func Divergence(replicas []map[string]string) []Anomaly {
 	for _, k := range sortedKeys(keys) {
 		for i := 1; i < len(replicas); i++ {
 			if replicas[i][k] != replicas[0][k] {
-				out = append(out, Anomaly{Check: "divergence", Key: k,
+				out = append(out, Anomaly{Check: check, Key: k,
 					Detail: fmt.Sprintf("replica 0 has %q, replica %d has %q", short(replicas[0][k]), i, short(replicas[i][k]))})
 				break
 			}

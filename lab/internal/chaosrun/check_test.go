@@ -89,6 +89,24 @@ func TestDivergence(t *testing.T) {
 	wantOne(t, Divergence([]map[string]string{r0, {"a": "1", "b": "2", "c": "4"}}), "divergence", "c")
 }
 
+// TestUnsettled: replicas that answer the same body under different
+// versions (one holds a last-writer-wins resolution, the other still the
+// winner it carries the body of) have not converged: the second still
+// downloads the resolution.
+func TestUnsettled(t *testing.T) {
+	r0 := map[string]string{"a": `"v1"`, "b": `"v2"`}
+	if got := Unsettled([]map[string]string{r0, {"a": `"v1"`, "b": `"v2"`}}); len(got) != 0 {
+		t.Fatalf("equal versions: %v", got)
+	}
+	vals := []map[string]string{{"a": `{"n":1}`}, {"a": `{"n":1}`}}
+	tags := []map[string]string{{"a": `"winner"`}, {"a": `"resolution"`}}
+	if got := Divergence(vals); len(got) != 0 {
+		t.Fatalf("equal values: %v", got)
+	}
+	wantOne(t, Unsettled(tags), "unsettled", "a")
+	wantOne(t, Unsettled([]map[string]string{r0, {"a": `"v1"`}}), "unsettled", "b")
+}
+
 func TestPingPong(t *testing.T) {
 	fine := map[string][]string{"a": {"x", "x", "y", "y", "y"}, "b": {"z"}}
 	if got := PingPong(fine); len(got) != 0 {

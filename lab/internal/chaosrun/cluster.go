@@ -113,17 +113,17 @@ func FindVersitygw() string {
 
 // Start starts the gateway, the proxies and the nodes. On error everything
 // started is stopped again.
-func Start(ctx context.Context, o Options) (c *Cluster, err error) {
+func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	if o.Nodes < 1 {
 		return nil, errors.New("chaosrun: need at least one node")
 	}
 	if o.Gateway == "" {
 		return nil, errors.New("chaosrun: no versitygw binary (set CAIRN_VERSITYGW_BIN or run scripts/versitygw.sh)")
 	}
-	c = &Cluster{opts: o, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}}}
+	c := &Cluster{opts: o, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxConnsPerHost: 512}}}
 	defer func() {
 		if err != nil {
-			c.Close()
+			c.Close() // c, not the nil result: the error returns drop it
 		}
 	}()
 	if err := c.startGateway(ctx); err != nil {

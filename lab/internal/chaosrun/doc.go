@@ -17,9 +17,10 @@
 //     simulator (--enable-chaos), driven through PUT /v1/admin/chaos/s3.
 //   - [Schedule]: the fault schedule, a pure function of the seed, so the
 //     same seed replays the same faults at the same offsets.
-//   - The checkers ([LostWrites], [Divergence], [PingPong], [CorruptServed],
-//     [Linearizable], [ErrorRate], [FaultsVisible]): pure functions of
-//     recorded histories, each unit-tested on planted anomalies.
+//   - The checkers ([LostWrites], [Divergence], [Unsettled], [PingPong],
+//     [CorruptServed], [Linearizable], [ErrorRate], [FaultsVisible]): pure
+//     functions of recorded histories, each unit-tested on planted
+//     anomalies.
 //   - [Scenarios]: load, partition, node-failure, corruption, memory,
 //     node-replace.
 //   - [Report]: the table and the JSON form.
