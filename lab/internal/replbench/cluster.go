@@ -21,7 +21,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/proctest"
+	"github.com/cairnstore/cairn/internal/procout"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
@@ -267,12 +267,12 @@ func (c *cluster) adminJSON(ctx context.Context, n *node, method, path string, o
 // process is a child process whose output is kept.
 type process struct {
 	cmd    *exec.Cmd
-	out    *proctest.SyncBuffer
+	out    *procout.Buffer
 	exited chan struct{}
 }
 
 func newProcess(cmd *exec.Cmd) *process {
-	p := &process{cmd: cmd, out: &proctest.SyncBuffer{}, exited: make(chan struct{})}
+	p := &process{cmd: cmd, out: &procout.Buffer{}, exited: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	return p
 }
