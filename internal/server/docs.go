@@ -100,8 +100,7 @@ func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	h["Etag"] = []string{etag}
-	h["Content-Length"] = []string{"0"}
+	h["Etag"], h["Content-Length"] = headerValues(w, etag, "0")
 	if created {
 		h["Location"] = []string{r.URL.EscapedPath()}
 		w.WriteHeader(http.StatusCreated)
