@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
@@ -35,6 +36,9 @@ with their line numbers; the exit status is then 1, unless
 --allow-rejects. If import stops early (a kill, a full disk), every batch
 it committed is whole and durable, and nothing of a later one is stored.
 
+With --progress, a line after each durable batch says through which line
+of FILE records are stored.
+
 The file must not be written to while it is imported: a mapped file
 truncated underneath makes the import crash (SIGBUS).
 
@@ -45,7 +49,7 @@ type importFlags struct {
 	dataDir, tenant, nodeID      string
 	keyField, keyPointer, schema string
 	maxRecord                    byteSize
-	allowRejects                 bool
+	allowRejects, progress       bool
 }
 
 func newImportFlags() (*flag.FlagSet, *importFlags) {
@@ -60,6 +64,7 @@ func newImportFlags() (*flag.FlagSet, *importFlags) {
 	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
 	fs.Var(&f.maxRecord, "max-record-bytes", "largest record accepted (`size`; the node's --max-body-bytes)")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
+	fs.BoolVar(&f.progress, "progress", false, "print a line after each durable batch: through which line of FILE records are stored")
 	return fs, f
 }
 
@@ -127,6 +132,9 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	w := &bulkWriter{ctx: ctx, st: st, tenant: f.tenant, market: opts.Schema == ingest.MarketDataSchema}
+	if f.progress {
+		w.progress = env.Stdout
+	}
 	stats, err := ingest.ProcessFile(ctx, args[0], opts, w.handle)
 	if werr := w.wait(); werr != nil && err == nil {
 		err = werr
@@ -174,7 +182,8 @@ type bulkWriter struct {
 	items    []store.Item // reused per batch
 	pending  *store.PendingBatch
 	pendLine int64
-	lastLine int64 // line of the last durable record
+	lastLine int64     // line of the last durable record
+	progress io.Writer // told of each durable batch; nil: not
 }
 
 func (w *bulkWriter) handle(_ context.Context, b *ingest.Batch) error {
@@ -222,5 +231,8 @@ func (w *bulkWriter) wait() error {
 		return err
 	}
 	w.lastLine = w.pendLine
+	if w.progress != nil {
+		fmt.Fprintf(w.progress, "durable through line %d\n", w.lastLine)
+	}
 	return nil
 }
