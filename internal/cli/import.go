@@ -5,12 +5,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
+	"github.com/cairnstore/cairn/internal/ingest/bulk"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -131,12 +131,19 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 		}
 		return err
 	}
-	w := &bulkWriter{ctx: ctx, st: st, tenant: f.tenant, market: opts.Schema == ingest.MarketDataSchema}
+	// The same bulk path as the server's ingest route.
+	w := &bulk.Loader{Ctx: ctx, W: st, Tenant: f.tenant, Market: opts.Schema == ingest.MarketDataSchema}
 	if f.progress {
-		w.progress = env.Stdout
+		w.Batch = func(*ingest.Batch, int) func([]store.Record, error) {
+			return func(recs []store.Record, err error) {
+				if err == nil && len(recs) > 0 {
+					fmt.Fprintf(env.Stdout, "durable through line %d\n", w.LastLine)
+				}
+			}
+		}
 	}
-	stats, err := ingest.ProcessFile(ctx, args[0], opts, w.handle)
-	if werr := w.wait(); werr != nil && err == nil {
+	stats, err := ingest.ProcessFile(ctx, args[0], opts, w.Handle)
+	if werr := w.Wait(); werr != nil && err == nil {
 		err = werr
 	}
 	if cerr := st.Close(); cerr != nil && err == nil {
@@ -157,82 +164,11 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stderr, "  … and %d more rejected\n", more)
 	}
 	if err != nil {
-		return fmt.Errorf("stopped: records through line %d are stored: %w", w.lastLine, err)
+		return fmt.Errorf("stopped: records through line %d are stored: %w", w.LastLine, err)
 	}
 	if rejected > 0 && !f.allowRejects {
 		return hinted{fmt.Errorf("%d records stored, %d rejected", stats.Records, rejected),
 			"fix the rejected lines and import only them (importing the whole file again stores every record again as a new version); --allow-rejects makes an import with rejects exit 0"}
-	}
-	return nil
-}
-
-// bulkWriter commits an ingest stream's batches to a store the way the
-// server's ingest route does: each batch one group commit (StartPutBatch),
-// the next batch staged while the previous one is fsynced, never more than
-// two in the store. It runs on Process's goroutine only.
-type bulkWriter struct {
-	// ctx is the import's context, not the one Process passes to the
-	// Handler: Process cancels that one when it returns, which would
-	// withdraw the last batch, still queued.
-	ctx    context.Context
-	st     *store.Store
-	tenant string
-	market bool
-
-	items    []store.Item // reused per batch
-	pending  *store.PendingBatch
-	pendLine int64
-	lastLine int64     // line of the last durable record
-	progress io.Writer // told of each durable batch; nil: not
-}
-
-func (w *bulkWriter) handle(_ context.Context, b *ingest.Batch) error {
-	w.items = w.items[:0]
-	var line int64
-	for i := range b.Records {
-		rec := &b.Records[i]
-		var key string
-		if w.market {
-			key = rec.Market.Symbol.String()
-		} else {
-			key = rec.Key.String()
-		}
-		if err := doc.ValidateKey(key); err != nil {
-			b.Skip(i, err)
-			continue
-		}
-		w.items = append(w.items, store.Item{Key: key, Body: rec.Raw})
-		line = rec.Line
-	}
-	if len(w.items) == 0 {
-		return nil
-	}
-	p, err := w.st.StartPutBatch(w.ctx, w.tenant, w.items) // copies the bodies
-	clear(w.items)                                         // drop the views before the batch is reused
-	if err != nil {
-		return err
-	}
-	if err := w.wait(); err != nil {
-		_, _ = p.Wait() // queued already: leave nothing in flight
-		return err
-	}
-	w.pending, w.pendLine = p, line
-	return nil
-}
-
-// wait waits for the pending batch, if any, and records it as durable.
-func (w *bulkWriter) wait() error {
-	p := w.pending
-	if p == nil {
-		return nil
-	}
-	w.pending = nil
-	if _, err := p.Wait(); err != nil {
-		return err
-	}
-	w.lastLine = w.pendLine
-	if w.progress != nil {
-		fmt.Fprintf(w.progress, "durable through line %d\n", w.lastLine)
 	}
 	return nil
 }
