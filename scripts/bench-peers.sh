@@ -10,7 +10,8 @@
 #          (synchronous_commit=on), on MarketData records
 #   bulk   the same 200 MiB MarketData NDJSON (scripts/gen-ndjson) loaded
 #          with \copy into a jsonb table with a primary key, and with
-#          cairn ingest into a fresh node (sync durability)
+#          cairn ingest into a fresh node (sync durability), and with
+#          cairn import into a fresh, stopped node's data directory
 #
 # and prints one table of ratios (docs/performance.md). Never run by CI.
 #
@@ -19,6 +20,7 @@
 #
 # Settings (environment): DURATION (10s; SHORT 2s), REPEAT (3; SHORT 1)
 # rounds of the throughput runs, medians shown; BULK (200MiB; SHORT 20MiB);
+# BULK_REPEAT (REPEAT) rounds of the bulk loads, each COPY, ingest, import;
 # CONNS (64); OUT (a directory for the raw results; default a temp dir).
 #
 # redis-server and PostgreSQL come from the distribution's packages: when
@@ -47,6 +49,7 @@ SHORT=${SHORT:-}
 DURATION=${DURATION:-$([[ -n $SHORT ]] && echo 2s || echo 10s)}
 REPEAT=${REPEAT:-$([[ -n $SHORT ]] && echo 1 || echo 3)}
 BULK=${BULK:-$([[ -n $SHORT ]] && echo 20MiB || echo 200MiB)}
+BULK_REPEAT=${BULK_REPEAT:-$REPEAT}
 CONNS=${CONNS:-64}
 KEYS=10000
 secs=${DURATION%s}
@@ -61,7 +64,7 @@ cleanup() {
 	[[ -n $PG ]] && runuser -u postgres -- "$PG/pg_ctl" -D "$tmp/pg" -m immediate stop >/dev/null 2>&1 || true
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	rm -rf "$tmp/data" "$tmp/ingest-data" "$tmp/redis" "$tmp/pg" "$tmp/bulk.ndjson"
+	rm -rf "$tmp/data" "$tmp/ingest-data" "$tmp/import-data" "$tmp/redis" "$tmp/pg" "$tmp/bulk.ndjson"
 }
 trap cleanup EXIT
 log() { echo "bench-peers: $*" >&2; }
@@ -194,25 +197,33 @@ log "generating $BULK of MarketData NDJSON..."
 records=$(wc -l <"$tmp/bulk.ndjson")
 chmod 644 "$tmp/bulk.ndjson"
 sync
-psqlc -c "CREATE TABLE bulk (doc jsonb NOT NULL, symbol text GENERATED ALWAYS AS (doc->>'symbol') STORED PRIMARY KEY)"
-t0=$(date +%s.%N)
-psqlc -c "\\copy bulk (doc) FROM '$tmp/bulk.ndjson'"
-t1=$(date +%s.%N)
-copy_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
-[[ $(psqlc -tA -c "SELECT count(*) FROM bulk") == "$records" ]] || { log "COPY loaded the wrong number of rows"; exit 1; }
-# cairn ingest into a node of its own, so the load starts from an empty store as COPY's does.
-"$tmp/cairn" serve --data-dir "$tmp/ingest-data" --listen 127.0.0.1:0 --admin-listen '' >"$tmp/ingest-serve.out" 2>"$tmp/ingest-serve.err" &
-ipid=$!
-pids+=($ipid)
-wait_for "$tmp/ingest-serve.out" '^export CAIRN_TOKEN='
-t0=$(date +%s.%N)
-CAIRN_URL=$(sed -n 's/^export CAIRN_URL=//p' "$tmp/ingest-serve.out") CAIRN_TOKEN=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/ingest-serve.out") \
-	"$tmp/cairn" ingest --key-field symbol "$tmp/bulk.ndjson" >"$OUT/ingest.txt"
-t1=$(date +%s.%N)
-ingest_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
 record bulk-records "$records"
-record bulk-copy-seconds "$copy_s"
-record bulk-ingest-seconds "$ingest_s"
+secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+for round in $(seq "$BULK_REPEAT"); do
+	log "bulk round $round: load $(cut -d' ' -f1-3 /proc/loadavg)"
+	psqlc -c "DROP TABLE IF EXISTS bulk"
+	psqlc -c "CREATE TABLE bulk (doc jsonb NOT NULL, symbol text GENERATED ALWAYS AS (doc->>'symbol') STORED PRIMARY KEY)"
+	t0=$(date +%s.%N)
+	psqlc -c "\\copy bulk (doc) FROM '$tmp/bulk.ndjson'"
+	record bulk-copy-seconds "$(secs_since "$t0")"
+	[[ $(psqlc -tA -c "SELECT count(*) FROM bulk") == "$records" ]] || { log "COPY loaded the wrong number of rows"; exit 1; }
+	# cairn ingest into a node of its own, so the load starts from an empty store as COPY's does.
+	rm -rf "$tmp/ingest-data" "$tmp/import-data"
+	"$tmp/cairn" serve --data-dir "$tmp/ingest-data" --listen 127.0.0.1:0 --admin-listen '' >"$tmp/ingest-serve.out" 2>"$tmp/ingest-serve.err" &
+	ipid=$!
+	pids+=($ipid)
+	wait_for "$tmp/ingest-serve.out" '^export CAIRN_TOKEN='
+	t0=$(date +%s.%N)
+	CAIRN_URL=$(sed -n 's/^export CAIRN_URL=//p' "$tmp/ingest-serve.out") CAIRN_TOKEN=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/ingest-serve.out") \
+		"$tmp/cairn" ingest --key-field symbol "$tmp/bulk.ndjson" >"$OUT/ingest.txt"
+	record bulk-ingest-seconds "$(secs_since "$t0")"
+	kill "$ipid"
+	wait "$ipid" || true
+	# cairn import: the same file into a fresh, stopped node's data directory.
+	t0=$(date +%s.%N)
+	"$tmp/cairn" import --data-dir "$tmp/import-data" --tenant demo --key-field symbol "$tmp/bulk.ndjson" >"$OUT/import.txt"
+	record bulk-import-seconds "$(secs_since "$t0")"
+done
 
 # --- the table
 # Each ratio is the median of the rounds' ratios: a round measures cairn and
@@ -220,10 +231,8 @@ record bulk-ingest-seconds "$ingest_s"
 # where the medians of each column need not.
 table() {
 	local res=$1
-	local records copy_s ingest_s
+	local records
 	records=$(awk -F'\t' '$1 == "bulk-records" { print $2 }' "$res")
-	copy_s=$(awk -F'\t' '$1 == "bulk-copy-seconds" { print $2 }' "$res")
-	ingest_s=$(awk -F'\t' '$1 == "bulk-ingest-seconds" { print $2 }' "$res")
 	median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 	col() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$res"; }
 	row() { # WORK CAIRN-NAME PEER-NAME PEER-LABEL TARGET
@@ -242,10 +251,17 @@ table() {
 	row "HTTP PUT vs pgbench upsert" http-cairn-put pg-upsert "PostgreSQL upsert, sync" ""
 	row "RESP GET vs pgbench select" resp-get pg-select "PostgreSQL select by key" ""
 	row "RESP SET vs pgbench upsert" resp-set pg-upsert "PostgreSQL upsert, sync" ""
-	if [[ -n $ingest_s ]]; then
-		printf '%-34s %8ss %8ss  %-26s %5.2f  %s\n' "bulk load, $records records" "$ingest_s" "$copy_s" "PostgreSQL \\copy, jsonb+pk" \
-			"$(awk -v a="$ingest_s" -v b="$copy_s" 'BEGIN { print b / a }')" ">= 1.0 (COPY time / ingest time)"
-	fi
+	# Bulk: seconds, so the ratio is COPY's time over cairn's.
+	brow() { # WORK CAIRN-NAME
+		local c p r
+		c=$(col "$2" | median) p=$(col bulk-copy-seconds | median)
+		[[ -n $(col "$2") && -n $(col bulk-copy-seconds) ]] || return 0
+		r=$(paste <(col "$2") <(col bulk-copy-seconds) | awk '$1 > 0 { print $2 / $1 }' | median)
+		printf '%-34s %8ss %8ss  %-26s %5.2f %s  %s\n' "$1" "$c" "$p" "PostgreSQL \\copy, jsonb+pk" "$r" \
+			"$(paste <(col "$2") <(col bulk-copy-seconds) | awk '$1 > 0 { printf "%s%.2f", (NR > 1 ? "," : "("), $2 / $1 } END { print ")" }')" ">= 1.0 (COPY time / cairn time)"
+	}
+	brow "bulk load, $records records: ingest" bulk-ingest-seconds
+	brow "bulk load, $records records: import" bulk-import-seconds
 }
 {
 	echo

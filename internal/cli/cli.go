@@ -50,6 +50,7 @@ Usage:
   cairn ls [--prefix P]         list keys
   cairn conflicts ls|show|resolve|history  open siblings (manual policy): list, show, resolve (--choose ETAG|--body FILE|--delete); what resolutions discarded
   cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
+  cairn import FILE --data-dir DIR --tenant T  load NDJSON into a stopped node's data directory (key flags as ingest)
   cairn reconcile status|run     replication: show progress, start rounds (--wait, --confirm)
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
   cairn chaos run [--scenario NAME|all] [--seed N] [--duration D] [--nodes N]
@@ -92,6 +93,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return clientCommand(ctx, cmd, rest, env)
 	case "ingest":
 		return ingestCommand(ctx, rest, env) // ingest.go
+	case "import":
+		return importCommand(ctx, rest, env) // import.go
 	case "reconcile":
 		return reconcileCommand(ctx, rest, env) // reconcile.go
 	case "conflicts":

@@ -33,6 +33,7 @@ var commands = []command{
 	{name: "conflicts", summary: "open siblings: list, show, resolve, history", subs: []string{"ls", "show", "resolve", "history"},
 		flags: func() *flag.FlagSet { fs, _ := newConflictsFlags(); return fs }},
 	{name: "ingest", summary: "bulk-load NDJSON", flags: func() *flag.FlagSet { fs, _ := newIngestFlags(); return fs }, files: true},
+	{name: "import", summary: "load NDJSON into a stopped node's data directory", flags: func() *flag.FlagSet { fs, _ := newImportFlags(); return fs }, files: true},
 	{name: "reconcile", summary: "replication: status, rounds, quarantine", subs: []string{"status", "run", "quarantine"},
 		flags: func() *flag.FlagSet { fs, _ := newReconcileFlags(); return fs }},
 	{name: "bench", summary: "measure a node's HTTP throughput (cairn-lab)"},

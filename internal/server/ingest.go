@@ -11,13 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/deadline"
-	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
+	"github.com/cairnstore/cairn/internal/ingest/bulk"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 	"github.com/cairnstore/cairn/internal/store"
 )
@@ -142,11 +140,12 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now == nil {
 		now = time.Now
 	}
-	run := &ingestRun{ctx: ctx, st: h.w, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
+	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
 		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
+	run.load = &bulk.Loader{Ctx: ctx, W: h.w, Tenant: run.tenant, Market: run.market, Batch: run.batchTrace}
 	st, err := ingest.Process(ctx, run.body, opts, run.handle)
-	if werr := run.wait(); werr != nil && err == nil {
+	if werr := run.load.Wait(); werr != nil && err == nil {
 		err = werr // the last batch's commit failed
 	}
 	h.countIngest(run.tenant, st)
@@ -155,7 +154,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Batches after the last durable one may have been handled, so
 		// Process's byte count can run ahead of what is stored.
-		reply.ProcessedBytes = run.durableEnd
+		reply.ProcessedBytes = run.load.DurableEnd
 		err = run.classify(ctx, err)
 		var code string
 		status, code = statusOf(err)
@@ -261,94 +260,29 @@ type ingestRun struct {
 	// Process passes to the Handler: Process cancels it when it returns,
 	// which would withdraw the last batch, still queued, as "not written".
 	ctx      context.Context
-	st       BatchWriter
 	tenant   string
 	market   bool
 	rc       *http.ResponseController
 	timeouts Timeouts
 	body     *pacedBody // the request body as Process reads it
 
-	items []store.Item // reused per batch
-
-	// Two batches are in the store at most: pending is queued or being
-	// committed while the next one is prepared. pendLine and pendEnd are
-	// its last record's line and end offset.
-	pending           *store.PendingBatch
-	pendSpan          trace.Span // its ingest.batch span (ingest_telemetry.go)
-	pendLine, pendEnd int64
-
-	lastLine   int64 // line of the last durable record
-	durableEnd int64 // offset just past it: everything before is durable or rejected
-	batches    int64
-	storeErr   error // the store failure that stopped the stream
+	// load commits the batches: how far they are durable (LastLine,
+	// DurableEnd), how many (Batches) and the store failure that stopped
+	// the stream (StoreErr).
+	load *bulk.Loader
 }
 
-// handle queues one batch for its group commit: it names each record,
-// skips those whose key is not a valid document key, and hands the rest to
-// StartPutBatch, which copies them, so the views in b may be reused once
-// handle returns. It then waits for the previous batch's commit: the store
-// stages this batch while it fsyncs that one, and a stream never has more
-// than two batches in the store. Records are durable in stream order.
-func (run *ingestRun) handle(_ context.Context, b *ingest.Batch) error {
-	run.items = run.items[:0]
-	var line, end int64
-	for i := range b.Records {
-		rec := &b.Records[i]
-		var key string
-		if run.market {
-			key = rec.Market.Symbol.String()
-		} else {
-			key = rec.Key.String()
-		}
-		if err := doc.ValidateKey(key); err != nil {
-			b.Skip(i, err)
-			continue
-		}
-		run.items = append(run.items, store.Item{Key: key, Body: rec.Raw})
-		line, end = rec.Line, rec.Offset+int64(len(rec.Raw))
-	}
+// handle queues one batch for its group commit (package bulk, shared with
+// cairn import) and pushes the connection's deadlines forward.
+func (run *ingestRun) handle(ctx context.Context, b *ingest.Batch) error {
 	defer run.extend()
-	span := run.batchSpan(b, len(run.items))
-	if len(run.items) == 0 {
-		span.End()
-		return nil
-	}
-	// Every item goes through the store's committer, so the store's
-	// Watcher (the node's cache) sees each one.
-	p, err := run.st.StartPutBatch(run.ctx, run.tenant, run.items)
-	clear(run.items) // drop the views before the batch is reused
-	if err != nil {
-		endBatchSpan(span, nil, err)
-		run.storeErr = err
-		return err
-	}
-	if err := run.wait(); err != nil {
-		// This batch is queued already: wait for it too, so that nothing
-		// is left in flight; it is not reported as durable.
-		recs, werr := p.Wait()
-		endBatchSpan(span, recs, werr)
-		return err
-	}
-	run.pending, run.pendSpan, run.pendLine, run.pendEnd = p, span, line, end
-	return nil
+	return run.load.Handle(ctx, b)
 }
 
-// wait waits for the pending batch, if any, and records it as durable.
-func (run *ingestRun) wait() error {
-	p := run.pending
-	if p == nil {
-		return nil
-	}
-	run.pending = nil
-	recs, err := p.Wait()
-	endBatchSpan(run.pendSpan, recs, err)
-	if err != nil {
-		run.storeErr = err
-		return err
-	}
-	run.lastLine, run.durableEnd = run.pendLine, run.pendEnd
-	run.batches++
-	return nil
+// batchTrace gives each batch its ingest.batch span (ingest_telemetry.go).
+func (run *ingestRun) batchTrace(b *ingest.Batch, accepted int) func([]store.Record, error) {
+	span := run.batchSpan(b, accepted)
+	return func(recs []store.Record, err error) { endBatchSpan(span, recs, err) }
 }
 
 // streamContext is the context of an ingest stream: the request's, without
@@ -393,15 +327,16 @@ func (run *ingestRun) extend() {
 // The messages say how far the stream got and never carry the read error's
 // text, which names socket addresses; the log line has it.
 func (run *ingestRun) classify(ctx context.Context, err error) error {
-	where := fmt.Sprintf("after %d bytes (through line %d durable)", run.durableEnd, run.lastLine)
+	where := fmt.Sprintf("after %d bytes (through line %d durable)", run.load.DurableEnd, run.load.LastLine)
 	c := fault.Context{Op: "ingest", Tenant: run.tenant}
 	stopped := func(class fault.Class, cause error, why string) error {
 		return &fault.Error{Class: class, Context: c, Msg: "ingest stopped " + where + ": " + why, Err: cause}
 	}
-	givenUp := ctx.Err() != nil && errors.Is(run.storeErr, ctx.Err())
+	storeErr := run.load.StoreErr
+	givenUp := ctx.Err() != nil && errors.Is(storeErr, ctx.Err())
 	switch {
-	case run.storeErr != nil && !givenUp:
-		return fault.E(fault.ClassOf(run.storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, run.storeErr))
+	case storeErr != nil && !givenUp:
+		return fault.E(fault.ClassOf(storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, storeErr))
 	case run.body.slow != nil:
 		return withStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
 	case run.body.err != nil:
@@ -427,10 +362,10 @@ func (run *ingestRun) reply(st ingest.Stats) api.IngestResult {
 			Malformed: st.Malformed, Oversize: st.Oversize, InvalidKey: st.Skipped,
 			DurationMS:     float64(st.Duration.Microseconds()) / 1000,
 			ThroughputMBps: st.Throughput() / 1e6,
-			Batches:        run.batches,
+			Batches:        run.load.Batches,
 		},
 		ProcessedBytes:  st.Bytes,
-		LastDurableLine: run.lastLine,
+		LastDurableLine: run.load.LastLine,
 		Rejects:         make([]api.IngestReject, 0, len(st.Rejects)),
 		RejectsOmitted:  rejected - int64(len(st.Rejects)),
 	}

@@ -1,0 +1,174 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/ingest"
+	"github.com/cairnstore/cairn/internal/ingest/bulk"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+const importUsage = `Usage:
+  cairn import [flags] --data-dir DIR --tenant NAME FILE
+
+Loads a local NDJSON file (one document per line) straight into the data
+directory of a stopped node: a first load, or a restore from an export.
+The file is memory-mapped, not read through a socket, and each batch of
+records is one durable group commit, as 'cairn ingest' commits them. The
+records name their documents by the same rule as ingest's: --key-field,
+--key-pointer, or --schema marketdata (by symbol).
+
+Every document gets a version, a change-log entry and sync state, so the
+node, once started with 'cairn serve --data-dir DIR', serves them and
+replicates them to its backends like any written document.
+
+The data directory must not be in use: a running node holds its lock, and
+import refuses it (stop the node, or send the file with 'cairn ingest').
+Rejected records (invalid JSON, a missing or invalid key, a line larger
+than --max-record-bytes) are stored nowhere and the first ones are printed
+with their line numbers; the exit status is then 1, unless
+--allow-rejects. If import stops early (a kill, a full disk), every batch
+it committed is whole and durable, and nothing of a later one is stored.
+
+With --progress, a line after each durable batch says through which line
+of FILE records are stored.
+
+The file must not be written to while it is imported: a mapped file
+truncated underneath makes the import crash (SIGBUS).
+
+Flags:
+`
+
+type importFlags struct {
+	dataDir, tenant, nodeID      string
+	keyField, keyPointer, schema string
+	maxRecord                    byteSize
+	allowRejects, progress       bool
+}
+
+func newImportFlags() (*flag.FlagSet, *importFlags) {
+	fs := flag.NewFlagSet("import", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), importUsage); fs.PrintDefaults() }
+	f := &importFlags{maxRecord: 1 << 20}
+	fs.StringVar(&f.dataDir, "data-dir", "", "the stopped node's data `directory` (required; created if missing)")
+	fs.StringVar(&f.tenant, "tenant", "", "the tenant `name` the documents belong to (required)")
+	fs.StringVar(&f.nodeID, "node-id", "", "the node's `name`, for a new directory the node will serve with --node-id (default: the directory's own)")
+	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
+	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
+	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
+	fs.Var(&f.maxRecord, "max-record-bytes", "largest record accepted (`size`; the node's --max-body-bytes)")
+	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
+	fs.BoolVar(&f.progress, "progress", false, "print a line after each durable batch: through which line of FILE records are stored")
+	return fs, f
+}
+
+func importCommand(ctx context.Context, args []string, env Env) int {
+	fs, f := newImportFlags()
+	args, code, ok := parseArgs(fs, args, true, env)
+	if !ok {
+		return code
+	}
+	return report("import", f.run(ctx, args, env), env)
+}
+
+// options checks the flags and turns them into ingest options, with the
+// rules the server's ingest route applies to its query.
+func (f *importFlags) options(args []string) (ingest.Options, error) {
+	switch {
+	case len(args) != 1:
+		return ingest.Options{}, usageError("want exactly one FILE")
+	case f.dataDir == "":
+		return ingest.Options{}, usageError("--data-dir is required")
+	case f.tenant == "":
+		return ingest.Options{}, usageError("--tenant is required")
+	case f.maxRecord <= 0 || int64(f.maxRecord) > store.MaxBody:
+		return ingest.Options{}, usageError(fmt.Sprintf("--max-record-bytes %d: want 1 to %d", int64(f.maxRecord), store.MaxBody))
+	}
+	if err := doc.ValidateTenant(f.tenant); err != nil {
+		return ingest.Options{}, usageError("--tenant: " + fault.MessageOf(err))
+	}
+	o := ingest.Options{
+		KeyField: f.keyField, KeyPointer: f.keyPointer,
+		MaxRecordSize: int(f.maxRecord), MaxDepth: ingest.DefaultMaxDepth, MaxRejects: showRejects,
+		// Ordered: the committed records are a prefix of the file, so an
+		// interrupted import can say through which line it is stored.
+		Ordered: true,
+	}
+	switch f.schema {
+	case "", "generic":
+		switch {
+		case o.KeyField != "" && o.KeyPointer != "":
+			return o, usageError("give --key-field or --key-pointer, not both")
+		case o.KeyField == "" && o.KeyPointer == "":
+			return o, usageError("give --key-field or --key-pointer (or --schema marketdata)")
+		}
+	case "marketdata":
+		if o.KeyPointer != "" || (o.KeyField != "" && o.KeyField != "symbol") {
+			return o, usageError("--schema marketdata names each document by its symbol: omit --key-pointer, and --key-field must be symbol if given")
+		}
+		o.Schema, o.KeyField = ingest.MarketDataSchema, ""
+	default:
+		return o, usageError(fmt.Sprintf("--schema %q: want marketdata or generic", f.schema))
+	}
+	return o, nil
+}
+
+func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
+	opts, err := f.options(args)
+	if err != nil {
+		return err
+	}
+	st, err := store.Open(f.dataDir, store.Options{NodeID: f.nodeID})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return hinted{err, "a running node holds it: stop the node first, or send the file to it with 'cairn ingest'"}
+		}
+		return err
+	}
+	// The same bulk path as the server's ingest route.
+	w := &bulk.Loader{Ctx: ctx, W: st, Tenant: f.tenant, Market: opts.Schema == ingest.MarketDataSchema}
+	if f.progress {
+		w.Batch = func(*ingest.Batch, int) func([]store.Record, error) {
+			return func(recs []store.Record, err error) {
+				if err == nil && len(recs) > 0 {
+					fmt.Fprintf(env.Stdout, "durable through line %d\n", w.LastLine)
+				}
+			}
+		}
+	}
+	stats, err := ingest.ProcessFile(ctx, args[0], opts, w.Handle)
+	if werr := w.Wait(); werr != nil && err == nil {
+		err = werr
+	}
+	if cerr := st.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	rejected := stats.Malformed + stats.Oversize + stats.Skipped
+	fmt.Fprintf(env.Stdout, "imported %d records (%s) in %v: %d loaded, %d rejected (%d malformed, %d oversize, %d invalid key); %.1f MB/s, %.0f records/s\n",
+		stats.Records+rejected, human(stats.Bytes), stats.Duration.Round(time.Millisecond), stats.Records, rejected,
+		stats.Malformed, stats.Oversize, stats.Skipped, stats.Throughput()/1e6, stats.RecordsPerSecond())
+	for _, r := range stats.Rejects {
+		kind := r.Kind.String()
+		if r.Kind == ingest.KindSkipped {
+			kind = "invalid_key"
+		}
+		fmt.Fprintf(env.Stderr, "  line %d (byte %d): %s: %s\n", r.Line, r.Offset, kind, fault.MessageOf(r.Err))
+	}
+	if more := rejected - int64(len(stats.Rejects)); more > 0 && len(stats.Rejects) > 0 {
+		fmt.Fprintf(env.Stderr, "  … and %d more rejected\n", more)
+	}
+	if err != nil {
+		return fmt.Errorf("stopped: records through line %d are stored: %w", w.LastLine, err)
+	}
+	if rejected > 0 && !f.allowRejects {
+		return hinted{fmt.Errorf("%d records stored, %d rejected", stats.Records, rejected),
+			"fix the rejected lines and import only them (importing the whole file again stores every record again as a new version); --allow-rejects makes an import with rejects exit 0"}
+	}
+	return nil
+}
