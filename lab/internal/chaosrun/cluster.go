@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
@@ -185,7 +184,7 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 	}
 	cmd := exec.Command(c.opts.Gateway, "--quiet", "--access", accessKey, "--secret", secretKey, "--port", c.GWURL, "posix", dir)
 	c.gw = newProcess(cmd)
-	if err := c.gw.start(); err != nil {
+	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("chaosrun: versitygw: %w", err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
@@ -195,8 +194,8 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 			conn.Close()
 			break
 		}
-		if time.Now().After(deadline) || c.gw.done() {
-			return fmt.Errorf("chaosrun: versitygw not listening on %s: %v\n%s", c.GWURL, err, c.gw.out)
+		if time.Now().After(deadline) || c.gw.Done() {
+			return fmt.Errorf("chaosrun: versitygw not listening on %s: %v\n%s", c.GWURL, err, c.gw.Out)
 		}
 		time.Sleep(20 * time.Millisecond) // polling another process
 	}
@@ -205,7 +204,7 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		return err
 	}
 	if err := mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		return fmt.Errorf("chaosrun: make bucket: %w\n%s", err, c.gw.out)
+		return fmt.Errorf("chaosrun: make bucket: %w\n%s", err, c.gw.Out)
 	}
 	return nil
 }
@@ -224,7 +223,7 @@ func (c *Cluster) Close() {
 		p.Stop()
 	}
 	if c.gw != nil {
-		c.gw.stop()
+		c.gw.Stop()
 	}
 	c.hc.CloseIdleConnections()
 }
@@ -248,71 +247,19 @@ func (c *Cluster) Logs() string {
 	var b strings.Builder
 	for _, n := range c.Nodes {
 		if n.proc != nil {
-			fmt.Fprintf(&b, "--- node%d\n%s\n", n.Index, n.proc.out)
+			fmt.Fprintf(&b, "--- node%d\n%s\n", n.Index, n.proc.Out)
 		}
 	}
 	if c.gw != nil {
-		fmt.Fprintf(&b, "--- versitygw\n%s\n", c.gw.out)
+		fmt.Fprintf(&b, "--- versitygw\n%s\n", c.gw.Out)
 	}
 	return b.String()
 }
 
 // process is a child process whose output is kept.
-type process struct {
-	cmd    *exec.Cmd
-	out    *procout.Buffer
-	exited chan struct{}
-	err    error // set before exited is closed
-}
+type process = procout.Process
 
-func newProcess(cmd *exec.Cmd) *process {
-	p := &process{cmd: cmd, out: &procout.Buffer{}, exited: make(chan struct{})}
-	if cmd.Stdout == nil {
-		cmd.Stdout = p.out
-	}
-	cmd.Stderr = p.out
-	return p
-}
-
-func (p *process) start() error {
-	if err := p.cmd.Start(); err != nil {
-		return err
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	return nil
-}
-
-func (p *process) done() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-// kill sends SIGKILL and waits.
-func (p *process) kill() {
-	if !p.done() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	<-p.exited
-}
-
-// stop sends SIGINT and waits up to 10s, then kills.
-func (p *process) stop() {
-	if !p.done() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.kill()
-	}
-}
+func newProcess(cmd *exec.Cmd) *process { return procout.NewProcess(cmd) }
 
 var adminRE = regexp.MustCompile(`\(admin ([0-9.]+:[0-9]+)\)`)
 
@@ -326,7 +273,7 @@ func (n *Node) start(ctx context.Context, bin string) error {
 		return err
 	}
 	p := newProcess(cmd)
-	if err := p.start(); err != nil {
+	if err := p.Start(); err != nil {
 		return fmt.Errorf("chaosrun: node%d: %w", n.Index, err)
 	}
 	n.proc = p
@@ -353,8 +300,8 @@ func (n *Node) start(ctx context.Context, bin string) error {
 		select {
 		case line, ok := <-lines:
 			if !ok {
-				<-p.exited
-				return fmt.Errorf("chaosrun: node%d exited before it was ready (%v):\n%s", n.Index, p.err, p.out)
+				<-p.Exited()
+				return fmt.Errorf("chaosrun: node%d exited before it was ready (%v):\n%s", n.Index, p.Err(), p.Out)
 			}
 			line = strings.TrimPrefix(line, "export ") // the lines are for pasting into a shell
 			if v, ok := strings.CutPrefix(line, "CAIRN_URL="); ok {
@@ -364,19 +311,19 @@ func (n *Node) start(ctx context.Context, bin string) error {
 				n.Token = v
 			}
 		case <-deadline:
-			p.kill()
-			return fmt.Errorf("chaosrun: node%d printed no URL and token within 60s:\n%s", n.Index, p.out)
+			p.Kill()
+			return fmt.Errorf("chaosrun: node%d printed no URL and token within 60s:\n%s", n.Index, p.Out)
 		case <-ctx.Done():
-			p.kill()
+			p.Kill()
 			return ctx.Err()
 		}
 	}
-	// stderr reaches p.out through exec's copier goroutine, which can lag
+	// stderr reaches p.Out through exec's copier goroutine, which can lag
 	// behind the stdout lines read above: poll for the admin address.
 	var m []string
 	for wait := time.Now().Add(10 * time.Second); m == nil; time.Sleep(10 * time.Millisecond) {
-		if m = adminRE.FindStringSubmatch(p.out.String()); m == nil && time.Now().After(wait) {
-			return fmt.Errorf("chaosrun: node%d: no admin address in its output:\n%s", n.Index, p.out)
+		if m = adminRE.FindStringSubmatch(p.Out.String()); m == nil && time.Now().After(wait) {
+			return fmt.Errorf("chaosrun: node%d: no admin address in its output:\n%s", n.Index, p.Out)
 		}
 	}
 	n.Admin = "http://" + m[1]
@@ -394,7 +341,7 @@ func (n *Node) Client() *client.Client { return n.client.Load() }
 // Kill sends SIGKILL to the node and waits for it to die.
 func (n *Node) Kill() {
 	if n.proc != nil {
-		n.proc.kill()
+		n.proc.Kill()
 	}
 }
 
@@ -415,13 +362,13 @@ func (n *Node) Restart(ctx context.Context, bin string) error {
 }
 
 // Pid is the node process's id.
-func (n *Node) Pid() int { return n.proc.cmd.Process.Pid }
+func (n *Node) Pid() int { return n.proc.Cmd.Process.Pid }
 
 // Alive reports whether the process is running.
-func (n *Node) Alive() bool { return n.proc != nil && !n.proc.done() }
+func (n *Node) Alive() bool { return n.proc != nil && !n.proc.Done() }
 
 // Output is what the node wrote to stderr.
-func (n *Node) Output() string { return n.proc.out.String() }
+func (n *Node) Output() string { return n.proc.Out.String() }
 
 // adminDo sends an admin request and decodes a JSON answer into out.
 func (n *Node) adminDo(ctx context.Context, method, path string, out any) error {

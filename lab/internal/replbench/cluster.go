@@ -18,7 +18,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/procout"
@@ -87,7 +86,7 @@ func (c *cluster) startGateway(ctx context.Context, gateway string) error {
 		return err
 	}
 	c.gw = newProcess(exec.Command(gateway, "--quiet", "--access", accessKey, "--secret", secretKey, "--port", c.gwAddr, "posix", dir))
-	if err := c.gw.start(); err != nil {
+	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("replbench: versitygw: %w", err)
 	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) { // polling another process
@@ -96,8 +95,8 @@ func (c *cluster) startGateway(ctx context.Context, gateway string) error {
 			conn.Close()
 			break
 		}
-		if time.Now().After(deadline) || c.gw.done() {
-			return fmt.Errorf("replbench: versitygw not listening on %s: %v\n%s", c.gwAddr, err, c.gw.out)
+		if time.Now().After(deadline) || c.gw.Done() {
+			return fmt.Errorf("replbench: versitygw not listening on %s: %v\n%s", c.gwAddr, err, c.gw.Out)
 		}
 	}
 	mc, err := minio.New(c.gwAddr, &minio.Options{Creds: credentials.NewStaticV4(accessKey, secretKey, ""),
@@ -106,7 +105,7 @@ func (c *cluster) startGateway(ctx context.Context, gateway string) error {
 		return err
 	}
 	if err := mc.MakeBucket(ctx, bucket, minio.MakeBucketOptions{}); err != nil {
-		return fmt.Errorf("replbench: make bucket: %w\n%s", err, c.gw.out)
+		return fmt.Errorf("replbench: make bucket: %w\n%s", err, c.gw.Out)
 	}
 	return nil
 }
@@ -125,35 +124,35 @@ func (c *cluster) addNode(ctx context.Context, name string) (*node, error) {
 	cmd := exec.Command(c.bin, append(args, c.extra...)...)
 	cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+accessKey, "AWS_SECRET_ACCESS_KEY="+secretKey, "AWS_REGION=us-east-1")
 	n.proc = newProcess(cmd)
-	if err := n.proc.start(); err != nil {
+	if err := n.proc.Start(); err != nil {
 		return nil, fmt.Errorf("replbench: %s: %w", name, err)
 	}
 	c.nodes = append(c.nodes, n)
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) { // polling another process
-		if m := servingRE.FindStringSubmatch(n.proc.out.String()); m != nil {
+		if m := servingRE.FindStringSubmatch(n.proc.Out.String()); m != nil {
 			n.url, n.admin = m[1], "http://"+m[2]
 			return n, nil
 		}
-		if n.proc.done() || time.Now().After(deadline) || ctx.Err() != nil {
-			n.proc.kill()
-			return nil, fmt.Errorf("replbench: %s did not start:\n%s", name, n.proc.out)
+		if n.proc.Done() || time.Now().After(deadline) || ctx.Err() != nil {
+			n.proc.Kill()
+			return nil, fmt.Errorf("replbench: %s did not start:\n%s", name, n.proc.Out)
 		}
 	}
 }
 
 func (c *cluster) close() {
 	for _, n := range c.nodes {
-		n.proc.kill()
+		n.proc.Kill()
 	}
 	if c.gw != nil {
-		c.gw.stop()
+		c.gw.Stop()
 	}
 	c.hc.CloseIdleConnections()
 }
 
 // peakRSS is the node's peak resident set (VmHWM) in bytes.
 func (n *node) peakRSS() (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.proc.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", n.proc.Cmd.Process.Pid))
 	if err != nil {
 		return 0, err
 	}
@@ -265,52 +264,6 @@ func (c *cluster) adminJSON(ctx context.Context, n *node, method, path string, o
 }
 
 // process is a child process whose output is kept.
-type process struct {
-	cmd    *exec.Cmd
-	out    *procout.Buffer
-	exited chan struct{}
-}
+type process = procout.Process
 
-func newProcess(cmd *exec.Cmd) *process {
-	p := &process{cmd: cmd, out: &procout.Buffer{}, exited: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	return p
-}
-
-func (p *process) start() error {
-	if err := p.cmd.Start(); err != nil {
-		return err
-	}
-	go func() {
-		_ = p.cmd.Wait()
-		close(p.exited)
-	}()
-	return nil
-}
-
-func (p *process) done() bool {
-	select {
-	case <-p.exited:
-		return true
-	default:
-		return false
-	}
-}
-
-func (p *process) kill() {
-	if !p.done() {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	<-p.exited
-}
-
-func (p *process) stop() {
-	if !p.done() {
-		_ = p.cmd.Process.Signal(os.Interrupt)
-	}
-	select {
-	case <-p.exited:
-	case <-time.After(10 * time.Second):
-		p.kill()
-	}
-}
+func newProcess(cmd *exec.Cmd) *process { return procout.NewProcess(cmd) }

@@ -286,8 +286,8 @@ func (r *bench) catchUp(ctx context.Context) Result {
 		if err := ctx.Err(); err != nil {
 			return Result{Err: err}
 		}
-		if n.proc.done() {
-			return Result{Err: fmt.Errorf("node-c exited:\n%s", n.proc.out)}
+		if n.proc.Done() {
+			return Result{Err: fmt.Errorf("node-c exited:\n%s", n.proc.Out)}
 		}
 		time.Sleep(50 * time.Millisecond) // polling another process
 	}

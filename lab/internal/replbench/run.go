@@ -113,8 +113,8 @@ func runOne(ctx context.Context, o Options, bin Binary, dir string) (map[int]Res
 	}
 	for _, n := range []*node{r.a, r.b} { // not catching up: reads must not read through
 		for !c.ready(ctx, n) {
-			if ctx.Err() != nil || n.proc.done() {
-				return nil, fmt.Errorf("%s never ready:\n%s", n.name, n.proc.out)
+			if ctx.Err() != nil || n.proc.Done() {
+				return nil, fmt.Errorf("%s never ready:\n%s", n.name, n.proc.Out)
 			}
 			time.Sleep(50 * time.Millisecond) // polling another process
 		}
