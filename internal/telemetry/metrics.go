@@ -240,6 +240,11 @@ func (m *Metrics) AddBackend(backend string) {
 	m.setBreaker(backend, resilience.Closed)
 	m.retries.WithLabelValues(backend)
 	m.budgetRejections.WithLabelValues(backend)
+	// The feed's counters exist from the start, so that an alert on their
+	// increase sees the first gap.
+	m.feed.published.WithLabelValues(backend)
+	m.feed.read.WithLabelValues(backend)
+	m.feed.fallbacks.WithLabelValues(backend)
 }
 
 // OnStateChange implements resilience.Observer: the breaker state gauge and

@@ -305,6 +305,24 @@ func scrapeBusyNode(t *testing.T) map[string]*dto.MetricFamily {
 			}
 		}
 	}
+	// A node's feed lag appears once it has applied a peer's feed object:
+	// each node wrote, so each publishes, and each finds the other within
+	// a few polls.
+	var fed map[string]*dto.MetricFamily
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for fed == nil {
+		for _, addr := range []string{adminA, adminB} {
+			if fams := scrape(addr); fams["cairn_feed_lag_seconds"] != nil {
+				fed = fams
+			}
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			t.Fatal("no node applied its peer's change feed within the test's deadline")
+		}
+	}
 	if code, body := admin(adminB, "PUT", "/v1/admin/chaos/local", `{"fail_before":1}`); code != 200 {
 		t.Fatalf("chaos profile: %d %s", code, body)
 	}
@@ -315,9 +333,11 @@ func scrapeBusyNode(t *testing.T) map[string]*dto.MetricFamily {
 		admin(adminB, "POST", "/v1/admin/reconcile/run?wait=1", "")
 	}
 	fams := scrape(adminB)
-	for name, f := range counted { // the conflict may have been counted on the first node
-		if fams[name] == nil {
-			fams[name] = f
+	for _, other := range []map[string]*dto.MetricFamily{counted, fed} { // counted or fed on the first node
+		for name, f := range other {
+			if fams[name] == nil {
+				fams[name] = f
+			}
 		}
 	}
 	return fams
