@@ -80,6 +80,9 @@ type Replication struct {
 	// travels by rounds only.
 	FeedPoll time.Duration
 	FeedOff  bool
+	// FullRounds makes every round list the whole tenant instead of only
+	// the key ranges whose digests differ (reconcile.Config.FullRounds).
+	FullRounds bool
 	// FeedRetention is how long the node keeps its own feed objects; the
 	// node keeps them at least GCGrace (a feed object must outlive any
 	// tombstone it may announce), so 0 means GCGrace.
@@ -216,7 +219,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
-			Digests: true, ScrubRate: rc.ScrubRate,
+			Digests: true, FullRounds: rc.FullRounds, ScrubRate: rc.ScrubRate,
 			Logger: n.log, Packs: rc.Packs,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
 		})

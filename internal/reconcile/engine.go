@@ -123,6 +123,11 @@ type Config struct {
 	// damaged or deleted object) are then found by the scrub, not by the
 	// next round. Off: every round lists everything.
 	Digests bool
+	// FullRounds makes every round list the whole tenant, as without
+	// Digests, while the digests are still kept up to date for the other
+	// nodes sharing the backend (a node without Digests keeps none, which
+	// would make theirs miss its writes).
+	FullRounds bool
 	// ScrubRate is how many objects a second the scrub reads and verifies,
 	// walking every tenant's objects in a cycle (see scrub.go); 0 means no
 	// scrub.

@@ -65,7 +65,7 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 		r.span = e.startRoundSpan(ctx, r)
 	}
 	// The digests are read within the round's span: their calls are the round's.
-	r.plan, err = e.plan(trace.ContextWithSpan(ctx, r.span), tenant, verify || cp.cursor != "" || !cp.caughtUp)
+	r.plan, err = e.plan(trace.ContextWithSpan(ctx, r.span), tenant, verify || cp.cursor != "" || !cp.caughtUp || e.cfg.FullRounds)
 	if err != nil {
 		endRoundSpan(r.span, &r.st, err)
 		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
@@ -103,7 +103,11 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 		err = e.updateCheckpoint(r.tenant, func(c *checkpoint) { c.cursor, c.caughtUp = "", true })
 		if err == nil {
 			e.roundCompleted(r.tenant)
-			e.wantPack(r.tenant, st.Scanned)
+			size := st.Scanned
+			if r.partial() {
+				size = r.plan.size // a digest round lists only what differs
+			}
+			e.wantPack(r.tenant, size)
 			e.digestsAfter(ctx, r)
 		}
 	case ctx.Err() == nil && !r.partial() && !r.verify:

@@ -94,7 +94,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		"--tenant", "shop:" + sum(shopToken), "--reconcile-interval", "0", "--enable-chaos", "--chaos-seed", "7"}
 	// a checkpoints (and so shows its progress) every 20 keys: a round of
 	// a few hundred keys shows it running.
-	a := startNode(t, "127.0.0.1", append(args, "--reconcile-checkpoint-every", "20")...)
+	// Its rounds list every key (full rounds), so that the slowed round
+	// has keys to show progress over.
+	a := startNode(t, "127.0.0.1", append(args, "--reconcile-checkpoint-every", "20", "--full-rounds")...)
 	// b has a second backend of its own, which the ancestor scenario
 	// below cuts off: its base keeps the ancestor after the siblings form.
 	b := startNode(t, "127.0.0.1", append(args, "--backend", "solo=fs:"+t.TempDir())...)
