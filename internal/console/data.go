@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"iter"
 	"net/http"
 	"strconv"
 	"strings"
@@ -121,19 +122,32 @@ func (c *Console) listDocs(w http.ResponseWriter, r *http.Request, _ *session) {
 		return
 	}
 	q := r.URL.Query()
-	out := DocsBody{Items: []ItemRow{}}
-	for it, err := range c.o.Docs.List(r.Context(), tenant, q.Get("prefix"), q.Get("after"), pageLimit+1) {
-		if err != nil {
-			c.fail(w, r, err)
-			return
-		}
-		if len(out.Items) == pageLimit {
-			out.Next = out.Items[pageLimit-1].Key
-			break
-		}
-		out.Items = append(out.Items, ItemRow{Key: it.Key, ETag: it.ETag, Size: it.Size, Conflict: it.Conflict})
+	items, next, err := collectPage(c.o.Docs.List(r.Context(), tenant, q.Get("prefix"), q.Get("after"), pageLimit+1),
+		func(it *server.Item) ItemRow {
+			return ItemRow{Key: it.Key, ETag: it.ETag, Size: it.Size, Conflict: it.Conflict}
+		}, func(row *ItemRow) string { return row.Key })
+	if err != nil {
+		c.fail(w, r, err)
+		return
 	}
-	writeJSON(w, out)
+	writeJSON(w, DocsBody{Items: items, Next: next})
+}
+
+// collectPage takes one page of rows from seq, which was asked for
+// pageLimit+1 items: the extra one only says that another page follows,
+// which starts after the last row kept (next; "" on the last page).
+func collectPage[T, R any](seq iter.Seq2[T, error], row func(*T) R, key func(*R) string) (rows []R, next string, err error) {
+	rows = []R{}
+	for it, err := range seq {
+		if err != nil {
+			return nil, "", err
+		}
+		if len(rows) == pageLimit {
+			return rows, key(&rows[pageLimit-1]), nil
+		}
+		rows = append(rows, row(&it))
+	}
+	return rows, "", nil
 }
 
 // ItemRow is a row of the documents listing.
@@ -236,27 +250,22 @@ func (c *Console) conflictsOf(op string) (server.Conflicts, error) {
 func (c *Console) listConflicts(w http.ResponseWriter, r *http.Request, _ *session) {
 	const op = "console.conflicts"
 	tenant, _, err := tenantKey(r, op, false)
+	var cs server.Conflicts
 	if err == nil {
-		var cs server.Conflicts
-		if cs, err = c.conflictsOf(op); err == nil {
-			q := r.URL.Query()
-			out := ConflictsBody{Items: []ConflictRow{}}
-			for cf, err := range cs.Conflicts(r.Context(), tenant, q.Get("prefix"), q.Get("after"), pageLimit+1) {
-				if err != nil {
-					c.fail(w, r, err)
-					return
-				}
-				if len(out.Items) == pageLimit {
-					out.Next = out.Items[pageLimit-1].Key
-					break
-				}
-				out.Items = append(out.Items, conflictRow(&cf))
-			}
-			writeJSON(w, out)
-			return
-		}
+		cs, err = c.conflictsOf(op)
 	}
-	c.fail(w, r, err)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	items, next, err := collectPage(cs.Conflicts(r.Context(), tenant, q.Get("prefix"), q.Get("after"), pageLimit+1),
+		conflictRow, func(row *ConflictRow) string { return row.Key })
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	writeJSON(w, ConflictsBody{Items: items, Next: next})
 }
 
 func (c *Console) getConflict(w http.ResponseWriter, r *http.Request, _ *session) {
