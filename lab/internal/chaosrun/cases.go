@@ -276,15 +276,22 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 	}
 	// The round the kill interrupted completes: the victim has every bulk
 	// document node 0 acknowledged.
-	missing := 0
-	for i := range bulk {
-		if _, err := victim.Client().Get(ctx, tenant, fmt.Sprintf("bulk-%05d", i)); err != nil {
-			missing++
-		}
-	}
+	missing := missingBulk(ctx, victim, bulk)
 	r.assert("interrupted round completed", missing == 0, fmt.Sprintf("%d of %d bulk documents (acknowledged by node 0) missing on the restarted node", missing, bulk))
 	r.check("every fault visible", FaultsVisible(faults), "the kill moved a metric and the restarted node traced requests")
 	return nil
+}
+
+// missingBulk counts the bulk documents (bulk-00000 on, n of them) that
+// node cannot read.
+func missingBulk(ctx context.Context, node *Node, n int) int {
+	missing := 0
+	for i := range n {
+		if _, err := node.Client().Get(ctx, tenant, fmt.Sprintf("bulk-%05d", i)); err != nil {
+			missing++
+		}
+	}
+	return missing
 }
 
 // resumedRound watches the victim's first s3 round of the demo tenant

@@ -111,12 +111,7 @@ func runNodeReplace(ctx context.Context, env Env, r *Result) error {
 	if err := convergenceChecks(ctx, env, c, r, ops, prefixes, keys); err != nil {
 		return err
 	}
-	missing := 0
-	for i := range bulk {
-		if _, err := victim.Client().Get(ctx, tenant, fmt.Sprintf("bulk-%05d", i)); err != nil {
-			missing++
-		}
-	}
+	missing := missingBulk(ctx, victim, bulk)
 	r.assert("replaced node holds the backlog", missing == 0, fmt.Sprintf("%d of %d bulk documents (acknowledged by node 0 before the replacement) missing on the replaced node", missing, bulk))
 	r.check("every fault visible", FaultsVisible(faults), "the replacement moved a metric and the replaced node traced requests")
 	return nil
