@@ -4,11 +4,8 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
-	"math/rand/v2"
 	"os"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -36,7 +33,6 @@ func TestLinearizableCacheAndStore(t *testing.T) {
 	d := New(st, c, nil)
 
 	const clients, opsPerClient, keys = 8, 300, 4
-	start := time.Now()
 	stopCompact := make(chan struct{})
 	compacted := make(chan int)
 	go func() {
@@ -52,36 +48,9 @@ func TestLinearizableCacheAndStore(t *testing.T) {
 			}
 		}
 	}()
-	var (
-		mu      sync.Mutex // guards history
-		history []porcupine.Operation
-		wg      sync.WaitGroup
-	)
-	for id := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(id), 7))
-			for i := range opsPerClient {
-				in := register.Input{Key: fmt.Sprintf("k%d", rng.IntN(keys))}
-				switch r := rng.IntN(10); {
-				case r < 3:
-					in.Op, in.Value = 'p', fmt.Sprintf(`{"c":%d,"i":%d}`, id, i)
-				case r < 4:
-					in.Op = 'd'
-				default:
-					in.Op = 'g'
-				}
-				call := time.Since(start).Nanoseconds()
-				out := apply(t, d, in)
-				ret := time.Since(start).Nanoseconds()
-				mu.Lock()
-				history = append(history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
-				mu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
+	history := register.Record(clients, opsPerClient, keys, "k", 7, func(_ int, in register.Input) register.Output {
+		return apply(t, d, in)
+	})
 	close(stopCompact)
 	if n := <-compacted; n == 0 {
 		t.Fatal("no compaction ran during the history")

@@ -10,7 +10,10 @@ package register
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/anishathalye/porcupine"
 )
@@ -76,4 +79,42 @@ func short(s string) string {
 		return s[:60] + "…"
 	}
 	return s
+}
+
+// Record runs clients goroutines at once, each making ops operations on
+// keys registers named prefix0, prefix1, …: 3 in 10 puts of a value unique
+// to the client and the operation (a JSON object), 1 in 10 deletes, the
+// rest gets, drawn from a generator seeded by (client, seed). Each goes
+// through do, and the history of calls and returns is what it gives back.
+func Record(clients, ops, keys int, prefix string, seed uint64, do func(client int, in Input) Output) []porcupine.Operation {
+	var (
+		mu      sync.Mutex // guards history
+		history []porcupine.Operation
+		wg      sync.WaitGroup
+	)
+	start := time.Now()
+	for id := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(id), seed))
+			for i := range ops {
+				in := Input{Key: fmt.Sprintf("%s%d", prefix, rng.IntN(keys))}
+				switch r := rng.IntN(10); {
+				case r < 3:
+					in.Op, in.Value = 'p', fmt.Sprintf(`{"c":%d,"i":%d}`, id, i)
+				case r < 4:
+					in.Op = 'd'
+				default:
+					in.Op = 'g'
+				}
+				call := time.Since(start).Nanoseconds()
+				out := do(id, in)
+				ret := time.Since(start).Nanoseconds()
+				mu.Lock()
+				history = append(history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return history
 }

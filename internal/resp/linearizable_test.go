@@ -2,12 +2,9 @@ package resp_test
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,45 +23,20 @@ import (
 func TestLinearizableOverRESPAndHTTP(t *testing.T) {
 	n := startNode(t, func(c *node.Config) { c.CacheBytes = 600 })
 	const clients, opsPerClient, keys = 8, 150, 4
-	var (
-		mu      sync.Mutex // guards history
-		history []porcupine.Operation
-		wg      sync.WaitGroup
-	)
-	start := time.Now()
+	// Each client's connection is made here, on the test's goroutine.
+	do := make([]func(register.Input) register.Output, clients)
 	for id := range clients {
-		var do func(register.Input) register.Output
 		switch id % 3 {
 		case 0, 1:
 			c := client(t, n, "acme", acmeToken, 2+id%2)
-			do = func(in register.Input) register.Output { return overRESP(t, c, in) }
+			do[id] = func(in register.Input) register.Output { return overRESP(t, c, in) }
 		default:
-			do = func(in register.Input) register.Output { return overHTTP(t, n, in) }
+			do[id] = func(in register.Input) register.Output { return overHTTP(t, n, in) }
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(id), 11))
-			for i := range opsPerClient {
-				in := register.Input{Key: fmt.Sprintf("lin%d", rng.IntN(keys))}
-				switch r := rng.IntN(10); {
-				case r < 3:
-					in.Op, in.Value = 'p', fmt.Sprintf(`{"c":%d,"i":%d}`, id, i)
-				case r < 4:
-					in.Op = 'd'
-				default:
-					in.Op = 'g'
-				}
-				call := time.Since(start).Nanoseconds()
-				out := do(in)
-				ret := time.Since(start).Nanoseconds()
-				mu.Lock()
-				history = append(history, porcupine.Operation{ClientId: id, Input: in, Call: call, Output: out, Return: ret})
-				mu.Unlock()
-			}
-		}()
 	}
-	wg.Wait()
+	history := register.Record(clients, opsPerClient, keys, "lin", 11, func(id int, in register.Input) register.Output {
+		return do[id](in)
+	})
 	if res := porcupine.CheckOperationsTimeout(register.Model, history, time.Minute); res != porcupine.Ok {
 		t.Fatalf("history of %d operations over RESP and HTTP is not linearizable (%v)", len(history), res)
 	}
