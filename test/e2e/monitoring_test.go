@@ -311,11 +311,14 @@ func scrapeBusyNode(t *testing.T) map[string]*dto.MetricFamily {
 	var fed map[string]*dto.MetricFamily
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
-	for fed == nil {
+	for {
 		for _, addr := range []string{adminA, adminB} {
-			if fams := scrape(addr); fams["cairn_feed_lag_seconds"] != nil {
+			if fams := scrape(addr); fed == nil && fams["cairn_feed_lag_seconds"] != nil {
 				fed = fams
 			}
+		}
+		if fed != nil {
+			break
 		}
 		select {
 		case <-tick.C:
