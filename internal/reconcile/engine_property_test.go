@@ -155,6 +155,14 @@ func propertyRun(t *testing.T, seed uint64) {
 			t.Fatalf("n%d: a round after convergence applied %+v", i, st)
 		}
 	}
+	checkNoLostWrite(t, stores[:], shared, writes)
+}
+
+// checkNoLostWrite fails for each acknowledged write that the backend does
+// not keep, that no later write supersedes, and that no node recorded as
+// a loser.
+func checkNoLostWrite(t *testing.T, stores []*store.Store, be backend.Backend, writes []acked) {
+	t.Helper()
 	// A version "carries" w when it is w, or dominates w with w's content:
 	// a resolution that w won (its vector is the maximum, its content the
 	// winner's).
@@ -162,7 +170,7 @@ func propertyRun(t *testing.T, seed uint64) {
 		return v.ID() == w.ID() || (w.Compare(v) == doc.Before && v.Hash == w.Hash && v.Tombstone == w.Tombstone)
 	}
 	var losers []acked
-	for i := range nodes {
+	for i := range stores {
 		for rec, err := range stores[i].Conflicts(bg, tenant, "") {
 			if err != nil {
 				t.Fatal(err)
@@ -171,7 +179,7 @@ func propertyRun(t *testing.T, seed uint64) {
 		}
 	}
 	for _, w := range writes {
-		obj, err := shared.Get(bg, tenant, w.key)
+		obj, err := be.Get(bg, tenant, w.key)
 		if err == nil && carries(&obj.Version, &w.v) {
 			continue // kept
 		}

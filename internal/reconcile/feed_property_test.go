@@ -230,32 +230,5 @@ func feedPropertyRun(t *testing.T, seed uint64) {
 			t.Fatalf("n%d: a round after the feed settled applied %+v", i, st)
 		}
 	}
-	carries := func(v, w *doc.Version) bool {
-		return v.ID() == w.ID() || (w.Compare(v) == doc.Before && v.Hash == w.Hash && v.Tombstone == w.Tombstone)
-	}
-	var losers []acked
-	for i := range nodes {
-		for rec, err := range stores[i].Conflicts(bg, tenant, "") {
-			if err != nil {
-				t.Fatal(err)
-			}
-			losers = append(losers, acked{rec.Key, rec.Loser})
-		}
-	}
-	for _, w := range writes {
-		obj, err := docs.Get(bg, tenant, w.key)
-		if err == nil && carries(&obj.Version, &w.v) {
-			continue
-		}
-		kept := false
-		for _, o := range writes {
-			kept = kept || (o.key == w.key && w.v.Compare(&o.v) == doc.Before)
-		}
-		for _, l := range losers {
-			kept = kept || (l.key == w.key && carries(&l.v, &w.v))
-		}
-		if !kept {
-			t.Errorf("acknowledged write %s of %s lost: not kept, not superseded, not a recorded loser", w.v.ID(), w.key)
-		}
-	}
+	checkNoLostWrite(t, stores[:], docs, writes)
 }
