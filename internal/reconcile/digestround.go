@@ -356,7 +356,9 @@ func (e *Engine) backendDigest(ctx context.Context, tenant string, lay *layout) 
 // local document and its base disagree (a change not uploaded, a key
 // without a base): the round must look at it whatever the digests say.
 // grown reports a segment holding more bases than a relayout allows; size
-// counts the bases.
+// counts the keys a whole round would look at (the bases, and the local
+// documents without one, such as a write whose upload is not recorded
+// yet): the tenant's size for progress estimates and the pack trigger.
 func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (sum []uint64, dirty []bool, grown bool, size int, err error) {
 	sum, dirty = make([]uint64, lay.segments()), make([]bool, lay.segments())
 	count := make([]int, lay.segments())
@@ -369,6 +371,7 @@ func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (s
 		}
 		for ; lok && lerr == nil && lrec.Key < b.Key; lrec, lerr, lok = locals() {
 			dirty[lay.segment(lrec.Key)] = true // no base
+			size++
 		}
 		if lerr != nil {
 			return nil, nil, false, 0, lerr
@@ -393,6 +396,7 @@ func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (s
 			return nil, nil, false, 0, lerr
 		}
 		dirty[lay.segment(lrec.Key)] = true
+		size++
 	}
 	return sum, dirty, grown, size, nil
 }

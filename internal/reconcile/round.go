@@ -117,7 +117,7 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 		est := p.Estimate
 		switch {
 		case err == nil && r.partial():
-			est = r.plan.size // the bases counted by the digest compare
+			est = r.plan.size // the keys counted by the digest compare
 		case err == nil && st.ResumedAfter == "":
 			est = st.Scanned // a whole round: the tenant's size, for percent done
 		}
