@@ -26,7 +26,7 @@ func TestUploadOneRequestPerWrite(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey) // startNode passes the environment on
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	p := startNode(t, t.TempDir(), "--backend", "remote=s3://cairn-e2e-upload/n?endpoint="+g.Endpoint+"&insecure=1",
-		"--reconcile-interval", "0") // no periodic rounds: only the uploader calls the backend
+		"--reconcile-interval", "0", "--scrub-rate", "0") // no periodic rounds or scrub: only the uploader calls the backend
 	admin := "http://" + adminAddr(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -107,7 +107,7 @@ func TestUploadCoalescesHotKey(t *testing.T) {
 	t.Setenv("AWS_ACCESS_KEY_ID", s3test.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", s3test.SecretKey)
 	p := startNode(t, t.TempDir(), "--backend", "remote=s3://cairn-e2e-hot/n?endpoint="+g.Endpoint+"&insecure=1",
-		"--reconcile-interval", "0", "--coalesce-window", "50ms")
+		"--reconcile-interval", "0", "--scrub-rate", "0", "--coalesce-window", "50ms")
 	admin := "http://" + adminAddr(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
