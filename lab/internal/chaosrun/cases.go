@@ -166,8 +166,11 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 	// kills a round that has passed several.
 	const every = 20
 	// Full rounds, so that the round lists every key and has checkpoints
-	// to pass: an in-sync tenant's digest round lists nothing.
-	c, err := startCluster(ctx, env, Options{Nodes: env.Nodes, Args: []string{"--reconcile-checkpoint-every", fmt.Sprint(every), "--full-rounds"}})
+	// to pass: an in-sync tenant's digest round lists nothing. The change
+	// feed is off, so that the backlog reaches the victim only through
+	// that round: a feed poll would apply it first and leave the round
+	// nothing to download, and so no checkpoint to pass while running.
+	c, err := startCluster(ctx, env, Options{Nodes: env.Nodes, Args: []string{"--reconcile-checkpoint-every", fmt.Sprint(every), "--full-rounds", "--feed-poll", "0"}})
 	if err != nil {
 		return err
 	}
