@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -193,6 +195,47 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
 				b.Name, b.Breaker, lag, t.Tenant, state, t.Cursor, scanned, done, eta, last, took, applied, t.LastError)
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printFeeds(w, st.Backends)
+}
+
+// printFeeds adds the change feeds under the rounds: per backend and
+// tenant, what this node published and how far it has read each peer.
+// A feed that waits for a round to cover a gap says why.
+func printFeeds(w io.Writer, backends []api.BackendStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	header := false
+	for _, b := range backends {
+		for _, t := range b.Tenants {
+			f := t.Feed
+			if f == nil {
+				continue
+			}
+			if !header {
+				fmt.Fprintln(w) // tw holds nothing yet: the blank line comes first
+				fmt.Fprintln(tw, "BACKEND\tTENANT\tPUBLISHED\tPENDING\tPEER\tCURSOR\tLAG\tREAD\tFEED")
+				header = true
+			}
+			state := "tailing"
+			if f.Fallback != "" {
+				state = "waiting for a round: " + f.Fallback
+			}
+			if len(f.Peers) == 0 {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t-\t\t\t\t%s\n", b.Name, t.Tenant, f.Published, f.Pending, state)
+			}
+			for _, id := range slices.Sorted(maps.Keys(f.Peers)) {
+				p := f.Peers[id]
+				read := "-"
+				if p.ReadAt != nil {
+					read = p.ReadAt.Local().Format(time.DateTime)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%d\t%s\t%s\t%s\n",
+					b.Name, t.Tenant, f.Published, f.Pending, id, p.Cursor, fmtSeconds(p.LagSeconds), read, state)
+			}
 		}
 	}
 	return tw.Flush()

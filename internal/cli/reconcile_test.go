@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -375,6 +376,39 @@ func TestServeWhileCatchingUpSetting(t *testing.T) {
 		}
 		if cfg.ServeWhileCatchingUp != c.want {
 			t.Errorf("%s: ServeWhileCatchingUp %v, want %v", name, cfg.ServeWhileCatchingUp, c.want)
+		}
+	}
+}
+
+// TestReconcileStatusShowsFeed: 'cairn reconcile status' shows each
+// tenant's change feed: what this node published, each peer's cursor and
+// lag, and why a feed waits for a round.
+func TestReconcileStatusShowsFeed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"backends":[{"name":"s3","breaker":"closed","tenants":[
+			{"tenant":"acme","feed":{"published":12,"pending":3,"peers":{"0b":{"cursor":7,"lag_seconds":0.4},"0a":{"cursor":9,"lag_seconds":1.5}}}},
+			{"tenant":"zed","feed":{"published":0,"pending":0,"peers":{"0a":{"cursor":2}},"fallback":"gap after seq 2 of node 0a"}}]}]}`)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := reconcileStatus(context.Background(), adminClient{base: srv.URL}, &out); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	lines := strings.Split(got, "\n")
+	var feed []string
+	for _, l := range lines {
+		if f := strings.Fields(l); len(f) > 4 && f[0] == "s3" && (f[1] == "acme" || f[1] == "zed") && f[4] != "" {
+			feed = append(feed, strings.Join(f[:6], " "))
+		}
+	}
+	want := []string{"s3 acme 12 3 0a 9", "s3 acme 12 3 0b 7", "s3 zed 0 0 0a 2"}
+	if !slices.Equal(feed, want) {
+		t.Errorf("feed rows %q, want %q:\n%s", feed, want, got)
+	}
+	for _, w := range []string{"PUBLISHED", "waiting for a round: gap after seq 2 of node 0a", "tailing"} {
+		if !strings.Contains(got, w) {
+			t.Errorf("status lacks %q:\n%s", w, got)
 		}
 	}
 }
