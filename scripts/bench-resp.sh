@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# The RESP front's GET beside redis-server's, and beside another build of
+# cairn, in paired rounds on this machine:
+#
+#   redis-benchmark -c 64 -d 200 GET key:__rand_int__ (and SET with OPS)
+#
+# against redis-server (appendonly yes, appendfsync always), cairn built
+# from this tree, and, with OLD=REV, cairn built from git revision REV
+# (each on its own loopback port and temp data directory, durability sync).
+# A round runs each target once, back to back, with the same flags and
+# request count; the table gives each round's requests per second, the
+# ratio to redis-server, and the server's CPU time per request (user +
+# system, from /proc/PID/stat over the run), which moves less than the
+# rate when the machine is shared. Medians over the rounds. Never run by
+# CI.
+#
+#   bash scripts/bench-resp.sh                 5 rounds of 200,000 GETs
+#   OLD=main bash scripts/bench-resp.sh        ... and a build of main too
+#   SHORT=1 bash scripts/bench-resp.sh         1 round of 50,000
+#
+# Settings (environment): ROUNDS (5; SHORT 1), REQUESTS (200000; SHORT
+# 50000), CONNS (64), OPS ("GET"; "GET SET" adds durable SETs), OLD.
+# redis-server and redis-benchmark come from the distribution's packages
+# (apt-get install redis-server redis-tools, as root, when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SHORT=${SHORT:-}
+ROUNDS=${ROUNDS:-$([[ -n $SHORT ]] && echo 1 || echo 5)}
+REQUESTS=${REQUESTS:-$([[ -n $SHORT ]] && echo 50000 || echo 200000)}
+CONNS=${CONNS:-64}
+OPS=${OPS:-GET}
+OLD=${OLD:-}
+KEYS=10000
+
+tmp=$(mktemp -d /tmp/cairn-bench-resp.XXXXXX)
+pids=()
+cleanup() {
+	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+log() { echo "bench-resp: $*" >&2; }
+
+need_pkg() { # COMMAND PACKAGE
+	command -v "$1" >/dev/null && return 0
+	if [[ $(id -u) != 0 ]]; then
+		log "$1 is missing: apt-get install $2, or run as root"; exit 1
+	fi
+	log "installing $2..."
+	apt-get install -y "$2" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$2" >/dev/null; }
+}
+need_pkg redis-server redis-server
+need_pkg redis-benchmark redis-tools
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_for() { # FILE PATTERN: poll (across processes) for at most 30 s
+	for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
+	log "timed out waiting for $2 in $1:"; cat "$1" >&2; return 1
+}
+
+log "building cairn${OLD:+ and cairn at $OLD}..."
+go build -o "$tmp/cairn-new" ./cmd/cairn
+targets=(redis new)
+if [[ -n $OLD ]]; then
+	mkdir "$tmp/old-src"
+	git archive "$OLD" | tar -x -C "$tmp/old-src"
+	(cd "$tmp/old-src" && go build -o "$tmp/cairn-old" ./cmd/cairn)
+	targets=(redis old new)
+fi
+
+# A 200-byte MarketData record, as scripts/bench-peers.sh sends.
+value='{"symbol":"SYM000000001","price":281.06,"volume":146072,"metadata":{"exchange":"NYSE","data_source":"direct-feed"},"raw_feed":"'
+value+=$(head -c 200 /dev/zero | tr '\0' 'A')
+value=${value:0:198}'"}'
+
+declare -A host port pid auth
+port[redis]=$(free_port)
+mkdir -p "$tmp/redis"
+redis-server --port "${port[redis]}" --bind 127.0.0.1 --dir "$tmp/redis" --save '' \
+	--appendonly yes --appendfsync always --daemonize no --logfile "$tmp/redis.log" &
+pid[redis]=$!
+pids+=($!)
+host[redis]=127.0.0.1
+auth[redis]=
+for _ in $(seq 100); do redis-cli -p "${port[redis]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
+
+for t in "${targets[@]:1}"; do
+	"$tmp/cairn-$t" serve --data-dir "$tmp/data-$t" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+		--resp-listen 127.0.0.1:0 >"$tmp/$t.out" 2>"$tmp/$t.err" &
+	pid[$t]=$!
+	pids+=($!)
+	wait_for "$tmp/$t.out" '^export CAIRN_TOKEN='
+	wait_for "$tmp/$t.err" 'resp 127'
+	addr=$(sed -n 's/.*, resp \([^)]*\)).*/\1/p' "$tmp/$t.err" | head -1)
+	host[$t]=${addr%:*} port[$t]=${addr##*:}
+	auth[$t]="--user demo -a $(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$t.out")"
+done
+
+rb() { # TARGET N COMMAND...: redis-benchmark's requests per second
+	local t=$1 n=$2
+	shift 2
+	# shellcheck disable=SC2086
+	redis-benchmark -h "${host[$t]}" -p "${port[$t]}" ${auth[$t]} -c "$CONNS" -d 200 -r "$KEYS" -n "$n" --csv "$@" 2>/dev/null |
+		tail -1 | awk -F'","' '{ printf "%.0f", $(NF-6) }'
+}
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+tck=$(getconf CLK_TCK)
+
+for t in "${targets[@]}"; do # every key written before it is read
+	rb "$t" $((KEYS * 5)) SET 'key:__rand_int__' "$value" >/dev/null
+done
+log "${targets[*]}: $ROUNDS round(s) of $REQUESTS requests, $CONNS clients, ops $OPS"
+: >"$tmp/results.tsv"
+for round in $(seq "$ROUNDS"); do
+	log "round $round: load $(cut -d' ' -f1-3 /proc/loadavg)"
+	for op in $OPS; do
+		args=(GET 'key:__rand_int__')
+		[[ $op == SET ]] && args=(SET 'key:__rand_int__' "$value")
+		for t in "${targets[@]}"; do
+			c0=$(cpu_ticks "${pid[$t]}")
+			rps=$(rb "$t" "$REQUESTS" "${args[@]}")
+			c1=$(cpu_ticks "${pid[$t]}")
+			us=$(awk -v d=$((c1 - c0)) -v hz="$tck" -v n="$REQUESTS" 'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
+			printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$op" "$t" "$rps" "$us" | tee -a "$tmp/results.tsv" >&2
+		done
+	done
+done
+
+# The table: per op and target, the median rate, the median of the
+# rounds' ratios to redis-server (and each round's), the median CPU per
+# request.
+python3 - "$tmp/results.tsv" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+res = {}
+for rnd, op, t, rps, us in rows:
+    res.setdefault(op, {}).setdefault(t, {})[rnd] = (float(rps), float(us))
+print("| op | server | req/s, median | ÷ redis-server, median (each round's) | CPU µs per request, median (each round's) |")
+print("|---|---|---:|---|---|")
+for op, ts in res.items():
+    for t, rounds in ts.items():
+        keys = sorted(rounds, key=int)
+        rps = statistics.median(rounds[k][0] for k in keys)
+        us = [rounds[k][1] for k in keys]
+        ratios = [rounds[k][0] / ts["redis"][k][0] for k in keys if ts["redis"][k][0] > 0]
+        name = {"redis": "redis-server", "new": "cairn (this tree)", "old": "cairn (OLD)"}[t]
+        ratio = "" if t == "redis" else "%.2f (%s)" % (statistics.median(ratios), ", ".join("%.2f" % r for r in ratios))
+        print("| %s | %s | %s | %s | %.1f (%s) |" % (op, name, f"{rps:,.0f}", ratio, statistics.median(us), ", ".join("%.1f" % u for u in us)))
+PY
