@@ -138,6 +138,13 @@ func (s *Store) takeBatch(g *group, lead *request) {
 	ctxErr, failed := deadline.Err(lead.ctx), s.failedErr()
 	if ctxErr == nil && failed == nil {
 		s.prefetch(lead.tenant, lead.members)
+		if g.batch.Empty() {
+			// Sized for the whole batch up front: grown by doubling from
+			// Pebble's default, a bulk batch of megabytes would be copied
+			// a dozen times while it is staged.
+			g.batch.Close()
+			g.batch = s.db.NewBatchWithSize(batchBytes(lead.tenant, lead.members))
+		}
 	}
 	for _, r := range lead.members {
 		g.reqs = append(g.reqs, r)
@@ -153,6 +160,19 @@ func (s *Store) takeBatch(g *group, lead *request) {
 			r.rec.Bulk = true
 		}
 	}
+}
+
+// batchBytes is about the size of the Pebble batch that stages members: per
+// member a document row (key, header, body) and a change-log entry (key,
+// key name, version), with room for a version with a parent and a vector of
+// a few dots.
+func batchBytes(tenant string, members []*request) int {
+	const perRow = 8 + 128 // batch record framing, an encoded version
+	n := 64                 // the high-water marks commit adds
+	for _, r := range members {
+		n += 2*perRow + len(r.dk) + len(r.body) + len(tenant) + 10 + len(r.key)
+	}
+	return n
 }
 
 // prefetch loads the current version of every member's key that the
