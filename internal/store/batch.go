@@ -195,7 +195,7 @@ func (s *Store) takeBatch(g *group, lead *request) {
 // a few dots.
 func batchBytes(tenant string, members []*request) int {
 	const perRow = 8 + 128 // batch record framing, an encoded version
-	n := 64                 // the high-water marks commit adds
+	n := 64                // the high-water marks commit adds
 	for _, r := range members {
 		n += 2*perRow + len(r.dk) + len(r.body) + len(tenant) + 10 + len(r.key)
 	}
