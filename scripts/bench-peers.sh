@@ -17,11 +17,15 @@
 #
 #   bash scripts/bench-peers.sh           the full run (~6 minutes on 2 cores)
 #   SHORT=1 bash scripts/bench-peers.sh   2 s runs, one round, a 20 MiB file
+#   ONLY=bulk bash scripts/bench-peers.sh the bulk loads only (PostgreSQL only)
 #
 # Settings (environment): DURATION (10s; SHORT 2s), REPEAT (3; SHORT 1)
 # rounds of the throughput runs, medians shown; BULK (200MiB; SHORT 20MiB);
 # BULK_REPEAT (REPEAT) rounds of the bulk loads, each COPY, ingest, import;
-# CONNS (64); OUT (a directory for the raw results; default a temp dir).
+# CONNS (64); OUT (a directory for the raw results; default a temp dir);
+# ONLY=bulk skips the throughput runs (and Redis); BASE=REF (a git commit)
+# also builds cairn at REF and, in each bulk round, times its ingest and
+# import right after this tree's, for an A/B of the bulk path in one run.
 #
 # redis-server and PostgreSQL come from the distribution's packages: when
 # missing they are installed with apt-get (as root). Every server runs as
@@ -50,6 +54,9 @@ DURATION=${DURATION:-$([[ -n $SHORT ]] && echo 2s || echo 10s)}
 REPEAT=${REPEAT:-$([[ -n $SHORT ]] && echo 1 || echo 3)}
 BULK=${BULK:-$([[ -n $SHORT ]] && echo 20MiB || echo 200MiB)}
 BULK_REPEAT=${BULK_REPEAT:-$REPEAT}
+ONLY=${ONLY:-}
+BASE=${BASE:-}
+[[ -z $ONLY || $ONLY == bulk ]] || { echo "bench-peers: ONLY=$ONLY: want bulk" >&2; exit 2; }
 CONNS=${CONNS:-64}
 KEYS=10000
 secs=${DURATION%s}
@@ -64,7 +71,7 @@ cleanup() {
 	[[ -n $PG ]] && runuser -u postgres -- "$PG/pg_ctl" -D "$tmp/pg" -m immediate stop >/dev/null 2>&1 || true
 	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
 	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-	rm -rf "$tmp/data" "$tmp/ingest-data" "$tmp/import-data" "$tmp/redis" "$tmp/pg" "$tmp/bulk.ndjson"
+	rm -rf "$tmp/data" "$tmp/ingest-data" "$tmp/import-data" "$tmp/redis" "$tmp/pg" "$tmp/bulk.ndjson" "$tmp/base"
 }
 trap cleanup EXIT
 log() { echo "bench-peers: $*" >&2; }
@@ -78,8 +85,10 @@ need_pkg() { # COMMAND PACKAGE...
 	log "installing ${*:2}..."
 	apt-get install -y "${@:2}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${@:2}" >/dev/null; }
 }
-need_pkg redis-server redis-server
-need_pkg redis-benchmark redis-tools
+if [[ -z $ONLY ]]; then
+	need_pkg redis-server redis-server
+	need_pkg redis-benchmark redis-tools
+fi
 PG=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
 if [[ -z $PG || ! -x $PG/initdb ]] || ! command -v pgbench >/dev/null; then
 	need_pkg initdb-is-absent postgresql postgresql-contrib
@@ -93,10 +102,16 @@ wait_for() { # FILE PATTERN: poll (across processes) for at most 30 s
 	log "timed out waiting for $2 in $1:"; cat "$1" >&2; return 1
 }
 
-log "building cairn, cairn-lab and gen-ndjson..."
+log "building cairn and gen-ndjson..."
 go build -o "$tmp/cairn" ./cmd/cairn
-go build -C lab -o "$tmp/cairn-lab" ./cmd/cairn-lab
 go build -o "$tmp/gen" ./scripts/gen-ndjson
+if [[ -n $BASE ]]; then
+	log "building cairn at $BASE..."
+	mkdir -p "$tmp/base"
+	git archive "$BASE" | tar -x -C "$tmp/base"
+	(cd "$tmp/base" && go build -o "$tmp/cairn-base" ./cmd/cairn)
+	rm -rf "$tmp/base"
+fi
 
 # A 200-byte MarketData record (gen-ndjson's shape, raw_feed padded).
 value='{"symbol":"SYM000000001","price":281.06,"volume":146072,"metadata":{"exchange":"NYSE","data_source":"direct-feed"},"raw_feed":"'
@@ -105,6 +120,7 @@ value=${value:0:198}'"}'
 [[ ${#value} == 200 ]] || { log "value is ${#value} bytes"; exit 1; }
 
 # --- servers
+if [[ -z $ONLY ]]; then
 redis_port=$(free_port)
 mkdir -p "$tmp/redis"
 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$tmp/redis" --save '' \
@@ -126,6 +142,7 @@ export CAIRN_URL CAIRN_TOKEN CAIRN_TENANT=demo
 pids+=($!)
 wait_for "$tmp/bare.out" '^BARE_URL='
 BARE_URL=$(sed -n 's/^BARE_URL=//p' "$tmp/bare.out")
+fi
 
 pg_port=$(free_port)
 chown postgres "$tmp"
@@ -133,6 +150,10 @@ runuser -u postgres -- "$PG/initdb" -D "$tmp/pg" -A trust -U postgres >/dev/null
 runuser -u postgres -- "$PG/pg_ctl" -D "$tmp/pg" -l "$tmp/pg.log" -w \
 	-o "-p $pg_port -c listen_addresses=127.0.0.1 -k $tmp -c synchronous_commit=on -c fsync=on -c max_connections=200" start >/dev/null
 psqlc() { psql -q -h 127.0.0.1 -p "$pg_port" -U postgres -v ON_ERROR_STOP=1 "$@"; }
+: >"$OUT/results.tsv"
+: >"$OUT/load.txt"
+record() { printf '%s\t%s\n' "$1" "$2" | tee -a "$OUT/results.tsv" >&2; }
+if [[ -z $ONLY ]]; then
 psqlc -c "CREATE TABLE md (symbol text PRIMARY KEY, doc jsonb NOT NULL)"
 psqlc -c "INSERT INTO md SELECT 'key:' || lpad(i::text, 12, '0'), '$value'::jsonb FROM generate_series(0, $((KEYS - 1))) i"
 cat >"$tmp/select.sql" <<SQL
@@ -147,9 +168,6 @@ SQL
 log "redis $redis_port, cairn $CAIRN_URL resp $RESP, bare $BARE_URL, postgres $pg_port; $REPEAT round(s) of $DURATION, $CONNS clients"
 
 # --- throughput runs: one line per run in results.tsv (name, req/s)
-: >"$OUT/results.tsv"
-: >"$OUT/load.txt"
-record() { printf '%s\t%s\n' "$1" "$2" | tee -a "$OUT/results.tsv" >&2; }
 rb() { # NAME HOST PORT [AUTH...] -- COMMAND...: redis-benchmark for about DURATION
 	local name=$1 host=$2 port=$3 n opts=()
 	shift 3
@@ -190,6 +208,7 @@ for round in $(seq "$REPEAT"); do
 		record "pg-$w" "$(awk '/^tps = / { printf "%.0f", $3 }' "$tmp/pgbench.txt")"
 	done
 done
+fi
 
 # --- bulk load: wall seconds of each, on the same file
 log "generating $BULK of MarketData NDJSON..."
@@ -199,30 +218,42 @@ chmod 644 "$tmp/bulk.ndjson"
 sync
 record bulk-records "$records"
 secs_since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'; }
+bulk_cairn() { # BINARY SUFFIX: ingest and import with BINARY, recorded as bulk-ingest-seconds$SUFFIX, ...
+	local bin=$1 sfx=$2 ipid t0
+	# cairn ingest into a node of its own, so the load starts from an empty store as COPY's does.
+	rm -rf "$tmp/ingest-data" "$tmp/import-data"
+	"$bin" serve --data-dir "$tmp/ingest-data" --listen 127.0.0.1:0 --admin-listen '' >"$tmp/ingest-serve.out" 2>"$tmp/ingest-serve.err" &
+	ipid=$!
+	pids+=($ipid)
+	wait_for "$tmp/ingest-serve.out" '^export CAIRN_TOKEN='
+	t0=$(date +%s.%N)
+	CAIRN_URL=$(sed -n 's/^export CAIRN_URL=//p' "$tmp/ingest-serve.out") CAIRN_TOKEN=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/ingest-serve.out") \
+		"$bin" ingest --key-field symbol "$tmp/bulk.ndjson" >"$OUT/ingest$sfx.txt"
+	record "bulk-ingest-seconds$sfx" "$(secs_since "$t0")"
+	kill "$ipid"
+	wait "$ipid" || true
+	# cairn import: the same file into a fresh, stopped node's data directory.
+	t0=$(date +%s.%N)
+	"$bin" import --data-dir "$tmp/import-data" --tenant demo --key-field symbol "$tmp/bulk.ndjson" >"$OUT/import$sfx.txt"
+	record "bulk-import-seconds$sfx" "$(secs_since "$t0")"
+	rm -rf "$tmp/ingest-data" "$tmp/import-data"
+}
 for round in $(seq "$BULK_REPEAT"); do
-	log "bulk round $round: load $(cut -d' ' -f1-3 /proc/loadavg)"
+	log "bulk round $round: load $(cut -d' ' -f1-3 /proc/loadavg | tee -a "$OUT/load.txt")"
 	psqlc -c "DROP TABLE IF EXISTS bulk"
 	psqlc -c "CREATE TABLE bulk (doc jsonb NOT NULL, symbol text GENERATED ALWAYS AS (doc->>'symbol') STORED PRIMARY KEY)"
 	t0=$(date +%s.%N)
 	psqlc -c "\\copy bulk (doc) FROM '$tmp/bulk.ndjson'"
 	record bulk-copy-seconds "$(secs_since "$t0")"
 	[[ $(psqlc -tA -c "SELECT count(*) FROM bulk") == "$records" ]] || { log "COPY loaded the wrong number of rows"; exit 1; }
-	# cairn ingest into a node of its own, so the load starts from an empty store as COPY's does.
-	rm -rf "$tmp/ingest-data" "$tmp/import-data"
-	"$tmp/cairn" serve --data-dir "$tmp/ingest-data" --listen 127.0.0.1:0 --admin-listen '' >"$tmp/ingest-serve.out" 2>"$tmp/ingest-serve.err" &
-	ipid=$!
-	pids+=($ipid)
-	wait_for "$tmp/ingest-serve.out" '^export CAIRN_TOKEN='
-	t0=$(date +%s.%N)
-	CAIRN_URL=$(sed -n 's/^export CAIRN_URL=//p' "$tmp/ingest-serve.out") CAIRN_TOKEN=$(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/ingest-serve.out") \
-		"$tmp/cairn" ingest --key-field symbol "$tmp/bulk.ndjson" >"$OUT/ingest.txt"
-	record bulk-ingest-seconds "$(secs_since "$t0")"
-	kill "$ipid"
-	wait "$ipid" || true
-	# cairn import: the same file into a fresh, stopped node's data directory.
-	t0=$(date +%s.%N)
-	"$tmp/cairn" import --data-dir "$tmp/import-data" --tenant demo --key-field symbol "$tmp/bulk.ndjson" >"$OUT/import.txt"
-	record bulk-import-seconds "$(secs_since "$t0")"
+	# With BASE, the two builds take turns at going first.
+	if [[ -n $BASE ]] && ((round % 2 == 0)); then
+		bulk_cairn "$tmp/cairn-base" -base
+		bulk_cairn "$tmp/cairn" ""
+	else
+		bulk_cairn "$tmp/cairn" ""
+		[[ -z $BASE ]] || bulk_cairn "$tmp/cairn-base" -base
+	fi
 done
 
 # --- the table
@@ -237,6 +268,7 @@ table() {
 	col() { awk -F'\t' -v n="$1" '$1 == n { print $2 }' "$res"; }
 	row() { # WORK CAIRN-NAME PEER-NAME PEER-LABEL TARGET
 		local c p r
+		[[ -n $(col "$2") && -n $(col "$3") ]] || return 0
 		c=$(col "$2" | median) p=$(col "$3" | median)
 		r=$(paste <(col "$2") <(col "$3") | awk '$2 > 0 { print $1 / $2 }' | median)
 		printf '%-34s %9.0f %9.0f  %-26s %5.2f %s  %s\n' "$1" "$c" "$p" "$4" "$r" \
@@ -262,6 +294,15 @@ table() {
 	}
 	brow "bulk load, $records records: ingest" bulk-ingest-seconds
 	brow "bulk load, $records records: import" bulk-import-seconds
+	brow "bulk load, BASE: ingest" bulk-ingest-seconds-base
+	brow "bulk load, BASE: import" bulk-import-seconds-base
+	# This tree against BASE, each round's pair: BASE's time over this tree's.
+	for w in ingest import; do
+		[[ -n $(col "bulk-$w-seconds-base") ]] || continue
+		printf '%-34s %5.2f %s\n' "bulk $w, BASE time / this time" \
+			"$(paste <(col "bulk-$w-seconds") <(col "bulk-$w-seconds-base") | awk '$1 > 0 { print $2 / $1 }' | median)" \
+			"$(paste <(col "bulk-$w-seconds") <(col "bulk-$w-seconds-base") | awk '$1 > 0 { printf "%s%.2f", (NR > 1 ? "," : "("), $2 / $1 } END { print ")" }')"
+	done
 }
 {
 	echo

@@ -70,20 +70,47 @@ func (s *Store) StartPutBatch(ctx context.Context, tenant string, items []Item) 
 	const op = "store.put"
 	p := &PendingBatch{s: s, members: make([]*request, len(items)), reply: make(chan *request, len(items))}
 	reqs := make([]request, len(items)) // one allocation for all members
+	var keyBytes, bodyBytes int
 	for i := range items {
 		it := &items[i]
 		if err := validate(op, tenant, it.Key, it.Body); err != nil {
 			return nil, err
 		}
-		body := bytes.Clone(it.Body)
-		if body == nil {
+		keyBytes += 2 + len(tenant) + len(it.Key)
+		bodyBytes += len(it.Body)
+	}
+	// The members' keys (prepare's, built here for all of them at once)
+	// and their bodies take one allocation each for the whole batch rather
+	// than one or two per member. The bodies share one only without a
+	// Watcher: a watcher (a node's cache) may keep a body, which would keep
+	// the whole batch's bodies in memory.
+	dks := make([]byte, 0, keyBytes) // per member: the document row's key, 'd' tenant 0x00 key
+	for i := range items {
+		dks = append(append(append(append(dks, tableDoc), tenant...), sep), items[i].Key...)
+	}
+	oks := string(dks) // overlay keys, tenant 0x00 key: each a document key without its table byte
+	var bodies []byte
+	if s.watcher == nil {
+		bodies = make([]byte, 0, bodyBytes)
+	}
+	pos := 0
+	for i := range items {
+		it := &items[i]
+		var body []byte
+		if bodies != nil {
+			n := len(bodies)
+			bodies = append(bodies, it.Body...)
+			body = bodies[n:len(bodies):len(bodies)]
+		} else if body = bytes.Clone(it.Body); body == nil {
 			body = []byte{}
 		}
-		reqs[i] = request{ctx: ctx, op: opPut, tenant: tenant, key: it.Key,
-			body: body, hash: doc.HashBody(body), reply: p.reply, bulk: true}
+		end := pos + 2 + len(tenant) + len(it.Key)
 		// No read here: takeBatch prefetches the whole batch's current
 		// versions with one iterator, which is cheaper than a Get per item.
-		s.prepare(&reqs[i], false)
+		reqs[i] = request{ctx: ctx, op: opPut, tenant: tenant, key: it.Key,
+			body: body, hash: doc.HashBody(body), reply: p.reply, bulk: true,
+			ok: oks[pos+1 : end], dk: dks[pos:end:end]}
+		pos = end
 		p.members[i] = &reqs[i]
 	}
 	if len(items) == 0 {
@@ -138,6 +165,13 @@ func (s *Store) takeBatch(g *group, lead *request) {
 	ctxErr, failed := deadline.Err(lead.ctx), s.failedErr()
 	if ctxErr == nil && failed == nil {
 		s.prefetch(lead.tenant, lead.members)
+		if g.batch.Empty() {
+			// Sized for the whole batch up front: grown by doubling from
+			// Pebble's default, a bulk batch of megabytes would be copied
+			// a dozen times while it is staged.
+			g.batch.Close()
+			g.batch = s.db.NewBatchWithSize(batchBytes(lead.tenant, lead.members))
+		}
 	}
 	for _, r := range lead.members {
 		g.reqs = append(g.reqs, r)
@@ -153,6 +187,19 @@ func (s *Store) takeBatch(g *group, lead *request) {
 			r.rec.Bulk = true
 		}
 	}
+}
+
+// batchBytes is about the size of the Pebble batch that stages members: per
+// member a document row (key, header, body) and a change-log entry (key,
+// key name, version), with room for a version with a parent and a vector of
+// a few dots.
+func batchBytes(tenant string, members []*request) int {
+	const perRow = 8 + 128 // batch record framing, an encoded version
+	n := 64                // the high-water marks commit adds
+	for _, r := range members {
+		n += 2*perRow + len(r.dk) + len(r.body) + len(tenant) + 10 + len(r.key)
+	}
+	return n
 }
 
 // prefetch loads the current version of every member's key that the

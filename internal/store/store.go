@@ -364,6 +364,7 @@ func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 		MemTableSize: uint64(memTableSize),
 		CacheSize:    cacheSize,
 	}
+	o.Experimental.SpanPolicyFunc = splitTables
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // later levels inherit it
 	// Compress only the last level. The levels above it hold a small share
 	// of the data and are rewritten by compactions soon after they are
@@ -374,6 +375,26 @@ func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 	}
 	o.Levels[len(o.Levels)-1].Compression = func() *sstable.CompressionProfile { return sstable.SnappyCompression }
 	return o
+}
+
+// splitTables ends every sstable that a flush or compaction writes at the
+// end of its first key's table (keys.go: the first byte names the table), so
+// that no sstable holds rows of two tables.
+//
+// Why: every group commit writes rows of at least three tables (document
+// rows, change-log entries, the high-water marks), so without it every
+// flushed sstable spans from the change log past the documents to the
+// metadata, and overlaps all the documents below it, whatever their keys.
+// Each compaction out of L0 then rewrites the whole document table of the
+// level below, which makes a bulk load's compaction work grow with the
+// square of the store's size. Split by table, an sstable of change-log
+// entries (whose keys only grow) or of documents loaded in key order
+// overlaps nothing below and moves down a level without being rewritten.
+func splitTables(start []byte) (pebble.SpanPolicy, []byte, error) {
+	if len(start) == 0 || start[0] == 0xff {
+		return pebble.SpanPolicy{}, nil, nil
+	}
+	return pebble.SpanPolicy{}, []byte{start[0] + 1}, nil
 }
 
 // loadMarks restores the Seq and HLC high-water marks. Observing the HLC
