@@ -65,7 +65,7 @@ type Config struct {
 	// CheckpointEvery is how many keys a round handles between
 	// checkpoints; 0 means 1000.
 	CheckpointEvery int
-	// UploadConcurrency bounds the uploader's concurrent keys; 0 means 32.
+	// UploadConcurrency bounds the uploader's concurrent keys; 0 means 16.
 	UploadConcurrency int
 	// CoalesceWindow is the least time between two drains of a tenant's
 	// change log that Changed asks for: changes told within it wait for

@@ -17,13 +17,13 @@ import (
 const DefaultConcurrency = 2 * defaultUploadConcurrency
 
 // defaultUploadConcurrency is Config.UploadConcurrency's default. An
-// upload spends its time waiting for the backend's answer (and a store
-// commit after it), so the uploader's throughput is this width over that
-// latency: at 8, a node on a loopback S3 server fell behind a steady
-// 2,000 writes/s by tens of seconds (docs/performance.md, "Replication
-// between nodes"). Wider did not pay there: the server's latency grew
-// with the calls in flight.
-const defaultUploadConcurrency = 32
+// upload spends its time waiting for the backend's answer and a store
+// commit, so the uploader's throughput is this width over that latency:
+// at 8, a node on a loopback S3 server fell tens of seconds behind 1,000
+// writes/s. At 32 the server's latency grew with the calls in flight and
+// the uploads' commits slowed the node's own writes (docs/performance.md,
+// "Replication between nodes").
+const defaultUploadConcurrency = 16
 
 // Limits bound the load the reconciler puts on one backend. Every backend
 // call of an engine (the round's lists, reads and writes and the
