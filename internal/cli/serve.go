@@ -110,7 +110,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Float64Var(&f.tenantRate, "tenant-rate", 100000, "requests per second per tenant (burst: twice that); beyond it: 429")
 	fs.Var(&f.backends, "backend", "replicate to a backend, `NAME=fs:/path` or NAME=s3://bucket/prefix?endpoint=host:port&insecure=1 (credentials: AWS_* env); repeatable")
 	fs.Var(&f.policies, "conflict-policy", "a tenant's conflict policy, `TENANT=lww|merge|merge/manual|manual` (default lww); repeatable")
-	fs.Var(&f.beConc, "backend-concurrency", "at most N reconciler calls in flight to a backend, `NAME=N` (default 16); repeatable")
+	fs.Var(&f.beConc, "backend-concurrency", "at most N reconciler calls in flight to a backend, `NAME=N` (default 32); repeatable")
 	fs.Var(&f.beOps, "backend-ops", "at most RATE reconciler calls per second to a backend, `NAME=RATE` (default unlimited); repeatable")
 	fs.Var(&f.beBytes, "backend-bytes", "at most SIZE document bytes per second to and from a backend, `NAME=SIZE` e.g. s3=20MiB (default unlimited); repeatable")
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")

@@ -65,7 +65,7 @@ type Config struct {
 	// CheckpointEvery is how many keys a round handles between
 	// checkpoints; 0 means 1000.
 	CheckpointEvery int
-	// UploadConcurrency bounds the uploader's concurrent keys; 0 means 8.
+	// UploadConcurrency bounds the uploader's concurrent keys; 0 means 16.
 	UploadConcurrency int
 	// CoalesceWindow is the least time between two drains of a tenant's
 	// change log that Changed asks for: changes told within it wait for
@@ -210,7 +210,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg.CheckpointEvery = 1000
 	}
 	if cfg.UploadConcurrency <= 0 {
-		cfg.UploadConcurrency = 8
+		cfg.UploadConcurrency = defaultUploadConcurrency
 	}
 	if cfg.TurnKeys <= 0 {
 		cfg.TurnKeys = cfg.CheckpointEvery

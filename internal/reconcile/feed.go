@@ -98,6 +98,7 @@ type feed struct {
 	round func(ctx context.Context, tenant string) (Stats, error)
 
 	loadMu sync.Mutex // serialises loading a tenant's state (it may list the backend)
+	saveMu sync.Mutex // serialises saving the states; taken before mu
 
 	mu      sync.Mutex // guards tenants and their contents
 	tenants map[string]*feedTenant
@@ -281,9 +282,18 @@ func (f *feed) load(ctx context.Context, tenant string) (*feedTenant, error) {
 	return ft, nil
 }
 
-// saveLocked persists ft's state; f.mu is held.
-func (f *feed) saveLocked(tenant string, ft *feedTenant) error {
-	return f.e.st.PutCheckpoint(f.stateName(), tenant, ft.state.encode())
+// save persists ft's state. f.mu is not held across the store's write
+// and its fsync: every upload takes f.mu to note its entry (note), and
+// would wait for it. saveMu orders the saves, and the state is encoded
+// after it is taken, so a save never overwrites a newer state with an
+// older one.
+func (f *feed) save(tenant string, ft *feedTenant) error {
+	f.saveMu.Lock()
+	defer f.saveMu.Unlock()
+	f.mu.Lock()
+	raw := ft.state.encode()
+	f.mu.Unlock()
+	return f.e.st.PutCheckpoint(f.stateName(), tenant, raw)
 }
 
 // nextAfter returns the smallest seq of node's feed of tenant above seq.
@@ -428,7 +438,6 @@ func (f *feed) publish(ctx context.Context, tenant string) error {
 		seq = max(seq, last) + 1
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if err != nil {
 		for i := range entries {
 			ft.bytes += len(entries[i].body)
@@ -437,14 +446,16 @@ func (f *feed) publish(ctx context.Context, tenant string) error {
 		if len(ft.pending) > feedPending {
 			ft.pending = ft.pending[len(ft.pending)-feedPending:]
 		}
+		f.mu.Unlock()
 		return f.e.unavailable(err)
 	}
 	ft.state.seq = max(ft.state.seq, seq)
 	f.markLocked(ft, seq, obj.published)
+	f.mu.Unlock()
 	if o, ok := f.e.cfg.Observer.(FeedObserver); ok {
 		o.FeedPublished(f.e.name, len(entries))
 	}
-	return f.saveLocked(tenant, ft)
+	return f.save(tenant, ft)
 }
 
 // markLocked records seq's publish time for retention, at most one mark
@@ -705,14 +716,15 @@ func (f *feed) readObject(ctx context.Context, tenant string, ft *feedTenant, pe
 		return "", err
 	}
 	now := f.e.cfg.Now()
+	lag := max(0, now.Sub(obj.published))
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	ft.state.cursors[peer] = max(ft.state.cursors[peer], seq)
-	ft.peer[peer] = PeerFeed{Cursor: seq, Lag: max(0, now.Sub(obj.published)), Read: now}
+	ft.peer[peer] = PeerFeed{Cursor: seq, Lag: lag, Read: now}
+	f.mu.Unlock()
 	if o, ok := f.e.cfg.Observer.(FeedObserver); ok {
-		o.FeedRead(f.e.name, obj.node, len(obj.entries), ft.peer[peer].Lag)
+		o.FeedRead(f.e.name, obj.node, len(obj.entries), lag)
 	}
-	return "", f.saveLocked(tenant, ft)
+	return "", f.save(tenant, ft)
 }
 
 func (f *feed) corrupt(ctx context.Context, tenant, name string, err error) {
@@ -896,10 +908,10 @@ func (f *feed) fallback(ctx context.Context, tenant string, ft *feedTenant, gap 
 		return nil // the next poll looks again
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	for p, hi := range gap.hi {
 		ft.state.cursors[p] = max(ft.state.cursors[p], hi)
 	}
 	ft.gap = nil
-	return f.saveLocked(tenant, ft)
+	f.mu.Unlock()
+	return f.save(tenant, ft)
 }

@@ -14,7 +14,16 @@ import (
 // Limits.Concurrency is 0: twice the uploader's default width, so the
 // uploader and a round can both make progress without either owning the
 // backend.
-const DefaultConcurrency = 16
+const DefaultConcurrency = 2 * defaultUploadConcurrency
+
+// defaultUploadConcurrency is Config.UploadConcurrency's default. An
+// upload spends its time waiting for the backend's answer and a store
+// commit, so the uploader's throughput is this width over that latency:
+// at 8, a node on a loopback S3 server fell tens of seconds behind 1,000
+// writes/s. At 32 the server's latency grew with the calls in flight and
+// the uploads' commits slowed the node's own writes (docs/performance.md,
+// "Replication between nodes").
+const defaultUploadConcurrency = 16
 
 // Limits bound the load the reconciler puts on one backend. Every backend
 // call of an engine (the round's lists, reads and writes and the

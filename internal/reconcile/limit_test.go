@@ -292,3 +292,46 @@ func TestLimiterWaitHonoursContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDefaultUploadWidth: with default settings the uploader keeps 16
+// puts to the backend in flight at once, and the default backend bound
+// lets them all through. Each put's latency is
+// spent waiting, not working, so the width is the uploader's throughput:
+// with 8 at once a node on a loopback S3 server fell tens of seconds
+// behind 1,000 writes/s (docs/performance.md, "Replication between
+// nodes").
+//
+// As in TestConcurrencyBoundSharedByRoundAndUploader, the count is taken
+// in a synctest bubble once every goroutine is durably blocked: every
+// put the uploader started is at the gate.
+func TestDefaultUploadWidth(t *testing.T) {
+	const want = 16
+	synctest.Test(t, func(t *testing.T) {
+		g := newGated(mem.New("b"))
+		a := openStore(t, "a")
+		e := newEngine(t, a, g, nil)
+		for i := range 2 * want {
+			put(t, a, fmt.Sprintf("k%03d", i), `{}`)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := e.Upload(bg, tenant); done <- err }()
+		synctest.Wait()
+		g.mu.Lock()
+		inside := g.cur
+		g.mu.Unlock()
+		g.free.Store(true)
+		for range inside {
+			<-g.entered
+			g.gate <- struct{}{}
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if inside != want {
+			t.Fatalf("%d puts in flight at once with default settings, want %d", inside, want)
+		}
+		if DefaultConcurrency < 2*want {
+			t.Fatalf("the backend's default bound %d leaves a round less than half of it beside the uploader's %d", DefaultConcurrency, want)
+		}
+	})
+}

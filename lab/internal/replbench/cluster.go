@@ -267,3 +267,52 @@ func (c *cluster) adminJSON(ctx context.Context, n *node, method, path string, o
 type process = procout.Process
 
 func newProcess(cmd *exec.Cmd) *process { return procout.NewProcess(cmd) }
+
+// feedView is what one node's reconcile status says of the replication
+// between the nodes: its upload lag, and per tenant its feed.
+type feedView struct {
+	uploadLag float64 // seconds: the oldest change not yet uploaded
+	published uint64  // this node's last feed seq of the tenant
+	pending   int     // uploaded changes waiting for a feed object
+	peerLag   float64 // seconds: the largest lag of a peer's feed object read
+	peerSeq   uint64  // the largest cursor into a peer's feed
+}
+
+// feedView reads n's reconcile status for the tenant.
+func (c *cluster) feedView(ctx context.Context, n *node) (feedView, error) {
+	var st struct {
+		Backends []struct {
+			LagSeconds float64 `json:"lag_seconds"`
+			Tenants    []struct {
+				Tenant string `json:"tenant"`
+				Feed   *struct {
+					Published uint64 `json:"published"`
+					Pending   int    `json:"pending"`
+					Peers     map[string]struct {
+						Cursor     uint64  `json:"cursor"`
+						LagSeconds float64 `json:"lag_seconds"`
+					} `json:"peers"`
+				} `json:"feed"`
+			} `json:"tenants"`
+		} `json:"backends"`
+	}
+	var v feedView
+	if err := c.adminJSON(ctx, n, "GET", "/v1/admin/reconcile", &st); err != nil {
+		return v, err
+	}
+	for _, b := range st.Backends {
+		v.uploadLag = max(v.uploadLag, b.LagSeconds)
+		for _, t := range b.Tenants {
+			if t.Tenant != tenant || t.Feed == nil {
+				continue
+			}
+			v.published = max(v.published, t.Feed.Published)
+			v.pending += t.Feed.Pending
+			for _, p := range t.Feed.Peers {
+				v.peerLag = max(v.peerLag, p.LagSeconds)
+				v.peerSeq = max(v.peerSeq, p.Cursor)
+			}
+		}
+	}
+	return v, nil
+}

@@ -180,6 +180,8 @@ func (r *bench) propagation(ctx context.Context) Result {
 		writing atomic.Bool
 	)
 	writing.Store(true)
+	side := r.sampleSides(ctx)
+	var sweep time.Duration // the longest pass of the poller over the probes waiting: the figures' resolution
 	pollDone := make(chan error, 1)
 	go func() { // the poller: owned by this function, stopped by the last probe or the timeout
 		pollDone <- func() error {
@@ -200,6 +202,7 @@ func (r *bench) propagation(ctx context.Context) Result {
 					}
 				}
 				seen := map[string]time.Time{}
+				began := time.Now()
 				for _, p := range batch {
 					ok, err := r.c.hasETag(ctx, r.b, p.key, p.etag)
 					if err != nil {
@@ -210,6 +213,7 @@ func (r *bench) propagation(ctx context.Context) Result {
 					}
 				}
 				mu.Lock()
+				sweep = max(sweep, time.Since(began))
 				pending = slices.DeleteFunc(pending, func(p probe) bool {
 					t, ok := seen[p.key]
 					if ok {
@@ -236,6 +240,7 @@ func (r *bench) propagation(ctx context.Context) Result {
 	})
 	writing.Store(false)
 	perr := <-pollDone
+	sides := side()
 	r.docs += n
 	if err != nil {
 		return Result{Err: err}
@@ -253,7 +258,53 @@ func (r *bench) propagation(ctx context.Context) Result {
 	if len(pending) > 0 {
 		detail += fmt.Sprintf("; %d probes not seen within %v", len(pending), r.o.ProbeTimeout)
 	}
+	detail += fmt.Sprintf("; %s; the poller's longest pass %v", sides, sweep.Round(time.Millisecond))
 	return Result{Value: q(0.99).Seconds(), Unit: "s (p99)", Detail: detail}
+}
+
+// sampleSides samples both nodes' reconcile status until the returned
+// func is called, which says where a write's way to node B waited: A's
+// upload lag (its uploader behind the writes) and feed entries waiting
+// for an object, B's lag from a feed object's publication to its
+// application, and how many objects A published and B read.
+func (r *bench) sampleSides(ctx context.Context) (stop func() string) {
+	putA0, commitA0, _ := r.c.timings(ctx, r.a)
+	_, commitB0, _ := r.c.timings(ctx, r.b)
+	pubA0, _, _, _ := r.c.feedCounts(ctx, r.a)
+	_, appB0, fbB0, _ := r.c.feedCounts(ctx, r.b)
+	ctx, cancel := context.WithCancel(ctx)
+	var maxA, maxB feedView
+	var lastA, lastB feedView
+	done := make(chan struct{})
+	go func() { // owned by sampleSides, stopped by stop
+		defer close(done)
+		for ctx.Err() == nil {
+			if a, err := r.c.feedView(ctx, r.a); err == nil {
+				lastA = a
+				maxA.uploadLag, maxA.pending = max(maxA.uploadLag, a.uploadLag), max(maxA.pending, a.pending)
+			}
+			if b, err := r.c.feedView(ctx, r.b); err == nil {
+				lastB = b
+				maxB.peerLag = max(maxB.peerLag, b.peerLag)
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(250 * time.Millisecond): // polling other processes
+			}
+		}
+	}()
+	return func() string {
+		cancel()
+		<-done
+		putA, commitA, _ := r.c.timings(context.WithoutCancel(ctx), r.a)
+		_, commitB, _ := r.c.timings(context.WithoutCancel(ctx), r.b)
+		pubA, _, _, _ := r.c.feedCounts(context.WithoutCancel(ctx), r.a)
+		_, appB, fbB, _ := r.c.feedCounts(context.WithoutCancel(ctx), r.b)
+		return fmt.Sprintf("entries published by A %.0f, applied by B %.0f, B's fallbacks %.0f; ", pubA-pubA0, appB-appB0, fbB-fbB0) + fmt.Sprintf("A: upload lag max %.1fs, backend put mean %.1fms, store commit mean %.1fms, feed entries waiting max %d, %d objects published; "+
+			"B: feed lag max %.1fs, store commit mean %.1fms, read up to %d",
+			maxA.uploadLag, putA.mean(putA0), commitA.mean(commitA0), maxA.pending, lastA.published,
+			maxB.peerLag, commitB.mean(commitB0), lastB.peerSeq)
+	}
 }
 
 // fill writes Options.Docs documents to node A by NDJSON ingest and waits
