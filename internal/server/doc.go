@@ -60,6 +60,9 @@
 //   - Keys are path-unescaped, and a path ServeMux would clean ("a//b",
 //     "..") is a 400, not a redirect that would name another key: clients
 //     escape '/' and '.' in such keys (%2F, %2E).
+//   - The document routes are routed by docRouter, not ServeMux (whose
+//     matching allocates): r.PathValue is empty on them, and a route
+//     mounted under /v1/tenants/{tenant}/docs/ turns docRouter off.
 //   - The listing rows and the error body are written by hand-made
 //     encoders on the hot path; they must stay in step with package api.
 package server

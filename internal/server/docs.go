@@ -16,7 +16,7 @@ import (
 // The hit path does not allocate beyond the headers.
 func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 	head := r.Method == http.MethodHead
-	key := r.PathValue("key")
+	key := pathValue(r, "key")
 	if err := doc.ValidateKey(key); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -75,7 +75,7 @@ func checkETagSyntax(im, inm []string) error {
 // condition; or the status of the Docs error. On every 4xx Docs.Put is not
 // called (except 412, which Docs decides atomically), so nothing is stored.
 func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+	key := pathValue(r, "key")
 	if err := doc.ValidateKey(key); err != nil {
 		s.writeError(w, r, err)
 		return
@@ -112,7 +112,7 @@ func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
 // deleteDoc serves DELETE. Outcomes: 204; 404 when absent; 412 for a failed
 // condition; 400 for a bad key or a malformed condition.
 func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
-	key := r.PathValue("key")
+	key := pathValue(r, "key")
 	if err := doc.ValidateKey(key); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -28,6 +28,11 @@ type exchange struct {
 	bytes   int64 // body bytes written
 	failure error // why the request failed; nil if it did not
 	quiet   bool  // a 4xx/5xx that is an answer, not a failure (/readyz)
+	// routed is set when the server routed the request itself (docRouter),
+	// with the path values ServeMux would have recorded: r.PathValue has
+	// none then, so handlers read them through pathValue.
+	routed      bool
+	tenant, key string
 	// hdr backs the header values of the hot path (X-Request-Id, ETag,
 	// Content-Length): one allocation for the exchange instead of one per
 	// header. Each value is handed out as a slice with cap 1, so an
@@ -75,6 +80,20 @@ func (c *exchangeCtx) Value(k any) any {
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return x
+}
+
+// pathValue is r.PathValue(name) for a request routed by ServeMux or by
+// the server's own router of the document routes.
+func pathValue(r *http.Request, name string) string {
+	if x := exchangeFrom(r.Context()); x != nil && x.routed {
+		switch name {
+		case "tenant":
+			return x.tenant
+		case "key":
+			return x.key
+		}
+	}
+	return r.PathValue(name)
 }
 
 // exchangeOf finds the exchange behind w, looking through wrappers that

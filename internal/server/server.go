@@ -144,7 +144,8 @@ type Options struct {
 	// outermost. It runs after routing (so [TenantOf] and r.Pattern are
 	// known, the tenant syntactically valid) and before authentication, so
 	// it sees the requests authentication refuses: the place for tracing and
-	// metrics. It must let a panic with http.ErrAbortHandler propagate: that
+	// metrics. The document routes are routed without ServeMux, so
+	// r.PathValue is empty there: the tenant is [TenantOf]'s. It must let a panic with http.ErrAbortHandler propagate: that
 	// is how a failed listing stream aborts its connection.
 	Middleware []Middleware
 	// Admission decides which authenticated requests are served and
@@ -240,6 +241,7 @@ type Server struct {
 	maxList    int
 	timeouts   Timeouts
 	mux        *http.ServeMux
+	router     docRouter // the document routes, routed before mux
 	ids        *idGen
 	draining   atomic.Bool
 	routes     []RouteInfo // as mounted, in order
@@ -388,7 +390,9 @@ func (s *Server) Mount(rt Route) (err error) {
 			err = cfg(fmt.Sprint(p))
 		}
 	}()
-	s.mux.Handle(rt.Pattern, s.wrap(rt))
+	h := s.wrap(rt)
+	s.mux.Handle(rt.Pattern, h)
+	s.router.mounted(rt.Pattern, h)
 	s.routes = append(s.routes, RouteInfo{Pattern: rt.Pattern, Op: rt.Op, Access: rt.Access})
 	return nil
 }
@@ -424,7 +428,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		}
 		info.Op = rt.Op
 		if rt.Access == AccessTenant {
-			t := r.PathValue("tenant")
+			t := pathValue(r, "tenant")
 			if err := doc.ValidateTenant(t); err != nil {
 				s.writeError(w, r, err)
 				return
@@ -484,11 +488,18 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(x, r, invalid("route", "the request target must be an absolute path"))
 		return
 	}
-	if p := r.URL.EscapedPath(); strings.HasPrefix(p, "/v1/") && !canonical(p) {
+	p := r.URL.EscapedPath()
+	if strings.HasPrefix(p, "/v1/") && !canonical(p) {
 		// ServeMux would answer with a redirect to the cleaned path, which
 		// for a document names another key.
 		s.writeError(x, r, invalid("route",
 			"path is not canonical: escape '/' in keys as %2F and '.' as %2E"))
+		return
+	}
+	if h, pattern, tenant, key, ok := s.router.route(r.Method, p); ok {
+		r.Pattern = pattern
+		x.routed, x.tenant, x.key = true, tenant, key
+		h.ServeHTTP(x, r)
 		return
 	}
 	s.mux.ServeHTTP(x, r)
