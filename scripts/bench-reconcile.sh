@@ -28,6 +28,11 @@ go test -c -o "$dir/scale.test" ./test/scale/
 CAIRN_VERSITYGW_BIN=$(bash scripts/versitygw.sh) # assigned, then exported: a failed build stops the script
 export CAIRN_VERSITYGW_BIN
 echo "# $(date -u +%FT%TZ) $(go version) nproc=$(nproc) load: $(cut -d' ' -f1-3 /proc/loadavg)"
+# versitygw keeps its objects on a tmpfs when there is one: a file and its
+# extended attributes per object, and the fill writes every one of them.
+if [ -z "${CAIRN_SCALE_GW_DIR+set}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+	export CAIRN_SCALE_GW_DIR=/dev/shm
+fi
 cd test/scale # run from the package directory, as go test would
 TMPDIR=$dir CAIRN_LONG=1 CAIRN_SCALE_PROFILE=${PROFILE:-} \
 	"$dir/scale.test" -test.run '^TestReconcileScale$' -test.v -test.timeout 120m

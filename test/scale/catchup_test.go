@@ -41,7 +41,7 @@ func TestCatchUpScale(t *testing.T) {
 	if os.Getenv("CAIRN_CATCHUP_BACKEND") == "fs" { // sizes versitygw takes too long to fill
 		be = "fs:" + filepath.Join(dir, "fs")
 	} else {
-		be = "s3:" + s3test.Start(t, "scale").Endpoint
+		be = "s3:" + s3test.StartIn(t, "scale", os.Getenv("CAIRN_SCALE_GW_DIR")).Endpoint
 	}
 	origin := filepath.Join(dir, "origin")
 	report := func(what string, r result) {
@@ -98,7 +98,7 @@ func openEngine(j job, be backend.Backend, dur store.Durability) (*store.Store, 
 	}
 	cfg := reconcile.Config{Store: s, Backend: be, Policy: pol, Tenants: []string{tenant}}
 	if j.Mode == "fill-upload" { // not measured: as fast as the server takes it
-		cfg.UploadConcurrency, cfg.Limits.Concurrency = 32, 32
+		fillConcurrency(&cfg)
 	}
 	e, err := reconcile.New(cfg)
 	if err != nil {
@@ -117,7 +117,7 @@ func fillUpload(ctx context.Context, j job, be backend.Backend) (result, error) 
 	}
 	defer s.Close()
 	defer e.Close()
-	if err := j.fill(ctx, s); err != nil {
+	if _, err := j.fill(ctx, s, nil); err != nil {
 		return result{}, err
 	}
 	up, err := e.Upload(ctx, tenant)
