@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -115,6 +116,16 @@ func run(t *testing.T, j job) result {
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
 func TestReconcileScale(t *testing.T) {
 	small, large, changed, s3Keys := 500, 2500, 100, 2500
 	if os.Getenv("CAIRN_LONG") == "1" {
@@ -185,7 +196,18 @@ func TestReconcileScale(t *testing.T) {
 	only := os.Getenv("CAIRN_SCALE_ONLY") // fs or s3: run only that backend's phases
 
 	if os.Getenv("CAIRN_SCALE_REUSE") == "1" {
-		inSync("in-sync round, fs (reused data)", large, fsDir, prof("fs-reuse"))
+		// Paired rounds over the same data, CAIRN_SCALE_REPEAT times
+		// (default 1): listing everything, then with digests.
+		reps, _ := strconv.Atoi(os.Getenv("CAIRN_SCALE_REPEAT"))
+		var full, dig, fullCPU, digCPU []float64
+		for range max(reps, 1) {
+			r := inSync("in-sync round, fs (reused data)", large, fsDir, prof("fs-reuse"))
+			full, fullCPU = append(full, r.Seconds), append(fullCPU, r.CPU)
+			r = digestInSync("in-sync round with digests, fs (reused)", large, fsDir)
+			dig, digCPU = append(dig, r.Seconds), append(digCPU, r.CPU)
+		}
+		t.Logf("medians over %d pairs: listing everything %.2f s (CPU %.2f s), with digests %.2f s (CPU %.2f s)",
+			len(full), median(full), median(fullCPU), median(dig), median(digCPU))
 		return
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
