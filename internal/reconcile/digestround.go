@@ -364,7 +364,7 @@ func (e *Engine) backendDigest(ctx context.Context, tenant string, lay *layout) 
 func (e *Engine) localDigest(ctx context.Context, tenant string, lay *layout) (sum []uint64, dirty []bool, grown bool, size int, err error) {
 	sum, dirty = make([]uint64, lay.segments()), make([]bool, lay.segments())
 	count := make([]int, lay.segments())
-	locals, stop := iter.Pull2(e.st.List(ctx, tenant, store.ListOptions{Tombstones: true, KeysOnly: true}))
+	locals, stop := iter.Pull2(e.st.List(ctx, tenant, store.ListOptions{Tombstones: true, KeysOnly: true, NoETag: true}))
 	defer stop()
 	lrec, lerr, lok := locals()
 	for b, err := range e.st.ListSyncState(ctx, e.name, tenant, "") {
