@@ -13,6 +13,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/backend/s3"
 	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/store"
 )
@@ -400,5 +401,40 @@ func TestWritesBeforeTheFirstRound(t *testing.T) {
 	}
 	if st := runRound(t, ea); st.Actions[Download] != 1 {
 		t.Fatalf("the peer's round: %+v, want the write downloaded", st)
+	}
+}
+
+// TestDigestRoundFindsUnuploadedChange: a document changed on the node
+// whose upload has not run yet keeps its old base, so the local digest
+// (from the bases) still equals the backend's. Only the comparison of the
+// document's version with its base marks the segment dirty, and the round
+// must list it and upload the change.
+func TestDigestRoundFindsUnuploadedChange(t *testing.T) {
+	const n = 3000
+	s := openStore(t, "a")
+	b := mem.New("b")
+	e := digestEngine(t, s, b)
+	fill(t, s, n)
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if st := runRound(t, e); st.Listed != n {
+		t.Fatalf("the round laying the tenant out: %+v, want %d listed", st, n)
+	}
+	if st := runRound(t, e); st.Listed != 0 || st.Applied() != 0 {
+		t.Fatalf("in-sync round: %+v, want nothing listed or applied", st)
+	}
+	k := digestKey(n / 2)
+	rec, err := s.Put(bg, tenant, k, []byte(`{"changed":true}`), doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := runRound(t, e)
+	if st.Actions[Upload] != 1 || st.Listed == 0 || st.Listed > segmentKeys+1 {
+		t.Fatalf("round after a change not uploaded: %+v; want its segment listed and 1 upload", st)
+	}
+	o, err := b.Get(bg, tenant, k)
+	if err != nil || o.Version.ID() != rec.Version.ID() {
+		t.Fatalf("backend holds %v, %v; want the changed version %s", o.Version.ID(), err, rec.Version.ID())
 	}
 }

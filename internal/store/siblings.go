@@ -174,6 +174,6 @@ func getRecord(r pebble.Reader, tenant, key string) (Record, bool, error) {
 		return Record{}, false, err
 	}
 	defer closer.Close()
-	rec, err := makeRecord(tenant, key, val, true)
+	rec, err := makeRecord(tenant, key, val, true, true)
 	return rec, err == nil, err
 }

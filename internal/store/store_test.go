@@ -307,6 +307,11 @@ func TestList(t *testing.T) {
 			t.Fatalf("KeysOnly record %+v, %v", rec, err)
 		}
 	}
+	for rec, err := range s.List(bg, "t", ListOptions{KeysOnly: true, NoETag: true}) {
+		if want, gerr := s.Get(bg, "t", rec.Key); err != nil || gerr != nil || rec.ETag != "" || rec.Version.ID() != want.Version.ID() {
+			t.Fatalf("NoETag record %+v, %v; want no ETag and the version of %+v, %v", rec, err, want, gerr)
+		}
+	}
 	for range s.List(bg, "t", ListOptions{}) {
 		break // an early break must release the iterator (checked by Close)
 	}

@@ -23,7 +23,8 @@ import (
 // and checks the outcomes; CAIRN_LONG=1 runs 100,000, and
 // CAIRN_CATCHUP_KEYS=N any size (CAIRN_CATCHUP_BASELINE=0 skips today's
 // way, which reads at a few hundred objects a second);
-// CAIRN_CATCHUP_BACKEND=fs uses an fs backend instead of versitygw.
+// CAIRN_CATCHUP_BACKEND=fs uses an fs backend instead of versitygw, and
+// CAIRN_CATCHUP_ROUND=0 leaves out the round after the restore.
 // scripts/bench-catchup.sh runs it.
 func TestCatchUpScale(t *testing.T) {
 	n := 2000
@@ -41,7 +42,7 @@ func TestCatchUpScale(t *testing.T) {
 	if os.Getenv("CAIRN_CATCHUP_BACKEND") == "fs" { // sizes versitygw takes too long to fill
 		be = "fs:" + filepath.Join(dir, "fs")
 	} else {
-		be = "s3:" + s3test.Start(t, "scale").Endpoint
+		be = "s3:" + s3test.StartIn(t, "scale", os.Getenv("CAIRN_SCALE_GW_DIR")).Endpoint
 	}
 	origin := filepath.Join(dir, "origin")
 	report := func(what string, r result) {
@@ -68,6 +69,14 @@ func TestCatchUpScale(t *testing.T) {
 	report("restore from the pack", rr)
 	if rr.Applied != n {
 		t.Fatalf("the restore applied %d, want %d", rr.Applied, n)
+	}
+	if os.Getenv("CAIRN_CATCHUP_ROUND") == "0" {
+		// The round after a restore lists the whole tenant; on versitygw
+		// its pages each read the tenant's directory, so at a million
+		// objects it runs for hours: it is left out on request.
+		t.Logf("restore: %.0f docs/s; peak RSS %.1f MiB (round after it skipped: CAIRN_CATCHUP_ROUND=0)",
+			float64(n)/rr.Seconds, mib(rr.HWMKiB))
+		return
 	}
 	r = run(t, job{Mode: "round", Store: empty, Backend: be})
 	report("round after the restore", r)
@@ -98,7 +107,7 @@ func openEngine(j job, be backend.Backend, dur store.Durability) (*store.Store, 
 	}
 	cfg := reconcile.Config{Store: s, Backend: be, Policy: pol, Tenants: []string{tenant}}
 	if j.Mode == "fill-upload" { // not measured: as fast as the server takes it
-		cfg.UploadConcurrency, cfg.Limits.Concurrency = 32, 32
+		fillConcurrency(&cfg)
 	}
 	e, err := reconcile.New(cfg)
 	if err != nil {
@@ -109,7 +118,8 @@ func openEngine(j job, be backend.Backend, dur store.Durability) (*store.Store, 
 }
 
 // fillUpload writes [From, To) to the store and uploads them (the
-// uploader, with its concurrency), then a round brings the bases in sync.
+// uploader, with its concurrency), which records each document's base:
+// the pack then holds every document without a round listing the tenant.
 func fillUpload(ctx context.Context, j job, be backend.Backend) (result, error) {
 	s, e, err := openEngine(j, be, store.Buffered)
 	if err != nil {
@@ -117,15 +127,11 @@ func fillUpload(ctx context.Context, j job, be backend.Backend) (result, error) 
 	}
 	defer s.Close()
 	defer e.Close()
-	if err := j.fill(ctx, s); err != nil {
+	if _, err := j.fill(ctx, s, nil); err != nil {
 		return result{}, err
 	}
 	up, err := e.Upload(ctx, tenant)
-	if err != nil {
-		return result{}, err
-	}
-	st, err := e.Round(ctx, tenant)
-	return result{Scanned: st.Scanned, Applied: up.Applied() + st.Applied(), Actions: map[string]int{}}, err
+	return result{Scanned: up.Scanned, Applied: up.Applied(), Actions: map[string]int{}}, err
 }
 
 func writePack(ctx context.Context, j job, be backend.Backend) (result, error) {

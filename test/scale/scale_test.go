@@ -23,6 +23,7 @@ import (
 	"path/filepath"
 	"runtime/metrics"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,7 @@ type job struct {
 	Changed  int    // change: how many documents, spread over [From, To)
 	Profile  string // round: a CPU profile file, or ""
 	Digests  bool   // round: compare digests first (the node's default); fill: lay the tenant out
+	Grow     int    // fill: lay the tenant out at 1/Grow of its keys first (see fillUpload)
 }
 
 type result struct {
@@ -77,6 +79,10 @@ type result struct {
 	Err       string            `json:"err,omitempty"`
 	Listed    int               `json:"listed"`  // remote objects the round listed
 	Skipped   int               `json:"skipped"` // segments its digests let it skip
+	// A fill's parts, in seconds: the store's writes, the uploader's
+	// drain of them, and the first round (which, with digests, lists the
+	// whole tenant and lays it out).
+	Parts map[string]float64 `json:"parts,omitempty"`
 }
 
 func key(i int) string { return fmt.Sprintf("doc-%07d", i) }
@@ -110,6 +116,16 @@ func run(t *testing.T, j job) result {
 
 func mib(kib int64) float64 { return float64(kib) / 1024 }
 
+func median(xs []float64) float64 {
+	xs = slices.Clone(xs)
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
 func TestReconcileScale(t *testing.T) {
 	small, large, changed, s3Keys := 500, 2500, 100, 2500
 	if os.Getenv("CAIRN_LONG") == "1" {
@@ -124,8 +140,9 @@ func TestReconcileScale(t *testing.T) {
 	profile := os.Getenv("CAIRN_SCALE_PROFILE") // a directory for CPU and heap profiles of the rounds
 	// CAIRN_SCALE_DIR keeps the data for later rounds (it must be empty or
 	// absent); with CAIRN_SCALE_REUSE=1 the test only runs the in-sync
-	// round over a directory a full run left there, at its size (1M), e.g.
-	// to measure it again when the machine is quieter.
+	// rounds over a directory a full run left there, at its size (1M), e.g.
+	// to measure them again when the machine is quieter
+	// (CAIRN_SCALE_REUSE=digests: only the round with digests).
 	dir := os.Getenv("CAIRN_SCALE_DIR")
 	if dir == "" {
 		dir = t.TempDir()
@@ -134,6 +151,14 @@ func TestReconcileScale(t *testing.T) {
 	report := func(what string, n int, r result) {
 		t.Logf("%-34s keys %8d  %8.2f s (CPU %7.2f s)  peak RSS %6.1f MiB  scanned %d listed %d skipped %d applied %d %v",
 			what, n, r.Seconds, r.CPU, mib(r.HWMKiB), r.Scanned, r.Listed, r.Skipped, r.Applied, r.Actions)
+		if p := r.Parts; p != nil {
+			if p["docs0"] > 0 {
+				t.Logf("%-34s laid out at %.0f keys: store %.2f s, upload %.2f s (%.0f docs/s), round %.2f s listing %.0f", "",
+					p["docs0"], p["store0"], p["upload0"], p["docs0"]/p["upload0"], p["round0"], p["listed0"])
+			}
+			t.Logf("%-34s store %.2f s, upload %.2f s (%.0f docs/s), round %.2f s", "",
+				p["store"], p["upload"], p["docs"]/p["upload"], p["round"])
+		}
 		if p := r.Pebble; r.GoRuntime > 0 {
 			t.Logf("%-34s memory at the end: block cache %.1f MiB (%d blocks), memtables %.1f MiB, %d of %d tables open; Go heap %.1f MiB, Go runtime %.1f MiB",
 				"", float64(p.BlockCacheBytes)/(1<<20), p.BlockCacheCount, float64(p.MemTableBytes)/(1<<20),
@@ -171,8 +196,24 @@ func TestReconcileScale(t *testing.T) {
 	}
 	only := os.Getenv("CAIRN_SCALE_ONLY") // fs or s3: run only that backend's phases
 
-	if os.Getenv("CAIRN_SCALE_REUSE") == "1" {
-		inSync("in-sync round, fs (reused data)", large, fsDir, prof("fs-reuse"))
+	if reuse := os.Getenv("CAIRN_SCALE_REUSE"); reuse == "1" || reuse == "digests" {
+		// Paired rounds over the same data, CAIRN_SCALE_REPEAT times
+		// (default 1): listing everything (not with "digests"), then with
+		// digests.
+		reps, _ := strconv.Atoi(os.Getenv("CAIRN_SCALE_REPEAT"))
+		var full, dig, fullCPU, digCPU []float64
+		for range max(reps, 1) {
+			if reuse == "1" {
+				r := inSync("in-sync round, fs (reused data)", large, fsDir, prof("fs-reuse"))
+				full, fullCPU = append(full, r.Seconds), append(fullCPU, r.CPU)
+			}
+			r := digestInSync("in-sync round with digests, fs (reused)", large, fsDir)
+			dig, digCPU = append(dig, r.Seconds), append(digCPU, r.CPU)
+		}
+		if len(full) > 0 {
+			t.Logf("medians of %d: listing everything %.2f s (CPU %.2f s)", len(full), median(full), median(fullCPU))
+		}
+		t.Logf("medians of %d: with digests %.2f s (CPU %.2f s)", len(dig), median(dig), median(digCPU))
 		return
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) > 0 {
@@ -184,13 +225,26 @@ func TestReconcileScale(t *testing.T) {
 	if only == "fs" {
 		return
 	}
-	g := s3test.Start(t, "scale")
+	// CAIRN_SCALE_GW_DIR: where the gateway keeps its objects (the
+	// scripts use /dev/shm, so that the fill is not bound by the disk).
+	g := s3test.StartIn(t, "scale", os.Getenv("CAIRN_SCALE_GW_DIR"))
 	s3Store := filepath.Join(dir, "store-s3")
 	be := "s3:" + g.Endpoint
-	r := run(t, job{Mode: "fill", Store: s3Store, Backend: be, From: 0, To: s3Keys, Digests: true})
-	report("fill + first round (s3)", s3Keys, r)
+	// The tenant is laid out at a seventh of its size and grows from there
+	// (see job.fillUpload): the layout's listing stays short.
+	r := run(t, job{Mode: "fill", Store: s3Store, Backend: be, From: 0, To: s3Keys, Digests: true, Grow: 7, Profile: prof("s3-fill")})
+	report("fill + rounds (s3)", s3Keys, r)
+	if r.Listed != 0 || r.Applied != 0 {
+		t.Fatalf("the round after the fill listed %d, applied %d; want the digests to agree", r.Listed, r.Applied)
+	}
 	st = s3Store
-	inSync("in-sync round, s3 (versitygw)", s3Keys, be, prof("s3"))
+	// A round listing everything reads the gateway's directory of the
+	// tenant once a page, so its time grows with the square of the size:
+	// it runs up to 100,000 documents (the size docs/performance.md
+	// compares), beyond only with CAIRN_SCALE_S3_FULL=1.
+	if full := os.Getenv("CAIRN_SCALE_S3_FULL"); full == "1" || full == "" && s3Keys <= 100_000 {
+		inSync("in-sync round, s3 (versitygw)", s3Keys, be, prof("s3"))
+	}
 	digestInSync("in-sync round with digests, s3", s3Keys, be)
 }
 
@@ -278,28 +332,20 @@ func (j job) run() (result, error) {
 		return result{}, err
 	}
 	defer s.Close()
-	if j.Mode == "fill" {
-		if err := j.fill(ctx, s); err != nil {
-			return result{}, err
-		}
-	}
 	pol, err := resilience.New(resilience.Config{Backend: be.Name()})
 	if err != nil {
 		return result{}, err
 	}
-	e, err := reconcile.New(reconcile.Config{Store: s, Backend: be, Policy: pol, Digests: j.Digests})
+	cfg := reconcile.Config{Store: s, Backend: be, Policy: pol, Digests: j.Digests}
+	if j.Mode == "fill" {
+		fillConcurrency(&cfg)
+	}
+	e, err := reconcile.New(cfg)
 	if err != nil {
 		return result{}, err
 	}
 	defer e.Close()
-	if j.Mode == "fill" {
-		// The uploader carries the new documents, as on a node; the round
-		// after it then finds them in sync (and, with digests, lays the
-		// tenant out).
-		if _, err := e.Upload(ctx, tenant); err != nil {
-			return result{}, err
-		}
-	}
+	// A fill's profile covers its uploads and rounds.
 	if j.Profile != "" {
 		f, err := os.Create(j.Profile)
 		if err != nil {
@@ -311,7 +357,17 @@ func (j job) run() (result, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	parts := map[string]float64{}
+	if j.Mode == "fill" {
+		if err := j.fillUpload(ctx, s, e, parts); err != nil {
+			return result{}, err
+		}
+	}
+	t0 := time.Now()
 	stats, err := e.Round(ctx, tenant)
+	if j.Mode == "fill" {
+		parts["round"] = time.Since(t0).Seconds()
+	}
 	if j.Profile != "" {
 		if err := writeHeapProfile(strings.TrimSuffix(j.Profile, ".pprof") + ".heap"); err != nil {
 			return result{}, err
@@ -319,6 +375,9 @@ func (j job) run() (result, error) {
 	}
 	r := result{Scanned: stats.Scanned, Applied: stats.Applied(), Actions: map[string]int{}, Pebble: s.MemoryStats(),
 		Listed: stats.Listed, Skipped: stats.Skipped}
+	if j.Mode == "fill" {
+		r.Parts = parts
+	}
 	r.GoHeap, r.GoRuntime = goMemory()
 	r.RSS = readRSS()
 	for a, n := range stats.Actions {
@@ -329,19 +388,80 @@ func (j job) run() (result, error) {
 	return r, err
 }
 
-// fill writes the documents [From, To) to the store, 1000 to a batch.
-func (j job) fill(ctx context.Context, s *store.Store) error {
+// fillConcurrency lets a fill's uploader (not measured) keep a slow
+// backend busy: an S3 server answers each PUT after a round trip and a
+// file write, so 8 uploads at once leave most of it idle.
+func fillConcurrency(cfg *reconcile.Config) {
+	cfg.UploadConcurrency, cfg.Limits.Concurrency = 32, 32
+}
+
+// fillUpload writes the documents [From, To) to the store and lets the
+// uploader carry them to the backend, as on a node, timing each part in
+// parts; the round that follows (the caller's) finds them in sync and,
+// with digests and no layout yet, lays the tenant out.
+//
+// With Grow > 1 the tenant grows as a node's would after its layout: the
+// keys i%Grow == 0 first, uploaded, and a round lays the tenant out over
+// them; then the rest, uploaded by the same engine, which keeps its delta
+// of the digest for each write. Segments end with about Grow × 1,000
+// keys, so Grow < 8 stays within the layout (past 8, a round lays the
+// tenant out again). It spares a listing of the whole tenant, which on
+// versitygw is quadratic in the size (every page reads the tenant's
+// directory): hours at a million objects, a minute at a seventh of it.
+func (j job) fillUpload(ctx context.Context, s *store.Store, e *reconcile.Engine, parts map[string]float64) error {
+	stage := func(suffix string, keep func(i int) bool) error {
+		t0 := time.Now()
+		n, err := j.fill(ctx, s, keep)
+		if err != nil {
+			return err
+		}
+		parts["store"+suffix], parts["docs"+suffix] = time.Since(t0).Seconds(), float64(n)
+		t0 = time.Now()
+		if _, err := e.Upload(ctx, tenant); err != nil {
+			return err
+		}
+		parts["upload"+suffix] = time.Since(t0).Seconds()
+		return nil
+	}
+	if j.Grow <= 1 {
+		return stage("", nil)
+	}
+	if err := stage("0", func(i int) bool { return i%j.Grow == 0 }); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	st, err := e.Round(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	parts["round0"], parts["listed0"] = time.Since(t0).Seconds(), float64(st.Listed)
+	return stage("", func(i int) bool { return i%j.Grow != 0 })
+}
+
+// fill writes the documents [From, To) that keep accepts (nil: all) to the
+// store, 1000 to a batch, and returns how many it wrote.
+func (j job) fill(ctx context.Context, s *store.Store, keep func(i int) bool) (int, error) {
 	items := make([]store.Item, 0, 1000)
+	n := 0
 	for i := j.From; i < j.To; i++ {
+		if keep != nil && !keep(i) {
+			continue
+		}
 		items = append(items, store.Item{Key: key(i), Body: fmt.Appendf(nil, `{"n":%d,"v":0,"pad":"small document"}`, i)})
-		if len(items) == cap(items) || i == j.To-1 {
+		n++
+		if len(items) == cap(items) {
 			if _, err := s.PutBatch(ctx, tenant, items); err != nil {
-				return err
+				return n, err
 			}
 			items = items[:0]
 		}
 	}
-	return nil
+	if len(items) > 0 {
+		if _, err := s.PutBatch(ctx, tenant, items); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // change writes a new version of Changed documents spread over [From, To)

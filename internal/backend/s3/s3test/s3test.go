@@ -69,8 +69,19 @@ func binary() string {
 }
 
 // Start runs versitygw on a free loopback port, waits until it accepts
-// connections, and creates bucket.
+// connections, and creates bucket. Its objects live in a test's temporary
+// directory.
 func Start(t testing.TB, bucket string) *Gateway {
+	t.Helper()
+	return StartIn(t, bucket, "")
+}
+
+// StartIn is Start with the gateway's objects in a new directory under
+// root ("" means the test's temporary directory), removed at cleanup.
+// Benchmarks that fill the gateway with millions of objects put them on a
+// tmpfs (/dev/shm), where the posix backend's one file and its extended
+// attributes per object cost no disk writes.
+func StartIn(t testing.TB, bucket, root string) *Gateway {
 	t.Helper()
 	bin := binary()
 	if bin == "" {
@@ -83,6 +94,13 @@ func Start(t testing.TB, bucket string) *Gateway {
 	addr := "127.0.0.1:" + strconv.Itoa(proctest.FreePorts(t, 1)[0])
 	g := &Gateway{Endpoint: addr, Logs: &proctest.SyncBuffer{}}
 	dir := t.TempDir()
+	if root != "" {
+		var err error
+		if dir, err = os.MkdirTemp(root, "versitygw-"); err != nil {
+			t.Fatalf("versitygw directory: %v", err)
+		}
+		t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	}
 	cmd := exec.Command(bin, "--quiet", "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)
 	cmd.Stdout, cmd.Stderr = g.Logs, g.Logs
 	if err := cmd.Start(); err != nil {
