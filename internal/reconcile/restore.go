@@ -43,7 +43,11 @@ type RestoreStats struct {
 	Applied    int   // entries installed
 	Skipped    int   // entries whose key the store held already
 	Bytes      int64 // part bytes read
-	Duration   time.Duration
+	// Replayed: every feed after the pack's cursors was read and applied
+	// without a gap, so the catch-up round compares digests rather than
+	// listing every object.
+	Replayed bool
+	Duration time.Duration
 }
 
 // restoreWanted reports whether tenant is to be restored from a pack now
@@ -83,21 +87,28 @@ func (e *Engine) Restore(ctx context.Context, tenant string) (RestoreStats, erro
 		return RestoreStats{}, err
 	}
 	bl, _ := backend.BlobsOf(e.be)
-	st, err := e.restore(ctx, bl, tenant, cp)
+	st, m, err := e.restore(ctx, bl, tenant, cp)
 	if errors.Is(err, errPackGone) {
 		// Retention removed the generation under us: start over from the
 		// newest; what was applied stays and is skipped.
 		cp.packGen, cp.packPart = "", 0
 		var again RestoreStats
-		again, err = e.restore(ctx, bl, tenant, cp)
+		again, m, err = e.restore(ctx, bl, tenant, cp)
 		again.Applied, again.Skipped = again.Applied+st.Applied, again.Skipped+st.Skipped
 		st = again
+	}
+	if err == nil && m != nil && m.Feed != nil && e.feed != nil {
+		// The feeds after the pack, before the checkpoint says the
+		// restore is done: a crash during the replay resumes the restore
+		// at its end (nothing left to apply) and replays again.
+		st.Replayed, err = e.feed.replay(ctx, tenant, m.Feed)
 	}
 	st.Duration = time.Since(start)
 	switch {
 	case err == nil, fault.ClassOf(err) == fault.Corruption, errors.Is(err, errPackGone):
 		// Done, or a pack that cannot be used: the round does the rest.
-		if uerr := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packDone, c.packGen, c.packPart = true, "", 0 }); uerr != nil {
+		fed := err == nil && st.Replayed
+		if uerr := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packDone, c.fed, c.packGen, c.packPart = true, fed, "", 0 }); uerr != nil {
 			return st, errors.Join(err, uerr)
 		}
 	}
@@ -117,40 +128,41 @@ func (e *Engine) logRestore(ctx context.Context, tenant string, st *RestoreStats
 	}
 	l.InfoContext(ctx, "reconcile: restored from a catch-up pack", "backend", e.name, "tenant", tenant,
 		"generation", st.Generation, "parts", st.Parts, "applied", st.Applied, "skipped", st.Skipped,
-		"bytes", st.Bytes, "duration", st.Duration)
+		"bytes", st.Bytes, "feeds_replayed", st.Replayed, "duration", st.Duration)
 }
 
 // restore applies the parts of cp's generation from cp.packPart on (or of
-// the newest complete one, from the first).
-func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, cp checkpoint) (RestoreStats, error) {
+// the newest complete one, from the first), and returns its manifest (nil
+// when there is no pack).
+func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, cp checkpoint) (RestoreStats, *pack.Manifest, error) {
 	gen, first := cp.packGen, cp.packPart
 	if gen == "" {
 		gens, complete, err := e.generations(ctx, bl, tenant)
 		if err != nil {
-			return RestoreStats{}, err
+			return RestoreStats{}, nil, err
 		}
 		if gen, first = newestComplete(gens, complete), 0; gen == "" {
-			return RestoreStats{}, nil // no pack: the round does it all
+			return RestoreStats{}, nil, nil // no pack: the round does it all
 		}
 	}
 	st := RestoreStats{Generation: gen}
 	data, err := e.getBlob(ctx, bl, pack.ManifestName(tenant, gen))
 	if fault.ClassOf(err) == fault.NotFound {
-		return st, packErr(tenant, gen, errPackGone) // deleted since the checkpoint named it
+		return st, nil, packErr(tenant, gen, errPackGone) // deleted since the checkpoint named it
 	}
 	if err != nil {
-		return st, err
+		return st, nil, err
 	}
 	m, err := pack.DecodeManifest(data)
 	if err != nil {
-		return st, packErr(tenant, gen, err)
+		return st, nil, packErr(tenant, gen, err)
 	}
 	if m.Tenant != tenant || m.Generation != gen {
-		return st, fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
+		return st, nil, fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
 			fmt.Sprintf("manifest of %s/%s names %s/%s", tenant, gen, m.Tenant, m.Generation))
 	}
 	if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packGen, c.packPart = gen, first }); err != nil {
-		return st, err
+		return st, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -163,21 +175,21 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 	for i := first; i < len(m.Parts); i++ {
 		f := <-parts
 		if f.err != nil {
-			return st, f.err
+			return st, nil, f.err
 		}
 		st.Bytes += int64(len(f.data))
 		if err := e.applyPart(ctx, tenant, m, i, f.data, &st); err != nil {
-			return st, err
+			return st, m, err
 		}
 		st.Parts++
 		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packPart = i + 1 }); err != nil {
-			return st, err
+			return st, nil, err
 		}
 		if fp := e.cfg.Failpoint; fp != nil {
 			fp("reconcile.restore.part")
 		}
 	}
-	return st, nil
+	return st, m, nil
 }
 
 type fetched struct {
