@@ -19,7 +19,7 @@ import (
 func replayScenario(t *testing.T, n int, split bool) (*countingBackend, *Engine, *pack.Manifest) {
 	t.Helper()
 	shared := &countingBackend{Backend: mem.New("b")}
-	digests := func(c *Config) { c.Digests, c.Packs.PartSize = true, 16 << 10 }
+	digests := func(c *Config) { c.Digests, c.Packs.PartSize = true, 16<<10 }
 	a := feedEngine(t, "na", shared, nil, digests)
 	fill(t, a.st, n)
 	flushAll(t, a)
