@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
@@ -31,9 +32,15 @@ import (
 // A store batch of a restore applies up to applyBatch entries, and stops
 // taking more once their bodies reach applyBytes: the store copies each
 // body it is handed, so the batch's bytes are held twice until it commits.
+// Up to applyAhead batches are in the store at once, so that the next
+// batch is prepared (its bodies hashed, its keys' versions read) and
+// staged while the store commits the one before: the store overlaps
+// staging a group with committing the previous one only when both are
+// queued.
 const (
 	applyBatch = 1024
 	applyBytes = 4 << 20
+	applyAhead = 2
 )
 
 // RestoreStats is what a restore from a pack did.
@@ -247,56 +254,58 @@ func (e *Engine) getBlob(ctx context.Context, bl backend.Blobs, name string) ([]
 	return data, e.lim.charge(ctx, len(data))
 }
 
-// applyPart applies part i of m, a store batch at a time, each key held
-// in the in-flight set while its batch is applied.
+// applyPart applies part i of m, a store batch at a time with up to
+// applyAhead batches in flight, each key held in the in-flight set while
+// its batch is applied. It returns once every batch it started is done.
 func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest, i int, data []byte, st *RestoreStats) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards st and first
+		first error
+		slots = make(chan struct{}, applyAhead)
+	)
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
+	}
+	// The items point into bases: both are made for one batch and never
+	// grow past applyBatch, so the pointers hold.
 	items := make([]store.ApplyItem, 0, applyBatch)
-	// The items point into bases: it never grows past its capacity (a
-	// batch is flushed at applyBatch entries), so the pointers hold.
 	bases := make([]store.SyncUpdate, 0, applyBatch)
 	n, size := 0, 0
 	flush := func() error {
 		if len(items) == 0 {
 			return nil
 		}
-		releases := make([]func(), 0, len(items))
-		defer func() {
-			for _, r := range releases {
-				r()
-			}
-		}()
-		for _, it := range items {
-			r, err := e.inflight.Acquire(ctx, tenant, it.Key)
-			if err != nil {
-				return err
-			}
-			releases = append(releases, r)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
 		}
-		errs, err := e.st.ApplyBatch(ctx, tenant, items)
-		if fault.ClassOf(err) == fault.Invalid {
-			// A body that does not match its version: a pack writer's bug
-			// or damage the checksum missed; the pack cannot be trusted.
-			return packErr(tenant, m.Generation, fault.E(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant}, err))
-		}
-		if err != nil {
+		if err := failed(); err != nil {
 			return err
 		}
-		var down int64
-		for j, err := range errs {
-			switch {
-			case err == nil:
-				st.Applied++
-				down += int64(len(items[j].Body))
-			case fault.ClassOf(err) == fault.PreconditionFailed:
-				st.Skipped++ // the store holds the key: the round decides it
-			default:
-				return err
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch := items
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := e.applyBatch(ctx, tenant, m, batch, st, &mu)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
 			}
-		}
-		if o := e.cfg.Observer; o != nil && down > 0 {
-			o.ReconcileBytes(e.name, 0, down)
-		}
-		items, bases, size = items[:0], bases[:0], 0
+		})
+		items = make([]store.ApplyItem, 0, applyBatch)
+		bases = make([]store.SyncUpdate, 0, applyBatch)
+		size = 0
 		return nil
 	}
 	err := pack.DecodePart(data, func(en *pack.Entry) error {
@@ -312,6 +321,10 @@ func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest,
 	if err == nil {
 		err = flush()
 	}
+	wg.Wait()
+	if ferr := failed(); ferr != nil {
+		err = ferr // the batch's error, not the cancellation it caused
+	}
 	if err == nil && n != m.Parts[i].Docs {
 		err = fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
 			fmt.Sprintf("part %d holds %d entries, its manifest says %d", i+1, n, m.Parts[i].Docs))
@@ -320,4 +333,52 @@ func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest,
 		return packErr(tenant, m.Generation, err)
 	}
 	return err
+}
+
+// applyBatch applies one store batch of a restore, its keys held in the
+// in-flight set, and counts the outcome in st (under mu).
+func (e *Engine) applyBatch(ctx context.Context, tenant string, m *pack.Manifest, items []store.ApplyItem, st *RestoreStats, mu *sync.Mutex) error {
+	releases := make([]func(), 0, len(items))
+	defer func() {
+		for _, r := range releases {
+			r()
+		}
+	}()
+	for _, it := range items {
+		r, err := e.inflight.Acquire(ctx, tenant, it.Key)
+		if err != nil {
+			return err
+		}
+		releases = append(releases, r)
+	}
+	errs, err := e.st.ApplyBatch(ctx, tenant, items)
+	if fault.ClassOf(err) == fault.Invalid {
+		// A body that does not match its version: a pack writer's bug
+		// or damage the checksum missed; the pack cannot be trusted.
+		return packErr(tenant, m.Generation, fault.E(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant}, err))
+	}
+	if err != nil {
+		return err
+	}
+	var down int64
+	applied, skipped := 0, 0
+	for j, err := range errs {
+		switch {
+		case err == nil:
+			applied++
+			down += int64(len(items[j].Body))
+		case fault.ClassOf(err) == fault.PreconditionFailed:
+			skipped++ // the store holds the key: the round decides it
+		default:
+			return err
+		}
+	}
+	mu.Lock()
+	st.Applied += applied
+	st.Skipped += skipped
+	mu.Unlock()
+	if o := e.cfg.Observer; o != nil && down > 0 {
+		o.ReconcileBytes(e.name, 0, down)
+	}
+	return nil
 }
