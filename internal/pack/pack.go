@@ -165,23 +165,17 @@ func DecodePart(part []byte, f func(*Entry) error) error {
 	if err != nil {
 		return err
 	}
-	// The whole part is decoded before the first entry is yielded, so
-	// that a malformed part yields nothing rather than a prefix; decoding
-	// once into a slice costs an Entry per document (a part of 8 MiB of
-	// small documents: about 10 MiB) and halves the decoding.
-	var es []Entry
-	if err := decodeEntries(payload, func(e *Entry) error { es = append(es, *e); return nil }); err != nil {
-		return err
-	}
-	for i := range es {
-		if err := f(&es[i]); err != nil {
+	// Two passes: the first checks every entry, so that a malformed part
+	// yields nothing rather than a prefix.
+	for _, yield := range []bool{false, true} {
+		if err := decodeEntries(payload, yield, f); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func decodeEntries(b []byte, f func(*Entry) error) error {
+func decodeEntries(b []byte, yield bool, f func(*Entry) error) error {
 	var e Entry
 	last := ""
 	for i := 0; ; i++ {
@@ -221,8 +215,10 @@ func decodeEntries(b []byte, f func(*Entry) error) error {
 			return errCorrupt(fmt.Sprintf("entry %d", i), errors.New("a tombstone with a body"))
 		}
 		e.Body, b = body, rest2
-		if err := f(&e); err != nil {
-			return err
+		if yield {
+			if err := f(&e); err != nil {
+				return err
+			}
 		}
 	}
 }
