@@ -24,10 +24,12 @@ import (
 // again. The checkpoint records the generation and the next part after
 // each part, so a restore interrupted by a crash resumes at the part it
 // was in (the entries of it already applied fail their compare-and-set
-// and are skipped). The tenant's round follows as usual: it finds the
-// restored keys in sync without reading them (their ETags match their
-// bases) and fetches whatever changed since the pack was written; the
-// tenant stops catching up when that round completes.
+// and are skipped). Then the feeds after the manifest's cursors are
+// replayed (feedreplay.go), and the tenant's round follows: a digest round
+// when every feed reached back, else one listing every object; either
+// finds the restored keys in sync without reading them (their ETags match
+// their bases) and fetches whatever changed since the pack was written;
+// the tenant stops catching up when that round completes.
 
 // A store batch of a restore applies up to applyBatch entries, and stops
 // taking more once their bodies reach applyBytes: the store copies each
