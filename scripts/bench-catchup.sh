@@ -13,10 +13,8 @@
 # at the end); CAIRN_CATCHUP_KEYS=N replaces the 100,000 (1000000 for the
 # million); CAIRN_CATCHUP_BASELINE=0 skips today's way (a few hundred
 # documents a second: about half an hour at a million);
-# CAIRN_CATCHUP_BACKEND=fs replaces versitygw with an fs backend;
-# CAIRN_CATCHUP_ROUND=0 leaves out the round after the restore (on
-# versitygw a round listing a million objects runs for hours: each page
-# reads the tenant's whole directory). versitygw keeps its objects in
+# CAIRN_CATCHUP_BACKEND=fs replaces versitygw with an fs backend.
+# versitygw keeps its objects in
 # CAIRN_SCALE_GW_DIR, by default /dev/shm (a tmpfs) when it exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,6 +30,12 @@ type Manifest struct {
 	Docs  int64         `json:"docs"`
 	Bytes int64         `json:"bytes"`
 	Parts []Part        `json:"parts"`
+	// Feed is, per node (its id in lower-case hex, as in feed object
+	// names), the highest seq of that node's change feed of the tenant
+	// whose every entry the pack holds or supersedes: a restoring node
+	// replays the feeds after them. nil (a writer without a feed, or one
+	// that predates this field): the pack says nothing of the feeds.
+	Feed map[string]uint64 `json:"feed"`
 }
 
 // Part names one part of a generation: its blob's name within the
@@ -41,6 +47,9 @@ type Part struct {
 	First string `json:"first"`
 	Last  string `json:"last"`
 }
+
+// maxNodeHex bounds a feed node's name (a blob name segment's length).
+const maxNodeHex = 255
 
 // maxManifest bounds a manifest's size (a million parts' worth).
 const maxManifest = 256 << 20
@@ -87,6 +96,11 @@ func (m *Manifest) check() error {
 	}
 	if !ValidGeneration(m.Generation) {
 		return fmt.Errorf("bad generation %q", m.Generation)
+	}
+	for node := range m.Feed {
+		if _, err := hex.DecodeString(node); err != nil || node == "" || len(node) > maxNodeHex || node != strings.ToLower(node) {
+			return fmt.Errorf("bad feed node %q", node)
+		}
 	}
 	var docs int64
 	for i, p := range m.Parts {

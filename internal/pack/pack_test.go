@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -108,7 +109,8 @@ func TestPartDamage(t *testing.T) {
 func testManifest() *Manifest {
 	return &Manifest{Tenant: "acme", Generation: NewGeneration(time.Unix(0, 1_700_000_000_000_000_000), 0xbeef),
 		Backend: "s3", Created: time.Unix(1_700_000_000, 0).UTC(), HLC: 12345, Docs: 5, Bytes: 100,
-		Parts: []Part{{Name: "part-000001", Docs: 3, Size: 60, First: "a", Last: "c"}, {Name: "part-000002", Docs: 2, Size: 40, First: "d", Last: "e"}}}
+		Parts: []Part{{Name: "part-000001", Docs: 3, Size: 60, First: "a", Last: "c"}, {Name: "part-000002", Docs: 2, Size: 40, First: "d", Last: "e"}},
+		Feed:  map[string]uint64{"6e61": 7, "6e62": 0}}
 }
 
 func TestManifestRoundTrip(t *testing.T) {
@@ -136,6 +138,23 @@ func TestManifestRoundTrip(t *testing.T) {
 	b, _ = bad.Encode()
 	if _, err := DecodeManifest(b); !errors.Is(err, fault.ErrCorruption) {
 		t.Fatalf("overlapping parts: %v, want Corruption", err)
+	}
+	for _, node := range []string{"", "6E61", "zz", strings.Repeat("ab", 128)} {
+		bad = testManifest()
+		bad.Feed[node] = 1
+		b, _ = bad.Encode()
+		if _, err := DecodeManifest(b); !errors.Is(err, fault.ErrCorruption) {
+			t.Fatalf("feed node %q: %v, want Corruption", node, err)
+		}
+	}
+	for _, feed := range []map[string]uint64{nil, {}} {
+		m := testManifest()
+		m.Feed = feed
+		b, _ = m.Encode()
+		got, err := DecodeManifest(b)
+		if err != nil || (got.Feed == nil) != (feed == nil) {
+			t.Fatalf("feed %v: decoded %v, %v; want nil and empty told apart", feed, got.Feed, err)
+		}
 	}
 	bad = testManifest()
 	bad.Docs = 6

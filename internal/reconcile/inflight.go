@@ -53,3 +53,27 @@ func (f *InFlight) Len() int {
 	defer f.mu.Unlock()
 	return len(f.keys)
 }
+
+// Settle waits until every key of tenant held when it is called has been
+// released (keys taken later are not waited for). It returns ctx's error
+// if ctx ends first. A pack writer calls it so that every write announced
+// before it read the feed's cursors is committed with its base before it
+// lists the store.
+func (f *InFlight) Settle(ctx context.Context, tenant string) error {
+	f.mu.Lock()
+	var held []chan struct{}
+	for k, ch := range f.keys {
+		if k.tenant == tenant {
+			held = append(held, ch)
+		}
+	}
+	f.mu.Unlock()
+	for _, ch := range held {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}

@@ -196,6 +196,10 @@ func newestComplete(gens []string, complete map[string]bool) string {
 // then its manifest (create-only). Memory is one part.
 func (e *Engine) writeGeneration(ctx context.Context, bl backend.Blobs, tenant, gen string) (*pack.Manifest, error) {
 	m := &pack.Manifest{Tenant: tenant, Generation: gen, Backend: e.name, Created: e.cfg.Now().UTC()}
+	var err error
+	if m.Feed, err = e.feed.packCursors(ctx, tenant); err != nil { // before the listing: see packCursors
+		return nil, err
+	}
 	w := pack.NewPartWriter(e.cfg.Packs.PartSize)
 	first := ""
 	flush := func() error {

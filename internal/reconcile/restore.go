@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
@@ -23,17 +24,25 @@ import (
 // again. The checkpoint records the generation and the next part after
 // each part, so a restore interrupted by a crash resumes at the part it
 // was in (the entries of it already applied fail their compare-and-set
-// and are skipped). The tenant's round follows as usual: it finds the
-// restored keys in sync without reading them (their ETags match their
-// bases) and fetches whatever changed since the pack was written; the
-// tenant stops catching up when that round completes.
+// and are skipped). Then the feeds after the manifest's cursors are
+// replayed (feedreplay.go), and the tenant's round follows: a digest round
+// when every feed reached back, else one listing every object; either
+// finds the restored keys in sync without reading them (their ETags match
+// their bases) and fetches whatever changed since the pack was written;
+// the tenant stops catching up when that round completes.
 
 // A store batch of a restore applies up to applyBatch entries, and stops
 // taking more once their bodies reach applyBytes: the store copies each
 // body it is handed, so the batch's bytes are held twice until it commits.
+// Up to applyAhead batches are in the store at once, so that the next
+// batch is prepared (its bodies hashed, its keys' versions read) and
+// staged while the store commits the one before: the store overlaps
+// staging a group with committing the previous one only when both are
+// queued.
 const (
 	applyBatch = 1024
 	applyBytes = 4 << 20
+	applyAhead = 2
 )
 
 // RestoreStats is what a restore from a pack did.
@@ -43,7 +52,11 @@ type RestoreStats struct {
 	Applied    int   // entries installed
 	Skipped    int   // entries whose key the store held already
 	Bytes      int64 // part bytes read
-	Duration   time.Duration
+	// Replayed: every feed after the pack's cursors was read and applied
+	// without a gap, so the catch-up round compares digests rather than
+	// listing every object.
+	Replayed bool
+	Duration time.Duration
 }
 
 // restoreWanted reports whether tenant is to be restored from a pack now
@@ -83,21 +96,28 @@ func (e *Engine) Restore(ctx context.Context, tenant string) (RestoreStats, erro
 		return RestoreStats{}, err
 	}
 	bl, _ := backend.BlobsOf(e.be)
-	st, err := e.restore(ctx, bl, tenant, cp)
+	st, m, err := e.restore(ctx, bl, tenant, cp)
 	if errors.Is(err, errPackGone) {
 		// Retention removed the generation under us: start over from the
 		// newest; what was applied stays and is skipped.
 		cp.packGen, cp.packPart = "", 0
 		var again RestoreStats
-		again, err = e.restore(ctx, bl, tenant, cp)
+		again, m, err = e.restore(ctx, bl, tenant, cp)
 		again.Applied, again.Skipped = again.Applied+st.Applied, again.Skipped+st.Skipped
 		st = again
+	}
+	if err == nil && m != nil && m.Feed != nil && e.feed != nil {
+		// The feeds after the pack, before the checkpoint says the
+		// restore is done: a crash during the replay resumes the restore
+		// at its end (nothing left to apply) and replays again.
+		st.Replayed, err = e.feed.replay(ctx, tenant, m.Feed)
 	}
 	st.Duration = time.Since(start)
 	switch {
 	case err == nil, fault.ClassOf(err) == fault.Corruption, errors.Is(err, errPackGone):
 		// Done, or a pack that cannot be used: the round does the rest.
-		if uerr := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packDone, c.packGen, c.packPart = true, "", 0 }); uerr != nil {
+		fed := err == nil && st.Replayed
+		if uerr := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packDone, c.fed, c.packGen, c.packPart = true, fed, "", 0 }); uerr != nil {
 			return st, errors.Join(err, uerr)
 		}
 	}
@@ -117,40 +137,41 @@ func (e *Engine) logRestore(ctx context.Context, tenant string, st *RestoreStats
 	}
 	l.InfoContext(ctx, "reconcile: restored from a catch-up pack", "backend", e.name, "tenant", tenant,
 		"generation", st.Generation, "parts", st.Parts, "applied", st.Applied, "skipped", st.Skipped,
-		"bytes", st.Bytes, "duration", st.Duration)
+		"bytes", st.Bytes, "feeds_replayed", st.Replayed, "duration", st.Duration)
 }
 
 // restore applies the parts of cp's generation from cp.packPart on (or of
-// the newest complete one, from the first).
-func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, cp checkpoint) (RestoreStats, error) {
+// the newest complete one, from the first), and returns its manifest (nil
+// when there is no pack).
+func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, cp checkpoint) (RestoreStats, *pack.Manifest, error) {
 	gen, first := cp.packGen, cp.packPart
 	if gen == "" {
 		gens, complete, err := e.generations(ctx, bl, tenant)
 		if err != nil {
-			return RestoreStats{}, err
+			return RestoreStats{}, nil, err
 		}
 		if gen, first = newestComplete(gens, complete), 0; gen == "" {
-			return RestoreStats{}, nil // no pack: the round does it all
+			return RestoreStats{}, nil, nil // no pack: the round does it all
 		}
 	}
 	st := RestoreStats{Generation: gen}
 	data, err := e.getBlob(ctx, bl, pack.ManifestName(tenant, gen))
 	if fault.ClassOf(err) == fault.NotFound {
-		return st, packErr(tenant, gen, errPackGone) // deleted since the checkpoint named it
+		return st, nil, packErr(tenant, gen, errPackGone) // deleted since the checkpoint named it
 	}
 	if err != nil {
-		return st, err
+		return st, nil, err
 	}
 	m, err := pack.DecodeManifest(data)
 	if err != nil {
-		return st, packErr(tenant, gen, err)
+		return st, nil, packErr(tenant, gen, err)
 	}
 	if m.Tenant != tenant || m.Generation != gen {
-		return st, fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
+		return st, nil, fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
 			fmt.Sprintf("manifest of %s/%s names %s/%s", tenant, gen, m.Tenant, m.Generation))
 	}
 	if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packGen, c.packPart = gen, first }); err != nil {
-		return st, err
+		return st, nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -163,21 +184,21 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 	for i := first; i < len(m.Parts); i++ {
 		f := <-parts
 		if f.err != nil {
-			return st, f.err
+			return st, nil, f.err
 		}
 		st.Bytes += int64(len(f.data))
 		if err := e.applyPart(ctx, tenant, m, i, f.data, &st); err != nil {
-			return st, err
+			return st, m, err
 		}
 		st.Parts++
 		if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packPart = i + 1 }); err != nil {
-			return st, err
+			return st, nil, err
 		}
 		if fp := e.cfg.Failpoint; fp != nil {
 			fp("reconcile.restore.part")
 		}
 	}
-	return st, nil
+	return st, m, nil
 }
 
 type fetched struct {
@@ -235,56 +256,58 @@ func (e *Engine) getBlob(ctx context.Context, bl backend.Blobs, name string) ([]
 	return data, e.lim.charge(ctx, len(data))
 }
 
-// applyPart applies part i of m, a store batch at a time, each key held
-// in the in-flight set while its batch is applied.
+// applyPart applies part i of m, a store batch at a time with up to
+// applyAhead batches in flight, each key held in the in-flight set while
+// its batch is applied. It returns once every batch it started is done.
 func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest, i int, data []byte, st *RestoreStats) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex // guards st and first
+		first error
+		slots = make(chan struct{}, applyAhead)
+	)
+	failed := func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		return first
+	}
+	// The items point into bases: both are made for one batch and never
+	// grow past applyBatch, so the pointers hold.
 	items := make([]store.ApplyItem, 0, applyBatch)
-	// The items point into bases: it never grows past its capacity (a
-	// batch is flushed at applyBatch entries), so the pointers hold.
 	bases := make([]store.SyncUpdate, 0, applyBatch)
 	n, size := 0, 0
 	flush := func() error {
 		if len(items) == 0 {
 			return nil
 		}
-		releases := make([]func(), 0, len(items))
-		defer func() {
-			for _, r := range releases {
-				r()
-			}
-		}()
-		for _, it := range items {
-			r, err := e.inflight.Acquire(ctx, tenant, it.Key)
-			if err != nil {
-				return err
-			}
-			releases = append(releases, r)
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
 		}
-		errs, err := e.st.ApplyBatch(ctx, tenant, items)
-		if fault.ClassOf(err) == fault.Invalid {
-			// A body that does not match its version: a pack writer's bug
-			// or damage the checksum missed; the pack cannot be trusted.
-			return packErr(tenant, m.Generation, fault.E(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant}, err))
-		}
-		if err != nil {
+		if err := failed(); err != nil {
 			return err
 		}
-		var down int64
-		for j, err := range errs {
-			switch {
-			case err == nil:
-				st.Applied++
-				down += int64(len(items[j].Body))
-			case fault.ClassOf(err) == fault.PreconditionFailed:
-				st.Skipped++ // the store holds the key: the round decides it
-			default:
-				return err
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch := items
+		wg.Go(func() {
+			defer func() { <-slots }()
+			err := e.applyBatch(ctx, tenant, m, batch, st, &mu)
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = err
+					cancel()
+				}
+				mu.Unlock()
 			}
-		}
-		if o := e.cfg.Observer; o != nil && down > 0 {
-			o.ReconcileBytes(e.name, 0, down)
-		}
-		items, bases, size = items[:0], bases[:0], 0
+		})
+		items = make([]store.ApplyItem, 0, applyBatch)
+		bases = make([]store.SyncUpdate, 0, applyBatch)
+		size = 0
 		return nil
 	}
 	err := pack.DecodePart(data, func(en *pack.Entry) error {
@@ -300,6 +323,10 @@ func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest,
 	if err == nil {
 		err = flush()
 	}
+	wg.Wait()
+	if ferr := failed(); ferr != nil {
+		err = ferr // the batch's error, not the cancellation it caused
+	}
 	if err == nil && n != m.Parts[i].Docs {
 		err = fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
 			fmt.Sprintf("part %d holds %d entries, its manifest says %d", i+1, n, m.Parts[i].Docs))
@@ -308,4 +335,52 @@ func (e *Engine) applyPart(ctx context.Context, tenant string, m *pack.Manifest,
 		return packErr(tenant, m.Generation, err)
 	}
 	return err
+}
+
+// applyBatch applies one store batch of a restore, its keys held in the
+// in-flight set, and counts the outcome in st (under mu).
+func (e *Engine) applyBatch(ctx context.Context, tenant string, m *pack.Manifest, items []store.ApplyItem, st *RestoreStats, mu *sync.Mutex) error {
+	releases := make([]func(), 0, len(items))
+	defer func() {
+		for _, r := range releases {
+			r()
+		}
+	}()
+	for _, it := range items {
+		r, err := e.inflight.Acquire(ctx, tenant, it.Key)
+		if err != nil {
+			return err
+		}
+		releases = append(releases, r)
+	}
+	errs, err := e.st.ApplyBatch(ctx, tenant, items)
+	if fault.ClassOf(err) == fault.Invalid {
+		// A body that does not match its version: a pack writer's bug
+		// or damage the checksum missed; the pack cannot be trusted.
+		return packErr(tenant, m.Generation, fault.E(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant}, err))
+	}
+	if err != nil {
+		return err
+	}
+	var down int64
+	applied, skipped := 0, 0
+	for j, err := range errs {
+		switch {
+		case err == nil:
+			applied++
+			down += int64(len(items[j].Body))
+		case fault.ClassOf(err) == fault.PreconditionFailed:
+			skipped++ // the store holds the key: the round decides it
+		default:
+			return err
+		}
+	}
+	mu.Lock()
+	st.Applied += applied
+	st.Skipped += skipped
+	mu.Unlock()
+	if o := e.cfg.Observer; o != nil && down > 0 {
+		o.ReconcileBytes(e.name, 0, down)
+	}
+	return nil
 }

@@ -65,7 +65,11 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 		r.span = e.startRoundSpan(ctx, r)
 	}
 	// The digests are read within the round's span: their calls are the round's.
-	r.plan, err = e.plan(trace.ContextWithSpan(ctx, r.span), tenant, verify || cp.cursor != "" || !cp.caughtUp || e.cfg.FullRounds)
+	// A tenant catching up lists every object, unless it was restored
+	// from a pack and every feed after the pack was replayed (cp.fed):
+	// what neither brought shows as a segment whose digest differs.
+	full := verify || cp.cursor != "" || (!cp.caughtUp && !cp.fed) || e.cfg.FullRounds
+	r.plan, err = e.plan(trace.ContextWithSpan(ctx, r.span), tenant, full)
 	if err != nil {
 		endRoundSpan(r.span, &r.st, err)
 		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
@@ -536,12 +540,15 @@ func (e *Engine) unavailable(err error) error {
 // a round has ever completed (the tenant is no longer catching up; see
 // catchup.go), and a restore from a catch-up pack (restore.go): the
 // generation being restored and the next part to apply, or packDone once
-// the restore is over (or there was no pack), so it is not tried again.
+// the restore is over (or there was no pack), so it is not tried again;
+// fed when the restore's pack and the feeds replayed after it cover the
+// backend but for what the digests show (feedreplay.go).
 type checkpoint struct {
 	cursor    string
 	uploadSeq uint64
 	caughtUp  bool
 	packDone  bool
+	fed       bool
 	packGen   string
 	packPart  int
 }
@@ -557,6 +564,7 @@ const (
 	checkpointFormat  = 3
 	flagCaughtUp      = 1
 	flagPackDone      = 2
+	flagFed           = 4
 )
 
 func (c checkpoint) encode() []byte {
@@ -566,6 +574,9 @@ func (c checkpoint) encode() []byte {
 	}
 	if c.packDone {
 		flags |= flagPackDone
+	}
+	if c.fed {
+		flags |= flagFed
 	}
 	b := []byte{checkpointFormat, flags}
 	b = binary.AppendUvarint(b, c.uploadSeq)
@@ -588,6 +599,7 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 	case len(b) >= 3 && (format == checkpointFormat2 || format == checkpointFormat):
 		c.caughtUp = b[1]&flagCaughtUp != 0
 		c.packDone = b[1]&flagPackDone != 0
+		c.fed = b[1]&flagFed != 0
 		b = b[2:]
 	default:
 		return checkpoint{}, bad
