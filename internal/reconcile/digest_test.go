@@ -343,6 +343,56 @@ func TestScrubInRun(t *testing.T) {
 	}
 }
 
+// TestScrubDoesNotStallThePass: over a backend so slow that every scrub
+// turn outlasts the scrub's tick, the scrub is always due; a pass started
+// meanwhile still finishes its round.
+func TestScrubDoesNotStallThePass(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	const keys = 200
+	fill(t, a, keys)
+	rounds := make(chan error, 1)
+	obs := &scrubObserver{roundObserver: roundObserver{onRound: func(err error) {
+		select {
+		case rounds <- err:
+		default:
+		}
+	}}, quarantined: make(chan struct{}, 1), scrubbed: make(chan int, 1)}
+	ea := newEngine(t, a, b, func(c *Config) {
+		c.ScrubRate, c.Observer = 1000, obs
+		c.CheckpointEvery, c.PageSize = 10, 10
+	})
+	if _, err := ea.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	const tick, slow = 5 * time.Millisecond, 15 * time.Millisecond
+	ea.scrubTick = tick
+	b.SetFault(func(string, string, string) error {
+		time.Sleep(slow) // a slow link, not synchronisation: every backend call outlasts the tick
+		return nil
+	})
+	runEngine(t, ea)
+	select {
+	case <-obs.scrubbed: // the scrub is walking, and due again at once
+	case <-time.After(time.Minute):
+		t.Fatal("the scrub did not start")
+	}
+	ea.Trigger()
+	select {
+	case err := <-rounds:
+		if err != nil {
+			t.Fatalf("round: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		p, _ := ea.Progress(tenant)
+		t.Fatalf("the pass's round did not finish while the scrub ran: %+v", p)
+	}
+	p, _ := ea.Progress(tenant)
+	if p.Last.Scanned != keys {
+		t.Fatalf("the pass's round: %+v, want %d keys scanned", p.Last, keys)
+	}
+}
+
 // TestFailedPublishKeepsTheWrites: a delta publish that fails keeps the
 // writes for the next publish, which a peer's round then finds.
 func TestFailedPublishKeepsTheWrites(t *testing.T) {

@@ -153,6 +153,9 @@ type Engine struct {
 	feed     *feed // nil when the feed is off
 	lim      *limiter
 	dig      digests
+	// scrubTick is how often Run gives the scrub a turn (scrub.go); a
+	// field so that tests can shorten it.
+	scrubTick time.Duration
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
 
@@ -232,6 +235,7 @@ func New(cfg Config) (*Engine, error) {
 		tenants:  map[string]*tenantState{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
 		packWant: map[string]bool{}, packKick: make(chan struct{}, 1),
+		scrubTick: defaultScrubTick,
 	}
 	if cfg.Digests {
 		e.dig.bl, _ = backend.BlobsOf(cfg.Backend)
@@ -357,7 +361,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	var scrub <-chan time.Time
 	sc := &scrubber{e: e}
 	if e.cfg.ScrubRate > 0 {
-		t := time.NewTicker(scrubTick)
+		t := time.NewTicker(e.scrubTick)
 		defer t.Stop()
 		scrub = t.C
 	}
@@ -371,7 +375,12 @@ func (e *Engine) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-scrub:
+				// The pass takes its turn too: a scrub turn over a slow
+				// backend can outlast its tick, and the pass's turns are
+				// otherwise taken only when nothing else is ready, so a
+				// scrub always due would stall the pass for good.
 				sc.turn(ctx)
+				s.turn(ctx)
 			case tenant := <-e.changed:
 				s.changed(ctx, tenant)
 			case <-s.dueC():

@@ -19,9 +19,9 @@ type ScrubObserver interface {
 	ScrubCycle(backend string, d time.Duration)
 }
 
-// scrubTick is how often Run gives the scrub a turn of
-// Config.ScrubRate × scrubTick objects.
-const scrubTick = time.Second
+// defaultScrubTick is how often Run gives the scrub a turn of
+// Config.ScrubRate × the tick's objects.
+const defaultScrubTick = time.Second
 
 // scrubber is the scrub: a walk over every object of every tenant the
 // engine serves, one tenant after the other, reading and verifying each
@@ -42,10 +42,10 @@ type scrubber struct {
 	credit  float64 // objects allowed and not yet walked, below one
 }
 
-// turn walks up to ScrubRate × scrubTick objects.
+// turn walks up to ScrubRate × the engine's scrub tick objects.
 func (s *scrubber) turn(ctx context.Context) {
 	e := s.e
-	s.credit += e.cfg.ScrubRate * scrubTick.Seconds() // rates below one a tick add up over ticks
+	s.credit += e.cfg.ScrubRate * e.scrubTick.Seconds() // rates below one a tick add up over ticks
 	budget := int(s.credit)
 	s.credit -= float64(budget)
 	cycled := false // at most one new cycle a turn: small tenants are not read over and over
