@@ -369,18 +369,17 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer s.stop(ctx)
 	for {
 		if s.busy() {
-			// A pass is in progress: answer what is waiting, else take
-			// the next turn.
+			// A pass is in progress: answer one thing waiting, if any,
+			// then take the pass's next turn. The two alternate because
+			// the inboxes' work (a drain of a change log, a scrub turn)
+			// can outlast the time for the next item to arrive over a
+			// slow backend: a pass whose turns waited for idle inboxes
+			// would then never finish.
 			select {
 			case <-ctx.Done():
 				return nil
 			case <-scrub:
-				// The pass takes its turn too: a scrub turn over a slow
-				// backend can outlast its tick, and the pass's turns are
-				// otherwise taken only when nothing else is ready, so a
-				// scrub always due would stall the pass for good.
 				sc.turn(ctx)
-				s.turn(ctx)
 			case tenant := <-e.changed:
 				s.changed(ctx, tenant)
 			case <-s.dueC():
@@ -394,6 +393,8 @@ func (e *Engine) Run(ctx context.Context) error {
 			case <-s.retryC():
 				s.again = true
 			default:
+			}
+			if s.busy() && ctx.Err() == nil {
 				s.turn(ctx)
 			}
 			continue
