@@ -223,6 +223,9 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 				for _, t := range b.Tenants {
 					if b.Name == "s3" && t.Tenant == tenant {
 						seen = fmt.Sprintf("%+v", t)
+						if t.Last != nil {
+							seen += fmt.Sprintf("; last round: %+v", *t.Last)
+						}
 						if t.Running && t.Cursor != "" {
 							cursor = t.Cursor
 						}
