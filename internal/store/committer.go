@@ -350,7 +350,7 @@ func (s *Store) commit(g *group) {
 			s.failAt("store.commit.before-sync")
 		}
 		start := time.Now()
-		err = s.commitBatch(g.batch)
+		err = s.commitBatch(g.batch, s.wopts)
 		dur = time.Since(start)
 		if err != nil {
 			err = fmt.Errorf("commit: %w", err)

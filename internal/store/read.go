@@ -270,6 +270,19 @@ func (s *Store) Tenants(ctx context.Context) iter.Seq2[string, error] {
 // nothing about it depends on the current documents. It has the store's
 // durability and, like the committer, fails the store if the commit fails.
 func (s *Store) writeDirect(op, tenant, key string, fill func(b *pebble.Batch) error) error {
+	return s.writeDirectWith(op, tenant, key, s.wopts, fill)
+}
+
+// writeLazy is writeDirect without a sync of its own, for rows that can be
+// derived again (sync state): the write goes into Pebble's log behind the
+// writes before it and reaches the disk with the log's next sync, which
+// the next durable write makes, or at Close. A crash before then loses it
+// and nothing after it.
+func (s *Store) writeLazy(op, tenant, key string, fill func(b *pebble.Batch) error) error {
+	return s.writeDirectWith(op, tenant, key, pebble.NoSync, fill)
+}
+
+func (s *Store) writeDirectWith(op, tenant, key string, wo *pebble.WriteOptions, fill func(b *pebble.Batch) error) error {
 	if err := s.acquire(); err != nil {
 		return wrap(op, tenant, key, err)
 	}
@@ -279,7 +292,7 @@ func (s *Store) writeDirect(op, tenant, key string, fill func(b *pebble.Batch) e
 	if err := fill(b); err != nil {
 		return wrap(op, tenant, key, err)
 	}
-	return wrap(op, tenant, key, s.commitBatch(b))
+	return wrap(op, tenant, key, s.commitBatch(b, wo))
 }
 
 // MemoryStats is Pebble's share of a node's memory at one moment, for

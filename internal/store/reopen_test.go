@@ -11,9 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/store/storetest"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store/storetest"
 )
 
 // fakeWall is a settable wall clock.
@@ -186,4 +188,54 @@ func TestOpenCorruptStore(t *testing.T) {
 	_, err := Open(dir, Options{})
 	wantClass(t, "Open of a store with a damaged manifest", err, fault.Corruption)
 	t.Log(err)
+}
+
+// TestSyncStateRidesTheNextSync: a sync-state row is not synced on its
+// own (an upload does not wait for a sync of its base), and the next
+// durable write makes it durable with itself. A crash of the machine is a
+// crash clone of Pebble's file system: only what was synced survives.
+func TestSyncStateRidesTheNextSync(t *testing.T) {
+	dir := t.TempDir()
+	mem := vfs.NewCrashableMem()
+	s := openT(t, dir, Options{FS: mem})
+	rec, err := s.Put(bg, "t", "a", []byte(`{"n":1}`), doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutSyncState("b", "t", "a", SyncState{Base: rec.Version, RemoteETag: "e1"}); err != nil {
+		t.Fatal(err)
+	}
+	beforeSync := mem.CrashClone(vfs.CrashCloneCfg{})
+	if _, err := s.Put(bg, "t", "b", []byte(`{"n":2}`), doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	afterSync := mem.CrashClone(vfs.CrashCloneCfg{})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		fs       *vfs.MemFS
+		wantSync bool
+		wantB    bool
+	}{
+		{"crash before the next durable write", beforeSync, false, false},
+		{"crash after it", afterSync, true, true},
+	} {
+		s := openT(t, dir, Options{FS: c.fs})
+		if _, err := s.Get(bg, "t", "a"); err != nil {
+			t.Errorf("%s: the acknowledged document a: %v", c.name, err)
+		}
+		_, err := s.Get(bg, "t", "b")
+		if gotB := err == nil; gotB != c.wantB {
+			t.Errorf("%s: document b present %v, want %v (%v)", c.name, gotB, c.wantB, err)
+		}
+		st, ok, err := s.SyncState("b", "t", "a")
+		if err != nil || ok != c.wantSync || (ok && st.RemoteETag != "e1") {
+			t.Errorf("%s: sync state of a: %+v, %v, %v; want present %v", c.name, st, ok, err, c.wantSync)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

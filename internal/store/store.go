@@ -550,10 +550,10 @@ type pebbleFatal struct {
 func (p pebbleFatal) Error() string { return p.msg }
 func (p pebbleFatal) Unwrap() error { return p.cause }
 
-// commitBatch commits b with the store's durability. A failure fails the
+// commitBatch commits b with wo (s.wopts: the store's durability). A failure fails the
 // store (see ErrFailed): Pebble's log is then unusable, and the batch may
 // already be visible to readers.
-func (s *Store) commitBatch(b *pebble.Batch) (err error) {
+func (s *Store) commitBatch(b *pebble.Batch, wo *pebble.WriteOptions) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			pf, ok := r.(pebbleFatal)
@@ -566,5 +566,5 @@ func (s *Store) commitBatch(b *pebble.Batch) (err error) {
 			s.fail(err)
 		}
 	}()
-	return b.Commit(s.wopts)
+	return b.Commit(wo)
 }

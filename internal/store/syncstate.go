@@ -48,27 +48,32 @@ func (s *Store) SyncState(backend, tenant, key string) (SyncState, bool, error) 
 
 // PutSyncState records the sync state of (tenant, key) with backend. It is
 // written outside the document write path: to change it atomically with a
-// document, use Apply's sync argument.
+// document, use Apply's sync argument. It is not synced on its own: it
+// reaches the disk with the next durable write (see writeLazy), so an
+// upload does not wait for a sync of its base. A crash can lose it; the
+// reconciler then finds the backend already holding the local version
+// (UpdateBase) or compares the versions' vectors.
 func (s *Store) PutSyncState(backend, tenant, key string, st SyncState) error {
 	const op = "store.put_sync_state"
 	if err := validateSync(op, backend, tenant, key); err != nil {
 		return err
 	}
 	defer s.syncWrite()()
-	return s.writeDirect(op, tenant, key, func(b *pebble.Batch) error {
+	return s.writeLazy(op, tenant, key, func(b *pebble.Batch) error {
 		return b.Set(syncKey(backend, tenant, key), appendSyncValue(nil, &st), nil)
 	})
 }
 
 // DeleteSyncState forgets the sync state of (tenant, key) with backend
 // (after a tombstone was collected everywhere). Absent is not an error.
+// Like PutSyncState, it is not synced on its own.
 func (s *Store) DeleteSyncState(backend, tenant, key string) error {
 	const op = "store.delete_sync_state"
 	if err := validateSync(op, backend, tenant, key); err != nil {
 		return err
 	}
 	defer s.syncWrite()()
-	return s.writeDirect(op, tenant, key, func(b *pebble.Batch) error {
+	return s.writeLazy(op, tenant, key, func(b *pebble.Batch) error {
 		return b.Delete(syncKey(backend, tenant, key), nil)
 	})
 }

@@ -109,6 +109,10 @@ func ParseURL(raw string) (Config, error) {
 
 // S3 is a backend on one bucket and prefix. Close releases its idle
 // connections.
+// idleConns is how many idle connections to the endpoint the client keeps
+// for reuse.
+const idleConns = 128
+
 type S3 struct {
 	name      string
 	bucket    string
@@ -151,6 +155,11 @@ func New(name string, cfg Config) (*S3, error) {
 		})
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
+	// A node's calls to one backend run many at once (reconcile.Limits:
+	// 32 by default, more when configured); Go's default of 2 idle
+	// connections per host would close all but two after each burst and
+	// dial again, with a TLS handshake, for the next.
+	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = idleConns, idleConns
 	client, err := minio.New(endpoint, &minio.Options{
 		Creds: creds, Secure: !cfg.Insecure, Transport: tr, Region: cfg.Region, BucketLookup: lookup,
 	})

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,4 +122,77 @@ func TestParseURL(t *testing.T) {
 	if _, err := s3.New("s3", s3.Config{Bucket: "bucket", Prefix: long}); fault.ClassOf(err) != fault.Config {
 		t.Errorf("New with an 800-byte prefix: %v, want class config", err)
 	}
+}
+
+// TestConnectionsReused: bursts of concurrent calls, as the uploader makes,
+// reuse the connections of the burst before instead of dialling anew (Go's
+// default transport keeps 2 idle connections per host). The gateway runs
+// with keep-alive, as a real S3 service does; a proxy in front of it
+// counts the connections the backend opens.
+func TestConnectionsReused(t *testing.T) {
+	g := startGateway(t, "reuse")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		accepted atomic.Int64
+		conns    sync.WaitGroup
+	)
+	conns.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			conns.Go(func() { proxy(c, g.Endpoint) })
+		}
+	})
+	b, err := s3.New("s3", s3.Config{Bucket: "reuse", Endpoint: ln.Addr().String(), Insecure: true, Creds: creds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		b.Close() // closes the idle connections, which ends their proxies
+		ln.Close()
+		conns.Wait()
+	})
+	const width, bursts = 32, 3
+	body := []byte(`{"n":1}`)
+	v := backendtest.Version(body, 7, 1000, false)
+	for burst := range bursts {
+		var calls sync.WaitGroup
+		for i := range width {
+			calls.Go(func() {
+				if _, err := b.Put(context.Background(), "t", fmt.Sprintf("k%d-%d", burst, i), v, body, backend.Precondition{}); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		calls.Wait()
+	}
+	if n := accepted.Load(); n > width+width/4 {
+		t.Fatalf("%d bursts of %d concurrent puts opened %d connections; want the first burst's %d reused", bursts, width, n, width)
+	}
+}
+
+// proxy copies between c and a new connection to addr until either side
+// closes.
+func proxy(c net.Conn, addr string) {
+	defer c.Close()
+	up, err := net.Dial("tcp", addr)
+	if err != nil {
+		return
+	}
+	defer up.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = io.Copy(up, c)
+		up.Close()
+	}()
+	_, _ = io.Copy(c, up)
+	c.Close()
+	<-done
 }

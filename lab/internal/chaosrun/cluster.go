@@ -182,7 +182,10 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.Command(c.opts.Gateway, "--quiet", "--access", accessKey, "--secret", secretKey, "--port", c.GWURL, "posix", dir)
+	// --keep-alive, as a real S3 service keeps connections: without it
+	// versitygw closes every connection after its response, and a node
+	// dials for each call, piling sockets in TIME_WAIT on loopback.
+	cmd := exec.Command(c.opts.Gateway, "--quiet", "--keep-alive", "--access", accessKey, "--secret", secretKey, "--port", c.GWURL, "posix", dir)
 	c.gw = newProcess(cmd)
 	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("chaosrun: versitygw: %w", err)

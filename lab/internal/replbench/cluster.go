@@ -85,7 +85,10 @@ func (c *cluster) startGateway(ctx context.Context, gateway string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	c.gw = newProcess(exec.Command(gateway, "--quiet", "--access", accessKey, "--secret", secretKey, "--port", c.gwAddr, "posix", dir))
+	// --keep-alive, as a real S3 service keeps connections: without it
+	// versitygw closes every connection after its response, and a node
+	// dials for each call, piling sockets in TIME_WAIT on loopback.
+	c.gw = newProcess(exec.Command(gateway, "--quiet", "--keep-alive", "--access", accessKey, "--secret", secretKey, "--port", c.gwAddr, "posix", dir))
 	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("replbench: versitygw: %w", err)
 	}

@@ -101,7 +101,10 @@ func StartIn(t testing.TB, bucket, root string) *Gateway {
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
-	cmd := exec.Command(bin, "--quiet", "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)
+	// --keep-alive, as a real S3 service keeps connections: without it
+	// versitygw closes every connection after its response, and a node
+	// dials for each call, piling sockets in TIME_WAIT on loopback.
+	cmd := exec.Command(bin, "--quiet", "--keep-alive", "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)
 	cmd.Stdout, cmd.Stderr = g.Logs, g.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
