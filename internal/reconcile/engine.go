@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -164,6 +165,10 @@ type Engine struct {
 	pending  map[string]time.Time    // tenant → its oldest change not yet uploaded (ReplicationLag)
 	told     map[string]time.Time    // tenant → its first change told by Changed since its log was last read
 	confirm  map[string]bool         // tenants whose next round may pass the guard
+	// changedWant holds the tenants Changed told of that Run has not taken
+	// yet: a set, so that any number of notifications for any number of
+	// tenants wait in room bounded by the tenants, and none is dropped.
+	changedWant map[string]bool
 	tenants  map[string]*tenantState // every tenant served, for catching up (catchup.go)
 	listed   bool                    // the backend's tenants were listed once
 	runDone  chan struct{}           // closed when Run returns; nil before Run
@@ -175,7 +180,7 @@ type Engine struct {
 	// is seen at Run's next look at its inboxes (between turns), not only
 	// if the caller happens to be blocked in the send at that moment.
 	requests chan roundRequest // "run this tenant's round now and answer"
-	changed  chan string       // "this tenant's change log grew"
+	changed  chan struct{}     // "changedWant grew"
 
 	packWant map[string]bool // guarded by mu: tenants the pack goroutine is to consider
 	packKick chan struct{}   // "packWant grew", to the pack goroutine
@@ -233,7 +238,8 @@ func New(cfg Config) (*Engine, error) {
 		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, told: map[string]time.Time{},
 		confirm:  map[string]bool{},
 		tenants:  map[string]*tenantState{},
-		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan string, 64),
+		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan struct{}, 1),
+		changedWant: map[string]bool{},
 		packWant: map[string]bool{}, packKick: make(chan struct{}, 1),
 		scrubTick: defaultScrubTick,
 	}
@@ -283,7 +289,9 @@ func (e *Engine) Trigger() {
 }
 
 // Changed tells Run that tenant's change log grew, so the uploader drains
-// it. It never blocks: when the inbox is full the next pass catches up.
+// it. It never blocks: notifications Run has not taken yet coalesce, per
+// tenant. A burst of writes costs drains, never a pass: a pass would also
+// run every tenant's round, which is the interval's work, not a write's.
 func (e *Engine) Changed(tenant string) {
 	e.mu.Lock()
 	now := e.cfg.Now()
@@ -293,12 +301,26 @@ func (e *Engine) Changed(tenant string) {
 	if _, ok := e.told[tenant]; !ok {
 		e.told[tenant] = now
 	}
+	e.changedWant[tenant] = true
 	e.mu.Unlock()
 	select {
-	case e.changed <- tenant:
-	default:
-		e.Trigger()
+	case e.changed <- struct{}{}:
+	default: // Run has a notification pending, and takes this tenant with it
 	}
+}
+
+// takeChanged returns the tenants Changed told of since the last call, in
+// name order, and forgets them.
+func (e *Engine) takeChanged() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	tenants := make([]string, 0, len(e.changedWant))
+	for t := range e.changedWant {
+		tenants = append(tenants, t)
+		delete(e.changedWant, t)
+	}
+	slices.Sort(tenants)
+	return tenants
 }
 
 // RunRound asks Run to run tenant's round now and waits for its result.
@@ -380,8 +402,10 @@ func (e *Engine) Run(ctx context.Context) error {
 				return nil
 			case <-scrub:
 				sc.turn(ctx)
-			case tenant := <-e.changed:
-				s.changed(ctx, tenant)
+			case <-e.changed:
+				for _, tenant := range e.takeChanged() {
+					s.changed(ctx, tenant)
+				}
 			case <-s.dueC():
 				s.drainDue(ctx)
 			case req := <-e.requests:
@@ -408,8 +432,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case <-scrub:
 			sc.turn(ctx)
-		case tenant := <-e.changed:
-			s.changed(ctx, tenant)
+		case <-e.changed:
+			for _, tenant := range e.takeChanged() {
+				s.changed(ctx, tenant)
+			}
 		case <-s.dueC():
 			s.drainDue(ctx)
 		case req := <-e.requests:

@@ -268,8 +268,8 @@ func (s *sched) drainDue(ctx context.Context) {
 }
 
 // upload drains up to TurnKeys changes of tenant's log, as Changed asked.
-// A longer log goes back to the end of the changed inbox (Changed, which
-// never blocks: a full inbox turns into a pass), so a tenant that wrote a
+// A longer log goes back to the changed inbox (Changed, which never
+// blocks), taken after the pass's next turn, so a tenant that wrote a
 // million documents holds Run for one turn at a time, like a round; its
 // next turn does not wait for a coalescing window (a backlog is not a hot
 // key).
