@@ -102,8 +102,9 @@ wait_for() { # FILE PATTERN: poll (across processes) for at most 30 s
 	log "timed out waiting for $2 in $1:"; cat "$1" >&2; return 1
 }
 
-log "building cairn and gen-ndjson..."
+log "building cairn, cairn-lab and gen-ndjson..."
 go build -o "$tmp/cairn" ./cmd/cairn
+go build -C lab -o "$tmp/cairn-lab" ./cmd/cairn-lab # 'cairn bench' and 'cairn bench-bare' run the cairn-lab beside it
 go build -o "$tmp/gen" ./scripts/gen-ndjson
 if [[ -n $BASE ]]; then
 	log "building cairn at $BASE..."

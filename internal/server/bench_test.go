@@ -52,11 +52,10 @@ func BenchmarkGetHit(b *testing.B) {
 }
 
 // TestGetHitAllocs bounds the handler's allocations on a cache hit: the
-// request context is the exchange's own (no context.WithValue layers) and
-// the document routes are routed without ServeMux (docRouter), so what is
-// left is the exchange, the request copy WithContext makes and the request
-// id. A new allocation on this path shows
-// up here before it shows up in a profile.
+// document routes are routed without ServeMux (docRouter), so what is left
+// is the exchange, its two context.WithValue layers, the request copy
+// WithContext makes and the request id. A new allocation on this path
+// shows up here before it shows up in a profile.
 func TestGetHitAllocs(t *testing.T) {
 	doc := server.Doc{ETag: `"0123456789abcdef0123456789abcdef"`, Body: []byte(`{"k":"v"}`)}
 	m := &memDocs{get: func(context.Context, string, string) (server.Doc, error) { return doc, nil }}
@@ -64,7 +63,7 @@ func TestGetHitAllocs(t *testing.T) {
 	r := httptest.NewRequest("GET", docURL(tenantA, "users/42"), nil)
 	r.Header.Set("Authorization", "Bearer "+e.tokA)
 	w := &discardWriter{h: http.Header{}}
-	const want = 3
+	const want = 5
 	if got := testing.AllocsPerRun(200, func() { clear(w.h); e.srv.ServeHTTP(w, r) }); got > want {
 		t.Errorf("GET of a cached document: %v allocations, want at most %d", got, want)
 	}
@@ -86,7 +85,7 @@ func TestPutAllocs(t *testing.T) {
 		e.srv.ServeHTTP(w, r)
 	}
 	put()
-	const want = 7
+	const want = 9
 	if got := testing.AllocsPerRun(200, put); got > want {
 		t.Errorf("PUT of a document: %v allocations, want at most %d", got, want)
 	}

@@ -21,7 +21,6 @@ import (
 // request's context carries it under exchangeKey.
 type exchange struct {
 	w       http.ResponseWriter
-	ctx     exchangeCtx // the request's context: ctx.x is this exchange
 	info    reqctx.Info
 	start   time.Time
 	status  int   // 0 until the header is written
@@ -54,27 +53,6 @@ func headerValues(w http.ResponseWriter, a, b string) ([]string, []string) {
 }
 
 type exchangeKey struct{}
-
-// exchangeCtx is the request's context. It answers the exchange and its
-// reqctx.Info itself, inside the exchange's own allocation, where two
-// context.WithValue layers would cost two allocations per request. Every
-// other key, the deadline and the cancellation are the parent's: the
-// context package finds the parent's cancelCtx through Value, so children
-// made with WithCancel or WithTimeout need no goroutine.
-type exchangeCtx struct {
-	context.Context
-	x *exchange
-}
-
-func (c *exchangeCtx) Value(k any) any {
-	switch k.(type) {
-	case exchangeKey:
-		return c.x
-	case reqctx.Key:
-		return &c.x.info
-	}
-	return c.Context.Value(k)
-}
 
 // exchangeFrom returns the exchange of a request served by a Server, or nil.
 func exchangeFrom(ctx context.Context) *exchange {

@@ -520,8 +520,7 @@ func (s *Server) begin(ctx context.Context, w http.ResponseWriter, r *http.Reque
 	x.info.Start = x.start // for the tracing middleware: one clock read per request, not two
 	x.hdr[0] = id
 	w.Header()["X-Request-Id"] = x.hdr[0:1:1]
-	x.ctx = exchangeCtx{Context: ctx, x: x}
-	return x, r.WithContext(&x.ctx)
+	return x, r.WithContext(reqctx.With(context.WithValue(ctx, exchangeKey{}, x), &x.info))
 }
 
 // canonical reports whether ServeMux would leave an escaped path alone: no

@@ -44,19 +44,16 @@ type Info struct {
 	Span trace.SpanContext
 }
 
-// Key is the context key of the Info. A request context of its own type
-// (the server's) may answer Value(Key{}) itself, saving the allocation of
-// a context.WithValue per request.
-type Key struct{}
+type key struct{}
 
 // With returns a copy of parent that carries info.
 func With(parent context.Context, info *Info) context.Context {
-	return context.WithValue(parent, Key{}, info)
+	return context.WithValue(parent, key{}, info)
 }
 
 // From returns the Info in ctx, or nil if there is none.
 func From(ctx context.Context) *Info {
-	info, _ := ctx.Value(Key{}).(*Info)
+	info, _ := ctx.Value(key{}).(*Info)
 	return info
 }
 
