@@ -23,7 +23,8 @@
 #
 # Prints one line per slice (node, req/s, node CPU ticks in the slice),
 # then each node's median, the ratio of the medians and the median of the
-# per-pair ratios B/A, of req/s and of requests per node CPU tick. Needs wrk; scripts/wrk-put.lua makes the requests.
+# per-pair ratios B/A, of req/s and of requests per node CPU tick. Needs wrk
+# (installed with apt-get when missing, as root); scripts/wrk-put.lua makes the requests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 A=$(realpath "$1")
@@ -32,7 +33,11 @@ PAIRS=${PAIRS:-16}
 SLICE=${SLICE:-3s}
 OP=${OP:-put}
 ARGS=${ARGS:-}
-command -v wrk >/dev/null || { echo "bench-put-ab: needs wrk" >&2; exit 2; }
+if ! command -v wrk >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+	echo "bench-put-ab: installing wrk..." >&2
+	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; } || true
+fi
+command -v wrk >/dev/null || { echo "bench-put-ab: needs wrk (apt-get install wrk, as root)" >&2; exit 2; }
 
 tmp=$(mktemp -d)
 pids=()
