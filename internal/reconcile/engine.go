@@ -162,17 +162,17 @@ type Engine struct {
 
 	mu       sync.Mutex // guards the following
 	progress map[string]Progress
-	pending  map[string]time.Time    // tenant → its oldest change not yet uploaded (ReplicationLag)
-	told     map[string]time.Time    // tenant → its first change told by Changed since its log was last read
-	confirm  map[string]bool         // tenants whose next round may pass the guard
+	pending  map[string]time.Time // tenant → its oldest change not yet uploaded (ReplicationLag)
+	told     map[string]time.Time // tenant → its first change told by Changed since its log was last read
+	confirm  map[string]bool      // tenants whose next round may pass the guard
 	// changedWant holds the tenants Changed told of that Run has not taken
 	// yet: a set, so that any number of notifications for any number of
 	// tenants wait in room bounded by the tenants, and none is dropped.
 	changedWant map[string]bool
-	tenants  map[string]*tenantState // every tenant served, for catching up (catchup.go)
-	listed   bool                    // the backend's tenants were listed once
-	runDone  chan struct{}           // closed when Run returns; nil before Run
-	stop     context.CancelFunc
+	tenants     map[string]*tenantState // every tenant served, for catching up (catchup.go)
+	listed      bool                    // the backend's tenants were listed once
+	runDone     chan struct{}           // closed when Run returns; nil before Run
+	stop        context.CancelFunc
 
 	// Run's inboxes, read only by the Run goroutine.
 	triggers chan struct{} // "a pass over every tenant is wanted"
@@ -240,7 +240,7 @@ func New(cfg Config) (*Engine, error) {
 		tenants:  map[string]*tenantState{},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan struct{}, 1),
 		changedWant: map[string]bool{},
-		packWant: map[string]bool{}, packKick: make(chan struct{}, 1),
+		packWant:    map[string]bool{}, packKick: make(chan struct{}, 1),
 		scrubTick: defaultScrubTick,
 	}
 	if cfg.Digests {
