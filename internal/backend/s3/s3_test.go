@@ -130,7 +130,7 @@ func TestParseURL(t *testing.T) {
 // with keep-alive, as a real S3 service does; a proxy in front of it
 // counts the connections the backend opens.
 func TestConnectionsReused(t *testing.T) {
-	g := startGateway(t, "reuse")
+	g := s3test.StartKeepAlive(t, "reuse")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -85,10 +85,13 @@ func (c *cluster) startGateway(ctx context.Context, gateway string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	// --keep-alive, as a real S3 service keeps connections: without it
-	// versitygw closes every connection after its response, and a node
-	// dials for each call, piling sockets in TIME_WAIT on loopback.
-	c.gw = newProcess(exec.Command(gateway, "--quiet", "--keep-alive", "--access", accessKey, "--secret", secretKey, "--port", c.gwAddr, "posix", dir))
+	// --keep-alive with CAIRN_VERSITYGW_KEEPALIVE=1, which the benchmark
+	// scripts set (internal/backend/s3/s3test.KeepAlive says why).
+	args := []string{"--quiet"}
+	if os.Getenv("CAIRN_VERSITYGW_KEEPALIVE") == "1" {
+		args = append(args, "--keep-alive")
+	}
+	c.gw = newProcess(exec.Command(gateway, append(args, "--access", accessKey, "--secret", secretKey, "--port", c.gwAddr, "posix", dir)...))
 	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("replbench: versitygw: %w", err)
 	}
