@@ -76,14 +76,21 @@ func startManualPair(t *testing.T) (a, b replNode) {
 // sibling resolves the conflict on both.
 func TestSiblingsOverHTTP(t *testing.T) {
 	a, b := startManualPair(t)
-	// Read the key first so the cache holds the pre-conflict version: the
-	// 409 must come through the cache too.
-	a.do(t, "PUT", "k", `{"from":"a"}`)
-	b.do(t, "PUT", "k", `{"from":"b"}`)
+	// Each write's ETag names its sibling. b's upload may already meet a's
+	// object and record the conflict (the uploader settles a 412 as a round
+	// would), so the ETags come from the writes, not from reads after them.
+	_, ha, _ := a.doH(t, "PUT", "/v1/tenants/acme/docs/k", `{"from":"a"}`, nil)
+	_, hb, _ := b.doH(t, "PUT", "/v1/tenants/acme/docs/k", `{"from":"b"}`, nil)
+	if ha.Get("Etag") == "" || hb.Get("Etag") == "" {
+		t.Fatalf("the writes of k answered without an ETag: %v, %v", ha, hb)
+	}
 	a.do(t, "PUT", "j/1", `{"from":"a"}`)
 	b.do(t, "PUT", "j/1", `{"from":"b"}`)
-	_, ha, _ := a.doH(t, "GET", "/v1/tenants/acme/docs/k", "", nil)
-	_, hb, _ := b.doH(t, "GET", "/v1/tenants/acme/docs/k", "", nil)
+	// Read the key before settling, so that the cache holds a version from
+	// before the conflict (unless the conflict is known already): the 409
+	// must come through the cache too.
+	a.do(t, "GET", "k", "")
+	b.do(t, "GET", "k", "")
 	settle(t, a, b)
 
 	// Both nodes list both conflicts.
