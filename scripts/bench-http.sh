@@ -34,14 +34,9 @@ PROFILE=${PROFILE:-}
 tmp=$(mktemp -d)
 OUT=${OUT:-$tmp}
 mkdir -p "$OUT"
-pids=()
+source scripts/bench-lib.sh bench-http
 cleanup() {
-	for pid in "${pids[@]}"; do
-		kill "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
+	stop_pids
 	rm -rf "$tmp/data"
 }
 trap cleanup EXIT
@@ -49,20 +44,6 @@ trap cleanup EXIT
 echo "building cairn and cairn-lab..." >&2
 go build -o "$tmp/cairn" ./cmd/cairn
 go build -C lab -o "$tmp/cairn-lab" ./cmd/cairn-lab # 'cairn bench' runs the cairn-lab beside it
-
-# wait_for FILE PATTERN: poll (across processes) until FILE has a line
-# matching PATTERN, for at most 20 s.
-wait_for() {
-	for _ in $(seq 200); do
-		if grep -q "$2" "$1" 2>/dev/null; then
-			return 0
-		fi
-		sleep 0.1
-	done
-	echo "bench-http: timed out waiting for $2 in $1:" >&2
-	cat "$1" >&2
-	return 1
-}
 
 "$tmp/cairn" serve --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
@@ -137,11 +118,8 @@ failed() { awk -F'\t' -v l="$1" -v o="$2" '$1 == l && $2 == o { s += $11 } END {
 
 # The same comparisons with wrk, a generator other stores' figures use: GET of one
 # cached key, and durable PUTs of new keys (scripts/wrk-put.lua).
-if [[ $WRK != no ]] && ! command -v wrk >/dev/null; then
-	if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-		echo "installing wrk..." >&2
-		apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; } || true
-	fi
+if [[ $WRK != no ]]; then
+	(need_pkg wrk wrk) || true # optional: without wrk its comparison is skipped
 fi
 if [[ $WRK != no ]] && command -v wrk >/dev/null; then
 	key=v1/tenants/demo/docs/bench/http/k0 # seeded by the GET runs above

@@ -65,26 +65,16 @@ tmp=$(mktemp -d /tmp/cairn-peers.XXXXXX)
 chmod 755 "$tmp"
 OUT=${OUT:-$tmp/out}
 mkdir -p "$OUT"
-pids=()
+source scripts/bench-lib.sh bench-peers
 PG=
 cleanup() {
 	[[ -n $PG ]] && runuser -u postgres -- "$PG/pg_ctl" -D "$tmp/pg" -m immediate stop >/dev/null 2>&1 || true
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	stop_pids
 	rm -rf "$tmp/data" "$tmp/ingest-data" "$tmp/import-data" "$tmp/redis" "$tmp/pg" "$tmp/bulk.ndjson" "$tmp/base"
 }
 trap cleanup EXIT
-log() { echo "bench-peers: $*" >&2; }
 
 # --- the peers, from the distribution's packages
-need_pkg() { # COMMAND PACKAGE...
-	command -v "$1" >/dev/null && return 0
-	if [[ $(id -u) != 0 ]]; then
-		log "$1 is missing: install ${*:2} (apt-get install ${*:2}) or run as root"; exit 1
-	fi
-	log "installing ${*:2}..."
-	apt-get install -y "${@:2}" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "${@:2}" >/dev/null; }
-}
 if [[ -z $ONLY ]]; then
 	need_pkg redis-server redis-server
 	need_pkg redis-benchmark redis-tools
@@ -95,12 +85,6 @@ if [[ -z $PG || ! -x $PG/initdb ]] || ! command -v pgbench >/dev/null; then
 	PG=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 fi
 command -v psql >/dev/null || need_pkg psql postgresql-client
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # FILE PATTERN: poll (across processes) for at most 30 s
-	for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-	log "timed out waiting for $2 in $1:"; cat "$1" >&2; return 1
-}
 
 log "building cairn, cairn-lab and gen-ndjson..."
 go build -o "$tmp/cairn" ./cmd/cairn

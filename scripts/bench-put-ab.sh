@@ -33,17 +33,12 @@ PAIRS=${PAIRS:-16}
 SLICE=${SLICE:-3s}
 OP=${OP:-put}
 ARGS=${ARGS:-}
-if ! command -v wrk >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-	echo "bench-put-ab: installing wrk..." >&2
-	apt-get install -y wrk >/dev/null 2>&1 || { apt-get update >/dev/null 2>&1 && apt-get install -y wrk >/dev/null 2>&1; } || true
-fi
-command -v wrk >/dev/null || { echo "bench-put-ab: needs wrk (apt-get install wrk, as root)" >&2; exit 2; }
+source scripts/bench-lib.sh bench-put-ab
+need_pkg wrk wrk
 
 tmp=$(mktemp -d)
-pids=()
 cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	stop_pids
 	rm -rf "$tmp"
 }
 trap cleanup EXIT

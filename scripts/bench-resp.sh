@@ -34,31 +34,15 @@ OLD=${OLD:-}
 KEYS=10000
 
 tmp=$(mktemp -d /tmp/cairn-bench-resp.XXXXXX)
-pids=()
+source scripts/bench-lib.sh bench-resp
 cleanup() {
-	for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-	for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+	stop_pids
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
-log() { echo "bench-resp: $*" >&2; }
 
-need_pkg() { # COMMAND PACKAGE
-	command -v "$1" >/dev/null && return 0
-	if [[ $(id -u) != 0 ]]; then
-		log "$1 is missing: apt-get install $2, or run as root"; exit 1
-	fi
-	log "installing $2..."
-	apt-get install -y "$2" >/dev/null 2>&1 || { apt-get update >/dev/null && apt-get install -y "$2" >/dev/null; }
-}
 need_pkg redis-server redis-server
 need_pkg redis-benchmark redis-tools
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_for() { # FILE PATTERN: poll (across processes) for at most 30 s
-	for _ in $(seq 300); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.1; done
-	log "timed out waiting for $2 in $1:"; cat "$1" >&2; return 1
-}
 
 log "building cairn${OLD:+ and cairn at $OLD}..."
 go build -o "$tmp/cairn-new" ./cmd/cairn
