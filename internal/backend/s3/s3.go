@@ -107,12 +107,12 @@ func ParseURL(raw string) (Config, error) {
 	return cfg, nil
 }
 
-// S3 is a backend on one bucket and prefix. Close releases its idle
-// connections.
 // idleConns is how many idle connections to the endpoint the client keeps
 // for reuse.
 const idleConns = 128
 
+// S3 is a backend on one bucket and prefix. Close releases its idle
+// connections.
 type S3 struct {
 	name      string
 	bucket    string

@@ -103,16 +103,6 @@ func StartKeepAlive(t testing.TB, bucket string) *Gateway {
 // unsolicited second response, seen in the conformance suite's blob test.
 func KeepAlive() bool { return os.Getenv("CAIRN_VERSITYGW_KEEPALIVE") == "1" }
 
-// Args returns versitygw's arguments for a gateway on addr serving dir,
-// with --keep-alive when keepAlive.
-func Args(addr, dir, access, secret string, keepAlive bool) []string {
-	args := []string{"--quiet"}
-	if keepAlive {
-		args = append(args, "--keep-alive")
-	}
-	return append(args, "--access", access, "--secret", secret, "--port", addr, "posix", dir)
-}
-
 func start(t testing.TB, bucket, root string, keepAlive bool) *Gateway {
 	t.Helper()
 	bin := binary()
@@ -133,7 +123,11 @@ func start(t testing.TB, bucket, root string, keepAlive bool) *Gateway {
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
-	cmd := exec.Command(bin, Args(addr, dir, AccessKey, SecretKey, keepAlive)...)
+	args := []string{"--quiet"}
+	if keepAlive {
+		args = append(args, "--keep-alive")
+	}
+	cmd := exec.Command(bin, append(args, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)...)
 	cmd.Stdout, cmd.Stderr = g.Logs, g.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
