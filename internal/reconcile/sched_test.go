@@ -39,6 +39,18 @@ func putIn(t testing.TB, s *store.Store, tenant, key string) {
 // runEngine runs e.Run until the test ends.
 func runEngine(t *testing.T, e *Engine) { runEngineB(t, e) }
 
+// uploadedTenant writes n documents k000… to tenant in s and uploads them
+// to b, draining the tenant's change log.
+func uploadedTenant(t *testing.T, s *store.Store, b backend.Backend, tenant string, n int) {
+	t.Helper()
+	for i := range n {
+		putIn(t, s, tenant, fmt.Sprintf("k%03d", i))
+	}
+	if _, err := newEngine(t, s, b, nil).Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func runEngineB(t testing.TB, e *Engine) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(bg)
@@ -60,12 +72,7 @@ func TestDrainsDoNotStallThePass(t *testing.T) {
 	const keys = 200
 	a := openStore(t, "a")
 	b := mem.New("b")
-	for i := range keys {
-		putIn(t, a, "big", fmt.Sprintf("k%03d", i))
-	}
-	if _, err := newEngine(t, a, b, nil).Upload(bg, "big"); err != nil {
-		t.Fatal(err)
-	}
+	uploadedTenant(t, a, b, "big", keys)
 	rounds := make(chan struct{}, 1)
 	var e *Engine
 	e = newEngine(t, a, b, func(c *Config) {
@@ -119,14 +126,9 @@ func TestPassIsFairAcrossTenants(t *testing.T) {
 	const big, small = 300, 5
 	a := openStore(t, "a")
 	b := mem.New("b")
-	for i := range big {
-		putIn(t, a, "a-big", fmt.Sprintf("k%03d", i))
-	}
 	// The big tenant's documents are on the backend already (its change
 	// log drained): its round has 300 keys to scan.
-	if _, err := newEngine(t, a, b, nil).Upload(bg, "a-big"); err != nil {
-		t.Fatal(err)
-	}
+	uploadedTenant(t, a, b, "a-big", big)
 	for i := range small {
 		putIn(t, a, "b-small", fmt.Sprintf("k%d", i))
 	}
