@@ -59,6 +59,7 @@ type request struct {
 	dk     []byte   // the document row's Pebble key
 	seen   *current // the key's committed state as the caller read it; nil if not read
 	seenAt uint64   // Store.committed before that read (see lookup)
+	state  *current // the state this write leaves, once staged (recentStates)
 
 	members []*request // PutBatch: the writes taken together in one group (batch.go)
 
@@ -137,6 +138,10 @@ func (s *Store) prepare(r *request, read bool) {
 		return
 	}
 	r.seenAt = s.committed.Load()
+	if c, found := s.recent.get(r.ok); found {
+		r.seen = c // recent.go: at least as new as seenAt
+		return
+	}
 	if c, err := s.readCurrent(r.dk); err == nil {
 		r.seen = c // on an error, lookup reads again and reports it
 	}
@@ -367,6 +372,7 @@ func (s *Store) commit(g *group) {
 	if s.failAt != nil {
 		s.failAt("store.commit.after-sync")
 	}
+	s.recent.record(g) // before the mark: see recentStates
 	s.committed.Store(g.seq)
 	s.watch(g)
 	s.lastCommit.Store(int64(dur))
@@ -477,6 +483,7 @@ func (s *Store) stage(g *group, r *request) error {
 	}
 	s.filterStaged(r.ok, !cur.exists)
 	s.overlay[r.ok] = next
+	r.state = next
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
 	return nil
@@ -544,6 +551,7 @@ func (s *Store) stageCollect(g *group, r *request, cur *current) {
 		_ = g.batch.Delete(syncKey(b, r.tenant, r.key), nil)
 	}
 	s.overlay[r.ok] = &current{seq: g.seq}
+	r.state = s.overlay[r.ok]
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: cur.v}
 }
 
@@ -585,6 +593,9 @@ func (s *Store) lookup(r *request) (*current, error) {
 	}
 	if r.seen != nil && r.seenAt >= s.prunedAt {
 		return r.seen, nil
+	}
+	if c, found := s.recent.get(r.ok); found {
+		return c, nil // not in the overlay: its last write is committed, and recorded
 	}
 	return s.readCurrent(r.dk)
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -117,6 +118,7 @@ type Options struct {
 	noLinger   bool               // benchmark switch: hand groups over without lingering
 	filterMin  int64              // test switch: the smallest filter's capacity (keys); 0 is filterMinKeys
 	maxOverlay int                // test switch: prune the overlay beyond this many entries; 0 is maxOverlay
+	recentKeys int                // test switch: the bound of recentStates; 0 is recentKeys
 	filterHook func(stage string) // test hook: the filter's progress ("starting", "activated", "published", "grown", "dropped")
 }
 
@@ -191,6 +193,7 @@ type Store struct {
 	lastCommit atomic.Int64  // duration of the last commit in ns; written by the syncer
 	inflight   atomic.Int64  // writers between sending a request and getting its answer
 	missScore  atomic.Int64  // recent readCurrent misses minus hits, in ±missScoreMax
+	recent     *recentStates // committed states of recently written keys; written by the syncer
 	// durable is closed, and replaced, by the syncer after each group's
 	// commit succeeds or fails: readers that met a version not yet durable
 	// wait on it (waitDurable).
@@ -294,6 +297,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		syncIdle: make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		overlay:  make(map[string]*current),
+		recent:   newRecentStates(cmp.Or(opts.recentKeys, recentKeys)),
 
 		filterCh:   make(chan filterMsg),
 		filterMax:  opts.KeyFilterBytes,

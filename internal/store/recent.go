@@ -1,0 +1,121 @@
+package store
+
+import (
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+)
+
+// recentStates holds the committed state of the keys written most recently
+// by single writes, so that the next write to such a key, the common case
+// of a hot key, does not read the key's row back from Pebble: readCurrent
+// builds a level iterator stack and searches the memtables, about a fifth
+// of the CPU of a durable write to an existing key.
+//
+// Exactness: the syncer is its only writer. After a group commits, and
+// before the committed mark moves past it, the syncer records the state
+// each write of the group left (put) or, for a bulk write, forgets the key
+// (drop). Eviction only forgets. So an entry, when present, is the key's
+// latest committed state as of every group whose mark a reader can have
+// loaded, and a reader that misses reads Pebble, as before. prepare and
+// lookup rely on this (see there).
+//
+// Bulk writes (PutBatch, ApplyBatch) forget instead of recording: a bulk
+// load would churn the table with keys nobody writes again, and a drop on
+// an empty table costs one atomic load.
+type recentStates struct {
+	seed   maphash.Seed
+	n      atomic.Int64 // entries over all shards
+	perMax int          // entries per shard
+	shards [recentShards]recentShard
+}
+
+type recentShard struct {
+	mu sync.Mutex
+	m  map[string]*current
+	_  [40]byte // one shard per cache line: the syncer and writers contend
+}
+
+const (
+	recentShards = 16
+	// recentKeys bounds the table. An entry is a version (vector, parent,
+	// ETag) and its key, about 250 bytes: 32Ki entries are about 8 MiB.
+	recentKeys = 32 << 10
+)
+
+func newRecentStates(keys int) *recentStates {
+	r := &recentStates{seed: maphash.MakeSeed(), perMax: max(1, keys/recentShards)}
+	for i := range r.shards {
+		r.shards[i].m = make(map[string]*current)
+	}
+	return r
+}
+
+func (r *recentStates) shard(ok string) *recentShard {
+	return &r.shards[maphash.String(r.seed, ok)%recentShards]
+}
+
+// get returns the recorded state of the overlay key ok, if any.
+func (r *recentStates) get(ok string) (*current, bool) {
+	if r.n.Load() == 0 {
+		return nil, false
+	}
+	sh := r.shard(ok)
+	sh.mu.Lock()
+	c, found := sh.m[ok]
+	sh.mu.Unlock()
+	return c, found
+}
+
+// put records c as the committed state of ok, evicting an arbitrary entry
+// of a full shard. A sibling state carries the sibling set's body, of any
+// size, so it is forgotten instead.
+func (r *recentStates) put(ok string, c *current) {
+	if c.set != nil {
+		r.drop(ok)
+		return
+	}
+	sh := r.shard(ok)
+	sh.mu.Lock()
+	if _, found := sh.m[ok]; !found {
+		if len(sh.m) >= r.perMax {
+			for k := range sh.m {
+				delete(sh.m, k)
+				break
+			}
+		} else {
+			r.n.Add(1)
+		}
+	}
+	sh.m[ok] = c
+	sh.mu.Unlock()
+}
+
+// drop forgets ok.
+func (r *recentStates) drop(ok string) {
+	if r.n.Load() == 0 {
+		return
+	}
+	sh := r.shard(ok)
+	sh.mu.Lock()
+	if _, found := sh.m[ok]; found {
+		delete(sh.m, ok)
+		r.n.Add(-1)
+	}
+	sh.mu.Unlock()
+}
+
+// record updates r with the writes of g, which has just committed, in the
+// order they were staged.
+func (r *recentStates) record(g *group) {
+	for _, q := range g.reqs {
+		if q.state == nil || q.expired || q.err != nil {
+			continue
+		}
+		if q.rec.Bulk {
+			r.drop(q.ok)
+		} else {
+			r.put(q.ok, q.state)
+		}
+	}
+}
