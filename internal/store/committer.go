@@ -289,11 +289,18 @@ var noRow = &current{}
 // syncer.
 type group struct {
 	batch *pebble.Batch
-	reqs  []*request    // in the order taken, answered in that order
-	seq   uint64        // last Seq staged
-	hlc   doc.Timestamp // HLC high-water mark including this group
-	n     int           // writes staged
-	bytes int           // body bytes staged
+	// changes holds the group's change-log entries, appended to batch when
+	// it commits. The memtable inserts a batch's keys in the batch's
+	// order, reusing the previous insert's position in its skiplist when
+	// the next key follows it: interleaved with the document rows (random
+	// keys) every change entry would be searched for from the top; after
+	// them, each follows the one before (same tenant, next Seq).
+	changes *pebble.Batch
+	reqs    []*request    // in the order taken, answered in that order
+	seq     uint64        // last Seq staged
+	hlc     doc.Timestamp // HLC high-water mark including this group
+	n       int           // writes staged
+	bytes   int           // body bytes staged
 }
 
 // maxOverlay bounds the overlay before newGroup prunes it.
@@ -330,6 +337,9 @@ func (s *Store) syncLoop() {
 			close(*s.durable.Swap(&next)) // after commit's committed.Store: see waitDurable
 		}
 		g.batch.Close()
+		if g.changes != nil {
+			g.changes.Close()
+		}
 		for _, r := range g.reqs {
 			if r.err == nil && !r.expired {
 				r.rec.Group = g.n
@@ -349,6 +359,9 @@ func (s *Store) commit(g *group) {
 	err := s.failedErr()
 	var dur time.Duration
 	if err == nil {
+		if g.changes != nil {
+			_ = g.batch.Apply(g.changes, nil) // fails only on a closed or indexed batch
+		}
 		_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
 		_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
 		if s.failAt != nil {
@@ -470,10 +483,15 @@ func (s *Store) stage(g *group, r *request) error {
 	copy(op.Value[copy(op.Value, hdr):], r.body)
 	_ = op.Finish()
 	// The change-log entry and sync state go through Set, which copies, so
-	// the scratch buffer is reused for them.
+	// the scratch buffer is reused for them. Change-log entries wait in
+	// their own batch until the commit appends them after the group's
+	// document rows (group.changes).
 	ck := appendChangeKey(hdr[:0], r.tenant, g.seq)
 	s.scratch = appendChangeValue(ck, r.key, &v)
-	_ = g.batch.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
+	if g.changes == nil {
+		g.changes = s.db.NewBatch()
+	}
+	_ = g.changes.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
 	if r.sync != nil {
 		_ = g.batch.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
 	}
