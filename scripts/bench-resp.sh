@@ -92,8 +92,21 @@ rb() { # TARGET N COMMAND...: redis-benchmark's requests per second
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 tck=$(getconf CLK_TCK)
 
-for t in "${targets[@]}"; do # every key written before it is read
-	rb "$t" $((KEYS * 5)) SET 'key:__rand_int__' "$value" >/dev/null
+# Every key a GET can ask for (redis-benchmark's __rand_int__ is 12 digits,
+# below -r) is written before the rounds, so GETs measure hits on every
+# server.
+VALUE=$value python3 -c '
+import os, sys
+v = os.environ["VALUE"].encode()
+out = sys.stdout.buffer
+for i in range(int(sys.argv[1])):
+    k = b"key:%012d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(k), k, len(v), v))
+' "$KEYS" >"$tmp/fill.txt"
+for t in "${targets[@]}"; do
+	# shellcheck disable=SC2086
+	redis-cli -h "${host[$t]}" -p "${port[$t]}" ${auth[$t]} --pipe <"$tmp/fill.txt" >"$tmp/fill-$t.out" 2>&1 ||
+		{ cat "$tmp/fill-$t.out" >&2; exit 1; }
 done
 log "${targets[*]}: $ROUNDS round(s) of $REQUESTS requests, $CONNS clients, ops $OPS"
 : >"$tmp/results.tsv"

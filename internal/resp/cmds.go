@@ -11,6 +11,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/cairnstore/cairn/internal/deadline"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
@@ -275,7 +276,9 @@ func describeInvalid(err error) string {
 	return "invalid JSON: " + err.Error()
 }
 
-// writeCtx is the context of one write: the node's request deadline.
-func (s *Server) writeCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), s.opt.RequestTimeout)
+// writeCtx is the context of one write: the node's request deadline,
+// carried as a value as over HTTP (package deadline): the store checks it
+// as it takes the write and arms a timer only where the write waits.
+func (s *Server) writeCtx() context.Context {
+	return deadline.With(context.Background(), time.Now().Add(s.opt.RequestTimeout), false)
 }

@@ -15,6 +15,7 @@ type limitListener struct {
 	net.Listener
 	max          int64
 	writeTimeout time.Duration
+	idle         time.Duration
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
@@ -22,13 +23,16 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitConn{Conn: c, max: l.max, writeTimeout: l.writeTimeout}, nil
+	return &limitConn{Conn: c, max: l.max, writeTimeout: l.writeTimeout, idle: l.idle,
+		idleSlack: min(time.Second, l.idle/4)}, nil
 }
 
 // limitConn bounds what a client may send ahead of the commands it has
 // completed: redcon buffers a partial command whole, however large its
 // announced length, so the bound is kept here, below it. It also gives
-// every write a deadline.
+// every write a deadline, and closes a connection that completes no
+// command for the idle limit (a read deadline from the last command's
+// start, so a client dribbling a command does not move it).
 //
 // read and consumed are touched only by the connection's goroutine: redcon
 // reads and runs the handler on the same one.
@@ -39,9 +43,12 @@ type limitConn struct {
 	read         int64 // bytes read from the client
 	consumed     int64 // bytes of the commands handed to the handler
 	// now is the time the last command began (handle sets it); the write
-	// deadline is moved from it at most once a second, as setting one is
-	// a clock read and a poller call per write otherwise.
+	// and read deadlines are moved from it at most once a second (or a
+	// quarter of the idle limit), as setting one is a clock read and a
+	// poller call per command otherwise.
 	now, deadlineFrom time.Time
+	idle, idleSlack   time.Duration
+	readFrom          time.Time // the time the read deadline counts from
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
@@ -51,6 +58,18 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		_, _ = c.Conn.Write([]byte("-ERR command larger than " + strconv.FormatInt(c.max, 10) +
 			" bytes (--max-body-bytes plus 64 KiB); closing the connection\r\n"))
 		return 0, errTooLarge
+	}
+	if c.idle > 0 {
+		from := c.now
+		if from.IsZero() { // no command yet: the idle limit runs from accept
+			if from = c.readFrom; from.IsZero() {
+				from = time.Now()
+			}
+		}
+		if c.readFrom.IsZero() || from.Sub(c.readFrom) > c.idleSlack {
+			_ = c.Conn.SetReadDeadline(from.Add(c.idle))
+			c.readFrom = from
+		}
 	}
 	n, err := c.Conn.Read(p)
 	c.read += int64(n)

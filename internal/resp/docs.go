@@ -125,9 +125,7 @@ func (s *Server) put(c redcon.Conn, ss *session, op string, kb, body []byte, pre
 	if !okKey || !s.value(c, body) {
 		return failed(fault.Invalid)
 	}
-	ctx, cancel := s.writeCtx()
-	_, _, err := s.opt.Docs.Put(ctx, ss.tenant, k, body, pre)
-	cancel()
+	_, _, err := s.opt.Docs.Put(s.writeCtx(), ss.tenant, k, body, pre)
 	switch {
 	case err == nil:
 		c.WriteString("OK")
@@ -148,9 +146,7 @@ func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	n := 0
 	for _, k := range keys {
-		ctx, cancel := s.writeCtx()
-		err := s.opt.Docs.Delete(ctx, ss.tenant, k, doc.Precondition{})
-		cancel()
+		err := s.opt.Docs.Delete(s.writeCtx(), ss.tenant, k, doc.Precondition{})
 		switch {
 		case err == nil:
 			n++
@@ -243,9 +239,7 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		keys = append(keys, k)
 	}
 	for j, k := range keys {
-		ctx, cancel := s.writeCtx()
-		_, _, err := s.opt.Docs.Put(ctx, ss.tenant, k, args[2+2*j], doc.Precondition{})
-		cancel()
+		_, _, err := s.opt.Docs.Put(s.writeCtx(), ss.tenant, k, args[2+2*j], doc.Precondition{})
 		if err != nil {
 			return s.fail(c, ss, "MSET", err)
 		}

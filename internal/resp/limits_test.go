@@ -11,6 +11,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/cairnstore/cairn/internal/deadline"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/resp"
 	"github.com/cairnstore/cairn/internal/server"
@@ -75,5 +77,47 @@ func TestIdleClose(t *testing.T) {
 		if err != io.EOF {
 			t.Fatalf("after sending %q and waiting %v: %v, want the server to close (EOF)", send, time.Since(start), err)
 		}
+	}
+}
+
+// deadlineDocs records the deadline each write's context carries.
+type deadlineDocs struct {
+	*servertest.Mem
+	got chan time.Time
+}
+
+func (d deadlineDocs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (string, bool, error) {
+	at, _ := deadline.At(ctx)
+	d.got <- at
+	return d.Mem.Put(ctx, tenant, key, body, pre)
+}
+
+// TestWriteDeadline: a write reaches the documents with the node's request
+// deadline, carried as over HTTP, so the store drops it unwritten if it
+// cannot take it in time.
+func TestWriteDeadline(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	docs := deadlineDocs{Mem: &servertest.Mem{}, got: make(chan time.Time, 1)}
+	const timeout = 7 * time.Second
+	s, err := resp.New(resp.Options{Docs: docs, Auth: auth, RequestTimeout: timeout})
+	must(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	defer func() {
+		must(t, s.Shutdown(context.Background()))
+		must(t, <-served)
+	}()
+	rc := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), Username: "acme", Password: acmeToken, MaxRetries: -1})
+	defer rc.Close()
+	before := time.Now()
+	must(t, rc.Set(context.Background(), "k", `{"a":1}`, 0).Err())
+	after := time.Now()
+	at := <-docs.got
+	if at.Before(before.Add(timeout)) || at.After(after.Add(timeout)) {
+		t.Fatalf("the write carried deadline %v, want %v after it was sent (between %v and %v)",
+			at, timeout, before.Add(timeout), after.Add(timeout))
 	}
 }

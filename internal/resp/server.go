@@ -129,7 +129,8 @@ func New(opt Options) (*Server, error) {
 func (s *Server) Serve(ln net.Listener) error {
 	defer close(s.served)
 	s.mu.Lock()
-	s.ln = &limitListener{Listener: ln, max: s.opt.MaxBodyBytes + commandSlack, writeTimeout: s.opt.WriteTimeout}
+	s.ln = &limitListener{Listener: ln, max: s.opt.MaxBodyBytes + commandSlack, writeTimeout: s.opt.WriteTimeout,
+		idle: s.opt.Idle}
 	ln = s.ln
 	s.mu.Unlock()
 	if s.draining.Load() {
@@ -137,7 +138,6 @@ func (s *Server) Serve(ln net.Listener) error {
 		return nil
 	}
 	rs := redcon.NewServerNetwork("tcp", "", s.handle, s.accept, s.closed)
-	rs.SetIdleClose(s.opt.Idle)
 	err := rs.Serve(ln)
 	if errors.Is(err, net.ErrClosed) {
 		return nil
