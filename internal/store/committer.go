@@ -60,6 +60,10 @@ type request struct {
 	seen   *current // the key's committed state as the caller read it; nil if not read
 	seenAt uint64   // Store.committed before that read (see lookup)
 	state  *current // the state this write leaves, once staged (recentStates)
+	// remember: record state in recentStates once committed, rather than
+	// forget the key; a write over an existing version, as a key written
+	// once (a create) is seldom written again soon.
+	remember bool
 
 	members []*request // PutBatch: the writes taken together in one group (batch.go)
 
@@ -501,7 +505,7 @@ func (s *Store) stage(g *group, r *request) error {
 	}
 	s.filterStaged(r.ok, !cur.exists)
 	s.overlay[r.ok] = next
-	r.state = next
+	r.state, r.remember = next, cur.exists
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
 	return nil

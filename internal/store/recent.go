@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 )
 
-// recentStates holds the committed state of the keys written most recently
+// recentStates holds the committed state of the keys updated most recently
 // by single writes, so that the next write to such a key, the common case
 // of a hot key, does not read the key's row back from Pebble: readCurrent
 // builds a level iterator stack and searches the memtables, about a fifth
@@ -20,9 +20,11 @@ import (
 // loaded, and a reader that misses reads Pebble, as before. prepare and
 // lookup rely on this (see there).
 //
-// Bulk writes (PutBatch, ApplyBatch) forget instead of recording: a bulk
-// load would churn the table with keys nobody writes again, and a drop on
-// an empty table costs one atomic load.
+// Only single writes over an existing version are recorded. Creates and
+// bulk writes (PutBatch, ApplyBatch) forget the key instead: a key written
+// once is seldom written again soon, so recording it would churn the table
+// (a stream of creates would evict every hot key), and a drop costs a map
+// lookup, or one atomic load on an empty table.
 type recentStates struct {
 	seed   maphash.Seed
 	n      atomic.Int64 // entries over all shards
@@ -112,7 +114,7 @@ func (r *recentStates) record(g *group) {
 		if q.state == nil || q.expired || q.err != nil {
 			continue
 		}
-		if q.rec.Bulk {
+		if q.rec.Bulk || !q.remember {
 			r.drop(q.ok)
 		} else {
 			r.put(q.ok, q.state)

@@ -9,22 +9,29 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
-// A write to a key written a moment ago is decided against the state its
-// last write recorded, without reading the key's row from Pebble (a
-// readCurrent moves missScore).
+// A write to a key updated a moment ago is decided against the state that
+// update recorded, without reading the key's row from Pebble (a
+// readCurrent moves missScore). A create is not recorded.
 func TestRecentSkipsTheRead(t *testing.T) {
 	s := openT(t, "", Options{})
 	v1 := mustPut(t, s, "t", "k", `{"v":1}`)
-	s.missScore.Store(0)
+	if _, found := s.recent.get(overlayKey("t", "k")); found {
+		t.Fatal("a create was recorded")
+	}
 	v2, err := s.Put(bg, "t", "k", []byte(`{"v":2}`), doc.Precondition{IfMatch: []string{v1.ETag}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := s.missScore.Load(); got != 0 {
-		t.Fatalf("the second write read the row from Pebble (missScore %d)", got)
+	s.missScore.Store(0)
+	v3, err := s.Put(bg, "t", "k", []byte(`{"v":3}`), doc.Precondition{IfMatch: []string{v2.ETag}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if v2.Version.Parent != v1.Version.ID() {
-		t.Fatalf("parent %s, want %s", v2.Version.Parent, v1.Version.ID())
+	if got := s.missScore.Load(); got != 0 {
+		t.Fatalf("the write after an update read the row from Pebble (missScore %d)", got)
+	}
+	if v3.Version.Parent != v2.Version.ID() {
+		t.Fatalf("parent %s, want %s", v3.Version.Parent, v2.Version.ID())
 	}
 }
 
@@ -34,7 +41,11 @@ func TestRecentSkipsTheRead(t *testing.T) {
 // the bulk write replaced.
 func TestRecentForgetsBulkWrites(t *testing.T) {
 	s := openT(t, "", Options{maxOverlay: 1})
-	v1 := mustPut(t, s, "t", "k", `{"v":1}`)
+	mustPut(t, s, "t", "k", `{"v":0}`)
+	v1 := mustPut(t, s, "t", "k", `{"v":1}`) // an update: recorded
+	if _, found := s.recent.get(overlayKey("t", "k")); !found {
+		t.Fatal("an update was not recorded")
+	}
 	recs, err := s.PutBatch(bg, "t", []Item{{Key: "k", Body: []byte(`{"v":2}`)}})
 	if err != nil {
 		t.Fatal(err)
