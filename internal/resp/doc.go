@@ -19,8 +19,10 @@
 // the RESP3 types a HELLO 3 client expects (null, map) are written raw
 // (reply.go). Below redcon, each connection is a limitConn (conn.go): it
 // bounds what a client may send ahead of its last complete command, which
-// redcon would buffer whole, and gives every write a deadline. redcon's
-// idle close is the deadline to send a whole command.
+// redcon would buffer whole, gives every write a deadline, and closes a
+// connection that completes no command within the idle limit (a read
+// deadline counted from the last command's start, moved at most once a
+// second).
 //
 // # Concurrency
 //

@@ -171,11 +171,9 @@ func (s *Store) takeBatch(g *group, lead *request) {
 			// a dozen times while it is staged.
 			g.batch.Close()
 			g.batch = s.db.NewBatchWithSize(batchBytes(lead.tenant, lead.members))
-			if g.changes == nil {
-				g.changes = s.db.NewBatchWithSize(changesBytes(lead.tenant, lead.members))
-			}
 		}
 	}
+	g.bulk = true
 	for _, r := range lead.members {
 		g.reqs = append(g.reqs, r)
 		switch {
@@ -201,17 +199,6 @@ func batchBytes(tenant string, members []*request) int {
 	n := 64                // the high-water marks commit adds
 	for _, r := range members {
 		n += 2*perRow + len(r.dk) + len(r.body) + len(tenant) + 10 + len(r.key)
-	}
-	return n
-}
-
-// changesBytes is about the size of the batch that holds the members'
-// change-log entries (group.changes).
-func changesBytes(tenant string, members []*request) int {
-	const perRow = 8 + 128 // as in batchBytes
-	n := 0
-	for _, r := range members {
-		n += perRow + len(tenant) + 10 + len(r.key)
 	}
 	return n
 }

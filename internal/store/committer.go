@@ -300,11 +300,16 @@ type group struct {
 	// keys) every change entry would be searched for from the top; after
 	// them, each follows the one before (same tenant, next Seq).
 	changes *pebble.Batch
-	reqs    []*request    // in the order taken, answered in that order
-	seq     uint64        // last Seq staged
-	hlc     doc.Timestamp // HLC high-water mark including this group
-	n       int           // writes staged
-	bytes   int           // body bytes staged
+	// bulk: a PutBatch or ApplyBatch joined the group. Its batch is sized
+	// up front for the change entries too, and one of ingest's size (over
+	// half a memtable) is committed by Pebble as a table of its own, not
+	// inserted into the memtable, so change entries go straight into batch.
+	bulk  bool
+	reqs  []*request    // in the order taken, answered in that order
+	seq   uint64        // last Seq staged
+	hlc   doc.Timestamp // HLC high-water mark including this group
+	n     int           // writes staged
+	bytes int           // body bytes staged
 }
 
 // maxOverlay bounds the overlay before newGroup prunes it.
@@ -492,10 +497,14 @@ func (s *Store) stage(g *group, r *request) error {
 	// document rows (group.changes).
 	ck := appendChangeKey(hdr[:0], r.tenant, g.seq)
 	s.scratch = appendChangeValue(ck, r.key, &v)
-	if g.changes == nil {
-		g.changes = s.db.NewBatch()
+	if g.bulk {
+		_ = g.batch.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
+	} else {
+		if g.changes == nil {
+			g.changes = s.db.NewBatch()
+		}
+		_ = g.changes.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
 	}
-	_ = g.changes.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
 	if r.sync != nil {
 		_ = g.batch.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
 	}
