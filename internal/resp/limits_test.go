@@ -51,23 +51,31 @@ func TestShedding(t *testing.T) {
 	}
 }
 
-// TestIdleClose: a connection that sends no complete command within the
-// idle limit is closed, whether it sends nothing or dribbles a command.
-func TestIdleClose(t *testing.T) {
-	auth, err := server.NewVerifier(server.Auth{})
-	must(t, err)
-	s, err := resp.New(resp.Options{Docs: &servertest.Mem{}, Auth: auth, Idle: 100 * time.Millisecond})
+// serveFront serves a RESP front made with opt on a loopback port until
+// the test ends, and returns its address.
+func serveFront(t *testing.T, opt resp.Options) string {
+	t.Helper()
+	s, err := resp.New(opt)
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve(ln) }()
-	defer func() {
+	t.Cleanup(func() {
 		must(t, s.Shutdown(context.Background()))
 		must(t, <-served)
-	}()
+	})
+	return ln.Addr().String()
+}
+
+// TestIdleClose: a connection that sends no complete command within the
+// idle limit is closed, whether it sends nothing or dribbles a command.
+func TestIdleClose(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, Idle: 100 * time.Millisecond})
 	for _, send := range []string{"", "*2\r\n$3\r\nGET\r\n$1"} {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		must(t, err)
 		c.Write([]byte(send))
 		c.SetReadDeadline(time.Now().Add(20 * time.Second)) // far beyond the idle limit: only a bug reaches it
@@ -100,17 +108,8 @@ func TestWriteDeadline(t *testing.T) {
 	must(t, err)
 	docs := deadlineDocs{Mem: &servertest.Mem{}, got: make(chan time.Time, 1)}
 	const timeout = 7 * time.Second
-	s, err := resp.New(resp.Options{Docs: docs, Auth: auth, RequestTimeout: timeout})
-	must(t, err)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	must(t, err)
-	served := make(chan error, 1)
-	go func() { served <- s.Serve(ln) }()
-	defer func() {
-		must(t, s.Shutdown(context.Background()))
-		must(t, <-served)
-	}()
-	rc := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), Username: "acme", Password: acmeToken, MaxRetries: -1})
+	addr := serveFront(t, resp.Options{Docs: docs, Auth: auth, RequestTimeout: timeout})
+	rc := redis.NewClient(&redis.Options{Addr: addr, Username: "acme", Password: acmeToken, MaxRetries: -1})
 	defer rc.Close()
 	before := time.Now()
 	must(t, rc.Set(context.Background(), "k", `{"a":1}`, 0).Err())
