@@ -94,8 +94,10 @@ func lowerInPlace(b []byte) {
 // pipeline is done.
 func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	ss := c.Context().(*session)
+	start := time.Now()
 	if ss.lc != nil {
 		ss.lc.done(len(rc.Raw))
+		ss.lc.now = start // every complete command, known or not, counts against the idle limit
 	}
 	ss.seq++
 	lowerInPlace(rc.Args[0])
@@ -112,10 +114,6 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 		return
 	}
 	defer s.end()
-	start := time.Now()
-	if ss.lc != nil {
-		ss.lc.now = start
-	}
 	res := s.dispatch(c, ss, cmd, met, rc.Args)
 	met.duration.Observe(time.Since(start).Seconds())
 	if res.err {

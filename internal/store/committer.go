@@ -60,9 +60,9 @@ type request struct {
 	seen   *current // the key's committed state as the caller read it; nil if not read
 	seenAt uint64   // Store.committed before that read (see lookup)
 	state  *current // the state this write leaves, once staged (recentStates)
-	// remember: record state in recentStates once committed, rather than
-	// forget the key; a write over an existing version, as a key written
-	// once (a create) is seldom written again soon.
+	// remember: once committed, record state in recentStates rather than
+	// forget the key. Set for a write over an existing version: a key
+	// written once (a create) is seldom written again soon.
 	remember bool
 
 	members []*request // PutBatch: the writes taken together in one group (batch.go)
