@@ -199,9 +199,10 @@ func TestKeyFilterUnderWrites(t *testing.T) {
 			ev.start = make(chan struct{})
 			release = func() { started.Do(func() { close(ev.start) }) }
 		}
-		// An overlay of 16 entries is pruned all the time, so that most
-		// lookups go past it to the filter and Pebble.
-		s := openT(t, dir, Options{filterMin: 64, maxOverlay: 16, filterHook: ev.hook})
+		// An overlay of 16 entries is pruned all the time, and the recent
+		// states hold one key a shard, so that most lookups go past both
+		// to the filter and Pebble.
+		s := openT(t, dir, Options{filterMin: 64, maxOverlay: 16, recentKeys: recentShards, filterHook: ev.hook})
 		var wg sync.WaitGroup
 		var failed atomic.Bool
 		for w := range writers {
