@@ -60,10 +60,7 @@ type request struct {
 	seen   *current // the key's committed state as the caller read it; nil if not read
 	seenAt uint64   // Store.committed before that read (see lookup)
 	state  *current // the state this write leaves, once staged (recentStates)
-	// remember: once committed, record state in recentStates rather than
-	// forget the key. Set for a write over an existing version: a key
-	// written once (a create) is seldom written again soon.
-	remember bool
+	update bool     // staged over an existing version (recentStates records it)
 
 	members []*request // PutBatch: the writes taken together in one group (batch.go)
 
@@ -142,11 +139,7 @@ func (s *Store) prepare(r *request, read bool) {
 		return
 	}
 	r.seenAt = s.committed.Load()
-	if c, found := s.recent.get(r.ok); found {
-		r.seen = c // recent.go: at least as new as seenAt
-		return
-	}
-	if c, err := s.readCurrent(r.dk); err == nil {
+	if c, err := s.readCommitted(r.ok, r.dk); err == nil {
 		r.seen = c // on an error, lookup reads again and reports it
 	}
 }
@@ -514,7 +507,7 @@ func (s *Store) stage(g *group, r *request) error {
 	}
 	s.filterStaged(r.ok, !cur.exists)
 	s.overlay[r.ok] = next
-	r.state, r.remember = next, cur.exists
+	r.state, r.update = next, cur.exists
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
 	return nil
@@ -625,10 +618,22 @@ func (s *Store) lookup(r *request) (*current, error) {
 	if r.seen != nil && r.seenAt >= s.prunedAt {
 		return r.seen, nil
 	}
-	if c, found := s.recent.get(r.ok); found {
-		return c, nil // not in the overlay: its last write is committed, and recorded
+	return s.readCommitted(r.ok, r.dk)
+}
+
+// readCommitted is readCurrent for the key whose overlay key is ok, taking
+// the state recentStates recorded for it, if any, instead of reading
+// Pebble. A state recorded there may be newer than the committed mark a
+// reader loaded before (recent.go); prepare's argument allows that, as the
+// newer write is still in the overlay. It is safe on any goroutine.
+func (s *Store) readCommitted(ok string, dk []byte) (*current, error) {
+	if f := s.filter.Load(); f != nil && !f.mayHaveRow(dk) {
+		return noRow, nil // keyfilter.go: certainly no row, so nothing recorded either
 	}
-	return s.readCurrent(r.dk)
+	if c, found := s.recent.get(ok); found {
+		return c, nil
+	}
+	return s.readRow(dk)
 }
 
 // readCurrent reads the committed state of the document row dk from Pebble.
@@ -646,6 +651,11 @@ func (s *Store) readCurrent(dk []byte) (*current, error) {
 	if f := s.filter.Load(); f != nil && !f.mayHaveRow(dk) {
 		return noRow, nil // keyfilter.go: certainly no row
 	}
+	return s.readRow(dk)
+}
+
+// readRow is readCurrent past the key filter: the read from Pebble.
+func (s *Store) readRow(dk []byte) (*current, error) {
 	var val []byte
 	var closer io.Closer
 	var err error

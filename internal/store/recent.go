@@ -14,17 +14,20 @@ import (
 //
 // Exactness: the syncer is its only writer. After a group commits, and
 // before the committed mark moves past it, the syncer records the state
-// each write of the group left (put) or, for a bulk write, forgets the key
-// (drop). Eviction only forgets. So an entry, when present, is the key's
-// latest committed state as of every group whose mark a reader can have
-// loaded, and a reader that misses reads Pebble, as before. prepare and
-// lookup rely on this (see there).
+// each update of the group left (put), and forgets the key of each bulk
+// write and collection (drop). Eviction only forgets. So an entry, when
+// present, is the key's latest committed state as of every group whose
+// mark a reader can have loaded, and a reader that misses reads Pebble, as
+// before (readCommitted).
 //
-// Only single writes over an existing version are recorded. Creates and
-// bulk writes (PutBatch, ApplyBatch) forget the key instead: a key written
-// once is seldom written again soon, so recording it would churn the table
-// (a stream of creates would evict every hot key), and a drop costs a map
-// lookup, or one atomic load on an empty table.
+// Only single writes over an existing version are recorded. A create is
+// neither recorded nor forgotten: a key written once is seldom written
+// again soon, so recording it would churn the table (a stream of creates
+// would evict every hot key), and a key without a row has no entry to
+// forget (entries are updates' states, and a collection, which removes a
+// row, forgets its key). Bulk writes (PutBatch, ApplyBatch) forget the
+// key, which costs one atomic load while the table is empty, as it is
+// during a bulk load.
 type recentStates struct {
 	seed   maphash.Seed
 	n      atomic.Int64 // entries over all shards
@@ -35,7 +38,7 @@ type recentStates struct {
 type recentShard struct {
 	mu sync.Mutex
 	m  map[string]*current
-	_  [40]byte // one shard per cache line: the syncer and writers contend
+	_  [48]byte // a shard spans a cache line, so no two shards share their lock's: the syncer and writers contend
 }
 
 const (
@@ -111,12 +114,11 @@ func (r *recentStates) drop(ok string) {
 // order they were staged.
 func (r *recentStates) record(g *group) {
 	for _, q := range g.reqs {
-		if q.state == nil || q.expired || q.err != nil {
-			continue
-		}
-		if q.rec.Bulk || !q.remember {
+		switch {
+		case q.state == nil: // not staged
+		case q.rec.Bulk || !q.state.exists: // a bulk write, or a collection
 			r.drop(q.ok)
-		} else {
+		case q.update:
 			r.put(q.ok, q.state)
 		}
 	}

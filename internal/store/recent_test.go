@@ -66,8 +66,9 @@ func TestRecentForgetsBulkWrites(t *testing.T) {
 	}
 }
 
-// Whatever the mix of writes and however small the table, every state it
-// holds is the one Pebble holds for the key.
+// Whatever the mix of writes (updates, creates, deletes, collections,
+// batches) and however small the table, every state it holds is the one
+// Pebble holds for the key.
 func TestRecentMatchesPebble(t *testing.T) {
 	s := openT(t, "", Options{recentKeys: recentShards * 2, maxOverlay: 4})
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -76,12 +77,19 @@ func TestRecentMatchesPebble(t *testing.T) {
 		keys[i] = fmt.Sprintf("k%02d", i)
 	}
 	etags := map[string]string{}
+	tombs := map[string]doc.ID{} // the keys whose last write is a delete, and its version
 	for i := range 2000 {
 		k := keys[rng.IntN(len(keys))]
 		body := []byte(fmt.Sprintf(`{"i":%d}`, i))
 		var rec Record
 		var err error
-		switch op := rng.IntN(10); {
+		switch op := rng.IntN(12); {
+		case op >= 10 && tombs[k] != (doc.ID{}):
+			// A collection removes the row, after which a write creates.
+			if err := s.Collect(bg, "t", k, tombs[k], nil); err != nil {
+				t.Fatalf("write %d: collect %s: %v", i, k, err)
+			}
+			delete(tombs, k)
 		case op < 4:
 			rec, err = s.Put(bg, "t", k, body, doc.Precondition{})
 		case op < 6 && etags[k] != "":
@@ -99,6 +107,7 @@ func TestRecentMatchesPebble(t *testing.T) {
 			recs, err = s.PutBatch(bg, "t", []Item{{Key: k, Body: body}, {Key: keys[rng.IntN(len(keys))], Body: body}})
 			for _, r := range recs {
 				etags[r.Key] = r.ETag
+				delete(tombs, r.Key)
 			}
 			rec = Record{}
 		}
@@ -107,8 +116,10 @@ func TestRecentMatchesPebble(t *testing.T) {
 		}
 		if rec.Key != "" {
 			etags[k] = rec.ETag
+			delete(tombs, k)
 			if rec.Version.Tombstone {
 				etags[k] = ""
+				tombs[k] = rec.Version.ID()
 			}
 		}
 		for _, k := range keys {
