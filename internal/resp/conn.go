@@ -24,7 +24,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		return nil, err
 	}
 	return &limitConn{Conn: c, max: l.max, writeTimeout: l.writeTimeout, idle: l.idle,
-		idleSlack: min(time.Second, l.idle/4)}, nil
+		idleSlack: min(time.Second, l.idle/4), now: time.Now()}, nil
 }
 
 // limitConn bounds what a client may send ahead of the commands it has
@@ -42,13 +42,15 @@ type limitConn struct {
 	writeTimeout time.Duration
 	read         int64 // bytes read from the client
 	consumed     int64 // bytes of the commands handed to the handler
-	// now is the time the last command began (handle sets it); the write
-	// and read deadlines are moved from it at most once a second (or a
-	// quarter of the idle limit), as setting one is a clock read and a
-	// poller call per command otherwise.
-	now, deadlineFrom time.Time
-	idle, idleSlack   time.Duration
-	readFrom          time.Time // the time the read deadline counts from
+	// now is the time the last command began (handle sets it), or the
+	// connection's accept before the first; the write and read deadlines
+	// are moved from it at most once a second (or a quarter of the idle
+	// limit), as setting one is a poller call per command otherwise.
+	now             time.Time
+	idle, idleSlack time.Duration
+	// The times the write and read deadlines count from; zero before the
+	// first is set.
+	writeFrom, readFrom time.Time
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
@@ -59,17 +61,9 @@ func (c *limitConn) Read(p []byte) (int, error) {
 			" bytes (--max-body-bytes plus 64 KiB); closing the connection\r\n"))
 		return 0, errTooLarge
 	}
-	if c.idle > 0 {
-		from := c.now
-		if from.IsZero() { // no command yet: the idle limit runs from accept
-			if from = c.readFrom; from.IsZero() {
-				from = time.Now()
-			}
-		}
-		if c.readFrom.IsZero() || from.Sub(c.readFrom) > c.idleSlack {
-			_ = c.Conn.SetReadDeadline(from.Add(c.idle))
-			c.readFrom = from
-		}
+	if c.idle > 0 && (c.readFrom.IsZero() || c.now.Sub(c.readFrom) > c.idleSlack) {
+		_ = c.Conn.SetReadDeadline(c.now.Add(c.idle))
+		c.readFrom = c.now
 	}
 	n, err := c.Conn.Read(p)
 	c.read += int64(n)
@@ -84,13 +78,9 @@ func (c *limitConn) done(n int) {
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {
-	if c.writeTimeout > 0 && (c.now.IsZero() || c.now.Sub(c.deadlineFrom) > time.Second) {
-		from := c.now
-		if from.IsZero() {
-			from = time.Now()
-		}
-		_ = c.Conn.SetWriteDeadline(from.Add(c.writeTimeout))
-		c.deadlineFrom = from
+	if c.writeTimeout > 0 && (c.writeFrom.IsZero() || c.now.Sub(c.writeFrom) > time.Second) {
+		_ = c.Conn.SetWriteDeadline(c.now.Add(c.writeTimeout))
+		c.writeFrom = c.now
 	}
 	return c.Conn.Write(p)
 }
