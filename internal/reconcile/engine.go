@@ -403,9 +403,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			case <-scrub:
 				sc.turn(ctx)
 			case <-e.changed:
-				for _, tenant := range e.takeChanged() {
-					s.changed(ctx, tenant)
-				}
+				s.changedAll(ctx)
 			case <-s.dueC():
 				s.drainDue(ctx)
 			case req := <-e.requests:
@@ -433,9 +431,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-scrub:
 			sc.turn(ctx)
 		case <-e.changed:
-			for _, tenant := range e.takeChanged() {
-				s.changed(ctx, tenant)
-			}
+			s.changedAll(ctx)
 		case <-s.dueC():
 			s.drainDue(ctx)
 		case req := <-e.requests:

@@ -211,6 +211,14 @@ func (s *sched) changed(ctx context.Context, tenant string) {
 	s.drain(ctx, tenant, now)
 }
 
+// changedAll answers the change notifications waiting (Engine.Changed):
+// changed for each tenant told of, once.
+func (s *sched) changedAll(ctx context.Context) {
+	for _, tenant := range s.e.takeChanged() {
+		s.changed(ctx, tenant)
+	}
+}
+
 // drain drains tenant now and notes when, for the window.
 func (s *sched) drain(ctx context.Context, tenant string, now time.Time) {
 	if s.drained == nil {
