@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cairnstore/cairn/client"
+	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
 	"github.com/cairnstore/cairn/internal/procout"
 )
 
@@ -182,13 +183,7 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	// --keep-alive with CAIRN_VERSITYGW_KEEPALIVE=1, which the benchmark
-	// scripts set (internal/backend/s3/s3test.KeepAlive says why).
-	args := []string{"--quiet"}
-	if os.Getenv("CAIRN_VERSITYGW_KEEPALIVE") == "1" {
-		args = append(args, "--keep-alive")
-	}
-	cmd := exec.Command(c.opts.Gateway, append(args, "--access", accessKey, "--secret", secretKey, "--port", c.GWURL, "posix", dir)...)
+	cmd := exec.Command(c.opts.Gateway, s3test.Args(accessKey, secretKey, c.GWURL, dir, s3test.KeepAlive())...)
 	c.gw = newProcess(cmd)
 	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("chaosrun: versitygw: %w", err)

@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
 	"github.com/cairnstore/cairn/internal/procout"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -85,13 +86,7 @@ func (c *cluster) startGateway(ctx context.Context, gateway string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	// --keep-alive with CAIRN_VERSITYGW_KEEPALIVE=1, which the benchmark
-	// scripts set (internal/backend/s3/s3test.KeepAlive says why).
-	args := []string{"--quiet"}
-	if os.Getenv("CAIRN_VERSITYGW_KEEPALIVE") == "1" {
-		args = append(args, "--keep-alive")
-	}
-	c.gw = newProcess(exec.Command(gateway, append(args, "--access", accessKey, "--secret", secretKey, "--port", c.gwAddr, "posix", dir)...))
+	c.gw = newProcess(exec.Command(gateway, s3test.Args(accessKey, secretKey, c.gwAddr, dir, s3test.KeepAlive())...))
 	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("replbench: versitygw: %w", err)
 	}

@@ -103,6 +103,18 @@ func StartKeepAlive(t testing.TB, bucket string) *Gateway {
 // unsolicited second response, seen in the conformance suite's blob test.
 func KeepAlive() bool { return os.Getenv("CAIRN_VERSITYGW_KEEPALIVE") == "1" }
 
+// Args is versitygw's command line (after the binary) serving dir with its
+// posix backend on addr, with the given keys, keeping connections open if
+// keepAlive. The chaos harness and the replication benchmark start their
+// gateways with it too.
+func Args(access, secret, addr, dir string, keepAlive bool) []string {
+	args := []string{"--quiet"}
+	if keepAlive {
+		args = append(args, "--keep-alive")
+	}
+	return append(args, "--access", access, "--secret", secret, "--port", addr, "posix", dir)
+}
+
 func start(t testing.TB, bucket, root string, keepAlive bool) *Gateway {
 	t.Helper()
 	bin := binary()
@@ -123,11 +135,7 @@ func start(t testing.TB, bucket, root string, keepAlive bool) *Gateway {
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
-	args := []string{"--quiet"}
-	if keepAlive {
-		args = append(args, "--keep-alive")
-	}
-	cmd := exec.Command(bin, append(args, "--access", AccessKey, "--secret", SecretKey, "--port", addr, "posix", dir)...)
+	cmd := exec.Command(bin, Args(AccessKey, SecretKey, addr, dir, keepAlive)...)
 	cmd.Stdout, cmd.Stderr = g.Logs, g.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
