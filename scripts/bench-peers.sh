@@ -230,11 +230,10 @@ for round in $(seq "$BULK_REPEAT"); do
 	psqlc -c "DROP TABLE IF EXISTS bulk"
 	# No load may pay for the one before it: PostgreSQL writes COPY's pages
 	# out at its next checkpoint and, left to autovacuum, vacuums and
-	# analyzes the new table within a minute, both while cairn loads (in
-	# runs without this, cairn's import took 4.0 to 8.9 s where alone it
-	# takes 3.4 to 3.6 s). So autovacuum is off for the table, a checkpoint
-	# follows the COPY, and every load starts after a sync; none of it is
-	# timed.
+	# analyzes the new table within a minute, both while cairn loads
+	# (docs/performance.md). So autovacuum is off for the table, a
+	# checkpoint follows the COPY, and every load starts after a sync; none
+	# of it is timed.
 	psqlc -c "CREATE TABLE bulk (doc jsonb NOT NULL, symbol text GENERATED ALWAYS AS (doc->>'symbol') STORED PRIMARY KEY) WITH (autovacuum_enabled = false)"
 	sync
 	t0=$(date +%s.%N)
