@@ -19,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # versitygw keeps its connections open, as an S3 service does
-# (internal/backend/s3/s3test.KeepAlive); CAIRN_VERSITYGW_KEEPALIVE=0 turns it off.
+# (internal/backend/s3/versitygw.KeepAlive); CAIRN_VERSITYGW_KEEPALIVE=0 turns it off.
 export CAIRN_VERSITYGW_KEEPALIVE=${CAIRN_VERSITYGW_KEEPALIVE:-1}
 dir=$(mktemp -d "${BENCH_DIR:-/tmp}/cairn-catchup.XXXXXX")
 trap 'rm -rf "$dir"' EXIT

@@ -25,7 +25,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/cairnstore/cairn/client"
-	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
+	"github.com/cairnstore/cairn/internal/backend/s3/versitygw"
 	"github.com/cairnstore/cairn/internal/procout"
 )
 
@@ -183,7 +183,7 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	cmd := exec.Command(c.opts.Gateway, s3test.Args(accessKey, secretKey, c.GWURL, dir, s3test.KeepAlive())...)
+	cmd := exec.Command(c.opts.Gateway, versitygw.Args(accessKey, secretKey, c.GWURL, dir, versitygw.KeepAlive())...)
 	c.gw = newProcess(cmd)
 	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("chaosrun: versitygw: %w", err)

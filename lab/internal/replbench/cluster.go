@@ -20,7 +20,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairnstore/cairn/internal/backend/s3/s3test"
+	"github.com/cairnstore/cairn/internal/backend/s3/versitygw"
 	"github.com/cairnstore/cairn/internal/procout"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -86,7 +86,7 @@ func (c *cluster) startGateway(ctx context.Context, gateway string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	c.gw = newProcess(exec.Command(gateway, s3test.Args(accessKey, secretKey, c.gwAddr, dir, s3test.KeepAlive())...))
+	c.gw = newProcess(exec.Command(gateway, versitygw.Args(accessKey, secretKey, c.gwAddr, dir, versitygw.KeepAlive())...))
 	if err := c.gw.Start(); err != nil {
 		return fmt.Errorf("replbench: versitygw: %w", err)
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
 
+	"github.com/cairnstore/cairn/internal/backend/s3/versitygw"
 	"github.com/cairnstore/cairn/internal/proctest"
 )
 
@@ -83,7 +84,7 @@ func Start(t testing.TB, bucket string) *Gateway {
 // attributes per object cost no disk writes.
 func StartIn(t testing.TB, bucket, root string) *Gateway {
 	t.Helper()
-	return start(t, bucket, root, KeepAlive())
+	return start(t, bucket, root, versitygw.KeepAlive())
 }
 
 // StartKeepAlive is Start with versitygw keeping connections open, as an
@@ -91,28 +92,6 @@ func StartIn(t testing.TB, bucket, root string) *Gateway {
 func StartKeepAlive(t testing.TB, bucket string) *Gateway {
 	t.Helper()
 	return start(t, bucket, "", true)
-}
-
-// KeepAlive reports whether gateways are to keep connections open:
-// CAIRN_VERSITYGW_KEEPALIVE=1, which the benchmark scripts set. Without
-// --keep-alive versitygw closes every connection after its response, so a
-// node dials for each call and piles sockets in TIME_WAIT on loopback,
-// which a benchmark must not measure. Tests run without it: with it,
-// versitygw 1.8.0 now and then answers a request on a reused connection
-// with a 400 ("An error occurred when parsing the HTTP request") and an
-// unsolicited second response, seen in the conformance suite's blob test.
-func KeepAlive() bool { return os.Getenv("CAIRN_VERSITYGW_KEEPALIVE") == "1" }
-
-// Args is versitygw's command line (after the binary) serving dir with its
-// posix backend on addr, with the given keys, keeping connections open if
-// keepAlive. The chaos harness and the replication benchmark start their
-// gateways with it too.
-func Args(access, secret, addr, dir string, keepAlive bool) []string {
-	args := []string{"--quiet"}
-	if keepAlive {
-		args = append(args, "--keep-alive")
-	}
-	return append(args, "--access", access, "--secret", secret, "--port", addr, "posix", dir)
 }
 
 func start(t testing.TB, bucket, root string, keepAlive bool) *Gateway {
@@ -135,7 +114,7 @@ func start(t testing.TB, bucket, root string, keepAlive bool) *Gateway {
 		}
 		t.Cleanup(func() { _ = os.RemoveAll(dir) })
 	}
-	cmd := exec.Command(bin, Args(AccessKey, SecretKey, addr, dir, keepAlive)...)
+	cmd := exec.Command(bin, versitygw.Args(AccessKey, SecretKey, addr, dir, keepAlive)...)
 	cmd.Stdout, cmd.Stderr = g.Logs, g.Logs
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", bin, err)
