@@ -4,6 +4,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +14,19 @@ import (
 // itself; the two strings are hashed separately, never concatenated, so a
 // lookup allocates nothing.
 type Key struct{ Tenant, Key string }
+
+// own returns k with both strings copied into one allocation. A resident
+// node keeps its key for as long as it stays cached, and the caller's
+// strings are often cut from a larger buffer (a request line, a decoded
+// batch) that would otherwise stay alive with it.
+func (k Key) own() Key {
+	var b strings.Builder
+	b.Grow(len(k.Tenant) + len(k.Key))
+	b.WriteString(k.Tenant)
+	b.WriteString(k.Key)
+	s := b.String()
+	return Key{Tenant: s[:len(k.Tenant)], Key: s[len(k.Tenant):]}
+}
 
 // Entry is one version of a document, as committed to the store.
 //

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+	"unsafe"
 )
 
 // newTest returns a single-shard cache (deterministic eviction) closed at
@@ -552,4 +553,34 @@ func TestCountsExactUnderConcurrency(t *testing.T) {
 	if st := c.Stats(); st.Hits != goroutines*each || st.Misses != goroutines*each {
 		t.Fatalf("hits, misses = %d, %d; want %d each", st.Hits, st.Misses, goroutines*each)
 	}
+}
+
+// TestNodeOwnsItsKey: a resident node's key is a copy in one allocation,
+// so the cache keeps nothing alive of the buffer the caller's key strings
+// were cut from (the request line, for a key taken from a URL).
+func TestNodeOwnsItsKey(t *testing.T) {
+	c := newTest(t, 1<<20, hooks{})
+	line := "PUT /v1/tenants/t1/docs/some/key HTTP/1.1"
+	k := Key{Tenant: line[16:18], Key: line[24:32]}
+	if !c.Set(k, ent(1, `{}`)) {
+		t.Fatal("Set refused")
+	}
+	s := c.shardOf(c.hash(k))
+	n := s.lookup(c.hash(k), k)
+	if n == nil || n.key != k {
+		t.Fatalf("node for %v = %v", k, n)
+	}
+	lo, hi := uintptr(unsafe.Pointer(unsafe.StringData(line))), uintptr(unsafe.Pointer(unsafe.StringData(line)))+uintptr(len(line))
+	for _, p := range []string{n.key.Tenant, n.key.Key} {
+		if a := uintptr(unsafe.Pointer(unsafe.StringData(p))); a >= lo && a < hi {
+			t.Fatalf("node key %q points into the caller's buffer", p)
+		}
+	}
+	if unsafe.StringData(n.key.Key) != (*byte)(unsafe.Add(unsafe.Pointer(unsafe.StringData(n.key.Tenant)), len(n.key.Tenant))) {
+		t.Fatal("node key strings are not one allocation")
+	}
+	if e, ok := c.Get(Key{Tenant: "t1", Key: "some/key"}); !ok || e.Seq != 1 {
+		t.Fatalf("Get with equal strings = %v, %v", e, ok)
+	}
+	checkInvariants(t, c)
 }

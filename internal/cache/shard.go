@@ -148,7 +148,7 @@ func (s *shard) installLocked(k Key, h uint64, e *Entry, fill bool) bool {
 		return false
 	}
 	s.makeRoomLocked(sz, nil)
-	n = &node{key: k}
+	n = &node{key: k.own()}
 	n.e.Store(e)
 	s.indexLocked(h, n)
 	s.linkLocked(n)
