@@ -173,11 +173,11 @@ func (d *Service) List(ctx context.Context, tenant, prefix, after string, limit 
 }
 
 // entryOf returns the cache entry of rec. A small document's ETag and body
-// are copied into one allocation: a cached entry is then three objects
-// (node, Entry, bytes) for the collector to mark on every cycle instead of
-// four, and it no longer keeps alive whatever buffer the body was read into
-// with its spare capacity. A large body is shared as it is, since copying
-// it would cost more than one more object saves.
+// are copied into one allocation, so a cached document holds only what it
+// needs: not the buffer its body was read into, with that buffer's spare
+// capacity, and one object fewer for the collector (docs/design/cache.md).
+// A large body is shared as it is: copying it would cost more than the
+// memory it could save.
 func entryOf(rec *store.Record) *cache.Entry {
 	e := &cache.Entry{
 		Seq:       rec.Seq,
