@@ -76,12 +76,21 @@ func (c *rawErrorConn) CloseWrite() error {
 // refuses with a tls.RecordHeaderError carrying the underlying connection.
 func (c *rawErrorConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.readFailed(err)
+	}
+	return n, err
+}
+
+// readFailed is Read's error path, apart so that the error it takes apart
+// (errors.As makes it escape) is allocated only on a failed read, not on
+// every read of every request.
+func (c *rawErrorConn) readFailed(err error) {
 	var rh tls.RecordHeaderError
-	if err != nil && errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
+	if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
 		c.answer(rh.Conn, http.StatusBadRequest, "invalid",
 			"this port speaks HTTPS: the client sent a plain HTTP request; use an https:// URL")
 	}
-	return n, err
 }
 
 // looksLikeHTTP reports whether a TLS record header is the start of an
