@@ -210,6 +210,15 @@ func (c *Cache) Get(k Key) (*Entry, bool) {
 	return n.e.Load(), true
 }
 
+// Resident reports whether k is cached, without counting a hit or a miss
+// or marking the entry as used. The answer may be out of date when it
+// returns: use it only to skip work that a later Set, Fill or Refresh
+// would make right either way.
+func (c *Cache) Resident(k Key) bool {
+	h := c.hash(k)
+	return c.shardOf(h).lookup(h, k) != nil
+}
+
 // Lease grants the right to Fill k while k is absent. Call it after a Get
 // miss and before reading the store. The lease ends at the next Set or Fill
 // of k (whatever their outcome) or when the shard's lease cap drops it.

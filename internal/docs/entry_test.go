@@ -75,3 +75,33 @@ func BenchmarkCachedMemory(b *testing.B) {
 		c.Close()
 	}
 }
+
+// TestBulkCommittedCopiesOnlyCachedKeys: an ingested record whose key is
+// not cached costs its Entry and no copy of its body; one whose key is
+// cached replaces the entry with a packed one.
+func TestBulkCommittedCopiesOnlyCachedKeys(t *testing.T) {
+	c := cache.New(cache.Options{MaxBytes: 1 << 20, CompactInterval: -1})
+	t.Cleanup(func() { c.Close() })
+	f := NewFollower(c, nil)
+	body := bytes.Repeat([]byte("b"), 200)
+	rec := &store.Record{Tenant: "t", Key: "absent", Seq: 1, ETag: `"e"`, Body: body, Bulk: true}
+	if n := testing.AllocsPerRun(100, func() { f.Committed(rec) }); n > 1 {
+		t.Fatalf("a bulk commit of an uncached key allocated %v times; want at most 1 (its Entry)", n)
+	}
+	if c.Resident(cache.Key{Tenant: "t", Key: "absent"}) {
+		t.Fatal("a bulk commit admitted its key")
+	}
+
+	k := cache.Key{Tenant: "t", Key: "cached"}
+	if !c.Set(k, &cache.Entry{Seq: 1, ETag: `"old"`, Body: []byte(`{}`)}) {
+		t.Fatal("Set refused")
+	}
+	f.Committed(&store.Record{Tenant: "t", Key: "cached", Seq: 2, ETag: `"new"`, Body: body, Bulk: true})
+	e, ok := c.Get(k)
+	if !ok || e.Seq != 2 || !bytes.Equal(e.Body, body) {
+		t.Fatalf("after a bulk commit of a cached key: %+v, %v", e, ok)
+	}
+	if &e.Body[0] == &body[0] {
+		t.Fatal("the refreshed entry shares the batch's body")
+	}
+}

@@ -179,13 +179,7 @@ func (d *Service) List(ctx context.Context, tenant, prefix, after string, limit 
 // A large body is shared as it is: copying it would cost more than the
 // memory it could save.
 func entryOf(rec *store.Record) *cache.Entry {
-	e := &cache.Entry{
-		Seq:       rec.Seq,
-		Tombstone: rec.Version.Tombstone,
-		Siblings:  rec.Version.Siblings,
-		ETag:      rec.ETag,
-		Body:      rec.Body,
-	}
+	e := sharedEntryOf(rec)
 	if n := len(rec.ETag) + len(rec.Body); len(rec.Body) > 0 && n <= packLimit {
 		b := make([]byte, n)
 		copy(b, rec.ETag)
@@ -194,6 +188,17 @@ func entryOf(rec *store.Record) *cache.Entry {
 		e.Body = b[len(rec.ETag):n:n]
 	}
 	return e
+}
+
+// sharedEntryOf returns the cache entry of rec, sharing its ETag and body.
+func sharedEntryOf(rec *store.Record) *cache.Entry {
+	return &cache.Entry{
+		Seq:       rec.Seq,
+		Tombstone: rec.Version.Tombstone,
+		Siblings:  rec.Version.Siblings,
+		ETag:      rec.ETag,
+		Body:      rec.Body,
+	}
 }
 
 // packLimit is the largest ETag plus body that entryOf copies.
@@ -223,5 +228,14 @@ func docOf(e *cache.Entry, tenant, key string) (server.Doc, error) {
 //     commit cannot install it afterwards (the stale-fill race); readers
 //     that come later miss and read the new version from the store.
 func (f *Follower) bulkCommitted(rec *store.Record) {
-	f.c.Refresh(cache.Key{Tenant: rec.Tenant, Key: rec.Key}, entryOf(rec))
+	k := cache.Key{Tenant: rec.Tenant, Key: rec.Key}
+	// Most ingested keys are not cached, and Refresh installs nothing for
+	// them: only a cached key's entry is worth entryOf's copy. A key cached
+	// between the two calls gets the entry that shares the batch's buffer,
+	// which is as correct and only holds more memory while it stays.
+	e := sharedEntryOf(rec)
+	if f.c.Resident(k) {
+		e = entryOf(rec)
+	}
+	f.c.Refresh(k, e)
 }
