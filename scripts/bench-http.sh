@@ -45,7 +45,7 @@ echo "building cairn and cairn-lab..." >&2
 go build -o "$tmp/cairn" ./cmd/cairn
 go build -C lab -o "$tmp/cairn-lab" ./cmd/cairn-lab # 'cairn bench' runs the cairn-lab beside it
 
-"$tmp/cairn" serve --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
+"$tmp/cairn" serve --data-dir "$tmp/data" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 "${throughput_flags[@]}" \
 	>"$tmp/serve.out" 2>"$tmp/serve.err" &
 pids+=($!)
 wait_for "$tmp/serve.out" '^export CAIRN_TOKEN='

@@ -71,11 +71,8 @@ auth[redis]=
 for _ in $(seq 100); do redis-cli -p "${port[redis]}" ping >/dev/null 2>&1 && break; sleep 0.1; done
 
 for t in "${targets[@]:1}"; do
-	# --tenant-rate: a throughput run measures the node, not the per-tenant rate
-	# limit (100,000 requests/s by default), which redis-benchmark's GETs
-	# exceed on a 2-core machine; redis-benchmark stops at the first refusal.
 	"$tmp/cairn-$t" serve --data-dir "$tmp/data-$t" --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 \
-		--resp-listen 127.0.0.1:0 --tenant-rate 10000000 >"$tmp/$t.out" 2>"$tmp/$t.err" &
+		--resp-listen 127.0.0.1:0 "${throughput_flags[@]}" >"$tmp/$t.out" 2>"$tmp/$t.err" &
 	pid[$t]=$!
 	pids+=($!)
 	wait_for "$tmp/$t.out" '^export CAIRN_TOKEN='
