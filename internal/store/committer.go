@@ -305,6 +305,20 @@ type group struct {
 	bytes int           // body bytes staged
 }
 
+// changeBatch is the batch g's change-log entries go into: their own,
+// which the commit appends after the group's document rows
+// (group.changes), or, once a bulk write joined, the group's batch
+// (group.bulk).
+func (s *Store) changeBatch(g *group) *pebble.Batch {
+	if g.bulk {
+		return g.batch
+	}
+	if g.changes == nil {
+		g.changes = s.db.NewBatch()
+	}
+	return g.changes
+}
+
 // maxOverlay bounds the overlay before newGroup prunes it.
 const maxOverlay = 8192
 
@@ -485,19 +499,10 @@ func (s *Store) stage(g *group, r *request) error {
 	copy(op.Value[copy(op.Value, hdr):], r.body)
 	_ = op.Finish()
 	// The change-log entry and sync state go through Set, which copies, so
-	// the scratch buffer is reused for them. Change-log entries wait in
-	// their own batch until the commit appends them after the group's
-	// document rows (group.changes).
+	// the scratch buffer is reused for them.
 	ck := appendChangeKey(hdr[:0], r.tenant, g.seq)
 	s.scratch = appendChangeValue(ck, r.key, &v)
-	if g.bulk {
-		_ = g.batch.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
-	} else {
-		if g.changes == nil {
-			g.changes = s.db.NewBatch()
-		}
-		_ = g.changes.Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
-	}
+	_ = s.changeBatch(g).Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
 	if r.sync != nil {
 		_ = g.batch.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
 	}
