@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -236,9 +237,97 @@ func cmdInfo(s *Server, c redcon.Conn, _ *session, _ [][]byte) result {
 
 // cmdCommand answers COMMAND (and its subcommands, which redis-cli asks on
 // start for hints) with an empty list: the commands are in docs/resp.md.
-func cmdCommand(_ *Server, c redcon.Conn, _ *session, _ [][]byte) result {
-	c.WriteArray(0)
+// cmdCommand answers COMMAND and its COUNT, INFO, LIST and DOCS
+// subcommands from the command table, in Redis 7's form: clients look
+// commands up with them (cluster-aware clients to find keys, redis-cli for
+// its hints). DOCS answers no documentation: the table is in docs/resp.md.
+func cmdCommand(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	if len(args) == 1 {
+		writeCommandInfos(c, commandList)
+		return ok
+	}
+	switch lower(string(args[1])) {
+	case "count":
+		if len(args) != 2 {
+			c.WriteError(errWrongArg + "command|count' command")
+			return failed(fault.Invalid)
+		}
+		c.WriteInt(len(commandList))
+	case "list":
+		if len(args) != 2 {
+			c.WriteError("ERR cairn serves COMMAND LIST without FILTERBY")
+			return failed(fault.Invalid)
+		}
+		c.WriteArray(len(commandList))
+		for _, cmd := range commandList {
+			c.WriteBulkString(lower(cmd.name))
+		}
+	case "info":
+		if len(args) == 2 {
+			writeCommandInfos(c, commandList)
+			break
+		}
+		c.WriteArray(len(args) - 2)
+		for _, name := range args[2:] {
+			if cmd := commands[lower(string(name))]; cmd != nil {
+				writeCommandInfo(c, cmd)
+			} else {
+				writeNull(c, ss)
+			}
+		}
+	case "docs":
+		writeMap(c, ss, 0)
+	default:
+		c.WriteError("ERR unknown COMMAND subcommand '" + truncate(args[1]) + "': cairn serves COUNT, DOCS, INFO and LIST")
+		return failed(fault.Invalid)
+	}
 	return ok
+}
+
+func writeCommandInfos(c redcon.Conn, cmds []*command) {
+	c.WriteArray(len(cmds))
+	for _, cmd := range cmds {
+		writeCommandInfo(c, cmd)
+	}
+}
+
+// writeCommandInfo writes Redis 7's ten-element description of cmd: name,
+// arity, flags, first key, last key, key step, ACL categories, tips, key
+// specifications and subcommands (the last three empty).
+func writeCommandInfo(c redcon.Conn, cmd *command) {
+	c.WriteArray(10)
+	c.WriteBulkString(lower(cmd.name))
+	c.WriteInt(cmd.arity)
+	c.WriteArray(len(cmd.flags))
+	fast := false
+	for _, f := range cmd.flags {
+		c.WriteString(f)
+		fast = fast || f == "fast"
+	}
+	c.WriteInt(cmd.keys.first)
+	c.WriteInt(cmd.keys.last)
+	c.WriteInt(cmd.keys.step)
+	cats := make([]string, 0, 3)
+	switch {
+	case !cmd.data:
+		cats = append(cats, "@connection")
+	case slices.Contains(cmd.flags, "write"):
+		cats = append(cats, "@keyspace", "@write")
+	default:
+		cats = append(cats, "@keyspace", "@read")
+	}
+	if fast {
+		cats = append(cats, "@fast")
+	} else {
+		cats = append(cats, "@slow")
+	}
+	c.WriteArray(len(cats))
+	for _, cat := range cats {
+		c.WriteString(cat)
+	}
+	c.WriteArray(0)
+	c.WriteArray(0)
+	c.WriteArray(0)
 }
 
 // Argument checks shared by the document commands.

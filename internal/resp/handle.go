@@ -25,7 +25,33 @@ type command struct {
 	data bool
 	run  func(s *Server, c redcon.Conn, ss *session, args [][]byte) result
 	idx  int // its place in the table, which indexes a Server's metrics
+	// flags and keys are what COMMAND reports of it, in Redis's terms, for
+	// clients that route or check commands by them.
+	flags []string
+	keys  keySpec
 }
+
+// keySpec is where a command's keys are among its arguments, as COMMAND
+// reports them: the first, the last (-1 for the last argument) and the
+// step between two; all zero for a command without keys.
+type keySpec struct{ first, last, step int }
+
+// Command flags, as Redis names them.
+var (
+	flagsConn  = []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}
+	flagsFast  = []string{"loading", "stale", "fast"}
+	flagsAdmin = []string{"loading", "stale"}
+	flagsRead  = []string{"readonly", "fast"}
+	flagsScan  = []string{"readonly"}
+	flagsWrite = []string{"write", "denyoom"}
+	flagsDel   = []string{"write"}
+)
+
+var (
+	oneKey   = keySpec{1, 1, 1}
+	allKeys  = keySpec{1, -1, 1}
+	keyPairs = keySpec{1, -1, 2}
+)
 
 // result is what a command did, for metrics and logs: the fault class of
 // its error reply, if it sent one.
@@ -43,31 +69,35 @@ func failed(c fault.Class) result { return result{class: c, err: true} }
 // functions that refer to the table (COMMAND).
 var commands map[string]*command
 
+// commandList is the table in order, as COMMAND lists it.
+var commandList []*command
+
 func init() {
 	list := []*command{
-		{name: "PING", arity: -1, run: cmdPing},
-		{name: "ECHO", arity: 2, run: cmdEcho},
-		{name: "AUTH", arity: -2, public: true, run: cmdAuth},
-		{name: "HELLO", arity: -1, public: true, run: cmdHello},
-		{name: "CLIENT", arity: -2, public: true, run: cmdClient},
-		{name: "QUIT", arity: -1, public: true, run: cmdQuit},
-		{name: "RESET", arity: 1, public: true, run: cmdReset},
-		{name: "SELECT", arity: 2, run: cmdSelect},
-		{name: "INFO", arity: -1, run: cmdInfo},
-		{name: "COMMAND", arity: -1, run: cmdCommand},
-		{name: "GET", arity: 2, data: true, run: cmdGet},
-		{name: "GETETAG", arity: 2, data: true, run: cmdGetETag},
-		{name: "SET", arity: -3, data: true, run: cmdSet},
-		{name: "DEL", arity: -2, data: true, run: cmdDel},
-		{name: "UNLINK", arity: -2, data: true, run: cmdDel},
-		{name: "EXISTS", arity: -2, data: true, run: cmdExists},
-		{name: "MGET", arity: -2, data: true, run: cmdMGet},
-		{name: "MSET", arity: -3, data: true, run: cmdMSet},
-		{name: "SCAN", arity: -2, data: true, run: cmdScan},
-		{name: "TYPE", arity: 2, data: true, run: cmdType},
-		{name: "JSON.GET", arity: -2, data: true, run: cmdJSONGet},
-		{name: "JSON.SET", arity: -4, data: true, run: cmdJSONSet},
+		{name: "PING", arity: -1, flags: flagsFast, run: cmdPing},
+		{name: "ECHO", arity: 2, flags: flagsFast, run: cmdEcho},
+		{name: "AUTH", arity: -2, public: true, flags: flagsConn, run: cmdAuth},
+		{name: "HELLO", arity: -1, public: true, flags: flagsConn, run: cmdHello},
+		{name: "CLIENT", arity: -2, public: true, flags: flagsConn, run: cmdClient},
+		{name: "QUIT", arity: -1, public: true, flags: flagsConn, run: cmdQuit},
+		{name: "RESET", arity: 1, public: true, flags: flagsConn, run: cmdReset},
+		{name: "SELECT", arity: 2, flags: flagsFast, run: cmdSelect},
+		{name: "INFO", arity: -1, flags: flagsAdmin, run: cmdInfo},
+		{name: "COMMAND", arity: -1, flags: flagsAdmin, run: cmdCommand},
+		{name: "GET", arity: 2, data: true, flags: flagsRead, keys: oneKey, run: cmdGet},
+		{name: "GETETAG", arity: 2, data: true, flags: flagsRead, keys: oneKey, run: cmdGetETag},
+		{name: "SET", arity: -3, data: true, flags: flagsWrite, keys: oneKey, run: cmdSet},
+		{name: "DEL", arity: -2, data: true, flags: flagsDel, keys: allKeys, run: cmdDel},
+		{name: "UNLINK", arity: -2, data: true, flags: flagsDel, keys: allKeys, run: cmdDel},
+		{name: "EXISTS", arity: -2, data: true, flags: flagsRead, keys: allKeys, run: cmdExists},
+		{name: "MGET", arity: -2, data: true, flags: flagsRead, keys: allKeys, run: cmdMGet},
+		{name: "MSET", arity: -3, data: true, flags: flagsWrite, keys: keyPairs, run: cmdMSet},
+		{name: "SCAN", arity: -2, data: true, flags: flagsScan, run: cmdScan},
+		{name: "TYPE", arity: 2, data: true, flags: flagsRead, keys: oneKey, run: cmdType},
+		{name: "JSON.GET", arity: -2, data: true, flags: flagsScan, keys: oneKey, run: cmdJSONGet},
+		{name: "JSON.SET", arity: -4, data: true, flags: flagsWrite, keys: oneKey, run: cmdJSONSet},
 	}
+	commandList = list
 	commands = make(map[string]*command, len(list))
 	for i, cmd := range list {
 		cmd.idx = i

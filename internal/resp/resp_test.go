@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"slices"
@@ -179,6 +180,67 @@ func TestCommands(t *testing.T) {
 			if got := c.Echo(ctx, "hi").Val(); got != "hi" {
 				t.Fatalf("ECHO: %q", got)
 			}
+		})
+	}
+}
+
+// TestCommandTable: COMMAND and its subcommands answer in Redis 7's form,
+// which go-redis parses: what a cluster-aware client or redis-cli reads to
+// find a command's keys and whether it writes.
+func TestCommandTable(t *testing.T) {
+	n := startNode(t, nil)
+	for _, proto := range []int{2, 3} {
+		t.Run(fmt.Sprintf("RESP%d", proto), func(t *testing.T) {
+			ctx := context.Background()
+			c := client(t, n, "acme", acmeToken, proto)
+			infos, err := c.Command(ctx).Result()
+			if err != nil {
+				t.Fatalf("COMMAND: %v", err)
+			}
+			for name, want := range map[string]redis.CommandInfo{
+				"get":      {Arity: 2, FirstKeyPos: 1, LastKeyPos: 1, StepCount: 1, ReadOnly: true},
+				"set":      {Arity: -3, FirstKeyPos: 1, LastKeyPos: 1, StepCount: 1},
+				"mset":     {Arity: -3, FirstKeyPos: 1, LastKeyPos: -1, StepCount: 2},
+				"del":      {Arity: -2, FirstKeyPos: 1, LastKeyPos: -1, StepCount: 1},
+				"json.get": {Arity: -2, FirstKeyPos: 1, LastKeyPos: 1, StepCount: 1, ReadOnly: true},
+				"ping":     {Arity: -1},
+			} {
+				got := infos[name]
+				if got == nil {
+					t.Fatalf("COMMAND has no %q: %v", name, slices.Collect(maps.Keys(infos)))
+				}
+				if got.Arity != want.Arity || got.FirstKeyPos != want.FirstKeyPos || got.LastKeyPos != want.LastKeyPos ||
+					got.StepCount != want.StepCount || got.ReadOnly != want.ReadOnly {
+					t.Errorf("COMMAND %s: %+v, want arity, keys and read-only as %+v", name, got, want)
+				}
+			}
+			if !slices.Contains(infos["set"].Flags, "write") || !slices.Contains(infos["set"].ACLFlags, "@write") {
+				t.Errorf("SET is not flagged a write: %+v", infos["set"])
+			}
+			count, err := c.Do(ctx, "COMMAND", "COUNT").Int()
+			if err != nil || count != len(infos) {
+				t.Errorf("COMMAND COUNT: %d %v, want %d", count, err, len(infos))
+			}
+			names, err := c.CommandList(ctx, nil).Result()
+			if err != nil || len(names) != len(infos) || !slices.Contains(names, "getetag") {
+				t.Errorf("COMMAND LIST: %v %v", names, err)
+			}
+			one, err := c.Do(ctx, "COMMAND", "INFO", "GET", "nosuch").Slice()
+			if err != nil || len(one) != 2 || one[1] != nil {
+				t.Fatalf("COMMAND INFO GET nosuch: %#v %v", one, err)
+			}
+			if row, _ := one[0].([]any); len(row) != 10 || row[0] != "get" {
+				t.Errorf("COMMAND INFO GET: %#v", one[0])
+			}
+			if err := c.Do(ctx, "COMMAND", "DOCS").Err(); err != nil {
+				t.Errorf("COMMAND DOCS: %v", err)
+			}
+			for _, bad := range [][]any{{"COMMAND", "GETKEYS", "GET", "a"}, {"COMMAND", "COUNT", "x"}, {"COMMAND", "LIST", "FILTERBY", "ACLCAT", "read"}} {
+				if err := c.Do(ctx, bad...).Err(); err == nil || !strings.HasPrefix(err.Error(), "ERR ") {
+					t.Errorf("%v: %v, want an ERR reply", bad, err)
+				}
+			}
+			must(t, c.Ping(ctx).Err()) // the connection survives the errors
 		})
 	}
 }
