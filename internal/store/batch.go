@@ -174,6 +174,7 @@ func (s *Store) takeBatch(g *group, lead *request) {
 		}
 	}
 	g.bulk = true
+	g.rowsLater = true
 	for _, r := range lead.members {
 		g.reqs = append(g.reqs, r)
 		switch {
@@ -186,6 +187,23 @@ func (s *Store) takeBatch(g *group, lead *request) {
 				r.err = wrap(opNames[r.op], r.tenant, r.key, err)
 			}
 			r.rec.Bulk = true
+		}
+	}
+	g.rowsLater = false
+	if ctxErr != nil || failed != nil {
+		return
+	}
+	// The document rows and then the sync states, after the change entries
+	// (group.rowsLater), each in the members' order: of two members of one
+	// key, the later one's row wins, as when staged one after the other.
+	for _, r := range lead.members {
+		if r.err == nil && r.op != opCollect {
+			s.stageRow(g.batch, r.dk, r.rec.Seq, &r.rec.Version, r.body)
+		}
+	}
+	for _, r := range lead.members {
+		if r.err == nil && r.op != opCollect && r.sync != nil {
+			stageSync(g.batch, r)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 
@@ -195,4 +197,75 @@ func TestPutBatchOverExisting(t *testing.T) {
 		t.Errorf("seq %d not after the earlier writes (%d)", recs[1].Seq, gone.Seq)
 	}
 	checkConsistent(t, s)
+}
+
+// TestBulkBatchInKeyOrder: a bulk group's Pebble batch holds its change-log
+// entries, then its document rows, then its sync states (then the
+// high-water marks), each run in key order for records in key order, so
+// that Pebble's sort of a batch committed as a table, and the memtable's
+// inserts, each find the next key after the last.
+func TestBulkBatchInKeyOrder(t *testing.T) {
+	var mu sync.Mutex // guards runs
+	var runs []string
+	s := openT(t, "", Options{onBatch: func(b *pebble.Batch) {
+		tables, err := tableRuns(b)
+		if err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		runs = append(runs, tables)
+		mu.Unlock()
+	}})
+	last := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return runs[len(runs)-1]
+	}
+	items := batchItems(40, "k")
+	items = append(items, Item{Key: "k039", Body: []byte(`"again"`)}) // the same key twice: the later wins
+	if _, err := s.PutBatch(bg, "t", items); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := last(), "cdm"; got != want {
+		t.Errorf("PutBatch's batch has the tables %q in that order, want %q", got, want)
+	}
+	if r, err := s.Get(bg, "t", "k039"); err != nil || string(r.Body) != `"again"` {
+		t.Errorf(`Get(k039) = %q, %v; want "again"`, r.Body, err)
+	}
+
+	hlc := doc.MakeTimestamp(time.Now().UnixMilli(), 1)
+	var applies []ApplyItem
+	for i := range 20 {
+		body := fmt.Appendf(nil, `{"i":%d}`, i)
+		v := doc.Derive(nil, 0xabcdef, hlc+doc.Timestamp(i), body, false)
+		applies = append(applies, ApplyItem{Key: fmt.Sprintf("r%03d", i), Version: v, Body: body,
+			Sync: &SyncUpdate{Backend: "fs", State: SyncState{Base: v, RemoteETag: fmt.Sprintf("e%d", i)}}})
+	}
+	errs, err := s.ApplyBatch(bg, "t", applies)
+	if err != nil || slices.ContainsFunc(errs, func(e error) bool { return e != nil }) {
+		t.Fatal(err, errs)
+	}
+	if got, want := last(), "cdsm"; got != want {
+		t.Errorf("ApplyBatch's batch has the tables %q in that order, want %q", got, want)
+	}
+	checkConsistent(t, s)
+}
+
+// tableRuns returns the tables of b's keys in the batch's order, one letter
+// per run of keys of one table, or an error if a run's keys ever go down.
+func tableRuns(b *pebble.Batch) (string, error) {
+	var runs []byte
+	var prev []byte
+	for r := b.Reader(); ; {
+		_, key, _, ok, err := r.Next()
+		if err != nil || !ok {
+			return string(runs), err
+		}
+		if len(runs) == 0 || key[0] != runs[len(runs)-1] {
+			runs = append(runs, key[0])
+		} else if bytes.Compare(key, prev) < 0 {
+			return string(runs), fmt.Errorf("key %q after %q in one run of table %q", key, prev, key[0])
+		}
+		prev = slices.Clone(key)
+	}
 }

@@ -297,12 +297,22 @@ type group struct {
 	// up front for the change entries too, and one of ingest's size (over
 	// half a memtable) is committed by Pebble as a table of its own, not
 	// inserted into the memtable, so change entries go straight into batch.
-	bulk  bool
-	reqs  []*request    // in the order taken, answered in that order
-	seq   uint64        // last Seq staged
-	hlc   doc.Timestamp // HLC high-water mark including this group
-	n     int           // writes staged
-	bytes int           // body bytes staged
+	bulk bool
+	// rowsLater: stage leaves out the document row and the sync state;
+	// takeBatch writes a bulk batch's rows, then its sync states, after all
+	// its change-log entries. Pebble sorts a batch committed as a table
+	// (sort.Sort over its entries) and inserts a smaller one into the
+	// memtable in order. Change entries (table 'c', one tenant, consecutive
+	// Seqs), then document rows (table 'd'), then sync states (table 's')
+	// are runs in key order when the records are, as an export or a
+	// generated file is, which a sort passes over in linear time; staged
+	// alternately they are in no order.
+	rowsLater bool
+	reqs      []*request    // in the order taken, answered in that order
+	seq       uint64        // last Seq staged
+	hlc       doc.Timestamp // HLC high-water mark including this group
+	n         int           // writes staged
+	bytes     int           // body bytes staged
 }
 
 // changeBatch is the batch g's change-log entries go into: their own,
@@ -378,10 +388,14 @@ func (s *Store) commit(g *group) {
 		if g.changes != nil {
 			_ = g.batch.Apply(g.changes, nil) // fails only on a closed or indexed batch
 		}
-		_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
+		// In key order, after the rows (group.rowsLater).
 		_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
+		_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
 		if s.failAt != nil {
 			s.failAt("store.commit.before-sync")
+		}
+		if s.onBatch != nil {
+			s.onBatch(g.batch)
 		}
 		start := time.Now()
 		err = s.commitBatch(g.batch, s.wopts)
@@ -490,21 +504,16 @@ func (s *Store) stage(g *group, r *request) error {
 	g.seq, g.hlc = s.seq, s.hlcMark
 	g.n++
 	g.bytes += len(r.body)
-	// The document row's value is written straight into the batch: its
-	// header, then the body, so the body is copied once, by the batch.
-	// Set on a batch fails only on a closed batch.
-	hdr := appendRecordHeader(s.scratch[:0], g.seq, &v)
-	op := g.batch.SetDeferred(len(r.dk), len(hdr)+len(r.body))
-	copy(op.Key, r.dk)
-	copy(op.Value[copy(op.Value, hdr):], r.body)
-	_ = op.Finish()
+	if !g.rowsLater {
+		s.stageRow(g.batch, r.dk, g.seq, &v, r.body)
+	}
 	// The change-log entry and sync state go through Set, which copies, so
 	// the scratch buffer is reused for them.
-	ck := appendChangeKey(hdr[:0], r.tenant, g.seq)
+	ck := appendChangeKey(s.scratch[:0], r.tenant, g.seq)
 	s.scratch = appendChangeValue(ck, r.key, &v)
 	_ = s.changeBatch(g).Set(s.scratch[:len(ck)], s.scratch[len(ck):], nil)
-	if r.sync != nil {
-		_ = g.batch.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
+	if r.sync != nil && !g.rowsLater {
+		stageSync(g.batch, r)
 	}
 	next := currentOf(g.seq, v, v.ID())
 	if v.Siblings || cur.v.Siblings {
@@ -516,6 +525,23 @@ func (s *Store) stage(g *group, r *request) error {
 	r.rec = Record{Tenant: r.tenant, Key: r.key, Seq: g.seq, Version: v, ETag: next.etag, Body: r.body,
 		Created: !v.Tombstone && !cur.live()}
 	return nil
+}
+
+// stageRow writes a document row into b: the record header, then the body,
+// written straight into the batch so that the body is copied once, by the
+// batch. Set on a batch fails only on a closed batch.
+func (s *Store) stageRow(b *pebble.Batch, dk []byte, seq uint64, v *doc.Version, body []byte) {
+	hdr := appendRecordHeader(s.scratch[:0], seq, v)
+	op := b.SetDeferred(len(dk), len(hdr)+len(body))
+	copy(op.Key, dk)
+	copy(op.Value[copy(op.Value, hdr):], body)
+	_ = op.Finish()
+	s.scratch = hdr
+}
+
+// stageSync writes r's sync state into b.
+func stageSync(b *pebble.Batch, r *request) {
+	_ = b.Set(syncKey(r.sync.Backend, r.tenant, r.key), appendSyncValue(nil, &r.sync.State), nil)
 }
 
 // decide checks r's condition against cur and returns the version to write.

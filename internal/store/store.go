@@ -114,12 +114,13 @@ type Options struct {
 	// grows up to the cap; past twice the cap's capacity it is dropped.
 	KeyFilterBytes int64
 
-	onTake     func()             // test hook, see Store.onTake
-	noLinger   bool               // benchmark switch: hand groups over without lingering
-	filterMin  int64              // test switch: the smallest filter's capacity (keys); 0 is filterMinKeys
-	maxOverlay int                // test switch: prune the overlay beyond this many entries; 0 is maxOverlay
-	recentKeys int                // test switch: the bound of recentStates; 0 is recentKeys
-	filterHook func(stage string) // test hook: the filter's progress ("starting", "activated", "published", "grown", "dropped")
+	onTake     func()              // test hook, see Store.onTake
+	onBatch    func(*pebble.Batch) // test hook, see Store.onBatch
+	noLinger   bool                // benchmark switch: hand groups over without lingering
+	filterMin  int64               // test switch: the smallest filter's capacity (keys); 0 is filterMinKeys
+	maxOverlay int                 // test switch: prune the overlay beyond this many entries; 0 is maxOverlay
+	recentKeys int                 // test switch: the bound of recentStates; 0 is recentKeys
+	filterHook func(stage string)  // test hook: the filter's progress ("starting", "activated", "published", "grown", "dropped")
 }
 
 // Watcher is told of every write once its group commit is durable, before
@@ -187,6 +188,7 @@ type Store struct {
 	maxOverlay int                 // maxOverlay, or Options.maxOverlay
 	scratch    []byte              // encoding buffer for values the batch copies
 	onTake     func()              // test hook: called for each request taken
+	onBatch    func(*pebble.Batch) // test hook: called with each group's batch before it is committed
 	noLinger   bool                // see Options.noLinger
 
 	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer and by readers (waitDurable)
@@ -289,7 +291,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		onCommit: opts.OnCommit,
 		onFail:   opts.OnFail,
 		watcher:  opts.Watcher,
-		onTake:   opts.onTake,
+		onTake:   opts.onTake, onBatch: opts.onBatch,
 		failAt:   opts.Failpoint,
 		noLinger: opts.noLinger,
 		maxBatch: opts.MaxBatch,
