@@ -388,9 +388,7 @@ func (s *Store) commit(g *group) {
 		if g.changes != nil {
 			_ = g.batch.Apply(g.changes, nil) // fails only on a closed or indexed batch
 		}
-		// In key order, after the rows (group.rowsLater).
-		_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
-		_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
+		s.stageMarks(g)
 		if s.failAt != nil {
 			s.failAt("store.commit.before-sync")
 		}
@@ -537,6 +535,31 @@ func (s *Store) stageRow(b *pebble.Batch, dk []byte, seq uint64, v *doc.Version,
 	copy(op.Value[copy(op.Value, hdr):], body)
 	_ = op.Finish()
 	s.scratch = hdr
+}
+
+// stageMarks writes the high-water marks into g's batch, after its rows
+// (group.rowsLater), in key order.
+//
+// A group that a bulk write joined writes them under a key of its own,
+// markKey(g.seq), never written again, instead of overwriting metaSeq and
+// metaHLC. Why: a bulk load's batches otherwise each overwrite the same two
+// keys, so every memtable flushed during the load holds a table of them
+// that overlaps the one of every flush before it. Pebble stacks such tables
+// in sublevels of L0 and, past four, compacts L0 into the level below,
+// taking in the load's document and change-log tables beside them, each of
+// which overlaps nothing: about half of a load was rewritten that way while
+// it ran. With the marks in keys that only grow, a load's tables overlap
+// nothing and stay where the flush put them until later writes need L0
+// compacted. Open folds the bulk marks back into metaSeq and metaHLC and
+// deletes them; Close does too after a bulk write (foldMarks).
+func (s *Store) stageMarks(g *group) {
+	if g.bulk {
+		_ = g.batch.Set(markKey(g.seq), encodeUint64(uint64(g.hlc)), nil)
+		s.bulkMarks.Store(true)
+		return
+	}
+	_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
+	_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
 }
 
 // stageSync writes r's sync state into b.

@@ -16,6 +16,7 @@ import (
 //	's' backend 0x00 tenant 0x00 key       → sync state (syncValue)
 //	'k' backend 0x00 tenant                → reconciler checkpoint (opaque bytes)
 //	'm' name                               → store metadata (high-water marks)
+//	'm' 'k' seq(8 bytes, BE)               → a bulk group's high-water marks (stageMarks)
 //	'q' backend 0x00 tenant 0x00 key 0x00 etag → quarantine row (quarantine.go)
 //
 // Why NUL: tenant ids are [a-z0-9][a-z0-9-]*, keys and backend names never
@@ -35,11 +36,22 @@ const (
 	sep             = 0x00
 )
 
-// Metadata keys, written in every committed batch (see committer.commit).
+// Metadata keys: the high-water marks, written in every committed batch
+// (see committer.commit). A group that a bulk write joined writes them
+// under a key of its own instead, markKey(its last Seq), so that a bulk
+// load's batches overwrite no key of another: see commit for why.
 var (
-	metaSeq = []byte{tableMeta, 's', 'e', 'q'} // uint64 BE: highest assigned Seq
-	metaHLC = []byte{tableMeta, 'h', 'l', 'c'} // uint64 BE: highest HLC handed out or observed
+	metaSeq  = []byte{tableMeta, 's', 'e', 'q'} // uint64 BE: highest assigned Seq
+	metaHLC  = []byte{tableMeta, 'h', 'l', 'c'} // uint64 BE: highest HLC handed out or observed
+	metaMark = []byte{tableMeta, 'k'}           // + Seq, uint64 BE: a bulk group's marks; the value is its HLC mark, uint64 BE
+	// metaMarkEnd bounds the marks' keys: the first key after them.
+	metaMarkEnd = []byte{tableMeta, 'k' + 1}
 )
+
+// markKey is the key of the marks of a bulk group whose last Seq is seq.
+func markKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(append([]byte(nil), metaMark...), seq)
+}
 
 // valueFormat is the first byte of every value this package encodes, so the
 // encoding can change later without guessing.

@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
@@ -189,6 +190,7 @@ type Store struct {
 	scratch    []byte              // encoding buffer for values the batch copies
 	onTake     func()              // test hook: called for each request taken
 	onBatch    func(*pebble.Batch) // test hook: called with each group's batch before it is committed
+	bulkMarks  atomic.Bool         // a bulk group's marks were staged since Open (stageMarks): Close folds them
 	noLinger   bool                // see Options.noLinger
 
 	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer and by readers (waitDurable)
@@ -403,9 +405,12 @@ func splitTables(start []byte) (pebble.SpanPolicy, []byte, error) {
 	return pebble.SpanPolicy{}, []byte{start[0] + 1}, nil
 }
 
-// loadMarks restores the Seq and HLC high-water marks. Observing the HLC
-// mark keeps the clock monotonic across a restart even if the wall clock
-// stepped back while the node was down.
+// loadMarks restores the Seq and HLC high-water marks: metaSeq and metaHLC,
+// or the last bulk group's marks if a bulk group committed after them
+// (stageMarks), then folds the bulk marks into metaSeq and metaHLC
+// (foldMarks). Both kinds only grow, in commit order, so the larger of each
+// is the mark. Observing the HLC mark keeps the clock monotonic across a
+// restart even if the wall clock stepped back while the node was down.
 func (s *Store) loadMarks() error {
 	for _, m := range []struct {
 		key []byte
@@ -424,7 +429,57 @@ func (s *Store) loadMarks() error {
 			return fault.E(fault.Corruption, fault.Context{}, err)
 		}
 	}
+	seq, hlc, found, err := s.lastBulkMarks()
+	if err != nil {
+		return err
+	}
+	s.seq, s.hlcMark = max(s.seq, seq), max(s.hlcMark, doc.Timestamp(hlc))
 	s.clock.Observe(s.hlcMark)
+	if found {
+		return s.foldMarks()
+	}
+	return nil
+}
+
+// lastBulkMarks returns the marks of the last bulk group, if any.
+func (s *Store) lastBulkMarks() (seq, hlc uint64, found bool, err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: metaMark, UpperBound: metaMarkEnd})
+	if err != nil {
+		return 0, 0, false, fault.E(classify(err), fault.Context{}, err)
+	}
+	defer it.Close()
+	if !it.Last() {
+		if err := it.Error(); err != nil {
+			return 0, 0, false, fault.E(classify(err), fault.Context{}, err)
+		}
+		return 0, 0, false, nil
+	}
+	k := it.Key()
+	if len(k) != len(metaMark)+8 {
+		return 0, 0, false, fault.E(fault.Corruption, fault.Context{}, fmt.Errorf("%w: bulk marks key %x", errBadValue, k))
+	}
+	seq = binary.BigEndian.Uint64(k[len(metaMark):])
+	if hlc, err = decodeUint64(it.Value()); err != nil {
+		return 0, 0, false, fault.E(fault.Corruption, fault.Context{}, err)
+	}
+	return seq, hlc, true, nil
+}
+
+// foldMarks writes the marks into metaSeq and metaHLC and deletes every
+// bulk group's marks, in one synced batch: the bulk marks are one key per
+// bulk group, and a build that knows only metaSeq and metaHLC reads the
+// right marks from a directory this one opened or closed. It runs while no
+// group is being committed (at Open, before the committer starts, and at
+// Close, after it stopped).
+func (s *Store) foldMarks() error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaHLC, encodeUint64(uint64(s.hlcMark)), nil)
+	_ = b.Set(metaSeq, encodeUint64(s.seq), nil)
+	_ = b.DeleteRange(metaMark, metaMarkEnd, nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fault.E(classify(err), fault.Context{}, fmt.Errorf("fold the bulk marks: %w", err))
+	}
 	return nil
 }
 
@@ -453,7 +508,11 @@ func (s *Store) Close() error {
 	<-s.filterDone // before the committer stops: buildFilter may be waiting for it
 	close(s.reqs)  // no sender is left: every one holds active while sending
 	<-s.done       // the committer handed over its last group, the syncer answered it
-	err := s.db.Close()
+	var err error
+	if s.bulkMarks.Load() && s.failedErr() == nil {
+		err = s.foldMarks()
+	}
+	err = errors.Join(err, s.db.Close())
 	if failed != nil && err != nil {
 		// Pebble reports the same log error again; the caller has seen it.
 		err = nil
