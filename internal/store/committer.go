@@ -551,16 +551,29 @@ func (s *Store) stageRow(b *pebble.Batch, dk []byte, seq uint64, v *doc.Version,
 // it ran. With the marks in keys that only grow, a load's tables overlap
 // nothing and stay where the flush put them until later writes need L0
 // compacted. Open folds the bulk marks back into metaSeq and metaHLC and
-// deletes them; Close does too after a bulk write (foldMarks).
+// deletes them; Close does too after a bulk write (foldMarks). In between,
+// every maxBulkMarks-th bulk group deletes the ones before it, so that a
+// node that applies batches for days keeps a bounded number of them; one
+// range deletion in so many groups costs nothing that matters.
+//
+// It runs on the syncer's goroutine (commit), which owns bulkMarks.
 func (s *Store) stageMarks(g *group) {
-	if g.bulk {
-		_ = g.batch.Set(markKey(g.seq), encodeUint64(uint64(g.hlc)), nil)
-		s.bulkMarks.Store(true)
+	if !g.bulk {
+		_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
+		_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
 		return
 	}
-	_ = g.batch.Set(metaHLC, encodeUint64(uint64(g.hlc)), nil)
-	_ = g.batch.Set(metaSeq, encodeUint64(g.seq), nil)
+	key := markKey(g.seq)
+	if s.bulkMarks >= maxBulkMarks {
+		_ = g.batch.DeleteRange(metaMark, key, nil) // the earlier groups' marks; this one's key ends the range
+		s.bulkMarks = 0
+	}
+	_ = g.batch.Set(key, encodeUint64(uint64(g.hlc)), nil)
+	s.bulkMarks++
 }
+
+// maxBulkMarks bounds the bulk groups' marks kept between two folds.
+const maxBulkMarks = 1024
 
 // stageSync writes r's sync state into b.
 func stageSync(b *pebble.Batch, r *request) {

@@ -130,3 +130,23 @@ func legacyMarks(t *testing.T, s *Store) (seq, hlc uint64) {
 	}
 	return seq, hlc
 }
+
+// TestBulkMarksBounded: between two folds, every maxBulkMarks-th bulk
+// group deletes the marks of the ones before it.
+func TestBulkMarksBounded(t *testing.T) {
+	s := openT(t, "", Options{Durability: Buffered})
+	var last Record
+	for i := range maxBulkMarks + 10 {
+		recs, err := s.PutBatch(bg, "t", []Item{{Key: fmt.Sprintf("k%d", i), Body: []byte("1")}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = recs[0]
+	}
+	if got := markKeys(t, s); got > maxBulkMarks {
+		t.Errorf("%d bulk marks after %d bulk groups, want at most %d", got, maxBulkMarks+10, maxBulkMarks)
+	}
+	if seq, _, found, err := s.lastBulkMarks(); err != nil || !found || seq != last.Seq {
+		t.Errorf("the last bulk marks: Seq %d, found %v, %v; want %d", seq, found, err, last.Seq)
+	}
+}

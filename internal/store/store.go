@@ -190,7 +190,7 @@ type Store struct {
 	scratch    []byte              // encoding buffer for values the batch copies
 	onTake     func()              // test hook: called for each request taken
 	onBatch    func(*pebble.Batch) // test hook: called with each group's batch before it is committed
-	bulkMarks  atomic.Bool         // a bulk group's marks were staged since Open (stageMarks): Close folds them
+	bulkMarks  int                 // bulk groups' marks staged since the last deletion of them (stageMarks); the syncer's, then Close's
 	noLinger   bool                // see Options.noLinger
 
 	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer and by readers (waitDurable)
@@ -509,7 +509,7 @@ func (s *Store) Close() error {
 	close(s.reqs)  // no sender is left: every one holds active while sending
 	<-s.done       // the committer handed over its last group, the syncer answered it
 	var err error
-	if s.bulkMarks.Load() && s.failedErr() == nil {
+	if s.bulkMarks > 0 && s.failedErr() == nil {
 		err = s.foldMarks()
 	}
 	err = errors.Join(err, s.db.Close())
