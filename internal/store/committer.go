@@ -305,8 +305,8 @@ type group struct {
 	// memtable in order. Change entries (table 'c', one tenant, consecutive
 	// Seqs), then document rows (table 'd'), then sync states (table 's')
 	// are runs in key order when the records are, as an export or a
-	// generated file is, which a sort passes over in linear time; staged
-	// alternately they are in no order.
+	// generated file is, which a sort passes over almost in linear time;
+	// staged alternately they are in no order.
 	rowsLater bool
 	reqs      []*request    // in the order taken, answered in that order
 	seq       uint64        // last Seq staged
@@ -546,15 +546,16 @@ func (s *Store) stageRow(b *pebble.Batch, dk []byte, seq uint64, v *doc.Version,
 // keys, so every memtable flushed during the load holds a table of them
 // that overlaps the one of every flush before it. Pebble stacks such tables
 // in sublevels of L0 and, past four, compacts L0 into the level below,
-// taking in the load's document and change-log tables beside them, each of
-// which overlaps nothing: about half of a load was rewritten that way while
-// it ran. With the marks in keys that only grow, a load's tables overlap
-// nothing and stay where the flush put them until later writes need L0
-// compacted. Open folds the bulk marks back into metaSeq and metaHLC and
-// deletes them; Close does too after a bulk write (foldMarks). In between,
-// every maxBulkMarks-th bulk group deletes the ones before it, so that a
-// node that applies batches for days keeps a bounded number of them; one
-// range deletion in so many groups costs nothing that matters.
+// taking in the load's document and change-log tables beside them, which
+// overlap nothing, and rewriting them while the load runs
+// (docs/design/store.md). With the marks in keys that only grow, a load's
+// tables overlap nothing and stay where the flush put them until later
+// writes need L0 compacted. Open folds the bulk marks back into metaSeq
+// and metaHLC and deletes them; Close does too after a bulk write
+// (foldMarks). In between, every maxBulkMarks-th bulk group deletes the
+// ones before it, so that a node that applies batches for days keeps a
+// bounded number of them; one range deletion in so many groups costs
+// nothing that matters.
 //
 // It runs on the syncer's goroutine (commit), which owns bulkMarks.
 func (s *Store) stageMarks(g *group) {

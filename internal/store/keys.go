@@ -39,7 +39,7 @@ const (
 // Metadata keys: the high-water marks, written in every committed batch
 // (see committer.commit). A group that a bulk write joined writes them
 // under a key of its own instead, markKey(its last Seq), so that a bulk
-// load's batches overwrite no key of another: see commit for why.
+// load's batches overwrite no key of another: see stageMarks for why.
 var (
 	metaSeq  = []byte{tableMeta, 's', 'e', 'q'} // uint64 BE: highest assigned Seq
 	metaHLC  = []byte{tableMeta, 'h', 'l', 'c'} // uint64 BE: highest HLC handed out or observed
