@@ -269,7 +269,15 @@ func TestScan(t *testing.T) {
 	if err != nil || cur != 0 || len(keys) != 26 {
 		t.Fatalf("SCAN *: %d keys, cursor %d, %v", len(keys), cur, err)
 	}
-	for _, bad := range []string{"user:?", "*user", "us*er*", "[a]*"} {
+	// A pattern without a glob character matches the one key it names, as
+	// in Redis: not the keys it is a prefix of.
+	for pat, want := range map[string][]string{"user:03": {"user:03"}, "user:1": {}, "nosuch": {}} {
+		keys, cur, err := c.Scan(ctx, 0, pat, 10).Result()
+		if err != nil || cur != 0 || !slices.Equal(keys, want) {
+			t.Errorf("SCAN MATCH %q: %v, cursor %d, %v; want %v, cursor 0", pat, keys, cur, err, want)
+		}
+	}
+	for _, bad := range []string{"user:?", "*user", "us*er*", "[a]*", `user\:01`} {
 		if err := c.Scan(ctx, 0, bad, 10).Err(); err == nil || !strings.Contains(err.Error(), "prefix") {
 			t.Errorf("SCAN MATCH %q: %v, want an error naming the prefix limit", bad, err)
 		}

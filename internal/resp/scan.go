@@ -69,7 +69,7 @@ const (
 	maxScanCount = 1000
 )
 
-// cmdScan is SCAN cursor [MATCH prefix*] [COUNT n] [TYPE string].
+// cmdScan is SCAN cursor [MATCH prefix* | key] [COUNT n] [TYPE string].
 func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	after := ""
 	if cur := string(args[1]); cur != "0" {
@@ -83,7 +83,7 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			return failed(fault.Invalid)
 		}
 	}
-	prefix, count := "", scanCount
+	prefix, exact, count := "", false, scanCount
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			c.WriteError(errSyntax)
@@ -92,12 +92,12 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		v := args[i+1]
 		switch lower(string(args[i])) {
 		case "match":
-			p, okPat := prefixOf(string(v))
+			p, ex, okPat := matchOf(string(v))
 			if !okPat {
-				c.WriteError("ERR MATCH '" + truncate(v) + "': cairn matches prefixes only, a pattern 'prefix*' with no *, ?, [ or \\ before the final *")
+				c.WriteError("ERR MATCH '" + truncate(v) + "': cairn matches a prefix ('prefix*', with no *, ?, [ or \\ before the final *) or one whole key (no *, ?, [ or \\ at all)")
 				return failed(fault.Invalid)
 			}
-			prefix = p
+			prefix, exact = p, ex
 		case "count":
 			n, err := strconv.Atoi(string(v))
 			if err != nil || n < 1 {
@@ -118,11 +118,22 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	if after != "" && after < prefix {
 		after = "" // the client changed MATCH mid-scan: list the new prefix from its start
 	}
+	if exact {
+		// One key at most: the first key with the prefix is the key itself
+		// when it exists, since no other key with that prefix sorts before it.
+		count = 1
+	}
 	keys := make([]string, 0, count)
 	more := false
 	for it, err := range s.opt.Docs.List(context.Background(), ss.tenant, prefix, after, count+1) {
 		if err != nil {
 			return s.fail(c, ss, "SCAN", err)
+		}
+		if exact {
+			if it.Key == prefix {
+				keys = append(keys, it.Key)
+			}
+			break
 		}
 		if len(keys) == count {
 			more = true
@@ -143,12 +154,16 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	return ok
 }
 
-// prefixOf returns the prefix a MATCH pattern selects: "*" all, "p*" the
-// keys starting with p. Any other glob is refused.
-func prefixOf(pat string) (string, bool) {
+// matchOf returns what a MATCH pattern selects: "*" every key, "p*" the
+// keys starting with p, and a pattern without a glob character the one key
+// it names (exact), as in Redis. Any other glob is refused.
+func matchOf(pat string) (prefix string, exact, ok bool) {
+	if !strings.ContainsAny(pat, `*?[\`) {
+		return pat, true, true
+	}
 	p, found := strings.CutSuffix(pat, "*")
 	if !found || strings.ContainsAny(p, `*?[\`) {
-		return "", false
+		return "", false, false
 	}
-	return p, true
+	return p, false, true
 }
