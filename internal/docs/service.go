@@ -231,8 +231,10 @@ func (f *Follower) bulkCommitted(rec *store.Record) {
 	k := cache.Key{Tenant: rec.Tenant, Key: rec.Key}
 	// Most ingested keys are not cached, and Refresh installs nothing for
 	// them: only a cached key's entry is worth entryOf's copy. A key cached
-	// between the two calls gets the entry that shares the batch's buffer,
-	// which is as correct and only holds more memory while it stays.
+	// between the two calls gets the entry that shares the record's ETag
+	// and body, which is as correct and costs one object more while it
+	// stays. (Refresh cannot build the entry itself: the shard's lock is
+	// never held across a call out of the cache.)
 	e := sharedEntryOf(rec)
 	if f.c.Resident(k) {
 		e = entryOf(rec)

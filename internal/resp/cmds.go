@@ -235,8 +235,6 @@ func cmdInfo(s *Server, c redcon.Conn, _ *session, _ [][]byte) result {
 	return ok
 }
 
-// cmdCommand answers COMMAND (and its subcommands, which redis-cli asks on
-// start for hints) with an empty list: the commands are in docs/resp.md.
 // cmdCommand answers COMMAND and its COUNT, INFO, LIST and DOCS
 // subcommands from the command table, in Redis 7's form: clients look
 // commands up with them (cluster-aware clients to find keys, redis-cli for

@@ -38,13 +38,13 @@ type keySpec struct{ first, last, step int }
 
 // Command flags, as Redis names them.
 var (
-	flagsConn  = []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}
-	flagsFast  = []string{"loading", "stale", "fast"}
-	flagsAdmin = []string{"loading", "stale"}
-	flagsRead  = []string{"readonly", "fast"}
-	flagsScan  = []string{"readonly"}
-	flagsWrite = []string{"write", "denyoom"}
-	flagsDel   = []string{"write"}
+	flagsConn     = []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}
+	flagsFast     = []string{"loading", "stale", "fast"}
+	flagsAdmin    = []string{"loading", "stale"}
+	flagsRead     = []string{"readonly", "fast"}
+	flagsReadSlow = []string{"readonly"}
+	flagsWrite    = []string{"write", "denyoom"}
+	flagsDel      = []string{"write"}
 )
 
 var (
@@ -92,9 +92,9 @@ func init() {
 		{name: "EXISTS", arity: -2, data: true, flags: flagsRead, keys: allKeys, run: cmdExists},
 		{name: "MGET", arity: -2, data: true, flags: flagsRead, keys: allKeys, run: cmdMGet},
 		{name: "MSET", arity: -3, data: true, flags: flagsWrite, keys: keyPairs, run: cmdMSet},
-		{name: "SCAN", arity: -2, data: true, flags: flagsScan, run: cmdScan},
+		{name: "SCAN", arity: -2, data: true, flags: flagsReadSlow, run: cmdScan},
 		{name: "TYPE", arity: 2, data: true, flags: flagsRead, keys: oneKey, run: cmdType},
-		{name: "JSON.GET", arity: -2, data: true, flags: flagsScan, keys: oneKey, run: cmdJSONGet},
+		{name: "JSON.GET", arity: -2, data: true, flags: flagsReadSlow, keys: oneKey, run: cmdJSONGet},
 		{name: "JSON.SET", arity: -4, data: true, flags: flagsWrite, keys: oneKey, run: cmdJSONSet},
 	}
 	commandList = list

@@ -190,9 +190,6 @@ func (s *Store) takeBatch(g *group, lead *request) {
 		}
 	}
 	g.rowsLater = false
-	if ctxErr != nil || failed != nil {
-		return
-	}
 	// The document rows and then the sync states, after the change entries
 	// (group.rowsLater), each in the members' order: of two members of one
 	// key, the later one's row wins, as when staged one after the other.
