@@ -88,6 +88,7 @@ func (s *Store) submit(r *request) (Record, error) {
 func (s *Store) send(op string, r *request) (Record, error) {
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
+	s.cameBack()
 	if err := deadline.Err(r.ctx); err != nil {
 		return Record{}, notWritten(op, r, err)
 	}
@@ -197,6 +198,7 @@ func (s *Store) run() {
 		case m := <-s.filterCh:
 			s.applyFilterMsg(m)
 		case <-linger.C:
+			s.notBack()
 			s.handOverNow(g)
 			g, busy, waiting = nil, true, false
 		}
@@ -205,21 +207,67 @@ func (s *Store) run() {
 
 // handOver decides whether to commit the open group now that the syncer is
 // idle. Group commit needs the group to hold the writers that are about to
-// arrive: the writers just answered by the syncer come straight back with
-// their next write, and handing over before they do splits the writers
-// into two half-size groups, each paying a full fsync. So while more
-// writers are in flight than the group holds, the committer lingers a
-// little (lingerFor) for them, as PostgreSQL's commit_delay does when
-// commit_siblings are active. A lone writer never waits.
+// arrive, or it splits them into two half-size groups that take turns,
+// each paying a full fsync: while one commits, the other is answered and
+// comes back. So the committer lingers a little (lingerFor) while more
+// writers are in flight than the group holds, as PostgreSQL's commit_delay
+// does when commit_siblings are active, and while writers the last group
+// answered are expected back (expectBack). A lone writer never waits.
 func (s *Store) handOver(g *group) bool {
-	return s.noLinger || g.full(s.maxBatch) || s.inflight.Load() <= int64(len(g.reqs))
+	return s.noLinger || g.full(s.maxBatch) ||
+		s.inflight.Load()+max(s.returning.Load(), 0) <= int64(len(g.reqs))
 }
 
-// lingerFor bounds the wait for more writers: half the last commit's
-// duration, at most a millisecond, so waiting never costs more than the
-// fsync it saves.
+// lingerFor bounds the wait for more writers: twice the last commit's
+// duration, at most a millisecond. A closed-loop client over the network
+// is back with its next write one round trip after its answer, which on a
+// busy node takes longer than the commit itself (the answers and the next
+// requests of a whole group are served first); waiting for it saves a
+// commit of its own.
 func (s *Store) lingerFor() time.Duration {
-	return min(time.Duration(s.lastCommit.Load())/2, time.Millisecond)
+	return min(2*time.Duration(s.lastCommit.Load()), time.Millisecond)
+}
+
+// expectBack is the syncer's, before it answers g: the committer is to
+// expect g's single writers back with another write, as clients that write
+// in a loop (a connection pool under load) are, one round trip after their
+// answer. cameBack counts each write that arrives against them. A linger
+// that runs out ends the expectation (notBack); if half or more of the
+// writers expected were not back by then (clients that pause between
+// writes, or are gone), the syncer expects nobody for the next
+// noExpectGroups groups, so that such clients pay a linger once in that
+// many groups, not at every commit. A batch's members are not counted: a
+// batch is one writer, and arrives whole.
+func (s *Store) expectBack(g *group) {
+	n := int64(g.writers)
+	if s.noExpect.Load() > 0 {
+		s.noExpect.Add(-1)
+		n = 0
+	}
+	s.expected.Store(n)
+	s.returning.Store(n)
+}
+
+// noExpectGroups is how many groups expect no writer back after a linger
+// ran out waiting for one.
+const noExpectGroups = 16
+
+// cameBack counts a write arriving against the writers expected back.
+func (s *Store) cameBack() {
+	for {
+		n := s.returning.Load()
+		if n <= 0 || s.returning.CompareAndSwap(n, n-1) {
+			return
+		}
+	}
+}
+
+// notBack is the committer's when a linger runs out: the writers expected
+// back and not come are expected no longer.
+func (s *Store) notBack() {
+	if left := s.returning.Swap(0); left > 0 && 2*left >= s.expected.Load() {
+		s.noExpect.Store(noExpectGroups)
+	}
 }
 
 // handOverNow gives g to the idle syncer (linger expired).
@@ -249,6 +297,7 @@ func (s *Store) take(g *group, r *request) {
 		return
 	}
 	g.reqs = append(g.reqs, r)
+	g.writers++
 	if s.onTake != nil {
 		s.onTake()
 	}
@@ -309,6 +358,7 @@ type group struct {
 	// staged alternately they are in no order.
 	rowsLater bool
 	reqs      []*request    // in the order taken, answered in that order
+	writers   int           // single writes among reqs (a batch's members are not): the writers expectBack counts on
 	seq       uint64        // last Seq staged
 	hlc       doc.Timestamp // HLC high-water mark including this group
 	n         int           // writes staged
@@ -366,6 +416,7 @@ func (s *Store) syncLoop() {
 		if g.changes != nil {
 			g.changes.Close()
 		}
+		s.expectBack(g)
 		for _, r := range g.reqs {
 			if r.err == nil && !r.expired {
 				r.rec.Group = g.n

@@ -196,6 +196,9 @@ type Store struct {
 	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer and by readers (waitDurable)
 	lastCommit atomic.Int64  // duration of the last commit in ns; written by the syncer
 	inflight   atomic.Int64  // writers between sending a request and getting its answer
+	expected   atomic.Int64  // the last group's single writers, expected back with another write (expectBack)
+	returning  atomic.Int64  // those of them not yet back
+	noExpect   atomic.Int32  // groups left during which the syncer expects no writer back (expectBack)
 	missScore  atomic.Int64  // recent readCurrent misses minus hits, in ±missScoreMax
 	recent     *recentStates // committed states of recently written keys; written by the syncer
 	// durable is closed, and replaced, by the syncer after each group's
