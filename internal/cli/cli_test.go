@@ -137,6 +137,8 @@ func TestServeRefusesBadSettings(t *testing.T) {
 	}{
 		{[]string{"--listen", "0.0.0.0:0"}, nil, "--listen 0.0.0.0:0: with no --tenant configured"},
 		{[]string{"--admin-listen", ":0"}, nil, "--admin-listen :0: with no --tenant configured"},
+		{[]string{"--listen", ""}, nil, `--listen "": want the API's host:port`},
+		{[]string{"--listen", "", "--tenant", "acme:" + strings.Repeat("ab", 32)}, nil, `--listen "": want the API's host:port`},
 		{[]string{"--durability", "eventually"}, nil, `--durability "eventually"`},
 		{[]string{"--tenant", "Bad:00"}, nil, `--tenant "Bad:00"`},
 		{[]string{"--tenant", "acme:xyz"}, nil, "64 hex digits"},

@@ -201,6 +201,11 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
 		ServeWhileCatchingUp: f.serveCatchUp,
 	}
+	if f.listen == "" {
+		// net.Listen reads an empty address as every interface, any port:
+		// unlike the admin and RESP listeners, the API is never off.
+		return cfg, fmt.Errorf("%s: want the API's host:port (127.0.0.1:0 for any free loopback port); it cannot be disabled", f.origin.named("listen", f.listen))
+	}
 	switch f.durability {
 	case "sync":
 		cfg.Durability = store.Sync
