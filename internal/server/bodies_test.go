@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
@@ -452,5 +453,57 @@ func TestJSONErrors(t *testing.T) {
 		if e := decodeError(t, w); e.Error.Code != tc.code || e.Error.Message != tc.msg {
 			t.Errorf("%s %s: %+v, want %q %q", tc.method, tc.path, e.Error, tc.code, tc.msg)
 		}
+	}
+}
+
+// TestErrorBeforeBodyAnswersAtOnce: a request refused before its body is
+// read (here a wrong token) is answered at once, with the connection
+// closed after it, while the client is still sending the body; net/http
+// alone would first wait for up to 256 KiB more of it. An error answered
+// after the whole body was read keeps the connection.
+func TestErrorBeforeBodyAnswersAtOnce(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := e.srv.HTTPServer("")
+	done := make(chan error, 1)
+	go func() { done <- hs.Serve(e.srv.Listener(ln)) }()
+	defer func() {
+		hs.Close()
+		<-done
+	}()
+	path := docURL(tenantA, "k")
+	for _, tc := range []struct {
+		name, request string
+		status        int
+		close         bool
+	}{
+		{"declared length, part sent", "PUT " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer cairn_nope\r\nContent-Length: 100\r\n\r\n{\"a", 401, true},
+		{"chunked, stream open", "PUT " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer cairn_nope\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{\"a\r\n", 401, true},
+		{"body read, then refused", "PUT " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.tokA + "\r\nContent-Length: 3\r\n\r\n{\"a", 400, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", ln.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := io.WriteString(c, tc.request); err != nil {
+				t.Fatal(err)
+			}
+			// Far below the server's read timeout (30 s), which is when
+			// net/http would give up waiting for the rest of the body.
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatalf("no answer while the body is still coming: %v", err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != tc.status || resp.Close != tc.close {
+				t.Errorf("%s, connection closed after it %v; want %d, %v", resp.Status, resp.Close, tc.status, tc.close)
+			}
+		})
 	}
 }

@@ -84,6 +84,9 @@ func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, 
 	case err != nil:
 		return nil, bodyReadError(op, s.maxBody, err)
 	}
+	if x := exchangeFrom(r.Context()); x != nil {
+		x.bodyRead = true
+	}
 	return body, nil
 }
 

@@ -189,6 +189,15 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	status, code := statusOf(err)
 	s.errorHeaders(w.Header(), err, status)
+	if r.ContentLength != 0 && (x == nil || !x.bodyRead) {
+		// Before it answers, net/http reads up to 256 KiB of a body the
+		// handler left unread, to keep the connection: a client still
+		// sending it (slowly, or a stream) would get the answer only once
+		// it had sent that much, or when the read timeout ended the
+		// connection without one. Closing the connection after the answer
+		// sends it at once.
+		w.Header().Set("Connection", "close")
+	}
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return

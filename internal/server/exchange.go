@@ -27,6 +27,10 @@ type exchange struct {
 	bytes   int64 // body bytes written
 	failure error // why the request failed; nil if it did not
 	quiet   bool  // a 4xx/5xx that is an answer, not a failure (/readyz)
+	// bodyRead: the handler read the request body to its end (readEncoded);
+	// an error answer to a request with a body not read closes the
+	// connection (writeError).
+	bodyRead bool
 	// routed is set when the server routed the request itself (docRouter),
 	// with the path values ServeMux would have recorded: r.PathValue has
 	// none then, so handlers read them through pathValue.

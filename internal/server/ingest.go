@@ -170,6 +170,9 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
 	if err != nil {
 		h.s.errorHeaders(w.Header(), err, status)
+		if !run.body.eof {
+			w.Header().Set("Connection", "close") // the rest of the body is not read: see writeError
+		}
 	} else {
 		w.Header()["Content-Type"] = jsonContentType
 		w.Header()["Cache-Control"] = noStore

@@ -131,12 +131,16 @@ type pacedBody struct {
 	waited time.Duration // spent in Read in the current window
 	got    int64         // bytes read in the current window
 	err    error         // the first read error other than io.EOF
+	eof    bool          // a read returned io.EOF: the body was read to its end
 	slow   *tooSlowError // set when the stream was ended for its rate
 }
 
 func (b *pacedBody) Read(p []byte) (int, error) {
 	start := b.now()
 	n, err := b.r.Read(p)
+	if err == io.EOF {
+		b.eof = true
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		if b.err == nil {
 			b.err = err
