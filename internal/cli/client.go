@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -82,6 +83,40 @@ func newDocFlags(cmd string) (*flag.FlagSet, *docFlags) {
 	return fs, &f
 }
 
+// docFlagCommands are the commands each of put, get, del and ls's own
+// flags applies to.
+var docFlagCommands = []struct {
+	flag, names string
+	cmds        []string
+}{
+	{"data", "put", []string{"put"}},
+	{"if-match", "put and del", []string{"put", "del", "delete"}},
+	{"create-only", "put", []string{"put"}},
+	{"prefix", "ls", []string{"ls", "list"}},
+	{"long", "ls", []string{"ls", "list"}},
+}
+
+// check refuses a flag given to a command it does not apply to, an empty
+// --if-match (a script's unset variable would otherwise make a conditional
+// write unconditional), and --if-match with --create-only, which no
+// document can meet.
+func (f *docFlags) check(fs *flag.FlagSet, cmd string) error {
+	given := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { given[fl.Name] = true })
+	for _, d := range docFlagCommands {
+		if given[d.flag] && !slices.Contains(d.cmds, cmd) {
+			return fmt.Errorf("--%s applies to %s only", d.flag, d.names)
+		}
+	}
+	switch {
+	case given["if-match"] && f.ifMatch == "":
+		return errors.New("--if-match is empty: give the ETag the document must have (cairn ls --long shows it)")
+	case given["if-match"] && f.create:
+		return errors.New("--if-match and --create-only: give one (a document cannot both exist with an ETag and not exist)")
+	}
+	return nil
+}
+
 func clientCommand(ctx context.Context, cmd string, args []string, env Env) int {
 	fs, f := newDocFlags(cmd)
 	cf := &f.clientFlags
@@ -91,6 +126,10 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 		return code
 	}
 	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
+		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
+		return exitUsage
+	}
+	if err := f.check(fs, cmd); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitUsage
 	}
