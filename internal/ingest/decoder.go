@@ -13,6 +13,7 @@ type Decoder struct {
 	maxDepth int
 	base     int64  // added to error offsets (the record's place in a stream)
 	keyBuf   []byte // scratch for keys that hold escapes
+	feed     []byte // scratch for checkRawFeed
 	// recent is a small direct-mapped cache in front of the interner: a hit
 	// is one length check and one memcmp instead of a map hash.
 	recent [64]string
@@ -95,6 +96,7 @@ func (d *Decoder) object(b []byte, i int, m *MarketData) (int, error) {
 		case fMetadata:
 			i, err = d.metadata(b, j, m, &metaSeen)
 		case fRawFeed:
+			m.rawFeedAt = j
 			m.rawFeed, m.RawFeedState, i, err = d.optStr(b, j, f, 1)
 		default:
 			i, err = d.skip(b, j, 1)
@@ -242,4 +244,20 @@ func (d *Decoder) typeErr(b []byte, i, depth int, name, want string) error {
 		return syntaxErr(c, end, d.base)
 	}
 	return &FieldError{Field: name, Offset: d.base + int64(i), Msg: "expected " + want + ", got " + typeName(b[i])}
+}
+
+// checkRawFeed reports raw_feed's base64 that does not decode as a field
+// error at its value. Decode leaves it undecoded (AppendRawFeed decodes it
+// when asked); a stream checks it, so that a record it accepts has a feed
+// that decodes.
+func (d *Decoder) checkRawFeed(m *MarketData) error {
+	if m.RawFeedState != Present {
+		return nil
+	}
+	var err error
+	d.feed, err = m.AppendRawFeed(d.feed[:0])
+	if fe, ok := err.(*FieldError); ok {
+		fe.Offset = d.base + int64(m.rawFeedAt)
+	}
+	return err
 }

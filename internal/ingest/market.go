@@ -34,6 +34,7 @@ type MarketData struct {
 	ExtraInfoState Presence
 	RawFeedState   Presence
 	rawFeed        streambuf.View // raw_feed's text, still base64
+	rawFeedAt      int            // where raw_feed's value starts in the decoded input
 }
 
 // RawFeedBase64 returns raw_feed's undecoded (but unescaped) base64 text.

@@ -88,7 +88,11 @@ func (p *pipeline) decodeLine(d *Decoder, kf *keyFinder, b *Batch, ln []byte, li
 
 func (p *pipeline) decodeValue(d *Decoder, kf *keyFinder, ln []byte, i int, rec *Record) (int, error) {
 	if p.opts.Schema == MarketDataSchema {
-		return d.decodeAt(ln, i, &rec.Market)
+		end, err := d.decodeAt(ln, i, &rec.Market)
+		if err == nil {
+			err = d.checkRawFeed(&rec.Market)
+		}
+		return end, err
 	}
 	end, c := skipValue(ln, i, p.opts.MaxDepth)
 	if c != ok {

@@ -131,6 +131,33 @@ func TestProcessTrailingData(t *testing.T) {
 	}
 }
 
+// TestProcessRawFeedBase64: with the MarketData schema, a record whose
+// raw_feed is not base64 is rejected, with the offset of the value; one
+// that is, or is null, absent or empty, is accepted.
+func TestProcessRawFeedBase64(t *testing.T) {
+	rec := func(feed string) string {
+		return `{"symbol":"S","price":1,"volume":2,"metadata":{"exchange":"X","data_source":"d"}` + feed + `}`
+	}
+	good := []string{rec(``), rec(`,"raw_feed":null`), rec(`,"raw_feed":""`), rec(`,"raw_feed":"aGVsbG8="`), rec(`,"raw_feed":"aGVs\nbG8="`)}
+	in := strings.Join(good, "\n") + "\n" + rec(`,"raw_feed":"!!notbase64"`) + "\n" + rec(`,"raw_feed":"YWJ"`) + "\n"
+	var got collected
+	st, err := ProcessBytes(context.Background(), []byte(in), Options{Schema: MarketDataSchema, Ordered: true}, got.handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Records != int64(len(good)) || st.Malformed != 2 {
+		t.Fatalf("stats %+v; want %d records and 2 malformed", st, len(good))
+	}
+	at := strings.Index(rec(`,"raw_feed":"`), `"raw_feed":`) + len(`"raw_feed":`)
+	off6 := len(strings.Join(good, "\n")) + 1
+	off7 := off6 + len(rec(`,"raw_feed":"!!notbase64"`)) + 1
+	want := fmt.Sprintf("6@%d malformed: ingest: field raw_feed at byte %d: invalid base64: illegal base64 data at input byte 0\n", off6, off6+at) +
+		fmt.Sprintf("7@%d malformed: ingest: field raw_feed at byte %d: invalid base64: illegal base64 data at input byte 0\n", off7, off7+at)
+	if r := rejectString(st.Rejects); r != want {
+		t.Errorf("rejects %q, want %q", r, want)
+	}
+}
+
 // FuzzProcessLine: a line is delivered whole or not at all. Whenever
 // Validate rejects the line's bytes, nothing of the line reaches the
 // Handler; whenever the Handler sees a record, it is the line's value,
