@@ -406,7 +406,12 @@ func (c *Console) reconcile(w http.ResponseWriter, r *http.Request, _ *session) 
 		return
 	}
 	q := r.URL.Query()
-	req := server.ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant"), Confirm: q.Get("confirm") == "1"}
+	req := server.ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant")}
+	var err error
+	if req.Confirm, err = server.QueryFlag(q, "confirm"); err != nil {
+		c.fail(w, r, invalid(op, err.Error()))
+		return
+	}
 	if req.Tenant != "" {
 		if err := doc.ValidateTenant(req.Tenant); err != nil {
 			c.fail(w, r, invalid(op, fmt.Sprintf("tenant %q: %s", req.Tenant, fault.MessageOf(err))))

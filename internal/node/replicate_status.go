@@ -134,6 +134,11 @@ func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest
 		}
 		engines = []*reconcile.Engine{e}
 	}
+	if req.Tenant != "" {
+		if err := servedTenant(ctx, engines, req.Tenant); err != nil {
+			return api.ReconcileRun{}, err
+		}
+	}
 	if !req.Wait && !req.Confirm {
 		// A trigger needs no tenant list: each engine's pass finds its
 		// tenants itself, without holding up this answer on a listing.
@@ -178,6 +183,27 @@ func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest
 		}
 	}
 	return out, nil
+}
+
+// servedTenant refuses a named tenant that no selected engine serves, so
+// that a mistyped name is an error, not a round that writes the backend
+// a layout for a tenant that does not exist. When that cannot be settled
+// (a listing failed, or a backend cannot list its tenants), the name is
+// let through, as it may be a tenant only the backend holds.
+func servedTenant(ctx context.Context, engines []*reconcile.Engine, tenant string) error {
+	sure := true
+	for _, e := range engines {
+		serves, certain := e.Serves(ctx, tenant)
+		if serves {
+			return nil
+		}
+		sure = sure && certain
+	}
+	if !sure {
+		return nil
+	}
+	return fault.New(fault.NotFound, fault.Context{Op: "admin.reconcile.run", Tenant: tenant},
+		fmt.Sprintf("no tenant %q: it is not configured, in the store, or in the backends reconciled", tenant))
 }
 
 // runTenants is the named tenant, or every tenant e serves: configured,

@@ -216,7 +216,9 @@ func TestReconcileRunErrors(t *testing.T) {
 		t.Errorf("run with no backends: %d, want 409", resp.StatusCode)
 	}
 	m := startReplNode(t, BackendSpec{Name: "m", Backend: mem.New("m")})
-	for q, want := range map[string]int{"?backend=nope": 404, "?tenant=Bad!": 400, "?tenant=acme": 202} {
+	for q, want := range map[string]int{"?backend=nope": 404, "?tenant=Bad!": 400, "?tenant=acme": 202,
+		"?tenant=nope": 404, "?tenant=nope&wait=1": 404, "?wait=yes": 400, "?tenant=acme&confirm=on": 400,
+		"?tenant=acme&wait=true&confirm=0": 200} {
 		resp, err := http.Post("http://"+m.AdminAddr()+"/v1/admin/reconcile/run"+q, "", bytes.NewReader(nil))
 		if err != nil {
 			t.Fatal(err)

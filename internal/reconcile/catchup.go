@@ -80,6 +80,22 @@ func (e *Engine) Discover(ctx context.Context) ([]string, error) {
 	return e.sortedTenants(), errors.Join(lerr, rerr)
 }
 
+// Serves reports whether the engine serves tenant: configured, in the
+// store, or in the backend (listed now, when no local source has it). sure
+// is false when a negative answer cannot be relied on: the store or the
+// backend listing failed, or the backend cannot list its tenants.
+func (e *Engine) Serves(ctx context.Context, tenant string) (serves, sure bool) {
+	local, lerr := e.localTenants(ctx)
+	if slices.Contains(local, tenant) {
+		return true, true
+	}
+	remote, listed, rerr := e.listRemote(ctx)
+	if slices.Contains(remote, tenant) {
+		return true, true
+	}
+	return false, lerr == nil && rerr == nil && listed
+}
+
 // discoverRemote is Discover for a pass, which read the local tenants
 // when it started (knownTenants): it lists only the backend's.
 func (e *Engine) discoverRemote(ctx context.Context) ([]string, error) {

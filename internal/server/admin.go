@@ -7,6 +7,7 @@ import (
 	"iter"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -219,8 +220,17 @@ func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
-		req := ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant"),
-			Confirm: q.Get("confirm") == "1", Wait: q.Get("wait") == "1", Scrub: q.Get("scrub") == "1"}
+		req := ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant")}
+		for _, f := range []struct {
+			name string
+			v    *bool
+		}{{"confirm", &req.Confirm}, {"wait", &req.Wait}, {"scrub", &req.Scrub}} {
+			var err error
+			if *f.v, err = QueryFlag(q, f.name); err != nil {
+				s.writeError(w, r, fault.New(fault.Invalid, fault.Context{Op: "admin.reconcile.run"}, err.Error()))
+				return
+			}
+		}
 		if req.Scrub && !req.Wait {
 			s.writeError(w, r, fault.New(fault.Invalid, fault.Context{Op: "admin.reconcile.run"},
 				"scrub=1 needs wait=1: a scrub runs now, or in the background at --scrub-rate"))
@@ -289,4 +299,18 @@ func writeIndentedJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	enc.Encode(v)
+}
+
+// QueryFlag reads the query parameter name as a switch: absent, 0 or false
+// is off, 1 or true on. Any other value is an error naming it, rather than
+// off: a client that wrote wait=yes expects to wait.
+func QueryFlag(q url.Values, name string) (bool, error) {
+	switch v := q.Get(name); v {
+	case "", "0", "false":
+		return false, nil
+	case "1", "true":
+		return true, nil
+	default:
+		return false, fmt.Errorf("%s=%q: want 1 or 0 (true or false)", name, v)
+	}
 }
