@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
@@ -118,6 +119,9 @@ func (f *importFlags) options(args []string) (ingest.Options, error) {
 	default:
 		return o, usageError(fmt.Sprintf("--schema %q: want marketdata or generic", f.schema))
 	}
+	if err := o.Check(); err != nil {
+		return o, usageError(strings.TrimPrefix(err.Error(), "ingest: "))
+	}
 	return o, nil
 }
 
@@ -134,6 +138,20 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 	// set, wins.
 	if os.Getenv("GOGC") == "" {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
+	}
+	// The file is opened before the data directory, which Open creates
+	// when missing: a mistyped file name leaves nothing behind.
+	in, err := os.Open(args[0])
+	if err != nil {
+		return err
+	}
+	fi, err := in.Stat()
+	in.Close()
+	switch {
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return fmt.Errorf("%s: a directory, not an NDJSON file", args[0])
 	}
 	st, err := store.Open(f.dataDir, store.Options{NodeID: f.nodeID})
 	if err != nil {

@@ -34,11 +34,19 @@ func TestImportUsage(t *testing.T) {
 		{append(base, "--key-field", "id", "--max-record-bytes", "0", file), "--max-record-bytes 0"},
 		{append(base, "--key-field", "id"), "want exactly one FILE"},
 		{append(base, "--key-field", "id", file, file), "want exactly one FILE"},
+		{append(base, "--key-pointer", "id", file), "must start with '/'"},
 	} {
 		var out, errb strings.Builder
 		code := Run(context.Background(), tc.args, Env{Stdout: &out, Stderr: &errb})
 		if code != exitUsage || !strings.Contains(errb.String(), tc.want) {
 			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args[1:], code, errb.String(), tc.want)
+		}
+	}
+	for _, in := range []string{filepath.Join(dir, "missing.ndjson"), dir} {
+		var out, errb strings.Builder
+		code := Run(context.Background(), append(base, "--key-field", "id", in), Env{Stdout: &out, Stderr: &errb})
+		if code != exitFail || !strings.Contains(errb.String(), in) {
+			t.Errorf("import of %s: exit %d, stderr %q; want 1 naming it", in, code, errb.String())
 		}
 	}
 	if _, err := os.Stat(data); !os.IsNotExist(err) {

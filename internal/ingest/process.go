@@ -45,6 +45,13 @@ const (
 	defaultMaxRejects = 100
 )
 
+// Check reports the error Process would return for o before it reads
+// anything: a key pointer that does not parse, or two ways to find keys.
+func (o Options) Check() error {
+	_, _, err := o.normalize()
+	return err
+}
+
 func (o Options) normalize() (Options, []string, error) {
 	if o.MaxRecordSize <= 0 {
 		o.MaxRecordSize = defaultMaxRecord
