@@ -64,7 +64,7 @@ func newImportFlags() (*flag.FlagSet, *importFlags) {
 	fs.StringVar(&f.nodeID, "node-id", "", "the node's `name`, for a new directory the node will serve with --node-id (default: the directory's own)")
 	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
 	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
-	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
+	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty or generic (any JSON), or marketdata (named by symbol)")
 	fs.Var(&f.maxRecord, "max-record-bytes", "largest record accepted (`size`; the node's --max-body-bytes)")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
 	fs.BoolVar(&f.progress, "progress", false, "print a line after each durable batch: through which line of FILE records are stored")
@@ -103,26 +103,34 @@ func (f *importFlags) options(args []string) (ingest.Options, error) {
 		// interrupted import can say through which line it is stored.
 		Ordered: true,
 	}
-	switch f.schema {
+	err := keyOptions(&o, f.schema)
+	return o, err
+}
+
+// keyOptions checks how records are named, as the ingest route checks its
+// query (key_field, key_pointer, schema), and sets o's schema: the rules of
+// cairn import, and of cairn ingest before it sends anything.
+func keyOptions(o *ingest.Options, schema string) error {
+	switch schema {
 	case "", "generic":
 		switch {
 		case o.KeyField != "" && o.KeyPointer != "":
-			return o, usageError("give --key-field or --key-pointer, not both")
+			return usageError("give --key-field or --key-pointer, not both")
 		case o.KeyField == "" && o.KeyPointer == "":
-			return o, usageError("give --key-field or --key-pointer (or --schema marketdata)")
+			return usageError("give --key-field or --key-pointer (or --schema marketdata)")
 		}
 	case "marketdata":
 		if o.KeyPointer != "" || (o.KeyField != "" && o.KeyField != "symbol") {
-			return o, usageError("--schema marketdata names each document by its symbol: omit --key-pointer, and --key-field must be symbol if given")
+			return usageError("--schema marketdata names each document by its symbol: omit --key-pointer, and --key-field must be symbol if given")
 		}
 		o.Schema, o.KeyField = ingest.MarketDataSchema, ""
 	default:
-		return o, usageError(fmt.Sprintf("--schema %q: want marketdata or generic", f.schema))
+		return usageError(fmt.Sprintf("--schema %q: want marketdata or generic", schema))
 	}
 	if err := o.Check(); err != nil {
-		return o, usageError(strings.TrimPrefix(err.Error(), "ingest: "))
+		return usageError(strings.TrimPrefix(err.Error(), "ingest: "))
 	}
-	return o, nil
+	return nil
 }
 
 func (f *importFlags) run(ctx context.Context, args []string, env Env) error {

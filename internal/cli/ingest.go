@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/cairnstore/cairn/client"
+	"github.com/cairnstore/cairn/internal/ingest"
 )
 
 const ingestUsage = `Usage:
@@ -58,7 +59,7 @@ func newIngestFlags() (*flag.FlagSet, *ingestFlags) {
 	f.register(fs)
 	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
 	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
-	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty (any JSON) or marketdata (named by symbol)")
+	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty or generic (any JSON), or marketdata (named by symbol)")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
 	fs.StringVar(&f.rejects, "rejects", "", "write the rejected lines, as they were read, to `FILE` (only when there are some), to fix and ingest again")
 	return fs, &f
@@ -85,8 +86,9 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 	if len(args) != 1 {
 		return usageError("want exactly one FILE, or - for stdin")
 	}
-	if f.schema == "" && f.keyField == "" && f.keyPointer == "" {
-		return usageError("give --key-field or --key-pointer (or --schema marketdata)")
+	o := ingest.Options{KeyField: f.keyField, KeyPointer: f.keyPointer}
+	if err := keyOptions(&o, f.schema); err != nil {
+		return err
 	}
 	in, size, closeIn, err := openInput(args[0], env)
 	if err != nil {

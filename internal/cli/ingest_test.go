@@ -81,8 +81,8 @@ func TestIngestCommand(t *testing.T) {
 		{name: "no key", args: []string{good}, code: 2, stderr: []string{"--key-field"}},
 		{name: "no file", args: []string{"--key-field", "id"}, code: 2, stderr: []string{"FILE"}},
 		{name: "missing file", args: []string{"--key-field", "id", filepath.Join(dir, "nope")}, code: 1, stderr: []string{"no such file"}},
-		{name: "server refuses", args: []string{"--schema", "marketdata", "--key-field", "id", good}, code: 1,
-			stderr: []string{"HTTP 400", "symbol"}},
+		{name: "refused before sending", args: []string{"--schema", "marketdata", "--key-field", "id", good}, code: 2,
+			stderr: []string{"symbol"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -157,6 +157,20 @@ func TestIngestRejectsFromStdinFile(t *testing.T) {
 	}
 	if code, _, stderr := runCLI(t, "", "ingest", "--url", url, "--token", tok, "--key-field", "id", "--rejects", in, in); code != exitUsage || !strings.Contains(stderr, "is the input") {
 		t.Errorf("--rejects the input: exit %d, %s", code, stderr)
+	}
+	for _, tc := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--key-field", "id", "--key-pointer", "/id"}, "not both"},
+		{[]string{"--schema", "bogus"}, `--schema "bogus"`},
+		{[]string{"--key-pointer", "id"}, "must start with '/'"},
+		{nil, "give --key-field or --key-pointer"},
+	} {
+		args := append([]string{"ingest", "--url", url, "--token", tok}, tc.flags...)
+		if code, _, stderr := runCLI(t, "", append(args, in)...); code != exitUsage || !strings.Contains(stderr, tc.want) {
+			t.Errorf("ingest %q: exit %d, %s; want %d and %q", tc.flags, code, stderr, exitUsage, tc.want)
+		}
 	}
 }
 
