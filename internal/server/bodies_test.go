@@ -200,6 +200,36 @@ func TestClientDeadline(t *testing.T) {
 	}
 }
 
+// TestBadRequestTimeout: an X-Request-Timeout that does not parse, is not
+// positive, is over 24h or is given twice is a 400 naming the header, on a
+// write and on a read, and nothing is written.
+func TestBadRequestTimeout(t *testing.T) {
+	d := &deadlineDocs{}
+	e := newEnv(t, func(o *server.Options) {
+		o.Docs = d
+		o.Deadline = resilience.Deadlines{}.Carry
+	})
+	for _, v := range [][]string{{"abc"}, {"-1"}, {"0"}, {"0s"}, {"1 s"}, {"25h"}, {"NaN"}, {"1s", "2s"}} {
+		var hdr []string
+		for _, x := range v {
+			hdr = append(hdr, resilience.TimeoutHeader, x)
+		}
+		for _, method := range []string{"PUT", "GET"} {
+			w := e.do(t, req{method: method, path: docURL(tenantA, "k"), token: e.tokA, body: `{}`, hdr: hdr})
+			if msg := decodeError(t, w).Error.Message; w.Code != 400 || !strings.Contains(msg, resilience.TimeoutHeader) {
+				t.Errorf("%s with %s %q: %d %q, want 400 naming the header", method, resilience.TimeoutHeader, v, w.Code, msg)
+			}
+		}
+	}
+	if d.Writes() != 0 {
+		t.Errorf("%d writes, want none", d.Writes())
+	}
+	w := e.do(t, req{method: "PUT", path: docURL(tenantA, "k"), token: e.tokA, body: `{}`, hdr: []string{resilience.TimeoutHeader, " 1.5 "}})
+	if w.Code/100 != 2 {
+		t.Errorf("PUT with a valid %s: %d %s", resilience.TimeoutHeader, w.Code, w.Body)
+	}
+}
+
 func testClientDeadline(t *testing.T, carried bool) {
 	for _, tc := range []struct {
 		name     string

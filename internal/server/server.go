@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
@@ -482,6 +484,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x, r := s.begin(ctx, w, r)
 	defer s.finish(x, r)
+	if v, ok := r.Header[resilience.TimeoutHeader]; ok {
+		if _, valid := resilience.ParseTimeout(v[0]); !valid || len(v) > 1 {
+			// Ignored, the request would run under the node's default
+			// deadline while the client believes it set its own.
+			s.writeError(x, r, invalid("route", resilience.TimeoutHeader+" "+strconv.Quote(bound(strings.Join(v, ", "), 64))+
+				": want one positive duration (250ms, 2s) or number of seconds, at most 24h"))
+			return
+		}
+	}
 
 	if r.RequestURI == "*" || !strings.HasPrefix(r.URL.Path, "/") {
 		// ServeMux would answer with a bare 400.
