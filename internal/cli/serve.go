@@ -137,7 +137,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 func serve(ctx context.Context, args []string, env Env) int {
 	fs, f := newServeFlags()
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nRuns a node. Every flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR;\n--tenant's is CAIRN_TENANTS) and a key in the --config file. With no --tenant,\nserve creates the demo tenant and prints its token; that insecure default\nlistens on loopback only.\n\nFlags:\n")
+		fmt.Fprintf(fs.Output(), "Usage: cairn serve [flags]\n\nRuns a node. Every flag has an environment twin (--data-dir ↔ CAIRN_DATA_DIR;\n--tenant's is CAIRN_TENANTS; an empty variable counts as unset) and a key in\nthe --config file. With no --tenant, serve creates the demo tenant and prints\nits token; that insecure default listens on loopback only.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	args, code, ok := parseArgs(fs, args, false, env)
