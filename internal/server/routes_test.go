@@ -64,6 +64,17 @@ func TestDocLifecycle(t *testing.T) {
 	if w := e.do(t, req{method: "POST", path: u, token: tok}); w.Header().Get("Allow") != "GET, HEAD, PUT, DELETE" {
 		t.Errorf("405 Allow = %q", w.Header().Get("Allow"))
 	}
+	// The other routes: the catch-all takes every method first, and answers
+	// 405 where a route serves the path with another.
+	for _, tc := range []struct{ method, path, allow string }{
+		{"POST", "/livez", "GET, HEAD"},
+		{"DELETE", server.OpenAPIPath, "GET, HEAD"},
+	} {
+		w := e.do(t, req{method: tc.method, path: tc.path, token: tok})
+		if w.Code != 405 || w.Header().Get("Allow") != tc.allow || decodeError(t, w).Error.Code != "method_not_allowed" {
+			t.Errorf("%s %s: %d, Allow %q; want 405, Allow %q", tc.method, tc.path, w.Code, w.Header().Get("Allow"), tc.allow)
+		}
+	}
 }
 
 func TestGetHeaders(t *testing.T) {

@@ -683,8 +683,32 @@ func readyzBody(status string, catchingUp []string) []byte {
 	return append(b, "]}\n"...)
 }
 
+// notFound answers a request no route took: 405 with the methods the
+// path is served with, when some route serves it with another method
+// (ServeMux would say so itself, but the catch-all "/" takes every method
+// first), else 404.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if allow := s.allowed(r); allow != "" {
+		s.notAllowed(allow).ServeHTTP(w, r)
+		return
+	}
 	s.writeError(w, r, fault.New(fault.NotFound, fault.Context{Op: "route"}, "no route for "+bound(r.URL.Path, maxLogField)))
+}
+
+// allowed lists the methods a route serves r's path with, or "".
+func (s *Server) allowed(r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		probe := *r
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	if slices.Contains(allow, r.Method) {
+		return "" // served with its own method elsewhere: not a method problem
+	}
+	return strings.Join(allow, ", ")
 }
 
 func (s *Server) notAllowed(allow string) http.Handler {
