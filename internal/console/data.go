@@ -38,7 +38,7 @@ func tenantKey(r *http.Request, op string, needKey bool) (tenant, key string, er
 	q := r.URL.Query()
 	tenant, key = q.Get("tenant"), q.Get("key")
 	if err := doc.ValidateTenant(tenant); err != nil {
-		return "", "", invalid(op, fmt.Sprintf("tenant %q: %s", tenant, fault.MessageOf(err)))
+		return "", "", invalid(op, fault.MessageOf(err)) // it names the tenant
 	}
 	if needKey {
 		if err := doc.ValidateKey(key); err != nil {
@@ -414,7 +414,7 @@ func (c *Console) reconcile(w http.ResponseWriter, r *http.Request, _ *session) 
 	}
 	if req.Tenant != "" {
 		if err := doc.ValidateTenant(req.Tenant); err != nil {
-			c.fail(w, r, invalid(op, fmt.Sprintf("tenant %q: %s", req.Tenant, fault.MessageOf(err))))
+			c.fail(w, r, invalid(op, fault.MessageOf(err))) // it names the tenant
 			return
 		}
 	}

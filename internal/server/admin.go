@@ -239,7 +239,7 @@ func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 		if req.Tenant != "" {
 			if err := doc.ValidateTenant(req.Tenant); err != nil {
 				s.writeError(w, r, fault.New(fault.Invalid, fault.Context{Op: "admin.reconcile.run"},
-					fmt.Sprintf("tenant %q: %v", req.Tenant, err)))
+					fault.MessageOf(err))) // it names the tenant
 				return
 			}
 		}

@@ -83,7 +83,7 @@ func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit
 			continue
 		}
 		if err := doc.ValidateKey(p[1]); err != nil {
-			return "", "", 0, invalid(op, p[0]+": "+err.Error())
+			return "", "", 0, invalid(op, p[0]+": "+fault.MessageOf(err))
 		}
 	}
 	limit = s.listLimit
