@@ -9,10 +9,11 @@
 # (each on its own loopback port and temp data directory, durability sync).
 # A round runs each target once, back to back, with the same flags and
 # request count; the table gives each round's requests per second, the
-# ratio to redis-server, and the server's CPU time per request (user +
+# ratio to redis-server, the server's CPU time per request (user +
 # system, from /proc/PID/stat over the run), which moves less than the
-# rate when the machine is shared. Medians over the rounds. Never run by
-# CI.
+# rate when the machine is shared, and for cairn's SETs the writes per
+# group commit (cairn_store_commit_batch_size from the admin /metrics).
+# Medians over the rounds. Never run by CI.
 #
 #   bash scripts/bench-resp.sh                 5 rounds of 200,000 GETs
 #   OLD=main bash scripts/bench-resp.sh        ... and a build of main too
@@ -59,7 +60,7 @@ value='{"symbol":"SYM000000001","price":281.06,"volume":146072,"metadata":{"exch
 value+=$(head -c 200 /dev/zero | tr '\0' 'A')
 value=${value:0:198}'"}'
 
-declare -A host port pid auth
+declare -A host port pid auth admin
 port[redis]=$(free_port)
 mkdir -p "$tmp/redis"
 redis-server --port "${port[redis]}" --bind 127.0.0.1 --dir "$tmp/redis" --save '' \
@@ -79,6 +80,7 @@ for t in "${targets[@]:1}"; do
 	wait_for "$tmp/$t.err" 'resp 127'
 	addr=$(sed -n 's/.*, resp \([^)]*\)).*/\1/p' "$tmp/$t.err" | head -1)
 	host[$t]=${addr%:*} port[$t]=${addr##*:}
+	admin[$t]=$(sed -n 's/.*(admin \([0-9.:]*\),.*/\1/p' "$tmp/$t.err" | head -1)
 	auth[$t]="--user demo -a $(sed -n 's/^export CAIRN_TOKEN=//p' "$tmp/$t.out")"
 done
 
@@ -90,6 +92,13 @@ rb() { # TARGET N COMMAND...: redis-benchmark's requests per second
 		tail -1 | awk -F'","' '{ printf "%.0f", $(NF-6) }'
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# commits TARGET: the node's group commits and the writes they held so far
+# (cairn_store_commit_batch_size), "0 0" for redis-server.
+commits() {
+	[[ -n ${admin[$1]:-} ]] || { echo "0 0"; return; }
+	curl -fsS "http://${admin[$1]}/metrics" |
+		awk '/^cairn_store_commit_batch_size_count/ { c = $2 } /^cairn_store_commit_batch_size_sum/ { s = $2 } END { print c + 0, s + 0 }'
+}
 tck=$(getconf CLK_TCK)
 
 # Every key a GET can ask for (redis-benchmark's __rand_int__ is 12 digits,
@@ -117,10 +126,13 @@ for round in $(seq "$ROUNDS"); do
 		[[ $op == SET ]] && args=(SET 'key:__rand_int__' "$value")
 		for t in "${targets[@]}"; do
 			c0=$(cpu_ticks "${pid[$t]}")
+			read -r g0 w0 < <(commits "$t")
 			rps=$(rb "$t" "$REQUESTS" "${args[@]}")
 			c1=$(cpu_ticks "${pid[$t]}")
+			read -r g1 w1 < <(commits "$t")
 			us=$(awk -v d=$((c1 - c0)) -v hz="$tck" -v n="$REQUESTS" 'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
-			printf '%s\t%s\t%s\t%s\t%s\n' "$round" "$op" "$t" "$rps" "$us" | tee -a "$tmp/results.tsv" >&2
+			group=$(awk -v g=$((g1 - g0)) -v w="$w1" -v w0="$w0" 'BEGIN { if (g > 0) printf "%.1f", (w - w0) / g; else print 0 }')
+			printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$op" "$t" "$rps" "$us" "$group" | tee -a "$tmp/results.tsv" >&2
 		done
 	done
 done
@@ -132,10 +144,10 @@ python3 - "$tmp/results.tsv" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 res = {}
-for rnd, op, t, rps, us in rows:
-    res.setdefault(op, {}).setdefault(t, {})[rnd] = (float(rps), float(us))
-print("| op | server | req/s, median | ÷ redis-server, median (each round's) | CPU µs per request, median (each round's) |")
-print("|---|---|---:|---|---|")
+for rnd, op, t, rps, us, group in rows:
+    res.setdefault(op, {}).setdefault(t, {})[rnd] = (float(rps), float(us), float(group))
+print("| op | server | req/s, median | ÷ redis-server, median (each round's) | CPU µs per request, median (each round's) | writes per group commit, median |")
+print("|---|---|---:|---|---|---:|")
 for op, ts in res.items():
     for t, rounds in ts.items():
         keys = sorted(rounds, key=int)
@@ -144,5 +156,7 @@ for op, ts in res.items():
         ratios = [rounds[k][0] / ts["redis"][k][0] for k in keys if ts["redis"][k][0] > 0]
         name = {"redis": "redis-server", "new": "cairn (this tree)", "old": "cairn (OLD)"}[t]
         ratio = "" if t == "redis" else "%.2f (%s)" % (statistics.median(ratios), ", ".join("%.2f" % r for r in ratios))
-        print("| %s | %s | %s | %s | %.1f (%s) |" % (op, name, f"{rps:,.0f}", ratio, statistics.median(us), ", ".join("%.1f" % u for u in us)))
+        groups = [rounds[k][2] for k in keys]
+        group = "" if t == "redis" or op != "SET" else "%.1f" % statistics.median(groups)
+        print("| %s | %s | %s | %s | %.1f (%s) | %s |" % (op, name, f"{rps:,.0f}", ratio, statistics.median(us), ", ".join("%.1f" % u for u in us), group))
 PY
