@@ -92,8 +92,11 @@ func cmdHello(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			return failed(fault.Invalid)
 		}
 	}
-	var name []byte
-	setName := false
+	// Every option is read and checked before any takes effect, as in
+	// Redis: a HELLO answered with an error changes nothing, the
+	// connection's authentication included.
+	var name, tenant, token []byte
+	setName, auth := false, false
 	for i := 2; i < len(args); i++ {
 		switch lower(string(args[i])) {
 		case "auth":
@@ -101,9 +104,7 @@ func cmdHello(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 				c.WriteError(errSyntax + ": HELLO … AUTH tenant token")
 				return failed(fault.Invalid)
 			}
-			if res, ok := s.authenticate(c, ss, args[i+1], args[i+2]); !ok {
-				return res
-			}
+			tenant, token, auth = args[i+1], args[i+2], true
 			i += 2
 		case "setname":
 			if i+1 >= len(args) {
@@ -117,15 +118,22 @@ func cmdHello(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			return failed(fault.Invalid)
 		}
 	}
-	if ss.tenant == "" {
-		c.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <tenant> <token> option can be used")
-		return failed(fault.Unauthorized)
-	}
 	if setName {
 		if msg := checkName(name); msg != "" {
 			c.WriteError(msg)
 			return failed(fault.Invalid)
 		}
+	}
+	if auth {
+		if res, ok := s.authenticate(c, ss, tenant, token); !ok {
+			return res
+		}
+	}
+	if ss.tenant == "" {
+		c.WriteError("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <tenant> <token> option can be used")
+		return failed(fault.Unauthorized)
+	}
+	if setName {
 		ss.name = string(name)
 	}
 	ss.proto = proto
@@ -197,7 +205,8 @@ func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	return ok
 }
 
-func cmdQuit(_ *Server, c redcon.Conn, _ *session, _ [][]byte) result {
+func cmdQuit(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
+	ss.quit = true // the commands pipelined after it are not run (handle)
 	c.WriteString("OK")
 	// redcon does not flush the replies of a connection closed by its
 	// handler.

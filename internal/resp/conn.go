@@ -1,14 +1,10 @@
 package resp
 
 import (
-	"errors"
 	"net"
 	"strconv"
 	"time"
 )
-
-// errTooLarge ends a connection whose command outgrew the limit.
-var errTooLarge = errors.New("resp: command too large")
 
 // limitListener hands out limitConns.
 type limitListener struct {
@@ -23,25 +19,24 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &limitConn{Conn: c, max: l.max, writeTimeout: l.writeTimeout, idle: l.idle,
+	return &limitConn{Conn: c, f: framer{max: int(l.max)}, writeTimeout: l.writeTimeout, idle: l.idle,
 		idleSlack: min(time.Second, l.idle/4), now: time.Now()}, nil
 }
 
-// limitConn bounds what a client may send ahead of the commands it has
-// completed: redcon buffers a partial command whole, however large its
-// announced length, so the bound is kept here, below it. It also gives
-// every write a deadline, and closes a connection that completes no
-// command for the idle limit (a read deadline from the last command's
-// start, so a client dribbling a command does not move it).
+// limitConn is what redcon reads and writes a client through. Its reads
+// go through a framer (frame.go), which bounds each command and hands
+// redcon whole commands only. It gives every write a deadline, and closes
+// a connection that completes no command for the idle limit (a read
+// deadline from the last command's start, so a client dribbling a command
+// does not move it).
 //
-// read and consumed are touched only by the connection's goroutine: redcon
-// reads and runs the handler on the same one.
+// It is used only by the connection's goroutine: redcon reads and runs the
+// handler on the same one.
 type limitConn struct {
 	net.Conn
-	max          int64
+	f            framer
+	readErr      error // a read's error, returned once what it read is handed on
 	writeTimeout time.Duration
-	read         int64 // bytes read from the client
-	consumed     int64 // bytes of the commands handed to the handler
 	// now is the time the last command began (handle sets it), or the
 	// connection's accept before the first; the write and read deadlines
 	// are moved from it at most once a second (or a quarter of the idle
@@ -54,27 +49,46 @@ type limitConn struct {
 }
 
 func (c *limitConn) Read(p []byte) (int, error) {
-	if c.read-c.consumed > c.max {
-		// The reply goes out before the connection closes, as Redis does
-		// for a protocol error; the stream cannot be resynchronised.
-		_, _ = c.Conn.Write([]byte("-ERR command larger than " + strconv.FormatInt(c.max, 10) +
-			" bytes (--max-body-bytes plus 64 KiB); closing the connection\r\n"))
-		return 0, errTooLarge
+	for {
+		out := c.f.pending()
+		if len(out) == 0 {
+			c.f.frame() // what it stopped at to hand on what came before
+			out = c.f.pending()
+		}
+		if len(out) > 0 {
+			n := copy(p, out)
+			c.f.take(n)
+			return n, nil
+		}
+		if c.readErr != nil {
+			return 0, c.readErr
+		}
+		if c.f.err != nil {
+			return 0, c.refuse(c.f.err)
+		}
+		if c.idle > 0 && (c.readFrom.IsZero() || c.now.Sub(c.readFrom) > c.idleSlack) {
+			_ = c.Conn.SetReadDeadline(c.now.Add(c.idle))
+			c.readFrom = c.now
+		}
+		buf := c.f.space()
+		n, err := c.Conn.Read(buf)
+		c.f.buf = c.f.buf[:len(c.f.buf)+n]
+		if n > 0 {
+			c.f.frame()
+		}
+		c.readErr = err
 	}
-	if c.idle > 0 && (c.readFrom.IsZero() || c.now.Sub(c.readFrom) > c.idleSlack) {
-		_ = c.Conn.SetReadDeadline(c.now.Add(c.idle))
-		c.readFrom = c.now
-	}
-	n, err := c.Conn.Read(p)
-	c.read += int64(n)
-	return n, err
 }
 
-// done records a command of n bytes handed to the handler. An inline
-// command is counted in its re-encoded form, which may be longer than
-// what was read: consumed never passes read.
-func (c *limitConn) done(n int) {
-	c.consumed = min(c.consumed+int64(n), c.read)
+// refuse answers a framing error, as Redis does, before the connection
+// closes: the stream cannot be resynchronised.
+func (c *limitConn) refuse(err error) error {
+	msg := "-ERR " + err.Error() + "\r\n"
+	if err == errTooLarge {
+		msg = "-ERR command larger than " + strconv.Itoa(c.f.max) + " bytes (--max-body-bytes plus 64 KiB); closing the connection\r\n"
+	}
+	_, _ = c.Write([]byte(msg))
+	return err
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {

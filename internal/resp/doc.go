@@ -17,12 +17,14 @@
 // github.com/tidwall/redcon reads commands (pipelines included: the
 // replies of one read's commands are flushed together) and writes RESP2;
 // the RESP3 types a HELLO 3 client expects (null, map) are written raw
-// (reply.go). Below redcon, each connection is a limitConn (conn.go): it
-// bounds what a client may send ahead of its last complete command, which
-// redcon would buffer whole, gives every write a deadline, and closes a
-// connection that completes no command within the idle limit (a read
-// deadline counted from the last command's start, moved at most once a
-// second).
+// (reply.go). Below redcon, each connection is a limitConn (conn.go): its
+// framer (frame.go) checks the RESP framing against Redis's limits and the
+// command size bound and hands redcon whole multibulk commands only
+// (inline ones rewritten), because redcon's own parser trusts the lengths
+// it reads (a hostile one panics or spins it); limitConn also gives every
+// write a deadline, and closes a connection that completes no command
+// within the idle limit (a read deadline counted from the last command's
+// start, moved at most once a second).
 //
 // # Concurrency
 //

@@ -124,9 +124,11 @@ func lowerInPlace(b []byte) {
 // pipeline is done.
 func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	ss := c.Context().(*session)
+	if ss.quit {
+		return // after QUIT, as in Redis, nothing more runs: its client was told the connection ends
+	}
 	start := time.Now()
 	if ss.lc != nil {
-		ss.lc.done(len(rc.Raw))
 		ss.lc.now = start // every complete command, known or not, counts against the idle limit
 	}
 	ss.seq++

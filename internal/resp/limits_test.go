@@ -120,3 +120,93 @@ func TestWriteDeadline(t *testing.T) {
 			at, timeout, before.Add(timeout), after.Add(timeout))
 	}
 }
+
+// TestHostileFraming: input that a RESP parser trusting its lengths would
+// crash on, spin on, or buffer without bound, sent before AUTH, gets
+// Redis's protocol error and a closed connection, and the server goes on
+// serving: a bulk length near MaxInt64, a multibulk count near it (the
+// client then gone), an inline line past 64 KiB, and a command over the
+// limit made of arguments each under it.
+func TestHostileFraming(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, MaxBodyBytes: 1024})
+	over := "*80\r\n" // 80,000 bytes of arguments: over 1024 plus 64 KiB
+	for range 80 {
+		over += "$1000\r\n" + strings.Repeat("x", 1000) + "\r\n"
+	}
+	for _, tc := range []struct{ name, send, want string }{
+		{"bulk length", "*1\r\n$9223372036854775807\r\n", "-ERR command larger than"},
+		{"multibulk count", "*9223372036854775807\r\n", "-ERR Protocol error: invalid multibulk length"},
+		{"inline line", strings.Repeat(" ", 70<<10), "-ERR Protocol error: too big inline request"},
+		{"arguments over the limit", over, "-ERR command larger than"},
+	} {
+		c, err := net.Dial("tcp", addr)
+		must(t, err)
+		go c.Write([]byte(tc.send)) // the server may close before it has read it all
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		reply, err := io.ReadAll(c)
+		c.Close()
+		if err != nil || !strings.HasPrefix(string(reply), tc.want) {
+			t.Errorf("%s: %q, %v; want %q and the connection closed", tc.name, reply, err, tc.want)
+		}
+	}
+	// Inline commands, blank lines and empty multibulk commands between
+	// multibulk ones are served in order, as Redis serves them.
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "AUTH acme "+acmeToken+"\r\n"+strings.Repeat("\r\n", 40000)+
+		"*0\r\nPING\r\n*1\r\n$4\r\nPING\r\nECHO \"\\x7b\\x7d\"\r\nQUIT\r\n")
+	must(t, err)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	reply, err := io.ReadAll(c)
+	if want := "+OK\r\n+PONG\r\n+PONG\r\n$2\r\n{}\r\n+OK\r\n"; err != nil || string(reply) != want {
+		t.Errorf("inline and multibulk mixed: %q, %v; want %q", reply, err, want)
+	}
+}
+
+// TestQuitAndHelloChangeNothingAfter: the commands pipelined after QUIT are
+// not run (its client was told the connection ends, and gets no answer for
+// them); a HELLO answered with an error does not authenticate the
+// connection, whatever option it failed on.
+func TestQuitAndHelloChangeNothingAfter(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	docs := &servertest.Mem{}
+	s, err := resp.New(resp.Options{Docs: docs, Auth: auth})
+	must(t, err)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	exchange := func(send string) string {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		must(t, err)
+		defer c.Close()
+		_, err = io.WriteString(c, send)
+		must(t, err)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got, err := io.ReadAll(c)
+		must(t, err)
+		return string(got)
+	}
+	authCmd := "AUTH acme " + acmeToken + "\r\n"
+	// In the multibulk form, which redcon reads as one pipeline.
+	pipeline := "*1\r\n$4\r\nQUIT\r\n*3\r\n$3\r\nSET\r\n$2\r\nq6\r\n$2\r\n{}\r\n*2\r\n$3\r\nDEL\r\n$1\r\nk\r\n"
+	if got := exchange(authCmd + pipeline); got != "+OK\r\n+OK\r\n" {
+		t.Errorf("AUTH, QUIT, SET, DEL: %q, want the first two answered", got)
+	}
+	for _, hello := range []string{"HELLO 3 AUTH acme " + acmeToken + " BOGUS", "HELLO 3 AUTH acme " + acmeToken + ` SETNAME "a b"`} {
+		got := exchange(hello + "\r\nGET k\r\nQUIT\r\n")
+		if !strings.HasPrefix(got, "-ERR") || !strings.Contains(got, "\r\n-NOAUTH") {
+			t.Errorf("%s, then GET: %q, want an error, then NOAUTH", hello, got)
+		}
+	}
+	must(t, s.Shutdown(context.Background())) // every connection's goroutine has returned
+	must(t, <-served)
+	if _, err := docs.Get(context.Background(), "acme", "q6"); err == nil {
+		t.Error("the SET pipelined after QUIT was run")
+	}
+}

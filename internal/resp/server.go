@@ -147,7 +147,7 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // Shutdown refuses new commands (-TRYAGAIN), waits until the commands in
 // flight are answered or ctx ends, then closes the listener and every
-// connection and waits for their goroutines.
+// connection and waits for their goroutines, until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	if s.inflight.Load() == 0 {
@@ -166,8 +166,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return err
 	}
 	ln.Close()
-	<-s.served     // redcon closes every connection as Serve returns
-	s.conns.Wait() // every command has returned: they run on these goroutines
+	<-s.served // redcon closes every connection as Serve returns
+	// Every command has returned once these goroutines have: they run on
+	// them. One may still be writing to a client that does not read (for
+	// up to WriteTimeout): the wait is bounded by ctx too, and the
+	// goroutine waiting ends when they do.
+	conns := make(chan struct{})
+	go func() {
+		s.conns.Wait()
+		close(conns)
+	}()
+	select {
+	case <-conns:
+	case <-ctx.Done():
+		if err == nil {
+			err = ctx.Err()
+		}
+	}
 	return err
 }
 
@@ -180,6 +195,7 @@ type session struct {
 	tenant string // "" until AUTH
 	name   string // CLIENT SETNAME
 	seq    uint64 // commands served, for request ids
+	quit   bool   // QUIT was served: redcon still hands over the rest of its pipeline
 }
 
 func (s *Server) accept(c redcon.Conn) bool {

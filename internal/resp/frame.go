@@ -1,0 +1,353 @@
+package resp
+
+import (
+	"errors"
+	"strconv"
+)
+
+// framer checks a connection's bytes against the RESP framing and hands
+// them on one whole command at a time, so that redcon's parser only ever
+// sees complete commands in the multibulk form, within the limits below.
+//
+// Why: redcon's reader trusts the lengths it is sent. A bulk length near
+// MaxInt64 overflows its bounds check and panics the process; a multibulk
+// count near it makes it loop that many times on every read while the
+// arguments have not arrived; an inline command costs it time quadratic in
+// the line's length; and what it buffers of a partial command grows by
+// doubling, past any bound kept beside it. All of that happens before
+// AUTH. The framer refuses such input with the error Redis gives and
+// closes the connection, and turns inline commands (telnet style) into the
+// multibulk form, split as Redis splits them.
+//
+// Limits, as Redis's where it has one: a multibulk count of at most 1M
+// arguments, a bulk length and a whole command of at most max bytes
+// (--max-body-bytes plus 64 KiB), an inline line of at most 64 KiB. A
+// multibulk count of zero or less is skipped, as Redis skips it.
+//
+// It is used only by its connection's goroutine.
+type framer struct {
+	max int // a command's most bytes
+	buf []byte
+	// buf[sent:ready] is whole multibulk commands not yet handed on;
+	// buf[ready:] the bytes after them, not yet framed, of which
+	// buf[ready:pos] are the parsed part of a partial command.
+	sent, ready, pos int
+	args             int    // arguments left to parse in the partial multibulk command; 0 at a command's start
+	scanned          int    // how far a partial inline line at buf[ready:] was searched for its end
+	inline           []byte // an inline command rewritten as multibulk, handed on before anything after it
+	err              error  // the framing error, reported once what came before it has been handed on
+}
+
+const (
+	maxArgs       = 1 << 20 // Redis's limit on a multibulk count
+	maxInline     = 64 << 10
+	maxLengthLine = 32 // "*" or "$", a length, CRLF: more than this is no length
+)
+
+// errProtocol is a framing error; its text follows "-ERR Protocol error: ".
+type errProtocol struct{ msg string }
+
+func (e *errProtocol) Error() string { return "Protocol error: " + e.msg }
+
+// errTooLarge is a command over the limit.
+var errTooLarge = errors.New("resp: command too large")
+
+// pending is what can be handed on now, and whether it is inline's.
+func (f *framer) pending() []byte {
+	if f.sent < f.ready {
+		return f.buf[f.sent:f.ready]
+	}
+	return f.inline
+}
+
+// take marks n bytes of pending as handed on.
+func (f *framer) take(n int) {
+	if f.sent < f.ready {
+		f.sent += n
+		return
+	}
+	f.inline = f.inline[n:]
+}
+
+// space returns free room at the end of buf for a read, first moving the
+// unframed bytes to the front once everything before them was handed on,
+// and growing buf when a partial command fills it.
+func (f *framer) space() []byte {
+	if f.sent == f.ready && f.ready > 0 {
+		n := copy(f.buf, f.buf[f.ready:])
+		f.buf = f.buf[:n]
+		f.pos -= f.ready
+		f.scanned = max(0, f.scanned-f.ready)
+		f.sent, f.ready = 0, 0
+	}
+	if len(f.buf) == cap(f.buf) {
+		grown := make([]byte, len(f.buf), max(4096, 2*cap(f.buf)))
+		copy(grown, f.buf)
+		f.buf = grown
+	}
+	return f.buf[len(f.buf):cap(f.buf)]
+}
+
+// frame frames what buf holds past ready: it moves ready past each whole
+// multibulk command, and stops at an inline one, which it rewrites into
+// inline once nothing is left before it. A framing error is kept in err.
+func (f *framer) frame() {
+	for f.err == nil && len(f.inline) == 0 {
+		if f.args == 0 && f.pos == f.ready {
+			if f.ready == len(f.buf) {
+				return
+			}
+			if f.buf[f.ready] != '*' {
+				if f.ready > f.sent {
+					return // hand on what precedes the inline command first
+				}
+				if !f.frameInline() {
+					return // the line is not all there yet, or an error
+				}
+				continue
+			}
+			nl, ok := f.line(f.ready, maxLengthLine, "invalid multibulk length")
+			if !ok {
+				return
+			}
+			count, err := strconv.Atoi(string(f.buf[f.ready+1 : nl-1]))
+			switch {
+			case err != nil || count > maxArgs:
+				f.err = &errProtocol{"invalid multibulk length"}
+				return
+			case count <= 0: // an empty command: skipped, once what precedes it is handed on
+				if f.ready > f.sent {
+					return
+				}
+				f.sent, f.ready, f.pos = nl+1, nl+1, nl+1
+				continue
+			}
+			f.args, f.pos = count, nl+1
+		}
+		for f.args > 0 {
+			if f.pos == len(f.buf) {
+				return
+			}
+			if c := f.buf[f.pos]; c != '$' {
+				f.err = &errProtocol{"expected '$', got '" + printable(c) + "'"}
+				return
+			}
+			nl, ok := f.line(f.pos, maxLengthLine, "invalid bulk length")
+			if !ok {
+				return
+			}
+			size, err := strconv.Atoi(string(f.buf[f.pos+1 : nl-1]))
+			if err != nil || size < 0 {
+				f.err = &errProtocol{"invalid bulk length"}
+				return
+			}
+			if size > f.max || nl+1+size+2-f.ready > f.max {
+				f.err = errTooLarge
+				return
+			}
+			end := nl + 1 + size + 2
+			if end > len(f.buf) {
+				return
+			}
+			if f.buf[end-2] != '\r' || f.buf[end-1] != '\n' {
+				f.err = &errProtocol{"invalid bulk length"}
+				return
+			}
+			f.pos = end
+			f.args--
+		}
+		f.ready = f.pos
+	}
+}
+
+// line finds the LF ending the line at buf[at], which must be CRLF-ended
+// within limit bytes. It reports false when the line is not all there yet,
+// or, with err set, when it is longer than limit or ends without CR.
+func (f *framer) line(at, limit int, bad string) (int, bool) {
+	for i := at; i < len(f.buf); i++ {
+		if f.buf[i] == '\n' {
+			if i == at || f.buf[i-1] != '\r' {
+				f.err = &errProtocol{bad}
+				return 0, false
+			}
+			return i, true
+		}
+		if i-at >= limit {
+			f.err = &errProtocol{bad}
+			return 0, false
+		}
+	}
+	if len(f.buf)-at > limit {
+		f.err = &errProtocol{bad}
+	}
+	return 0, false
+}
+
+// frameInline rewrites the inline command at buf[ready] as multibulk into
+// inline, when its line is all there; it reports whether it was.
+func (f *framer) frameInline() bool {
+	at := f.ready
+	nl := -1
+	// From where the last search stopped: a line that arrives a byte at a
+	// time is searched once, not once per byte.
+	for i := max(at, f.scanned); i < len(f.buf) && i-at <= maxInline; i++ {
+		if f.buf[i] == '\n' {
+			nl = i
+			break
+		}
+	}
+	if nl < 0 {
+		f.scanned = len(f.buf)
+		if len(f.buf)-at > maxInline {
+			f.err = &errProtocol{"too big inline request"}
+		}
+		return false
+	}
+	f.scanned = 0
+	line := f.buf[at:nl]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	args, ok := splitArgs(line)
+	if !ok {
+		f.err = &errProtocol{"unbalanced quotes in request"}
+		return false
+	}
+	f.ready, f.pos, f.sent = nl+1, nl+1, nl+1
+	if len(args) == 0 {
+		return true // an empty line: nothing to run, as in Redis
+	}
+	out := strconv.AppendInt(append(f.inline[:0], '*'), int64(len(args)), 10)
+	out = append(out, "\r\n"...)
+	for _, a := range args {
+		out = strconv.AppendInt(append(out, '$'), int64(len(a)), 10)
+		out = append(append(append(out, "\r\n"...), a...), "\r\n"...)
+	}
+	f.inline = out
+	return true
+}
+
+// splitArgs splits an inline command line as Redis does (sdssplitargs):
+// arguments are separated by whitespace (and NUL); "double quotes" take the escapes
+// \n \r \t \b \a \xHH and a backslash before any other byte; 'single
+// quotes' take \' only; a closing quote must be followed by whitespace or
+// the end of the line. It reports false for quotes that do not close.
+func splitArgs(line []byte) ([][]byte, bool) {
+	var args [][]byte
+	i := 0
+	for {
+		for i < len(line) && isSpace(line[i]) {
+			i++
+		}
+		if i == len(line) {
+			return args, true
+		}
+		var arg []byte
+		inDouble, inSingle := false, false
+	token:
+		for {
+			if i == len(line) {
+				if inDouble || inSingle {
+					return nil, false
+				}
+				break
+			}
+			c := line[i]
+			switch {
+			case inDouble:
+				switch {
+				case c == '\\' && i+3 < len(line) && line[i+1] == 'x' && isHex(line[i+2]) && isHex(line[i+3]):
+					arg = append(arg, unhex(line[i+2])<<4|unhex(line[i+3]))
+					i += 3
+				case c == '\\' && i+1 < len(line):
+					i++
+					arg = append(arg, unescape(line[i]))
+				case c == '"':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return nil, false
+					}
+					i++
+					break token
+				default:
+					arg = append(arg, c)
+				}
+			case inSingle:
+				switch {
+				case c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+					i++
+					arg = append(arg, '\'')
+				case c == '\'':
+					if i+1 < len(line) && !isSpace(line[i+1]) {
+						return nil, false
+					}
+					i++
+					break token
+				default:
+					arg = append(arg, c)
+				}
+			default:
+				switch {
+				case isSpace(c):
+					break token
+				case c == '"':
+					inDouble = true
+				case c == '\'':
+					inSingle = true
+				default:
+					arg = append(arg, c)
+				}
+			}
+			i++
+		}
+		if arg == nil {
+			arg = []byte{}
+		}
+		args = append(args, arg)
+	}
+}
+
+// isSpace is a separator of inline arguments: whitespace, and NUL (which
+// ends the line in Redis, a C string there).
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f' || c == 0
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c <= 'F':
+		return c - 'A' + 10
+	}
+	return c - 'a' + 10
+}
+
+func unescape(c byte) byte {
+	switch c {
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	case 'b':
+		return '\b'
+	case 'a':
+		return '\a'
+	}
+	return c
+}
+
+// printable quotes a byte of a protocol error as Redis does: itself when
+// printable, else its escape.
+func printable(c byte) string {
+	if c >= 0x20 && c < 0x7f {
+		return string(rune(c))
+	}
+	q := strconv.QuoteRune(rune(c))
+	return q[1 : len(q)-1]
+}

@@ -1,0 +1,204 @@
+package resp
+
+import (
+	"bytes"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// feed runs in through a framer in chunks of the given sizes (cycled) and
+// returns what it hands on, and its error.
+func feed(limit int, in []byte, chunks []int) ([]byte, error) {
+	f := framer{max: limit}
+	var out []byte
+	for i := 0; ; i++ {
+		for {
+			p := f.pending()
+			if len(p) == 0 {
+				f.frame() // as limitConn.Read does
+				p = f.pending()
+			}
+			if len(p) == 0 {
+				break
+			}
+			out = append(out, p...)
+			f.take(len(p))
+		}
+		if f.err != nil {
+			return out, f.err
+		}
+		if len(in) == 0 {
+			return out, nil
+		}
+		n := len(in)
+		if len(chunks) > 0 {
+			n = min(n, max(1, chunks[i%len(chunks)]))
+		}
+		sp := f.space()
+		n = copy(sp, in[:n])
+		f.buf = f.buf[:len(f.buf)+n]
+		in = in[n:]
+		f.frame()
+	}
+}
+
+func multibulk(args ...string) string {
+	var b strings.Builder
+	b.WriteString("*" + strconv.Itoa(len(args)) + "\r\n")
+	for _, a := range args {
+		b.WriteString("$" + strconv.Itoa(len(a)) + "\r\n" + a + "\r\n")
+	}
+	return b.String()
+}
+
+// TestFramer: multibulk commands pass as they are, whatever the reads
+// that bring them; inline ones come out in the multibulk form, in order;
+// empty commands and lines are skipped; input over a limit, or not in the
+// protocol, is an error once what came before it has been handed on.
+func TestFramer(t *testing.T) {
+	big := strings.Repeat("v", 300)
+	for _, tc := range []struct {
+		name, in, want string
+		err            string
+	}{
+		{"multibulk", multibulk("SET", "k", big) + multibulk("GET", "k"), multibulk("SET", "k", big) + multibulk("GET", "k"), ""},
+		{"inline between", multibulk("PING") + "SET k {}\r\n" + multibulk("GET", "k"), multibulk("PING") + multibulk("SET", "k", "{}") + multibulk("GET", "k"), ""},
+		{"inline LF only, quotes", "SET k \"{\\\"a\\\":\\x31}\"\n", multibulk("SET", "k", `{"a":1}`), ""},
+		{"empty things skipped", "*0\r\n*-1\r\n\r\n   \r\n" + multibulk("PING"), multibulk("PING"), ""},
+		{"huge bulk length", multibulk("PING") + "*1\r\n$9223372036854775807\r\n", multibulk("PING"), "too large"},
+		{"bulk over the limit", "*2\r\n$3\r\nSET\r\n$1001\r\n", "", "too large"},
+		{"command over the limit", "*3\r\n$3\r\nSET\r\n$500\r\n" + strings.Repeat("x", 500) + "\r\n$500\r\n", "", "too large"},
+		{"huge count", "*9223372036854775807\r\n", "", "invalid multibulk length"},
+		{"count over 1M", "*1048577\r\n", "", "invalid multibulk length"},
+		{"count not a number", "*x\r\n", "", "invalid multibulk length"},
+		{"negative bulk", "*1\r\n$-5\r\n", "", "invalid bulk length"},
+		{"bulk not ended by CRLF", "*1\r\n$1\r\nab\r\n", "", "invalid bulk length"},
+		{"no dollar", "*1\r\n:1\r\n", "", "expected '$', got ':'"},
+		{"length line without CR", "*1\n", "", "invalid multibulk length"},
+		{"length line too long", "*1" + strings.Repeat("0", 40), "", "invalid multibulk length"},
+		{"unbalanced quotes", `GET "k` + "\r\n", "", "unbalanced quotes"},
+		{"quote not followed by space", `GET "k"x` + "\r\n", "", "unbalanced quotes"},
+		{"inline too long", strings.Repeat(" ", maxInline+2), "", "too big inline request"},
+	} {
+		for _, chunks := range [][]int{nil, {1}, {3, 7}} {
+			got, err := feed(1000, []byte(tc.in), chunks)
+			if string(got) != tc.want {
+				t.Errorf("%s, reads of %v: handed on %q, want %q", tc.name, chunks, got, tc.want)
+			}
+			switch {
+			case tc.err == "" && err != nil:
+				t.Errorf("%s, reads of %v: %v", tc.name, chunks, err)
+			case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+				t.Errorf("%s, reads of %v: error %v, want %q", tc.name, chunks, err, tc.err)
+			}
+		}
+	}
+}
+
+// TestSplitArgs: inline commands split as Redis's sdssplitargs splits them.
+func TestSplitArgs(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string // nil: unbalanced
+	}{
+		{"", []string{}},
+		{"  \t ", []string{}},
+		{"GET k", []string{"GET", "k"}},
+		{"  SET   k  v ", []string{"SET", "k", "v"}},
+		{`SET k "a b"`, []string{"SET", "k", "a b"}},
+		{`SET k "\x7b\x7d\n\"\\"`, []string{"SET", "k", "{}\n\"\\"}},
+		{`SET k "\xZZ"`, []string{"SET", "k", "xZZ"}},
+		{`SET k 'it\'s "x"'`, []string{"SET", "k", `it's "x"`}},
+		{`SET k ''`, []string{"SET", "k", ""}},
+		{`SET k ""`, []string{"SET", "k", ""}},
+		{`a"b"`, []string{`a"b"`}[:0:0]},
+		{`"open`, nil},
+		{`'open`, nil},
+		{`"a"b`, nil},
+		{`'a'b`, nil},
+	} {
+		got, ok := splitArgs([]byte(tc.in))
+		if tc.want == nil {
+			if ok {
+				t.Errorf("splitArgs(%q) = %q, want unbalanced", tc.in, got)
+			}
+			continue
+		}
+		if tc.in == `a"b"` { // a quote inside an unquoted argument opens a quoted part, as in Redis
+			if !ok || len(got) != 1 || string(got[0]) != "ab" {
+				t.Errorf("splitArgs(%q) = %q, %v; want [ab]", tc.in, got, ok)
+			}
+			continue
+		}
+		var gs []string
+		for _, g := range got {
+			gs = append(gs, string(g))
+		}
+		if !ok || !slices.Equal(gs, tc.want) && !(len(gs) == 0 && len(tc.want) == 0) {
+			t.Errorf("splitArgs(%q) = %q, %v; want %q", tc.in, gs, ok, tc.want)
+		}
+	}
+}
+
+// FuzzFramer: whatever the bytes and however they are read, the framer
+// does not panic, holds at most a command's limit plus a read beyond what
+// it hands on, and hands on only whole multibulk commands within the
+// limit; a stream of valid multibulk commands passes unchanged.
+func FuzzFramer(f *testing.F) {
+	f.Add([]byte(multibulk("SET", "k", "{}")+"GET k\r\n"), uint8(3), false)
+	f.Add([]byte("*1\r\n$9223372036854775807\r\n"), uint8(1), false)
+	f.Add([]byte("*9223372036854775807\r\n"), uint8(5), false)
+	f.Add([]byte(`SET k "\x7b" 'a'`+"\n"), uint8(2), false)
+	f.Add([]byte("a\x00b c"), uint8(4), true)
+	f.Fuzz(func(t *testing.T, in []byte, chunk uint8, asArgs bool) {
+		const limit = 512
+		if asArgs { // the input as the arguments of one valid command
+			args := strings.Fields(string(in))
+			if len(args) == 0 {
+				return
+			}
+			valid := multibulk(args...)
+			out, err := feed(1<<20, []byte(valid), []int{int(chunk)})
+			if err != nil || string(out) != valid {
+				t.Fatalf("valid %q: handed on %q, %v", valid, out, err)
+			}
+			return
+		}
+		out, _ := feed(limit, in, []int{int(chunk)})
+		for len(out) > 0 {
+			n, ok := wholeCommand(out)
+			if !ok || n > limit+len("*1\r\n$512\r\n\r\n") {
+				t.Fatalf("handed on %q: not a whole multibulk command within the limit", out)
+			}
+			out = out[n:]
+		}
+	})
+}
+
+// wholeCommand returns the length of the multibulk command at the start of
+// b, a reference parser for FuzzFramer.
+func wholeCommand(b []byte) (int, bool) {
+	i := bytes.Index(b, []byte("\r\n"))
+	if len(b) == 0 || b[0] != '*' || i < 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(string(b[1:i]))
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	pos := i + 2
+	for range n {
+		j := bytes.Index(b[pos:], []byte("\r\n"))
+		if j < 0 || b[pos] != '$' {
+			return 0, false
+		}
+		size, err := strconv.Atoi(string(b[pos+1 : pos+j]))
+		if err != nil || size < 0 || pos+j+2+size+2 > len(b) || string(b[pos+j+2+size:pos+j+2+size+2]) != "\r\n" {
+			return 0, false
+		}
+		pos += j + 2 + size + 2
+	}
+	return pos, true
+}
