@@ -25,10 +25,22 @@ type Identity struct {
 const identityFile = "identity.json"
 
 // loadIdentity reads dir/identity.json, or creates it with a new random
-// incarnation when the directory holds no data yet. nodeID, when set, must
-// match a stored one: opening node A's directory as node B is an operator
-// mistake that would mix two nodes' histories.
-func loadIdentity(dir, nodeID string, hasData bool) (Identity, error) {
+// incarnation when the directory holds no data yet; created says which.
+// nodeID, when set, must match a stored one: opening node A's directory as
+// node B is an operator mistake that would mix two nodes' histories.
+func loadIdentity(dir, nodeID string, hasData bool) (id Identity, created bool, err error) {
+	id, err = readIdentity(dir, nodeID, hasData)
+	if errors.Is(err, errNoIdentity) {
+		id, err = createIdentity(dir, nodeID)
+		return id, err == nil, err
+	}
+	return id, false, err
+}
+
+// errNoIdentity: an empty directory, whose identity is to be created.
+var errNoIdentity = errors.New("no identity")
+
+func readIdentity(dir, nodeID string, hasData bool) (Identity, error) {
 	ctx := fault.Context{Op: "store.open"}
 	name := filepath.Join(dir, identityFile)
 	raw, err := os.ReadFile(name)
@@ -37,7 +49,7 @@ func loadIdentity(dir, nodeID string, hasData bool) (Identity, error) {
 		return Identity{}, fault.New(fault.Config, ctx, fmt.Sprintf(
 			"data directory %s holds data but no %s; restore it or start from an empty directory", dir, identityFile))
 	case errors.Is(err, fs.ErrNotExist):
-		return createIdentity(dir, nodeID)
+		return Identity{}, errNoIdentity
 	case err != nil:
 		return Identity{}, fault.E(fault.Config, ctx, fmt.Errorf("read %s: %w", name, err))
 	}

@@ -108,6 +108,46 @@ func TestIdentity(t *testing.T) {
 	wantClass(t, "open with a damaged identity", err, fault.Corruption)
 }
 
+// TestLostDatabaseRefused: a directory whose identity says it had a
+// database, but whose Pebble database is gone (its MANIFEST marker, or the
+// whole pebble/), is refused as corrupt, and the tables and logs left are
+// not deleted: Pebble would otherwise make a new, empty database over them.
+func TestLostDatabaseRefused(t *testing.T) {
+	for _, lose := range []string{"marker.manifest.*", "."} {
+		dir := t.TempDir()
+		s, err := Open(dir, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 100 {
+			mustPut(t, s, "t", fmt.Sprint("k", i), "{}")
+		}
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		pdir := filepath.Join(dir, "pebble")
+		victims, _ := filepath.Glob(filepath.Join(pdir, lose))
+		if len(victims) == 0 {
+			t.Fatalf("nothing matches %s", lose)
+		}
+		for _, v := range victims {
+			if err := os.RemoveAll(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		before, _ := filepath.Glob(filepath.Join(pdir, "*.sst"))
+		_, err = Open(dir, Options{})
+		wantClass(t, "open without "+lose, err, fault.Corruption)
+		if !strings.Contains(err.Error(), "no Pebble database") {
+			t.Errorf("open without %s: %v", lose, err)
+		}
+		if after, _ := filepath.Glob(filepath.Join(pdir, "*.sst")); len(after) != len(before) {
+			t.Errorf("open without %s: %d tables before, %d after", lose, len(before), len(after))
+		}
+	}
+}
+
 func TestLockInProcess(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir, Options{})

@@ -281,11 +281,22 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	}
 	pdir := filepath.Join(dir, "pebble")
 	existing, _ := fs.List(pdir) // an error means absent or unreadable; pebble.Open reports the latter
-	id, err := loadIdentity(dir, opts.NodeID, len(existing) > 0)
+	id, created, err := loadIdentity(dir, opts.NodeID, len(existing) > 0)
 	if err != nil {
 		return nil, err
 	}
-	db, err := pebble.Open(pdir, pebbleOptions(fs, opts.CacheSize, opts.MemTableSize))
+	po := pebbleOptions(fs, opts.CacheSize, opts.MemTableSize)
+	// A directory with an identity had a database: Pebble must not make a
+	// new, empty one in its place, which it would do (deleting the tables
+	// and logs it finds) when pebble/ or its MANIFEST marker is gone, and
+	// the node would serve nothing as if it had always been empty.
+	po.ErrorIfNotExists = !created
+	db, err := pebble.Open(pdir, po)
+	if errors.Is(err, pebble.ErrDBDoesNotExist) {
+		return nil, fault.New(fault.Corruption, fault.Context{}, fmt.Sprintf(
+			"%s has its %s but no Pebble database in %s (pebble/ or its marker.manifest.* file is gone): the documents it held are not there",
+			dir, identityFile, pdir))
+	}
 	if err != nil {
 		return nil, fault.E(classify(err), fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
 	}
