@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
@@ -88,6 +89,22 @@ func (n *Node) storeOpenFailed(err error) error {
 	}
 	return err
 }
+
+// storeFatal ends the process when the store cannot go on: Pebble met a
+// damaged table, or gave up on one of its own goroutines. It logs what
+// storeOpenFailed logs for the same damage found at start, then exits 1; a
+// supervisor's restart then meets the damage at start and is refused with
+// the same diagnosis, unless the table was one a compaction had replaced.
+func (n *Node) storeFatal(err error) {
+	if err = n.storeOpenFailed(err); fault.ClassOf(err) != fault.Corruption {
+		n.log.Error(msgStoreFailed, "cause", telemetry.CauseIOError, "class", fault.ClassOf(err).String(),
+			"data_dir", n.cfg.DataDir, "err", err, "runbook", runbookWriteFail)
+	}
+	exit(1)
+}
+
+// exit is os.Exit; a variable so that a test can see it called.
+var exit = os.Exit
 
 // isReady is what /readyz reports on both listeners before tenants are
 // considered: started, not shutting down, and the store still writing.

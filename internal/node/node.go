@@ -156,7 +156,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 				n.tel.Metrics.OnCommit(size, d)
 			}
 		},
-		FS: cfg.storeFS, Clock: n.clock, OnFail: n.storeFailed, // health.go
+		FS: cfg.storeFS, Clock: n.clock, OnFail: n.storeFailed, OnFatal: n.storeFatal, // health.go
 	})
 	if err != nil {
 		return nil, n.storeOpenFailed(err)

@@ -279,3 +279,56 @@ func TestSyncStateRidesTheNextSync(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedTableReported: a damaged table met on a read is handed to
+// Options.OnFatal as a corruption, where Pebble's own logger would end the
+// process with no diagnosis, and the read fails.
+func TestDamagedTableReported(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2000 {
+		mustPut(t, s, "t", fmt.Sprintf("k%04d", i), `{"pad":"`+strings.Repeat("x", 100)+`"}`)
+	}
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	tables, _ := filepath.Glob(filepath.Join(dir, "pebble", "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table flushed")
+	}
+	for _, name := range tables {
+		fi, err := os.Stat(name)
+		if err != nil || fi.Size() < 64<<10 {
+			continue // not the documents' table
+		}
+		f, err := os.OpenFile(name, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte(strings.Repeat("\xff", 64)), fi.Size()/3) // inside its data blocks
+		f.Close()
+	}
+	var got []error
+	s, err = Open(dir, Options{OnFatal: func(err error) { got = append(got, err) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var readErr error
+	for i := range 2000 {
+		if _, err := s.Get(bg, "t", fmt.Sprintf("k%04d", i)); err != nil {
+			readErr = err
+			break
+		}
+	}
+	if readErr == nil || len(got) == 0 {
+		t.Fatalf("reads of a damaged table: %v, OnFatal got %v; want a failed read and OnFatal called", readErr, got)
+	}
+	if fault.ClassOf(got[0]) != fault.Corruption || !strings.Contains(got[0].Error(), "corruption") {
+		t.Errorf("OnFatal got %v (class %v), want a corruption", got[0], fault.ClassOf(got[0]))
+	}
+}

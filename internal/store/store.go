@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,6 +80,14 @@ type Options struct {
 	// or a writer of sync state); it must be quick and must not call the
 	// Store's methods.
 	OnFail func(err error)
+	// OnFatal is called when Pebble gives up on one of its own goroutines
+	// (a flush or compaction that met a damaged table, say), with the
+	// error classified as the store's are (fault.Corruption for damage).
+	// Pebble cannot go on then: OnFatal must not return (a node logs the
+	// diagnosis and exits). Nil panics, as Pebble's own logger would exit.
+	// A fatal error in a commit is not one: the store recovers it and
+	// fails (OnFail).
+	OnFatal func(err error)
 	// FS is the file system Pebble uses, the fault-injection seam (wrap
 	// vfs.Default with vfs/errorfs). nil is vfs.Default. The LOCK and
 	// identity files always use the real file system: flock needs a real
@@ -286,6 +296,14 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		return nil, err
 	}
 	po := pebbleOptions(fs, opts.CacheSize, opts.MemTableSize)
+	po.Logger = quietLogger{onFatal: opts.OnFatal}
+	if opts.OnFatal != nil {
+		// Pebble's own answer to a damaged block, on whichever goroutine
+		// met it, is its logger's Fatalf with a description (no error).
+		po.EventListener = &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+			opts.OnFatal(fault.New(fault.Corruption, fault.Context{Op: "store.pebble"}, info.String()))
+		}}
+	}
 	// A directory with an identity had a database: Pebble must not make a
 	// new, empty one in its place, which it would do (deleting the tables
 	// and logs it finds) when pebble/ or its MANIFEST marker is gone, and
@@ -604,20 +622,42 @@ func wrap(op, tenant, key string, err error) error {
 // commit's log write or fsync fails (DB.Apply: "fatal commit error"). The
 // store recovers that panic around its own commits (commitBatch), so the
 // writers get an error and the store fails cleanly instead of the whole
-// process exiting. A Fatalf on one of Pebble's background goroutines is not
-// recovered and still ends the process, as Pebble intends.
-type quietLogger struct{}
+// process exiting. A Fatalf on one of Pebble's background goroutines is
+// handed to onFatal (Options.OnFatal), which ends the process with a
+// diagnosis; without one, the panic ends it, as Pebble intends.
+type quietLogger struct {
+	onFatal func(error)
+}
 
 func (quietLogger) Infof(string, ...any)           {}
 func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
-func (quietLogger) Fatalf(format string, a ...any) {
+func (l quietLogger) Fatalf(format string, a ...any) {
 	pf := pebbleFatal{msg: fmt.Sprintf(format, a...)}
 	for _, x := range a {
 		if err, ok := x.(error); ok && pf.cause == nil {
 			pf.cause = err // Pebble formats with %v; keep the chain for classification
 		}
 	}
+	if l.onFatal != nil && !inCommit() {
+		l.onFatal(fault.E(classify(pf), fault.Context{Op: "store.pebble"}, pf))
+	}
 	panic(pf)
+}
+
+// inCommit reports whether the caller runs inside commitBatch, which
+// recovers a Fatalf.
+func inCommit() bool {
+	pcs := make([]uintptr, 64)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(3, pcs)])
+	for {
+		f, more := frames.Next()
+		if strings.HasSuffix(f.Function, ".(*Store).commitBatch") {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // pebbleFatal is the panic value of quietLogger.Fatalf.
