@@ -201,6 +201,12 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
 		ServeWhileCatchingUp: f.serveCatchUp,
 	}
+	if f.dataDir == "" {
+		return cfg, fmt.Errorf("%s: want the node's data directory", f.origin.named("data-dir", f.dataDir))
+	}
+	if f.drainTimeout < 0 {
+		return cfg, fmt.Errorf("%s: want 0 (stop at once) or more", f.origin.named("drain-timeout", f.drainTimeout))
+	}
 	if f.listen == "" {
 		// net.Listen reads an empty address as every interface, any port:
 		// unlike the admin and RESP listeners, the API is never off.
@@ -238,8 +244,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		return cfg, fmt.Errorf("%s, %s: want 0 < request-timeout <= max-request-timeout", f.origin.named("request-timeout", f.reqTimeout), f.origin.named("max-request-timeout", f.maxReqTimeout))
 	}
 	cfg.RequestTimeout, cfg.MaxRequestTimeout = f.reqTimeout, f.maxReqTimeout
-	if f.maxInFlight < 1 || f.tenantInFl < 1 || f.tenantRate <= 0 {
-		return cfg, fmt.Errorf("--max-in-flight, --tenant-max-in-flight and --tenant-rate must be positive")
+	if f.maxInFlight < 1 || f.tenantInFl < 1 || !(f.tenantRate > 0) || math.IsInf(f.tenantRate, 0) {
+		return cfg, fmt.Errorf("%s, %s, %s: each must be positive (and the rate finite)", f.origin.named("max-in-flight", f.maxInFlight),
+			f.origin.named("tenant-max-in-flight", f.tenantInFl), f.origin.named("tenant-rate", f.tenantRate))
 	}
 	cfg.Limits = resilience.DefaultLimiterConfig()
 	cfg.Limits.MaxInFlight, cfg.Limits.TenantMaxInFlight = f.maxInFlight, f.tenantInFl
