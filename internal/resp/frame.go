@@ -39,6 +39,7 @@ type framer struct {
 }
 
 const (
+	keepBuffer    = 64 << 10
 	maxArgs       = 1 << 20 // Redis's limit on a multibulk count
 	maxInline     = 64 << 10
 	maxLengthLine = 32 // "*" or "$", a length, CRLF: more than this is no length
@@ -79,6 +80,9 @@ func (f *framer) space() []byte {
 		f.pos -= f.ready
 		f.scanned = max(0, f.scanned-f.ready)
 		f.sent, f.ready = 0, 0
+	}
+	if len(f.buf) == 0 && cap(f.buf) > keepBuffer {
+		f.buf = nil // a large command's room is not kept for the connection's life
 	}
 	if len(f.buf) == cap(f.buf) {
 		grown := make([]byte, len(f.buf), max(4096, 2*cap(f.buf)))
