@@ -269,6 +269,12 @@ func TestScan(t *testing.T) {
 	if err != nil || cur != 0 || len(keys) != 26 {
 		t.Fatalf("SCAN *: %d keys, cursor %d, %v", len(keys), cur, err)
 	}
+	for typ, n := range map[string]int{"string": 26, "hash": 0} { // every document is a string
+		keys, cur, err := c.ScanType(ctx, 0, "*", 1000, typ).Result()
+		if err != nil || cur != 0 || len(keys) != n {
+			t.Fatalf("SCAN TYPE %s: %d keys, cursor %d, %v; want %d", typ, len(keys), cur, err, n)
+		}
+	}
 	// A pattern without a glob character matches the one key it names, as
 	// in Redis: not the keys it is a prefix of.
 	for pat, want := range map[string][]string{"user:03": {"user:03"}, "user:1": {}, "nosuch": {}} {

@@ -84,6 +84,7 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		}
 	}
 	prefix, exact, count := "", false, scanCount
+	none := false // TYPE names a type no cairn document has
 	for i := 2; i < len(args); i += 2 {
 		if i+1 >= len(args) {
 			c.WriteError(errSyntax)
@@ -106,10 +107,10 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			}
 			count = min(n, maxScanCount)
 		case "type":
-			if lower(string(v)) != "string" {
-				c.WriteError("ERR TYPE '" + truncate(v) + "': every cairn document is of type string")
-				return failed(fault.Invalid)
-			}
+			// Every document is a string: another type selects nothing,
+			// as a type no key has does in Redis.
+			none = lower(string(v)) != "string"
+
 		default:
 			c.WriteError(errSyntax + ": unknown SCAN option '" + truncate(args[i]) + "'")
 			return failed(fault.Invalid)
@@ -122,6 +123,12 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		// One key at most: the first key with the prefix is the key itself
 		// when it exists, since no other key with that prefix sorts before it.
 		count = 1
+	}
+	if none {
+		c.WriteArray(2)
+		c.WriteBulkString("0")
+		c.WriteArray(0)
+		return ok
 	}
 	keys := make([]string, 0, count)
 	more := false
