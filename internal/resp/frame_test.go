@@ -202,3 +202,18 @@ func wholeCommand(b []byte) (int, bool) {
 	}
 	return pos, true
 }
+
+// TestTruncate: an argument quoted in an error is cut before a UTF-8
+// sequence the 128-byte limit would split.
+func TestTruncate(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{strings.Repeat("a", 128), strings.Repeat("a", 128)},
+		{strings.Repeat("a", 127) + "é", strings.Repeat("a", 127) + "…"},
+		{strings.Repeat("a", 126) + "€x", strings.Repeat("a", 126) + "…"},
+		{strings.Repeat("\x80", 200), strings.Repeat("\x80", 128) + "…"},
+	} {
+		if got := truncate([]byte(tc.in)); got != tc.want {
+			t.Errorf("truncate(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}

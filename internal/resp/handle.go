@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/redcon"
 	"go.opentelemetry.io/otel/codes"
@@ -216,12 +217,20 @@ func (s *Server) fail(c redcon.Conn, ss *session, cmd string, err error) result 
 	return failed(class)
 }
 
-// truncate quotes at most 128 bytes of a client's argument in an error.
+// truncate quotes at most 128 bytes of a client's argument in an error,
+// cut before a UTF-8 sequence the cut would split.
 func truncate(b []byte) string {
-	if len(b) > 128 {
-		return string(b[:128]) + "…"
+	if len(b) <= 128 {
+		return string(b)
 	}
-	return string(b)
+	n := 128
+	for back := 0; back < utf8.UTFMax-1 && n > 0 && !utf8.RuneStart(b[n]); back++ {
+		n--
+	}
+	if !utf8.RuneStart(b[n]) {
+		n = 128 // not UTF-8 text: cut where the limit falls
+	}
+	return string(b[:n]) + "…"
 }
 
 func argsPreview(args [][]byte) string {
