@@ -267,7 +267,7 @@ func splitArgs(line []byte) ([][]byte, bool) {
 					i++
 					arg = append(arg, unescape(line[i]))
 				case c == '"':
-					if i+1 < len(line) && !isSpace(line[i+1]) {
+					if !closes(line, i) {
 						return nil, false
 					}
 					i++
@@ -281,7 +281,7 @@ func splitArgs(line []byte) ([][]byte, bool) {
 					i++
 					arg = append(arg, '\'')
 				case c == '\'':
-					if i+1 < len(line) && !isSpace(line[i+1]) {
+					if !closes(line, i) {
 						return nil, false
 					}
 					i++
@@ -309,6 +309,10 @@ func splitArgs(line []byte) ([][]byte, bool) {
 		args = append(args, arg)
 	}
 }
+
+// closes reports whether the quote at line[i] may close its argument: it
+// must end the line or be followed by a separator.
+func closes(line []byte, i int) bool { return i+1 == len(line) || isSpace(line[i+1]) }
 
 // isSpace is a separator of inline arguments: whitespace, and NUL (which
 // ends the line in Redis, a C string there).

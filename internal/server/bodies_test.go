@@ -332,11 +332,10 @@ func TestLogLinesBounded(t *testing.T) {
 	}
 }
 
-// TestRawErrorsAreJSON: the requests net/http answers by itself, before
-// any handler (a malformed percent-escape, a missing Host), get the JSON
-// error body with a request id, over a real connection.
-func TestRawErrorsAreJSON(t *testing.T) {
-	e := newEnv(t)
+// serveReal serves e's server as the node does (its http.Server, through
+// its Listener) on a loopback port until the test ends.
+func (e *env) serveReal(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -344,10 +343,34 @@ func TestRawErrorsAreJSON(t *testing.T) {
 	hs := e.srv.HTTPServer("")
 	done := make(chan error, 1)
 	go func() { done <- hs.Serve(e.srv.Listener(ln)) }()
-	defer func() {
+	t.Cleanup(func() {
 		hs.Close()
 		<-done
-	}()
+	})
+	return ln
+}
+
+// dialAndSend opens a connection to ln and writes request on it; it is
+// closed when the test ends.
+func dialAndSend(t *testing.T, ln net.Listener, request string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestRawErrorsAreJSON: the requests net/http answers by itself, before
+// any handler (a malformed percent-escape, a missing Host), get the JSON
+// error body with a request id, over a real connection.
+func TestRawErrorsAreJSON(t *testing.T) {
+	e := newEnv(t)
+	ln := e.serveReal(t)
 	for _, tc := range []struct {
 		name, request string
 		status        int
@@ -360,14 +383,7 @@ func TestRawErrorsAreJSON(t *testing.T) {
 		{"served normally", "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, err := io.WriteString(c, tc.request); err != nil {
-				t.Fatal(err)
-			}
+			c := dialAndSend(t, ln, tc.request)
 			resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 			if err != nil {
 				t.Fatal(err)
@@ -493,17 +509,7 @@ func TestJSONErrors(t *testing.T) {
 // after the whole body was read keeps the connection.
 func TestErrorBeforeBodyAnswersAtOnce(t *testing.T) {
 	e := newEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := e.srv.HTTPServer("")
-	done := make(chan error, 1)
-	go func() { done <- hs.Serve(e.srv.Listener(ln)) }()
-	defer func() {
-		hs.Close()
-		<-done
-	}()
+	ln := e.serveReal(t)
 	path := docURL(tenantA, "k")
 	for _, tc := range []struct {
 		name, request string
@@ -515,14 +521,7 @@ func TestErrorBeforeBodyAnswersAtOnce(t *testing.T) {
 		{"body read, then refused", "PUT " + path + " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + e.tokA + "\r\nContent-Length: 3\r\n\r\n{\"a", 400, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if _, err := io.WriteString(c, tc.request); err != nil {
-				t.Fatal(err)
-			}
+			c := dialAndSend(t, ln, tc.request)
 			// Far below the server's read timeout (30 s), which is when
 			// net/http would give up waiting for the rest of the body.
 			c.SetReadDeadline(time.Now().Add(10 * time.Second))
