@@ -114,9 +114,9 @@ func (f *framer) frame() {
 			if !ok {
 				return
 			}
-			count, err := strconv.Atoi(string(f.buf[f.ready+1 : nl-1]))
+			count, ok := parseLen(f.buf[f.ready+1 : nl-1])
 			switch {
-			case err != nil || count > maxArgs:
+			case !ok || count > maxArgs:
 				f.err = &errProtocol{"invalid multibulk length"}
 				return
 			case count <= 0: // an empty command: skipped, once what precedes it is handed on
@@ -140,8 +140,8 @@ func (f *framer) frame() {
 			if !ok {
 				return
 			}
-			size, err := strconv.Atoi(string(f.buf[f.pos+1 : nl-1]))
-			if err != nil || size < 0 {
+			size, ok := parseLen(f.buf[f.pos+1 : nl-1])
+			if !ok || size < 0 {
 				f.err = &errProtocol{"invalid bulk length"}
 				return
 			}
@@ -162,6 +162,31 @@ func (f *framer) frame() {
 		}
 		f.ready = f.pos
 	}
+}
+
+// parseLen parses a multibulk count or bulk length as Redis does
+// (string2ll): an optional '-', then digits with no leading zero. Eighteen
+// digits at most keep it far from overflowing an int; no length within the
+// limits needs more.
+func parseLen(b []byte) (int, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 || (b[0] == '0' && (len(b) > 1 || neg)) {
+		return 0, false
+	}
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, true
 }
 
 // line finds the LF ending the line at buf[at], which must be CRLF-ended

@@ -136,7 +136,8 @@ func TestHostileFraming(t *testing.T) {
 		over += "$1000\r\n" + strings.Repeat("x", 1000) + "\r\n"
 	}
 	for _, tc := range []struct{ name, send, want string }{
-		{"bulk length", "*1\r\n$9223372036854775807\r\n", "-ERR command larger than"},
+		{"bulk length", "*1\r\n$9223372036854775807\r\n", "-ERR Protocol error: invalid bulk length"},
+		{"bulk length over the limit", "*1\r\n$999999999\r\n", "-ERR command larger than"},
 		{"multibulk count", "*9223372036854775807\r\n", "-ERR Protocol error: invalid multibulk length"},
 		{"inline line", strings.Repeat(" ", 70<<10), "-ERR Protocol error: too big inline request"},
 		{"arguments over the limit", over, "-ERR command larger than"},
