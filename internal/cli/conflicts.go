@@ -60,6 +60,11 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 		return exitUsage
 	}
 	sub, args := args[0], args[1:]
+	switch sub {
+	case "ls", "list", "show", "resolve", "history":
+	default: // checked before the token, which it does not need
+		return report("conflicts", usageError(fmt.Sprintf("unknown subcommand %q: want ls, show, resolve or history", sub)), env)
+	}
 	cmd := "conflicts " + sub
 	if err := settle(fs, env.Getenv, "", "url", "token", "tenant", "ca-cert"); err != nil {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
@@ -82,8 +87,6 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 		err = resolveConflict(ctx, c, cf.tenant, args, *r, env)
 	case "history":
 		err = conflictHistory(ctx, c, cf.tenant, args, env)
-	default:
-		err = usageError(fmt.Sprintf("unknown subcommand %q: want ls, show, resolve or history", sub))
 	}
 	return report(cmd, reachable(err, cf.url, "CAIRN_URL or --url"), env)
 }

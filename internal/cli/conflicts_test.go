@@ -85,6 +85,7 @@ func TestConflictsCommands(t *testing.T) {
 		stderr string
 	}{
 		{[]string{"conflicts", "resolve", "k"}, exitUsage, "exactly one"},
+		{[]string{"conflicts", "bogus"}, exitUsage, `unknown subcommand "bogus": want ls, show, resolve or history (see cairn conflicts --help)`},
 		{[]string{"conflicts", "resolve", "k", "--choose", fromB, "--delete"}, exitUsage, "exactly one"},
 		{[]string{"conflicts", "resolve", "k", "--data", "{"}, exitUsage, "not valid JSON"},
 		{[]string{"conflicts", "resolve", "k", "--choose", `"nope"`}, exitFail, "HTTP 400"},

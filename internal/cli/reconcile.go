@@ -75,7 +75,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		return exitUsage
 	}
 	if len(args) != 1 || (args[0] != "status" && args[0] != "run" && args[0] != "quarantine") {
-		fmt.Fprint(env.Stderr, "cairn reconcile: want status, run or quarantine\n\n", reconcileUsage)
+		fmt.Fprintf(env.Stderr, "cairn reconcile: want status, run or quarantine, got %q\n\n%s", strings.Join(args, " "), reconcileUsage)
 		return exitUsage
 	}
 	a := adminClient{base: strings.TrimSuffix(*adminURL, "/"), token: *token}
@@ -143,6 +143,10 @@ func (a adminClient) do(ctx context.Context, method, path string, out any) error
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var body api.ErrorBody
+		if json.Unmarshal(b, &body) == nil && body.Error != nil {
+			return fmt.Errorf("%s (HTTP %d, %s, request %s)", body.Error.Message, resp.StatusCode, body.Error.Code, body.Error.RequestID)
+		}
 		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, strings.TrimSpace(string(b)))
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
