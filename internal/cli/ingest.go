@@ -79,7 +79,7 @@ func ingestCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintln(env.Stderr, "cairn ingest: no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token")
 		return exitUsage
 	}
-	return report("ingest", f.run(ctx, args, env), env)
+	return report("ingest", reachable(f.run(ctx, args, env), f.url, "CAIRN_URL or --url"), env)
 }
 
 func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
