@@ -30,7 +30,11 @@ func ValidateTenant(t string) error {
 	for i := 0; i < len(t); i++ {
 		c := t[i]
 		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return bad(fmt.Sprintf("byte %d (%q) is not a lowercase letter, digit or '-'", i, c))
+			shown := fmt.Sprintf("%q", c)
+			if c >= 0x80 { // a byte of a UTF-8 sequence, not the character %q would print
+				shown = fmt.Sprintf("0x%02x", c)
+			}
+			return bad(fmt.Sprintf("byte %d (%s) is not a lowercase letter, digit or '-'", i, shown))
 		}
 	}
 	return nil

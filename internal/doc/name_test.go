@@ -26,7 +26,8 @@ func TestValidateTenant(t *testing.T) {
 		{"ac_me", false, "byte 2"},
 		{"a/b", false, "byte 1"},
 		{"a\x00", false, "byte 1"},
-		{"é", false, "byte 0"},
+		{"é", false, "byte 0 (0xc3)"},
+		{"Acme", false, "byte 0 ('A')"},
 	}
 	for _, tt := range tests {
 		err := ValidateTenant(tt.in)

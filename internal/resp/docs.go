@@ -60,16 +60,24 @@ func cmdGetETag(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	return res
 }
 
+// cmdType answers string for every document, one with open siblings
+// included (EXISTS counts it, and SCAN … TYPE string lists it), and none
+// for an absent key.
 func cmdType(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
-	_, found, res := s.get(c, ss, "TYPE", args[1])
-	switch {
-	case res.err:
-	case found:
-		c.WriteString("string")
-	default:
-		c.WriteString("none")
+	k, okKey := key(c, args[1])
+	if !okKey {
+		return failed(fault.Invalid)
 	}
-	return res
+	_, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+	switch {
+	case err == nil, errors.Is(err, fault.ErrConflict):
+		c.WriteString("string")
+	case errors.Is(err, fault.ErrNotFound):
+		c.WriteString("none")
+	default:
+		return s.fail(c, ss, "TYPE", err)
+	}
+	return ok
 }
 
 // cmdSet is SET key value [NX | XX | IFMATCH etag]. A condition that does
@@ -96,6 +104,12 @@ func cmdSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 				return failed(fault.Invalid)
 			}
 			i++
+			if string(args[i]) == "*" {
+				// HTTP's If-Match: * (any current version) is XX here; an
+				// ETag is never *, so it would never match.
+				c.WriteError(errSyntax + ": IFMATCH takes the ETag GETETAG answered; for any existing document, use XX")
+				return failed(fault.Invalid)
+			}
 			pre.IfMatch = []string{quoteETag(args[i])}
 		case "ex", "px", "exat", "pxat", "keepttl", "persist":
 			c.WriteError("ERR SET " + strings.ToUpper(opt) + " is not supported: cairn documents do not expire")

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/deadline"
 	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/resp"
 	"github.com/cairnstore/cairn/internal/server"
@@ -209,5 +210,36 @@ func TestQuitAndHelloChangeNothingAfter(t *testing.T) {
 	must(t, <-served)
 	if _, err := docs.Get(context.Background(), "acme", "q6"); err == nil {
 		t.Error("the SET pipelined after QUIT was run")
+	}
+}
+
+// conflictDocs answers every key named "c…" as a document with open
+// siblings.
+type conflictDocs struct{ *servertest.Mem }
+
+func (d conflictDocs) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
+	if strings.HasPrefix(key, "c") {
+		return server.Doc{}, fault.New(fault.Conflict, fault.Context{}, "open siblings")
+	}
+	return d.Mem.Get(ctx, tenant, key)
+}
+
+// TestTypeOfConflict: a document with open siblings is of type string, as
+// EXISTS counts it, where TYPE answered the conflict error.
+func TestTypeOfConflict(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: conflictDocs{&servertest.Mem{}}, Auth: auth})
+	rc := redis.NewClient(&redis.Options{Addr: addr, Username: "acme", Password: acmeToken, MaxRetries: -1})
+	defer rc.Close()
+	ctx := context.Background()
+	if got, err := rc.Type(ctx, "conflicted").Result(); err != nil || got != "string" {
+		t.Errorf("TYPE of a document with siblings: %q, %v; want string", got, err)
+	}
+	if got, err := rc.Exists(ctx, "conflicted").Result(); err != nil || got != 1 {
+		t.Errorf("EXISTS of a document with siblings: %d, %v; want 1", got, err)
+	}
+	if got, err := rc.Type(ctx, "absent").Result(); err != nil || got != "none" {
+		t.Errorf("TYPE of an absent key: %q, %v; want none", got, err)
 	}
 }

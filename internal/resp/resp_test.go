@@ -452,6 +452,7 @@ func TestBadInput(t *testing.T) {
 		{[]any{"SET", "k", `{}`, "EX", "10"}, "do not expire"},
 		{[]any{"SET", "k", `{}`, "NX", "XX"}, "one of NX, XX and IFMATCH"},
 		{[]any{"SET", "k", `{}`, "IFMATCH"}, "IFMATCH needs"},
+		{[]any{"SET", "k", `{}`, "IFMATCH", "*"}, "use XX"},
 		{[]any{"SET", "k", `{}`, "BOGUS"}, "unknown SET option"},
 		{[]any{"SET", "k"}, "wrong number of arguments for 'set'"},
 		{[]any{"GET"}, "wrong number of arguments for 'get'"},
