@@ -2,7 +2,9 @@ package resp
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/tidwall/redcon"
 
@@ -56,7 +58,15 @@ func errorReply(err error) (msg string, class fault.Class) {
 	case fault.Conflict:
 		var se *doc.SiblingsError
 		if errors.As(err, &se) {
-			return "CONFLICT " + text + "; resolve it with SET key value IFMATCH etag of a sibling, or over HTTP", class
+			// In RESP's terms, with the ETags as GETETAG gives them (no
+			// quotes); the HTTP wording of text names If-Match.
+			sibs := make([]string, len(se.Siblings))
+			for i, e := range se.Siblings {
+				sibs[i] = strings.Trim(e, `"`)
+			}
+			return fmt.Sprintf("CONFLICT the document has %d conflicting versions: siblings %s, the set %s; "+
+				"resolve them with SET key value IFMATCH etag, naming a sibling's or the set's, or over HTTP (/conflicts)",
+				len(sibs), strings.Join(sibs, ", "), strings.Trim(se.ETag, `"`)), class
 		}
 		return "CONFLICT " + text, class
 	case fault.Unauthorized, fault.Forbidden:
