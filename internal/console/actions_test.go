@@ -25,7 +25,7 @@ import (
 
 // pageHdr is the headers app.js's call() sends, plus extra.
 func pageHdr(csrf string, withBody bool, extra map[string]string) map[string]string {
-	h := map[string]string{"Accept": "application/json", "X-CSRF-Token": csrf, "Origin": "http://example.com"}
+	h := map[string]string{"Accept": "application/json", "X-CSRF-Token": csrf, "Origin": "http://127.0.0.1:7071"}
 	if withBody {
 		h["Content-Type"] = "application/json"
 	}

@@ -40,7 +40,7 @@ func BenchmarkOverviewPoll(b *testing.B) {
 	for b.Loop() {
 		f.clock.add(2 * time.Second)
 		r := httptest.NewRequest("GET", "/console/api/overview", nil)
-		r.RemoteAddr = local
+		r.RemoteAddr, r.Host = local, "127.0.0.1:7071"
 		r.AddCookie(ck)
 		w := httptest.NewRecorder()
 		f.h.ServeHTTP(w, r)

@@ -101,6 +101,7 @@ func newFixture(t testing.TB, edit func(*Options)) *fixture {
 func (f *fixture) req(method, target, remote string, ck *http.Cookie, body string, hdr map[string]string) (*http.Response, string) {
 	r := httptest.NewRequest(method, target, strings.NewReader(body))
 	r.RemoteAddr = remote
+	r.Host = "127.0.0.1:7071" // as a browser on this machine addresses a loopback admin listener
 	if ck != nil {
 		r.AddCookie(ck)
 	}
@@ -244,7 +245,7 @@ func TestCSRF(t *testing.T) {
 		}
 	}
 	// With the token the request reaches the handler: no reconciler here.
-	resp, body := f.req("POST", "/console/api/reconcile", local, ck, "", map[string]string{"X-CSRF-Token": csrf, "Origin": "http://example.com"})
+	resp, body := f.req("POST", "/console/api/reconcile", local, ck, "", map[string]string{"X-CSRF-Token": csrf, "Origin": "http://127.0.0.1:7071"})
 	if resp.StatusCode != http.StatusConflict || !strings.Contains(body, "no backend") {
 		t.Fatalf("with the token: %d %s", resp.StatusCode, body)
 	}

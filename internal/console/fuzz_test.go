@@ -33,7 +33,7 @@ func FuzzConsole(f *testing.F) {
 				return
 			}
 		}
-		r, err := http.NewRequest(method, "http://console.test"+target, strings.NewReader(body))
+		r, err := http.NewRequest(method, "http://127.0.0.1:7071"+target, strings.NewReader(body))
 		if err != nil {
 			return
 		}

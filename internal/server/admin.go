@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -107,6 +108,7 @@ func NewAdmin(o AdminOptions) (*Server, error) {
 		ids:        newIDGen(),
 		now:        time.Now,
 		errorsOnly: true,
+		loopback:   !o.RequireToken,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -313,4 +315,48 @@ func QueryFlag(q url.Values, name string) (bool, error) {
 	default:
 		return false, fmt.Errorf("%s=%q: want 1 or 0 (true or false)", name, v)
 	}
+}
+
+// loopbackRequest refuses, on a loopback admin listener (which serves
+// without a token: only this machine reaches it), what this machine's
+// browser would send there on a web page's behalf:
+//   - a request addressed to a name that is not loopback (Host): a page
+//     whose DNS name was rebound to 127.0.0.1 reads the answers as its own;
+//   - a request that changes something (not GET or HEAD) from a page of
+//     another origin (Origin): a form or fetch from any site reaches
+//     127.0.0.1 with the user's console cookie.
+func loopbackRequest(r *http.Request) error {
+	const op = "admin.loopback"
+	if !loopbackHost(hostOnly(r.Host)) {
+		return fault.New(fault.Forbidden, fault.Context{Op: op}, fmt.Sprintf(
+			"Host %q is not a loopback name: this admin listener serves without a token and answers requests addressed to it as 127.0.0.1, [::1] or localhost only", bound(r.Host, 64)))
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return nil
+	}
+	if origin := r.Header.Get("Origin"); origin != "" {
+		u, err := url.Parse(origin)
+		if err != nil || !loopbackHost(u.Hostname()) {
+			return fault.New(fault.Forbidden, fault.Context{Op: op}, fmt.Sprintf(
+				"Origin %q: this admin listener takes changes from its own pages and from clients that send no Origin, not from other sites' pages", bound(origin, 64)))
+		}
+	}
+	return nil
+}
+
+// hostOnly is the host of a Host header, without its port.
+func hostOnly(hostport string) string {
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		return h
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
+}
+
+// loopbackHost reports whether h names this machine's loopback interface.
+func loopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
@@ -187,10 +189,59 @@ func TestAdminHandler(t *testing.T) {
 	// A client's sane request id is kept, as on the API; open (loopback)
 	// admin routes get ids too.
 	r := httptest.NewRequest("GET", "/metrics", nil)
+	r.Host = "127.0.0.1:7071" // a loopback listener serves requests addressed to it as such only
 	r.Header.Set("X-Request-Id", "scrape-1")
 	w := httptest.NewRecorder()
 	e.newAdmin(t, false, inner).ServeHTTP(w, r)
 	if w.Code != 204 || w.Header().Get("X-Request-Id") != "scrape-1" {
 		t.Errorf("open admin route: %d, X-Request-Id %q", w.Code, w.Header().Get("X-Request-Id"))
 	}
+}
+
+// TestLoopbackAdminRefusesBrowsersOfOtherSites: a loopback admin listener,
+// which serves without a token, answers only requests addressed to a
+// loopback name (a DNS-rebinding page addresses its own), and takes no
+// change from another site's page (its Origin); health answers anyone.
+func TestLoopbackAdminRefusesBrowsersOfOtherSites(t *testing.T) {
+	e := newEnv(t)
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	s, err := server.NewAdmin(server.AdminOptions{Auth: e.auth, Metrics: inner, TenantStats: inner,
+		Reconciler: stubReconciler{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		method, path, host, origin string
+		want                       int
+	}{
+		{"GET", "/metrics", "127.0.0.1:7071", "", 204},
+		{"GET", "/metrics", "localhost:7071", "", 204},
+		{"GET", "/metrics", "[::1]:7071", "", 204},
+		{"GET", "/metrics", "evil.example:7071", "", 403},
+		{"GET", "/v1/admin/tenants", "rebound.example", "", 403},
+		{"GET", "/livez", "evil.example", "", 200},
+		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "", 202},
+		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "http://127.0.0.1:7071", 202},
+		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "http://evil.example", 403},
+		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "null", 403},
+	} {
+		r := httptest.NewRequest(tc.method, tc.path, nil)
+		r.Host = tc.host
+		if tc.origin != "" {
+			r.Header.Set("Origin", tc.origin)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%s %s, Host %s, Origin %q: %d %s, want %d", tc.method, tc.path, tc.host, tc.origin, w.Code, w.Body, tc.want)
+		}
+	}
+}
+
+// stubReconciler triggers nothing and reports nothing.
+type stubReconciler struct{}
+
+func (stubReconciler) ReconcileStatus() api.ReconcileStatus { return api.ReconcileStatus{} }
+func (stubReconciler) RunReconcile(context.Context, server.ReconcileRequest) (api.ReconcileRun, error) {
+	return api.ReconcileRun{Triggered: true}, nil
 }

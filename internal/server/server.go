@@ -250,6 +250,7 @@ type Server struct {
 	hsOnce     sync.Once
 	hs         *http.Server // set once by httpServer
 	errorsOnly bool         // log only failed requests (the admin listener)
+	loopback   bool         // a loopback admin listener, which trusts its callers: see loopbackRequest
 
 	now        func() time.Time // the clock; tests replace it
 	flushEvery time.Duration    // a listing flushes when a row comes this long after the last flush
@@ -414,6 +415,9 @@ func (s *Server) Routes() []RouteInfo { return slices.Clone(s.routes) }
 // authentication and the admission middleware, in that order.
 func (s *Server) wrap(rt Route) http.Handler {
 	h := rt.Handler
+	// What a loopback admin listener serves without a token is served to
+	// loopback requests only; the health routes say nothing worth taking.
+	guard := s.loopback && rt.Access == AccessPublic && rt.Op != "livez" && rt.Op != "readyz" && rt.Op != "openapi"
 	if rt.Access != AccessPublic {
 		if s.limiter != nil {
 			h = s.limiter.Middleware(TenantOf, h)
@@ -429,6 +433,12 @@ func (s *Server) wrap(rt Route) http.Handler {
 			info = &reqctx.Info{}
 		}
 		info.Op = rt.Op
+		if guard {
+			if err := loopbackRequest(r); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
 		if rt.Access == AccessTenant {
 			t := pathValue(r, "tenant")
 			if err := doc.ValidateTenant(t); err != nil {
