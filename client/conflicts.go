@@ -58,6 +58,10 @@ type Resolution struct {
 	Choose string          // keep this sibling (its ETag)
 	Body   json.RawMessage // or write this new document
 	Delete bool            // or delete the document
+	// Set, when not "", is the sibling set's ETag as Conflict answered it:
+	// the resolution is refused (ErrPreconditionFailed) if another version
+	// joined the siblings since, rather than resolving it away unseen.
+	Set string
 }
 
 // Resolve resolves tenant/key's open siblings. The resolution is a new
@@ -81,8 +85,12 @@ func (c *Client) Resolve(ctx context.Context, tenant, key string, r Resolution) 
 	if err != nil {
 		return "", fmt.Errorf("cairn: resolve %s/%s: %w", tenant, key, err)
 	}
+	var conds []Condition
+	if r.Set != "" {
+		conds = append(conds, IfMatch(r.Set))
+	}
 	resp, err := c.do(ctx, &call{method: http.MethodPost, path: conflictsPath(tenant) + "/" + escapeKey(key) + "/resolve",
-		body: body, write: true})
+		body: body, conds: conds, write: true})
 	if err != nil {
 		return "", err
 	}

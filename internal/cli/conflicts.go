@@ -18,8 +18,10 @@ const conflictsUsage = `Usage:
   cairn conflicts ls [--prefix P]       list documents with open siblings (manual conflict policy)
   cairn conflicts show KEY              print each sibling: ETag, writer, time, then its body
   cairn conflicts history KEY           what resolutions discarded of KEY (restore one with put)
-  cairn conflicts resolve KEY --choose ETAG | --body FILE|- | --data JSON | --delete
-                                        resolve: keep one sibling, write a new document, or delete
+  cairn conflicts resolve KEY --choose ETAG | --body FILE|- | --data JSON | --delete [--if-match SET]
+                                        resolve: keep one sibling, write a new document, or delete;
+                                        --if-match the set's ETag (show prints it) refuses it if
+                                        the siblings changed since
 
 Connection settings as for put/get: flags or CAIRN_URL, CAIRN_TOKEN, CAIRN_TENANT.
 
@@ -44,6 +46,7 @@ func newConflictsFlags() (*flag.FlagSet, *conflictsFlags) {
 	fs.StringVar(&r.body, "body", "", "resolve: write the document in `FILE` (- for stdin)")
 	fs.StringVar(&r.data, "data", "", "resolve: write this document `JSON`")
 	fs.BoolVar(&r.delete, "delete", false, "resolve: delete the document")
+	fs.StringVar(&r.ifMatch, "if-match", "", "resolve: only if the sibling set's ETag is still `etag` (as show printed it)")
 	return fs, &f
 }
 
@@ -119,6 +122,7 @@ func showConflict(ctx context.Context, c *client.Client, tenant string, args []s
 	if err != nil {
 		return err
 	}
+	fmt.Fprintf(env.Stdout, "set %s  (resolve --if-match it to refuse the resolution if the siblings change meanwhile)\n", cf.ETag)
 	for _, s := range cf.Siblings {
 		printSibling(env, &s, "")
 	}
@@ -153,8 +157,8 @@ func conflictHistory(ctx context.Context, c *client.Client, tenant string, args 
 }
 
 type resolveFlags struct {
-	choose, body, data string
-	delete             bool
+	choose, body, data, ifMatch string
+	delete                      bool
 }
 
 func resolveConflict(ctx context.Context, c *client.Client, tenant string, args []string, f resolveFlags, env Env) error {
@@ -171,7 +175,7 @@ func resolveConflict(ctx context.Context, c *client.Client, tenant string, args 
 	if n != 1 {
 		return usageError("give exactly one of --choose, --body, --data and --delete")
 	}
-	r := client.Resolution{Choose: f.choose, Delete: f.delete}
+	r := client.Resolution{Choose: f.choose, Delete: f.delete, Set: f.ifMatch}
 	switch {
 	case f.data != "":
 		r.Body = json.RawMessage(f.data)

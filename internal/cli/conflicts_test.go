@@ -72,7 +72,8 @@ func TestConflictsCommands(t *testing.T) {
 			break
 		}
 	}
-	if fromB == "" || !strings.Contains(show, `{"from":"a"}`) {
+	set := regexp.MustCompile(`(?m)^set ("[0-9a-f]{32}")`).FindStringSubmatch(show)
+	if fromB == "" || !strings.Contains(show, `{"from":"a"}`) || set == nil {
 		t.Fatalf("conflicts show: %q", show)
 	}
 	if code, _, stderr := run(t, a, "", "get", "k"); code != exitFail || !strings.Contains(stderr, "HTTP 409") ||
@@ -89,6 +90,7 @@ func TestConflictsCommands(t *testing.T) {
 		{[]string{"conflicts", "resolve", "k", "--choose", fromB, "--delete"}, exitUsage, "exactly one"},
 		{[]string{"conflicts", "resolve", "k", "--data", "{"}, exitUsage, "not valid JSON"},
 		{[]string{"conflicts", "resolve", "k", "--choose", `"nope"`}, exitFail, "HTTP 400"},
+		{[]string{"conflicts", "resolve", "k", "--choose", fromB, "--if-match", `"0123456789abcdef0123456789abcdef"`}, exitFail, "HTTP 412"},
 		{[]string{"conflicts", "show"}, exitUsage, "missing KEY"},
 		{[]string{"conflicts", "show", "other"}, exitFail, "HTTP 404"},
 		{[]string{"conflicts", "sideways"}, exitUsage, "unknown subcommand"},
@@ -99,7 +101,7 @@ func TestConflictsCommands(t *testing.T) {
 			t.Errorf("cairn %q: %d %q; want %d, stderr ∋ %q", s.args, code, stderr, s.code, s.stderr)
 		}
 	}
-	if out := must(a, "conflicts", "resolve", "k", "--choose", fromB); !strings.HasPrefix(out, "resolved k \"") {
+	if out := must(a, "conflicts", "resolve", "k", "--choose", fromB, "--if-match", set[1]); !strings.HasPrefix(out, "resolved k \"") {
 		t.Fatalf("resolve: %q", out)
 	}
 	for range 2 {

@@ -186,7 +186,8 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request, c Conflicts, ke
 // 200 {"key","etag"} (204 when it deleted); 400 for a bad request body
 // (naming what is wrong) or an ETag that is not a sibling's; 404 when the
 // key has no open siblings; 412 when another version joined the siblings
-// since they were read; 413 for a body over the limit.
+// since they were read (If-Match, the set's ETag the client read, or while
+// the resolution is written without one); 413 for a body over the limit.
 func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
 	const op = "conflict.resolve"
 	if _, err := s.conflicts(op); err != nil {
@@ -198,12 +199,28 @@ func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// If-Match pins the sibling set the client read: without it, versions
+	// that joined the siblings since would be resolved away unseen.
+	var setETag string
+	if lines, ok := r.Header["If-Match"]; ok {
+		l, err := parseETagList(lines)
+		switch {
+		case err != nil:
+			s.writeError(w, r, invalid(op, "If-Match: "+err.Error()))
+			return
+		case len(l.tags) > 1 || (!l.star && len(l.tags) == 0):
+			s.writeError(w, r, invalid(op, "If-Match: give one ETag, the sibling set's as GET …/conflicts/{key} answered it (or *)"))
+			return
+		case len(l.tags) == 1:
+			setETag = l.tags[0]
+		}
+	}
 	req, err := s.ReadResolve(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	etag, err := s.Resolve(r.Context(), TenantOf(r), key, req, "")
+	etag, err := s.Resolve(r.Context(), TenantOf(r), key, req, setETag)
 	switch {
 	case err != nil:
 		s.writeError(w, r, err)

@@ -174,6 +174,39 @@ func TestResolve(t *testing.T) {
 	}
 }
 
+// TestResolveIfMatch: If-Match pins the sibling set the client read: the
+// set's ETag resolves, another is 412 and nothing is written, * or none
+// resolves whatever the set is, and more than one ETag is a 400.
+func TestResolveIfMatch(t *testing.T) {
+	for _, tc := range []struct {
+		ifMatch []string
+		want    int
+	}{
+		{[]string{`"set"`}, 200},
+		{[]string{`"stale"`}, 412},
+		{[]string{`W/"set"`}, 412},
+		{[]string{"*"}, 200},
+		{nil, 200},
+		{[]string{`"set", "other"`}, 400},
+		{[]string{`set`}, 400},
+	} {
+		e := newEnv(t)
+		e.mem.SetConflict(tenantA, twoSiblings("k"))
+		var hdr []string
+		for _, v := range tc.ifMatch {
+			hdr = append(hdr, "If-Match", v)
+		}
+		w := e.do(t, req{method: "POST", path: conflictURL(tenantA, "k") + "/resolve", token: e.tokA, body: `{"body":{"r":1}}`, hdr: hdr})
+		if w.Code != tc.want {
+			t.Errorf("If-Match %q: %d %s, want %d", tc.ifMatch, w.Code, w.Body, tc.want)
+		}
+		g := e.do(t, req{method: "GET", path: conflictURL(tenantA, "k"), token: e.tokA})
+		if stillOpen := g.Code == 200; stillOpen != (tc.want != 200) {
+			t.Errorf("If-Match %q: the conflict afterwards: %d, want it open only when refused", tc.ifMatch, g.Code)
+		}
+	}
+}
+
 // TestResolveBadInput: every refusal is a 4xx naming the problem, and
 // nothing is written.
 func TestResolveBadInput(t *testing.T) {
