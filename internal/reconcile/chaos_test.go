@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/chaos"
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // TestNeverAppliesCorruptObject runs rounds over a chaos-wrapped backend
@@ -230,5 +231,43 @@ func TestStaleListingIsRaced(t *testing.T) {
 	runRound(t, e)
 	if r, _ := remoteState(t, m, "k1"); r.id != v2.Version.ID() {
 		t.Fatalf("after the heal the backend holds %+v, want v2", r)
+	}
+}
+
+// TestRoundFailingAtItsFirstCall: a round whose first backend call (a
+// restarted node's first round reads the digests' layout, or lists) fails,
+// as with wrong credentials or an outage, is counted and logged as a
+// failed round, like one that fails later: the rounds' outcomes are what
+// an operator's alert watches.
+func TestRoundFailingAtItsFirstCall(t *testing.T) {
+	var logs bytes.Buffer
+	m := mem.New("b")
+	s := openStore(t, "w")
+	put(t, s, "k1", `{}`)
+	runRound(t, digestEngine(t, s, m)) // caught up: a round now compares digests first
+	// A new engine (a restarted node) reads the digests' layout first.
+	var outcomes []error
+	e := newEngine(t, s, m, func(c *Config) {
+		c.Digests = true
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		c.Observer = &roundObserver{onRound: func(err error) { outcomes = append(outcomes, err) }}
+	})
+	var calls []string
+	m.SetFault(func(op, tenant, key string) error {
+		calls = append(calls, op+" "+key)
+		return fault.New(fault.Unauthorized, fault.Context{}, "SignatureDoesNotMatch")
+	})
+	if _, err := e.Round(bg, tenant); err == nil {
+		t.Fatal("a round with every call refused succeeded")
+	}
+	if len(calls) != 1 || !strings.Contains(calls[0], "layout") {
+		t.Fatalf("calls before the round gave up: %v; want the layout's only", calls)
+	}
+	if len(outcomes) != 1 || fault.ClassOf(outcomes[0]) != fault.Unauthorized {
+		t.Fatalf("rounds observed: %v; want one, unauthorized", outcomes)
+	}
+	if !strings.Contains(logs.String(), `"msg":"reconcile: round failed","backend":"b","tenant":"t1"`) ||
+		!strings.Contains(logs.String(), `"class":"unauthorized"`) {
+		t.Fatalf("no round-failed warning in %s", logs.String())
 	}
 }

@@ -73,6 +73,9 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 	if err != nil {
 		endRoundSpan(r.span, &r.st, err)
 		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
+		if !verify {
+			e.failedAtStart(ctx, &r.st, cp.cursor, err)
+		}
 		return nil, err
 	}
 	r.confirmed = !verify && e.takeConfirm(tenant)
@@ -88,6 +91,19 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 			Estimate: p.Estimate, Last: p.Last, LastErr: p.LastErr, LastUploadErr: p.LastUploadErr}
 	})
 	return r, nil
+}
+
+// failedAtStart counts and logs a round that failed before it listed
+// anything (the backend's first call, its digests' layout, failed: wrong
+// credentials, a bucket gone, an outage), as finishRound does a round that
+// failed later: it is the failure an operator's alert on the rounds'
+// outcomes is there for.
+func (e *Engine) failedAtStart(ctx context.Context, st *Stats, cursor string, err error) {
+	st.Duration = e.cfg.Now().Sub(st.Started)
+	if o := e.cfg.Observer; o != nil && ctx.Err() == nil {
+		o.ReconcileRound(e.name, err, st.Duration)
+	}
+	e.logRound(ctx, st, cursor, err)
 }
 
 // partial reports whether r lists only some segments (digests said the
