@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // State is a circuit breaker's state as observers see it.
@@ -68,15 +70,25 @@ type breaker struct {
 func newBreaker(c Config, counts func(struct{}, error) bool) *breaker {
 	b := &breaker{backend: c.Backend, obs: c.Observer, log: c.Logger}
 	onChange := func(circuitbreaker.StateChangedEvent) { b.report() }
+	// failsafe-go records every call it does not count as a failure as a
+	// success, and successes close a half-open breaker. A probe its caller
+	// cancelled (an upload whose sibling failed, against a backend still
+	// down) says nothing of the backend's health: counted a success, it
+	// closed the breaker of a node whose backend was down, every delay, on
+	// the node with writes to upload. While half-open, it counts as a
+	// failure instead; otherwise a cancellation is nobody's failure.
+	handle := func(r struct{}, err error) bool {
+		return counts(r, err) || (err != nil && classOf(err) == fault.Canceled && b.state() == HalfOpen)
+	}
 	b.consec = circuitbreaker.NewBuilder[struct{}]().
-		HandleIf(counts).
+		HandleIf(handle).
 		WithFailureThreshold(c.ConsecutiveFailures).
 		WithSuccessThreshold(c.HalfOpenProbes).
 		WithDelay(c.OpenDelay).
 		OnStateChanged(onChange).
 		Build()
 	b.rate = circuitbreaker.NewBuilder[struct{}]().
-		HandleIf(counts).
+		HandleIf(handle).
 		WithFailureRateThreshold(c.FailureRate, c.MinCalls, c.FailureWindow).
 		WithSuccessThreshold(c.HalfOpenProbes).
 		WithDelay(c.OpenDelay).

@@ -526,3 +526,48 @@ func TestBudgetRefundAcrossBuckets(t *testing.T) {
 		t.Fatalf("after the window: firsts %d retries %d, want 0 0", firsts, retries)
 	}
 }
+
+// TestCanceledProbeKeepsBreakerOpen: a half-open breaker's probe that its
+// caller cancelled (an upload whose sibling failed against a backend still
+// down) does not close it, as counting it a success did; it opens it
+// again. A cancellation while closed is nobody's failure.
+func TestCanceledProbeKeepsBreakerOpen(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		var result atomic.Pointer[error]
+		set := func(err error) { result.Store(&err) }
+		set(errTransient)
+		b := &backend{fail: func(int64) error { return *result.Load() }}
+		p := newPolicy(t, Config{MaxAttempts: 1, ConsecutiveFailures: 3, MinCalls: 100,
+			OpenDelay: 2 * time.Second, HalfOpenProbes: 2, Observer: rec})
+		ctx := context.Background()
+		for range 3 {
+			_ = p.Run(ctx, "put", b.call)
+		}
+		advance(2 * time.Second)
+		set(context.Canceled)
+		for range 2 {
+			_ = p.Run(ctx, "put", b.call)
+		}
+		if p.State() == Closed {
+			t.Fatalf("after two cancelled probes: state %v, want not closed", p.State())
+		}
+		want := "test:closed->open test:open->half_open test:half_open->open"
+		if got := strings.Join(rec.got, " "); got != want {
+			t.Errorf("observed transitions\n got %s\nwant %s", got, want)
+		}
+		// Closed, cancellations do not open it.
+		advance(2 * time.Second)
+		set(nil)
+		for range 2 {
+			_ = p.Run(ctx, "put", b.call)
+		}
+		set(context.Canceled)
+		for range 5 {
+			_ = p.Run(ctx, "put", b.call)
+		}
+		if p.State() != Closed {
+			t.Errorf("after cancellations while closed: state %v, want closed", p.State())
+		}
+	})
+}
