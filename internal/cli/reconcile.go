@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -309,7 +310,7 @@ func reconcileRun(ctx context.Context, a adminClient, q url.Values, w io.Writer,
 	failed, guarded := 0, false
 	for _, r := range out.Rounds {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\t%s\t%s\n", r.Backend, r.Tenant, r.Scanned, r.Applied,
-			fmtActions(r.Actions), fmtMillis(r.DurationMS), r.Error)
+			roundActions(&r), fmtMillis(r.DurationMS), r.Error)
 		if r.Error != "" {
 			failed++
 		}
@@ -325,6 +326,22 @@ func reconcileRun(ctx context.Context, a adminClient, q url.Values, w io.Writer,
 		return fmt.Errorf("%d of %d rounds failed", failed, len(out.Rounds))
 	}
 	return nil
+}
+
+// roundActions is a round's ACTIONS column: its decisions, then what it
+// met besides them, damaged objects (and the scrub's repairs of them) and
+// keys left for the next round.
+func roundActions(r *api.RoundResult) string {
+	actions := fmtActions(r.Actions)
+	for _, x := range []struct {
+		name string
+		n    int
+	}{{"corrupt", r.Corrupt}, {"repaired", r.Repaired}, {"raced", r.Raced}} {
+		if x.n > 0 {
+			actions = strings.TrimPrefix(actions+" "+x.name+"="+strconv.Itoa(x.n), "- ")
+		}
+	}
+	return actions
 }
 
 // fmtActions lists the non-zero action counts in reconcile.Action order.
