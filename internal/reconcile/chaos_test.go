@@ -271,3 +271,27 @@ func TestRoundFailingAtItsFirstCall(t *testing.T) {
 		t.Fatalf("no round-failed warning in %s", logs.String())
 	}
 }
+
+// TestRepeatedWarningsThinned: a warning that repeats for one cause is
+// written at most once a minute, the next line saying how many were not;
+// another cause (another tenant) is written at once.
+func TestRepeatedWarningsThinned(t *testing.T) {
+	var logs bytes.Buffer
+	now := time.Unix(1_700_000_000, 0)
+	e := newEngine(t, openStore(t, "w"), mem.New("b"), func(c *Config) {
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+		c.Now = func() time.Time { return now }
+	})
+	for range 5 {
+		e.warnRepeated(bg, "scrub t1", "reconcile: scrub of a tenant failed", "tenant", "t1")
+		now = now.Add(time.Second)
+	}
+	e.warnRepeated(bg, "scrub t2", "reconcile: scrub of a tenant failed", "tenant", "t2")
+	now = now.Add(warnEvery)
+	e.warnRepeated(bg, "scrub t1", "reconcile: scrub of a tenant failed", "tenant", "t1")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], `"tenant":"t1"`) || strings.Contains(lines[0], "suppressed") ||
+		!strings.Contains(lines[1], `"tenant":"t2"`) || !strings.Contains(lines[2], `"suppressed":4`) {
+		t.Fatalf("log lines:\n%s\nwant t1, t2, then t1 with suppressed 4", logs.String())
+	}
+}

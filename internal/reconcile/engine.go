@@ -147,6 +147,7 @@ type Config struct {
 // See docs/design/reconcile.md, "Engine".
 type Engine struct {
 	cfg      Config
+	warns    warnings // warnRepeated
 	st       *store.Store
 	be       backend.Backend
 	name     string

@@ -559,9 +559,8 @@ func (f *feed) tailLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if _, err := f.poll(ctx, tenant); err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil &&
-				!errors.Is(err, ErrBackendUnavailable) {
-				f.e.cfg.Logger.WarnContext(ctx, "reconcile: reading the peers' feeds failed", "backend", f.e.name,
+			if _, err := f.poll(ctx, tenant); err != nil && ctx.Err() == nil && !errors.Is(err, ErrBackendUnavailable) {
+				f.e.warnRepeated(ctx, "feed "+tenant, "reconcile: reading the peers' feeds failed", "backend", f.e.name,
 					"tenant", tenant, "class", fault.ClassOf(err).String(), "err", err)
 			}
 		}

@@ -107,10 +107,8 @@ func (s *scrubber) finish(ctx context.Context, err error) {
 		e.digestsAfter(ctx, r)
 		return
 	}
-	if l := e.cfg.Logger; l != nil {
-		l.WarnContext(ctx, "reconcile: scrub of a tenant failed", "backend", e.name, "tenant", r.tenant,
-			"cursor", r.cursor, "class", fault.ClassOf(err).String(), "err", err)
-	}
+	e.warnRepeated(ctx, "scrub "+r.tenant, "reconcile: scrub of a tenant failed", "backend", e.name, "tenant", r.tenant,
+		"cursor", r.cursor, "class", fault.ClassOf(err).String(), "err", err)
 }
 
 // Scrub walks all of tenant's objects now, reading and verifying each as
