@@ -53,7 +53,8 @@ func (e *errProtocol) Error() string { return "Protocol error: " + e.msg }
 // errTooLarge is a command over the limit.
 var errTooLarge = errors.New("resp: command too large")
 
-// pending is what can be handed on now, and whether it is inline's.
+// pending is what can be handed on now: whole multibulk commands, or the
+// rewritten inline command.
 func (f *framer) pending() []byte {
 	if f.sent < f.ready {
 		return f.buf[f.sent:f.ready]
@@ -145,7 +146,7 @@ func (f *framer) frame() {
 				f.err = &errProtocol{"invalid bulk length"}
 				return
 			}
-			if size > f.max || nl+1+size+2-f.ready > f.max {
+			if nl+1+size+2-f.ready > f.max { // the command so far, with this argument
 				f.err = errTooLarge
 				return
 			}
@@ -257,9 +258,9 @@ func (f *framer) frameInline() bool {
 }
 
 // splitArgs splits an inline command line as Redis does (sdssplitargs):
-// arguments are separated by whitespace (and NUL); "double quotes" take the escapes
-// \n \r \t \b \a \xHH and a backslash before any other byte; 'single
-// quotes' take \' only; a closing quote must be followed by whitespace or
+// arguments are separated by whitespace (and NUL); "double quotes" take
+// the escapes \n \r \t \b \a \xHH and a backslash before any other byte;
+// 'single quotes' take \' only; a closing quote must be followed by whitespace or
 // the end of the line. It reports false for quotes that do not close.
 func splitArgs(line []byte) ([][]byte, bool) {
 	var args [][]byte
@@ -272,61 +273,41 @@ func splitArgs(line []byte) ([][]byte, bool) {
 			return args, true
 		}
 		var arg []byte
-		inDouble, inSingle := false, false
+		var quote byte // the quote the argument is in, or 0
 	token:
-		for {
+		for ; ; i++ {
 			if i == len(line) {
-				if inDouble || inSingle {
+				if quote != 0 {
 					return nil, false
 				}
 				break
 			}
 			c := line[i]
 			switch {
-			case inDouble:
-				switch {
-				case c == '\\' && i+3 < len(line) && line[i+1] == 'x' && isHex(line[i+2]) && isHex(line[i+3]):
-					arg = append(arg, unhex(line[i+2])<<4|unhex(line[i+3]))
-					i += 3
-				case c == '\\' && i+1 < len(line):
-					i++
-					arg = append(arg, unescape(line[i]))
-				case c == '"':
-					if !closes(line, i) {
-						return nil, false
-					}
-					i++
-					break token
-				default:
-					arg = append(arg, c)
+			case quote == 0 && isSpace(c):
+				break token
+			case quote == 0 && (c == '"' || c == '\''):
+				quote = c
+			case quote == 0:
+				arg = append(arg, c)
+			case c == quote:
+				if !closes(line, i) {
+					return nil, false
 				}
-			case inSingle:
-				switch {
-				case c == '\\' && i+1 < len(line) && line[i+1] == '\'':
-					i++
-					arg = append(arg, '\'')
-				case c == '\'':
-					if !closes(line, i) {
-						return nil, false
-					}
-					i++
-					break token
-				default:
-					arg = append(arg, c)
-				}
+				i++
+				break token
+			case quote == '"' && c == '\\' && i+3 < len(line) && line[i+1] == 'x' && isHex(line[i+2]) && isHex(line[i+3]):
+				arg = append(arg, unhex(line[i+2])<<4|unhex(line[i+3]))
+				i += 3
+			case quote == '"' && c == '\\' && i+1 < len(line):
+				i++
+				arg = append(arg, unescape(line[i]))
+			case quote == '\'' && c == '\\' && i+1 < len(line) && line[i+1] == '\'':
+				i++
+				arg = append(arg, '\'')
 			default:
-				switch {
-				case isSpace(c):
-					break token
-				case c == '"':
-					inDouble = true
-				case c == '\'':
-					inSingle = true
-				default:
-					arg = append(arg, c)
-				}
+				arg = append(arg, c)
 			}
-			i++
 		}
 		if arg == nil {
 			arg = []byte{}
