@@ -253,6 +253,10 @@ func (f *framer) frameInline() bool {
 		out = strconv.AppendInt(append(out, '$'), int64(len(a)), 10)
 		out = append(append(append(out, "\r\n"...), a...), "\r\n"...)
 	}
+	if len(out) > f.max { // the bound is on the command redcon gets
+		f.err = errTooLarge
+		return false
+	}
 	f.inline = out
 	return true
 }

@@ -84,6 +84,7 @@ func TestFramer(t *testing.T) {
 		{"unbalanced quotes", `GET "k` + "\r\n", "", "unbalanced quotes"},
 		{"quote not followed by space", `GET "k"x` + "\r\n", "", "unbalanced quotes"},
 		{"inline too long", strings.Repeat(" ", maxInline+2), "", "too big inline request"},
+		{"inline over the command bound", "SET k " + strings.Repeat("x", 1100) + "\r\n", "", "too large"},
 	} {
 		for _, chunks := range [][]int{nil, {1}, {3, 7}} {
 			got, err := feed(1000, []byte(tc.in), chunks)
