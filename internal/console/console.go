@@ -243,11 +243,7 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 // loopback reports whether the request came from a loopback address.
 func loopback(r *http.Request) bool {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && server.LoopbackHost(host)
 }
 
 // shell is what the page template reads.

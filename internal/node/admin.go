@@ -18,14 +18,7 @@ import (
 // interface and is not loopback.
 func IsLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && server.LoopbackHost(host)
 }
 
 // checkAdminExposure refuses an admin listener beyond loopback without an

@@ -327,7 +327,7 @@ func QueryFlag(q url.Values, name string) (bool, error) {
 //     127.0.0.1 with the user's console cookie.
 func loopbackRequest(r *http.Request) error {
 	const op = "admin.loopback"
-	if !loopbackHost(hostOnly(r.Host)) {
+	if !LoopbackHost(hostOnly(r.Host)) {
 		return fault.New(fault.Forbidden, fault.Context{Op: op}, fmt.Sprintf(
 			"Host %q is not a loopback name: this admin listener serves without a token and answers requests addressed to it as 127.0.0.1, [::1] or localhost only", bound(r.Host, 64)))
 	}
@@ -336,7 +336,7 @@ func loopbackRequest(r *http.Request) error {
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		u, err := url.Parse(origin)
-		if err != nil || !loopbackHost(u.Hostname()) {
+		if err != nil || !LoopbackHost(u.Hostname()) {
 			return fault.New(fault.Forbidden, fault.Context{Op: op}, fmt.Sprintf(
 				"Origin %q: this admin listener takes changes from its own pages and from clients that send no Origin, not from other sites' pages", bound(origin, 64)))
 		}
@@ -352,8 +352,10 @@ func hostOnly(hostport string) string {
 	return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]")
 }
 
-// loopbackHost reports whether h names this machine's loopback interface.
-func loopbackHost(h string) bool {
+// LoopbackHost reports whether the host h (a name or an IP, without a
+// port) names this machine's loopback interface: localhost, or a loopback
+// address.
+func LoopbackHost(h string) bool {
 	if strings.EqualFold(h, "localhost") {
 		return true
 	}
