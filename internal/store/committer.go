@@ -215,7 +215,7 @@ func (s *Store) run() {
 // answered are expected back (expectBack). A lone writer never waits.
 func (s *Store) handOver(g *group) bool {
 	return s.noLinger || g.full(s.maxBatch) ||
-		s.inflight.Load()+max(s.returning.Load(), 0) <= int64(len(g.reqs))
+		s.inflight.Load()+s.returning.Load() <= int64(len(g.reqs))
 }
 
 // lingerFor bounds the wait for more writers: twice the last commit's
