@@ -754,13 +754,9 @@ func (f *feed) apply(ctx context.Context, tenant string, obj *feedObject, g *rou
 	for i := range obj.entries {
 		last[obj.entries[i].key] = i
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var (
-		mu    sync.Mutex // guards g.st and first
-		first error
-		wg    sync.WaitGroup
-		sem   = make(chan struct{}, max(e.cfg.UploadConcurrency, feedApplyConcurrency))
+		mu  sync.Mutex // guards g.st
+		fan = newFanOut(max(e.cfg.UploadConcurrency, feedApplyConcurrency))
 	)
 	// Keys are applied many at a time so that their store commits share
 	// fsyncs: an object's entries need no backend call unless a body is
@@ -769,32 +765,19 @@ func (f *feed) apply(ctx context.Context, tenant string, obj *feedObject, g *rou
 		if last[obj.entries[i].key] != i {
 			continue
 		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
+		if !fan.Go(ctx, func() error {
 			var st Stats
 			err := f.applyEntry(ctx, tenant, &obj.entries[i], &st, g)
 			mu.Lock()
 			defer mu.Unlock()
 			g.st.Scanned++
 			g.st.add(&st)
-			if err != nil && first == nil {
-				first = err
-				cancel()
-			}
-		})
+			return err
+		}) {
+			break
+		}
 	}
-	wg.Wait()
-	if first == nil {
-		first = ctx.Err()
-	}
-	return first
+	return fan.Wait()
 }
 
 // applyEntry syncs one entry's key with the remote side known from it.

@@ -173,11 +173,13 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 	if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packGen, c.packPart = gen, first }); err != nil {
 		return st, nil, err
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	parts := e.fetchParts(ctx, bl, tenant, m, first)
+	// Reads in flight when the restore stops are let finish, not
+	// cancelled: a cancelled call counts as a success to the breaker
+	// (see fanOut).
+	stop := make(chan struct{})
+	parts := e.fetchParts(ctx, stop, bl, tenant, m, first)
 	defer func() {
-		cancel()
+		close(stop)
 		for range parts { // let the fetchers finish and drop their parts
 		}
 	}()
@@ -208,9 +210,10 @@ type fetched struct {
 
 // fetchParts reads parts first.. of m with Packs.Parallel reads in flight
 // and delivers them in order on the returned channel, which it closes
-// after the last (or when ctx ends). At most Parallel parts wait for the
-// applier: the channel's buffer and the reads in flight are bounded by it.
-func (e *Engine) fetchParts(ctx context.Context, bl backend.Blobs, tenant string, m *pack.Manifest, first int) <-chan fetched {
+// after the last (or when ctx ends or stop is closed, once the reads in
+// flight are done). At most Parallel parts wait for the applier: the
+// channel's buffer and the reads in flight are bounded by it.
+func (e *Engine) fetchParts(ctx context.Context, stop <-chan struct{}, bl backend.Blobs, tenant string, m *pack.Manifest, first int) <-chan fetched {
 	out := make(chan fetched)
 	n := e.cfg.Packs.Parallel
 	slots := make(chan chan fetched, n) // in part order; each is filled once
@@ -221,6 +224,8 @@ func (e *Engine) fetchParts(ctx context.Context, bl backend.Blobs, tenant string
 			select {
 			case slots <- ch:
 			case <-ctx.Done():
+				return
+			case <-stop:
 				return
 			}
 			go func(i int) {
@@ -239,6 +244,7 @@ func (e *Engine) fetchParts(ctx context.Context, bl backend.Blobs, tenant string
 			select {
 			case out <- f:
 			case <-ctx.Done():
+			case <-stop:
 			}
 		}
 	}()

@@ -96,36 +96,20 @@ type Uploaded struct {
 // concurrency. It returns what it wrote to the backend, in no particular
 // order, and the first error that ends the drain.
 func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Change, st *Stats) ([]Uploaded, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var (
-		mu       sync.Mutex // guards st, sent and first
-		sent     []Uploaded
-		first    error
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, e.cfg.UploadConcurrency)
-		seen     = make(map[string]bool, len(batch))
-		stopping bool
+		mu   sync.Mutex // guards st and sent
+		sent []Uploaded
+		fan  = newFanOut(e.cfg.UploadConcurrency)
+		seen = make(map[string]bool, len(batch))
 	)
 	for _, c := range batch {
 		if seen[c.Key] {
 			continue // a later change of the same key: one sync covers both
 		}
 		seen[c.Key] = true
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			stopping = true
-		}
-		if stopping {
-			break
-		}
-		wg.Add(1)
-		go func(key string) {
-			defer wg.Done()
-			defer func() { <-sem }()
+		if !fan.Go(ctx, func() error {
 			var ks Stats
-			up, err := e.uploadKey(ctx, tenant, key, &ks)
+			up, err := e.uploadKey(ctx, tenant, c.Key, &ks)
 			mu.Lock()
 			defer mu.Unlock()
 			st.Scanned++
@@ -133,17 +117,13 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 			if up != nil {
 				sent = append(sent, *up)
 			}
-			if err != nil && first == nil {
-				first = err
-				cancel()
-			}
-		}(c.Key)
+			return err
+		}) {
+			break
+		}
 	}
-	wg.Wait()
-	if first == nil && stopping {
-		first = context.Cause(ctx)
-	}
-	return sent, first
+	err := fan.Wait()
+	return sent, err
 }
 
 // uploadKey syncs one key from its latest local version in one backend

@@ -2,15 +2,19 @@ package reconcile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -354,6 +358,101 @@ func TestUploadPageReportsWhatItWrote(t *testing.T) {
 		ent, err := m.Stat(bg, tenant, u.Key)
 		if !ok || err != nil || u.Version.ID() != rec.Version.ID() || u.ETag != ent.ETag {
 			t.Errorf("reported %s %v %s; want version %v, backend ETag %s (%v)", u.Key, u.Version.ID(), u.ETag, rec.Version.ID(), ent.ETag, err)
+		}
+	}
+}
+
+// heldPuts, once hold is set, holds every put until release is closed,
+// and counts the puts their callers cancelled while held.
+type heldPuts struct {
+	*mem.Mem
+	hold      atomic.Bool
+	release   chan struct{}
+	mu        sync.Mutex // guards cancelled
+	cancelled int
+}
+
+func (h *heldPuts) Put(ctx context.Context, tenant, key string, v doc.Version, body []byte, pre backend.Precondition) (string, error) {
+	if !h.hold.Load() {
+		return h.Mem.Put(ctx, tenant, key, v, body, pre)
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+	}
+	// A caller's cancellation follows the refusal that releases the put
+	// at once; the pause gives it the time to arrive.
+	select {
+	case <-ctx.Done():
+		h.mu.Lock()
+		h.cancelled++
+		h.mu.Unlock()
+		return "", ctx.Err()
+	case <-time.After(200 * time.Millisecond):
+	}
+	return h.Mem.Put(ctx, tenant, key, v, body, pre)
+}
+
+// refusals closes refused at the first backend call the breaker refused.
+type refusals struct {
+	roundObserver
+	once    sync.Once
+	refused chan struct{}
+}
+
+func (r *refusals) ObserveBackend(_, _ string, err error, _ time.Duration) {
+	if fault.ClassOf(err) == fault.Exhausted {
+		r.once.Do(func() { close(r.refused) })
+	}
+}
+
+// TestHalfOpenDrainLetsProbesFinish: when the breaker turns half-open, a
+// drain with more keys than probe permits has the keys beyond them
+// refused; the probes in flight are not cancelled for it, succeed, and
+// close the breaker. Cancelled, they would count as successes against a
+// backend still down, or keep it open against one that is back.
+func TestHalfOpenDrainLetsProbesFinish(t *testing.T) {
+	const probes, keys = 3, 20
+	obs := &refusals{roundObserver: roundObserver{onRound: func(error) {}}, refused: make(chan struct{})}
+	b := &heldPuts{Mem: mem.New("b"), release: obs.refused}
+	pol, err := resilience.New(resilience.Config{Backend: "b", MaxAttempts: 1, AttemptTimeout: -1,
+		ConsecutiveFailures: 1, MinCalls: 1 << 30, OpenDelay: 50 * time.Millisecond, HalfOpenProbes: probes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openStore(t, "a")
+	e := newEngine(t, a, b, func(c *Config) { c.Policy, c.Observer, c.UploadConcurrency = pol, obs, 8 })
+	for i := range keys {
+		put(t, a, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	b.SetFault(func(string, string, string) error { return fault.New(fault.Transient, fault.Context{}, "down") })
+	if _, err := e.Upload(bg, tenant); err == nil {
+		t.Fatal("upload to a failing backend succeeded")
+	}
+	if pol.OpenFor() <= 0 {
+		t.Fatalf("breaker %v after a failure, want open", pol.State())
+	}
+	b.SetFault(nil)
+	b.hold.Store(true)
+	time.Sleep(pol.OpenFor()) // the breaker's delay is wall-clock time
+	if _, err := e.Upload(bg, tenant); fault.ClassOf(err) != fault.Exhausted && !errors.Is(err, ErrBackendUnavailable) {
+		t.Fatalf("half-open drain: %v, want the refusal of the keys beyond the probes", err)
+	}
+	b.mu.Lock()
+	cancelled := b.cancelled
+	b.mu.Unlock()
+	if cancelled != 0 {
+		t.Fatalf("%d probes cancelled because a sibling was refused", cancelled)
+	}
+	if pol.State() != resilience.Closed {
+		t.Fatalf("breaker %v after %d successful probes, want closed", pol.State(), probes)
+	}
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatalf("drain after the breaker closed: %v", err)
+	}
+	for i := range keys {
+		if _, err := b.Stat(bg, tenant, fmt.Sprintf("k%02d", i)); err != nil {
+			t.Fatalf("k%02d not uploaded: %v", i, err)
 		}
 	}
 }

@@ -7,8 +7,6 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
-
-	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // State is a circuit breaker's state as observers see it.
@@ -70,25 +68,22 @@ type breaker struct {
 func newBreaker(c Config, counts func(struct{}, error) bool) *breaker {
 	b := &breaker{backend: c.Backend, obs: c.Observer, log: c.Logger}
 	onChange := func(circuitbreaker.StateChangedEvent) { b.report() }
-	// failsafe-go records every call it does not count as a failure as a
-	// success, and successes close a half-open breaker. A probe its caller
-	// cancelled (an upload whose sibling failed, against a backend still
-	// down) says nothing of the backend's health: counted a success, it
-	// closed the breaker of a node whose backend was down, every delay, on
-	// the node with writes to upload. While half-open, it counts as a
-	// failure instead; otherwise a cancellation is nobody's failure.
-	handle := func(r struct{}, err error) bool {
-		return counts(r, err) || (err != nil && classOf(err) == fault.Canceled && b.state() == HalfOpen)
-	}
+	// failsafe-go records every call counts does not call a failure as a
+	// success, a call its caller cancelled included: a cancellation says
+	// nothing of the backend, and as a failure a caller that keeps
+	// cancelling (clients that give up on a slow backend) would hold the
+	// breaker open against a backend that works. Callers must therefore not
+	// cancel a call because a sibling failed or was refused
+	// (reconcile's fanOut says why).
 	b.consec = circuitbreaker.NewBuilder[struct{}]().
-		HandleIf(handle).
+		HandleIf(counts).
 		WithFailureThreshold(c.ConsecutiveFailures).
 		WithSuccessThreshold(c.HalfOpenProbes).
 		WithDelay(c.OpenDelay).
 		OnStateChanged(onChange).
 		Build()
 	b.rate = circuitbreaker.NewBuilder[struct{}]().
-		HandleIf(handle).
+		HandleIf(counts).
 		WithFailureRateThreshold(c.FailureRate, c.MinCalls, c.FailureWindow).
 		WithSuccessThreshold(c.HalfOpenProbes).
 		WithDelay(c.OpenDelay).
