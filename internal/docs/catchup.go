@@ -22,8 +22,9 @@ import (
 //   - a conditional write (If-Match, If-None-Match) to the tenant, and a
 //     DELETE of a document the node does not hold, answer 503 with
 //     Retry-After (server.CatchingUpError);
-//   - a read of a document the node does not hold reads it through from
-//     the backends (readThrough), without storing it: the round will.
+//   - a read reads the document through from the backends, without storing
+//     it (the round will), and serves the newer of theirs and the node's
+//     (getCatchingUp).
 
 // catchingUpWith returns the engines tenant is catching up with.
 func (d *Service) catchingUpWith(tenant string) []*reconcile.Engine {
@@ -52,11 +53,16 @@ func (d *Service) undecidable(tenant string, pre doc.Precondition) error {
 // when none holds it and a backend could not be read, since its absence
 // there is then unknown.
 func readThrough(ctx context.Context, es []*reconcile.Engine, tenant, key string) (server.Doc, error) {
+	best, from, failed := newestRemote(ctx, es, tenant, key)
+	return remoteDoc(best, from, failed, tenant, key)
+}
+
+// newestRemote reads key from the backends es: the newest version any of
+// them holds and the backend's name (nil, "" when none does), and the
+// errors of those that could not be read.
+func newestRemote(ctx context.Context, es []*reconcile.Engine, tenant, key string) (best *backend.Object, from string, failed error) {
 	ctx, span := telemetry.StartChild(ctx, "backend.read_through")
 	defer span.End()
-	var best *backend.Object
-	var from string
-	var failed error
 	for _, e := range es {
 		o, err := e.ReadThrough(ctx, tenant, key)
 		switch {
@@ -71,6 +77,11 @@ func readThrough(ctx context.Context, es []*reconcile.Engine, tenant, key string
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("cairn.backend", from), attribute.Bool("cairn.found", best != nil))
 	}
+	return best, from, failed
+}
+
+// remoteDoc is readThrough's answer from newestRemote's.
+func remoteDoc(best *backend.Object, from string, failed error, tenant, key string) (server.Doc, error) {
 	ctxf := fault.Context{Op: "docs.get", Tenant: tenant, Key: key}
 	switch {
 	case best == nil && failed != nil:
@@ -84,6 +95,28 @@ func readThrough(ctx context.Context, es []*reconcile.Engine, tenant, key string
 		return server.Doc{}, doc.ConflictError("docs.get", tenant, key, best.Version.ETag(), best.Body)
 	}
 	return server.Doc{ETag: best.Version.ETag(), Body: best.Body, ReadThrough: from}, nil
+}
+
+// getCatchingUp is Get for a tenant catching up with es. The node may hold
+// an older version of a document than a backend: a catch-up pack's, until
+// the feed replay after it brings what was written since the pack, or one
+// a round has not reached yet. Serving it would send a reader back in time
+// (a document deleted since, shown again) after a read through had shown
+// the newer one. So the backends are read for every document, and the
+// newer of theirs and the node's is served; the node's when no backend can
+// be read and it holds one.
+func (d *Service) getCatchingUp(ctx context.Context, es []*reconcile.Engine, tenant, key string) (server.Doc, error) {
+	sctx, span := telemetry.StartChild(ctx, "store.get")
+	rec, err := d.st.Get(sctx, tenant, key)
+	span.End()
+	if err != nil && !errors.Is(err, fault.ErrNotFound) {
+		return server.Doc{}, err
+	}
+	best, from, failed := newestRemote(ctx, es, tenant, key)
+	if err == nil && (best == nil || !newer(&best.Version, &rec.Version)) {
+		return docOf(sharedEntryOf(&rec), tenant, key)
+	}
+	return remoteDoc(best, from, failed, tenant, key)
 }
 
 // newer reports whether a is to be served rather than b.

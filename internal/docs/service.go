@@ -90,6 +90,9 @@ func (f *Follower) Committed(rec *store.Record) {
 
 // Get returns the current live version of (tenant, key).
 func (d *Service) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
+	if es := d.catchingUpWith(tenant); len(es) > 0 {
+		return d.getCatchingUp(ctx, es, tenant, key)
+	}
 	k := cache.Key{Tenant: tenant, Key: key}
 	_, span := telemetry.StartChild(ctx, "cache.get")
 	e, hit := d.c.Get(k)
@@ -105,11 +108,6 @@ func (d *Service) Get(ctx context.Context, tenant, key string) (server.Doc, erro
 	rec, err := d.st.Get(ctx, tenant, key)
 	span.End()
 	if err != nil {
-		// Absent, not deleted (a tombstone is a record): while the tenant
-		// catches up, the backend may have it.
-		if es := d.catchingUpWith(tenant); len(es) > 0 && errors.Is(err, fault.ErrNotFound) {
-			return readThrough(ctx, es, tenant, key)
-		}
 		return server.Doc{}, err
 	}
 	e = entryOf(&rec)

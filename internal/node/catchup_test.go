@@ -15,8 +15,10 @@ import (
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 // holdList makes b's listings of tenant wait until the returned release
@@ -198,4 +200,61 @@ func rawStatus(t *testing.T, n replNode) string {
 	t.Helper()
 	_, _, body := get(t, "http://"+n.AdminAddr()+"/v1/admin/reconcile")
 	return body
+}
+
+// TestCatchingUpServesTheNewerVersion: a node catching up that holds an
+// older version of a document than the backend (a catch-up pack's, before
+// the feed replay brings the writes made since) serves the backend's:
+// the newer body and ETag, and 404 for a document deleted since. Serving
+// its own would show a reader, after a read through, an older state.
+func TestCatchingUpServesTheNewerVersion(t *testing.T) {
+	b := mem.New("shared")
+	spec := BackendSpec{Name: "shared", Backend: b}
+	noTimeout := func(c *Config) { c.Replication.Resilience = resilience.Config{AttemptTimeout: -1} }
+	a := startReplNodeWith(t, noTimeout, spec)
+	ctx := context.Background()
+	for _, key := range []string{"k0", "k1"} {
+		if code, body := a.do(t, "PUT", key, `{"v":1}`); code != 201 {
+			t.Fatalf("PUT %s on A: %d %s", key, code, body)
+		}
+	}
+	var old []store.Record
+	for _, key := range []string{"k0", "k1"} {
+		rec, err := a.store.Get(ctx, "acme", key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old = append(old, rec)
+	}
+	code, h, body := a.doH(t, "PUT", "/v1/tenants/acme/docs/k0", `{"v":2}`, nil)
+	if code != 200 {
+		t.Fatalf("second PUT k0 on A: %d %s", code, body)
+	}
+	newer := h.Get("ETag")
+	if code, body := a.do(t, "DELETE", "k1", ""); code != 204 {
+		t.Fatalf("DELETE k1 on A: %d %s", code, body)
+	}
+	a.run(t, "")
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	release := holdList(b, "acme")
+	defer release()
+	bn := startReplNodeWith(t, func(c *Config) {
+		noTimeout(c)
+		c.Auth = a.cfg.Auth
+	}, spec)
+	bn.token = a.token
+	for _, rec := range old { // what a catch-up pack made before the second writes holds
+		if _, err := bn.store.Apply(ctx, "acme", rec.Key, rec.Version, rec.Body, doc.ID{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, h, body := bn.doH(t, "GET", "/v1/tenants/acme/docs/k0", "", nil); code != 200 || body != `{"v":2}` || h.Get("ETag") != newer {
+		t.Errorf("GET k0 while catching up, holding its first version: %d %s ETag %s; want the backend's %s", code, body, h.Get("ETag"), newer)
+	}
+	if code, _, body := bn.doH(t, "GET", "/v1/tenants/acme/docs/k1", "", nil); code != 404 {
+		t.Errorf("GET k1 while catching up, holding the version deleted since: %d %s; want 404", code, body)
+	}
 }

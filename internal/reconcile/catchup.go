@@ -147,7 +147,9 @@ func (e *Engine) learn(ctx context.Context, local, remote []string, listed bool)
 	startup := !e.listed
 	for _, t := range fresh {
 		if _, ok := e.tenants[t]; !ok {
-			e.tenants[t] = &tenantState{done: done[t], remote: !e.listed, startup: startup}
+			s := &tenantState{done: done[t], remote: !e.listed, startup: startup}
+			e.tenants[t] = s
+			e.catching.Add(one(s.catchingUp()))
 		}
 	}
 	if !listed {
@@ -158,9 +160,19 @@ func (e *Engine) learn(ctx context.Context, local, remote []string, listed bool)
 		inRemote[t] = true
 	}
 	for t, s := range e.tenants {
+		was := s.catchingUp()
 		s.remote = inRemote[t]
+		e.catching.Add(one(s.catchingUp()) - one(was))
 	}
 	e.listed = true
+}
+
+// one is 1 for true, 0 for false.
+func one(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // roundCompleted records that a round of tenant completed.
@@ -168,6 +180,7 @@ func (e *Engine) roundCompleted(tenant string) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if s, ok := e.tenants[tenant]; ok {
+		e.catching.Add(-one(s.catchingUp()))
 		s.done = true
 		return
 	}
@@ -177,6 +190,9 @@ func (e *Engine) roundCompleted(tenant string) {
 // CatchingUp reports whether tenant is catching up with the backend: the
 // backend may hold documents of it that the node does not hold yet.
 func (e *Engine) CatchingUp(tenant string) bool {
+	if e.catching.Load() == 0 { // every read asks: no lock once caught up
+		return false
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s, ok := e.tenants[tenant]

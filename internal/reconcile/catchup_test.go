@@ -79,15 +79,15 @@ func TestCatchingUpUntilARoundCompletes(t *testing.T) {
 
 	// Before the backend is listed, every configured tenant may have
 	// documents there.
-	if got := e.CatchingUpAtStart(); !slices.Equal(got, []string{"fresh", "restore"}) {
-		t.Fatalf("before listing the backend, catching up: %q", got)
+	if got := e.CatchingUpAtStart(); !slices.Equal(got, []string{"fresh", "restore"}) || e.catching.Load() != 2 {
+		t.Fatalf("before listing the backend, catching up: %q (counted %d)", got, e.catching.Load())
 	}
 	ts, err := e.Discover(bg)
 	if err != nil || !slices.Equal(ts, []string{"fresh", "restore"}) {
 		t.Fatalf("Discover: %q, %v", ts, err)
 	}
-	if e.CatchingUp("fresh") || !e.CatchingUp("restore") {
-		t.Fatalf("after listing: fresh %v, restore %v; want false, true", e.CatchingUp("fresh"), e.CatchingUp("restore"))
+	if e.CatchingUp("fresh") || !e.CatchingUp("restore") || e.catching.Load() != 1 {
+		t.Fatalf("after listing: fresh %v, restore %v (counted %d); want false, true", e.CatchingUp("fresh"), e.CatchingUp("restore"), e.catching.Load())
 	}
 	if p, ok := e.AllProgress()["restore"]; !ok || !p.CatchingUp {
 		t.Fatalf("AllProgress()[restore] = %+v, %v; want catching up", p, ok)
@@ -111,8 +111,8 @@ func TestCatchingUpUntilARoundCompletes(t *testing.T) {
 	if _, err := e.Round(bg, "restore"); err != nil {
 		t.Fatal(err)
 	}
-	if e.CatchingUp("restore") || len(e.CatchingUpAtStart()) != 0 {
-		t.Fatalf("after a completed round: catching up %v, at start %q", e.CatchingUp("restore"), e.CatchingUpAtStart())
+	if e.CatchingUp("restore") || len(e.CatchingUpAtStart()) != 0 || e.catching.Load() != 0 {
+		t.Fatalf("after a completed round: catching up %v, at start %q (counted %d)", e.CatchingUp("restore"), e.CatchingUpAtStart(), e.catching.Load())
 	}
 	again := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{"restore"} })
 	if again.CatchingUp("restore") {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
@@ -172,6 +173,7 @@ type Engine struct {
 	changedWant map[string]bool
 	tenants     map[string]*tenantState // every tenant served, for catching up (catchup.go)
 	listed      bool                    // the backend's tenants were listed once
+	catching    atomic.Int32            // how many of tenants are catching up; changed under mu
 	runDone     chan struct{}           // closed when Run returns; nil before Run
 	stop        context.CancelFunc
 
