@@ -41,6 +41,16 @@ var classNames = [numClasses]string{
 	Canceled:           "canceled",
 }
 
+// Classes returns every class, in order: for metrics whose series must
+// exist before the first error of each.
+func Classes() []Class {
+	cs := make([]Class, numClasses)
+	for i := range cs {
+		cs[i] = Class(i)
+	}
+	return cs
+}
+
 // String returns the class name used in logs, metrics and JSON error codes.
 func (c Class) String() string {
 	if c < numClasses {

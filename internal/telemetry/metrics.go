@@ -235,7 +235,8 @@ func (m *Metrics) OnBudgetRejection(backend string) {
 var breakerStates = [...]resilience.State{resilience.Closed, resilience.Open, resilience.HalfOpen}
 
 // AddBackend makes backend's series exist before anything happens to it:
-// breaker state closed, zero retries and budget rejections.
+// breaker state closed, zero retries and budget rejections, and the zero
+// counts the alerts watch.
 func (m *Metrics) AddBackend(backend string) {
 	m.setBreaker(backend, resilience.Closed)
 	m.retries.WithLabelValues(backend)
@@ -245,6 +246,20 @@ func (m *Metrics) AddBackend(backend string) {
 	m.feed.published.WithLabelValues(backend)
 	m.feed.read.WithLabelValues(backend)
 	m.feed.fallbacks.WithLabelValues(backend)
+	// So do those the shipped alerts take the increase of: increase()
+	// counts nothing for a series' first sample, so a series made by the
+	// first failed round, breaker opening, corrupt object or guard stop
+	// would hide it.
+	m.reconcileRounds.WithLabelValues(backend, outcome(nil))
+	for _, c := range fault.Classes() {
+		m.reconcileRounds.WithLabelValues(backend, c.String())
+	}
+	for _, s := range breakerStates {
+		m.breakerTransitions.WithLabelValues(backend, s.String())
+	}
+	for _, a := range []string{"corrupt", "guard_stop"} { // reconcile.ActionCorrupt, ActionGuardStop
+		m.reconcileActions.WithLabelValues(backend, a)
+	}
 }
 
 // OnStateChange implements resilience.Observer: the breaker state gauge and

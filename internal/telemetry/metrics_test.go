@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/cairnstore/cairn/internal/fault"
@@ -170,5 +171,40 @@ func TestOutcome(t *testing.T) {
 	}
 	if got := outcome(errors.New("x")); got == "" || got == "ok" {
 		t.Errorf("outcome(plain error) = %q, want a class name", got)
+	}
+}
+
+// TestAlertedCountersExistAtZero: the counters the shipped alerts take the
+// increase of exist at 0 from AddBackend on. Prometheus's increase()
+// counts nothing for a series' first sample, so a series made by the
+// first corrupt object or guard stop would hide that event.
+func TestAlertedCountersExistAtZero(t *testing.T) {
+	tel := setup(t, Config{NoGlobal: true})
+	m := tel.Metrics
+	m.AddBackend("s3")
+	// Counted first: reading a series below would make it.
+	want := map[string]int{
+		"cairn_reconcile_actions_total":           2,
+		"cairn_reconcile_rounds_total":            len(fault.Classes()) + 1,
+		"cairn_backend_breaker_transitions_total": 3,
+	}
+	for name, n := range want {
+		if got, err := testutil.GatherAndCount(m.Registry(), name); err != nil || got != n {
+			t.Errorf("%s: %d series (%v) after AddBackend, want %d", name, got, err, n)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		c    prometheus.Counter
+	}{
+		{"corrupt", m.reconcileActions.WithLabelValues("s3", "corrupt")},
+		{"guard_stop", m.reconcileActions.WithLabelValues("s3", "guard_stop")},
+		{"round exhausted", m.reconcileRounds.WithLabelValues("s3", "exhausted")},
+		{"round unknown", m.reconcileRounds.WithLabelValues("s3", "unknown")},
+		{"to open", m.breakerTransitions.WithLabelValues("s3", "open")},
+	} {
+		if v := testutil.ToFloat64(tc.c); v != 0 {
+			t.Errorf("%s = %v, want 0", tc.name, v)
+		}
 	}
 }
