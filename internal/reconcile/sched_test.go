@@ -508,3 +508,24 @@ func TestChangedDrainsATurnAtATime(t *testing.T) {
 		t.Fatalf("big's round: %+v, %v", st, err)
 	}
 }
+
+// TestReplicationLagLeavesRestoredVersionsOut: a version the node
+// downloaded or restored is in its change log but has nothing to upload;
+// its time, its writer's, does not count as lag, so a restore of old
+// documents does not show their age as the lag.
+func TestReplicationLagLeavesRestoredVersionsOut(t *testing.T) {
+	later := func() time.Time { return time.Now().Add(time.Hour) } // the documents were written an hour ago
+	b := mem.New("b")
+	peer := openStore(t, "peer")
+	rec := put(t, peer, "x", `{}`)
+	a := openStore(t, "a")
+	if _, err := a.Apply(bg, tenant, "x", rec.Version, rec.Body, doc.ID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, a, b, func(c *Config) { c.Now = later })
+	b.SetFault(func(op, _, _ string) error { return fault.New(fault.Transient, fault.Context{}, "down") })
+	_, _ = e.Upload(bg, tenant)
+	if lag := e.ReplicationLag(); lag > time.Minute {
+		t.Fatalf("lag %v with only a restored version in the log, want about 0", lag)
+	}
+}

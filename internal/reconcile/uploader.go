@@ -65,7 +65,7 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 			e.caughtUp(tenant, read)
 			return st, false, nil
 		}
-		e.behind(tenant, batch[0].Version.HLC.Time())
+		e.behind(tenant, e.pendingSince(batch, read))
 		if _, err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
 			return st, false, err
 		}
@@ -244,6 +244,21 @@ func (e *Engine) behind(tenant string, t time.Time) {
 	e.pending[tenant] = t
 }
 
+// pendingSince is the mark a page of changes leaves while it uploads:
+// the time of its first change this node wrote, or read when it holds
+// none. A version the node downloaded or restored has nothing to upload,
+// and its time is its writer's, maybe long ago: counted, a restore would
+// show the age of the documents it restored as replication lag.
+func (e *Engine) pendingSince(batch []store.Change, read time.Time) time.Time {
+	own := e.st.Identity().Incarnation
+	for i := range batch {
+		if batch[i].Version.Writer == own {
+			return batch[i].Version.HLC.Time()
+		}
+	}
+	return read
+}
+
 // reading notes that a read of tenant's change log begins now, and
 // returns the time.
 func (e *Engine) reading(tenant string) time.Time {
@@ -275,7 +290,8 @@ func (e *Engine) caughtUp(tenant string, read time.Time) {
 // ReplicationLag is the age of the oldest change of any tenant not yet
 // uploaded to the backend, as far as the engine knows: 0 when caught up.
 // A change is known from Changed (at the time it is told) or from the
-// change log (its HLC time) once Upload has read it; after a restart the
+// change log once Upload has read it (the HLC time of a version this node
+// wrote; a downloaded one's is not counted, see pendingSince); after a restart the
 // changes waiting from before are known from the tenant's first upload in
 // the first pass on. Safe to call from any goroutine (metrics read it at
 // scrape time).
