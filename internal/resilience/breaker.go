@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
@@ -63,6 +64,12 @@ type breaker struct {
 	// lock released, so the reverse order never happens.
 	mu   sync.Mutex
 	last State // guarded by mu: the state last reported
+
+	// failure is the last error counted against the backend: the log line
+	// of a breaker opening names it, so that an operator sees why (a
+	// refused connection, a timeout, a denied signature) without another
+	// log line per failed call.
+	failure atomic.Pointer[error]
 }
 
 func newBreaker(c Config, counts func(struct{}, error) bool) *breaker {
@@ -75,15 +82,22 @@ func newBreaker(c Config, counts func(struct{}, error) bool) *breaker {
 	// breaker open against a backend that works. Callers must therefore not
 	// cancel a call because a sibling failed or was refused
 	// (reconcile's fanOut says why).
+	counted := func(r struct{}, err error) bool {
+		if !counts(r, err) {
+			return false
+		}
+		b.failure.Store(&err)
+		return true
+	}
 	b.consec = circuitbreaker.NewBuilder[struct{}]().
-		HandleIf(counts).
+		HandleIf(counted).
 		WithFailureThreshold(c.ConsecutiveFailures).
 		WithSuccessThreshold(c.HalfOpenProbes).
 		WithDelay(c.OpenDelay).
 		OnStateChanged(onChange).
 		Build()
 	b.rate = circuitbreaker.NewBuilder[struct{}]().
-		HandleIf(counts).
+		HandleIf(counted).
 		WithFailureRateThreshold(c.FailureRate, c.MinCalls, c.FailureWindow).
 		WithSuccessThreshold(c.HalfOpenProbes).
 		WithDelay(c.OpenDelay).
@@ -124,8 +138,11 @@ func (b *breaker) report() {
 	if to == Open {
 		level = slog.LevelWarn
 	}
-	b.log.LogAttrs(context.Background(), level, "circuit breaker state change",
-		slog.String("backend", b.backend), slog.String("from", from.String()), slog.String("to", to.String()))
+	attrs := []slog.Attr{slog.String("backend", b.backend), slog.String("from", from.String()), slog.String("to", to.String())}
+	if err := b.failure.Load(); to == Open && err != nil {
+		attrs = append(attrs, slog.String("err", (*err).Error()))
+	}
+	b.log.LogAttrs(context.Background(), level, "circuit breaker state change", attrs...)
 	if b.obs != nil {
 		b.obs.OnStateChange(b.backend, from, to)
 	}

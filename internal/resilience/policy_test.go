@@ -1,9 +1,12 @@
 package resilience
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -564,4 +567,26 @@ func TestCancellationIsNoFailure(t *testing.T) {
 			t.Errorf("observed transitions\n got %s\nwant %s", got, want)
 		}
 	})
+}
+
+// TestOpeningNamesTheFailure: the log line of a breaker opening carries the
+// last failure counted, so that it says why the backend is skipped.
+func TestOpeningNamesTheFailure(t *testing.T) {
+	var buf bytes.Buffer
+	b := &backend{fail: func(int64) error { return errTransient }}
+	p := newPolicy(t, Config{MaxAttempts: 1, ConsecutiveFailures: 2, MinCalls: 100,
+		Logger: slog.New(slog.NewJSONHandler(&buf, nil))})
+	for range 2 {
+		_ = p.Run(context.Background(), "put", b.call)
+	}
+	if p.State() != Open {
+		t.Fatalf("state %v after 2 failures, want open", p.State())
+	}
+	var line struct{ Msg, To, Err string }
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("log %q: %v", buf.String(), err)
+	}
+	if line.To != "open" || !strings.Contains(line.Err, errTransient.Error()) {
+		t.Fatalf("opening logged %q, want to open with err naming %q", buf.String(), errTransient)
+	}
 }
