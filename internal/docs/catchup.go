@@ -44,19 +44,6 @@ func (d *Service) undecidable(tenant string, pre doc.Precondition) error {
 		Msg: "a conditional write (If-Match or If-None-Match) cannot be decided before the node holds the tenant's documents; retry later"}
 }
 
-// readThrough reads key from the backends es for a node that does not hold
-// it. Outcomes: the document, its ETag the version's (the one the node will
-// serve once the round has stored it) and ReadThrough naming the backend;
-// when several backends hold it, the newest version (by vector, then
-// last-writer-wins); fault.NotFound when none holds it or the newest is a
-// tombstone; the conflict of a sibling set; a server.CatchingUpError (503)
-// when none holds it and a backend could not be read, since its absence
-// there is then unknown.
-func readThrough(ctx context.Context, es []*reconcile.Engine, tenant, key string) (server.Doc, error) {
-	best, from, failed := newestRemote(ctx, es, tenant, key)
-	return remoteDoc(best, from, failed, tenant, key)
-}
-
 // newestRemote reads key from the backends es: the newest version any of
 // them holds and the backend's name (nil, "" when none does), and the
 // errors of those that could not be read.
@@ -80,7 +67,12 @@ func newestRemote(ctx context.Context, es []*reconcile.Engine, tenant, key strin
 	return best, from, failed
 }
 
-// remoteDoc is readThrough's answer from newestRemote's.
+// remoteDoc answers a read with the backends' newest version: the
+// document, its ETag the version's (the one the node will serve once the
+// round has stored it) and ReadThrough naming the backend; fault.NotFound
+// when none holds it or the newest is a tombstone; the conflict of a
+// sibling set; a server.CatchingUpError (503) when none holds it and a
+// backend could not be read, since its absence there is then unknown.
 func remoteDoc(best *backend.Object, from string, failed error, tenant, key string) (server.Doc, error) {
 	ctxf := fault.Context{Op: "docs.get", Tenant: tenant, Key: key}
 	switch {

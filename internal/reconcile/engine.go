@@ -274,6 +274,24 @@ func (e *Engine) Confirm(tenant string) {
 	e.confirm[tenant] = true
 }
 
+// hold records that the guard stopped a round of tenant, or, with on
+// false, that a round of it ended without stopping: see round.held. It is
+// kept in the tenant's checkpoint, so that a restart does not forget it.
+func (e *Engine) hold(tenant string, on bool) {
+	if cp, err := e.loadCheckpoint(tenant); err == nil && cp.held == on {
+		return
+	}
+	_ = e.updateCheckpoint(tenant, func(c *checkpoint) { c.held = on }) // a failed write fails the next round's read
+}
+
+// guardOf returns, for the feed's guard, whether tenant is held (see
+// hold) and whether it passes the guard because it is catching up (see
+// startRoundMode).
+func (e *Engine) guardOf(tenant string) (held, pass bool) {
+	cp, err := e.loadCheckpoint(tenant)
+	return err == nil && cp.held, err == nil && !cp.caughtUp
+}
+
 func (e *Engine) takeConfirm(tenant string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()

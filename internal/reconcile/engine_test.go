@@ -516,18 +516,50 @@ func TestMassDeleteGuard(t *testing.T) {
 	if !errors.Is(err, ErrNeedsConfirm) {
 		t.Fatalf("round deleting 15 of 20: %v, want ErrNeedsConfirm", err)
 	}
+	left := countLive(t, a)
+	// Until confirmed, the next rounds stop too, at their first deletion:
+	// counted afresh against what is left, the rest would pass.
+	for range 2 {
+		if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+			t.Fatalf("round after a guard stop, unconfirmed: %v, want ErrNeedsConfirm", err)
+		}
+		if n := countLive(t, a); n != left {
+			t.Fatalf("an unconfirmed round after a guard stop deleted %d more", left-n)
+		}
+	}
+	// A restart does not forget it.
+	ea.Close()
+	ea = newEngine(t, a, b, nil)
+	if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) || countLive(t, a) != left {
+		t.Fatalf("round after a restart, unconfirmed: %v, %d live of %d", err, countLive(t, a), left)
+	}
 	ea.Confirm(tenant)
 	st := runRound(t, ea)
-	live := 0
-	for _, err := range a.List(bg, tenant, store.ListOptions{KeysOnly: true}) {
+	if live := countLive(t, a); live != 5 || st.ResumedAfter == "" {
+		t.Fatalf("after confirming: %d live, stats %+v", live, st)
+	}
+	// A round that passed the guard ends the hold.
+	for i := 15; i < 18; i++ {
+		del(t, c, fmt.Sprintf("k%02d", i))
+	}
+	if _, err := ec.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ea.Round(bg, tenant); err != nil {
+		t.Fatalf("a round within the guard after a confirmed one: %v", err)
+	}
+}
+
+func countLive(t *testing.T, s *store.Store) int {
+	t.Helper()
+	n := 0
+	for _, err := range s.List(bg, tenant, store.ListOptions{KeysOnly: true}) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		live++
+		n++
 	}
-	if live != 5 || st.ResumedAfter == "" {
-		t.Fatalf("after confirming: %d live, stats %+v", live, st)
-	}
+	return n
 }
 
 func TestRunLoop(t *testing.T) {
@@ -638,5 +670,41 @@ func TestUploaderAndRoundConcurrently(t *testing.T) {
 	}
 	if ea.inflight.Len() != 0 {
 		t.Fatalf("%d keys still in flight", ea.inflight.Len())
+	}
+}
+
+// TestGuardPassesWhileCatchingUp: a tenant catching up (a node restored
+// from a pack older than the deletions) takes the backend's deletions
+// without a guard stop: they were made by clients and applied everywhere
+// else already.
+func TestGuardPassesWhileCatchingUp(t *testing.T) {
+	b := mem.New("b")
+	c := openStore(t, "c")
+	ec := newEngine(t, c, b, nil)
+	var old []store.Record
+	for i := range 20 {
+		old = append(old, put(t, c, fmt.Sprintf("k%02d", i), `{}`))
+	}
+	if _, err := ec.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 15 {
+		del(t, c, fmt.Sprintf("k%02d", i))
+	}
+	if _, err := ec.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	a := openStore(t, "a")
+	for _, rec := range old { // what a pack made before the deletions holds
+		if _, err := a.Apply(bg, tenant, rec.Key, rec.Version, rec.Body, doc.ID{}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ea := newEngine(t, a, b, nil)
+	if _, err := ea.Round(bg, tenant); err != nil {
+		t.Fatalf("a catching-up round applying 15 deletions of 20: %v", err)
+	}
+	if n := countLive(t, a); n != 5 {
+		t.Fatalf("%d live after the catching-up round, want 5", n)
 	}
 }

@@ -571,7 +571,10 @@ func (f *feed) tailLoop(ctx context.Context) {
 // it, or, after a gap, waits for a round that covers it. It returns what
 // it applied.
 func (f *feed) poll(ctx context.Context, tenant string) (Stats, error) {
-	g := &round{e: f.e, tenant: tenant, st: Stats{Tenant: tenant, Started: f.e.cfg.Now()}} // the mass-deletion guard's window: one poll of the tenant
+	// The mass-deletion guard's window: one poll of the tenant, stopped at
+	// its first deletion while a round's stop is not confirmed.
+	g := &round{e: f.e, tenant: tenant, st: Stats{Tenant: tenant, Started: f.e.cfg.Now()}}
+	g.held, g.confirmed = f.e.guardOf(tenant)
 	err := f.pollWith(ctx, tenant, g)
 	return g.st, err
 }
@@ -604,6 +607,13 @@ func (f *feed) pollWith(ctx context.Context, tenant string, g *round) error {
 		}
 		if errors.Is(err, ErrNeedsConfirm) {
 			reason = "the mass-deletion guard stopped the feed of " + peerName(p)
+			// The round the gap falls back to must not count the share
+			// afresh, after what the feed applied: it is held as a
+			// round stopped by the guard is.
+			f.e.hold(tenant, true)
+			if o := f.e.cfg.Observer; o != nil {
+				o.ReconcileAction(f.e.name, ActionGuardStop)
+			}
 		}
 		if reason != "" {
 			return f.startFallback(ctx, tenant, ft, reason)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -16,7 +17,6 @@ import (
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
-	"github.com/cairnstore/cairn/internal/store"
 )
 
 // blobFake is a backend with blobs in memory, and the feed's faults: a
@@ -519,36 +519,46 @@ func TestFeedLastSeq(t *testing.T) {
 // guard as a round's do: past it, the feed stops and the tenant falls back
 // to a round, which waits for a confirmation like any other.
 func TestFeedGuard(t *testing.T) {
+	const docs, deletes = 40, 16
 	shared := newBlobFake(mem.New("b"))
 	a := feedEngine(t, "na", shared, nil, nil)
 	b := feedEngine(t, "nb", shared, nil, func(c *Config) { c.Guard = Guard{MaxShare: 0.25, Floor: 2} })
-	for i := range 8 {
-		put(t, a.st, "k"+string(rune('0'+i)), `{}`)
+	for i := range docs {
+		put(t, a.st, fmt.Sprintf("k%02d", i), `{}`)
 	}
 	flush(t, a)
 	runRound(t, b)
 	poll(t, b)
-	for i := range 6 {
-		del(t, a.st, "k"+string(rune('0'+i)))
+	for i := range deletes {
+		del(t, a.st, fmt.Sprintf("k%02d", i))
 	}
 	flush(t, a)
 	_, err := b.feed.poll(bg, tenant)
 	if !errors.Is(err, ErrNeedsConfirm) {
 		t.Fatalf("poll: %v, want ErrNeedsConfirm", err)
 	}
-	live := 0
-	for range b.st.List(bg, tenant, store.ListOptions{KeysOnly: true}) {
-		live++
-	}
-	if live <= 2 {
+	live := countLive(t, b.st)
+	if live <= docs-deletes {
 		t.Fatalf("the feed deleted past the guard: %d live documents left", live)
+	}
+	// Unconfirmed, the round the feed falls back to stops at its first
+	// deletion: counting the share afresh after what the feed applied
+	// would let the rest through.
+	for range 2 {
+		b.feed.tenants[tenant].gap.tried = time.Time{}
+		if _, err := b.feed.poll(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+			t.Fatalf("poll after the guard stop, unconfirmed: %v, want ErrNeedsConfirm", err)
+		}
+		if n := countLive(t, b.st); n != live {
+			t.Fatalf("an unconfirmed fallback round deleted %d more", live-n)
+		}
 	}
 	b.Confirm(tenant)
 	b.feed.tenants[tenant].gap.tried = time.Time{}
 	poll(t, b)
-	for i := range 6 {
-		if l, _ := localState(t, b.st, "k"+string(rune('0'+i))); !l.tomb {
-			t.Errorf("k%d not deleted after the confirmation", i)
+	for i := range deletes {
+		if l, _ := localState(t, b.st, fmt.Sprintf("k%02d", i)); !l.tomb {
+			t.Errorf("k%02d not deleted after the confirmation", i)
 		}
 	}
 	if s, _ := b.FeedStatus(tenant); s.Fallback != "" {

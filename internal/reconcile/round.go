@@ -78,7 +78,12 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 		}
 		return nil, err
 	}
-	r.confirmed = !verify && e.takeConfirm(tenant)
+	// A tenant catching up takes the backend's deletions unguarded: they
+	// are deletions clients made, applied everywhere else already (a
+	// side that lost documents is never mirrored as deletions), and a
+	// restore must not wait for a confirmation of each share of them.
+	r.confirmed = !verify && (e.takeConfirm(tenant) || !cp.caughtUp)
+	r.held = !verify && cp.held
 	r.track = newSegTrack(e, tenant, r.plan, cp.cursor == "")
 	if r.partial() {
 		r.st.Skipped = r.plan.lay.segments() - len(r.plan.ranges)
@@ -132,6 +137,13 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 		}
 	case ctx.Err() == nil && !r.partial() && !r.verify:
 		_ = e.saveCursor(r.tenant, r.cursor) // keep the earlier error
+	}
+	switch {
+	case r.verify:
+	case errors.Is(err, ErrNeedsConfirm):
+		e.hold(r.tenant, true)
+	case err == nil:
+		e.hold(r.tenant, false)
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
 		est := p.Estimate
@@ -210,6 +222,13 @@ type round struct {
 	span      trace.Span
 	confirmed bool   // the guard was confirmed for this round
 	cursor    string // the last key fully handled
+	// held: an earlier round of the tenant stopped at the guard, and none
+	// has passed it since. Such a round stops at its first deletion:
+	// counted afresh, each round would let another share of the tenant's
+	// documents go (the earlier rounds' deletions made it smaller), and
+	// the deletions the guard stopped would all pass, a share a round,
+	// with no confirmation.
+	held bool
 	// mu guards live, counted, deletes and inSync: the feed applies a
 	// feed object's entries concurrently under one round's guard (feed.go).
 	mu      sync.Mutex
@@ -385,6 +404,9 @@ func (r *round) allowDelete(ctx context.Context) error {
 			}
 		}
 		r.live, r.counted = max(n, synced), true
+	}
+	if r.held {
+		return fmt.Errorf("%w (tenant %s, backend %s: an earlier round stopped at the guard)", ErrNeedsConfirm, r.tenant, r.e.name)
 	}
 	if r.e.cfg.Guard.Stop(r.live, r.deletes+1) {
 		return fmt.Errorf("%w (tenant %s, backend %s: more than %d deletions of %d live documents)",
@@ -565,6 +587,7 @@ type checkpoint struct {
 	caughtUp  bool
 	packDone  bool
 	fed       bool
+	held      bool // the guard stopped a round, and none has passed it since (round.held)
 	packGen   string
 	packPart  int
 }
@@ -581,6 +604,7 @@ const (
 	flagCaughtUp      = 1
 	flagPackDone      = 2
 	flagFed           = 4
+	flagHeld          = 8
 )
 
 func (c checkpoint) encode() []byte {
@@ -593,6 +617,9 @@ func (c checkpoint) encode() []byte {
 	}
 	if c.fed {
 		flags |= flagFed
+	}
+	if c.held {
+		flags |= flagHeld
 	}
 	b := []byte{checkpointFormat, flags}
 	b = binary.AppendUvarint(b, c.uploadSeq)
@@ -616,6 +643,7 @@ func decodeCheckpoint(b []byte) (checkpoint, error) {
 		c.caughtUp = b[1]&flagCaughtUp != 0
 		c.packDone = b[1]&flagPackDone != 0
 		c.fed = b[1]&flagFed != 0
+		c.held = b[1]&flagHeld != 0
 		b = b[2:]
 	default:
 		return checkpoint{}, bad
