@@ -708,3 +708,13 @@ func TestGuardPassesWhileCatchingUp(t *testing.T) {
 		t.Fatalf("%d live after the catching-up round, want 5", n)
 	}
 }
+
+// TestAppliedCountsEachKeyOnce: a download read first (FetchRemote, then
+// Download) is one key applied, not two.
+func TestAppliedCountsEachKeyOnce(t *testing.T) {
+	var st Stats
+	st.Actions[InSync], st.Actions[FetchRemote], st.Actions[Download] = 5, 3, 3
+	if n := st.Applied(); n != 3 {
+		t.Fatalf("Applied() = %d with 3 downloads read first, want 3", n)
+	}
+}

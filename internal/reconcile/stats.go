@@ -41,12 +41,14 @@ type Stats struct {
 	Listed, Skipped int
 }
 
-// Applied returns the number of actions other than InSync: what a round
-// after convergence should report as 0.
+// Applied returns the number of actions other than InSync and
+// FetchRemote: what a round after convergence should report as 0. A
+// FetchRemote is a read that leads to the key's real action, counted on
+// its own; counted too, a download read first would count twice.
 func (s *Stats) Applied() int {
 	n := 0
 	for a, c := range s.Actions {
-		if Action(a) != InSync {
+		if Action(a) != InSync && Action(a) != FetchRemote {
 			n += c
 		}
 	}
