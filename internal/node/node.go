@@ -157,6 +157,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			}
 		},
 		FS: cfg.storeFS, Clock: n.clock, OnFail: n.storeFailed, OnFatal: n.storeFatal, // health.go
+		Logger: n.log,
 	})
 	if err != nil {
 		return nil, n.storeOpenFailed(err)

@@ -1,8 +1,11 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"syscall"
@@ -101,4 +104,58 @@ func TestLogFailure(t *testing.T) {
 			mustPut(t, s, "t", "recovered", "{}")
 		})
 	}
+}
+
+// TestFlushOutOfSpaceFailsStore: a flush that fails for want of space
+// (retried by Pebble in the background while writes go on to the log)
+// fails the store as a log write would: OnFail with the disk-full error,
+// writes refused, and Pebble's repeated error written once to the logger.
+func TestFlushOutOfSpaceFailsStore(t *testing.T) {
+	dir := t.TempDir()
+	tog := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if (op.Kind == errorfs.OpFileWrite || op.Kind == errorfs.OpFileWriteAt) && strings.HasSuffix(op.Path, ".sst") {
+			return syscall.ENOSPC
+		}
+		return nil
+	})}
+	failed := make(chan error, 1)
+	var logged bytes.Buffer
+	var logMu sync.Mutex
+	s, err := Open(dir, Options{FS: errorfs.Wrap(vfs.Default, tog),
+		OnFail: func(err error) { failed <- err },
+		Logger: slog.New(slog.NewJSONHandler(lockedWriter{&logMu, &logged}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "t", "k", "{}")
+	tog.On()
+	if _, err := s.db.AsyncFlush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-failed; !errors.Is(err, syscall.ENOSPC) || fault.ClassOf(err) != fault.Exhausted {
+		t.Fatalf("OnFail(%v), want the disk-full error, class exhausted", err)
+	}
+	if _, err := s.Put(bg, "t", "after", []byte("{}"), doc.Precondition{}); !errors.Is(err, ErrFailed) {
+		t.Fatalf("Put after the failed flush = %v, want ErrFailed", err)
+	}
+	tog.Off()
+	if err := s.Close(); err != nil {
+		t.Logf("Close after the failure: %v", err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if n := strings.Count(logged.String(), "store: pebble error"); n > 1 {
+		t.Fatalf("Pebble's error written %d times within a minute, want once:\n%s", n, logged.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

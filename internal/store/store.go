@@ -6,7 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -80,6 +80,10 @@ type Options struct {
 	// or a writer of sync state); it must be quick and must not call the
 	// Store's methods.
 	OnFail func(err error)
+	// Logger receives Pebble's errors, at most one line a minute (a
+	// failing flush is retried, and logged, many times a second); nil is
+	// slog.Default().
+	Logger *slog.Logger
 	// OnFatal is called when Pebble gives up on one of its own goroutines
 	// (a flush or compaction that met a damaged table, say), with the
 	// error classified as the store's are (fault.Corruption for damage).
@@ -296,13 +300,26 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		return nil, err
 	}
 	po := pebbleOptions(fs, opts.CacheSize, opts.MemTableSize)
-	po.Logger = quietLogger{onFatal: opts.OnFatal}
+	po.Logger = quietLogger{onFatal: opts.OnFatal, errs: &pebbleErrors{log: cmp.Or(opts.Logger, slog.Default())}}
+	var opened atomic.Pointer[Store] // for the listener, which Pebble may call from Open on
+	po.EventListener = &pebble.EventListener{
+		// A flush or compaction that failed for want of space is retried
+		// by Pebble while writes go on to the log: the store fails as a
+		// log write that runs out of space does, so that writes answer
+		// 503, readiness drops and the disk-full alert fires, instead of
+		// writes going on until the log's disk is full too.
+		BackgroundError: func(err error) {
+			if s := opened.Load(); s != nil && classify(err) == fault.Exhausted {
+				s.fail(err)
+			}
+		},
+	}
 	if opts.OnFatal != nil {
 		// Pebble's own answer to a damaged block, on whichever goroutine
 		// met it, is its logger's Fatalf with a description (no error).
-		po.EventListener = &pebble.EventListener{DataCorruption: func(info pebble.DataCorruptionInfo) {
+		po.EventListener.DataCorruption = func(info pebble.DataCorruptionInfo) {
 			opts.OnFatal(fault.New(fault.Corruption, fault.Context{Op: "store.pebble"}, info.String()))
-		}}
+		}
 	}
 	// A directory with an identity had a database: Pebble must not make a
 	// new, empty one in its place, which it would do (deleting the tables
@@ -340,6 +357,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		filterMin:  opts.filterMin,
 		filterHook: opts.filterHook,
 	}
+	opened.Store(s)
 	if s.clock == nil {
 		s.clock = doc.NewClock(opts.Wall)
 	}
@@ -627,10 +645,47 @@ func wrap(op, tenant, key string, err error) error {
 // diagnosis; without one, the panic ends it, as Pebble intends.
 type quietLogger struct {
 	onFatal func(error)
+	errs    *pebbleErrors // nil: slog.Default(), unthinned
 }
 
-func (quietLogger) Infof(string, ...any)           {}
-func (quietLogger) Errorf(format string, a ...any) { log.Printf("pebble: "+format, a...) }
+func (quietLogger) Infof(string, ...any) {}
+
+func (l quietLogger) Errorf(format string, a ...any) {
+	if l.errs == nil {
+		slog.Error("store: pebble error", "err", fmt.Sprintf(format, a...))
+		return
+	}
+	l.errs.write(fmt.Sprintf(format, a...))
+}
+
+// pebbleErrors writes Pebble's errors at most once a minute, the next line
+// saying how many were not written ("suppressed").
+type pebbleErrors struct {
+	log        *slog.Logger
+	mu         sync.Mutex
+	last       time.Time // guarded by mu
+	suppressed int       // guarded by mu
+}
+
+const pebbleErrorsEvery = time.Minute
+
+func (p *pebbleErrors) write(msg string) {
+	now := time.Now()
+	p.mu.Lock()
+	if !p.last.IsZero() && now.Sub(p.last) < pebbleErrorsEvery {
+		p.suppressed++
+		p.mu.Unlock()
+		return
+	}
+	n := p.suppressed
+	p.last, p.suppressed = now, 0
+	p.mu.Unlock()
+	args := []any{"err", msg}
+	if n > 0 {
+		args = append(args, "suppressed", n)
+	}
+	p.log.Error("store: pebble error", args...)
+}
 func (l quietLogger) Fatalf(format string, a ...any) {
 	pf := pebbleFatal{msg: fmt.Sprintf(format, a...)}
 	for _, x := range a {
