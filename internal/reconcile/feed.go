@@ -82,6 +82,10 @@ type FeedObserver interface {
 	// FeedFallback: a gap in a peer's feed made the tenant fall back to a
 	// round.
 	FeedFallback(backend string)
+	// FeedCaughtUp: the tenant whose object of peer was read last has
+	// read everything peer published: peer's lag is 0 until its next
+	// object.
+	FeedCaughtUp(backend, peer string)
 }
 
 // feed is an engine's change feed: the publisher of this node's uploads
@@ -100,9 +104,16 @@ type feed struct {
 	loadMu sync.Mutex // serialises loading a tenant's state (it may list the backend)
 	saveMu sync.Mutex // serialises saving the states; taken before mu
 
-	mu      sync.Mutex // guards tenants and their contents
+	mu      sync.Mutex // guards tenants and their contents, and lagFrom
 	tenants map[string]*feedTenant
+	// lagFrom is, per peer (hex id), the tenant whose object of it set
+	// the lag reported last, and the peer's node id: when that tenant
+	// has read the peer's feed to its end, the lag reported is 0 (a
+	// quiet peer's last lag, kept, would look like a feed stuck behind).
+	lagFrom map[string]lagSource
 }
+
+type lagSource struct{ tenant, node string }
 
 // feedTenant is the feed's state of one tenant.
 type feedTenant struct {
@@ -690,10 +701,32 @@ func (f *feed) tailPeer(ctx context.Context, tenant string, ft *feedTenant, peer
 			read++
 		}
 		if !page.More || len(page.Entries) == 0 {
+			if read == 0 { // a poll with nothing to read: see caughtUp
+				f.caughtUp(tenant, ft, peer)
+			}
 			return "", nil
 		}
 	}
 	return "", nil
+}
+
+// caughtUp records that a poll of tenant found nothing new in peer's
+// feed: the lag is 0. Not at the end of a poll that read objects: a feed
+// that stays behind shows its lag from one poll to the next.
+func (f *feed) caughtUp(tenant string, ft *feedTenant, peer string) {
+	f.mu.Lock()
+	if p, ok := ft.peer[peer]; ok && p.Lag != 0 {
+		p.Lag = 0
+		ft.peer[peer] = p
+	}
+	src, ok := f.lagFrom[peer]
+	if ok && src.tenant == tenant {
+		delete(f.lagFrom, peer)
+	}
+	f.mu.Unlock()
+	if o, isFeed := f.e.cfg.Observer.(FeedObserver); isFeed && ok && src.tenant == tenant {
+		o.FeedCaughtUp(f.e.name, src.node)
+	}
 }
 
 // readObject reads, verifies and applies one feed object, then saves the
@@ -729,6 +762,10 @@ func (f *feed) readObject(ctx context.Context, tenant string, ft *feedTenant, pe
 	f.mu.Lock()
 	ft.state.cursors[peer] = max(ft.state.cursors[peer], seq)
 	ft.peer[peer] = PeerFeed{Cursor: seq, Lag: lag, Read: now}
+	if f.lagFrom == nil {
+		f.lagFrom = map[string]lagSource{}
+	}
+	f.lagFrom[peer] = lagSource{tenant: tenant, node: obj.node}
 	f.mu.Unlock()
 	if o, ok := f.e.cfg.Observer.(FeedObserver); ok {
 		o.FeedRead(f.e.name, obj.node, len(obj.entries), lag)

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -569,11 +570,17 @@ func TestFeedGuard(t *testing.T) {
 // feedObserver signals each feed object read.
 type feedObserver struct {
 	actionObserver
-	read chan string // the reading node's peer, per object
+	read     chan string // the reading node's peer, per object
+	caughtUp chan string // nil, or the peers caught up with
 }
 
 func (o *feedObserver) FeedPublished(string, int) {}
 func (o *feedObserver) FeedFallback(string)       {}
+func (o *feedObserver) FeedCaughtUp(_, peer string) {
+	if o.caughtUp != nil {
+		o.caughtUp <- peer
+	}
+}
 func (o *feedObserver) FeedRead(_, peer string, _ int, _ time.Duration) {
 	o.read <- peer
 }
@@ -613,4 +620,55 @@ func TestFeedRun(t *testing.T) {
 	}
 	a.Close()
 	b.Close()
+}
+
+// TestFeedLagZeroWhenCaughtUp: a peer's lag is that of its last object
+// read until a poll finds nothing new; then it is 0, in the status and the
+// observer, where a quiet peer kept the lag of the backlog read after a
+// restart.
+func TestFeedLagZeroWhenCaughtUp(t *testing.T) {
+	shared := newBlobFake(mem.New("b"))
+	a := feedEngine(t, "na", shared, nil, nil)
+	obs := &feedObserver{actionObserver: actionObserver{actions: map[string]int{}}, read: make(chan string, 16), caughtUp: make(chan string, 16)}
+	var skew atomic.Int64
+	b := feedEngine(t, "nb", shared, nil, func(c *Config) {
+		c.Observer = obs
+		c.Now = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	put(t, a.st, "k0", `{}`)
+	flush(t, a)
+	runRound(t, b)
+	poll(t, b) // finds the peer
+	for len(obs.read) > 0 {
+		<-obs.read
+	}
+	put(t, a.st, "k1", `{}`)
+	flush(t, a)
+	skew.Store(int64(20 * time.Second)) // read 20 s after its publication
+	poll(t, b)
+	var peer string
+	select {
+	case peer = <-obs.read:
+	default:
+		t.Fatal("the poll read no object")
+	}
+	s, _ := b.FeedStatus(tenant)
+	if lag := s.Peers[peer].Lag; lag < 20*time.Second {
+		t.Fatalf("lag %v after reading an object 20 s old, want ≥ 20s (%+v)", lag, s)
+	}
+	if len(obs.caughtUp) != 0 {
+		t.Fatal("caught up reported by the poll that read the object")
+	}
+	poll(t, b)
+	select {
+	case got := <-obs.caughtUp:
+		if got != peer {
+			t.Fatalf("caught up with %q, want %q", got, peer)
+		}
+	default:
+		t.Fatal("a poll that found nothing new reported no catching up")
+	}
+	if s, _ := b.FeedStatus(tenant); s.Peers[peer].Lag != 0 {
+		t.Fatalf("lag %v after a poll that found nothing new, want 0", s.Peers[peer].Lag)
+	}
 }

@@ -46,5 +46,10 @@ func (m *Metrics) FeedRead(backend, peer string, entries int, lag time.Duration)
 	m.feed.lag.WithLabelValues(backend, peer).Set(lag.Seconds())
 }
 
+// FeedCaughtUp sets peer's feed lag to 0: everything it published was read.
+func (m *Metrics) FeedCaughtUp(backend, peer string) {
+	m.feed.lag.WithLabelValues(backend, peer).Set(0)
+}
+
 // FeedFallback counts one gap that made a tenant fall back to a round.
 func (m *Metrics) FeedFallback(backend string) { m.feed.fallbacks.WithLabelValues(backend).Inc() }
