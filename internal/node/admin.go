@@ -40,7 +40,8 @@ func (n *Node) newAdmin() (*server.Server, error) {
 		RequireToken:         !IsLoopback(n.cfg.AdminListen),
 		AuthFailed:           n.limiter.AuthFailed,
 		Logger:               n.log,
-		Ready:                n.isReady,           // health.go
+		Ready:                n.isReady, // health.go
+		Failed:               n.storeDown.Load,
 		CatchingUp:           n.catchingUpAtStart, // catchup.go
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
 		Metrics:              n.tel.MetricsHandler(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -185,9 +186,10 @@ func TestStoreFailureDiagnosed(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
-				if resp.StatusCode != http.StatusServiceUnavailable {
-					t.Errorf("GET %s/readyz after the failure: %d, want 503", addr, resp.StatusCode)
+				if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "store_failed") {
+					t.Errorf("GET %s/readyz after the failure: %d %s, want 503 store_failed", addr, resp.StatusCode, body)
 				}
 			}
 			rec := wantLog(t, h.logs.String(), msgStoreFailed, "ERROR", "cause", c.cause, "runbook", c.entry)

@@ -234,6 +234,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 		MaxBodyBytes: n.cfg.MaxBodyBytes,
 		Logger:       n.log,
 		Ready:        n.isReady, // health.go
+		Failed:       n.storeDown.Load,
 		// catchup.go: readiness waits for the tenants restoring from a backend.
 		CatchingUp:           n.catchingUpAtStart,
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,

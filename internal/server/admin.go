@@ -67,6 +67,7 @@ type AdminOptions struct {
 	// Ready and CatchingUp decide /readyz as on the API, which the admin
 	// listener answers in plain text ("ok") for probes that compare bodies.
 	Ready                func() bool
+	Failed               func() bool
 	CatchingUp           func() []string
 	ServeWhileCatchingUp bool
 
@@ -97,6 +98,7 @@ func NewAdmin(o AdminOptions) (*Server, error) {
 		auth:       v,
 		log:        o.Logger,
 		ready:      o.Ready,
+		failed:     o.Failed,
 		catchingUp: o.CatchingUp,
 		serveCU:    o.ServeWhileCatchingUp,
 		authFailed: o.AuthFailed,
@@ -193,7 +195,8 @@ func methodGuards(s *Server, rts []Route, access Access) []Route {
 
 // adminReadyz answers the admin listener's /readyz with the API's
 // decision (readiness): "ok" when ready with nothing catching up, a plain
-// 503 "not ready" (made JSON by JSONErrors) while starting or draining,
+// 503 "not ready: " and the status (made JSON by JSONErrors) while
+// starting, draining or failed,
 // else the API's catching-up body. Like the API's, it is not logged as a
 // failure when it says 503.
 func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
@@ -207,7 +210,7 @@ func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(code)
 		w.Write(readyzBody(status, ts))
 	case code != http.StatusOK:
-		http.Error(w, "not ready", code)
+		http.Error(w, "not ready: "+status, code)
 	default:
 		fmt.Fprintln(w, "ok")
 	}

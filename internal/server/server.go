@@ -136,6 +136,9 @@ type Options struct {
 	// Ready reports whether the node can serve (the store is open); nil
 	// means always. /readyz is 503 until it is true and after SetDraining.
 	Ready func() bool
+	// Failed, if set, reports that the node cannot serve until it is
+	// restarted (its store failed): /readyz says "store_failed".
+	Failed func() bool
 	// CatchingUp, if set, returns the tenants (sorted) still restoring
 	// from a backend after the node started. While it returns any, /readyz
 	// answers 503 with status "catching_up" and their names, unless
@@ -232,6 +235,7 @@ type Server struct {
 	maxBody    int64
 	log        *slog.Logger
 	ready      func() bool
+	failed     func() bool
 	catchingUp func() []string
 	serveCU    bool // ServeWhileCatchingUp
 	middleware []func(http.Handler) http.Handler
@@ -287,6 +291,7 @@ func New(o Options) (*Server, error) {
 		maxBody:    or(o.MaxBodyBytes, DefaultMaxBodyBytes),
 		log:        o.Logger,
 		ready:      o.Ready,
+		failed:     o.Failed,
 		catchingUp: o.CatchingUp,
 		serveCU:    o.ServeWhileCatchingUp,
 		middleware: o.Middleware,
@@ -639,13 +644,15 @@ func (s *Server) livez(w http.ResponseWriter, r *http.Request) {
 	io.WriteString(w, `{"status":"live"}`+"\n")
 }
 
-// readiness is what /readyz says on both listeners: "draining" or
-// "starting" (503), "catching_up" (503, or 200 with ServeWhileCatchingUp)
-// with the tenants still catching up, or "ready".
+// readiness is what /readyz says on both listeners: "draining",
+// "store_failed" or "starting" (503), "catching_up" (503, or 200 with
+// ServeWhileCatchingUp) with the tenants still catching up, or "ready".
 func (s *Server) readiness() (status string, code int, catchingUp []string) {
 	switch {
 	case s.draining.Load():
 		return "draining", http.StatusServiceUnavailable, nil
+	case s.failed != nil && s.failed():
+		return "store_failed", http.StatusServiceUnavailable, nil
 	case s.ready != nil && !s.ready():
 		return "starting", http.StatusServiceUnavailable, nil
 	}
