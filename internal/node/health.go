@@ -100,6 +100,9 @@ func (n *Node) storeFatal(err error) {
 		n.log.Error(msgStoreFailed, "cause", telemetry.CauseIOError, "class", fault.ClassOf(err).String(),
 			"data_dir", n.cfg.DataDir, "err", err, "runbook", runbookWriteFail)
 	}
+	// What cairn serve prints for a store it refuses at start, with its
+	// runbook entry: the process ends here, not through the CLI.
+	fmt.Fprintf(os.Stderr, "cairn serve: %v\n", err)
 	exit(1)
 }
 
