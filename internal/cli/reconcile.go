@@ -22,8 +22,10 @@ import (
 
 const reconcileUsage = `Usage:
   cairn reconcile status                      per backend and tenant: breaker, lag, cursor, percent
-                                              done and ETA of a round in progress, last round;
-                                              tenants still catching up (restoring) and their progress
+                                              done and ETA of a round in progress (from the size the
+                                              last whole round found: "-" before one, as while
+                                              catching up), last round; tenants still catching up
+                                              (restoring) and their progress
   cairn reconcile run [--backend B] [--tenant T] [--wait] [--confirm] [--scrub]
                                               start a round (all backends, all tenants by default);
                                               --wait runs them now, shows their progress on stderr
