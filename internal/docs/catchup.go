@@ -3,6 +3,7 @@ package docs
 import (
 	"context"
 	"errors"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -44,12 +45,20 @@ func (d *Service) undecidable(tenant string, pre doc.Precondition) error {
 		Msg: "a conditional write (If-Match or If-None-Match) cannot be decided before the node holds the tenant's documents; retry later"}
 }
 
+// readThroughWait bounds a client's read through the backends, retries
+// included: a backend that does not answer makes the read a 503 with
+// Retry-After (or the node's own version) after it, not after the
+// resilience policy's whole budget of attempts (tens of seconds).
+const readThroughWait = 3 * time.Second
+
 // newestRemote reads key from the backends es: the newest version any of
 // them holds and the backend's name (nil, "" when none does), and the
 // errors of those that could not be read.
 func newestRemote(ctx context.Context, es []*reconcile.Engine, tenant, key string) (best *backend.Object, from string, failed error) {
 	ctx, span := telemetry.StartChild(ctx, "backend.read_through")
 	defer span.End()
+	ctx, cancel := context.WithTimeout(ctx, readThroughWait)
+	defer cancel()
 	for _, e := range es {
 		o, err := e.ReadThrough(ctx, tenant, key)
 		switch {

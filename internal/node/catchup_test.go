@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend"
@@ -256,5 +257,41 @@ func TestCatchingUpServesTheNewerVersion(t *testing.T) {
 	}
 	if code, _, body := bn.doH(t, "GET", "/v1/tenants/acme/docs/k1", "", nil); code != 404 {
 		t.Errorf("GET k1 while catching up, holding the version deleted since: %d %s; want 404", code, body)
+	}
+}
+
+// hangingGets is a backend whose reads of documents wait until their
+// caller gives up: a backend that accepts connections and never answers.
+type hangingGets struct{ *mem.Mem }
+
+func (hangingGets) Get(ctx context.Context, _, _ string) (*backend.Object, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestReadThroughBounded: while catching up, a read through a backend that
+// does not answer ends as a 503 catching_up with Retry-After, bounded by
+// the read-through's own wait: with no attempt timeout and no limit on
+// the attempts' time, nothing else would end it.
+func TestReadThroughBounded(t *testing.T) {
+	b := hangingGets{mem.New("shared")}
+	a := startReplNodeWith(t, nil, BackendSpec{Name: "shared", Backend: b.Mem})
+	if code, body := a.do(t, "PUT", "k0", `{}`); code != 201 {
+		t.Fatalf("PUT on A: %d %s", code, body)
+	}
+	a.run(t, "")
+	if err := a.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	release := holdList(b.Mem, "acme")
+	defer release()
+	n := startReplNodeWith(t, func(c *Config) {
+		c.Replication.Resilience = resilience.Config{AttemptTimeout: -1, MaxElapsed: time.Hour}
+		c.Auth = a.cfg.Auth
+	}, BackendSpec{Name: "shared", Backend: b})
+	n.token = a.token
+	code, h, body := n.doH(t, "GET", "/v1/tenants/acme/docs/k", "", nil)
+	if code != 503 || h.Get("Retry-After") == "" || !strings.Contains(body, `"catching_up"`) {
+		t.Fatalf("GET through a backend that does not answer: %d Retry-After %q %s; want 503 catching_up", code, h.Get("Retry-After"), body)
 	}
 }
