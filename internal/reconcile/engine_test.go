@@ -718,3 +718,34 @@ func TestAppliedCountsEachKeyOnce(t *testing.T) {
 		t.Fatalf("Applied() = %d with 3 downloads read first, want 3", n)
 	}
 }
+
+// TestGuardStopReachesRoundsUnderWay: a round under way when the feed (or
+// another round) stops at the guard stops at its next deletion: counting
+// its own share, it would let the rest through.
+func TestGuardStopReachesRoundsUnderWay(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, nil), newEngine(t, c, b, nil)
+	for i := range 40 {
+		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	converge(t, 3, ec, ea)
+	for i := range 8 { // 20%: within the share
+		del(t, c, fmt.Sprintf("k%02d", i))
+	}
+	if _, err := ec.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ea.startRound(bg, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea.hold(tenant, true) // what the feed's stop does meanwhile
+	_, err = r.step(bg, 0)
+	if _, err = ea.finishRound(bg, r, err); !errors.Is(err, ErrNeedsConfirm) {
+		t.Fatalf("round under way when the tenant was held: %v, want ErrNeedsConfirm", err)
+	}
+	if n := countLive(t, a); n != 40 {
+		t.Fatalf("%d live after the held round, want 40", n)
+	}
+}

@@ -405,8 +405,14 @@ func (r *round) allowDelete(ctx context.Context) error {
 		}
 		r.live, r.counted = max(n, synced), true
 	}
+	if !r.held {
+		// The feed, or another round, may have stopped at the guard
+		// since this one began: it must not let the rest through as a
+		// share of its own.
+		r.held, _ = r.e.guardOf(r.tenant)
+	}
 	if r.held {
-		return fmt.Errorf("%w (tenant %s, backend %s: an earlier round stopped at the guard)", ErrNeedsConfirm, r.tenant, r.e.name)
+		return fmt.Errorf("%w (tenant %s, backend %s: a round or the feed stopped at the guard)", ErrNeedsConfirm, r.tenant, r.e.name)
 	}
 	if r.e.cfg.Guard.Stop(r.live, r.deletes+1) {
 		return fmt.Errorf("%w (tenant %s, backend %s: more than %d deletions of %d live documents)",
