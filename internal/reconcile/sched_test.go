@@ -523,9 +523,18 @@ func TestReplicationLagLeavesRestoredVersionsOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEngine(t, a, b, func(c *Config) { c.Now = later })
+	e.Changed(tenant) // as the node's commit feed tells of the restore's writes
 	b.SetFault(func(op, _, _ string) error { return fault.New(fault.Transient, fault.Context{}, "down") })
 	_, _ = e.Upload(bg, tenant)
 	if lag := e.ReplicationLag(); lag > time.Minute {
 		t.Fatalf("lag %v with only a restored version in the log, want about 0", lag)
+	}
+	// A drain that reads the log to its end clears the mark.
+	b.SetFault(nil)
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if lag := e.ReplicationLag(); lag != 0 {
+		t.Fatalf("lag %v after a drain of the restored version, want 0", lag)
 	}
 }

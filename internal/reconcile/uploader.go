@@ -65,7 +65,9 @@ func (e *Engine) upload(ctx context.Context, tenant string, n int) (st Stats, mo
 			e.caughtUp(tenant, read)
 			return st, false, nil
 		}
-		e.behind(tenant, e.pendingSince(batch, read))
+		if t, ok := e.pendingSince(batch); ok {
+			e.behind(tenant, t)
+		}
 		if _, err := e.uploadPage(ctx, tenant, batch, &st); err != nil {
 			return st, false, err
 		}
@@ -245,18 +247,19 @@ func (e *Engine) behind(tenant string, t time.Time) {
 }
 
 // pendingSince is the mark a page of changes leaves while it uploads:
-// the time of its first change this node wrote, or read when it holds
-// none. A version the node downloaded or restored has nothing to upload,
-// and its time is its writer's, maybe long ago: counted, a restore would
-// show the age of the documents it restored as replication lag.
-func (e *Engine) pendingSince(batch []store.Change, read time.Time) time.Time {
+// the time of its first change this node wrote; none (false) when it
+// holds none, and the mark Changed left stands. A version the node
+// downloaded or restored has nothing to upload, and its time is its
+// writer's, maybe long ago: counted, a restore would show the age of the
+// documents it restored as replication lag.
+func (e *Engine) pendingSince(batch []store.Change) (time.Time, bool) {
 	own := e.st.Identity().Incarnation
 	for i := range batch {
 		if batch[i].Version.Writer == own {
-			return batch[i].Version.HLC.Time()
+			return batch[i].Version.HLC.Time(), true
 		}
 	}
-	return read
+	return time.Time{}, false
 }
 
 // reading notes that a read of tenant's change log begins now, and
