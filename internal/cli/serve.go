@@ -92,7 +92,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.respListen, "resp-listen", "", "Redis-protocol (RESP2/RESP3) `address` (AUTH tenant token; docs/resp.md); empty disables it")
 	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable (environment: CAIRN_TENANTS, comma-separated)")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
-	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name` (default: kept in the data directory)")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name`, unique among the nodes sharing a backend (default: kept in the data directory)")
 	fs.StringVar(&f.durability, "durability", "sync", "`mode`: sync (fsync before every reply) or buffered (may lose recent writes on a crash)")
 	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, e.g. 256MiB; with a memory limit, a third of the Go heap's share of it unless given)")
 	fs.Var(&f.keyFilter, "key-filter-bytes", "cap of the in-memory filter of document keys that spares a PUT creating a document its disk lookup (`size`; 10 bits a document, so 16MiB covers ~13 million, and serves up to twice that); 0 turns it off")
