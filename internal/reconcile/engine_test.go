@@ -498,20 +498,37 @@ func TestUploaderFastPath(t *testing.T) {
 	}
 }
 
-func TestMassDeleteGuard(t *testing.T) {
-	b := mem.New("b")
-	a, c := openStore(t, "a"), openStore(t, "c")
-	ea, ec := newEngine(t, a, b, nil), newEngine(t, c, b, nil)
-	for i := range 20 {
-		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
+// guardSetup is two engines on one backend, a's and c's: c's documents
+// converged to a, then some deleted on c and uploaded (the fast path has
+// no guard), for a's rounds to meet.
+type guardSetup struct {
+	b      *mem.Mem
+	a, c   *store.Store
+	ea, ec *Engine
+}
+
+// deletedOnPeer makes a guardSetup with n documents, the first deleted of
+// them deleted.
+func deletedOnPeer(t *testing.T, n, deleted int) guardSetup {
+	t.Helper()
+	g := guardSetup{b: mem.New("b"), a: openStore(t, "a"), c: openStore(t, "c")}
+	g.ea, g.ec = newEngine(t, g.a, g.b, nil), newEngine(t, g.c, g.b, nil)
+	for i := range n {
+		put(t, g.c, fmt.Sprintf("k%02d", i), `{}`)
 	}
-	converge(t, 3, ec, ea)
-	for i := range 15 {
-		del(t, c, fmt.Sprintf("k%02d", i))
+	converge(t, 3, g.ec, g.ea)
+	for i := range deleted {
+		del(t, g.c, fmt.Sprintf("k%02d", i))
 	}
-	if _, err := ec.Upload(bg, tenant); err != nil { // the fast path has no guard
+	if _, err := g.ec.Upload(bg, tenant); err != nil {
 		t.Fatal(err)
 	}
+	return g
+}
+
+func TestMassDeleteGuard(t *testing.T) {
+	g := deletedOnPeer(t, 20, 15)
+	b, a, c, ea, ec := g.b, g.a, g.c, g.ea, g.ec
 	_, err := ea.Round(bg, tenant)
 	if !errors.Is(err, ErrNeedsConfirm) {
 		t.Fatalf("round deleting 15 of 20: %v, want ErrNeedsConfirm", err)
@@ -723,19 +740,8 @@ func TestAppliedCountsEachKeyOnce(t *testing.T) {
 // another round) stops at the guard stops at its next deletion: counting
 // its own share, it would let the rest through.
 func TestGuardStopReachesRoundsUnderWay(t *testing.T) {
-	b := mem.New("b")
-	a, c := openStore(t, "a"), openStore(t, "c")
-	ea, ec := newEngine(t, a, b, nil), newEngine(t, c, b, nil)
-	for i := range 40 {
-		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
-	}
-	converge(t, 3, ec, ea)
-	for i := range 8 { // 20%: within the share
-		del(t, c, fmt.Sprintf("k%02d", i))
-	}
-	if _, err := ec.Upload(bg, tenant); err != nil {
-		t.Fatal(err)
-	}
+	g := deletedOnPeer(t, 40, 8) // 20%: within the share
+	a, ea := g.a, g.ea
 	r, err := ea.startRound(bg, tenant)
 	if err != nil {
 		t.Fatal(err)
