@@ -97,7 +97,13 @@ func (l *lister) run() error {
 		}
 		key, hashed, err := backend.ParsePath(rel, l.s.maxChunks)
 		if err != nil {
-			return fault.E(fault.Corruption, fault.Context{}, err)
+			// A name cairn cannot have written is not a document of
+			// its: another tool's object under the prefix, or a
+			// gateway's in-flight temporary file (versitygw lists
+			// ".<name>.sgwtmp.<n>" while a put is under way). Failing
+			// the listing for it would fail every round of the tenant,
+			// as corruption.
+			continue
 		}
 		e := backend.Entry{Key: key, ETag: trimETag(obj.ETag), Size: obj.Size}
 		if hashed {
