@@ -92,9 +92,10 @@ func (n *Node) storeOpenFailed(err error) error {
 
 // storeFatal ends the process when the store cannot go on: Pebble met a
 // damaged table, or gave up on one of its own goroutines. It logs what
-// storeOpenFailed logs for the same damage found at start, then exits 1; a
-// supervisor's restart then meets the damage at start and is refused with
-// the same diagnosis, unless the table was one a compaction had replaced.
+// storeOpenFailed logs for the same damage found at start, then exits 1.
+// Pebble checks a table only when it reads it, so a supervisor's restart
+// serves until it meets the table again and exits the same way (runbook,
+// "Corrupt local store").
 func (n *Node) storeFatal(err error) {
 	if err = n.storeOpenFailed(err); fault.ClassOf(err) != fault.Corruption {
 		n.log.Error(msgStoreFailed, "cause", telemetry.CauseIOError, "class", fault.ClassOf(err).String(),

@@ -274,22 +274,27 @@ func (e *Engine) Confirm(tenant string) {
 	e.confirm[tenant] = true
 }
 
-// hold records that the guard stopped a round of tenant, or, with on
-// false, that a round of it ended without stopping: see round.held. It is
-// kept in the tenant's checkpoint, so that a restart does not forget it.
+// hold records that the guard stopped a round or the feed of tenant, or,
+// with on false, that a confirmed round of it ended: until then every
+// deletion of its rounds and feed waits for a confirmation (allowDelete).
+// It is kept in the tenant's checkpoint, so that a restart does not
+// forget it.
 func (e *Engine) hold(tenant string, on bool) {
-	if cp, err := e.loadCheckpoint(tenant); err == nil && cp.held == on {
-		return
-	}
-	_ = e.updateCheckpoint(tenant, func(c *checkpoint) { c.held = on }) // a failed write fails the next round's read
+	_ = e.updateCheckpoint(tenant, func(c *checkpoint) { c.held = on }) // a failed write fails the next read of it
 }
 
-// guardOf returns, for the feed's guard, whether tenant is held (see
-// hold) and whether it passes the guard because it is catching up (see
-// startRoundMode).
-func (e *Engine) guardOf(tenant string) (held, pass bool) {
+// held reports whether tenant is held (hold).
+func (e *Engine) held(tenant string) (bool, error) {
 	cp, err := e.loadCheckpoint(tenant)
-	return err == nil && cp.held, err == nil && !cp.caughtUp
+	return cp.held, err
+}
+
+// feedGuard is the mass-deletion guard's window for the feed: one poll of
+// tenant, or a restore's replay. A tenant catching up passes it, as its
+// rounds do (startRoundMode).
+func (e *Engine) feedGuard(tenant string) *round {
+	cp, err := e.loadCheckpoint(tenant)
+	return &round{e: e, tenant: tenant, st: Stats{Tenant: tenant, Started: e.cfg.Now()}, confirmed: err == nil && !cp.caughtUp}
 }
 
 func (e *Engine) takeConfirm(tenant string) bool {

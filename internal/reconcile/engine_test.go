@@ -555,7 +555,7 @@ func TestMassDeleteGuard(t *testing.T) {
 	if live := countLive(t, a); live != 5 || st.ResumedAfter == "" {
 		t.Fatalf("after confirming: %d live, stats %+v", live, st)
 	}
-	// A round that passed the guard ends the hold.
+	// The confirmed round ended the hold.
 	for i := 15; i < 18; i++ {
 		del(t, c, fmt.Sprintf("k%02d", i))
 	}
@@ -753,5 +753,22 @@ func TestGuardStopReachesRoundsUnderWay(t *testing.T) {
 	}
 	if n := countLive(t, a); n != 40 {
 		t.Fatalf("%d live after the held round, want 40", n)
+	}
+}
+
+// TestHoldEndsWithAConfirmedRound: a hold outlives rounds that end
+// without meeting a deletion (a round in sync, while the feed is stopped
+// at the guard); the confirmed round ends it.
+func TestHoldEndsWithAConfirmedRound(t *testing.T) {
+	g := deletedOnPeer(t, 20, 0)
+	g.ea.hold(tenant, true)
+	runRound(t, g.ea)
+	if held, err := g.ea.held(tenant); err != nil || !held {
+		t.Fatalf("after an unconfirmed round with nothing to delete: held %v (%v), want held", held, err)
+	}
+	g.ea.Confirm(tenant)
+	runRound(t, g.ea)
+	if held, err := g.ea.held(tenant); err != nil || held {
+		t.Fatalf("after a confirmed round: held %v (%v), want not held", held, err)
 	}
 }

@@ -582,10 +582,7 @@ func (f *feed) tailLoop(ctx context.Context) {
 // it, or, after a gap, waits for a round that covers it. It returns what
 // it applied.
 func (f *feed) poll(ctx context.Context, tenant string) (Stats, error) {
-	// The mass-deletion guard's window: one poll of the tenant, stopped at
-	// its first deletion while a round's stop is not confirmed.
-	g := &round{e: f.e, tenant: tenant, st: Stats{Tenant: tenant, Started: f.e.cfg.Now()}}
-	g.held, g.confirmed = f.e.guardOf(tenant)
+	g := f.e.feedGuard(tenant)
 	err := f.pollWith(ctx, tenant, g)
 	return g.st, err
 }

@@ -86,8 +86,7 @@ func (f *feed) replay(ctx context.Context, tenant string, from map[string]uint64
 		ft.state.cursors[n] = max(ft.state.cursors[n], from[n])
 	}
 	f.mu.Unlock()
-	g := &round{e: f.e, tenant: tenant, st: Stats{Tenant: tenant, Started: f.e.cfg.Now()}} // the guard's window: the replay
-	g.held, g.confirmed = f.e.guardOf(tenant)                                              // a restore catches up: it passes
+	g := f.e.feedGuard(tenant) // a restore catches up: it passes
 	ok := true
 	for _, n := range nodes {
 		if ok, err = f.replayNode(ctx, tenant, ft, n, g); err != nil || !ok {

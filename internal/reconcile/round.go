@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -83,7 +84,6 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 	// side that lost documents is never mirrored as deletions), and a
 	// restore must not wait for a confirmation of each share of them.
 	r.confirmed = !verify && (e.takeConfirm(tenant) || !cp.caughtUp)
-	r.held = !verify && cp.held
 	r.track = newSegTrack(e, tenant, r.plan, cp.cursor == "")
 	if r.partial() {
 		r.st.Skipped = r.plan.lay.segments() - len(r.plan.ranges)
@@ -142,7 +142,7 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	case r.verify:
 	case errors.Is(err, ErrNeedsConfirm):
 		e.hold(r.tenant, true)
-	case err == nil:
+	case err == nil && r.confirmed:
 		e.hold(r.tenant, false)
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
@@ -222,13 +222,6 @@ type round struct {
 	span      trace.Span
 	confirmed bool   // the guard was confirmed for this round
 	cursor    string // the last key fully handled
-	// held: an earlier round of the tenant stopped at the guard, and none
-	// has passed it since. Such a round stops at its first deletion:
-	// counted afresh, each round would let another share of the tenant's
-	// documents go (the earlier rounds' deletions made it smaller), and
-	// the deletions the guard stopped would all pass, a share a round,
-	// with no confirmation.
-	held bool
 	// mu guards live, counted, deletes and inSync: the feed applies a
 	// feed object's entries concurrently under one round's guard (feed.go).
 	mu      sync.Mutex
@@ -386,6 +379,17 @@ func (r *round) allowDelete(ctx context.Context) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	// Once the guard stopped a round or the feed of the tenant (this one
+	// included, the feed meanwhile included), every deletion waits for a
+	// confirmation: counted afresh, each round would let another share of
+	// what is left go, and the deletions stopped would all pass, a share a
+	// round.
+	if held, err := r.e.held(r.tenant); err != nil || held {
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("%w (tenant %s, backend %s: a round or the feed stopped at the guard)", ErrNeedsConfirm, r.tenant, r.e.name)
+	}
 	if !r.counted {
 		n := 0
 		for _, err := range r.e.st.List(ctx, r.tenant, store.ListOptions{KeysOnly: true}) {
@@ -404,15 +408,6 @@ func (r *round) allowDelete(ctx context.Context) error {
 			}
 		}
 		r.live, r.counted = max(n, synced), true
-	}
-	if !r.held {
-		// The feed, or another round, may have stopped at the guard
-		// since this one began: it must not let the rest through as a
-		// share of its own.
-		r.held, _ = r.e.guardOf(r.tenant)
-	}
-	if r.held {
-		return fmt.Errorf("%w (tenant %s, backend %s: a round or the feed stopped at the guard)", ErrNeedsConfirm, r.tenant, r.e.name)
 	}
 	if r.e.cfg.Guard.Stop(r.live, r.deletes+1) {
 		return fmt.Errorf("%w (tenant %s, backend %s: more than %d deletions of %d live documents)",
@@ -593,7 +588,7 @@ type checkpoint struct {
 	caughtUp  bool
 	packDone  bool
 	fed       bool
-	held      bool // the guard stopped a round, and none has passed it since (round.held)
+	held      bool // the guard stopped a round or the feed, and no confirmed round has ended since (Engine.hold)
 	packGen   string
 	packPart  int
 }
@@ -694,8 +689,12 @@ func (e *Engine) updateCheckpoint(tenant string, f func(c *checkpoint)) error {
 	if err != nil {
 		return err
 	}
+	before := c.encode()
 	f(&c)
-	return e.st.PutCheckpoint(e.name, tenant, c.encode())
+	if after := c.encode(); !bytes.Equal(after, before) {
+		return e.st.PutCheckpoint(e.name, tenant, after)
+	}
+	return nil
 }
 
 func (e *Engine) saveCursor(tenant, cursor string) error {
