@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/logevery"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/store"
 	"go.opentelemetry.io/otel/trace"
@@ -148,7 +149,7 @@ type Config struct {
 // See docs/design/reconcile.md, "Engine".
 type Engine struct {
 	cfg      Config
-	warns    warnings // warnRepeated
+	warns    logevery.Limiter // warnRepeated; Period warnEvery
 	st       *store.Store
 	be       backend.Backend
 	name     string
@@ -241,6 +242,7 @@ func New(cfg Config) (*Engine, error) {
 		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, told: map[string]time.Time{},
 		confirm:  map[string]bool{},
 		tenants:  map[string]*tenantState{},
+		warns:    logevery.Limiter{Period: warnEvery},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan struct{}, 1),
 		changedWant: map[string]bool{},
 		packWant:    map[string]bool{}, packKick: make(chan struct{}, 1),

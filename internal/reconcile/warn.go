@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"sync"
 	"time"
 )
 
@@ -12,17 +11,6 @@ import (
 // an hour, which buries everything else in the log.
 const warnEvery = time.Minute
 
-// warnings remembers when each repeating warning was last written.
-type warnings struct {
-	mu   sync.Mutex
-	last map[string]warned
-}
-
-type warned struct {
-	at         time.Time
-	suppressed int // lines not written since
-}
-
 // warnRepeated writes the warning msg for key (its cause: the message and
 // the tenant), unless it was written for key less than warnEvery ago; the
 // next line written carries how many were not ("suppressed").
@@ -31,23 +19,12 @@ func (e *Engine) warnRepeated(ctx context.Context, key, msg string, args ...any)
 	if l == nil {
 		return
 	}
-	now := e.cfg.Now()
-	w := &e.warns
-	w.mu.Lock()
-	if w.last == nil {
-		w.last = map[string]warned{}
-	}
-	prev, seen := w.last[key]
-	if seen && now.Sub(prev.at) < warnEvery {
-		prev.suppressed++
-		w.last[key] = prev
-		w.mu.Unlock()
+	ok, suppressed := e.warns.Allow(key, e.cfg.Now())
+	if !ok {
 		return
 	}
-	w.last[key] = warned{at: now}
-	w.mu.Unlock()
-	if prev.suppressed > 0 {
-		args = append(args, "suppressed", prev.suppressed)
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
 	}
 	l.WarnContext(ctx, msg, args...)
 }

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/logevery"
 )
 
 // Durability says when a write is acknowledged.
@@ -300,7 +301,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		return nil, err
 	}
 	po := pebbleOptions(fs, opts.CacheSize, opts.MemTableSize)
-	po.Logger = quietLogger{onFatal: opts.OnFatal, errs: &pebbleErrors{log: cmp.Or(opts.Logger, slog.Default())}}
+	po.Logger = quietLogger{onFatal: opts.OnFatal, errs: &pebbleErrors{log: cmp.Or(opts.Logger, slog.Default()), every: logevery.Limiter{Period: pebbleErrorsEvery}}}
 	var opened atomic.Pointer[Store] // for the listener, which Pebble may call from Open on
 	po.EventListener = &pebble.EventListener{
 		// A flush or compaction that failed for want of space is retried
@@ -661,31 +662,24 @@ func (l quietLogger) Errorf(format string, a ...any) {
 // pebbleErrors writes Pebble's errors at most once a minute, the next line
 // saying how many were not written ("suppressed").
 type pebbleErrors struct {
-	log        *slog.Logger
-	mu         sync.Mutex
-	last       time.Time // guarded by mu
-	suppressed int       // guarded by mu
+	log   *slog.Logger
+	every logevery.Limiter
 }
 
 const pebbleErrorsEvery = time.Minute
 
 func (p *pebbleErrors) write(msg string) {
-	now := time.Now()
-	p.mu.Lock()
-	if !p.last.IsZero() && now.Sub(p.last) < pebbleErrorsEvery {
-		p.suppressed++
-		p.mu.Unlock()
+	ok, suppressed := p.every.Allow("pebble", time.Now())
+	if !ok {
 		return
 	}
-	n := p.suppressed
-	p.last, p.suppressed = now, 0
-	p.mu.Unlock()
 	args := []any{"err", msg}
-	if n > 0 {
-		args = append(args, "suppressed", n)
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
 	}
 	p.log.Error("store: pebble error", args...)
 }
+
 func (l quietLogger) Fatalf(format string, a ...any) {
 	pf := pebbleFatal{msg: fmt.Sprintf(format, a...)}
 	for _, x := range a {
