@@ -277,8 +277,12 @@ func (e *Engine) Confirm(tenant string) {
 }
 
 // hold records that the guard stopped a round or the feed of tenant, or,
-// with on false, that a confirmed round of it ended: until then every
+// with on false, that a round of it ended without a stop: until then every
 // deletion of its rounds and feed waits for a confirmation (allowDelete).
+// A round that ends without meeting a deletion ends it too: a tenant whose
+// clients delete often trips the guard's share now and then (a poll that
+// brings many deletions of a small tenant), and its deletions must not
+// wait for an operator ever after.
 // It is kept in the tenant's checkpoint, so that a restart does not
 // forget it.
 func (e *Engine) hold(tenant string, on bool) {

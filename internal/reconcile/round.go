@@ -142,7 +142,7 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	case r.verify:
 	case errors.Is(err, ErrNeedsConfirm):
 		e.hold(r.tenant, true)
-	case err == nil && r.confirmed:
+	case err == nil:
 		e.hold(r.tenant, false)
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
@@ -588,7 +588,7 @@ type checkpoint struct {
 	caughtUp  bool
 	packDone  bool
 	fed       bool
-	held      bool // the guard stopped a round or the feed, and no confirmed round has ended since (Engine.hold)
+	held      bool // the guard stopped a round or the feed, and no round has ended without a stop since (Engine.hold)
 	packGen   string
 	packPart  int
 }
