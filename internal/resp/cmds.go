@@ -20,12 +20,12 @@ import (
 
 // The connection commands.
 
-func cmdPing(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
+func cmdPing(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	switch len(args) {
 	case 1:
 		c.WriteString("PONG")
 	case 2:
-		c.WriteBulk(args[1])
+		ss.bulk(c, args[1])
 	default:
 		c.WriteError(errWrongArg + "ping' command")
 		return failed(fault.Invalid)
@@ -33,8 +33,8 @@ func cmdPing(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
 	return ok
 }
 
-func cmdEcho(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
-	c.WriteBulk(args[1])
+func cmdEcho(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
+	ss.bulk(c, args[1])
 	return ok
 }
 

@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/tidwall/redcon"
@@ -37,7 +38,7 @@ func cmdGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	switch {
 	case res.err:
 	case found:
-		c.WriteBulk(d.Body)
+		ss.bulk(c, d.Body)
 	default:
 		writeNull(c, ss)
 	}
@@ -52,7 +53,7 @@ func cmdGetETag(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	case res.err:
 	case found:
 		c.WriteArray(2)
-		c.WriteBulk(d.Body)
+		ss.bulk(c, d.Body)
 		c.WriteBulkString(strings.Trim(d.ETag, `"`))
 	default:
 		writeNull(c, ss)
@@ -215,11 +216,16 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		return failed(fault.Invalid)
 	}
 	bodies := make([][]byte, len(keys))
+	total := 0
 	for i, k := range keys {
 		d, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
 		switch {
 		case err == nil:
 			bodies[i] = d.Body
+			if total += len(d.Body); total > s.maxReply {
+				c.WriteError("ERR MGET reply larger than " + strconv.Itoa(s.maxReply) + " bytes: ask for fewer keys at a time")
+				return failed(fault.Invalid)
+			}
 		case errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrConflict):
 		default:
 			return s.fail(c, ss, "MGET", err)
@@ -230,7 +236,7 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		if b == nil {
 			writeNull(c, ss)
 		} else {
-			c.WriteBulk(b)
+			ss.bulk(c, b)
 		}
 	}
 	return ok
@@ -284,9 +290,9 @@ func cmdJSONGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	case len(args) == 3 && string(args[2]) == "$":
 		b := make([]byte, 0, len(d.Body)+2)
 		b = append(append(append(b, '['), d.Body...), ']')
-		c.WriteBulk(b)
+		ss.bulk(c, b)
 	default:
-		c.WriteBulk(d.Body)
+		ss.bulk(c, d.Body)
 	}
 	return res
 }

@@ -24,10 +24,18 @@ import (
 // (--max-body-bytes plus 64 KiB), an inline line of at most 64 KiB. A
 // multibulk count of zero or less is skipped, as Redis skips it.
 //
+// Before the connection has signed in (authed false), a command is at most
+// preAuthArgs arguments and preAuthBytes bytes, as Redis limits an
+// unauthenticated client (10 arguments, each of at most 16 KiB; here the
+// whole command), so that no one without a token makes the node hold more
+// than that per connection. The framer then frames one command at a time,
+// so the command after an AUTH is framed under the limits the AUTH leaves.
+//
 // It is used only by its connection's goroutine.
 type framer struct {
-	max int // a command's most bytes
-	buf []byte
+	max    int  // a command's most bytes
+	authed bool // the connection has signed in; set by the handler after each command
+	buf    []byte
 	// buf[sent:ready] is whole multibulk commands not yet handed on;
 	// buf[ready:] the bytes after them, not yet framed, of which
 	// buf[ready:pos] are the parsed part of a partial command.
@@ -43,6 +51,8 @@ const (
 	maxArgs       = 1 << 20 // Redis's limit on a multibulk count
 	maxInline     = 64 << 10
 	maxLengthLine = 32 // "*" or "$", a length, CRLF: more than this is no length
+	preAuthArgs   = 10
+	preAuthBytes  = 16 << 10
 )
 
 // errProtocol is a framing error; its text follows "-ERR Protocol error: ".
@@ -99,7 +109,7 @@ func (f *framer) space() []byte {
 func (f *framer) frame() {
 	for f.err == nil && len(f.inline) == 0 {
 		if f.args == 0 && f.pos == f.ready {
-			if f.ready == len(f.buf) {
+			if f.ready == len(f.buf) || (!f.authed && f.ready > f.sent) {
 				return
 			}
 			if f.buf[f.ready] != '*' {
@@ -119,6 +129,9 @@ func (f *framer) frame() {
 			switch {
 			case !ok || count > maxArgs:
 				f.err = &errProtocol{"invalid multibulk length"}
+				return
+			case !f.authed && count > preAuthArgs:
+				f.err = &errProtocol{"unauthenticated multibulk length"}
 				return
 			case count <= 0: // an empty command: skipped, once what precedes it is handed on
 				if f.ready > f.sent {
@@ -148,6 +161,10 @@ func (f *framer) frame() {
 			}
 			if nl+1+size+2-f.ready > f.max { // the command so far, with this argument
 				f.err = errTooLarge
+				return
+			}
+			if !f.authed && nl+1+size+2-f.ready > preAuthBytes {
+				f.err = &errProtocol{"unauthenticated bulk length"}
 				return
 			}
 			end := nl + 1 + size + 2
@@ -218,9 +235,13 @@ func (f *framer) line(at, limit int, bad string) (int, bool) {
 func (f *framer) frameInline() bool {
 	at := f.ready
 	nl := -1
+	limit := maxInline
+	if !f.authed {
+		limit = preAuthBytes
+	}
 	// From where the last search stopped: a line that arrives a byte at a
 	// time is searched once, not once per byte.
-	for i := max(at, f.scanned); i < len(f.buf) && i-at <= maxInline; i++ {
+	for i := max(at, f.scanned); i < len(f.buf) && i-at <= limit; i++ {
 		if f.buf[i] == '\n' {
 			nl = i
 			break
@@ -228,7 +249,7 @@ func (f *framer) frameInline() bool {
 	}
 	if nl < 0 {
 		f.scanned = len(f.buf)
-		if len(f.buf)-at > maxInline {
+		if len(f.buf)-at > limit {
 			f.err = &errProtocol{"too big inline request"}
 		}
 		return false
@@ -241,6 +262,10 @@ func (f *framer) frameInline() bool {
 	args, ok := splitArgs(line)
 	if !ok {
 		f.err = &errProtocol{"unbalanced quotes in request"}
+		return false
+	}
+	if !f.authed && len(args) > preAuthArgs {
+		f.err = &errProtocol{"unauthenticated multibulk length"}
 		return false
 	}
 	f.ready, f.pos, f.sent = nl+1, nl+1, nl+1

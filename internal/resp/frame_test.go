@@ -11,7 +11,12 @@ import (
 // feed runs in through a framer in chunks of the given sizes (cycled) and
 // returns what it hands on, and its error.
 func feed(limit int, in []byte, chunks []int) ([]byte, error) {
-	f := framer{max: limit}
+	return feedAs(true, limit, in, chunks)
+}
+
+// feedAs is feed for a connection signed in or not.
+func feedAs(authed bool, limit int, in []byte, chunks []int) ([]byte, error) {
+	f := framer{max: limit, authed: authed}
 	var out []byte
 	for i := 0; ; i++ {
 		for {
@@ -99,6 +104,54 @@ func TestFramer(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFramerBeforeAuth: before AUTH a command is at most 10 arguments and
+// 16 KiB, in either form, or the framing error Redis gives an
+// unauthenticated client; within them it passes as it would after AUTH.
+func TestFramerBeforeAuth(t *testing.T) {
+	const limit = 1 << 20
+	name := strings.Repeat("n", preAuthBytes-200)
+	for _, tc := range []struct {
+		name, in, err string
+	}{
+		{"handshake", multibulk("HELLO", "3", "AUTH", "acme", "token", "SETNAME", name), ""},
+		{"ten arguments", multibulk("CLIENT", "SETNAME", "a", "b", "c", "d", "e", "f", "g", "h"), ""},
+		{"eleven arguments", multibulk("CLIENT", "SETNAME", "a", "b", "c", "d", "e", "f", "g", "h", "i"), "unauthenticated multibulk length"},
+		{"a bulk over 16 KiB", multibulk("CLIENT", "SETNAME", strings.Repeat("x", preAuthBytes)), "unauthenticated bulk length"},
+		{"a command over 16 KiB", multibulk("AUTH", name, name), "unauthenticated bulk length"},
+		{"eleven inline arguments", "CLIENT SETNAME a b c d e f g h i\r\n", "unauthenticated multibulk length"},
+		{"an inline line over 16 KiB", "CLIENT SETNAME " + strings.Repeat("x", preAuthBytes) + "\r\n", "too big inline request"},
+	} {
+		for _, chunks := range [][]int{nil, {1}, {7, 100}} {
+			out, err := feedAs(false, limit, []byte(tc.in), chunks)
+			if tc.err == "" {
+				if err != nil || string(out) != tc.in {
+					t.Errorf("%s, chunks %v: %q, %v; want it handed on whole", tc.name, chunks, bound(out), err)
+				}
+				continue
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s, chunks %v: error %v, want %q", tc.name, chunks, err, tc.err)
+			}
+			if len(out) != 0 {
+				t.Errorf("%s, chunks %v: handed on %d bytes of a refused command", tc.name, chunks, len(out))
+			}
+		}
+	}
+	// Signed in, the same commands pass.
+	for _, in := range []string{multibulk("AUTH", name, name), multibulk("CLIENT", "SETNAME", strings.Repeat("x", preAuthBytes))} {
+		if out, err := feed(limit, []byte(in), nil); err != nil || string(out) != in {
+			t.Errorf("signed in: %q, %v", bound(out), err)
+		}
+	}
+}
+
+func bound(b []byte) string {
+	if len(b) > 80 {
+		return string(b[:80]) + "…"
+	}
+	return string(b)
 }
 
 // TestSplitArgs: inline commands split as Redis's sdssplitargs splits them.

@@ -148,6 +148,12 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	}
 	defer s.end()
 	res := s.dispatch(c, ss, cmd, met, rc.Args)
+	if ss.lc != nil {
+		ss.lc.f.authed = ss.tenant != ""
+	}
+	if len(c.PeekPipeline()) == 0 {
+		ss.unflushed = 0 // redcon sends the replies now
+	}
 	met.duration.Observe(time.Since(start).Seconds())
 	if res.err {
 		met.outcome(res.class).Inc()

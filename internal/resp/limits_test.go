@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -123,11 +124,12 @@ func TestWriteDeadline(t *testing.T) {
 }
 
 // TestHostileFraming: input that a RESP parser trusting its lengths would
-// crash on, spin on, or buffer without bound, sent before AUTH, gets
-// Redis's protocol error and a closed connection, and the server goes on
-// serving: a bulk length near MaxInt64, a multibulk count near it (the
-// client then gone), an inline line past 64 KiB, and a command over the
-// limit made of arguments each under it.
+// crash on, spin on, or buffer without bound gets Redis's protocol error
+// and a closed connection, and the server goes on serving: a bulk length
+// near MaxInt64, a multibulk count near it (the client then gone), an
+// inline line past 64 KiB, a command over the limit made of arguments
+// each under it, and, before AUTH, past Redis's limits for an
+// unauthenticated client.
 func TestHostileFraming(t *testing.T) {
 	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
 	must(t, err)
@@ -140,8 +142,12 @@ func TestHostileFraming(t *testing.T) {
 		{"bulk length", "*1\r\n$9223372036854775807\r\n", "-ERR Protocol error: invalid bulk length"},
 		{"bulk length over the limit", "*1\r\n$999999999\r\n", "-ERR command larger than"},
 		{"multibulk count", "*9223372036854775807\r\n", "-ERR Protocol error: invalid multibulk length"},
-		{"inline line", strings.Repeat(" ", 70<<10), "-ERR Protocol error: too big inline request"},
-		{"arguments over the limit", over, "-ERR command larger than"},
+		{"inline line", "AUTH acme " + acmeToken + "\r\n" + strings.Repeat(" ", 70<<10), "+OK\r\n-ERR Protocol error: too big inline request"},
+		{"arguments over the limit", "AUTH acme " + acmeToken + "\r\n" + over, "+OK\r\n-ERR command larger than"},
+		// Before AUTH, Redis's limits for an unauthenticated client, so that
+		// no one without a token makes the node hold more per connection.
+		{"unauthenticated bulk", "*3\r\n$6\r\nCLIENT\r\n$7\r\nSETNAME\r\n$20000\r\n", "-ERR Protocol error: unauthenticated bulk length"},
+		{"unauthenticated arguments", "*11\r\n", "-ERR Protocol error: unauthenticated multibulk length"},
 	} {
 		c, err := net.Dial("tcp", addr)
 		must(t, err)
@@ -153,16 +159,29 @@ func TestHostileFraming(t *testing.T) {
 			t.Errorf("%s: %q, %v; want %q and the connection closed", tc.name, reply, err, tc.want)
 		}
 	}
+	// A command pipelined after AUTH, in the same write, is framed under
+	// the limits of a signed-in connection.
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	value := `{"v":"` + strings.Repeat("x", 900) + `"}`
+	_, err = io.WriteString(c, "AUTH acme "+acmeToken+"\r\n*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$"+strconv.Itoa(len(value))+"\r\n"+value+"\r\nQUIT\r\n")
+	must(t, err)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	reply, err := io.ReadAll(c)
+	c.Close()
+	if want := "+OK\r\n+OK\r\n+OK\r\n"; err != nil || string(reply) != want {
+		t.Errorf("AUTH and SET in one write: %q, %v; want %q", reply, err, want)
+	}
 	// Inline commands, blank lines and empty multibulk commands between
 	// multibulk ones are served in order, as Redis serves them.
-	c, err := net.Dial("tcp", addr)
+	c, err = net.Dial("tcp", addr)
 	must(t, err)
 	defer c.Close()
 	_, err = io.WriteString(c, "AUTH acme "+acmeToken+"\r\n"+strings.Repeat("\r\n", 40000)+
 		"*0\r\nPING\r\n*1\r\n$4\r\nPING\r\nECHO \"\\x7b\\x7d\"\r\nQUIT\r\n")
 	must(t, err)
 	c.SetReadDeadline(time.Now().Add(20 * time.Second))
-	reply, err := io.ReadAll(c)
+	reply, err = io.ReadAll(c)
 	if want := "+OK\r\n+PONG\r\n+PONG\r\n$2\r\n{}\r\n+OK\r\n"; err != nil || string(reply) != want {
 		t.Errorf("inline and multibulk mixed: %q, %v; want %q", reply, err, want)
 	}
@@ -241,5 +260,88 @@ func TestTypeOfConflict(t *testing.T) {
 	}
 	if got, err := rc.Type(ctx, "absent").Result(); err != nil || got != "none" {
 		t.Errorf("TYPE of an absent key: %q, %v; want none", got, err)
+	}
+}
+
+// gateDocs holds a Get of the key "gate" until open is closed.
+type gateDocs struct {
+	*servertest.Mem
+	open chan struct{}
+}
+
+func (d gateDocs) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
+	if key == "gate" {
+		<-d.open
+	}
+	return d.Mem.Get(ctx, tenant, key)
+}
+
+// TestLargeRepliesSentMidPipeline: the replies of a pipeline of reads of
+// large documents are sent as they pass the flush size, not held until the
+// pipeline has run, so a client that reads none of them cannot make the
+// node hold them all.
+func TestLargeRepliesSentMidPipeline(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	docs := gateDocs{Mem: &servertest.Mem{}, open: make(chan struct{})}
+	big := `{"v":"` + strings.Repeat("x", 100<<10) + `"}`
+	_, _, err = docs.Mem.Put(context.Background(), "acme", "big", []byte(big), doc.Precondition{})
+	must(t, err)
+	_, _, err = docs.Mem.Put(context.Background(), "acme", "gate", []byte(`{}`), doc.Precondition{})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: docs, Auth: auth, MaxBodyBytes: 1 << 20})
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "AUTH acme "+acmeToken+"\r\n")
+	must(t, err)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := io.ReadFull(c, make([]byte, 5)); err != nil {
+		t.Fatal(err)
+	}
+	// Five reads of 100 KiB, then one the server cannot finish until the
+	// test has received the replies before it.
+	_, err = io.WriteString(c, strings.Repeat("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", 5)+"*2\r\n$3\r\nGET\r\n$4\r\ngate\r\n")
+	must(t, err)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second)) // only a server holding the replies reaches it
+	got, err := io.ReadFull(c, make([]byte, 3*len(big)))
+	if err != nil {
+		t.Fatalf("received %d bytes of the replies while the pipeline's last command ran (%v): the replies were held", got, err)
+	}
+	close(docs.open)
+	rest, want := 0, 5*(len(big)+len("$102408\r\n\r\n"))+len("$2\r\n{}\r\n")-got
+	for rest < want && err == nil {
+		var n int
+		n, err = c.Read(make([]byte, 64<<10))
+		rest += n
+	}
+	if rest != want {
+		t.Fatalf("after the gate: %d more bytes, %v; want %d", rest, err, want)
+	}
+}
+
+// TestMGetReplyBounded: an MGET whose documents come to more than its
+// bound is refused whole, rather than built in memory.
+func TestMGetReplyBounded(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	mem := &servertest.Mem{}
+	big := []byte(`{"v":"` + strings.Repeat("x", 1<<20) + `"}`)
+	_, _, err = mem.Put(context.Background(), "acme", "big", big, doc.Precondition{})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: mem, Auth: auth, MaxBodyBytes: 2 << 20})
+	rc := redis.NewClient(&redis.Options{Addr: addr, Username: "acme", Password: acmeToken, MaxRetries: -1})
+	defer rc.Close()
+	keys := make([]string, 16) // 16 MiB and a little: over the bound
+	for i := range keys {
+		keys[i] = "big"
+	}
+	err = rc.MGet(context.Background(), keys...).Err()
+	if err == nil || !strings.Contains(err.Error(), "MGET reply larger than") {
+		t.Fatalf("MGET of 16 documents of 1 MiB: %v, want the reply refused", err)
+	}
+	vals, err := rc.MGet(context.Background(), keys[:8]...).Result()
+	if err != nil || len(vals) != 8 || vals[7] != string(big) {
+		t.Fatalf("MGET of 8: %d values, %v", len(vals), err)
 	}
 }

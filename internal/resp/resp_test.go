@@ -358,6 +358,36 @@ func TestAuthFailureBudget(t *testing.T) {
 	must(t, c.Do(ctx, "AUTH", "acme", acmeToken).Err())
 }
 
+// TestScanCursorsPerTenant: one tenant's scans, however many, never
+// expire another tenant's cursor; a tenant's own oldest cursors do expire.
+func TestScanCursorsPerTenant(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	acme := client(t, n, "acme", acmeToken, 2)
+	beta := client(t, n, "beta", betaToken, 2)
+	for _, k := range []string{"a", "b", "c"} {
+		must(t, acme.Set(ctx, k, `{}`, 0).Err())
+		must(t, beta.Set(ctx, k, `{}`, 0).Err())
+	}
+	_, cur, err := acme.Scan(ctx, 0, "", 1).Result()
+	must(t, err)
+	var first uint64
+	for i := range 4097 { // one more than a tenant's table holds
+		_, c, err := beta.Scan(ctx, 0, "", 1).Result()
+		must(t, err)
+		if i == 0 {
+			first = c
+		}
+	}
+	keys, _, err := acme.Scan(ctx, cur, "", 1).Result()
+	if err != nil || !slices.Equal(keys, []string{"b"}) {
+		t.Fatalf("acme's scan after 4097 of beta's: %v, %v; want [b]", keys, err)
+	}
+	if err := beta.Scan(ctx, first, "", 1).Err(); err == nil || !strings.Contains(err.Error(), "expired cursor") {
+		t.Fatalf("beta's oldest cursor after 4097 more: %v, want it expired", err)
+	}
+}
+
 func TestTenantIsolation(t *testing.T) {
 	n := startNode(t, nil)
 	ctx := context.Background()

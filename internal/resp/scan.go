@@ -14,52 +14,62 @@ import (
 
 // SCAN's cursor is a number to every client (go-redis parses it as a
 // uint64), but the listing resumes after a key of up to 1 KiB. So the
-// server keeps the key: a cursor is a random number naming a (tenant, key)
-// pair in a table of the most recent maxCursors, shared by the node's
-// connections (a client's pool may send each SCAN on another one). A
-// cursor pushed out of the table, or another tenant's, is an error telling
-// the client to start again from 0.
+// server keeps the key: a cursor is a random number naming a key in a
+// table of its tenant's most recent maxCursors, shared by the node's
+// connections (a client's pool may send each SCAN on another one). Each
+// tenant has its own table, so one tenant's scans never push another's
+// cursors out. A cursor pushed out of the table, or another tenant's, is
+// an error telling the client to start again from 0.
 
-// maxCursors bounds the table: at most about 1 KiB each.
-const maxCursors = 8192
-
-type cursorEntry struct {
-	tenant, after string
-}
+// maxCursors bounds a tenant's table: at most about 1 KiB each.
+const maxCursors = 4096
 
 type cursors struct {
-	mu   sync.Mutex // guards all below
-	m    map[uint64]cursorEntry
-	ring []uint64 // insertion order; the oldest is replaced
-	next int      // the ring's slot to fill next
+	mu      sync.Mutex // guards all below
+	n       int        // each tenant's most cursors
+	tenants map[string]*cursorRing
+}
+
+// cursorRing is one tenant's cursors: the key each names, and the order
+// they were made in (the oldest is replaced).
+type cursorRing struct {
+	m    map[uint64]string
+	ring []uint64
+	next int // the ring's slot to fill next
 }
 
 func newCursors(n int) *cursors {
-	return &cursors{m: make(map[uint64]cursorEntry, n), ring: make([]uint64, n)}
+	return &cursors{n: n, tenants: make(map[string]*cursorRing)}
 }
 
-func (cs *cursors) put(e cursorEntry) uint64 {
+func (cs *cursors) put(tenant, after string) uint64 {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
+	r := cs.tenants[tenant]
+	if r == nil {
+		r = &cursorRing{m: make(map[uint64]string), ring: make([]uint64, cs.n)}
+		cs.tenants[tenant] = r
+	}
 	id := rand.Uint64()
-	for _, taken := cs.m[id]; id == 0 || taken; _, taken = cs.m[id] {
+	for _, taken := r.m[id]; id == 0 || taken; _, taken = r.m[id] {
 		id = rand.Uint64()
 	}
-	delete(cs.m, cs.ring[cs.next])
-	cs.ring[cs.next] = id
-	cs.next = (cs.next + 1) % len(cs.ring)
-	cs.m[id] = e
+	delete(r.m, r.ring[r.next])
+	r.ring[r.next] = id
+	r.next = (r.next + 1) % len(r.ring)
+	r.m[id] = after
 	return id
 }
 
 func (cs *cursors) get(id uint64, tenant string) (string, bool) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	e, ok := cs.m[id]
-	if !ok || e.tenant != tenant {
+	r := cs.tenants[tenant]
+	if r == nil {
 		return "", false
 	}
-	return e.after, true
+	after, ok := r.m[id]
+	return after, ok
 }
 
 // The page sizes of SCAN's COUNT: Redis's default, and the HTTP listing's
@@ -150,14 +160,17 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	next := "0"
 	if more {
-		next = strconv.FormatUint(s.cursors.put(cursorEntry{tenant: ss.tenant, after: keys[len(keys)-1]}), 10)
+		next = strconv.FormatUint(s.cursors.put(ss.tenant, keys[len(keys)-1]), 10)
 	}
 	c.WriteArray(2)
 	c.WriteBulkString(next)
 	c.WriteArray(len(keys))
+	n := 0
 	for _, k := range keys {
 		c.WriteBulkString(k)
+		n += len(k)
 	}
+	ss.wrote(c, n)
 	return ok
 }
 

@@ -69,6 +69,7 @@ type Server struct {
 	log      *slog.Logger
 	met      *metrics
 	cursors  *cursors
+	maxReply int // an MGET's most bytes of documents
 	started  time.Time
 	nextID   atomic.Uint64 // connection ids, from 1
 
@@ -109,7 +110,8 @@ func New(opt Options) (*Server, error) {
 		opt.RequestTimeout = 5 * time.Second
 	}
 	s := &Server{opt: opt, validate: opt.Validate, log: opt.Logger, cursors: newCursors(maxCursors),
-		started: time.Now(), served: make(chan struct{}), idle: make(chan struct{})}
+		maxReply: int(max(16<<20, 4*opt.MaxBodyBytes)),
+		started:  time.Now(), served: make(chan struct{}), idle: make(chan struct{})}
 	if s.validate == nil {
 		depth := opt.MaxDepth
 		s.validate = func(b []byte) error { return ingest.ValidateDepth(b, depth) }
@@ -196,6 +198,35 @@ type session struct {
 	name   string // CLIENT SETNAME
 	seq    uint64 // commands served, for request ids
 	quit   bool   // QUIT was served: redcon still hands over the rest of its pipeline
+	// unflushed counts the reply bytes written into redcon's buffer since
+	// it was last flushed (see bulk).
+	unflushed int
+}
+
+// flushAt bounds the replies a connection holds unsent: redcon writes a
+// pipeline's replies once the whole pipeline has run, so a client sending
+// many GETs of large documents, and reading nothing, would make the node
+// hold every reply.
+const flushAt = 256 << 10
+
+// bulk writes b as a bulk reply, and sends the buffered replies once they
+// pass flushAt. A send that fails (the client did not read within the
+// write timeout) ends the connection's pipeline.
+func (ss *session) bulk(c redcon.Conn, b []byte) {
+	c.WriteBulk(b)
+	ss.wrote(c, len(b))
+}
+
+// wrote notes n bytes of reply written into c's buffer; see bulk.
+func (ss *session) wrote(c redcon.Conn, n int) {
+	ss.unflushed += n
+	if ss.unflushed < flushAt {
+		return
+	}
+	ss.unflushed = 0
+	if w := redcon.BaseWriter(c); w != nil && w.Flush() != nil {
+		ss.quit = true
+	}
 }
 
 func (s *Server) accept(c redcon.Conn) bool {
