@@ -304,6 +304,40 @@ func TestStalledBodyMessage(t *testing.T) {
 	}
 }
 
+// TestStalledBodyAnswered: over a real connection, a body that stops
+// arriving gets its 408 although the write timeout, counted from the
+// headers, ends with the read timeout: the answer is not dropped with
+// the connection.
+func TestStalledBodyAnswered(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) {
+		o.Timeouts = server.Timeouts{Read: 300 * time.Millisecond, Write: 300 * time.Millisecond}
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.Serve(ln)
+	t.Cleanup(func() { e.srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{", docURL(tenantA, "k"), e.tokA)
+	c.SetReadDeadline(time.Now().Add(20 * time.Second)) // far past the timeouts: only a bug reaches it
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a stalled body: %v", err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("status %d, want 408", res.StatusCode)
+	}
+	if e.mem.Writes() != 0 {
+		t.Fatal("a stalled body was stored")
+	}
+}
+
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

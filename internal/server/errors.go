@@ -188,6 +188,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		}
 	}
 	status, code := statusOf(err)
+	if status == http.StatusRequestTimeout {
+		// The read timeout that ended the body runs out with the write
+		// timeout (both about the request's start): without more time the
+		// answer would be cut with the connection.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeoutAnswerGrace))
+	}
 	s.errorHeaders(w.Header(), err, status)
 	if r.ContentLength != 0 && (x == nil || !x.bodyRead) {
 		// Before it answers, net/http reads up to 256 KiB of a body the
@@ -212,6 +218,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.Write(b)
 }
+
+// timeoutAnswerGrace is the time a 408 answer gets to be written.
+const timeoutAnswerGrace = 5 * time.Second
 
 // appendErrorJSON appends {"error":{"code":…,"message":…,"request_id":…}}.
 func appendErrorJSON(b []byte, code, msg, id string) []byte {
