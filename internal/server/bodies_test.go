@@ -414,6 +414,8 @@ func TestRawErrorsAreJSON(t *testing.T) {
 		{"bad escape in PUT", "PUT /v1/tenants/acme/docs/a%2 HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 400, "malformed request"},
 		{"no Host", "GET /livez HTTP/1.1\r\n\r\n", 400, "missing required Host header"},
 		{"bad version", "GET /livez HTTP/9.1\r\nHost: x\r\n\r\n", 505, "HTTP version"},
+		{"two Content-Lengths", "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "Content-Length"},
+		{"unsupported Expect", "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}", 417, "Expect: 100-continue"},
 		{"served normally", "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -446,8 +448,8 @@ func TestRawErrorsAreJSON(t *testing.T) {
 			logged++
 		}
 	}
-	if logged != 4 {
-		t.Errorf("%d raw errors logged, want 4", logged)
+	if logged != 6 {
+		t.Errorf("%d raw errors logged, want 6", logged)
 	}
 }
 

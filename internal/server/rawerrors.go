@@ -107,7 +107,12 @@ func looksLikeHTTP(h []byte) bool {
 func (c *rawErrorConn) Write(p []byte) (int, error) {
 	status, detail, ok := parseRawError(p)
 	if !ok {
-		return c.Conn.Write(p)
+		if !bytes.HasPrefix(p, []byte(expectationFailed)) {
+			return c.Conn.Write(p)
+		}
+		// net/http refuses an Expect other than 100-continue with an empty
+		// 417 before any handler runs; no handler of the server answers 417.
+		status, detail = http.StatusExpectationFailed, ""
 	}
 	code, msg := rawErrorMessage(status, detail)
 	if err := c.answer(c.Conn, status, code, msg); err != nil {
@@ -141,6 +146,9 @@ func (c *rawErrorConn) answer(w io.Writer, status int, code, msg string) error {
 	_, err := w.Write(b)
 	return err
 }
+
+// expectationFailed begins net/http's answer to an unsupported Expect.
+const expectationFailed = "HTTP/1.1 417 Expectation Failed\r\n"
 
 // netHTTPErrorHeaders are the headers of net/http's own error answers
 // (net/http.conn.serve).
@@ -180,12 +188,15 @@ func rawErrorMessage(status int, detail string) (code, msg string) {
 		return "invalid", "unsupported Transfer-Encoding: send the body with a Content-Length or chunked"
 	case http.StatusHTTPVersionNotSupported:
 		return "invalid", "unsupported HTTP version: use HTTP/1.1"
+	case http.StatusExpectationFailed:
+		return "invalid", "unsupported Expect header: the server supports only Expect: 100-continue"
 	}
 	if detail != "" {
 		return "invalid", "malformed request: " + detail
 	}
 	return "invalid", "malformed request: the request line or a header could not be parsed " +
-		"(in the path, '%' must begin an escape of two hex digits, such as %25 for '%' itself)"
+		"(a space or a malformed escape in the path, where '%' must begin two hex digits, such as %25 for '%' itself; " +
+		"a missing, repeated or malformed Host or Content-Length; or a malformed header line)"
 }
 
 // JSONErrors wraps h, a handler that answers its errors with http.Error
