@@ -71,6 +71,11 @@ func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) 
 		}
 	}
 	if valid {
+		if doc.ValidateTenant(t) != nil {
+			c.WriteError("WRONGPASS " + strconv.Quote(truncate(tenant)) +
+				" is no tenant name: 1 to 63 lower-case letters, digits and '-', starting with a letter or digit")
+			return failed(fault.Invalid), false
+		}
 		c.WriteError("WRONGPASS the token is not valid for tenant " + strconv.Quote(truncate(tenant)))
 		return failed(fault.Forbidden), false
 	}

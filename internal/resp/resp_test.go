@@ -321,6 +321,7 @@ func TestAuth(t *testing.T) {
 		{"acme", betaToken, "WRONGPASS"},
 		{"nosuch", acmeToken, "WRONGPASS"},
 		{"Bad Tenant", acmeToken, "WRONGPASS"},
+		{"Bad!", adminToken, `"Bad!" is no tenant name`}, // the token is valid: the name is what is wrong
 	} {
 		c := client(t, n, tc.tenant, tc.token, 3)
 		if err := c.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
