@@ -355,15 +355,22 @@ func key(c redcon.Conn, b []byte) (string, bool) {
 }
 
 // value checks a document body exactly as a PUT's is checked, or answers
-// why it is refused.
-func (s *Server) value(c redcon.Conn, b []byte) bool {
+// why it is refused; a key, when not nil, says whose value it is (for a
+// command with several).
+func (s *Server) value(c redcon.Conn, b, key []byte) bool {
+	which := func() string {
+		if key == nil {
+			return ""
+		}
+		return " of key '" + truncate(key) + "'"
+	}
 	if int64(len(b)) > s.opt.MaxBodyBytes {
-		c.WriteError("ERR value of " + strconv.Itoa(len(b)) + " bytes is larger than the limit of " +
+		c.WriteError("ERR value" + which() + " of " + strconv.Itoa(len(b)) + " bytes is larger than the limit of " +
 			strconv.FormatInt(s.opt.MaxBodyBytes, 10) + " bytes (--max-body-bytes)")
 		return false
 	}
 	if err := s.validate(b); err != nil {
-		c.WriteError("ERR value is not a JSON document: " + describeInvalid(err))
+		c.WriteError("ERR value" + which() + " is not a JSON document: " + describeInvalid(err))
 		return false
 	}
 	return true

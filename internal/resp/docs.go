@@ -137,7 +137,7 @@ func quoteETag(b []byte) string {
 
 func (s *Server) put(c redcon.Conn, ss *session, op string, kb, body []byte, pre doc.Precondition) result {
 	k, okKey := key(c, kb)
-	if !okKey || !s.value(c, body) {
+	if !okKey || !s.value(c, body, nil) {
 		return failed(fault.Invalid)
 	}
 	_, _, err := s.opt.Docs.Put(s.writeCtx(), ss.tenant, k, body, pre)
@@ -253,7 +253,7 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	keys := make([]string, 0, len(args)/2)
 	for i := 1; i < len(args); i += 2 {
 		k, okKey := key(c, args[i])
-		if !okKey || !s.value(c, args[i+1]) {
+		if !okKey || !s.value(c, args[i+1], args[i]) {
 			return failed(fault.Invalid)
 		}
 		keys = append(keys, k)

@@ -479,7 +479,7 @@ func TestBadInput(t *testing.T) {
 		{[]any{"SET", "k", `{"a":1} x`}, "ERR value is not a JSON document"},
 		{[]any{"SET", "k", "\"\xff\""}, "ERR value is not a JSON document"},
 		{[]any{"SET", "k", `{"a":"` + strings.Repeat("x", 1100) + `"}`}, "larger than the limit of 1024 bytes"},
-		{[]any{"MSET", "k1", `{}`, "k2", `nope`}, "ERR value is not a JSON document"},
+		{[]any{"MSET", "k1", `{}`, "k2", `nope`}, "ERR value of key 'k2' is not a JSON document"},
 		{[]any{"SET", "k", `{}`, "EX", "10"}, "do not expire"},
 		{[]any{"SET", "k", `{}`, "NX", "XX"}, "one of NX, XX and IFMATCH"},
 		{[]any{"SET", "k", `{}`, "IFMATCH"}, "IFMATCH needs"},
