@@ -119,6 +119,14 @@ func (s *Store) StartPutBatch(ctx context.Context, tenant string, items []Item) 
 	if err := s.acquire(); err != nil {
 		return nil, wrap(op, tenant, "", err)
 	}
+	n := 0
+	for _, r := range reqs {
+		n += writeBytes(r.key, r.body)
+	}
+	if err := s.room.take(n); err != nil {
+		s.release()
+		return nil, wrap(op, tenant, "", err)
+	}
 	// The batch counts as one writer for the linger decision (handOver): it
 	// arrives whole, so there is nothing more of it to wait for.
 	s.inflight.Add(1)

@@ -118,6 +118,15 @@ type Options struct {
 	// charged to it; see pebbleOptions); 0 is DefaultCacheSize. A node
 	// with a memory limit derives it from the limit (node.MemoryBudget).
 	CacheSize int64
+	// DiskReserve is the space the store keeps free on the data
+	// directory's file system: writes are refused (ErrDiskLow) while less
+	// is free, and taken again once space is freed (room.go says why). 0
+	// is DefaultDiskReserve plus three memtables; negative turns it off.
+	DiskReserve int64
+	// freeSpace, if set, replaces the file system's measure of free space,
+	// and roomEvery the interval of its measures (tests).
+	freeSpace func(dir string) (int64, error)
+	roomEvery time.Duration
 	// MemTableSize is the size of one Pebble memtable; 0 is
 	// DefaultMemTableSize. It must be well under CacheSize, which the
 	// memtables are charged to.
@@ -249,6 +258,8 @@ type Store struct {
 	filterMax  int64
 	filterMin  int64
 	filterHook func(string)
+
+	room *room // nil when no reserve is kept
 }
 
 // Open opens (creating if needed) the store in dir:
@@ -277,6 +288,11 @@ func Open(dir string, opts Options) (*Store, error) {
 	s.committed.Store(s.seq)
 	durable := make(chan struct{})
 	s.durable.Store(&durable)
+	reserve := opts.DiskReserve
+	if reserve == 0 {
+		reserve = DefaultDiskReserve + 3*cmp.Or(opts.MemTableSize, DefaultMemTableSize)
+	}
+	s.room = newRoom(dir, reserve, opts.freeSpace, opts.roomEvery, cmp.Or(opts.Logger, slog.Default()))
 	ctx, stop := context.WithCancel(context.Background())
 	s.filterStop, s.filterDone = stop, make(chan struct{})
 	go s.run()
@@ -564,6 +580,9 @@ func (s *Store) Close() error {
 		err = s.foldMarks()
 	}
 	err = errors.Join(err, s.db.Close())
+	if s.room != nil {
+		s.room.close()
+	}
 	if failed != nil && err != nil {
 		// Pebble reports the same log error again; the caller has seen it.
 		err = nil

@@ -1,0 +1,79 @@
+package store
+
+import (
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
+// TestDiskReserve: while the data directory's file system has less free
+// space than the reserve, writes are refused with a clear Exhausted error
+// and nothing is written, reads go on, and writes are taken again once
+// space is freed; admitted writes draw on what was left over the reserve
+// between two measures, so a burst stops at the reserve.
+func TestDiskReserve(t *testing.T) {
+	var free atomic.Int64
+	free.Store(1 << 30)
+	const reserve = 1 << 20
+	s := openT(t, "", Options{DiskReserve: reserve, freeSpace: func(string) (int64, error) { return free.Load(), nil },
+		roomEvery: time.Hour}) // measured by the test alone
+	if _, err := s.Put(bg, "t", "kept", []byte(`{}`), doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+
+	free.Store(reserve - 1)
+	s.room.measure()
+	_, err := s.Put(bg, "t", "k", []byte(`{}`), doc.Precondition{})
+	if !errors.Is(err, ErrDiskLow) || fault.ClassOf(err) != fault.Exhausted || !strings.Contains(err.Error(), "nothing was written") {
+		t.Fatalf("Put under the reserve: %v, want ErrDiskLow, Exhausted, saying nothing was written", err)
+	}
+	if _, err := s.Delete(bg, "t", "kept", doc.Precondition{}); !errors.Is(err, ErrDiskLow) {
+		t.Fatalf("Delete under the reserve: %v", err)
+	}
+	if _, err := s.PutBatch(bg, "t", []Item{{Key: "b", Body: []byte(`{}`)}}); !errors.Is(err, ErrDiskLow) {
+		t.Fatalf("PutBatch under the reserve: %v", err)
+	}
+	if _, err := s.ApplyBatch(bg, "t", []ApplyItem{{Key: "a", Version: doc.Version{Tombstone: true}}}); !errors.Is(err, ErrDiskLow) {
+		t.Fatalf("ApplyBatch under the reserve: %v", err)
+	}
+	if _, err := s.Get(bg, "t", "k"); fault.ClassOf(err) != fault.NotFound {
+		t.Fatalf("a refused write was stored: %v", err)
+	}
+	if _, err := s.Get(bg, "t", "kept"); err != nil {
+		t.Fatalf("a read under the reserve: %v", err)
+	}
+
+	// Space freed: writes are taken again, until a burst has used what was
+	// over the reserve at the last measure.
+	free.Store(reserve + 10*1024)
+	s.room.measure()
+	body := []byte(`{"v":"` + strings.Repeat("x", 1000) + `"}`)
+	n := 0
+	for ; n < 100; n++ {
+		if _, err := s.Put(bg, "t", "burst", body, doc.Precondition{}); err != nil {
+			if !errors.Is(err, ErrDiskLow) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	if n == 0 || n >= 10 {
+		t.Fatalf("%d writes of 1 KB taken with 10 KiB over the reserve; want some, fewer than 10", n)
+	}
+}
+
+// TestDiskReserveOff: a negative reserve keeps none.
+func TestDiskReserveOff(t *testing.T) {
+	s := openT(t, "", Options{DiskReserve: -1, freeSpace: func(string) (int64, error) { return 0, nil }})
+	if s.room != nil {
+		t.Fatal("a reserve is kept")
+	}
+	if _, err := s.Put(bg, "t", "k", []byte(`{}`), doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+}
