@@ -144,10 +144,17 @@ func bearer(r *http.Request) (string, bool) {
 // authorize decides whether r may act with the given access on tenant.
 // Outcomes:
 //   - nil: allowed;
+//   - Invalid: more than one Authorization header (400);
 //   - Unauthorized: no token, a malformed header or an unknown token (401);
 //   - Forbidden: a valid token that does not cover tenant, or a tenant token
 //     on an admin route (403).
 func (v *verifier) authorize(r *http.Request, access Access, tenant string) error {
+	if len(r.Header["Authorization"]) > 1 {
+		// Which one counts would be a guess, and a proxy in front may
+		// guess otherwise.
+		return fault.New(fault.Invalid, fault.Context{Op: "auth", Tenant: tenant},
+			"more than one Authorization header: send one")
+	}
 	tok, ok := bearer(r)
 	if !ok {
 		return &httpError{

@@ -89,6 +89,13 @@ func TestAuthDetails(t *testing.T) {
 			}
 		})
 	}
+	// Two Authorization headers: neither is guessed at, whichever comes first.
+	for _, pair := range [][2]string{{"Bearer " + e.tokA, "Bearer wrong"}, {"Bearer wrong", "Bearer " + e.tokA}} {
+		w := e.do(t, req{method: "GET", path: "/v1/tenants/acme/docs", hdr: []string{"Authorization", pair[0], "Authorization", pair[1]}})
+		if msg := decodeError(t, w).Error.Message; w.Code != 400 || !strings.Contains(msg, "more than one Authorization header") {
+			t.Errorf("two Authorization headers: %d %q, want 400 naming them", w.Code, msg)
+		}
+	}
 	// A tenant that is not configured: admin may act on it, a tenant token may not.
 	if w := e.do(t, req{method: "GET", path: "/v1/tenants/gamma/docs", token: e.tokAdmin}); w.Code != 200 {
 		t.Errorf("admin on unconfigured tenant: %d", w.Code)
