@@ -344,6 +344,7 @@ func TestIngestRefused(t *testing.T) {
 		{"marketdata with another key", in.acme, "acme", "schema=marketdata&key_field=id", 400},
 		{"unknown schema", in.acme, "acme", "schema=csv&key_field=id", 400},
 		{"unknown parameter", in.acme, "acme", "key_field=id&dry_run=1", 400},
+		{"repeated parameter", in.acme, "acme", "key_field=id&key_field=v", 400},
 		{"bad tenant", in.admin, "Bad!", "key_field=id", 400},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -205,6 +205,9 @@ func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
 		default:
 			return bad(fmt.Sprintf("unknown query parameter %q (want key_field, key_pointer, schema)", name))
 		}
+		if len(q[name]) > 1 {
+			return bad(fmt.Sprintf("query parameter %q given more than once", name))
+		}
 	}
 	limit := h.limit
 	o := ingest.Options{

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"iter"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -77,6 +78,9 @@ func streamPage[T any](lw *listWriter, op string, seq iter.Seq2[T, error], limit
 // pageOf reads a listing's prefix, after and limit query parameters.
 func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit int, err error) {
 	q := r.URL.Query()
+	if name, ok := repeated(q, "prefix", "after", "limit"); ok {
+		return "", "", 0, invalid(op, "query parameter "+strconv.Quote(name)+" given more than once")
+	}
 	prefix, after = q.Get("prefix"), q.Get("after")
 	for _, p := range [2][2]string{{"prefix", prefix}, {"after", after}} {
 		if p[1] == "" {
@@ -93,6 +97,16 @@ func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit
 		}
 	}
 	return prefix, after, limit, nil
+}
+
+// repeated returns the first of names that q has more than once.
+func repeated(q url.Values, names ...string) (string, bool) {
+	for _, n := range names {
+		if len(q[n]) > 1 {
+			return n, true
+		}
+	}
+	return "", false
 }
 
 // parseLimit reads a listing's limit by one rule: a whole number from 1 to

@@ -136,13 +136,19 @@ func TestListQueryValidation(t *testing.T) {
 		{"prefix=%01", 400, 0},
 		{"after=%FF", 400, 0},
 		{"prefix=" + strings.Repeat("x", 1025), 400, 0},
+		{"prefix=a&prefix=b", 400, 0}, // which one was meant is not guessed
 	} {
 		gotLimit = 0
 		w := e.do(t, req{method: "GET", path: "/v1/tenants/acme/docs?" + tc.query, token: e.tokA})
 		if w.Code != tc.status || gotLimit != tc.wantLimit {
 			t.Errorf("%q: status %d, Docs limit %d; want %d, %d", tc.query, w.Code, gotLimit, tc.status, tc.wantLimit)
 		}
-		if w.Code == 400 && strings.HasPrefix(tc.query, "limit") {
+		if w.Code == 400 && strings.Count(tc.query, "=") > 1 {
+			if msg := decodeError(t, w).Error.Message; !strings.Contains(msg, "more than once") {
+				t.Errorf("%q: message %q does not name the repeated parameter", tc.query, msg)
+			}
+		}
+		if w.Code == 400 && strings.HasPrefix(tc.query, "limit") && !strings.Contains(tc.query, "&") {
 			if msg := decodeError(t, w).Error.Message; !strings.Contains(msg, "from 1 to 1000 in plain digits") {
 				t.Errorf("%q: message %q does not state the rule", tc.query, msg)
 			}
