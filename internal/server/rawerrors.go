@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
@@ -60,6 +61,13 @@ func (l *rawErrorListener) Accept() (net.Conn, error) {
 type rawErrorConn struct {
 	net.Conn
 	l *rawErrorListener
+	// readErr: a read failed. The only such failure net/http answers is a
+	// TLS handshake's (any other is a closed or timed-out connection): a
+	// client that does not speak TLS to this port, already answered by
+	// readFailed when it sent plain HTTP, or a handshake that failed (an old
+	// version, an untrusted certificate), which gets no answer and no log
+	// line, so that a scanner cannot fill the log.
+	readErr atomic.Bool
 }
 
 // CloseWrite lets net/http half-close the connection after an error answer
@@ -86,6 +94,7 @@ func (c *rawErrorConn) Read(p []byte) (int, error) {
 // (errors.As makes it escape) is allocated only on a failed read, not on
 // every read of every request.
 func (c *rawErrorConn) readFailed(err error) {
+	c.readErr.Store(true)
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
 		c.answer(rh.Conn, http.StatusBadRequest, "invalid",
@@ -106,6 +115,9 @@ func looksLikeHTTP(h []byte) bool {
 
 func (c *rawErrorConn) Write(p []byte) (int, error) {
 	status, detail, ok := parseRawError(p)
+	if ok && c.readErr.Load() {
+		return len(p), nil // see readErr
+	}
 	if !ok {
 		if !bytes.HasPrefix(p, []byte(expectationFailed)) {
 			return c.Conn.Write(p)

@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
 	"net"
+	"strings"
 	"testing"
 )
 
@@ -19,3 +23,40 @@ func TestRawErrorConnReadAllocs(t *testing.T) {
 type okConn struct{ net.Conn }
 
 func (okConn) Read(p []byte) (int, error) { return len(p), nil }
+
+// TestRawErrorAfterFailedRead: after a read failed (a TLS handshake that
+// did not complete), net/http's raw 400 is neither written nor logged: the
+// connection speaks no HTTP, and a scanner must not fill the log.
+func TestRawErrorAfterFailedRead(t *testing.T) {
+	var logs bytes.Buffer
+	l := &rawErrorListener{log: slog.New(slog.NewJSONHandler(&logs, nil)), ids: newIDGen()}
+	conn := &recordConn{readErr: errors.New("tls: client offered only unsupported versions")}
+	c := &rawErrorConn{Conn: conn, l: l}
+	if _, err := c.Read(make([]byte, 16)); err == nil {
+		t.Fatal("the read did not fail")
+	}
+	raw := "HTTP/1.1 400 Bad Request" + netHTTPErrorHeaders + "400 Bad Request"
+	if n, err := c.Write([]byte(raw)); n != len(raw) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if conn.written.Len() != 0 || logs.Len() != 0 {
+		t.Fatalf("wrote %q and logged %q after a failed read; want nothing", conn.written.String(), logs.String())
+	}
+	// Without a failed read, the same answer is the JSON error, logged.
+	conn = &recordConn{}
+	c = &rawErrorConn{Conn: conn, l: l}
+	c.Write([]byte(raw))
+	if !strings.Contains(conn.written.String(), `"code":"invalid"`) || !strings.Contains(logs.String(), "http.parse") {
+		t.Fatalf("wrote %q and logged %q; want the JSON error, logged", conn.written.String(), logs.String())
+	}
+}
+
+// recordConn fails its reads with readErr and records its writes.
+type recordConn struct {
+	net.Conn
+	readErr error
+	written bytes.Buffer
+}
+
+func (c *recordConn) Read([]byte) (int, error)    { return 0, c.readErr }
+func (c *recordConn) Write(p []byte) (int, error) { return c.written.Write(p) }
