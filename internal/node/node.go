@@ -200,6 +200,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 func (n *Node) setupTelemetry(ctx context.Context) error {
 	tc := n.cfg.Trace
 	tc.NodeID = n.store.Identity().NodeID
+	tc.Logger = n.log
 	tel, err := telemetry.Setup(ctx, tc)
 	if err != nil {
 		return err

@@ -1,10 +1,12 @@
 package telemetry
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"time"
@@ -21,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/logevery"
 )
 
 // The exporter names accepted by [Config.Exporter] and OTEL_TRACES_EXPORTER.
@@ -55,7 +58,13 @@ type Config struct {
 	// MaxTenants bounds the per-tenant stats table [1024]; tenants beyond it
 	// are counted together under "_other".
 	MaxTenants int
-	// NoGlobal leaves the otel globals (tracer provider, propagator) alone.
+	// Logger receives the tracing SDK's own errors (an export that failed:
+	// the collector is down, say), at most one line a minute; nil is
+	// slog.Default(). It is installed as otel's global error handler, so
+	// only when NoGlobal is false.
+	Logger *slog.Logger
+	// NoGlobal leaves the otel globals (tracer provider, propagator, error
+	// handler) alone.
 	// Setup installs them by default so that packages can call otel.Tracer;
 	// tests that run several Telemetry values set it.
 	NoGlobal bool
@@ -173,8 +182,21 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if !cfg.NoGlobal {
 		otel.SetTracerProvider(t.provider)
 		otel.SetTextMapPropagator(propagator)
+		otel.SetErrorHandler(sdkErrors(cmp.Or(cfg.Logger, slog.Default())))
 	}
 	return t, nil
+}
+
+// sdkErrors logs the tracing SDK's errors, which otel would otherwise print
+// with the standard library's logger: plain text in the middle of the
+// node's JSON log, once per failed batch.
+func sdkErrors(log *slog.Logger) otel.ErrorHandler {
+	every := &logevery.Limiter{Period: time.Minute}
+	return otel.ErrorHandlerFunc(func(err error) {
+		if ok, suppressed := every.Allow("otel", time.Now()); ok {
+			log.Warn("tracing: the SDK failed (spans may be lost)", "err", err, "suppressed", suppressed)
+		}
+	})
 }
 
 // batchOptions: the console and json exporters are read by people while the
