@@ -326,8 +326,9 @@ func QueryFlag(q url.Values, name string) (bool, error) {
 //   - a request addressed to a name that is not loopback (Host): a page
 //     whose DNS name was rebound to 127.0.0.1 reads the answers as its own;
 //   - a request that changes something (not GET or HEAD) from a page of
-//     another origin (Origin): a form or fetch from any site reaches
-//     127.0.0.1 with the user's console cookie.
+//     another origin (Origin), another port on loopback included: a form
+//     or fetch from any site reaches 127.0.0.1 with the user's console
+//     cookie.
 func loopbackRequest(r *http.Request) error {
 	const op = "admin.loopback"
 	if !LoopbackHost(hostOnly(r.Host)) {
@@ -338,10 +339,13 @@ func loopbackRequest(r *http.Request) error {
 		return nil
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
+		// Its own pages only: another port on loopback is another site's
+		// (a development server, a notebook), whose page must not start
+		// rounds or confirm deletions here.
 		u, err := url.Parse(origin)
-		if err != nil || !LoopbackHost(u.Hostname()) {
+		if err != nil || !strings.EqualFold(u.Host, r.Host) {
 			return fault.New(fault.Forbidden, fault.Context{Op: op}, fmt.Sprintf(
-				"Origin %q: this admin listener takes changes from its own pages and from clients that send no Origin, not from other sites' pages", bound(origin, 64)))
+				"Origin %q: this admin listener takes changes from its own pages (%s) and from clients that send no Origin, not from other sites' pages", bound(origin, 64), bound(r.Host, 64)))
 		}
 	}
 	return nil

@@ -224,6 +224,11 @@ func TestLoopbackAdminRefusesBrowsersOfOtherSites(t *testing.T) {
 		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "http://127.0.0.1:7071", 202},
 		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "http://evil.example", 403},
 		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "null", 403},
+		// Another port on loopback is another site: a development server's
+		// or a notebook's page.
+		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "http://127.0.0.1:9999", 403},
+		{"POST", "/v1/admin/reconcile/run", "127.0.0.1:7071", "http://localhost:7071", 403},
+		{"POST", "/v1/admin/reconcile/run", "localhost:7071", "http://localhost:7071", 202},
 	} {
 		r := httptest.NewRequest(tc.method, tc.path, nil)
 		r.Host = tc.host
