@@ -49,6 +49,7 @@ func (n *Node) newAdmin() (*server.Server, error) {
 		TenantStats:          n.tel.TenantStatsHandler(),
 		Reconciler:           adminView{n},
 		Quarantine:           adminView{n},
+		Middleware:           []server.Middleware{n.tel.Middleware(nil)},
 	}
 	if n.chaos != nil {
 		o.Chaos = n.chaos // chaos.go

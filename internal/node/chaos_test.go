@@ -231,3 +231,45 @@ func TestChaosFaultSpanEvent(t *testing.T) {
 	}
 	t.Fatalf("no chaos.fault event with fail_before on a reconcile.round span among %d spans", len(spans.GetSpans()))
 }
+
+// TestAdminRequestTraced: an admin request is a server span, continuing the
+// client's traceparent, and the round a waited run starts is its child, as
+// docs/observability.md says.
+func TestAdminRequestTraced(t *testing.T) {
+	spans := tracetest.NewInMemoryExporter()
+	n := startReplNodeWith(t, func(cfg *Config) {
+		cfg.Trace = telemetry.Config{SpanExporter: spans, NoGlobal: true, SampleRatio: 1}
+	}, BackendSpec{Name: "b", Backend: mem.New("b")})
+	const trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+	req, err := http.NewRequest("POST", "http://"+n.AdminAddr()+"/v1/admin/reconcile/run?wait=1&tenant=acme", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("traceparent", "00-"+trace+"-00f067aa0ba902b7-01")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("run: %s", resp.Status)
+	}
+	if err := n.tel.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var server, round bool
+	for _, s := range spans.GetSpans() {
+		if s.SpanContext.TraceID().String() != trace {
+			continue
+		}
+		switch s.Name {
+		case "POST /v1/admin/reconcile/run":
+			server = true
+		case "reconcile.round":
+			round = true
+		}
+	}
+	if !server || !round {
+		t.Fatalf("in the client's trace: server span %v, reconcile.round %v; want both (%d spans in all)", server, round, len(spans.GetSpans()))
+	}
+}

@@ -81,6 +81,10 @@ type AdminOptions struct {
 	// Console, when not nil, is mounted on /console/ (it signs its users
 	// in itself, so it is public to the token check), and / redirects to it.
 	Console http.Handler
+	// Middleware wraps the /v1/admin/ routes' handlers, first outermost:
+	// the node's tracing and request metrics. Health, metrics scrapes and
+	// profiles are not wrapped: they are probes, not requests anyone traces.
+	Middleware []Middleware
 }
 
 // NewAdmin returns the server of the admin listener: health, metrics,
@@ -158,6 +162,13 @@ func adminRoutes(s *Server, o AdminOptions) []Route {
 		add("GET /v1/admin/quarantine", "admin.quarantine", s.quarantineList(o.Quarantine))
 	}
 	rts = append(rts, s.chaosRoutes(o)...) // chaos.go
+	for i := range rts {
+		if strings.Contains(rts[i].Pattern, " /v1/admin/") {
+			for j := len(o.Middleware) - 1; j >= 0; j-- {
+				rts[i].Handler = o.Middleware[j](rts[i].Handler)
+			}
+		}
+	}
 	rts = append(rts, methodGuards(s, rts, access)...)
 	if o.Console != nil {
 		rts = append(rts,
