@@ -1,11 +1,14 @@
 package console
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"iter"
+	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -211,7 +214,8 @@ func oneBackend() api.ReconcileStatus {
 // without the CSRF token reaches nothing.
 func TestReconcileConfirm(t *testing.T) {
 	rc := &fakeReconciler{status: oneBackend()}
-	f := newFixture(t, func(o *Options) { o.Reconciler = rc })
+	var logs syncBuffer
+	f := newFixture(t, func(o *Options) { o.Reconciler = rc; o.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	ck, csrf := f.signIn(t, local, admin)
 
 	if resp, body := f.req("POST", "/console/api/reconcile?confirm=1", local, ck, "", pageHdr("", false, map[string]string{"X-CSRF-Token": "nope"})); resp.StatusCode != http.StatusForbidden {
@@ -232,6 +236,30 @@ func TestReconcileConfirm(t *testing.T) {
 	if got := rc.requests(); !slices.Equal(got, want) {
 		t.Fatalf("requests that reached the reconciler:\n got %+v\nwant %+v", got, want)
 	}
+	// The sign-in and each run asked for are logged, the confirmed one saying so.
+	out := logs.String()
+	if strings.Count(out, `"msg":"console: signed in"`) != 1 || strings.Count(out, `"msg":"console: reconciliation run requested"`) != 4 ||
+		strings.Count(out, `"confirm":true`) != 1 {
+		t.Fatalf("log:\n%s\nwant one sign-in and four runs, one confirmed", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the handlers' goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // fakeQuarantine lists rows, with their damaged bytes only when one key

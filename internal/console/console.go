@@ -5,6 +5,7 @@ import (
 	"embed"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
 //go:embed web
@@ -120,6 +122,10 @@ type Options struct {
 	Started      time.Time
 	Now          func() time.Time // [time.Now]
 	SessionTTL   time.Duration    // [8h]
+	// Logger receives a line for each sign-in and each action taken from
+	// the console (a reconciliation run, a resolution, a chaos change);
+	// nil is slog.Default().
+	Logger *slog.Logger
 }
 
 // Console is the web console's handler for the /console/ subtree.
@@ -238,6 +244,19 @@ func (c *Console) guard(state bool, h func(http.ResponseWriter, *http.Request, *
 // fail answers err with the API's error body and status.
 func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 	c.o.API.WriteError(w, r, err)
+}
+
+// logAction logs what a console user did, at Info: the console's actions
+// change the node (and on an open console anyone on the machine may take
+// them), so each leaves a line with the request id and the client's
+// address.
+func (c *Console) logAction(r *http.Request, msg string, attrs ...slog.Attr) {
+	log := c.o.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	attrs = append(attrs, slog.String("request_id", reqctx.RequestID(r.Context())), slog.String("remote", r.RemoteAddr))
+	log.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 }
 
 // loopback reports whether the request came from a loopback address.

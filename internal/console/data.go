@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"iter"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -362,6 +363,8 @@ func (c *Console) resolve(w http.ResponseWriter, r *http.Request, _ *session) {
 		c.fail(w, r, err)
 		return
 	}
+	c.logAction(r, "console: conflict resolved", slog.String("tenant", tenant), slog.String("key", key),
+		slog.String("etag", etag))
 	writeJSON(w, map[string]any{"key": key, "etag": etag, "deleted": etag == ""})
 }
 
@@ -418,6 +421,8 @@ func (c *Console) reconcile(w http.ResponseWriter, r *http.Request, _ *session) 
 			return
 		}
 	}
+	c.logAction(r, "console: reconciliation run requested", slog.String("backend", req.Backend),
+		slog.String("tenant", req.Tenant), slog.Bool("confirm", req.Confirm))
 	out, err := c.o.Reconciler.RunReconcile(r.Context(), req)
 	if err != nil {
 		c.fail(w, r, err)

@@ -184,6 +184,7 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s := c.sess.create()
+	c.logAction(r, "console: signed in")
 	http.SetCookie(w, c.cookie(s))
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -41,6 +41,7 @@ func (n *Node) newConsole(started time.Time) (*console.Console, error) {
 		Limits: console.Limits{MaxInFlight: lim.MaxInFlight, TenantMaxInFlight: lim.TenantMaxInFlight,
 			TenantRate: lim.TenantRate, TenantBurst: lim.TenantBurst},
 		IsAdmin:      n.api.IsAdmin,
+		Logger:       n.log,
 		AuthFailed:   n.limiter.AuthFailed,
 		Open:         len(n.cfg.Auth.Admin) == 0 && IsLoopback(n.cfg.AdminListen),
 		SecureCookie: !IsLoopback(n.cfg.AdminListen) || n.cfg.TLS != nil,

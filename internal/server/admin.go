@@ -9,12 +9,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
 // Reconciler is what the admin routes read of replication and ask of it.
@@ -236,6 +238,11 @@ func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		if err := onlyParams(q, "backend", "tenant", "confirm", "wait", "scrub"); err != nil {
+			// A misspelt tenant= or backend= would start rounds of everything.
+			s.writeError(w, r, fault.New(fault.Invalid, fault.Context{Op: "admin.reconcile.run"}, err.Error()))
+			return
+		}
 		req := ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant")}
 		for _, f := range []struct {
 			name string
@@ -259,6 +266,13 @@ func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 				return
 			}
 		}
+		// An operator's action, logged whoever may take it (a loopback
+		// listener takes it from any local process): confirm=1 lets a
+		// guarded mass deletion through.
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "admin: reconciliation run requested",
+			slog.String("request_id", reqctx.RequestID(r.Context())), slog.String("remote", r.RemoteAddr),
+			slog.String("backend", req.Backend), slog.String("tenant", req.Tenant),
+			slog.Bool("confirm", req.Confirm), slog.Bool("wait", req.Wait), slog.Bool("scrub", req.Scrub))
 		out, err := rc.RunReconcile(r.Context(), req)
 		switch {
 		case r.Context().Err() != nil:
@@ -273,6 +287,20 @@ func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 	})
 }
 
+// onlyParams refuses a query with a parameter not among names, or one of
+// them given twice.
+func onlyParams(q url.Values, names ...string) error {
+	for name, vs := range q {
+		if !slices.Contains(names, name) {
+			return fmt.Errorf("unknown query parameter %q (want %s)", bound(name, 64), strings.Join(names, ", "))
+		}
+		if len(vs) > 1 {
+			return fmt.Errorf("query parameter %q given more than once", name)
+		}
+	}
+	return nil
+}
+
 // quarantineList serves GET /v1/admin/quarantine: every row, without the
 // damaged bytes; with backend, tenant and key all given, only that key's
 // rows, with their bytes. It reads the whole table: rows exist only for
@@ -282,6 +310,10 @@ func (s *Server) quarantineList(qt Quarantine) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		const op = "admin.quarantine"
 		q := r.URL.Query()
+		if err := onlyParams(q, "backend", "tenant", "key"); err != nil {
+			s.writeError(w, r, invalid(op, err.Error()))
+			return
+		}
 		be, tenant, key := q.Get("backend"), q.Get("tenant"), q.Get("key")
 		one := be != "" || tenant != "" || key != ""
 		if one && (be == "" || tenant == "" || key == "") {

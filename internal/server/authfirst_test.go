@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -249,4 +250,41 @@ type stubReconciler struct{}
 func (stubReconciler) ReconcileStatus() api.ReconcileStatus { return api.ReconcileStatus{} }
 func (stubReconciler) RunReconcile(context.Context, server.ReconcileRequest) (api.ReconcileRun, error) {
 	return api.ReconcileRun{Triggered: true}, nil
+}
+
+// TestReconcileRunParameters: a run's query names only what the route
+// takes, each once (a misspelt tenant= would start rounds of every
+// tenant), and every run asked for is logged with what it asked.
+func TestReconcileRunParameters(t *testing.T) {
+	e := newEnv(t)
+	s, err := server.NewAdmin(server.AdminOptions{Auth: e.auth, Reconciler: stubReconciler{},
+		Logger: slog.New(slog.NewJSONHandler(e.logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		query, msg string
+		want       int
+	}{
+		{"tenat=acme", "unknown query parameter", 400},
+		{"tenant=acme&tenant=beta", "more than once", 400},
+		{"tenant=acme&confirm=1", "", 202},
+	} {
+		r := httptest.NewRequest("POST", "/v1/admin/reconcile/run?"+tc.query, nil)
+		r.Host = "127.0.0.1:7071"
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		if w.Code != tc.want || (tc.msg != "" && !strings.Contains(decodeError(t, w).Error.Message, tc.msg)) {
+			t.Errorf("%s: %d %s, want %d naming %q", tc.query, w.Code, w.Body, tc.want, tc.msg)
+		}
+	}
+	var logged int
+	for _, r := range e.logs.records(t) {
+		if r["msg"] == "admin: reconciliation run requested" && r["tenant"] == "acme" && r["confirm"] == true {
+			logged++
+		}
+	}
+	if logged != 1 {
+		t.Errorf("%d log lines for the confirmed run, want 1", logged)
+	}
 }
