@@ -187,8 +187,12 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 		err = cerr
 	}
 	rejected := stats.Malformed + stats.Oversize + stats.Skipped
-	fmt.Fprintf(env.Stdout, "imported %d records (%s) in %v: %d loaded, %d rejected (%d malformed, %d oversize, %d invalid key); %.1f MB/s, %.0f records/s\n",
-		stats.Records+rejected, human(stats.Bytes), stats.Duration.Round(time.Millisecond), stats.Records, rejected,
+	verb := "imported"
+	if err != nil {
+		verb = "stopped after reading" // loaded counts only what was committed
+	}
+	fmt.Fprintf(env.Stdout, "%s %d records (%s) in %v: %d loaded, %d rejected (%d malformed, %d oversize, %d invalid key); %.1f MB/s, %.0f records/s\n",
+		verb, stats.Records+rejected, human(stats.Bytes), stats.Duration.Round(time.Millisecond), w.Stored, rejected,
 		stats.Malformed, stats.Oversize, stats.Skipped, stats.Throughput()/1e6, stats.RecordsPerSecond())
 	for _, r := range stats.Rejects {
 		kind := r.Kind.String()

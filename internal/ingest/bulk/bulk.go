@@ -57,6 +57,7 @@ type Loader struct {
 	LastLine   int64 // line of the last durable record
 	DurableEnd int64 // offset just past it: everything before is durable or rejected
 	Batches    int64 // batches committed
+	Stored     int64 // records committed
 	StoreErr   error // the store failure that stopped the stream
 
 	items             []store.Item // reused per batch
@@ -127,6 +128,7 @@ func (l *Loader) Wait() error {
 	} else {
 		l.LastLine, l.DurableEnd = l.pendLine, l.pendEnd
 		l.Batches++
+		l.Stored += int64(len(recs))
 	}
 	l.pendDone(recs, err) // after the marks: it may read them
 	return err

@@ -88,4 +88,7 @@ func TestLoader(t *testing.T) {
 	if l.DurableEnd <= 0 || !strings.HasPrefix(in.String()[l.DurableEnd:], "\n{") {
 		t.Errorf("DurableEnd %d is not the end of a line", l.DurableEnd)
 	}
+	if l.Stored != int64(want) {
+		t.Errorf("Stored %d, want the %d documents stored (not the records read)", l.Stored, want)
+	}
 }
