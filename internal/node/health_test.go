@@ -74,14 +74,22 @@ func startHealthNode(t *testing.T, mod func(*Config)) *healthNode {
 // put writes tenant acme's key and returns the status.
 func (h *healthNode) put(t *testing.T, key string) int {
 	t.Helper()
+	code, _, _ := h.putAnswer(t, key)
+	return code
+}
+
+// putAnswer is put with the answer's body and Retry-After.
+func (h *healthNode) putAnswer(t *testing.T, key string) (code int, body, retryAfter string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPut, "http://"+h.Addr()+"/v1/tenants/acme/docs/"+key, strings.NewReader(`{}`))
 	req.Header.Set("Authorization", "Bearer "+h.tok)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
+	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, string(b), resp.Header.Get("Retry-After")
 }
 
 // metric reads one series from the admin listener's /metrics.
@@ -144,9 +152,10 @@ func TestStoreFailureDiagnosed(t *testing.T) {
 		name, cause, entry string
 		err                error
 		kinds              []errorfs.OpKind
+		says               string // what the refusals tell the client
 	}{
-		{"disk full", "disk_full", runbookDiskFull, syscall.ENOSPC, []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileWriteAt}},
-		{"fsync failure", "io_error", runbookWriteFail, syscall.EIO, []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo}},
+		{"disk full", "disk_full", runbookDiskFull, syscall.ENOSPC, []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileWriteAt}, "disk is full"},
+		{"fsync failure", "io_error", runbookWriteFail, syscall.EIO, []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo}, "store failed"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tog := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {
@@ -172,8 +181,13 @@ func TestStoreFailureDiagnosed(t *testing.T) {
 				t.Fatalf("PUT while the log fails: %d, want 5xx", got)
 			}
 			tog.Off()
-			if got := h.put(t, "after"); got < 500 {
+			got, body, ra := h.putAnswer(t, "after")
+			if got < 500 {
 				t.Fatalf("PUT after the fault, before a restart: %d, want 5xx (the store refuses)", got)
+			}
+			// The client learns why, and not to come back every second.
+			if !strings.Contains(body, c.says) || !strings.Contains(body, "until the node restarts") || (got == 503 && ra != "60") {
+				t.Errorf("PUT after the fault: %d %s, Retry-After %q; want it to say %q and until a restart (a 503 with Retry-After 60)", got, body, ra, c.says)
 			}
 			if v := h.metric(t, "cairn_store_failures_total", "cause", c.cause); v != 1 {
 				t.Errorf("cairn_store_failures_total{cause=%q} = %v, want 1", c.cause, v)

@@ -120,10 +120,14 @@ func (r *room) take(n int) error {
 			"reserve_bytes", r.reserve, "suppressed", suppressed)
 	}
 	// The message is for clients, who see it in 503s: no path in it.
-	return &fault.Error{Class: fault.Exhausted, Err: diskLowError{r.dir}, Msg: fmt.Sprintf(
+	return fault.WithRetryAfter(&fault.Error{Class: fault.Exhausted, Err: diskLowError{r.dir}, Msg: fmt.Sprintf(
 		"disk nearly full: about %s free, of which the node keeps %s free for its store; nothing was written (free space, or see the runbook's Disk full)",
-		mib(free), mib(r.reserve))}
+		mib(free), mib(r.reserve))}, lowRetryAfter)
 }
+
+// lowRetryAfter is the Retry-After of a write refused for want of space:
+// freeing space takes an operator, or a compaction, some seconds at least.
+const lowRetryAfter = 10 * time.Second
 
 // diskLowError is ErrDiskLow with the data directory, for logs.
 type diskLowError struct{ dir string }

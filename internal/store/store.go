@@ -622,7 +622,15 @@ func (s *Store) fail(cause error) {
 	s.mu.Lock()
 	first := s.failed == nil
 	if first {
-		s.failed = fmt.Errorf("%w (first error: %w)", ErrFailed, cause)
+		// The message is what clients read in every 503 from now on: what
+		// happened, without paths, and that retrying this node soon is no
+		// use.
+		msg := "the node's store failed after a write error and refuses every request until the node restarts"
+		if classify(cause) == fault.Exhausted {
+			msg = "the node's disk is full: its store failed and refuses every request until the node restarts with space freed"
+		}
+		s.failed = fault.WithRetryAfter(&fault.Error{Class: classify(cause), Msg: msg,
+			Err: fmt.Errorf("%w (first error: %w)", ErrFailed, cause)}, failedRetryAfter)
 		s.hasFailed.Store(true)
 	}
 	s.mu.Unlock()
@@ -630,6 +638,11 @@ func (s *Store) fail(cause error) {
 		s.onFail(cause)
 	}
 }
+
+// failedRetryAfter is the Retry-After of a failed store's refusals: it
+// needs an operator and a restart, so clients should go elsewhere (its
+// /readyz says so) rather than come back every second.
+const failedRetryAfter = time.Minute
 
 // classify maps Pebble's and the store's own errors to a class; anything
 // else keeps the class fault.ClassOf finds (errno values, contexts).
