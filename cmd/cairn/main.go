@@ -11,16 +11,39 @@ import (
 )
 
 func main() {
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	var hup chan os.Signal
-	if len(os.Args) > 1 && os.Args[1] == "serve" {
-		// A node reloads its TLS certificate on SIGHUP rather than exit;
-		// the client commands keep the default and end with their terminal.
-		hup = make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
+	args := os.Args[1:]
+	ctx := context.Background()
+	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	cmd := ""
+	if len(args) > 0 {
+		cmd = args[0]
 	}
-	os.Exit(cli.Run(context.Background(), os.Args[1:], cli.Env{
-		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Signals: sigs, Hangup: hup,
-	}))
+	switch cmd {
+	case "serve", "bench", "bench-bare", "chaos":
+		// These drain (a node) or pass the signal on (the lab's commands)
+		// themselves.
+		sigs := make(chan os.Signal, 1)
+		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+		env.Signals = sigs
+		if cmd == "serve" {
+			// A node reloads its TLS certificate on SIGHUP rather than
+			// exit; the client commands keep the default and end with
+			// their terminal.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			env.Hangup = hup
+		}
+	default:
+		// The first SIGINT or SIGTERM stops the command (an import or an
+		// ingest ends after its last whole batch and says how far it got);
+		// a second one ends the process at once, as a signal does by
+		// default.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		go func() {
+			<-ctx.Done()
+			stop()
+		}()
+	}
+	os.Exit(cli.Run(ctx, args, env))
 }

@@ -116,6 +116,11 @@ func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
 		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema, Size: size,
 	})
 	stop()
+	if err != nil && ctx.Err() != nil {
+		// The answer that says how far the node got is lost with the request.
+		return hinted{fmt.Errorf("interrupted after sending %d bytes", cr.bytes.Load()),
+			"the node keeps the whole batches it committed before the interrupt ('cairn ls' lists them); ingesting the file again stores every record again, as a new version"}
+	}
 	if err != nil && res.Stats.Records == 0 && res.ProcessedBytes == 0 {
 		return err // refused or failed before anything was processed: report says why
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -203,5 +204,30 @@ func TestRejectedBeyondTheList(t *testing.T) {
 	}
 	if got, err := os.ReadFile(f.rejects); err != nil || string(got) != "bad1\n" {
 		t.Errorf("rejects file %q, %v; want the listed line", got, err)
+	}
+}
+
+// TestIngestInterrupted: an ingest whose context ends mid-stream (the
+// first SIGINT or SIGTERM) stops and says what the node keeps, rather than
+// sending the rest of its input.
+func TestIngestInterrupted(t *testing.T) {
+	url, tok := startIngestNode(t)
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(ctx, []string{"ingest", "--url", url, "--token", tok, "--tenant", "demo", "--key-field", "id", "-"},
+			Env{Stdin: pr, Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+	}()
+	// A line taken by the stream, then the interrupt while more may come.
+	if _, err := io.WriteString(pw, `{"id":"a"}`+"\n"); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	code := <-done
+	pw.Close()
+	if code == 0 || !strings.Contains(errb.String(), "interrupted after sending") || !strings.Contains(errb.String(), "cairn ls") {
+		t.Fatalf("exit %d, stderr %q; want a failure saying it was interrupted and what the node keeps", code, errb.String())
 	}
 }

@@ -172,7 +172,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 // waitAndDrain serves until ctx ends, a signal arrives or the node fails,
 // then shuts the node down. Its last log line is "stopped", so whoever
 // reads the log knows the process ended on purpose and with which code.
-func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duration, log *slog.Logger) int {
+func waitAndDrain(ctx context.Context, env Env, n drainable, drain time.Duration, log *slog.Logger) int {
 	code := exitOK
 	select {
 	case <-ctx.Done():
@@ -184,13 +184,41 @@ func waitAndDrain(ctx context.Context, env Env, n *node.Node, drain time.Duratio
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
-	if err := n.Shutdown(sctx); err != nil {
-		fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %v\n", err)
+	done := make(chan error, 1)
+	go func() { done <- n.Shutdown(sctx) }()
+	// The drain is bounded, but closing the store waits for the writes it
+	// has taken, and a write can be stuck inside Pebble for good (a flush
+	// that keeps failing on a full disk stalls every write). Past the
+	// drain and a grace, or at a second signal, the process ends without
+	// it: every acknowledged write is in the store's log already.
+	grace := time.NewTimer(drain + closeGrace)
+	defer grace.Stop()
+	select {
+	case err := <-done:
+		if err != nil {
+			fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %v\n", err)
+			code = exitFail
+		}
+	case <-grace.C:
+		fmt.Fprintf(env.Stderr, "cairn serve: shutdown: the store did not close within %v of the drain (a write is stuck in it; a full disk does that): exiting without it; every acknowledged write is in its log\n", closeGrace)
+		code = exitFail
+	case sig := <-env.Signals:
+		fmt.Fprintf(env.Stderr, "cairn: %v again: exiting without waiting for the shutdown; every acknowledged write is in the store's log\n", sig)
 		code = exitFail
 	}
 	log.Info("stopped", "exit_code", code)
 	return code
 }
+
+// drainable is what waitAndDrain needs of a node.
+type drainable interface {
+	Err() <-chan error
+	Shutdown(context.Context) error
+}
+
+// closeGrace is how long a shutdown may take beyond the drain before the
+// process ends without it.
+const closeGrace = 30 * time.Second
 
 // nodeConfig checks the settings and turns them into a node.Config. Every
 // error names the setting at fault.
