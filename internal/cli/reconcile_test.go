@@ -109,6 +109,8 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--conflict-policy", "acme"}, nil, `--conflict-policy "acme": want TENANT=`},
 		{[]string{"--conflict-policy", "acme=newest"}, nil, `--conflict-policy "acme=newest"`},
 		{[]string{"--conflict-policy", "Acme=lww"}, nil, `--conflict-policy "Acme=lww"`},
+		{[]string{"--conflict-policy", "demo=manual", "--conflict-policy", "demo=lww"}, nil, "tenant demo has a policy already"},
+		{[]string{"--conflict-policy", "acem=manual"}, nil, "no --tenant names acem (the node's tenants: demo)"},
 		{[]string{"--reconcile-interval", "-1s"}, nil, "--reconcile-interval -1s"},
 		{[]string{"--gc-interval", "-1s"}, nil, "--gc-interval -1s: want 0 (never) or more"},
 		{[]string{"--pack-interval", "-1s"}, nil, "--pack-interval -1s: want 0 (no packs) or more"},

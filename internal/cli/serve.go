@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -386,6 +388,18 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 		p, err := reconcile.ParsePolicy(name)
 		if err != nil {
 			return fmt.Errorf("%s: %v", f.origin.named("conflict-policy", s), err)
+		}
+		if _, dup := r.Policies[tenant]; dup {
+			return fmt.Errorf("%s: tenant %s has a policy already: give one per tenant", f.origin.named("conflict-policy", s), tenant)
+		}
+		// A misspelt tenant would leave the meant one on the default policy.
+		// With no --tenant, the node serves demo alone.
+		known := slices.Sorted(maps.Keys(cfg.Auth.Tenants))
+		if len(known) == 0 {
+			known = []string{"demo"}
+		}
+		if !slices.Contains(known, tenant) {
+			return fmt.Errorf("%s: no --tenant names %s (the node's tenants: %s)", f.origin.named("conflict-policy", s), tenant, strings.Join(known, ", "))
 		}
 		r.Policies[tenant] = p
 	}
