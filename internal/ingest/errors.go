@@ -91,3 +91,17 @@ var codeMsg = [...]string{
 func syntaxErr(c code, off int, base int64) *SyntaxError {
 	return &SyntaxError{Offset: base + int64(off), Msg: codeMsg[c]}
 }
+
+// bomMsg replaces the message of an error met at a UTF-8 byte order mark,
+// which editors on some systems put at the start of a file: "unexpected
+// character" would not say which.
+const bomMsg = "a UTF-8 byte order mark (EF BB BF), which JSON text must not begin with: save the file without it"
+
+// namedBOM returns err with bomMsg when the value it failed on, at b[i],
+// begins with a byte order mark.
+func namedBOM(err error, b []byte, i int) error {
+	if se, ok := err.(*SyntaxError); ok && i+3 <= len(b) && b[i] == 0xEF && b[i+1] == 0xBB && b[i+2] == 0xBF {
+		se.Msg = bomMsg
+	}
+	return err
+}

@@ -80,7 +80,7 @@ func (p *pipeline) decodeLine(d *Decoder, kf *keyFinder, b *Batch, ln []byte, li
 	if err != nil {
 		b.Records = b.Records[:len(b.Records)-1]
 		b.malformed++
-		p.reject(b, Reject{Line: line, Offset: off + int64(i), Kind: KindMalformed, Err: err})
+		p.reject(b, Reject{Line: line, Offset: off + int64(i), Kind: KindMalformed, Err: namedBOM(err, ln, i)})
 		return
 	}
 	rec.Line, rec.Offset, rec.Raw = line, off+int64(i), ln[i:end:end]

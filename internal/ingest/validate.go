@@ -17,7 +17,11 @@ func Validate(b []byte) error { return ValidateDepth(b, DefaultMaxDepth) }
 
 // ValidateDepth is Validate with a nesting limit (values < 1 mean 1).
 func ValidateDepth(b []byte, maxDepth int) error {
-	return wholeValue(b, skipWS(b, 0), maxDepth, 0)
+	i := skipWS(b, 0)
+	if err := wholeValue(b, i, maxDepth, 0); err != nil {
+		return namedBOM(err, b, i)
+	}
+	return nil
 }
 
 // wholeValue checks that b[i:] is one JSON value followed by nothing but

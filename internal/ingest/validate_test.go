@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"strings"
@@ -112,4 +113,20 @@ func FuzzValidate(f *testing.F) {
 			t.Fatalf("Validate(%q) = %v: not a SyntaxError with an offset in range", b, err)
 		}
 	})
+}
+
+// TestByteOrderMarkNamed: a document or an NDJSON line that begins with a
+// UTF-8 byte order mark is refused saying so, not as an unexpected
+// character.
+func TestByteOrderMarkNamed(t *testing.T) {
+	bom := "\xEF\xBB\xBF"
+	if err := Validate([]byte(bom + `{"a":1}`)); err == nil || !strings.Contains(err.Error(), "byte order mark") {
+		t.Errorf("Validate: %v, want the byte order mark named", err)
+	}
+	for _, o := range []Options{{KeyField: "id"}, {Schema: MarketDataSchema}} {
+		st, err := Process(context.Background(), strings.NewReader(bom+`{"id":"a"}`+"\n"), o, func(context.Context, *Batch) error { return nil })
+		if err != nil || len(st.Rejects) != 1 || !strings.Contains(st.Rejects[0].Err.Error(), "byte order mark") {
+			t.Errorf("%+v: %v, rejects %+v; want one reject naming the byte order mark", o, err, st.Rejects)
+		}
+	}
 }
