@@ -215,6 +215,9 @@ func openInput(name string, env Env) (io.Reader, int64, func(), error) {
 	var size int64
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		size = fi.Size()
+	} else if err == nil && fi.IsDir() {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("%s: a directory, not an NDJSON file", name)
 	}
 	return f, size, func() { f.Close() }, nil
 }

@@ -70,6 +70,7 @@ func TestIngestCommand(t *testing.T) {
 		stderr   []string
 		noStderr bool
 	}{
+		{name: "a directory", args: []string{"--key-field", "id", dir}, code: 1, stderr: []string{"a directory, not an NDJSON file"}},
 		{name: "all accepted", args: []string{"--key-field", "id", good}, code: 0,
 			stdout: []string{"ingested 2 records", "2 accepted, 0 rejected"}, noStderr: true},
 		{name: "rejects fail", args: []string{"--key-field", "id", bad}, code: 1,
