@@ -553,6 +553,12 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	fmt.Fprintf(env.Stderr, "no --tenant configured: the demo tenant has a development token (kept in %s/dev-token).\n", f.dataDir)
 	fmt.Fprintf(env.Stderr, "paste these lines into a shell, then try: cairn put hello - <<< '{\"hi\":1}' && cairn get hello\n")
 	fmt.Fprintf(env.Stdout, "export CAIRN_URL=%s\nexport CAIRN_TENANT=demo\nexport CAIRN_TOKEN=%s\n", shellQuote(url), shellQuote(f.demoToken))
+	if admin != "" {
+		// For 'cairn reconcile', which talks to the admin listener, over
+		// TLS when the node serves it.
+		scheme, _, _ := strings.Cut(url, "://")
+		fmt.Fprintf(env.Stdout, "export CAIRN_ADMIN_URL=%s\n", shellQuote(scheme+"://"+admin))
+	}
 	fmt.Fprintf(env.Stderr, "or: curl -H \"Authorization: Bearer $CAIRN_TOKEN\" %s/v1/tenants/demo/docs\n", url)
 	if a := n.RESPAddr(); a != "" {
 		if host, port, err := net.SplitHostPort(a); err == nil {
