@@ -105,6 +105,9 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 	}{
 		{[]string{"--backend", "x"}, nil, `--backend "x"`},
 		{[]string{"--backend", "a=ftp://x"}, nil, "want fs:/path or s3://"},
+		{[]string{"--backend", "a=fs:relative/dir"}, nil, "fs: needs an absolute path"},
+		{[]string{"--backend", "a=fs:/srv/be", "--backend", "b=fs:/srv/be/"}, nil, "the same place as --backend a=fs:/srv/be"},
+		{[]string{"--backend", "a=s3://bkt/p?endpoint=h:9000", "--backend", "b=s3://bkt/p/?endpoint=h:9000&insecure=1"}, nil, "the same place as --backend a="},
 		{nil, map[string]string{"CAIRN_BACKEND": "a=fs:/tmp/a,b=s3://bkt?bogus=1"}, "unknown parameter bogus"},
 		{[]string{"--conflict-policy", "acme"}, nil, `--conflict-policy "acme": want TENANT=`},
 		{[]string{"--conflict-policy", "acme=newest"}, nil, `--conflict-policy "acme=newest"`},

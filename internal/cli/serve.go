@@ -375,6 +375,13 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 		if err != nil {
 			return err
 		}
+		for _, other := range r.Backends {
+			// One place under two names would be reconciled twice, each
+			// name with its own cursors and feed, for nothing.
+			if loc := spec.Location(); loc != "" && loc == other.Location() {
+				return fmt.Errorf("%s: the same place as --backend %s=%s: give each backend once", f.origin.named("backend", s), other.Name, other.URL)
+			}
+		}
 		r.Backends = append(r.Backends, spec)
 	}
 	for _, s := range f.policies.vals {

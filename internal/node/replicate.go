@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -131,8 +132,14 @@ func ParseBackendSpec(s string) (BackendSpec, error) {
 	}
 	switch {
 	case strings.HasPrefix(url, "fs:"):
-		if strings.TrimPrefix(url, "fs:") == "" {
+		dir := strings.TrimPrefix(url, "fs:")
+		if dir == "" {
 			return bad("fs: needs a directory")
+		}
+		if !filepath.IsAbs(dir) {
+			// Relative to wherever the node happens to start (a service
+			// manager's directory is not the shell's).
+			return bad("fs: needs an absolute path")
 		}
 	case strings.HasPrefix(url, "s3://"):
 		if _, err := s3.ParseURL(url); err != nil {
@@ -142,6 +149,19 @@ func ParseBackendSpec(s string) (BackendSpec, error) {
 		return bad("want fs:/path or s3://bucket/prefix")
 	}
 	return BackendSpec{Name: name, URL: url}, nil
+}
+
+// Location is where the backend keeps its objects, the same string for
+// two specs that name the same place (a cleaned directory; an S3
+// endpoint, bucket and prefix), or "" for one given as a Backend.
+func (b BackendSpec) Location() string {
+	if dir, ok := strings.CutPrefix(b.URL, "fs:"); ok {
+		return "fs:" + filepath.Clean(dir)
+	}
+	if c, err := s3.ParseURL(b.URL); err == nil {
+		return "s3://" + c.Endpoint + "/" + c.Bucket + "/" + strings.TrimSuffix(c.Prefix, "/")
+	}
+	return ""
 }
 
 // open opens the backend, checking an S3 bucket exists and answers.
