@@ -70,6 +70,7 @@ func TestSettleErrors(t *testing.T) {
 		{"unknown key", write("u.json", `{"listen":"x","lisen":"y"}`), nil, `unknown setting "lisen"`},
 		{"bad JSON", write("b.json", `{"listen": }`), nil, "invalid JSON at line 1, column 12"},
 		{"wrong type", write("t.json", `{"listen": {"a":1}}`), nil, `setting "listen"`},
+		{"null", write("n.json", `{"max-in-flight": null}`), nil, `null: give a value`},
 		{"bad env value", "", map[string]string{"CAIRN_DRAIN_TIMEOUT": "soon"}, `CAIRN_DRAIN_TIMEOUT="soon": want a duration such as 30s`},
 		{"bad file value", write("d.json", `{"drain-timeout": "soon"}`), nil, `config ` + filepath.Join(dir, "d.json") + `: drain-timeout "soon": want a duration such as 30s`},
 		{"missing file", filepath.Join(dir, "nope.json"), nil, "no such file"},

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -279,6 +280,11 @@ func readConfig(path string) (map[string]json.RawMessage, error) {
 
 // configValues accepts a string, number, boolean or array of strings.
 func configValues(raw json.RawMessage) ([]string, error) {
+	if string(bytes.TrimSpace(raw)) == "null" {
+		// It would decode as an empty list and leave the default in place,
+		// which the file does not say.
+		return nil, errors.New("null: give a value, or leave the key out for the default")
+	}
 	var list []string
 	if err := json.Unmarshal(raw, &list); err == nil {
 		return list, nil
