@@ -21,9 +21,12 @@ package tlscert
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"log/slog"
+	"math/big"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,7 +90,35 @@ func New(o Options) (*Reloader, error) {
 	r.cur.Store(cert)
 	r.tried = st
 	r.lastCheck = o.Now()
+	r.warnExpiry(cert.Leaf)
 	return r, nil
+}
+
+// expirySoon is how close to its NotAfter a certificate loaded is warned
+// about, as the documented alert on the expiry metric is.
+const expirySoon = 14 * 24 * time.Hour
+
+// warnExpiry logs a certificate just loaded that has expired or soon will:
+// clients refuse an expired one, and nothing else would say so until they do.
+func (r *Reloader) warnExpiry(leaf *x509.Certificate) {
+	now := r.opts.Now()
+	switch {
+	case now.After(leaf.NotAfter):
+		r.opts.Logger.Warn("TLS certificate has expired: clients will refuse it", "cert_file", r.opts.CertFile,
+			"serial", serialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
+	case leaf.NotAfter.Sub(now) < expirySoon:
+		r.opts.Logger.Warn("TLS certificate expires soon", "cert_file", r.opts.CertFile,
+			"serial", serialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
+	}
+}
+
+// serialHex writes a serial number as 'openssl x509 -noout -serial' does:
+// upper-case hex, whole bytes.
+func serialHex(n *big.Int) string {
+	if n.Sign() == 0 {
+		return "00"
+	}
+	return strings.ToUpper(hex.EncodeToString(n.Bytes()))
 }
 
 // Config returns a server configuration that serves the reloader's
@@ -138,14 +169,15 @@ func (r *Reloader) reloadLocked(why string, st stamp) error {
 	if err != nil {
 		old := r.cur.Load().Leaf
 		log.Error("TLS certificate reload failed; serving the previous certificate",
-			"err", err, "serial", old.SerialNumber.String(), "not_after", old.NotAfter)
+			"err", err, "serial", serialHex(old.SerialNumber), "not_after", old.NotAfter)
 		if r.opts.OnReload != nil {
 			r.opts.OnReload(old, err)
 		}
 		return err
 	}
 	r.cur.Store(cert)
-	log.Info("TLS certificate reloaded", "serial", cert.Leaf.SerialNumber.String(), "not_after", cert.Leaf.NotAfter)
+	log.Info("TLS certificate reloaded", "serial", serialHex(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
+	r.warnExpiry(cert.Leaf)
 	if r.opts.OnReload != nil {
 		r.opts.OnReload(cert.Leaf, nil)
 	}

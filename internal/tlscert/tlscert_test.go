@@ -185,3 +185,21 @@ func copyFile(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestExpiryWarned: a certificate loaded after its NotAfter, or within 14
+// days of it, is warned about at once, with its serial written as openssl
+// writes it.
+func TestExpiryWarned(t *testing.T) {
+	f := newFixture(t) // its clock is past the certificate's NotAfter
+	if out := f.log.String(); !strings.Contains(out, "TLS certificate has expired") || !strings.Contains(out, "serial=01") {
+		t.Errorf("log %q: want the expired certificate warned about, serial 01", out)
+	}
+	var log bytes.Buffer
+	if _, err := tlscert.New(tlscert.Options{CertFile: f.certFile, KeyFile: f.keyFile,
+		Logger: slog.New(slog.NewTextHandler(&log, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if out := log.String(); !strings.Contains(out, "TLS certificate expires soon") { // it lasts a day
+		t.Errorf("log %q: want a certificate of a day warned about", out)
+	}
+}
