@@ -32,6 +32,7 @@ func TestSetupExporterChoice(t *testing.T) {
 		{name: "case", cfg: Config{Exporter: "Console"}, want: "console"},
 		{name: "unknown", cfg: Config{Exporter: "zipkin"}, wantErr: `trace exporter "zipkin"`},
 		{name: "json without file", cfg: Config{Exporter: "json"}, wantErr: "trace file"},
+		{name: "file without json", cfg: Config{Exporter: "none", TraceFile: "spans.ndjson"}, wantErr: "only the json exporter writes one"},
 		{name: "bad ratio", cfg: Config{SampleRatio: 1.5}, wantErr: "sample ratio"},
 		{name: "bad otlp protocol", cfg: Config{Exporter: "otlp", Getenv: env(map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"})}, wantErr: "OTEL_EXPORTER_OTLP_PROTOCOL"},
 		{name: "otlp grpc", cfg: Config{Exporter: "otlp", Getenv: env(map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"})}, want: "otlp"},

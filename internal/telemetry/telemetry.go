@@ -127,6 +127,10 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.SpanExporter != nil {
 		name = exporterCustom
 	}
+	if cfg.TraceFile != "" && name != ExporterJSON && name != exporterCustom {
+		// The spans someone expects in that file would go elsewhere, or nowhere.
+		return nil, configErr("trace file %q: only the json exporter writes one, and the exporter is %s (--trace-exporter json)", cfg.TraceFile, name)
+	}
 	ratio := cfg.SampleRatio
 	if ratio == 0 {
 		ratio = 1
