@@ -1,7 +1,6 @@
 package console
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"iter"
@@ -16,6 +15,7 @@ import (
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/servertest"
 )
@@ -214,7 +214,7 @@ func oneBackend() api.ReconcileStatus {
 // without the CSRF token reaches nothing.
 func TestReconcileConfirm(t *testing.T) {
 	rc := &fakeReconciler{status: oneBackend()}
-	var logs syncBuffer
+	var logs proctest.SyncBuffer
 	f := newFixture(t, func(o *Options) { o.Reconciler = rc; o.Logger = slog.New(slog.NewJSONHandler(&logs, nil)) })
 	ck, csrf := f.signIn(t, local, admin)
 
@@ -242,24 +242,6 @@ func TestReconcileConfirm(t *testing.T) {
 		strings.Count(out, `"confirm":true`) != 1 {
 		t.Fatalf("log:\n%s\nwant one sign-in and four runs, one confirmed", out)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the handlers' goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeQuarantine lists rows, with their damaged bytes only when one key
