@@ -202,7 +202,13 @@ func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		c.WriteBulkString("id=" + strconv.FormatUint(ss.id, 10) + " addr=" + ss.addr + " name=" + ss.name +
 			" db=0 user=" + ss.tenant + " resp=" + strconv.Itoa(ss.proto) + "\n")
 	case sub == "setinfo" && len(args) == 4:
-		c.WriteString("OK") // the library's name and version: accepted, not kept
+		switch lower(string(args[2])) {
+		case "lib-name", "lib-ver":
+			c.WriteString("OK") // the library's name and version: accepted, not kept
+		default: // as Redis answers
+			c.WriteError("ERR Unrecognized option '" + truncate(args[2]) + "': CLIENT SETINFO takes LIB-NAME or LIB-VER")
+			return failed(fault.Invalid)
+		}
 	default:
 		c.WriteError("ERR unknown or malformed CLIENT subcommand '" + truncate(args[1]) + "': cairn serves SETNAME, GETNAME, ID, INFO and SETINFO")
 		return failed(fault.Invalid)

@@ -497,6 +497,7 @@ func TestBadInput(t *testing.T) {
 		{[]any{"SELECT", "1"}, "one database per tenant"},
 		{[]any{"HELLO", "4"}, "NOPROTO"},
 		{[]any{"CLIENT", "KILL", "x"}, "CLIENT subcommand"},
+		{[]any{"CLIENT", "SETINFO", "bogus", "x"}, "Unrecognized option 'bogus'"},
 		{[]any{"JSON.SET", "k", "$.a", `1`}, "root path"},
 	} {
 		err := conn.Do(ctx, tc.cmd...).Err()
