@@ -22,6 +22,7 @@ import (
 	"github.com/cairnstore/cairn/internal/pack"
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/resp"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
@@ -34,6 +35,7 @@ type serveFlags struct {
 	listen        string
 	adminListen   string
 	respListen    string
+	respClients   int
 	tenants       listFlag
 	adminHash     listFlag
 	nodeID        string
@@ -92,6 +94,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API `address`")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, /metrics, pprof, tenant stats); empty disables it")
 	fs.StringVar(&f.respListen, "resp-listen", "", "Redis-protocol (RESP2/RESP3) `address` (AUTH tenant token; docs/resp.md); empty disables it")
+	fs.IntVar(&f.respClients, "resp-max-clients", resp.DefaultMaxClients, "Redis-protocol `connections` open at once; one more is answered '-ERR max number of clients reached' (Redis's maxclients)")
 	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable (environment: CAIRN_TENANTS, comma-separated)")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name`, unique among the nodes sharing a backend (default: kept in the data directory)")
@@ -227,12 +230,16 @@ const closeGrace = 30 * time.Second
 func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	cfg := node.Config{
 		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, RespListen: f.respListen, NodeID: f.nodeID,
-		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
+		RespMaxClients: f.respClients,
+		CacheBytes:     int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
 		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
 		ServeWhileCatchingUp: f.serveCatchUp,
 	}
 	if f.dataDir == "" {
 		return cfg, fmt.Errorf("%s: want the node's data directory", f.origin.named("data-dir", f.dataDir))
+	}
+	if f.respClients < 1 {
+		return cfg, fmt.Errorf("%s: want 1 or more", f.origin.named("resp-max-clients", f.respClients))
 	}
 	if f.drainTimeout < 0 {
 		return cfg, fmt.Errorf("%s: want 0 (stop at once) or more", f.origin.named("drain-timeout", f.drainTimeout))

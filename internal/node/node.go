@@ -33,6 +33,9 @@ type Config struct {
 	Listen       string // the API address
 	AdminListen  string // metrics, pprof, health; "" disables it
 	RespListen   string // the Redis-protocol front (resp.go); "" disables it
+	// RespMaxClients bounds its connections open at once (0:
+	// resp.DefaultMaxClients).
+	RespMaxClients int
 	NodeID       string
 	Durability   store.Durability
 	CacheBytes   int64

@@ -26,7 +26,7 @@ func (n *Node) startRESP() error {
 	}
 	opt := resp.Options{
 		Docs: n.docs, Auth: auth, Limiter: n.limiter,
-		MaxBodyBytes: n.cfg.MaxBodyBytes, RequestTimeout: n.cfg.RequestTimeout,
+		MaxBodyBytes: n.cfg.MaxBodyBytes, RequestTimeout: n.cfg.RequestTimeout, MaxClients: n.cfg.RespMaxClients,
 		Logger: n.log, Registerer: n.tel.Metrics.Registry(), Version: telemetry.ReadBuild().Version,
 	}
 	if n.tel.Exporter() != telemetry.ExporterNone {

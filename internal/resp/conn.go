@@ -1,26 +1,54 @@
 package resp
 
 import (
+	"log/slog"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/logevery"
 )
 
-// limitListener hands out limitConns.
+// limitListener hands out limitConns, at most maxClients at once.
 type limitListener struct {
 	net.Listener
 	max          int64
 	writeTimeout time.Duration
 	idle         time.Duration
+	maxClients   int64
+	clients      atomic.Int64 // connections handed out and not yet closed
+	log          *slog.Logger
+	every        logevery.Limiter
 }
 
 func (l *limitListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.clients.Add(1) > l.maxClients {
+			l.clients.Add(-1)
+			l.refuse(c)
+			continue
+		}
+		return &limitConn{Conn: c, l: l, f: framer{max: int(l.max)}, writeTimeout: l.writeTimeout, idle: l.idle,
+			idleSlack: min(time.Second, l.idle/4), now: time.Now()}, nil
 	}
-	return &limitConn{Conn: c, f: framer{max: int(l.max)}, writeTimeout: l.writeTimeout, idle: l.idle,
-		idleSlack: min(time.Second, l.idle/4), now: time.Now()}, nil
+}
+
+// refuse answers a connection past maxClients as Redis does, and closes it.
+// The write is bounded: a client that does not read must not hold the
+// accept loop.
+func (l *limitListener) refuse(c net.Conn) {
+	if ok, suppressed := l.every.Allow("maxclients", time.Now()); ok && l.log != nil {
+		l.log.Warn("resp connection refused: max number of clients reached", "max_clients", l.maxClients,
+			"remote", c.RemoteAddr().String(), "suppressed", suppressed)
+	}
+	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Write([]byte("-ERR max number of clients reached\r\n"))
+	c.Close()
 }
 
 // limitConn is what redcon reads and writes a client through. Its reads
@@ -34,6 +62,8 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // handler on the same one.
 type limitConn struct {
 	net.Conn
+	l            *limitListener
+	closed       atomic.Bool
 	f            framer
 	readErr      error // a read's error, returned once what it read is handed on
 	writeTimeout time.Duration
@@ -89,6 +119,14 @@ func (c *limitConn) refuse(err error) error {
 	}
 	_, _ = c.Write([]byte(msg))
 	return err
+}
+
+// Close closes the connection and gives its place back to the listener.
+func (c *limitConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) && c.l != nil {
+		c.l.clients.Add(-1)
+	}
+	return c.Conn.Close()
 }
 
 func (c *limitConn) Write(p []byte) (int, error) {

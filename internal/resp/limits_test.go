@@ -345,3 +345,48 @@ func TestMGetReplyBounded(t *testing.T) {
 		t.Fatalf("MGET of 8: %d values, %v", len(vals), err)
 	}
 }
+
+// TestMaxClients: past MaxClients connections a new one is answered as
+// Redis answers it and closed; once one closes, a new one is served.
+func TestMaxClients(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, MaxClients: 2})
+	dial := func() net.Conn {
+		c, err := net.Dial("tcp", addr)
+		must(t, err)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		return c
+	}
+	// exchange sends a command and reads until the reply is whole or the
+	// connection ends.
+	exchange := func(c net.Conn, cmd, want string) {
+		t.Helper()
+		if cmd != "" {
+			_, err := io.WriteString(c, cmd)
+			must(t, err)
+		}
+		got := make([]byte, len(want))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != want {
+			t.Fatalf("after %q: %q, %v; want %q", cmd, got, err, want)
+		}
+	}
+	c1, c2 := dial(), dial()
+	defer c2.Close()
+	exchange(c1, "RESET\r\n", "+RESET\r\n")
+	exchange(c2, "RESET\r\n", "+RESET\r\n")
+	c3 := dial()
+	exchange(c3, "", "-ERR max number of clients reached\r\n")
+	if n, err := c3.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("the refused connection: %d, %v; want it closed", n, err)
+	}
+	c3.Close()
+	exchange(c1, "QUIT\r\n", "+OK\r\n")
+	if _, err := c1.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("after QUIT: %v, want the connection closed", err)
+	}
+	c1.Close()
+	c4 := dial()
+	defer c4.Close()
+	exchange(c4, "RESET\r\n", "+RESET\r\n")
+}

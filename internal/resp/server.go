@@ -42,6 +42,10 @@ type Options struct {
 	// answered an error and closed.
 	MaxBodyBytes int64
 	MaxDepth     int // [64]
+	// MaxClients bounds the connections open at once [10000, Redis's
+	// maxclients]: one past it is answered "-ERR max number of clients
+	// reached" and closed, as Redis answers it.
+	MaxClients int
 	// Idle closes a connection that sends no complete command for this
 	// long [5m]: an idle client, or a slow one dribbling a command.
 	Idle time.Duration
@@ -61,6 +65,9 @@ type Options struct {
 
 // commandSlack is what a command may carry beyond its largest value.
 const commandSlack = 64 << 10
+
+// DefaultMaxClients is Options.MaxClients' default, Redis's maxclients.
+const DefaultMaxClients = 10000
 
 // Server serves RESP connections. Its methods are safe for concurrent use.
 type Server struct {
@@ -103,6 +110,9 @@ func New(opt Options) (*Server, error) {
 	if opt.Idle <= 0 {
 		opt.Idle = 5 * time.Minute
 	}
+	if opt.MaxClients <= 0 {
+		opt.MaxClients = DefaultMaxClients
+	}
 	if opt.WriteTimeout <= 0 {
 		opt.WriteTimeout = 30 * time.Second
 	}
@@ -132,7 +142,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer close(s.served)
 	s.mu.Lock()
 	s.ln = &limitListener{Listener: ln, max: s.opt.MaxBodyBytes + commandSlack, writeTimeout: s.opt.WriteTimeout,
-		idle: s.opt.Idle}
+		idle: s.opt.Idle, maxClients: int64(s.opt.MaxClients), log: s.log}
 	ln = s.ln
 	s.mu.Unlock()
 	if s.draining.Load() {
