@@ -79,8 +79,8 @@ type IngestOptions struct {
 // or rejected) and last_durable_line (the line of the last committed
 // record). Records after processed_bytes were not stored, except that after
 // a failed commit the failing batch's outcome is unknown, as for any write
-// whose commit failed (see package store); the counts in "stats" may then
-// include that batch, so trust processed_bytes and last_durable_line. The
+// whose commit failed (see package store); "accepted" counts only the
+// committed records, and "records" every record read. The
 // request is not idempotent in
 // general (a replay rewrites every accepted document as a new version), but
 // resuming from processed_bytes is safe.
@@ -364,7 +364,9 @@ func (run *ingestRun) reply(st ingest.Stats) api.IngestResult {
 	rep := api.IngestResult{
 		Complete: true,
 		Stats: api.IngestStats{
-			Records: st.Records + rejected, Bytes: st.Bytes, Accepted: st.Records, Rejected: rejected,
+			// Accepted is what was committed: the same as the records
+			// decoded once every batch committed, fewer after a failed one.
+			Records: st.Records + rejected, Bytes: st.Bytes, Accepted: run.load.Stored, Rejected: rejected,
 			Malformed: st.Malformed, Oversize: st.Oversize, InvalidKey: st.Skipped,
 			DurationMS:     float64(st.Duration.Microseconds()) / 1000,
 			ThroughputMBps: st.Throughput() / 1e6,
