@@ -416,6 +416,7 @@ func TestRawErrorsAreJSON(t *testing.T) {
 		{"bad version", "GET /livez HTTP/9.1\r\nHost: x\r\n\r\n", 505, "HTTP version"},
 		{"two Content-Lengths", "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "Content-Length"},
 		{"unsupported Expect", "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}", 417, "Expect: 100-continue"},
+		{"unsupported Expect, HTTP/1.0", "PUT /v1/tenants/acme/docs/k HTTP/1.0\r\nHost: x\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}", 417, "Expect: 100-continue"},
 		{"served normally", "GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 200, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -448,8 +449,8 @@ func TestRawErrorsAreJSON(t *testing.T) {
 			logged++
 		}
 	}
-	if logged != 6 {
-		t.Errorf("%d raw errors logged, want 6", logged)
+	if logged != 7 {
+		t.Errorf("%d raw errors logged, want 7", logged)
 	}
 }
 

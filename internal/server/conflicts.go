@@ -313,6 +313,8 @@ func (s *Server) ReadResolve(w http.ResponseWriter, r *http.Request) (api.Resolv
 		return req, err
 	case len(bytes.TrimSpace(raw)) == 0:
 		return req, invalid(op, `empty body: want {"choose":"<sibling ETag>"}, {"body":<document>} or {"delete":true}`)
+	case bytes.HasPrefix(bytes.TrimLeft(raw, " \t\r\n"), []byte("\xEF\xBB\xBF")):
+		return req, invalid(op, "request body: begins with a UTF-8 byte order mark (EF BB BF), which JSON text must not: send it without")
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()

@@ -220,6 +220,7 @@ func TestResolveBadInput(t *testing.T) {
 	}{
 		{"empty", "k/resolve", "", 400, "empty body"},
 		{"not json", "k/resolve", `{choose}`, 400, "request body"},
+		{"byte order mark", "k/resolve", "\xEF\xBB\xBF" + `{"delete":true}`, 400, "byte order mark"},
 		{"unknown field", "k/resolve", `{"pick":"s1"}`, 400, `unknown field "pick"`},
 		{"two members", "k/resolve", `{"choose":"s1","delete":true}`, 400, "exactly one"},
 		{"none", "k/resolve", `{}`, 400, "exactly one"},

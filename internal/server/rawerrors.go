@@ -119,7 +119,7 @@ func (c *rawErrorConn) Write(p []byte) (int, error) {
 		return len(p), nil // see readErr
 	}
 	if !ok {
-		if !bytes.HasPrefix(p, []byte(expectationFailed)) {
+		if !expectationFailedAnswer(p) {
 			return c.Conn.Write(p)
 		}
 		// net/http refuses an Expect other than 100-continue with an empty
@@ -159,8 +159,12 @@ func (c *rawErrorConn) answer(w io.Writer, status int, code, msg string) error {
 	return err
 }
 
-// expectationFailed begins net/http's answer to an unsupported Expect.
-const expectationFailed = "HTTP/1.1 417 Expectation Failed\r\n"
+// expectationFailedAnswer reports whether p is net/http's answer to an
+// unsupported Expect, to an HTTP/1.1 or an HTTP/1.0 request.
+func expectationFailedAnswer(p []byte) bool {
+	const status = " 417 Expectation Failed\r\n"
+	return bytes.HasPrefix(p, []byte("HTTP/1.1"+status)) || bytes.HasPrefix(p, []byte("HTTP/1.0"+status))
+}
 
 // netHTTPErrorHeaders are the headers of net/http's own error answers
 // (net/http.conn.serve).
