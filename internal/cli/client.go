@@ -143,7 +143,7 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 	}
 	var conds []client.Condition
 	if *ifMatch != "" {
-		conds = append(conds, client.IfMatch(*ifMatch))
+		conds = append(conds, client.IfMatch(etagArg(*ifMatch)))
 	}
 	if *create {
 		conds = append(conds, client.CreateOnly())
@@ -166,6 +166,16 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 
 // hinted is an error with what the user can do about it, printed on the
 // line after it.
+// etagArg is an ETag as a user may paste it: with its quotes (as HTTP and
+// 'cairn ls --long' show it) or without (as the RESP front and a shell that
+// ate the quotes give it). HTTP wants the quotes.
+func etagArg(s string) string {
+	if s == "*" || strings.HasPrefix(s, `"`) || strings.HasPrefix(s, `W/"`) {
+		return s
+	}
+	return `"` + s + `"`
+}
+
 type hinted struct {
 	err  error
 	hint string

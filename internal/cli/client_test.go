@@ -48,6 +48,8 @@ func TestClientCommands(t *testing.T) {
 		{[]string{"get", "a/2"}, "", 0, `{"from":"file"}`, ""},
 		{[]string{"ls", "--prefix", "a/", "--long"}, "", 0, "a/2", ""},
 		{[]string{"put", "a/1", "--create-only", "--data", `{}`}, "", exitFail, "", "HTTP 412"},
+		// An ETag without its quotes, as RESP prints it, is an ETag all the same.
+		{[]string{"put", "a/1", "--if-match", "0123456789abcdef0123456789abcdef", "--data", `{}`}, "", exitFail, "", "HTTP 412"},
 		{[]string{"put", "bad", "--data", `{"x":01}`}, "", exitFail, "", "invalid JSON at byte 5: number has a leading zero"},
 		{[]string{"put", "k"}, "", exitUsage, "", "missing body"},
 		{[]string{"put", "k", file, "--data", "{}"}, "", exitUsage, "", "not both"},

@@ -175,7 +175,10 @@ func resolveConflict(ctx context.Context, c *client.Client, tenant string, args 
 	if n != 1 {
 		return usageError("give exactly one of --choose, --body, --data and --delete")
 	}
-	r := client.Resolution{Choose: f.choose, Delete: f.delete, Set: f.ifMatch}
+	r := client.Resolution{Choose: f.choose, Delete: f.delete}
+	if f.ifMatch != "" {
+		r.Set = etagArg(f.ifMatch)
+	}
 	switch {
 	case f.data != "":
 		r.Body = json.RawMessage(f.data)

@@ -91,6 +91,7 @@ func TestConflictsCommands(t *testing.T) {
 		{[]string{"conflicts", "resolve", "k", "--data", "{"}, exitUsage, "not valid JSON"},
 		{[]string{"conflicts", "resolve", "k", "--choose", `"nope"`}, exitFail, "HTTP 400"},
 		{[]string{"conflicts", "resolve", "k", "--choose", fromB, "--if-match", `"0123456789abcdef0123456789abcdef"`}, exitFail, "HTTP 412"},
+		{[]string{"conflicts", "resolve", "k", "--choose", fromB, "--if-match", "0123456789abcdef0123456789abcdef"}, exitFail, "HTTP 412"},
 		{[]string{"conflicts", "show"}, exitUsage, "missing KEY"},
 		{[]string{"conflicts", "show", "other"}, exitFail, "HTTP 404"},
 		{[]string{"conflicts", "sideways"}, exitUsage, "unknown subcommand"},
