@@ -36,7 +36,7 @@ func TestConflicts(t *testing.T) {
 		if !errors.Is(err, client.ErrConflict) || !errors.As(err, &e) || !slices.Equal(e.Siblings, []string{`"s1"`, `"s2"`}) {
 			t.Fatalf("%s: %v (%+v), want ErrConflict naming the siblings", name, err, e)
 		}
-		if name != "head" && e.SiblingSet != `"set"` {
+		if e.SiblingSet != `"set"` {
 			t.Errorf("%s: SiblingSet %q", name, e.SiblingSet)
 		}
 	}

@@ -134,6 +134,9 @@ func errorFrom(resp *http.Response) *Error {
 	if h := resp.Header.Get("X-Cairn-Siblings"); h != "" && len(e.Siblings) == 0 {
 		e.Siblings = strings.Split(h, ", ") // a HEAD: no body; ETags hold no commas
 	}
+	if e.SiblingSet == "" {
+		e.SiblingSet = resp.Header.Get("X-Cairn-Sibling-Set")
+	}
 	if e.Code == "" {
 		if resp.StatusCode == http.StatusNotModified {
 			e.Code = "not_modified"

@@ -21,8 +21,9 @@ import (
 // A document whose concurrent versions were kept as siblings (the manual
 // conflict policy) answers GET, HEAD and a write that does not name one of
 // them with 409 conflict; the error object adds "etag" (the sibling set's)
-// and "siblings" (their ETags, last writer first), and X-Cairn-Siblings
-// lists them too. A PUT or DELETE with If-Match naming the set or a sibling
+// and "siblings" (their ETags, last writer first), X-Cairn-Siblings lists
+// them too, and X-Cairn-Sibling-Set gives the set's ETag (a HEAD's only
+// way to name them). A PUT or DELETE with If-Match naming the set or a sibling
 // resolves the conflict; so does POST .../resolve, which writes the chosen
 // or given body (or a delete) If-Match the set's ETag, and so gets 412 if
 // another version joined the siblings meanwhile. The conflict routes need

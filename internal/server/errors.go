@@ -331,8 +331,10 @@ func (s *Server) errorHeaders(h http.Header, err error, status int) {
 	var se *doc.SiblingsError
 	if errors.As(err, &se) {
 		// A document with open siblings: name them, in the If-Match list
-		// syntax, so a client can resolve without parsing the body.
+		// syntax, and the set, so a client can resolve without parsing the
+		// body (a HEAD has none).
 		h.Set("X-Cairn-Siblings", strings.Join(se.Siblings, ", "))
+		h.Set("X-Cairn-Sibling-Set", se.ETag)
 	}
 	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
 		// An error that knows how long to wait (fault.WithRetryAfter, or a
