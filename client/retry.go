@@ -30,7 +30,13 @@ import (
 // longer than MaxRetryAfter, or one that would outlast the context's
 // deadline, ends the retries at once.
 type RetryPolicy struct {
-	MaxAttempts   int           // [4] attempts in all; 1 disables retries
+	// MaxAttempts counts the client's attempts [4]; 1 disables its
+	// retries. Beneath it, net/http itself sends a read (GET, HEAD) once
+	// more when a kept-alive connection it reused fails before any
+	// answer, as it does for every idempotent request; writes it never
+	// sends twice.
+	MaxAttempts   int
+
 	BaseDelay     time.Duration // [100ms]
 	MaxDelay      time.Duration // [2s]
 	MaxRetryAfter time.Duration // [30s]
