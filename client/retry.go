@@ -35,8 +35,7 @@ type RetryPolicy struct {
 	// more when a kept-alive connection it reused fails before any
 	// answer, as it does for every idempotent request; writes it never
 	// sends twice.
-	MaxAttempts int
-
+	MaxAttempts   int
 	BaseDelay     time.Duration // [100ms]
 	MaxDelay      time.Duration // [2s]
 	MaxRetryAfter time.Duration // [30s]

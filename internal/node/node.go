@@ -29,17 +29,17 @@ import (
 // Config is everything a node needs. The CLI fills it from flags, the
 // environment and a config file.
 type Config struct {
-	DataDir      string
-	Listen       string // the API address
-	AdminListen  string // metrics, pprof, health; "" disables it
-	RespListen   string // the Redis-protocol front (resp.go); "" disables it
+	DataDir     string
+	Listen      string // the API address
+	AdminListen string // metrics, pprof, health; "" disables it
+	RespListen  string // the Redis-protocol front (resp.go); "" disables it
 	// RespMaxClients bounds its connections open at once (0:
 	// resp.DefaultMaxClients).
 	RespMaxClients int
-	NodeID       string
-	Durability   store.Durability
-	CacheBytes   int64
-	MaxBodyBytes int64
+	NodeID         string
+	Durability     store.Durability
+	CacheBytes     int64
+	MaxBodyBytes   int64
 	// KeyFilterBytes caps the store's key filter (store.Options.KeyFilterBytes:
 	// 0 is the default, negative turns it off).
 	KeyFilterBytes int64
