@@ -175,6 +175,11 @@ func New(o Options) (*Console, error) {
 	c.api("POST /console/api/reconcile", c.reconcile)
 	c.api("GET /console/api/chaos", c.chaosStatus)
 	c.api("POST /console/api/chaos", c.chaosSet)
+	// Without these, another method on a POST-only path would reach the
+	// catch-all below and be a 404, as if the path did not exist.
+	for _, path := range []string{"/console/signout", "/console/api/resolve", "/console/api/reconcile"} {
+		c.mux.Handle(path, o.API.NotAllowed(http.MethodPost))
+	}
 	c.mux.HandleFunc("/console/", func(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, fault.New(fault.NotFound, fault.Context{Op: "console"}, "no console page "+r.URL.Path))
 	})

@@ -340,6 +340,12 @@ func TestRoutesListed(t *testing.T) {
 			t.Errorf("%s: %d %s", rt, resp.StatusCode, body)
 		}
 	}
+	// Another method on a POST-only path is a 405 naming POST, not a 404.
+	for _, path := range []string{"/console/api/resolve", "/console/api/reconcile", "/console/signout"} {
+		if resp, body := f.req("GET", path, local, ck, "", nil); resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "POST" {
+			t.Errorf("GET %s: %d %s, Allow %q; want 405, Allow POST", path, resp.StatusCode, body, resp.Header.Get("Allow"))
+		}
+	}
 }
 
 // TestTenantsCounted: the tenant rows are counted once per 10 s however

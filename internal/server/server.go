@@ -728,6 +728,11 @@ func (s *Server) allowed(r *http.Request) string {
 	return strings.Join(allow, ", ")
 }
 
+// NotAllowed answers every request with the JSON 405 naming the methods
+// allow lists (and the Allow header), for a handler that mounts routes of
+// its own (the console).
+func (s *Server) NotAllowed(allow string) http.Handler { return s.notAllowed(allow) }
+
 func (s *Server) notAllowed(allow string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &httpError{
