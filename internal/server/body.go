@@ -205,7 +205,7 @@ func bodyReadError(op string, maxBody int64, err error) error {
 	case errors.As(err, &ne) && ne.Timeout():
 		return &httpError{status: http.StatusRequestTimeout, code: "timeout",
 			err: &fault.Error{Class: fault.Transient, Context: fault.Context{Op: op},
-				Msg: "request body stopped arriving (timeout); nothing was stored", Err: err}}
+				Msg: "request body did not arrive within the read timeout (it stopped arriving, or came too slowly); nothing was stored", Err: err}}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
 			Msg: "request body ended before its Content-Length; nothing was stored", Err: err}

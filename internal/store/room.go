@@ -120,9 +120,13 @@ func (r *room) take(n int) error {
 			"reserve_bytes", r.reserve, "suppressed", suppressed)
 	}
 	// The message is for clients, who see it in 503s: no path in it.
-	return fault.WithRetryAfter(&fault.Error{Class: fault.Exhausted, Err: diskLowError{r.dir}, Msg: fmt.Sprintf(
-		"disk nearly full: about %s free, of which the node keeps %s free for its store; nothing was written (free space, or see the runbook's Disk full)",
-		mib(free), mib(r.reserve))}, lowRetryAfter)
+	what := fmt.Sprintf("about %s free, under the %s the node keeps free for its store", mib(free), mib(r.reserve))
+	if free >= r.reserve {
+		what = fmt.Sprintf("about %s free, and this write (about %s) would leave less than the %s the node keeps free for its store",
+			mib(free), kib(n), mib(r.reserve))
+	}
+	return fault.WithRetryAfter(&fault.Error{Class: fault.Exhausted, Err: diskLowError{r.dir}, Msg: "disk nearly full: " + what +
+		"; nothing was written (free space, or see the runbook's Disk full)"}, lowRetryAfter)
 }
 
 // lowRetryAfter is the Retry-After of a write refused for want of space:
@@ -132,7 +136,9 @@ const lowRetryAfter = 10 * time.Second
 // diskLowError is ErrDiskLow with the data directory, for logs.
 type diskLowError struct{ dir string }
 
-func (e diskLowError) Error() string        { return "the file system of " + e.dir }
+func (e diskLowError) Error() string        { return "data directory " + e.dir }
 func (e diskLowError) Is(target error) bool { return target == ErrDiskLow }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(max(n, 0))/(1<<20)) }
+
+func kib(n int) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
