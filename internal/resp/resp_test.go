@@ -494,6 +494,7 @@ func TestBadInput(t *testing.T) {
 		{[]any{"HSET", "h", "f", "v"}, "ERR unknown command 'hset'"},
 		{[]any{"SCAN", "0", "COUNT", "zero"}, "COUNT must be"},
 		{[]any{"SCAN", "0", "MATCH"}, "syntax error"},
+		{[]any{"SCAN", "0", "MATCH", "\xff*"}, "keys are UTF-8"},
 		{[]any{"SELECT", "1"}, "one database per tenant"},
 		{[]any{"HELLO", "4"}, "NOPROTO"},
 		{[]any{"CLIENT", "KILL", "x"}, "CLIENT subcommand"},

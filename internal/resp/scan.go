@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/tidwall/redcon"
 
@@ -108,6 +109,10 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 				c.WriteError("ERR MATCH '" + truncate(v) + "': cairn matches a prefix ('prefix*', with no *, ?, [ or \\ before the final *) or one whole key (no *, ?, [ or \\ at all)")
 				return failed(fault.Invalid)
 			}
+			if !utf8Prefix(p) {
+				c.WriteError("ERR MATCH '" + truncate(v) + "': keys are UTF-8, and this pattern is not, so it matches none")
+				return failed(fault.Invalid)
+			}
 			prefix, exact = p, ex
 		case "count":
 			n, err := strconv.Atoi(string(v))
@@ -177,6 +182,17 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 // matchOf returns what a MATCH pattern selects: "*" every key, "p*" the
 // keys starting with p, and a pattern without a glob character the one key
 // it names (exact), as in Redis. Any other glob is refused.
+// utf8Prefix reports whether p can begin a key, which is UTF-8: it is
+// valid UTF-8 but perhaps for a rune cut at its end.
+func utf8Prefix(p string) bool {
+	for cut := 0; cut < utf8.UTFMax && cut <= len(p); cut++ {
+		if utf8.ValidString(p[:len(p)-cut]) {
+			return cut == 0 || !utf8.FullRuneInString(p[len(p)-cut:]) // the start of a rune, cut
+		}
+	}
+	return false
+}
+
 func matchOf(pat string) (prefix string, exact, ok bool) {
 	if !strings.ContainsAny(pat, `*?[\`) {
 		return pat, true, true
