@@ -51,7 +51,8 @@ func testPolicy(t testing.TB, name string, breaker bool) *resilience.Policy {
 
 func newEngine(t testing.TB, s *store.Store, b backend.Backend, mod func(*Config)) *Engine {
 	t.Helper()
-	cfg := Config{Store: s, Backend: b, Policy: testPolicy(t, b.Name(), false)}
+	// The guard at the scale of these tests' tenants, tens of documents.
+	cfg := Config{Store: s, Backend: b, Policy: testPolicy(t, b.Name(), false), Guard: testGuard}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -62,6 +63,10 @@ func newEngine(t testing.TB, s *store.Store, b backend.Backend, mod func(*Config
 	t.Cleanup(func() { e.Close() })
 	return e
 }
+
+// testGuard is DefaultGuard's share with a floor for tenants of tens of
+// documents.
+var testGuard = Guard{MaxShare: DefaultGuard.MaxShare, Floor: 10}
 
 func put(t testing.TB, s *store.Store, key, body string) store.Record {
 	t.Helper()

@@ -79,7 +79,7 @@ func ExampleMergeJSON() {
 }
 
 func ExampleGuard_Stop() {
-	g := reconcile.DefaultGuard // a quarter of the documents, beyond 10
-	fmt.Println(g.Stop(1000, 200), g.Stop(1000, 300), g.Stop(8, 8))
+	g := reconcile.DefaultGuard // a quarter of the documents, beyond 1,000
+	fmt.Println(g.Stop(10000, 2000), g.Stop(10000, 3000), g.Stop(800, 800))
 	// Output: false true false
 }

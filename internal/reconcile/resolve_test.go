@@ -268,12 +268,12 @@ func TestGuard(t *testing.T) {
 		live, deletes int
 		want          bool
 	}{
-		{DefaultGuard, 1000, 0, false},
-		{DefaultGuard, 1000, 250, false},
-		{DefaultGuard, 1000, 251, true},
-		{DefaultGuard, 20, 10, false}, // at the floor
-		{DefaultGuard, 20, 11, true},
-		{DefaultGuard, 0, 11, true}, // an empty tenant: any share is too much
+		{DefaultGuard, 10000, 0, false},
+		{DefaultGuard, 10000, 2500, false},
+		{DefaultGuard, 10000, 2501, true},
+		{DefaultGuard, 20, 1000, false}, // at the floor
+		{DefaultGuard, 20, 1001, true},
+		{DefaultGuard, 0, 1001, true}, // an empty tenant: any share is too much
 		{Guard{MaxShare: 1}, 100, 100, false},
 		{Guard{MaxShare: 1}, 100, 101, true},
 		{Guard{}, 100, 1, true}, // the zero Guard allows no deletion
