@@ -184,10 +184,12 @@ func (c *Cluster) startGateway(ctx context.Context) error {
 		return err
 	}
 	cmd := exec.Command(c.opts.Gateway, versitygw.Args(accessKey, secretKey, c.GWURL, dir, versitygw.KeepAlive())...)
-	c.gw = newProcess(cmd)
-	if err := c.gw.Start(); err != nil {
-		return fmt.Errorf("chaosrun: versitygw: %w", err)
+	gw := newProcess(cmd)
+	if err := gw.Start(); err != nil {
+		// Not kept: Close would stop a process that never started.
+		return fmt.Errorf("chaosrun: versitygw %s: %w", c.opts.Gateway, err)
 	}
+	c.gw = gw
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		conn, err := net.DialTimeout("tcp", c.GWURL, time.Second)

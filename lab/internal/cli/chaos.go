@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	cairncli "github.com/cairnstore/cairn/internal/cli"
@@ -28,14 +29,6 @@ Flags:
 `
 
 func chaosCommand(ctx context.Context, args []string, env Env) int {
-	if len(args) == 0 || args[0] != "run" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-			fmt.Fprintf(env.Stdout, chaosUsage, scenarioNames())
-			return exitOK
-		}
-		fmt.Fprintf(env.Stderr, "cairn chaos: want 'cairn chaos run [flags]'\n")
-		return exitUsage
-	}
 	fs := flag.NewFlagSet("chaos run", flag.ContinueOnError)
 	scenario := fs.String("scenario", "all", "`name` of the scenario to run, or all")
 	seed := fs.Uint64("seed", 0, "seed of the fault schedule and the load (0: a random one, printed)")
@@ -50,6 +43,15 @@ func chaosCommand(ctx context.Context, args []string, env Env) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), chaosUsage, scenarioNames())
 		fs.PrintDefaults()
+	}
+	if len(args) == 0 || args[0] != "run" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+			fs.SetOutput(env.Stdout)
+			fs.Usage()
+			return exitOK
+		}
+		fmt.Fprintf(env.Stderr, "cairn chaos: want 'cairn chaos run [flags]'\n")
+		return exitUsage
 	}
 	if _, code, ok := parseArgs(fs, args[1:], env); !ok {
 		return code
@@ -104,6 +106,21 @@ func chaosCommand(ctx context.Context, args []string, env Env) int {
 	cmdline := fmt.Sprintf("cairn chaos run --scenario %s --seed %d --duration %v --nodes %d", *scenario, *seed, *duration, *nodes)
 	fmt.Fprintf(env.Stderr, "%s (scratch %s)\n", cmdline, scratch)
 	rp := chaosrun.Report{Command: cmdline, Seed: *seed, Started: time.Now().UTC(), Duration: duration.String()}
+	// SIGINT or SIGTERM stops the run: the cluster is torn down, the
+	// scratch directory removed, and the run reported as interrupted, not
+	// as a failed invariant.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var interrupted atomic.Bool
+	go func() {
+		select {
+		case sig := <-env.Signals:
+			fmt.Fprintf(env.Stderr, "cairn chaos run: %v: stopping the cluster\n", sig)
+			interrupted.Store(true)
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for _, s := range run {
 		e := chaosrun.Env{Bin: bin, Gateway: *gw, Dir: scratch, Seed: *seed, Duration: *duration, Nodes: *nodes,
 			Log: env.Stderr, ConvergeWithin: *converge}
@@ -111,6 +128,10 @@ func chaosCommand(ctx context.Context, args []string, env Env) int {
 		if ctx.Err() != nil {
 			break
 		}
+	}
+	if interrupted.Load() {
+		fmt.Fprintf(env.Stderr, "cairn chaos run: interrupted: no report (the scenario under way did not finish; its checks say nothing)\n")
+		return exitFail
 	}
 	rp.Table(env.Stdout)
 	if *jsonOut != "" {
