@@ -51,7 +51,7 @@ Usage:
   cairn conflicts ls|show|resolve|history  open siblings (manual policy): list, show, resolve (--choose ETAG|--body FILE|--delete); what resolutions discarded
   cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
   cairn import FILE --data-dir DIR --tenant T  load NDJSON into a stopped node's data directory (key flags as ingest)
-  cairn reconcile status|run     replication: show progress, start rounds (--wait, --confirm)
+  cairn reconcile status|run|quarantine  replication: show progress, start rounds (--wait, --confirm), list damaged objects
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
   cairn chaos run [--scenario NAME|all] [--seed N] [--duration D] [--nodes N]
                                 run the chaos scenarios on a local cluster and report
