@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -285,20 +284,6 @@ func (s *Server) reconcileRun(rc Reconciler) http.Handler {
 			writeIndentedJSON(w, http.StatusOK, out)
 		}
 	})
-}
-
-// onlyParams refuses a query with a parameter not among names, or one of
-// them given twice.
-func onlyParams(q url.Values, names ...string) error {
-	for name, vs := range q {
-		if !slices.Contains(names, name) {
-			return fmt.Errorf("unknown query parameter %q (want %s)", bound(name, 64), strings.Join(names, ", "))
-		}
-		if len(vs) > 1 {
-			return fmt.Errorf("query parameter %q given more than once", name)
-		}
-	}
-	return nil
 }
 
 // quarantineList serves GET /v1/admin/quarantine: every row, without the

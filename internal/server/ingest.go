@@ -199,15 +199,8 @@ func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
 		return bad(fmt.Sprintf("Content-Type %q: want application/x-ndjson", ct))
 	}
 	q := r.URL.Query()
-	for name := range q {
-		switch name {
-		case "key_field", "key_pointer", "schema":
-		default:
-			return bad(fmt.Sprintf("unknown query parameter %q (want key_field, key_pointer, schema)", name))
-		}
-		if len(q[name]) > 1 {
-			return bad(fmt.Sprintf("query parameter %q given more than once", name))
-		}
+	if err := onlyParams(q, "key_field", "key_pointer", "schema"); err != nil {
+		return bad(err.Error())
 	}
 	limit := h.limit
 	o := ingest.Options{

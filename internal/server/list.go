@@ -5,7 +5,9 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
@@ -78,8 +80,8 @@ func streamPage[T any](lw *listWriter, op string, seq iter.Seq2[T, error], limit
 // pageOf reads a listing's prefix, after and limit query parameters.
 func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit int, err error) {
 	q := r.URL.Query()
-	if name, ok := repeated(q, "prefix", "after", "limit"); ok {
-		return "", "", 0, invalid(op, "query parameter "+strconv.Quote(name)+" given more than once")
+	if err := onceEach(q, "prefix", "after", "limit"); err != nil {
+		return "", "", 0, invalid(op, err.Error())
 	}
 	prefix, after = q.Get("prefix"), q.Get("after")
 	for _, p := range [2][2]string{{"prefix", prefix}, {"after", after}} {
@@ -99,14 +101,26 @@ func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit
 	return prefix, after, limit, nil
 }
 
-// repeated returns the first of names that q has more than once.
-func repeated(q url.Values, names ...string) (string, bool) {
+// onceEach refuses a query that gives one of names more than once: which
+// value was meant would be a guess.
+func onceEach(q url.Values, names ...string) error {
 	for _, n := range names {
 		if len(q[n]) > 1 {
-			return n, true
+			return fmt.Errorf("query parameter %q given more than once", n)
 		}
 	}
-	return "", false
+	return nil
+}
+
+// onlyParams refuses a query with a parameter not among names, or one of
+// them given more than once.
+func onlyParams(q url.Values, names ...string) error {
+	for name := range q {
+		if !slices.Contains(names, name) {
+			return fmt.Errorf("unknown query parameter %q (want %s)", bound(name, 64), strings.Join(names, ", "))
+		}
+	}
+	return onceEach(q, names...)
 }
 
 // parseLimit reads a listing's limit by one rule: a whole number from 1 to
