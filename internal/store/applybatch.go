@@ -74,11 +74,7 @@ func (s *Store) ApplyBatch(ctx context.Context, tenant string, items []ApplyItem
 		return nil, wrap(op, tenant, "", err)
 	}
 	defer s.release()
-	n := 0
-	for _, r := range reqs {
-		n += writeBytes(r.key, r.body)
-	}
-	if err := s.room.take(n); err != nil {
+	if err := s.room.take(batchBytes(tenant, members)); err != nil {
 		return nil, wrap(op, tenant, "", err)
 	}
 	if syncs {

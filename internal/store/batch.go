@@ -119,11 +119,7 @@ func (s *Store) StartPutBatch(ctx context.Context, tenant string, items []Item) 
 	if err := s.acquire(); err != nil {
 		return nil, wrap(op, tenant, "", err)
 	}
-	n := 0
-	for _, r := range reqs {
-		n += writeBytes(r.key, r.body)
-	}
-	if err := s.room.take(n); err != nil {
+	if err := s.room.take(batchBytes(tenant, p.members)); err != nil {
 		s.release()
 		return nil, wrap(op, tenant, "", err)
 	}
@@ -213,17 +209,24 @@ func (s *Store) takeBatch(g *group, lead *request) {
 	}
 }
 
-// batchBytes is about the size of the Pebble batch that stages members: per
-// member a document row (key, header, body) and a change-log entry (key,
-// key name, version), with room for a version with a parent and a vector of
-// a few dots.
+// batchBytes is about the size of the Pebble batch that stages members,
+// and so what they add to the log (the disk reserve counts it too).
 func batchBytes(tenant string, members []*request) int {
-	const perRow = 8 + 128 // batch record framing, an encoded version
-	n := 64                // the high-water marks commit adds
+	n := 64 // the high-water marks commit adds
 	for _, r := range members {
-		n += 2*perRow + len(r.dk) + len(r.body) + len(tenant) + 10 + len(r.key)
+		n += rowBytes(tenant, r.key, r.body)
 	}
 	return n
+}
+
+// rowBytes is about what one write adds to a Pebble batch: a document row
+// (key, header, body) and a change-log entry (key, key name, version), with
+// room for a version with a parent and a vector of a few dots.
+func rowBytes(tenant, key string, body []byte) int {
+	const perRow = 8 + 128 // batch record framing, an encoded version
+	// The document key (tenant, key and their framing), then the change
+	// log's key and the key name it holds.
+	return 2*perRow + (len(tenant) + len(key) + 2) + len(body) + len(tenant) + 10 + len(key)
 }
 
 // prefetch loads the current version of every member's key that the

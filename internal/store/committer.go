@@ -81,7 +81,7 @@ func (s *Store) submit(r *request) (Record, error) {
 	}
 	defer s.release()
 	if r.op != opCollect { // a collection is how a store frees space
-		if err := s.room.take(writeBytes(r.key, r.body)); err != nil {
+		if err := s.room.take(rowBytes(r.tenant, r.key, r.body)); err != nil {
 			return Record{}, wrap(op, r.tenant, r.key, err)
 		}
 	}
@@ -89,9 +89,7 @@ func (s *Store) submit(r *request) (Record, error) {
 	return s.send(op, r)
 }
 
-// writeBytes is about what a write of key and body adds to the store's
-// files: its row, its change-log entry and their keys.
-func writeBytes(key string, body []byte) int { return 2*len(key) + len(body) + 128 }
+
 
 // send queues a prepared r and waits for its answer (see submit).
 func (s *Store) send(op string, r *request) (Record, error) {

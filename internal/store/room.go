@@ -2,6 +2,7 @@ package store
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -50,7 +51,7 @@ const roomEvery = 250 * time.Millisecond
 
 // ErrDiskLow: the file system of the data directory has less free space
 // than the store's reserve; the write was not made. Class fault.Exhausted.
-var ErrDiskLow = fmt.Errorf("disk nearly full")
+var ErrDiskLow = errors.New("disk nearly full")
 
 // newRoom starts measuring the free space of dir, or returns nil when the
 // reserve is off (reserve < 0) or the free space cannot be measured here.
@@ -96,8 +97,11 @@ func (r *room) measure() {
 	r.slack.Store(f - r.reserve)
 }
 
-// close stops the measuring goroutine.
+// close stops the measuring goroutine. A nil room has none.
 func (r *room) close() {
+	if r == nil {
+		return
+	}
 	close(r.stop)
 	<-r.done
 }

@@ -580,9 +580,7 @@ func (s *Store) Close() error {
 		err = s.foldMarks()
 	}
 	err = errors.Join(err, s.db.Close())
-	if s.room != nil {
-		s.room.close()
-	}
+	s.room.close()
 	if failed != nil && err != nil {
 		// Pebble reports the same log error again; the caller has seen it.
 		err = nil
