@@ -89,8 +89,6 @@ func (s *Store) submit(r *request) (Record, error) {
 	return s.send(op, r)
 }
 
-
-
 // send queues a prepared r and waits for its answer (see submit).
 func (s *Store) send(op string, r *request) (Record, error) {
 	s.inflight.Add(1)
