@@ -18,10 +18,7 @@ func main() {
 	if len(args) > 0 {
 		cmd = args[0]
 	}
-	switch cmd {
-	case "serve", "bench", "bench-bare", "chaos":
-		// These drain (a node) or pass the signal on (the lab's commands)
-		// themselves.
+	if cli.ReadsSignals(cmd) {
 		sigs := make(chan os.Signal, 1)
 		signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 		env.Signals = sigs
@@ -33,7 +30,7 @@ func main() {
 			signal.Notify(hup, syscall.SIGHUP)
 			env.Hangup = hup
 		}
-	default:
+	} else {
 		// The first SIGINT or SIGTERM stops the command (an import or an
 		// ingest ends after its last whole batch and says how far it got);
 		// a second one ends the process at once, as a signal does by

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
@@ -75,6 +76,14 @@ const (
 	exitUsage = 2
 )
 
+// labCommands are the commands cairn-lab serves (lab.go).
+var labCommands = [...]string{"bench", "bench-bare", "chaos"}
+
+// ReadsSignals reports whether command cmd reads SIGINT and SIGTERM from
+// Env.Signals itself (a node drains; the lab's commands pass them on).
+// The others should run with a context the first signal cancels.
+func ReadsSignals(cmd string) bool { return cmd == "serve" || slices.Contains(labCommands[:], cmd) }
+
 // Run runs the command in args (without the program name) and returns the
 // process exit code.
 func Run(ctx context.Context, args []string, env Env) int {
@@ -103,7 +112,7 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return completionCommand(rest, env) // completion.go
 	case "config":
 		return configCommand(rest, env) // config_example.go
-	case "bench", "bench-bare", "chaos":
+	case labCommands[0], labCommands[1], labCommands[2]:
 		return labCommand(ctx, cmd, rest, env) // lab.go
 	case "version", "--version":
 		fmt.Fprintln(env.Stdout, "cairn", versionLine(telemetry.ReadBuild()))
