@@ -150,6 +150,9 @@ func New(o Options) (*Console, error) {
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = 8 * time.Hour
 	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
 	pages, err := template.ParseFS(webFS, "web/*.html")
 	if err != nil {
 		return nil, fault.E(fault.Config, fault.Context{Op: "console.new"}, err)
@@ -256,12 +259,8 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, err error) {
 // them), so each leaves a line with the request id and the client's
 // address.
 func (c *Console) logAction(r *http.Request, msg string, attrs ...slog.Attr) {
-	log := c.o.Logger
-	if log == nil {
-		log = slog.Default()
-	}
 	attrs = append(attrs, slog.String("request_id", reqctx.RequestID(r.Context())), slog.String("remote", r.RemoteAddr))
-	log.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
+	c.o.Logger.LogAttrs(r.Context(), slog.LevelInfo, msg, attrs...)
 }
 
 // loopback reports whether the request came from a loopback address.
