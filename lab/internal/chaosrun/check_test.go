@@ -256,3 +256,17 @@ func TestMoved(t *testing.T) {
 		t.Errorf("only successes moved and the lag fell: Moved = %q, want none", got)
 	}
 }
+
+// A write lost on any node is reported with that node, even when the first
+// node has it.
+func TestLostOnAny(t *testing.T) {
+	h := []Op{put(1, "a", "a1", 0, 10), put(1, "a", "a2", 20, 30)}
+	got := lostOnAny(h, []map[string]string{{"a": "a2"}, {"a": "a2"}, {"a": "a1"}})
+	wantOne(t, got, "lost-write", "a")
+	if !strings.HasPrefix(got[0].Detail, "on node2: ") {
+		t.Errorf("the report does not name the node: %s", got[0].Detail)
+	}
+	if got := lostOnAny(h, []map[string]string{{"a": "a2"}, {"a": "a2"}}); len(got) != 0 {
+		t.Fatalf("no node lost a write: %v", got)
+	}
+}
