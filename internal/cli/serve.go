@@ -36,6 +36,7 @@ type serveFlags struct {
 	adminListen   string
 	respListen    string
 	respClients   int
+	maxConns      int
 	tenants       listFlag
 	adminHash     listFlag
 	nodeID        string
@@ -94,6 +95,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.listen, "listen", "127.0.0.1:7070", "API `address`")
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:7071", "admin `address` (health, /metrics, pprof, tenant stats); empty disables it")
 	fs.StringVar(&f.respListen, "resp-listen", "", "Redis-protocol (RESP2/RESP3) `address` (AUTH tenant token; docs/resp.md); empty disables it")
+	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "API (HTTP) `connections` open at once; a request on one more is answered 503 with Retry-After and its connection closed")
 	fs.IntVar(&f.respClients, "resp-max-clients", resp.DefaultMaxClients, "Redis-protocol `connections` open at once; one more is answered '-ERR max number of clients reached' (Redis's maxclients)")
 	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable (environment: CAIRN_TENANTS, comma-separated)")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
@@ -230,13 +232,16 @@ const closeGrace = 30 * time.Second
 func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	cfg := node.Config{
 		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, RespListen: f.respListen, NodeID: f.nodeID,
-		RespMaxClients: f.respClients,
-		CacheBytes:     int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
+		RespMaxClients: f.respClients, MaxConns: f.maxConns,
+		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
 		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
 		ServeWhileCatchingUp: f.serveCatchUp,
 	}
 	if f.dataDir == "" {
 		return cfg, fmt.Errorf("%s: want the node's data directory", f.origin.named("data-dir", f.dataDir))
+	}
+	if f.maxConns < 1 {
+		return cfg, fmt.Errorf("%s: want 1 or more", f.origin.named("max-conns", f.maxConns))
 	}
 	if f.respClients < 1 {
 		return cfg, fmt.Errorf("%s: want 1 or more", f.origin.named("resp-max-clients", f.respClients))

@@ -36,10 +36,13 @@ type Config struct {
 	// RespMaxClients bounds its connections open at once (0:
 	// resp.DefaultMaxClients).
 	RespMaxClients int
-	NodeID         string
-	Durability     store.Durability
-	CacheBytes     int64
-	MaxBodyBytes   int64
+	// MaxConns bounds the API's connections open at once (0:
+	// server.DefaultMaxConns).
+	MaxConns     int
+	NodeID       string
+	Durability   store.Durability
+	CacheBytes   int64
+	MaxBodyBytes int64
 	// KeyFilterBytes caps the store's key filter (store.Options.KeyFilterBytes:
 	// 0 is the default, negative turns it off).
 	KeyFilterBytes int64
@@ -175,6 +178,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if n.api, err = n.newAPI(); err != nil {
 		return nil, err
 	}
+	if err := n.tel.Metrics.RegisterConns(n.api.OpenConns); err != nil {
+		return nil, err
+	}
 	if n.admin, err = n.newAdmin(); err != nil { // admin.go
 		return nil, err
 	}
@@ -236,6 +242,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 		Docs:         n.docs,
 		Auth:         n.cfg.Auth,
 		MaxBodyBytes: n.cfg.MaxBodyBytes,
+		MaxConns:     n.cfg.MaxConns,
 		Logger:       n.log,
 		Ready:        n.isReady, // health.go
 		Failed:       n.storeDown.Load,

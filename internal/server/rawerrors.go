@@ -40,21 +40,32 @@ import (
 // nil and HTTP/2 is not negotiated (cairn serves HTTP/1.1 only). Wrapped
 // below TLS it never matches and changes nothing.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids}
+	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids, limit: &s.conns}
 }
 
 type rawErrorListener struct {
 	net.Listener
-	log *slog.Logger
-	ids *idGen
+	log   *slog.Logger
+	ids   *idGen
+	limit *connLimit // nil: no limit
 }
 
+// Accept also holds the server's connections to Options.MaxConns (conns.go).
 func (l *rawErrorListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.limit == nil {
+			return &rawErrorConn{Conn: c, l: l}, nil
+		}
+		over, ok := l.limit.admit()
+		if ok {
+			return &rawErrorConn{Conn: c, l: l, over: over}, nil
+		}
+		_ = c.Close()
 	}
-	return &rawErrorConn{Conn: c, l: l}, nil
 }
 
 // rawErrorConn rewrites net/http's own error answers on one connection.
@@ -68,6 +79,20 @@ type rawErrorConn struct {
 	// version, an untrusted certificate), which gets no answer and no log
 	// line, so that a scanner cannot fill the log.
 	readErr atomic.Bool
+	// over: the connection is past Options.MaxConns; its requests are
+	// answered 503 (conns.go).
+	over   bool
+	closed atomic.Bool
+}
+
+func (c *rawErrorConn) past() bool { return c.over }
+
+// Close releases the connection's place under the limit, once.
+func (c *rawErrorConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) && c.l != nil && c.l.limit != nil {
+		c.l.limit.release(c.over)
+	}
+	return c.Conn.Close()
 }
 
 // CloseWrite lets net/http half-close the connection after an error answer

@@ -60,3 +60,28 @@ type recordConn struct {
 
 func (c *recordConn) Read([]byte) (int, error)    { return 0, c.readErr }
 func (c *recordConn) Write(p []byte) (int, error) { return c.written.Write(p) }
+
+// TestConnLimitRefusing: past the limit, at most maxRefusing connections
+// are answered at once; the next are closed unanswered, and every place
+// given back is free again.
+func TestConnLimitRefusing(t *testing.T) {
+	l := connLimit{max: 1}
+	if over, ok := l.admit(); over || !ok {
+		t.Fatalf("the first: over %v, ok %v", over, ok)
+	}
+	for i := range maxRefusing {
+		if over, ok := l.admit(); !over || !ok {
+			t.Fatalf("refusal %d: over %v, ok %v", i, over, ok)
+		}
+	}
+	if over, ok := l.admit(); !over || ok {
+		t.Fatalf("past the refusals: over %v, ok %v; want closed", over, ok)
+	}
+	for range maxRefusing {
+		l.release(true)
+	}
+	l.release(false)
+	if l.open.Load() != 0 || l.refusing.Load() != 0 {
+		t.Fatalf("after every release: open %d, refusing %d", l.open.Load(), l.refusing.Load())
+	}
+}

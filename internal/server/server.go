@@ -182,6 +182,11 @@ type Options struct {
 	// listing [100, 1000].
 	ListLimit, MaxListLimit int
 	Timeouts                Timeouts
+	// MaxConns bounds the connections [Server.Serve] keeps open at once
+	// [DefaultMaxConns]. A request on a connection past it is answered 503
+	// (Retry-After: 1) and its connection closed; past that many and 64
+	// more, a new connection is closed unanswered.
+	MaxConns int
 }
 
 // Middleware wraps a handler: see [Options.Middleware].
@@ -249,6 +254,7 @@ type Server struct {
 	mux        *http.ServeMux
 	router     docRouter // the document routes, routed before mux
 	ids        *idGen
+	conns      connLimit // Options.MaxConns, counted by Listener
 	draining   atomic.Bool
 	routes     []RouteInfo // as mounted, in order
 	hsOnce     sync.Once
@@ -277,7 +283,7 @@ func New(o Options) (*Server, error) {
 	if o.Docs == nil {
 		return nil, cfg("Options.Docs is required")
 	}
-	if o.MaxBodyBytes < 0 || o.MaxDepth < 0 || o.ListLimit < 0 || o.MaxListLimit < 0 || o.RetryAfter < 0 {
+	if o.MaxBodyBytes < 0 || o.MaxDepth < 0 || o.ListLimit < 0 || o.MaxListLimit < 0 || o.RetryAfter < 0 || o.MaxConns < 0 {
 		return nil, cfg("negative limit in Options")
 	}
 	v, err := newVerifier(o.Auth)
@@ -307,6 +313,7 @@ func New(o Options) (*Server, error) {
 		now:        time.Now,
 		flushEvery: 20 * time.Millisecond,
 	}
+	s.conns.max, s.conns.warn.Period = int64(or(o.MaxConns, DefaultMaxConns)), 10*time.Second
 	if s.authFailed == nil && s.limiter != nil {
 		s.authFailed = s.limiter.AuthFailed
 	}
@@ -499,6 +506,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x, r := s.begin(ctx, w, r)
 	defer s.finish(x, r)
+	if s.refuseOverLimit(x, r) {
+		return
+	}
 	if v, ok := r.Header[resilience.TimeoutHeader]; ok {
 		if _, valid := resilience.ParseTimeout(v[0]); !valid || len(v) > 1 {
 			// Ignored, the request would run under the node's default
@@ -585,6 +595,12 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    t.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if pc, ok := c.(interface{ past() bool }); ok {
+				return connContext(ctx, pc)
+			}
+			return ctx
+		},
 	}
 }
 

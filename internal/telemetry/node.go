@@ -69,3 +69,16 @@ func (m *Metrics) RegisterClock(ahead func() time.Duration) error {
 	}
 	return nil
 }
+
+// RegisterConns exposes cairn_http_connections, read from open at scrape
+// time: the API's connections open now, which --max-conns bounds. It fails
+// if called twice.
+func (m *Metrics) RegisterConns(open func() int64) error {
+	g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "cairn_http_connections",
+		Help: "API (HTTP) connections open now; past --max-conns a new connection's request is answered 503."},
+		func() float64 { return float64(open()) })
+	if err := m.reg.Register(g); err != nil {
+		return fmt.Errorf("telemetry: register connection metrics: %w", err)
+	}
+	return nil
+}
