@@ -80,7 +80,7 @@ func streamPage[T any](lw *listWriter, op string, seq iter.Seq2[T, error], limit
 // pageOf reads a listing's prefix, after and limit query parameters.
 func (s *Server) pageOf(r *http.Request, op string) (prefix, after string, limit int, err error) {
 	q := r.URL.Query()
-	if err := onceEach(q, "prefix", "after", "limit"); err != nil {
+	if err := onlyParams(q, "prefix", "after", "limit"); err != nil {
 		return "", "", 0, invalid(op, err.Error())
 	}
 	prefix, after = q.Get("prefix"), q.Get("after")
