@@ -42,6 +42,7 @@ func (n *Node) newAdmin() (*server.Server, error) {
 		Logger:               n.log,
 		Ready:                n.isReady, // health.go
 		Failed:               n.storeDown.Load,
+		IdentityConflict:     n.identityConflict,
 		CatchingUp:           n.catchingUpAtStart, // catchup.go
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,
 		Metrics:              n.tel.MetricsHandler(),

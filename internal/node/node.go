@@ -239,13 +239,14 @@ func (n *Node) newAPI() (*server.Server, error) {
 	n.limiter = limiter
 	deadlines := resilience.Deadlines{Default: n.cfg.RequestTimeout, Max: n.cfg.MaxRequestTimeout}
 	return server.New(server.Options{
-		Docs:         n.docs,
-		Auth:         n.cfg.Auth,
-		MaxBodyBytes: n.cfg.MaxBodyBytes,
-		MaxConns:     n.cfg.MaxConns,
-		Logger:       n.log,
-		Ready:        n.isReady, // health.go
-		Failed:       n.storeDown.Load,
+		Docs:             n.docs,
+		Auth:             n.cfg.Auth,
+		MaxBodyBytes:     n.cfg.MaxBodyBytes,
+		MaxConns:         n.cfg.MaxConns,
+		Logger:           n.log,
+		Ready:            n.isReady, // health.go
+		Failed:           n.storeDown.Load,
+		IdentityConflict: n.identityConflict,
 		// catchup.go: readiness waits for the tenants restoring from a backend.
 		CatchingUp:           n.catchingUpAtStart,
 		ServeWhileCatchingUp: n.cfg.ServeWhileCatchingUp,

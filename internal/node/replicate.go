@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -102,6 +103,9 @@ type Replication struct {
 	// Rounds compare digests and skip what no node changed, so damage done
 	// to a backend behind the nodes' backs is found by the scrub.
 	ScrubRate float64
+	// ClaimCheck is how often the node reads its identity claim on each
+	// backend (claim.go); 0 means DefaultClaimCheck.
+	ClaimCheck time.Duration
 
 	gcNow func() time.Time // the collector's clock; nil is time.Now (tests skew it)
 }
@@ -204,6 +208,7 @@ type replicator struct {
 	policies  []*resilience.Policy // parallel to engines
 	closers   []func() error       // backends to close after the engines stop
 	feed      *changeFeed
+	claims    *claims // the node's identity claims (claim.go); nil without backends
 	stop      context.CancelFunc
 	running   sync.WaitGroup // the engines', the collector's and the feed's goroutines
 }
@@ -214,6 +219,13 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	rc := n.cfg.Replication
 	r := &replicator{feed: feed}
 	n.repl = r // set first, so a failure below is cleaned up by closeData
+	var claims *claims
+	if len(rc.Backends) > 0 {
+		var err error
+		if claims, err = newClaims(n.cfg.DataDir, n.store.Identity(), time.Now()); err != nil {
+			return err
+		}
+	}
 	seen := map[string]bool{}
 	for _, spec := range rc.Backends {
 		be, closer, err := spec.open(start)
@@ -227,6 +239,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		}
 		seen[name] = true
 		be = n.wrapChaos(be) // chaos.go: with --enable-chaos only
+		claims.add(name, be)
 		pc := rc.Resilience
 		pc.Backend, pc.Observer, pc.Logger = name, n.tel.Metrics, n.log
 		pol, err := resilience.New(pc)
@@ -256,6 +269,12 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			return fault.New(fault.Config, fault.Context{Op: "node.start"}, fmt.Sprintf("backend limits for %q: no --backend of that name", name))
 		}
 	}
+	if claims != nil {
+		if err := claims.start(start, n.log); err != nil {
+			return err
+		}
+		r.claims = claims
+	}
 	col, err := reconcile.NewCollector(reconcile.CollectorConfig{
 		Store: n.store, Engines: r.engines, Grace: rc.GCGrace, Interval: rc.GCInterval,
 		Observer: n.tel.Metrics, Logger: n.log, Now: rc.gcNow,
@@ -283,6 +302,9 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		e.Trigger() // a first pass: catch up with what changed while down
 	}
 	r.running.Go(func() { r.feedLoop(ctx) })
+	if claims != nil {
+		r.running.Go(func() { claims.run(ctx, n, cmp.Or(rc.ClaimCheck, DefaultClaimCheck)) })
+	}
 	return nil
 }
 

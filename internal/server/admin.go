@@ -69,6 +69,7 @@ type AdminOptions struct {
 	// listener answers in plain text ("ok") for probes that compare bodies.
 	Ready                func() bool
 	Failed               func() bool
+	IdentityConflict     func() bool // as Options.IdentityConflict
 	CatchingUp           func() []string
 	ServeWhileCatchingUp bool
 
@@ -104,6 +105,7 @@ func NewAdmin(o AdminOptions) (*Server, error) {
 		log:        o.Logger,
 		ready:      o.Ready,
 		failed:     o.Failed,
+		conflict:   o.IdentityConflict,
 		catchingUp: o.CatchingUp,
 		serveCU:    o.ServeWhileCatchingUp,
 		authFailed: o.AuthFailed,

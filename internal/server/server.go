@@ -139,6 +139,9 @@ type Options struct {
 	// Failed, if set, reports that the node cannot serve until it is
 	// restarted (its store failed): /readyz says "store_failed".
 	Failed func() bool
+	// IdentityConflict, if set, reports that another process claimed the
+	// node's identity: /readyz says "identity_conflict".
+	IdentityConflict func() bool
 	// CatchingUp, if set, returns the tenants (sorted) still restoring
 	// from a backend after the node started. While it returns any, /readyz
 	// answers 503 with status "catching_up" and their names, unless
@@ -241,6 +244,7 @@ type Server struct {
 	log        *slog.Logger
 	ready      func() bool
 	failed     func() bool
+	conflict   func() bool // Options.IdentityConflict
 	catchingUp func() []string
 	serveCU    bool // ServeWhileCatchingUp
 	middleware []func(http.Handler) http.Handler
@@ -298,6 +302,7 @@ func New(o Options) (*Server, error) {
 		log:        o.Logger,
 		ready:      o.Ready,
 		failed:     o.Failed,
+		conflict:   o.IdentityConflict,
 		catchingUp: o.CatchingUp,
 		serveCU:    o.ServeWhileCatchingUp,
 		middleware: o.Middleware,
@@ -661,7 +666,7 @@ func (s *Server) livez(w http.ResponseWriter, r *http.Request) {
 }
 
 // readiness is what /readyz says on both listeners: "draining",
-// "store_failed" or "starting" (503), "catching_up" (503, or 200 with
+// "store_failed", "identity_conflict" or "starting" (503), "catching_up" (503, or 200 with
 // ServeWhileCatchingUp) with the tenants still catching up, or "ready".
 func (s *Server) readiness() (status string, code int, catchingUp []string) {
 	switch {
@@ -669,6 +674,8 @@ func (s *Server) readiness() (status string, code int, catchingUp []string) {
 		return "draining", http.StatusServiceUnavailable, nil
 	case s.failed != nil && s.failed():
 		return "store_failed", http.StatusServiceUnavailable, nil
+	case s.conflict != nil && s.conflict():
+		return "identity_conflict", http.StatusServiceUnavailable, nil
 	case s.ready != nil && !s.ready():
 		return "starting", http.StatusServiceUnavailable, nil
 	}

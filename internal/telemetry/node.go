@@ -15,6 +15,8 @@ type nodeMetrics struct {
 	storeFailures *prometheus.CounterVec // cause
 	storeFailed   prometheus.Gauge
 	clockJumps    *prometheus.CounterVec // direction
+	// identityConflict: another process claimed the node's identity.
+	identityConflict prometheus.Gauge
 }
 
 // The values of cairn_store_failures_total's cause label: disk_full when the
@@ -32,6 +34,8 @@ func newNodeMetrics(f factory) nodeMetrics {
 			"Times the local store failed a write of its log and began refusing every request, by cause (disk_full, io_error).", "cause"),
 		storeFailed: f.gauge("cairn_store_failed",
 			"1 while the local store refuses every request after a failed write (until the node restarts), else 0."),
+		identityConflict: f.gauge("cairn_identity_conflict",
+			"1 once another process claimed this node's identity (node id and incarnation) on a backend: two nodes run from copies of one data directory (until the node restarts), else 0."),
 		clockJumps: f.counterVec("cairn_clock_jumps_total",
 			"Steps of the wall clock larger than a second seen between two readings of the hybrid logical clock, by direction (backward, forward).", "direction"),
 	}
@@ -82,3 +86,7 @@ func (m *Metrics) RegisterConns(open func() int64) error {
 	}
 	return nil
 }
+
+// IdentityConflict records that another process claimed this node's
+// identity (cairn_identity_conflict), until the node restarts.
+func (m *Metrics) IdentityConflict() { m.node.identityConflict.Set(1) }

@@ -1,0 +1,97 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestIdentityClaims: two nodes from copies of one data directory, sharing
+// a backend, are found out. A copy taken while the node runs starts (its
+// directory knows the running process's claim) and claims the identity;
+// the original's next check raises the alarm and claims it back, and so
+// does the copy's. An old backup of a directory, started after the node
+// ran again, is refused at start. A restart on the same directory is no
+// conflict.
+func TestIdentityClaims(t *testing.T) {
+	spec, err := ParseBackendSpec("shared=fs:" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rarely := func(c *Config) { c.Replication.ClaimCheck = time.Hour } // checks run by hand below
+	readyz := func(n replNode) string {
+		t.Helper()
+		res, err := http.Get("http://" + n.Addr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var body struct{ Status string }
+		json.NewDecoder(res.Body).Decode(&body)
+		return res.Status + " " + body.Status
+	}
+
+	a := startReplNodeWith(t, rarely, spec)
+	if code, _ := a.do(t, "PUT", "k", `{"v":1}`); code != 201 {
+		t.Fatalf("put: %d", code)
+	}
+	dir := a.cfg.DataDir
+	a.Shutdown(ctx)
+	backup, clone := t.TempDir(), t.TempDir()
+	for _, d := range []string{backup, clone} {
+		if err := os.CopyFS(d, os.DirFS(dir)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// A restart on the same directory is no conflict.
+	a = startReplNodeWith(t, func(c *Config) { rarely(c); c.DataDir = dir }, spec)
+	a.repl.claims.check(ctx, a.Node)
+	if got := readyz(a); got != "200 OK ready" {
+		t.Fatalf("a restarted on its own directory: %s", got)
+	}
+
+	// A copy taken while a runs holds a's claims as they are now.
+	claims, err := os.ReadFile(filepath.Join(dir, claimFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(clone, claimFile), claims, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b := startReplNodeWith(t, func(c *Config) { rarely(c); c.DataDir = clone }, spec)
+	if b.store.Identity() != a.store.Identity() {
+		t.Fatal("the copy has another identity")
+	}
+	a.repl.claims.check(ctx, a.Node)
+	if got := readyz(a); got != "503 Service Unavailable identity_conflict" {
+		t.Fatalf("a after the copy claimed: %s", got)
+	}
+	if v := (&healthNode{Node: a.Node}).metric(t, "cairn_identity_conflict"); v != 1 {
+		t.Errorf("cairn_identity_conflict = %v on a, want 1", v)
+	}
+	b.repl.claims.check(ctx, b.Node)
+	if got := readyz(b); got != "503 Service Unavailable identity_conflict" {
+		t.Fatalf("the copy after a claimed back: %s", got)
+	}
+	b.Shutdown(ctx)
+	a.Shutdown(ctx)
+
+	// An old backup of the directory, from before a's last start.
+	cfg := testConfig(t)
+	cfg.DataDir, cfg.Replication = backup, Replication{Backends: []BackendSpec{spec}}
+	n, err := Start(ctx, cfg)
+	if err == nil {
+		n.Shutdown(ctx)
+		t.Fatal("a node started on an old backup of a directory")
+	}
+	if !strings.Contains(err.Error(), "copy or an old backup") || !strings.Contains(err.Error(), runbookIdentity) {
+		t.Fatalf("the refusal does not say why: %v", err)
+	}
+}
