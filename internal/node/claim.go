@@ -1,8 +1,10 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -192,19 +194,44 @@ func (c *claims) read(ctx context.Context, nb namedBlobs) (claim, bool, error) {
 	if err != nil {
 		return claim{}, false, err
 	}
-	var held claim
-	if err := json.Unmarshal(raw, &held); err != nil || held.Run == "" {
-		// Not a claim cairn wrote: it is replaced by this run's.
+	held, ok := decodeClaim(raw)
+	if !ok {
+		// Damaged, or not a claim cairn wrote: it is replaced by this run's
+		// (if it was another process's, that process finds so on its next
+		// check).
 		return claim{}, false, nil
 	}
 	return held, true, nil
 }
 
+// A claim blob is the claim's JSON, a newline, and the hex SHA-256 of the
+// JSON: a read that damaged it must not be taken for another run's claim.
+func encodeClaim(c claim) []byte {
+	raw, _ := json.Marshal(c)
+	sum := sha256.Sum256(raw)
+	return append(append(raw, '\n'), hex.EncodeToString(sum[:])...)
+}
+
+func decodeClaim(b []byte) (claim, bool) {
+	i := bytes.LastIndexByte(b, '\n')
+	if i < 0 {
+		return claim{}, false
+	}
+	sum := sha256.Sum256(b[:i])
+	if hex.EncodeToString(sum[:]) != string(b[i+1:]) {
+		return claim{}, false
+	}
+	var c claim
+	if err := json.Unmarshal(b[:i], &c); err != nil || c.Run == "" {
+		return claim{}, false
+	}
+	return c, true
+}
+
 func (c *claims) write(ctx context.Context, nb namedBlobs) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	raw, _ := json.Marshal(c.mine)
-	_, err := nb.b.PutBlob(ctx, claimName(c.id), raw, backend.Precondition{})
+	_, err := nb.b.PutBlob(ctx, claimName(c.id), encodeClaim(c.mine), backend.Precondition{})
 	return err
 }
 

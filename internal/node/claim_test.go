@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -93,5 +94,26 @@ func TestIdentityClaims(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "copy or an old backup") || !strings.Contains(err.Error(), runbookIdentity) {
 		t.Fatalf("the refusal does not say why: %v", err)
+	}
+}
+
+// TestClaimDamageIsNoClaim: a claim damaged in the read (a flipped bit, a
+// cut) is not taken for another run's.
+func TestClaimDamageIsNoClaim(t *testing.T) {
+	b := encodeClaim(claim{NodeID: "n", Incarnation: "00000000000000ab", Run: "0123456789abcdef0123456789abcdef", Host: "h", PID: 7, Started: "2026-12-06T00:00:00Z"})
+	if c, ok := decodeClaim(b); !ok || c.Run != "0123456789abcdef0123456789abcdef" {
+		t.Fatalf("the claim as written: %+v, %v", c, ok)
+	}
+	for i := range b {
+		for bit := range 8 {
+			d := bytes.Clone(b)
+			d[i] ^= 1 << bit
+			if c, ok := decodeClaim(d); ok {
+				t.Fatalf("bit %d of byte %d flipped: read as %+v", bit, i, c)
+			}
+		}
+		if _, ok := decodeClaim(b[:i]); ok {
+			t.Fatalf("cut at %d: read as a claim", i)
+		}
 	}
 }
