@@ -43,7 +43,7 @@ import (
 
 const (
 	claimFile     = "claims.json"
-	claimRunsKept = 4
+	claimRunsKept = 32
 	// DefaultClaimCheck is Replication.ClaimCheck's default.
 	DefaultClaimCheck   = 10 * time.Second
 	msgIdentityConflict = "identity: another process writes under this node's identity"
@@ -74,7 +74,9 @@ func claimName(id store.Identity) string {
 type claims struct {
 	id       store.Identity
 	mine     claim
-	known    []string // run ids this data directory recorded, mine last
+	known    []string // run ids this data directory recorded (mine last once recorded)
+	file     string   // where they are recorded (claimFile)
+	recorded bool     // mine is among them
 	blobs    []namedBlobs
 	conflict atomic.Bool
 	every    logevery.Limiter
@@ -85,7 +87,7 @@ type namedBlobs struct {
 	b    backend.Blobs
 }
 
-// newClaims records a new run id in dir and returns the claims to make.
+// newClaims makes a run id and reads the ids dir recorded.
 func newClaims(dir string, id store.Identity, now time.Time) (*claims, error) {
 	var runID [16]byte
 	_, _ = rand.Read(runID[:])
@@ -106,20 +108,35 @@ func newClaims(dir string, id store.Identity, now time.Time) (*claims, error) {
 	default:
 		if err := json.Unmarshal(raw, &prev); err != nil {
 			return nil, fault.New(fault.Corruption, fault.Context{Op: "node.claim"},
-				fmt.Sprintf("%s is not what cairn writes (%v): remove it and start again", name, err))
+				fmt.Sprintf("%s is damaged (%v): move the data directory aside and start from an empty one, which restores from the backends (%q in %s)",
+					name, err, runbookIdentity, runbookPath))
 		}
 	}
-	c.known = append(prev.Runs, c.mine.Run)
-	if len(c.known) > claimRunsKept {
-		c.known = c.known[len(c.known)-claimRunsKept:]
+	c.known, c.file = prev.Runs, name
+	return c, nil
+}
+
+// record adds this run's id to the data directory's list, durably, before
+// its first claim is written: every run id a backend may hold is then in
+// the list. A run that never writes a claim (its backends unreachable)
+// leaves the list as it was, so a node restarting in a loop while its
+// backends are away does not push out the id its backends hold.
+func (c *claims) record() error {
+	if c.recorded {
+		return nil
+	}
+	runs := append(slices.Clone(c.known), c.mine.Run)
+	if len(runs) > claimRunsKept {
+		runs = runs[len(runs)-claimRunsKept:]
 	}
 	out, _ := json.Marshal(struct {
 		Runs []string `json:"runs"`
-	}{c.known})
-	if err := writeFileSync(name, out); err != nil {
-		return nil, fault.E(fault.Config, fault.Context{Op: "node.claim"}, err)
+	}{runs})
+	if err := writeFileSync(c.file, out); err != nil {
+		return fault.E(fault.Config, fault.Context{Op: "node.claim"}, err)
 	}
-	return c, nil
+	c.known, c.recorded = runs, true
+	return nil
 }
 
 // writeFileSync replaces name with data durably: a temporary file, synced,
@@ -229,6 +246,9 @@ func decodeClaim(b []byte) (claim, bool) {
 }
 
 func (c *claims) write(ctx context.Context, nb namedBlobs) error {
+	if err := c.record(); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	_, err := nb.b.PutBlob(ctx, claimName(c.id), encodeClaim(c.mine), backend.Precondition{})

@@ -10,6 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"log/slog"
+
+	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 // TestIdentityClaims: two nodes from copies of one data directory, sharing
@@ -115,5 +122,47 @@ func TestClaimDamageIsNoClaim(t *testing.T) {
 		if _, ok := decodeClaim(b[:i]); ok {
 			t.Fatalf("cut at %d: read as a claim", i)
 		}
+	}
+}
+
+// downBlobs is a backend that answers nothing.
+type downBlobs struct{ backend.Blobs }
+
+func (downBlobs) GetBlob(context.Context, string) ([]byte, string, error) {
+	return nil, "", fault.New(fault.Transient, fault.Context{}, "down")
+}
+
+// TestClaimRecordedOnlyWhenWritten: runs whose backends never answered
+// leave the data directory's list of run ids as it was, however many, so
+// the id the backends hold is never pushed out of it.
+func TestClaimRecordedOnlyWhenWritten(t *testing.T) {
+	dir := t.TempDir()
+	id := store.Identity{NodeID: "n", Incarnation: 1}
+	mem := mem.New("m")
+	first, err := newClaims(dir, id, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.add("m", mem)
+	if err := first.start(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 * claimRunsKept {
+		c, err := newClaims(dir, id, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.blobs = []namedBlobs{{"m", downBlobs{}}}
+		if err := c.start(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := newClaims(dir, id, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.add("m", mem)
+	if err := again.start(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("after runs that reached no backend: %v", err)
 	}
 }
