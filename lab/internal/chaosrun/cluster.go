@@ -71,6 +71,9 @@ type Cluster struct {
 	Nodes []*Node
 	FSDir string // the shared fs backend's directory, when Options.FS
 	hc    *http.Client
+	// roundErrors are the errors of the rounds converge ran last, so that a
+	// run that did not converge says why (a guard stop, a failing backend).
+	roundErrors []string
 }
 
 // Node is one 'cairn serve' process. Kill and Restart keep its data

@@ -247,9 +247,17 @@ func sampleOp(ops []Op, tr map[string][]span, ni int, from, to time.Duration) *O
 func converge(ctx context.Context, c *Cluster, prefixes []string, keys int, within time.Duration) (time.Duration, []map[string]string, []map[string]string, error) {
 	start := time.Now()
 	for {
+		c.roundErrors = c.roundErrors[:0]
 		for _, n := range c.Nodes {
-			if _, err := n.Reconcile(ctx); err != nil {
+			rs, err := n.Reconcile(ctx)
+			if err != nil {
 				return 0, nil, nil, err
+			}
+			for _, r := range rs {
+				if r.Error != "" {
+					c.roundErrors = append(c.roundErrors, fmt.Sprintf("node%d, backend %s, tenant %s: %s (needs confirm: %v)",
+						n.Index, r.Backend, r.Tenant, r.Error, r.NeedsConfirm))
+				}
 			}
 		}
 		vals, tags, err := readAll(ctx, c, prefixes, keys)
@@ -340,6 +348,11 @@ func convergenceChecks(ctx context.Context, env Env, c *Cluster, r *Result, ops 
 	}
 	r.Convergence = took
 	div := append(Divergence(vals), Unsettled(tags)...)
+	if len(div) > 0 {
+		for _, e := range c.roundErrors {
+			div = append(div, Anomaly{Check: "round-error", Detail: "the last rounds failed: " + e})
+		}
+	}
 	r.check("convergence", div, fmt.Sprintf("all %d replicas hold the same version of each of %d keys %v after the heal (bound %v)", len(vals), len(vals[0]), took.Round(time.Millisecond), env.ConvergeWithin))
 	r.check("no lost acknowledged writes", lostOnAny(ops, vals), fmt.Sprintf("on every node, every key's final value is its last acknowledged write or a write concurrent with it (%d keys)", len(vals[0])))
 	seq, moved, err := settle(ctx, c, prefixes, keys, 3, tags)
