@@ -129,13 +129,43 @@ func (c *claims) record() error {
 	if len(runs) > claimRunsKept {
 		runs = runs[len(runs)-claimRunsKept:]
 	}
+	if err := c.save(runs); err != nil {
+		return err
+	}
+	c.known, c.recorded = runs, true
+	return nil
+}
+
+// observed records another process's run id, seen claiming this node's
+// identity, among the data directory's: once the operator stops one of the
+// two, the one restarted first starts (the claim the backends hold is its
+// own or the other's last) and takes the identity back, and the other,
+// restarted on its copy, is refused.
+func (c *claims) observed(run string) error {
+	if slices.Contains(c.known, run) {
+		return nil
+	}
+	if err := c.record(); err != nil {
+		return err
+	}
+	runs := append(slices.Clone(c.known), run)
+	if len(runs) > claimRunsKept {
+		runs = runs[len(runs)-claimRunsKept:]
+	}
+	if err := c.save(runs); err != nil {
+		return err
+	}
+	c.known = runs
+	return nil
+}
+
+func (c *claims) save(runs []string) error {
 	out, _ := json.Marshal(struct {
 		Runs []string `json:"runs"`
 	}{runs})
 	if err := writeFileSync(c.file, out); err != nil {
 		return fault.E(fault.Config, fault.Context{Op: "node.claim"}, err)
 	}
-	c.known, c.recorded = runs, true
 	return nil
 }
 
@@ -266,6 +296,9 @@ func (c *claims) check(ctx context.Context, n *Node) {
 		if found && held.Run != c.mine.Run {
 			if !c.conflict.Swap(true) {
 				n.tel.Metrics.IdentityConflict()
+			}
+			if err := c.observed(held.Run); err != nil {
+				n.log.Warn("identity: the other process's claim could not be recorded", "err", err)
 			}
 			if ok, suppressed := c.every.Allow(nb.name, time.Now()); ok {
 				n.log.Error(msgIdentityConflict, "backend", nb.name, "node_id", c.id.NodeID, "incarnation", c.mine.Incarnation,

@@ -45,6 +45,20 @@ func TestIdentityClaims(t *testing.T) {
 		return res.Status + " " + body.Status
 	}
 
+	refused := func(dir string) {
+		t.Helper()
+		cfg := testConfig(t)
+		cfg.DataDir, cfg.Replication = dir, Replication{Backends: []BackendSpec{spec}}
+		n, err := Start(ctx, cfg)
+		if err == nil {
+			n.Shutdown(ctx)
+			t.Fatalf("a node started on %s", dir)
+		}
+		if !strings.Contains(err.Error(), "copy or an old backup") || !strings.Contains(err.Error(), runbookIdentity) {
+			t.Fatalf("the refusal does not say why: %v", err)
+		}
+	}
+
 	a := startReplNodeWith(t, rarely, spec)
 	if code, _ := a.do(t, "PUT", "k", `{"v":1}`); code != 201 {
 		t.Fatalf("put: %d", code)
@@ -91,17 +105,19 @@ func TestIdentityClaims(t *testing.T) {
 	b.Shutdown(ctx)
 	a.Shutdown(ctx)
 
-	// An old backup of the directory, from before a's last start.
-	cfg := testConfig(t)
-	cfg.DataDir, cfg.Replication = backup, Replication{Backends: []BackendSpec{spec}}
-	n, err := Start(ctx, cfg)
-	if err == nil {
-		n.Shutdown(ctx)
-		t.Fatal("a node started on an old backup of a directory")
+	// Whichever of the two is restarted first starts and takes the
+	// identity back (each recorded the other's claim), whoever claimed
+	// last; the other is then refused.
+	a = startReplNodeWith(t, func(c *Config) { rarely(c); c.DataDir = dir }, spec)
+	a.repl.claims.check(ctx, a.Node)
+	if got := readyz(a); got != "200 OK ready" {
+		t.Fatalf("a restarted first: %s", got)
 	}
-	if !strings.Contains(err.Error(), "copy or an old backup") || !strings.Contains(err.Error(), runbookIdentity) {
-		t.Fatalf("the refusal does not say why: %v", err)
-	}
+	a.Shutdown(ctx)
+	refused(clone)
+
+	// An old backup of the directory, from before a's last starts.
+	refused(backup)
 }
 
 // TestClaimDamageIsNoClaim: a claim damaged in the read (a flipped bit, a
