@@ -94,3 +94,35 @@ func TestMaxConns(t *testing.T) {
 		t.Fatalf("after a connection ended: %d, want 200", res.StatusCode)
 	}
 }
+
+// TestRawErrorOnKeptAliveConnection: a request net/http refuses by itself
+// gets the JSON error on a connection that already served one, as on a
+// new one (net/http ends a read of its own after each request).
+func TestRawErrorOnKeptAliveConnection(t *testing.T) {
+	e := newEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.Serve(ln)
+	t.Cleanup(func() { e.srv.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReader(c)
+	for i, req := range []string{"GET /livez HTTP/1.1\r\nHost: x\r\n\r\n", "GET /%zz HTTP/1.1\r\nHost: x\r\n\r\n"} {
+		fmt.Fprint(c, req)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: no answer: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if want := []int{200, 400}[i]; res.StatusCode != want || (i == 1 && !strings.Contains(string(body), `"code":"invalid"`)) {
+			t.Fatalf("request %d: %d %s; want %d", i+1, res.StatusCode, body, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -119,6 +120,13 @@ func (c *rawErrorConn) Read(p []byte) (int, error) {
 // (errors.As makes it escape) is allocated only on a failed read, not on
 // every read of every request.
 func (c *rawErrorConn) readFailed(err error) {
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF) {
+		// net/http ends its background read after every request by moving
+		// the deadline, a timeout ends an idle connection, a client closes
+		// one: none of them is followed by an answer of net/http's own, and
+		// a later request on the connection must still get its JSON error.
+		return
+	}
 	c.readErr.Store(true)
 	var rh tls.RecordHeaderError
 	if errors.As(err, &rh) && rh.Conn != nil && looksLikeHTTP(rh.RecordHeader[:]) {
