@@ -18,6 +18,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
+	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
@@ -250,7 +251,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		feedCfg := rc.feed(n.store.Identity().NodeID)
 		eng, err := reconcile.New(reconcile.Config{Feed: feedCfg,
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
-			PolicyFor: policyFor(rc.Policies), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
+			PolicyFor: policyFor(rc.Policies, cmp.Or(n.cfg.MaxBodyBytes, server.DefaultMaxBodyBytes)), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Digests: true, FullRounds: rc.FullRounds, ScrubRate: rc.ScrubRate,
 			Logger: n.log, Packs: rc.Packs,
@@ -339,8 +340,14 @@ func (rc *Replication) feed(nodeID string) reconcile.FeedConfig {
 	return reconcile.FeedConfig{NodeID: nodeID, Poll: rc.FeedPoll, Retention: max(rc.FeedRetention, grace)}
 }
 
-func policyFor(m map[string]reconcile.Policy) func(string) reconcile.Policy {
-	return func(tenant string) reconcile.Policy { return m[tenant] } // zero Policy is lww
+// policyFor is each tenant's policy (the zero Policy is lww), its merges
+// bounded by the largest document the node takes.
+func policyFor(m map[string]reconcile.Policy, maxBytes int64) func(string) reconcile.Policy {
+	return func(tenant string) reconcile.Policy {
+		p := m[tenant]
+		p.MaxBytes = maxBytes
+		return p
+	}
 }
 
 // feedLoop tells every engine of the tenants the store committed to.

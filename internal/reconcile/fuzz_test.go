@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/internal/fault"
 )
@@ -18,6 +20,7 @@ func FuzzMergeJSON(f *testing.F) {
 	f.Add([]byte(`{"a":1,"o":{"x":1}}`), []byte(`{"a":2,"o":{"x":1}}`), []byte(`{"a":1,"o":{"x":1,"y":2}}`))
 	f.Add([]byte(`{"a":1}`), []byte(`{"a":2}`), []byte(`{"a":3}`))
 	f.Add([]byte(`{}`), []byte(`{"s":"<\u00e9>\n"}`), []byte(`{"t":[1,{"u":null}]}`))
+	f.Add([]byte(`{"s":"\ud800"}`), []byte(`{"s":"\ud800","a":1}`), []byte(`{"s":"\ud800","b":[1]}`))
 	f.Fuzz(func(t *testing.T, base, a, b []byte) {
 		out, err := MergeJSON(base, a, b)
 		out2, err2 := MergeJSON(base, b, a)
@@ -37,6 +40,12 @@ func FuzzMergeJSON(f *testing.F) {
 		}
 		if !json.Valid(out) {
 			t.Fatalf("MergeJSON(%q, %q, %q) = %q: not valid JSON", base, a, b, out)
+		}
+		// Nothing is replaced: a U+FFFD in the merge was in an input.
+		if bytes.ContainsRune(out, utf8.RuneError) && !slices.ContainsFunc([][]byte{base, a, b}, func(in []byte) bool {
+			return bytes.ContainsRune(in, utf8.RuneError) || bytes.Contains(bytes.ToLower(in), []byte(`\ufffd`))
+		}) {
+			t.Fatalf("MergeJSON(%q, %q, %q) = %q: a character was replaced", base, a, b, out)
 		}
 		if !bytes.Equal(out, out2) {
 			t.Fatalf("MergeJSON(%q, %q, %q) = %q, swapped %q", base, a, b, out, out2)

@@ -149,17 +149,109 @@ func pointerEscape(k string) string {
 }
 
 // parseJSON decodes exactly one JSON value, keeping numbers as literals.
+// It refuses what the canonical output could not keep: a string with an
+// unpaired surrogate escape (decoding turns it into U+FFFD) and an object
+// with a member name twice (a map keeps one of them). The merged document
+// would otherwise change fields neither side touched.
 func parseJSON(b []byte) (any, error) {
+	if hasLoneSurrogate(b) {
+		return nil, errors.New("reconcile: not mergeable: a string holds an unpaired UTF-16 surrogate escape, which the merged document could not keep")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("reconcile: not JSON: %w", err)
+	v, err := parseValue(dec)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("reconcile: not JSON: data after the value")
 	}
 	return v, nil
+}
+
+func parseValue(dec *json.Decoder) (any, error) {
+	t, err := dec.Token()
+	if err != nil {
+		return nil, fmt.Errorf("reconcile: not JSON: %w", err)
+	}
+	d, ok := t.(json.Delim)
+	if !ok {
+		return t, nil // string, json.Number, bool, nil
+	}
+	switch d {
+	case '{':
+		m := map[string]any{}
+		for dec.More() {
+			kt, err := dec.Token()
+			if err != nil {
+				return nil, fmt.Errorf("reconcile: not JSON: %w", err)
+			}
+			k, _ := kt.(string)
+			if _, dup := m[k]; dup {
+				return nil, fmt.Errorf("reconcile: not mergeable: member %q appears twice in one object", k)
+			}
+			if m[k], err = parseValue(dec); err != nil {
+				return nil, err
+			}
+		}
+		_, err = dec.Token() // '}'
+		return m, err
+	case '[':
+		a := []any{}
+		for dec.More() {
+			v, err := parseValue(dec)
+			if err != nil {
+				return nil, err
+			}
+			a = append(a, v)
+		}
+		_, err = dec.Token() // ']'
+		return a, err
+	}
+	return nil, fmt.Errorf("reconcile: not JSON: unexpected %v", d)
+}
+
+// hasLoneSurrogate reports whether a JSON text holds a \uXXXX escape of a
+// UTF-16 surrogate that is not half of a pair (a high one followed at once
+// by an escaped low one).
+func hasLoneSurrogate(b []byte) bool {
+	inString := false
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == '"':
+			inString = !inString
+		case c == '\\' && inString && i+1 < len(b):
+			if b[i+1] != 'u' {
+				i++ // a two-byte escape, \" and \\ included
+				continue
+			}
+			r, ok := hex4(b, i+2)
+			switch {
+			case !ok:
+				return false // not JSON; the decoder says why
+			case r >= 0xDC00 && r <= 0xDFFF:
+				return true
+			case r >= 0xD800 && r <= 0xDBFF:
+				lo, ok := hex4(b, i+8)
+				if i+7 >= len(b) || b[i+6] != '\\' || b[i+7] != 'u' || !ok || lo < 0xDC00 || lo > 0xDFFF {
+					return true
+				}
+				i += 11
+			default:
+				i += 5
+			}
+		}
+	}
+	return false
+}
+
+// hex4 reads the four hex digits at b[i:].
+func hex4(b []byte, i int) (rune, bool) {
+	if i < 0 || i+4 > len(b) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(b[i:i+4]), 16, 16)
+	return rune(n), err == nil
 }
 
 // equalJSON compares decoded values; missing equals only missing.

@@ -36,6 +36,11 @@ type Policy struct {
 	// delete against an update, a field changed differently on both sides):
 	// LWW or Manual. Ignored by the other strategies.
 	Fallback Strategy
+	// MaxBytes bounds a merged document: a merge whose result is larger
+	// is not made (the fallback decides), so a merge never stores a
+	// document that no write could. 0 means no bound. Nodes sharing a
+	// backend need the same bound, as they need the same policy.
+	MaxBytes int64
 }
 
 // ParsePolicy parses "lww", "merge" (falling back to lww), "merge/lww",
@@ -186,6 +191,9 @@ func Resolve(p Policy, a, b Candidate, ancestor *Candidate) (Resolution, error) 
 		return siblings(w, l, "manual policy")
 	}
 	body, why := merge(w, l, ancestor)
+	if why == "" && p.MaxBytes > 0 && int64(len(body)) > p.MaxBytes {
+		body, why = nil, fmt.Sprintf("the merged document would be %d bytes, over the limit of %d", len(body), p.MaxBytes)
+	}
 	if why == "" {
 		return joined(w, l, body, false, Merged, "three-way merge"), nil
 	}

@@ -226,6 +226,9 @@ func TestMergeJSONTable(t *testing.T) {
 		{`{"n":1}`, `{"n":1.0}`, `{"n":1}`, `{"n":1.0}`, ""},
 		{`1`, `2`, `3`, "", ""},
 		{`[1]`, `[1]`, `[2]`, `[2]`, ""},
+		// A surrogate pair is one character, kept; escaped quotes and
+		// backslashes are no escapes of a surrogate.
+		{`{}`, `{"e":"\ud83d\ude00"}`, `{"b":"\\ud800\""}`, `{"b":"\\ud800\"","e":"😀"}`, ""},
 	}
 	for _, tt := range tests {
 		for _, swap := range []bool{false, true} {
@@ -247,12 +250,41 @@ func TestMergeJSONTable(t *testing.T) {
 			}
 		}
 	}
-	for _, in := range [][3]string{{`{`, `{}`, `{}`}, {`{}`, `{} {}`, `{}`}, {`{}`, `{}`, ``}} {
+	for _, in := range [][3]string{{`{`, `{}`, `{}`}, {`{}`, `{} {}`, `{}`}, {`{}`, `{}`, ``},
+		// What the canonical output could not keep: an unpaired surrogate
+		// escape, in a value or a name, and a name given twice.
+		{`{"s":"\ud800"}`, `{"s":"\ud800","a":1}`, `{"s":"\ud800","b":1}`},
+		{`{"k\ud800":1,"k\udbff":2}`, `{"k\ud800":1,"k\udbff":2,"a":1}`, `{"k\ud800":1,"k\udbff":2,"b":1}`},
+		{`{}`, `{"a":["x\udc00y"]}`, `{"b":1}`},
+		{`{}`, `{"a":"\ud83d\u0041"}`, `{"b":1}`},
+		{`{"d":1,"d":2}`, `{"d":1,"d":2,"a":1}`, `{"d":1,"d":2,"b":1}`},
+		{`{}`, `{"o":{"d":1,"d":1}}`, `{"b":1}`},
+	} {
 		_, err := MergeJSON([]byte(in[0]), []byte(in[1]), []byte(in[2]))
 		if !errors.Is(err, fault.ErrInvalid) {
 			t.Errorf("MergeJSON(%q, %q, %q) error = %v, want class invalid", in[0], in[1], in[2], err)
 		}
 	}
+}
+
+// TestMergeBounded: a merge whose result is over the policy's MaxBytes is
+// not made; the fallback decides.
+func TestMergeBounded(t *testing.T) {
+	merge, _ := ParsePolicy("merge")
+	merged, err := Resolve(merge, mA, mB, &mBase)
+	if err != nil || merged.Outcome != Merged {
+		t.Fatalf("unbounded: %v, %v", merged.Outcome, err)
+	}
+	merge.MaxBytes = int64(len(merged.Result.Body))
+	if got, err := Resolve(merge, mA, mB, &mBase); err != nil || got.Outcome != Merged {
+		t.Fatalf("at the bound: %v, %v", got.Outcome, err)
+	}
+	merge.MaxBytes--
+	got, err := Resolve(merge, mA, mB, &mBase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkResolution(t, "over the bound", got, Picked, string(mB.Body), false, &mA, nil, "over the limit of")
 }
 
 func TestAppendString(t *testing.T) {
