@@ -21,7 +21,8 @@ const importUsage = `Usage:
   cairn import [flags] --data-dir DIR --tenant NAME FILE
 
 Loads a local NDJSON file (one document per line) straight into the data
-directory of a stopped node: a first load, or a restore from an export.
+directory of a stopped node: a first load, or a restore from an NDJSON
+file of the documents (each record carrying its key in a field).
 The file is memory-mapped, not read through a socket, and each batch of
 records is one durable group commit, as 'cairn ingest' commits them. The
 records name their documents by the same rule as ingest's: --key-field,
