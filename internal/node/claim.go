@@ -163,40 +163,10 @@ func (c *claims) save(runs []string) error {
 	out, _ := json.Marshal(struct {
 		Runs []string `json:"runs"`
 	}{runs})
-	if err := writeFileSync(c.file, out); err != nil {
+	if err := store.WriteFileSync(c.file, out); err != nil {
 		return fault.E(fault.Config, fault.Context{Op: "node.claim"}, err)
 	}
 	return nil
-}
-
-// writeFileSync replaces name with data durably: a temporary file, synced,
-// renamed over it, and the directory synced.
-func writeFileSync(name string, data []byte) error {
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (c *claims) add(name string, be backend.Backend) {

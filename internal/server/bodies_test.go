@@ -312,13 +312,8 @@ func TestStalledBodyAnswered(t *testing.T) {
 	e := newEnv(t, func(o *server.Options) {
 		o.Timeouts = server.Timeouts{Read: 300 * time.Millisecond, Write: 300 * time.Millisecond}
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.srv.Serve(ln)
-	t.Cleanup(func() { e.srv.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := e.serve(t)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

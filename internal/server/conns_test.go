@@ -19,14 +19,9 @@ import (
 // connection is closed; a connection that ends frees its place.
 func TestMaxConns(t *testing.T) {
 	e := newEnv(t, func(o *server.Options) { o.MaxConns = 2 })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.srv.Serve(ln)
-	t.Cleanup(func() { e.srv.Close() })
+	addr := e.serve(t)
 	dial := func() (net.Conn, *bufio.Reader) {
-		c, err := net.Dial("tcp", ln.Addr().String())
+		c, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,13 +95,8 @@ func TestMaxConns(t *testing.T) {
 // new one (net/http ends a read of its own after each request).
 func TestRawErrorOnKeptAliveConnection(t *testing.T) {
 	e := newEnv(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go e.srv.Serve(ln)
-	t.Cleanup(func() { e.srv.Close() })
-	c, err := net.Dial("tcp", ln.Addr().String())
+	addr := e.serve(t)
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -142,3 +143,16 @@ func (l *logSink) records(t testing.TB) []map[string]any {
 }
 
 var _ http.Handler = (*server.Server)(nil)
+
+// serve serves e's server on a loopback listener, through Serve (and so
+// the listener wrapper), until the test ends; it returns the address.
+func (e *env) serve(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go e.srv.Serve(ln)
+	t.Cleanup(func() { e.srv.Close() })
+	return ln.Addr().String()
+}

@@ -73,7 +73,7 @@ func createIdentity(dir, nodeID string) (Identity, error) {
 	if err != nil {
 		return Identity{}, err
 	}
-	if err := writeFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
+	if err := WriteFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
 		return Identity{}, fault.E(fault.Config, fault.Context{Op: "store.open"}, err)
 	}
 	return id, nil
@@ -89,10 +89,11 @@ func newIncarnation() uint64 {
 	}
 }
 
-// writeFileSync writes name atomically and durably: a temporary file,
+// WriteFileSync writes name atomically and durably: a temporary file,
 // fsynced, renamed over name, and the directory fsynced so the rename itself
-// survives a crash.
-func writeFileSync(name string, data []byte) error {
+// survives a crash. It is for the small files the node keeps beside the
+// store in its data directory.
+func WriteFileSync(name string, data []byte) error {
 	tmp := name + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
