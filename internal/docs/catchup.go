@@ -23,9 +23,9 @@ import (
 //   - a conditional write (If-Match, If-None-Match) to the tenant, and a
 //     DELETE of a document the node does not hold, answer 503 with
 //     Retry-After (server.CatchingUpError);
-//   - a read reads the document through from the backends, without storing
-//     it (the round will), and serves the newer of theirs and the node's
-//     (getCatchingUp).
+//   - a read reads the document through from the backends and serves the
+//     newer of theirs and the node's, storing theirs first when it is the
+//     one served (getCatchingUp).
 
 // catchingUpWith returns the engines tenant is catching up with.
 func (d *Service) catchingUpWith(tenant string) []*reconcile.Engine {
@@ -54,7 +54,7 @@ const readThroughWait = 3 * time.Second
 // newestRemote reads key from the backends es: the newest version any of
 // them holds and the backend's name (nil, "" when none does), and the
 // errors of those that could not be read.
-func newestRemote(ctx context.Context, es []*reconcile.Engine, tenant, key string) (best *backend.Object, from string, failed error) {
+func newestRemote(ctx context.Context, es []*reconcile.Engine, tenant, key string) (best *backend.Object, from *reconcile.Engine, failed error) {
 	ctx, span := telemetry.StartChild(ctx, "backend.read_through")
 	defer span.End()
 	ctx, cancel := context.WithTimeout(ctx, readThroughWait)
@@ -64,14 +64,18 @@ func newestRemote(ctx context.Context, es []*reconcile.Engine, tenant, key strin
 		switch {
 		case err == nil:
 			if best == nil || newer(&o.Version, &best.Version) {
-				best, from = o, e.Backend()
+				best, from = o, e
 			}
 		case !errors.Is(err, fault.ErrNotFound):
 			failed = errors.Join(failed, err)
 		}
 	}
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String("cairn.backend", from), attribute.Bool("cairn.found", best != nil))
+		name := ""
+		if from != nil {
+			name = from.Backend()
+		}
+		span.SetAttributes(attribute.String("cairn.backend", name), attribute.Bool("cairn.found", best != nil))
 	}
 	return best, from, failed
 }
@@ -117,8 +121,22 @@ func (d *Service) getCatchingUp(ctx context.Context, es []*reconcile.Engine, ten
 	if err == nil && (best == nil || !newer(&best.Version, &rec.Version)) {
 		return docOf(sharedEntryOf(&rec), tenant, key)
 	}
-	return remoteDoc(best, from, failed, tenant, key)
+	if best == nil {
+		return remoteDoc(nil, "", failed, tenant, key)
+	}
+	// The version served is adopted before it is: once the round has passed
+	// the key, the node must not answer an older one.
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adoptWait)
+	defer cancel()
+	if err := from.Adopt(actx, tenant, key, best); err != nil {
+		return server.Doc{}, &server.CatchingUpError{Tenant: tenant, Err: err,
+			Msg: "the node could not store the newer version a backend holds of this document; retry later"}
+	}
+	return remoteDoc(best, from.Backend(), failed, tenant, key)
 }
+
+// adoptWait bounds the store write of a version read through.
+const adoptWait = 5 * time.Second
 
 // newer reports whether a is to be served rather than b.
 func newer(a, b *doc.Version) bool {

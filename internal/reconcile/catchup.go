@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/cairnstore/cairn/internal/backend"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 // Catching up. An engine serves every tenant it knows of: the configured
@@ -219,7 +221,8 @@ func (e *Engine) CatchingUpAtStart() []string {
 }
 
 // ReadThrough reads tenant's key from the backend, verified, for a node
-// that does not hold it yet; it stores nothing (the round will). It goes
+// that does not hold it yet; it stores nothing (Adopt stores what a client
+// was served). It goes
 // through the resilience policy (an open breaker refuses at once with
 // ErrBackendUnavailable) but not Limits, which bound the reconciler's own
 // load: a client's read must not wait behind the round it is standing in
@@ -229,4 +232,26 @@ func (e *Engine) ReadThrough(ctx context.Context, tenant, key string) (*backend.
 	return callUnlimited(ctx, e, backend.OpGet, func(ctx context.Context) (*backend.Object, error) {
 		return e.be.Get(ctx, tenant, key)
 	})
+}
+
+// Adopt applies obj, a version of tenant's key that ReadThrough read and a
+// client was served, to the node as the change feed applies a peer's news:
+// decided against the node's version under the tenant's policy, stored,
+// and the sync state recorded. A node catching up otherwise holds, once
+// its round has passed the key, whatever the backend held when the round
+// read it, which may be older than what the client was shown meanwhile;
+// adopted, the version shown is never followed by an older one. Errors are
+// the decision's and the store's (the key is left to the rounds).
+func (e *Engine) Adopt(ctx context.Context, tenant, key string, obj *backend.Object) error {
+	var local *store.Record
+	rec, err := e.st.Get(ctx, tenant, key)
+	switch {
+	case err == nil:
+		rec.Body = nil
+		local = &rec
+	case fault.ClassOf(err) != fault.NotFound:
+		return err
+	}
+	var st Stats
+	return e.syncKeyKnown(ctx, tenant, key, local, &obj.Entry, obj, &st, nil)
 }
