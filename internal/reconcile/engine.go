@@ -29,8 +29,9 @@ var (
 	// mass-deletion guard refused; Confirm lets the next round through.
 	ErrNeedsConfirm = errors.New("reconcile: round stopped by the mass-deletion guard; confirm to continue")
 	// ErrBackendUnavailable: the backend's breaker is open, so the round
-	// was skipped (or ended early) rather than waiting on it.
-	ErrBackendUnavailable = errors.New("reconcile: backend unavailable (breaker open)")
+	// was skipped (or ended early) rather than waiting on it. Its class is
+	// fault.Exhausted: load shed, as the rounds' outcome counts it.
+	ErrBackendUnavailable error = &fault.Error{Class: fault.Exhausted, Err: errors.New("reconcile: backend unavailable (breaker open)")}
 )
 
 // Observer hears about rounds; *telemetry.Metrics implements it. Calls

@@ -779,3 +779,17 @@ func TestHoldEndsWithARoundThatPasses(t *testing.T) {
 		t.Fatalf("after a confirmed round: held %v (%v), want not held", held, err)
 	}
 }
+
+// TestBackendUnavailableExhausted: a round skipped for an open breaker is
+// counted and logged as load shed (exhausted), as runbook 1 reads it, with
+// or without the cause that opened it.
+func TestBackendUnavailableExhausted(t *testing.T) {
+	for _, err := range []error{
+		fmt.Errorf("backend.get s3: %w", ErrBackendUnavailable),
+		fmt.Errorf("%w: %w", ErrBackendUnavailable, fault.New(fault.Transient, fault.Context{}, "timeout")),
+	} {
+		if c := fault.ClassOf(err); c != fault.Exhausted || !errors.Is(err, ErrBackendUnavailable) {
+			t.Errorf("%v: class %v, want exhausted and ErrBackendUnavailable", err, c)
+		}
+	}
+}

@@ -59,7 +59,9 @@ func readIdentity(dir, nodeID string, hasData bool) (Identity, error) {
 	}
 	if nodeID != "" && nodeID != id.NodeID {
 		return Identity{}, fault.New(fault.Config, ctx, fmt.Sprintf(
-			"data directory %s belongs to node %q, not %q", dir, id.NodeID, nodeID))
+			"data directory %s belongs to node %q, not %q: a data directory keeps the node id it was created with "+
+				"(by the node's first start, or by cairn import --node-id); start it with --node-id %q, or without --node-id",
+			dir, id.NodeID, nodeID, id.NodeID))
 	}
 	return id, nil
 }
