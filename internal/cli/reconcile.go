@@ -343,6 +343,10 @@ func roundActions(r *api.RoundResult) string {
 			actions = strings.TrimPrefix(actions+" "+x.name+"="+strconv.Itoa(x.n), "- ")
 		}
 	}
+	if r.ResumedAfter != "" {
+		// A round that went on from a checkpoint (runbook 8).
+		actions = strings.TrimPrefix(actions+" resumed_after="+strconv.Quote(r.ResumedAfter), "- ")
+	}
 	return actions
 }
 

@@ -419,8 +419,8 @@ func TestReconcileStatusShowsFeed(t *testing.T) {
 }
 
 // TestRoundActions: a round's ACTIONS column shows the damaged objects a
-// scrub found and repaired, and the keys left for the next round, beside
-// its decisions.
+// scrub found and repaired, the keys left for the next round and the
+// checkpoint it resumed after, beside its decisions.
 func TestRoundActions(t *testing.T) {
 	for _, tc := range []struct {
 		r    api.RoundResult
@@ -430,6 +430,7 @@ func TestRoundActions(t *testing.T) {
 		{api.RoundResult{Actions: map[string]int{"in_sync": 4}}, "in_sync=4"},
 		{api.RoundResult{Actions: map[string]int{"in_sync": 4}, Corrupt: 1, Repaired: 1}, "in_sync=4 corrupt=1 repaired=1"},
 		{api.RoundResult{Raced: 2}, "raced=2"},
+		{api.RoundResult{Actions: map[string]int{"download": 3}, ResumedAfter: "k0047"}, `download=3 resumed_after="k0047"`},
 	} {
 		if got := roundActions(&tc.r); got != tc.want {
 			t.Errorf("roundActions(%+v) = %q, want %q", tc.r, got, tc.want)
