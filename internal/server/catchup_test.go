@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -116,6 +117,22 @@ func TestAdminReadyzNotLogged(t *testing.T) {
 		}
 		if recs := logs.records(t); len(recs) != 0 {
 			t.Errorf("%s: /readyz's 503 logged: %v", c.name, recs)
+		}
+	}
+}
+
+// TestCatchingUpErrorClass: a 503 catching_up whose cause is the document's
+// absence on the node is counted and logged as the transient failure it is,
+// not as not_found.
+func TestCatchingUpErrorClass(t *testing.T) {
+	nf := fault.New(fault.NotFound, fault.Context{}, "document not found")
+	for _, err := range []error{
+		&server.CatchingUpError{Tenant: "acme", Msg: "cannot tell", Err: nf},
+		&server.CatchingUpError{Tenant: "acme", Msg: "cannot tell"},
+		&server.CatchingUpError{Tenant: "acme", Msg: "cannot tell", Err: errors.New("boom")},
+	} {
+		if c := fault.ClassOf(err); c != fault.Transient {
+			t.Errorf("%v: class %v, want transient", err, c)
 		}
 	}
 }

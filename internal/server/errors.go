@@ -74,7 +74,8 @@ func invalid(op, msg string) error {
 // CatchingUpError is the answer to a request a node cannot decide while
 // its tenant is catching up with a backend (it may lack the document the
 // request is about): 503 with the code "catching_up" and Retry-After.
-// Err, the cause, is classified (fault.Transient when nothing else).
+// Err, the cause, is classified (fault.Transient when nothing else, or
+// when it is the document's absence).
 type CatchingUpError struct {
 	Tenant string
 	Msg    string        // what could not be decided, for the client
@@ -94,7 +95,9 @@ func (e *CatchingUpError) Unwrap() error {
 	switch {
 	case e.Err == nil:
 		return fault.New(fault.Transient, fault.Context{Tenant: e.Tenant}, e.Msg)
-	case fault.ClassOf(e.Err) == fault.Unknown:
+	case fault.ClassOf(e.Err) == fault.Unknown, fault.ClassOf(e.Err) == fault.NotFound:
+		// A document the node does not hold yet is why it cannot decide,
+		// not the answer: logged and counted as the 503 it is.
 		return fault.E(fault.Transient, fault.Context{Tenant: e.Tenant}, e.Err)
 	}
 	return e.Err
