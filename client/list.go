@@ -30,8 +30,9 @@ func Prefix(p string) ListOption { return func(o *listOpts) { o.prefix = p } }
 // After starts the listing after key k (exclusive).
 func After(k string) ListOption { return func(o *listOpts) { o.after = k } }
 
-// PageSize sets the rows per request (the server caps it; its default
-// when 0).
+// PageSize sets the rows per request: 0 takes the server's default (100),
+// and the server refuses more than its largest page (1000 by default) with
+// a 400 rather than send fewer rows than asked.
 func PageSize(n int) ListOption { return func(o *listOpts) { o.pageSize = n } }
 
 // List iterates over the documents of tenant in key order, fetching pages

@@ -9,6 +9,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,12 +76,25 @@ func claimName(id store.Identity) string {
 type claims struct {
 	id       store.Identity
 	mine     claim
-	known    []string // run ids this data directory recorded (mine last once recorded)
-	file     string   // where they are recorded (claimFile)
-	recorded bool     // mine is among them
+	rec      claimsFile // what the data directory recorded
+	file     string     // where (claimFile)
 	blobs    []namedBlobs
+	held     map[string]bool // backends where this run's claim was checked and written
 	conflict atomic.Bool
 	every    logevery.Limiter
+	log      *slog.Logger
+	raised   func() // told once, when the alarm is raised
+}
+
+// claimsFile is what a data directory records of its claims.
+type claimsFile struct {
+	// Runs are the run ids of this directory's processes that wrote a
+	// claim, and those it saw claiming its identity, oldest first.
+	Runs []string `json:"runs"`
+	// Claimed is, per backend, the last run id this directory claimed
+	// there: a backend left out of the node's settings for many restarts
+	// holds an id that Runs no longer has.
+	Claimed map[string]string `json:"claimed"`
 }
 
 type namedBlobs struct {
@@ -87,82 +102,89 @@ type namedBlobs struct {
 	b    backend.Blobs
 }
 
-// newClaims makes a run id and reads the ids dir recorded.
-func newClaims(dir string, id store.Identity, now time.Time) (*claims, error) {
+// newClaims makes a run id and reads what dir recorded of its claims.
+func newClaims(dir string, id store.Identity, now time.Time, log *slog.Logger) (*claims, error) {
 	var runID [16]byte
 	_, _ = rand.Read(runID[:])
 	host, _ := os.Hostname()
-	c := &claims{id: id, every: logevery.Limiter{Period: time.Minute}, mine: claim{
+	c := &claims{id: id, log: log, every: logevery.Limiter{Period: time.Minute}, mine: claim{
 		NodeID: id.NodeID, Incarnation: fmt.Sprintf("%016x", id.Incarnation), Run: hex.EncodeToString(runID[:]),
 		Host: host, PID: os.Getpid(), Started: now.UTC().Format(time.RFC3339),
 	}}
 	name := filepath.Join(dir, claimFile)
-	var prev struct {
-		Runs []string `json:"runs"`
-	}
 	raw, err := os.ReadFile(name)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 	case err != nil:
 		return nil, fault.E(fault.Config, fault.Context{Op: "node.claim"}, err)
 	default:
-		if err := json.Unmarshal(raw, &prev); err != nil {
+		if err := json.Unmarshal(raw, &c.rec); err != nil {
 			return nil, fault.New(fault.Corruption, fault.Context{Op: "node.claim"},
 				fmt.Sprintf("%s is damaged (%v): move the data directory aside and start from an empty one, which restores from the backends (%q in %s)",
 					name, err, runbookIdentity, runbookPath))
 		}
 	}
-	c.known, c.file = prev.Runs, name
+	if c.rec.Claimed == nil {
+		c.rec.Claimed = map[string]string{}
+	}
+	c.file, c.held = name, map[string]bool{}
 	return c, nil
 }
 
-// record adds this run's id to the data directory's list, durably, before
-// its first claim is written: every run id a backend may hold is then in
-// the list. A run that never writes a claim (its backends unreachable)
-// leaves the list as it was, so a node restarting in a loop while its
-// backends are away does not push out the id its backends hold.
-func (c *claims) record() error {
-	if c.recorded {
+// ours reports whether run is a claim of this data directory's on the
+// backend name: one of its processes wrote it, or it saw it and recorded it.
+func (c *claims) ours(name, run string) bool {
+	return slices.Contains(c.rec.Runs, run) || c.rec.Claimed[name] == run
+}
+
+// record notes, durably, that this run is about to claim the identity on
+// backend name, before it writes the claim: every claim a backend may hold
+// is then the directory's own. A run that never writes a claim (its
+// backends unreachable) records nothing, so a node restarting in a loop
+// while its backends are away does not push the id they hold out of Runs.
+func (c *claims) record(name string) error {
+	next := c.rec
+	if !slices.Contains(next.Runs, c.mine.Run) {
+		next.Runs = keepLast(append(slices.Clone(next.Runs), c.mine.Run))
+	}
+	if next.Claimed[name] != c.mine.Run {
+		next.Claimed = maps.Clone(next.Claimed)
+		next.Claimed[name] = c.mine.Run
+	}
+	if len(next.Runs) == len(c.rec.Runs) && next.Claimed[name] == c.rec.Claimed[name] {
 		return nil
 	}
-	runs := append(slices.Clone(c.known), c.mine.Run)
-	if len(runs) > claimRunsKept {
-		runs = runs[len(runs)-claimRunsKept:]
-	}
-	if err := c.save(runs); err != nil {
+	if err := c.save(next); err != nil {
 		return err
 	}
-	c.known, c.recorded = runs, true
+	c.rec = next
 	return nil
 }
 
 // observed records another process's run id, seen claiming this node's
-// identity, among the data directory's: once the operator stops one of the
-// two, the one restarted first starts (the claim the backends hold is its
-// own or the other's last) and takes the identity back, and the other,
-// restarted on its copy, is refused.
+// identity: once the operator stops one of the two, the one restarted
+// first starts (the claim the backends hold is its own or the other's
+// last) and takes the identity back, and the other, restarted on its
+// copy, is refused.
 func (c *claims) observed(run string) error {
-	if slices.Contains(c.known, run) {
+	if slices.Contains(c.rec.Runs, run) {
 		return nil
 	}
-	if err := c.record(); err != nil {
+	next := c.rec
+	next.Runs = keepLast(append(slices.Clone(next.Runs), run))
+	if err := c.save(next); err != nil {
 		return err
 	}
-	runs := append(slices.Clone(c.known), run)
-	if len(runs) > claimRunsKept {
-		runs = runs[len(runs)-claimRunsKept:]
-	}
-	if err := c.save(runs); err != nil {
-		return err
-	}
-	c.known = runs
+	c.rec = next
 	return nil
 }
 
-func (c *claims) save(runs []string) error {
-	out, _ := json.Marshal(struct {
-		Runs []string `json:"runs"`
-	}{runs})
+func keepLast(runs []string) []string {
+	return runs[max(0, len(runs)-claimRunsKept):]
+}
+
+func (c *claims) save(f claimsFile) error {
+	out, _ := json.Marshal(f)
 	if err := store.WriteFileSync(c.file, out); err != nil {
 		return fault.E(fault.Config, fault.Context{Op: "node.claim"}, err)
 	}
@@ -176,29 +198,42 @@ func (c *claims) add(name string, be backend.Backend) {
 }
 
 // start checks each backend's claim and makes this run's. A backend that
-// does not answer is checked again by the next check; a claim this data
-// directory never made refuses the start.
-func (c *claims) start(ctx context.Context, log interface {
-	Warn(string, ...any)
-}) error {
+// does not answer is checked the same way by a later check; a claim this
+// data directory never made refuses the start.
+func (c *claims) start(ctx context.Context) error {
 	for _, nb := range c.blobs {
-		held, found, err := c.read(ctx, nb)
+		other, err := c.establish(ctx, nb)
 		if err != nil {
-			log.Warn("identity: the claim could not be read at start; it is checked again later", "backend", nb.name, "err", err)
+			c.log.Warn("identity: the claim could not be checked and made at start; it is checked again later", "backend", nb.name, "err", err)
 			continue
 		}
-		if found && !slices.Contains(c.known, held.Run) {
+		if other != nil {
 			return fault.New(fault.Config, fault.Context{Op: "node.start", Backend: nb.name}, fmt.Sprintf(
 				"backend %s holds a claim on this node's identity (node id %q, incarnation %s) by a process this data directory never ran: %s. "+
 					"This directory is a copy or an old backup of a node's data directory, and two processes writing under one identity silently replace each other's writes. "+
 					"Start this node from an empty data directory (it restores from the backends); see %q in %s",
-				nb.name, c.id.NodeID, c.mine.Incarnation, held, runbookIdentity, runbookPath))
-		}
-		if err := c.write(ctx, nb); err != nil {
-			log.Warn("identity: the claim could not be written at start; it is written again later", "backend", nb.name, "err", err)
+				nb.name, c.id.NodeID, c.mine.Incarnation, other, runbookIdentity, runbookPath))
 		}
 	}
 	return nil
+}
+
+// establish reads nb's claim and, when it is this directory's (or there is
+// none), writes this run's. other is the claim when it is another
+// directory's: nothing is written then.
+func (c *claims) establish(ctx context.Context, nb namedBlobs) (other *claim, err error) {
+	held, found, err := c.read(ctx, nb)
+	if err != nil {
+		return nil, err
+	}
+	if found && held.Run != c.mine.Run && !c.ours(nb.name, held.Run) {
+		return &held, nil
+	}
+	if err := c.write(ctx, nb); err != nil {
+		return nil, err
+	}
+	c.held[nb.name] = true
+	return nil, nil
 }
 
 func (c *claims) read(ctx context.Context, nb namedBlobs) (claim, bool, error) {
@@ -246,7 +281,7 @@ func decodeClaim(b []byte) (claim, bool) {
 }
 
 func (c *claims) write(ctx context.Context, nb namedBlobs) error {
-	if err := c.record(); err != nil {
+	if err := c.record(nb.name); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -255,25 +290,29 @@ func (c *claims) write(ctx context.Context, nb namedBlobs) error {
 	return err
 }
 
-// check reads every claim once: one that is another run's raises the
-// alarm, which stays raised, and is claimed back.
-func (c *claims) check(ctx context.Context, n *Node) {
+// check reads every claim once. On a backend where this run's claim is
+// not made yet (its check at start failed) it does what start does, but
+// raises the alarm where start would refuse. Elsewhere, a claim that is
+// not this run's raises the alarm, which stays raised, and is claimed
+// back.
+func (c *claims) check(ctx context.Context) {
 	for _, nb := range c.blobs {
+		if !c.held[nb.name] {
+			other, err := c.establish(ctx, nb)
+			if err == nil && other != nil {
+				c.alarm(nb, *other)
+				if c.write(ctx, nb) == nil {
+					c.held[nb.name] = true
+				}
+			}
+			continue
+		}
 		held, found, err := c.read(ctx, nb)
 		if err != nil {
 			continue // the backend's own failures are reported by its rounds
 		}
 		if found && held.Run != c.mine.Run {
-			if !c.conflict.Swap(true) {
-				n.tel.Metrics.IdentityConflict()
-			}
-			if err := c.observed(held.Run); err != nil {
-				n.log.Warn("identity: the other process's claim could not be recorded", "err", err)
-			}
-			if ok, suppressed := c.every.Allow(nb.name, time.Now()); ok {
-				n.log.Error(msgIdentityConflict, "backend", nb.name, "node_id", c.id.NodeID, "incarnation", c.mine.Incarnation,
-					"this_run", c.mine.Run, "other", held.String(), "suppressed", suppressed, "runbook", runbookIdentity)
-			}
+			c.alarm(nb, held)
 		}
 		if !found || held.Run != c.mine.Run {
 			_ = c.write(ctx, nb)
@@ -281,8 +320,22 @@ func (c *claims) check(ctx context.Context, n *Node) {
 	}
 }
 
+// alarm raises the identity conflict for other's claim on nb.
+func (c *claims) alarm(nb namedBlobs, other claim) {
+	if !c.conflict.Swap(true) && c.raised != nil {
+		c.raised()
+	}
+	if err := c.observed(other.Run); err != nil {
+		c.log.Warn("identity: the other process's claim could not be recorded", "err", err)
+	}
+	if ok, suppressed := c.every.Allow(nb.name, time.Now()); ok {
+		c.log.Error(msgIdentityConflict, "backend", nb.name, "node_id", c.id.NodeID, "incarnation", c.mine.Incarnation,
+			"this_run", c.mine.Run, "other", other.String(), "suppressed", suppressed, "runbook", runbookIdentity)
+	}
+}
+
 // run checks the claims every interval until ctx ends.
-func (c *claims) run(ctx context.Context, n *Node, interval time.Duration) {
+func (c *claims) run(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -290,7 +343,7 @@ func (c *claims) run(ctx context.Context, n *Node, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.check(ctx, n)
+			c.check(ctx)
 		}
 	}
 }

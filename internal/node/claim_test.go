@@ -74,7 +74,7 @@ func TestIdentityClaims(t *testing.T) {
 
 	// A restart on the same directory is no conflict.
 	a = startReplNodeWith(t, func(c *Config) { rarely(c); c.DataDir = dir }, spec)
-	a.repl.claims.check(ctx, a.Node)
+	a.repl.claims.check(ctx)
 	if got := readyz(a); got != "200 OK ready" {
 		t.Fatalf("a restarted on its own directory: %s", got)
 	}
@@ -91,14 +91,14 @@ func TestIdentityClaims(t *testing.T) {
 	if b.store.Identity() != a.store.Identity() {
 		t.Fatal("the copy has another identity")
 	}
-	a.repl.claims.check(ctx, a.Node)
+	a.repl.claims.check(ctx)
 	if got := readyz(a); got != "503 Service Unavailable identity_conflict" {
 		t.Fatalf("a after the copy claimed: %s", got)
 	}
 	if v := (&healthNode{Node: a.Node}).metric(t, "cairn_identity_conflict"); v != 1 {
 		t.Errorf("cairn_identity_conflict = %v on a, want 1", v)
 	}
-	b.repl.claims.check(ctx, b.Node)
+	b.repl.claims.check(ctx)
 	if got := readyz(b); got != "503 Service Unavailable identity_conflict" {
 		t.Fatalf("the copy after a claimed back: %s", got)
 	}
@@ -109,7 +109,7 @@ func TestIdentityClaims(t *testing.T) {
 	// identity back (each recorded the other's claim), whoever claimed
 	// last; the other is then refused.
 	a = startReplNodeWith(t, func(c *Config) { rarely(c); c.DataDir = dir }, spec)
-	a.repl.claims.check(ctx, a.Node)
+	a.repl.claims.check(ctx)
 	if got := readyz(a); got != "200 OK ready" {
 		t.Fatalf("a restarted first: %s", got)
 	}
@@ -141,44 +141,73 @@ func TestClaimDamageIsNoClaim(t *testing.T) {
 	}
 }
 
+// flakyBlobs fails its first reads and writes of blobs as told, then is
+// the backend it wraps.
+type flakyBlobs struct {
+	backend.Blobs
+	failGets, failPuts int
+}
+
+func (f *flakyBlobs) GetBlob(ctx context.Context, name string) ([]byte, string, error) {
+	if f.failGets > 0 {
+		f.failGets--
+		return nil, "", fault.New(fault.Transient, fault.Context{}, "503")
+	}
+	return f.Blobs.GetBlob(ctx, name)
+}
+
+func (f *flakyBlobs) PutBlob(ctx context.Context, name string, data []byte, pre backend.Precondition) (string, error) {
+	if f.failPuts > 0 {
+		f.failPuts--
+		return "", fault.New(fault.Transient, fault.Context{}, "503")
+	}
+	return f.Blobs.PutBlob(ctx, name, data, pre)
+}
+
+// TestClaimsNoFalseAlarm: a node's own claims never raise the alarm or
+// refuse its start: after a claim that could not be read or written at
+// start; after many runs that reached no backend; and after a backend was
+// left out of the node's settings for more runs than it keeps ids of.
+func TestClaimsNoFalseAlarm(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	id := store.Identity{NodeID: "n", Incarnation: 1}
+	a, b := mem.New("a"), mem.New("b")
+	run := func(blobs ...namedBlobs) *claims {
+		t.Helper()
+		c, err := newClaims(dir, id, time.Now(), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.blobs = blobs
+		if err := c.start(ctx); err != nil {
+			t.Fatalf("start: %v", err)
+		}
+		c.check(ctx)
+		c.check(ctx)
+		if c.conflict.Load() {
+			t.Fatal("the alarm was raised")
+		}
+		return c
+	}
+	run(namedBlobs{"a", a}, namedBlobs{"b", b})
+	// A claim that could not be read, or written, at start.
+	run(namedBlobs{"a", &flakyBlobs{Blobs: a, failGets: 1}})
+	run(namedBlobs{"a", &flakyBlobs{Blobs: a, failPuts: 1}})
+	// Runs that reached no backend.
+	for range 2 * claimRunsKept {
+		run(namedBlobs{"a", downBlobs{}})
+	}
+	// Backend b left out for more runs than the directory keeps ids of.
+	for range claimRunsKept + 1 {
+		run(namedBlobs{"a", a})
+	}
+	run(namedBlobs{"a", a}, namedBlobs{"b", b})
+}
+
 // downBlobs is a backend that answers nothing.
 type downBlobs struct{ backend.Blobs }
 
 func (downBlobs) GetBlob(context.Context, string) ([]byte, string, error) {
 	return nil, "", fault.New(fault.Transient, fault.Context{}, "down")
-}
-
-// TestClaimRecordedOnlyWhenWritten: runs whose backends never answered
-// leave the data directory's list of run ids as it was, however many, so
-// the id the backends hold is never pushed out of it.
-func TestClaimRecordedOnlyWhenWritten(t *testing.T) {
-	dir := t.TempDir()
-	id := store.Identity{NodeID: "n", Incarnation: 1}
-	mem := mem.New("m")
-	first, err := newClaims(dir, id, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	first.add("m", mem)
-	if err := first.start(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 * claimRunsKept {
-		c, err := newClaims(dir, id, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.blobs = []namedBlobs{{"m", downBlobs{}}}
-		if err := c.start(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	again, err := newClaims(dir, id, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	again.add("m", mem)
-	if err := again.start(context.Background(), slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatalf("after runs that reached no backend: %v", err)
-	}
 }

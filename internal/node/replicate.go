@@ -223,9 +223,10 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	var claims *claims
 	if len(rc.Backends) > 0 {
 		var err error
-		if claims, err = newClaims(n.cfg.DataDir, n.store.Identity(), time.Now()); err != nil {
+		if claims, err = newClaims(n.cfg.DataDir, n.store.Identity(), time.Now(), n.log); err != nil {
 			return err
 		}
+		claims.raised = n.tel.Metrics.IdentityConflict
 	}
 	seen := map[string]bool{}
 	for _, spec := range rc.Backends {
@@ -271,7 +272,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		}
 	}
 	if claims != nil {
-		if err := claims.start(start, n.log); err != nil {
+		if err := claims.start(start); err != nil {
 			return err
 		}
 		r.claims = claims
@@ -304,7 +305,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	}
 	r.running.Go(func() { r.feedLoop(ctx) })
 	if claims != nil {
-		r.running.Go(func() { claims.run(ctx, n, cmp.Or(rc.ClaimCheck, DefaultClaimCheck)) })
+		r.running.Go(func() { claims.run(ctx, cmp.Or(rc.ClaimCheck, DefaultClaimCheck)) })
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package server
 import (
 	"fmt"
 	"iter"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -115,10 +116,20 @@ func onceEach(q url.Values, names ...string) error {
 // onlyParams refuses a query with a parameter not among names, or one of
 // them given more than once.
 func onlyParams(q url.Values, names ...string) error {
-	for name := range q {
+	var unknown []string
+	for _, name := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(names, name) {
-			return fmt.Errorf("unknown query parameter %q (want %s)", bound(name, 64), strings.Join(names, ", "))
+			unknown = append(unknown, strconv.Quote(bound(name, 64)))
 		}
+	}
+	switch {
+	case len(unknown) == 1:
+		return fmt.Errorf("unknown query parameter %s (want %s)", unknown[0], strings.Join(names, ", "))
+	case len(unknown) > 1:
+		if len(unknown) > 8 {
+			unknown = append(unknown[:8], "…")
+		}
+		return fmt.Errorf("unknown query parameters %s (want %s)", strings.Join(unknown, ", "), strings.Join(names, ", "))
 	}
 	return onceEach(q, names...)
 }

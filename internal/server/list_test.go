@@ -139,13 +139,18 @@ func TestListQueryValidation(t *testing.T) {
 		{"prefix=a&prefix=b", 400, 0}, // which one was meant is not guessed
 		{"limt=5", 400, 0},            // a misspelt parameter would list everything
 		{"prefix=a&cursor=b", 400, 0},
+		{"y=1&x=2&limt=3", 400, 0}, // all of them named, in order
 	} {
 		gotLimit = 0
 		w := e.do(t, req{method: "GET", path: "/v1/tenants/acme/docs?" + tc.query, token: e.tokA})
 		if w.Code != tc.status || gotLimit != tc.wantLimit {
 			t.Errorf("%q: status %d, Docs limit %d; want %d, %d", tc.query, w.Code, gotLimit, tc.status, tc.wantLimit)
 		}
-		if w.Code == 400 && (strings.HasPrefix(tc.query, "limt") || strings.Contains(tc.query, "cursor")) {
+		if tc.query == "y=1&x=2&limt=3" {
+			if msg := decodeError(t, w).Error.Message; !strings.Contains(msg, `unknown query parameters "limt", "x", "y"`) {
+				t.Errorf("%q: message %q does not name every unknown parameter in order", tc.query, msg)
+			}
+		} else if w.Code == 400 && (strings.HasPrefix(tc.query, "limt") || strings.Contains(tc.query, "cursor")) {
 			if msg := decodeError(t, w).Error.Message; !strings.Contains(msg, "unknown query parameter") {
 				t.Errorf("%q: message %q does not name the unknown parameter", tc.query, msg)
 			}
