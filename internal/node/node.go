@@ -138,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
 	defer func(n *Node) { // n, not the result, which a failed return sets to nil
 		if err != nil {
-			n.closeData()
+			n.closeData(false)
 			if n.tel != nil {
 				n.tel.Shutdown(context.Background())
 			}
@@ -344,7 +344,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	n.serving.Wait()
-	errs = append(errs, n.closeData())
+	errs = append(errs, n.closeData(true))
 	if n.tel != nil {
 		errs = append(errs, n.tel.Shutdown(ctx))
 	}
@@ -352,11 +352,16 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// closeData stops replication, then closes the cache and the store: the
+// closeData stops replication (uploading the pending changes first when
+// flush is set: a graceful stop), then closes the cache and the store: the
 // engines read and write the store until Close returns.
-func (n *Node) closeData() error {
+func (n *Node) closeData(flush bool) error {
 	var errs []error
-	errs = append(errs, n.repl.close())
+	if flush {
+		errs = append(errs, n.repl.closeFlushing(n.log))
+	} else {
+		errs = append(errs, n.repl.close())
+	}
 	if n.cache != nil {
 		errs = append(errs, n.cache.Close())
 	}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"path/filepath"
 	"slices"
@@ -367,9 +368,20 @@ func (r *replicator) feedLoop(ctx context.Context) {
 	}
 }
 
+// flushWait bounds the upload of a stopping node's pending changes.
+const flushWait = 5 * time.Second
+
 // close stops the engines and the feed, waits for them, then closes the
 // backends. Safe on a partly started replicator and on nil.
 func (r *replicator) close() error {
+	return r.closeFlushing(nil)
+}
+
+// closeFlushing is close that, when log is not nil, uploads each backend's
+// pending changes (Engine.Flush, within flushWait) once the engines have
+// stopped and before the backends close: a node stopped gracefully leaves
+// its backends up to date.
+func (r *replicator) closeFlushing(log *slog.Logger) error {
 	if r == nil {
 		return nil
 	}
@@ -383,6 +395,18 @@ func (r *replicator) close() error {
 		e.Close()
 	}
 	r.running.Wait()
+	if log != nil && len(r.engines) > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), flushWait)
+		for _, e := range r.engines {
+			n, err := e.Flush(ctx)
+			if err != nil {
+				log.Warn("shutdown: pending changes not uploaded; they are uploaded when the node runs again", "backend", e.Backend(), "uploaded", n, "err", err)
+			} else if n > 0 {
+				log.Info("shutdown: pending changes uploaded", "backend", e.Backend(), "uploaded", n)
+			}
+		}
+		cancel()
+	}
 	var first error
 	for _, c := range r.closers {
 		if err := c(); err != nil && first == nil {

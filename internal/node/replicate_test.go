@@ -347,3 +347,40 @@ func TestReconcileStatusEstimateAndLag(t *testing.T) {
 		t.Fatalf("lag %v", b.LagSeconds)
 	}
 }
+
+// TestShutdownUploadsPendingChanges: a node stopped gracefully uploads the
+// changes its uploader had not yet (here held back by a long coalesce
+// window) before it closes its backends.
+func TestShutdownUploadsPendingChanges(t *testing.T) {
+	b := mem.New("shared")
+	n := startReplNodeWith(t, func(c *Config) { c.Replication.CoalesceWindow = time.Hour }, BackendSpec{Name: "shared", Backend: b})
+	put := func(key string) {
+		t.Helper()
+		if code, body := n.do(t, "PUT", key, `{"v":1}`); code != 201 {
+			t.Fatalf("PUT %s: %d %s", key, code, body)
+		}
+	}
+	// The first change is uploaded at once; the window then holds back the
+	// next ones. Polled: the upload happens on the engine's goroutine.
+	put("k1")
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := b.Get(context.Background(), "acme", "k1"); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("k1 not uploaded: %v", err)
+		}
+	}
+	put("k2")
+	put("k3")
+	if _, err := b.Get(context.Background(), "acme", "k3"); err == nil {
+		t.Fatal("k3 was uploaded within the coalesce window: the test shows nothing")
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{"k1", "k2", "k3"} {
+		if _, err := b.Get(context.Background(), "acme", key); err != nil {
+			t.Errorf("%s after a graceful stop: %v; want it in the backend", key, err)
+		}
+	}
+}

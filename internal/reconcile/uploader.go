@@ -3,6 +3,9 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,6 +31,26 @@ import (
 func (e *Engine) Upload(ctx context.Context, tenant string) (Stats, error) {
 	st, _, err := e.uploadSome(ctx, tenant, 0)
 	return st, err
+}
+
+// Flush uploads the changes of every tenant whose change log holds some
+// not yet uploaded (those ReplicationLag counts), for a node stopping
+// gracefully: without it, what was written within the coalesce window, or
+// behind a busy uploader, would reach the backend only when the node runs
+// again. Call it after Close (Run's uploader is stopped). It returns how
+// many changes it uploaded and the first tenant's error; ctx bounds it.
+func (e *Engine) Flush(ctx context.Context) (uploaded int, err error) {
+	e.mu.Lock()
+	tenants := slices.Sorted(maps.Keys(e.pending))
+	e.mu.Unlock()
+	for _, t := range tenants {
+		st, uerr := e.Upload(ctx, t)
+		uploaded += st.Actions[Upload]
+		if uerr != nil && err == nil {
+			err = fmt.Errorf("tenant %s: %w", t, uerr)
+		}
+	}
+	return uploaded, err
 }
 
 // uploadSome drains up to n changes of tenant's log (0: all of it), whole
