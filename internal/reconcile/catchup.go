@@ -243,15 +243,24 @@ func (e *Engine) ReadThrough(ctx context.Context, tenant, key string) (*backend.
 // adopted, the version shown is never followed by an older one. Errors are
 // the decision's and the store's (the key is left to the rounds).
 func (e *Engine) Adopt(ctx context.Context, tenant, key string, obj *backend.Object) error {
-	var local *store.Record
-	rec, err := e.st.Get(ctx, tenant, key)
-	switch {
-	case err == nil:
-		rec.Body = nil
-		local = &rec
-	case fault.ClassOf(err) != fault.NotFound:
+	local, err := e.localHeader(ctx, tenant, key)
+	if err != nil {
 		return err
 	}
 	var st Stats
 	return e.syncKeyKnown(ctx, tenant, key, local, &obj.Entry, obj, &st, nil)
+}
+
+// localHeader is the node's version of tenant's key without its body, as
+// the decision takes it; nil when the node has none.
+func (e *Engine) localHeader(ctx context.Context, tenant, key string) (*store.Record, error) {
+	rec, err := e.st.Get(ctx, tenant, key)
+	switch {
+	case err == nil:
+		rec.Body = nil
+		return &rec, nil
+	case fault.ClassOf(err) == fault.NotFound:
+		return nil, nil
+	}
+	return nil, err
 }

@@ -17,7 +17,6 @@ import (
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
-	"github.com/cairnstore/cairn/internal/store"
 )
 
 // FeedConfig configures the change feed: news between nodes through the
@@ -826,13 +825,8 @@ func (f *feed) apply(ctx context.Context, tenant string, obj *feedObject, g *rou
 
 // applyEntry syncs one entry's key with the remote side known from it.
 func (f *feed) applyEntry(ctx context.Context, tenant string, en *feedEntry, st *Stats, g *round) error {
-	var local *store.Record
-	rec, err := f.e.st.Get(ctx, tenant, en.key)
-	switch {
-	case err == nil:
-		rec.Body = nil
-		local = &rec
-	case fault.ClassOf(err) != fault.NotFound:
+	local, err := f.e.localHeader(ctx, tenant, en.key)
+	if err != nil {
 		return err
 	}
 	remote := &backend.Entry{Key: en.key, ETag: en.etag}

@@ -165,13 +165,8 @@ func (e *Engine) uploadPage(ctx context.Context, tenant string, batch []store.Ch
 // usable base ETag, a decision other than Upload) reads the remote's
 // entry first, as a round's key would be.
 func (e *Engine) uploadKey(ctx context.Context, tenant, key string, st *Stats) (*Uploaded, error) {
-	var local *store.Record
-	rec, err := e.st.Get(ctx, tenant, key)
-	switch {
-	case err == nil:
-		rec.Body = nil
-		local = &rec
-	case fault.ClassOf(err) != fault.NotFound:
+	local, err := e.localHeader(ctx, tenant, key)
+	if err != nil {
 		return nil, err
 	}
 	release, err := e.inflight.Acquire(ctx, tenant, key)
