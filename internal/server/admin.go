@@ -122,7 +122,7 @@ func NewAdmin(o AdminOptions) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	s.conns.max, s.conns.warn.Period = DefaultMaxConns, 10*time.Second
+	s.conns.setMax(0)
 	for _, rt := range adminRoutes(s, o) {
 		if err := s.Mount(rt); err != nil {
 			return nil, err

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -59,9 +60,14 @@ func (l *connLimit) release(over bool) {
 // [Server.Serve] wraps (cairn_http_connections).
 func (s *Server) OpenConns() int64 { return s.conns.open.Load() }
 
+// setMax sets the limit (0: DefaultMaxConns).
+func (l *connLimit) setMax(n int) {
+	l.max, l.warn.Period = int64(or(n, DefaultMaxConns)), 10*time.Second
+}
+
 // connContext marks the requests of a connection past the limit.
-func connContext(ctx context.Context, c interface{ past() bool }) context.Context {
-	if c.past() {
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	if rc, ok := c.(*rawErrorConn); ok && rc.over {
 		return context.WithValue(ctx, overConnKey{}, true)
 	}
 	return ctx
@@ -70,6 +76,9 @@ func connContext(ctx context.Context, c interface{ past() bool }) context.Contex
 // refuseOverLimit answers a request on a connection past the limit, and
 // reports whether it did.
 func (s *Server) refuseOverLimit(x *exchange, r *http.Request) bool {
+	if s.conns.refusing.Load() == 0 {
+		return false // no connection is past the limit: no context to search
+	}
 	if over, _ := r.Context().Value(overConnKey{}).(bool); !over {
 		return false
 	}

@@ -86,8 +86,6 @@ type rawErrorConn struct {
 	closed atomic.Bool
 }
 
-func (c *rawErrorConn) past() bool { return c.over }
-
 // Close releases the connection's place under the limit, once.
 func (c *rawErrorConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) && c.l != nil && c.l.limit != nil {

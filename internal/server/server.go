@@ -318,7 +318,7 @@ func New(o Options) (*Server, error) {
 		now:        time.Now,
 		flushEvery: 20 * time.Millisecond,
 	}
-	s.conns.max, s.conns.warn.Period = int64(or(o.MaxConns, DefaultMaxConns)), 10*time.Second
+	s.conns.setMax(o.MaxConns)
 	if s.authFailed == nil && s.limiter != nil {
 		s.authFailed = s.limiter.AuthFailed
 	}
@@ -600,12 +600,7 @@ func (s *Server) HTTPServer(addr string) *http.Server {
 		IdleTimeout:       t.Idle,
 		MaxHeaderBytes:    t.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
-			if pc, ok := c.(interface{ past() bool }); ok {
-				return connContext(ctx, pc)
-			}
-			return ctx
-		},
+		ConnContext:       connContext,
 	}
 }
 
