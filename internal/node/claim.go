@@ -143,17 +143,14 @@ func (c *claims) ours(name, run string) bool {
 // backends unreachable) records nothing, so a node restarting in a loop
 // while its backends are away does not push the id they hold out of Runs.
 func (c *claims) record(name string) error {
-	next := c.rec
+	if slices.Contains(c.rec.Runs, c.mine.Run) && c.rec.Claimed[name] == c.mine.Run {
+		return nil
+	}
+	next := claimsFile{Runs: c.rec.Runs, Claimed: maps.Clone(c.rec.Claimed)}
 	if !slices.Contains(next.Runs, c.mine.Run) {
 		next.Runs = keepLast(append(slices.Clone(next.Runs), c.mine.Run))
 	}
-	if next.Claimed[name] != c.mine.Run {
-		next.Claimed = maps.Clone(next.Claimed)
-		next.Claimed[name] = c.mine.Run
-	}
-	if len(next.Runs) == len(c.rec.Runs) && next.Claimed[name] == c.rec.Claimed[name] {
-		return nil
-	}
+	next.Claimed[name] = c.mine.Run
 	if err := c.save(next); err != nil {
 		return err
 	}
@@ -198,42 +195,28 @@ func (c *claims) add(name string, be backend.Backend) {
 }
 
 // start checks each backend's claim and makes this run's. A backend that
-// does not answer is checked the same way by a later check; a claim this
-// data directory never made refuses the start.
+// does not answer is left to the checks (check); a claim this data
+// directory never made refuses the start.
 func (c *claims) start(ctx context.Context) error {
 	for _, nb := range c.blobs {
-		other, err := c.establish(ctx, nb)
-		if err != nil {
-			c.log.Warn("identity: the claim could not be checked and made at start; it is checked again later", "backend", nb.name, "err", err)
-			continue
-		}
-		if other != nil {
+		held, found, err := c.read(ctx, nb)
+		if err == nil && found && held.Run != c.mine.Run && !c.ours(nb.name, held.Run) {
 			return fault.New(fault.Config, fault.Context{Op: "node.start", Backend: nb.name}, fmt.Sprintf(
 				"backend %s holds a claim on this node's identity (node id %q, incarnation %s) by a process this data directory never ran: %s. "+
 					"This directory is a copy or an old backup of a node's data directory, and two processes writing under one identity silently replace each other's writes. "+
 					"Start this node from an empty data directory (it restores from the backends); see %q in %s",
-				nb.name, c.id.NodeID, c.mine.Incarnation, other, runbookIdentity, runbookPath))
+				nb.name, c.id.NodeID, c.mine.Incarnation, held, runbookIdentity, runbookPath))
 		}
+		if err == nil {
+			err = c.write(ctx, nb)
+		}
+		if err != nil {
+			c.log.Warn("identity: the claim could not be checked and made at start; it is checked again later", "backend", nb.name, "err", err)
+			continue
+		}
+		c.held[nb.name] = true
 	}
 	return nil
-}
-
-// establish reads nb's claim and, when it is this directory's (or there is
-// none), writes this run's. other is the claim when it is another
-// directory's: nothing is written then.
-func (c *claims) establish(ctx context.Context, nb namedBlobs) (other *claim, err error) {
-	held, found, err := c.read(ctx, nb)
-	if err != nil {
-		return nil, err
-	}
-	if found && held.Run != c.mine.Run && !c.ours(nb.name, held.Run) {
-		return &held, nil
-	}
-	if err := c.write(ctx, nb); err != nil {
-		return nil, err
-	}
-	c.held[nb.name] = true
-	return nil, nil
 }
 
 func (c *claims) read(ctx context.Context, nb namedBlobs) (claim, bool, error) {
@@ -290,32 +273,22 @@ func (c *claims) write(ctx context.Context, nb namedBlobs) error {
 	return err
 }
 
-// check reads every claim once. On a backend where this run's claim is
-// not made yet (its check at start failed) it does what start does, but
-// raises the alarm where start would refuse. Elsewhere, a claim that is
-// not this run's raises the alarm, which stays raised, and is claimed
-// back.
+// check reads every claim once, and writes this run's where it is not
+// there. Another run's claim raises the alarm, which stays raised: on a
+// backend where this run's claim was made, any other; where it was not
+// (the backend did not answer at start), one this directory never made,
+// as start would have refused it.
 func (c *claims) check(ctx context.Context) {
 	for _, nb := range c.blobs {
-		if !c.held[nb.name] {
-			other, err := c.establish(ctx, nb)
-			if err == nil && other != nil {
-				c.alarm(nb, *other)
-				if c.write(ctx, nb) == nil {
-					c.held[nb.name] = true
-				}
-			}
-			continue
-		}
 		held, found, err := c.read(ctx, nb)
-		if err != nil {
-			continue // the backend's own failures are reported by its rounds
+		if err != nil || (found && held.Run == c.mine.Run) {
+			continue // a backend's failures are reported by its rounds
 		}
-		if found && held.Run != c.mine.Run {
+		if found && (c.held[nb.name] || !c.ours(nb.name, held.Run)) {
 			c.alarm(nb, held)
 		}
-		if !found || held.Run != c.mine.Run {
-			_ = c.write(ctx, nb)
+		if c.write(ctx, nb) == nil {
+			c.held[nb.name] = true
 		}
 	}
 }
