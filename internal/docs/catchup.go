@@ -52,8 +52,8 @@ func (d *Service) undecidable(tenant string, pre doc.Precondition) error {
 const readThroughWait = 3 * time.Second
 
 // newestRemote reads key from the backends es: the newest version any of
-// them holds and the backend's name (nil, "" when none does), and the
-// errors of those that could not be read.
+// them holds and the engine of its backend (nil, nil when none does), and
+// the errors of those that could not be read.
 func newestRemote(ctx context.Context, es []*reconcile.Engine, tenant, key string) (best *backend.Object, from *reconcile.Engine, failed error) {
 	ctx, span := telemetry.StartChild(ctx, "backend.read_through")
 	defer span.End()

@@ -357,11 +357,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // engines read and write the store until Close returns.
 func (n *Node) closeData(flush bool) error {
 	var errs []error
-	if flush {
-		errs = append(errs, n.repl.closeFlushing(n.log))
-	} else {
-		errs = append(errs, n.repl.close())
-	}
+	errs = append(errs, n.repl.close(flush))
 	if n.cache != nil {
 		errs = append(errs, n.cache.Close())
 	}

@@ -211,6 +211,7 @@ type replicator struct {
 	closers   []func() error       // backends to close after the engines stop
 	feed      *changeFeed
 	claims    *claims // the node's identity claims (claim.go); nil without backends
+	log       *slog.Logger
 	stop      context.CancelFunc
 	running   sync.WaitGroup // the engines', the collector's and the feed's goroutines
 }
@@ -219,7 +220,7 @@ type replicator struct {
 // The feed must be the one the store's Watcher marks.
 func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	rc := n.cfg.Replication
-	r := &replicator{feed: feed}
+	r := &replicator{feed: feed, log: n.log}
 	n.repl = r // set first, so a failure below is cleaned up by closeData
 	var claims *claims
 	if len(rc.Backends) > 0 {
@@ -372,16 +373,11 @@ func (r *replicator) feedLoop(ctx context.Context) {
 const flushWait = 5 * time.Second
 
 // close stops the engines and the feed, waits for them, then closes the
-// backends. Safe on a partly started replicator and on nil.
-func (r *replicator) close() error {
-	return r.closeFlushing(nil)
-}
-
-// closeFlushing is close that, when log is not nil, uploads each backend's
-// pending changes (Engine.Flush, within flushWait) once the engines have
-// stopped and before the backends close: a node stopped gracefully leaves
-// its backends up to date.
-func (r *replicator) closeFlushing(log *slog.Logger) error {
+// backends. With flush (a graceful stop), it first uploads each backend's
+// pending changes (Engine.Flush, within flushWait), so a node stopped
+// gracefully leaves its backends up to date. Safe on a partly started
+// replicator and on nil.
+func (r *replicator) close(flush bool) error {
 	if r == nil {
 		return nil
 	}
@@ -395,14 +391,14 @@ func (r *replicator) closeFlushing(log *slog.Logger) error {
 		e.Close()
 	}
 	r.running.Wait()
-	if log != nil && len(r.engines) > 0 {
+	if flush && len(r.engines) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), flushWait)
 		for _, e := range r.engines {
 			n, err := e.Flush(ctx)
 			if err != nil {
-				log.Warn("shutdown: pending changes not uploaded; they are uploaded when the node runs again", "backend", e.Backend(), "uploaded", n, "err", err)
+				r.log.Warn("shutdown: pending changes not uploaded; they are uploaded when the node runs again", "backend", e.Backend(), "uploaded", n, "err", err)
 			} else if n > 0 {
-				log.Info("shutdown: pending changes uploaded", "backend", e.Backend(), "uploaded", n)
+				r.log.Info("shutdown: pending changes uploaded", "backend", e.Backend(), "uploaded", n)
 			}
 		}
 		cancel()

@@ -222,8 +222,7 @@ func (e *Engine) CatchingUpAtStart() []string {
 
 // ReadThrough reads tenant's key from the backend, verified, for a node
 // that does not hold it yet; it stores nothing (Adopt stores what a client
-// was served). It goes
-// through the resilience policy (an open breaker refuses at once with
+// was served). It goes through the resilience policy (an open breaker refuses at once with
 // ErrBackendUnavailable) but not Limits, which bound the reconciler's own
 // load: a client's read must not wait behind the round it is standing in
 // for. It is counted among the backend calls (BackendObserver). Outcomes
@@ -235,7 +234,7 @@ func (e *Engine) ReadThrough(ctx context.Context, tenant, key string) (*backend.
 }
 
 // Adopt applies obj, a version of tenant's key that ReadThrough read and a
-// client was served, to the node as the change feed applies a peer's news:
+// client is to be served, to the node as the change feed applies a peer's news:
 // decided against the node's version under the tenant's policy, stored,
 // and the sync state recorded. A node catching up otherwise holds, once
 // its round has passed the key, whatever the backend held when the round
