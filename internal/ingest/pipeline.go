@@ -41,14 +41,24 @@ func (p *pipeline) decodeBatch(d *Decoder, kf *keyFinder, b *Batch) {
 			end = pos + k
 		}
 		off := b.off + int64(pos)
-		if end-pos > p.opts.MaxRecordSize {
+		if recordLen(data[pos:end]) > p.opts.MaxRecordSize {
 			b.oversize++
-			p.reject(b, Reject{Line: line, Offset: off, Kind: KindOversize, Err: ErrOversize})
+			p.reject(b, Reject{Line: line, Offset: off, Kind: KindOversize, Err: p.oversize})
 		} else {
 			p.decodeLine(d, kf, b, data[pos:end], line, off)
 		}
 		pos = end + 1
 	}
+}
+
+// recordLen is the length of line ln counted against MaxRecordSize: without
+// the carriage return of a CRLF line end, so that a record at the limit is
+// accepted whichever line end its producer writes.
+func recordLen(ln []byte) int {
+	if n := len(ln); n > 0 && ln[n-1] == '\r' {
+		return n - 1
+	}
+	return len(ln)
 }
 
 // decodeLine decodes the one JSON value of a line (NDJSON). A line is

@@ -59,10 +59,11 @@ func (o Options) normalize() (Options, []string, error) {
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = defaultChunkSize
 	}
-	// A chunk must hold a carried partial line of MaxRecordSize plus room to
-	// read more; doubling keeps reads large when the two are close.
-	if o.ChunkSize <= o.MaxRecordSize {
-		o.ChunkSize = 2 * o.MaxRecordSize
+	// A chunk must hold a carried partial line of MaxRecordSize (and a CRLF
+	// line end's CR) plus room to read more; doubling keeps reads large when
+	// the two are close.
+	if o.ChunkSize <= o.MaxRecordSize+1 {
+		o.ChunkSize = 2 * (o.MaxRecordSize + 1)
 	}
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = DefaultMaxDepth
@@ -166,8 +167,9 @@ type source interface {
 }
 
 type pipeline struct {
-	opts Options
-	key  []string
+	opts     Options
+	key      []string
+	oversize error // ErrOversize, naming the limit
 }
 
 func run(ctx context.Context, src source, opts Options, h Handler) (Stats, error) {
@@ -176,7 +178,8 @@ func run(ctx context.Context, src source, opts Options, h Handler) (Stats, error
 	if err != nil {
 		return Stats{}, err
 	}
-	p := &pipeline{opts: opts, key: key}
+	p := &pipeline{opts: opts, key: key,
+		oversize: fmt.Errorf("%w: a line holds at most %d bytes", ErrOversize, opts.MaxRecordSize)}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 

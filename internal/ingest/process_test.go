@@ -12,6 +12,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 )
 
 // collected is what a test handler saw, copied out of the batch.
@@ -83,7 +84,7 @@ func TestProcessGeneric(t *testing.T) {
 		"5@71 malformed: ingest: invalid JSON at byte 81: trailing data after the JSON value\n" +
 		"6@92 malformed: ingest: field id at byte 92: key not found\n" +
 		"7@107 malformed: ingest: field id at byte 107: key not found\n" +
-		"8@123 oversize: ingest: record exceeds the maximum size\n" +
+		"8@123 oversize: ingest: record exceeds the maximum size: a line holds at most 64 bytes\n" +
 		"9@217 malformed: ingest: invalid JSON at byte 228: trailing data after the JSON value\n"
 	if got := rejectString(st.Rejects); got != want {
 		t.Errorf("rejects:\n%s\nwant:\n%s", got, want)
@@ -268,9 +269,49 @@ func TestProcessOversizeLongerThanChunk(t *testing.T) {
 		} else {
 			st, err = ProcessBytes(context.Background(), []byte(in), opts, c.handler())
 		}
-		want := fmt.Sprintf("2@11 oversize: %v\n4@%d oversize: %v\n", ErrOversize, 11+len(big)+12, ErrOversize)
+		msg := ErrOversize.Error() + ": a line holds at most 100 bytes"
+		want := fmt.Sprintf("2@11 oversize: %s\n4@%d oversize: %s\n", msg, 11+len(big)+12, msg)
 		if err != nil || strings.Join(c.keys, " ") != "a b" || rejectString(st.Rejects) != want || st.Bytes != int64(len(in)) {
 			t.Errorf("read=%v: keys %q err %v stats %+v rejects\n%s", read, c.keys, err, st, rejectString(st.Rejects))
+		}
+	}
+}
+
+// TestProcessCRLFAtTheLimit: a record of exactly MaxRecordSize bytes is
+// accepted with either line end, wherever a chunk boundary falls in it or
+// its CRLF; one byte more is rejected as oversize.
+func TestProcessCRLFAtTheLimit(t *testing.T) {
+	const limit = 100
+	rec := func(n int) string { // a record of n bytes
+		return `{"id":"k","pad":"` + strings.Repeat("x", n-len(`{"id":"k","pad":""}`)) + `"}`
+	}
+	for _, tc := range []struct {
+		n        int
+		end      string
+		oversize bool
+	}{
+		{limit, "\n", false}, {limit, "\r\n", false}, {limit + 1, "\n", true}, {limit + 1, "\r\n", true},
+	} {
+		in := `{"id":"a"}` + tc.end + rec(tc.n) + tc.end + `{"id":"b"}` + tc.end
+		for chunk := 0; chunk <= 2*limit+8; chunk++ {
+			var c collected
+			opts := Options{KeyField: "id", MaxRecordSize: limit, ChunkSize: chunk, Ordered: true}
+			st, err := Process(context.Background(), iotest.OneByteReader(strings.NewReader(in)), opts, c.handler())
+			keys := "a k b"
+			if tc.oversize {
+				keys = "a b"
+			}
+			if err != nil || strings.Join(c.keys, " ") != keys || (st.Oversize == 1) != tc.oversize {
+				t.Fatalf("%d bytes, %q, chunk %d: keys %q, err %v, stats %+v", tc.n, tc.end, chunk, c.keys, err, st)
+			}
+			if tc.oversize && !strings.Contains(rejectString(st.Rejects), "at most 100 bytes") {
+				t.Errorf("the oversize reject does not name the limit: %s", rejectString(st.Rejects))
+			}
+		}
+		var c collected
+		st, err := ProcessBytes(context.Background(), []byte(in), Options{KeyField: "id", MaxRecordSize: limit, Ordered: true}, c.handler())
+		if err != nil || (st.Oversize == 1) != tc.oversize {
+			t.Errorf("ProcessBytes, %d bytes, %q: keys %q, err %v, stats %+v", tc.n, tc.end, c.keys, err, st)
 		}
 	}
 }
