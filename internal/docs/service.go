@@ -62,24 +62,24 @@ func New(st *store.Store, c *cache.Cache, catchingUp func(tenant string) []*reco
 // takes it in its Options; the Service over the store is made after.
 type Follower struct {
 	c *cache.Cache
-	// changed, if set, is told the tenant of every commit, on the
-	// committer's goroutine: it must not block.
-	changed func(tenant string)
+	// changed, if set, is told of every commit, on the committer's
+	// goroutine: it must not block.
+	changed func(rec *store.Record)
 }
 
 var _ store.Watcher = (*Follower)(nil)
 
 // NewFollower returns the Watcher that keeps c in step with the store;
-// changed, if not nil, is told the tenant of every commit, on the store's
-// committer goroutine, and must not block.
-func NewFollower(c *cache.Cache, changed func(tenant string)) *Follower {
+// changed, if not nil, is told of every commit, on the store's committer
+// goroutine, and must not block or keep rec.
+func NewFollower(c *cache.Cache, changed func(rec *store.Record)) *Follower {
 	return &Follower{c: c, changed: changed}
 }
 
 // Committed implements store.Watcher.
 func (f *Follower) Committed(rec *store.Record) {
 	if f.changed != nil {
-		f.changed(rec.Tenant)
+		f.changed(rec)
 	}
 	if rec.Bulk { // an ingest: refresh, don't admit (see bulkCommitted)
 		f.bulkCommitted(rec)

@@ -171,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
+	feed.self.Store(n.store.Identity().Incarnation)
 	if err := n.startReplication(ctx, feed); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
@@ -20,6 +21,7 @@ import (
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
@@ -47,9 +49,10 @@ import (
 //
 // The store's Watcher (Docs.Committed, on the committer's goroutine) marks
 // the tenant dirty in a set and wakes the feed goroutine without blocking;
-// the feed tells every engine (Engine.Changed, itself non-blocking), so the
-// uploader drains the change log promptly. Commits of one tenant while the
-// feed is busy coalesce into one notification.
+// the feed tells every engine (Engine.Changed for a version this node
+// wrote, Engine.Copied for one it took from elsewhere; both non-blocking),
+// so the uploader drains the change log promptly. Commits of one tenant
+// while the feed is busy coalesce into one notification.
 type Replication struct {
 	// Backends, in the order they are reconciled. Each is a spec as
 	// --backend takes it (ParseBackendSpec), or an open Backend (tests).
@@ -360,9 +363,13 @@ func (r *replicator) feedLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-r.feed.wake:
-			for _, t := range r.feed.take() {
+			for t, own := range r.feed.take() {
 				for _, e := range r.engines {
-					e.Changed(t)
+					if own {
+						e.Changed(t)
+					} else {
+						e.Copied(t)
+					}
 				}
 			}
 		}
@@ -422,26 +429,29 @@ func (r *replicator) engine(name string) (*reconcile.Engine, *resilience.Policy)
 	return nil, nil
 }
 
-// changeFeed is the set of tenants committed to since the feed last looked.
-// mark is called by the store's committer and must never block it: it
-// takes a short lock and pokes wake without waiting.
+// changeFeed is the set of tenants committed to since the feed last looked,
+// each with whether a version this node wrote was among the commits. mark
+// is called by the store's committer and must never block it: it takes a
+// short lock and pokes wake without waiting.
 type changeFeed struct {
 	wake chan struct{} // capacity 1: "dirty is not empty"
+	// self is the store's incarnation, the Writer of the versions this
+	// node writes; set once the store is open, before any engine runs.
+	self atomic.Uint64
 
 	mu    sync.Mutex // guards dirty
-	dirty map[string]struct{}
+	dirty map[string]bool
 }
 
 func newChangeFeed() *changeFeed {
-	return &changeFeed{wake: make(chan struct{}, 1), dirty: map[string]struct{}{}}
+	return &changeFeed{wake: make(chan struct{}, 1), dirty: map[string]bool{}}
 }
 
-func (f *changeFeed) mark(tenant string) {
+func (f *changeFeed) mark(rec *store.Record) {
+	own := rec.Version.Writer == f.self.Load()
 	f.mu.Lock()
-	_, had := f.dirty[tenant]
-	if !had {
-		f.dirty[tenant] = struct{}{}
-	}
+	was, had := f.dirty[rec.Tenant]
+	f.dirty[rec.Tenant] = was || own
 	f.mu.Unlock()
 	if had {
 		return // the feed has not taken it yet: it will
@@ -452,13 +462,10 @@ func (f *changeFeed) mark(tenant string) {
 	}
 }
 
-func (f *changeFeed) take() []string {
+func (f *changeFeed) take() map[string]bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	ts := make([]string, 0, len(f.dirty))
-	for t := range f.dirty {
-		ts = append(ts, t)
-	}
+	ts := maps.Clone(f.dirty)
 	clear(f.dirty)
 	return ts
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,9 +15,11 @@ import (
 
 	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 // replNode is a started node with one tenant, acme, and its token.
@@ -382,5 +385,30 @@ func TestShutdownUploadsPendingChanges(t *testing.T) {
 		if _, err := b.Get(context.Background(), "acme", key); err != nil {
 			t.Errorf("%s after a graceful stop: %v; want it in the backend", key, err)
 		}
+	}
+}
+
+// TestChangeFeedTellsOwnWrites: the feed tells, per tenant, whether a
+// version this node wrote was among the commits since it last looked, so
+// that downloads and restores are not counted as replication lag.
+func TestChangeFeedTellsOwnWrites(t *testing.T) {
+	f := newChangeFeed()
+	f.self.Store(7)
+	for _, c := range []struct {
+		tenant string
+		writer uint64
+	}{{"a", 9}, {"b", 9}, {"b", 7}, {"c", 7}, {"c", 9}} {
+		f.mark(&store.Record{Tenant: c.tenant, Version: doc.Version{Writer: c.writer}})
+	}
+	select {
+	case <-f.wake:
+	default:
+		t.Fatal("the feed was not woken")
+	}
+	if got, want := f.take(), map[string]bool{"a": false, "b": true, "c": true}; !maps.Equal(got, want) {
+		t.Fatalf("take = %v, want %v", got, want)
+	}
+	if got := f.take(); len(got) != 0 {
+		t.Fatalf("a second take = %v, want nothing", got)
 	}
 }

@@ -321,18 +321,32 @@ func (e *Engine) Trigger() {
 	}
 }
 
-// Changed tells Run that tenant's change log grew, so the uploader drains
-// it. It never blocks: notifications Run has not taken yet coalesce, per
-// tenant. A burst of writes costs drains, never a pass: a pass would also
-// run every tenant's round, which is the interval's work, not a write's.
-func (e *Engine) Changed(tenant string) {
+// Changed tells Run that tenant's change log grew with a version this node
+// wrote, so the uploader drains it; until it does, the change counts in
+// ReplicationLag. It never blocks: notifications Run has not taken yet
+// coalesce, per tenant. A burst of writes costs drains, never a pass: a
+// pass would also run every tenant's round, which is the interval's work,
+// not a write's.
+func (e *Engine) Changed(tenant string) { e.tell(tenant, true) }
+
+// Copied tells Run that tenant's change log grew with versions other nodes
+// wrote (downloaded from a backend or a peer's feed, or restored), as
+// Changed does but without counting them in ReplicationLag: like
+// pendingSince, the lag counts what this node wrote. A restore marked as
+// changed would show a lag growing for as long as its round holds the
+// engine, on a node that wrote nothing.
+func (e *Engine) Copied(tenant string) { e.tell(tenant, false) }
+
+func (e *Engine) tell(tenant string, own bool) {
 	e.mu.Lock()
-	now := e.cfg.Now()
-	if _, ok := e.pending[tenant]; !ok {
-		e.pending[tenant] = now
-	}
-	if _, ok := e.told[tenant]; !ok {
-		e.told[tenant] = now
+	if own {
+		now := e.cfg.Now()
+		if _, ok := e.pending[tenant]; !ok {
+			e.pending[tenant] = now
+		}
+		if _, ok := e.told[tenant]; !ok {
+			e.told[tenant] = now
+		}
 	}
 	e.changedWant[tenant] = true
 	e.mu.Unlock()

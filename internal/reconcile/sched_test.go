@@ -538,3 +538,36 @@ func TestReplicationLagLeavesRestoredVersionsOut(t *testing.T) {
 		t.Fatalf("lag %v after a drain of the restored version, want 0", lag)
 	}
 }
+
+// TestCopiedIsNotLag: versions another node wrote, told as Copied (as the
+// node's commit feed tells a download or a restore), are uploaded like any
+// change but never counted as lag, however long the engine takes to drain
+// them; a version this node wrote, told as Changed, is.
+func TestCopiedIsNotLag(t *testing.T) {
+	now := time.Now()
+	b := mem.New("b")
+	peer := openStore(t, "peer")
+	rec := put(t, peer, "x", `{}`)
+	a := openStore(t, "a")
+	if _, err := a.Apply(bg, tenant, "x", rec.Version, rec.Body, doc.ID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	e := newEngine(t, a, b, func(c *Config) { c.Now = func() time.Time { return now } })
+	e.Copied(tenant)
+	now = now.Add(time.Hour) // the engine busy with a long round
+	if lag := e.ReplicationLag(); lag != 0 {
+		t.Fatalf("lag %v with only a copied version told, want 0", lag)
+	}
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Get(bg, tenant, "x"); err != nil {
+		t.Fatalf("the copied version was not uploaded: %v", err)
+	}
+	put(t, a, "y", `{}`)
+	e.Changed(tenant)
+	now = now.Add(time.Minute)
+	if lag := e.ReplicationLag(); lag != time.Minute {
+		t.Fatalf("lag %v a minute after the node's own write was told, want 1m", lag)
+	}
+}
