@@ -66,6 +66,12 @@ type FeedStatus struct {
 	// Fallback says why a round is awaited to cover a gap in a peer's
 	// feed ("" when tailing).
 	Fallback string `json:"fallback,omitempty"`
+	// PolledAt is when the last poll that read every peer's feed without
+	// an error ended; Error is the last poll's error, absent after one
+	// succeeds. While polls fail, the peers' lags are those of the last
+	// objects read: Error and PolledAt show that nothing newer is.
+	PolledAt *time.Time `json:"polled_at,omitempty"`
+	Error    string     `json:"error,omitempty"`
 }
 
 // PeerFeed is how far a node has read one peer's feed.

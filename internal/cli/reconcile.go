@@ -228,7 +228,13 @@ func printFeeds(w io.Writer, backends []api.BackendStatus) error {
 				header = true
 			}
 			state := "tailing"
-			if f.Fallback != "" {
+			switch {
+			case f.Error != "":
+				state = "not reading: " + f.Error
+				if f.PolledAt != nil {
+					state += " (last read " + f.PolledAt.Local().Format(time.DateTime) + ")"
+				}
+			case f.Fallback != "":
 				state = "waiting for a round: " + f.Fallback
 			}
 			if len(f.Peers) == 0 {

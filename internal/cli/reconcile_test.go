@@ -392,7 +392,8 @@ func TestReconcileStatusShowsFeed(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, `{"backends":[{"name":"s3","breaker":"closed","tenants":[
 			{"tenant":"acme","feed":{"published":12,"pending":3,"peers":{"0b":{"cursor":7,"lag_seconds":0.4},"0a":{"cursor":9,"lag_seconds":1.5}}}},
-			{"tenant":"zed","feed":{"published":0,"pending":0,"peers":{"0a":{"cursor":2}},"fallback":"gap after seq 2 of node 0a"}}]}]}`)
+			{"tenant":"zed","feed":{"published":0,"pending":0,"peers":{"0a":{"cursor":2}},"fallback":"gap after seq 2 of node 0a"}},
+			{"tenant":"yak","feed":{"published":1,"pending":0,"peers":{"0a":{"cursor":5}},"polled_at":"2026-12-06T12:00:00Z","error":"backend s3: list_blobs: timeout"}}]}]}`)
 	}))
 	defer srv.Close()
 	var out bytes.Buffer
@@ -403,15 +404,16 @@ func TestReconcileStatusShowsFeed(t *testing.T) {
 	lines := strings.Split(got, "\n")
 	var feed []string
 	for _, l := range lines {
-		if f := strings.Fields(l); len(f) > 4 && f[0] == "s3" && (f[1] == "acme" || f[1] == "zed") && f[4] != "" {
+		if f := strings.Fields(l); len(f) > 4 && f[0] == "s3" && (f[1] == "acme" || f[1] == "zed" || f[1] == "yak") && f[4] != "" {
 			feed = append(feed, strings.Join(f[:6], " "))
 		}
 	}
-	want := []string{"s3 acme 12 3 0a 9", "s3 acme 12 3 0b 7", "s3 zed 0 0 0a 2"}
+	want := []string{"s3 acme 12 3 0a 9", "s3 acme 12 3 0b 7", "s3 zed 0 0 0a 2", "s3 yak 1 0 0a 5"}
 	if !slices.Equal(feed, want) {
 		t.Errorf("feed rows %q, want %q:\n%s", feed, want, got)
 	}
-	for _, w := range []string{"PUBLISHED", "waiting for a round: gap after seq 2 of node 0a", "tailing"} {
+	for _, w := range []string{"PUBLISHED", "waiting for a round: gap after seq 2 of node 0a", "tailing",
+		"not reading: backend s3: list_blobs: timeout (last read " + time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC).Local().Format(time.DateTime) + ")"} {
 		if !strings.Contains(got, w) {
 			t.Errorf("status lacks %q:\n%s", w, got)
 		}

@@ -85,6 +85,12 @@ func feedStatus(e *reconcile.Engine, tenant string) *api.FeedStatus {
 		return nil
 	}
 	out := &api.FeedStatus{Published: fs.Published, Pending: fs.Pending, Fallback: fs.Fallback, Peers: map[string]api.PeerFeed{}}
+	if !fs.Polled.IsZero() {
+		out.PolledAt = &fs.Polled
+	}
+	if fs.Error != nil {
+		out.Error = fault.MessageOf(fs.Error)
+	}
 	for p, pf := range fs.Peers {
 		ap := api.PeerFeed{Cursor: pf.Cursor, LagSeconds: pf.Lag.Seconds()}
 		if !pf.Read.IsZero() {

@@ -126,6 +126,8 @@ type feedTenant struct {
 	gap     *feedGap
 	trimmed time.Time
 	peer    map[string]PeerFeed // status per peer
+	polled  time.Time           // the end of the last poll that succeeded
+	pollErr error               // the last poll's error; nil after one succeeds
 }
 
 // feedGap is a fallback round in progress: the peers' last seqs probed
@@ -150,6 +152,13 @@ type FeedStatus struct {
 	Pending   int                 // entries waiting for a feed object
 	Peers     map[string]PeerFeed // by peer node id
 	Fallback  string              // why a fallback round is pending, or ""
+	// Polled is when the last poll that read every peer's feed without
+	// an error ended (zero before one). Error is the last poll's error, ""
+	// after one succeeds: while the backend fails or does not answer, the
+	// peers' lags are those of the last objects read, and only Error and
+	// Polled show that nothing newer is being read.
+	Polled time.Time
+	Error  error
 }
 
 func newFeed(e *Engine) *feed {
@@ -199,6 +208,7 @@ func (e *Engine) FeedStatus(tenant string) (FeedStatus, bool) {
 	if ft.gap != nil {
 		s.Fallback = ft.gap.reason
 	}
+	s.Polled, s.Error = ft.polled, ft.pollErr
 	return s, true
 }
 
@@ -583,6 +593,14 @@ func (f *feed) tailLoop(ctx context.Context) {
 func (f *feed) poll(ctx context.Context, tenant string) (Stats, error) {
 	g := f.e.feedGuard(tenant)
 	err := f.pollWith(ctx, tenant, g)
+	if ctx.Err() == nil { // a poll cut by the engine's stop says nothing of the backend
+		f.mu.Lock()
+		ft := f.tenantLocked(tenant)
+		if ft.pollErr = err; err == nil {
+			ft.polled = f.e.cfg.Now()
+		}
+		f.mu.Unlock()
+	}
 	return g.st, err
 }
 

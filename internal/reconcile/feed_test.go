@@ -672,3 +672,42 @@ func TestFeedLagZeroWhenCaughtUp(t *testing.T) {
 		t.Fatalf("lag %v after a poll that found nothing new, want 0", s.Peers[peer].Lag)
 	}
 }
+
+// TestFeedStatusShowsFailedPolls: while the backend fails the feed's reads,
+// the status says so with the error and when a poll last succeeded, where
+// it kept showing the peers' last lags, 0, as if tailing; a poll that
+// succeeds clears the error.
+func TestFeedStatusShowsFailedPolls(t *testing.T) {
+	m := mem.New("b")
+	clk := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	a := feedEngine(t, "na", m, nil, nil)
+	b := feedEngine(t, "nb", m, clk, nil)
+	put(t, a.st, "k", `{}`)
+	flush(t, a)
+	runRound(t, b)
+	poll(t, b)
+	st, ok := b.FeedStatus(tenant)
+	if !ok || st.Error != nil || !st.Polled.Equal(clk.now()) {
+		t.Fatalf("after a poll that read the feed: %+v, %v; want no error, polled now", st, ok)
+	}
+	polled := clk.now()
+	clk.add(time.Minute)
+	m.SetFault(func(op, _, _ string) error {
+		if op == backend.OpListBlobs {
+			return fault.New(fault.Transient, fault.Context{}, "injected: no answer")
+		}
+		return nil
+	})
+	if _, err := b.feed.poll(bg, tenant); err == nil {
+		t.Fatal("a poll through a failing backend succeeded")
+	}
+	st, _ = b.FeedStatus(tenant)
+	if st.Error == nil || !strings.Contains(fault.MessageOf(st.Error), "injected") || !st.Polled.Equal(polled) {
+		t.Fatalf("after a failed poll: error %v, polled %v; want the error, polled %v", st.Error, st.Polled, polled)
+	}
+	m.SetFault(nil)
+	poll(t, b)
+	if st, _ = b.FeedStatus(tenant); st.Error != nil || !st.Polled.Equal(clk.now()) {
+		t.Fatalf("after the backend came back: error %v, polled %v; want none, %v", st.Error, st.Polled, clk.now())
+	}
+}
