@@ -52,7 +52,7 @@ func TestAdminListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Shutdown(context.Background())
-	for path, want := range map[string]string{"/livez": "ok", "/readyz": "ok", "/metrics": "cairn_build_info", "/debug/pprof/": "goroutine"} {
+	for path, want := range map[string]string{"/livez": "ok", "/readyz": `{"status":"ready"}`, "/metrics": "cairn_build_info", "/debug/pprof/": "goroutine"} {
 		resp, err := http.Get("http://" + n.AdminAddr() + path)
 		if err != nil {
 			t.Fatal(err)

@@ -145,7 +145,7 @@ func adminRoutes(s *Server, o AdminOptions) []Route {
 		}
 	}
 	add("GET /livez", "livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
-	add("GET /readyz", "readyz", JSONErrors(http.HandlerFunc(s.adminReadyz)))
+	add("GET /readyz", "readyz", http.HandlerFunc(s.readyz)) // the API's answer: {"status":…}
 	add("GET "+OpenAPIPath, "openapi", http.HandlerFunc(serveOpenAPI))
 	if o.Metrics != nil {
 		add("GET /metrics", "metrics", JSONErrors(o.Metrics))
@@ -206,29 +206,6 @@ func methodGuards(s *Server, rts []Route, access Access) []Route {
 		guards = append(guards, Route{Pattern: p, Op: "unknown", Access: access, Handler: s.notAllowed(strings.Join(allow[p], ", "))})
 	}
 	return guards
-}
-
-// adminReadyz answers the admin listener's /readyz with the API's
-// decision (readiness): "ok" when ready with nothing catching up, a plain
-// 503 "not ready: " and the status (made JSON by JSONErrors) while
-// starting, draining or failed,
-// else the API's catching-up body. Like the API's, it is not logged as a
-// failure when it says 503.
-func (s *Server) adminReadyz(w http.ResponseWriter, r *http.Request) {
-	if x := exchangeFrom(r.Context()); x != nil {
-		x.quiet = true
-	}
-	status, code, ts := s.readiness()
-	switch {
-	case ts != nil:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(code)
-		w.Write(readyzBody(status, ts))
-	case code != http.StatusOK:
-		http.Error(w, "not ready: "+status, code)
-	default:
-		fmt.Fprintln(w, "ok")
-	}
 }
 
 // reconcileRun serves POST /v1/admin/reconcile/run?backend=B&tenant=T&
