@@ -4,8 +4,8 @@
 // backend refusing credentials, a disk that stays full) would otherwise
 // write a line per attempt, thousands an hour, burying everything else.
 //
-// A Limiter is safe for concurrent use; its zero value lets everything
-// through once per zero period, that is always: set Period.
+// A Limiter is safe for concurrent use; its zero value lets a key's line
+// through once a minute (DefaultPeriod).
 package logevery
 
 import (
@@ -13,9 +13,13 @@ import (
 	"time"
 )
 
+// DefaultPeriod is a Limiter's period when none is set: a lasting failure
+// still shows in the log, once a minute.
+const DefaultPeriod = time.Minute
+
 // Limiter remembers when each key's line was last let through.
 type Limiter struct {
-	Period time.Duration
+	Period time.Duration // DefaultPeriod when 0
 
 	mu   sync.Mutex
 	last map[string]seen // guarded by mu
@@ -35,7 +39,11 @@ func (l *Limiter) Allow(key string, now time.Time) (ok bool, suppressed int) {
 		l.last = map[string]seen{}
 	}
 	prev, found := l.last[key]
-	if found && now.Sub(prev.at) < l.Period {
+	period := l.Period
+	if period <= 0 {
+		period = DefaultPeriod
+	}
+	if found && now.Sub(prev.at) < period {
 		prev.suppressed++
 		l.last[key] = prev
 		return false, 0

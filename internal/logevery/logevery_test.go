@@ -30,3 +30,19 @@ func TestAllow(t *testing.T) {
 		}
 	}
 }
+
+// TestZeroPeriod: a Limiter without a Period thins to DefaultPeriod,
+// where it let every line through.
+func TestZeroPeriod(t *testing.T) {
+	var l Limiter
+	t0 := time.Unix(1000, 0)
+	if ok, _ := l.Allow("k", t0); !ok {
+		t.Fatal("the first line was held back")
+	}
+	if ok, _ := l.Allow("k", t0.Add(DefaultPeriod-time.Nanosecond)); ok {
+		t.Fatal("a second line within DefaultPeriod was let through")
+	}
+	if ok, suppressed := l.Allow("k", t0.Add(DefaultPeriod)); !ok || suppressed != 1 {
+		t.Fatalf("after DefaultPeriod: %v, %d suppressed; want true, 1", ok, suppressed)
+	}
+}

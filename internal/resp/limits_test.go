@@ -3,6 +3,7 @@ package resp_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/procout"
 	"github.com/cairnstore/cairn/internal/resp"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/servertest"
@@ -347,11 +349,14 @@ func TestMGetReplyBounded(t *testing.T) {
 }
 
 // TestMaxClients: past MaxClients connections a new one is answered as
-// Redis answers it and closed; once one closes, a new one is served.
+// Redis answers it and closed, logged once however many are refused; once
+// one closes, a new one is served.
 func TestMaxClients(t *testing.T) {
 	auth, err := server.NewVerifier(server.Auth{})
 	must(t, err)
-	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, MaxClients: 2})
+	var logged procout.Buffer
+	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, MaxClients: 2,
+		Logger: slog.New(slog.NewJSONHandler(&logged, nil))})
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", addr)
 		must(t, err)
@@ -375,12 +380,17 @@ func TestMaxClients(t *testing.T) {
 	defer c2.Close()
 	exchange(c1, "RESET\r\n", "+RESET\r\n")
 	exchange(c2, "RESET\r\n", "+RESET\r\n")
-	c3 := dial()
-	exchange(c3, "", "-ERR max number of clients reached\r\n")
-	if n, err := c3.Read(make([]byte, 1)); n != 0 || err != io.EOF {
-		t.Fatalf("the refused connection: %d, %v; want it closed", n, err)
+	for range 5 {
+		c3 := dial()
+		exchange(c3, "", "-ERR max number of clients reached\r\n")
+		if n, err := c3.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+			t.Fatalf("the refused connection: %d, %v; want it closed", n, err)
+		}
+		c3.Close()
 	}
-	c3.Close()
+	if n := strings.Count(logged.String(), "max number of clients reached"); n != 1 {
+		t.Errorf("5 refused connections logged %d times, want once:\n%s", n, logged.String())
+	}
 	exchange(c1, "QUIT\r\n", "+OK\r\n")
 	if _, err := c1.Read(make([]byte, 1)); err != io.EOF {
 		t.Fatalf("after QUIT: %v, want the connection closed", err)
