@@ -174,13 +174,16 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 		status = http.StatusOK // net/http's answer to a handler that wrote nothing
 	}
 	level, msg := slog.LevelDebug, "request"
-	errStatus := status
+	errStatus, code := status, ""
 	if x.failure != nil {
-		errStatus, _ = statusOf(x.failure)
+		errStatus, code = statusOf(x.failure)
 	}
 	if x.failure != nil || (status >= 400 && !x.quiet) {
 		level, msg = slog.LevelInfo, "request failed"
-		if errStatus >= 500 {
+		// A shed request (exhausted) and one for a tenant still catching
+		// up are the node's answers under load or during a restore, which
+		// any client can provoke, not its failures: Info, as 4xx.
+		if errStatus >= 500 && code != "exhausted" && code != "catching_up" {
 			level = slog.LevelError
 		}
 	}

@@ -203,7 +203,8 @@ func TestErrorStatuses(t *testing.T) {
 }
 
 // TestFailuresLoggedOnce: one line per request; failed ones at Info or
-// Error with class, op, tenant and request id; successes at Debug.
+// Error with class, op, tenant and request id; successes at Debug. A shed
+// request's 503 (exhausted) is an answer, at Info as a 4xx is.
 func TestFailuresLoggedOnce(t *testing.T) {
 	m := &memDocs{}
 	e := newEnv(t, func(o *server.Options) { o.Docs = m })
@@ -213,14 +214,19 @@ func TestFailuresLoggedOnce(t *testing.T) {
 		return server.Doc{}, fault.New(fault.Transient, fault.Context{Key: "k"}, "disk slow")
 	}
 	e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"X-Request-ID", "r503"}})
+	m.get = func(context.Context, string, string) (server.Doc, error) {
+		return server.Doc{}, fault.New(fault.Exhausted, fault.Context{Key: "k"}, "server busy")
+	}
+	e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"X-Request-ID", "shed"}})
 	recs := e.logs.records(t)
-	if len(recs) != 3 {
-		t.Fatalf("%d log lines, want 3: %v", len(recs), recs)
+	if len(recs) != 4 {
+		t.Fatalf("%d log lines, want 4: %v", len(recs), recs)
 	}
 	want := []map[string]any{
 		{"level": "DEBUG", "msg": "request", "status": 201.0, "op": "doc.put"},
 		{"level": "INFO", "msg": "request failed", "status": 404.0, "class": "not_found", "op": "doc.get", "tenant": "acme", "request_id": "r404"},
 		{"level": "ERROR", "msg": "request failed", "status": 503.0, "class": "transient", "op": "doc.get", "tenant": "acme", "request_id": "r503", "key": "k"},
+		{"level": "INFO", "msg": "request failed", "status": 503.0, "class": "exhausted", "op": "doc.get", "tenant": "acme", "request_id": "shed"},
 	}
 	for i, w := range want {
 		for k, v := range w {
