@@ -36,6 +36,9 @@ type Config struct {
 	// RespMaxClients bounds its connections open at once (0:
 	// resp.DefaultMaxClients).
 	RespMaxClients int
+	// RespAuthTimeout closes its connections that have not signed in
+	// within it (0: resp.DefaultAuthTimeout).
+	RespAuthTimeout time.Duration
 	// MaxConns bounds the API's connections open at once (0:
 	// server.DefaultMaxConns).
 	MaxConns     int

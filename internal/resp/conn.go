@@ -16,6 +16,7 @@ type limitListener struct {
 	max          int64
 	writeTimeout time.Duration
 	idle         time.Duration
+	authTimeout  time.Duration
 	maxClients   int64
 	clients      atomic.Int64 // connections handed out and not yet closed
 	log          *slog.Logger
@@ -34,7 +35,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			continue
 		}
 		return &limitConn{Conn: c, l: l, f: framer{max: int(l.max)}, writeTimeout: l.writeTimeout, idle: l.idle,
-			idleSlack: min(time.Second, l.idle/4), now: time.Now()}, nil
+			idleSlack: min(time.Second, l.idle/4), authTimeout: l.authTimeout, now: time.Now()}, nil
 	}
 }
 
@@ -73,6 +74,11 @@ type limitConn struct {
 	// limit), as setting one is a poller call per command otherwise.
 	now             time.Time
 	idle, idleSlack time.Duration
+	// authTimeout bounds the time before the connection signs in, from
+	// its accept or from the command that signed it out (preAuth: that
+	// deadline is set).
+	authTimeout time.Duration
+	preAuth     bool
 	// The times the write and read deadlines count from; zero before the
 	// first is set.
 	writeFrom, readFrom time.Time
@@ -96,17 +102,36 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		if c.f.err != nil {
 			return 0, c.refuse(c.f.err)
 		}
-		if c.idle > 0 && (c.readFrom.IsZero() || c.now.Sub(c.readFrom) > c.idleSlack) {
-			_ = c.Conn.SetReadDeadline(c.now.Add(c.idle))
-			c.readFrom = c.now
-		}
+		c.moveReadDeadline()
 		buf := c.f.space()
 		n, err := c.Conn.Read(buf)
 		c.f.buf = c.f.buf[:len(c.f.buf)+n]
 		if n > 0 {
 			c.f.frame()
 		}
+		if ne, ok := err.(net.Error); ok && ne.Timeout() && c.preAuth {
+			_, _ = c.Write([]byte("-ERR no AUTH within " + c.authTimeout.String() + "; closing the connection\r\n"))
+		}
 		c.readErr = err
+	}
+}
+
+// moveReadDeadline sets the read deadline: AuthTimeout from the accept (or
+// the sign-out) while the connection has not signed in, so that commands
+// refused -NOAUTH do not extend it; else the idle limit from the last
+// command's start, moved at most once per idleSlack.
+func (c *limitConn) moveReadDeadline() {
+	if !c.f.authed && c.authTimeout > 0 {
+		if !c.preAuth {
+			c.preAuth, c.readFrom = true, time.Time{}
+			_ = c.Conn.SetReadDeadline(c.now.Add(c.authTimeout))
+		}
+		return
+	}
+	c.preAuth = false
+	if c.idle > 0 && (c.readFrom.IsZero() || c.now.Sub(c.readFrom) > c.idleSlack) {
+		_ = c.Conn.SetReadDeadline(c.now.Add(c.idle))
+		c.readFrom = c.now
 	}
 }
 

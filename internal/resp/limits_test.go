@@ -1,6 +1,7 @@
 package resp_test
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -72,23 +73,72 @@ func serveFront(t *testing.T, opt resp.Options) string {
 	return ln.Addr().String()
 }
 
-// TestIdleClose: a connection that sends no complete command within the
-// idle limit is closed, whether it sends nothing or dribbles a command.
+// TestIdleClose: a signed-in connection that sends no complete command
+// within the idle limit is closed, whether it sends nothing or dribbles a
+// command.
 func TestIdleClose(t *testing.T) {
-	auth, err := server.NewVerifier(server.Auth{})
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
 	must(t, err)
 	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, Idle: 100 * time.Millisecond})
+	signIn := "AUTH acme " + acmeToken + "\r\n"
 	for _, send := range []string{"", "*2\r\n$3\r\nGET\r\n$1"} {
 		c, err := net.Dial("tcp", addr)
 		must(t, err)
-		c.Write([]byte(send))
+		c.Write([]byte(signIn + send))
 		c.SetReadDeadline(time.Now().Add(20 * time.Second)) // far beyond the idle limit: only a bug reaches it
 		start := time.Now()
-		_, err = c.Read(make([]byte, 16))
+		got, err := io.ReadAll(c)
 		c.Close()
-		if err != io.EOF {
-			t.Fatalf("after sending %q and waiting %v: %v, want the server to close (EOF)", send, time.Since(start), err)
+		if err != nil || string(got) != "+OK\r\n" {
+			t.Fatalf("after sending %q and waiting %v: %q, %v; want +OK, then the server to close", send, time.Since(start), got, err)
 		}
+	}
+}
+
+// TestAuthTimeout: a connection that has not signed in within AuthTimeout
+// of its accept is told so and closed, however many commands it sends
+// meanwhile (each refused -NOAUTH), whereas the idle limit would hold its
+// place for minutes; a connection that signs in is not.
+func TestAuthTimeout(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, AuthTimeout: 200 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second)) // far beyond AuthTimeout: only a bug reaches it
+	r := bufio.NewReader(c)
+	var got []string
+	for {
+		if _, err := io.WriteString(c, "PING\r\n"); err != nil {
+			break // closed
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			break
+		}
+		got = append(got, line)
+	}
+	if n := len(got); n < 2 || !strings.HasPrefix(got[0], "-NOAUTH") || got[n-1] != "-ERR no AUTH within 200ms; closing the connection\r\n" {
+		t.Fatalf("replies %q; want -NOAUTH, then the timeout's error", got)
+	}
+
+	// Signed in, the connection outlives AuthTimeout: a command sent after
+	// it (the server's clock, not a sleep: the read blocks on nothing
+	// else) is answered.
+	s, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(20 * time.Second))
+	sr := bufio.NewReader(s)
+	io.WriteString(s, "AUTH acme "+acmeToken+"\r\n")
+	if line, err := sr.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		t.Fatalf("AUTH: %q, %v", line, err)
+	}
+	<-time.After(400 * time.Millisecond) // past AuthTimeout from the accept
+	io.WriteString(s, "PING\r\n")
+	if line, err := sr.ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("PING after AuthTimeout, signed in: %q, %v; want +PONG", line, err)
 	}
 }
 

@@ -49,6 +49,11 @@ type Options struct {
 	// Idle closes a connection that sends no complete command for this
 	// long [5m]: an idle client, or a slow one dribbling a command.
 	Idle time.Duration
+	// AuthTimeout closes a connection that has not signed in (AUTH or
+	// HELLO … AUTH) this long after it was accepted, or after it signed
+	// out [10s], TLS handshake included: a client without a token holds
+	// one of MaxClients places for that long at most, not for Idle.
+	AuthTimeout time.Duration
 	// WriteTimeout bounds each write of replies to a client [30s], so a
 	// client that stops reading cannot hold a goroutine forever.
 	WriteTimeout time.Duration
@@ -68,6 +73,10 @@ const commandSlack = 64 << 10
 
 // DefaultMaxClients is Options.MaxClients' default, Redis's maxclients.
 const DefaultMaxClients = 10000
+
+// DefaultAuthTimeout is Options.AuthTimeout's default: a client library
+// signs in as it connects, well within it.
+const DefaultAuthTimeout = 10 * time.Second
 
 // Server serves RESP connections. Its methods are safe for concurrent use.
 type Server struct {
@@ -110,6 +119,9 @@ func New(opt Options) (*Server, error) {
 	if opt.Idle <= 0 {
 		opt.Idle = 5 * time.Minute
 	}
+	if opt.AuthTimeout <= 0 {
+		opt.AuthTimeout = DefaultAuthTimeout
+	}
 	if opt.MaxClients <= 0 {
 		opt.MaxClients = DefaultMaxClients
 	}
@@ -142,7 +154,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	defer close(s.served)
 	s.mu.Lock()
 	s.ln = &limitListener{Listener: ln, max: s.opt.MaxBodyBytes + commandSlack, writeTimeout: s.opt.WriteTimeout,
-		idle: s.opt.Idle, maxClients: int64(s.opt.MaxClients), log: s.log}
+		idle: s.opt.Idle, authTimeout: s.opt.AuthTimeout, maxClients: int64(s.opt.MaxClients), log: s.log}
 	ln = s.ln
 	s.mu.Unlock()
 	if s.draining.Load() {

@@ -87,6 +87,10 @@ func TestAuthDetails(t *testing.T) {
 			if w.Code != tc.want {
 				t.Errorf("status %d, want %d", w.Code, tc.want)
 			}
+			// A client without a valid token keeps no connection open.
+			if closes := w.Header().Get("Connection") == "close"; closes != (w.Code == 401) {
+				t.Errorf("status %d with Connection %q", w.Code, w.Header().Get("Connection"))
+			}
 		})
 	}
 	// Two Authorization headers: neither is guessed at, whichever comes first.

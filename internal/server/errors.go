@@ -198,7 +198,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeoutAnswerGrace))
 	}
 	s.errorHeaders(w.Header(), err, status)
-	if r.ContentLength != 0 && (x == nil || !x.bodyRead) {
+	if status == http.StatusUnauthorized {
+		// A client without a valid token keeps no connection (one of
+		// --max-conns) open for the idle timeout: only for the time it
+		// takes to send a request.
+		w.Header().Set("Connection", "close")
+	} else if r.ContentLength != 0 && (x == nil || !x.bodyRead) {
 		// Before it answers, net/http reads up to 256 KiB of a body the
 		// handler left unread, to keep the connection: a client still
 		// sending it (slowly, or a stream) would get the answer only once
