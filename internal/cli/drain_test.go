@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"syscall"
@@ -41,6 +42,56 @@ func TestSecondSignalEndsAStuckShutdown(t *testing.T) {
 	<-n.started
 	sigs <- syscall.SIGTERM
 	if code := <-done; code != exitFail || !strings.Contains(stderr.String(), "again: exiting without waiting") {
+		t.Fatalf("exit %d, stderr %q; want %d and the reason", code, stderr.String(), exitFail)
+	}
+}
+
+// TestSignalAbandonsAStart: SIGTERM while the node starts abandons the
+// start, where serve read signals only once the node was up and so could
+// not be stopped while a start hung: here the check of an S3 bucket whose
+// endpoint accepts connections and never answers.
+func TestSignalAbandonsAStart(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := make(chan struct{}, 1)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+			select {
+			case accepted <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	defer func() {
+		ln.Close()
+		<-stopped
+	}()
+	sigs := make(chan os.Signal, 1)
+	var stderr bytes.Buffer
+	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs, Getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "",
+			"--backend", "s3=s3://bucket?endpoint=" + ln.Addr().String() + "&insecure=1"}, env)
+	}()
+	<-accepted // the start waits on the bucket
+	sigs <- syscall.SIGTERM
+	if code := <-done; code != exitFail || !strings.Contains(stderr.String(), "while starting: abandoning the start") {
 		t.Fatalf("exit %d, stderr %q; want %d and the reason", code, stderr.String(), exitFail)
 	}
 }

@@ -169,13 +169,60 @@ func serve(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
 		return exitUsage
 	}
-	n, err := node.Start(ctx, cfg)
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
-		return exitFail
+	n, code := start(ctx, env, cfg)
+	if n == nil {
+		return code
 	}
 	f.printWelcome(env, n)
 	return waitAndDrain(ctx, env, n, f.drainTimeout, cfg.Logger)
+}
+
+// start starts the node, and stops starting it at SIGINT or SIGTERM: the
+// start is abandoned (a node it made is shut down) and the process ends.
+// A start that does not end within closeGrace of the signal, or at a second
+// signal, is left behind: opening a store can be stuck in Pebble (a full
+// disk did that before the store checked for room) and would otherwise
+// hold a process that no signal but SIGKILL ends. It returns the node, or
+// nil and the exit code.
+func start(ctx context.Context, env Env, cfg node.Config) (*node.Node, int) {
+	type started struct {
+		n   *node.Node
+		err error
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan started, 1)
+	go func() {
+		n, err := node.Start(sctx, cfg)
+		done <- started{n, err}
+	}()
+	var r started
+	select {
+	case r = <-done:
+		if r.err != nil {
+			fmt.Fprintf(env.Stderr, "cairn serve: %v\n", r.err)
+			return nil, exitFail
+		}
+		return r.n, exitOK
+	case sig := <-env.Signals:
+		fmt.Fprintf(env.Stderr, "cairn: %v while starting: abandoning the start\n", sig)
+	}
+	cancel()
+	grace := time.NewTimer(closeGrace)
+	defer grace.Stop()
+	select {
+	case r = <-done:
+		if r.n != nil {
+			sd, stop := context.WithTimeout(context.Background(), closeGrace)
+			defer stop()
+			_ = r.n.Shutdown(sd)
+		}
+	case <-grace.C:
+		fmt.Fprintf(env.Stderr, "cairn serve: the start did not end within %v of the signal (a store stuck opening does that): exiting without it\n", closeGrace)
+	case sig := <-env.Signals:
+		fmt.Fprintf(env.Stderr, "cairn: %v again: exiting without waiting for the start\n", sig)
+	}
+	return nil, exitFail
 }
 
 // waitAndDrain serves until ctx ends, a signal arrives or the node fails,

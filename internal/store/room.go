@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -146,3 +148,42 @@ func (e diskLowError) Is(target error) bool { return target == ErrDiskLow }
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(max(n, 0))/(1<<20)) }
 
 func kib(n int) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
+
+// openMargin is what opening the store writes beyond its log's replay and
+// the next log file: the manifest and options files.
+const openMargin = 16 << 20
+
+// roomToOpen checks that dir's file system has the space opening the store
+// takes: Pebble replays the log into tables and creates the next log file
+// (preallocated to 1.1 memtables) before it returns, and when that write
+// fails for want of space it retries for good, so the process would hang
+// in Open without a word. It is less than the reserve, so that a node whose
+// disk is nearly full still starts and serves reads. Without a reserve, or
+// where the free space cannot be measured, it checks nothing.
+func roomToOpen(dir string, opts Options) error {
+	if opts.DiskReserve < 0 {
+		return nil
+	}
+	free := opts.freeSpace
+	if free == nil {
+		free = freeSpace
+	}
+	avail, err := free(dir)
+	if err != nil {
+		return nil
+	}
+	var logs int64
+	paths, _ := filepath.Glob(filepath.Join(dir, "pebble", "*.log"))
+	for _, p := range paths {
+		if fi, err := os.Stat(p); err == nil {
+			logs += fi.Size()
+		}
+	}
+	need := logs + cmp.Or(opts.MemTableSize, DefaultMemTableSize)*11/10 + openMargin
+	if avail >= need {
+		return nil
+	}
+	return fmt.Errorf("%w: about %s free on the data directory's file system, under the %s opening the store writes "+
+		"(its log's replay, %s, and the next log file); free space on it and start again (runbook: Disk full)",
+		ErrDiskLow, mib(avail), mib(need), mib(logs))
+}

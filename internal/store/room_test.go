@@ -77,3 +77,36 @@ func TestDiskReserveOff(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRoomToOpen: a store is not opened on a file system without the space
+// opening it writes (its log's replay and the next log file), where Pebble
+// would retry the failing flush for good inside Open; the error says so,
+// and once space is freed the store opens with every write.
+func TestRoomToOpen(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Put(bg, "t", "k", []byte(`{}`), doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	full := func(string) (int64, error) { return 1 << 20, nil }
+	_, err = Open(dir, Options{freeSpace: full})
+	if !errors.Is(err, ErrDiskLow) || fault.ClassOf(err) != fault.Exhausted || !strings.Contains(err.Error(), "free space on it and start again") {
+		t.Fatalf("Open with 1 MiB free: %v; want ErrDiskLow, Exhausted, saying to free space", err)
+	}
+	if s, err = Open(dir, Options{freeSpace: full, DiskReserve: -1}); err != nil {
+		t.Fatalf("Open with no reserve kept: %v", err) // checks nothing, as the reserve
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, Options{})
+	if _, err := s.Get(bg, "t", "k"); err != nil {
+		t.Fatalf("after space was freed: %v", err)
+	}
+}

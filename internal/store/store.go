@@ -280,6 +280,10 @@ func Open(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := roomToOpen(dir, opts); err != nil {
+		lock.release()
+		return nil, fault.E(fault.Exhausted, fault.Context{Op: op}, err)
+	}
 	s, err := open(dir, lock, opts)
 	if err != nil {
 		lock.release()
