@@ -18,7 +18,7 @@ import (
 //     EPIPE, ECONNABORTED, ETIMEDOUT, EHOSTUNREACH, ENETUNREACH → Transient
 //   - ENOSPC, EDQUOT, EMFILE, ENFILE, ENOMEM → Exhausted
 //   - fs.ErrNotExist → NotFound
-//   - fs.ErrPermission → Config (the operator's setup, not the request)
+//   - fs.ErrPermission, EROFS → Config (the operator's setup, not the request)
 //   - *json.SyntaxError, *json.UnmarshalTypeError → Invalid
 func Classify(err error) Class {
 	switch {
@@ -59,6 +59,8 @@ func errnoClass(e syscall.Errno) Class {
 		return Transient
 	case syscall.ENOSPC, syscall.EDQUOT, syscall.EMFILE, syscall.ENFILE, syscall.ENOMEM:
 		return Exhausted
+	case syscall.EROFS: // mounted read-only, or remounted so after disk errors
+		return Config
 	}
 	return Unknown
 }

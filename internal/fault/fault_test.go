@@ -148,6 +148,7 @@ func TestClassify(t *testing.T) {
 		{"json type", json.Unmarshal([]byte(`"s"`), new(int)), Invalid},
 		{"not exist", fs.ErrNotExist, NotFound},
 		{"permission", &fs.PathError{Op: "open", Path: "/x", Err: fs.ErrPermission}, Config},
+		{"read-only file system", &fs.PathError{Op: "open", Path: "/x", Err: syscall.EROFS}, Config},
 		{"other errno", syscall.EINVAL, Unknown},
 		{"nil", nil, Unknown},
 	}
