@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -184,17 +186,42 @@ type hinted struct {
 func (h hinted) Error() string { return h.err.Error() }
 func (h hinted) Unwrap() error { return h.err }
 
-// reachable turns a request that found no node at url into an error that
+// reachable turns a request that found no node at the URL node into an error that
 // says which URL was tried and where it is set; other errors pass.
-func reachable(err error, url, setting string) error {
+func reachable(err error, node, setting string) error {
 	var dnsErr *net.DNSError
+	var unknownCA x509.UnknownAuthorityError
+	var wrongHost x509.HostnameError
 	switch {
+	case err == nil:
+		return nil
+	case badURL(node) != "":
+		return usageError(fmt.Sprintf("the node's URL %q (%s): %s", node, setting, badURL(node)))
+	case errors.As(err, &unknownCA):
+		return hinted{err, "the node's certificate is not signed by a CA this client trusts: give the CA's certificate with --ca-cert FILE or CAIRN_CA_CERT (docs/tls.md)"}
+	case errors.As(err, &wrongHost):
+		return hinted{err, "the node's certificate is not for the host in the URL: use a name the certificate covers (docs/tls.md)"}
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("no cairn node answers at %s (connection refused): check that 'cairn serve' runs there, or set %s", url, setting)
+		return fmt.Errorf("no cairn node answers at %s (connection refused): check that 'cairn serve' runs there, or set %s", node, setting)
 	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
-		return fmt.Errorf("no cairn node at %s (no such host %q): set %s", url, dnsErr.Name, setting)
+		return fmt.Errorf("no cairn node at %s (no such host %q): set %s", node, dnsErr.Name, setting)
 	}
 	return err
+}
+
+// badURL says what is wrong with a node's URL, or "" when it is an http or
+// https URL with a host.
+func badURL(raw string) string {
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "not a URL"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "want http://HOST:PORT or https://HOST:PORT"
+	case u.Host == "":
+		return "no host in it"
+	}
+	return ""
 }
 
 // usageError is a command line the command cannot run.
