@@ -138,6 +138,9 @@ func TestServeRefusesBadSettings(t *testing.T) {
 	}{
 		{[]string{"--listen", "0.0.0.0:0"}, nil, "--listen 0.0.0.0:0: with no --tenant configured"},
 		{[]string{"--admin-listen", ":0"}, nil, "--admin-listen :0: with no --tenant configured"},
+		{[]string{"--listen", "nonsense"}, nil, `--listen "nonsense": want HOST:PORT`},
+		{[]string{"--resp-listen", "6380"}, nil, `--resp-listen "6380": want HOST:PORT`},
+		{[]string{"--resp-auth-timeout", "0s"}, nil, "--resp-auth-timeout 0s: want a positive duration"},
 		{[]string{"--listen", ""}, nil, `--listen "": want the API's host:port`},
 		{[]string{"--data-dir", ""}, nil, `--data-dir "": want`},
 		{[]string{"--drain-timeout", "-5s"}, nil, "--drain-timeout -5s: want 0"},

@@ -562,7 +562,13 @@ func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
 // beyond loopback.
 func (f *serveFlags) useDevToken(cfg *node.Config) error {
 	for _, l := range []struct{ flag, addr string }{{"--listen", f.listen}, {"--admin-listen", f.adminListen}, {"--resp-listen", f.respListen}} {
-		if l.addr != "" && !node.IsLoopback(l.addr) {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("%s %q: want HOST:PORT (127.0.0.1:0 for any free loopback port): %v", l.flag, l.addr, err)
+		}
+		if !node.IsLoopback(l.addr) {
 			return fmt.Errorf("%s %s: with no --tenant configured, cairn serves an insecure development token and listens on loopback only; configure --tenant NAME:TOKEN_SHA256 (and --admin-token-sha256) to listen on %s", l.flag, l.addr, l.addr)
 		}
 	}
