@@ -113,19 +113,26 @@ func (c LimiterConfig) withDefaults() LimiterConfig {
 //   - 503, Retry-After BusyRetryAfter: the node has MaxInFlight requests;
 //   - 429, Retry-After BusyRetryAfter: the tenant has TenantMaxInFlight;
 //   - 429, Retry-After until the next token: the tenant's rate is spent.
-func (l *Limiter) Acquire(tenant string) Decision {
+func (l *Limiter) Acquire(tenant string) Decision { return l.AcquireN(tenant, 1) }
+
+// AcquireN decides for one request of tenant that acts on n documents (a
+// RESP MSET, MGET or DEL of n keys), as Acquire does, but takes n of the
+// tenant's rate: one token admits it, and the rest are owed, so that the
+// tenant's next requests wait until the rate has paid for all n. A request
+// of more documents than the burst is so admitted too, rather than never.
+func (l *Limiter) AcquireN(tenant string, n int) Decision {
 	if l.inFlight.Add(1) > int64(l.cfg.MaxInFlight) {
 		l.inFlight.Add(-1)
 		return Decision{Status: http.StatusServiceUnavailable, RetryAfter: l.cfg.BusyRetryAfter, Reason: "server busy"}
 	}
-	d := l.acquireTenant(tenant)
+	d := l.acquireTenant(tenant, max(n, 1))
 	if !d.Admit {
 		l.inFlight.Add(-1)
 	}
 	return d
 }
 
-func (l *Limiter) acquireTenant(tenant string) Decision {
+func (l *Limiter) acquireTenant(tenant string, n int) Decision {
 	now := l.cfg.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -140,7 +147,7 @@ func (l *Limiter) acquireTenant(tenant string) Decision {
 		wait := time.Duration((1 - ts.tokens) / l.cfg.TenantRate * float64(time.Second))
 		return Decision{Status: http.StatusTooManyRequests, RetryAfter: wait, Reason: "tenant request rate exceeded"}
 	}
-	ts.tokens--
+	ts.tokens -= float64(n)
 	ts.inFlight++
 	return Decision{Admit: true}
 }

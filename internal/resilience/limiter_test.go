@@ -64,6 +64,29 @@ func TestLimiterDecisions(t *testing.T) {
 	}
 }
 
+// TestLimiterAcquireN: a request on n documents is admitted on one token
+// and owes the rest, so the tenant's next requests wait until the rate has
+// paid for all n; one larger than the burst is admitted too.
+func TestLimiterAcquireN(t *testing.T) {
+	l, now := newLimiter(t, LimiterConfig{TenantRate: 10, TenantBurst: 3})
+	if d := l.AcquireN("a", 50); !d.Admit {
+		t.Fatalf("50 documents with a full burst: %+v, want admitted", d)
+	}
+	l.Release("a")
+	d := l.AcquireN("a", 1)
+	if d.Admit || d.Status != 429 || d.RetryAfter != 4800*time.Millisecond {
+		t.Fatalf("after 50 documents on a burst of 3: %+v, want 429 with Retry-After 4.8s (the 48 owed, and one)", d)
+	}
+	*now = now.Add(4800 * time.Millisecond)
+	if d := l.AcquireN("a", 1); !d.Admit {
+		t.Fatalf("once the rate has paid: %+v, want admitted", d)
+	}
+	l.Release("a")
+	if d := l.AcquireN("b", 0); !d.Admit {
+		t.Fatalf("a request of no documents: %+v, want admitted as one", d)
+	}
+}
+
 func TestLimiterMemoryBounded(t *testing.T) {
 	l, _ := newLimiter(t, LimiterConfig{MaxInFlight: 10, MaxTenants: 100})
 	if d := l.Acquire("busy"); !d.Admit {

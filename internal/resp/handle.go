@@ -37,6 +37,20 @@ type command struct {
 // step between two; all zero for a command without keys.
 type keySpec struct{ first, last, step int }
 
+// count is the number of keys among a command's nargs arguments (the
+// name included), at least 1: what the command costs of its tenant's
+// rate, one per document it acts on.
+func (k keySpec) count(nargs int) int {
+	last := k.last
+	if last < 0 {
+		last += nargs
+	}
+	if k.step <= 0 || last < k.first {
+		return 1
+	}
+	return (last-k.first)/k.step + 1
+}
+
 // Command flags, as Redis names them.
 var (
 	flagsConn     = []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}
@@ -177,7 +191,7 @@ func (s *Server) dispatch(c redcon.Conn, ss *session, cmd *command, met *cmdMetr
 		return cmd.run(s, c, ss, args)
 	}
 	if s.opt.Limiter != nil {
-		d := s.opt.Limiter.Acquire(ss.tenant)
+		d := s.opt.Limiter.AcquireN(ss.tenant, cmd.keys.count(len(args)))
 		if !d.Admit {
 			c.WriteError("TRYAGAIN " + d.Reason + "; retry after " + d.RetryAfter.String())
 			return failed(fault.Exhausted)

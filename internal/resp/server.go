@@ -21,9 +21,10 @@ import (
 )
 
 // Limiter admits or sheds one command of a tenant (resilience.Limiter),
-// and bounds the failed AUTH attempts node-wide, as it does HTTP requests.
+// which takes one of the tenant's rate per document it acts on, and
+// bounds the failed AUTH attempts node-wide, as it does HTTP requests.
 type Limiter interface {
-	Acquire(tenant string) resilience.Decision
+	AcquireN(tenant string, documents int) resilience.Decision
 	Release(tenant string)
 	AuthFailed() (ok bool, retryAfter time.Duration)
 }
