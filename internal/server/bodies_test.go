@@ -124,7 +124,7 @@ func TestContentEncoding(t *testing.T) {
 		{name: "x-gzip", coding: []string{"x-gzip"}, body: gzipped(t, doc), status: 201},
 		{name: "identity and gzip", coding: []string{"identity, gzip"}, body: gzipped(t, doc), status: 201},
 		{name: "inflates past the limit", coding: []string{"gzip"}, body: bomb, status: 413, msg: "1024 bytes"},
-		{name: "not gzip", coding: []string{"gzip"}, body: `{"a":"plain JSON, not gzip"}`, status: 400, msg: "not a whole gzip stream (bad header)"},
+		{name: "not gzip", coding: []string{"gzip"}, body: `{"a":"plain JSON, not gzip"}`, status: 400, msg: "not a whole gzip stream (bad header: not gzip data"},
 		{name: "gzip cut short", coding: []string{"gzip"}, body: gzipped(t, doc)[:15], status: 400, msg: "not a whole gzip stream"},
 		{name: "br", coding: []string{"br"}, body: doc, status: 415, msg: `Content-Encoding "br": not supported`},
 		{name: "deflate", coding: []string{"deflate"}, body: doc, status: 415, msg: `"deflate"`},

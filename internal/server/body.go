@@ -181,11 +181,11 @@ func gzipReason(err error) string {
 	var ce flate.CorruptInputError
 	switch {
 	case errors.Is(err, gzip.ErrHeader):
-		return "bad header"
+		return "bad header: not gzip data, or something after the gzip data"
 	case errors.Is(err, gzip.ErrChecksum):
 		return "bad checksum"
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "cut short"
+		return "cut short, or too short to be gzip data"
 	case errors.As(err, &ce):
 		return "corrupt data"
 	}
