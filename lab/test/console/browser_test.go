@@ -306,3 +306,23 @@ func ancestorView(t *testing.T, ctx context.Context, a, b *node) {
 		until(cell("/note", `false`)+` === null`))
 	shoot(t, ctx, "conflict-ancestor")
 }
+
+// TestConsoleNodeGone: when the node stops answering, a page that polls
+// says so, with the time of what it still shows, and greys that out; it
+// showed the last figures as if current, under "Failed to fetch".
+func TestConsoleNodeGone(t *testing.T) {
+	ctx := browser(t)
+	n := startNode(t, "127.0.0.1")
+	run(t, ctx, "sign in", chromedp.Navigate(n.Admin+"/"), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
+		chromedp.Submit(chromedp.CSS("#token")),
+		chromedp.WaitVisible(chromedp.CSS("#ov-rate")))
+	if err := n.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "see the node gone",
+		until(`document.querySelector("#banner").textContent.includes("the node did not answer")`+
+			` && document.querySelector("#banner").textContent.includes("What is shown is from")`+
+			` && document.querySelector("#content").classList.contains("stale")`))
+	shoot(t, ctx, "node-gone")
+}

@@ -58,12 +58,26 @@ function say(msg, kind) {
 }
 
 // poll runs fn now and every ms while the page is open; an error shows in
-// the banner and the next poll tries again.
+// the banner, with the time of what is still shown, which is greyed out
+// (it is no longer current), and the next poll tries again.
 function poll(fn, ms) {
-  let stopped = false;
+  let stopped = false, shown = null;
+  const content = document.getElementById("content");
   async function tick() {
-    try { await fn(); if (banner.dataset.fromPoll) { say(""); delete banner.dataset.fromPoll; } }
-    catch (e) { if (e.status !== 401) { say("Could not refresh: " + e.message, "error"); banner.dataset.fromPoll = "1"; } }
+    try {
+      await fn();
+      shown = new Date();
+      content.classList.remove("stale");
+      if (banner.dataset.fromPoll) { say(""); delete banner.dataset.fromPoll; }
+    } catch (e) {
+      if (e.status !== 401) {
+        // fetch rejects with a TypeError when nothing answered at all.
+        const why = e instanceof TypeError ? "the node did not answer (" + e.message + ")" : e.message;
+        say("Could not refresh: " + why + (shown ? ". What is shown is from " + shown.toLocaleTimeString() + "." : ""), "error");
+        banner.dataset.fromPoll = "1";
+        if (shown) content.classList.add("stale");
+      }
+    }
     if (!stopped) setTimeout(tick, ms);
   }
   tick();
