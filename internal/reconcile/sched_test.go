@@ -509,6 +509,19 @@ func TestChangedDrainsATurnAtATime(t *testing.T) {
 	}
 }
 
+// storeWithCopy is node a's store holding x as another node wrote it, as
+// a download or a restore leaves it.
+func storeWithCopy(t *testing.T) *store.Store {
+	t.Helper()
+	peer := openStore(t, "peer")
+	rec := put(t, peer, "x", `{}`)
+	a := openStore(t, "a")
+	if _, err := a.Apply(bg, tenant, "x", rec.Version, rec.Body, doc.ID{}, nil); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // TestReplicationLagLeavesRestoredVersionsOut: a version the node
 // downloaded or restored is in its change log but has nothing to upload;
 // its time, its writer's, does not count as lag, so a restore of old
@@ -516,14 +529,9 @@ func TestChangedDrainsATurnAtATime(t *testing.T) {
 func TestReplicationLagLeavesRestoredVersionsOut(t *testing.T) {
 	later := func() time.Time { return time.Now().Add(time.Hour) } // the documents were written an hour ago
 	b := mem.New("b")
-	peer := openStore(t, "peer")
-	rec := put(t, peer, "x", `{}`)
-	a := openStore(t, "a")
-	if _, err := a.Apply(bg, tenant, "x", rec.Version, rec.Body, doc.ID{}, nil); err != nil {
-		t.Fatal(err)
-	}
+	a := storeWithCopy(t)
 	e := newEngine(t, a, b, func(c *Config) { c.Now = later })
-	e.Changed(tenant) // as the node's commit feed tells of the restore's writes
+	e.Copied(tenant) // as the node's commit feed tells of the restore's writes
 	b.SetFault(func(op, _, _ string) error { return fault.New(fault.Transient, fault.Context{}, "down") })
 	_, _ = e.Upload(bg, tenant)
 	if lag := e.ReplicationLag(); lag > time.Minute {
@@ -546,12 +554,7 @@ func TestReplicationLagLeavesRestoredVersionsOut(t *testing.T) {
 func TestCopiedIsNotLag(t *testing.T) {
 	now := time.Now()
 	b := mem.New("b")
-	peer := openStore(t, "peer")
-	rec := put(t, peer, "x", `{}`)
-	a := openStore(t, "a")
-	if _, err := a.Apply(bg, tenant, "x", rec.Version, rec.Body, doc.ID{}, nil); err != nil {
-		t.Fatal(err)
-	}
+	a := storeWithCopy(t)
 	e := newEngine(t, a, b, func(c *Config) { c.Now = func() time.Time { return now } })
 	e.Copied(tenant)
 	now = now.Add(time.Hour) // the engine busy with a long round
