@@ -116,3 +116,26 @@ func TestRawErrorOnKeptAliveConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestH2CPreface: HTTP/2's cleartext preface is answered with the JSON 400
+// saying HTTP/2 is not served, where it was told its target was not an
+// absolute path.
+func TestH2CPreface(t *testing.T) {
+	e := newEnv(t)
+	c, err := net.Dial("tcp", e.serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprint(c, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 400 || !strings.Contains(string(body), "HTTP/2 is not served") {
+		t.Fatalf("%d %s; want 400 saying HTTP/2 is not served", res.StatusCode, body)
+	}
+}

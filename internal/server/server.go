@@ -524,6 +524,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
+	if r.Method == "PRI" && r.RequestURI == "*" {
+		// HTTP/2's connection preface without TLS (h2c), which net/http
+		// hands on as a request.
+		s.writeError(x, r, invalid("route", "HTTP/2 is not served (here its cleartext preface, h2c): use HTTP/1.1"))
+		return
+	}
 	if r.RequestURI == "*" || !strings.HasPrefix(r.URL.Path, "/") {
 		// ServeMux would answer with a bare 400.
 		s.writeError(x, r, invalid("route", "the request target must be an absolute path"))
