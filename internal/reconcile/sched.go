@@ -16,8 +16,9 @@ import (
 //
 // A pass gives every tenant turns in round-robin order: each turn handles
 // up to Config.TurnKeys changes of the tenant's change log (the uploader)
-// until it is drained, then up to TurnKeys keys of its round, and puts the
-// tenant at the back of the queue, until its round is done. The round's state (cursor, stats, guard
+// or up to TurnKeys keys of its round, the two alternating until the log
+// is drained and then the round's alone, and puts the tenant at the back
+// of the queue, until its round is done. The round's state (cursor, stats, guard
 // counts, span) waits in the queue between turns; its listing pages do not
 // (each turn lists afresh from the cursor), so a waiting tenant costs a few
 // hundred bytes however large it is. A small tenant's round thus finishes
@@ -54,9 +55,14 @@ type sched struct {
 // turn is one tenant's place in a pass.
 type turn struct {
 	tenant   string
-	uploaded bool   // its change log was drained (or failed to be)
-	restored bool   // a restore from a pack was tried (restore.go)
-	r        *round // nil until its round starts
+	uploaded bool // its change log was drained (or failed to be)
+	// roundNext gives the round the tenant's next turn after an upload
+	// turn that left changes: the two take turns until the log is
+	// drained, so that writes arriving as fast as a slow backend takes
+	// them cannot hold the round (and what it downloads) back for good.
+	roundNext bool
+	restored  bool   // a restore from a pack was tried (restore.go)
+	r         *round // nil until its round starts
 	// discover marks the pass's last turn, which lists the backend's
 	// tenants; covered holds the tenants the pass queued before it.
 	discover bool
@@ -122,17 +128,19 @@ func (s *sched) turn(ctx context.Context) {
 		s.discover(ctx, t)
 		return
 	}
-	if !t.uploaded {
+	if !t.uploaded && !t.roundNext {
 		_, more, err := e.uploadSome(ctx, t.tenant, e.cfg.TurnKeys)
 		if ctx.Err() != nil || s.unavailable(ctx, err) {
 			return
 		}
 		if more && err == nil {
+			t.roundNext = true
 			s.queue = append(s.queue, t)
 			return
 		}
 		t.uploaded = true // an error is in its Progress; the round goes on
 	}
+	t.roundNext = false
 	if t.r == nil && !t.restored {
 		// An empty tenant is restored from a catch-up pack before its
 		// first round, in this one turn (restore.go).
@@ -156,6 +164,12 @@ func (s *sched) turn(ctx context.Context) {
 		return
 	}
 	_, err = e.finishRound(ctx, t.r, err)
+	if !t.uploaded {
+		// The round ended before the log was drained: the rest drains as
+		// Changed's news does, without marking it as lag again (upload
+		// has marked what this node wrote).
+		e.tell(t.tenant, false)
+	}
 	s.unavailable(ctx, err)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -572,5 +573,38 @@ func TestCopiedIsNotLag(t *testing.T) {
 	now = now.Add(time.Minute)
 	if lag := e.ReplicationLag(); lag != time.Minute {
 		t.Fatalf("lag %v a minute after the node's own write was told, want 1m", lag)
+	}
+}
+
+// TestRoundNotHeldByAGrowingLog: a tenant whose change log grows as fast as
+// its upload turns drain it (writes arriving over a slow backend) still
+// gets its round, where the pass gave it upload turns until the log was
+// drained, that is never: upload and round turns alternate, and what the
+// log holds when the round ends is left to Changed's news.
+func TestRoundNotHeldByAGrowingLog(t *testing.T) {
+	a := openStore(t, "a")
+	b := mem.New("b")
+	for i := range 10 {
+		putIn(t, a, "hot", fmt.Sprintf("k%d", i))
+	}
+	e := newEngine(t, a, b, func(c *Config) { c.TurnKeys, c.CheckpointEvery, c.PageSize = 2, 2, 2 })
+	s := &sched{e: e}
+	s.start(bg)
+	turns := 0
+	for ; s.busy() && turns < 1000; turns++ {
+		s.turn(bg)
+		for i := range 3 { // more than a turn uploads
+			putIn(t, a, "hot", fmt.Sprintf("k%d", (turns+i)%10))
+		}
+	}
+	if s.busy() {
+		t.Fatalf("the pass still runs after %d turns: the round was held back by the growing log", turns)
+	}
+	p, ok := e.AllProgress()["hot"]
+	if !ok || p.Last.Started.IsZero() || p.LastErr != nil || p.Last.Scanned != 10 {
+		t.Fatalf("hot's round after the pass: %+v", p)
+	}
+	if told := e.takeChanged(); !slices.Contains(told, "hot") {
+		t.Fatalf("the log left undrained was not told as a change: %v", told)
 	}
 }
