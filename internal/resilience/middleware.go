@@ -42,6 +42,9 @@ type errorDetail struct {
 }
 
 func writeShed(w http.ResponseWriter, r *http.Request, d Decision) {
+	if info := reqctx.From(r.Context()); info != nil {
+		info.Shed = true
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Retry-After", fault.FormatRetryAfter(d.RetryAfter))

@@ -177,6 +177,8 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 	errStatus, code := status, ""
 	if x.failure != nil {
 		errStatus, code = statusOf(x.failure)
+	} else if x.info.Shed {
+		code = fault.Exhausted.String() // the admission middleware's own answer
 	}
 	if x.failure != nil || (status >= 400 && !x.quiet) {
 		level, msg = slog.LevelInfo, "request failed"
@@ -208,6 +210,9 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 		slog.Duration("duration", s.now().Sub(x.start)),
 		slog.Int64("bytes", x.bytes),
 	)
+	if x.failure == nil && x.info.Shed {
+		attrs = append(attrs, slog.String("class", code))
+	}
 	if x.failure != nil {
 		fc := fault.ContextOf(x.failure)
 		attrs = append(attrs,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 )
 
@@ -234,6 +235,48 @@ func TestFailuresLoggedOnce(t *testing.T) {
 				t.Errorf("line %d: %s = %v, want %v (%v)", i, k, recs[i][k], v, recs[i])
 			}
 		}
+	}
+}
+
+// TestShedLoggedAtInfo: a request the admission middleware sheds itself
+// (the node at --max-in-flight) is logged at Info with class exhausted,
+// where its 503 was an Error line with no class.
+func TestShedLoggedAtInfo(t *testing.T) {
+	l, err := resilience.NewLimiter(resilience.LimiterConfig{MaxInFlight: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, release := make(chan struct{}), make(chan struct{})
+	m := &memDocs{get: func(context.Context, string, string) (server.Doc, error) {
+		close(in)
+		<-release
+		return server.Doc{}, fault.New(fault.NotFound, fault.Context{}, "no document")
+	}}
+	e := newEnv(t, func(o *server.Options) { o.Admission.Limiter, o.Docs = l, m })
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.do(t, req{method: "GET", path: docURL(tenantA, "held"), token: e.tokA})
+	}()
+	<-in // the node's one place is taken
+	w := e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"X-Request-ID", "shed"}})
+	close(release)
+	<-done
+	if w.Code != 503 {
+		t.Fatalf("past --max-in-flight: %d, want 503", w.Code)
+	}
+	found := false
+	for _, rec := range e.logs.records(t) {
+		if rec["request_id"] != "shed" {
+			continue
+		}
+		found = true
+		if rec["level"] != "INFO" || rec["class"] != "exhausted" || rec["status"] != 503.0 {
+			t.Fatalf("the shed request's line: %v; want INFO, class exhausted, status 503", rec)
+		}
+	}
+	if !found {
+		t.Fatal("the shed request was not logged")
 	}
 }
 

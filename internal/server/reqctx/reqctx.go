@@ -33,6 +33,10 @@ type Info struct {
 	// admin route it asked for. Until then Tenant is only what the path
 	// names, which anyone can make up.
 	Authenticated bool
+	// Shed is set by the admission middleware when it answered the
+	// request 429 or 503 itself (class exhausted), so that the access log
+	// line, written outside it, says so.
+	Shed bool
 	// Start is when the server took the request (its clock); the tracing
 	// middleware times the request and starts its span from it.
 	Start time.Time
