@@ -338,6 +338,11 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	if n.stopReload != nil {
 		n.stopReload()
 	}
+	// Both listeners' /readyz say "draining" from now on, the admin's too
+	// while the API drains first.
+	for _, srv := range n.servers {
+		srv.SetDraining()
+	}
 	var errs []error
 	for _, srv := range n.servers {
 		if err := srv.Shutdown(ctx); err != nil {

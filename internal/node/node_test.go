@@ -3,11 +3,14 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
@@ -118,5 +121,63 @@ func TestIsLoopback(t *testing.T) {
 		if got := IsLoopback(addr); got != want {
 			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
 		}
+	}
+}
+
+// TestAdminReadyzWhileDraining: while the API drains a request in flight,
+// the admin listener's /readyz says "draining", as the API's would, where
+// it said "starting".
+func TestAdminReadyzWhileDraining(t *testing.T) {
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A PUT whose body never ends holds the API's drain.
+	c, err := net.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{", tok)
+	// Polling the node's metrics until it is in flight, with a deadline.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		inFlight := false
+		for line := range strings.Lines(scrape(t, "http://"+n.AdminAddr()+"/metrics")) {
+			inFlight = inFlight || strings.HasPrefix(line, "cairn_http_requests_in_flight{") && strings.HasSuffix(line, " 1\n")
+		}
+		if inFlight {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the PUT is not in flight after 10s")
+		}
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- n.Shutdown(context.Background()) }()
+	// Polling the node's goroutines, with a deadline.
+	var body string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); {
+		res, err := http.Get("http://" + n.AdminAddr() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if body = string(b); res.StatusCode == 503 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	c.Close() // the drain ends
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(body, `"draining"`) {
+		t.Fatalf("admin /readyz while the API drains: %s; want draining", body)
 	}
 }
