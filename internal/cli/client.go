@@ -40,6 +40,18 @@ func ConnectionFlags(fs *flag.FlagSet, url, token, tenant *string) {
 }
 
 // newClient is the client the flags describe.
+// missing says what the connection settings lack before any request: a
+// node URL cairn can call, then a token; "" when nothing is.
+func (c *clientFlags) missing() string {
+	if m := badURL(c.url); m != "" {
+		return fmt.Sprintf("the node's URL %q (CAIRN_URL or --url): %s", c.url, m)
+	}
+	if c.token == "" {
+		return "no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token"
+	}
+	return ""
+}
+
 func (c *clientFlags) newClient() (*client.Client, error) {
 	var opts []client.Option
 	if c.caCert != "" {
@@ -135,8 +147,8 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitUsage
 	}
-	if cf.token == "" {
-		fmt.Fprintf(env.Stderr, "cairn %s: no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token\n", cmd)
+	if m := cf.missing(); m != "" {
+		fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, m)
 		return exitUsage
 	}
 	c, err := cf.newClient()

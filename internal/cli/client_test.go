@@ -82,4 +82,12 @@ func TestClientCommands(t *testing.T) {
 	if code, _, stderr := run(t, env, "", "get", "a/2"); code != exitUsage || !strings.Contains(stderr, "CAIRN_TOKEN") {
 		t.Errorf("no token: %d %q", code, stderr)
 	}
+	// A URL cairn cannot call is named before the missing token, by every
+	// client command.
+	env["CAIRN_URL"] = "notaurl"
+	for _, args := range [][]string{{"get", "a/2"}, {"conflicts", "ls"}, {"ingest", "-", "--key-field", "id"}} {
+		if code, _, stderr := run(t, env, "", args...); code != exitUsage || !strings.Contains(stderr, `the node's URL "notaurl" (CAIRN_URL or --url)`) {
+			t.Errorf("%q with a bad URL and no token: %d %q", args, code, stderr)
+		}
+	}
 }

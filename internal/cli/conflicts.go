@@ -73,8 +73,8 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitUsage
 	}
-	if cf.token == "" {
-		fmt.Fprintf(env.Stderr, "cairn %s: no token: set CAIRN_TOKEN or --token\n", cmd)
+	if m := cf.missing(); m != "" {
+		fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, m)
 		return exitUsage
 	}
 	c, err := cf.newClient()

@@ -75,8 +75,8 @@ func ingestCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", err)
 		return exitUsage
 	}
-	if f.token == "" {
-		fmt.Fprintln(env.Stderr, "cairn ingest: no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token")
+	if m := f.missing(); m != "" {
+		fmt.Fprintln(env.Stderr, "cairn ingest: "+m)
 		return exitUsage
 	}
 	return report("ingest", reachable(f.run(ctx, args, env), f.url, "CAIRN_URL or --url"), env)

@@ -114,11 +114,7 @@ func reconcileCommand(ctx context.Context, args []string, env Env) int {
 		}
 		err = reconcileRun(ctx, a, q, env.Stdout, newProgress(env.Stderr))
 	}
-	if err != nil {
-		fmt.Fprintf(env.Stderr, "cairn reconcile %s: %v\n", args[0], reachable(err, *adminURL, "CAIRN_ADMIN_URL or --admin-url"))
-		return exitFail
-	}
-	return exitOK
+	return report("reconcile "+args[0], reachable(err, *adminURL, "CAIRN_ADMIN_URL or --admin-url"), env)
 }
 
 // adminClient calls the admin listener's JSON endpoints.

@@ -56,6 +56,8 @@ func TestClientCommandsOverTLS(t *testing.T) {
 		{nil, append([]string{"get", "a", "--ca-cert", keyFile}, conn...), "", exitUsage, "", "no PEM certificate"},
 		{withCA, append([]string{"reconcile", "status"}, admin...), "", 0, "no backends configured", ""},
 		{nil, append([]string{"reconcile", "status"}, admin...), "", exitFail, "", "certificate signed by unknown authority"},
+		{nil, append([]string{"reconcile", "status"}, admin...), "", exitFail, "", "give the CA's certificate with --ca-cert FILE or CAIRN_CA_CERT"},
+		{nil, []string{"reconcile", "status", "--admin-url", "notaurl"}, "", exitUsage, "", `the node's URL "notaurl" (CAIRN_ADMIN_URL or --admin-url)`},
 	}
 	for _, s := range steps {
 		code, stdout, stderr := run(t, s.env, s.stdin, s.args...)
