@@ -128,6 +128,7 @@ type feedTenant struct {
 	peer    map[string]PeerFeed // status per peer
 	polled  time.Time           // the end of the last poll that succeeded
 	pollErr error               // the last poll's error; nil after one succeeds
+	polling time.Time           // the start of the poll in progress; zero between polls
 }
 
 // feedGap is a fallback round in progress: the peers' last seqs probed
@@ -209,8 +210,19 @@ func (e *Engine) FeedStatus(tenant string) (FeedStatus, bool) {
 		s.Fallback = ft.gap.reason
 	}
 	s.Polled, s.Error = ft.polled, ft.pollErr
+	if !ft.polling.IsZero() {
+		// A backend that does not answer holds a read until its timeout
+		// (tens of seconds): say so before it ends.
+		if d := e.cfg.Now().Sub(ft.polling); d > max(feedHangAfter, 4*f.cfg.Poll) {
+			s.Error = fmt.Errorf("a read of the peers' feeds has waited %v on the backend", d.Round(time.Second))
+		}
+	}
 	return s, true
 }
+
+// feedHangAfter is the least time a poll in progress must have waited for
+// the status to call it waiting.
+const feedHangAfter = 5 * time.Second
 
 func peerName(h string) string {
 	b, err := hex.DecodeString(h)
@@ -592,15 +604,19 @@ func (f *feed) tailLoop(ctx context.Context) {
 // it applied.
 func (f *feed) poll(ctx context.Context, tenant string) (Stats, error) {
 	g := f.e.feedGuard(tenant)
+	f.mu.Lock()
+	f.tenantLocked(tenant).polling = f.e.cfg.Now()
+	f.mu.Unlock()
 	err := f.pollWith(ctx, tenant, g)
+	f.mu.Lock()
+	ft := f.tenantLocked(tenant)
+	ft.polling = time.Time{}
 	if ctx.Err() == nil { // a poll cut by the engine's stop says nothing of the backend
-		f.mu.Lock()
-		ft := f.tenantLocked(tenant)
 		if ft.pollErr = err; err == nil {
 			ft.polled = f.e.cfg.Now()
 		}
-		f.mu.Unlock()
 	}
+	f.mu.Unlock()
 	return g.st, err
 }
 

@@ -710,4 +710,33 @@ func TestFeedStatusShowsFailedPolls(t *testing.T) {
 	if st, _ = b.FeedStatus(tenant); st.Error != nil || !st.Polled.Equal(clk.now()) {
 		t.Fatalf("after the backend came back: error %v, polled %v; want none, %v", st.Error, st.Polled, clk.now())
 	}
+
+	// A backend that holds the read: the status says so while it waits,
+	// not only once the call times out.
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	m.SetFault(func(op, _, _ string) error {
+		if op == backend.OpListBlobs {
+			once.Do(func() { close(entered) })
+			<-release
+		}
+		return nil
+	})
+	held := make(chan error, 1)
+	go func() { _, err := b.feed.poll(bg, tenant); held <- err }()
+	<-entered
+	if st, _ = b.FeedStatus(tenant); st.Error != nil {
+		t.Fatalf("a poll that has just begun: %v, want no error", st.Error)
+	}
+	clk.add(time.Minute)
+	if st, _ = b.FeedStatus(tenant); st.Error == nil || !strings.Contains(st.Error.Error(), "has waited 1m0s on the backend") {
+		t.Fatalf("a poll held a minute: %v, want it said", st.Error)
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	if st, _ = b.FeedStatus(tenant); st.Error != nil {
+		t.Fatalf("once the held poll ended: %v, want no error", st.Error)
+	}
 }
