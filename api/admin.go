@@ -68,7 +68,8 @@ type FeedStatus struct {
 	Fallback string `json:"fallback,omitempty"`
 	// PolledAt is when the last poll that read every peer's feed without
 	// an error ended; Error is the last poll's error, absent after one
-	// succeeds. While polls fail, the peers' lags are those of the last
+	// succeeds, or says that the poll in progress has waited long on the
+	// backend. While polls fail, the peers' lags are those of the last
 	// objects read: Error and PolledAt show that nothing newer is.
 	PolledAt *time.Time `json:"polled_at,omitempty"`
 	Error    string     `json:"error,omitempty"`

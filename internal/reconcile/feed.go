@@ -154,8 +154,9 @@ type FeedStatus struct {
 	Peers     map[string]PeerFeed // by peer node id
 	Fallback  string              // why a fallback round is pending, or ""
 	// Polled is when the last poll that read every peer's feed without
-	// an error ended (zero before one). Error is the last poll's error, ""
-	// after one succeeds: while the backend fails or does not answer, the
+	// an error ended (zero before one). Error is the last poll's error, nil
+	// after one succeeds, or says that the poll in progress has waited
+	// long on the backend: while the backend fails or does not answer, the
 	// peers' lags are those of the last objects read, and only Error and
 	// Polled show that nothing newer is being read.
 	Polled time.Time
