@@ -637,10 +637,17 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 		fmt.Fprintf(env.Stdout, "export CAIRN_ADMIN_URL=%s\n", shellQuote(scheme+"://"+admin))
 	}
 	fmt.Fprintf(env.Stderr, "or: curl -H \"Authorization: Bearer $CAIRN_TOKEN\" %s/v1/tenants/demo/docs\n", url)
+	tls := ""
+	if f.tlsCert != "" {
+		tls = " --tls"
+	}
 	if a := n.RESPAddr(); a != "" {
 		if host, port, err := net.SplitHostPort(a); err == nil {
-			fmt.Fprintf(env.Stderr, "or: redis-cli -h %s -p %s --user demo --pass \"$CAIRN_TOKEN\" get hello\n", host, port)
+			fmt.Fprintf(env.Stderr, "or: redis-cli%s -h %s -p %s --user demo --pass \"$CAIRN_TOKEN\" get hello\n", tls, host, port)
 		}
+	}
+	if tls != "" {
+		fmt.Fprintf(env.Stderr, "(over TLS, give curl and redis-cli --cacert FILE, the CA that signed --tls-cert, unless the system trusts it; cairn takes CAIRN_CA_CERT)\n")
 	}
 }
 

@@ -2,12 +2,17 @@ package cli
 
 import (
 	"context"
+	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/procout"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/tlscert/tlscerttest"
 )
@@ -88,5 +93,30 @@ func TestServeTLSFlags(t *testing.T) {
 		if code != c.code || !strings.Contains(stderr, c.want) {
 			t.Errorf("serve %q with env %v: exit %d, stderr %q; want exit %d naming %q", c.args, c.env, code, stderr, c.code, c.want)
 		}
+	}
+}
+
+// TestWelcomeOverTLS: a development node serving TLS prints a redis-cli
+// line with --tls, and says that curl and redis-cli need the CA.
+func TestWelcomeOverTLS(t *testing.T) {
+	_, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, t.TempDir())
+	sigs := make(chan os.Signal, 1)
+	var stderr procout.Buffer
+	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs, Getenv: func(string) string { return "" }}
+	done := make(chan int, 1)
+	go func() {
+		done <- Run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "",
+			"--resp-listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "error"}, env)
+	}()
+	// Polling the serving goroutine's output, with a deadline.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "--cacert"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no welcome after 30s:\n%s", stderr.String())
+		}
+	}
+	sigs <- syscall.SIGTERM
+	<-done
+	if !strings.Contains(stderr.String(), "or: redis-cli --tls -h 127.0.0.1") {
+		t.Fatalf("the welcome's redis-cli line lacks --tls:\n%s", stderr.String())
 	}
 }
