@@ -175,6 +175,15 @@ func gzipError(op string, maxBody int64, err error) error {
 		Msg: "Content-Encoding gzip: the body is not a whole gzip stream (" + gzipReason(err) + ")", Err: err}
 }
 
+// gzipFailure reports whether err is compress/gzip's or compress/flate's
+// (or a stream that ended inside a gzip member, once the body's own read
+// is known to have ended well).
+func gzipFailure(err error) bool {
+	var ce flate.CorruptInputError
+	return errors.Is(err, gzip.ErrHeader) || errors.Is(err, gzip.ErrChecksum) ||
+		errors.As(err, &ce) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
 // gzipReason names what compress/gzip and compress/flate found, without
 // any text of a network error.
 func gzipReason(err error) string {

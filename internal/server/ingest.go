@@ -121,6 +121,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, err)
 		return
 	}
+	gz := body != r.Body
 	r.Body = body
 	opts, err := h.options(r)
 	if err != nil {
@@ -140,7 +141,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now == nil {
 		now = time.Now
 	}
-	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema,
+	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema, gzip: gz,
 		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
 	run.load = &bulk.Loader{Ctx: ctx, W: h.w, Tenant: run.tenant, Market: run.market, Batch: run.batchTrace}
@@ -261,6 +262,7 @@ type ingestRun struct {
 	ctx      context.Context
 	tenant   string
 	market   bool
+	gzip     bool // the body is gzip, decoded as it is read
 	rc       *http.ResponseController
 	timeouts Timeouts
 	body     *pacedBody // the request body as Process reads it
@@ -343,6 +345,9 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 		if status, code := statusOf(berr); status == http.StatusRequestTimeout {
 			return withStatus(status, code,
 				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
+		}
+		if run.gzip && gzipFailure(run.body.err) {
+			return stopped(fault.Invalid, run.body.err, "Content-Encoding gzip: the body is not a whole gzip stream ("+gzipReason(run.body.err)+")")
 		}
 	}
 	if ctx.Err() != nil {

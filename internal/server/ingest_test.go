@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -154,5 +155,37 @@ func TestIngestStoreFails(t *testing.T) {
 	}
 	if !bytes.Contains(w.Body.Bytes(), []byte(`"complete":false`)) {
 		t.Errorf("body %s", w.Body)
+	}
+}
+
+// TestIngestGzipCutShort: a gzip body that arrives whole but whose stream
+// is cut stops the ingest with a message naming the gzip stream, where it
+// said only that reading the body failed.
+func TestIngestGzipCutShort(t *testing.T) {
+	st, err := store.Open(t.TempDir(), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	io.WriteString(zw, `{"id":"a"}`+"\n"+`{"id":"b"}`+"\n")
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	body := zb.String()
+	h := newTestIngestHandler(t, st, IngestLimits{}, nil)
+	req := httptest.NewRequest("POST", "/v1/tenants/acme/ingest?key_field=id", strings.NewReader(body[:len(body)-6]))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Content-Encoding", "gzip")
+	req = req.WithContext(reqctx.With(req.Context(), &reqctx.Info{ID: "req-1", Tenant: "acme"}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	var r api.IngestResult
+	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil {
+		t.Fatalf("reply %s: %v", w.Body, err)
+	}
+	if w.Code != http.StatusBadRequest || r.Error == nil || !strings.Contains(r.Error.Message, "not a whole gzip stream (cut short") {
+		t.Fatalf("status %d, reply %+v; want 400 naming the gzip stream", w.Code, r.Error)
 	}
 }
