@@ -39,7 +39,6 @@ func ConnectionFlags(fs *flag.FlagSet, url, token, tenant *string) {
 	fs.StringVar(tenant, "tenant", "demo", "the `tenant` to act on")
 }
 
-// newClient is the client the flags describe.
 // missing says what the connection settings lack before any request: a
 // node URL cairn can call, then a token; "" when nothing is.
 func (c *clientFlags) missing() string {
@@ -52,6 +51,7 @@ func (c *clientFlags) missing() string {
 	return ""
 }
 
+// newClient is the client the flags describe.
 func (c *clientFlags) newClient() (*client.Client, error) {
 	var opts []client.Option
 	if c.caCert != "" {

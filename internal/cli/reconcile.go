@@ -225,13 +225,13 @@ func printFeeds(w io.Writer, backends []api.BackendStatus) error {
 			}
 			state := "tailing"
 			switch {
+			case f.Fallback != "":
+				state = "waiting for a round: " + f.Fallback
 			case f.Error != "":
 				state = "not reading: " + f.Error
 				if f.PolledAt != nil {
 					state += " (last read " + f.PolledAt.Local().Format(time.DateTime) + ")"
 				}
-			case f.Fallback != "":
-				state = "waiting for a round: " + f.Fallback
 			}
 			if len(f.Peers) == 0 {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t-\t\t\t\t%s\n", b.Name, t.Tenant, f.Published, f.Pending, state)

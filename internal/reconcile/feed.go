@@ -211,7 +211,7 @@ func (e *Engine) FeedStatus(tenant string) (FeedStatus, bool) {
 		s.Fallback = ft.gap.reason
 	}
 	s.Polled, s.Error = ft.polled, ft.pollErr
-	if !ft.polling.IsZero() {
+	if !ft.polling.IsZero() && ft.gap == nil { // a fallback round's time is not the backend's
 		// A backend that does not answer holds a read until its timeout
 		// (tens of seconds): say so before it ends.
 		if d := e.cfg.Now().Sub(ft.polling); d > max(feedHangAfter, 4*f.cfg.Poll) {

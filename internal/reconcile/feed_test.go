@@ -740,3 +740,37 @@ func TestFeedStatusShowsFailedPolls(t *testing.T) {
 		t.Fatalf("once the held poll ended: %v, want no error", st.Error)
 	}
 }
+
+// TestFeedStatusDuringFallbackRound: a poll waiting for a fallback round is
+// not reported as a read waiting on the backend: the round's time is not
+// the backend's, and the status says why it waits (Fallback).
+func TestFeedStatusDuringFallbackRound(t *testing.T) {
+	m := mem.New("b")
+	clk := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	a := feedEngine(t, "na", m, nil, nil)
+	b := feedEngine(t, "nb", m, clk, nil)
+	put(t, a.st, "k", `{}`)
+	flush(t, a)
+	runRound(t, b)
+	poll(t, b)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	b.feed.round = func(ctx context.Context, tenant string) (Stats, error) {
+		once.Do(func() { close(entered) })
+		<-release
+		return Stats{}, nil
+	}
+	b.feed.mu.Lock()
+	b.feed.tenants[tenant].gap = &feedGap{probed: clk.now().Add(time.Second), hi: map[string]uint64{}, reason: "a gap"}
+	b.feed.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.feed.poll(bg, tenant); close(done) }()
+	<-entered
+	clk.add(time.Minute)
+	st, _ := b.FeedStatus(tenant)
+	close(release)
+	<-done
+	if st.Error != nil || st.Fallback != "a gap" {
+		t.Fatalf("while a fallback round runs: error %v, fallback %q; want no error, the gap", st.Error, st.Fallback)
+	}
+}

@@ -153,6 +153,9 @@ func (s *sched) turn(ctx context.Context) {
 	if t.r == nil {
 		r, err := e.startRound(ctx, t.tenant)
 		if err != nil {
+			if !t.uploaded {
+				e.tell(t.tenant, false) // the rest of the log drains as a change does
+			}
 			s.unavailable(ctx, err) // else in the tenant's Progress; the others go on
 			return
 		}
@@ -305,7 +308,9 @@ func (s *sched) upload(ctx context.Context, tenant string) {
 		if s.drained != nil {
 			delete(s.drained, tenant)
 		}
-		s.e.Changed(tenant)
+		// Told again without marking it as lag: upload has marked what
+		// this node wrote, and the rest may be copies (Engine.Copied).
+		s.e.tell(tenant, false)
 	}
 }
 

@@ -118,8 +118,11 @@ func (l *Limiter) Acquire(tenant string) Decision { return l.AcquireN(tenant, 1)
 // AcquireN decides for one request of tenant that acts on n documents (a
 // RESP MSET, MGET or DEL of n keys), as Acquire does, but takes n of the
 // tenant's rate: one token admits it, and the rest are owed, so that the
-// tenant's next requests wait until the rate has paid for all n. A request
-// of more documents than the burst is so admitted too, rather than never.
+// tenant's next requests wait until the rate has paid for them. A request
+// of more documents than the burst is so admitted too, rather than never;
+// what is owed is capped at one burst, so that one request of a million
+// keys costs the tenant at most the time the rate takes to refill twice
+// the burst, not hours.
 func (l *Limiter) AcquireN(tenant string, n int) Decision {
 	if l.inFlight.Add(1) > int64(l.cfg.MaxInFlight) {
 		l.inFlight.Add(-1)
@@ -147,7 +150,7 @@ func (l *Limiter) acquireTenant(tenant string, n int) Decision {
 		wait := time.Duration((1 - ts.tokens) / l.cfg.TenantRate * float64(time.Second))
 		return Decision{Status: http.StatusTooManyRequests, RetryAfter: wait, Reason: "tenant request rate exceeded"}
 	}
-	ts.tokens -= float64(n)
+	ts.tokens = max(ts.tokens-float64(n), -float64(l.cfg.TenantBurst))
 	ts.inFlight++
 	return Decision{Admit: true}
 }

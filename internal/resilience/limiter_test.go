@@ -65,19 +65,34 @@ func TestLimiterDecisions(t *testing.T) {
 }
 
 // TestLimiterAcquireN: a request on n documents is admitted on one token
-// and owes the rest, so the tenant's next requests wait until the rate has
-// paid for all n; one larger than the burst is admitted too.
+// and owes the rest, up to one burst, so the tenant's next requests wait
+// until the rate has paid; one larger than the burst is admitted too.
 func TestLimiterAcquireN(t *testing.T) {
-	l, now := newLimiter(t, LimiterConfig{TenantRate: 10, TenantBurst: 3})
+	l, now := newLimiter(t, LimiterConfig{TenantRate: 10, TenantBurst: 30})
 	if d := l.AcquireN("a", 50); !d.Admit {
-		t.Fatalf("50 documents with a full burst: %+v, want admitted", d)
+		t.Fatalf("50 documents with a full burst of 30: %+v, want admitted", d)
 	}
 	l.Release("a")
 	d := l.AcquireN("a", 1)
-	if d.Admit || d.Status != 429 || d.RetryAfter != 4800*time.Millisecond {
-		t.Fatalf("after 50 documents on a burst of 3: %+v, want 429 with Retry-After 4.8s (the 48 owed, and one)", d)
+	if d.Admit || d.Status != 429 || d.RetryAfter != 2100*time.Millisecond {
+		t.Fatalf("after 50 documents on a burst of 30: %+v, want 429 with Retry-After 2.1s (the 20 owed, and one)", d)
 	}
-	*now = now.Add(4800 * time.Millisecond)
+	*now = now.Add(2100 * time.Millisecond)
+	if d := l.AcquireN("a", 1); !d.Admit {
+		t.Fatalf("once the rate has paid: %+v, want admitted", d)
+	}
+	l.Release("a")
+	*now = now.Add(3 * time.Second) // the burst refilled
+	// A million documents owe one burst, not a day.
+	if d := l.AcquireN("a", 1_000_000); !d.Admit {
+		t.Fatalf("a million documents: %+v, want admitted", d)
+	}
+	l.Release("a")
+	d = l.AcquireN("a", 1)
+	if d.Admit || d.RetryAfter != 3100*time.Millisecond {
+		t.Fatalf("after a million documents: %+v, want 429 with Retry-After 3.1s (the burst of 30 owed, and one)", d)
+	}
+	*now = now.Add(3100 * time.Millisecond)
 	if d := l.AcquireN("a", 1); !d.Admit {
 		t.Fatalf("once the rate has paid: %+v, want admitted", d)
 	}

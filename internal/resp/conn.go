@@ -110,7 +110,7 @@ func (c *limitConn) Read(p []byte) (int, error) {
 			c.f.frame()
 		}
 		if ne, ok := err.(net.Error); ok && ne.Timeout() && c.preAuth {
-			_, _ = c.Write([]byte("-ERR no AUTH within " + c.authTimeout.String() + "; closing the connection\r\n"))
+			c.last("-ERR no AUTH within " + c.authTimeout.String() + "; closing the connection\r\n")
 		}
 		c.readErr = err
 	}
@@ -142,8 +142,16 @@ func (c *limitConn) refuse(err error) error {
 	if err == errTooLarge {
 		msg = "-ERR command larger than " + strconv.Itoa(c.f.max) + " bytes (--max-body-bytes plus 64 KiB); closing the connection\r\n"
 	}
-	_, _ = c.Write([]byte(msg))
+	c.last(msg)
 	return err
+}
+
+// last writes the connection's last reply, before it closes, with a write
+// deadline of its own: the one Write moves counts from the last command's
+// start, which may be longer ago than the write timeout.
+func (c *limitConn) last(msg string) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = c.Conn.Write([]byte(msg))
 }
 
 // Close closes the connection and gives its place back to the listener.

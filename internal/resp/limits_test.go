@@ -465,3 +465,20 @@ func TestMaxClients(t *testing.T) {
 	defer c4.Close()
 	exchange(c4, "RESET\r\n", "+RESET\r\n")
 }
+
+// TestAuthTimeoutOverWriteTimeout: the auth timeout's message is written
+// with a deadline of its own, where one counted from the accept had passed
+// when AuthTimeout was longer than WriteTimeout, and the client saw EOF.
+func TestAuthTimeoutOverWriteTimeout(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, AuthTimeout: 300 * time.Millisecond, WriteTimeout: 100 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second)) // far beyond the timeouts: only a bug reaches it
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "-ERR no AUTH within 300ms; closing the connection\r\n" {
+		t.Fatalf("got %q, %v; want the timeout's error, then the end", got, err)
+	}
+}

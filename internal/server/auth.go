@@ -192,7 +192,7 @@ func (v *verifier) authorize(r *http.Request, access Access, tenant string) erro
 // the client is told to back off, and why it failed.
 func authBudgetSpent(err error, wait time.Duration) error {
 	return &httpError{
-		status: http.StatusTooManyRequests, code: fault.Exhausted.String(),
+		status: http.StatusTooManyRequests, code: fault.Exhausted.String(), unauthenticated: true,
 		err: fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: "auth", Tenant: fault.ContextOf(err).Tenant},
 			fault.MessageOf(err)+"; too many requests fail authentication on this node, retry later"), wait),
 	}

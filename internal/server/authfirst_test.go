@@ -109,6 +109,9 @@ func TestAuthFailureBudget(t *testing.T) {
 		if ra := w.Header().Get("Retry-After"); ra != "2" {
 			t.Errorf("Retry-After %q, want 2 (1.5s rounded up)", ra)
 		}
+		if c := w.Header().Get("Connection"); c != "close" {
+			t.Errorf("over budget: Connection %q, want close, as after a 401", c)
+		}
 	}
 	if w := e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA}); w.Code != 404 {
 		t.Errorf("valid token with the budget spent: %d, want served (404)", w.Code)

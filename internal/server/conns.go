@@ -83,6 +83,7 @@ func (s *Server) refuseOverLimit(x *exchange, r *http.Request) bool {
 		return false
 	}
 	s.warnOverLimit()
+	x.info.Shed = true // the node's own answer under load, logged at Info
 	x.Header().Set("Connection", "close")
 	s.writeError(x, r, fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: "http.accept"},
 		"too many connections: the node serves at most "+strconv.FormatInt(s.conns.max, 10)+

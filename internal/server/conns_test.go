@@ -77,6 +77,11 @@ func TestMaxConns(t *testing.T) {
 	if !strings.Contains(e.logs.String(), "HTTP connections at the limit") {
 		t.Error("no warning logged")
 	}
+	for _, rec := range e.logs.records(t) {
+		if rec["status"] == 503.0 && (rec["level"] != "INFO" || rec["class"] != "exhausted") {
+			t.Errorf("the refused request's line: %v; want Info, class exhausted", rec)
+		}
+	}
 
 	// c1 ends: the server closes it after answering (which frees its
 	// place before the client reads the end), and a new one is served.

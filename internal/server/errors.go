@@ -51,7 +51,11 @@ type httpError struct {
 	challenge string // WWW-Authenticate value for 401s
 	allow     string // Allow value for 405s
 	accept    string // Accept-Encoding value for 415s
-	err       error
+	// unauthenticated marks the answer to a request that failed
+	// authentication (a 401, or the 429 past the node's budget of them):
+	// its connection closes after it.
+	unauthenticated bool
+	err             error
 }
 
 func (e *httpError) Error() string { return e.err.Error() }
@@ -198,7 +202,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeoutAnswerGrace))
 	}
 	s.errorHeaders(w.Header(), err, status)
-	if status == http.StatusUnauthorized {
+	if he := (*httpError)(nil); status == http.StatusUnauthorized || errors.As(err, &he) && he.unauthenticated {
 		// A client without a valid token keeps no connection (one of
 		// --max-conns) open for the idle timeout: only for the time it
 		// takes to send a request.

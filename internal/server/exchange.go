@@ -182,10 +182,12 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 	}
 	if x.failure != nil || (status >= 400 && !x.quiet) {
 		level, msg = slog.LevelInfo, "request failed"
-		// A shed request (exhausted) and one for a tenant still catching
-		// up are the node's answers under load or during a restore, which
-		// any client can provoke, not its failures: Info, as 4xx.
-		if errStatus >= 500 && code != "exhausted" && code != "catching_up" {
+		// A shed request (admission, or past --max-conns) and one for a
+		// tenant still catching up are the node's deliberate answers under
+		// load or during a restore, which any client can provoke, not its
+		// failures: Info, as 4xx. Other exhausted 503s (a full disk, no
+		// descriptors left) are the node's trouble: Error.
+		if errStatus >= 500 && !x.info.Shed && code != "catching_up" {
 			level = slog.LevelError
 		}
 	}

@@ -204,8 +204,10 @@ func TestErrorStatuses(t *testing.T) {
 }
 
 // TestFailuresLoggedOnce: one line per request; failed ones at Info or
-// Error with class, op, tenant and request id; successes at Debug. A shed
-// request's 503 (exhausted) is an answer, at Info as a 4xx is.
+// Error with class, op, tenant and request id; successes at Debug. A 503
+// of class exhausted from the documents (a disk nearly full) is the node's
+// trouble, at Error; only its deliberate answers are at Info
+// (TestShedLoggedAtInfo).
 func TestFailuresLoggedOnce(t *testing.T) {
 	m := &memDocs{}
 	e := newEnv(t, func(o *server.Options) { o.Docs = m })
@@ -216,9 +218,9 @@ func TestFailuresLoggedOnce(t *testing.T) {
 	}
 	e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"X-Request-ID", "r503"}})
 	m.get = func(context.Context, string, string) (server.Doc, error) {
-		return server.Doc{}, fault.New(fault.Exhausted, fault.Context{Key: "k"}, "server busy")
+		return server.Doc{}, fault.New(fault.Exhausted, fault.Context{Key: "k"}, "disk nearly full")
 	}
-	e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"X-Request-ID", "shed"}})
+	e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA, hdr: []string{"X-Request-ID", "full"}})
 	recs := e.logs.records(t)
 	if len(recs) != 4 {
 		t.Fatalf("%d log lines, want 4: %v", len(recs), recs)
@@ -227,7 +229,7 @@ func TestFailuresLoggedOnce(t *testing.T) {
 		{"level": "DEBUG", "msg": "request", "status": 201.0, "op": "doc.put"},
 		{"level": "INFO", "msg": "request failed", "status": 404.0, "class": "not_found", "op": "doc.get", "tenant": "acme", "request_id": "r404"},
 		{"level": "ERROR", "msg": "request failed", "status": 503.0, "class": "transient", "op": "doc.get", "tenant": "acme", "request_id": "r503", "key": "k"},
-		{"level": "INFO", "msg": "request failed", "status": 503.0, "class": "exhausted", "op": "doc.get", "tenant": "acme", "request_id": "shed"},
+		{"level": "ERROR", "msg": "request failed", "status": 503.0, "class": "exhausted", "op": "doc.get", "tenant": "acme", "request_id": "full"},
 	}
 	for i, w := range want {
 		for k, v := range w {

@@ -157,9 +157,11 @@ const openMargin = 16 << 20
 // takes: Pebble replays the log into tables and creates the next log file
 // (preallocated to 1.1 memtables) before it returns, and when that write
 // fails for want of space it retries for good, so the process would hang
-// in Open without a word. It is less than the reserve, so that a node whose
-// disk is nearly full still starts and serves reads. Without a reserve, or
-// where the free space cannot be measured, it checks nothing.
+// in Open without a word. With the defaults it is far less than the
+// reserve (about 25 MiB and the log's size, against 88 MiB), so that a node
+// whose disk is nearly full still starts and serves reads. Without a
+// reserve, or where the free space cannot be measured, it checks nothing;
+// it measures the real directory, whatever Options.FS wraps it in.
 func roomToOpen(dir string, opts Options) error {
 	if opts.DiskReserve < 0 {
 		return nil

@@ -41,7 +41,9 @@ async function call(method, path, body, headers) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = typeof body === "string" ? body : JSON.stringify(body);
   }
-  const res = await fetch(path, opts);
+  let res;
+  try { res = await fetch(path, opts); }
+  catch (e) { throw new Error("the node did not answer (" + e.message + ")"); } // nothing answered at all
   if (res.status === 401) { location.href = "/console/signin?next=" + encodeURIComponent(location.pathname); throw new APIError(401, null); }
   const text = await res.text();
   let data = null;
@@ -71,9 +73,7 @@ function poll(fn, ms) {
       if (banner.dataset.fromPoll) { say(""); delete banner.dataset.fromPoll; }
     } catch (e) {
       if (e.status !== 401) {
-        // fetch rejects with a TypeError when nothing answered at all.
-        const why = e instanceof TypeError ? "the node did not answer (" + e.message + ")" : e.message;
-        say("Could not refresh: " + why + (shown ? ". What is shown is from " + shown.toLocaleTimeString() + "." : ""), "error");
+        say("Could not refresh: " + e.message + (shown ? ". What is shown is from " + shown.toLocaleTimeString([], { hour12: false }) + "." : ""), "error");
         banner.dataset.fromPoll = "1";
         if (shown) content.classList.add("stale");
       }
