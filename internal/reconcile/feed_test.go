@@ -673,19 +673,27 @@ func TestFeedLagZeroWhenCaughtUp(t *testing.T) {
 	}
 }
 
+// tailingPair is node b tailing node a's feed on one backend, b on clk,
+// after one poll that read it.
+func tailingPair(t *testing.T) (m *mem.Mem, b *Engine, clk *clock) {
+	t.Helper()
+	m = mem.New("b")
+	clk = &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
+	a := feedEngine(t, "na", m, nil, nil)
+	b = feedEngine(t, "nb", m, clk, nil)
+	put(t, a.st, "k", `{}`)
+	flush(t, a)
+	runRound(t, b)
+	poll(t, b)
+	return m, b, clk
+}
+
 // TestFeedStatusShowsFailedPolls: while the backend fails the feed's reads,
 // the status says so with the error and when a poll last succeeded, where
 // it kept showing the peers' last lags, 0, as if tailing; a poll that
 // succeeds clears the error.
 func TestFeedStatusShowsFailedPolls(t *testing.T) {
-	m := mem.New("b")
-	clk := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
-	a := feedEngine(t, "na", m, nil, nil)
-	b := feedEngine(t, "nb", m, clk, nil)
-	put(t, a.st, "k", `{}`)
-	flush(t, a)
-	runRound(t, b)
-	poll(t, b)
+	m, b, clk := tailingPair(t)
 	st, ok := b.FeedStatus(tenant)
 	if !ok || st.Error != nil || !st.Polled.Equal(clk.now()) {
 		t.Fatalf("after a poll that read the feed: %+v, %v; want no error, polled now", st, ok)
@@ -745,14 +753,7 @@ func TestFeedStatusShowsFailedPolls(t *testing.T) {
 // not reported as a read waiting on the backend: the round's time is not
 // the backend's, and the status says why it waits (Fallback).
 func TestFeedStatusDuringFallbackRound(t *testing.T) {
-	m := mem.New("b")
-	clk := &clock{t: time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)}
-	a := feedEngine(t, "na", m, nil, nil)
-	b := feedEngine(t, "nb", m, clk, nil)
-	put(t, a.st, "k", `{}`)
-	flush(t, a)
-	runRound(t, b)
-	poll(t, b)
+	_, b, clk := tailingPair(t)
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	b.feed.round = func(ctx context.Context, tenant string) (Stats, error) {

@@ -69,34 +69,28 @@ func TestLimiterDecisions(t *testing.T) {
 // until the rate has paid; one larger than the burst is admitted too.
 func TestLimiterAcquireN(t *testing.T) {
 	l, now := newLimiter(t, LimiterConfig{TenantRate: 10, TenantBurst: 30})
-	if d := l.AcquireN("a", 50); !d.Admit {
-		t.Fatalf("50 documents with a full burst of 30: %+v, want admitted", d)
+	for _, c := range []struct {
+		n     int
+		owed  time.Duration // how long the next request waits
+		after string
+	}{
+		{50, 2100 * time.Millisecond, "50 documents on a burst of 30: the 20 owed, and one"},
+		{1_000_000, 3100 * time.Millisecond, "a million documents: one burst owed, not a day, and one"},
+	} {
+		*now = now.Add(time.Hour) // the burst refilled
+		if d := l.AcquireN("a", c.n); !d.Admit {
+			t.Fatalf("%d documents with a full burst: %+v, want admitted", c.n, d)
+		}
+		l.Release("a")
+		if d := l.AcquireN("a", 1); d.Admit || d.Status != 429 || d.RetryAfter != c.owed {
+			t.Fatalf("after %s: %+v, want 429 with Retry-After %v", c.after, d, c.owed)
+		}
+		*now = now.Add(c.owed)
+		if d := l.AcquireN("a", 1); !d.Admit {
+			t.Fatalf("once the rate has paid for %s: %+v, want admitted", c.after, d)
+		}
+		l.Release("a")
 	}
-	l.Release("a")
-	d := l.AcquireN("a", 1)
-	if d.Admit || d.Status != 429 || d.RetryAfter != 2100*time.Millisecond {
-		t.Fatalf("after 50 documents on a burst of 30: %+v, want 429 with Retry-After 2.1s (the 20 owed, and one)", d)
-	}
-	*now = now.Add(2100 * time.Millisecond)
-	if d := l.AcquireN("a", 1); !d.Admit {
-		t.Fatalf("once the rate has paid: %+v, want admitted", d)
-	}
-	l.Release("a")
-	*now = now.Add(3 * time.Second) // the burst refilled
-	// A million documents owe one burst, not a day.
-	if d := l.AcquireN("a", 1_000_000); !d.Admit {
-		t.Fatalf("a million documents: %+v, want admitted", d)
-	}
-	l.Release("a")
-	d = l.AcquireN("a", 1)
-	if d.Admit || d.RetryAfter != 3100*time.Millisecond {
-		t.Fatalf("after a million documents: %+v, want 429 with Retry-After 3.1s (the burst of 30 owed, and one)", d)
-	}
-	*now = now.Add(3100 * time.Millisecond)
-	if d := l.AcquireN("a", 1); !d.Admit {
-		t.Fatalf("once the rate has paid: %+v, want admitted", d)
-	}
-	l.Release("a")
 	if d := l.AcquireN("b", 0); !d.Admit {
 		t.Fatalf("a request of no documents: %+v, want admitted as one", d)
 	}
