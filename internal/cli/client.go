@@ -42,8 +42,8 @@ func ConnectionFlags(fs *flag.FlagSet, url, token, tenant *string) {
 // missing says what the connection settings lack before any request: a
 // node URL cairn can call, then a token; "" when nothing is.
 func (c *clientFlags) missing() string {
-	if m := badURL(c.url); m != "" {
-		return fmt.Sprintf("the node's URL %q (CAIRN_URL or --url): %s", c.url, m)
+	if m := urlProblem(c.url, "CAIRN_URL or --url"); m != "" {
+		return m
 	}
 	if c.token == "" {
 		return "no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token"
@@ -207,8 +207,8 @@ func reachable(err error, node, setting string) error {
 	switch {
 	case err == nil:
 		return nil
-	case badURL(node) != "":
-		return usageError(fmt.Sprintf("the node's URL %q (%s): %s", node, setting, badURL(node)))
+	case urlProblem(node, setting) != "":
+		return usageError(urlProblem(node, setting))
 	case errors.As(err, &unknownCA):
 		return hinted{err, "the node's certificate is not signed by a CA this client trusts: give the CA's certificate with --ca-cert FILE or CAIRN_CA_CERT (docs/tls.md)"}
 	case errors.As(err, &wrongHost):
@@ -221,19 +221,22 @@ func reachable(err error, node, setting string) error {
 	return err
 }
 
-// badURL says what is wrong with a node's URL, or "" when it is an http or
-// https URL with a host.
-func badURL(raw string) string {
-	u, err := url.Parse(raw)
+// urlProblem says what is wrong with a node's URL, naming the setting it
+// came from, or "" when it is an http or https URL with a host.
+func urlProblem(node, setting string) string {
+	u, err := url.Parse(node)
+	what := ""
 	switch {
 	case err != nil:
-		return "not a URL"
+		what = "not a URL"
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "want http://HOST:PORT or https://HOST:PORT"
+		what = "want http://HOST:PORT or https://HOST:PORT"
 	case u.Host == "":
-		return "no host in it"
+		what = "no host in it"
+	default:
+		return ""
 	}
-	return ""
+	return fmt.Sprintf("the node's URL %q (%s): %s", node, setting, what)
 }
 
 // usageError is a command line the command cannot run.

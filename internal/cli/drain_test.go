@@ -81,17 +81,24 @@ func TestSignalAbandonsAStart(t *testing.T) {
 		ln.Close()
 		<-stopped
 	}()
-	sigs := make(chan os.Signal, 1)
 	var stderr bytes.Buffer
-	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs, Getenv: func(string) string { return "" }}
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "",
-			"--backend", "s3=s3://bucket?endpoint=" + ln.Addr().String() + "&insecure=1"}, env)
-	}()
+	sigs, done := serveInProcess(t, &stderr, "--backend", "s3=s3://bucket?endpoint="+ln.Addr().String()+"&insecure=1")
 	<-accepted // the start waits on the bucket
 	sigs <- syscall.SIGTERM
 	if code := <-done; code != exitFail || !strings.Contains(stderr.String(), "while starting: abandoning the start") {
 		t.Fatalf("exit %d, stderr %q; want %d and the reason", code, stderr.String(), exitFail)
 	}
+}
+
+// serveInProcess runs 'cairn serve' with args, after a fresh --data-dir,
+// --listen on a free loopback port and no admin listener, on a goroutine
+// writing to stderr; a signal sent on sigs reaches it as SIGTERM would, and
+// its exit code comes on done.
+func serveInProcess(t *testing.T, stderr io.Writer, args ...string) (sigs chan<- os.Signal, done <-chan int) {
+	t.Helper()
+	s, d := make(chan os.Signal, 1), make(chan int, 1)
+	env := Env{Stdout: io.Discard, Stderr: stderr, Signals: s, Getenv: func(string) string { return "" }}
+	args = append([]string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", ""}, args...)
+	go func() { d <- Run(context.Background(), args, env) }()
+	return s, d
 }

@@ -180,10 +180,9 @@ func serve(ctx context.Context, args []string, env Env) int {
 // start starts the node, and stops starting it at SIGINT or SIGTERM: the
 // start is abandoned (a node it made is shut down) and the process ends.
 // A start that does not end within closeGrace of the signal, or at a second
-// signal, is left behind: opening a store can be stuck in Pebble (a full
-// disk did that before the store checked for room) and would otherwise
-// hold a process that no signal but SIGKILL ends. It returns the node, or
-// nil and the exit code.
+// signal, is left behind: a call inside it (a store's open, a backend's
+// check) may not return, and must not hold a process that no signal but
+// SIGKILL ends. It returns the node, or nil and the exit code.
 func start(ctx context.Context, env Env, cfg node.Config) (*node.Node, int) {
 	type started struct {
 		n   *node.Node

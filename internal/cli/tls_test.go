@@ -2,9 +2,7 @@ package cli
 
 import (
 	"context"
-	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -100,14 +98,8 @@ func TestServeTLSFlags(t *testing.T) {
 // line with --tls, and says that curl and redis-cli need the CA.
 func TestWelcomeOverTLS(t *testing.T) {
 	_, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, t.TempDir())
-	sigs := make(chan os.Signal, 1)
 	var stderr procout.Buffer
-	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs, Getenv: func(string) string { return "" }}
-	done := make(chan int, 1)
-	go func() {
-		done <- Run(context.Background(), []string{"serve", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "",
-			"--resp-listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "error"}, env)
-	}()
+	sigs, done := serveInProcess(t, &stderr, "--resp-listen", "127.0.0.1:0", "--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "error")
 	// Polling the serving goroutine's output, with a deadline.
 	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(stderr.String(), "--cacert"); time.Sleep(10 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -153,9 +153,7 @@ func (s *sched) turn(ctx context.Context) {
 	if t.r == nil {
 		r, err := e.startRound(ctx, t.tenant)
 		if err != nil {
-			if !t.uploaded {
-				e.tell(t.tenant, false) // the rest of the log drains as a change does
-			}
+			s.leave(t)
 			s.unavailable(ctx, err) // else in the tenant's Progress; the others go on
 			return
 		}
@@ -167,13 +165,18 @@ func (s *sched) turn(ctx context.Context) {
 		return
 	}
 	_, err = e.finishRound(ctx, t.r, err)
-	if !t.uploaded {
-		// The round ended before the log was drained: the rest drains as
-		// Changed's news does, without marking it as lag again (upload
-		// has marked what this node wrote).
-		e.tell(t.tenant, false)
-	}
+	s.leave(t)
 	s.unavailable(ctx, err)
+}
+
+// leave ends t's turns in the pass: what its log still holds (its round
+// ended, or failed to start, before the log was drained) drains as
+// Changed's news does, without marking it as lag again (upload has marked
+// what this node wrote).
+func (s *sched) leave(t *turn) {
+	if !t.uploaded {
+		s.e.tell(t.tenant, false)
+	}
 }
 
 // serve runs a requested round now and answers it. A round of the tenant

@@ -109,7 +109,7 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		if n > 0 {
 			c.f.frame()
 		}
-		if ne, ok := err.(net.Error); ok && ne.Timeout() && c.preAuth {
+		if ne, ok := err.(net.Error); c.preAuth && ok && ne.Timeout() {
 			c.last("-ERR no AUTH within " + c.authTimeout.String() + "; closing the connection\r\n")
 		}
 		c.readErr = err

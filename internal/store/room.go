@@ -58,9 +58,6 @@ var ErrDiskLow = errors.New("disk nearly full")
 // newRoom starts measuring the free space of dir, or returns nil when the
 // reserve is off (reserve < 0) or the free space cannot be measured here.
 func newRoom(dir string, reserve int64, free func(string) (int64, error), every time.Duration, log *slog.Logger) *room {
-	if free == nil {
-		free = freeSpace
-	}
 	if reserve < 0 {
 		return nil
 	}
@@ -149,6 +146,15 @@ func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(max(n, 0))/(1<
 
 func kib(n int) string { return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10)) }
 
+// measureFree is how the store measures its file system's free space:
+// the test's replacement, or the system's.
+func (o Options) measureFree() func(string) (int64, error) {
+	if o.freeSpace != nil {
+		return o.freeSpace
+	}
+	return freeSpace
+}
+
 // openMargin is what opening the store writes beyond its log's replay and
 // the next log file: the manifest and options files.
 const openMargin = 16 << 20
@@ -166,11 +172,7 @@ func roomToOpen(dir string, opts Options) error {
 	if opts.DiskReserve < 0 {
 		return nil
 	}
-	free := opts.freeSpace
-	if free == nil {
-		free = freeSpace
-	}
-	avail, err := free(dir)
+	avail, err := opts.measureFree()(dir)
 	if err != nil {
 		return nil
 	}

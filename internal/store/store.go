@@ -296,7 +296,7 @@ func Open(dir string, opts Options) (*Store, error) {
 	if reserve == 0 {
 		reserve = DefaultDiskReserve + 3*cmp.Or(opts.MemTableSize, DefaultMemTableSize)
 	}
-	s.room = newRoom(dir, reserve, opts.freeSpace, opts.roomEvery, cmp.Or(opts.Logger, slog.Default()))
+	s.room = newRoom(dir, reserve, opts.measureFree(), opts.roomEvery, cmp.Or(opts.Logger, slog.Default()))
 	ctx, stop := context.WithCancel(context.Background())
 	s.filterStop, s.filterDone = stop, make(chan struct{})
 	go s.run()
