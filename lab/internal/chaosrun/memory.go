@@ -6,6 +6,8 @@ import (
 	"debug/buildinfo"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -112,11 +114,23 @@ func runMemory(ctx context.Context, env Env, r *Result) error {
 	ops := rec.Ops()
 	summarize(r, ops, env.Duration)
 
-	// Phase 2: overload, four times the clients.
+	// Phase 2: overload, four times the clients. For the first half of it
+	// the tenant's whole in-flight limit is held by PUTs whose bodies are
+	// held back: every request beyond it must then be shed, however fast or
+	// slow the load generator runs beside the node.
 	before, _ := n.Scrape(ctx)
 	over := NewRecorder()
 	overFor := max(2*time.Second, env.Duration/3)
+	holdFor := min(overFor/2, 10*time.Second) // well within the node's 30 s read timeout
+	held, holdErr := holdLimit(ctx, n, memTenantInFlight)
 	wait, _ = drive(ctx, c, over, overFor, Load{Clients: memOverload, Keys: 200, Prefix: "mem-", PutPct: 50, Seed: env.Seed + 1})
+	if holdErr == nil {
+		select {
+		case <-ctx.Done():
+		case <-time.After(holdFor):
+		}
+	}
+	heldOK, heldDetail := held.release()
 	wait()
 	overOps := over.Ops()
 	oc := CountErrors(overOps)
@@ -147,8 +161,13 @@ func runMemory(ctx context.Context, env Env, r *Result) error {
 	r.assert("node survived", alive, fmt.Sprintf("the node is alive after %v of %d clients and %d concurrent ingests, then %v of %d clients, under GOMEMLIMIT=%dMiB",
 		env.Duration, memClients, memIngests, overFor.Round(time.Millisecond), memOverload, memLimit>>20))
 	r.check("client error rate < 0.1%", ErrorRate(r.Counts, 0.001), fmt.Sprintf("at the load the node is sized for (%d clients, %d ingest streams): %s", memClients, memIngests, errorRateDetail(r.Counts)))
-	r.assert("excess shed", shedAttempts > 0, fmt.Sprintf("overload (%d clients for %v): %d attempts shed with 429/503 (limits: --max-in-flight %d, --tenant-max-in-flight %d); after retries %d of %d requests failed (%.1f%%)",
-		memOverload, overFor.Round(time.Millisecond), shedAttempts, memMaxInFlight, memTenantInFlight, oc.Errors, oc.Total, 100*oc.Rate()))
+	holdDetail := fmt.Sprintf("the tenant's %d in-flight places held by slow PUTs for %v", memTenantInFlight, holdFor)
+	if holdErr != nil {
+		holdDetail = "the tenant's in-flight places not held: " + holdErr.Error()
+	}
+	r.assert("excess shed", holdErr == nil && shedAttempts > 0, fmt.Sprintf("overload (%d clients for %v, %s): %d attempts shed with 429/503 (limits: --max-in-flight %d, --tenant-max-in-flight %d); after retries %d of %d requests failed (%.1f%%)",
+		memOverload, overFor.Round(time.Millisecond), holdDetail, shedAttempts, memMaxInFlight, memTenantInFlight, oc.Errors, oc.Total, 100*oc.Rate()))
+	r.assert("held requests served", holdErr == nil && heldOK, heldDetail)
 	r.assert("RSS bounded", peak > 0 && peak <= bound, fmt.Sprintf("peak RSS (VmHWM) %.1f MiB, bound %.1f MiB: %s the %d MiB limit (race build: %v; Go's share of the limit: %s)",
 		float64(peak)/(1<<20), float64(bound)/(1<<20), map[bool]string{false: "1.1 ×", true: "8 ×"}[race], memLimit>>20, race, goLimit(after)))
 	r.assert("file descriptors bounded", samp.fds > 0 && samp.fds <= fdBound, fmt.Sprintf("peak %d open descriptors ≤ %d (clients + ingests + 256)", samp.fds, fdBound))
@@ -156,6 +175,97 @@ func runMemory(ctx context.Context, env Env, r *Result) error {
 	r.check("every fault visible", FaultsVisible(faults), "shedding moved the request counter and a shed request was traced")
 	r.note("overload phase, not in the error rate: %d requests, %d failed (%d shed); retried attempts: %s", oc.Total, oc.Errors, oc.Shed, oc.RetriedString())
 	return nil
+}
+
+// heldPuts are PUTs admitted by the node whose bodies are held back, so
+// that each keeps one of the tenant's in-flight places.
+type heldPuts struct {
+	bodies []*io.PipeWriter
+	rest   []byte
+	done   chan error // one per PUT: nil when it was stored
+}
+
+// holdLimit starts k PUTs (keys memhold-NNN, read by no client) that send
+// their headers and the first byte of their bodies, and returns once the
+// node sheds a further request for the tenant: then all k hold a place.
+// The returned heldPuts is released by release even on error.
+func holdLimit(ctx context.Context, n *Node, k int) (*heldPuts, error) {
+	body := []byte(`{"held":true}`)
+	h := &heldPuts{rest: body[1:], done: make(chan error, k)}
+	for i := range k {
+		pr, pw := io.Pipe()
+		h.bodies = append(h.bodies, pw)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, fmt.Sprintf("%s/v1/tenants/%s/docs/memhold-%03d", n.URL, tenant, i), pr)
+		if err != nil {
+			pr.CloseWithError(err) // release's writes then fail at once
+			h.done <- err
+			continue
+		}
+		req.ContentLength = int64(len(body)) // sent before the body: the headers go out at once
+		req.Header.Set("Authorization", "Bearer "+n.Token)
+		req.Header.Set("Content-Type", "application/json")
+		go func() {
+			resp, err := n.hc.Do(req)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusCreated {
+					err = fmt.Errorf("%s", resp.Status)
+				}
+			}
+			h.done <- err
+		}()
+		go pw.Write(body[:1]) // returns once the transport reads it
+	}
+	// Polled until the limit is seen full: the PUTs are admitted when the
+	// node reads their headers, which nothing here can observe directly.
+	probe := fmt.Sprintf("%s/v1/tenants/%s/docs/memhold-probe", n.URL, tenant)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, probe, nil)
+		if err != nil {
+			return h, err
+		}
+		req.Header.Set("Authorization", "Bearer "+n.Token)
+		resp, err := n.hc.Do(req)
+		if err != nil {
+			return h, err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			return h, nil
+		}
+		if time.Now().After(deadline) {
+			return h, fmt.Errorf("a GET beside %d held PUTs was still answered %s after 30s", k, resp.Status)
+		}
+		select {
+		case <-ctx.Done():
+			return h, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// release sends the rest of every held body and waits for the answers:
+// ok when every held PUT was stored.
+func (h *heldPuts) release() (ok bool, detail string) {
+	for _, pw := range h.bodies {
+		go func() {
+			pw.Write(h.rest)
+			pw.Close()
+		}()
+	}
+	var failed []string
+	for range h.bodies {
+		if err := <-h.done; err != nil {
+			failed = append(failed, err.Error())
+		}
+	}
+	if len(failed) > 0 {
+		return false, fmt.Sprintf("%d of %d held PUTs failed once their bodies were sent; first: %s", len(failed), len(h.bodies), failed[0])
+	}
+	return true, fmt.Sprintf("the %d held PUTs were stored once their bodies were sent", len(h.bodies))
 }
 
 // goLimit is the Go runtime's memory limit as the node's metrics show it.
