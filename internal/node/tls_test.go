@@ -1,15 +1,18 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/tlscert/tlscerttest"
@@ -92,6 +95,49 @@ func TestTLSBothListeners(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestTLSRESPPlainClientTold: a client sending plain RESP to the RESP
+// port of a node serving TLS is told, in plain RESP, to connect with TLS;
+// a TLS client is served.
+func TestTLSRESPPlainClientTold(t *testing.T) {
+	ca, certFile, keyFile := tlscerttest.NewCAWithLeaf(t, t.TempDir())
+	cfg := testConfig(t)
+	cfg.RespListen = "127.0.0.1:0"
+	cfg.TLS = &TLS{CertFile: certFile, KeyFile: keyFile}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+
+	plain, err := net.Dial("tcp", n.RESPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	plain.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := plain.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(plain)
+	if !strings.HasPrefix(string(got), "-ERR this port serves RESP over TLS") {
+		t.Errorf("plain RESP to the TLS port was answered %q; want an error reply saying to connect with TLS", got)
+	}
+
+	conn, err := tls.Dial("tcp", n.RESPAddr(), ca.ClientConfig())
+	if err != nil {
+		t.Fatalf("TLS to the RESP port: %v", err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write([]byte("*1\r\n$4\r\nPING\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "-NOAUTH") {
+		t.Errorf("PING over TLS before AUTH: %q, %v; want -NOAUTH", line, err)
 	}
 }
 

@@ -1,6 +1,8 @@
 package resp
 
 import (
+	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
 	"strconv"
@@ -51,6 +53,10 @@ func (l *limitListener) refuse(c net.Conn) {
 	_, _ = c.Write([]byte("-ERR max number of clients reached\r\n"))
 	c.Close()
 }
+
+// errPlainToTLS answers a client that sent plain RESP to a port serving
+// TLS.
+const errPlainToTLS = "-ERR this port serves RESP over TLS: connect with TLS (redis-cli --tls, with --cacert for a private CA)\r\n"
 
 // limitConn is what redcon reads and writes a client through. Its reads
 // go through a framer (frame.go), which bounds each command and hands
@@ -111,6 +117,14 @@ func (c *limitConn) Read(p []byte) (int, error) {
 		}
 		if ne, ok := err.(net.Error); c.preAuth && ok && ne.Timeout() {
 			c.last("-ERR no AUTH within " + c.authTimeout.String() + "; closing the connection\r\n")
+		}
+		var rhe tls.RecordHeaderError
+		if errors.As(err, &rhe) && rhe.Conn != nil {
+			// A client speaking plain RESP to the TLS port: told so in
+			// plain text, as net/http tells an HTTP client at an HTTPS
+			// port, rather than by a connection closed without a word.
+			_ = rhe.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = rhe.Conn.Write([]byte(errPlainToTLS))
 		}
 		c.readErr = err
 	}
