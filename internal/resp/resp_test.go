@@ -550,3 +550,61 @@ func must(t *testing.T, err error) {
 }
 
 var _ = errors.New
+
+// TestMSetMany: an MSET of many pairs stores every key's last value, and
+// its writes share group commits rather than taking one each.
+func TestMSetMany(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 2)
+	const pairs = 2000
+	var args []any
+	var keys []string
+	for i := range pairs {
+		if i%20 == 0 { // one key repeated through the command: its last value stays
+			args = append(args, "dup", fmt.Sprintf(`{"v":%d}`, i))
+			continue
+		}
+		k := fmt.Sprintf("m%04d", i)
+		keys = append(keys, k)
+		args = append(args, k, fmt.Sprintf(`{"i":%d}`, i))
+	}
+	before := commits(t, n)
+	must(t, c.MSet(ctx, args...).Err())
+	groups := commits(t, n) - before
+	if got := c.Get(ctx, "dup").Val(); got != fmt.Sprintf(`{"v":%d}`, pairs-20) {
+		t.Errorf("GET dup after the MSET: %q, want the last value given", got)
+	}
+	vals, err := c.MGet(ctx, keys...).Result()
+	must(t, err)
+	for i, v := range vals {
+		var want int
+		fmt.Sscanf(keys[i], "m%d", &want)
+		if v != fmt.Sprintf(`{"i":%d}`, want) {
+			t.Fatalf("GET %s after the MSET: %v", keys[i], v)
+		}
+	}
+	distinct := len(keys) + 1
+	if groups <= 0 || groups > distinct/2 {
+		t.Errorf("the MSET's %d writes took %d group commits; want them shared (at most %d)", distinct, groups, distinct/2)
+	}
+}
+
+// commits is the node's group commits so far (the count of
+// cairn_store_commit_batch_size).
+func commits(t *testing.T, n *node.Node) int {
+	t.Helper()
+	res, err := http.Get("http://" + n.AdminAddr() + "/metrics")
+	must(t, err)
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(line, "cairn_store_commit_batch_size_count "); ok {
+			var c int
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &c)
+			return c
+		}
+	}
+	t.Fatal("/metrics has no cairn_store_commit_batch_size_count")
+	return 0
+}
