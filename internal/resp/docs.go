@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -154,25 +155,32 @@ func (s *Server) put(c redcon.Conn, ss *session, op string, kb, body []byte, pre
 	return s.fail(c, ss, op, err)
 }
 
-// cmdDel deletes each key in turn and answers how many existed. Every key
-// is checked before any is deleted.
+// cmdDel deletes the keys, each once however often the command names it,
+// as concurrent durable writes (writeAll), and answers how many existed.
+// Every key is checked before any is deleted.
 func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	keys, okKeys := keysOf(c, args[1:])
 	if !okKeys {
 		return failed(fault.Invalid)
 	}
-	n := 0
-	for _, k := range keys {
-		err := s.opt.Docs.Delete(s.writeCtx(), ss.tenant, k, doc.Precondition{})
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	var n atomic.Int64
+	ctx := s.writeCtx()
+	err := writeAll(len(keys), func(i int) error {
+		err := s.opt.Docs.Delete(ctx, ss.tenant, keys[i], doc.Precondition{})
 		switch {
 		case err == nil:
-			n++
+			n.Add(1)
 		case errors.Is(err, fault.ErrNotFound):
-		default:
-			return s.fail(c, ss, "DEL", err)
+			err = nil
 		}
+		return err
+	})
+	if err != nil {
+		return s.fail(c, ss, "DEL", err)
 	}
-	c.WriteInt(n)
+	c.WriteInt(int(n.Load()))
 	return ok
 }
 
@@ -245,11 +253,9 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 }
 
 // cmdMSet checks every key and value, then writes each key's last value
-// in the command (the one Redis's MSET leaves) as its own durable write,
-// up to msetParallel at once so that the writes share group commits: a
-// pair costs a share of an fsync rather than one. Unlike Redis's, it is not
-// atomic: a failure leaves some pairs written, and no new write starts
-// after it.
+// in the command (the one Redis's MSET leaves) as concurrent durable
+// writes (writeAll). Unlike Redis's, it is not atomic: a failure leaves
+// some pairs written.
 func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	if len(args)%2 != 1 {
 		c.WriteError(errWrongArg + "mset' command")
@@ -269,26 +275,48 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	for j, k := range keys {
 		last[k] = j
 	}
+	pairs := make([]int, 0, len(last))
+	for j, k := range keys {
+		if last[k] == j {
+			pairs = append(pairs, j)
+		}
+	}
 	ctx := s.writeCtx()
+	err := writeAll(len(pairs), func(i int) error {
+		j := pairs[i]
+		_, _, err := s.opt.Docs.Put(ctx, ss.tenant, keys[j], args[2+2*j], doc.Precondition{})
+		return err
+	})
+	if err != nil {
+		return s.fail(c, ss, "MSET", err)
+	}
+	c.WriteString("OK")
+	return ok
+}
+
+// writeAll runs write(0) … write(n-1), up to writeParallel at once, so
+// that a command's writes share the store's group commits: a write costs
+// a share of an fsync rather than one. It starts none after one fails,
+// waits for those started, and returns the first error.
+func writeAll(n int, write func(i int) error) error {
+	if n == 1 {
+		return write(0)
+	}
 	var (
 		wg      sync.WaitGroup
-		slots   = make(chan struct{}, msetParallel)
+		slots   = make(chan struct{}, writeParallel)
 		mu      sync.Mutex
-		first   error // the first write's error, reported
+		first   error
 		failing atomic.Bool
 	)
-	for j, k := range keys {
-		if last[k] != j {
-			continue
-		}
+	for i := range n {
 		slots <- struct{}{}
 		if failing.Load() {
-			<-slots
 			break
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if _, _, err := s.opt.Docs.Put(ctx, ss.tenant, k, args[2+2*j], doc.Precondition{}); err != nil {
+			if err := write(i); err != nil {
 				failing.Store(true)
 				mu.Lock()
 				if first == nil {
@@ -299,17 +327,13 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		})
 	}
 	wg.Wait()
-	if first != nil {
-		return s.fail(c, ss, "MSET", first)
-	}
-	c.WriteString("OK")
-	return ok
+	return first
 }
 
-// msetParallel bounds the writes one MSET has in flight: enough that they
-// share commits, few enough that one command does not crowd the node's
-// other writers out of the committer's groups (512 writes at most).
-const msetParallel = 32
+// writeParallel bounds the writes one command has in flight: enough that
+// they share commits, few enough that one command does not crowd the
+// node's other writers out of the committer's groups (512 writes at most).
+const writeParallel = 32
 
 // rootPath reports whether p names the whole document in RedisJSON's
 // syntax: "$" (JSONPath) or "." (the legacy path).

@@ -551,8 +551,9 @@ func must(t *testing.T, err error) {
 
 var _ = errors.New
 
-// TestMSetMany: an MSET of many pairs stores every key's last value, and
-// its writes share group commits rather than taking one each.
+// TestMSetMany: an MSET of many pairs stores every key's last value, a DEL
+// of many keys counts each once, and the writes of both share group
+// commits rather than taking one each.
 func TestMSetMany(t *testing.T) {
 	n := startNode(t, nil)
 	ctx := context.Background()
@@ -587,6 +588,20 @@ func TestMSetMany(t *testing.T) {
 	distinct := len(keys) + 1
 	if groups <= 0 || groups > distinct/2 {
 		t.Errorf("the MSET's %d writes took %d group commits; want them shared (at most %d)", distinct, groups, distinct/2)
+	}
+
+	// DEL counts each key once, however often it is named, and an absent
+	// key not at all; its deletions share commits too.
+	before = commits(t, n)
+	del := append(slices.Clone(keys), "dup", "dup", "absent", keys[0])
+	if got, err := c.Del(ctx, del...).Result(); err != nil || got != int64(distinct) {
+		t.Errorf("DEL of the MSET's keys, dup twice and an absent key: %d, %v; want %d", got, err, distinct)
+	}
+	if groups := commits(t, n) - before; groups <= 0 || groups > distinct/2 {
+		t.Errorf("the DEL's %d deletions took %d group commits; want them shared (at most %d)", distinct, groups, distinct/2)
+	}
+	if got := c.Exists(ctx, append(keys, "dup")...).Val(); got != 0 {
+		t.Errorf("EXISTS after the DEL: %d, want 0", got)
 	}
 }
 
