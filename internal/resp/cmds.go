@@ -227,8 +227,49 @@ func cmdQuit(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
 }
 
 func cmdReset(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
-	ss.tenant, ss.name, ss.proto = "", "", 2
+	ss.tenant, ss.name, ss.proto, ss.multi = "", "", 2, false
 	c.WriteString("RESET")
+	return ok
+}
+
+// Transactions are refused, but MULTI is not an unknown command: a client
+// library pipelines MULTI, its commands and EXEC in one go, and reads a
+// failed MULTI as the failure of every command in it. So after MULTI the
+// connection refuses every command until EXEC (answered EXECABORT, as
+// Redis answers a transaction whose commands could not be queued),
+// DISCARD or RESET: none of them runs, which is what the client was told.
+const (
+	errMultiRefused = "ERR cairn does not run transactions (MULTI): the commands sent until EXEC or DISCARD will not run"
+	errInRefusedTx  = "ERR not run: this connection sent MULTI, which cairn refuses; send EXEC or DISCARD to end it"
+)
+
+func cmdMulti(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
+	if ss.multi {
+		c.WriteError("ERR MULTI calls can not be nested")
+		return failed(fault.Invalid)
+	}
+	ss.multi = true
+	c.WriteError(errMultiRefused)
+	return failed(fault.Invalid)
+}
+
+func cmdExec(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
+	if !ss.multi {
+		c.WriteError("ERR EXEC without MULTI")
+		return failed(fault.Invalid)
+	}
+	ss.multi = false
+	c.WriteError("EXECABORT Transaction discarded because of previous errors: cairn does not run transactions (MULTI)")
+	return failed(fault.Invalid)
+}
+
+func cmdDiscard(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
+	if !ss.multi {
+		c.WriteError("ERR DISCARD without MULTI")
+		return failed(fault.Invalid)
+	}
+	ss.multi = false
+	c.WriteString("OK")
 	return ok
 }
 

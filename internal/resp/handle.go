@@ -24,6 +24,9 @@ type command struct {
 	// data commands act on the tenant's documents: they pass the limiter
 	// and get a span.
 	data bool
+	// tx commands are served after a refused MULTI (cmdMulti): MULTI and
+	// those that end it. Every other command is refused until one ends it.
+	tx bool
 	run  func(s *Server, c redcon.Conn, ss *session, args [][]byte) result
 	idx  int // its place in the table, which indexes a Server's metrics
 	// flags and keys are what COMMAND reports of it, in Redis's terms, for
@@ -94,8 +97,11 @@ func init() {
 		{name: "AUTH", arity: -2, public: true, flags: flagsConn, run: cmdAuth},
 		{name: "HELLO", arity: -1, public: true, flags: flagsConn, run: cmdHello},
 		{name: "CLIENT", arity: -2, public: true, flags: flagsConn, run: cmdClient},
-		{name: "QUIT", arity: -1, public: true, flags: flagsConn, run: cmdQuit},
-		{name: "RESET", arity: 1, public: true, flags: flagsConn, run: cmdReset},
+		{name: "QUIT", arity: -1, public: true, tx: true, flags: flagsConn, run: cmdQuit},
+		{name: "RESET", arity: 1, public: true, tx: true, flags: flagsConn, run: cmdReset},
+		{name: "MULTI", arity: 1, tx: true, flags: flagsFast, run: cmdMulti},
+		{name: "EXEC", arity: 1, tx: true, flags: flagsFast, run: cmdExec},
+		{name: "DISCARD", arity: 1, tx: true, flags: flagsFast, run: cmdDiscard},
 		{name: "SELECT", arity: 2, flags: flagsFast, run: cmdSelect},
 		{name: "INFO", arity: -1, flags: flagsAdmin, run: cmdInfo},
 		{name: "COMMAND", arity: -1, flags: flagsAdmin, run: cmdCommand},
@@ -149,6 +155,15 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	ss.seq++
 	lowerInPlace(rc.Args[0])
 	cmd := commands[string(rc.Args[0])]
+	if ss.multi && (cmd == nil || !cmd.tx) {
+		c.WriteError(errInRefusedTx)
+		if cmd == nil {
+			s.met.unknown.Inc()
+		} else {
+			s.met.cmds[cmd.idx].outcome(fault.Invalid).Inc()
+		}
+		return
+	}
 	if cmd == nil {
 		s.met.unknown.Inc()
 		c.WriteError("ERR unknown command '" + truncate(rc.Args[0]) + "', with args beginning with: " + argsPreview(rc.Args[1:]))

@@ -623,3 +623,59 @@ func commits(t *testing.T, n *node.Node) int {
 	t.Fatal("/metrics has no cairn_store_commit_batch_size_count")
 	return 0
 }
+
+// TestMultiRefused: a transaction is refused and none of its commands
+// runs, whether it ends with EXEC or DISCARD, as the client library then
+// reports every one of them failed.
+func TestMultiRefused(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 2)
+	must(t, c.Set(ctx, "acct", `{"bal":100}`, 0).Err())
+	cmds, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, "acct", `{"bal":50}`, 0)
+		p.Set(ctx, "other", `{"bal":50}`, 0)
+		return nil
+	})
+	if err == nil || !strings.Contains(err.Error(), "does not run transactions") {
+		t.Errorf("TxPipelined: %v; want the refusal", err)
+	}
+	for _, cmd := range cmds {
+		if cmd.Err() == nil {
+			t.Errorf("%v in a refused transaction reported no error", cmd.Args())
+		}
+	}
+	if got := c.Get(ctx, "acct").Val(); got != `{"bal":100}` {
+		t.Errorf("acct after the refused transaction: %q, want it unchanged", got)
+	}
+	if got := c.Exists(ctx, "other").Val(); got != 0 {
+		t.Errorf("other exists after the refused transaction")
+	}
+
+	// By hand, on one connection: DISCARD ends it too, and the
+	// connection then serves commands again.
+	conn := c.Conn()
+	defer conn.Close()
+	for _, step := range []struct {
+		args []any
+		want string // a prefix of the error, "" for success
+	}{
+		{[]any{"EXEC"}, "ERR EXEC without MULTI"},
+		{[]any{"DISCARD"}, "ERR DISCARD without MULTI"},
+		{[]any{"MULTI"}, "ERR cairn does not run transactions"},
+		{[]any{"MULTI"}, "ERR MULTI calls can not be nested"},
+		{[]any{"SET", "tx", `1`}, "ERR not run"},
+		{[]any{"NOSUCH"}, "ERR not run"},
+		{[]any{"DISCARD"}, ""},
+		{[]any{"GET", "tx"}, "redis: nil"},
+		{[]any{"MULTI"}, "ERR cairn does not run transactions"},
+		{[]any{"RESET"}, ""},
+		{[]any{"AUTH", "acme", acmeToken}, ""},
+		{[]any{"SET", "tx", `2`}, ""},
+	} {
+		err := conn.Do(ctx, step.args...).Err()
+		if (step.want == "") != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), step.want)) {
+			t.Errorf("%v: %v; want %q", step.args, err, step.want)
+		}
+	}
+}

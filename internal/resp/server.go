@@ -221,6 +221,9 @@ type session struct {
 	name   string // CLIENT SETNAME
 	seq    uint64 // commands served, for request ids
 	quit   bool   // QUIT was served: redcon still hands over the rest of its pipeline
+	// multi: MULTI was refused and no EXEC, DISCARD or RESET has ended
+	// it; the commands sent meanwhile are refused, not run (handle).
+	multi bool
 	// unflushed counts the reply bytes written into redcon's buffer since
 	// it was last flushed (see bulk).
 	unflushed int
