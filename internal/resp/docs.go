@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,7 +168,7 @@ func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	keys = slices.Compact(keys)
 	var n atomic.Int64
 	ctx := s.writeCtx()
-	err := writeAll(len(keys), func(i int) error {
+	done, at, err := writeAll(len(keys), func(i int) error {
 		err := s.opt.Docs.Delete(ctx, ss.tenant, keys[i], doc.Precondition{})
 		switch {
 		case err == nil:
@@ -178,7 +179,7 @@ func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		return err
 	})
 	if err != nil {
-		return s.fail(c, ss, "DEL", err)
+		return s.failSaying(c, ss, "DEL", err, partly("DEL", keys[at], done, len(keys), "deleted or found absent"))
 	}
 	c.WriteInt(int(n.Load()))
 	return ok
@@ -282,13 +283,13 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		}
 	}
 	ctx := s.writeCtx()
-	err := writeAll(len(pairs), func(i int) error {
+	done, at, err := writeAll(len(pairs), func(i int) error {
 		j := pairs[i]
 		_, _, err := s.opt.Docs.Put(ctx, ss.tenant, keys[j], args[2+2*j], doc.Precondition{})
 		return err
 	})
 	if err != nil {
-		return s.fail(c, ss, "MSET", err)
+		return s.failSaying(c, ss, "MSET", err, partly("MSET", keys[pairs[at]], done, len(pairs), "written"))
 	}
 	c.WriteString("OK")
 	return ok
@@ -296,17 +297,20 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 
 // writeAll runs write(0) … write(n-1), up to writeParallel at once, so
 // that a command's writes share the store's group commits: a write costs
-// a share of an fsync rather than one. It starts none after one fails,
-// waits for those started, and returns the first error.
-func writeAll(n int, write func(i int) error) error {
-	if n == 1 {
-		return write(0)
+// a share of an fsync rather than one. It starts none after one fails and
+// waits for those started. It returns how many succeeded, and the first
+// error with the index of the write that returned it.
+func writeAll(n int, write func(i int) error) (done, at int, err error) {
+	if n == 1 { // the common case, without a goroutine
+		if err := write(0); err != nil {
+			return 0, 0, err
+		}
+		return 1, 0, nil
 	}
 	var (
 		wg      sync.WaitGroup
 		slots   = make(chan struct{}, writeParallel)
-		mu      sync.Mutex
-		first   error
+		mu      sync.Mutex // guards done, at and err
 		failing atomic.Bool
 	)
 	for i := range n {
@@ -316,18 +320,26 @@ func writeAll(n int, write func(i int) error) error {
 		}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			if err := write(i); err != nil {
+			werr := write(i)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case werr == nil:
+				done++
+			case err == nil:
 				failing.Store(true)
-				mu.Lock()
-				if first == nil {
-					first = err
-				}
-				mu.Unlock()
+				at, err = i, werr
 			}
 		})
 	}
 	wg.Wait()
-	return first
+	return done, at, err
+}
+
+// partly tells, after a multi-key command's error, which key it was and
+// what of the command was done: such commands are not atomic.
+func partly(cmd, key string, done, total int, verb string) string {
+	return fmt.Sprintf(" (key '%s'; %s is not atomic: %d of its %d keys were %s, the rest not)", truncate([]byte(key)), cmd, done, total, verb)
 }
 
 // writeParallel bounds the writes one command has in flight: enough that

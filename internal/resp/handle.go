@@ -26,9 +26,9 @@ type command struct {
 	data bool
 	// tx commands are served after a refused MULTI (cmdMulti): MULTI and
 	// those that end it. Every other command is refused until one ends it.
-	tx bool
-	run  func(s *Server, c redcon.Conn, ss *session, args [][]byte) result
-	idx  int // its place in the table, which indexes a Server's metrics
+	tx  bool
+	run func(s *Server, c redcon.Conn, ss *session, args [][]byte) result
+	idx int // its place in the table, which indexes a Server's metrics
 	// flags and keys are what COMMAND reports of it, in Redis's terms, for
 	// clients that route or check commands by them.
 	flags []string
@@ -243,8 +243,13 @@ func serverSide(c fault.Class) bool {
 // fail answers err as an error reply and logs it when it is the node's
 // failure.
 func (s *Server) fail(c redcon.Conn, ss *session, cmd string, err error) result {
+	return s.failSaying(c, ss, cmd, err, "")
+}
+
+// failSaying is fail with more said after the error's message.
+func (s *Server) failSaying(c redcon.Conn, ss *session, cmd string, err error, more string) result {
 	msg, class := errorReply(err)
-	c.WriteError(msg)
+	c.WriteError(msg + more)
 	if serverSide(class) {
 		s.log.Error("resp command failed", "request_id", ss.requestID(), "tenant", ss.tenant, "op", cmd,
 			"class", class.String(), "err", err)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -480,5 +481,56 @@ func TestAuthTimeoutOverWriteTimeout(t *testing.T) {
 	got, err := io.ReadAll(c)
 	if err != nil || string(got) != "-ERR no AUTH within 300ms; closing the connection\r\n" {
 		t.Fatalf("got %q, %v; want the timeout's error, then the end", got, err)
+	}
+}
+
+// refuseDocs refuses every write of a key named "c…" as a document with
+// open siblings.
+type refuseDocs struct{ *servertest.Mem }
+
+func (d refuseDocs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (string, bool, error) {
+	if strings.HasPrefix(key, "c") {
+		return "", false, fault.New(fault.Conflict, fault.Context{}, "open siblings")
+	}
+	return d.Mem.Put(ctx, tenant, key, body, pre)
+}
+
+func (d refuseDocs) Delete(ctx context.Context, tenant, key string, pre doc.Precondition) error {
+	if strings.HasPrefix(key, "c") {
+		return fault.New(fault.Conflict, fault.Context{}, "open siblings")
+	}
+	return d.Mem.Delete(ctx, tenant, key, pre)
+}
+
+// TestMultiKeyPartly: an MSET or DEL whose write of one key fails says
+// which key, and how many of its keys it wrote, which are then exactly
+// those stored (or gone).
+func TestMultiKeyPartly(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	mem := &servertest.Mem{}
+	addr := serveFront(t, resp.Options{Docs: refuseDocs{mem}, Auth: auth})
+	rc := redis.NewClient(&redis.Options{Addr: addr, Username: "acme", Password: acmeToken, MaxRetries: -1})
+	defer rc.Close()
+	ctx := context.Background()
+	said := regexp.MustCompile(`^CONFLICT open siblings \(key 'cf'; (MSET|DEL) is not atomic: (\d) of its (\d) keys were (written|deleted or found absent), the rest not\)$`)
+
+	err = rc.MSet(ctx, "a", `1`, "cf", `2`, "b", `3`).Err()
+	m := said.FindStringSubmatch(fmt.Sprint(err))
+	if m == nil || m[1] != "MSET" || m[3] != "3" {
+		t.Fatalf("MSET with a refused key: %v", err)
+	}
+	if stored := mem.Len("acme"); fmt.Sprint(stored) != m[2] {
+		t.Errorf("MSET said %s of its keys were written; %d are stored", m[2], stored)
+	}
+
+	must(t, rc.MSet(ctx, "a", `1`, "b", `3`).Err())
+	err = rc.Del(ctx, "a", "cf", "b").Err()
+	m = said.FindStringSubmatch(fmt.Sprint(err))
+	if m == nil || m[1] != "DEL" || m[3] != "3" {
+		t.Fatalf("DEL with a refused key: %v", err)
+	}
+	if left := mem.Len("acme"); fmt.Sprint(2-left) != m[2] {
+		t.Errorf("DEL said %s of its keys were deleted; %d of 2 are gone", m[2], 2-left)
 	}
 }
