@@ -27,8 +27,8 @@ func (n *Node) startRESP() error {
 	opt := resp.Options{
 		Docs: n.docs, Auth: auth, Limiter: n.limiter,
 		MaxBodyBytes: n.cfg.MaxBodyBytes, RequestTimeout: n.cfg.RequestTimeout, MaxClients: n.cfg.RespMaxClients,
-		AuthTimeout: n.cfg.RespAuthTimeout,
-		Logger:      n.log, Registerer: n.tel.Metrics.Registry(), Version: telemetry.ReadBuild().Version,
+		AuthTimeout: n.cfg.RespAuthTimeout, TenantCommand: n.tel.Metrics.AddTenantCommand,
+		Logger: n.log, Registerer: n.tel.Metrics.Registry(), Version: telemetry.ReadBuild().Version,
 	}
 	if n.tel.Exporter() != telemetry.ExporterNone {
 		opt.Tracer = n.tel.Tracer("github.com/cairnstore/cairn/internal/resp")

@@ -157,6 +157,7 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	cmd := commands[string(rc.Args[0])]
 	if ss.multi && (cmd == nil || !cmd.tx) {
 		c.WriteError(errInRefusedTx)
+		s.countTenant(ss, failed(fault.Invalid))
 		if cmd == nil {
 			s.met.unknown.Inc()
 		} else {
@@ -166,6 +167,7 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	}
 	if cmd == nil {
 		s.met.unknown.Inc()
+		s.countTenant(ss, failed(fault.Invalid))
 		c.WriteError("ERR unknown command '" + truncate(rc.Args[0]) + "', with args beginning with: " + argsPreview(rc.Args[1:]))
 		return
 	}
@@ -184,10 +186,19 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 		ss.unflushed = 0 // redcon sends the replies now
 	}
 	met.duration.Observe(time.Since(start).Seconds())
+	s.countTenant(ss, res)
 	if res.err {
 		met.outcome(res.class).Inc()
 	} else {
 		met.ok.Inc()
+	}
+}
+
+// countTenant tells Options.TenantCommand of a command run while the
+// connection is signed in.
+func (s *Server) countTenant(ss *session, res result) {
+	if s.opt.TenantCommand != nil && ss.tenant != "" {
+		s.opt.TenantCommand(ss.tenant, res.err, res.err && serverSide(res.class))
 	}
 }
 

@@ -2,6 +2,7 @@ package resp_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -677,5 +678,41 @@ func TestMultiRefused(t *testing.T) {
 		if (step.want == "") != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), step.want)) {
 			t.Errorf("%v: %v; want %q", step.args, err, step.want)
 		}
+	}
+}
+
+// TestTenantFigures: the commands of a signed-in connection count in its
+// tenant's row of the admin listener's tenant table, as requests do:
+// failures as the client's errors.
+func TestTenantFigures(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	c := client(t, n, "beta", betaToken, 2)
+	must(t, c.Set(ctx, "k", `{}`, 0).Err())
+	must(t, c.Get(ctx, "k").Err())
+	if c.Set(ctx, "k", `nope`, 0).Err() == nil {
+		t.Fatal("SET of a value that is not JSON succeeded")
+	}
+	if c.Do(ctx, "NOSUCH").Err() == nil {
+		t.Fatal("an unknown command succeeded")
+	}
+	req, _ := http.NewRequest(http.MethodGet, "http://"+n.AdminAddr()+"/v1/admin/tenants", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer res.Body.Close()
+	var table struct {
+		Tenants map[string]struct {
+			Requests     int64 `json:"requests"`
+			ClientErrors int64 `json:"client_errors"`
+			ServerErrors int64 `json:"server_errors"`
+		} `json:"tenants"`
+	}
+	must(t, json.NewDecoder(res.Body).Decode(&table))
+	// go-redis's connection setup (HELLO with AUTH, CLIENT SETINFO) counts
+	// too: at least the four commands above.
+	row := table.Tenants["beta"]
+	if row.Requests < 4 || row.ClientErrors != 2 || row.ServerErrors != 0 {
+		t.Errorf("beta's row after 2 good and 2 bad commands: %+v; want at least 4 requests, 2 client errors", row)
 	}
 }

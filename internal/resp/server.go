@@ -63,6 +63,10 @@ type Options struct {
 	Logger         *slog.Logger
 	// Registerer gets the front's metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// TenantCommand, when set, is told of every command run while the
+	// connection is signed in, for the per-tenant figures: whether its
+	// reply was an error, and whether that error was the node's failure.
+	TenantCommand func(tenant string, failed, serverSide bool)
 	// Tracer, when not nil, gets one span per command.
 	Tracer trace.Tracer
 	// Version is reported by HELLO and INFO.

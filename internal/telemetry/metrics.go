@@ -217,6 +217,21 @@ func (m *Metrics) AddIngest(tenant string, c IngestCounts) {
 	}
 }
 
+// AddTenantCommand counts one RESP command of a signed-in tenant in the
+// tenant table, as a request: failed says whether its reply was an error,
+// serverSide whether that error was the node's own failure (a 5xx's
+// counterpart) rather than the client's.
+func (m *Metrics) AddTenantCommand(tenant string, failed, serverSide bool) {
+	code := http.StatusOK
+	switch {
+	case failed && serverSide:
+		code = http.StatusInternalServerError
+	case failed:
+		code = http.StatusBadRequest
+	}
+	m.tenants.addRequest(tenant, true, code, 0)
+}
+
 // ObserveBackend records one backend call as the caller saw it (after
 // retries): outcome is "ok" for a nil err, else the fault class name.
 func (m *Metrics) ObserveBackend(backend, op string, err error, d time.Duration) {
