@@ -209,12 +209,19 @@ func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			c.WriteError("ERR Unrecognized option '" + truncate(args[2]) + "': CLIENT SETINFO takes LIB-NAME or LIB-VER")
 			return failed(fault.Invalid)
 		}
+	case clientArgs[sub] > 0:
+		c.WriteError(errWrongArg + "client|" + sub + "' command")
+		return failed(fault.Invalid)
 	default:
 		c.WriteError("ERR unknown or malformed CLIENT subcommand '" + truncate(args[1]) + "': cairn serves SETNAME, GETNAME, ID, INFO and SETINFO")
 		return failed(fault.Invalid)
 	}
 	return ok
 }
+
+// clientArgs is the number of arguments of each CLIENT subcommand served,
+// the command's name included.
+var clientArgs = map[string]int{"setname": 3, "getname": 2, "id": 2, "info": 2, "setinfo": 4}
 
 func cmdQuit(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
 	ss.quit = true // the commands pipelined after it are not run (handle)
@@ -284,7 +291,30 @@ func cmdSelect(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
 
 // cmdInfo answers a small server section. redis_version is the protocol
 // level the front speaks, for clients that gate features on it.
-func cmdInfo(s *Server, c redcon.Conn, _ *session, _ [][]byte) result {
+//
+// Of the sections a client may ask for, only the server section has
+// anything: a keyspace section is empty (a count of the tenant's keys would
+// be a scan), and any other section is answered with nothing, as Redis
+// answers a section it does not have.
+func cmdInfo(s *Server, c redcon.Conn, _ *session, args [][]byte) result {
+	server := len(args) == 1
+	keyspace := false
+	for _, a := range args[1:] {
+		switch lower(string(a)) {
+		case "server", "default", "all", "everything":
+			server = true
+		case "keyspace":
+			keyspace = true
+		}
+	}
+	if !server {
+		if keyspace {
+			c.WriteBulkString("# Keyspace\r\n")
+		} else {
+			c.WriteBulkString("")
+		}
+		return ok
+	}
 	var b strings.Builder
 	b.WriteString("# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\ncairn_version:")
 	b.WriteString(s.version())

@@ -173,6 +173,11 @@ func TestCommands(t *testing.T) {
 			if info := c.Info(ctx).Val(); !strings.Contains(info, "# Server") || !strings.Contains(info, "cairn_version:") {
 				t.Fatalf("INFO: %q", info)
 			}
+			for section, want := range map[string]string{"server": "# Server", "keyspace": "# Keyspace\r\n", "replication": ""} {
+				if got := c.Info(ctx, section).Val(); (want == "" && got != "") || !strings.HasPrefix(got, want) {
+					t.Errorf("INFO %s: %q; want %q first", section, got, want)
+				}
+			}
 			hello, err := conn.Do(ctx, "HELLO", proto).Result()
 			if err != nil || !strings.Contains(fmt.Sprint(hello), "cairn") {
 				t.Fatalf("HELLO: %v %v", hello, err)
@@ -500,6 +505,7 @@ func TestBadInput(t *testing.T) {
 		{[]any{"HELLO", "4"}, "NOPROTO"},
 		{[]any{"CLIENT", "KILL", "x"}, "CLIENT subcommand"},
 		{[]any{"CLIENT", "SETINFO", "bogus", "x"}, "Unrecognized option 'bogus'"},
+		{[]any{"CLIENT", "SETNAME"}, "wrong number of arguments for 'client|setname'"},
 		{[]any{"JSON.SET", "k", "$.a", `1`}, "root path"},
 	} {
 		err := conn.Do(ctx, tc.cmd...).Err()
