@@ -435,22 +435,27 @@ func key(c redcon.Conn, b []byte) (string, bool) {
 // why it is refused; a key, when not nil, says whose value it is (for a
 // command with several).
 func (s *Server) value(c redcon.Conn, b, key []byte) bool {
-	which := func() string {
-		if key == nil {
-			return ""
-		}
-		return " of key '" + truncate(key) + "'"
-	}
-	if int64(len(b)) > s.opt.MaxBodyBytes {
-		c.WriteError("ERR value" + which() + " of " + strconv.Itoa(len(b)) + " bytes is larger than the limit of " +
-			strconv.FormatInt(s.opt.MaxBodyBytes, 10) + " bytes (--max-body-bytes)")
-		return false
-	}
-	if err := s.validate(b); err != nil {
-		c.WriteError("ERR value" + which() + " is not a JSON document: " + describeInvalid(err))
+	if msg := s.valueProblem(b, key); msg != "" {
+		c.WriteError(msg)
 		return false
 	}
 	return true
+}
+
+// valueProblem is value's check: the error reply refusing b, or "".
+func (s *Server) valueProblem(b, key []byte) string {
+	which := ""
+	if key != nil {
+		which = " of key '" + truncate(key) + "'"
+	}
+	if int64(len(b)) > s.opt.MaxBodyBytes {
+		return "ERR value" + which + " of " + strconv.Itoa(len(b)) + " bytes is larger than the limit of " +
+			strconv.FormatInt(s.opt.MaxBodyBytes, 10) + " bytes (--max-body-bytes)"
+	}
+	if err := s.validate(b); err != nil {
+		return "ERR value" + which + " is not a JSON document: " + describeInvalid(err)
+	}
+	return ""
 }
 
 func describeInvalid(err error) string {

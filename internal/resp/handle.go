@@ -142,9 +142,40 @@ func lowerInPlace(b []byte) {
 
 // handle runs one command; redcon calls it on the connection's goroutine
 // for each command of a pipeline in turn and flushes the replies once the
-// pipeline is done.
+// pipeline is done. A pipeline whose next two commands are plain SETs is
+// taken from redcon and run here (pipeline), so that its writes can share
+// group commits.
 func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	ss := c.Context().(*session)
+	next := c.PeekPipeline()
+	if len(next) > 0 && plainSet(ss, rc) && plainSet(ss, next[0]) {
+		s.pipeline(c, ss, append([]redcon.Command{rc}, c.ReadPipeline()...))
+		return
+	}
+	s.handleOne(c, ss, rc, len(next) > 0)
+}
+
+// pipeline runs a pipeline's commands in order: each run of two or more
+// plain SETs as one setRun, the others one by one.
+func (s *Server) pipeline(c redcon.Conn, ss *session, cmds []redcon.Command) {
+	for len(cmds) > 0 {
+		n := 0
+		for n < len(cmds) && plainSet(ss, cmds[n]) {
+			n++
+		}
+		if n >= 2 {
+			s.setRun(c, ss, cmds[:n], n < len(cmds))
+			cmds = cmds[n:]
+			continue
+		}
+		s.handleOne(c, ss, cmds[0], len(cmds) > 1)
+		cmds = cmds[1:]
+	}
+}
+
+// handleOne runs one command; more says whether the pipeline holds more
+// after it.
+func (s *Server) handleOne(c redcon.Conn, ss *session, rc redcon.Command, more bool) {
 	if ss.quit {
 		return // after QUIT, as in Redis, nothing more runs: its client was told the connection ends
 	}
@@ -182,7 +213,7 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 	if ss.lc != nil {
 		ss.lc.f.authed = ss.tenant != ""
 	}
-	if len(c.PeekPipeline()) == 0 {
+	if !more {
 		ss.unflushed = 0 // redcon sends the replies now
 	}
 	met.duration.Observe(time.Since(start).Seconds())
@@ -259,13 +290,20 @@ func (s *Server) fail(c redcon.Conn, ss *session, cmd string, err error) result 
 
 // failSaying is fail with more said after the error's message.
 func (s *Server) failSaying(c redcon.Conn, ss *session, cmd string, err error, more string) result {
-	msg, class := errorReply(err)
+	msg, res := s.failure(ss.tenant, ss.requestID(), cmd, err)
 	c.WriteError(msg + more)
+	return res
+}
+
+// failure is the error reply answering err, and its result; it logs err
+// when it is the node's failure.
+func (s *Server) failure(tenant, requestID, cmd string, err error) (string, result) {
+	msg, class := errorReply(err)
 	if serverSide(class) {
-		s.log.Error("resp command failed", "request_id", ss.requestID(), "tenant", ss.tenant, "op", cmd,
+		s.log.Error("resp command failed", "request_id", requestID, "tenant", tenant, "op", cmd,
 			"class", class.String(), "err", err)
 	}
-	return failed(class)
+	return msg, failed(class)
 }
 
 // truncate quotes at most 128 bytes of a client's argument in an error,

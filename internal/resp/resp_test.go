@@ -722,3 +722,59 @@ func TestTenantFigures(t *testing.T) {
 		t.Errorf("beta's row after 2 good and 2 bad commands: %+v; want at least 4 requests, 2 client errors", row)
 	}
 }
+
+// TestPipelinedSets: the SETs of a pipeline are answered in order, each as
+// it would be alone (bad values, a SET with options and other commands
+// between them included), a key written twice keeps its later value, a
+// command after them sees them, and their writes share group commits.
+func TestPipelinedSets(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 2)
+	const sets = 1000
+	before := commits(t, n)
+	p := c.Pipeline()
+	var cmds []redis.Cmder
+	for i := range sets {
+		cmds = append(cmds, p.Set(ctx, fmt.Sprintf("ps%04d", i), fmt.Sprintf(`{"i":%d}`, i), 0))
+	}
+	cmds = append(cmds,
+		p.Set(ctx, "ps0001", `{"again":1}`, 0), // the same key, later: its value stays
+		p.Set(ctx, "psbad", `nope`, 0),         // refused in its place
+		p.Set(ctx, "ps\x00", `{}`, 0),          // a bad key, likewise
+		p.Get(ctx, "ps0001"),                   // sees the run before it
+		p.SetNX(ctx, "ps0002", `{}`, 0),        // a SET with options, run alone
+		p.Set(ctx, "psz1", `{"z":1}`, 0),
+		p.Set(ctx, "psz2", `{"z":2}`, 0),
+	)
+	_, _ = p.Exec(ctx)
+	groups := commits(t, n) - before
+	for i, cmd := range cmds[:sets] {
+		if cmd.Err() != nil {
+			t.Fatalf("pipelined SET %d: %v", i, cmd.Err())
+		}
+	}
+	rest := cmds[sets:]
+	for i, want := range []string{"", "ERR value is not a JSON document", "ERR key", "", "", "", ""} {
+		err := rest[i].Err()
+		if (want == "") != (err == nil) || (err != nil && !strings.HasPrefix(err.Error(), want)) {
+			t.Errorf("%v: %v; want %q", rest[i].Args(), err, want)
+		}
+	}
+	if got := rest[3].(*redis.StringCmd).Val(); got != `{"again":1}` {
+		t.Errorf("GET after the run: %q, want the later value", got)
+	}
+	if ok := rest[4].(*redis.BoolCmd).Val(); ok {
+		t.Error("SET NX of a key the run wrote succeeded")
+	}
+	vals, err := c.MGet(ctx, "ps0000", "ps0999", "psz2").Result()
+	if err != nil || fmt.Sprint(vals) != `[{"i":0} {"i":999} {"z":2}]` {
+		t.Errorf("MGET after the pipeline: %v, %v", vals, err)
+	}
+	if c.Exists(ctx, "psbad").Val() != 0 {
+		t.Error("the refused value was stored")
+	}
+	if groups <= 0 || groups > sets/2 {
+		t.Errorf("the pipeline's %d SETs took %d group commits; want them shared (at most %d)", sets, groups, sets/2)
+	}
+}
