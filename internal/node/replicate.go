@@ -3,9 +3,12 @@ package node
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -183,6 +186,13 @@ func (b BackendSpec) open(ctx context.Context) (backend.Backend, func() error, e
 		return fault.E(fault.Config, fault.Context{Op: "node.start", Backend: b.Name}, fmt.Errorf("--backend %s=%s: %w", b.Name, b.URL, err))
 	}
 	if dir, ok := strings.CutPrefix(b.URL, "fs:"); ok {
+		// A directory that is not there is refused, as a missing bucket
+		// is: more often a typo or a volume not mounted than a new
+		// backend, and a node that made it would serve as ready a restore
+		// that holds nothing.
+		if _, err := os.Stat(dir); errors.Is(err, iofs.ErrNotExist) {
+			return nil, nil, wrap(fmt.Errorf("the directory does not exist (a typo, or a volume not mounted?); for a new backend, create it first: mkdir -p %s", dir))
+		}
 		f, err := fs.Open(b.Name, dir)
 		if err != nil {
 			return nil, nil, wrap(err)

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"maps"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +94,30 @@ func (n replNode) status(t *testing.T) api.ReconcileStatus {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestMissingFSDirectoryRefused: a node does not start on an fs backend
+// whose directory is not there (a typo, a volume not mounted), and makes
+// nothing there.
+func TestMissingFSDirectoryRefused(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "backnd")
+	spec, err := ParseBackendSpec("local=fs:" + missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Replication = Replication{Backends: []BackendSpec{spec}}
+	n, err := Start(context.Background(), cfg)
+	if err == nil {
+		n.Shutdown(context.Background())
+		t.Fatal("a node started on a backend directory that does not exist")
+	}
+	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "mkdir -p "+missing) {
+		t.Errorf("Start: %v; want a config error saying the directory does not exist", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("the refused start made the directory: %v", err)
+	}
 }
 
 // TestReplicateThroughSharedFS: two nodes with their own data directories

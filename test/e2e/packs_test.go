@@ -28,6 +28,9 @@ func TestPackRestoreResumesAfterKill(t *testing.T) {
 	const n = 3000
 	dir := t.TempDir()
 	beDir := filepath.Join(dir, "backend")
+	if err := os.Mkdir(beDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	// The background scrub is off: it reads document objects at its own
 	// pace, and the test counts the document reads the restore makes.
 	common := []string{"--backend", "b=fs:" + beDir, "--reconcile-interval", "0", "--scrub-rate", "0"}
@@ -105,6 +108,9 @@ func TestPackRestoreEndsWithDigests(t *testing.T) {
 	const n, later = 4000, 10
 	dir := t.TempDir()
 	beDir := filepath.Join(dir, "backend")
+	if err := os.Mkdir(beDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	common := []string{"--backend", "b=fs:" + beDir, "--reconcile-interval", "0", "--scrub-rate", "0"}
 	a := startNode(t, filepath.Join(dir, "a"), append(common, "--pack-min-docs", "1", "--pack-part-bytes", "64KiB")...)
 	writeDocs := func(from, to int) {

@@ -43,6 +43,9 @@ func TestReconcileRoundCrashResumes(t *testing.T) {
 	const every = 1000 // reconcile.Config.CheckpointEvery's default, which serve uses
 	dir := t.TempDir()
 	data, beDir := filepath.Join(dir, "data"), filepath.Join(dir, "backend")
+	if err := os.Mkdir(beDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	args := []string{"--backend", "b=fs:" + beDir, "--reconcile-interval", "0"}
 	key := func(i int) string { return fmt.Sprintf("k%06d", i) }
 	body := func(i int) string { return fmt.Sprintf(`{"k":"%s","i":%d}`, key(i), i) }
