@@ -74,12 +74,17 @@ func claimName(id store.Identity) string {
 
 // claims is the node's side of its identity claims.
 type claims struct {
-	id       store.Identity
-	mine     claim
-	rec      claimsFile // what the data directory recorded
-	file     string     // where (claimFile)
-	blobs    []namedBlobs
-	held     map[string]bool // backends where this run's claim was checked and written
+	id    store.Identity
+	mine  claim
+	rec   claimsFile // what the data directory recorded
+	file  string     // where (claimFile)
+	blobs []namedBlobs
+	held  map[string]bool // backends where this run's claim was checked and written
+	// written is, per backend, the ETag of this run's claim as start wrote
+	// it, and replaced the claim start found there (nil for none): what
+	// withdraw puts back.
+	written  map[string]string
+	replaced map[string]*claim
 	conflict atomic.Bool
 	every    logevery.Limiter
 	log      *slog.Logger
@@ -128,6 +133,7 @@ func newClaims(dir string, id store.Identity, now time.Time, log *slog.Logger) (
 		c.rec.Claimed = map[string]string{}
 	}
 	c.file, c.held = name, map[string]bool{}
+	c.written, c.replaced = map[string]string{}, map[string]*claim{}
 	return c, nil
 }
 
@@ -207,16 +213,46 @@ func (c *claims) start(ctx context.Context) error {
 					"Start this node from an empty data directory (it restores from the backends); see %q in %s",
 				nb.name, c.id.NodeID, c.mine.Incarnation, held, runbookIdentity, runbookPath))
 		}
+		var etag string
 		if err == nil {
-			err = c.write(ctx, nb)
+			etag, err = c.put(ctx, nb)
 		}
 		if err != nil {
 			c.log.Warn("identity: the claim could not be checked and made at start; it is checked again later", "backend", nb.name, "err", err)
 			continue
 		}
-		c.held[nb.name] = true
+		c.held[nb.name], c.written[nb.name] = true, etag
+		if found {
+			c.replaced[nb.name] = &held
+		}
 	}
 	return nil
+}
+
+// withdraw undoes start's claims for a start that failed after them: it
+// puts back the claim each replaced (or deletes this run's, where there was
+// none), unless it has been replaced since. A copy of a node's directory
+// that fails to start must not leave the node it was copied from seeing
+// another process's claim, and raising the alarm, until it restarts.
+func (c *claims) withdraw(ctx context.Context) {
+	for _, nb := range c.blobs {
+		etag, ok := c.written[nb.name]
+		if !ok {
+			continue
+		}
+		pre := backend.Precondition{IfMatch: etag}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var err error
+		if prev := c.replaced[nb.name]; prev != nil {
+			_, err = nb.b.PutBlob(wctx, claimName(c.id), encodeClaim(*prev), pre)
+		} else {
+			err = nb.b.DeleteBlob(wctx, claimName(c.id), pre)
+		}
+		cancel()
+		if err != nil && fault.ClassOf(err) != fault.PreconditionFailed {
+			c.log.Warn("identity: the claim of a start that failed could not be withdrawn", "backend", nb.name, "err", err)
+		}
+	}
 }
 
 func (c *claims) read(ctx context.Context, nb namedBlobs) (claim, bool, error) {
@@ -264,13 +300,19 @@ func decodeClaim(b []byte) (claim, bool) {
 }
 
 func (c *claims) write(ctx context.Context, nb namedBlobs) error {
+	_, err := c.put(ctx, nb)
+	return err
+}
+
+// put records this run's claim on nb in the data directory, then writes
+// it, and returns its ETag.
+func (c *claims) put(ctx context.Context, nb namedBlobs) (string, error) {
 	if err := c.record(nb.name); err != nil {
-		return err
+		return "", err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_, err := nb.b.PutBlob(ctx, claimName(c.id), encodeClaim(c.mine), backend.Precondition{})
-	return err
+	return nb.b.PutBlob(ctx, claimName(c.id), encodeClaim(c.mine), backend.Precondition{})
 }
 
 // check reads every claim once, and writes this run's where it is not

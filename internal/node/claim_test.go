@@ -123,6 +123,46 @@ func TestIdentityClaims(t *testing.T) {
 	refused(backup)
 }
 
+// TestFailedStartWithdrawsClaim: a copy of a running node's directory
+// whose start fails after it claimed the identity (its port is taken)
+// puts the node's claim back, so the node raises no alarm.
+func TestFailedStartWithdrawsClaim(t *testing.T) {
+	spec, err := ParseBackendSpec("shared=fs:" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rarely := func(c *Config) { c.Replication.ClaimCheck = time.Hour } // checks run by hand below
+	a := startReplNodeWith(t, rarely, spec)
+	a.run(t, "")
+	dir := a.cfg.DataDir
+	a.Shutdown(ctx)
+	clone := t.TempDir()
+	if err := os.CopyFS(clone, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	a = startReplNodeWith(t, func(c *Config) { rarely(c); c.DataDir = dir }, spec)
+	claims, err := os.ReadFile(filepath.Join(dir, claimFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(clone, claimFile), claims, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := testConfig(t)
+	cfg.DataDir, cfg.Listen = clone, a.Addr()
+	cfg.Replication = Replication{Backends: []BackendSpec{spec}, ClaimCheck: time.Hour}
+	if n, err := Start(ctx, cfg); err == nil {
+		n.Shutdown(ctx)
+		t.Fatal("the copy started on a port in use")
+	}
+	a.repl.claims.check(ctx)
+	if a.identityConflict() {
+		t.Error("a copy whose start failed left its claim: the node it was copied from raised the alarm")
+	}
+}
+
 // TestClaimDamageIsNoClaim: a claim damaged in the read (a flipped bit, a
 // cut) is not taken for another run's.
 func TestClaimDamageIsNoClaim(t *testing.T) {

@@ -141,6 +141,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
 	defer func(n *Node) { // n, not the result, which a failed return sets to nil
 		if err != nil {
+			if n.repl != nil && n.repl.claims != nil {
+				n.repl.claims.withdraw(context.Background()) // claim.go
+			}
 			n.closeData(false)
 			if n.tel != nil {
 				n.tel.Shutdown(context.Background())
