@@ -423,8 +423,10 @@ func (f *feed) publishDue(ctx context.Context) {
 	f.mu.Unlock()
 	slices.Sort(due)
 	for _, t := range due {
-		if err := f.publish(ctx, t); err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil && !errors.Is(err, ErrBackendUnavailable) {
-			f.e.cfg.Logger.WarnContext(ctx, "reconcile: writing a feed object failed; its entries wait for the next", "backend", f.e.name,
+		if err := f.publish(ctx, t); err != nil && ctx.Err() == nil && !errors.Is(err, ErrBackendUnavailable) {
+			// Thinned: the writes are retried many times a second while a
+			// backend refuses them.
+			f.e.warnRepeated(ctx, "feed-publish "+t, "reconcile: writing a feed object failed; its entries wait for the next", "backend", f.e.name,
 				"tenant", t, "class", fault.ClassOf(err).String(), "err", err)
 		}
 	}

@@ -442,6 +442,9 @@ func (f *FS) replace(ctx context.Context, tenant, key string, raw []byte, pre ba
 
 func (f *FS) writeTemp(raw []byte) (string, error) {
 	fh, err := os.CreateTemp(filepath.Join(f.root, tmpDir), "put-*")
+	if errors.Is(err, iofs.ErrNotExist) && f.remake() == nil {
+		fh, err = os.CreateTemp(filepath.Join(f.root, tmpDir), "put-*")
+	}
 	if err != nil {
 		return "", err
 	}
@@ -459,6 +462,46 @@ func (f *FS) writeTemp(raw []byte) (string, error) {
 		return "", err
 	}
 	return fh.Name(), nil
+}
+
+// remake makes the root's internal directories and layout marker again
+// where they are gone: the root was emptied, or another empty volume
+// mounted in its place, while this process had it open. Its writes then
+// go on (the nodes' rounds upload again what the root lost) rather than
+// failing for want of .tmp until the process restarts; and the marker
+// keeps the next Open from taking what they write for the older layout.
+// The root itself is not made: a root that is gone is not written to.
+func (f *FS) remake() error {
+	if _, err := os.Stat(f.root); err != nil {
+		return err
+	}
+	for _, d := range []string{tmpDir, lockDir} {
+		if err := os.Mkdir(filepath.Join(f.root, d), 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
+			return err
+		}
+	}
+	if _, err := os.Stat(filepath.Join(f.root, layoutFile)); !errors.Is(err, iofs.ErrNotExist) {
+		return err
+	}
+	fh, err := os.CreateTemp(filepath.Join(f.root, tmpDir), "layout-*") // not writeTemp, which calls remake
+	if err != nil {
+		return err
+	}
+	defer os.Remove(fh.Name())
+	_, err = fh.Write([]byte(layout))
+	if err == nil && !f.noSync {
+		err = fh.Sync()
+	}
+	if cerr := fh.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(fh.Name(), filepath.Join(f.root, layoutFile))
+	}
+	if err != nil {
+		return err
+	}
+	return f.syncDir(f.root)
 }
 
 func (f *FS) syncDir(dir string) error {
@@ -553,6 +596,9 @@ func (f *FS) Corrupt(ctx context.Context, tenant, key string, fn func([]byte) []
 // withLock runs fn holding the tenant's cross-process lock.
 func (f *FS) withLock(tenant string, fn func() error) error {
 	unlock, err := lockFile(filepath.Join(f.root, lockDir, tenant))
+	if errors.Is(err, iofs.ErrNotExist) && f.remake() == nil {
+		unlock, err = lockFile(filepath.Join(f.root, lockDir, tenant))
+	}
 	if err != nil {
 		return err
 	}

@@ -183,6 +183,46 @@ func TestOldLayoutRefused(t *testing.T) {
 	open(t, fresh)
 }
 
+// TestRootEmptiedWhileOpen: a root emptied under an open backend (or an
+// empty volume mounted in its place) takes writes again, and opens again
+// with what they wrote, rather than failing for want of its internal
+// directories until the process restarts.
+func TestRootEmptiedWhileOpen(t *testing.T) {
+	root := t.TempDir()
+	b := open(t, root)
+	if err := putEmpty(b, "demo", "before"); err != nil {
+		t.Fatal(err)
+	}
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if err := os.RemoveAll(filepath.Join(root, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := putEmpty(b, "demo", "after"); err != nil {
+		t.Fatalf("a write to the emptied root: %v", err)
+	}
+	again := open(t, root)
+	if _, err := again.Get(context.Background(), "demo", "after"); err != nil {
+		t.Fatalf("the write after the root was emptied, read through a new Open: %v", err)
+	}
+	// A root that is gone is not made again.
+	gone := t.TempDir()
+	c := open(t, gone)
+	if err := os.RemoveAll(gone); err != nil {
+		t.Fatal(err)
+	}
+	if err := putEmpty(c, "demo", "k"); err == nil {
+		t.Error("a write to a root that is gone succeeded")
+	}
+	if _, err := os.Stat(gone); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("the write made the root again: %v", err)
+	}
+}
+
 // TestSplitUnderReaders writes keys into leaves of at most 4 objects while
 // readers Get and List keys written before: no reader may miss one, though
 // their files move to new leaves under them (and the readers take no lock).

@@ -52,7 +52,9 @@ type index struct {
 
 // fileID identifies one version of the index file. The file is only ever
 // replaced by a rename (a new inode) with one more line (a larger size), so
-// (inode, size) never repeats, even when the file system reuses an inode.
+// (inode, size) never repeats, even when the file system reuses an inode,
+// while the file exists (loadIndex forgets a tenant's index once it is
+// gone).
 type fileID struct {
 	ino  uint64
 	size int64
@@ -140,6 +142,11 @@ func (f *FS) loadIndex(tenant string) (*index, error) {
 	path := filepath.Join(f.tenantDir(tenant), indexFile)
 	fi, err := os.Stat(path)
 	if errors.Is(err, iofs.ErrNotExist) {
+		// Forgotten: an index made again from nothing (the root was
+		// emptied) starts at the first version's size, maybe in its inode.
+		f.mu.Lock()
+		delete(f.indexes, tenant)
+		f.mu.Unlock()
 		return nil, nil
 	}
 	if err != nil {
