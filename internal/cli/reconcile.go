@@ -196,8 +196,14 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 			if t.ETASeconds != nil {
 				eta = fmtSeconds(*t.ETASeconds)
 			}
+			errs := t.LastError
+			if t.LastUploadError != "" {
+				// The uploader's failures show at once, not at the next
+				// round's end.
+				errs = strings.TrimPrefix(errs+"; upload: "+t.LastUploadError, "; ")
+			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				b.Name, b.Breaker, lag, t.Tenant, state, t.Cursor, scanned, done, eta, last, took, applied, t.LastError)
+				b.Name, b.Breaker, lag, t.Tenant, state, t.Cursor, scanned, done, eta, last, took, applied, errs)
 		}
 	}
 	if err := tw.Flush(); err != nil {

@@ -420,6 +420,26 @@ func TestReconcileStatusShowsFeed(t *testing.T) {
 	}
 }
 
+// TestReconcileStatusShowsUploadError: the ERROR column shows the last
+// upload's error beside the last round's.
+func TestReconcileStatusShowsUploadError(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, `{"backends":[{"name":"local","breaker":"closed","tenants":[
+			{"tenant":"acme","last_upload_error":"backend.put: read-only file system"},
+			{"tenant":"beta","last_error":"round failed","last_upload_error":"backend.put: timeout"}]}]}`)
+	}))
+	defer srv.Close()
+	var out bytes.Buffer
+	if err := reconcileStatus(context.Background(), adminClient{base: srv.URL}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"upload: backend.put: read-only file system", "round failed; upload: backend.put: timeout"} {
+		if !strings.Contains(out.String(), w) {
+			t.Errorf("status lacks %q:\n%s", w, out.String())
+		}
+	}
+}
+
 // TestRoundActions: a round's ACTIONS column shows the damaged objects a
 // scrub found and repaired, the keys left for the next round and the
 // checkpoint it resumed after, beside its decisions.
