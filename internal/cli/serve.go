@@ -101,7 +101,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.respAuth, "resp-auth-timeout", resp.DefaultAuthTimeout, "how long a Redis-protocol connection may stay without signing in (AUTH, or HELLO with AUTH) before it is closed, TLS handshake included")
 	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable (environment: CAIRN_TENANTS, comma-separated)")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
-	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name`, unique among the nodes sharing a backend (default: kept in the data directory)")
+	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name`, unique among the nodes sharing a backend, at most 100 bytes without spaces (default: kept in the data directory)")
 	fs.StringVar(&f.durability, "durability", "sync", "`mode`: sync (fsync before every reply) or buffered (may lose recent writes on a crash)")
 	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, e.g. 256MiB; with a memory limit, a third of the Go heap's share of it unless given)")
 	fs.Var(&f.keyFilter, "key-filter-bytes", "cap of the in-memory filter of document keys that spares a PUT creating a document its disk lookup (`size`; 10 bits a document, so 16MiB covers ~13 million, and serves up to twice that); 0 turns it off")

@@ -181,3 +181,28 @@ func TestAdminReadyzWhileDraining(t *testing.T) {
 		t.Fatalf("admin /readyz while the API drains: %s; want draining", body)
 	}
 }
+
+// TestNodeIDChecked: a --node-id too long to name the node's objects in
+// the backends, or with spaces or control characters, stops the start.
+func TestNodeIDChecked(t *testing.T) {
+	for _, id := range []string{strings.Repeat("n", MaxNodeID+1), "node 1", "node\n1", "n\xff"} {
+		cfg := testConfig(t)
+		cfg.NodeID = id
+		n, err := Start(context.Background(), cfg)
+		if err == nil {
+			n.Shutdown(context.Background())
+			t.Errorf("a node started with --node-id %q", id)
+			continue
+		}
+		if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--node-id") {
+			t.Errorf("--node-id %q: %v; want a config error naming --node-id", id, err)
+		}
+	}
+	cfg := testConfig(t)
+	cfg.NodeID = strings.Repeat("n", MaxNodeID)
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("a node id of %d bytes: %v", MaxNodeID, err)
+	}
+	n.Shutdown(context.Background())
+}
