@@ -28,14 +28,56 @@ const identityFile = "identity.json"
 // incarnation when the directory holds no data yet; created says which.
 // nodeID, when set, must match a stored one: opening node A's directory as
 // node B is an operator mistake that would mix two nodes' histories.
-func loadIdentity(dir, nodeID string, hasData bool) (id Identity, created bool, err error) {
+//
+// A directory whose id was made up by default (no --node-id at its first
+// start) may still take nodeID, if it never stored a write: a first start
+// that failed (a backend refused, a port taken) must not bind the
+// directory to the made-up id. Such an id comes back with adopt set, and
+// the caller decides once it knows whether the store is empty (adoptID).
+func loadIdentity(dir, nodeID string, hasData bool) (id Identity, created, adopt bool, err error) {
 	id, err = readIdentity(dir, nodeID, hasData)
-	if errors.Is(err, errNoIdentity) {
+	switch {
+	case errors.Is(err, errNoIdentity):
 		id, err = createIdentity(dir, nodeID)
-		return id, err == nil, err
+		return id, err == nil, false, err
+	case errors.Is(err, errOtherNode) && id.NodeID == defaultNodeID(id.Incarnation):
+		return id, false, true, nil
+	case errors.Is(err, errOtherNode):
+		return Identity{}, false, false, otherNode(dir, id, nodeID)
 	}
-	return id, false, err
+	return id, false, false, err
 }
+
+// adoptID gives a directory whose made-up id loadIdentity let through the
+// id nodeID, or refuses as for another node's directory when it holds
+// writes (seq is its last).
+func adoptID(dir string, id Identity, nodeID string, seq uint64) (Identity, error) {
+	if seq != 0 {
+		return Identity{}, otherNode(dir, id, nodeID)
+	}
+	id.NodeID = nodeID
+	raw, err := json.MarshalIndent(id, "", "  ")
+	if err != nil {
+		return Identity{}, err
+	}
+	if err := WriteFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
+		return Identity{}, fault.E(fault.Config, fault.Context{Op: "store.open"}, err)
+	}
+	return id, nil
+}
+
+// errOtherNode: the directory's identity names another node than asked.
+var errOtherNode = errors.New("another node's directory")
+
+func otherNode(dir string, id Identity, nodeID string) error {
+	return fault.New(fault.Config, fault.Context{Op: "store.open"}, fmt.Sprintf(
+		"data directory %s belongs to node %q, not %q: a data directory keeps the node id it was created with "+
+			"(by the node's first start, or by cairn import --node-id); start it with --node-id %q, or without --node-id",
+		dir, id.NodeID, nodeID, id.NodeID))
+}
+
+// defaultNodeID is the id a directory made without a node id gets.
+func defaultNodeID(incarnation uint64) string { return fmt.Sprintf("node-%016x", incarnation) }
 
 // errNoIdentity: an empty directory, whose identity is to be created.
 var errNoIdentity = errors.New("no identity")
@@ -58,10 +100,7 @@ func readIdentity(dir, nodeID string, hasData bool) (Identity, error) {
 		return Identity{}, fault.New(fault.Corruption, ctx, fmt.Sprintf("%s is malformed: %v", name, err))
 	}
 	if nodeID != "" && nodeID != id.NodeID {
-		return Identity{}, fault.New(fault.Config, ctx, fmt.Sprintf(
-			"data directory %s belongs to node %q, not %q: a data directory keeps the node id it was created with "+
-				"(by the node's first start, or by cairn import --node-id); start it with --node-id %q, or without --node-id",
-			dir, id.NodeID, nodeID, id.NodeID))
+		return id, errOtherNode
 	}
 	return id, nil
 }
@@ -69,7 +108,7 @@ func readIdentity(dir, nodeID string, hasData bool) (Identity, error) {
 func createIdentity(dir, nodeID string) (Identity, error) {
 	id := Identity{NodeID: nodeID, Incarnation: newIncarnation()}
 	if id.NodeID == "" {
-		id.NodeID = fmt.Sprintf("node-%016x", id.Incarnation)
+		id.NodeID = defaultNodeID(id.Incarnation)
 	}
 	raw, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {

@@ -108,6 +108,45 @@ func TestIdentity(t *testing.T) {
 	wantClass(t, "open with a damaged identity", err, fault.Corruption)
 }
 
+// TestMadeUpIDAdopted: a directory whose node id was made up (no NodeID at
+// its first open) takes the NodeID it is next opened with while it holds
+// no write, and keeps it; once it holds writes, another NodeID is refused.
+func TestMadeUpIDAdopted(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	madeUp := s.Identity()
+	s.Close()
+	s, err = Open(dir, Options{NodeID: "n1"})
+	if err != nil {
+		t.Fatalf("reopening an empty directory with a made-up id as n1: %v", err)
+	}
+	if id := s.Identity(); id.NodeID != "n1" || id.Incarnation != madeUp.Incarnation {
+		t.Errorf("identity after adopting n1: %+v, want n1 with incarnation %x", id, madeUp.Incarnation)
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Identity().NodeID; got != "n1" {
+		t.Errorf("reopened without a node id: %q, want n1 kept", got)
+	}
+	s.Close()
+
+	written := t.TempDir()
+	s, err = Open(written, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustPut(t, s, "t", "k", "{}")
+	s.Close()
+	_, err = Open(written, Options{NodeID: "n2"})
+	wantClass(t, "open a directory with writes and a made-up id as n2", err, fault.Config)
+}
+
 // TestLostDatabaseRefused: a directory whose identity says it had a
 // database, but whose Pebble database is gone (its MANIFEST marker, or the
 // whole pebble/), is refused as corrupt, and the tables and logs left are

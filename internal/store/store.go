@@ -316,7 +316,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	}
 	pdir := filepath.Join(dir, "pebble")
 	existing, _ := fs.List(pdir) // an error means absent or unreadable; pebble.Open reports the latter
-	id, created, err := loadIdentity(dir, opts.NodeID, len(existing) > 0)
+	id, created, adopt, err := loadIdentity(dir, opts.NodeID, len(existing) > 0)
 	if err != nil {
 		return nil, err
 	}
@@ -405,6 +405,12 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	if err := s.loadMarks(); err != nil {
 		db.Close()
 		return nil, err
+	}
+	if adopt {
+		if s.id, err = adoptID(dir, id, opts.NodeID, s.seq); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return s, nil
 }
