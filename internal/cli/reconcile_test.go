@@ -98,6 +98,13 @@ func TestReconcileCommands(t *testing.T) {
 
 func TestServeRefusesBadReplicationSettings(t *testing.T) {
 	dir := t.TempDir()
+	real, link := filepath.Join(dir, "be"), filepath.Join(dir, "be-link")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, link); err != nil {
+		t.Fatal(err)
+	}
 	for _, tt := range []struct {
 		args []string
 		env  map[string]string
@@ -107,6 +114,10 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--backend", "a=ftp://x"}, nil, "want fs:/path or s3://"},
 		{[]string{"--backend", "a=fs:relative/dir"}, nil, "fs: needs an absolute path"},
 		{[]string{"--backend", "a=fs:/srv/be", "--backend", "b=fs:/srv/be/"}, nil, "the same place as --backend a=fs:/srv/be"},
+		{[]string{"--backend", "a=fs:" + real, "--backend", "b=fs:" + link}, nil, "the same place as --backend a=fs:" + real},
+		{[]string{"--backend", "a=fs:/srv/be", "--backend", "a=fs:/srv/other"}, nil, "the name a is --backend a=fs:/srv/be's too"},
+		{[]string{"--backend", "a=fs:/srv/be", "--backend", "b=fs:/srv/be/sub"}, nil, "one directory holds the other's"},
+		{[]string{"--backend", "a=fs:/srv/be/sub", "--backend", "b=fs:/srv/be"}, nil, "one directory holds the other's"},
 		{[]string{"--backend", "a=s3://bkt/p?endpoint=h:9000", "--backend", "b=s3://bkt/p/?endpoint=h:9000&insecure=1"}, nil, "the same place as --backend a="},
 		{nil, map[string]string{"CAIRN_BACKEND": "a=fs:/tmp/a,b=s3://bkt?bogus=1"}, "unknown parameter bogus"},
 		{[]string{"--conflict-policy", "acme"}, nil, `--conflict-policy "acme": want TENANT=`},

@@ -439,10 +439,18 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 			return err
 		}
 		for _, other := range r.Backends {
+			if spec.Name == other.Name {
+				return fmt.Errorf("%s: the name %s is --backend %s=%s's too: give each backend a name of its own", f.origin.named("backend", s), spec.Name, other.Name, other.URL)
+			}
 			// One place under two names would be reconciled twice, each
 			// name with its own cursors and feed, for nothing.
 			if loc := spec.Location(); loc != "" && loc == other.Location() {
 				return fmt.Errorf("%s: the same place as --backend %s=%s: give each backend once", f.origin.named("backend", s), other.Name, other.URL)
+			}
+			// A directory inside another backend's would be read by that
+			// backend as a tenant of its own.
+			if a, b := spec.Dir(), other.Dir(); a != "" && b != "" && (within(a, b) || within(b, a)) {
+				return fmt.Errorf("%s: one directory holds the other's, with --backend %s=%s: give backends directories apart", f.origin.named("backend", s), other.Name, other.URL)
 			}
 		}
 		r.Backends = append(r.Backends, spec)
@@ -689,4 +697,10 @@ func orNone(s string) string {
 		return "none"
 	}
 	return s
+}
+
+// within reports whether directory a is inside directory b (both clean).
+func within(a, b string) bool {
+	rel, err := filepath.Rel(b, a)
+	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

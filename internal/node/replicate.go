@@ -164,16 +164,31 @@ func ParseBackendSpec(s string) (BackendSpec, error) {
 }
 
 // Location is where the backend keeps its objects, the same string for
-// two specs that name the same place (a cleaned directory; an S3
-// endpoint, bucket and prefix), or "" for one given as a Backend.
+// two specs that name the same place (a cleaned directory, its symbolic
+// links resolved when it exists; an S3 endpoint, bucket and prefix), or ""
+// for one given as a Backend.
 func (b BackendSpec) Location() string {
-	if dir, ok := strings.CutPrefix(b.URL, "fs:"); ok {
-		return "fs:" + filepath.Clean(dir)
+	if dir := b.Dir(); dir != "" {
+		return "fs:" + dir
 	}
 	if c, err := s3.ParseURL(b.URL); err == nil {
 		return "s3://" + c.Endpoint + "/" + c.Bucket + "/" + strings.TrimSuffix(c.Prefix, "/")
 	}
 	return ""
+}
+
+// Dir is an fs backend's directory, cleaned and with its symbolic links
+// resolved when it exists; "" for another backend.
+func (b BackendSpec) Dir() string {
+	dir, ok := strings.CutPrefix(b.URL, "fs:")
+	if !ok {
+		return ""
+	}
+	dir = filepath.Clean(dir)
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
+	return dir
 }
 
 // open opens the backend, checking an S3 bucket exists and answers.
