@@ -177,6 +177,18 @@ func (b BackendSpec) Location() string {
 	return ""
 }
 
+// heldElsewhere reports whether the mass-deletion guard holds tenant on a
+// backend other than the one named. The engines are all made before any
+// runs, so r.engines is not written once this can be called.
+func (r *replicator) heldElsewhere(backend, tenant string) bool {
+	for _, e := range r.engines {
+		if e.Backend() != backend && e.Held(tenant) {
+			return true
+		}
+	}
+	return false
+}
+
 // Dir is an fs backend's directory, cleaned and with its symbolic links
 // resolved when it exists; "" for another backend.
 func (b BackendSpec) Dir() string {
@@ -283,6 +295,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		eng, err := reconcile.New(reconcile.Config{Feed: feedCfg,
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies, cmp.Or(n.cfg.MaxBodyBytes, server.DefaultMaxBodyBytes)), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
+			HeldElsewhere:  func(tenant string) bool { return r.heldElsewhere(name, tenant) },
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Digests: true, FullRounds: rc.FullRounds, ScrubRate: rc.ScrubRate,
 			Logger: n.log, Packs: rc.Packs,

@@ -63,6 +63,12 @@ type Config struct {
 	PolicyFor func(tenant string) Policy
 	// Guard is the mass-deletion guard; the zero value means DefaultGuard.
 	Guard Guard
+	// HeldElsewhere, when set, reports whether the guard holds a tenant on
+	// another backend of the node (another engine's Held). A held tenant's
+	// deletions wait for a confirmation on every backend: each backend's
+	// rounds count their own share, and the deletions one stopped would
+	// otherwise arrive through another.
+	HeldElsewhere func(tenant string) bool
 	// PageSize is the listing page size on both sides; 0 means
 	// backend.DefaultLimit.
 	PageSize int
@@ -288,6 +294,14 @@ func (e *Engine) Confirm(tenant string) {
 // forget it.
 func (e *Engine) hold(tenant string, on bool) {
 	_ = e.updateCheckpoint(tenant, func(c *checkpoint) { c.held = on }) // a failed write fails the next read of it
+}
+
+// Held reports whether the mass-deletion guard holds tenant on this
+// engine's backend: a round or the feed stopped at it, and no round has
+// passed since.
+func (e *Engine) Held(tenant string) bool {
+	h, _ := e.held(tenant)
+	return h
 }
 
 // held reports whether tenant is held (hold).

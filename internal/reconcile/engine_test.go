@@ -572,6 +572,46 @@ func TestMassDeleteGuard(t *testing.T) {
 	}
 }
 
+// TestGuardHoldsAcrossBackends: deletions the guard stopped on one
+// backend do not come in through another of the node's backends, whose
+// own share would let them through, until confirmed.
+func TestGuardHoldsAcrossBackends(t *testing.T) {
+	b, b2 := mem.New("b"), mem.New("b2")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea := newEngine(t, a, b, nil)
+	ea2 := newEngine(t, a, b2, func(cfg *Config) { cfg.HeldElsewhere = ea.Held })
+	ec, ec2 := newEngine(t, c, b, nil), newEngine(t, c, b2, nil)
+	for i := range 20 {
+		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	converge(t, 3, ec, ea, ec2, ea2)
+	for i := range 15 {
+		del(t, c, fmt.Sprintf("k%02d", i))
+	}
+	for _, e := range []*Engine{ec, ec2} {
+		if _, err := e.Upload(bg, tenant); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+		t.Fatalf("round deleting 15 of 20 through b: %v, want ErrNeedsConfirm", err)
+	}
+	left := countLive(t, a)
+	if !ea.Held(tenant) {
+		t.Fatal("the tenant is not held on b after the guard stop")
+	}
+	if _, err := ea2.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) || countLive(t, a) != left {
+		t.Fatalf("round through b2 while held on b: %v, %d live of %d; want ErrNeedsConfirm and none deleted", err, countLive(t, a), left)
+	}
+	ea.Confirm(tenant)
+	ea2.Confirm(tenant)
+	runRound(t, ea)
+	runRound(t, ea2)
+	if live := countLive(t, a); live != 5 {
+		t.Fatalf("after confirming on both: %d live, want 5", live)
+	}
+}
+
 func countLive(t *testing.T, s *store.Store) int {
 	t.Helper()
 	n := 0

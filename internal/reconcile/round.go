@@ -390,6 +390,9 @@ func (r *round) allowDelete(ctx context.Context) error {
 		}
 		return fmt.Errorf("%w (tenant %s, backend %s: a round or the feed stopped at the guard)", ErrNeedsConfirm, r.tenant, r.e.name)
 	}
+	if h := r.e.cfg.HeldElsewhere; h != nil && h(r.tenant) {
+		return fmt.Errorf("%w (tenant %s, backend %s: the guard holds the tenant on another backend)", ErrNeedsConfirm, r.tenant, r.e.name)
+	}
 	if !r.counted {
 		n := 0
 		for _, err := range r.e.st.List(ctx, r.tenant, store.ListOptions{KeysOnly: true}) {
