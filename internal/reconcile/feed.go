@@ -594,7 +594,12 @@ func (f *feed) tailLoop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			if _, err := f.poll(ctx, tenant); err != nil && ctx.Err() == nil && !errors.Is(err, ErrBackendUnavailable) {
+			_, err := f.poll(ctx, tenant)
+			switch {
+			case err == nil || ctx.Err() != nil || errors.Is(err, ErrBackendUnavailable):
+			case errors.Is(err, ErrNeedsConfirm):
+				f.e.warnHeld(ctx, tenant, "feed", err)
+			default:
 				f.e.warnRepeated(ctx, "feed "+tenant, "reconcile: reading the peers' feeds failed", "backend", f.e.name,
 					"tenant", tenant, "class", fault.ClassOf(err).String(), "err", err)
 			}

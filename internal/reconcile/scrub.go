@@ -107,6 +107,10 @@ func (s *scrubber) finish(ctx context.Context, err error) {
 		e.digestsAfter(ctx, r)
 		return
 	}
+	if errors.Is(err, ErrNeedsConfirm) {
+		e.warnHeld(ctx, r.tenant, "scrub", err)
+		return
+	}
 	e.warnRepeated(ctx, "scrub "+r.tenant, "reconcile: scrub of a tenant failed", "backend", e.name, "tenant", r.tenant,
 		"cursor", r.cursor, "class", fault.ClassOf(err).String(), "err", err)
 }
