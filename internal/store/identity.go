@@ -61,7 +61,7 @@ func adoptID(dir string, id Identity, nodeID string, seq uint64) (Identity, erro
 		return Identity{}, err
 	}
 	if err := WriteFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
-		return Identity{}, fault.E(fault.Config, fault.Context{Op: "store.open"}, err)
+		return Identity{}, fault.E(fault.Config, fault.Context{}, err)
 	}
 	return id, nil
 }
@@ -70,7 +70,7 @@ func adoptID(dir string, id Identity, nodeID string, seq uint64) (Identity, erro
 var errOtherNode = errors.New("another node's directory")
 
 func otherNode(dir string, id Identity, nodeID string) error {
-	return fault.New(fault.Config, fault.Context{Op: "store.open"}, fmt.Sprintf(
+	return fault.New(fault.Config, fault.Context{}, fmt.Sprintf(
 		"data directory %s belongs to node %q, not %q: a data directory keeps the node id it was created with "+
 			"(by the node's first start, or by cairn import --node-id); start it with --node-id %q, or without --node-id",
 		dir, id.NodeID, nodeID, id.NodeID))
@@ -83,7 +83,7 @@ func defaultNodeID(incarnation uint64) string { return fmt.Sprintf("node-%016x",
 var errNoIdentity = errors.New("no identity")
 
 func readIdentity(dir, nodeID string, hasData bool) (Identity, error) {
-	ctx := fault.Context{Op: "store.open"}
+	ctx := fault.Context{}
 	name := filepath.Join(dir, identityFile)
 	raw, err := os.ReadFile(name)
 	switch {
@@ -115,7 +115,7 @@ func createIdentity(dir, nodeID string) (Identity, error) {
 		return Identity{}, err
 	}
 	if err := WriteFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
-		return Identity{}, fault.E(fault.Config, fault.Context{Op: "store.open"}, err)
+		return Identity{}, fault.E(fault.Config, fault.Context{}, err)
 	}
 	return id, nil
 }
