@@ -42,9 +42,6 @@ func TestCatchUpScale(t *testing.T) {
 	var be string
 	if os.Getenv("CAIRN_CATCHUP_BACKEND") == "fs" { // sizes versitygw takes too long to fill
 		be = "fs:" + filepath.Join(dir, "fs")
-		if err := os.Mkdir(filepath.Join(dir, "fs"), 0o755); err != nil {
-			t.Fatal(err)
-		}
 	} else {
 		be = "s3:" + s3test.StartIn(t, "scale", os.Getenv("CAIRN_SCALE_GW_DIR")).Endpoint
 	}

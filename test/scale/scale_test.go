@@ -148,9 +148,6 @@ func TestReconcileScale(t *testing.T) {
 		dir = t.TempDir()
 	}
 	st, fsDir := filepath.Join(dir, "store"), "fs:"+filepath.Join(dir, "fs")
-	if err := os.MkdirAll(filepath.Join(dir, "fs"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	report := func(what string, n int, r result) {
 		t.Logf("%-34s keys %8d  %8.2f s (CPU %7.2f s)  peak RSS %6.1f MiB  scanned %d listed %d skipped %d applied %d %v",
 			what, n, r.Seconds, r.CPU, mib(r.HWMKiB), r.Scanned, r.Listed, r.Skipped, r.Applied, r.Actions)
