@@ -56,14 +56,7 @@ func adoptID(dir string, id Identity, nodeID string, seq uint64) (Identity, erro
 		return Identity{}, otherNode(dir, id, nodeID)
 	}
 	id.NodeID = nodeID
-	raw, err := json.MarshalIndent(id, "", "  ")
-	if err != nil {
-		return Identity{}, err
-	}
-	if err := WriteFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
-		return Identity{}, fault.E(fault.Config, fault.Context{}, err)
-	}
-	return id, nil
+	return id, writeIdentity(dir, id)
 }
 
 // errOtherNode: the directory's identity names another node than asked.
@@ -110,14 +103,19 @@ func createIdentity(dir, nodeID string) (Identity, error) {
 	if id.NodeID == "" {
 		id.NodeID = defaultNodeID(id.Incarnation)
 	}
+	return id, writeIdentity(dir, id)
+}
+
+// writeIdentity writes id to dir's identity.json, durably.
+func writeIdentity(dir string, id Identity) error {
 	raw, err := json.MarshalIndent(id, "", "  ")
 	if err != nil {
-		return Identity{}, err
+		return err
 	}
 	if err := WriteFileSync(filepath.Join(dir, identityFile), append(raw, '\n')); err != nil {
-		return Identity{}, fault.E(fault.Config, fault.Context{}, err)
+		return fault.E(fault.Config, fault.Context{}, err)
 	}
-	return id, nil
+	return nil
 }
 
 func newIncarnation() uint64 {
