@@ -33,6 +33,6 @@ func (e *Engine) warnRepeated(ctx context.Context, key, msg string, args ...any)
 // deletion the mass-deletion guard holds, as what it is rather than as a
 // failure of that work.
 func (e *Engine) warnHeld(ctx context.Context, tenant, by string, err error) {
-	e.warnRepeated(ctx, "held "+tenant, "reconcile: the mass-deletion guard holds the tenant: its deletions wait for a confirmation (runbook: Mass-deletion guard stop)",
-		"backend", e.name, "tenant", tenant, "stopped", by, "err", err)
+	e.warnRepeated(ctx, "held "+tenant, "reconcile: the mass-deletion guard holds the tenant: its deletions wait for a confirmation",
+		"backend", e.name, "tenant", tenant, "stopped", by, "err", err, "runbook", "Mass-deletion guard stop")
 }
