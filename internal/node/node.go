@@ -7,12 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -147,8 +144,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
 	defer func(n *Node) { // n, not the result, which a failed return sets to nil
 		if err != nil {
-			if n.repl != nil && n.repl.claims != nil {
-				n.repl.claims.withdraw(context.Background()) // claim.go
+			if n.repl != nil {
+				n.repl.failedStart = true // its claims are withdrawn (claim.go)
 			}
 			n.closeData(false)
 			if n.tel != nil {
@@ -385,25 +382,12 @@ func (n *Node) closeData(flush bool) error {
 	return errors.Join(errs...)
 }
 
-// MaxNodeID bounds a node id's length in bytes: the id names the node's
-// objects in the backends (claims, change feeds), hex-encoded into one
-// path segment, which the backends bound.
-const MaxNodeID = 100
-
 // checkNodeID refuses a --node-id that could not name the node's objects
 // in the backends, where it would silently turn off the identity checks
-// and the change feed.
+// and the change feed (store.CheckNodeID).
 func checkNodeID(id string) error {
-	bad := func(why string) error {
-		return fault.New(fault.Config, fault.Context{Op: "node.start"}, fmt.Sprintf("--node-id %q: %s", id, why))
-	}
-	switch {
-	case len(id) > MaxNodeID:
-		return bad(fmt.Sprintf("%d bytes, longer than the %d a node id may have", len(id), MaxNodeID))
-	case !utf8.ValidString(id):
-		return bad("not UTF-8 text")
-	case strings.ContainsFunc(id, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }):
-		return bad("a node id has no spaces or control characters")
+	if err := store.CheckNodeID(id); err != nil {
+		return fault.New(fault.Config, fault.Context{Op: "node.start"}, fmt.Sprintf("--node-id %q: %v", id, err))
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 func testConfig(t *testing.T) Config {
@@ -185,7 +186,7 @@ func TestAdminReadyzWhileDraining(t *testing.T) {
 // TestNodeIDChecked: a --node-id too long to name the node's objects in
 // the backends, or with spaces or control characters, stops the start.
 func TestNodeIDChecked(t *testing.T) {
-	for _, id := range []string{strings.Repeat("n", MaxNodeID+1), "node 1", "node\n1", "n\xff"} {
+	for _, id := range []string{strings.Repeat("n", store.MaxNodeID+1), "node 1", "node\n1", "n\xff"} {
 		cfg := testConfig(t)
 		cfg.NodeID = id
 		n, err := Start(context.Background(), cfg)
@@ -199,10 +200,10 @@ func TestNodeIDChecked(t *testing.T) {
 		}
 	}
 	cfg := testConfig(t)
-	cfg.NodeID = strings.Repeat("n", MaxNodeID)
+	cfg.NodeID = strings.Repeat("n", store.MaxNodeID)
 	n, err := Start(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("a node id of %d bytes: %v", MaxNodeID, err)
+		t.Fatalf("a node id of %d bytes: %v", store.MaxNodeID, err)
 	}
 	n.Shutdown(context.Background())
 }

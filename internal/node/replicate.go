@@ -254,6 +254,8 @@ type replicator struct {
 	log       *slog.Logger
 	stop      context.CancelFunc
 	running   sync.WaitGroup // the engines', the collector's and the feed's goroutines
+	// failedStart: the node's start failed; close withdraws its claims.
+	failedStart bool
 }
 
 // startReplication opens the backends and runs one engine per backend.
@@ -315,10 +317,10 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		}
 	}
 	if claims != nil {
+		r.claims = claims // before start: a refusal on one backend withdraws the claims made on those before it
 		if err := claims.start(start); err != nil {
 			return err
 		}
-		r.claims = claims
 	}
 	col, err := reconcile.NewCollector(reconcile.CollectorConfig{
 		Store: n.store, Engines: r.engines, Grace: rc.GCGrace, Interval: rc.GCInterval,
@@ -436,6 +438,11 @@ func (r *replicator) close(flush bool) error {
 		e.Close()
 	}
 	r.running.Wait()
+	if r.failedStart && r.claims != nil {
+		// Once the claim checks have stopped, so that none writes the
+		// claim again after it is withdrawn.
+		r.claims.withdraw(context.Background())
+	}
 	if flush && len(r.engines) > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), flushWait)
 		for _, e := range r.engines {

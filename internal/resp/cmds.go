@@ -292,38 +292,45 @@ func cmdSelect(_ *Server, c redcon.Conn, _ *session, args [][]byte) result {
 // cmdInfo answers a small server section. redis_version is the protocol
 // level the front speaks, for clients that gate features on it.
 //
-// Of the sections a client may ask for, only the server section has
-// anything: a keyspace section is empty (a count of the tenant's keys would
-// be a scan), and any other section is answered with nothing, as Redis
-// answers a section it does not have.
+// Of the sections a client may ask for (several at once, or all with
+// default, all or everything), only the server section has anything: the
+// keyspace section is empty (a count of the tenant's keys would be a
+// scan), and any other section is answered with nothing, as Redis answers
+// a section it does not have.
 func cmdInfo(s *Server, c redcon.Conn, _ *session, args [][]byte) result {
-	server := len(args) == 1
-	keyspace := false
+	server, keyspace := len(args) == 1, len(args) == 1
 	for _, a := range args[1:] {
 		switch lower(string(a)) {
-		case "server", "default", "all", "everything":
+		case "server":
 			server = true
 		case "keyspace":
 			keyspace = true
+		case "default", "all", "everything":
+			server, keyspace = true, true
 		}
-	}
-	if !server {
-		if keyspace {
-			c.WriteBulkString("# Keyspace\r\n")
-		} else {
-			c.WriteBulkString("")
-		}
-		return ok
 	}
 	var b strings.Builder
+	if server {
+		s.serverInfo(&b)
+	}
+	if keyspace {
+		if b.Len() > 0 {
+			b.WriteString("\r\n")
+		}
+		b.WriteString("# Keyspace\r\n")
+	}
+	c.WriteBulkString(b.String())
+	return ok
+}
+
+// serverInfo writes INFO's server section.
+func (s *Server) serverInfo(b *strings.Builder) {
 	b.WriteString("# Server\r\nredis_version:7.0.0\r\nredis_mode:standalone\r\ncairn_version:")
 	b.WriteString(s.version())
 	b.WriteString("\r\nos:" + runtime.GOOS + " " + runtime.GOARCH)
 	b.WriteString("\r\nprocess_id:" + strconv.Itoa(os.Getpid()))
 	b.WriteString("\r\nuptime_in_seconds:" + strconv.FormatInt(int64(time.Since(s.started).Seconds()), 10))
 	b.WriteString("\r\n")
-	c.WriteBulkString(b.String())
-	return ok
 }
 
 // cmdCommand answers COMMAND and its COUNT, INFO, LIST and DOCS

@@ -167,9 +167,10 @@ func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	var n atomic.Int64
-	ctx := s.writeCtx()
 	done, at, err := writeAll(len(keys), func(i int) error {
-		err := s.opt.Docs.Delete(ctx, ss.tenant, keys[i], doc.Precondition{})
+		// Each write has the request timeout, as each has its own share
+		// of a commit, not the command's.
+		err := s.opt.Docs.Delete(s.writeCtx(), ss.tenant, keys[i], doc.Precondition{})
 		switch {
 		case err == nil:
 			n.Add(1)
@@ -282,10 +283,9 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			pairs = append(pairs, j)
 		}
 	}
-	ctx := s.writeCtx()
 	done, at, err := writeAll(len(pairs), func(i int) error {
 		j := pairs[i]
-		_, _, err := s.opt.Docs.Put(ctx, ss.tenant, keys[j], args[2+2*j], doc.Precondition{})
+		_, _, err := s.opt.Docs.Put(s.writeCtx(), ss.tenant, keys[j], args[2+2*j], doc.Precondition{}) // each its own timeout, as DEL's
 		return err
 	})
 	if err != nil {

@@ -38,10 +38,14 @@ type pipelinedSet struct {
 // store's group commits as the SETs of as many clients do: a client that
 // pipelines its writes gets the throughput of many connections from one.
 // The SETs of one key are written one after the other, in the pipeline's
-// order. Each SET is checked, admitted by the limiter, traced, counted and
-// logged as handleOne would; the replies are written in the pipeline's
-// order once every write has returned, so none is sent before its write
-// is durable, and a command after the run sees every write of it.
+// order. Each SET is checked, traced, counted and logged as handleOne
+// would; the run is admitted by the limiter as one request on as many
+// documents as it has SETs, as an MSET of them is (one of the tenant's
+// in-flight places, each SET's share of its rate), so that a pipelining
+// connection holds no more places than one that is not. The replies are
+// written in the pipeline's order once every write has returned, so none
+// is sent before its write is durable, and a command after the run sees
+// every write of it.
 func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more bool) {
 	met := s.met.cmds[commands["set"].idx]
 	sets := make([]pipelinedSet, len(cmds))
@@ -75,12 +79,31 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 		}
 		byKey[st.key] = append(byKey[st.key], i)
 	}
-	writeAll(len(keys), func(k int) error {
-		for _, i := range byKey[keys[k]] {
-			s.pipelinedPut(ss, met, &sets[i])
+	admitted := true
+	if s.opt.Limiter != nil && len(keys) > 0 {
+		writes := 0
+		for _, is := range byKey {
+			writes += len(is)
 		}
-		return nil
-	})
+		if d := s.opt.Limiter.AcquireN(ss.tenant, writes); d.Admit {
+			defer s.opt.Limiter.Release(ss.tenant)
+		} else {
+			admitted = false
+			for _, is := range byKey {
+				for _, i := range is {
+					sets[i].reply, sets[i].res = "TRYAGAIN "+d.Reason+"; retry after "+d.RetryAfter.String(), failed(fault.Exhausted)
+				}
+			}
+		}
+	}
+	if admitted {
+		writeAll(len(keys), func(k int) error {
+			for _, i := range byKey[keys[k]] {
+				s.pipelinedPut(ss, met, &sets[i])
+			}
+			return nil
+		})
+	}
 	for i := range sets {
 		st := &sets[i]
 		if st.reply == "" {
@@ -88,10 +111,15 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 		} else {
 			c.WriteError(st.reply)
 		}
-		if st.begun {
-			s.end()
+		if st.took == 0 {
+			st.took = time.Since(st.start)
 		}
 		met.duration.Observe(st.took.Seconds())
+		if !st.begun {
+			met.outcome(fault.Exhausted).Inc() // refused at shutdown, as handleOne counts it
+			continue
+		}
+		s.end()
 		s.countTenant(ss, st.res)
 		if st.res.err {
 			met.outcome(st.res.class).Inc()
@@ -104,18 +132,10 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 	}
 }
 
-// pipelinedPut admits and writes one checked SET of a run, as dispatch
-// and cmdSet would, and notes its outcome in st.
+// pipelinedPut writes one checked and admitted SET of a run, as cmdSet
+// would, and notes its outcome in st.
 func (s *Server) pipelinedPut(ss *session, met *cmdMetrics, st *pipelinedSet) {
 	defer func() { st.took = time.Since(st.start) }()
-	if s.opt.Limiter != nil {
-		d := s.opt.Limiter.AcquireN(ss.tenant, 1)
-		if !d.Admit {
-			st.reply, st.res = "TRYAGAIN "+d.Reason+"; retry after "+d.RetryAfter.String(), failed(fault.Exhausted)
-			return
-		}
-		defer s.opt.Limiter.Release(ss.tenant)
-	}
 	var span trace.Span
 	if s.opt.Tracer != nil {
 		_, span = s.opt.Tracer.Start(context.Background(), met.spanName, trace.WithSpanKind(trace.SpanKindServer),

@@ -173,9 +173,25 @@ func TestCommands(t *testing.T) {
 			if info := c.Info(ctx).Val(); !strings.Contains(info, "# Server") || !strings.Contains(info, "cairn_version:") {
 				t.Fatalf("INFO: %q", info)
 			}
-			for section, want := range map[string]string{"server": "# Server", "keyspace": "# Keyspace\r\n", "replication": ""} {
-				if got := c.Info(ctx, section).Val(); (want == "" && got != "") || !strings.HasPrefix(got, want) {
-					t.Errorf("INFO %s: %q; want %q first", section, got, want)
+			for _, tc := range []struct {
+				sections []string
+				want     []string // the sections' headers, in order
+			}{
+				{[]string{"server"}, []string{"# Server"}},
+				{[]string{"keyspace"}, []string{"# Keyspace"}},
+				{[]string{"replication"}, nil},
+				{[]string{"server", "keyspace"}, []string{"# Server", "# Keyspace"}},
+				{[]string{"all"}, []string{"# Server", "# Keyspace"}},
+			} {
+				got := c.Info(ctx, tc.sections...).Val()
+				var headers []string
+				for line := range strings.Lines(got) {
+					if strings.HasPrefix(line, "#") {
+						headers = append(headers, strings.TrimSpace(line))
+					}
+				}
+				if !slices.Equal(headers, tc.want) {
+					t.Errorf("INFO %v: sections %q, want %q:\n%s", tc.sections, headers, tc.want, got)
 				}
 			}
 			hello, err := conn.Do(ctx, "HELLO", proto).Result()
@@ -776,5 +792,27 @@ func TestPipelinedSets(t *testing.T) {
 	}
 	if groups <= 0 || groups > sets/2 {
 		t.Errorf("the pipeline's %d SETs took %d group commits; want them shared (at most %d)", sets, groups, sets/2)
+	}
+}
+
+// TestPipelinedSetsTakeOnePlace: a pipeline's SETs, written concurrently,
+// take one of the tenant's in-flight places, as one SET at a time did: a
+// tenant limited to a few is not refused its own pipeline.
+func TestPipelinedSetsTakeOnePlace(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.Limits.TenantMaxInFlight = 2 })
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 2)
+	p := c.Pipeline()
+	for i := range 50 {
+		p.Set(ctx, fmt.Sprintf("pp%02d", i), `{}`, 0)
+	}
+	cmds, err := p.Exec(ctx)
+	if err != nil {
+		t.Fatalf("a pipeline of 50 SETs with 2 in-flight places: %v", err)
+	}
+	for _, cmd := range cmds {
+		if cmd.Err() != nil {
+			t.Fatalf("%v: %v", cmd.Args(), cmd.Err())
+		}
 	}
 }

@@ -9,6 +9,9 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/cairnstore/cairn/internal/fault"
 )
@@ -35,7 +38,17 @@ const identityFile = "identity.json"
 // directory to the made-up id. Such an id comes back with adopt set, and
 // the caller decides once it knows whether the store is empty (adoptID).
 func loadIdentity(dir, nodeID string, hasData bool) (id Identity, created, adopt bool, err error) {
+	if err := CheckNodeID(nodeID); err != nil {
+		return Identity{}, false, false, fault.New(fault.Config, fault.Context{}, fmt.Sprintf("node id %q: %v", nodeID, err))
+	}
 	id, err = readIdentity(dir, nodeID, hasData)
+	if err == nil {
+		// An id stored by an older version, or written by hand.
+		if cerr := CheckNodeID(id.NodeID); cerr != nil {
+			return Identity{}, false, false, fault.New(fault.Config, fault.Context{}, fmt.Sprintf(
+				"data directory %s has the node id %q: %v; start the node from an empty data directory with a --node-id that is one (it restores from the backends)", dir, id.NodeID, cerr))
+		}
+	}
 	switch {
 	case errors.Is(err, errNoIdentity):
 		id, err = createIdentity(dir, nodeID)
@@ -67,6 +80,26 @@ func otherNode(dir string, id Identity, nodeID string) error {
 		"data directory %s belongs to node %q, not %q: a data directory keeps the node id it was created with "+
 			"(by the node's first start, or by cairn import --node-id); start it with --node-id %q, or without --node-id",
 		dir, id.NodeID, nodeID, id.NodeID))
+}
+
+// MaxNodeID bounds a node id's length in bytes: the id names the node's
+// objects in the backends (identity claims, change feeds), hex-encoded
+// into one path segment, which the backends bound.
+const MaxNodeID = 100
+
+// CheckNodeID says why id cannot be a node id: longer than MaxNodeID, not
+// UTF-8, or with spaces or control characters. The empty id is one to be
+// made up.
+func CheckNodeID(id string) error {
+	switch {
+	case len(id) > MaxNodeID:
+		return fmt.Errorf("%d bytes, longer than the %d a node id may have", len(id), MaxNodeID)
+	case !utf8.ValidString(id):
+		return errors.New("not UTF-8 text")
+	case strings.ContainsFunc(id, func(r rune) bool { return unicode.IsControl(r) || unicode.IsSpace(r) }):
+		return errors.New("a node id has no spaces or control characters")
+	}
+	return nil
 }
 
 // defaultNodeID is the id a directory made without a node id gets.

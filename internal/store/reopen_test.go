@@ -147,6 +147,33 @@ func TestMadeUpIDAdopted(t *testing.T) {
 	wantClass(t, "open a directory with writes and a made-up id as n2", err, fault.Config)
 }
 
+// TestNodeIDChecked: a node id that cannot name the node's objects in the
+// backends is refused, given (as cairn import gives it) or stored.
+func TestNodeIDChecked(t *testing.T) {
+	long := strings.Repeat("n", MaxNodeID+1)
+	_, err := Open(t.TempDir(), Options{NodeID: long})
+	wantClass(t, "open with a node id too long", err, fault.Config)
+	_, err = Open(t.TempDir(), Options{NodeID: "a b"})
+	wantClass(t, "open with a node id with a space", err, fault.Config)
+
+	dir := t.TempDir()
+	s, err := Open(dir, Options{NodeID: "ok"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := s.Identity()
+	s.Close()
+	id.NodeID = long
+	if err := writeIdentity(dir, id); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(dir, Options{})
+	wantClass(t, "open a directory whose stored node id is too long", err, fault.Config)
+	if err == nil || !strings.Contains(err.Error(), "has the node id") {
+		t.Errorf("the refusal does not name the stored id: %v", err)
+	}
+}
+
 // TestLostDatabaseRefused: a directory whose identity says it had a
 // database, but whose Pebble database is gone (its MANIFEST marker, or the
 // whole pebble/), is refused as corrupt, and the tables and logs left are

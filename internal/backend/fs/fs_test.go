@@ -202,6 +202,9 @@ func TestRootEmptiedWhileOpen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := b.DeleteBlob(context.Background(), "feed/x", backend.Precondition{}); err != nil {
+		t.Fatalf("a blob delete in the emptied root: %v", err)
+	}
 	if err := putEmpty(b, "demo", "after"); err != nil {
 		t.Fatalf("a write to the emptied root: %v", err)
 	}

@@ -192,6 +192,11 @@ type heldPuts struct {
 func holdLimit(ctx context.Context, n *Node, k int) (*heldPuts, error) {
 	body := []byte(`{"held":true}`)
 	h := &heldPuts{rest: body[1:], done: make(chan error, k)}
+	// The load before may leave requests the node still serves (an ingest
+	// whose client gave up): the k PUTs must find every place free.
+	if err := untilIdle(ctx, n); err != nil {
+		return h, err
+	}
 	for i := range k {
 		pr, pw := io.Pipe()
 		h.bodies = append(h.bodies, pw)
@@ -242,6 +247,33 @@ func holdLimit(ctx context.Context, n *Node, k int) (*heldPuts, error) {
 		select {
 		case <-ctx.Done():
 			return h, ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// untilIdle polls the node's metrics until it serves no API request, for
+// at most 30 s.
+func untilIdle(ctx context.Context, n *Node) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		m, err := n.Scrape(ctx)
+		if err != nil {
+			return err
+		}
+		busy := 0.0
+		for _, v := range only(m, "cairn_http_requests_in_flight") {
+			busy += v
+		}
+		if busy == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the node still served %.0f requests 30s after the load before ended", busy)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
