@@ -20,7 +20,11 @@
 #   SHORT=1 bash scripts/bench-resp.sh         1 round of 50,000
 #
 # Settings (environment): ROUNDS (5; SHORT 1), REQUESTS (200000; SHORT
-# 50000), CONNS (64), OPS ("GET"; "GET SET" adds durable SETs), OLD.
+# 50000), CONNS (64), PIPELINE (1: redis-benchmark's -P, the commands each
+# client sends before it reads the replies), OPS ("GET"; "GET SET" adds
+# durable SETs), OLD.
+#
+#   CONNS=1 PIPELINE=100 OPS=SET bash scripts/bench-resp.sh   one client pipelining its SETs
 # redis-server and redis-benchmark come from the distribution's packages
 # (apt-get install redis-server redis-tools, as root, when missing).
 set -euo pipefail
@@ -30,6 +34,7 @@ SHORT=${SHORT:-}
 ROUNDS=${ROUNDS:-$([[ -n $SHORT ]] && echo 1 || echo 5)}
 REQUESTS=${REQUESTS:-$([[ -n $SHORT ]] && echo 50000 || echo 200000)}
 CONNS=${CONNS:-64}
+PIPELINE=${PIPELINE:-1}
 OPS=${OPS:-GET}
 OLD=${OLD:-}
 KEYS=10000
@@ -88,7 +93,7 @@ rb() { # TARGET N COMMAND...: redis-benchmark's requests per second
 	local t=$1 n=$2
 	shift 2
 	# shellcheck disable=SC2086
-	redis-benchmark -h "${host[$t]}" -p "${port[$t]}" ${auth[$t]} -c "$CONNS" -d 200 -r "$KEYS" -n "$n" --csv "$@" 2>/dev/null |
+	redis-benchmark -h "${host[$t]}" -p "${port[$t]}" ${auth[$t]} -c "$CONNS" -P "$PIPELINE" -d 200 -r "$KEYS" -n "$n" --csv "$@" 2>/dev/null |
 		tail -1 | awk -F'","' '{ printf "%.0f", $(NF-6) }'
 }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
@@ -117,7 +122,7 @@ for t in "${targets[@]}"; do
 	redis-cli -h "${host[$t]}" -p "${port[$t]}" ${auth[$t]} --pipe <"$tmp/fill.txt" >"$tmp/fill-$t.out" 2>&1 ||
 		{ cat "$tmp/fill-$t.out" >&2; exit 1; }
 done
-log "${targets[*]}: $ROUNDS round(s) of $REQUESTS requests, $CONNS clients, ops $OPS"
+log "${targets[*]}: $ROUNDS round(s) of $REQUESTS requests, $CONNS clients, pipeline $PIPELINE, ops $OPS"
 : >"$tmp/results.tsv"
 for round in $(seq "$ROUNDS"); do
 	log "round $round: load $(cut -d' ' -f1-3 /proc/loadavg)"
