@@ -390,6 +390,16 @@ func TestShutdownUploadsPendingChanges(t *testing.T) {
 			t.Fatalf("PUT %s: %d %s", key, code, body)
 		}
 	}
+	// The start's first pass must be over first: a round of it that ran
+	// after the writes would upload them all. Polled: it runs on the
+	// engine's goroutine.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		if p, _ := n.repl.engines[0].Progress("acme"); !p.Last.Started.IsZero() && !p.Running {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatal("the start's first round of acme did not end within 30s")
+		}
+	}
 	// The first change is uploaded at once; the window then holds back the
 	// next ones. Polled: the upload happens on the engine's goroutine.
 	put("k1")
