@@ -833,3 +833,42 @@ func TestBackendUnavailableExhausted(t *testing.T) {
 		}
 	}
 }
+
+// TestProgressBetweenCheckpoints: a round shows the keys it scanned and
+// the documents it downloaded every few hundred keys, not only at its
+// checkpoints, so that a restore's status moves as it goes.
+func TestProgressBetweenCheckpoints(t *testing.T) {
+	b := mem.New("b")
+	src := openStore(t, "src")
+	for i := range 450 {
+		put(t, src, fmt.Sprintf("k%04d", i), `{}`)
+	}
+	converge(t, 2, newEngine(t, src, b, nil))
+	dst := openStore(t, "dst")
+	var e *Engine
+	var seen []int
+	applied := 0
+	e = newEngine(t, dst, b, func(c *Config) {
+		c.CheckpointEvery = 1000
+		c.Failpoint = func(name string) {
+			if name != "reconcile.apply.after" {
+				return
+			}
+			if applied++; applied%150 == 0 {
+				p, _ := e.Progress(tenant)
+				seen = append(seen, p.Downloaded)
+			}
+		}
+	})
+	runRound(t, e)
+	// After 150, 300 and 450 downloads, the progress shown lags by at most
+	// progressEvery.
+	if len(seen) != 3 {
+		t.Fatalf("progress read %d times, want 3", len(seen))
+	}
+	for i, d := range seen {
+		if want := 150 * (i + 1); d < want-progressEvery || d > want {
+			t.Errorf("after %d downloads, progress showed %d", want, d)
+		}
+	}
+}

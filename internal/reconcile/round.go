@@ -331,6 +331,9 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 		}
 		r.track.key(key, remote, &r.st, !r.partial()) // the listed entry: syncKey does not change it
 		r.cursor = key
+		if r.st.Scanned%progressEvery == 0 {
+			r.publish()
+		}
 		if r.partial() || r.verify {
 			continue // no cursor to save: a failed partial round or scrub is redone whole
 		}
@@ -344,6 +347,11 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 	}
 	return handled, false, nil
 }
+
+// progressEvery is how often, in keys, a round shows its progress between
+// checkpoints: an operator watching a restore (cairn reconcile status)
+// sees it move every few hundred documents, not every CheckpointEvery.
+const progressEvery = 100
 
 // publish shows the round's position in Progress and reports the keys
 // scanned since the last report to the observer.
