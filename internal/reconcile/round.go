@@ -332,7 +332,7 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 		r.track.key(key, remote, &r.st, !r.partial()) // the listed entry: syncKey does not change it
 		r.cursor = key
 		if r.st.Scanned%progressEvery == 0 {
-			r.publish()
+			r.publishCounts()
 		}
 		if r.partial() || r.verify {
 			continue // no cursor to save: a failed partial round or scrub is redone whole
@@ -348,10 +348,22 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 	return handled, false, nil
 }
 
-// progressEvery is how often, in keys, a round shows its progress between
+// progressEvery is how often, in keys, a round shows its counts between
 // checkpoints: an operator watching a restore (cairn reconcile status)
-// sees it move every few hundred documents, not every CheckpointEvery.
+// sees them move every few hundred documents, not every CheckpointEvery.
+// The cursor shown moves only at checkpoints: it is where a round stopped
+// now would resume.
 const progressEvery = 100
+
+// publishCounts shows the round's keys scanned and documents downloaded
+// in Progress, and reports the keys scanned to the observer.
+func (r *round) publishCounts() {
+	if r.verify {
+		return
+	}
+	r.e.setProgress(r.tenant, func(p *Progress) { p.Scanned, p.Downloaded = r.st.Scanned, r.st.Actions[Download] })
+	r.report()
+}
 
 // publish shows the round's position in Progress and reports the keys
 // scanned since the last report to the observer.

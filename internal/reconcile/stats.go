@@ -64,8 +64,9 @@ type Progress struct {
 	Cursor       string
 	Started      time.Time
 	ResumedAfter string
-	// Scanned counts the keys of the round in progress, updated at each
-	// checkpoint and turn.
+	// Scanned counts the keys of the round in progress, updated every
+	// 100 keys, at each checkpoint and at each turn; Cursor only at
+	// checkpoints and turns.
 	Scanned int
 	// Downloaded counts the versions the round in progress has written to
 	// the store from the backend, updated with Scanned.
