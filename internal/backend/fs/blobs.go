@@ -29,10 +29,7 @@ func (f *FS) blobFail(op, name string, err error) error {
 }
 
 func (f *FS) withBlobLock(fn func() error) error {
-	unlock, err := lockFile(filepath.Join(f.root, lockDir, backend.BlobDir))
-	if errors.Is(err, iofs.ErrNotExist) && f.remake() == nil { // as withLock
-		unlock, err = lockFile(filepath.Join(f.root, lockDir, backend.BlobDir))
-	}
+	unlock, err := f.lock(backend.BlobDir)
 	if err != nil {
 		return err
 	}

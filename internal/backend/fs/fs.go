@@ -187,15 +187,7 @@ func (f *FS) checkLayout() error {
 			return fmt.Errorf("holds %q but no %s: objects of the older one-file-per-key layout, which this version cannot read (move them away)", n, layoutFile)
 		}
 	}
-	tmp, err := f.writeTemp([]byte(layout))
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp)
-	if err := os.Rename(tmp, filepath.Join(f.root, layoutFile)); err != nil {
-		return err
-	}
-	return f.syncDir(f.root)
+	return f.markLayout()
 }
 
 // Name implements backend.Backend.
@@ -441,10 +433,16 @@ func (f *FS) replace(ctx context.Context, tenant, key string, raw []byte, pre ba
 }
 
 func (f *FS) writeTemp(raw []byte) (string, error) {
-	fh, err := os.CreateTemp(filepath.Join(f.root, tmpDir), "put-*")
+	name, err := f.createTemp(raw)
 	if errors.Is(err, iofs.ErrNotExist) && f.remake() == nil {
-		fh, err = os.CreateTemp(filepath.Join(f.root, tmpDir), "put-*")
+		name, err = f.createTemp(raw)
 	}
+	return name, err
+}
+
+// createTemp is writeTemp without remaking a root emptied under it.
+func (f *FS) createTemp(raw []byte) (string, error) {
+	fh, err := os.CreateTemp(filepath.Join(f.root, tmpDir), "put-*")
 	if err != nil {
 		return "", err
 	}
@@ -483,25 +481,30 @@ func (f *FS) remake() error {
 	if _, err := os.Stat(filepath.Join(f.root, layoutFile)); !errors.Is(err, iofs.ErrNotExist) {
 		return err
 	}
-	fh, err := os.CreateTemp(filepath.Join(f.root, tmpDir), "layout-*") // not writeTemp, which calls remake
+	return f.markLayout()
+}
+
+// markLayout writes the root's layout marker.
+func (f *FS) markLayout() error {
+	tmp, err := f.createTemp([]byte(layout)) // not writeTemp, which calls remake
 	if err != nil {
 		return err
 	}
-	defer os.Remove(fh.Name())
-	_, err = fh.Write([]byte(layout))
-	if err == nil && !f.noSync {
-		err = fh.Sync()
-	}
-	if cerr := fh.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(fh.Name(), filepath.Join(f.root, layoutFile))
-	}
-	if err != nil {
+	defer os.Remove(tmp)
+	if err := os.Rename(tmp, filepath.Join(f.root, layoutFile)); err != nil {
 		return err
 	}
 	return f.syncDir(f.root)
+}
+
+// lock takes the cross-process lock named name, remaking the root's
+// internal directories when they are gone (remake).
+func (f *FS) lock(name string) (unlock func(), err error) {
+	unlock, err = lockFile(filepath.Join(f.root, lockDir, name))
+	if errors.Is(err, iofs.ErrNotExist) && f.remake() == nil {
+		unlock, err = lockFile(filepath.Join(f.root, lockDir, name))
+	}
+	return unlock, err
 }
 
 func (f *FS) syncDir(dir string) error {
@@ -595,10 +598,7 @@ func (f *FS) Corrupt(ctx context.Context, tenant, key string, fn func([]byte) []
 
 // withLock runs fn holding the tenant's cross-process lock.
 func (f *FS) withLock(tenant string, fn func() error) error {
-	unlock, err := lockFile(filepath.Join(f.root, lockDir, tenant))
-	if errors.Is(err, iofs.ErrNotExist) && f.remake() == nil {
-		unlock, err = lockFile(filepath.Join(f.root, lockDir, tenant))
-	}
+	unlock, err := f.lock(tenant)
 	if err != nil {
 		return err
 	}
