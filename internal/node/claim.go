@@ -299,11 +299,6 @@ func decodeClaim(b []byte) (claim, bool) {
 	return c, true
 }
 
-func (c *claims) write(ctx context.Context, nb namedBlobs) error {
-	_, err := c.put(ctx, nb)
-	return err
-}
-
 // put records this run's claim on nb in the data directory, then writes
 // it, and returns its ETag.
 func (c *claims) put(ctx context.Context, nb namedBlobs) (string, error) {
@@ -329,7 +324,7 @@ func (c *claims) check(ctx context.Context) {
 		if found && (c.held[nb.name] || !c.ours(nb.name, held.Run)) {
 			c.alarm(nb, held)
 		}
-		if c.write(ctx, nb) == nil {
+		if _, err := c.put(ctx, nb); err == nil {
 			c.held[nb.name] = true
 		}
 	}

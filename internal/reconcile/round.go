@@ -248,7 +248,7 @@ type round struct {
 // lists its segments one after the other.
 func (r *round) step(ctx context.Context, n int) (done bool, err error) {
 	ctx = trace.ContextWithSpan(ctx, r.span)
-	defer r.publish()
+	defer r.publish(true)
 	if !r.partial() {
 		_, done, err := r.scan(ctx, r.cursor, "", true, n)
 		if done {
@@ -332,7 +332,7 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 		r.track.key(key, remote, &r.st, !r.partial()) // the listed entry: syncKey does not change it
 		r.cursor = key
 		if r.st.Scanned%progressEvery == 0 {
-			r.publishCounts()
+			r.publish(false)
 		}
 		if r.partial() || r.verify {
 			continue // no cursor to save: a failed partial round or scrub is redone whole
@@ -342,7 +342,7 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 			if err := e.saveCursor(r.tenant, key); err != nil {
 				return handled, false, err
 			}
-			r.publish()
+			r.publish(true)
 		}
 	}
 	return handled, false, nil
@@ -355,24 +355,19 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 // now would resume.
 const progressEvery = 100
 
-// publishCounts shows the round's keys scanned and documents downloaded
-// in Progress, and reports the keys scanned to the observer.
-func (r *round) publishCounts() {
-	if r.verify {
-		return
-	}
-	r.e.setProgress(r.tenant, func(p *Progress) { p.Scanned, p.Downloaded = r.st.Scanned, r.st.Actions[Download] })
-	r.report()
-}
-
-// publish shows the round's position in Progress and reports the keys
-// scanned since the last report to the observer.
-func (r *round) publish() {
+// publish shows the round's counts in Progress, and its cursor with
+// withCursor (where a round stopped now would resume: at checkpoints and
+// turns), and reports the keys scanned since the last report to the
+// observer.
+func (r *round) publish(withCursor bool) {
 	if r.verify {
 		return
 	}
 	r.e.setProgress(r.tenant, func(p *Progress) {
-		p.Cursor, p.Scanned, p.Downloaded = r.cursor, r.st.Scanned, r.st.Actions[Download]
+		if withCursor {
+			p.Cursor = r.cursor
+		}
+		p.Scanned, p.Downloaded = r.st.Scanned, r.st.Actions[Download]
 	})
 	r.report()
 }

@@ -182,26 +182,30 @@ func checkName(b []byte) string {
 // ID, INFO, SETINFO.
 func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	sub := lower(string(args[1]))
+	if want, served := clientArgs[sub]; served && len(args) != want {
+		c.WriteError(errWrongArg + "client|" + sub + "' command")
+		return failed(fault.Invalid)
+	}
 	switch {
-	case sub == "setname" && len(args) == 3:
+	case sub == "setname":
 		if msg := checkName(args[2]); msg != "" {
 			c.WriteError(msg)
 			return failed(fault.Invalid)
 		}
 		ss.name = string(args[2])
 		c.WriteString("OK")
-	case sub == "getname" && len(args) == 2:
+	case sub == "getname":
 		if ss.name == "" {
 			writeNull(c, ss)
 		} else {
 			c.WriteBulkString(ss.name)
 		}
-	case sub == "id" && len(args) == 2:
+	case sub == "id":
 		c.WriteUint64(ss.id)
-	case sub == "info" && len(args) == 2:
+	case sub == "info":
 		c.WriteBulkString("id=" + strconv.FormatUint(ss.id, 10) + " addr=" + ss.addr + " name=" + ss.name +
 			" db=0 user=" + ss.tenant + " resp=" + strconv.Itoa(ss.proto) + "\n")
-	case sub == "setinfo" && len(args) == 4:
+	case sub == "setinfo":
 		switch lower(string(args[2])) {
 		case "lib-name", "lib-ver":
 			c.WriteString("OK") // the library's name and version: accepted, not kept
@@ -209,9 +213,6 @@ func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			c.WriteError("ERR Unrecognized option '" + truncate(args[2]) + "': CLIENT SETINFO takes LIB-NAME or LIB-VER")
 			return failed(fault.Invalid)
 		}
-	case clientArgs[sub] > 0:
-		c.WriteError(errWrongArg + "client|" + sub + "' command")
-		return failed(fault.Invalid)
 	default:
 		c.WriteError("ERR unknown or malformed CLIENT subcommand '" + truncate(args[1]) + "': cairn serves SETNAME, GETNAME, ID, INFO and SETINFO")
 		return failed(fault.Invalid)

@@ -51,6 +51,7 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 	sets := make([]pipelinedSet, len(cmds))
 	var keys []string // in the order of their first SET
 	byKey := make(map[string][]int, len(cmds))
+	writes := 0 // the SETs checked, to be written
 	for i, rc := range cmds {
 		st := &sets[i]
 		st.start = time.Now()
@@ -78,13 +79,10 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 			keys = append(keys, st.key)
 		}
 		byKey[st.key] = append(byKey[st.key], i)
+		writes++
 	}
 	admitted := true
-	if s.opt.Limiter != nil && len(keys) > 0 {
-		writes := 0
-		for _, is := range byKey {
-			writes += len(is)
-		}
+	if s.opt.Limiter != nil && writes > 0 {
 		if d := s.opt.Limiter.AcquireN(ss.tenant, writes); d.Admit {
 			defer s.opt.Limiter.Release(ss.tenant)
 		} else {
