@@ -42,6 +42,19 @@ import (
 // raises the alarm (an ERROR line, cairn_identity_conflict, /readyz 503
 // "identity_conflict") until it restarts, and writes its claim back, so the
 // other process sees the same on its next check.
+//
+// Two nodes given one --node-id from different data directories have
+// different incarnations, so their identity claims do not meet; but they
+// publish one change feed (feed objects are named by node id), each
+// overwriting the other's, and each skips that feed as its own, so peers
+// and the two nodes themselves miss changes. So each run also claims its
+// node id (nodeClaimName), with no check at start: a node id claimed by
+// another incarnation is also what a node rebuilt on an empty directory
+// (a lost disk) finds, and a stopped process cannot be told from a running
+// one. Once this run's node-id claim was written on a backend, a later
+// claim there by another incarnation is a second process running with the
+// node id, and raises the same alarm (a claim by the same incarnation is a
+// copy of the directory, which the identity claim reports).
 
 const (
 	claimFile     = "claims.json"
@@ -49,6 +62,7 @@ const (
 	// DefaultClaimCheck is Replication.ClaimCheck's default.
 	DefaultClaimCheck   = 10 * time.Second
 	msgIdentityConflict = "identity: another process writes under this node's identity"
+	msgNodeIDConflict   = "identity: another node runs with this node id"
 	runbookIdentity     = "Two nodes with one identity"
 )
 
@@ -72,6 +86,15 @@ func claimName(id store.Identity) string {
 	return "claims/" + hex.EncodeToString([]byte(id.NodeID)) + "-" + fmt.Sprintf("%016x", id.Incarnation)
 }
 
+// nodeClaimName is the claim blob of a node id, whatever its incarnation.
+// Hex has no '-', so it never names an identity's claim.
+func nodeClaimName(nodeID string) string {
+	return "claims/" + hex.EncodeToString([]byte(nodeID))
+}
+
+// slot is one claim blob on one backend.
+type slot struct{ backend, blob string }
+
 // claims is the node's side of its identity claims.
 type claims struct {
 	id    store.Identity
@@ -80,11 +103,13 @@ type claims struct {
 	file  string     // where (claimFile)
 	blobs []namedBlobs
 	held  map[string]bool // backends where this run's claim was checked and written
-	// written is, per backend, the ETag of this run's claim as start wrote
-	// it, and replaced the claim start found there (nil for none): what
-	// withdraw puts back.
-	written  map[string]string
-	replaced map[string]*claim
+	// nodeHeld: backends where this run's node-id claim was written.
+	nodeHeld map[string]bool
+	// written is, per claim blob, the ETag of this run's claim as start
+	// wrote it, and replaced the claim start found there (nil for none):
+	// what withdraw puts back.
+	written  map[slot]string
+	replaced map[slot]*claim
 	conflict atomic.Bool
 	every    logevery.Limiter
 	log      *slog.Logger
@@ -132,8 +157,8 @@ func newClaims(dir string, id store.Identity, now time.Time, log *slog.Logger) (
 	if c.rec.Claimed == nil {
 		c.rec.Claimed = map[string]string{}
 	}
-	c.file, c.held = name, map[string]bool{}
-	c.written, c.replaced = map[string]string{}, map[string]*claim{}
+	c.file, c.held, c.nodeHeld = name, map[string]bool{}, map[string]bool{}
+	c.written, c.replaced = map[slot]string{}, map[slot]*claim{}
 	return c, nil
 }
 
@@ -205,7 +230,7 @@ func (c *claims) add(name string, be backend.Backend) {
 // directory never made refuses the start.
 func (c *claims) start(ctx context.Context) error {
 	for _, nb := range c.blobs {
-		held, found, err := c.read(ctx, nb)
+		held, found, err := c.read(ctx, nb, claimName(c.id))
 		if err == nil && found && held.Run != c.mine.Run && !c.ours(nb.name, held.Run) {
 			return fault.New(fault.Config, fault.Context{Op: "node.start", Backend: nb.name}, fmt.Sprintf(
 				"backend %s holds a claim on this node's identity (node id %q, incarnation %s) by a process this data directory never ran: %s. "+
@@ -221,12 +246,38 @@ func (c *claims) start(ctx context.Context) error {
 			c.log.Warn("identity: the claim could not be checked and made at start; it is checked again later", "backend", nb.name, "err", err)
 			continue
 		}
-		c.held[nb.name], c.written[nb.name] = true, etag
-		if found {
-			c.replaced[nb.name] = &held
-		}
+		c.held[nb.name] = true
+		c.wrote(nb, claimName(c.id), etag, held, found)
+		c.startNode(ctx, nb)
 	}
 	return nil
+}
+
+// startNode makes this run's node-id claim on nb, over whatever claim is
+// there (see the type's comment); a failure is left to the checks.
+func (c *claims) startNode(ctx context.Context, nb namedBlobs) {
+	name := nodeClaimName(c.id.NodeID)
+	held, found, err := c.read(ctx, nb, name)
+	var etag string
+	if err == nil {
+		etag, err = c.putBlob(ctx, nb, name)
+	}
+	if err != nil {
+		c.log.Warn("identity: the node id's claim could not be made at start; it is made again later", "backend", nb.name, "err", err)
+		return
+	}
+	c.nodeHeld[nb.name] = true
+	c.wrote(nb, name, etag, held, found)
+}
+
+// wrote notes start's write of the claim blob on nb, with the ETag it
+// got and the claim it replaced, for withdraw.
+func (c *claims) wrote(nb namedBlobs, blob, etag string, prev claim, found bool) {
+	s := slot{nb.name, blob}
+	c.written[s] = etag
+	if found {
+		c.replaced[s] = &prev
+	}
 }
 
 // withdraw undoes start's claims for a start that failed after them: it
@@ -236,29 +287,32 @@ func (c *claims) start(ctx context.Context) error {
 // another process's claim, and raising the alarm, until it restarts.
 func (c *claims) withdraw(ctx context.Context) {
 	for _, nb := range c.blobs {
-		etag, ok := c.written[nb.name]
-		if !ok {
-			continue
-		}
-		pre := backend.Precondition{IfMatch: etag}
-		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		var err error
-		if prev := c.replaced[nb.name]; prev != nil {
-			_, err = nb.b.PutBlob(wctx, claimName(c.id), encodeClaim(*prev), pre)
-		} else {
-			err = nb.b.DeleteBlob(wctx, claimName(c.id), pre)
-		}
-		cancel()
-		if err != nil && fault.ClassOf(err) != fault.PreconditionFailed {
-			c.log.Warn("identity: the claim of a start that failed could not be withdrawn", "backend", nb.name, "err", err)
+		for _, blob := range []string{claimName(c.id), nodeClaimName(c.id.NodeID)} {
+			s := slot{nb.name, blob}
+			etag, ok := c.written[s]
+			if !ok {
+				continue
+			}
+			pre := backend.Precondition{IfMatch: etag}
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			var err error
+			if prev := c.replaced[s]; prev != nil {
+				_, err = nb.b.PutBlob(wctx, blob, encodeClaim(*prev), pre)
+			} else {
+				err = nb.b.DeleteBlob(wctx, blob, pre)
+			}
+			cancel()
+			if err != nil && fault.ClassOf(err) != fault.PreconditionFailed {
+				c.log.Warn("identity: the claim of a start that failed could not be withdrawn", "backend", nb.name, "claim", blob, "err", err)
+			}
 		}
 	}
 }
 
-func (c *claims) read(ctx context.Context, nb namedBlobs) (claim, bool, error) {
+func (c *claims) read(ctx context.Context, nb namedBlobs, blob string) (claim, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	raw, _, err := nb.b.GetBlob(ctx, claimName(c.id))
+	raw, _, err := nb.b.GetBlob(ctx, blob)
 	if fault.ClassOf(err) == fault.NotFound {
 		return claim{}, false, nil
 	}
@@ -305,9 +359,14 @@ func (c *claims) put(ctx context.Context, nb namedBlobs) (string, error) {
 	if err := c.record(nb.name); err != nil {
 		return "", err
 	}
+	return c.putBlob(ctx, nb, claimName(c.id))
+}
+
+// putBlob writes this run's claim to the claim blob on nb.
+func (c *claims) putBlob(ctx context.Context, nb namedBlobs, blob string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return nb.b.PutBlob(ctx, claimName(c.id), encodeClaim(c.mine), backend.Precondition{})
+	return nb.b.PutBlob(ctx, blob, encodeClaim(c.mine), backend.Precondition{})
 }
 
 // check reads every claim once, and writes this run's where it is not
@@ -317,24 +376,56 @@ func (c *claims) put(ctx context.Context, nb namedBlobs) (string, error) {
 // as start would have refused it.
 func (c *claims) check(ctx context.Context) {
 	for _, nb := range c.blobs {
-		held, found, err := c.read(ctx, nb)
-		if err != nil || (found && held.Run == c.mine.Run) {
-			continue // a backend's failures are reported by its rounds
+		c.checkIdentity(ctx, nb)
+		c.checkNode(ctx, nb)
+	}
+}
+
+func (c *claims) checkIdentity(ctx context.Context, nb namedBlobs) {
+	held, found, err := c.read(ctx, nb, claimName(c.id))
+	if err != nil || (found && held.Run == c.mine.Run) {
+		return // a backend's failures are reported by its rounds
+	}
+	if found && (c.held[nb.name] || !c.ours(nb.name, held.Run)) {
+		c.alarm(nb, held)
+	}
+	if _, err := c.put(ctx, nb); err == nil {
+		c.held[nb.name] = true
+	}
+}
+
+// checkNode reads the node id's claim on nb and writes this run's where
+// it is not there. Another incarnation's claim, where this run's was
+// written, raises the alarm; until then it may be a stopped process's.
+func (c *claims) checkNode(ctx context.Context, nb namedBlobs) {
+	name := nodeClaimName(c.id.NodeID)
+	held, found, err := c.read(ctx, nb, name)
+	if err != nil || (found && held.Run == c.mine.Run) {
+		return
+	}
+	if found && c.nodeHeld[nb.name] && held.Incarnation != c.mine.Incarnation {
+		c.raise()
+		if ok, suppressed := c.every.Allow("node id\x00"+nb.name, time.Now()); ok {
+			c.log.Error(msgNodeIDConflict, "backend", nb.name, "node_id", c.id.NodeID, "incarnation", c.mine.Incarnation,
+				"this_run", c.mine.Run, "other_incarnation", held.Incarnation, "other", held.String(), "suppressed", suppressed,
+				"runbook", runbookIdentity)
 		}
-		if found && (c.held[nb.name] || !c.ours(nb.name, held.Run)) {
-			c.alarm(nb, held)
-		}
-		if _, err := c.put(ctx, nb); err == nil {
-			c.held[nb.name] = true
-		}
+	}
+	if _, err := c.putBlob(ctx, nb, name); err == nil {
+		c.nodeHeld[nb.name] = true
+	}
+}
+
+// raise raises the alarm; raised is told the first time.
+func (c *claims) raise() {
+	if !c.conflict.Swap(true) && c.raised != nil {
+		c.raised()
 	}
 }
 
 // alarm raises the identity conflict for other's claim on nb.
 func (c *claims) alarm(nb namedBlobs, other claim) {
-	if !c.conflict.Swap(true) && c.raised != nil {
-		c.raised()
-	}
+	c.raise()
 	if err := c.observed(other.Run); err != nil {
 		c.log.Warn("identity: the other process's claim could not be recorded", "err", err)
 	}

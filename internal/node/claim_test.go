@@ -163,6 +163,65 @@ func TestFailedStartWithdrawsClaim(t *testing.T) {
 	}
 }
 
+// TestDuplicateNodeIDs: two nodes started with one --node-id from
+// different data directories (a copied configuration) publish one change
+// feed, each overwriting the other's; both raise the alarm once each has
+// checked. A node rebuilt on an empty directory with the id of a node
+// that is gone is no conflict, nor is a failed start of a second one.
+func TestDuplicateNodeIDs(t *testing.T) {
+	spec, err := ParseBackendSpec("shared=fs:" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	n1 := func(c *Config) { c.NodeID, c.Replication.ClaimCheck = "n1", time.Hour } // checks run by hand below
+
+	a := startReplNodeWith(t, n1, spec)
+	if code, _ := a.do(t, "PUT", "k", `{"v":1}`); code != 201 {
+		t.Fatalf("put: %d", code)
+	}
+	a.run(t, "")
+	a.Shutdown(ctx)
+
+	// a's disk is lost: c takes its place on an empty directory.
+	c := startReplNodeWith(t, n1, spec)
+	if c.store.Identity().Incarnation == a.store.Identity().Incarnation {
+		t.Fatal("the rebuilt node has the old incarnation")
+	}
+	c.repl.claims.check(ctx)
+	if c.identityConflict() {
+		t.Fatal("a node rebuilt with the id of a node that is gone raised the alarm")
+	}
+
+	// A second node with the id whose start fails (its port is taken)
+	// takes its claim back.
+	cfg := testConfig(t)
+	cfg.NodeID, cfg.Listen = "n1", c.Addr()
+	cfg.Replication = Replication{Backends: []BackendSpec{spec}, ClaimCheck: time.Hour}
+	if n, err := Start(ctx, cfg); err == nil {
+		n.Shutdown(ctx)
+		t.Fatal("a node started on a port in use")
+	}
+	c.repl.claims.check(ctx)
+	if c.identityConflict() {
+		t.Fatal("a node id claimed by a start that failed raised the alarm")
+	}
+
+	// A second node with the id that starts.
+	b := startReplNodeWith(t, n1, spec)
+	c.repl.claims.check(ctx)
+	if !c.identityConflict() {
+		t.Fatal("a second node with its node id started: no alarm on the first")
+	}
+	if v := (&healthNode{Node: c.Node}).metric(t, "cairn_identity_conflict"); v != 1 {
+		t.Errorf("cairn_identity_conflict = %v, want 1", v)
+	}
+	b.repl.claims.check(ctx)
+	if !b.identityConflict() {
+		t.Fatal("the second node with the node id raised no alarm once the first claimed back")
+	}
+}
+
 // TestClaimDamageIsNoClaim: a claim damaged in the read (a flipped bit, a
 // cut) is not taken for another run's.
 func TestClaimDamageIsNoClaim(t *testing.T) {
