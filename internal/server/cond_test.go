@@ -36,7 +36,9 @@ func TestConditionalWrites(t *testing.T) {
 		{"delete if-match current", "DELETE", []string{"If-Match", etag}, false, 204},
 		{"delete if-match stale", "DELETE", []string{"If-Match", `"stale"`}, false, 412},
 		{"delete malformed", "DELETE", []string{"If-None-Match", `W/x`}, false, 400},
-		{"delete absent with if-match", "DELETE", []string{"If-Match", "*"}, true, 404},
+		{"delete absent with if-match star", "DELETE", []string{"If-Match", "*"}, true, 412},
+		{"delete absent with if-match", "DELETE", []string{"If-Match", etag}, true, 412},
+		{"delete absent with if-none-match", "DELETE", []string{"If-None-Match", "*"}, true, 404},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

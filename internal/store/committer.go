@@ -661,11 +661,13 @@ func (s *Store) decide(cur *current, r *request) (doc.Version, error) {
 		}
 		return v, nil
 	case opDelete:
-		if !cur.live() {
-			return doc.Version{}, fault.New(fault.NotFound, fault.Context{}, "document not found")
-		}
+		// The preconditions first (RFC 9110 §13.2.2): If-Match on an
+		// absent document is a failed precondition, not a missing one.
 		if err := cur.check(r); err != nil {
 			return doc.Version{}, err
+		}
+		if !cur.live() {
+			return doc.Version{}, fault.New(fault.NotFound, fault.Context{}, "document not found")
 		}
 		return s.derive(cur, emptyHash, true), nil
 	case opCollect:

@@ -141,8 +141,8 @@ func TestPreconditions(t *testing.T) {
 		wantPut, wantDel fault.Class
 	}{
 		{absent, "", "", ok, notFound},
-		{absent, "*", "", failed, notFound},
-		{absent, other, "", failed, notFound},
+		{absent, "*", "", failed, failed}, // preconditions first (RFC 9110 §13.2.2)
+		{absent, other, "", failed, failed},
 		{absent, "", "*", ok, notFound},
 		{absent, "", other, ok, notFound},
 		{live, "", "", ok, ok},
@@ -153,8 +153,8 @@ func TestPreconditions(t *testing.T) {
 		{live, "", cur, failed, failed},
 		{live, "", other, ok, ok},
 		{deleted, "", "", ok, notFound},
-		{deleted, "*", "", failed, notFound},
-		{deleted, cur, "", failed, notFound},
+		{deleted, "*", "", failed, failed},
+		{deleted, cur, "", failed, failed},
 		{deleted, "", "*", ok, notFound},
 	}
 	s := openT(t, "", Options{})

@@ -119,15 +119,15 @@ func (m *Mem) Delete(ctx context.Context, tenant, key string, pre doc.Preconditi
 	defer m.mu.Unlock()
 	m.record(Call{"delete", tenant, key})
 	cur, live := m.docs[tenant][key]
-	if !live {
-		return notFound("mem.delete", tenant, key)
-	}
 	pre, err := m.conflictPreLocked("mem.delete", tenant, key, pre)
 	if err != nil {
 		return err
 	}
-	if err := pre.Check(cur.ETag, live); err != nil {
+	if err := pre.Check(cur.ETag, live); err != nil { // before the 404, as the store
 		return fault.E(fault.Unknown, fault.Context{Op: "mem.delete", Tenant: tenant, Key: key}, err)
+	}
+	if !live {
+		return notFound("mem.delete", tenant, key)
 	}
 	delete(m.docs[tenant], key)
 	delete(m.conflicts[tenant], key)
