@@ -52,6 +52,7 @@ Usage:
   cairn conflicts ls|show|resolve|history  open siblings (manual policy): list, show, resolve (--choose ETAG|--body FILE|--delete); what resolutions discarded
   cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
   cairn import FILE --data-dir DIR --tenant T  load NDJSON into a stopped node's data directory (key flags as ingest)
+  cairn export FILE --data-dir DIR --tenant T  write a tenant's documents from a stopped node's data directory as NDJSON
   cairn reconcile status|run|quarantine  replication: show progress, start rounds (--wait, --confirm), list damaged objects
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
   cairn chaos run [--scenario NAME|all] [--seed N] [--duration D] [--nodes N]
@@ -104,6 +105,8 @@ func Run(ctx context.Context, args []string, env Env) int {
 		return ingestCommand(ctx, rest, env) // ingest.go
 	case "import":
 		return importCommand(ctx, rest, env) // import.go
+	case "export":
+		return exportCommand(ctx, rest, env) // export.go
 	case "reconcile":
 		return reconcileCommand(ctx, rest, env) // reconcile.go
 	case "conflicts":

@@ -34,6 +34,7 @@ var commands = []command{
 		flags: func() *flag.FlagSet { fs, _ := newConflictsFlags(); return fs }},
 	{name: "ingest", summary: "bulk-load NDJSON", flags: func() *flag.FlagSet { fs, _ := newIngestFlags(); return fs }, files: true},
 	{name: "import", summary: "load NDJSON into a stopped node's data directory", flags: func() *flag.FlagSet { fs, _ := newImportFlags(); return fs }, files: true},
+	{name: "export", summary: "write a tenant's documents from a stopped node's data directory as NDJSON", flags: func() *flag.FlagSet { fs, _ := newExportFlags(); return fs }, files: true},
 	{name: "reconcile", summary: "replication: status, rounds, quarantine", subs: []string{"status", "run", "quarantine"},
 		flags: func() *flag.FlagSet { fs, _ := newReconcileFlags(); return fs }},
 	{name: "bench", summary: "measure a node's HTTP throughput (cairn-lab)"},

@@ -22,11 +22,13 @@ const importUsage = `Usage:
 
 Loads a local NDJSON file (one document per line) straight into the data
 directory of a stopped node: a first load, or a restore from an NDJSON
-file of the documents (each record carrying its key in a field).
+file of the documents (each record carrying its key in a field, or the
+lines of 'cairn export' with --schema export).
 The file is memory-mapped, not read through a socket, and each batch of
 records is one durable group commit, as 'cairn ingest' commits them. The
 records name their documents by the same rule as ingest's: --key-field,
---key-pointer, or --schema marketdata (by symbol).
+--key-pointer, --schema marketdata (by symbol), or --schema export (each
+line {"key": KEY, "doc": DOCUMENT}).
 
 Every document gets a version, a change-log entry and sync state, so the
 node, once started with 'cairn serve --data-dir DIR', serves them and
@@ -65,7 +67,7 @@ func newImportFlags() (*flag.FlagSet, *importFlags) {
 	fs.StringVar(&f.nodeID, "node-id", "", "the node's `name`, for a new directory the node will serve with --node-id (default: the directory's own)")
 	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
 	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
-	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty or generic (any JSON), or marketdata (named by symbol)")
+	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty or generic (any JSON), marketdata (named by symbol), or export (lines of cairn export: {\"key\": KEY, \"doc\": DOCUMENT})")
 	fs.Var(&f.maxRecord, "max-record-bytes", "largest record accepted (`size`; the node's --max-body-bytes)")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
 	fs.BoolVar(&f.progress, "progress", false, "print a line after each durable batch: through which line of FILE records are stored")
@@ -118,15 +120,20 @@ func keyOptions(o *ingest.Options, schema string) error {
 		case o.KeyField != "" && o.KeyPointer != "":
 			return usageError("give --key-field or --key-pointer, not both")
 		case o.KeyField == "" && o.KeyPointer == "":
-			return usageError("give --key-field or --key-pointer (or --schema marketdata)")
+			return usageError("give --key-field or --key-pointer (or --schema marketdata, or export)")
 		}
 	case "marketdata":
 		if o.KeyPointer != "" || (o.KeyField != "" && o.KeyField != "symbol") {
 			return usageError("--schema marketdata names each document by its symbol: omit --key-pointer, and --key-field must be symbol if given")
 		}
 		o.Schema, o.KeyField = ingest.MarketDataSchema, ""
+	case "export":
+		if o.KeyField != "" || o.KeyPointer != "" {
+			return usageError(`--schema export names each document by its "key" member: omit --key-field and --key-pointer`)
+		}
+		o.KeyPointer, o.BodyPointer = ingest.ExportKeyPointer, ingest.ExportBodyPointer
 	default:
-		return usageError(fmt.Sprintf("--schema %q: want marketdata or generic", schema))
+		return usageError(fmt.Sprintf("--schema %q: want generic, marketdata or export", schema))
 	}
 	if err := o.Check(); err != nil {
 		return usageError(strings.TrimPrefix(err.Error(), "ingest: "))

@@ -23,7 +23,8 @@ const ingestUsage = `Usage:
 Streams newline-delimited JSON (one document per line) from FILE, or stdin
 with -, to the node's ingest endpoint. The file is sent as it is read, never
 held in memory. Each line becomes the document named by its --key-field (or
---key-pointer); with --schema marketdata, by its symbol.
+--key-pointer); with --schema marketdata, by its symbol; with --schema
+export (the lines of 'cairn export'), each line's "doc" by its "key".
 
 Every accepted record is durable when the command prints its summary;
 rejected records (invalid JSON, a missing or invalid key, a line larger than
@@ -59,7 +60,7 @@ func newIngestFlags() (*flag.FlagSet, *ingestFlags) {
 	f.register(fs)
 	fs.StringVar(&f.keyField, "key-field", "", "top-level `member` naming each document")
 	fs.StringVar(&f.keyPointer, "key-pointer", "", "JSON `pointer` to the member naming each document (e.g. /meta/id)")
-	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty or generic (any JSON), or marketdata (named by symbol)")
+	fs.StringVar(&f.schema, "schema", "", "`schema` of the records: empty or generic (any JSON), marketdata (named by symbol), or export (lines of cairn export: {\"key\": KEY, \"doc\": DOCUMENT})")
 	fs.BoolVar(&f.allowRejects, "allow-rejects", false, "exit 0 even if some records were rejected")
 	fs.StringVar(&f.rejects, "rejects", "", "write the rejected lines, as they were read, to `FILE` (only when there are some), to fix and ingest again")
 	return fs, &f

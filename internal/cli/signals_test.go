@@ -7,7 +7,7 @@ import "testing"
 // a context main's first signal cancels.
 func TestReadsSignals(t *testing.T) {
 	for cmd, want := range map[string]bool{"serve": true, "bench": true, "bench-bare": true, "chaos": true,
-		"import": false, "ingest": false, "put": false, "reconcile": false, "": false} {
+		"import": false, "export": false, "ingest": false, "put": false, "reconcile": false, "": false} {
 		if got := ReadsSignals(cmd); got != want {
 			t.Errorf("ReadsSignals(%q) = %v, want %v", cmd, got, want)
 		}

@@ -15,7 +15,8 @@ import (
 type Record struct {
 	Line   int64          // 1-based line number
 	Offset int64          // byte offset of the value's first byte in the stream
-	Raw    []byte         // the original bytes of the value, not re-encoded
+	End    int64          // byte offset just past the value in the stream
+	Raw    []byte         // the original bytes of the value (or of BodyPointer's), not re-encoded
 	Key    streambuf.View // Generic schema with KeyField or KeyPointer set
 	Market MarketData     // MarketData schema
 }

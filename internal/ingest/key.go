@@ -39,17 +39,9 @@ type keyFinder struct {
 // find walks path through the valid value at b[i]. The key is a string
 // (unescaped, as a view or in the arena) or a number's literal text.
 func (k *keyFinder) find(b []byte, i int, base int64) (streambuf.View, error) {
-	for _, tok := range k.path {
-		var found bool
-		switch b[i] {
-		case '{':
-			i, found = k.member(b, i, tok)
-		case '[':
-			i, found = element(b, i, tok)
-		}
-		if !found {
-			return streambuf.View{}, &FieldError{Field: k.name, Offset: base + int64(i), Msg: errNoKey.Error()}
-		}
+	i, found := k.locate(b, i, k.path)
+	if !found {
+		return streambuf.View{}, &FieldError{Field: k.name, Offset: base + int64(i), Msg: errNoKey.Error()}
 	}
 	switch c := b[i]; {
 	case c == '"':
@@ -65,6 +57,25 @@ func (k *keyFinder) find(b []byte, i int, base int64) (streambuf.View, error) {
 	}
 	return streambuf.View{}, &FieldError{Field: k.name, Offset: base + int64(i),
 		Msg: "key must be a string or number, got " + typeName(b[i])}
+}
+
+// locate walks path through the valid value at b[i] and returns the index
+// of the value it names; when it is not found, the index where the walk
+// stopped.
+func (k *keyFinder) locate(b []byte, i int, path []string) (int, bool) {
+	for _, tok := range path {
+		var found bool
+		switch b[i] {
+		case '{':
+			i, found = k.member(b, i, tok)
+		case '[':
+			i, found = element(b, i, tok)
+		}
+		if !found {
+			return i, false
+		}
+	}
+	return i, true
 }
 
 // member finds tok among the members of the valid object at b[i] and returns

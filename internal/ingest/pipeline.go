@@ -93,7 +93,10 @@ func (p *pipeline) decodeLine(d *Decoder, kf *keyFinder, b *Batch, ln []byte, li
 		p.reject(b, Reject{Line: line, Offset: off + int64(i), Kind: KindMalformed, Err: namedBOM(err, ln, i)})
 		return
 	}
-	rec.Line, rec.Offset, rec.Raw = line, off+int64(i), ln[i:end:end]
+	rec.Line, rec.Offset, rec.End = line, off+int64(i), off+int64(end)
+	if rec.Raw == nil { // BodyPointer set it otherwise
+		rec.Raw = ln[i:end:end]
+	}
 }
 
 func (p *pipeline) decodeValue(d *Decoder, kf *keyFinder, ln []byte, i int, rec *Record) (int, error) {
@@ -114,6 +117,14 @@ func (p *pipeline) decodeValue(d *Decoder, kf *keyFinder, ln []byte, i int, rec 
 			return end, err
 		}
 		rec.Key = k
+	}
+	if p.body != nil {
+		at, found := kf.locate(ln, i, p.body)
+		if !found {
+			return end, &FieldError{Field: p.opts.BodyPointer, Offset: d.base + int64(i), Msg: "document not found"}
+		}
+		bend := skipValid(ln, at)
+		rec.Raw = ln[at:bend:bend]
 	}
 	return end, nil
 }

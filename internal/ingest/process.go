@@ -27,6 +27,11 @@ type Options struct {
 	Schema     Schema
 	KeyField   string // top-level member holding the key (Generic)
 	KeyPointer string // RFC 6901 pointer to the key (Generic); exclusive with KeyField
+	// BodyPointer, if set, is an RFC 6901 pointer to the document within
+	// each record (Generic): Record.Raw is that value's bytes, not the
+	// record's. A record without it is rejected. The export format
+	// (ExportKeyPointer, ExportBodyPointer) is read this way.
+	BodyPointer string
 
 	ChunkSize     int // read buffer per batch (default 1 MiB; raised above MaxRecordSize)
 	MaxRecordSize int // longest line accepted (default 1 MiB); longer lines are rejected
@@ -45,14 +50,34 @@ const (
 	defaultMaxRejects = 100
 )
 
+// The pointers of the export format ('cairn export'): each line is
+// {"key": KEY, "doc": DOCUMENT}.
+const (
+	ExportKeyPointer  = "/key"
+	ExportBodyPointer = "/doc"
+)
+
 // Check reports the error Process would return for o before it reads
-// anything: a key pointer that does not parse, or two ways to find keys.
+// anything: a key or body pointer that does not parse, or two ways to find
+// keys.
 func (o Options) Check() error {
-	_, _, err := o.normalize()
+	_, _, _, err := o.normalize()
 	return err
 }
 
-func (o Options) normalize() (Options, []string, error) {
+func (o Options) normalize() (Options, []string, []string, error) {
+	o, key, err := o.normalizeKey()
+	if err != nil || o.BodyPointer == "" {
+		return o, key, nil, err
+	}
+	if o.Schema != Generic {
+		return o, nil, nil, fmt.Errorf("ingest: options: BodyPointer is for the generic schema")
+	}
+	body, err := parsePointer(o.BodyPointer)
+	return o, key, body, err
+}
+
+func (o Options) normalizeKey() (Options, []string, error) {
 	if o.MaxRecordSize <= 0 {
 		o.MaxRecordSize = defaultMaxRecord
 	}
@@ -169,16 +194,17 @@ type source interface {
 type pipeline struct {
 	opts     Options
 	key      []string
-	oversize error // ErrOversize, naming the limit
+	body     []string // BodyPointer's tokens; nil: the record is the document
+	oversize error    // ErrOversize, naming the limit
 }
 
 func run(ctx context.Context, src source, opts Options, h Handler) (Stats, error) {
 	start := time.Now()
-	opts, key, err := opts.normalize()
+	opts, key, body, err := opts.normalize()
 	if err != nil {
 		return Stats{}, err
 	}
-	p := &pipeline{opts: opts, key: key,
+	p := &pipeline{opts: opts, key: key, body: body,
 		oversize: fmt.Errorf("%w: a line holds at most %d bytes", ErrOversize, opts.MaxRecordSize)}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

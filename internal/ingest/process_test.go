@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -200,6 +201,69 @@ func TestProcessKeyPointer(t *testing.T) {
 			t.Errorf("pointer %q accepted", p)
 		}
 	}
+}
+
+// TestProcessBodyPointer: with BodyPointer, a record's Raw is the value it
+// names, byte for byte as sent, wherever the member stands; a record
+// without it is rejected, naming the pointer.
+func TestProcessBodyPointer(t *testing.T) {
+	in := `{"key":"a","doc":{"x": [1, 2]}}` + "\n" +
+		`{"doc":"s\u0041","key":"b"}` + "\n" +
+		`{"key":"c"}` + "\n" +
+		`{"key":"d","doc":null,"doc":{"last":true}}` + "\n" +
+		`{"key":"e","doc":{"x":1}} trailing` + "\n"
+	var c collected
+	st, err := ProcessBytes(context.Background(), []byte(in),
+		Options{KeyPointer: ExportKeyPointer, BodyPointer: ExportBodyPointer, Ordered: true}, c.handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "1@0 a {\"x\": [1, 2]}\n2@32 b \"s\\u0041\"\n4@72 d {\"last\":true}\n"
+	if got := c.String(); got != want {
+		t.Errorf("records:\n%s\nwant:\n%s", got, want)
+	}
+	if st.Malformed != 2 || len(st.Rejects) != 2 || !strings.Contains(st.Rejects[0].Reason(), "/doc at byte 60: document not found") ||
+		!strings.Contains(st.Rejects[1].Reason(), "trailing") {
+		t.Errorf("rejects %+v:\n%s", st, rejectString(st.Rejects))
+	}
+	for _, o := range []Options{{KeyField: "k", BodyPointer: "doc"}, {Schema: MarketDataSchema, BodyPointer: "/doc"}} {
+		if err := o.Check(); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}
+
+// FuzzExportLine: with the export format's pointers, a record delivered
+// from a line is exactly the bytes encoding/json finds at the line's "doc"
+// member (the last, if repeated), and the line is valid JSON.
+func FuzzExportLine(f *testing.F) {
+	for _, s := range []string{`{"key":"a","doc":{"x":1}}`, `{"doc":[1,"\u0041"],"key":7}`, `{"key":"a"}`,
+		`{"key":"a","doc":1,"doc":{"y":null}}`, `[{"key":"a","doc":1}]`, `{"key":"a","doc":"x"} 1`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if bytes.IndexByte(line, '\n') >= 0 {
+			return // one line only
+		}
+		var got collected
+		o := Options{KeyPointer: ExportKeyPointer, BodyPointer: ExportBodyPointer}
+		if _, err := ProcessBytes(context.Background(), line, o, got.handler()); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.raws) == 0 {
+			return
+		}
+		if Validate(line) != nil {
+			t.Fatalf("%q: invalid JSON, yet %q was delivered", line, got.raws)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(line, &m); err != nil {
+			t.Fatalf("%q: delivered %q, but encoding/json: %v", line, got.raws, err)
+		}
+		if string(m["doc"]) != got.raws[0] {
+			t.Fatalf("%q: delivered %q, encoding/json finds %q", line, got.raws[0], m["doc"])
+		}
+	})
 }
 
 // oneSplitReader returns data in two reads, split at k.

@@ -303,6 +303,23 @@ func TestIngestKeyPointer(t *testing.T) {
 	}
 }
 
+// TestIngestExportSchema: schema=export stores each line's "doc" under its
+// "key", byte for byte, and rejects a line without a document.
+func TestIngestExportSchema(t *testing.T) {
+	in := startIngestNode(t, 0)
+	body := `{"key":"a","doc":{"x": [1, 2]}}` + "\n" + `{"key":"b"}` + "\n" + `{"doc":"s","key":"c"}` + "\n"
+	code, r := in.ingest(t, in.acme, "acme", "schema=export", body)
+	if code != 200 || r.Stats.Accepted != 2 || r.Stats.Malformed != 1 {
+		t.Fatalf("status %d, reply %+v", code, r)
+	}
+	checkRejects(t, body, r.Rejects, []wantReject{{2, "malformed", "/doc"}})
+	for key, want := range map[string]string{"a": `{"x": [1, 2]}`, "c": `"s"`} {
+		if code, got := in.get(t, "acme", key); code != 200 || got != want {
+			t.Errorf("GET %s = %d %s, want %s", key, code, got, want)
+		}
+	}
+}
+
 func TestIngestMarketData(t *testing.T) {
 	in := startIngestNode(t, 0)
 	rec := func(sym, vol string) string {
@@ -343,6 +360,7 @@ func TestIngestRefused(t *testing.T) {
 		{"bad pointer escape", in.acme, "acme", "key_pointer=/a~2", 400},
 		{"marketdata with another key", in.acme, "acme", "schema=marketdata&key_field=id", 400},
 		{"unknown schema", in.acme, "acme", "schema=csv&key_field=id", 400},
+		{"export with a key", in.acme, "acme", "schema=export&key_field=id", 400},
 		{"unknown parameter", in.acme, "acme", "key_field=id&dry_run=1", 400},
 		{"repeated parameter", in.acme, "acme", "key_field=id&key_field=v", 400},
 		{"bad tenant", in.admin, "Bad!", "key_field=id", 400},

@@ -231,8 +231,13 @@ func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
 			return bad("schema=marketdata names each document by its symbol: omit key_pointer, and key_field must be symbol if given")
 		}
 		o.Schema, o.KeyField = ingest.MarketDataSchema, ""
+	case "export":
+		if o.KeyField != "" || o.KeyPointer != "" {
+			return bad(`schema=export names each document by its "key" member: omit key_field and key_pointer`)
+		}
+		o.KeyPointer, o.BodyPointer = ingest.ExportKeyPointer, ingest.ExportBodyPointer
 	default:
-		return bad(fmt.Sprintf("schema %q: want marketdata or generic", s))
+		return bad(fmt.Sprintf("schema %q: want generic, marketdata or export", s))
 	}
 	return o, nil
 }

@@ -86,7 +86,7 @@ func (l *Loader) Handle(_ context.Context, b *ingest.Batch) error {
 			continue
 		}
 		l.items = append(l.items, store.Item{Key: key, Body: rec.Raw})
-		line, end = rec.Line, rec.Offset+int64(len(rec.Raw))
+		line, end = rec.Line, rec.End
 	}
 	done := func([]store.Record, error) {}
 	if l.Batch != nil {

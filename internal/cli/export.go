@@ -1,0 +1,277 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+const exportUsage = `Usage:
+  cairn export [flags] --data-dir DIR --tenant NAME FILE|-
+
+Writes a tenant's documents, from the data directory of a stopped node, to
+FILE (or stdout with -) as NDJSON, one document a line, sorted by key:
+
+  {"key": KEY, "doc": DOCUMENT}
+
+The whole export reads one point-in-time view of the store. 'cairn import
+--schema export' loads such a file into a data directory, and 'cairn
+ingest --schema export' sends it to a running node: a backup of a tenant, a
+move to another cluster, or a copy to load elsewhere. The documents get new
+versions there; their bodies are kept byte for byte, except that a
+document stored with line breaks between its tokens is written on one line.
+
+A document with open siblings (a conflict left for a person, manual
+policy) is written as {"key": KEY, "siblings": [DOCUMENT or null, ...]},
+null for a deletion; import and ingest reject such lines, so resolve the
+conflicts first ('cairn conflicts ls') or choose a sibling from the file.
+
+FILE is written as FILE.partial and renamed once complete and synced, so
+a FILE that exists is whole. The data directory must not be in use: a
+running node holds its lock (stop it, or read the documents from it with
+'cairn ls' and 'cairn get').
+
+Flags:
+`
+
+type exportFlags struct {
+	dataDir, tenant, prefix string
+}
+
+func newExportFlags() (*flag.FlagSet, *exportFlags) {
+	fs := flag.NewFlagSet("export", flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprint(fs.Output(), exportUsage); fs.PrintDefaults() }
+	f := &exportFlags{}
+	fs.StringVar(&f.dataDir, "data-dir", "", "the stopped node's data `directory` (required)")
+	fs.StringVar(&f.tenant, "tenant", "", "the tenant `name` whose documents are written (required)")
+	fs.StringVar(&f.prefix, "prefix", "", "only the documents whose keys start with `P`")
+	return fs, f
+}
+
+func exportCommand(ctx context.Context, args []string, env Env) int {
+	fs, f := newExportFlags()
+	args, code, ok := parseArgs(fs, args, true, env)
+	if !ok {
+		return code
+	}
+	return report("export", f.run(ctx, args, env), env)
+}
+
+func (f *exportFlags) check(args []string) error {
+	switch {
+	case len(args) != 1:
+		return usageError("want exactly one FILE, or - for stdout")
+	case f.dataDir == "":
+		return usageError("--data-dir is required")
+	case f.tenant == "":
+		return usageError("--tenant is required")
+	}
+	if err := doc.ValidateTenant(f.tenant); err != nil {
+		return usageError("--tenant: " + fault.MessageOf(err))
+	}
+	if f.prefix != "" {
+		if err := doc.ValidateKey(f.prefix); err != nil {
+			return usageError("--prefix: " + fault.MessageOf(err))
+		}
+	}
+	return nil
+}
+
+// exportStats is what an export wrote.
+type exportStats struct {
+	docs, siblings, bytes int64
+}
+
+func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
+	if err := f.check(args); err != nil {
+		return err
+	}
+	// Opening a store creates a missing directory: a mistyped path must
+	// not become an empty export.
+	if entries, err := os.ReadDir(filepath.Join(f.dataDir, "pebble")); err != nil || len(entries) == 0 {
+		return fmt.Errorf("%s holds no cairn data directory (no pebble/ store in it)", f.dataDir)
+	}
+	start := time.Now()
+	st, err := store.Open(f.dataDir, store.Options{})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return hinted{err, "a running node holds it: stop the node first, or read its documents over the API ('cairn ls', 'cairn get')"}
+		}
+		return err
+	}
+	defer st.Close()
+
+	out, finish, err := exportOutput(args[0], env)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(out, 256<<10)
+	stats, err := writeExport(ctx, st, f.tenant, f.prefix, w)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err = finish(err); err != nil {
+		return err
+	}
+	fmt.Fprintf(env.Stderr, "exported %d documents of tenant %s (%s) in %v\n",
+		stats.docs, f.tenant, human(stats.bytes), time.Since(start).Round(time.Millisecond))
+	if stats.siblings > 0 {
+		fmt.Fprintf(env.Stderr, "%d of them have open siblings, written as {\"key\", \"siblings\"}: import rejects those lines; resolve the conflicts first ('cairn conflicts ls')\n", stats.siblings)
+	}
+	if stats.docs == 0 {
+		fmt.Fprintf(env.Stderr, "tenant %s has no documents%s in %s; tenants with documents there: %s\n",
+			f.tenant, prefixNote(f.prefix), f.dataDir, tenantsOf(ctx, st))
+	}
+	return nil
+}
+
+func prefixNote(p string) string {
+	if p == "" {
+		return ""
+	}
+	return fmt.Sprintf(" under prefix %q", p)
+}
+
+// tenantsOf names the tenants of st, for a message.
+func tenantsOf(ctx context.Context, st *store.Store) string {
+	var names []string
+	for t, err := range st.Tenants(ctx) {
+		if err != nil {
+			break
+		}
+		names = append(names, t)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// exportOutput opens where an export goes: stdout for "-", else
+// name.partial, which finish syncs and renames to name once the export
+// succeeded, and removes if it failed.
+func exportOutput(name string, env Env) (io.Writer, func(error) error, error) {
+	if name == "-" {
+		return env.Stdout, func(err error) error { return err }, nil
+	}
+	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
+		return nil, nil, fmt.Errorf("%s: a directory, not a file", name)
+	}
+	tmp := name + ".partial"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, nil, err
+	}
+	finish := func(err error) error {
+		if err == nil {
+			err = out.Sync()
+		}
+		if cerr := out.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil {
+			err = os.Rename(tmp, name)
+		}
+		if err == nil {
+			err = syncParent(name)
+		}
+		if err != nil {
+			os.Remove(tmp)
+		}
+		return err
+	}
+	return out, finish, nil
+}
+
+// syncParent makes a rename in name's directory durable.
+func syncParent(name string) error {
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// writeExport writes tenant's live documents under prefix to w, one line
+// each, from one snapshot of st.
+func writeExport(ctx context.Context, st *store.Store, tenant, prefix string, w *bufio.Writer) (exportStats, error) {
+	var stats exportStats
+	var line []byte
+	for rec, err := range st.List(ctx, tenant, store.ListOptions{Prefix: prefix, NoETag: true}) {
+		if err != nil {
+			return stats, err
+		}
+		var lerr error
+		if line, lerr = appendExportLine(line[:0], &rec); lerr != nil {
+			return stats, fmt.Errorf("document %q: %w", rec.Key, lerr)
+		}
+		if _, err := w.Write(line); err != nil {
+			return stats, err
+		}
+		stats.docs++
+		stats.bytes += int64(len(line))
+		if rec.Version.Siblings {
+			stats.siblings++
+		}
+	}
+	return stats, ctx.Err()
+}
+
+// appendExportLine appends rec's export line to b.
+func appendExportLine(b []byte, rec *store.Record) ([]byte, error) {
+	key, err := json.Marshal(rec.Key)
+	if err != nil {
+		return b, err
+	}
+	b = append(append(append(b, `{"key":`...), key...), ',')
+	if !rec.Version.Siblings {
+		b = appendOneLine(append(b, `"doc":`...), rec.Body)
+		return append(b, "}\n"...), nil
+	}
+	sibs, err := doc.DecodeSiblings(rec.Body)
+	if err != nil {
+		return b, err
+	}
+	b = append(b, `"siblings":[`...)
+	for i, s := range sibs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if s.Version.Tombstone || len(s.Body) == 0 {
+			b = append(b, "null"...)
+			continue
+		}
+		b = appendOneLine(b, s.Body)
+	}
+	return append(b, "]}\n"...), nil
+}
+
+// appendOneLine appends the valid JSON body to b on one line: a stored
+// document may hold line breaks between its tokens (never inside a
+// string, where JSON forbids them), which would break the NDJSON line.
+func appendOneLine(b, body []byte) []byte {
+	if bytes.IndexAny(body, "\r\n") < 0 {
+		return append(b, body...)
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, body); err != nil {
+		return append(b, body...) // not reached: stored bodies are valid JSON
+	}
+	return append(b, buf.Bytes()...)
+}

@@ -1,0 +1,189 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/store"
+)
+
+// TestExportImportRoundTrip: a tenant exported from one data directory and
+// imported with --schema export into another holds the same documents with
+// the same bodies; deleted documents and other tenants stay out, a body
+// stored with line breaks comes back on one line, and the file appears only
+// once complete.
+func TestExportImportRoundTrip(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	st, err := store.Open(src, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string]string{
+		"a":             `{"v":1}`,
+		`q"uote\ slash`: `[1,"two",{"3":null}]`,
+		"ünï/cödé":      `"just a string"`,
+		"n":             `12.5e3`,
+	}
+	for k, v := range docs {
+		if _, err := st.Put(ctx, "acme", k, []byte(v), doc.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range map[string]string{"pretty": "{\n  \"a\": [1,\n 2],\r\n \"b\": \"x y\"\n}\n", "gone": `{}`} {
+		if _, err := st.Put(ctx, "acme", k, []byte(v), doc.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	docs["pretty"] = `{"a":[1,2],"b":"x y"}`
+	if _, err := st.Delete(ctx, "acme", "gone", doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(ctx, "other", "a", []byte(`{"other":true}`), doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	file := filepath.Join(dir, "acme.ndjson")
+	var out, errb strings.Builder
+	if code := Run(ctx, []string{"export", "--data-dir", src, "--tenant", "acme", file}, Env{Stdout: &out, Stderr: &errb}); code != exitOK {
+		t.Fatalf("export: exit %d\n%s", code, &errb)
+	}
+	if !strings.Contains(errb.String(), "exported 5 documents of tenant acme") {
+		t.Errorf("export summary: %s", &errb)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(file + ".partial"); !os.IsNotExist(err) {
+		t.Errorf("the partial file is left: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	if len(lines) != 5 {
+		t.Fatalf("%d lines, want 5:\n%s", len(lines), raw)
+	}
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("line is not JSON: %s", l)
+		}
+	}
+
+	dst := filepath.Join(dir, "dst")
+	out.Reset()
+	errb.Reset()
+	if code := Run(ctx, []string{"import", "--data-dir", dst, "--tenant", "acme", "--schema", "export", file}, Env{Stdout: &out, Stderr: &errb}); code != exitOK {
+		t.Fatalf("import: exit %d\n%s%s", code, &out, &errb)
+	}
+	st, err = store.Open(dst, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	got := map[string]string{}
+	for rec, err := range st.List(ctx, "acme", store.ListOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[rec.Key] = string(rec.Body)
+	}
+	if len(got) != len(docs) {
+		t.Errorf("imported %d documents, want %d: %q", len(got), len(docs), got)
+	}
+	for k, v := range docs {
+		if got[k] != v {
+			t.Errorf("%q: imported %q, want %q", k, got[k], v)
+		}
+	}
+}
+
+// TestExportRefusals: a data directory that holds no store (a typo) is
+// not created and exported empty; bad flags are usage errors; an export of
+// a tenant with nothing says which tenants have documents.
+func TestExportRefusals(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "nodata")
+	var out, errb strings.Builder
+	if code := Run(ctx, []string{"export", "--data-dir", missing, "--tenant", "acme", "-"}, Env{Stdout: &out, Stderr: &errb}); code != exitFail ||
+		!strings.Contains(errb.String(), "holds no cairn data directory") {
+		t.Errorf("export of %s: exit %d, %s", missing, code, &errb)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Errorf("the export created %s", missing)
+	}
+	data := filepath.Join(dir, "data")
+	st, err := store.Open(data, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(ctx, "acme", "a", []byte(`{}`), doc.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"export", "--tenant", "acme", "-"}, "--data-dir is required"},
+		{[]string{"export", "--data-dir", data, "-"}, "--tenant is required"},
+		{[]string{"export", "--data-dir", data, "--tenant", "No Such", "-"}, "--tenant"},
+		{[]string{"export", "--data-dir", data, "--tenant", "acme"}, "want exactly one FILE"},
+	} {
+		out.Reset()
+		errb.Reset()
+		if code := Run(ctx, tc.args, Env{Stdout: &out, Stderr: &errb}); code != exitUsage || !strings.Contains(errb.String(), tc.want) {
+			t.Errorf("%q: exit %d, %q; want 2 and %q", tc.args[1:], code, &errb, tc.want)
+		}
+	}
+	// A running node holds the directory.
+	errb.Reset()
+	if code := Run(ctx, []string{"export", "--data-dir", data, "--tenant", "acme", "-"}, Env{Stdout: &out, Stderr: &errb}); code != exitFail ||
+		!strings.Contains(errb.String(), "stop the node first") {
+		t.Errorf("export of a directory in use: exit %d, %s", code, &errb)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	errb.Reset()
+	if code := Run(ctx, []string{"export", "--data-dir", data, "--tenant", "acmee", "-"}, Env{Stdout: &out, Stderr: &errb}); code != exitOK ||
+		out.Len() != 0 || !strings.Contains(errb.String(), "tenant acmee has no documents") || !strings.Contains(errb.String(), "documents there: acme") {
+		t.Errorf("export of an empty tenant: exit %d, stdout %q, stderr %s", code, &out, &errb)
+	}
+}
+
+// TestExportSiblings: a document with open siblings is written with all
+// of them, a deletion as null, and import rejects the line.
+func TestExportSiblings(t *testing.T) {
+	v := func(replica uint64, tomb bool) doc.Version {
+		return doc.Version{Vector: doc.Vector{{Replica: replica, Counter: 1}}, Writer: replica, Tombstone: tomb,
+			Hash: doc.HashBody(map[bool][]byte{false: []byte(`{"n":1}`), true: nil}[tomb])}
+	}
+	ver, body, err := doc.MakeSiblings([]doc.Sibling{{Version: v(1, false), Body: []byte(`{"n":1}`)}, {Version: v(2, true)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := store.Record{Key: "k", Version: ver, Body: body}
+	line, err := appendExportLine(nil, &rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Key      string
+		Siblings []json.RawMessage
+	}
+	if err := json.Unmarshal(line, &got); err != nil || got.Key != "k" || len(got.Siblings) != 2 {
+		t.Fatalf("line %s: %+v, %v", line, got, err)
+	}
+	if s := string(got.Siblings[0]) + " " + string(got.Siblings[1]); s != `{"n":1} null` && s != `null {"n":1}` {
+		t.Errorf("siblings %s", s)
+	}
+}
