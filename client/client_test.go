@@ -119,8 +119,11 @@ func TestRoundTrip(t *testing.T) {
 	if _, err := c.Put(ctx, "demo", "k", make([]byte, 2<<20)); !errors.Is(err, client.ErrTooLarge) {
 		t.Errorf("big body: %v", err)
 	}
-	if err := c.Delete(ctx, "demo", "k", client.IfMatch(`"nope"`)); !errors.Is(err, client.ErrNotFound) {
+	if err := c.Delete(ctx, "demo", "k", client.IfMatch(`"nope"`)); !errors.Is(err, client.ErrPreconditionFailed) {
 		t.Errorf("conditional delete of missing: %v", err)
+	}
+	if err := c.Delete(ctx, "demo", "k"); !errors.Is(err, client.ErrNotFound) {
+		t.Errorf("delete of missing: %v", err)
 	}
 }
 

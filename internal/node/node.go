@@ -100,6 +100,9 @@ type Node struct {
 	docs  *docs.Service
 	repl  *replicator // nil until the store is open; see replicate.go
 	tel   *telemetry.Telemetry
+	// telSet is tel for the store's goroutines, which may run before
+	// setupTelemetry sets it.
+	telSet atomic.Pointer[telemetry.Telemetry]
 	// limiter sheds load past the configured limits (set by newAPI).
 	limiter *resilience.Limiter
 	api     *server.Server
@@ -142,6 +145,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
+	// node is n for what runs later: a failed start sets the result n to
+	// nil while the store may still commit, as it closes.
+	node := n
 	defer func(n *Node) { // n, not the result, which a failed return sets to nil
 		if err != nil {
 			if n.repl != nil {
@@ -166,12 +172,8 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.store, err = store.Open(cfg.DataDir, store.Options{
 		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: docs.NewFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
 		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
-		OnCommit: func(size int, d time.Duration) {
-			if n.tel != nil {
-				n.tel.Metrics.OnCommit(size, d)
-			}
-		},
-		FS: cfg.storeFS, Clock: n.clock, OnFail: n.storeFailed, OnFatal: n.storeFatal, // health.go
+		OnCommit: node.onCommit,
+		FS:       cfg.storeFS, Clock: n.clock, OnFail: n.storeFailed, OnFatal: n.storeFatal, // health.go
 		Logger: n.log,
 	})
 	if err != nil {
@@ -216,6 +218,13 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	return n, nil
 }
 
+// onCommit is the store's OnCommit: it may run before setupTelemetry.
+func (n *Node) onCommit(size int, d time.Duration) {
+	if tel := n.telSet.Load(); tel != nil {
+		tel.Metrics.OnCommit(size, d)
+	}
+}
+
 func (n *Node) setupTelemetry(ctx context.Context) error {
 	tc := n.cfg.Trace
 	tc.NodeID = n.store.Identity().NodeID
@@ -225,6 +234,7 @@ func (n *Node) setupTelemetry(ctx context.Context) error {
 		return err
 	}
 	n.tel = tel
+	n.telSet.Store(tel)
 	if n.chaos != nil {
 		tel.Metrics.SetChaosBallast(int64(len(n.chaos.ballast)))
 	}

@@ -568,3 +568,39 @@ func TestErrorBeforeBodyAnswersAtOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestRefusedBodyKeepsNoConnection: a request refused before its body is
+// read (no token, another tenant's token, a bad key) closes its connection
+// as soon as it is answered. net/http would otherwise read up to 256 KiB
+// of the body after the answer, until the read timeout, so that clients
+// sending no token could hold every connection of --max-conns. The read
+// timeout here is an hour: a connection kept for it fails the test at
+// the test's own deadline.
+func TestRefusedBodyKeepsNoConnection(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.Timeouts.Read = time.Hour })
+	ln := e.serveReal(t)
+	for _, tc := range []struct{ name, auth, path string }{
+		{"no token", "", "/v1/tenants/" + tenantA + "/docs/k"},
+		{"other tenant's token", "Authorization: Bearer " + e.tokB + "\r\n", "/v1/tenants/" + tenantA + "/docs/k"},
+		{"bad key", "Authorization: Bearer " + e.tokA + "\r\n", "/v1/tenants/" + tenantA + "/docs/a%00b"},
+	} {
+		for _, framing := range []string{"Content-Length: 10\r\n", "Transfer-Encoding: chunked\r\n"} {
+			t.Run(tc.name+"/"+strings.TrimSpace(framing), func(t *testing.T) {
+				c := dialAndSend(t, ln, "PUT "+tc.path+" HTTP/1.1\r\nHost: x\r\n"+tc.auth+framing+"\r\n{")
+				c.SetReadDeadline(time.Now().Add(20 * time.Second))
+				br := bufio.NewReader(c)
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				if _, err := br.ReadByte(); err != io.EOF {
+					t.Fatalf("status %d %s, then %v: the connection stayed open", res.StatusCode, body, err)
+				}
+				if res.StatusCode < 400 || res.StatusCode >= 500 || !res.Close {
+					t.Errorf("status %d, Connection: close %v", res.StatusCode, res.Close)
+				}
+			})
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -113,5 +114,38 @@ func TestConditionalReads(t *testing.T) {
 	w := e.do(t, req{method: "GET", path: docURL(tenantA, "nope"), token: e.tokA, hdr: []string{"If-None-Match", "x"}})
 	if w.Code != 400 {
 		t.Errorf("malformed on absent: %d", w.Code)
+	}
+}
+
+// TestDocRoutesRefuseQueries: a document route takes no query, so a key
+// whose '?' a client did not percent-encode is refused, not taken for
+// another document (PUT …/docs/a?b wrote "a"); nothing is stored.
+func TestDocRoutesRefuseQueries(t *testing.T) {
+	e := newEnv(t)
+	e.put(t, tenantA, "a", `{"kept":true}`)
+	for _, q := range []req{
+		{method: "PUT", path: docURL(tenantA, "a") + "?b", body: `{"new":true}`},
+		{method: "PUT", path: docURL(tenantA, "a") + "?", body: `{"new":true}`},
+		{method: "PUT", path: docURL(tenantA, "a") + "?if_match=x", body: `{"new":true}`},
+		{method: "GET", path: docURL(tenantA, "a") + "?b"},
+		{method: "HEAD", path: docURL(tenantA, "a") + "?b"},
+		{method: "DELETE", path: docURL(tenantA, "a") + "?b"},
+		{method: "POST", path: "/v1/tenants/" + tenantA + "/conflicts/a/resolve?x=1", body: `{"delete":true}`},
+		{method: "GET", path: "/v1/tenants/" + tenantA + "/conflicts/a?history=maybe"},
+		{method: "GET", path: "/v1/tenants/" + tenantA + "/conflicts/a?x=1"},
+	} {
+		q.token = e.tokA
+		w := e.do(t, q)
+		if w.Code != 400 {
+			t.Errorf("%s %s: status %d, want 400: %s", q.method, q.path, w.Code, w.Body)
+		} else if q.method != "HEAD" && !strings.Contains(w.Body.String(), "query") && !strings.Contains(w.Body.String(), "history=") {
+			t.Errorf("%s %s: the error does not name the query: %s", q.method, q.path, w.Body)
+		}
+	}
+	if w := e.do(t, req{method: "GET", path: docURL(tenantA, "a"), token: e.tokA}); w.Code != 200 || w.Body.String() != `{"kept":true}` {
+		t.Errorf("a after the refused requests: %d %s", w.Code, w.Body)
+	}
+	if w := e.do(t, req{method: "GET", path: docURL(tenantA, "a%3Fb"), token: e.tokA}); w.Code != 404 {
+		t.Errorf("GET of the key a?b, percent-encoded: %d, want 404", w.Code)
 	}
 }

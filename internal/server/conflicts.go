@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"net/http"
 	"net/url"
@@ -139,7 +140,12 @@ func (s *Server) getConflict(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if r.URL.Query().Has("history") {
+	history, err := historyOf(r, op)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if history {
 		s.history(w, r, c, key)
 		return
 	}
@@ -280,8 +286,32 @@ func (s *Server) Resolve(ctx context.Context, tenant, key string, req api.Resolv
 // resolveKey takes the key out of .../conflicts/{key...}/resolve. It works
 // on the escaped path, so that a key ending in "/resolve" (escaped as
 // %2Fresolve) is not mistaken for the suffix.
+// historyOf reads a conflict read's one query parameter: ?history (or
+// history=1, =true) asks for the resolutions' history, history=0 (or
+// =false) for the open siblings, as without it.
+func historyOf(r *http.Request, op string) (bool, error) {
+	q := r.URL.Query()
+	if err := onlyParams(q, "history"); err != nil {
+		return false, invalid(op, err.Error())
+	}
+	if !q.Has("history") {
+		return false, nil
+	}
+	switch v := q.Get("history"); v {
+	case "", "1", "true":
+		return true, nil
+	case "0", "false":
+		return false, nil
+	default:
+		return false, invalid(op, fmt.Sprintf("history=%q: want history, history=1 or history=0", bound(v, 64)))
+	}
+}
+
 func resolveKey(r *http.Request) (string, error) {
 	const op = "conflict.resolve"
+	if err := noQuery(r, op); err != nil {
+		return "", err
+	}
 	p := r.URL.EscapedPath()
 	prefix := "/v1/tenants/" + TenantOf(r) + "/conflicts/"
 	esc, ok := strings.CutPrefix(p, prefix)

@@ -16,8 +16,8 @@ import (
 // The hit path does not allocate beyond the headers.
 func (s *Server) getDoc(w http.ResponseWriter, r *http.Request) {
 	head := r.Method == http.MethodHead
-	key := pathValue(r, "key")
-	if err := doc.ValidateKey(key); err != nil {
+	key, err := docKeyOf(r, "doc.get")
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -75,8 +75,8 @@ func checkETagSyntax(im, inm []string) error {
 // condition; or the status of the Docs error. On every 4xx Docs.Put is not
 // called (except 412, which Docs decides atomically), so nothing is stored.
 func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
-	key := pathValue(r, "key")
-	if err := doc.ValidateKey(key); err != nil {
+	key, err := docKeyOf(r, "doc.put")
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -112,8 +112,8 @@ func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
 // deleteDoc serves DELETE. Outcomes: 204; 404 when absent; 412 for a failed
 // condition; 400 for a bad key or a malformed condition.
 func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
-	key := pathValue(r, "key")
-	if err := doc.ValidateKey(key); err != nil {
+	key, err := docKeyOf(r, "doc.delete")
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -127,6 +127,16 @@ func (s *Server) deleteDoc(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// docKeyOf is the checked key of a request on a document route, which
+// takes no query (noQuery).
+func docKeyOf(r *http.Request, op string) (string, error) {
+	if err := noQuery(r, op); err != nil {
+		return "", err
+	}
+	key := pathValue(r, "key")
+	return key, doc.ValidateKey(key)
 }
 
 // preconditionOf reads If-Match and If-None-Match for a write. If-Match keeps

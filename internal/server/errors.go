@@ -202,12 +202,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeoutAnswerGrace))
 	}
 	s.errorHeaders(w.Header(), err, status)
+	unread := r.ContentLength != 0 && (x == nil || !x.bodyRead)
 	if he := (*httpError)(nil); status == http.StatusUnauthorized || errors.As(err, &he) && he.unauthenticated {
 		// A client without a valid token keeps no connection (one of
 		// --max-conns) open for the idle timeout: only for the time it
 		// takes to send a request.
 		w.Header().Set("Connection", "close")
-	} else if r.ContentLength != 0 && (x == nil || !x.bodyRead) {
+	} else if unread {
 		// Before it answers, net/http reads up to 256 KiB of a body the
 		// handler left unread, to keep the connection: a client still
 		// sending it (slowly, or a stream) would get the answer only once
@@ -215,6 +216,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// connection without one. Closing the connection after the answer
 		// sends it at once.
 		w.Header().Set("Connection", "close")
+	}
+	if unread {
+		// And after the answer, net/http still reads up to 256 KiB of the
+		// body before it closes the connection, until the read timeout:
+		// a client that sends no body (with no token, say) would hold one
+		// of --max-conns that long. Nothing more of it is read.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {

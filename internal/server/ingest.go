@@ -179,10 +179,10 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header()["Cache-Control"] = noStore
 	}
 	run.extend()
-	if run.body.err != nil {
+	if run.body.err != nil || (err != nil && !run.body.eof) {
 		// The rest of the body will not be read. Without this, net/http
 		// would read up to 256 KiB of it after the reply, waiting on the
-		// very client that was too slow, before closing the connection.
+		// client, which may send no more, before closing the connection.
 		_ = run.rc.SetReadDeadline(time.Now())
 	}
 	w.WriteHeader(status)

@@ -113,6 +113,17 @@ func onceEach(q url.Values, names ...string) error {
 	return nil
 }
 
+// noQuery refuses a query on a route that takes none. A document route
+// must: a key holding '?' that a client did not percent-encode would
+// otherwise name another document (PUT …/docs/a?b would write "a").
+func noQuery(r *http.Request, op string) error {
+	if r.URL.RawQuery == "" && !r.URL.ForceQuery {
+		return nil
+	}
+	return invalid(op, "this route takes no query parameters, and the URL has a query ('?"+bound(r.URL.RawQuery, 64)+
+		"'): a key holding '?' or '#' must be sent percent-encoded (%3F, %23)")
+}
+
 // onlyParams refuses a query with a parameter not among names, or one of
 // them given more than once.
 func onlyParams(q url.Values, names ...string) error {
