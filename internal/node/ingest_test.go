@@ -1,11 +1,15 @@
 package node
 
 import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -381,5 +385,57 @@ func TestIngestRefused(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 400 {
 		t.Errorf("Content-Type application/json: status %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestIngestBodyEndsEarly: a client that half-closes its connection before
+// the body's Content-Length (or inside a chunk) is answered 400 naming the
+// cut body, on the connection it still reads, not 499 for the
+// cancellation net/http makes of the connection's end; a gzip body cut
+// so is not called damaged gzip. What the reply names durable is stored.
+func TestIngestBodyEndsEarly(t *testing.T) {
+	in := startIngestNode(t, 0)
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	io.WriteString(zw, `{"id":"g1"}`+"\n"+`{"id":"g2"}`+"\n")
+	zw.Close()
+	for _, tc := range []struct {
+		name, framing, body string
+	}{
+		{"content-length", "Content-Length: 1000\r\n", `{"id":"p5"}` + "\n" + `{"id":"p6"}`},
+		{"chunked", "Transfer-Encoding: chunked\r\n", "18\r\n" + `{"id":"c1"}` + "\n" + `{"id":"c2"}` + "\n" + "\r\n" + "ff\r\n{"},
+		{"gzip", fmt.Sprintf("Content-Encoding: gzip\r\nContent-Length: %d\r\n", gz.Len()+10), gz.String()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := net.Dial("tcp", in.Addr())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			req := "POST /v1/tenants/acme/ingest?key_field=id HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + in.acme +
+				"\r\nContent-Type: application/x-ndjson\r\n" + tc.framing + "\r\n" + tc.body
+			if _, err := io.WriteString(c, req); err != nil {
+				t.Fatal(err)
+			}
+			c.(*net.TCPConn).CloseWrite()
+			c.SetReadDeadline(time.Now().Add(20 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r api.IngestResult
+			if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+				t.Fatal(err)
+			}
+			if res.StatusCode != 400 || r.Error == nil || !strings.Contains(r.Error.Message, "the request body ended early") {
+				t.Fatalf("status %d, reply %+v %+v", res.StatusCode, r, r.Error)
+			}
+			for line := int64(1); line <= r.LastDurableLine; line++ {
+				key := map[string][]string{"content-length": {"p5"}, "chunked": {"c1", "c2"}, "gzip": {"g1", "g2"}}[tc.name][line-1]
+				if code, _ := in.get(t, "acme", key); code != 200 {
+					t.Errorf("GET %s = %d: the reply named line %d durable", key, code, line)
+				}
+			}
+		})
 	}
 }

@@ -604,3 +604,27 @@ func TestRefusedBodyKeepsNoConnection(t *testing.T) {
 		}
 	}
 }
+
+// TestGzipBodyEndsEarly: a gzip PUT whose connection ends before its
+// Content-Length is answered as a body cut short, not as damaged gzip, on
+// the connection the client still reads; nothing is stored.
+func TestGzipBodyEndsEarly(t *testing.T) {
+	e := newEnv(t)
+	ln := e.serveReal(t)
+	z := gzipped(t, `{"a":1}`)
+	c := dialAndSend(t, ln, fmt.Sprintf("PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n%s",
+		docURL(tenantA, "k"), e.tokA, len(z)+10, z))
+	c.(*net.TCPConn).CloseWrite()
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 400 || !strings.Contains(string(body), "request body ended early") || strings.Contains(string(body), "gzip") {
+		t.Errorf("status %d %s", res.StatusCode, body)
+	}
+	if n := e.mem.Writes(); n != 0 {
+		t.Errorf("%d writes", n)
+	}
+}

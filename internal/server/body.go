@@ -68,9 +68,14 @@ func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, 
 	}
 	var rd io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	want := r.ContentLength
+	var wire *wireReader
 	if gz {
-		zr, err := gzip.NewReader(rd)
-		if err != nil {
+		wire = &wireReader{r: rd}
+		zr, err := gzip.NewReader(wire)
+		switch {
+		case err != nil && wire.err != nil:
+			return nil, bodyReadError(op, s.maxBody, wire.err)
+		case err != nil:
 			return nil, gzipError(op, s.maxBody, err)
 		}
 		// The decoded size is bounded as the wire size is: a small body
@@ -79,6 +84,8 @@ func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, 
 	}
 	body, err := readAll(rd, want)
 	switch {
+	case err != nil && gz && wire.err != nil:
+		return nil, bodyReadError(op, s.maxBody, wire.err) // the body failed under the gzip stream
 	case err != nil && gz:
 		return nil, gzipError(op, s.maxBody, err)
 	case err != nil:
@@ -88,6 +95,23 @@ func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, 
 		x.bodyRead = true
 	}
 	return body, nil
+}
+
+// wireReader is a request body as it comes off the connection, with the
+// first error its reads met (io.EOF aside): under a gzip stream, a body
+// that ended early or stopped arriving is told from gzip data that is
+// damaged, which compress/gzip reports alike.
+type wireReader struct {
+	r   io.Reader
+	err error
+}
+
+func (w *wireReader) Read(p []byte) (int, error) {
+	n, err := w.r.Read(p)
+	if err != nil && err != io.EOF && w.err == nil {
+		w.err = err
+	}
+	return n, err
 }
 
 // readAll reads rd to its end, or, when want is not negative, exactly want
@@ -194,12 +218,15 @@ func gzipReason(err error) string {
 	case errors.Is(err, gzip.ErrChecksum):
 		return "bad checksum"
 	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF):
-		return "cut short, or too short to be gzip data"
+		return "cut short, too short to be gzip data, or followed by a few bytes that are not gzip"
 	case errors.As(err, &ce):
 		return "corrupt data"
 	}
 	return "unreadable"
 }
+
+// endedEarly says what io.ErrUnexpectedEOF from a request body means.
+const endedEarly = "ended early (before its Content-Length, or inside a chunk)"
 
 // bodyReadError words a failure to read a request body: 413 past the
 // limit, 408 when the client was too slow (the server's ReadTimeout), 400
@@ -217,7 +244,7 @@ func bodyReadError(op string, maxBody int64, err error) error {
 				Msg: "request body did not arrive within the read timeout (it stopped arriving, or came too slowly); nothing was stored", Err: err}}
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
-			Msg: "request body ended before its Content-Length; nothing was stored", Err: err}
+			Msg: "request body " + endedEarly + "; nothing was stored", Err: err}
 	default:
 		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
 			Msg: "request body could not be read; nothing was stored", Err: err}
@@ -230,14 +257,21 @@ func bodyReadError(op string, maxBody int64, err error) error {
 // for another coding or more than one, 400 for a body that does not start
 // as gzip, 408 for one that stopped arriving. The decoded stream is not
 // bounded here; a streaming route bounds what it holds at once.
-func decodedBody(r *http.Request, op string) (io.ReadCloser, error) {
+//
+// wire, for a gzip body, is the body as it comes off the connection, under
+// the decoding (wireReader); nil otherwise.
+func decodedBody(r *http.Request, op string) (body io.ReadCloser, wire *wireReader, err error) {
 	gz, err := contentCoding(r, op)
 	if err != nil || !gz || r.Body == nil || r.Body == http.NoBody {
-		return r.Body, err
+		return r.Body, nil, err
 	}
-	zr, err := gzip.NewReader(r.Body)
+	wire = &wireReader{r: r.Body}
+	zr, err := gzip.NewReader(wire)
 	if err != nil {
-		return nil, gzipError(op, 0, err)
+		if wire.err != nil {
+			return nil, nil, bodyReadError(op, 0, wire.err)
+		}
+		return nil, nil, gzipError(op, 0, err)
 	}
-	return zr, nil // net/http closes r.Body; gzip.Reader.Close does not
+	return zr, wire, nil // net/http closes r.Body; gzip.Reader.Close does not
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -116,12 +117,12 @@ type ingestHandler struct {
 }
 
 func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, err := decodedBody(r, "ingest") // gzip or identity, else 415
+	body, wire, err := decodedBody(r, "ingest") // gzip or identity, else 415
 	if err != nil {
 		h.s.writeError(w, r, err)
 		return
 	}
-	gz := body != r.Body
+	gz := wire != nil
 	r.Body = body
 	opts, err := h.options(r)
 	if err != nil {
@@ -141,7 +142,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now == nil {
 		now = time.Now
 	}
-	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema, gzip: gz,
+	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema, gzip: gz, wire: wire,
 		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
 	run.load = &bulk.Loader{Ctx: ctx, W: h.w, Tenant: run.tenant, Market: run.market, Batch: run.batchTrace}
@@ -270,7 +271,8 @@ type ingestRun struct {
 	gzip     bool // the body is gzip, decoded as it is read
 	rc       *http.ResponseController
 	timeouts Timeouts
-	body     *pacedBody // the request body as Process reads it
+	body     *pacedBody  // the request body as Process reads it
+	wire     *wireReader // a gzip body as it comes off the connection; nil for another
 
 	// load commits the batches: how far they are durable (LastLine,
 	// DurableEnd), how many (Batches) and the store failure that stopped
@@ -346,13 +348,23 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 	case run.body.slow != nil:
 		return withStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
 	case run.body.err != nil:
-		berr := bodyReadError("ingest", 0, run.body.err)
+		cause, wireFailed := run.body.err, run.wire != nil && run.wire.err != nil
+		if wireFailed {
+			cause = run.wire.err // the body itself failed, under the gzip stream
+		}
+		berr := bodyReadError("ingest", 0, cause)
 		if status, code := statusOf(berr); status == http.StatusRequestTimeout {
 			return withStatus(status, code,
 				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
 		}
-		if run.gzip && gzipFailure(run.body.err) {
-			return stopped(fault.Invalid, run.body.err, "Content-Encoding gzip: the body is not a whole gzip stream ("+gzipReason(run.body.err)+")")
+		if run.gzip && !wireFailed && gzipFailure(cause) {
+			return stopped(fault.Invalid, cause, "Content-Encoding gzip: the body is not a whole gzip stream ("+gzipReason(cause)+")")
+		}
+		if errors.Is(cause, io.ErrUnexpectedEOF) {
+			// A body cut short, by a client that may still read the
+			// answer (it half-closed): its error, not the cancellation
+			// net/http then makes of the connection's end.
+			return stopped(fault.Invalid, cause, "the request body "+endedEarly)
 		}
 	}
 	if ctx.Err() != nil {

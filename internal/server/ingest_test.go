@@ -104,7 +104,7 @@ func TestIngestBodyFails(t *testing.T) {
 	if w.Code != http.StatusBadRequest || r.Complete || r.Error == nil || r.Error.RequestID != "req-1" {
 		t.Fatalf("status %d, reply %+v", w.Code, r)
 	}
-	if !strings.Contains(r.Error.Message, "reading the request body") {
+	if !strings.Contains(r.Error.Message, "the request body ended early") {
 		t.Errorf("message %q", r.Error.Message)
 	}
 	// Lines 1 and 2 arrived before the failure; whether they were
