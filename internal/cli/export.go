@@ -266,7 +266,7 @@ func appendExportLine(b []byte, rec *store.Record) ([]byte, error) {
 // document may hold line breaks between its tokens (never inside a
 // string, where JSON forbids them), which would break the NDJSON line.
 func appendOneLine(b, body []byte) []byte {
-	if bytes.IndexAny(body, "\r\n") < 0 {
+	if !bytes.ContainsAny(body, "\r\n") {
 		return append(b, body...)
 	}
 	var buf bytes.Buffer

@@ -131,7 +131,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.feedPoll, "feed-poll", reconcile.DefaultFeedPoll, "how often a node reads its peers' change feeds of each tenant (news of their writes); 0 turns the feed off (news waits for --reconcile-interval)")
 	fs.DurationVar(&f.feedRetention, "feed-retention", 0, "how long a node keeps its own change-feed objects in a backend; never less than --gc-grace (0: --gc-grace)")
 	fs.BoolVar(&f.fullRounds, "full-rounds", false, "every round lists the whole tenant, instead of only the key ranges whose digests differ from the backend's (the digests are kept either way, for the other nodes)")
-	fs.Float64Var(&f.scrubRate, "scrub-rate", 100, "`objects` per second the scrub reads and verifies on each backend, walking every object in a cycle (it finds damage done behind the nodes' backs); 0: no scrub")
+	fs.Float64Var(&f.scrubRate, "scrub-rate", 100, "`objects` per second the scrub reads and verifies on each backend, walking every object in a cycle (it finds damage done behind the nodes' backs), at most half the backend's --backend-ops; it gives way to uploads; 0: no scrub")
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.DurationVar(&f.packEvery, "pack-interval", time.Hour, "write a catch-up pack of a tenant (its documents in a few large objects, from which an empty node restores it) after a completed round when the newest pack is older than this; 0: write none")
 	fs.IntVar(&f.packMinDocs, "pack-min-docs", reconcile.DefaultPackMinDocs, "fewest `documents` of a tenant for which catch-up packs are written")

@@ -36,11 +36,18 @@ type tenantState struct {
 func (s *tenantState) catchingUp() bool { return !s.done && s.remote }
 
 // seedTenants learns the configured tenants and those of the store, before
-// the engine runs, so that catching up shows from the start.
+// the engine runs, so that catching up shows from the start. It also notes
+// the tenants the store held rows of (heldAtStart): before the node
+// serves, so that what clients write or read through during a catch-up
+// does not count as a local copy (restoreWanted).
 func (e *Engine) seedTenants(ctx context.Context) error {
 	local, err := e.localTenants(ctx)
 	if err != nil {
 		return err
+	}
+	e.heldAtStart = map[string]bool{}
+	for _, t := range local[len(e.cfg.Tenants):] {
+		e.heldAtStart[t] = true
 	}
 	e.learn(ctx, local, nil, false)
 	return nil

@@ -194,6 +194,9 @@ type Engine struct {
 	changed  chan struct{}     // "changedWant grew"
 
 	packWant map[string]bool // guarded by mu: tenants the pack goroutine is to consider
+	// heldAtStart: the tenants the store held rows of when the engine was
+	// made (seedTenants); read-only after.
+	heldAtStart map[string]bool
 	packKick chan struct{}   // "packWant grew", to the pack goroutine
 }
 
@@ -462,7 +465,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-scrub:
-				sc.turn(ctx)
+				s.scrubUnlessDrain(ctx, sc)
 			case <-e.changed:
 				s.changedAll(ctx)
 			case <-s.dueC():
@@ -490,7 +493,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-scrub:
-			sc.turn(ctx)
+			s.scrubUnlessDrain(ctx, sc)
 		case <-e.changed:
 			s.changedAll(ctx)
 		case <-s.dueC():

@@ -636,3 +636,42 @@ func TestCopiedBacklogNotLag(t *testing.T) {
 		t.Fatalf("lag %v with only copied versions waiting, want 0", lag)
 	}
 }
+
+// TestScrubYieldsToDrains: when the scrub's tick and a change notification
+// are both waiting, the write is uploaded and the scrub waits for its next
+// tick; and a scrub turn reads no more than the backend's call rate allows
+// in a tick, so that a rate limit below the scrub rate does not stretch
+// the turns that hold up uploads. A write made while a restored node
+// scrubbed under --backend-ops waited minutes for its upload.
+func TestScrubYieldsToDrains(t *testing.T) {
+	a := openStore(t, "a")
+	b := mem.New("b")
+	for i := range 20 {
+		putIn(t, a, tenant, fmt.Sprintf("k%02d", i))
+	}
+	e := newEngine(t, a, b, func(c *Config) { c.ScrubRate = 100 })
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	putIn(t, a, tenant, "new")
+	e.Changed(tenant)
+	s, sc := &sched{e: e}, &scrubber{e: e}
+	s.scrubUnlessDrain(bg, sc)
+	if _, err := b.Stat(bg, tenant, "new"); err != nil {
+		t.Fatalf("the write was not uploaded first: %v", err)
+	}
+	if !sc.started.IsZero() {
+		t.Fatal("the scrub took its turn before the drain")
+	}
+	s.scrubUnlessDrain(bg, sc) // nothing waits now: the scrub's turn
+	if sc.started.IsZero() {
+		t.Fatal("the scrub took no turn with nothing waiting")
+	}
+
+	slow := newEngine(t, a, b, func(c *Config) { c.ScrubRate, c.Limits.OpsPerSec = 100, 10 })
+	ssc := &scrubber{e: slow}
+	ssc.turn(bg)
+	if ssc.r == nil || ssc.r.st.Scanned != 5 {
+		t.Fatalf("a scrub turn at 10 calls a second scanned %+v, want 5 objects", ssc.r)
+	}
+}

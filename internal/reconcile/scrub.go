@@ -42,10 +42,17 @@ type scrubber struct {
 	credit  float64 // objects allowed and not yet walked, below one
 }
 
-// turn walks up to ScrubRate × the engine's scrub tick objects.
+// turn walks up to ScrubRate × the engine's scrub tick objects, and no
+// more than the backend's call rate (Limits.OpsPerSec) allows in a tick:
+// a turn holds Run, so one that the rate limit stretched past its tick
+// would hold up uploads for as long.
 func (s *scrubber) turn(ctx context.Context) {
 	e := s.e
-	s.credit += e.cfg.ScrubRate * e.scrubTick.Seconds() // rates below one a tick add up over ticks
+	rate := e.cfg.ScrubRate
+	if ops := e.cfg.Limits.OpsPerSec; ops > 0 {
+		rate = min(rate, ops/2) // a read, and the listing's share and a repair's
+	}
+	s.credit += rate * e.scrubTick.Seconds() // rates below one a tick add up over ticks
 	budget := int(s.credit)
 	s.credit -= float64(budget)
 	cycled := false // at most one new cycle a turn: small tenants are not read over and over
