@@ -197,7 +197,7 @@ type Engine struct {
 	// heldAtStart: the tenants the store held rows of when the engine was
 	// made (seedTenants); read-only after.
 	heldAtStart map[string]bool
-	packKick chan struct{}   // "packWant grew", to the pack goroutine
+	packKick    chan struct{} // "packWant grew", to the pack goroutine
 }
 
 type roundRequest struct {
