@@ -170,9 +170,15 @@ func (s *Server) version() string {
 // checkName applies Redis's rule for connection names: no spaces or
 // newlines.
 func checkName(b []byte) string {
+	return checkPrintable(b, "Client names")
+}
+
+// checkPrintable is Redis's rule for client names and library
+// information: printable ASCII without spaces.
+func checkPrintable(b []byte, what string) string {
 	for _, ch := range b {
 		if ch <= ' ' || ch > '~' {
-			return "ERR Client names cannot contain spaces, newlines or special characters."
+			return "ERR " + what + " cannot contain spaces, newlines or special characters."
 		}
 	}
 	return ""
@@ -208,6 +214,10 @@ func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	case sub == "setinfo":
 		switch lower(string(args[2])) {
 		case "lib-name", "lib-ver":
+			if msg := checkPrintable(args[3], lower(string(args[2]))); msg != "" {
+				c.WriteError(msg)
+				return failed(fault.Invalid)
+			}
 			c.WriteString("OK") // the library's name and version: accepted, not kept
 		default: // as Redis answers
 			c.WriteError("ERR Unrecognized option '" + truncate(args[2]) + "': CLIENT SETINFO takes LIB-NAME or LIB-VER")

@@ -521,6 +521,7 @@ func TestBadInput(t *testing.T) {
 		{[]any{"HELLO", "4"}, "NOPROTO"},
 		{[]any{"CLIENT", "KILL", "x"}, "CLIENT subcommand"},
 		{[]any{"CLIENT", "SETINFO", "bogus", "x"}, "Unrecognized option 'bogus'"},
+		{[]any{"CLIENT", "SETINFO", "LIB-NAME", "my lib"}, "lib-name cannot contain spaces"},
 		{[]any{"CLIENT", "SETNAME"}, "wrong number of arguments for 'client|setname'"},
 		{[]any{"JSON.SET", "k", "$.a", `1`}, "root path"},
 	} {

@@ -33,6 +33,8 @@ func TestConditionalWrites(t *testing.T) {
 		{"malformed if-match", "PUT", []string{"If-Match", `abc`}, false, 400},
 		{"unterminated", "PUT", []string{"If-Match", `"abc`}, false, 400},
 		{"star in list", "PUT", []string{"If-Match", `*, "a"`}, false, 400},
+		{"star twice", "PUT", []string{"If-Match", `*, *`}, false, 400},
+		{"star on two lines", "DELETE", []string{"If-Match", `*`, "If-Match", `*`}, false, 400},
 		{"empty if-match", "PUT", []string{"If-Match", ``}, false, 400},
 		{"delete if-match current", "DELETE", []string{"If-Match", etag}, false, 204},
 		{"delete if-match stale", "DELETE", []string{"If-Match", `"stale"`}, false, 412},

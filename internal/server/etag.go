@@ -116,6 +116,9 @@ func parseETagList(lines []string) (etagList, error) {
 				break
 			}
 			if tag == "*" {
+				if l.star {
+					return etagList{}, errors.New(`"*" must be the only element`)
+				}
 				l.star = true
 			} else {
 				l.tags = append(l.tags, tag)
@@ -145,6 +148,9 @@ func matchETag(lines []string, etag string, weak bool) (bool, error) {
 				break
 			}
 			if tag == "*" {
+				if star {
+					return false, errors.New(`"*" must be the only element`)
+				}
 				star = true
 				matched = true
 				continue
