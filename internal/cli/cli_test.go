@@ -155,6 +155,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--trace-sample-ratio", "2"}, nil, "--trace-sample-ratio 2"},
 		{[]string{"--max-body-bytes", "1GiB"}, nil, "--max-body-bytes"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
+		{[]string{"--node-id", "has space"}, nil, `--node-id "has space": a node id has no spaces`},
 	}
 	for _, tt := range tests {
 		args := append([]string{"serve", "--data-dir", dir}, tt.args...)

@@ -288,6 +288,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	if f.dataDir == "" {
 		return cfg, fmt.Errorf("%s: want the node's data directory", f.origin.named("data-dir", f.dataDir))
 	}
+	if err := store.CheckNodeID(f.nodeID); err != nil {
+		return cfg, fmt.Errorf("%s: %v", f.origin.named("node-id", f.nodeID), err)
+	}
 	if f.maxConns < 1 {
 		return cfg, fmt.Errorf("%s: want 1 or more", f.origin.named("max-conns", f.maxConns))
 	}
