@@ -40,8 +40,8 @@ policy) is written as {"key": KEY, "siblings": [DOCUMENT or null, ...]},
 null for a deletion; import and ingest reject such lines, so resolve the
 conflicts first ('cairn conflicts ls') or choose a sibling from the file.
 
-FILE is written as FILE.partial and renamed once complete and synced, so
-a FILE that exists is whole. The data directory must not be in use: a
+FILE is written as FILE.tmp and renamed once complete and synced, so a
+FILE that exists is whole. The data directory must not be in use: a
 running node holds its lock (stop it, or read the documents from it with
 'cairn ls' and 'cairn get').
 
@@ -115,16 +115,23 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 	}
 	defer st.Close()
 
-	out, finish, err := exportOutput(args[0], env)
+	var stats exportStats
+	write := func(out io.Writer) error {
+		w := bufio.NewWriterSize(out, 256<<10)
+		var err error
+		if stats, err = writeExport(ctx, st, f.tenant, f.prefix, w); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if args[0] == "-" {
+		err = write(env.Stdout)
+	} else if fi, serr := os.Stat(args[0]); serr == nil && fi.IsDir() {
+		err = fmt.Errorf("%s: a directory, not a file", args[0])
+	} else {
+		err = store.ReplaceFile(args[0], 0o600, write)
+	}
 	if err != nil {
-		return err
-	}
-	w := bufio.NewWriterSize(out, 256<<10)
-	stats, err := writeExport(ctx, st, f.tenant, f.prefix, w)
-	if err == nil {
-		err = w.Flush()
-	}
-	if err = finish(err); err != nil {
 		return err
 	}
 	fmt.Fprintf(env.Stderr, "exported %d documents of tenant %s (%s) in %v\n",
@@ -160,52 +167,6 @@ func tenantsOf(ctx context.Context, st *store.Store) string {
 	}
 	slices.Sort(names)
 	return strings.Join(names, ", ")
-}
-
-// exportOutput opens where an export goes: stdout for "-", else
-// name.partial, which finish syncs and renames to name once the export
-// succeeded, and removes if it failed.
-func exportOutput(name string, env Env) (io.Writer, func(error) error, error) {
-	if name == "-" {
-		return env.Stdout, func(err error) error { return err }, nil
-	}
-	if fi, err := os.Stat(name); err == nil && fi.IsDir() {
-		return nil, nil, fmt.Errorf("%s: a directory, not a file", name)
-	}
-	tmp := name + ".partial"
-	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, nil, err
-	}
-	finish := func(err error) error {
-		if err == nil {
-			err = out.Sync()
-		}
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err == nil {
-			err = os.Rename(tmp, name)
-		}
-		if err == nil {
-			err = syncParent(name)
-		}
-		if err != nil {
-			os.Remove(tmp)
-		}
-		return err
-	}
-	return out, finish, nil
-}
-
-// syncParent makes a rename in name's directory durable.
-func syncParent(name string) error {
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // writeExport writes tenant's live documents under prefix to w, one line

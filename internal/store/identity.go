@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -166,12 +167,22 @@ func newIncarnation() uint64 {
 // survives a crash. It is for the small files the node keeps beside the
 // store in its data directory.
 func WriteFileSync(name string, data []byte) error {
+	return ReplaceFile(name, 0o644, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// ReplaceFile writes name as WriteFileSync does, with what write writes to
+// the temporary file (name.tmp), which is removed if write or anything
+// after it fails: a file at name is always whole.
+func ReplaceFile(name string, perm os.FileMode, write func(io.Writer) error) error {
 	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	err = write(f)
 	if err == nil {
 		err = f.Sync()
 	}
