@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"errors"
+	"fmt"
 	"strconv"
 
 	"github.com/cairnstore/cairn/internal/fault"
@@ -43,6 +44,16 @@ func (e *FieldError) Is(target error) bool { return target == fault.ErrInvalid }
 // PerRecord, the record) and lets the stream continue. Any other handler
 // error is fatal.
 var ErrSkip = errors.New("ingest: skip")
+
+// bodyOversize rejects a record whose document (Options.BodyPointer) is
+// over Options.MaxRecordSize; it wraps ErrOversize.
+type bodyOversize struct{ size, max int }
+
+func (e *bodyOversize) Error() string {
+	return fmt.Sprintf("%v: the document is %d bytes, over the limit of %d", ErrOversize, e.size, e.max)
+}
+
+func (e *bodyOversize) Unwrap() error { return ErrOversize }
 
 // ErrOversize is the cause of a Reject for a line over Options.MaxRecordSize.
 var ErrOversize = errors.New("ingest: record exceeds the maximum size")

@@ -41,7 +41,7 @@ func (p *pipeline) decodeBatch(d *Decoder, kf *keyFinder, b *Batch) {
 			end = pos + k
 		}
 		off := b.off + int64(pos)
-		if recordLen(data[pos:end]) > p.opts.MaxRecordSize {
+		if recordLen(data[pos:end]) > p.opts.maxLine {
 			b.oversize++
 			p.reject(b, Reject{Line: line, Offset: off, Kind: KindOversize, Err: p.oversize})
 		} else {
@@ -87,6 +87,12 @@ func (p *pipeline) decodeLine(d *Decoder, kf *keyFinder, b *Batch, ln []byte, li
 			err = verr
 		}
 	}
+	if bo, ok := err.(*bodyOversize); ok {
+		b.Records = b.Records[:len(b.Records)-1]
+		b.oversize++
+		p.reject(b, Reject{Line: line, Offset: off + int64(i), Kind: KindOversize, Err: bo})
+		return
+	}
 	if err != nil {
 		b.Records = b.Records[:len(b.Records)-1]
 		b.malformed++
@@ -124,6 +130,9 @@ func (p *pipeline) decodeValue(d *Decoder, kf *keyFinder, ln []byte, i int, rec 
 			return end, &FieldError{Field: p.opts.BodyPointer, Offset: d.base + int64(i), Msg: "document not found"}
 		}
 		bend := skipValid(ln, at)
+		if bend-at > p.opts.MaxRecordSize {
+			return end, &bodyOversize{size: bend - at, max: p.opts.MaxRecordSize}
+		}
 		rec.Raw = ln[at:bend:bend]
 	}
 	return end, nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +31,9 @@ type Options struct {
 	// BodyPointer, if set, is an RFC 6901 pointer to the document within
 	// each record (Generic): Record.Raw is that value's bytes, not the
 	// record's. A record without it is rejected. The export format
-	// (ExportKeyPointer, ExportBodyPointer) is read this way.
+	// (ExportKeyPointer, ExportBodyPointer) is read this way. MaxRecordSize
+	// and MaxDepth then bound the document; the line around it may be
+	// longer by recordSlack and deeper by the pointer's length.
 	BodyPointer string
 
 	ChunkSize     int // read buffer per batch (default 1 MiB; raised above MaxRecordSize)
@@ -42,7 +45,14 @@ type Options struct {
 	MaxRejects    int // rejects listed in Stats (default 100; all are counted)
 
 	Intern streambuf.Config // interner bounds of each pooled batch
+
+	maxLine int // longest line: MaxRecordSize, plus recordSlack with BodyPointer
 }
+
+// recordSlack is how much longer than its document a line read with
+// BodyPointer may be: the key (doc.MaxKeyLen bytes, up to six times as
+// long JSON-escaped) and the member names and punctuation around them.
+const recordSlack = 8 << 10
 
 const (
 	defaultChunkSize  = 1 << 20
@@ -81,17 +91,24 @@ func (o Options) normalizeKey() (Options, []string, error) {
 	if o.MaxRecordSize <= 0 {
 		o.MaxRecordSize = defaultMaxRecord
 	}
+	o.maxLine = o.MaxRecordSize
+	if o.BodyPointer != "" {
+		o.maxLine += recordSlack
+	}
 	if o.ChunkSize <= 0 {
 		o.ChunkSize = defaultChunkSize
 	}
-	// A chunk must hold a carried partial line of MaxRecordSize (and a CRLF
+	// A chunk must hold a carried partial line of maxLine (and a CRLF
 	// line end's CR) plus room to read more; doubling keeps reads large when
 	// the two are close.
-	if o.ChunkSize <= o.MaxRecordSize+1 {
-		o.ChunkSize = 2 * (o.MaxRecordSize + 1)
+	if o.ChunkSize <= o.maxLine+1 {
+		o.ChunkSize = 2 * (o.maxLine + 1)
 	}
 	if o.MaxDepth <= 0 {
 		o.MaxDepth = DefaultMaxDepth
+	}
+	if o.BodyPointer != "" {
+		o.MaxDepth += strings.Count(o.BodyPointer, "/") // one level a reference token
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
@@ -205,7 +222,7 @@ func run(ctx context.Context, src source, opts Options, h Handler) (Stats, error
 		return Stats{}, err
 	}
 	p := &pipeline{opts: opts, key: key, body: body,
-		oversize: fmt.Errorf("%w: a line holds at most %d bytes", ErrOversize, opts.MaxRecordSize)}
+		oversize: fmt.Errorf("%w: a line holds at most %d bytes", ErrOversize, opts.maxLine)}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 

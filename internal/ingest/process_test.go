@@ -226,6 +226,18 @@ func TestProcessBodyPointer(t *testing.T) {
 		!strings.Contains(st.Rejects[1].Reason(), "trailing") {
 		t.Errorf("rejects %+v:\n%s", st, rejectString(st.Rejects))
 	}
+	// The limits bound the document, not the line around it.
+	const limit = 64
+	doc := `"` + strings.Repeat("x", limit-2) + `"`
+	deep := strings.Repeat("[", 5) + strings.Repeat("]", 5)
+	in = `{"key":"at-limit","doc":` + doc + "}\n" + `{"key":"over","doc":` + doc[:1] + "x" + doc[1:] + "}\n" + `{"key":"deep","doc":` + deep + "}\n"
+	c = collected{}
+	st, err = ProcessBytes(context.Background(), []byte(in),
+		Options{KeyPointer: ExportKeyPointer, BodyPointer: ExportBodyPointer, MaxRecordSize: limit, MaxDepth: 5, Ordered: true}, c.handler())
+	if err != nil || strings.Join(c.keys, " ") != "at-limit deep" || st.Oversize != 1 ||
+		!strings.Contains(st.Rejects[0].Reason(), "the document is 65 bytes, over the limit of 64") {
+		t.Errorf("at the limits: keys %q, stats %+v, %v:\n%s", c.keys, st, err, rejectString(st.Rejects))
+	}
 	for _, o := range []Options{{KeyField: "k", BodyPointer: "doc"}, {Schema: MarketDataSchema, BodyPointer: "/doc"}} {
 		if err := o.Check(); err == nil {
 			t.Errorf("%+v accepted", o)

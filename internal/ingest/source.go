@@ -107,7 +107,7 @@ type readerSource struct {
 }
 
 func (s *readerSource) run(ctx context.Context, p *pipeline, free chan *Batch, work chan<- *Batch) error {
-	s.carry, s.line = make([]byte, 0, p.opts.MaxRecordSize+1), 1 // +1: a CRLF line's CR
+	s.carry, s.line = make([]byte, 0, p.opts.maxLine+1), 1 // +1: a CRLF line's CR
 	for !s.eof {
 		b, ok := acquire(ctx, free)
 		if !ok {
@@ -180,7 +180,7 @@ func (s *readerSource) cut(p *pipeline, b *Batch, c []byte) {
 	b.data = c[:k+1]
 	lines := int64(bytes.Count(b.data, []byte{'\n'}))
 	tail := c[k+1:]
-	if recordLen(tail) > p.opts.MaxRecordSize {
+	if recordLen(tail) > p.opts.maxLine {
 		b.oversize++
 		p.reject(b, Reject{Line: s.line + lines, Offset: s.off + int64(k+1), Kind: KindOversize, Err: p.oversize})
 		s.discarding = true

@@ -48,10 +48,10 @@ import (
 // publish one change feed (feed objects are named by node id), each
 // overwriting the other's, and each skips that feed as its own, so peers
 // and the two nodes themselves miss changes. So each run also claims its
-// node id (nodeClaimName), with no check at start: a node id claimed by
-// another incarnation is also what a node rebuilt on an empty directory
-// (a lost disk) finds, and a stopped process cannot be told from a running
-// one. Once this run's node-id claim was written on a backend, a later
+// node id (nodeClaimName), once its start has succeeded and with no check:
+// a node id claimed by another incarnation is also what a node rebuilt on
+// an empty directory (a lost disk) finds, and a stopped process cannot be
+// told from a running one. Once this run's node-id claim was written on a backend, a later
 // claim there by another incarnation is a second process running with the
 // node id, and raises the same alarm (a claim by the same incarnation is a
 // copy of the directory, which the identity claim reports).
@@ -248,13 +248,23 @@ func (c *claims) start(ctx context.Context) error {
 		}
 		c.held[nb.name] = true
 		c.wrote(nb, claimName(c.id), etag, held, found)
-		c.startNode(ctx, nb)
 	}
 	return nil
 }
 
-// startNode makes this run's node-id claim on nb, over whatever claim is
-// there (see the type's comment); a failure is left to the checks.
+// claimNode makes this run's node-id claim on every backend, over
+// whatever claim is there (see the package comment). It runs once the
+// start has succeeded, before the checks start: a start that fails (its
+// port taken) must not leave a claim that a running node with the id
+// would take for a second node running, between the claim and its
+// withdrawal. A failure is left to the checks.
+func (c *claims) claimNode(ctx context.Context) {
+	for _, nb := range c.blobs {
+		c.startNode(ctx, nb)
+	}
+}
+
+// startNode makes this run's node-id claim on nb.
 func (c *claims) startNode(ctx context.Context, nb namedBlobs) {
 	name := nodeClaimName(c.id.NodeID)
 	held, found, err := c.read(ctx, nb, name)

@@ -202,6 +202,13 @@ func TestDuplicateNodeIDs(t *testing.T) {
 		n.Shutdown(ctx)
 		t.Fatal("a node started on a port in use")
 	}
+	// It never claimed the node id: the running node's checks cannot
+	// have met its claim at any moment (a claim withdrawn at the end of
+	// the failed start could be).
+	nb := c.repl.claims.blobs[0]
+	if held, found, err := c.repl.claims.read(ctx, nb, nodeClaimName("n1")); err != nil || !found || held.Run != c.repl.claims.mine.Run {
+		t.Fatalf("the node id's claim after a failed start: %+v %v %v; want the running node's", held, found, err)
+	}
 	c.repl.claims.check(ctx)
 	if c.identityConflict() {
 		t.Fatal("a node id claimed by a start that failed raised the alarm")

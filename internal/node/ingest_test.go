@@ -311,9 +311,12 @@ func TestIngestKeyPointer(t *testing.T) {
 // "key", byte for byte, and rejects a line without a document.
 func TestIngestExportSchema(t *testing.T) {
 	in := startIngestNode(t, 0)
-	body := `{"key":"a","doc":{"x": [1, 2]}}` + "\n" + `{"key":"b"}` + "\n" + `{"doc":"s","key":"c"}` + "\n"
+	deep := strings.Repeat("[", server.DefaultMaxDepth) + strings.Repeat("]", server.DefaultMaxDepth) // as deep as a PUT takes
+	big := `"` + strings.Repeat("x", server.DefaultMaxBodyBytes-2) + `"`                              // as large
+	body := `{"key":"a","doc":{"x": [1, 2]}}` + "\n" + `{"key":"b"}` + "\n" + `{"doc":"s","key":"c"}` + "\n" +
+		`{"key":"deep","doc":` + deep + "}\n" + `{"key":"big","doc":` + big + "}\n"
 	code, r := in.ingest(t, in.acme, "acme", "schema=export", body)
-	if code != 200 || r.Stats.Accepted != 2 || r.Stats.Malformed != 1 {
+	if code != 200 || r.Stats.Accepted != 4 || r.Stats.Malformed != 1 {
 		t.Fatalf("status %d, reply %+v", code, r)
 	}
 	checkRejects(t, body, r.Rejects, []wantReject{{2, "malformed", "/doc"}})

@@ -210,6 +210,9 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.watchReload()
 	n.warnCleartext()
+	if n.repl.startClaims != nil {
+		n.repl.startClaims(ctx)
+	}
 	n.ready.Store(true)
 	id := n.store.Identity()
 	log.Info("cairn node started", "node_id", id.NodeID, "incarnation", fmt.Sprintf("%016x", id.Incarnation),

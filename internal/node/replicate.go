@@ -189,6 +189,17 @@ func (r *replicator) heldElsewhere(backend, tenant string) bool {
 	return false
 }
 
+// restoredElsewhere reports whether an engine of another backend than
+// backend restores tenant from a pack, or did.
+func (r *replicator) restoredElsewhere(backend, tenant string) bool {
+	for _, e := range r.engines {
+		if e.Backend() != backend && e.Restoring(tenant) {
+			return true
+		}
+	}
+	return false
+}
+
 // Dir is an fs backend's directory, cleaned and with its symbolic links
 // resolved when it exists; "" for another backend.
 func (b BackendSpec) Dir() string {
@@ -256,6 +267,9 @@ type replicator struct {
 	running   sync.WaitGroup // the engines', the collector's and the feed's goroutines
 	// failedStart: the node's start failed; close withdraws its claims.
 	failedStart bool
+	// startClaims makes the node-id claims and starts the claim checks,
+	// once the node's start has succeeded; nil without backends.
+	startClaims func(start context.Context)
 }
 
 // startReplication opens the backends and runs one engine per backend.
@@ -297,8 +311,9 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		eng, err := reconcile.New(reconcile.Config{Feed: feedCfg,
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies, cmp.Or(n.cfg.MaxBodyBytes, server.DefaultMaxBodyBytes)), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
-			HeldElsewhere:  func(tenant string) bool { return r.heldElsewhere(name, tenant) },
-			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
+			HeldElsewhere:     func(tenant string) bool { return r.heldElsewhere(name, tenant) },
+			RestoredElsewhere: func(tenant string) bool { return r.restoredElsewhere(name, tenant) },
+			CoalesceWindow:    rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Digests: true, FullRounds: rc.FullRounds, ScrubRate: rc.ScrubRate,
 			Logger: n.log, Packs: rc.Packs,
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
@@ -350,7 +365,10 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	}
 	r.running.Go(func() { r.feedLoop(ctx) })
 	if claims != nil {
-		r.running.Go(func() { claims.run(ctx, cmp.Or(rc.ClaimCheck, DefaultClaimCheck)) })
+		r.startClaims = func(start context.Context) {
+			claims.claimNode(start)
+			r.running.Go(func() { claims.run(ctx, cmp.Or(rc.ClaimCheck, DefaultClaimCheck)) })
+		}
 	}
 	return nil
 }

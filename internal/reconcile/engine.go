@@ -69,6 +69,11 @@ type Config struct {
 	// rounds count their own share, and the deletions one stopped would
 	// otherwise arrive through another.
 	HeldElsewhere func(tenant string) bool
+	// RestoredElsewhere, when set, reports whether another backend of the
+	// node restores a tenant from a catch-up pack, or did (another
+	// engine's Restoring): one restore makes the store's copy, and a
+	// second would read a whole pack to skip every entry of it.
+	RestoredElsewhere func(tenant string) bool
 	// PageSize is the listing page size on both sides; 0 means
 	// backend.DefaultLimit.
 	PageSize int
@@ -307,6 +312,13 @@ func (e *Engine) Held(tenant string) bool {
 	return h
 }
 
+// Restoring reports whether tenant is being restored from a catch-up
+// pack, or was (Restore; Config.RestoredElsewhere).
+func (e *Engine) Restoring(tenant string) bool {
+	cp, err := e.loadCheckpoint(tenant)
+	return err == nil && (cp.packDone || cp.packGen != "")
+}
+
 // held reports whether tenant is held (hold).
 func (e *Engine) held(tenant string) (bool, error) {
 	cp, err := e.loadCheckpoint(tenant)
@@ -465,7 +477,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			case <-ctx.Done():
 				return nil
 			case <-scrub:
-				s.scrubUnlessDrain(ctx, sc)
+				s.drainThenScrub(ctx, sc)
 			case <-e.changed:
 				s.changedAll(ctx)
 			case <-s.dueC():
@@ -493,7 +505,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-scrub:
-			s.scrubUnlessDrain(ctx, sc)
+			s.drainThenScrub(ctx, sc)
 		case <-e.changed:
 			s.changedAll(ctx)
 		case <-s.dueC():

@@ -77,8 +77,11 @@ func (e *Engine) restoreWanted(ctx context.Context, tenant string) (bool, checkp
 	}
 	// A store that held rows of the tenant when the engine started has a
 	// copy for the round to bring up to date; what clients wrote or read
-	// through since does not make one.
-	return !e.heldAtStart[tenant], cp, nil
+	// through since does not make one, but another backend's restore does.
+	if r := e.cfg.RestoredElsewhere; e.heldAtStart[tenant] || (r != nil && r(tenant)) {
+		return false, cp, nil
+	}
+	return true, cp, nil
 }
 
 // Restore restores tenant from the newest complete pack if it is catching

@@ -201,6 +201,36 @@ func TestRestoreDespiteClientWrites(t *testing.T) {
 	}
 }
 
+// TestRestoreOnceAcrossBackends: a node with two backends, each holding a
+// pack of the tenant, restores it from one; the other's round brings the
+// copy up to date instead of reading a whole pack to skip every entry.
+func TestRestoreOnceAcrossBackends(t *testing.T) {
+	b1, b2 := newBlobMem("b1"), newBlobMem("b2")
+	packedTenant(t, b1, 50)
+	packedTenant(t, b2, 50)
+	st := openStore(t, "empty")
+	var e1, e2 *Engine
+	e1 = newEngine(t, st, b1, func(c *Config) {
+		c.Tenants = []string{tenant}
+		c.RestoredElsewhere = func(tn string) bool { return e2.Restoring(tn) }
+	})
+	e2 = newEngine(t, st, b2, func(c *Config) {
+		c.Tenants = []string{tenant}
+		c.RestoredElsewhere = func(tn string) bool { return e1.Restoring(tn) }
+	})
+	for _, e := range []*Engine{e1, e2} {
+		if _, err := e.Discover(bg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if rs, err := e1.Restore(bg, tenant); err != nil || rs.Applied != 50 {
+		t.Fatalf("the first backend's restore: %+v, %v", rs, err)
+	}
+	if rs, err := e2.Restore(bg, tenant); err != nil || rs.Generation != "" {
+		t.Fatalf("the second backend's restore: %+v, %v; want none", rs, err)
+	}
+}
+
 // TestRestoreResumes: a restore that fails in the middle resumes at the
 // part that failed: the parts applied before are not read again.
 func TestRestoreResumes(t *testing.T) {

@@ -231,19 +231,21 @@ func (s *sched) changed(ctx context.Context, tenant string) {
 	s.drain(ctx, tenant, now)
 }
 
-// scrubUnlessDrain gives the scrub its turn, unless a drain is waiting:
-// then it drains instead, and the scrub has the next tick. A drain is
-// writes waiting for their upload, a scrub turn background reading that a
-// backend's rate limit can stretch over seconds; taken at random among
-// ready inboxes, the drains of a long change log waited behind scrub turn
-// after scrub turn, and new writes with them.
-func (s *sched) scrubUnlessDrain(ctx context.Context, sc *scrubber) {
+// drainThenScrub gives the scrub its turn, after a drain if one is
+// waiting. A drain is writes waiting for their upload, a scrub turn
+// background reading that a backend's rate limit can stretch; taken at
+// random among ready inboxes, the drains of a long change log waited
+// behind scrub turn after scrub turn, and new writes with them. The scrub
+// still has its turn every tick, so steady writes do not stop it.
+func (s *sched) drainThenScrub(ctx context.Context, sc *scrubber) {
 	select {
 	case <-s.e.changed:
 		s.changedAll(ctx)
 	case <-s.dueC():
 		s.drainDue(ctx)
 	default:
+	}
+	if ctx.Err() == nil {
 		sc.turn(ctx)
 	}
 }
