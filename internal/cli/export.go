@@ -32,8 +32,9 @@ The whole export reads one point-in-time view of the store. 'cairn import
 --schema export' loads such a file into a data directory, and 'cairn
 ingest --schema export' sends it to a running node: a backup of a tenant, a
 move to another cluster, or a copy to load elsewhere. The documents get new
-versions there; their bodies are kept byte for byte, except that a
-document stored with line breaks between its tokens is written on one line.
+versions there; their bodies are kept byte for byte, except for white
+space: a document is written without the white space before and after
+it, and one stored with line breaks between its tokens on one line.
 
 A document with open siblings (a conflict left for a person, manual
 policy) is written as {"key": KEY, "siblings": [DOCUMENT or null, ...]},
@@ -140,7 +141,7 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintf(env.Stderr, "%d of them have open siblings, written as {\"key\", \"siblings\"}: import rejects those lines; resolve the conflicts first ('cairn conflicts ls')\n", stats.siblings)
 	}
 	if stats.docs == 0 {
-		fmt.Fprintf(env.Stderr, "tenant %s has no documents%s in %s; tenants with documents there: %s\n",
+		fmt.Fprintf(env.Stderr, "tenant %s has no documents%s in %s; tenants with documents or deletions there: %s\n",
 			f.tenant, prefixNote(f.prefix), f.dataDir, tenantsOf(ctx, st))
 	}
 	return nil
@@ -223,10 +224,12 @@ func appendExportLine(b []byte, rec *store.Record) ([]byte, error) {
 	return append(b, "]}\n"...), nil
 }
 
-// appendOneLine appends the valid JSON body to b on one line: a stored
-// document may hold line breaks between its tokens (never inside a
-// string, where JSON forbids them), which would break the NDJSON line.
+// appendOneLine appends the valid JSON body to b on one line, without the
+// white space around it, which a load would not keep: a stored document
+// may hold line breaks between its tokens (never inside a string, where
+// JSON forbids them), which would break the NDJSON line.
 func appendOneLine(b, body []byte) []byte {
+	body = bytes.Trim(body, " \t\r\n")
 	if !bytes.ContainsAny(body, "\r\n") {
 		return append(b, body...)
 	}

@@ -39,12 +39,13 @@ func TestExportImportRoundTrip(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for k, v := range map[string]string{"pretty": "{\n  \"a\": [1,\n 2],\r\n \"b\": \"x y\"\n}\n", "gone": `{}`} {
+	for k, v := range map[string]string{"pretty": "{\n  \"a\": [1,\n 2],\r\n \"b\": \"x y\"\n}\n", "gone": `{}`, "spaced": " \t{\"a\"\t: 1} "} {
 		if _, err := st.Put(ctx, "acme", k, []byte(v), doc.Precondition{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	docs["pretty"] = `{"a":[1,2],"b":"x y"}`
+	docs["spaced"] = "{\"a\"\t: 1}"
 	if _, err := st.Delete(ctx, "acme", "gone", doc.Precondition{}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +61,7 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if code := Run(ctx, []string{"export", "--data-dir", src, "--tenant", "acme", file}, Env{Stdout: &out, Stderr: &errb}); code != exitOK {
 		t.Fatalf("export: exit %d\n%s", code, &errb)
 	}
-	if !strings.Contains(errb.String(), "exported 6 documents of tenant acme") {
+	if !strings.Contains(errb.String(), "exported 7 documents of tenant acme") {
 		t.Errorf("export summary: %s", &errb)
 	}
 	raw, err := os.ReadFile(file)
@@ -71,8 +72,8 @@ func TestExportImportRoundTrip(t *testing.T) {
 		t.Errorf("the temporary file is left: %v", err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
-	if len(lines) != 6 {
-		t.Fatalf("%d lines, want 6", len(lines))
+	if len(lines) != 7 {
+		t.Fatalf("%d lines, want 7", len(lines))
 	}
 	for _, l := range lines {
 		if !json.Valid([]byte(l)) {
@@ -158,7 +159,7 @@ func TestExportRefusals(t *testing.T) {
 	out.Reset()
 	errb.Reset()
 	if code := Run(ctx, []string{"export", "--data-dir", data, "--tenant", "acmee", "-"}, Env{Stdout: &out, Stderr: &errb}); code != exitOK ||
-		out.Len() != 0 || !strings.Contains(errb.String(), "tenant acmee has no documents") || !strings.Contains(errb.String(), "documents there: acme") {
+		out.Len() != 0 || !strings.Contains(errb.String(), "tenant acmee has no documents") || !strings.Contains(errb.String(), "deletions there: acme") {
 		t.Errorf("export of an empty tenant: exit %d, stdout %q, stderr %s", code, &out, &errb)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/ingest/bulk"
+	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -101,7 +102,9 @@ func (f *importFlags) options(args []string) (ingest.Options, error) {
 	}
 	o := ingest.Options{
 		KeyField: f.keyField, KeyPointer: f.keyPointer,
-		MaxRecordSize: int(f.maxRecord), MaxDepth: ingest.DefaultMaxDepth, MaxRejects: showRejects,
+		// The node's own bound on nesting, as a PUT and the ingest route
+		// have it: a document imported deeper could not be written back.
+		MaxRecordSize: int(f.maxRecord), MaxDepth: server.DefaultMaxDepth, MaxRejects: showRejects,
 		// Ordered: the committed records are a prefix of the file, so an
 		// interrupted import can say through which line it is stored.
 		Ordered: true,

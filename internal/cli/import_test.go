@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -102,5 +103,24 @@ func TestImportLoads(t *testing.T) {
 	}
 	if strings.Join(keys, ",") != "a,c" {
 		t.Errorf("stored keys %q, want a,c", keys)
+	}
+}
+
+// TestImportDepthAsNode: import bounds nesting as the node does for a PUT
+// (server.DefaultMaxDepth): a deeper record is rejected, where import
+// stored documents the node then served but would not take back.
+func TestImportDepthAsNode(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "in.ndjson")
+	nest := func(n int) string { return strings.Repeat("[", n) + strings.Repeat("]", n) }
+	in := `{"id":"ok","v":` + nest(server.DefaultMaxDepth-1) + "}\n" + `{"id":"deep","v":` + nest(server.DefaultMaxDepth) + "}\n"
+	if err := os.WriteFile(file, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb strings.Builder
+	code := Run(context.Background(), []string{"import", "--data-dir", filepath.Join(dir, "data"), "--tenant", "demo",
+		"--key-field", "id", file}, Env{Stdout: &out, Stderr: &errb})
+	if code != exitFail || !strings.Contains(out.String(), "1 loaded, 1 rejected") || !strings.Contains(errb.String(), "nesting too deep") {
+		t.Fatalf("exit %d\n%s%s", code, &out, &errb)
 	}
 }

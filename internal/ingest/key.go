@@ -48,6 +48,10 @@ func (k *keyFinder) find(b []byte, i int, base int64) (streambuf.View, error) {
 		end, esc, _ := scanString(b, i+1)
 		s := b[i+1 : end-1]
 		if esc {
+			if loneSurrogate(s) {
+				return streambuf.View{}, &FieldError{Field: k.name, Offset: base + int64(i),
+					Msg: "key holds an unpaired UTF-16 surrogate escape, which names no character"}
+			}
 			return k.buf.Commit(unescape(k.buf.Grow(len(s)), s)), nil
 		}
 		return k.buf.View(s), nil

@@ -580,3 +580,19 @@ func TestProcessMaxRejects(t *testing.T) {
 		t.Fatalf("err %v stats %+v", err, st)
 	}
 }
+
+// TestKeyLoneSurrogate: a key with an unpaired surrogate escape is
+// rejected, where it was stored under U+FFFD in its place, so that two
+// keys differing only there named one document; a pair is a character.
+func TestKeyLoneSurrogate(t *testing.T) {
+	in := `{"k":"a\ud800x"}` + "\n" + `{"k":"a\udc00"}` + "\n" + `{"k":"a\ud800\u0041"}` + "\n" +
+		`{"k":"a\ud83d\ude00"}` + "\n" + `{"k":"a\\ud800"}` + "\n"
+	var c collected
+	st, err := ProcessBytes(context.Background(), []byte(in), Options{KeyField: "k", Ordered: true}, c.handler())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.keys, " ") != "a😀 a\\ud800" || st.Malformed != 3 || !strings.Contains(st.Rejects[0].Reason(), "unpaired UTF-16 surrogate") {
+		t.Errorf("keys %q, stats %+v:\n%s", c.keys, st, rejectString(st.Rejects))
+	}
+}

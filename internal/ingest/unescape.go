@@ -50,6 +50,36 @@ func unescape(dst, s []byte) []byte {
 	return dst
 }
 
+// loneSurrogate reports whether the escaped JSON string content s holds a
+// \u escape of a UTF-16 surrogate that is not half of a pair: unescape
+// turns it into U+FFFD, so two keys that differ only there would name one
+// document.
+func loneSurrogate(s []byte) bool {
+	for i := 0; i+1 < len(s); {
+		if s[i] != '\\' {
+			i++
+			continue
+		}
+		if s[i+1] != 'u' {
+			i += 2
+			continue
+		}
+		r := hex4(s[i+2:])
+		i += 6
+		if !utf16.IsSurrogate(r) {
+			continue
+		}
+		if r >= 0xdc00 || i+6 > len(s) || s[i] != '\\' || s[i+1] != 'u' {
+			return true // a low half first, or a high half alone
+		}
+		if r2 := hex4(s[i+2:]); r2 < 0xdc00 || r2 > 0xdfff {
+			return true
+		}
+		i += 6
+	}
+	return false
+}
+
 var unescapeByte = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
 
 func hex4(p []byte) rune {

@@ -628,3 +628,28 @@ func TestGzipBodyEndsEarly(t *testing.T) {
 		t.Errorf("%d writes", n)
 	}
 }
+
+// TestBodilessMethodsAnswerAtOnce: a GET, HEAD or DELETE that declares a
+// body it never sends is answered at once, on a connection that then
+// closes, where the answer waited for the read timeout.
+func TestBodilessMethodsAnswerAtOnce(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.Timeouts.Read = time.Hour })
+	ln := e.serveReal(t)
+	e.put(t, tenantA, "k", `{"a":1}`)
+	for _, method := range []string{"GET", "HEAD", "DELETE"} {
+		c := dialAndSend(t, ln, method+" "+docURL(tenantA, "k")+" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+e.tokA+"\r\nContent-Length: 100000\r\n\r\n")
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		br := bufio.NewReader(c)
+		res, err := http.ReadResponse(br, &http.Request{Method: method})
+		if err != nil {
+			t.Fatalf("%s: %v", method, err)
+		}
+		io.ReadAll(res.Body)
+		if res.StatusCode >= 300 || !res.Close {
+			t.Errorf("%s: status %d, Connection: close %v", method, res.StatusCode, res.Close)
+		}
+		if _, err := br.ReadByte(); err != io.EOF {
+			t.Errorf("%s: then %v, not the end of the connection", method, err)
+		}
+	}
+}
