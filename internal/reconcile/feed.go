@@ -800,12 +800,15 @@ func (f *feed) readObject(ctx context.Context, tenant string, ft *feedTenant, pe
 	f.mu.Lock()
 	ft.state.cursors[peer] = max(ft.state.cursors[peer], seq)
 	ft.peer[peer] = PeerFeed{Cursor: seq, Lag: lag, Read: now}
+	self := peer == f.self // a restore's replay reads this node's own feed: not a peer's
 	if f.lagFrom == nil {
 		f.lagFrom = map[string]lagSource{}
 	}
-	f.lagFrom[peer] = lagSource{tenant: tenant, node: obj.node}
+	if !self {
+		f.lagFrom[peer] = lagSource{tenant: tenant, node: obj.node}
+	}
 	f.mu.Unlock()
-	if o, ok := f.e.cfg.Observer.(FeedObserver); ok {
+	if o, ok := f.e.cfg.Observer.(FeedObserver); ok && !self {
 		o.FeedRead(f.e.name, obj.node, len(obj.entries), lag)
 	}
 	return "", f.save(tenant, ft)

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"testing/synctest"
 
@@ -231,4 +232,29 @@ func TestInFlightSettle(t *testing.T) {
 			t.Fatal("Settle still waiting after the key it saw was released")
 		}
 	})
+}
+
+// TestReplayOwnFeedNotAPeer: a node rebuilt under its id replays its own
+// feed after the pack (what it wrote since), but does not report it as a
+// peer's in the feed metrics, where it showed its own id as a peer.
+func TestReplayOwnFeedNotAPeer(t *testing.T) {
+	const n = 3500
+	shared, _, _ := replayScenario(t, n, false)
+	obs := &feedObserver{actionObserver: actionObserver{actions: map[string]int{}}, read: make(chan string, 64)}
+	e := feedEngine(t, "na", shared, nil, func(c *Config) { c.Digests, c.Observer = true, obs })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	e.feed.prime(bg)
+	if rs, err := e.Restore(bg, tenant); err != nil || !rs.Replayed {
+		t.Fatalf("Restore = %+v, %v", rs, err)
+	}
+	close(obs.read)
+	var peers []string
+	for p := range obs.read {
+		peers = append(peers, p)
+	}
+	if slices.Contains(peers, "na") || !slices.Contains(peers, "nc") {
+		t.Fatalf("feed objects read, by peer: %q; want nc's and none of na's own", peers)
+	}
 }
