@@ -50,11 +50,12 @@ Usage:
   cairn del KEY                 delete a document
   cairn ls [--prefix P]         list keys
   cairn conflicts ls|show|resolve|history  open siblings (manual policy): list, show, resolve (--choose ETAG|--body FILE|--delete); what resolutions discarded
-  cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata)
+  cairn ingest FILE|-           bulk-load NDJSON (--key-field F | --key-pointer P | --schema marketdata|export)
   cairn import FILE --data-dir DIR --tenant T  load NDJSON into a stopped node's data directory (key flags as ingest)
   cairn export FILE --data-dir DIR --tenant T  write a tenant's documents from a stopped node's data directory as NDJSON
   cairn reconcile status|run|quarantine  replication: show progress, start rounds (--wait, --confirm), list damaged objects
   cairn bench [--op get|put]    measure a node's HTTP req/s and latency (--bare URL: against a bare handler)
+  cairn bench-bare --listen A   serve a bare net/http handler, the baseline bench compares a node with
   cairn chaos run [--scenario NAME|all] [--seed N] [--duration D] [--nodes N]
                                 run the chaos scenarios on a local cluster and report
   cairn completion bash|zsh|fish  print a shell completion script
@@ -63,11 +64,12 @@ Usage:
   cairn help [COMMAND]          show help for a command
 
 The client commands read CAIRN_URL (default http://127.0.0.1:7070),
-CAIRN_TOKEN and CAIRN_TENANT (default demo). 'cairn serve' prints export
-lines for all three, ready to paste into a shell.
+CAIRN_TOKEN and CAIRN_TENANT (default demo); the reconcile command reads
+CAIRN_ADMIN_URL. 'cairn serve' prints export lines for all four, ready to
+paste into a shell.
 
-bench and chaos run the separate command cairn-lab, found beside cairn or
-on PATH.
+bench, bench-bare and chaos run the separate command cairn-lab, found at
+$CAIRN_LAB_BIN, beside cairn, or on PATH.
 `
 
 // exitCode is returned by commands; 2 is a usage error.

@@ -156,6 +156,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--max-body-bytes", "1GiB"}, nil, "--max-body-bytes"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 		{[]string{"--node-id", "has space"}, nil, `--node-id "has space": a node id has no spaces`},
+		{[]string{"--admin-listen", "0.0.0.0:0", "--tenant", "acme:" + strings.Repeat("ab", 32)}, nil, "--admin-listen 0.0.0.0:0 is beyond loopback: configure --admin-token-sha256"},
 	}
 	for _, tt := range tests {
 		args := append([]string{"serve", "--data-dir", dir}, tt.args...)

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/pack"
 	"github.com/cairnstore/cairn/internal/reconcile"
@@ -89,7 +90,7 @@ type serveFlags struct {
 }
 
 func newServeFlags() (*flag.FlagSet, *serveFlags) {
-	f := &serveFlags{cacheBytes: 256 << 20, keyFilter: store.DefaultKeyFilterBytes, maxBody: 1 << 20}
+	f := &serveFlags{cacheBytes: 256 << 20, keyFilter: store.DefaultKeyFilterBytes, maxBody: 1 << 20, packPart: reconcile.DefaultPackPart}
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.StringVar(&f.config, "config", "", "read settings from this JSON `file` (keys are the flag names; comments allowed; cairn config example prints one)")
 	fs.StringVar(&f.dataDir, "data-dir", "./cairn-data", "the node's data `directory` (locked while serving)")
@@ -135,7 +136,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
 	fs.DurationVar(&f.packEvery, "pack-interval", time.Hour, "write a catch-up pack of a tenant (its documents in a few large objects, from which an empty node restores it) after a completed round when the newest pack is older than this; 0: write none")
 	fs.IntVar(&f.packMinDocs, "pack-min-docs", reconcile.DefaultPackMinDocs, "fewest `documents` of a tenant for which catch-up packs are written")
-	fs.Var(&f.packPart, "pack-part-bytes", "size of a catch-up pack's part (`size`, default 8MiB): a restore holds a few in memory; smaller parts mean more backend requests")
+	fs.Var(&f.packPart, "pack-part-bytes", "size of a catch-up pack's part (`size`): a restore holds a few in memory; smaller parts mean more backend requests")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the PEM `file` of --tls-cert's private key")
 	f.registerMemory(fs) // serve_memory.go
@@ -384,6 +385,10 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		if err := f.useDevToken(&cfg); err != nil {
 			return cfg, err
 		}
+	}
+	// node.Start checks it too; here it is a bad setting like the others.
+	if err := node.CheckAdminExposure(cfg); err != nil {
+		return cfg, errors.New(fault.MessageOf(err))
 	}
 	return cfg, nil
 }

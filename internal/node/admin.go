@@ -21,9 +21,9 @@ func IsLoopback(addr string) bool {
 	return err == nil && server.LoopbackHost(host)
 }
 
-// checkAdminExposure refuses an admin listener beyond loopback without an
+// CheckAdminExposure refuses an admin listener beyond loopback without an
 // admin token: it serves profiles and per-tenant figures.
-func checkAdminExposure(cfg Config) error {
+func CheckAdminExposure(cfg Config) error {
 	if cfg.AdminListen == "" || IsLoopback(cfg.AdminListen) || len(cfg.Auth.Admin) > 0 {
 		return nil
 	}

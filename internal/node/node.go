@@ -138,7 +138,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	if err := checkAdminExposure(cfg); err != nil {
+	if err := CheckAdminExposure(cfg); err != nil {
 		return nil, err
 	}
 	if err := checkNodeID(cfg.NodeID); err != nil {

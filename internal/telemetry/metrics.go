@@ -275,6 +275,11 @@ func (m *Metrics) AddBackend(backend string) {
 	for _, a := range []string{"corrupt", "guard_stop"} { // reconcile.ActionCorrupt, ActionGuardStop
 		m.reconcileActions.WithLabelValues(backend, a)
 	}
+	m.reconcileKeys.WithLabelValues(backend)
+	m.reconcileQuarantined.WithLabelValues(backend)
+	for _, p := range []string{"lww", "merge", "merge/manual", "manual"} { // reconcile.Policy.String
+		m.reconcileConflicts.WithLabelValues(backend, p)
+	}
 }
 
 // OnStateChange implements resilience.Observer: the breaker state gauge and

@@ -187,6 +187,9 @@ func TestAlertedCountersExistAtZero(t *testing.T) {
 		"cairn_reconcile_actions_total":           2,
 		"cairn_reconcile_rounds_total":            len(fault.Classes()) + 1,
 		"cairn_backend_breaker_transitions_total": 3,
+		"cairn_reconcile_keys_total":              1,
+		"cairn_reconcile_quarantined_total":       1,
+		"cairn_reconcile_conflicts_total":         4,
 	}
 	for name, n := range want {
 		if got, err := testutil.GatherAndCount(m.Registry(), name); err != nil || got != n {
