@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/reconcile"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 )
@@ -25,8 +26,9 @@ func TestStrangersCannotSpendTenantBudget(t *testing.T) {
 	tokA, sumA, _ := server.NewToken()
 	tokB, sumB, _ := server.NewToken()
 	tokAdmin, sumAdmin, _ := server.NewToken()
+	_, sumC, _ := server.NewToken()
 	cfg := testConfig(t)
-	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"a": {sumA}, "b": {sumB}}, Admin: [][32]byte{sumAdmin}}
+	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"a": {sumA}, "b": {sumB}, "c": {sumC}}, Admin: [][32]byte{sumAdmin}}
 	frozen := time.Unix(1000, 0)
 	cfg.Limits = resilience.DefaultLimiterConfig()
 	cfg.Limits.TenantRate, cfg.Limits.TenantBurst = 20, 20
@@ -169,4 +171,56 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 		t.Fatal(err)
 	}
 	return req
+}
+
+// TestAdminTokenMakesNoTenant: an admin token acts on the tenants the node
+// serves — configured, holding documents here, or known in a backend —
+// and a mistyped tenant name is a 404 that stores nothing, where it made
+// a tenant every node sharing the backend would then serve.
+func TestAdminTokenMakesNoTenant(t *testing.T) {
+	spec, err := ParseBackendSpec("shared=fs:" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokAdmin, sumAdmin, _ := server.NewToken()
+	_, sumA, _ := server.NewToken()
+	admin := func(c *Config) {
+		c.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sumA}}, Admin: [][32]byte{sumAdmin}}
+		c.Replication.ClaimCheck = time.Hour
+	}
+	// Another node wrote tenant "other" to the shared backend.
+	o := startReplNodeWith(t, func(c *Config) {
+		admin(c)
+		c.Auth.Tenants = map[string][][32]byte{"other": {sumA}}
+	}, spec)
+	put := func(n replNode, tenant, key string) (int, string) {
+		req, _ := http.NewRequest("PUT", "http://"+n.Addr()+"/v1/tenants/"+tenant+"/docs/"+key, strings.NewReader(`{"v":1}`))
+		req.Header.Set("Authorization", "Bearer "+tokAdmin)
+		code, _, body := send(t, http.DefaultClient, req)
+		return code, body
+	}
+	if code, body := put(o, "other", "k"); code != 201 {
+		t.Fatalf("admin PUT on other's own node: %d %s", code, body)
+	}
+	if st, err := o.repl.engines[0].RunRound(context.Background(), "other"); err != nil || st.Actions[reconcile.Upload] != 1 {
+		t.Fatalf("other's round: %+v, %v", st, err)
+	}
+	n := startReplNodeWith(t, admin, spec)
+	for _, tc := range []struct {
+		tenant string
+		want   int
+	}{{"acme", 201}, {"other", 201}, {"acmee", 404}} {
+		code, body := put(n, tc.tenant, "k2")
+		if code != tc.want {
+			t.Errorf("admin PUT on %s: %d %s, want %d", tc.tenant, code, body, tc.want)
+		}
+		if tc.want == 404 && !strings.Contains(body, `no tenant \"acmee\" on this node`) {
+			t.Errorf("the 404 does not say why: %s", body)
+		}
+	}
+	for tn, err := range n.store.Tenants(context.Background()) {
+		if err != nil || tn == "acmee" {
+			t.Fatalf("the store holds tenant %q (%v)", tn, err)
+		}
+	}
 }

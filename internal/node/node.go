@@ -187,6 +187,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n.docs = docs.New(n.store, n.cache, n.repl.catchingUpWith()) // catchup.go
+	n.cfg.Auth.Serves = n.servesTenant
 	if n.api, err = n.newAPI(); err != nil {
 		return nil, err
 	}
@@ -219,6 +220,22 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		"api", n.Addr(), "admin", n.AdminAddr(), "resp", n.RESPAddr(), "data_dir", cfg.DataDir, "durability", cfg.Durability.String(),
 		"trace_exporter", n.tel.Exporter())
 	return n, nil
+}
+
+// servesTenant is server.Auth.Serves: whether the node holds documents
+// (or deletions) of tenant, or one of its engines learned of it in a
+// backend. A store that fails to answer says yes: the request then meets
+// the store's own error rather than a 404.
+func (n *Node) servesTenant(ctx context.Context, tenant string) bool {
+	for range n.store.List(ctx, tenant, store.ListOptions{Limit: 1, KeysOnly: true, Tombstones: true}) {
+		return true
+	}
+	for _, e := range n.repl.engines {
+		if e.Knows(tenant) {
+			return true
+		}
+	}
+	return false
 }
 
 // onCommit is the store's OnCommit: it may run before setupTelemetry.

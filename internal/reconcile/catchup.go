@@ -208,6 +208,16 @@ func (e *Engine) CatchingUp(tenant string) bool {
 	return ok && s.catchingUp()
 }
 
+// Knows reports whether the engine has learned of tenant: configured, in
+// the store, or in the backend's listing (at start, or a round's since).
+// It calls nothing.
+func (e *Engine) Knows(tenant string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.tenants[tenant]
+	return ok
+}
+
 // CatchingUpAtStart returns, sorted, the tenants still catching up among
 // those the engine knew when it started (the configured ones, the store's,
 // and the backend's at its first listing): a node is not ready until they

@@ -16,6 +16,7 @@ import (
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 // The connection commands.
@@ -59,7 +60,7 @@ func cmdAuth(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 // it was, as Redis does.
 func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) (result, bool) {
 	t := string(tenant)
-	valid, allowed := s.opt.Auth.Check(string(token), t)
+	valid, allowed, unknown := s.opt.Auth.Check(context.Background(), string(token), t)
 	if allowed && doc.ValidateTenant(t) == nil {
 		ss.tenant = t
 		return ok, true
@@ -69,6 +70,10 @@ func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) 
 			c.WriteError("TRYAGAIN too many commands fail authentication on this node; retry after " + wait.String())
 			return failed(fault.Exhausted), false
 		}
+	}
+	if unknown && doc.ValidateTenant(t) == nil {
+		c.WriteError("WRONGPASS " + server.UnknownTenant(t))
+		return failed(fault.NotFound), false
 	}
 	if valid {
 		if doc.ValidateTenant(t) != nil {

@@ -344,13 +344,16 @@ func TestAuth(t *testing.T) {
 		{"nosuch", acmeToken, "WRONGPASS"},
 		{"Bad Tenant", acmeToken, "WRONGPASS"},
 		{"Bad!", adminToken, `"Bad!" is no tenant name`}, // the token is valid: the name is what is wrong
+		// An admin token on a tenant the node does not serve: a typo must
+		// not make a tenant.
+		{"acmee", adminToken, `WRONGPASS no tenant "acmee" on this node`},
 	} {
 		c := client(t, n, tc.tenant, tc.token, 3)
 		if err := c.Ping(ctx).Err(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("AUTH %s %s: %v, want %s", tc.tenant, tc.token, err, tc.want)
 		}
 	}
-	// An admin token acts on any tenant.
+	// An admin token acts on any tenant the node serves.
 	admin := client(t, n, "beta", adminToken, 2)
 	must(t, admin.Set(ctx, "k", `{"by":"admin"}`, 0).Err())
 	// The connection survives errors and AUTH switches tenant.

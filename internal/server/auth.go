@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -32,6 +33,12 @@ type Auth struct {
 	// Admin holds the hashes of tokens that may act on every tenant and on
 	// the admin routes.
 	Admin [][32]byte
+	// Serves, when set, reports whether the node serves a tenant that
+	// Tenants does not name (it holds documents of it, here or in a
+	// backend). An admin token then acts only on the tenants of Tenants and
+	// those: a mistyped name must not make a tenant, which every node
+	// sharing a backend would then serve.
+	Serves func(ctx context.Context, tenant string) bool
 }
 
 // TokenPrefix starts every token made by [NewToken], so that secret
@@ -74,11 +81,12 @@ type credential struct {
 
 // verifier checks bearer tokens against every configured hash.
 type verifier struct {
-	creds []credential
+	creds  []credential
+	serves func(ctx context.Context, tenant string) bool // Auth.Serves
 }
 
 func newVerifier(a Auth) (*verifier, error) {
-	v := &verifier{}
+	v := &verifier{serves: a.Serves}
 	for t, hashes := range a.Tenants {
 		if err := doc.ValidateTenant(t); err != nil {
 			return nil, fault.E(fault.Config, fault.Context{Op: "server.auth"}, err)
@@ -176,6 +184,8 @@ func (v *verifier) authorize(r *http.Request, access Access, tenant string) erro
 			status: http.StatusUnauthorized, code: fault.Unauthorized.String(), challenge: bearerInvalid,
 			err: fault.New(fault.Unauthorized, fault.Context{Op: "auth", Tenant: tenant}, "invalid bearer token"),
 		}
+	case g.admin && access == AccessTenant && !v.known(r.Context(), tenant):
+		return unknownTenant(tenant)
 	case g.admin:
 		return nil
 	case access == AccessTenant && g.tenant:
@@ -185,6 +195,28 @@ func (v *verifier) authorize(r *http.Request, access Access, tenant string) erro
 	}
 	return fault.New(fault.Forbidden, fault.Context{Op: "auth", Tenant: tenant},
 		fmt.Sprintf("the token is not valid for tenant %q", tenant))
+}
+
+// known reports whether an admin token may act on tenant (Auth.Serves):
+// a configured tenant, or one the node serves.
+func (v *verifier) known(ctx context.Context, tenant string) bool {
+	if v.serves == nil {
+		return true
+	}
+	for i := range v.creds {
+		if v.creds[i].tenant == tenant {
+			return true
+		}
+	}
+	return v.serves(ctx, tenant)
+}
+
+// unknownTenant is the answer to an admin token naming a tenant the node
+// does not serve.
+func unknownTenant(tenant string) error {
+	return fault.New(fault.NotFound, fault.Context{Op: "auth", Tenant: tenant}, fmt.Sprintf(
+		"no tenant %q on this node: an admin token acts on the tenants the node serves (a --tenant, or one with documents here or in its backends), so that a mistyped name makes no tenant; to add one, give the node --tenant %s:TOKEN_SHA256",
+		tenant, tenant))
 }
 
 // authBudgetSpent turns the refusal err of a request that failed

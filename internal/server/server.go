@@ -475,7 +475,9 @@ func (s *Server) authenticate(access Access, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		info := reqctx.From(r.Context())
 		if err := s.auth.authorize(r, access, TenantOf(r)); err != nil {
-			if s.authFailed != nil {
+			// An admin token naming no tenant the node serves did
+			// authenticate: its 404 is not a failure to.
+			if s.authFailed != nil && fault.ClassOf(err) != fault.NotFound {
 				if ok, wait := s.authFailed(); !ok {
 					err = authBudgetSpent(err, wait)
 				}

@@ -1,5 +1,11 @@
 package server
 
+import (
+	"context"
+
+	"github.com/cairnstore/cairn/internal/fault"
+)
+
 // Verifier checks a token against an [Auth] for fronts other than HTTP
 // (the RESP front), with the same rule as a bearer token: the token hashed
 // once and compared in constant time with every configured hash.
@@ -16,12 +22,20 @@ func NewVerifier(a Auth) (*Verifier, error) {
 }
 
 // Check reports whether token is a configured token at all (valid) and
-// whether it may act on tenant (allowed: the tenant's own token or an admin
-// token). A token longer than [MaxTokenBytes] is invalid and not hashed.
-func (v *Verifier) Check(token, tenant string) (valid, allowed bool) {
+// whether it may act on tenant (allowed: the tenant's own token, or an
+// admin token on a tenant the node serves, see [Auth.Serves]; unknown
+// says an admin token was refused for that). A token longer than
+// [MaxTokenBytes] is invalid and not hashed.
+func (v *Verifier) Check(ctx context.Context, token, tenant string) (valid, allowed, unknown bool) {
 	if len(token) > MaxTokenBytes {
-		return false, false
+		return false, false, false
 	}
 	g := v.v.check(token, tenant)
-	return g.valid, g.admin || g.tenant
+	if g.admin && !g.tenant && !v.v.known(ctx, tenant) {
+		return true, false, true
+	}
+	return g.valid, g.admin || g.tenant, false
 }
+
+// UnknownTenant is the message of Check's unknown.
+func UnknownTenant(tenant string) string { return fault.MessageOf(unknownTenant(tenant)) }
