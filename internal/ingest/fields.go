@@ -20,6 +20,9 @@ func (d *Decoder) str(b []byte, i int, f field, depth int) (streambuf.View, int,
 	if !esc {
 		return d.buf.View(s), end, nil
 	}
+	if f == fSymbol && loneSurrogate(s) { // the symbol names the document: see keyFinder.find
+		return streambuf.View{}, end, &FieldError{Field: fieldName[f], Offset: d.base + int64(i), Msg: errLoneSurrogate}
+	}
 	return d.buf.Commit(unescape(d.buf.Grow(len(s)), s)), end, nil
 }
 

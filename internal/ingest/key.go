@@ -11,6 +11,10 @@ import (
 // errNoKey is the message of a record whose key cannot be found.
 var errNoKey = errors.New("key not found")
 
+// errLoneSurrogate is the message of a key with an unpaired surrogate
+// escape: unescaped to U+FFFD, two such keys would name one document.
+const errLoneSurrogate = "key holds an unpaired UTF-16 surrogate escape, which names no character"
+
 // parsePointer splits an RFC 6901 JSON Pointer into unescaped reference
 // tokens ("/a~1b/0" → ["a/b", "0"]). The empty pointer refers to the whole
 // value, which can never be a key, so it is refused.
@@ -49,8 +53,7 @@ func (k *keyFinder) find(b []byte, i int, base int64) (streambuf.View, error) {
 		s := b[i+1 : end-1]
 		if esc {
 			if loneSurrogate(s) {
-				return streambuf.View{}, &FieldError{Field: k.name, Offset: base + int64(i),
-					Msg: "key holds an unpaired UTF-16 surrogate escape, which names no character"}
+				return streambuf.View{}, &FieldError{Field: k.name, Offset: base + int64(i), Msg: errLoneSurrogate}
 			}
 			return k.buf.Commit(unescape(k.buf.Grow(len(s)), s)), nil
 		}

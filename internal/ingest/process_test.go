@@ -595,4 +595,19 @@ func TestKeyLoneSurrogate(t *testing.T) {
 	if strings.Join(c.keys, " ") != "a😀 a\\ud800" || st.Malformed != 3 || !strings.Contains(st.Rejects[0].Reason(), "unpaired UTF-16 surrogate") {
 		t.Errorf("keys %q, stats %+v:\n%s", c.keys, st, rejectString(st.Rejects))
 	}
+	// A MarketData symbol names its document too.
+	rec := func(sym string) string {
+		return `{"symbol":"` + sym + `","price":1,"volume":1,"metadata":{"exchange":"X","data_source":"y"}}` + "\n"
+	}
+	var syms []string
+	st, err = ProcessBytes(context.Background(), []byte(rec(`A\ud800`)+rec(`A\udc00`)+rec(`A\ud83d\ude00`)),
+		Options{Schema: MarketDataSchema, Ordered: true}, func(_ context.Context, b *Batch) error {
+			for _, r := range b.Records {
+				syms = append(syms, r.Market.Symbol.String())
+			}
+			return nil
+		})
+	if err != nil || strings.Join(syms, " ") != "A😀" || st.Malformed != 2 || !strings.Contains(st.Rejects[0].Reason(), "unpaired UTF-16 surrogate") {
+		t.Errorf("symbols %q, stats %+v, %v:\n%s", syms, st, err, rejectString(st.Rejects))
+	}
 }

@@ -260,7 +260,9 @@ func (c *claims) start(ctx context.Context) error {
 // withdrawal. A failure is left to the checks.
 func (c *claims) claimNode(ctx context.Context) {
 	for _, nb := range c.blobs {
-		c.startNode(ctx, nb)
+		if c.held[nb.name] { // a backend that did not answer at start is left to the checks
+			c.startNode(ctx, nb)
+		}
 	}
 }
 

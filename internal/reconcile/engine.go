@@ -69,11 +69,13 @@ type Config struct {
 	// rounds count their own share, and the deletions one stopped would
 	// otherwise arrive through another.
 	HeldElsewhere func(tenant string) bool
-	// RestoredElsewhere, when set, reports whether another backend of the
-	// node restores a tenant from a catch-up pack, or did (another
-	// engine's Restoring): one restore makes the store's copy, and a
-	// second would read a whole pack to skip every entry of it.
-	RestoredElsewhere func(tenant string) bool
+	// RestoreClaim, when set, is asked before a tenant is restored from
+	// this backend's catch-up pack: ok is false when another backend of
+	// the node restores it or did (one restore makes the store's copy,
+	// and a second would read a whole pack to skip every entry of it).
+	// With ok, done must be told whether a pack was applied; false frees
+	// the tenant for another backend's pack.
+	RestoreClaim func(tenant string) (done func(applied bool), ok bool)
 	// PageSize is the listing page size on both sides; 0 means
 	// backend.DefaultLimit.
 	PageSize int
@@ -310,13 +312,6 @@ func (e *Engine) hold(tenant string, on bool) {
 func (e *Engine) Held(tenant string) bool {
 	h, _ := e.held(tenant)
 	return h
-}
-
-// Restoring reports whether tenant is being restored from a catch-up
-// pack, or was (Restore; Config.RestoredElsewhere).
-func (e *Engine) Restoring(tenant string) bool {
-	cp, err := e.loadCheckpoint(tenant)
-	return err == nil && (cp.packDone || cp.packGen != "")
 }
 
 // held reports whether tenant is held (hold).

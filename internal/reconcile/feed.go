@@ -799,8 +799,10 @@ func (f *feed) readObject(ctx context.Context, tenant string, ft *feedTenant, pe
 	lag := max(0, now.Sub(obj.published))
 	f.mu.Lock()
 	ft.state.cursors[peer] = max(ft.state.cursors[peer], seq)
-	ft.peer[peer] = PeerFeed{Cursor: seq, Lag: lag, Read: now}
 	self := peer == f.self // a restore's replay reads this node's own feed: not a peer's
+	if !self {
+		ft.peer[peer] = PeerFeed{Cursor: seq, Lag: lag, Read: now}
+	}
 	if f.lagFrom == nil {
 		f.lagFrom = map[string]lagSource{}
 	}

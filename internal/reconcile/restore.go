@@ -77,11 +77,8 @@ func (e *Engine) restoreWanted(ctx context.Context, tenant string) (bool, checkp
 	}
 	// A store that held rows of the tenant when the engine started has a
 	// copy for the round to bring up to date; what clients wrote or read
-	// through since does not make one, but another backend's restore does.
-	if r := e.cfg.RestoredElsewhere; e.heldAtStart[tenant] || (r != nil && r(tenant)) {
-		return false, cp, nil
-	}
-	return true, cp, nil
+	// through since does not make one.
+	return !e.heldAtStart[tenant], cp, nil
 }
 
 // Restore restores tenant from the newest complete pack if it is catching
@@ -98,8 +95,17 @@ func (e *Engine) Restore(ctx context.Context, tenant string) (RestoreStats, erro
 	if err != nil || !ok {
 		return RestoreStats{}, err
 	}
+	var m *pack.Manifest
+	if claim := e.cfg.RestoreClaim; claim != nil {
+		done, ok := claim(tenant)
+		if !ok {
+			return RestoreStats{}, nil // another backend's pack makes the copy
+		}
+		defer func() { done(err == nil && m != nil) }()
+	}
 	bl, _ := backend.BlobsOf(e.be)
-	st, m, err := e.restore(ctx, bl, tenant, cp)
+	var st RestoreStats
+	st, m, err = e.restore(ctx, bl, tenant, cp)
 	if errors.Is(err, errPackGone) {
 		// Retention removed the generation under us: start over from the
 		// newest; what was applied stays and is skipped.

@@ -201,34 +201,79 @@ func TestRestoreDespiteClientWrites(t *testing.T) {
 	}
 }
 
+// restoreClaims is a node's RestoreClaim over its engines: the first to
+// ask restores, the others not, unless it applied no pack.
+type restoreClaims struct {
+	mu sync.Mutex
+	by map[string]string
+}
+
+func (c *restoreClaims) claim(backend string) func(string) (func(bool), bool) {
+	return func(tn string) (func(bool), bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if b, ok := c.by[tn]; ok && b != backend {
+			return nil, false
+		}
+		if c.by == nil {
+			c.by = map[string]string{}
+		}
+		c.by[tn] = backend
+		return func(applied bool) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if !applied && c.by[tn] == backend {
+				delete(c.by, tn)
+			}
+		}, true
+	}
+}
+
 // TestRestoreOnceAcrossBackends: a node with two backends, each holding a
 // pack of the tenant, restores it from one; the other's round brings the
-// copy up to date instead of reading a whole pack to skip every entry.
+// copy up to date instead of reading a whole pack to skip every entry. A
+// backend that holds the documents but no pack leaves the restore to one
+// that has a pack, whichever asks first.
 func TestRestoreOnceAcrossBackends(t *testing.T) {
-	b1, b2 := newBlobMem("b1"), newBlobMem("b2")
-	packedTenant(t, b1, 50)
-	packedTenant(t, b2, 50)
-	st := openStore(t, "empty")
-	var e1, e2 *Engine
-	e1 = newEngine(t, st, b1, func(c *Config) {
-		c.Tenants = []string{tenant}
-		c.RestoredElsewhere = func(tn string) bool { return e2.Restoring(tn) }
+	two := func(t *testing.T, b1, b2 backend.Backend) (*Engine, *Engine) {
+		st := openStore(t, "empty")
+		claims := &restoreClaims{}
+		e1 := newEngine(t, st, b1, func(c *Config) { c.Tenants, c.RestoreClaim = []string{tenant}, claims.claim("b1") })
+		e2 := newEngine(t, st, b2, func(c *Config) { c.Tenants, c.RestoreClaim = []string{tenant}, claims.claim("b2") })
+		for _, e := range []*Engine{e1, e2} {
+			if _, err := e.Discover(bg); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return e1, e2
+	}
+	t.Run("both packed", func(t *testing.T) {
+		b1, b2 := newBlobMem("b1"), newBlobMem("b2")
+		packedTenant(t, b1, 50)
+		packedTenant(t, b2, 50)
+		e1, e2 := two(t, b1, b2)
+		if rs, err := e1.Restore(bg, tenant); err != nil || rs.Applied != 50 {
+			t.Fatalf("the first backend's restore: %+v, %v", rs, err)
+		}
+		if rs, err := e2.Restore(bg, tenant); err != nil || rs.Generation != "" {
+			t.Fatalf("the second backend's restore: %+v, %v; want none", rs, err)
+		}
 	})
-	e2 = newEngine(t, st, b2, func(c *Config) {
-		c.Tenants = []string{tenant}
-		c.RestoredElsewhere = func(tn string) bool { return e1.Restoring(tn) }
-	})
-	for _, e := range []*Engine{e1, e2} {
-		if _, err := e.Discover(bg); err != nil {
+	t.Run("no pack on the first", func(t *testing.T) {
+		b1, b2 := newBlobMem("b1"), newBlobMem("b2")
+		origin, _ := packedTenant(t, b2, 50)
+		up := newEngine(t, origin, b1, nil)
+		if _, err := up.Upload(bg, tenant); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if rs, err := e1.Restore(bg, tenant); err != nil || rs.Applied != 50 {
-		t.Fatalf("the first backend's restore: %+v, %v", rs, err)
-	}
-	if rs, err := e2.Restore(bg, tenant); err != nil || rs.Generation != "" {
-		t.Fatalf("the second backend's restore: %+v, %v; want none", rs, err)
-	}
+		e1, e2 := two(t, b1, b2)
+		if rs, err := e1.Restore(bg, tenant); err != nil || rs.Generation != "" {
+			t.Fatalf("b1 has no pack: %+v, %v", rs, err)
+		}
+		if rs, err := e2.Restore(bg, tenant); err != nil || rs.Applied != 50 {
+			t.Fatalf("b2's restore from its pack: %+v, %v; want 50 applied", rs, err)
+		}
+	})
 }
 
 // TestRestoreResumes: a restore that fails in the middle resumes at the
