@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/cairnstore/cairn/api/chaosapi"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/servertest"
@@ -370,5 +371,27 @@ func TestTenantsCounted(t *testing.T) {
 	poll()
 	if counted != 2 {
 		t.Fatalf("counted %d times after 10 s, want 2", counted)
+	}
+}
+
+// fakeChaos is a simulator that reports a seed past 2^53.
+type fakeChaos struct{ seed uint64 }
+
+func (c fakeChaos) ChaosStatus() chaosapi.Status { return chaosapi.Status{Seed: c.seed} }
+func (fakeChaos) ChaosBackend(string) (server.ChaosBackend, []string) {
+	return nil, nil
+}
+
+// TestChaosSeedExact: the console's chaos status carries the seed as a
+// decimal string too, which the page shows: as a JavaScript number, 64-bit
+// seeds lose their last digits (584793133368947343 showed as
+// 584793133368947300), and a seed is there to reproduce a run.
+func TestChaosSeedExact(t *testing.T) {
+	const seed = 584793133368947343
+	f := newFixture(t, func(o *Options) { o.Chaos = fakeChaos{seed} })
+	ck, _ := f.signIn(t, local, admin)
+	resp, body := f.req("GET", "/console/api/chaos", local, ck, "", nil)
+	if resp.StatusCode != 200 || !strings.Contains(body, `"seed":"584793133368947343"`) {
+		t.Fatalf("chaos status: %d %s", resp.StatusCode, body)
 	}
 }

@@ -440,13 +440,16 @@ type ChaosBody struct {
 	// simulator cannot be driven (the API refuses it too).
 	Controllable bool             `json:"controllable"`
 	Status       *chaosapi.Status `json:"status,omitempty"`
+	// Seed is Status.Seed in decimal: a JavaScript number holds integers
+	// exactly only up to 2^53, and a seed is there to reproduce a run.
+	Seed string `json:"seed,omitempty"`
 }
 
 func (c *Console) chaosStatus(w http.ResponseWriter, r *http.Request, _ *session) {
 	out := ChaosBody{Enabled: c.o.Chaos != nil, Controllable: c.o.Chaos != nil && !c.o.Open}
 	if c.o.Chaos != nil {
 		st := c.o.Chaos.ChaosStatus()
-		out.Status = &st
+		out.Status, out.Seed = &st, strconv.FormatUint(st.Seed, 10)
 	}
 	writeJSON(w, out)
 }

@@ -236,6 +236,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Chaos: set a profile from the page and see it through the admin API.
 	run(t, ctx, "chaos", chromedp.Navigate(a.Admin+"/console/chaos"),
 		chromedp.WaitVisible(chromedp.CSS("#chaos-profile")),
+		until(`document.body.textContent.includes("Seed 7")`), // the node's --chaos-seed, exactly
 		chromedp.SetValue(chromedp.CSS("#chaos-profile"), `{"latency":{"p":0.5,"mean_ms":1}}`),
 		chromedp.Click(chromedp.CSS("#chaos-apply")),
 		until(`document.querySelector("#banner").textContent.includes("set")`))

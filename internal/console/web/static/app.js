@@ -370,7 +370,7 @@ function replication() {
   }
   const controls = h("div", { class: "card" }, h("div", { class: "row" },
     h("button", { class: "primary", id: "run-round", onclick: () => run({}) }, "Start a round on every backend"),
-    h("button", { class: "danger", id: "run-confirm", onclick: () => { if (confirm("Let the next round delete past the mass-deletion guard?")) run({ confirm: "1" }); } }, "Confirm deletions and start")));
+    h("button", { class: "danger", id: "run-confirm", onclick: () => { if (confirm("Confirm the deletions the mass-deletion guard holds back for EVERY tenant on EVERY backend, and start a round?\n\nTo confirm one tenant only: cairn reconcile run --confirm --tenant T [--backend B] (runbook 11).")) run({ confirm: "1" }); } }, "Confirm deletions and start")));
   const body = h("div", {});
   setContent(controls, body);
   poll(async () => {
@@ -382,7 +382,7 @@ function replication() {
         const l = t.last, pct = t.percent_done;
         return h("tr", { class: "tenant-progress", "data-backend": b.name, "data-tenant": t.tenant, "data-started": l ? l.started : "" },
           h("td", {}, t.tenant),
-          h("td", {}, t.running ? h("span", { class: "pill ok round-running" }, "running") : t.catching_up ? h("span", { class: "pill warn" }, "catching up") : h("span", { class: "pill" }, "idle")),
+          h("td", {}, t.catching_up ? h("span", { class: "pill warn" }, t.running ? "catching up, running" : "catching up") : t.running ? h("span", { class: "pill ok round-running" }, "running") : h("span", { class: "pill" }, "idle")),
           h("td", {}, t.running ? h("div", {}, h("div", { class: "bar" }, h("span", { style: null, "data-pct": pct })), h("span", { class: "muted" }, fmt.n(t.scanned, 0) + (t.estimate ? " of ~" + fmt.n(t.estimate, 0) : "") + " keys" + (t.eta_seconds !== undefined ? ", ETA " + fmt.dur(t.eta_seconds) : ""))) : "–"),
           h("td", { class: "mono last-round" }, l ? new Date(l.started).toLocaleTimeString("en-GB") + ": scanned " + l.scanned + ", applied " + l.applied + ", conflicts " + l.conflicts + ", deletes " + l.deletes + ", corrupt " + l.corrupt : "none yet"),
           h("td", { class: "hide-narrow" }, t.last_error ? h("span", { class: "pill bad" }, t.last_error) : ""));
@@ -418,7 +418,7 @@ function chaos() {
       const inj = Object.entries(b.injected || {}).filter(([, v]) => v).map(([k, v]) => k + " " + v).join(", ");
       return h("tr", {}, h("td", {}, n), h("td", {}, h("pre", {}, fmt.json(b.profile))), h("td", { class: "mono" }, inj || "none"));
     });
-    body.replaceChildren(h("div", { class: "card" }, h("p", { class: "muted" }, "Seed " + c.status.seed + (c.status.failpoints ? " · failpoints " + c.status.failpoints : "")),
+    body.replaceChildren(h("div", { class: "card" }, h("p", { class: "muted" }, "Seed " + c.seed + (c.status.failpoints ? " · failpoints " + c.status.failpoints : "")),
       table([{ t: "backend" }, { t: "profile" }, { t: "injected" }], rows, "No backend is configured: chaos wraps backends.")));
     if (built || !names.length) return;
     built = true;
