@@ -157,6 +157,8 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.Click(chromedp.CSS(`a.doc-link[data-key="greeting"]`)),
 		until(`document.querySelector("#doc-body") && document.querySelector("#doc-body").textContent.includes("the console test")`))
 	shoot(t, ctx, "document")
+	run(t, ctx, "an unknown tenant in the URL shows the first, named", chromedp.Navigate(a.Admin+"/console/documents?tenant=ghost"),
+		until(`document.querySelector("#tenant") && document.querySelector("#tenant").value === "demo" && document.querySelector('a.doc-link[data-key="greeting"]') !== null`))
 	run(t, ctx, "page through a prefix",
 		chromedp.SetValue(chromedp.CSS("#prefix"), "users/"),
 		chromedp.Click(chromedp.CSS("#browse")),
@@ -168,6 +170,11 @@ func TestConsoleInBrowser(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS(`button.choose`)),
 		until(`document.querySelector("#no-ancestor") && document.querySelector("#no-ancestor").textContent.includes("No common ancestor known")`+
 			` && !document.querySelector("#three-way") && document.querySelector("#no-ancestor td.changed")`))
+	// The siblings' leaves line up by path only when they are the same
+	// place: {"a/b":1} is not {"a":{"b":1}}, nor [5] {"0":5}.
+	keys := func(v string) string { return `JSON.stringify([...flatten(` + v + `, "", new Map()).keys()])` }
+	run(t, ctx, "paths tell shapes apart", until(keys(`{"a/b":1}`)+` !== `+keys(`{"a":{"b":1}}`)+
+		` && `+keys(`[5]`)+` !== `+keys(`{"0":5}`)+` && `+keys(`{"a~b":1}`)+` === '["/a~0b"]'`))
 	shoot(t, ctx, "conflict")
 	run(t, ctx, "resolve",
 		chromedp.Click(chromedp.CSS(`button.choose[data-etag='`+fromB+`']`)),

@@ -182,6 +182,14 @@ function tenants() {
 
 // ---- documents
 
+// pickedTenant is the URL's tenant when the node has it, else the first
+// (saying so: a page must not show one tenant's data under another's name).
+function pickedTenant(names) {
+  const t = params.get("tenant");
+  if (t && !names.includes(t)) say("No tenant “" + t + "” on this node: showing “" + names[0] + "”.", "error");
+  return t && names.includes(t) ? t : names[0];
+}
+
 function tenantPicker(names, current, onchange) {
   const sel = h("select", { id: "tenant", name: "tenant", onchange: () => onchange(sel.value) },
     names.map(n => h("option", { value: n, selected: n === current }, n)));
@@ -191,7 +199,7 @@ function tenantPicker(names, current, onchange) {
 async function documents() {
   const names = await tenantNames();
   if (!names.length) { setContent(h("div", { class: "card empty" }, "No tenants yet: there is nothing to browse.")); return; }
-  const st = { tenant: params.get("tenant") || names[0], prefix: params.get("prefix") || "", after: params.get("after") || "", key: params.get("key") || "" };
+  const st = { tenant: pickedTenant(names), prefix: params.get("prefix") || "", after: params.get("after") || "", key: params.get("key") || "" };
   const back = [];
   const list = h("div", { class: "card" }), detail = h("div", { id: "doc" });
   const prefix = h("input", { id: "prefix", name: "prefix", value: st.prefix, placeholder: "key prefix" });
@@ -248,10 +256,14 @@ async function documents() {
 
 // ---- conflicts
 
-// flatten maps a JSON value to its leaves by JSON-pointer-like path.
+// flatten maps a JSON value to its leaves by path: an object's members as
+// JSON Pointer tokens ("~" as ~0, "/" as ~1, and "[" as ~2), an array's
+// elements as [i], so that {"a/b":1} and {"a":{"b":1}}, or [5] and
+// {"0":5}, never line up as one path.
 function flatten(v, path, out) {
   if (v !== null && typeof v === "object" && Object.keys(v).length) {
-    for (const [k, x] of Object.entries(v)) flatten(x, path + "/" + k, out);
+    if (Array.isArray(v)) v.forEach((x, i) => flatten(x, path + "[" + i + "]", out));
+    else for (const [k, x] of Object.entries(v)) flatten(x, path + "/" + k.replaceAll("~", "~0").replaceAll("/", "~1").replaceAll("[", "~2"), out);
   } else out.set(path || "/", JSON.stringify(v));
   return out;
 }
@@ -306,19 +318,23 @@ function diffTable(sibs) {
 async function conflicts() {
   const names = await tenantNames();
   if (!names.length) { setContent(h("div", { class: "card empty" }, "No tenants yet: nothing can conflict.")); return; }
-  const st = { tenant: params.get("tenant") || names[0], key: params.get("key") || "" };
+  const st = { tenant: pickedTenant(names), key: params.get("key") || "", after: params.get("after") || "" };
+  const back = [];
   const list = h("div", { class: "card" }), detail = h("div", { id: "conflict" });
-  setContent(h("div", { class: "card" }, h("div", { class: "row" }, tenantPicker(names, st.tenant, v => { st.tenant = v; st.key = ""; refresh(); }))), list, detail);
+  setContent(h("div", { class: "card" }, h("div", { class: "row" }, tenantPicker(names, st.tenant, v => { st.tenant = v; st.key = ""; st.after = ""; back.length = 0; refresh(); }))), list, detail);
 
   async function refresh() {
-    keep({ tenant: st.tenant, key: st.key });
-    const d = await call("GET", "/console/api/conflicts?" + new URLSearchParams({ tenant: st.tenant }));
+    keep({ tenant: st.tenant, key: st.key, after: st.after });
+    const d = await call("GET", "/console/api/conflicts?" + new URLSearchParams({ tenant: st.tenant, after: st.after }));
     const rows = d.items.map(c => h("tr", { class: c.key === st.key ? "sel" : "" },
       h("td", {}, h("a", { href: "#", class: "conflict-link mono", "data-key": c.key, onclick: (e) => { e.preventDefault(); st.key = c.key; refresh(); } }, c.key)),
       h("td", { class: "num" }, c.siblings.length),
       h("td", { class: "hide-narrow" }, c.siblings.map(s => new Date(s.time).toISOString()).join(", "))));
     list.replaceChildren(table([{ t: "key" }, { t: "siblings", cls: "num" }, { t: "written", cls: "hide-narrow" }], rows,
-      "No open conflicts in this tenant. Conflicts are kept only under the manual policy (--conflict-policy " + st.tenant + "=manual)."));
+      "No open conflicts in this tenant. Conflicts are kept only under the manual policy (--conflict-policy " + st.tenant + "=manual)."),
+      h("div", { class: "row" },
+        h("button", { id: "conflicts-prev", disabled: !back.length, onclick: () => { st.after = back.pop(); refresh(); } }, "← Previous"),
+        h("button", { id: "conflicts-next", disabled: !d.next, onclick: () => { back.push(st.after); st.after = d.next; refresh(); } }, "Next →")));
     if (st.key) await show(); else detail.replaceChildren();
   }
 
