@@ -240,6 +240,18 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	run(t, ctx, "see the slow round finish", until(row+` && !`+row+`.querySelector(".round-running")`))
 
+	// An upload that fails shows in the tenant's row, at every width.
+	if code, out := do(t, "PUT", a.Admin+"/v1/admin/chaos/shared", `{"fail_before":1,"ops":["put"]}`); code != 200 {
+		t.Fatalf("failing the backend's puts: %d %s", code, out)
+	}
+	a.put(t, "upload/fails", `{"n":1}`)
+	run(t, ctx, "see the upload error", until(row+` && `+row+`.querySelector(".upload-error")`+
+		` && /upload: /.test(`+row+`.querySelector(".upload-error").textContent)`))
+	shoot(t, ctx, "replication-upload-error")
+	if code, out := do(t, "DELETE", a.Admin+"/v1/admin/chaos/shared", ""); code != 200 {
+		t.Fatalf("healing the backend: %d %s", code, out)
+	}
+
 	// Chaos: set a profile from the page and see it through the admin API.
 	run(t, ctx, "chaos", chromedp.Navigate(a.Admin+"/console/chaos"),
 		chromedp.WaitVisible(chromedp.CSS("#chaos-profile")),

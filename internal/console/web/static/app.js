@@ -400,15 +400,17 @@ function replication() {
           h("td", {}, t.tenant),
           h("td", {}, t.catching_up ? h("span", { class: "pill warn" }, t.running ? "catching up, running" : "catching up") : t.running ? h("span", { class: "pill ok round-running" }, "running") : h("span", { class: "pill" }, "idle")),
           h("td", {}, t.running ? h("div", {}, h("div", { class: "bar" }, h("span", { style: null, "data-pct": pct })), h("span", { class: "muted" }, fmt.n(t.scanned, 0) + (t.estimate ? " of ~" + fmt.n(t.estimate, 0) : "") + " keys" + (t.eta_seconds !== undefined ? ", ETA " + fmt.dur(t.eta_seconds) : ""))) : "–"),
-          h("td", { class: "mono last-round" }, l ? new Date(l.started).toLocaleTimeString("en-GB") + ": scanned " + l.scanned + ", applied " + l.applied + ", conflicts " + l.conflicts + ", deletes " + l.deletes + ", corrupt " + l.corrupt : "none yet"),
-          h("td", { class: "hide-narrow" }, t.last_error ? h("span", { class: "pill bad" }, t.last_error) : ""));
+          h("td", { class: "mono last-round" }, l ? new Date(l.started).toISOString().replace("T", " ").slice(0, 19) + " UTC: scanned " + l.scanned + ", applied " + l.applied + ", conflicts " + l.conflicts + ", deletes " + l.deletes + ", corrupt " + l.corrupt : "none yet"),
+          // Shown at every width: on a phone at 3 AM the error is what matters.
+          h("td", { class: "last-error" }, t.last_error ? h("span", { class: "pill bad" }, t.last_error) : "",
+            t.last_upload_error ? h("span", { class: "pill bad upload-error" }, "upload: " + t.last_upload_error) : ""));
       });
       const br = b.breaker === "closed" ? "ok" : b.breaker === "open" ? "bad" : "warn";
       return h("div", { class: "card backend" },
         h("div", { class: "row" }, h("h2", {}, b.name), h("span", { class: "pill " + br }, "breaker " + b.breaker),
           h("span", { class: "muted" }, "lag " + fmt.dur(b.lag_seconds)),
           h("button", { onclick: () => run({ backend: b.name }) }, "Start a round here")),
-        table([{ t: "tenant" }, { t: "state" }, { t: "progress" }, { t: "last round" }, { t: "last error", cls: "hide-narrow" }], rows, "No tenant has been reconciled with this backend yet."));
+        table([{ t: "tenant" }, { t: "state" }, { t: "progress" }, { t: "last round" }, { t: "last error" }], rows, "No tenant has been reconciled with this backend yet."));
     });
     const q = r.quarantined.map(x => h("tr", {}, h("td", {}, x.backend), h("td", {}, x.tenant), h("td", { class: "mono" }, x.key), h("td", {}, x.reason)));
     body.replaceChildren(...cards, h("div", { class: "card" }, h("h2", {}, "Quarantined objects"),
