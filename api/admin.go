@@ -51,6 +51,9 @@ type TenantProgress struct {
 	LastError string       `json:"last_error,omitempty"`
 	// LastUploadError is the last fast-path upload's error ("" if none).
 	LastUploadError string `json:"last_upload_error,omitempty"`
+	// Held: the mass-deletion guard holds the tenant's deletions on this
+	// backend until they are confirmed (runbook 11).
+	Held bool `json:"held,omitempty"`
 	// Feed is the tenant's change feed on this backend; absent when the
 	// feed is off.
 	Feed *FeedStatus `json:"feed,omitempty"`

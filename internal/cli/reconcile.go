@@ -180,6 +180,9 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 				// Restoring: SCANNED counts the documents seen so far.
 				state = fmt.Sprintf("catching up, %s, %d downloaded", state, t.Downloaded)
 			}
+			if t.Held {
+				state += ", deletions held" // runbook 11: cairn reconcile run --confirm --tenant T
+			}
 			last, took, applied, scanned := "-", "", "", t.Scanned
 			if t.Last != nil {
 				if !t.Running {

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -468,5 +469,22 @@ func TestRoundActions(t *testing.T) {
 		if got := roundActions(&tc.r); got != tc.want {
 			t.Errorf("roundActions(%+v) = %q, want %q", tc.r, got, tc.want)
 		}
+	}
+}
+
+// TestStatusShowsHeld: a tenant the mass-deletion guard holds on a backend
+// says so in its STATE.
+func TestStatusShowsHeld(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(api.ReconcileStatus{Backends: []api.BackendStatus{{Name: "local", Breaker: "closed",
+			Tenants: []api.TenantProgress{{Tenant: "acme", Held: true}, {Tenant: "shop"}}}}})
+	}))
+	defer srv.Close()
+	var out strings.Builder
+	if err := reconcileStatus(context.Background(), adminClient{base: srv.URL}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "idle, deletions held") || strings.Count(out.String(), "deletions held") != 1 {
+		t.Errorf("status:\n%s", &out)
 	}
 }

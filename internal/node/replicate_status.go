@@ -68,6 +68,7 @@ func (a adminView) ReconcileStatus() api.ReconcileStatus {
 				if p.LastUploadErr != nil {
 					tp.LastUploadError = p.LastUploadErr.Error()
 				}
+				tp.Held = e.Held(tenant)
 				tp.Feed = feedStatus(e, tenant)
 				bs.Tenants = append(bs.Tenants, tp)
 			}

@@ -449,3 +449,50 @@ func TestChangeFeedTellsOwnWrites(t *testing.T) {
 		t.Fatalf("a second take = %v, want nothing", got)
 	}
 }
+
+// TestStatusShowsGuardHold: a tenant whose deletions the mass-deletion
+// guard holds says so in the replication status (held), which the console
+// and cairn reconcile status show, until its deletions are confirmed.
+func TestStatusShowsGuardHold(t *testing.T) {
+	spec, err := ParseBackendSpec("shared=fs:" + t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	guard := func(c *Config) {
+		c.Replication.Guard = reconcile.Guard{MaxShare: 0.25, Floor: 2}
+		c.Replication.ClaimCheck = time.Hour
+	}
+	a := startReplNodeWith(t, guard, spec)
+	for i := range 20 {
+		if code, _ := a.do(t, "PUT", fmt.Sprintf("k%02d", i), `{}`); code != 201 {
+			t.Fatalf("put: %d", code)
+		}
+	}
+	a.run(t, "")
+	b := startReplNodeWith(t, guard, spec)
+	b.run(t, "")
+	for i := range 10 {
+		if code, _ := a.do(t, "DELETE", fmt.Sprintf("k%02d", i), ""); code != 204 {
+			t.Fatalf("delete: %d", code)
+		}
+	}
+	a.run(t, "")
+	held := func() bool {
+		for _, bs := range b.status(t).Backends {
+			for _, tp := range bs.Tenants {
+				if tp.Tenant == "acme" {
+					return tp.Held
+				}
+			}
+		}
+		return false
+	}
+	b.run(t, "")
+	if !held() {
+		t.Fatal("10 of 20 documents deleted: the status does not say the guard holds acme")
+	}
+	b.run(t, "&confirm=1")
+	if held() {
+		t.Fatal("still held after the deletions were confirmed")
+	}
+}

@@ -398,7 +398,9 @@ function replication() {
         const l = t.last, pct = t.percent_done;
         return h("tr", { class: "tenant-progress", "data-backend": b.name, "data-tenant": t.tenant, "data-started": l ? l.started : "" },
           h("td", {}, t.tenant),
-          h("td", {}, t.catching_up ? h("span", { class: "pill warn" }, t.running ? "catching up, running" : "catching up") : t.running ? h("span", { class: "pill ok round-running" }, "running") : h("span", { class: "pill" }, "idle")),
+          h("td", {}, t.catching_up ? h("span", { class: "pill warn" }, t.running ? "catching up, running" : "catching up") : t.running ? h("span", { class: "pill ok round-running" }, "running") : h("span", { class: "pill" }, "idle"),
+            t.held ? h("span", {}, " ", h("span", { class: "pill bad held" }, "deletions held"), " ",
+              h("button", { class: "danger confirm-tenant", onclick: () => { if (confirm("Let the next round on " + b.name + " apply the deletions the mass-deletion guard holds back for tenant “" + t.tenant + "”? (runbook 11)")) run({ backend: b.name, tenant: t.tenant, confirm: "1" }); } }, "Confirm")) : ""),
           h("td", {}, t.running ? h("div", {}, h("div", { class: "bar" }, h("span", { style: null, "data-pct": pct })), h("span", { class: "muted" }, fmt.n(t.scanned, 0) + (t.estimate ? " of ~" + fmt.n(t.estimate, 0) : "") + " keys" + (t.eta_seconds !== undefined ? ", ETA " + fmt.dur(t.eta_seconds) : ""))) : "–"),
           h("td", { class: "mono last-round" }, l ? new Date(l.started).toISOString().replace("T", " ").slice(0, 19) + " UTC: scanned " + l.scanned + ", applied " + l.applied + ", conflicts " + l.conflicts + ", deletes " + l.deletes + ", corrupt " + l.corrupt : "none yet"),
           // Shown at every width: on a phone at 3 AM the error is what matters.
