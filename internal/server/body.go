@@ -72,11 +72,8 @@ func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, 
 	if gz {
 		wire = &wireReader{r: rd}
 		zr, err := gzip.NewReader(wire)
-		switch {
-		case err != nil && wire.err != nil:
-			return nil, bodyReadError(op, s.maxBody, wire.err)
-		case err != nil:
-			return nil, gzipError(op, s.maxBody, err)
+		if err != nil {
+			return nil, gzipError(op, s.maxBody, wire, err)
 		}
 		// The decoded size is bounded as the wire size is: a small body
 		// may inflate to any size.
@@ -84,10 +81,8 @@ func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, 
 	}
 	body, err := readAll(rd, want)
 	switch {
-	case err != nil && gz && wire.err != nil:
-		return nil, bodyReadError(op, s.maxBody, wire.err) // the body failed under the gzip stream
 	case err != nil && gz:
-		return nil, gzipError(op, s.maxBody, err)
+		return nil, gzipError(op, s.maxBody, wire, err)
 	case err != nil:
 		return nil, bodyReadError(op, s.maxBody, err)
 	}
@@ -186,13 +181,15 @@ func unsupportedCoding(op, coding, why string) error {
 	}
 }
 
-// gzipError words a failure to read a gzip body: bodyReadError's answers
-// for the size limit and a stalled client, 400 for a stream that is not
-// gzip or is cut short.
-func gzipError(op string, maxBody int64, err error) error {
-	var mbe *http.MaxBytesError
-	var ne net.Error
-	if errors.As(err, &mbe) || (errors.As(err, &ne) && ne.Timeout()) {
+// gzipError words a failure to read a gzip body from wire: when the body
+// itself failed under the gzip stream (cut short, stalled, over the
+// limit), bodyReadError's answer for that; past the limit once inflated,
+// 413; else 400 for a stream that is not gzip or is cut short.
+func gzipError(op string, maxBody int64, wire *wireReader, err error) error {
+	if wire.err != nil {
+		return bodyReadError(op, maxBody, wire.err)
+	}
+	if mbe := (*http.MaxBytesError)(nil); errors.As(err, &mbe) {
 		return bodyReadError(op, maxBody, err)
 	}
 	return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
@@ -268,10 +265,7 @@ func decodedBody(r *http.Request, op string) (body io.ReadCloser, wire *wireRead
 	wire = &wireReader{r: r.Body}
 	zr, err := gzip.NewReader(wire)
 	if err != nil {
-		if wire.err != nil {
-			return nil, nil, bodyReadError(op, 0, wire.err)
-		}
-		return nil, nil, gzipError(op, 0, err)
+		return nil, nil, gzipError(op, 0, wire, err)
 	}
 	return zr, wire, nil // net/http closes r.Body; gzip.Reader.Close does not
 }

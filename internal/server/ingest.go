@@ -122,7 +122,6 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.s.writeError(w, r, err)
 		return
 	}
-	gz := wire != nil
 	r.Body = body
 	opts, err := h.options(r)
 	if err != nil {
@@ -142,7 +141,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if now == nil {
 		now = time.Now
 	}
-	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema, gzip: gz, wire: wire,
+	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema, wire: wire,
 		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
 	run.load = &bulk.Loader{Ctx: ctx, W: h.w, Tenant: run.tenant, Market: run.market, Batch: run.batchTrace}
@@ -268,7 +267,6 @@ type ingestRun struct {
 	ctx      context.Context
 	tenant   string
 	market   bool
-	gzip     bool // the body is gzip, decoded as it is read
 	rc       *http.ResponseController
 	timeouts Timeouts
 	body     *pacedBody  // the request body as Process reads it
@@ -357,7 +355,7 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 			return withStatus(status, code,
 				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
 		}
-		if run.gzip && !wireFailed && gzipFailure(cause) {
+		if run.wire != nil && !wireFailed && gzipFailure(cause) {
 			return stopped(fault.Invalid, cause, "Content-Encoding gzip: the body is not a whole gzip stream ("+gzipReason(cause)+")")
 		}
 		if errors.Is(cause, io.ErrUnexpectedEOF) {
