@@ -51,10 +51,11 @@ import (
 // node id (nodeClaimName), once its start has succeeded and with no check:
 // a node id claimed by another incarnation is also what a node rebuilt on
 // an empty directory (a lost disk) finds, and a stopped process cannot be
-// told from a running one. Once this run's node-id claim was written on a backend, a later
-// claim there by another incarnation is a second process running with the
-// node id, and raises the same alarm (a claim by the same incarnation is a
-// copy of the directory, which the identity claim reports).
+// told from a running one. Once this run's node-id claim was written on a
+// backend, a later claim there by another incarnation is a second process
+// running with the node id, and raises the same alarm (a claim by the
+// same incarnation is a copy of the directory, which the identity claim
+// reports). A failed start never made one, so withdraw leaves it alone.
 
 const (
 	claimFile     = "claims.json"
@@ -92,9 +93,6 @@ func nodeClaimName(nodeID string) string {
 	return "claims/" + hex.EncodeToString([]byte(nodeID))
 }
 
-// slot is one claim blob on one backend.
-type slot struct{ backend, blob string }
-
 // claims is the node's side of its identity claims.
 type claims struct {
 	id    store.Identity
@@ -105,11 +103,11 @@ type claims struct {
 	held  map[string]bool // backends where this run's claim was checked and written
 	// nodeHeld: backends where this run's node-id claim was written.
 	nodeHeld map[string]bool
-	// written is, per claim blob, the ETag of this run's claim as start
-	// wrote it, and replaced the claim start found there (nil for none):
-	// what withdraw puts back.
-	written  map[slot]string
-	replaced map[slot]*claim
+	// written is, per backend, the ETag of this run's claim as start wrote
+	// it, and replaced the claim start found there (nil for none): what
+	// withdraw puts back.
+	written  map[string]string
+	replaced map[string]*claim
 	conflict atomic.Bool
 	every    logevery.Limiter
 	log      *slog.Logger
@@ -158,7 +156,7 @@ func newClaims(dir string, id store.Identity, now time.Time, log *slog.Logger) (
 		c.rec.Claimed = map[string]string{}
 	}
 	c.file, c.held, c.nodeHeld = name, map[string]bool{}, map[string]bool{}
-	c.written, c.replaced = map[slot]string{}, map[slot]*claim{}
+	c.written, c.replaced = map[string]string{}, map[string]*claim{}
 	return c, nil
 }
 
@@ -246,8 +244,10 @@ func (c *claims) start(ctx context.Context) error {
 			c.log.Warn("identity: the claim could not be checked and made at start; it is checked again later", "backend", nb.name, "err", err)
 			continue
 		}
-		c.held[nb.name] = true
-		c.wrote(nb, claimName(c.id), etag, held, found)
+		c.held[nb.name], c.written[nb.name] = true, etag
+		if found {
+			c.replaced[nb.name] = &held
+		}
 	}
 	return nil
 }
@@ -260,35 +260,14 @@ func (c *claims) start(ctx context.Context) error {
 // withdrawal. A failure is left to the checks.
 func (c *claims) claimNode(ctx context.Context) {
 	for _, nb := range c.blobs {
-		if c.held[nb.name] { // a backend that did not answer at start is left to the checks
-			c.startNode(ctx, nb)
+		if !c.held[nb.name] {
+			continue // a backend that did not answer at start is left to the checks
 		}
-	}
-}
-
-// startNode makes this run's node-id claim on nb.
-func (c *claims) startNode(ctx context.Context, nb namedBlobs) {
-	name := nodeClaimName(c.id.NodeID)
-	held, found, err := c.read(ctx, nb, name)
-	var etag string
-	if err == nil {
-		etag, err = c.putBlob(ctx, nb, name)
-	}
-	if err != nil {
-		c.log.Warn("identity: the node id's claim could not be made at start; it is made again later", "backend", nb.name, "err", err)
-		return
-	}
-	c.nodeHeld[nb.name] = true
-	c.wrote(nb, name, etag, held, found)
-}
-
-// wrote notes start's write of the claim blob on nb, with the ETag it
-// got and the claim it replaced, for withdraw.
-func (c *claims) wrote(nb namedBlobs, blob, etag string, prev claim, found bool) {
-	s := slot{nb.name, blob}
-	c.written[s] = etag
-	if found {
-		c.replaced[s] = &prev
+		if _, err := c.putBlob(ctx, nb, nodeClaimName(c.id.NodeID)); err != nil {
+			c.log.Warn("identity: the node id's claim could not be made at start; it is made again later", "backend", nb.name, "err", err)
+			continue
+		}
+		c.nodeHeld[nb.name] = true
 	}
 }
 
@@ -299,24 +278,21 @@ func (c *claims) wrote(nb namedBlobs, blob, etag string, prev claim, found bool)
 // another process's claim, and raising the alarm, until it restarts.
 func (c *claims) withdraw(ctx context.Context) {
 	for _, nb := range c.blobs {
-		for _, blob := range []string{claimName(c.id), nodeClaimName(c.id.NodeID)} {
-			s := slot{nb.name, blob}
-			etag, ok := c.written[s]
-			if !ok {
-				continue
-			}
-			pre := backend.Precondition{IfMatch: etag}
-			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			var err error
-			if prev := c.replaced[s]; prev != nil {
-				_, err = nb.b.PutBlob(wctx, blob, encodeClaim(*prev), pre)
-			} else {
-				err = nb.b.DeleteBlob(wctx, blob, pre)
-			}
-			cancel()
-			if err != nil && fault.ClassOf(err) != fault.PreconditionFailed {
-				c.log.Warn("identity: the claim of a start that failed could not be withdrawn", "backend", nb.name, "claim", blob, "err", err)
-			}
+		etag, ok := c.written[nb.name]
+		if !ok {
+			continue
+		}
+		pre := backend.Precondition{IfMatch: etag}
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		var err error
+		if prev := c.replaced[nb.name]; prev != nil {
+			_, err = nb.b.PutBlob(wctx, claimName(c.id), encodeClaim(*prev), pre)
+		} else {
+			err = nb.b.DeleteBlob(wctx, claimName(c.id), pre)
+		}
+		cancel()
+		if err != nil && fault.ClassOf(err) != fault.PreconditionFailed {
+			c.log.Warn("identity: the claim of a start that failed could not be withdrawn", "backend", nb.name, "err", err)
 		}
 	}
 }

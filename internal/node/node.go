@@ -145,9 +145,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	n = &Node{cfg: cfg, log: log, serveErr: make(chan error, 2)}
-	// node is n for what runs later: a failed start sets the result n to
-	// nil while the store may still commit, as it closes.
-	node := n
 	defer func(n *Node) { // n, not the result, which a failed return sets to nil
 		if err != nil {
 			if n.repl != nil {
@@ -172,7 +169,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.store, err = store.Open(cfg.DataDir, store.Options{
 		NodeID: cfg.NodeID, Durability: cfg.Durability, Watcher: docs.NewFollower(n.cache, feed.mark), Failpoint: n.failpoint(),
 		KeyFilterBytes: cfg.KeyFilterBytes, CacheSize: n.budget.pebble(), MemTableSize: n.budget.memTable(),
-		OnCommit: node.onCommit,
+		OnCommit: n.onCommit,                                                                // a method value: bound now, not to the result a failed start sets to nil
 		FS:       cfg.storeFS, Clock: n.clock, OnFail: n.storeFailed, OnFatal: n.storeFatal, // health.go
 		Logger: n.log,
 	})
