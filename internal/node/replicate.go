@@ -189,32 +189,6 @@ func (r *replicator) heldElsewhere(backend, tenant string) bool {
 	return false
 }
 
-// restoreClaim is reconcile.Config.RestoreClaim: the first backend to ask
-// restores tenant from its pack; the others do not, unless its restore
-// applied no pack. Engines run at once, so the choice is made here, under
-// a lock, not from their checkpoints.
-func (r *replicator) restoreClaim(backend, tenant string) (func(applied bool), bool) {
-	r.restoreMu.Lock()
-	defer r.restoreMu.Unlock()
-	if by, ok := r.restoreBy[tenant]; ok && by != backend {
-		return nil, false
-	}
-	if r.restoreBy == nil {
-		r.restoreBy = map[string]string{}
-	}
-	r.restoreBy[tenant] = backend
-	return func(applied bool) {
-		if applied {
-			return
-		}
-		r.restoreMu.Lock()
-		defer r.restoreMu.Unlock()
-		if r.restoreBy[tenant] == backend {
-			delete(r.restoreBy, tenant)
-		}
-	}, true
-}
-
 // Dir is an fs backend's directory, cleaned and with its symbolic links
 // resolved when it exists; "" for another backend.
 func (b BackendSpec) Dir() string {
@@ -285,10 +259,7 @@ type replicator struct {
 	// startClaims makes the node-id claims and starts the claim checks,
 	// once the node's start has succeeded; nil without backends.
 	startClaims func(start context.Context)
-	// restoreBy is, per tenant, the backend that restores it from a pack
-	// or did (restoreClaim); guarded by restoreMu.
-	restoreMu sync.Mutex
-	restoreBy map[string]string
+	restores    reconcile.RestoreClaims // which backend restores a tenant from its pack
 }
 
 // startReplication opens the backends and runs one engine per backend.
@@ -331,7 +302,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
 			PolicyFor: policyFor(rc.Policies, cmp.Or(n.cfg.MaxBodyBytes, server.DefaultMaxBodyBytes)), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			HeldElsewhere:  func(tenant string) bool { return r.heldElsewhere(name, tenant) },
-			RestoreClaim:   func(tenant string) (func(bool), bool) { return r.restoreClaim(name, tenant) },
+			RestoreClaim:   r.restores.For(name),
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Digests: true, FullRounds: rc.FullRounds, ScrubRate: rc.ScrubRate,
 			Logger: n.log, Packs: rc.Packs,

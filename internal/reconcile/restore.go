@@ -81,6 +81,41 @@ func (e *Engine) restoreWanted(ctx context.Context, tenant string) (bool, checkp
 	return !e.heldAtStart[tenant], cp, nil
 }
 
+// RestoreClaims is one node's Config.RestoreClaim over its engines: the
+// first backend to ask restores a tenant from its pack, the others do
+// not, unless its restore applied no pack. Engines run at once, so the
+// choice is made here, under a lock, not from their checkpoints. The zero
+// value is ready.
+type RestoreClaims struct {
+	mu sync.Mutex
+	by map[string]string // tenant → the backend that restores it, or did
+}
+
+// For is backend's Config.RestoreClaim.
+func (c *RestoreClaims) For(backend string) func(tenant string) (func(applied bool), bool) {
+	return func(tenant string) (func(bool), bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if by, ok := c.by[tenant]; ok && by != backend {
+			return nil, false
+		}
+		if c.by == nil {
+			c.by = map[string]string{}
+		}
+		c.by[tenant] = backend
+		return func(applied bool) {
+			if applied {
+				return
+			}
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if c.by[tenant] == backend {
+				delete(c.by, tenant)
+			}
+		}, true
+	}
+}
+
 // Restore restores tenant from the newest complete pack if it is catching
 // up with nothing local (or resumes a restore under way); it returns what
 // it did, zero when there was nothing to do. Run calls it before a

@@ -201,34 +201,6 @@ func TestRestoreDespiteClientWrites(t *testing.T) {
 	}
 }
 
-// restoreClaims is a node's RestoreClaim over its engines: the first to
-// ask restores, the others not, unless it applied no pack.
-type restoreClaims struct {
-	mu sync.Mutex
-	by map[string]string
-}
-
-func (c *restoreClaims) claim(backend string) func(string) (func(bool), bool) {
-	return func(tn string) (func(bool), bool) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if b, ok := c.by[tn]; ok && b != backend {
-			return nil, false
-		}
-		if c.by == nil {
-			c.by = map[string]string{}
-		}
-		c.by[tn] = backend
-		return func(applied bool) {
-			c.mu.Lock()
-			defer c.mu.Unlock()
-			if !applied && c.by[tn] == backend {
-				delete(c.by, tn)
-			}
-		}, true
-	}
-}
-
 // TestRestoreOnceAcrossBackends: a node with two backends, each holding a
 // pack of the tenant, restores it from one; the other's round brings the
 // copy up to date instead of reading a whole pack to skip every entry. A
@@ -237,9 +209,9 @@ func (c *restoreClaims) claim(backend string) func(string) (func(bool), bool) {
 func TestRestoreOnceAcrossBackends(t *testing.T) {
 	two := func(t *testing.T, b1, b2 backend.Backend) (*Engine, *Engine) {
 		st := openStore(t, "empty")
-		claims := &restoreClaims{}
-		e1 := newEngine(t, st, b1, func(c *Config) { c.Tenants, c.RestoreClaim = []string{tenant}, claims.claim("b1") })
-		e2 := newEngine(t, st, b2, func(c *Config) { c.Tenants, c.RestoreClaim = []string{tenant}, claims.claim("b2") })
+		claims := &RestoreClaims{}
+		e1 := newEngine(t, st, b1, func(c *Config) { c.Tenants, c.RestoreClaim = []string{tenant}, claims.For("b1") })
+		e2 := newEngine(t, st, b2, func(c *Config) { c.Tenants, c.RestoreClaim = []string{tenant}, claims.For("b2") })
 		for _, e := range []*Engine{e1, e2} {
 			if _, err := e.Discover(bg); err != nil {
 				t.Fatal(err)
