@@ -799,18 +799,17 @@ func (f *feed) readObject(ctx context.Context, tenant string, ft *feedTenant, pe
 	lag := max(0, now.Sub(obj.published))
 	f.mu.Lock()
 	ft.state.cursors[peer] = max(ft.state.cursors[peer], seq)
-	self := peer == f.self // a restore's replay reads this node's own feed: not a peer's
-	if !self {
-		ft.peer[peer] = PeerFeed{Cursor: seq, Lag: lag, Read: now}
+	if peer == f.self { // a restore's replay reads this node's own feed: not a peer's
+		f.mu.Unlock()
+		return "", f.save(tenant, ft)
 	}
+	ft.peer[peer] = PeerFeed{Cursor: seq, Lag: lag, Read: now}
 	if f.lagFrom == nil {
 		f.lagFrom = map[string]lagSource{}
 	}
-	if !self {
-		f.lagFrom[peer] = lagSource{tenant: tenant, node: obj.node}
-	}
+	f.lagFrom[peer] = lagSource{tenant: tenant, node: obj.node}
 	f.mu.Unlock()
-	if o, ok := f.e.cfg.Observer.(FeedObserver); ok && !self {
+	if o, ok := f.e.cfg.Observer.(FeedObserver); ok {
 		o.FeedRead(f.e.name, obj.node, len(obj.entries), lag)
 	}
 	return "", f.save(tenant, ft)
