@@ -202,27 +202,13 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(timeoutAnswerGrace))
 	}
 	s.errorHeaders(w.Header(), err, status)
-	unread := r.ContentLength != 0 && (x == nil || !x.bodyRead)
-	if he := (*httpError)(nil); status == http.StatusUnauthorized || errors.As(err, &he) && he.unauthenticated {
+	if r.ContentLength != 0 && (x == nil || !x.bodyRead) {
+		leaveBody(w)
+	} else if he := (*httpError)(nil); status == http.StatusUnauthorized || errors.As(err, &he) && he.unauthenticated {
 		// A client without a valid token keeps no connection (one of
 		// --max-conns) open for the idle timeout: only for the time it
 		// takes to send a request.
 		w.Header().Set("Connection", "close")
-	} else if unread {
-		// Before it answers, net/http reads up to 256 KiB of a body the
-		// handler left unread, to keep the connection: a client still
-		// sending it (slowly, or a stream) would get the answer only once
-		// it had sent that much, or when the read timeout ended the
-		// connection without one. Closing the connection after the answer
-		// sends it at once.
-		w.Header().Set("Connection", "close")
-	}
-	if unread {
-		// And after the answer, net/http still reads up to 256 KiB of the
-		// body before it closes the connection, until the read timeout:
-		// a client that sends no body (with no token, say) would hold one
-		// of --max-conns that long. Nothing more of it is read.
-		_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 	}
 	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
@@ -237,6 +223,18 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		b = append(appendSiblingsError(b[:len(b)-3], se), "}}\n"...) // inside the error object
 	}
 	w.Write(b)
+}
+
+// leaveBody makes the answer, still to be written, end the connection
+// without reading the rest of the request body. Before a successful
+// answer net/http reads up to 256 KiB of a body the handler left unread,
+// to keep the connection, and after any answer it reads that much again
+// before closing it, until the read timeout: a client still sending (a
+// stream, a slow body) or sending nothing (no token, say) would wait for
+// its answer or hold one of --max-conns that long.
+func leaveBody(w http.ResponseWriter) {
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now())
 }
 
 // timeoutAnswerGrace is the time a 408 answer gets to be written.

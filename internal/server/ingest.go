@@ -169,21 +169,15 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
+	run.extend()
 	if err != nil {
 		h.s.errorHeaders(w.Header(), err, status)
 		if !run.body.eof {
-			w.Header().Set("Connection", "close") // the rest of the body is not read: see writeError
+			leaveBody(w) // after extend, whose read deadline it replaces
 		}
 	} else {
 		w.Header()["Content-Type"] = jsonContentType
 		w.Header()["Cache-Control"] = noStore
-	}
-	run.extend()
-	if run.body.err != nil || (err != nil && !run.body.eof) {
-		// The rest of the body will not be read. Without this, net/http
-		// would read up to 256 KiB of it after the reply, waiting on the
-		// client, which may send no more, before closing the connection.
-		_ = run.rc.SetReadDeadline(time.Now())
 	}
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))

@@ -517,13 +517,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.ContentLength != 0 && (r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodDelete) {
-		// No route reads the body of these. Before a successful answer
-		// net/http reads up to 256 KiB of an unread body to keep the
-		// connection, so a client that declares one and never sends it
-		// would wait for the read timeout; the answer goes at once, and
-		// the connection ends after it.
-		x.Header().Set("Connection", "close")
-		_ = http.NewResponseController(x).SetReadDeadline(time.Now())
+		leaveBody(x) // no route reads the body of these
 	}
 	if v, ok := r.Header[resilience.TimeoutHeader]; ok {
 		if _, valid := resilience.ParseTimeout(v[0]); !valid || len(v) > 1 {
