@@ -41,20 +41,28 @@ func (s *tenantState) catchingUp() bool { return !s.done && s.remote }
 // serves, so that what clients write or read through during a catch-up
 // does not count as a local copy (restoreWanted).
 func (e *Engine) seedTenants(ctx context.Context) error {
-	local, err := e.localTenants(ctx)
+	stored, err := e.storedTenants(ctx)
 	if err != nil {
 		return err
 	}
 	e.heldAtStart = map[string]bool{}
-	for _, t := range local[len(e.cfg.Tenants):] {
+	for _, t := range stored {
 		e.heldAtStart[t] = true
 	}
-	e.learn(ctx, local, nil, false)
+	e.learn(ctx, append(slices.Clone(e.cfg.Tenants), stored...), nil, false)
 	return nil
 }
 
+// localTenants is the configured tenants and those the store holds rows of.
 func (e *Engine) localTenants(ctx context.Context) ([]string, error) {
-	ts := slices.Clone(e.cfg.Tenants)
+	stored, err := e.storedTenants(ctx)
+	return append(slices.Clone(e.cfg.Tenants), stored...), err
+}
+
+// storedTenants is the tenants the store holds rows of (those read before
+// an error, with it).
+func (e *Engine) storedTenants(ctx context.Context) ([]string, error) {
+	var ts []string
 	for t, err := range e.st.Tenants(ctx) {
 		if err != nil {
 			return ts, err
