@@ -3,6 +3,7 @@ package console
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"iter"
 	"log/slog"
 	"net/http"
@@ -324,5 +325,33 @@ func TestReplicationQuarantined(t *testing.T) {
 	defer qt.mu.Unlock()
 	if !slices.Equal(qt.asked, [][3]string{{"", "", ""}}) {
 		t.Fatalf("quarantine asked for %q, want every row", qt.asked)
+	}
+}
+
+// TestReplicationQuarantinedCut: past maxQuarantineRows the page's data
+// lists the first rows and says there are more, so the page can say the
+// list is cut rather than show it as whole.
+func TestReplicationQuarantinedCut(t *testing.T) {
+	for _, n := range []int{maxQuarantineRows, maxQuarantineRows + 1} {
+		qt := &fakeQuarantine{}
+		for i := range n {
+			qt.rows = append(qt.rows, api.QuarantineRow{Backend: "b", Tenant: "acme", Key: fmt.Sprintf("k%04d", i), Reason: "checksum mismatch"})
+		}
+		f := newFixture(t, func(o *Options) { o.Reconciler, o.Quarantine = &fakeReconciler{status: oneBackend()}, qt })
+		ck, _ := f.signIn(t, local, admin)
+		resp, body := f.req("GET", "/console/api/replication", local, ck, "", pageHdr("", false, nil))
+		if resp.StatusCode != 200 {
+			t.Fatalf("replication: %d %s", resp.StatusCode, body)
+		}
+		var page struct {
+			Quarantined []map[string]any `json:"quarantined"`
+			More        bool             `json:"quarantined_more"`
+		}
+		if err := json.Unmarshal([]byte(body), &page); err != nil {
+			t.Fatalf("replication: %v", err)
+		}
+		if len(page.Quarantined) != maxQuarantineRows || page.More != (n > maxQuarantineRows) {
+			t.Fatalf("%d rows quarantined: page lists %d, more %v", n, len(page.Quarantined), page.More)
+		}
 	}
 }

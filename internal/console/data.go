@@ -373,6 +373,9 @@ type ReplicationBody struct {
 	Configured  bool                `json:"configured"`
 	Status      api.ReconcileStatus `json:"status"`
 	Quarantined []api.QuarantineRow `json:"quarantined"`
+	// QuarantinedMore is set when more objects are quarantined than the
+	// page lists (maxQuarantineRows), so it can say the list is cut.
+	QuarantinedMore bool `json:"quarantined_more"`
 }
 
 // maxQuarantineRows bounds the quarantined objects the page lists.
@@ -390,10 +393,11 @@ func (c *Console) replication(w http.ResponseWriter, r *http.Request, _ *session
 				c.fail(w, r, err)
 				return
 			}
-			out.Quarantined = append(out.Quarantined, row)
 			if len(out.Quarantined) == maxQuarantineRows {
+				out.QuarantinedMore = true
 				break
 			}
+			out.Quarantined = append(out.Quarantined, row)
 		}
 	}
 	writeJSON(w, out)

@@ -416,7 +416,8 @@ function replication() {
     });
     const q = r.quarantined.map(x => h("tr", {}, h("td", {}, x.backend), h("td", {}, x.tenant), h("td", { class: "mono" }, x.key), h("td", {}, x.reason)));
     body.replaceChildren(...cards, h("div", { class: "card" }, h("h2", {}, "Quarantined objects"),
-      table([{ t: "backend" }, { t: "tenant" }, { t: "key" }, { t: "reason" }], q, "Nothing quarantined: no damaged remote object was found.")));
+      table([{ t: "backend" }, { t: "tenant" }, { t: "key" }, { t: "reason" }], q, "Nothing quarantined: no damaged remote object was found."),
+      r.quarantined_more ? h("p", { class: "muted quarantined-more" }, "Only the first " + q.length + " are listed; cairn reconcile quarantine lists them all.") : ""));
     // Widths are set from script, not inline style attributes, which the
     // Content-Security-Policy forbids.
     for (const s of body.querySelectorAll(".bar > span")) s.style.width = Math.min(100, Number(s.dataset.pct || 0)) + "%";
