@@ -41,8 +41,9 @@ policy) is written as {"key": KEY, "siblings": [DOCUMENT or null, ...]},
 null for a deletion; import and ingest reject such lines, so resolve the
 conflicts first ('cairn conflicts ls') or choose a sibling from the file.
 
-FILE is written as FILE.tmp and renamed once complete and synced, so a
-FILE that exists is whole. The data directory must not be in use: a
+FILE is written beside it as .FILE.*.tmp and renamed once complete and
+synced, so a FILE that exists is whole; an existing FILE keeps its
+permissions, a new one is 0600; a device or FIFO is written in place. The data directory must not be in use: a
 running node holds its lock (stop it, or read the documents from it with
 'cairn ls' and 'cairn get').
 
@@ -127,10 +128,8 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 	}
 	if args[0] == "-" {
 		err = write(env.Stdout)
-	} else if fi, serr := os.Stat(args[0]); serr == nil && fi.IsDir() {
-		err = fmt.Errorf("%s: a directory, not a file", args[0])
 	} else {
-		err = store.ReplaceFile(args[0], 0o600, write)
+		err = writeOutput(args[0], 0o600, write)
 	}
 	if err != nil {
 		return err

@@ -68,8 +68,11 @@ func TestExportImportRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(file + ".tmp"); !os.IsNotExist(err) {
-		t.Errorf("the temporary file is left: %v", err)
+	if left, _ := filepath.Glob(filepath.Join(dir, ".acme.ndjson*")); len(left) > 0 {
+		t.Errorf("the temporary file is left: %v", left)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("a new export file: %v %v, want mode 0600 (it holds every document)", fi.Mode(), err)
 	}
 	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
 	if len(lines) != 7 {

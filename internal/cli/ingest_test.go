@@ -160,6 +160,11 @@ func TestIngestRejectsFromStdinFile(t *testing.T) {
 	if code, _, stderr := runCLI(t, "", "ingest", "--url", url, "--token", tok, "--key-field", "id", "--rejects", in, in); code != exitUsage || !strings.Contains(stderr, "is the input") {
 		t.Errorf("--rejects the input: exit %d, %s", code, stderr)
 	}
+	// A directory is refused before anything is sent: found after the
+	// stream, the rejected lines would be lost with the records stored.
+	if code, _, stderr := runCLI(t, "", "ingest", "--url", url, "--token", tok, "--key-field", "id", "--rejects", dir, in); code != exitUsage || !strings.Contains(stderr, "a directory, not a file") {
+		t.Errorf("--rejects a directory: exit %d, %s", code, stderr)
+	}
 	if code, _, stderr := runCLI(t, "", "ingest", "--url", "http://127.0.0.1:1", "--token", tok, "--key-field", "id", in); code != exitFail || !strings.Contains(stderr, "no cairn node answers at http://127.0.0.1:1") {
 		t.Errorf("ingest to no node: exit %d, %s", code, stderr)
 	}

@@ -38,6 +38,9 @@ func newRejectsFile(path string, in io.Reader) (*rejectsFile, io.Reader, error) 
 			}
 		}
 	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, nil, usageError(fmt.Sprintf("--rejects %s: a directory, not a file", path))
+	}
 	if fi, err := os.Stat(filepath.Dir(path)); err != nil || !fi.IsDir() {
 		return nil, nil, usageError(fmt.Sprintf("--rejects %s: no directory %s", path, filepath.Dir(path)))
 	}
@@ -62,22 +65,16 @@ func newRejectsFile(path string, in io.Reader) (*rejectsFile, io.Reader, error) 
 func (r *rejectsFile) write(rejects []client.IngestReject) (int, error) {
 	rejects = slices.Clone(rejects)
 	slices.SortFunc(rejects, func(a, b client.IngestReject) int { return cmp.Compare(a.Offset, b.Offset) })
-	tmp, err := os.CreateTemp(filepath.Dir(r.path), "."+filepath.Base(r.path)+".*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	w := bufio.NewWriter(tmp)
-	for _, rj := range rejects {
-		if err := copyLine(w, r.src, r.base+rj.Offset); err != nil {
-			tmp.Close()
-			return 0, fmt.Errorf("line %d: %w", rj.Line, err)
+	err := writeOutput(r.path, 0o644, func(out io.Writer) error {
+		w := bufio.NewWriter(out)
+		for _, rj := range rejects {
+			if err := copyLine(w, r.src, r.base+rj.Offset); err != nil {
+				return fmt.Errorf("line %d: %w", rj.Line, err)
+			}
 		}
-	}
-	if err := errors.Join(w.Flush(), tmp.Close()); err != nil {
-		return 0, err
-	}
-	return len(rejects), os.Rename(tmp.Name(), r.path)
+		return w.Flush()
+	})
+	return len(rejects), err
 }
 
 // copyLine copies the line at off in src to w, with its newline; a last

@@ -1,0 +1,84 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+// writeOutput writes a command's output file name through write, the way a
+// user expects of a Unix tool given a path:
+//   - a regular file, or a new one, is written whole or not at all: to a
+//     temporary file beside it, fsynced and renamed over it, so a failed or
+//     killed command leaves the old file; a file that existed keeps its
+//     permission bits and, where the process may set them, its owner;
+//   - a symbolic link is followed: its target is replaced, the link kept;
+//   - anything else that exists and is not a directory (a device such as
+//     /dev/null or /dev/stdout, a FIFO) is opened and written in place:
+//     renaming a file over it would destroy it;
+//   - a directory, or a link to a missing file, is refused.
+//
+// perm is the permission of a new file.
+func writeOutput(name string, perm fs.FileMode, write func(io.Writer) error) error {
+	fi, err := os.Stat(name) // follows links
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if li, lerr := os.Lstat(name); lerr == nil && li.Mode()&fs.ModeSymlink != 0 {
+			return fmt.Errorf("%s: a symbolic link to a missing file", name)
+		}
+		return replaceFile(name, perm, nil, write)
+	case err != nil:
+		return err
+	case fi.IsDir():
+		return fmt.Errorf("%s: a directory, not a file", name)
+	case !fi.Mode().IsRegular():
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		err = write(f)
+		return errors.Join(err, f.Close())
+	}
+	target, err := filepath.EvalSymlinks(name)
+	if err != nil {
+		return err
+	}
+	return replaceFile(target, fi.Mode().Perm(), fi, write)
+}
+
+// replaceFile writes name through a temporary file in its directory,
+// renamed over it once complete and fsynced, then fsyncs the directory.
+// The new file gets perm exactly (not masked by the umask), and old's
+// owner if old is set and the process may give it.
+func replaceFile(name string, perm fs.FileMode, old fs.FileInfo, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
+	err = tmp.Chmod(perm)
+	if err == nil && old != nil {
+		keepOwner(tmp, old)
+	}
+	if err == nil {
+		err = write(tmp)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if err = errors.Join(err, tmp.Close()); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), name); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
