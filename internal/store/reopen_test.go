@@ -398,3 +398,44 @@ func TestDamagedTableReported(t *testing.T) {
 		t.Errorf("OnFatal got %v (class %v), want a corruption", got[0], fault.ClassOf(got[0]))
 	}
 }
+
+// TestDamagedLogRefused: damage in the middle of the write-ahead log, with
+// acknowledged writes after it, is corruption, not the torn end of a log a
+// crash leaves: Open refuses the store, naming it, and leaves the log as
+// it was, instead of replaying the writes before the damage, silently
+// dropping those after it and deleting the evidence.
+func TestDamagedLogRefused(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	for i := range 300 {
+		mustPut(t, s, "t", fmt.Sprintf("w%04d", i), `{"pad":"`+strings.Repeat("x", 200)+`"}`)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "pebble", "*.log"))
+	var wal string
+	for _, name := range logs {
+		if fi, err := os.Stat(name); err == nil && fi.Size() > 80<<10 {
+			wal = name
+		}
+	}
+	if wal == "" {
+		t.Fatalf("no log holds the writes: %v", logs)
+	}
+
+	f, err := os.OpenFile(wal, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte("\xff\xff\xff\xff"), 40000) // in the second 32 KiB block
+	f.Close()
+	before, _ := os.ReadFile(wal)
+
+	_, err = Open(dir, Options{})
+	wantClass(t, "Open of a store with a damaged log", err, fault.Corruption)
+	if after, rerr := os.ReadFile(wal); rerr != nil || string(after) != string(before) {
+		t.Errorf("the damaged log was changed or removed by the refused Open: %v", rerr)
+	}
+	t.Log(err)
+}

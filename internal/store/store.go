@@ -347,7 +347,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	// and logs it finds) when pebble/ or its MANIFEST marker is gone, and
 	// the node would serve nothing as if it had always been empty.
 	po.ErrorIfNotExists = !created
-	db, err := pebble.Open(pdir, po)
+	db, err := openPebble(pdir, po)
 	if errors.Is(err, pebble.ErrDBDoesNotExist) {
 		return nil, fault.New(fault.Corruption, fault.Context{}, fmt.Sprintf(
 			"%s has its %s but no Pebble database in %s (pebble/ or its marker.manifest.* file is gone): the documents it held are not there",
@@ -448,6 +448,14 @@ func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 		Logger:       quietLogger{},
 		MemTableSize: uint64(memTableSize),
 		CacheSize:    cacheSize,
+		// From FormatWALSyncChunks on, the log records how far each sync
+		// reached, so damage in the middle of it, with acknowledged writes
+		// after, is told from the torn end a crash leaves and refused:
+		// with an older format Pebble takes any bad record for the end and
+		// drops every write after it. A store made by an older format is
+		// upgraded when opened (and can no longer be opened by a build
+		// that predates it).
+		FormatMajorVersion: formatVersion,
 	}
 	o.Experimental.SpanPolicyFunc = splitTables
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // later levels inherit it
@@ -460,6 +468,34 @@ func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 	}
 	o.Levels[len(o.Levels)-1].Compression = func() *sstable.CompressionProfile { return sstable.SnappyCompression }
 	return o
+}
+
+// formatVersion is the Pebble format the store creates and upgrades to:
+// named, not FormatNewest, so that a newer Pebble does not upgrade stores
+// (one way) by itself. TableFormatV6 adds a checksum to every table's
+// footer, on top of the log's sync offsets.
+const formatVersion = pebble.FormatTableFormatV6
+
+// openPebble opens the database in dir at formatVersion. Pebble creates a
+// database, and starts the log of an open, at the format it finds, then
+// upgrades the format: the log of a new or upgraded database's first run
+// would lack the sync offsets that tell damage from a torn end (see
+// pebbleOptions), until its first memtable flush. Such a database is
+// closed and opened again at once, which starts a new log at the new
+// format; the open is cheap, the log holding nothing yet.
+func openPebble(dir string, o *pebble.Options) (*pebble.DB, error) {
+	var older bool
+	if desc, err := pebble.Peek(dir, o.FS); err != nil || !desc.Exists || desc.FormatMajorVersion < formatVersion {
+		older = true
+	}
+	db, err := pebble.Open(dir, o)
+	if err != nil || !older {
+		return db, err
+	}
+	if err := db.Close(); err != nil {
+		return nil, err
+	}
+	return pebble.Open(dir, o)
 }
 
 // splitTables ends every sstable that a flush or compaction writes at the
