@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -441,4 +442,67 @@ func TestIngestBodyEndsEarly(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIngestStoppedByShutdown: a node that starts draining in the middle
+// of an ingest stream stops it at its next read and answers 503
+// shutting_down with how far it got and a Retry-After, to a client still
+// sending (so the answer is not lost to a reset connection), and its drain
+// ends without waiting out the stream.
+func TestIngestStoppedByShutdown(t *testing.T) {
+	in := startIngestNode(t, 0)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	sent := make(chan struct{})
+	go func() {
+		for i := 0; ; i++ {
+			if i == 5000 {
+				close(sent)
+			}
+			if _, err := fmt.Fprintf(pw, `{"id":"s%d","pad":"%0100d"}`+"\n", i, i); err != nil {
+				return // the client stopped sending: the answer came
+			}
+		}
+	}()
+	req, _ := http.NewRequest("POST", in.url+"/v1/tenants/acme/ingest?key_field=id", pr)
+	req.Header.Set("Authorization", "Bearer "+in.acme)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	type answer struct {
+		res *http.Response
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		answered <- answer{res, err}
+	}()
+	<-sent
+	drained := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		drained <- in.Node.Shutdown(ctx)
+	}()
+	a := <-answered
+	if a.err != nil {
+		t.Fatalf("the client lost the answer: %v", a.err)
+	}
+	defer a.res.Body.Close()
+	var r api.IngestResult
+	if err := json.NewDecoder(a.res.Body).Decode(&r); err != nil {
+		t.Fatal(err)
+	}
+	if a.res.StatusCode != 503 || r.Error == nil || r.Error.Code != "shutting_down" || a.res.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d (Retry-After %q), reply %+v %+v; want 503 shutting_down", a.res.StatusCode, a.res.Header.Get("Retry-After"), r, r.Error)
+	}
+	if !strings.Contains(r.Error.Message, "shutting down") || r.Complete {
+		t.Errorf("reply %+v %+v", r, r.Error)
+	}
+	a.res.Body.Close()
+	pw.CloseWithError(errors.New("test over"))
+	if err := <-drained; err != nil {
+		t.Errorf("Shutdown: %v, want the drain to end once the stream answered", err)
+	}
+	in.Node = nil
+	t.Logf("stopped through line %d: %s", r.LastDurableLine, r.Error.Message)
 }

@@ -102,6 +102,7 @@ func NewAdmin(o AdminOptions) (*Server, error) {
 	}
 	s := &Server{
 		auth:       v,
+		drained:    make(chan struct{}),
 		log:        o.Logger,
 		ready:      o.Ready,
 		failed:     o.Failed,

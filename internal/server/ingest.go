@@ -117,6 +117,7 @@ type ingestHandler struct {
 }
 
 func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	raw := r.Body
 	body, wire, err := decodedBody(r, "ingest") // gzip or identity, else 415
 	if err != nil {
 		h.s.writeError(w, r, err)
@@ -143,7 +144,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	run := &ingestRun{ctx: ctx, tenant: TenantOf(r), market: opts.Schema == ingest.MarketDataSchema, wire: wire,
 		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
-		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow}}
+		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow, stop: h.s.drained}}
 	run.load = &bulk.Loader{Ctx: ctx, W: h.w, Tenant: run.tenant, Market: run.market, Batch: run.batchTrace}
 	st, err := ingest.Process(ctx, run.body, opts, run.handle)
 	if werr := run.load.Wait(); werr != nil && err == nil {
@@ -162,17 +163,27 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply.Complete = false
 		reply.Error = &api.Error{Code: code, Message: userMessage(err, status), RequestID: reqctx.RequestID(r.Context())}
 		level := slog.LevelError
-		if status < 500 {
-			level = slog.LevelWarn // the client's doing: a body that stopped, came too slowly or broke
+		if status < 500 || errors.Is(run.body.err, errShuttingDown) {
+			// The client's doing (a body that stopped, came too slowly or
+			// broke), or the node's planned stop.
+			level = slog.LevelWarn
 		}
 		h.s.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
 	run.extend()
+	shutdown := errors.Is(run.body.err, errShuttingDown)
 	if err != nil {
 		h.s.errorHeaders(w.Header(), err, status)
-		if !run.body.eof {
+		if shutdown {
+			// The rest of the body is read and dropped after the answer,
+			// below: closing with it unread would reset the connection,
+			// and a client still sending would lose the answer, which
+			// says where to resume.
+			w.Header().Set("Connection", "close")
+			_ = run.rc.EnableFullDuplex()
+		} else if !run.body.eof {
 			leaveBody(w) // after extend, whose read deadline it replaces
 		}
 	} else {
@@ -181,7 +192,17 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+	if shutdown {
+		_ = run.rc.Flush()
+		_ = run.rc.SetReadDeadline(time.Now().Add(shutdownLinger))
+		_, _ = io.Copy(io.Discard, raw)
+	}
 }
+
+// shutdownLinger bounds how long an ingest stopped by the node's shutdown
+// reads and drops the rest of its body after answering, for the client to
+// take the answer before the connection closes.
+const shutdownLinger = 2 * time.Second
 
 // options checks the request and turns its query into ingest options.
 // Errors are fault.Invalid (400).
@@ -339,6 +360,9 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 		return fault.E(fault.ClassOf(storeErr), c, fmt.Errorf("ingest stopped %s: store: %w", where, storeErr))
 	case run.body.slow != nil:
 		return withStatus(http.StatusRequestTimeout, "too_slow", stopped(fault.Transient, err, run.body.slow.Error()))
+	case errors.Is(run.body.err, errShuttingDown):
+		return withStatus(http.StatusServiceUnavailable, "shutting_down", stopped(fault.Transient, errShuttingDown,
+			"the node is shutting down; send the lines after the last durable one again, to this node once it is back or to another"))
 	case run.body.err != nil:
 		cause, wireFailed := run.body.err, run.wire != nil && run.wire.err != nil
 		if wireFailed {

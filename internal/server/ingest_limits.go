@@ -133,9 +133,23 @@ type pacedBody struct {
 	err    error         // the first read error other than io.EOF
 	eof    bool          // a read returned io.EOF: the body was read to its end
 	slow   *tooSlowError // set when the stream was ended for its rate
+	// stop, when closed, ends the stream at the next read with
+	// errShuttingDown: the server is draining.
+	stop <-chan struct{}
 }
 
+// errShuttingDown ends an ingest stream when the server starts draining.
+var errShuttingDown = errors.New("the node is shutting down")
+
 func (b *pacedBody) Read(p []byte) (int, error) {
+	select {
+	case <-b.stop:
+		if b.err == nil {
+			b.err = errShuttingDown
+		}
+		return 0, errShuttingDown
+	default:
+	}
 	start := b.now()
 	n, err := b.r.Read(p)
 	if err == io.EOF {

@@ -260,6 +260,10 @@ type Server struct {
 	ids        *idGen
 	conns      connLimit // Options.MaxConns, counted by Listener
 	draining   atomic.Bool
+	// drained is closed when the server starts draining: an ingest stream
+	// stops at its next read and answers how far it got (ingest.go).
+	drained    chan struct{}
+	drainOnce  sync.Once
 	routes     []RouteInfo // as mounted, in order
 	hsOnce     sync.Once
 	hs         *http.Server // set once by httpServer
@@ -296,6 +300,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		docs:       o.Docs,
+		drained:    make(chan struct{}),
 		auth:       v,
 		validate:   o.Validate,
 		maxBody:    or(o.MaxBodyBytes, DefaultMaxBodyBytes),
@@ -653,7 +658,10 @@ func (s *Server) httpServer(addr string) *http.Server {
 
 // SetDraining makes /readyz answer 503 from now on, so load balancers stop
 // sending new requests while in-flight ones finish. It cannot be undone.
-func (s *Server) SetDraining() { s.draining.Store(true) }
+func (s *Server) SetDraining() {
+	s.draining.Store(true)
+	s.drainOnce.Do(func() { close(s.drained) })
+}
 
 // Drain is graceful shutdown: SetDraining, then hs.Shutdown(ctx), which
 // stops accepting connections and waits for in-flight requests until ctx
