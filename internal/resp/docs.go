@@ -22,13 +22,22 @@ import (
 // flight); writes get the node's request deadline and are answered once
 // durable.
 
+// absent reports whether err says the key holds no document. A tenant
+// catching up after a restore answers not found for a key it has not
+// restored yet as a CatchingUpError: that is not an answer (the document
+// may exist), and goes to the client as TRYAGAIN, as HTTP answers 503.
+func absent(err error) bool {
+	var ce *server.CatchingUpError
+	return errors.Is(err, fault.ErrNotFound) && !errors.As(err, &ce)
+}
+
 func (s *Server) get(c redcon.Conn, ss *session, op string, b []byte) (server.Doc, bool, result) {
 	k, okKey := key(c, b)
 	if !okKey {
 		return server.Doc{}, false, failed(fault.Invalid)
 	}
 	d, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
-	if errors.Is(err, fault.ErrNotFound) {
+	if absent(err) {
 		return d, false, ok
 	}
 	if err != nil {
@@ -77,7 +86,7 @@ func cmdType(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	switch {
 	case err == nil, errors.Is(err, fault.ErrConflict):
 		c.WriteString("string")
-	case errors.Is(err, fault.ErrNotFound):
+	case absent(err):
 		c.WriteString("none")
 	default:
 		return s.fail(c, ss, "TYPE", err)
@@ -174,7 +183,7 @@ func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		switch {
 		case err == nil:
 			n.Add(1)
-		case errors.Is(err, fault.ErrNotFound):
+		case absent(err):
 			err = nil
 		}
 		return err
@@ -211,7 +220,7 @@ func cmdExists(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 		switch {
 		case err == nil, errors.Is(err, fault.ErrConflict):
 			n++
-		case errors.Is(err, fault.ErrNotFound):
+		case absent(err):
 		default:
 			return s.fail(c, ss, "EXISTS", err)
 		}
@@ -238,7 +247,7 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 				c.WriteError("ERR MGET reply larger than " + strconv.Itoa(s.maxReply) + " bytes: ask for fewer keys at a time")
 				return failed(fault.Invalid)
 			}
-		case errors.Is(err, fault.ErrNotFound), errors.Is(err, fault.ErrConflict):
+		case absent(err), errors.Is(err, fault.ErrConflict):
 		default:
 			return s.fail(c, ss, "MGET", err)
 		}

@@ -534,3 +534,47 @@ func TestMultiKeyPartly(t *testing.T) {
 		t.Errorf("DEL said %s of its keys were deleted; %d of 2 are gone", m[2], 2-left)
 	}
 }
+
+// catchingUpDocs answers every key named "u…" as a tenant catching up
+// does for a key it has not restored yet: not found, as a CatchingUpError.
+type catchingUpDocs struct{ *servertest.Mem }
+
+func notRestored(tenant string) error {
+	return &server.CatchingUpError{Tenant: tenant, Msg: "the key is not restored yet", Err: fault.New(fault.NotFound, fault.Context{}, "no such document")}
+}
+
+func (d catchingUpDocs) Get(ctx context.Context, tenant, key string) (server.Doc, error) {
+	if strings.HasPrefix(key, "u") {
+		return server.Doc{}, notRestored(tenant)
+	}
+	return d.Mem.Get(ctx, tenant, key)
+}
+
+func (d catchingUpDocs) Delete(ctx context.Context, tenant, key string, pre doc.Precondition) error {
+	if strings.HasPrefix(key, "u") {
+		return notRestored(tenant)
+	}
+	return d.Mem.Delete(ctx, tenant, key, pre)
+}
+
+// TestCatchingUpIsNoAnswer: a key a catching-up tenant has not restored
+// may hold a document: GET, MGET, EXISTS, TYPE and DEL answer TRYAGAIN, as
+// HTTP answers 503 catching_up, never a null, 0 or none, which a client
+// takes for an answer (a DEL that answered 0 dropped the delete).
+func TestCatchingUpIsNoAnswer(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: catchingUpDocs{&servertest.Mem{}}, Auth: auth})
+	rc := redis.NewClient(&redis.Options{Addr: addr, Username: "acme", Password: acmeToken, MaxRetries: -1})
+	defer rc.Close()
+	ctx := context.Background()
+	for _, cmd := range [][]any{{"GET", "u1"}, {"MGET", "a", "u1"}, {"EXISTS", "u1"}, {"TYPE", "u1"}, {"DEL", "u1"}, {"DEL", "a", "u1"}, {"UNLINK", "u1"}, {"JSON.GET", "u1"}} {
+		got, err := rc.Do(ctx, cmd...).Result()
+		if err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN tenant acme is catching up") {
+			t.Errorf("%q: %v, %v; want TRYAGAIN tenant acme is catching up …", cmd, got, err)
+		}
+	}
+	if got, err := rc.Get(ctx, "absent").Result(); err != redis.Nil {
+		t.Errorf("GET of a key the node knows absent: %q, %v; want nil", got, err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 // Replies. redcon writes RESP2; the few RESP3 types a client that said
@@ -50,6 +51,12 @@ const (
 func errorReply(err error) (msg string, class fault.Class) {
 	class = fault.ClassOf(err)
 	text := fault.MessageOf(err)
+	var ce *server.CatchingUpError
+	if errors.As(err, &ce) {
+		// Its class is its cause's (not found): the answer HTTP gives as
+		// 503 catching_up.
+		return "TRYAGAIN tenant " + ce.Tenant + " is catching up with its backends: " + ce.Msg, fault.Transient
+	}
 	switch class {
 	case fault.Invalid:
 		return "ERR " + text, class
