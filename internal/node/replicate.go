@@ -268,6 +268,10 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	rc := n.cfg.Replication
 	r := &replicator{feed: feed, log: n.log}
 	n.repl = r // set first, so a failure below is cleaned up by closeData
+	if p := rc.packs(); len(rc.Backends) > 0 && p.Every >= p.MaxAge {
+		n.log.Warn("replication: --pack-interval is not below --gc-grace: the newest catch-up pack can be older than the grace, and an empty node does not restore from such a pack but fetches every object",
+			"pack_interval", p.Every, "gc_grace", p.MaxAge)
+	}
 	var claims *claims
 	if len(rc.Backends) > 0 {
 		var err error
@@ -305,7 +309,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 			RestoreClaim:   r.restores.For(name),
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),
 			Digests: true, FullRounds: rc.FullRounds, ScrubRate: rc.ScrubRate,
-			Logger: n.log, Packs: rc.Packs,
+			Logger: n.log, Packs: rc.packs(),
 			Tracer: n.tel.Tracer("github.com/cairnstore/cairn/reconcile"),
 		})
 		if err != nil {
@@ -521,4 +525,15 @@ func (f *changeFeed) take() map[string]bool {
 	ts := maps.Clone(f.dirty)
 	clear(f.dirty)
 	return ts
+}
+
+// packs is the engines' pack settings: a pack older than the tombstones'
+// grace is not restored from (reconcile.PackConfig.MaxAge), since the
+// tombstones of documents deleted after it may be collected by now.
+func (rc *Replication) packs() reconcile.PackConfig {
+	p := rc.Packs
+	if p.MaxAge == 0 {
+		p.MaxAge = cmp.Or(rc.GCGrace, reconcile.DefaultGrace)
+	}
+	return p
 }

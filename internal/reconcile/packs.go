@@ -44,6 +44,14 @@ type PackConfig struct {
 	// Parallel is how many parts a restore reads ahead; 0 means
 	// DefaultPackParallel.
 	Parallel int
+	// MaxAge is the oldest a pack may be (by its manifest's Created) for
+	// an empty node to restore from it; 0 means no bound. Set it to the
+	// tombstones' grace (Collector's Grace): a document deleted after the
+	// pack was written is in it, live, and once its tombstone is collected
+	// nothing says it was deleted, so a restore from the pack would bring
+	// it back, and upload it to every node. An older pack is passed over
+	// and the round restores object by object.
+	MaxAge time.Duration
 }
 
 // Defaults of PackConfig.

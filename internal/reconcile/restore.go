@@ -214,6 +214,13 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 		return st, nil, fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
 			fmt.Sprintf("manifest of %s/%s names %s/%s", tenant, gen, m.Tenant, m.Generation))
 	}
+	if age := e.cfg.Now().Sub(m.Created); e.cfg.Packs.MaxAge > 0 && age > e.cfg.Packs.MaxAge {
+		if l := e.cfg.Logger; l != nil {
+			l.WarnContext(ctx, "reconcile: the newest catch-up pack is older than the tombstones' grace (--gc-grace); the round restores every object instead",
+				"backend", e.name, "tenant", tenant, "generation", gen, "age", age.Round(time.Second), "grace", e.cfg.Packs.MaxAge)
+		}
+		return RestoreStats{}, nil, nil
+	}
 	if err := e.updateCheckpoint(tenant, func(c *checkpoint) { c.packGen, c.packPart = gen, first }); err != nil {
 		return st, nil, err
 	}

@@ -482,3 +482,58 @@ func TestRestoreBatchBytes(t *testing.T) {
 		t.Fatalf("a restore batch committed %d documents of %d bytes; want at most %d", largest, len(body), want)
 	}
 }
+
+// TestRestorePassesOverOldPack: a pack older than PackConfig.MaxAge (the
+// tombstones' grace) holds, live, documents deleted after it whose
+// tombstones may be collected by now, so nothing says they were deleted:
+// an empty node does not restore from it, and its round restores object by
+// object, without the deleted document.
+func TestRestorePassesOverOldPack(t *testing.T) {
+	b := newBlobMem("b")
+	origin, _ := packedTenant(t, b, 50)
+	del(t, origin, "k0001")
+	oe := newEngine(t, origin, b, nil)
+	if _, err := oe.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	// The tombstone's grace passes and the collector removes it from the
+	// backend (and from every node).
+	if err := b.Mem.Delete(bg, tenant, "k0001", backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	later := func() time.Time { return time.Now().Add(2 * time.Hour) }
+
+	restore := func(maxAge time.Duration) (*store.Store, RestoreStats) {
+		st := openStore(t, "empty")
+		e := newEngine(t, st, b, func(c *Config) {
+			c.Tenants, c.Now, c.Packs.MaxAge = []string{tenant}, later, maxAge
+		})
+		if _, err := e.Discover(bg); err != nil {
+			t.Fatal(err)
+		}
+		rs, err := e.Restore(bg, tenant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		runRound(t, e)
+		return st, rs
+	}
+	st, rs := restore(time.Hour)
+	if rs.Generation != "" || rs.Applied != 0 {
+		t.Fatalf("Restore from a pack 2h old with MaxAge 1h: %+v; want it passed over", rs)
+	}
+	if _, ok := localState(t, st, "k0001"); ok {
+		t.Fatal("the document deleted after the pack is back")
+	}
+	for _, k := range []string{"k0000", "k0049"} {
+		if _, ok := localState(t, st, k); !ok {
+			t.Fatalf("%s not restored by the round", k)
+		}
+	}
+	st, rs = restore(0)
+	if rs.Applied != 50 {
+		t.Fatalf("Restore without a bound: %+v; want the pack's 50 entries", rs)
+	}
+	_, back := localState(t, st, "k0001")
+	t.Logf("without the bound: the deleted document is back: %v", back)
+}
