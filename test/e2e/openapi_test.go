@@ -217,6 +217,15 @@ func TestOpenAPIConformance(t *testing.T) {
 		api(a, []string{"Authorization", "Bearer cairn_wrong"}, "GET", doc+"k1", "", 401),
 		api(a, authA, "GET", doc+"k1", "", 200),
 		api(a, authA, "HEAD", doc+"k1", "", 200),
+		api(a, authA, "GET", doc+"k1", "", 412, "If-Match", `"nope"`),
+		api(a, authA, "HEAD", doc+"k1", "", 412, "If-Match", `"nope"`),
+		{listener: "api", base: a.URL, method: "GET", path: "/livez", header: []string{"X-Request-Timeout", "soon"}, status: 400, invalid: true},
+		{listener: "admin", base: adminA, method: "GET", path: "/metrics", header: []string{"X-Request-Timeout", "soon"}, status: 400, invalid: true},
+		// The admin token acts on the tenants a node serves: another
+		// name is a 404.
+		api(b, adm, "GET", "/v1/tenants/zzz/docs", "", 404),
+		api(b, adm, "GET", "/v1/tenants/zzz/conflicts", "", 404),
+		api(b, adm, "POST", "/v1/tenants/zzz/ingest?key_field=id", "{\"id\":\"z\"}\n", 404, "Content-Type", "application/x-ndjson"),
 		api(a, authA, "HEAD", doc+"absent", "", 404),
 		api(a, authA, "GET", doc+"absent", "", 404),
 		api(a, authA, "GET", "/v1/tenants/demo/docs?limit=1&prefix=k", "", 200),
