@@ -124,7 +124,7 @@ func (c *Client) History(ctx context.Context, tenant, key string) iter.Seq2[Lost
 				return
 			}
 			if rows > 0 || !c.retryable(ctx, err, false) || !c.wait(ctx, attempt, hint) {
-				yield(Lost{}, err)
+				yield(Lost{}, gaveUp(ctx, err))
 				return
 			}
 		}

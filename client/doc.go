@@ -31,8 +31,9 @@
 //
 // Under a tenant's manual conflict policy, concurrent versions of a document
 // are kept as siblings: Get, Head and a Put or Delete without an IfMatch
-// naming one of them fail with [ErrConflict], and the [*Error]'s Siblings
-// lists their ETags. [Client.Conflicts] lists such documents,
+// fail with [ErrConflict], and the [*Error]'s Siblings lists their ETags;
+// a Put or Delete whose IfMatch names neither a sibling nor the set fails
+// with [ErrPreconditionFailed], as it would without siblings. [Client.Conflicts] lists such documents,
 // [Client.Conflict] shows one with the siblings' bodies, and
 // [Client.Resolve] (or a write with IfMatch of a sibling) resolves it.
 // [Client.History] shows what resolutions discarded, to restore with Put.

@@ -52,6 +52,10 @@ func listRows[T any](c *Client, ctx context.Context, path string, opts []ListOpt
 	}
 	return func(yield func(T, error) bool) {
 		var zero T
+		if o.pageSize < 0 {
+			yield(zero, fmt.Errorf("%w: PageSize(%d): want 0 (the server's default) or more", ErrInvalid, o.pageSize))
+			return
+		}
 		cursor := o.after
 		for {
 			next, err := listPage(c, ctx, path, o, &cursor, keyOf, yield)
@@ -92,7 +96,7 @@ func listPage[T any](c *Client, ctx context.Context, path string, o listOpts, cu
 			return next, err
 		}
 		if !c.retryable(ctx, err, false) || !c.wait(ctx, attempt, hint) {
-			return "", err
+			return "", gaveUp(ctx, err)
 		}
 	}
 }

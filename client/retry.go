@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -72,9 +73,21 @@ func (c *Client) do(ctx context.Context, cl *call) (*http.Response, error) {
 			err, hint = apiErr, apiErr.RetryAfter
 		}
 		if !c.retryable(ctx, err, cl.write) || !c.wait(ctx, attempt, hint) {
-			return nil, err
+			return nil, gaveUp(ctx, err)
 		}
 	}
+}
+
+// gaveUp is the error of a call that stops retrying with err: err itself,
+// or, when ctx ended (during a wait between attempts, or the attempt), an
+// error that matches ctx's error too, so a caller tells its own
+// cancellation or deadline from the server's answer.
+func gaveUp(ctx context.Context, err error) error {
+	cerr := ctx.Err()
+	if cerr == nil || errors.Is(err, cerr) {
+		return err
+	}
+	return fmt.Errorf("%w (the last attempt: %w)", cerr, err)
 }
 
 // retryable says whether err may be retried for a read (write false) or a

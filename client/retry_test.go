@@ -258,6 +258,24 @@ func TestCanceledContextStopsRetries(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) || calls.Load() != 1 {
 		t.Errorf("err %v after %d calls", err, calls.Load())
 	}
+	// The caller's own cancellation is told from the server's answer.
+	var apiErr *Error
+	if !errors.Is(err, context.Canceled) || !errors.As(err, &apiErr) || apiErr.Status != 503 {
+		t.Errorf("err %v: want it to match context.Canceled and carry the 503", err)
+	}
+}
+
+// TestNegativePageSize: a negative page size is the caller's mistake,
+// refused before any request, not taken for the default.
+func TestNegativePageSize(t *testing.T) {
+	c := New("http://127.0.0.1:1", "tok")
+	for _, err := range c.List(t.Context(), "t", PageSize(-5)) {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "PageSize(-5)") {
+			t.Fatalf("PageSize(-5): %v, want ErrInvalid naming it", err)
+		}
+		return
+	}
+	t.Fatal("PageSize(-5): the listing yielded nothing")
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)
