@@ -17,6 +17,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"io"
 	"os"
 	"runtime"
@@ -120,6 +121,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case labCommands[0], labCommands[1], labCommands[2]:
 		return labCommand(ctx, cmd, rest, env) // lab.go
 	case "version", "--version":
+		if len(rest) > 0 {
+			fmt.Fprintf(env.Stderr, "cairn version: takes no arguments, got %q\n", strings.Join(rest, " "))
+			return exitUsage
+		}
 		fmt.Fprintln(env.Stdout, "cairn", versionLine(telemetry.ReadBuild()))
 		return exitOK
 	case "help", "-h", "--help":

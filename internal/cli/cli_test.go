@@ -156,6 +156,9 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--max-body-bytes", "1GiB"}, nil, "--max-body-bytes"},
 		{[]string{"extra"}, nil, `unexpected argument "extra"`},
 		{[]string{"--node-id", "has space"}, nil, `--node-id "has space": a node id has no spaces`},
+		{[]string{"--trace-exporter", "zipkin"}, nil, `--trace-exporter "zipkin": want none, console, json or otlp`},
+		{[]string{"--listen", "127.0.0.1:27999", "--admin-listen", "127.0.0.1:27999"}, nil, `--admin-listen "127.0.0.1:27999": the address of --listen too`},
+		{[]string{"--listen", "127.0.0.1:27999", "--resp-listen", "127.0.0.1:27999"}, nil, `--resp-listen "127.0.0.1:27999": the address of --listen too`},
 		{[]string{"--admin-listen", "0.0.0.0:0", "--tenant", "acme:" + strings.Repeat("ab", 32)}, nil, "--admin-listen 0.0.0.0:0 is beyond loopback: configure --admin-token-sha256"},
 	}
 	for _, tt := range tests {
@@ -176,6 +179,12 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if code, _, stderr := run(t, nil, "", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: %d %q", code, stderr)
+	}
+	if code, _, stderr := run(t, nil, "", "version", "extra"); code != exitUsage || !strings.Contains(stderr, "takes no arguments") {
+		t.Errorf("version extra: %d %q", code, stderr)
+	}
+	if code, _, stderr := run(t, map[string]string{"CAIRN_URL": "http://127.0.0.1:1", "CAIRN_TOKEN": "x"}, "", "get", "k1", "--tenant", ""); code != exitUsage || !strings.Contains(stderr, "no tenant") {
+		t.Errorf("get --tenant '': %d %q", code, stderr)
 	}
 	if code, out, _ := run(t, nil, "", "serve", "--help"); code != exitOK || !strings.Contains(out, "CAIRN_DATA_DIR") {
 		t.Errorf("serve --help: %d %q", code, out)

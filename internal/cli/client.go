@@ -48,6 +48,9 @@ func (c *clientFlags) missing() string {
 	if c.token == "" {
 		return "no token: set CAIRN_TOKEN (cairn serve prints one for the demo tenant) or --token"
 	}
+	if c.tenant == "" {
+		return "no tenant: set CAIRN_TENANT or --tenant (the demo tenant of a development node is demo)"
+	}
 	return ""
 }
 

@@ -116,6 +116,21 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	defer st.Close()
+	// A tenant the store has never held (a typo) is refused before FILE is
+	// touched: an empty export would replace an earlier one.
+	known := false
+	for t, err := range st.Tenants(ctx) {
+		if err != nil {
+			return err
+		}
+		if t == f.tenant {
+			known = true
+			break
+		}
+	}
+	if !known {
+		return fmt.Errorf("%s holds no documents or deletions of tenant %s; tenants there: %s", f.dataDir, f.tenant, tenantsOf(ctx, st))
+	}
 
 	var stats exportStats
 	write := func(out io.Writer) error {

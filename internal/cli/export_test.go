@@ -161,9 +161,16 @@ func TestExportRefusals(t *testing.T) {
 	}
 	out.Reset()
 	errb.Reset()
-	if code := Run(ctx, []string{"export", "--data-dir", data, "--tenant", "acmee", "-"}, Env{Stdout: &out, Stderr: &errb}); code != exitOK ||
-		out.Len() != 0 || !strings.Contains(errb.String(), "tenant acmee has no documents") || !strings.Contains(errb.String(), "deletions there: acme") {
-		t.Errorf("export of an empty tenant: exit %d, stdout %q, stderr %s", code, &out, &errb)
+	// A tenant the store never held (a typo) is refused, and an earlier
+	// export under FILE is left as it was.
+	earlier := filepath.Join(dir, "earlier.ndjson")
+	os.WriteFile(earlier, []byte(`{"key":"a","doc":{}}`+"\n"), 0o600)
+	if code := Run(ctx, []string{"export", "--data-dir", data, "--tenant", "acmee", earlier}, Env{Stdout: &out, Stderr: &errb}); code != exitFail ||
+		!strings.Contains(errb.String(), "holds no documents or deletions of tenant acmee; tenants there: acme") {
+		t.Errorf("export of an unknown tenant: exit %d, stderr %s", code, &errb)
+	}
+	if b, _ := os.ReadFile(earlier); string(b) != `{"key":"a","doc":{}}`+"\n" {
+		t.Errorf("the refused export replaced %s: %q", earlier, b)
 	}
 }
 

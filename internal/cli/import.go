@@ -159,8 +159,7 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 		defer debug.SetGCPercent(debug.SetGCPercent(400))
 	}
 	if args[0] == "-" {
-		return hinted{errors.New("import reads a file, which it maps into memory: it cannot read stdin"),
-			"save the input to a file first, or send it to a running node with 'cairn ingest -'"}
+		return usageError("import reads a file, which it maps into memory: it cannot read stdin (-); save the input to a file first, or send it to a running node with 'cairn ingest -'")
 	}
 	// The file is opened before the data directory, which Open creates
 	// when missing: a mistyped file name leaves nothing behind.

@@ -51,9 +51,9 @@ func TestImportUsage(t *testing.T) {
 		}
 	}
 	var out, errb strings.Builder
-	if code := Run(context.Background(), append(base, "--key-field", "id", "-"), Env{Stdout: &out, Stderr: &errb}); code != exitFail ||
+	if code := Run(context.Background(), append(base, "--key-field", "id", "-"), Env{Stdout: &out, Stderr: &errb}); code != exitUsage ||
 		!strings.Contains(errb.String(), "cannot read stdin") || !strings.Contains(errb.String(), "cairn ingest -") {
-		t.Errorf("import of -: exit %d, stderr %q; want 1 saying stdin is not read, and what to do", code, errb.String())
+		t.Errorf("import of -: exit %d, stderr %q; want 2 (a usage error) saying stdin is not read, and what to do", code, errb.String())
 	}
 	if _, err := os.Stat(data); !os.IsNotExist(err) {
 		t.Errorf("a refused import created the data directory: %v", err)

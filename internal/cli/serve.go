@@ -309,6 +309,25 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		// unlike the admin and RESP listeners, the API is never off.
 		return cfg, fmt.Errorf("%s: want the API's host:port (127.0.0.1:0 for any free loopback port); it cannot be disabled", f.origin.named("listen", f.listen))
 	}
+	// Two listeners on one address: the second would fail to bind after
+	// the store opened; it is a setting at fault, found before.
+	seen := map[string]string{"listen": f.listen}
+	for _, l := range []struct{ flag, addr string }{{"admin-listen", f.adminListen}, {"resp-listen", f.respListen}} {
+		if l.addr == "" || strings.HasSuffix(l.addr, ":0") {
+			continue
+		}
+		for other, addr := range seen {
+			if addr == l.addr {
+				return cfg, fmt.Errorf("%s: the address of --%s too; give each listener its own port", f.origin.named(l.flag, l.addr), other)
+			}
+		}
+		seen[l.flag] = l.addr
+	}
+	switch f.traceExporter {
+	case "", "none", "console", "json", "otlp":
+	default:
+		return cfg, fmt.Errorf("%s: want none, console, json or otlp", f.origin.named("trace-exporter", f.traceExporter))
+	}
 	switch f.durability {
 	case "sync":
 		cfg.Durability = store.Sync
@@ -598,11 +617,17 @@ func (f *serveFlags) useDevToken(cfg *node.Config) error {
 }
 
 // devToken reads the development token from dir/dev-token, creating both if
-// missing.
+// missing. The file is written whole before it appears (a temporary file,
+// linked to its name), so a crash cannot leave it empty; an empty one (left
+// by a build that wrote it in place) holds no token and is replaced.
 func devToken(dir string) (string, error) {
 	path := filepath.Join(dir, "dev-token")
+	empty := false
 	if b, err := os.ReadFile(path); err == nil {
-		return strings.TrimSpace(string(b)), nil
+		if tok := strings.TrimSpace(string(b)); tok != "" {
+			return tok, nil
+		}
+		empty = true
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
@@ -613,14 +638,24 @@ func devToken(dir string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		return devToken(dir) // another process made it first
-	} else if err != nil {
+	fh, err := os.CreateTemp(dir, ".dev-token.*")
+	if err != nil {
 		return "", err
 	}
+	defer os.Remove(fh.Name())
 	_, err = fmt.Fprintln(fh, tok)
-	return tok, errors.Join(err, fh.Sync(), fh.Close())
+	if err = errors.Join(err, fh.Sync(), fh.Close()); err != nil {
+		return "", err
+	}
+	if empty {
+		err = os.Rename(fh.Name(), path)
+	} else {
+		err = os.Link(fh.Name(), path) // fails if another process made it first
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return devToken(dir)
+	}
+	return tok, err
 }
 
 func (f *serveFlags) printWelcome(env Env, n *node.Node) {
