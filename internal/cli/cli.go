@@ -17,11 +17,11 @@ package cli
 import (
 	"context"
 	"fmt"
-	"strings"
 	"io"
 	"os"
 	"runtime"
 	"slices"
+	"strings"
 
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
