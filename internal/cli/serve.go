@@ -480,6 +480,14 @@ func (f *serveFlags) replication(cfg *node.Config) error {
 				return fmt.Errorf("%s: one directory holds the other's, with --backend %s=%s: give backends directories apart", f.origin.named("backend", s), other.Name, other.URL)
 			}
 		}
+		// The data directory inside an fs backend, or the backend inside
+		// it, would be read by the backend as a tenant of its own ("data")
+		// and replicated to every node.
+		if d := spec.Dir(); d != "" {
+			if d, data := absPath(d), absPath(f.dataDir); d == data || within(data, d) || within(d, data) {
+				return fmt.Errorf("%s: one directory holds the other, with --data-dir %s: give the backend a directory apart from the node's data", f.origin.named("backend", s), f.dataDir)
+			}
+		}
 		r.Backends = append(r.Backends, spec)
 	}
 	for _, s := range f.policies.vals {
@@ -743,6 +751,17 @@ func orNone(s string) string {
 }
 
 // within reports whether directory a is inside directory b (both clean).
+// absPath is path made absolute, with its links resolved where it exists.
+func absPath(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		path = real
+	}
+	return path
+}
+
 func within(a, b string) bool {
 	rel, err := filepath.Rel(b, a)
 	return err == nil && rel != "." && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
