@@ -43,9 +43,12 @@ conflicts first ('cairn conflicts ls') or choose a sibling from the file.
 
 FILE is written beside it as .FILE.*.tmp and renamed once complete and
 synced, so a FILE that exists is whole; an existing FILE keeps its
-permissions, a new one is 0600; a device or FIFO is written in place. The data directory must not be in use: a
-running node holds its lock (stop it, or read the documents from it with
-'cairn ls' and 'cairn get').
+permissions, a new one is 0600; a device or FIFO is written in place.
+
+The data directory is read, never changed (a copy kept aside, or a
+read-only snapshot, can be exported). It must not be in use: a running
+node holds its lock (stop it, or read the documents from it with 'cairn
+ls' and 'cairn get').
 
 Flags:
 `
@@ -108,7 +111,10 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("%s holds no cairn data directory (no pebble/ store in it)", f.dataDir)
 	}
 	start := time.Now()
-	st, err := store.Open(f.dataDir, store.Options{})
+	// Read-only: nothing in the directory changes, so a copy kept aside
+	// (runbooks 15, 19) stays as it was, and a read-only snapshot can be
+	// read.
+	st, err := store.Open(f.dataDir, store.Options{ReadOnly: true})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return hinted{err, "a running node holds it: stop the node first, or read its documents over the API ('cairn ls', 'cairn get')"}

@@ -146,7 +146,7 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-ops", "a=-3"}, nil, `--backend-ops "a=-3": want calls per second`},
 		{[]string{"--backend", "a=fs:/tmp/a"}, map[string]string{"CAIRN_BACKEND_BYTES": "a=20MiB,a=lots"}, `CAIRN_BACKEND_BYTES="a=lots": want bytes per second`},
 	} {
-		args := append([]string{"serve", "--data-dir", dir}, tt.args...)
+		args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data")}, tt.args...)
 		code, _, stderr := run(t, tt.env, "", args...)
 		if code != exitUsage || !strings.Contains(stderr, tt.want) {
 			t.Errorf("cairn %q (env %v): exit %d, stderr %q; want exit %d and %q", args, tt.env, code, stderr, exitUsage, tt.want)

@@ -19,9 +19,19 @@ import (
 // files to clean up.
 type dirLock struct{ f *os.File }
 
-func lockDir(dir string) (*dirLock, error) {
+// lockDir takes the lock. A reader (readOnly) creates no lock file: with
+// none there, no node ever ran on dir, and it reads without one; flock
+// takes an exclusive lock on a file opened for reading too.
+func lockDir(dir string, readOnly bool) (*dirLock, error) {
 	name := filepath.Join(dir, "LOCK")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	flag := os.O_RDWR | os.O_CREATE
+	if readOnly {
+		flag = os.O_RDONLY
+	}
+	f, err := os.OpenFile(name, flag, 0o644)
+	if readOnly && errors.Is(err, os.ErrNotExist) {
+		return &dirLock{}, nil
+	}
 	if err != nil {
 		return nil, fault.E(fault.Config, fault.Context{Op: "store.open"},
 			fmt.Errorf("data directory %s: open lock file: %w", dir, err))
@@ -51,4 +61,9 @@ func flockRetryEINTR(f *os.File) error {
 
 // release unlocks by closing the descriptor; the file stays (removing it
 // would race with a process that just opened it).
-func (l *dirLock) release() error { return l.f.Close() }
+func (l *dirLock) release() error {
+	if l.f == nil {
+		return nil // a reader's, of a directory without a lock file
+	}
+	return l.f.Close()
+}

@@ -439,3 +439,61 @@ func TestDamagedLogRefused(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestReadOnlyOpen: a store opened ReadOnly reads what a crash left (the
+// writes only in the log included) and changes nothing in the directory:
+// no file is created, rewritten or removed, the format is not upgraded,
+// writes fail; a running store's lock is honoured, and a directory without
+// a lock file is read without one.
+func TestReadOnlyOpen(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	for i := range 50 {
+		mustPut(t, s, "t", fmt.Sprintf("k%02d", i), fmt.Sprintf(`{"i":%d}`, i))
+	}
+	if _, err := Open(dir, Options{ReadOnly: true}); !errors.Is(err, ErrLocked) {
+		t.Fatalf("ReadOnly open of a store in use: %v, want ErrLocked", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	listing := func() string {
+		var b strings.Builder
+		filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+			if err == nil {
+				fmt.Fprintf(&b, "%s %d %v\n", p, fi.Size(), fi.ModTime().UnixNano())
+			}
+			return err
+		})
+		return b.String()
+	}
+	for _, withLock := range []bool{true, false} {
+		if !withLock {
+			os.Remove(filepath.Join(dir, "LOCK"))
+		}
+		before := listing()
+		r, err := Open(dir, Options{ReadOnly: true})
+		if err != nil {
+			t.Fatalf("ReadOnly open (lock file %v): %v", withLock, err)
+		}
+		n := 0
+		for _, err := range r.List(bg, "t", ListOptions{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+		}
+		if n != 50 {
+			t.Errorf("ReadOnly store lists %d documents, want 50", n)
+		}
+		if _, err := r.Put(bg, "t", "new", []byte(`{}`), doc.Precondition{}); err == nil {
+			t.Error("a write to a ReadOnly store succeeded")
+		}
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if after := listing(); after != before {
+			t.Errorf("ReadOnly open and close (lock file %v) changed the directory:\nbefore\n%s\nafter\n%s", withLock, before, after)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"path/filepath"
 	"runtime"
@@ -63,6 +64,12 @@ const (
 // Options configure Open. The zero value is a durable store with a random
 // node id.
 type Options struct {
+	// ReadOnly opens an existing store to read it and changes nothing in
+	// its directory: no lock file, identity, log or manifest is created or
+	// rewritten, and the format is not upgraded (cairn export reads a copy
+	// kept aside, or a read-only snapshot, this way). A running node's lock
+	// is still honoured. Writes fail.
+	ReadOnly bool
 	// NodeID names the node. It is stored with the identity on first open;
 	// a later open with a different non-empty NodeID fails. Empty means the
 	// stored one, or "node-<incarnation>" for a new directory.
@@ -260,6 +267,8 @@ type Store struct {
 	filterHook func(string)
 
 	room *room // nil when no reserve is kept
+
+	readOnly bool // Options.ReadOnly
 }
 
 // Open opens (creating if needed) the store in dir:
@@ -273,16 +282,20 @@ type Store struct {
 // underlying I/O error.
 func Open(dir string, opts Options) (*Store, error) {
 	const op = "store.open"
-	if err := mkdirAll(dir); err != nil {
+	if opts.ReadOnly {
+		opts.KeyFilterBytes = -1 // nothing to filter: no writes
+	} else if err := mkdirAll(dir); err != nil {
 		return nil, err
 	}
-	lock, err := lockDir(dir)
+	lock, err := lockDir(dir, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	if err := roomToOpen(dir, opts); err != nil {
-		lock.release()
-		return nil, fault.E(fault.Exhausted, fault.Context{Op: op}, err)
+	if !opts.ReadOnly {
+		if err := roomToOpen(dir, opts); err != nil {
+			lock.release()
+			return nil, fault.E(fault.Exhausted, fault.Context{Op: op}, err)
+		}
 	}
 	s, err := open(dir, lock, opts)
 	if err != nil {
@@ -316,8 +329,16 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	}
 	pdir := filepath.Join(dir, "pebble")
 	existing, _ := fs.List(pdir) // an error means absent or unreadable; pebble.Open reports the latter
-	id, created, adopt, err := loadIdentity(dir, opts.NodeID, len(existing) > 0)
-	if err != nil {
+	var id Identity
+	var created, adopt bool
+	var err error
+	if opts.ReadOnly {
+		// The identity names the node that writes; a reader needs none
+		// and writes none.
+		if len(existing) == 0 {
+			return nil, fault.New(fault.Config, fault.Context{}, fmt.Sprintf("%s holds no Pebble database to read", pdir))
+		}
+	} else if id, created, adopt, err = loadIdentity(dir, opts.NodeID, len(existing) > 0); err != nil {
 		return nil, err
 	}
 	po := pebbleOptions(fs, opts.CacheSize, opts.MemTableSize)
@@ -347,6 +368,14 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	// and logs it finds) when pebble/ or its MANIFEST marker is gone, and
 	// the node would serve nothing as if it had always been empty.
 	po.ErrorIfNotExists = !created
+	po.ReadOnly = opts.ReadOnly
+	if opts.ReadOnly {
+		po.FormatMajorVersion = pebble.FormatDefault // the one on disk: no upgrade
+		// Pebble locks its directory by opening pebble/LOCK for writing,
+		// even read-only; the store's own lock (dir/LOCK) is what keeps
+		// a reader from a running node.
+		po.FS = noLockFS{po.FS}
+	}
 	db, err := openPebble(pdir, po)
 	if errors.Is(err, pebble.ErrDBDoesNotExist) {
 		return nil, fault.New(fault.Corruption, fault.Context{}, fmt.Sprintf(
@@ -357,7 +386,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		return nil, fault.E(classify(err), fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
 	}
 	s := &Store{
-		dir: dir, db: db, lock: lock, id: id,
+		dir: dir, db: db, lock: lock, id: id, readOnly: opts.ReadOnly,
 		clock:    opts.Clock,
 		wopts:    pebble.Sync,
 		onCommit: opts.OnCommit,
@@ -470,6 +499,13 @@ func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 	return o
 }
 
+// noLockFS is a file system whose Lock takes no lock and touches no file:
+// for a read-only open, which Pebble would otherwise lock by opening its
+// LOCK file for writing.
+type noLockFS struct{ vfs.FS }
+
+func (noLockFS) Lock(string) (io.Closer, error) { return io.NopCloser(nil), nil }
+
 // formatVersion is the Pebble format the store creates and upgrades to:
 // named, not FormatNewest, so that a newer Pebble does not upgrade stores
 // (one way) by itself. TableFormatV6 adds a checksum to every table's
@@ -485,7 +521,7 @@ const formatVersion = pebble.FormatTableFormatV6
 // format; the open is cheap, the log holding nothing yet.
 func openPebble(dir string, o *pebble.Options) (*pebble.DB, error) {
 	var older bool
-	if desc, err := pebble.Peek(dir, o.FS); err != nil || !desc.Exists || desc.FormatMajorVersion < formatVersion {
+	if desc, err := pebble.Peek(dir, o.FS); !o.ReadOnly && (err != nil || !desc.Exists || desc.FormatMajorVersion < formatVersion) {
 		older = true
 	}
 	db, err := pebble.Open(dir, o)
@@ -548,7 +584,7 @@ func (s *Store) loadMarks() error {
 	}
 	s.seq, s.hlcMark = max(s.seq, seq), max(s.hlcMark, doc.Timestamp(hlc))
 	s.clock.Observe(s.hlcMark)
-	if found {
+	if found && !s.readOnly {
 		return s.foldMarks()
 	}
 	return nil
