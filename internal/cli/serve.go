@@ -309,8 +309,20 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		// unlike the admin and RESP listeners, the API is never off.
 		return cfg, fmt.Errorf("%s: want the API's host:port (127.0.0.1:0 for any free loopback port); it cannot be disabled", f.origin.named("listen", f.listen))
 	}
-	// Two listeners on one address: the second would fail to bind after
-	// the store opened; it is a setting at fault, found before.
+	// A port no listener can take, or two listeners on one address, would
+	// fail to bind after the store opened: a setting at fault, found before.
+	for _, l := range []struct{ flag, addr string }{{"listen", f.listen}, {"admin-listen", f.adminListen}, {"resp-listen", f.respListen}} {
+		if l.addr == "" {
+			continue
+		}
+		_, port, err := net.SplitHostPort(l.addr)
+		if err == nil {
+			_, err = net.LookupPort("tcp", port)
+		}
+		if err != nil {
+			return cfg, fmt.Errorf("%s: want HOST:PORT (127.0.0.1:0 for any free loopback port): %v", f.origin.named(l.flag, l.addr), err)
+		}
+	}
 	seen := map[string]string{"listen": f.listen}
 	for _, l := range []struct{ flag, addr string }{{"admin-listen", f.adminListen}, {"resp-listen", f.respListen}} {
 		if l.addr == "" || strings.HasSuffix(l.addr, ":0") {
@@ -394,6 +406,11 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		return cfg, fmt.Errorf("--tls-cert %q, --tls-key %q: give both (a certificate and its key) or neither", f.tlsCert, f.tlsKey)
 	}
 	if f.tlsCert != "" {
+		for _, fl := range []struct{ flag, path string }{{"tls-cert", f.tlsCert}, {"tls-key", f.tlsKey}} {
+			if _, err := os.Stat(fl.path); err != nil {
+				return cfg, fmt.Errorf("%s: %v", f.origin.named(fl.flag, fl.path), err)
+			}
+		}
 		cfg.TLS = &node.TLS{CertFile: f.tlsCert, KeyFile: f.tlsKey}
 	}
 	cfg.Reload = env.Hangup

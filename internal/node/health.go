@@ -80,7 +80,7 @@ func (n *Node) storeOpenFailed(err error) error {
 	switch {
 	case errors.Is(err, store.ErrLocked):
 		n.log.Error(msgStoreLocked, "data_dir", dir, "err", err, "runbook", runbookLocked)
-		return fmt.Errorf("%w: is another cairn serve running on --data-dir %s? See %q in %s",
+		return fmt.Errorf("%w: is another cairn serve, import or export using --data-dir %s? See %q in %s",
 			err, dir, runbookLocked, runbookPath)
 	case fault.ClassOf(err) == fault.Corruption:
 		n.log.Error(msgStoreCorrupt, "data_dir", dir, "err", err, "runbook", runbookCorrupt)
