@@ -13,7 +13,7 @@ import (
 func main() {
 	args := os.Args[1:]
 	ctx := context.Background()
-	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	env := cli.Env{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, Environ: os.Environ}
 	cmd := ""
 	if len(args) > 0 {
 		cmd = args[0]

@@ -31,6 +31,9 @@ type Env struct {
 	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Environ lists the environment, for serve to name a CAIRN_ variable
+	// that looks like a misspelt setting; nil skips that check.
+	Environ func() []string
 	// Signals delivers SIGINT/SIGTERM to serve; nil means never.
 	Signals <-chan os.Signal
 	// Hangup delivers SIGHUP to serve, which reads its TLS certificate

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
@@ -298,5 +299,21 @@ func TestMemoryLimitSetting(t *testing.T) {
 		if cfg.MemoryLimit != c.limit || cfg.CacheBytes != c.cache {
 			t.Errorf("%q GOMEMLIMIT=%q: MemoryLimit %d, CacheBytes %d; want %d, %d", c.args, c.gomemlimit, cfg.MemoryLimit, cfg.CacheBytes, c.limit, c.cache)
 		}
+	}
+}
+
+// TestMisspeltSettings: a CAIRN_ variable a letter or two from one of
+// serve's settings is named with the setting it looks like; exact names,
+// the client commands' variables and other tools' are left alone.
+func TestMisspeltSettings(t *testing.T) {
+	fs, _ := newServeFlags()
+	got := misspeltSettings(fs, []string{"CAIRN_LISTN=127.0.0.1:7070", "CAIRN_LISTEN=127.0.0.1:7070", "CAIRN_DATADIR=/d",
+		"CAIRN_URL=http://x", "CAIRN_TOKEN=t", "CAIRN_TENANT=demo", "CAIRN_LAB_BIN=/x", "CAIRN_VERSITYGW_BIN=/y", "PATH=/bin", "CAIRN_TENANTS=a:b"})
+	want := []string{
+		"CAIRN_DATADIR is not a setting of cairn serve and is ignored: did you mean CAIRN_DATA_DIR?",
+		"CAIRN_LISTN is not a setting of cairn serve and is ignored: did you mean CAIRN_LISTEN?",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("misspeltSettings = %q, want %q", got, want)
 	}
 }

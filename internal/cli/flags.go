@@ -339,3 +339,52 @@ func ParseArgs(fs *flag.FlagSet, args []string, env Env) (pos []string, code int
 func SettleEnv(fs *flag.FlagSet, getenv func(string) string, names ...string) error {
 	return settle(fs, getenv, "", names...)
 }
+
+// misspeltSettings names each CAIRN_ variable of environ that is no
+// setting of fs but one or two letters from one, the way a setting's name
+// is misspelt: it is otherwise ignored without a word, unlike a config
+// file's unknown key. Variables further from every setting are left alone:
+// other tools and the client commands have CAIRN_ variables of their own.
+func misspeltSettings(fs *flag.FlagSet, environ []string) []string {
+	known := map[string]bool{"CAIRN_TENANTS": true, "CAIRN_TENANT": true}
+	fs.VisitAll(func(f *flag.Flag) { known[envName(f.Name)] = true })
+	var out []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(name, "CAIRN_") || known[name] {
+			continue
+		}
+		best, dist := "", 3
+		for k := range known {
+			if d := editDistance(name, k); d < dist || (d == dist && k < best) {
+				best, dist = k, d
+			}
+		}
+		if best != "" {
+			out = append(out, fmt.Sprintf("%s is not a setting of cairn serve and is ignored: did you mean %s?", name, best))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// editDistance is the Levenshtein distance of a and b (bytes).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}

@@ -16,6 +16,8 @@ import (
 //     killed command leaves the old file; a file that existed keeps its
 //     permission bits and, where the process may set them, its owner;
 //   - a symbolic link is followed: its target is replaced, the link kept;
+//     but not a link another user made (trustLink): as root, a link planted
+//     in a shared directory would make the command overwrite any file;
 //   - anything else that exists and is not a directory (a device such as
 //     /dev/null or /dev/stdout, a FIFO) is opened and written in place:
 //     renaming a file over it would destroy it;
@@ -35,12 +37,18 @@ func writeOutput(name string, perm fs.FileMode, write func(io.Writer) error) err
 	case fi.IsDir():
 		return fmt.Errorf("%s: a directory, not a file", name)
 	case !fi.Mode().IsRegular():
+		if err := trustLink(name); err != nil {
+			return err
+		}
 		f, err := os.OpenFile(name, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
 		err = write(f)
 		return errors.Join(err, f.Close())
+	}
+	if err := trustLink(name); err != nil {
+		return err
 	}
 	target, err := filepath.EvalSymlinks(name)
 	if err != nil {

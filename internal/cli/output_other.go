@@ -8,3 +8,5 @@ import (
 )
 
 func keepOwner(*os.File, fs.FileInfo) {}
+
+func trustLink(string) error { return nil }

@@ -81,6 +81,20 @@ func TestWriteOutput(t *testing.T) {
 			t.Fatalf("dangling link: %v", err)
 		}
 	})
+	t.Run("another user's link", func(t *testing.T) {
+		target, link := filepath.Join(dir, "precious"), filepath.Join(dir, "planted.out")
+		os.WriteFile(target, []byte("keep"), 0o600)
+		os.Symlink(target, link)
+		if err := os.Lchown(link, 65534, 65534); err != nil {
+			t.Skipf("lchown (needs root): %v", err)
+		}
+		if err := writeOutput(link, 0o600, writeString("overwritten")); err == nil || !strings.Contains(err.Error(), "made by another user") {
+			t.Fatalf("a link another user made: %v", err)
+		}
+		if b, _ := os.ReadFile(target); string(b) != "keep" {
+			t.Fatalf("the link's target was written: %q", b)
+		}
+	})
 	t.Run("fifo", func(t *testing.T) {
 		p := filepath.Join(dir, "fifo")
 		if err := syscall.Mkfifo(p, 0o600); err != nil {

@@ -65,7 +65,7 @@ func newRejectsFile(path string, in io.Reader) (*rejectsFile, io.Reader, error) 
 func (r *rejectsFile) write(rejects []client.IngestReject) (int, error) {
 	rejects = slices.Clone(rejects)
 	slices.SortFunc(rejects, func(a, b client.IngestReject) int { return cmp.Compare(a.Offset, b.Offset) })
-	err := writeOutput(r.path, 0o644, func(out io.Writer) error {
+	err := writeOutput(r.path, 0o600, func(out io.Writer) error {
 		w := bufio.NewWriter(out)
 		for _, rj := range rejects {
 			if err := copyLine(w, r.src, r.base+rj.Offset); err != nil {

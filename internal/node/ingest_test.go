@@ -506,3 +506,67 @@ func TestIngestStoppedByShutdown(t *testing.T) {
 	in.Node = nil
 	t.Logf("stopped through line %d: %s", r.LastDurableLine, r.Error.Message)
 }
+
+// TestIngestStalledClientAtShutdown: a client that stopped sending in the
+// middle of a stream, leaving the handler in a read, does not hold the
+// drain until the read deadline: the drain ends the read, and the client
+// is answered 503 shutting_down.
+func TestIngestStalledClientAtShutdown(t *testing.T) {
+	in := startIngestNode(t, 0)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	sent := make(chan struct{})
+	go func() {
+		for i := range 2000 {
+			if _, err := fmt.Fprintf(pw, `{"id":"q%d"}`+"\n", i); err != nil {
+				return
+			}
+		}
+		close(sent) // then nothing more, and the body stays open
+	}()
+	req, _ := http.NewRequest("POST", in.url+"/v1/tenants/acme/ingest?key_field=id", pr)
+	req.Header.Set("Authorization", "Bearer "+in.acme)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	answered := make(chan *http.Response, 1)
+	go func() {
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("the client lost the answer: %v", err)
+		}
+		answered <- res
+	}()
+	<-sent
+	// The node stores the last line sent once it has read it (a short read
+	// that ends a line is a batch): its handler then waits in a read.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if code, _ := in.get(t, "acme", "q1999"); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the node did not store the lines sent before the client stalled")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // well under the 30 s read timeout
+	defer cancel()
+	drained := make(chan error, 1)
+	go func() { drained <- in.Node.Shutdown(ctx) }()
+	select {
+	case err := <-drained:
+		if err != nil {
+			t.Errorf("Shutdown: %v; want the drain to end the stalled stream", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Shutdown has not returned 20 s past its deadline: the stalled stream holds it")
+	}
+	in.Node = nil
+	res := <-answered
+	if res == nil {
+		return
+	}
+	defer res.Body.Close()
+	var r api.IngestResult
+	json.NewDecoder(res.Body).Decode(&r)
+	if res.StatusCode != 503 || r.Error == nil || r.Error.Code != "shutting_down" {
+		t.Fatalf("status %d, reply %+v %+v; want 503 shutting_down", res.StatusCode, r, r.Error)
+	}
+}

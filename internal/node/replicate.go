@@ -269,7 +269,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	r := &replicator{feed: feed, log: n.log}
 	n.repl = r // set first, so a failure below is cleaned up by closeData
 	if p := rc.packs(); len(rc.Backends) > 0 && p.Every >= p.MaxAge {
-		n.log.Warn("replication: --pack-interval is not below --gc-grace: the newest catch-up pack can be older than the grace, and an empty node does not restore from such a pack but fetches every object",
+		n.log.Warn("replication: --pack-interval is not below half --gc-grace: the newest catch-up pack can be older than that, and an empty node does not restore from such a pack but fetches every object",
 			"pack_interval", p.Every, "gc_grace", p.MaxAge)
 	}
 	var claims *claims
@@ -527,13 +527,15 @@ func (f *changeFeed) take() map[string]bool {
 	return ts
 }
 
-// packs is the engines' pack settings: a pack older than the tombstones'
-// grace is not restored from (reconcile.PackConfig.MaxAge), since the
-// tombstones of documents deleted after it may be collected by now.
+// packs is the engines' pack settings: a pack older than half the
+// tombstones' grace is not restored from (reconcile.PackConfig.MaxAge).
+// Past the grace the tombstones of documents deleted after the pack may be
+// collected; the other half is the restore's own time, a resume after a
+// crash included, since the check is made when the restore starts.
 func (rc *Replication) packs() reconcile.PackConfig {
 	p := rc.Packs
 	if p.MaxAge == 0 {
-		p.MaxAge = cmp.Or(rc.GCGrace, reconcile.DefaultGrace)
+		p.MaxAge = cmp.Or(rc.GCGrace, reconcile.DefaultGrace) / 2
 	}
 	return p
 }

@@ -44,13 +44,16 @@ type PackConfig struct {
 	// Parallel is how many parts a restore reads ahead; 0 means
 	// DefaultPackParallel.
 	Parallel int
-	// MaxAge is the oldest a pack may be (by its manifest's Created) for
-	// an empty node to restore from it; 0 means no bound. Set it to the
-	// tombstones' grace (Collector's Grace): a document deleted after the
-	// pack was written is in it, live, and once its tombstone is collected
-	// nothing says it was deleted, so a restore from the pack would bring
-	// it back, and upload it to every node. An older pack is passed over
-	// and the round restores object by object.
+	// MaxAge is the oldest a pack may be (by its manifest's Created) when
+	// an empty node starts restoring from it; 0 means no bound. A document
+	// deleted after the pack was written is in it, live, and once its
+	// tombstone is collected (Collector's Grace) nothing says it was
+	// deleted, so a restore from the pack would bring it back and upload it
+	// to every node. So MaxAge must be below the grace by the longest a
+	// restore may take, resumes after crashes included (the node uses
+	// half the grace). An older pack is passed over and the round restores
+	// object by object; a restore under way is resumed whatever its pack's
+	// age.
 	MaxAge time.Duration
 }
 

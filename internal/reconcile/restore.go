@@ -214,9 +214,12 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 		return st, nil, fault.New(fault.Corruption, fault.Context{Op: "reconcile.restore", Backend: e.name, Tenant: tenant},
 			fmt.Sprintf("manifest of %s/%s names %s/%s", tenant, gen, m.Tenant, m.Generation))
 	}
-	if age := e.cfg.Now().Sub(m.Created); e.cfg.Packs.MaxAge > 0 && age > e.cfg.Packs.MaxAge {
+	// Checked when a restore starts, not when it resumes: passing over a
+	// pack half applied would leave its rows for the round to upload
+	// (MaxAge leaves the restore time to finish; see PackConfig).
+	if age := e.cfg.Now().Sub(m.Created); first == 0 && e.cfg.Packs.MaxAge > 0 && age > e.cfg.Packs.MaxAge {
 		if l := e.cfg.Logger; l != nil {
-			l.WarnContext(ctx, "reconcile: the newest catch-up pack is older than the tombstones' grace (--gc-grace); the round restores every object instead",
+			l.WarnContext(ctx, "reconcile: the newest catch-up pack is too old to restore from (older than half --gc-grace); the round restores every object instead",
 				"backend", e.name, "tenant", tenant, "generation", gen, "age", age.Round(time.Second), "grace", e.cfg.Packs.MaxAge)
 		}
 		return RestoreStats{}, nil, nil

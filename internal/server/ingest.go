@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairnstore/cairn/api"
@@ -146,6 +147,8 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rc: http.NewResponseController(w), timeouts: h.s.timeouts,
 		body: &pacedBody{r: r.Body, now: now, minRate: h.limits.MinRate, window: h.limits.RateWindow, stop: h.s.drained}}
 	run.load = &bulk.Loader{Ctx: ctx, W: h.w, Tenant: run.tenant, Market: run.market, Batch: run.batchTrace}
+	answering := h.watchDrain(run)
+	defer answering() // a panic too stops the watch
 	st, err := ingest.Process(ctx, run.body, opts, run.handle)
 	if werr := run.load.Wait(); werr != nil && err == nil {
 		err = werr // the last batch's commit failed
@@ -172,6 +175,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"processed_bytes", st.Bytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
+	answering()
 	run.extend()
 	shutdown := errors.Is(run.body.err, errShuttingDown)
 	if err != nil {
@@ -196,6 +200,36 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = run.rc.Flush()
 		_ = run.rc.SetReadDeadline(time.Now().Add(shutdownLinger))
 		_, _ = io.Copy(io.Discard, raw)
+	}
+}
+
+// watchDrain ends the stream's read that waits on the client when the
+// server starts draining: pacedBody checks the drain before each read,
+// but a client that stalls leaves the handler in a read until the read
+// deadline, longer than a drain. The returned func, called before the
+// answer, stops the watch, so it cannot cut the answer's linger short.
+func (h *ingestHandler) watchDrain(run *ingestRun) (answering func()) {
+	var mu sync.Mutex
+	answered := false
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-h.s.drained:
+			mu.Lock()
+			if !answered {
+				_ = run.rc.SetReadDeadline(time.Now())
+			}
+			mu.Unlock()
+		case <-done:
+		}
+	}()
+	return func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !answered {
+			answered = true
+			close(done)
+		}
 	}
 }
 

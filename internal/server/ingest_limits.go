@@ -155,6 +155,15 @@ func (b *pacedBody) Read(p []byte) (int, error) {
 	if err == io.EOF {
 		b.eof = true
 	}
+	if err != nil && err != io.EOF {
+		select {
+		case <-b.stop:
+			// The drain ended a read that waited on the client (the
+			// handler's watch set the read deadline to now).
+			err = errShuttingDown
+		default:
+		}
+	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		if b.err == nil {
 			b.err = err
