@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/cairnstore/cairn/internal/store"
 )
 
 // writeOutput writes a command's output file name through write, the way a
@@ -57,36 +59,14 @@ func writeOutput(name string, perm fs.FileMode, write func(io.Writer) error) err
 	return replaceFile(target, fi.Mode().Perm(), fi, write)
 }
 
-// replaceFile writes name through a temporary file in its directory,
-// renamed over it once complete and fsynced, then fsyncs the directory.
-// The new file gets perm exactly (not masked by the umask), and old's
-// owner if old is set and the process may give it.
+// replaceFile writes name through store.ReplaceFile (a temporary file
+// beside it, fsynced, renamed over it, the directory fsynced), with perm,
+// and old's owner if old is set and the process may give it.
 func replaceFile(name string, perm fs.FileMode, old fs.FileInfo, write func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	err = tmp.Chmod(perm)
-	if err == nil && old != nil {
-		keepOwner(tmp, old)
-	}
-	if err == nil {
-		err = write(tmp)
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if err = errors.Join(err, tmp.Close()); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), name); err != nil {
-		return err
-	}
-	d, err := os.Open(filepath.Dir(name))
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return store.ReplaceFile(name, perm, func(f *os.File) error {
+		if old != nil {
+			keepOwner(f, old)
+		}
+		return write(f)
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -167,33 +166,34 @@ func newIncarnation() uint64 {
 // survives a crash. It is for the small files the node keeps beside the
 // store in its data directory.
 func WriteFileSync(name string, data []byte) error {
-	return ReplaceFile(name, 0o644, func(w io.Writer) error {
-		_, err := w.Write(data)
+	return ReplaceFile(name, 0o644, func(f *os.File) error {
+		_, err := f.Write(data)
 		return err
 	})
 }
 
 // ReplaceFile writes name as WriteFileSync does, with what write writes to
-// the temporary file (name.tmp), which is removed if write or anything
-// after it fails: a file at name is always whole.
-func ReplaceFile(name string, perm os.FileMode, write func(io.Writer) error) error {
-	tmp := name + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+// the temporary file (.NAME.*.tmp beside it, made with exactly perm, not
+// masked by the umask), which is removed if write or anything after it
+// fails: a file at name is always whole. write may also set the temporary
+// file's owner.
+func ReplaceFile(name string, perm os.FileMode, write func(*os.File) error) error {
+	f, err := os.CreateTemp(filepath.Dir(name), "."+filepath.Base(name)+".*.tmp")
 	if err != nil {
 		return err
 	}
-	err = write(f)
+	defer os.Remove(f.Name()) // fails harmlessly once renamed
+	err = f.Chmod(perm)
+	if err == nil {
+		err = write(f)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	if err = errors.Join(err, f.Close()); err != nil {
+		return err
 	}
-	if err == nil {
-		err = os.Rename(tmp, name)
-	}
-	if err != nil {
-		os.Remove(tmp)
+	if err := os.Rename(f.Name(), name); err != nil {
 		return err
 	}
 	d, err := os.Open(filepath.Dir(name))
