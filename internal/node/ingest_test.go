@@ -549,7 +549,9 @@ func TestIngestStalledClientAtShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // well under the 30 s read timeout
 	defer cancel()
 	drained := make(chan error, 1)
-	go func() { drained <- in.Node.Shutdown(ctx) }()
+	n := in.Node
+	in.Node = nil // shut down here, not again at cleanup
+	go func() { drained <- n.Shutdown(ctx) }()
 	select {
 	case err := <-drained:
 		if err != nil {
@@ -558,7 +560,6 @@ func TestIngestStalledClientAtShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("Shutdown has not returned 20 s past its deadline: the stalled stream holds it")
 	}
-	in.Node = nil
 	res := <-answered
 	if res == nil {
 		return
