@@ -110,6 +110,13 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 	if entries, err := os.ReadDir(filepath.Join(f.dataDir, "pebble")); err != nil || len(entries) == 0 {
 		return fmt.Errorf("%s holds no cairn data directory (no pebble/ store in it)", f.dataDir)
 	}
+	// The directory is only read: FILE in it would change it (an export
+	// over identity.json made the node refuse its store).
+	if args[0] != "-" {
+		if out, data := absPath(filepath.Dir(args[0])), absPath(f.dataDir); out == data || within(out, data) {
+			return usageError(fmt.Sprintf("%s: inside --data-dir %s, which an export reads and never changes: write it elsewhere", args[0], f.dataDir))
+		}
+	}
 	start := time.Now()
 	// Read-only: nothing in the directory changes, so a copy kept aside
 	// (runbooks 15, 19) stays as it was, and a read-only snapshot can be

@@ -143,6 +143,8 @@ func TestExportRefusals(t *testing.T) {
 		{[]string{"export", "--data-dir", data, "-"}, "--tenant is required"},
 		{[]string{"export", "--data-dir", data, "--tenant", "No Such", "-"}, "--tenant"},
 		{[]string{"export", "--data-dir", data, "--tenant", "acme"}, "want exactly one FILE"},
+		{[]string{"export", "--data-dir", data, "--tenant", "acme", filepath.Join(data, "identity.json")}, "inside --data-dir"},
+		{[]string{"export", "--data-dir", data, "--tenant", "acme", filepath.Join(data, "pebble", "x.ndjson")}, "inside --data-dir"},
 	} {
 		out.Reset()
 		errb.Reset()

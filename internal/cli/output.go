@@ -18,8 +18,9 @@ import (
 //     killed command leaves the old file; a file that existed keeps its
 //     permission bits and, where the process may set them, its owner;
 //   - a symbolic link is followed: its target is replaced, the link kept;
-//     but not a link another user made (trustLink): as root, a link planted
-//     in a shared directory would make the command overwrite any file;
+//     but not through a link another user made, anywhere in the path
+//     (trustLinks): as root, a link planted in a shared directory would
+//     make the command overwrite any file;
 //   - anything else that exists and is not a directory (a device such as
 //     /dev/null or /dev/stdout, a FIFO) is opened and written in place:
 //     renaming a file over it would destroy it;
@@ -27,6 +28,12 @@ import (
 //
 // perm is the permission of a new file.
 func writeOutput(name string, perm fs.FileMode, write func(io.Writer) error) error {
+	if err := trustLinks(name); err != nil {
+		return err
+	}
+	if di, err := os.Stat(filepath.Dir(name)); err != nil || !di.IsDir() {
+		return fmt.Errorf("%s: no directory %s to write it in", name, filepath.Dir(name))
+	}
 	fi, err := os.Stat(name) // follows links
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -39,18 +46,12 @@ func writeOutput(name string, perm fs.FileMode, write func(io.Writer) error) err
 	case fi.IsDir():
 		return fmt.Errorf("%s: a directory, not a file", name)
 	case !fi.Mode().IsRegular():
-		if err := trustLink(name); err != nil {
-			return err
-		}
 		f, err := os.OpenFile(name, os.O_WRONLY, 0)
 		if err != nil {
 			return err
 		}
 		err = write(f)
 		return errors.Join(err, f.Close())
-	}
-	if err := trustLink(name); err != nil {
-		return err
 	}
 	target, err := filepath.EvalSymlinks(name)
 	if err != nil {

@@ -9,4 +9,4 @@ import (
 
 func keepOwner(*os.File, fs.FileInfo) {}
 
-func trustLink(string) error { return nil }
+func trustLinks(string) error { return nil }

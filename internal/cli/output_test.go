@@ -94,6 +94,29 @@ func TestWriteOutput(t *testing.T) {
 		if b, _ := os.ReadFile(target); string(b) != "keep" {
 			t.Fatalf("the link's target was written: %q", b)
 		}
+		// A link of one's own to another user's link, and another user's
+		// link to a directory on the way, are refused too.
+		chain := filepath.Join(dir, "chain.out")
+		os.Symlink(link, chain)
+		if err := writeOutput(chain, 0o600, writeString("overwritten")); err == nil || !strings.Contains(err.Error(), "made by another user") {
+			t.Fatalf("a link to another user's link: %v", err)
+		}
+		os.Mkdir(filepath.Join(dir, "secret"), 0o700)
+		os.WriteFile(filepath.Join(dir, "secret", "victim"), []byte("keep"), 0o600)
+		dirLink := filepath.Join(dir, "shared")
+		os.Symlink(filepath.Join(dir, "secret"), dirLink)
+		os.Lchown(dirLink, 65534, 65534)
+		if err := writeOutput(filepath.Join(dirLink, "victim"), 0o600, writeString("overwritten")); err == nil || !strings.Contains(err.Error(), "made by another user") {
+			t.Fatalf("a path through another user's directory link: %v", err)
+		}
+		if b, _ := os.ReadFile(filepath.Join(dir, "secret", "victim")); string(b) != "keep" {
+			t.Fatalf("the file behind the directory link was written: %q", b)
+		}
+	})
+	t.Run("no directory", func(t *testing.T) {
+		if err := writeOutput(filepath.Join(dir, "nodir", "out"), 0o600, writeString("x")); err == nil || !strings.Contains(err.Error(), "no directory") {
+			t.Fatalf("a path in a missing directory: %v", err)
+		}
 	})
 	t.Run("fifo", func(t *testing.T) {
 		p := filepath.Join(dir, "fifo")
