@@ -225,8 +225,14 @@ func openInput(name string, env Env) (io.Reader, int64, func(), error) {
 
 func printSummary(env Env, res client.IngestResult) {
 	s := res.Stats
-	fmt.Fprintf(env.Stdout, "ingested %d records (%s) in %v: %d accepted, %d rejected (%d malformed, %d oversize, %d invalid key); %.1f MB/s, %.0f records/s\n",
-		s.Records, human(s.Bytes), s.Duration().Round(time.Millisecond), s.Accepted, s.Rejected,
+	verb := "ingested"
+	if res.Error != nil {
+		// A stream the node stopped: the counts are of what it took, and
+		// stderr says where to resume.
+		verb = "stopped after"
+	}
+	fmt.Fprintf(env.Stdout, "%s %d records (%s) in %v: %d accepted, %d rejected (%d malformed, %d oversize, %d invalid key); %.1f MB/s, %.0f records/s\n",
+		verb, s.Records, human(s.Bytes), s.Duration().Round(time.Millisecond), s.Accepted, s.Rejected,
 		s.Malformed, s.Oversize, s.InvalidKey, s.ThroughputMBps, s.RecordsPerSec)
 	for i, r := range res.Rejects {
 		if i == showRejects {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/api"
 	"github.com/cairnstore/cairn/client"
 	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/server"
@@ -237,5 +238,23 @@ func TestIngestInterrupted(t *testing.T) {
 	code := <-done
 	if code == 0 || !strings.Contains(errb.String(), "interrupted after sending") || !strings.Contains(errb.String(), "cairn ls") {
 		t.Fatalf("exit %d, stderr %q; want a failure saying it was interrupted and what the node keeps", code, errb.String())
+	}
+}
+
+// TestSummaryOfAStoppedStream: the summary line of a stream the node
+// stopped does not read as a success; that of a whole one does.
+func TestSummaryOfAStoppedStream(t *testing.T) {
+	for _, tc := range []struct {
+		res  client.IngestResult
+		want string
+	}{
+		{client.IngestResult{Complete: true}, "ingested 0 records"},
+		{client.IngestResult{Error: &api.Error{Code: "shutting_down"}}, "stopped after 0 records"},
+	} {
+		var out bytes.Buffer
+		printSummary(Env{Stdout: &out, Stderr: io.Discard}, tc.res)
+		if !strings.HasPrefix(out.String(), tc.want) {
+			t.Errorf("summary %q, want it to start %q", out.String(), tc.want)
+		}
 	}
 }
