@@ -497,3 +497,26 @@ func TestReadOnlyOpen(t *testing.T) {
 		}
 	}
 }
+
+// TestMissingTableIsCorruption: a table the manifest lists but the
+// directory lacks (a copy taken while the node ran) is damage, reported as
+// corruption (runbook 15), not an I/O error.
+func TestMissingTableIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	mustPut(t, s, "t", "k", `{}`)
+	if err := s.db.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	tables, _ := filepath.Glob(filepath.Join(dir, "pebble", "*.sst"))
+	if len(tables) == 0 {
+		t.Fatal("no table flushed")
+	}
+	for _, tb := range tables {
+		os.Remove(tb)
+	}
+	_, err := Open(dir, Options{})
+	wantClass(t, "Open of a store missing a table", err, fault.Corruption)
+	t.Log(err)
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
 	"path/filepath"
 	"runtime"
@@ -383,7 +384,14 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 			dir, identityFile, pdir))
 	}
 	if err != nil {
-		return nil, fault.E(classify(err), fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
+		class := classify(err)
+		if errors.Is(err, iofs.ErrNotExist) {
+			// A table or log the manifest lists is gone (a copy taken
+			// while the node ran, a file deleted by hand): the database
+			// is damaged, not absent, which ErrDBDoesNotExist says.
+			class = fault.Corruption
+		}
+		return nil, fault.E(class, fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
 	}
 	s := &Store{
 		dir: dir, db: db, lock: lock, id: id, readOnly: opts.ReadOnly,
