@@ -159,6 +159,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--node-id", "has space"}, nil, `--node-id "has space": a node id has no spaces`},
 		{[]string{"--trace-exporter", "zipkin"}, nil, `--trace-exporter "zipkin": want none, console, json or otlp`},
 		{[]string{"--listen", "127.0.0.1:99999"}, nil, `--listen "127.0.0.1:99999": want HOST:PORT`},
+		{[]string{"--trace-exporter", "json"}, nil, `--trace-exporter "json": the json exporter needs --trace-file`},
 		{[]string{"--tls-cert", "/nonexistent/cert.pem", "--tls-key", "/nonexistent/key.pem"}, nil, `--tls-cert "/nonexistent/cert.pem": stat`},
 		{[]string{"--backend", "b=fs:" + filepath.Dir(dir)}, nil, "one directory holds the other, with --data-dir"},
 		{[]string{"--backend", "b=fs:" + dir}, nil, "one directory holds the other, with --data-dir"},

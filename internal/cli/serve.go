@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -345,6 +346,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	default:
 		return cfg, fmt.Errorf("%s: want none, console, json or otlp", f.origin.named("trace-exporter", f.traceExporter))
 	}
+	if f.traceExporter == "json" && f.traceFile == "" {
+		return cfg, fmt.Errorf("%s: the json exporter needs --trace-file", f.origin.named("trace-exporter", f.traceExporter))
+	}
 	switch f.durability {
 	case "sync":
 		cfg.Durability = store.Sync
@@ -415,6 +419,11 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 			if _, err := os.Stat(fl.path); err != nil {
 				return cfg, fmt.Errorf("%s: %v", f.origin.named(fl.flag, fl.path), err)
 			}
+		}
+		// The pair is loaded again when the node starts (and on SIGHUP);
+		// a file that is no certificate or key is a setting at fault.
+		if _, err := tls.LoadX509KeyPair(f.tlsCert, f.tlsKey); err != nil {
+			return cfg, fmt.Errorf("%s, %s: %v", f.origin.named("tls-cert", f.tlsCert), f.origin.named("tls-key", f.tlsKey), err)
 		}
 		cfg.TLS = &node.TLS{CertFile: f.tlsCert, KeyFile: f.tlsKey}
 	}

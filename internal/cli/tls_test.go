@@ -85,7 +85,9 @@ func TestServeTLSFlags(t *testing.T) {
 	}{
 		{nil, []string{"--tls-cert", certFile}, exitUsage, "--tls-key \"\": give both"},
 		{map[string]string{"CAIRN_TLS_KEY": keyFile}, nil, exitUsage, "--tls-cert \"\", --tls-key \"" + keyFile},
-		{map[string]string{"CAIRN_TLS_CERT": keyFile, "CAIRN_TLS_KEY": keyFile}, nil, exitFail, "--tls-cert " + keyFile},
+		// A file that is no certificate is a setting at fault, found
+		// before the data directory is made.
+		{map[string]string{"CAIRN_TLS_CERT": keyFile, "CAIRN_TLS_KEY": keyFile}, nil, exitUsage, `CAIRN_TLS_CERT="` + keyFile + `"`},
 	} {
 		code, _, stderr := run(t, c.env, "", append(base, c.args...)...)
 		if code != c.code || !strings.Contains(stderr, c.want) {
