@@ -880,7 +880,7 @@ func (f *feed) applyEntry(ctx context.Context, tenant string, en *feedEntry, st 
 	if en.inline {
 		known = &backend.Object{Entry: *remote, Version: en.version, Body: en.body}
 	}
-	return f.e.syncKeyKnown(ctx, tenant, en.key, local, remote, known, st, g)
+	return f.e.syncKeyState(ctx, &keyState{tenant: tenant, key: en.key, local: local, remote: remote, obj: known, announced: &en.version}, st, g)
 }
 
 // prime runs before the engine's first pass: for each tenant catching up

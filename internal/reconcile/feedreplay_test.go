@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/pack"
 )
 
@@ -256,5 +257,52 @@ func TestReplayOwnFeedNotAPeer(t *testing.T) {
 	}
 	if slices.Contains(peers, "na") || !slices.Contains(peers, "nc") {
 		t.Fatalf("feed objects read, by peer: %q; want nc's and none of na's own", peers)
+	}
+}
+
+// putCounting counts the object puts made through it.
+type putCounting struct {
+	backend.Backend
+	puts int
+}
+
+func (p *putCounting) Put(ctx context.Context, tenant, key string, v doc.Version, body []byte, pre backend.Precondition) (string, error) {
+	p.puts++
+	return p.Backend.Put(ctx, tenant, key, v, body, pre)
+}
+
+func (p *putCounting) Unwrap() backend.Backend { return p.Backend }
+
+// TestStaleFeedEntrySkipped: a feed entry announcing a version the key's
+// base already holds, or an older one (a restored node replays the old
+// entries of keys its pack brought up to date), changes nothing and puts
+// nothing: deciding on it took the entry for the object the backend holds
+// and made a conditional put the backend refused, one per old entry.
+func TestStaleFeedEntrySkipped(t *testing.T) {
+	b := &putCounting{Backend: mem.New("b")}
+	e := feedEngine(t, "na", b, nil, nil)
+	v1 := put(t, e.st, "hot", `{"n":1}`)
+	flush(t, e)
+	old, err := b.Stat(bg, tenant, "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	put(t, e.st, "hot", `{"n":2}`)
+	flush(t, e)
+	puts := b.puts
+	var st Stats
+	for _, en := range []feedEntry{
+		{key: "hot", version: v1.Version, etag: old.ETag, inline: true, body: []byte(`{"n":1}`)},
+		{key: "hot", version: v1.Version, etag: old.ETag},
+	} {
+		if err := e.feed.applyEntry(bg, tenant, &en, &st, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.puts != puts || st.Raced != 0 || st.Applied() != 0 {
+		t.Fatalf("stale entries: %d puts, %+v; want none and nothing applied", b.puts-puts, st)
+	}
+	if got, _ := localState(t, e.st, "hot"); got.body != `{"n":2}` {
+		t.Fatalf("hot is %+v after stale entries, want the newer write", got)
 	}
 }

@@ -23,6 +23,9 @@ type keyState struct {
 	// with errStaleBase.
 	assumed bool
 	sent    *Uploaded // the last object put for the key, if any
+	// announced is the version a feed entry announces for the key; nil
+	// outside the feed.
+	announced *doc.Version
 }
 
 // remoteVersion is the version the remote actually holds, if known: read,
@@ -79,17 +82,32 @@ func (e *Engine) syncKey(ctx context.Context, tenant, key string, local *store.R
 // its version and body, for remote's ETag; nil: read it if the decision
 // needs it), as a feed entry tells it.
 func (e *Engine) syncKeyKnown(ctx context.Context, tenant, key string, local *store.Record, remote *backend.Entry, obj *backend.Object, st *Stats, g *round) error {
+	return e.syncKeyState(ctx, &keyState{tenant: tenant, key: key, local: local, remote: remote, obj: obj}, st, g)
+}
+
+// syncKeyState is syncKeyKnown for a prepared k. A key a feed entry
+// announces (k.announced) whose base already holds the announced version
+// or a later one is skipped: the entry carries no news. A node restored
+// from a pack replays old entries of keys the pack brought up to date, and
+// deciding on them took an old entry's ETag for the object's and made a
+// conditional put the backend refused, one per old entry.
+func (e *Engine) syncKeyState(ctx context.Context, k *keyState, st *Stats, g *round) error {
+	tenant, key := k.tenant, k.key
 	release, err := e.inflight.Acquire(ctx, tenant, key)
 	if err != nil {
 		return err
 	}
 	defer release()
-	k := &keyState{tenant: tenant, key: key, local: local, remote: remote, obj: obj}
 	if k.base, err = e.base(ctx, tenant, key, g); err != nil {
 		return err
 	}
+	if k.announced != nil && k.base != nil {
+		if o := k.announced.Compare(&k.base.Base); o == doc.Before || o == doc.Equal {
+			return nil
+		}
+	}
 	err = nil
-	if g != nil && g.verify && remote != nil {
+	if g != nil && g.verify && k.remote != nil {
 		err = e.fetch(ctx, k) // a scrub reads every object, to verify it
 	}
 	if err == nil {
