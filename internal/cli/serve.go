@@ -317,6 +317,7 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	}
 	// A port no listener can take, or two listeners on one address, would
 	// fail to bind after the store opened: a setting at fault, found before.
+	taken := map[string]string{} // address → the flag that took it
 	for _, l := range []struct{ flag, addr string }{{"listen", f.listen}, {"admin-listen", f.adminListen}, {"resp-listen", f.respListen}} {
 		if l.addr == "" {
 			continue
@@ -328,26 +329,13 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("%s: want HOST:PORT (127.0.0.1:0 for any free loopback port): %v", f.origin.named(l.flag, l.addr), err)
 		}
-	}
-	seen := map[string]string{"listen": f.listen}
-	for _, l := range []struct{ flag, addr string }{{"admin-listen", f.adminListen}, {"resp-listen", f.respListen}} {
-		if l.addr == "" || strings.HasSuffix(l.addr, ":0") {
-			continue
+		if other, ok := taken[l.addr]; ok && port != "0" {
+			return cfg, fmt.Errorf("%s: the address of --%s too; give each listener its own port", f.origin.named(l.flag, l.addr), other)
 		}
-		for other, addr := range seen {
-			if addr == l.addr {
-				return cfg, fmt.Errorf("%s: the address of --%s too; give each listener its own port", f.origin.named(l.flag, l.addr), other)
-			}
-		}
-		seen[l.flag] = l.addr
+		taken[l.addr] = l.flag
 	}
-	switch f.traceExporter {
-	case "", "none", "console", "json", "otlp":
-	default:
-		return cfg, fmt.Errorf("%s: want none, console, json or otlp", f.origin.named("trace-exporter", f.traceExporter))
-	}
-	if f.traceExporter == "json" && f.traceFile == "" {
-		return cfg, fmt.Errorf("%s: the json exporter needs --trace-file", f.origin.named("trace-exporter", f.traceExporter))
+	if err := telemetry.CheckExporter(telemetry.ResolveExporter(f.traceExporter, env.Getenv), f.traceFile); err != nil {
+		return cfg, fmt.Errorf("%s (%s)", fault.MessageOf(err), f.origin.named("trace-exporter", f.traceExporter))
 	}
 	switch f.durability {
 	case "sync":
@@ -638,10 +626,7 @@ func (f *serveFlags) useDevToken(cfg *node.Config) error {
 		if l.addr == "" {
 			continue
 		}
-		if _, _, err := net.SplitHostPort(l.addr); err != nil {
-			return fmt.Errorf("%s %q: want HOST:PORT (127.0.0.1:0 for any free loopback port): %v", l.flag, l.addr, err)
-		}
-		if !node.IsLoopback(l.addr) {
+		if !node.IsLoopback(l.addr) { // nodeConfig checked the address's form
 			return fmt.Errorf("%s %s: with no --tenant configured, cairn serves an insecure development token and listens on loopback only; configure --tenant NAME:TOKEN_SHA256 (and --admin-token-sha256) to listen on %s", l.flag, l.addr, l.addr)
 		}
 	}

@@ -117,19 +117,11 @@ func Setup(ctx context.Context, cfg Config) (*Telemetry, error) {
 	if cfg.Version == "" {
 		cfg.Version = buildVersion()
 	}
-	name := strings.ToLower(strings.TrimSpace(cfg.Exporter))
-	if name == "" {
-		name = strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")))
-	}
-	if name == "" {
-		name = ExporterNone
-	}
+	name := ResolveExporter(cfg.Exporter, getenv)
 	if cfg.SpanExporter != nil {
 		name = exporterCustom
-	}
-	if cfg.TraceFile != "" && name != ExporterJSON && name != exporterCustom {
-		// The spans someone expects in that file would go elsewhere, or nowhere.
-		return nil, configErr("trace file %q: only the json exporter writes one, and the exporter is %s (--trace-exporter json)", cfg.TraceFile, name)
+	} else if err := CheckExporter(name, cfg.TraceFile); err != nil {
+		return nil, err
 	}
 	ratio := cfg.SampleRatio
 	if ratio == 0 {
@@ -212,6 +204,36 @@ func batchOptions(name string) []sdktrace.BatchSpanProcessorOption {
 	return nil
 }
 
+// ResolveExporter is the exporter New sets up for Config.Exporter:
+// exporter, else $OTEL_TRACES_EXPORTER, else none, in lower case.
+func ResolveExporter(exporter string, getenv func(string) string) string {
+	name := strings.ToLower(strings.TrimSpace(exporter))
+	if name == "" {
+		name = strings.ToLower(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")))
+	}
+	return cmp.Or(name, ExporterNone)
+}
+
+// CheckExporter reports whether the exporter name (as ResolveExporter
+// gives it) can be set up with traceFile, without setting it up: New's
+// check, and the settings' check before a node starts.
+func CheckExporter(name, traceFile string) error {
+	switch name {
+	case ExporterNone, ExporterConsole, ExporterOTLP, ExporterJSON:
+	default:
+		return configErr("trace exporter %q: want none, console, json or otlp", name)
+	}
+	if name == ExporterJSON && traceFile == "" {
+		return configErr("trace exporter json needs a trace file (--trace-file)")
+	}
+	if name != ExporterJSON && traceFile != "" {
+		// The spans someone expects in that file would go elsewhere, or nowhere.
+		return configErr("trace file %q: only the json exporter writes one, and the exporter is %s (--trace-exporter json)", traceFile, name)
+	}
+	return nil
+}
+
+// newExporter sets up the exporter name, which CheckExporter passed.
 func (t *Telemetry) newExporter(ctx context.Context, name string, cfg Config, getenv func(string) string) (sdktrace.SpanExporter, error) {
 	switch name {
 	case ExporterConsole:
@@ -221,19 +243,15 @@ func (t *Telemetry) newExporter(ctx context.Context, name string, cfg Config, ge
 		}
 		return newConsoleExporter(w), nil
 	case ExporterJSON:
-		if cfg.TraceFile == "" {
-			return nil, configErr("trace exporter json needs a trace file (--trace-file)")
-		}
 		f, err := os.OpenFile(cfg.TraceFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 		if err != nil {
 			return nil, configErr("trace file: %v", err)
 		}
 		t.closers = append(t.closers, f)
 		return newJSONExporter(f), nil
-	case ExporterOTLP:
+	default: // ExporterOTLP: New sets none up for ExporterNone
 		return newOTLPExporter(ctx, getenv)
 	}
-	return nil, configErr("trace exporter %q: want none, console, json or otlp", name)
 }
 
 // newOTLPExporter picks the transport from OTEL_EXPORTER_OTLP_TRACES_PROTOCOL
