@@ -358,14 +358,7 @@ func TestDamagedTableReported(t *testing.T) {
 	for i := range 2000 {
 		mustPut(t, s, "t", fmt.Sprintf("k%04d", i), `{"pad":"`+strings.Repeat("x", 100)+`"}`)
 	}
-	if err := s.db.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	s.Close()
-	tables, _ := filepath.Glob(filepath.Join(dir, "pebble", "*.sst"))
-	if len(tables) == 0 {
-		t.Fatal("no table flushed")
-	}
+	tables := flushAndClose(t, s, dir)
 	for _, name := range tables {
 		fi, err := os.Stat(name)
 		if err != nil || fi.Size() < 64<<10 {
@@ -505,6 +498,18 @@ func TestMissingTableIsCorruption(t *testing.T) {
 	dir := t.TempDir()
 	s := openT(t, dir, Options{})
 	mustPut(t, s, "t", "k", `{}`)
+	for _, tb := range flushAndClose(t, s, dir) {
+		os.Remove(tb)
+	}
+	_, err := Open(dir, Options{})
+	wantClass(t, "Open of a store missing a table", err, fault.Corruption)
+	t.Log(err)
+}
+
+// flushAndClose flushes s's memtable to tables, closes s and returns the
+// tables' paths in dir.
+func flushAndClose(t *testing.T, s *Store, dir string) []string {
+	t.Helper()
 	if err := s.db.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -513,10 +518,5 @@ func TestMissingTableIsCorruption(t *testing.T) {
 	if len(tables) == 0 {
 		t.Fatal("no table flushed")
 	}
-	for _, tb := range tables {
-		os.Remove(tb)
-	}
-	_, err := Open(dir, Options{})
-	wantClass(t, "Open of a store missing a table", err, fault.Corruption)
-	t.Log(err)
+	return tables
 }

@@ -481,18 +481,11 @@ func pebbleOptions(fs vfs.FS, cacheSize, memTableSize int64) *pebble.Options {
 		memTableSize = DefaultMemTableSize
 	}
 	o := &pebble.Options{
-		FS:           fs,
-		Logger:       quietLogger{},
-		MemTableSize: uint64(memTableSize),
-		CacheSize:    cacheSize,
-		// From FormatWALSyncChunks on, the log records how far each sync
-		// reached, so damage in the middle of it, with acknowledged writes
-		// after, is told from the torn end a crash leaves and refused:
-		// with an older format Pebble takes any bad record for the end and
-		// drops every write after it. A store made by an older format is
-		// upgraded when opened (and can no longer be opened by a build
-		// that predates it).
-		FormatMajorVersion: formatVersion,
+		FS:                 fs,
+		Logger:             quietLogger{},
+		MemTableSize:       uint64(memTableSize),
+		CacheSize:          cacheSize,
+		FormatMajorVersion: formatVersion, // see formatVersion
 	}
 	o.Experimental.SpanPolicyFunc = splitTables
 	o.Levels[0].FilterPolicy = bloom.FilterPolicy(10) // later levels inherit it
@@ -514,10 +507,15 @@ type noLockFS struct{ vfs.FS }
 
 func (noLockFS) Lock(string) (io.Closer, error) { return io.NopCloser(nil), nil }
 
-// formatVersion is the Pebble format the store creates and upgrades to:
-// named, not FormatNewest, so that a newer Pebble does not upgrade stores
-// (one way) by itself. TableFormatV6 adds a checksum to every table's
-// footer, on top of the log's sync offsets.
+// formatVersion is the Pebble format the store creates and upgrades to
+// (one way: a build whose Pebble predates it cannot open the store after).
+// From FormatWALSyncChunks on, the log records how far each sync reached,
+// so damage in the middle of it, with acknowledged writes after, can be
+// told from the torn end a crash leaves and refused, where an older format
+// takes any bad record for the end and drops every write after it; the
+// check is partial (docs/design/store.md, "Pebble's format"). Named, not
+// FormatNewest, so that a newer Pebble does not upgrade stores by itself;
+// TableFormatV6 adds a checksum to every table's footer.
 const formatVersion = pebble.FormatTableFormatV6
 
 // openPebble opens the database in dir at formatVersion. Pebble creates a
@@ -528,9 +526,10 @@ const formatVersion = pebble.FormatTableFormatV6
 // closed and opened again at once, which starts a new log at the new
 // format; the open is cheap, the log holding nothing yet.
 func openPebble(dir string, o *pebble.Options) (*pebble.DB, error) {
-	var older bool
-	if desc, err := pebble.Peek(dir, o.FS); !o.ReadOnly && (err != nil || !desc.Exists || desc.FormatMajorVersion < formatVersion) {
-		older = true
+	older := false
+	if !o.ReadOnly {
+		desc, err := pebble.Peek(dir, o.FS)
+		older = err != nil || !desc.Exists || desc.FormatMajorVersion < formatVersion
 	}
 	db, err := pebble.Open(dir, o)
 	if err != nil || !older {
