@@ -154,6 +154,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err = werr // the last batch's commit failed
 	}
 	h.countIngest(run.tenant, st)
+	shutdown := errors.Is(run.body.err, errShuttingDown) // the server's drain ended the stream
 	reply := run.reply(st)
 	status := http.StatusOK
 	if err != nil {
@@ -166,18 +167,17 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		reply.Complete = false
 		reply.Error = &api.Error{Code: code, Message: userMessage(err, status), RequestID: reqctx.RequestID(r.Context())}
 		level := slog.LevelError
-		if status < 500 || errors.Is(run.body.err, errShuttingDown) {
+		if status < 500 || shutdown {
 			// The client's doing (a body that stopped, came too slowly or
 			// broke), or the node's planned stop.
 			level = slog.LevelWarn
 		}
 		h.s.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
-			"processed_bytes", st.Bytes, "err", err)
+			"processed_bytes", reply.ProcessedBytes, "err", err)
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
 	answering()
 	run.extend()
-	shutdown := errors.Is(run.body.err, errShuttingDown)
 	if err != nil {
 		h.s.errorHeaders(w.Header(), err, status)
 		if shutdown {

@@ -138,31 +138,35 @@ type pacedBody struct {
 	stop <-chan struct{}
 }
 
+// draining reports whether the server started draining.
+func (b *pacedBody) draining() bool {
+	select {
+	case <-b.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 // errShuttingDown ends an ingest stream when the server starts draining.
 var errShuttingDown = errors.New("the node is shutting down")
 
 func (b *pacedBody) Read(p []byte) (int, error) {
-	select {
-	case <-b.stop:
+	if b.draining() {
 		if b.err == nil {
 			b.err = errShuttingDown
 		}
 		return 0, errShuttingDown
-	default:
 	}
 	start := b.now()
 	n, err := b.r.Read(p)
 	if err == io.EOF {
 		b.eof = true
 	}
-	if err != nil && err != io.EOF {
-		select {
-		case <-b.stop:
-			// The drain ended a read that waited on the client (the
-			// handler's watch set the read deadline to now).
-			err = errShuttingDown
-		default:
-		}
+	if err != nil && err != io.EOF && b.draining() {
+		// The drain ended a read that waited on the client (the handler's
+		// watch set the read deadline to now).
+		err = errShuttingDown
 	}
 	if err != nil && !errors.Is(err, io.EOF) {
 		if b.err == nil {
