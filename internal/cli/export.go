@@ -131,18 +131,12 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 	defer st.Close()
 	// A tenant the store has never held (a typo) is refused before FILE is
 	// touched: an empty export would replace an earlier one.
-	known := false
-	for t, err := range st.Tenants(ctx) {
-		if err != nil {
-			return err
-		}
-		if t == f.tenant {
-			known = true
-			break
-		}
+	tenants, err := tenantsOf(ctx, st)
+	if err != nil {
+		return err
 	}
-	if !known {
-		return fmt.Errorf("%s holds no documents or deletions of tenant %s; tenants there: %s", f.dataDir, f.tenant, tenantsOf(ctx, st))
+	if !slices.Contains(tenants, f.tenant) {
+		return fmt.Errorf("%s holds no documents or deletions of tenant %s; tenants there: %s", f.dataDir, f.tenant, namesOrNone(tenants))
 	}
 
 	var stats exportStats
@@ -169,7 +163,7 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 	}
 	if stats.docs == 0 {
 		fmt.Fprintf(env.Stderr, "tenant %s has no documents%s in %s; tenants with documents or deletions there: %s\n",
-			f.tenant, prefixNote(f.prefix), f.dataDir, tenantsOf(ctx, st))
+			f.tenant, prefixNote(f.prefix), f.dataDir, namesOrNone(tenants))
 	}
 	return nil
 }
@@ -181,19 +175,24 @@ func prefixNote(p string) string {
 	return fmt.Sprintf(" under prefix %q", p)
 }
 
-// tenantsOf names the tenants of st, for a message.
-func tenantsOf(ctx context.Context, st *store.Store) string {
+// tenantsOf lists the tenants st holds documents or deletions of, sorted.
+func tenantsOf(ctx context.Context, st *store.Store) ([]string, error) {
 	var names []string
 	for t, err := range st.Tenants(ctx) {
 		if err != nil {
-			break
+			return nil, err
 		}
 		names = append(names, t)
 	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// namesOrNone is names for a message.
+func namesOrNone(names []string) string {
 	if len(names) == 0 {
 		return "none"
 	}
-	slices.Sort(names)
 	return strings.Join(names, ", ")
 }
 
