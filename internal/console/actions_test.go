@@ -282,13 +282,7 @@ func TestReplicationQuarantined(t *testing.T) {
 		{Backend: "b", Tenant: "acme", Key: "docs/k1", ETag: `"e1"`, Time: time.Unix(10, 0).UTC(), Reason: "checksum mismatch", Size: 12, Raw: []byte("damaged-one")},
 		{Backend: "c", Tenant: "beta", Key: "k2", ETag: `"e2"`, Time: time.Unix(11, 0).UTC(), Reason: "not a document", Size: 3, Raw: []byte("bad")},
 	}}
-	f := newFixture(t, func(o *Options) { o.Reconciler, o.Quarantine = &fakeReconciler{status: oneBackend()}, qt })
-	ck, _ := f.signIn(t, local, admin)
-
-	resp, body := f.req("GET", "/console/api/replication", local, ck, "", pageHdr("", false, nil))
-	if resp.StatusCode != 200 {
-		t.Fatalf("replication: %d %s", resp.StatusCode, body)
-	}
+	body := replicationPage(t, qt)
 	// A map, not ReplicationBody: the names must be the ones app.js reads,
 	// case and all.
 	var page struct {
@@ -337,12 +331,7 @@ func TestReplicationQuarantinedCut(t *testing.T) {
 		for i := range n {
 			qt.rows = append(qt.rows, api.QuarantineRow{Backend: "b", Tenant: "acme", Key: fmt.Sprintf("k%04d", i), Reason: "checksum mismatch"})
 		}
-		f := newFixture(t, func(o *Options) { o.Reconciler, o.Quarantine = &fakeReconciler{status: oneBackend()}, qt })
-		ck, _ := f.signIn(t, local, admin)
-		resp, body := f.req("GET", "/console/api/replication", local, ck, "", pageHdr("", false, nil))
-		if resp.StatusCode != 200 {
-			t.Fatalf("replication: %d %s", resp.StatusCode, body)
-		}
+		body := replicationPage(t, qt)
 		var page struct {
 			Quarantined []map[string]any `json:"quarantined"`
 			More        bool             `json:"quarantined_more"`
@@ -354,4 +343,17 @@ func TestReplicationQuarantinedCut(t *testing.T) {
 			t.Fatalf("%d rows quarantined: page lists %d, more %v", n, len(page.Quarantined), page.More)
 		}
 	}
+}
+
+// replicationPage serves the replication page's data of a node with one
+// backend and qt's quarantine, to a signed-in admin, and returns its body.
+func replicationPage(t *testing.T, qt *fakeQuarantine) string {
+	t.Helper()
+	f := newFixture(t, func(o *Options) { o.Reconciler, o.Quarantine = &fakeReconciler{status: oneBackend()}, qt })
+	ck, _ := f.signIn(t, local, admin)
+	resp, body := f.req("GET", "/console/api/replication", local, ck, "", pageHdr("", false, nil))
+	if resp.StatusCode != 200 {
+		t.Fatalf("replication: %d %s", resp.StatusCode, body)
+	}
+	return body
 }
