@@ -27,6 +27,9 @@ type exchange struct {
 	bytes   int64 // body bytes written
 	failure error // why the request failed; nil if it did not
 	quiet   bool  // a 4xx/5xx that is an answer, not a failure (/readyz)
+	// extra: what the handler adds to the request's log line (an
+	// ingest's progress), so a failed request still has one line.
+	extra []slog.Attr
 	// bodyRead: the handler read the request body to its end (readEncoded);
 	// an error answer to a request with a body not read closes the
 	// connection (writeError).
@@ -182,12 +185,13 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 	}
 	if x.failure != nil || (status >= 400 && !x.quiet) {
 		level, msg = slog.LevelInfo, "request failed"
-		// A shed request (admission, or past --max-conns) and one for a
-		// tenant still catching up are the node's deliberate answers under
-		// load or during a restore, which any client can provoke, not its
-		// failures: Info, as 4xx. Other exhausted 503s (a full disk, no
-		// descriptors left) are the node's trouble: Error.
-		if errStatus >= 500 && !x.info.Shed && code != "catching_up" {
+		// A shed request (admission, or past --max-conns), one for a
+		// tenant still catching up and an ingest the drain ended are the
+		// node's deliberate answers under load, during a restore or a
+		// planned stop, not its failures: Info, as 4xx. Other exhausted
+		// 503s (a full disk, no descriptors left) are the node's trouble:
+		// Error.
+		if errStatus >= 500 && !x.info.Shed && code != "catching_up" && code != "shutting_down" {
 			level = slog.LevelError
 		}
 	}
@@ -224,6 +228,7 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 			attrs = append(attrs, slog.String("key", bound(fc.Key, maxLogField)))
 		}
 	}
+	attrs = append(attrs, x.extra...)
 	if x.stack != nil {
 		attrs = append(attrs, slog.String("stack", string(x.stack)))
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -166,14 +167,15 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, code = statusOf(err)
 		reply.Complete = false
 		reply.Error = &api.Error{Code: code, Message: userMessage(err, status), RequestID: reqctx.RequestID(r.Context())}
-		level := slog.LevelError
-		if status < 500 || shutdown {
-			// The client's doing (a body that stopped, came too slowly or
-			// broke), or the node's planned stop.
-			level = slog.LevelWarn
+	}
+	if x := exchangeFrom(r.Context()); x != nil {
+		// The request's one log line says why the stream stopped (its
+		// class and level follow err) and how far it got.
+		if err != nil {
+			x.failure = err
 		}
-		h.s.log.Log(r.Context(), level, "ingest stopped", "request_id", reply.Error.RequestID, "tenant", run.tenant,
-			"processed_bytes", reply.ProcessedBytes, "err", err)
+		x.extra = append(x.extra, slog.Int64("processed_bytes", reply.ProcessedBytes),
+			slog.Int64("last_durable_line", reply.LastDurableLine))
 	}
 	b, _ := json.Marshal(reply) // plain structs: cannot fail
 	answering()
@@ -186,6 +188,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// and a client still sending would lose the answer, which
 			// says where to resume.
 			w.Header().Set("Connection", "close")
+			w.Header().Set("Content-Length", strconv.Itoa(len(b)+1)) // the answer's end, for lingerClose
 			_ = run.rc.EnableFullDuplex()
 		} else if !run.body.eof {
 			leaveBody(w) // after extend, whose read deadline it replaces
@@ -197,10 +200,32 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
 	if shutdown {
-		_ = run.rc.Flush()
-		_ = run.rc.SetReadDeadline(time.Now().Add(shutdownLinger))
-		_, _ = io.Copy(io.Discard, raw)
+		h.s.lingerClose(run.rc, raw)
 	}
+}
+
+// lingerClose sends the answer written to rc, then reads and drops what
+// the client still sends for up to shutdownLinger before closing, so that
+// a client still sending takes the answer rather than a reset. It reads
+// the connection itself, taken from net/http: the body's reader keeps the
+// error of a read the drain's deadline ended and would return it at once.
+// Where the connection cannot be taken (HTTP/2), it reads body.
+func (s *Server) lingerClose(rc *http.ResponseController, body io.Reader) {
+	_ = rc.Flush()
+	s.lingering.Add(1)
+	defer s.lingering.Done()
+	conn, _, err := rc.Hijack()
+	if err != nil {
+		_ = rc.SetReadDeadline(time.Now().Add(shutdownLinger))
+		_, _ = io.Copy(io.Discard, body)
+		return
+	}
+	defer conn.Close()
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite() // the answer is whole: a client that reads it may stop sending
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(shutdownLinger))
+	_, _ = io.Copy(io.Discard, conn)
 }
 
 // watchDrain ends the stream's read that waits on the client when the

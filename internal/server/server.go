@@ -262,8 +262,12 @@ type Server struct {
 	draining   atomic.Bool
 	// drained is closed when the server starts draining: an ingest stream
 	// stops at its next read and answers how far it got (ingest.go).
-	drained    chan struct{}
-	drainOnce  sync.Once
+	drained   chan struct{}
+	drainOnce sync.Once
+	// lingering counts the connections an ingest stopped by the drain
+	// took from net/http to keep reading after its answer (lingerClose):
+	// net/http's Shutdown no longer waits for them, Shutdown and Drain do.
+	lingering  sync.WaitGroup
 	routes     []RouteInfo // as mounted, in order
 	hsOnce     sync.Once
 	hs         *http.Server // set once by httpServer
@@ -642,7 +646,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		hs.Close() // the drain timed out: cut what is left
 		return err
 	}
-	return nil
+	return s.waitLingering(ctx)
+}
+
+// waitLingering waits, until ctx ends, for the connections lingerClose
+// keeps after an answer; each closes within shutdownLinger.
+func (s *Server) waitLingering(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		s.lingering.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // Close closes the listener and every connection at once, for a node that
@@ -669,6 +689,9 @@ func (s *Server) SetDraining() {
 func (s *Server) Drain(ctx context.Context, hs *http.Server) error {
 	s.SetDraining()
 	if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fault.E(fault.Unknown, fault.Context{Op: "server.drain"}, err)
+	}
+	if err := s.waitLingering(ctx); err != nil {
 		return fault.E(fault.Unknown, fault.Context{Op: "server.drain"}, err)
 	}
 	return nil
