@@ -38,6 +38,15 @@ type Observer interface {
 	OnStateChange(backend string, from, to State)
 }
 
+// RetryObserver is an optional capability of an Observer: it hears about
+// each retry (an attempt after the first) and each retry the budget
+// refused. Its methods are called from the calling goroutine and must be
+// quick.
+type RetryObserver interface {
+	OnRetry(backend string)
+	OnBudgetRejection(backend string)
+}
+
 // ObserverFunc adapts a function to an Observer.
 type ObserverFunc func(backend string, from, to State)
 

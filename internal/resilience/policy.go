@@ -54,12 +54,16 @@ func New(cfg Config) (*Policy, error) {
 
 func (p *Policy) retryPolicy() retrypolicy.RetryPolicy[struct{}] {
 	c := p.cfg
-	return retrypolicy.NewBuilder[struct{}]().
+	b := retrypolicy.NewBuilder[struct{}]().
 		HandleIf(func(_ struct{}, err error) bool { return retryable(err) }).
 		AbortIf(func(_ struct{}, err error) bool { return !p.mayRetry(err) }).
 		// mayRetry took a budget token before failsafe knew the attempts or
 		// the elapsed time were exhausted; give it back.
-		OnRetriesExceeded(func(failsafe.ExecutionEvent[struct{}]) { p.budget.refund() }).
+		OnRetriesExceeded(func(failsafe.ExecutionEvent[struct{}]) { p.budget.refund() })
+	if ro, ok := c.Observer.(RetryObserver); ok {
+		b = b.OnRetry(func(failsafe.ExecutionEvent[struct{}]) { ro.OnRetry(c.Backend) })
+	}
+	return b.
 		WithMaxAttempts(c.MaxAttempts).
 		WithMaxDuration(c.MaxElapsed).
 		WithDelayFunc(p.delay).
@@ -74,7 +78,13 @@ func (p *Policy) mayRetry(err error) bool {
 	if ra, ok := fault.RetryAfter(err); ok && ra > p.cfg.MaxRetryAfter {
 		return false
 	}
-	return p.budget.TryRetry()
+	if p.budget.TryRetry() {
+		return true
+	}
+	if ro, ok := p.cfg.Observer.(RetryObserver); ok {
+		ro.OnBudgetRejection(p.cfg.Backend)
+	}
+	return false
 }
 
 // delay is full-jitter exponential backoff, but never shorter than the

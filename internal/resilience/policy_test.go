@@ -171,6 +171,36 @@ func TestRetriesStopWhenBudgetSpent(t *testing.T) {
 	})
 }
 
+// retryCounts is an Observer that counts what a RetryObserver hears.
+type retryCounts struct {
+	retries, rejected atomic.Int64
+}
+
+func (*retryCounts) OnStateChange(string, State, State) {}
+func (c *retryCounts) OnRetry(string)                   { c.retries.Add(1) }
+func (c *retryCounts) OnBudgetRejection(string)         { c.rejected.Add(1) }
+
+// TestRetriesObserved: the observer hears every attempt after a call's
+// first, and every retry the budget refused.
+func TestRetriesObserved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &backend{fail: always(errTransient)}
+		obs := &retryCounts{}
+		p := newPolicy(t, Config{MaxAttempts: 3, BudgetShare: 0.5, BudgetMinRetries: -1, BudgetWindow: time.Hour,
+			ConsecutiveFailures: 1000, MinCalls: 1000, Observer: obs})
+		const calls = 20
+		for range calls {
+			p.Run(context.Background(), "get", b.call)
+		}
+		if got, want := obs.retries.Load(), b.calls.Load()-calls; got != want || got == 0 {
+			t.Errorf("retries observed %d, want %d (the attempts after each call's first)", got, want)
+		}
+		if obs.rejected.Load() == 0 {
+			t.Error("no budget rejection observed; the budget allows half as many retries as the calls want")
+		}
+	})
+}
+
 func TestPerClass(t *testing.T) {
 	tests := []struct {
 		name      string

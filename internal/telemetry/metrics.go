@@ -63,8 +63,12 @@ type Metrics struct {
 	tenants *tenantTable
 }
 
-// Compile-time check: Metrics is the breaker observer of package resilience.
-var _ resilience.Observer = (*Metrics)(nil)
+// Compile-time check: Metrics is the breaker and retry observer of package
+// resilience.
+var (
+	_ resilience.Observer      = (*Metrics)(nil)
+	_ resilience.RetryObserver = (*Metrics)(nil)
+)
 
 // latencyBuckets span a cached read (~50µs) to a slow backend call (10s).
 var latencyBuckets = []float64{
