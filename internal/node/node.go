@@ -191,6 +191,12 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.tel.Metrics.RegisterConns(n.api.OpenConns); err != nil {
 		return nil, err
 	}
+	if err := n.tel.Metrics.RegisterShed(func() (busy, conns, tenant int64) {
+		busy, tenant = n.limiter.Shed()
+		return busy, n.api.RefusedConns(), tenant
+	}); err != nil {
+		return nil, err
+	}
 	if n.admin, err = n.newAdmin(); err != nil { // admin.go
 		return nil, err
 	}

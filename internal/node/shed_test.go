@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
@@ -100,5 +104,16 @@ func TestShedsPastItsLimits(t *testing.T) {
 	}
 	if code, _ := status("a", tokA); code != http.StatusNotFound {
 		t.Errorf("after the load: %d, want served", code)
+	}
+	// cairn_shed_total tells the node's own limit (busy) from a tenant's.
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(strings.NewReader(scrape(t, "http://"+n.AdminAddr()+"/metrics")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for reason, want := range map[string]float64{"busy": 1, "tenant": 1, "conns": 0} {
+		if got, ok := sample(fams["cairn_shed_total"], "reason", reason); !ok || got != want {
+			t.Errorf("cairn_shed_total{reason=%q} = %v (found %v), want %v", reason, got, ok, want)
+		}
 	}
 }

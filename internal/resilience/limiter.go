@@ -64,6 +64,9 @@ type Limiter struct {
 	cfg      LimiterConfig
 	inFlight atomic.Int64  // node-wide requests admitted and not yet released
 	failed   *rate.Limiter // requests that failed authentication; safe for concurrent use
+	// Requests shed since the limiter was made: at the node's MaxInFlight,
+	// and over a tenant's share (Shed).
+	shedBusy, shedTenant atomic.Int64
 
 	mu      sync.Mutex // guards tenants and lru, and every tenantState
 	tenants map[string]*list.Element
@@ -126,14 +129,21 @@ func (l *Limiter) Acquire(tenant string) Decision { return l.AcquireN(tenant, 1)
 func (l *Limiter) AcquireN(tenant string, n int) Decision {
 	if l.inFlight.Add(1) > int64(l.cfg.MaxInFlight) {
 		l.inFlight.Add(-1)
+		l.shedBusy.Add(1)
 		return Decision{Status: http.StatusServiceUnavailable, RetryAfter: l.cfg.BusyRetryAfter, Reason: "server busy"}
 	}
 	d := l.acquireTenant(tenant, max(n, 1))
 	if !d.Admit {
 		l.inFlight.Add(-1)
+		l.shedTenant.Add(1)
 	}
 	return d
 }
+
+// Shed returns how many requests the limiter has refused: busy at the
+// node's MaxInFlight (503), tenant over a tenant's concurrency or rate
+// (429). Requests refused for failed authentication are not counted.
+func (l *Limiter) Shed() (busy, tenant int64) { return l.shedBusy.Load(), l.shedTenant.Load() }
 
 func (l *Limiter) acquireTenant(tenant string, n int) Decision {
 	now := l.cfg.Now()

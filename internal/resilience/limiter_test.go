@@ -62,6 +62,10 @@ func TestLimiterDecisions(t *testing.T) {
 	if d := l.Acquire("a"); !d.Admit {
 		t.Errorf("a after refill: %+v, want admitted", d)
 	}
+	// Shed above: one 503 (node full), two 429s (a's concurrency, a's rate).
+	if busy, tenant := l.Shed(); busy != 1 || tenant != 2 {
+		t.Errorf("Shed() = %d busy, %d tenant; want 1 and 2", busy, tenant)
+	}
 }
 
 // TestLimiterAcquireN: a request on n documents is admitted on one token

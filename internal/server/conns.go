@@ -28,6 +28,7 @@ type connLimit struct {
 	max      int64
 	open     atomic.Int64
 	refusing atomic.Int64
+	refused  atomic.Int64 // connections past max, answered 503 or closed, since start
 	warn     logevery.Limiter
 }
 
@@ -41,6 +42,7 @@ func (l *connLimit) admit() (over, ok bool) {
 	if l.open.Add(1) <= l.max {
 		return false, true
 	}
+	l.refused.Add(1)
 	if l.refusing.Add(1) <= maxRefusing {
 		return true, true
 	}
@@ -59,6 +61,10 @@ func (l *connLimit) release(over bool) {
 // OpenConns returns the API connections open now, counted by the listener
 // [Server.Serve] wraps (cairn_http_connections).
 func (s *Server) OpenConns() int64 { return s.conns.open.Load() }
+
+// RefusedConns returns how many connections came past --max-conns since
+// the server started, each answered 503 or closed (cairn_shed_total).
+func (s *Server) RefusedConns() int64 { return s.conns.refused.Load() }
 
 // setMax sets the limit (0: DefaultMaxConns).
 func (l *connLimit) setMax(n int) {

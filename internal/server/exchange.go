@@ -195,6 +195,21 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 			level = slog.LevelError
 		}
 	}
+	suppressed := 0
+	if x.info.Shed && level == slog.LevelInfo {
+		// Shed answers come as fast as clients send them, so a flood would
+		// be a line each: one a period per tenant and status is at Info,
+		// saying how many were held back; the rest at Debug. cairn_shed_total
+		// counts them all.
+		key := strconv.Itoa(status)
+		if x.info.Authenticated {
+			key += " " + x.info.Tenant // bounded: tenants that authenticated
+		}
+		var ok bool
+		if ok, suppressed = s.shedLog.Allow(key, s.now()); !ok {
+			level = slog.LevelDebug
+		}
+	}
 	if s.errorsOnly && level == slog.LevelDebug {
 		return
 	}
@@ -227,6 +242,9 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 		if fc.Key != "" {
 			attrs = append(attrs, slog.String("key", bound(fc.Key, maxLogField)))
 		}
+	}
+	if suppressed > 0 {
+		attrs = append(attrs, slog.Int("suppressed", suppressed))
 	}
 	attrs = append(attrs, x.extra...)
 	if x.stack != nil {

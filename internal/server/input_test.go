@@ -3,7 +3,9 @@ package server_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -279,6 +281,35 @@ func TestShedLoggedAtInfo(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("the shed request was not logged")
+	}
+}
+
+// TestShedLinesThinned: a flood of shed answers — a tenant over its rate,
+// a client past the failed-authentication budget — gives one Info line
+// per tenant and status a period, the rest at Debug, so a client cannot
+// fill the log at its sending rate.
+func TestShedLinesThinned(t *testing.T) {
+	l, err := resilience.NewLimiter(resilience.LimiterConfig{TenantRate: 0.001, TenantBurst: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *server.Options) {
+		o.Admission.Limiter = l
+		o.Admission.AuthFailed = func() (bool, time.Duration) { return false, time.Second }
+	})
+	for range 50 {
+		e.do(t, req{method: "GET", path: docURL(tenantA, "k"), token: e.tokA})
+		e.do(t, req{method: "GET", path: docURL(tenantB, "k"), token: "wrong"})
+	}
+	info := map[string]int{}
+	for _, rec := range e.logs.records(t) {
+		if rec["level"] == "INFO" {
+			info[fmt.Sprint(rec["status"], " ", rec["tenant"])]++
+		}
+	}
+	want := map[string]int{"404 acme": 1, "429 acme": 1, "429 beta": 1}
+	if !maps.Equal(info, want) {
+		t.Errorf("Info lines by status and tenant: %v, want %v (the rest at Debug)", info, want)
 	}
 }
 

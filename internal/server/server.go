@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/logevery"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
@@ -270,9 +271,10 @@ type Server struct {
 	lingering  sync.WaitGroup
 	routes     []RouteInfo // as mounted, in order
 	hsOnce     sync.Once
-	hs         *http.Server // set once by httpServer
-	errorsOnly bool         // log only failed requests (the admin listener)
-	loopback   bool         // a loopback admin listener, which trusts its callers: see loopbackRequest
+	hs         *http.Server     // set once by httpServer
+	errorsOnly bool             // log only failed requests (the admin listener)
+	shedLog    logevery.Limiter // thins the lines of shed requests (logExchange)
+	loopback   bool             // a loopback admin listener, which trusts its callers: see loopbackRequest
 
 	now        func() time.Time // the clock; tests replace it
 	flushEvery time.Duration    // a listing flushes when a row comes this long after the last flush
@@ -328,6 +330,7 @@ func New(o Options) (*Server, error) {
 		flushEvery: 20 * time.Millisecond,
 	}
 	s.conns.setMax(o.MaxConns)
+	s.shedLog.Period = 10 * time.Second
 	if s.authFailed == nil && s.limiter != nil {
 		s.authFailed = s.limiter.AuthFailed
 	}
@@ -489,6 +492,9 @@ func (s *Server) authenticate(access Access, next http.Handler) http.Handler {
 			if s.authFailed != nil && fault.ClassOf(err) != fault.NotFound {
 				if ok, wait := s.authFailed(); !ok {
 					err = authBudgetSpent(err, wait)
+					if info != nil {
+						info.Shed = true // the node's answer to a flood: its log lines are thinned
+					}
 				}
 			}
 			s.writeError(w, r, err)

@@ -87,6 +87,40 @@ func (m *Metrics) RegisterConns(open func() int64) error {
 	return nil
 }
 
+// RegisterShed exposes cairn_shed_total, read from shed at scrape time:
+// the requests the node refused for its own limits, by reason — busy (the
+// node at --max-in-flight, 503), conns (a connection past --max-conns)
+// and tenant (a tenant over --tenant-rate or --tenant-max-in-flight, 429),
+// over HTTP and RESP alike. It fails if called twice.
+func (m *Metrics) RegisterShed(shed func() (busy, conns, tenant int64)) error {
+	c := &shedCollector{shed: shed, desc: prometheus.NewDesc("cairn_shed_total",
+		"Requests refused for the node's own limits, by reason: busy (--max-in-flight), conns (--max-conns), tenant (a tenant's --tenant-rate or --tenant-max-in-flight).",
+		[]string{"reason"}, nil)}
+	if err := m.reg.Register(c); err != nil {
+		return fmt.Errorf("telemetry: register shed metrics: %w", err)
+	}
+	return nil
+}
+
+// shedCollector reads the limiters' counts at scrape time, all three
+// from one call.
+type shedCollector struct {
+	shed func() (busy, conns, tenant int64)
+	desc *prometheus.Desc
+}
+
+func (c *shedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *shedCollector) Collect(ch chan<- prometheus.Metric) {
+	busy, conns, tenant := c.shed()
+	for _, r := range []struct {
+		reason string
+		n      int64
+	}{{"busy", busy}, {"conns", conns}, {"tenant", tenant}} {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.n), r.reason)
+	}
+}
+
 // IdentityConflict records that another process claimed this node's
 // identity (cairn_identity_conflict), until the node restarts.
 func (m *Metrics) IdentityConflict() { m.node.identityConflict.Set(1) }
