@@ -102,3 +102,29 @@ func serveInProcess(t *testing.T, stderr io.Writer, args ...string) (sigs chan<-
 	go func() { d <- Run(context.Background(), args, env) }()
 	return s, d
 }
+
+// lateNode is a node whose drain ran out of time.
+type lateNode struct{}
+
+func (lateNode) Err() <-chan error { return nil }
+
+func (lateNode) Shutdown(ctx context.Context) error { return context.DeadlineExceeded }
+
+// TestDrainTimeoutSaid: a drain that ran out of time is named as such, on
+// stderr and in the log, and the "stopped" line of an exit that was not
+// clean is a warning.
+func TestDrainTimeoutSaid(t *testing.T) {
+	var stderr, logs bytes.Buffer
+	sigs := make(chan os.Signal, 1)
+	sigs <- syscall.SIGTERM
+	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs}
+	code := waitAndDrain(context.Background(), env, lateNode{}, 15*time.Second, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if code != exitFail || !strings.Contains(stderr.String(), "did not finish within --drain-timeout 15s") {
+		t.Errorf("exit %d, stderr %q; want %d and the drain's timeout named", code, stderr.String(), exitFail)
+	}
+	for _, want := range []string{`"level":"WARN","msg":"shutdown: drain timed out"`, `"level":"WARN","msg":"stopped","exit_code":1`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log %s; want %s", logs.String(), want)
+		}
+	}
+}

@@ -257,8 +257,14 @@ func waitAndDrain(ctx context.Context, env Env, n drainable, drain time.Duration
 	defer grace.Stop()
 	select {
 	case err := <-done:
-		if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			msg := fmt.Sprintf("the drain did not finish within --drain-timeout %v: the requests still in flight were cut, and their clients got no answer (they may retry); every write acknowledged is durable", drain)
+			fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %s\n", msg)
+			log.Warn("shutdown: drain timed out", "drain_timeout", drain, "err", err)
+			code = exitFail
+		} else if err != nil {
 			fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %v\n", err)
+			log.Error("shutdown failed", "err", err)
 			code = exitFail
 		}
 	case <-grace.C:
@@ -268,7 +274,11 @@ func waitAndDrain(ctx context.Context, env Env, n drainable, drain time.Duration
 		fmt.Fprintf(env.Stderr, "cairn: %v again: exiting without waiting for the shutdown; every acknowledged write is in the store's log\n", sig)
 		code = exitFail
 	}
-	log.Info("stopped", "exit_code", code)
+	level := slog.LevelInfo
+	if code != exitOK {
+		level = slog.LevelWarn // the stop was not clean: the lines above say why
+	}
+	log.Log(context.Background(), level, "stopped", "exit_code", code)
 	return code
 }
 

@@ -370,6 +370,10 @@ func (n *Node) Identity() store.Identity { return n.store.Identity() }
 // Err delivers a listener's failure while serving.
 func (n *Node) Err() <-chan error { return n.serveErr }
 
+// telemetryFlush bounds the exporters' flush at shutdown once the drain
+// has used the whole of its time.
+const telemetryFlush = 2 * time.Second
+
 // Shutdown stops accepting requests, waits for in-flight ones until ctx
 // ends, then closes the cache and the store. It returns the first error.
 func (n *Node) Shutdown(ctx context.Context) error {
@@ -394,7 +398,15 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	n.serving.Wait()
 	errs = append(errs, n.closeData(true))
 	if n.tel != nil {
-		errs = append(errs, n.tel.Shutdown(ctx))
+		tctx := ctx
+		if ctx.Err() != nil {
+			// The drain used the whole of ctx: the spans and metrics of
+			// the requests it cut are still worth their flush.
+			var cancel context.CancelFunc
+			tctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), telemetryFlush)
+			defer cancel()
+		}
+		errs = append(errs, n.tel.Shutdown(tctx))
 	}
 	n.keepBallast()
 	return errors.Join(errs...)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 )
@@ -180,6 +181,61 @@ func TestAdminReadyzWhileDraining(t *testing.T) {
 	}
 	if !strings.Contains(body, `"draining"`) {
 		t.Fatalf("admin /readyz while the API drains: %s; want draining", body)
+	}
+}
+
+// TestBodyCutByDrainIsTheNodes: a PUT whose body is still arriving when
+// the drain runs out is cut by the node; its request line says so, 503
+// shutting_down at Info, not a 400 of the client's.
+func TestBodyCutByDrainIsTheNodes(t *testing.T) {
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	logs := &proctest.SyncBuffer{}
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Request-ID: cut\r\nContent-Length: 100\r\n\r\n{", tok)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		inFlight := false
+		for line := range strings.Lines(scrape(t, "http://"+n.AdminAddr()+"/metrics")) {
+			inFlight = inFlight || strings.HasPrefix(line, "cairn_http_requests_in_flight{") && strings.HasSuffix(line, " 1\n")
+		}
+		if inFlight {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the PUT is not in flight after 10s")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := n.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown returned nil with a body still arriving past its deadline")
+	}
+	var line map[string]any
+	for deadline := time.Now().Add(10 * time.Second); line == nil; time.Sleep(time.Millisecond) {
+		for _, rec := range logLines(t, logs.String(), "request failed") {
+			if rec["request_id"] == "cut" {
+				line = rec
+			}
+		}
+		if line == nil && time.Now().After(deadline) {
+			t.Fatalf("no line for the cut request: %s", logs.String())
+		}
+	}
+	if line["status"] != 503.0 || line["level"] != "INFO" || line["class"] != "transient" {
+		t.Errorf("the cut request's line: %v; want 503 at INFO, class transient", line)
 	}
 }
 

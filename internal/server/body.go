@@ -226,7 +226,8 @@ func gzipReason(err error) string {
 const endedEarly = "ended early (before its Content-Length, or inside a chunk)"
 
 // bodyReadError words a failure to read a request body: 413 past the
-// limit, 408 when the client was too slow (the server's ReadTimeout), 400
+// limit, 408 when the client was too slow (the server's ReadTimeout), 503
+// shutting_down when the node closed the connection under it, 400
 // otherwise (a body cut short). The messages never carry the cause's text:
 // a network error names socket addresses. The log line has the cause.
 func bodyReadError(op string, maxBody int64, err error) error {
@@ -242,6 +243,11 @@ func bodyReadError(op string, maxBody int64, err error) error {
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
 			Msg: "request body " + endedEarly + "; nothing was stored", Err: err}
+	case errors.Is(err, net.ErrClosed):
+		// Only the node closes its side: its drain ran out (--shutdown-timeout)
+		// with the body still arriving. Not the client's doing.
+		return withStatus(http.StatusServiceUnavailable, "shutting_down", &fault.Error{Class: fault.Transient,
+			Context: fault.Context{Op: op}, Msg: "the node closed the connection as it shut down, with the request body still arriving; nothing was stored", Err: err})
 	default:
 		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
 			Msg: "request body could not be read; nothing was stored", Err: err}
