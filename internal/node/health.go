@@ -21,12 +21,15 @@ const (
 	msgStoreLocked  = "store: data directory locked"
 	msgStoreCorrupt = "store: local store corrupt"
 	msgClockJumped  = "clock: wall clock jumped"
+	// msgBackendUnreachable: an S3 backend gave no answer at start.
+	msgBackendUnreachable = "backend: unreachable at start"
 
 	runbookDiskFull  = "Disk full"
 	runbookWriteFail = "Log write or fsync failure"
 	runbookCorrupt   = "Corrupt local store"
 	runbookLocked    = "Data directory locked"
 	runbookClockJump = "Clock jump"
+	runbookPartition = "Partition"
 	runbookPath      = "docs/runbook.md"
 )
 

@@ -237,10 +237,43 @@ func (b BackendSpec) open(ctx context.Context) (backend.Backend, func() error, e
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	if err := s.CheckBucket(ctx); err != nil {
+		if fault.ClassOf(err) == fault.Transient {
+			// No answer: the caller decides whether the node may start
+			// without one (errUnreachable).
+			return s, s.Close, fault.E(fault.Transient, fault.Context{Op: "node.start", Backend: b.Name},
+				fmt.Errorf("--backend %s=%s: %w: %w", b.Name, b.URL, errUnreachable, err))
+		}
 		s.Close()
 		return nil, nil, wrap(err)
 	}
 	return s, s.Close, nil
+}
+
+// errUnreachable: an S3 backend gave no answer at start (refused,
+// unreachable, timed out). A node whose store holds documents starts
+// without it, as a running node rides out a partition; an empty one, which
+// would restore from it, does not (startUnreachable).
+var errUnreachable = errors.New("the bucket cannot be reached")
+
+// startUnreachable decides, for a backend open returned with err
+// (errUnreachable), whether the start goes on without it answering.
+func (n *Node) startUnreachable(ctx context.Context, name string, err error) error {
+	empty := true
+	for _, terr := range n.store.Tenants(ctx) {
+		if terr != nil {
+			return errors.Join(err, terr)
+		}
+		empty = false
+		break
+	}
+	if empty {
+		n.log.Error(msgBackendUnreachable, "backend", name, "err", err, "runbook", runbookPartition)
+		return fault.E(fault.Config, fault.Context{Op: "node.start", Backend: name}, fmt.Errorf(
+			"%w: the data directory holds no documents, so the node would restore from this backend: start it once the backend answers; see %q in %s",
+			err, runbookPartition, runbookPath))
+	}
+	n.log.Warn(msgBackendUnreachable, "backend", name, "err", err, "starting_without_it", true, "runbook", runbookPartition)
+	return nil
 }
 
 // replicator owns the engines, their goroutines and the change feed.
@@ -283,6 +316,11 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	seen := map[string]bool{}
 	for _, spec := range rc.Backends {
 		be, closer, err := spec.open(start)
+		if errors.Is(err, errUnreachable) {
+			if err = n.startUnreachable(start, spec.Name, err); err != nil {
+				closer()
+			}
+		}
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	iofs "io/fs"
+	"log/slog"
 	"maps"
 	"net/http"
 	"os"
@@ -20,7 +21,9 @@ import (
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/reconcile"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/store"
 )
@@ -281,7 +284,8 @@ func TestParseBackendSpec(t *testing.T) {
 }
 
 // TestMissingBucketFailsStart: an S3 backend that cannot be reached at
-// start is a configuration error naming the flag.
+// start stops the start of a node with an empty data directory, which
+// would restore from it, with a configuration error naming the flag.
 func TestMissingBucketFailsStart(t *testing.T) {
 	spec, err := ParseBackendSpec("b=s3://nobucket/p?endpoint=127.0.0.1:1&insecure=1")
 	if err != nil {
@@ -292,8 +296,57 @@ func TestMissingBucketFailsStart(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.Replication.Backends = []BackendSpec{spec}
 	_, err = Start(context.Background(), cfg)
-	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--backend b=s3://nobucket") {
-		t.Fatalf("Start with an unreachable bucket: %v; want a config error naming --backend", err)
+	if !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "--backend b=s3://nobucket") ||
+		!strings.Contains(err.Error(), "holds no documents") {
+		t.Fatalf("Start with an unreachable bucket: %v; want a config error naming --backend and the empty directory", err)
+	}
+}
+
+// TestUnreachableBucketWithData: a node whose store holds documents starts
+// without an S3 backend that does not answer, as a running node rides out
+// a partition, serves its documents, and says so once with the runbook's
+// entry; the backend's breaker opens at its first round.
+func TestUnreachableBucketWithData(t *testing.T) {
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rn := replNode{n, tok}
+	if code, body := rn.do(t, "PUT", "k", `{"v":1}`); code != 201 {
+		t.Fatalf("PUT: %d %s", code, body)
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	spec, err := ParseBackendSpec("b=s3://bucket/p?endpoint=127.0.0.1:1&insecure=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "k")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "s")
+	logs := &proctest.SyncBuffer{}
+	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	cfg.Replication.Backends = []BackendSpec{spec}
+	cfg.Replication.Resilience = resilience.Config{MaxAttempts: 1}
+	n, err = Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("Start with data and an unreachable bucket: %v", err)
+	}
+	defer n.Shutdown(context.Background())
+	rn = replNode{n, tok}
+	if code, body := rn.do(t, "GET", "k", ""); code != 200 || !strings.Contains(body, `"v":1`) {
+		t.Errorf("GET after the start: %d %s", code, body)
+	}
+	lines := logLines(t, logs.String(), msgBackendUnreachable)
+	if len(lines) != 1 || lines[0]["level"] != "WARN" || lines[0]["runbook"] != runbookPartition || lines[0]["backend"] != "b" {
+		t.Errorf("log lines %q: %v; want one WARN naming the backend and the runbook's entry", msgBackendUnreachable, lines)
 	}
 }
 

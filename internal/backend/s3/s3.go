@@ -37,6 +37,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -183,17 +184,28 @@ func (s *S3) Close() error {
 	return nil
 }
 
-// CheckBucket fails with fault.Config when the bucket does not exist or
-// cannot be reached with these credentials: a startup check.
+// CheckBucket is a startup check: it fails with fault.Config when the
+// store answered that the bucket does not exist or that these credentials
+// may not use it, and with fault.Transient when no answer came (refused,
+// unreachable, timed out): a setting is wrong in the first case, and
+// perhaps only the network in the second.
 func (s *S3) CheckBucket(ctx context.Context) error {
 	ok, err := s.client.BucketExists(ctx, s.bucket)
-	if err == nil && !ok {
-		err = fmt.Errorf("bucket %q does not exist", s.bucket)
+	switch {
+	case err == nil && ok:
+		return nil
+	case err == nil:
+		return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), fmt.Errorf("bucket %q does not exist", s.bucket))
 	}
-	if err != nil {
-		return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), err)
+	// No answer: the connection failed (refused, reset, no route, no such
+	// host) or the check timed out. A TLS or certificate failure, or any
+	// answer of the store's, is a setting.
+	class := fault.Config
+	var op *net.OpError
+	if errors.As(err, &op) || errors.Is(err, context.DeadlineExceeded) {
+		class = fault.Transient
 	}
-	return nil
+	return fault.E(class, backend.Ctx("backend.s3.check", s.name, "", ""), err)
 }
 
 func (s *S3) object(tenant, key string) string {
