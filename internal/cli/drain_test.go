@@ -22,6 +22,8 @@ type stuckNode struct {
 
 func (n *stuckNode) Err() <-chan error { return nil }
 
+func (n *stuckNode) SetDraining() {}
+
 func (n *stuckNode) Shutdown(context.Context) error {
 	close(n.started)
 	<-n.release
@@ -37,7 +39,7 @@ func TestSecondSignalEndsAStuckShutdown(t *testing.T) {
 	var stderr bytes.Buffer
 	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs}
 	done := make(chan int, 1)
-	go func() { done <- waitAndDrain(context.Background(), env, n, time.Hour, slog.New(slog.DiscardHandler)) }()
+	go func() { done <- waitAndDrain(context.Background(), env, n, drainTimes{timeout: time.Hour}, slog.New(slog.DiscardHandler)) }()
 	sigs <- syscall.SIGTERM
 	<-n.started
 	sigs <- syscall.SIGTERM
@@ -108,6 +110,8 @@ type lateNode struct{}
 
 func (lateNode) Err() <-chan error { return nil }
 
+func (lateNode) SetDraining() {}
+
 func (lateNode) Shutdown(ctx context.Context) error { return context.DeadlineExceeded }
 
 // TestDrainTimeoutSaid: a drain that ran out of time is named as such, on
@@ -118,7 +122,7 @@ func TestDrainTimeoutSaid(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	sigs <- syscall.SIGTERM
 	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs}
-	code := waitAndDrain(context.Background(), env, lateNode{}, 15*time.Second, slog.New(slog.NewJSONHandler(&logs, nil)))
+	code := waitAndDrain(context.Background(), env, lateNode{}, drainTimes{timeout: 15 * time.Second}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if code != exitFail || !strings.Contains(stderr.String(), "did not finish within --drain-timeout 15s") {
 		t.Errorf("exit %d, stderr %q; want %d and the drain's timeout named", code, stderr.String(), exitFail)
 	}
@@ -126,5 +130,46 @@ func TestDrainTimeoutSaid(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log %s; want %s", logs.String(), want)
 		}
+	}
+}
+
+// delayNode records the order of the calls waitAndDrain makes.
+type delayNode struct{ calls chan string }
+
+func (n delayNode) Err() <-chan error { return nil }
+
+func (n delayNode) SetDraining() { n.calls <- "draining" }
+
+func (n delayNode) Shutdown(context.Context) error {
+	n.calls <- "shutdown"
+	return nil
+}
+
+// TestDrainDelay: with --drain-delay, SIGTERM turns /readyz first and the
+// drain waits out the delay; a second signal cuts the delay short.
+func TestDrainDelay(t *testing.T) {
+	n := delayNode{calls: make(chan string, 2)}
+	sigs := make(chan os.Signal, 1)
+	var stderr bytes.Buffer
+	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs}
+	done := make(chan int, 1)
+	go func() {
+		done <- waitAndDrain(context.Background(), env, n, drainTimes{delay: time.Hour, timeout: time.Second}, slog.New(slog.DiscardHandler))
+	}()
+	sigs <- syscall.SIGTERM
+	if got := <-n.calls; got != "draining" {
+		t.Fatalf("first call %q, want draining", got)
+	}
+	select {
+	case got := <-n.calls:
+		t.Fatalf("%q during the delay", got)
+	default:
+	}
+	sigs <- syscall.SIGTERM // the delay is an hour: only this ends it
+	if got := <-n.calls; got != "shutdown" {
+		t.Fatalf("second call %q, want shutdown", got)
+	}
+	if code := <-done; code != exitOK || !strings.Contains(stderr.String(), "serving for --drain-delay 1h0m0s") {
+		t.Errorf("exit %d, stderr %q", code, stderr.String())
 	}
 }

@@ -50,6 +50,7 @@ type serveFlags struct {
 	logLevel      string
 	logFormat     string
 	drainTimeout  time.Duration
+	drainDelay    time.Duration
 	traceExporter string
 	traceFile     string
 	traceRatio    float64
@@ -111,6 +112,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (debug includes the access log)")
 	fs.StringVar(&f.logFormat, "log-format", "json", "`format`: json or text")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", 15*time.Second, "how long SIGTERM waits for in-flight requests")
+	fs.DurationVar(&f.drainDelay, "drain-delay", 0, "after SIGTERM, how long the node keeps serving new requests with /readyz answering 503, for load balancers to take it out of rotation, before it drains (0: drain at once)")
 	fs.StringVar(&f.traceExporter, "trace-exporter", "", "`name`: none, console, json or otlp (empty: $OTEL_TRACES_EXPORTER, else none)")
 	fs.StringVar(&f.traceFile, "trace-file", "", "`file` the json trace exporter appends to")
 	fs.Float64Var(&f.traceRatio, "trace-sample-ratio", 1, "share of new traces sampled, in (0, 1]")
@@ -181,7 +183,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 		return code
 	}
 	f.printWelcome(env, n)
-	return waitAndDrain(ctx, env, n, f.drainTimeout, cfg.Logger)
+	return waitAndDrain(ctx, env, n, drainTimes{delay: f.drainDelay, timeout: f.drainTimeout}, cfg.Logger)
 }
 
 // start starts the node, and stops starting it at SIGINT or SIGTERM: the
@@ -234,12 +236,31 @@ func start(ctx context.Context, env Env, cfg node.Config) (*node.Node, int) {
 // waitAndDrain serves until ctx ends, a signal arrives or the node fails,
 // then shuts the node down. Its last log line is "stopped", so whoever
 // reads the log knows the process ended on purpose and with which code.
-func waitAndDrain(ctx context.Context, env Env, n drainable, drain time.Duration, log *slog.Logger) int {
+func waitAndDrain(ctx context.Context, env Env, n drainable, times drainTimes, log *slog.Logger) int {
 	code := exitOK
+	drain := times.timeout
 	select {
 	case <-ctx.Done():
 	case sig := <-env.Signals:
-		fmt.Fprintf(env.Stderr, "cairn: %v: draining for up to %v\n", sig, drain)
+		if times.delay > 0 {
+			// Load balancers see /readyz 503 and take the node out while it
+			// still answers what they send meanwhile; a second signal, or
+			// the node failing, cuts the delay short.
+			n.SetDraining()
+			fmt.Fprintf(env.Stderr, "cairn: %v: /readyz answers 503; serving for --drain-delay %v, then draining for up to %v\n", sig, times.delay, drain)
+			log.Info("draining: delay before the drain", "drain_delay", times.delay)
+			delay := time.NewTimer(times.delay)
+			select {
+			case <-delay.C:
+			case <-env.Signals:
+			case err := <-n.Err():
+				fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
+				code = exitFail
+			}
+			delay.Stop()
+		} else {
+			fmt.Fprintf(env.Stderr, "cairn: %v: draining for up to %v\n", sig, drain)
+		}
 	case err := <-n.Err():
 		fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
 		code = exitFail
@@ -285,8 +306,12 @@ func waitAndDrain(ctx context.Context, env Env, n drainable, drain time.Duration
 // drainable is what waitAndDrain needs of a node.
 type drainable interface {
 	Err() <-chan error
+	SetDraining()
 	Shutdown(context.Context) error
 }
+
+// drainTimes are --drain-delay and --drain-timeout.
+type drainTimes struct{ delay, timeout time.Duration }
 
 // closeGrace is how long a shutdown may take beyond the drain before the
 // process ends without it.
@@ -319,6 +344,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	}
 	if f.drainTimeout < 0 {
 		return cfg, fmt.Errorf("%s: want 0 (stop at once) or more", f.origin.named("drain-timeout", f.drainTimeout))
+	}
+	if f.drainDelay < 0 {
+		return cfg, fmt.Errorf("%s: want 0 (drain at once) or more", f.origin.named("drain-delay", f.drainDelay))
 	}
 	if f.listen == "" {
 		// net.Listen reads an empty address as every interface, any port:

@@ -370,6 +370,17 @@ func (n *Node) Identity() store.Identity { return n.store.Identity() }
 // Err delivers a listener's failure while serving.
 func (n *Node) Err() <-chan error { return n.serveErr }
 
+// SetDraining makes both listeners' /readyz answer 503 "draining" from now
+// on, while the node still serves every request: the delay before a drain
+// (--drain-delay), for load balancers to take the node out. Shutdown calls
+// it too. It cannot be undone.
+func (n *Node) SetDraining() {
+	n.ready.Store(false)
+	for _, srv := range n.servers {
+		srv.SetDraining()
+	}
+}
+
 // telemetryFlush bounds the exporters' flush at shutdown once the drain
 // has used the whole of its time.
 const telemetryFlush = 2 * time.Second
@@ -377,14 +388,9 @@ const telemetryFlush = 2 * time.Second
 // Shutdown stops accepting requests, waits for in-flight ones until ctx
 // ends, then closes the cache and the store. It returns the first error.
 func (n *Node) Shutdown(ctx context.Context) error {
-	n.ready.Store(false)
+	n.SetDraining()
 	if n.stopReload != nil {
 		n.stopReload()
-	}
-	// Both listeners' /readyz say "draining" from now on, the admin's too
-	// while the API drains first.
-	for _, srv := range n.servers {
-		srv.SetDraining()
 	}
 	var errs []error
 	for _, srv := range n.servers {

@@ -184,6 +184,37 @@ func TestAdminReadyzWhileDraining(t *testing.T) {
 	}
 }
 
+// TestServesWhileDraining: between SetDraining (--drain-delay) and the
+// drain, the API's /readyz answers 503 draining while every request is
+// still served, new connections included.
+func TestServesWhileDraining(t *testing.T) {
+	tok, sum, err := server.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Shutdown(context.Background())
+	n.SetDraining()
+	http.DefaultClient.CloseIdleConnections() // a new connection, as a load balancer's next check
+	res, err := http.Get("http://" + n.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 503 || !strings.Contains(string(b), `"draining"`) {
+		t.Errorf("API /readyz while draining: %d %s; want 503 draining", res.StatusCode, b)
+	}
+	if code, body := (replNode{n, tok}).do(t, "PUT", "k", `{"v":1}`); code != 201 {
+		t.Errorf("PUT while draining: %d %s; want it served", code, body)
+	}
+}
+
 // TestBodyCutByDrainIsTheNodes: a PUT whose body is still arriving when
 // the drain runs out is cut by the node; its request line says so, 503
 // shutting_down at Info, not a 400 of the client's.

@@ -261,8 +261,9 @@ type Server struct {
 	ids        *idGen
 	conns      connLimit // Options.MaxConns, counted by Listener
 	draining   atomic.Bool
-	// drained is closed when the server starts draining: an ingest stream
-	// stops at its next read and answers how far it got (ingest.go).
+	// drained is closed when the drain begins (Shutdown, Drain; not at
+	// SetDraining, which only turns /readyz): an ingest stream stops at
+	// its next read and answers how far it got (ingest.go).
 	drained   chan struct{}
 	drainOnce sync.Once
 	// lingering counts the connections an ingest stopped by the drain
@@ -648,6 +649,7 @@ func (s *Server) Serve(ln net.Listener) error {
 // then returns at once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	hs := s.httpServer("")
+	s.endStreams()
 	if err := hs.Shutdown(ctx); err != nil {
 		hs.Close() // the drain timed out: cut what is left
 		return err
@@ -686,6 +688,11 @@ func (s *Server) httpServer(addr string) *http.Server {
 // sending new requests while in-flight ones finish. It cannot be undone.
 func (s *Server) SetDraining() {
 	s.draining.Store(true)
+}
+
+// endStreams ends every ingest stream at its next read: the drain has
+// begun, and a stream would hold it for as long as the client sends.
+func (s *Server) endStreams() {
 	s.drainOnce.Do(func() { close(s.drained) })
 }
 
@@ -694,6 +701,7 @@ func (s *Server) SetDraining() {
 // ends. The caller closes the store afterwards.
 func (s *Server) Drain(ctx context.Context, hs *http.Server) error {
 	s.SetDraining()
+	s.endStreams()
 	if err := hs.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fault.E(fault.Unknown, fault.Context{Op: "server.drain"}, err)
 	}
