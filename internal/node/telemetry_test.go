@@ -451,6 +451,14 @@ func TestNodeMetrics(t *testing.T) {
 	tn.do(t, "GET", "docs/missing", "")   // 404, miss
 	ingest := `{"id":"a"}` + "\n" + `{"id":"b"}` + "\n" + "{bad\n"
 	tn.do(t, "POST", "ingest?key_field=id", ingest, "Content-Type", "application/x-ndjson")
+	tn.do(t, "PATCH", "docs/k1", `{}`) // 405: no route serves the method
+	for _, path := range []string{"/nothing/here", "/livez", "/readyz"} {
+		res, err := http.Get("http://" + tn.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
 
 	raw := scrape(t, "http://"+tn.AdminAddr()+"/metrics")
 	parser := expfmt.NewTextParser(model.UTF8Validation)
@@ -475,6 +483,8 @@ func TestNodeMetrics(t *testing.T) {
 		{"cairn_http_requests_total", []string{"route", docRoute, "method", "GET", "code", "404"}, 1, 1},
 		{"cairn_http_requests_total", []string{"route", docRoute, "method", "PUT", "code", "201"}, 1, 1},
 		{"cairn_http_requests_total", []string{"route", ingestRoute, "method", "POST", "code", "200"}, 1, 1},
+		{"cairn_http_requests_total", []string{"route", docRoute, "method", "PATCH", "code", "405"}, 1, 1},
+		{"cairn_http_requests_total", []string{"route", "/", "method", "GET", "code", "404"}, 1, 1},
 		{"cairn_http_request_duration_seconds", []string{"route", docRoute, "method", "GET"}, 3, 3}, // count
 		{"cairn_http_requests_in_flight", []string{"route", docRoute}, 0, 0},
 		{"cairn_cache_hits_total", nil, 2, 2},
@@ -488,6 +498,11 @@ func TestNodeMetrics(t *testing.T) {
 	} {
 		if v := get(c.name, c.labels...); v < c.atLeast || v > c.atMost {
 			t.Errorf("%s%v = %v, want in [%v, %v]", c.name, c.labels, v, c.atLeast, c.atMost)
+		}
+	}
+	for _, route := range []string{"/livez", "/readyz"} {
+		if _, ok := sample(fams["cairn_http_requests_total"], "route", route); ok {
+			t.Errorf("%s counted in cairn_http_requests_total: health checks are not measured", route)
 		}
 	}
 	if sum := histSum(fams["cairn_store_commit_batch_size"]); sum != 3 {
