@@ -1,10 +1,13 @@
 package node
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -58,7 +61,7 @@ func startTracedNode(t *testing.T, dir, token string, hash [32]byte) *tracedNode
 		t.Fatal(err)
 	}
 	n, err := Start(context.Background(), Config{
-		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", NodeID: "n1",
+		DataDir: dir, Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", RespListen: "127.0.0.1:0", NodeID: "n1",
 		Durability: store.Sync, Logger: log,
 		Auth:  server.Auth{Tenants: map[string][][32]byte{"acme": {hash}}},
 		Trace: telemetry.Config{SpanExporter: tn.spans, NoGlobal: true, Version: "v-test"},
@@ -233,6 +236,53 @@ func TestNodeSpans(t *testing.T) {
 
 // checkTree finds the one root of spans (a span whose parent is not among
 // them), checks it and its descendants against want, and returns it.
+// TestRESPSpans: a RESP command's span has the store's and the cache's
+// spans as children, as an HTTP request's has.
+func TestRESPSpans(t *testing.T) {
+	tok, hash := newToken(t)
+	tn := startTracedNode(t, t.TempDir(), tok, hash)
+	c, err := net.Dial("tcp", tn.RESPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	r := bufio.NewReader(c)
+	send := func(args ...string) string {
+		t.Helper()
+		fmt.Fprintf(c, "*%d\r\n", len(args))
+		for _, a := range args {
+			fmt.Fprintf(c, "$%d\r\n%s\r\n", len(a), a)
+		}
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(line, "$") && line != "$-1\r\n" {
+			body, _ := r.ReadString('\n')
+			line += body
+		}
+		return line
+	}
+	if got := send("AUTH", "acme", tok); got != "+OK\r\n" {
+		t.Fatalf("AUTH: %q", got)
+	}
+	tn.flush(t)
+	for _, tc := range []struct {
+		args []string
+		want wantSpan
+	}{
+		{[]string{"SET", "k", `{"v":1}`}, wantSpan{"RESP SET", map[string]any{"cairn.op": "SET"},
+			[]wantSpan{{"store.commit", map[string]any{"cairn.store.group_size": int64(1)}, nil}}}},
+		{[]string{"GET", "k"}, wantSpan{"RESP GET", map[string]any{"cairn.op": "GET"},
+			[]wantSpan{{"cache.get", map[string]any{"cairn.cache.hit": true}, nil}}}},
+	} {
+		if got := send(tc.args...); strings.HasPrefix(got, "-") {
+			t.Fatalf("%v: %q", tc.args, got)
+		}
+		checkTree(t, tn.flush(t), tc.want)
+	}
+}
+
 func checkTree(t *testing.T, spans tracetest.SpanStubs, want wantSpan) tracetest.SpanStub {
 	t.Helper()
 	ids := map[trace.SpanID]bool{}

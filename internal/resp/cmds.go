@@ -489,9 +489,10 @@ func describeInvalid(err error) string {
 	return "invalid JSON: " + err.Error()
 }
 
-// writeCtx is the context of one write: the node's request deadline,
-// carried as a value as over HTTP (package deadline): the store checks it
-// as it takes the write and arms a timer only where the write waits.
-func (s *Server) writeCtx() context.Context {
-	return deadline.With(context.Background(), time.Now().Add(s.opt.RequestTimeout), false)
+// writeCtx is the context of one write under parent (the command's, with
+// its span): the node's request deadline, carried as a value as over HTTP
+// (package deadline): the store checks it as it takes the write and arms a
+// timer only where the write waits.
+func (s *Server) writeCtx(parent context.Context) context.Context {
+	return deadline.With(parent, time.Now().Add(s.opt.RequestTimeout), false)
 }

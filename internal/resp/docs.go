@@ -1,7 +1,6 @@
 package resp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -36,7 +35,7 @@ func (s *Server) get(c redcon.Conn, ss *session, op string, b []byte) (server.Do
 	if !okKey {
 		return server.Doc{}, false, failed(fault.Invalid)
 	}
-	d, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+	d, err := s.opt.Docs.Get(ss.ctx(), ss.tenant, k)
 	if absent(err) {
 		return d, false, ok
 	}
@@ -82,7 +81,7 @@ func cmdType(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	if !okKey {
 		return failed(fault.Invalid)
 	}
-	_, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+	_, err := s.opt.Docs.Get(ss.ctx(), ss.tenant, k)
 	switch {
 	case err == nil, errors.Is(err, fault.ErrConflict):
 		c.WriteString("string")
@@ -153,7 +152,7 @@ func (s *Server) put(c redcon.Conn, ss *session, op string, kb, body []byte, pre
 	if !okKey || !s.value(c, body, nil) {
 		return failed(fault.Invalid)
 	}
-	_, _, err := s.opt.Docs.Put(s.writeCtx(), ss.tenant, k, body, pre)
+	_, _, err := s.opt.Docs.Put(s.writeCtx(ss.ctx()), ss.tenant, k, body, pre)
 	switch {
 	case err == nil:
 		c.WriteString("OK")
@@ -179,7 +178,7 @@ func cmdDel(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	done, at, err := writeAll(len(keys), func(i int) error {
 		// Each write has the request timeout, as each has its own share
 		// of a commit, not the command's.
-		err := s.opt.Docs.Delete(s.writeCtx(), ss.tenant, keys[i], doc.Precondition{})
+		err := s.opt.Docs.Delete(s.writeCtx(ss.ctx()), ss.tenant, keys[i], doc.Precondition{})
 		switch {
 		case err == nil:
 			n.Add(1)
@@ -216,7 +215,7 @@ func cmdExists(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	n := 0
 	for _, k := range keys {
-		_, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+		_, err := s.opt.Docs.Get(ss.ctx(), ss.tenant, k)
 		switch {
 		case err == nil, errors.Is(err, fault.ErrConflict):
 			n++
@@ -239,7 +238,7 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	bodies := make([][]byte, len(keys))
 	total := 0
 	for i, k := range keys {
-		d, err := s.opt.Docs.Get(context.Background(), ss.tenant, k)
+		d, err := s.opt.Docs.Get(ss.ctx(), ss.tenant, k)
 		switch {
 		case err == nil:
 			bodies[i] = d.Body
@@ -294,7 +293,7 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	done, at, err := writeAll(len(pairs), func(i int) error {
 		j := pairs[i]
-		_, _, err := s.opt.Docs.Put(s.writeCtx(), ss.tenant, keys[j], args[2+2*j], doc.Precondition{}) // each its own timeout, as DEL's
+		_, _, err := s.opt.Docs.Put(s.writeCtx(ss.ctx()), ss.tenant, keys[j], args[2+2*j], doc.Precondition{}) // each its own timeout, as DEL's
 		return err
 	})
 	if err != nil {

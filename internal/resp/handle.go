@@ -258,10 +258,12 @@ func (s *Server) dispatch(c redcon.Conn, ss *session, cmd *command, met *cmdMetr
 	if s.opt.Tracer == nil {
 		return cmd.run(s, c, ss, args)
 	}
-	_, span := s.opt.Tracer.Start(context.Background(), met.spanName, trace.WithSpanKind(trace.SpanKindServer),
+	ctx, span := s.opt.Tracer.Start(context.Background(), met.spanName, trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(telemetry.AttrTenant.String(ss.tenant), telemetry.AttrOp.String(cmd.name),
 			telemetry.AttrRequestID.String(ss.requestID())))
+	ss.cmdCtx = ctx
 	res := cmd.run(s, c, ss, args)
+	ss.cmdCtx = nil
 	if res.err {
 		span.SetAttributes(attrOutcome.String(res.class.String()))
 		if serverSide(res.class) {

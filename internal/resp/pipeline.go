@@ -134,14 +134,15 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 // would, and notes its outcome in st.
 func (s *Server) pipelinedPut(ss *session, met *cmdMetrics, st *pipelinedSet) {
 	defer func() { st.took = time.Since(st.start) }()
+	ctx := context.Background()
 	var span trace.Span
 	if s.opt.Tracer != nil {
-		_, span = s.opt.Tracer.Start(context.Background(), met.spanName, trace.WithSpanKind(trace.SpanKindServer),
+		ctx, span = s.opt.Tracer.Start(ctx, met.spanName, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(telemetry.AttrTenant.String(ss.tenant), telemetry.AttrOp.String("SET"),
 				telemetry.AttrRequestID.String(st.requestID)))
 		defer span.End()
 	}
-	_, _, err := s.opt.Docs.Put(s.writeCtx(), ss.tenant, st.key, st.body, doc.Precondition{})
+	_, _, err := s.opt.Docs.Put(s.writeCtx(ctx), ss.tenant, st.key, st.body, doc.Precondition{})
 	if err == nil {
 		st.res = ok
 		return

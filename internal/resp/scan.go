@@ -1,7 +1,6 @@
 package resp
 
 import (
-	"context"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -147,7 +146,7 @@ func cmdScan(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	keys := make([]string, 0, count)
 	more := false
-	for it, err := range s.opt.Docs.List(context.Background(), ss.tenant, prefix, after, count+1) {
+	for it, err := range s.opt.Docs.List(ss.ctx(), ss.tenant, prefix, after, count+1) {
 		if err != nil {
 			return s.fail(c, ss, "SCAN", err)
 		}

@@ -231,6 +231,18 @@ type session struct {
 	// unflushed counts the reply bytes written into redcon's buffer since
 	// it was last flushed (see bulk).
 	unflushed int
+	// cmdCtx is the context of the command being run, with its span when
+	// tracing (dispatch); nil between commands.
+	cmdCtx context.Context
+}
+
+// ctx is the context of the command being run: the store's and cache's
+// spans are its children.
+func (ss *session) ctx() context.Context {
+	if ss.cmdCtx != nil {
+		return ss.cmdCtx
+	}
+	return context.Background()
 }
 
 // flushAt bounds the replies a connection holds unsent: redcon writes a
