@@ -39,7 +39,9 @@ func TestSecondSignalEndsAStuckShutdown(t *testing.T) {
 	var stderr bytes.Buffer
 	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs}
 	done := make(chan int, 1)
-	go func() { done <- waitAndDrain(context.Background(), env, n, drainTimes{timeout: time.Hour}, slog.New(slog.DiscardHandler)) }()
+	go func() {
+		done <- waitAndDrain(context.Background(), env, n, drainTimes{timeout: time.Hour}, slog.New(slog.DiscardHandler))
+	}()
 	sigs <- syscall.SIGTERM
 	<-n.started
 	sigs <- syscall.SIGTERM
