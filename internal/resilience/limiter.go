@@ -3,6 +3,7 @@ package resilience
 import (
 	"container/list"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -122,11 +123,15 @@ func (l *Limiter) Acquire(tenant string) Decision { return l.AcquireN(tenant, 1)
 // RESP MSET, MGET or DEL of n keys), as Acquire does, but takes n of the
 // tenant's rate: one token admits it, and the rest are owed, so that the
 // tenant's next requests wait until the rate has paid for them. A request
-// of more documents than the burst is so admitted too, rather than never;
-// what is owed is capped at one burst, so that one request of a million
-// keys costs the tenant at most the time the rate takes to refill twice
-// the burst, not hours.
+// of more documents than MaxN (the burst) is refused with 413 and no
+// Retry-After: it could never be paid for, and admitting it for a burst
+// would let one command take any multiple of the rate. Callers split
+// such requests, or refuse them, before asking.
 func (l *Limiter) AcquireN(tenant string, n int) Decision {
+	if n > l.cfg.TenantBurst {
+		return Decision{Status: http.StatusRequestEntityTooLarge,
+			Reason: "the request acts on " + strconv.Itoa(n) + " documents, more than a tenant's burst of " + strconv.Itoa(l.cfg.TenantBurst)}
+	}
 	if l.inFlight.Add(1) > int64(l.cfg.MaxInFlight) {
 		l.inFlight.Add(-1)
 		l.shedBusy.Add(1)
@@ -139,6 +144,10 @@ func (l *Limiter) AcquireN(tenant string, n int) Decision {
 	}
 	return d
 }
+
+// MaxN is the most documents one request may act on: the tenant burst
+// (AcquireN refuses more).
+func (l *Limiter) MaxN() int { return l.cfg.TenantBurst }
 
 // Shed returns how many requests the limiter has refused: busy at the
 // node's MaxInFlight (503), tenant over a tenant's concurrency or rate

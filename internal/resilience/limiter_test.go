@@ -69,17 +69,22 @@ func TestLimiterDecisions(t *testing.T) {
 }
 
 // TestLimiterAcquireN: a request on n documents is admitted on one token
-// and owes the rest, up to one burst, so the tenant's next requests wait
-// until the rate has paid; one larger than the burst is admitted too.
+// and owes the rest, so the tenant's next requests wait until the rate has
+// paid; one larger than the burst is refused (413), taking nothing.
 func TestLimiterAcquireN(t *testing.T) {
 	l, now := newLimiter(t, LimiterConfig{TenantRate: 10, TenantBurst: 30})
+	if l.MaxN() != 30 {
+		t.Errorf("MaxN() = %d, want the burst, 30", l.MaxN())
+	}
+	if d := l.AcquireN("a", 31); d.Admit || d.Status != 413 || d.RetryAfter != 0 {
+		t.Errorf("31 documents on a burst of 30: %+v, want 413 and no Retry-After", d)
+	}
 	for _, c := range []struct {
 		n     int
 		owed  time.Duration // how long the next request waits
 		after string
 	}{
-		{50, 2100 * time.Millisecond, "50 documents on a burst of 30: the 20 owed, and one"},
-		{1_000_000, 3100 * time.Millisecond, "a million documents: one burst owed, not a day, and one"},
+		{30, 100 * time.Millisecond, "30 documents on a full burst of 30: one"},
 	} {
 		*now = now.Add(time.Hour) // the burst refilled
 		if d := l.AcquireN("a", c.n); !d.Admit {
@@ -94,6 +99,19 @@ func TestLimiterAcquireN(t *testing.T) {
 			t.Fatalf("once the rate has paid for %s: %+v, want admitted", c.after, d)
 		}
 		l.Release("a")
+	}
+	// 30 documents with 25 of the burst left: admitted, 5 owed.
+	*now = now.Add(time.Hour)
+	if d := l.AcquireN("a", 5); !d.Admit {
+		t.Fatalf("5 documents: %+v", d)
+	}
+	l.Release("a")
+	if d := l.AcquireN("a", 30); !d.Admit {
+		t.Fatalf("30 documents with 25 left: %+v, want admitted", d)
+	}
+	l.Release("a")
+	if d := l.AcquireN("a", 1); d.Admit || d.RetryAfter != 600*time.Millisecond {
+		t.Errorf("after 5 owed: %+v, want 429 with Retry-After 600ms", d)
 	}
 	if d := l.AcquireN("b", 0); !d.Admit {
 		t.Fatalf("a request of no documents: %+v, want admitted as one", d)

@@ -2,6 +2,7 @@ package resp
 
 import (
 	"context"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
@@ -158,9 +159,16 @@ func (s *Server) handle(c redcon.Conn, rc redcon.Command) {
 // pipeline runs a pipeline's commands in order: each run of two or more
 // plain SETs as one setRun, the others one by one.
 func (s *Server) pipeline(c redcon.Conn, ss *session, cmds []redcon.Command) {
+	limit := len(cmds)
+	if s.opt.Limiter != nil {
+		// A run is admitted as one request on as many documents as it has
+		// SETs, which may not be more than the tenant's burst: longer runs
+		// are cut, each part admitted on its own, as its SETs would be.
+		limit = s.opt.Limiter.MaxN()
+	}
 	for len(cmds) > 0 {
 		n := 0
-		for n < len(cmds) && plainSet(ss, cmds[n]) {
+		for n < len(cmds) && n < limit && plainSet(ss, cmds[n]) {
 			n++
 		}
 		if n >= 2 {
@@ -248,7 +256,15 @@ func (s *Server) dispatch(c redcon.Conn, ss *session, cmd *command, met *cmdMetr
 		return cmd.run(s, c, ss, args)
 	}
 	if s.opt.Limiter != nil {
-		d := s.opt.Limiter.AcquireN(ss.tenant, cmd.keys.count(len(args)))
+		n := cmd.keys.count(len(args))
+		if maxN := s.opt.Limiter.MaxN(); n > maxN {
+			// Never admissible, so not TRYAGAIN: a client would retry it
+			// for good.
+			c.WriteError(fmt.Sprintf("ERR %s acts on %d keys, more than one command may: %d, a tenant's burst (twice --tenant-rate); send them in smaller commands",
+				lower(cmd.name), n, maxN))
+			return failed(fault.Invalid)
+		}
+		d := s.opt.Limiter.AcquireN(ss.tenant, n)
 		if !d.Admit {
 			c.WriteError("TRYAGAIN " + d.Reason + "; retry after " + d.RetryAfter.String())
 			return failed(fault.Exhausted)

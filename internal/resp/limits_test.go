@@ -44,18 +44,26 @@ func TestShedding(t *testing.T) {
 	if err := beta.Get(ctx, "k").Err(); err != redis.Nil {
 		t.Fatalf("another tenant's GET: %v", err)
 	}
-	// A command on many keys takes one of the rate per key: an MSET of 10
+	// A command on many keys takes one of the rate per key: an MSET of 3
 	// is admitted on the burst's second token and owes the rest, so the
-	// tenant's next command waits, where it counted as one command.
-	pairs := make([]any, 0, 20)
-	for i := range 10 {
-		pairs = append(pairs, fmt.Sprintf("m%d", i), "{}")
+	// tenant's next command waits, where it counted as one command. One of
+	// more keys than the burst could never be paid for: refused, not
+	// TRYAGAIN, and nothing written.
+	pairs := func(n int) []any {
+		p := make([]any, 0, 2*n)
+		for i := range n {
+			p = append(p, fmt.Sprintf("m%d", i), "{}")
+		}
+		return p
 	}
-	if err := beta.MSet(ctx, pairs...).Err(); err != nil {
-		t.Fatalf("MSET of 10 with 2 of the burst left: %v", err)
+	if err := beta.MSet(ctx, pairs(10)...).Err(); err == nil || !strings.Contains(err.Error(), "ERR mset acts on 10 keys, more than one command may: 3") {
+		t.Fatalf("MSET of 10 on a burst of 3: %v, want an error naming the burst", err)
+	}
+	if err := beta.MSet(ctx, pairs(3)...).Err(); err != nil {
+		t.Fatalf("MSET of 3 with 2 of the burst left: %v", err)
 	}
 	if err := beta.Get(ctx, "k").Err(); err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN") {
-		t.Fatalf("a GET after an MSET of 10 on a burst of 3: %v, want TRYAGAIN", err)
+		t.Fatalf("a GET after an MSET of 3 with 2 of a burst of 3 left: %v, want TRYAGAIN", err)
 	}
 	res, err := http.Get("http://" + n.AdminAddr() + "/metrics")
 	must(t, err)
@@ -69,6 +77,36 @@ func TestShedding(t *testing.T) {
 		if !strings.Contains(string(body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+}
+
+// TestPipelinedSetsKeepTheRate: a pipeline of more plain SETs than the
+// tenant's burst is admitted in parts of at most the burst, each on its
+// own, so the SETs past the rate are refused as they would be one by one
+// (a run admitted whole took one burst for any number of SETs).
+func TestPipelinedSetsKeepTheRate(t *testing.T) {
+	n := startNode(t, func(c *node.Config) { c.Limits.TenantRate, c.Limits.TenantBurst = 0.001, 3 })
+	ctx := context.Background()
+	acme := client(t, n, "acme", acmeToken, 1)
+	cmds, _ := acme.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range 7 {
+			p.Set(ctx, fmt.Sprintf("p%d", i), "{}", 0)
+		}
+		return nil
+	})
+	var ok, again int
+	for _, c := range cmds {
+		switch err := c.Err(); {
+		case err == nil:
+			ok++
+		case strings.HasPrefix(err.Error(), "TRYAGAIN"):
+			again++
+		default:
+			t.Errorf("%v: %v", c.Args(), err)
+		}
+	}
+	if ok != 3 || again != 4 {
+		t.Errorf("7 pipelined SETs on a burst of 3: %d OK, %d TRYAGAIN; want 3 and 4", ok, again)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 // bounds the failed AUTH attempts node-wide, as it does HTTP requests.
 type Limiter interface {
 	AcquireN(tenant string, documents int) resilience.Decision
+	MaxN() int // the most documents AcquireN admits at once
 	Release(tenant string)
 	AuthFailed() (ok bool, retryAfter time.Duration)
 }
