@@ -15,31 +15,42 @@ import (
 // SCAN's cursor is a number to every client (go-redis parses it as a
 // uint64), but the listing resumes after a key of up to 1 KiB. So the
 // server keeps the key: a cursor is a random number naming a key in a
-// table of its tenant's most recent maxCursors, shared by the node's
-// connections (a client's pool may send each SCAN on another one). Each
-// tenant has its own table, so one tenant's scans never push another's
-// cursors out. A cursor pushed out of the table, or another tenant's, is
-// an error telling the client to start again from 0.
+// table of its tenant's most recent cursors (at most maxCursors), shared
+// by the node's connections (a client's pool may send each SCAN on another
+// one). The tables together hold at most cursorBytes: past it, the tenant
+// holding the most loses its oldest cursors first, so a tenant that scans
+// little keeps its cursors while others scan hard, and many tenants
+// scanning cannot grow the node's memory without bound. A cursor pushed
+// out, or another tenant's, is an error telling the client to start again
+// from 0.
 
-// maxCursors bounds a tenant's table: at most about 1 KiB each.
-const maxCursors = 4096
+// maxCursors bounds a tenant's table; cursorBytes all tables, counting
+// each cursor as its key and cursorCost for the rest of it.
+const (
+	maxCursors  = 4096
+	cursorBytes = 16 << 20
+	cursorCost  = 96
+)
 
 type cursors struct {
 	mu      sync.Mutex // guards all below
 	n       int        // each tenant's most cursors
+	limit   int        // the most bytes of all tables
+	total   int        // the bytes of all tables
 	tenants map[string]*cursorRing
 }
 
 // cursorRing is one tenant's cursors: the key each names, and the order
-// they were made in (the oldest is replaced).
+// they were made in, oldest first (order[head:]).
 type cursorRing struct {
-	m    map[uint64]string
-	ring []uint64
-	next int // the ring's slot to fill next
+	m     map[uint64]string
+	order []uint64
+	head  int
+	bytes int
 }
 
-func newCursors(n int) *cursors {
-	return &cursors{n: n, tenants: make(map[string]*cursorRing)}
+func newCursors(n, limit int) *cursors {
+	return &cursors{n: n, limit: limit, tenants: make(map[string]*cursorRing)}
 }
 
 func (cs *cursors) put(tenant, after string) uint64 {
@@ -47,18 +58,49 @@ func (cs *cursors) put(tenant, after string) uint64 {
 	defer cs.mu.Unlock()
 	r := cs.tenants[tenant]
 	if r == nil {
-		r = &cursorRing{m: make(map[uint64]string), ring: make([]uint64, cs.n)}
+		r = &cursorRing{m: make(map[uint64]string)}
 		cs.tenants[tenant] = r
 	}
 	id := rand.Uint64()
 	for _, taken := r.m[id]; id == 0 || taken; _, taken = r.m[id] {
 		id = rand.Uint64()
 	}
-	delete(r.m, r.ring[r.next])
-	r.ring[r.next] = id
-	r.next = (r.next + 1) % len(r.ring)
+	if len(r.m) >= cs.n {
+		cs.dropOldest(tenant, r)
+	}
 	r.m[id] = after
+	r.order = append(r.order, id)
+	r.bytes += len(after) + cursorCost
+	cs.total += len(after) + cursorCost
+	for cs.total > cs.limit {
+		victim, vr := tenant, r
+		for t, tr := range cs.tenants {
+			if tr.bytes > vr.bytes {
+				victim, vr = t, tr
+			}
+		}
+		cs.dropOldest(victim, vr)
+	}
 	return id
+}
+
+// dropOldest removes the oldest cursor of tenant's table r, and the table
+// once it is empty.
+func (cs *cursors) dropOldest(tenant string, r *cursorRing) {
+	id := r.order[r.head]
+	r.head++
+	after := r.m[id]
+	delete(r.m, id)
+	r.bytes -= len(after) + cursorCost
+	cs.total -= len(after) + cursorCost
+	if r.head == len(r.order) {
+		delete(cs.tenants, tenant)
+		return
+	}
+	if r.head > len(r.order)/2 {
+		r.order = append(r.order[:0], r.order[r.head:]...)
+		r.head = 0
+	}
 }
 
 func (cs *cursors) get(id uint64, tenant string) (string, bool) {

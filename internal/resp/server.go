@@ -137,7 +137,7 @@ func New(opt Options) (*Server, error) {
 	if opt.RequestTimeout <= 0 {
 		opt.RequestTimeout = 5 * time.Second
 	}
-	s := &Server{opt: opt, validate: opt.Validate, log: opt.Logger, cursors: newCursors(maxCursors),
+	s := &Server{opt: opt, validate: opt.Validate, log: opt.Logger, cursors: newCursors(maxCursors, cursorBytes),
 		maxReply: int(max(16<<20, 4*opt.MaxBodyBytes)),
 		started:  time.Now(), served: make(chan struct{}), idle: make(chan struct{})}
 	if s.validate == nil {
