@@ -130,35 +130,8 @@ func TestIsLoopback(t *testing.T) {
 // the admin listener's /readyz says "draining", as the API's would, where
 // it said "starting".
 func TestAdminReadyzWhileDraining(t *testing.T) {
-	tok, sum, err := server.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
-	n, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A PUT whose body never ends holds the API's drain.
-	c, err := net.Dial("tcp", n.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	fmt.Fprintf(c, "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: 100\r\n\r\n{", tok)
-	// Polling the node's metrics until it is in flight, with a deadline.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		inFlight := false
-		for line := range strings.Lines(scrape(t, "http://"+n.AdminAddr()+"/metrics")) {
-			inFlight = inFlight || strings.HasPrefix(line, "cairn_http_requests_in_flight{") && strings.HasSuffix(line, " 1\n")
-		}
-		if inFlight {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the PUT is not in flight after 10s")
-		}
-	}
+	n, tok := startAcme(t, nil)
+	c := heldPut(t, n, tok, "held") // holds the API's drain
 	stopped := make(chan error, 1)
 	go func() { stopped <- n.Shutdown(context.Background()) }()
 	// Polling the node's goroutines, with a deadline.
@@ -184,20 +157,56 @@ func TestAdminReadyzWhileDraining(t *testing.T) {
 	}
 }
 
-// TestServesWhileDraining: between SetDraining (--drain-delay) and the
-// drain, the API's /readyz answers 503 draining while every request is
-// still served, new connections included.
-func TestServesWhileDraining(t *testing.T) {
+// startAcme starts a node with tenant acme, mod applied to its config, and
+// returns it with acme's token; the caller shuts it down.
+func startAcme(t *testing.T, mod func(*Config)) (*Node, string) {
+	t.Helper()
 	tok, sum, err := server.NewToken()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t)
 	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
+	if mod != nil {
+		mod(&cfg)
+	}
 	n, err := Start(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return n, tok
+}
+
+// heldPut sends a PUT of acme's document k whose body never ends, with
+// X-Request-ID id, and returns its connection once the node has it in
+// flight, polling its metrics with a deadline.
+func heldPut(t *testing.T, n *Node, tok, id string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Request-ID: %s\r\nContent-Length: 100\r\n\r\n{", tok, id)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		inFlight := false
+		for line := range strings.Lines(scrape(t, "http://"+n.AdminAddr()+"/metrics")) {
+			inFlight = inFlight || strings.HasPrefix(line, "cairn_http_requests_in_flight{") && strings.HasSuffix(line, " 1\n")
+		}
+		if inFlight {
+			return c
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the PUT is not in flight after 10s")
+		}
+	}
+}
+
+// TestServesWhileDraining: between SetDraining (--drain-delay) and the
+// drain, the API's /readyz answers 503 draining while every request is
+// still served, new connections included.
+func TestServesWhileDraining(t *testing.T) {
+	n, tok := startAcme(t, nil)
 	defer n.Shutdown(context.Background())
 	n.SetDraining()
 	http.DefaultClient.CloseIdleConnections() // a new connection, as a load balancer's next check
@@ -219,36 +228,9 @@ func TestServesWhileDraining(t *testing.T) {
 // the drain runs out is cut by the node; its request line says so, 503
 // shutting_down at Info, not a 400 of the client's.
 func TestBodyCutByDrainIsTheNodes(t *testing.T) {
-	tok, sum, err := server.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
 	logs := &proctest.SyncBuffer{}
-	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
-	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
-	n, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := net.Dial("tcp", n.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	fmt.Fprintf(c, "PUT /v1/tenants/acme/docs/k HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nX-Request-ID: cut\r\nContent-Length: 100\r\n\r\n{", tok)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		inFlight := false
-		for line := range strings.Lines(scrape(t, "http://"+n.AdminAddr()+"/metrics")) {
-			inFlight = inFlight || strings.HasPrefix(line, "cairn_http_requests_in_flight{") && strings.HasSuffix(line, " 1\n")
-		}
-		if inFlight {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the PUT is not in flight after 10s")
-		}
-	}
+	n, tok := startAcme(t, func(cfg *Config) { cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil)) })
+	heldPut(t, n, tok, "cut")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	if err := n.Shutdown(ctx); err == nil {

@@ -307,16 +307,8 @@ func TestMissingBucketFailsStart(t *testing.T) {
 // a partition, serves its documents, and says so once with the runbook's
 // entry; the backend's breaker opens at its first round.
 func TestUnreachableBucketWithData(t *testing.T) {
-	tok, sum, err := server.NewToken()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.Auth = server.Auth{Tenants: map[string][][32]byte{"acme": {sum}}}
-	n, err := Start(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	var cfg Config
+	n, tok := startAcme(t, func(c *Config) { cfg = *c })
 	rn := replNode{n, tok}
 	if code, body := rn.do(t, "PUT", "k", `{"v":1}`); code != 201 {
 		t.Fatalf("PUT: %d %s", code, body)
