@@ -265,6 +265,28 @@ func TestKeyFilterSetting(t *testing.T) {
 	}
 }
 
+// TestTenantBurst: a tenant's burst is twice --tenant-rate, and at least
+// one: a rate under 0.5 made a burst of 0, which the limiter took for its
+// default of 400.
+func TestTenantBurst(t *testing.T) {
+	for _, c := range []struct {
+		rate string
+		want int
+	}{{"100", 200}, {"0.3", 1}} {
+		fs, f := newServeFlags()
+		if err := fs.Parse([]string{"--data-dir", t.TempDir(), "--tenant-rate", c.rate}); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Limits.TenantBurst != c.want {
+			t.Errorf("--tenant-rate %s: burst %d, want %d", c.rate, cfg.Limits.TenantBurst, c.want)
+		}
+	}
+}
+
 // The node's memory limit is --memory-limit, else GOMEMLIMIT; with one,
 // the document cache takes its share unless --cache-bytes is given, and
 // a bad GOMEMLIMIT or a cache too large for the limit is named.

@@ -3,6 +3,8 @@ package cli
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cairnstore/cairn/internal/node"
 )
 
 // stuckNode is a node whose shutdown does not return until released, as a
@@ -107,14 +111,14 @@ func serveInProcess(t *testing.T, stderr io.Writer, args ...string) (sigs chan<-
 	return s, d
 }
 
-// lateNode is a node whose drain ran out of time.
-type lateNode struct{}
+// lateNode is a node whose shutdown returns err.
+type lateNode struct{ err error }
 
 func (lateNode) Err() <-chan error { return nil }
 
 func (lateNode) SetDraining() {}
 
-func (lateNode) Shutdown(ctx context.Context) error { return context.DeadlineExceeded }
+func (n lateNode) Shutdown(ctx context.Context) error { return n.err }
 
 // TestDrainTimeoutSaid: a drain that ran out of time is named as such, on
 // stderr and in the log, and the "stopped" line of an exit that was not
@@ -124,7 +128,8 @@ func TestDrainTimeoutSaid(t *testing.T) {
 	sigs := make(chan os.Signal, 1)
 	sigs <- syscall.SIGTERM
 	env := Env{Stdout: io.Discard, Stderr: &stderr, Signals: sigs}
-	code := waitAndDrain(context.Background(), env, lateNode{}, drainTimes{timeout: 15 * time.Second}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	late := lateNode{errors.Join(fmt.Errorf("%w: %v", node.ErrDrainTimedOut, context.DeadlineExceeded), nil)}
+	code := waitAndDrain(context.Background(), env, late, drainTimes{timeout: 15 * time.Second}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	if code != exitFail || !strings.Contains(stderr.String(), "did not finish within --drain-timeout 15s") {
 		t.Errorf("exit %d, stderr %q; want %d and the drain's timeout named", code, stderr.String(), exitFail)
 	}
@@ -132,6 +137,21 @@ func TestDrainTimeoutSaid(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log %s; want %s", logs.String(), want)
 		}
+	}
+	if strings.Contains(logs.String(), "shutdown failed") {
+		t.Errorf("log %s: a drain timeout alone is no other failure", logs.String())
+	}
+
+	// Another step's deadline (an exporter's flush) is not the drain's,
+	// and the drain's timeout hides no other failure.
+	stderr.Reset()
+	logs.Reset()
+	sigs <- syscall.SIGTERM
+	late = lateNode{errors.Join(errors.New("store close: boom"), context.DeadlineExceeded)}
+	waitAndDrain(context.Background(), env, late, drainTimes{timeout: 15 * time.Second}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if strings.Contains(stderr.String(), "drain did not finish") || !strings.Contains(stderr.String(), "store close: boom") ||
+		!strings.Contains(logs.String(), `"msg":"shutdown failed"`) {
+		t.Errorf("stderr %q, log %s; want the failure named, not a drain timeout", stderr.String(), logs.String())
 	}
 }
 

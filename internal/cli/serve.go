@@ -252,7 +252,9 @@ func waitAndDrain(ctx context.Context, env Env, n drainable, times drainTimes, l
 			delay := time.NewTimer(times.delay)
 			select {
 			case <-delay.C:
-			case <-env.Signals:
+			case <-ctx.Done():
+			case sig := <-env.Signals:
+				fmt.Fprintf(env.Stderr, "cairn: %v again: draining now; a third ends the process without waiting\n", sig)
 			case err := <-n.Err():
 				fmt.Fprintf(env.Stderr, "cairn serve: %v\n", err)
 				code = exitFail
@@ -278,14 +280,16 @@ func waitAndDrain(ctx context.Context, env Env, n drainable, times drainTimes, l
 	defer grace.Stop()
 	select {
 	case err := <-done:
-		if errors.Is(err, context.DeadlineExceeded) {
+		timedOut, rest := node.ShutdownErrors(err)
+		if timedOut {
 			msg := fmt.Sprintf("the drain did not finish within --drain-timeout %v: the requests still in flight were cut, and their clients got no answer (they may retry); every write acknowledged is durable", drain)
 			fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %s\n", msg)
-			log.Warn("shutdown: drain timed out", "drain_timeout", drain, "err", err)
+			log.Warn("shutdown: drain timed out", "drain_timeout", drain)
 			code = exitFail
-		} else if err != nil {
-			fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %v\n", err)
-			log.Error("shutdown failed", "err", err)
+		}
+		if rest != nil {
+			fmt.Fprintf(env.Stderr, "cairn serve: shutdown: %v\n", rest)
+			log.Error("shutdown failed", "err", rest)
 			code = exitFail
 		}
 	case <-grace.C:
@@ -413,7 +417,8 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	}
 	cfg.Limits = resilience.DefaultLimiterConfig()
 	cfg.Limits.MaxInFlight, cfg.Limits.TenantMaxInFlight = f.maxInFlight, f.tenantInFl
-	cfg.Limits.TenantRate, cfg.Limits.TenantBurst = f.tenantRate, int(2*f.tenantRate)
+	// At least 1: a burst of 0 would read as the limiter's default (400).
+	cfg.Limits.TenantRate, cfg.Limits.TenantBurst = f.tenantRate, max(1, int(2*f.tenantRate))
 	for _, h := range f.adminHash.vals {
 		sum, err := server.ParseTokenHash(h)
 		if err != nil {

@@ -381,6 +381,28 @@ func (n *Node) SetDraining() {
 	}
 }
 
+// ErrDrainTimedOut is in Shutdown's error when its ctx ended before the
+// requests in flight did: they were cut.
+var ErrDrainTimedOut = errors.New("the drain did not finish in time")
+
+// ShutdownErrors splits Shutdown's error: whether the drain timed out, and
+// the errors of its other steps (nil when none).
+func ShutdownErrors(err error) (drainTimedOut bool, rest error) {
+	steps := []error{err}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		steps = j.Unwrap()
+	}
+	var others []error
+	for _, e := range steps {
+		if errors.Is(e, ErrDrainTimedOut) {
+			drainTimedOut = true
+		} else if e != nil {
+			others = append(others, e)
+		}
+	}
+	return drainTimedOut, errors.Join(others...)
+}
+
 // telemetryFlush bounds the exporters' flush at shutdown once the drain
 // has used the whole of its time.
 const telemetryFlush = 2 * time.Second
@@ -393,14 +415,18 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		n.stopReload()
 	}
 	var errs []error
-	for _, srv := range n.servers {
-		if err := srv.Shutdown(ctx); err != nil {
+	drained := func(err error) {
+		if err != nil && ctx.Err() != nil {
+			err = fmt.Errorf("%w: %v", ErrDrainTimedOut, err) // one %w: ShutdownErrors splits joins
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := n.shutdownRESP(ctx); err != nil {
-		errs = append(errs, err)
+	for _, srv := range n.servers {
+		drained(srv.Shutdown(ctx))
 	}
+	drained(n.shutdownRESP(ctx))
 	n.serving.Wait()
 	errs = append(errs, n.closeData(true))
 	if n.tel != nil {

@@ -234,8 +234,6 @@ func TestNodeSpans(t *testing.T) {
 	})
 }
 
-// checkTree finds the one root of spans (a span whose parent is not among
-// them), checks it and its descendants against want, and returns it.
 // TestRESPSpans: a RESP command's span has the store's and the cache's
 // spans as children, as an HTTP request's has.
 func TestRESPSpans(t *testing.T) {
@@ -283,6 +281,8 @@ func TestRESPSpans(t *testing.T) {
 	}
 }
 
+// checkTree finds the one root of spans (a span whose parent is not among
+// them), checks it and its descendants against want, and returns it.
 func checkTree(t *testing.T, spans tracetest.SpanStubs, want wantSpan) tracetest.SpanStub {
 	t.Helper()
 	ids := map[trace.SpanID]bool{}

@@ -61,7 +61,19 @@ func (p *Policy) retryPolicy() retrypolicy.RetryPolicy[struct{}] {
 		// the elapsed time were exhausted; give it back.
 		OnRetriesExceeded(func(failsafe.ExecutionEvent[struct{}]) { p.budget.refund() })
 	if ro, ok := c.Observer.(RetryObserver); ok {
-		b = b.OnRetry(func(failsafe.ExecutionEvent[struct{}]) { ro.OnRetry(c.Backend) })
+		b = b.OnRetry(func(failsafe.ExecutionEvent[struct{}]) { ro.OnRetry(c.Backend) }).
+			OnAbort(func(e failsafe.ExecutionEvent[struct{}]) {
+				// mayRetry refused. It is asked after the last attempt too,
+				// where no retry was due; and a Retry-After too long is not
+				// the budget's doing.
+				if e.Attempts() >= c.MaxAttempts || e.ElapsedTime() > c.MaxElapsed {
+					return
+				}
+				if ra, ok := fault.RetryAfter(e.LastError()); ok && ra > c.MaxRetryAfter {
+					return
+				}
+				ro.OnBudgetRejection(c.Backend)
+			})
 	}
 	return b.
 		WithMaxAttempts(c.MaxAttempts).
@@ -78,13 +90,7 @@ func (p *Policy) mayRetry(err error) bool {
 	if ra, ok := fault.RetryAfter(err); ok && ra > p.cfg.MaxRetryAfter {
 		return false
 	}
-	if p.budget.TryRetry() {
-		return true
-	}
-	if ro, ok := p.cfg.Observer.(RetryObserver); ok {
-		ro.OnBudgetRejection(p.cfg.Backend)
-	}
-	return false
+	return p.budget.TryRetry()
 }
 
 // delay is full-jitter exponential backoff, but never shorter than the

@@ -181,24 +181,31 @@ func (c *retryCounts) OnRetry(string)                   { c.retries.Add(1) }
 func (c *retryCounts) OnBudgetRejection(string)         { c.rejected.Add(1) }
 
 // TestRetriesObserved: the observer hears every attempt after a call's
-// first, and every retry the budget refused.
+// first, and every retry the budget refused while attempts remained — not
+// the budget's answer after a call's last attempt, where no retry was due.
 func TestRetriesObserved(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		b := &backend{fail: always(errTransient)}
-		obs := &retryCounts{}
-		p := newPolicy(t, Config{MaxAttempts: 3, BudgetShare: 0.5, BudgetMinRetries: -1, BudgetWindow: time.Hour,
-			ConsecutiveFailures: 1000, MinCalls: 1000, Observer: obs})
-		const calls = 20
-		for range calls {
-			p.Run(context.Background(), "get", b.call)
-		}
-		if got, want := obs.retries.Load(), b.calls.Load()-calls; got != want || got == 0 {
-			t.Errorf("retries observed %d, want %d (the attempts after each call's first)", got, want)
-		}
-		if obs.rejected.Load() == 0 {
-			t.Error("no budget rejection observed; the budget allows half as many retries as the calls want")
-		}
-	})
+	for _, attempts := range []int{1, 3} {
+		synctest.Test(t, func(t *testing.T) {
+			b := &backend{fail: always(errTransient)}
+			obs := &retryCounts{}
+			p := newPolicy(t, Config{MaxAttempts: attempts, BudgetShare: 0.5, BudgetMinRetries: -1, BudgetWindow: time.Hour,
+				ConsecutiveFailures: 1000, MinCalls: 1000, Observer: obs})
+			refused := int64(0) // calls that ended before their last attempt
+			for range 20 {
+				before := b.calls.Load()
+				p.Run(context.Background(), "get", b.call)
+				if b.calls.Load()-before < int64(attempts) {
+					refused++
+				}
+			}
+			if got, want := obs.retries.Load(), b.calls.Load()-20; got != want {
+				t.Errorf("MaxAttempts %d: retries observed %d, want %d (the attempts after each call's first)", attempts, got, want)
+			}
+			if got := obs.rejected.Load(); got != refused || (attempts > 1 && got == 0) {
+				t.Errorf("MaxAttempts %d: budget rejections observed %d, want %d (the calls it cut short)", attempts, got, refused)
+			}
+		})
+	}
 }
 
 func TestPerClass(t *testing.T) {

@@ -46,3 +46,20 @@ func TestCursorsBounded(t *testing.T) {
 		t.Errorf("%d tables of %d bytes after 20 tenants scanned; want at most 5 within %d", len(cs.tenants), cs.total, cs.limit)
 	}
 }
+
+// TestCursorsOneATenant: with room for one cursor a tenant, each new one
+// replaces the last and is found.
+func TestCursorsOneATenant(t *testing.T) {
+	cs := newCursors(1, 1<<20)
+	first := cs.put("a", "k1")
+	second := cs.put("a", "k2")
+	if _, ok := cs.get(first, "a"); ok {
+		t.Error("the replaced cursor was found")
+	}
+	if after, ok := cs.get(second, "a"); !ok || after != "k2" {
+		t.Errorf("the new cursor: %q %v, want k2", after, ok)
+	}
+	if cs.total != len("k2")+cursorCost {
+		t.Errorf("total %d bytes, want %d", cs.total, len("k2")+cursorCost)
+	}
+}

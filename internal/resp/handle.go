@@ -260,7 +260,7 @@ func (s *Server) dispatch(c redcon.Conn, ss *session, cmd *command, met *cmdMetr
 		if maxN := s.opt.Limiter.MaxN(); n > maxN {
 			// Never admissible, so not TRYAGAIN: a client would retry it
 			// for good.
-			c.WriteError(fmt.Sprintf("ERR %s acts on %d keys, more than one command may: %d, a tenant's burst (twice --tenant-rate); send them in smaller commands",
+			c.WriteError(fmt.Sprintf("ERR %s acts on %d keys, more than one command may: %d, the tenant burst of --tenant-rate; send them in smaller commands",
 				lower(cmd.name), n, maxN))
 			return failed(fault.Invalid)
 		}

@@ -56,7 +56,7 @@ func TestShedding(t *testing.T) {
 		}
 		return p
 	}
-	if err := beta.MSet(ctx, pairs(10)...).Err(); err == nil || !strings.Contains(err.Error(), "ERR mset acts on 10 keys, more than one command may: 3") {
+	if err := beta.MSet(ctx, pairs(10)...).Err(); err == nil || !strings.Contains(err.Error(), "ERR mset acts on 10 keys, more than one command may: 3,") {
 		t.Fatalf("MSET of 10 on a burst of 3: %v, want an error naming the burst", err)
 	}
 	if err := beta.MSet(ctx, pairs(3)...).Err(); err != nil {
@@ -105,8 +105,10 @@ func TestPipelinedSetsKeepTheRate(t *testing.T) {
 			t.Errorf("%v: %v", c.Args(), err)
 		}
 	}
-	if ok != 3 || again != 4 {
-		t.Errorf("7 pipelined SETs on a burst of 3: %d OK, %d TRYAGAIN; want 3 and 4", ok, again)
+	// 3 OK and 4 TRYAGAIN when the node reads the pipeline at once; a read
+	// split in parts can admit one part more on a last token (owing).
+	if ok+again != 7 || ok < 3 || ok > 4 {
+		t.Errorf("7 pipelined SETs on a burst of 3: %d OK, %d TRYAGAIN; want 3 (or 4) and the rest", ok, again)
 	}
 }
 

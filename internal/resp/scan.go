@@ -67,6 +67,7 @@ func (cs *cursors) put(tenant, after string) uint64 {
 	}
 	if len(r.m) >= cs.n {
 		cs.dropOldest(tenant, r)
+		cs.tenants[tenant] = r // dropOldest lets an emptied table go
 	}
 	r.m[id] = after
 	r.order = append(r.order, id)
@@ -94,6 +95,7 @@ func (cs *cursors) dropOldest(tenant string, r *cursorRing) {
 	r.bytes -= len(after) + cursorCost
 	cs.total -= len(after) + cursorCost
 	if r.head == len(r.order) {
+		r.order, r.head = r.order[:0], 0
 		delete(cs.tenants, tenant)
 		return
 	}

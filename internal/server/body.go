@@ -244,7 +244,7 @@ func bodyReadError(op string, maxBody int64, err error) error {
 		return &fault.Error{Class: fault.Invalid, Context: fault.Context{Op: op},
 			Msg: "request body " + endedEarly + "; nothing was stored", Err: err}
 	case errors.Is(err, net.ErrClosed):
-		// Only the node closes its side: its drain ran out (--shutdown-timeout)
+		// Only the node closes its side: its drain ran out (--drain-timeout)
 		// with the body still arriving. Not the client's doing.
 		return withStatus(http.StatusServiceUnavailable, "shutting_down", &fault.Error{Class: fault.Transient,
 			Context: fault.Context{Op: op}, Msg: "the node closed the connection as it shut down, with the request body still arriving; nothing was stored", Err: err})

@@ -331,7 +331,7 @@ func New(o Options) (*Server, error) {
 		flushEvery: 20 * time.Millisecond,
 	}
 	s.conns.setMax(o.MaxConns)
-	s.shedLog.Period = 10 * time.Second
+	s.shedLog.Period = shedLogPeriod
 	if s.authFailed == nil && s.limiter != nil {
 		s.authFailed = s.limiter.AuthFailed
 	}
@@ -694,6 +694,10 @@ func (s *Server) httpServer(addr string) *http.Server {
 func (s *Server) SetDraining() {
 	s.draining.Store(true)
 }
+
+// shedLogPeriod is how often a tenant's shed answers of one status are
+// logged at Info (logExchange).
+const shedLogPeriod = 10 * time.Second
 
 // endStreams ends every ingest stream at its next read: the drain has
 // begun, and a stream would hold it for as long as the client sends.

@@ -42,6 +42,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -184,11 +185,13 @@ func (s *S3) Close() error {
 	return nil
 }
 
-// CheckBucket is a startup check: it fails with fault.Config when the
-// store answered that the bucket does not exist or that these credentials
-// may not use it, and with fault.Transient when no answer came (refused,
-// unreachable, timed out): a setting is wrong in the first case, and
-// perhaps only the network in the second.
+// CheckBucket is a startup check: it fails with fault.Transient when the
+// store could not be reached or its side could not answer — the connection
+// refused, reset, without a route or timed out, a name server that did not
+// answer, a 5xx (a gateway whose upstream is cut off) — and with
+// fault.Config otherwise: the bucket missing, the credentials refused, a
+// TLS or certificate failure, a host name that does not exist. The first
+// may be only the network; the second is a setting.
 func (s *S3) CheckBucket(ctx context.Context) error {
 	ok, err := s.client.BucketExists(ctx, s.bucket)
 	switch {
@@ -197,15 +200,29 @@ func (s *S3) CheckBucket(ctx context.Context) error {
 	case err == nil:
 		return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), fmt.Errorf("bucket %q does not exist", s.bucket))
 	}
-	// No answer: the connection failed (refused, reset, no route, no such
-	// host) or the check timed out. A TLS or certificate failure, or any
-	// answer of the store's, is a setting.
 	class := fault.Config
-	var op *net.OpError
-	if errors.As(err, &op) || errors.Is(err, context.DeadlineExceeded) {
+	if unanswered(err) {
 		class = fault.Transient
 	}
 	return fault.E(class, backend.Ctx("backend.s3.check", s.name, "", ""), err)
+}
+
+// unanswered reports whether err says the store gave no answer of its own.
+func unanswered(err error) bool {
+	var dns *net.DNSError
+	if errors.As(err, &dns) {
+		return !dns.IsNotFound // a name that does not exist is a typo
+	}
+	var ne net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ECONNREFUSED),
+		errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH),
+		errors.Is(err, syscall.ENETUNREACH), errors.Is(err, syscall.ETIMEDOUT), errors.Is(err, io.ErrUnexpectedEOF):
+		return true
+	case errors.As(err, &ne) && ne.Timeout():
+		return true
+	}
+	return minio.ToErrorResponse(err).StatusCode >= 500
 }
 
 func (s *S3) object(tenant, key string) string {
