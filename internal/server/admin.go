@@ -120,6 +120,7 @@ func NewAdmin(o AdminOptions) (*Server, error) {
 		errorsOnly: true,
 		loopback:   !o.RequireToken,
 	}
+	s.shedLog.Period = shedLogPeriod
 	if s.log == nil {
 		s.log = slog.Default()
 	}
