@@ -56,6 +56,7 @@ var s3Codes = map[string]Class{
 	"ExpiredToken":          Unauthorized,
 	"InvalidToken":          Unauthorized,
 	"AccessDenied":          Forbidden,
+	"XAdminUserNotFound":    Unauthorized, // versitygw's unknown access key, a 404
 
 	// The operator's setup: wrong bucket, region, endpoint or clock.
 	"NoSuchBucket":                 Config,
@@ -88,6 +89,13 @@ var s3Throttle = map[string]bool{
 func ClassOfS3(code string, status int) Class {
 	if c, ok := s3Codes[code]; ok {
 		return c
+	}
+	if status == 404 && code != "" {
+		// Only the codes above say an object or version is absent. A 404
+		// with another code is the gateway's about something else (an
+		// unknown user, a wrong endpoint path): taken for "absent", it
+		// made a restoring node answer 404 for documents that exist.
+		return Config
 	}
 	if c := ClassOfHTTPStatus(status); c != Unknown {
 		return c

@@ -25,6 +25,9 @@ func TestClassOfS3(t *testing.T) {
 		{"EntityTooLarge", 400, Invalid},
 		{"XMinioStorageFull", 507, Exhausted},
 		{"RequestTimeTooSkewed", 403, Config},
+		{"XAdminUserNotFound", 404, Unauthorized},
+		{"SomethingNew", 404, Config},   // a 404 not about an object: never "absent"
+		{"", 404, NotFound},             // a HEAD's 404 has no body
 		{"SomethingNew", 409, Conflict}, // unknown code: by status
 		{"SomethingNew", 0, Transient},  // unknown code, no status
 		{"", 502, Transient},
