@@ -20,6 +20,7 @@ func (s *S3) blob(name string) string { return s.prefix + backend.BlobDir + "/" 
 
 // PutBlob implements backend.Blobs.
 func (s *S3) PutBlob(ctx context.Context, name string, data []byte, pre backend.Precondition) (string, error) {
+	ctx = withHint(ctx)
 	err := backend.ValidateBlobName(name)
 	if err == nil {
 		if perr := pre.Check("", false); fault.ClassOf(perr) == fault.Invalid { // both conditions set
@@ -27,11 +28,11 @@ func (s *S3) PutBlob(ctx context.Context, name string, data []byte, pre backend.
 		}
 	}
 	if err != nil {
-		return "", s.fail(backend.OpPutBlob, "", name, err)
+		return "", s.fail(ctx, backend.OpPutBlob, "", name, err)
 	}
 	etag, err := s.write(ctx, s.blob(name), data, pre)
 	if err != nil {
-		err = s.fail(backend.OpPutBlob, "", name, err)
+		err = s.fail(ctx, backend.OpPutBlob, "", name, err)
 		if pre.IfMatch != "" && fault.ClassOf(err) == fault.NotFound {
 			// S3 answers If-Match on a missing object with 404 NoSuchKey.
 			err = fault.E(fault.PreconditionFailed, backend.Ctx(backend.OpPutBlob, s.name, "", name),
@@ -44,12 +45,13 @@ func (s *S3) PutBlob(ctx context.Context, name string, data []byte, pre backend.
 
 // GetBlob implements backend.Blobs.
 func (s *S3) GetBlob(ctx context.Context, name string) ([]byte, string, error) {
+	ctx = withHint(ctx)
 	if err := backend.ValidateBlobName(name); err != nil {
-		return nil, "", s.fail(backend.OpGetBlob, "", name, err)
+		return nil, "", s.fail(ctx, backend.OpGetBlob, "", name, err)
 	}
 	data, etag, err := s.read(ctx, s.blob(name))
 	if err != nil {
-		return nil, "", s.fail(backend.OpGetBlob, "", name, err)
+		return nil, "", s.fail(ctx, backend.OpGetBlob, "", name, err)
 	}
 	return data, etag, nil
 }
@@ -57,8 +59,9 @@ func (s *S3) GetBlob(ctx context.Context, name string) ([]byte, string, error) {
 // ListBlobs implements backend.Blobs with one ListObjectsV2 page (no
 // delimiter): names are ASCII, so S3's order is byte order.
 func (s *S3) ListBlobs(ctx context.Context, prefix, startAfter string, limit int) (backend.Page, error) {
+	ctx = withHint(ctx)
 	if err := backend.ValidateBlobPrefix(prefix); err != nil {
-		return backend.Page{}, s.fail(backend.OpListBlobs, "", "", err)
+		return backend.Page{}, s.fail(ctx, backend.OpListBlobs, "", "", err)
 	}
 	if limit <= 0 {
 		limit = backend.DefaultLimit
@@ -73,7 +76,7 @@ func (s *S3) ListBlobs(ctx context.Context, prefix, startAfter string, limit int
 	var p backend.Page
 	for obj := range s.client.ListObjectsIter(ctx, s.bucket, lo) {
 		if obj.Err != nil {
-			return backend.Page{}, s.fail(backend.OpListBlobs, "", "", obj.Err)
+			return backend.Page{}, s.fail(ctx, backend.OpListBlobs, "", "", obj.Err)
 		}
 		name, ok := strings.CutPrefix(obj.Key, base)
 		if !ok || name <= startAfter {
@@ -90,6 +93,7 @@ func (s *S3) ListBlobs(ctx context.Context, prefix, startAfter string, limit int
 
 // DeleteBlob implements backend.Blobs.
 func (s *S3) DeleteBlob(ctx context.Context, name string, pre backend.Precondition) error {
+	ctx = withHint(ctx)
 	err := backend.ValidateBlobName(name)
 	if err == nil && pre.IfNoneMatch {
 		err = fault.New(fault.Invalid, fault.Context{}, "if-none-match on a delete")
@@ -98,7 +102,7 @@ func (s *S3) DeleteBlob(ctx context.Context, name string, pre backend.Preconditi
 		err = s.remove(ctx, s.blob(name), pre)
 	}
 	if err != nil {
-		return s.fail(backend.OpDeleteBlob, "", name, err)
+		return s.fail(ctx, backend.OpDeleteBlob, "", name, err)
 	}
 	return nil
 }

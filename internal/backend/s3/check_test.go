@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -58,5 +59,55 @@ func TestCheckBucketClasses(t *testing.T) {
 				t.Errorf("class %v (%v), want %v", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestResetIsTransient: a connection the store's side drops before
+// answering is a transient failure, retried by the backend's policy, where
+// it was of no class and never retried; the client makes one attempt, so
+// the policy's retries, budget and Retry-After govern.
+func TestResetIsTransient(t *testing.T) {
+	var calls atomic.Int64
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		c, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	defer ts.Close()
+	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true, Creds: creds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = b.Get(context.Background(), "acme", "k")
+	if got := fault.ClassOf(err); got != fault.Transient {
+		t.Errorf("class %v (%v), want transient", got, err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d requests for one Get, want 1: the client's own retries would hide under the policy's", n)
+	}
+}
+
+// TestSlowDownCarriesRetryAfter: a throttled answer's Retry-After reaches
+// the error, for the policy to wait at least that long.
+func TestSlowDownCarriesRetryAfter(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`))
+	}))
+	defer ts.Close()
+	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true, Creds: creds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	_, err = b.Get(context.Background(), "acme", "k")
+	ra, ok := fault.RetryAfter(err)
+	if fault.ClassOf(err) != fault.Transient || !ok || ra != 7*time.Second {
+		t.Errorf("%v: class %v, Retry-After %v (%v); want transient, 7s", err, fault.ClassOf(err), ra, ok)
 	}
 }

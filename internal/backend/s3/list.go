@@ -21,8 +21,9 @@ import (
 // inside a group of hashed long keys: those are collected and sorted by the
 // key in their headers before they are returned.
 func (s *S3) List(ctx context.Context, tenant string, opts backend.ListOptions) (backend.Page, error) {
+	ctx = withHint(ctx)
 	if err := backend.CheckTenant(tenant); err != nil {
-		return backend.Page{}, s.fail(backend.OpList, tenant, "", err)
+		return backend.Page{}, s.fail(ctx, backend.OpList, tenant, "", err)
 	}
 	l := lister{s: s, ctx: ctx, base: s.prefix + tenant + "/", opts: opts}
 	if l.opts.Limit <= 0 {
@@ -33,7 +34,7 @@ func (s *S3) List(ctx context.Context, tenant string, opts backend.ListOptions) 
 		err = nil
 	}
 	if err != nil {
-		return backend.Page{}, s.fail(backend.OpList, tenant, "", err)
+		return backend.Page{}, s.fail(ctx, backend.OpList, tenant, "", err)
 	}
 	return l.page, nil
 }
@@ -42,11 +43,12 @@ func (s *S3) List(ctx context.Context, tenant string, opts backend.ListOptions) 
 // the prefix: each common prefix "<prefix><tenant>/" is a tenant. Names
 // that are not tenants are skipped.
 func (s *S3) Tenants(ctx context.Context) ([]string, error) {
+	ctx = withHint(ctx)
 	var ts []string
 	lo := minio.ListObjectsOptions{Prefix: s.prefix, Recursive: false}
 	for obj := range s.client.ListObjectsIter(ctx, s.bucket, lo) {
 		if obj.Err != nil {
-			return nil, s.fail(backend.OpTenants, "", "", obj.Err)
+			return nil, s.fail(ctx, backend.OpTenants, "", "", obj.Err)
 		}
 		rel, ok := strings.CutPrefix(obj.Key, s.prefix)
 		t, dir := strings.CutSuffix(rel, "/")
@@ -153,7 +155,7 @@ func (l *lister) flush() error {
 	group := listed[:0]
 	for _, e := range listed {
 		h, err := l.s.readHeader(l.ctx, e.Key)
-		if fault.ClassOf(l.s.fail("", "", "", err)) == fault.NotFound {
+		if fault.ClassOf(l.s.fail(context.Background(), "", "", "", err)) == fault.NotFound {
 			continue // deleted since the listing; the fs backend skips it too
 		}
 		if err != nil && fault.ClassOf(err) != fault.Corruption {

@@ -42,6 +42,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/minio/minio-go/v7"
@@ -163,7 +164,11 @@ func New(name string, cfg Config) (*S3, error) {
 	// dial again, with a TLS handshake, for the next.
 	tr.MaxIdleConns, tr.MaxIdleConnsPerHost = idleConns, idleConns
 	client, err := minio.New(endpoint, &minio.Options{
-		Creds: creds, Secure: !cfg.Insecure, Transport: tr, Region: cfg.Region, BucketLookup: lookup,
+		Creds: creds, Secure: !cfg.Insecure, Transport: hintTransport{tr}, Region: cfg.Region, BucketLookup: lookup,
+		// One attempt a call: the backend's resilience policy retries,
+		// with its budget, its backoff, Retry-After and its metrics;
+		// minio's own ten retries under it hid all of that.
+		MaxRetries: 1,
 	})
 	if err != nil {
 		return bad(err.Error())
@@ -207,8 +212,49 @@ func (s *S3) CheckBucket(ctx context.Context) error {
 	return fault.E(class, backend.Ctx("backend.s3.check", s.name, "", ""), err)
 }
 
+// The store's Retry-After, which minio-go's error does not carry: the
+// client's transport (hintTransport) notes it in a slot the call's context
+// holds (withHint), and fail reads it (retryAfterOf).
+type hintKey struct{}
+
+type hintSlot struct{ v atomic.Pointer[string] }
+
+// withHint gives ctx a slot for the Retry-After of a call made with it.
+func withHint(ctx context.Context) context.Context {
+	return context.WithValue(ctx, hintKey{}, &hintSlot{})
+}
+
+// retryAfterOf is the last Retry-After noted for a call made with ctx, or "".
+func retryAfterOf(ctx context.Context) string {
+	if slot, ok := ctx.Value(hintKey{}).(*hintSlot); ok {
+		if v := slot.v.Load(); v != nil {
+			return *v
+		}
+	}
+	return ""
+}
+
+// hintTransport notes the Retry-After of a throttled or unavailable answer
+// in the request's slot.
+type hintTransport struct{ base http.RoundTripper }
+
+func (t hintTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(r)
+	if err == nil && (resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable) {
+		if ra := resp.Header.Get("Retry-After"); ra != "" {
+			if slot, ok := r.Context().Value(hintKey{}).(*hintSlot); ok {
+				slot.v.Store(&ra)
+			}
+		}
+	}
+	return resp, err
+}
+
 // unanswered reports whether err says the store gave no answer of its own.
 func unanswered(err error) bool {
+	if err == nil {
+		return false
+	}
 	var dns *net.DNSError
 	if errors.As(err, &dns) {
 		return !dns.IsNotFound // a name that does not exist is a typo
@@ -221,6 +267,8 @@ func unanswered(err error) bool {
 		return true
 	case errors.As(err, &ne) && ne.Timeout():
 		return true
+	case strings.Contains(err.Error(), "Connection closed by foreign host"):
+		return true // minio-go's rewording of an EOF, which drops the error itself
 	}
 	return minio.ToErrorResponse(err).StatusCode >= 500
 }
@@ -232,11 +280,11 @@ func (s *S3) object(tenant, key string) string {
 
 // fail classifies err and adds the operation's context. S3 error answers
 // are classified by fault.FromS3 from their code and status.
-func (s *S3) fail(op, tenant, key string, err error) error {
+func (s *S3) fail(call context.Context, op, tenant, key string, err error) error {
 	ctx := backend.Ctx(op, s.name, tenant, key)
 	var er minio.ErrorResponse
 	if errors.As(err, &er) && (er.Code != "" || er.StatusCode != 0) {
-		if ferr := fault.FromS3(er.Code, er.StatusCode, ""); ferr != nil {
+		if ferr := fault.FromS3(er.Code, er.StatusCode, retryAfterOf(call)); ferr != nil {
 			err = fmt.Errorf("%w: %s", ferr, er.Message)
 		}
 		if er.Code == "ConditionalRequestConflict" {
@@ -245,21 +293,27 @@ func (s *S3) fail(op, tenant, key string, err error) error {
 			return fault.E(fault.PreconditionFailed, ctx, err)
 		}
 	}
+	if fault.ClassOf(err) == fault.Unknown && unanswered(err) {
+		// A connection reset, cut short or timed out: retried with
+		// backoff, as a 5xx is.
+		return fault.E(fault.Transient, ctx, err)
+	}
 	return fault.E(fault.Unknown, ctx, err)
 }
 
 // Get implements backend.Backend.
 func (s *S3) Get(ctx context.Context, tenant, key string) (*backend.Object, error) {
+	ctx = withHint(ctx)
 	if err := backend.CheckNames(tenant, key); err != nil {
-		return nil, s.fail(backend.OpGet, tenant, key, err)
+		return nil, s.fail(ctx, backend.OpGet, tenant, key, err)
 	}
 	raw, etag, err := s.read(ctx, s.object(tenant, key))
 	if err != nil {
-		return nil, s.fail(backend.OpGet, tenant, key, err)
+		return nil, s.fail(ctx, backend.OpGet, tenant, key, err)
 	}
 	o, err := backend.VerifyObject(raw, tenant, key, etag)
 	if err != nil {
-		return nil, s.fail(backend.OpGet, tenant, key, err)
+		return nil, s.fail(ctx, backend.OpGet, tenant, key, err)
 	}
 	return o, nil
 }
@@ -287,28 +341,30 @@ func trimETag(e string) string { return strings.Trim(e, `"`) }
 
 // Stat implements backend.Backend.
 func (s *S3) Stat(ctx context.Context, tenant, key string) (backend.Entry, error) {
+	ctx = withHint(ctx)
 	if err := backend.CheckNames(tenant, key); err != nil {
-		return backend.Entry{}, s.fail(backend.OpStat, tenant, key, err)
+		return backend.Entry{}, s.fail(ctx, backend.OpStat, tenant, key, err)
 	}
 	info, err := s.client.StatObject(ctx, s.bucket, s.object(tenant, key), minio.StatObjectOptions{})
 	if err != nil {
-		return backend.Entry{}, s.fail(backend.OpStat, tenant, key, err)
+		return backend.Entry{}, s.fail(ctx, backend.OpStat, tenant, key, err)
 	}
 	return backend.Entry{Key: key, ETag: trimETag(info.ETag), Size: info.Size}, nil
 }
 
 // Put implements backend.Backend.
 func (s *S3) Put(ctx context.Context, tenant, key string, v doc.Version, body []byte, pre backend.Precondition) (string, error) {
+	ctx = withHint(ctx)
 	if err := backend.CheckPut(tenant, key, &v, body); err != nil {
-		return "", s.fail(backend.OpPut, tenant, key, err)
+		return "", s.fail(ctx, backend.OpPut, tenant, key, err)
 	}
 	if err := pre.Check("", false); fault.ClassOf(err) == fault.Invalid { // both conditions set
-		return "", s.fail(backend.OpPut, tenant, key, err)
+		return "", s.fail(ctx, backend.OpPut, tenant, key, err)
 	}
 	raw := backend.EncodeObject(tenant, key, &v, body)
 	etag, err := s.write(ctx, s.object(tenant, key), raw, pre)
 	if err != nil {
-		err = s.fail(backend.OpPut, tenant, key, err)
+		err = s.fail(ctx, backend.OpPut, tenant, key, err)
 		if pre.IfMatch != "" && fault.ClassOf(err) == fault.NotFound {
 			// S3 answers If-Match on a missing object with 404 NoSuchKey.
 			err = fault.E(fault.PreconditionFailed, backend.Ctx(backend.OpPut, s.name, tenant, key),
@@ -336,14 +392,15 @@ func (s *S3) write(ctx context.Context, name string, raw []byte, pre backend.Pre
 
 // Delete implements backend.Backend.
 func (s *S3) Delete(ctx context.Context, tenant, key string, pre backend.Precondition) error {
+	ctx = withHint(ctx)
 	if err := backend.CheckNames(tenant, key); err != nil {
-		return s.fail(backend.OpDelete, tenant, key, err)
+		return s.fail(ctx, backend.OpDelete, tenant, key, err)
 	}
 	if pre.IfNoneMatch {
 		return fault.New(fault.Invalid, backend.Ctx(backend.OpDelete, s.name, tenant, key), "if-none-match on a delete")
 	}
 	if err := s.remove(ctx, s.object(tenant, key), pre); err != nil {
-		return s.fail(backend.OpDelete, tenant, key, err)
+		return s.fail(ctx, backend.OpDelete, tenant, key, err)
 	}
 	return nil
 }
@@ -363,7 +420,7 @@ func (s *S3) remove(ctx context.Context, name string, pre backend.Precondition) 
 	if err == nil {
 		err = s.deleteIfMatch(ctx, name, pre.IfMatch)
 	}
-	if fault.ClassOf(s.fail("", "", "", err)) == fault.NotFound {
+	if fault.ClassOf(s.fail(ctx, "", "", "", err)) == fault.NotFound {
 		err = fault.New(fault.PreconditionFailed, fault.Context{}, "if-match "+pre.IfMatch+": no object")
 	}
 	return err
@@ -418,7 +475,7 @@ func (s *S3) Corrupt(ctx context.Context, tenant, key string, f func([]byte) []b
 		_, err = s.write(ctx, name, f(slices.Clone(raw)), backend.Precondition{})
 	}
 	if err != nil {
-		return s.fail("backend.corrupt", tenant, key, err)
+		return s.fail(ctx, "backend.corrupt", tenant, key, err)
 	}
 	return nil
 }
