@@ -131,7 +131,11 @@ type BackendSpec struct {
 // error is fault.Config and names the --backend flag.
 func ParseBackendSpec(s string) (BackendSpec, error) {
 	bad := func(msg string) (BackendSpec, error) {
-		return BackendSpec{}, fault.New(fault.Config, fault.Context{Op: "node.config"}, fmt.Sprintf("--backend %q: %s", s, msg))
+		shown := s
+		if name, u, ok := strings.Cut(s, "="); ok && strings.HasPrefix(u, "s3://") {
+			shown = name + "=" + s3.Redact(u)
+		}
+		return BackendSpec{}, fault.New(fault.Config, fault.Context{Op: "node.config"}, fmt.Sprintf("--backend %q: %s", shown, msg))
 	}
 	name, url, ok := strings.Cut(s, "=")
 	if !ok {

@@ -272,8 +272,15 @@ func TestParseBackendSpec(t *testing.T) {
 		{"a=fs:", "needs a directory"},
 		{"a=http://x", "want fs:/path or s3://"},
 		{"a=s3://bucket?what=1", "unknown parameter what"},
+		// A secret given in the URL is refused without being repeated.
+		{"a=s3://AKID:TOPSECRET1@bucket/p?endpoint=h:1", "no user info"},
+		{"a=s3://bucket/p?endpoint=h:1&secret_key=TOPSECRET2", "unknown parameter secret_key"},
+		{"a=s3://AKID:TOPSECRET3@bucket/%zz", "not a URL"},
 	} {
 		_, err := ParseBackendSpec(tt.in)
+		if err != nil && strings.Contains(err.Error(), "TOPSECRET") {
+			t.Errorf("ParseBackendSpec(%q) = %v: the secret is repeated", tt.in, err)
+		}
 		switch {
 		case tt.err == "" && err != nil:
 			t.Errorf("ParseBackendSpec(%q): %v", tt.in, err)

@@ -78,11 +78,11 @@ type Config struct {
 // The error is fault.Config and names the problem.
 func ParseURL(raw string) (Config, error) {
 	bad := func(msg string) (Config, error) {
-		return Config{}, fault.New(fault.Config, fault.Context{Op: "backend.s3.config"}, fmt.Sprintf("s3 backend URL %q: %s", raw, msg))
+		return Config{}, fault.New(fault.Config, fault.Context{Op: "backend.s3.config"}, fmt.Sprintf("s3 backend URL %q: %s", Redact(raw), msg))
 	}
 	u, err := url.Parse(raw)
 	if err != nil {
-		return bad(err.Error())
+		return bad("not a URL") // url's error quotes the whole of it
 	}
 	if u.Scheme != "s3" {
 		return bad("scheme must be s3")
@@ -108,6 +108,27 @@ func ParseURL(raw string) (Config, error) {
 		}
 	}
 	return cfg, nil
+}
+
+// Redact is raw with what may be a secret taken out, for messages: user
+// information (a key and secret written into the URL) and the values of
+// parameters other than endpoint, region and insecure (a secret_key=).
+func Redact(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(not a URL)"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	q := u.Query()
+	for k := range q {
+		if k != "endpoint" && k != "region" && k != "insecure" {
+			q.Set(k, "REDACTED")
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // idleConns is how many idle connections to the endpoint the client keeps
