@@ -3,6 +3,7 @@ package s3_test
 import (
 	"context"
 	"crypto/tls"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -109,5 +110,36 @@ func TestSlowDownCarriesRetryAfter(t *testing.T) {
 	ra, ok := fault.RetryAfter(err)
 	if fault.ClassOf(err) != fault.Transient || !ok || ra != 7*time.Second {
 		t.Errorf("%v: class %v, Retry-After %v (%v); want transient, 7s", err, fault.ClassOf(err), ra, ok)
+	}
+}
+
+// TestCheckBucketSaysWhy: a refusal at start without credentials says none
+// were found, and a 400 asks about the region; a HEAD's answer has no body
+// to say it.
+func TestCheckBucketSaysWhy(t *testing.T) {
+	status := func(code int) string {
+		ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(code) }))
+		t.Cleanup(ts.Close)
+		return strings.TrimPrefix(ts.URL, "http://")
+	}
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_ACCESS_KEY", "AWS_SECRET_KEY", "AWS_PROFILE"} {
+		t.Setenv(k, "")
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", t.TempDir()+"/none")
+	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: status(http.StatusForbidden), Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CheckBucket(context.Background()); fault.ClassOf(err) != fault.Config || !strings.Contains(fmt.Sprint(err), "no AWS credentials found") {
+		t.Errorf("without credentials: %v, want a config error saying none were found", err)
+	}
+	b, err = s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: status(http.StatusBadRequest), Insecure: true, Region: "eu-west-9", Creds: creds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.CheckBucket(context.Background()); !strings.Contains(fmt.Sprint(err), "is region=eu-west-9 the bucket's region?") {
+		t.Errorf("a 400 with region eu-west-9: %v, want the region asked about", err)
 	}
 }

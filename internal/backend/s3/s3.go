@@ -226,11 +226,17 @@ func (s *S3) CheckBucket(ctx context.Context) error {
 	case err == nil:
 		return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), fmt.Errorf("bucket %q does not exist", s.bucket))
 	}
-	class := fault.Config
 	if unanswered(err) {
-		class = fault.Transient
+		return fault.E(fault.Transient, backend.Ctx("backend.s3.check", s.name, "", ""), err)
 	}
-	return fault.E(class, backend.Ctx("backend.s3.check", s.name, "", ""), err)
+	// A HEAD's refusal has no body to say why: say what is likely.
+	switch v, cerr := s.creds.GetWithContext(nil); {
+	case cerr != nil || v.AccessKeyID == "":
+		err = fmt.Errorf("%w (no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a shared credentials file with AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE)", err)
+	case minio.ToErrorResponse(err).StatusCode == http.StatusBadRequest:
+		err = fmt.Errorf("%w (is region=%s the bucket's region?)", err, s.region)
+	}
+	return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), err)
 }
 
 // The store's Retry-After, which minio-go's error does not carry: the
