@@ -143,6 +143,12 @@ func TestRoundLogs(t *testing.T) {
 	if !strings.Contains(logs.String(), `"msg":"reconcile: corrupt remote object","backend":"b","tenant":"t1","key":"k1","repair":false`) {
 		t.Fatalf("no corrupt-object warning in %s", logs.String())
 	}
+	// Met again at every round until a node with the key repairs it: its
+	// line is not repeated within the minute.
+	runRound(t, e)
+	if n := strings.Count(logs.String(), `"msg":"reconcile: corrupt remote object"`); n != 1 {
+		t.Fatalf("%d corrupt-object warnings after two rounds, want 1: %s", n, logs.String())
+	}
 	cb.SetProfile(chaos.Profile{FailBefore: 1})
 	if _, err := e.Round(bg, tenant); err == nil {
 		t.Fatal("a round with every call failing succeeded")

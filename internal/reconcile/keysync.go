@@ -129,9 +129,15 @@ func (e *Engine) settle(ctx context.Context, k *keyState, err error, st *Stats) 
 		if o := e.cfg.Observer; o != nil {
 			o.ReconcileAction(e.name, ActionCorrupt)
 		}
-		if l := e.cfg.Logger; l != nil {
+		if k.local == nil {
+			// Left for a node that has the key: met again every round
+			// until one repairs it (or for good, for an object cairn did
+			// not write), so a tenant's lines are thinned.
+			e.warnRepeated(ctx, "corrupt "+tenant, "reconcile: corrupt remote object", "backend", e.name,
+				"tenant", tenant, "key", key, "repair", false, "err", err)
+		} else if l := e.cfg.Logger; l != nil {
 			l.WarnContext(ctx, "reconcile: corrupt remote object", "backend", e.name,
-				"tenant", tenant, "key", key, "repair", k.local != nil, "err", err)
+				"tenant", tenant, "key", key, "repair", true, "err", err)
 		}
 		return e.repair(ctx, k, err, st)
 	case fault.ClassOf(err) == fault.PreconditionFailed:
