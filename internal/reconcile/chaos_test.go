@@ -157,6 +157,17 @@ func TestRoundLogs(t *testing.T) {
 		!strings.Contains(logs.String(), `"class":"transient"`) {
 		t.Fatalf("no round-failed warning in %s", logs.String())
 	}
+	// A new write whose upload fails says so, once a minute, not at
+	// every retry of the uploader.
+	put(t, reader, "k2", `{}`)
+	for range 2 {
+		if _, err := e.Upload(bg, tenant); err == nil {
+			t.Fatal("an upload with every call failing succeeded")
+		}
+	}
+	if n := strings.Count(logs.String(), `"msg":"reconcile: upload failed","backend":"b","tenant":"t1","class":"transient"`); n != 1 {
+		t.Fatalf("%d upload-failed warnings after two failed uploads, want 1: %s", n, logs.String())
+	}
 }
 
 // actionObserver records ReconcileAction calls.

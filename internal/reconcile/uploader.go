@@ -59,6 +59,13 @@ func (e *Engine) Flush(ctx context.Context) (uploaded int, err error) {
 func (e *Engine) uploadSome(ctx context.Context, tenant string, n int) (Stats, bool, error) {
 	st, more, err := e.upload(ctx, tenant, n)
 	e.setProgress(tenant, func(p *Progress) { p.LastUploadErr = err })
+	if err != nil && ctx.Err() == nil && !errors.Is(err, ErrBackendUnavailable) {
+		// The breaker's opening says the rest; an upload that keeps
+		// failing (a large document over a slow link, past its attempt's
+		// timeout) says so once a minute.
+		e.warnRepeated(ctx, "upload "+tenant, "reconcile: upload failed", "backend", e.name, "tenant", tenant,
+			"class", fault.ClassOf(err).String(), "err", err)
+	}
 	return st, more, err
 }
 
