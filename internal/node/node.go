@@ -191,12 +191,6 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.tel.Metrics.RegisterConns(n.api.OpenConns); err != nil {
 		return nil, err
 	}
-	if err := n.tel.Metrics.RegisterShed(func() (busy, conns, tenant int64) {
-		busy, tenant = n.limiter.Shed()
-		return busy, n.api.RefusedConns(), tenant
-	}); err != nil {
-		return nil, err
-	}
 	if n.admin, err = n.newAdmin(); err != nil { // admin.go
 		return nil, err
 	}
@@ -210,6 +204,21 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		for _, srv := range n.servers {
 			srv.Close()
 		}
+		return nil, err
+	}
+	// After the RESP front is made: the count reads it.
+	if err := n.tel.Metrics.RegisterShed(func() (busy, conns, tenant int64) {
+		busy, tenant = n.limiter.Shed()
+		conns = n.api.RefusedConns()
+		if n.resp != nil {
+			conns += n.resp.RefusedClients()
+		}
+		return busy, conns, tenant
+	}); err != nil {
+		for _, srv := range n.servers {
+			srv.Close()
+		}
+		n.shutdownRESP(context.Background())
 		return nil, err
 	}
 	n.watchReload()

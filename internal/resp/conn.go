@@ -20,7 +20,8 @@ type limitListener struct {
 	idle         time.Duration
 	authTimeout  time.Duration
 	maxClients   int64
-	clients      atomic.Int64 // connections handed out and not yet closed
+	clients      atomic.Int64  // connections handed out and not yet closed
+	refused      *atomic.Int64 // the server's count of connections refused past maxClients
 	log          *slog.Logger
 	every        logevery.Limiter
 }
@@ -45,6 +46,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 // The write is bounded: a client that does not read must not hold the
 // accept loop.
 func (l *limitListener) refuse(c net.Conn) {
+	l.refused.Add(1)
 	if ok, suppressed := l.every.Allow("maxclients", time.Now()); ok && l.log != nil {
 		l.log.Warn("resp connection refused: max number of clients reached", "max_clients", l.maxClients,
 			"remote", c.RemoteAddr().String(), "suppressed", suppressed)

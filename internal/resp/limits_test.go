@@ -116,6 +116,13 @@ func TestPipelinedSetsKeepTheRate(t *testing.T) {
 // the test ends, and returns its address.
 func serveFront(t *testing.T, opt resp.Options) string {
 	t.Helper()
+	_, addr := serveFrontS(t, opt)
+	return addr
+}
+
+// serveFrontS is serveFront, with the server.
+func serveFrontS(t *testing.T, opt resp.Options) (*resp.Server, string) {
+	t.Helper()
 	s, err := resp.New(opt)
 	must(t, err)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -126,7 +133,7 @@ func serveFront(t *testing.T, opt resp.Options) string {
 		must(t, s.Shutdown(context.Background()))
 		must(t, <-served)
 	})
-	return ln.Addr().String()
+	return s, ln.Addr().String()
 }
 
 // TestIdleClose: a signed-in connection that sends no complete command
@@ -461,7 +468,7 @@ func TestMaxClients(t *testing.T) {
 	auth, err := server.NewVerifier(server.Auth{})
 	must(t, err)
 	var logged procout.Buffer
-	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, MaxClients: 2,
+	srv, addr := serveFrontS(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, MaxClients: 2,
 		Logger: slog.New(slog.NewJSONHandler(&logged, nil))})
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", addr)
@@ -496,6 +503,9 @@ func TestMaxClients(t *testing.T) {
 	}
 	if n := strings.Count(logged.String(), "max number of clients reached"); n != 1 {
 		t.Errorf("5 refused connections logged %d times, want once:\n%s", n, logged.String())
+	}
+	if n := srv.RefusedClients(); n != 5 {
+		t.Errorf("RefusedClients() = %d, want 5 (cairn_shed_total{reason=\"conns\"})", n)
 	}
 	exchange(c1, "QUIT\r\n", "+OK\r\n")
 	if _, err := c1.Read(make([]byte, 1)); err != io.EOF {

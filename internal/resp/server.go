@@ -94,6 +94,7 @@ type Server struct {
 	maxReply int // an MGET's most bytes of documents
 	started  time.Time
 	nextID   atomic.Uint64 // connection ids, from 1
+	refused  atomic.Int64  // connections refused past MaxClients (RefusedClients)
 
 	// Draining: a command counts itself in inflight, then checks
 	// draining; Shutdown sets draining, then checks inflight. Whichever
@@ -154,13 +155,17 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
+// RefusedClients returns how many connections came past MaxClients and
+// were refused since the server was made (cairn_shed_total).
+func (s *Server) RefusedClients() int64 { return s.refused.Load() }
+
 // Serve accepts connections on ln until Shutdown; it returns nil then, or
 // the listener's error.
 func (s *Server) Serve(ln net.Listener) error {
 	defer close(s.served)
 	s.mu.Lock()
 	s.ln = &limitListener{Listener: ln, max: s.opt.MaxBodyBytes + commandSlack, writeTimeout: s.opt.WriteTimeout,
-		idle: s.opt.Idle, authTimeout: s.opt.AuthTimeout, maxClients: int64(s.opt.MaxClients), log: s.log}
+		idle: s.opt.Idle, authTimeout: s.opt.AuthTimeout, maxClients: int64(s.opt.MaxClients), refused: &s.refused, log: s.log}
 	ln = s.ln
 	s.mu.Unlock()
 	if s.draining.Load() {
