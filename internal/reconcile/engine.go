@@ -539,10 +539,19 @@ func (e *Engine) Progress(tenant string) (Progress, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	p, ok := e.progress[tenant]
-	if s, known := e.tenants[tenant]; known {
-		p.CatchingUp = s.catchingUp()
+	s, known := e.tenants[tenant]
+	return p.view(known && s.catchingUp()), ok
+}
+
+// view is p as shown, for a tenant catching up or not: the versions a
+// restore wrote count as downloaded only while its catch-up lasts.
+func (p Progress) view(catchingUp bool) Progress {
+	p.CatchingUp = catchingUp
+	if !catchingUp {
+		p.Downloaded = max(0, p.Downloaded-p.restored)
 	}
-	return p, ok
+	p.restored = 0
+	return p
 }
 
 // AllProgress returns the progress of every tenant the engine serves or
@@ -552,12 +561,13 @@ func (e *Engine) AllProgress() map[string]Progress {
 	defer e.mu.Unlock()
 	m := make(map[string]Progress, len(e.progress))
 	for k, v := range e.progress {
-		m[k] = v
+		s, known := e.tenants[k]
+		m[k] = v.view(known && s.catchingUp())
 	}
 	for t, s := range e.tenants {
-		p := m[t]
-		p.CatchingUp = s.catchingUp()
-		m[t] = p
+		if _, done := m[t]; !done {
+			m[t] = Progress{}.view(s.catchingUp())
+		}
 	}
 	return m
 }

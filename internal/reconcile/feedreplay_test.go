@@ -117,6 +117,11 @@ func TestRestoreReplaysFeed(t *testing.T) {
 	if !b.CatchingUp(tenant) {
 		t.Fatal("caught up before its round")
 	}
+	// What the restore wrote is the catch-up's progress, as its round's
+	// downloads are (cairn reconcile status: "N downloaded").
+	if p, _ := b.Progress(tenant); !p.CatchingUp || p.Downloaded < n {
+		t.Fatalf("progress after the restore: %+v, want catching up with at least %d downloaded", p, n)
+	}
 	lists := shared.listed()
 	st := runRound(t, b)
 	// nc published no delta: the segment of its key differs, and only it
@@ -126,6 +131,9 @@ func TestRestoreReplaysFeed(t *testing.T) {
 	}
 	if b.CatchingUp(tenant) {
 		t.Fatal("still catching up after its round")
+	}
+	if p, _ := b.Progress(tenant); p.Downloaded != 0 {
+		t.Fatalf("progress once caught up: %+v, want the restore's count gone", p)
 	}
 	if got := shared.listed() - lists; got > 2 {
 		t.Fatalf("catch-up round made %d listings, want at most 2 (one segment)", got)

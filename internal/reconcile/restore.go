@@ -438,7 +438,14 @@ func (e *Engine) applyBatch(ctx context.Context, tenant string, m *pack.Manifest
 	mu.Lock()
 	st.Applied += applied
 	st.Skipped += skipped
+	shown := st.Applied
 	mu.Unlock()
+	// A restore is a catch-up too: `cairn reconcile status` shows what it
+	// wrote as downloaded.
+	e.setProgress(tenant, func(p *Progress) {
+		p.restored = max(p.restored, shown)
+		p.Downloaded = max(p.Downloaded, p.restored)
+	})
 	if o := e.cfg.Observer; o != nil && down > 0 {
 		o.ReconcileBytes(e.name, 0, down)
 	}

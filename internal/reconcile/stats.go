@@ -69,8 +69,10 @@ type Progress struct {
 	// checkpoints and turns.
 	Scanned int
 	// Downloaded counts the versions the round in progress has written to
-	// the store from the backend, updated with Scanned.
+	// the store from the backend, updated with Scanned, and those a
+	// restore from a catch-up pack wrote before it (restored).
 	Downloaded int
+	restored   int
 	// CatchingUp is true while no round of the tenant has completed and
 	// the backend may hold documents the node does not (see
 	// Engine.CatchingUp); Scanned and Downloaded then show the catch-up's
