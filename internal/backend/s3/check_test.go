@@ -69,20 +69,14 @@ func TestCheckBucketClasses(t *testing.T) {
 // the policy's retries, budget and Retry-After govern.
 func TestResetIsTransient(t *testing.T) {
 	var calls atomic.Int64
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := fakeStore(t, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
 		c, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
 			c.Close()
 		}
-	}))
-	defer ts.Close()
-	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true, Creds: creds()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	_, err = b.Get(context.Background(), "acme", "k")
+	})
+	_, err := b.Get(context.Background(), "acme", "k")
 	if got := fault.ClassOf(err); got != fault.Transient {
 		t.Errorf("class %v (%v), want transient", got, err)
 	}
@@ -94,19 +88,13 @@ func TestResetIsTransient(t *testing.T) {
 // TestSlowDownCarriesRetryAfter: a throttled answer's Retry-After reaches
 // the error, for the policy to wait at least that long.
 func TestSlowDownCarriesRetryAfter(t *testing.T) {
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	b := fakeStore(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", "7")
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`))
-	}))
-	defer ts.Close()
-	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true, Creds: creds()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	_, err = b.Get(context.Background(), "acme", "k")
+	})
+	_, err := b.Get(context.Background(), "acme", "k")
 	ra, ok := fault.RetryAfter(err)
 	if fault.ClassOf(err) != fault.Transient || !ok || ra != 7*time.Second {
 		t.Errorf("%v: class %v, Retry-After %v (%v); want transient, 7s", err, fault.ClassOf(err), ra, ok)
@@ -142,4 +130,18 @@ func TestCheckBucketSaysWhy(t *testing.T) {
 	if err := b.CheckBucket(context.Background()); !strings.Contains(fmt.Sprint(err), "is region=eu-west-9 the bucket's region?") {
 		t.Errorf("a 400 with region eu-west-9: %v, want the region asked about", err)
 	}
+}
+
+// fakeStore is a backend on bucket cairn of an endpoint that answers with
+// handler, until the test ends.
+func fakeStore(t *testing.T, handler http.HandlerFunc) *s3.S3 {
+	t.Helper()
+	ts := httptest.NewServer(handler)
+	t.Cleanup(ts.Close)
+	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true, Creds: creds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
 }
