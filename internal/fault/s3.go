@@ -13,7 +13,7 @@ import (
 const SlowDownDelay = time.Second
 
 // s3Codes maps the S3 error codes cairn meets (AWS, MinIO, SeaweedFS) to a
-// class. Codes not listed fall back to the HTTP status.
+// class. Codes not listed go by the HTTP status (see ClassOfS3).
 var s3Codes = map[string]Class{
 	// The service is overloaded or hiccuped: retry with backoff.
 	"SlowDown":                   Transient,
@@ -21,6 +21,9 @@ var s3Codes = map[string]Class{
 	"ThrottlingException":        Transient,
 	"RequestLimitExceeded":       Transient,
 	"TooManyRequestsException":   Transient,
+	"SlowDownRead":               Transient, // MinIO
+	"SlowDownWrite":              Transient,
+	"RequestThrottled":           Transient,
 	"RequestTimeout":             Transient,
 	"InternalError":              Transient,
 	"ServiceUnavailable":         Transient,
@@ -80,15 +83,25 @@ var s3Throttle = map[string]bool{
 	"ThrottlingException":      true,
 	"RequestLimitExceeded":     true,
 	"TooManyRequestsException": true,
+	"SlowDownRead":             true,
+	"SlowDownWrite":            true,
+	"RequestThrottled":         true,
 }
 
 // ClassOfS3 returns the class of an S3 error answer: by its code when the
-// code is known, else by its HTTP status ([ClassOfHTTPStatus]), else
-// Transient when there is a code but neither is recognised (an S3 error
-// with no usable status is most often a proxy or gateway hiccup).
+// code is known; else a 429 is Transient (a throttle) and a 404 with a
+// code is Config (not an absent object: only the codes above say that);
+// else by its HTTP status ([ClassOfHTTPStatus]); else Transient when there
+// is a code but neither is recognised (an S3 error with no usable status
+// is most often a proxy or gateway hiccup).
 func ClassOfS3(code string, status int) Class {
 	if c, ok := s3Codes[code]; ok {
 		return c
+	}
+	if status == 429 {
+		// Too many requests, whatever the code (a proxy's has none): a
+		// throttle, retried after its Retry-After.
+		return Transient
 	}
 	if status == 404 && code != "" {
 		// Only the codes above say an object or version is absent. A 404
@@ -129,7 +142,7 @@ func fromS3At(code string, status int, retryAfter string, now time.Time) error {
 	if d, ok := ParseRetryAfter(retryAfter, now); ok {
 		return WithRetryAfter(err, d)
 	}
-	if s3Throttle[code] {
+	if s3Throttle[code] || status == 429 {
 		return WithRetryAfter(err, SlowDownDelay)
 	}
 	return err

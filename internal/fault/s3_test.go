@@ -26,6 +26,8 @@ func TestClassOfS3(t *testing.T) {
 		{"XMinioStorageFull", 507, Exhausted},
 		{"RequestTimeTooSkewed", 403, Config},
 		{"XAdminUserNotFound", 404, Unauthorized},
+		{"", 429, Transient}, // a proxy's throttle: retried, not the node's limit
+		{"429 Too Many Requests", 429, Transient},
 		{"SomethingNew", 404, Config},   // a 404 not about an object: never "absent"
 		{"", 404, NotFound},             // a HEAD's 404 has no body
 		{"SomethingNew", 409, Conflict}, // unknown code: by status

@@ -132,8 +132,8 @@ type BackendSpec struct {
 func ParseBackendSpec(s string) (BackendSpec, error) {
 	bad := func(msg string) (BackendSpec, error) {
 		shown := s
-		if name, u, ok := strings.Cut(s, "="); ok && strings.HasPrefix(u, "s3://") {
-			shown = name + "=" + s3.Redact(u)
+		if name, u, ok := strings.Cut(s, "="); ok && !strings.HasPrefix(u, "fs:") {
+			shown = name + "=" + s3.Redact(u) // whatever the scheme, a URL can hold a secret
 		}
 		return BackendSpec{}, fault.New(fault.Config, fault.Context{Op: "node.config"}, fmt.Sprintf("--backend %q: %s", shown, msg))
 	}

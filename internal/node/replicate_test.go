@@ -276,6 +276,9 @@ func TestParseBackendSpec(t *testing.T) {
 		{"a=s3://AKID:TOPSECRET1@bucket/p?endpoint=h:1", "no user info"},
 		{"a=s3://bucket/p?endpoint=h:1&secret_key=TOPSECRET2", "unknown parameter secret_key"},
 		{"a=s3://AKID:TOPSECRET3@bucket/%zz", "not a URL"},
+		{"a=S3://AKID:TOPSECRET4@bucket", "want fs:/path or s3://"},
+		{"a=s3:AKID:TOPSECRET5@bucket", "want fs:/path or s3://"},
+		{"a=s3://bucket/p?endpoint=h:1#TOPSECRET6", "no user info"},
 	} {
 		_, err := ParseBackendSpec(tt.in)
 		if err != nil && strings.Contains(err.Error(), "TOPSECRET") {

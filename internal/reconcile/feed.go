@@ -861,7 +861,7 @@ func (f *feed) apply(ctx context.Context, tenant string, obj *feedObject, g *rou
 			defer mu.Unlock()
 			g.st.Scanned++
 			g.st.add(&st)
-			if g.st.Scanned%progressEvery == 0 {
+			if g.replay && g.st.Scanned%progressEvery == 0 {
 				g.publish(false) // a restore's replay of the feeds shows its progress too
 			}
 			return err

@@ -358,6 +358,28 @@ func TestFeedCarriesWrites(t *testing.T) {
 	}
 }
 
+// TestPollLeavesProgress: a feed poll's entries are not a round's, so a
+// poll leaves the tenant's progress (what cairn reconcile status shows)
+// as the last round left it; only a restore's replay shows its own.
+func TestPollLeavesProgress(t *testing.T) {
+	shared := newBlobFake(mem.New("b"))
+	a := feedEngine(t, "na", shared, nil, nil)
+	b := feedEngine(t, "nb", shared, nil, nil)
+	runRound(t, b)
+	for i := range 150 {
+		put(t, a.st, fmt.Sprintf("p%03d", i), `{}`)
+	}
+	flush(t, a)
+	before, _ := b.Progress(tenant)
+	if st := poll(t, b); st.Actions[Download] != 150 {
+		t.Fatalf("poll stats %+v: want 150 downloads", st)
+	}
+	if after, _ := b.Progress(tenant); after.Scanned != before.Scanned || after.Downloaded != before.Downloaded {
+		t.Errorf("progress after a poll: scanned %d downloaded %d, want %d and %d as before it",
+			after.Scanned, after.Downloaded, before.Scanned, before.Downloaded)
+	}
+}
+
 // TestFeedGapFallsBack: a lost feed object is a gap in the seqs; the reader
 // runs a round for the tenant, skips its cursor to what was published
 // before that round, and tails again after it. A corrupt object and a

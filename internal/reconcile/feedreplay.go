@@ -87,6 +87,7 @@ func (f *feed) replay(ctx context.Context, tenant string, from map[string]uint64
 	}
 	f.mu.Unlock()
 	g := f.e.feedGuard(tenant) // a restore catches up: it passes
+	g.replay = true
 	ok := true
 	for _, n := range nodes {
 		if ok, err = f.replayNode(ctx, tenant, ft, n, g); err != nil || !ok {

@@ -224,6 +224,9 @@ type round struct {
 	span      trace.Span
 	confirmed bool   // the guard was confirmed for this round
 	cursor    string // the last key fully handled
+	// replay: the restore's replay of the feeds, whose entries are the
+	// catch-up's progress (feed.apply publishes them; a poll's do not).
+	replay bool
 	// mu guards live, counted, deletes and inSync: the feed applies a
 	// feed object's entries concurrently under one round's guard (feed.go).
 	mu      sync.Mutex

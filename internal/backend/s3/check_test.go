@@ -138,10 +138,38 @@ func fakeStore(t *testing.T, handler http.HandlerFunc) *s3.S3 {
 	t.Helper()
 	ts := httptest.NewServer(handler)
 	t.Cleanup(ts.Close)
-	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true, Creds: creds()})
+	// A region, so that a call is the object's request and not minio's
+	// lookup of the bucket's region.
+	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true,
+		Region: "us-east-1", Creds: creds()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
 	return b
+}
+
+// TestRegionCorrectionRetried: without region=, a refusal naming the
+// bucket's region (minio takes it for its next signature) is transient,
+// for the policy to retry signed right, not a setting.
+func TestRegionCorrectionRetried(t *testing.T) {
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/xml")
+		if r.URL.Query().Has("location") {
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`))
+			return
+		}
+		w.WriteHeader(http.StatusBadRequest)
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AuthorizationHeaderMalformed</Code><Message>the region 'us-east-1' is wrong; expecting 'eu-west-1'</Message><Region>eu-west-1</Region></Error>`))
+	}))
+	defer ts.Close()
+	b, err := s3.New("s3", s3.Config{Bucket: "cairn", Endpoint: strings.TrimPrefix(ts.URL, "http://"), Insecure: true, Creds: creds()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Get(context.Background(), "acme", "k"); fault.ClassOf(err) != fault.Transient {
+		t.Errorf("a refusal naming the bucket's region: class %v (%v), want transient", fault.ClassOf(err), err)
+	}
 }

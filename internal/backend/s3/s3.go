@@ -118,6 +118,10 @@ func Redact(raw string) string {
 	if err != nil {
 		return "(not a URL)"
 	}
+	if u.Opaque != "" {
+		return u.Scheme + ":(redacted)" // s3:KEY:SECRET@bucket
+	}
+	u.Fragment, u.RawFragment = "", ""
 	if u.User != nil {
 		u.User = url.User("REDACTED")
 	}
@@ -138,10 +142,13 @@ const idleConns = 128
 // S3 is a backend on one bucket and prefix. Close releases its idle
 // connections.
 type S3 struct {
-	name      string
-	bucket    string
-	prefix    string // "" or ending in "/"
-	region    string
+	name   string
+	bucket string
+	prefix string // "" or ending in "/"
+	region string
+	// regionSet: the URL gave region=; else minio looks the bucket's up
+	// and corrects it from a refusal that names the right one.
+	regionSet bool
 	maxChunks int
 	client    *minio.Client
 	creds     *credentials.Credentials
@@ -198,7 +205,7 @@ func New(name string, cfg Config) (*S3, error) {
 	if region == "" {
 		region = "us-east-1"
 	}
-	return &S3{name: name, bucket: cfg.Bucket, prefix: prefix, region: region, maxChunks: maxChunks,
+	return &S3{name: name, bucket: cfg.Bucket, prefix: prefix, region: region, regionSet: cfg.Region != "", maxChunks: maxChunks,
 		client: client, creds: creds, transport: tr}, nil
 }
 
@@ -230,11 +237,14 @@ func (s *S3) CheckBucket(ctx context.Context) error {
 		return fault.E(fault.Transient, backend.Ctx("backend.s3.check", s.name, "", ""), err)
 	}
 	// A HEAD's refusal has no body to say why: say what is likely.
+	status := minio.ToErrorResponse(err).StatusCode
 	switch v, cerr := s.creds.GetWithContext(nil); {
-	case cerr != nil || v.AccessKeyID == "":
+	case (status == http.StatusForbidden || status == http.StatusUnauthorized) && (cerr != nil || v.AccessKeyID == ""):
 		err = fmt.Errorf("%w (no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a shared credentials file with AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE)", err)
-	case minio.ToErrorResponse(err).StatusCode == http.StatusBadRequest:
+	case status == http.StatusBadRequest && s.regionSet:
 		err = fmt.Errorf("%w (is region=%s the bucket's region?)", err, s.region)
+	case status == http.StatusBadRequest:
+		err = fmt.Errorf("%w (does the bucket need region= in the URL?)", err)
 	}
 	return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), err)
 }
@@ -313,6 +323,12 @@ func (s *S3) fail(call context.Context, op, tenant, key string, err error) error
 	if errors.As(err, &er) && (er.Code != "" || er.StatusCode != 0) {
 		if ferr := fault.FromS3(er.Code, er.StatusCode, retryAfterOf(call)); ferr != nil {
 			err = fmt.Errorf("%w: %s", ferr, er.Message)
+		}
+		if er.Code == "AuthorizationHeaderMalformed" && er.Region != "" && !s.regionSet {
+			// Signed for a region minio had guessed; the answer names the
+			// bucket's, which minio has now taken: the next attempt is
+			// signed right. (Its own retry did this before it was off.)
+			return fault.E(fault.Transient, ctx, err)
 		}
 		if er.Code == "ConditionalRequestConflict" {
 			// AWS: another conditional write to the object was in flight.
@@ -479,7 +495,7 @@ func (s *S3) deleteIfMatch(ctx context.Context, name, etag string) error {
 	if !cred.SignerType.IsAnonymous() {
 		req = signer.SignV4(*req, cred.AccessKeyID, cred.SecretAccessKey, cred.SessionToken, s.region)
 	}
-	resp, err := (&http.Client{Transport: s.transport}).Do(req)
+	resp, err := (&http.Client{Transport: hintTransport{s.transport}}).Do(req)
 	if err != nil {
 		return err
 	}
