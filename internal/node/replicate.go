@@ -272,7 +272,7 @@ func (n *Node) startUnreachable(ctx context.Context, name string, err error) err
 	}
 	if empty {
 		n.log.Error(msgBackendUnreachable, "backend", name, "err", err, "runbook", runbookPartition)
-		return fault.E(fault.Config, fault.Context{Op: "node.start", Backend: name}, fmt.Errorf(
+		return fault.E(fault.Config, fault.Context{Backend: name}, fmt.Errorf( // err names node.start
 			"%w: the data directory holds no documents, so the node would restore from this backend: start it once the backend answers; see %q in %s",
 			err, runbookPartition, runbookPath))
 	}

@@ -310,6 +310,9 @@ func TestMissingBucketFailsStart(t *testing.T) {
 		!strings.Contains(err.Error(), "holds no documents") {
 		t.Fatalf("Start with an unreachable bucket: %v; want a config error naming --backend and the empty directory", err)
 	}
+	if n := strings.Count(err.Error(), "node.start"); n != 1 {
+		t.Errorf("Start: %v; want the operation named once", err)
+	}
 }
 
 // TestUnreachableBucketWithData: a node whose store holds documents starts
