@@ -314,3 +314,29 @@ func TestStaleFeedEntrySkipped(t *testing.T) {
 		t.Fatalf("hot is %+v after stale entries, want the newer write", got)
 	}
 }
+
+// TestRestoreShownRunning: a restore is shown running while it runs, and
+// idle once it is done.
+func TestRestoreShownRunning(t *testing.T) {
+	shared, _, _ := replayScenario(t, 1200, false)
+	e := feedEngine(t, "nb", shared, nil, func(c *Config) { c.Digests = true })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	var during []bool
+	e.cfg.Failpoint = func(name string) {
+		if name == "reconcile.restore.part" {
+			p, _ := e.Progress(tenant)
+			during = append(during, p.Running)
+		}
+	}
+	if _, err := e.Restore(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	if len(during) == 0 || slices.Contains(during, false) {
+		t.Errorf("running at each part: %v, want true throughout", during)
+	}
+	if p, _ := e.Progress(tenant); p.Running {
+		t.Error("shown running after the restore")
+	}
+}

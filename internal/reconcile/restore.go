@@ -139,6 +139,10 @@ func (e *Engine) Restore(ctx context.Context, tenant string) (RestoreStats, erro
 		defer func() { done(err == nil && m != nil) }()
 	}
 	bl, _ := backend.BlobsOf(e.be)
+	// Shown as running while it runs: cairn reconcile status said "idle"
+	// through a restore that took minutes.
+	e.setProgress(tenant, func(p *Progress) { p.Running, p.Started = true, e.cfg.Now() })
+	defer e.setProgress(tenant, func(p *Progress) { p.Running = false })
 	var st RestoreStats
 	st, m, err = e.restore(ctx, bl, tenant, cp)
 	if errors.Is(err, errPackGone) {
