@@ -346,7 +346,8 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 		feedCfg := rc.feed(n.store.Identity().NodeID)
 		eng, err := reconcile.New(reconcile.Config{Feed: feedCfg,
 			Store: n.store, Backend: be, Policy: pol, Tenants: slices.Sorted(maps.Keys(n.cfg.Auth.Tenants)),
-			PolicyFor: policyFor(rc.Policies, cmp.Or(n.cfg.MaxBodyBytes, server.DefaultMaxBodyBytes)), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
+			TombstoneGrace: cmp.Or(rc.GCGrace, reconcile.DefaultGrace),
+			PolicyFor:      policyFor(rc.Policies, cmp.Or(n.cfg.MaxBodyBytes, server.DefaultMaxBodyBytes)), Guard: rc.Guard, Interval: rc.Interval, CheckpointEvery: rc.CheckpointEvery,
 			HeldElsewhere:  func(tenant string) bool { return r.heldElsewhere(name, tenant) },
 			RestoreClaim:   r.restores.For(name),
 			CoalesceWindow: rc.CoalesceWindow, Limits: rc.Limits[name], Observer: n.tel.Metrics, Failpoint: n.failpoint(),

@@ -59,6 +59,15 @@ type Config struct {
 	Backend backend.Backend
 	Policy  *resilience.Policy // every backend call goes through it
 
+	// TombstoneGrace is the collector's grace (Collector's Grace). A
+	// round that finds the backend without the object of a tombstone
+	// younger than half of it puts the object back: only the collector
+	// removes tombstone objects, and never so young, so the object was
+	// lost (deleted by hand, a bucket restored from an older copy), and a
+	// node that had not seen the delete would upload its older copy over
+	// the gap. 0: such a missing object is taken as collected.
+	TombstoneGrace time.Duration
+
 	// PolicyFor returns a tenant's conflict policy; nil means LWW for all.
 	PolicyFor func(tenant string) Policy
 	// Guard is the mass-deletion guard; the zero value means DefaultGuard.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/fs"
@@ -870,5 +871,43 @@ func TestProgressBetweenCheckpoints(t *testing.T) {
 		if want := 150 * (i + 1); d < want-progressEvery || d > want {
 			t.Errorf("after %d downloads, progress showed %d", want, d)
 		}
+	}
+}
+
+// TestLostTombstonePutBack: a round that finds the backend without the
+// object of a tombstone younger than half the grace puts it back (it was
+// lost, not collected: the collector removes none so young), and one past
+// half the grace is taken as collected.
+func TestLostTombstonePutBack(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		age   time.Duration
+		wants bool
+	}{{"young", time.Minute, true}, {"past half the grace", 40 * time.Minute, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := mem.New("b")
+			s := openStore(t, "n")
+			var now atomic.Int64
+			now.Store(time.Now().UnixNano())
+			e := newEngine(t, s, b, func(c *Config) {
+				c.TombstoneGrace = time.Hour
+				c.Now = func() time.Time { return time.Unix(0, now.Load()) }
+			})
+			put(t, s, "k", `{}`)
+			runRound(t, e)
+			del(t, s, "k")
+			runRound(t, e)
+			if st, ok := remoteState(t, b, "k"); !ok || !st.tomb {
+				t.Fatalf("the backend holds %+v %v, want the tombstone", st, ok)
+			}
+			if err := b.Delete(bg, tenant, "k", backend.Precondition{}); err != nil {
+				t.Fatal(err)
+			}
+			now.Add(int64(tc.age))
+			runRound(t, e)
+			if st, ok := remoteState(t, b, "k"); ok != tc.wants || (ok && !st.tomb) {
+				t.Errorf("after a round: the backend holds %+v %v, want the tombstone back: %v", st, ok, tc.wants)
+			}
+		})
 	}
 }

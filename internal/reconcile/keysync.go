@@ -210,12 +210,27 @@ func (e *Engine) repair(ctx context.Context, k *keyState, cause error, st *Stats
 	return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: v, RemoteETag: etag})
 }
 
+// lostTombstone reports whether k is a tombstone in sync with its base
+// whose object a listing did not show, young enough that the collector
+// cannot have removed it (Config.TombstoneGrace).
+func (e *Engine) lostTombstone(k *keyState) bool {
+	if e.cfg.TombstoneGrace <= 0 || k.remote != nil || k.assumed || k.local == nil || k.base == nil {
+		return false
+	}
+	v := k.local.Version
+	return v.Tombstone && v.ID() == k.base.Base.ID() &&
+		e.cfg.Now().Sub(v.HLC.Time()) < e.cfg.TombstoneGrace/2
+}
+
 // errRemote marks errors from reading the remote object.
 var errRemote = errors.New("remote read")
 
 func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *round) error {
 	for range 3 {
 		d := Explain(k.sides())
+		if d.Action == InSync && e.lostTombstone(k) {
+			d.Action, d.Reason = Upload, "the backend lost a tombstone younger than half the grace"
+		}
 		if d.Action == FetchRemote {
 			st.Actions[FetchRemote]++
 			if o := e.cfg.Observer; o != nil {
