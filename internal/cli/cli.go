@@ -124,6 +124,10 @@ func Run(ctx context.Context, args []string, env Env) int {
 	case labCommands[0], labCommands[1], labCommands[2]:
 		return labCommand(ctx, cmd, rest, env) // lab.go
 	case "version", "--version":
+		if len(rest) == 1 && isHelp(rest[0]) {
+			fmt.Fprintln(env.Stdout, "Usage: cairn version\n\nPrints the version of cairn and the Go it was built with (and its commit, when the build knows it).")
+			return exitOK
+		}
 		if len(rest) > 0 {
 			fmt.Fprintf(env.Stderr, "cairn version: takes no arguments, got %q\n", strings.Join(rest, " "))
 			return exitUsage

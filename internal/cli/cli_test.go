@@ -75,6 +75,9 @@ func TestSettleErrors(t *testing.T) {
 		{"bad env value", "", map[string]string{"CAIRN_DRAIN_TIMEOUT": "soon"}, `CAIRN_DRAIN_TIMEOUT="soon": want a duration such as 30s`},
 		{"bad file value", write("d.json", `{"drain-timeout": "soon"}`), nil, `config ` + filepath.Join(dir, "d.json") + `: drain-timeout "soon": want a duration such as 30s`},
 		{"missing file", filepath.Join(dir, "nope.json"), nil, "no such file"},
+		{"key twice", write("2.json", "{\"listen\": \"a:1\",\n // far below\n \"listen\": \"b:2\"}"), nil, `"listen" is given twice`},
+		{"null file", write("null.json", `null`), nil, "want a JSON object of settings"},
+		{"array file", write("a.json", `[]`), nil, "want a JSON object of settings"},
 	}
 	for _, tt := range tests {
 		fs, _ := newServeFlags()
@@ -188,6 +191,9 @@ func TestVersionAndHelp(t *testing.T) {
 	}
 	if code, _, stderr := run(t, nil, "", "frobnicate"); code != exitUsage || !strings.Contains(stderr, `unknown command "frobnicate"`) {
 		t.Errorf("unknown command: %d %q", code, stderr)
+	}
+	if code, stdout, _ := run(t, nil, "", "version", "--help"); code != exitOK || !strings.Contains(stdout, "Usage: cairn version") {
+		t.Errorf("version --help: exit %d, %q; want its usage and 0, as every command's --help", code, stdout)
 	}
 	if code, _, stderr := run(t, nil, "", "version", "extra"); code != exitUsage || !strings.Contains(stderr, "takes no arguments") {
 		t.Errorf("version extra: %d %q", code, stderr)

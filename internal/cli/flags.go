@@ -267,6 +267,9 @@ func readConfig(path string) (map[string]json.RawMessage, error) {
 	if err != nil { // a syntax error, named by line and column
 		return nil, fmt.Errorf("config %s: invalid JSON at %s", path, strings.TrimPrefix(err.Error(), "hujson: "))
 	}
+	if err := settingsObject(b); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(std, &m); err != nil {
 		var se *json.SyntaxError
@@ -276,6 +279,29 @@ func readConfig(path string) (map[string]json.RawMessage, error) {
 		return nil, fmt.Errorf("config %s: %v", path, err)
 	}
 	return m, nil
+}
+
+// settingsObject checks that a config file (valid HuJSON) is one object
+// whose keys are each given once: decoding keeps the last of a key given
+// twice, and reads null as no settings at all, both silently.
+func settingsObject(b []byte) error {
+	v, err := hujson.Parse(b)
+	if err != nil {
+		return nil // Standardize has named the syntax error
+	}
+	obj, ok := v.Value.(*hujson.Object)
+	if !ok {
+		return errors.New(`want a JSON object of settings, such as {"listen": "127.0.0.1:7070"} (cairn config example prints one)`)
+	}
+	seen := make(map[string]bool, len(obj.Members))
+	for _, m := range obj.Members {
+		name := m.Name.Value.(hujson.Literal).String()
+		if seen[name] {
+			return fmt.Errorf("%q is given twice: give each setting once", name)
+		}
+		seen[name] = true
+	}
+	return nil
 }
 
 // configValues accepts a string, number, boolean or array of strings.
