@@ -94,8 +94,11 @@ type Limits struct {
 type Options struct {
 	// API is the API listener's server: resolutions go through its
 	// resolve path, and errors are answered with its error body.
-	API        *server.Server
-	Docs       server.Docs
+	API  *server.Server
+	Docs server.Docs
+	// Serves reports whether the node serves a tenant (the API's
+	// Auth.Serves); nil: every valid name.
+	Serves     func(ctx context.Context, tenant string) bool
 	Node       Node
 	Reconciler server.Reconciler // nil: no replication page data
 	Chaos      server.Chaos      // nil unless --enable-chaos

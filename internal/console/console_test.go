@@ -395,3 +395,30 @@ func TestChaosSeedExact(t *testing.T) {
 		t.Fatalf("chaos status: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestDocsRefuseWhatTheAPIRefuses: the document browser's endpoints answer
+// a tenant the node does not serve with 404 naming it, and refuse a query
+// parameter they do not take, as the API's listing does, rather than show
+// a mistyped tenant as an empty one.
+func TestDocsRefuseWhatTheAPIRefuses(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.Open = true
+		o.Serves = func(_ context.Context, tenant string) bool { return tenant == "acme" }
+	})
+	ck, _ := f.signIn(t, local, "")
+	for _, c := range []struct {
+		target string
+		status int
+		says   string
+	}{
+		{"/console/api/docs?tenant=acme", 200, `"items"`},
+		{"/console/api/docs?tenant=acmee", 404, `no tenant \"acmee\" on this node`},
+		{"/console/api/doc?tenant=acmee&key=k", 404, `no tenant \"acmee\" on this node`},
+		{"/console/api/docs?tenant=acme&bogus=1", 400, `unknown query parameter \"bogus\"`},
+		{"/console/api/docs?tenant=acme&key=k", 400, `unknown query parameter \"key\"`},
+	} {
+		if resp, body := f.req("GET", c.target, local, ck, "", nil); resp.StatusCode != c.status || !strings.Contains(body, c.says) {
+			t.Errorf("GET %s: %d %s; want %d saying %s", c.target, resp.StatusCode, body, c.status, c.says)
+		}
+	}
+}

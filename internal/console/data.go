@@ -8,6 +8,7 @@ import (
 	"iter"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,12 +35,22 @@ func invalid(op, msg string) error {
 }
 
 // tenantKey reads and checks the tenant (and, with needKey, key) query
-// parameters.
-func tenantKey(r *http.Request, op string, needKey bool) (tenant, key string, err error) {
+// parameters, refusing any other than those and more (as the API's
+// routes do), and a tenant the node does not serve (Options.Serves), so a
+// mistyped name is not shown as an empty tenant.
+func (c *Console) tenantKey(r *http.Request, op string, needKey bool, more ...string) (tenant, key string, err error) {
 	q := r.URL.Query()
+	for name := range q {
+		if name != "tenant" && (name != "key" || !needKey) && !slices.Contains(more, name) {
+			return "", "", invalid(op, fmt.Sprintf("unknown query parameter %q", name))
+		}
+	}
 	tenant, key = q.Get("tenant"), q.Get("key")
 	if err := doc.ValidateTenant(tenant); err != nil {
 		return "", "", invalid(op, fault.MessageOf(err)) // it names the tenant
+	}
+	if c.o.Serves != nil && !c.o.Serves(r.Context(), tenant) {
+		return "", "", fault.New(fault.NotFound, fault.Context{Op: op, Tenant: tenant}, fmt.Sprintf("no tenant %q on this node", tenant))
 	}
 	if needKey {
 		if err := doc.ValidateKey(key); err != nil {
@@ -117,7 +128,7 @@ type DocsBody struct {
 
 func (c *Console) listDocs(w http.ResponseWriter, r *http.Request, _ *session) {
 	const op = "console.docs"
-	tenant, _, err := tenantKey(r, op, false)
+	tenant, _, err := c.tenantKey(r, op, false, "prefix", "after")
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -175,7 +186,7 @@ type LostRow struct {
 
 func (c *Console) getDoc(w http.ResponseWriter, r *http.Request, _ *session) {
 	const op = "console.doc"
-	tenant, key, err := tenantKey(r, op, true)
+	tenant, key, err := c.tenantKey(r, op, true)
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -250,7 +261,7 @@ func (c *Console) conflictsOf(op string) (server.Conflicts, error) {
 
 func (c *Console) listConflicts(w http.ResponseWriter, r *http.Request, _ *session) {
 	const op = "console.conflicts"
-	tenant, _, err := tenantKey(r, op, false)
+	tenant, _, err := c.tenantKey(r, op, false, "prefix", "after")
 	var cs server.Conflicts
 	if err == nil {
 		cs, err = c.conflictsOf(op)
@@ -271,7 +282,7 @@ func (c *Console) listConflicts(w http.ResponseWriter, r *http.Request, _ *sessi
 
 func (c *Console) getConflict(w http.ResponseWriter, r *http.Request, _ *session) {
 	const op = "console.conflict"
-	tenant, key, err := tenantKey(r, op, true)
+	tenant, key, err := c.tenantKey(r, op, true)
 	if err != nil {
 		c.fail(w, r, err)
 		return
@@ -348,7 +359,7 @@ func (c *Console) conflictBody(r *http.Request, tenant string, cf *server.Confli
 // answers 412 when the siblings changed since.
 func (c *Console) resolve(w http.ResponseWriter, r *http.Request, _ *session) {
 	const op = "console.resolve"
-	tenant, key, err := tenantKey(r, op, true)
+	tenant, key, err := c.tenantKey(r, op, true)
 	if err != nil {
 		c.fail(w, r, err)
 		return

@@ -27,6 +27,7 @@ func (n *Node) newConsole(started time.Time) (*console.Console, error) {
 	o := console.Options{
 		API:        n.api,
 		Docs:       n.docs,
+		Serves:     n.servesTenant,
 		Node:       consoleView{n},
 		Reconciler: adminView{n},
 		Quarantine: adminView{n},
