@@ -12,6 +12,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/pack"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -222,7 +223,7 @@ func (e *Engine) writeGeneration(ctx context.Context, bl backend.Blobs, tenant, 
 		if err := e.lim.charge(ctx, len(data)); err != nil {
 			return err
 		}
-		if _, err := call(ctx, e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
+		if _, err := call(resilience.WithBulkTransfer(ctx), e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
 			return bl.PutBlob(ctx, name, data, backend.Precondition{})
 		}); err != nil {
 			return e.unavailable(err)

@@ -11,6 +11,7 @@ import (
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/pack"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -287,7 +288,9 @@ func (e *Engine) fetchParts(ctx context.Context, stop <-chan struct{}, bl backen
 				return
 			}
 			go func(i int) {
-				data, err := e.getBlob(ctx, bl, pack.PartName(tenant, m.Generation, i+1))
+				// A part is megabytes: its attempt may take longer (a slow
+				// link never got one across in the attempt timeout).
+				data, err := e.getBlob(resilience.WithBulkTransfer(ctx), bl, pack.PartName(tenant, m.Generation, i+1))
 				if fault.ClassOf(err) == fault.NotFound {
 					err = packErr(tenant, m.Generation, errPackGone)
 				}

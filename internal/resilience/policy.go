@@ -3,6 +3,7 @@ package resilience
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
@@ -23,6 +24,8 @@ type Policy struct {
 	budget *Budget
 	brk    *breaker
 	exec   failsafe.Executor[struct{}] // the composed chain; WithContext per call
+	// bulkExec is exec with a longer attempt timeout (WithBulkTransfer).
+	bulkExec failsafe.Executor[struct{}]
 }
 
 // New builds the policy chain for one backend, or returns a Config-class
@@ -45,11 +48,29 @@ func New(cfg Config) (*Policy, error) {
 		chain = append(chain, bulkhead.NewBuilder[struct{}](uint(c.MaxConcurrent)).
 			WithMaxWaitTime(c.QueueWait).Build())
 	}
+	// The same policies (one breaker, one budget) with a longer attempt
+	// for bulk transfers (WithBulkTransfer).
+	bulk := slices.Clone(chain)
 	if c.AttemptTimeout > 0 {
 		chain = append(chain, timeout.New[struct{}](c.AttemptTimeout))
+		bulk = append(bulk, timeout.New[struct{}](bulkAttempts*c.AttemptTimeout))
 	}
-	p.exec = failsafe.With(chain...)
+	p.exec, p.bulkExec = failsafe.With(chain...), failsafe.With(bulk...)
 	return p, nil
+}
+
+// bulkAttempts is how many attempt timeouts a bulk transfer's attempt may
+// take: a catch-up pack's part of 8 MiB in a minute needs 140 KB/s, where
+// 10 s needed 0.8 MB/s and a slower link never got a pack across.
+const bulkAttempts = 6
+
+type bulkKey struct{}
+
+// WithBulkTransfer marks calls made with ctx as bulk transfers (a
+// catch-up pack's parts), whose attempts may take bulkAttempts times the
+// attempt timeout.
+func WithBulkTransfer(ctx context.Context) context.Context {
+	return context.WithValue(ctx, bulkKey{}, true)
 }
 
 func (p *Policy) retryPolicy() retrypolicy.RetryPolicy[struct{}] {
@@ -162,7 +183,11 @@ func (p *Policy) Budget() *Budget { return p.budget }
 //   - Transient wrapping timeout.ErrExceeded: the last attempt timed out.
 //   - Canceled: ctx was cancelled.
 func (p *Policy) Run(ctx context.Context, op string, fn func(context.Context) error) error {
-	_, err := p.exec.WithContext(ctx).GetWithExecution(func(exec failsafe.Execution[struct{}]) (struct{}, error) {
+	ex := p.exec
+	if bulk, _ := ctx.Value(bulkKey{}).(bool); bulk {
+		ex = p.bulkExec
+	}
+	_, err := ex.WithContext(ctx).GetWithExecution(func(exec failsafe.Execution[struct{}]) (struct{}, error) {
 		if exec.IsFirstAttempt() {
 			p.budget.RecordFirst()
 		}

@@ -383,6 +383,35 @@ func TestNotFoundDoesNotTripBreaker(t *testing.T) {
 	})
 }
 
+// TestBulkTransferAttempt: a call marked as a bulk transfer gets
+// bulkAttempts times the attempt timeout, under the same breaker; others
+// keep the attempt timeout.
+func TestBulkTransferAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newPolicy(t, Config{MaxAttempts: 1, AttemptTimeout: time.Second, ConsecutiveFailures: 100, MinCalls: 100})
+		slow := func(ctx context.Context) error { // a transfer of 3 s
+			select {
+			case <-time.After(3 * time.Second):
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if err := p.Run(context.Background(), "get_blob", slow); !errors.Is(err, timeout.ErrExceeded) {
+			t.Errorf("a 3 s call with a 1 s attempt timeout: %v, want it timed out", err)
+		}
+		if err := p.Run(WithBulkTransfer(context.Background()), "get_blob", slow); err != nil {
+			t.Errorf("the same as a bulk transfer: %v, want it done", err)
+		}
+		start := time.Now()
+		hang := func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }
+		if err := p.Run(WithBulkTransfer(context.Background()), "get_blob", hang); !errors.Is(err, timeout.ErrExceeded) ||
+			time.Since(start) != bulkAttempts*time.Second {
+			t.Errorf("a bulk transfer that hangs: %v after %v, want timed out after %v", err, time.Since(start), bulkAttempts*time.Second)
+		}
+	})
+}
+
 func TestAttemptTimeoutCancelsAttempt(t *testing.T) {
 	for _, path := range []string{"fast", "full"} {
 		t.Run(path, func(t *testing.T) {
