@@ -556,8 +556,8 @@ func (e *Engine) Progress(tenant string) (Progress, bool) {
 // restore wrote count as downloaded only while its catch-up lasts.
 func (p Progress) view(catchingUp bool) Progress {
 	p.CatchingUp = catchingUp
-	if !catchingUp {
-		p.Downloaded = max(0, p.Downloaded-p.restored)
+	if catchingUp {
+		p.Downloaded += p.restored
 	}
 	p.restored = 0
 	return p

@@ -142,7 +142,7 @@ func (e *Engine) Restore(ctx context.Context, tenant string) (RestoreStats, erro
 	bl, _ := backend.BlobsOf(e.be)
 	// Shown as running while it runs: cairn reconcile status said "idle"
 	// through a restore that took minutes.
-	e.setProgress(tenant, func(p *Progress) { p.Running, p.Started = true, e.cfg.Now() })
+	e.setProgress(tenant, func(p *Progress) { p.Running, p.Started, p.restored = true, e.cfg.Now(), 0 })
 	defer e.setProgress(tenant, func(p *Progress) { p.Running = false })
 	var st RestoreStats
 	st, m, err = e.restore(ctx, bl, tenant, cp)
@@ -449,10 +449,7 @@ func (e *Engine) applyBatch(ctx context.Context, tenant string, m *pack.Manifest
 	mu.Unlock()
 	// A restore is a catch-up too: `cairn reconcile status` shows what it
 	// wrote as downloaded.
-	e.setProgress(tenant, func(p *Progress) {
-		p.restored = max(p.restored, shown)
-		p.Downloaded = max(p.Downloaded, p.restored)
-	})
+	e.setProgress(tenant, func(p *Progress) { p.restored = max(p.restored, shown) })
 	if o := e.cfg.Observer; o != nil && down > 0 {
 		o.ReconcileBytes(e.name, 0, down)
 	}

@@ -93,8 +93,7 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 	}
 	e.setProgress(tenant, func(p *Progress) {
 		*p = Progress{Running: true, Started: r.st.Started, Cursor: cp.cursor, ResumedAfter: cp.cursor,
-			Estimate: p.Estimate, Last: p.Last, LastErr: p.LastErr, LastUploadErr: p.LastUploadErr,
-			Downloaded: p.restored, restored: p.restored}
+			Estimate: p.Estimate, Last: p.Last, LastErr: p.LastErr, LastUploadErr: p.LastUploadErr, restored: p.restored}
 	})
 	return r, nil
 }
@@ -154,8 +153,7 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 		case err == nil && st.ResumedAfter == "":
 			est = st.Scanned // a whole round: the tenant's size, for percent done
 		}
-		*p = Progress{Cursor: r.cursor, Estimate: est, Last: st, LastErr: err, LastUploadErr: p.LastUploadErr,
-			Downloaded: p.restored, restored: p.restored}
+		*p = Progress{Cursor: r.cursor, Estimate: est, Last: st, LastErr: err, LastUploadErr: p.LastUploadErr, restored: p.restored}
 	})
 	r.report()
 	if o := e.cfg.Observer; o != nil {
@@ -372,7 +370,7 @@ func (r *round) publish(withCursor bool) {
 		if withCursor {
 			p.Cursor = r.cursor
 		}
-		p.Scanned, p.Downloaded = r.st.Scanned, p.restored+r.st.Actions[Download]
+		p.Scanned, p.Downloaded = r.st.Scanned, r.st.Actions[Download]
 	})
 	r.report()
 }

@@ -69,8 +69,9 @@ type Progress struct {
 	// checkpoints and turns.
 	Scanned int
 	// Downloaded counts the versions the round in progress has written to
-	// the store from the backend, updated with Scanned, and those a
-	// restore from a catch-up pack wrote before it (restored).
+	// the store from the backend, updated with Scanned; while the tenant
+	// catches up, those its restore from a catch-up pack wrote too
+	// (restored, added by Engine.Progress).
 	Downloaded int
 	restored   int
 	// CatchingUp is true while no round of the tenant has completed and
