@@ -66,8 +66,7 @@ func (cs *cursors) put(tenant, after string) uint64 {
 		id = rand.Uint64()
 	}
 	if len(r.m) >= cs.n {
-		cs.dropOldest(tenant, r)
-		cs.tenants[tenant] = r // dropOldest lets an emptied table go
+		cs.dropOldest(r)
 	}
 	r.m[id] = after
 	r.order = append(r.order, id)
@@ -80,25 +79,21 @@ func (cs *cursors) put(tenant, after string) uint64 {
 				victim, vr = t, tr
 			}
 		}
-		cs.dropOldest(victim, vr)
+		if cs.dropOldest(vr); len(vr.m) == 0 {
+			delete(cs.tenants, victim) // many tenants scanning once hold nothing
+		}
 	}
 	return id
 }
 
-// dropOldest removes the oldest cursor of tenant's table r, and the table
-// once it is empty.
-func (cs *cursors) dropOldest(tenant string, r *cursorRing) {
+// dropOldest removes the oldest cursor of table r.
+func (cs *cursors) dropOldest(r *cursorRing) {
 	id := r.order[r.head]
 	r.head++
 	after := r.m[id]
 	delete(r.m, id)
 	r.bytes -= len(after) + cursorCost
 	cs.total -= len(after) + cursorCost
-	if r.head == len(r.order) {
-		r.order, r.head = r.order[:0], 0
-		delete(cs.tenants, tenant)
-		return
-	}
 	if r.head > len(r.order)/2 {
 		r.order = append(r.order[:0], r.order[r.head:]...)
 		r.head = 0
