@@ -425,12 +425,13 @@ func (n *Node) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	drained := func(err error) {
-		if err != nil && ctx.Err() != nil {
+		if err == nil {
+			return
+		}
+		if ctx.Err() != nil {
 			err = fmt.Errorf("%w: %v", ErrDrainTimedOut, err) // one %w: ShutdownErrors splits joins
 		}
-		if err != nil {
-			errs = append(errs, err)
-		}
+		errs = append(errs, err)
 	}
 	for _, srv := range n.servers {
 		drained(srv.Shutdown(ctx))

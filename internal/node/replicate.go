@@ -262,22 +262,17 @@ var errUnreachable = errors.New("the bucket cannot be reached")
 // startUnreachable decides, for a backend open returned with err
 // (errUnreachable), whether the start goes on without it answering.
 func (n *Node) startUnreachable(ctx context.Context, name string, err error) error {
-	empty := true
-	for _, terr := range n.store.Tenants(ctx) {
+	for _, terr := range n.store.Tenants(ctx) { // the first tenant says the store holds documents
 		if terr != nil {
 			return errors.Join(err, terr)
 		}
-		empty = false
-		break
+		n.log.Warn(msgBackendUnreachable, "backend", name, "err", err, "starting_without_it", true, "runbook", runbookPartition)
+		return nil
 	}
-	if empty {
-		n.log.Error(msgBackendUnreachable, "backend", name, "err", err, "runbook", runbookPartition)
-		return fault.E(fault.Config, fault.Context{Backend: name}, fmt.Errorf( // err names node.start
-			"%w: the data directory holds no documents, so the node would restore from this backend: start it once the backend answers; see %q in %s",
-			err, runbookPartition, runbookPath))
-	}
-	n.log.Warn(msgBackendUnreachable, "backend", name, "err", err, "starting_without_it", true, "runbook", runbookPartition)
-	return nil
+	n.log.Error(msgBackendUnreachable, "backend", name, "err", err, "runbook", runbookPartition)
+	return fault.E(fault.Config, fault.Context{Backend: name}, fmt.Errorf( // err names node.start
+		"%w: the data directory holds no documents, so the node would restore from this backend: start it once the backend answers; see %q in %s",
+		err, runbookPartition, runbookPath))
 }
 
 // replicator owns the engines, their goroutines and the change feed.

@@ -281,6 +281,10 @@ type Server struct {
 	flushEvery time.Duration    // a listing flushes when a row comes this long after the last flush
 }
 
+// shedLogPeriod is how often a tenant's shed answers of one status are
+// logged at Info (logExchange).
+const shedLogPeriod = 10 * time.Second
+
 // Defaults.
 const (
 	DefaultMaxBodyBytes = 1 << 20
@@ -694,10 +698,6 @@ func (s *Server) httpServer(addr string) *http.Server {
 func (s *Server) SetDraining() {
 	s.draining.Store(true)
 }
-
-// shedLogPeriod is how often a tenant's shed answers of one status are
-// logged at Info (logExchange).
-const shedLogPeriod = 10 * time.Second
 
 // endStreams ends every ingest stream at its next read: the drain has
 // begun, and a stream would hold it for as long as the client sends.

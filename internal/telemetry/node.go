@@ -90,9 +90,9 @@ func (m *Metrics) RegisterConns(open func() int64) error {
 // RegisterShed exposes cairn_shed_total, read from shed at scrape time:
 // the requests the node refused for its own limits, by reason — busy (the
 // node at --max-in-flight, 503), conns (a connection past --max-conns or
-// --resp-max-clients)
-// and tenant (a tenant over --tenant-rate or --tenant-max-in-flight, 429),
-// over HTTP and RESP alike. It fails if called twice.
+// --resp-max-clients) and tenant (a tenant over --tenant-rate or
+// --tenant-max-in-flight, 429), over HTTP and RESP alike. It fails if
+// called twice.
 func (m *Metrics) RegisterShed(shed func() (busy, conns, tenant int64)) error {
 	c := &shedCollector{shed: shed, desc: prometheus.NewDesc("cairn_shed_total",
 		"Requests refused for the node's own limits, by reason: busy (--max-in-flight), conns (--max-conns, --resp-max-clients), tenant (a tenant's --tenant-rate or --tenant-max-in-flight).",
