@@ -42,6 +42,9 @@ than --max-record-bytes) are stored nowhere and the first ones are printed
 with their line numbers; the exit status is then 1, unless
 --allow-rejects. If import stops early (a kill, a full disk), every batch
 it committed is whole and durable, and nothing of a later one is stored.
+A first SIGINT or SIGTERM stops it after its last whole batch, saying
+through which line FILE is stored, and it exits 130 or 143 (128 + the
+signal's number); a second one ends it at once.
 
 With --progress, a line after each durable batch says through which line
 of FILE records are stored.

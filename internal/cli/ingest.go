@@ -34,7 +34,8 @@ written to FILE as they were read: fix them there and ingest FILE, which
 sends only them (sending the whole input again would store every accepted
 record again as a new version). The exit status is 1 when anything was
 rejected, unless --allow-rejects; 1 also when the stream failed (the summary
-then says how far it got).
+then says how far it got), and 130 or 143 (128 + the signal's number) when
+a SIGINT or SIGTERM stopped it.
 
 On a terminal, a progress line shows bytes sent, rate, records/s and ETA.
 

@@ -2,9 +2,11 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -145,45 +147,12 @@ func TestImportServeReplicate(t *testing.T) {
 // whole batches: the stored documents are exactly the file's first M lines,
 // each intact, with M at least the last line reported.
 func TestImportKilled(t *testing.T) {
-	dir := t.TempDir()
-	const n = 300000 // ~36 MiB: dozens of 1 MiB batches
-	f, err := os.Create(filepath.Join(dir, "in.ndjson"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := bufio.NewWriter(f)
-	for i := 1; i <= n; i++ {
-		w.WriteString(importLine(i) + "\n")
-	}
-	if err := errors.Join(w.Flush(), f.Close()); err != nil {
-		t.Fatal(err)
-	}
-	data := filepath.Join(dir, "data")
-	cmd := exec.Command(cairnBin, "import", "--data-dir", data, "--tenant", "demo", "--key-field", "id",
-		"--max-record-bytes", "4KiB", "--progress", f.Name())
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(stdout)
-	durable := 0
-	for sc.Scan() {
-		if _, err := fmt.Sscanf(sc.Text(), "durable through line %d", &durable); err == nil {
-			break // the first durable batch: kill now, with more in flight
-		}
-	}
+	cmd, durable, file, data := importUntilDurable(t, nil)
 	cmd.Process.Signal(syscall.SIGKILL)
 	werr := cmd.Wait()
-	if durable == 0 {
-		t.Fatal("import reported no durable batch before it ended")
-	}
 	if ee := (*exec.ExitError)(nil); !errors.As(werr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
 		t.Fatalf("the import ended before the kill (%v): nothing was tested", werr)
 	}
-
 	p := startNode(t, data)
 	etags := nodeETags(t, p)
 	m := len(etags)
@@ -207,7 +176,81 @@ func TestImportKilled(t *testing.T) {
 	}
 	// The directory takes a second import after the node stopped: the rest
 	// of the file loads on top.
-	if code, out, errs := importRun(t, "--data-dir", data, "--tenant", "demo", "--key-field", "id", f.Name()); code != 0 {
+	if code, out, errs := importRun(t, "--data-dir", data, "--tenant", "demo", "--key-field", "id", file); code != 0 {
 		t.Fatalf("import after the crash: exit %d\n%s%s", code, out, errs)
 	}
+}
+
+// TestImportInterrupted: an import stopped by SIGINT or SIGTERM ends after
+// its last whole batch, says through which line the file is stored, and
+// exits as a shell reports the signal (130, 143), not as a failure (1).
+func TestImportInterrupted(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			var stderr bytes.Buffer
+			cmd, _, _, _ := importUntilDurable(t, &stderr)
+			cmd.Process.Signal(sig)
+			werr := cmd.Wait()
+			ee := (*exec.ExitError)(nil)
+			if !errors.As(werr, &ee) {
+				t.Fatalf("the import ended before the signal (%v): nothing was tested", werr)
+			}
+			if got, want := ee.ExitCode(), 128+int(sig); got != want {
+				t.Fatalf("exit %d after %v, want %d; stderr:\n%s", got, sig, want, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), "are stored") {
+				t.Fatalf("stderr does not say how far the import got:\n%s", stderr.String())
+			}
+		})
+	}
+}
+
+// importUntilDurable starts an import of a 300,000-line file (dozens of
+// 1 MiB batches) and returns once it has reported its first durable batch,
+// with more in flight: the process, the last line reported durable, the
+// file and the data directory.
+func importUntilDurable(t *testing.T, stderr io.Writer) (cmd *exec.Cmd, durable int, file, data string) {
+	t.Helper()
+	dir := t.TempDir()
+	const n = 300000 // ~36 MiB
+	f, err := os.Create(filepath.Join(dir, "in.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	for i := 1; i <= n; i++ {
+		w.WriteString(importLine(i) + "\n")
+	}
+	if err := errors.Join(w.Flush(), f.Close()); err != nil {
+		t.Fatal(err)
+	}
+	data = filepath.Join(dir, "data")
+	cmd = exec.Command(cairnBin, "import", "--data-dir", data, "--tenant", "demo", "--key-field", "id",
+		"--max-record-bytes", "4KiB", "--progress", f.Name())
+	cmd.Stderr = stderr
+	// A pipe of the test's own, which Wait does not close under the reader
+	// below.
+	stdout, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout = pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		stdout.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); stdout.Close() })
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "durable through line %d", &durable); err == nil {
+			break
+		}
+	}
+	if durable == 0 {
+		t.Fatal("import reported no durable batch before it ended")
+	}
+	go io.Copy(io.Discard, stdout) // the rest of its progress, which it must not block on
+	return cmd, durable, f.Name(), data
 }
