@@ -68,8 +68,8 @@ func TestConfigUsageErrors(t *testing.T) {
 	}
 }
 
-// TestConfigComments: a config file may carry comments and trailing commas,
-// and a JSON error still names the byte offset in the file as written.
+// TestConfigComments: a config file may carry comments, trailing commas and
+// a UTF-8 byte-order mark, and a JSON error still names the byte offset in the file as written.
 func TestConfigComments(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.jsonc")
@@ -77,6 +77,11 @@ func TestConfigComments(t *testing.T) {
 	m, err := readConfig(good)
 	if err != nil || string(m["data-dir"]) != `"/srv/c"` {
 		t.Fatalf("readConfig = %v, %v", m, err)
+	}
+	bom := filepath.Join(dir, "bom.json")
+	os.WriteFile(bom, []byte("\ufeff{\"data-dir\": \"/srv/c\"}\n"), 0o600)
+	if m, err := readConfig(bom); err != nil || string(m["data-dir"]) != `"/srv/c"` {
+		t.Fatalf("readConfig(file with a byte-order mark) = %v, %v", m, err)
 	}
 	bad := filepath.Join(dir, "bad.jsonc")
 	os.WriteFile(bad, []byte("// x\n{\"a\": }"), 0o600)

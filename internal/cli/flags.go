@@ -261,6 +261,11 @@ func readConfig(path string) (map[string]json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
+	// A byte-order mark, which some editors write at the start of a UTF-8
+	// file, is blanked like a comment: it says nothing about the settings.
+	if bytes.HasPrefix(b, []byte("\xef\xbb\xbf")) {
+		copy(b, "   ")
+	}
 	// Comments and trailing commas are blanked out in place, so a JSON
 	// error's offset still points into the file as written.
 	std, err := hujson.Standardize(b)
