@@ -150,6 +150,11 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitUsage
 	}
+	// The command line's own mistakes come first: a missing KEY is what to
+	// say to 'cairn get' with nothing set, not a missing token.
+	if err := checkArgs(cmd, args, *data); err != nil {
+		return report(cmd, err, env)
+	}
 	if m := cf.missing(); m != "" {
 		fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, m)
 		return exitUsage
@@ -173,7 +178,7 @@ func clientCommand(ctx context.Context, cmd string, args []string, env Env) int 
 	case "del", "delete":
 		err = del(ctx, c, cf.tenant, args, conds, env)
 	case "ls", "list":
-		err = list(ctx, c, cf.tenant, args, *prefix, *long, env)
+		err = list(ctx, c, cf.tenant, *prefix, *long, env)
 	}
 	if errors.Is(err, client.ErrConflict) && len(args) > 0 {
 		err = hinted{err, fmt.Sprintf("the document has open siblings: see them with 'cairn conflicts show %s', then keep one with 'cairn conflicts resolve %[1]s --choose ETAG' (or --body FILE, --delete)", args[0])}
@@ -282,31 +287,43 @@ func report(cmd string, err error, env Env) int {
 	return exitFail
 }
 
-func oneKey(args []string, max int) (string, error) {
-	if len(args) == 0 {
-		return "", usageError("missing KEY")
+// checkArgs refuses the arguments of a document command (put, get, del, ls,
+// and the conflicts subcommands) that it cannot run with, before anything
+// is sent.
+func checkArgs(cmd string, args []string, data string) error {
+	max := 1
+	switch cmd {
+	case "ls", "list", "conflicts ls", "conflicts list":
+		if len(args) > 0 {
+			return usageError(fmt.Sprintf("unexpected argument %q (use --prefix)", args[0]))
+		}
+		return nil
+	case "put":
+		max = 2
 	}
-	if len(args) > max {
-		return "", usageError(fmt.Sprintf("unexpected argument %q", args[max]))
+	switch {
+	case len(args) == 0:
+		return usageError("missing KEY")
+	case len(args) > max:
+		return usageError(fmt.Sprintf("unexpected argument %q", args[max]))
+	case cmd != "put":
+		return nil
+	case len(args) == 2 && data != "":
+		return usageError("give the body as FILE or --data, not both")
+	case len(args) == 1 && data == "":
+		return usageError("missing body: give FILE, - for stdin, or --data")
 	}
-	return args[0], nil
+	return nil
 }
 
 func put(ctx context.Context, c *client.Client, tenant string, args []string, data string, conds []client.Condition, env Env) error {
-	key, err := oneKey(args, 2)
-	if err != nil {
-		return err
-	}
-	body := []byte(data)
+	key, body := args[0], []byte(data)
+	var err error
 	switch {
-	case len(args) == 2 && data != "":
-		return usageError("give the body as FILE or --data, not both")
 	case len(args) == 2 && args[1] == "-":
 		body, err = io.ReadAll(env.Stdin)
 	case len(args) == 2:
 		body, err = os.ReadFile(args[1])
-	case data == "":
-		return usageError("missing body: give FILE, - for stdin, or --data")
 	}
 	if err != nil {
 		return err
@@ -324,11 +341,7 @@ func put(ctx context.Context, c *client.Client, tenant string, args []string, da
 }
 
 func get(ctx context.Context, c *client.Client, tenant string, args []string, env Env) error {
-	key, err := oneKey(args, 1)
-	if err != nil {
-		return err
-	}
-	d, err := c.Get(ctx, tenant, key)
+	d, err := c.Get(ctx, tenant, args[0])
 	if err != nil {
 		return err
 	}
@@ -340,21 +353,14 @@ func get(ctx context.Context, c *client.Client, tenant string, args []string, en
 }
 
 func del(ctx context.Context, c *client.Client, tenant string, args []string, conds []client.Condition, env Env) error {
-	key, err := oneKey(args, 1)
-	if err != nil {
+	if err := c.Delete(ctx, tenant, args[0], conds...); err != nil {
 		return err
 	}
-	if err := c.Delete(ctx, tenant, key, conds...); err != nil {
-		return err
-	}
-	fmt.Fprintf(env.Stdout, "deleted %s\n", key)
+	fmt.Fprintf(env.Stdout, "deleted %s\n", args[0])
 	return nil
 }
 
-func list(ctx context.Context, c *client.Client, tenant string, args []string, prefix string, long bool, env Env) error {
-	if len(args) > 0 {
-		return usageError(fmt.Sprintf("unexpected argument %q (use --prefix)", args[0]))
-	}
+func list(ctx context.Context, c *client.Client, tenant, prefix string, long bool, env Env) error {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	defer tw.Flush()
 	for it, err := range c.List(ctx, tenant, client.Prefix(prefix)) {

@@ -82,6 +82,22 @@ func TestClientCommands(t *testing.T) {
 	if code, _, stderr := run(t, env, "", "get", "a/2"); code != exitUsage || !strings.Contains(stderr, "CAIRN_TOKEN") {
 		t.Errorf("no token: %d %q", code, stderr)
 	}
+	// The command line's own mistake is named before the missing token.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"get"}, "missing KEY"},
+		{[]string{"del", "a", "b"}, `unexpected argument "b"`},
+		{[]string{"put", "k"}, "missing body"},
+		{[]string{"ls", "x"}, `unexpected argument "x" (use --prefix)`},
+		{[]string{"conflicts", "show"}, "missing KEY"},
+		{[]string{"conflicts", "ls", "x"}, `unexpected argument "x"`},
+	} {
+		if code, _, stderr := run(t, env, "", c.args...); code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("%q with no token: %d %q, want %q", c.args, code, stderr, c.want)
+		}
+	}
 	// A URL cairn cannot call is named before the missing token, by every
 	// client command.
 	env["CAIRN_URL"] = "notaurl"

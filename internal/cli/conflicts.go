@@ -73,6 +73,9 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn %s: %v\n", cmd, err)
 		return exitUsage
 	}
+	if err := checkArgs(cmd, args, ""); err != nil {
+		return report(cmd, err, env)
+	}
 	if m := cf.missing(); m != "" {
 		fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, m)
 		return exitUsage
@@ -83,7 +86,7 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	}
 	switch sub {
 	case "ls", "list":
-		err = listConflicts(ctx, c, cf.tenant, args, *prefix, env)
+		err = listConflicts(ctx, c, cf.tenant, *prefix, env)
 	case "show":
 		err = showConflict(ctx, c, cf.tenant, args, env)
 	case "resolve":
@@ -94,10 +97,7 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	return report(cmd, reachable(err, cf.url, "CAIRN_URL or --url"), env)
 }
 
-func listConflicts(ctx context.Context, c *client.Client, tenant string, args []string, prefix string, env Env) error {
-	if len(args) > 0 {
-		return usageError(fmt.Sprintf("unexpected argument %q (use --prefix)", args[0]))
-	}
+func listConflicts(ctx context.Context, c *client.Client, tenant, prefix string, env Env) error {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 8, 2, ' ', 0)
 	defer tw.Flush()
 	for cf, err := range c.Conflicts(ctx, tenant, client.Prefix(prefix)) {
@@ -114,10 +114,7 @@ func listConflicts(ctx context.Context, c *client.Client, tenant string, args []
 }
 
 func showConflict(ctx context.Context, c *client.Client, tenant string, args []string, env Env) error {
-	key, err := oneKey(args, 1)
-	if err != nil {
-		return err
-	}
+	key := args[0]
 	cf, err := c.Conflict(ctx, tenant, key)
 	if err != nil {
 		return err
@@ -143,10 +140,7 @@ func printSibling(env Env, s *client.Sibling, extra string) {
 }
 
 func conflictHistory(ctx context.Context, c *client.Client, tenant string, args []string, env Env) error {
-	key, err := oneKey(args, 1)
-	if err != nil {
-		return err
-	}
+	key := args[0]
 	for l, err := range c.History(ctx, tenant, key) {
 		if err != nil {
 			return err
@@ -162,10 +156,8 @@ type resolveFlags struct {
 }
 
 func resolveConflict(ctx context.Context, c *client.Client, tenant string, args []string, f resolveFlags, env Env) error {
-	key, err := oneKey(args, 1)
-	if err != nil {
-		return err
-	}
+	key := args[0]
+	var err error
 	n := 0
 	for _, set := range []bool{f.choose != "", f.body != "", f.data != "", f.delete} {
 		if set {
