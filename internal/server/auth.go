@@ -149,6 +149,26 @@ func bearer(r *http.Request) (string, bool) {
 	return tok, tok != ""
 }
 
+// missingBearer says what is wrong with an Authorization header h that
+// carries no bearer token: absent, empty, or another scheme (curl -u sends
+// Basic). It names a scheme only from a list: a header holding a bare token
+// must not have the token repeated in the answer and the log.
+func missingBearer(h string) string {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(h), " ")
+	switch {
+	case scheme == "":
+		return "missing bearer token: send Authorization: Bearer TOKEN"
+	case strings.EqualFold(scheme, "bearer"):
+		return "empty bearer token: send Authorization: Bearer TOKEN"
+	}
+	for _, known := range []string{"Basic", "Digest", "Token", "Negotiate", "AWS4-HMAC-SHA256"} {
+		if strings.EqualFold(scheme, known) {
+			return "the Authorization header uses the " + known + " scheme: send Authorization: Bearer TOKEN"
+		}
+	}
+	return "the Authorization header is not of the Bearer scheme: send Authorization: Bearer TOKEN"
+}
+
 // authorize decides whether r may act with the given access on tenant.
 // Outcomes:
 //   - nil: allowed;
@@ -167,7 +187,7 @@ func (v *verifier) authorize(r *http.Request, access Access, tenant string) erro
 	if !ok {
 		return &httpError{
 			status: http.StatusUnauthorized, code: fault.Unauthorized.String(), challenge: bearerChallenge,
-			err: fault.New(fault.Unauthorized, fault.Context{Op: "auth", Tenant: tenant}, "missing bearer token"),
+			err: fault.New(fault.Unauthorized, fault.Context{Op: "auth", Tenant: tenant}, missingBearer(r.Header.Get("Authorization"))),
 		}
 	}
 	if len(tok) > MaxTokenBytes {

@@ -75,17 +75,29 @@ func TestAuthDetails(t *testing.T) {
 	for _, tc := range []struct {
 		name, header string
 		want         int
+		msg          string // for a 401: what the message says
 	}{
-		{"lowercase scheme", "bearer " + e.tokA, 200},
-		{"extra spaces", "Bearer    " + e.tokA + "  ", 200},
-		{"basic scheme", "Basic " + e.tokA, 401},
-		{"scheme only", "Bearer ", 401},
-		{"token without scheme", e.tokA, 401},
+		{"lowercase scheme", "bearer " + e.tokA, 200, ""},
+		{"extra spaces", "Bearer    " + e.tokA + "  ", 200, ""},
+		{"basic scheme", "Basic " + e.tokA, 401, "uses the Basic scheme"},
+		{"scheme only", "Bearer ", 401, "empty bearer token"},
+		{"no header", "", 401, "missing bearer token"},
+		// The token is not repeated as if it were a scheme.
+		{"token without scheme", e.tokA, 401, "not of the Bearer scheme"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := e.do(t, req{method: "GET", path: "/v1/tenants/acme/docs", hdr: []string{"Authorization", tc.header}})
+			var hdr []string
+			if tc.header != "" {
+				hdr = []string{"Authorization", tc.header}
+			}
+			w := e.do(t, req{method: "GET", path: "/v1/tenants/acme/docs", hdr: hdr})
 			if w.Code != tc.want {
 				t.Errorf("status %d, want %d", w.Code, tc.want)
+			}
+			if tc.msg != "" {
+				if msg := decodeError(t, w).Error.Message; !strings.Contains(msg, tc.msg) || strings.Contains(msg, e.tokA) {
+					t.Errorf("message %q, want it to say %q and not hold the token", msg, tc.msg)
+				}
 			}
 			// A client without a valid token keeps no connection open.
 			if closes := w.Header().Get("Connection") == "close"; closes != (w.Code == 401) {

@@ -333,6 +333,39 @@ func TestStalledBodyAnswered(t *testing.T) {
 	}
 }
 
+// TestStalledHeadersAnswered: a request line cut off by the header timeout
+// is the client's slowness, answered 408 naming the timeout, where net/http
+// took it for a malformed request (400).
+func TestStalledHeadersAnswered(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) {
+		o.Timeouts = server.Timeouts{ReadHeader: 200 * time.Millisecond}
+	})
+	ln := e.serveReal(t)
+	for _, partial := range []string{"GET /v1/te", "PUT /v1/tenants/acme/docs/k HTT"} {
+		c := dialAndSend(t, ln, partial)
+		c.SetReadDeadline(time.Now().Add(20 * time.Second)) // far past the timeout: only a bug reaches it
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("%q: no answer: %v", partial, err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(b), `"code":"timeout"`) ||
+			!strings.Contains(string(b), "header timeout (200ms)") {
+			t.Errorf("%q: %d %s; want 408 naming the header timeout", partial, res.StatusCode, b)
+		}
+	}
+	var timeouts int
+	for _, r := range e.logs.records(t) {
+		if r["op"] == "http.parse" && r["class"] == "transient" {
+			timeouts++
+		}
+	}
+	if timeouts != 2 {
+		t.Errorf("%d stalled requests logged as transient, want 2", timeouts)
+	}
+}
+
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }

@@ -150,4 +150,22 @@ func TestDocRoutesRefuseQueries(t *testing.T) {
 	if w := e.do(t, req{method: "GET", path: docURL(tenantA, "a%3Fb"), token: e.tokA}); w.Code != 404 {
 		t.Errorf("GET of the key a?b, percent-encoded: %d, want 404", w.Code)
 	}
+	// The refusal names what was sent but no value, which may be a
+	// credential: neither the answer nor the log repeats it.
+	e.logs.Reset()
+	w := e.do(t, req{method: "GET", path: docURL(tenantA, "a") + "?access_token=s3cr3tvalue&b", token: e.tokA})
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "?access_token=…") ||
+		strings.Contains(w.Body.String()+e.logs.String(), "s3cr3tvalue") {
+		t.Errorf("a query holding a token: %d %s\nlog: %s", w.Code, w.Body, e.logs.String())
+	}
+}
+
+// TestNoRouteNamesPathAsSent: a 404 for a path no route serves quotes it
+// as sent, escapes included, so a %2F that hid a route's slash shows.
+func TestNoRouteNamesPathAsSent(t *testing.T) {
+	e := newEnv(t)
+	w := e.do(t, req{method: "GET", path: "/v1/tenants/" + tenantA + "/docs%2Fso", token: e.tokA})
+	if w.Code != 404 || !strings.Contains(w.Body.String(), "docs%2Fso") {
+		t.Errorf("%d %s: want 404 quoting docs%%2Fso", w.Code, w.Body)
+	}
 }

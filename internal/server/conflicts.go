@@ -8,6 +8,7 @@ import (
 	"iter"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -347,6 +348,9 @@ func (s *Server) ReadResolve(w http.ResponseWriter, r *http.Request) (api.Resolv
 	case bytes.HasPrefix(bytes.TrimLeft(raw, " \t\r\n"), []byte("\xEF\xBB\xBF")):
 		return req, invalid(op, "request body: begins with a UTF-8 byte order mark (EF BB BF), which JSON text must not: send it without")
 	}
+	if err := resolveMembers(raw); err != nil {
+		return req, invalid(op, "request body: "+err.Error())
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
@@ -376,6 +380,38 @@ func (s *Server) ReadResolve(w http.ResponseWriter, r *http.Request) (api.Resolv
 		}
 	}
 	return req, nil
+}
+
+// resolveMembers checks a resolution body's members by their exact names,
+// each given once: encoding/json matches names regardless of case and keeps
+// the last of a name given twice, both silently. What is not an object of
+// members is left for the decoder to name.
+func resolveMembers(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil
+	}
+	var seen [3]bool
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		name, _ := t.(string)
+		i := slices.Index([]string{"choose", "body", "delete"}, name)
+		switch {
+		case i < 0:
+			return fmt.Errorf("unknown member %q: want choose, body or delete", bound(name, 64))
+		case seen[i]:
+			return fmt.Errorf("member %q given more than once", name)
+		}
+		seen[i] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil
+		}
+	}
+	return nil
 }
 
 // chosen finds the sibling whose ETag is etag, with or without its quotes.

@@ -293,6 +293,8 @@ func (h *ingestHandler) options(r *http.Request) (ingest.Options, error) {
 		switch {
 		case o.KeyField != "" && o.KeyPointer != "":
 			return bad("give key_field or key_pointer, not both")
+		case o.KeyField == "" && o.KeyPointer == "" && (q.Has("key_field") || q.Has("key_pointer")):
+			return bad("key_field and key_pointer are empty: give the member (key_field) or JSON pointer (key_pointer) that names each document")
 		case o.KeyField == "" && o.KeyPointer == "":
 			return bad("key_field or key_pointer is required: it names each document")
 		case o.KeyPointer != "":

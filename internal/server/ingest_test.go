@@ -189,3 +189,23 @@ func TestIngestGzipCutShort(t *testing.T) {
 		t.Fatalf("status %d, reply %+v; want 400 naming the gzip stream", w.Code, r.Error)
 	}
 }
+
+// TestIngestKeyOptions: the key options are refused by what is wrong with
+// them: missing, given empty, or both given.
+func TestIngestKeyOptions(t *testing.T) {
+	h := &ingestHandler{}
+	for query, want := range map[string]string{
+		"":                            "key_field or key_pointer is required",
+		"?key_field=":                 "key_field and key_pointer are empty",
+		"?key_pointer=":               "key_field and key_pointer are empty",
+		"?key_field=a&key_pointer=/a": "not both",
+		"?key_field=id":               "",
+	} {
+		r := httptest.NewRequest("POST", "/v1/tenants/acme/ingest"+query, nil)
+		r.Header.Set("Content-Type", "application/x-ndjson")
+		_, err := h.options(r)
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%q: %v, want %q", query, err, want)
+		}
+	}
+}

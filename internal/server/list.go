@@ -120,8 +120,26 @@ func noQuery(r *http.Request, op string) error {
 	if r.URL.RawQuery == "" && !r.URL.ForceQuery {
 		return nil
 	}
-	return invalid(op, "this route takes no query parameters, and the URL has a query ('?"+bound(r.URL.RawQuery, 64)+
+	return invalid(op, "this route takes no query parameters, and the URL has a query ('?"+bound(queryNames(r.URL.RawQuery), 64)+
 		"'): a key holding '?' or '#' must be sent percent-encoded (%3F, %23)")
+}
+
+// queryNames is a raw query with its values left out ("a=…&b"): enough to
+// show the client what it sent, without repeating into the error and the
+// log a value that may be a credential (?access_token=…).
+func queryNames(raw string) string {
+	var b strings.Builder
+	for i, p := range strings.Split(raw, "&") {
+		if i > 0 {
+			b.WriteByte('&')
+		}
+		name, _, hasValue := strings.Cut(p, "=")
+		b.WriteString(name)
+		if hasValue {
+			b.WriteString("=…")
+		}
+	}
+	return b.String()
 }
 
 // onlyParams refuses a query with a parameter not among names, or one of

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
@@ -41,14 +42,15 @@ import (
 // nil and HTTP/2 is not negotiated (cairn serves HTTP/1.1 only). Wrapped
 // below TLS it never matches and changes nothing.
 func (s *Server) Listener(ln net.Listener) net.Listener {
-	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids, limit: &s.conns}
+	return &rawErrorListener{Listener: ln, log: s.log, ids: s.ids, limit: &s.conns, headerTimeout: s.timeouts.ReadHeader}
 }
 
 type rawErrorListener struct {
 	net.Listener
-	log   *slog.Logger
-	ids   *idGen
-	limit *connLimit // nil: no limit
+	log           *slog.Logger
+	ids           *idGen
+	limit         *connLimit    // nil: no limit
+	headerTimeout time.Duration // Timeouts.ReadHeader, named in its 408
 }
 
 // Accept also holds the server's connections to Options.MaxConns (conns.go).
@@ -84,6 +86,10 @@ type rawErrorConn struct {
 	// answered 503 (conns.go).
 	over   bool
 	closed atomic.Bool
+	// stalled: the last read ended at its deadline. net/http answers a
+	// request line or header cut off by the header timeout with a 400, as
+	// if it were malformed; it is the client's slowness (408).
+	stalled atomic.Bool
 }
 
 // Close releases the connection's place under the limit, once.
@@ -110,6 +116,8 @@ func (c *rawErrorConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
 		c.readFailed(err)
+	} else if c.stalled.Load() {
+		c.stalled.Store(false)
 	}
 	return n, err
 }
@@ -118,12 +126,17 @@ func (c *rawErrorConn) Read(p []byte) (int, error) {
 // (errors.As makes it escape) is allocated only on a failed read, not on
 // every read of every request.
 func (c *rawErrorConn) readFailed(err error) {
-	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, io.EOF) {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
 		// net/http ends its background read after every request by moving
-		// the deadline, a timeout ends an idle connection, a client closes
-		// one: none of them is followed by an answer of net/http's own, and
-		// a later request on the connection must still get its JSON error.
+		// the deadline, and a timeout ends an idle connection: neither is
+		// followed by an answer of net/http's own, and a later request on
+		// the connection, read afresh, must still get its JSON error. A
+		// request cut off by the header timeout is, with a 400 (Write).
+		c.stalled.Store(true)
 		return
+	}
+	if errors.Is(err, io.EOF) {
+		return // a client closed the connection
 	}
 	c.readErr.Store(true)
 	var rh tls.RecordHeaderError
@@ -158,6 +171,11 @@ func (c *rawErrorConn) Write(p []byte) (int, error) {
 		status, detail = http.StatusExpectationFailed, ""
 	}
 	code, msg := rawErrorMessage(status, detail)
+	if status == http.StatusBadRequest && c.stalled.Load() {
+		status, code = http.StatusRequestTimeout, "timeout"
+		msg = "the request line and headers did not arrive within the header timeout (" + c.l.headerTimeout.String() +
+			"): the client sent them too slowly or stopped; nothing was done"
+	}
 	if err := c.answer(c.Conn, status, code, msg); err != nil {
 		return 0, err
 	}
@@ -184,10 +202,20 @@ func (c *rawErrorConn) answer(w io.Writer, status int, code, msg string) error {
 		slog.String("request_id", id),
 		slog.Int("status", status),
 		slog.String("op", "http.parse"),
-		slog.String("class", "invalid"),
+		slog.String("class", rawErrorClass(code)),
 		slog.String("error", bound(msg, maxLogError)))
 	_, err := w.Write(b)
 	return err
+}
+
+// rawErrorClass is the log's class of a raw error answer: the client's
+// slowness is transient, as a body that stopped arriving is; anything else
+// net/http refuses is an invalid request.
+func rawErrorClass(code string) string {
+	if code == "timeout" {
+		return fault.Transient.String()
+	}
+	return fault.Invalid.String()
 }
 
 // expectationFailedAnswer reports whether p is net/http's answer to an

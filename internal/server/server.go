@@ -792,7 +792,9 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		s.notAllowed(allow).ServeHTTP(w, r)
 		return
 	}
-	s.writeError(w, r, fault.New(fault.NotFound, fault.Context{Op: "route"}, "no route for "+bound(r.URL.Path, maxLogField)))
+	// The path as sent: decoded, a %2F would show as the slash whose
+	// absence from the route is the reason there is none.
+	s.writeError(w, r, fault.New(fault.NotFound, fault.Context{Op: "route"}, "no route for "+bound(r.URL.EscapedPath(), maxLogField)))
 }
 
 // allowed lists the methods a route serves r's path with, or "".
