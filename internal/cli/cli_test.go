@@ -310,6 +310,9 @@ func TestMemoryLimitSetting(t *testing.T) {
 		{nil, "off", 0, 256 << 20, ""},
 		{nil, "lots", 0, 0, `GOMEMLIMIT "lots"`},
 		{[]string{"--cache-bytes", "256MiB"}, "128MiB", 0, 0, "--cache-bytes 256MiB: want at most"},
+		{[]string{"--cache-bytes", "0"}, "", 0, 0, "--cache-bytes 0: want at least 1MiB (the cache cannot be turned off)"},
+		{[]string{"--cache-bytes", "4KiB"}, "", 0, 0, "want at least 1MiB"},
+		{[]string{"--cache-bytes", "1MiB"}, "", 0, 1 << 20, ""},
 	} {
 		fs, f := newServeFlags()
 		if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, c.args...)); err != nil {

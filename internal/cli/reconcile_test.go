@@ -144,7 +144,9 @@ func TestServeRefusesBadReplicationSettings(t *testing.T) {
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-concurrency", "a=0"}, nil, `--backend-concurrency "a=0": want a whole number`},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-ops", "a"}, nil, `--backend-ops "a": want NAME=VALUE`},
 		{[]string{"--backend", "a=fs:/tmp/a", "--backend-ops", "a=-3"}, nil, `--backend-ops "a=-3": want calls per second`},
-		{[]string{"--backend", "a=fs:/tmp/a"}, map[string]string{"CAIRN_BACKEND_BYTES": "a=20MiB,a=lots"}, `CAIRN_BACKEND_BYTES="a=lots": want bytes per second`},
+		{[]string{"--backend", "a=fs:/tmp/a"}, map[string]string{"CAIRN_BACKEND_BYTES": "a=lots"}, `CAIRN_BACKEND_BYTES="a=lots": want bytes per second`},
+		{[]string{"--backend", "a=fs:/tmp/a"}, map[string]string{"CAIRN_BACKEND_BYTES": "a=20MiB,a=30MiB"}, `CAIRN_BACKEND_BYTES="a=30MiB": backend a has a limit already`},
+		{[]string{"--backend", "a=fs:/tmp/a", "--backend-ops", "a=5", "--backend-ops", "a=6"}, nil, `--backend-ops "a=6": backend a has a limit already`},
 	} {
 		args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data")}, tt.args...)
 		code, _, stderr := run(t, tt.env, "", args...)

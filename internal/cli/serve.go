@@ -106,7 +106,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name`, unique among the nodes sharing a backend, at most 100 bytes without spaces (default: kept in the data directory)")
 	fs.StringVar(&f.durability, "durability", "sync", "`mode`: sync (fsync before every reply) or buffered (may lose recent writes on a crash)")
-	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, e.g. 256MiB; with a memory limit, a third of the Go heap's share of it unless given)")
+	fs.Var(&f.cacheBytes, "cache-bytes", "memory budget of the document cache (`size`, at least 1MiB, e.g. 256MiB; with a memory limit, a third of the Go heap's share of it unless given)")
 	fs.Var(&f.keyFilter, "key-filter-bytes", "cap of the in-memory filter of document keys that spares a PUT creating a document its disk lookup (`size`; 10 bits a document, so 16MiB covers ~13 million, and serves up to twice that); 0 turns it off")
 	fs.Var(&f.maxBody, "max-body-bytes", "largest document accepted (`size`)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "`level`: debug, info, warn or error (debug includes the access log)")
@@ -317,6 +317,9 @@ type drainable interface {
 // drainTimes are --drain-delay and --drain-timeout.
 type drainTimes struct{ delay, timeout time.Duration }
 
+// minCacheBytes is the smallest --cache-bytes a node takes.
+const minCacheBytes = 1 << 20
+
 // closeGrace is how long a shutdown may take beyond the drain before the
 // process ends without it.
 const closeGrace = 30 * time.Second
@@ -336,6 +339,12 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	}
 	if err := store.CheckNodeID(f.nodeID); err != nil {
 		return cfg, fmt.Errorf("%s: %v", f.origin.named("node-id", f.nodeID), err)
+	}
+	// The cache cannot be turned off: 0 would have meant its built-in
+	// 64 MiB, and a budget of a few bytes caches nothing while reading as
+	// a cache.
+	if f.cacheSet && f.cacheBytes < minCacheBytes {
+		return cfg, fmt.Errorf("%s: want at least 1MiB (the cache cannot be turned off)", f.origin.named("cache-bytes", f.cacheBytes))
 	}
 	if f.maxConns < 1 {
 		return cfg, fmt.Errorf("%s: want 1 or more", f.origin.named("max-conns", f.maxConns))
@@ -628,6 +637,7 @@ func (f *serveFlags) backendLimits(specs []node.BackendSpec) (map[string]reconci
 			return nil
 		}},
 	} {
+		seen := map[string]bool{}
 		for _, s := range fl.vals {
 			name, v, ok := strings.Cut(s, "=")
 			if !ok {
@@ -636,6 +646,10 @@ func (f *serveFlags) backendLimits(specs []node.BackendSpec) (map[string]reconci
 			if !names[name] {
 				return nil, fmt.Errorf("%s: no --backend named %q", f.origin.named(fl.name, s), name)
 			}
+			if seen[name] {
+				return nil, fmt.Errorf("%s: backend %s has a limit already: give one per backend", f.origin.named(fl.name, s), name)
+			}
+			seen[name] = true
 			l := m[name]
 			if err := fl.set(&l, v); err != nil {
 				return nil, fmt.Errorf("%s: %v", f.origin.named(fl.name, s), err)

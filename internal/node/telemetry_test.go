@@ -502,7 +502,9 @@ func TestNodeMetrics(t *testing.T) {
 	ingest := `{"id":"a"}` + "\n" + `{"id":"b"}` + "\n" + "{bad\n"
 	tn.do(t, "POST", "ingest?key_field=id", ingest, "Content-Type", "application/x-ndjson")
 	tn.do(t, "PATCH", "docs/k1", `{}`) // 405: no route serves the method
-	for _, path := range []string{"/nothing/here", "/livez", "/readyz"} {
+	tn.do(t, "GET", "ingest", "")      // 405 of a route without a method-less pattern
+	// /v1/tenants/Bad/docs: 400, a tenant name the node refuses.
+	for _, path := range []string{"/nothing/here", "/livez", "/readyz", "/v1/tenants/Bad/docs"} {
 		res, err := http.Get("http://" + tn.Addr() + path)
 		if err != nil {
 			t.Fatal(err)
@@ -534,6 +536,8 @@ func TestNodeMetrics(t *testing.T) {
 		{"cairn_http_requests_total", []string{"route", docRoute, "method", "PUT", "code", "201"}, 1, 1},
 		{"cairn_http_requests_total", []string{"route", ingestRoute, "method", "POST", "code", "200"}, 1, 1},
 		{"cairn_http_requests_total", []string{"route", docRoute, "method", "PATCH", "code", "405"}, 1, 1},
+		{"cairn_http_requests_total", []string{"route", ingestRoute, "method", "GET", "code", "405"}, 1, 1},
+		{"cairn_http_requests_total", []string{"route", "/v1/tenants/{tenant}/docs", "method", "GET", "code", "400"}, 1, 1},
 		{"cairn_http_requests_total", []string{"route", "/", "method", "GET", "code", "404"}, 1, 1},
 		{"cairn_http_request_duration_seconds", []string{"route", docRoute, "method", "GET"}, 3, 3}, // count
 		{"cairn_http_requests_in_flight", []string{"route", docRoute}, 0, 0},

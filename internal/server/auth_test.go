@@ -197,6 +197,15 @@ func TestMountAndMiddleware(t *testing.T) {
 	if got, want := strings.Join(seen, ","), "outer:acme,inner:acme"; got != want {
 		t.Errorf("middleware saw %q, want %q", got, want)
 	}
+	// A tenant name the node refuses is refused inside the middleware,
+	// which measures every answer; it names no tenant there.
+	seen = nil
+	if w := e.do(t, req{method: "GET", path: "/v1/tenants/Acme/docs", token: e.tokA}); w.Code != 400 {
+		t.Errorf("invalid tenant name: %d", w.Code)
+	}
+	if got, want := strings.Join(seen, ","), "outer:,inner:"; got != want {
+		t.Errorf("middleware saw %q, want %q", got, want)
+	}
 	seen = nil
 	e.do(t, req{method: "GET", path: "/livez"})
 	if len(seen) != 0 {

@@ -445,8 +445,11 @@ type RouteInfo struct {
 // tests and documentation that walk every route.
 func (s *Server) Routes() []RouteInfo { return slices.Clone(s.routes) }
 
-// wrap puts a route's handler behind tenant validation, the middleware,
-// authentication and the admission middleware, in that order.
+// wrap puts a route's handler behind the middleware, then the loopback
+// guard and the refusal of an invalid tenant name, authentication and the
+// admission middleware, in that order: a request the guard or the tenant's
+// validation refuses is measured and traced like any other answer. A valid
+// tenant is in the request's reqctx.Info before the middleware runs.
 func (s *Server) wrap(rt Route) http.Handler {
 	h := rt.Handler
 	// What a loopback admin listener serves without a token is served to
@@ -457,6 +460,24 @@ func (s *Server) wrap(rt Route) http.Handler {
 			h = s.limiter.Middleware(TenantOf, h)
 		}
 		h = s.authenticate(rt.Access, h)
+	}
+	if guard || rt.Access == AccessTenant {
+		next := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if guard {
+				if err := loopbackRequest(r); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
+			if info := reqctx.From(r.Context()); rt.Access == AccessTenant && (info == nil || info.Tenant == "") {
+				if err := doc.ValidateTenant(pathValue(r, "tenant")); err != nil {
+					s.writeError(w, r, err)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
 	}
 	// The health routes are a load balancer's, polled every few seconds:
 	// neither measured nor traced. Every other answer is, the 404s and
@@ -472,19 +493,17 @@ func (s *Server) wrap(rt Route) http.Handler {
 			info = &reqctx.Info{}
 		}
 		info.Op = rt.Op
-		if guard {
-			if err := loopbackRequest(r); err != nil {
-				s.writeError(w, r, err)
-				return
+		if rt.Pattern == "/" {
+			// A 405 of a path some route serves with another method is
+			// measured under that route, not with the 404s of unknown paths.
+			if _, p := s.allowed(r); p != "" {
+				r.Pattern = p
 			}
 		}
 		if rt.Access == AccessTenant {
-			t := pathValue(r, "tenant")
-			if err := doc.ValidateTenant(t); err != nil {
-				s.writeError(w, r, err)
-				return
+			if t := pathValue(r, "tenant"); doc.ValidateTenant(t) == nil {
+				info.Tenant = t
 			}
-			info.Tenant = t
 		}
 		h.ServeHTTP(w, r)
 	})
@@ -788,7 +807,7 @@ func readyzBody(status string, catchingUp []string) []byte {
 // (ServeMux would say so itself, but the catch-all "/" takes every method
 // first), else 404.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	if allow := s.allowed(r); allow != "" {
+	if allow, _ := s.allowed(r); allow != "" {
 		s.notAllowed(allow).ServeHTTP(w, r)
 		return
 	}
@@ -797,20 +816,24 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 	s.writeError(w, r, fault.New(fault.NotFound, fault.Context{Op: "route"}, "no route for "+bound(r.URL.EscapedPath(), maxLogField)))
 }
 
-// allowed lists the methods a route serves r's path with, or "".
-func (s *Server) allowed(r *http.Request) string {
-	var allow []string
+// allowed lists the methods a route serves r's path with, and the pattern
+// of the first such route; "" when none does.
+func (s *Server) allowed(r *http.Request) (allow, pattern string) {
+	var methods []string
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		probe := *r
 		probe.Method = m
-		if _, pattern := s.mux.Handler(&probe); pattern != "" && pattern != "/" {
-			allow = append(allow, m)
+		if _, p := s.mux.Handler(&probe); p != "" && p != "/" {
+			methods = append(methods, m)
+			if pattern == "" {
+				pattern = p
+			}
 		}
 	}
-	if slices.Contains(allow, r.Method) {
-		return "" // served with its own method elsewhere: not a method problem
+	if len(methods) == 0 || slices.Contains(methods, r.Method) {
+		return "", "" // served with its own method elsewhere: not a method problem
 	}
-	return strings.Join(allow, ", ")
+	return strings.Join(methods, ", "), pattern
 }
 
 // NotAllowed answers every request with the JSON 405 naming the methods
