@@ -73,7 +73,11 @@ func exportCommand(ctx context.Context, args []string, env Env) int {
 	if !ok {
 		return code
 	}
-	return report("export", f.run(ctx, args, env), env)
+	err := f.run(ctx, args, env)
+	if fault.ClassOf(err) == fault.Corruption {
+		err = hinted{err, fmt.Sprintf("the store in %s is damaged: cairn cannot read it whole, and the export wrote nothing; see %q in docs/runbook.md", f.dataDir, "Corrupt local store")}
+	}
+	return report("export", err, env)
 }
 
 func (f *exportFlags) check(args []string) error {

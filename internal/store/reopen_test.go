@@ -390,6 +390,25 @@ func TestDamagedTableReported(t *testing.T) {
 	if fault.ClassOf(got[0]) != fault.Corruption || !strings.Contains(got[0].Error(), "corruption") {
 		t.Errorf("OnFatal got %v (class %v), want a corruption", got[0], fault.ClassOf(got[0]))
 	}
+	s.Close()
+
+	// Without OnFatal (an export, an import) the read fails with the
+	// corruption, where Pebble's logger would panic the process.
+	ro, err := Open(dir, Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var listErr error
+	for _, err := range ro.List(bg, "t", ListOptions{}) {
+		if err != nil {
+			listErr = err
+			break
+		}
+	}
+	if fault.ClassOf(listErr) != fault.Corruption || strings.Contains(fmt.Sprint(listErr), "carrier") {
+		t.Errorf("listing a damaged table without OnFatal: %v (class %v), want a corruption error without Pebble's bookkeeping", listErr, fault.ClassOf(listErr))
+	}
 }
 
 // TestDamagedLogRefused: damage in the middle of the write-ahead log, with
@@ -504,6 +523,23 @@ func TestMissingTableIsCorruption(t *testing.T) {
 	_, err := Open(dir, Options{})
 	wantClass(t, "Open of a store missing a table", err, fault.Corruption)
 	t.Log(err)
+}
+
+// TestTruncatedTableIsCorruption: a table shorter than its manifest says
+// (a partial copy, a disk that filled) is damage, as a missing one is.
+func TestTruncatedTableIsCorruption(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, Options{})
+	mustPut(t, s, "t", "k", `{}`)
+	for _, tb := range flushAndClose(t, s, dir) {
+		fi, err := os.Stat(tb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Truncate(tb, fi.Size()/2)
+	}
+	_, err := Open(dir, Options{})
+	wantClass(t, "Open of a store with a table cut short", err, fault.Corruption)
 }
 
 // flushAndClose flushes s's memtable to tables, closes s and returns the

@@ -357,9 +357,13 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 			}
 		},
 	}
+	// Pebble's own answer to a damaged block, on whichever goroutine met
+	// it, is its logger's Fatalf with a description (no error). A node
+	// stops with a diagnosis (OnFatal); without one (an export, an import)
+	// the read that met the block fails with Pebble's corruption error,
+	// which the command reports, instead of a panic.
+	po.EventListener.DataCorruption = func(pebble.DataCorruptionInfo) {}
 	if opts.OnFatal != nil {
-		// Pebble's own answer to a damaged block, on whichever goroutine
-		// met it, is its logger's Fatalf with a description (no error).
 		po.EventListener.DataCorruption = func(info pebble.DataCorruptionInfo) {
 			opts.OnFatal(fault.New(fault.Corruption, fault.Context{Op: "store.pebble"}, info.String()))
 		}
@@ -385,10 +389,13 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 	}
 	if err != nil {
 		class := classify(err)
-		if errors.Is(err, iofs.ErrNotExist) {
+		if errors.Is(err, iofs.ErrNotExist) || strings.Contains(err.Error(), "object size mismatch") {
 			// A table or log the manifest lists is gone (a copy taken
-			// while the node ran, a file deleted by hand): the database
-			// is damaged, not absent, which ErrDBDoesNotExist says.
+			// while the node ran, a file deleted by hand), or is not the
+			// size the manifest says (cut short by a partial copy or a
+			// full disk; Pebble's consistency check says so only in its
+			// message): the database is damaged, not absent, which
+			// ErrDBDoesNotExist says.
 			class = fault.Corruption
 		}
 		return nil, fault.E(class, fault.Context{}, fmt.Errorf("open pebble in %s: %w", pdir, err))
@@ -750,8 +757,23 @@ func wrap(op, tenant, key string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if pebble.ExtractDataCorruptionInfo(err) != nil {
+		err = corruptionError{err}
+	}
 	return fault.E(classify(err), fault.Context{Op: op, Tenant: tenant, Key: key}, err)
 }
+
+// corruptionError is Pebble's error for a damaged block, whose message
+// ends in a line of its own bookkeeping ("<corruption detail carrier>"),
+// without that line.
+type corruptionError struct{ err error }
+
+func (e corruptionError) Error() string {
+	msg, _, _ := strings.Cut(e.err.Error(), "\n<corruption detail carrier>")
+	return msg
+}
+
+func (e corruptionError) Unwrap() error { return e.err }
 
 // quietLogger drops Pebble's informational chatter and keeps its errors.
 //
