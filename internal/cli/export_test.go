@@ -3,6 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,5 +203,58 @@ func TestExportSiblings(t *testing.T) {
 	}
 	if s := string(got.Siblings[0]) + " " + string(got.Siblings[1]); s != `{"n":1} null` && s != `null {"n":1}` {
 		t.Errorf("siblings %s", s)
+	}
+}
+
+// TestExportDamagedStore: an export that meets a damaged table exits 1
+// naming the damage and the runbook entry, writes nothing, and does not
+// panic (Pebble's own answer to a damaged block).
+func TestExportDamagedStore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	// Small memtables, so that the documents reach tables on disk.
+	st, err := store.Open(src, store.Options{MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 6000 {
+		pad := make([]byte, 500) // hex of random bytes: tables do not compress it away
+		for j := range pad {
+			pad[j] = "0123456789abcdef"[rnd.IntN(16)]
+		}
+		if _, err := st.Put(ctx, "acme", fmt.Sprintf("k%05d", i), []byte(`{"pad":"`+string(pad)+`"}`), doc.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	tables, _ := filepath.Glob(filepath.Join(src, "pebble", "*.sst"))
+	damaged := 0
+	for _, name := range tables {
+		fi, err := os.Stat(name)
+		if err != nil || fi.Size() < 256<<10 {
+			continue
+		}
+		f, err := os.OpenFile(name, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteAt([]byte(strings.Repeat("\xff", 64)), fi.Size()/3) // inside its data blocks
+		f.Close()
+		damaged++
+	}
+	if damaged == 0 {
+		t.Fatalf("no table of documents among %v to damage", tables)
+	}
+	file := filepath.Join(dir, "acme.ndjson")
+	code, _, stderr := run(t, nil, "", "export", "--data-dir", src, "--tenant", "acme", file)
+	if code != exitFail || !strings.Contains(stderr, "is damaged") || !strings.Contains(stderr, `"Corrupt local store"`) || strings.Contains(stderr, "goroutine") {
+		t.Fatalf("export of a damaged store: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(file); !os.IsNotExist(err) {
+		t.Errorf("a failed export left %s (%v)", file, err)
 	}
 }
