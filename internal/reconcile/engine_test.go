@@ -821,6 +821,74 @@ func TestHoldEndsWithARoundThatPasses(t *testing.T) {
 	}
 }
 
+// TestHeldDeletionsOutliveCollection: deletions the guard holds are not
+// undone when the collectors remove their tombstones after the grace: the
+// held node reads the absent objects as deletions still held, not as
+// objects the backend lost, and neither uploads its copies back nor lifts
+// the hold; confirmed, it deletes them.
+func TestHeldDeletionsOutliveCollection(t *testing.T) {
+	g := deletedOnPeer(t, 20, 15)
+	b, a, ea := g.b, g.a, g.ea
+	if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+		t.Fatalf("round deleting 15 of 20: %v, want ErrNeedsConfirm", err)
+	}
+	left := countLive(t, a)
+	// The collectors remove the tombstones' objects once the grace passed.
+	for i := range 15 {
+		if err := b.Delete(bg, tenant, fmt.Sprintf("k%02d", i), backend.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+			t.Fatalf("round after the tombstones were collected, unconfirmed: %v, want ErrNeedsConfirm", err)
+		}
+	}
+	if n := countLive(t, a); n != left {
+		t.Fatalf("%d live after the unconfirmed rounds, want %d", n, left)
+	}
+	for i := range 15 {
+		if _, err := b.Get(bg, tenant, fmt.Sprintf("k%02d", i)); fault.ClassOf(err) != fault.NotFound {
+			t.Fatalf("k%02d after the unconfirmed rounds: %v, want it still gone from the backend", i, err)
+		}
+	}
+	ea.Confirm(tenant)
+	runRound(t, ea)
+	if n := countLive(t, a); n != 5 {
+		t.Fatalf("after confirming: %d live, want 5", n)
+	}
+	converge(t, 3, ea, g.ec)
+	if held, _ := ea.held(tenant); held {
+		t.Fatal("still held after the confirmed deletions were applied")
+	}
+	if n := countLive(t, g.c); n != 5 {
+		t.Fatalf("the other node holds %d live after convergence, want 5", n)
+	}
+}
+
+// TestHoldOutlivesARoundBegunBeforeIt: a round that began before the feed
+// stopped at the guard, and ends without a deletion of its own to stop
+// at, does not lift the hold: it listed the keys before those deletions.
+func TestHoldOutlivesARoundBegunBeforeIt(t *testing.T) {
+	g := deletedOnPeer(t, 20, 0)
+	r, err := g.ea.startRound(bg, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.ea.hold(tenant, true) // the feed's stop, meanwhile
+	_, err = r.step(bg, 0)
+	if _, err := g.ea.finishRound(bg, r, err); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := g.ea.held(tenant); err != nil || !held {
+		t.Fatalf("after a round begun before the hold: held %v (%v), want held", held, err)
+	}
+	runRound(t, g.ea) // begun while held, nothing to delete: lifts it
+	if held, err := g.ea.held(tenant); err != nil || held {
+		t.Fatalf("after a round begun while held: held %v (%v), want not held", held, err)
+	}
+}
+
 // TestBackendUnavailableExhausted: a round skipped for an open breaker is
 // counted and logged as load shed (exhausted), as runbook 1 reads it, with
 // or without the cause that opened it.
