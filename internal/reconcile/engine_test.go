@@ -844,6 +844,10 @@ func TestHeldDeletionsOutliveCollection(t *testing.T) {
 			t.Fatalf("round after the tombstones were collected, unconfirmed: %v, want ErrNeedsConfirm", err)
 		}
 	}
+	// Nor does the scrub put them back.
+	if _, err := ea.Scrub(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+		t.Fatalf("scrub after the tombstones were collected, unconfirmed: %v, want ErrNeedsConfirm", err)
+	}
 	if n := countLive(t, a); n != left {
 		t.Fatalf("%d live after the unconfirmed rounds, want %d", n, left)
 	}

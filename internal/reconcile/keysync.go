@@ -262,7 +262,7 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 		if d.Action == InSync && e.lostTombstone(k) {
 			d.Action, d.Reason = Upload, "the backend lost a tombstone younger than half the grace"
 		}
-		if d.Action == Upload && g != nil && !g.verify && collectedWhileHeld(k) {
+		if d.Action == Upload && g != nil && collectedWhileHeld(k) {
 			held, err := e.held(k.tenant)
 			switch {
 			case err != nil:
