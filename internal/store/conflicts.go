@@ -1,10 +1,13 @@
 package store
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
 	"iter"
+	"slices"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -36,17 +39,83 @@ func conflictPrefix(tenant, key string) []byte {
 	return append(append(tenantPrefix(tableConflict, tenant), key...), sep)
 }
 
-// PutConflict records c in tenant's conflict history. It is written outside
-// the document write path, like PutSyncState.
+// MaxConflictHistory is how many lost versions the history keeps of one
+// document: a key two nodes keep writing at once loses a version at every
+// meeting, and every loser's body would otherwise stay on disk for good.
+// Past it the versions written longest ago (by their HLC) go first.
+const MaxConflictHistory = 64
+
+// PutConflict records c in tenant's conflict history, dropping the key's
+// oldest records past MaxConflictHistory. It is written outside the
+// document write path, like PutSyncState.
 func (s *Store) PutConflict(tenant string, c ConflictRecord) error {
 	const op = "store.put_conflict"
 	if err := validate(op, tenant, c.Key, c.Body); err != nil {
 		return err
 	}
 	id := c.Loser.ID()
-	k := append(conflictPrefix(tenant, c.Key), id[:]...)
+	prefix := conflictPrefix(tenant, c.Key)
+	k := append(prefix[:len(prefix):len(prefix)], id[:]...)
 	return s.writeDirect(op, tenant, c.Key, func(b *pebble.Batch) error {
+		old, err := s.oldestConflicts(prefix, id, MaxConflictHistory-1)
+		if err != nil {
+			return err
+		}
+		for _, o := range old {
+			_ = b.Delete(o, nil)
+		}
 		return b.Set(k, appendConflictValue(nil, &c), nil)
+	})
+}
+
+// oldestConflicts returns the keys of the records under prefix, other than
+// id's, past the newest keep of them (by the lost version's HLC).
+func (s *Store) oldestConflicts(prefix []byte, id doc.ID, keep int) ([][]byte, error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	type row struct {
+		key []byte
+		hlc doc.Timestamp
+	}
+	var rows []row
+	for ok := it.First(); ok; ok = it.Next() {
+		k := it.Key()
+		if len(k) == len(prefix)+16 && doc.ID(k[len(prefix):]) == id {
+			continue
+		}
+		v, _, err := doc.DecodeVersion(it.Value()[min(1, len(it.Value())):])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", errBadValue, err)
+		}
+		rows = append(rows, row{bytes.Clone(k), v.HLC})
+	}
+	if err := it.Error(); err != nil || len(rows) <= keep {
+		return nil, err
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.hlc, b.hlc) })
+	old := make([][]byte, 0, len(rows)-keep)
+	for _, r := range rows[:len(rows)-keep] {
+		old = append(old, r.key)
+	}
+	return old, nil
+}
+
+// dropConflicts removes tenant's conflict history of key: its document's
+// tombstone was collected, and with it what the history was kept for.
+func (s *Store) dropConflicts(tenant, key string) error {
+	prefix := conflictPrefix(tenant, key)
+	old, err := s.oldestConflicts(prefix, doc.ID{}, 0)
+	if err != nil || len(old) == 0 {
+		return err
+	}
+	return s.writeLazy("store.drop_conflicts", tenant, key, func(b *pebble.Batch) error {
+		for _, o := range old {
+			_ = b.Delete(o, nil)
+		}
+		return nil
 	})
 }
 

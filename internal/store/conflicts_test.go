@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/cairnstore/cairn/internal/doc"
@@ -46,5 +47,55 @@ func TestConflictHistory(t *testing.T) {
 	}
 	if err := s.PutConflict("Bad Tenant", recs[0]); err == nil {
 		t.Fatal("PutConflict accepted a bad tenant")
+	}
+}
+
+// TestConflictHistoryBounded: a key keeps the newest MaxConflictHistory
+// lost versions (by HLC, whatever order they were recorded in), other keys
+// are untouched, and collecting the key's tombstone drops its history.
+func TestConflictHistoryBounded(t *testing.T) {
+	s := openT(t, "", Options{})
+	win := doc.Derive(nil, 9, 1, []byte(`{}`), false)
+	const n = MaxConflictHistory + 10
+	for i := range n {
+		hlc := uint64(1000 + (i*31)%n) // each once, not in order
+		body := []byte(fmt.Sprintf(`{"n":%d}`, i)) // a version of its own
+		v := doc.Derive(nil, 1, doc.Timestamp(hlc), body, false)
+		if err := s.PutConflict("t", ConflictRecord{Key: "hot", Loser: v, Body: body, Winner: win.ID()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := doc.Derive(nil, 1, 5, []byte(`{}`), false)
+	if err := s.PutConflict("t", ConflictRecord{Key: "other", Loser: other, Body: []byte(`{}`), Winner: win.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	var kept []doc.Timestamp
+	for c, err := range s.Conflicts(bg, "t", "hot") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, c.Loser.HLC)
+	}
+	if len(kept) != MaxConflictHistory {
+		t.Fatalf("hot keeps %d records, want %d", len(kept), MaxConflictHistory)
+	}
+	for _, h := range kept {
+		if h < 1000+n-MaxConflictHistory {
+			t.Fatalf("kept a record of HLC %d, older than the newest %d", h, MaxConflictHistory)
+		}
+	}
+	mustPut(t, s, "t", "hot", `{}`)
+	tomb, err := s.Delete(bg, "t", "hot", doc.Precondition{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Collect(bg, "t", "hot", tomb.Version.ID(), nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := count(t, s.Conflicts(bg, "t", "hot")); got != 0 {
+		t.Fatalf("%d records of a collected key, want 0", got)
+	}
+	if got := count(t, s.Conflicts(bg, "t", "other")); got != 1 {
+		t.Fatalf("%d records of another key, want 1", got)
 	}
 }
