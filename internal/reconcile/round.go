@@ -220,12 +220,12 @@ type round struct {
 	tenant    string
 	st        Stats
 	span      trace.Span
-	confirmed bool   // the guard was confirmed for this round
+	confirmed bool // the guard was confirmed for this round
 	// heldAtStart: the guard held the tenant when the round began. Only
 	// such a round may lift the hold by finishing: one that began before
 	// the feed stopped at the guard listed keys before those deletions.
 	heldAtStart bool
-	cursor    string // the last key fully handled
+	cursor      string // the last key fully handled
 	// replay: the restore's replay of the feeds, whose entries are the
 	// catch-up's progress (feed.apply publishes them; a poll's do not).
 	replay bool

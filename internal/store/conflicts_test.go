@@ -58,7 +58,7 @@ func TestConflictHistoryBounded(t *testing.T) {
 	win := doc.Derive(nil, 9, 1, []byte(`{}`), false)
 	const n = MaxConflictHistory + 10
 	for i := range n {
-		hlc := uint64(1000 + (i*31)%n) // each once, not in order
+		hlc := uint64(1000 + (i*31)%n)             // each once, not in order
 		body := []byte(fmt.Sprintf(`{"n":%d}`, i)) // a version of its own
 		v := doc.Derive(nil, 1, doc.Timestamp(hlc), body, false)
 		if err := s.PutConflict("t", ConflictRecord{Key: "hot", Loser: v, Body: body, Winner: win.ID()}); err != nil {
