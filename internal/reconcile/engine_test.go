@@ -259,6 +259,37 @@ func TestLocalWriteDuringRoundIsKept(t *testing.T) {
 	}
 }
 
+// TestRacedConflictNotCounted: a resolution whose write races another
+// node's is not counted as a conflict resolved (the metric counted every
+// try): the next round decides the key afresh.
+func TestRacedConflictNotCounted(t *testing.T) {
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	var hooked atomic.Int32
+	ea := newEngine(t, a, b, nil)
+	ec := newEngine(t, c, b, func(cfg *Config) {
+		cfg.beforeApply = func(tn, key string, d Decision) {
+			if key == "x" && d.Action == Conflict && hooked.Add(1) == 1 {
+				// Between Decide and Apply, a's newer write reaches the
+				// backend: the resolution's put over the object it read
+				// fails.
+				put(t, a, "x", `{"from":"a","n":2}`)
+				if _, err := ea.Upload(bg, tenant); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
+	put(t, a, "x", `{"from":"a"}`)
+	put(t, c, "x", `{"from":"c"}`)
+	runRound(t, ea)
+	st := runRound(t, ec)
+	if hooked.Load() != 1 || st.Raced != 1 || st.Conflicts != 0 || st.Losers != 0 {
+		t.Fatalf("hook ran %d times, stats %+v: want one raced resolution, no conflict counted", hooked.Load(), st)
+	}
+	converge(t, 4, ea, ec)
+}
+
 func TestConflictResolvesIdenticallyWithoutPingPong(t *testing.T) {
 	b := mem.New("b")
 	a, c := openStore(t, "a"), openStore(t, "c")

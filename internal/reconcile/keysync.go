@@ -502,19 +502,11 @@ func (e *Engine) resolve(ctx context.Context, k *keyState, d Decision, st *Stats
 	if err != nil {
 		return err
 	}
-	st.Conflicts++
-	if o := e.cfg.Observer; o != nil {
-		o.ReconcileConflict(e.name, pol.String())
-	}
-	if res.Outcome == Siblings {
-		st.Siblings++
-	}
 	if res.Loser != nil {
 		if err := e.st.PutConflict(k.tenant, store.ConflictRecord{Key: k.key, Loser: res.Loser.Version,
 			Body: res.Loser.Body, Winner: res.Result.Version.ID(), Reason: res.Reason}); err != nil {
 			return err
 		}
-		st.Losers++
 	}
 	v, body := &res.Result.Version, res.Result.Body
 	etag := e.remoteETagFor(k, v)
@@ -524,9 +516,26 @@ func (e *Engine) resolve(ctx context.Context, k *keyState, d Decision, st *Stats
 		}
 	}
 	if lv := k.localVersion(); lv != nil && lv.ID() == v.ID() {
-		return e.st.PutSyncState(e.name, k.tenant, k.key, e.newBase(k.tenant, v, etag, body))
+		err = e.st.PutSyncState(e.name, k.tenant, k.key, e.newBase(k.tenant, v, etag, body))
+	} else {
+		err = e.install(ctx, k, v, body, etag, st)
 	}
-	return e.install(ctx, k, v, body, etag, st)
+	if err != nil {
+		return err
+	}
+	// Counted once settled: a resolution whose write raced another is
+	// decided again, and would be counted at each try.
+	st.Conflicts++
+	if o := e.cfg.Observer; o != nil {
+		o.ReconcileConflict(e.name, pol.String())
+	}
+	if res.Outcome == Siblings {
+		st.Siblings++
+	}
+	if res.Loser != nil {
+		st.Losers++
+	}
+	return nil
 }
 
 // candidate returns v with its body, from whichever side holds it.
