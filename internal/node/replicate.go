@@ -302,7 +302,7 @@ func (n *Node) startReplication(start context.Context, feed *changeFeed) error {
 	n.repl = r // set first, so a failure below is cleaned up by closeData
 	if p := rc.packs(); len(rc.Backends) > 0 && p.Every >= p.MaxAge {
 		n.log.Warn("replication: --pack-interval is not below half --gc-grace: the newest catch-up pack can be older than that, and an empty node does not restore from such a pack but fetches every object",
-			"pack_interval", p.Every, "gc_grace", p.MaxAge)
+			"pack_interval", p.Every, "half_gc_grace", p.MaxAge)
 	}
 	var claims *claims
 	if len(rc.Backends) > 0 {
