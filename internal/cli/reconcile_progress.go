@@ -88,7 +88,7 @@ func roundsLine(st api.ReconcileStatus, backend, tenant string, bar bool) string
 					n := min(width, int(*t.PercentDone*width/100))
 					fmt.Fprintf(&sb, " [%s%s]", strings.Repeat("#", n), strings.Repeat("-", width-n))
 				}
-				fmt.Fprintf(&sb, " %.0f%% %d/%d keys", *t.PercentDone, t.Scanned, t.Estimate)
+				fmt.Fprintf(&sb, " %d%% %d/%d keys", int(*t.PercentDone), t.Scanned, t.Estimate) // 99.6 is not done
 			} else {
 				fmt.Fprintf(&sb, " %d keys", t.Scanned)
 			}

@@ -105,17 +105,19 @@ func feedStatus(e *reconcile.Engine, tenant string) *api.FeedStatus {
 
 // fillRunning sets the fields of a round in progress: percent done from
 // the keys scanned against the last whole round's size, and the ETA at
-// the round's rate so far.
+// the round's rate so far; neither once the round has scanned that size.
 func fillRunning(tp *api.TenantProgress, p reconcile.Progress, now time.Time) {
 	started := p.Started
 	tp.Started, tp.ResumedAfter = &started, p.ResumedAfter
 	if el := now.Sub(p.Started).Seconds(); el > 0 && p.Scanned > 0 {
 		tp.KeysPerSecond = float64(p.Scanned) / el
 	}
-	if p.Estimate <= 0 {
+	if p.Estimate <= 0 || p.Scanned >= p.Estimate {
+		// No size, or the tenant grew past the last round's: how far
+		// the round is, and how long it has left, are not known.
 		return
 	}
-	pct := min(99.9, 100*float64(p.Scanned)/float64(p.Estimate))
+	pct := 100 * float64(p.Scanned) / float64(p.Estimate)
 	tp.PercentDone = &pct
 	if left := p.Estimate - p.Scanned; left > 0 && tp.KeysPerSecond > 0 {
 		eta := float64(left) / tp.KeysPerSecond

@@ -390,7 +390,8 @@ func TestFillRunning(t *testing.T) {
 	}{
 		{"no estimate", reconcile.Progress{Running: true, Started: start, Scanned: 50}, nil, nil, 5},
 		{"a quarter", reconcile.Progress{Running: true, Started: start, Scanned: 250, Estimate: 1000}, f(25), f(30), 25},
-		{"grown past the estimate", reconcile.Progress{Running: true, Started: start, Scanned: 1200, Estimate: 1000}, f(99.9), nil, 120},
+		{"grown past the estimate", reconcile.Progress{Running: true, Started: start, Scanned: 1200, Estimate: 1000}, nil, nil, 120},
+		{"at the estimate", reconcile.Progress{Running: true, Started: start, Scanned: 1000, Estimate: 1000}, nil, nil, 100},
 		{"nothing scanned yet", reconcile.Progress{Running: true, Started: start, Estimate: 1000}, f(0), nil, 0},
 	} {
 		var tp api.TenantProgress
