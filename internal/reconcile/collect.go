@@ -57,6 +57,9 @@ type CollectStats struct {
 	// tombstone yet (its round has not recorded it) or the backend now
 	// holds something else.
 	Examined, Collected, Waiting int
+	// Held counts the tenants whose tombstones were all kept because a
+	// node holds the tenant at the mass-deletion guard (holdmark.go).
+	Held int
 	// Trimmed counts the change-log entries removed; TrimmedTo is the
 	// position they were removed up to (inclusive), 0 if none.
 	Trimmed   int
@@ -67,6 +70,7 @@ func (s *CollectStats) add(o CollectStats) {
 	s.Examined += o.Examined
 	s.Collected += o.Collected
 	s.Waiting += o.Waiting
+	s.Held += o.Held
 	s.Trimmed += o.Trimmed
 	s.TrimmedTo = max(s.TrimmedTo, o.TrimmedTo)
 }
@@ -178,8 +182,9 @@ func (c *Collector) log(st CollectStats, err error) {
 	case l == nil:
 	case err != nil:
 		l.Warn("collect: pass failed", "err", err, "tombstones_collected", st.Collected, "changes_trimmed", st.Trimmed)
-	case st.Collected > 0 || st.Trimmed > 0:
-		l.Info("collect: pass", "tombstones_collected", st.Collected, "tombstones_waiting", st.Waiting, "changes_trimmed", st.Trimmed)
+	case st.Collected > 0 || st.Trimmed > 0 || st.Held > 0:
+		l.Info("collect: pass", "tombstones_collected", st.Collected, "tombstones_waiting", st.Waiting, "changes_trimmed", st.Trimmed,
+			"tenants_held", st.Held)
 	}
 }
 
@@ -256,7 +261,7 @@ type candidate struct {
 func (c *Collector) collectTombstones(ctx context.Context, tenant string, st *CollectStats) error {
 	cutoff := c.cfg.Now().Add(-c.cfg.Grace)
 	old := func(v *doc.Version) bool { return v.Tombstone && v.HLC.Time().Before(cutoff) }
-	after := ""
+	after, checked := "", false
 	for {
 		var page []candidate
 		var next string
@@ -268,6 +273,18 @@ func (c *Collector) collectTombstones(ctx context.Context, tenant string, st *Co
 		}
 		if err != nil {
 			return err
+		}
+		if len(page) > 0 && !checked {
+			checked = true
+			// Once a pass has a tombstone to collect: while a node holds
+			// the tenant's deletions at the guard, their tombstones are
+			// what tells it they were made (holdmark.go).
+			if held, err := c.held(ctx, tenant); err != nil || held {
+				if held {
+					st.Held++
+				}
+				return err
+			}
 		}
 		for _, cand := range page {
 			st.Examined++
@@ -285,6 +302,26 @@ func (c *Collector) collectTombstones(ctx context.Context, tenant string, st *Co
 			return nil
 		}
 	}
+}
+
+// held reports whether a node holds tenant at the mass-deletion guard on
+// one of the backends (a hold marker younger than the grace).
+func (c *Collector) held(ctx context.Context, tenant string) (bool, error) {
+	for _, e := range c.engines {
+		node, err := e.heldBy(ctx, tenant, c.cfg.Grace)
+		if err != nil || node == "" {
+			if err != nil {
+				return false, err
+			}
+			continue
+		}
+		if l := c.cfg.Logger; l != nil {
+			l.Debug("collect: tombstones kept: a node holds the tenant at the mass-deletion guard",
+				"backend", e.name, "tenant", tenant, "node", node)
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // syncPage reads up to PageSize sync states of the first engine after

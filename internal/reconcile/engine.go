@@ -191,6 +191,7 @@ type Engine struct {
 	pending  map[string]time.Time // tenant → its oldest change not yet uploaded (ReplicationLag)
 	told     map[string]time.Time // tenant → its first change told by Changed since its log was last read
 	confirm  map[string]bool      // tenants whose next round may pass the guard
+	holdGen  map[string]uint64    // tenant → its stops at the guard (holdGeneration)
 	// changedWant holds the tenants Changed told of that Run has not taken
 	// yet: a set, so that any number of notifications for any number of
 	// tenants wait in room bounded by the tenants, and none is dropped.
@@ -267,6 +268,7 @@ func New(cfg Config) (*Engine, error) {
 		cfg: cfg, st: cfg.Store, be: cfg.Backend, name: cfg.Backend.Name(), inflight: cfg.InFlight,
 		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, told: map[string]time.Time{},
 		confirm:  map[string]bool{},
+		holdGen:  map[string]uint64{},
 		tenants:  map[string]*tenantState{},
 		warns:    logevery.Limiter{Period: warnEvery},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan struct{}, 1),
@@ -310,9 +312,26 @@ func (e *Engine) Confirm(tenant string) {
 // brings many deletions of a small tenant), and its deletions must not
 // wait for an operator ever after.
 // It is kept in the tenant's checkpoint, so that a restart does not
-// forget it.
-func (e *Engine) hold(tenant string, on bool) {
+// forget it, and told to the other nodes by a marker in the backend
+// (holdmark.go), which keeps their collectors from removing the tombstones
+// meanwhile; each stop writes the marker again, so its time is recent
+// while the hold lasts.
+func (e *Engine) hold(ctx context.Context, tenant string, on bool) {
+	if on {
+		e.mu.Lock()
+		e.holdGen[tenant]++
+		e.mu.Unlock()
+	}
 	_ = e.updateCheckpoint(tenant, func(c *checkpoint) { c.held = on }) // a failed write fails the next read of it
+	e.markHold(ctx, tenant, on)
+}
+
+// holdGeneration counts the stops at the guard of tenant since the engine
+// started: a round may lift the hold only if none came while it ran.
+func (e *Engine) holdGeneration(tenant string) uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.holdGen[tenant]
 }
 
 // Held reports whether the mass-deletion guard holds tenant on this

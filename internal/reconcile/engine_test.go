@@ -823,7 +823,7 @@ func TestGuardStopReachesRoundsUnderWay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ea.hold(tenant, true) // what the feed's stop does meanwhile
+	ea.hold(bg, tenant, true) // what the feed's stop does meanwhile
 	_, err = r.step(bg, 0)
 	if _, err = ea.finishRound(bg, r, err); !errors.Is(err, ErrNeedsConfirm) {
 		t.Fatalf("round under way when the tenant was held: %v, want ErrNeedsConfirm", err)
@@ -839,12 +839,12 @@ func TestGuardStopReachesRoundsUnderWay(t *testing.T) {
 // ever after; a confirmed round ends it too.
 func TestHoldEndsWithARoundThatPasses(t *testing.T) {
 	g := deletedOnPeer(t, 20, 0)
-	g.ea.hold(tenant, true)
+	g.ea.hold(bg, tenant, true)
 	runRound(t, g.ea)
 	if held, err := g.ea.held(tenant); err != nil || held {
 		t.Fatalf("after a round with nothing to delete: held %v (%v), want not held", held, err)
 	}
-	g.ea.hold(tenant, true)
+	g.ea.hold(bg, tenant, true)
 	g.ea.Confirm(tenant)
 	runRound(t, g.ea)
 	if held, err := g.ea.held(tenant); err != nil || held {
@@ -852,71 +852,112 @@ func TestHoldEndsWithARoundThatPasses(t *testing.T) {
 	}
 }
 
-// TestHeldDeletionsOutliveCollection: deletions the guard holds are not
-// undone when the collectors remove their tombstones after the grace: the
-// held node reads the absent objects as deletions still held, not as
-// objects the backend lost, and neither uploads its copies back nor lifts
-// the hold; confirmed, it deletes them.
-func TestHeldDeletionsOutliveCollection(t *testing.T) {
-	g := deletedOnPeer(t, 20, 15)
-	b, a, ea := g.b, g.a, g.ea
+// TestHeldDeletionsKeepTheirTombstones: while a node holds deletions at
+// the guard, the other nodes' collectors keep their tombstones, past the
+// grace, so that the held node never reads them as documents the backend
+// lost and uploads its copies back over them; once confirmed and applied,
+// they are collected.
+func TestHeldDeletionsKeepTheirTombstones(t *testing.T) {
+	clk := &testClock{}
+	now := func(cfg *Config) { cfg.Now = clk.now }
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, now), newEngine(t, c, b, now)
+	for i := range 20 {
+		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	converge(t, 3, ec, ea)
+	for i := range 15 {
+		del(t, c, fmt.Sprintf("k%02d", i))
+	}
+	if _, err := ec.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
 		t.Fatalf("round deleting 15 of 20: %v, want ErrNeedsConfirm", err)
 	}
 	left := countLive(t, a)
-	// The collectors remove the tombstones' objects once the grace passed.
-	for i := range 15 {
-		if err := b.Delete(bg, tenant, fmt.Sprintf("k%02d", i), backend.Precondition{}); err != nil {
-			t.Fatal(err)
-		}
+	cc := newCollector(t, c, clk, nil, ec)
+	clk.pastGrace()
+	if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) { // a stop writes the marker again
+		t.Fatalf("round past the grace, unconfirmed: %v, want ErrNeedsConfirm", err)
+	}
+	if st := collect(t, cc); st.Collected != 0 || st.Held != 1 {
+		t.Fatalf("c's collection while a holds the tenant: %+v, want nothing collected, the tenant held", st)
 	}
 	for range 2 {
 		if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
-			t.Fatalf("round after the tombstones were collected, unconfirmed: %v, want ErrNeedsConfirm", err)
+			t.Fatalf("round after c's collection, unconfirmed: %v, want ErrNeedsConfirm", err)
 		}
-	}
-	// Nor does the scrub put them back.
-	if _, err := ea.Scrub(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
-		t.Fatalf("scrub after the tombstones were collected, unconfirmed: %v, want ErrNeedsConfirm", err)
 	}
 	if n := countLive(t, a); n != left {
-		t.Fatalf("%d live after the unconfirmed rounds, want %d", n, left)
-	}
-	for i := range 15 {
-		if _, err := b.Get(bg, tenant, fmt.Sprintf("k%02d", i)); fault.ClassOf(err) != fault.NotFound {
-			t.Fatalf("k%02d after the unconfirmed rounds: %v, want it still gone from the backend", i, err)
-		}
+		t.Fatalf("%d live on a after the unconfirmed rounds, want %d", n, left)
 	}
 	ea.Confirm(tenant)
 	runRound(t, ea)
 	if n := countLive(t, a); n != 5 {
-		t.Fatalf("after confirming: %d live, want 5", n)
+		t.Fatalf("after confirming: %d live on a, want 5", n)
 	}
-	converge(t, 3, ea, g.ec)
-	if held, _ := ea.held(tenant); held {
-		t.Fatal("still held after the confirmed deletions were applied")
+	converge(t, 3, ea, ec)
+	if st := collect(t, cc); st.Held != 0 || st.Collected == 0 {
+		t.Fatalf("c's collection after the hold ended: %+v, want tombstones collected", st)
 	}
-	if n := countLive(t, g.c); n != 5 {
-		t.Fatalf("the other node holds %d live after convergence, want 5", n)
+	if n := countLive(t, c); n != 5 {
+		t.Fatalf("c holds %d live, want 5", n)
+	}
+}
+
+// TestStaleHoldMarkerDisregarded: a hold marker older than the grace (its
+// node has run no round for that long) does not keep tombstones.
+func TestStaleHoldMarkerDisregarded(t *testing.T) {
+	clk := &testClock{}
+	now := func(cfg *Config) { cfg.Now = clk.now }
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, now), newEngine(t, c, b, now)
+	put(t, c, "k", `{}`)
+	converge(t, 3, ec, ea)
+	ea.hold(bg, tenant, true) // its marker, then nothing for longer than the grace
+	del(t, c, "k")
+	converge(t, 3, ec)
+	cc := newCollector(t, c, clk, nil, ec)
+	clk.pastGrace()
+	if st := collect(t, cc); st.Held != 0 || st.Collected != 1 {
+		t.Fatalf("collection past a stale marker: %+v, want the tombstone collected", st)
 	}
 }
 
 // TestHoldOutlivesARoundBegunBeforeIt: a round that began before the feed
-// stopped at the guard, and ends without a deletion of its own to stop
-// at, does not lift the hold: it listed the keys before those deletions.
+// stopped at the guard, or during which it stopped again, and ends without
+// a deletion of its own to stop at, does not lift the hold: it listed keys
+// before those deletions.
 func TestHoldOutlivesARoundBegunBeforeIt(t *testing.T) {
 	g := deletedOnPeer(t, 20, 0)
 	r, err := g.ea.startRound(bg, tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.ea.hold(tenant, true) // the feed's stop, meanwhile
+	g.ea.hold(bg, tenant, true) // the feed's stop, meanwhile
 	_, err = r.step(bg, 0)
 	if _, err := g.ea.finishRound(bg, r, err); err != nil {
 		t.Fatal(err)
 	}
 	if held, err := g.ea.held(tenant); err != nil || !held {
 		t.Fatalf("after a round begun before the hold: held %v (%v), want held", held, err)
+	}
+	// Begun while held, with the feed stopping at the guard again while it
+	// ran: the new stop's deletions may be among the keys it passed.
+	r, err = g.ea.startRound(bg, tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.ea.hold(bg, tenant, true)
+	_, err = r.step(bg, 0)
+	if _, err := g.ea.finishRound(bg, r, err); err != nil {
+		t.Fatal(err)
+	}
+	if held, err := g.ea.held(tenant); err != nil || !held {
+		t.Fatalf("after a round the feed stopped at the guard during: held %v (%v), want held", held, err)
 	}
 	runRound(t, g.ea) // begun while held, nothing to delete: lifts it
 	if held, err := g.ea.held(tenant); err != nil || held {

@@ -659,7 +659,7 @@ func (f *feed) pollWith(ctx context.Context, tenant string, g *round) error {
 			// The round the gap falls back to must not count the share
 			// afresh, after what the feed applied: it is held as a
 			// round stopped by the guard is.
-			f.e.hold(tenant, true)
+			f.e.hold(ctx, tenant, true)
 			if o := f.e.cfg.Observer; o != nil {
 				o.ReconcileAction(f.e.name, ActionGuardStop)
 			}

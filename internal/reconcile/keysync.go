@@ -222,37 +222,6 @@ func (e *Engine) lostTombstone(k *keyState) bool {
 		e.cfg.Now().Sub(v.HLC.Time()) < e.cfg.TombstoneGrace/2
 }
 
-// collectedWhileHeld reports whether k is live and unchanged locally since
-// the node and the backend last agreed on it, and gone from the backend.
-// Outside a hold that is an object the backend lost, which a round puts
-// back; while the guard holds the tenant it is a deletion the node held
-// whose tombstone the collectors removed after the grace: putting it back
-// would undo the deletion on every node, unconfirmed.
-func collectedWhileHeld(k *keyState) bool {
-	if k.remote != nil || k.assumed || k.local == nil || k.base == nil {
-		return false
-	}
-	v := &k.local.Version
-	return !v.Tombstone && !v.Siblings && !k.base.Base.Tombstone && v.ID() == k.base.Base.ID()
-}
-
-// deleteConfirmed applies, once the guard is confirmed, a deletion whose
-// tombstone the backend no longer has (collectedWhileHeld): the node
-// deletes its copy, if still the one it had, and a later round uploads the
-// tombstone.
-func (e *Engine) deleteConfirmed(ctx context.Context, k *keyState, st *Stats) error {
-	_, err := e.st.Delete(ctx, k.tenant, k.key, doc.Precondition{IfMatch: []string{k.local.Version.ETag()}})
-	switch {
-	case fault.ClassOf(err) == fault.PreconditionFailed:
-		st.Raced++ // written meanwhile: the write is newer than the deletion
-		return nil
-	case err != nil:
-		return err
-	}
-	st.Deletes++
-	return nil
-}
-
 // errRemote marks errors from reading the remote object.
 var errRemote = errors.New("remote read")
 
@@ -261,18 +230,6 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 		d := Explain(k.sides())
 		if d.Action == InSync && e.lostTombstone(k) {
 			d.Action, d.Reason = Upload, "the backend lost a tombstone younger than half the grace"
-		}
-		if d.Action == Upload && g != nil && collectedWhileHeld(k) {
-			held, err := e.held(k.tenant)
-			switch {
-			case err != nil:
-				return err
-			case held && !g.confirmed:
-				return fmt.Errorf("%w (tenant %s, backend %s: %q, a deletion the guard holds, is gone from the backend, its tombstone collected: it is not uploaded back)",
-					ErrNeedsConfirm, k.tenant, e.name, k.key)
-			case held:
-				return e.deleteConfirmed(ctx, k, st)
-			}
 		}
 		if d.Action == FetchRemote {
 			st.Actions[FetchRemote]++

@@ -59,7 +59,7 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 	if verify {
 		cp.cursor = "" // a scrub walks from the first key; the round's cursor is not its own
 	}
-	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify, heldAtStart: cp.held,
+	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify, heldAtStart: cp.held, holdGen: e.holdGeneration(tenant),
 		st: Stats{Tenant: tenant, Started: e.cfg.Now(), ResumedAfter: cp.cursor}}
 	r.span = noSpan // a scrub's walk shows in neither Progress nor traces
 	if !verify {
@@ -141,9 +141,11 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	switch {
 	case r.verify:
 	case errors.Is(err, ErrNeedsConfirm):
-		e.hold(r.tenant, true)
-	case err == nil && r.heldAtStart:
-		e.hold(r.tenant, false)
+		e.hold(ctx, r.tenant, true)
+	case err == nil && (r.heldAtStart || r.confirmed) && e.holdGeneration(r.tenant) == r.holdGen:
+		if held, _ := e.held(r.tenant); held {
+			e.hold(ctx, r.tenant, false)
+		}
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
 		est := p.Estimate
@@ -221,10 +223,13 @@ type round struct {
 	st        Stats
 	span      trace.Span
 	confirmed bool // the guard was confirmed for this round
-	// heldAtStart: the guard held the tenant when the round began. Only
-	// such a round may lift the hold by finishing: one that began before
-	// the feed stopped at the guard listed keys before those deletions.
+	// heldAtStart: the guard held the tenant when the round began, and
+	// holdGen its stops so far (Engine.holdGeneration). Only a round that
+	// began held, or was confirmed, and saw no stop while it ran, lifts
+	// the hold by finishing: one that began before the feed stopped at
+	// the guard listed keys before those deletions.
 	heldAtStart bool
+	holdGen     uint64
 	cursor      string // the last key fully handled
 	// replay: the restore's replay of the feeds, whose entries are the
 	// catch-up's progress (feed.apply publishes them; a poll's do not).
