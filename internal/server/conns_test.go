@@ -120,6 +120,28 @@ func TestRawErrorOnKeptAliveConnection(t *testing.T) {
 			t.Fatalf("request %d: %d %s; want %d", i+1, res.StatusCode, body, want)
 		}
 	}
+	// The same two pipelined, in one write: the second is parsed from
+	// what net/http buffered, and is still the malformed request it is
+	// (400), not a stall (408).
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprint(c2, "GET /livez HTTP/1.1\r\nHost: x\r\n\r\nGET /%zz HTTP/1.1\r\nHost: x\r\n\r\n")
+	br2 := bufio.NewReader(c2)
+	for i, want := range []int{200, 400} {
+		res, err := http.ReadResponse(br2, nil)
+		if err != nil {
+			t.Fatalf("pipelined request %d: no answer: %v", i+1, err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != want {
+			t.Fatalf("pipelined request %d: %d %s; want %d", i+1, res.StatusCode, body, want)
+		}
+	}
 }
 
 // TestH2CPreface: HTTP/2's cleartext preface is answered with the JSON 400

@@ -122,6 +122,18 @@ func (c *rawErrorConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// SetReadDeadline forgets a read that ended at an earlier deadline once
+// net/http sets a new one, as it does before reading each request: a
+// request that was already buffered when net/http ended its background
+// read (pipelined behind the one before) is parsed without another read,
+// and its malformed line is its own, not a stall.
+func (c *rawErrorConn) SetReadDeadline(t time.Time) error {
+	if c.stalled.Load() && (t.IsZero() || t.After(time.Now())) {
+		c.stalled.Store(false)
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
 // readFailed is Read's error path, apart so that the error it takes apart
 // (errors.As makes it escape) is allocated only on a failed read, not on
 // every read of every request.
