@@ -17,7 +17,7 @@ import (
 const conflictsUsage = `Usage:
   cairn conflicts ls [--prefix P]       list documents with open siblings (manual conflict policy)
   cairn conflicts show KEY              print each sibling: ETag, writer, time, then its body
-  cairn conflicts history KEY           what resolutions discarded of KEY, the newest 64 (restore one with put)
+  cairn conflicts history KEY           what resolutions discarded of KEY, up to the newest 64 (restore one with put)
   cairn conflicts resolve KEY --choose ETAG | --body FILE|- | --data JSON | --delete [--if-match SET]
                                         resolve: keep one sibling, write a new document, or delete;
                                         --if-match the set's ETag (show prints it) refuses it if

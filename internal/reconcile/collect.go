@@ -60,6 +60,9 @@ type CollectStats struct {
 	// Held counts the tenants whose tombstones were all kept because a
 	// node holds the tenant at the mass-deletion guard (holdmark.go).
 	Held int
+	// History counts the conflict-history records removed
+	// (store.TrimConflicts).
+	History int
 	// Trimmed counts the change-log entries removed; TrimmedTo is the
 	// position they were removed up to (inclusive), 0 if none.
 	Trimmed   int
@@ -71,6 +74,7 @@ func (s *CollectStats) add(o CollectStats) {
 	s.Collected += o.Collected
 	s.Waiting += o.Waiting
 	s.Held += o.Held
+	s.History += o.History
 	s.Trimmed += o.Trimmed
 	s.TrimmedTo = max(s.TrimmedTo, o.TrimmedTo)
 }
@@ -182,9 +186,9 @@ func (c *Collector) log(st CollectStats, err error) {
 	case l == nil:
 	case err != nil:
 		l.Warn("collect: pass failed", "err", err, "tombstones_collected", st.Collected, "changes_trimmed", st.Trimmed)
-	case st.Collected > 0 || st.Trimmed > 0 || st.Held > 0:
+	case st.Collected > 0 || st.Trimmed > 0 || st.Held > 0 || st.History > 0:
 		l.Info("collect: pass", "tombstones_collected", st.Collected, "tombstones_waiting", st.Waiting, "changes_trimmed", st.Trimmed,
-			"tenants_held", st.Held)
+			"tenants_held", st.Held, "history_trimmed", st.History)
 	}
 }
 
@@ -231,7 +235,8 @@ func (c *Collector) Pass(ctx context.Context) (sum CollectStats, first error) {
 	return sum, first
 }
 
-// Collect collects tenant's tombstones and trims its change log. Passes
+// Collect collects tenant's tombstones, trims its change log and bounds
+// its conflict history (store.TrimConflicts). Passes
 // (Collect, and Run's) are serialized.
 func (c *Collector) Collect(ctx context.Context, tenant string) (CollectStats, error) {
 	c.passMu.Lock()
@@ -239,11 +244,13 @@ func (c *Collector) Collect(ctx context.Context, tenant string) (CollectStats, e
 	st := CollectStats{Tenant: tenant}
 	errGC := c.collectTombstones(ctx, tenant, &st)
 	errTrim := c.trim(ctx, tenant, &st)
+	var errHist error
+	st.History, errHist = c.st.TrimConflicts(ctx, tenant, store.MaxConflictHistory)
 	if o := c.cfg.Observer; o != nil {
 		o.TombstonesCollected(st.Collected)
 		o.ChangesTrimmed(st.Trimmed)
 	}
-	return st, errors.Join(errGC, errTrim)
+	return st, errors.Join(errGC, errTrim, errHist)
 }
 
 // candidate is a tombstone to look at: its key and version.

@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // The conflict history: one row per version that lost a conflict
@@ -39,84 +40,125 @@ func conflictPrefix(tenant, key string) []byte {
 	return append(append(tenantPrefix(tableConflict, tenant), key...), sep)
 }
 
-// MaxConflictHistory is how many lost versions the history keeps of one
-// document: a key two nodes keep writing at once loses a version at every
-// meeting, and every loser's body would otherwise stay on disk for good.
-// Past it the versions written longest ago (by their HLC) go first.
+// MaxConflictHistory is how many lost versions of one document
+// TrimConflicts keeps: a key two nodes keep writing at once loses a version
+// at every meeting, and every loser's body would otherwise stay on disk
+// for good.
 const MaxConflictHistory = 64
 
-// PutConflict records c in tenant's conflict history, dropping the key's
-// oldest records past MaxConflictHistory. It is written outside the
-// document write path, like PutSyncState.
+// PutConflict records c in tenant's conflict history. It is written outside
+// the document write path, like PutSyncState; TrimConflicts bounds the
+// history later, off that path.
 func (s *Store) PutConflict(tenant string, c ConflictRecord) error {
 	const op = "store.put_conflict"
 	if err := validate(op, tenant, c.Key, c.Body); err != nil {
 		return err
 	}
 	id := c.Loser.ID()
-	prefix := conflictPrefix(tenant, c.Key)
-	k := append(prefix[:len(prefix):len(prefix)], id[:]...)
+	k := append(conflictPrefix(tenant, c.Key), id[:]...)
 	return s.writeDirect(op, tenant, c.Key, func(b *pebble.Batch) error {
-		old, err := s.oldestConflicts(prefix, id, MaxConflictHistory-1)
-		if err != nil {
-			return err
-		}
-		for _, o := range old {
-			_ = b.Delete(o, nil)
-		}
 		return b.Set(k, appendConflictValue(nil, &c), nil)
 	})
 }
 
-// oldestConflicts returns the keys of the records under prefix, other than
-// id's, past the newest keep of them (by the lost version's HLC).
-func (s *Store) oldestConflicts(prefix []byte, id doc.ID, keep int) ([][]byte, error) {
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
-	if err != nil {
-		return nil, err
+// TrimConflicts bounds tenant's conflict history: it keeps the newest keep
+// records of each document (by the lost version's HLC; a record that does
+// not decode counts as the oldest) and drops the whole history of a
+// document the store no longer holds (its tombstone was collected). It
+// returns how many records it removed. It reads the tenant's history
+// once, a document at a time, and is meant for a background pass (the
+// tombstone collector's), not a write path.
+func (s *Store) TrimConflicts(ctx context.Context, tenant string, keep int) (int, error) {
+	const op = "store.trim_conflicts"
+	if err := validate(op, tenant, "-", nil); err != nil {
+		return 0, err
 	}
-	defer it.Close()
 	type row struct {
 		key []byte
 		hlc doc.Timestamp
 	}
-	var rows []row
-	for ok := it.First(); ok; ok = it.Next() {
-		k := it.Key()
-		if len(k) == len(prefix)+16 && doc.ID(k[len(prefix):]) == id {
-			continue
+	var (
+		drop   [][]byte
+		docKey []byte
+		rows   []row
+	)
+	settle := func() error {
+		if len(rows) == 0 {
+			return nil
 		}
-		v, _, err := doc.DecodeVersion(it.Value()[min(1, len(it.Value())):])
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", errBadValue, err)
+		_, err := s.Get(ctx, tenant, string(docKey))
+		switch {
+		case fault.ClassOf(err) == fault.NotFound:
+			for _, r := range rows {
+				drop = append(drop, r.key)
+			}
+		case err != nil:
+			return err
+		case len(rows) > keep:
+			slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.hlc, b.hlc) })
+			for _, r := range rows[:len(rows)-keep] {
+				drop = append(drop, r.key)
+			}
 		}
-		rows = append(rows, row{bytes.Clone(k), v.HLC})
-	}
-	if err := it.Error(); err != nil || len(rows) <= keep {
-		return nil, err
-	}
-	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.hlc, b.hlc) })
-	old := make([][]byte, 0, len(rows)-keep)
-	for _, r := range rows[:len(rows)-keep] {
-		old = append(old, r.key)
-	}
-	return old, nil
-}
-
-// dropConflicts removes tenant's conflict history of key: its document's
-// tombstone was collected, and with it what the history was kept for.
-func (s *Store) dropConflicts(tenant, key string) error {
-	prefix := conflictPrefix(tenant, key)
-	old, err := s.oldestConflicts(prefix, doc.ID{}, 0)
-	if err != nil || len(old) == 0 {
-		return err
-	}
-	return s.writeLazy("store.drop_conflicts", tenant, key, func(b *pebble.Batch) error {
-		for _, o := range old {
-			_ = b.Delete(o, nil)
-		}
+		rows = rows[:0]
 		return nil
-	})
+	}
+	prefix := tenantPrefix(tableConflict, tenant)
+	err := func() error {
+		if err := s.acquire(); err != nil {
+			return err
+		}
+		defer s.release()
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: prefixEnd(prefix)})
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		for ok := it.First(); ok; ok = it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := it.Key()
+			rest := k[len(prefix):]
+			if len(rest) < 17 || rest[len(rest)-17] != sep {
+				continue // not a record's key: left for Conflicts to report
+			}
+			if dk := rest[:len(rest)-17]; !bytes.Equal(dk, docKey) {
+				if err := settle(); err != nil {
+					return err
+				}
+				docKey = append(docKey[:0], dk...)
+			}
+			var hlc doc.Timestamp
+			if v := it.Value(); len(v) > 1 {
+				if ver, _, err := doc.DecodeVersion(v[1:]); err == nil {
+					hlc = ver.HLC
+				}
+			}
+			rows = append(rows, row{bytes.Clone(k), hlc})
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		return settle()
+	}()
+	if err != nil {
+		return 0, wrap(op, tenant, "", err)
+	}
+	removed := len(drop)
+	for len(drop) > 0 {
+		n := min(len(drop), 1000)
+		if err := s.writeLazy(op, tenant, "-", func(b *pebble.Batch) error {
+			for _, k := range drop[:n] {
+				_ = b.Delete(k, nil)
+			}
+			return nil
+		}); err != nil {
+			return removed - len(drop), err
+		}
+		drop = drop[n:]
+	}
+	return removed, nil
 }
 
 // Conflicts streams tenant's conflict history for key ("" for every key),

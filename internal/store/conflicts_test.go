@@ -50,13 +50,15 @@ func TestConflictHistory(t *testing.T) {
 	}
 }
 
-// TestConflictHistoryBounded: a key keeps the newest MaxConflictHistory
-// lost versions (by HLC, whatever order they were recorded in), other keys
-// are untouched, and collecting the key's tombstone drops its history.
+// TestConflictHistoryBounded: TrimConflicts keeps the newest keep lost
+// versions of a key (by HLC, whatever order they were recorded in), leaves
+// other keys alone, and drops the history of a key whose tombstone was
+// collected.
 func TestConflictHistoryBounded(t *testing.T) {
 	s := openT(t, "", Options{})
 	win := doc.Derive(nil, 9, 1, []byte(`{}`), false)
 	const n = MaxConflictHistory + 10
+	mustPut(t, s, "t", "hot", `{}`)
 	for i := range n {
 		hlc := uint64(1000 + (i*31)%n)             // each once, not in order
 		body := []byte(fmt.Sprintf(`{"n":%d}`, i)) // a version of its own
@@ -65,9 +67,13 @@ func TestConflictHistoryBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	mustPut(t, s, "t", "other", `{}`)
 	other := doc.Derive(nil, 1, 5, []byte(`{}`), false)
 	if err := s.PutConflict("t", ConflictRecord{Key: "other", Loser: other, Body: []byte(`{}`), Winner: win.ID()}); err != nil {
 		t.Fatal(err)
+	}
+	if removed, err := s.TrimConflicts(bg, "t", MaxConflictHistory); err != nil || removed != n-MaxConflictHistory {
+		t.Fatalf("TrimConflicts = %d, %v; want %d removed", removed, err, n-MaxConflictHistory)
 	}
 	var kept []doc.Timestamp
 	for c, err := range s.Conflicts(bg, "t", "hot") {
@@ -84,16 +90,18 @@ func TestConflictHistoryBounded(t *testing.T) {
 			t.Fatalf("kept a record of HLC %d, older than the newest %d", h, MaxConflictHistory)
 		}
 	}
-	mustPut(t, s, "t", "hot", `{}`)
 	tomb, err := s.Delete(bg, "t", "hot", doc.Precondition{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if removed, err := s.TrimConflicts(bg, "t", MaxConflictHistory); err != nil || removed != 0 {
+		t.Fatalf("TrimConflicts of a deleted key not collected yet = %d, %v; want its history kept", removed, err)
+	}
 	if err := s.Collect(bg, "t", "hot", tomb.Version.ID(), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := count(t, s.Conflicts(bg, "t", "hot")); got != 0 {
-		t.Fatalf("%d records of a collected key, want 0", got)
+	if removed, err := s.TrimConflicts(bg, "t", MaxConflictHistory); err != nil || removed != MaxConflictHistory {
+		t.Fatalf("TrimConflicts after the collection = %d, %v; want the %d records dropped", removed, err, MaxConflictHistory)
 	}
 	if got := count(t, s.Conflicts(bg, "t", "other")); got != 1 {
 		t.Fatalf("%d records of another key, want 1", got)

@@ -129,7 +129,7 @@ func (s *Store) Apply(ctx context.Context, tenant, key string, v doc.Version, bo
 
 // Collect physically removes the tombstone of (tenant, key) whose version
 // ID is id, together with the key's sync state with each of backends, in
-// one atomic batch, then the key's conflict history. It is the last step of collecting a delete that every
+// one atomic batch. (TrimConflicts drops its conflict history later.) It is the last step of collecting a delete that every
 // backend holds (reconcile.Collector decides when); afterwards Get reports
 // fault.NotFound. If the key has no row (collected already), only the sync
 // states are removed.
@@ -157,10 +157,7 @@ func (s *Store) Collect(ctx context.Context, tenant, key string, id doc.ID, back
 	}
 	_, err := s.submit(&request{ctx: ctx, op: opCollect, tenant: tenant, key: key, expect: id,
 		backends: slices.Clone(backends)})
-	if err != nil {
-		return err
-	}
-	return s.dropConflicts(tenant, key)
+	return err
 }
 
 // validate checks a write's names and body size (class fault.Invalid).
