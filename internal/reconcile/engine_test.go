@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -601,6 +602,46 @@ func TestMassDeleteGuard(t *testing.T) {
 	}
 	if _, err := ea.Round(bg, tenant); err != nil {
 		t.Fatalf("a round within the guard after a confirmed one: %v", err)
+	}
+}
+
+// TestHeldRoundsLogOnce: the round that stops at the guard says so; the
+// rounds that stop again while the tenant is held say so once a minute,
+// not once a round, and each is counted.
+func TestHeldRoundsLogOnce(t *testing.T) {
+	var buf bytes.Buffer // the rounds run on this goroutine
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	obs := &actionObserver{actions: map[string]int{}}
+	ea := newEngine(t, a, b, func(cfg *Config) {
+		cfg.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
+		cfg.Observer = obs
+	})
+	ec := newEngine(t, c, b, nil)
+	for i := range 20 {
+		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
+	}
+	converge(t, 3, ec, ea)
+	for i := range 15 {
+		del(t, c, fmt.Sprintf("k%02d", i))
+	}
+	if _, err := ec.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+			t.Fatalf("round: %v, want ErrNeedsConfirm", err)
+		}
+	}
+	logs := buf.String()
+	if n := strings.Count(logs, `"msg":"reconcile: round stopped by the mass-deletion guard"`); n != 1 {
+		t.Errorf("%d \"round stopped\" lines for 4 rounds, want 1:\n%s", n, logs)
+	}
+	if n := strings.Count(logs, `"msg":"reconcile: the mass-deletion guard holds the tenant`); n != 1 {
+		t.Errorf("%d \"holds the tenant\" lines for 3 held rounds, want 1:\n%s", n, logs)
+	}
+	if n := obs.count(ActionGuardStop); n != 4 {
+		t.Errorf("guard_stop counted %d times for 4 stopped rounds, want 4", n)
 	}
 }
 

@@ -162,7 +162,16 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 		o.ReconcileRound(e.name, err, st.Duration)
 	}
 	endRoundSpan(r.span, &st, err)
-	e.logRound(ctx, &st, r.cursor, err)
+	if r.heldAtStart && errors.Is(err, ErrNeedsConfirm) {
+		// Held already: every round stops at its first deletion until a
+		// confirmation, and says so once a minute, not once a round.
+		if o := e.cfg.Observer; o != nil && ctx.Err() == nil {
+			o.ReconcileAction(e.name, ActionGuardStop)
+		}
+		e.warnHeld(ctx, r.tenant, "round", err)
+	} else {
+		e.logRound(ctx, &st, r.cursor, err)
+	}
 	return st, err
 }
 
