@@ -249,9 +249,12 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 	f := Fault{Kind: "kill", Target: "node1", At: killedAt, For: rec.Since() - killedAt}
 	after, _ := victim.Scrape(ctx)
 	f.Metric = Moved(only(before, "process_start_time_seconds"), only(after, "process_start_time_seconds"))
-	// A few reads of the restarted node, whatever the load is doing: one
-	// of them is the kill's sample trace.
-	for i := range 5 {
+	// Every key of the victim's clients, read as soon as it is back: a
+	// write it acknowledged before the kill and lost shows as a read of an
+	// older value, which the linearizability check of its history rejects;
+	// the load's later writes would overwrite it before the convergence
+	// checks look. One of the reads is the kill's sample trace.
+	for i := range keys {
 		rec.add(c.do(ctx, victim, Op{Client: -1, Node: 1, Kind: 'g', Key: fmt.Sprintf("%s%03d", prefixes[1], i)}, 5*time.Second, rec))
 	}
 	// The first round after the restart resumes from the checkpoint. It
@@ -274,6 +277,11 @@ func runNodeFailure(ctx context.Context, env Env, r *Result) error {
 	} else {
 		r.assert("resumed from checkpoint", false, "the round passed no checkpoint within a minute: resumption was not tested (last seen: "+seen+")")
 	}
+	var lin []Anomaly
+	for i := range env.Nodes {
+		lin = append(lin, Linearizable(ops, i, 2*time.Minute)...)
+	}
+	r.check("linearizable", lin, fmt.Sprintf("every key's history on its node is linearizable across the kill (porcupine, %d operations)", len(ops)))
 	r.check("no corrupt body served", CorruptServed(ops), "every read returned a body some client wrote")
 	// Requests to node1 while it is down are refused; the client library
 	// retries them until it is back on its address. A write in flight when

@@ -112,15 +112,28 @@ func LostWrites(history []Op, final map[string]string) []Anomaly {
 			from := "no write in the history"
 			for _, o := range ops {
 				if writtenValue(o) == got {
-					from = fmt.Sprintf("%c to node%d, called %v, returned %v, request %s", o.Kind, o.Node, o.Call, o.Return, o.RequestID)
+					from = fmt.Sprintf("%c to node%d, called %v, returned %v, %s", o.Kind, o.Node, o.Call, o.Return, opRef(o))
 				}
 			}
 			out = append(out, Anomaly{Check: "lost-write", Key: key,
-				Detail: fmt.Sprintf("final value %q (%s); the last acknowledged write (%c %q to node%d, called %v, returned %v, request %s) is gone",
-					got, from, last.Kind, writtenValue(*last), last.Node, last.Call, last.Return, last.RequestID)})
+				Detail: fmt.Sprintf("final value %q (%s); the last acknowledged write (%c %q to node%d, called %v, returned %v, %s) is gone",
+					got, from, last.Kind, writtenValue(*last), last.Node, last.Call, last.Return, opRef(*last))})
 		}
 	}
 	return out
+}
+
+// opRef names what of o can be found in the node's log and traces: its
+// request id (the client sees one only on an error answer), else its
+// trace id.
+func opRef(o Op) string {
+	switch {
+	case o.RequestID != "":
+		return "request " + o.RequestID
+	case o.TraceID != "":
+		return "trace " + o.TraceID
+	}
+	return "no request or trace id"
 }
 
 // writtenValue is the value a write leaves: its body, or "" for a delete.
