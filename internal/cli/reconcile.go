@@ -194,7 +194,7 @@ func reconcileStatus(ctx context.Context, a adminClient, w io.Writer) error {
 			}
 			done, eta := "-", "-"
 			if t.PercentDone != nil {
-				done = fmt.Sprintf("%.0f%%", *t.PercentDone)
+				done = fmt.Sprintf("%d%%", int(*t.PercentDone)) // 99.6 is not done
 			}
 			if t.ETASeconds != nil {
 				eta = fmtSeconds(*t.ETASeconds)

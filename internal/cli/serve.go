@@ -129,7 +129,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&f.reconcileIvl, "reconcile-interval", 30*time.Second, "time between reconciliation passes over every tenant and backend; 0: only on demand")
 	fs.DurationVar(&f.coalesce, "coalesce-window", reconcile.DefaultCoalesceWindow, "least time between two uploads of a tenant's changes: a key rewritten within it is uploaded once, at its latest version, and a change waits at most this long more; 0: upload every change at once")
 	fs.DurationVar(&f.gcGrace, "gc-grace", reconcile.DefaultGrace, "how long a tombstone is kept after its delete before it is collected from the node and every backend; must exceed the longest partition of a node sharing a backend, plus --reconcile-interval; a catch-up pack older than half of it is not restored from")
-	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector and change-log trimming; 0: never")
+	fs.DurationVar(&f.gcInterval, "gc-interval", 10*time.Minute, "time between passes of the tombstone collector, change-log trimming and conflict-history trimming; 0: never")
 	f.chaos.register(fs)
 	f.ingest.register(fs) // serve_ingest.go
 	fs.DurationVar(&f.feedPoll, "feed-poll", reconcile.DefaultFeedPoll, "how often a node reads its peers' change feeds of each tenant (news of their writes); 0 turns the feed off (news waits for --reconcile-interval)")

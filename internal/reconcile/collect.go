@@ -315,7 +315,7 @@ func (c *Collector) collectTombstones(ctx context.Context, tenant string, st *Co
 // one of the backends (a hold marker younger than the grace).
 func (c *Collector) held(ctx context.Context, tenant string) (bool, error) {
 	for _, e := range c.engines {
-		node, err := e.heldBy(ctx, tenant, c.cfg.Grace)
+		node, err := e.heldBy(ctx, tenant, c.cfg.Grace, c.cfg.Now())
 		if err != nil || node == "" {
 			if err != nil {
 				return false, err

@@ -185,6 +185,9 @@ type Engine struct {
 	scrubTick time.Duration
 
 	cpMu sync.Mutex // guards read-modify-write of the checkpoint row
+	// holdMu makes each change of a tenant's hold (its checkpoint flag
+	// and its marker in the backend) whole against another.
+	holdMu sync.Mutex
 
 	mu       sync.Mutex // guards the following
 	progress map[string]Progress
@@ -317,6 +320,8 @@ func (e *Engine) Confirm(tenant string) {
 // meanwhile; each stop writes the marker again, so its time is recent
 // while the hold lasts.
 func (e *Engine) hold(ctx context.Context, tenant string, on bool) {
+	e.holdMu.Lock()
+	defer e.holdMu.Unlock()
 	if on {
 		e.mu.Lock()
 		e.holdGen[tenant]++
@@ -324,6 +329,23 @@ func (e *Engine) hold(ctx context.Context, tenant string, on bool) {
 	}
 	_ = e.updateCheckpoint(tenant, func(c *checkpoint) { c.held = on }) // a failed write fails the next read of it
 	e.markHold(ctx, tenant, on)
+}
+
+// liftHold ends tenant's hold (hold false) if it is held and no stop came
+// since the round that calls it read gen (holdGeneration): one check and
+// change, so that a feed's stop meanwhile is neither erased from the
+// checkpoint nor left without its marker.
+func (e *Engine) liftHold(ctx context.Context, tenant string, gen uint64) {
+	e.holdMu.Lock()
+	defer e.holdMu.Unlock()
+	if e.holdGeneration(tenant) != gen {
+		return
+	}
+	if held, err := e.held(tenant); err != nil || !held {
+		return
+	}
+	_ = e.updateCheckpoint(tenant, func(c *checkpoint) { c.held = false })
+	e.markHold(ctx, tenant, false)
 }
 
 // holdGeneration counts the stops at the guard of tenant since the engine

@@ -949,7 +949,8 @@ func TestHeldDeletionsKeepTheirTombstones(t *testing.T) {
 }
 
 // TestStaleHoldMarkerDisregarded: a hold marker older than the grace (its
-// node has run no round for that long) does not keep tombstones.
+// node has run no round for that long) does not keep tombstones, and the
+// collector removes it.
 func TestStaleHoldMarkerDisregarded(t *testing.T) {
 	clk := &testClock{}
 	now := func(cfg *Config) { cfg.Now = clk.now }
@@ -965,6 +966,9 @@ func TestStaleHoldMarkerDisregarded(t *testing.T) {
 	clk.pastGrace()
 	if st := collect(t, cc); st.Held != 0 || st.Collected != 1 {
 		t.Fatalf("collection past a stale marker: %+v, want the tombstone collected", st)
+	}
+	if page, err := b.ListBlobs(bg, holdPrefix(tenant), "", 0); err != nil || len(page.Entries) != 0 {
+		t.Fatalf("hold markers after the collection: %+v, %v; want the stale one removed", page.Entries, err)
 	}
 }
 

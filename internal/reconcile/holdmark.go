@@ -56,8 +56,11 @@ func (e *Engine) markHold(ctx context.Context, tenant string, on bool) {
 }
 
 // heldBy returns the id of a node whose hold marker of tenant in e's
-// backend is younger than grace, or "".
-func (e *Engine) heldBy(ctx context.Context, tenant string, grace time.Duration) (string, error) {
+// backend is younger than grace at now (the collector's clock), or "". A
+// marker older than that is removed, unless written again meanwhile: its
+// node's hold ended without removing it (a failed delete, a crash), or
+// the node is gone.
+func (e *Engine) heldBy(ctx context.Context, tenant string, grace time.Duration, now time.Time) (string, error) {
 	bl, ok := backend.BlobsOf(e.be)
 	if !ok {
 		return "", nil
@@ -84,13 +87,16 @@ func (e *Engine) heldBy(ctx context.Context, tenant string, grace time.Duration)
 		if !strings.HasPrefix(string(data), holdMagic) || err != nil {
 			continue // not a marker: nothing a node wrote holds the tenant
 		}
-		if e.cfg.Now().Sub(at) < grace {
+		if now.Sub(at) < grace {
 			node := strings.TrimPrefix(ent.Key, prefix)
 			if b, err := hex.DecodeString(node); err == nil {
 				node = string(b)
 			}
 			return node, nil
 		}
+		_, _ = call(ctx, e, backend.OpDeleteBlob, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, bl.DeleteBlob(ctx, ent.Key, backend.Precondition{IfMatch: ent.ETag})
+		})
 	}
 	return "", nil
 }

@@ -51,6 +51,7 @@ func (e *Engine) startRound(ctx context.Context, tenant string) (*round, error) 
 }
 
 func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool) (*round, error) {
+	gen := e.holdGeneration(tenant) // before the checkpoint: a stop between them counts as after
 	cp, err := e.loadCheckpoint(tenant)
 	if err != nil {
 		e.setProgress(tenant, func(p *Progress) { p.LastErr = err })
@@ -59,7 +60,7 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 	if verify {
 		cp.cursor = "" // a scrub walks from the first key; the round's cursor is not its own
 	}
-	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify, heldAtStart: cp.held, holdGen: e.holdGeneration(tenant),
+	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify, heldAtStart: cp.held, holdGen: gen,
 		st: Stats{Tenant: tenant, Started: e.cfg.Now(), ResumedAfter: cp.cursor}}
 	r.span = noSpan // a scrub's walk shows in neither Progress nor traces
 	if !verify {
@@ -142,10 +143,8 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	case r.verify:
 	case errors.Is(err, ErrNeedsConfirm):
 		e.hold(ctx, r.tenant, true)
-	case err == nil && (r.heldAtStart || r.confirmed) && e.holdGeneration(r.tenant) == r.holdGen:
-		if held, _ := e.held(r.tenant); held {
-			e.hold(ctx, r.tenant, false)
-		}
+	case err == nil && (r.heldAtStart || r.confirmed):
+		e.liftHold(ctx, r.tenant, r.holdGen)
 	}
 	e.setProgress(r.tenant, func(p *Progress) {
 		est := p.Estimate
