@@ -93,6 +93,9 @@ func TestClientCommands(t *testing.T) {
 		{[]string{"ls", "x"}, `unexpected argument "x" (use --prefix)`},
 		{[]string{"conflicts", "show"}, "missing KEY"},
 		{[]string{"conflicts", "ls", "x"}, `unexpected argument "x"`},
+		{[]string{"conflicts", "resolve", "k"}, "give exactly one of --choose"},
+		{[]string{"ingest", "--key-field", "id"}, "want exactly one FILE"},
+		{[]string{"ingest", "-"}, "key"},
 	} {
 		if code, _, stderr := run(t, env, "", c.args...); code != exitUsage || !strings.Contains(stderr, c.want) {
 			t.Errorf("%q with no token: %d %q, want %q", c.args, code, stderr, c.want)

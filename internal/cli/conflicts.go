@@ -76,6 +76,11 @@ func conflictsCommand(ctx context.Context, args []string, env Env) int {
 	if err := checkArgs(cmd, args, ""); err != nil {
 		return report(cmd, err, env)
 	}
+	if sub == "resolve" {
+		if err := r.check(); err != nil {
+			return report(cmd, err, env)
+		}
+	}
 	if m := cf.missing(); m != "" {
 		fmt.Fprintf(env.Stderr, "cairn %s: %s\n", cmd, m)
 		return exitUsage
@@ -155,9 +160,8 @@ type resolveFlags struct {
 	delete                      bool
 }
 
-func resolveConflict(ctx context.Context, c *client.Client, tenant string, args []string, f resolveFlags, env Env) error {
-	key := args[0]
-	var err error
+// check refuses a resolution that does not say how to resolve, once.
+func (f resolveFlags) check() error {
 	n := 0
 	for _, set := range []bool{f.choose != "", f.body != "", f.data != "", f.delete} {
 		if set {
@@ -166,6 +170,15 @@ func resolveConflict(ctx context.Context, c *client.Client, tenant string, args 
 	}
 	if n != 1 {
 		return usageError("give exactly one of --choose, --body, --data and --delete")
+	}
+	return nil
+}
+
+func resolveConflict(ctx context.Context, c *client.Client, tenant string, args []string, f resolveFlags, env Env) error {
+	key := args[0]
+	var err error
+	if err := f.check(); err != nil {
+		return err
 	}
 	r := client.Resolution{Choose: f.choose, Delete: f.delete}
 	if f.ifMatch != "" {

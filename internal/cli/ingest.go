@@ -77,21 +77,22 @@ func ingestCommand(ctx context.Context, args []string, env Env) int {
 		fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", err)
 		return exitUsage
 	}
+	// The command line's own mistakes come before a missing token.
+	o := ingest.Options{KeyField: f.keyField, KeyPointer: f.keyPointer}
+	if len(args) != 1 {
+		return report("ingest", usageError("want exactly one FILE, or - for stdin"), env)
+	}
+	if err := keyOptions(&o, f.schema); err != nil {
+		return report("ingest", err, env)
+	}
 	if m := f.missing(); m != "" {
 		fmt.Fprintln(env.Stderr, "cairn ingest: "+m)
 		return exitUsage
 	}
-	return report("ingest", reachable(f.run(ctx, args, env), f.url, "CAIRN_URL or --url"), env)
+	return report("ingest", reachable(f.run(ctx, args, o, env), f.url, "CAIRN_URL or --url"), env)
 }
 
-func (f *ingestFlags) run(ctx context.Context, args []string, env Env) error {
-	if len(args) != 1 {
-		return usageError("want exactly one FILE, or - for stdin")
-	}
-	o := ingest.Options{KeyField: f.keyField, KeyPointer: f.keyPointer}
-	if err := keyOptions(&o, f.schema); err != nil {
-		return err
-	}
+func (f *ingestFlags) run(ctx context.Context, args []string, o ingest.Options, env Env) error {
 	in, size, closeIn, err := openInput(args[0], env)
 	if err != nil {
 		return err
