@@ -315,6 +315,11 @@ func (c *Collector) collectTombstones(ctx context.Context, tenant string, st *Co
 // one of the backends (a hold marker younger than the grace).
 func (c *Collector) held(ctx context.Context, tenant string) (bool, error) {
 	for _, e := range c.engines {
+		if e.Held(tenant) { // this node's own hold, whatever its marker's age
+			return true, nil
+		}
+	}
+	for _, e := range c.engines {
 		node, err := e.heldBy(ctx, tenant, c.cfg.Grace, c.cfg.Now())
 		if err != nil || node == "" {
 			if err != nil {

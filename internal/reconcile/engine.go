@@ -195,6 +195,7 @@ type Engine struct {
 	told     map[string]time.Time // tenant → its first change told by Changed since its log was last read
 	confirm  map[string]bool      // tenants whose next round may pass the guard
 	holdGen  map[string]uint64    // tenant → its stops at the guard (holdGeneration)
+	marked   map[string]time.Time // tenant → when its hold marker was last written (refreshHold)
 	// changedWant holds the tenants Changed told of that Run has not taken
 	// yet: a set, so that any number of notifications for any number of
 	// tenants wait in room bounded by the tenants, and none is dropped.
@@ -272,6 +273,7 @@ func New(cfg Config) (*Engine, error) {
 		lim: newLimiter(cfg.Limits), progress: map[string]Progress{}, pending: map[string]time.Time{}, told: map[string]time.Time{},
 		confirm:  map[string]bool{},
 		holdGen:  map[string]uint64{},
+		marked:   map[string]time.Time{},
 		tenants:  map[string]*tenantState{},
 		warns:    logevery.Limiter{Period: warnEvery},
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan struct{}, 1),

@@ -972,6 +972,58 @@ func TestStaleHoldMarkerDisregarded(t *testing.T) {
 	}
 }
 
+// TestOwnHoldKeepsTombstones: a node's collector keeps the tombstones of a
+// tenant the node itself holds, whatever its marker's age.
+func TestOwnHoldKeepsTombstones(t *testing.T) {
+	clk := &testClock{}
+	now := func(cfg *Config) { cfg.Now = clk.now }
+	b := mem.New("b")
+	a, c := openStore(t, "a"), openStore(t, "c")
+	ea, ec := newEngine(t, a, b, now), newEngine(t, c, b, now)
+	put(t, c, "k", `{}`)
+	converge(t, 3, ec, ea)
+	del(t, c, "k")
+	converge(t, 3, ec, ea)
+	ea.hold(bg, tenant, true)
+	ca := newCollector(t, a, clk, nil, ea)
+	clk.pastGrace() // the marker is stale by now
+	if st := collect(t, ca); st.Held != 1 || st.Collected != 0 {
+		t.Fatalf("a's collection of a tenant a holds: %+v, want nothing collected, the tenant held", st)
+	}
+}
+
+// TestHoldMarkerRefreshed: a held tenant's marker is written again when a
+// tenth of the grace has passed since it was, not at every call.
+func TestHoldMarkerRefreshed(t *testing.T) {
+	clk := &testClock{}
+	b := mem.New("b")
+	a := openStore(t, "a")
+	ea := newEngine(t, a, b, func(cfg *Config) { cfg.Now, cfg.TombstoneGrace = clk.now, testGrace })
+	ea.hold(bg, tenant, true)
+	written := func() string {
+		t.Helper()
+		page, err := b.ListBlobs(bg, holdPrefix(tenant), "", 0)
+		if err != nil || len(page.Entries) != 1 {
+			t.Fatalf("hold markers: %+v, %v; want one", page.Entries, err)
+		}
+		data, _, err := b.GetBlob(bg, page.Entries[0].Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	first := written()
+	ea.refreshHold(bg, tenant)
+	if got := written(); got != first {
+		t.Fatalf("marker rewritten at once: %q, was %q", got, first)
+	}
+	clk.skew.Store(int64(testGrace / 5))
+	ea.refreshHold(bg, tenant)
+	if got := written(); got == first {
+		t.Fatalf("marker not rewritten a fifth of the grace later: %q", got)
+	}
+}
+
 // TestHoldOutlivesARoundBegunBeforeIt: a round that began before the feed
 // stopped at the guard, or during which it stopped again, and ends without
 // a deletion of its own to stop at, does not lift the hold: it listed keys

@@ -40,10 +40,16 @@ func (e *Engine) markHold(ctx context.Context, tenant string, on bool) {
 	name := holdPrefix(tenant) + node
 	var err error
 	if on {
-		data := []byte(holdMagic + e.cfg.Now().UTC().Format(time.RFC3339Nano))
+		now := e.cfg.Now()
+		data := []byte(holdMagic + now.UTC().Format(time.RFC3339Nano))
 		_, err = call(ctx, e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
 			return bl.PutBlob(ctx, name, data, backend.Precondition{})
 		})
+		if err == nil {
+			e.mu.Lock()
+			e.marked[tenant] = now
+			e.mu.Unlock()
+		}
 	} else {
 		_, err = call(ctx, e, backend.OpDeleteBlob, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, bl.DeleteBlob(ctx, name, backend.Precondition{})
@@ -52,6 +58,28 @@ func (e *Engine) markHold(ctx context.Context, tenant string, on bool) {
 	if err != nil && ctx.Err() == nil {
 		e.warnRepeated(ctx, "hold marker "+tenant, "reconcile: the mass-deletion guard's hold marker could not be written",
 			"backend", e.name, "tenant", tenant, "held", on, "err", err)
+	}
+}
+
+// refreshHold writes tenant's hold marker again if the tenant is held and
+// the marker was last written more than a tenth of the grace ago: a held
+// node whose rounds are slow (a slow link, a large tenant) meets no stop
+// for a while, and its marker must not age past the grace meanwhile.
+func (e *Engine) refreshHold(ctx context.Context, tenant string) {
+	grace := e.cfg.TombstoneGrace
+	if grace <= 0 {
+		grace = DefaultGrace
+	}
+	e.mu.Lock()
+	last := e.marked[tenant]
+	e.mu.Unlock()
+	if e.cfg.Now().Sub(last) < grace/10 {
+		return
+	}
+	e.holdMu.Lock()
+	defer e.holdMu.Unlock()
+	if held, err := e.held(tenant); err == nil && held {
+		e.markHold(ctx, tenant, true)
 	}
 }
 
@@ -94,6 +122,8 @@ func (e *Engine) heldBy(ctx context.Context, tenant string, grace time.Duration,
 			}
 			return node, nil
 		}
+		e.warnRepeated(ctx, "stale hold "+tenant, "reconcile: a node's mass-deletion hold marker is older than the grace: the tenant's tombstones are collected, and that node, back, would undo the deletions it held",
+			"backend", e.name, "tenant", tenant, "marker", ent.Key, "written", at, "runbook", "Tombstones not collected, or a delete undone")
 		_, _ = call(ctx, e, backend.OpDeleteBlob, func(ctx context.Context) (struct{}, error) {
 			return struct{}{}, bl.DeleteBlob(ctx, ent.Key, backend.Precondition{IfMatch: ent.ETag})
 		})

@@ -222,6 +222,16 @@ func (e *Engine) lostTombstone(k *keyState) bool {
 		e.cfg.Now().Sub(v.HLC.Time()) < e.cfg.TombstoneGrace/2
 }
 
+// goneSinceBase reports whether k is live and unchanged locally since the
+// node and the backend last agreed on it, and gone from the backend.
+func goneSinceBase(k *keyState) bool {
+	if k.remote != nil || k.assumed || k.local == nil || k.base == nil {
+		return false
+	}
+	v := &k.local.Version
+	return !v.Tombstone && !k.base.Base.Tombstone && v.ID() == k.base.Base.ID()
+}
+
 // errRemote marks errors from reading the remote object.
 var errRemote = errors.New("remote read")
 
@@ -230,6 +240,13 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 		d := Explain(k.sides())
 		if d.Action == InSync && e.lostTombstone(k) {
 			d.Action, d.Reason = Upload, "the backend lost a tombstone younger than half the grace"
+		}
+		if d.Action == Upload && g != nil && g.heldAtStart && goneSinceBase(k) {
+			// Put back as an object the backend lost; but it may be a
+			// deletion the guard holds whose tombstone was collected (a
+			// hold marker older than the grace): say so.
+			e.warnRepeated(ctx, "held put back "+k.tenant, "reconcile: a held tenant's document, gone from the backend, is put back: if its tombstone was collected, a deletion the mass-deletion guard held is undone",
+				"backend", e.name, "tenant", k.tenant, "key", k.key, "runbook", "Tombstones not collected, or a delete undone")
 		}
 		if d.Action == FetchRemote {
 			st.Actions[FetchRemote]++
