@@ -353,9 +353,9 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 		r.cursor = key
 		if r.st.Scanned%progressEvery == 0 {
 			r.publish(false)
-			if r.heldAtStart {
-				e.refreshHold(ctx, r.tenant) // a round of a held tenant may outlast the marker's age
-			}
+		}
+		if r.heldAtStart {
+			e.refreshHold(ctx, r.tenant) // a round of a held tenant may outlast the marker's age
 		}
 		if r.partial() || r.verify {
 			continue // no cursor to save: a failed partial round or scrub is redone whole
