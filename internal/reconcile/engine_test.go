@@ -549,8 +549,15 @@ type guardSetup struct {
 // them deleted.
 func deletedOnPeer(t *testing.T, n, deleted int) guardSetup {
 	t.Helper()
+	return deletedOnPeerWith(t, n, deleted, nil, nil)
+}
+
+// deletedOnPeerWith is deletedOnPeer with the engines of a and c
+// configured by cfgA and cfgC (nil: as they come).
+func deletedOnPeerWith(t *testing.T, n, deleted int, cfgA, cfgC func(*Config)) guardSetup {
+	t.Helper()
 	g := guardSetup{b: mem.New("b"), a: openStore(t, "a"), c: openStore(t, "c")}
-	g.ea, g.ec = newEngine(t, g.a, g.b, nil), newEngine(t, g.c, g.b, nil)
+	g.ea, g.ec = newEngine(t, g.a, g.b, cfgA), newEngine(t, g.c, g.b, cfgC)
 	for i := range n {
 		put(t, g.c, fmt.Sprintf("k%02d", i), `{}`)
 	}
@@ -610,24 +617,11 @@ func TestMassDeleteGuard(t *testing.T) {
 // not once a round, and each is counted.
 func TestHeldRoundsLogOnce(t *testing.T) {
 	var buf bytes.Buffer // the rounds run on this goroutine
-	b := mem.New("b")
-	a, c := openStore(t, "a"), openStore(t, "c")
 	obs := &actionObserver{actions: map[string]int{}}
-	ea := newEngine(t, a, b, func(cfg *Config) {
+	ea := deletedOnPeerWith(t, 20, 15, func(cfg *Config) {
 		cfg.Logger = slog.New(slog.NewJSONHandler(&buf, nil))
 		cfg.Observer = obs
-	})
-	ec := newEngine(t, c, b, nil)
-	for i := range 20 {
-		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
-	}
-	converge(t, 3, ec, ea)
-	for i := range 15 {
-		del(t, c, fmt.Sprintf("k%02d", i))
-	}
-	if _, err := ec.Upload(bg, tenant); err != nil {
-		t.Fatal(err)
-	}
+	}, nil).ea
 	for range 4 {
 		if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
 			t.Fatalf("round: %v, want ErrNeedsConfirm", err)
@@ -901,19 +895,8 @@ func TestHoldEndsWithARoundThatPasses(t *testing.T) {
 func TestHeldDeletionsKeepTheirTombstones(t *testing.T) {
 	clk := &testClock{}
 	now := func(cfg *Config) { cfg.Now = clk.now }
-	b := mem.New("b")
-	a, c := openStore(t, "a"), openStore(t, "c")
-	ea, ec := newEngine(t, a, b, now), newEngine(t, c, b, now)
-	for i := range 20 {
-		put(t, c, fmt.Sprintf("k%02d", i), `{}`)
-	}
-	converge(t, 3, ec, ea)
-	for i := range 15 {
-		del(t, c, fmt.Sprintf("k%02d", i))
-	}
-	if _, err := ec.Upload(bg, tenant); err != nil {
-		t.Fatal(err)
-	}
+	g := deletedOnPeerWith(t, 20, 15, now, now)
+	a, c, ea, ec := g.a, g.c, g.ea, g.ec
 	if _, err := ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
 		t.Fatalf("round deleting 15 of 20: %v, want ErrNeedsConfirm", err)
 	}
@@ -952,13 +935,7 @@ func TestHeldDeletionsKeepTheirTombstones(t *testing.T) {
 // node has run no round for that long) does not keep tombstones, and the
 // collector removes it.
 func TestStaleHoldMarkerDisregarded(t *testing.T) {
-	clk := &testClock{}
-	now := func(cfg *Config) { cfg.Now = clk.now }
-	b := mem.New("b")
-	a, c := openStore(t, "a"), openStore(t, "c")
-	ea, ec := newEngine(t, a, b, now), newEngine(t, c, b, now)
-	put(t, c, "k", `{}`)
-	converge(t, 3, ec, ea)
+	clk, b, _, c, ea, ec := oneKeyOnTwo(t)
 	ea.hold(bg, tenant, true) // its marker, then nothing for longer than the grace
 	del(t, c, "k")
 	converge(t, 3, ec)
@@ -972,16 +949,24 @@ func TestStaleHoldMarkerDisregarded(t *testing.T) {
 	}
 }
 
+// oneKeyOnTwo makes nodes a and c on backend b, on one test clock, both
+// holding document k.
+func oneKeyOnTwo(t *testing.T) (clk *testClock, b *mem.Mem, a, c *store.Store, ea, ec *Engine) {
+	t.Helper()
+	clk = &testClock{}
+	now := func(cfg *Config) { cfg.Now = clk.now }
+	b = mem.New("b")
+	a, c = openStore(t, "a"), openStore(t, "c")
+	ea, ec = newEngine(t, a, b, now), newEngine(t, c, b, now)
+	put(t, c, "k", `{}`)
+	converge(t, 3, ec, ea)
+	return clk, b, a, c, ea, ec
+}
+
 // TestOwnHoldKeepsTombstones: a node's collector keeps the tombstones of a
 // tenant the node itself holds, whatever its marker's age.
 func TestOwnHoldKeepsTombstones(t *testing.T) {
-	clk := &testClock{}
-	now := func(cfg *Config) { cfg.Now = clk.now }
-	b := mem.New("b")
-	a, c := openStore(t, "a"), openStore(t, "c")
-	ea, ec := newEngine(t, a, b, now), newEngine(t, c, b, now)
-	put(t, c, "k", `{}`)
-	converge(t, 3, ec, ea)
+	clk, _, a, c, ea, ec := oneKeyOnTwo(t)
 	del(t, c, "k")
 	converge(t, 3, ec, ea)
 	ea.hold(bg, tenant, true)
