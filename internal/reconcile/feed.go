@@ -659,6 +659,12 @@ func (f *feed) pollWith(ctx context.Context, tenant string, g *round) error {
 			// The round the gap falls back to must not count the share
 			// afresh, after what the feed applied: it is held as a
 			// round stopped by the guard is.
+			if held, _ := f.e.held(tenant); !held {
+				if l := f.e.cfg.Logger; l != nil {
+					l.WarnContext(ctx, "reconcile: feed stopped by the mass-deletion guard", "backend", f.e.name,
+						"tenant", tenant, "peer", peerName(p), "err", err)
+				}
+			}
 			f.e.hold(ctx, tenant, true)
 			if o := f.e.cfg.Observer; o != nil {
 				o.ReconcileAction(f.e.name, ActionGuardStop)

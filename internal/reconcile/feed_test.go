@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
@@ -544,8 +545,12 @@ func TestFeedLastSeq(t *testing.T) {
 func TestFeedGuard(t *testing.T) {
 	const docs, deletes = 40, 16
 	shared := newBlobFake(mem.New("b"))
+	var logs syncBuffer
 	a := feedEngine(t, "na", shared, nil, nil)
-	b := feedEngine(t, "nb", shared, nil, func(c *Config) { c.Guard = Guard{MaxShare: 0.25, Floor: 2} })
+	b := feedEngine(t, "nb", shared, nil, func(c *Config) {
+		c.Guard = Guard{MaxShare: 0.25, Floor: 2}
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
 	for i := range docs {
 		put(t, a.st, fmt.Sprintf("k%02d", i), `{}`)
 	}
@@ -563,6 +568,9 @@ func TestFeedGuard(t *testing.T) {
 	live := countLive(t, b.st)
 	if live <= docs-deletes {
 		t.Fatalf("the feed deleted past the guard: %d live documents left", live)
+	}
+	if !strings.Contains(logs.String(), `"msg":"reconcile: feed stopped by the mass-deletion guard"`) {
+		t.Errorf("the feed's stop was not logged:\n%s", logs.String())
 	}
 	// Unconfirmed, the round the feed falls back to stops at its first
 	// deletion: counting the share afresh after what the feed applied
@@ -796,4 +804,23 @@ func TestFeedStatusDuringFallbackRound(t *testing.T) {
 	if st.Error != nil || st.Fallback != "a gap" {
 		t.Fatalf("while a fallback round runs: error %v, fallback %q; want no error, the gap", st.Error, st.Fallback)
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a logger may write from several
+// goroutines while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

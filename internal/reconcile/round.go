@@ -354,7 +354,7 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 		if r.st.Scanned%progressEvery == 0 {
 			r.publish(false)
 		}
-		if r.heldAtStart {
+		if r.heldAtStart || e.holdGeneration(r.tenant) != r.holdGen {
 			e.refreshHold(ctx, r.tenant) // a round of a held tenant may outlast the marker's age
 		}
 		if r.partial() || r.verify {
