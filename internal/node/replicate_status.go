@@ -159,7 +159,10 @@ func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest
 	tenants := make([][]string, len(engines)) // per engine
 	for i, e := range engines {
 		tenants[i] = runTenants(ctx, e, req.Tenant)
-		if req.Confirm {
+		// A round run here and waited for takes its confirmation itself
+		// (RunRoundConfirmed): given now, a round the engine starts
+		// meanwhile could take it, and this one would report nothing done.
+		if req.Confirm && (!req.Wait || req.Scrub) {
 			for _, t := range tenants[i] {
 				e.Confirm(t)
 			}
@@ -175,8 +178,11 @@ func (a adminView) RunReconcile(ctx context.Context, req server.ReconcileRequest
 	for i, e := range engines {
 		for _, t := range tenants[i] {
 			run := e.RunRound
-			if req.Scrub {
+			switch {
+			case req.Scrub:
 				run = e.Scrub
+			case req.Confirm:
+				run = e.RunRoundConfirmed
 			}
 			st, err := run(ctx, t)
 			if ctx.Err() != nil {

@@ -222,9 +222,10 @@ type Engine struct {
 }
 
 type roundRequest struct {
-	tenant string
-	parent trace.SpanContext // the caller's span: the round's span is its child
-	reply  chan<- roundReply
+	tenant  string
+	parent  trace.SpanContext // the caller's span: the round's span is its child
+	reply   chan<- roundReply
+	confirm bool // RunRoundConfirmed
 }
 
 type roundReply struct {
@@ -449,9 +450,21 @@ func (e *Engine) takeChanged() []string {
 // RunRound asks Run to run tenant's round now and waits for its result.
 // The round's span (Config.Tracer) is a child of the span in ctx, if any.
 func (e *Engine) RunRound(ctx context.Context, tenant string) (Stats, error) {
+	return e.runRound(ctx, tenant, false)
+}
+
+// RunRoundConfirmed is RunRound for a round that passes the mass-deletion
+// guard (Confirm): the confirmation is given on Run's goroutine just before
+// the round, so that no other round takes it first and this one's result
+// is the one that applied the deletions.
+func (e *Engine) RunRoundConfirmed(ctx context.Context, tenant string) (Stats, error) {
+	return e.runRound(ctx, tenant, true)
+}
+
+func (e *Engine) runRound(ctx context.Context, tenant string, confirm bool) (Stats, error) {
 	reply := make(chan roundReply, 1)
 	select {
-	case e.requests <- roundRequest{tenant, trace.SpanContextFromContext(ctx), reply}:
+	case e.requests <- roundRequest{tenant, trace.SpanContextFromContext(ctx), reply, confirm}:
 	case <-ctx.Done():
 		return Stats{}, ctx.Err()
 	}

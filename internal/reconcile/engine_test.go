@@ -1009,6 +1009,24 @@ func TestHoldMarkerRefreshed(t *testing.T) {
 	}
 }
 
+// TestRunRoundConfirmed: a confirmed round asked of Run passes the guard
+// and reports the deletions it applied; the confirmation is not left for
+// another round.
+func TestRunRoundConfirmed(t *testing.T) {
+	g := deletedOnPeer(t, 20, 15)
+	if _, err := g.ea.Round(bg, tenant); !errors.Is(err, ErrNeedsConfirm) {
+		t.Fatalf("round deleting 15 of 20: %v, want ErrNeedsConfirm", err)
+	}
+	runEngine(t, g.ea)
+	st, err := g.ea.RunRoundConfirmed(bg, tenant)
+	if err != nil || st.Deletes == 0 || countLive(t, g.a) != 5 {
+		t.Fatalf("confirmed round: %+v, %v, %d live; want the deletions applied and reported", st, err, countLive(t, g.a))
+	}
+	if g.ea.takeConfirm(tenant) {
+		t.Fatal("a confirmation left behind for another round")
+	}
+}
+
 // TestHoldOutlivesARoundBegunBeforeIt: a round that began before the feed
 // stopped at the guard, or during which it stopped again, and ends without
 // a deletion of its own to stop at, does not lift the hold: it listed keys

@@ -185,6 +185,9 @@ func (s *sched) leave(t *turn) {
 // gives the tenant no more turns.
 func (s *sched) serve(ctx context.Context, req roundRequest) {
 	e := s.e
+	if req.confirm {
+		e.Confirm(req.tenant)
+	}
 	var r *round
 	if i := slices.IndexFunc(s.queue, func(t *turn) bool { return t.tenant == req.tenant }); i >= 0 {
 		r = s.queue[i].r
