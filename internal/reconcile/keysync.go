@@ -210,26 +210,22 @@ func (e *Engine) repair(ctx context.Context, k *keyState, cause error, st *Stats
 	return e.st.PutSyncState(e.name, k.tenant, k.key, store.SyncState{Base: v, RemoteETag: etag})
 }
 
+// goneSinceBase returns k's local version when it is the one the node and
+// the backend last agreed on (its base) and the backend's listing no longer
+// shows its object.
+func goneSinceBase(k *keyState) (*doc.Version, bool) {
+	if k.remote != nil || k.assumed || k.local == nil || k.base == nil || k.local.Version.ID() != k.base.Base.ID() {
+		return nil, false
+	}
+	return &k.local.Version, true
+}
+
 // lostTombstone reports whether k is a tombstone in sync with its base
 // whose object a listing did not show, young enough that the collector
 // cannot have removed it (Config.TombstoneGrace).
 func (e *Engine) lostTombstone(k *keyState) bool {
-	if e.cfg.TombstoneGrace <= 0 || k.remote != nil || k.assumed || k.local == nil || k.base == nil {
-		return false
-	}
-	v := k.local.Version
-	return v.Tombstone && v.ID() == k.base.Base.ID() &&
-		e.cfg.Now().Sub(v.HLC.Time()) < e.cfg.TombstoneGrace/2
-}
-
-// goneSinceBase reports whether k is live and unchanged locally since the
-// node and the backend last agreed on it, and gone from the backend.
-func goneSinceBase(k *keyState) bool {
-	if k.remote != nil || k.assumed || k.local == nil || k.base == nil {
-		return false
-	}
-	v := &k.local.Version
-	return !v.Tombstone && !k.base.Base.Tombstone && v.ID() == k.base.Base.ID()
+	v, gone := goneSinceBase(k)
+	return gone && e.cfg.TombstoneGrace > 0 && v.Tombstone && e.cfg.Now().Sub(v.HLC.Time()) < e.cfg.TombstoneGrace/2
 }
 
 // errRemote marks errors from reading the remote object.
@@ -241,7 +237,7 @@ func (e *Engine) decideAndApply(ctx context.Context, k *keyState, st *Stats, g *
 		if d.Action == InSync && e.lostTombstone(k) {
 			d.Action, d.Reason = Upload, "the backend lost a tombstone younger than half the grace"
 		}
-		if d.Action == Upload && g != nil && g.heldAtStart && goneSinceBase(k) {
+		if v, gone := goneSinceBase(k); d.Action == Upload && g != nil && g.heldAtStart && gone && !v.Tombstone {
 			// Put back as an object the backend lost; but it may be a
 			// deletion the guard holds whose tombstone was collected (a
 			// hold marker older than the grace): say so.

@@ -60,7 +60,7 @@ func (e *Engine) startRoundMode(ctx context.Context, tenant string, verify bool)
 	if verify {
 		cp.cursor = "" // a scrub walks from the first key; the round's cursor is not its own
 	}
-	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify, heldAtStart: cp.held, holdGen: gen,
+	r := &round{e: e, tenant: tenant, cursor: cp.cursor, verify: verify, heldAtStart: cp.held, held: cp.held, holdGen: gen,
 		st: Stats{Tenant: tenant, Started: e.cfg.Now(), ResumedAfter: cp.cursor}}
 	r.span = noSpan // a scrub's walk shows in neither Progress nor traces
 	if !verify {
@@ -238,7 +238,10 @@ type round struct {
 	// the guard listed keys before those deletions.
 	heldAtStart bool
 	holdGen     uint64
-	cursor      string // the last key fully handled
+	// held: the tenant is held, at the start or since, as the round last
+	// looked (scan keeps the hold's marker fresh meanwhile).
+	held   bool
+	cursor string // the last key fully handled
 	// replay: the restore's replay of the feeds, whose entries are the
 	// catch-up's progress (feed.apply publishes them; a poll's do not).
 	replay bool
@@ -353,8 +356,11 @@ func (r *round) scan(ctx context.Context, after, last string, open bool, n int) 
 		r.cursor = key
 		if r.st.Scanned%progressEvery == 0 {
 			r.publish(false)
+			if !r.held && e.holdGeneration(r.tenant) != r.holdGen {
+				r.held = true // the feed stopped at the guard meanwhile
+			}
 		}
-		if r.heldAtStart || e.holdGeneration(r.tenant) != r.holdGen {
+		if r.held {
 			e.refreshHold(ctx, r.tenant) // a round of a held tenant may outlast the marker's age
 		}
 		if r.partial() || r.verify {

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"iter"
 	"slices"
@@ -12,7 +13,6 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/cairnstore/cairn/internal/doc"
-	"github.com/cairnstore/cairn/internal/fault"
 )
 
 // The conflict history: one row per version that lost a conflict
@@ -78,25 +78,29 @@ func (s *Store) TrimConflicts(ctx context.Context, tenant string, keep int) (int
 		hlc doc.Timestamp
 	}
 	var (
-		drop   [][]byte
-		docKey []byte
-		rows   []row
+		drop [][]byte
+		dkey []byte // the document whose records rows holds
+		rows []row
 	)
 	settle := func() error {
 		if len(rows) == 0 {
 			return nil
 		}
-		_, err := s.Get(ctx, tenant, string(docKey))
+		// The document's row, tombstone or not: only a collection
+		// removes it, and with it the reason to keep its history.
+		n := keep
+		_, closer, err := s.db.Get(docKey(tenant, string(dkey)))
 		switch {
-		case fault.ClassOf(err) == fault.NotFound:
-			for _, r := range rows {
-				drop = append(drop, r.key)
-			}
+		case errors.Is(err, pebble.ErrNotFound):
+			n = 0
 		case err != nil:
 			return err
-		case len(rows) > keep:
+		default:
+			closer.Close()
+		}
+		if len(rows) > n {
 			slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(a.hlc, b.hlc) })
-			for _, r := range rows[:len(rows)-keep] {
+			for _, r := range rows[:len(rows)-n] {
 				drop = append(drop, r.key)
 			}
 		}
@@ -119,15 +123,15 @@ func (s *Store) TrimConflicts(ctx context.Context, tenant string, keep int) (int
 				return err
 			}
 			k := it.Key()
-			rest := k[len(prefix):]
-			if len(rest) < 17 || rest[len(rest)-17] != sep {
+			dk, ok := conflictDocKey(k[len(prefix):])
+			if !ok {
 				continue // not a record's key: left for Conflicts to report
 			}
-			if dk := rest[:len(rest)-17]; !bytes.Equal(dk, docKey) {
+			if !bytes.Equal(dk, dkey) {
 				if err := settle(); err != nil {
 					return err
 				}
-				docKey = append(docKey[:0], dk...)
+				dkey = append(dkey[:0], dk...)
 			}
 			var hlc doc.Timestamp
 			if v := it.Value(); len(v) > 1 {
@@ -161,6 +165,15 @@ func (s *Store) TrimConflicts(ctx context.Context, tenant string, keep int) (int
 	return removed, nil
 }
 
+// conflictDocKey returns the document key of a conflict record's key, given
+// without its tenant prefix: key 0x00 loserID(16).
+func conflictDocKey(rest []byte) ([]byte, bool) {
+	if len(rest) < 17 || rest[len(rest)-17] != sep {
+		return nil, false
+	}
+	return rest[:len(rest)-17], true
+}
+
 // Conflicts streams tenant's conflict history for key ("" for every key),
 // sorted by key then loser ID, over one consistent snapshot.
 func (s *Store) Conflicts(ctx context.Context, tenant, key string) iter.Seq2[ConflictRecord, error] {
@@ -180,12 +193,12 @@ func (s *Store) Conflicts(ctx context.Context, tenant, key string) iter.Seq2[Con
 		}
 		skip := len(tenantPrefix(tableConflict, tenant))
 		stream(s, ctx, op, tenant, prefix, prefixEnd(prefix), yield, func(k, v []byte) (ConflictRecord, bool, error) {
-			rest := k[skip:]
-			if len(rest) < 17 || rest[len(rest)-17] != sep {
+			dk, ok := conflictDocKey(k[skip:])
+			if !ok {
 				return ConflictRecord{}, false, fmt.Errorf("%w: conflict key", errBadValue)
 			}
 			c, err := decodeConflictValue(v)
-			c.Key = string(rest[:len(rest)-17])
+			c.Key = string(dk)
 			return c, err == nil, err
 		})
 	}

@@ -129,8 +129,9 @@ func (s *Store) Apply(ctx context.Context, tenant, key string, v doc.Version, bo
 
 // Collect physically removes the tombstone of (tenant, key) whose version
 // ID is id, together with the key's sync state with each of backends, in
-// one atomic batch. (TrimConflicts drops its conflict history later.) It is the last step of collecting a delete that every
-// backend holds (reconcile.Collector decides when); afterwards Get reports
+// one atomic batch; TrimConflicts drops its conflict history later. It is
+// the last step of collecting a delete that every backend holds
+// (reconcile.Collector decides when); afterwards Get reports
 // fault.NotFound. If the key has no row (collected already), only the sync
 // states are removed.
 //
