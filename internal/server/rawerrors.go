@@ -116,17 +116,16 @@ func (c *rawErrorConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if err != nil {
 		c.readFailed(err)
-	} else if c.stalled.Load() {
-		c.stalled.Store(false)
 	}
 	return n, err
 }
 
 // SetReadDeadline forgets a read that ended at an earlier deadline once
-// net/http sets a new one, as it does before reading each request: a
-// request that was already buffered when net/http ended its background
-// read (pipelined behind the one before) is parsed without another read,
-// and its malformed line is its own, not a stall.
+// net/http sets a new one, as it does before reading each request (a zero
+// one when it has no timeout): a request that was already buffered when
+// net/http ended its background read (pipelined behind the one before) is
+// parsed without another read, and its malformed line is its own, not a
+// stall.
 func (c *rawErrorConn) SetReadDeadline(t time.Time) error {
 	if c.stalled.Load() && (t.IsZero() || t.After(time.Now())) {
 		c.stalled.Store(false)

@@ -807,9 +807,13 @@ func readyzBody(status string, catchingUp []string) []byte {
 // (ServeMux would say so itself, but the catch-all "/" takes every method
 // first), else 404.
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	if allow, _ := s.allowed(r); allow != "" {
-		s.notAllowed(allow).ServeHTTP(w, r)
-		return
+	// wrap named the route that serves the path with other methods, if
+	// one does: a 404 of an unknown path does not look the routes up again.
+	if r.Pattern != "/" {
+		if allow, _ := s.allowed(r); allow != "" {
+			s.notAllowed(allow).ServeHTTP(w, r)
+			return
+		}
 	}
 	// The path as sent: decoded, a %2F would show as the slash whose
 	// absence from the route is the reason there is none.
