@@ -160,7 +160,7 @@ type resolveFlags struct {
 	delete                      bool
 }
 
-// check refuses a resolution that does not say how to resolve, once.
+// check refuses a resolution that does not say how to resolve.
 func (f resolveFlags) check() error {
 	n := 0
 	for _, set := range []bool{f.choose != "", f.body != "", f.data != "", f.delete} {
@@ -175,11 +175,8 @@ func (f resolveFlags) check() error {
 }
 
 func resolveConflict(ctx context.Context, c *client.Client, tenant string, args []string, f resolveFlags, env Env) error {
-	key := args[0]
+	key := args[0] // checkArgs and f.check have passed
 	var err error
-	if err := f.check(); err != nil {
-		return err
-	}
 	r := client.Resolution{Choose: f.choose, Delete: f.delete}
 	if f.ifMatch != "" {
 		r.Set = etagArg(f.ifMatch)

@@ -19,6 +19,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/procout"
 )
 
 // blobFake is a backend with blobs in memory, and the feed's faults: a
@@ -545,7 +546,7 @@ func TestFeedLastSeq(t *testing.T) {
 func TestFeedGuard(t *testing.T) {
 	const docs, deletes = 40, 16
 	shared := newBlobFake(mem.New("b"))
-	var logs syncBuffer
+	var logs procout.Buffer
 	a := feedEngine(t, "na", shared, nil, nil)
 	b := feedEngine(t, "nb", shared, nil, func(c *Config) {
 		c.Guard = Guard{MaxShare: 0.25, Floor: 2}
@@ -804,23 +805,4 @@ func TestFeedStatusDuringFallbackRound(t *testing.T) {
 	if st.Error != nil || st.Fallback != "a gap" {
 		t.Fatalf("while a fallback round runs: error %v, fallback %q; want no error, the gap", st.Error, st.Fallback)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a logger may write from several
-// goroutines while a test reads it.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
