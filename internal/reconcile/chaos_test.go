@@ -170,16 +170,22 @@ func TestRoundLogs(t *testing.T) {
 	}
 }
 
-// actionObserver records ReconcileAction calls.
+// actionObserver records ReconcileAction calls, and the outcomes rounds
+// name for themselves (the guard's "held").
 type actionObserver struct {
 	mu      sync.Mutex
 	actions map[string]int
 }
 
-func (o *actionObserver) ReconcileRound(string, error, time.Duration) {}
-func (o *actionObserver) ReconcileKeys(string, int)                   {}
-func (o *actionObserver) ReconcileConflict(string, string)            {}
-func (o *actionObserver) ReconcileBytes(string, int64, int64)         {}
+func (o *actionObserver) ReconcileRound(_ string, err error, _ time.Duration) {
+	var named interface{ Outcome() string }
+	if errors.As(err, &named) {
+		o.ReconcileAction("", "round:"+named.Outcome())
+	}
+}
+func (o *actionObserver) ReconcileKeys(string, int)           {}
+func (o *actionObserver) ReconcileConflict(string, string)    {}
+func (o *actionObserver) ReconcileBytes(string, int64, int64) {}
 func (o *actionObserver) ReconcileAction(_, action string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -214,6 +220,11 @@ func TestCorruptAndGuardStopAreCounted(t *testing.T) {
 	}
 	if obs.count(ActionGuardStop) != 1 || !strings.Contains(logs.String(), `"msg":"reconcile: round stopped by the mass-deletion guard"`) {
 		t.Fatalf("guard stop: counted %d, logs %s", obs.count(ActionGuardStop), logs.String())
+	}
+	// The rounds' outcome metric counts it as held, not as an unclassified
+	// failure (which runbook 1 reads as the backend's).
+	if n := obs.count("round:held"); n != 1 {
+		t.Fatalf("rounds reported held: %d, want 1", n)
 	}
 	cb := chaos.Wrap(m, 1, nil)
 	cb.SetProfile(chaos.Profile{CorruptTruncate: 1})

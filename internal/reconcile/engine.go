@@ -27,12 +27,25 @@ const DefaultCoalesceWindow = 50 * time.Millisecond
 var (
 	// ErrNeedsConfirm: the round stopped before a deletion that the
 	// mass-deletion guard refused; Confirm lets the next round through.
-	ErrNeedsConfirm = errors.New("reconcile: round stopped by the mass-deletion guard; confirm to continue")
+	ErrNeedsConfirm error = guardStop{}
 	// ErrBackendUnavailable: the backend's breaker is open, so the round
 	// was skipped (or ended early) rather than waiting on it. Its class is
 	// fault.Exhausted: load shed, as the rounds' outcome counts it.
 	ErrBackendUnavailable error = &fault.Error{Class: fault.Exhausted, Err: errors.New("reconcile: backend unavailable (breaker open)")}
 )
+
+// guardStop is ErrNeedsConfirm's type. A held round is no failure of the
+// backend or the store, and the rounds' outcome metric must not count it
+// as an unclassified one (runbook 1 reads "unknown" as the backend's
+// fault): Outcome names it "held".
+type guardStop struct{}
+
+func (guardStop) Error() string {
+	return "reconcile: round stopped by the mass-deletion guard; confirm to continue"
+}
+
+// Outcome is the round's outcome label in cairn_reconcile_rounds_total.
+func (guardStop) Outcome() string { return "held" }
 
 // Observer hears about rounds; *telemetry.Metrics implements it. Calls
 // come from the engine's goroutines (Run's and the uploader's) and must

@@ -1,6 +1,7 @@
 package telemetry
 
 import (
+	"errors"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -270,6 +271,7 @@ func (m *Metrics) AddBackend(backend string) {
 	// first failed round, breaker opening, corrupt object or guard stop
 	// would hide it.
 	m.reconcileRounds.WithLabelValues(backend, outcome(nil))
+	m.reconcileRounds.WithLabelValues(backend, "held") // reconcile.ErrNeedsConfirm
 	for _, c := range fault.Classes() {
 		m.reconcileRounds.WithLabelValues(backend, c.String())
 	}
@@ -371,5 +373,13 @@ func outcome(err error) string {
 	if err == nil {
 		return "ok"
 	}
+	var o outcomer
+	if errors.As(err, &o) {
+		return o.Outcome()
+	}
 	return fault.ClassOf(err).String()
 }
+
+// outcomer is an error that is no failure and names its own outcome: the
+// mass-deletion guard's stop of a round ("held").
+type outcomer interface{ Outcome() string }

@@ -2,6 +2,7 @@ package telemetry
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -34,6 +35,7 @@ func exercise(t *testing.T, tel *Telemetry) {
 	m.OnBudgetRejection("s3")
 	m.OnStateChange("s3", resilience.Closed, resilience.Open)
 	m.ReconcileRound("s3", nil, 2*time.Second)
+	m.ReconcileRound("s3", fmt.Errorf("tenant t: %w", heldErr{}), time.Second)
 	m.ReconcileKeys("s3", 100)
 	m.ReconcileAction("s3", "upload")
 	m.ReconcileConflict("s3", "lww")
@@ -43,6 +45,12 @@ func exercise(t *testing.T, tel *Telemetry) {
 	m.ScrubCycle("s3", 90*time.Second)
 	m.SetReplicationLag("s3", 1500*time.Millisecond)
 }
+
+// heldErr names its own outcome, as the mass-deletion guard's stop does.
+type heldErr struct{}
+
+func (heldErr) Error() string   { return "held" }
+func (heldErr) Outcome() string { return "held" }
 
 func TestMetricsLint(t *testing.T) {
 	tel := setup(t, Config{NoGlobal: true, Version: "v1.2.3"})
@@ -74,6 +82,9 @@ func TestMetricsValues(t *testing.T) {
 		{"breaker open", testutil.ToFloat64(m.breakerState.WithLabelValues("s3", "open")), 1},
 		{"breaker closed", testutil.ToFloat64(m.breakerState.WithLabelValues("s3", "closed")), 0},
 		{"retries", testutil.ToFloat64(m.retries.WithLabelValues("s3")), 1},
+		{"rounds ok", testutil.ToFloat64(m.reconcileRounds.WithLabelValues("s3", "ok")), 1},
+		{"rounds held", testutil.ToFloat64(m.reconcileRounds.WithLabelValues("s3", "held")), 1},
+		{"rounds unknown", testutil.ToFloat64(m.reconcileRounds.WithLabelValues("s3", "unknown")), 0},
 		{"lag", testutil.ToFloat64(m.replicationLag), 1.5},
 		{"bytes up", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "up")), 2048},
 		{"bytes down", testutil.ToFloat64(m.reconcileBytes.WithLabelValues("s3", "down")), 512},
@@ -185,7 +196,7 @@ func TestAlertedCountersExistAtZero(t *testing.T) {
 	// Counted first: reading a series below would make it.
 	want := map[string]int{
 		"cairn_reconcile_actions_total":           2,
-		"cairn_reconcile_rounds_total":            len(fault.Classes()) + 1,
+		"cairn_reconcile_rounds_total":            len(fault.Classes()) + 2, // ok, held
 		"cairn_backend_breaker_transitions_total": 3,
 		"cairn_reconcile_keys_total":              1,
 		"cairn_reconcile_quarantined_total":       1,
