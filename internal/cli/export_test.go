@@ -209,10 +209,13 @@ func TestExportSiblings(t *testing.T) {
 // TestExportDamagedStore: an export that meets a damaged table exits 1
 // naming the damage and the runbook entry, writes nothing, and does not
 // panic (Pebble's own answer to a damaged block).
-func TestExportDamagedStore(t *testing.T) {
+// damagedStore writes 6,000 documents of tenant acme (keys k00000 on) to
+// a store in a new directory, closes it and damages the data blocks of
+// its larger tables; it returns the directory.
+func damagedStore(t *testing.T) string {
+	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src")
+	src := filepath.Join(t.TempDir(), "src")
 	// Small memtables, so that the documents reach tables on disk.
 	st, err := store.Open(src, store.Options{MemTableSize: 1 << 20})
 	if err != nil {
@@ -249,6 +252,12 @@ func TestExportDamagedStore(t *testing.T) {
 	if damaged == 0 {
 		t.Fatalf("no table of documents among %v to damage", tables)
 	}
+	return src
+}
+
+func TestExportDamagedStore(t *testing.T) {
+	src := damagedStore(t)
+	dir := t.TempDir()
 	file := filepath.Join(dir, "acme.ndjson")
 	code, _, stderr := run(t, nil, "", "export", "--data-dir", src, "--tenant", "acme", file)
 	if code != exitFail || !strings.Contains(stderr, "is damaged") || !strings.Contains(stderr, `"Corrupt local store"`) || strings.Contains(stderr, "goroutine") {

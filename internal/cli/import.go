@@ -84,7 +84,11 @@ func importCommand(ctx context.Context, args []string, env Env) int {
 	if !ok {
 		return code
 	}
-	return report("import", f.run(ctx, args, env), env)
+	err := f.run(ctx, args, env)
+	if fault.ClassOf(err) == fault.Corruption {
+		err = hinted{err, fmt.Sprintf("the store in %s is damaged: import into it stops where it meets the damage; see %q in docs/runbook.md", f.dataDir, "Corrupt local store")}
+	}
+	return report("import", err, env)
 }
 
 // options checks the flags and turns them into ingest options, with the
@@ -221,7 +225,10 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 	if more := rejected - int64(len(stats.Rejects)); more > 0 && len(stats.Rejects) > 0 {
 		fmt.Fprintf(env.Stderr, "  … and %d more rejected\n", more)
 	}
-	if err != nil {
+	switch {
+	case err != nil && w.LastLine == 0:
+		return fmt.Errorf("stopped before any record was stored: %w", err)
+	case err != nil:
 		return fmt.Errorf("stopped: records through line %d are stored: %w", w.LastLine, err)
 	}
 	if rejected > 0 && !f.allowRejects {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +123,25 @@ func TestImportDepthAsNode(t *testing.T) {
 		"--key-field", "id", file}, Env{Stdout: &out, Stderr: &errb})
 	if code != exitFail || !strings.Contains(out.String(), "1 loaded, 1 rejected") || !strings.Contains(errb.String(), "nesting too deep") {
 		t.Fatalf("exit %d\n%s%s", code, &out, &errb)
+	}
+}
+
+// TestImportDamagedStore: an import into a store whose tables are damaged
+// stops at the first record it cannot write and names the damage and the
+// runbook entry, as export and serve do, not a bare Pebble error.
+func TestImportDamagedStore(t *testing.T) {
+	src := damagedStore(t)
+	var in strings.Builder
+	for i := range 6000 {
+		fmt.Fprintf(&in, `{"id":"k%05d","v":%d}`+"\n", i, i)
+	}
+	file := filepath.Join(t.TempDir(), "in.ndjson")
+	if err := os.WriteFile(file, []byte(in.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, stdout, stderr := run(t, nil, "", "import", "--data-dir", src, "--tenant", "acme", "--key-field", "id", file)
+	if code != exitFail || !strings.Contains(stderr, "is damaged") || !strings.Contains(stderr, `"Corrupt local store"`) ||
+		!strings.Contains(stderr, "stopped before any record was stored") || strings.Contains(stderr, "goroutine") {
+		t.Fatalf("import into a damaged store: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
