@@ -63,3 +63,17 @@ func TestCursorsOneATenant(t *testing.T) {
 		t.Errorf("total %d bytes, want %d", cs.total, len("k2")+cursorCost)
 	}
 }
+
+// TestCursorsExactAsDoubles: every cursor is below 2^53, so a client that
+// holds it as a JavaScript number (node-redis 4 does) sends back the
+// number it was given, which a random 64-bit cursor was not 999 times in
+// a thousand.
+func TestCursorsExactAsDoubles(t *testing.T) {
+	cs := newCursors(maxCursors, cursorBytes)
+	for range 2000 {
+		id := cs.put("a", "k")
+		if uint64(float64(id)) != id || id == 0 {
+			t.Fatalf("cursor %d does not survive a trip through a float64", id)
+		}
+	}
+}

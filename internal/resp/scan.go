@@ -24,6 +24,11 @@ import (
 // out, or another tenant's, is an error telling the client to start again
 // from 0.
 
+// maxCursorID bounds the cursors' numbers: clients that hold a cursor in
+// a JavaScript number (node-redis 4) or an int64 must get it back exactly,
+// and Redis's own cursors are small.
+const maxCursorID = 1 << 53
+
 // maxCursors bounds a tenant's table; cursorBytes all tables, counting
 // each cursor as its key and cursorCost for the rest of it.
 const (
@@ -61,9 +66,9 @@ func (cs *cursors) put(tenant, after string) uint64 {
 		r = &cursorRing{m: make(map[uint64]string)}
 		cs.tenants[tenant] = r
 	}
-	id := rand.Uint64()
+	id := rand.Uint64N(maxCursorID)
 	for _, taken := r.m[id]; id == 0 || taken; _, taken = r.m[id] {
-		id = rand.Uint64()
+		id = rand.Uint64N(maxCursorID)
 	}
 	if len(r.m) >= cs.n {
 		cs.dropOldest(r)
