@@ -228,6 +228,12 @@ func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 			c.WriteError("ERR Unrecognized option '" + truncate(args[2]) + "': CLIENT SETINFO takes LIB-NAME or LIB-VER")
 			return failed(fault.Invalid)
 		}
+	case sub == "maint_notifications":
+		// go-redis asks for push notifications of a server's maintenance
+		// on every new connection and goes on without them when refused,
+		// as Redis before 8.2 refuses. The refusal is the answer to a
+		// question, not the client's mistake: it is not counted as one.
+		c.WriteError("ERR unknown subcommand 'MAINT_NOTIFICATIONS': cairn sends no maintenance notifications")
 	default:
 		c.WriteError("ERR unknown or malformed CLIENT subcommand '" + truncate(args[1]) + "': cairn serves SETNAME, GETNAME, ID, INFO and SETINFO")
 		return failed(fault.Invalid)
