@@ -90,7 +90,7 @@ func TestMetricsScrape(t *testing.T) {
 // with a deadline).
 func adminAddr(t *testing.T, p *proc) string {
 	t.Helper()
-	re := regexp.MustCompile(`\(admin ([0-9.]+:[0-9]+)\)`)
+	re := regexp.MustCompile(`\(admin ([0-9.]+:[0-9]+)[,)]`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {

@@ -255,7 +255,7 @@ func scrapeBusyNode(t *testing.T) map[string]*dto.MetricFamily {
 	a := startNode(t, t.TempDir(), "--backend", be, "--reconcile-interval", "0")
 	const adminToken = "cairn_monitoring_admin"
 	sum := sha256.Sum256([]byte(adminToken))
-	b := startNode(t, t.TempDir(), "--backend", be, "--reconcile-interval", "0", "--enable-chaos",
+	b := startNode(t, t.TempDir(), "--backend", be, "--reconcile-interval", "0", "--enable-chaos", "--resp-listen", "127.0.0.1:0", // the RESP front's families
 		"--admin-token-sha256", hex.EncodeToString(sum[:])) // the fault simulator's routes need one
 	adminA, adminB := adminAddr(t, a), adminAddr(t, b)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
