@@ -154,9 +154,17 @@ func (d *Service) Delete(ctx context.Context, tenant, key string, pre doc.Precon
 
 // List streams the live documents of tenant from one store snapshot. It
 // bypasses the cache: a listing wants a consistent view, which only the
-// snapshot gives.
+// snapshot gives. While the tenant catches up it yields a CatchingUpError
+// and nothing else: the store lacks the documents not restored yet, and a
+// listing without them would be a wrong answer no client could tell from
+// a right one (a read of one document is answered: it reads through).
 func (d *Service) List(ctx context.Context, tenant, prefix, after string, limit int) iter.Seq2[server.Item, error] {
 	return func(yield func(server.Item, error) bool) {
+		if len(d.catchingUpWith(tenant)) > 0 {
+			yield(server.Item{}, &server.CatchingUpError{Tenant: tenant,
+				Msg: "a listing would miss the documents the node has not restored yet; retry later (a read of one document is served)"})
+			return
+		}
 		o := store.ListOptions{Prefix: prefix, After: after, Limit: limit}
 		for rec, err := range d.st.List(ctx, tenant, o) {
 			if err != nil {

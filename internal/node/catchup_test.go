@@ -113,6 +113,12 @@ func TestEmptyNodeCatchesUp(t *testing.T) {
 	if code, _, body := bn.doH(t, "GET", "/v1/tenants/acme/docs/absent", "", nil); code != 404 {
 		t.Errorf("GET of a key absent everywhere while catching up: %d %s; want 404", code, body)
 	}
+	// A listing would miss what is not restored yet (k0, k2): refused, as
+	// an answer no client could tell from a complete one.
+	if code, h, body := bn.doH(t, "GET", "/v1/tenants/acme/docs", "", nil); code != 503 || h.Get("Retry-After") == "" ||
+		!strings.Contains(body, `"catching_up"`) || !strings.Contains(body, "listing") {
+		t.Errorf("listing while catching up: %d Retry-After %q %s; want 503 catching_up", code, h.Get("Retry-After"), body)
+	}
 	// What was served is stored (adopted), so that the round cannot leave
 	// an older version behind it.
 	if rec, err := bn.store.Get(context.Background(), "acme", "k1"); err != nil || rec.ETag != etags["k1"] {
@@ -143,6 +149,9 @@ func TestEmptyNodeCatchesUp(t *testing.T) {
 	}
 	if code, _, body := bn.doH(t, "PUT", "/v1/tenants/acme/docs/k0", `{"new":1}`, map[string]string{"If-None-Match": "*"}); code != 412 {
 		t.Errorf("create-only PUT of an existing key after the round: %d %s; want 412", code, body)
+	}
+	if code, _, body := bn.doH(t, "GET", "/v1/tenants/acme/docs", "", nil); code != 200 || strings.Count(body, `"key"`) != 3 {
+		t.Errorf("listing after the round: %d %s; want the 3 documents", code, body)
 	}
 	if st := rawStatus(t, bn); !strings.Contains(st, `"catching_up": []`) || strings.Contains(st, `"catching_up": true`) {
 		t.Errorf("status after the round: %s", st)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairnstore/cairn/internal/console"
+	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
@@ -85,7 +86,9 @@ func (v consoleView) Tenants(ctx context.Context) ([]console.Tenant, error) {
 	out := make([]console.Tenant, 0, len(sorted))
 	for _, t := range sorted {
 		row := console.Tenant{Name: t, Policy: v.n.cfg.Replication.Policies[t].String()}
-		for _, err := range v.n.docs.List(ctx, t, "", "", console.MaxCount+1) {
+		// From the store: a tenant catching up shows what it holds so far
+		// (docs.Service.List refuses it).
+		for _, err := range v.n.store.List(ctx, t, store.ListOptions{Limit: console.MaxCount + 1, KeysOnly: true}) {
 			if err != nil {
 				return nil, err
 			}
