@@ -12,9 +12,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/cairnstore/cairn/internal/resp"
 	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
 )
@@ -145,6 +147,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--listen", "nonsense"}, nil, `--listen "nonsense": want HOST:PORT`},
 		{[]string{"--resp-listen", "6380"}, nil, `--resp-listen "6380": want HOST:PORT`},
 		{[]string{"--resp-auth-timeout", "0s"}, nil, "--resp-auth-timeout 0s: want a positive duration"},
+		{[]string{"--resp-idle-timeout", "-1s"}, nil, "--resp-idle-timeout -1s: want 0 (never) or a positive duration"},
 		{[]string{"--listen", ""}, nil, `--listen "": want the API's host:port`},
 		{[]string{"--data-dir", ""}, nil, `--data-dir "": want`},
 		{[]string{"--drain-timeout", "-5s"}, nil, "--drain-timeout -5s: want 0"},
@@ -267,6 +270,31 @@ func TestKeyFilterSetting(t *testing.T) {
 		}
 		if cfg.KeyFilterBytes != c.want {
 			t.Errorf("%q: KeyFilterBytes %d, want %d", c.args, cfg.KeyFilterBytes, c.want)
+		}
+	}
+}
+
+// TestRespIdleSetting: --resp-idle-timeout 0 is "never" (negative in
+// node.Config, whose zero is the default).
+func TestRespIdleSetting(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want time.Duration
+	}{
+		{nil, resp.DefaultIdle},
+		{[]string{"--resp-idle-timeout", "1h"}, time.Hour},
+		{[]string{"--resp-idle-timeout", "0"}, -1},
+	} {
+		fs, f := newServeFlags()
+		if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, c.args...)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatalf("%q: %v", c.args, err)
+		}
+		if cfg.RespIdleTimeout != c.want {
+			t.Errorf("%q: RespIdleTimeout %v, want %v", c.args, cfg.RespIdleTimeout, c.want)
 		}
 	}
 }

@@ -39,6 +39,7 @@ type serveFlags struct {
 	respListen    string
 	respClients   int
 	respAuth      time.Duration
+	respIdle      time.Duration
 	maxConns      int
 	tenants       listFlag
 	adminHash     listFlag
@@ -102,6 +103,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.IntVar(&f.maxConns, "max-conns", server.DefaultMaxConns, "API (HTTP) `connections` open at once; a request on one more is answered 503 with Retry-After and its connection closed")
 	fs.IntVar(&f.respClients, "resp-max-clients", resp.DefaultMaxClients, "Redis-protocol `connections` open at once; one more is answered '-ERR max number of clients reached' (Redis's maxclients)")
 	fs.DurationVar(&f.respAuth, "resp-auth-timeout", resp.DefaultAuthTimeout, "how long a Redis-protocol connection may stay without signing in (AUTH, or HELLO with AUTH) before it is closed, TLS handshake included")
+	fs.DurationVar(&f.respIdle, "resp-idle-timeout", resp.DefaultIdle, "how long a signed-in Redis-protocol connection may send no complete command before it is closed; 0: never (Redis's timeout 0)")
 	fs.Var(&f.tenants, "tenant", "a tenant and the SHA-256 of its token, `NAME:HEX`; repeatable (environment: CAIRN_TENANTS, comma-separated)")
 	fs.Var(&f.adminHash, "admin-token-sha256", "SHA-256 `hex` of the admin token; repeatable")
 	fs.StringVar(&f.nodeID, "node-id", "", "this node's `name`, unique among the nodes sharing a backend, at most 100 bytes without spaces (default: kept in the data directory)")
@@ -329,7 +331,7 @@ const closeGrace = 30 * time.Second
 func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	cfg := node.Config{
 		DataDir: f.dataDir, Listen: f.listen, AdminListen: f.adminListen, RespListen: f.respListen, NodeID: f.nodeID,
-		RespMaxClients: f.respClients, RespAuthTimeout: f.respAuth, MaxConns: f.maxConns,
+		RespMaxClients: f.respClients, RespAuthTimeout: f.respAuth, RespIdleTimeout: f.respIdle, MaxConns: f.maxConns,
 		CacheBytes: int64(f.cacheBytes), MaxBodyBytes: int64(f.maxBody), KeyFilterBytes: int64(f.keyFilter),
 		Auth:                 server.Auth{Tenants: map[string][][32]byte{}},
 		ServeWhileCatchingUp: f.serveCatchUp,
@@ -354,6 +356,12 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	}
 	if f.respAuth <= 0 {
 		return cfg, fmt.Errorf("%s: want a positive duration", f.origin.named("resp-auth-timeout", f.respAuth))
+	}
+	switch {
+	case f.respIdle < 0:
+		return cfg, fmt.Errorf("%s: want 0 (never) or a positive duration", f.origin.named("resp-idle-timeout", f.respIdle))
+	case f.respIdle == 0:
+		cfg.RespIdleTimeout = -1 // node.Config's zero is the default
 	}
 	if f.drainTimeout < 0 {
 		return cfg, fmt.Errorf("%s: want 0 (stop at once) or more", f.origin.named("drain-timeout", f.drainTimeout))

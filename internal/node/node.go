@@ -39,6 +39,9 @@ type Config struct {
 	// RespAuthTimeout closes its connections that have not signed in
 	// within it (0: resp.DefaultAuthTimeout).
 	RespAuthTimeout time.Duration
+	// RespIdleTimeout closes its signed-in connections that send no
+	// complete command for it (0: resp.DefaultIdle; negative: never).
+	RespIdleTimeout time.Duration
 	// MaxConns bounds the API's connections open at once (0:
 	// server.DefaultMaxConns).
 	MaxConns     int

@@ -27,7 +27,7 @@ func (n *Node) startRESP() error {
 	opt := resp.Options{
 		Docs: n.docs, Auth: auth, Limiter: n.limiter,
 		MaxBodyBytes: n.cfg.MaxBodyBytes, RequestTimeout: n.cfg.RequestTimeout, MaxClients: n.cfg.RespMaxClients,
-		AuthTimeout: n.cfg.RespAuthTimeout, TenantCommand: n.tel.Metrics.AddTenantCommand,
+		AuthTimeout: n.cfg.RespAuthTimeout, Idle: n.cfg.RespIdleTimeout, TenantCommand: n.tel.Metrics.AddTenantCommand,
 		Logger: n.log, Registerer: n.tel.Metrics.Registry(), Version: telemetry.ReadBuild().Version,
 	}
 	if n.tel.Exporter() != telemetry.ExporterNone {

@@ -144,10 +144,14 @@ func (c *limitConn) moveReadDeadline() {
 		}
 		return
 	}
+	signedIn := c.preAuth
 	c.preAuth = false
-	if c.idle > 0 && (c.readFrom.IsZero() || c.now.Sub(c.readFrom) > c.idleSlack) {
+	switch {
+	case c.idle > 0 && (c.readFrom.IsZero() || c.now.Sub(c.readFrom) > c.idleSlack):
 		_ = c.Conn.SetReadDeadline(c.now.Add(c.idle))
 		c.readFrom = c.now
+	case c.idle <= 0 && signedIn:
+		_ = c.Conn.SetReadDeadline(time.Time{}) // no idle limit: the sign-in's deadline goes
 	}
 }
 

@@ -3,11 +3,13 @@ package resp_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -155,6 +157,34 @@ func TestIdleClose(t *testing.T) {
 		if err != nil || string(got) != "+OK\r\n" {
 			t.Fatalf("after sending %q and waiting %v: %q, %v; want +OK, then the server to close", send, time.Since(start), got, err)
 		}
+	}
+}
+
+// TestNoIdleLimit: with a negative Idle (Redis's "timeout 0") a signed-in
+// connection is never closed for idling, past the sign-in's deadline too.
+func TestNoIdleLimit(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	addr := serveFront(t, resp.Options{Docs: &servertest.Mem{}, Auth: auth, Idle: -1, AuthTimeout: 50 * time.Millisecond})
+	c, err := net.Dial("tcp", addr)
+	must(t, err)
+	defer c.Close()
+	r := bufio.NewReader(c)
+	io.WriteString(c, "AUTH acme "+acmeToken+"\r\n")
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if line, err := r.ReadString('\n'); err != nil || line != "+OK\r\n" {
+		t.Fatalf("AUTH: %q, %v", line, err)
+	}
+	// Ten times the sign-in's deadline with nothing sent: the read must end
+	// at the client's own deadline, not at the server closing.
+	c.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if b, err := r.ReadByte(); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("idle signed-in connection without an idle limit: read %q, %v; want the client's own timeout", b, err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	io.WriteString(c, "PING\r\n")
+	if line, err := r.ReadString('\n'); err != nil || line != "+PONG\r\n" {
+		t.Fatalf("PING after idling: %q, %v", line, err)
 	}
 }
 

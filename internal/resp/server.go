@@ -48,8 +48,10 @@ type Options struct {
 	// maxclients]: one past it is answered "-ERR max number of clients
 	// reached" and closed, as Redis answers it.
 	MaxClients int
-	// Idle closes a connection that sends no complete command for this
-	// long [5m]: an idle client, or a slow one dribbling a command.
+	// Idle closes a signed-in connection that sends no complete command
+	// for this long [DefaultIdle]: an idle client, or a slow one dribbling
+	// a command. Negative: never, as Redis's "timeout 0" (MaxClients still
+	// bounds the connections; WriteTimeout a client that stops reading).
 	Idle time.Duration
 	// AuthTimeout closes a connection that has not signed in (AUTH or
 	// HELLO … AUTH) this long after it was accepted, or after it signed
@@ -83,6 +85,10 @@ const DefaultMaxClients = 10000
 // DefaultAuthTimeout is Options.AuthTimeout's default: a client library
 // signs in as it connects, well within it.
 const DefaultAuthTimeout = 10 * time.Second
+
+// DefaultIdle is Options.Idle's default: a pooled connection a client
+// keeps for later is closed after it, and the client reconnects.
+const DefaultIdle = 5 * time.Minute
 
 // Server serves RESP connections. Its methods are safe for concurrent use.
 type Server struct {
@@ -123,8 +129,8 @@ func New(opt Options) (*Server, error) {
 	if opt.MaxDepth <= 0 {
 		opt.MaxDepth = 64
 	}
-	if opt.Idle <= 0 {
-		opt.Idle = 5 * time.Minute
+	if opt.Idle == 0 {
+		opt.Idle = DefaultIdle
 	}
 	if opt.AuthTimeout <= 0 {
 		opt.AuthTimeout = DefaultAuthTimeout
