@@ -347,6 +347,9 @@ func writeAll(n int, write func(i int) error) (done, at int, err error) {
 // partly tells, after a multi-key command's error, which key it was and
 // what of the command was done: such commands are not atomic.
 func partly(cmd, key string, done, total int, verb string) string {
+	if total == 1 {
+		return fmt.Sprintf(" (key '%s')", truncate([]byte(key))) // nothing else to tell of one key
+	}
 	return fmt.Sprintf(" (key '%s'; %s is not atomic: %d of its %d keys were %s, the rest not)", truncate([]byte(key)), cmd, done, total, verb)
 }
 

@@ -613,6 +613,10 @@ func TestMultiKeyPartly(t *testing.T) {
 	if left := mem.Len("acme"); fmt.Sprint(2-left) != m[2] {
 		t.Errorf("DEL said %s of its keys were deleted; %d of 2 are gone", m[2], 2-left)
 	}
+	// One key: its name, and no talk of the command's other keys.
+	if err := rc.Del(ctx, "cf").Err(); fmt.Sprint(err) != "CONFLICT open siblings (key 'cf')" {
+		t.Errorf("DEL of one refused key: %v", err)
+	}
 }
 
 // catchingUpDocs answers every key named "u…" as a tenant catching up
