@@ -411,9 +411,30 @@ func (s *Store) newGroup() *group {
 // returns when the committer closes toSync, and closes done.
 func (s *Store) syncLoop() {
 	defer close(s.done)
-	for g := range s.toSync {
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	var unsettled *marks // the marks of the last group committed, if a bulk one: only its own key holds them
+	for {
+		var g *group
+		select {
+		case g = <-s.toSync:
+		case <-settle.C:
+			s.settleMarks(unsettled)
+			unsettled = nil
+			continue
+		}
+		if g == nil {
+			return // the committer closed toSync
+		}
 		if g.n > 0 {
-			s.commit(g)
+			if s.commit(g) {
+				unsettled = nil
+				if settle.Stop(); g.bulk {
+					unsettled = &marks{seq: g.seq, hlc: g.hlc}
+					settle.Reset(s.settleAfter)
+				}
+			}
 			next := make(chan struct{})
 			close(*s.durable.Swap(&next)) // after commit's committed.Store: see waitDurable
 		}
@@ -432,12 +453,39 @@ func (s *Store) syncLoop() {
 	}
 }
 
-// commit writes the high-water marks into the group's batch and commits it.
-// On failure every request of the group that was not already answered with
+// marks are a group's high-water marks: its last Seq and its HLC.
+type marks struct {
+	seq uint64
+	hlc doc.Timestamp
+}
+
+// settleMarks writes m, the marks of the last group committed, a bulk
+// one, into metaSeq and metaHLC, once no group has followed it for
+// settleAfter (see stageMarks): a directory a crash leaves after a load
+// then has its marks where a build that knows only those two keys reads
+// them (docs/deploy.md, "Upgrading and rolling back"). Only the syncer
+// writes marks, in commit order, so these never go back.
+func (s *Store) settleMarks(m *marks) {
+	if m == nil || s.failedErr() != nil {
+		return
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaHLC, encodeUint64(uint64(m.hlc)), nil)
+	_ = b.Set(metaSeq, encodeUint64(m.seq), nil)
+	// A failure fails the store (commitBatch), as a group's would; the
+	// marks stay in the bulk key, where this build reads them.
+	if s.commitBatch(b, s.wopts) == nil && s.onSettle != nil {
+		s.onSettle(m.seq)
+	}
+}
+
+// commit writes the high-water marks into the group's batch and commits
+// it, and reports whether it did. On failure every request of the group that was not already answered with
 // its own context error gets the commit error, nothing is acknowledged, and
 // the store fails (see ErrFailed). A group staged on top of a failed one
 // is not committed: its decisions rest on writes that may not exist.
-func (s *Store) commit(g *group) {
+func (s *Store) commit(g *group) bool {
 	err := s.failedErr()
 	var dur time.Duration
 	if err == nil {
@@ -464,7 +512,7 @@ func (s *Store) commit(g *group) {
 				r.rec, r.err = Record{}, wrap(opNames[r.op], r.tenant, r.key, err)
 			}
 		}
-		return
+		return false
 	}
 	if s.failAt != nil {
 		s.failAt("store.commit.after-sync")
@@ -476,6 +524,7 @@ func (s *Store) commit(g *group) {
 	if s.onCommit != nil {
 		s.onCommit(g.n, dur)
 	}
+	return true
 }
 
 // watch tells the watcher, if any, about every write committed in g.
@@ -606,8 +655,11 @@ func (s *Store) stageRow(b *pebble.Batch, dk []byte, seq uint64, v *doc.Version,
 // overlap nothing, and rewriting them while the load runs
 // (docs/design/store.md). With the marks in keys that only grow, a load's
 // tables overlap nothing and stay where the flush put them until later
-// writes need L0 compacted. Open folds the bulk marks back into metaSeq
-// and metaHLC and deletes them; Close does too after a bulk write
+// writes need L0 compacted. The syncer writes the last bulk group's marks
+// into metaSeq and metaHLC once no group has followed it for settleAfter
+// (settleMarks): the load is over, and one table overlapping the next
+// costs nothing then. Open folds the bulk marks back into metaSeq and
+// metaHLC and deletes them; Close does too after a bulk write
 // (foldMarks). In between, every maxBulkMarks-th bulk group deletes the
 // ones before it, so that a node that applies batches for days keeps a
 // bounded number of them; one range deletion in so many groups costs
@@ -631,6 +683,12 @@ func (s *Store) stageMarks(g *group) {
 
 // maxBulkMarks bounds the bulk groups' marks kept between two folds.
 const maxBulkMarks = 1024
+
+// defaultSettleAfter is how long the syncer waits after a bulk group for
+// another group before it settles the marks (settleMarks): long enough
+// that a load's groups, which follow each other within milliseconds, write
+// none, short enough that a crash soon after a load finds them settled.
+const defaultSettleAfter = time.Second
 
 // stageSync writes r's sync state into b.
 func stageSync(b *pebble.Batch, r *request) {

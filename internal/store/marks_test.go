@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -148,5 +149,41 @@ func TestBulkMarksBounded(t *testing.T) {
 	}
 	if seq, _, found, err := s.lastBulkMarks(); err != nil || !found || seq != last.Seq {
 		t.Errorf("the last bulk marks: Seq %d, found %v, %v; want %d", seq, found, err, last.Seq)
+	}
+}
+
+// TestBulkMarksSettled: once no group has followed a bulk one for
+// settleAfter, the syncer writes its marks into metaSeq and metaHLC, so a
+// crash after a load leaves them where a build that reads only those
+// finds them: read-only, which folds nothing, the crash's copy has them.
+func TestBulkMarksSettled(t *testing.T) {
+	dir := t.TempDir()
+	mem := vfs.NewCrashableMem()
+	settled := make(chan uint64, 16)
+	s := openT(t, dir, Options{FS: mem, settleAfter: 20 * time.Millisecond, onSettle: func(seq uint64) { settled <- seq }})
+	mustPut(t, s, "t", "first", `{"n":0}`)
+	var last Record
+	for i := range 3 {
+		recs, err := s.PutBatch(bg, "t", batchItems(30, fmt.Sprintf("b%d", i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = recs[len(recs)-1]
+	}
+	select {
+	case seq := <-settled:
+		if seq != last.Seq {
+			t.Fatalf("settled the marks of Seq %d; want the last bulk group's, %d", seq, last.Seq)
+		}
+	case <-time.After(20 * time.Second): // far beyond settleAfter: only a bug reaches it
+		t.Fatal("the marks were not settled after the load")
+	}
+	crashed := mem.CrashClone(vfs.CrashCloneCfg{})
+	if err := s.Close(); err != nil { // the directory's lock
+		t.Fatal(err)
+	}
+	r := openT(t, dir, Options{FS: crashed, ReadOnly: true})
+	if seq, hlc := legacyMarks(t, r); seq != last.Seq || hlc < uint64(last.Version.HLC) {
+		t.Errorf("metaSeq %d, metaHLC %d in a crash's copy after the load; want %d and at least %d", seq, hlc, last.Seq, last.Version.HLC)
 	}
 }

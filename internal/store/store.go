@@ -147,13 +147,15 @@ type Options struct {
 	// grows up to the cap; past twice the cap's capacity it is dropped.
 	KeyFilterBytes int64
 
-	onTake     func()              // test hook, see Store.onTake
-	onBatch    func(*pebble.Batch) // test hook, see Store.onBatch
-	noLinger   bool                // benchmark switch: hand groups over without lingering
-	filterMin  int64               // test switch: the smallest filter's capacity (keys); 0 is filterMinKeys
-	maxOverlay int                 // test switch: prune the overlay beyond this many entries; 0 is maxOverlay
-	recentKeys int                 // test switch: the bound of recentStates; 0 is recentKeys
-	filterHook func(stage string)  // test hook: the filter's progress ("starting", "activated", "published", "grown", "dropped")
+	onTake      func()              // test hook, see Store.onTake
+	onBatch     func(*pebble.Batch) // test hook, see Store.onBatch
+	onSettle    func(seq uint64)    // test hook, see Store.onSettle
+	settleAfter time.Duration       // test switch: settleMarks' quiet time; 0 is defaultSettleAfter
+	noLinger    bool                // benchmark switch: hand groups over without lingering
+	filterMin   int64               // test switch: the smallest filter's capacity (keys); 0 is filterMinKeys
+	maxOverlay  int                 // test switch: prune the overlay beyond this many entries; 0 is maxOverlay
+	recentKeys  int                 // test switch: the bound of recentStates; 0 is recentKeys
+	filterHook  func(stage string)  // test hook: the filter's progress ("starting", "activated", "published", "grown", "dropped")
 }
 
 // Watcher is told of every write once its group commit is durable, before
@@ -213,17 +215,19 @@ type Store struct {
 	done     chan struct{} // closed by the syncer when it returns, after the committer
 
 	// Owned by the committer goroutine after Open returns.
-	seq        uint64              // highest Seq staged
-	hlcMark    doc.Timestamp       // highest HLC staged (handed out or observed)
-	overlay    map[string]*current // tenant NUL key → latest staged state, until committed and pruned
-	failAt     func(string)        // Options.Failpoint
-	prunedAt   uint64              // the committed mark of the last overlay prune (see prepare)
-	maxOverlay int                 // maxOverlay, or Options.maxOverlay
-	scratch    []byte              // encoding buffer for values the batch copies
-	onTake     func()              // test hook: called for each request taken
-	onBatch    func(*pebble.Batch) // test hook: called with each group's batch before it is committed
-	bulkMarks  int                 // bulk groups' marks staged since the last deletion of them (stageMarks); the syncer's, then Close's
-	noLinger   bool                // see Options.noLinger
+	seq         uint64              // highest Seq staged
+	hlcMark     doc.Timestamp       // highest HLC staged (handed out or observed)
+	overlay     map[string]*current // tenant NUL key → latest staged state, until committed and pruned
+	failAt      func(string)        // Options.Failpoint
+	prunedAt    uint64              // the committed mark of the last overlay prune (see prepare)
+	maxOverlay  int                 // maxOverlay, or Options.maxOverlay
+	scratch     []byte              // encoding buffer for values the batch copies
+	onTake      func()              // test hook: called for each request taken
+	onBatch     func(*pebble.Batch) // test hook: called with each group's batch before it is committed
+	onSettle    func(seq uint64)    // test hook: called on the syncer after settleMarks committed a bulk group's marks
+	settleAfter time.Duration       // settleMarks' quiet time after a bulk group
+	bulkMarks   int                 // bulk groups' marks staged since the last deletion of them (stageMarks); the syncer's, then Close's
+	noLinger    bool                // see Options.noLinger
 
 	committed  atomic.Uint64 // highest Seq committed; written by the syncer, read by the committer and by readers (waitDurable)
 	lastCommit atomic.Int64  // duration of the last commit in ns; written by the syncer
@@ -407,7 +411,7 @@ func open(dir string, lock *dirLock, opts Options) (*Store, error) {
 		onCommit: opts.OnCommit,
 		onFail:   opts.OnFail,
 		watcher:  opts.Watcher,
-		onTake:   opts.onTake, onBatch: opts.onBatch,
+		onTake:   opts.onTake, onBatch: opts.onBatch, onSettle: opts.onSettle, settleAfter: cmp.Or(opts.settleAfter, defaultSettleAfter),
 		failAt:   opts.Failpoint,
 		noLinger: opts.noLinger,
 		maxBatch: opts.MaxBatch,
