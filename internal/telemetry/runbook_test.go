@@ -12,7 +12,8 @@ import (
 
 // TestRunbookNamesExportedMetrics: every metric docs/runbook.md names in an
 // alert is one cairn exports, so an alert copied from it can fire. cairn's
-// own names are the literals registered in this package; go_* and
+// own names are the literals registered in this package and the RESP
+// front's; go_* and
 // process_* come from the collectors, read from a scrape.
 func TestRunbookNamesExportedMetrics(t *testing.T) {
 	doc, err := os.ReadFile("../../docs/runbook.md")
@@ -21,6 +22,8 @@ func TestRunbookNamesExportedMetrics(t *testing.T) {
 	}
 	known := map[string]bool{}
 	files, _ := filepath.Glob("*.go")
+	resp, _ := filepath.Glob("../resp/*.go") // the RESP front registers its own
+	files = append(files, resp...)
 	literal := regexp.MustCompile(`"(cairn_[a-z_]+)"`)
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
