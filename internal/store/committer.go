@@ -481,9 +481,9 @@ func (s *Store) settleMarks(m *marks) {
 }
 
 // commit writes the high-water marks into the group's batch and commits
-// it, and reports whether it did. On failure every request of the group that was not already answered with
-// its own context error gets the commit error, nothing is acknowledged, and
-// the store fails (see ErrFailed). A group staged on top of a failed one
+// it, and reports whether it did. On failure every request of the group
+// that was not already answered with its own context error gets the commit
+// error, nothing is acknowledged, and the store fails (see ErrFailed). A group staged on top of a failed one
 // is not committed: its decisions rest on writes that may not exist.
 func (s *Store) commit(g *group) bool {
 	err := s.failedErr()
