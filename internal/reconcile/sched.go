@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -210,28 +211,28 @@ func (s *sched) serve(ctx context.Context, req roundRequest) {
 	s.unavailable(ctx, err)
 }
 
-// changed handles Changed's news of tenant: a drain now, or, within
+// changed handles Changed's news of tenant: a drain now (it reports
+// true, and the drain's start is noted), or, within
 // Config.CoalesceWindow of the tenant's last drain, one at the window's
 // end. Every change told meanwhile rides on that one drain, which uploads
 // each key of a page once, at its latest version: a key rewritten
 // continuously is uploaded at most once a window, and a change waits at
 // most a window longer than it would without coalescing (the first
 // change after a quiet window is drained at once).
-func (s *sched) changed(ctx context.Context, tenant string) {
+func (s *sched) changed(tenant string, now time.Time) bool {
 	w := s.e.cfg.CoalesceWindow
 	if w <= 0 {
-		s.upload(ctx, tenant)
-		return
+		return true
 	}
 	if _, waiting := s.due[tenant]; waiting {
-		return // the drain at the window's end reads this change too
+		return false // the drain at the window's end reads this change too
 	}
-	now := time.Now()
 	if at := s.drained[tenant].Add(w); now.Before(at) {
 		s.wait(tenant, at)
-		return
+		return false
 	}
-	s.drain(ctx, tenant, now)
+	s.markDrained(tenant, now)
+	return true
 }
 
 // drainThenScrub gives the scrub its turn, after a drain if one is
@@ -256,18 +257,22 @@ func (s *sched) drainThenScrub(ctx context.Context, sc *scrubber) {
 // changedAll answers the change notifications waiting (Engine.Changed):
 // changed for each tenant told of, once.
 func (s *sched) changedAll(ctx context.Context) {
+	now := time.Now()
+	var drain []string
 	for _, tenant := range s.e.takeChanged() {
-		s.changed(ctx, tenant)
+		if s.changed(tenant, now) {
+			drain = append(drain, tenant)
+		}
 	}
+	s.upload(ctx, drain)
 }
 
-// drain drains tenant now and notes when, for the window.
-func (s *sched) drain(ctx context.Context, tenant string, now time.Time) {
+// markDrained notes that tenant's drain begins now, for the window.
+func (s *sched) markDrained(tenant string, now time.Time) {
 	if s.drained == nil {
 		s.drained = map[string]time.Time{}
 	}
 	s.drained[tenant] = now
-	s.upload(ctx, tenant)
 }
 
 // wait schedules tenant's drain at at.
@@ -308,36 +313,75 @@ func (s *sched) armDue() {
 // drainDue drains the tenants whose window has ended.
 func (s *sched) drainDue(ctx context.Context) {
 	now := time.Now()
+	var drain []string
 	for tenant, at := range s.due {
 		if !now.Before(at) {
 			delete(s.due, tenant)
-			s.drain(ctx, tenant, now)
+			s.markDrained(tenant, now)
+			drain = append(drain, tenant)
 		}
 	}
+	s.upload(ctx, drain)
 	s.armDue()
 }
 
-// upload drains up to TurnKeys changes of tenant's log, as Changed asked.
-// A longer log goes back to the changed inbox (Changed, which never
+// upload drains up to TurnKeys changes of each tenant's log, as Changed
+// asked. A longer log goes back to the changed inbox (Changed, which never
 // blocks), taken after the pass's next turn, so a tenant that wrote a
 // million documents holds Run for one turn at a time, like a round; its
 // next turn does not wait for a coalescing window (a backlog is not a hot
 // key).
-func (s *sched) upload(ctx context.Context, tenant string) {
-	_, more, err := s.e.uploadSome(ctx, tenant, s.e.cfg.TurnKeys)
-	_ = s.e.PublishDigests(ctx) // a failed publish is kept for the next
-	switch {
-	case errors.Is(err, ErrBackendUnavailable):
-		s.armRetry() // the change waits for the backend: come back for it
-	case more && err == nil:
-		if s.drained != nil {
-			delete(s.drained, tenant)
+//
+// The tenants' drains run at once, up to maxTenantDrains: a drain's
+// fixed costs (its checkpoint, the document's upload and feed entry) are
+// waits on the backend and the disk, and paid one tenant after another
+// they bounded a node whose writes spread over thousands of tenants to a
+// few dozen uploads a second, whatever the backend could take. The
+// backend's Limits still bound its calls. The digests of all of them are
+// published once after.
+func (s *sched) upload(ctx context.Context, tenants []string) {
+	if len(tenants) == 0 {
+		return
+	}
+	type result struct {
+		more bool
+		err  error
+	}
+	res := make([]result, len(tenants))
+	if len(tenants) == 1 {
+		_, res[0].more, res[0].err = s.e.uploadSome(ctx, tenants[0], s.e.cfg.TurnKeys)
+	} else {
+		sem := make(chan struct{}, maxTenantDrains)
+		var wg sync.WaitGroup
+		for i, tenant := range tenants {
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				_, res[i].more, res[i].err = s.e.uploadSome(ctx, tenant, s.e.cfg.TurnKeys)
+			})
 		}
-		// Told again without marking it as lag: upload has marked what
-		// this node wrote, and the rest may be copies (Engine.Copied).
-		s.e.tell(tenant, false)
+		wg.Wait()
+	}
+	_ = s.e.PublishDigests(ctx) // a failed publish is kept for the next
+	for i, tenant := range tenants {
+		switch more, err := res[i].more, res[i].err; {
+		case errors.Is(err, ErrBackendUnavailable):
+			s.armRetry() // the change waits for the backend: come back for it
+		case more && err == nil:
+			if s.drained != nil {
+				delete(s.drained, tenant)
+			}
+			// Told again without marking it as lag: upload has marked what
+			// this node wrote, and the rest may be copies (Engine.Copied).
+			s.e.tell(tenant, false)
+		}
 	}
 }
+
+// maxTenantDrains bounds the tenants whose change logs are drained at
+// once (sched.upload); each drain's keys fan out up to
+// Config.UploadConcurrency within it.
+const maxTenantDrains = 8
 
 // unavailable ends the pass if err says the backend's breaker is open, and
 // arms the retry; it reports whether it did.

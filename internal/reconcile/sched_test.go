@@ -628,9 +628,7 @@ func TestCopiedBacklogNotLag(t *testing.T) {
 	})
 	e.Copied(tenant)
 	s := &sched{e: e}
-	for _, tn := range e.takeChanged() {
-		s.changed(bg, tn) // one turn: two of six, the rest told again
-	}
+	s.changedAll(bg) // one turn: two of six, the rest told again
 	now = now.Add(time.Hour)
 	if lag := e.ReplicationLag(); lag != 0 {
 		t.Fatalf("lag %v with only copied versions waiting, want 0", lag)
@@ -673,5 +671,53 @@ func TestScrubYieldsToDrains(t *testing.T) {
 	ssc.turn(bg)
 	if ssc.r == nil || ssc.r.st.Scanned != 5 {
 		t.Fatalf("a scrub turn at 10 calls a second scanned %+v, want 5 objects", ssc.r)
+	}
+}
+
+// TestTenantsDrainTogether: changes told for several tenants are drained
+// at once, not one tenant after another, whose fixed waits bounded a node
+// writing across thousands of tenants to a few dozen uploads a second.
+// Each tenant's first upload waits until every tenant's has begun: one
+// after another, none would.
+func TestTenantsDrainTogether(t *testing.T) {
+	a := openStore(t, "a")
+	b := mem.New("b")
+	tenants := []string{"t1", "t2", "t3"}
+	for _, tn := range tenants {
+		putIn(t, a, tn, "k")
+	}
+	var begun sync.WaitGroup
+	begun.Add(len(tenants))
+	all := make(chan struct{})
+	go func() { begun.Wait(); close(all) }()
+	var first sync.Map
+	var apart atomic.Bool
+	b.SetFault(func(op, tn, key string) error {
+		if op != backend.OpPut || key != "k" {
+			return nil
+		}
+		if _, again := first.LoadOrStore(tn, true); again {
+			return nil
+		}
+		begun.Done()
+		select {
+		case <-all:
+		case <-time.After(10 * time.Second): // only drains run one after another wait this long
+			apart.Store(true)
+		}
+		return nil
+	})
+	e := newEngine(t, a, b, nil)
+	for _, tn := range tenants {
+		e.Changed(tn)
+	}
+	(&sched{e: e}).changedAll(bg)
+	if apart.Load() {
+		t.Fatal("the tenants' drains ran one after another")
+	}
+	for _, tn := range tenants {
+		if _, err := b.Get(bg, tn, "k"); err != nil {
+			t.Errorf("tenant %s's document not uploaded: %v", tn, err)
+		}
 	}
 }
