@@ -1,0 +1,44 @@
+package node
+
+import (
+	"cmp"
+	"strconv"
+
+	"github.com/cairnstore/cairn/internal/resp"
+	"github.com/cairnstore/cairn/internal/server"
+)
+
+// fileReserve is the open files counted for the node itself besides its
+// client connections: Pebble's tables and logs (they grow with the store),
+// the backends' connections, the admin listener's clients.
+const fileReserve = 1024
+
+// fileShortfall says whether a limit of open files (RLIMIT_NOFILE) leaves
+// room for every connection the node's settings admit and its own files,
+// and how many those need. Past the limit, accept fails ("too many open
+// files"): net/http retries it every second and the connections wait
+// unanswered, health checks and /metrics included, where past --max-conns
+// they would be answered 503.
+func fileShortfall(limit uint64, maxConns, respClients int) (need uint64, short bool) {
+	need = uint64(maxConns) + uint64(respClients) + fileReserve
+	return need, limit < need
+}
+
+// warnFileLimit logs a warning when the process's limit of open files is
+// below what its connection limits need (fileShortfall).
+func (n *Node) warnFileLimit() {
+	limit, ok := openFileLimit()
+	if !ok {
+		return
+	}
+	clients := 0
+	if n.resp != nil {
+		clients = cmp.Or(n.cfg.RespMaxClients, resp.DefaultMaxClients)
+	}
+	maxConns := cmp.Or(n.cfg.MaxConns, server.DefaultMaxConns)
+	if need, short := fileShortfall(limit, maxConns, clients); short {
+		n.log.Warn("the process may open fewer files than its connection limits need: past the limit new connections wait unanswered, health checks and /metrics included, instead of being refused; raise the limit (LimitNOFILE= in the unit, ulimit -n) or lower --max-conns and --resp-max-clients",
+			"open_files_limit", limit, "needed", need, "max_conns", maxConns, "resp_max_clients", clients,
+			"reserve", strconv.Itoa(fileReserve)+" for the store and backends")
+	}
+}
