@@ -422,3 +422,29 @@ func TestDocsRefuseWhatTheAPIRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestTenantRequestsPastTheTable: a tenant the node's tenant table had no
+// row left for shows no request count of its own (null, not a zero it
+// did not have), and the table's overflow row is given beside; with room
+// left, a tenant absent from the table has had none.
+func TestTenantRequestsPastTheTable(t *testing.T) {
+	for _, c := range []struct {
+		reqs       map[string]int64
+		acme, rest string
+	}{
+		{map[string]int64{"_other": 7}, `"requests_total":null`, `"other_requests_total":7`},
+		{map[string]int64{"acme": 3, "_other": 7}, `"requests_total":3`, `"other_requests_total":7`},
+		{map[string]int64{}, `"requests_total":0`, ""},
+	} {
+		f := newFixture(t, func(o *Options) {
+			o.Open = true
+			o.TenantRequests = func() map[string]int64 { return c.reqs }
+		})
+		ck, _ := f.signIn(t, local, "")
+		resp, body := f.req("GET", "/console/api/tenants", local, ck, "", nil)
+		if resp.StatusCode != 200 || !strings.Contains(body, c.acme) || (c.rest != "") != strings.Contains(body, "other_requests_total") ||
+			!strings.Contains(body, c.rest) {
+			t.Errorf("tenant table %v: %d %s; want %s and %q", c.reqs, resp.StatusCode, body, c.acme, c.rest)
+		}
+	}
+}

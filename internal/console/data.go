@@ -67,13 +67,22 @@ const pageLimit = 50
 type TenantsBody struct {
 	Tenants []TenantRow `json:"tenants"`
 	Limits  Limits      `json:"limits"`
+	// OtherRequests are the requests of the tenants the node's tenant
+	// table had no row left for (its "_other" row), if any.
+	OtherRequests *int64 `json:"other_requests_total,omitempty"`
 }
 
-// TenantRow is a tenant with its requests so far.
+// TenantRow is a tenant with its requests so far: null when the tenant
+// table has no row of its own for it and its requests are among
+// OtherRequests.
 type TenantRow struct {
 	Tenant
-	Requests int64 `json:"requests_total"`
+	Requests *int64 `json:"requests_total"`
 }
+
+// otherTenant is the tenant table's row of the tenants past its bound
+// (telemetry's overflow row).
+const otherTenant = "_other"
 
 // tenantsTTL is how long the tenant list and its document counts are
 // reused: counting costs a scan of up to MaxCount keys per tenant, which
@@ -114,8 +123,16 @@ func (c *Console) tenants(w http.ResponseWriter, r *http.Request, _ *session) {
 		reqs = c.o.TenantRequests()
 	}
 	out := TenantsBody{Tenants: []TenantRow{}, Limits: c.o.Limits}
+	other, overflow := reqs[otherTenant]
+	if overflow {
+		out.OtherRequests = &other
+	}
 	for _, t := range ts {
-		out.Tenants = append(out.Tenants, TenantRow{Tenant: t, Requests: reqs[t.Name]})
+		row := TenantRow{Tenant: t}
+		if n, ok := reqs[t.Name]; ok || !overflow {
+			row.Requests = &n // absent from a table with room: none yet
+		}
+		out.Tenants = append(out.Tenants, row)
 	}
 	writeJSON(w, out)
 }

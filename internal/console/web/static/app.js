@@ -160,7 +160,7 @@ function tenants() {
     const now = Date.now(), secs = (now - prevAt) / 1000;
     const rows = t.tenants.map(x => {
       const before = prev && prev[x.name];
-      const rate = before !== undefined && before !== null && secs > 0 ? (x.requests_total - before) / secs : null;
+      const rate = before !== undefined && before !== null && x.requests_total !== null && secs > 0 ? (x.requests_total - before) / secs : null;
       return h("tr", {},
         h("td", {}, h("a", { href: "/console/documents?tenant=" + encodeURIComponent(x.name) }, x.name)),
         h("td", {}, h("span", { class: "pill" + (x.policy === "manual" ? " warn" : "") }, x.policy)),
@@ -172,7 +172,9 @@ function tenants() {
     const l = t.limits;
     setContent(
       h("div", { class: "card" }, table([{ t: "tenant" }, { t: "policy" }, { t: "documents", cls: "num" }, { t: "req/s", cls: "num" }, { t: "requests", cls: "num hide-narrow" }],
-        rows, "No tenants yet: configure them with --tenant, or write to the demo tenant.")),
+        rows, "No tenants yet: configure them with --tenant, or write to the demo tenant."),
+        t.other_requests_total === undefined ? null : h("p", { class: "muted" }, "Requests of the tenants shown –: counted together (the node's tenant table keeps 1,024 rows), " +
+          fmt.n(t.other_requests_total, 0) + " so far.")),
       h("div", { class: "card" }, h("h2", {}, "Limits (each tenant)"),
         h("dl", { class: "kv" },
           h("dt", {}, "requests/s"), h("dd", {}, fmt.n(l.tenant_rate) + " (bursts of " + fmt.n(l.tenant_burst, 0) + ")"),
