@@ -182,6 +182,14 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.setupTelemetry(ctx); err != nil {
 		return nil, err
 	}
+	if _, _, ok := n.store.Room(); ok {
+		if err := n.tel.Metrics.RegisterDisk(func() (free, reserve int64) {
+			free, reserve, _ = n.store.Room()
+			return free, reserve
+		}); err != nil {
+			return nil, err
+		}
+	}
 	feed.self.Store(n.store.Identity().Incarnation)
 	if err := n.startReplication(ctx, feed); err != nil {
 		return nil, err

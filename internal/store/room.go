@@ -132,6 +132,17 @@ func (r *room) take(n int) error {
 		"; nothing was written (free space, or see the runbook's Disk full)"}, lowRetryAfter)
 }
 
+// Room returns the free space of the data directory's file system at its
+// last measure and the reserve the store keeps free (writes are refused
+// while less is free); ok is false when the store keeps no reserve or
+// cannot measure the free space here.
+func (s *Store) Room() (free, reserve int64, ok bool) {
+	if s.room == nil {
+		return 0, 0, false
+	}
+	return s.room.measured.Load(), s.room.reserve, true
+}
+
 // lowRetryAfter is the Retry-After of a write refused for want of space:
 // freeing space takes an operator, or a compaction, some seconds at least.
 const lowRetryAfter = 10 * time.Second

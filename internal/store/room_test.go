@@ -28,6 +28,9 @@ func TestDiskReserve(t *testing.T) {
 
 	free.Store(reserve - 1)
 	s.room.measure()
+	if f, r, ok := s.Room(); !ok || f != reserve-1 || r != reserve {
+		t.Fatalf("Room() = %d, %d, %v; want the measure %d and the reserve %d", f, r, ok, reserve-1, reserve)
+	}
 	_, err := s.Put(bg, "t", "k", []byte(`{}`), doc.Precondition{})
 	if !errors.Is(err, ErrDiskLow) || fault.ClassOf(err) != fault.Exhausted || !strings.Contains(err.Error(), "nothing was written") {
 		t.Fatalf("Put under the reserve: %v, want ErrDiskLow, Exhausted, saying nothing was written", err)
@@ -70,7 +73,7 @@ func TestDiskReserve(t *testing.T) {
 // TestDiskReserveOff: a negative reserve keeps none.
 func TestDiskReserveOff(t *testing.T) {
 	s := openT(t, "", Options{DiskReserve: -1, freeSpace: func(string) (int64, error) { return 0, nil }})
-	if s.room != nil {
+	if _, _, ok := s.Room(); s.room != nil || ok {
 		t.Fatal("a reserve is kept")
 	}
 	if _, err := s.Put(bg, "t", "k", []byte(`{}`), doc.Precondition{}); err != nil {

@@ -118,6 +118,20 @@ cairn_cache_hits_total 3
 	if err := m.RegisterCache(func() CacheStats { return CacheStats{} }); err == nil {
 		t.Error("second RegisterCache succeeded, want an error")
 	}
+	if err := m.RegisterDisk(func() (int64, int64) { return 100 << 20, 88 << 20 }); err != nil {
+		t.Fatal(err)
+	}
+	const disk = `
+# HELP cairn_store_disk_free_bytes Free space of the data directory's file system at the store's last measure (four a second).
+# TYPE cairn_store_disk_free_bytes gauge
+cairn_store_disk_free_bytes 1.048576e+08
+# HELP cairn_store_disk_reserve_bytes Free space the store keeps on the data directory's file system: it refuses writes while less is free.
+# TYPE cairn_store_disk_reserve_bytes gauge
+cairn_store_disk_reserve_bytes 9.2274688e+07
+`
+	if err := testutil.GatherAndCompare(m.Registry(), strings.NewReader(disk), "cairn_store_disk_free_bytes", "cairn_store_disk_reserve_bytes"); err != nil {
+		t.Error(err)
+	}
 }
 
 // TestREDScrape drives the middleware and checks the RED series through a

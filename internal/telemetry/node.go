@@ -103,6 +103,34 @@ func (m *Metrics) RegisterShed(shed func() (busy, conns, tenant int64)) error {
 	return nil
 }
 
+// RegisterDisk registers the data directory's free space and the store's
+// reserve, read at scrape time: writes are refused while the free space is
+// under the reserve, which no failure counter shows.
+func (m *Metrics) RegisterDisk(room func() (free, reserve int64)) error {
+	c := &diskCollector{room: room,
+		free: prometheus.NewDesc("cairn_store_disk_free_bytes",
+			"Free space of the data directory's file system at the store's last measure (four a second).", nil, nil),
+		reserve: prometheus.NewDesc("cairn_store_disk_reserve_bytes",
+			"Free space the store keeps on the data directory's file system: it refuses writes while less is free.", nil, nil)}
+	if err := m.reg.Register(c); err != nil {
+		return fmt.Errorf("telemetry: register disk metrics: %w", err)
+	}
+	return nil
+}
+
+type diskCollector struct {
+	room          func() (free, reserve int64)
+	free, reserve *prometheus.Desc
+}
+
+func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.free; ch <- c.reserve }
+
+func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
+	free, reserve := c.room()
+	ch <- prometheus.MustNewConstMetric(c.free, prometheus.GaugeValue, float64(free))
+	ch <- prometheus.MustNewConstMetric(c.reserve, prometheus.GaugeValue, float64(reserve))
+}
+
 // shedCollector reads the limiters' counts at scrape time, all three
 // from one call.
 type shedCollector struct {
