@@ -248,10 +248,7 @@ var clientArgs = map[string]int{"setname": 3, "getname": 2, "id": 2, "info": 2, 
 func cmdQuit(_ *Server, c redcon.Conn, ss *session, _ [][]byte) result {
 	ss.quit = true // the commands pipelined after it are not run (handle)
 	c.WriteString("OK")
-	// redcon does not flush the replies of a connection closed by its
-	// handler.
-	_ = redcon.BaseWriter(c).Flush()
-	c.Close()
+	c.Close() // sends the replies written so far
 	return ok
 }
 

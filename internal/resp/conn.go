@@ -92,7 +92,23 @@ type limitConn struct {
 	writeFrom, readFrom time.Time
 }
 
+// Read reads what next returns.
 func (c *limitConn) Read(p []byte) (int, error) {
+	out, err := c.next()
+	if err != nil {
+		return 0, err
+	}
+	n := copy(p, out)
+	c.f.take(n)
+	return n, nil
+}
+
+// next returns whole commands, framed and not yet handed on (the caller
+// hands on what it takes of them with c.f.take), reading the connection
+// until there are some; or the error that ends the connection, once what
+// came before it has been handed on. What it returns is the framer's
+// buffer: valid until the next call.
+func (c *limitConn) next() ([]byte, error) {
 	for {
 		out := c.f.pending()
 		if len(out) == 0 {
@@ -100,15 +116,13 @@ func (c *limitConn) Read(p []byte) (int, error) {
 			out = c.f.pending()
 		}
 		if len(out) > 0 {
-			n := copy(p, out)
-			c.f.take(n)
-			return n, nil
+			return out, nil
 		}
 		if c.readErr != nil {
-			return 0, c.readErr
+			return nil, c.readErr
 		}
 		if c.f.err != nil {
-			return 0, c.refuse(c.f.err)
+			return nil, c.refuse(c.f.err)
 		}
 		c.moveReadDeadline()
 		buf := c.f.space()

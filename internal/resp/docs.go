@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -152,7 +153,9 @@ func (s *Server) put(c redcon.Conn, ss *session, op string, kb, body []byte, pre
 	if !okKey || !s.value(c, body, nil) {
 		return failed(fault.Invalid)
 	}
-	_, _, err := s.opt.Docs.Put(s.writeCtx(ss.ctx()), ss.tenant, k, body, pre)
+	// The store keeps what it is given (server.Docs), and body is the
+	// connection's read buffer (loop.go).
+	_, _, err := s.opt.Docs.Put(s.writeCtx(ss.ctx()), ss.tenant, k, bytes.Clone(body), pre)
 	switch {
 	case err == nil:
 		c.WriteString("OK")
@@ -293,7 +296,9 @@ func cmdMSet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	done, at, err := writeAll(len(pairs), func(i int) error {
 		j := pairs[i]
-		_, _, err := s.opt.Docs.Put(s.writeCtx(ss.ctx()), ss.tenant, keys[j], args[2+2*j], doc.Precondition{}) // each its own timeout, as DEL's
+		// Each its own timeout, as DEL's; the value cloned from the read
+		// buffer, as put's.
+		_, _, err := s.opt.Docs.Put(s.writeCtx(ss.ctx()), ss.tenant, keys[j], bytes.Clone(args[2+2*j]), doc.Precondition{})
 		return err
 	})
 	if err != nil {

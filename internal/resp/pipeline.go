@@ -74,7 +74,7 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 			st.reply, st.res = msg, failed(fault.Invalid)
 			continue
 		}
-		st.body = rc.Args[2]
+		st.body = bytes.Clone(rc.Args[2]) // the store keeps it; the read buffer is reused (loop.go)
 		if _, seen := byKey[st.key]; !seen {
 			keys = append(keys, st.key)
 		}

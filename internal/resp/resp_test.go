@@ -826,3 +826,62 @@ func TestPipelinedSetsTakeOnePlace(t *testing.T) {
 		}
 	}
 }
+
+// TestValuesOwned: a command's arguments are slices of its connection's
+// read buffer, which the next read reuses; every value the store keeps
+// (SET, JSON.SET, MSET, pipelined SETs) must be its own copy. Each round
+// writes values of one length, one command per read and pipelined, then
+// overwrites the buffer with other commands of the same shape, and reads
+// every value back from the cache. The values are larger than the cache
+// copies (docs.packLimit), so that it keeps the store's.
+func TestValuesOwned(t *testing.T) {
+	n := startNode(t, nil)
+	ctx := context.Background()
+	c := client(t, n, "acme", acmeToken, 2)
+	pad := strings.Repeat("x", 5000)
+	val := func(i int) string { return fmt.Sprintf(`{"v":"%06d","pad":"%s"}`, i, pad) }
+	want := map[string]string{}
+	for i := range 20 {
+		k := fmt.Sprintf("own-set-%d", i)
+		if err := c.Set(ctx, k, val(i), 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = val(i)
+	}
+	for i := range 20 {
+		k := fmt.Sprintf("own-json-%d", i)
+		if err := c.Do(ctx, "JSON.SET", k, "$", val(100+i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = val(100 + i)
+	}
+	for i := range 10 {
+		k1, k2 := fmt.Sprintf("own-mset-%d-a", i), fmt.Sprintf("own-mset-%d-b", i)
+		if err := c.MSet(ctx, k1, val(200+2*i), k2, val(201+2*i)).Err(); err != nil {
+			t.Fatal(err)
+		}
+		want[k1], want[k2] = val(200+2*i), val(201+2*i)
+	}
+	for round := range 3 {
+		p := c.Pipeline()
+		// A large value first grows the read buffer, so that the reads
+		// after it hold several SETs each, which run together (setRun).
+		big := fmt.Sprintf("own-big-%d", round)
+		p.Set(ctx, big, `"`+strings.Repeat("b", 40<<10)+`"`, 0)
+		want[big] = `"` + strings.Repeat("b", 40<<10) + `"`
+		for i := range 50 {
+			k := fmt.Sprintf("own-pipe-%d-%d", round, i)
+			p.Set(ctx, k, val(1000*(round+1)+i), 0)
+			want[k] = val(1000*(round+1) + i)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for k, v := range want {
+		got, err := c.Get(ctx, k).Result()
+		if err != nil || got != v {
+			t.Errorf("GET %s: %.40q…, %v; want %.40q…", k, got, err, v)
+		}
+	}
+}

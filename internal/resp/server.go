@@ -111,11 +111,12 @@ type Server struct {
 	idle     chan struct{} // closed once draining and no command is in flight
 	idleOnce sync.Once
 
-	conns  sync.WaitGroup // connection goroutines (redcon's), Add in accept
+	conns  sync.WaitGroup // connection goroutines, Add in accept
 	served chan struct{}  // closed when Serve returns
 
-	mu sync.Mutex   // guards ln
-	ln net.Listener // set by Serve
+	mu   sync.Mutex          // guards ln and open
+	ln   net.Listener        // set by Serve
+	open map[*rconn]struct{} // connections open; nil before Serve and once it returns
 }
 
 // New returns a Server, or a Config-class error naming what is missing.
@@ -178,12 +179,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	}
-	rs := redcon.NewServerNetwork("tcp", "", s.handle, s.accept, s.closed)
-	err := rs.Serve(ln)
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	s.mu.Lock()
+	s.open = map[*rconn]struct{}{}
+	s.mu.Unlock()
+	return s.acceptLoop(ln)
 }
 
 // Shutdown refuses new commands (-TRYAGAIN), waits until the commands in
@@ -207,7 +206,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return err
 	}
 	ln.Close()
-	<-s.served // redcon closes every connection as Serve returns
+	<-s.served // Serve closes every connection as it returns
 	// Every command has returned once these goroutines have: they run on
 	// them. One may still be writing to a client that does not read (for
 	// up to WriteTimeout): the wait is bounded by ctx too, and the
@@ -278,7 +277,7 @@ func (ss *session) wrote(c redcon.Conn, n int) {
 		return
 	}
 	ss.unflushed = 0
-	if w := redcon.BaseWriter(c); w != nil && w.Flush() != nil {
+	if flush(c) != nil {
 		ss.quit = true
 	}
 }
