@@ -14,24 +14,27 @@
 //
 // # Protocol
 //
-// github.com/tidwall/redcon reads commands (pipelines included: the
-// replies of one read's commands are flushed together) and writes RESP2;
+// Each connection is a limitConn (conn.go): its framer (frame.go) checks
+// the RESP framing against Redis's limits and the command size bound and
+// hands on whole multibulk commands only (inline ones rewritten);
+// limitConn also gives every write a deadline, and closes a connection
+// that completes no command within the idle limit (a read deadline counted
+// from the last command's start, moved at most once a second). The
+// server's connection loop (loop.go) runs each read's whole commands as
+// one pipeline, their arguments slices of the framer's buffer (a value
+// the store keeps is cloned first), and sends their replies together.
+// Replies are written with github.com/tidwall/redcon's Writer, in RESP2;
 // the RESP3 types a HELLO 3 client expects (null, map) are written raw
-// (reply.go). Below redcon, each connection is a limitConn (conn.go): its
-// framer (frame.go) checks the RESP framing against Redis's limits and the
-// command size bound and hands redcon whole multibulk commands only
-// (inline ones rewritten), because redcon's own parser trusts the lengths
-// it reads (a hostile one panics or spins it); limitConn also gives every
-// write a deadline, and closes a connection that completes no command
-// within the idle limit (a read deadline counted from the last command's
-// start, moved at most once a second).
+// (reply.go). redcon's reader and server are not used: its parser trusts
+// the lengths it reads (a hostile one panics or spins it), and it copies
+// every command the framer has already checked.
 //
 // # Concurrency
 //
-// redcon runs one goroutine per connection, which reads, runs each
-// command in turn (handle.go) and writes; a session is touched by it
-// alone. Server state shared by connections: the SCAN cursor table
-// (scan.go, under its own mutex) and the draining flag (Server.mu).
+// One goroutine per connection reads, runs each command in turn
+// (handle.go) and writes; a session is touched by it alone. Server state
+// shared by connections: the SCAN cursor table (scan.go, under its own
+// mutex), the set of open connections (Server.mu) and the draining flag.
 // Shutdown waits for the commands in flight, then closes the listener and
 // every connection and waits for their goroutines.
 //
