@@ -86,7 +86,7 @@ func importCommand(ctx context.Context, args []string, env Env) int {
 	}
 	err := f.run(ctx, args, env)
 	if fault.ClassOf(err) == fault.Corruption {
-		err = hinted{err, fmt.Sprintf("the store in %s is damaged: import into it stops where it meets the damage; see %q in docs/runbook.md", f.dataDir, "Corrupt local store")}
+		err = hinted{err, fmt.Sprintf("the store in %s is damaged; see %q in docs/runbook.md", f.dataDir, "Corrupt local store")}
 	}
 	return report("import", err, env)
 }

@@ -30,17 +30,19 @@
 //
 // # Concurrency
 //
-// [Engine.Run] is the one goroutine that runs an engine's rounds and
-// drains, fed by bounded inboxes ([Engine.Trigger], [Engine.Changed],
-// [Engine.RunRound]); a pass gives tenants turns of Config.TurnKeys keys,
-// so a small tenant is not kept waiting behind a big one. The round and the
-// uploader take a key's slot in a shared [InFlight] before deciding on it,
-// so they never act on one key at once. Every backend call goes through the
-// engine's resilience.Policy and takes one of its concurrency slots and
-// rate tokens. Progress, CatchingUp and ReplicationLag are safe from any
-// goroutine. The feed's publisher and tailer are two goroutines Run
-// starts and waits for; a gap's fallback round goes through RunRound.
-// Close stops Run and waits for it.
+// [Engine.Run] is the one goroutine that runs an engine's rounds, fed by
+// bounded inboxes ([Engine.Trigger], [Engine.Changed], [Engine.RunRound]);
+// the drains of change logs it is told of run on goroutines it starts and
+// waits for, several tenants at once and never two drains of one tenant, so
+// the uploader's state is locked; a pass gives tenants turns of
+// Config.TurnKeys keys, so a small tenant is not kept waiting behind a big
+// one. The round and the uploader take a key's slot in a shared [InFlight]
+// before deciding on it, so they never act on one key at once. Every
+// backend call goes through the engine's resilience.Policy and takes one of
+// its concurrency slots and rate tokens. Progress, CatchingUp and
+// ReplicationLag are safe from any goroutine. The feed's publisher and
+// tailer are two goroutines Run starts and waits for; a gap's fallback
+// round goes through RunRound. Close stops Run and waits for it.
 //
 // # Sharp edges
 //

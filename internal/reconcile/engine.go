@@ -492,14 +492,15 @@ func (e *Engine) runRound(ctx context.Context, tenant string, confirm bool) (Sta
 // Run is the engine's loop: it drains change logs as they are reported,
 // runs requested rounds, and on each trigger or interval runs a pass: the
 // uploader and a round for every tenant, the rounds interleaved a turn of
-// Config.TurnKeys keys at a time (see sched.go), so a tenant with a
-// million keys does not hold up a small one for its whole round. Between
-// turns Run answers its inboxes. Rounds and uploads run on this goroutine
-// only, so one engine never races itself. A pass stopped by an open
-// breaker is retried when the breaker lets a probe through. With the
-// change feed on (Config.Feed), Run also owns the feed's publisher and
-// tailer goroutines, and waits for them. Run returns when ctx ends or
-// Close is called.
+// Config.TurnKeys keys at a time (see sched.go), so a tenant with a million
+// keys does not hold up a small one for its whole round. Between turns Run
+// answers its inboxes. Rounds run on this goroutine; drains of change logs
+// run on goroutines it starts and waits for, one per tenant and never two
+// of one tenant at once (sched.upload), so what the uploader touches must
+// be safe from several goroutines. A pass stopped by an open breaker is
+// retried when the breaker lets a probe through. With the change feed on
+// (Config.Feed), Run also owns the feed's publisher and tailer goroutines,
+// and waits for them. Run returns when ctx ends or Close is called.
 func (e *Engine) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

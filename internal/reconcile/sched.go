@@ -333,12 +333,11 @@ func (s *sched) drainDue(ctx context.Context) {
 // key).
 //
 // The tenants' drains run at once, up to maxTenantDrains: a drain's
-// fixed costs (its checkpoint, the document's upload and feed entry) are
-// waits on the backend and the disk, and paid one tenant after another
-// they bounded a node whose writes spread over thousands of tenants to a
-// few dozen uploads a second, whatever the backend could take. The
-// backend's Limits still bound its calls. The digests of all of them are
-// published once after.
+// fixed costs (its checkpoint, the document's upload, its digest) are
+// waits on the backend and the disk, and a node whose writes spread over
+// thousands of tenants must not pay them one tenant after another. The
+// backend's Limits still bound its calls. No drain starts once ctx has
+// ended. The digests of all of them are published once after.
 func (s *sched) upload(ctx context.Context, tenants []string) {
 	if len(tenants) == 0 {
 		return
@@ -348,20 +347,9 @@ func (s *sched) upload(ctx context.Context, tenants []string) {
 		err  error
 	}
 	res := make([]result, len(tenants))
-	if len(tenants) == 1 {
-		_, res[0].more, res[0].err = s.e.uploadSome(ctx, tenants[0], s.e.cfg.TurnKeys)
-	} else {
-		sem := make(chan struct{}, maxTenantDrains)
-		var wg sync.WaitGroup
-		for i, tenant := range tenants {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				_, res[i].more, res[i].err = s.e.uploadSome(ctx, tenant, s.e.cfg.TurnKeys)
-			})
-		}
-		wg.Wait()
-	}
+	eachTenant(ctx, tenants, func(i int, tenant string) {
+		_, res[i].more, res[i].err = s.e.uploadSome(ctx, tenant, s.e.cfg.TurnKeys)
+	})
 	_ = s.e.PublishDigests(ctx) // a failed publish is kept for the next
 	for i, tenant := range tenants {
 		switch more, err := res[i].more, res[i].err; {
@@ -378,9 +366,34 @@ func (s *sched) upload(ctx context.Context, tenants []string) {
 	}
 }
 
+// eachTenant calls f for each of tenants, with its index, up to
+// maxTenantDrains at once (one alone on the caller's goroutine), and
+// returns when every call has; once ctx has ended it starts no more.
+func eachTenant(ctx context.Context, tenants []string, f func(i int, tenant string)) {
+	if len(tenants) == 1 {
+		f(0, tenants[0])
+		return
+	}
+	sem := make(chan struct{}, maxTenantDrains)
+	var wg sync.WaitGroup
+	for i, tenant := range tenants {
+		if ctx.Err() != nil {
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			f(i, tenant)
+		})
+	}
+	wg.Wait()
+}
+
 // maxTenantDrains bounds the tenants whose change logs are drained at
-// once (sched.upload); each drain's keys fan out up to
-// Config.UploadConcurrency within it.
+// once (sched.upload, Engine.Flush). Each drain's keys fan out up to
+// Config.UploadConcurrency (16) within it: eight tenants of a few changes
+// each fill the backend's DefaultConcurrency (32) call slots, and at most
+// 128 calls wait on them.
 const maxTenantDrains = 8
 
 // unavailable ends the pass if err says the backend's breaker is open, and

@@ -675,10 +675,8 @@ func TestScrubYieldsToDrains(t *testing.T) {
 }
 
 // TestTenantsDrainTogether: changes told for several tenants are drained
-// at once, not one tenant after another, whose fixed waits bounded a node
-// writing across thousands of tenants to a few dozen uploads a second.
-// Each tenant's first upload waits until every tenant's has begun: one
-// after another, none would.
+// at once, not one tenant after another: each tenant's first upload waits
+// until every tenant's has begun, which drains in sequence never reach.
 func TestTenantsDrainTogether(t *testing.T) {
 	a := openStore(t, "a")
 	b := mem.New("b")

@@ -43,13 +43,18 @@ func (e *Engine) Flush(ctx context.Context) (uploaded int, err error) {
 	e.mu.Lock()
 	tenants := slices.Sorted(maps.Keys(e.pending))
 	e.mu.Unlock()
-	for _, t := range tenants {
+	// Several tenants at once, as Run drains them: a stop's few seconds
+	// reach more of many small tenants.
+	var mu sync.Mutex // guards uploaded and err
+	eachTenant(ctx, tenants, func(_ int, t string) {
 		st, uerr := e.Upload(ctx, t)
+		mu.Lock()
+		defer mu.Unlock()
 		uploaded += st.Actions[Upload]
 		if uerr != nil && err == nil {
 			err = fmt.Errorf("tenant %s: %w", t, uerr)
 		}
-	}
+	})
 	return uploaded, err
 }
 

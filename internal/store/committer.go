@@ -473,9 +473,12 @@ func (s *Store) settleMarks(m *marks) {
 	defer b.Close()
 	_ = b.Set(metaHLC, encodeUint64(uint64(m.hlc)), nil)
 	_ = b.Set(metaSeq, encodeUint64(m.seq), nil)
-	// A failure fails the store (commitBatch), as a group's would; the
-	// marks stay in the bulk key, where this build reads them.
-	if s.commitBatch(b, s.wopts) == nil && s.onSettle != nil {
+	// Synced whatever the durability: under buffered, a bulk group large
+	// enough to be flushed as its own table is durable before the log is
+	// synced, and the marks must not be the part a power loss takes. A
+	// failure fails the store (commitBatch), as a group's would; the marks
+	// stay in the bulk key, where this build reads them.
+	if s.commitBatch(b, pebble.Sync) == nil && s.onSettle != nil {
 		s.onSettle(m.seq)
 	}
 }
@@ -483,8 +486,9 @@ func (s *Store) settleMarks(m *marks) {
 // commit writes the high-water marks into the group's batch and commits
 // it, and reports whether it did. On failure every request of the group
 // that was not already answered with its own context error gets the commit
-// error, nothing is acknowledged, and the store fails (see ErrFailed). A group staged on top of a failed one
-// is not committed: its decisions rest on writes that may not exist.
+// error, nothing is acknowledged, and the store fails (see ErrFailed). A
+// group staged on top of a failed one is not committed: its decisions rest
+// on writes that may not exist.
 func (s *Store) commit(g *group) bool {
 	err := s.failedErr()
 	var dur time.Duration
