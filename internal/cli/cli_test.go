@@ -16,6 +16,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/cairnstore/cairn/internal/node"
 	"github.com/cairnstore/cairn/internal/resp"
 	"github.com/cairnstore/cairn/internal/store"
 	"github.com/cairnstore/cairn/internal/telemetry"
@@ -247,6 +248,22 @@ func TestServeTenantsFromEnvironment(t *testing.T) {
 	}
 }
 
+// serveConfig is the node.Config of 'cairn serve' with args and no
+// environment, on a data directory of the test's: nodeConfig writes the
+// demo tenant's token into it, never into the source tree.
+func serveConfig(t *testing.T, args ...string) node.Config {
+	t.Helper()
+	fs, f := newServeFlags()
+	if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
+	if err != nil {
+		t.Fatalf("%q: %v", args, err)
+	}
+	return cfg
+}
+
 // --key-filter-bytes reaches the node: a size, the default, or 0 for off
 // (the store's negative).
 func TestKeyFilterSetting(t *testing.T) {
@@ -258,17 +275,7 @@ func TestKeyFilterSetting(t *testing.T) {
 		{[]string{"--key-filter-bytes", "4MiB"}, 4 << 20},
 		{[]string{"--key-filter-bytes", "0"}, -1},
 	} {
-		fs, f := newServeFlags()
-		// nodeConfig writes the demo tenant's token into the data
-		// directory: never the default one, in the source tree.
-		if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, c.args...)); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatalf("%q: %v", c.args, err)
-		}
-		if cfg.KeyFilterBytes != c.want {
+		if cfg := serveConfig(t, c.args...); cfg.KeyFilterBytes != c.want {
 			t.Errorf("%q: KeyFilterBytes %d, want %d", c.args, cfg.KeyFilterBytes, c.want)
 		}
 	}
@@ -285,15 +292,7 @@ func TestRespIdleSetting(t *testing.T) {
 		{[]string{"--resp-idle-timeout", "1h"}, time.Hour},
 		{[]string{"--resp-idle-timeout", "0"}, -1},
 	} {
-		fs, f := newServeFlags()
-		if err := fs.Parse(append([]string{"--data-dir", t.TempDir()}, c.args...)); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatalf("%q: %v", c.args, err)
-		}
-		if cfg.RespIdleTimeout != c.want {
+		if cfg := serveConfig(t, c.args...); cfg.RespIdleTimeout != c.want {
 			t.Errorf("%q: RespIdleTimeout %v, want %v", c.args, cfg.RespIdleTimeout, c.want)
 		}
 	}
@@ -307,15 +306,7 @@ func TestTenantBurst(t *testing.T) {
 		rate string
 		want int
 	}{{"100", 200}, {"0.3", 1}} {
-		fs, f := newServeFlags()
-		if err := fs.Parse([]string{"--data-dir", t.TempDir(), "--tenant-rate", c.rate}); err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := f.nodeConfig(Env{Stderr: io.Discard, Getenv: func(string) string { return "" }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if cfg.Limits.TenantBurst != c.want {
+		if cfg := serveConfig(t, "--tenant-rate", c.rate); cfg.Limits.TenantBurst != c.want {
 			t.Errorf("--tenant-rate %s: burst %d, want %d", c.rate, cfg.Limits.TenantBurst, c.want)
 		}
 	}
