@@ -14,13 +14,15 @@ import (
 const fileReserve = 1024
 
 // fileShortfall says whether a limit of open files (RLIMIT_NOFILE) leaves
-// room for every connection the node's settings admit and its own files,
-// and how many those need. Past the limit, accept fails ("too many open
-// files"): net/http retries it every second and the connections wait
-// unanswered, health checks and /metrics included, where past --max-conns
-// they would be answered 503.
-func fileShortfall(limit uint64, maxConns, respClients int) (need uint64, short bool) {
-	need = uint64(maxConns) + uint64(respClients) + fileReserve
+// room for every connection the node's listeners admit (the API's, the
+// admin listener's, the RESP front's) and its own files, and how many those
+// need. Past the limit, accept fails ("too many open files"): net/http
+// retries it every second and the connections wait unanswered, health
+// checks and /metrics included, where past --max-conns they would be
+// answered 503; and a store that cannot open its next table or log fails
+// until a restart.
+func fileShortfall(limit uint64, maxConns, adminConns, respClients int) (need uint64, short bool) {
+	need = uint64(maxConns) + uint64(adminConns) + uint64(respClients) + fileReserve
 	return need, limit < need
 }
 
@@ -36,9 +38,13 @@ func (n *Node) warnFileLimit() {
 		clients = cmp.Or(n.cfg.RespMaxClients, resp.DefaultMaxClients)
 	}
 	maxConns := cmp.Or(n.cfg.MaxConns, server.DefaultMaxConns)
-	if need, short := fileShortfall(limit, maxConns, clients); short {
-		n.log.Warn("the process may open fewer files than its connection limits need: past the limit new connections wait unanswered, health checks and /metrics included, instead of being refused; raise the limit (LimitNOFILE= in the unit, ulimit -n) or lower --max-conns and --resp-max-clients",
-			"open_files_limit", limit, "needed", need, "max_conns", maxConns, "resp_max_clients", clients,
+	admin := 0
+	if n.cfg.AdminListen != "" {
+		admin = server.DefaultMaxConns // the admin listener's own bound
+	}
+	if need, short := fileShortfall(limit, maxConns, admin, clients); short {
+		n.log.Warn("the process may open fewer files than its connection limits need: past the limit new connections wait unanswered, health checks and /metrics included, instead of being refused, and the store fails when it cannot open a file; raise the limit (LimitNOFILE= in the unit, ulimit -n) or lower --max-conns and --resp-max-clients",
+			"open_files_limit", limit, "needed", need, "max_conns", maxConns, "admin_conns", admin, "resp_max_clients", clients,
 			"reserve", strconv.Itoa(fileReserve)+" for the store and backends")
 	}
 }

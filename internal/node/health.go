@@ -65,7 +65,7 @@ func (n *Node) clockJumped(j doc.Jump) {
 func (n *Node) storeFailed(err error) {
 	n.storeDown.Store(true)
 	cause, entry := telemetry.CauseIOError, runbookWriteFail
-	if fault.ClassOf(err) == fault.Exhausted {
+	if fault.ClassOf(err) == fault.Exhausted && !store.OutOfFiles(err) {
 		cause, entry = telemetry.CauseDiskFull, runbookDiskFull
 	}
 	if n.tel != nil {

@@ -156,6 +156,8 @@ func TestStoreFailureDiagnosed(t *testing.T) {
 	}{
 		{"disk full", "disk_full", runbookDiskFull, syscall.ENOSPC, []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileWriteAt}, "disk is full"},
 		{"fsync failure", "io_error", runbookWriteFail, syscall.EIO, []errorfs.OpKind{errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo}, "store failed"},
+		// Out of open files is not a full disk: the cure is the limit.
+		{"out of open files", "io_error", runbookWriteFail, syscall.EMFILE, []errorfs.OpKind{errorfs.OpFileWrite, errorfs.OpFileWriteAt}, "ran out of open files"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			tog := &errorfs.Toggle{Injector: errorfs.InjectorFunc(func(op errorfs.Op) error {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -724,7 +725,10 @@ func (s *Store) fail(cause error) {
 		// happened, without paths, and that retrying this node soon is no
 		// use.
 		msg := "the node's store failed after a write error and refuses every request until the node restarts"
-		if classify(cause) == fault.Exhausted {
+		switch {
+		case OutOfFiles(cause):
+			msg = "the node ran out of open files (its limit, ulimit -n): its store failed and refuses every request until the node restarts"
+		case classify(cause) == fault.Exhausted:
 			msg = "the node's disk is full: its store failed and refuses every request until the node restarts with space freed"
 		}
 		s.failed = fault.WithRetryAfter(&fault.Error{Class: classify(cause), Msg: msg,
@@ -735,6 +739,13 @@ func (s *Store) fail(cause error) {
 	if first && s.onFail != nil {
 		s.onFail(cause)
 	}
+}
+
+// OutOfFiles reports whether err is the process's or the system's limit of
+// open files (EMFILE, ENFILE): fault.Exhausted as a full disk is, but the
+// cure is the limit, not space.
+func OutOfFiles(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // failedRetryAfter is the Retry-After of a failed store's refusals: it
