@@ -9,8 +9,9 @@ import (
 )
 
 // fileReserve is the open files counted for the node itself besides its
-// client connections: Pebble's tables and logs (they grow with the store),
-// the backends' connections, the admin listener's clients.
+// listeners' connections: Pebble's tables and logs (they grow with the
+// store), the backends' connections, the connections a listener answers
+// past its bound (64 each).
 const fileReserve = 1024
 
 // fileShortfall says whether a limit of open files (RLIMIT_NOFILE) leaves
