@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"slices"
-	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -367,26 +366,17 @@ func (s *sched) upload(ctx context.Context, tenants []string) {
 }
 
 // eachTenant calls f for each of tenants, with its index, up to
-// maxTenantDrains at once (one alone on the caller's goroutine), and
-// returns when every call has; once ctx has ended it starts no more.
+// maxTenantDrains at once, and returns when every call has; once ctx has
+// ended it starts no more. f reports nothing: one tenant's failure must
+// not stop the others' drains, as a fanOut's first error would.
 func eachTenant(ctx context.Context, tenants []string, f func(i int, tenant string)) {
-	if len(tenants) == 1 {
-		f(0, tenants[0])
-		return
-	}
-	sem := make(chan struct{}, maxTenantDrains)
-	var wg sync.WaitGroup
+	fan := newFanOut(maxTenantDrains)
 	for i, tenant := range tenants {
-		if ctx.Err() != nil {
+		if !fan.Go(ctx, func() error { f(i, tenant); return nil }) {
 			break
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			f(i, tenant)
-		})
 	}
-	wg.Wait()
+	_ = fan.Wait() // only ctx's end, which the callers see in their own results
 }
 
 // maxTenantDrains bounds the tenants whose change logs are drained at
