@@ -82,16 +82,8 @@ func (c *rconn) ReadPipeline() []redcon.Command {
 
 func (c *rconn) PeekPipeline() []redcon.Command { return c.cmds }
 
-// flush sends the replies c holds.
-func flush(c redcon.Conn) error {
-	if rc, ok := c.(*rconn); ok {
-		return rc.wr.Flush()
-	}
-	if w := redcon.BaseWriter(c); w != nil {
-		return w.Flush()
-	}
-	return nil
-}
+// flush sends the replies c holds: every connection is an rconn (serve).
+func flush(c redcon.Conn) error { return c.(*rconn).wr.Flush() }
 
 // serve runs a connection's pipelines until it closes: each read's whole
 // commands, one after the other, then their replies in one write.
