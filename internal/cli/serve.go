@@ -479,6 +479,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 	if err := f.memory(&cfg, env); err != nil {
 		return cfg, err
 	}
+	if env.Getenv("GOGC") == "" { // GOGC, if set, is the operator's trade: kept as given
+		cfg.GCHeapFloor = node.DefaultGCHeapFloor
+	}
 	if len(cfg.Auth.Tenants) == 0 {
 		if err := f.useDevToken(&cfg); err != nil {
 			return cfg, err

@@ -5,6 +5,7 @@ import (
 	"runtime/debug"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/gcfloor"
 )
 
 // MemoryBudget is how a node divides its memory limit (Config.MemoryLimit,
@@ -129,4 +130,25 @@ func mib(n int64) string {
 		return fmt.Sprintf("%dMiB", n>>20)
 	}
 	return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+}
+
+// DefaultGCHeapFloor is the heap goal 'cairn serve' keeps at least
+// (Config.GCHeapFloor): a node's live heap is a few MiB until its cache
+// fills, and at GOGC's 100 the collector would run every few hundred
+// requests, marking all of it each time (package gcfloor).
+const DefaultGCHeapFloor = 64 << 20
+
+// startGCFloor starts the GC tuner of Config.GCHeapFloor, held to a
+// quarter of the Go heap's share of the memory limit, if there is one, so
+// that the heap never sits at the runtime's limit because of it.
+func (n *Node) startGCFloor() {
+	floor := n.cfg.GCHeapFloor
+	if floor <= 0 {
+		return
+	}
+	if n.budget != nil {
+		floor = min(floor, n.budget.Go/4)
+	}
+	n.gc = gcfloor.Start(floor, 100)
+	n.log.Debug("gc heap floor", "floor_bytes", floor, "gc_percent", n.gc.Percent())
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/docs"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/gcfloor"
 	"github.com/cairnstore/cairn/internal/ingest"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/resp"
@@ -84,6 +85,13 @@ type Config struct {
 	// node divides it between the Go heap, Pebble and the key filter, and
 	// derives the document cache's default from it (memory.go).
 	MemoryLimit int64
+	// GCHeapFloor, when positive, keeps the garbage collector's heap goal
+	// at least this many bytes while the live heap is smaller (package
+	// gcfloor), at most a quarter of the Go heap's share of MemoryLimit.
+	// It sets the process's GC percent: the CLI sets it for 'cairn serve'
+	// unless GOGC is set, and a process running several nodes (tests)
+	// leaves it zero.
+	GCHeapFloor int64
 
 	// Test seams (health_test.go): the store's file system (nil: the real
 	// one) and the clocks under its hybrid logical clock (nil: time.Now
@@ -128,7 +136,8 @@ type Node struct {
 	serving        sync.WaitGroup // the Serve goroutines and watchReload
 	serveErr       chan error     // the first unexpected Serve error
 
-	budget *MemoryBudget // nil without Config.MemoryLimit; see memory.go
+	budget *MemoryBudget  // nil without Config.MemoryLimit; see memory.go
+	gc     *gcfloor.Tuner // nil without Config.GCHeapFloor
 }
 
 // Start opens the store, starts replication to the configured backends and
@@ -157,6 +166,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 			if n.tel != nil {
 				n.tel.Shutdown(context.Background())
 			}
+			n.gc.Stop()
 		}
 	}(n)
 	if err := n.setupChaos(); err != nil {
@@ -165,6 +175,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := n.applyMemoryLimit(); err != nil {
 		return nil, err
 	}
+	n.startGCFloor()
 	cfg = n.cfg
 	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
 	n.clock = n.newClock()
@@ -463,6 +474,7 @@ func (n *Node) Shutdown(ctx context.Context) error {
 		errs = append(errs, n.tel.Shutdown(tctx))
 	}
 	n.keepBallast()
+	n.gc.Stop()
 	return errors.Join(errs...)
 }
 
