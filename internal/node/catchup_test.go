@@ -49,7 +49,7 @@ func get(t *testing.T, url string) (int, http.Header, string) {
 // TestEmptyNodeCatchesUp: a node started on an empty data directory with
 // the tenant and backend of a node whose documents are in the backend is
 // catching up until a round of the tenant completes: /readyz (both
-// listeners) is 503 naming the tenant, a create-only or compare-and-set
+// listeners) is 503, the admin listener's naming the tenant, a create-only or compare-and-set
 // write answers 503 catching_up with Retry-After, a GET of a document it
 // does not hold yet reads it through (X-Cairn-Read-Through) with the ETag
 // it will have and stores it, an absent one is 404, and the admin status
@@ -84,11 +84,11 @@ func TestEmptyNodeCatchesUp(t *testing.T) {
 	}, spec)
 	bn.token = a.token
 
-	for _, url := range []string{"http://" + bn.Addr() + "/readyz", "http://" + bn.AdminAddr() + "/readyz"} {
-		code, _, body := get(t, url)
-		if code != 503 || !strings.Contains(body, `"catching_up"`) || !strings.Contains(body, `"acme"`) {
-			t.Errorf("%s while catching up: %d %s; want 503 naming acme", url, code, body)
-		}
+	if code, _, body := get(t, "http://"+bn.AdminAddr()+"/readyz"); code != 503 || !strings.Contains(body, `"catching_up"`) || !strings.Contains(body, `"acme"`) {
+		t.Errorf("admin /readyz while catching up: %d %s; want 503 naming acme", code, body)
+	}
+	if code, _, body := get(t, "http://"+bn.Addr()+"/readyz"); code != 503 || body != `{"status":"catching_up"}`+"\n" {
+		t.Errorf("API /readyz while catching up: %d %q; want 503 catching_up naming no tenant", code, body)
 	}
 	for _, hdr := range []map[string]string{{"If-None-Match": "*"}, {"If-Match": etags["k0"]}} {
 		code, h, body := bn.doH(t, "PUT", "/v1/tenants/acme/docs/k0", `{"new":1}`, hdr)
@@ -158,8 +158,8 @@ func TestEmptyNodeCatchesUp(t *testing.T) {
 	}
 }
 
-// TestServeWhileCatchingUp: with the setting, /readyz answers 200 while
-// still naming the tenants catching up.
+// TestServeWhileCatchingUp: with the setting, the admin listener's /readyz
+// answers 200 while still naming the tenants catching up.
 func TestServeWhileCatchingUp(t *testing.T) {
 	b := mem.New("shared")
 	a := startReplNode(t, BackendSpec{Name: "shared", Backend: b})
@@ -174,9 +174,9 @@ func TestServeWhileCatchingUp(t *testing.T) {
 		c.Auth = a.cfg.Auth
 		c.ServeWhileCatchingUp = true
 	}, BackendSpec{Name: "shared", Backend: b})
-	code, _, body := get(t, "http://"+bn.Addr()+"/readyz")
+	code, _, body := get(t, "http://"+bn.AdminAddr()+"/readyz")
 	if code != 200 || !strings.Contains(body, `"acme"`) {
-		t.Fatalf("/readyz with ServeWhileCatchingUp: %d %s; want 200 naming acme", code, body)
+		t.Fatalf("admin /readyz with ServeWhileCatchingUp: %d %s; want 200 naming acme", code, body)
 	}
 	release()
 }

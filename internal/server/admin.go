@@ -101,16 +101,17 @@ func NewAdmin(o AdminOptions) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		auth:       v,
-		drained:    make(chan struct{}),
-		log:        o.Logger,
-		ready:      o.Ready,
-		failed:     o.Failed,
-		conflict:   o.IdentityConflict,
-		catchingUp: o.CatchingUp,
-		serveCU:    o.ServeWhileCatchingUp,
-		authFailed: o.AuthFailed,
-		retryAfter: time.Second,
+		auth:        v,
+		drained:     make(chan struct{}),
+		log:         o.Logger,
+		ready:       o.Ready,
+		failed:      o.Failed,
+		conflict:    o.IdentityConflict,
+		catchingUp:  o.CatchingUp,
+		serveCU:     o.ServeWhileCatchingUp,
+		readyzNames: true,
+		authFailed:  o.AuthFailed,
+		retryAfter:  time.Second,
 		// No read or write timeout: a CPU profile streams for as long as
 		// it was asked to run.
 		timeouts:   Timeouts{ReadHeader: 5 * time.Second, Read: -1, Write: -1, Idle: time.Minute, MaxHeaderBytes: http.DefaultMaxHeaderBytes},
@@ -147,7 +148,7 @@ func adminRoutes(s *Server, o AdminOptions) []Route {
 		}
 	}
 	add("GET /livez", "livez", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") }))
-	add("GET /readyz", "readyz", http.HandlerFunc(s.readyz)) // the API's answer: {"status":…}
+	add("GET /readyz", "readyz", http.HandlerFunc(s.readyz)) // the API's answer, naming the tenants catching up
 	add("GET "+OpenAPIPath, "openapi", http.HandlerFunc(serveOpenAPI))
 	if o.Metrics != nil {
 		add("GET /metrics", "metrics", JSONErrors(o.Metrics))

@@ -15,30 +15,46 @@ import (
 	"github.com/cairnstore/cairn/internal/server"
 )
 
-// TestReadyzCatchingUp: /readyz answers 503 "catching_up" naming the
-// tenants while any is catching up, 200 naming them with
-// ServeWhileCatchingUp, and 200 "ready" once none is.
+// TestReadyzCatchingUp: /readyz answers 503 "catching_up" while any
+// tenant is catching up, 200 "ready" with ServeWhileCatchingUp, and 200
+// "ready" once none is. The admin listener's names the tenants; the API's,
+// which answers without a token, names none.
 func TestReadyzCatchingUp(t *testing.T) {
 	pending := []string{"acme", "beta"}
+	type body struct {
+		Status     string   `json:"status"`
+		CatchingUp []string `json:"catching_up"`
+	}
+	decode := func(t *testing.T, w *httptest.ResponseRecorder) body {
+		var b body
+		if err := json.Unmarshal(w.Body.Bytes(), &b); err != nil {
+			t.Fatalf("body %q: %v", w.Body, err)
+		}
+		return b
+	}
 	for _, serve := range []bool{false, true} {
+		wantCode, wantStatus := 503, "catching_up"
+		if serve {
+			wantCode, wantStatus = 200, "ready"
+		}
 		e := newEnv(t, func(o *server.Options) {
 			o.CatchingUp = func() []string { return pending }
 			o.ServeWhileCatchingUp = serve
 		})
 		w := e.do(t, req{method: "GET", path: "/readyz"})
-		var body struct {
-			Status     string   `json:"status"`
-			CatchingUp []string `json:"catching_up"`
+		if b := decode(t, w); w.Code != wantCode || b.Status != wantStatus || b.CatchingUp != nil || strings.Contains(w.Body.String(), "acme") {
+			t.Errorf("API, serve while catching up %v: %d %s; want %d %s naming no tenant", serve, w.Code, w.Body, wantCode, wantStatus)
 		}
-		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-			t.Fatalf("body %q: %v", w.Body, err)
+		admin, err := server.NewAdmin(server.AdminOptions{
+			CatchingUp: func() []string { return pending }, ServeWhileCatchingUp: serve,
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		wantCode, wantStatus := 503, "catching_up"
-		if serve {
-			wantCode, wantStatus = 200, "ready"
-		}
-		if w.Code != wantCode || body.Status != wantStatus || strings.Join(body.CatchingUp, ",") != "acme,beta" {
-			t.Errorf("serve while catching up %v: %d %s; want %d %s naming acme and beta", serve, w.Code, w.Body, wantCode, wantStatus)
+		w = httptest.NewRecorder()
+		admin.ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
+		if b := decode(t, w); w.Code != wantCode || b.Status != wantStatus || strings.Join(b.CatchingUp, ",") != "acme,beta" {
+			t.Errorf("admin, serve while catching up %v: %d %s; want %d %s naming acme and beta", serve, w.Code, w.Body, wantCode, wantStatus)
 		}
 	}
 	e := newEnv(t, func(o *server.Options) { o.CatchingUp = func() []string { return nil } })

@@ -248,6 +248,12 @@ type Server struct {
 	conflict   func() bool // Options.IdentityConflict
 	catchingUp func() []string
 	serveCU    bool // ServeWhileCatchingUp
+	// readyzNames: /readyz names the tenants catching up. Only the admin
+	// listener's does: the API's /readyz answers anyone, without a token,
+	// and a tenant's name is not for anyone (every other answer to a
+	// request without a valid token is the same for a tenant that exists
+	// and one that does not).
+	readyzNames bool
 	middleware []func(http.Handler) http.Handler
 	limiter    Limiter                      // Admission.Limiter; nil admits all
 	authFailed func() (bool, time.Duration) // Admission.AuthFailed, or the Limiter's
@@ -776,6 +782,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		x.quiet = true
 	}
 	status, code, ts := s.readiness()
+	if !s.readyzNames {
+		ts = nil
+	}
 	h := w.Header()
 	h["Content-Type"] = jsonContentType
 	h["Cache-Control"] = noStore
@@ -788,8 +797,8 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyzBody is the /readyz body of a node with tenants catching up:
-// {"status":…,"catching_up":[…]}. The admin listener's /readyz says the
-// same.
+// {"status":…,"catching_up":[…]}, on the admin listener; the API's says
+// only the status.
 func readyzBody(status string, catchingUp []string) []byte {
 	b := append([]byte(`{"status":`), appendJSONString(nil, status)...)
 	b = append(b, `,"catching_up":[`...)
