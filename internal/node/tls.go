@@ -74,15 +74,19 @@ func (n *Node) watchReload() {
 }
 
 // warnCleartext logs a warning for each listener beyond loopback served
-// without TLS: bearer tokens cross the network in the clear, unless a proxy
-// in front terminates TLS on the same host.
+// without TLS, the RESP front's too: tokens cross the network in the clear,
+// unless a proxy in front terminates TLS on the same host.
 func (n *Node) warnCleartext() {
 	if n.certs != nil {
 		return
 	}
-	for _, l := range []struct{ flag, addr string }{{"--listen", n.cfg.Listen}, {"--admin-listen", n.cfg.AdminListen}} {
+	for _, l := range []struct{ flag, addr, secret string }{
+		{"--listen", n.cfg.Listen, "bearer tokens"},
+		{"--admin-listen", n.cfg.AdminListen, "bearer tokens"},
+		{"--resp-listen", n.cfg.RespListen, "AUTH's tokens"},
+	} {
 		if l.addr != "" && !IsLoopback(l.addr) {
-			n.log.Warn("serving beyond loopback without TLS: bearer tokens travel in cleartext; set --tls-cert and --tls-key, or terminate TLS in a proxy in front (docs/tls.md)",
+			n.log.Warn("serving beyond loopback without TLS: "+l.secret+" travel in cleartext; set --tls-cert and --tls-key, or terminate TLS in a proxy in front (docs/tls.md)",
 				"flag", l.flag, "addr", l.addr)
 		}
 	}
