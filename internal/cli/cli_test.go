@@ -156,7 +156,7 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--tenant-rate", "Inf"}, nil, "--tenant-rate +Inf"},
 		{[]string{"--listen", "", "--tenant", "acme:" + strings.Repeat("ab", 32)}, nil, `--listen "": want the API's host:port`},
 		{[]string{"--durability", "eventually"}, nil, `--durability "eventually"`},
-		{[]string{"--tenant", "Bad:00"}, nil, `--tenant "Bad:00"`},
+		{[]string{"--tenant", "Bad:00"}, nil, `--tenant "Bad:…"`},
 		{[]string{"--tenant", "acme:xyz"}, nil, "64 hex digits"},
 		{[]string{"--tenant", "acme"}, nil, "want NAME:TOKEN_SHA256"},
 		{nil, map[string]string{"CAIRN_LOG_LEVEL": "loud"}, `CAIRN_LOG_LEVEL="loud": want debug`},
@@ -368,5 +368,35 @@ func TestMisspeltSettings(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("misspeltSettings = %q, want %q", got, want)
+	}
+}
+
+// TestServeNeverRepeatsATokenGivenForItsHash: a raw token where its SHA-256
+// belongs (--tenant NAME:TOKEN, a token alone, CAIRN_TENANTS, the config
+// file, --admin-token-sha256) is refused without the token in the message,
+// which stderr and a service's journal keep.
+func TestServeNeverRepeatsATokenGivenForItsHash(t *testing.T) {
+	const tok = "acmeTOKENsecret_aaaaaaaaaaaaaaaaaaaa1"
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "cairn.json")
+	if err := os.WriteFile(cfg, []byte(`{"tenant":["acme:`+tok+`"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+	}{
+		{[]string{"--tenant", "acme:" + tok}, nil},
+		{[]string{"--tenant", tok}, nil},
+		{[]string{"--tenant", "Bad:" + tok}, nil},
+		{nil, map[string]string{"CAIRN_TENANTS": "acme:" + tok}},
+		{[]string{"--config", cfg}, nil},
+		{[]string{"--tenant", "acme:" + strings.Repeat("ab", 32), "--admin-token-sha256", tok}, nil},
+	} {
+		args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data")}, c.args...)
+		code, _, stderr := run(t, c.env, "", args...)
+		if code != exitUsage || strings.Contains(stderr, "TOKENsecret") || stderr == "" {
+			t.Errorf("cairn %q %v: exit %d, stderr %q; want exit %d without the token", args, c.env, code, stderr, exitUsage)
+		}
 	}
 }

@@ -672,16 +672,18 @@ func (f *serveFlags) backendLimits(specs []node.BackendSpec) (map[string]reconci
 }
 
 func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
+	// The errors name the tenant but not what follows it, nor a value
+	// without a colon: either may be a token given by mistake for its hash.
 	name, hexsum, ok := strings.Cut(s, ":")
 	if !ok {
-		return "", [32]byte{}, fmt.Errorf("%s: want NAME:TOKEN_SHA256", origin.named("tenant", s))
+		return "", [32]byte{}, fmt.Errorf("%s: want NAME:TOKEN_SHA256, got a value without ':' (not repeated here: it may be a token)", origin.setting("tenant"))
 	}
 	if err := doc.ValidateTenant(name); err != nil {
-		return "", [32]byte{}, fmt.Errorf("%s: %v", origin.named("tenant", s), err)
+		return "", [32]byte{}, fmt.Errorf("%s: %v", origin.named("tenant", name+":…"), err)
 	}
 	sum, err := server.ParseTokenHash(hexsum)
 	if err != nil {
-		return "", [32]byte{}, fmt.Errorf("%s: %v", origin.named("tenant", s), err)
+		return "", [32]byte{}, fmt.Errorf("%s: %v (the value after ':' is not repeated here: it may be a token)", origin.named("tenant", name+":…"), err)
 	}
 	return name, sum, nil
 }
