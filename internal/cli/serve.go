@@ -760,8 +760,11 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	}
 	admin := n.AdminAddr()
 	if admin != "" {
-		u, _ := openableURL("http://" + admin)
+		u, other := openableURL("http://" + admin)
 		admin = strings.TrimPrefix(u, "http://")
+		if other != "" {
+			admin += " on every interface" // it is reachable from other machines: say so
+		}
 	}
 	resp := ""
 	if a := n.RESPAddr(); a != "" {

@@ -179,11 +179,12 @@ func TestClientAnswers(t *testing.T) {
 	}
 }
 
-// TestWildcardListenURL: serve on every interface prints a URL that opens.
+// TestWildcardListenURL: serve on every interface prints a URL that opens,
+// and says that the admin listener is on every interface too.
 func TestWildcardListenURL(t *testing.T) {
 	sum := server.HashToken("tok")
-	cmd := exec.Command(cairnBin, "serve", "--data-dir", t.TempDir(), "--listen", "0.0.0.0:0", "--admin-listen", "",
-		"--tenant", fmt.Sprintf("acme:%x", sum))
+	cmd := exec.Command(cairnBin, "serve", "--data-dir", t.TempDir(), "--listen", "0.0.0.0:0", "--admin-listen", "0.0.0.0:0",
+		"--tenant", fmt.Sprintf("acme:%x", sum), "--admin-token-sha256", fmt.Sprintf("%x", server.HashToken("admin")))
 	stderr := &proctest.SyncBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
@@ -205,6 +206,9 @@ func TestWildcardListenURL(t *testing.T) {
 	}
 	if !strings.HasPrefix(m[1], "http://127.0.0.1:") {
 		t.Fatalf("serve --listen 0.0.0.0:0 printed %s, want http://127.0.0.1:PORT\n%s", m[1], stderr)
+	}
+	if !regexp.MustCompile(`\(admin 127\.0\.0\.1:[0-9]+ on every interface\)`).MatchString(stderr.String()) {
+		t.Errorf("serve --admin-listen 0.0.0.0:0 did not say the admin listener is on every interface:\n%s", stderr)
 	}
 	resp, err := httpClient.Get(m[1] + "/livez")
 	if err != nil {
