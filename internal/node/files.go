@@ -2,6 +2,7 @@ package node
 
 import (
 	"cmp"
+	"os"
 	"strconv"
 
 	"github.com/cairnstore/cairn/internal/resp"
@@ -47,5 +48,25 @@ func (n *Node) warnFileLimit() {
 		n.log.Warn("the process may open fewer files than its connection limits need: past the limit new connections wait unanswered, health checks and /metrics included, instead of being refused, and the store fails when it cannot open a file; raise the limit (LimitNOFILE= in the unit, ulimit -n) or lower --max-conns and --resp-max-clients",
 			"open_files_limit", limit, "needed", need, "max_conns", maxConns, "admin_conns", admin, "resp_max_clients", clients,
 			"reserve", strconv.Itoa(fileReserve)+" for the store and backends")
+	}
+}
+
+// warnOpenToOthers logs a warning for each file of secrets the node reads
+// or keeps that other users may read: the data directory (its files hold
+// every tenant's documents as written; the node makes a new one for its
+// owner only, but an existing one keeps its mode) and the TLS key. Files a
+// group may read are named too: a group is other users.
+func (n *Node) warnOpenToOthers() {
+	check := func(flag, path, holds, fix string) {
+		fi, err := os.Stat(path)
+		if err != nil || fi.Mode().Perm()&0o077 == 0 {
+			return
+		}
+		n.log.Warn(flag+" is open to other users: it holds "+holds+"; "+fix,
+			"flag", flag, "path", path, "mode", fi.Mode().Perm().String())
+	}
+	check("--data-dir", n.cfg.DataDir, "every tenant's documents", "chmod 700 it (the shipped unit's StateDirectoryMode=0700 does)")
+	if n.cfg.TLS != nil {
+		check("--tls-key", n.cfg.TLS.KeyFile, "the TLS private key", "chmod 600 it, owned by the node's user, or give it with systemd's LoadCredential= (docs/tls.md)")
 	}
 }

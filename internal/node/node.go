@@ -246,6 +246,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.watchReload()
 	n.warnCleartext()
 	n.warnFileLimit() // files.go
+	n.warnOpenToOthers()
 	if n.repl.startClaims != nil {
 		n.repl.startClaims(ctx)
 	}

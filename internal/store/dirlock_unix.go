@@ -28,7 +28,7 @@ func lockDir(dir string, readOnly bool) (*dirLock, error) {
 	if readOnly {
 		flag = os.O_RDONLY
 	}
-	f, err := os.OpenFile(name, flag, 0o644)
+	f, err := os.OpenFile(name, flag, 0o600)
 	if readOnly && errors.Is(err, os.ErrNotExist) {
 		return &dirLock{}, nil
 	}

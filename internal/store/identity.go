@@ -166,7 +166,7 @@ func newIncarnation() uint64 {
 // survives a crash. It is for the small files the node keeps beside the
 // store in its data directory.
 func WriteFileSync(name string, data []byte) error {
-	return ReplaceFile(name, 0o644, func(f *os.File) error {
+	return ReplaceFile(name, 0o600, func(f *os.File) error {
 		_, err := f.Write(data)
 		return err
 	})
@@ -204,8 +204,10 @@ func ReplaceFile(name string, perm os.FileMode, write func(*os.File) error) erro
 	return d.Sync()
 }
 
+// mkdirAll makes the data directory, for its owner only: its files (the
+// store's log and tables) hold every tenant's documents as written.
 func mkdirAll(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fault.E(fault.Config, fault.Context{Op: "store.open"}, fmt.Errorf("data directory %s: %w", dir, err))
 	}
 	return nil
