@@ -254,19 +254,19 @@ type Server struct {
 	// request without a valid token is the same for a tenant that exists
 	// and one that does not).
 	readyzNames bool
-	middleware []func(http.Handler) http.Handler
-	limiter    Limiter                      // Admission.Limiter; nil admits all
-	authFailed func() (bool, time.Duration) // Admission.AuthFailed, or the Limiter's
-	deadline   func(*http.Request) (context.Context, context.CancelFunc)
-	retryAfter time.Duration
-	listLimit  int
-	maxList    int
-	timeouts   Timeouts
-	mux        *http.ServeMux
-	router     docRouter // the document routes, routed before mux
-	ids        *idGen
-	conns      connLimit // Options.MaxConns, counted by Listener
-	draining   atomic.Bool
+	middleware  []func(http.Handler) http.Handler
+	limiter     Limiter                      // Admission.Limiter; nil admits all
+	authFailed  func() (bool, time.Duration) // Admission.AuthFailed, or the Limiter's
+	deadline    func(*http.Request) (context.Context, context.CancelFunc)
+	retryAfter  time.Duration
+	listLimit   int
+	maxList     int
+	timeouts    Timeouts
+	mux         *http.ServeMux
+	router      docRouter // the document routes, routed before mux
+	ids         *idGen
+	conns       connLimit // Options.MaxConns, counted by Listener
+	draining    atomic.Bool
 	// drained is closed when the drain begins (Shutdown, Drain; not at
 	// SetDraining, which only turns /readyz): an ingest stream stops at
 	// its next read and answers how far it got (ingest.go).
