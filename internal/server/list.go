@@ -134,12 +134,26 @@ func queryNames(raw string) string {
 			b.WriteByte('&')
 		}
 		name, _, hasValue := strings.Cut(p, "=")
-		b.WriteString(name)
+		b.WriteString(shownName(name))
 		if hasValue {
 			b.WriteString("=…")
 		}
 	}
 	return b.String()
+}
+
+// shownName is a query parameter's name as an error shows it: itself when
+// it looks like a parameter's name (at most 24 letters, digits, '_', '-'
+// or '.'), else only its length. A client that put a credential in the
+// query without a name (?TOKEN) would have it repeated into the answer
+// and the log otherwise; the tokens the docs show how to make are longer.
+func shownName(name string) string {
+	if len(name) <= 24 && strings.IndexFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
+	}) < 0 {
+		return name
+	}
+	return "(a name of " + strconv.Itoa(len(name)) + " bytes, not repeated: it may be a credential)"
 }
 
 // onlyParams refuses a query with a parameter not among names, or one of
@@ -148,7 +162,11 @@ func onlyParams(q url.Values, names ...string) error {
 	var unknown []string
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(names, name) {
-			unknown = append(unknown, strconv.Quote(bound(name, 64)))
+			if shown := shownName(name); shown == name {
+				unknown = append(unknown, strconv.Quote(name))
+			} else {
+				unknown = append(unknown, shown)
+			}
 		}
 	}
 	switch {

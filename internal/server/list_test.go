@@ -382,3 +382,25 @@ func TestListStopsWhenClientLeaves(t *testing.T) {
 		t.Fatal("the listing still runs 20s after the client left")
 	}
 }
+
+// TestQueryCredentialNotRepeated: a query that is a bare credential
+// (?TOKEN, no name=value) is refused on a document route and on a listing
+// without the credential in the answer; a parameter's name is still shown.
+func TestQueryCredentialNotRepeated(t *testing.T) {
+	e := newEnv(t)
+	const secret = "acmeTOKENsecret_aaaaaaaaaaaaaaaaaaaa1"
+	for _, path := range []string{docURL(tenantA, "k") + "?" + secret, "/v1/tenants/acme/docs?" + secret, "/v1/tenants/acme/docs?limit=2&" + secret + "=1"} {
+		w := e.do(t, req{method: "GET", path: path, token: e.tokA})
+		if w.Code != 400 || strings.Contains(w.Body.String(), "TOKENsecret") || !strings.Contains(w.Body.String(), "not repeated") {
+			t.Errorf("GET %s: %d %s; want 400 without the credential", path, w.Code, w.Body)
+		}
+	}
+	w := e.do(t, req{method: "GET", path: "/v1/tenants/acme/docs?prefx=a", token: e.tokA})
+	if w.Code != 400 || !strings.Contains(w.Body.String(), `unknown query parameter \"prefx\"`) {
+		t.Errorf("GET ?prefx=a: %d %s; want 400 naming prefx", w.Code, w.Body)
+	}
+	w = e.do(t, req{method: "GET", path: docURL(tenantA, "k") + "?v=1", token: e.tokA})
+	if w.Code != 400 || !strings.Contains(w.Body.String(), "('?v=…')") {
+		t.Errorf("GET doc?v=1: %d %s; want 400 showing ?v=…", w.Code, w.Body)
+	}
+}
