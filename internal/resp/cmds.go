@@ -68,24 +68,34 @@ func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) 
 	if s.opt.Limiter != nil {
 		if within, wait := s.opt.Limiter.AuthFailed(); !within {
 			c.WriteError("TRYAGAIN too many commands fail authentication on this node; retry after " + wait.String())
+			// Past the budget a flood would write a line per attempt:
+			// one a period, with how many were held back.
+			if ok, suppressed := s.authLog.Allow("budget", time.Now()); ok {
+				s.log.Info("resp auth refused: the node's budget of failed authentications is spent",
+					"remote", c.RemoteAddr(), "tenant", truncate(tenant), "suppressed", suppressed)
+			}
 			return failed(fault.Exhausted), false
 		}
 	}
-	if unknown && doc.ValidateTenant(t) == nil {
+	class := fault.Unauthorized
+	switch {
+	case unknown && doc.ValidateTenant(t) == nil:
 		c.WriteError("WRONGPASS " + server.UnknownTenant(t))
-		return failed(fault.NotFound), false
-	}
-	if valid {
-		if doc.ValidateTenant(t) != nil {
-			c.WriteError("WRONGPASS " + strconv.Quote(truncate(tenant)) +
-				" is no tenant name: 1 to 63 lower-case letters, digits and '-', starting with a letter or digit")
-			return failed(fault.Invalid), false
-		}
+		class = fault.NotFound
+	case valid && doc.ValidateTenant(t) != nil:
+		c.WriteError("WRONGPASS " + strconv.Quote(truncate(tenant)) +
+			" is no tenant name: 1 to 63 lower-case letters, digits and '-', starting with a letter or digit")
+		class = fault.Invalid
+	case valid:
 		c.WriteError("WRONGPASS the token is not valid for tenant " + strconv.Quote(truncate(tenant)))
-		return failed(fault.Forbidden), false
+		class = fault.Forbidden
+	default:
+		c.WriteError("WRONGPASS invalid tenant-token pair")
 	}
-	c.WriteError("WRONGPASS invalid tenant-token pair")
-	return failed(fault.Unauthorized), false
+	// As the HTTP API logs a refused token: the address it came from, for
+	// an audit of the tokens tried (the token itself is never logged).
+	s.log.Info("resp auth failed", "remote", c.RemoteAddr(), "tenant", truncate(tenant), "class", class.String())
+	return failed(class), false
 }
 
 // cmdHello is HELLO [protover [AUTH tenant token] [SETNAME name]].

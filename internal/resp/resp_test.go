@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/cairnstore/cairn/internal/node"
+	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 )
@@ -366,9 +367,15 @@ func TestAuth(t *testing.T) {
 	must(t, conn.Ping(ctx).Err())
 }
 
+// TestAuthFailureBudget: AUTHs refused past the node's budget of failed
+// authentications answer TRYAGAIN, a valid token is still accepted, and
+// every refused AUTH within the budget is logged with the client's address
+// (those past it once a period), never with the token.
 func TestAuthFailureBudget(t *testing.T) {
+	var logs proctest.SyncBuffer
 	n := startNode(t, func(c *node.Config) {
 		c.Limits.AuthFailureRate, c.Limits.AuthFailureBurst = 1, 3
+		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	})
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1, PoolSize: 1})
@@ -382,6 +389,16 @@ func TestAuthFailureBudget(t *testing.T) {
 	}
 	// A valid token is never refused because others failed.
 	must(t, c.Do(ctx, "AUTH", "acme", acmeToken).Err())
+	out := logs.String()
+	if got := strings.Count(out, `"msg":"resp auth failed"`); got < 3 {
+		t.Errorf("%d lines of refused AUTHs within the budget of 3, want 3 or more:\n%s", got, out)
+	}
+	if got := strings.Count(out, `"msg":"resp auth refused: the node's budget`); got != 1 {
+		t.Errorf("%d lines of AUTHs refused past the budget, want 1 (thinned):\n%s", got, out)
+	}
+	if !strings.Contains(out, `"remote":"127.0.0.1:`) || strings.Contains(out, "wrong") {
+		t.Errorf("the lines of refused AUTHs lack the client's address, or repeat the token:\n%s", out)
+	}
 }
 
 // TestScanCursorsPerTenant: one tenant's scans, however many, never

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/ingest"
+	"github.com/cairnstore/cairn/internal/logevery"
 	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 )
@@ -99,8 +100,9 @@ type Server struct {
 	cursors  *cursors
 	maxReply int // an MGET's most bytes of documents
 	started  time.Time
-	nextID   atomic.Uint64 // connection ids, from 1
-	refused  atomic.Int64  // connections refused past MaxClients (RefusedClients)
+	nextID   atomic.Uint64    // connection ids, from 1
+	refused  atomic.Int64     // connections refused past MaxClients (RefusedClients)
+	authLog  logevery.Limiter // thins the lines of AUTHs refused past the failed-auth budget
 
 	// Draining: a command counts itself in inflight, then checks
 	// draining; Shutdown sets draining, then checks inflight. Whichever
@@ -155,6 +157,7 @@ func New(opt Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.authLog.Period = 10 * time.Second // as the HTTP API's shed lines
 	var err error
 	if s.met, err = newMetrics(opt.Registerer); err != nil {
 		return nil, err

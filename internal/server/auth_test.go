@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -222,5 +223,37 @@ func TestMountAndMiddleware(t *testing.T) {
 		if err := e.srv.Mount(rt); err == nil {
 			t.Errorf("Mount %s: no error", name)
 		}
+	}
+}
+
+// TestRefusedTokenLogged: a request refused for its token (401, and 403
+// for another tenant's) is logged with the address it came from, which an
+// audit of the tokens tried needs.
+func TestRefusedTokenLogged(t *testing.T) {
+	e := newEnv(t)
+	for _, c := range []struct {
+		token string
+		want  int
+	}{{"not-a-token", 401}, {e.tokB, 403}} {
+		r := httptest.NewRequest("GET", docURL(tenantA, "k"), nil)
+		r.RemoteAddr = "192.0.2.7:51234"
+		r.Header.Set("Authorization", "Bearer "+c.token)
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Fatalf("status %d, want %d", w.Code, c.want)
+		}
+	}
+	n := 0
+	for _, rec := range e.logs.records(t) {
+		if rec["msg"] == "request failed" && (rec["status"] == 401.0 || rec["status"] == 403.0) {
+			n++
+			if rec["remote"] != "192.0.2.7:51234" {
+				t.Errorf("a refused token's log line has remote %v, want the client's address: %v", rec["remote"], rec)
+			}
+		}
+	}
+	if n != 2 {
+		t.Errorf("%d log lines of refused tokens, want 2", n)
 	}
 }

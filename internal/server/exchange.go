@@ -220,9 +220,12 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 	// What comes from the request (the path, a key, an error quoting
 	// them) is bounded, so a client cannot make one log line as large as
 	// its request.
-	attrs := make([]slog.Attr, 0, 13)
+	attrs := make([]slog.Attr, 0, 14)
 	attrs = append(attrs,
 		slog.String("request_id", x.info.ID),
+		// Who sent it: what an audit of refused tokens needs (behind a
+		// proxy, the proxy; X-Forwarded-For is the client's to write).
+		slog.String("remote", r.RemoteAddr),
 		slog.String("method", r.Method),
 		slog.String("path", bound(r.URL.Path, maxLogField)),
 		slog.Int("status", status),
