@@ -303,19 +303,27 @@ func (e *Engine) inSync(ctx context.Context, tenant string) iter.Seq2[pack.Entry
 	}
 }
 
-// pruneGenerations deletes what retention lets go: once the newest
-// complete generation has existed for Packs.Keep, every generation older
-// than it, complete or not. A node still restoring from a deleted one
-// finds a part missing and starts over from the newest (restore.go).
+// pruneGenerations deletes what retention lets go: every generation,
+// complete or not, older than the newest complete generation that has
+// existed for Packs.Keep, which superseded them at least that long ago.
+// That one stays, and so does every newer one: a node may still be
+// restoring from a generation superseded less than Keep ago. A node still
+// restoring from a deleted one finds a part missing and starts over from
+// the newest (restore.go). gens is in ascending order.
 func (e *Engine) pruneGenerations(ctx context.Context, bl backend.Blobs, tenant string, gens []string, complete map[string]bool) error {
-	newest := newestComplete(gens, complete)
-	t, ok := pack.GenerationTime(newest)
-	if !ok || e.cfg.Now().Sub(t) < e.cfg.Packs.Keep {
+	now := e.cfg.Now()
+	settled := ""
+	for i := len(gens) - 1; i >= 0 && settled == ""; i-- {
+		if t, ok := pack.GenerationTime(gens[i]); ok && complete[gens[i]] && now.Sub(t) >= e.cfg.Packs.Keep {
+			settled = gens[i]
+		}
+	}
+	if settled == "" {
 		return nil
 	}
 	var errs []error
 	for _, g := range gens {
-		if g >= newest {
+		if g >= settled {
 			break
 		}
 		errs = append(errs, e.deleteGeneration(ctx, bl, tenant, g))

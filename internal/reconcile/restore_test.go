@@ -395,6 +395,52 @@ func TestPackRetention(t *testing.T) {
 	}
 }
 
+// TestPackRetentionAtServeDefaults: with Keep at its default (no shorter
+// than Every), as cairn serve configures it, a node writing a pack every
+// Every keeps the newest generation and the one it superseded, not every
+// generation it ever wrote.
+func TestPackRetentionAtServeDefaults(t *testing.T) {
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	for i := range 10 {
+		put(t, origin, fmt.Sprintf("k%d", i), `{}`)
+	}
+	now := time.Unix(1_800_000_000, 0)
+	e := newEngine(t, origin, b, func(c *Config) {
+		c.Now = func() time.Time { return now }
+		c.Packs = PackConfig{Every: 10 * time.Minute, MinDocs: 1}
+	})
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	gens := func() []string {
+		var gs []string
+		for _, n := range b.names(pack.Prefix(tenant)) {
+			if g, _, ok := pack.ParseName(tenant, n); ok && !slices.Contains(gs, g) {
+				gs = append(gs, g)
+			}
+		}
+		return gs
+	}
+	written := 0
+	for range 240 { // a round every 30 s for two hours
+		m, err := e.WritePack(bg, tenant, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m != nil {
+			written++
+		}
+		if g := gens(); len(g) > 2 {
+			t.Fatalf("after %d packs: %d generations kept, want at most 2: %v", written, len(g), g)
+		}
+		now = now.Add(30 * time.Second)
+	}
+	if written < 10 {
+		t.Fatalf("%d packs written in two hours with Every 10m", written)
+	}
+}
+
 // TestPackLeavesOutUnsynced: a pack holds only what the node and the
 // backend agree on: not a key rewritten since its upload, nor one never
 // uploaded.
