@@ -563,6 +563,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			case <-tick:
 				s.again = true
 			case <-s.retryC():
+				s.retried()
 				s.again = true
 			default:
 			}
@@ -591,6 +592,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		case <-tick:
 			s.start(ctx)
 		case <-s.retryC():
+			s.retried()
 			s.start(ctx)
 		}
 	}

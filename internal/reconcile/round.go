@@ -174,6 +174,22 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 	return st, err
 }
 
+// roundNotStarted records tenant's round as failed with err without
+// starting it: counted, logged and shown in its progress as a round that
+// failed at once.
+func (e *Engine) roundNotStarted(ctx context.Context, tenant string, err error) {
+	st := Stats{Tenant: tenant, Started: e.cfg.Now()}
+	var cursor string
+	e.setProgress(tenant, func(p *Progress) {
+		cursor = p.Cursor
+		p.Last, p.LastErr = st, err
+	})
+	if o := e.cfg.Observer; o != nil {
+		o.ReconcileRound(e.name, err, 0)
+	}
+	e.logRound(ctx, &st, cursor, err)
+}
+
 // Observer.ReconcileAction values for what a round meets besides its
 // decisions, so that an alert can be written on them.
 const (

@@ -42,6 +42,8 @@ type sched struct {
 	queue []*turn     // the pass in progress: tenants waiting for a turn, next first
 	again bool        // a pass was asked for while one was in progress
 	retry *time.Timer // armed when an open breaker stopped a pass or an upload
+	// retryArmed: retry is armed, or fired and not yet taken (retried).
+	retryArmed bool
 
 	// Coalescing (Config.CoalesceWindow): drained holds when each
 	// tenant's last drain for Changed began; due the tenants whose next
@@ -103,7 +105,7 @@ func (s *sched) start(ctx context.Context) {
 // include.
 func (s *sched) discover(ctx context.Context, t *turn) {
 	found, err := s.e.discoverRemote(ctx)
-	if s.unavailable(ctx, err) {
+	if s.unavailable(ctx, err, "") {
 		return
 	}
 	if err != nil && ctx.Err() == nil && s.e.cfg.Logger != nil {
@@ -130,7 +132,7 @@ func (s *sched) turn(ctx context.Context) {
 	}
 	if !t.uploaded && !t.roundNext {
 		_, more, err := e.uploadSome(ctx, t.tenant, e.cfg.TurnKeys)
-		if ctx.Err() != nil || s.unavailable(ctx, err) {
+		if ctx.Err() != nil || s.unavailable(ctx, err, t.tenant) {
 			return
 		}
 		if more && err == nil {
@@ -146,7 +148,7 @@ func (s *sched) turn(ctx context.Context) {
 		// first round, in this one turn (restore.go).
 		t.restored = true
 		_, err := e.Restore(ctx, t.tenant)
-		if ctx.Err() != nil || s.unavailable(ctx, err) {
+		if ctx.Err() != nil || s.unavailable(ctx, err, t.tenant) {
 			return
 		}
 	}
@@ -154,7 +156,7 @@ func (s *sched) turn(ctx context.Context) {
 		r, err := e.startRound(ctx, t.tenant)
 		if err != nil {
 			s.leave(t)
-			s.unavailable(ctx, err) // else in the tenant's Progress; the others go on
+			s.unavailable(ctx, err, t.tenant) // else in the tenant's Progress; the others go on
 			return
 		}
 		t.r = r
@@ -166,7 +168,7 @@ func (s *sched) turn(ctx context.Context) {
 	}
 	_, err = e.finishRound(ctx, t.r, err)
 	s.leave(t)
-	s.unavailable(ctx, err)
+	s.unavailable(ctx, err, "")
 }
 
 // leave ends t's turns in the pass: what its log still holds (its round
@@ -207,7 +209,7 @@ func (s *sched) serve(ctx context.Context, req roundRequest) {
 		st, err = e.finishRound(ctx, r, err)
 	}
 	req.reply <- roundReply{st, err}
-	s.unavailable(ctx, err)
+	s.unavailable(ctx, err, "")
 }
 
 // changed handles Changed's news of tenant: a drain now (it reports
@@ -387,22 +389,42 @@ func eachTenant(ctx context.Context, tenants []string, f func(i int, tenant stri
 const maxTenantDrains = 8
 
 // unavailable ends the pass if err says the backend's breaker is open, and
-// arms the retry; it reports whether it did.
-func (s *sched) unavailable(ctx context.Context, err error) bool {
+// arms the retry; it reports whether it did. notStarted names the tenant
+// whose turn met err before its round began (its upload, restore or the
+// round's start), "" when none did.
+func (s *sched) unavailable(ctx context.Context, err error, notStarted string) bool {
 	if !errors.Is(err, ErrBackendUnavailable) {
 		return false
 	}
+	counted := false
 	for _, t := range s.queue {
 		if t.r != nil {
 			s.e.finishRound(ctx, t.r, err)
+			counted = true
 		}
+	}
+	if !counted && notStarted != "" && ctx.Err() == nil {
+		// No round of the pass began: a node taking writes through a
+		// partition starts every pass with an upload, which finds the
+		// breaker open. That tenant's round counts and logs as failed,
+		// as an idle node's first round does, or the rounds would show
+		// nothing wrong for as long as the writes go on.
+		s.e.roundNotStarted(ctx, notStarted, err)
 	}
 	s.queue = s.queue[:0]
 	s.armRetry()
 	return true
 }
 
+// armRetry arms the retry unless it is armed already: a later failure
+// does not push it back, or writes arriving faster than the retry's delay,
+// each drain failing on the open breaker, would hold every pass (and the
+// rounds that show the backend failing) off for as long as they came.
 func (s *sched) armRetry() {
+	if s.retryArmed {
+		return
+	}
+	s.retryArmed = true
 	d := max(s.e.cfg.Policy.OpenFor(), minRetry)
 	if s.retry == nil {
 		s.retry = time.NewTimer(d)
@@ -410,6 +432,9 @@ func (s *sched) armRetry() {
 	}
 	s.retry.Reset(d)
 }
+
+// retried notes that Run took the retry's tick.
+func (s *sched) retried() { s.retryArmed = false }
 
 // stop ends the rounds a pass left started (ctx is done: their cursors
 // stay at their last checkpoint) and the retry timer.

@@ -446,6 +446,71 @@ func TestOpenBreakerPassRetriedLater(t *testing.T) {
 	}
 }
 
+// TestUnavailableWithPendingWrites: while the backend is unavailable and a
+// tenant has writes not yet uploaded, every pass ends at that tenant's
+// upload, before any round begins; each still counts and shows a failed
+// round of the tenant, as a pass of an idle node does.
+func TestUnavailableWithPendingWrites(t *testing.T) {
+	b := mem.New("b")
+	b.SetFault(func(op, tenant, key string) error {
+		return fault.New(fault.Transient, fault.Context{}, "partitioned")
+	})
+	pol, err := resilience.New(resilience.Config{Backend: "b", MaxAttempts: 1, AttemptTimeout: -1,
+		ConsecutiveFailures: 1, MinCalls: 1 << 30, OpenDelay: 20 * time.Millisecond, HalfOpenProbes: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := openStore(t, "a")
+	putIn(t, a, "t1", "k") // never uploaded: every pass starts with its upload
+	failed := make(chan error, 100)
+	e := newEngine(t, a, b, func(c *Config) {
+		c.Policy = pol
+		c.Observer = &roundObserver{onRound: func(err error) {
+			select {
+			case failed <- err:
+			default:
+			}
+		}}
+	})
+	runEngine(t, e)
+	// Writes keep coming: their drains take the breaker's half-open
+	// probes, so each pass meets the breaker open at its first upload.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := a.Put(bg, "t1", "k", []byte(`{}`), doc.Precondition{}); err != nil {
+					t.Error(err)
+					return
+				}
+				e.Changed("t1")
+			}
+		}
+	})
+	defer func() { close(stop); wg.Wait() }()
+	e.Trigger()
+	for i := range 3 {
+		select {
+		case err := <-failed:
+			if !errors.Is(err, ErrBackendUnavailable) {
+				t.Fatalf("round %d: %v, want unavailable", i, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d failed rounds counted in 10s of passes against an unavailable backend, want 3", i)
+		}
+	}
+	p, ok := e.Progress("t1")
+	if !ok || !errors.Is(p.LastErr, ErrBackendUnavailable) || p.Last.Tenant != "t1" {
+		t.Fatalf("t1's progress %+v, want its last round failed unavailable", p)
+	}
+}
+
 // TestReplicationLag: a change not yet uploaded ages; an upload that
 // drains the log brings the lag back to 0, and a failed one does not.
 func TestReplicationLag(t *testing.T) {
