@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"runtime"
 	"slices"
@@ -72,7 +73,7 @@ func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) 
 			// one a period, with how many were held back.
 			if ok, suppressed := s.authLog.Allow("budget", time.Now()); ok {
 				s.log.Info("resp auth refused: the node's budget of failed authentications is spent",
-					"remote", c.RemoteAddr(), "tenant", truncate(tenant), "suppressed", suppressed)
+					"remote", c.RemoteAddr(), s.loggedTenant(t), "suppressed", suppressed)
 			}
 			return failed(fault.Exhausted), false
 		}
@@ -94,8 +95,18 @@ func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) 
 	}
 	// As the HTTP API logs a refused token: the address it came from, for
 	// an audit of the tokens tried (the token itself is never logged).
-	s.log.Info("resp auth failed", "remote", c.RemoteAddr(), "tenant", truncate(tenant), "class", class.String())
+	s.log.Info("resp auth failed", "remote", c.RemoteAddr(), s.loggedTenant(t), "class", class.String())
 	return failed(class), false
+}
+
+// loggedTenant is how a refused AUTH's log line names the tenant the client
+// gave: by name when it is a configured tenant, else by its length only,
+// since a client that swapped AUTH's arguments sent its token there.
+func (s *Server) loggedTenant(tenant string) slog.Attr {
+	if s.opt.Auth.Configured(tenant) {
+		return slog.String("tenant", tenant)
+	}
+	return slog.Int("tenant_bytes", len(tenant))
 }
 
 // cmdHello is HELLO [protover [AUTH tenant token] [SETNAME name]].

@@ -381,6 +381,10 @@ func TestAuthFailureBudget(t *testing.T) {
 	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1, PoolSize: 1})
 	defer c.Close()
 	var last error
+	// A client that swapped AUTH's arguments: its token is never logged.
+	if err := c.Do(ctx, "AUTH", acmeToken, "acme").Err(); err == nil {
+		t.Fatal("AUTH with its arguments swapped accepted")
+	}
 	for range 10 {
 		last = c.Do(ctx, "AUTH", "acme", "wrong").Err()
 	}
@@ -396,7 +400,7 @@ func TestAuthFailureBudget(t *testing.T) {
 	if got := strings.Count(out, `"msg":"resp auth refused: the node's budget`); got != 1 {
 		t.Errorf("%d lines of AUTHs refused past the budget, want 1 (thinned):\n%s", got, out)
 	}
-	if !strings.Contains(out, `"remote":"127.0.0.1:`) || strings.Contains(out, "wrong") {
+	if !strings.Contains(out, `"remote":"127.0.0.1:`) || strings.Contains(out, "wrong") || strings.Contains(out, acmeToken) || !strings.Contains(out, `"tenant":"acme"`) {
 		t.Errorf("the lines of refused AUTHs lack the client's address, or repeat the token:\n%s", out)
 	}
 }
