@@ -392,6 +392,7 @@ func TestServeNeverRepeatsATokenGivenForItsHash(t *testing.T) {
 		{nil, map[string]string{"CAIRN_TENANTS": "acme:" + tok}},
 		{[]string{"--config", cfg}, nil},
 		{[]string{"--tenant", "acme:" + strings.Repeat("ab", 32), "--admin-token-sha256", tok}, nil},
+		{[]string{"--tenant", "acme", tok}, nil}, // a space for the colon
 	} {
 		args := append([]string{"serve", "--data-dir", filepath.Join(dir, "data")}, c.args...)
 		code, _, stderr := run(t, c.env, "", args...)

@@ -160,7 +160,7 @@ func serve(ctx context.Context, args []string, env Env) int {
 		return code
 	}
 	if len(args) > 0 {
-		fmt.Fprintf(env.Stderr, "cairn serve: unexpected argument %q (see cairn help serve)\n", args[0])
+		fmt.Fprintf(env.Stderr, "cairn serve: unexpected argument %s (see cairn help serve)\n", strayArg(args[0]))
 		return exitUsage
 	}
 	origin, err := settleOrigins(fs, env.Getenv, "config")
@@ -686,6 +686,19 @@ func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
 		return "", [32]byte{}, fmt.Errorf("%s: %v (the value after ':' is not repeated here: it may be a token)", origin.named("tenant", name+":…"), err)
 	}
 	return name, sum, nil
+}
+
+// strayArg is how serve's refusal of an argument shows it: quoted when it
+// looks like a word (at most 24 letters, digits, '-', '_' or '.'), else by
+// its length only. "--tenant acme TOKEN", a space for the colon, would
+// otherwise print the token to the terminal and a service's journal.
+func strayArg(a string) string {
+	if len(a) <= 24 && strings.IndexFunc(a, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
+	}) < 0 {
+		return strconv.Quote(a)
+	}
+	return "(" + strconv.Itoa(len(a)) + " bytes, not repeated: it may be a token)"
 }
 
 // useDevToken configures the demo tenant with a development token kept in
