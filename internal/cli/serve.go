@@ -773,9 +773,10 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	}
 	admin := n.AdminAddr()
 	if admin != "" {
-		u, other := openableURL("http://" + admin)
+		u, _ := openableURL("http://" + admin)
+		wildcard := admin != strings.TrimPrefix(u, "http://")
 		admin = strings.TrimPrefix(u, "http://")
-		if other != "" {
+		if wildcard {
 			admin += " on every interface" // it is reachable from other machines: say so
 		}
 	}

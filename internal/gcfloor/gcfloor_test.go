@@ -13,13 +13,15 @@ func TestPercentFor(t *testing.T) {
 		live, floor int64
 		base, want  int
 	}{
-		{live: 4 * mib, floor: 64 * mib, base: 100, want: 1525}, // 4 MiB × 16.25 ≥ 64 MiB
+		{live: 4 * mib, floor: 64 * mib, base: 100, want: 400},  // capped: the goal is five times the live heap
+		{live: 16 * mib, floor: 64 * mib, base: 100, want: 325}, // 16 MiB × 4.25 ≥ 64 MiB
 		{live: 32 * mib, floor: 64 * mib, base: 100, want: 100}, // twice the live heap reaches the floor
 		{live: 300 * mib, floor: 64 * mib, base: 100, want: 100},
 		{live: 30 * mib, floor: 64 * mib, base: 100, want: 125},
 		{live: 10 * mib, floor: 64 * mib, base: 800, want: 800}, // the operator's base is higher already
-		{live: 1, floor: 64 * mib, base: 100, want: 1600},       // the runtime's 4 MiB minimum, ×16, is the floor
-		{live: 0, floor: 64 * mib, base: 100, want: 1600},
+		{live: 1, floor: 64 * mib, base: 100, want: 400},
+		{live: 0, floor: 64 * mib, base: 100, want: 400},
+		{live: 1, floor: 8 * mib, base: 100, want: 200}, // the runtime's 4 MiB minimum, ×2, is the floor
 		{live: 1, floor: 2 * mib, base: 100, want: 100},
 	} {
 		got := PercentFor(c.live, c.floor, c.base)
@@ -32,46 +34,6 @@ func TestPercentFor(t *testing.T) {
 	}
 }
 
-// TestTunerFollowsCollections checks that the tuner sets the percent at
-// start, sets it again after collections, and gives the base back at Stop.
-func TestTunerFollowsCollections(t *testing.T) {
-	old := debug.SetGCPercent(100)
-	defer debug.SetGCPercent(old)
-	const floor = 1 << 40 // no test heap reaches it: the percent is MaxPercent
-	tu := Start(floor, 100)
-	if got, want := tu.Percent(), MaxPercent(floor, 100); got != want {
-		t.Fatalf("percent at start %d, want %d", got, want)
-	}
-	if got, want := current(), MaxPercent(floor, 100); got != want {
-		t.Fatalf("runtime's percent %d, want %d", got, want)
-	}
-	// A tuner whose floor the heap already reaches keeps the base, after
-	// the cycles that run its cleanups.
-	tu.Stop()
-	if got := current(); got != 100 {
-		t.Fatalf("percent after Stop %d, want the base 100", got)
-	}
-	tu2 := Start(1, 100)
-	defer tu2.Stop()
-	// Make the tuner believe it set another percent: after the next
-	// collection its cleanup sets the base again.
-	tu2.mu.Lock()
-	tu2.percent = 1000
-	tu2.mu.Unlock()
-	debug.SetGCPercent(1000)
-	deadline := time.Now().Add(10 * time.Second)
-	for tu2.Percent() != 100 {
-		if time.Now().After(deadline) {
-			t.Fatal("no cleanup set the percent back to the base after collections")
-		}
-		runtime.GC()
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := current(); got != 100 {
-		t.Fatalf("runtime's percent %d after the cleanup, want 100", got)
-	}
-}
-
 // current reads the runtime's GC percent.
 func current() int {
 	p := debug.SetGCPercent(100)
@@ -79,10 +41,82 @@ func current() int {
 	return p
 }
 
+// collectUntil runs collections, whose cleanups run the tuner, until
+// cond holds; the cleanups run on another goroutine, so it is polled, for
+// at most 10 s.
+func collectUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after collections for 10s: %s", what)
+		}
+		runtime.GC()
+		runtime.Gosched()
+	}
+}
+
+// TestTunerFollowsCollections: the tuner sets the capped percent while the
+// live heap is small, the base once a retained allocation brings the live
+// heap to the floor, and the capped percent again once it is released:
+// each change after collections, so its cleanup re-arms. Stop gives the
+// base back.
+func TestTunerFollowsCollections(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	const floor = 64 << 20
+	runtime.GC()
+	tu := Start(floor)
+	defer tu.Stop()
+	small := MaxPercent(floor, 100)
+	collectUntil(t, "the percent of a small live heap", func() bool { return tu.Percent() == small && current() == small })
+	for range 2 {
+		kept := make([][]byte, 40)
+		for i := range kept {
+			kept[i] = make([]byte, 1<<20) // 40 MiB live: twice it reaches the floor
+		}
+		collectUntil(t, "the base with 40 MiB more live", func() bool { return tu.Percent() == 100 && current() == 100 })
+		runtime.KeepAlive(kept)
+		kept = nil
+		collectUntil(t, "the capped percent again once released", func() bool { return tu.Percent() == small && current() == small })
+	}
+	tu.Stop()
+	if got := current(); got != 100 {
+		t.Fatalf("percent after Stop %d, want the base 100", got)
+	}
+}
+
+// TestTunerYieldsToAnotherSetting: a percent set by something else is
+// kept: the tuner stops adjusting at its next cycle, and Stop leaves it.
+func TestTunerYieldsToAnotherSetting(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	tu := Start(64 << 20)
+	debug.SetGCPercent(250)
+	collectUntil(t, "the tuner stopped", func() bool {
+		tu.mu.Lock()
+		defer tu.mu.Unlock()
+		return tu.stopped
+	})
+	tu.Stop()
+	if got := current(); got != 250 {
+		t.Fatalf("percent %d after the tuner met another setting, want that setting, 250", got)
+	}
+}
+
 func TestNilAndOff(t *testing.T) {
-	if Start(0, 100) != nil || Start(64<<20, -1) != nil {
-		t.Fatal("Start with no floor or GOGC=off made a tuner")
+	old := debug.SetGCPercent(-1)
+	defer debug.SetGCPercent(old)
+	if Start(64<<20) != nil {
+		t.Fatal("Start with GOGC=off made a tuner")
+	}
+	debug.SetGCPercent(100)
+	if Start(0) != nil {
+		t.Fatal("Start with no floor made a tuner")
 	}
 	var tu *Tuner
 	tu.Stop() // no panic
+	if tu.Percent() != -1 {
+		t.Fatal("a nil Tuner's percent")
+	}
 }

@@ -149,6 +149,6 @@ func (n *Node) startGCFloor() {
 	if n.budget != nil {
 		floor = min(floor, n.budget.Go/4)
 	}
-	n.gc = gcfloor.Start(floor, 100)
+	n.gc = gcfloor.Start(floor)
 	n.log.Debug("gc heap floor", "floor_bytes", floor, "gc_percent", n.gc.Percent())
 }

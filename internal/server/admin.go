@@ -65,8 +65,8 @@ type AdminOptions struct {
 	// refusals share the API's budget of them.
 	AuthFailed func() (ok bool, retryAfter time.Duration)
 	Logger     *slog.Logger
-	// Ready and CatchingUp decide /readyz as on the API, which the admin
-	// listener answers in plain text ("ok") for probes that compare bodies.
+	// Ready and CatchingUp decide /readyz as on the API; the admin
+	// listener's body also names the tenants catching up.
 	Ready                func() bool
 	Failed               func() bool
 	IdentityConflict     func() bool // as Options.IdentityConflict

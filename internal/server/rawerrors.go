@@ -193,6 +193,14 @@ func (c *rawErrorConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// remote is the client's address, "" when the connection has none.
+func (c *rawErrorConn) remote() string {
+	if a := c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
 // answer writes the JSON error on w, with "Connection: close" (net/http
 // closes the connection after a raw error), and logs it.
 func (c *rawErrorConn) answer(w io.Writer, status int, code, msg string) error {
@@ -211,6 +219,7 @@ func (c *rawErrorConn) answer(w io.Writer, status int, code, msg string) error {
 	b = append(b, body...)
 	c.l.log.LogAttrs(context.Background(), slog.LevelInfo, "request failed",
 		slog.String("request_id", id),
+		slog.String("remote", c.remote()),
 		slog.Int("status", status),
 		slog.String("op", "http.parse"),
 		slog.String("class", rawErrorClass(code)),

@@ -60,6 +60,9 @@ type recordConn struct {
 
 func (c *recordConn) Read([]byte) (int, error)    { return 0, c.readErr }
 func (c *recordConn) Write(p []byte) (int, error) { return c.written.Write(p) }
+func (c *recordConn) RemoteAddr() net.Addr {
+	return &net.TCPAddr{IP: net.IPv4(192, 0, 2, 7), Port: 51234}
+}
 
 // TestConnLimitRefusing: past the limit, at most maxRefusing connections
 // are answered at once; the next are closed unanswered, and every place
