@@ -113,7 +113,7 @@ func (f *FS) mkdirs(dir string) error {
 	if err := f.mkdirs(filepath.Dir(dir)); err != nil {
 		return err
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return err
 	}
 	return f.syncDir(filepath.Dir(dir))

@@ -149,7 +149,7 @@ func OpenWith(name, root string, o Options) (*FS, error) {
 		return nil, fault.E(fault.Config, ctx, fmt.Errorf("fs backend root %q: %w", root, err))
 	}
 	for _, d := range []string{abs, filepath.Join(abs, tmpDir), filepath.Join(abs, lockDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fault.E(fault.Config, ctx, fmt.Errorf("fs backend root %q: %w", root, err))
 		}
 	}
@@ -474,7 +474,7 @@ func (f *FS) remake() error {
 		return err
 	}
 	for _, d := range []string{tmpDir, lockDir} {
-		if err := os.Mkdir(filepath.Join(f.root, d), 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
+		if err := os.Mkdir(filepath.Join(f.root, d), 0o700); err != nil && !errors.Is(err, iofs.ErrExist) {
 			return err
 		}
 	}

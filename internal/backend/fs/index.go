@@ -255,7 +255,7 @@ func (f *FS) newLeafLocked(tenant string) (string, error) {
 		var b [8]byte
 		rand.Read(b[:])
 		name := "L" + hex.EncodeToString(b[:])
-		err := os.Mkdir(filepath.Join(f.tenantDir(tenant), name), 0o755)
+		err := os.Mkdir(filepath.Join(f.tenantDir(tenant), name), 0o700)
 		if errors.Is(err, iofs.ErrExist) {
 			continue
 		}
@@ -273,7 +273,7 @@ func (f *FS) indexForWriteLocked(tenant string) (*index, error) {
 	if err != nil || ix != nil {
 		return ix, err
 	}
-	if err := os.Mkdir(f.tenantDir(tenant), 0o755); err != nil && !errors.Is(err, iofs.ErrExist) {
+	if err := os.Mkdir(f.tenantDir(tenant), 0o700); err != nil && !errors.Is(err, iofs.ErrExist) {
 		return nil, err
 	}
 	if err := f.syncDir(f.root); err != nil {
