@@ -342,19 +342,8 @@ func TestRestoreDamagedPack(t *testing.T) {
 // Packs.Every; a superseded generation, and an incomplete one, are deleted
 // once a newer complete one has existed for Packs.Keep, not before.
 func TestPackRetention(t *testing.T) {
-	b := newBlobMem("b")
-	origin := openStore(t, "origin")
-	for i := range 10 {
-		put(t, origin, fmt.Sprintf("k%d", i), `{}`)
-	}
 	now := time.Unix(1_800_000_000, 0)
-	e := newEngine(t, origin, b, func(c *Config) {
-		c.Now = func() time.Time { return now }
-		c.Packs = PackConfig{Every: time.Hour, Keep: 10 * time.Minute, MinDocs: 1}
-	})
-	if _, err := e.Upload(bg, tenant); err != nil {
-		t.Fatal(err)
-	}
+	b, e := retentionEngine(t, PackConfig{Every: time.Hour, Keep: 10 * time.Minute, MinDocs: 1}, func() time.Time { return now })
 	m1, err := e.WritePack(bg, tenant, false)
 	if err != nil || m1 == nil || m1.Docs != 10 {
 		t.Fatalf("first WritePack = %+v, %v", m1, err)
@@ -374,15 +363,7 @@ func TestPackRetention(t *testing.T) {
 	if err != nil || m2 == nil {
 		t.Fatalf("WritePack with a pack older than Every = %+v, %v", m2, err)
 	}
-	gens := func() []string {
-		var gs []string
-		for _, n := range b.names(pack.Prefix(tenant)) {
-			if g, _, ok := pack.ParseName(tenant, n); ok && !slices.Contains(gs, g) {
-				gs = append(gs, g)
-			}
-		}
-		return gs
-	}
+	gens := func() []string { return packGenerations(b, tenant) }
 	if g := gens(); len(g) != 3 {
 		t.Fatalf("generations right after the second pack: %v; want all 3 kept for Keep", g)
 	}
@@ -400,28 +381,9 @@ func TestPackRetention(t *testing.T) {
 // Every keeps the newest generation and the one it superseded, not every
 // generation it ever wrote.
 func TestPackRetentionAtServeDefaults(t *testing.T) {
-	b := newBlobMem("b")
-	origin := openStore(t, "origin")
-	for i := range 10 {
-		put(t, origin, fmt.Sprintf("k%d", i), `{}`)
-	}
 	now := time.Unix(1_800_000_000, 0)
-	e := newEngine(t, origin, b, func(c *Config) {
-		c.Now = func() time.Time { return now }
-		c.Packs = PackConfig{Every: 10 * time.Minute, MinDocs: 1}
-	})
-	if _, err := e.Upload(bg, tenant); err != nil {
-		t.Fatal(err)
-	}
-	gens := func() []string {
-		var gs []string
-		for _, n := range b.names(pack.Prefix(tenant)) {
-			if g, _, ok := pack.ParseName(tenant, n); ok && !slices.Contains(gs, g) {
-				gs = append(gs, g)
-			}
-		}
-		return gs
-	}
+	b, e := retentionEngine(t, PackConfig{Every: 10 * time.Minute, MinDocs: 1}, func() time.Time { return now })
+	gens := func() []string { return packGenerations(b, tenant) }
 	written := 0
 	for range 240 { // a round every 30 s for two hours
 		m, err := e.WritePack(bg, tenant, false)
@@ -439,6 +401,37 @@ func TestPackRetentionAtServeDefaults(t *testing.T) {
 	if written < 10 {
 		t.Fatalf("%d packs written in two hours with Every 10m", written)
 	}
+}
+
+// retentionEngine is an engine over a store of 10 documents of tenant,
+// uploaded to a fresh blob backend, with packs configured by packs and
+// the clock now.
+func retentionEngine(t *testing.T, packs PackConfig, now func() time.Time) (*blobMem, *Engine) {
+	t.Helper()
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	for i := range 10 {
+		put(t, origin, fmt.Sprintf("k%d", i), `{}`)
+	}
+	e := newEngine(t, origin, b, func(c *Config) {
+		c.Now = now
+		c.Packs = packs
+	})
+	if _, err := e.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	return b, e
+}
+
+// packGenerations lists the pack generations of tenant in b, oldest first.
+func packGenerations(b *blobMem, tenant string) []string {
+	var gs []string
+	for _, n := range b.names(pack.Prefix(tenant)) {
+		if g, _, ok := pack.ParseName(tenant, n); ok && !slices.Contains(gs, g) {
+			gs = append(gs, g)
+		}
+	}
+	return gs
 }
 
 // TestPackLeavesOutUnsynced: a pack holds only what the node and the
