@@ -119,6 +119,25 @@ func (f *FS) mkdirs(dir string) error {
 	return f.syncDir(filepath.Dir(dir))
 }
 
+// removeEmptyDirs removes dir and the directories above it, up to the blobs'
+// root, while they are empty: a blob's directories would otherwise stay
+// after its last blob was deleted (a pruned pack generation's, one a pack
+// interval), and every listing would walk them. It runs under the blob
+// lock, as mkdirs does, so no put is making one of them meanwhile.
+func (f *FS) removeEmptyDirs(dir string) error {
+	root := filepath.Join(f.root, backend.BlobDir)
+	for dir != root && strings.HasPrefix(dir, root+string(filepath.Separator)) {
+		if err := os.Remove(dir); err != nil {
+			return nil // not empty (or gone): the rest stays
+		}
+		if err := f.syncDir(filepath.Dir(dir)); err != nil {
+			return err
+		}
+		dir = filepath.Dir(dir)
+	}
+	return nil
+}
+
 // GetBlob implements backend.Blobs.
 func (f *FS) GetBlob(ctx context.Context, name string) ([]byte, string, error) {
 	err := backend.ValidateBlobName(name)
@@ -231,7 +250,10 @@ func (f *FS) DeleteBlob(ctx context.Context, name string, pre backend.Preconditi
 			}
 			return err
 		}
-		return f.syncDir(filepath.Dir(path))
+		if err := f.syncDir(filepath.Dir(path)); err != nil {
+			return err
+		}
+		return f.removeEmptyDirs(filepath.Dir(path))
 	})
 	if err != nil {
 		return f.blobFail(backend.OpDeleteBlob, name, err)

@@ -627,3 +627,45 @@ func TestSplitWithUnreadableHashedObject(t *testing.T) {
 		t.Fatalf("List: %d entries, want 8 with the long key last", n)
 	}
 }
+
+// TestDeleteBlobRemovesEmptyDirs: deleting a directory's last blob removes
+// the directories it leaves empty (a pruned pack generation's), and no
+// directory that still holds a blob.
+func TestDeleteBlobRemovesEmptyDirs(t *testing.T) {
+	root := t.TempDir()
+	b, err := fs.Open("b", root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, name := range []string{"pack/acme/g1/part-1", "pack/acme/g1/part-2", "pack/acme/g2/part-1"} {
+		if _, err := b.PutBlob(ctx, name, []byte("x"), backend.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"pack/acme/g1/part-1", "pack/acme/g1/part-2"} {
+		if err := b.DeleteBlob(ctx, name, backend.Precondition{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := filepath.Join(root, backend.BlobDir, "pack", "acme")
+	if _, err := os.Stat(filepath.Join(dir, "g1")); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("g1's directory after its last blob was deleted: %v, want it gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "g2", "part-1")); err != nil {
+		t.Errorf("g2's blob: %v", err)
+	}
+	if err := b.DeleteBlob(ctx, "pack/acme/g2/part-1", backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, backend.BlobDir, "pack")); !errors.Is(err, iofs.ErrNotExist) {
+		t.Errorf("pack's directory after every blob under it was deleted: %v, want it gone", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, backend.BlobDir)); err != nil {
+		t.Errorf("the blobs' root: %v, want it kept", err)
+	}
+	page, err := b.ListBlobs(ctx, "pack/", "", 0)
+	if err != nil || len(page.Entries) != 0 {
+		t.Errorf("ListBlobs after every blob was deleted: %+v, %v", page, err)
+	}
+}
