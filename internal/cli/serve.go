@@ -139,7 +139,7 @@ func newServeFlags() (*flag.FlagSet, *serveFlags) {
 	fs.BoolVar(&f.fullRounds, "full-rounds", false, "every round lists the whole tenant, instead of only the key ranges whose digests differ from the backend's (the digests are kept either way, for the other nodes)")
 	fs.Float64Var(&f.scrubRate, "scrub-rate", 100, "`objects` per second the scrub reads and verifies on each backend, walking every object in a cycle (it finds damage done behind the nodes' backs), at most half the backend's --backend-ops; it gives way to uploads; 0: no scrub")
 	fs.IntVar(&f.checkpointN, "reconcile-checkpoint-every", 1000, "`keys` a reconciliation round handles between checkpoints (a crashed round redoes at most that many)")
-	fs.DurationVar(&f.packEvery, "pack-interval", time.Hour, "write a catch-up pack of a tenant (its documents in a few large objects, from which an empty node restores it) after a completed round when the newest pack is older than this; 0: write none")
+	fs.DurationVar(&f.packEvery, "pack-interval", time.Hour, "write a catch-up pack of a tenant (its documents in a few large objects, from which an empty node restores it) after a completed round when the newest pack is older than this, and delete a generation once a newer one is this old (at least 10m); 0: write none")
 	fs.IntVar(&f.packMinDocs, "pack-min-docs", reconcile.DefaultPackMinDocs, "fewest `documents` of a tenant for which catch-up packs are written")
 	fs.Var(&f.packPart, "pack-part-bytes", "size of a catch-up pack's part (`size`): a restore holds a few in memory; smaller parts mean more backend requests")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve both listeners over TLS 1.2+ with the certificate (and intermediates) in this PEM `file`; reloaded on SIGHUP and when it changes")

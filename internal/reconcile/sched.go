@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 )
 
 // sched is Run's pass scheduler. It lives on Run's goroutine and is never
@@ -403,12 +404,15 @@ func (s *sched) unavailable(ctx context.Context, err error, notStarted string) b
 			counted = true
 		}
 	}
-	if !counted && notStarted != "" && ctx.Err() == nil {
+	if !counted && notStarted != "" && ctx.Err() == nil && s.e.cfg.Policy.State() != resilience.Closed {
 		// No round of the pass began: a node taking writes through a
 		// partition starts every pass with an upload, which finds the
 		// breaker open. That tenant's round counts and logs as failed,
 		// as an idle node's first round does, or the rounds would show
-		// nothing wrong for as long as the writes go on.
+		// nothing wrong for as long as the writes go on. Not once the
+		// breaker has closed again: the upload was refused while the
+		// half-open probe that closed it was in flight, and the backend
+		// is back.
 		s.e.roundNotStarted(ctx, notStarted, err)
 	}
 	s.queue = s.queue[:0]
