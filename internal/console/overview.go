@@ -23,7 +23,7 @@ type Overview struct {
 	IntervalSeconds float64     `json:"interval_seconds"`
 	RequestRate     float64     `json:"request_rate"`
 	ErrorRate       float64     `json:"error_rate"` // 5xx answers per second
-	ShedRate        float64     `json:"shed_rate"`  // 429 and 503 answers per second
+	ShedRate        float64     `json:"shed_rate"`  // requests refused at the node's limits per second (cairn_shed_total)
 	Shed            float64     `json:"shed_total"`
 	Routes          []RouteRate `json:"routes"`
 	CacheHitRatio   *float64    `json:"cache_hit_ratio"` // nil before any lookup
@@ -199,9 +199,6 @@ func sampleOf(mfs []*dto.MetricFamily, at time.Time) *sample {
 				if code >= 500 {
 					rs.errors += v
 				}
-				if code == http.StatusTooManyRequests || code == http.StatusServiceUnavailable {
-					s.shed += v
-				}
 			}
 		case "cairn_http_request_duration_seconds":
 			for _, m := range mf.GetMetric() {
@@ -210,6 +207,10 @@ func sampleOf(mfs []*dto.MetricFamily, at time.Time) *sample {
 				rs.count += float64(h.GetSampleCount())
 				rs.buckets = addBuckets(rs.buckets, h.GetBucket())
 			}
+		case "cairn_shed_total":
+			// What the node refused at its own limits, over HTTP and RESP:
+			// not every 429 and 503 (a tenant catching up, a full disk).
+			s.shed = sum(mf)
 		case "cairn_cache_hits_total":
 			s.hits = sum(mf)
 		case "cairn_cache_misses_total":

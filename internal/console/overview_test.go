@@ -106,3 +106,28 @@ func TestP99(t *testing.T) {
 		}
 	}
 }
+
+// TestOverviewShedIsTheNodes: the overview's shed count is what the node
+// refused at its own limits (cairn_shed_total), not every 429 and 503: a
+// tenant catching up answers 503 without anything being shed.
+func TestOverviewShedIsTheNodes(t *testing.T) {
+	counter := func(v float64, labels ...string) *dto.Metric {
+		m := &dto.Metric{Counter: &dto.Counter{Value: ptr(v)}}
+		for i := 0; i+1 < len(labels); i += 2 {
+			m.Label = append(m.Label, &dto.LabelPair{Name: ptr(labels[i]), Value: ptr(labels[i+1])})
+		}
+		return m
+	}
+	mfs := []*dto.MetricFamily{
+		{Name: ptr("cairn_http_requests_total"), Metric: []*dto.Metric{
+			counter(5, "route", "/v1/tenants/{tenant}/docs", "code", "503"),
+			counter(3, "route", "/v1/tenants/{tenant}/docs/{key...}", "code", "429"),
+		}},
+		{Name: ptr("cairn_shed_total"), Metric: []*dto.Metric{counter(2, "reason", "busy"), counter(1, "reason", "tenant")}},
+	}
+	if s := sampleOf(mfs, time.Now()); s.shed != 3 {
+		t.Fatalf("shed %v, want cairn_shed_total's 3", s.shed)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -136,7 +136,7 @@ function overview() {
       h("div", { class: "grid" },
         stat("Node", o.node_id, null, true), stat("Version", o.version, null, true), stat("Uptime", fmt.dur(o.uptime_seconds)),
         stat("Requests/s", fmt.n(o.request_rate), "ov-rate"), stat("Errors/s (5xx)", fmt.n(o.error_rate, 2)),
-        stat("Shed/s (429, 503)", fmt.n(o.shed_rate, 2)), stat("Shed total", fmt.n(o.shed_total, 0)),
+        stat("Shed/s (the node's limits)", fmt.n(o.shed_rate, 2)), stat("Shed total", fmt.n(o.shed_total, 0)),
         stat("Cache hit ratio", fmt.pct(o.cache_hit_ratio)), stat("Cache size", fmt.bytes(o.cache_bytes) + " · " + fmt.n(o.cache_entries, 0)),
         stat("Store size", fmt.bytes(o.store_bytes))),
       h("div", { class: "card" }, h("h2", {}, "By route",
