@@ -688,14 +688,12 @@ func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
 	return name, sum, nil
 }
 
-// strayArg is how serve's refusal of an argument shows it: quoted when it
-// looks like a word (at most 24 letters, digits, '-', '_' or '.'), else by
-// its length only. "--tenant acme TOKEN", a space for the colon, would
-// otherwise print the token to the terminal and a service's journal.
+// strayArg is how serve's refusal of an argument shows it: quoted when
+// server.Showable, else by its length only. "--tenant acme TOKEN", a space
+// for the colon, would otherwise print the token to the terminal and a
+// service's journal.
 func strayArg(a string) string {
-	if len(a) <= 24 && strings.IndexFunc(a, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.')
-	}) < 0 {
+	if server.Showable(a) {
 		return strconv.Quote(a)
 	}
 	return "(" + strconv.Itoa(len(a)) + " bytes, not repeated: it may be a token)"
@@ -773,11 +771,10 @@ func (f *serveFlags) printWelcome(env Env, n *node.Node) {
 	}
 	admin := n.AdminAddr()
 	if admin != "" {
-		u, _ := openableURL("http://" + admin)
-		wildcard := admin != strings.TrimPrefix(u, "http://")
-		admin = strings.TrimPrefix(u, "http://")
-		if wildcard {
-			admin += " on every interface" // it is reachable from other machines: say so
+		// A wildcard address becomes loopback's: say that it is reachable
+		// from other machines too.
+		if u, _ := openableURL("http://" + admin); strings.TrimPrefix(u, "http://") != admin {
+			admin = strings.TrimPrefix(u, "http://") + " on every interface"
 		}
 	}
 	resp := ""

@@ -142,15 +142,21 @@ func queryNames(raw string) string {
 	return b.String()
 }
 
-// shownName is a query parameter's name as an error shows it: itself when
-// it looks like a parameter's name (at most 24 letters, digits, '_', '-'
-// or '.'), else only its length. A client that put a credential in the
-// query without a name (?TOKEN) would have it repeated into the answer
-// and the log otherwise; the tokens the docs show how to make are longer.
-func shownName(name string) string {
-	if len(name) <= 24 && strings.IndexFunc(name, func(r rune) bool {
+// Showable reports whether an error may show s back to the client and the
+// log: at most 24 letters, digits, '_', '-' or '.', the shape of a name.
+// Anything else may be a credential given in the wrong place (a query
+// ?TOKEN, a token for its hash); the tokens the docs show how to make are
+// longer.
+func Showable(s string) bool {
+	return len(s) <= 24 && strings.IndexFunc(s, func(r rune) bool {
 		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-' || r == '.')
-	}) < 0 {
+	}) < 0
+}
+
+// shownName is a query parameter's name as an error shows it: itself when
+// Showable, else only its length.
+func shownName(name string) string {
+	if Showable(name) {
 		return name
 	}
 	return "(a name of " + strconv.Itoa(len(name)) + " bytes, not repeated: it may be a credential)"
@@ -162,10 +168,10 @@ func onlyParams(q url.Values, names ...string) error {
 	var unknown []string
 	for _, name := range slices.Sorted(maps.Keys(q)) {
 		if !slices.Contains(names, name) {
-			if shown := shownName(name); shown == name {
+			if Showable(name) {
 				unknown = append(unknown, strconv.Quote(name))
 			} else {
-				unknown = append(unknown, shown)
+				unknown = append(unknown, shownName(name))
 			}
 		}
 	}
