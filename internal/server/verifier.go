@@ -39,14 +39,7 @@ func (v *Verifier) Check(ctx context.Context, token, tenant string) (valid, allo
 
 // Configured reports whether tenant has a token of its own configured
 // (--tenant), without a lookup in the store.
-func (v *Verifier) Configured(tenant string) bool {
-	for i := range v.v.creds {
-		if v.v.creds[i].tenant == tenant {
-			return true
-		}
-	}
-	return false
-}
+func (v *Verifier) Configured(tenant string) bool { return v.v.configured(tenant) }
 
 // UnknownTenant is the message of Check's unknown.
 func UnknownTenant(tenant string) string { return fault.MessageOf(unknownTenant(tenant)) }
