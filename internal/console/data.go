@@ -20,6 +20,7 @@ import (
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/telemetry"
 )
 
 // The JSON endpoints the pages poll. Each reads the node through the
@@ -80,10 +81,6 @@ type TenantRow struct {
 	Requests *int64 `json:"requests_total"`
 }
 
-// otherTenant is the tenant table's row of the tenants past its bound
-// (telemetry's overflow row).
-const otherTenant = "_other"
-
 // tenantsTTL is how long the tenant list and its document counts are
 // reused: counting costs a scan of up to MaxCount keys per tenant, which
 // every open tenants page would otherwise pay every poll.
@@ -123,7 +120,7 @@ func (c *Console) tenants(w http.ResponseWriter, r *http.Request, _ *session) {
 		reqs = c.o.TenantRequests()
 	}
 	out := TenantsBody{Tenants: []TenantRow{}, Limits: c.o.Limits}
-	other, overflow := reqs[otherTenant]
+	other, overflow := reqs[telemetry.OverflowTenant]
 	if overflow {
 		out.OtherRequests = &other
 	}

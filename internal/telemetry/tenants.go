@@ -10,8 +10,9 @@ import (
 // Rows that are not a tenant's. Tenant ids are [a-z0-9][a-z0-9-]*, so
 // neither can name a real tenant.
 const (
-	// overflowTenant collects the tenants that arrive after the table is full.
-	overflowTenant = "_other"
+	// OverflowTenant collects the tenants that arrive after the table is
+	// full (the console shows their requests together).
+	OverflowTenant = "_other"
 	// unauthenticatedTenant collects the requests that did not authenticate
 	// for the tenant they name: anyone can make up a name in a path, so
 	// giving each one a row would let strangers fill the table.
@@ -151,7 +152,7 @@ func (m *Metrics) Tenants() TenantTable {
 		out.Tenants[k] = r.snapshot()
 	}
 	if s := t.of.snapshot(); s != (TenantStats{}) {
-		out.Tenants[overflowTenant] = s
+		out.Tenants[OverflowTenant] = s
 	}
 	if s := t.anon.snapshot(); s != (TenantStats{}) {
 		out.Tenants[unauthenticatedTenant] = s
