@@ -31,10 +31,8 @@ func TestOpenToOthersWarned(t *testing.T) {
 		{"key 0600", 0o700, 0o600, nil},
 		{"key 0644", 0o700, 0o644, []string{"--tls-key"}},
 	} {
-		var logs proctest.SyncBuffer
 		cfg := testConfig(t)
 		cfg.AdminListen = ""
-		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 		cfg.DataDir = filepath.Join(cfg.DataDir, "data")
 		if c.dirMode != 0 {
 			if err := os.Mkdir(cfg.DataDir, c.dirMode); err != nil {
@@ -50,12 +48,7 @@ func TestOpenToOthersWarned(t *testing.T) {
 			}
 			cfg.TLS = &TLS{CertFile: certFile, KeyFile: keyFile}
 		}
-		n, err := Start(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.Shutdown(context.Background())
-		out := logs.String()
+		out := startupLog(t, cfg)
 		if got := strings.Count(out, "is open to other users"); got != len(c.warn) {
 			t.Errorf("%s: %d warnings, want %d naming %v\n%s", c.name, got, len(c.warn), c.warn, out)
 		}
@@ -75,4 +68,20 @@ func TestOpenToOthersWarned(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startupLog starts a node on cfg, shuts it down, and returns what it
+// logged (JSON lines, Info and above).
+func startupLog(t *testing.T, cfg Config) string {
+	t.Helper()
+	var logs proctest.SyncBuffer
+	cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+	n, err := Start(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return logs.String()
 }

@@ -199,21 +199,15 @@ func TestCleartextBeyondLoopbackWarns(t *testing.T) {
 		{"127.0.0.1:0", "", false, ""}, {"0.0.0.0:0", "", false, "--listen"}, {"0.0.0.0:0", "", true, ""},
 		{"127.0.0.1:0", "0.0.0.0:0", false, "--resp-listen"}, {"127.0.0.1:0", "0.0.0.0:0", true, ""},
 	} {
-		var logs proctest.SyncBuffer
 		cfg := testConfig(t)
 		cfg.Listen, cfg.AdminListen, cfg.RespListen = c.listen, "", c.resp
-		cfg.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 		if c.tls {
 			cfg.TLS = &TLS{CertFile: certFile, KeyFile: keyFile}
 		}
-		n, err := Start(context.Background(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.Shutdown(context.Background())
-		got := strings.Count(logs.String(), `"level":"WARN","msg":"serving beyond loopback without TLS`)
-		if want := min(len(c.warn), 1); got != want || c.warn != "" && !strings.Contains(logs.String(), `"flag":"`+c.warn+`"`) {
-			t.Errorf("listen %s, resp %s, TLS %v: %d warnings logged, want one naming %q\n%s", c.listen, c.resp, c.tls, got, c.warn, logs.String())
+		out := startupLog(t, cfg)
+		got := strings.Count(out, `"level":"WARN","msg":"serving beyond loopback without TLS`)
+		if want := min(len(c.warn), 1); got != want || c.warn != "" && !strings.Contains(out, `"flag":"`+c.warn+`"`) {
+			t.Errorf("listen %s, resp %s, TLS %v: %d warnings logged, want one naming %q\n%s", c.listen, c.resp, c.tls, got, c.warn, out)
 		}
 	}
 }
