@@ -60,11 +60,14 @@
 // # Sharp edges
 //
 // A listing learns each listed file's ETag and size from an extended
-// attribute the write set on it (user.cairn.etag, Linux; one getxattr per
-// entry), or, where there is none, from the file's header (open and read);
-// the leaves a page covers are read whole. The attribute is trusted: a
-// file changed in place by anything but this backend lists with a stale
-// ETag (Get still verifies the content). A hashed object whose header is damaged is left out of listings (its key
+// attribute the write set on it (user.cairn.etag, Linux; a stat and a
+// getxattr per entry), believed only while the file keeps the inode and
+// modification time it records, or else from the file's header (open and
+// read; the attribute is then recorded again); the leaves a page covers
+// are read whole. The ETag is the header's, so damage to an object's body
+// does not change it: Get verifies the content. Entries a leaf holds that
+// cannot be objects (directories, names no key escapes to) are ignored. A
+// hashed object whose header is damaged is left out of listings (its key
 // is unknown); Get by its key reports the damage. One that cannot be read
 // (an I/O error) fails the listing, or the split, which then fails the Put
 // that started it although that Put's object was written. Temporary files of a
@@ -319,6 +322,7 @@ func entry(fh *os.File, key string) (backend.Entry, error) {
 		}
 		return backend.Entry{Key: key, ETag: backend.ETagOf(buf), Size: size}, nil
 	}
+	refreshETagAttr(fh, h.ETag(), size)
 	return backend.Entry{Key: key, ETag: h.ETag(), Size: size}, nil
 }
 

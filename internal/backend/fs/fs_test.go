@@ -15,6 +15,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/backendtest"
@@ -525,6 +526,130 @@ func TestETagAttr(t *testing.T) {
 	pg, err := b.List(ctx, "t", backend.ListOptions{})
 	if err != nil || len(pg.Entries) != 1 || pg.Entries[0] != e {
 		t.Fatalf("List without the record = %+v, %v; want %+v", pg, err, e)
+	}
+	// The header's reader recorded it again.
+	if n, err = syscall.Getxattr(p, "user.cairn.etag", buf); err != nil || !strings.HasPrefix(string(buf[:n]), etag+" ") {
+		t.Fatalf("after a read of the header the record is %q, %v; want it made again", buf[:n], err)
+	}
+}
+
+// TestOverwrittenInPlace writes an older object of the key over the file
+// in place, as cp onto it or a restore tool does: the inode and its ETag
+// attribute stay, the bytes are the older object's. Stat, List and the
+// precondition of a write must all see the object Get reads, or a repair
+// conditional on what Get saw fails forever.
+func TestOverwrittenInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		v1, v2 string
+	}{
+		{"other size", `{"v":1}`, `{"v":2,"x":1}`},
+		{"same size", `{"v":1}`, `{"v":2}`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			b := open(t, t.TempDir())
+			if _, err := b.Put(ctx, "acme", "k", backendtest.Version([]byte(tc.v1), 1, 1, false), []byte(tc.v1), backend.Precondition{}); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := b.Path("acme", "k")
+			old, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v2 := backendtest.Version([]byte(tc.v2), 2, 2, false)
+			if _, err := b.Put(ctx, "acme", "k", v2, []byte(tc.v2), backend.Precondition{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, old, 0o600); err != nil { // same inode: truncated and rewritten
+				t.Fatal(err)
+			}
+			// A restore tool sets the copy's own time (cp -p, rsync -t);
+			// without it, a write in the same tick of the kernel's clock
+			// could leave the time as it was.
+			if err := os.Chtimes(p, time.Unix(1e9, 0), time.Unix(1e9, 0)); err != nil {
+				t.Fatal(err)
+			}
+			o, err := b.Get(ctx, "acme", "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := b.Stat(ctx, "acme", "k")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.ETag != o.ETag || st.Size != int64(len(old)) {
+				t.Errorf("Stat = %s, %d bytes; Get read %s, %d bytes", st.ETag, st.Size, o.ETag, len(old))
+			}
+			pg, err := b.List(ctx, "acme", backend.ListOptions{})
+			if err != nil || len(pg.Entries) != 1 || pg.Entries[0] != st {
+				t.Errorf("List = %+v, %v; want %+v", pg, err, st)
+			}
+			if _, err := b.Put(ctx, "acme", "k", v2, []byte(tc.v2), backend.Precondition{IfMatch: o.ETag}); err != nil {
+				t.Errorf("a repair conditional on the ETag Get gave: %v", err)
+			}
+		})
+	}
+}
+
+// TestListSkipsForeignEntries puts into a leaf what people and tools
+// leave there: an editor's swap file, a copy kept beside an object, a
+// directory named like a key. A listing must give the tenant's objects and
+// nothing else, not fail (which would fail every scrub and catch-up of the
+// tenant), and splits must go on.
+func TestListSkipsForeignEntries(t *testing.T) {
+	ctx := context.Background()
+	b := open(t, t.TempDir())
+	fs.SetLeafMax(b, 4)
+	var want []string
+	for i := range 3 {
+		k := fmt.Sprintf("k%d", i)
+		if err := putEmpty(b, "acme", k); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k)
+	}
+	p, _ := b.Path("acme", "k1")
+	leaf := filepath.Dir(p)
+	for _, name := range []string{".k1.swp", "k1.bak", "k2.tmp~"} {
+		if err := os.WriteFile(filepath.Join(leaf, name), []byte("junk"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(leaf, "kdir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	keys := func() []string {
+		t.Helper()
+		var got []string
+		var after string
+		for {
+			pg, err := b.List(ctx, "acme", backend.ListOptions{StartAfter: after, Limit: 2})
+			if err != nil {
+				t.Fatalf("List: %v", err)
+			}
+			for _, e := range pg.Entries {
+				got = append(got, e.Key)
+				after = e.Key
+			}
+			if !pg.More {
+				return got
+			}
+		}
+	}
+	if got := keys(); !slices.Equal(got, want) {
+		t.Fatalf("listed %q, want %q", got, want)
+	}
+	for i := 3; i < 12; i++ { // past the leaf's limit: splits
+		k := fmt.Sprintf("k%d", i)
+		if err := putEmpty(b, "acme", k); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, k)
+	}
+	slices.Sort(want)
+	if got := keys(); !slices.Equal(got, want) {
+		t.Fatalf("after splits listed %q, want %q", got, want)
 	}
 }
 

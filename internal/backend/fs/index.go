@@ -295,25 +295,38 @@ type leafItem struct {
 }
 
 // readLeaf returns the objects of leaf dir with their escaped keys,
-// unsorted. A hashed name's key is read from the object's header; one
-// whose header is damaged is left out (Get still finds it by key and
-// reports the damage), and so is one deleted since the directory was read.
-// Any other failure to read a header (an I/O error, too many open files)
-// is returned: a split that left such an object out would move its range
-// to the new leaf without it, and the object would be lost.
+// unsorted. Entries that cannot be objects are left out, as the S3
+// backend leaves out names no key maps to: a directory, a link, or a file
+// whose name no key escapes to (an editor's swap file, a copy kept as
+// k.bak). Failing on them would fail every listing of the tenant, and with
+// it every scrub and every catch-up, for a file that holds no document.
+// A hashed name is this backend's own: its key is read from the object's
+// header; one whose header is damaged is left out (Get still finds it by
+// key and reports the damage), and so is one deleted since the directory
+// was read. Any other failure to read a header (an I/O error, too many
+// open files, a directory in its place) is returned: a split that left
+// such an object out would move its range to the new leaf without it, and
+// the object would be lost.
 func readLeaf(dir string) ([]leafItem, error) {
 	d, err := os.Open(dir)
 	if err != nil {
 		return nil, err
 	}
-	names, err := d.Readdirnames(-1)
+	ents, err := d.ReadDir(-1)
 	d.Close()
 	if err != nil {
 		return nil, err
 	}
-	items := make([]leafItem, 0, len(names))
-	for _, n := range names {
+	items := make([]leafItem, 0, len(ents))
+	for _, de := range ents {
+		n := de.Name()
 		if !strings.HasPrefix(n, hashedPrefix) {
+			if !de.Type().IsRegular() {
+				continue // a directory or a link someone made: never an object
+			}
+			if _, err := backend.UnescapeKey(n); err != nil {
+				continue // a name no key escapes to: an editor's or tool's file
+			}
 			items = append(items, leafItem{enc: n, name: n})
 			continue
 		}

@@ -476,7 +476,7 @@ func runCorruption(ctx context.Context, env Env, r *Result) error {
 	r.check("convergence", Divergence(vals), fmt.Sprintf("both nodes agree on all %d keys", keys))
 	r.check("no lost acknowledged writes", lostOnAny(ops, vals), "every seeded document kept its value on every node")
 	r.check("every fault visible", FaultsVisible(faults), "the damage moved a metric and reads of the keys were traced")
-	r.note("quarantine: a damaged object is never applied or served; the node that holds the key overwrites it (if-match) with its copy. A flipped bit that leaves an object's ETag as it was (an fs file damaged in place keeps the ETag in its xattr) is found when the object is read, or by the background scrub (--scrub-rate), which walks every object in a cycle")
+	r.note("quarantine: a damaged object is never applied or served; the node that holds the key overwrites it (if-match) with its copy. A flipped bit that leaves an object's ETag as it was (the ETag is the header's, which damage to the body leaves as it was) is found when the object is read, or by the background scrub (--scrub-rate), which walks every object in a cycle")
 	return nil
 }
 
