@@ -298,6 +298,7 @@ type scrubObserver struct {
 	roundObserver
 	quarantined chan struct{}
 	scrubbed    chan int
+	failed      chan struct{}
 }
 
 func (o *scrubObserver) ReconcileQuarantined(string) { o.quarantined <- struct{}{} }
@@ -308,6 +309,39 @@ func (o *scrubObserver) ScrubObjects(_ string, n int) {
 	}
 }
 func (o *scrubObserver) ScrubCycle(string, time.Duration) {}
+func (o *scrubObserver) ScrubFailed(string) {
+	select {
+	case o.failed <- struct{}{}:
+	default:
+	}
+}
+
+// TestScrubFailureCounted: a scrub's walk of a tenant that ends in an
+// error (a listing the backend answers with damage) is counted, so that an
+// operator's alert sees a tenant whose objects go unverified; the log line
+// alone is easy to miss.
+func TestScrubFailureCounted(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	obs := &scrubObserver{roundObserver: roundObserver{onRound: func(error) {}}, failed: make(chan struct{}, 1)}
+	ea := newEngine(t, a, b, func(c *Config) { c.ScrubRate, c.Observer = 1000, obs })
+	fill(t, a, 20)
+	if _, err := ea.Upload(bg, tenant); err != nil {
+		t.Fatal(err)
+	}
+	b.SetFault(func(op, _, _ string) error {
+		if op == backend.OpList {
+			return fault.New(fault.Corruption, fault.Context{}, "a leaf holds something no key maps to")
+		}
+		return nil
+	})
+	runEngine(t, ea)
+	select {
+	case <-obs.failed:
+	case <-time.After(time.Minute):
+		t.Fatal("the scrub's failed walk was not counted")
+	}
+}
 
 // TestScrubInRun: Run's background scrub finds an object damaged behind
 // the node's back, which digest rounds skip, and repairs it.

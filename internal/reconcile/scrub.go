@@ -17,6 +17,10 @@ type ScrubObserver interface {
 	ScrubObjects(backend string, n int)
 	// ScrubCycle: the scrub walked every tenant's objects, in d.
 	ScrubCycle(backend string, d time.Duration)
+	// ScrubFailed: the scrub's walk of one tenant's objects ended in an
+	// error (not an unavailable backend, where the walk waits): the rest
+	// of that tenant goes unverified until the next cycle.
+	ScrubFailed(backend string)
 }
 
 // defaultScrubTick is how often Run gives the scrub a turn of
@@ -117,6 +121,9 @@ func (s *scrubber) finish(ctx context.Context, err error) {
 	if errors.Is(err, ErrNeedsConfirm) {
 		e.warnHeld(ctx, r.tenant, "scrub", err)
 		return
+	}
+	if o, ok := e.cfg.Observer.(ScrubObserver); ok {
+		o.ScrubFailed(e.name)
 	}
 	e.warnRepeated(ctx, "scrub "+r.tenant, "reconcile: scrub of a tenant failed", "backend", e.name, "tenant", r.tenant,
 		"cursor", r.cursor, "class", fault.ClassOf(err).String(), "err", err)

@@ -51,6 +51,7 @@ type Metrics struct {
 	reconcileQuarantined   *prometheus.CounterVec   // backend
 	scrubObjects           *prometheus.CounterVec   // backend
 	scrubCycle             *prometheus.GaugeVec     // backend
+	scrubFailures          *prometheus.CounterVec   // backend
 	replicationLag         *lagGauge                // backend
 	collect                collectMetrics           // collect.go
 	feed                   feedMetrics              // feed.go
@@ -131,6 +132,8 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 			"Objects the scrub read and verified, by backend.", "backend"),
 		scrubCycle: f.gaugeVec("cairn_scrub_cycle_seconds",
 			"Time the scrub's last whole cycle over every tenant's objects took, by backend.", "backend"),
+		scrubFailures: f.counterVec("cairn_scrub_failures_total",
+			"Walks of one tenant's objects by the scrub that ended in an error, by backend: that tenant's objects past the error went unverified.", "backend"),
 		reconcileBytes: f.counterVec("cairn_reconcile_bytes_total",
 			"Document bytes the reconciler moved, by backend and direction (up: to the backend, down: to the store).", "backend", "direction"),
 		replicationLag: newLagGauge(reg),
@@ -343,6 +346,11 @@ func (m *Metrics) ScrubObjects(backend string, n int) {
 // ScrubCycle records how long the scrub's last whole cycle took.
 func (m *Metrics) ScrubCycle(backend string, d time.Duration) {
 	m.scrubCycle.WithLabelValues(backend).Set(d.Seconds())
+}
+
+// ScrubFailed counts a scrub's walk of a tenant that ended in an error.
+func (m *Metrics) ScrubFailed(backend string) {
+	m.scrubFailures.WithLabelValues(backend).Inc()
 }
 
 // ReconcileBytes adds document bytes moved by the reconciler: up to the

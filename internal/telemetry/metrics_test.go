@@ -43,6 +43,7 @@ func exercise(t *testing.T, tel *Telemetry) {
 	m.ReconcileQuarantined("s3")
 	m.ScrubObjects("s3", 40)
 	m.ScrubCycle("s3", 90*time.Second)
+	m.ScrubFailed("s3")
 	m.SetReplicationLag("s3", 1500*time.Millisecond)
 }
 
@@ -91,6 +92,7 @@ func TestMetricsValues(t *testing.T) {
 		{"quarantined", testutil.ToFloat64(m.reconcileQuarantined.WithLabelValues("s3")), 1},
 		{"scrubbed", testutil.ToFloat64(m.scrubObjects.WithLabelValues("s3")), 40},
 		{"scrub cycle", testutil.ToFloat64(m.scrubCycle.WithLabelValues("s3")), 90},
+		{"scrub failed", testutil.ToFloat64(m.scrubFailures.WithLabelValues("s3")), 1},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
