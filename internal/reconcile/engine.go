@@ -517,6 +517,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer packs.Wait()
 	defer cancel()
 	packs.Go(func() { e.packLoop(ctx) })
+	e.notePending(ctx)
 	if e.feed != nil {
 		e.feed.prime(ctx) // before the first pass (feed.go)
 		var feedDone sync.WaitGroup

@@ -276,6 +276,47 @@ func (e *Engine) behind(tenant string, t time.Time) {
 	e.pending[tenant] = t
 }
 
+// notePending marks, for each tenant the store holds, the oldest change
+// this node wrote that its change log holds past the upload checkpoint:
+// what a process before this one acknowledged and did not upload. Without
+// it ReplicationLag reads 0 after a restart until the uploader reaches the
+// tenant, which a backend that is down at start never lets it do: the lag
+// alert would stay quiet through exactly that outage. It reads the store
+// only, no backend, and at most noteScan changes a tenant: a longer run of
+// versions other nodes wrote ahead of this node's own leaves them to the
+// uploader to find. A mark Changed left first is kept if it is older.
+func (e *Engine) notePending(ctx context.Context) {
+	tenants, err := e.storedTenants(ctx)
+	if err != nil {
+		return // the first pass meets the store's error and reports it
+	}
+	own := e.st.Identity().Incarnation
+	for _, tenant := range tenants {
+		cp, err := e.loadCheckpoint(tenant)
+		if err != nil {
+			continue
+		}
+		for c, err := range e.st.Changes(ctx, tenant, cp.uploadSeq, noteScan) {
+			if err != nil {
+				break
+			}
+			if c.Version.Writer != own {
+				continue
+			}
+			t := c.Version.HLC.Time()
+			e.mu.Lock()
+			if p, marked := e.pending[tenant]; !marked || t.Before(p) {
+				e.pending[tenant] = t
+			}
+			e.mu.Unlock()
+			break
+		}
+	}
+}
+
+// noteScan bounds how many changes notePending reads of one tenant.
+const noteScan = 4096
+
 // pendingSince is the mark a page of changes leaves while it uploads:
 // the time of its first change this node wrote; none (false) when it
 // holds none, and the mark Changed left stands. A version the node
