@@ -225,6 +225,15 @@ func TestReconcileConfirm(t *testing.T) {
 	if got := rc.requests(); len(got) != 0 {
 		t.Fatalf("a refused confirm reached the reconciler: %+v", got)
 	}
+	// A misspelt parameter is refused before anything runs: taken as
+	// absent, it would run every tenant's rounds, confirmed.
+	resp, body := f.req("POST", "/console/api/reconcile?tenat=acme&confirm=1", local, ck, "", pageHdr(csrf, false, nil))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `unknown query parameter \"tenat\"`) {
+		t.Fatalf("a misspelt tenant: %d %s", resp.StatusCode, body)
+	}
+	if got := rc.requests(); len(got) != 0 {
+		t.Fatalf("a misspelt tenant reached the reconciler: %+v", got)
+	}
 
 	for _, q := range []string{"", "confirm=1", "backend=b", ""} {
 		resp, body := f.req("POST", "/console/api/reconcile?"+q, local, ck, "", pageHdr(csrf, false, nil))

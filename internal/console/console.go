@@ -96,8 +96,9 @@ type Options struct {
 	// resolve path, and errors are answered with its error body.
 	API  *server.Server
 	Docs server.Docs
-	// Serves reports whether the node serves a tenant (the API's
-	// Auth.Serves); nil: every valid name.
+	// Serves reports whether the node serves a tenant: one it is
+	// configured with, or one the API's Auth.Serves says it serves; nil:
+	// every valid name.
 	Serves     func(ctx context.Context, tenant string) bool
 	Node       Node
 	Reconciler server.Reconciler // nil: no replication page data

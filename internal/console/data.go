@@ -433,11 +433,20 @@ func (c *Console) replication(w http.ResponseWriter, r *http.Request, _ *session
 // wait=1, and answers 202; the replication page shows their progress.
 func (c *Console) reconcile(w http.ResponseWriter, r *http.Request, _ *session) {
 	const op = "console.reconcile"
+	q := r.URL.Query()
+	// As the admin route does: a misspelt tenant= or backend= would run
+	// rounds of every tenant on every backend, confirmed deletions
+	// included.
+	for name := range q {
+		if name != "backend" && name != "tenant" && name != "confirm" {
+			c.fail(w, r, invalid(op, fmt.Sprintf("unknown query parameter %q (want backend, tenant, confirm)", name)))
+			return
+		}
+	}
 	if c.o.Reconciler == nil {
 		c.fail(w, r, fault.New(fault.Conflict, fault.Context{Op: op}, "no backend is configured"))
 		return
 	}
-	q := r.URL.Query()
 	req := server.ReconcileRequest{Backend: q.Get("backend"), Tenant: q.Get("tenant")}
 	var err error
 	if req.Confirm, err = server.QueryFlag(q, "confirm"); err != nil {

@@ -28,7 +28,7 @@ func (n *Node) newConsole(started time.Time) (*console.Console, error) {
 	o := console.Options{
 		API:        n.api,
 		Docs:       n.docs,
-		Serves:     n.servesTenant,
+		Serves:     n.consoleServes,
 		Node:       consoleView{n},
 		Reconciler: adminView{n},
 		Quarantine: adminView{n},
@@ -130,4 +130,15 @@ func (v consoleView) StoreBytes() int64 {
 		return nil
 	})
 	return total
+}
+
+// consoleServes is console.Options.Serves: a tenant the node is configured
+// with, or one it serves without (servesTenant). A configured tenant with
+// no documents yet, as every tenant of a new node is, lists as empty, as
+// the API lists it, not as a tenant the node does not have.
+func (n *Node) consoleServes(ctx context.Context, tenant string) bool {
+	if _, ok := n.cfg.Auth.Tenants[tenant]; ok {
+		return true
+	}
+	return n.servesTenant(ctx, tenant)
 }

@@ -188,3 +188,22 @@ func outsideAddr(t *testing.T) string {
 	t.Skip("the machine has no IPv4 address beyond loopback (internal/console tests the rule at the handler level)")
 	return ""
 }
+
+// TestConfiguredTenantWithoutDocuments: a tenant the node is configured
+// with but holds no documents of yet, as every tenant of a new node, lists
+// as empty on the documents and conflicts pages, as the API lists it; a
+// tenant the node does not have is refused by name.
+func TestConfiguredTenantWithoutDocuments(t *testing.T) {
+	n := startNode(t, "127.0.0.1")
+	ck := signIn(t, n.Admin, adminToken)
+	for _, p := range []string{"/console/api/docs?tenant=demo", "/console/api/conflicts?tenant=demo"} {
+		resp, body := browse(t, "GET", n.Admin+p, ck, "", nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d %s, want an empty listing", p, resp.StatusCode, body)
+		}
+	}
+	resp, body := browse(t, "GET", n.Admin+"/console/api/docs?tenant=nosuch", ck, "", nil)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, `no tenant \"nosuch\"`) {
+		t.Errorf("GET docs of a tenant the node does not have: %d %s", resp.StatusCode, body)
+	}
+}
