@@ -240,7 +240,7 @@ func (c *Console) guard(state bool, h func(http.ResponseWriter, *http.Request, *
 				c.fail(w, r, fault.New(fault.Unauthorized, fault.Context{Op: "console"}, "sign in to the console first (POST /console/signin)"))
 				return
 			}
-			http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.Path), http.StatusSeeOther)
+			http.Redirect(w, r, "/console/signin?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return
 		}
 		if state {

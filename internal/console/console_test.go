@@ -190,6 +190,30 @@ func TestSignInWithToken(t *testing.T) {
 	}
 }
 
+// TestSignInKeepsThePage: a page asked for without a session sends the
+// browser to sign in and back to the same page and query (the tenant and
+// key shown); a destination outside the console's pages is not followed.
+func TestSignInKeepsThePage(t *testing.T) {
+	f := newFixture(t, nil)
+	resp, _ := f.req("GET", "/console/documents?tenant=acme&key=a%2Fb", local, nil, "", nil)
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || loc != "/console/signin?next="+url.QueryEscape("/console/documents?tenant=acme&key=a%2Fb") {
+		t.Fatalf("a page without a session: %d, Location %q", resp.StatusCode, loc)
+	}
+	for next, want := range map[string]string{
+		"/console/documents?tenant=acme&key=a%2Fb": "/console/documents?key=a%2Fb&tenant=acme",
+		"/console/conflicts":                       "/console/conflicts",
+		"//evil.example/console/documents":         "/console/overview",
+		"/console/documents/../../x?tenant=acme":   "/console/overview",
+		"https://evil.example/?/console/overview":  "/console/overview",
+	} {
+		resp, body := f.req("POST", "/console/signin", local, nil, url.Values{"token": {admin}, "next": {next}}.Encode(), formHdr)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Errorf("sign-in with next %q: %d, Location %q, want %q: %s", next, resp.StatusCode, resp.Header.Get("Location"), want, body)
+		}
+	}
+}
+
 // TestSessionExpires: a session ends at its expiry.
 func TestSessionExpires(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.SessionTTL = time.Hour })

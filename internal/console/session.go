@@ -194,12 +194,19 @@ func retryAfter(d time.Duration) string {
 }
 
 // safeNext keeps a post-sign-in destination inside the console, so the
-// sign-in page cannot be made to send a browser elsewhere.
+// sign-in page cannot be made to send a browser elsewhere: one of its
+// pages, with the query the page had (the tenant and key an operator was
+// looking at when the session ended), encoded afresh.
 func safeNext(next string) string {
+	path, query, _ := strings.Cut(next, "?")
 	for _, p := range pageNames {
-		if next == "/console/"+p {
-			return next
+		if path != "/console/"+p {
+			continue
 		}
+		if v, err := url.ParseQuery(query); err == nil && len(v) > 0 {
+			return path + "?" + v.Encode()
+		}
+		return path
 	}
 	return "/console/overview"
 }

@@ -346,3 +346,47 @@ func TestConsoleNodeGone(t *testing.T) {
 			` && document.querySelector("#content").classList.contains("stale")`))
 	shoot(t, ctx, "node-gone")
 }
+
+// TestConsoleKeysAndFailedListings: a key's direction marks are spelt out
+// (a key "rtl<U+202E>gnp.exe" must not read as "rtlexe.png") and a very
+// long key wraps within the page; a tenant the URL names and the node
+// lacks stays announced once the listing of the one shown has loaded; and
+// a conflicts listing that fails replaces the listing shown, which belongs
+// to the tenant before, with the error.
+func TestConsoleKeysAndFailedListings(t *testing.T) {
+	ctx := browser(t)
+	n := startNode(t, "127.0.0.1", "--tenant", "shop:"+sum(shopToken))
+	long := strings.Repeat("k", 1000)
+	n.put(t, "rtl\u202egnp.exe", `{}`)
+	n.put(t, long, `{}`)
+	run(t, ctx, "sign in", chromedp.Navigate(n.Admin+"/"), chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), adminToken),
+		chromedp.Submit(chromedp.CSS("#token")),
+		chromedp.WaitVisible(chromedp.CSS("#ov-rate")))
+
+	run(t, ctx, "documents of a tenant the node lacks",
+		chromedp.Navigate(n.Admin+"/console/documents?tenant=nosuch"),
+		until(`document.querySelectorAll("a.doc-link").length === 2`),
+		until(`!document.querySelector("#banner").hidden && document.querySelector("#banner").textContent.includes("No tenant “nosuch”")`))
+	run(t, ctx, "the direction mark spelt out",
+		until(`[...document.querySelectorAll("a.doc-link")].some(a => a.textContent === "rtl<U+202E>gnp.exe")`))
+	run(t, ctx, "open the long key",
+		// Clicked from the page: the link is taller than a line, and a
+		// click at its box's centre may fall between its lines.
+		until(`(() => { document.querySelector('a.doc-link[data-key^="kkkk"]').click(); return true; })()`),
+		until(`document.querySelector("#doc h2") !== null && document.querySelector("#doc h2").textContent.length === 1000`))
+	if w := get(t, ctx, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); w > 1280 {
+		shoot(t, ctx, "long-key")
+		t.Errorf("the page is %d px wide with a long key open, in a 1280 px window", w)
+	}
+
+	run(t, ctx, "conflicts of demo",
+		chromedp.Navigate(n.Admin+"/console/conflicts?tenant=demo"),
+		until(`document.body.textContent.includes("No open conflicts in this tenant")`))
+	if err := n.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx, "pick shop with the node gone",
+		until(`(() => { const s = document.querySelector("#tenant"); s.value = "shop"; s.dispatchEvent(new Event("change")); return true; })()`),
+		until(`document.querySelector("#conflicts-error") !== null && !document.body.textContent.includes("No open conflicts in this tenant")`))
+}

@@ -44,7 +44,7 @@ async function call(method, path, body, headers) {
   let res;
   try { res = await fetch(path, opts); }
   catch (e) { throw new Error("the node did not answer (" + e.message + ")"); } // nothing answered at all
-  if (res.status === 401) { location.href = "/console/signin?next=" + encodeURIComponent(location.pathname); throw new APIError(401, null); }
+  if (res.status === 401) { location.href = "/console/signin?next=" + encodeURIComponent(location.pathname + location.search); throw new APIError(401, null); }
   const text = await res.text();
   let data = null;
   try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
@@ -85,6 +85,10 @@ function poll(fn, ms) {
 }
 
 const fmt = {
+  // key shows a document key with its invisible direction and formatting
+  // marks spelt out (<U+202E>): a key "x\u202Egnp.exe" must not read as
+  // "xexe.png", nor two keys that differ only in such marks read alike.
+  key(k) { return String(k).replace(/[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g, c => "<U+" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + ">"); },
   n(v, d) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US", { maximumFractionDigits: d === undefined ? 1 : d }); },
   bytes(v) {
     if (v === null || v === undefined) return "–";
@@ -186,9 +190,15 @@ function tenants() {
 
 // pickedTenant is the URL's tenant when the node has it, else the first
 // (saying so: a page must not show one tenant's data under another's name).
+// The warning stays in tenantWarning until another tenant is picked, for a
+// page that clears the banner when it loads.
+let tenantWarning = "";
 function pickedTenant(names) {
   const t = params.get("tenant");
-  if (t && !names.includes(t)) say("No tenant “" + t + "” on this node: showing “" + names[0] + "”.", "error");
+  if (t && !names.includes(t)) {
+    tenantWarning = "No tenant “" + t + "” on this node: showing “" + names[0] + "”.";
+    say(tenantWarning, "error");
+  }
   return t && names.includes(t) ? t : names[0];
 }
 
@@ -206,7 +216,7 @@ async function documents() {
   const list = h("div", { class: "card" }), detail = h("div", { id: "doc" });
   const prefix = h("input", { id: "prefix", name: "prefix", value: st.prefix, placeholder: "key prefix" });
   const form = h("form", { class: "row", onsubmit: (e) => { e.preventDefault(); st.prefix = prefix.value; st.after = ""; back.length = 0; load(); } },
-    tenantPicker(names, st.tenant, v => { st.tenant = v; st.after = ""; st.key = ""; back.length = 0; load(); }),
+    tenantPicker(names, st.tenant, v => { st.tenant = v; st.after = ""; st.key = ""; back.length = 0; tenantWarning = ""; load(); }),
     h("div", {}, h("label", { for: "prefix" }, "Prefix"), prefix),
     h("button", { type: "submit", class: "primary", id: "browse" }, "Browse"));
   setContent(h("div", { class: "card" }, form), list, detail);
@@ -217,7 +227,7 @@ async function documents() {
       const q = new URLSearchParams({ tenant: st.tenant, prefix: st.prefix, after: st.after });
       const d = await call("GET", "/console/api/docs?" + q);
       const rows = d.items.map(it => h("tr", { class: it.key === st.key ? "sel" : "" },
-        h("td", {}, h("a", { href: "#", class: "doc-link mono", "data-key": it.key, onclick: (e) => { e.preventDefault(); st.key = it.key; load(); } }, it.key)),
+        h("td", {}, h("a", { href: "#", class: "doc-link mono", "data-key": it.key, onclick: (e) => { e.preventDefault(); st.key = it.key; load(); } }, fmt.key(it.key))),
         h("td", {}, it.conflict ? h("span", { class: "pill warn" }, "conflict") : ""),
         h("td", { class: "num" }, fmt.bytes(it.size)),
         h("td", { class: "mono hide-narrow" }, it.etag)));
@@ -227,7 +237,7 @@ async function documents() {
         h("div", { class: "row" },
           h("button", { disabled: !back.length, onclick: () => { st.after = back.pop(); load(); } }, "← Previous"),
           h("button", { disabled: !d.next, onclick: () => { back.push(st.after); st.after = d.next; load(); } }, "Next →")));
-      say("");
+      say(tenantWarning, "error");
     } catch (e) { list.replaceChildren(h("div", { class: "banner error" }, "Could not list: " + e.message)); }
     if (st.key) await showDoc(); else detail.replaceChildren();
   }
@@ -241,7 +251,7 @@ async function documents() {
         h("td", { class: "mono" }, l.etag), h("td", {}, l.reason), h("td", { class: "mono hide-narrow" }, l.winner),
         h("td", { class: "hide-narrow" }, new Date(l.time).toISOString())));
       detail.replaceChildren(h("div", { class: "card" },
-        h("h2", { class: "mono" }, d.key),
+        h("h2", { class: "mono" }, fmt.key(d.key)),
         h("dl", { class: "kv" },
           h("dt", {}, "ETag"), h("dd", { class: "mono", id: "doc-etag" }, d.etag),
           h("dt", {}, "State"), h("dd", {}, d.deleted ? h("span", { class: "pill bad" }, "deleted") : d.siblings ? h("a", { href: "/console/conflicts?" + q }, h("span", { class: "pill warn" }, "open conflict")) : h("span", { class: "pill ok" }, "live")),
@@ -251,7 +261,7 @@ async function documents() {
         d.body !== null ? h("pre", { id: "doc-body" }, fmt.json(d.body)) : null),
         h("div", { class: "card", id: "history" }, h("h2", {}, "Conflict history"),
           table([{ t: "discarded etag" }, { t: "reason" }, { t: "winner", cls: "hide-narrow" }, { t: "time", cls: "hide-narrow" }], hist, "No conflict of this document was ever resolved.")));
-    } catch (e) { detail.replaceChildren(h("div", { class: "banner error" }, "Could not read “" + st.key + "”: " + e.message)); }
+    } catch (e) { detail.replaceChildren(h("div", { class: "banner error" }, "Could not read “" + fmt.key(st.key) + "”: " + e.message)); }
   }
   load();
 }
@@ -323,13 +333,22 @@ async function conflicts() {
   const st = { tenant: pickedTenant(names), key: params.get("key") || "", after: params.get("after") || "" };
   const back = [];
   const list = h("div", { class: "card" }), detail = h("div", { id: "conflict" });
-  setContent(h("div", { class: "card" }, h("div", { class: "row" }, tenantPicker(names, st.tenant, v => { st.tenant = v; st.key = ""; st.after = ""; back.length = 0; refresh(); }))), list, detail);
+  setContent(h("div", { class: "card" }, h("div", { class: "row" }, tenantPicker(names, st.tenant, v => { st.tenant = v; st.key = ""; st.after = ""; back.length = 0; tenantWarning = ""; refresh(); }))), list, detail);
 
+  // refresh lists the tenant's conflicts (and shows the one picked); a
+  // listing that fails replaces what was shown, which belongs to the
+  // tenant or page before, with the error.
   async function refresh() {
     keep({ tenant: st.tenant, key: st.key, after: st.after });
-    const d = await call("GET", "/console/api/conflicts?" + new URLSearchParams({ tenant: st.tenant, after: st.after }));
+    let d;
+    try { d = await call("GET", "/console/api/conflicts?" + new URLSearchParams({ tenant: st.tenant, after: st.after })); }
+    catch (e) {
+      list.replaceChildren(h("div", { class: "banner error", id: "conflicts-error" }, "Could not list conflicts: " + e.message));
+      detail.replaceChildren();
+      return;
+    }
     const rows = d.items.map(c => h("tr", { class: c.key === st.key ? "sel" : "" },
-      h("td", {}, h("a", { href: "#", class: "conflict-link mono", "data-key": c.key, onclick: (e) => { e.preventDefault(); st.key = c.key; refresh(); } }, c.key)),
+      h("td", {}, h("a", { href: "#", class: "conflict-link mono", "data-key": c.key, onclick: (e) => { e.preventDefault(); st.key = c.key; refresh(); } }, fmt.key(c.key))),
       h("td", { class: "num" }, c.siblings.length),
       h("td", { class: "hide-narrow" }, c.siblings.map(s => new Date(s.time).toISOString()).join(", "))));
     list.replaceChildren(table([{ t: "key" }, { t: "siblings", cls: "num" }, { t: "written", cls: "hide-narrow" }], rows,
@@ -343,7 +362,7 @@ async function conflicts() {
   async function show() {
     let c;
     try { c = await call("GET", "/console/api/conflict?" + new URLSearchParams({ tenant: st.tenant, key: st.key })); }
-    catch (e) { detail.replaceChildren(h("div", { class: "banner " + (e.status === 404 ? "" : "error") }, e.status === 404 ? "“" + st.key + "” has no open conflict (any more)." : e.message)); return; }
+    catch (e) { detail.replaceChildren(h("div", { class: "banner " + (e.status === 404 ? "" : "error") }, e.status === 404 ? "“" + fmt.key(st.key) + "” has no open conflict (any more)." : e.message)); return; }
     const merged = h("textarea", { id: "merged", name: "merged" }, fmt.json(c.siblings.find(s => !s.deleted) ? c.siblings.find(s => !s.deleted).body : {}));
     const cards = c.siblings.map((s, i) => h("div", { class: "card sibling" },
       h("h2", {}, "Sibling " + (i + 1), " ", s.deleted ? h("span", { class: "pill bad" }, "delete") : ""),
@@ -361,20 +380,20 @@ async function conflicts() {
             let body; try { body = JSON.parse(merged.value); } catch (e) { say("The merged document is not JSON: " + e.message, "error"); return; }
             resolve(c, { body });
           } }, "Save merged document"),
-          h("button", { class: "danger", id: "delete-doc", onclick: () => { if (confirm("Delete “" + c.key + "” on every node?")) resolve(c, { delete: true }); } }, "Delete the document"))));
+          h("button", { class: "danger", id: "delete-doc", onclick: () => { if (confirm("Delete “" + fmt.key(c.key) + "” on every node?")) resolve(c, { delete: true }); } }, "Delete the document"))));
   }
 
   async function resolve(c, req) {
     try {
       const out = await call("POST", "/console/api/resolve?" + new URLSearchParams({ tenant: st.tenant, key: c.key }), req, { "If-Match": c.etag });
-      say(out.deleted ? "Resolved “" + c.key + "” by deleting it." : "Resolved “" + c.key + "”: its ETag is now " + out.etag + ".", "ok");
+      say(out.deleted ? "Resolved “" + fmt.key(c.key) + "” by deleting it." : "Resolved “" + fmt.key(c.key) + "”: its ETag is now " + out.etag + ".", "ok");
       st.key = ""; await refresh();
     } catch (e) {
       say(e.status === 412 ? "The siblings changed since this page read them; look at them again." : "Could not resolve: " + e.message, "error");
       await refresh();
     }
   }
-  try { await refresh(); } catch (e) { say("Could not list conflicts: " + e.message, "error"); }
+  await refresh();
 }
 
 // ---- replication
