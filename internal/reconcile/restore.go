@@ -179,6 +179,11 @@ func (e *Engine) logRestore(ctx context.Context, tenant string, st *RestoreStats
 	if l == nil || (st.Generation == "" && err == nil) {
 		return
 	}
+	if err != nil && ctx.Err() != nil {
+		l.InfoContext(ctx, "reconcile: restore from a catch-up pack stopped; the next start goes on from its last part", "backend", e.name, "tenant", tenant,
+			"generation", st.Generation, "applied", st.Applied)
+		return
+	}
 	if err != nil {
 		l.WarnContext(ctx, "reconcile: restore from a catch-up pack failed", "backend", e.name, "tenant", tenant,
 			"generation", st.Generation, "applied", st.Applied, "class", fault.ClassOf(err).String(), "err", err)
@@ -243,7 +248,16 @@ func (e *Engine) restore(ctx context.Context, bl backend.Blobs, tenant string, c
 		}
 	}()
 	for i := first; i < len(m.Parts); i++ {
-		f := <-parts
+		f, ok := <-parts
+		if !ok {
+			// The reads stopped because ctx ended: the pack is not at
+			// fault, and the restore resumes from this part next time.
+			err := ctx.Err()
+			if err == nil {
+				err = errors.New("reconcile: the reads of the pack's parts stopped")
+			}
+			return st, nil, err
+		}
 		if f.err != nil {
 			return st, nil, f.err
 		}

@@ -310,6 +310,33 @@ func count(t *testing.T, st *store.Store, tenant string) int {
 
 // TestRestoreDamagedPack: a damaged part ends the restore as Corruption
 // and is not tried again; the round restores the rest from the objects.
+// TestRestoreCancelled: a restore whose context ends while a part is read
+// (the node told to stop) is neither a damaged pack nor done: it resumes
+// from that part at the next start.
+func TestRestoreCancelled(t *testing.T) {
+	b := newBlobMem("b")
+	_, m := packedTenant(t, b, 200)
+	ctx, cancel := context.WithCancel(bg)
+	defer cancel()
+	second := pack.PartName(tenant, m.Generation, 2)
+	b.failGet = func(name string) error {
+		if name == second {
+			cancel()
+		}
+		return nil
+	}
+	st := openStore(t, "empty")
+	e := newEngine(t, st, b, func(c *Config) { c.Tenants = []string{tenant}; c.Packs.Parallel = 1 })
+	if _, err := e.Discover(bg); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.Restore(ctx, tenant)
+	cp, _ := e.loadCheckpoint(tenant)
+	if err == nil || fault.ClassOf(err) == fault.Corruption || cp.packDone {
+		t.Fatalf("a cancelled restore: %v (%v), checkpoint done %v; want the context's error and not done", err, fault.ClassOf(err), cp.packDone)
+	}
+}
+
 func TestRestoreDamagedPack(t *testing.T) {
 	b := newBlobMem("b")
 	origin, m := packedTenant(t, b, 100)
