@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -114,15 +115,31 @@ func (e *Engine) generations(ctx context.Context, bl backend.Blobs, tenant strin
 
 // wantPack asks the pack goroutine to consider writing a pack of tenant,
 // after one of its rounds completed having scanned n keys.
+//
+// A tenant below Packs.MinDocs gets no pack, and the packs it has (from
+// when it was larger, or written by another node) go once they are Keep
+// old (dropPacks): they hold the bodies of documents deleted since, which
+// a newer pack would have let retention delete, and nothing writes one.
+// Once it has none, the engine remembers that until the tenant reaches
+// MinDocs, so small tenants cost no listing each round.
 func (e *Engine) wantPack(tenant string, n int) {
-	if e.cfg.Packs.Every <= 0 || n < e.cfg.Packs.MinDocs {
+	if e.cfg.Packs.Every <= 0 {
 		return
 	}
 	if _, ok := backend.BlobsOf(e.be); !ok {
 		return
 	}
 	e.mu.Lock()
-	e.packWant[tenant] = true
+	if n < e.cfg.Packs.MinDocs {
+		if e.packNone[tenant] {
+			e.mu.Unlock()
+			return
+		}
+		e.packDrop[tenant] = true
+	} else {
+		delete(e.packNone, tenant)
+		e.packWant[tenant] = true
+	}
 	e.mu.Unlock()
 	select {
 	case e.packKick <- struct{}{}:
@@ -140,13 +157,17 @@ func (e *Engine) packLoop(ctx context.Context) {
 		case <-e.packKick:
 		}
 		e.mu.Lock()
-		tenants := make([]string, 0, len(e.packWant))
-		for t := range e.packWant {
-			tenants = append(tenants, t)
-		}
+		tenants := slices.Sorted(maps.Keys(e.packWant))
+		drop := slices.Sorted(maps.Keys(e.packDrop))
 		clear(e.packWant)
+		clear(e.packDrop)
 		e.mu.Unlock()
-		slices.Sort(tenants)
+		for _, t := range drop {
+			if err := e.dropPacks(ctx, t); err != nil && ctx.Err() == nil && e.cfg.Logger != nil {
+				e.cfg.Logger.WarnContext(ctx, "reconcile: deleting the catch-up packs of a tenant below the pack minimum failed",
+					"backend", e.name, "tenant", t, "class", fault.ClassOf(err).String(), "err", err)
+			}
+		}
 		for _, t := range tenants {
 			start := time.Now()
 			m, err := e.WritePack(ctx, t, false)
@@ -301,6 +322,45 @@ func (e *Engine) inSync(ctx context.Context, tenant string) iter.Seq2[pack.Entry
 			}
 		}
 	}
+}
+
+// dropPacks deletes every generation of tenant, a tenant below
+// Packs.MinDocs, that is at least Packs.Keep old: a node may still be
+// restoring from a younger one. When none is left, wantPack stops asking
+// until the tenant reaches MinDocs again.
+func (e *Engine) dropPacks(ctx context.Context, tenant string) error {
+	bl, ok := backend.BlobsOf(e.be)
+	if !ok {
+		return nil
+	}
+	gens, _, err := e.generations(ctx, bl, tenant)
+	if err != nil {
+		return err
+	}
+	now, left, dropped := e.cfg.Now(), 0, 0
+	var errs []error
+	for _, g := range gens {
+		if t, ok := pack.GenerationTime(g); ok && now.Sub(t) < e.cfg.Packs.Keep {
+			left++
+			continue
+		}
+		if err := e.deleteGeneration(ctx, bl, tenant, g); err != nil {
+			errs = append(errs, err)
+			left++
+			continue
+		}
+		dropped++
+	}
+	if dropped > 0 && e.cfg.Logger != nil {
+		e.cfg.Logger.InfoContext(ctx, "reconcile: deleted the catch-up packs of a tenant below the pack minimum",
+			"backend", e.name, "tenant", tenant, "generations", dropped)
+	}
+	if left == 0 {
+		e.mu.Lock()
+		e.packNone[tenant] = true
+		e.mu.Unlock()
+	}
+	return errors.Join(errs...)
 }
 
 // pruneGenerations deletes what retention lets go: every generation,

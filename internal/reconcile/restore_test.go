@@ -430,6 +430,35 @@ func TestPackRetentionAtServeDefaults(t *testing.T) {
 	}
 }
 
+// TestPacksDroppedBelowMinDocs: a tenant below the pack minimum keeps no
+// pack once it is Keep old. Its packs (from when it was larger) hold the
+// bodies of documents deleted since, and no newer pack comes to supersede
+// them: before, they stayed for good.
+func TestPacksDroppedBelowMinDocs(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	b, e := retentionEngine(t, PackConfig{Every: time.Hour, Keep: 10 * time.Minute, MinDocs: 20}, func() time.Time { return now })
+	m, err := e.WritePack(bg, tenant, true) // written when the tenant was larger
+	if err != nil || m == nil {
+		t.Fatalf("WritePack = %+v, %v", m, err)
+	}
+	gens := func() []string { return packGenerations(b, tenant) }
+	if err := e.dropPacks(bg, tenant); err != nil || len(gens()) != 1 {
+		t.Fatalf("dropPacks of a pack younger than Keep: %v, generations %v; want it kept", err, gens())
+	}
+	now = now.Add(10 * time.Minute)
+	if err := e.dropPacks(bg, tenant); err != nil || len(gens()) != 0 {
+		t.Fatalf("dropPacks of a pack Keep old: %v, generations %v; want none", err, gens())
+	}
+	// Known to have none: a round of the small tenant asks for nothing.
+	e.wantPack(tenant, 10)
+	e.mu.Lock()
+	asked := e.packDrop[tenant] || e.packWant[tenant]
+	e.mu.Unlock()
+	if asked {
+		t.Fatal("a round of a small tenant with no pack left asked the pack goroutine again")
+	}
+}
+
 // retentionEngine is an engine over a store of 10 documents of tenant,
 // uploaded to a fresh blob backend, with packs configured by packs and
 // the clock now.
