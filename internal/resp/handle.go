@@ -216,13 +216,18 @@ func (s *Server) handleOne(c redcon.Conn, ss *session, rc redcon.Command, more b
 		met.outcome(fault.Exhausted).Inc()
 		return
 	}
-	defer s.end()
-	res := s.dispatch(c, ss, cmd, met, rc.Args)
+	res := func() result {
+		defer s.end()
+		return s.dispatch(c, ss, cmd, met, rc.Args)
+	}()
 	if ss.lc != nil {
 		ss.lc.f.authed = ss.tenant != ""
 	}
-	if !more {
+	switch {
+	case !more:
 		ss.unflushed = 0 // redcon sends the replies now
+	case ss.unflushed >= flushAt:
+		ss.flush(c) // out of flight and with the tenant's slot given back: see flushAt
 	}
 	met.duration.Observe(time.Since(start).Seconds())
 	s.countTenant(ss, res)

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -463,6 +464,83 @@ func TestLargeRepliesSentMidPipeline(t *testing.T) {
 	if rest != want {
 		t.Fatalf("after the gate: %d more bytes, %v; want %d", rest, err, want)
 	}
+}
+
+// TestStalledReaderHoldsNoDrain: a client that pipelines GETs of large
+// documents and does not read their replies holds its own connection
+// only: a shutdown's drain does not wait for it (for up to the write
+// timeout, past any drain timeout), as it did while its replies were sent
+// with its command still in flight.
+func TestStalledReaderHoldsNoDrain(t *testing.T) {
+	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
+	must(t, err)
+	mem := &servertest.Mem{}
+	big := `{"v":"` + strings.Repeat("x", 512<<10) + `"}`
+	_, _, err = mem.Put(context.Background(), "acme", "big", []byte(big), doc.Precondition{})
+	must(t, err)
+	s, err := resp.New(resp.Options{Docs: mem, Auth: auth, MaxBodyBytes: 1 << 20, WriteTimeout: time.Hour})
+	must(t, err)
+	inner, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	ln := &stallListener{Listener: inner, blocked: make(chan struct{}, 1)}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve(ln) }()
+	c, err := net.Dial("tcp", inner.Addr().String())
+	must(t, err)
+	defer c.Close()
+	_, err = io.WriteString(c, "AUTH acme "+acmeToken+"\r\n"+strings.Repeat("*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n", 3))
+	must(t, err)
+	<-ln.blocked // a send of replies waits on the client, which reads nothing
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown with a client not reading its replies: %v; want the drain done", err)
+	}
+	ln.Close()
+	<-served
+}
+
+// stallListener's connections take the first 64 KiB the server sends
+// and then block every send until the connection is closed, as a client
+// that stops reading does once the socket's buffers are full; blocked is
+// told when a send first waits.
+type stallListener struct {
+	net.Listener
+	blocked chan struct{}
+}
+
+func (l *stallListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &stallConn{Conn: c, blocked: l.blocked, closed: make(chan struct{})}, nil
+}
+
+type stallConn struct {
+	net.Conn
+	blocked   chan struct{}
+	sent      int // the server writes from one goroutine per connection
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (c *stallConn) Write(p []byte) (int, error) {
+	if c.sent+len(p) > 64<<10 {
+		select {
+		case c.blocked <- struct{}{}:
+		default:
+		}
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	c.sent += len(p)
+	return c.Conn.Write(p)
+}
+
+func (c *stallConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }
 
 // TestMGetReplyBounded: an MGET whose documents come to more than its

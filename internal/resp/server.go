@@ -234,11 +234,12 @@ type session struct {
 	id     uint64
 	addr   string
 	lc     *limitConn
-	proto  int    // 2 or 3 (HELLO 3)
-	tenant string // "" until AUTH
-	name   string // CLIENT SETNAME
-	seq    uint64 // commands served, for request ids
-	quit   bool   // QUIT was served: redcon still hands over the rest of its pipeline
+	since  time.Time // accepted
+	proto  int       // 2 or 3 (HELLO 3)
+	tenant string    // "" until AUTH
+	name   string    // CLIENT SETNAME
+	seq    uint64    // commands served, for request ids
+	quit   bool      // QUIT was served: redcon still hands over the rest of its pipeline
 	// multi: MULTI was refused and no EXEC, DISCARD or RESET has ended
 	// it; the commands sent meanwhile are refused, not run (handle).
 	multi bool
@@ -248,6 +249,22 @@ type session struct {
 	// cmdCtx is the context of the command being run, with its span when
 	// tracing (dispatch); nil between commands.
 	cmdCtx context.Context
+}
+
+// clientInfo is CLIENT INFO's line, with every field Redis 7 gives that
+// clients parse: redis-py 4 reads qbuf, obl, tot-mem and the other
+// integers without checking they are there, and fails on a line without
+// them. What cairn does not keep (buffers, memory, events) reads 0.
+func (ss *session) clientInfo() string {
+	laddr := ""
+	if ss.lc != nil {
+		laddr = ss.lc.LocalAddr().String()
+	}
+	age := int64(time.Since(ss.since) / time.Second)
+	return "id=" + strconv.FormatUint(ss.id, 10) + " addr=" + ss.addr + " laddr=" + laddr +
+		" fd=0 name=" + ss.name + " age=" + strconv.FormatInt(age, 10) + " idle=0 flags=N db=0 sub=0 psub=0 ssub=0 multi=-1" +
+		" qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r cmd=client|info" +
+		" user=" + ss.tenant + " redir=-1 resp=" + strconv.Itoa(ss.proto) + "\n"
 }
 
 // ctx is the context of the command being run: the store's and cache's
@@ -262,23 +279,35 @@ func (ss *session) ctx() context.Context {
 // flushAt bounds the replies a connection holds unsent: redcon writes a
 // pipeline's replies once the whole pipeline has run, so a client sending
 // many GETs of large documents, and reading nothing, would make the node
-// hold every reply.
-const flushAt = 256 << 10
+// hold every reply. The replies are sent between commands (handleOne),
+// once the command has given back its place in flight and its tenant's
+// slot: a client that does not read then holds neither a drain nor its
+// tenant's other clients, only its own connection, for up to the write
+// timeout. Only a command whose own replies pass flushHard (an MGET of
+// large documents) sends them while it runs.
+const (
+	flushAt   = 256 << 10
+	flushHard = 4 << 20
+)
 
-// bulk writes b as a bulk reply, and sends the buffered replies once they
-// pass flushAt. A send that fails (the client did not read within the
-// write timeout) ends the connection's pipeline.
+// bulk writes b as a bulk reply; see flushAt.
 func (ss *session) bulk(c redcon.Conn, b []byte) {
 	c.WriteBulk(b)
 	ss.wrote(c, len(b))
 }
 
-// wrote notes n bytes of reply written into c's buffer; see bulk.
+// wrote notes n bytes of reply written into c's buffer, and sends them if
+// they pass flushHard; see flushAt.
 func (ss *session) wrote(c redcon.Conn, n int) {
 	ss.unflushed += n
-	if ss.unflushed < flushAt {
-		return
+	if ss.unflushed >= flushHard {
+		ss.flush(c)
 	}
+}
+
+// flush sends the replies buffered in c. A send that fails (the client did
+// not read within the write timeout) ends the connection's pipeline.
+func (ss *session) flush(c redcon.Conn) {
 	ss.unflushed = 0
 	if flush(c) != nil {
 		ss.quit = true
@@ -287,7 +316,7 @@ func (ss *session) wrote(c redcon.Conn, n int) {
 
 func (s *Server) accept(c redcon.Conn) bool {
 	lc, _ := c.NetConn().(*limitConn)
-	ss := &session{id: s.nextID.Add(1), addr: c.RemoteAddr(), lc: lc, proto: 2}
+	ss := &session{id: s.nextID.Add(1), addr: c.RemoteAddr(), lc: lc, proto: 2, since: time.Now()}
 	c.SetContext(ss)
 	s.conns.Add(1)
 	s.met.conns.Inc()
