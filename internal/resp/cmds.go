@@ -235,8 +235,7 @@ func cmdClient(_ *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	case sub == "id":
 		c.WriteUint64(ss.id)
 	case sub == "info":
-		c.WriteBulkString("id=" + strconv.FormatUint(ss.id, 10) + " addr=" + ss.addr + " name=" + ss.name +
-			" db=0 user=" + ss.tenant + " resp=" + strconv.Itoa(ss.proto) + "\n")
+		c.WriteBulkString(ss.clientInfo())
 	case sub == "setinfo":
 		switch lower(string(args[2])) {
 		case "lib-name", "lib-ver":

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -170,6 +171,17 @@ func TestCommands(t *testing.T) {
 			}
 			if info := conn.Do(ctx, "CLIENT", "INFO").Val(); !strings.Contains(fmt.Sprint(info), "user=acme") {
 				t.Fatalf("CLIENT INFO: %v", info)
+			}
+			// Parsed as go-redis parses it, and with every integer field
+			// redis-py 4 reads without checking it is there.
+			if ci, err := conn.ClientInfo(ctx).Result(); err != nil || ci.User != "acme" || ci.Name != "worker-1" {
+				t.Fatalf("CLIENT INFO through go-redis: %+v, %v", ci, err)
+			}
+			info := fmt.Sprint(conn.Do(ctx, "CLIENT", "INFO").Val())
+			for _, k := range []string{"id", "age", "idle", "db", "sub", "psub", "multi", "qbuf", "qbuf-free", "obl", "argv-mem", "oll", "omem", "tot-mem"} {
+				if !regexp.MustCompile(`(^| )` + regexp.QuoteMeta(k) + `=-?[0-9]+( |\n|$)`).MatchString(info) {
+					t.Errorf("CLIENT INFO %q lacks the integer field %s", info, k)
+				}
 			}
 			if info := c.Info(ctx).Val(); !strings.Contains(info, "# Server") || !strings.Contains(info, "cairn_version:") {
 				t.Fatalf("INFO: %q", info)
