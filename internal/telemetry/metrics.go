@@ -286,6 +286,7 @@ func (m *Metrics) AddBackend(backend string) {
 	}
 	m.reconcileKeys.WithLabelValues(backend)
 	m.reconcileQuarantined.WithLabelValues(backend)
+	m.scrubFailures.WithLabelValues(backend)
 	for _, p := range []string{"lww", "merge", "merge/manual", "manual"} { // reconcile.Policy.String
 		m.reconcileConflicts.WithLabelValues(backend, p)
 	}
