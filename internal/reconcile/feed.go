@@ -508,14 +508,21 @@ func (f *feed) markLocked(ft *feedTenant, seq uint64, at time.Time) {
 }
 
 // trimDue deletes, for each tenant at most once per Retention/feedMaxMarks,
-// this node's feed objects published more than Retention ago.
+// this node's feed objects published more than Retention ago. A tenant
+// whose feed has been silent for Retention (a removed tenant, one this
+// node no longer writes) first gets an object with no entries (roll):
+// its last objects, which hold the bodies of its last writes, deleted
+// documents' included, then go too, while the node's highest number stays
+// in the backend for readers and for this node's own next start.
 func (f *feed) trimDue(ctx context.Context) {
 	now := f.e.cfg.Now()
 	every := max(f.cfg.Retention/feedMaxMarks, f.cfg.Flush)
+	span := f.cfg.Retention / feedMaxMarks // the publish times one mark covers: markLocked
 	f.mu.Lock()
 	type job struct {
 		tenant string
 		upTo   uint64
+		roll   bool
 	}
 	var jobs []job
 	for t, ft := range f.tenants {
@@ -532,16 +539,56 @@ func (f *feed) trimDue(ctx context.Context) {
 				upTo = ft.state.marks[i].seq
 			}
 		}
-		if upTo > 0 {
-			jobs = append(jobs, job{t, upTo})
+		// The last mark's objects were all published within span of its
+		// time: once that is Retention ago, they may go.
+		if m := ft.state.marks; len(m) > 0 && now.Sub(time.Unix(0, m[len(m)-1].at)) >= f.cfg.Retention+span {
+			jobs = append(jobs, job{t, m[len(m)-1].seq, true})
+		} else if upTo > 0 {
+			jobs = append(jobs, job{t, upTo, false})
 		}
 	}
 	f.mu.Unlock()
 	for _, j := range jobs {
-		if err := f.trim(ctx, j.tenant, j.upTo); err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil {
+		err := f.rollThenTrim(ctx, j.tenant, j.upTo, j.roll)
+		if err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil {
 			f.e.cfg.Logger.WarnContext(ctx, "reconcile: trimming the feed failed", "backend", f.e.name, "tenant", j.tenant, "err", err)
 		}
 	}
+}
+
+// rollThenTrim trims tenant's feed up to upTo, after publishing an object
+// with no entries past it if roll (see trimDue).
+func (f *feed) rollThenTrim(ctx context.Context, tenant string, upTo uint64, roll bool) error {
+	if roll {
+		if err := f.roll(ctx, tenant); err != nil {
+			return err
+		}
+	}
+	return f.trim(ctx, tenant, upTo)
+}
+
+// roll publishes an object with no entries as this node's next of tenant.
+// A number another process took meanwhile fails it: the next trim tries
+// again.
+func (f *feed) roll(ctx context.Context, tenant string) error {
+	ft, err := f.load(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	seq := ft.state.seq + 1
+	f.mu.Unlock()
+	obj := feedObject{tenant: tenant, node: f.e.cfg.Feed.NodeID, seq: seq, published: f.e.cfg.Now()}
+	if _, err := call(ctx, f.e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
+		return f.blobs.PutBlob(ctx, feedName(tenant, f.self, seq), obj.encode(), backend.Precondition{IfNoneMatch: true})
+	}); err != nil {
+		return f.e.unavailable(err)
+	}
+	f.mu.Lock()
+	ft.state.seq = max(ft.state.seq, seq)
+	f.markLocked(ft, seq, obj.published)
+	f.mu.Unlock()
+	return f.save(tenant, ft)
 }
 
 // trim deletes this node's feed objects of tenant up to seq upTo.

@@ -484,6 +484,53 @@ func TestFeedRetention(t *testing.T) {
 	}
 }
 
+// TestFeedSilentTenantRolled: a tenant this node stops writing (removed,
+// or written elsewhere now) does not keep its last feed objects, which
+// hold the bodies of its last writes, for good: once the feed has been
+// silent for the retention, the node publishes an object with no entries
+// and deletes the rest. Readers and the node's next write go on from the
+// numbers as they were.
+func TestFeedSilentTenantRolled(t *testing.T) {
+	clk := &clock{t: time.Unix(1_000_000, 0)}
+	shared := newBlobFake(mem.New("b"))
+	const ret = 64 * time.Minute
+	a := feedEngine(t, "na", shared, clk, func(c *Config) { c.Feed.Retention = ret })
+	b := feedEngine(t, "nb", shared, clk, func(c *Config) { c.Feed.Retention = ret })
+	runRound(t, b)
+	put(t, a.st, "k0", `{"secret":"erased-later"}`)
+	del(t, a.st, "k0")
+	flush(t, a)
+	poll(t, b) // B's cursor: a's last object
+	prefix := feedPeerPrefix(tenant, nodeHex("na"))
+	before := shared.names(prefix)
+	clk.add(ret)
+	a.feed.trimDue(bg)
+	if got := shared.names(prefix); !slices.Equal(got, before) {
+		t.Fatalf("the feed's last objects trimmed before the retention and a mark had passed: %v, was %v", got, before)
+	}
+	clk.add(2 * time.Minute)
+	a.feed.trimDue(bg)
+	got := shared.names(prefix)
+	if len(got) != 1 || slices.Contains(before, got[0]) {
+		t.Fatalf("after a silent retention: %v (was %v), want one new object, with no entries", got, before)
+	}
+	data, _, err := shared.GetBlob(bg, got[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj, err := decodeFeed(data); err != nil || len(obj.entries) != 0 {
+		t.Fatalf("the new object: %+v, %v; want no entries", obj, err)
+	}
+	rounds := 0
+	b.feed.round = func(ctx context.Context, tn string) (Stats, error) { rounds++; return b.Round(ctx, tn) }
+	poll(t, b)
+	put(t, a.st, "k1", `{"v":1}`)
+	flush(t, a)
+	if st := poll(t, b); st.Actions[Download] != 1 || rounds != 0 {
+		t.Fatalf("reading on past the empty object: %+v, %d rounds; want k1 downloaded and no round", st, rounds)
+	}
+}
+
 // TestFeedSeqContinues: the seq survives a restart (persisted), and a node
 // that lost the saved seq (a crash after the write, a wiped data
 // directory with the same node id) continues after the highest object in
