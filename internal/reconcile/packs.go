@@ -114,15 +114,18 @@ func (e *Engine) generations(ctx context.Context, bl backend.Blobs, tenant strin
 }
 
 // wantPack asks the pack goroutine to consider writing a pack of tenant,
-// after one of its rounds completed having scanned n keys.
+// after one of its rounds completed having scanned n keys: all of the
+// tenant's if whole, else (a round resumed from a cursor) those after the
+// cursor only.
 //
-// A tenant below Packs.MinDocs gets no pack, and the packs it has (from
-// when it was larger, or written by another node) go once they are Keep
-// old (dropPacks): they hold the bodies of documents deleted since, which
-// a newer pack would have let retention delete, and nothing writes one.
-// Once it has none, the engine remembers that until the tenant reaches
-// MinDocs, so small tenants cost no listing each round.
-func (e *Engine) wantPack(tenant string, n int) {
+// A tenant of fewer than Packs.MinDocs keys, counted whole, gets no pack,
+// and the packs it has (from when it was larger, or written by another
+// node) go once they are Keep old (dropPacks): they hold the bodies of
+// documents deleted since, which a newer pack would have let retention
+// delete, and nothing writes one. Once it has none, the engine remembers
+// that until the tenant reaches MinDocs, so small tenants cost no listing
+// each round.
+func (e *Engine) wantPack(tenant string, n int, whole bool) {
 	if e.cfg.Packs.Every <= 0 {
 		return
 	}
@@ -130,13 +133,17 @@ func (e *Engine) wantPack(tenant string, n int) {
 		return
 	}
 	e.mu.Lock()
-	if n < e.cfg.Packs.MinDocs {
+	switch {
+	case n < e.cfg.Packs.MinDocs && !whole:
+		e.mu.Unlock()
+		return // too few to say the tenant is small
+	case n < e.cfg.Packs.MinDocs:
 		if e.packNone[tenant] {
 			e.mu.Unlock()
 			return
 		}
 		e.packDrop[tenant] = true
-	} else {
+	default:
 		delete(e.packNone, tenant)
 		e.packWant[tenant] = true
 	}
@@ -325,9 +332,11 @@ func (e *Engine) inSync(ctx context.Context, tenant string) iter.Seq2[pack.Entry
 }
 
 // dropPacks deletes every generation of tenant, a tenant below
-// Packs.MinDocs, that is at least Packs.Keep old: a node may still be
-// restoring from a younger one. When none is left, wantPack stops asking
-// until the tenant reaches MinDocs again.
+// Packs.MinDocs, that is at least Packs.Keep old, as retention deletes a
+// superseded one. A node restoring from a generation deleted under it
+// finds a part gone and goes on by its round (errPackGone); the tenant is
+// small. When none is left, wantPack stops asking until the tenant
+// reaches MinDocs again.
 func (e *Engine) dropPacks(ctx context.Context, tenant string) error {
 	bl, ok := backend.BlobsOf(e.be)
 	if !ok {

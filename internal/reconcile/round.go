@@ -129,11 +129,13 @@ func (e *Engine) finishRound(ctx context.Context, r *round, err error) (Stats, e
 		err = e.updateCheckpoint(r.tenant, func(c *checkpoint) { c.cursor, c.caughtUp = "", true })
 		if err == nil {
 			e.roundCompleted(r.tenant)
-			size := st.Scanned
+			// A round resumed from a cursor scanned only the keys after
+			// it: its count is a lower bound of the tenant's size.
+			size, whole := st.Scanned, st.ResumedAfter == ""
 			if r.partial() {
-				size = r.plan.size // a digest round lists only what differs
+				size, whole = r.plan.size, true // a digest round lists only what differs
 			}
-			e.wantPack(r.tenant, size)
+			e.wantPack(r.tenant, size, whole)
 			e.digestsAfter(ctx, r)
 		}
 	case ctx.Err() == nil && !r.partial() && !r.verify:
