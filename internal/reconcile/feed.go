@@ -568,8 +568,8 @@ func (f *feed) rollThenTrim(ctx context.Context, tenant string, upTo uint64, rol
 }
 
 // roll publishes an object with no entries as this node's next of tenant.
-// A number another process took meanwhile fails it: the next trim tries
-// again.
+// A number already taken (a publish whose PUT landed before a crash kept
+// its number from the saved state) is passed over, as publish does.
 func (f *feed) roll(ctx context.Context, tenant string) error {
 	ft, err := f.load(ctx, tenant)
 	if err != nil {
@@ -578,10 +578,23 @@ func (f *feed) roll(ctx context.Context, tenant string) error {
 	f.mu.Lock()
 	seq := ft.state.seq + 1
 	f.mu.Unlock()
-	obj := feedObject{tenant: tenant, node: f.e.cfg.Feed.NodeID, seq: seq, published: f.e.cfg.Now()}
-	if _, err := call(ctx, f.e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
-		return f.blobs.PutBlob(ctx, feedName(tenant, f.self, seq), obj.encode(), backend.Precondition{IfNoneMatch: true})
-	}); err != nil {
+	obj := feedObject{tenant: tenant, node: f.e.cfg.Feed.NodeID, published: f.e.cfg.Now()}
+	for tries := 0; ; tries++ {
+		obj.seq = seq
+		_, err = call(ctx, f.e, backend.OpPutBlob, func(ctx context.Context) (string, error) {
+			return f.blobs.PutBlob(ctx, feedName(tenant, f.self, seq), obj.encode(), backend.Precondition{IfNoneMatch: true})
+		})
+		if fault.ClassOf(err) != fault.PreconditionFailed || tries == 3 {
+			break
+		}
+		last, lerr := f.lastSeq(ctx, tenant, f.self)
+		if lerr != nil {
+			err = lerr
+			break
+		}
+		seq = max(seq, last) + 1
+	}
+	if err != nil {
 		return f.e.unavailable(err)
 	}
 	f.mu.Lock()

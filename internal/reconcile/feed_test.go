@@ -529,6 +529,28 @@ func TestFeedSilentTenantRolled(t *testing.T) {
 	if st := poll(t, b); st.Actions[Download] != 1 || rounds != 0 {
 		t.Fatalf("reading on past the empty object: %+v, %d rounds; want k1 downloaded and no round", st, rounds)
 	}
+
+	// The next number taken already, as a publish whose PUT landed
+	// before a crash leaves it (the saved state one behind): the roll
+	// passes over it and the trim still goes. The taken object, of a time
+	// the node never saved, goes one retention later, with the roll.
+	taken := shared.names(prefix)
+	_, last, _ := parseFeedName(tenant, taken[len(taken)-1])
+	obj := feedObject{tenant: tenant, node: "na", seq: last + 1, published: clk.now()}
+	if _, err := shared.PutBlob(bg, feedName(tenant, nodeHex("na"), last+1), obj.encode(), backend.Precondition{}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(ret + 2*time.Minute)
+	a.feed.trimDue(bg)
+	got = shared.names(prefix)
+	if want := []string{feedName(tenant, nodeHex("na"), last+1), feedName(tenant, nodeHex("na"), last+2)}; !slices.Equal(got, want) {
+		t.Fatalf("after a roll over a taken number: %v, want %v", got, want)
+	}
+	clk.add(ret + 2*time.Minute)
+	a.feed.trimDue(bg)
+	if got = shared.names(prefix); len(got) != 1 || got[0] != feedName(tenant, nodeHex("na"), last+3) {
+		t.Fatalf("a retention later: %v, want only object %d", got, last+3)
+	}
 }
 
 // TestFeedSeqContinues: the seq survives a restart (persisted), and a node
