@@ -299,6 +299,7 @@ type scrubObserver struct {
 	quarantined chan struct{}
 	scrubbed    chan int
 	failed      chan struct{}
+	failing     chan int // if set, every report of the failing tenants
 }
 
 func (o *scrubObserver) ReconcileQuarantined(string) { o.quarantined <- struct{}{} }
@@ -315,15 +316,22 @@ func (o *scrubObserver) ScrubFailed(string) {
 	default:
 	}
 }
+func (o *scrubObserver) ScrubFailing(_ string, n int) {
+	select {
+	case o.failing <- n: // nil: never
+	default:
+	}
+}
 
 // TestScrubFailureCounted: a scrub's walk of a tenant that ends in an
-// error (a listing the backend answers with damage) is counted, so that an
-// operator's alert sees a tenant whose objects go unverified; the log line
-// alone is easy to miss.
+// error (a listing the backend answers with damage) is counted, and the
+// tenant counts as failing until a walk of it succeeds, so that an
+// operator's alert sees a tenant whose objects go unverified however long
+// the scrub's cycle; the log line alone is easy to miss.
 func TestScrubFailureCounted(t *testing.T) {
 	b := mem.New("b")
 	a := openStore(t, "a")
-	obs := &scrubObserver{roundObserver: roundObserver{onRound: func(error) {}}, failed: make(chan struct{}, 1)}
+	obs := &scrubObserver{roundObserver: roundObserver{onRound: func(error) {}}, failed: make(chan struct{}, 1), failing: make(chan int, 100)}
 	ea := newEngine(t, a, b, func(c *Config) { c.ScrubRate, c.Observer = 1000, obs })
 	fill(t, a, 20)
 	if _, err := ea.Upload(bg, tenant); err != nil {
@@ -341,6 +349,23 @@ func TestScrubFailureCounted(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("the scrub's failed walk was not counted")
 	}
+	failing := func(want int) {
+		t.Helper()
+		deadline := time.After(time.Minute)
+		for {
+			select {
+			case n := <-obs.failing:
+				if n == want {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("the failing tenants never reported as %d", want)
+			}
+		}
+	}
+	failing(1)
+	b.SetFault(nil)
+	failing(0)
 }
 
 // TestScrubInRun: Run's background scrub finds an object damaged behind

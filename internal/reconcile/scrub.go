@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -21,6 +22,10 @@ type ScrubObserver interface {
 	// error (not an unavailable backend, where the walk waits): the rest
 	// of that tenant goes unverified until the next cycle.
 	ScrubFailed(backend string)
+	// ScrubFailing: n tenants' last walk ended in an error. A tenant
+	// whose walk fails every cycle stays in it however long a cycle
+	// takes, where the failures' rate falls as cycles lengthen.
+	ScrubFailing(backend string, n int)
 }
 
 // defaultScrubTick is how often Run gives the scrub a turn of
@@ -43,7 +48,8 @@ type scrubber struct {
 	tenants []string // the cycle's tenants not walked yet, next first
 	r       *round   // the walk of tenants[0]; nil before it starts
 	started time.Time
-	credit  float64 // objects allowed and not yet walked, below one
+	credit  float64         // objects allowed and not yet walked, below one
+	failing map[string]bool // the tenants whose last walk ended in an error
 }
 
 // turn walks up to ScrubRate × the engine's scrub tick objects, and no
@@ -106,7 +112,20 @@ func (s *scrubber) newCycle(ctx context.Context) bool {
 		return false
 	}
 	s.tenants, s.started = tenants, e.cfg.Now()
+	for t := range s.failing { // a tenant no longer served is not failing
+		if !slices.Contains(tenants, t) {
+			delete(s.failing, t)
+		}
+	}
+	s.reportFailing()
 	return true
+}
+
+// reportFailing tells the observer how many tenants' last walk failed.
+func (s *scrubber) reportFailing() {
+	if o, ok := s.e.cfg.Observer.(ScrubObserver); ok {
+		o.ScrubFailing(s.e.name, len(s.failing))
+	}
 }
 
 // finish ends the current tenant's walk after err (nil: it reached the
@@ -114,6 +133,12 @@ func (s *scrubber) newCycle(ctx context.Context) bool {
 func (s *scrubber) finish(ctx context.Context, err error) {
 	e, r := s.e, s.r
 	s.r, s.tenants = nil, s.tenants[1:]
+	if err == nil || errors.Is(err, ErrNeedsConfirm) {
+		if s.failing[r.tenant] {
+			delete(s.failing, r.tenant)
+			s.reportFailing()
+		}
+	}
 	if err == nil {
 		e.digestsAfter(ctx, r)
 		return
@@ -122,6 +147,11 @@ func (s *scrubber) finish(ctx context.Context, err error) {
 		e.warnHeld(ctx, r.tenant, "scrub", err)
 		return
 	}
+	if s.failing == nil {
+		s.failing = map[string]bool{}
+	}
+	s.failing[r.tenant] = true
+	s.reportFailing()
 	if o, ok := e.cfg.Observer.(ScrubObserver); ok {
 		o.ScrubFailed(e.name)
 	}

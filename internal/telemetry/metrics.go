@@ -52,6 +52,7 @@ type Metrics struct {
 	scrubObjects           *prometheus.CounterVec   // backend
 	scrubCycle             *prometheus.GaugeVec     // backend
 	scrubFailures          *prometheus.CounterVec   // backend
+	scrubFailing           *prometheus.GaugeVec     // backend
 	replicationLag         *lagGauge                // backend
 	collect                collectMetrics           // collect.go
 	feed                   feedMetrics              // feed.go
@@ -134,6 +135,8 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 			"Time the scrub's last whole cycle over every tenant's objects took, by backend.", "backend"),
 		scrubFailures: f.counterVec("cairn_scrub_failures_total",
 			"Walks of one tenant's objects by the scrub that ended in an error, by backend: that tenant's objects past the error went unverified.", "backend"),
+		scrubFailing: f.gaugeVec("cairn_scrub_failing_tenants",
+			"Tenants whose last walk by the scrub ended in an error, by backend: their objects go unverified until a walk succeeds.", "backend"),
 		reconcileBytes: f.counterVec("cairn_reconcile_bytes_total",
 			"Document bytes the reconciler moved, by backend and direction (up: to the backend, down: to the store).", "backend", "direction"),
 		replicationLag: newLagGauge(reg),
@@ -287,6 +290,7 @@ func (m *Metrics) AddBackend(backend string) {
 	m.reconcileKeys.WithLabelValues(backend)
 	m.reconcileQuarantined.WithLabelValues(backend)
 	m.scrubFailures.WithLabelValues(backend)
+	m.scrubFailing.WithLabelValues(backend)
 	for _, p := range []string{"lww", "merge", "merge/manual", "manual"} { // reconcile.Policy.String
 		m.reconcileConflicts.WithLabelValues(backend, p)
 	}
@@ -352,6 +356,11 @@ func (m *Metrics) ScrubCycle(backend string, d time.Duration) {
 // ScrubFailed counts a scrub's walk of a tenant that ended in an error.
 func (m *Metrics) ScrubFailed(backend string) {
 	m.scrubFailures.WithLabelValues(backend).Inc()
+}
+
+// ScrubFailing sets how many tenants' last scrub walk failed.
+func (m *Metrics) ScrubFailing(backend string, n int) {
+	m.scrubFailing.WithLabelValues(backend).Set(float64(n))
 }
 
 // ReconcileBytes adds document bytes moved by the reconciler: up to the

@@ -44,6 +44,7 @@ func exercise(t *testing.T, tel *Telemetry) {
 	m.ScrubObjects("s3", 40)
 	m.ScrubCycle("s3", 90*time.Second)
 	m.ScrubFailed("s3")
+	m.ScrubFailing("s3", 2)
 	m.SetReplicationLag("s3", 1500*time.Millisecond)
 }
 
@@ -93,6 +94,7 @@ func TestMetricsValues(t *testing.T) {
 		{"scrubbed", testutil.ToFloat64(m.scrubObjects.WithLabelValues("s3")), 40},
 		{"scrub cycle", testutil.ToFloat64(m.scrubCycle.WithLabelValues("s3")), 90},
 		{"scrub failed", testutil.ToFloat64(m.scrubFailures.WithLabelValues("s3")), 1},
+		{"scrub failing", testutil.ToFloat64(m.scrubFailing.WithLabelValues("s3")), 2},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
