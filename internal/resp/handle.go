@@ -223,18 +223,20 @@ func (s *Server) handleOne(c redcon.Conn, ss *session, rc redcon.Command, more b
 	if ss.lc != nil {
 		ss.lc.f.authed = ss.tenant != ""
 	}
-	switch {
-	case !more:
-		ss.unflushed = 0 // redcon sends the replies now
-	case ss.unflushed >= flushAt:
-		ss.flush(c) // out of flight and with the tenant's slot given back: see flushAt
-	}
+	// The command's figures first: a send that waits on the client is not
+	// the command's time.
 	met.duration.Observe(time.Since(start).Seconds())
 	s.countTenant(ss, res)
 	if res.err {
 		met.outcome(res.class).Inc()
 	} else {
 		met.ok.Inc()
+	}
+	switch {
+	case !more:
+		ss.unflushed = 0 // redcon sends the replies now
+	case ss.unflushed >= flushAt:
+		ss.flush(c) // out of flight and with the tenant's slot given back: see flushAt
 	}
 }
 

@@ -468,9 +468,8 @@ func TestLargeRepliesSentMidPipeline(t *testing.T) {
 
 // TestStalledReaderHoldsNoDrain: a client that pipelines GETs of large
 // documents and does not read their replies holds its own connection
-// only: a shutdown's drain does not wait for it (for up to the write
-// timeout, past any drain timeout), as it did while its replies were sent
-// with its command still in flight.
+// only: a shutdown's drain does not wait for it, which would last up to
+// the write timeout, past any drain timeout.
 func TestStalledReaderHoldsNoDrain(t *testing.T) {
 	auth, err := server.NewVerifier(server.Auth{Tenants: map[string][][32]byte{"acme": {server.HashToken(acmeToken)}}})
 	must(t, err)

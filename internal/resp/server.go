@@ -284,10 +284,11 @@ func (ss *session) ctx() context.Context {
 // slot: a client that does not read then holds neither a drain nor its
 // tenant's other clients, only its own connection, for up to the write
 // timeout. Only a command whose own replies pass flushHard (an MGET of
-// large documents) sends them while it runs.
+// large documents) sends them while it runs, so that a connection holds
+// at most about flushHard and one document unsent.
 const (
 	flushAt   = 256 << 10
-	flushHard = 4 << 20
+	flushHard = 1 << 20
 )
 
 // bulk writes b as a bulk reply; see flushAt.
