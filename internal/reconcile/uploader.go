@@ -282,21 +282,27 @@ func (e *Engine) behind(tenant string, t time.Time) {
 // it ReplicationLag reads 0 after a restart until the uploader reaches the
 // tenant, which a backend that is down at start never lets it do: the lag
 // alert would stay quiet through exactly that outage. It reads the store
-// only, no backend, and at most noteScan changes a tenant: a longer run of
-// versions other nodes wrote ahead of this node's own leaves them to the
-// uploader to find. A mark Changed left first is kept if it is older.
+// only, no backend, and at most noteScan changes a tenant and noteBudget
+// in all, as Run answers nothing meanwhile: a longer run of versions other
+// nodes wrote ahead of this node's own leaves them to the uploader to
+// find. A mark Changed left first is kept if it is older.
 func (e *Engine) notePending(ctx context.Context) {
 	tenants, err := e.storedTenants(ctx)
 	if err != nil {
 		return // the first pass meets the store's error and reports it
 	}
 	own := e.st.Identity().Incarnation
+	budget := noteBudget
 	for _, tenant := range tenants {
+		if budget <= 0 {
+			return
+		}
 		cp, err := e.loadCheckpoint(tenant)
 		if err != nil {
 			continue
 		}
-		for c, err := range e.st.Changes(ctx, tenant, cp.uploadSeq, noteScan) {
+		for c, err := range e.st.Changes(ctx, tenant, cp.uploadSeq, min(noteScan, budget)) {
+			budget--
 			if err != nil {
 				break
 			}
@@ -314,8 +320,12 @@ func (e *Engine) notePending(ctx context.Context) {
 	}
 }
 
-// noteScan bounds how many changes notePending reads of one tenant.
-const noteScan = 4096
+// noteScan and noteBudget bound the changes notePending reads of one
+// tenant and in all: a few tens of milliseconds of a start.
+const (
+	noteScan   = 4096
+	noteBudget = 1 << 16
+)
 
 // pendingSince is the mark a page of changes leaves while it uploads:
 // the time of its first change this node wrote; none (false) when it
