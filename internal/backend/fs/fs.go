@@ -63,19 +63,21 @@
 // attribute the write set on it (user.cairn.etag, Linux; a stat and a
 // getxattr per entry), believed only while the file keeps the inode and
 // modification time it records, or else from the file's header (open and
-// read; the attribute is then recorded again); the leaves a page covers
-// are read whole. The ETag is the header's, so damage to an object's body
-// does not change it: Get verifies the content. Entries a leaf holds that
-// cannot be objects (directories, names no key escapes to) are ignored. A
-// hashed object whose header is damaged is left out of listings (its key
-// is unknown); Get by its key reports the damage. One that cannot be read
-// (an I/O error) fails the listing, or the split, which then fails the Put
-// that started it although that Put's object was written. Temporary files of a
-// process that crashed mid-write stay in <root>/.tmp, and a split that
-// crashed can leave an unreferenced leaf, or stale links in the old leaf
-// (never read; removed by that leaf's next split). The root must be on a
-// case-sensitive file system (keys "A" and "a" are different files) that
-// supports hard links.
+// read; the attribute is then recorded again, which changes the file's
+// ctime, and on a backend this process may not write, such as a read-only
+// mount, fails, so that every listing opens every file); the leaves a page
+// covers are read whole. The ETag is the header's, so damage to an
+// object's body does not change it: Get verifies the content. Entries a
+// leaf holds that cannot be objects (directories, names no key escapes to)
+// are ignored. A hashed object whose header is damaged is left out of
+// listings (its key is unknown); Get by its key reports the damage. One
+// that cannot be read (an I/O error) fails the listing, or the split,
+// which then fails the Put that started it although that Put's object was
+// written. Temporary files of a process that crashed mid-write stay in
+// <root>/.tmp, and a split that crashed can leave an unreferenced leaf, or
+// stale links in the old leaf (never read; removed by that leaf's next
+// split). The root must be on a case-sensitive file system (keys "A" and
+// "a" are different files) that supports hard links.
 package fs
 
 import (
@@ -299,6 +301,7 @@ func notFound(err error) error {
 // A file shorter than headerRead (a small document) is read whole by the
 // first read, which then also tells its size: no stat.
 func entry(fh *os.File, key string) (backend.Entry, error) {
+	before, stamped := stampOf(fh) // before the read: see refreshETagAttr
 	buf := make([]byte, headerRead)
 	n, err := fh.ReadAt(buf, 0)
 	if err != nil && !errors.Is(err, io.EOF) {
@@ -322,7 +325,9 @@ func entry(fh *os.File, key string) (backend.Entry, error) {
 		}
 		return backend.Entry{Key: key, ETag: backend.ETagOf(buf), Size: size}, nil
 	}
-	refreshETagAttr(fh, h.ETag(), size)
+	if stamped {
+		refreshETagAttr(fh, h.ETag(), size, before)
+	}
 	return backend.Entry{Key: key, ETag: h.ETag(), Size: size}, nil
 }
 

@@ -40,18 +40,42 @@ func setETagAttr(path, etag string, size int64) {
 	_ = unix.Setxattr(path, etagAttr, attrValue(etag, size, &st), 0)
 }
 
-// refreshETagAttr records etag and size on fh, open on the file whose
-// header they were read from, unless it has changed size since; best
-// effort, as a cache is filled. It writes through the descriptor, so a
-// file that replaced the path meanwhile keeps its own attribute.
-func refreshETagAttr(fh *os.File, etag string, size int64) {
+// stamp is what a file's attribute is checked against: its inode, size
+// and modification time.
+type stamp struct {
+	ino   uint64
+	size  int64
+	mtime int64
+}
+
+// stampOf returns fh's stamp; ok is false if fstat failed.
+func stampOf(fh *os.File) (s stamp, ok bool) {
+	raw, err := fh.SyscallConn()
+	if err != nil {
+		return stamp{}, false
+	}
+	_ = raw.Control(func(fd uintptr) {
+		var st unix.Stat_t
+		if unix.Fstat(int(fd), &st) == nil {
+			s, ok = stamp{st.Ino, st.Size, st.Mtim.Nano()}, true
+		}
+	})
+	return s, ok
+}
+
+// refreshETagAttr records etag and size on fh, whose header they were read
+// from after before was taken, unless the file changed since before (a
+// write in place during the read); best effort, as a cache is filled. It
+// writes through the descriptor, so a file that replaced the path
+// meanwhile keeps its own attribute.
+func refreshETagAttr(fh *os.File, etag string, size int64, before stamp) {
 	raw, err := fh.SyscallConn()
 	if err != nil {
 		return
 	}
 	_ = raw.Control(func(fd uintptr) {
 		var st unix.Stat_t
-		if unix.Fstat(int(fd), &st) != nil || st.Size != size {
+		if unix.Fstat(int(fd), &st) != nil || st.Size != size || (stamp{st.Ino, st.Size, st.Mtim.Nano()}) != before {
 			return
 		}
 		_ = unix.Fsetxattr(int(fd), etagAttr, attrValue(etag, size, &st), 0)

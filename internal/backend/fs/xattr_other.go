@@ -10,4 +10,8 @@ func setETagAttr(path, etag string, size int64) {}
 
 func etagAttrOf(path string) (string, int64, bool, error) { return "", 0, false, nil }
 
-func refreshETagAttr(fh *os.File, etag string, size int64) {}
+type stamp struct{}
+
+func stampOf(fh *os.File) (stamp, bool) { return stamp{}, false }
+
+func refreshETagAttr(fh *os.File, etag string, size int64, before stamp) {}
