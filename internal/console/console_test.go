@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cairnstore/cairn/api/chaosapi"
+	"github.com/cairnstore/cairn/internal/chaos"
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/servertest"
@@ -417,6 +418,45 @@ func TestChaosSeedExact(t *testing.T) {
 	resp, body := f.req("GET", "/console/api/chaos", local, ck, "", nil)
 	if resp.StatusCode != 200 || !strings.Contains(body, `"seed":"584793133368947343"`) {
 		t.Fatalf("chaos status: %d %s", resp.StatusCode, body)
+	}
+}
+
+// healChaos is a simulator with one backend that counts its heals.
+type healChaos struct{ b *healBackend }
+
+type healBackend struct{ heals, sets int }
+
+func (healChaos) ChaosStatus() chaosapi.Status { return chaosapi.Status{} }
+func (c healChaos) ChaosBackend(name string) (server.ChaosBackend, []string) {
+	if name != "b" {
+		return nil, []string{"b"}
+	}
+	return c.b, []string{"b"}
+}
+func (b *healBackend) SetProfile(chaos.Profile) error { b.sets++; return nil }
+func (b *healBackend) Heal()                          { b.heals++ }
+func (*healBackend) Schedule() []chaos.Injection      { return nil }
+func (*healBackend) Dropped() int                     { return 0 }
+
+// TestChaosSetRefusesMisspeltHeal: a heal asked for under a misspelt
+// name, or with a value that is not a flag, is refused, not taken for a
+// profile set from the body.
+func TestChaosSetRefusesMisspeltHeal(t *testing.T) {
+	b := &healBackend{}
+	f := newFixture(t, func(o *Options) { o.Chaos = healChaos{b} })
+	ck, csrf := f.signIn(t, local, admin)
+	hdr := map[string]string{"X-CSRF-Token": csrf, "Origin": "http://127.0.0.1:7071"}
+	for _, q := range []string{"backend=b&hael=1", "backend=b&heal=yes please"} {
+		resp, body := f.req("POST", "/console/api/chaos?"+strings.ReplaceAll(q, " ", "+"), local, ck, "{}", hdr)
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST chaos?%s: %d %s, want 400", q, resp.StatusCode, body)
+		}
+	}
+	if resp, body := f.req("POST", "/console/api/chaos?backend=b&heal=1", local, ck, "", hdr); resp.StatusCode != 200 {
+		t.Fatalf("heal: %d %s", resp.StatusCode, body)
+	}
+	if b.heals != 1 || b.sets != 0 {
+		t.Fatalf("%d heals and %d profiles set, want 1 heal and none set", b.heals, b.sets)
 	}
 }
 

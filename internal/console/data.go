@@ -507,13 +507,25 @@ func (c *Console) chaosSet(w http.ResponseWriter, r *http.Request, _ *session) {
 		c.fail(w, r, fault.New(fault.Forbidden, fault.Context{Op: op}, "chaos control needs an admin token: start the node with --admin-token-sha256"))
 		return
 	}
-	name := r.URL.Query().Get("backend")
+	q := r.URL.Query()
+	for name := range q { // a misspelt heal= would set the body's profile instead
+		if name != "backend" && name != "heal" {
+			c.fail(w, r, invalid(op, fmt.Sprintf("unknown query parameter %q (want backend, heal)", name)))
+			return
+		}
+	}
+	heal, err := server.QueryFlag(q, "heal")
+	if err != nil {
+		c.fail(w, r, invalid(op, err.Error()))
+		return
+	}
+	name := q.Get("backend")
 	cb, names := c.o.Chaos.ChaosBackend(name)
 	if cb == nil {
 		c.fail(w, r, fault.New(fault.NotFound, fault.Context{Op: op}, fmt.Sprintf("no backend %q (configured: %s)", name, strings.Join(names, ", "))))
 		return
 	}
-	if r.URL.Query().Get("heal") == "1" {
+	if heal {
 		cb.Heal()
 		writeJSON(w, map[string]any{"backend": name, "profile": chaos.Profile{}})
 		return

@@ -85,10 +85,11 @@ function poll(fn, ms) {
 }
 
 const fmt = {
-  // key shows a document key with its invisible direction and formatting
-  // marks spelt out (<U+202E>): a key "x\u202Egnp.exe" must not read as
-  // "xexe.png", nor two keys that differ only in such marks read alike.
-  key(k) { return String(k).replace(/[\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g, c => "<U+" + c.charCodeAt(0).toString(16).toUpperCase().padStart(4, "0") + ">"); },
+  // key shows a document key with its invisible direction, formatting and
+  // separator marks spelt out (<U+202E>): a key "x\u202Egnp.exe" must not
+  // read as "xexe.png", nor a key with such a mark look like the same key
+  // without it.
+  key(k) { return String(k).replace(/[\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\u{e0000}-\u{e007f}]/gu, c => "<U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + ">"); },
   n(v, d) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US", { maximumFractionDigits: d === undefined ? 1 : d }); },
   bytes(v) {
     if (v === null || v === undefined) return "–";
@@ -435,7 +436,7 @@ function replication() {
           h("button", { onclick: () => run({ backend: b.name }) }, "Start a round here")),
         table([{ t: "tenant" }, { t: "state" }, { t: "progress" }, { t: "last round" }, { t: "last error" }], rows, "No tenant has been reconciled with this backend yet."));
     });
-    const q = r.quarantined.map(x => h("tr", {}, h("td", {}, x.backend), h("td", {}, x.tenant), h("td", { class: "mono" }, x.key), h("td", {}, x.reason)));
+    const q = r.quarantined.map(x => h("tr", {}, h("td", {}, x.backend), h("td", {}, x.tenant), h("td", { class: "mono" }, fmt.key(x.key)), h("td", {}, x.reason)));
     body.replaceChildren(...cards, h("div", { class: "card" }, h("h2", {}, "Quarantined objects"),
       table([{ t: "backend" }, { t: "tenant" }, { t: "key" }, { t: "reason" }], q, "Nothing quarantined: no damaged remote object was found."),
       r.quarantined_more ? h("p", { class: "muted quarantined-more" }, "Only the first " + q.length + " are listed; cairn reconcile quarantine lists them all.") : ""));
