@@ -231,8 +231,12 @@ func TestReconcileConfirm(t *testing.T) {
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `unknown query parameter \"tenat\"`) {
 		t.Fatalf("a misspelt tenant: %d %s", resp.StatusCode, body)
 	}
+	resp, body = f.req("POST", "/console/api/reconcile?tenant=acme&tenant=other", local, ck, "", pageHdr(csrf, false, nil))
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, `given more than once`) {
+		t.Fatalf("two tenants: %d %s", resp.StatusCode, body)
+	}
 	if got := rc.requests(); len(got) != 0 {
-		t.Fatalf("a misspelt tenant reached the reconciler: %+v", got)
+		t.Fatalf("a misspelt or repeated tenant reached the reconciler: %+v", got)
 	}
 
 	for _, q := range []string{"", "confirm=1", "backend=b", ""} {

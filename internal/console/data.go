@@ -437,9 +437,13 @@ func (c *Console) reconcile(w http.ResponseWriter, r *http.Request, _ *session) 
 	// As the admin route does: a misspelt tenant= or backend= would run
 	// rounds of every tenant on every backend, confirmed deletions
 	// included.
-	for name := range q {
+	for name, vs := range q {
 		if name != "backend" && name != "tenant" && name != "confirm" {
 			c.fail(w, r, invalid(op, fmt.Sprintf("unknown query parameter %q (want backend, tenant, confirm)", name)))
+			return
+		}
+		if len(vs) > 1 {
+			c.fail(w, r, invalid(op, fmt.Sprintf("query parameter %q given more than once", name)))
 			return
 		}
 	}

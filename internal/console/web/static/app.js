@@ -89,7 +89,7 @@ const fmt = {
   // separator marks spelt out (<U+202E>): a key "x\u202Egnp.exe" must not
   // read as "xexe.png", nor a key with such a mark look like the same key
   // without it.
-  key(k) { return String(k).replace(/[\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\u{e0000}-\u{e007f}]/gu, c => "<U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + ">"); },
+  key(k) { return String(k).replace(/[\u00ad\u034f\u061c\u115f\u1160\u180e\u200b-\u200f\u2028-\u202e\u2060-\u206f\u3164\ufeff\uffa0\ufff9-\ufffb\u{e0000}-\u{e007f}]/gu, c => "<U+" + c.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + ">"); },
   n(v, d) { return v === null || v === undefined ? "–" : Number(v).toLocaleString("en-US", { maximumFractionDigits: d === undefined ? 1 : d }); },
   bytes(v) {
     if (v === null || v === undefined) return "–";
