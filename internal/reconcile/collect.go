@@ -175,6 +175,9 @@ func (c *Collector) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 			st, err := c.Pass(ctx)
+			if ctx.Err() != nil {
+				return nil // stopped during the pass: not a failure of it
+			}
 			c.log(st, err)
 		}
 	}

@@ -125,6 +125,7 @@ type feedTenant struct {
 	polls   int
 	gap     *feedGap
 	trimmed time.Time
+	rolled  uint64              // the seq of the last object roll published, if that is the newest
 	peer    map[string]PeerFeed // status per peer
 	polled  time.Time           // the end of the last poll that succeeded
 	pollErr error               // the last poll's error; nil after one succeeds
@@ -541,17 +542,25 @@ func (f *feed) trimDue(ctx context.Context) {
 		}
 		// The last mark's objects were all published within span of its
 		// time: once that is Retention ago, they may go.
-		if m := ft.state.marks; len(m) > 0 && now.Sub(time.Unix(0, m[len(m)-1].at)) >= f.cfg.Retention+span {
-			jobs = append(jobs, job{t, m[len(m)-1].seq, true})
-		} else if upTo > 0 {
+		// When the newest object is the roll itself, everything before it
+		// goes, and the roll stays: it holds nothing.
+		m := ft.state.marks
+		switch last := len(m) - 1; {
+		case last >= 0 && now.Sub(time.Unix(0, m[last].at)) >= f.cfg.Retention+span && m[last].seq == ft.rolled:
+			jobs = append(jobs, job{t, m[last].seq - 1, false})
+		case last >= 0 && now.Sub(time.Unix(0, m[last].at)) >= f.cfg.Retention+span:
+			jobs = append(jobs, job{t, m[last].seq, true})
+		case upTo > 0:
 			jobs = append(jobs, job{t, upTo, false})
 		}
 	}
 	f.mu.Unlock()
 	for _, j := range jobs {
 		err := f.rollThenTrim(ctx, j.tenant, j.upTo, j.roll)
-		if err != nil && ctx.Err() == nil && f.e.cfg.Logger != nil {
-			f.e.cfg.Logger.WarnContext(ctx, "reconcile: trimming the feed failed", "backend", f.e.name, "tenant", j.tenant, "err", err)
+		if err != nil && ctx.Err() == nil {
+			// Once a tick per tenant while the backend is down: as the
+			// feed's other failures, at most a line a minute.
+			f.e.warnRepeated(ctx, "feed-trim", "reconcile: trimming the feed failed", "backend", f.e.name, "tenant", j.tenant, "err", err)
 		}
 	}
 }
@@ -600,6 +609,7 @@ func (f *feed) roll(ctx context.Context, tenant string) error {
 	f.mu.Lock()
 	ft.state.seq = max(ft.state.seq, seq)
 	f.markLocked(ft, seq, obj.published)
+	ft.rolled = seq
 	f.mu.Unlock()
 	return f.save(tenant, ft)
 }
