@@ -1,8 +1,11 @@
 package reconcile
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/mem"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/proctest"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -347,6 +351,48 @@ func (o *syncObserver) TombstonesCollected(n int) {
 	}
 }
 func (o *syncObserver) ChangesTrimmed(int) {}
+
+// TestCollectorStoppedMidPass: a pass cut short by the node's stop (Run's
+// context ending while it deletes a tombstone from a backend) is not
+// logged as a failed pass: at a SIGTERM, that WARN read as a fault.
+func TestCollectorStoppedMidPass(t *testing.T) {
+	b := mem.New("b")
+	a := openStore(t, "a")
+	e := newEngine(t, a, b, nil)
+	put(t, a, "x", `{}`)
+	del(t, a, "x")
+	runRound(t, e) // the tombstone in the backend too
+	clk := &testClock{}
+	clk.pastGrace()
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	b.SetFault(func(op, _, _ string) error {
+		if op != backend.OpDelete {
+			return nil
+		}
+		once.Do(func() { close(entered) })
+		<-release
+		return fault.New(fault.Transient, fault.Context{}, "cut short")
+	})
+	var logs proctest.SyncBuffer
+	c, err := NewCollector(CollectorConfig{Store: a, Engines: []*Engine{e}, Grace: testGrace, Interval: time.Millisecond,
+		Now: clk.now, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	<-entered // the pass is deleting x's tombstone from the backend
+	cancel()
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if out := logs.String(); strings.Contains(out, "collect: pass failed") {
+		t.Fatalf("a pass stopped with the node was logged as failed:\n%s", out)
+	}
+}
 
 // TestCollectorRun: Run passes every Interval until Close.
 func TestCollectorRun(t *testing.T) {
