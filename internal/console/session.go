@@ -194,9 +194,9 @@ func retryAfter(d time.Duration) string {
 }
 
 // safeNext keeps a post-sign-in destination inside the console, so the
-// sign-in page cannot be made to send a browser elsewhere: one of its
-// pages, with the query the page had (the tenant and key an operator was
-// looking at when the session ended), encoded afresh.
+// sign-in page cannot be made to send a browser elsewhere: one of the
+// console's pages, with its query (the tenant and key the page shows)
+// encoded afresh.
 func safeNext(next string) string {
 	path, query, _ := strings.Cut(next, "?")
 	for _, p := range pageNames {

@@ -354,7 +354,7 @@ func (o *syncObserver) ChangesTrimmed(int) {}
 
 // TestCollectorStoppedMidPass: a pass cut short by the node's stop (Run's
 // context ending while it deletes a tombstone from a backend) is not
-// logged as a failed pass: at a SIGTERM, that WARN read as a fault.
+// logged as a failed pass: a WARN at every SIGTERM would read as a fault.
 func TestCollectorStoppedMidPass(t *testing.T) {
 	b := mem.New("b")
 	a := openStore(t, "a")
