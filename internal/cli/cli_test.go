@@ -176,6 +176,13 @@ func TestServeRefusesBadSettings(t *testing.T) {
 		{[]string{"--listen", "127.0.0.1:27999", "--admin-listen", "127.0.0.1:27999"}, nil, `--admin-listen "127.0.0.1:27999": the address of --listen too`},
 		{[]string{"--listen", "127.0.0.1:27999", "--resp-listen", "127.0.0.1:27999"}, nil, `--resp-listen "127.0.0.1:27999": the address of --listen too`},
 		{[]string{"--admin-listen", "0.0.0.0:0", "--tenant", "acme:" + strings.Repeat("ab", 32)}, nil, "--admin-listen 0.0.0.0:0 is beyond loopback: configure --admin-token-sha256"},
+		// One token must not act for the admin and a tenant, or for two tenants.
+		{[]string{"--tenant", "acme:" + strings.Repeat("ab", 32), "--admin-token-sha256", strings.Repeat("ab", 32)}, nil,
+			`--tenant: the token hash of tenant "acme" is also given to the admin (--admin-token-sha256)`},
+		{[]string{"--tenant", "acme:" + strings.Repeat("ab", 32), "--tenant", "beta:" + strings.Repeat("cd", 32), "--tenant", "beta:" + strings.Repeat("ab", 32)}, nil,
+			`the token hash of tenant "beta" is also given to tenant "acme"`},
+		{nil, map[string]string{"CAIRN_TENANTS": "acme:" + strings.Repeat("ab", 32), "CAIRN_ADMIN_TOKEN_SHA256": strings.Repeat("ab", 32)},
+			`CAIRN_TENANTS: the token hash of tenant "acme" is also given to the admin (CAIRN_ADMIN_TOKEN_SHA256)`},
 	}
 	for _, tt := range tests {
 		args := append([]string{"serve", "--data-dir", dir}, tt.args...)

@@ -450,6 +450,9 @@ func (f *serveFlags) nodeConfig(env Env) (node.Config, error) {
 		}
 		cfg.Auth.Tenants[name] = append(cfg.Auth.Tenants[name], sum)
 	}
+	if err := sharedTokenHash(cfg.Auth, f.origin); err != nil {
+		return cfg, err
+	}
 	if err := f.replication(&cfg); err != nil {
 		return cfg, err
 	}
@@ -686,6 +689,29 @@ func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
 		return "", [32]byte{}, fmt.Errorf("%s: %v (the value after ':' is not repeated here: it may be a token)", origin.named("tenant", name+":…"), err)
 	}
 	return name, sum, nil
+}
+
+// sharedTokenHash refuses a token hash given to two roles: to the admin
+// and a tenant, which would let that tenant's token act on every tenant,
+// or to two tenants, which would let each act on the other. Either is a
+// paste gone wrong, most likely while rotating tokens. The error names the
+// roles, not the hash.
+func sharedTokenHash(a server.Auth, origin origins) error {
+	holder := map[[32]byte]string{}
+	for _, sum := range a.Admin {
+		holder[sum] = "the admin (" + origin.setting("admin-token-sha256") + ")"
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.Tenants)) {
+		for _, sum := range a.Tenants[name] {
+			who := "tenant " + strconv.Quote(name)
+			if prev, ok := holder[sum]; ok && prev != who {
+				return fmt.Errorf("%s: the token hash of %s is also given to %s: a token acts for one tenant or the admin, never more (give each its own token)",
+					origin.setting("tenant"), who, prev)
+			}
+			holder[sum] = who
+		}
+	}
+	return nil
 }
 
 // strayArg is how serve's refusal of an argument shows it: quoted when

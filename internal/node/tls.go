@@ -29,7 +29,7 @@ func (n *Node) setupTLS() error {
 		return fault.E(fault.Config, fault.Context{Op: "node.start"}, fmt.Errorf("--tls-cert %s, --tls-key %s: %w", c.CertFile, c.KeyFile, err))
 	}
 	n.certs = r
-	n.tel.Metrics.TLSCertificate(r.Leaf())
+	n.tel.Metrics.TLSCertificate(r.Served().NotAfter)
 	return nil
 }
 

@@ -67,6 +67,21 @@ func TestTLSBothListeners(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "HTTPS") {
 			t.Errorf("plain HTTP to %s: %s %q; want a 400 saying to use HTTPS", plain, resp.Status, b)
 		}
+		// As a proxy sends it, HTTP/2's preface, and CONNECT.
+		host := strings.TrimPrefix(strings.TrimSuffix(url, "/livez"), "https://")
+		for _, req := range []string{"GET http://" + host + "/livez HTTP/1.1\r\nHost: " + host + "\r\n\r\n",
+			"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "CONNECT " + host + " HTTP/1.1\r\nHost: " + host + "\r\n\r\n"} {
+			c, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.WriteString(c, req)
+			answer, _ := io.ReadAll(c)
+			c.Close()
+			if !strings.HasPrefix(string(answer), "HTTP/1.1 400") || !strings.Contains(string(answer), "HTTPS") {
+				t.Errorf("%q to %s: %q; want a 400 saying to use HTTPS", req, host, answer)
+			}
+		}
 	}
 
 	ca.Issue(t, 2, certFile, keyFile)

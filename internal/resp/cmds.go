@@ -68,7 +68,7 @@ func (s *Server) authenticate(c redcon.Conn, ss *session, tenant, token []byte) 
 	}
 	if s.opt.Limiter != nil {
 		if within, wait := s.opt.Limiter.AuthFailed(); !within {
-			c.WriteError("TRYAGAIN too many commands fail authentication on this node; retry after " + wait.String())
+			c.WriteError("TRYAGAIN too many commands fail authentication on this node; retry after " + retryAfter(wait))
 			// Past the budget a flood would write a line per attempt:
 			// one a period, with how many were held back.
 			if ok, suppressed := s.authLog.Allow("budget", time.Now()); ok {

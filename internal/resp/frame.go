@@ -60,6 +60,14 @@ type errProtocol struct{ msg string }
 
 func (e *errProtocol) Error() string { return "Protocol error: " + e.msg }
 
+// tlsHandshake starts a TLS record of a handshake: a client's first bytes
+// when it speaks TLS to a port that does not, and never a RESP command's.
+const tlsHandshake = 0x16
+
+// errTLSToPlain refuses a client that speaks TLS to a plain RESP port; a
+// RESP error is all it can be told, though it will not read it as one.
+var errTLSToPlain = &errProtocol{"this port serves plain RESP, and the client sent a TLS handshake: connect without TLS, or to the port that serves it"}
+
 // errTooLarge is a command over the limit.
 var errTooLarge = errors.New("resp: command too large")
 
@@ -110,6 +118,10 @@ func (f *framer) frame() {
 	for f.err == nil && len(f.inline) == 0 {
 		if f.args == 0 && f.pos == f.ready {
 			if f.ready == len(f.buf) || (!f.authed && f.ready > f.sent) {
+				return
+			}
+			if f.buf[f.ready] == tlsHandshake && !f.authed {
+				f.err = errTLSToPlain
 				return
 			}
 			if f.buf[f.ready] != '*' {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // feed runs in through a framer in chunks of the given sizes (cycled) and
@@ -122,6 +123,7 @@ func TestFramerBeforeAuth(t *testing.T) {
 		{"a command over 16 KiB", multibulk("AUTH", name, name), "unauthenticated bulk length"},
 		{"eleven inline arguments", "CLIENT SETNAME a b c d e f g h i\r\n", "unauthenticated multibulk length"},
 		{"an inline line over 16 KiB", "CLIENT SETNAME " + strings.Repeat("x", preAuthBytes) + "\r\n", "too big inline request"},
+		{"a TLS handshake", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "the client sent a TLS handshake"},
 	} {
 		for _, chunks := range [][]int{nil, {1}, {7, 100}} {
 			out, err := feedAs(false, limit, []byte(tc.in), chunks)
@@ -271,6 +273,18 @@ func TestTruncate(t *testing.T) {
 	} {
 		if got := truncate([]byte(tc.in)); got != tc.want {
 			t.Errorf("truncate(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestRetryAfter: a TRYAGAIN's wait reads in whole milliseconds, never 0.
+func TestRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{0, "1ms"}, {1026905 * time.Nanosecond, "2ms"}, {time.Millisecond, "1ms"}, {1500 * time.Millisecond, "1.5s"}, {3*time.Second + 200*time.Microsecond, "3.001s"}} {
+		if got := retryAfter(tc.d); got != tc.want {
+			t.Errorf("retryAfter(%v) = %q, want %q", tc.d, got, tc.want)
 		}
 	}
 }

@@ -273,7 +273,7 @@ func (s *Server) dispatch(c redcon.Conn, ss *session, cmd *command, met *cmdMetr
 		}
 		d := s.opt.Limiter.AcquireN(ss.tenant, n)
 		if !d.Admit {
-			c.WriteError("TRYAGAIN " + d.Reason + "; retry after " + d.RetryAfter.String())
+			c.WriteError("TRYAGAIN " + d.Reason + "; retry after " + retryAfter(d.RetryAfter))
 			return failed(fault.Exhausted)
 		}
 		defer s.opt.Limiter.Release(ss.tenant)
@@ -356,4 +356,10 @@ func argsPreview(args [][]byte) string {
 		out += "'" + truncate(a) + "' "
 	}
 	return out
+}
+
+// retryAfter writes a TRYAGAIN's wait in whole milliseconds, rounded up,
+// as a client's log shows it to a person.
+func retryAfter(d time.Duration) string {
+	return max(time.Millisecond, (d + time.Millisecond - 1).Truncate(time.Millisecond)).String()
 }

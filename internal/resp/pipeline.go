@@ -89,7 +89,7 @@ func (s *Server) setRun(c redcon.Conn, ss *session, cmds []redcon.Command, more 
 			admitted = false
 			for _, is := range byKey {
 				for _, i := range is {
-					sets[i].reply, sets[i].res = "TRYAGAIN "+d.Reason+"; retry after "+d.RetryAfter.String(), failed(fault.Exhausted)
+					sets[i].reply, sets[i].res = "TRYAGAIN "+d.Reason+"; retry after "+retryAfter(d.RetryAfter), failed(fault.Exhausted)
 				}
 			}
 		}

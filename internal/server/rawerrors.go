@@ -158,9 +158,11 @@ func (c *rawErrorConn) readFailed(err error) {
 }
 
 // looksLikeHTTP reports whether a TLS record header is the start of an
-// HTTP/1.x request line instead.
+// HTTP request line instead, in any form: origin ("GET /"), absolute, as a
+// proxy sends it ("GET http://"), CONNECT's, or HTTP/2's preface ("PRI *").
+// No TLS record starts with a letter (its first byte is a content type).
 func looksLikeHTTP(h []byte) bool {
-	for _, m := range []string{"GET /", "HEAD ", "POST ", "PUT /", "DELET", "OPTIO", "PATCH"} {
+	for _, m := range []string{"GET ", "HEAD ", "POST ", "PUT ", "DELET", "OPTIO", "PATCH", "CONNE", "TRACE", "PRI *"} {
 		if bytes.HasPrefix(h, []byte(m)) {
 			return true
 		}

@@ -1,9 +1,11 @@
 package telemetry
 
 import (
-	"crypto/x509"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cairnstore/cairn/internal/tlscert"
 )
 
 // tlsMetrics follow the certificate a node serves (cairn serve --tls-cert).
@@ -17,7 +19,7 @@ func newTLSMetrics(f factory) tlsMetrics {
 		reloads: f.counterVec("cairn_tls_certificate_reloads_total",
 			"Reloads of the TLS certificate files (SIGHUP or a change of the files), by outcome (ok or error; on error the previous certificate is still served).", "outcome"),
 		notAfter: f.gaugeVec("cairn_tls_certificate_expiry_timestamp_seconds",
-			"When the TLS certificate being served expires (its NotAfter), in Unix seconds; absent without TLS."),
+			"When the TLS certificate being served expires, in Unix seconds: the earliest NotAfter of its chain (the leaf and the intermediates given with it); absent without TLS."),
 	}
 	// Both outcomes exist at zero, so increase() sees the first failure.
 	m.reloads.WithLabelValues("ok")
@@ -25,16 +27,17 @@ func newTLSMetrics(f factory) tlsMetrics {
 	return m
 }
 
-// TLSCertificate records the certificate a node serves from its start.
-func (m *Metrics) TLSCertificate(leaf *x509.Certificate) {
-	m.tls.notAfter.WithLabelValues().Set(float64(leaf.NotAfter.Unix()))
+// TLSCertificate records when the certificate a node serves from its start
+// expires.
+func (m *Metrics) TLSCertificate(notAfter time.Time) {
+	m.tls.notAfter.WithLabelValues().Set(float64(notAfter.Unix()))
 }
 
 // TLSReload counts a reload of the certificate files and records the
 // certificate served after it (the previous one when err is not nil); it
 // is a tlscert.Options.OnReload.
-func (m *Metrics) TLSReload(leaf *x509.Certificate, err error) {
-	m.TLSCertificate(leaf)
+func (m *Metrics) TLSReload(served tlscert.Served, err error) {
+	m.TLSCertificate(served.NotAfter)
 	outcome := "ok"
 	if err != nil {
 		outcome = "error"

@@ -13,19 +13,33 @@
 // A reload that fails (a missing file, a key that does not match the
 // certificate, as when the two are replaced one after the other) keeps the
 // previous certificate, logs an error and reports it to [Options.OnReload].
-// After a failed attempt the files are tried again only once they change
-// again (or on the next Reload), so a half-written pair is retried when the
-// second file lands, and a broken one is not logged on every handshake.
+// So does a certificate that clients would refuse for its dates (not yet
+// valid, expired, or an expired certificate in its chain) while the one
+// served is valid. After a failed attempt the files are tried again only
+// once they change again (or on the next Reload), so a half-written pair is
+// retried when the second file lands, and a broken one is not logged on
+// every handshake; a certificate refused as not valid yet is tried again
+// by the first handshake once it is. A file that disappears is a failed
+// reload when a handshake next looks, reported once.
+//
+// A session resumed from a ticket issued before a reload would skip the new
+// certificate: tickets carry the generation of the certificate they were
+// issued under, and one of an earlier generation is not resumed.
 package tlscert
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -48,20 +62,63 @@ type Options struct {
 	// Logger receives a line per reload [slog.Default()].
 	Logger *slog.Logger
 	// OnReload, when not nil, is called after every reload attempt after
-	// the first load: leaf is the certificate now served (the new one, or
+	// the first load: served is the certificate now served (the new one, or
 	// the previous one when err is not nil).
-	OnReload func(leaf *x509.Certificate, err error)
+	OnReload func(served Served, err error)
+}
+
+// Served describes a certificate chain as clients judge its dates.
+type Served struct {
+	Leaf *x509.Certificate
+	// NotBefore and NotAfter bound when every certificate of the chain
+	// given (the leaf and any intermediates after it) is valid.
+	NotBefore, NotAfter time.Time
+	// Limit names the certificate whose date is NotAfter: "leaf", or the
+	// subject of an intermediate.
+	Limit string
+}
+
+// validAt reports whether clients accept the chain's dates at t.
+func (s Served) validAt(t time.Time) bool { return !t.Before(s.NotBefore) && !t.After(s.NotAfter) }
+
+// served reads the dates of cert's chain.
+func served(cert *tls.Certificate) (Served, error) {
+	s := Served{Leaf: cert.Leaf, NotBefore: cert.Leaf.NotBefore, NotAfter: cert.Leaf.NotAfter, Limit: "leaf"}
+	for i, der := range cert.Certificate[1:] {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return s, fmt.Errorf("certificate %d of the chain after the leaf: %w", i+1, err)
+		}
+		if c.NotBefore.After(s.NotBefore) {
+			s.NotBefore = c.NotBefore
+		}
+		if c.NotAfter.Before(s.NotAfter) {
+			s.NotAfter, s.Limit = c.NotAfter, "intermediate "+strconv.Quote(c.Subject.String())
+		}
+	}
+	return s, nil
 }
 
 // Reloader is a key pair loaded from files and reloaded when they change.
 // It is safe for concurrent use.
 type Reloader struct {
 	opts Options
-	cur  atomic.Pointer[tls.Certificate] // what handshakes are given; Leaf is set
+	cur  atomic.Pointer[loaded] // what handshakes are given
 
 	mu        sync.Mutex // guards the following and serializes reloads
 	lastCheck time.Time  // when a handshake last looked at the files
-	tried     stamp      // the files as last loaded or tried
+	tried     stamp      // the files as last loaded or tried; zero after a failed stat
+	// notYet: the files tried hold a certificate refused as not valid yet,
+	// tried again from this time on; zero otherwise.
+	notYet time.Time
+}
+
+// loaded is a certificate served and the generation of its load, which
+// session tickets carry.
+type loaded struct {
+	cert   *tls.Certificate
+	served Served
+	gen    uint64
 }
 
 // stamp identifies a version of the two files.
@@ -83,14 +140,14 @@ func New(o Options) (*Reloader, error) {
 	}
 	r := &Reloader{opts: o}
 	st, _ := r.stat()
-	cert, err := r.load()
+	l, err := r.load()
 	if err != nil {
 		return nil, err
 	}
-	r.cur.Store(cert)
+	r.cur.Store(l)
 	r.tried = st
 	r.lastCheck = o.Now()
-	r.warnExpiry(cert.Leaf)
+	r.warnDates(l.served)
 	return r, nil
 }
 
@@ -98,17 +155,18 @@ func New(o Options) (*Reloader, error) {
 // about, as the documented alert on the expiry metric is.
 const expirySoon = 14 * 24 * time.Hour
 
-// warnExpiry logs a certificate just loaded that has expired or soon will:
-// clients refuse an expired one, and nothing else would say so until they do.
-func (r *Reloader) warnExpiry(leaf *x509.Certificate) {
+// warnDates logs a certificate just loaded that clients refuse for its
+// dates, or soon will: nothing else would say so until they do.
+func (r *Reloader) warnDates(sv Served) {
 	now := r.opts.Now()
+	log := r.opts.Logger.With("cert_file", r.opts.CertFile, "serial", serialHex(sv.Leaf.SerialNumber))
 	switch {
-	case now.After(leaf.NotAfter):
-		r.opts.Logger.Warn("TLS certificate has expired: clients will refuse it", "cert_file", r.opts.CertFile,
-			"serial", serialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
-	case leaf.NotAfter.Sub(now) < expirySoon:
-		r.opts.Logger.Warn("TLS certificate expires soon", "cert_file", r.opts.CertFile,
-			"serial", serialHex(leaf.SerialNumber), "not_after", leaf.NotAfter)
+	case now.Before(sv.NotBefore):
+		log.Warn("TLS certificate is not valid yet: clients will refuse it", "not_before", sv.NotBefore)
+	case now.After(sv.NotAfter):
+		log.Warn("TLS certificate has expired: clients will refuse it", "not_after", sv.NotAfter, "expired", sv.Limit)
+	case sv.NotAfter.Sub(now) < expirySoon:
+		log.Warn("TLS certificate expires soon", "not_after", sv.NotAfter, "expires", sv.Limit)
 	}
 }
 
@@ -124,17 +182,41 @@ func serialHex(n *big.Int) string {
 // Config returns a server configuration that serves the reloader's
 // certificate with TLS 1.2 or later, over HTTP/1.1 only (the listeners'
 // timeouts and body limits are per connection, which HTTP/2 would share
-// among streams).
+// among streams). It resumes only sessions issued under the certificate
+// served now.
 func (r *Reloader) Config() *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: r.GetCertificate,
 		NextProtos:     []string{"http/1.1"},
 	}
+	c.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
+		ss.Extra = append(ss.Extra, binary.BigEndian.AppendUint64([]byte(ticketGen), r.cur.Load().gen))
+		return c.EncryptTicket(cs, ss)
+	}
+	c.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
+		ss, err := c.DecryptTicket(identity, cs)
+		if ss == nil || err != nil {
+			return ss, err
+		}
+		want := binary.BigEndian.AppendUint64([]byte(ticketGen), r.cur.Load().gen)
+		if !slices.ContainsFunc(ss.Extra, func(e []byte) bool { return bytes.Equal(e, want) }) {
+			return nil, nil // issued under an earlier certificate: a full handshake
+		}
+		return ss, nil
+	}
+	return c
 }
 
+// ticketGen starts the entry of a session ticket's Extra that holds the
+// generation of the certificate it was issued under.
+const ticketGen = "cairn-tls-gen\x00"
+
 // Leaf is the certificate served now.
-func (r *Reloader) Leaf() *x509.Certificate { return r.cur.Load().Leaf }
+func (r *Reloader) Leaf() *x509.Certificate { return r.cur.Load().cert.Leaf }
+
+// Served is the certificate chain served now.
+func (r *Reloader) Served() Served { return r.cur.Load().served }
 
 // GetCertificate is tls.Config.GetCertificate: the current certificate,
 // reloaded first if the files changed and CheckEvery has passed since the
@@ -144,13 +226,22 @@ func (r *Reloader) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error
 		now := r.opts.Now()
 		if now.Sub(r.lastCheck) >= r.opts.CheckEvery {
 			r.lastCheck = now
-			if st, err := r.stat(); err == nil && st != r.tried {
+			st, err := r.stat()
+			switch {
+			case err != nil && r.tried != (stamp{}):
+				// Gone (or unreadable) since the last look: reported once,
+				// and loaded again when it is back.
+				r.tried = stamp{}
+				r.failed("files changed", err)
+			case err == nil && st != r.tried:
 				r.reloadLocked("files changed", st)
+			case err == nil && !r.notYet.IsZero() && !now.Before(r.notYet):
+				r.reloadLocked("certificate now valid", st)
 			}
 		}
 		r.mu.Unlock()
 	}
-	return r.cur.Load(), nil
+	return r.cur.Load().cert, nil
 }
 
 // Reload reads the files again now, whether or not they changed. On
@@ -163,29 +254,45 @@ func (r *Reloader) Reload() error {
 }
 
 func (r *Reloader) reloadLocked(why string, st stamp) error {
-	r.tried = st
-	cert, err := r.load()
-	log := r.opts.Logger.With("cert_file", r.opts.CertFile, "key_file", r.opts.KeyFile, "trigger", why)
+	r.tried, r.notYet = st, time.Time{}
+	l, err := r.load()
 	if err != nil {
-		old := r.cur.Load().Leaf
-		log.Error("TLS certificate reload failed; serving the previous certificate",
-			"err", err, "serial", serialHex(old.SerialNumber), "not_after", old.NotAfter)
-		if r.opts.OnReload != nil {
-			r.opts.OnReload(old, err)
-		}
-		return err
+		return r.failed(why, err)
 	}
-	r.cur.Store(cert)
-	log.Info("TLS certificate reloaded", "serial", serialHex(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
-	r.warnExpiry(cert.Leaf)
+	now := r.opts.Now()
+	if cur := r.cur.Load().served; !l.served.validAt(now) && cur.validAt(now) {
+		if now.Before(l.served.NotBefore) && l.served.NotBefore.Before(l.served.NotAfter) {
+			r.notYet = l.served.NotBefore
+		}
+		return r.failed(why, fmt.Errorf("the certificate in %s (serial %s) is valid from %s to %s (%s), not now: clients would refuse it",
+			r.opts.CertFile, serialHex(l.cert.Leaf.SerialNumber), l.served.NotBefore.UTC().Format(time.RFC3339),
+			l.served.NotAfter.UTC().Format(time.RFC3339), l.served.Limit))
+	}
+	l.gen = r.cur.Load().gen + 1
+	r.cur.Store(l)
+	r.opts.Logger.Info("TLS certificate reloaded", "cert_file", r.opts.CertFile, "key_file", r.opts.KeyFile, "trigger", why,
+		"serial", serialHex(l.cert.Leaf.SerialNumber), "not_after", l.served.NotAfter)
+	r.warnDates(l.served)
 	if r.opts.OnReload != nil {
-		r.opts.OnReload(cert.Leaf, nil)
+		r.opts.OnReload(l.served, nil)
 	}
 	return nil
 }
 
+// failed logs and reports a reload that keeps the previous certificate.
+func (r *Reloader) failed(why string, err error) error {
+	old := r.cur.Load()
+	r.opts.Logger.Error("TLS certificate reload failed; serving the previous certificate",
+		"cert_file", r.opts.CertFile, "key_file", r.opts.KeyFile, "trigger", why,
+		"err", err, "serial", serialHex(old.cert.Leaf.SerialNumber), "not_after", old.served.NotAfter)
+	if r.opts.OnReload != nil {
+		r.opts.OnReload(old.served, err)
+	}
+	return err
+}
+
 // load reads and checks the key pair.
-func (r *Reloader) load() (*tls.Certificate, error) {
+func (r *Reloader) load() (*loaded, error) {
 	cert, err := tls.LoadX509KeyPair(r.opts.CertFile, r.opts.KeyFile)
 	if err != nil {
 		return nil, err // names the file it could not read
@@ -193,7 +300,11 @@ func (r *Reloader) load() (*tls.Certificate, error) {
 	if cert.Leaf == nil { // LoadX509KeyPair fills it since Go 1.23
 		return nil, errors.New("no leaf certificate")
 	}
-	return &cert, nil
+	sv, err := served(&cert)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.opts.CertFile, err)
+	}
+	return &loaded{cert: &cert, served: sv}, nil
 }
 
 func (r *Reloader) stat() (stamp, error) {

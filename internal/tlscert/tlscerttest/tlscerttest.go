@@ -24,6 +24,9 @@ type CA struct {
 	Cert    *x509.Certificate
 	key     *ecdsa.PrivateKey
 	PEMFile string // the CA certificate, for --ca-cert and CAIRN_CA_CERT
+	// chain: the intermediates from this CA up to the root, written after
+	// each leaf it issues; empty for a root.
+	chain [][]byte
 }
 
 // NewCAWithLeaf makes a CA in dir (NewCA) and a first leaf it signs with
@@ -63,6 +66,32 @@ func NewCA(t testing.TB, dir string) *CA {
 	return ca
 }
 
+// Intermediate makes a CA signed by ca, valid from notBefore to notAfter,
+// whose leaves are written with it after them, as a chain is given to a
+// server.
+func (ca *CA) Intermediate(t testing.TB, notBefore, notAfter time.Time) *CA {
+	t.Helper()
+	key := newKey(t)
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(2),
+		Subject:               pkix.Name{CommonName: "cairn test intermediate"},
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &CA{Cert: cert, key: key, PEMFile: ca.PEMFile, chain: append([][]byte{der}, ca.chain...)}
+}
+
 // Pool is a pool holding only the CA.
 func (ca *CA) Pool() *x509.CertPool {
 	p := x509.NewCertPool()
@@ -78,12 +107,18 @@ func (ca *CA) ClientConfig() *tls.Config { return &tls.Config{RootCAs: ca.Pool()
 // replacing them (each with one write, as an editor or cp would).
 func (ca *CA) Issue(t testing.TB, serial int64, certFile, keyFile string) {
 	t.Helper()
+	ca.IssueDated(t, serial, certFile, keyFile, time.Now().Add(-time.Hour), time.Now().Add(24*time.Hour))
+}
+
+// IssueDated is Issue with the leaf valid from notBefore to notAfter.
+func (ca *CA) IssueDated(t testing.TB, serial int64, certFile, keyFile string, notBefore, notAfter time.Time) {
+	t.Helper()
 	key := newKey(t)
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(serial),
 		Subject:      pkix.Name{CommonName: "cairn test node"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
@@ -97,7 +132,13 @@ func (ca *CA) Issue(t testing.TB, serial int64, certFile, keyFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writePEM(t, certFile, "CERTIFICATE", der)
+	var pemCerts []byte
+	for _, d := range append([][]byte{der}, ca.chain...) {
+		pemCerts = append(pemCerts, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
+	}
+	if err := os.WriteFile(certFile, pemCerts, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	writePEM(t, keyFile, "PRIVATE KEY", keyDER)
 }
 
