@@ -340,7 +340,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 // table.
 func (n *Node) countIngest(tenant string, st ingest.Stats) {
 	n.tel.Metrics.AddIngest(tenant, telemetry.IngestCounts{
-		Records: st.Records, Bytes: st.Bytes, Malformed: st.Malformed, Oversize: st.Oversize})
+		Records: st.Records, Bytes: st.Bytes, Malformed: st.Malformed, Oversize: st.Oversize, InvalidKey: st.Skipped})
 }
 
 func (c *Config) limits() resilience.LimiterConfig {

@@ -431,8 +431,10 @@ func (run *ingestRun) classify(ctx context.Context, err error) error {
 		}
 		berr := bodyReadError("ingest", 0, cause)
 		if status, code := statusOf(berr); status == http.StatusRequestTimeout {
+			// The cause itself, not berr: its message is a whole request's,
+			// and says nothing was stored.
 			return withStatus(status, code,
-				stopped(fault.ClassOf(berr), berr, "the request body stopped arriving (timeout)"))
+				stopped(fault.ClassOf(berr), cause, "the request body stopped arriving within the read timeout"))
 		}
 		if run.wire != nil && !wireFailed && gzipFailure(cause) {
 			return stopped(fault.Invalid, cause, "Content-Encoding gzip: the body is not a whole gzip stream ("+gzipReason(cause)+")")

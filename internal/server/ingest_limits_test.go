@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/ingest/bulk"
 	"github.com/cairnstore/cairn/internal/store"
 )
 
@@ -259,9 +260,15 @@ func TestIngestStalledBody(t *testing.T) {
 		if w.Code != http.StatusRequestTimeout || r.Complete || r.Error == nil || r.Error.Code != "timeout" {
 			t.Fatalf("status %d, reply %s", w.Code, w.Body)
 		}
-		if msg := r.Error.Message; strings.Contains(msg, "127.0.0.1") || !strings.Contains(msg, "stopped arriving") ||
+		if msg := r.Error.Message; strings.Contains(msg, "127.0.0.1") || !strings.Contains(msg, "stopped arriving") || strings.Contains(msg, "nothing was stored") ||
 			!strings.Contains(msg, "durable") {
 			t.Fatalf("message %q: want what stopped and what is durable, and no address", msg)
 		}
+	}
+	// The error as logged says what is durable, never that nothing was.
+	run := &ingestRun{tenant: "acme", body: &pacedBody{err: timeoutError{}}, load: &bulk.Loader{LastLine: 7, DurableEnd: 80}}
+	if err := run.classify(context.Background(), timeoutError{}); strings.Contains(err.Error(), "nothing was stored") ||
+		!strings.Contains(err.Error(), "through line 7 durable") {
+		t.Errorf("logged as %q: want what is durable, and nothing contradicting it", err)
 	}
 }

@@ -34,6 +34,7 @@ type Metrics struct {
 	ingestBytes     prometheus.Counter
 	ingestMalformed prometheus.Counter
 	ingestOversize  prometheus.Counter
+	ingestBadKey    prometheus.Counter
 
 	backendOps         *prometheus.CounterVec   // backend, op, outcome
 	backendDuration    *prometheus.HistogramVec // backend, op
@@ -103,6 +104,7 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 		ingestBytes:     f.counter("cairn_ingest_bytes_total", "Input bytes consumed by ingestion."),
 		ingestMalformed: f.counter("cairn_ingest_malformed_total", "NDJSON records skipped as malformed."),
 		ingestOversize:  f.counter("cairn_ingest_oversize_total", "NDJSON records skipped as too large."),
+		ingestBadKey:    f.counter("cairn_ingest_invalid_key_total", "NDJSON records skipped for a missing or invalid key."),
 
 		backendOps: f.counterVec("cairn_backend_operations_total",
 			"Backend calls (after retries), by backend, operation and outcome (ok or the fault class).", "backend", "op", "outcome"),
@@ -213,7 +215,7 @@ func (m *Metrics) OnCommit(batchSize int, d time.Duration) {
 // IngestCounts are the counters of one ingest batch or stream; ingest.Stats
 // converts field by field.
 type IngestCounts struct {
-	Records, Bytes, Malformed, Oversize int64
+	Records, Bytes, Malformed, Oversize, InvalidKey int64
 }
 
 // AddIngest adds one ingest batch of tenant to the global counters and to
@@ -223,6 +225,7 @@ func (m *Metrics) AddIngest(tenant string, c IngestCounts) {
 	m.ingestBytes.Add(float64(c.Bytes))
 	m.ingestMalformed.Add(float64(c.Malformed))
 	m.ingestOversize.Add(float64(c.Oversize))
+	m.ingestBadKey.Add(float64(c.InvalidKey))
 	if tenant != "" {
 		m.tenants.addIngest(tenant, c)
 	}

@@ -27,7 +27,7 @@ func exercise(t *testing.T, tel *Telemetry) {
 		t.Fatal(err)
 	}
 	m.OnCommit(8, 3*time.Millisecond)
-	m.AddIngest("acme", IngestCounts{Records: 5, Bytes: 500, Malformed: 1})
+	m.AddIngest("acme", IngestCounts{Records: 5, Bytes: 500, Malformed: 1, InvalidKey: 2})
 	m.AddBackend("s3")
 	m.ObserveBackend("s3", "put", nil, 20*time.Millisecond)
 	m.ObserveBackend("s3", "put", fault.New(fault.Transient, fault.Context{}, "slow down"), time.Second)
@@ -79,6 +79,7 @@ func TestMetricsValues(t *testing.T) {
 	}{
 		{"commit batch count", float64(testutil.CollectAndCount(m.commitBatch)), 1},
 		{"ingest records", testutil.ToFloat64(m.ingestRecords), 5},
+		{"ingest invalid keys", testutil.ToFloat64(m.ingestBadKey), 2},
 		{"backend ok", testutil.ToFloat64(m.backendOps.WithLabelValues("s3", "put", "ok")), 1},
 		{"backend transient", testutil.ToFloat64(m.backendOps.WithLabelValues("s3", "put", "transient")), 1},
 		{"breaker open", testutil.ToFloat64(m.breakerState.WithLabelValues("s3", "open")), 1},

@@ -187,7 +187,7 @@ func TestTenantTable(t *testing.T) {
 	for _, p := range []string{"a/docs/k", "a/docs/missing", "b/docs/k", "c/docs/k", "d/docs/k"} {
 		srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/tenants/"+p, nil))
 	}
-	tel.Metrics.AddIngest("a", IngestCounts{Records: 10, Bytes: 100, Malformed: 1, Oversize: 2})
+	tel.Metrics.AddIngest("a", IngestCounts{Records: 10, Bytes: 100, Malformed: 1, Oversize: 2, InvalidKey: 4})
 	// Requests that fail authentication share one row, whatever tenant they
 	// name: strangers cannot fill the table.
 	for i := range 3 {
@@ -203,7 +203,7 @@ func TestTenantTable(t *testing.T) {
 		t.Fatalf("decode %s: %v", rec.Body, err)
 	}
 	want := TenantTable{Limit: 2, Tenants: map[string]TenantStats{
-		"a":                {Requests: 2, ClientErrors: 1, ResponseBytes: 5 + int64(len("404 page not found\n")), IngestRecords: 10, IngestBytes: 100, IngestSkipped: 3},
+		"a":                {Requests: 2, ClientErrors: 1, ResponseBytes: 5 + int64(len("404 page not found\n")), IngestRecords: 10, IngestBytes: 100, IngestSkipped: 7},
 		"b":                {Requests: 1, ResponseBytes: 5},
 		"_other":           {Requests: 2, ResponseBytes: 10},
 		"_unauthenticated": {Requests: 3, ClientErrors: 3, ResponseBytes: 3 * int64(len("unauthorized\n"))},

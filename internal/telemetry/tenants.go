@@ -44,7 +44,7 @@ type tenantRow struct {
 	ResponseBytes atomic.Int64
 	IngestRecords atomic.Int64
 	IngestBytes   atomic.Int64
-	IngestSkipped atomic.Int64 // malformed + oversize
+	IngestSkipped atomic.Int64 // malformed + oversize + invalid key
 }
 
 func newTenantTable(max int) *tenantTable {
@@ -106,7 +106,7 @@ func (t *tenantTable) addIngest(tenant string, c IngestCounts) {
 	r := t.row(tenant)
 	r.IngestRecords.Add(c.Records)
 	r.IngestBytes.Add(c.Bytes)
-	r.IngestSkipped.Add(c.Malformed + c.Oversize)
+	r.IngestSkipped.Add(c.Malformed + c.Oversize + c.InvalidKey)
 }
 
 // TenantStats is one row of the tenant table as served by
