@@ -145,7 +145,7 @@ func (b *Backend) begin(ctx context.Context, op, tenant, key string) (*call, err
 		}
 		if c.roll("throttle") < st.p.Throttle {
 			b.inject(ctx, c, "throttle", "")
-			err := b.err(c, fault.Transient, fmt.Errorf("chaos: s3 SlowDown (503)"))
+			err := fault.Throttled(b.err(c, fault.Transient, fmt.Errorf("chaos: s3 SlowDown (503)")))
 			return nil, fault.WithRetryAfter(err, st.p.retryAfter())
 		}
 		if c.roll("fail_before") < st.p.FailBefore {

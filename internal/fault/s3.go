@@ -1,6 +1,7 @@
 package fault
 
 import (
+	"errors"
 	"strconv"
 	"time"
 )
@@ -139,6 +140,9 @@ func fromS3At(code string, status int, retryAfter string, now time.Time) error {
 		msg = "s3 http " + strconv.Itoa(status)
 	}
 	err := error(New(c, Context{}, msg))
+	if s3Throttle[code] || status == 429 || status == 503 {
+		err = Throttled(err)
+	}
 	if d, ok := ParseRetryAfter(retryAfter, now); ok {
 		return WithRetryAfter(err, d)
 	}
@@ -146,4 +150,21 @@ func fromS3At(code string, status int, retryAfter string, now time.Time) error {
 		return WithRetryAfter(err, SlowDownDelay)
 	}
 	return err
+}
+
+// throttled marks a store's answer asking its client to slow down.
+type throttled struct{ error }
+
+func (t throttled) Unwrap() error { return t.error }
+
+// Throttled marks err as a store's answer asking its client to slow down
+// (S3's SlowDown and its kin, a 429 or a 503), which the backends' policy
+// counts apart from other failures: the operator's remedy differs.
+func Throttled(err error) error { return throttled{err} }
+
+// IsThrottled reports whether err, or an error it wraps, is marked by
+// [Throttled].
+func IsThrottled(err error) bool {
+	var t throttled
+	return errors.As(err, &t)
 }

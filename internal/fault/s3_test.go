@@ -2,6 +2,7 @@ package fault
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -68,6 +69,16 @@ func TestFromS3(t *testing.T) {
 		}
 		if ra, ok := RetryAfter(err); ra != tt.wantRA || ok != tt.wantHasRA {
 			t.Errorf("FromS3(%q, %q) RetryAfter = %v, %v; want %v, %v", tt.code, tt.retryAfter, ra, ok, tt.wantRA, tt.wantHasRA)
+		}
+	}
+	for _, tt := range []struct {
+		code   string
+		status int
+		want   bool
+	}{{"SlowDown", 503, true}, {"ServiceUnavailable", 503, true}, {"", 429, true}, {"RequestLimitExceeded", 400, true},
+		{"InternalError", 500, false}, {"NoSuchKey", 404, false}} {
+		if got := IsThrottled(fmt.Errorf("op: %w", FromS3(tt.code, tt.status, ""))); got != tt.want {
+			t.Errorf("IsThrottled(FromS3(%q, %d)) = %v, want %v", tt.code, tt.status, got, tt.want)
 		}
 	}
 	if err := FromS3("", 200, ""); err != nil {

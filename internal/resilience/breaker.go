@@ -47,6 +47,13 @@ type RetryObserver interface {
 	OnBudgetRejection(backend string)
 }
 
+// ThrottleObserver is told of each attempt the backend answered by asking
+// to slow down ([fault.IsThrottled]), whether or not it was retried. Its
+// method is called from the calling goroutine and must be quick.
+type ThrottleObserver interface {
+	OnThrottled(backend string)
+}
+
 // ObserverFunc adapts a function to an Observer.
 type ObserverFunc func(backend string, from, to State)
 

@@ -26,6 +26,8 @@ type Policy struct {
 	exec   failsafe.Executor[struct{}] // the composed chain; WithContext per call
 	// bulkExec is exec with a longer attempt timeout (WithBulkTransfer).
 	bulkExec failsafe.Executor[struct{}]
+	// throttles is Config.Observer if it counts throttled answers; else nil.
+	throttles ThrottleObserver
 }
 
 // New builds the policy chain for one backend, or returns a Config-class
@@ -37,6 +39,7 @@ func New(cfg Config) (*Policy, error) {
 	}
 	p := &Policy{cfg: c, budget: NewBudget(c.BudgetShare, max(c.BudgetMinRetries, 0), c.BudgetWindow, c.Now)}
 	p.brk = newBreaker(c, countsAsFailure)
+	p.throttles, _ = c.Observer.(ThrottleObserver)
 
 	// Outermost first; see "Policy order" in docs/design/resilience.md.
 	chain := []failsafe.Policy[struct{}]{p.retryPolicy(), p.brk.consec, p.brk.rate}
@@ -191,7 +194,11 @@ func (p *Policy) Run(ctx context.Context, op string, fn func(context.Context) er
 		if exec.IsFirstAttempt() {
 			p.budget.RecordFirst()
 		}
-		return struct{}{}, fn(exec.Context())
+		err := fn(exec.Context())
+		if p.throttles != nil && err != nil && fault.IsThrottled(err) {
+			p.throttles.OnThrottled(p.cfg.Backend)
+		}
+		return struct{}{}, err
 	})
 	if err != nil {
 		return p.classify(op, err)

@@ -171,9 +171,28 @@ func TestRetriesStopWhenBudgetSpent(t *testing.T) {
 	})
 }
 
-// retryCounts is an Observer that counts what a RetryObserver hears.
+// retryCounts is an Observer that counts what a RetryObserver and a
+// ThrottleObserver hear.
 type retryCounts struct {
-	retries, rejected atomic.Int64
+	retries, rejected, throttled atomic.Int64
+}
+
+func (c *retryCounts) OnThrottled(string) { c.throttled.Add(1) }
+
+// TestThrottlesObserved: every attempt answered "slow down" is counted,
+// the last one too, and no other failure is.
+func TestThrottlesObserved(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		obs := &retryCounts{}
+		p := newPolicy(t, Config{MaxAttempts: 3, BudgetMinRetries: 100, ConsecutiveFailures: 1000, MinCalls: 1000, Observer: obs})
+		slow := &backend{fail: always(fault.Throttled(errTransient))}
+		p.Run(context.Background(), "put", slow.call)
+		other := &backend{fail: always(errTransient)}
+		p.Run(context.Background(), "put", other.call)
+		if got := obs.throttled.Load(); got != 3 || slow.calls.Load() != 3 {
+			t.Errorf("throttled answers observed %d of %d attempts, want all 3 (and none of the other failures)", got, slow.calls.Load())
+		}
+	})
 }
 
 func (*retryCounts) OnStateChange(string, State, State) {}

@@ -41,6 +41,7 @@ type Metrics struct {
 	breakerState       *prometheus.GaugeVec     // backend, state
 	breakerTransitions *prometheus.CounterVec   // backend, to
 	retries            *prometheus.CounterVec   // backend
+	throttled          *prometheus.CounterVec   // backend
 	budgetRejections   *prometheus.CounterVec   // backend
 
 	reconcileRounds        *prometheus.CounterVec   // backend, outcome
@@ -116,6 +117,8 @@ func NewMetrics(version string, maxTenants int) *Metrics {
 			"Circuit breaker state changes, by backend and new state.", "backend", "to"),
 		retries: f.counterVec("cairn_backend_retries_total",
 			"Backend call attempts after the first.", "backend"),
+		throttled: f.counterVec("cairn_backend_throttled_total",
+			"Backend answers asking the node to slow down (S3 SlowDown and its kin, 429, 503), each attempt counted, retried or not.", "backend"),
 		budgetRejections: f.counterVec("cairn_backend_budget_rejections_total",
 			"Retries refused because the backend's retry budget was spent.", "backend"),
 
@@ -256,6 +259,9 @@ func (m *Metrics) ObserveBackend(backend, op string, err error, d time.Duration)
 // OnRetry counts one retry (an attempt after the first) of backend.
 func (m *Metrics) OnRetry(backend string) { m.retries.WithLabelValues(backend).Inc() }
 
+// OnThrottled counts one answer of backend asking the node to slow down.
+func (m *Metrics) OnThrottled(backend string) { m.throttled.WithLabelValues(backend).Inc() }
+
 // OnBudgetRejection counts one retry refused by backend's retry budget.
 func (m *Metrics) OnBudgetRejection(backend string) {
 	m.budgetRejections.WithLabelValues(backend).Inc()
@@ -269,6 +275,7 @@ var breakerStates = [...]resilience.State{resilience.Closed, resilience.Open, re
 func (m *Metrics) AddBackend(backend string) {
 	m.setBreaker(backend, resilience.Closed)
 	m.retries.WithLabelValues(backend)
+	m.throttled.WithLabelValues(backend)
 	m.budgetRejections.WithLabelValues(backend)
 	// The feed's counters exist from the start, so that an alert on their
 	// increase sees the first gap.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairnstore/cairn/internal/backend"
 	"github.com/cairnstore/cairn/internal/backend/s3"
+	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
 )
 
@@ -171,5 +174,40 @@ func TestRegionCorrectionRetried(t *testing.T) {
 	defer b.Close()
 	if _, err := b.Get(context.Background(), "acme", "k"); fault.ClassOf(err) != fault.Transient {
 		t.Errorf("a refusal naming the bucket's region: class %v (%v), want transient", fault.ClassOf(err), err)
+	}
+}
+
+// TestPutWithoutETagFails: a PUT answered 200 with no ETag (a proxy's error
+// page, say) is a transient failure, never a stored object, for objects and
+// blobs alike.
+func TestPutWithoutETagFails(t *testing.T) {
+	b := fakeStore(t, func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/xml")
+		w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code><Message>We encountered an internal error.</Message></Error>`))
+	})
+	v := doc.Version{Hash: doc.HashBody([]byte(`{"a":1}`))}
+	if etag, err := b.Put(context.Background(), "acme", "k", v, []byte(`{"a":1}`), backend.Precondition{}); fault.ClassOf(err) != fault.Transient {
+		t.Errorf("Put answered 200 without an ETag: %q, %v; want a transient failure", etag, err)
+	}
+	if etag, err := b.PutBlob(context.Background(), "_cairn/feed/x", []byte("x"), backend.Precondition{}); fault.ClassOf(err) != fault.Transient {
+		t.Errorf("PutBlob answered 200 without an ETag: %q, %v; want a transient failure", etag, err)
+	}
+}
+
+// TestCheckBucketRidesOutBusyAnswers: a store that answers 503 to the
+// start check and then 200 passes it; the check tries again on a busy
+// answer only.
+func TestCheckBucketRidesOutBusyAnswers(t *testing.T) {
+	var calls atomic.Int64
+	b := fakeStore(t, func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) <= 2 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := b.CheckBucket(ctx); err != nil || calls.Load() != 3 {
+		t.Errorf("CheckBucket after two 503s: %v after %d requests; want success on the third", err, calls.Load())
 	}
 }

@@ -44,6 +44,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -227,17 +228,34 @@ func (s *S3) Close() error {
 // may be only the network; the second is a setting.
 func (s *S3) CheckBucket(ctx context.Context) error {
 	ok, err := s.client.BucketExists(ctx, s.bucket)
+	// An answer of a busy store (503 SlowDown, 429, a 5xx, a body cut
+	// short) is tried again, a few times in a few seconds: one such
+	// answer must not stop a node that would restore from the store. No
+	// answer at all (refused, unreachable) is a partition, returned at once.
+	for wait := checkRetryFirst; err != nil && busy(err) && wait <= checkRetryLast; wait *= 2 {
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+			ok, err = s.client.BucketExists(ctx, s.bucket)
+			continue
+		}
+		break
+	}
+	answer, noAnswer := minio.ToErrorResponse(err), err != nil && unanswered(err)
+	if err != nil && answer.Code != "" && !strings.Contains(err.Error(), answer.Code) {
+		err = fmt.Errorf("s3 %s: %w", answer.Code, err) // minio-go's message alone drops the code
+	}
 	switch {
 	case err == nil && ok:
 		return nil
 	case err == nil:
 		return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), fmt.Errorf("bucket %q does not exist", s.bucket))
 	}
-	if unanswered(err) {
+	if noAnswer {
 		return fault.E(fault.Transient, backend.Ctx("backend.s3.check", s.name, "", ""), err)
 	}
 	// A HEAD's refusal has no body to say why: say what is likely.
-	status := minio.ToErrorResponse(err).StatusCode
+	status := answer.StatusCode
 	switch v, cerr := s.creds.GetWithContext(nil); {
 	case (status == http.StatusForbidden || status == http.StatusUnauthorized) && (cerr != nil || v.AccessKeyID == ""):
 		err = fmt.Errorf("%w (no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a shared credentials file with AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE)", err)
@@ -247,6 +265,17 @@ func (s *S3) CheckBucket(ctx context.Context) error {
 		err = fmt.Errorf("%w (does the bucket need region= in the URL?)", err)
 	}
 	return fault.E(fault.Config, backend.Ctx("backend.s3.check", s.name, "", ""), err)
+}
+
+// The waits between CheckBucket's attempts on a busy store's answers:
+// 250 ms, doubling, up to 2 s (five attempts in under four seconds).
+const checkRetryFirst, checkRetryLast = 250 * time.Millisecond, 2 * time.Second
+
+// busy reports whether err is a store's answer that it is busy or failed
+// on its side (429, a 5xx, a body cut short), not a refusal or no answer.
+func busy(err error) bool {
+	st := minio.ToErrorResponse(err).StatusCode
+	return st == http.StatusTooManyRequests || st >= 500 || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // The store's Retry-After, which minio-go's error does not carry: the
@@ -429,6 +458,12 @@ func (s *S3) write(ctx context.Context, name string, raw []byte, pre backend.Pre
 	info, err := s.client.PutObject(ctx, s.bucket, name, bytes.NewReader(raw), int64(len(raw)), opts)
 	if err != nil {
 		return "", err
+	}
+	if trimETag(info.ETag) == "" {
+		// S3 answers every stored PUT with its ETag. A success without
+		// one is something else's answer (a proxy's error page with a
+		// 200), and the object may not be there: retried, never recorded.
+		return "", fault.New(fault.Transient, fault.Context{}, "the store answered the PUT with success but no ETag: not a stored object's answer")
 	}
 	return trimETag(info.ETag), nil
 }
