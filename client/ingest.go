@@ -22,7 +22,8 @@ type IngestOptions struct {
 	// Schema is "" (any JSON value) or "marketdata".
 	Schema string
 	// Size is the stream's length in bytes if known, sent as
-	// Content-Length; 0 streams it chunked.
+	// Content-Length; 0 streams it chunked. Exactly Size bytes are sent:
+	// a file that grows while it is sent is sent as it was.
 	Size int64
 }
 
@@ -62,6 +63,9 @@ func (c *Client) Ingest(ctx context.Context, tenant string, r io.Reader, o Inges
 	u := c.base + path
 	if len(q) > 0 {
 		u += "?" + q.Encode()
+	}
+	if o.Size > 0 {
+		r = io.LimitReader(r, o.Size)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, io.NopCloser(r))
 	if err != nil {

@@ -28,7 +28,8 @@ func TestIngest(t *testing.T) {
 	defer srv.Close()
 	c := New(srv.URL, "tok")
 	body := `{"id":"a"}` + "\n" + `{"id":` + "\n" + `{"id":"b"}` + "\n"
-	res, err := c.Ingest(context.Background(), "acme", strings.NewReader(body), IngestOptions{KeyField: "id", Size: int64(len(body))})
+	// Lines past Size (appended while the file is sent) are not sent.
+	res, err := c.Ingest(context.Background(), "acme", strings.NewReader(body+`{"id":"late"}`+"\n"), IngestOptions{KeyField: "id", Size: int64(len(body))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,10 +3,14 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,7 +39,9 @@ sends only them (sending the whole input again would store every accepted
 record again as a new version). The exit status is 1 when anything was
 rejected, unless --allow-rejects; 1 also when the stream failed (the summary
 then says how far it got), and 130 or 143 (128 + the signal's number) when
-a SIGINT or SIGTERM stopped it.
+a SIGINT or SIGTERM stopped it. The first such signal ends the stream at the
+end of the line being sent; the command then prints what the node stored
+and how to go on from the next line. A second one ends it at once.
 
 On a terminal, a progress line shows bytes sent, rate, records/s and ETA.
 
@@ -109,20 +115,34 @@ func (f *ingestFlags) run(ctx context.Context, args []string, o ingest.Options, 
 		}
 		defer rj.discard()
 	}
+	if size > 0 {
+		// What the file holds now: lines appended while it is sent are
+		// not, and the progress line's total stays true.
+		in = io.LimitReader(in, size)
+	}
 
-	cr := &countingReader{r: in}
+	// The first SIGINT or SIGTERM (ctx) ends the stream at the end of the
+	// line being sent, and the node's answer, which says what is stored,
+	// is still read: the request itself is not cancelled.
+	cut := &lineCut{r: in, stop: ctx.Done()}
+	cr := &countingReader{r: cut}
 	stop := func() {}
 	if tty, ok := env.Stderr.(*os.File); ok && term.IsTerminal(int(tty.Fd())) {
 		stop = startProgress(tty, cr, size, time.Now())
 	}
-	res, err := c.Ingest(ctx, f.tenant, cr, client.IngestOptions{
-		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema, Size: size,
+	id := ingestRequestID()
+	// Sent chunked (no Size): a stream cut at a line is then a whole request.
+	res, err := c.Ingest(client.ContextWithRequestID(context.WithoutCancel(ctx), id), f.tenant, cr, client.IngestOptions{
+		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema,
 	})
 	stop()
-	if err != nil && ctx.Err() != nil {
-		// The answer that says how far the node got is lost with the request.
-		return hinted{fmt.Errorf("interrupted after sending %d bytes", cr.bytes.Load()),
-			"the node keeps the whole batches it committed before the interrupt ('cairn ls' lists them); ingesting the file again stores every record again, as a new version"}
+	var ce *client.Error
+	if err != nil && !errors.As(err, &ce) && cr.bytes.Load() > 0 {
+		// The connection failed mid-stream: the node's answer, which
+		// says how far it stored, is lost with it.
+		return hinted{fmt.Errorf("%w (after sending %d bytes, %d whole lines)", err, cr.bytes.Load(), cr.lines.Load()),
+			fmt.Sprintf("the node keeps the batches it committed, at most the first %d lines: its log line for request %s says through which line they are durable (last_durable_line); send only the lines after it again (%s), not the whole input, which would store every record again as a new version",
+				cr.lines.Load(), id, f.resumeCommand(args[0], "LINE+1"))}
 	}
 	if err != nil && res.Stats.Records == 0 && res.ProcessedBytes == 0 {
 		return err // refused or failed before anything was processed: report says why
@@ -144,8 +164,78 @@ func (f *ingestFlags) run(ctx context.Context, args []string, o ingest.Options, 
 			fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", rejErr)
 		}
 		return err
+	case cut.cut:
+		if rejErr != nil {
+			fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", rejErr)
+		}
+		return hinted{fmt.Errorf("interrupted: the stream was ended after line %d; records through it are stored", res.LastDurableLine),
+			"to go on from the next line: " + f.resumeCommand(args[0], strconv.FormatInt(res.LastDurableLine+1, 10))}
 	}
 	return rejErr
+}
+
+// ingestCommand is this ingest's command line without its input: the key
+// options, as they were given.
+func (f *ingestFlags) ingestCommand() string {
+	cmd := "cairn ingest"
+	for _, o := range []struct{ name, v string }{{"key-field", f.keyField}, {"key-pointer", f.keyPointer}, {"schema", f.schema}} {
+		if o.v != "" {
+			cmd += " --" + o.name + " " + shellQuote(o.v)
+		}
+	}
+	return cmd
+}
+
+// resumeCommand sends input from line from on with this ingest's options.
+func (f *ingestFlags) resumeCommand(input, from string) string {
+	if input == "-" {
+		return "… | tail -n +" + from + " | " + f.ingestCommand() + " -"
+	}
+	return "tail -n +" + from + " " + shellQuote(input) + " | " + f.ingestCommand() + " -"
+}
+
+// ingestRequestID names an ingest request, for the node's log line of it.
+func ingestRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "ingest-" + hex.EncodeToString(b[:])
+}
+
+// lineCut passes a stream through until stop is closed, then to the end of
+// the line being sent, and ends it there.
+type lineCut struct {
+	r    io.Reader
+	stop <-chan struct{}
+	mid  bool // the last byte passed was not a newline
+	cut  bool // the stream was ended early
+}
+
+func (l *lineCut) Read(p []byte) (int, error) {
+	if l.cut {
+		return 0, io.EOF
+	}
+	stopped := false
+	select {
+	case <-l.stop:
+		stopped = true
+	default:
+	}
+	if stopped && !l.mid {
+		l.cut = true
+		return 0, io.EOF
+	}
+	n, err := l.r.Read(p)
+	if n == 0 {
+		return n, err
+	}
+	if stopped {
+		if i := bytes.IndexByte(p[:n], '\n'); i >= 0 {
+			l.cut, l.mid = true, false
+			return i + 1, nil
+		}
+	}
+	l.mid = p[n-1] != '\n'
+	return n, err
 }
 
 // rejected says what was stored and how to send only the rejected lines
@@ -175,10 +265,13 @@ func (f *ingestFlags) rejected(input string, res client.IngestResult, rj *reject
 		return fmt.Errorf("%s; writing them to %s: %w", msg, f.rejects, err)
 	}
 	hint := fmt.Sprintf("fix them there, then send only them: %s (%s)", f.resendCommand(), again)
-	if missing := s.Rejected - int64(n); missing > 0 {
-		last := res.Rejects[len(res.Rejects)-1].Line
+	if listed := len(res.Rejects); s.Rejected > int64(listed) && listed > 0 {
+		last := res.Rejects[listed-1].Line
 		hint += fmt.Sprintf("; the node listed only the first %d: the other %d rejected lines come after line %d of %s and are not in %s",
-			n, missing, last, input, f.rejects)
+			listed, s.Rejected-int64(listed), last, input, f.rejects)
+	}
+	if why := rj.spoolFailed(); why != "" {
+		hint += "; " + why + fmt.Sprintf(" (%d of the %d listed are)", n, len(res.Rejects))
 	}
 	return hinted{fmt.Errorf("%s: the rejected lines are in %s", msg, f.rejects), hint}
 }
@@ -186,13 +279,7 @@ func (f *ingestFlags) rejected(input string, res client.IngestResult, rj *reject
 // resendCommand is the ingest of the --rejects file with this ingest's
 // record options.
 func (f *ingestFlags) resendCommand() string {
-	cmd := "cairn ingest"
-	for _, o := range []struct{ name, v string }{{"key-field", f.keyField}, {"key-pointer", f.keyPointer}, {"schema", f.schema}} {
-		if o.v != "" {
-			cmd += " --" + o.name + " " + shellQuote(o.v)
-		}
-	}
-	return cmd + " " + shellQuote(f.rejects)
+	return f.ingestCommand() + " " + shellQuote(f.rejects)
 }
 
 // openInput opens FILE or stdin and returns its size when it is a regular

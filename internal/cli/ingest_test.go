@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -215,8 +217,9 @@ func TestRejectedBeyondTheList(t *testing.T) {
 }
 
 // TestIngestInterrupted: an ingest whose context ends mid-stream (the
-// first SIGINT or SIGTERM) stops and says what the node keeps, rather than
-// sending the rest of its input.
+// first SIGINT or SIGTERM) ends its stream at a line, reads the node's
+// answer and says what is stored and how to go on, rather than sending the
+// rest of its input or losing the answer.
 func TestIngestInterrupted(t *testing.T) {
 	url, tok := startIngestNode(t)
 	pr, pw := io.Pipe()
@@ -236,9 +239,56 @@ func TestIngestInterrupted(t *testing.T) {
 	// Ctrl-C the process that fed the pipe ends too.
 	pw.Close()
 	code := <-done
-	if code == 0 || !strings.Contains(errb.String(), "interrupted after sending") || !strings.Contains(errb.String(), "cairn ls") {
-		t.Fatalf("exit %d, stderr %q; want a failure saying it was interrupted and what the node keeps", code, errb.String())
+	if code == 0 || !strings.Contains(errb.String(), "interrupted: the stream was ended after line 1; records through it are stored") ||
+		!strings.Contains(errb.String(), "… | tail -n +2 | cairn ingest --key-field id -") || !strings.HasPrefix(out.String(), "ingested 1 records") {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want the summary, then a failure saying what is stored and how to go on", code, out.String(), errb.String())
 	}
+}
+
+// TestLineCut: once stopped, the stream goes on to the end of the line
+// being sent and ends there; a stop between lines ends it at once.
+func TestLineCut(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before string // read before the stop
+		after  []string
+		want   string
+	}{
+		{"between lines", "a\n", []string{"b\n"}, "a\n"},
+		{"mid-line", "a\nb", []string{"b", "b\nc\n", "d\n"}, "a\nbbb\n"},
+		{"mid-line, the input ends", "a\nb", []string{"b"}, "a\nbb"},
+	} {
+		stop := make(chan struct{})
+		r := &scripted{reads: append([]string{tc.before}, tc.after...)}
+		l := &lineCut{r: r, stop: stop}
+		var got []byte
+		buf := make([]byte, 64)
+		for i := 0; ; i++ {
+			if i == 1 {
+				close(stop)
+			}
+			n, err := l.Read(buf)
+			got = append(got, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		if string(got) != tc.want {
+			t.Errorf("%s: sent %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+// scripted returns one string a Read, then io.EOF.
+type scripted struct{ reads []string }
+
+func (s *scripted) Read(p []byte) (int, error) {
+	if len(s.reads) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, s.reads[0])
+	s.reads = s.reads[1:]
+	return n, nil
 }
 
 // TestSummaryOfAStoppedStream: the summary line of a stream the node
@@ -256,5 +306,55 @@ func TestSummaryOfAStoppedStream(t *testing.T) {
 		if !strings.HasPrefix(out.String(), tc.want) {
 			t.Errorf("summary %q, want it to start %q", out.String(), tc.want)
 		}
+	}
+}
+
+// TestIngestConnectionLost: a connection that fails mid-stream is reported
+// with what was sent and how to find what the node stored, not as a bare
+// transport error.
+func TestIngestConnectionLost(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.CopyN(io.Discard, r.Body, 1000)
+		if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			c.Close()
+		}
+	}))
+	defer srv.Close()
+	in := strings.Repeat(`{"id":"a"}`+"\n", 100_000)
+	code, _, stderr := runCLI(t, in, "ingest", "--url", srv.URL, "--token", "tok", "--tenant", "demo", "--key-field", "id", "-")
+	if code != exitFail || !strings.Contains(stderr, "whole lines)") || !strings.Contains(stderr, "its log line for request ingest-") ||
+		!strings.Contains(stderr, "… | tail -n +LINE+1 | cairn ingest --key-field id -") {
+		t.Errorf("exit %d, stderr %q; want what was sent and where the node says what it stored", code, stderr)
+	}
+}
+
+// TestRejectsSpool: the copy of a stream kept for --rejects is unlinked
+// from the start, and a copy that fails (a full disk) ends the copy, not
+// the stream, keeping track of the lines it holds whole.
+func TestRejectsSpool(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	rj, in, err := newRejectsFile(filepath.Join(t.TempDir(), "rejects"), strings.NewReader("a\nbb\ncc\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rj.discard()
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("spool left in TMPDIR: %v", left)
+	}
+	small := make([]byte, 3)
+	if n, _ := in.Read(small); n != 3 {
+		t.Fatalf("read %d bytes", n)
+	}
+	rj.spool.f.Close() // the copy's next write fails
+	rest, err := io.ReadAll(in)
+	if string(small)+string(rest) != "a\nbb\ncc\n" || err != nil {
+		t.Fatalf("stream %q, %v; want it whole", string(small)+string(rest), err)
+	}
+	if rj.spool.err == nil || rj.spool.wholeTo != 2 {
+		t.Errorf("copy: err %v, whole to %d; want a failure, whole to 2", rj.spool.err, rj.spool.wholeTo)
+	}
+	if !strings.Contains(rj.spoolFailed(), "stopped after 2 bytes") {
+		t.Errorf("spoolFailed() = %q", rj.spoolFailed())
 	}
 }

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"cmp"
 	"errors"
 	"fmt"
@@ -25,7 +26,33 @@ type rejectsFile struct {
 	path  string
 	src   io.ReaderAt // the input, from its first byte at base
 	base  int64
-	spool *os.File // the copy of a stream that cannot be read again; nil for a file
+	spool *spoolTee // the copy of a stream that cannot be read again; nil for a file
+}
+
+// spoolTee copies what is read through it to a spool file. A failed write
+// (a full disk) ends the copy, not the stream: the ingest goes on, and the
+// rejected lines past the copy's last whole line are not written.
+type spoolTee struct {
+	r       io.Reader
+	f       *os.File
+	n       int64 // bytes copied
+	wholeTo int64 // the copy holds every line that starts before this offset
+	err     error // the write that ended the copy
+}
+
+func (t *spoolTee) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if n > 0 && t.err == nil {
+		if _, werr := t.f.Write(p[:n]); werr != nil {
+			t.err = werr
+		} else {
+			if i := bytes.LastIndexByte(p[:n], '\n'); i >= 0 {
+				t.wholeTo = t.n + int64(i) + 1
+			}
+			t.n += int64(n)
+		}
+	}
+	return n, err
 }
 
 // newRejectsFile prepares path for the rejected lines of in and returns
@@ -57,14 +84,21 @@ func newRejectsFile(path string, in io.Reader) (*rejectsFile, io.Reader, error) 
 	if err != nil {
 		return nil, nil, fmt.Errorf("--rejects: a spool for the input: %w", err)
 	}
-	r.src, r.spool = spool, spool
-	return r, io.TeeReader(in, spool), nil
+	// Unlinked at once: the copy is read through the open file and goes
+	// with it, however the command ends.
+	os.Remove(spool.Name())
+	r.src, r.spool = spool, &spoolTee{r: in, f: spool}
+	return r, r.spool, nil
 }
 
 // write writes the rejected lines in input order and returns how many.
 func (r *rejectsFile) write(rejects []client.IngestReject) (int, error) {
 	rejects = slices.Clone(rejects)
 	slices.SortFunc(rejects, func(a, b client.IngestReject) int { return cmp.Compare(a.Offset, b.Offset) })
+	if r.spool != nil && r.spool.err != nil {
+		// Only the lines the copy holds whole.
+		rejects = slices.DeleteFunc(rejects, func(rj client.IngestReject) bool { return rj.Offset >= r.spool.wholeTo })
+	}
 	err := writeOutput(r.path, 0o600, func(out io.Writer) error {
 		w := bufio.NewWriter(out)
 		for _, rj := range rejects {
@@ -100,10 +134,19 @@ func copyLine(w io.Writer, src io.ReaderAt, off int64) error {
 	}
 }
 
-// discard removes the spool, if any.
+// spoolFailed says why the copy of the input ended early, and where; "" if
+// it did not.
+func (r *rejectsFile) spoolFailed() string {
+	if r.spool == nil || r.spool.err == nil {
+		return ""
+	}
+	return fmt.Sprintf("the copy of the input kept for --rejects stopped after %d bytes (%v): rejected lines after that are not in %s",
+		r.spool.wholeTo, r.spool.err, r.path)
+}
+
+// discard closes the spool, if any (it is unlinked already).
 func (r *rejectsFile) discard() {
 	if r.spool != nil {
-		r.spool.Close()
-		os.Remove(r.spool.Name())
+		r.spool.f.Close()
 	}
 }

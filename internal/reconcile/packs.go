@@ -198,7 +198,9 @@ func (e *Engine) packLoop(ctx context.Context) {
 // generations retention lets go (see pruneGenerations). It returns the
 // manifest written, or nil when none was due. Outcomes: an error when the
 // backend has no blobs (fault.Config), or from the store or a backend
-// call; a generation left incomplete by an error is deleted by a later
+// call. A generation left incomplete by an error is deleted at once (what
+// it wrote must not take the room a full backend has for documents and the
+// feed), or, when that fails too or the node is stopping, by a later
 // writer's retention.
 func (e *Engine) WritePack(ctx context.Context, tenant string, force bool) (*pack.Manifest, error) {
 	bl, ok := backend.BlobsOf(e.be)
@@ -215,8 +217,12 @@ func (e *Engine) WritePack(ctx context.Context, tenant string, force bool) (*pac
 			return nil, e.pruneGenerations(ctx, bl, tenant, gens, complete)
 		}
 	}
-	m, err := e.writeGeneration(ctx, bl, tenant, pack.NewGeneration(now, rand.Uint32()))
+	gen := pack.NewGeneration(now, rand.Uint32())
+	m, err := e.writeGeneration(ctx, bl, tenant, gen)
 	if err != nil {
+		if ctx.Err() == nil {
+			err = errors.Join(err, e.deleteGeneration(ctx, bl, tenant, gen))
+		}
 		return nil, err
 	}
 	complete[m.Generation] = true

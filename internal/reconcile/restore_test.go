@@ -25,6 +25,19 @@ type blobMem struct {
 	gets    map[string]int // GetBlob calls by name
 	objGets int            // Get calls (documents)
 	failGet func(name string) error
+	failPut func(name string) error
+}
+
+func (b *blobMem) PutBlob(ctx context.Context, name string, data []byte, pre backend.Precondition) (string, error) {
+	b.mu.Lock()
+	fail := b.failPut
+	b.mu.Unlock()
+	if fail != nil {
+		if err := fail(name); err != nil {
+			return "", err
+		}
+	}
+	return b.Mem.PutBlob(ctx, name, data, pre)
 }
 
 func newBlobMem(name string) *blobMem {
@@ -642,4 +655,34 @@ func TestRestorePassesOverOldPack(t *testing.T) {
 	}
 	_, back := localState(t, st, "k0001")
 	t.Logf("without the bound: the deleted document is back: %v", back)
+}
+
+// TestFailedPackDeleted: a pack whose writing fails part-way (a full
+// backend) has the parts it wrote deleted, so a leftover does not take the
+// room the documents and the feed need; the next attempt writes it whole.
+func TestFailedPackDeleted(t *testing.T) {
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	for i := range 40 {
+		put(t, origin, fmt.Sprintf("k%04d", i), fmt.Sprintf(`{"i":%d}`, i))
+	}
+	e := newEngine(t, origin, b, func(c *Config) { c.Packs.PartSize = 1024 })
+	runRound(t, e)
+	full := fault.New(fault.Exhausted, fault.Context{}, "no space left on device")
+	b.failPut = func(name string) error {
+		if strings.HasSuffix(name, "part-000003") {
+			return full
+		}
+		return nil
+	}
+	if _, err := e.WritePack(bg, tenant, true); fault.ClassOf(err) != fault.Exhausted {
+		t.Fatalf("WritePack on a backend full at the third part: %v; want the failure", err)
+	}
+	if left := b.names(pack.Prefix(tenant)); len(left) != 0 {
+		t.Fatalf("after the failed pack: %v left; want its parts deleted", left)
+	}
+	b.failPut = nil
+	if m, err := e.WritePack(bg, tenant, true); err != nil || m == nil || m.Docs != 40 || len(m.Parts) < 3 {
+		t.Fatalf("WritePack once there is room: %+v, %v", m, err)
+	}
 }
