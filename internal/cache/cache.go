@@ -69,8 +69,13 @@ type Options struct {
 	// larger than one shard's share is never cached. 0 means 64 MiB.
 	MaxBytes int64
 	// Shards is the number of shards, a power of two. 0 means 64*GOMAXPROCS
-	// rounded up to a power of two.
+	// rounded up to a power of two, halved while a shard's share would hold
+	// fewer than eight entries of MaxEntryBytes.
 	Shards int
+	// MaxEntryBytes is the largest entry the cache must be able to hold
+	// (the largest document); it lowers the default shard count so that
+	// such entries are cached. 0: no such bound.
+	MaxEntryBytes int64
 	// CompactInterval is how often the compactor looks for shards whose table
 	// has shrunk well below its high-water mark. 0 means one minute; a
 	// negative value disables the periodic check (the compactor still runs
@@ -149,6 +154,9 @@ func newCache(opts Options, h hooks) *Cache {
 	}
 	if opts.Shards == 0 {
 		opts.Shards = 1 << bits.Len(uint(64*runtime.GOMAXPROCS(0)-1))
+		for opts.Shards > 1 && opts.MaxBytes/int64(opts.Shards) < 8*opts.MaxEntryBytes {
+			opts.Shards /= 2
+		}
 	}
 	if opts.Shards <= 0 || opts.Shards&(opts.Shards-1) != 0 {
 		panic("cache: Shards must be a power of two")

@@ -584,3 +584,19 @@ func TestNodeOwnsItsKey(t *testing.T) {
 	}
 	checkInvariants(t, c)
 }
+
+// TestLargestEntryFits: with MaxEntryBytes, an entry of that size is cached
+// whatever the processor count; without it, a small cache split into its
+// default shards refuses it.
+func TestLargestEntryFits(t *testing.T) {
+	const mib = 1 << 20
+	big := &Entry{Seq: 1, Body: make([]byte, mib)}
+	c := New(Options{MaxBytes: 60 * mib, MaxEntryBytes: mib + 4096, Shards: 0})
+	defer c.Close()
+	if !c.Set(Key{"t", "big"}, big) {
+		t.Errorf("an entry of MaxEntryBytes in a 60 MiB cache was refused (%d shards)", len(c.shards))
+	}
+	if len(c.shards) > 1 && 60*mib/int64(len(c.shards)) < 8*(mib+4096) {
+		t.Errorf("%d shards: a share under eight of the largest entries", len(c.shards))
+	}
+}

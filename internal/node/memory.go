@@ -1,11 +1,13 @@
 package node
 
 import (
+	"cmp"
 	"fmt"
 	"runtime/debug"
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/gcfloor"
+	"github.com/cairnstore/cairn/internal/server"
 )
 
 // MemoryBudget is how a node divides its memory limit (Config.MemoryLimit,
@@ -35,6 +37,9 @@ import (
 //     live heap (cache, requests in flight, ingest batches) stays well
 //     under the runtime's limit and the collector does not run back to
 //     back. A --cache-bytes above half of Go's share is refused.
+//   - Bodies: half of what the cache leaves of Go's share bounds the
+//     document bodies HTTP writes in flight hold (server.Options.BodyBudget),
+//     at least four of the largest; a write past it is shed.
 //
 // In a build without cgo Pebble's memory is on the Go heap: then it is
 // counted twice, and the node stays further under its limit.
@@ -46,6 +51,7 @@ type MemoryBudget struct {
 	KeyFilter int64 // the key filter's cap
 	Go        int64 // the Go runtime's limit
 	Cache     int64 // the document cache
+	Bodies    int64 // document bodies of HTTP writes in flight, each counted twice
 }
 
 // memoryFixed is MemoryBudget.Fixed; minMemoryLimit the smallest limit
@@ -74,7 +80,16 @@ func MemoryBudgetFor(limit, cacheBytes int64) (MemoryBudget, error) {
 		}
 		b.Cache = cacheBytes
 	}
+	b.Bodies = (b.Go - b.Cache) / 2
 	return b, nil
+}
+
+// bodyBudget is server.Options.BodyBudget: none without a memory limit.
+func (n *Node) bodyBudget() int64 {
+	if n.budget == nil {
+		return 0
+	}
+	return max(n.budget.Bodies, 4*2*cmp.Or(n.cfg.MaxBodyBytes, server.DefaultMaxBodyBytes))
 }
 
 // applyMemoryLimit derives the store's and the cache's sizes from
@@ -95,7 +110,7 @@ func (n *Node) applyMemoryLimit() error {
 	}
 	debug.SetMemoryLimit(b.Go)
 	n.log.Info("memory limit divided", "limit", b.Limit, "go", b.Go, "pebble_cache", b.Pebble, "memtable", b.MemTable,
-		"key_filter", n.cfg.KeyFilterBytes, "document_cache", b.Cache, "fixed", b.Fixed)
+		"key_filter", n.cfg.KeyFilterBytes, "document_cache", b.Cache, "fixed", b.Fixed, "write_bodies", n.bodyBudget())
 	return nil
 }
 

@@ -24,9 +24,9 @@ func TestMemoryBudget(t *testing.T) {
 		limit, cache int64
 		want         MemoryBudget
 	}{
-		{128 * mi, 0, MemoryBudget{Limit: 128 * mi, Fixed: 40 * mi, Pebble: 16 * mi, MemTable: 4 * mi, KeyFilter: 2 * mi, Go: 70 * mi, Cache: 70 * mi / 3}},
-		{128 * mi, 32 * mi, MemoryBudget{Limit: 128 * mi, Fixed: 40 * mi, Pebble: 16 * mi, MemTable: 4 * mi, KeyFilter: 2 * mi, Go: 70 * mi, Cache: 32 * mi}},
-		{1024 * mi, 0, MemoryBudget{Limit: 1024 * mi, Fixed: 40 * mi, Pebble: 128 * mi, MemTable: 32 * mi, KeyFilter: 16 * mi, Go: 840 * mi, Cache: 280 * mi}},
+		{128 * mi, 0, MemoryBudget{Limit: 128 * mi, Fixed: 40 * mi, Pebble: 16 * mi, MemTable: 4 * mi, KeyFilter: 2 * mi, Go: 70 * mi, Cache: 70 * mi / 3, Bodies: (70*mi - 70*mi/3) / 2}},
+		{128 * mi, 32 * mi, MemoryBudget{Limit: 128 * mi, Fixed: 40 * mi, Pebble: 16 * mi, MemTable: 4 * mi, KeyFilter: 2 * mi, Go: 70 * mi, Cache: 32 * mi, Bodies: 19 * mi}},
+		{1024 * mi, 0, MemoryBudget{Limit: 1024 * mi, Fixed: 40 * mi, Pebble: 128 * mi, MemTable: 32 * mi, KeyFilter: 16 * mi, Go: 840 * mi, Cache: 280 * mi, Bodies: 280 * mi}},
 	} {
 		got, err := MemoryBudgetFor(c.limit, c.cache)
 		if err != nil {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -177,7 +178,10 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	n.startGCFloor()
 	cfg = n.cfg
-	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes})
+	// The largest document, its key and ETag must fit a shard: a small
+	// cache split many ways would never hold one.
+	n.cache = cache.New(cache.Options{MaxBytes: cfg.CacheBytes,
+		MaxEntryBytes: cmp.Or(cfg.MaxBodyBytes, server.DefaultMaxBodyBytes) + 2048})
 	n.clock = n.newClock()
 	feed := newChangeFeed()
 	n.store, err = store.Open(cfg.DataDir, store.Options{
@@ -318,6 +322,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 		Docs:             n.docs,
 		Auth:             n.cfg.Auth,
 		MaxBodyBytes:     n.cfg.MaxBodyBytes,
+		BodyBudget:       n.bodyBudget(),
 		MaxConns:         n.cfg.MaxConns,
 		Logger:           n.log,
 		Ready:            n.isReady, // health.go

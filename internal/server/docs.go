@@ -85,6 +85,12 @@ func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	release, err := s.admitBody(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	body, err := s.readBody(w, r)
 	if err != nil {
 		s.writeError(w, r, err)

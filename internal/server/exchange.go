@@ -196,12 +196,14 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 		}
 	}
 	suppressed := 0
-	if x.info.Shed && level == slog.LevelInfo {
+	if (x.info.Shed && level == slog.LevelInfo) || (code == fault.Exhausted.String() && level == slog.LevelError) {
 		// Shed answers come as fast as clients send them, so a flood would
 		// be a line each: one a period per tenant and status is at Info,
 		// saying how many were held back; the rest at Debug. cairn_shed_total
-		// counts them all.
-		key := strconv.Itoa(status)
+		// counts them all. So do the node's refusals for want of room (a
+		// disk nearly full): a line each would fill it faster, and the
+		// store's own warning says why.
+		key := strconv.Itoa(status) + " " + level.String()
 		if x.info.Authenticated {
 			key += " " + x.info.Tenant // bounded: tenants that authenticated
 		}

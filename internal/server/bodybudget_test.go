@@ -1,0 +1,80 @@
+package server_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/cairnstore/cairn/internal/doc"
+	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/server/servertest"
+)
+
+// heldDocs holds every Put until release is closed, saying when one waits.
+type heldDocs struct {
+	*servertest.Mem
+	waiting chan struct{}
+	release chan struct{}
+}
+
+func (h *heldDocs) Put(ctx context.Context, tenant, key string, body []byte, pre doc.Precondition) (string, bool, error) {
+	h.waiting <- struct{}{}
+	<-h.release
+	return h.Mem.Put(ctx, tenant, key, body, pre)
+}
+
+// TestBodyBudgetShedsWrites: document writes whose bodies, counted twice,
+// would hold more than the budget are shed before their bodies are read,
+// 503 with Retry-After, and admitted again once the writes in flight end.
+func TestBodyBudgetShedsWrites(t *testing.T) {
+	held := &heldDocs{Mem: &servertest.Mem{}, waiting: make(chan struct{}), release: make(chan struct{})}
+	e := newEnv(t, func(o *server.Options) { o.Docs, o.BodyBudget = held, 4500 })
+	body := `{"d":"` + strings.Repeat("x", 1000-8) + `"}` // 1,000 bytes, a charge of 2,000
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range 2 {
+		wg.Go(func() {
+			codes[i] = e.do(t, req{method: "PUT", path: docURL(tenantA, "k"+string(rune('0'+i))), token: e.tokA, body: body}).Code
+		})
+		<-held.waiting
+	}
+	w := e.do(t, req{method: "PUT", path: docURL(tenantA, "k2"), token: e.tokA, body: body})
+	if w.Code != 503 || w.Header().Get("Retry-After") != "1" || decodeError(t, w).Error.Code != "exhausted" ||
+		!strings.Contains(w.Body.String(), "--memory-limit") {
+		t.Errorf("a third write over the budget: %d %s (Retry-After %q); want 503 exhausted naming the memory limit", w.Code, w.Body, w.Header().Get("Retry-After"))
+	}
+	close(held.release)
+	wg.Wait()
+	if codes[0] != 201 || codes[1] != 201 {
+		t.Fatalf("the writes admitted: %v", codes)
+	}
+	go func() { <-held.waiting }()
+	if w := e.do(t, req{method: "PUT", path: docURL(tenantA, "k2"), token: e.tokA, body: body}); w.Code != 201 {
+		t.Errorf("a write once the others ended: %d %s", w.Code, w.Body)
+	}
+}
+
+// fullDocs refuses every write as a node short of disk does.
+type fullDocs struct{ *servertest.Mem }
+
+func (fullDocs) Put(context.Context, string, string, []byte, doc.Precondition) (string, bool, error) {
+	return "", false, fault.New(fault.Exhausted, fault.Context{Op: "store.put"}, "disk nearly full: about 1 MiB free")
+}
+
+// TestRefusalsForRoomThinned: the node's own exhausted 503s (a disk nearly
+// full) are logged at Error once a period per tenant, the rest at Debug,
+// as shed requests are at Info: a client retrying must not fill the disk
+// with log lines.
+func TestRefusalsForRoomThinned(t *testing.T) {
+	e := newEnv(t, func(o *server.Options) { o.Docs = fullDocs{&servertest.Mem{}} })
+	for range 5 {
+		if w := e.do(t, req{method: "PUT", path: docURL(tenantA, "k"), token: e.tokA, body: `{}`}); w.Code != 503 {
+			t.Fatalf("PUT on a full disk: %d %s", w.Code, w.Body)
+		}
+	}
+	if n := strings.Count(e.logs.String(), `"level":"ERROR","msg":"request failed"`); n != 1 {
+		t.Errorf("%d error lines for 5 refusals in a period, want 1:\n%s", n, e.logs.String())
+	}
+}
