@@ -3,6 +3,7 @@ package resp
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 
@@ -61,7 +62,7 @@ func errorReply(err error) (msg string, class fault.Class) {
 	case fault.Invalid:
 		return "ERR " + text, class
 	case fault.Exhausted, fault.Transient:
-		return "TRYAGAIN " + text, class
+		return "TRYAGAIN " + server.ClientMessage(err, 503), class
 	case fault.Conflict:
 		var se *doc.SiblingsError
 		if errors.As(err, &se) {
@@ -81,5 +82,10 @@ func errorReply(err error) (msg string, class fault.Class) {
 	case fault.Canceled:
 		return "ERR timeout: " + text, class
 	}
-	return "ERR internal error: " + text, class
+	// As HTTP answers a 500: what the failure says for clients, never a
+	// cause's text (a file, the store's internals); the log has that.
+	if msg := server.ClientMessage(err, http.StatusInternalServerError); msg != http.StatusText(http.StatusInternalServerError) {
+		return "ERR internal error: " + msg, class
+	}
+	return "ERR internal error; the node's log has the details", class
 }

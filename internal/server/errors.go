@@ -124,11 +124,13 @@ func statusOf(err error) (status int, code string) {
 	return c.HTTPStatus(), c.String()
 }
 
-// userMessage is what the error body tells the client. Messages written for
-// users (fault.Error.Msg) are shown; for server faults without one, only the
-// status text, so that internal paths and addresses do not leak. The request
-// id in the body finds the full error in the log.
-func userMessage(err error, status int) string {
+// ClientMessage is what a client is told of err answered with status: its
+// message for a client's mistake (below 500); for the node's own failure,
+// only a message written for users (the outermost fault.Error Msg in the
+// chain), else the status text, so that internal paths, addresses and the
+// store's internals do not leak. The request id finds the full error in
+// the log. The RESP front words its errors the same way.
+func ClientMessage(err error, status int) string {
 	if status < 500 {
 		return fault.MessageOf(err)
 	}
@@ -218,7 +220,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if x != nil {
 		id = x.info.ID
 	}
-	b := appendErrorJSON(nil, code, userMessage(err, status), id)
+	b := appendErrorJSON(nil, code, ClientMessage(err, status), id)
 	if se := (*doc.SiblingsError)(nil); errors.As(err, &se) {
 		b = append(appendSiblingsError(b[:len(b)-3], se), "}}\n"...) // inside the error object
 	}

@@ -166,7 +166,7 @@ func (h *ingestHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var code string
 		status, code = statusOf(err)
 		reply.Complete = false
-		reply.Error = &api.Error{Code: code, Message: userMessage(err, status), RequestID: reqctx.RequestID(r.Context())}
+		reply.Error = &api.Error{Code: code, Message: ClientMessage(err, status), RequestID: reqctx.RequestID(r.Context())}
 	}
 	if x := exchangeFrom(r.Context()); x != nil {
 		// The request's one log line says why the stream stopped (its

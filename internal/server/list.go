@@ -311,7 +311,7 @@ func (lw *listWriter) fail(err error) {
 	}
 	status, code := statusOf(err)
 	b := append(lw.buf[:0], "\n"+`],"error":`...)
-	b = appendErrorObject(b, code, userMessage(err, status), id)
+	b = appendErrorObject(b, code, ClientMessage(err, status), id)
 	lw.w.Write(b)
 	lw.rc.Flush()
 	panic(http.ErrAbortHandler)
