@@ -251,6 +251,7 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 	n.warnCleartext()
 	n.warnFileLimit() // files.go
 	n.warnOpenToOthers()
+	n.warnUnnamedTenants(ctx)
 	if n.repl.startClaims != nil {
 		n.repl.startClaims(ctx)
 	}
