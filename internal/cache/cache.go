@@ -70,7 +70,7 @@ type Options struct {
 	MaxBytes int64
 	// Shards is the number of shards, a power of two. 0 means 64*GOMAXPROCS
 	// rounded up to a power of two, halved while a shard's share would hold
-	// fewer than eight entries of MaxEntryBytes.
+	// fewer than two entries of MaxEntryBytes.
 	Shards int
 	// MaxEntryBytes is the largest entry the cache must be able to hold
 	// (the largest document); it lowers the default shard count so that
@@ -154,7 +154,7 @@ func newCache(opts Options, h hooks) *Cache {
 	}
 	if opts.Shards == 0 {
 		opts.Shards = 1 << bits.Len(uint(64*runtime.GOMAXPROCS(0)-1))
-		for opts.Shards > 1 && opts.MaxBytes/int64(opts.Shards) < 8*opts.MaxEntryBytes {
+		for opts.Shards > 1 && opts.MaxBytes/int64(opts.Shards) < 2*opts.MaxEntryBytes {
 			opts.Shards /= 2
 		}
 	}

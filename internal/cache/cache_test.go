@@ -596,7 +596,10 @@ func TestLargestEntryFits(t *testing.T) {
 	if !c.Set(Key{"t", "big"}, big) {
 		t.Errorf("an entry of MaxEntryBytes in a 60 MiB cache was refused (%d shards)", len(c.shards))
 	}
-	if len(c.shards) > 1 && 60*mib/int64(len(c.shards)) < 8*(mib+4096) {
-		t.Errorf("%d shards: a share under eight of the largest entries", len(c.shards))
+	if len(c.shards) > 1 && 60*mib/int64(len(c.shards)) < 2*(mib+4096) {
+		t.Errorf("%d shards: a share under two of the largest entries", len(c.shards))
+	}
+	if len(c.shards) < 16 {
+		t.Errorf("%d shards: more halved than a share of two entries needs", len(c.shards))
 	}
 }

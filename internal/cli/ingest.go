@@ -136,12 +136,19 @@ func (f *ingestFlags) run(ctx context.Context, args []string, o ingest.Options, 
 		KeyField: f.keyField, KeyPointer: f.keyPointer, Schema: f.schema,
 	})
 	stop()
+	if rerr := cr.err(); rerr != nil {
+		// The input failed to be read (an I/O error): the node stored
+		// what came before, as a stream that ended there.
+		return hinted{fmt.Errorf("reading %s after %d whole lines: %w", inputName(args[0]), cr.lines.Load(), rerr),
+			"the node stored what the lines before it held; once the input reads again, go on from the next line: " +
+				f.resumeCommand(args[0], strconv.FormatInt(cr.lines.Load()+1, 10))}
+	}
 	var ce *client.Error
 	if err != nil && !errors.As(err, &ce) && cr.bytes.Load() > 0 {
 		// The connection failed mid-stream: the node's answer, which
 		// says how far it stored, is lost with it.
 		return hinted{fmt.Errorf("%w (after sending %d bytes, %d whole lines)", err, cr.bytes.Load(), cr.lines.Load()),
-			fmt.Sprintf("the node keeps the batches it committed, at most the first %d lines: its log line for request %s says through which line they are durable (last_durable_line); send only the lines after it again (%s), not the whole input, which would store every record again as a new version",
+			fmt.Sprintf("the node keeps the batches it committed, at most the first %d lines: its log line for request %s says through which line they are durable (last_durable_line); send only the lines after it again (%s), not the whole input, which would store every record again as a new version. A node that went down logged no such line: send again from a line you know to be stored (cairn get of its key); lines sent twice are stored again, as new versions of the same content",
 				cr.lines.Load(), id, f.resumeCommand(args[0], "LINE+1"))}
 	}
 	if err != nil && res.Stats.Records == 0 && res.ProcessedBytes == 0 {
@@ -164,12 +171,16 @@ func (f *ingestFlags) run(ctx context.Context, args []string, o ingest.Options, 
 			fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", rejErr)
 		}
 		return err
-	case cut.cut:
+	case ctx.Err() != nil:
+		// Interrupted: the stream ended at a line (lineCut), or where the
+		// process feeding stdin, stopped by the same Ctrl-C, left it. The
+		// node took every line sent; one sent cut short is rejected, and
+		// is the line to go on from.
 		if rejErr != nil {
 			fmt.Fprintf(env.Stderr, "cairn ingest: %v\n", rejErr)
 		}
-		return hinted{fmt.Errorf("interrupted: the stream was ended after line %d; records through it are stored", res.LastDurableLine),
-			"to go on from the next line: " + f.resumeCommand(args[0], strconv.FormatInt(res.LastDurableLine+1, 10))}
+		return hinted{fmt.Errorf("interrupted after %d whole lines: the records they hold are stored", cr.lines.Load()),
+			"to go on from the next line: " + f.resumeCommand(args[0], strconv.FormatInt(cr.lines.Load()+1, 10))}
 	}
 	return rejErr
 }
@@ -207,7 +218,7 @@ type lineCut struct {
 	r    io.Reader
 	stop <-chan struct{}
 	mid  bool // the last byte passed was not a newline
-	cut  bool // the stream was ended early
+	cut  bool // the stream was ended here, at a line
 }
 
 func (l *lineCut) Read(p []byte) (int, error) {
@@ -335,18 +346,39 @@ func printSummary(env Env, res client.IngestResult) {
 }
 
 // countingReader counts the bytes and newlines read through it, for the
-// progress line. Counting newlines costs one bytes.Count per read, which
-// runs at memory speed.
+// progress line and for where to go on after a failure, and keeps the
+// input's first read error. Counting newlines costs one bytes.Count per
+// read, which runs at memory speed.
 type countingReader struct {
 	r            io.Reader
 	bytes, lines atomic.Int64
+	readErr      atomic.Pointer[error]
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
 	n, err := c.r.Read(p)
 	c.bytes.Add(int64(n))
 	c.lines.Add(int64(bytes.Count(p[:n], []byte{'\n'})))
+	if err != nil && err != io.EOF {
+		c.readErr.CompareAndSwap(nil, &err)
+	}
 	return n, err
+}
+
+// err is the input's first read error other than io.EOF, or nil.
+func (c *countingReader) err() error {
+	if p := c.readErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// inputName names an input in a message.
+func inputName(arg string) string {
+	if arg == "-" {
+		return "stdin"
+	}
+	return arg
 }
 
 // startProgress redraws one status line on w five times a second until the

@@ -235,11 +235,11 @@ func TestIngestInterrupted(t *testing.T) {
 		t.Fatal(err)
 	}
 	cancel()
-	// net/http gives up a request only once its body stops: at a terminal's
-	// Ctrl-C the process that fed the pipe ends too.
+	// At a terminal's Ctrl-C the process that fed the pipe ends too: the
+	// stream ends at the line being sent, or there, alike.
 	pw.Close()
 	code := <-done
-	if code == 0 || !strings.Contains(errb.String(), "interrupted: the stream was ended after line 1; records through it are stored") ||
+	if code == 0 || !strings.Contains(errb.String(), "interrupted after 1 whole lines: the records they hold are stored") ||
 		!strings.Contains(errb.String(), "… | tail -n +2 | cairn ingest --key-field id -") || !strings.HasPrefix(out.String(), "ingested 1 records") {
 		t.Fatalf("exit %d, stdout %q, stderr %q; want the summary, then a failure saying what is stored and how to go on", code, out.String(), errb.String())
 	}
@@ -356,5 +356,29 @@ func TestRejectsSpool(t *testing.T) {
 	}
 	if !strings.Contains(rj.spoolFailed(), "stopped after 2 bytes") {
 		t.Errorf("spoolFailed() = %q", rj.spoolFailed())
+	}
+}
+
+// failingInput gives its lines, then fails as a disk read can.
+type failingInput struct{ lines string }
+
+func (f *failingInput) Read(p []byte) (int, error) {
+	if f.lines == "" {
+		return 0, errors.New("read /mnt/x: input/output error")
+	}
+	n := copy(p, f.lines)
+	f.lines = f.lines[n:]
+	return n, nil
+}
+
+// TestIngestInputFails: an input that fails to be read is reported as
+// that, with where to go on, not as a lost connection.
+func TestIngestInputFails(t *testing.T) {
+	url, tok := startIngestNode(t)
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), []string{"ingest", "--url", url, "--token", tok, "--tenant", "demo", "--key-field", "id", "-"},
+		Env{Stdin: &failingInput{lines: `{"id":"a"}` + "\n" + `{"id":"b"}` + "\n"}, Stdout: &out, Stderr: &errb, Getenv: func(string) string { return "" }})
+	if code == 0 || !strings.Contains(errb.String(), "reading stdin after 2 whole lines") || !strings.Contains(errb.String(), "tail -n +3") {
+		t.Errorf("exit %d, stderr %q; want the input's failure and where to go on", code, errb.String())
 	}
 }

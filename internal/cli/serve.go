@@ -691,27 +691,19 @@ func parseTenantFlag(s string, origin origins) (string, [32]byte, error) {
 	return name, sum, nil
 }
 
-// sharedTokenHash refuses a token hash given to two roles: to the admin
-// and a tenant, which would let that tenant's token act on every tenant,
-// or to two tenants, which would let each act on the other. Either is a
-// paste gone wrong, most likely while rotating tokens. The error names the
-// roles, not the hash.
+// sharedTokenHash refuses a token hash given to two roles
+// (server.Auth.SharedHash), naming the settings; the error names the roles,
+// not the hash.
 func sharedTokenHash(a server.Auth, origin origins) error {
-	holder := map[[32]byte]string{}
-	for _, sum := range a.Admin {
-		holder[sum] = "the admin (" + origin.setting("admin-token-sha256") + ")"
+	first, second, ok := a.SharedHash()
+	if !ok {
+		return nil
 	}
-	for _, name := range slices.Sorted(maps.Keys(a.Tenants)) {
-		for _, sum := range a.Tenants[name] {
-			who := "tenant " + strconv.Quote(name)
-			if prev, ok := holder[sum]; ok && prev != who {
-				return fmt.Errorf("%s: the token hash of %s is also given to %s: a token acts for one tenant or the admin, never more (give each its own token)",
-					origin.setting("tenant"), who, prev)
-			}
-			holder[sum] = who
-		}
+	if first == "the admin" {
+		first += " (" + origin.setting("admin-token-sha256") + ")"
 	}
-	return nil
+	return fmt.Errorf("%s: the token hash of %s is also given to %s: a token acts for one tenant or the admin, never more (give each its own token)",
+		origin.setting("tenant"), second, first)
 }
 
 // strayArg is how serve's refusal of an argument shows it: quoted when

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/gcfloor"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 )
 
@@ -38,8 +39,9 @@ import (
 //     under the runtime's limit and the collector does not run back to
 //     back. A --cache-bytes above half of Go's share is refused.
 //   - Bodies: half of what the cache leaves of Go's share bounds the
-//     document bodies HTTP writes in flight hold (server.Options.BodyBudget),
-//     at least four of the largest; a write past it is shed.
+//     document bodies that HTTP writes and RESP MGETs in flight hold
+//     (server.Options.Bodies, resp.Options.Replies), at least four of the
+//     largest; a request past it is shed.
 //
 // In a build without cgo Pebble's memory is on the Go heap: then it is
 // counted twice, and the node stays further under its limit.
@@ -51,7 +53,7 @@ type MemoryBudget struct {
 	KeyFilter int64 // the key filter's cap
 	Go        int64 // the Go runtime's limit
 	Cache     int64 // the document cache
-	Bodies    int64 // document bodies of HTTP writes in flight, each counted twice
+	Bodies    int64 // document bodies of requests in flight, each counted twice
 }
 
 // memoryFixed is MemoryBudget.Fixed; minMemoryLimit the smallest limit
@@ -84,7 +86,7 @@ func MemoryBudgetFor(limit, cacheBytes int64) (MemoryBudget, error) {
 	return b, nil
 }
 
-// bodyBudget is server.Options.BodyBudget: none without a memory limit.
+// bodyBudget is the size of n.bodies: 0 (none) without a memory limit.
 func (n *Node) bodyBudget() int64 {
 	if n.budget == nil {
 		return 0
@@ -108,6 +110,7 @@ func (n *Node) applyMemoryLimit() error {
 	if n.cfg.KeyFilterBytes >= 0 { // negative: the operator turned it off
 		n.cfg.KeyFilterBytes = min(b.KeyFilter, keyFilterOr(n.cfg.KeyFilterBytes))
 	}
+	n.bodies = resilience.NewByteBudget(n.bodyBudget())
 	debug.SetMemoryLimit(b.Go)
 	n.log.Info("memory limit divided", "limit", b.Limit, "go", b.Go, "pebble_cache", b.Pebble, "memtable", b.MemTable,
 		"key_filter", n.cfg.KeyFilterBytes, "document_cache", b.Cache, "fixed", b.Fixed, "write_bodies", n.bodyBudget())

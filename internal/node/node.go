@@ -137,8 +137,9 @@ type Node struct {
 	serving        sync.WaitGroup // the Serve goroutines and watchReload
 	serveErr       chan error     // the first unexpected Serve error
 
-	budget *MemoryBudget  // nil without Config.MemoryLimit; see memory.go
-	gc     *gcfloor.Tuner // nil without Config.GCHeapFloor
+	budget *MemoryBudget          // nil without Config.MemoryLimit; see memory.go
+	bodies *resilience.ByteBudget // request bodies in flight, bounded under Config.MemoryLimit; nil: none (memory.go)
+	gc     *gcfloor.Tuner         // nil without Config.GCHeapFloor
 }
 
 // Start opens the store, starts replication to the configured backends and
@@ -233,13 +234,15 @@ func Start(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	// After the RESP front is made: the count reads it.
-	if err := n.tel.Metrics.RegisterShed(func() (busy, conns, tenant int64) {
-		busy, tenant = n.limiter.Shed()
-		conns = n.api.RefusedConns()
+	if err := n.tel.Metrics.RegisterShed(func() telemetry.Shed {
+		var s telemetry.Shed
+		s.Busy, s.Tenant = n.limiter.Shed()
+		s.Conns = n.api.RefusedConns()
 		if n.resp != nil {
-			conns += n.resp.RefusedClients()
+			s.Conns += n.resp.RefusedClients()
 		}
-		return busy, conns, tenant
+		s.Memory = n.bodies.Refused()
+		return s
 	}); err != nil {
 		for _, srv := range n.servers {
 			srv.Close()
@@ -323,7 +326,7 @@ func (n *Node) newAPI() (*server.Server, error) {
 		Docs:             n.docs,
 		Auth:             n.cfg.Auth,
 		MaxBodyBytes:     n.cfg.MaxBodyBytes,
-		BodyBudget:       n.bodyBudget(),
+		Bodies:           n.bodies,
 		MaxConns:         n.cfg.MaxConns,
 		Logger:           n.log,
 		Ready:            n.isReady, // health.go

@@ -25,7 +25,7 @@ func (n *Node) startRESP() error {
 		return err
 	}
 	opt := resp.Options{
-		Docs: n.docs, Auth: auth, Limiter: n.limiter,
+		Docs: n.docs, Auth: auth, Limiter: n.limiter, Replies: n.bodies,
 		MaxBodyBytes: n.cfg.MaxBodyBytes, RequestTimeout: n.cfg.RequestTimeout, MaxClients: n.cfg.RespMaxClients,
 		AuthTimeout: n.cfg.RespAuthTimeout, Idle: n.cfg.RespIdleTimeout, TenantCommand: n.tel.Metrics.AddTenantCommand,
 		Logger: n.log, Registerer: n.tel.Metrics.Registry(), Version: telemetry.ReadBuild().Version,

@@ -229,7 +229,10 @@ type Engine struct {
 
 	packWant map[string]bool // guarded by mu: tenants the pack goroutine is to consider
 	packDrop map[string]bool // guarded by mu: tenants below the pack minimum whose packs are to go
-	packNone map[string]bool // guarded by mu: tenants below the pack minimum known to have no pack
+	// packFailed: when each tenant's last pack failed to be written, until
+	// one is; the pack goroutine's own.
+	packFailed map[string]time.Time
+	packNone   map[string]bool // guarded by mu: tenants below the pack minimum known to have no pack
 	// heldAtStart: the tenants the store held rows of when the engine was
 	// made (seedTenants); read-only after.
 	heldAtStart map[string]bool
@@ -295,7 +298,7 @@ func New(cfg Config) (*Engine, error) {
 		triggers: make(chan struct{}, 1), requests: make(chan roundRequest, 1), changed: make(chan struct{}, 1),
 		changedWant: map[string]bool{},
 		packWant:    map[string]bool{}, packKick: make(chan struct{}, 1),
-		packDrop: map[string]bool{}, packNone: map[string]bool{},
+		packDrop: map[string]bool{}, packNone: map[string]bool{}, packFailed: map[string]time.Time{},
 		scrubTick: defaultScrubTick,
 	}
 	if cfg.Digests {

@@ -176,20 +176,36 @@ func (e *Engine) packLoop(ctx context.Context) {
 			}
 		}
 		for _, t := range tenants {
-			start := time.Now()
-			m, err := e.WritePack(ctx, t, false)
-			l := e.cfg.Logger
-			switch {
-			case l == nil || ctx.Err() != nil:
-			case err != nil:
-				l.WarnContext(ctx, "reconcile: writing a catch-up pack failed", "backend", e.name,
-					"tenant", t, "class", fault.ClassOf(err).String(), "err", err)
-			case m != nil:
-				l.InfoContext(ctx, "reconcile: wrote a catch-up pack", "backend", e.name, "tenant", t,
-					"generation", m.Generation, "docs", m.Docs, "parts", len(m.Parts), "bytes", m.Bytes,
-					"duration", time.Since(start))
-			}
+			e.packTenant(ctx, t)
 		}
+	}
+}
+
+// packTenant writes tenant's pack if one is due (WritePack) and logs the
+// outcome. A pack that failed (a full backend, say) is tried again only
+// after Packs.Keep, not after every round: it would take and give back the
+// backend's room meanwhile.
+func (e *Engine) packTenant(ctx context.Context, t string) {
+	if at, ok := e.packFailed[t]; ok && e.cfg.Now().Sub(at) < e.cfg.Packs.Keep {
+		return
+	}
+	start := time.Now()
+	m, err := e.WritePack(ctx, t, false)
+	if err != nil && ctx.Err() == nil {
+		e.packFailed[t] = e.cfg.Now()
+	} else {
+		delete(e.packFailed, t)
+	}
+	l := e.cfg.Logger
+	switch {
+	case l == nil || ctx.Err() != nil:
+	case err != nil:
+		l.WarnContext(ctx, "reconcile: writing a catch-up pack failed", "backend", e.name,
+			"tenant", t, "class", fault.ClassOf(err).String(), "err", err, "next_try_after", e.cfg.Packs.Keep)
+	case m != nil:
+		l.InfoContext(ctx, "reconcile: wrote a catch-up pack", "backend", e.name, "tenant", t,
+			"generation", m.Generation, "docs", m.Docs, "parts", len(m.Parts), "bytes", m.Bytes,
+			"duration", time.Since(start))
 	}
 }
 
@@ -221,7 +237,9 @@ func (e *Engine) WritePack(ctx context.Context, tenant string, force bool) (*pac
 	m, err := e.writeGeneration(ctx, bl, tenant, gen)
 	if err != nil {
 		if ctx.Err() == nil {
-			err = errors.Join(err, e.deleteGeneration(ctx, bl, tenant, gen))
+			if derr := e.deleteGeneration(ctx, bl, tenant, gen); derr != nil {
+				err = fmt.Errorf("%w (deleting what it wrote failed too: %v)", err, derr)
+			}
 		}
 		return nil, err
 	}

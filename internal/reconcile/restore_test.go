@@ -686,3 +686,36 @@ func TestFailedPackDeleted(t *testing.T) {
 		t.Fatalf("WritePack once there is room: %+v, %v", m, err)
 	}
 }
+
+// TestFailedPackNotRetriedAtOnce: after a pack of a tenant fails, the pack
+// goroutine does not try it again before Packs.Keep; then it does.
+func TestFailedPackNotRetriedAtOnce(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	b := newBlobMem("b")
+	origin := openStore(t, "origin")
+	for i := range 40 {
+		put(t, origin, fmt.Sprintf("k%04d", i), fmt.Sprintf(`{"i":%d}`, i))
+	}
+	e := newEngine(t, origin, b, func(c *Config) {
+		c.Packs = PackConfig{Every: time.Hour, Keep: 10 * time.Minute, MinDocs: 1, PartSize: 1024}
+		c.Now = func() time.Time { return now }
+	})
+	runRound(t, e)
+	tries := 0
+	b.failPut = func(name string) error {
+		tries++
+		return fault.New(fault.Exhausted, fault.Context{}, "no space left on device")
+	}
+	e.packTenant(bg, tenant)
+	now = now.Add(time.Minute)
+	e.packTenant(bg, tenant)
+	if tries != 1 {
+		t.Fatalf("%d tries within Keep of a failed pack, want 1", tries)
+	}
+	now = now.Add(10 * time.Minute)
+	b.failPut = nil
+	e.packTenant(bg, tenant)
+	if g := packGenerations(b, tenant); len(g) != 1 {
+		t.Fatalf("after Keep: generations %v, want the pack written", g)
+	}
+}

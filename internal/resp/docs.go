@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tidwall/redcon"
 
@@ -240,15 +241,22 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	bodies := make([][]byte, len(keys))
 	total := 0
+	defer func() { s.opt.Replies.Give(2 * int64(total)) }()
 	for i, k := range keys {
 		d, err := s.opt.Docs.Get(ss.ctx(), ss.tenant, k)
 		switch {
 		case err == nil:
 			bodies[i] = d.Body
-			if total += len(d.Body); total > s.maxReply {
+			if total+len(d.Body) > s.maxReply {
 				c.WriteError("ERR MGET reply larger than " + strconv.Itoa(s.maxReply) + " bytes: ask for fewer keys at a time")
 				return failed(fault.Invalid)
 			}
+			if !s.opt.Replies.Take(2 * int64(len(d.Body))) {
+				c.WriteError(fmt.Sprintf("TRYAGAIN server busy: the replies being gathered hold the memory the node keeps for them (%d MiB of its --memory-limit); retry after %s",
+					s.opt.Replies.Limit()>>20, retryAfter(time.Second)))
+				return failed(fault.Exhausted)
+			}
+			total += len(d.Body)
 		case absent(err), errors.Is(err, fault.ErrConflict):
 		default:
 			return s.fail(c, ss, "MGET", err)

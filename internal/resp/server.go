@@ -37,6 +37,11 @@ type Options struct {
 	Auth *server.Verifier
 	// Limiter sheds each tenant's commands past its limits; nil admits all.
 	Limiter Limiter
+	// Replies bounds the memory the documents an MGET gathers for its reply
+	// hold, each counted twice (read, and written into the reply): one that
+	// would go over it is answered -TRYAGAIN. nil: no bound. The node shares
+	// it with the HTTP server's bodies (server.Options.Bodies).
+	Replies *resilience.ByteBudget
 	// Validate checks a value before it is stored; nil means strict JSON
 	// nested at most MaxDepth deep, the HTTP server's default.
 	Validate func([]byte) error

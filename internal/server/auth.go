@@ -8,7 +8,10 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -79,6 +82,28 @@ type credential struct {
 	admin  bool
 }
 
+// SharedHash finds a token hash given to two roles: to the admin and a
+// tenant, which would let that tenant's token act on every tenant, or to
+// two tenants, which would let each act on the other; either is a paste
+// gone wrong. It names the roles ("the admin", `tenant "acme"`), first the
+// admin, then tenants in name order.
+func (a Auth) SharedHash() (first, second string, ok bool) {
+	holder := map[[32]byte]string{}
+	for _, sum := range a.Admin {
+		holder[sum] = "the admin"
+	}
+	for _, name := range slices.Sorted(maps.Keys(a.Tenants)) {
+		who := "tenant " + strconv.Quote(name)
+		for _, sum := range a.Tenants[name] {
+			if prev, seen := holder[sum]; seen && prev != who {
+				return prev, who, true
+			}
+			holder[sum] = who
+		}
+	}
+	return "", "", false
+}
+
 // verifier checks bearer tokens against every configured hash.
 type verifier struct {
 	creds  []credential
@@ -86,6 +111,10 @@ type verifier struct {
 }
 
 func newVerifier(a Auth) (*verifier, error) {
+	if first, second, ok := a.SharedHash(); ok {
+		return nil, fault.New(fault.Config, fault.Context{Op: "server.auth"},
+			"the token hash of "+second+" is also given to "+first+": a token acts for one tenant or the admin, never more")
+	}
 	v := &verifier{serves: a.Serves}
 	for t, hashes := range a.Tenants {
 		if err := doc.ValidateTenant(t); err != nil {

@@ -1,12 +1,15 @@
 package server_test
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/cairnstore/cairn/internal/fault"
 	"github.com/cairnstore/cairn/internal/server"
+	"github.com/cairnstore/cairn/internal/server/servertest"
 )
 
 // TestAuthMatrix runs every tenant route with no token, a garbage token, a
@@ -255,5 +258,22 @@ func TestRefusedTokenLogged(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d log lines of refused tokens, want 2", n)
+	}
+}
+
+// TestSharedHashRefused: a token hash given to the admin and a tenant, or
+// to two tenants, is a configuration error, whoever builds the server.
+func TestSharedHashRefused(t *testing.T) {
+	h := [32]byte{7}
+	for _, a := range []server.Auth{
+		{Tenants: map[string][][32]byte{"acme": {h}}, Admin: [][32]byte{h}},
+		{Tenants: map[string][][32]byte{"acme": {{1}, h}, "beta": {h}}},
+	} {
+		if _, err := server.New(server.Options{Docs: &servertest.Mem{}, Auth: a}); !errors.Is(err, fault.ErrConfig) || !strings.Contains(err.Error(), "is also given to") {
+			t.Errorf("server.New with a hash shared: %v; want a config error naming the roles", err)
+		}
+	}
+	if _, err := server.New(server.Options{Docs: &servertest.Mem{}, Auth: server.Auth{Tenants: map[string][][32]byte{"acme": {h, h}}}}); err != nil {
+		t.Errorf("one tenant's hash given twice: %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cairnstore/cairn/internal/doc"
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server"
 	"github.com/cairnstore/cairn/internal/server/servertest"
 )
@@ -30,7 +31,7 @@ func (h *heldDocs) Put(ctx context.Context, tenant, key string, body []byte, pre
 // 503 with Retry-After, and admitted again once the writes in flight end.
 func TestBodyBudgetShedsWrites(t *testing.T) {
 	held := &heldDocs{Mem: &servertest.Mem{}, waiting: make(chan struct{}), release: make(chan struct{})}
-	e := newEnv(t, func(o *server.Options) { o.Docs, o.BodyBudget = held, 4500 })
+	e := newEnv(t, func(o *server.Options) { o.Docs, o.Bodies = held, resilience.NewByteBudget(4500) })
 	body := `{"d":"` + strings.Repeat("x", 1000-8) + `"}` // 1,000 bytes, a charge of 2,000
 	var wg sync.WaitGroup
 	codes := make([]int, 2)

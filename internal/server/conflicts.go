@@ -223,6 +223,12 @@ func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
 			setETag = l.tags[0]
 		}
 	}
+	release, err := s.admitBody(r, op, resolveLimit(s.maxBody))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer release()
 	req, err := s.ReadResolve(w, r)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -332,14 +338,17 @@ func resolveKey(r *http.Request) (string, error) {
 	return key, nil
 }
 
+// resolveLimit bounds a resolution's body: the document inside may be as
+// large as a PUT's, plus the wrapping.
+func resolveLimit(maxBody int64) int64 { return maxBody + 1024 }
+
 // ReadResolve reads and checks a resolution's request body (bounded, gzip
 // allowed, exactly one member, a valid document); its errors are 4xx
 // naming the problem.
 func (s *Server) ReadResolve(w http.ResponseWriter, r *http.Request) (api.ResolveRequest, error) {
 	const op = "conflict.resolve"
 	var req api.ResolveRequest
-	// The document inside may be as large as a PUT's, plus the wrapping.
-	raw, err := s.readEncoded(w, r, op, s.maxBody+1024)
+	raw, err := s.readEncoded(w, r, op, resolveLimit(s.maxBody))
 	switch {
 	case err != nil:
 		return req, err

@@ -85,7 +85,7 @@ func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	release, err := s.admitBody(r)
+	release, err := s.admitBody(r, "doc.put", s.maxBody)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

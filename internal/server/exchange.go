@@ -196,7 +196,10 @@ func (s *Server) logExchange(x *exchange, r *http.Request) {
 		}
 	}
 	suppressed := 0
-	if (x.info.Shed && level == slog.LevelInfo) || (code == fault.Exhausted.String() && level == slog.LevelError) {
+	// An ingest's line is never thinned: it says through which line the
+	// stream is durable, which a client that lost the answer looks up by
+	// its request id.
+	if (x.info.Shed && level == slog.LevelInfo) || (code == fault.Exhausted.String() && level == slog.LevelError && x.info.Op != "ingest") {
 		// Shed answers come as fast as clients send them, so a flood would
 		// be a line each: one a period per tenant and status is at Info,
 		// saying how many were held back; the rest at Debug. cairn_shed_total

@@ -130,11 +130,11 @@ type Options struct {
 	Validate func(body []byte) error
 	// MaxBodyBytes bounds a document body [1 MiB]; larger bodies get 413.
 	MaxBodyBytes int64
-	// BodyBudget bounds the memory held by the bodies of document writes
-	// in flight, each counted twice (read, and staged for the store): a
-	// write that would go over it is shed, 503 with Retry-After, before its
-	// body is read. 0: no bound.
-	BodyBudget int64
+	// Bodies bounds the memory held by the bodies of document writes in
+	// flight, each counted twice (read, and staged for the store): a write
+	// that would go over it is shed, 503 with Retry-After, before its body
+	// is read. nil: no bound.
+	Bodies *resilience.ByteBudget
 	// MaxDepth bounds nesting for the default validator [64].
 	MaxDepth int
 	// Logger gets one line per request ([slog.Default] if nil).
@@ -247,7 +247,7 @@ type Server struct {
 	auth       *verifier
 	validate   func([]byte) error
 	maxBody    int64
-	bodies     *bodyBudget // Options.BodyBudget; nil: none
+	bodies     *resilience.ByteBudget // Options.Bodies
 	log        *slog.Logger
 	ready      func() bool
 	failed     func() bool
@@ -327,7 +327,7 @@ func New(o Options) (*Server, error) {
 		auth:       v,
 		validate:   o.Validate,
 		maxBody:    or(o.MaxBodyBytes, DefaultMaxBodyBytes),
-		bodies:     newBodyBudget(o.BodyBudget),
+		bodies:     o.Bodies,
 		log:        o.Logger,
 		ready:      o.Ready,
 		failed:     o.Failed,

@@ -93,15 +93,18 @@ func (m *Metrics) RegisterConns(open func() int64) error {
 // --resp-max-clients) and tenant (a tenant over --tenant-rate or
 // --tenant-max-in-flight, 429), over HTTP and RESP alike. It fails if
 // called twice.
-func (m *Metrics) RegisterShed(shed func() (busy, conns, tenant int64)) error {
+func (m *Metrics) RegisterShed(shed func() Shed) error {
 	c := &shedCollector{shed: shed, desc: prometheus.NewDesc("cairn_shed_total",
-		"Requests refused for the node's own limits, by reason: busy (--max-in-flight), conns (--max-conns, --resp-max-clients), tenant (a tenant's --tenant-rate or --tenant-max-in-flight).",
+		"Requests refused for the node's own limits, by reason: busy (--max-in-flight), conns (--max-conns, --resp-max-clients), tenant (a tenant's --tenant-rate or --tenant-max-in-flight), memory (the documents of requests in flight hold what --memory-limit keeps for them).",
 		[]string{"reason"}, nil)}
 	if err := m.reg.Register(c); err != nil {
 		return fmt.Errorf("telemetry: register shed metrics: %w", err)
 	}
 	return nil
 }
+
+// Shed counts the requests a node refused, by reason (cairn_shed_total).
+type Shed struct{ Busy, Conns, Tenant, Memory int64 }
 
 // RegisterDisk registers the data directory's free space and the store's
 // reserve, read at scrape time: writes are refused while the free space is
@@ -134,18 +137,18 @@ func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
 // shedCollector reads the limiters' counts at scrape time, all three
 // from one call.
 type shedCollector struct {
-	shed func() (busy, conns, tenant int64)
+	shed func() Shed
 	desc *prometheus.Desc
 }
 
 func (c *shedCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *shedCollector) Collect(ch chan<- prometheus.Metric) {
-	busy, conns, tenant := c.shed()
+	s := c.shed()
 	for _, r := range []struct {
 		reason string
 		n      int64
-	}{{"busy", busy}, {"conns", conns}, {"tenant", tenant}} {
+	}{{"busy", s.Busy}, {"conns", s.Conns}, {"tenant", s.Tenant}, {"memory", s.Memory}} {
 		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(r.n), r.reason)
 	}
 }

@@ -19,7 +19,7 @@ func newTLSMetrics(f factory) tlsMetrics {
 		reloads: f.counterVec("cairn_tls_certificate_reloads_total",
 			"Reloads of the TLS certificate files (SIGHUP or a change of the files), by outcome (ok or error; on error the previous certificate is still served).", "outcome"),
 		notAfter: f.gaugeVec("cairn_tls_certificate_expiry_timestamp_seconds",
-			"When the TLS certificate being served expires, in Unix seconds: the earliest NotAfter of its chain (the leaf and the intermediates given with it); absent without TLS."),
+			"When the TLS certificate being served expires, in Unix seconds: the earlier NotAfter of the leaf and of the intermediate given with it that issued it; absent without TLS."),
 	}
 	// Both outcomes exist at zero, so increase() sees the first failure.
 	m.reloads.WithLabelValues("ok")

@@ -14,8 +14,8 @@
 // certificate, as when the two are replaced one after the other) keeps the
 // previous certificate, logs an error and reports it to [Options.OnReload].
 // So does a certificate that clients would refuse for its dates (not yet
-// valid, expired, or an expired certificate in its chain) while the one
-// served is valid. After a failed attempt the files are tried again only
+// valid, expired, or issued by an intermediate given with it that has
+// expired) while the one served is valid. After a failed attempt the files are tried again only
 // once they change again (or on the next Reload), so a half-written pair is
 // retried when the second file lands, and a broken one is not logged on
 // every handshake; a certificate refused as not valid yet is tried again
@@ -70,31 +70,38 @@ type Options struct {
 // Served describes a certificate chain as clients judge its dates.
 type Served struct {
 	Leaf *x509.Certificate
-	// NotBefore and NotAfter bound when every certificate of the chain
-	// given (the leaf and any intermediates after it) is valid.
+	// NotBefore and NotAfter bound when the leaf and the intermediate that
+	// issued it (the certificate after it in the file, if it did) are both
+	// valid. Certificates further up are left out: a bundle may carry an
+	// expired cross-signature that clients build their path around.
 	NotBefore, NotAfter time.Time
 	// Limit names the certificate whose date is NotAfter: "leaf", or the
-	// subject of an intermediate.
+	// subject of the issuing intermediate.
 	Limit string
 }
 
 // validAt reports whether clients accept the chain's dates at t.
 func (s Served) validAt(t time.Time) bool { return !t.Before(s.NotBefore) && !t.After(s.NotAfter) }
 
-// served reads the dates of cert's chain.
+// served reads the dates of cert's leaf and of its issuer, when the file
+// gives it.
 func served(cert *tls.Certificate) (Served, error) {
 	s := Served{Leaf: cert.Leaf, NotBefore: cert.Leaf.NotBefore, NotAfter: cert.Leaf.NotAfter, Limit: "leaf"}
-	for i, der := range cert.Certificate[1:] {
-		c, err := x509.ParseCertificate(der)
-		if err != nil {
-			return s, fmt.Errorf("certificate %d of the chain after the leaf: %w", i+1, err)
-		}
-		if c.NotBefore.After(s.NotBefore) {
-			s.NotBefore = c.NotBefore
-		}
-		if c.NotAfter.Before(s.NotAfter) {
-			s.NotAfter, s.Limit = c.NotAfter, "intermediate "+strconv.Quote(c.Subject.String())
-		}
+	if len(cert.Certificate) < 2 {
+		return s, nil
+	}
+	c, err := x509.ParseCertificate(cert.Certificate[1])
+	if err != nil {
+		return s, fmt.Errorf("the certificate after the leaf: %w", err)
+	}
+	if cert.Leaf.CheckSignatureFrom(c) != nil {
+		return s, nil // not the leaf's issuer: clients find their own path
+	}
+	if c.NotBefore.After(s.NotBefore) {
+		s.NotBefore = c.NotBefore
+	}
+	if c.NotAfter.Before(s.NotAfter) {
+		s.NotAfter, s.Limit = c.NotAfter, "intermediate "+strconv.Quote(c.Subject.String())
 	}
 	return s, nil
 }

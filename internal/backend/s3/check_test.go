@@ -46,6 +46,7 @@ func TestCheckBucketClasses(t *testing.T) {
 	}{
 		{"connection refused", closed, true, fault.Transient},
 		{"a gateway's 503", status(http.StatusServiceUnavailable), true, fault.Transient},
+		{"a store answering only 429", status(http.StatusTooManyRequests), true, fault.Transient},
 		{"credentials refused", status(http.StatusForbidden), true, fault.Config},
 		{"TLS handshake refused", strings.TrimPrefix(tlsRefused.URL, "https://"), false, fault.Config},
 		{"TLS to a plain port", status(http.StatusOK), false, fault.Config},

@@ -222,7 +222,7 @@ func (s *S3) Close() error {
 // CheckBucket is a startup check: it fails with fault.Transient when the
 // store could not be reached or its side could not answer — the connection
 // refused, reset, without a route or timed out, a name server that did not
-// answer, a 5xx (a gateway whose upstream is cut off) — and with
+// answer, a 5xx (a gateway whose upstream is cut off), a 429 — and with
 // fault.Config otherwise: the bucket missing, the credentials refused, a
 // TLS or certificate failure, a host name that does not exist. The first
 // may be only the network; the second is a setting.
@@ -241,7 +241,7 @@ func (s *S3) CheckBucket(ctx context.Context) error {
 		}
 		break
 	}
-	answer, noAnswer := minio.ToErrorResponse(err), err != nil && unanswered(err)
+	answer, noAnswer := minio.ToErrorResponse(err), err != nil && (unanswered(err) || busy(err))
 	if err != nil && answer.Code != "" && !strings.Contains(err.Error(), answer.Code) {
 		err = fmt.Errorf("s3 %s: %w", answer.Code, err) // minio-go's message alone drops the code
 	}
