@@ -128,7 +128,7 @@ func (f *exportFlags) run(ctx context.Context, args []string, env Env) error {
 	st, err := store.Open(f.dataDir, store.Options{ReadOnly: true})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return hinted{err, "a running node holds it: stop the node first, or read its documents over the API ('cairn ls', 'cairn get')"}
+			return hinted{err, "another process holds it (a running node, or an import or export): stop it first, or read a running node's documents over the API ('cairn ls', 'cairn get')"}
 		}
 		return err
 	}

@@ -157,7 +157,7 @@ func TestExportRefusals(t *testing.T) {
 	// A running node holds the directory.
 	errb.Reset()
 	if code := Run(ctx, []string{"export", "--data-dir", data, "--tenant", "acme", "-"}, Env{Stdout: &out, Stderr: &errb}); code != exitFail ||
-		!strings.Contains(errb.String(), "stop the node first") {
+		!strings.Contains(errb.String(), "another process holds it (a running node, or an import or export): stop it first") {
 		t.Errorf("export of a directory in use: exit %d, %s", code, &errb)
 	}
 	if err := st.Close(); err != nil {

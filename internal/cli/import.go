@@ -185,7 +185,7 @@ func (f *importFlags) run(ctx context.Context, args []string, env Env) error {
 	st, err := store.Open(f.dataDir, store.Options{NodeID: f.nodeID})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
-			return hinted{err, "a running node holds it: stop the node first, or send the file to it with 'cairn ingest'"}
+			return hinted{err, "another process holds it (a running node, or an import or export): stop it first, or send the file to a running node with 'cairn ingest'"}
 		}
 		return err
 	}

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -104,6 +105,9 @@ func (f *ingestFlags) run(ctx context.Context, args []string, o ingest.Options, 
 		return err
 	}
 	defer closeIn()
+	if in, err = refuseGzip(in, args[0], f.ingestCommand()); err != nil {
+		return err
+	}
 	c, err := f.newClient()
 	if err != nil {
 		return err
@@ -371,6 +375,36 @@ func (c *countingReader) err() error {
 		return *p
 	}
 	return nil
+}
+
+// refuseGzip refuses an input that starts as a gzip stream, whose every
+// line the node would reject as malformed, saying how to send it; it
+// returns the reader to send in place of in. A regular file is looked at
+// where it will be read from, and passed on as it is.
+func refuseGzip(in io.Reader, arg, cmd string) (io.Reader, error) {
+	var magic []byte
+	if f, ok := in.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+			if pos, err := f.Seek(0, io.SeekCurrent); err == nil {
+				b := make([]byte, 2)
+				n, _ := f.ReadAt(b, pos)
+				magic = b[:n]
+			}
+		}
+	}
+	if magic == nil {
+		br := bufio.NewReaderSize(in, 64<<10)
+		magic, _ = br.Peek(2)
+		in = br
+	}
+	if !bytes.Equal(magic, []byte{0x1f, 0x8b}) {
+		return in, nil
+	}
+	send := "zcat " + shellQuote(arg) + " | " + cmd + " -"
+	if arg == "-" {
+		send = "… | zcat | " + cmd + " -"
+	}
+	return nil, hinted{fmt.Errorf("%s is gzip-compressed, not NDJSON", inputName(arg)), "decompress it as it is sent: " + send}
 }
 
 // inputName names an input in a message.
