@@ -30,6 +30,14 @@ type Overview struct {
 	CacheBytes      float64     `json:"cache_bytes"`
 	CacheEntries    float64     `json:"cache_entries"`
 	StoreBytes      int64       `json:"store_bytes"`
+	// DiskFree and DiskReserve are the data directory's free space and what
+	// the store keeps free (it refuses writes below it); nil when the node
+	// does not measure them.
+	DiskFree    *float64 `json:"disk_free_bytes"`
+	DiskReserve *float64 `json:"disk_reserve_bytes"`
+	// StoreFailed: the store failed and refuses every request until the
+	// node restarts (cairn_store_failed, runbook 14).
+	StoreFailed bool `json:"store_failed"`
 }
 
 // RouteRate is one route's figures over the interval.
@@ -51,6 +59,9 @@ type sample struct {
 	misses float64
 	// cacheBytes and cacheEntries are the cache's size now.
 	cacheBytes, cacheEntries float64
+	// The data directory's room and the store's state now.
+	diskFree, diskReserve *float64
+	storeFailed           bool
 }
 
 type routeSample struct {
@@ -101,7 +112,8 @@ func (rt *rates) next(cur *sample) Overview {
 // compare computes the overview's figures of cur, its rates against prev
 // (nil on the first poll).
 func compare(prev, cur *sample) Overview {
-	ov := Overview{Shed: cur.shed, Routes: []RouteRate{}, CacheBytes: cur.cacheBytes, CacheEntries: cur.cacheEntries}
+	ov := Overview{Shed: cur.shed, Routes: []RouteRate{}, CacheBytes: cur.cacheBytes, CacheEntries: cur.cacheEntries,
+		DiskFree: cur.diskFree, DiskReserve: cur.diskReserve, StoreFailed: cur.storeFailed}
 	if n := cur.hits + cur.misses; n > 0 {
 		ratio := cur.hits / n
 		ov.CacheHitRatio = &ratio
@@ -219,6 +231,14 @@ func sampleOf(mfs []*dto.MetricFamily, at time.Time) *sample {
 			s.cacheBytes = sum(mf)
 		case "cairn_cache_entries":
 			s.cacheEntries = sum(mf)
+		case "cairn_store_disk_free_bytes":
+			v := sum(mf)
+			s.diskFree = &v
+		case "cairn_store_disk_reserve_bytes":
+			v := sum(mf)
+			s.diskReserve = &v
+		case "cairn_store_failed":
+			s.storeFailed = sum(mf) > 0
 		}
 	}
 	return s

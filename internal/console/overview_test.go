@@ -131,3 +131,20 @@ func TestOverviewShedIsTheNodes(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestOverviewDiskAndStore: the overview carries the data directory's free
+// space, what the store keeps free, and whether the store failed, from the
+// node's gauges; without them, the space is null (not measured), not 0.
+func TestOverviewDiskAndStore(t *testing.T) {
+	gauge := func(name string, v float64) *dto.MetricFamily {
+		return &dto.MetricFamily{Name: ptr(name), Metric: []*dto.Metric{{Gauge: &dto.Gauge{Value: ptr(v)}}}}
+	}
+	ov := compare(nil, sampleOf([]*dto.MetricFamily{gauge("cairn_store_disk_free_bytes", 50<<20),
+		gauge("cairn_store_disk_reserve_bytes", 88<<20), gauge("cairn_store_failed", 1)}, time.Now()))
+	if ov.DiskFree == nil || *ov.DiskFree != 50<<20 || ov.DiskReserve == nil || *ov.DiskReserve != 88<<20 || !ov.StoreFailed {
+		t.Errorf("overview %+v; want 50 MiB free of 88 MiB kept, and the store failed", ov)
+	}
+	if ov := compare(nil, sampleOf(nil, time.Now())); ov.DiskFree != nil || ov.StoreFailed {
+		t.Errorf("without the gauges: %+v; want no disk figures and the store not failed", ov)
+	}
+}

@@ -143,6 +143,10 @@ func TestConsoleInBrowser(t *testing.T) {
 	// Live: the request rate appears on a later poll without a reload.
 	run(t, ctx, "see the overview's rates",
 		until(`document.querySelector("h2 .muted") && document.querySelector("h2 .muted").textContent.includes("over the last")`))
+	// The disk's free space and what the store keeps free, with no alarm
+	// on a node with room.
+	run(t, ctx, "see the disk's room",
+		until(`document.querySelector("#ov-disk") && /B \(.*B\)$/.test(document.querySelector("#ov-disk").textContent) && !document.querySelector("#ov-alarm")`))
 	shoot(t, ctx, "overview")
 
 	run(t, ctx, "tenants", chromedp.Navigate(a.Admin+"/console/tenants"),

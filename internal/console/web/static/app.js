@@ -137,13 +137,20 @@ function overview() {
       h("td", { class: "num" }, fmt.n(r.error_rate, 2)),
       h("td", { class: "num" }, r.p99_ms === null ? "–" : fmt.n(r.p99_ms, 2)),
       h("td", { class: "num hide-narrow" }, fmt.n(r.requests_total, 0))));
+    // What refuses writes, above the figures: a failed store refuses
+    // everything until a restart; a disk under the reserve, every write.
+    const low = o.disk_free_bytes !== null && o.disk_reserve_bytes !== null && o.disk_free_bytes < o.disk_reserve_bytes;
+    const alarm = o.store_failed ? "The store failed: the node refuses every request until it restarts (runbook 14)."
+      : low ? "The disk is nearly full: the node refuses writes until space is freed (runbook 13)." : "";
     setContent(
+      ...(alarm ? [h("div", { class: "card", id: "ov-alarm" }, h("span", { class: "pill bad" }, o.store_failed ? "store failed" : "disk nearly full"), " ", alarm)] : []),
       h("div", { class: "grid" },
         stat("Node", o.node_id, null, true), stat("Version", o.version, null, true), stat("Uptime", fmt.dur(o.uptime_seconds)),
         stat("Requests/s", fmt.n(o.request_rate), "ov-rate"), stat("Errors/s (5xx)", fmt.n(o.error_rate, 2)),
         stat("Shed/s (the node's limits)", fmt.n(o.shed_rate, 2)), stat("Shed total", fmt.n(o.shed_total, 0)),
         stat("Cache hit ratio", fmt.pct(o.cache_hit_ratio)), stat("Cache size", fmt.bytes(o.cache_bytes) + " · " + fmt.n(o.cache_entries, 0)),
-        stat("Store size", fmt.bytes(o.store_bytes))),
+        stat("Store size", fmt.bytes(o.store_bytes)),
+        stat("Disk free (kept free)", o.disk_free_bytes === null ? "–" : fmt.bytes(o.disk_free_bytes) + " (" + fmt.bytes(o.disk_reserve_bytes) + ")", "ov-disk")),
       h("div", { class: "card" }, h("h2", {}, "By route",
         h("span", { class: "muted" }, o.interval_seconds ? "  over the last " + fmt.n(o.interval_seconds) + " s" : "  (rates from the next refresh)")),
         table([{ t: "route" }, { t: "req/s", cls: "num" }, { t: "5xx/s", cls: "num" }, { t: "p99 ms", cls: "num" }, { t: "total", cls: "num hide-narrow" }],
