@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -158,6 +159,9 @@ func (f *ingestFlags) run(ctx context.Context, args []string, o ingest.Options, 
 	if err != nil && res.Stats.Records == 0 && res.ProcessedBytes == 0 {
 		return err // refused or failed before anything was processed: report says why
 	}
+	if ctx.Err() != nil && err == nil {
+		res = withoutCutLine(res, cr.lines.Load())
+	}
 	printSummary(env, res)
 	var rejErr error
 	if res.Stats.Rejected > 0 {
@@ -199,6 +203,31 @@ func (f *ingestFlags) ingestCommand() string {
 		}
 	}
 	return cmd
+}
+
+// withoutCutLine leaves out of an interrupted stream's result the reject
+// of the line after the last whole one sent: the interrupt cut it short
+// (its producer stopped mid-line), and going on from it sends it again
+// whole, so it is no reject of the input's.
+func withoutCutLine(res client.IngestResult, whole int64) client.IngestResult {
+	for i, rj := range res.Rejects {
+		if rj.Line <= whole {
+			continue
+		}
+		res.Rejects = slices.Delete(slices.Clone(res.Rejects), i, i+1)
+		res.Stats.Rejected--
+		res.Stats.Records--
+		switch rj.Kind {
+		case "malformed":
+			res.Stats.Malformed--
+		case "oversize":
+			res.Stats.Oversize--
+		case "invalid_key":
+			res.Stats.InvalidKey--
+		}
+		break
+	}
+	return res
 }
 
 // resumeCommand sends input from line from on with this ingest's options.

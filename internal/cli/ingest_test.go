@@ -413,3 +413,18 @@ func TestIngestRefusesGzip(t *testing.T) {
 		}
 	}
 }
+
+// TestCutLineNotRejected: the reject of a line an interrupt cut short is
+// left out of the result (it is sent again whole by the resume); the
+// whole lines' rejects stay.
+func TestCutLineNotRejected(t *testing.T) {
+	res := client.IngestResult{Stats: client.IngestStats{Records: 4, Accepted: 2, Rejected: 2, Malformed: 2},
+		Rejects: []client.IngestReject{{Line: 2, Kind: "malformed"}, {Line: 4, Kind: "malformed"}}}
+	got := withoutCutLine(res, 3)
+	if len(got.Rejects) != 1 || got.Rejects[0].Line != 2 || got.Stats.Rejected != 1 || got.Stats.Malformed != 1 || got.Stats.Records != 3 {
+		t.Errorf("withoutCutLine = %+v", got)
+	}
+	if len(res.Rejects) != 2 {
+		t.Errorf("the result given was changed: %+v", res.Rejects)
+	}
+}

@@ -201,7 +201,7 @@ func (e *Engine) packTenant(ctx context.Context, t string) {
 	case l == nil || ctx.Err() != nil:
 	case err != nil:
 		l.WarnContext(ctx, "reconcile: writing a catch-up pack failed", "backend", e.name,
-			"tenant", t, "class", fault.ClassOf(err).String(), "err", err, "next_try_after", e.cfg.Packs.Keep)
+			"tenant", t, "class", fault.ClassOf(err).String(), "err", err, "tried_again_in", e.cfg.Packs.Keep)
 	case m != nil:
 		l.InfoContext(ctx, "reconcile: wrote a catch-up pack", "backend", e.name, "tenant", t,
 			"generation", m.Generation, "docs", m.Docs, "parts", len(m.Parts), "bytes", m.Bytes,

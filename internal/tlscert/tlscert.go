@@ -271,9 +271,12 @@ func (r *Reloader) reloadLocked(why string, st stamp) error {
 		if now.Before(l.served.NotBefore) && l.served.NotBefore.Before(l.served.NotAfter) {
 			r.notYet = l.served.NotBefore
 		}
-		return r.failed(why, fmt.Errorf("the certificate in %s (serial %s) is valid from %s to %s (%s), not now: clients would refuse it",
-			r.opts.CertFile, serialHex(l.cert.Leaf.SerialNumber), l.served.NotBefore.UTC().Format(time.RFC3339),
-			l.served.NotAfter.UTC().Format(time.RFC3339), l.served.Limit))
+		state := "expired at " + l.served.NotAfter.UTC().Format(time.RFC3339) + " (" + l.served.Limit + ")"
+		if now.Before(l.served.NotBefore) {
+			state = "not valid until " + l.served.NotBefore.UTC().Format(time.RFC3339)
+		}
+		return r.failed(why, fmt.Errorf("the certificate in %s (serial %s) is %s: clients would refuse it",
+			r.opts.CertFile, serialHex(l.cert.Leaf.SerialNumber), state))
 	}
 	l.gen = r.cur.Load().gen + 1
 	r.cur.Store(l)

@@ -221,10 +221,10 @@ func TestReloadRefusesDatesClientsRefuse(t *testing.T) {
 		issue func(serial int64)
 		want  string
 	}{
-		{"not valid yet", func(n int64) { f.ca.IssueDated(t, n, f.certFile, f.keyFile, now.Add(time.Hour), now.Add(48*time.Hour)) }, "not now"},
+		{"not valid yet", func(n int64) { f.ca.IssueDated(t, n, f.certFile, f.keyFile, now.Add(time.Hour), now.Add(48*time.Hour)) }, "is not valid until "},
 		{"expired", func(n int64) {
 			f.ca.IssueDated(t, n, f.certFile, f.keyFile, now.Add(-48*time.Hour), now.Add(-time.Minute))
-		}, "(leaf), not now"},
+		}, "(leaf): clients would refuse it"},
 		{"expired intermediate", func(n int64) { inter.Issue(t, n, f.certFile, f.keyFile) }, `intermediate "CN=cairn test intermediate"`},
 	} {
 		c.issue(2)
