@@ -24,15 +24,16 @@ func NewByteBudget(limit int64) *ByteBudget {
 	return &ByteBudget{limit: limit}
 }
 
-// Take charges n bytes, or reports false, charging nothing, when that
-// would go over the limit. A request is admitted whatever its size while
-// nothing else is charged, so a limit below one request's need slows
-// such requests, never stops them.
-func (b *ByteBudget) Take(n int64) bool {
+// Take charges n more bytes to a request that holds held bytes of the
+// budget already (0 for its first take), or reports false, charging
+// nothing, when that would go over the limit. A request is admitted
+// whatever its size while nothing else is charged, so a limit below one
+// request's need slows such requests, never stops them.
+func (b *ByteBudget) Take(n, held int64) bool {
 	if b == nil {
 		return true
 	}
-	if now := b.used.Add(n); now > b.limit && now != n {
+	if now := b.used.Add(n); now > b.limit && now != n+held {
 		b.used.Add(-n)
 		b.refused.Add(1)
 		return false

@@ -33,12 +33,12 @@ const firstChunk = 4 << 10
 
 // readBody reads a document write's body. Outcomes: those of readEncoded,
 // and 400 when the body is empty.
-func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+func (s *Server) readBody(w http.ResponseWriter, r *http.Request, charge *bodyCharge) ([]byte, error) {
 	const op = "doc.put"
 	if r.ContentLength == 0 || r.Body == nil {
 		return nil, invalid(op, "empty body: a document is a JSON value")
 	}
-	body, err := s.readEncoded(w, r, op, s.maxBody)
+	body, err := s.readEncoded(w, r, op, s.maxBody, charge)
 	switch {
 	case err != nil:
 		return nil, err
@@ -54,8 +54,9 @@ func (s *Server) readBody(w http.ResponseWriter, r *http.Request) ([]byte, error
 // limit (refused from Content-Length before reading when it says so; the
 // message names Options.MaxBodyBytes, the limit a client configures for);
 // 400 when it is shorter than its Content-Length or not valid gzip; 408
-// when it stopped arriving.
-func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, limit int64) ([]byte, error) {
+// when it stopped arriving; 503 when, charged to the memory budget as it
+// arrives (charge, nil for none), it would go over it.
+func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, limit int64, charge *bodyCharge) ([]byte, error) {
 	gz, err := contentCoding(r, op)
 	if err != nil {
 		return nil, err
@@ -79,8 +80,10 @@ func (s *Server) readEncoded(w http.ResponseWriter, r *http.Request, op string, 
 		// may inflate to any size.
 		rd, want = http.MaxBytesReader(w, zr, limit), -1
 	}
-	body, err := readAll(rd, want)
+	body, err := readAll(charge.reader(rd), want)
 	switch {
+	case err != nil && fault.ClassOf(err) == fault.Exhausted:
+		return nil, err // past the memory budget (bodyCharge): 503
 	case err != nil && gz:
 		return nil, gzipError(op, s.maxBody, wire, err)
 	case err != nil:

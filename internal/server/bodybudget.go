@@ -2,43 +2,82 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/cairnstore/cairn/internal/fault"
+	"github.com/cairnstore/cairn/internal/resilience"
 	"github.com/cairnstore/cairn/internal/server/reqctx"
 )
 
-// bodyRetryAfter is the wait a PUT shed for its body's memory is told:
+// bodyRetryAfter is the wait a write shed for its body's memory is told:
 // bodies in flight are written within a commit or two.
 const bodyRetryAfter = time.Second
 
-// admitBody charges a document write's body (of at most limit bytes) to
-// Options.Bodies before it is read, twice (the body read and the copy the
-// store stages for its commit): its Content-Length, or limit when it has
-// none or is compressed. Outcomes: a release to call once the write is done,
-// or a 503 exhausted with Retry-After.
-func (s *Server) admitBody(r *http.Request, op string, limit int64) (release func(), err error) {
-	b := s.bodies
-	if b == nil {
-		return func() {}, nil
+// bodyCharge charges a document write's body to Options.Bodies as it is
+// read, twice each byte (the body read and the copy the store stages for
+// its commit), and gives it all back once the write is done (release).
+// Charged as it arrives, not as its Content-Length promises, a body that
+// trickles in holds what it sent, as its buffer does (readAll): declaring
+// large bodies and sending nothing holds nothing of the budget. A nil
+// *bodyCharge charges nothing.
+type bodyCharge struct {
+	b    *resilience.ByteBudget
+	r    *http.Request
+	op   string
+	held int64
+}
+
+// chargeBody returns the charge of r's body, nil without a budget.
+func (s *Server) chargeBody(r *http.Request, op string) *bodyCharge {
+	if s.bodies == nil {
+		return nil
 	}
-	if r.ContentLength == 0 || r.ContentLength > limit {
-		return func() {}, nil // refused when read (400, 413), holding nothing
+	return &bodyCharge{b: s.bodies, r: r, op: op}
+}
+
+// reader is rd charged as it is read; a read past the budget fails with a
+// 503 exhausted (Retry-After), which readEncoded returns as it is.
+func (c *bodyCharge) reader(rd io.Reader) io.Reader {
+	if c == nil {
+		return rd
 	}
-	size := limit // none said (chunked), or compressed: at most this
-	if coding := r.Header.Get("Content-Encoding"); r.ContentLength > 0 && (coding == "" || strings.EqualFold(coding, "identity")) {
-		size = r.ContentLength
+	return &chargedReader{r: rd, c: c}
+}
+
+// release gives back what the body took.
+func (c *bodyCharge) release() {
+	if c != nil {
+		c.b.Give(c.held)
+		c.held = 0
 	}
-	charge := 2 * size
-	if !b.Take(charge) {
-		if info := reqctx.From(r.Context()); info != nil {
-			info.Shed = true // the node's answer under load, logged as the limiter's are
+}
+
+type chargedReader struct {
+	r io.Reader
+	c *bodyCharge
+}
+
+func (cr *chargedReader) Read(p []byte) (int, error) {
+	n, err := cr.r.Read(p)
+	if n > 0 {
+		c := cr.c
+		if !c.b.Take(2*int64(n), c.held) {
+			return 0, c.refusal()
 		}
-		return nil, fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: op, Tenant: TenantOf(r)},
-			fmt.Sprintf("server busy: the documents of the requests in flight hold the memory the node keeps for them (%d MiB of its --memory-limit); retry", b.Limit()>>20)),
-			bodyRetryAfter)
+		c.held += 2 * int64(n)
 	}
-	return func() { b.Give(charge) }, nil
+	return n, err
+}
+
+// refusal is the 503 of a body past the budget, logged as the limiter's
+// sheds are.
+func (c *bodyCharge) refusal() error {
+	if info := reqctx.From(c.r.Context()); info != nil {
+		info.Shed = true
+	}
+	return fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: c.op, Tenant: TenantOf(c.r)},
+		fmt.Sprintf("server busy: the documents of the requests in flight hold the memory the node keeps for them (%d MiB of its --memory-limit); retry", c.b.Limit()>>20)),
+		bodyRetryAfter)
 }

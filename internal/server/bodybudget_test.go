@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"context"
+	"errors"
+	"io"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -27,8 +30,8 @@ func (h *heldDocs) Put(ctx context.Context, tenant, key string, body []byte, pre
 }
 
 // TestBodyBudgetShedsWrites: document writes whose bodies, counted twice,
-// would hold more than the budget are shed before their bodies are read,
-// 503 with Retry-After, and admitted again once the writes in flight end.
+// would hold more than the budget are shed, 503 with Retry-After, and
+// admitted again once the writes in flight end.
 func TestBodyBudgetShedsWrites(t *testing.T) {
 	held := &heldDocs{Mem: &servertest.Mem{}, waiting: make(chan struct{}), release: make(chan struct{})}
 	e := newEnv(t, func(o *server.Options) { o.Docs, o.Bodies = held, resilience.NewByteBudget(4500) })
@@ -77,5 +80,33 @@ func TestRefusalsForRoomThinned(t *testing.T) {
 	}
 	if n := strings.Count(e.logs.String(), `"level":"ERROR","msg":"request failed"`); n != 1 {
 		t.Errorf("%d error lines for 5 refusals in a period, want 1:\n%s", n, e.logs.String())
+	}
+}
+
+// TestBodyChargedAsItArrives: a write that declares a large body and sends
+// little of it holds only what it sent, so declared sizes alone cannot take
+// the budget from others; the budget is all given back once it fails.
+func TestBodyChargedAsItArrives(t *testing.T) {
+	budget := resilience.NewByteBudget(4500)
+	e := newEnv(t, func(o *server.Options) { o.Bodies = budget })
+	pr, pw := io.Pipe()
+	done := make(chan int)
+	go func() {
+		r := httptest.NewRequest("PUT", docURL(tenantA, "slow"), pr)
+		r.ContentLength = 1 << 20
+		r.Header.Set("Authorization", "Bearer "+e.tokA)
+		w := httptest.NewRecorder()
+		e.srv.ServeHTTP(w, r)
+		done <- w.Code
+	}()
+	io.WriteString(pw, `{"d":"`) // sent: 6 of the 1 MiB declared
+	body := `{"d":"` + strings.Repeat("x", 1000-8) + `"}`
+	if w := e.do(t, req{method: "PUT", path: docURL(tenantA, "k"), token: e.tokA, body: body}); w.Code != 201 {
+		t.Errorf("a write beside one declaring 1 MiB and sending 6 bytes: %d %s", w.Code, w.Body)
+	}
+	pw.CloseWithError(errors.New("client gone"))
+	<-done
+	if !budget.Take(4500, 0) {
+		t.Error("the budget was not all given back")
 	}
 }

@@ -223,13 +223,9 @@ func (s *Server) resolveConflict(w http.ResponseWriter, r *http.Request) {
 			setETag = l.tags[0]
 		}
 	}
-	release, err := s.admitBody(r, op, resolveLimit(s.maxBody))
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer release()
-	req, err := s.ReadResolve(w, r)
+	charge := s.chargeBody(r, op)
+	defer charge.release()
+	req, err := s.readResolve(w, r, charge)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -346,9 +342,14 @@ func resolveLimit(maxBody int64) int64 { return maxBody + 1024 }
 // allowed, exactly one member, a valid document); its errors are 4xx
 // naming the problem.
 func (s *Server) ReadResolve(w http.ResponseWriter, r *http.Request) (api.ResolveRequest, error) {
+	return s.readResolve(w, r, nil)
+}
+
+// readResolve is ReadResolve with the body charged to the memory budget.
+func (s *Server) readResolve(w http.ResponseWriter, r *http.Request, charge *bodyCharge) (api.ResolveRequest, error) {
 	const op = "conflict.resolve"
 	var req api.ResolveRequest
-	raw, err := s.readEncoded(w, r, op, resolveLimit(s.maxBody))
+	raw, err := s.readEncoded(w, r, op, resolveLimit(s.maxBody), charge)
 	switch {
 	case err != nil:
 		return req, err

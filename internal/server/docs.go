@@ -85,13 +85,9 @@ func (s *Server) putDoc(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	release, err := s.admitBody(r, "doc.put", s.maxBody)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	defer release()
-	body, err := s.readBody(w, r)
+	charge := s.chargeBody(r, "doc.put")
+	defer charge.release()
+	body, err := s.readBody(w, r, charge)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

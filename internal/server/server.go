@@ -131,9 +131,9 @@ type Options struct {
 	// MaxBodyBytes bounds a document body [1 MiB]; larger bodies get 413.
 	MaxBodyBytes int64
 	// Bodies bounds the memory held by the bodies of document writes in
-	// flight, each counted twice (read, and staged for the store): a write
-	// that would go over it is shed, 503 with Retry-After, before its body
-	// is read. nil: no bound.
+	// flight, each byte counted twice (read, and staged for the store) as
+	// it arrives: a write whose body would go over it is shed, 503 with
+	// Retry-After. nil: no bound.
 	Bodies *resilience.ByteBudget
 	// MaxDepth bounds nesting for the default validator [64].
 	MaxDepth int
