@@ -134,7 +134,7 @@ func TestImportServeReplicate(t *testing.T) {
 
 	// A running node's directory is refused, and nothing is written.
 	code, out, errs = importRun(t, "--data-dir", data, "--tenant", "demo", "--key-field", "id", file)
-	if code != 1 || !strings.Contains(errs, "in use by another process") || !strings.Contains(errs, "stop the node") || strings.Contains(out, "imported") {
+	if code != 1 || !strings.Contains(errs, "in use by another process") || !strings.Contains(errs, "a running node, or an import or export): stop it first") || strings.Contains(out, "imported") {
 		t.Errorf("import into a running node's directory: exit %d\n%s%s", code, out, errs)
 	}
 	if got := nodeETags(t, a); len(got) != len(etags) {
