@@ -1,18 +1,26 @@
 package resilience
 
-import "sync/atomic"
+import (
+	"sync"
+	"sync/atomic"
+)
 
 // ByteBudget bounds the memory that requests in flight hold by their size,
 // where counting requests (Limiter) is blind to it: a few dozen PUTs of
 // 1 MiB documents, or MGETs of many, take more than a small node's heap,
 // and the node would be killed for its memory where it should shed them.
-// A request takes its bytes before it holds them and gives them back when
-// done; one that cannot take them is shed. A nil *ByteBudget admits all.
-// It is safe for concurrent use.
+// A request takes its bytes as it comes to hold them and gives them back
+// when done; one that cannot take them is shed. One tenant holds at most
+// half of the budget, so that a tenant sending many large requests at once
+// sheds its own before the others'. A nil *ByteBudget admits all. It is
+// safe for concurrent use.
 type ByteBudget struct {
 	limit   int64
-	used    atomic.Int64
 	refused atomic.Int64
+
+	mu       sync.Mutex // guards the following
+	used     int64
+	byTenant map[string]int64
 }
 
 // NewByteBudget returns a budget of limit bytes, or nil (no bound) for a
@@ -21,24 +29,44 @@ func NewByteBudget(limit int64) *ByteBudget {
 	if limit <= 0 {
 		return nil
 	}
-	return &ByteBudget{limit: limit}
+	return &ByteBudget{limit: limit, byTenant: map[string]int64{}}
 }
 
-// Take charges n more bytes to a request that holds held bytes of the
-// budget already (0 for its first take), or reports false, charging
-// nothing, when that would go over the limit. A request is admitted
-// whatever its size while nothing else is charged, so a limit below one
-// request's need slows such requests, never stops them.
-func (b *ByteBudget) Take(n, held int64) bool {
+// Take charges n more bytes to a request of tenant that holds held bytes
+// of the budget already (0 for its first take), or reports false,
+// charging nothing, when that would go over the limit or over the tenant's
+// half of it. A request is admitted whatever its size while nothing else
+// is charged (to the node, or to its tenant for the tenant's share), so a
+// limit below one request's need slows such requests, never stops them.
+func (b *ByteBudget) Take(tenant string, n, held int64) bool {
 	if b == nil {
 		return true
 	}
-	if now := b.used.Add(n); now > b.limit && now != n+held {
-		b.used.Add(-n)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	mine := b.byTenant[tenant]
+	if (b.used+n > b.limit && b.used != held) || (mine+n > b.limit/2 && mine != held) {
 		b.refused.Add(1)
 		return false
 	}
+	b.used += n
+	b.byTenant[tenant] = mine + n
 	return true
+}
+
+// Give returns n bytes tenant took.
+func (b *ByteBudget) Give(tenant string, n int64) {
+	if b == nil || n == 0 {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.used -= n
+	if left := b.byTenant[tenant] - n; left > 0 {
+		b.byTenant[tenant] = left
+	} else {
+		delete(b.byTenant, tenant)
+	}
 }
 
 // Refused counts the takes refused; 0 for a nil budget.
@@ -47,13 +75,6 @@ func (b *ByteBudget) Refused() int64 {
 		return 0
 	}
 	return b.refused.Load()
-}
-
-// Give returns n bytes taken.
-func (b *ByteBudget) Give(n int64) {
-	if b != nil {
-		b.used.Add(-n)
-	}
 }
 
 // Limit is the budget's size; 0 for a nil budget.

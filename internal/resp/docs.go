@@ -241,7 +241,7 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 	}
 	bodies := make([][]byte, len(keys))
 	total := 0
-	defer func() { s.opt.Replies.Give(2 * int64(total)) }()
+	defer func() { s.opt.Replies.Give(ss.tenant, 2*int64(total)) }()
 	for i, k := range keys {
 		d, err := s.opt.Docs.Get(ss.ctx(), ss.tenant, k)
 		switch {
@@ -251,8 +251,8 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 				c.WriteError("ERR MGET reply larger than " + strconv.Itoa(s.maxReply) + " bytes: ask for fewer keys at a time")
 				return failed(fault.Invalid)
 			}
-			if !s.opt.Replies.Take(2*int64(len(d.Body)), 2*int64(total)) {
-				c.WriteError(fmt.Sprintf("TRYAGAIN server busy: the replies being gathered hold the memory the node keeps for them (%d MiB of its --memory-limit); retry after %s",
+			if !s.opt.Replies.Take(ss.tenant, 2*int64(len(d.Body)), 2*int64(total)) {
+				c.WriteError(fmt.Sprintf("TRYAGAIN server busy: the replies being gathered hold the memory the node keeps for them (%d MiB of its --memory-limit, half of it at most for one tenant); retry after %s",
 					s.opt.Replies.Limit()>>20, retryAfter(time.Second)))
 				return failed(fault.Exhausted)
 			}

@@ -44,19 +44,19 @@ func TestMGetRepliesBudget(t *testing.T) {
 	defer s.Shutdown(ctx)
 	c := redis.NewClient(&redis.Options{Addr: ln.Addr().String(), Username: "acme", Password: acmeToken, MaxRetries: -1})
 	defer c.Close()
-	budget.Take(3000, 0) // another request's share
+	budget.Take("beta", 2500, 0) // another tenant's request
 	if err := c.MGet(ctx, "a", "b", "c").Err(); err == nil || !strings.HasPrefix(err.Error(), "TRYAGAIN server busy") {
-		t.Errorf("MGET of three beside another request's 3,000 bytes, in a budget of 5,000: %v; want TRYAGAIN", err)
+		t.Errorf("MGET of three beside another tenant's 2,500 bytes, in a budget of 5,000: %v; want TRYAGAIN", err)
 	}
 	if budget.Refused() != 1 {
 		t.Errorf("refusals counted %d, want 1", budget.Refused())
 	}
-	budget.Give(3000)
+	budget.Give("beta", 2500)
 	// Alone, an MGET over the budget is served: it must not wait for ever.
 	if v, err := c.MGet(ctx, "a", "b", "c").Result(); err != nil || len(v) != 3 || v[0] != body {
 		t.Errorf("MGET of three alone, the budget given back: %v, %v", v, err)
 	}
-	if !budget.Take(5000, 0) {
+	if !budget.Take("anyone", 5000, 0) {
 		t.Error("the budget was not all given back")
 	}
 }

@@ -23,10 +23,11 @@ const bodyRetryAfter = time.Second
 // large bodies and sending nothing holds nothing of the budget. A nil
 // *bodyCharge charges nothing.
 type bodyCharge struct {
-	b    *resilience.ByteBudget
-	r    *http.Request
-	op   string
-	held int64
+	b      *resilience.ByteBudget
+	r      *http.Request
+	op     string
+	tenant string
+	held   int64
 }
 
 // chargeBody returns the charge of r's body, nil without a budget.
@@ -34,7 +35,7 @@ func (s *Server) chargeBody(r *http.Request, op string) *bodyCharge {
 	if s.bodies == nil {
 		return nil
 	}
-	return &bodyCharge{b: s.bodies, r: r, op: op}
+	return &bodyCharge{b: s.bodies, r: r, op: op, tenant: TenantOf(r)}
 }
 
 // reader is rd charged as it is read; a read past the budget fails with a
@@ -49,7 +50,7 @@ func (c *bodyCharge) reader(rd io.Reader) io.Reader {
 // release gives back what the body took.
 func (c *bodyCharge) release() {
 	if c != nil {
-		c.b.Give(c.held)
+		c.b.Give(c.tenant, c.held)
 		c.held = 0
 	}
 }
@@ -63,7 +64,7 @@ func (cr *chargedReader) Read(p []byte) (int, error) {
 	n, err := cr.r.Read(p)
 	if n > 0 {
 		c := cr.c
-		if !c.b.Take(2*int64(n), c.held) {
+		if !c.b.Take(c.tenant, 2*int64(n), c.held) {
 			return 0, c.refusal()
 		}
 		c.held += 2 * int64(n)
@@ -77,7 +78,7 @@ func (c *bodyCharge) refusal() error {
 	if info := reqctx.From(c.r.Context()); info != nil {
 		info.Shed = true
 	}
-	return fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: c.op, Tenant: TenantOf(c.r)},
-		fmt.Sprintf("server busy: the documents of the requests in flight hold the memory the node keeps for them (%d MiB of its --memory-limit); retry", c.b.Limit()>>20)),
+	return fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: c.op, Tenant: c.tenant},
+		fmt.Sprintf("server busy: the documents of the requests in flight hold the memory the node keeps for them (%d MiB of its --memory-limit, half of it at most for one tenant); retry", c.b.Limit()>>20)),
 		bodyRetryAfter)
 }
