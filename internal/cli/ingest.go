@@ -398,6 +398,31 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// WriteTo sends the stream in writes of what one read brings, up to 1 MiB
+// (a file's reads bring that much, a pipe's what it holds): the ingest is
+// sent chunked, a chunk a write, and io.Copy's 32 KiB chunks make the node
+// take a bulk load in as many small reads, at a large cost in time.
+func (c *countingReader) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, 1<<20)
+	var total int64
+	for {
+		n, err := c.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		switch {
+		case err == io.EOF:
+			return total, nil
+		case err != nil:
+			return total, err
+		}
+	}
+}
+
 // err is the input's first read error other than io.EOF, or nil.
 func (c *countingReader) err() error {
 	if p := c.readErr.Load(); p != nil {
