@@ -1,6 +1,7 @@
 package resilience
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -75,6 +76,13 @@ func (b *ByteBudget) Refused() int64 {
 		return 0
 	}
 	return b.refused.Load()
+}
+
+// Busy is the message of a request shed for the budget, what naming what
+// holds it ("the documents of the requests in flight").
+func (b *ByteBudget) Busy(what string) string {
+	return fmt.Sprintf("server busy: %s hold the memory the node keeps for them (%d MiB of its --memory-limit, half of it at most for one tenant)",
+		what, b.Limit()>>20)
 }
 
 // Limit is the budget's size; 0 for a nil budget.

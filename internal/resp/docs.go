@@ -252,8 +252,7 @@ func cmdMGet(s *Server, c redcon.Conn, ss *session, args [][]byte) result {
 				return failed(fault.Invalid)
 			}
 			if !s.opt.Replies.Take(ss.tenant, 2*int64(len(d.Body)), 2*int64(total)) {
-				c.WriteError(fmt.Sprintf("TRYAGAIN server busy: the replies being gathered hold the memory the node keeps for them (%d MiB of its --memory-limit, half of it at most for one tenant); retry after %s",
-					s.opt.Replies.Limit()>>20, retryAfter(time.Second)))
+				c.WriteError("TRYAGAIN " + s.opt.Replies.Busy("the replies being gathered") + "; retry after " + retryAfter(time.Second))
 				return failed(fault.Exhausted)
 			}
 			total += len(d.Body)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -79,6 +78,6 @@ func (c *bodyCharge) refusal() error {
 		info.Shed = true
 	}
 	return fault.WithRetryAfter(fault.New(fault.Exhausted, fault.Context{Op: c.op, Tenant: c.tenant},
-		fmt.Sprintf("server busy: the documents of the requests in flight hold the memory the node keeps for them (%d MiB of its --memory-limit, half of it at most for one tenant); retry", c.b.Limit()>>20)),
+		c.b.Busy("the documents of the requests in flight")+"; retry"),
 		bodyRetryAfter)
 }

@@ -334,10 +334,6 @@ func resolveKey(r *http.Request) (string, error) {
 	return key, nil
 }
 
-// resolveLimit bounds a resolution's body: the document inside may be as
-// large as a PUT's, plus the wrapping.
-func resolveLimit(maxBody int64) int64 { return maxBody + 1024 }
-
 // ReadResolve reads and checks a resolution's request body (bounded, gzip
 // allowed, exactly one member, a valid document); its errors are 4xx
 // naming the problem.
@@ -349,7 +345,8 @@ func (s *Server) ReadResolve(w http.ResponseWriter, r *http.Request) (api.Resolv
 func (s *Server) readResolve(w http.ResponseWriter, r *http.Request, charge *bodyCharge) (api.ResolveRequest, error) {
 	const op = "conflict.resolve"
 	var req api.ResolveRequest
-	raw, err := s.readEncoded(w, r, op, resolveLimit(s.maxBody), charge)
+	// The document inside may be as large as a PUT's, plus the wrapping.
+	raw, err := s.readEncoded(w, r, op, s.maxBody+1024, charge)
 	switch {
 	case err != nil:
 		return req, err

@@ -232,14 +232,16 @@ func (s *S3) CheckBucket(ctx context.Context) error {
 	// short) is tried again, a few times in a few seconds: one such
 	// answer must not stop a node that would restore from the store. No
 	// answer at all (refused, unreachable) is a partition, returned at once.
-	for wait := checkRetryFirst; err != nil && busy(err) && wait <= checkRetryLast; wait *= 2 {
+	waited := func(d time.Duration) bool {
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait):
-			ok, err = s.client.BucketExists(ctx, s.bucket)
-			continue
+			return false
+		case <-time.After(d):
+			return true
 		}
-		break
+	}
+	for wait := checkRetryFirst; err != nil && busy(err) && wait <= checkRetryLast && waited(wait); wait *= 2 {
+		ok, err = s.client.BucketExists(ctx, s.bucket)
 	}
 	answer, noAnswer := minio.ToErrorResponse(err), err != nil && (unanswered(err) || busy(err))
 	if err != nil && answer.Code != "" && !strings.Contains(err.Error(), answer.Code) {
