@@ -198,7 +198,7 @@ func (r *Reloader) Config() *tls.Config {
 		NextProtos:     []string{"http/1.1"},
 	}
 	c.WrapSession = func(cs tls.ConnectionState, ss *tls.SessionState) ([]byte, error) {
-		ss.Extra = append(ss.Extra, binary.BigEndian.AppendUint64([]byte(ticketGen), r.cur.Load().gen))
+		ss.Extra = append(ss.Extra, r.ticketGen())
 		return c.EncryptTicket(cs, ss)
 	}
 	c.UnwrapSession = func(identity []byte, cs tls.ConnectionState) (*tls.SessionState, error) {
@@ -206,7 +206,7 @@ func (r *Reloader) Config() *tls.Config {
 		if ss == nil || err != nil {
 			return ss, err
 		}
-		want := binary.BigEndian.AppendUint64([]byte(ticketGen), r.cur.Load().gen)
+		want := r.ticketGen()
 		if !slices.ContainsFunc(ss.Extra, func(e []byte) bool { return bytes.Equal(e, want) }) {
 			return nil, nil // issued under an earlier certificate: a full handshake
 		}
@@ -215,12 +215,12 @@ func (r *Reloader) Config() *tls.Config {
 	return c
 }
 
-// ticketGen starts the entry of a session ticket's Extra that holds the
-// generation of the certificate it was issued under.
-const ticketGen = "cairn-tls-gen\x00"
-
-// Leaf is the certificate served now.
-func (r *Reloader) Leaf() *x509.Certificate { return r.cur.Load().cert.Leaf }
+// ticketGen is the entry of a session ticket's Extra that holds the
+// generation of the certificate served now, which a ticket issued under an
+// earlier one lacks.
+func (r *Reloader) ticketGen() []byte {
+	return binary.BigEndian.AppendUint64([]byte("cairn-tls-gen\x00"), r.cur.Load().gen)
+}
 
 // Served is the certificate chain served now.
 func (r *Reloader) Served() Served { return r.cur.Load().served }
